@@ -1,0 +1,3 @@
+//! The real-time OS domain.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]

@@ -1,0 +1,373 @@
+//! The capability protocol: operations a domain asks of the microvisor over `HVC #0`.
+//!
+//! Calling convention (SMCCC, fast call, vendor-specific hypervisor service range):
+//! `x0` = function id (`FN_BASE + op`), `x1..x6` = arguments; on return `x0` = 0 or a
+//! [`CapError`] code, `x1..x3` = results. Variable-size requests and replies are postcard
+//! bytes in the calling vCPU's message page (registered with [`CapOp::MsgPageSet`]); the byte
+//! length travels in a register. Every operation below documents who may call it, what
+//! capability it needs and whether it is idempotent.
+
+use crate::cap::CapHandle;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Base of our function ids: SMC64 fast call, owner 6 (vendor-specific hypervisor service).
+pub const FN_BASE: u32 = 0xC600_0000;
+/// Owning-entity mask of an SMCCC function id (bits 24..30) plus the call-type bits.
+pub const FN_OWNER_MASK: u32 = 0xFF00_0000;
+/// SMCCC "not supported" return, used for ids outside our range.
+pub const SMCCC_NOT_SUPPORTED: u64 = u64::MAX; // -1
+/// Size of a per-vCPU message page.
+pub const MSG_PAGE_SIZE: usize = 4096;
+/// Bytes of console text carried in registers `x2..x6` by [`CapOp::ConsoleWrite`].
+pub const CONSOLE_REG_BYTES: usize = 40;
+
+/// A protocol version. Majors must match exactly; a caller's minor may be at most ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// Incompatible changes.
+    pub major: u16,
+    /// Compatible additions.
+    pub minor: u16,
+}
+
+impl Version {
+    /// Packs into a register.
+    pub const fn to_raw(self) -> u64 {
+        ((self.major as u64) << 16) | self.minor as u64
+    }
+    /// Unpacks from a register (upper bits ignored).
+    pub const fn from_raw(raw: u64) -> Self {
+        Self {
+            major: (raw >> 16) as u16,
+            minor: raw as u16,
+        }
+    }
+    /// Whether a caller speaking `client` may talk to a server speaking `self`.
+    pub const fn accepts(self, client: Version) -> bool {
+        self.major == client.major && client.minor <= self.minor
+    }
+}
+
+/// The version this tree speaks.
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 0 };
+
+/// Capability-protocol operations (`x0 = FN_BASE + op`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum CapOp {
+    /// Any domain. `x1` = caller's [`Version`]. Must precede every other call but
+    /// `ConsoleWrite`/`NullCall`. Returns `x1` = our version. Idempotent.
+    Negotiate = 0,
+    /// Any domain holding a Console cap (every domain gets one). `x1` = byte count
+    /// (≤ [`CONSOLE_REG_BYTES`]), `x2..x6` = bytes, little-endian. Not idempotent (prints).
+    ConsoleWrite = 1,
+    /// Any domain. `x1` = guest-physical address of a 4 KiB page in the caller's RAM; it
+    /// becomes the calling vCPU's message page. Idempotent.
+    MsgPageSet = 2,
+    /// Any domain. Writes `Vec<CapInfo>` to the message page; `x1` = length. Idempotent.
+    CapList = 3,
+    /// Holder of a Module cap (READ). `x1` = handle. Returns `x1` = size. Idempotent.
+    ModuleInfo = 4,
+    /// Holder of a Module cap (READ). `x1` = handle, `x2` = offset, `x3` = length
+    /// (≤ page). Copies module bytes into the message page; `x1` = bytes copied. Idempotent.
+    ModuleRead = 5,
+    /// Holder of Module (READ) and Memory (WRITE) caps. Message page holds a postcard
+    /// [`DomainSpec`] of `x1` bytes. Creates a paused domain; returns `x1` = Domain cap
+    /// handle, `x2` = domain id. Not idempotent.
+    DomainCreate = 6,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle. Starts vCPU 0 of a created domain.
+    DomainStart = 7,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle. Idempotent.
+    DomainPause = 8,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle. Idempotent.
+    DomainUnpause = 9,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle. Stops the domain, scrubs and frees
+    /// its memory and revokes the handle (later use: `Stale`). Not idempotent.
+    DomainDestroy = 10,
+    /// Holder of a Domain cap (READ). `x1` = handle. Writes a postcard [`DomainInfo`] to the
+    /// message page; `x1` = length. Idempotent.
+    DomainQuery = 11,
+    /// Any domain. Does nothing; the benchmark's round trip. Idempotent.
+    NullCall = 12,
+    /// Any domain. Returns `x1` = calling domain id, `x2` = calling vCPU index. Idempotent.
+    WhoAmI = 13,
+}
+
+impl TryFrom<u32> for CapOp {
+    type Error = CapError;
+    fn try_from(op: u32) -> Result<Self, CapError> {
+        Ok(match op {
+            0 => Self::Negotiate,
+            1 => Self::ConsoleWrite,
+            2 => Self::MsgPageSet,
+            3 => Self::CapList,
+            4 => Self::ModuleInfo,
+            5 => Self::ModuleRead,
+            6 => Self::DomainCreate,
+            7 => Self::DomainStart,
+            8 => Self::DomainPause,
+            9 => Self::DomainUnpause,
+            10 => Self::DomainDestroy,
+            11 => Self::DomainQuery,
+            12 => Self::NullCall,
+            13 => Self::WhoAmI,
+            _ => return Err(CapError::UnknownCall),
+        })
+    }
+}
+
+impl CapOp {
+    /// The SMCCC function id for this operation.
+    pub const fn function_id(self) -> u32 {
+        FN_BASE + self as u32
+    }
+    /// Decodes an `x0` value in our range; `None` if it is not one of our function ids.
+    pub fn from_function_id(fid: u64) -> Option<Result<Self, CapError>> {
+        let fid = u32::try_from(fid).ok()?;
+        if fid & FN_OWNER_MASK != FN_BASE & FN_OWNER_MASK {
+            return None;
+        }
+        Some(Self::try_from(fid & !FN_OWNER_MASK))
+    }
+}
+
+/// Errors of the capability protocol. Wire code in `x0`; 0 means success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum CapError {
+    /// unknown capability-protocol operation
+    UnknownCall = 1,
+    /// protocol version mismatch (x1 holds the microvisor's version)
+    VersionMismatch = 2,
+    /// the caller has not negotiated a protocol version yet
+    NotNegotiated = 3,
+    /// no capability at that handle
+    InvalidHandle = 4,
+    /// the handle refers to an object that has since been destroyed or replaced
+    Stale = 5,
+    /// the capability is of the wrong kind for this operation
+    WrongKind = 6,
+    /// the capability lacks the rights this operation needs
+    NoRights = 7,
+    /// an argument is out of range or malformed
+    InvalidArgument = 8,
+    /// not enough memory in the pool or quota
+    NoMemory = 9,
+    /// the calling vCPU has no message page registered
+    NoMsgPage = 10,
+    /// a guest address is not in the caller's RAM
+    Fault = 11,
+    /// the message page does not hold a valid encoded request
+    BadMessage = 12,
+    /// the object is not in a state that allows the operation
+    WrongState = 13,
+    /// the caller's capability table or the domain table is full
+    NoSlots = 14,
+    /// the reply does not fit in the message page
+    TooLarge = 15,
+    /// the requested physical CPU does not exist or is already exclusively owned
+    CpuUnavailable = 16,
+}
+
+impl CapError {
+    /// Decodes a wire code; `None` for 0 (success) and unknown codes.
+    pub fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            1 => Self::UnknownCall,
+            2 => Self::VersionMismatch,
+            3 => Self::NotNegotiated,
+            4 => Self::InvalidHandle,
+            5 => Self::Stale,
+            6 => Self::WrongKind,
+            7 => Self::NoRights,
+            8 => Self::InvalidArgument,
+            9 => Self::NoMemory,
+            10 => Self::NoMsgPage,
+            11 => Self::Fault,
+            12 => Self::BadMessage,
+            13 => Self::WrongState,
+            14 => Self::NoSlots,
+            15 => Self::TooLarge,
+            16 => Self::CpuUnavailable,
+            _ => return None,
+        })
+    }
+
+    /// The message for this error (its doc comment).
+    pub const fn message(self) -> &'static str {
+        match self {
+            Self::UnknownCall => "unknown capability-protocol operation",
+            Self::VersionMismatch => "protocol version mismatch",
+            Self::NotNegotiated => "protocol version not negotiated",
+            Self::InvalidHandle => "no capability at that handle",
+            Self::Stale => "stale handle: the object was destroyed or replaced",
+            Self::WrongKind => "capability of the wrong kind",
+            Self::NoRights => "capability lacks the needed rights",
+            Self::InvalidArgument => "invalid argument",
+            Self::NoMemory => "out of memory",
+            Self::NoMsgPage => "no message page registered",
+            Self::Fault => "guest address outside the caller's RAM",
+            Self::BadMessage => "malformed request in the message page",
+            Self::WrongState => "object in the wrong state",
+            Self::NoSlots => "table full",
+            Self::TooLarge => "reply too large for the message page",
+            Self::CpuUnavailable => "physical CPU unavailable",
+        }
+    }
+}
+
+impl core::fmt::Display for CapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Where and how one vCPU of a new domain runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcpuPlacement {
+    /// Physical CPU index (order of the host DT's cpu nodes).
+    pub pcpu: u16,
+    /// Fixed priority; higher runs first. Ignored when `exclusive`.
+    pub priority: u8,
+    /// The only vCPU on its pCPU: no scheduler on the path, WFI not trapped.
+    pub exclusive: bool,
+}
+
+/// `CapOp::DomainCreate`'s request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainSpec {
+    /// Name shown in logs and listings (≤ 31 bytes).
+    pub name: String,
+    /// Module cap of the flat image, loaded at the start of guest RAM.
+    pub image: CapHandle,
+    /// Memory cap the RAM is drawn from.
+    pub memory: CapHandle,
+    /// RAM size in MiB.
+    pub mem_mib: u32,
+    /// One entry per vCPU.
+    pub vcpus: Vec<VcpuPlacement>,
+    /// Free-form arguments handed to the domain in its start info.
+    pub cmdline: String,
+}
+
+/// Why a domain stopped running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// It asked to power off (PSCI SYSTEM_OFF).
+    PowerOff,
+    /// It asked to reboot (PSCI SYSTEM_RESET).
+    Reboot,
+    /// It touched guest-physical memory it does not have.
+    Stage2Fault {
+        /// The faulting guest-physical address.
+        ipa: u64,
+        /// Its exception syndrome.
+        esr: u64,
+    },
+    /// It took an exception the microvisor cannot emulate or reflect.
+    UnhandledTrap {
+        /// Exception syndrome.
+        esr: u64,
+        /// Guest PC.
+        pc: u64,
+    },
+}
+
+/// Lifecycle state of a domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum DomainState {
+    /// Built, not yet started.
+    Created,
+    /// At least one vCPU may run.
+    Running,
+    /// Paused by its controller.
+    Paused,
+    /// Stopped; memory kept until destroyed.
+    Stopped(StopReason),
+}
+
+/// `CapOp::DomainQuery`'s reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    /// Domain id.
+    pub domid: u16,
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: DomainState,
+    /// Number of vCPUs.
+    pub vcpus: u16,
+    /// vCPUs powered on.
+    pub vcpus_online: u16,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// Time spent running guest code, summed over vCPUs, in counter ticks.
+    pub cpu_ticks: u64,
+    /// Traps to the microvisor, summed over vCPUs.
+    pub exits: u64,
+    /// Virtual interrupts injected, summed over vCPUs.
+    pub irqs_injected: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_ids_round_trip() {
+        for op in [CapOp::Negotiate, CapOp::DomainCreate, CapOp::WhoAmI] {
+            let fid = u64::from(op.function_id());
+            assert_eq!(CapOp::from_function_id(fid), Some(Ok(op)));
+        }
+        assert_eq!(
+            CapOp::from_function_id(u64::from(FN_BASE + 999)),
+            Some(Err(CapError::UnknownCall))
+        );
+        // PSCI ids belong to another owner.
+        assert_eq!(CapOp::from_function_id(0x8400_0000), None);
+        assert_eq!(CapOp::from_function_id(u64::from(FN_BASE) | (1 << 40)), None);
+    }
+
+    #[test]
+    fn version_check() {
+        assert!(PROTOCOL_VERSION.accepts(PROTOCOL_VERSION));
+        assert!(!PROTOCOL_VERSION.accepts(Version { major: 2, minor: 0 }));
+        assert!(!PROTOCOL_VERSION.accepts(Version {
+            major: 1,
+            minor: PROTOCOL_VERSION.minor + 1
+        }));
+        assert_eq!(Version::from_raw(PROTOCOL_VERSION.to_raw()), PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn error_codes_round_trip() {
+        for code in 1..=16u64 {
+            let e = CapError::from_code(code).expect("known code");
+            assert_eq!(e as u64, code);
+        }
+        assert_eq!(CapError::from_code(0), None);
+        assert_eq!(CapError::from_code(999), None);
+    }
+
+    #[test]
+    fn domain_spec_encodes() {
+        let spec = DomainSpec {
+            name: "rtos".into(),
+            image: CapHandle { index: 3, generation: 1 },
+            memory: CapHandle { index: 1, generation: 1 },
+            mem_mib: 16,
+            vcpus: alloc::vec![VcpuPlacement { pcpu: 1, priority: 10, exclusive: true }],
+            cmdline: "hz=1000".into(),
+        };
+        let bytes = postcard::to_allocvec(&spec).unwrap();
+        assert_eq!(postcard::from_bytes::<DomainSpec>(&bytes).unwrap(), spec);
+        // Truncated input is an error, never a panic.
+        assert!(postcard::from_bytes::<DomainSpec>(&bytes[..bytes.len() / 2]).is_err());
+    }
+}

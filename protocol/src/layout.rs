@@ -1,0 +1,31 @@
+//! The guest-physical memory map every domain sees. It follows Xen's public `arch-arm.h`
+//! so guests built for Xen on ARM run unchanged.
+
+use crate::addr::GuestPhysAddr;
+
+/// Base of guest RAM (Xen's GUEST_RAM0_BASE).
+pub const GUEST_RAM_BASE: GuestPhysAddr = GuestPhysAddr::new(0x4000_0000);
+/// Largest RAM bank a guest can have here (Xen's GUEST_RAM0_SIZE).
+pub const GUEST_RAM_MAX: u64 = 0xC000_0000;
+/// Emulated GICv3 distributor (Xen's GUEST_GICV3_GICD_BASE).
+pub const GUEST_GICD_BASE: GuestPhysAddr = GuestPhysAddr::new(0x0300_1000);
+/// Size of the distributor frame.
+pub const GUEST_GICD_SIZE: u64 = 0x1_0000;
+/// First emulated redistributor (Xen's GUEST_GICV3_RDIST_BASE).
+pub const GUEST_GICR_BASE: GuestPhysAddr = GuestPhysAddr::new(0x0302_0000);
+/// Bytes per redistributor (RD frame + SGI frame).
+pub const GUEST_GICR_STRIDE: u64 = 0x2_0000;
+/// Size of the whole redistributor region (Xen's GUEST_GICV3_RDIST_SIZE).
+pub const GUEST_GICR_SIZE: u64 = 0x100_0000;
+/// Grant-table window (Xen's GUEST_GNTTAB_BASE).
+pub const GUEST_GNTTAB_BASE: GuestPhysAddr = GuestPhysAddr::new(0x3800_0000);
+/// Magic pages: xenstore, console (Xen's GUEST_MAGIC_BASE).
+pub const GUEST_MAGIC_BASE: GuestPhysAddr = GuestPhysAddr::new(0x3900_0000);
+/// Virtual timer PPI.
+pub const VTIMER_PPI: u32 = 27;
+/// Event-channel upcall PPI.
+pub const EVTCHN_PPI: u32 = 31;
+/// SPIs each emulated distributor exposes (INTIDs 32 .. 32 + GUEST_SPIS).
+pub const GUEST_SPIS: u32 = 64;
+/// Most vCPUs one domain can have.
+pub const MAX_VCPUS: usize = 8;

@@ -1,0 +1,70 @@
+//! The system manifest: what dom0 builds at boot, produced by the tools from the system
+//! description and passed as the boot module labelled [`crate::boot::MANIFEST_LABEL`].
+
+use crate::control::VcpuPlacement;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Manifest format version; dom0 rejects any other.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The whole system, in start order (dependencies first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemManifest {
+    /// Must equal [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// Domains dom0 creates, in the order it creates them.
+    pub domains: Vec<ManifestDomain>,
+}
+
+/// One domain of the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDomain {
+    /// Domain name.
+    pub name: String,
+    /// Label of the boot module holding its image.
+    pub image: String,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// Placement of each vCPU.
+    pub vcpus: Vec<VcpuPlacement>,
+    /// Arguments passed in its start info.
+    pub cmdline: String,
+    /// Names of domains that must be running before this one starts.
+    pub depends_on: Vec<String>,
+}
+
+impl SystemManifest {
+    /// Encodes for the boot module.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+    /// Decodes a boot module; malformed bytes are an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_and_rejects_garbage() {
+        let m = SystemManifest {
+            version: MANIFEST_VERSION,
+            domains: alloc::vec![ManifestDomain {
+                name: "rtos".into(),
+                image: "rtos".into(),
+                mem_mib: 8,
+                vcpus: alloc::vec![VcpuPlacement { pcpu: 1, priority: 0, exclusive: true }],
+                cmdline: String::new(),
+                depends_on: Vec::new(),
+            }],
+        };
+        let bytes = m.encode().unwrap();
+        assert_eq!(SystemManifest::decode(&bytes).unwrap(), m);
+        assert!(SystemManifest::decode(&[0xff; 3]).is_err());
+    }
+}

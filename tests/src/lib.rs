@@ -1,0 +1,3 @@
+//! QEMU integration tests.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
