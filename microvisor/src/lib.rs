@@ -1,3 +1,22 @@
-//! The Bulkhead EL2 core: CPU, stage-2 memory, vGICv3, timers, capabilities.
+//! The Bulkhead microvisor: the EL2 core. It owns CPUs, stage-2 memory, the GICv3 and the
+//! timers, and enforces capabilities; everything else runs in domains.
+//!
+//! Logic lives in host-testable modules (`mm`, `trap`, `sched`, `captable`, `vgic`); the
+//! `arch` module is the only place that touches hardware, with `arch/host.rs` standing in
+//! for it in host tests.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod captable;
+pub mod fdt_compact;
+#[cfg(target_os = "none")]
+pub mod hyp;
+pub mod log;
+pub mod mm;
+pub mod platform;
+pub mod sched;
+pub mod sync;
+pub mod trap;
+pub mod vgic;

@@ -100,7 +100,13 @@ mod tests {
     fn checked_arithmetic_refuses_overflow() {
         assert_eq!(GuestPhysAddr::new(u64::MAX).checked_add(1), None);
         assert_eq!(GuestPhysAddr::new(0).checked_sub(1), None);
-        assert_eq!(GuestPhysAddr::new(10).offset_from(GuestPhysAddr::new(4)), Some(6));
-        assert_eq!(GuestPhysAddr::new(4).offset_from(GuestPhysAddr::new(10)), None);
+        assert_eq!(
+            GuestPhysAddr::new(10).offset_from(GuestPhysAddr::new(4)),
+            Some(6)
+        );
+        assert_eq!(
+            GuestPhysAddr::new(4).offset_from(GuestPhysAddr::new(10)),
+            None
+        );
     }
 }

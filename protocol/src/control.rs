@@ -331,7 +331,10 @@ mod tests {
         );
         // PSCI ids belong to another owner.
         assert_eq!(CapOp::from_function_id(0x8400_0000), None);
-        assert_eq!(CapOp::from_function_id(u64::from(FN_BASE) | (1 << 40)), None);
+        assert_eq!(
+            CapOp::from_function_id(u64::from(FN_BASE) | (1 << 40)),
+            None
+        );
     }
 
     #[test]
@@ -342,7 +345,10 @@ mod tests {
             major: 1,
             minor: PROTOCOL_VERSION.minor + 1
         }));
-        assert_eq!(Version::from_raw(PROTOCOL_VERSION.to_raw()), PROTOCOL_VERSION);
+        assert_eq!(
+            Version::from_raw(PROTOCOL_VERSION.to_raw()),
+            PROTOCOL_VERSION
+        );
     }
 
     #[test]
@@ -359,10 +365,20 @@ mod tests {
     fn domain_spec_encodes() {
         let spec = DomainSpec {
             name: "rtos".into(),
-            image: CapHandle { index: 3, generation: 1 },
-            memory: CapHandle { index: 1, generation: 1 },
+            image: CapHandle {
+                index: 3,
+                generation: 1,
+            },
+            memory: CapHandle {
+                index: 1,
+                generation: 1,
+            },
             mem_mib: 16,
-            vcpus: alloc::vec![VcpuPlacement { pcpu: 1, priority: 10, exclusive: true }],
+            vcpus: alloc::vec![VcpuPlacement {
+                pcpu: 1,
+                priority: 10,
+                exclusive: true
+            }],
             cmdline: "hz=1000".into(),
         };
         let bytes = postcard::to_allocvec(&spec).unwrap();

@@ -58,7 +58,11 @@ mod tests {
                 name: "rtos".into(),
                 image: "rtos".into(),
                 mem_mib: 8,
-                vcpus: alloc::vec![VcpuPlacement { pcpu: 1, priority: 0, exclusive: true }],
+                vcpus: alloc::vec![VcpuPlacement {
+                    pcpu: 1,
+                    priority: 0,
+                    exclusive: true
+                }],
                 cmdline: String::new(),
                 depends_on: Vec::new(),
             }],

@@ -1,3 +1,42 @@
-//! QEMU integration tests.
-#![cfg_attr(not(test), no_std)]
+//! Helpers for the QEMU integration tests: boot one system from `tests/systems/`, wait for
+//! markers, and fail with the log path and the console's last lines.
+//!
+//! Boots are serialized (one image directory, two cores): run with `--test-threads=1`, and a
+//! lock makes parallel runs safe anyway. The images must have been built by
+//! `cargo bulkhead build` (`cargo bulkhead test` does it); tests never run cargo themselves.
 #![forbid(unsafe_code)]
+
+use bulkhead_tools::qemu::{self, Outcome, RunOptions, RunOutcome};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use bulkhead_tools::markers::Expect;
+
+/// Hard limit for one boot.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Console lines shown when a test fails.
+pub const TAIL_LINES: usize = 40;
+
+static QEMU_LOCK: Mutex<()> = Mutex::new(());
+
+/// `tests/systems/<name>.toml`.
+pub fn system(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("systems")
+        .join(format!("{name}.toml"))
+}
+
+/// Boots `tests/systems/<name>.toml` until `expect` is met; panics with the log path and
+/// its last lines otherwise.
+pub fn boot_expect(name: &str, expect: Expect) -> RunOutcome {
+    let _guard = QEMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = qemu::run(&RunOptions::test(system(name), expect, BOOT_TIMEOUT))
+        .unwrap_or_else(|e| panic!("cannot boot {name}: {e:#}"));
+    assert!(
+        out.outcome == Outcome::Matched,
+        "system `{name}`: {}",
+        out.report(TAIL_LINES)
+    );
+    out
+}

@@ -1,3 +1,17 @@
-//! Host CLI: build, image, run, test, bench.
-#![cfg_attr(not(test), no_std)]
+//! Host side of Bulkhead: builds the images, packs the boot image (modules, manifest, DTB),
+//! runs QEMU and the test suites. The `bulkhead` binary is a thin clap front end over these
+//! modules; the integration tests (`bulkhead-tests`) call [`qemu::run`] directly.
 #![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod build;
+pub mod deps;
+pub mod dtb;
+pub mod elf;
+pub mod image;
+pub mod markers;
+pub mod paths;
+pub mod qemu;
+pub mod system;
+pub mod testcmd;
+pub mod uboot;

@@ -1,3 +1,396 @@
-//! The orchestrator domain.
+//! The orchestrator's core: turns the boot manifest and dom0's capability list into
+//! `DomainSpec`s (or typed reasons why not), and detects and words domain state changes
+//! for the supervision loop. Everything here is pure and host-tested; `main.rs` only issues
+//! the hypercalls.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use protocol::boot::MAX_NAME_LEN;
+use protocol::cap::{CapHandle, CapInfo, CapKind};
+use protocol::control::{CapError, DomainSpec, DomainState, StopReason};
+use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
+
+/// Why the manifest cannot be used at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// the manifest module is not valid postcard
+    Malformed,
+    /// the manifest has a version dom0 does not speak
+    Version {
+        /// The version found.
+        found: u32,
+    },
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("manifest is malformed"),
+            Self::Version { found } => {
+                write!(f, "manifest version {found}, expected {MANIFEST_VERSION}")
+            }
+        }
+    }
+}
+
+/// Decodes and version-checks the manifest module.
+pub fn decode_manifest(bytes: &[u8]) -> Result<SystemManifest, ManifestError> {
+    let m = SystemManifest::decode(bytes).map_err(|_| ManifestError::Malformed)?;
+    if m.version != MANIFEST_VERSION {
+        return Err(ManifestError::Version { found: m.version });
+    }
+    Ok(m)
+}
+
+/// Why one domain of the manifest cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// dom0 holds no Memory capability
+    NoMemoryCap,
+    /// no boot module carries the domain's image label
+    NoImage {
+        /// The label looked for.
+        label: String,
+    },
+    /// a domain this one depends on is not running
+    Dependency {
+        /// The missing dependency.
+        name: String,
+    },
+    /// the name is empty or longer than MAX_NAME_LEN bytes
+    BadName,
+    /// the domain has no vCPUs
+    NoVcpus,
+    /// the microvisor refused an operation
+    Cap(CapError),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoMemoryCap => f.write_str("dom0 holds no Memory capability"),
+            Self::NoImage { label } => write!(f, "no boot module labelled \"{label}\""),
+            Self::Dependency { name } => write!(f, "dependency {name} is not running"),
+            Self::BadName => write!(f, "name must be 1..={MAX_NAME_LEN} bytes"),
+            Self::NoVcpus => f.write_str("no vCPUs"),
+            Self::Cap(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<CapError> for PlanError {
+    fn from(e: CapError) -> Self {
+        Self::Cap(e)
+    }
+}
+
+/// The Module cap labelled `label`.
+pub fn find_module<'a>(caps: &'a [CapInfo], label: &str) -> Option<&'a CapInfo> {
+    caps.iter()
+        .find(|c| c.kind == CapKind::Module && c.label == label)
+}
+
+/// The first Memory cap.
+pub fn memory_cap(caps: &[CapInfo]) -> Option<CapHandle> {
+    caps.iter()
+        .find(|c| c.kind == CapKind::Memory)
+        .map(|c| c.handle)
+}
+
+/// Builds the `DomainCreate` request for `d`, given dom0's caps and the names of the
+/// domains already running.
+pub fn plan_domain(
+    d: &ManifestDomain,
+    caps: &[CapInfo],
+    running: &[String],
+) -> Result<DomainSpec, PlanError> {
+    if d.name.is_empty() || d.name.len() > MAX_NAME_LEN {
+        return Err(PlanError::BadName);
+    }
+    if d.vcpus.is_empty() {
+        return Err(PlanError::NoVcpus);
+    }
+    if let Some(dep) = d.depends_on.iter().find(|dep| !running.contains(dep)) {
+        return Err(PlanError::Dependency { name: dep.clone() });
+    }
+    let memory = memory_cap(caps).ok_or(PlanError::NoMemoryCap)?;
+    let image = find_module(caps, &d.image)
+        .ok_or_else(|| PlanError::NoImage {
+            label: d.image.clone(),
+        })?
+        .handle;
+    Ok(DomainSpec {
+        name: d.name.clone(),
+        image,
+        memory,
+        mem_mib: d.mem_mib,
+        vcpus: d.vcpus.clone(),
+        cmdline: d.cmdline.clone(),
+    })
+}
+
+/// A domain state in words: `running`, `stopped: stage-2 fault at 0x...`, ...
+pub fn state_text(s: &DomainState) -> String {
+    match s {
+        DomainState::Created => "created".into(),
+        DomainState::Running => "running".into(),
+        DomainState::Paused => "paused".into(),
+        DomainState::Stopped(r) => format!("stopped: {}", stop_text(r)),
+        other => format!("{other:?}"),
+    }
+}
+
+fn stop_text(r: &StopReason) -> String {
+    match r {
+        StopReason::PowerOff => "powered off".into(),
+        StopReason::Reboot => "reboot requested".into(),
+        StopReason::Stage2Fault { ipa, esr } => {
+            format!("stage-2 fault at {ipa:#x} (esr {esr:#x})")
+        }
+        StopReason::UnhandledTrap { esr, pc } => {
+            format!("unhandled trap esr {esr:#x} at pc {pc:#x}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// One supervised domain.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// Its name.
+    pub name: String,
+    /// Its id.
+    pub domid: u16,
+    /// dom0's Domain cap for it.
+    pub handle: CapHandle,
+    state: DomainState,
+    last_error: Option<CapError>,
+}
+
+/// The domains dom0 watches and what it last knew of each.
+#[derive(Clone, Debug, Default)]
+pub struct Supervisor {
+    domains: Vec<Watched>,
+}
+
+impl Supervisor {
+    /// Watches a domain last known to be in `state`.
+    pub fn watch(&mut self, name: &str, domid: u16, handle: CapHandle, state: DomainState) {
+        self.domains.push(Watched {
+            name: name.to_string(),
+            domid,
+            handle,
+            state,
+            last_error: None,
+        });
+    }
+
+    /// The watched domains.
+    pub fn domains(&self) -> &[Watched] {
+        &self.domains
+    }
+
+    /// Records the result of querying domain `i`; returns the line to print, if any: a
+    /// state change, or a query error (once per distinct error, not every period).
+    pub fn observe(&mut self, i: usize, query: Result<DomainState, CapError>) -> Option<String> {
+        let d = self.domains.get_mut(i)?;
+        match query {
+            Ok(new) => {
+                d.last_error = None;
+                if new == d.state {
+                    return None;
+                }
+                let line = format!(
+                    "{} (d{}): {} -> {}",
+                    d.name,
+                    d.domid,
+                    state_text(&d.state),
+                    state_text(&new)
+                );
+                d.state = new;
+                Some(line)
+            }
+            Err(e) if d.last_error == Some(e) => None,
+            Err(e) => {
+                d.last_error = Some(e);
+                Some(format!("{} (d{}): query failed: {e}", d.name, d.domid))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::cap::{CapDetail, Rights};
+    use protocol::control::VcpuPlacement;
+
+    fn cap(index: u16, kind: CapKind, label: &str, detail: CapDetail) -> CapInfo {
+        CapInfo {
+            handle: CapHandle {
+                index,
+                generation: 1,
+            },
+            kind,
+            rights: Rights::READ | Rights::WRITE,
+            label: label.into(),
+            detail,
+        }
+    }
+
+    fn caps() -> Vec<CapInfo> {
+        vec![
+            cap(0, CapKind::Console, "console", CapDetail::Console),
+            cap(
+                1,
+                CapKind::Memory,
+                "ram",
+                CapDetail::Memory { free_pages: 1000 },
+            ),
+            cap(
+                2,
+                CapKind::Module,
+                "manifest",
+                CapDetail::Module { size: 10 },
+            ),
+            cap(3, CapKind::Module, "rtos", CapDetail::Module { size: 4096 }),
+        ]
+    }
+
+    fn domain(name: &str, image: &str, deps: &[&str]) -> ManifestDomain {
+        ManifestDomain {
+            name: name.into(),
+            image: image.into(),
+            mem_mib: 8,
+            vcpus: vec![VcpuPlacement {
+                pcpu: 1,
+                priority: 0,
+                exclusive: true,
+            }],
+            cmdline: "hz=1000".into(),
+            depends_on: deps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn manifest_checks() {
+        let m = SystemManifest {
+            version: MANIFEST_VERSION,
+            domains: vec![],
+        };
+        assert_eq!(decode_manifest(&m.encode().unwrap()), Ok(m));
+        let bad = SystemManifest {
+            version: 7,
+            domains: vec![],
+        }
+        .encode()
+        .unwrap();
+        let e = decode_manifest(&bad).unwrap_err();
+        assert_eq!(e.to_string(), "manifest version 7, expected 1");
+        assert_eq!(
+            decode_manifest(&[0xFF, 0xFF]),
+            Err(ManifestError::Malformed)
+        );
+    }
+
+    #[test]
+    fn plans_a_domain() {
+        let spec = plan_domain(&domain("rtos", "rtos", &[]), &caps(), &[]).unwrap();
+        assert_eq!(
+            spec.image,
+            CapHandle {
+                index: 3,
+                generation: 1
+            }
+        );
+        assert_eq!(
+            spec.memory,
+            CapHandle {
+                index: 1,
+                generation: 1
+            }
+        );
+        assert_eq!(
+            (spec.name.as_str(), spec.mem_mib, spec.cmdline.as_str()),
+            ("rtos", 8, "hz=1000")
+        );
+    }
+
+    #[test]
+    fn plan_errors() {
+        let c = caps();
+        let e = plan_domain(&domain("x", "nope", &[]), &c, &[]).unwrap_err();
+        assert_eq!(e.to_string(), "no boot module labelled \"nope\"");
+        // The console's label is not a module.
+        assert!(matches!(
+            plan_domain(&domain("x", "console", &[]), &c, &[]),
+            Err(PlanError::NoImage { .. })
+        ));
+        let no_mem: Vec<_> = c
+            .iter()
+            .filter(|c| c.kind != CapKind::Memory)
+            .cloned()
+            .collect();
+        assert_eq!(
+            plan_domain(&domain("x", "rtos", &[]), &no_mem, &[]),
+            Err(PlanError::NoMemoryCap)
+        );
+        let e = plan_domain(&domain("g", "rtos", &["netdom"]), &c, &["rtos".into()]).unwrap_err();
+        assert_eq!(e.to_string(), "dependency netdom is not running");
+        assert!(plan_domain(&domain("g", "rtos", &["rtos"]), &c, &["rtos".into()]).is_ok());
+        assert_eq!(
+            plan_domain(&domain("", "rtos", &[]), &c, &[]),
+            Err(PlanError::BadName)
+        );
+        let mut d = domain("x", "rtos", &[]);
+        d.vcpus.clear();
+        assert_eq!(plan_domain(&d, &c, &[]), Err(PlanError::NoVcpus));
+        assert_eq!(
+            PlanError::from(CapError::NoMemory).to_string(),
+            "out of memory"
+        );
+    }
+
+    #[test]
+    fn reports_changes_once() {
+        let mut s = Supervisor::default();
+        let h = CapHandle {
+            index: 4,
+            generation: 1,
+        };
+        s.watch("testguest", 2, h, DomainState::Running);
+        assert_eq!(s.observe(0, Ok(DomainState::Running)), None);
+        let fault = DomainState::Stopped(StopReason::Stage2Fault {
+            ipa: 0x4500_0000,
+            esr: 0x9200_0007,
+        });
+        assert_eq!(
+            s.observe(0, Ok(fault)).as_deref(),
+            Some(
+                "testguest (d2): running -> stopped: stage-2 fault at 0x45000000 (esr 0x92000007)"
+            )
+        );
+        assert_eq!(s.observe(0, Ok(fault)), None);
+        assert_eq!(
+            s.observe(0, Err(CapError::Stale)).as_deref(),
+            Some(
+                "testguest (d2): query failed: stale handle: the object was destroyed or replaced"
+            )
+        );
+        assert_eq!(s.observe(0, Err(CapError::Stale)), None);
+        assert_eq!(s.observe(1, Ok(DomainState::Running)), None);
+        assert_eq!(s.domains()[0].handle, h);
+        assert_eq!(
+            state_text(&DomainState::Stopped(StopReason::PowerOff)),
+            "stopped: powered off"
+        );
+    }
+}

@@ -1,3 +1,231 @@
-//! Adversarial and measurement micro-guests.
+//! Adversarial and measurement micro-guests: mode selection, the bad-capability probe
+//! table and the out-of-RAM address, all pure so they are tested on the host.
+//!
+//! Output markers (matched by the QEMU tests after the `[<domain>] ` prefix): `PASS`,
+//! `FAIL: <what>: expected <e> got <g>`, `touching <addr>`, `FAIL: survived`,
+//! `vcpu1 online`, `vcpu0 got SGI 1 from vcpu1`, `FAIL: no SGI`,
+//! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use bulkhead_runtime::cap::status_name;
+use protocol::cap::CapHandle;
+use protocol::control::{CapError, CapOp, Version, FN_BASE, PROTOCOL_VERSION};
+
+/// What this boot of the test guest does (`mode=<x>` on the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Two vCPUs exchange an SGI.
+    Smp,
+    /// Touch memory past the end of RAM.
+    Oob,
+    /// Misuse the capability protocol and expect typed errors.
+    Badcap,
+    /// Count instructions per null hypercall.
+    Bench,
+}
+
+/// The mode from the command line, or the offending value.
+pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
+    match bulkhead_runtime::cmdline::get(cmdline, "mode") {
+        Some("smp") => Ok(Mode::Smp),
+        Some("oob") => Ok(Mode::Oob),
+        Some("badcap") => Ok(Mode::Badcap),
+        Some("bench") => Ok(Mode::Bench),
+        Some(other) => Err(other),
+        None => Err(""),
+    }
+}
+
+/// The SGI the smp test sends.
+pub const SMP_SGI: u32 = 1;
+/// Null hypercalls the bench times.
+pub const BENCH_CALLS: u32 = 10_000;
+/// How far past the end of RAM the oob test reads.
+pub const OOB_DISTANCE: u64 = 64 << 20;
+
+/// The address the oob test reads: 64 MiB past the end of RAM, if still below 4 GiB
+/// (our stage-1 map covers only that, so the fault must come from stage 2).
+pub fn oob_address(ram_end: u64) -> Option<u64> {
+    ram_end.checked_add(OOB_DISTANCE).filter(|&a| a < 1 << 32)
+}
+
+/// One hypercall that must fail with a defined error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// What is checked (printed on failure).
+    pub what: &'static str,
+    /// `x0`.
+    pub fid: u64,
+    /// `x1..x6`.
+    pub args: [u64; 6],
+    /// The error the microvisor must return.
+    pub expect: CapError,
+}
+
+fn probe(what: &'static str, op: u64, a: [u64; 3], expect: CapError) -> Probe {
+    Probe {
+        what,
+        fid: op,
+        args: [a[0], a[1], a[2], 0, 0, 0],
+        expect,
+    }
+}
+
+fn fid(op: CapOp) -> u64 {
+    u64::from(op.function_id())
+}
+
+/// Probes issued before any Negotiate (in this order).
+pub fn pre_negotiate_probes() -> [Probe; 2] {
+    let newer = Version {
+        major: PROTOCOL_VERSION.major + 1,
+        minor: 0,
+    };
+    [
+        probe(
+            "call before Negotiate",
+            fid(CapOp::CapList),
+            [0; 3],
+            CapError::NotNegotiated,
+        ),
+        probe(
+            "Negotiate major+1",
+            fid(CapOp::Negotiate),
+            [newer.to_raw(), 0, 0],
+            CapError::VersionMismatch,
+        ),
+    ]
+}
+
+/// What the post-negotiation probes need to know about the guest.
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeContext {
+    /// This domain's Console cap.
+    pub console: CapHandle,
+    /// First byte past this domain's RAM.
+    pub ram_end: u64,
+    /// This vCPU's (page-aligned) message page.
+    pub msg_page: u64,
+}
+
+/// Probes issued after a successful Negotiate.
+pub fn probes(cx: &ProbeContext) -> alloc::vec::Vec<Probe> {
+    let c = cx.console;
+    let query = fid(CapOp::DomainQuery);
+    let h = |index, generation| CapHandle { index, generation }.to_raw();
+    alloc::vec![
+        probe(
+            "DomainQuery index 63",
+            query,
+            [h(63, 1), 0, 0],
+            CapError::InvalidHandle
+        ),
+        probe(
+            "DomainQuery on the Console cap",
+            query,
+            [c.to_raw(), 0, 0],
+            CapError::WrongKind
+        ),
+        probe(
+            "DomainQuery generation+1",
+            query,
+            [h(c.index, c.generation.wrapping_add(1)), 0, 0],
+            CapError::InvalidHandle
+        ),
+        probe(
+            "DomainQuery generation 0",
+            query,
+            [h(c.index, 0), 0, 0],
+            CapError::InvalidHandle
+        ),
+        probe(
+            "unknown op FN_BASE+999",
+            u64::from(FN_BASE + 999),
+            [0; 3],
+            CapError::UnknownCall
+        ),
+        probe(
+            "MsgPageSet outside RAM",
+            fid(CapOp::MsgPageSet),
+            [cx.ram_end.saturating_add(OOB_DISTANCE), 0, 0],
+            CapError::Fault
+        ),
+        probe(
+            "MsgPageSet misaligned",
+            fid(CapOp::MsgPageSet),
+            [cx.msg_page + 8, 0, 0],
+            CapError::InvalidArgument
+        ),
+        probe(
+            "ModuleRead bogus handle",
+            fid(CapOp::ModuleRead),
+            [h(0xFFFF, 0xDEAD), 0, 16],
+            CapError::InvalidHandle
+        ),
+        probe(
+            "handle with reserved bits",
+            query,
+            [c.to_raw() | 1 << 16, 0, 0],
+            CapError::InvalidHandle
+        ),
+    ]
+}
+
+/// `None` if `got` (a raw `x0`) is the expected error, else the failure line.
+pub fn judge(p: &Probe, got: u64) -> Option<String> {
+    (got != p.expect as u64).then(|| {
+        alloc::format!(
+            "FAIL: {}: expected {} got {}",
+            p.what,
+            status_name(p.expect as u64),
+            status_name(got)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("mode=smp"), Ok(Mode::Smp));
+        assert_eq!(parse_mode("x=1 mode=badcap"), Ok(Mode::Badcap));
+        assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
+        assert_eq!(parse_mode(""), Err(""));
+    }
+
+    #[test]
+    fn oob_stays_below_4g() {
+        assert_eq!(oob_address(0x4100_0000), Some(0x4500_0000));
+        assert_eq!(oob_address(0xFF00_0000), None);
+    }
+
+    #[test]
+    fn probe_table() {
+        let cx = ProbeContext {
+            console: CapHandle {
+                index: 0,
+                generation: 1,
+            },
+            ram_end: 0x4100_0000,
+            msg_page: 0x4008_0000,
+        };
+        let ps = probes(&cx);
+        assert_eq!(ps.len(), 9);
+        assert!(ps.iter().all(|p| p.expect != CapError::NotNegotiated));
+        let reserved = ps.iter().find(|p| p.what.contains("reserved")).unwrap();
+        assert_eq!(CapHandle::from_raw(reserved.args[0]), None);
+        assert_eq!(judge(&ps[0], 4), None);
+        assert_eq!(
+            judge(&ps[0], 0).as_deref(),
+            Some("FAIL: DomainQuery index 63: expected InvalidHandle got Ok")
+        );
+        let pre = pre_negotiate_probes();
+        assert_eq!(pre[1].args[0] >> 16, u64::from(PROTOCOL_VERSION.major) + 1);
+    }
+}

@@ -1,0 +1,12 @@
+//! AArch64 EL1: boot code and vectors ([`boot`]), system registers ([`regs`]), raw memory
+//! (heap, message pages, start info, probes: [`mem`]) and the GIC's MMIO frames.
+
+mod boot;
+mod mem;
+mod regs;
+
+pub(crate) use boot::call_domain_main;
+pub use boot::secondary_entry_ipa;
+pub(crate) use mem::copy_start_info;
+pub use mem::{gic_read32, gic_write32, msg_page_ipa, msg_read, msg_write, probe_read32, Heap};
+pub use regs::*;

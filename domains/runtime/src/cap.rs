@@ -1,0 +1,271 @@
+//! Typed wrappers for every capability-protocol operation (`protocol::control::CapOp`).
+//!
+//! Negotiation and message-page registration are lazy: the first wrapper that needs them
+//! (every one but [`console_write`], [`null_call`], [`who_am_i`] and [`negotiate`] itself)
+//! negotiates [`PROTOCOL_VERSION`] once per domain and registers the calling vCPU's page
+//! once per vCPU. So a domain that never calls them (the adversarial tests) can still probe
+//! the microvisor un-negotiated through the raw [`crate::hvc`]. Transactions through the
+//! message page run with IRQs masked so a handler on the same vCPU cannot clobber it.
+
+use protocol::control::{CapError, MSG_PAGE_SIZE, SMCCC_NOT_SUPPORTED};
+use serde::de::DeserializeOwned;
+
+/// Decodes the status in `x0`: 0 is success, SMCCC "not supported" is
+/// [`CapError::UnknownCall`]. A code this runtime does not know is reported as
+/// [`CapError::BadMessage`] (the reply cannot be understood).
+pub fn status(x0: u64) -> Result<(), CapError> {
+    match x0 {
+        0 => Ok(()),
+        SMCCC_NOT_SUPPORTED => Err(CapError::UnknownCall),
+        code => Err(CapError::from_code(code).unwrap_or(CapError::BadMessage)),
+    }
+}
+
+/// Checks a reply length from a register against the message page.
+pub fn reply_len(len: u64) -> Result<usize, CapError> {
+    usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= MSG_PAGE_SIZE)
+        .ok_or(CapError::TooLarge)
+}
+
+/// Decodes a postcard reply; malformed bytes are [`CapError::BadMessage`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CapError> {
+    postcard::from_bytes(bytes).map_err(|_| CapError::BadMessage)
+}
+
+/// Short name of a raw `x0` status, for test output (`Ok`, `InvalidHandle`, `code 0x..`).
+pub fn status_name(x0: u64) -> alloc::string::String {
+    use alloc::format;
+    match (x0, CapError::from_code(x0)) {
+        (0, _) => "Ok".into(),
+        (_, Some(e)) => format!("{e:?}"),
+        (SMCCC_NOT_SUPPORTED, None) => "NotSupported(-1)".into(),
+        (c, None) => format!("code {c:#x}"),
+    }
+}
+
+#[cfg(target_os = "none")]
+pub use hw::*;
+
+#[cfg(target_os = "none")]
+mod hw {
+    use super::{decode, reply_len, status};
+    use crate::arch;
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use protocol::cap::{CapHandle, CapInfo};
+    use protocol::control::{
+        CapError, CapOp, DomainInfo, DomainSpec, Version, CONSOLE_REG_BYTES, MSG_PAGE_SIZE,
+        PROTOCOL_VERSION,
+    };
+    use protocol::layout::MAX_VCPUS;
+
+    static NEGOTIATED: AtomicBool = AtomicBool::new(false);
+    static PAGE_SET: [AtomicBool; MAX_VCPUS] = [const { AtomicBool::new(false) }; MAX_VCPUS];
+
+    /// Issues `op` with `args`; `Ok(x1..x3)` on success.
+    pub fn call(op: CapOp, args: [u64; 6]) -> Result<[u64; 3], CapError> {
+        let r = arch::hvc(u64::from(op.function_id()), args);
+        status(r[0]).map(|()| [r[1], r[2], r[3]])
+    }
+
+    fn ready() -> Result<(), CapError> {
+        if !NEGOTIATED.load(Ordering::Acquire) {
+            negotiate()?;
+        }
+        if !PAGE_SET[crate::smp::current_vcpu()].load(Ordering::Acquire) {
+            register_msg_page()?;
+        }
+        Ok(())
+    }
+
+    /// `Negotiate` with [`PROTOCOL_VERSION`]; returns the microvisor's version.
+    pub fn negotiate() -> Result<Version, CapError> {
+        let r = call(CapOp::Negotiate, [PROTOCOL_VERSION.to_raw(), 0, 0, 0, 0, 0])?;
+        NEGOTIATED.store(true, Ordering::Release);
+        Ok(Version::from_raw(r[0]))
+    }
+
+    /// `ConsoleWrite` of up to 40 bytes (longer input is `InvalidArgument`).
+    pub fn console_write(bytes: &[u8]) -> Result<(), CapError> {
+        if bytes.len() > CONSOLE_REG_BYTES {
+            return Err(CapError::InvalidArgument);
+        }
+        let p = crate::console::pack(bytes);
+        call(
+            CapOp::ConsoleWrite,
+            [bytes.len() as u64, p[0], p[1], p[2], p[3], p[4]],
+        )
+        .map(drop)
+    }
+
+    /// `MsgPageSet` with an arbitrary address (adversarial use; see [`register_msg_page`]).
+    pub fn msg_page_set(ipa: u64) -> Result<(), CapError> {
+        call(CapOp::MsgPageSet, [ipa, 0, 0, 0, 0, 0]).map(drop)
+    }
+
+    /// Registers the calling vCPU's own message page.
+    pub fn register_msg_page() -> Result<(), CapError> {
+        msg_page_set(arch::msg_page_ipa())?;
+        PAGE_SET[crate::smp::current_vcpu()].store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Runs `op` and decodes the postcard reply whose length comes back in `x1`.
+    fn query<T: serde::de::DeserializeOwned>(op: CapOp, args: [u64; 6]) -> Result<T, CapError> {
+        ready()?;
+        let bytes = arch::without_interrupts(|| {
+            let r = call(op, args)?;
+            Ok::<_, CapError>(arch::msg_read(reply_len(r[0])?))
+        })?;
+        decode(&bytes)
+    }
+
+    /// `CapList`: every capability this domain holds.
+    pub fn cap_list() -> Result<Vec<CapInfo>, CapError> {
+        query(CapOp::CapList, [0; 6])
+    }
+
+    /// `ModuleInfo`: the module's size in bytes.
+    pub fn module_info(module: CapHandle) -> Result<u64, CapError> {
+        ready()?;
+        call(CapOp::ModuleInfo, [module.to_raw(), 0, 0, 0, 0, 0]).map(|r| r[0])
+    }
+
+    /// `ModuleRead`: copies up to a page of the module at `offset` into `buf`; returns the
+    /// number of bytes copied.
+    pub fn module_read(module: CapHandle, offset: u64, buf: &mut [u8]) -> Result<usize, CapError> {
+        ready()?;
+        let want = buf.len().min(MSG_PAGE_SIZE);
+        let bytes = arch::without_interrupts(|| {
+            let r = call(
+                CapOp::ModuleRead,
+                [module.to_raw(), offset, want as u64, 0, 0, 0],
+            )?;
+            let got = reply_len(r[0])?;
+            if got > want {
+                return Err(CapError::BadMessage);
+            }
+            Ok(arch::msg_read(got))
+        })?;
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        Ok(bytes.len())
+    }
+
+    /// Reads a whole module (`ModuleInfo`, then `ModuleRead` page by page).
+    pub fn module_read_all(module: CapHandle) -> Result<Vec<u8>, CapError> {
+        let size = usize::try_from(module_info(module)?).map_err(|_| CapError::TooLarge)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(size)
+            .map_err(|_| CapError::NoMemory)?;
+        let mut chunk = [0u8; MSG_PAGE_SIZE];
+        while out.len() < size {
+            let want = (size - out.len()).min(MSG_PAGE_SIZE);
+            let n = module_read(module, out.len() as u64, &mut chunk[..want])?;
+            if n == 0 {
+                // The module is shorter than ModuleInfo said: a microvisor inconsistency.
+                return Err(CapError::BadMessage);
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+        Ok(out)
+    }
+
+    /// `DomainCreate`: builds a paused domain; returns its Domain cap and domain id.
+    pub fn domain_create(spec: &DomainSpec) -> Result<(CapHandle, u16), CapError> {
+        ready()?;
+        let bytes = postcard::to_allocvec(spec).map_err(|_| CapError::InvalidArgument)?;
+        if bytes.len() > MSG_PAGE_SIZE {
+            return Err(CapError::TooLarge);
+        }
+        let r = arch::without_interrupts(|| {
+            arch::msg_write(&bytes);
+            call(CapOp::DomainCreate, [bytes.len() as u64, 0, 0, 0, 0, 0])
+        })?;
+        let handle = CapHandle::from_raw(r[0]).ok_or(CapError::BadMessage)?;
+        Ok((handle, r[1] as u16))
+    }
+
+    fn on_domain(op: CapOp, domain: CapHandle) -> Result<(), CapError> {
+        ready()?;
+        call(op, [domain.to_raw(), 0, 0, 0, 0, 0]).map(drop)
+    }
+
+    /// `DomainStart`.
+    pub fn domain_start(domain: CapHandle) -> Result<(), CapError> {
+        on_domain(CapOp::DomainStart, domain)
+    }
+    /// `DomainPause`.
+    pub fn domain_pause(domain: CapHandle) -> Result<(), CapError> {
+        on_domain(CapOp::DomainPause, domain)
+    }
+    /// `DomainUnpause`.
+    pub fn domain_unpause(domain: CapHandle) -> Result<(), CapError> {
+        on_domain(CapOp::DomainUnpause, domain)
+    }
+    /// `DomainDestroy`.
+    pub fn domain_destroy(domain: CapHandle) -> Result<(), CapError> {
+        on_domain(CapOp::DomainDestroy, domain)
+    }
+
+    /// `DomainQuery`.
+    pub fn domain_query(domain: CapHandle) -> Result<DomainInfo, CapError> {
+        query(CapOp::DomainQuery, [domain.to_raw(), 0, 0, 0, 0, 0])
+    }
+
+    /// `NullCall` (no negotiation needed).
+    pub fn null_call() -> Result<(), CapError> {
+        call(CapOp::NullCall, [0; 6]).map(drop)
+    }
+
+    /// `WhoAmI`: (domain id, vCPU index). No negotiation needed.
+    pub fn who_am_i() -> Result<(u16, u16), CapError> {
+        call(CapOp::WhoAmI, [0; 6]).map(|r| (r[0] as u16, r[1] as u16))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
+
+    #[test]
+    fn statuses() {
+        assert_eq!(status(0), Ok(()));
+        assert_eq!(status(4), Err(CapError::InvalidHandle));
+        assert_eq!(status(SMCCC_NOT_SUPPORTED), Err(CapError::UnknownCall));
+        assert_eq!(status(999), Err(CapError::BadMessage));
+        assert_eq!(status_name(0), "Ok");
+        assert_eq!(status_name(6), "WrongKind");
+        assert_eq!(status_name(999), "code 0x3e7");
+    }
+
+    #[test]
+    fn reply_lengths() {
+        assert_eq!(reply_len(0), Ok(0));
+        assert_eq!(reply_len(4096), Ok(4096));
+        assert_eq!(reply_len(4097), Err(CapError::TooLarge));
+        assert_eq!(reply_len(u64::MAX), Err(CapError::TooLarge));
+    }
+
+    #[test]
+    fn decodes_cap_lists() {
+        let caps = vec![CapInfo {
+            handle: CapHandle {
+                index: 2,
+                generation: 1,
+            },
+            kind: CapKind::Module,
+            rights: Rights::READ,
+            label: "manifest".into(),
+            detail: CapDetail::Module { size: 77 },
+        }];
+        let bytes = postcard::to_allocvec(&caps).unwrap();
+        assert_eq!(decode::<Vec<CapInfo>>(&bytes), Ok(caps));
+        assert_eq!(
+            decode::<Vec<CapInfo>>(&bytes[..3]),
+            Err(CapError::BadMessage)
+        );
+    }
+}

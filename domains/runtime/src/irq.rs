@@ -1,0 +1,64 @@
+//! Interrupt dispatch: the EL1 IRQ vector acknowledges interrupts and hands each INTID to
+//! the domain's registered handler, then ends it.
+//!
+//! With no handler registered, a virtual-timer interrupt stops the timer (that is all
+//! [`crate::timer::sleep_until`] needs) and anything else is just ended. Handlers run with
+//! IRQs masked and must not block; shared state goes through atomics or locks taken with
+//! [`without_interrupts`].
+
+#[cfg(target_os = "none")]
+pub use hw::*;
+
+#[cfg(target_os = "none")]
+mod hw {
+    use crate::{arch, gic, timer};
+    use protocol::layout::VTIMER_PPI;
+
+    pub use crate::arch::{enable_irqs, without_interrupts};
+
+    static HANDLER: spin::Mutex<Option<fn(u32)>> = spin::Mutex::new(None);
+
+    /// Waits in WFI until `cond` holds. The check and the WFI run with IRQs masked (WFI
+    /// still wakes on a pending interrupt, which is taken right after), so an interrupt
+    /// that makes `cond` true between the check and the WFI cannot be lost.
+    pub fn wait_until(mut cond: impl FnMut() -> bool) {
+        while !without_interrupts(|| {
+            let done = cond();
+            if !done {
+                arch::wfi();
+            }
+            done
+        }) {}
+    }
+
+    /// Registers the domain's interrupt handler (replacing any previous one).
+    pub fn set_handler(handler: fn(u32)) {
+        without_interrupts(|| *HANDLER.lock() = Some(handler));
+    }
+
+    /// Sets up the GIC for the first vCPU: distributor plus this vCPU's redistributor and
+    /// CPU interface. IRQs stay masked until [`enable_irqs`].
+    pub fn init_primary() {
+        gic::init_distributor();
+        gic::init_cpu();
+    }
+
+    /// Sets up the calling secondary vCPU's redistributor and CPU interface.
+    pub fn init_secondary() {
+        gic::init_cpu();
+    }
+
+    /// Called by the IRQ vector.
+    pub(crate) fn dispatch() {
+        while let Some(intid) = gic::ack() {
+            let handler = *HANDLER.lock();
+            match handler {
+                Some(h) => h(intid),
+                None if intid == VTIMER_PPI => timer::stop(),
+                None => {}
+            }
+            gic::eoi(intid);
+        }
+        arch::isb();
+    }
+}

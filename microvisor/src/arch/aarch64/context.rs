@@ -1,0 +1,178 @@
+//! Per-vCPU hardware context: general registers, EL1 system registers, the virtual timer and
+//! the GIC virtual CPU interface. Saved when a vCPU leaves a CPU and restored when it comes
+//! back; a vCPU that stays on its CPU (pinned exclusive) is never switched.
+
+use super::sysreg::*;
+
+/// General-purpose registers, PC and PSTATE. Layout is fixed by `vectors.rs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GuestRegs {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// Guest PC (`ELR_EL2`).
+    pub pc: u64,
+    /// Guest PSTATE (`SPSR_EL2`).
+    pub pstate: u64,
+}
+
+/// PSTATE of a vCPU at reset: EL1h, D/A/I/F masked.
+pub const PSTATE_EL1H_MASKED: u64 = 0x3c5;
+/// `SCTLR_EL1` at reset: MMU and caches off, RES1 bits set.
+pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
+/// EL1/EL0 system registers a guest owns.
+#[allow(missing_docs)] // Field names are the architectural register names.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct El1Context {
+    pub sctlr: u64,
+    pub cpacr: u64,
+    pub ttbr0: u64,
+    pub ttbr1: u64,
+    pub tcr: u64,
+    pub esr: u64,
+    pub afsr0: u64,
+    pub afsr1: u64,
+    pub far: u64,
+    pub mair: u64,
+    pub amair: u64,
+    pub vbar: u64,
+    pub contextidr: u64,
+    pub cntkctl: u64,
+    pub par: u64,
+    pub tpidr_el1: u64,
+    pub sp_el1: u64,
+    pub elr_el1: u64,
+    pub spsr_el1: u64,
+    pub sp_el0: u64,
+    pub tpidr_el0: u64,
+    pub tpidrro_el0: u64,
+    pub csselr: u64,
+    pub mdscr: u64,
+    pub vmpidr: u64,
+    pub cntv_ctl: u64,
+    pub cntv_cval: u64,
+}
+
+impl El1Context {
+    /// State of a freshly reset vCPU with the given `MPIDR_EL1` value.
+    pub fn reset(vmpidr: u64) -> Self {
+        Self {
+            sctlr: SCTLR_EL1_RESET,
+            vmpidr,
+            ..Self::default()
+        }
+    }
+
+    /// Captures the registers of the vCPU that just ran on this CPU.
+    pub fn save(&mut self) {
+        self.sctlr = read_sctlr_el1();
+        self.cpacr = read_cpacr_el1();
+        self.ttbr0 = read_ttbr0_el1();
+        self.ttbr1 = read_ttbr1_el1();
+        self.tcr = read_tcr_el1();
+        self.esr = read_esr_el1();
+        self.afsr0 = read_afsr0_el1();
+        self.afsr1 = read_afsr1_el1();
+        self.far = read_far_el1();
+        self.mair = read_mair_el1();
+        self.amair = read_amair_el1();
+        self.vbar = read_vbar_el1();
+        self.contextidr = read_contextidr_el1();
+        self.cntkctl = read_cntkctl_el1();
+        self.par = read_par_el1();
+        self.tpidr_el1 = read_tpidr_el1();
+        self.sp_el1 = read_sp_el1();
+        self.elr_el1 = read_elr_el1();
+        self.spsr_el1 = read_spsr_el1();
+        self.sp_el0 = read_sp_el0();
+        self.tpidr_el0 = read_tpidr_el0();
+        self.tpidrro_el0 = read_tpidrro_el0();
+        self.csselr = read_csselr_el1();
+        self.mdscr = read_mdscr_el1();
+        self.vmpidr = read_vmpidr_el2();
+        self.cntv_ctl = read_cntv_ctl_el0();
+        self.cntv_cval = read_cntv_cval_el0();
+        // Stop this vCPU's timer from firing while another vCPU owns the CPU.
+        write_cntv_ctl_el0(0);
+    }
+
+    /// Loads the registers of the vCPU about to run on this CPU.
+    pub fn restore(&self) {
+        write_sctlr_el1(self.sctlr);
+        write_cpacr_el1(self.cpacr);
+        write_ttbr0_el1(self.ttbr0);
+        write_ttbr1_el1(self.ttbr1);
+        write_tcr_el1(self.tcr);
+        write_esr_el1(self.esr);
+        write_afsr0_el1(self.afsr0);
+        write_afsr1_el1(self.afsr1);
+        write_far_el1(self.far);
+        write_mair_el1(self.mair);
+        write_amair_el1(self.amair);
+        write_vbar_el1(self.vbar);
+        write_contextidr_el1(self.contextidr);
+        write_cntkctl_el1(self.cntkctl);
+        write_par_el1(self.par);
+        write_tpidr_el1(self.tpidr_el1);
+        write_sp_el1(self.sp_el1);
+        write_elr_el1(self.elr_el1);
+        write_spsr_el1(self.spsr_el1);
+        write_sp_el0(self.sp_el0);
+        write_tpidr_el0(self.tpidr_el0);
+        write_tpidrro_el0(self.tpidrro_el0);
+        write_csselr_el1(self.csselr);
+        write_mdscr_el1(self.mdscr);
+        write_vmpidr_el2(self.vmpidr);
+        write_cntv_cval_el0(self.cntv_cval);
+        write_cntv_ctl_el0(self.cntv_ctl);
+    }
+}
+
+/// Most list registers the architecture allows.
+pub const MAX_LRS: usize = 16;
+
+/// The GIC virtual CPU interface state of one vCPU.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VgicHwState {
+    /// `ICH_VMCR_EL2`: the guest's priority mask, group enables, EOI mode.
+    pub vmcr: u64,
+    /// `ICH_AP0R0_EL2`.
+    pub ap0r0: u64,
+    /// `ICH_AP1R0_EL2`.
+    pub ap1r0: u64,
+}
+
+impl VgicHwState {
+    /// Captures the interface state (not the LRs, which the run loop syncs on every exit).
+    pub fn save(&mut self) {
+        self.vmcr = read_ich_vmcr_el2();
+        self.ap0r0 = read_ich_ap0r0_el2();
+        self.ap1r0 = read_ich_ap1r0_el2();
+    }
+    /// Loads the interface state.
+    pub fn restore(&self) {
+        write_ich_vmcr_el2(self.vmcr);
+        write_ich_ap0r0_el2(self.ap0r0);
+        write_ich_ap1r0_el2(self.ap1r0);
+    }
+}
+
+/// Number of implemented list registers.
+pub fn nr_lrs() -> usize {
+    ((read_ich_vtr_el2() & 0x1f) + 1) as usize
+}
+
+/// Reads the first `lrs.len()` list registers.
+pub fn read_lrs(lrs: &mut [u64]) {
+    for (i, lr) in lrs.iter_mut().enumerate() {
+        *lr = read_ich_lr(i);
+    }
+}
+
+/// Writes the first `lrs.len()` list registers.
+pub fn write_lrs(lrs: &[u64]) {
+    for (i, lr) in lrs.iter().enumerate() {
+        write_ich_lr(i, *lr);
+    }
+}

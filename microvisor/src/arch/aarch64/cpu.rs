@@ -1,0 +1,212 @@
+//! CPU-level operations: per-CPU setup of EL2, PSCI calls to firmware, timers, barriers,
+//! cache and TLB maintenance, waiting.
+
+use super::sysreg::*;
+use super::vectors::ArchPerCpu;
+use core::arch::asm;
+
+/// `HCR_EL2` bits we use.
+pub mod hcr {
+    /// Stage-2 translation on.
+    pub const VM: u64 = 1 << 0;
+    /// Set/way cache ops become clean+invalidate.
+    pub const SWIO: u64 = 1 << 1;
+    /// Physical FIQs go to EL2.
+    pub const FMO: u64 = 1 << 3;
+    /// Physical IRQs go to EL2; virtual IRQs are delivered.
+    pub const IMO: u64 = 1 << 4;
+    /// SErrors go to EL2.
+    pub const AMO: u64 = 1 << 5;
+    /// Broadcast TLB/cache maintenance to the inner shareable domain (vCPUs on many CPUs).
+    pub const FB: u64 = 1 << 9;
+    /// Barriers upgraded to inner shareable.
+    pub const BSU_IS: u64 = 1 << 10;
+    /// Trap WFI.
+    pub const TWI: u64 = 1 << 13;
+    /// Trap SMC.
+    pub const TSC: u64 = 1 << 19;
+    /// EL1 is AArch64.
+    pub const RW: u64 = 1 << 31;
+    /// Every guest gets these.
+    pub const GUEST_BASE: u64 = VM | SWIO | FMO | IMO | AMO | FB | BSU_IS | TSC | RW;
+}
+
+/// Sets up this CPU's EL2 state: vectors, per-CPU pointer, timer and PMU access, FP policy.
+///
+/// # Safety
+/// Must run once per CPU at EL2 before any guest runs there; `percpu` must stay valid for
+/// the life of the system and be used by this CPU only.
+pub unsafe fn init_el2(percpu: *mut ArchPerCpu, vtcr: u64) {
+    let pmu_counters = (read_pmcr_el0() >> 11) & 0x1f;
+    // SAFETY: the vector table is 2 KiB aligned code; percpu is valid per the contract; the
+    // other values keep EL2 in control (timer traps, PMU counters handed to the guest only).
+    unsafe {
+        write_vbar_el2(super::vectors::vector_table_addr());
+        write_tpidr_el2(percpu as u64);
+        // EL1 may read the physical counter; the physical timer itself is trapped.
+        // Event stream on (EVNTEN, bit 2; every 2^(10+1) ticks) so a CPU waiting in WFE for
+        // a lock always wakes within microseconds even if an SEV was missed.
+        write_cnthctl_el2(1 | (1 << 2) | (10 << 4));
+        write_cntvoff_el2(0);
+        // All PMU counters belong to the guest (the bench guest counts EL2 instructions
+        // with them); HPMD clear so EL2 is counted when the guest asks for it.
+        write_mdcr_el2(pmu_counters);
+        // No FP/SIMD traps: the microvisor is built soft-float and never touches them.
+        write_cptr_el2(0x33ff);
+        write_vtcr_el2(vtcr);
+        write_hcr_el2(hcr::RW);
+    }
+    isb();
+}
+
+/// Loads the stage-2 table and trap configuration for the vCPU about to run.
+///
+/// # Safety
+/// `vttbr` must hold a valid stage-2 table of the vCPU's domain and its VMID.
+pub unsafe fn load_guest_config(hcr_value: u64, vttbr: u64) {
+    // SAFETY: per the contract.
+    unsafe {
+        write_hcr_el2(hcr_value);
+        write_vttbr_el2(vttbr);
+    }
+    isb();
+}
+
+/// Instruction synchronization barrier.
+#[inline(always)]
+pub fn isb() {
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Full-system data synchronization barrier.
+#[inline(always)]
+pub fn dsb_sy() {
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Waits for an interrupt (taken or pending, even while masked at EL2).
+pub fn wait_for_interrupt() {
+    // SAFETY: WFI only suspends the CPU.
+    unsafe { asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
+}
+
+/// Current physical counter value.
+pub fn counter_now() -> u64 {
+    isb();
+    read_cntpct_el0()
+}
+
+/// Counter frequency in Hz.
+pub fn counter_hz() -> u64 {
+    read_cntfrq_el0()
+}
+
+/// Arms (or with `None` disarms) this CPU's EL2 physical timer.
+pub fn set_hyp_timer(deadline: Option<u64>) {
+    // SAFETY: the hypervisor timer's interrupt is handled by the run loop (PPI 26).
+    unsafe {
+        match deadline {
+            Some(t) => {
+                write_cnthp_cval_el2(t);
+                write_cnthp_ctl_el2(1);
+            }
+            None => write_cnthp_ctl_el2(0),
+        }
+    }
+    isb();
+}
+
+/// This CPU's affinity (`MPIDR_EL1` without the U/MT/RES1 bits).
+pub fn mpidr() -> u64 {
+    read_mpidr_el1() & 0xff_00ff_ffff
+}
+
+/// Asks PSCI firmware (over SMC) to start physical CPU `mpidr` at `entry` with `x0 = ctx`.
+/// Returns the PSCI status.
+pub fn psci_cpu_on(mpidr: u64, entry: u64, ctx: u64) -> i64 {
+    let mut x0: u64 = 0xC400_0003;
+    // SAFETY: CPU_ON only starts another CPU at `entry`, code of this image that sets up its
+    // own stack; it does not touch this CPU's memory.
+    unsafe {
+        asm!("smc #0", inout("x0") x0, in("x1") mpidr, in("x2") entry, in("x3") ctx,
+             options(nostack));
+    }
+    x0 as i64
+}
+
+/// Asks PSCI firmware to power the machine off.
+pub fn psci_system_off() -> ! {
+    // SAFETY: SYSTEM_OFF ends the machine; nothing runs afterwards.
+    unsafe { asm!("smc #0", in("x0") 0x8400_0008u64, options(nostack)) };
+    loop {
+        wait_for_interrupt();
+    }
+}
+
+/// Cleans data-cache lines covering `[pa, pa + len)` to the point of coherency, so a guest
+/// running with its MMU off (non-cacheable accesses) sees what the microvisor wrote.
+pub fn clean_dcache_range(pa: u64, len: u64) {
+    let line = 64;
+    let mut addr = pa & !(line - 1);
+    let end = pa.saturating_add(len);
+    while addr < end {
+        // SAFETY: cleaning a line writes back data, never changes its value; the address is
+        // identity-mapped RAM.
+        unsafe { asm!("dc cvac, {}", in(reg) addr, options(nostack, preserves_flags)) };
+        addr += line;
+    }
+    dsb_sy();
+}
+
+/// Invalidates every EL1&0 stage-1 and stage-2 TLB entry on every CPU (all VMIDs): used when
+/// a VMID is recycled.
+pub fn tlb_flush_all_guests() {
+    // SAFETY: invalidation only drops cached translations.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi alle1is",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Installs the EL2 identity map and turns on the MMU and caches.
+///
+/// # Safety
+/// `root` must be a valid EL2 stage-1 table (format `tcr`, attributes `mair`) that
+/// identity-maps this image, its stacks, the per-CPU blocks and every device EL2 touches.
+pub unsafe fn enable_el2_mmu(root: u64, tcr: u64, mair: u64) {
+    // SAFETY: per the contract; TLBs are invalidated before the tables take effect.
+    unsafe {
+        write_mair_el2(mair);
+        write_tcr_el2(tcr);
+        write_ttbr0_el2(root);
+        asm!(
+            "dsb sy",
+            "tlbi alle2",
+            "dsb sy",
+            "isb",
+            options(nostack, preserves_flags)
+        );
+        // M | C | I plus SCTLR_EL2's RES1 bits.
+        write_sctlr_el2(0x30c5_0830 | 1 | (1 << 2) | (1 << 12));
+    }
+    isb();
+}
+
+/// Waits for an event (SEV from another CPU, the event stream, or an interrupt).
+pub fn wait_for_event() {
+    // SAFETY: WFE only suspends the CPU.
+    unsafe { asm!("wfe", options(nostack, preserves_flags)) };
+}
+
+/// Wakes CPUs waiting in WFE.
+pub fn send_event() {
+    // SAFETY: SEV only signals an event.
+    unsafe { asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
+}

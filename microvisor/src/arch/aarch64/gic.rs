@@ -1,0 +1,142 @@
+//! The physical GICv3: distributor and redistributor set-up, acknowledge/EOI, IPIs.
+//!
+//! The microvisor owns the physical GIC. All interrupts are group 1 non-secure, EOI mode 0
+//! (EOI both drops priority and deactivates). Guests see only the virtual CPU interface.
+
+use super::mem;
+use super::sysreg::*;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// SGI the microvisor uses to make another CPU re-examine its run queue and list registers.
+pub const KICK_SGI: u32 = 0;
+/// GIC maintenance interrupt (PPI).
+pub const MAINTENANCE_PPI: u32 = 25;
+/// EL2 physical timer (PPI).
+pub const HYP_TIMER_PPI: u32 = 26;
+/// EL1 virtual timer (PPI).
+pub const VTIMER_PPI: u32 = 27;
+/// Interrupt id meaning "nothing pending".
+pub const SPURIOUS: u32 = 1023;
+
+static GICD: AtomicU64 = AtomicU64::new(0);
+static GICR: AtomicU64 = AtomicU64::new(0);
+
+const GICD_CTLR: u64 = 0x0;
+const GICD_TYPER: u64 = 0x4;
+const GICD_IGROUPR: u64 = 0x80;
+const GICD_ICENABLER: u64 = 0x180;
+const GICD_IPRIORITYR: u64 = 0x400;
+const CTLR_RWP: u32 = 1 << 31;
+
+const GICR_TYPER: u64 = 0x8;
+const GICR_WAKER: u64 = 0x14;
+const SGI_FRAME: u64 = 0x1_0000;
+const GICR_STRIDE: u64 = 0x2_0000;
+
+/// Initialises the distributor (boot CPU only).
+///
+/// # Safety
+/// `gicd`/`gicr` must be the GICv3 distributor and redistributor region, mapped for EL2.
+pub unsafe fn init_distributor(gicd: u64, gicr: u64) {
+    GICD.store(gicd, Ordering::Release);
+    GICR.store(gicr, Ordering::Release);
+    // SAFETY: per the contract, these are the distributor's registers.
+    unsafe {
+        mem::mmio_write32(gicd + GICD_CTLR, 0);
+        wait_rwp(gicd);
+        let lines = ((mem::mmio_read32(gicd + GICD_TYPER) & 0x1f) + 1) * 32;
+        for n in (32..lines).step_by(32) {
+            mem::mmio_write32(gicd + GICD_IGROUPR + u64::from(n / 8), !0);
+            mem::mmio_write32(gicd + GICD_ICENABLER + u64::from(n / 8), !0);
+        }
+        for n in (32..lines).step_by(4) {
+            mem::mmio_write32(gicd + GICD_IPRIORITYR + u64::from(n), 0xa0a0_a0a0);
+        }
+        // ARE (affinity routing) | EnableGrp1.
+        mem::mmio_write32(gicd + GICD_CTLR, (1 << 4) | (1 << 1));
+        wait_rwp(gicd);
+    }
+}
+
+/// # Safety
+/// `gicd` must be the mapped distributor.
+unsafe fn wait_rwp(gicd: u64) {
+    // SAFETY: per the contract.
+    while unsafe { mem::mmio_read32(gicd + GICD_CTLR) } & CTLR_RWP != 0 {}
+}
+
+/// Wakes this CPU's redistributor, enables the private interrupts EL2 handles and turns on
+/// the CPU interface and the virtual CPU interface. Returns false if no redistributor
+/// matches this CPU's affinity.
+pub fn init_cpu(mpidr: u64) -> bool {
+    let Some(rd) = find_redistributor(mpidr) else {
+        return false;
+    };
+    let sgi = rd + SGI_FRAME;
+    // SAFETY: `rd` is this CPU's redistributor found in the mapped region.
+    unsafe {
+        let waker = mem::mmio_read32(rd + GICR_WAKER) & !(1 << 1);
+        mem::mmio_write32(rd + GICR_WAKER, waker);
+        while mem::mmio_read32(rd + GICR_WAKER) & (1 << 2) != 0 {}
+        mem::mmio_write32(sgi + GICD_IGROUPR, !0);
+        mem::mmio_write32(sgi + GICD_ICENABLER, !0);
+        for n in (0..32).step_by(4) {
+            mem::mmio_write32(sgi + GICD_IPRIORITYR + n, 0xa0a0_a0a0);
+        }
+        let enable =
+            (1u32 << KICK_SGI) | (1 << MAINTENANCE_PPI) | (1 << HYP_TIMER_PPI) | (1 << VTIMER_PPI);
+        mem::mmio_write32(sgi + 0x100, enable);
+        // System-register interface on for EL2 and for EL1 (Enable bit 3).
+        write_icc_sre_el2(0xf);
+        super::cpu::isb();
+        write_icc_pmr_el1(0xf0);
+        write_icc_ctlr_el1(0);
+        write_icc_igrpen1_el1(1);
+        // Virtual CPU interface on; maintenance interrupts only via per-LR EOI bits.
+        write_ich_hcr_el2(1);
+    }
+    super::cpu::isb();
+    true
+}
+
+fn find_redistributor(mpidr: u64) -> Option<u64> {
+    let base = GICR.load(Ordering::Acquire);
+    let want = ((mpidr >> 32) & 0xff) << 24 | (mpidr & 0xff_ffff);
+    for i in 0..64 {
+        let rd = base + i * GICR_STRIDE;
+        // SAFETY: frames are walked from the region's base until the Last bit, all inside
+        // the mapped redistributor region.
+        let typer = unsafe { mem::mmio_read64(rd + GICR_TYPER) };
+        if typer >> 32 == want {
+            return Some(rd);
+        }
+        if typer & (1 << 4) != 0 {
+            break;
+        }
+    }
+    None
+}
+
+/// Acknowledges the next pending interrupt, or [`SPURIOUS`].
+pub fn ack() -> u32 {
+    icc_ack() & 0xff_ffff
+}
+
+/// Ends (drops priority and deactivates) an acknowledged interrupt.
+pub fn eoi(intid: u32) {
+    // SAFETY: callers pass an id returned by `ack` on this CPU.
+    unsafe { write_icc_eoir1_el1(u64::from(intid)) };
+}
+
+/// Sends the kick SGI to the physical CPU with affinity `mpidr`.
+pub fn kick(mpidr: u64) {
+    let aff0 = mpidr & 0xf;
+    let aff1 = (mpidr >> 8) & 0xff;
+    let aff2 = (mpidr >> 16) & 0xff;
+    let aff3 = (mpidr >> 32) & 0xff;
+    let value =
+        (aff3 << 48) | (aff2 << 32) | (u64::from(KICK_SGI) << 24) | (aff1 << 16) | (1 << aff0);
+    // SAFETY: the target's run loop treats the kick SGI as "re-check your state".
+    unsafe { write_icc_sgi1r_el1(value) };
+    super::cpu::isb();
+}

@@ -1,0 +1,14 @@
+//! AArch64 EL2: boot, vectors, guest entry/exit, system registers, GICv3, timers, PL011.
+
+pub mod boot;
+pub mod context;
+pub mod cpu;
+pub mod gic;
+pub mod mem;
+pub mod sysreg;
+pub mod uart;
+pub mod vectors;
+
+pub use context::{El1Context, GuestRegs, VgicHwState};
+pub use cpu::*;
+pub use uart::write_bytes as write_console;

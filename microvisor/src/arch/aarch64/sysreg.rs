@@ -1,0 +1,248 @@
+//! System-register accessors. Reads are safe (they have no side effects on the registers we
+//! read); writes to registers that shape EL2's own execution are `unsafe fn`s whose callers
+//! state why the value is right. Writes to EL1/EL0 or virtual-interface state only affect the
+//! guest about to run and are safe.
+
+/// Defines `read_<name>()` for a system register.
+macro_rules! read_sysreg {
+    ($fn:ident, $reg:literal) => {
+        #[doc = concat!("Reads `", $reg, "`.")]
+        #[inline(always)]
+        pub fn $fn() -> u64 {
+            let v: u64;
+            // SAFETY: reading this system register at EL2 has no side effects and touches no
+            // memory.
+            unsafe { core::arch::asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack, preserves_flags)) };
+            v
+        }
+    };
+}
+
+/// Defines a safe `write_<name>(v)` for a register that only affects guest (EL1/EL0) state.
+macro_rules! write_guest_sysreg {
+    ($fn:ident, $reg:literal) => {
+        #[doc = concat!("Writes `", $reg, "` (guest-visible state only).")]
+        #[inline(always)]
+        pub fn $fn(v: u64) {
+            // SAFETY: this register shapes only the execution of the lower ELs, which run
+            // guest code under stage 2; no value can affect EL2's memory safety.
+            unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nomem, nostack, preserves_flags)) };
+        }
+    };
+}
+
+/// Defines both for a guest-state register.
+macro_rules! guest_sysreg {
+    ($read:ident, $write:ident, $reg:literal) => {
+        read_sysreg!($read, $reg);
+        write_guest_sysreg!($write, $reg);
+    };
+}
+
+// Identification and EL2 state (read-only here; writes live where their contract is).
+read_sysreg!(read_mpidr_el1, "mpidr_el1");
+read_sysreg!(read_midr_el1, "midr_el1");
+read_sysreg!(read_currentel, "CurrentEL");
+read_sysreg!(read_esr_el2, "esr_el2");
+read_sysreg!(read_far_el2, "far_el2");
+read_sysreg!(read_hpfar_el2, "hpfar_el2");
+read_sysreg!(read_elr_el2, "elr_el2");
+read_sysreg!(read_cntfrq_el0, "cntfrq_el0");
+read_sysreg!(read_cntpct_el0, "cntpct_el0");
+read_sysreg!(read_pmcr_el0, "pmcr_el0");
+read_sysreg!(read_ich_vtr_el2, "ich_vtr_el2");
+read_sysreg!(read_ich_eisr_el2, "ich_eisr_el2");
+read_sysreg!(read_ich_misr_el2, "ich_misr_el2");
+read_sysreg!(read_id_aa64mmfr0_el1, "id_aa64mmfr0_el1");
+
+// Guest EL1/EL0 context.
+guest_sysreg!(read_sctlr_el1, write_sctlr_el1, "sctlr_el1");
+guest_sysreg!(read_cpacr_el1, write_cpacr_el1, "cpacr_el1");
+guest_sysreg!(read_ttbr0_el1, write_ttbr0_el1, "ttbr0_el1");
+guest_sysreg!(read_ttbr1_el1, write_ttbr1_el1, "ttbr1_el1");
+guest_sysreg!(read_tcr_el1, write_tcr_el1, "tcr_el1");
+guest_sysreg!(read_esr_el1, write_esr_el1, "esr_el1");
+guest_sysreg!(read_afsr0_el1, write_afsr0_el1, "afsr0_el1");
+guest_sysreg!(read_afsr1_el1, write_afsr1_el1, "afsr1_el1");
+guest_sysreg!(read_far_el1, write_far_el1, "far_el1");
+guest_sysreg!(read_mair_el1, write_mair_el1, "mair_el1");
+guest_sysreg!(read_amair_el1, write_amair_el1, "amair_el1");
+guest_sysreg!(read_vbar_el1, write_vbar_el1, "vbar_el1");
+guest_sysreg!(read_contextidr_el1, write_contextidr_el1, "contextidr_el1");
+guest_sysreg!(read_cntkctl_el1, write_cntkctl_el1, "cntkctl_el1");
+guest_sysreg!(read_par_el1, write_par_el1, "par_el1");
+guest_sysreg!(read_tpidr_el1, write_tpidr_el1, "tpidr_el1");
+guest_sysreg!(read_sp_el1, write_sp_el1, "sp_el1");
+guest_sysreg!(read_elr_el1, write_elr_el1, "elr_el1");
+guest_sysreg!(read_spsr_el1, write_spsr_el1, "spsr_el1");
+guest_sysreg!(read_sp_el0, write_sp_el0, "sp_el0");
+guest_sysreg!(read_tpidr_el0, write_tpidr_el0, "tpidr_el0");
+guest_sysreg!(read_tpidrro_el0, write_tpidrro_el0, "tpidrro_el0");
+guest_sysreg!(read_csselr_el1, write_csselr_el1, "csselr_el1");
+guest_sysreg!(read_mdscr_el1, write_mdscr_el1, "mdscr_el1");
+guest_sysreg!(read_vmpidr_el2, write_vmpidr_el2, "vmpidr_el2");
+guest_sysreg!(read_vpidr_el2, write_vpidr_el2, "vpidr_el2");
+guest_sysreg!(read_cntv_ctl_el0, write_cntv_ctl_el0, "cntv_ctl_el0");
+guest_sysreg!(read_cntv_cval_el0, write_cntv_cval_el0, "cntv_cval_el0");
+guest_sysreg!(read_ich_vmcr_el2, write_ich_vmcr_el2, "ich_vmcr_el2");
+guest_sysreg!(read_ich_ap0r0_el2, write_ich_ap0r0_el2, "ich_ap0r0_el2");
+guest_sysreg!(read_ich_ap1r0_el2, write_ich_ap1r0_el2, "ich_ap1r0_el2");
+
+/// Reads list register `n` (0..16).
+pub fn read_ich_lr(n: usize) -> u64 {
+    macro_rules! rd {
+        ($($i:literal),*) => {
+            match n {
+                $($i => { let v: u64;
+                    // SAFETY: reading a list register has no side effects.
+                    unsafe { core::arch::asm!(concat!("mrs {}, ich_lr", stringify!($i), "_el2"), out(reg) v, options(nomem, nostack)) };
+                    v })*
+                _ => 0,
+            }
+        };
+    }
+    rd!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+}
+
+/// Writes list register `n` (0..16); out-of-range `n` is ignored.
+pub fn write_ich_lr(n: usize, v: u64) {
+    macro_rules! wr {
+        ($($i:literal),*) => {
+            match n {
+                $($i => {
+                    // SAFETY: a list register describes a virtual interrupt for the guest;
+                    // it cannot affect EL2.
+                    unsafe { core::arch::asm!(concat!("msr ich_lr", stringify!($i), "_el2, {}"), in(reg) v, options(nomem, nostack)) }
+                })*
+                _ => {}
+            }
+        };
+    }
+    wr!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+}
+
+/// Defines an `unsafe fn` writer for a register that shapes EL2 itself.
+macro_rules! write_el2_sysreg {
+    ($fn:ident, $reg:literal, $contract:literal) => {
+        #[doc = concat!("Writes `", $reg, "`.")]
+        ///
+        /// # Safety
+        #[doc = $contract]
+        #[inline(always)]
+        pub unsafe fn $fn(v: u64) {
+            // SAFETY: the caller upholds this function's contract.
+            unsafe { core::arch::asm!(concat!("msr ", $reg, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+        }
+    };
+}
+
+write_el2_sysreg!(write_hcr_el2, "hcr_el2", "The value must keep EL2 in control: IMO/FMO routing and stage 2 must be consistent with the vCPU about to run.");
+write_el2_sysreg!(write_vttbr_el2, "vttbr_el2", "The base must point to a valid stage-2 table that maps only memory owned by the vCPU's domain.");
+write_el2_sysreg!(
+    write_vtcr_el2,
+    "vtcr_el2",
+    "Must describe the format of every stage-2 table installed afterwards."
+);
+write_el2_sysreg!(
+    write_mdcr_el2,
+    "mdcr_el2",
+    "Debug/PMU traps: must not hand the guest anything beyond the PMU counters."
+);
+write_el2_sysreg!(
+    write_cnthctl_el2,
+    "cnthctl_el2",
+    "Must keep EL1 physical-timer accesses trapped unless the guest owns the physical timer."
+);
+write_el2_sysreg!(
+    write_cntvoff_el2,
+    "cntvoff_el2",
+    "Any value is memory-safe; it changes the guest's view of time."
+);
+write_el2_sysreg!(
+    write_cnthp_ctl_el2,
+    "cnthp_ctl_el2",
+    "Any value is memory-safe; the caller must handle the interrupt it enables."
+);
+write_el2_sysreg!(
+    write_cnthp_cval_el2,
+    "cnthp_cval_el2",
+    "Any value is memory-safe."
+);
+write_el2_sysreg!(
+    write_ich_hcr_el2,
+    "ich_hcr_el2",
+    "Must enable the virtual CPU interface only with list registers in a consistent state."
+);
+write_el2_sysreg!(
+    write_icc_sre_el2,
+    "icc_sre_el2",
+    "Must keep the system-register interface enabled once the GIC driver relies on it."
+);
+write_el2_sysreg!(
+    write_icc_pmr_el1,
+    "icc_pmr_el1",
+    "Any priority mask; the caller accepts which interrupts it lets through."
+);
+write_el2_sysreg!(
+    write_icc_igrpen1_el1,
+    "icc_igrpen1_el1",
+    "Enables group-1 interrupts at this CPU; the caller must be ready to take them."
+);
+write_el2_sysreg!(
+    write_icc_ctlr_el1,
+    "icc_ctlr_el1",
+    "EOI mode must match how the caller deactivates interrupts."
+);
+write_el2_sysreg!(
+    write_icc_eoir1_el1,
+    "icc_eoir1_el1",
+    "Must name an interrupt this CPU acknowledged and has not yet EOIed."
+);
+write_el2_sysreg!(
+    write_icc_sgi1r_el1,
+    "icc_sgi1r_el1",
+    "Sends an SGI; the targets must expect it."
+);
+write_el2_sysreg!(
+    write_tpidr_el2,
+    "tpidr_el2",
+    "Must point to this CPU's per-CPU block for as long as the vectors run."
+);
+write_el2_sysreg!(
+    write_vbar_el2,
+    "vbar_el2",
+    "Must point to a valid, 2 KiB-aligned EL2 vector table."
+);
+write_el2_sysreg!(
+    write_mair_el2,
+    "mair_el2",
+    "Must match the attribute indices used in the EL2 tables."
+);
+write_el2_sysreg!(
+    write_tcr_el2,
+    "tcr_el2",
+    "Must describe the EL2 stage-1 tables."
+);
+write_el2_sysreg!(
+    write_ttbr0_el2,
+    "ttbr0_el2",
+    "Must point to valid EL2 tables that identity-map the microvisor."
+);
+write_el2_sysreg!(
+    write_sctlr_el2,
+    "sctlr_el2",
+    "Turning on the MMU requires valid tables that identity-map the running code."
+);
+write_el2_sysreg!(
+    write_cptr_el2,
+    "cptr_el2",
+    "Trap configuration for FP/SIMD; must match whether FP state is switched."
+);
+
+/// Acknowledges the highest-priority pending group-1 interrupt (`ICC_IAR1_EL1`).
+pub fn icc_ack() -> u32 {
+    let v: u64;
+    // SAFETY: acknowledging changes only GIC state the caller then owns (it must EOI).
+    unsafe { core::arch::asm!("mrs {}, icc_iar1_el1", out(reg) v, options(nomem, nostack)) };
+    v as u32
+}

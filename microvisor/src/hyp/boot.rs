@@ -1,0 +1,295 @@
+//! Boot: read the device tree, take over memory, turn on the EL2 MMU and the GIC, build dom0
+//! with every capability, start the other CPUs and enter the run loop.
+
+use super::domain::BuildRequest;
+use super::tables::FrameTables;
+use super::{Hyp, HYP, MAX_DOMAINS};
+use crate::arch::boot::MAX_CPUS;
+use crate::arch::context::GuestRegs;
+use crate::arch::vectors::ArchPerCpu;
+use crate::arch::{self, gic, mem};
+use crate::captable::{Capability, Object};
+use crate::mm::frames::FrameAllocator;
+use crate::mm::pagetable::{
+    Attrs, MemType, PageTable, Stage, MAIR_EL2_VALUE, TCR_EL2_VALUE, VTCR_EL2_VALUE,
+};
+use crate::platform::{Platform, Region};
+use crate::sched::RunQueue;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use protocol::addr::{PhysAddr, PAGE_SIZE};
+use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL};
+use protocol::cap::Rights;
+use protocol::control::VcpuPlacement;
+use protocol::ids::DomainId;
+
+/// dom0's RAM.
+const DOM0_MEM_MIB: u32 = 32;
+/// dom0's priority on its (shared) CPU.
+const DOM0_PRIORITY: u8 = 200;
+/// Microvisor heap (capability tables, domain records, message decoding).
+const HEAP_BYTES: u64 = 8 * 1024 * 1024;
+/// Memory kept back from dom0's quota for page tables.
+const TABLE_RESERVE_PAGES: u64 = 2048;
+
+/// Root of the EL2 identity map, shared by all CPUs.
+static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
+/// CPUs that reached their run loop.
+static CPUS_ONLINE: AtomicUsize = AtomicUsize::new(0);
+
+/// Per-CPU blocks: the exit path's pointers and the loaded vCPU's registers.
+#[repr(C)]
+struct PerCpu {
+    arch: ArchPerCpu,
+    regs: GuestRegs,
+}
+
+struct PerCpuArray([PerCpu; MAX_CPUS]);
+
+// SAFETY: each element is used by exactly one CPU (its index), handed out once by `take`.
+unsafe impl Sync for PerCpuArray {}
+
+static mut PERCPU: PerCpuArray = PerCpuArray(
+    [const {
+        PerCpu {
+            arch: ArchPerCpu {
+                host_sp: 0,
+                guest: core::ptr::null_mut(),
+            },
+            regs: GuestRegs {
+                x: [0; 31],
+                pc: 0,
+                pstate: 0,
+            },
+        }
+    }; MAX_CPUS],
+);
+static PERCPU_TAKEN: [core::sync::atomic::AtomicBool; MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
+
+/// Hands CPU `cpu` its block, once.
+fn take_percpu(cpu: usize) -> &'static mut PerCpu {
+    assert!(cpu < MAX_CPUS, "CPU index {cpu} beyond MAX_CPUS");
+    let first = !PERCPU_TAKEN[cpu].swap(true, Ordering::AcqRel);
+    assert!(first, "per-CPU block {cpu} taken twice");
+    // SAFETY: the flag above guarantees this is the only reference ever made to element
+    // `cpu`, and only CPU `cpu` calls this with its own index.
+    unsafe { &mut (*core::ptr::addr_of_mut!(PERCPU)).0[cpu] }
+}
+
+#[global_allocator]
+static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+
+/// Boot CPU entry from `boot.rs` (MMU off, BSS zeroed, on CPU 0's stack).
+#[unsafe(no_mangle)]
+extern "C" fn rust_boot_primary(dtb: u64) -> ! {
+    // SAFETY: the boot protocol passes a device tree in x0; its header says its size. We
+    // own it from here on and reserve it below.
+    let blob = unsafe {
+        let header = mem::boot_blob(dtb, 8);
+        let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        mem::boot_blob_mut(dtb, size.min(2 * 1024 * 1024))
+    };
+    let len = crate::fdt_compact::compact(blob).unwrap_or(blob.len());
+    let blob = &blob[..len];
+    let platform = match Platform::from_fdt(blob) {
+        Ok(p) => p,
+        Err(e) => panic!("unusable device tree at {dtb:#x}: {e:?}"),
+    };
+    if let Some(uart) = platform.uart {
+        // SAFETY: the DT names this PL011; the MMU is off, so its address is reachable.
+        unsafe { arch::uart::init(uart.base.as_u64()) };
+    }
+    let ram_mib: u64 = platform.ram.as_slice().iter().map(|r| r.size >> 20).sum();
+    crate::info!(
+        "microvisor {} starting: {} CPUs, {} MiB RAM, {} boot modules",
+        env!("CARGO_PKG_VERSION"),
+        platform.cpus.len(),
+        ram_mib,
+        platform.modules.len()
+    );
+
+    let mut frames = take_memory(&platform, dtb, blob.len() as u64);
+    let heap = frames
+        .alloc(HEAP_BYTES / PAGE_SIZE, PAGE_SIZE)
+        .expect("RAM for the microvisor heap");
+    // SAFETY: the range was just taken from the allocator and is used only by the heap.
+    unsafe {
+        HEAP.lock()
+            .init(heap.as_u64() as *mut u8, HEAP_BYTES as usize)
+    };
+
+    let root = build_el2_map(&platform, &mut frames);
+    EL2_ROOT.store(root, Ordering::Release);
+    // SAFETY: `root` identity-maps all RAM (this image, stacks, heap) and the devices.
+    unsafe { arch::enable_el2_mmu(root, TCR_EL2_VALUE, MAIR_EL2_VALUE) };
+    // SAFETY: the DT names the GICv3 ranges, mapped as device memory above.
+    unsafe { gic::init_distributor(platform.gicd.base.as_u64(), platform.gicr.base.as_u64()) };
+    let pc = init_this_cpu(0);
+
+    let mut hyp = Hyp {
+        platform,
+        frames,
+        domains: (0..MAX_DOMAINS).map(|_| None).collect(),
+        runqueues: [const { RunQueue::new() }; MAX_CPUS],
+        loaded: [None; MAX_CPUS],
+        resched: [false; MAX_CPUS],
+        instances: [0; MAX_DOMAINS],
+        nr_lrs: arch::context::nr_lrs(),
+    };
+    build_dom0(&mut hyp);
+    let cpus: Vec<u64> = hyp.platform.cpus.as_slice().to_vec();
+    *HYP.lock() = Some(hyp);
+
+    for (i, &mpidr) in cpus.iter().enumerate().skip(1).take(MAX_CPUS - 1) {
+        let status = arch::psci_cpu_on(mpidr, arch::boot::secondary_entry_addr(), i as u64);
+        if status != 0 {
+            crate::info!("CPU {i} (MPIDR {mpidr:#x}) did not start: PSCI {status}");
+        }
+    }
+    crate::info!("microvisor up");
+    super::run::run_cpu(0, &mut pc.regs)
+}
+
+/// Secondary CPU entry from `boot.rs`.
+#[unsafe(no_mangle)]
+extern "C" fn rust_boot_secondary(cpu: u64) -> ! {
+    let root = EL2_ROOT.load(Ordering::Acquire);
+    // SAFETY: the boot CPU built and published the identity map before starting us.
+    unsafe { arch::enable_el2_mmu(root, TCR_EL2_VALUE, MAIR_EL2_VALUE) };
+    let pc = init_this_cpu(cpu as usize);
+    super::run::run_cpu(cpu as usize, &mut pc.regs)
+}
+
+/// Per-CPU EL2 set-up shared by all CPUs.
+fn init_this_cpu(cpu: usize) -> &'static mut PerCpu {
+    let pc = take_percpu(cpu);
+    // SAFETY: `pc` is this CPU's block for the life of the system.
+    unsafe { arch::init_el2(&mut pc.arch, VTCR_EL2_VALUE) };
+    if !gic::init_cpu(arch::mpidr()) {
+        panic!("no GIC redistributor for CPU {cpu}");
+    }
+    CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
+    pc
+}
+
+/// Builds the frame allocator: all RAM minus this image, the DT and the boot modules.
+fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
+    let mut frames = FrameAllocator::new();
+    for r in p.ram.as_slice() {
+        frames
+            .add_free(r.base, r.size)
+            .expect("RAM banks fit the allocator");
+    }
+    let (start, end) = arch::boot::image_range();
+    // Everything below our image (the boot loader's stub, firmware tables) stays untouched.
+    let ram0 = p.ram.as_slice()[0].base.as_u64();
+    let reserve = |f: &mut FrameAllocator, base: u64, len: u64| {
+        f.reserve(PhysAddr::new(base), len)
+            .expect("reservation fits the allocator");
+    };
+    reserve(&mut frames, ram0, end.saturating_sub(ram0));
+    let _ = start;
+    reserve(&mut frames, dtb, dtb_len);
+    for m in p.modules.as_slice() {
+        reserve(&mut frames, m.region.base.as_u64(), m.region.size);
+    }
+    frames
+}
+
+/// Identity-maps RAM (normal memory) and the devices EL2 uses.
+fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> u64 {
+    let mut tables = FrameTables(frames);
+    let mut pt = PageTable::new(&mut tables, Stage::El2Stage1).expect("EL2 root table");
+    let normal = Attrs {
+        mem: MemType::Normal,
+        read: true,
+        write: true,
+        exec: true,
+    };
+    let device = Attrs {
+        mem: MemType::Device,
+        read: true,
+        write: true,
+        exec: false,
+    };
+    for r in p.ram.as_slice() {
+        pt.map(&mut tables, r.base.as_u64(), r.base, r.size, normal)
+            .expect("map RAM");
+    }
+    let mut map_device = |r: Region| {
+        let base = r.base.align_down(PAGE_SIZE);
+        let size = (r.base.as_u64() + r.size).next_multiple_of(PAGE_SIZE) - base.as_u64();
+        pt.map(&mut tables, base.as_u64(), base, size, device)
+            .expect("map device");
+    };
+    map_device(p.gicd);
+    map_device(p.gicr);
+    if let Some(u) = p.uart {
+        map_device(u);
+    }
+    arch::dsb_sy();
+    pt.root().as_u64()
+}
+
+/// Builds dom0 from the `dom0` module and hands it every capability.
+fn build_dom0(hyp: &mut Hyp) {
+    let Some(module) = hyp.platform.module(DOM0_LABEL).copied() else {
+        panic!("no boot module labelled `{DOM0_LABEL}`: nothing to run");
+    };
+    let mut caps = Vec::new();
+    caps.push(Capability {
+        object: Object::Console,
+        rights: Rights::WRITE,
+    });
+    for (i, m) in hyp.platform.modules.as_slice().iter().enumerate() {
+        if m.label() != DOM0_LABEL {
+            caps.push(Capability {
+                object: Object::Module { index: i as u16 },
+                rights: Rights::READ | Rights::DELEGATE,
+            });
+        }
+    }
+    if hyp.platform.module(MANIFEST_LABEL).is_none() {
+        crate::info!("no `{MANIFEST_LABEL}` module: dom0 will have nothing to build");
+    }
+    // SAFETY: modules are reserved at boot and never written.
+    let image = unsafe { mem::boot_blob(module.region.base.as_u64(), module.region.size as usize) };
+    let placement = [VcpuPlacement {
+        pcpu: 0,
+        priority: DOM0_PRIORITY,
+        exclusive: false,
+    }];
+    let dom0_pages = u64::from(DOM0_MEM_MIB) * 256;
+    let quota = hyp
+        .frames
+        .free_pages()
+        .saturating_sub(dom0_pages + TABLE_RESERVE_PAGES);
+    caps.insert(
+        1,
+        Capability {
+            object: Object::Memory { quota_pages: quota },
+            rights: Rights::READ | Rights::WRITE,
+        },
+    );
+    let req = BuildRequest {
+        name: "dom0",
+        image,
+        mem_mib: DOM0_MEM_MIB,
+        vcpus: &placement,
+        cmdline: "",
+        parent: None,
+        caps: &caps,
+    };
+    let id = hyp
+        .build_domain(&req)
+        .unwrap_or_else(|e| panic!("cannot build dom0: {e}"));
+    assert_eq!(id, DomainId::DOM0, "dom0 must be the first domain");
+    hyp.start_domain(id, 0)
+        .unwrap_or_else(|e| panic!("cannot start dom0: {e}"));
+    crate::info!(
+        "dom0 started ({} MiB, {} pages for children)",
+        DOM0_MEM_MIB,
+        quota
+    );
+}

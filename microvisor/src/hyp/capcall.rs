@@ -1,0 +1,375 @@
+//! The capability protocol (`protocol::control`): one function per operation, each checking
+//! the caller's capability and rights before acting.
+
+use super::domain::{cause, BuildRequest};
+use super::{key_parts, Hyp};
+use crate::arch::context::GuestRegs;
+use crate::arch::mem;
+use crate::captable::{Capability, Object};
+use crate::sched::VcpuKey;
+use alloc::string::String;
+use alloc::vec::Vec;
+use protocol::addr::PAGE_SIZE;
+use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
+use protocol::control::{
+    CapError, CapOp, DomainInfo, DomainSpec, Version, CONSOLE_REG_BYTES, MSG_PAGE_SIZE,
+    PROTOCOL_VERSION,
+};
+use protocol::ids::DomainId;
+
+/// Results of a successful call, placed in x1..x3.
+type Reply = [u64; 3];
+
+impl Hyp {
+    /// Serves one capability-protocol call; results go back in the caller's registers.
+    pub fn cap_call(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs, op: CapOp) {
+        let (id, v) = key_parts(key);
+        let args = [
+            regs.x[1], regs.x[2], regs.x[3], regs.x[4], regs.x[5], regs.x[6],
+        ];
+        let result = self.dispatch(cpu, id, v, op, &args);
+        match result {
+            Ok(reply) => {
+                regs.x[0] = 0;
+                regs.x[1..4].copy_from_slice(&reply);
+            }
+            Err(e) => {
+                regs.x[0] = e as u64;
+                if e == CapError::VersionMismatch {
+                    regs.x[1] = PROTOCOL_VERSION.to_raw();
+                }
+                if let Some(d) = self.domain_mut(id) {
+                    d.log_once(
+                        cause::CAP_ERROR,
+                        format_args!("first refused call: {op:?}: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        cpu: usize,
+        id: DomainId,
+        v: usize,
+        op: CapOp,
+        a: &[u64; 6],
+    ) -> Result<Reply, CapError> {
+        let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+        match op {
+            CapOp::NullCall => return Ok([0; 3]),
+            CapOp::WhoAmI => return Ok([u64::from(id.0), v as u64, 0]),
+            CapOp::ConsoleWrite => return console_write(d, a),
+            CapOp::Negotiate => {
+                let client = Version::from_raw(a[0]);
+                if !PROTOCOL_VERSION.accepts(client) {
+                    return Err(CapError::VersionMismatch);
+                }
+                d.negotiated = true;
+                return Ok([PROTOCOL_VERSION.to_raw(), 0, 0]);
+            }
+            _ if !d.negotiated => return Err(CapError::NotNegotiated),
+            _ => {}
+        }
+        match op {
+            CapOp::MsgPageSet => {
+                if a[0] % PAGE_SIZE != 0 {
+                    return Err(CapError::InvalidArgument);
+                }
+                let pa = d.ram_to_phys(a[0], PAGE_SIZE)?;
+                d.vcpus[v].msg_page = Some(pa);
+                Ok([0; 3])
+            }
+            CapOp::CapList => {
+                let infos = self.cap_infos(id);
+                let len = self.reply_message(id, v, &infos)?;
+                Ok([len, 0, 0])
+            }
+            CapOp::ModuleInfo => {
+                let index = self.module_cap(id, a[0])?;
+                Ok([self.platform.modules.as_slice()[index].region.size, 0, 0])
+            }
+            CapOp::ModuleRead => self.module_read(id, v, a),
+            CapOp::DomainCreate => self.domain_create(cpu, id, v, a[0]),
+            CapOp::DomainStart => {
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                self.start_domain(target, cpu)?;
+                Ok([0; 3])
+            }
+            CapOp::DomainPause | CapOp::DomainUnpause => {
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                self.set_paused(target, op == CapOp::DomainPause, cpu)?;
+                Ok([0; 3])
+            }
+            CapOp::DomainDestroy => {
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                self.destroy_domain(target, cpu);
+                Ok([0; 3])
+            }
+            CapOp::DomainQuery => {
+                let target = self.domain_cap(id, a[0], Rights::READ)?;
+                let info = self.domain_info(target).ok_or(CapError::Stale)?;
+                let len = self.reply_message(id, v, &info)?;
+                Ok([len, 0, 0])
+            }
+            _ => Err(CapError::UnknownCall),
+        }
+    }
+
+    /// Resolves a Domain capability to a live domain of the right incarnation.
+    fn domain_cap(&self, holder: DomainId, raw: u64, needed: Rights) -> Result<DomainId, CapError> {
+        let h = CapHandle::from_raw(raw).ok_or(CapError::InvalidHandle)?;
+        let d = self.domain(holder).ok_or(CapError::Stale)?;
+        let cap = d.caps.lookup(h, CapKind::Domain, needed)?;
+        let Object::Domain { domid, instance } = cap.object else {
+            return Err(CapError::WrongKind);
+        };
+        match self.domain(domid) {
+            Some(t) if t.instance == instance && !t.dying => Ok(domid),
+            _ => Err(CapError::Stale),
+        }
+    }
+
+    /// Resolves a Module capability to a boot-module index.
+    fn module_cap(&self, holder: DomainId, raw: u64) -> Result<usize, CapError> {
+        let h = CapHandle::from_raw(raw).ok_or(CapError::InvalidHandle)?;
+        let d = self.domain(holder).ok_or(CapError::Stale)?;
+        match d.caps.lookup(h, CapKind::Module, Rights::READ)?.object {
+            Object::Module { index } => Ok(usize::from(index)),
+            _ => Err(CapError::WrongKind),
+        }
+    }
+
+    /// Encodes `value` into the calling vCPU's message page; returns the length.
+    fn reply_message<T: serde::Serialize>(
+        &self,
+        id: DomainId,
+        v: usize,
+        value: &T,
+    ) -> Result<u64, CapError> {
+        let d = self.domain(id).ok_or(CapError::Stale)?;
+        let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+        let bytes = postcard::to_allocvec(value).map_err(|_| CapError::TooLarge)?;
+        if bytes.len() > MSG_PAGE_SIZE {
+            return Err(CapError::TooLarge);
+        }
+        // SAFETY: the message page was validated to lie in the caller's RAM when registered.
+        unsafe { mem::copy_to(page.as_u64(), &bytes) };
+        Ok(bytes.len() as u64)
+    }
+
+    /// Copies `len` request bytes out of the calling vCPU's message page, once.
+    fn request_bytes(&self, id: DomainId, v: usize, len: u64) -> Result<Vec<u8>, CapError> {
+        let d = self.domain(id).ok_or(CapError::Stale)?;
+        let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+        if len as usize > MSG_PAGE_SIZE {
+            return Err(CapError::BadMessage);
+        }
+        let mut buf = alloc::vec![0u8; len as usize];
+        // SAFETY: the page lies in the caller's RAM (validated at registration).
+        unsafe { mem::copy_from(page.as_u64(), &mut buf) };
+        Ok(buf)
+    }
+
+    fn cap_infos(&self, id: DomainId) -> Vec<CapInfo> {
+        let Some(d) = self.domain(id) else {
+            return Vec::new();
+        };
+        d.caps
+            .iter()
+            .map(|(handle, cap)| {
+                let (label, detail) = match cap.object {
+                    Object::Domain { domid, .. } => (
+                        self.domain(domid)
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default(),
+                        CapDetail::Domain { domid: domid.0 },
+                    ),
+                    Object::Memory { quota_pages } => (
+                        String::from("ram"),
+                        CapDetail::Memory {
+                            free_pages: quota_pages,
+                        },
+                    ),
+                    Object::Module { index } => {
+                        let m = &self.platform.modules.as_slice()[usize::from(index)];
+                        (
+                            String::from(m.label()),
+                            CapDetail::Module {
+                                size: m.region.size,
+                            },
+                        )
+                    }
+                    Object::Console => (String::from("console"), CapDetail::Console),
+                    Object::Device { index } => {
+                        (alloc::format!("device{index}"), CapDetail::Console)
+                    }
+                };
+                CapInfo {
+                    handle,
+                    kind: cap.object.kind(),
+                    rights: cap.rights,
+                    label,
+                    detail,
+                }
+            })
+            .collect()
+    }
+
+    fn module_read(&self, id: DomainId, v: usize, a: &[u64; 6]) -> Result<Reply, CapError> {
+        let index = self.module_cap(id, a[0])?;
+        let region = self.platform.modules.as_slice()[index].region;
+        let (offset, len) = (a[1], a[2]);
+        if len as usize > MSG_PAGE_SIZE {
+            return Err(CapError::InvalidArgument);
+        }
+        let end = offset.checked_add(len).ok_or(CapError::InvalidArgument)?;
+        if end > region.size {
+            return Err(CapError::InvalidArgument);
+        }
+        let d = self.domain(id).ok_or(CapError::Stale)?;
+        let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+        // SAFETY: the module range was reserved at boot and is never written; the message
+        // page is in the caller's RAM; len <= one page.
+        unsafe {
+            let src = mem::boot_blob(region.base.as_u64() + offset, len as usize);
+            mem::copy_to(page.as_u64(), src);
+        }
+        Ok([len, 0, 0])
+    }
+
+    fn domain_create(
+        &mut self,
+        cpu: usize,
+        id: DomainId,
+        v: usize,
+        len: u64,
+    ) -> Result<Reply, CapError> {
+        let bytes = self.request_bytes(id, v, len)?;
+        let spec: DomainSpec = postcard::from_bytes(&bytes).map_err(|_| CapError::BadMessage)?;
+        let image = self.module_cap(id, spec.image.to_raw())?;
+        let pages = u64::from(spec.mem_mib) * 256;
+        {
+            let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+            let mcap = d.caps.lookup(spec.memory, CapKind::Memory, Rights::WRITE)?;
+            let Object::Memory { quota_pages } = mcap.object else {
+                return Err(CapError::WrongKind);
+            };
+            if quota_pages < pages {
+                return Err(CapError::NoMemory);
+            }
+        }
+        let region = self.platform.modules.as_slice()[image].region;
+        // SAFETY: boot modules are reserved at boot and never written.
+        let image_bytes = unsafe { mem::boot_blob(region.base.as_u64(), region.size as usize) };
+        let console = Capability {
+            object: Object::Console,
+            rights: Rights::WRITE,
+        };
+        let req = BuildRequest {
+            name: &spec.name,
+            image: image_bytes,
+            mem_mib: spec.mem_mib,
+            vcpus: &spec.vcpus,
+            cmdline: &spec.cmdline,
+            parent: Some((id, spec.memory)),
+            caps: &[console],
+        };
+        let child = self.build_domain(&req)?;
+        let instance = self.domain(child).map_or(0, |c| c.instance);
+        let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+        if let Ok(mcap) = d.caps.get_mut(spec.memory) {
+            if let Object::Memory { quota_pages } = &mut mcap.object {
+                *quota_pages -= pages;
+            }
+        }
+        let cap = Capability {
+            object: Object::Domain {
+                domid: child,
+                instance,
+            },
+            rights: Rights::READ | Rights::WRITE | Rights::CONTROL,
+        };
+        match d.caps.insert(cap) {
+            Ok(h) => {
+                crate::info!(
+                    "{} created {} ({}) by {}",
+                    child,
+                    spec.name,
+                    spec.mem_mib,
+                    id
+                );
+                let _ = cpu;
+                Ok([h.to_raw(), u64::from(child.0), 0])
+            }
+            Err(e) => {
+                self.destroy_domain(child, cpu);
+                Err(e)
+            }
+        }
+    }
+
+    fn set_paused(&mut self, target: DomainId, pause: bool, cpu: usize) -> Result<(), CapError> {
+        use protocol::control::DomainState;
+        let d = self.domain_mut(target).ok_or(CapError::Stale)?;
+        d.state = match (d.state, pause) {
+            (DomainState::Running | DomainState::Paused, true) => DomainState::Paused,
+            (DomainState::Paused | DomainState::Running, false) => DomainState::Running,
+            _ => return Err(CapError::WrongState),
+        };
+        self.refresh_runnable(target, cpu);
+        Ok(())
+    }
+
+    fn domain_info(&self, target: DomainId) -> Option<DomainInfo> {
+        let d = self.domain(target)?;
+        let sum = |f: fn(&super::domain::Vcpu) -> u64| d.vcpus.iter().map(f).sum::<u64>();
+        Some(DomainInfo {
+            domid: target.0,
+            name: d.name.clone(),
+            state: d.state,
+            vcpus: d.vcpus.len() as u16,
+            vcpus_online: d
+                .vcpus
+                .iter()
+                .filter(|c| c.power == super::domain::Power::On)
+                .count() as u16,
+            mem_mib: (d.ram_size >> 20) as u32,
+            cpu_ticks: sum(|c| c.stats.run_ticks),
+            exits: sum(|c| c.stats.exits),
+            irqs_injected: sum(|c| c.stats.irqs),
+        })
+    }
+}
+
+/// `ConsoleWrite`: bytes in x2..x6, printed a line at a time with the domain's name.
+fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, CapError> {
+    let len = a[0] as usize;
+    if len > CONSOLE_REG_BYTES {
+        return Err(CapError::InvalidArgument);
+    }
+    if !d.caps.iter().any(|(_, c)| c.object == Object::Console) {
+        return Err(CapError::NoRights);
+    }
+    let mut bytes = [0u8; CONSOLE_REG_BYTES];
+    for (i, word) in a[1..6].iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+    }
+    for &b in &bytes[..len] {
+        if b == b'\n' || d.console.len() >= 200 {
+            crate::log::print_domain_line(&d.name, &d.console);
+            d.console.clear();
+            if b == b'\n' {
+                continue;
+            }
+        }
+        // Keep the log readable: control characters other than tab become '.'.
+        d.console.push(if b == b'\t' || (0x20..0x7f).contains(&b) {
+            b
+        } else {
+            b'.'
+        });
+    }
+    Ok([len as u64, 0, 0])
+}

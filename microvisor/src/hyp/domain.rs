@@ -1,0 +1,470 @@
+//! Domains and vCPUs: building one from an image, starting, stopping, pausing and freeing.
+
+use super::tables::FrameTables;
+use super::{vcpu_key, Hyp};
+use crate::arch::context::{El1Context, GuestRegs, VgicHwState, MAX_LRS, PSTATE_EL1H_MASKED};
+use crate::arch::{self, mem};
+use crate::captable::{CapTable, Capability, Object};
+use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
+use crate::vgic::VgicDomain;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use protocol::addr::{GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use protocol::boot::{StartInfo, START_INFO_RESERVE};
+use protocol::cap::CapHandle;
+use protocol::control::{CapError, DomainState, StopReason, VcpuPlacement, PROTOCOL_VERSION};
+use protocol::ids::DomainId;
+use protocol::layout::{GUEST_RAM_BASE, MAX_VCPUS, VTIMER_PPI};
+
+/// Power state of a vCPU (PSCI's view).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// Not started, or CPU_OFF.
+    Off,
+    /// Started.
+    On,
+}
+
+/// Counters shown by `DomainQuery` and `top`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuStats {
+    /// Traps to EL2.
+    pub exits: u64,
+    /// Virtual interrupts injected.
+    pub irqs: u64,
+    /// Counter ticks spent in the guest.
+    pub run_ticks: u64,
+}
+
+/// One virtual CPU.
+pub struct Vcpu {
+    /// General registers while not loaded on a CPU.
+    pub regs: GuestRegs,
+    /// EL1 system registers and virtual timer while not loaded.
+    pub el1: El1Context,
+    /// GIC virtual interface state while not loaded.
+    pub vgic_hw: VgicHwState,
+    /// List registers (kept in sync on every exit).
+    pub lrs: [u64; MAX_LRS],
+    /// PSCI power state.
+    pub power: Power,
+    /// Waiting in a trapped WFI for an interrupt.
+    pub blocked: bool,
+    /// Where it runs.
+    pub placement: VcpuPlacement,
+    /// Message page (host physical), if registered.
+    pub msg_page: Option<PhysAddr>,
+    /// The microvisor masked the virtual timer while its interrupt is in flight.
+    pub vtimer_masked: bool,
+    /// Counters.
+    pub stats: VcpuStats,
+}
+
+/// One domain.
+pub struct Domain {
+    /// Its id.
+    pub id: DomainId,
+    /// Its name.
+    pub name: String,
+    /// Incarnation number, so capabilities to an earlier incarnation are stale.
+    pub instance: u32,
+    /// Lifecycle state.
+    pub state: DomainState,
+    /// Host-physical base of its RAM.
+    pub ram_pa: PhysAddr,
+    /// RAM size in bytes.
+    pub ram_size: u64,
+    /// Stage-2 table.
+    pub stage2: Option<PageTable>,
+    /// VMID (tags its TLB entries).
+    pub vmid: u16,
+    /// vCPUs.
+    pub vcpus: Vec<Vcpu>,
+    /// Emulated GIC.
+    pub vgic: VgicDomain,
+    /// Capabilities it holds.
+    pub caps: CapTable,
+    /// Whether it has negotiated the protocol version.
+    pub negotiated: bool,
+    /// The domain controlling it and the Memory cap its RAM came from.
+    pub parent: Option<(DomainId, CapHandle)>,
+    /// Partial console line.
+    pub console: Vec<u8>,
+    /// Guest-physical address and length of its start info.
+    pub start_info: (u64, u64),
+    /// Destroyed; freed once no CPU holds one of its vCPUs.
+    pub dying: bool,
+    /// Causes already logged (rate limiting: one line per cause).
+    pub logged: u32,
+}
+
+impl Domain {
+    /// Translates a guest-physical range inside RAM to host-physical, or `Fault`.
+    pub fn ram_to_phys(&self, ipa: u64, len: u64) -> Result<PhysAddr, CapError> {
+        let off = ipa
+            .checked_sub(GUEST_RAM_BASE.as_u64())
+            .ok_or(CapError::Fault)?;
+        let end = off.checked_add(len).ok_or(CapError::Fault)?;
+        if end > self.ram_size {
+            return Err(CapError::Fault);
+        }
+        self.ram_pa.checked_add(off).ok_or(CapError::Fault)
+    }
+
+    /// Whether `ipa` is inside this domain's RAM.
+    pub fn in_ram(&self, ipa: u64) -> bool {
+        self.ram_to_phys(ipa, 1).is_ok()
+    }
+
+    /// Logs `msg` once per `cause` bit for this domain.
+    pub fn log_once(&mut self, cause: u32, args: core::fmt::Arguments<'_>) {
+        if self.logged & cause == 0 {
+            self.logged |= cause;
+            crate::info!("{} ({}): {}", self.id, self.name, args);
+        }
+    }
+
+    /// Whether vCPU `v` may run now.
+    pub fn vcpu_runnable(&self, v: usize) -> bool {
+        self.state == DomainState::Running
+            && !self.dying
+            && self
+                .vcpus
+                .get(v)
+                .is_some_and(|c| c.power == Power::On && !c.blocked)
+    }
+}
+
+/// What to build.
+pub struct BuildRequest<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Image bytes (a boot module).
+    pub image: &'a [u8],
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// vCPU placements.
+    pub vcpus: &'a [VcpuPlacement],
+    /// Start-info arguments.
+    pub cmdline: &'a str,
+    /// Controller and memory cap.
+    pub parent: Option<(DomainId, CapHandle)>,
+    /// Capabilities to grant it.
+    pub caps: &'a [Capability],
+}
+
+/// Log-once cause bits.
+pub mod cause {
+    /// Unknown hypercall.
+    pub const UNKNOWN_HVC: u32 = 1 << 0;
+    /// Xen hypercall before the Xen ABI exists.
+    pub const XEN_HVC: u32 = 1 << 1;
+    /// Trapped system register not emulated.
+    pub const SYSREG: u32 = 1 << 2;
+    /// Capability error returned.
+    pub const CAP_ERROR: u32 = 1 << 3;
+    /// Unexpected physical interrupt.
+    pub const SPURIOUS_IRQ: u32 = 1 << 4;
+}
+
+impl Hyp {
+    /// Builds a paused domain; returns its id.
+    pub fn build_domain(&mut self, req: &BuildRequest<'_>) -> Result<DomainId, CapError> {
+        let nvcpus = req.vcpus.len();
+        if nvcpus == 0
+            || nvcpus > MAX_VCPUS
+            || req.name.is_empty()
+            || req.name.len() > protocol::boot::MAX_NAME_LEN
+        {
+            return Err(CapError::InvalidArgument);
+        }
+        if req.mem_mib == 0
+            || u64::from(req.mem_mib) * 1024 * 1024 > protocol::layout::GUEST_RAM_MAX
+        {
+            return Err(CapError::InvalidArgument);
+        }
+        let ncpus = self.platform.cpus.len();
+        if req.vcpus.iter().any(|p| usize::from(p.pcpu) >= ncpus) {
+            return Err(CapError::CpuUnavailable);
+        }
+        let ram_size = u64::from(req.mem_mib) * 1024 * 1024;
+        if req.image.len() as u64 > ram_size.saturating_sub(START_INFO_RESERVE) {
+            return Err(CapError::InvalidArgument);
+        }
+        let slot = (0..self.domains.len())
+            .find(|&i| self.domains[i].is_none())
+            .ok_or(CapError::NoSlots)?;
+        let id = DomainId(slot as u16);
+
+        // Memory: contiguous, 2 MiB aligned so stage 2 can use blocks; scrubbed.
+        let pages = ram_size / PAGE_SIZE;
+        let ram_pa = self
+            .frames
+            .alloc(pages, 2 * 1024 * 1024)
+            .map_err(|_| CapError::NoMemory)?;
+        // SAFETY: the range was just allocated; nothing refers to it.
+        unsafe { mem::zero(ram_pa.as_u64(), ram_size) };
+        // SAFETY: the image fits (checked above) in the freshly allocated RAM.
+        unsafe { mem::copy_to(ram_pa.as_u64(), req.image) };
+
+        let info = StartInfo {
+            version: PROTOCOL_VERSION,
+            domid: id.0,
+            name: String::from(req.name),
+            ram_base: GUEST_RAM_BASE.as_u64(),
+            ram_size,
+            vcpus: nvcpus as u16,
+            counter_hz: arch::counter_hz(),
+            cmdline: String::from(req.cmdline),
+        };
+        let info_bytes = postcard::to_allocvec(&info).map_err(|_| CapError::InvalidArgument)?;
+        if info_bytes.len() as u64 > START_INFO_RESERVE {
+            let _ = self.frames.free(ram_pa, pages);
+            return Err(CapError::InvalidArgument);
+        }
+        let info_off = ram_size - START_INFO_RESERVE;
+        // SAFETY: the reserve lies inside the allocated RAM and after the image.
+        unsafe { mem::copy_to(ram_pa.as_u64() + info_off, &info_bytes) };
+        // The guest starts with its MMU off (uncached accesses): push our writes to memory.
+        arch::clean_dcache_range(ram_pa.as_u64(), ram_size);
+
+        let mut tables = FrameTables(&mut self.frames);
+        let built = PageTable::new(&mut tables, Stage::Stage2).and_then(|mut pt| {
+            let attrs = Attrs {
+                mem: MemType::Normal,
+                read: true,
+                write: true,
+                exec: true,
+            };
+            pt.map(
+                &mut tables,
+                GUEST_RAM_BASE.as_u64(),
+                ram_pa,
+                ram_size,
+                attrs,
+            )?;
+            Ok(pt)
+        });
+        let stage2 = match built {
+            Ok(pt) => pt,
+            Err(_) => {
+                let _ = self.frames.free(ram_pa, pages);
+                return Err(CapError::NoMemory);
+            }
+        };
+
+        let mut caps = CapTable::new();
+        for cap in req.caps {
+            caps.insert(*cap)?;
+        }
+        let vcpus = req
+            .vcpus
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Vcpu {
+                regs: GuestRegs::default(),
+                el1: El1Context::reset((1 << 31) | i as u64),
+                vgic_hw: VgicHwState::default(),
+                lrs: [0; MAX_LRS],
+                power: Power::Off,
+                blocked: false,
+                placement: *p,
+                msg_page: None,
+                vtimer_masked: false,
+                stats: VcpuStats::default(),
+            })
+            .collect();
+        let mut vgic = VgicDomain::new(nvcpus);
+        for v in 0..nvcpus {
+            vgic.set_eoi_notify(v, VTIMER_PPI, true);
+        }
+        let instance = self.next_instance(id);
+        let domain = Domain {
+            id,
+            name: String::from(req.name),
+            instance,
+            state: DomainState::Created,
+            ram_pa,
+            ram_size,
+            stage2: Some(stage2),
+            vmid: id.0 + 1,
+            vcpus,
+            vgic,
+            caps,
+            negotiated: false,
+            parent: req.parent,
+            console: Vec::new(),
+            start_info: (GUEST_RAM_BASE.as_u64() + info_off, info_bytes.len() as u64),
+            dying: false,
+            logged: 0,
+        };
+        // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.
+        for (i, p) in req.vcpus.iter().enumerate() {
+            let rq = &mut self.runqueues[usize::from(p.pcpu)];
+            if rq.add(vcpu_key(id, i), p.priority, p.exclusive).is_err() {
+                for (j, q) in req.vcpus.iter().enumerate().take(i) {
+                    let _ = self.runqueues[usize::from(q.pcpu)].remove(vcpu_key(id, j));
+                }
+                self.release_memory(ram_pa, ram_size, domain.stage2);
+                return Err(CapError::CpuUnavailable);
+            }
+        }
+        self.domains[slot] = Some(Box::new(domain));
+        Ok(id)
+    }
+
+    fn next_instance(&mut self, id: DomainId) -> u32 {
+        let slot = usize::from(id.0);
+        self.instances[slot] = self.instances[slot].wrapping_add(1).max(1);
+        self.instances[slot]
+    }
+
+    fn release_memory(&mut self, ram_pa: PhysAddr, ram_size: u64, stage2: Option<PageTable>) {
+        if let Some(pt) = stage2 {
+            pt.destroy(&mut FrameTables(&mut self.frames));
+        }
+        // SAFETY: the domain's RAM is no longer mapped by any stage-2 table; scrub it so the
+        // next owner never sees this domain's data.
+        unsafe { mem::zero(ram_pa.as_u64(), ram_size) };
+        let _ = self.frames.free(ram_pa, ram_size / PAGE_SIZE);
+    }
+
+    /// Starts vCPU 0 of a created domain at the start of its RAM.
+    pub fn start_domain(&mut self, id: DomainId, this_cpu: usize) -> Result<(), CapError> {
+        let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+        if d.state != DomainState::Created {
+            return Err(CapError::WrongState);
+        }
+        let (info_ipa, info_len) = d.start_info;
+        let ram_size = d.ram_size;
+        let v0 = &mut d.vcpus[0];
+        v0.regs = GuestRegs::default();
+        v0.regs.pc = GUEST_RAM_BASE.as_u64();
+        v0.regs.pstate = PSTATE_EL1H_MASKED;
+        v0.regs.x[0] = info_ipa;
+        v0.regs.x[1] = info_len;
+        v0.regs.x[2] = ram_size;
+        v0.power = Power::On;
+        d.state = DomainState::Running;
+        self.refresh_runnable(id, this_cpu);
+        Ok(())
+    }
+
+    /// Re-derives every vCPU's runnable flag in its run queue and kicks affected CPUs.
+    pub fn refresh_runnable(&mut self, id: DomainId, this_cpu: usize) {
+        let Some(d) = self.domain(id) else { return };
+        let updates: Vec<(usize, usize, bool)> = (0..d.vcpus.len())
+            .map(|v| {
+                (
+                    v,
+                    usize::from(d.vcpus[v].placement.pcpu),
+                    d.vcpu_runnable(v),
+                )
+            })
+            .collect();
+        for (v, cpu, runnable) in updates {
+            let _ = self.runqueues[cpu].set_runnable(vcpu_key(id, v), runnable);
+            self.kick_cpu(cpu, this_cpu);
+        }
+    }
+
+    /// Stops a domain for `reason` (its memory stays until it is destroyed).
+    pub fn stop_domain(&mut self, id: DomainId, reason: StopReason, this_cpu: usize) {
+        let Some(d) = self.domain_mut(id) else { return };
+        if matches!(d.state, DomainState::Stopped(_)) {
+            return;
+        }
+        d.state = DomainState::Stopped(reason);
+        crate::info!("{} ({}) stopped: {}", id, d.name, DisplayReason(reason));
+        self.refresh_runnable(id, this_cpu);
+    }
+
+    /// Destroys a domain: revokes capabilities to it, and frees it now or, if a CPU still
+    /// holds one of its vCPUs, as soon as that CPU lets go.
+    pub fn destroy_domain(&mut self, id: DomainId, this_cpu: usize) {
+        let Some(d) = self.domain_mut(id) else { return };
+        d.dying = true;
+        let instance = d.instance;
+        let parent = d.parent;
+        let pages = d.ram_size / PAGE_SIZE;
+        let nvcpus = d.vcpus.len();
+        let placements: Vec<usize> = d
+            .vcpus
+            .iter()
+            .map(|v| usize::from(v.placement.pcpu))
+            .collect();
+        for slot in self.domains.iter_mut().flatten() {
+            slot.caps.revoke(|c| matches!(c.object, Object::Domain { domid, instance: i } if domid == id && i == instance));
+        }
+        // Give the RAM quota back to the memory cap it came from.
+        if let Some((pid, mcap)) = parent {
+            if let Some(p) = self.domain_mut(pid) {
+                if let Ok(cap) = p.caps.get_mut(mcap) {
+                    if let Object::Memory { quota_pages } = &mut cap.object {
+                        *quota_pages = quota_pages.saturating_add(pages);
+                    }
+                }
+            }
+        }
+        for (v, cpu) in placements.iter().enumerate().take(nvcpus) {
+            let _ = self.runqueues[*cpu].remove(vcpu_key(id, v));
+            self.kick_cpu(*cpu, this_cpu);
+        }
+        self.free_if_unloaded(id);
+    }
+
+    /// Frees a dying domain once no CPU holds one of its vCPUs.
+    pub fn free_if_unloaded(&mut self, id: DomainId) {
+        let held = self
+            .loaded
+            .iter()
+            .flatten()
+            .any(|k| super::key_parts(*k).0 == id);
+        let dying = self.domain(id).is_some_and(|d| d.dying);
+        if held || !dying {
+            return;
+        }
+        if let Some(d) = self.domains[usize::from(id.0)].take() {
+            let d = *d;
+            self.release_memory(d.ram_pa, d.ram_size, d.stage2);
+            // The VMID will be reused: drop every cached translation tagged with it.
+            arch::tlb_flush_all_guests();
+        }
+    }
+
+    /// `VTTBR_EL2` value of a domain.
+    pub fn vttbr(&self, id: DomainId) -> u64 {
+        self.domain(id)
+            .and_then(|d| {
+                d.stage2
+                    .as_ref()
+                    .map(|s| s.root().as_u64() | (u64::from(d.vmid) << 48))
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Formats a stop reason for logs.
+pub struct DisplayReason(pub StopReason);
+
+impl core::fmt::Display for DisplayReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            StopReason::PowerOff => write!(f, "powered off"),
+            StopReason::Reboot => write!(f, "asked to reboot"),
+            StopReason::Stage2Fault { ipa, esr } => {
+                write!(f, "stage-2 fault at IPA {ipa:#x} (ESR {esr:#x})")
+            }
+            StopReason::UnhandledTrap { esr, pc } => {
+                write!(f, "unhandled trap ESR {esr:#x} at PC {pc:#x}")
+            }
+            _ => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+/// Guest-physical address helper for logs.
+pub fn ipa(v: u64) -> GuestPhysAddr {
+    GuestPhysAddr::new(v)
+}

@@ -1,0 +1,219 @@
+//! Synchronous exits: decoded once by `trap::decode`, then routed here.
+
+use super::domain::cause;
+use super::{key_parts, Hyp};
+use crate::arch::context::GuestRegs;
+use crate::arch::sysreg::*;
+use crate::sched::VcpuKey;
+use crate::trap::{self, Abort, Exit, SysRegAccess};
+use crate::vgic::MmioOutcome;
+use protocol::addr::GuestPhysAddr;
+use protocol::control::{CapOp, StopReason, SMCCC_NOT_SUPPORTED};
+use protocol::psci::PsciFn;
+
+/// Xen's hypercall immediate (`HVC #0xEA1`).
+const XEN_HVC_IMM: u16 = 0xEA1;
+/// -ENOSYS as Xen returns it.
+const ENOSYS: u64 = (-38i64) as u64;
+
+impl Hyp {
+    /// Handles a synchronous exit of the vCPU `key` whose registers are `regs`.
+    pub fn handle_sync(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs) {
+        let esr = read_esr_el2();
+        let exit = trap::decode(esr, read_far_el2(), read_hpfar_el2());
+        let (id, v) = key_parts(key);
+        match exit {
+            Exit::Hvc { imm: 0 } => self.hypercall(cpu, key, regs),
+            Exit::Hvc { imm: XEN_HVC_IMM } => {
+                if let Some(d) = self.domain_mut(id) {
+                    d.log_once(
+                        cause::XEN_HVC,
+                        format_args!("Xen hypercall {} not implemented yet", regs.x[16]),
+                    );
+                }
+                regs.x[0] = ENOSYS;
+            }
+            Exit::Hvc { .. } => regs.x[0] = SMCCC_NOT_SUPPORTED,
+            Exit::Smc { .. } => {
+                // SMC traps before executing: step over it, then serve it like HVC #0.
+                regs.pc += 4;
+                self.hypercall(cpu, key, regs);
+            }
+            Exit::Wfi => {
+                regs.pc += 4;
+                self.wfi(cpu, key);
+            }
+            Exit::Wfe => {
+                regs.pc += 4;
+                self.resched[cpu] = true;
+            }
+            Exit::SysReg(access) => self.sysreg(cpu, key, regs, access),
+            Exit::DataAbort(abort) => self.data_abort(cpu, key, regs, abort, esr),
+            Exit::InstructionAbort(abort) => self.stop_domain(
+                id,
+                StopReason::Stage2Fault {
+                    ipa: abort.ipa.as_u64(),
+                    esr,
+                },
+                cpu,
+            ),
+            Exit::FpAccess | Exit::Unknown { .. } => {
+                let _ = v;
+                self.stop_domain(id, StopReason::UnhandledTrap { esr, pc: regs.pc }, cpu);
+            }
+        }
+    }
+
+    /// Routes `HVC #0`: PSCI, then our capability protocol, else SMCCC "not supported".
+    fn hypercall(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs) {
+        let fid = regs.x[0];
+        if let Some(f) = PsciFn::from_id(fid) {
+            self.psci(cpu, key, regs, f);
+            return;
+        }
+        match CapOp::from_function_id(fid) {
+            Some(Ok(op)) => self.cap_call(cpu, key, regs, op),
+            Some(Err(e)) => regs.x[0] = e as u64,
+            None => {
+                let (id, _) = key_parts(key);
+                if let Some(d) = self.domain_mut(id) {
+                    d.log_once(
+                        cause::UNKNOWN_HVC,
+                        format_args!("unknown SMCCC function {fid:#x}"),
+                    );
+                }
+                regs.x[0] = SMCCC_NOT_SUPPORTED;
+            }
+        }
+    }
+
+    /// A trapped WFI: block unless an interrupt is already deliverable.
+    fn wfi(&mut self, cpu: usize, key: VcpuKey) {
+        let (id, v) = key_parts(key);
+        let n = self.nr_lrs;
+        let Some(d) = self.domain_mut(id) else { return };
+        let lrs = d.vcpus[v].lrs;
+        if d.vgic.has_deliverable(v, &lrs[..n]) {
+            return;
+        }
+        d.vcpus[v].blocked = true;
+        let _ = self.runqueues[cpu].set_runnable(key, false);
+        self.resched[cpu] = true;
+    }
+
+    /// A trapped system-register access: SGI generation is emulated; anything else is
+    /// undefined for the guest.
+    fn sysreg(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs, a: SysRegAccess) {
+        let (id, v) = key_parts(key);
+        let value = if a.rt == 31 {
+            0
+        } else {
+            regs.x[usize::from(a.rt)]
+        };
+        if a.encoding() == trap::ICC_SGI1R_EL1 && !a.read {
+            regs.pc += 4;
+            let Some(d) = self.domain_mut(id) else { return };
+            let mask = d.vgic.send_sgi(v, value);
+            for t in 0..d.vcpus.len() {
+                if mask & (1 << t) != 0 {
+                    d.vcpus[t].stats.irqs += 1;
+                }
+            }
+            self.wake_mask(id, mask, cpu);
+            return;
+        }
+        if a.encoding() == trap::ICC_ASGI1R_EL1 || a.encoding() == trap::ICC_SGI0R_EL1 {
+            // Group-0 / alternate-group SGIs do not exist for our guests: ignore.
+            regs.pc += 4;
+            return;
+        }
+        if let Some(d) = self.domain_mut(id) {
+            d.log_once(
+                cause::SYSREG,
+                format_args!("undefined system register access {a:?}"),
+            );
+        }
+        inject_undef(regs);
+    }
+
+    /// A stage-2 data abort: emulate the GIC, or stop the domain for touching memory it
+    /// does not have.
+    fn data_abort(
+        &mut self,
+        cpu: usize,
+        key: VcpuKey,
+        regs: &mut GuestRegs,
+        abort: Abort,
+        esr: u64,
+    ) {
+        let (id, v) = key_parts(key);
+        let stop = StopReason::Stage2Fault {
+            ipa: abort.ipa.as_u64(),
+            esr,
+        };
+        let Some(access) = abort.access else {
+            // No syndrome (e.g. a load pair): we cannot emulate it.
+            self.stop_domain(id, stop, cpu);
+            return;
+        };
+        let Some(d) = self.domain_mut(id) else { return };
+        let reg = usize::from(access.reg);
+        let write = abort.write.then(|| {
+            let raw = if reg == 31 { 0 } else { regs.x[reg] };
+            if access.width >= 8 {
+                raw
+            } else {
+                raw & ((1u64 << (access.width * 8)) - 1)
+            }
+        });
+        match d.vgic.mmio(
+            v,
+            GuestPhysAddr::new(abort.ipa.as_u64()),
+            access.width,
+            write,
+        ) {
+            MmioOutcome::Read(value) => {
+                if reg != 31 {
+                    regs.x[reg] =
+                        sign_extend(value, access.width, access.sign_extend, access.sixty_four);
+                }
+                regs.pc += u64::from(abort.instr_len);
+            }
+            MmioOutcome::Write { kick } => {
+                regs.pc += u64::from(abort.instr_len);
+                self.wake_mask(id, kick, cpu);
+            }
+            MmioOutcome::NotGic => self.stop_domain(id, stop, cpu),
+        }
+    }
+}
+
+fn sign_extend(value: u64, width: u8, sign: bool, sixty_four: bool) -> u64 {
+    let bits = u32::from(width) * 8;
+    let v = if sign && bits < 64 {
+        let shift = 64 - bits;
+        (((value << shift) as i64) >> shift) as u64
+    } else {
+        value
+    };
+    if sixty_four {
+        v
+    } else {
+        v & 0xffff_ffff
+    }
+}
+
+/// Delivers an Undefined Instruction exception to the loaded vCPU's EL1.
+pub fn inject_undef(regs: &mut GuestRegs) {
+    let mode = regs.pstate & 0xf;
+    let offset = match mode {
+        0b0101 => 0x200, // EL1h
+        0b0100 => 0x000, // EL1t
+        _ => 0x400,      // from EL0 (AArch64)
+    };
+    write_esr_el1(1 << 25); // EC 0 (unknown), IL = 32-bit instruction
+    write_elr_el1(regs.pc);
+    write_spsr_el1(regs.pstate);
+    regs.pc = read_vbar_el1() + offset;
+    regs.pstate = crate::arch::context::PSTATE_EL1H_MASKED;
+}

@@ -1,0 +1,282 @@
+//! The per-CPU run loop: pick a vCPU, load it, flush its list registers, run it, handle the
+//! exit, repeat. A vCPU's state stays in the hardware (is "loaded") until another vCPU
+//! needs this CPU, so a pinned vCPU is never saved or restored.
+
+use super::domain::Power;
+use super::{key_parts, vcpu_key, Hyp, HYP};
+use crate::arch::context::{read_lrs, write_lrs, GuestRegs};
+use crate::arch::gic::{self, HYP_TIMER_PPI, KICK_SGI, MAINTENANCE_PPI, SPURIOUS, VTIMER_PPI};
+use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
+use crate::arch::vectors::ExitKind;
+use crate::arch::{self, cpu::hcr};
+use crate::sched::{VcpuKey, TIME_SLICE_US};
+use protocol::control::StopReason;
+
+/// `CNTV_CTL_EL0.IMASK`.
+const CNTV_IMASK: u64 = 1 << 1;
+/// `CNTV_CTL_EL0.ENABLE`.
+const CNTV_ENABLE: u64 = 1 << 0;
+
+/// Runs guests on this CPU forever.
+pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
+    loop {
+        let next = {
+            let mut guard = HYP.lock();
+            let hyp = guard
+                .as_mut()
+                .expect("HYP is built before any CPU runs guests");
+            hyp.schedule(cpu, regs)
+        };
+        let Some(key) = next else {
+            arch::wait_for_interrupt();
+            let mut guard = HYP.lock();
+            let hyp = guard.as_mut().expect("HYP is built");
+            hyp.handle_physical_irqs(cpu);
+            continue;
+        };
+        let start = arch::counter_now();
+        // SAFETY: `schedule` loaded this vCPU's EL1 context, VTTBR and HCR on this CPU and
+        // set up TPIDR_EL2 at boot.
+        let kind = unsafe { arch::vectors::run_guest(regs) };
+        let ran = arch::counter_now().saturating_sub(start);
+        let mut guard = HYP.lock();
+        let hyp = guard.as_mut().expect("HYP is built");
+        hyp.after_exit(cpu, key, kind, regs, ran);
+    }
+}
+
+impl Hyp {
+    /// Chooses what this CPU runs next and loads it; `None` means idle.
+    fn schedule(&mut self, cpu: usize, regs: &mut GuestRegs) -> Option<VcpuKey> {
+        let current = self.loaded[cpu];
+        let keep = current.filter(|&k| {
+            let (id, v) = key_parts(k);
+            !self.resched[cpu] && self.domain(id).is_some_and(|d| d.vcpu_runnable(v))
+        });
+        let next = match keep {
+            Some(k) => Some(k),
+            None => {
+                self.resched[cpu] = false;
+                self.runqueues[cpu].pick()
+            }
+        };
+        let next = next.filter(|&k| {
+            let (id, v) = key_parts(k);
+            self.domain(id).is_some_and(|d| d.vcpu_runnable(v))
+        });
+        if next != current {
+            if let Some(old) = current {
+                self.unload(cpu, old, regs);
+            }
+            if let Some(new) = next {
+                self.load(cpu, new, regs);
+            }
+        }
+        self.arm_hyp_timer(cpu, next);
+        let key = next?;
+        self.flush_lrs(key);
+        Some(key)
+    }
+
+    /// Saves the loaded vCPU's hardware state into its slot (or drops it if its domain is
+    /// going away).
+    fn unload(&mut self, cpu: usize, key: VcpuKey, regs: &GuestRegs) {
+        let (id, v) = key_parts(key);
+        self.loaded[cpu] = None;
+        let Some(d) = self.domain_mut(id) else { return };
+        let vcpu = &mut d.vcpus[v];
+        vcpu.regs = *regs;
+        vcpu.el1.save();
+        vcpu.vgic_hw.save();
+        let n = self.nr_lrs;
+        let d = self.domain_mut(id).expect("checked above");
+        read_lrs(&mut d.vcpus[v].lrs[..n]);
+        write_lrs(&[0; crate::arch::context::MAX_LRS][..n]);
+        self.free_if_unloaded(id);
+    }
+
+    /// Puts a vCPU's state into this CPU's hardware.
+    fn load(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs) {
+        let (id, v) = key_parts(key);
+        let vttbr = self.vttbr(id);
+        let n = self.nr_lrs;
+        let d = self.domain_mut(id).expect("a picked vCPU's domain exists");
+        let vcpu = &d.vcpus[v];
+        *regs = vcpu.regs;
+        vcpu.el1.restore();
+        vcpu.vgic_hw.restore();
+        write_lrs(&vcpu.lrs[..n]);
+        let mut hcr_value = hcr::GUEST_BASE;
+        if !vcpu.placement.exclusive {
+            // A shared CPU must get control back when the guest idles.
+            hcr_value |= hcr::TWI;
+        }
+        // SAFETY: the VTTBR is this domain's own stage-2 table tagged with its VMID.
+        unsafe { arch::load_guest_config(hcr_value, vttbr) };
+        self.loaded[cpu] = Some(key);
+    }
+
+    /// Moves deliverable virtual interrupts into the list registers.
+    fn flush_lrs(&mut self, key: VcpuKey) {
+        let (id, v) = key_parts(key);
+        let n = self.nr_lrs;
+        let Some(d) = self.domain_mut(id) else { return };
+        let mut lrs = d.vcpus[v].lrs;
+        d.vgic.flush_lrs(v, &mut lrs[..n]);
+        if lrs[..n] != d.vcpus[v].lrs[..n] {
+            d.vcpus[v].lrs = lrs;
+            write_lrs(&lrs[..n]);
+        }
+    }
+
+    /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
+    /// others share its priority) and the virtual-timer deadline of any vCPU queued here
+    /// but not loaded.
+    fn arm_hyp_timer(&mut self, cpu: usize, running: Option<VcpuKey>) {
+        let now = arch::counter_now();
+        let mut deadline = None;
+        if running.is_some_and(|key| self.runqueues[cpu].contended(key)) {
+            deadline = Some(now + arch::counter_hz() * TIME_SLICE_US / 1_000_000);
+        }
+        for d in self.domains.iter().flatten() {
+            for (v, vcpu) in d.vcpus.iter().enumerate() {
+                let here = usize::from(vcpu.placement.pcpu) == cpu;
+                let unloaded = self.loaded[cpu] != Some(vcpu_key(d.id, v));
+                let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
+                if here && unloaded && armed && vcpu.power == Power::On {
+                    let t = vcpu.el1.cntv_cval;
+                    deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
+                }
+            }
+        }
+        arch::set_hyp_timer(deadline);
+    }
+
+    /// Handles a guest exit.
+    fn after_exit(
+        &mut self,
+        cpu: usize,
+        key: VcpuKey,
+        kind: ExitKind,
+        regs: &mut GuestRegs,
+        ran: u64,
+    ) {
+        let (id, v) = key_parts(key);
+        let n = self.nr_lrs;
+        if let Some(d) = self.domain_mut(id) {
+            let vcpu = &mut d.vcpus[v];
+            vcpu.stats.exits += 1;
+            vcpu.stats.run_ticks += ran;
+            let mut lrs = vcpu.lrs;
+            read_lrs(&mut lrs[..n]);
+            let done = d.vgic.sync_lrs(v, &lrs[..n]);
+            // Free slots the guest finished with (this also clears their EOI-maintenance
+            // bits, which would otherwise keep the maintenance interrupt asserted).
+            for lr in lrs[..n].iter_mut() {
+                if *lr >> 62 == 0 {
+                    *lr = 0;
+                }
+            }
+            d.vcpus[v].lrs = lrs;
+            write_lrs(&lrs[..n]);
+            if done.contains(VTIMER_PPI) && d.vcpus[v].vtimer_masked {
+                d.vcpus[v].vtimer_masked = false;
+                write_cntv_ctl_el0(read_cntv_ctl_el0() & !CNTV_IMASK);
+            }
+        }
+        match kind {
+            ExitKind::Irq | ExitKind::Fiq => self.handle_physical_irqs(cpu),
+            ExitKind::Sync => self.handle_sync(cpu, key, regs),
+            ExitKind::SError => {
+                let esr = crate::arch::sysreg::read_esr_el2();
+                self.stop_domain(id, StopReason::UnhandledTrap { esr, pc: regs.pc }, cpu);
+            }
+        }
+    }
+
+    /// Acknowledges and handles every pending physical interrupt on this CPU.
+    pub fn handle_physical_irqs(&mut self, cpu: usize) {
+        loop {
+            let intid = gic::ack();
+            if intid == SPURIOUS {
+                break;
+            }
+            match intid {
+                VTIMER_PPI => self.vtimer_fired(cpu),
+                HYP_TIMER_PPI => {
+                    arch::set_hyp_timer(None);
+                    self.resched[cpu] = true;
+                    self.deliver_expired_timers(cpu);
+                }
+                KICK_SGI | MAINTENANCE_PPI => self.resched[cpu] |= intid == KICK_SGI,
+                other => crate::info!("unexpected physical interrupt {other} on CPU {cpu}"),
+            }
+            gic::eoi(intid);
+        }
+    }
+
+    /// The loaded vCPU's virtual timer expired: mask it until the guest finishes with the
+    /// virtual interrupt, and inject it.
+    fn vtimer_fired(&mut self, cpu: usize) {
+        let ctl = read_cntv_ctl_el0();
+        write_cntv_ctl_el0(ctl | CNTV_IMASK);
+        let Some(key) = self.loaded[cpu] else { return };
+        let (id, v) = key_parts(key);
+        if let Some(d) = self.domain_mut(id) {
+            d.vcpus[v].vtimer_masked = true;
+        }
+        self.inject(id, v, VTIMER_PPI, cpu);
+    }
+
+    /// Injects the virtual timer into every unloaded vCPU on this CPU whose deadline passed.
+    fn deliver_expired_timers(&mut self, cpu: usize) {
+        let now = arch::counter_now();
+        let mut due = alloc::vec::Vec::new();
+        for d in self.domains.iter_mut().flatten() {
+            for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
+                let here = usize::from(vcpu.placement.pcpu) == cpu;
+                let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
+                if here
+                    && armed
+                    && self.loaded[cpu] != Some(vcpu_key(d.id, v))
+                    && vcpu.el1.cntv_cval <= now
+                {
+                    vcpu.el1.cntv_ctl |= CNTV_IMASK;
+                    vcpu.vtimer_masked = true;
+                    due.push((d.id, v));
+                }
+            }
+        }
+        for (id, v) in due {
+            self.inject(id, v, VTIMER_PPI, cpu);
+        }
+    }
+
+    /// Makes `intid` pending for vCPU `v` of domain `id` and wakes whoever can now take an
+    /// interrupt.
+    pub fn inject(&mut self, id: protocol::ids::DomainId, v: usize, intid: u32, this_cpu: usize) {
+        let Some(d) = self.domain_mut(id) else { return };
+        let mask = d.vgic.inject(v, intid);
+        if let Some(vcpu) = d.vcpus.get_mut(v) {
+            vcpu.stats.irqs += 1;
+        }
+        self.wake_mask(id, mask, this_cpu);
+    }
+
+    /// Unblocks and kicks the vCPUs in `mask` (bit n = vCPU n).
+    pub fn wake_mask(&mut self, id: protocol::ids::DomainId, mask: u32, this_cpu: usize) {
+        let Some(d) = self.domain_mut(id) else { return };
+        let mut cpus = alloc::vec::Vec::new();
+        for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
+            if mask & (1 << v) != 0 {
+                vcpu.blocked = false;
+                cpus.push((v, usize::from(vcpu.placement.pcpu)));
+            }
+        }
+        for (v, cpu) in cpus {
+            let runnable = self.domain(id).is_some_and(|d| d.vcpu_runnable(v));
+            let _ = self.runqueues[cpu].set_runnable(vcpu_key(id, v), runnable);
+            self.kick_cpu(cpu, this_cpu);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Physical memory management: the frame allocator and the translation-table builder.
+
+pub mod frames;
+pub mod pagetable;

@@ -1,0 +1,382 @@
+//! List registers: the `ICH_LR<n>_EL2` format, and moving interrupts between the model and a
+//! vCPU's LRs around each guest entry ([`VgicDomain::flush_lrs`]) and exit
+//! ([`VgicDomain::sync_lrs`]).
+//!
+//! Invariants:
+//! - This module only touches LRs it filled itself (valid, HW = 0, INTID in the vCPU's
+//!   `in_lr` set). LRs with the HW bit or an unknown INTID belong to the caller and are left
+//!   alone; they still occupy their slot.
+//! - An INTID is in at most one LR of one vCPU.
+//! - An LR leaving (state 00) is the guest deactivating the interrupt; only then, or when a
+//!   guest `ICPENDR`/`ICACTIVER` write retires it, is an EOI-notified INTID reported as
+//!   completed. Evicting a pending-only LR (to make room, or because the interrupt was
+//!   disabled) returns its pending state to the model and is not a completion.
+
+use super::state::{IrqSet, NO_OWNER};
+use super::{CompletedSet, VgicDomain, FIRST_SPI, NR_IRQS};
+
+/// LR state bit: pending.
+pub const PENDING: u64 = 1 << 62;
+/// LR state bit: active.
+pub const ACTIVE: u64 = 1 << 63;
+/// Both state bits (`State`, bits [63:62]).
+pub const STATE_MASK: u64 = PENDING | ACTIVE;
+/// `HW`: the virtual interrupt is tied to a physical one (never set by this module).
+pub const HW: u64 = 1 << 61;
+/// `Group`: Group 1 when set.
+pub const GROUP1: u64 = 1 << 60;
+/// `EOI` (valid when HW = 0): maintenance interrupt when the guest deactivates it.
+pub const EOI: u64 = 1 << 41;
+/// Shift of the 8-bit `Priority` field.
+pub const PRIORITY_SHIFT: u32 = 48;
+const PRIORITY_MASK: u64 = 0xFF << PRIORITY_SHIFT;
+const VINTID_MASK: u64 = 0xFFFF_FFFF;
+
+/// The `State` field of an LR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrState {
+    /// 00: the LR is free.
+    Invalid,
+    /// 01: pending, not yet acknowledged.
+    Pending,
+    /// 10: acknowledged, not yet deactivated.
+    Active,
+    /// 11: active and pending again.
+    PendingActive,
+}
+
+impl LrState {
+    /// The field's bits in LR position.
+    pub const fn bits(self) -> u64 {
+        match self {
+            Self::Invalid => 0,
+            Self::Pending => PENDING,
+            Self::Active => ACTIVE,
+            Self::PendingActive => PENDING | ACTIVE,
+        }
+    }
+}
+
+/// A Group 1, pending, software (HW = 0) LR for `intid` at `priority`, with the EOI
+/// maintenance bit if `eoi_notify`.
+pub const fn make(intid: u32, priority: u8, eoi_notify: bool) -> u64 {
+    build(intid, priority, true, eoi_notify, LrState::Pending)
+}
+
+/// A software (HW = 0) LR with every field given.
+pub const fn build(intid: u32, priority: u8, group1: bool, eoi_notify: bool, st: LrState) -> u64 {
+    (intid as u64)
+        | ((priority as u64) << PRIORITY_SHIFT)
+        | if group1 { GROUP1 } else { 0 }
+        | if eoi_notify { EOI } else { 0 }
+        | st.bits()
+}
+
+/// The LR's state.
+pub const fn state(lr: u64) -> LrState {
+    match (lr & PENDING != 0, lr & ACTIVE != 0) {
+        (false, false) => LrState::Invalid,
+        (true, false) => LrState::Pending,
+        (false, true) => LrState::Active,
+        (true, true) => LrState::PendingActive,
+    }
+}
+
+/// `lr` with its state replaced by `st`.
+pub const fn with_state(lr: u64, st: LrState) -> u64 {
+    (lr & !STATE_MASK) | st.bits()
+}
+
+/// The virtual INTID.
+pub const fn intid(lr: u64) -> u32 {
+    (lr & VINTID_MASK) as u32
+}
+
+/// The priority field.
+pub const fn priority(lr: u64) -> u8 {
+    ((lr & PRIORITY_MASK) >> PRIORITY_SHIFT) as u8
+}
+
+/// Whether the HW bit is set.
+pub const fn is_hw(lr: u64) -> bool {
+    lr & HW != 0
+}
+
+/// Whether the EOI-maintenance bit is set (meaningful only when HW = 0).
+pub const fn eoi_notify(lr: u64) -> bool {
+    lr & EOI != 0 && !is_hw(lr)
+}
+
+/// Whether the Group bit says Group 1.
+pub const fn group1(lr: u64) -> bool {
+    lr & GROUP1 != 0
+}
+
+impl VgicDomain {
+    /// Before guest entry: refreshes the LRs this model owns in `lrs` (the vCPU's current
+    /// `ICH_LR<n>_EL2` values) and fills free ones with the most urgent deliverable
+    /// interrupts (lowest priority value, then lowest INTID). A pending-only LR is evicted
+    /// for a more urgent interrupt when no LR is free. Afterwards [`Self::needs_refill`]
+    /// says whether anything was left out.
+    pub fn flush_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) {
+        if vcpu >= self.nr_vcpus {
+            return;
+        }
+        // Anything that left since the last sync is retired first, so a skipped sync cannot
+        // strand an INTID as "in an LR" forever.
+        let done = self.retire(vcpu, lrs);
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            t.completed_carry.union_with(&done);
+        }
+        for slot in lrs.iter_mut() {
+            if let Some(intid) = self.owned_intid(vcpu, *slot) {
+                *slot = self.refresh(vcpu, intid, *slot);
+            }
+        }
+
+        let mut cands = [(0u8, 0u32); NR_IRQS];
+        let mut n = 0;
+        for intid in 0..NR_IRQS as u32 {
+            if let Some(p) = self.candidate_priority(vcpu, intid) {
+                if let Some(c) = cands.get_mut(n) {
+                    *c = (p, intid);
+                    n += 1;
+                }
+            }
+        }
+        let cands = cands.get_mut(..n).unwrap_or_default();
+        cands.sort_unstable();
+
+        let mut next = 0;
+        for slot in lrs.iter_mut() {
+            if state(*slot) == LrState::Invalid {
+                if let Some(&(_, intid)) = cands.get(next) {
+                    *slot = self.place(vcpu, intid);
+                    next += 1;
+                }
+            }
+        }
+        let mut evicted = false;
+        while let Some(&(prio, intid)) = cands.get(next) {
+            match self.worst_pending_lr(vcpu, lrs) {
+                Some((i, worst)) if worst > (prio, intid) => {
+                    if let Some(slot) = lrs.get_mut(i) {
+                        self.evict(vcpu, worst.1);
+                        *slot = self.place(vcpu, intid);
+                        evicted = true;
+                    }
+                    next += 1;
+                }
+                _ => break,
+            }
+        }
+        let overflow = next < cands.len() || evicted;
+        self.snapshot(vcpu, lrs);
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            t.overflow = overflow;
+        }
+    }
+
+    /// After guest exit: notes which interrupts left `lrs` (state 00: the guest deactivated
+    /// them) and returns those that had EOI notification on, plus any completions noticed
+    /// since the last sync.
+    pub fn sync_lrs(&mut self, vcpu: usize, lrs: &[u64]) -> CompletedSet {
+        if vcpu >= self.nr_vcpus {
+            return CompletedSet::EMPTY;
+        }
+        let mut done = self.retire(vcpu, lrs);
+        self.snapshot(vcpu, lrs);
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            done.union_with(&t.completed_carry);
+            t.completed_carry = IrqSet::EMPTY;
+        }
+        done
+    }
+
+    /// Whether `vcpu` has anything to take: an LR with the pending bit, or a deliverable
+    /// interrupt not yet in an LR. Used to wake a vCPU blocked in WFI (over-approximates:
+    /// the guest's priority mask is not considered).
+    pub fn has_deliverable(&self, vcpu: usize, lrs: &[u64]) -> bool {
+        vcpu < self.nr_vcpus
+            && (lrs.iter().any(|&l| l & PENDING != 0) || self.model_deliverable(vcpu))
+    }
+
+    /// The INTID of `lr` if it is a valid LR this model placed on `vcpu`.
+    fn owned_intid(&self, vcpu: usize, lr: u64) -> Option<u32> {
+        let intid = intid(lr);
+        let ours = state(lr) != LrState::Invalid
+            && !is_hw(lr)
+            && self.lrs.get(vcpu).is_some_and(|t| t.in_lr.contains(intid));
+        ours.then_some(intid)
+    }
+
+    /// Forgets INTIDs in `vcpu`'s `in_lr` that no valid LR holds any more; returns those
+    /// with EOI notification.
+    fn retire(&mut self, vcpu: usize, lrs: &[u64]) -> IrqSet {
+        let mut live = IrqSet::EMPTY;
+        for &l in lrs {
+            if let Some(intid) = self.owned_intid(vcpu, l) {
+                live.insert(intid);
+            }
+        }
+        let gone = match self.lrs.get(vcpu) {
+            Some(t) => t.in_lr,
+            None => return IrqSet::EMPTY,
+        };
+        let mut done = IrqSet::EMPTY;
+        for intid in gone.iter().filter(|&i| !live.contains(i)) {
+            if self.release(vcpu, intid) {
+                done.insert(intid);
+            }
+        }
+        done
+    }
+
+    /// Drops `intid` from `vcpu`'s LR bookkeeping; returns its EOI-notify flag.
+    fn release(&mut self, vcpu: usize, intid: u32) -> bool {
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            for set in [
+                &mut t.in_lr,
+                &mut t.lr_pending,
+                &mut t.lr_active,
+                &mut t.unpend_req,
+                &mut t.deact_req,
+            ] {
+                set.remove(intid);
+            }
+        }
+        match self.irq_mut(vcpu, intid) {
+            Some(irq) => {
+                if intid >= FIRST_SPI && irq.owner as usize == vcpu {
+                    irq.owner = NO_OWNER;
+                }
+                irq.eoi_notify
+            }
+            None => false,
+        }
+    }
+
+    /// Applies guest register writes and new pend requests to an owned LR; returns its new
+    /// value (0 if the interrupt left it).
+    fn refresh(&mut self, vcpu: usize, intid: u32, lr: u64) -> u64 {
+        let had_active = lr & ACTIVE != 0;
+        let mut st = lr & STATE_MASK;
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            if t.unpend_req.contains(intid) {
+                st &= !PENDING;
+            }
+            if t.deact_req.contains(intid) {
+                st &= !ACTIVE;
+            }
+            t.unpend_req.remove(intid);
+            t.deact_req.remove(intid);
+        }
+        let irq = match self.irq(vcpu, intid) {
+            Some(irq) => *irq,
+            None => return lr,
+        };
+        let forwardable = irq.enabled && self.group_enabled(&irq);
+        if st == PENDING && !forwardable {
+            // Disabled while waiting in the LR: take it back so the guest cannot see it
+            // until re-enabled.
+            self.evict(vcpu, intid);
+            return 0;
+        }
+        if irq.pending && forwardable {
+            st |= PENDING;
+            if let Some(m) = self.irq_mut(vcpu, intid) {
+                m.pending = false;
+            }
+        }
+        if st == 0 {
+            let notify = self.release(vcpu, intid);
+            if notify && had_active {
+                if let Some(t) = self.lrs.get_mut(vcpu) {
+                    t.completed_carry.insert(intid);
+                }
+            }
+            return 0;
+        }
+        (lr & !(STATE_MASK | EOI)) | st | if irq.eoi_notify { EOI } else { 0 }
+    }
+
+    /// Priority of `intid` if it should be placed in one of `vcpu`'s free LRs.
+    fn candidate_priority(&self, vcpu: usize, intid: u32) -> Option<u8> {
+        if self.lrs.get(vcpu)?.in_lr.contains(intid) {
+            return None;
+        }
+        let irq = self.irq(vcpu, intid)?;
+        if intid >= FIRST_SPI {
+            let spi = (intid - FIRST_SPI) as usize;
+            let ours = match irq.owner {
+                NO_OWNER => self.spi_route_target(spi) == Some(vcpu),
+                o => o as usize == vcpu,
+            };
+            if !ours {
+                return None;
+            }
+        }
+        (self.wants_lr(irq) || irq.active).then_some(irq.priority)
+    }
+
+    /// Moves `intid` from the model into a new LR value for `vcpu`.
+    fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
+        let wants = self.irq(vcpu, intid).is_some_and(|irq| self.wants_lr(irq));
+        let irq = match self.irq_mut(vcpu, intid) {
+            Some(irq) => irq,
+            None => return 0,
+        };
+        let st = match (wants, irq.active) {
+            (true, true) => LrState::PendingActive,
+            (true, false) => LrState::Pending,
+            (false, true) => LrState::Active,
+            (false, false) => return 0,
+        };
+        irq.pending = false;
+        irq.active = false;
+        if intid >= FIRST_SPI {
+            irq.owner = vcpu as u8;
+        }
+        let lr = build(intid, irq.priority, irq.group1, irq.eoi_notify, st);
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            t.in_lr.insert(intid);
+        }
+        lr
+    }
+
+    /// Takes a pending-only `intid` out of `vcpu`'s LRs, keeping it pending in the model.
+    fn evict(&mut self, vcpu: usize, intid: u32) {
+        self.release(vcpu, intid);
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.pending = true;
+        }
+    }
+
+    /// The owned pending-only LR with the least urgent (priority, INTID), as (index, key).
+    fn worst_pending_lr(&self, vcpu: usize, lrs: &[u64]) -> Option<(usize, (u8, u32))> {
+        lrs.iter()
+            .enumerate()
+            .filter(|&(_, &l)| state(l) == LrState::Pending && self.owned_intid(vcpu, l).is_some())
+            .map(|(i, &l)| (i, (priority(l), intid(l))))
+            .max_by_key(|&(_, key)| key)
+    }
+
+    /// Records the pending/active bits of `vcpu`'s owned LRs for register reads.
+    fn snapshot(&mut self, vcpu: usize, lrs: &[u64]) {
+        let (mut pend, mut act) = (IrqSet::EMPTY, IrqSet::EMPTY);
+        for &l in lrs {
+            if let Some(intid) = self.owned_intid(vcpu, l) {
+                if l & PENDING != 0 {
+                    pend.insert(intid);
+                }
+                if l & ACTIVE != 0 {
+                    act.insert(intid);
+                }
+            }
+        }
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            t.lr_pending = pend;
+            t.lr_active = act;
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The emulated GICv3 of one domain: distributor and redistributor registers, virtual
+//! interrupt state, SGI routing and list-register (LR) management. Pure logic; the caller
+//! moves `ICH_LR<n>_EL2` values in and out as `u64` slices.
+//!
+//! Model and invariants:
+//! - Affinity routing is always on (`GICD_CTLR.ARE` reads 1) and there is one security state
+//!   (`DS` reads 1), so SGIs/PPIs live only in the redistributors, `IGRPMODR`/`NSACR` are
+//!   RAZ/WI, and vCPU *n* has MPIDR Aff0 = *n*, Aff1 = Aff2 = Aff3 = 0.
+//! - Every interrupt is modelled as **edge-triggered**: a pend request latches until it is
+//!   placed in an LR; pending again while in an LR coalesces (LR pending) or becomes
+//!   pending+active (LR active). Level sources (the virtual timer) are handled by the caller
+//!   with EOI notification ([`VgicDomain::set_eoi_notify`]) and re-injection.
+//! - An interrupt is *deliverable* when pending, enabled and its group is enabled in
+//!   `GICD_CTLR`. Priority masking (`ICC_PMR`) lives in the hardware virtual CPU interface
+//!   and is not modelled, so [`VgicDomain::has_deliverable`] may over-approximate.
+//! - While an interrupt sits in an LR, the LR is authoritative; the model only tracks that it
+//!   is there (see [`state::LrTrack`]). An SPI is in at most one vCPU's LRs (its owner) and
+//!   is delivered only there until the guest deactivates it.
+//! - No guest input can panic this module: every index is bounds-checked and unknown,
+//!   reserved, misaligned or wrong-width accesses are RAZ/WI and counted.
+//!
+//! MMIO `width` is in **bytes** (1, 2, 4 or 8), as decoded from the syndrome's SAS field.
+
+mod dist;
+pub mod lr;
+mod redist;
+mod regs;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use protocol::addr::GuestPhysAddr;
+use protocol::layout::{
+    GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICR_STRIDE,
+    GUEST_SPIS, MAX_VCPUS,
+};
+
+pub use state::{CompletedSet, IrqSet};
+use state::{Irq, LrTrack, NO_OWNER, ROUTE_RESET, WAKER_CHILDREN_ASLEEP, WAKER_PROCESSOR_SLEEP};
+
+/// Bitmask of vCPUs: bit *n* = vCPU *n*.
+pub type VcpuMask = u32;
+
+/// Number of INTIDs the emulated GIC implements: 16 SGIs, 16 PPIs, then the SPIs.
+pub const NR_IRQS: usize = 32 + GUEST_SPIS as usize;
+/// First SPI INTID.
+pub const FIRST_SPI: u32 = 32;
+const SPIS: usize = GUEST_SPIS as usize;
+
+// The bit-per-interrupt registers are 32 wide; a partial word would need masking everywhere.
+const _: () = assert!(GUEST_SPIS.is_multiple_of(32) && NR_IRQS <= 1020);
+// VcpuMask has one bit per vCPU and `owner` stores a vCPU index in a u8.
+const _: () = assert!(MAX_VCPUS <= 32 && MAX_VCPUS < NO_OWNER as usize);
+
+/// Result of an MMIO access to the GIC windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmioOutcome {
+    /// A read completed with this value (zero-extended to 64 bits).
+    Read(u64),
+    /// A write completed; `kick` holds the vCPUs that now have a deliverable interrupt
+    /// because of it and should be made to re-enter (IPI or wake from WFI). It may include
+    /// vCPUs that already had one; a redundant kick is harmless.
+    Write {
+        /// vCPUs to kick.
+        kick: VcpuMask,
+    },
+    /// The address is outside the GICD and GICR windows; the caller handles it.
+    NotGic,
+}
+
+/// The emulated GICv3 of one domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VgicDomain {
+    /// vCPUs in this domain (clamped to `MAX_VCPUS`).
+    nr_vcpus: usize,
+    /// `GICD_CTLR` bits 0 (EnableGrp0) and 1 (EnableGrp1); the rest are fixed.
+    ctlr: u32,
+    /// SGIs and PPIs, banked per vCPU.
+    private: [[Irq; 32]; MAX_VCPUS],
+    /// SPIs (INTID 32 + index).
+    spis: [Irq; SPIS],
+    /// `GICD_IROUTER` of each SPI (only the implemented fields).
+    routes: [u64; SPIS],
+    /// `GICR_WAKER` per vCPU.
+    waker: [u32; MAX_VCPUS],
+    /// LR bookkeeping per vCPU.
+    lrs: [LrTrack; MAX_VCPUS],
+    /// Guest accesses to unknown/reserved/misaligned registers, for rate-limited reporting.
+    ignored: u64,
+}
+
+const fn reset_private_bank() -> [Irq; 32] {
+    let mut bank = [Irq::RESET; 32];
+    let mut i = 0;
+    while i < 16 {
+        bank[i] = Irq::RESET_SGI;
+        i += 1;
+    }
+    bank
+}
+
+impl VgicDomain {
+    /// A GIC in its reset state for `nr_vcpus` vCPUs (clamped to `MAX_VCPUS`): everything
+    /// disabled, not pending, priority 0, Group 1, SPIs routed to vCPU 0, redistributors
+    /// asleep.
+    pub const fn new(nr_vcpus: usize) -> Self {
+        let nr_vcpus = if nr_vcpus > MAX_VCPUS {
+            MAX_VCPUS
+        } else {
+            nr_vcpus
+        };
+        Self {
+            nr_vcpus,
+            ctlr: 0,
+            private: [reset_private_bank(); MAX_VCPUS],
+            spis: [Irq::RESET; SPIS],
+            routes: [ROUTE_RESET; SPIS],
+            waker: [WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP; MAX_VCPUS],
+            lrs: [LrTrack::RESET; MAX_VCPUS],
+            ignored: 0,
+        }
+    }
+
+    /// Number of vCPUs this GIC serves.
+    pub fn nr_vcpus(&self) -> usize {
+        self.nr_vcpus
+    }
+
+    /// Guest accesses that hit no implemented register (RAZ/WI), so the caller can report a
+    /// misbehaving guest once rather than per access.
+    pub fn ignored_accesses(&self) -> u64 {
+        self.ignored
+    }
+
+    /// Emulates a guest access of `width` bytes at `ipa`; `write` is `None` for a read.
+    /// `vcpu` is the accessing vCPU (redistributor frames are selected by address, not by
+    /// it). Never panics.
+    pub fn mmio(
+        &mut self,
+        vcpu: usize,
+        ipa: GuestPhysAddr,
+        width: u8,
+        write: Option<u64>,
+    ) -> MmioOutcome {
+        // The accessor does not matter with affinity routing; kept for the caller's symmetry.
+        let _ = vcpu;
+        let reg = if let Some(off) = ipa
+            .offset_from(GUEST_GICD_BASE)
+            .filter(|&o| o < GUEST_GICD_SIZE)
+        {
+            if valid_access(off, width) {
+                dist::decode(off, width)
+            } else {
+                None
+            }
+        } else if let Some(off) = ipa
+            .offset_from(GUEST_GICR_BASE)
+            .filter(|&o| o < GUEST_GICR_SIZE)
+        {
+            let frame = (off / GUEST_GICR_STRIDE) as usize;
+            let inner = off % GUEST_GICR_STRIDE;
+            if !valid_access(off, width) {
+                None
+            } else if frame >= self.nr_vcpus {
+                // No redistributor here: RAZ makes PIDR2 read 0, which ends a guest's scan.
+                Some(regs::Reg::Raz)
+            } else {
+                redist::decode(frame, frame + 1 == self.nr_vcpus, inner, width)
+            }
+        } else {
+            return MmioOutcome::NotGic;
+        };
+        let reg = match reg {
+            Some(r) => r,
+            None => {
+                self.ignored = self.ignored.wrapping_add(1);
+                regs::Reg::Raz
+            }
+        };
+        match write {
+            None => MmioOutcome::Read(self.read_reg(reg)),
+            Some(v) => MmioOutcome::Write {
+                kick: self.write_reg(reg, v & width_mask(width)),
+            },
+        }
+    }
+
+    /// Makes `intid` pending, as a device or the microvisor would. SGIs/PPIs pend on `vcpu`;
+    /// SPIs follow their route and ignore `vcpu`. Returns the vCPUs that now have this
+    /// interrupt deliverable. Out-of-range `intid` or `vcpu`: no effect, returns 0.
+    pub fn inject(&mut self, vcpu: usize, intid: u32) -> VcpuMask {
+        match self.irq_mut(vcpu, intid) {
+            Some(irq) => irq.pending = true,
+            None => return 0,
+        }
+        self.deliverable_mask(vcpu, intid)
+    }
+
+    /// Emulates `sender`'s write of `ICC_SGI1R_EL1`. Targets that do not exist (affinity
+    /// above Aff0, a range selector past our vCPUs, or Aff0 >= `nr_vcpus`) are ignored, as
+    /// the architecture ignores writes naming absent PEs. Returns the vCPUs to kick.
+    pub fn send_sgi(&mut self, sender: usize, sgi1r: u64) -> VcpuMask {
+        let intid = ((sgi1r >> 24) & 0xF) as u32;
+        let irm = sgi1r & (1 << 40) != 0;
+        let mut kick = 0;
+        if irm {
+            for v in (0..self.nr_vcpus).filter(|&v| v != sender) {
+                kick |= self.inject(v, intid);
+            }
+            return kick;
+        }
+        let aff1 = (sgi1r >> 16) & 0xFF;
+        let aff2 = (sgi1r >> 32) & 0xFF;
+        let aff3 = (sgi1r >> 48) & 0xFF;
+        let rs = ((sgi1r >> 44) & 0xF) as usize;
+        if aff1 != 0 || aff2 != 0 || aff3 != 0 {
+            return 0;
+        }
+        let targets = (sgi1r & 0xFFFF) as u32;
+        for bit in 0..16 {
+            if targets & (1 << bit) != 0 {
+                let v = rs * 16 + bit;
+                if v < self.nr_vcpus {
+                    kick |= self.inject(v, intid);
+                }
+            }
+        }
+        kick
+    }
+
+    /// Requests (or stops requesting) a maintenance interrupt when the guest deactivates
+    /// `intid` on `vcpu` (for SPIs `vcpu` is ignored). Takes effect on LRs at the next
+    /// [`Self::flush_lrs`]; completions are reported by [`Self::sync_lrs`].
+    pub fn set_eoi_notify(&mut self, vcpu: usize, intid: u32, on: bool) {
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.eoi_notify = on;
+        }
+    }
+
+    /// Whether the last [`Self::flush_lrs`] for `vcpu` left deliverable interrupts out for
+    /// lack of free LRs; the caller should then enable the underflow maintenance interrupt
+    /// (`ICH_HCR_EL2.UIE`) so it gets to refill them.
+    pub fn needs_refill(&self, vcpu: usize) -> bool {
+        self.lrs.get(vcpu).is_some_and(|t| t.overflow)
+    }
+
+    // ---- interrupt lookup and deliverability ----
+
+    /// The state of `intid` as seen from `vcpu` (private interrupts are banked).
+    fn irq(&self, vcpu: usize, intid: u32) -> Option<&Irq> {
+        if intid < FIRST_SPI {
+            if vcpu >= self.nr_vcpus {
+                return None;
+            }
+            self.private.get(vcpu)?.get(intid as usize)
+        } else {
+            self.spis.get((intid - FIRST_SPI) as usize)
+        }
+    }
+
+    /// Mutable twin of [`Self::irq`].
+    fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut Irq> {
+        if intid < FIRST_SPI {
+            if vcpu >= self.nr_vcpus {
+                return None;
+            }
+            self.private.get_mut(vcpu)?.get_mut(intid as usize)
+        } else {
+            self.spis.get_mut((intid - FIRST_SPI) as usize)
+        }
+    }
+
+    fn group_enabled(&self, irq: &Irq) -> bool {
+        let bit = if irq.group1 { 1 << 1 } else { 1 << 0 };
+        self.ctlr & bit != 0
+    }
+
+    /// Pending in the model, enabled and group-enabled: it should go into an LR.
+    fn wants_lr(&self, irq: &Irq) -> bool {
+        irq.pending && irq.enabled && self.group_enabled(irq)
+    }
+
+    /// The vCPU an SPI's `IROUTER` names, if it exists. IRM (1 of N) picks vCPU 0.
+    fn spi_route_target(&self, spi: usize) -> Option<usize> {
+        let route = *self.routes.get(spi)?;
+        if route & regs::IROUTER_IRM != 0 {
+            return Some(0).filter(|_| self.nr_vcpus > 0);
+        }
+        if route & !0xFF != 0 {
+            // Aff1..Aff3 name a cluster we do not have.
+            return None;
+        }
+        Some((route & 0xFF) as usize).filter(|&v| v < self.nr_vcpus)
+    }
+
+    /// The vCPU whose LRs should receive `intid`: the banked vCPU for SGIs/PPIs; for SPIs the
+    /// vCPU already holding it in an LR, else its route target.
+    fn delivery_vcpu(&self, vcpu: usize, intid: u32) -> Option<usize> {
+        if intid < FIRST_SPI {
+            return Some(vcpu).filter(|&v| v < self.nr_vcpus);
+        }
+        let spi = (intid - FIRST_SPI) as usize;
+        match self.spis.get(spi)?.owner {
+            NO_OWNER => self.spi_route_target(spi),
+            owner => Some(owner as usize),
+        }
+    }
+
+    /// `1 << v` if `intid` is deliverable to some vCPU `v`, else 0.
+    fn deliverable_mask(&self, vcpu: usize, intid: u32) -> VcpuMask {
+        match (self.irq(vcpu, intid), self.delivery_vcpu(vcpu, intid)) {
+            (Some(irq), Some(v)) if self.wants_lr(irq) => 1 << v,
+            _ => 0,
+        }
+    }
+
+    /// Whether the model (ignoring LR contents) has something deliverable for `vcpu`.
+    fn model_deliverable(&self, vcpu: usize) -> bool {
+        (0..NR_IRQS as u32).any(|intid| self.deliverable_mask(vcpu, intid) & (1 << vcpu) != 0)
+    }
+
+    /// Every vCPU with something deliverable in the model.
+    fn all_deliverable(&self) -> VcpuMask {
+        (0..self.nr_vcpus)
+            .filter(|&v| self.model_deliverable(v))
+            .fold(0, |m, v| m | 1 << v)
+    }
+}
+
+/// An access must be 1, 2, 4 or 8 bytes and naturally aligned; anything else is RAZ/WI.
+fn valid_access(off: u64, width: u8) -> bool {
+    matches!(width, 1 | 2 | 4 | 8) && off.is_multiple_of(u64::from(width))
+}
+
+fn width_mask(width: u8) -> u64 {
+    match width {
+        1 => 0xFF,
+        2 => 0xFFFF,
+        4 => 0xFFFF_FFFF,
+        _ => u64::MAX,
+    }
+}

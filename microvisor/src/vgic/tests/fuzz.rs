@@ -1,0 +1,182 @@
+//! Deterministic fuzzing: random MMIO, injections, SGIs and guest-side LR changes must never
+//! panic and must keep the LR invariants.
+
+use super::*;
+
+/// xorshift64: deterministic and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// An address near the GIC windows, biased toward registers that exist.
+fn random_addr(r: &mut Rng) -> u64 {
+    let interesting = [
+        0x0u64, 0x4, 0x80, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0x400, 0xC00, 0x6100, 0xFFE8,
+    ];
+    let off = match r.below(4) {
+        0 => r.below(0x1_0000),
+        1 => interesting[r.below(interesting.len() as u64) as usize] + r.below(0x100),
+        2 => r.below(0x100),
+        _ => r.next(),
+    };
+    match r.below(5) {
+        0 => GICD.wrapping_add(off),
+        1 => GICD.wrapping_sub(off & 0xFFF),
+        2 => rd_frame(r.below(9) as usize).wrapping_add(off % 0x2_0000),
+        3 => sgi_frame(r.below(MAX_VCPUS as u64) as usize).wrapping_add(off & 0xFFFF),
+        _ => r.next(),
+    }
+}
+
+/// Checks that each of `v`'s LRs this model owns names a distinct INTID.
+fn assert_lr_invariants(g: &VgicDomain, v: usize, lrs: &[u64]) {
+    let mut seen = IrqSet::EMPTY;
+    for &l in lrs
+        .iter()
+        .filter(|&&l| lr::state(l) != lr::LrState::Invalid && !lr::is_hw(l))
+    {
+        let intid = lr::intid(l);
+        if (intid as usize) < NR_IRQS {
+            assert!(
+                !seen.contains(intid),
+                "INTID {intid} twice in vCPU {v}'s LRs: {lrs:x?}"
+            );
+            seen.insert(intid);
+        }
+    }
+    // Every SPI is owned by at most one vCPU, which really tracks it.
+    for (i, irq) in g.spis.iter().enumerate() {
+        if irq.owner != state::NO_OWNER {
+            let o = irq.owner as usize;
+            assert!(o < g.nr_vcpus());
+            assert!(g.lrs[o].in_lr.contains(FIRST_SPI + i as u32));
+        }
+    }
+}
+
+#[test]
+fn random_mmio_never_panics() {
+    let widths = [0u8, 1, 2, 3, 4, 5, 7, 8, 16, 255];
+    for seed in 1..=8u64 {
+        let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut g = VgicDomain::new(r.below(MAX_VCPUS as u64 + 2) as usize);
+        for _ in 0..20_000 {
+            let addr = random_addr(&mut r);
+            let width = widths[r.below(widths.len() as u64) as usize];
+            let val = if r.below(2) == 0 {
+                None
+            } else {
+                Some(r.next())
+            };
+            let v = r.below(12) as usize;
+            match g.mmio(v, GuestPhysAddr::new(addr), width, val) {
+                MmioOutcome::Write { kick } => {
+                    assert!(val.is_some());
+                    assert_eq!(kick >> g.nr_vcpus(), 0, "kick names an absent vCPU");
+                }
+                MmioOutcome::Read(x) => {
+                    assert!(val.is_none());
+                    if matches!(width, 1 | 2 | 4) {
+                        assert_eq!(x >> (8 * u32::from(width)), 0, "read wider than access");
+                    }
+                }
+                MmioOutcome::NotGic => {}
+            }
+        }
+        assert_ne!(read(&mut g, GICD, 4) & (1 << 4), 0, "ARE stays set");
+    }
+}
+
+#[test]
+fn random_guest_activity_keeps_lr_invariants() {
+    for seed in 1..=6u64 {
+        let mut r = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
+        let n = 1 + r.below(MAX_VCPUS as u64) as usize;
+        let mut g = VgicDomain::new(n);
+        let mut lrs = [[0u64; NR_LRS]; MAX_VCPUS];
+        for _ in 0..20_000 {
+            let v = r.below(n as u64 + 1) as usize; // sometimes absent
+            let intid = r.below(NR_IRQS as u64 + 8) as u32;
+            match r.below(10) {
+                0 => {
+                    g.inject(v, intid);
+                }
+                1 => {
+                    g.send_sgi(v, r.next());
+                }
+                2 => {
+                    let addr = random_addr(&mut r);
+                    g.mmio(v, GuestPhysAddr::new(addr), 4, Some(r.next()));
+                }
+                3 => g.set_eoi_notify(v, intid, r.below(2) == 0),
+                4 | 5 => {
+                    if let Some(l) = lrs.get_mut(v) {
+                        g.flush_lrs(v, l);
+                        assert_lr_invariants(&g, v, l);
+                    }
+                }
+                6 | 7 => {
+                    // The guest acknowledges or deactivates something, as hardware would.
+                    if let Some(l) = lrs.get_mut(v) {
+                        let slot = &mut l[r.below(NR_LRS as u64) as usize];
+                        *slot = match lr::state(*slot) {
+                            lr::LrState::Pending => lr::with_state(*slot, lr::LrState::Active),
+                            lr::LrState::Active => lr::with_state(*slot, lr::LrState::Invalid),
+                            lr::LrState::PendingActive => {
+                                lr::with_state(*slot, lr::LrState::Pending)
+                            }
+                            lr::LrState::Invalid => *slot,
+                        };
+                    }
+                }
+                8 => {
+                    if let Some(l) = lrs.get(v) {
+                        let done = g.sync_lrs(v, l);
+                        assert!(done.iter().all(|i| (i as usize) < NR_IRQS));
+                    }
+                }
+                _ => {
+                    let l = lrs.get(v).map_or(&[][..], |l| &l[..]);
+                    g.has_deliverable(v, l);
+                    g.needs_refill(v);
+                }
+            }
+        }
+        // Drain: keep completing everything; the model must not keep stuck interrupts.
+        wr32(&mut g, GICD, 0b11);
+        for _ in 0..(NR_IRQS * 2) {
+            for (v, l) in lrs.iter_mut().enumerate().take(n) {
+                for slot in l.iter_mut() {
+                    *slot = lr::with_state(*slot, lr::LrState::Invalid);
+                }
+                g.sync_lrs(v, l);
+                g.flush_lrs(v, l);
+                assert_lr_invariants(&g, v, l);
+            }
+        }
+        for (v, l) in lrs.iter_mut().enumerate().take(n) {
+            for slot in l.iter_mut() {
+                *slot = lr::with_state(*slot, lr::LrState::Invalid);
+            }
+            g.sync_lrs(v, l);
+            assert!(g.lrs[v].in_lr.is_empty());
+            assert!(
+                !g.model_deliverable(v),
+                "vCPU {v} still has work after draining"
+            );
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The test guest's shell: runs the mode named on the command line against the real
+//! microvisor (the probe tables and markers live in `lib.rs`).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod shell {
+    use bulkhead_runtime::{self as rt, arch, cap, gic, irq, pmu, println, smp, timer, StartInfo};
+    use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+    use protocol::cap::CapKind;
+    use protocol::control::CapOp;
+    use protocol::layout::VTIMER_PPI;
+    use testguest::{
+        judge, oob_address, parse_mode, pre_negotiate_probes, probes, Mode, Probe, ProbeContext,
+        BENCH_CALLS, SMP_SGI,
+    };
+
+    rt::entry!(main);
+
+    fn main(info: &'static StartInfo) {
+        match parse_mode(&info.cmdline) {
+            Ok(Mode::Smp) => smp_test(),
+            Ok(Mode::Oob) => oob_test(info),
+            Ok(Mode::Badcap) => badcap_test(info),
+            Ok(Mode::Bench) => bench(),
+            Err(m) => println!("FAIL: unknown mode '{m}'"),
+        }
+    }
+
+    // ---- smp ----------------------------------------------------------------------------
+
+    const NO_SGI: u32 = u32::MAX;
+    static SGI_SEEN: AtomicU32 = AtomicU32::new(NO_SGI);
+    static SGI_SENDER: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+    fn on_irq_vcpu0(intid: u32) {
+        match intid {
+            SMP_SGI => SGI_SEEN.store(intid, Ordering::Release),
+            VTIMER_PPI => timer::stop(),
+            _ => {}
+        }
+    }
+
+    fn vcpu1() {
+        println!("vcpu1 online");
+        irq::init_secondary();
+        // GICv3 SGIs carry no source id, so the sender is published before sending.
+        SGI_SENDER.store(smp::current_vcpu(), Ordering::Release);
+        gic::send_sgi(SMP_SGI, 0);
+        loop {
+            arch::wfi();
+        }
+    }
+
+    fn smp_test() {
+        irq::init_primary();
+        gic::enable(SMP_SGI);
+        gic::enable(VTIMER_PPI);
+        irq::set_handler(on_irq_vcpu0);
+        irq::enable_irqs();
+        if let Err(e) = smp::start_vcpu(1, vcpu1) {
+            println!("FAIL: CPU_ON vcpu1: {e:?}");
+            return;
+        }
+        let deadline = timer::now().saturating_add(5 * timer::freq());
+        timer::set_deadline(deadline);
+        irq::wait_until(|| SGI_SEEN.load(Ordering::Acquire) != NO_SGI || timer::now() >= deadline);
+        timer::stop();
+        match SGI_SEEN.load(Ordering::Acquire) {
+            NO_SGI => println!("FAIL: no SGI"),
+            sgi => {
+                let from = SGI_SENDER.load(Ordering::Acquire);
+                println!("vcpu0 got SGI {sgi} from vcpu{from}");
+                println!("PASS");
+            }
+        }
+    }
+
+    // ---- oob ----------------------------------------------------------------------------
+
+    fn oob_test(info: &StartInfo) {
+        let (base, end) = (info.ram_base, info.ram_base.saturating_add(info.ram_size));
+        let Some(addr) = oob_address(end) else {
+            println!("FAIL: no address 64 MiB past RAM end {end:#x} below 4 GiB");
+            return;
+        };
+        println!("touching {addr:#x}");
+        let v = arch::probe_read32(addr, base, end);
+        println!("FAIL: survived");
+        println!("(read {v:x?})");
+    }
+
+    // ---- badcap -------------------------------------------------------------------------
+
+    fn run(p: &Probe) -> bool {
+        let got = rt::hvc(p.fid, p.args)[0];
+        match judge(p, got) {
+            None => true,
+            Some(line) => {
+                println!("{line}");
+                false
+            }
+        }
+    }
+
+    fn badcap_test(info: &StartInfo) {
+        // The runtime negotiates lazily, so nothing has been negotiated yet.
+        let mut ok = pre_negotiate_probes()
+            .iter()
+            .fold(true, |ok, p| run(p) & ok);
+        if let Err(e) = cap::negotiate() {
+            println!("FAIL: Negotiate: expected Ok got {e:?}");
+            return;
+        }
+        let caps = match cap::cap_list() {
+            Ok(c) => c,
+            Err(e) => {
+                println!("FAIL: CapList: expected Ok got {e:?}");
+                return;
+            }
+        };
+        let Some(console) = caps.iter().find(|c| c.kind == CapKind::Console) else {
+            println!("FAIL: CapList: no Console cap among {} caps", caps.len());
+            return;
+        };
+        let cx = ProbeContext {
+            console: console.handle,
+            ram_end: info.ram_base.saturating_add(info.ram_size),
+            msg_page: arch::msg_page_ipa(),
+        };
+        ok = probes(&cx).iter().fold(ok, |ok, p| run(p) & ok);
+        // The protocol still works for us afterwards.
+        if let Err(e) = cap::register_msg_page().and_then(|()| cap::cap_list().map(drop)) {
+            println!("FAIL: CapList after probes: expected Ok got {e:?}");
+            ok = false;
+        }
+        if ok {
+            println!("PASS");
+        }
+    }
+
+    // ---- bench --------------------------------------------------------------------------
+
+    fn bench() {
+        let null = u64::from(CapOp::NullCall.function_id());
+        if let Err(e) = cap::null_call() {
+            println!("FAIL: NullCall: expected Ok got {e:?}");
+            return;
+        }
+        pmu::start();
+        let before = pmu::sample();
+        for _ in 0..BENCH_CALLS {
+            rt::hvc(null, [0; 6]);
+        }
+        let d = before.until(pmu::sample());
+        println!(
+            "null-hypercall n={BENCH_CALLS} el2_instructions={} guest_instructions={}",
+            d.el2, d.guest
+        );
+        println!("done");
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}

@@ -1,0 +1,154 @@
+//! `bulkhead bench hypercall`: boots the benchmark guest twice under `-icount` and reports
+//! EL2 instructions per null-hypercall round trip, and whether the two runs agree exactly.
+
+use crate::markers::Expect;
+use crate::qemu::{self, Outcome, RunOptions};
+use crate::system::Overrides;
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use serde::Serialize;
+use std::time::Duration;
+
+/// One run's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    /// Round trips.
+    pub n: u64,
+    /// Instructions retired at EL2 over all round trips.
+    pub el2_instructions: u64,
+    /// Instructions retired by the guest over all round trips.
+    pub guest_instructions: u64,
+}
+
+/// The benchmark's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Benchmark name.
+    pub benchmark: &'static str,
+    /// Every run.
+    pub runs: Vec<Sample>,
+    /// EL2 instructions per round trip (first run).
+    pub el2_per_round_trip: f64,
+    /// Guest instructions per call (first run).
+    pub guest_per_call: f64,
+    /// Whether all runs counted the same.
+    pub identical: bool,
+}
+
+/// Finds the guest's result line in a console log.
+pub fn parse(log: &str) -> Option<Sample> {
+    let re = Regex::new(
+        r"\[bench\] null-hypercall n=(\d+) el2_instructions=(\d+) guest_instructions=(\d+)",
+    )
+    .expect("static regex");
+    let c = re.captures_iter(log).last()?;
+    Some(Sample {
+        n: c[1].parse().ok()?,
+        el2_instructions: c[2].parse().ok()?,
+        guest_instructions: c[3].parse().ok()?,
+    })
+}
+
+/// Turns runs into a report.
+pub fn report(runs: Vec<Sample>) -> Result<Report> {
+    let first = *runs.first().context("no runs")?;
+    if first.n == 0 {
+        bail!("the guest reported n=0 round trips");
+    }
+    Ok(Report {
+        benchmark: "hypercall",
+        el2_per_round_trip: first.el2_instructions as f64 / first.n as f64,
+        guest_per_call: first.guest_instructions as f64 / first.n as f64,
+        identical: runs.iter().all(|r| *r == first),
+        runs,
+    })
+}
+
+/// Runs the benchmark (building the images first if `build`) and prints/writes its report.
+pub fn bench(which: &str, build: bool) -> Result<Report> {
+    if which != "hypercall" {
+        bail!("unknown benchmark `{which}`, expected `hypercall`");
+    }
+    let system = crate::paths::workspace_root().join("tests/systems/bench.toml");
+    let mut runs = Vec::new();
+    for i in 0..2 {
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_message(format!(
+            "run {} of 2: booting {} under -icount",
+            i + 1,
+            system.display()
+        ));
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        let out = qemu::run(&RunOptions {
+            system: system.clone(),
+            overrides: Overrides::default(),
+            build: build && i == 0,
+            timeout: Some(Duration::from_secs(300)),
+            expect: Expect::new().then(r"\[bench\] done")?,
+            icount: true,
+            interactive: false,
+            echo: false,
+        })?;
+        spinner.finish_and_clear();
+        if out.outcome != Outcome::Matched {
+            bail!("benchmark run {} failed: {}", i + 1, out.report(30));
+        }
+        runs.push(parse(&out.log).with_context(|| {
+            format!(
+                "no `[bench] null-hypercall` line in {}",
+                out.log_path.display()
+            )
+        })?);
+    }
+    let report = report(runs)?;
+    println!("{:<44} {:>12}", "hypercall (null call round trip)", "value");
+    println!(
+        "{:<44} {:>12.2}",
+        "EL2 instructions per round trip", report.el2_per_round_trip
+    );
+    println!(
+        "{:<44} {:>12.2}",
+        "guest instructions per call", report.guest_per_call
+    );
+    println!("{:<44} {:>12}", "round trips per run", report.runs[0].n);
+    println!(
+        "{:<44} {:>12}",
+        "identical",
+        if report.identical { "yes" } else { "no" }
+    );
+    let dir = crate::paths::out_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("hypercall.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_reports() {
+        let log = "bulkhead: microvisor up\n[bench] null-hypercall n=1000 el2_instructions=123456 guest_instructions=9000\n[bench] done\n";
+        let s = parse(log).unwrap();
+        assert_eq!(
+            s,
+            Sample {
+                n: 1000,
+                el2_instructions: 123_456,
+                guest_instructions: 9000
+            }
+        );
+        let r = report(vec![s, s]).unwrap();
+        assert!(r.identical);
+        assert_eq!(format!("{:.2}", r.el2_per_round_trip), "123.46");
+        let other = Sample {
+            el2_instructions: 1,
+            ..s
+        };
+        assert!(!report(vec![s, other]).unwrap().identical);
+        assert!(parse("nothing").is_none());
+    }
+}

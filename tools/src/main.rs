@@ -1,0 +1,173 @@
+//! `cargo bulkhead <verb>`: the project's xtask. Each verb is a module of the library; this
+//! file only parses arguments and maps outcomes to exit codes.
+
+use anyhow::Result;
+use bulkhead_tools::image::ImageOptions;
+use bulkhead_tools::markers::Expect;
+use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use bulkhead_tools::system::Overrides;
+use bulkhead_tools::{bench, build, image, paths, testcmd};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "bulkhead",
+    about = "Build, pack, boot and test Bulkhead systems"
+)]
+struct Cli {
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Subcommand)]
+enum Verb {
+    /// Cross-build the microvisor and domains and make flat binaries.
+    Build,
+    /// Build and pack a system into target/bulkhead/image/.
+    Image(SystemArgs),
+    /// Pack and boot a system in QEMU, console on the terminal.
+    Run(RunArgs),
+    /// Host unit tests, then the QEMU integration tests.
+    Test,
+    /// Deterministic instruction-count benchmarks under QEMU -icount.
+    Bench {
+        /// Which benchmark.
+        #[arg(default_value = "hypercall")]
+        which: String,
+        /// Reuse the ELFs already built instead of running cargo.
+        #[arg(long)]
+        no_build: bool,
+    },
+}
+
+#[derive(Args)]
+struct SystemArgs {
+    /// System description (default: systems/default.toml).
+    #[arg(long)]
+    system: Option<PathBuf>,
+    /// Physical CPUs (overrides [system] smp).
+    #[arg(long)]
+    smp: Option<u16>,
+    /// Host RAM in MiB (overrides [system] memory).
+    #[arg(long)]
+    mem: Option<u32>,
+    /// Reuse the ELFs already built instead of running cargo.
+    #[arg(long)]
+    no_build: bool,
+}
+
+impl SystemArgs {
+    fn image_options(&self) -> ImageOptions {
+        ImageOptions {
+            system: self.system.clone().unwrap_or_else(paths::default_system),
+            overrides: Overrides {
+                smp: self.smp,
+                memory_mib: self.mem,
+            },
+            build: !self.no_build,
+        }
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    system: SystemArgs,
+    /// Stop QEMU after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Exit 0 as soon as a console line matches this regex.
+    #[arg(long)]
+    until: Option<String>,
+    /// Deterministic instruction counting (-icount shift=0,sleep=off).
+    #[arg(long)]
+    icount: bool,
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bulkhead: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    match Cli::parse().verb {
+        Verb::Build => {
+            build::build()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Image(args) => {
+            let packed = image::image(&args.image_options())?;
+            for m in &packed.modules {
+                println!(
+                    "module {:<12} {:#010x} {:>10} bytes",
+                    m.label, m.addr, m.size
+                );
+            }
+            println!(
+                "image: {} (boot with {}/qemu.sh)",
+                packed.dir.display(),
+                packed.dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Verb::Run(args) => run(args),
+        Verb::Test => {
+            let tally = testcmd::test()?;
+            println!("{} passed, {} failed", tally.passed, tally.failed);
+            Ok(if tally.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Verb::Bench { which, no_build } => {
+            bench::bench(&which, !no_build)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let img = args.system.image_options();
+    let expect = match &args.until {
+        Some(re) => Expect::new().then(re)?,
+        None => Expect::new(),
+    };
+    let opts = RunOptions {
+        system: img.system,
+        overrides: img.overrides,
+        build: img.build,
+        timeout: args.timeout.map(Duration::from_secs),
+        expect,
+        icount: args.icount,
+        interactive: args.until.is_none(),
+        echo: true,
+    };
+    let out = qemu::run(&opts)?;
+    let failed = |code: u8| {
+        eprintln!("\nbulkhead: {}", out.report(30));
+        Ok(ExitCode::from(code))
+    };
+    match (&out.outcome, args.until.is_some()) {
+        (Outcome::Matched, _) => {
+            eprintln!("\nbulkhead: matched; log: {}", out.log_path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        (Outcome::Timeout, _) | (Outcome::Forbidden(_), _) => failed(1),
+        (Outcome::QemuExited(_), true) => failed(2),
+        (Outcome::QemuExited(code), false) => {
+            eprintln!("bulkhead: QEMU exited; log: {}", out.log_path.display());
+            Ok(ExitCode::from(
+                code.map_or(1, |c| u8::try_from(c).unwrap_or(1)),
+            ))
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Boots a packed system in QEMU, tees the console to the terminal and a log file, and
+//! watches it for markers.
+//!
+//! Threads: one reader per QEMU output pipe (stdout, stderr) forwards bytes to the log and
+//! (optionally) our stdout and sends complete lines to the caller's thread, which alone
+//! matches markers and decides when to stop QEMU.
+
+use crate::image::{self, ImageOptions};
+use crate::markers::{Event, Expect};
+use crate::paths;
+use crate::system::Overrides;
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How to run a system.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// System description.
+    pub system: PathBuf,
+    /// `--smp` / `--mem`.
+    pub overrides: Overrides,
+    /// Run `cargo build` first; otherwise reuse the built ELFs.
+    pub build: bool,
+    /// Stop QEMU after this long.
+    pub timeout: Option<Duration>,
+    /// Markers; when non-empty the run ends as soon as all matched.
+    pub expect: Expect,
+    /// Deterministic instruction counting (`-icount shift=0,sleep=off`).
+    pub icount: bool,
+    /// Hand our stdin to QEMU (Ctrl-A x quits); otherwise QEMU gets /dev/null.
+    pub interactive: bool,
+    /// Copy the console to our stdout.
+    pub echo: bool,
+}
+
+impl RunOptions {
+    /// Non-interactive, silent run of `system` with prebuilt images: what tests use.
+    pub fn test(system: impl Into<PathBuf>, expect: Expect, timeout: Duration) -> Self {
+        Self {
+            system: system.into(),
+            overrides: Overrides::default(),
+            build: false,
+            timeout: Some(timeout),
+            expect,
+            icount: false,
+            interactive: false,
+            echo: false,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every marker matched (QEMU was stopped).
+    Matched,
+    /// The timeout passed first (QEMU was stopped).
+    Timeout,
+    /// QEMU exited by itself, with this status code.
+    QemuExited(Option<i32>),
+    /// A forbidden line appeared (QEMU was stopped).
+    Forbidden(String),
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Everything QEMU printed (stdout and stderr).
+    pub log: String,
+    /// Where that log was kept.
+    pub log_path: PathBuf,
+    /// Markers not yet matched when it ended.
+    pub waiting_for: String,
+}
+
+impl RunOutcome {
+    /// The last `n` lines of the log.
+    pub fn tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// A failure report: what happened, what was awaited, the log path and its tail.
+    pub fn report(&self, lines: usize) -> String {
+        let what = match &self.outcome {
+            Outcome::Matched => "all markers matched".to_string(),
+            Outcome::Timeout => "timed out".to_string(),
+            Outcome::QemuExited(code) => format!("QEMU exited first (status {code:?})"),
+            Outcome::Forbidden(why) => format!("forbidden output: {why}"),
+        };
+        format!(
+            "{what}; waiting for {}\nlog: {}\n--- last {lines} lines ---\n{}",
+            self.waiting_for,
+            self.log_path.display(),
+            self.tail(lines)
+        )
+    }
+}
+
+enum Msg {
+    Line(String),
+    Eof,
+}
+
+/// Packs and boots `opts.system`, returning when the markers matched, the timeout passed
+/// or QEMU exited.
+pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
+    let packed = image::image(&ImageOptions {
+        system: opts.system.clone(),
+        overrides: opts.overrides,
+        build: opts.build,
+    })?;
+    let mut args = packed.qemu_args.clone();
+    if opts.icount {
+        args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+    }
+    let log_path = new_log_path(&packed.system.name)?;
+    let log =
+        Arc::new(Mutex::new(File::create(&log_path).with_context(|| {
+            format!("cannot create {}", log_path.display())
+        })?));
+    let mut child = Command::new(crate::deps::QEMU)
+        .args(&args)
+        .current_dir(&packed.dir)
+        .stdin(if opts.interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", crate::deps::QEMU))?;
+    let (tx, rx) = mpsc::channel();
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|pipe| {
+        let (tx, log, echo) = (tx.clone(), Arc::clone(&log), opts.echo);
+        thread::spawn(move || pump(pipe, &tx, &log, echo))
+    })
+    .collect::<Vec<_>>();
+    drop(tx);
+
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let mut matcher = opts.expect.matcher();
+    let watching = !opts.expect.is_empty();
+    let mut open = readers.len();
+    let outcome = loop {
+        let wait = deadline.map_or(Duration::from_secs(3600), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Line(line)) if watching => match matcher.line(&line) {
+                Event::Done => break Outcome::Matched,
+                Event::Forbidden(why) => break Outcome::Forbidden(why),
+                Event::None => {}
+            },
+            Ok(Msg::Line(_)) => {}
+            Ok(Msg::Eof) => {
+                open -= 1;
+                if open == 0 {
+                    break Outcome::QemuExited(child.wait().ok().and_then(|s| s.code()));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break Outcome::Timeout;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                break Outcome::QemuExited(child.wait().ok().and_then(|s| s.code()));
+            }
+        }
+    };
+    if !matches!(outcome, Outcome::QemuExited(_)) {
+        stop(&mut child);
+    }
+    let mut captured = Vec::new();
+    for r in readers {
+        captured.extend(r.join().unwrap_or_default());
+        captured.push(b'\n');
+    }
+    let _ = std::fs::copy(&log_path, paths::out_dir().join("console.log"));
+    Ok(RunOutcome {
+        outcome,
+        log: String::from_utf8_lossy(&captured).into_owned(),
+        log_path,
+        waiting_for: matcher.waiting_for(),
+    })
+}
+
+/// Copies a pipe to the log (and stdout), sends its lines; returns all its bytes.
+fn pump(
+    mut pipe: Box<dyn Read + Send>,
+    tx: &mpsc::Sender<Msg>,
+    log: &Mutex<File>,
+    echo: bool,
+) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &buf[..n];
+        all.extend_from_slice(chunk);
+        if let Ok(mut f) = log.lock() {
+            let _ = f.write_all(chunk);
+        }
+        if echo {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(chunk);
+            let _ = out.flush();
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
+                let _ = tx.send(Msg::Line(text));
+                line.clear();
+            } else {
+                line.push(b);
+            }
+        }
+    }
+    if !line.is_empty() {
+        let _ = tx.send(Msg::Line(String::from_utf8_lossy(&line).into_owned()));
+    }
+    let _ = tx.send(Msg::Eof);
+    all
+}
+
+/// Asks QEMU to quit (SIGTERM restores the terminal), then kills it after 2 s.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `target/bulkhead/logs/<system>-<unix seconds>[-n].log`, not yet existing.
+fn new_log_path(system: &str) -> Result<PathBuf> {
+    let dir = paths::logs_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let first = dir.join(format!("{system}-{ts}.log"));
+    if !first.exists() {
+        return Ok(first);
+    }
+    Ok((2..)
+        .map(|n| dir.join(format!("{system}-{ts}-{n}.log")))
+        .find(|p: &PathBuf| !Path::exists(p))
+        .unwrap_or(first))
+}

@@ -1,0 +1,382 @@
+//! Key-by-key parsing of a system description, with every value's line kept for later
+//! errors. We walk toml's spanned document ourselves rather than derive `Deserialize` so
+//! that each message names the key and says what was expected.
+
+use super::{
+    At, ConfigError, Domain, Image, Overrides, System, MAX_DOMAIN_MIB, MAX_SMP, MAX_VCPUS,
+    MIN_MEMORY_MIB,
+};
+use crate::paths::BUILTIN_DOMAINS;
+use std::ops::Range;
+use std::path::Path;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+const SYSTEM_KEYS: &[&str] = &["smp", "memory"];
+const DOMAIN_KEYS: &[&str] = &[
+    "name",
+    "image",
+    "memory",
+    "vcpus",
+    "cpus",
+    "exclusive",
+    "priority",
+    "cmdline",
+    "depends_on",
+];
+const DEFAULT_SMP: u16 = 4;
+const DEFAULT_MEMORY_MIB: u32 = 1024;
+const DEFAULT_PRIORITY: u8 = 10;
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+impl Ctx<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    fn err(&self, span: Range<usize>, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.display().to_string(),
+            line: self.line(span),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn int(
+        &self,
+        key: &str,
+        v: &Value<'_>,
+        range: Range<i128>,
+        what: &str,
+    ) -> Result<i128, ConfigError> {
+        let expected = format!("expected {what} in {}..={}", range.start, range.end - 1);
+        match v.get_ref() {
+            DeValue::Integer(i) => {
+                let n = i128::from_str_radix(i.as_str(), i.radix()).map_err(|_| {
+                    self.err(v.span(), key, format!("{i} is not an integer, {expected}"))
+                })?;
+                if range.contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(self.err(v.span(), key, format!("{n} is out of range, {expected}")))
+                }
+            }
+            other => Err(self.err(v.span(), key, format!("found {}, {expected}", kind(other)))),
+        }
+    }
+
+    fn string(&self, key: &str, v: &Value<'_>, what: &str) -> Result<String, ConfigError> {
+        match v.get_ref() {
+            DeValue::String(s) => Ok(s.to_string()),
+            other => Err(self.err(
+                v.span(),
+                key,
+                format!("found {}, expected {what}", kind(other)),
+            )),
+        }
+    }
+
+    fn boolean(&self, key: &str, v: &Value<'_>) -> Result<bool, ConfigError> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Ok(*b),
+            other => Err(self.err(
+                v.span(),
+                key,
+                format!("found {}, expected true or false", kind(other)),
+            )),
+        }
+    }
+
+    fn strings(&self, key: &str, v: &Value<'_>, what: &str) -> Result<Vec<String>, ConfigError> {
+        let expected = format!("expected an array of {what}");
+        match v.get_ref() {
+            DeValue::Array(items) => items
+                .iter()
+                .map(|item| match item.get_ref() {
+                    DeValue::String(s) => Ok(s.to_string()),
+                    other => Err(self.err(
+                        item.span(),
+                        key,
+                        format!("found {}, {expected}", kind(other)),
+                    )),
+                })
+                .collect(),
+            other => Err(self.err(v.span(), key, format!("found {}, {expected}", kind(other)))),
+        }
+    }
+
+    /// The table's keys in file order; an unknown one is an error.
+    fn keys<'t, 'i>(
+        &self,
+        table: &'t DeTable<'i>,
+        known: &[&str],
+        section: &str,
+    ) -> Result<Vec<(&'t str, &'t Value<'i>)>, ConfigError> {
+        let mut entries: Vec<_> = table.iter().collect();
+        entries.sort_by_key(|(k, _)| k.span().start);
+        entries
+            .into_iter()
+            .map(|(k, v)| {
+                let name: &str = k.get_ref();
+                if known.contains(&name) {
+                    Ok((name, v))
+                } else {
+                    Err(self.err(
+                        k.span(),
+                        name,
+                        format!(
+                            "unknown key in {section}, expected one of {}",
+                            known.join(", ")
+                        ),
+                    ))
+                }
+            })
+            .collect()
+    }
+}
+
+fn kind(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Parses `text` (from `file`) without cross-domain checks.
+pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<System, ConfigError> {
+    let cx = Ctx { file, text };
+    let doc = DeTable::parse(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let msg = e.message().trim().replace('\n', " ");
+        cx.err(span, "(syntax)", format!("{msg}, expected valid TOML"))
+    })?;
+    let mut system = System {
+        file: file.to_path_buf(),
+        name: file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "system".into()),
+        smp: DEFAULT_SMP,
+        memory_mib: DEFAULT_MEMORY_MIB,
+        domains: Vec::new(),
+    };
+    let mut smp_line = 1;
+    let mut mem_line = 1;
+    for (key, value) in cx.keys(doc.get_ref(), &["system", "domain"], "the file")? {
+        match (key, value.get_ref()) {
+            ("system", DeValue::Table(table)) => {
+                for (key, v) in cx.keys(table, SYSTEM_KEYS, "[system]")? {
+                    if key == "smp" {
+                        let n =
+                            cx.int(key, v, 1..i128::from(MAX_SMP) + 1, "a physical CPU count")?;
+                        system.smp = n as u16;
+                        smp_line = cx.line(v.span());
+                    } else {
+                        let n = cx.int(key, v, 1..1 << 20, "MiB of host RAM")?;
+                        if n < i128::from(MIN_MEMORY_MIB) {
+                            return Err(cx.err(
+                                v.span(),
+                                key,
+                                format!("{n} MiB is too little, expected at least {MIN_MEMORY_MIB} (boot modules load at RAM + 256 MiB)"),
+                            ));
+                        }
+                        system.memory_mib = n as u32;
+                        mem_line = cx.line(v.span());
+                    }
+                }
+            }
+            ("domain", DeValue::Array(items)) => {
+                for item in items.iter() {
+                    let DeValue::Table(table) = item.get_ref() else {
+                        return Err(cx.err(
+                            item.span(),
+                            key,
+                            "found a value, expected [[domain]] tables",
+                        ));
+                    };
+                    system
+                        .domains
+                        .push(domain(&cx, table, cx.line(item.span()))?);
+                }
+            }
+            (_, other) => {
+                let expected = if key == "system" {
+                    "a [system] table"
+                } else {
+                    "[[domain]] tables"
+                };
+                return Err(cx.err(
+                    value.span(),
+                    key,
+                    format!("found {}, expected {expected}", kind(other)),
+                ));
+            }
+        }
+    }
+    if let Some(smp) = overrides.smp {
+        if !(1..=MAX_SMP).contains(&smp) {
+            let mut e = cx.err(
+                0..0,
+                "smp",
+                format!("--smp {smp} is out of range, expected 1..={MAX_SMP}"),
+            );
+            e.line = smp_line;
+            return Err(e);
+        }
+        system.smp = smp;
+    }
+    if let Some(mem) = overrides.memory_mib {
+        if mem < MIN_MEMORY_MIB {
+            let mut e = cx.err(
+                0..0,
+                "memory",
+                format!("--mem {mem} is too small, expected at least {MIN_MEMORY_MIB} MiB"),
+            );
+            e.line = mem_line;
+            return Err(e);
+        }
+        system.memory_mib = mem;
+    }
+    // Without `cpus`, a domain may run on any pCPU but dom0's.
+    let others: Vec<u16> = if system.smp > 1 {
+        (1..system.smp).collect()
+    } else {
+        vec![0]
+    };
+    for d in &mut system.domains {
+        if d.cpus.value.is_empty() {
+            d.cpus.value.clone_from(&others);
+        }
+    }
+    Ok(system)
+}
+
+fn domain(cx: &Ctx<'_>, table: &DeTable<'_>, line: usize) -> Result<Domain, ConfigError> {
+    let mut name = None;
+    let mut image = None;
+    let mut memory = None;
+    let mut vcpus = 1;
+    let mut cpus = None;
+    let mut exclusive = false;
+    let mut priority = DEFAULT_PRIORITY;
+    let mut cmdline = String::new();
+    let mut depends_on = At {
+        value: Vec::new(),
+        line,
+    };
+    for (key, v) in cx.keys(table, DOMAIN_KEYS, "[[domain]]")? {
+        let at = cx.line(v.span());
+        match key {
+            "name" => {
+                let s = cx.string(key, v, "a domain name")?;
+                if !valid_name(&s) {
+                    return Err(cx.err(
+                        v.span(),
+                        key,
+                        format!("{s:?} is not a valid domain name, expected 1..=31 bytes of [a-z0-9_-], not \"dom0\""),
+                    ));
+                }
+                name = Some(At { value: s, line: at });
+            }
+            "image" => {
+                let s = cx.string(key, v, "a built-in domain or a path")?;
+                image = Some(At { value: resolve_image(cx, &s).ok_or_else(|| {
+                    cx.err(
+                        v.span(),
+                        key,
+                        format!(
+                            "{s:?} is neither a built-in domain nor an existing file, expected one of {} or a path relative to the file",
+                            BUILTIN_DOMAINS.join(", ")
+                        ),
+                    )
+                })?, line: at });
+            }
+            "memory" => {
+                memory = Some(cx.int(key, v, 1..i128::from(MAX_DOMAIN_MIB) + 1, "MiB")? as u32)
+            }
+            "vcpus" => vcpus = cx.int(key, v, 1..i128::from(MAX_VCPUS) + 1, "a vCPU count")? as u16,
+            "cpus" => {
+                let s = cx.string(key, v, "a pCPU list such as \"2\", \"1-3\" or \"0,2\"")?;
+                let list = super::cpus::parse(&s).ok_or_else(|| {
+                    cx.err(
+                        v.span(),
+                        key,
+                        format!("{s:?} is not a pCPU list, expected a list such as \"2\", \"1-3\" or \"0,2\""),
+                    )
+                })?;
+                cpus = Some(At {
+                    value: list,
+                    line: at,
+                });
+            }
+            "exclusive" => exclusive = cx.boolean(key, v)?,
+            "priority" => priority = cx.int(key, v, 0..256, "a priority")? as u8,
+            "cmdline" => cmdline = cx.string(key, v, "a string of arguments")?,
+            _ => {
+                depends_on = At {
+                    value: cx.strings(key, v, "domain names")?,
+                    line: at,
+                }
+            }
+        }
+    }
+    let missing = |key: &str, expected: &str| ConfigError {
+        file: cx.file.display().to_string(),
+        line,
+        key: key.into(),
+        problem: format!("missing in [[domain]], expected {expected}"),
+    };
+    Ok(Domain {
+        name: name.ok_or_else(|| missing("name", "a domain name"))?,
+        image: image.ok_or_else(|| {
+            missing(
+                "image",
+                &format!(
+                    "one of {} or a path to a flat binary",
+                    BUILTIN_DOMAINS.join(", ")
+                ),
+            )
+        })?,
+        memory_mib: memory.ok_or_else(|| missing("memory", "MiB in 1..=2048"))?,
+        vcpus,
+        cpus: cpus.unwrap_or(At {
+            value: Vec::new(),
+            line,
+        }),
+        exclusive,
+        priority,
+        cmdline,
+        depends_on,
+        line,
+    })
+}
+
+/// `[a-z0-9_-]{1,31}`, not `dom0`.
+pub(super) fn valid_name(s: &str) -> bool {
+    (1..=protocol::boot::MAX_NAME_LEN).contains(&s.len())
+        && s != protocol::boot::DOM0_LABEL
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn resolve_image(cx: &Ctx<'_>, s: &str) -> Option<Image> {
+    if BUILTIN_DOMAINS.contains(&s) {
+        return Some(Image::Builtin(s.into()));
+    }
+    let dir = cx.file.parent().unwrap_or(Path::new("."));
+    let path = dir.join(s);
+    path.is_file().then_some(Image::File(path))
+}

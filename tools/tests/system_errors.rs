@@ -1,0 +1,152 @@
+//! Every system-description error has a fixture here and an exact expected message; the one
+//! valid fixture checks the manifest the tools produce from it.
+
+use bulkhead_tools::image::manifest;
+use bulkhead_tools::system::{Overrides, System};
+use std::path::Path;
+
+fn error(name: &str) -> String {
+    let path = Path::new("tests/fixtures").join(format!("{name}.toml"));
+    match System::load(&path, Overrides::default()) {
+        Ok(_) => panic!("{} parsed but should not", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+macro_rules! fixture {
+    ($name:ident, $msg:expr) => {
+        #[test]
+        fn $name() {
+            let file = concat!("tests/fixtures/", stringify!($name), ".toml");
+            assert_eq!(error(stringify!($name)), format!("{file}:{}", $msg));
+        }
+    };
+}
+
+fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on");
+fixture!(
+    missing_name,
+    "5: key `name`: missing in [[domain]], expected a domain name"
+);
+fixture!(missing_image, "5: key `image`: missing in [[domain]], expected one of rtos, testguest or a path to a flat binary");
+fixture!(
+    missing_memory,
+    "5: key `memory`: missing in [[domain]], expected MiB in 1..=2048"
+);
+fixture!(bad_name, "6: key `name`: \"My RTOS\" is not a valid domain name, expected 1..=31 bytes of [a-z0-9_-], not \"dom0\"");
+fixture!(dom0_name, "6: key `name`: \"dom0\" is not a valid domain name, expected 1..=31 bytes of [a-z0-9_-], not \"dom0\"");
+fixture!(
+    duplicate_name,
+    "12: key `name`: duplicate domain name \"rtos\" (first on line 6), expected unique names"
+);
+fixture!(
+    memory_range,
+    "8: key `memory`: 4096 is out of range, expected MiB in 1..=2048"
+);
+fixture!(
+    vcpus_range,
+    "9: key `vcpus`: 9 is out of range, expected a vCPU count in 1..=8"
+);
+fixture!(
+    bad_cpus,
+    "9: key `cpus`: \"1-\" is not a pCPU list, expected a list such as \"2\", \"1-3\" or \"0,2\""
+);
+fixture!(
+    pcpu_missing,
+    "9: key `cpus`: pCPU 4 does not exist, expected pCPUs in 0..=3 (smp = 4)"
+);
+fixture!(exclusive_shared, "17: key `cpus`: pCPU 1 is shared by \"rtos\" (vCPU 0) and \"guest\" (vCPU 0) but \"rtos\" is exclusive, expected an exclusive vCPU to be alone on its pCPU");
+fixture!(exclusive_pcpu0, "9: key `cpus`: exclusive domain \"rtos\" uses pCPU 0, which dom0 runs on, expected exclusive pCPUs in 1..=3");
+fixture!(
+    unknown_dependency,
+    "9: key `depends_on`: unknown domain \"netdom\", expected names of domains in this file"
+);
+fixture!(
+    dependency_cycle,
+    "9: key `depends_on`: dependency cycle a -> c -> b -> a, expected dependencies without cycles"
+);
+fixture!(
+    smp_range,
+    "2: key `smp`: 9 is out of range, expected a physical CPU count in 1..=8"
+);
+fixture!(memory_small, "3: key `memory`: 256 MiB is too little, expected at least 512 (boot modules load at RAM + 256 MiB)");
+fixture!(image_missing, "7: key `image`: \"no-such-guest.bin\" is neither a built-in domain nor an existing file, expected one of rtos, testguest or a path relative to the file");
+
+#[test]
+fn exclusive_domain_with_more_vcpus_than_pcpus() {
+    let text = "[[domain]]\nname = \"r\"\nimage = \"rtos\"\nmemory = 8\nvcpus = 2\ncpus = \"1\"\nexclusive = true\n";
+    let e = System::parse(Path::new("x.toml"), text, Overrides::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "x.toml:6: key `cpus`: pCPU 1 is shared by vCPUs 0 and 1 of \"r\" but \"r\" is exclusive, expected an exclusive vCPU to be alone on its pCPU"
+    );
+}
+
+#[test]
+fn command_line_overrides_are_checked() {
+    let path = Path::new("tests/fixtures/valid.toml");
+    let e = System::load(
+        path,
+        Overrides {
+            smp: Some(2),
+            memory_mib: None,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "tests/fixtures/valid.toml:10: key `cpus`: pCPU 2 does not exist, expected pCPUs in 0..=1 (smp = 2)");
+    let e = System::load(
+        path,
+        Overrides {
+            smp: None,
+            memory_mib: Some(256),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "tests/fixtures/valid.toml:3: key `memory`: --mem 256 is too small, expected at least 512 MiB");
+}
+
+#[test]
+fn valid_system_yields_manifest_in_dependency_order() {
+    let system =
+        System::load(Path::new("tests/fixtures/valid.toml"), Overrides::default()).unwrap();
+    assert_eq!(
+        (system.smp, system.memory_mib, system.name.as_str()),
+        (4, 1024, "valid")
+    );
+    let (m, images) = manifest(&system).unwrap();
+    let names: Vec<&str> = m.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["rtos", "app"], "rtos first: app depends on it");
+    let app = &m.domains[1];
+    assert_eq!(app.image, "blob");
+    assert_eq!((app.mem_mib, app.cmdline.as_str()), (16, "x=1"));
+    let pcpus: Vec<u16> = app.vcpus.iter().map(|v| v.pcpu).collect();
+    assert_eq!(
+        pcpus,
+        [2, 3, 2],
+        "vCPU i runs on the i-th listed pCPU, wrapping"
+    );
+    assert!(app.vcpus.iter().all(|v| v.priority == 20 && !v.exclusive));
+    assert!(m.domains[0].vcpus[0].exclusive);
+    let labels: Vec<&str> = images.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["rtos", "blob"]);
+    let bytes = m.encode().unwrap();
+    assert_eq!(
+        protocol::manifest::SystemManifest::decode(&bytes).unwrap(),
+        m
+    );
+}
+
+#[test]
+fn shipped_systems_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for file in [
+        "systems/default.toml",
+        "tests/systems/default_boot.toml",
+        "tests/systems/oob.toml",
+        "tests/systems/badcap.toml",
+        "tests/systems/bench.toml",
+    ] {
+        let system = System::load(&root.join(file), Overrides::default());
+        assert!(system.is_ok(), "{file}: {}", system.unwrap_err());
+    }
+}
