@@ -212,6 +212,98 @@ impl Platform {
 mod tests {
     use super::*;
 
+    /// A QEMU-virt-like board: 2 CPUs, 1 GiB RAM, GICv3, a PL011 and two boot modules.
+    fn board(with_gic: bool) -> std::vec::Vec<u8> {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let mem = w.begin_node("memory@40000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000])
+            .unwrap();
+        w.end_node(mem).unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        for i in 0..2u32 {
+            let c = w.begin_node(&format!("cpu@{i}")).unwrap();
+            w.property_string("device_type", "cpu").unwrap();
+            w.property_u32("reg", i).unwrap();
+            w.end_node(c).unwrap();
+        }
+        w.end_node(cpus).unwrap();
+        if with_gic {
+            let g = w.begin_node("intc@8000000").unwrap();
+            w.property_string("compatible", "arm,gic-v3").unwrap();
+            w.property_array_u64("reg", &[0x800_0000, 0x1_0000, 0x80a_0000, 0xf6_0000])
+                .unwrap();
+            w.end_node(g).unwrap();
+        }
+        let u = w.begin_node("pl011@9000000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["arm,pl011".into(), "arm,primecell".into()],
+        )
+        .unwrap();
+        w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+        w.end_node(u).unwrap();
+        let chosen = w.begin_node("chosen").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_string("stdout-path", "/pl011@9000000").unwrap();
+        for (addr, label) in [(0x5000_0000u64, "dom0"), (0x5020_0000, "manifest")] {
+            let m = w.begin_node(&format!("module@{addr:x}")).unwrap();
+            w.property_string("compatible", MODULE_COMPATIBLE).unwrap();
+            w.property_array_u64("reg", &[addr, 0x1234]).unwrap();
+            w.property_string(LABEL_PROP, label).unwrap();
+            w.end_node(m).unwrap();
+        }
+        w.end_node(chosen).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn discovers_the_board() {
+        let p = Platform::from_fdt(&board(true)).unwrap();
+        assert_eq!(
+            p.ram.as_slice(),
+            &[Region {
+                base: PhysAddr::new(0x4000_0000),
+                size: 0x4000_0000
+            }]
+        );
+        assert_eq!(p.cpus.as_slice(), &[0, 1]);
+        assert_eq!(p.gicd.base, PhysAddr::new(0x800_0000));
+        assert_eq!(
+            p.gicr,
+            Region {
+                base: PhysAddr::new(0x80a_0000),
+                size: 0xf6_0000
+            }
+        );
+        assert_eq!(p.uart.map(|u| u.base), Some(PhysAddr::new(0x900_0000)));
+        let dom0 = p.module("dom0").unwrap();
+        assert_eq!(
+            dom0.region,
+            Region {
+                base: PhysAddr::new(0x5000_0000),
+                size: 0x1234
+            }
+        );
+        assert!(p.module("manifest").is_some());
+        assert!(p.module("rtos").is_none());
+    }
+
+    #[test]
+    fn missing_gic_is_a_typed_error() {
+        assert_eq!(
+            Platform::from_fdt(&board(false)).err(),
+            Some(PlatformError::NoGicV3)
+        );
+    }
+
     #[test]
     fn garbage_is_a_typed_error() {
         assert_eq!(

@@ -17,7 +17,8 @@ fn default_boot() {
         .and_then(|e| e.then(uptime))
         .and_then(|e| e.then(uptime))
         .and_then(|e| e.forbid(r"\[smp\] FAIL"))
-        .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|smp)\) stopped"))
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(rtos\) stopped"))
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(smp\) stopped: (stage-2|unhandled)"))
         .expect("markers");
     boot_expect("default_boot", expect);
 }

@@ -74,7 +74,7 @@ impl Hyp {
         }
         match op {
             CapOp::MsgPageSet => {
-                if a[0] % PAGE_SIZE != 0 {
+                if !a[0].is_multiple_of(PAGE_SIZE) {
                     return Err(CapError::InvalidArgument);
                 }
                 let pa = d.ram_to_phys(a[0], PAGE_SIZE)?;
