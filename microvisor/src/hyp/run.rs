@@ -49,6 +49,7 @@ impl Hyp {
     /// Chooses what this CPU runs next and loads it; `None` means idle.
     fn schedule(&mut self, cpu: usize, regs: &mut GuestRegs) -> Option<VcpuKey> {
         let current = self.loaded[cpu];
+        let repick = self.resched[cpu];
         let keep = current.filter(|&k| {
             let (id, v) = key_parts(k);
             !self.resched[cpu] && self.domain(id).is_some_and(|d| d.vcpu_runnable(v))
@@ -72,7 +73,10 @@ impl Hyp {
                 self.load(cpu, new, regs);
             }
         }
-        self.arm_hyp_timer(cpu, next);
+        // Deadlines and slices only move when the choice or the queue changed.
+        if repick || next != current {
+            self.arm_hyp_timer(cpu, next);
+        }
         let key = next?;
         self.flush_lrs(key);
         Some(key)
@@ -121,12 +125,18 @@ impl Hyp {
         let (id, v) = key_parts(key);
         let n = self.nr_lrs;
         let Some(d) = self.domain_mut(id) else { return };
+        if !d.vgic.needs_flush(v) {
+            return;
+        }
         let mut lrs = d.vcpus[v].lrs;
         d.vgic.flush_lrs(v, &mut lrs[..n]);
         if lrs[..n] != d.vcpus[v].lrs[..n] {
             d.vcpus[v].lrs = lrs;
             write_lrs(&lrs[..n]);
         }
+        // More deliverable interrupts than LRs: ask for a maintenance interrupt when the
+        // LRs drain so the rest get their turn.
+        arch::gic::set_underflow_irq(d.vgic.needs_refill(v));
     }
 
     /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
@@ -169,6 +179,10 @@ impl Hyp {
             vcpu.stats.run_ticks += ran;
             let mut lrs = vcpu.lrs;
             read_lrs(&mut lrs[..n]);
+            if lrs[..n] == vcpu.lrs[..n] {
+                // The guest took or finished no interrupt: nothing to sync.
+                return self.dispatch_exit(cpu, key, kind, regs);
+            }
             let done = d.vgic.sync_lrs(v, &lrs[..n]);
             // Free slots the guest finished with (this also clears their EOI-maintenance
             // bits, which would otherwise keep the maintenance interrupt asserted).
@@ -184,6 +198,11 @@ impl Hyp {
                 write_cntv_ctl_el0(read_cntv_ctl_el0() & !CNTV_IMASK);
             }
         }
+        self.dispatch_exit(cpu, key, kind, regs);
+    }
+
+    fn dispatch_exit(&mut self, cpu: usize, key: VcpuKey, kind: ExitKind, regs: &mut GuestRegs) {
+        let (id, _) = key_parts(key);
         match kind {
             ExitKind::Irq | ExitKind::Fiq => self.handle_physical_irqs(cpu),
             ExitKind::Sync => self.handle_sync(cpu, key, regs),

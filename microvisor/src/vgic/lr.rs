@@ -122,6 +122,7 @@ impl VgicDomain {
         if vcpu >= self.nr_vcpus {
             return;
         }
+        self.stale &= !(1 << vcpu);
         // Anything that left since the last sync is retired first, so a skipped sync cannot
         // strand an INTID as "in an LR" forever.
         let done = self.retire(vcpu, lrs);
@@ -186,6 +187,8 @@ impl VgicDomain {
         }
         let mut done = self.retire(vcpu, lrs);
         self.snapshot(vcpu, lrs);
+        // The guest changed its LRs: free slots may now take waiting interrupts.
+        self.stale |= 1 << vcpu;
         if let Some(t) = self.lrs.get_mut(vcpu) {
             done.union_with(&t.completed_carry);
             t.completed_carry = IrqSet::EMPTY;

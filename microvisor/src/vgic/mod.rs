@@ -88,6 +88,10 @@ pub struct VgicDomain {
     lrs: [LrTrack; MAX_VCPUS],
     /// Guest accesses to unknown/reserved/misaligned registers, for rate-limited reporting.
     ignored: u64,
+    /// vCPUs whose list registers may lag the model (bit n = vCPU n): set by every change
+    /// that can affect delivery, cleared by `flush_lrs`. Lets the caller skip the flush on
+    /// the common exit that changed nothing.
+    stale: VcpuMask,
 }
 
 const fn reset_private_bank() -> [Irq; 32] {
@@ -119,6 +123,7 @@ impl VgicDomain {
             waker: [WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP; MAX_VCPUS],
             lrs: [LrTrack::RESET; MAX_VCPUS],
             ignored: 0,
+            stale: 0,
         }
     }
 
@@ -180,9 +185,12 @@ impl VgicDomain {
         };
         match write {
             None => MmioOutcome::Read(self.read_reg(reg)),
-            Some(v) => MmioOutcome::Write {
-                kick: self.write_reg(reg, v & width_mask(width)),
-            },
+            Some(v) => {
+                self.stale = VcpuMask::MAX;
+                MmioOutcome::Write {
+                    kick: self.write_reg(reg, v & width_mask(width)),
+                }
+            }
         }
     }
 
@@ -194,7 +202,13 @@ impl VgicDomain {
             Some(irq) => irq.pending = true,
             None => return 0,
         }
-        self.deliverable_mask(vcpu, intid)
+        let mask = self.deliverable_mask(vcpu, intid);
+        self.stale |= if intid >= FIRST_SPI {
+            VcpuMask::MAX
+        } else {
+            1 << vcpu
+        } | mask;
+        mask
     }
 
     /// Emulates `sender`'s write of `ICC_SGI1R_EL1`. Targets that do not exist (affinity
@@ -236,6 +250,13 @@ impl VgicDomain {
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.eoi_notify = on;
         }
+        self.stale = VcpuMask::MAX;
+    }
+
+    /// Whether `vcpu`'s list registers may need a [`Self::flush_lrs`]: the model changed
+    /// since the last flush, or interrupts were left out for lack of LRs.
+    pub fn needs_flush(&self, vcpu: usize) -> bool {
+        (vcpu < 32 && self.stale & (1 << vcpu) != 0) || self.needs_refill(vcpu)
     }
 
     /// Whether the last [`Self::flush_lrs`] for `vcpu` left deliverable interrupts out for

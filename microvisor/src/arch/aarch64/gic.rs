@@ -140,3 +140,9 @@ pub fn kick(mpidr: u64) {
     unsafe { write_icc_sgi1r_el1(value) };
     super::cpu::isb();
 }
+
+/// Turns the list-register underflow maintenance interrupt on or off (`ICH_HCR_EL2.UIE`).
+pub fn set_underflow_irq(on: bool) {
+    // SAFETY: En stays set; UIE only adds a maintenance interrupt the run loop handles.
+    unsafe { write_ich_hcr_el2(1 | (u64::from(on) << 1)) };
+}
