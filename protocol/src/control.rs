@@ -22,6 +22,8 @@ pub const SMCCC_NOT_SUPPORTED: u64 = u64::MAX; // -1
 pub const MSG_PAGE_SIZE: usize = 4096;
 /// Bytes of console text carried in registers `x2..x6` by [`CapOp::ConsoleWrite`].
 pub const CONSOLE_REG_BYTES: usize = 40;
+/// Bytes of console input returned in registers `x2..x3` by [`CapOp::ConsoleRead`].
+pub const CONSOLE_READ_BYTES: usize = 16;
 
 /// A protocol version. Majors must match exactly; a caller's minor may be at most ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +96,22 @@ pub enum CapOp {
     NullCall = 12,
     /// Any domain. Returns `x1` = calling domain id, `x2` = calling vCPU index. Idempotent.
     WhoAmI = 13,
+    /// Holder of a Console cap. `x1` = most bytes wanted (≤ [`CONSOLE_READ_BYTES`]). Takes
+    /// console input typed while this domain had the console focus: `x1` = count, bytes in
+    /// `x2..x3` (little-endian). Never blocks; 0 bytes when there is none. Not idempotent.
+    ConsoleRead = 14,
+    /// Any domain, about itself: an unrecoverable error (a panic). `x1` = a code for the
+    /// log. Stops the caller with [`StopReason::Crashed`]; does not return.
+    Crash = 15,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle. Rebuilds a stopped (or running)
+    /// domain in place from the same spec: same domain id, fresh memory, vCPU 0 started.
+    /// The old handle becomes `Stale`; returns `x1` = the new handle. Not idempotent.
+    DomainRestart = 16,
+    /// Any domain. Returns `x1` = bit mask of domain ids (bit n = domain n) whose state
+    /// changed since the caller last asked, among the domains it holds Domain caps for, and
+    /// clears it. The microvisor raises [`crate::layout::CONTROL_EVENT_PPI`] on the
+    /// controller's vCPU 0 when a bit gets set. Not idempotent.
+    DomainEvents = 17,
 }
 
 impl TryFrom<u32> for CapOp {
@@ -114,6 +132,10 @@ impl TryFrom<u32> for CapOp {
             11 => Self::DomainQuery,
             12 => Self::NullCall,
             13 => Self::WhoAmI,
+            14 => Self::ConsoleRead,
+            15 => Self::Crash,
+            16 => Self::DomainRestart,
+            17 => Self::DomainEvents,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -269,6 +291,11 @@ pub enum StopReason {
         /// Its exception syndrome.
         esr: u64,
     },
+    /// It reported a crash (`CapOp::Crash`, e.g. a panic).
+    Crashed {
+        /// The code it passed.
+        code: u64,
+    },
     /// It took an exception the microvisor cannot emulate or reflect.
     UnhandledTrap {
         /// Exception syndrome.
@@ -313,6 +340,8 @@ pub struct DomainInfo {
     pub exits: u64,
     /// Virtual interrupts injected, summed over vCPUs.
     pub irqs_injected: u64,
+    /// Times the domain was restarted in place (`DomainRestart`).
+    pub restarts: u32,
 }
 
 #[cfg(test)]

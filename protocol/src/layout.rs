@@ -29,3 +29,6 @@ pub const EVTCHN_PPI: u32 = 31;
 pub const GUEST_SPIS: u32 = 64;
 /// Most vCPUs one domain can have.
 pub const MAX_VCPUS: usize = 8;
+/// PPI the microvisor raises on a controller (dom0) when a child domain changes state
+/// (see `CapOp::DomainEvents`). Unused by Xen's guest ABI.
+pub const CONTROL_EVENT_PPI: u32 = 22;

@@ -33,6 +33,25 @@ pub struct ManifestDomain {
     pub cmdline: String,
     /// Names of domains that must be running before this one starts.
     pub depends_on: Vec<String>,
+    /// What dom0 does when the domain powers off (xl's `on_poweroff`).
+    pub on_poweroff: Action,
+    /// What dom0 does when the domain asks to reboot (xl's `on_reboot`).
+    pub on_reboot: Action,
+    /// What dom0 does when the domain crashes: a stage-2 fault, an unhandled trap or a
+    /// reported panic (xl's `on_crash`).
+    pub on_crash: Action,
+}
+
+/// A lifecycle policy, with xl's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Destroy the domain and free its memory (`destroy`).
+    Destroy,
+    /// Rebuild it in place with the same domain id (`restart`), with backoff and a
+    /// crash-loop limit after which it is held as `Preserve` and reported.
+    Restart,
+    /// Leave it stopped with its memory, for inspection (`preserve`).
+    Preserve,
 }
 
 impl SystemManifest {
@@ -65,6 +84,9 @@ mod tests {
                 }],
                 cmdline: String::new(),
                 depends_on: Vec::new(),
+                on_poweroff: Action::Destroy,
+                on_reboot: Action::Restart,
+                on_crash: Action::Preserve,
             }],
         };
         let bytes = m.encode().unwrap();

@@ -11,7 +11,7 @@ use crate::system::{self, Image, Overrides, System};
 use anyhow::{bail, Context, Result};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL};
 use protocol::control::VcpuPlacement;
-use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
+use protocol::manifest::{Action, ManifestDomain, SystemManifest, MANIFEST_VERSION};
 use std::path::{Path, PathBuf};
 
 /// Guest-physical base of RAM on QEMU's virt board.
@@ -75,6 +75,10 @@ pub fn manifest(
                 .collect(),
             cmdline: d.cmdline.clone(),
             depends_on: d.depends_on.value.clone(),
+            // xl's defaults until system descriptions carry on_* keys.
+            on_poweroff: Action::Destroy,
+            on_reboot: Action::Restart,
+            on_crash: Action::Destroy,
         });
     }
     Ok((

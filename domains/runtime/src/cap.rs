@@ -56,7 +56,8 @@ mod hw {
     use core::sync::atomic::{AtomicBool, Ordering};
     use protocol::cap::{CapHandle, CapInfo};
     use protocol::control::{
-        CapError, CapOp, DomainInfo, DomainSpec, Version, CONSOLE_REG_BYTES, MSG_PAGE_SIZE,
+        CapError, CapOp, DomainInfo, DomainSpec, Version, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES,
+        MSG_PAGE_SIZE,
         PROTOCOL_VERSION,
     };
     use protocol::layout::MAX_VCPUS;
@@ -222,6 +223,40 @@ mod hw {
     /// `WhoAmI`: (domain id, vCPU index). No negotiation needed.
     pub fn who_am_i() -> Result<(u16, u16), CapError> {
         call(CapOp::WhoAmI, [0; 6]).map(|r| (r[0] as u16, r[1] as u16))
+    }
+
+    /// `ConsoleRead`: copies pending console input (typed while this domain had the focus)
+    /// into `buf`, at most [`CONSOLE_READ_BYTES`]; returns the count (0: nothing waiting).
+    /// Never blocks. Bytes beyond `buf.len()` are lost, so pass a 16-byte buffer.
+    pub fn console_read(buf: &mut [u8]) -> Result<usize, CapError> {
+        ready()?;
+        let r = call(CapOp::ConsoleRead, [buf.len().min(CONSOLE_READ_BYTES) as u64, 0, 0, 0, 0, 0])?;
+        let n = (r[0] as usize).min(buf.len()).min(CONSOLE_READ_BYTES);
+        let mut bytes = [0u8; CONSOLE_READ_BYTES];
+        bytes[..8].copy_from_slice(&r[1].to_le_bytes());
+        bytes[8..].copy_from_slice(&r[2].to_le_bytes());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+
+    /// `Crash`: reports an unrecoverable error; the microvisor stops this domain.
+    pub fn crash(code: u64) -> ! {
+        let _ = arch::hvc(u64::from(CapOp::Crash.function_id()), [code, 0, 0, 0, 0, 0]);
+        // Only reached if the microvisor refused (it never should): stop anyway.
+        crate::psci::system_off()
+    }
+
+    /// `DomainRestart`: rebuilds the domain in place; returns its new handle.
+    pub fn domain_restart(domain: CapHandle) -> Result<CapHandle, CapError> {
+        ready()?;
+        let r = call(CapOp::DomainRestart, [domain.to_raw(), 0, 0, 0, 0, 0])?;
+        CapHandle::from_raw(r[0]).ok_or(CapError::BadMessage)
+    }
+
+    /// `DomainEvents`: bit n set = domain n changed state since the last call.
+    pub fn domain_events() -> Result<u64, CapError> {
+        ready()?;
+        call(CapOp::DomainEvents, [0; 6]).map(|r| r[0])
     }
 }
 

@@ -79,5 +79,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         )),
         None => console::emergency(format_args!("panic: {}\n", info.message())),
     }
-    psci::system_off()
+    // A panic is a crash, not a power-off: the microvisor reports it and dom0 applies
+    // the domain's on_crash policy.
+    cap::crash(0xdead)
 }

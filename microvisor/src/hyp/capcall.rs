@@ -339,6 +339,7 @@ impl Hyp {
             cpu_ticks: sum(|c| c.stats.run_ticks),
             exits: sum(|c| c.stats.exits),
             irqs_injected: sum(|c| c.stats.irqs),
+            restarts: d.restarts,
         })
     }
 }

@@ -97,6 +97,8 @@ pub struct Domain {
     pub dying: bool,
     /// Causes already logged (rate limiting: one line per cause).
     pub logged: u32,
+    /// Times it was restarted in place.
+    pub restarts: u32,
 }
 
 impl Domain {
@@ -298,6 +300,7 @@ impl Hyp {
             start_info: (GUEST_RAM_BASE.as_u64() + info_off, info_bytes.len() as u64),
             dying: false,
             logged: 0,
+            restarts: 0,
         };
         // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.
         for (i, p) in req.vcpus.iter().enumerate() {

@@ -26,6 +26,8 @@ pub enum Mode {
     Badcap,
     /// Count instructions per null hypercall.
     Bench,
+    /// Panic on purpose after a short while (exercises on_crash policies).
+    Crash,
 }
 
 /// The mode from the command line, or the offending value.
@@ -35,6 +37,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("oob") => Ok(Mode::Oob),
         Some("badcap") => Ok(Mode::Badcap),
         Some("bench") => Ok(Mode::Bench),
+        Some("crash") => Ok(Mode::Crash),
         Some(other) => Err(other),
         None => Err(""),
     }

@@ -22,6 +22,10 @@ mod shell {
             Ok(Mode::Oob) => oob_test(info),
             Ok(Mode::Badcap) => badcap_test(info),
             Ok(Mode::Bench) => bench(),
+            Ok(Mode::Crash) => {
+                println!("crashing on purpose");
+                panic!("deliberate crash");
+            }
             Err(m) => println!("FAIL: unknown mode '{m}'"),
         }
     }
