@@ -63,6 +63,8 @@ pub struct Platform {
     pub gicr: Region,
     /// PL011 for the microvisor's log, if any.
     pub uart: Option<Region>,
+    /// The PL011's interrupt (GIC INTID), if the DT gives one.
+    pub uart_irq: Option<u32>,
     /// Boot modules.
     pub modules: heapless_vec::Vec<BootModule, MAX_MODULES>,
 }
@@ -118,6 +120,19 @@ impl Default for BootModule {
     }
 }
 
+/// The GIC INTID named by a three-cell GIC `interrupts` specifier (type, number, flags).
+pub fn gic_intid(cells: &[u8]) -> Option<u32> {
+    let cell = |i: usize| -> Option<u32> {
+        let b = cells.get(i * 4..i * 4 + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match (cell(0)?, cell(1)?) {
+        (0, n) if n < 988 => Some(n + 32), // SPI
+        (1, n) if n < 16 => Some(n + 16),  // PPI
+        _ => None,
+    }
+}
+
 impl Platform {
     /// Reads the board from a flattened device tree.
     pub fn from_fdt(blob: &[u8]) -> Result<Self, PlatformError> {
@@ -158,19 +173,21 @@ impl Platform {
             base: PhysAddr::new(r.starting_address as u64),
             size: r.size.unwrap_or(0) as u64,
         };
-        p.uart = fdt
+        let uart = fdt
             .chosen()
             .stdout()
             .filter(|n| {
                 n.compatible()
                     .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
             })
-            .or_else(|| fdt.find_compatible(&["arm,pl011"]))
-            .and_then(|n| n.reg()?.next())
-            .map(|r| Region {
-                base: PhysAddr::new(r.starting_address as u64),
-                size: r.size.unwrap_or(0x1000) as u64,
-            });
+            .or_else(|| fdt.find_compatible(&["arm,pl011"]));
+        p.uart = uart.and_then(|n| n.reg()?.next()).map(|r| Region {
+            base: PhysAddr::new(r.starting_address as u64),
+            size: r.size.unwrap_or(0x1000) as u64,
+        });
+        p.uart_irq = uart
+            .and_then(|n| n.property("interrupts"))
+            .and_then(|prop| gic_intid(prop.value));
         if let Some(chosen) = fdt.find_node("/chosen") {
             for child in chosen.children() {
                 let is_module = child
@@ -247,6 +264,7 @@ mod tests {
         )
         .unwrap();
         w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
         w.end_node(u).unwrap();
         let chosen = w.begin_node("chosen").unwrap();
         w.property_u32("#address-cells", 2).unwrap();
@@ -284,6 +302,7 @@ mod tests {
             }
         );
         assert_eq!(p.uart.map(|u| u.base), Some(PhysAddr::new(0x900_0000)));
+        assert_eq!(p.uart_irq, Some(33));
         let dom0 = p.module("dom0").unwrap();
         assert_eq!(
             dom0.region,
@@ -294,6 +313,16 @@ mod tests {
         );
         assert!(p.module("manifest").is_some());
         assert!(p.module("rtos").is_none());
+    }
+
+    #[test]
+    fn interrupt_specifiers() {
+        let spec = |t: u32, n: u32| [t.to_be_bytes(), n.to_be_bytes(), 4u32.to_be_bytes()].concat();
+        assert_eq!(gic_intid(&spec(0, 1)), Some(33));
+        assert_eq!(gic_intid(&spec(1, 11)), Some(27));
+        assert_eq!(gic_intid(&spec(1, 16)), None);
+        assert_eq!(gic_intid(&spec(7, 1)), None);
+        assert_eq!(gic_intid(&[0, 0]), None);
     }
 
     #[test]

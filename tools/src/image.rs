@@ -158,6 +158,10 @@ pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module]) -> Vec<String> {
         "-m",
         &mem_mib.to_string(),
         "-nographic",
+        // QEMU's console escape moves from Ctrl-A to Ctrl-T, so Ctrl-A reaches the
+        // microvisor (three switch the console focus, as on Xen). Quit QEMU: Ctrl-T x.
+        "-echr",
+        "0x14",
         "-kernel",
         "microvisor.bin",
         "-dtb",
@@ -270,7 +274,7 @@ mod tests {
         let mods = layout(&[("dom0".into(), 1), ("manifest".into(), 1)], 1024).unwrap();
         let args = qemu_args(4, 1024, &mods).join(" ");
         assert!(args.starts_with(
-            "-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1024 -nographic"
+            "-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1024 -nographic -echr 0x14"
         ));
         assert!(args.ends_with(
             "-device loader,file=dom0.bin,addr=0x50000000,force-raw=on -device loader,file=manifest.bin,addr=0x50200000,force-raw=on"

@@ -136,7 +136,14 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         resched: [false; MAX_CPUS],
         instances: [0; MAX_DOMAINS],
         nr_lrs: arch::context::nr_lrs(),
+        focus: DomainId::DOM0,
+        switch_presses: 0,
     };
+    // Console input arrives on CPU 0 and goes to the focused domain.
+    if let Some(irq) = hyp.platform.uart_irq {
+        gic::enable_spi(irq, arch::mpidr());
+        arch::uart::enable_rx_irq();
+    }
     build_dom0(&mut hyp);
     let cpus: Vec<u64> = hyp.platform.cpus.as_slice().to_vec();
     *HYP.lock() = Some(hyp);
@@ -280,6 +287,7 @@ fn build_dom0(hyp: &mut Hyp) {
         cmdline: "",
         parent: None,
         caps: &caps,
+        module: None,
     };
     let id = hyp
         .build_domain(&req)

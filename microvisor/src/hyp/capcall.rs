@@ -12,8 +12,8 @@ use alloc::vec::Vec;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
-    CapError, CapOp, DomainInfo, DomainSpec, Version, CONSOLE_REG_BYTES, MSG_PAGE_SIZE,
-    PROTOCOL_VERSION,
+    CapError, CapOp, DomainInfo, DomainSpec, StopReason, Version, CONSOLE_READ_BYTES,
+    CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
 };
 use protocol::ids::DomainId;
 
@@ -61,6 +61,10 @@ impl Hyp {
             CapOp::NullCall => return Ok([0; 3]),
             CapOp::WhoAmI => return Ok([u64::from(id.0), v as u64, 0]),
             CapOp::ConsoleWrite => return console_write(d, a),
+            CapOp::Crash => {
+                self.stop_domain(id, StopReason::Crashed { code: a[0] }, cpu);
+                return Ok([0; 3]);
+            }
             CapOp::Negotiate => {
                 let client = Version::from_raw(a[0]);
                 if !PROTOCOL_VERSION.accepts(client) {
@@ -106,6 +110,47 @@ impl Hyp {
                 let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
                 self.destroy_domain(target, cpu);
                 Ok([0; 3])
+            }
+            CapOp::DomainRestart => {
+                let raw = CapHandle::from_raw(a[0]).ok_or(CapError::InvalidHandle)?;
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                let rights = self
+                    .domain(id)
+                    .and_then(|d| d.caps.get(raw).ok())
+                    .map_or(Rights::empty(), |c| c.rights);
+                let instance = self.restart_domain(target, cpu)?;
+                let cap = Capability {
+                    object: Object::Domain {
+                        domid: target,
+                        instance,
+                    },
+                    rights,
+                };
+                let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+                let h = d.caps.insert(cap)?;
+                Ok([h.to_raw(), u64::from(target.0), 0])
+            }
+            CapOp::DomainEvents => {
+                let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+                let events = core::mem::take(&mut d.child_events);
+                Ok([events, 0, 0])
+            }
+            CapOp::ConsoleRead => {
+                let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+                if !d.caps.iter().any(|(_, c)| c.object == Object::Console) {
+                    return Err(CapError::NoRights);
+                }
+                let want = (a[0] as usize).min(CONSOLE_READ_BYTES);
+                let mut bytes = [0u8; CONSOLE_READ_BYTES];
+                let mut n = 0;
+                while n < want {
+                    let Some(b) = d.input.pop_front() else { break };
+                    bytes[n] = b;
+                    n += 1;
+                }
+                let lo = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+                let hi = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
+                Ok([n as u64, lo, hi])
             }
             CapOp::DomainQuery => {
                 let target = self.domain_cap(id, a[0], Rights::READ)?;
@@ -275,6 +320,7 @@ impl Hyp {
             cmdline: &spec.cmdline,
             parent: Some((id, spec.memory)),
             caps: &[console],
+            module: Some(image as u16),
         };
         let child = self.build_domain(&req)?;
         let instance = self.domain(child).map_or(0, |c| c.instance);

@@ -99,6 +99,29 @@ pub struct Domain {
     pub logged: u32,
     /// Times it was restarted in place.
     pub restarts: u32,
+    /// What it was built from, so it can be rebuilt in place.
+    pub spec: OwnedSpec,
+    /// Rebuild (same id, instance `restart_pending`) once no CPU holds its vCPUs.
+    pub restart_pending: Option<u32>,
+    /// Children whose state changed since it last asked (bit n = domain n).
+    pub child_events: u64,
+    /// Console input typed while it had the focus, not yet read.
+    pub input: alloc::collections::VecDeque<u8>,
+}
+
+/// A build request with owned data, kept for restarts.
+#[derive(Clone, Debug)]
+pub struct OwnedSpec {
+    /// Boot module index of the image (`None`: the image was not a module).
+    pub module: Option<u16>,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// vCPU placements.
+    pub vcpus: Vec<VcpuPlacement>,
+    /// Start-info arguments.
+    pub cmdline: String,
+    /// Capabilities it was granted at creation.
+    pub caps: Vec<Capability>,
 }
 
 impl Domain {
@@ -154,6 +177,8 @@ pub struct BuildRequest<'a> {
     pub parent: Option<(DomainId, CapHandle)>,
     /// Capabilities to grant it.
     pub caps: &'a [Capability],
+    /// Boot module index of `image`, if it is one (needed to restart it).
+    pub module: Option<u16>,
 }
 
 /// Log-once cause bits.
@@ -171,8 +196,27 @@ pub mod cause {
 }
 
 impl Hyp {
-    /// Builds a paused domain; returns its id.
+    /// Builds a paused domain in the first free slot; returns its id.
     pub fn build_domain(&mut self, req: &BuildRequest<'_>) -> Result<DomainId, CapError> {
+        let slot = (0..self.domains.len())
+            .find(|&i| self.domains[i].is_none())
+            .ok_or(CapError::NoSlots)?;
+        let id = DomainId(slot as u16);
+        let instance = self.next_instance(id);
+        self.build_domain_at(req, id, instance)
+    }
+
+    /// Builds a paused domain with id `id` (free) as incarnation `instance`.
+    pub fn build_domain_at(
+        &mut self,
+        req: &BuildRequest<'_>,
+        id: DomainId,
+        instance: u32,
+    ) -> Result<DomainId, CapError> {
+        let slot = usize::from(id.0);
+        if self.domains.get(slot).is_none_or(|d| d.is_some()) {
+            return Err(CapError::NoSlots);
+        }
         let nvcpus = req.vcpus.len();
         if nvcpus == 0
             || nvcpus > MAX_VCPUS
@@ -194,11 +238,6 @@ impl Hyp {
         if req.image.len() as u64 > ram_size.saturating_sub(START_INFO_RESERVE) {
             return Err(CapError::InvalidArgument);
         }
-        let slot = (0..self.domains.len())
-            .find(|&i| self.domains[i].is_none())
-            .ok_or(CapError::NoSlots)?;
-        let id = DomainId(slot as u16);
-
         // Memory: contiguous, 2 MiB aligned so stage 2 can use blocks; scrubbed.
         let pages = ram_size / PAGE_SIZE;
         let ram_pa = self
@@ -281,7 +320,6 @@ impl Hyp {
         for v in 0..nvcpus {
             vgic.set_eoi_notify(v, VTIMER_PPI, true);
         }
-        let instance = self.next_instance(id);
         let domain = Domain {
             id,
             name: String::from(req.name),
@@ -301,6 +339,16 @@ impl Hyp {
             dying: false,
             logged: 0,
             restarts: 0,
+            spec: OwnedSpec {
+                module: req.module,
+                mem_mib: req.mem_mib,
+                vcpus: req.vcpus.to_vec(),
+                cmdline: String::from(req.cmdline),
+                caps: req.caps.to_vec(),
+            },
+            restart_pending: None,
+            child_events: 0,
+            input: alloc::collections::VecDeque::new(),
         };
         // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.
         for (i, p) in req.vcpus.iter().enumerate() {
@@ -317,7 +365,8 @@ impl Hyp {
         Ok(id)
     }
 
-    fn next_instance(&mut self, id: DomainId) -> u32 {
+    /// A fresh incarnation number for domain id `id`.
+    pub fn next_instance(&mut self, id: DomainId) -> u32 {
         let slot = usize::from(id.0);
         self.instances[slot] = self.instances[slot].wrapping_add(1).max(1);
         self.instances[slot]
@@ -381,6 +430,21 @@ impl Hyp {
         d.state = DomainState::Stopped(reason);
         crate::info!("{} ({}) stopped: {}", id, d.name, DisplayReason(reason));
         self.refresh_runnable(id, this_cpu);
+        self.notify_controller(id, this_cpu);
+    }
+
+    /// Tells the domain controlling `id` that its state changed (DomainEvents + PPI).
+    pub fn notify_controller(&mut self, id: DomainId, this_cpu: usize) {
+        let Some(parent) = self.domain(id).and_then(|d| d.parent).map(|(p, _)| p) else {
+            return;
+        };
+        let Some(p) = self.domain_mut(parent) else {
+            return;
+        };
+        if id.0 < 64 {
+            p.child_events |= 1 << id.0;
+        }
+        self.inject(parent, 0, protocol::layout::CONTROL_EVENT_PPI, this_cpu);
     }
 
     /// Destroys a domain: revokes capabilities to it, and frees it now or, if a CPU still
@@ -414,11 +478,43 @@ impl Hyp {
             let _ = self.runqueues[*cpu].remove(vcpu_key(id, v));
             self.kick_cpu(*cpu, this_cpu);
         }
-        self.free_if_unloaded(id);
+        self.free_if_unloaded(id, this_cpu);
+    }
+
+    /// Restarts a domain in place: stops it, revokes capabilities to this incarnation and
+    /// rebuilds it from its spec (same id) as soon as no CPU holds one of its vCPUs.
+    /// Returns the new incarnation number. Its RAM quota stays charged to the controller.
+    pub fn restart_domain(&mut self, id: DomainId, this_cpu: usize) -> Result<u32, CapError> {
+        let d = self.domain(id).ok_or(CapError::Stale)?;
+        if d.dying || d.spec.module.is_none() || d.state == DomainState::Created {
+            return Err(CapError::WrongState);
+        }
+        let old = d.instance;
+        let placements: Vec<usize> = d
+            .vcpus
+            .iter()
+            .map(|v| usize::from(v.placement.pcpu))
+            .collect();
+        let new = self.next_instance(id);
+        let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+        if !matches!(d.state, DomainState::Stopped(_)) {
+            d.state = DomainState::Stopped(StopReason::Reboot);
+        }
+        d.dying = true;
+        d.restart_pending = Some(new);
+        for slot in self.domains.iter_mut().flatten() {
+            slot.caps.revoke(|c| matches!(c.object, Object::Domain { domid, instance: i } if domid == id && i == old));
+        }
+        for (v, cpu) in placements.iter().enumerate() {
+            let _ = self.runqueues[*cpu].remove(vcpu_key(id, v));
+            self.kick_cpu(*cpu, this_cpu);
+        }
+        self.free_if_unloaded(id, this_cpu);
+        Ok(new)
     }
 
     /// Frees a dying domain once no CPU holds one of its vCPUs.
-    pub fn free_if_unloaded(&mut self, id: DomainId) {
+    pub fn free_if_unloaded(&mut self, id: DomainId, this_cpu: usize) {
         let held = self
             .loaded
             .iter()
@@ -433,6 +529,70 @@ impl Hyp {
             self.release_memory(d.ram_pa, d.ram_size, d.stage2);
             // The VMID will be reused: drop every cached translation tagged with it.
             arch::tlb_flush_all_guests();
+            if let Some(instance) = d.restart_pending {
+                self.rebuild(
+                    id,
+                    instance,
+                    d.name,
+                    d.spec,
+                    d.parent,
+                    d.restarts + 1,
+                    this_cpu,
+                );
+            }
+        }
+    }
+
+    /// Builds incarnation `instance` of domain `id` from its old spec and starts it.
+    #[allow(clippy::too_many_arguments)] // One call site; the fields of a dissolved Domain.
+    fn rebuild(
+        &mut self,
+        id: DomainId,
+        instance: u32,
+        name: String,
+        spec: OwnedSpec,
+        parent: Option<(DomainId, CapHandle)>,
+        restarts: u32,
+        cpu: usize,
+    ) {
+        let Some(index) = spec.module else { return };
+        let Some(m) = self
+            .platform
+            .modules
+            .as_slice()
+            .get(usize::from(index))
+            .copied()
+        else {
+            return;
+        };
+        // SAFETY: boot modules are reserved at boot and never written.
+        let image = unsafe { mem::boot_blob(m.region.base.as_u64(), m.region.size as usize) };
+        let req = BuildRequest {
+            name: &name,
+            image,
+            mem_mib: spec.mem_mib,
+            vcpus: &spec.vcpus,
+            cmdline: &spec.cmdline,
+            parent,
+            caps: &spec.caps,
+            module: spec.module,
+        };
+        match self.build_domain_at(&req, id, instance) {
+            Ok(_) => {
+                if let Some(d) = self.domain_mut(id) {
+                    d.restarts = restarts;
+                }
+                let _ = self.start_domain(id, cpu);
+                crate::info!("{} ({}) restarted (restart {})", id, name, restarts);
+            }
+            Err(e) => crate::info!("{} ({}) could not be rebuilt: {}", id, name, e),
+        }
+        // Either way the controller learns the outcome from DomainQuery.
+        if let Some((p, _)) = parent {
+            if let Some(pd) = self.domain_mut(p) {
+                pd.child_events |= 1 << id.0;
+            }
+            self.inject(p, 0, protocol::layout::CONTROL_EVENT_PPI, cpu);
         }
     }
 
@@ -459,6 +619,7 @@ impl core::fmt::Display for DisplayReason {
             StopReason::Stage2Fault { ipa, esr } => {
                 write!(f, "stage-2 fault at IPA {ipa:#x} (ESR {esr:#x})")
             }
+            StopReason::Crashed { code } => write!(f, "crashed (code {code:#x})"),
             StopReason::UnhandledTrap { esr, pc } => {
                 write!(f, "unhandled trap ESR {esr:#x} at PC {pc:#x}")
             }

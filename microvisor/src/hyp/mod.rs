@@ -7,6 +7,7 @@
 
 pub mod boot;
 pub mod capcall;
+pub mod console;
 pub mod domain;
 pub mod exits;
 pub mod psci;
@@ -42,6 +43,10 @@ pub struct Hyp {
     pub resched: [bool; MAX_CPUS],
     /// Incarnation counters per domain id.
     pub instances: [u32; MAX_DOMAINS],
+    /// Domain receiving console input.
+    pub focus: DomainId,
+    /// Consecutive Ctrl-A typed (three switch the focus).
+    pub switch_presses: u8,
     /// Number of list registers this GIC implements.
     pub nr_lrs: usize,
 }

@@ -96,7 +96,7 @@ impl Hyp {
         let d = self.domain_mut(id).expect("checked above");
         read_lrs(&mut d.vcpus[v].lrs[..n]);
         write_lrs(&[0; crate::arch::context::MAX_LRS][..n]);
-        self.free_if_unloaded(id);
+        self.free_if_unloaded(id, cpu);
     }
 
     /// Puts a vCPU's state into this CPU's hardware.
@@ -228,6 +228,7 @@ impl Hyp {
                     self.deliver_expired_timers(cpu);
                 }
                 KICK_SGI | MAINTENANCE_PPI => self.resched[cpu] |= intid == KICK_SGI,
+                other if Some(other) == self.platform.uart_irq => self.console_input(),
                 other => crate::info!("unexpected physical interrupt {other} on CPU {cpu}"),
             }
             gic::eoi(intid);

@@ -146,3 +146,19 @@ pub fn set_underflow_irq(on: bool) {
     // SAFETY: En stays set; UIE only adds a maintenance interrupt the run loop handles.
     unsafe { write_ich_hcr_el2(1 | (u64::from(on) << 1)) };
 }
+
+/// Enables SPI `intid` at the distributor and routes it to the CPU with affinity `mpidr`.
+pub fn enable_spi(intid: u32, mpidr: u64) {
+    let gicd = GICD.load(Ordering::Acquire);
+    if !(32..1020).contains(&intid) || gicd == 0 {
+        return;
+    }
+    let route = ((mpidr >> 32) & 0xff) << 32 | (mpidr & 0xff_ffff);
+    // SAFETY: IROUTER and ISENABLER of an implemented SPI in our distributor.
+    unsafe {
+        let irouter = gicd + 0x6000 + 8 * u64::from(intid);
+        mem::mmio_write32(irouter, route as u32);
+        mem::mmio_write32(irouter + 4, (route >> 32) as u32);
+        mem::mmio_write32(gicd + 0x100 + 4 * u64::from(intid / 32), 1 << (intid % 32));
+    }
+}

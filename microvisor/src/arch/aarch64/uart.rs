@@ -8,7 +8,37 @@ static BASE: AtomicU64 = AtomicU64::new(0);
 
 const DR: u64 = 0x00;
 const FR: u64 = 0x18;
+const IMSC: u64 = 0x38;
+const ICR: u64 = 0x44;
 const FR_TXFF: u32 = 1 << 5;
+const FR_RXFE: u32 = 1 << 4;
+/// Receive and receive-timeout interrupts.
+const RX_IRQS: u32 = (1 << 4) | (1 << 6);
+
+/// Enables the receive interrupts (the microvisor routes console input to domains).
+pub fn enable_rx_irq() {
+    let base = BASE.load(Ordering::Acquire);
+    if base != 0 {
+        // SAFETY: `init` established that `base` is our PL011.
+        unsafe { mem::mmio_write32(base + IMSC, mem::mmio_read32(base + IMSC) | RX_IRQS) };
+    }
+}
+
+/// Takes one received byte, if any (and acknowledges the receive interrupts).
+pub fn read_byte() -> Option<u8> {
+    let base = BASE.load(Ordering::Acquire);
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: `init` established that `base` is our PL011.
+    unsafe {
+        mem::mmio_write32(base + ICR, RX_IRQS);
+        if mem::mmio_read32(base + FR) & FR_RXFE != 0 {
+            return None;
+        }
+        Some(mem::mmio_read32(base + DR) as u8)
+    }
+}
 
 /// Uses the PL011 at `base` from now on.
 ///

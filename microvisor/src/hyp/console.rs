@@ -1,0 +1,64 @@
+//! Console input: bytes typed on the UART go to one domain at a time (the focus). Three
+//! Ctrl-A in a row move the focus to the next domain, as on Xen's console.
+
+use super::Hyp;
+use crate::arch::uart;
+use protocol::ids::DomainId;
+
+/// The byte that, three times in a row, switches the focus.
+const SWITCH_BYTE: u8 = 0x01;
+/// Most unread input kept per domain; older bytes are dropped first.
+const INPUT_LIMIT: usize = 4096;
+
+impl Hyp {
+    /// Drains the UART's receive FIFO into the focused domain's input.
+    pub fn console_input(&mut self) {
+        while let Some(b) = uart::read_byte() {
+            if b == SWITCH_BYTE {
+                self.switch_presses += 1;
+                if self.switch_presses == 3 {
+                    self.switch_presses = 0;
+                    self.cycle_focus();
+                }
+                continue;
+            }
+            // Fewer than three Ctrl-A were typed: they belong to the domain.
+            for _ in 0..core::mem::take(&mut self.switch_presses) {
+                self.push_input(SWITCH_BYTE);
+            }
+            self.push_input(b);
+        }
+    }
+
+    fn push_input(&mut self, b: u8) {
+        let focus = self.focus;
+        let target = match self.domain_mut(focus) {
+            Some(d) => d,
+            None => {
+                self.focus = DomainId::DOM0;
+                match self.domain_mut(DomainId::DOM0) {
+                    Some(d) => d,
+                    None => return,
+                }
+            }
+        };
+        if target.input.len() >= INPUT_LIMIT {
+            target.input.pop_front();
+        }
+        target.input.push_back(b);
+    }
+
+    /// Moves the focus to the next live domain in id order (wrapping).
+    fn cycle_focus(&mut self) {
+        let n = self.domains.len();
+        let start = usize::from(self.focus.0);
+        let next = (1..=n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.domains[i].as_ref().is_some_and(|d| !d.dying));
+        if let Some(i) = next {
+            self.focus = DomainId(i as u16);
+            let name = self.domains[i].as_ref().map_or("?", |d| d.name.as_str());
+            crate::info!("console input now goes to {} ({})", self.focus, name);
+        }
+    }
+}
