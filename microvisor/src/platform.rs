@@ -8,6 +8,8 @@ use protocol::boot::{LABEL_PROP, MODULE_COMPATIBLE};
 pub const MAX_RAM_BANKS: usize = 4;
 /// Most CPUs recorded.
 pub const MAX_CPUS: usize = 8;
+/// Most virtio-mmio transports recorded.
+pub const MAX_DEVICES: usize = 32;
 /// Most boot modules recorded.
 pub const MAX_MODULES: usize = 16;
 /// Longest module label kept.
@@ -67,6 +69,17 @@ pub struct Platform {
     pub uart_irq: Option<u32>,
     /// Boot modules.
     pub modules: heapless_vec::Vec<BootModule, MAX_MODULES>,
+    /// virtio-mmio transports (present or not: probe `DeviceID` to know).
+    pub virtio: heapless_vec::Vec<DeviceNode, MAX_DEVICES>,
+}
+
+/// A device node that can be handed to a domain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Its MMIO registers.
+    pub region: Region,
+    /// Its interrupt (GIC INTID), if any.
+    pub irq: Option<u32>,
 }
 
 /// A tiny fixed-capacity vector, so the platform needs no heap.
@@ -188,6 +201,21 @@ impl Platform {
         p.uart_irq = uart
             .and_then(|n| n.property("interrupts"))
             .and_then(|prop| gic_intid(prop.value));
+        for node in fdt.all_nodes() {
+            let is_virtio = node
+                .compatible()
+                .is_some_and(|c| c.all().any(|s| s == "virtio,mmio"));
+            let reg = node.reg().and_then(|mut r| r.next());
+            if let (true, Some(reg)) = (is_virtio, reg) {
+                p.virtio.push(DeviceNode {
+                    region: Region {
+                        base: PhysAddr::new(reg.starting_address as u64),
+                        size: reg.size.unwrap_or(0x200) as u64,
+                    },
+                    irq: node.property("interrupts").and_then(|i| gic_intid(i.value)),
+                });
+            }
+        }
         if let Some(chosen) = fdt.find_node("/chosen") {
             for child in chosen.children() {
                 let is_module = child
@@ -266,6 +294,11 @@ mod tests {
         w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
         w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
         w.end_node(u).unwrap();
+        let v = w.begin_node("virtio_mmio@a003e00").unwrap();
+        w.property_string("compatible", "virtio,mmio").unwrap();
+        w.property_array_u64("reg", &[0xa00_3e00, 0x200]).unwrap();
+        w.property_array_u32("interrupts", &[0, 0x2f, 1]).unwrap();
+        w.end_node(v).unwrap();
         let chosen = w.begin_node("chosen").unwrap();
         w.property_u32("#address-cells", 2).unwrap();
         w.property_u32("#size-cells", 2).unwrap();
@@ -303,6 +336,16 @@ mod tests {
         );
         assert_eq!(p.uart.map(|u| u.base), Some(PhysAddr::new(0x900_0000)));
         assert_eq!(p.uart_irq, Some(33));
+        assert_eq!(
+            p.virtio.as_slice(),
+            &[DeviceNode {
+                region: Region {
+                    base: PhysAddr::new(0xa00_3e00),
+                    size: 0x200
+                },
+                irq: Some(79),
+            }]
+        );
         let dom0 = p.module("dom0").unwrap();
         assert_eq!(
             dom0.region,

@@ -112,6 +112,12 @@ pub enum CapOp {
     /// clears it. The microvisor raises [`crate::layout::CONTROL_EVENT_PPI`] on the
     /// controller's vCPU 0 when a bit gets set. Not idempotent.
     DomainEvents = 17,
+    /// Holder of a Device cap (WRITE), about itself. `x1` = handle. Maps the device's MMIO
+    /// page(s) into the caller at the same guest-physical address as the host-physical one
+    /// and routes its interrupts to the caller's vCPU 0 as virtual SPIs with the same
+    /// INTIDs. Returns `x1` = MMIO base, `x2` = size. Idempotent for the same holder; a
+    /// device already mapped by another domain is `WrongState`.
+    DeviceMap = 18,
 }
 
 impl TryFrom<u32> for CapOp {
@@ -136,6 +142,7 @@ impl TryFrom<u32> for CapOp {
             15 => Self::Crash,
             16 => Self::DomainRestart,
             17 => Self::DomainEvents,
+            18 => Self::DeviceMap,
             _ => return Err(CapError::UnknownCall),
         })
     }

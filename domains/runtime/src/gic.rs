@@ -5,7 +5,9 @@
 //! it through. Only SGIs and PPIs (INTID < 32) are configured here: they live in each vCPU's
 //! own redistributor, so [`init_cpu`] and [`enable`] act on the calling vCPU.
 
-use protocol::layout::{GUEST_GICD_BASE, GUEST_GICR_BASE, GUEST_GICR_STRIDE};
+use protocol::layout::GUEST_GICR_STRIDE;
+#[cfg(not(feature = "native"))]
+use protocol::layout::{GUEST_GICD_BASE, GUEST_GICR_BASE};
 
 /// GICD_CTLR value: ARE_NS | EnableGrp1NS.
 pub const GICD_CTLR_VALUE: u32 = 0x12;
@@ -25,17 +27,30 @@ pub const GICR_ICENABLER0: u64 = 0x180;
 pub const GICR_IPRIORITYR: u64 = 0x400;
 /// Priority of every interrupt we configure.
 pub const PRIORITY: u8 = 0xA0;
+/// `GICD_ISENABLER<n>`.
+pub const GICD_ISENABLER: u64 = 0x100;
+/// `GICD_IROUTER<n>`.
+pub const GICD_IROUTER: u64 = 0x6000;
 /// INTIDs at and above this are special (1023 = spurious).
 pub const SPECIAL_INTID: u32 = 1020;
 
+#[cfg(not(feature = "native"))]
+const GICD: u64 = GUEST_GICD_BASE.as_u64();
+#[cfg(not(feature = "native"))]
+const GICR: u64 = GUEST_GICR_BASE.as_u64();
+#[cfg(feature = "native")]
+const GICD: u64 = crate::board::GICD_BASE;
+#[cfg(feature = "native")]
+const GICR: u64 = crate::board::GICR_BASE;
+
 /// Distributor register address.
 pub const fn gicd(offset: u64) -> u64 {
-    GUEST_GICD_BASE.as_u64() + offset
+    GICD + offset
 }
 
 /// Redistributor RD-frame register address of `vcpu`.
 pub const fn gicr_rd(vcpu: usize, offset: u64) -> u64 {
-    GUEST_GICR_BASE.as_u64() + vcpu as u64 * GUEST_GICR_STRIDE + offset
+    GICR + vcpu as u64 * GUEST_GICR_STRIDE + offset
 }
 
 /// Redistributor SGI-frame register address of `vcpu`.
@@ -108,6 +123,25 @@ mod hw {
         gic_write32(gicr_sgi(v, GICR_ISENABLER0), 1 << intid);
     }
 
+    /// Sets the priority of, routes to vCPU 0 and enables SPI `intid` (a passed-through
+    /// device's interrupt). Out-of-range ids are ignored.
+    pub fn enable_spi(intid: u32) {
+        if !(32..1020).contains(&intid) {
+            return;
+        }
+        let (off, _) = priority_word(intid, 0);
+        // The IPRIORITYR offset is the same in the distributor as in the SGI frame.
+        let (_, word) = priority_word(intid, gic_read32(gicd(off)));
+        gic_write32(gicd(off), word);
+        let irouter = GICD_IROUTER + 8 * u64::from(intid);
+        gic_write32(gicd(irouter), 0);
+        gic_write32(gicd(irouter + 4), 0);
+        gic_write32(
+            gicd(GICD_ISENABLER + 4 * u64::from(intid / 32)),
+            1 << (intid % 32),
+        );
+    }
+
     /// Disables SGI/PPI `intid` (< 32) on the calling vCPU.
     pub fn disable(intid: u32) {
         assert!(intid < 32, "only SGIs and PPIs are configured per vCPU");
@@ -136,7 +170,7 @@ mod hw {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(feature = "native")))]
 mod tests {
     use super::*;
 

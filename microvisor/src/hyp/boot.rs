@@ -119,7 +119,8 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
             .init(heap.as_u64() as *mut u8, HEAP_BYTES as usize)
     };
 
-    let root = build_el2_map(&platform, &mut frames);
+    let el2_map = build_el2_map(&platform, &mut frames);
+    let root = el2_map.root().as_u64();
     EL2_ROOT.store(root, Ordering::Release);
     // SAFETY: `root` identity-maps all RAM (this image, stacks, heap) and the devices.
     unsafe { arch::enable_el2_mmu(root, TCR_EL2_VALUE, MAIR_EL2_VALUE) };
@@ -138,7 +139,10 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         nr_lrs: arch::context::nr_lrs(),
         focus: DomainId::DOM0,
         switch_presses: 0,
+        devices: Vec::new(),
+        el2_map,
     };
+    hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.
     if let Some(irq) = hyp.platform.uart_irq {
         gic::enable_spi(irq, arch::mpidr());
@@ -205,7 +209,7 @@ fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
 }
 
 /// Identity-maps RAM (normal memory) and the devices EL2 uses.
-fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> u64 {
+fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
     let mut tables = FrameTables(frames);
     let mut pt = PageTable::new(&mut tables, Stage::El2Stage1).expect("EL2 root table");
     let normal = Attrs {
@@ -236,7 +240,38 @@ fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> u64 {
         map_device(u);
     }
     arch::dsb_sy();
-    pt.root().as_u64()
+    pt
+}
+
+/// Maps every virtio-mmio transport at EL2 and keeps those with a device behind them.
+fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
+    let nodes: Vec<_> = hyp.platform.virtio.as_slice().to_vec();
+    let device = Attrs {
+        mem: MemType::Device,
+        read: true,
+        write: true,
+        exec: false,
+    };
+    let found = super::devices::probe(&nodes, |base, size| {
+        // Several transports share a page: an existing mapping is fine.
+        let _ = hyp.el2_map.map(
+            &mut FrameTables(&mut hyp.frames),
+            base.as_u64(),
+            base,
+            size,
+            device,
+        );
+        arch::dsb_sy();
+    });
+    for d in &found {
+        crate::info!(
+            "device: virtio type {} at {} (IRQ {:?})",
+            d.virtio_id,
+            d.node.region.base,
+            d.node.irq
+        );
+    }
+    found
 }
 
 /// Builds dom0 from the `dom0` module and hands it every capability.
@@ -256,6 +291,12 @@ fn build_dom0(hyp: &mut Hyp) {
                 rights: Rights::READ | Rights::DELEGATE,
             });
         }
+    }
+    for i in 0..hyp.devices.len() {
+        caps.push(Capability {
+            object: Object::Device { index: i as u16 },
+            rights: Rights::READ | Rights::WRITE | Rights::DELEGATE,
+        });
     }
     if hyp.platform.module(MANIFEST_LABEL).is_none() {
         crate::info!("no `{MANIFEST_LABEL}` module: dom0 will have nothing to build");

@@ -130,6 +130,7 @@ impl Hyp {
                 let h = d.caps.insert(cap)?;
                 Ok([h.to_raw(), u64::from(target.0), 0])
             }
+            CapOp::DeviceMap => self.device_map(id, a[0]),
             CapOp::DomainEvents => {
                 let d = self.domain_mut(id).ok_or(CapError::Stale)?;
                 let events = core::mem::take(&mut d.child_events);

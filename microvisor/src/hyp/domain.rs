@@ -45,6 +45,8 @@ pub struct Vcpu {
     pub el1: El1Context,
     /// GIC virtual interface state while not loaded.
     pub vgic_hw: VgicHwState,
+    /// FP/SIMD registers while not loaded.
+    pub fp: crate::arch::fpsimd::FpState,
     /// List registers (kept in sync on every exit).
     pub lrs: [u64; MAX_LRS],
     /// PSCI power state.
@@ -258,6 +260,7 @@ impl Hyp {
             vcpus: nvcpus as u16,
             counter_hz: arch::counter_hz(),
             cmdline: String::from(req.cmdline),
+            phys_offset: ram_pa.as_u64().wrapping_sub(GUEST_RAM_BASE.as_u64()),
         };
         let info_bytes = postcard::to_allocvec(&info).map_err(|_| CapError::InvalidArgument)?;
         if info_bytes.len() as u64 > START_INFO_RESERVE {
@@ -307,6 +310,7 @@ impl Hyp {
                 regs: GuestRegs::default(),
                 el1: El1Context::reset((1 << 31) | i as u64),
                 vgic_hw: VgicHwState::default(),
+                fp: crate::arch::fpsimd::FpState::default(),
                 lrs: [0; MAX_LRS],
                 power: Power::Off,
                 blocked: false,
@@ -524,6 +528,7 @@ impl Hyp {
         if held || !dying {
             return;
         }
+        self.release_devices(id);
         if let Some(d) = self.domains[usize::from(id.0)].take() {
             let d = *d;
             self.release_memory(d.ram_pa, d.ram_size, d.stage2);

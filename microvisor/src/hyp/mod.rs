@@ -8,6 +8,7 @@
 pub mod boot;
 pub mod capcall;
 pub mod console;
+pub mod devices;
 pub mod domain;
 pub mod exits;
 pub mod psci;
@@ -43,6 +44,10 @@ pub struct Hyp {
     pub resched: [bool; MAX_CPUS],
     /// Incarnation counters per domain id.
     pub instances: [u32; MAX_DOMAINS],
+    /// The microvisor's own identity map (devices are added to it as they are probed).
+    pub el2_map: crate::mm::pagetable::PageTable,
+    /// Devices that can be passed through (virtio-mmio transports with a device).
+    pub devices: Vec<devices::Device>,
     /// Domain receiving console input.
     pub focus: DomainId,
     /// Consecutive Ctrl-A typed (three switch the focus).

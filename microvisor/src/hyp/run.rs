@@ -92,6 +92,7 @@ impl Hyp {
         vcpu.regs = *regs;
         vcpu.el1.save();
         vcpu.vgic_hw.save();
+        vcpu.fp.save();
         let n = self.nr_lrs;
         let d = self.domain_mut(id).expect("checked above");
         read_lrs(&mut d.vcpus[v].lrs[..n]);
@@ -109,6 +110,7 @@ impl Hyp {
         *regs = vcpu.regs;
         vcpu.el1.restore();
         vcpu.vgic_hw.restore();
+        vcpu.fp.restore();
         write_lrs(&vcpu.lrs[..n]);
         let mut hcr_value = hcr::GUEST_BASE;
         if !vcpu.placement.exclusive {
@@ -197,6 +199,9 @@ impl Hyp {
                 d.vcpus[v].vtimer_masked = false;
                 write_cntv_ctl_el0(read_cntv_ctl_el0() & !CNTV_IMASK);
             }
+            for intid in done.iter().filter(|&i| i >= 32) {
+                self.spi_completed(id, intid);
+            }
         }
         self.dispatch_exit(cpu, key, kind, regs);
     }
@@ -229,6 +234,7 @@ impl Hyp {
                 }
                 KICK_SGI | MAINTENANCE_PPI => self.resched[cpu] |= intid == KICK_SGI,
                 other if Some(other) == self.platform.uart_irq => self.console_input(),
+                other if self.forward_spi(other, cpu) => {}
                 other => crate::info!("unexpected physical interrupt {other} on CPU {cpu}"),
             }
             gic::eoi(intid);

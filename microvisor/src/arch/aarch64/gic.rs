@@ -162,3 +162,22 @@ pub fn enable_spi(intid: u32, mpidr: u64) {
         mem::mmio_write32(gicd + 0x100 + 4 * u64::from(intid / 32), 1 << (intid % 32));
     }
 }
+
+/// Masks SPI `intid` at the distributor.
+pub fn mask_spi(intid: u32) {
+    spi_enable_bit(intid, 0x180);
+}
+
+/// Unmasks SPI `intid` at the distributor.
+pub fn unmask_spi(intid: u32) {
+    spi_enable_bit(intid, 0x100);
+}
+
+fn spi_enable_bit(intid: u32, reg: u64) {
+    let gicd = GICD.load(Ordering::Acquire);
+    if !(32..1020).contains(&intid) || gicd == 0 {
+        return;
+    }
+    // SAFETY: ISENABLER/ICENABLER word of an implemented SPI in our distributor.
+    unsafe { mem::mmio_write32(gicd + reg + 4 * u64::from(intid / 32), 1 << (intid % 32)) };
+}

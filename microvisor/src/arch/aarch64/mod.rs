@@ -3,6 +3,7 @@
 pub mod boot;
 pub mod context;
 pub mod cpu;
+pub mod fpsimd;
 pub mod gic;
 pub mod mem;
 pub mod sysreg;

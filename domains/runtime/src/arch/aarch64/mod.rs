@@ -2,11 +2,19 @@
 //! (heap, message pages, start info, probes: [`mem`]) and the GIC's MMIO frames.
 
 mod boot;
+mod context;
 mod mem;
+#[cfg(feature = "native")]
+mod native;
 mod regs;
+pub mod virtio;
 
 pub(crate) use boot::call_domain_main;
 pub use boot::secondary_entry_ipa;
+pub use context::{switch_to, thread_create, thread_current, MAX_THREADS};
+#[cfg(not(feature = "native"))]
 pub(crate) use mem::copy_start_info;
 pub use mem::{gic_read32, gic_write32, msg_page_ipa, msg_read, msg_write, probe_read32, Heap};
+#[cfg(feature = "native")]
+pub use native::{uart_getc, uart_putc};
 pub use regs::*;
