@@ -14,4 +14,5 @@ pub mod control;
 pub mod ids;
 pub mod layout;
 pub mod manifest;
+pub mod mgmt;
 pub mod psci;

@@ -11,7 +11,7 @@ use crate::system::{self, Image, Overrides, System};
 use anyhow::{bail, Context, Result};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL};
 use protocol::control::VcpuPlacement;
-use protocol::manifest::{Action, ManifestDomain, SystemManifest, MANIFEST_VERSION};
+use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
 use std::path::{Path, PathBuf};
 
 /// Guest-physical base of RAM on QEMU's virt board.
@@ -75,10 +75,9 @@ pub fn manifest(
                 .collect(),
             cmdline: d.cmdline.clone(),
             depends_on: d.depends_on.value.clone(),
-            // xl's defaults until system descriptions carry on_* keys.
-            on_poweroff: Action::Destroy,
-            on_reboot: Action::Restart,
-            on_crash: Action::Destroy,
+            on_poweroff: d.on_poweroff,
+            on_reboot: d.on_reboot,
+            on_crash: d.on_crash,
         });
     }
     Ok((
@@ -166,6 +165,15 @@ pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module]) -> Vec<String> {
         "microvisor.bin",
         "-dtb",
         "system.dtb",
+        // dom0's management port: a virtio console whose host end is the unix socket
+        // target/bulkhead/mgmt.sock (QEMU runs in target/bulkhead/image/) that
+        // `cargo bulkhead ctl` talks to.
+        "-device",
+        "virtio-serial-device",
+        "-chardev",
+        "socket,id=mgmt,path=../mgmt.sock,server=on,wait=off",
+        "-device",
+        "virtconsole,chardev=mgmt",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -193,6 +201,9 @@ fn copy(from: &Path, to: &Path) -> Result<u64> {
 pub fn image(opts: &ImageOptions) -> Result<Packed> {
     // Validate first: a typo in the file should not cost a build.
     let system = System::load(&opts.system, opts.overrides)?;
+    for w in &system.warnings {
+        eprintln!("bulkhead: warning: {w}");
+    }
     if opts.build {
         crate::build::build()?;
     } else {

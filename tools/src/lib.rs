@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod ctl;
 pub mod deps;
 pub mod dtb;
 pub mod elf;
@@ -15,3 +16,4 @@ pub mod qemu;
 pub mod system;
 pub mod testcmd;
 pub mod uboot;
+pub mod xlcfg;

@@ -41,6 +41,8 @@ enum Verb {
         #[arg(long)]
         no_build: bool,
     },
+    /// Manage the running system over dom0's management port: list, info, pause, top, ...
+    Ctl(bulkhead_tools::ctl::CtlArgs),
 }
 
 #[derive(Args)]
@@ -57,6 +59,9 @@ struct SystemArgs {
     /// Reuse the ELFs already built instead of running cargo.
     #[arg(long)]
     no_build: bool,
+    /// Add a domain defined by a Xen xl.cfg file (repeatable).
+    #[arg(long = "domain", value_name = "FILE.cfg")]
+    domains: Vec<PathBuf>,
 }
 
 impl SystemArgs {
@@ -66,6 +71,8 @@ impl SystemArgs {
             overrides: Overrides {
                 smp: self.smp,
                 memory_mib: self.mem,
+                // Leaked once per process: keeps `Overrides` `Copy`.
+                domains: Vec::leak(self.domains.clone()),
             },
             build: !self.no_build,
         }
@@ -127,6 +134,10 @@ fn real_main() -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Verb::Ctl(args) => {
+            bulkhead_tools::ctl::ctl(&args)?;
+            Ok(ExitCode::SUCCESS)
         }
         Verb::Bench { which, no_build } => {
             bench::bench(&which, !no_build)?;

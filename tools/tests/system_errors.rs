@@ -3,7 +3,9 @@
 
 use bulkhead_tools::image::manifest;
 use bulkhead_tools::system::{Overrides, System};
-use std::path::Path;
+use protocol::control::VcpuPlacement;
+use protocol::manifest::Action;
+use std::path::{Path, PathBuf};
 
 fn error(name: &str) -> String {
     let path = Path::new("tests/fixtures").join(format!("{name}.toml"));
@@ -23,18 +25,18 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on");
+fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash");
 fixture!(
     missing_name,
-    "5: key `name`: missing in [[domain]], expected a domain name"
+    "5: key `name`: missing in [[domain]], expected a domain name (or `config`, an xl.cfg file)"
 );
 fixture!(missing_image, "5: key `image`: missing in [[domain]], expected one of rtos, testguest or a path to a flat binary");
 fixture!(
     missing_memory,
     "5: key `memory`: missing in [[domain]], expected MiB in 1..=2048"
 );
-fixture!(bad_name, "6: key `name`: \"My RTOS\" is not a valid domain name, expected 1..=31 bytes of [a-z0-9_-], not \"dom0\"");
-fixture!(dom0_name, "6: key `name`: \"dom0\" is not a valid domain name, expected 1..=31 bytes of [a-z0-9_-], not \"dom0\"");
+fixture!(bad_name, "6: key `name`: \"My RTOS\" is not a valid domain name, expected 1..=31 bytes of [A-Za-z0-9_.-], not \"dom0\"");
+fixture!(dom0_name, "6: key `name`: \"dom0\" is not a valid domain name, expected 1..=31 bytes of [A-Za-z0-9_.-], not \"dom0\"");
 fixture!(
     duplicate_name,
     "12: key `name`: duplicate domain name \"rtos\" (first on line 6), expected unique names"
@@ -72,6 +74,137 @@ fixture!(
 fixture!(memory_small, "3: key `memory`: 256 MiB is too little, expected at least 512 (boot modules load at RAM + 256 MiB)");
 fixture!(image_missing, "7: key `image`: \"no-such-guest.bin\" is neither a built-in domain nor an existing file, expected one of rtos, testguest or a path relative to the file");
 
+fixture!(
+    bad_action,
+    "9: key `on_crash`: \"reboot\" is not an action, expected \"destroy\", \"restart\" or \"preserve\""
+);
+fixture!(
+    config_bad_action,
+    "7: key `on_reboot`: \"rename-restart\" is not an action, expected \"destroy\", \"restart\" or \"preserve\""
+);
+fixture!(config_missing, "6: key `config`: \"xl/no-such.cfg\" does not exist (tests/fixtures/xl/no-such.cfg), expected a path to an xl.cfg file relative to this file");
+fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash)");
+fixture!(linux_image, "7: key `image`: \"xl/Image\" is a Linux arm64 Image, which Bulkhead cannot boot yet (Linux guests are issue #5), expected a Bulkhead flat image: one of rtos, testguest or a path to one");
+
+/// Errors about values from an xl.cfg name the .cfg file and line, not the TOML.
+macro_rules! cfg_fixture {
+    ($name:ident, $msg:expr) => {
+        #[test]
+        fn $name() {
+            assert_eq!(error(stringify!($name)), $msg);
+        }
+    };
+}
+
+cfg_fixture!(config_duplicate_name, "tests/fixtures/xl/guest.cfg:1: key `name`: duplicate domain name \"guest\" (first on tests/fixtures/config_duplicate_name.toml:6), expected unique names");
+cfg_fixture!(config_exclusive_conflict, "tests/fixtures/xl/guest.cfg:5: key `cpus`: pCPU 1 is shared by \"rtos\" (vCPU 0) and \"guest\" (vCPU 0) but \"rtos\" is exclusive, expected an exclusive vCPU to be alone on its pCPU");
+cfg_fixture!(config_error_inside, "tests/fixtures/xl/gic_v2.cfg:3: key `gic_version`: GICv2 is not emulated, expected \"v3\" or \"default\" (guests get a GICv3)");
+
+#[test]
+fn xl_domains_flow_into_the_manifest() {
+    let system = System::load(
+        Path::new("tests/fixtures/config_valid.toml"),
+        Overrides::default(),
+    )
+    .unwrap();
+    let (m, images) = manifest(&system).unwrap();
+    let names: Vec<&str> = m.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["rtos", "guest", "full", "free", "warned"]);
+    let d = |n: &str| m.domains.iter().find(|d| d.name == n).unwrap();
+    let rtos = d("rtos");
+    assert_eq!(
+        (rtos.on_poweroff, rtos.on_reboot, rtos.on_crash),
+        (Action::Destroy, Action::Restart, Action::Restart),
+        "TOML on_crash, xl defaults otherwise"
+    );
+    let guest = d("guest");
+    assert_eq!(
+        (guest.on_poweroff, guest.on_reboot, guest.on_crash),
+        (Action::Preserve, Action::Restart, Action::Restart),
+        "TOML on_poweroff overrides the xl.cfg; on_crash from the xl.cfg"
+    );
+    assert_eq!((guest.image.as_str(), guest.mem_mib), ("testguest", 8));
+    assert_eq!(guest.cmdline, "mode=smp");
+    assert_eq!(guest.depends_on, ["rtos"]);
+    assert_eq!(
+        guest.vcpus,
+        [VcpuPlacement {
+            pcpu: 2,
+            priority: 30,
+            exclusive: false
+        }],
+        "TOML cpus and priority override the xl.cfg's cpus = \"1\""
+    );
+    let pcpus = |n: &str| d(n).vcpus.iter().map(|v| v.pcpu).collect::<Vec<_>>();
+    assert_eq!(pcpus("full"), [2, 3]);
+    assert_eq!(
+        pcpus("free"),
+        [2],
+        "all,^3 minus dom0's pCPU 0 and the RTOS's exclusive pCPU 1"
+    );
+    assert_eq!(pcpus("warned"), [3]);
+    assert_eq!(d("full").cmdline, "root=/dev/xvda mode=smp");
+    let labels: Vec<&str> = images.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(labels, ["rtos", "testguest"]);
+    assert_eq!(system.warnings.len(), 14, "warnings.cfg's, once each");
+    assert!(system
+        .warnings
+        .iter()
+        .all(|w| w.file == "tests/fixtures/xl/warnings.cfg"));
+}
+
+#[test]
+fn command_line_domains_are_added() {
+    let extra: &'static [PathBuf] =
+        Vec::leak(vec![PathBuf::from("tests/fixtures/xl/unpinned.cfg")]);
+    let system = System::load(
+        Path::new("tests/fixtures/valid.toml"),
+        Overrides {
+            domains: extra,
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let free = system.domains.last().unwrap();
+    assert_eq!(free.name.value, "free");
+    assert_eq!(
+        free.config.as_deref(),
+        Some(Path::new("tests/fixtures/xl/unpinned.cfg"))
+    );
+    // app (2-3, shared) and rtos (1, exclusive) are pinned: free avoids 1 and, by ^3, 3.
+    assert_eq!(free.cpus.value, [2]);
+    // A bad --domain file is reported in its own name.
+    let bad: &'static [PathBuf] = Vec::leak(vec![PathBuf::from("tests/fixtures/xl/gic_bad.cfg")]);
+    let e = System::load(
+        Path::new("tests/fixtures/valid.toml"),
+        Overrides {
+            domains: bad,
+            ..Overrides::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "tests/fixtures/xl/gic_bad.cfg:3: key `gic_version`: \"v4\" is not a GIC version, expected \"v3\" or \"default\""
+    );
+}
+
+#[test]
+fn unpinned_domains_avoid_exclusive_pcpus() {
+    let text = "[[domain]]\nname = \"r\"\nimage = \"rtos\"\nmemory = 8\ncpus = \"1\"\nexclusive = true\n\n[[domain]]\nname = \"g\"\nimage = \"testguest\"\nmemory = 8\nvcpus = 2\n";
+    let s = System::parse(Path::new("x.toml"), text, Overrides::default()).unwrap();
+    assert_eq!(s.domains[1].cpus.value, [2, 3]);
+    assert_eq!(
+        (
+            s.domains[1].on_poweroff,
+            s.domains[1].on_reboot,
+            s.domains[1].on_crash
+        ),
+        (Action::Destroy, Action::Restart, Action::Destroy),
+        "xl's defaults"
+    );
+}
+
 #[test]
 fn exclusive_domain_with_more_vcpus_than_pcpus() {
     let text = "[[domain]]\nname = \"r\"\nimage = \"rtos\"\nmemory = 8\nvcpus = 2\ncpus = \"1\"\nexclusive = true\n";
@@ -89,7 +222,7 @@ fn command_line_overrides_are_checked() {
         path,
         Overrides {
             smp: Some(2),
-            memory_mib: None,
+            ..Overrides::default()
         },
     )
     .unwrap_err();
@@ -97,8 +230,8 @@ fn command_line_overrides_are_checked() {
     let e = System::load(
         path,
         Overrides {
-            smp: None,
             memory_mib: Some(256),
+            ..Overrides::default()
         },
     )
     .unwrap_err();
@@ -145,6 +278,8 @@ fn shipped_systems_are_valid() {
         "tests/systems/oob.toml",
         "tests/systems/badcap.toml",
         "tests/systems/bench.toml",
+        "tests/systems/crash_loop.toml",
+        "tests/systems/xl_domains.toml",
     ] {
         let system = System::load(&root.join(file), Overrides::default());
         assert!(system.is_ok(), "{file}: {}", system.unwrap_err());

@@ -1,19 +1,22 @@
 //! The orchestrator's core: turns the boot manifest and dom0's capability list into
-//! `DomainSpec`s (or typed reasons why not), and detects and words domain state changes
-//! for the supervision loop. Everything here is pure and host-tested; `main.rs` only issues
-//! the hypercalls.
+//! `DomainSpec`s (or typed reasons why not), and decides what to do when a domain stops
+//! ([`supervise`]: policies, restart backoff, crash-loop hold). Everything here is pure and
+//! host-tested; `main.rs` only issues the hypercalls.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
-use alloc::format;
-use alloc::string::{String, ToString};
-use alloc::vec::Vec;
+pub mod mgmt;
+pub mod supervise;
+
+pub use supervise::{state_text, stop_text, Command, Limits, Policy, Supervisor};
+
+use alloc::string::String;
 use core::fmt;
 use protocol::boot::MAX_NAME_LEN;
 use protocol::cap::{CapHandle, CapInfo, CapKind};
-use protocol::control::{CapError, DomainSpec, DomainState, StopReason};
+use protocol::control::{CapError, DomainSpec};
 use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
 
 /// Why the manifest cannot be used at all.
@@ -137,101 +140,12 @@ pub fn plan_domain(
     })
 }
 
-/// A domain state in words: `running`, `stopped: stage-2 fault at 0x...`, ...
-pub fn state_text(s: &DomainState) -> String {
-    match s {
-        DomainState::Created => "created".into(),
-        DomainState::Running => "running".into(),
-        DomainState::Paused => "paused".into(),
-        DomainState::Stopped(r) => format!("stopped: {}", stop_text(r)),
-        other => format!("{other:?}"),
-    }
-}
-
-fn stop_text(r: &StopReason) -> String {
-    match r {
-        StopReason::PowerOff => "powered off".into(),
-        StopReason::Reboot => "reboot requested".into(),
-        StopReason::Stage2Fault { ipa, esr } => {
-            format!("stage-2 fault at {ipa:#x} (esr {esr:#x})")
-        }
-        StopReason::UnhandledTrap { esr, pc } => {
-            format!("unhandled trap esr {esr:#x} at pc {pc:#x}")
-        }
-        other => format!("{other:?}"),
-    }
-}
-
-/// One supervised domain.
-#[derive(Clone, Debug)]
-pub struct Watched {
-    /// Its name.
-    pub name: String,
-    /// Its id.
-    pub domid: u16,
-    /// dom0's Domain cap for it.
-    pub handle: CapHandle,
-    state: DomainState,
-    last_error: Option<CapError>,
-}
-
-/// The domains dom0 watches and what it last knew of each.
-#[derive(Clone, Debug, Default)]
-pub struct Supervisor {
-    domains: Vec<Watched>,
-}
-
-impl Supervisor {
-    /// Watches a domain last known to be in `state`.
-    pub fn watch(&mut self, name: &str, domid: u16, handle: CapHandle, state: DomainState) {
-        self.domains.push(Watched {
-            name: name.to_string(),
-            domid,
-            handle,
-            state,
-            last_error: None,
-        });
-    }
-
-    /// The watched domains.
-    pub fn domains(&self) -> &[Watched] {
-        &self.domains
-    }
-
-    /// Records the result of querying domain `i`; returns the line to print, if any: a
-    /// state change, or a query error (once per distinct error, not every period).
-    pub fn observe(&mut self, i: usize, query: Result<DomainState, CapError>) -> Option<String> {
-        let d = self.domains.get_mut(i)?;
-        match query {
-            Ok(new) => {
-                d.last_error = None;
-                if new == d.state {
-                    return None;
-                }
-                let line = format!(
-                    "{} (d{}): {} -> {}",
-                    d.name,
-                    d.domid,
-                    state_text(&d.state),
-                    state_text(&new)
-                );
-                d.state = new;
-                Some(line)
-            }
-            Err(e) if d.last_error == Some(e) => None,
-            Err(e) => {
-                d.last_error = Some(e);
-                Some(format!("{} (d{}): query failed: {e}", d.name, d.domid))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use protocol::cap::{CapDetail, Rights};
     use protocol::control::VcpuPlacement;
+    use protocol::manifest::Action;
 
     fn cap(index: u16, kind: CapKind, label: &str, detail: CapDetail) -> CapInfo {
         CapInfo {
@@ -277,6 +191,9 @@ mod tests {
             }],
             cmdline: "hz=1000".into(),
             depends_on: deps.iter().map(|s| s.to_string()).collect(),
+            on_poweroff: Action::Destroy,
+            on_reboot: Action::Restart,
+            on_crash: Action::Restart,
         }
     }
 
@@ -347,6 +264,13 @@ mod tests {
         assert_eq!(e.to_string(), "dependency netdom is not running");
         assert!(plan_domain(&domain("g", "rtos", &["rtos"]), &c, &["rtos".into()]).is_ok());
         assert_eq!(
+            Policy::of(&domain("g", "rtos", &[])),
+            Policy {
+                on_crash: Action::Restart,
+                ..Policy::XL_DEFAULT
+            }
+        );
+        assert_eq!(
             plan_domain(&domain("", "rtos", &[]), &c, &[]),
             Err(PlanError::BadName)
         );
@@ -356,41 +280,6 @@ mod tests {
         assert_eq!(
             PlanError::from(CapError::NoMemory).to_string(),
             "out of memory"
-        );
-    }
-
-    #[test]
-    fn reports_changes_once() {
-        let mut s = Supervisor::default();
-        let h = CapHandle {
-            index: 4,
-            generation: 1,
-        };
-        s.watch("testguest", 2, h, DomainState::Running);
-        assert_eq!(s.observe(0, Ok(DomainState::Running)), None);
-        let fault = DomainState::Stopped(StopReason::Stage2Fault {
-            ipa: 0x4500_0000,
-            esr: 0x9200_0007,
-        });
-        assert_eq!(
-            s.observe(0, Ok(fault)).as_deref(),
-            Some(
-                "testguest (d2): running -> stopped: stage-2 fault at 0x45000000 (esr 0x92000007)"
-            )
-        );
-        assert_eq!(s.observe(0, Ok(fault)), None);
-        assert_eq!(
-            s.observe(0, Err(CapError::Stale)).as_deref(),
-            Some(
-                "testguest (d2): query failed: stale handle: the object was destroyed or replaced"
-            )
-        );
-        assert_eq!(s.observe(0, Err(CapError::Stale)), None);
-        assert_eq!(s.observe(1, Ok(DomainState::Running)), None);
-        assert_eq!(s.domains()[0].handle, h);
-        assert_eq!(
-            state_text(&DomainState::Stopped(StopReason::PowerOff)),
-            "stopped: powered off"
         );
     }
 }

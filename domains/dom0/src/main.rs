@@ -6,23 +6,40 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod ops;
+#[cfg(target_os = "none")]
+mod port;
+
+#[cfg(target_os = "none")]
 mod shell {
     use alloc::string::String;
     use alloc::vec::Vec;
     use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, StartInfo};
-    use dom0::{decode_manifest, find_module, plan_domain, Supervisor};
+    use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use dom0::{decode_manifest, find_module, plan_domain, Command, Limits, Policy, Supervisor};
     use protocol::boot::MANIFEST_LABEL;
     use protocol::cap::CapInfo;
-    use protocol::control::DomainState;
-    use protocol::layout::VTIMER_PPI;
+    use protocol::control::{CapError, DomainState};
+    use protocol::layout::{CONTROL_EVENT_PPI, VTIMER_PPI};
     use protocol::manifest::SystemManifest;
 
-    /// How often the supervisor polls its domains.
-    const POLL_MS: u64 = 500;
+    /// Safety-net poll of every domain when control events work.
+    const POLL_MS: u64 = 2000;
+    /// Poll period when the microvisor has no `DomainEvents`.
+    const FALLBACK_POLL_MS: u64 = 250;
+
+    /// Set by the control-event PPI: some child changed state.
+    static EVENT: AtomicBool = AtomicBool::new(false);
+    /// Set by the management port's interrupt: bytes arrived from the host.
+    static PORT_INPUT: AtomicBool = AtomicBool::new(false);
+    /// The management port's interrupt (0: none).
+    static PORT_IRQ: AtomicU32 = AtomicU32::new(0);
+    /// Poll of the management port in case its interrupt is lost.
+    const PORT_POLL_MS: u64 = 200;
 
     rt::entry!(main);
 
-    fn main(_info: &'static StartInfo) {
+    fn main(info: &'static StartInfo) {
         println!("dom0 up");
         let caps = match cap::cap_list() {
             Ok(c) => c,
@@ -32,7 +49,11 @@ mod shell {
             return;
         };
         let sup = start_all(&manifest, &caps);
-        supervise(sup)
+        let port = crate::port::Port::open(&caps, info);
+        if let Some(irq) = port.as_ref().and_then(|p| p.irq) {
+            PORT_IRQ.store(irq, Ordering::Release);
+        }
+        supervise(sup, port, info)
     }
 
     fn load_manifest(caps: &[CapInfo]) -> Option<SystemManifest> {
@@ -49,10 +70,11 @@ mod shell {
     }
 
     fn start_all(manifest: &SystemManifest, caps: &[CapInfo]) -> Supervisor {
-        let mut sup = Supervisor::default();
+        let mut sup = Supervisor::new(Limits::for_hz(timer::freq()));
         let mut running: Vec<String> = Vec::new();
         let mut failed = 0;
         for d in &manifest.domains {
+            let policy = Policy::of(d);
             let spec = match plan_domain(d, caps, &running) {
                 Ok(s) => s,
                 Err(e) => {
@@ -72,12 +94,12 @@ mod shell {
             match cap::domain_start(handle) {
                 Ok(()) => {
                     println!("started {} (d{domid})", d.name);
-                    sup.watch(&d.name, domid, handle, DomainState::Running);
+                    sup.watch(&d.name, domid, handle, DomainState::Running, policy);
                     running.push(d.name.clone());
                 }
                 Err(e) => {
                     println!("cannot start {} (d{domid}): {e}", d.name);
-                    sup.watch(&d.name, domid, handle, DomainState::Created);
+                    sup.watch(&d.name, domid, handle, DomainState::Created, policy);
                     failed += 1;
                 }
             }
@@ -92,17 +114,108 @@ mod shell {
         sup
     }
 
-    fn supervise(mut sup: Supervisor) {
+    fn on_irq(intid: u32) {
+        match intid {
+            CONTROL_EVENT_PPI => EVENT.store(true, Ordering::Release),
+            VTIMER_PPI => timer::stop(),
+            i if i == PORT_IRQ.load(Ordering::Acquire) => {
+                // Level-triggered: keep it masked until the loop has serviced the device.
+                gic::disable_spi(i);
+                PORT_INPUT.store(true, Ordering::Release);
+            }
+            _ => {}
+        }
+    }
+
+    /// Waits for a control event, the next restart or the safety poll, whichever is first,
+    /// and applies each domain's policy. Every call here is non-blocking: dom0 never waits
+    /// on a domain.
+    fn supervise(
+        mut sup: Supervisor,
+        mut port: Option<crate::port::Port>,
+        info: &'static StartInfo,
+    ) {
         irq::init_primary();
         gic::enable(VTIMER_PPI);
+        gic::enable(CONTROL_EVENT_PPI);
+        irq::set_handler(on_irq);
         irq::enable_irqs();
+        let hz = timer::freq();
+        let mut poll = timer::ms_to_ticks(POLL_MS, hz);
+        let mut events_ok = true;
+        let mut events_error: Option<CapError> = None;
+        let mut next_poll = timer::now().saturating_add(poll);
+        let port_poll = timer::ms_to_ticks(PORT_POLL_MS, hz);
         loop {
-            timer::sleep_ms(POLL_MS);
-            for i in 0..sup.domains().len() {
-                let handle = sup.domains()[i].handle;
-                let state = cap::domain_query(handle).map(|info| info.state);
-                if let Some(line) = sup.observe(i, state) {
+            let mut wake = sup.next_deadline().map_or(next_poll, |t| t.min(next_poll));
+            if port.is_some() {
+                wake = wake.min(timer::now().saturating_add(port_poll));
+            }
+            let woken = || EVENT.load(Ordering::Acquire) || PORT_INPUT.load(Ordering::Acquire);
+            if !woken() && timer::now() < wake {
+                timer::set_deadline(wake);
+                irq::wait_until(|| woken() || timer::now() >= wake);
+                timer::stop();
+            }
+            if let Some(p) = port.as_mut() {
+                PORT_INPUT.store(false, Ordering::Release);
+                let mut ops = crate::ops::Ops {
+                    sup: &mut sup,
+                    info,
+                };
+                p.poll(&mut ops);
+                if let Some(irq) = p.irq {
+                    gic::enable_spi(irq);
+                }
+            }
+            let now = timer::now();
+            let mut mask = 0;
+            if EVENT.swap(false, Ordering::AcqRel) || now >= next_poll {
+                mask = match cap::domain_events() {
+                    Ok(m) => m,
+                    Err(CapError::UnknownCall) if events_ok => {
+                        println!("no DomainEvents: polling every {FALLBACK_POLL_MS} ms");
+                        events_ok = false;
+                        poll = timer::ms_to_ticks(FALLBACK_POLL_MS, hz);
+                        u64::MAX
+                    }
+                    Err(e) => {
+                        if events_ok && events_error != Some(e) {
+                            println!("DomainEvents failed: {e}");
+                            events_error = Some(e);
+                        }
+                        u64::MAX
+                    }
+                };
+            }
+            if now >= next_poll {
+                // The safety net: look at everyone (ids past 63 have no event bit).
+                mask = u64::MAX;
+                next_poll = now.saturating_add(poll);
+            }
+            for i in sup.changed(mask) {
+                let state = cap::domain_query(sup.domains()[i].handle).map(|info| info.state);
+                let (line, command) = sup.observe(i, state, now);
+                if let Some(line) = line {
                     println!("{line}");
+                }
+                if let Some(Command::Destroy(i)) = command {
+                    let r = cap::domain_destroy(sup.domains()[i].handle);
+                    if let Some(line) = sup.destroyed(i, r) {
+                        println!("{line}");
+                    }
+                }
+            }
+            for i in sup.due(timer::now()) {
+                let r = cap::domain_restart(sup.domains()[i].handle);
+                let (line, old) = sup.restarted(i, r, timer::now());
+                println!("{line}");
+                if let Some(old) = old {
+                    // Self-check of the capability contract: the pre-restart handle is dead.
+                    let q = cap::domain_query(old);
+                    if let Some(line) = sup.stale_check(i, &q) {
+                        println!("{line}");
+                    }
                 }
             }
         }

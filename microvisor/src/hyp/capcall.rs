@@ -248,9 +248,17 @@ impl Hyp {
                         )
                     }
                     Object::Console => (String::from("console"), CapDetail::Console),
-                    Object::Device { index } => {
-                        (alloc::format!("device{index}"), CapDetail::Console)
-                    }
+                    Object::Device { index } => match self.devices.get(usize::from(index)) {
+                        Some(dev) => (
+                            alloc::format!("virtio-mmio type {}", dev.virtio_id),
+                            CapDetail::Device {
+                                mmio_base: dev.node.region.base.as_u64(),
+                                mmio_size: dev.node.region.size,
+                                irqs: dev.node.irq.into_iter().collect(),
+                            },
+                        ),
+                        None => (String::from("device"), CapDetail::Console),
+                    },
                 };
                 CapInfo {
                     handle,

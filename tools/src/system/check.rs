@@ -5,16 +5,19 @@ use super::{ConfigError, System};
 use std::collections::BTreeMap;
 
 pub(super) fn check(system: &System) -> Result<(), ConfigError> {
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, &super::At<String>> = BTreeMap::new();
     for d in &system.domains {
         let name = d.name.value.as_str();
-        if let Some(first) = seen.insert(name, d.name.line) {
-            return Err(system.error(
-                d.name.line,
+        if let Some(first) = seen.insert(name, &d.name) {
+            let at = if first.file == d.name.file {
+                format!("line {}", first.line)
+            } else {
+                format!("{}:{}", system.file_of(first), first.line)
+            };
+            return Err(system.error_at(
+                &d.name,
                 "name",
-                format!(
-                    "duplicate domain name {name:?} (first on line {first}), expected unique names"
-                ),
+                format!("duplicate domain name {name:?} (first on {at}), expected unique names"),
             ));
         }
     }
@@ -22,8 +25,8 @@ pub(super) fn check(system: &System) -> Result<(), ConfigError> {
     for d in &system.domains {
         for dep in &d.depends_on.value {
             if !seen.contains_key(dep.as_str()) {
-                return Err(system.error(
-                    d.depends_on.line,
+                return Err(system.error_at(
+                    &d.depends_on,
                     "depends_on",
                     format!("unknown domain {dep:?}, expected names of domains in this file"),
                 ));
@@ -37,10 +40,10 @@ fn check_cpus(system: &System) -> Result<(), ConfigError> {
     // Users of each pCPU so far: (domain index, vCPU index). dom0 owns pCPU 0.
     let mut users: BTreeMap<u16, Vec<(usize, usize)>> = BTreeMap::new();
     for (di, d) in system.domains.iter().enumerate() {
-        let line = d.cpus.line;
+        let at = &d.cpus;
         if let Some(&bad) = d.cpus.value.iter().find(|&&c| c >= system.smp) {
-            return Err(system.error(
-                line,
+            return Err(system.error_at(
+                at,
                 "cpus",
                 format!(
                     "pCPU {bad} does not exist, expected pCPUs in 0..={} (smp = {})",
@@ -52,8 +55,8 @@ fn check_cpus(system: &System) -> Result<(), ConfigError> {
         for (vi, pcpu) in d.placement().enumerate() {
             let name = &d.name.value;
             if d.exclusive && pcpu == 0 {
-                return Err(system.error(
-                    line,
+                return Err(system.error_at(
+                    at,
                     "cpus",
                     format!(
                         "exclusive domain {name:?} uses pCPU 0, which dom0 runs on, expected exclusive pCPUs in 1..={}",
@@ -78,8 +81,8 @@ fn check_cpus(system: &System) -> Result<(), ConfigError> {
                             other.name.value
                         )
                     };
-                    return Err(system.error(
-                        line,
+                    return Err(system.error_at(
+                        at,
                         "cpus",
                         format!(
                             "pCPU {pcpu} is shared by {who} but {owner:?} is exclusive, expected an exclusive vCPU to be alone on its pCPU"
@@ -136,8 +139,8 @@ pub fn start_order(system: &System) -> Result<Vec<usize>, ConfigError> {
                         ring.push(first);
                         let cycle: Vec<&str> =
                             ring.iter().map(|&i| doms[i].name.value.as_str()).collect();
-                        return Err(system.error(
-                            doms[first].depends_on.line,
+                        return Err(system.error_at(
+                            &doms[first].depends_on,
                             "depends_on",
                             format!(
                                 "dependency cycle {}, expected dependencies without cycles",

@@ -1,17 +1,22 @@
 //! System descriptions: the TOML file naming the domains dom0 builds at boot.
 //!
-//! Parsing ([`parse`]) turns the file into a [`System`] checking each key on its own; [`check`]
-//! then checks the domains against each other (names, pCPUs, dependencies). Every error is a
-//! [`ConfigError`] printed as `FILE:LINE: key `name`: what is wrong, expected what`.
+//! Parsing ([`parse`]) turns the file into a [`System`] checking each key on its own; a
+//! `[[domain]]` may instead name an xl.cfg file (`config = "x.cfg"`, read by
+//! [`crate::xlcfg`]), and `--domain FILE.cfg` adds more. [`check`] then checks the domains
+//! against each other (names, pCPUs, dependencies). Every error is a [`ConfigError`] printed
+//! as `FILE:LINE: key `name`: what is wrong, expected what`, where FILE is the file the value
+//! came from (the TOML or an xl.cfg); warnings ([`ConfigWarning`]) have the same shape.
 
 mod check;
 pub mod cpus;
 mod parse;
 
+use protocol::manifest::Action;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use check::start_order;
+pub use parse::valid_name;
 
 /// Most physical CPUs QEMU's virt board gets from us.
 pub const MAX_SMP: u16 = 8;
@@ -29,6 +34,28 @@ pub struct At<T> {
     pub value: T,
     /// Its line in the file.
     pub line: usize,
+    /// The xl.cfg file it came from; `None`: the system description itself.
+    pub file: Option<PathBuf>,
+}
+
+impl<T> At<T> {
+    /// A value on `line` of the system description.
+    pub fn new(value: T, line: usize) -> Self {
+        Self {
+            value,
+            line,
+            file: None,
+        }
+    }
+
+    /// A value on `line` of another file (an xl.cfg).
+    pub fn in_file(value: T, line: usize, file: &Path) -> Self {
+        Self {
+            value,
+            line,
+            file: Some(file.to_path_buf()),
+        }
+    }
 }
 
 /// A validated system description.
@@ -42,8 +69,10 @@ pub struct System {
     pub smp: u16,
     /// Host RAM in MiB.
     pub memory_mib: u32,
-    /// Domains besides dom0, in file order.
+    /// Domains besides dom0, in file order, then those of `--domain`.
     pub domains: Vec<Domain>,
+    /// Things accepted but not (fully) honoured, one per key and file.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 /// Where a domain's image comes from.
@@ -76,7 +105,15 @@ pub struct Domain {
     pub cmdline: String,
     /// Domains that must run first.
     pub depends_on: At<Vec<String>>,
-    /// Line of its `[[domain]]` header.
+    /// What dom0 does when it powers off (xl's `on_poweroff`; default destroy).
+    pub on_poweroff: Action,
+    /// What dom0 does when it asks to reboot (default restart).
+    pub on_reboot: Action,
+    /// What dom0 does when it crashes (default destroy).
+    pub on_crash: Action,
+    /// The xl.cfg file defining it, if any.
+    pub config: Option<PathBuf>,
+    /// Line of its `[[domain]]` header (or of `name` in its xl.cfg, for `--domain`).
     pub line: usize,
 }
 
@@ -113,13 +150,56 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Command-line overrides of `[system]`.
+/// Something accepted but not (fully) honoured, located in a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file as the user named it.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// The key concerned.
+    pub key: String,
+    /// What is not honoured.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: key `{}`: {}",
+            self.file, self.line, self.key, self.problem
+        )
+    }
+}
+
+/// Command-line overrides of `[system]` and extra domains.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// `--smp`.
     pub smp: Option<u16>,
     /// `--mem` in MiB.
     pub memory_mib: Option<u32>,
+    /// `--domain FILE.cfg`: xl.cfg domains added to the system. A `'static` slice keeps
+    /// `Overrides` `Copy` (run options copy it); the CLI leaks its one list.
+    pub domains: &'static [PathBuf],
+}
+
+/// Whether `path` starts with an arm64 Linux `Image` header (magic "ARM\x64" at byte 56).
+pub fn is_linux_image(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 60];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head[56..60] == *b"ARM\x64")
+}
+
+/// The problem with naming a Linux kernel as a domain image (`shown` as the user wrote it).
+pub fn linux_image_problem(shown: &str) -> String {
+    format!(
+        "{shown:?} is a Linux arm64 Image, which Bulkhead cannot boot yet (Linux guests are issue #5), expected a Bulkhead flat image: one of {} or a path to one",
+        crate::paths::BUILTIN_DOMAINS.join(", ")
+    )
 }
 
 impl System {
@@ -137,13 +217,22 @@ impl System {
         Ok(system)
     }
 
-    /// A located error in this system's file.
-    pub(crate) fn error(&self, line: usize, key: &str, problem: String) -> ConfigError {
+    /// A located error about a value, in the file it came from.
+    pub(crate) fn error_at<T>(&self, at: &At<T>, key: &str, problem: String) -> ConfigError {
         ConfigError {
-            file: self.file.display().to_string(),
-            line,
+            file: self.file_of(at),
+            line: at.line,
             key: key.into(),
             problem,
         }
+    }
+
+    /// The file a value came from, as the user named it.
+    pub(crate) fn file_of<T>(&self, at: &At<T>) -> String {
+        at.file
+            .as_deref()
+            .unwrap_or(&self.file)
+            .display()
+            .to_string()
     }
 }

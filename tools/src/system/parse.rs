@@ -7,6 +7,8 @@ use super::{
     MIN_MEMORY_MIB,
 };
 use crate::paths::BUILTIN_DOMAINS;
+use crate::xlcfg::{self, XlCpus, XlDomain};
+use protocol::manifest::Action;
 use std::ops::Range;
 use std::path::Path;
 use toml::de::{DeTable, DeValue};
@@ -23,6 +25,21 @@ const DOMAIN_KEYS: &[&str] = &[
     "priority",
     "cmdline",
     "depends_on",
+    "config",
+    "on_poweroff",
+    "on_reboot",
+    "on_crash",
+];
+/// Keys a `[[domain]]` with `config` may still set (they override the xl.cfg).
+const CONFIG_KEYS: &[&str] = &[
+    "config",
+    "cpus",
+    "exclusive",
+    "priority",
+    "depends_on",
+    "on_poweroff",
+    "on_reboot",
+    "on_crash",
 ];
 const DEFAULT_SMP: u16 = 4;
 const DEFAULT_MEMORY_MIB: u32 = 1024;
@@ -91,6 +108,20 @@ impl Ctx<'_> {
                 v.span(),
                 key,
                 format!("found {}, expected true or false", kind(other)),
+            )),
+        }
+    }
+
+    fn action(&self, key: &str, v: &Value<'_>) -> Result<Action, ConfigError> {
+        let expected = "expected \"destroy\", \"restart\" or \"preserve\"";
+        match self.string(key, v, "an action")?.as_str() {
+            "destroy" => Ok(Action::Destroy),
+            "restart" => Ok(Action::Restart),
+            "preserve" => Ok(Action::Preserve),
+            other => Err(self.err(
+                v.span(),
+                key,
+                format!("{other:?} is not an action, {expected}"),
             )),
         }
     }
@@ -172,7 +203,10 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
         smp: DEFAULT_SMP,
         memory_mib: DEFAULT_MEMORY_MIB,
         domains: Vec::new(),
+        warnings: Vec::new(),
     };
+    // Per domain: pCPUs its xl.cfg excluded with `cpus = "all,^N"` (only when unpinned).
+    let mut excepts: Vec<Vec<u16>> = Vec::new();
     let mut smp_line = 1;
     let mut mem_line = 1;
     for (key, value) in cx.keys(doc.get_ref(), &["system", "domain"], "the file")? {
@@ -207,9 +241,9 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
                             "found a value, expected [[domain]] tables",
                         ));
                     };
-                    system
-                        .domains
-                        .push(domain(&cx, table, cx.line(item.span()))?);
+                    let (d, except) = domain(&cx, table, cx.line(item.span()), &mut system)?;
+                    system.domains.push(d);
+                    excepts.push(except);
                 }
             }
             (_, other) => {
@@ -250,21 +284,152 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
         }
         system.memory_mib = mem;
     }
-    // Without `cpus`, a domain may run on any pCPU but dom0's.
-    let others: Vec<u16> = if system.smp > 1 {
-        (1..system.smp).collect()
-    } else {
-        vec![0]
-    };
-    for d in &mut system.domains {
-        if d.cpus.value.is_empty() {
-            d.cpus.value.clone_from(&others);
-        }
+    for path in overrides.domains {
+        let xl = xlcfg::load(path)?;
+        let line = xl.name.line;
+        let (d, except) = from_xl(xl, line, &mut system);
+        system.domains.push(d);
+        excepts.push(except);
     }
+    place_unpinned(&mut system, &excepts);
     Ok(system)
 }
 
-fn domain(cx: &Ctx<'_>, table: &DeTable<'_>, line: usize) -> Result<Domain, ConfigError> {
+/// Gives each domain without `cpus` pCPUs: those but dom0's that no pinned domain holds
+/// exclusively (an exclusive one also avoids pCPUs others pinned), minus its `^N`
+/// exclusions; failing that, any such pCPU including dom0's. Conflicts left are for
+/// `check` to report.
+fn place_unpinned(system: &mut System, excepts: &[Vec<u16>]) {
+    let pinned = |exclusive_only: bool| -> Vec<u16> {
+        system
+            .domains
+            .iter()
+            .filter(|d| !d.cpus.value.is_empty() && (d.exclusive || !exclusive_only))
+            .flat_map(|d| d.cpus.value.clone())
+            .collect()
+    };
+    let (exclusive, used) = (pinned(true), pinned(false));
+    let smp = system.smp;
+    for (d, except) in system.domains.iter_mut().zip(excepts) {
+        if !d.cpus.value.is_empty() {
+            continue;
+        }
+        let taken = if d.exclusive { &used } else { &exclusive };
+        let pick = |from: u16| -> Vec<u16> {
+            (from..smp)
+                .filter(|c| !taken.contains(c) && !except.contains(c))
+                .collect()
+        };
+        let mut cpus = pick(1);
+        if cpus.is_empty() {
+            cpus = pick(0);
+        }
+        if cpus.is_empty() {
+            cpus = if smp > 1 { (1..smp).collect() } else { vec![0] };
+        }
+        d.cpus.value = cpus;
+    }
+}
+
+/// A domain from an xl.cfg, before any TOML overrides; its `^N` exclusions if unpinned.
+fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain, Vec<u16>) {
+    system.warnings.extend(xl.warnings);
+    let (cpus, except) = match xl.cpus {
+        Some(At {
+            value: XlCpus::List(list),
+            line,
+            file,
+        }) => (
+            At {
+                value: list,
+                line,
+                file,
+            },
+            Vec::new(),
+        ),
+        Some(At {
+            value: XlCpus::Any { except },
+            line,
+            file,
+        }) => (
+            At {
+                value: Vec::new(),
+                line,
+                file,
+            },
+            except,
+        ),
+        None => (At::in_file(Vec::new(), line, &xl.file), Vec::new()),
+    };
+    let d = Domain {
+        name: xl.name,
+        image: xl.image,
+        memory_mib: xl.memory_mib,
+        vcpus: xl.vcpus,
+        cpus,
+        exclusive: false,
+        priority: DEFAULT_PRIORITY,
+        cmdline: xl.cmdline,
+        depends_on: At::in_file(Vec::new(), line, &xl.file),
+        on_poweroff: xl.on_poweroff,
+        on_reboot: xl.on_reboot,
+        on_crash: xl.on_crash,
+        config: Some(xl.file),
+        line,
+    };
+    (d, except)
+}
+
+fn domain(
+    cx: &Ctx<'_>,
+    table: &DeTable<'_>,
+    line: usize,
+    system: &mut System,
+) -> Result<(Domain, Vec<u16>), ConfigError> {
+    let entries = cx.keys(table, DOMAIN_KEYS, "[[domain]]")?;
+    if let Some((_, cfg)) = entries.iter().find(|(k, _)| *k == "config") {
+        let s = cx.string("config", cfg, "a path to an xl.cfg file")?;
+        let path = cx.file.parent().unwrap_or(Path::new(".")).join(&s);
+        if !path.is_file() {
+            return Err(cx.err(
+                cfg.span(),
+                "config",
+                format!(
+                    "{s:?} does not exist ({}), expected a path to an xl.cfg file relative to this file",
+                    path.display()
+                ),
+            ));
+        }
+        if let Some((key, v)) = entries.iter().find(|(k, _)| !CONFIG_KEYS.contains(k)) {
+            return Err(cx.err(
+                v.span(),
+                key,
+                format!(
+                    "comes from the xl.cfg file when `config` is set, expected it in {s} (beside `config`, a [[domain]] may set {})",
+                    CONFIG_KEYS[1..].join(", ")
+                ),
+            ));
+        }
+        let xl = xlcfg::load(&path)?;
+        let (mut d, mut except) = from_xl(xl, line, system);
+        for (key, v) in &entries {
+            let at = cx.line(v.span());
+            match *key {
+                "cpus" => {
+                    d.cpus = At::new(cpu_list(cx, key, v)?, at);
+                    except.clear();
+                }
+                "exclusive" => d.exclusive = cx.boolean(key, v)?,
+                "priority" => d.priority = cx.int(key, v, 0..256, "a priority")? as u8,
+                "depends_on" => d.depends_on = At::new(cx.strings(key, v, "domain names")?, at),
+                "on_poweroff" => d.on_poweroff = cx.action(key, v)?,
+                "on_reboot" => d.on_reboot = cx.action(key, v)?,
+                "on_crash" => d.on_crash = cx.action(key, v)?,
+                _ => {}
+            }
+        }
+        return Ok((d, except));
+    }
     let mut name = None;
     let mut image = None;
     let mut memory = None;
@@ -273,11 +438,11 @@ fn domain(cx: &Ctx<'_>, table: &DeTable<'_>, line: usize) -> Result<Domain, Conf
     let mut exclusive = false;
     let mut priority = DEFAULT_PRIORITY;
     let mut cmdline = String::new();
-    let mut depends_on = At {
-        value: Vec::new(),
-        line,
-    };
-    for (key, v) in cx.keys(table, DOMAIN_KEYS, "[[domain]]")? {
+    let mut depends_on = At::new(Vec::new(), line);
+    let mut on_poweroff = Action::Destroy;
+    let mut on_reboot = Action::Restart;
+    let mut on_crash = Action::Destroy;
+    for (key, v) in entries {
         let at = cx.line(v.span());
         match key {
             "name" => {
@@ -286,14 +451,14 @@ fn domain(cx: &Ctx<'_>, table: &DeTable<'_>, line: usize) -> Result<Domain, Conf
                     return Err(cx.err(
                         v.span(),
                         key,
-                        format!("{s:?} is not a valid domain name, expected 1..=31 bytes of [a-z0-9_-], not \"dom0\""),
+                        format!("{s:?} is not a valid domain name, expected 1..=31 bytes of [A-Za-z0-9_.-], not \"dom0\""),
                     ));
                 }
-                name = Some(At { value: s, line: at });
+                name = Some(At::new(s, at));
             }
             "image" => {
                 let s = cx.string(key, v, "a built-in domain or a path")?;
-                image = Some(At { value: resolve_image(cx, &s).ok_or_else(|| {
+                let img = resolve_image(cx, &s).ok_or_else(|| {
                     cx.err(
                         v.span(),
                         key,
@@ -302,35 +467,26 @@ fn domain(cx: &Ctx<'_>, table: &DeTable<'_>, line: usize) -> Result<Domain, Conf
                             BUILTIN_DOMAINS.join(", ")
                         ),
                     )
-                })?, line: at });
+                })?;
+                if let Image::File(path) = &img {
+                    if super::is_linux_image(path) {
+                        return Err(cx.err(v.span(), key, super::linux_image_problem(&s)));
+                    }
+                }
+                image = Some(At::new(img, at));
             }
             "memory" => {
                 memory = Some(cx.int(key, v, 1..i128::from(MAX_DOMAIN_MIB) + 1, "MiB")? as u32)
             }
             "vcpus" => vcpus = cx.int(key, v, 1..i128::from(MAX_VCPUS) + 1, "a vCPU count")? as u16,
-            "cpus" => {
-                let s = cx.string(key, v, "a pCPU list such as \"2\", \"1-3\" or \"0,2\"")?;
-                let list = super::cpus::parse(&s).ok_or_else(|| {
-                    cx.err(
-                        v.span(),
-                        key,
-                        format!("{s:?} is not a pCPU list, expected a list such as \"2\", \"1-3\" or \"0,2\""),
-                    )
-                })?;
-                cpus = Some(At {
-                    value: list,
-                    line: at,
-                });
-            }
+            "cpus" => cpus = Some(At::new(cpu_list(cx, key, v)?, at)),
             "exclusive" => exclusive = cx.boolean(key, v)?,
             "priority" => priority = cx.int(key, v, 0..256, "a priority")? as u8,
             "cmdline" => cmdline = cx.string(key, v, "a string of arguments")?,
-            _ => {
-                depends_on = At {
-                    value: cx.strings(key, v, "domain names")?,
-                    line: at,
-                }
-            }
+            "on_poweroff" => on_poweroff = cx.action(key, v)?,
+            "on_reboot" => on_reboot = cx.action(key, v)?,
+            "on_crash" => on_crash = cx.action(key, v)?,
+            _ => depends_on = At::new(cx.strings(key, v, "domain names")?, at),
         }
     }
     let missing = |key: &str, expected: &str| ConfigError {
@@ -339,8 +495,8 @@ fn domain(cx: &Ctx<'_>, table: &DeTable<'_>, line: usize) -> Result<Domain, Conf
         key: key.into(),
         problem: format!("missing in [[domain]], expected {expected}"),
     };
-    Ok(Domain {
-        name: name.ok_or_else(|| missing("name", "a domain name"))?,
+    let d = Domain {
+        name: name.ok_or_else(|| missing("name", "a domain name (or `config`, an xl.cfg file)"))?,
         image: image.ok_or_else(|| {
             missing(
                 "image",
@@ -352,24 +508,38 @@ fn domain(cx: &Ctx<'_>, table: &DeTable<'_>, line: usize) -> Result<Domain, Conf
         })?,
         memory_mib: memory.ok_or_else(|| missing("memory", "MiB in 1..=2048"))?,
         vcpus,
-        cpus: cpus.unwrap_or(At {
-            value: Vec::new(),
-            line,
-        }),
+        cpus: cpus.unwrap_or(At::new(Vec::new(), line)),
         exclusive,
         priority,
         cmdline,
         depends_on,
+        on_poweroff,
+        on_reboot,
+        on_crash,
+        config: None,
         line,
+    };
+    Ok((d, Vec::new()))
+}
+
+fn cpu_list(cx: &Ctx<'_>, key: &str, v: &Value<'_>) -> Result<Vec<u16>, ConfigError> {
+    let s = cx.string(key, v, "a pCPU list such as \"2\", \"1-3\" or \"0,2\"")?;
+    super::cpus::parse(&s).ok_or_else(|| {
+        cx.err(
+            v.span(),
+            key,
+            format!("{s:?} is not a pCPU list, expected a list such as \"2\", \"1-3\" or \"0,2\""),
+        )
     })
 }
 
-/// `[a-z0-9_-]{1,31}`, not `dom0`.
-pub(super) fn valid_name(s: &str) -> bool {
+/// `[A-Za-z0-9_.-]{1,31}`, not `dom0`: xl's names (`domU`, `guest.1`) fit, and every name
+/// is safe in a console prefix and a file name.
+pub fn valid_name(s: &str) -> bool {
     (1..=protocol::boot::MAX_NAME_LEN).contains(&s.len())
         && s != protocol::boot::DOM0_LABEL
         && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
 fn resolve_image(cx: &Ctx<'_>, s: &str) -> Option<Image> {

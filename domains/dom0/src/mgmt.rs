@@ -1,0 +1,200 @@
+//! The management service's core: answers `protocol::mgmt` requests from the host CLI.
+//!
+//! [`serve`] turns one request into one response through [`DomainOps`], which the shell
+//! implements with capability calls; [`Server`] adds the byte-stream side (frames in,
+//! frames out) so the shell only moves bytes between the management port and it.
+//! Nothing here blocks or panics on what a client sends: every malformed, oversize or
+//! unanswerable request gets a `Response::Error`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use protocol::cap::CapHandle;
+use protocol::control::{CapError, DomainInfo, DomainState, Version, PROTOCOL_VERSION};
+use protocol::ids::DomainId;
+use protocol::mgmt::{
+    decode, encode, DomainRef, DomainRow, FrameDecoder, MgmtError, Request, Response, SystemInfo,
+    MGMT_VERSION,
+};
+
+/// Why `shutdown` and `reboot` are refused for now.
+pub const PV_SHUTDOWN_MISSING: &str = "PV shutdown requests (needs the Xen ABI, issue #5)";
+
+/// A domain the service can name: every child dom0 controls, and dom0 itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainEntry {
+    /// Its name.
+    pub name: String,
+    /// Its id (0 for dom0).
+    pub id: u16,
+    /// dom0's Domain cap for it; `None` for dom0 itself. Not used by [`serve`]; carried so
+    /// the shell can build the list straight from its supervisor.
+    pub handle: Option<CapHandle>,
+}
+
+/// What the service needs from dom0's shell. Operations take domain ids; the shell maps an
+/// id to its current Domain cap (a restart replaces the handle).
+pub trait DomainOps {
+    /// Every domain: the children dom0 controls and dom0 itself (id 0).
+    fn domains(&mut self) -> Vec<DomainEntry>;
+    /// The domain's current facts. For dom0 itself the shell answers from what it knows
+    /// about itself (it holds no Domain cap for itself).
+    fn query(&mut self, id: u16) -> Result<DomainInfo, CapError>;
+    /// `CapOp::DomainPause`.
+    fn pause(&mut self, id: u16) -> Result<(), CapError>;
+    /// `CapOp::DomainUnpause`.
+    fn unpause(&mut self, id: u16) -> Result<(), CapError>;
+    /// `CapOp::DomainDestroy`; the shell also stops supervising the domain.
+    fn destroy(&mut self, id: u16) -> Result<(), CapError>;
+    /// `CapOp::DomainRestart`; the shell keeps the new handle.
+    fn restart(&mut self, id: u16) -> Result<(), CapError>;
+    /// Frequency of the generic timer's counter (`StartInfo::counter_hz`).
+    fn counter_hz(&mut self) -> u64;
+    /// Free pages in dom0's Memory cap (`CapDetail::Memory::free_pages`).
+    fn free_pages(&mut self) -> u64;
+    /// The capability-protocol version the microvisor answered at negotiation.
+    fn protocol_version(&mut self) -> Version {
+        PROTOCOL_VERSION
+    }
+}
+
+/// Answers one request.
+pub fn serve(req: &Request, ops: &mut impl DomainOps) -> Response {
+    handle(req, ops).unwrap_or_else(Response::Error)
+}
+
+fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError> {
+    match req {
+        Request::Hello { version } if MGMT_VERSION.accepts(*version) => Ok(Response::Hello {
+            version: MGMT_VERSION,
+        }),
+        Request::Hello { .. } => Err(MgmtError::VersionMismatch { ours: MGMT_VERSION }),
+        Request::List | Request::Top => Ok(Response::Domains(rows(ops))),
+        Request::Info => {
+            let domains = u32::try_from(ops.domains().len()).unwrap_or(u32::MAX);
+            Ok(Response::System(SystemInfo {
+                protocol_version: ops.protocol_version(),
+                counter_hz: ops.counter_hz(),
+                domains,
+                free_pages: ops.free_pages(),
+            }))
+        }
+        Request::Pause { domain } => {
+            lifecycle(ops, domain, Some(DomainState::Running), |o, id| o.pause(id))
+        }
+        Request::Unpause { domain } => {
+            lifecycle(ops, domain, Some(DomainState::Paused), |o, id| {
+                o.unpause(id)
+            })
+        }
+        Request::Destroy { domain } => lifecycle(ops, domain, None, |o, id| o.destroy(id)),
+        Request::Restart { domain } => lifecycle(ops, domain, None, |o, id| o.restart(id)),
+        Request::Shutdown { domain } | Request::Reboot { domain } => {
+            resolve(ops, domain)?;
+            Err(MgmtError::NotSupported {
+                what: PV_SHUTDOWN_MISSING.into(),
+            })
+        }
+    }
+}
+
+/// Every domain that answers a query, in id order. A domain whose query fails (destroyed
+/// between `domains()` and `query()`) is left out rather than failing the whole listing.
+fn rows(ops: &mut impl DomainOps) -> Vec<DomainRow> {
+    let mut rows: Vec<DomainRow> = ops
+        .domains()
+        .iter()
+        .filter_map(|d| ops.query(d.id).ok())
+        .map(DomainRow::from)
+        .collect();
+    rows.sort_by_key(|r| r.id);
+    rows
+}
+
+/// The id `r` names.
+fn resolve(ops: &mut impl DomainOps, r: &DomainRef) -> Result<u16, MgmtError> {
+    ops.domains()
+        .iter()
+        .find(|d| match r {
+            DomainRef::Name(n) => d.name == *n,
+            DomainRef::Id(id) => d.id == *id,
+        })
+        .map(|d| d.id)
+        .ok_or(MgmtError::UnknownDomain)
+}
+
+/// The state of domain `id`; a domain that vanished under us is unknown.
+fn state(ops: &mut impl DomainOps, id: u16) -> Result<DomainState, MgmtError> {
+    match ops.query(id) {
+        Ok(info) => Ok(info.state),
+        Err(CapError::Stale | CapError::InvalidHandle) => Err(MgmtError::UnknownDomain),
+        Err(e) => Err(MgmtError::Capability(e)),
+    }
+}
+
+/// Resolves `r`, refuses dom0, checks the domain is in `required` (if any), then runs `op`.
+fn lifecycle<O: DomainOps>(
+    ops: &mut O,
+    r: &DomainRef,
+    required: Option<DomainState>,
+    op: impl FnOnce(&mut O, u16) -> Result<(), CapError>,
+) -> Result<Response, MgmtError> {
+    let id = resolve(ops, r)?;
+    if id == DomainId::DOM0.0 {
+        return Err(MgmtError::Dom0Protected);
+    }
+    let before = state(ops, id)?;
+    if required.is_some_and(|s| s != before) {
+        return Err(MgmtError::WrongState { state: before });
+    }
+    match op(ops, id) {
+        Ok(()) => Ok(Response::Done),
+        // The state changed between our check and the call: report the state now.
+        Err(CapError::WrongState) => Err(MgmtError::WrongState {
+            state: state(ops, id).unwrap_or(before),
+        }),
+        Err(CapError::Stale | CapError::InvalidHandle) => Err(MgmtError::UnknownDomain),
+        Err(e) => Err(MgmtError::Capability(e)),
+    }
+}
+
+/// The byte-stream side of the service: feed it what the management port delivered, write
+/// back what it returns.
+#[derive(Clone, Debug, Default)]
+pub struct Server {
+    decoder: FrameDecoder,
+}
+
+impl Server {
+    /// A server waiting for a frame.
+    pub const fn new() -> Self {
+        Self {
+            decoder: FrameDecoder::new(),
+        }
+    }
+
+    /// Serves every request `bytes` completes; returns the response frames to send (empty
+    /// until a request is complete). A frame that is not a request is answered with
+    /// `Error(BadRequest)` or `Error(TooLarge)`, so the client never waits in vain.
+    pub fn input(&mut self, bytes: &[u8], ops: &mut impl DomainOps) -> Vec<u8> {
+        let mut out = Vec::new();
+        for frame in self.decoder.feed(bytes) {
+            let resp = match frame.and_then(|f| decode::<Request>(&f)) {
+                Ok(req) => serve(&req, ops),
+                Err(e) => Response::Error(e.into()),
+            };
+            let bytes = encode(&resp)
+                .or_else(|e| encode(&Response::Error(e.into())))
+                .unwrap_or_default();
+            out.extend(bytes);
+        }
+        out
+    }
+
+    /// Forgets a partial request (the host side disconnected).
+    pub fn reset(&mut self) {
+        self.decoder.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests;

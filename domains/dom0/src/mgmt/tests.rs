@@ -1,0 +1,500 @@
+//! Host tests of the management service against a fake microvisor.
+
+use super::*;
+use alloc::string::ToString;
+use alloc::vec;
+use protocol::control::StopReason;
+use protocol::mgmt::{FrameError, MAX_FRAME};
+
+/// A fake set of domains; operations change their state as the microvisor would.
+struct Fake {
+    doms: Vec<DomainInfo>,
+    /// Error the next lifecycle call returns instead of acting.
+    fail_next: Option<CapError>,
+    calls: Vec<(&'static str, u16)>,
+}
+
+fn info(domid: u16, name: &str, state: DomainState) -> DomainInfo {
+    DomainInfo {
+        domid,
+        name: name.into(),
+        state,
+        vcpus: 1,
+        vcpus_online: 1,
+        mem_mib: 8,
+        cpu_ticks: 62_500_000 * u64::from(domid),
+        exits: 10,
+        irqs_injected: 20,
+        restarts: 0,
+    }
+}
+
+impl Fake {
+    fn new() -> Self {
+        Self {
+            doms: vec![
+                info(2, "smp", DomainState::Paused),
+                info(0, "dom0", DomainState::Running),
+                info(1, "rtos", DomainState::Running),
+                info(
+                    3,
+                    "crashy",
+                    DomainState::Stopped(StopReason::Crashed { code: 9 }),
+                ),
+            ],
+            fail_next: None,
+            calls: Vec::new(),
+        }
+    }
+
+    fn act(
+        &mut self,
+        what: &'static str,
+        id: u16,
+        to: Option<DomainState>,
+    ) -> Result<(), CapError> {
+        self.calls.push((what, id));
+        if let Some(e) = self.fail_next.take() {
+            return Err(e);
+        }
+        let i = self
+            .doms
+            .iter()
+            .position(|d| d.domid == id)
+            .ok_or(CapError::Stale)?;
+        match to {
+            Some(s) => self.doms[i].state = s,
+            None => {
+                self.doms.remove(i);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DomainOps for Fake {
+    fn domains(&mut self) -> Vec<DomainEntry> {
+        self.doms
+            .iter()
+            .map(|d| DomainEntry {
+                name: d.name.clone(),
+                id: d.domid,
+                handle: (d.domid != 0).then_some(CapHandle {
+                    index: d.domid,
+                    generation: 1,
+                }),
+            })
+            .collect()
+    }
+    fn query(&mut self, id: u16) -> Result<DomainInfo, CapError> {
+        self.doms
+            .iter()
+            .find(|d| d.domid == id)
+            .cloned()
+            .ok_or(CapError::Stale)
+    }
+    fn pause(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("pause", id, Some(DomainState::Paused))
+    }
+    fn unpause(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("unpause", id, Some(DomainState::Running))
+    }
+    fn destroy(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("destroy", id, None)
+    }
+    fn restart(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("restart", id, Some(DomainState::Running))
+    }
+    fn counter_hz(&mut self) -> u64 {
+        62_500_000
+    }
+    fn free_pages(&mut self) -> u64 {
+        1234
+    }
+}
+
+fn name(n: &str) -> DomainRef {
+    DomainRef::Name(n.into())
+}
+
+fn err(r: Response) -> MgmtError {
+    match r {
+        Response::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn hello_checks_the_version() {
+    let mut f = Fake::new();
+    let hello = |version| Request::Hello { version };
+    assert_eq!(
+        serve(&hello(MGMT_VERSION), &mut f),
+        Response::Hello {
+            version: MGMT_VERSION
+        }
+    );
+    let newer = Version {
+        major: MGMT_VERSION.major,
+        minor: MGMT_VERSION.minor + 1,
+    };
+    let other = Version {
+        major: MGMT_VERSION.major + 1,
+        minor: 0,
+    };
+    for v in [newer, other] {
+        assert_eq!(
+            err(serve(&hello(v), &mut f)),
+            MgmtError::VersionMismatch { ours: MGMT_VERSION }
+        );
+    }
+}
+
+#[test]
+fn lists_every_domain_in_id_order() {
+    let mut f = Fake::new();
+    let Response::Domains(rows) = serve(&Request::List, &mut f) else {
+        panic!("not a listing");
+    };
+    let ids: Vec<_> = rows.iter().map(|r| (r.id, r.name.as_str())).collect();
+    assert_eq!(ids, [(0, "dom0"), (1, "rtos"), (2, "smp"), (3, "crashy")]);
+    assert_eq!(rows[1].cpu_ticks, 62_500_000);
+    assert_eq!(serve(&Request::Top, &mut f), Response::Domains(rows));
+}
+
+#[test]
+fn listing_skips_a_domain_that_vanished() {
+    struct Vanishing(Fake);
+    impl DomainOps for Vanishing {
+        fn domains(&mut self) -> Vec<DomainEntry> {
+            let mut d = self.0.domains();
+            d.push(DomainEntry {
+                name: "ghost".into(),
+                id: 9,
+                handle: None,
+            });
+            d
+        }
+        fn query(&mut self, id: u16) -> Result<DomainInfo, CapError> {
+            self.0.query(id)
+        }
+        fn pause(&mut self, id: u16) -> Result<(), CapError> {
+            self.0.pause(id)
+        }
+        fn unpause(&mut self, id: u16) -> Result<(), CapError> {
+            self.0.unpause(id)
+        }
+        fn destroy(&mut self, id: u16) -> Result<(), CapError> {
+            self.0.destroy(id)
+        }
+        fn restart(&mut self, id: u16) -> Result<(), CapError> {
+            self.0.restart(id)
+        }
+        fn counter_hz(&mut self) -> u64 {
+            1
+        }
+        fn free_pages(&mut self) -> u64 {
+            0
+        }
+    }
+    let mut v = Vanishing(Fake::new());
+    let Response::Domains(rows) = serve(&Request::List, &mut v) else {
+        panic!("not a listing");
+    };
+    assert_eq!(rows.len(), 4);
+    // Named but gone: unknown, not a capability error.
+    assert_eq!(
+        err(serve(
+            &Request::Pause {
+                domain: name("ghost")
+            },
+            &mut v
+        )),
+        MgmtError::UnknownDomain
+    );
+}
+
+#[test]
+fn info_describes_the_system() {
+    let mut f = Fake::new();
+    assert_eq!(
+        serve(&Request::Info, &mut f),
+        Response::System(SystemInfo {
+            protocol_version: PROTOCOL_VERSION,
+            counter_hz: 62_500_000,
+            domains: 4,
+            free_pages: 1234,
+        })
+    );
+}
+
+#[test]
+fn resolves_by_name_and_id() {
+    let mut f = Fake::new();
+    assert_eq!(
+        serve(
+            &Request::Pause {
+                domain: name("rtos")
+            },
+            &mut f
+        ),
+        Response::Done
+    );
+    assert_eq!(
+        serve(
+            &Request::Unpause {
+                domain: DomainRef::Id(1)
+            },
+            &mut f
+        ),
+        Response::Done
+    );
+    assert_eq!(f.calls, [("pause", 1), ("unpause", 1)]);
+    for domain in [name("nope"), DomainRef::Id(77), name("1")] {
+        assert_eq!(
+            err(serve(&Request::Destroy { domain }, &mut f)),
+            MgmtError::UnknownDomain
+        );
+    }
+    assert_eq!(f.calls.len(), 2);
+}
+
+#[test]
+fn wrong_states_are_refused_before_calling() {
+    let mut f = Fake::new();
+    assert_eq!(
+        err(serve(
+            &Request::Unpause {
+                domain: name("rtos")
+            },
+            &mut f
+        )),
+        MgmtError::WrongState {
+            state: DomainState::Running
+        }
+    );
+    assert_eq!(
+        err(serve(
+            &Request::Pause {
+                domain: name("smp")
+            },
+            &mut f
+        )),
+        MgmtError::WrongState {
+            state: DomainState::Paused
+        }
+    );
+    let crashed = DomainState::Stopped(StopReason::Crashed { code: 9 });
+    assert_eq!(
+        err(serve(
+            &Request::Pause {
+                domain: name("crashy")
+            },
+            &mut f
+        )),
+        MgmtError::WrongState { state: crashed }
+    );
+    assert!(f.calls.is_empty());
+    // Restart and destroy work whatever the state.
+    assert_eq!(
+        serve(
+            &Request::Restart {
+                domain: name("crashy")
+            },
+            &mut f
+        ),
+        Response::Done
+    );
+    assert_eq!(
+        serve(
+            &Request::Destroy {
+                domain: name("smp")
+            },
+            &mut f
+        ),
+        Response::Done
+    );
+    assert_eq!(f.calls, [("restart", 3), ("destroy", 2)]);
+    assert_eq!(
+        err(serve(
+            &Request::Destroy {
+                domain: name("smp")
+            },
+            &mut f
+        )),
+        MgmtError::UnknownDomain
+    );
+}
+
+#[test]
+fn microvisor_refusals_are_reported() {
+    let mut f = Fake::new();
+    f.fail_next = Some(CapError::NoRights);
+    assert_eq!(
+        err(serve(
+            &Request::Destroy {
+                domain: name("rtos")
+            },
+            &mut f
+        )),
+        MgmtError::Capability(CapError::NoRights)
+    );
+    // A race: the microvisor says wrong state; we report the state it is in now.
+    f.fail_next = Some(CapError::WrongState);
+    assert_eq!(
+        err(serve(
+            &Request::Pause {
+                domain: name("rtos")
+            },
+            &mut f
+        )),
+        MgmtError::WrongState {
+            state: DomainState::Running
+        }
+    );
+    f.fail_next = Some(CapError::Stale);
+    assert_eq!(
+        err(serve(
+            &Request::Restart {
+                domain: name("rtos")
+            },
+            &mut f
+        )),
+        MgmtError::UnknownDomain
+    );
+}
+
+#[test]
+fn dom0_is_protected() {
+    let mut f = Fake::new();
+    for domain in [name("dom0"), DomainRef::Id(0)] {
+        for req in [
+            Request::Pause {
+                domain: domain.clone(),
+            },
+            Request::Unpause {
+                domain: domain.clone(),
+            },
+            Request::Destroy {
+                domain: domain.clone(),
+            },
+            Request::Restart {
+                domain: domain.clone(),
+            },
+        ] {
+            assert_eq!(
+                err(serve(&req, &mut f)),
+                MgmtError::Dom0Protected,
+                "{req:?}"
+            );
+        }
+    }
+    assert!(f.calls.is_empty());
+    assert_eq!(
+        MgmtError::Dom0Protected.to_string(),
+        "dom0 cannot be paused, destroyed or restarted: it runs the management service"
+    );
+}
+
+#[test]
+fn shutdown_and_reboot_are_not_supported_yet() {
+    let mut f = Fake::new();
+    let e = err(serve(
+        &Request::Shutdown {
+            domain: name("rtos"),
+        },
+        &mut f,
+    ));
+    assert_eq!(
+        e.to_string(),
+        "not supported yet: PV shutdown requests (needs the Xen ABI, issue #5)"
+    );
+    assert_eq!(
+        err(serve(
+            &Request::Reboot {
+                domain: name("rtos")
+            },
+            &mut f
+        )),
+        e
+    );
+    // An unknown domain is reported as such first.
+    assert_eq!(
+        err(serve(&Request::Reboot { domain: name("x") }, &mut f)),
+        MgmtError::UnknownDomain
+    );
+}
+
+fn responses(bytes: &[u8]) -> Vec<Response> {
+    FrameDecoder::new()
+        .feed(bytes)
+        .into_iter()
+        .map(|f| decode(&f.unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn server_answers_frames_however_they_arrive() {
+    let mut f = Fake::new();
+    let mut s = Server::new();
+    let mut stream = vec![0u8];
+    stream.extend(
+        encode(&Request::Hello {
+            version: MGMT_VERSION,
+        })
+        .unwrap(),
+    );
+    stream.extend(
+        encode(&Request::Pause {
+            domain: name("rtos"),
+        })
+        .unwrap(),
+    );
+    stream.extend(encode(&Request::Info).unwrap());
+    let mut out = Vec::new();
+    for b in &stream {
+        out.extend(s.input(&[*b], &mut f));
+    }
+    let got = responses(&out);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1], Response::Done);
+    // All at once gives the same answers (the pause now meets a paused domain).
+    let again = responses(&s.input(&stream, &mut f));
+    assert_eq!(again[0], got[0]);
+    assert_eq!(
+        again[1],
+        Response::Error(MgmtError::WrongState {
+            state: DomainState::Paused
+        })
+    );
+}
+
+#[test]
+fn server_answers_garbage_with_errors() {
+    let mut f = Fake::new();
+    let mut s = Server::new();
+    let out = s.input(&[2, 99, 0, 5, 1, 0], &mut f);
+    assert_eq!(
+        responses(&out),
+        [
+            Response::Error(MgmtError::BadRequest),
+            Response::Error(MgmtError::BadRequest)
+        ]
+    );
+    let mut big = vec![7u8; MAX_FRAME + 10];
+    big.push(0);
+    big.extend(encode(&Request::List).unwrap());
+    let got = responses(&s.input(&big, &mut f));
+    assert_eq!(
+        got[0],
+        Response::Error(MgmtError::from(FrameError::TooLarge))
+    );
+    assert!(matches!(got[1], Response::Domains(_)));
+    // A partial request is forgotten on reset.
+    assert!(s.input(&[3, 1], &mut f).is_empty());
+    s.reset();
+    assert_eq!(
+        responses(&s.input(&encode(&Request::Top).unwrap(), &mut f)).len(),
+        1
+    );
+}

@@ -1,0 +1,136 @@
+//! dom0's capability calls behind the management service ([`dom0::mgmt::DomainOps`]): the
+//! host's `ctl` verbs act on the domains the supervisor watches.
+
+use alloc::vec::Vec;
+use bulkhead_runtime::{cap, println, timer, StartInfo};
+use dom0::mgmt::{DomainEntry, DomainOps};
+use dom0::Supervisor;
+use protocol::cap::{CapDetail, CapKind};
+use protocol::control::{CapError, DomainInfo, DomainState};
+
+/// The supervisor's domains, reached through dom0's Domain caps.
+pub struct Ops<'a> {
+    /// Who dom0 watches (and holds handles for).
+    pub sup: &'a mut Supervisor,
+    /// dom0's own start info (dom0 has no capability on itself).
+    pub info: &'static StartInfo,
+}
+
+impl Ops<'_> {
+    /// Index in the supervisor of live domain `id`.
+    fn index(&self, id: u16) -> Result<usize, CapError> {
+        self.sup
+            .domains()
+            .iter()
+            .position(|w| w.domid == id && !w.is_gone())
+            .ok_or(CapError::InvalidHandle)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.sup.domains()[i].name
+    }
+
+    /// Runs a lifecycle call and prints what it did (the console is the audit trail).
+    fn act(
+        &mut self,
+        verb: &str,
+        id: u16,
+        f: fn(protocol::cap::CapHandle) -> Result<(), CapError>,
+    ) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let r = f(self.sup.domains()[i].handle);
+        match &r {
+            Ok(()) => println!("mgmt: {verb} {}: done", self.name(i)),
+            Err(e) => println!("mgmt: {verb} {}: {e}", self.name(i)),
+        }
+        r
+    }
+}
+
+impl DomainOps for Ops<'_> {
+    fn domains(&mut self) -> Vec<DomainEntry> {
+        let mut all = Vec::new();
+        all.push(DomainEntry {
+            name: self.info.name.clone(),
+            id: self.info.domid,
+            handle: None,
+        });
+        for w in self.sup.domains().iter().filter(|w| !w.is_gone()) {
+            all.push(DomainEntry {
+                name: w.name.clone(),
+                id: w.domid,
+                handle: Some(w.handle),
+            });
+        }
+        all
+    }
+
+    fn query(&mut self, id: u16) -> Result<DomainInfo, CapError> {
+        if id == self.info.domid {
+            // dom0 holds no Domain cap on itself: report what its start info says. Its CPU
+            // time and exit counts are not visible to it.
+            return Ok(DomainInfo {
+                domid: id,
+                name: self.info.name.clone(),
+                state: DomainState::Running,
+                vcpus: self.info.vcpus,
+                vcpus_online: 1,
+                mem_mib: (self.info.ram_size >> 20) as u32,
+                cpu_ticks: 0,
+                exits: 0,
+                irqs_injected: 0,
+                restarts: 0,
+            });
+        }
+        let i = self.index(id)?;
+        cap::domain_query(self.sup.domains()[i].handle)
+    }
+
+    fn pause(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("pause", id, cap::domain_pause)
+    }
+
+    fn unpause(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("unpause", id, cap::domain_unpause)
+    }
+
+    fn destroy(&mut self, id: u16) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let r = cap::domain_destroy(self.sup.domains()[i].handle);
+        match &r {
+            Ok(()) => println!("mgmt: destroy {}: done", self.name(i)),
+            Err(e) => println!("mgmt: destroy {}: {e}", self.name(i)),
+        }
+        if let Some(line) = self.sup.destroyed(i, r) {
+            println!("{line}");
+        }
+        r
+    }
+
+    fn restart(&mut self, id: u16) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let r = cap::domain_restart(self.sup.domains()[i].handle);
+        let ok = r.map(drop);
+        let (line, _) = self.sup.restarted(i, r, timer::now());
+        println!("mgmt: restart: {line}");
+        ok
+    }
+
+    fn counter_hz(&mut self) -> u64 {
+        timer::freq()
+    }
+
+    fn free_pages(&mut self) -> u64 {
+        cap::cap_list()
+            .ok()
+            .and_then(|caps| {
+                caps.iter()
+                    .find(|c| c.kind == CapKind::Memory)
+                    .and_then(|c| match c.detail {
+                        CapDetail::Memory { free_pages } => Some(free_pages),
+                        _ => None,
+                    })
+            })
+            .unwrap_or(0)
+    }
+}

@@ -1,0 +1,636 @@
+//! The supervision state machine: what dom0 does when a domain changes state.
+//!
+//! A stopped domain gets its policy (xl's `on_poweroff`/`on_reboot`/`on_crash`): destroy,
+//! preserve, or restart in place. Restarts are delayed by an exponential backoff and
+//! counted over a sliding window; a domain that would exceed the crash-loop limit is held
+//! stopped (as `preserve`) and reported once. Time is the virtual counter, passed in as
+//! ticks, so everything here runs on the host. The shell (`main.rs`) issues the hypercalls
+//! the [`Command`]s ask for and reports their results back.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use protocol::cap::CapHandle;
+use protocol::control::{CapError, DomainState, StopReason};
+use protocol::manifest::{Action, ManifestDomain};
+
+/// Restart pacing, in counter ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Delay before the first restart in a window.
+    pub backoff_min: u64,
+    /// Longest delay.
+    pub backoff_max: u64,
+    /// The sliding window restarts are counted over.
+    pub window: u64,
+    /// Restarts allowed within the window; one more stop holds the domain.
+    pub max_restarts: usize,
+    /// Counter frequency (to print delays in ms).
+    pub hz: u64,
+}
+
+impl Limits {
+    /// 100 ms doubling to at most 5 s; 3 restarts within 30 s.
+    pub const fn for_hz(hz: u64) -> Self {
+        Self {
+            backoff_min: hz / 10,
+            backoff_max: hz * 5,
+            window: hz * 30,
+            max_restarts: 3,
+            hz,
+        }
+    }
+
+    /// Delay before restart number `k` (0-based) within the window.
+    pub fn backoff(&self, k: usize) -> u64 {
+        let shift = u32::try_from(k).unwrap_or(u32::MAX).min(32);
+        self.backoff_min
+            .saturating_mul(1u64 << shift)
+            .min(self.backoff_max)
+    }
+
+    fn ms(&self, ticks: u64) -> u64 {
+        ticks.saturating_mul(1000) / self.hz.max(1)
+    }
+}
+
+/// A domain's lifecycle policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// After a power-off.
+    pub on_poweroff: Action,
+    /// After a reboot request.
+    pub on_reboot: Action,
+    /// After a crash (stage-2 fault, unhandled trap, reported panic).
+    pub on_crash: Action,
+}
+
+impl Policy {
+    /// xl's defaults: destroy, restart, destroy.
+    pub const XL_DEFAULT: Self = Self {
+        on_poweroff: Action::Destroy,
+        on_reboot: Action::Restart,
+        on_crash: Action::Destroy,
+    };
+
+    /// The manifest's policy for `d`.
+    pub fn of(d: &ManifestDomain) -> Self {
+        Self {
+            on_poweroff: d.on_poweroff,
+            on_reboot: d.on_reboot,
+            on_crash: d.on_crash,
+        }
+    }
+
+    /// The action for a stop.
+    pub fn action(&self, r: &StopReason) -> Action {
+        match r {
+            StopReason::PowerOff => self.on_poweroff,
+            StopReason::Reboot => self.on_reboot,
+            _ => self.on_crash,
+        }
+    }
+}
+
+/// A hypercall the shell must make for the supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `DomainDestroy` of watched domain `i`, then [`Supervisor::destroyed`].
+    Destroy(usize),
+}
+
+/// A domain state in words: `running`, `stopped: stage-2 fault at 0x...`, ...
+pub fn state_text(s: &DomainState) -> String {
+    match s {
+        DomainState::Created => "created".into(),
+        DomainState::Running => "running".into(),
+        DomainState::Paused => "paused".into(),
+        DomainState::Stopped(r) => format!("stopped: {}", stop_text(r)),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Why a domain stopped, in words.
+pub fn stop_text(r: &StopReason) -> String {
+    match r {
+        StopReason::PowerOff => "powered off".into(),
+        StopReason::Reboot => "reboot requested".into(),
+        StopReason::Stage2Fault { ipa, esr } => {
+            format!("stage-2 fault at {ipa:#x} (esr {esr:#x})")
+        }
+        StopReason::UnhandledTrap { esr, pc } => {
+            format!("unhandled trap esr {esr:#x} at pc {pc:#x}")
+        }
+        StopReason::Crashed { code } => format!("crashed (code {code:#x})"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn is_crash(r: &StopReason) -> bool {
+    !matches!(r, StopReason::PowerOff | StopReason::Reboot)
+}
+
+/// One supervised domain.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// Its name.
+    pub name: String,
+    /// Its id (kept across restarts).
+    pub domid: u16,
+    /// dom0's current Domain cap for it.
+    pub handle: CapHandle,
+    policy: Policy,
+    state: DomainState,
+    last_error: Option<CapError>,
+    /// Counter values of recent restarts (within the window).
+    recent: Vec<u64>,
+    /// Restarts since boot.
+    total_restarts: u32,
+    /// When a restart is due.
+    pending: Option<u64>,
+    /// Held after a crash loop (or a failed restart).
+    held: bool,
+    /// Destroyed: no longer watched.
+    gone: bool,
+    /// The stale-handle self-check has been reported.
+    stale_checked: bool,
+    /// Restarted, and not yet seen again: the microvisor rebuilds the new incarnation once
+    /// no CPU holds the old one's vCPUs, and until then the new handle queries as `Stale`.
+    restarting: bool,
+}
+
+impl Watched {
+    /// Destroyed: no longer supervised (and not listed).
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
+
+    fn who(&self) -> String {
+        format!("{} (d{})", self.name, self.domid)
+    }
+}
+
+/// The domains dom0 watches and what it last knew of each.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    limits: Limits,
+    domains: Vec<Watched>,
+}
+
+impl Supervisor {
+    /// Nothing watched yet.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            domains: Vec::new(),
+        }
+    }
+
+    /// Watches a domain last known to be in `state`.
+    pub fn watch(
+        &mut self,
+        name: &str,
+        domid: u16,
+        handle: CapHandle,
+        state: DomainState,
+        policy: Policy,
+    ) {
+        self.domains.push(Watched {
+            name: name.to_string(),
+            domid,
+            handle,
+            policy,
+            state,
+            last_error: None,
+            recent: Vec::new(),
+            total_restarts: 0,
+            pending: None,
+            held: false,
+            gone: false,
+            stale_checked: false,
+            restarting: false,
+        });
+    }
+
+    /// The watched domains.
+    pub fn domains(&self) -> &[Watched] {
+        &self.domains
+    }
+
+    /// Indices of live watched domains whose bit is set in a `DomainEvents` mask.
+    pub fn changed(&self, mask: u64) -> Vec<usize> {
+        self.domains
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.gone && d.domid < 64 && mask & (1 << d.domid) != 0)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Records the result of querying domain `i` at `now`; returns the line to print (if
+    /// any) and the command to carry out (if any). A query error is reported once per
+    /// distinct error.
+    pub fn observe(
+        &mut self,
+        i: usize,
+        query: Result<DomainState, CapError>,
+        now: u64,
+    ) -> (Option<String>, Option<Command>) {
+        let limits = self.limits;
+        let Some(d) = self.domains.get_mut(i).filter(|d| !d.gone) else {
+            return (None, None);
+        };
+        let new = match query {
+            Ok(s) => s,
+            Err(CapError::Stale) if d.restarting => return (None, None),
+            Err(e) if d.last_error == Some(e) => return (None, None),
+            Err(e) => {
+                d.last_error = Some(e);
+                return (Some(format!("{}: query failed: {e}", d.who())), None);
+            }
+        };
+        d.last_error = None;
+        d.restarting = false;
+        if new == d.state {
+            return (None, None);
+        }
+        let old = core::mem::replace(&mut d.state, new);
+        let DomainState::Stopped(reason) = new else {
+            let line = format!("{}: {} -> {}", d.who(), state_text(&old), state_text(&new));
+            return (Some(line), None);
+        };
+        if d.held || d.pending.is_some() {
+            return (None, None);
+        }
+        let why = stop_text(&reason);
+        match d.policy.action(&reason) {
+            Action::Destroy => (
+                Some(format!("{}: {why} -> destroy", d.who())),
+                Some(Command::Destroy(i)),
+            ),
+            Action::Preserve => (Some(format!("{}: {why} -> preserve", d.who())), None),
+            Action::Restart => {
+                let since = now.saturating_sub(limits.window);
+                d.recent.retain(|&t| t > since);
+                if d.recent.len() >= limits.max_restarts {
+                    d.held = true;
+                    let kind = if is_crash(&reason) {
+                        "crash"
+                    } else {
+                        "restart"
+                    };
+                    let line = format!(
+                        "{}: {kind} loop, held after {} restarts",
+                        d.who(),
+                        d.recent.len()
+                    );
+                    return (Some(line), None);
+                }
+                let delay = limits.backoff(d.recent.len());
+                d.pending = Some(now.saturating_add(delay));
+                (
+                    Some(format!(
+                        "{}: {why} -> restart in {} ms",
+                        d.who(),
+                        limits.ms(delay)
+                    )),
+                    None,
+                )
+            }
+        }
+    }
+
+    /// The earliest pending restart, if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.domains
+            .iter()
+            .filter(|d| !d.gone)
+            .filter_map(|d| d.pending)
+            .min()
+    }
+
+    /// Domains whose restart is due at `now`.
+    pub fn due(&self, now: u64) -> Vec<usize> {
+        self.domains
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.gone && d.pending.is_some_and(|t| t <= now))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Records the result of `DomainRestart` on domain `i` at `now`; returns the line to
+    /// print and, on success, the old (now stale) handle.
+    pub fn restarted(
+        &mut self,
+        i: usize,
+        result: Result<CapHandle, CapError>,
+        now: u64,
+    ) -> (String, Option<CapHandle>) {
+        let window = self.limits.window;
+        let Some(d) = self.domains.get_mut(i) else {
+            return (format!("no watched domain {i}"), None);
+        };
+        d.pending = None;
+        match result {
+            Ok(new) => {
+                let old = core::mem::replace(&mut d.handle, new);
+                let since = now.saturating_sub(window);
+                d.recent.retain(|&t| t > since);
+                d.recent.push(now);
+                d.total_restarts += 1;
+                d.state = DomainState::Running;
+                d.restarting = true;
+                let line = format!(
+                    "{}: restarted (restart {}, {} within {} s)",
+                    d.who(),
+                    d.total_restarts,
+                    d.recent.len(),
+                    window / self.limits.hz.max(1)
+                );
+                (line, Some(old))
+            }
+            Err(e) => {
+                d.held = true;
+                (format!("{}: restart failed: {e}; held", d.who()), None)
+            }
+        }
+    }
+
+    /// Records the result of `DomainDestroy` on domain `i`; returns a line on failure.
+    pub fn destroyed(&mut self, i: usize, result: Result<(), CapError>) -> Option<String> {
+        let d = self.domains.get_mut(i)?;
+        match result {
+            Ok(()) => {
+                d.gone = true;
+                None
+            }
+            Err(e) => {
+                d.held = true;
+                Some(format!("{}: destroy failed: {e}", d.who()))
+            }
+        }
+    }
+
+    /// Judges a query of domain `i`'s pre-restart handle: it must be `Stale`. Returns the
+    /// line to print: success once per domain, failure every time.
+    pub fn stale_check<T>(&mut self, i: usize, query: &Result<T, CapError>) -> Option<String> {
+        let d = self.domains.get_mut(i)?;
+        match query {
+            Err(CapError::Stale) if d.stale_checked => None,
+            Err(CapError::Stale) => {
+                d.stale_checked = true;
+                Some(format!("old handle of {} is stale: ok", d.name))
+            }
+            Ok(_) => Some(format!("old handle of {} still works: FAIL", d.name)),
+            Err(e) => Some(format!("old handle of {}: {e}: FAIL", d.name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HZ: u64 = 1000; // 1 tick = 1 ms
+
+    fn handle(generation: u32) -> CapHandle {
+        CapHandle {
+            index: 4,
+            generation,
+        }
+    }
+
+    fn crashed() -> DomainState {
+        DomainState::Stopped(StopReason::Crashed { code: 0xdead })
+    }
+
+    fn sup(policy: Policy) -> Supervisor {
+        let mut s = Supervisor::new(Limits::for_hz(HZ));
+        s.watch("crashy", 3, handle(1), DomainState::Running, policy);
+        s
+    }
+
+    fn restart_all() -> Policy {
+        Policy {
+            on_poweroff: Action::Restart,
+            on_reboot: Action::Restart,
+            on_crash: Action::Restart,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let l = Limits::for_hz(HZ);
+        let got: Vec<u64> = (0..9).map(|k| l.backoff(k)).collect();
+        assert_eq!(got, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        assert_eq!(l.backoff(usize::MAX), 5000);
+        assert_eq!(Limits::for_hz(62_500_000).backoff(0), 6_250_000);
+    }
+
+    #[test]
+    fn policies_pick_the_action() {
+        let p = Policy::XL_DEFAULT;
+        assert_eq!(p.action(&StopReason::PowerOff), Action::Destroy);
+        assert_eq!(p.action(&StopReason::Reboot), Action::Restart);
+        assert_eq!(
+            p.action(&StopReason::Stage2Fault { ipa: 0, esr: 0 }),
+            Action::Destroy
+        );
+        let p = Policy {
+            on_crash: Action::Preserve,
+            ..Policy::XL_DEFAULT
+        };
+        assert_eq!(
+            p.action(&StopReason::UnhandledTrap { esr: 0, pc: 0 }),
+            Action::Preserve
+        );
+        assert_eq!(p.action(&StopReason::Crashed { code: 1 }), Action::Preserve);
+    }
+
+    #[test]
+    fn destroy_and_preserve() {
+        let mut s = sup(Policy::XL_DEFAULT);
+        let (line, cmd) = s.observe(0, Ok(DomainState::Stopped(StopReason::PowerOff)), 5);
+        assert_eq!(line.as_deref(), Some("crashy (d3): powered off -> destroy"));
+        assert_eq!(cmd, Some(Command::Destroy(0)));
+        assert_eq!(s.destroyed(0, Ok(())), None);
+        // Gone: no longer observed nor flagged.
+        assert_eq!(s.observe(0, Err(CapError::Stale), 6), (None, None));
+        assert!(s.changed(u64::MAX).is_empty());
+
+        let mut s = sup(Policy {
+            on_crash: Action::Preserve,
+            ..Policy::XL_DEFAULT
+        });
+        let fault = DomainState::Stopped(StopReason::Stage2Fault {
+            ipa: 0x4500_0000,
+            esr: 0x9200_0007,
+        });
+        let (line, cmd) = s.observe(0, Ok(fault), 5);
+        assert_eq!(
+            line.as_deref(),
+            Some("crashy (d3): stage-2 fault at 0x45000000 (esr 0x92000007) -> preserve")
+        );
+        assert_eq!(cmd, None);
+        // The same state again (the safety poll) does nothing.
+        assert_eq!(s.observe(0, Ok(fault), 600), (None, None));
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn destroy_failure_is_reported_and_held() {
+        let mut s = sup(Policy::XL_DEFAULT);
+        s.observe(0, Ok(crashed()), 0);
+        assert_eq!(
+            s.destroyed(0, Err(CapError::NoRights)).as_deref(),
+            Some("crashy (d3): destroy failed: capability lacks the needed rights")
+        );
+        assert_eq!(s.changed(1 << 3), [0]);
+    }
+
+    #[test]
+    fn restart_with_backoff_then_crash_loop_hold() {
+        let mut s = sup(restart_all());
+        let mut now = 1_000;
+        let mut lines = Vec::new();
+        for gen in 2..=4 {
+            let (line, cmd) = s.observe(0, Ok(crashed()), now);
+            lines.push(line.unwrap());
+            assert_eq!(cmd, None);
+            let at = s.next_deadline().unwrap();
+            assert!(s.due(at - 1).is_empty(), "not before the backoff");
+            assert_eq!(s.due(at), [0]);
+            now = at;
+            let (line, old) = s.restarted(0, Ok(handle(gen)), now);
+            lines.push(line);
+            // Until the microvisor has rebuilt it, the new handle is stale: not an error.
+            assert_eq!(s.observe(0, Err(CapError::Stale), now), (None, None));
+            assert_eq!(
+                s.observe(0, Ok(DomainState::Running), now + 1),
+                (None, None)
+            );
+            assert_eq!(old, Some(handle(gen - 1)));
+            assert_eq!(s.domains()[0].handle, handle(gen));
+            assert_eq!(s.domains()[0].domid, 3, "same domain id");
+            now += 10; // it crashes again 10 ms later
+        }
+        let (line, cmd) = s.observe(0, Ok(crashed()), now);
+        lines.push(line.unwrap());
+        assert_eq!(cmd, None);
+        assert_eq!(s.next_deadline(), None, "held: no restart pending");
+        assert_eq!(
+            lines,
+            [
+                "crashy (d3): crashed (code 0xdead) -> restart in 100 ms",
+                "crashy (d3): restarted (restart 1, 1 within 30 s)",
+                "crashy (d3): crashed (code 0xdead) -> restart in 200 ms",
+                "crashy (d3): restarted (restart 2, 2 within 30 s)",
+                "crashy (d3): crashed (code 0xdead) -> restart in 400 ms",
+                "crashy (d3): restarted (restart 3, 3 within 30 s)",
+                "crashy (d3): crash loop, held after 3 restarts",
+            ]
+        );
+        // Held: later polls and events change nothing.
+        assert_eq!(s.observe(0, Ok(crashed()), now + 60_000), (None, None));
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let mut s = sup(restart_all());
+        let mut now = 0;
+        // Three restarts 20 s apart never hit the limit: at most two are within 30 s.
+        for gen in 2..=6 {
+            let (line, _) = s.observe(0, Ok(crashed()), now);
+            let line = line.unwrap();
+            assert!(line.contains("-> restart in"), "{line}");
+            now = s.next_deadline().unwrap();
+            s.restarted(0, Ok(handle(gen)), now);
+            now += 20_000;
+        }
+        // A reboot storm is a restart loop, not a crash loop.
+        let mut s = sup(restart_all());
+        let reboot = DomainState::Stopped(StopReason::Reboot);
+        for gen in 2..=4 {
+            s.observe(0, Ok(reboot), now);
+            now = s.next_deadline().unwrap();
+            s.restarted(0, Ok(handle(gen)), now);
+        }
+        let (line, _) = s.observe(0, Ok(reboot), now);
+        assert_eq!(
+            line.as_deref(),
+            Some("crashy (d3): restart loop, held after 3 restarts")
+        );
+    }
+
+    #[test]
+    fn failed_restart_holds() {
+        let mut s = sup(restart_all());
+        s.observe(0, Ok(crashed()), 0);
+        let (line, old) = s.restarted(0, Err(CapError::UnknownCall), 100);
+        assert_eq!(
+            line,
+            "crashy (d3): restart failed: unknown capability-protocol operation; held"
+        );
+        assert_eq!(old, None);
+        assert_eq!(s.domains()[0].handle, handle(1));
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn other_changes_and_query_errors_once() {
+        let mut s = sup(Policy::XL_DEFAULT);
+        assert_eq!(s.observe(0, Ok(DomainState::Running), 0), (None, None));
+        assert_eq!(
+            s.observe(0, Ok(DomainState::Paused), 0).0.as_deref(),
+            Some("crashy (d3): running -> paused")
+        );
+        assert_eq!(
+            s.observe(0, Err(CapError::Stale), 0).0.as_deref(),
+            Some("crashy (d3): query failed: stale handle: the object was destroyed or replaced")
+        );
+        assert_eq!(s.observe(0, Err(CapError::Stale), 0), (None, None));
+        assert_eq!(s.observe(9, Ok(DomainState::Running), 0), (None, None));
+        assert_eq!(
+            state_text(&DomainState::Stopped(StopReason::PowerOff)),
+            "stopped: powered off"
+        );
+    }
+
+    #[test]
+    fn event_masks_select_domains() {
+        let mut s = sup(Policy::XL_DEFAULT);
+        s.watch("b", 5, handle(1), DomainState::Running, Policy::XL_DEFAULT);
+        s.watch(
+            "far",
+            70,
+            handle(1),
+            DomainState::Running,
+            Policy::XL_DEFAULT,
+        );
+        assert_eq!(s.changed(0), Vec::<usize>::new());
+        assert_eq!(s.changed(1 << 5), [1]);
+        assert_eq!(s.changed(u64::MAX), [0, 1], "ids past 63 are only polled");
+    }
+
+    #[test]
+    fn stale_self_check() {
+        let mut s = sup(restart_all());
+        let stale: Result<(), CapError> = Err(CapError::Stale);
+        assert_eq!(
+            s.stale_check(0, &stale).as_deref(),
+            Some("old handle of crashy is stale: ok")
+        );
+        assert_eq!(s.stale_check(0, &stale), None, "reported once");
+        assert_eq!(
+            s.stale_check(0, &Ok(())).as_deref(),
+            Some("old handle of crashy still works: FAIL")
+        );
+        assert_eq!(
+            s.stale_check::<()>(0, &Err(CapError::InvalidHandle))
+                .as_deref(),
+            Some("old handle of crashy: no capability at that handle: FAIL")
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The management protocol: what the host CLI (`cargo bulkhead ctl`) asks dom0 and what dom0
+//! answers, over a byte stream (a virtio-console port in QEMU, a UART on boards).
+//!
+//! Every message is one postcard-encoded [`Request`] or [`Response`], COBS-encoded and ended
+//! by a `0x00` byte ([`frame`]). A session is: the client sends `0x00` (flushes any partial
+//! frame a previous client left behind; empty frames are ignored), then
+//! [`Request::Hello`], then any number of requests. Each request gets exactly one response,
+//! in order. The server keeps no other per-session state: requests are idempotent reads or
+//! single lifecycle operations.
+//!
+//! Versioning: majors must match and the client's minor may be at most the server's
+//! ([`Version::accepts`]); a new request variant is a minor bump, appended at the end of the
+//! enum so older variants keep their postcard index.
+
+pub mod frame;
+
+use crate::control::{CapError, DomainInfo, DomainState, StopReason, Version};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
+
+/// The management-protocol version this tree speaks.
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 0 };
+
+/// Bytes per page in [`SystemInfo::free_pages`].
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A domain as the user names it: by name, or by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DomainRef {
+    /// Its name, e.g. `rtos`.
+    Name(String),
+    /// Its domain id, e.g. `1` (`0` is dom0).
+    Id(u16),
+}
+
+impl DomainRef {
+    /// Reads what a user typed: all ASCII digits is an id, anything else a name. Like `xl`,
+    /// a name made only of digits is therefore taken as an id.
+    pub fn parse(s: &str) -> Self {
+        match s.parse::<u16>() {
+            Ok(id) if s.bytes().all(|b| b.is_ascii_digit()) => Self::Id(id),
+            _ => Self::Name(s.into()),
+        }
+    }
+}
+
+impl fmt::Display for DomainRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(n) => f.write_str(n),
+            Self::Id(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// One request; one variant per CLI verb. Append new variants at the end (minor bump).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Opens a session. Answer: [`Response::Hello`] with the server's version, or
+    /// [`MgmtError::VersionMismatch`].
+    Hello {
+        /// The client's version.
+        version: Version,
+    },
+    /// Every domain, dom0 included. Answer: [`Response::Domains`].
+    List,
+    /// The system as a whole (`xl info`). Answer: [`Response::System`].
+    Info,
+    /// Stops scheduling a running domain. Answer: [`Response::Done`].
+    Pause {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Resumes a paused domain. Answer: [`Response::Done`].
+    Unpause {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Stops a domain and frees its memory; its id and name are gone afterwards.
+    Destroy {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Rebuilds a domain in place from its description (same id, fresh memory).
+    Restart {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Asks a domain to power off cleanly (a PV shutdown request).
+    Shutdown {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Asks a domain to reboot cleanly (a PV shutdown request with reason reboot).
+    Reboot {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Per-domain counters for a refreshing view. Answer: [`Response::Domains`].
+    Top,
+}
+
+impl Request {
+    /// The CLI verb this request implements.
+    pub const fn verb(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::List => "list",
+            Self::Info => "info",
+            Self::Pause { .. } => "pause",
+            Self::Unpause { .. } => "unpause",
+            Self::Destroy { .. } => "destroy",
+            Self::Restart { .. } => "restart",
+            Self::Shutdown { .. } => "shutdown",
+            Self::Reboot { .. } => "reboot",
+            Self::Top => "top",
+        }
+    }
+
+    /// The domain the request is about, if any.
+    pub const fn domain(&self) -> Option<&DomainRef> {
+        match self {
+            Self::Pause { domain }
+            | Self::Unpause { domain }
+            | Self::Destroy { domain }
+            | Self::Restart { domain }
+            | Self::Shutdown { domain }
+            | Self::Reboot { domain } => Some(domain),
+            Self::Hello { .. } | Self::List | Self::Info | Self::Top => None,
+        }
+    }
+}
+
+/// One response. Append new variants at the end (minor bump).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The session is open; the server's version.
+    Hello {
+        /// The server's version.
+        version: Version,
+    },
+    /// Every domain, in id order.
+    Domains(Vec<DomainRow>),
+    /// The system as a whole.
+    System(SystemInfo),
+    /// The operation was carried out.
+    Done,
+    /// The request failed.
+    Error(MgmtError),
+}
+
+/// One domain in a listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRow {
+    /// Domain id (0 is dom0).
+    pub id: u16,
+    /// Name.
+    pub name: String,
+    /// RAM in MiB.
+    pub mem_mib: u32,
+    /// Number of vCPUs.
+    pub vcpus: u16,
+    /// vCPUs powered on.
+    pub vcpus_online: u16,
+    /// Lifecycle state.
+    pub state: DomainState,
+    /// Time spent running guest code, summed over vCPUs, in counter ticks
+    /// ([`SystemInfo::counter_hz`] per second).
+    pub cpu_ticks: u64,
+    /// Traps to the microvisor, summed over vCPUs.
+    pub exits: u64,
+    /// Virtual interrupts injected, summed over vCPUs.
+    pub irqs_injected: u64,
+    /// Times the domain was restarted in place (counters restart from 0 each time).
+    pub restarts: u32,
+}
+
+impl From<DomainInfo> for DomainRow {
+    fn from(i: DomainInfo) -> Self {
+        Self {
+            id: i.domid,
+            name: i.name,
+            mem_mib: i.mem_mib,
+            vcpus: i.vcpus,
+            vcpus_online: i.vcpus_online,
+            state: i.state,
+            cpu_ticks: i.cpu_ticks,
+            exits: i.exits,
+            irqs_injected: i.irqs_injected,
+            restarts: i.restarts,
+        }
+    }
+}
+
+/// The system as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    /// The capability-protocol version the microvisor speaks.
+    pub protocol_version: Version,
+    /// Frequency of the generic timer's counter (the unit of [`DomainRow::cpu_ticks`]).
+    pub counter_hz: u64,
+    /// Number of domains, dom0 included.
+    pub domains: u32,
+    /// Free pages ([`PAGE_SIZE`] bytes each) in dom0's memory quota for new domains.
+    pub free_pages: u64,
+}
+
+/// Why a request failed. Carried in [`Response::Error`]; `code()` gives a stable number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum MgmtError {
+    /// no such domain
+    UnknownDomain = 1,
+    /// not allowed while the domain is in this state
+    WrongState {
+        /// The state it is in.
+        state: DomainState,
+    } = 2,
+    /// not supported yet
+    NotSupported {
+        /// What is missing, in words.
+        what: String,
+    } = 3,
+    /// the microvisor refused the operation
+    Capability(CapError) = 4,
+    /// malformed request
+    BadRequest = 5,
+    /// management protocol version mismatch
+    VersionMismatch {
+        /// The server's version.
+        ours: Version,
+    } = 6,
+    /// dom0 cannot be paused, destroyed or restarted: it runs the management service
+    Dom0Protected = 7,
+    /// message larger than the frame limit
+    TooLarge = 8,
+}
+
+impl MgmtError {
+    /// The stable wire code (never 0).
+    pub const fn code(&self) -> u32 {
+        match self {
+            Self::UnknownDomain => 1,
+            Self::WrongState { .. } => 2,
+            Self::NotSupported { .. } => 3,
+            Self::Capability(_) => 4,
+            Self::BadRequest => 5,
+            Self::VersionMismatch { .. } => 6,
+            Self::Dom0Protected => 7,
+            Self::TooLarge => 8,
+        }
+    }
+}
+
+impl fmt::Display for MgmtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownDomain => f.write_str("no such domain"),
+            Self::WrongState { state } => {
+                write!(f, "not allowed while the domain is {}", state_word(state))
+            }
+            Self::NotSupported { what } => write!(f, "not supported yet: {what}"),
+            Self::Capability(e) => write!(f, "the microvisor refused: {e}"),
+            Self::BadRequest => f.write_str("malformed request"),
+            Self::VersionMismatch { ours } => write!(
+                f,
+                "management protocol version mismatch: dom0 speaks {}.{}",
+                ours.major, ours.minor
+            ),
+            Self::Dom0Protected => f.write_str(
+                "dom0 cannot be paused, destroyed or restarted: it runs the management service",
+            ),
+            Self::TooLarge => write!(f, "message larger than the {MAX_FRAME}-byte frame limit"),
+        }
+    }
+}
+
+impl From<CapError> for MgmtError {
+    fn from(e: CapError) -> Self {
+        Self::Capability(e)
+    }
+}
+
+impl From<FrameError> for MgmtError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge => Self::TooLarge,
+            FrameError::BadEncoding | FrameError::BadMessage => Self::BadRequest,
+        }
+    }
+}
+
+/// A state as one word for tables: `created`, `running`, `paused`, `shutdown`,
+/// `rebooting`, `crashed`.
+pub fn state_word(s: &DomainState) -> &'static str {
+    match s {
+        DomainState::Created => "created",
+        DomainState::Running => "running",
+        DomainState::Paused => "paused",
+        DomainState::Stopped(StopReason::PowerOff) => "shutdown",
+        DomainState::Stopped(StopReason::Reboot) => "rebooting",
+        DomainState::Stopped(_) => "crashed",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! The host end of a management session: connect to dom0's port, say hello, then one
+//! framed request and one framed response at a time.
+
+use anyhow::{anyhow, bail, Result};
+use protocol::control::Version;
+use protocol::mgmt::{
+    decode, encode, FrameDecoder, FrameError, MgmtError, Request, Response, MGMT_VERSION,
+};
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long dom0 may take to answer one request.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An open management session.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    decoder: FrameDecoder,
+    /// Frames read but not yet returned (a read may complete more than one).
+    frames: VecDeque<Result<Vec<u8>, FrameError>>,
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+/// `path` as the user knows it: relative to the workspace root when it is inside it.
+pub fn shown(path: &Path) -> String {
+    let root = crate::paths::workspace_root();
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn version_text(v: Version) -> String {
+    format!("{}.{}", v.major, v.minor)
+}
+
+impl Client {
+    /// Connects to `socket` and opens a session (Hello, version check). Each reply must come
+    /// within `timeout`.
+    pub fn connect(socket: &Path, timeout: Duration) -> Result<Self> {
+        let shown_path = shown(socket);
+        let no_system = |why: &str| {
+            anyhow!(
+                "no running system: start one with `cargo bulkhead run` (socket {shown_path} {why})"
+            )
+        };
+        // A unix-socket connect never waits: it fails at once if nobody listens.
+        let stream = match UnixStream::connect(socket) {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(no_system("not found")),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                return Err(no_system("has no listener"))
+            }
+            Err(e) => bail!("cannot connect to {shown_path}: {e}"),
+        };
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let mut client = Self {
+            stream,
+            decoder: FrameDecoder::new(),
+            frames: VecDeque::new(),
+            socket: socket.to_path_buf(),
+            timeout,
+        };
+        // A lone 0x00 first: dom0 drops whatever partial frame an earlier client left.
+        client.send_bytes(&[0])?;
+        let hello = Request::Hello {
+            version: MGMT_VERSION,
+        };
+        client.send(&hello)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match client.receive(deadline)? {
+                Response::Hello { version } if version.accepts(MGMT_VERSION) => return Ok(client),
+                Response::Hello { version }
+                | Response::Error(MgmtError::VersionMismatch { ours: version }) => {
+                    bail!(
+                        "dom0 speaks management protocol {}, this tool speaks {}: rebuild and \
+                         restart the system with `cargo bulkhead run`",
+                        version_text(version),
+                        version_text(MGMT_VERSION)
+                    )
+                }
+                // Answers to an earlier client's requests that it did not stay to read.
+                _ => continue,
+            }
+        }
+    }
+
+    /// Sends `req` and returns dom0's answer; `Response::Error` becomes an error that names
+    /// the verb and the domain.
+    pub fn call(&mut self, req: &Request) -> Result<Response> {
+        self.send(req)?;
+        match self.receive(Instant::now() + self.timeout)? {
+            Response::Error(e) => Err(request_error(req, &e)),
+            other => Ok(other),
+        }
+    }
+
+    fn send(&mut self, req: &Request) -> Result<()> {
+        let frame = encode(req).map_err(|e| anyhow!("cannot encode {}: {e}", req.verb()))?;
+        self.send_bytes(&frame)
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream.write_all(bytes).map_err(|e| self.io_error(e))
+    }
+
+    /// Reads until one frame is complete or `deadline` passes.
+    fn receive(&mut self, deadline: Instant) -> Result<Response> {
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return frame
+                    .and_then(|f| decode::<Response>(&f))
+                    .map_err(|e| anyhow!("malformed reply from dom0: {e}"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.io_error(ErrorKind::TimedOut.into()));
+            }
+            self.stream.set_read_timeout(Some(deadline - now))?;
+            match self.stream.read(&mut buf) {
+                Ok(0) => bail!(
+                    "dom0 closed the management connection (socket {})",
+                    shown(&self.socket)
+                ),
+                Ok(n) => {
+                    let frames = self.decoder.feed(buf.get(..n).unwrap_or_default());
+                    self.frames.extend(frames);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+    }
+
+    fn io_error(&self, e: std::io::Error) -> anyhow::Error {
+        match e.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => anyhow!(
+                "no reply from dom0 within {} s (socket {}): is the system still booting?",
+                self.timeout.as_secs_f64(),
+                shown(&self.socket)
+            ),
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => anyhow!(
+                "dom0 closed the management connection (socket {})",
+                shown(&self.socket)
+            ),
+            _ => anyhow!(
+                "management connection (socket {}): {e}",
+                shown(&self.socket)
+            ),
+        }
+    }
+}
+
+/// One line saying what failed: `pause rtos: not allowed while the domain is paused`.
+pub fn request_error(req: &Request, e: &MgmtError) -> anyhow::Error {
+    match req.domain() {
+        Some(d) => anyhow!("{} {d}: {e}", req.verb()),
+        None => anyhow!("{}: {e}", req.verb()),
+    }
+}

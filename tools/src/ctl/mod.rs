@@ -1,0 +1,175 @@
+//! `cargo bulkhead ctl <verb>`: manage a running system over dom0's management port
+//! (`protocol::mgmt`, a unix socket QEMU exposes under `target/bulkhead/`).
+//!
+//! Every verb opens a session (Hello, version check), sends one typed request per verb and
+//! prints the reply as a table, or as JSON with `--json`. Failures are one line on stderr
+//! and a non-zero exit (the caller prints the returned error).
+
+pub mod client;
+pub mod show;
+pub mod top;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use client::{Client, REPLY_TIMEOUT};
+use protocol::mgmt::{DomainRef, Request, Response};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The management socket of the system `cargo bulkhead run` boots.
+pub fn default_socket() -> PathBuf {
+    crate::paths::out_dir().join("mgmt.sock")
+}
+
+/// `ctl`'s arguments.
+#[derive(Args, Debug, Clone)]
+pub struct CtlArgs {
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// dom0's management socket [default: target/bulkhead/mgmt.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub verb: CtlVerb,
+}
+
+/// One verb per management request.
+#[derive(Subcommand, Debug, Clone, PartialEq)]
+pub enum CtlVerb {
+    /// Every domain: name, id, memory, vCPUs, state, CPU time (like `xl list`).
+    List,
+    /// The system: protocol versions, timer frequency, domains, free memory (like `xl info`).
+    Info,
+    /// Stop scheduling a running domain.
+    Pause(Target),
+    /// Resume a paused domain.
+    Unpause(Target),
+    /// Stop a domain and free its memory.
+    Destroy(Target),
+    /// Rebuild a domain in place (same id, fresh memory).
+    Restart(Target),
+    /// Ask a domain to power off cleanly.
+    Shutdown(Target),
+    /// Ask a domain to reboot cleanly.
+    Reboot(Target),
+    /// Per-domain CPU time, memory, exits and interrupts, refreshing.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        interval: f64,
+        /// Refresh this many times, then exit [default: until Ctrl-C].
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+}
+
+/// The domain a verb acts on.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Domain name, or numeric domain id.
+    #[arg(value_name = "NAME")]
+    pub domain: String,
+}
+
+impl CtlVerb {
+    /// The request for a verb that acts on one domain.
+    fn request(&self) -> Option<Request> {
+        let d = |t: &Target| DomainRef::parse(&t.domain);
+        Some(match self {
+            Self::Pause(t) => Request::Pause { domain: d(t) },
+            Self::Unpause(t) => Request::Unpause { domain: d(t) },
+            Self::Destroy(t) => Request::Destroy { domain: d(t) },
+            Self::Restart(t) => Request::Restart { domain: d(t) },
+            Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
+            Self::Reboot(t) => Request::Reboot { domain: d(t) },
+            Self::List | Self::Info | Self::Top { .. } => return None,
+        })
+    }
+}
+
+/// Runs `ctl` against the socket in `args`, printing to stdout.
+pub fn ctl(args: &CtlArgs) -> Result<()> {
+    let socket = args.socket.clone().unwrap_or_else(default_socket);
+    let stdout = std::io::stdout();
+    let clear = !args.json && stdout.is_terminal();
+    run(args, &socket, REPLY_TIMEOUT, clear, &mut stdout.lock())
+}
+
+/// Runs `ctl` against `socket`, printing to `out`. `clear`: `top` may clear the screen.
+pub fn run(
+    args: &CtlArgs,
+    socket: &Path,
+    timeout: Duration,
+    clear: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if let CtlVerb::Top { interval, .. } = args.verb {
+        if !(interval.is_finite() && interval > 0.0 && interval <= 3600.0) {
+            bail!("--interval {interval}: expected seconds between 0 and 3600");
+        }
+    }
+    let mut c = Client::connect(socket, timeout)?;
+    match &args.verb {
+        CtlVerb::List => {
+            let hz = system(&mut c)?.counter_hz;
+            let Response::Domains(rows) = c.call(&Request::List)? else {
+                bail!("unexpected reply from dom0 to list");
+            };
+            if args.json {
+                writeln!(out, "{:#}", show::list_json(&rows, hz))?;
+            } else {
+                write!(out, "{}", show::list_table(&rows, hz))?;
+            }
+        }
+        CtlVerb::Info => {
+            let info = system(&mut c)?;
+            if args.json {
+                writeln!(out, "{:#}", show::info_json(&info))?;
+            } else {
+                write!(out, "{}", show::info_text(&info))?;
+            }
+        }
+        CtlVerb::Top { interval, count } => {
+            let opts = top::TopOptions {
+                every: Duration::from_secs_f64(*interval),
+                count: *count,
+                json: args.json,
+                clear,
+            };
+            top::run(&mut c, opts, out)?;
+        }
+        verb => {
+            let Some(req) = verb.request() else {
+                bail!("internal error: no request for {verb:?}");
+            };
+            let Response::Done = c.call(&req)? else {
+                bail!("unexpected reply from dom0 to {}", req.verb());
+            };
+            if args.json {
+                let domain = req.domain().map(ToString::to_string);
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "ok": true, "verb": req.verb(), "domain": domain })
+                )?;
+            } else if let Some(d) = req.domain() {
+                writeln!(out, "{} {d}: done", req.verb())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn system(c: &mut Client) -> Result<protocol::mgmt::SystemInfo> {
+    match c.call(&Request::Info)? {
+        Response::System(info) => Ok(info),
+        _ => bail!("unexpected reply from dom0 to info"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

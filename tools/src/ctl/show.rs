@@ -1,0 +1,127 @@
+//! How management replies look: tables like `xl list` / `xl info`, and their JSON.
+
+use protocol::control::{DomainState, StopReason, Version};
+use protocol::mgmt::{state_word, DomainRow, SystemInfo, MGMT_VERSION, PAGE_SIZE};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+/// Seconds of CPU time `ticks` is, if the counter frequency is known.
+pub fn cpu_seconds(ticks: u64, counter_hz: u64) -> Option<f64> {
+    // u64 -> f64 loses precision only beyond 2^53 ticks (years of CPU time).
+    #[allow(clippy::cast_precision_loss)] // see above
+    (counter_hz != 0).then(|| ticks as f64 / counter_hz as f64)
+}
+
+fn seconds_text(s: Option<f64>) -> String {
+    s.map_or_else(|| "-".into(), |s| format!("{s:.1}"))
+}
+
+fn version_text(v: Version) -> String {
+    format!("{}.{}", v.major, v.minor)
+}
+
+/// Why a stopped domain stopped, in words; `None` unless it is stopped.
+pub fn stop_reason(s: &DomainState) -> Option<String> {
+    let DomainState::Stopped(r) = s else {
+        return None;
+    };
+    Some(match r {
+        StopReason::PowerOff => "powered off".into(),
+        StopReason::Reboot => "reboot requested".into(),
+        StopReason::Crashed { code } => format!("crashed (code {code})"),
+        StopReason::Stage2Fault { ipa, esr } => {
+            format!("stage-2 fault at {ipa:#x} (esr {esr:#x})")
+        }
+        StopReason::UnhandledTrap { esr, pc } => {
+            format!("unhandled trap esr {esr:#x} at pc {pc:#x}")
+        }
+        other => format!("{other:?}"),
+    })
+}
+
+/// `vcpus`, or `online/vcpus` while not all are online.
+fn vcpus_text(r: &DomainRow) -> String {
+    if r.vcpus_online == r.vcpus {
+        r.vcpus.to_string()
+    } else {
+        format!("{}/{}", r.vcpus_online, r.vcpus)
+    }
+}
+
+fn name_width(rows: &[DomainRow]) -> usize {
+    rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4)
+}
+
+/// `ctl list`: Name, ID, Mem, VCPUs, State, Time(s), one domain per line.
+pub fn list_table(rows: &[DomainRow], counter_hz: u64) -> String {
+    let w = name_width(rows);
+    let mut s = format!(
+        "{:<w$} {:>5} {:>6} {:>5}  {:<9} {:>9}\n",
+        "Name", "ID", "Mem", "VCPUs", "State", "Time(s)"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{:<w$} {:>5} {:>6} {:>5}  {:<9} {:>9}",
+            r.name,
+            r.id,
+            r.mem_mib,
+            vcpus_text(r),
+            state_word(&r.state),
+            seconds_text(cpu_seconds(r.cpu_ticks, counter_hz)),
+        );
+    }
+    s
+}
+
+/// One domain as JSON (`list --json`, and the base of `top --json`).
+pub fn row_json(r: &DomainRow, counter_hz: u64) -> Value {
+    json!({
+        "name": r.name,
+        "id": r.id,
+        "mem_mib": r.mem_mib,
+        "vcpus": r.vcpus,
+        "vcpus_online": r.vcpus_online,
+        "state": state_word(&r.state),
+        "stop_reason": stop_reason(&r.state),
+        "cpu_seconds": cpu_seconds(r.cpu_ticks, counter_hz),
+        "cpu_ticks": r.cpu_ticks,
+        "exits": r.exits,
+        "irqs_injected": r.irqs_injected,
+        "restarts": r.restarts,
+    })
+}
+
+/// `ctl list --json`.
+pub fn list_json(rows: &[DomainRow], counter_hz: u64) -> Value {
+    json!({ "domains": rows.iter().map(|r| row_json(r, counter_hz)).collect::<Vec<_>>() })
+}
+
+/// `ctl info`: one `key : value` line each, like `xl info`.
+pub fn info_text(i: &SystemInfo) -> String {
+    let free = i.free_pages.saturating_mul(PAGE_SIZE) >> 20;
+    format!(
+        "management protocol : {}\n\
+         capability protocol : {}\n\
+         counter frequency   : {} Hz\n\
+         domains             : {}\n\
+         free memory         : {free} MiB ({} pages)\n",
+        version_text(MGMT_VERSION),
+        version_text(i.protocol_version),
+        i.counter_hz,
+        i.domains,
+        i.free_pages,
+    )
+}
+
+/// `ctl info --json`.
+pub fn info_json(i: &SystemInfo) -> Value {
+    json!({
+        "mgmt_version": version_text(MGMT_VERSION),
+        "protocol_version": version_text(i.protocol_version),
+        "counter_hz": i.counter_hz,
+        "domains": i.domains,
+        "free_pages": i.free_pages,
+        "free_mib": i.free_pages.saturating_mul(PAGE_SIZE) >> 20,
+    })
+}

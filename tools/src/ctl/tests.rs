@@ -1,0 +1,495 @@
+//! Tests of `ctl`: formatting, JSON shape, error wording, and whole sessions against a fake
+//! dom0 on a temporary unix socket (no QEMU).
+
+use super::*;
+use clap::Parser;
+use protocol::control::{DomainState, StopReason, Version, PROTOCOL_VERSION};
+use protocol::mgmt::{
+    decode, encode, DomainRow, FrameDecoder, MgmtError, SystemInfo, MGMT_VERSION,
+};
+use std::io::Read;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+const HZ: u64 = 62_500_000;
+
+fn row(id: u16, name: &str, state: DomainState, secs: u64) -> DomainRow {
+    DomainRow {
+        id,
+        name: name.into(),
+        mem_mib: 8 << id,
+        vcpus: 2,
+        vcpus_online: 2,
+        state,
+        cpu_ticks: secs * HZ + HZ / 4,
+        exits: 1000 * u64::from(id),
+        irqs_injected: 10 * u64::from(id),
+        restarts: 0,
+    }
+}
+
+fn rows() -> Vec<DomainRow> {
+    let mut smp = row(2, "smp", DomainState::Paused, 3);
+    smp.vcpus_online = 1;
+    vec![
+        row(0, "dom0", DomainState::Running, 12),
+        row(1, "rtos", DomainState::Running, 150),
+        smp,
+        row(
+            3,
+            "crashy-guest",
+            DomainState::Stopped(StopReason::Crashed { code: 7 }),
+            0,
+        ),
+    ]
+}
+
+fn system() -> SystemInfo {
+    SystemInfo {
+        protocol_version: PROTOCOL_VERSION,
+        counter_hz: HZ,
+        domains: 4,
+        free_pages: 249_143,
+    }
+}
+
+#[test]
+fn list_table_looks_like_xl_list() {
+    assert_eq!(
+        show::list_table(&rows(), HZ),
+        "\
+Name            ID    Mem VCPUs  State       Time(s)
+dom0             0      8     2  running        12.2
+rtos             1     16     2  running       150.2
+smp              2     32   1/2  paused          3.2
+crashy-guest     3     64     2  crashed         0.2
+"
+    );
+    // Unknown counter frequency: no time rather than a division by zero.
+    assert!(show::list_table(&rows()[..1], 0).ends_with("running           -\n"));
+}
+
+#[test]
+fn list_json_shape() {
+    let v = show::list_json(&rows(), HZ);
+    assert_eq!(v["domains"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        v["domains"][3],
+        json!({
+            "name": "crashy-guest",
+            "id": 3,
+            "mem_mib": 64,
+            "vcpus": 2,
+            "vcpus_online": 2,
+            "state": "crashed",
+            "stop_reason": "crashed (code 7)",
+            "cpu_seconds": 0.25,
+            "cpu_ticks": HZ / 4,
+            "exits": 3000,
+            "irqs_injected": 30,
+            "restarts": 0,
+        })
+    );
+    assert_eq!(v["domains"][0]["stop_reason"], serde_json::Value::Null);
+}
+
+#[test]
+fn info_text_and_json() {
+    assert_eq!(
+        show::info_text(&system()),
+        "\
+management protocol : 1.0
+capability protocol : 1.0
+counter frequency   : 62500000 Hz
+domains             : 4
+free memory         : 973 MiB (249143 pages)
+"
+    );
+    assert_eq!(
+        show::info_json(&system()),
+        json!({
+            "mgmt_version": "1.0",
+            "protocol_version": "1.0",
+            "counter_hz": HZ,
+            "domains": 4,
+            "free_pages": 249_143,
+            "free_mib": 973,
+        })
+    );
+}
+
+#[test]
+fn top_rates_and_table() {
+    let before = rows();
+    let mut after = rows();
+    after[1].cpu_ticks += HZ; // one CPU-second in two seconds: 50 %
+    after[1].exits += 400;
+    after[2].restarts = 1; // restarted: counters start again, no rate
+    let r = top::rates(&before, &after, Duration::from_secs(2), HZ);
+    assert_eq!(r[1].cpu_percent, Some(50.0));
+    assert_eq!(r[1].exits_per_s, Some(200.0));
+    assert_eq!(r[1].irqs_per_s, Some(0.0));
+    assert_eq!(r[2], top::Rates::default());
+    let t = top::top_table(&system(), &after, &r, Duration::from_secs(2));
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(
+        lines[0],
+        "bulkhead top: 4 domains, 973 MiB free, every 2 s (Ctrl-C to quit)"
+    );
+    assert!(
+        lines[2].starts_with("Name            ID  State"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[4].split_whitespace().collect::<Vec<_>>(),
+        ["rtos", "1", "running", "151.2", "50.0", "16", "2", "1400", "200", "10", "0"]
+    );
+    let j = top::top_json(&system(), &after, &r);
+    assert_eq!(j["domains"][1]["cpu_percent"], json!(50.0));
+    assert_eq!(j["domains"][2]["cpu_percent"], serde_json::Value::Null);
+}
+
+#[derive(Parser)]
+struct Cmd {
+    #[command(flatten)]
+    ctl: CtlArgs,
+}
+
+fn parse(args: &[&str]) -> CtlArgs {
+    Cmd::try_parse_from(std::iter::once("ctl").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+        .ctl
+}
+
+#[test]
+fn parses_verbs_and_global_flags() {
+    let a = parse(&["list", "--json"]);
+    assert!(a.json && a.verb == CtlVerb::List);
+    let a = parse(&["--socket", "/tmp/s", "pause", "rtos"]);
+    assert_eq!(a.socket, Some(PathBuf::from("/tmp/s")));
+    assert_eq!(
+        a.verb.request(),
+        Some(Request::Pause {
+            domain: DomainRef::Name("rtos".into())
+        })
+    );
+    assert_eq!(
+        parse(&["destroy", "3"]).verb.request(),
+        Some(Request::Destroy {
+            domain: DomainRef::Id(3)
+        })
+    );
+    assert_eq!(
+        parse(&["top", "--interval", "0.5", "--count", "3"]).verb,
+        CtlVerb::Top {
+            interval: 0.5,
+            count: Some(3)
+        }
+    );
+    assert!(Cmd::try_parse_from(["ctl", "pause"]).is_err());
+    assert!(Cmd::try_parse_from(["ctl", "frobnicate"]).is_err());
+}
+
+/// A unique socket path in the temporary directory.
+fn temp_socket() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("bulkhead-ctl-{}-{n}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// A fake dom0: accepts one connection and answers each request with `answer` (`None`: stay
+/// silent). Returns the requests it saw once the client hangs up.
+fn fake_dom0(
+    socket: &Path,
+    answer: impl Fn(&Request) -> Vec<Response> + Send + 'static,
+) -> JoinHandle<Vec<Request>> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let Some(mut s) = accept_within(&listener, Duration::from_secs(5)) else {
+            return Vec::new();
+        };
+        let mut dec = FrameDecoder::new();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = match s.read(&mut buf) {
+                Ok(0) | Err(_) => return seen,
+                Ok(n) => n,
+            };
+            for frame in dec.feed(&buf[..n]) {
+                let req: Request = decode(&frame.unwrap()).unwrap();
+                for resp in answer(&req) {
+                    s.write_all(&encode(&resp).unwrap()).unwrap();
+                }
+                seen.push(req);
+            }
+        }
+    })
+}
+
+/// The first connection within `limit`, so a test whose client never connects cannot hang.
+fn accept_within(listener: &UnixListener, limit: Duration) -> Option<UnixStream> {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(limit)).unwrap();
+                return Some(s);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    None
+}
+
+/// A fake dom0 with [`rows`] that knows the lifecycle rules well enough for the CLI.
+fn dom0(req: &Request) -> Vec<Response> {
+    let find = |d: &DomainRef| {
+        rows().into_iter().find(|r| match d {
+            DomainRef::Name(n) => r.name == *n,
+            DomainRef::Id(id) => r.id == *id,
+        })
+    };
+    vec![match req {
+        Request::Hello { .. } => Response::Hello {
+            version: MGMT_VERSION,
+        },
+        Request::List | Request::Top => Response::Domains(rows()),
+        Request::Info => Response::System(system()),
+        Request::Unpause { domain } | Request::Pause { domain } => match find(domain) {
+            None => Response::Error(MgmtError::UnknownDomain),
+            Some(r) if matches!(req, Request::Unpause { .. }) && r.state != DomainState::Paused => {
+                Response::Error(MgmtError::WrongState { state: r.state })
+            }
+            Some(_) => Response::Done,
+        },
+        _ => Response::Error(MgmtError::NotSupported {
+            what: "PV shutdown requests (needs the Xen ABI, issue #5)".into(),
+        }),
+    }]
+}
+
+/// Runs `ctl ARGS` against a fresh fake dom0; returns (stdout or error, requests seen).
+fn session(
+    args: &[&str],
+    answer: impl Fn(&Request) -> Vec<Response> + Send + 'static,
+) -> (Result<String, String>, Vec<Request>) {
+    let socket = temp_socket();
+    let server = fake_dom0(&socket, answer);
+    let mut out = Vec::new();
+    let r = run(
+        &parse(args),
+        &socket,
+        Duration::from_millis(500),
+        false,
+        &mut out,
+    );
+    let seen = server.join().unwrap();
+    let _ = std::fs::remove_file(&socket);
+    let r = r
+        .map(|()| String::from_utf8(out).unwrap())
+        .map_err(|e| format!("{e:#}"));
+    (r, seen)
+}
+
+#[test]
+fn list_end_to_end() {
+    let (out, seen) = session(&["list"], dom0);
+    assert_eq!(out.unwrap(), show::list_table(&rows(), HZ));
+    assert_eq!(
+        seen,
+        [
+            Request::Hello {
+                version: MGMT_VERSION
+            },
+            Request::Info,
+            Request::List
+        ]
+    );
+    let (out, _) = session(&["list", "--json"], dom0);
+    let v: serde_json::Value = serde_json::from_str(&out.unwrap()).unwrap();
+    assert_eq!(v, show::list_json(&rows(), HZ));
+    let (out, _) = session(&["info"], dom0);
+    assert_eq!(out.unwrap(), show::info_text(&system()));
+}
+
+#[test]
+fn lifecycle_verbs_end_to_end() {
+    let (out, seen) = session(&["pause", "rtos"], dom0);
+    assert_eq!(out.unwrap(), "pause rtos: done\n");
+    assert_eq!(
+        seen[1],
+        Request::Pause {
+            domain: DomainRef::Name("rtos".into())
+        }
+    );
+    let (out, _) = session(&["--json", "unpause", "2"], dom0);
+    let v: serde_json::Value = serde_json::from_str(&out.unwrap()).unwrap();
+    assert_eq!(v, json!({"ok": true, "verb": "unpause", "domain": "2"}));
+    let cases: [(&[&str], &str); 4] = [
+        (&["pause", "nope"], "pause nope: no such domain"),
+        (
+            &["unpause", "rtos"],
+            "unpause rtos: not allowed while the domain is running",
+        ),
+        (
+            &["shutdown", "rtos"],
+            "shutdown rtos: not supported yet: PV shutdown requests (needs the Xen ABI, issue #5)",
+        ),
+        (
+            &["reboot", "7"],
+            "reboot 7: not supported yet: PV shutdown requests (needs the Xen ABI, issue #5)",
+        ),
+    ];
+    for (args, msg) in cases {
+        assert_eq!(session(args, dom0).0, Err(msg.to_string()), "{args:?}");
+    }
+}
+
+#[test]
+fn top_end_to_end() {
+    let (out, seen) = session(
+        &["top", "--json", "--interval", "0.01", "--count", "2"],
+        dom0,
+    );
+    let out = out.unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0]["domains"][1]["cpu_percent"],
+        serde_json::Value::Null
+    );
+    assert_eq!(lines[1]["domains"][1]["cpu_percent"], json!(0.0));
+    assert_eq!(seen.len(), 5); // hello, then info + top twice
+    let (out, _) = session(&["top", "--interval", "0.01", "--count", "1"], dom0);
+    assert!(out.unwrap().starts_with("bulkhead top: 4 domains"));
+    // Checked before connecting.
+    let e = run(
+        &parse(&["top", "--interval", "0"]),
+        &temp_socket(),
+        REPLY_TIMEOUT,
+        false,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--interval 0: expected seconds between 0 and 3600"
+    );
+}
+
+#[test]
+fn hello_skips_stale_replies_and_checks_the_version() {
+    // Left over from a client that hung up early: skipped.
+    let (out, _) = session(&["list"], |req| {
+        let mut r = dom0(req);
+        if matches!(req, Request::Hello { .. }) {
+            r.insert(0, Response::Done);
+        }
+        r
+    });
+    assert!(out.is_ok());
+    let newer = Version {
+        major: MGMT_VERSION.major + 1,
+        minor: 0,
+    };
+    let expected = format!(
+        "dom0 speaks management protocol {}.0, this tool speaks {}.{}: rebuild and restart \
+         the system with `cargo bulkhead run`",
+        newer.major, MGMT_VERSION.major, MGMT_VERSION.minor
+    );
+    let (out, _) = session(&["list"], move |_| vec![Response::Hello { version: newer }]);
+    assert_eq!(out, Err(expected.clone()));
+    let (out, _) = session(&["list"], move |_| {
+        vec![Response::Error(MgmtError::VersionMismatch { ours: newer })]
+    });
+    assert_eq!(out, Err(expected));
+}
+
+#[test]
+fn silent_or_closed_dom0() {
+    let socket = temp_socket();
+    let server = fake_dom0(&socket, |_| vec![]);
+    let mut out = Vec::new();
+    let e = run(
+        &parse(&["list"]),
+        &socket,
+        Duration::from_millis(200),
+        false,
+        &mut out,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no reply from dom0 within 0.2 s (socket {}): is the system still booting?",
+            socket.display()
+        )
+    );
+    server.join().unwrap();
+    let _ = std::fs::remove_file(&socket);
+
+    // A reply that is not a frame of ours.
+    let socket = temp_socket();
+    let listener = UnixListener::bind(&socket).unwrap();
+    let t = std::thread::spawn(move || {
+        let mut s = accept_within(&listener, Duration::from_secs(5)).unwrap();
+        s.write_all(&[2, 99, 0]).unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    });
+    let e = run(
+        &parse(&["list"]),
+        &socket,
+        Duration::from_millis(500),
+        false,
+        &mut out,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "malformed reply from dom0: frame does not hold a valid message"
+    );
+    t.join().unwrap();
+    let _ = std::fs::remove_file(&socket);
+}
+
+#[test]
+fn no_running_system() {
+    let socket = temp_socket();
+    let mut out = Vec::new();
+    let e = run(&parse(&["list"]), &socket, REPLY_TIMEOUT, false, &mut out).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no running system: start one with `cargo bulkhead run` (socket {} not found)",
+            socket.display()
+        )
+    );
+    // A socket file left by a QEMU that has exited.
+    drop(UnixListener::bind(&socket).unwrap());
+    let e = run(&parse(&["list"]), &socket, REPLY_TIMEOUT, false, &mut out).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "no running system: start one with `cargo bulkhead run` (socket {} has no listener)",
+            socket.display()
+        )
+    );
+    let _ = std::fs::remove_file(&socket);
+    if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+        assert_eq!(
+            client::shown(&default_socket()),
+            "target/bulkhead/mgmt.sock"
+        );
+    }
+}
