@@ -173,6 +173,9 @@ impl Hyp {
         };
         match self.domain(domid) {
             Some(t) if t.instance == instance && !t.dying => Ok(domid),
+            // Restarted, rebuild pending: the new handle already names it (queries show it
+            // stopped for reboot; destroy cancels the rebuild).
+            Some(t) if t.dying && t.restart_pending == Some(instance) => Ok(domid),
             _ => Err(CapError::Stale),
         }
     }

@@ -457,6 +457,8 @@ impl Hyp {
         let Some(d) = self.domain_mut(id) else { return };
         d.dying = true;
         let instance = d.instance;
+        // Destroying a domain whose restart is pending cancels the rebuild.
+        let pending = d.restart_pending.take();
         let parent = d.parent;
         let pages = d.ram_size / PAGE_SIZE;
         let nvcpus = d.vcpus.len();
@@ -466,7 +468,7 @@ impl Hyp {
             .map(|v| usize::from(v.placement.pcpu))
             .collect();
         for slot in self.domains.iter_mut().flatten() {
-            slot.caps.revoke(|c| matches!(c.object, Object::Domain { domid, instance: i } if domid == id && i == instance));
+            slot.caps.revoke(|c| matches!(c.object, Object::Domain { domid, instance: i } if domid == id && (i == instance || Some(i) == pending)));
         }
         // Give the RAM quota back to the memory cap it came from.
         if let Some((pid, mcap)) = parent {

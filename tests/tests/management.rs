@@ -1,0 +1,90 @@
+//! The host manages a running system through dom0's management port: the real `ctl`
+//! client over the real unix socket and virtio console, against a booted system.
+
+use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::default_socket;
+use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use protocol::control::DomainState;
+use protocol::mgmt::{DomainRef, Request, Response};
+use std::time::{Duration, Instant};
+
+fn rtos() -> DomainRef {
+    DomainRef::Name("rtos".into())
+}
+
+/// Connects once dom0's port answers (the system is still booting at first).
+fn connect() -> Client {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match Client::connect(&default_socket(), Duration::from_secs(5)) {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("management port never answered: {e:#}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn rtos_state(c: &mut Client) -> Option<DomainState> {
+    match c.call(&Request::List).expect("list") {
+        Response::Domains(rows) => rows.iter().find(|r| r.name == "rtos").map(|r| r.state),
+        other => panic!("list answered {other:?}"),
+    }
+}
+
+fn done(c: &mut Client, req: Request) {
+    let r = c.call(&req).expect("request");
+    assert_eq!(r, Response::Done, "{req:?}");
+}
+
+#[test]
+fn management_verbs_drive_a_running_system() {
+    let _ = std::fs::remove_file(default_socket());
+    // dom0 prints one audit line per lifecycle action: the boot ends at the last one.
+    let expect = Expect::new()
+        .then(r"\[dom0\] management port ready")
+        .and_then(|e| e.then(r"\[dom0\] mgmt: pause rtos: done"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: unpause rtos: done"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: restart: rtos \(d1\): restarted"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: destroy rtos: done"))
+        .expect("markers");
+    let boot = std::thread::spawn(move || {
+        qemu::run(&RunOptions::test(system("mgmt"), expect, BOOT_TIMEOUT)).expect("boot")
+    });
+
+    let mut c = connect();
+    assert_eq!(rtos_state(&mut c), Some(DomainState::Running));
+    done(&mut c, Request::Pause { domain: rtos() });
+    assert_eq!(rtos_state(&mut c), Some(DomainState::Paused));
+    done(&mut c, Request::Unpause { domain: rtos() });
+    assert_eq!(rtos_state(&mut c), Some(DomainState::Running));
+    // Misuse is refused with a clear error and changes nothing.
+    let e = c
+        .call(&Request::Unpause { domain: rtos() })
+        .expect_err("unpause of a running domain");
+    assert!(
+        format!("{e:#}").contains("not allowed while the domain is running"),
+        "{e:#}"
+    );
+    let e = c
+        .call(&Request::Pause {
+            domain: DomainRef::Name("nope".into()),
+        })
+        .expect_err("pause of an unknown domain");
+    assert!(format!("{e:#}").contains("no such domain"), "{e:#}");
+    assert_eq!(rtos_state(&mut c), Some(DomainState::Running));
+    done(&mut c, Request::Restart { domain: rtos() });
+    done(&mut c, Request::Destroy { domain: rtos() });
+    assert_eq!(
+        rtos_state(&mut c),
+        None,
+        "a destroyed domain is no longer listed"
+    );
+
+    let out = boot.join().expect("boot thread");
+    assert!(
+        out.outcome == Outcome::Matched,
+        "system `mgmt`: {}",
+        out.report(TAIL_LINES)
+    );
+}
