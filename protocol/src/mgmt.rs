@@ -15,6 +15,7 @@
 pub mod frame;
 
 use crate::control::{CapError, DomainInfo, DomainState, StopReason, Version};
+use crate::manifest::ManifestDomain;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -23,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 0 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 1 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -102,6 +103,12 @@ pub enum Request {
     },
     /// Per-domain counters for a refreshing view. Answer: [`Response::Domains`].
     Top,
+    /// Builds and starts a domain from an image already loaded as a boot module, then
+    /// supervises it with its lifecycle policies (`xl create`). Answer: [`Response::Done`].
+    Create {
+        /// The domain, as the tools resolved it from an xl.cfg file.
+        domain: ManifestDomain,
+    },
 }
 
 impl Request {
@@ -118,6 +125,7 @@ impl Request {
             Self::Shutdown { .. } => "shutdown",
             Self::Reboot { .. } => "reboot",
             Self::Top => "top",
+            Self::Create { .. } => "create",
         }
     }
 
@@ -130,7 +138,7 @@ impl Request {
             | Self::Restart { domain }
             | Self::Shutdown { domain }
             | Self::Reboot { domain } => Some(domain),
-            Self::Hello { .. } | Self::List | Self::Info | Self::Top => None,
+            Self::Hello { .. } | Self::List | Self::Info | Self::Top | Self::Create { .. } => None,
         }
     }
 }
@@ -239,6 +247,11 @@ pub enum MgmtError {
     Dom0Protected = 7,
     /// message larger than the frame limit
     TooLarge = 8,
+    /// refused (the reason says why)
+    Refused {
+        /// Why, in words.
+        why: String,
+    } = 9,
 }
 
 impl MgmtError {
@@ -253,6 +266,7 @@ impl MgmtError {
             Self::VersionMismatch { .. } => 6,
             Self::Dom0Protected => 7,
             Self::TooLarge => 8,
+            Self::Refused { .. } => 9,
         }
     }
 }
@@ -276,6 +290,7 @@ impl fmt::Display for MgmtError {
                 "dom0 cannot be paused, destroyed or restarted: it runs the management service",
             ),
             Self::TooLarge => write!(f, "message larger than the {MAX_FRAME}-byte frame limit"),
+            Self::Refused { why } => f.write_str(why),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::ctl::client::Client;
-use bulkhead_tools::ctl::default_socket;
+use bulkhead_tools::ctl::{create_request, default_socket};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 use protocol::control::DomainState;
 use protocol::mgmt::{DomainRef, Request, Response};
@@ -22,6 +22,13 @@ fn connect() -> Client {
             Err(e) if Instant::now() > deadline => panic!("management port never answered: {e:#}"),
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
+    }
+}
+
+fn listed(c: &mut Client, name: &str) -> bool {
+    match c.call(&Request::List).expect("list") {
+        Response::Domains(rows) => rows.iter().any(|r| r.name == name),
+        other => panic!("list answered {other:?}"),
     }
 }
 
@@ -45,6 +52,8 @@ fn management_verbs_drive_a_running_system() {
         .then(r"\[dom0\] management port ready")
         .and_then(|e| e.then(r"\[dom0\] mgmt: pause rtos: done"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: unpause rtos: done"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: create late: started \(d\d+\)"))
+        .and_then(|e| e.then(r"\[late\] PASS"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: restart: rtos \(d1\): restarted"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: destroy rtos: done"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: destroy spare: done"))
@@ -74,6 +83,15 @@ fn management_verbs_drive_a_running_system() {
         .expect_err("pause of an unknown domain");
     assert!(format!("{e:#}").contains("no such domain"), "{e:#}");
     assert_eq!(rtos_state(&mut c), Some(DomainState::Running));
+    // `xl create` at runtime: an xl.cfg domain whose image is already a boot module.
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systems/xl/late.cfg");
+    done(&mut c, create_request(&cfg).expect("late.cfg resolves"));
+    // It checks its capability errors, powers off and is destroyed by its on_poweroff.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while listed(&mut c, "late") {
+        assert!(Instant::now() < deadline, "`late` never powered off");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     done(&mut c, Request::Restart { domain: rtos() });
     done(&mut c, Request::Destroy { domain: rtos() });
     assert_eq!(

@@ -6,11 +6,13 @@
 //! Nothing here blocks or panics on what a client sends: every malformed, oversize or
 //! unanswerable request gets a `Response::Error`.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use protocol::cap::CapHandle;
 use protocol::control::{CapError, DomainInfo, DomainState, Version, PROTOCOL_VERSION};
 use protocol::ids::DomainId;
+use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
     decode, encode, DomainRef, DomainRow, FrameDecoder, MgmtError, Request, Response, SystemInfo,
     MGMT_VERSION,
@@ -55,6 +57,13 @@ pub trait DomainOps {
     fn protocol_version(&mut self) -> Version {
         PROTOCOL_VERSION
     }
+    /// Builds, starts and supervises a new domain from a boot-module image; its id.
+    fn create(&mut self, domain: &ManifestDomain) -> Result<u16, MgmtError> {
+        let _ = domain;
+        Err(MgmtError::NotSupported {
+            what: "creating domains".into(),
+        })
+    }
 }
 
 /// Answers one request.
@@ -88,6 +97,14 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         }
         Request::Destroy { domain } => lifecycle(ops, domain, None, |o, id| o.destroy(id)),
         Request::Restart { domain } => lifecycle(ops, domain, None, |o, id| o.restart(id)),
+        Request::Create { domain } => {
+            if ops.domains().iter().any(|d| d.name == domain.name) {
+                return Err(MgmtError::Refused {
+                    why: format!("a domain named `{}` already exists", domain.name),
+                });
+            }
+            ops.create(domain).map(|_| Response::Done)
+        }
         Request::Shutdown { domain } | Request::Reboot { domain } => {
             resolve(ops, domain)?;
             Err(MgmtError::NotSupported {

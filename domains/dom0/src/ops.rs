@@ -1,12 +1,16 @@
 //! dom0's capability calls behind the management service ([`dom0::mgmt::DomainOps`]): the
 //! host's `ctl` verbs act on the domains the supervisor watches.
 
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use bulkhead_runtime::{cap, println, timer, StartInfo};
 use dom0::mgmt::{DomainEntry, DomainOps};
-use dom0::Supervisor;
+use dom0::{plan_domain, Policy, Supervisor};
 use protocol::cap::{CapDetail, CapKind};
 use protocol::control::{CapError, DomainInfo, DomainState};
+use protocol::manifest::ManifestDomain;
+use protocol::mgmt::MgmtError;
 
 /// The supervisor's domains, reached through dom0's Domain caps.
 pub struct Ops<'a> {
@@ -114,6 +118,29 @@ impl DomainOps for Ops<'_> {
         let (line, _) = self.sup.restarted(i, r, timer::now());
         println!("mgmt: restart: {line}");
         ok
+    }
+
+    fn create(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {
+        let caps = cap::cap_list().map_err(MgmtError::Capability)?;
+        let running: Vec<String> = self
+            .sup
+            .domains()
+            .iter()
+            .filter(|w| !w.is_gone())
+            .map(|w| w.name.clone())
+            .collect();
+        let spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
+            why: format!("cannot create {}: {e}", d.name),
+        })?;
+        let (handle, domid) = cap::domain_create(&spec).map_err(MgmtError::Capability)?;
+        if let Err(e) = cap::domain_start(handle) {
+            let _ = cap::domain_destroy(handle);
+            return Err(MgmtError::Capability(e));
+        }
+        self.sup
+            .watch(&d.name, domid, handle, DomainState::Running, Policy::of(d));
+        println!("mgmt: create {}: started (d{domid})", d.name);
+        Ok(domid)
     }
 
     fn counter_hz(&mut self) -> u64 {

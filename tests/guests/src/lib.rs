@@ -4,7 +4,8 @@
 //! Output markers (matched by the QEMU tests after the `[<domain>] ` prefix): `PASS`,
 //! `FAIL: <what>: expected <e> got <g>`, `touching <addr>`, `FAIL: survived`,
 //! `vcpu1 online`, `vcpu0 got SGI 1 from vcpu1`, `FAIL: no SGI`,
-//! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`.
+//! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`,
+//! `load vcpu<N> running`.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,9 @@ pub enum Mode {
     Bench,
     /// Panic on purpose after a short while (exercises on_crash policies).
     Crash,
+    /// CPU-and-interrupt-heavy load on every vCPU: busy arithmetic, a fast virtual timer
+    /// and SGIs to the next vCPU (the neighbour of `bench rt` and the RTOS tests).
+    Load,
 }
 
 /// The mode from the command line, or the offending value.
@@ -38,6 +42,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("badcap") => Ok(Mode::Badcap),
         Some("bench") => Ok(Mode::Bench),
         Some("crash") => Ok(Mode::Crash),
+        Some("load") => Ok(Mode::Load),
         Some(other) => Err(other),
         None => Err(""),
     }
@@ -45,6 +50,18 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
 
 /// The SGI the smp test sends.
 pub const SMP_SGI: u32 = 1;
+/// The SGI the load mode sends between vCPUs.
+pub const LOAD_SGI: u32 = 3;
+/// Virtual-timer period of the load mode, in µs.
+pub const LOAD_TIMER_US: u64 = 50;
+/// Busy-loop rounds between two SGIs of the load mode.
+pub const LOAD_ROUNDS_PER_SGI: u32 = 2_000;
+
+/// The vCPU a load vCPU sends its SGIs to: the next one, wrapping (itself if alone).
+pub fn load_peer(vcpu: usize, vcpus: usize) -> usize {
+    (vcpu + 1) % vcpus.max(1)
+}
+
 /// Null hypercalls the bench times.
 pub const BENCH_CALLS: u32 = 10_000;
 /// How far past the end of RAM the oob test reads.
@@ -198,7 +215,9 @@ mod tests {
     fn modes() {
         assert_eq!(parse_mode("mode=smp"), Ok(Mode::Smp));
         assert_eq!(parse_mode("x=1 mode=badcap"), Ok(Mode::Badcap));
+        assert_eq!(parse_mode("mode=load"), Ok(Mode::Load));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
+        assert_eq!((load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)), (1, 0, 0));
         assert_eq!(parse_mode(""), Err(""));
     }
 

@@ -56,6 +56,17 @@ pub enum CtlVerb {
     Shutdown(Target),
     /// Ask a domain to reboot cleanly.
     Reboot(Target),
+    /// Build and start a domain from an xl.cfg file (`xl create`). Its kernel must be an
+    /// image the running system already has as a boot module (a built-in domain such as
+    /// `testguest`, or a file packed into this system).
+    Create {
+        /// The xl.cfg file.
+        #[arg(value_name = "FILE.cfg")]
+        file: PathBuf,
+        /// Attach to the new domain's console afterwards (not available yet).
+        #[arg(short = 'c')]
+        console: bool,
+    },
     /// Per-domain CPU time, memory, exits and interrupts, refreshing.
     Top {
         /// Seconds between refreshes.
@@ -86,7 +97,7 @@ impl CtlVerb {
             Self::Restart(t) => Request::Restart { domain: d(t) },
             Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
             Self::Reboot(t) => Request::Reboot { domain: d(t) },
-            Self::List | Self::Info | Self::Top { .. } => return None,
+            Self::List | Self::Info | Self::Top { .. } | Self::Create { .. } => return None,
         })
     }
 }
@@ -133,6 +144,32 @@ pub fn run(
                 write!(out, "{}", show::info_text(&info))?;
             }
         }
+        CtlVerb::Create { file, console } => {
+            let req = create_request(file)?;
+            let Request::Create { domain } = &req else {
+                bail!("internal error: not a create request");
+            };
+            let name = domain.name.clone();
+            let Response::Done = c.call(&req)? else {
+                bail!("unexpected reply from dom0 to create");
+            };
+            if args.json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "ok": true, "verb": "create", "domain": name })
+                )?;
+            } else {
+                writeln!(out, "create {name}: started")?;
+            }
+            if *console {
+                eprintln!(
+                    "bulkhead: console attach is not available yet: every domain's console is on \
+                     the board's UART (`cargo bulkhead run`'s terminal); press Ctrl-A three \
+                     times there to send input to {name}"
+                );
+            }
+        }
         CtlVerb::Top { interval, count } => {
             let opts = top::TopOptions {
                 every: Duration::from_secs_f64(*interval),
@@ -162,6 +199,24 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// The `Create` request for an xl.cfg file, validated exactly as a system description's
+/// `config = "…"` domain (errors name the .cfg file, line and key).
+pub fn create_request(file: &Path) -> Result<Request> {
+    let file =
+        std::fs::canonicalize(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let holder = file.with_extension("ctl-create.toml");
+    let text = format!("[[domain]]\nconfig = {:?}\n", file.display().to_string());
+    let system = crate::system::System::parse(&holder, &text, crate::system::Overrides::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (manifest, _) = crate::image::manifest(&system).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let domain = manifest
+        .domains
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{}: no domain", file.display()))?;
+    Ok(Request::Create { domain })
 }
 
 fn system(c: &mut Client) -> Result<protocol::mgmt::SystemInfo> {

@@ -493,3 +493,29 @@ fn no_running_system() {
         );
     }
 }
+
+#[test]
+fn create_resolves_an_xl_cfg_like_a_system_description() {
+    let dir = std::env::temp_dir().join(format!("bulkhead-ctl-create-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("late.cfg");
+    std::fs::write(
+        &good,
+        "name = \"late\"\nkernel = \"testguest\"\nmemory = 8\nextra = \"mode=smp\"\n",
+    )
+    .unwrap();
+    match super::create_request(&good).unwrap() {
+        Request::Create { domain } => {
+            assert_eq!(domain.name, "late");
+            assert_eq!(domain.image, "testguest");
+            assert_eq!(domain.mem_mib, 8);
+            assert_eq!(domain.cmdline, "mode=smp");
+        }
+        other => panic!("{other:?}"),
+    }
+    let bad = dir.join("bad.cfg");
+    std::fs::write(&bad, "name = \"bad\"\nkernel = \"testguest\"\ncolour = 3\n").unwrap();
+    let e = format!("{:#}", super::create_request(&bad).unwrap_err());
+    assert!(e.contains("bad.cfg:3") && e.contains("colour"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
