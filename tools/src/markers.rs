@@ -3,6 +3,9 @@
 //! An [`Expect`] is a list of steps matched in order; a step is a set of regexes matched in
 //! any order. Each console line satisfies at most one regex, so the same regex listed twice
 //! needs two lines, and the line that completes a step does not count towards the next.
+//!
+//! An [`Expect`] may also script console input: [`Expect::send_when`] sends bytes to the
+//! guest the first time a line matches (e.g. a shell prompt), independently of the steps.
 
 use anyhow::{Context, Result};
 use regex::Regex;
@@ -12,6 +15,7 @@ use regex::Regex;
 pub struct Expect {
     steps: Vec<Vec<Regex>>,
     forbid: Vec<Regex>,
+    inputs: Vec<(Regex, Vec<u8>)>,
 }
 
 /// Progress of an [`Expect`] over a console.
@@ -20,6 +24,7 @@ pub struct Matcher {
     expect: Expect,
     step: usize,
     pending: Vec<bool>,
+    sent: Vec<bool>,
 }
 
 /// What one console line did.
@@ -61,6 +66,19 @@ impl Expect {
         Ok(self)
     }
 
+    /// Sends `bytes` to the guest's console the first time a line matches `pattern`
+    /// (each trigger fires once; several may fire on one line, in the order added).
+    pub fn send_when(mut self, pattern: &str, bytes: &[u8]) -> Result<Self> {
+        let re = Regex::new(pattern).with_context(|| format!("bad regex {pattern:?}"))?;
+        self.inputs.push((re, bytes.to_vec()));
+        Ok(self)
+    }
+
+    /// Whether any console input is scripted.
+    pub fn has_input(&self) -> bool {
+        !self.inputs.is_empty()
+    }
+
     /// Whether there is anything to wait for.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
@@ -73,6 +91,7 @@ impl Expect {
             expect: self.clone(),
             step: 0,
             pending,
+            sent: vec![false; self.inputs.len()],
         }
     }
 
@@ -113,6 +132,19 @@ impl Matcher {
         } else {
             Event::None
         }
+    }
+
+    /// The console input `line` triggers (empty if none): the bytes of every not yet
+    /// fired [`Expect::send_when`] whose pattern matches it.
+    pub fn input(&mut self, line: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, (re, bytes)) in self.expect.inputs.iter().enumerate() {
+            if !self.sent[i] && re.is_match(line) {
+                self.sent[i] = true;
+                out.extend_from_slice(bytes);
+            }
+        }
+        out
     }
 
     /// Whether every step matched.
@@ -187,6 +219,23 @@ mod tests {
         let mut m = e.matcher();
         assert!(matches!(m.line("[oob] FAIL"), Event::Forbidden(_)));
         assert_eq!(m.line("ok"), Event::Done);
+    }
+
+    #[test]
+    fn scripted_input_fires_once_per_trigger() {
+        let e = Expect::new()
+            .then("done")
+            .unwrap()
+            .send_when("prompt", b"ab")
+            .unwrap()
+            .send_when("prom", b"c")
+            .unwrap();
+        assert!(e.has_input());
+        let mut m = e.matcher();
+        assert_eq!(m.input("nothing"), b"");
+        assert_eq!(m.input("prompt>"), b"abc");
+        assert_eq!(m.input("prompt>"), b"");
+        assert_eq!(m.line("done"), Event::Done);
     }
 
     #[test]

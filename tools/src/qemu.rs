@@ -3,7 +3,8 @@
 //!
 //! Threads: one reader per QEMU output pipe (stdout, stderr) forwards bytes to the log and
 //! (optionally) our stdout and sends complete lines to the caller's thread, which alone
-//! matches markers and decides when to stop QEMU.
+//! matches markers, writes scripted console input (QEMU's stdin) and decides when to stop
+//! QEMU.
 
 use crate::image::{self, ImageOptions};
 use crate::markers::{Event, Expect};
@@ -123,16 +124,68 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     if opts.icount {
         args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
     }
-    let log_path = new_log_path(&packed.system.name)?;
+    launch(&args, &packed.dir, &packed.system.name, opts)
+}
+
+/// Boots a bare-metal ELF `kernel` on QEMU virt without virtualization (it starts at EL1)
+/// with `cmdline` at the runtime's native command-line address; `opts.system` only names
+/// the log. Used for the native baselines of benchmarks.
+pub fn run_native(kernel: &Path, cmdline: &str, smp: u16, opts: &RunOptions) -> Result<RunOutcome> {
+    let dir = paths::out_dir().join("native");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let line = dir.join("cmdline.bin");
+    let mut bytes = cmdline.as_bytes().to_vec();
+    bytes.push(0);
+    std::fs::write(&line, bytes).with_context(|| format!("cannot write {}", line.display()))?;
+    let mut args: Vec<String> = [
+        "-M",
+        "virt,gic-version=3",
+        "-cpu",
+        "max",
+        "-smp",
+        &smp.to_string(),
+        "-m",
+        "512",
+        "-nographic",
+        "-kernel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(kernel.display().to_string());
+    args.push("-device".into());
+    args.push(format!(
+        "loader,file={},addr={NATIVE_CMDLINE_ADDR:#x},force-raw=on",
+        line.display()
+    ));
+    if opts.icount {
+        args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+    }
+    let name = opts
+        .system
+        .file_stem()
+        .map_or("native".into(), |s| s.to_string_lossy().into_owned());
+    launch(&args, &dir, &name, opts)
+}
+
+/// Where the `native` runtime build reads its command line (`board::NATIVE_CMDLINE_ADDR`:
+/// 0x4000_0000 plus its 64 MiB of RAM).
+pub const NATIVE_CMDLINE_ADDR: u64 = 0x4400_0000;
+
+/// Starts QEMU with `args` in `dir` and watches its console (see [`run`]).
+fn launch(args: &[String], dir: &Path, name: &str, opts: &RunOptions) -> Result<RunOutcome> {
+    let log_path = new_log_path(name)?;
     let log =
         Arc::new(Mutex::new(File::create(&log_path).with_context(|| {
             format!("cannot create {}", log_path.display())
         })?));
     let mut child = Command::new(crate::deps::QEMU)
-        .args(&args)
-        .current_dir(&packed.dir)
+        .args(args)
+        .current_dir(dir)
         .stdin(if opts.interactive {
             Stdio::inherit()
+        } else if opts.expect.has_input() {
+            Stdio::piped()
         } else {
             Stdio::null()
         })
@@ -140,6 +193,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", crate::deps::QEMU))?;
+    let mut stdin = child.stdin.take();
     let (tx, rx) = mpsc::channel();
     let readers = [
         child
@@ -169,11 +223,14 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             d.saturating_duration_since(Instant::now())
         });
         match rx.recv_timeout(wait) {
-            Ok(Msg::Line(line)) if watching => match matcher.line(&line) {
-                Event::Done => break Outcome::Matched,
-                Event::Forbidden(why) => break Outcome::Forbidden(why),
-                Event::None => {}
-            },
+            Ok(Msg::Line(line)) if watching => {
+                send_input(&mut stdin, &matcher.input(&line));
+                match matcher.line(&line) {
+                    Event::Done => break Outcome::Matched,
+                    Event::Forbidden(why) => break Outcome::Forbidden(why),
+                    Event::None => {}
+                }
+            }
             Ok(Msg::Line(_)) => {}
             Ok(Msg::Eof) => {
                 open -= 1;
@@ -206,6 +263,18 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         log_path,
         waiting_for: matcher.waiting_for(),
     })
+}
+
+/// Writes guest console input to QEMU's stdin. Bytes go to the guest's UART as they are:
+/// with a piped (non-terminal) stdin QEMU's `-nographic` multiplexer passes Ctrl-A through
+/// (checked: three 0x01 bytes switch the microvisor's console focus once).
+fn send_input(stdin: &mut Option<std::process::ChildStdin>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Some(s) = stdin.as_mut() {
+        let _ = s.write_all(bytes).and_then(|()| s.flush());
+    }
 }
 
 /// Copies a pipe to the log (and stdout), sends its lines; returns all its bytes.

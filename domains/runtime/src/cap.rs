@@ -57,8 +57,7 @@ mod hw {
     use protocol::cap::{CapHandle, CapInfo};
     use protocol::control::{
         CapError, CapOp, DomainInfo, DomainSpec, Version, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES,
-        MSG_PAGE_SIZE,
-        PROTOCOL_VERSION,
+        MSG_PAGE_SIZE, PROTOCOL_VERSION,
     };
     use protocol::layout::MAX_VCPUS;
 
@@ -229,8 +228,32 @@ mod hw {
     /// into `buf`, at most [`CONSOLE_READ_BYTES`]; returns the count (0: nothing waiting).
     /// Never blocks. Bytes beyond `buf.len()` are lost, so pass a 16-byte buffer.
     pub fn console_read(buf: &mut [u8]) -> Result<usize, CapError> {
+        #[cfg(feature = "native")]
+        {
+            // Bare metal: the PL011's receive FIFO is ours.
+            let mut n = 0;
+            while n < buf.len().min(CONSOLE_READ_BYTES) {
+                match arch::uart_getc() {
+                    Some(b) => buf[n] = b,
+                    None => break,
+                }
+                n += 1;
+            }
+            Ok(n)
+        }
+        #[cfg(not(feature = "native"))]
+        {
+            console_read_hvc(buf)
+        }
+    }
+
+    #[cfg(not(feature = "native"))]
+    fn console_read_hvc(buf: &mut [u8]) -> Result<usize, CapError> {
         ready()?;
-        let r = call(CapOp::ConsoleRead, [buf.len().min(CONSOLE_READ_BYTES) as u64, 0, 0, 0, 0, 0])?;
+        let r = call(
+            CapOp::ConsoleRead,
+            [buf.len().min(CONSOLE_READ_BYTES) as u64, 0, 0, 0, 0, 0],
+        )?;
         let n = (r[0] as usize).min(buf.len()).min(CONSOLE_READ_BYTES);
         let mut bytes = [0u8; CONSOLE_READ_BYTES];
         bytes[..8].copy_from_slice(&r[1].to_le_bytes());
@@ -241,7 +264,11 @@ mod hw {
 
     /// `Crash`: reports an unrecoverable error; the microvisor stops this domain.
     pub fn crash(code: u64) -> ! {
+        // Bare metal has no microvisor to report to: power off.
+        #[cfg(not(feature = "native"))]
         let _ = arch::hvc(u64::from(CapOp::Crash.function_id()), [code, 0, 0, 0, 0, 0]);
+        #[cfg(feature = "native")]
+        let _ = code;
         // Only reached if the microvisor refused (it never should): stop anyway.
         crate::psci::system_off()
     }

@@ -93,17 +93,38 @@ pub use hw::*;
 
 #[cfg(target_os = "none")]
 mod hw {
-    use super::{pack, LineBuf, StackBuf};
+    #[cfg(not(feature = "native"))]
+    use super::pack;
+    use super::{LineBuf, StackBuf};
     use crate::arch;
     use core::fmt::{self, Write};
+    #[cfg(not(feature = "native"))]
     use protocol::control::{CapOp, CONSOLE_REG_BYTES};
     use protocol::layout::MAX_VCPUS;
 
     static LINES: [spin::Mutex<LineBuf>; MAX_VCPUS] =
         [const { spin::Mutex::new(LineBuf::new()) }; MAX_VCPUS];
 
+    /// Writes bytes straight to the PL011, prefixing each line with `[native] ` as the
+    /// microvisor prefixes a domain's lines with its name.
+    #[cfg(feature = "native")]
+    pub fn write_raw(bytes: &[u8]) {
+        use core::sync::atomic::{AtomicBool, Ordering};
+        static LINE_START: AtomicBool = AtomicBool::new(true);
+        for &b in bytes {
+            if LINE_START.swap(false, Ordering::Relaxed) {
+                b"[native] ".iter().for_each(|&c| arch::uart_putc(c));
+            }
+            arch::uart_putc(b);
+            if b == b'\n' {
+                LINE_START.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Writes bytes straight to the console, 40 at a time, ignoring errors (there is
     /// nowhere to report them).
+    #[cfg(not(feature = "native"))]
     pub fn write_raw(bytes: &[u8]) {
         for chunk in bytes.chunks(CONSOLE_REG_BYTES) {
             let r = pack(chunk);

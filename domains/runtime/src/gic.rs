@@ -29,6 +29,8 @@ pub const GICR_IPRIORITYR: u64 = 0x400;
 pub const PRIORITY: u8 = 0xA0;
 /// `GICD_ISENABLER<n>`.
 pub const GICD_ISENABLER: u64 = 0x100;
+/// `GICD_ICENABLER<n>`.
+pub const GICD_ICENABLER: u64 = 0x180;
 /// `GICD_IROUTER<n>`.
 pub const GICD_IROUTER: u64 = 0x6000;
 /// INTIDs at and above this are special (1023 = spurious).
@@ -140,6 +142,14 @@ mod hw {
             gicd(GICD_ISENABLER + 4 * u64::from(intid / 32)),
             1 << (intid % 32),
         );
+    }
+
+    /// Masks SPI `intid` at the distributor (a threaded handler masks a level-triggered
+    /// device interrupt until the device has been serviced outside interrupt context).
+    pub fn disable_spi(intid: u32) {
+        if (32..1020).contains(&intid) {
+            gic_write32(gicd(GICD_ICENABLER + 4 * u64::from(intid / 32)), 1 << (intid % 32));
+        }
     }
 
     /// Disables SGI/PPI `intid` (< 32) on the calling vCPU.

@@ -17,6 +17,7 @@ mod hw {
     pub use crate::arch::{enable_irqs, without_interrupts};
 
     static HANDLER: spin::Mutex<Option<fn(u32)>> = spin::Mutex::new(None);
+    static POST: spin::Mutex<Option<fn()>> = spin::Mutex::new(None);
 
     /// Waits in WFI until `cond` holds. The check and the WFI run with IRQs masked (WFI
     /// still wakes on a pending interrupt, which is taken right after), so an interrupt
@@ -34,6 +35,13 @@ mod hw {
     /// Registers the domain's interrupt handler (replacing any previous one).
     pub fn set_handler(handler: fn(u32)) {
         without_interrupts(|| *HANDLER.lock() = Some(handler));
+    }
+
+    /// Registers a function run once per IRQ exception after every interrupt has been
+    /// ended (EOI), still with IRQs masked: a thread scheduler preempts from here, so the
+    /// interrupt is already deactivated when another thread takes over.
+    pub fn set_post_handler(post: fn()) {
+        without_interrupts(|| *POST.lock() = Some(post));
     }
 
     /// Sets up the GIC for the first vCPU: distributor plus this vCPU's redistributor and
@@ -58,6 +66,10 @@ mod hw {
                 None => {}
             }
             gic::eoi(intid);
+        }
+        let post = *POST.lock();
+        if let Some(p) = post {
+            p();
         }
         arch::isb();
     }

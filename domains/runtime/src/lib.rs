@@ -14,6 +14,7 @@ extern crate alloc;
 
 #[allow(unsafe_code)] // the one module allowed asm, system registers and raw pointers
 pub mod arch;
+pub mod board;
 pub mod cap;
 pub mod cmdline;
 pub mod console;
@@ -24,6 +25,7 @@ pub mod pmu;
 pub mod psci;
 pub mod smp;
 pub mod start;
+pub mod threads;
 pub mod timer;
 
 pub use protocol;

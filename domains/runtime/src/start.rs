@@ -29,7 +29,36 @@ mod hw {
         psci::system_off()
     }
 
+    /// Called by `_start` on CPU 0 of the `native` build: no boot registers and no start
+    /// info, so the heap spans the image end to `board::NATIVE_RAM` and the start info is
+    /// made up (name `native`, command line from `board::NATIVE_CMDLINE_ADDR`).
+    #[cfg(feature = "native")]
+    pub(crate) fn primary(_x0: u64, _x1: u64, _x2: u64, heap_start: u64) {
+        use alloc::string::String;
+        let ram_base = GUEST_RAM_BASE.as_u64();
+        let ram_size = crate::board::NATIVE_RAM;
+        let _ = (START_INFO_RESERVE, GUEST_RAM_MAX);
+        if heap_start.saturating_add(64 * 1024) > ram_base + ram_size {
+            fatal(format_args!("runtime: image too large for native RAM\n"));
+        }
+        crate::HEAP.init(heap_start, ram_base + ram_size);
+        let info = StartInfo {
+            version: protocol::control::PROTOCOL_VERSION,
+            domid: 0,
+            name: String::from("native"),
+            ram_base,
+            ram_size,
+            vcpus: 1,
+            counter_hz: arch::cntfrq(),
+            cmdline: arch::native_cmdline(),
+            phys_offset: 0,
+        };
+        arch::call_domain_main(INFO.call_once(|| info));
+        psci::system_off()
+    }
+
     /// Called by `_start` on vCPU 0 with the boot registers and the linker's heap start.
+    #[cfg(not(feature = "native"))]
     pub(crate) fn primary(info_ipa: u64, info_len: u64, ram_size: u64, heap_start: u64) {
         let ram_base = GUEST_RAM_BASE.as_u64();
         if !(START_INFO_RESERVE..=GUEST_RAM_MAX).contains(&ram_size) {

@@ -217,7 +217,10 @@ mod tests {
         assert_eq!(parse_mode("x=1 mode=badcap"), Ok(Mode::Badcap));
         assert_eq!(parse_mode("mode=load"), Ok(Mode::Load));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
-        assert_eq!((load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)), (1, 0, 0));
+        assert_eq!(
+            (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),
+            (1, 0, 0)
+        );
         assert_eq!(parse_mode(""), Err(""));
     }
 

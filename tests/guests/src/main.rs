@@ -123,7 +123,9 @@ mod shell {
         let mut x = me as u64;
         loop {
             for i in 0..LOAD_ROUNDS_PER_SGI {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(u64::from(i));
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(u64::from(i));
             }
             core::hint::black_box(x);
             if peer != me {

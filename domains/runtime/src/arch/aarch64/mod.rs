@@ -16,5 +16,5 @@ pub use context::{switch_to, thread_create, thread_current, MAX_THREADS};
 pub(crate) use mem::copy_start_info;
 pub use mem::{gic_read32, gic_write32, msg_page_ipa, msg_read, msg_write, probe_read32, Heap};
 #[cfg(feature = "native")]
-pub use native::{uart_getc, uart_putc};
+pub use native::{native_cmdline, uart_getc, uart_putc};
 pub use regs::*;

@@ -47,6 +47,15 @@ write_sysreg!(
     /// CNTV_CVAL_EL0, the virtual timer's absolute deadline.
     set_cntv_cval, "cntv_cval_el0");
 read_sysreg!(
+    /// DAIF (bit 7 = IRQs masked).
+    daif, "daif");
+read_sysreg!(
+    /// PMCCNTR_EL0, the cycle counter.
+    pmccntr, "pmccntr_el0");
+write_sysreg!(
+    /// PMCCFILTR_EL0, the cycle counter's filter.
+    set_pmccfiltr, "pmccfiltr_el0");
+read_sysreg!(
     /// ESR_EL1.
     esr, "esr_el1");
 read_sysreg!(
