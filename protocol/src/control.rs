@@ -118,6 +118,12 @@ pub enum CapOp {
     /// INTIDs. Returns `x1` = MMIO base, `x2` = size. Idempotent for the same holder; a
     /// device already mapped by another domain is `WrongState`.
     DeviceMap = 18,
+    /// Holder of a Console cap with READ (dom0). `x1` = offset in the console history.
+    /// Copies up to a page of the microvisor's console output (its own log and every
+    /// domain's lines) into the message page: `x1` = bytes copied, `x2` = offset of the first
+    /// byte copied (later than asked if that part was overwritten), `x3` = bytes written so
+    /// far in total. Idempotent.
+    LogRead = 19,
 }
 
 impl TryFrom<u32> for CapOp {
@@ -143,6 +149,7 @@ impl TryFrom<u32> for CapOp {
             16 => Self::DomainRestart,
             17 => Self::DomainEvents,
             18 => Self::DeviceMap,
+            19 => Self::LogRead,
             _ => return Err(CapError::UnknownCall),
         })
     }

@@ -148,7 +148,10 @@ mod hw {
     /// device interrupt until the device has been serviced outside interrupt context).
     pub fn disable_spi(intid: u32) {
         if (32..1020).contains(&intid) {
-            gic_write32(gicd(GICD_ICENABLER + 4 * u64::from(intid / 32)), 1 << (intid % 32));
+            gic_write32(
+                gicd(GICD_ICENABLER + 4 * u64::from(intid / 32)),
+                1 << (intid % 32),
+            );
         }
     }
 

@@ -280,9 +280,10 @@ fn build_dom0(hyp: &mut Hyp) {
         panic!("no boot module labelled `{DOM0_LABEL}`: nothing to run");
     };
     let mut caps = Vec::new();
+    // dom0 may also read the console history back (`ctl dmesg`).
     caps.push(Capability {
         object: Object::Console,
-        rights: Rights::WRITE,
+        rights: Rights::READ | Rights::WRITE,
     });
     for (i, m) in hyp.platform.modules.as_slice().iter().enumerate() {
         if m.label() != DOM0_LABEL {

@@ -131,6 +131,22 @@ impl Hyp {
                 Ok([h.to_raw(), u64::from(target.0), 0])
             }
             CapOp::DeviceMap => self.device_map(id, a[0]),
+            CapOp::LogRead => {
+                let d = self.domain(id).ok_or(CapError::Stale)?;
+                let readable = d
+                    .caps
+                    .iter()
+                    .any(|(_, c)| c.object == Object::Console && c.rights.contains(Rights::READ));
+                if !readable {
+                    return Err(CapError::NoRights);
+                }
+                let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+                let mut buf = alloc::vec![0u8; MSG_PAGE_SIZE];
+                let (start, n, total) = crate::log::read_history(a[0], &mut buf);
+                // SAFETY: the message page was validated to lie in the caller's RAM.
+                unsafe { mem::copy_to(page.as_u64(), &buf[..n]) };
+                Ok([n as u64, start, total])
+            }
             CapOp::DomainEvents => {
                 let d = self.domain_mut(id).ok_or(CapError::Stale)?;
                 let events = core::mem::take(&mut d.child_events);
