@@ -10,6 +10,7 @@ use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self, cpu::hcr};
 use crate::sched::{VcpuKey, TIME_SLICE_US};
+use crate::vgic::lr;
 use protocol::control::StopReason;
 
 /// `CNTV_CTL_EL0.IMASK`.
@@ -97,6 +98,16 @@ impl Hyp {
         let d = self.domain_mut(id).expect("checked above");
         read_lrs(&mut d.vcpus[v].lrs[..n]);
         write_lrs(&[0; crate::arch::context::MAX_LRS][..n]);
+        // A hardware-linked LR still in flight: deactivate the physical interrupt now (the
+        // next vCPU here needs it) and keep only the virtual one.
+        for slot in d.vcpus[v].lrs[..n].iter_mut() {
+            if *slot & lr::HW != 0 {
+                if *slot & lr::STATE_MASK != 0 {
+                    gic::deactivate(((*slot >> 32) & 0x1fff) as u32);
+                }
+                *slot &= !(lr::HW | (0x1fff << 32));
+            }
+        }
         self.free_if_unloaded(id, cpu);
     }
 
@@ -226,7 +237,13 @@ impl Hyp {
                 break;
             }
             match intid {
-                VTIMER_PPI => self.vtimer_fired(cpu),
+                VTIMER_PPI => {
+                    if self.vtimer_fired(cpu) {
+                        // Handed over with a hardware-linked LR: the guest's EOI deactivates.
+                        gic::drop_priority(intid);
+                        continue;
+                    }
+                }
                 HYP_TIMER_PPI => {
                     arch::set_hyp_timer(None);
                     self.resched[cpu] = true;
@@ -241,17 +258,43 @@ impl Hyp {
         }
     }
 
-    /// The loaded vCPU's virtual timer expired: mask it until the guest finishes with the
-    /// virtual interrupt, and inject it.
-    fn vtimer_fired(&mut self, cpu: usize) {
-        let ctl = read_cntv_ctl_el0();
-        write_cntv_ctl_el0(ctl | CNTV_IMASK);
-        let Some(key) = self.loaded[cpu] else { return };
+    /// The loaded vCPU's virtual timer expired. A pinned-exclusive vCPU gets it through a
+    /// hardware-linked list register (returns true: the caller only drops priority and the
+    /// guest's EOI deactivates the physical interrupt, so no second exit). Otherwise the
+    /// timer is masked until the guest finishes with the virtual interrupt.
+    fn vtimer_fired(&mut self, cpu: usize) -> bool {
+        let Some(key) = self.loaded[cpu] else {
+            write_cntv_ctl_el0(read_cntv_ctl_el0() | CNTV_IMASK);
+            return false;
+        };
         let (id, v) = key_parts(key);
+        let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
-            d.vcpus[v].vtimer_masked = true;
+            let priority = d.vgic.enabled_priority(v, VTIMER_PPI);
+            let vcpu = &mut d.vcpus[v];
+            let in_lr = vcpu.lrs[..n]
+                .iter()
+                .any(|&lr| lr as u32 == VTIMER_PPI && lr >> 62 != 0);
+            let free = vcpu.lrs[..n].iter().position(|&lr| lr >> 62 == 0);
+            if let (true, Some(priority), false, Some(slot)) =
+                (vcpu.placement.exclusive, priority, in_lr, free)
+            {
+                let lr = lr::PENDING
+                    | lr::HW
+                    | lr::GROUP1
+                    | (u64::from(priority) << lr::PRIORITY_SHIFT)
+                    | (u64::from(VTIMER_PPI) << 32)
+                    | u64::from(VTIMER_PPI);
+                vcpu.lrs[slot] = lr;
+                vcpu.stats.irqs += 1;
+                crate::arch::sysreg::write_ich_lr(slot, lr);
+                return true;
+            }
+            vcpu.vtimer_masked = true;
         }
+        write_cntv_ctl_el0(read_cntv_ctl_el0() | CNTV_IMASK);
         self.inject(id, v, VTIMER_PPI, cpu);
+        false
     }
 
     /// Injects the virtual timer into every unloaded vCPU on this CPU whose deadline passed.
@@ -300,9 +343,14 @@ impl Hyp {
             }
         }
         for (v, cpu) in cpus {
+            let key = vcpu_key(id, v);
             let runnable = self.domain(id).is_some_and(|d| d.vcpu_runnable(v));
-            let _ = self.runqueues[cpu].set_runnable(vcpu_key(id, v), runnable);
-            self.kick_cpu(cpu, this_cpu);
+            let _ = self.runqueues[cpu].set_runnable(key, runnable);
+            // The vCPU this CPU is running needs no new decision: its LRs are flushed before
+            // it re-enters. Anyone else gets a scheduling pass (and an IPI if remote).
+            if !(cpu == this_cpu && self.loaded[cpu] == Some(key)) {
+                self.kick_cpu(cpu, this_cpu);
+            }
         }
     }
 }

@@ -185,10 +185,14 @@ impl VgicDomain {
         if vcpu >= self.nr_vcpus {
             return CompletedSet::EMPTY;
         }
+        let before = self.lrs.get(vcpu).map(|t| t.in_lr);
         let mut done = self.retire(vcpu, lrs);
         self.snapshot(vcpu, lrs);
-        // The guest changed its LRs: free slots may now take waiting interrupts.
-        self.stale |= 1 << vcpu;
+        // Only an interrupt of ours leaving the LRs frees a slot for waiting ones; a state
+        // change inside an LR, or an LR we do not own, needs no flush.
+        if before != self.lrs.get(vcpu).map(|t| t.in_lr) {
+            self.stale |= 1 << vcpu;
+        }
         if let Some(t) = self.lrs.get_mut(vcpu) {
             done.union_with(&t.completed_carry);
             t.completed_carry = IrqSet::EMPTY;

@@ -253,6 +253,14 @@ impl VgicDomain {
         self.stale = VcpuMask::MAX;
     }
 
+    /// The priority the guest gave `intid` on `vcpu` (for a list register the caller
+    /// builds itself, e.g. a hardware-linked one), or `None` if disabled or out of range.
+    pub fn enabled_priority(&self, vcpu: usize, intid: u32) -> Option<u8> {
+        self.irq(vcpu, intid)
+            .filter(|irq| irq.enabled)
+            .map(|irq| irq.priority)
+    }
+
     /// Whether `vcpu`'s list registers may need a [`Self::flush_lrs`]: the model changed
     /// since the last flush, or interrupts were left out for lack of LRs.
     pub fn needs_flush(&self, vcpu: usize) -> bool {

@@ -1,7 +1,9 @@
 //! The physical GICv3: distributor and redistributor set-up, acknowledge/EOI, IPIs.
 //!
-//! The microvisor owns the physical GIC. All interrupts are group 1 non-secure, EOI mode 0
-//! (EOI both drops priority and deactivates). Guests see only the virtual CPU interface.
+//! The microvisor owns the physical GIC. All interrupts are group 1 non-secure, with split
+//! EOI (EOImode 1): [`eoi`] drops priority and deactivates, [`drop_priority`] only drops it
+//! for an interrupt handed to a guest through a hardware-linked list register, which the
+//! guest's own EOI then deactivates. Guests see only the virtual CPU interface.
 
 use super::mem;
 use super::sysreg::*;
@@ -90,7 +92,8 @@ pub fn init_cpu(mpidr: u64) -> bool {
         write_icc_sre_el2(0xf);
         super::cpu::isb();
         write_icc_pmr_el1(0xf0);
-        write_icc_ctlr_el1(0);
+        // EOImode 1: priority drop and deactivation are separate (see module docs).
+        write_icc_ctlr_el1(1 << 1);
         write_icc_igrpen1_el1(1);
         // Virtual CPU interface on; maintenance interrupts only via per-LR EOI bits.
         write_ich_hcr_el2(1);
@@ -124,8 +127,21 @@ pub fn ack() -> u32 {
 
 /// Ends (drops priority and deactivates) an acknowledged interrupt.
 pub fn eoi(intid: u32) {
+    drop_priority(intid);
+    deactivate(intid);
+}
+
+/// Drops the running priority of an acknowledged interrupt but leaves it active: the guest
+/// whose hardware-linked list register names it deactivates it.
+pub fn drop_priority(intid: u32) {
     // SAFETY: callers pass an id returned by `ack` on this CPU.
     unsafe { write_icc_eoir1_el1(u64::from(intid)) };
+}
+
+/// Deactivates an interrupt (also one whose priority was dropped earlier).
+pub fn deactivate(intid: u32) {
+    // SAFETY: deactivating an interrupt this CPU acknowledged; a no-op if it is inactive.
+    unsafe { write_icc_dir_el1(u64::from(intid)) };
 }
 
 /// Sends the kick SGI to the physical CPU with affinity `mpidr`.

@@ -199,6 +199,11 @@ write_el2_sysreg!(
     "Must name an interrupt this CPU acknowledged and has not yet EOIed."
 );
 write_el2_sysreg!(
+    write_icc_dir_el1,
+    "icc_dir_el1",
+    "Must name an interrupt this CPU acknowledged (or an inactive one)."
+);
+write_el2_sysreg!(
     write_icc_sgi1r_el1,
     "icc_sgi1r_el1",
     "Sends an SGI; the targets must expect it."
