@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 1 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 2 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -109,6 +109,12 @@ pub enum Request {
         /// The domain, as the tools resolved it from an xl.cfg file.
         domain: ManifestDomain,
     },
+    /// The microvisor's console history (`xl dmesg`): its own log and every domain's lines,
+    /// from byte offset `from`. Answer: [`Response::Log`].
+    Dmesg {
+        /// Offset to read from (0: the oldest byte still kept).
+        from: u64,
+    },
 }
 
 impl Request {
@@ -126,6 +132,7 @@ impl Request {
             Self::Reboot { .. } => "reboot",
             Self::Top => "top",
             Self::Create { .. } => "create",
+            Self::Dmesg { .. } => "dmesg",
         }
     }
 
@@ -138,7 +145,12 @@ impl Request {
             | Self::Restart { domain }
             | Self::Shutdown { domain }
             | Self::Reboot { domain } => Some(domain),
-            Self::Hello { .. } | Self::List | Self::Info | Self::Top | Self::Create { .. } => None,
+            Self::Hello { .. }
+            | Self::List
+            | Self::Info
+            | Self::Top
+            | Self::Create { .. }
+            | Self::Dmesg { .. } => None,
         }
     }
 }
@@ -159,6 +171,16 @@ pub enum Response {
     Done,
     /// The request failed.
     Error(MgmtError),
+    /// A piece of console history.
+    Log {
+        /// The bytes (console text; not necessarily whole lines or valid UTF-8).
+        bytes: Vec<u8>,
+        /// Offset of the first byte.
+        start: u64,
+        /// Bytes written in total so far (read again from `start + bytes.len()` while it
+        /// is below this).
+        end: u64,
+    },
 }
 
 /// One domain in a listing.

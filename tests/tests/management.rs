@@ -69,6 +69,17 @@ fn management_verbs_drive_a_running_system() {
 
     let mut c = connect();
     assert_eq!(rtos_state(&mut c), Some(DomainState::Running));
+    // `dmesg`: the microvisor's console history, boot log first.
+    match c.call(&Request::Dmesg { from: 0 }).expect("dmesg") {
+        Response::Log { bytes, start, end } => {
+            let text = String::from_utf8_lossy(&bytes);
+            assert_eq!(start, 0, "the boot log still fits in the ring");
+            assert!(end >= bytes.len() as u64);
+            assert!(text.contains("bulkhead: microvisor up"), "{text}");
+            assert!(text.contains("[dom0] started rtos"), "{text}");
+        }
+        other => panic!("dmesg answered {other:?}"),
+    }
     done(&mut c, Request::Pause { domain: rtos() });
     assert_eq!(rtos_state(&mut c), Some(DomainState::Paused));
     done(&mut c, Request::Unpause { domain: rtos() });

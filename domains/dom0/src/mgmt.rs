@@ -57,6 +57,11 @@ pub trait DomainOps {
     fn protocol_version(&mut self) -> Version {
         PROTOCOL_VERSION
     }
+    /// The microvisor's console history from `from`: (bytes, first offset, total).
+    fn log_read(&mut self, from: u64) -> Result<(Vec<u8>, u64, u64), CapError> {
+        let _ = from;
+        Err(CapError::UnknownCall)
+    }
     /// Builds, starts and supervises a new domain from a boot-module image; its id.
     fn create(&mut self, domain: &ManifestDomain) -> Result<u16, MgmtError> {
         let _ = domain;
@@ -97,6 +102,10 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         }
         Request::Destroy { domain } => lifecycle(ops, domain, None, |o, id| o.destroy(id)),
         Request::Restart { domain } => lifecycle(ops, domain, None, |o, id| o.restart(id)),
+        Request::Dmesg { from } => {
+            let (bytes, start, end) = ops.log_read(*from).map_err(MgmtError::Capability)?;
+            Ok(Response::Log { bytes, start, end })
+        }
         Request::Create { domain } => {
             if ops.domains().iter().any(|d| d.name == domain.name) {
                 return Err(MgmtError::Refused {

@@ -143,6 +143,10 @@ impl DomainOps for Ops<'_> {
         Ok(domid)
     }
 
+    fn log_read(&mut self, from: u64) -> Result<(Vec<u8>, u64, u64), CapError> {
+        cap::log_read(from)
+    }
+
     fn counter_hz(&mut self) -> u64 {
         timer::freq()
     }

@@ -122,6 +122,17 @@ mod hw {
         decode(&bytes)
     }
 
+    /// `LogRead`: the microvisor's console history from offset `from` (up to a page).
+    /// Returns the bytes, the offset of the first one (later than `from` if that part was
+    /// overwritten) and the total written so far.
+    pub fn log_read(from: u64) -> Result<(Vec<u8>, u64, u64), CapError> {
+        ready()?;
+        arch::without_interrupts(|| {
+            let r = call(CapOp::LogRead, [from, 0, 0, 0, 0, 0])?;
+            Ok((arch::msg_read(reply_len(r[0])?), r[1], r[2]))
+        })
+    }
+
     /// `CapList`: every capability this domain holds.
     pub fn cap_list() -> Result<Vec<CapInfo>, CapError> {
         query(CapOp::CapList, [0; 6])

@@ -67,6 +67,8 @@ pub enum CtlVerb {
         #[arg(short = 'c')]
         console: bool,
     },
+    /// The microvisor's console history: its log and every domain's lines (`xl dmesg`).
+    Dmesg,
     /// Per-domain CPU time, memory, exits and interrupts, refreshing.
     Top {
         /// Seconds between refreshes.
@@ -97,7 +99,9 @@ impl CtlVerb {
             Self::Restart(t) => Request::Restart { domain: d(t) },
             Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
             Self::Reboot(t) => Request::Reboot { domain: d(t) },
-            Self::List | Self::Info | Self::Top { .. } | Self::Create { .. } => return None,
+            Self::List | Self::Info | Self::Top { .. } | Self::Create { .. } | Self::Dmesg => {
+                return None
+            }
         })
     }
 }
@@ -142,6 +146,29 @@ pub fn run(
                 writeln!(out, "{:#}", show::info_json(&info))?;
             } else {
                 write!(out, "{}", show::info_text(&info))?;
+            }
+        }
+        CtlVerb::Dmesg => {
+            let mut from = 0;
+            let mut text = Vec::new();
+            loop {
+                let Response::Log { bytes, start, end } = c.call(&Request::Dmesg { from })? else {
+                    bail!("unexpected reply from dom0 to dmesg");
+                };
+                if bytes.is_empty() {
+                    break;
+                }
+                from = start + bytes.len() as u64;
+                text.extend_from_slice(&bytes);
+                if from >= end {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&text);
+            if args.json {
+                writeln!(out, "{}", json!({ "log": text }))?;
+            } else {
+                write!(out, "{text}")?;
             }
         }
         CtlVerb::Create { file, console } => {
