@@ -124,6 +124,10 @@ pub enum CapOp {
     /// byte copied (later than asked if that part was overwritten), `x3` = bytes written so
     /// far in total. Idempotent.
     LogRead = 19,
+    /// Holder of a Domain cap (WRITE). `x1` = handle, `x2` = byte count (≤
+    /// [`CONSOLE_READ_BYTES`]), bytes in `x3..x4` (little-endian). Queues console input for
+    /// the domain, as if typed while it had the focus (`ctl console`). Not idempotent.
+    ConsoleInject = 20,
 }
 
 impl TryFrom<u32> for CapOp {
@@ -150,6 +154,7 @@ impl TryFrom<u32> for CapOp {
             17 => Self::DomainEvents,
             18 => Self::DeviceMap,
             19 => Self::LogRead,
+            20 => Self::ConsoleInject,
             _ => return Err(CapError::UnknownCall),
         })
     }

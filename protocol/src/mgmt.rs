@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 2 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 3 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -115,6 +115,14 @@ pub enum Request {
         /// Offset to read from (0: the oldest byte still kept).
         from: u64,
     },
+    /// Console input for a domain, as if typed on its console (`ctl console`). Answer:
+    /// [`Response::Done`].
+    ConsoleInput {
+        /// Which domain.
+        domain: DomainRef,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -133,6 +141,7 @@ impl Request {
             Self::Top => "top",
             Self::Create { .. } => "create",
             Self::Dmesg { .. } => "dmesg",
+            Self::ConsoleInput { .. } => "console",
         }
     }
 
@@ -144,7 +153,8 @@ impl Request {
             | Self::Destroy { domain }
             | Self::Restart { domain }
             | Self::Shutdown { domain }
-            | Self::Reboot { domain } => Some(domain),
+            | Self::Reboot { domain }
+            | Self::ConsoleInput { domain, .. } => Some(domain),
             Self::Hello { .. }
             | Self::List
             | Self::Info

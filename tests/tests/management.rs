@@ -25,6 +25,22 @@ fn connect() -> Client {
     }
 }
 
+fn history(c: &mut Client) -> String {
+    let (mut from, mut text) = (0, Vec::new());
+    loop {
+        match c.call(&Request::Dmesg { from }).expect("dmesg") {
+            Response::Log { bytes, start, end } => {
+                from = start + bytes.len() as u64;
+                text.extend_from_slice(&bytes);
+                if bytes.is_empty() || from >= end {
+                    return String::from_utf8_lossy(&text).into_owned();
+                }
+            }
+            other => panic!("dmesg answered {other:?}"),
+        }
+    }
+}
+
 fn listed(c: &mut Client, name: &str) -> bool {
     match c.call(&Request::List).expect("list") {
         Response::Domains(rows) => rows.iter().any(|r| r.name == name),
@@ -50,6 +66,8 @@ fn management_verbs_drive_a_running_system() {
     // dom0 prints one audit line per lifecycle action: the boot ends at the last one.
     let expect = Expect::new()
         .then(r"\[dom0\] management port ready")
+        // Console input typed through `ctl console` reaches the RTOS shell, which answers.
+        .and_then(|e| e.then(r"\[rtos\] threads: +\d+[ *]shell "))
         .and_then(|e| e.then(r"\[dom0\] mgmt: pause rtos: done"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: unpause rtos: done"))
         // The new domain runs on another CPU: its verdict may precede dom0's audit line.
@@ -79,6 +97,19 @@ fn management_verbs_drive_a_running_system() {
             assert!(text.contains("[dom0] started rtos"), "{text}");
         }
         other => panic!("dmesg answered {other:?}"),
+    }
+    done(
+        &mut c,
+        Request::ConsoleInput {
+            domain: rtos(),
+            bytes: b"threads\r".to_vec(),
+        },
+    );
+    // Wait (through `dmesg`, as `ctl console` follows output) for the shell's answer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !history(&mut c).contains("[rtos] threads:") {
+        assert!(Instant::now() < deadline, "the RTOS shell never answered");
+        std::thread::sleep(Duration::from_millis(200));
     }
     done(&mut c, Request::Pause { domain: rtos() });
     assert_eq!(rtos_state(&mut c), Some(DomainState::Paused));

@@ -62,6 +62,11 @@ pub trait DomainOps {
         let _ = from;
         Err(CapError::UnknownCall)
     }
+    /// Queues console input for domain `id`.
+    fn console_input(&mut self, id: u16, bytes: &[u8]) -> Result<(), CapError> {
+        let _ = (id, bytes);
+        Err(CapError::UnknownCall)
+    }
     /// Builds, starts and supervises a new domain from a boot-module image; its id.
     fn create(&mut self, domain: &ManifestDomain) -> Result<u16, MgmtError> {
         let _ = domain;
@@ -102,6 +107,19 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         }
         Request::Destroy { domain } => lifecycle(ops, domain, None, |o, id| o.destroy(id)),
         Request::Restart { domain } => lifecycle(ops, domain, None, |o, id| o.restart(id)),
+        Request::ConsoleInput { domain, bytes } => {
+            let id = resolve(ops, domain)?;
+            if id == DomainId::DOM0.0 {
+                return Err(MgmtError::NotSupported {
+                    what: "input to dom0's own console over the management port".into(),
+                });
+            }
+            match ops.console_input(id, bytes) {
+                Ok(()) => Ok(Response::Done),
+                Err(CapError::Stale | CapError::InvalidHandle) => Err(MgmtError::UnknownDomain),
+                Err(e) => Err(MgmtError::Capability(e)),
+            }
+        }
         Request::Dmesg { from } => {
             let (bytes, start, end) = ops.log_read(*from).map_err(MgmtError::Capability)?;
             Ok(Response::Log { bytes, start, end })

@@ -143,6 +143,15 @@ impl DomainOps for Ops<'_> {
         Ok(domid)
     }
 
+    fn console_input(&mut self, id: u16, bytes: &[u8]) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let handle = self.sup.domains()[i].handle;
+        for chunk in bytes.chunks(protocol::control::CONSOLE_READ_BYTES) {
+            cap::console_inject(handle, chunk)?;
+        }
+        Ok(())
+    }
+
     fn log_read(&mut self, from: u64) -> Result<(Vec<u8>, u64, u64), CapError> {
         cap::log_read(from)
     }

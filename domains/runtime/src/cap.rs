@@ -122,6 +122,23 @@ mod hw {
         decode(&bytes)
     }
 
+    /// `ConsoleInject`: queues up to 16 bytes of console input for a child domain.
+    pub fn console_inject(domain: CapHandle, bytes: &[u8]) -> Result<(), CapError> {
+        if bytes.len() > CONSOLE_READ_BYTES {
+            return Err(CapError::InvalidArgument);
+        }
+        let mut b = [0u8; CONSOLE_READ_BYTES];
+        b[..bytes.len()].copy_from_slice(bytes);
+        let lo = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+        let hi = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+        ready()?;
+        call(
+            CapOp::ConsoleInject,
+            [domain.to_raw(), bytes.len() as u64, lo, hi, 0, 0],
+        )
+        .map(drop)
+    }
+
     /// `LogRead`: the microvisor's console history from offset `from` (up to a page).
     /// Returns the bytes, the offset of the first one (later than `from` if that part was
     /// overwritten) and the total written so far.

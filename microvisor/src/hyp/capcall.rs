@@ -131,6 +131,20 @@ impl Hyp {
                 Ok([h.to_raw(), u64::from(target.0), 0])
             }
             CapOp::DeviceMap => self.device_map(id, a[0]),
+            CapOp::ConsoleInject => {
+                let target = self.domain_cap(id, a[0], Rights::WRITE)?;
+                let n = a[1] as usize;
+                if n > CONSOLE_READ_BYTES {
+                    return Err(CapError::InvalidArgument);
+                }
+                let mut bytes = [0u8; CONSOLE_READ_BYTES];
+                bytes[..8].copy_from_slice(&a[2].to_le_bytes());
+                bytes[8..].copy_from_slice(&a[3].to_le_bytes());
+                for &b in &bytes[..n] {
+                    self.push_input_to(target, b);
+                }
+                Ok([n as u64, 0, 0])
+            }
             CapOp::LogRead => {
                 let d = self.domain(id).ok_or(CapError::Stale)?;
                 let readable = d

@@ -30,22 +30,22 @@ impl Hyp {
         }
     }
 
-    fn push_input(&mut self, b: u8) {
-        let focus = self.focus;
-        let target = match self.domain_mut(focus) {
-            Some(d) => d,
-            None => {
-                self.focus = DomainId::DOM0;
-                match self.domain_mut(DomainId::DOM0) {
-                    Some(d) => d,
-                    None => return,
-                }
+    /// Queues one byte of console input for domain `id` (dropping its oldest byte if full).
+    pub fn push_input_to(&mut self, id: DomainId, b: u8) {
+        if let Some(d) = self.domain_mut(id) {
+            if d.input.len() >= INPUT_LIMIT {
+                d.input.pop_front();
             }
-        };
-        if target.input.len() >= INPUT_LIMIT {
-            target.input.pop_front();
+            d.input.push_back(b);
         }
-        target.input.push_back(b);
+    }
+
+    fn push_input(&mut self, b: u8) {
+        if self.domain(self.focus).is_none() {
+            // The focused domain is gone: input returns to dom0.
+            self.focus = DomainId::DOM0;
+        }
+        self.push_input_to(self.focus, b);
     }
 
     /// Moves the focus to the next live domain in id order (wrapping).

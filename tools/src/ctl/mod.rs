@@ -6,6 +6,7 @@
 //! and a non-zero exit (the caller prints the returned error).
 
 pub mod client;
+mod console;
 pub mod show;
 pub mod top;
 
@@ -69,6 +70,9 @@ pub enum CtlVerb {
     },
     /// The microvisor's console history: its log and every domain's lines (`xl dmesg`).
     Dmesg,
+    /// Follow a domain's console and type into it (`xl console`). Input is sent a line at
+    /// a time; detach with Ctrl-] (then Enter) or end of input (Ctrl-D).
+    Console(Target),
     /// Per-domain CPU time, memory, exits and interrupts, refreshing.
     Top {
         /// Seconds between refreshes.
@@ -99,9 +103,12 @@ impl CtlVerb {
             Self::Restart(t) => Request::Restart { domain: d(t) },
             Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
             Self::Reboot(t) => Request::Reboot { domain: d(t) },
-            Self::List | Self::Info | Self::Top { .. } | Self::Create { .. } | Self::Dmesg => {
-                return None
-            }
+            Self::List
+            | Self::Info
+            | Self::Top { .. }
+            | Self::Create { .. }
+            | Self::Dmesg
+            | Self::Console(_) => return None,
         })
     }
 }
@@ -148,6 +155,7 @@ pub fn run(
                 write!(out, "{}", show::info_text(&info))?;
             }
         }
+        CtlVerb::Console(t) => console::attach(&mut c, &DomainRef::parse(&t.domain), out)?,
         CtlVerb::Dmesg => {
             let mut from = 0;
             let mut text = Vec::new();

@@ -99,7 +99,7 @@ fn info_text_and_json() {
     assert_eq!(
         show::info_text(&system()),
         "\
-management protocol : 1.2
+management protocol : 1.3
 capability protocol : 1.0
 counter frequency   : 62500000 Hz
 domains             : 4
@@ -109,7 +109,7 @@ free memory         : 973 MiB (249143 pages)
     assert_eq!(
         show::info_json(&system()),
         json!({
-            "mgmt_version": "1.2",
+            "mgmt_version": "1.3",
             "protocol_version": "1.0",
             "counter_hz": HZ,
             "domains": 4,
