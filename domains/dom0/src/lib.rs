@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod mgmt;
+pub mod prompt;
 pub mod supervise;
 
 pub use supervise::{state_text, stop_text, Command, Limits, Policy, Supervisor};

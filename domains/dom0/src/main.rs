@@ -146,16 +146,28 @@ mod shell {
         let mut events_error: Option<CapError> = None;
         let mut next_poll = timer::now().saturating_add(poll);
         let port_poll = timer::ms_to_ticks(PORT_POLL_MS, hz);
+        let mut prompt = dom0::prompt::LineReader::default();
         loop {
             let mut wake = sup.next_deadline().map_or(next_poll, |t| t.min(next_poll));
-            if port.is_some() {
-                wake = wake.min(timer::now().saturating_add(port_poll));
-            }
+            // The management port and the console prompt are polled at least this often.
+            wake = wake.min(timer::now().saturating_add(port_poll));
             let woken = || EVENT.load(Ordering::Acquire) || PORT_INPUT.load(Ordering::Acquire);
             if !woken() && timer::now() < wake {
                 timer::set_deadline(wake);
                 irq::wait_until(|| woken() || timer::now() >= wake);
                 timer::stop();
+            }
+            let mut typed = [0u8; protocol::control::CONSOLE_READ_BYTES];
+            while let Ok(n @ 1..) = cap::console_read(&mut typed) {
+                for line in prompt.feed(&typed[..n]) {
+                    let mut ops = crate::ops::Ops {
+                        sup: &mut sup,
+                        info,
+                    };
+                    for out in dom0::prompt::run(&line, &mut ops) {
+                        println!("{out}");
+                    }
+                }
             }
             if let Some(p) = port.as_mut() {
                 PORT_INPUT.store(false, Ordering::Release);
