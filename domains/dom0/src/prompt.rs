@@ -92,11 +92,10 @@ impl LineReader {
         let mut lines = Vec::new();
         for &b in bytes {
             match b {
-                b'\r' | b'\n' => {
-                    if !self.buf.is_empty() {
-                        lines.push(core::mem::take(&mut self.buf));
-                    }
+                b'\r' | b'\n' if !self.buf.is_empty() => {
+                    lines.push(core::mem::take(&mut self.buf));
                 }
+                b'\r' | b'\n' => {}
                 0x08 | 0x7f => {
                     self.buf.pop();
                 }
