@@ -4,7 +4,6 @@
 //! console hypercall. When the ring is full whole lines are dropped and counted.
 
 use alloc::collections::VecDeque;
-use core::fmt;
 
 /// A bounded byte ring of complete lines.
 #[derive(Clone, Debug)]
@@ -53,41 +52,9 @@ impl LogRing {
     }
 }
 
-/// A fixed-size `fmt::Write` buffer for formatting one line without allocating.
-pub struct LineBuf<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> LineBuf<N> {
-    /// Empty.
-    pub const fn new() -> Self {
-        Self {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    /// The bytes so far.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl<const N: usize> Default for LineBuf<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> fmt::Write for LineBuf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let n = s.len().min(N - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
+/// A fixed-size `fmt::Write` buffer for formatting one line without allocating (the
+/// runtime's truncating stack buffer).
+pub use bulkhead_runtime::console::StackBuf as LineBuf;
 
 #[cfg(test)]
 mod tests {
