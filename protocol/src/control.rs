@@ -128,6 +128,35 @@ pub enum CapOp {
     /// [`CONSOLE_READ_BYTES`]), bytes in `x3..x4` (little-endian). Queues console input for
     /// the domain, as if typed while it had the focus (`ctl console`). Not idempotent.
     ConsoleInject = 20,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle, `x2` = a [`ShutdownKind`]. Asks the
+    /// domain to power off or reboot cleanly: the microvisor records the request and raises
+    /// [`crate::layout::SHUTDOWN_PPI`] on its vCPU 0; the domain reads it with
+    /// `ShutdownPending` and stops itself. Idempotent.
+    DomainShutdown = 21,
+    /// Any domain, about itself: `x1` = the pending [`ShutdownKind`] as a number, 0 if none.
+    /// Idempotent.
+    ShutdownPending = 22,
+}
+
+/// What a shutdown request asks for (`CapOp::DomainShutdown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u64)]
+pub enum ShutdownKind {
+    /// Power off.
+    PowerOff = 1,
+    /// Reboot.
+    Reboot = 2,
+}
+
+impl ShutdownKind {
+    /// Decodes a register; `None` for anything else.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        match raw {
+            1 => Some(Self::PowerOff),
+            2 => Some(Self::Reboot),
+            _ => None,
+        }
+    }
 }
 
 impl TryFrom<u32> for CapOp {
@@ -155,6 +184,8 @@ impl TryFrom<u32> for CapOp {
             18 => Self::DeviceMap,
             19 => Self::LogRead,
             20 => Self::ConsoleInject,
+            21 => Self::DomainShutdown,
+            22 => Self::ShutdownPending,
             _ => return Err(CapError::UnknownCall),
         })
     }

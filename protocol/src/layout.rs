@@ -32,3 +32,6 @@ pub const MAX_VCPUS: usize = 8;
 /// PPI the microvisor raises on a controller (dom0) when a child domain changes state
 /// (see `CapOp::DomainEvents`). Unused by Xen's guest ABI.
 pub const CONTROL_EVENT_PPI: u32 = 22;
+/// PPI the microvisor raises on a domain asked to shut down (see `CapOp::DomainShutdown`).
+/// Unused by Xen's guest ABI.
+pub const SHUTDOWN_PPI: u32 = 21;

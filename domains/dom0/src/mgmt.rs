@@ -10,7 +10,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use protocol::cap::CapHandle;
-use protocol::control::{CapError, DomainInfo, DomainState, Version, PROTOCOL_VERSION};
+use protocol::control::{
+    CapError, DomainInfo, DomainState, ShutdownKind, Version, PROTOCOL_VERSION,
+};
 use protocol::ids::DomainId;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
@@ -19,7 +21,6 @@ use protocol::mgmt::{
 };
 
 /// Why `shutdown` and `reboot` are refused for now.
-pub const PV_SHUTDOWN_MISSING: &str = "PV shutdown requests (needs the Xen ABI, issue #5)";
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +61,11 @@ pub trait DomainOps {
     /// The microvisor's console history from `from`: (bytes, first offset, total).
     fn log_read(&mut self, from: u64) -> Result<(Vec<u8>, u64, u64), CapError> {
         let _ = from;
+        Err(CapError::UnknownCall)
+    }
+    /// Asks domain `id` to power off or reboot cleanly.
+    fn shutdown(&mut self, id: u16, kind: ShutdownKind) -> Result<(), CapError> {
+        let _ = (id, kind);
         Err(CapError::UnknownCall)
     }
     /// Queues console input for domain `id`.
@@ -132,10 +138,14 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             }
             ops.create(domain).map(|_| Response::Done)
         }
-        Request::Shutdown { domain } | Request::Reboot { domain } => {
-            resolve(ops, domain)?;
-            Err(MgmtError::NotSupported {
-                what: PV_SHUTDOWN_MISSING.into(),
+        Request::Shutdown { domain } => {
+            lifecycle(ops, domain, Some(DomainState::Running), |o, id| {
+                o.shutdown(id, ShutdownKind::PowerOff)
+            })
+        }
+        Request::Reboot { domain } => {
+            lifecycle(ops, domain, Some(DomainState::Running), |o, id| {
+                o.shutdown(id, ShutdownKind::Reboot)
             })
         }
     }

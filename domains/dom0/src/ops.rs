@@ -8,7 +8,7 @@ use bulkhead_runtime::{cap, println, timer, StartInfo};
 use dom0::mgmt::{DomainEntry, DomainOps};
 use dom0::{plan_domain, Policy, Supervisor};
 use protocol::cap::{CapDetail, CapKind};
-use protocol::control::{CapError, DomainInfo, DomainState};
+use protocol::control::{CapError, DomainInfo, DomainState, ShutdownKind};
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::MgmtError;
 
@@ -141,6 +141,20 @@ impl DomainOps for Ops<'_> {
             .watch(&d.name, domid, handle, DomainState::Running, Policy::of(d));
         println!("mgmt: create {}: started (d{domid})", d.name);
         Ok(domid)
+    }
+
+    fn shutdown(&mut self, id: u16, kind: ShutdownKind) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let r = cap::domain_shutdown(self.sup.domains()[i].handle, kind);
+        let verb = match kind {
+            ShutdownKind::PowerOff => "shutdown",
+            ShutdownKind::Reboot => "reboot",
+        };
+        match &r {
+            Ok(()) => println!("mgmt: {verb} {}: requested", self.name(i)),
+            Err(e) => println!("mgmt: {verb} {}: {e}", self.name(i)),
+        }
+        r
     }
 
     fn console_input(&mut self, id: u16, bytes: &[u8]) -> Result<(), CapError> {

@@ -56,8 +56,8 @@ mod hw {
     use core::sync::atomic::{AtomicBool, Ordering};
     use protocol::cap::{CapHandle, CapInfo};
     use protocol::control::{
-        CapError, CapOp, DomainInfo, DomainSpec, Version, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES,
-        MSG_PAGE_SIZE, PROTOCOL_VERSION,
+        CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, Version, CONSOLE_READ_BYTES,
+        CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
     };
     use protocol::layout::MAX_VCPUS;
 
@@ -120,6 +120,34 @@ mod hw {
             Ok::<_, CapError>(arch::msg_read(reply_len(r[0])?))
         })?;
         decode(&bytes)
+    }
+
+    /// Acts on a pending clean-shutdown request (`ShutdownPending`): powers off or resets
+    /// through PSCI, so the controller sees an orderly power-off or reboot. Returns if there
+    /// is none.
+    pub fn honour_shutdown_request() {
+        let pending = call(CapOp::ShutdownPending, [0; 6]).map(|r| ShutdownKind::from_raw(r[0]));
+        match pending {
+            Ok(Some(ShutdownKind::PowerOff)) => {
+                crate::println!("shutdown requested: powering off");
+                crate::psci::system_off()
+            }
+            Ok(Some(ShutdownKind::Reboot)) => {
+                crate::println!("reboot requested: resetting");
+                crate::psci::system_reset()
+            }
+            _ => {}
+        }
+    }
+
+    /// `DomainShutdown`: asks a child domain to power off or reboot cleanly.
+    pub fn domain_shutdown(domain: CapHandle, kind: ShutdownKind) -> Result<(), CapError> {
+        ready()?;
+        call(
+            CapOp::DomainShutdown,
+            [domain.to_raw(), kind as u64, 0, 0, 0, 0],
+        )
+        .map(drop)
     }
 
     /// `ConsoleInject`: queues up to 16 bytes of console input for a child domain.

@@ -12,7 +12,7 @@ pub use hw::*;
 #[cfg(target_os = "none")]
 mod hw {
     use crate::{arch, gic, timer};
-    use protocol::layout::VTIMER_PPI;
+    use protocol::layout::{SHUTDOWN_PPI, VTIMER_PPI};
 
     pub use crate::arch::{enable_irqs, without_interrupts};
 
@@ -49,6 +49,8 @@ mod hw {
     pub fn init_primary() {
         gic::init_distributor();
         gic::init_cpu();
+        // Every domain honours clean shutdown requests from its controller.
+        gic::enable(SHUTDOWN_PPI);
     }
 
     /// Sets up the calling secondary vCPU's redistributor and CPU interface.
@@ -59,6 +61,11 @@ mod hw {
     /// Called by the IRQ vector.
     pub(crate) fn dispatch() {
         while let Some(intid) = gic::ack() {
+            if intid == SHUTDOWN_PPI {
+                gic::eoi(intid);
+                crate::cap::honour_shutdown_request();
+                continue;
+            }
             let handler = *HANDLER.lock();
             match handler {
                 Some(h) => h(intid),

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
-    CapError, CapOp, DomainInfo, DomainSpec, StopReason, Version, CONSOLE_READ_BYTES,
+    CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, StopReason, Version, CONSOLE_READ_BYTES,
     CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
 };
 use protocol::ids::DomainId;
@@ -131,6 +131,21 @@ impl Hyp {
                 Ok([h.to_raw(), u64::from(target.0), 0])
             }
             CapOp::DeviceMap => self.device_map(id, a[0]),
+            CapOp::DomainShutdown => {
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                let kind = ShutdownKind::from_raw(a[1]).ok_or(CapError::InvalidArgument)?;
+                let t = self.domain_mut(target).ok_or(CapError::Stale)?;
+                if t.state != protocol::control::DomainState::Running {
+                    return Err(CapError::WrongState);
+                }
+                t.shutdown_request = Some(kind);
+                self.inject(target, 0, protocol::layout::SHUTDOWN_PPI, cpu);
+                Ok([0; 3])
+            }
+            CapOp::ShutdownPending => {
+                let d = self.domain(id).ok_or(CapError::Stale)?;
+                Ok([d.shutdown_request.map_or(0, |k| k as u64), 0, 0])
+            }
             CapOp::ConsoleInject => {
                 let target = self.domain_cap(id, a[0], Rights::WRITE)?;
                 let n = a[1] as usize;

@@ -107,6 +107,8 @@ pub struct Domain {
     pub restart_pending: Option<u32>,
     /// Children whose state changed since it last asked (bit n = domain n).
     pub child_events: u64,
+    /// A clean shutdown its controller asked for, not yet acted on.
+    pub shutdown_request: Option<protocol::control::ShutdownKind>,
     /// Console input typed while it had the focus, not yet read.
     pub input: alloc::collections::VecDeque<u8>,
 }
@@ -352,6 +354,7 @@ impl Hyp {
             },
             restart_pending: None,
             child_events: 0,
+            shutdown_request: None,
             input: alloc::collections::VecDeque::new(),
         };
         // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.

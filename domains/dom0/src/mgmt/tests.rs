@@ -105,6 +105,9 @@ impl DomainOps for Fake {
     fn restart(&mut self, id: u16) -> Result<(), CapError> {
         self.act("restart", id, Some(DomainState::Running))
     }
+    fn shutdown(&mut self, id: u16, _kind: ShutdownKind) -> Result<(), CapError> {
+        self.act("shutdown", id, Some(DomainState::Running))
+    }
     fn counter_hz(&mut self) -> u64 {
         62_500_000
     }
@@ -397,31 +400,39 @@ fn dom0_is_protected() {
 }
 
 #[test]
-fn shutdown_and_reboot_are_not_supported_yet() {
+fn shutdown_and_reboot_ask_a_running_domain() {
     let mut f = Fake::new();
-    let e = err(serve(
+    let ok = serve(
         &Request::Shutdown {
             domain: name("rtos"),
         },
         &mut f,
-    ));
-    assert_eq!(
-        e.to_string(),
-        "not supported yet: PV shutdown requests (needs the Xen ABI, issue #5)"
     );
-    assert_eq!(
+    assert_eq!(ok, Response::Done);
+    assert_eq!(f.calls.last(), Some(&("shutdown", 1)));
+    // smp is paused: a clean shutdown needs it running.
+    assert!(matches!(
         err(serve(
             &Request::Reboot {
-                domain: name("rtos")
+                domain: name("smp")
             },
             &mut f
         )),
-        e
-    );
-    // An unknown domain is reported as such first.
+        MgmtError::WrongState { .. }
+    ));
+    // An unknown domain is reported as such first; dom0 refuses.
     assert_eq!(
         err(serve(&Request::Reboot { domain: name("x") }, &mut f)),
         MgmtError::UnknownDomain
+    );
+    assert_eq!(
+        err(serve(
+            &Request::Shutdown {
+                domain: name("dom0")
+            },
+            &mut f
+        )),
+        MgmtError::Dom0Protected
     );
 }
 
