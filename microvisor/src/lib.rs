@@ -16,6 +16,7 @@ pub mod hyp;
 pub mod log;
 pub mod mm;
 pub mod platform;
+pub mod ratelimit;
 pub mod sched;
 pub mod sync;
 pub mod trap;

@@ -462,7 +462,22 @@ fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, C
     }
     for &b in &bytes[..len] {
         if b == b'\n' || d.console.len() >= 200 {
-            crate::log::print_domain_line(&d.name, &d.console);
+            if d.console_budget
+                .allow(crate::arch::counter_now(), crate::arch::counter_hz())
+            {
+                if d.console_dropped > 0 {
+                    crate::info!(
+                        "{} ({}): {} console lines dropped (rate limit)",
+                        d.id,
+                        d.name,
+                        d.console_dropped
+                    );
+                    d.console_dropped = 0;
+                }
+                crate::log::print_domain_line(&d.name, &d.console);
+            } else {
+                d.console_dropped += 1;
+            }
             d.console.clear();
             if b == b'\n' {
                 continue;

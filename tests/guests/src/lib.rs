@@ -29,6 +29,8 @@ pub enum Mode {
     Bench,
     /// Panic on purpose after a short while (exercises on_crash policies).
     Crash,
+    /// Print console lines as fast as possible (the microvisor must rate-limit them).
+    Flood,
     /// CPU-and-interrupt-heavy load on every vCPU: busy arithmetic, a fast virtual timer
     /// and SGIs to the next vCPU (the neighbour of `bench rt` and the RTOS tests).
     Load,
@@ -42,6 +44,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("badcap") => Ok(Mode::Badcap),
         Some("bench") => Ok(Mode::Bench),
         Some("crash") => Ok(Mode::Crash),
+        Some("flood") => Ok(Mode::Flood),
         Some("load") => Ok(Mode::Load),
         Some(other) => Err(other),
         None => Err(""),

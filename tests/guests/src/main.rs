@@ -23,6 +23,13 @@ mod shell {
             Ok(Mode::Badcap) => badcap_test(info),
             Ok(Mode::Bench) => bench(),
             Ok(Mode::Load) => load(info),
+            Ok(Mode::Flood) => {
+                let mut i: u64 = 0;
+                loop {
+                    println!("flood {i}");
+                    i = i.wrapping_add(1);
+                }
+            }
             Ok(Mode::Crash) => {
                 println!("crashing on purpose");
                 panic!("deliberate crash");
