@@ -20,8 +20,6 @@ use protocol::mgmt::{
     MGMT_VERSION,
 };
 
-/// Why `shutdown` and `reboot` are refused for now.
-
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainEntry {
