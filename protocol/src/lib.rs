@@ -16,3 +16,4 @@ pub mod layout;
 pub mod manifest;
 pub mod mgmt;
 pub mod psci;
+pub mod xen;
