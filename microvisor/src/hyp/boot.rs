@@ -192,7 +192,7 @@ fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
             .add_free(r.base, r.size)
             .expect("RAM banks fit the allocator");
     }
-    let (start, end) = arch::boot::image_range();
+    let end = arch::boot::image_end();
     // Everything below our image (the boot loader's stub, firmware tables) stays untouched.
     let ram0 = p.ram.as_slice()[0].base.as_u64();
     let reserve = |f: &mut FrameAllocator, base: u64, len: u64| {
@@ -200,7 +200,6 @@ fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
             .expect("reservation fits the allocator");
     };
     reserve(&mut frames, ram0, end.saturating_sub(ram0));
-    let _ = start;
     reserve(&mut frames, dtb, dtb_len);
     for m in p.modules.as_slice() {
         reserve(&mut frames, m.region.base.as_u64(), m.region.size);

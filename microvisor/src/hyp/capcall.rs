@@ -397,13 +397,12 @@ impl Hyp {
         match d.caps.insert(cap) {
             Ok(h) => {
                 crate::info!(
-                    "{} created {} ({}) by {}",
+                    "{} created {} ({} MiB) by {}",
                     child,
                     spec.name,
                     spec.mem_mib,
                     id
                 );
-                let _ = cpu;
                 Ok([h.to_raw(), u64::from(child.0), 0])
             }
             Err(e) => {

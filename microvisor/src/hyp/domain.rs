@@ -10,7 +10,7 @@ use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use protocol::addr::{GuestPhysAddr, PhysAddr, PAGE_SIZE};
+use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::boot::{StartInfo, START_INFO_RESERVE};
 use protocol::cap::CapHandle;
 use protocol::control::{CapError, DomainState, StopReason, VcpuPlacement, PROTOCOL_VERSION};
@@ -650,9 +650,4 @@ impl core::fmt::Display for DisplayReason {
             _ => write!(f, "{:?}", self.0),
         }
     }
-}
-
-/// Guest-physical address helper for logs.
-pub fn ipa(v: u64) -> GuestPhysAddr {
-    GuestPhysAddr::new(v)
 }

@@ -21,7 +21,7 @@ impl Hyp {
     pub fn handle_sync(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs) {
         let esr = read_esr_el2();
         let exit = trap::decode(esr, read_far_el2(), read_hpfar_el2());
-        let (id, v) = key_parts(key);
+        let (id, _) = key_parts(key);
         match exit {
             Exit::Hvc { imm: 0 } => self.hypercall(cpu, key, regs),
             Exit::Hvc { imm: XEN_HVC_IMM } => {
@@ -58,8 +58,7 @@ impl Hyp {
                 cpu,
             ),
             Exit::FpAccess | Exit::Unknown { .. } => {
-                let _ = v;
-                self.stop_domain(id, StopReason::UnhandledTrap { esr, pc: regs.pc }, cpu);
+                self.stop_domain(id, StopReason::UnhandledTrap { esr, pc: regs.pc }, cpu)
             }
         }
     }

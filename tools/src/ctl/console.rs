@@ -62,7 +62,7 @@ pub fn attach(c: &mut Client, domain: &DomainRef, out: &mut dyn Write) -> Result
             Ok(Input::Detach) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        let Response::Log { bytes, start, end } = c.call(&Request::Dmesg { from })? else {
+        let Response::Log { bytes, start, .. } = c.call(&Request::Dmesg { from })? else {
             bail!("unexpected reply from dom0 to dmesg");
         };
         from = start + bytes.len() as u64;
@@ -74,7 +74,6 @@ pub fn attach(c: &mut Client, domain: &DomainRef, out: &mut dyn Write) -> Result
             }
         }
         out.flush()?;
-        let _ = end;
     }
 }
 

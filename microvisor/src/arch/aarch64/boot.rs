@@ -69,7 +69,6 @@ pub static mut STACKS: Stacks = Stacks([0; STACK_SIZE * MAX_CPUS]);
 
 unsafe extern "C" {
     static secondary_entry: u8;
-    static __image_start: u8;
     static __image_end: u8;
 }
 
@@ -78,10 +77,7 @@ pub fn secondary_entry_addr() -> u64 {
     core::ptr::addr_of!(secondary_entry) as u64
 }
 
-/// The microvisor image's physical extent `[start, end)` (identity-mapped, so PA = VA).
-pub fn image_range() -> (u64, u64) {
-    (
-        core::ptr::addr_of!(__image_start) as u64,
-        core::ptr::addr_of!(__image_end) as u64,
-    )
+/// The end of the microvisor image, BSS included (identity-mapped, so PA = VA).
+pub fn image_end() -> u64 {
+    core::ptr::addr_of!(__image_end) as u64
 }
