@@ -20,6 +20,7 @@ pub mod cmdline;
 pub mod console;
 pub mod gic;
 pub mod irq;
+pub mod load;
 pub mod mmu;
 pub mod pmu;
 pub mod psci;

@@ -53,12 +53,6 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
 
 /// The SGI the smp test sends.
 pub const SMP_SGI: u32 = 1;
-/// The SGI the load mode sends between vCPUs.
-pub const LOAD_SGI: u32 = 3;
-/// Virtual-timer period of the load mode, in µs.
-pub const LOAD_TIMER_US: u64 = 50;
-/// Busy-loop rounds between two SGIs of the load mode.
-pub const LOAD_ROUNDS_PER_SGI: u32 = 2_000;
 
 /// The vCPU a load vCPU sends its SGIs to: the next one, wrapping (itself if alone).
 pub fn load_peer(vcpu: usize, vcpus: usize) -> usize {

@@ -11,7 +11,7 @@ mod shell {
     use protocol::layout::VTIMER_PPI;
     use testguest::{
         judge, load_peer, oob_address, parse_mode, pre_negotiate_probes, probes, Mode, Probe,
-        ProbeContext, BENCH_CALLS, LOAD_ROUNDS_PER_SGI, LOAD_SGI, LOAD_TIMER_US, SMP_SGI,
+        ProbeContext, BENCH_CALLS, SMP_SGI,
     };
 
     rt::entry!(main);
@@ -91,21 +91,11 @@ mod shell {
 
     static LOAD_VCPUS: AtomicUsize = AtomicUsize::new(1);
 
-    fn load_timer_ticks() -> u64 {
-        (LOAD_TIMER_US * timer::freq() / 1_000_000).max(1)
-    }
-
-    fn on_irq_load(intid: u32) {
-        if intid == VTIMER_PPI {
-            timer::set_deadline(timer::now() + load_timer_ticks());
-        }
-    }
-
     fn load(info: &StartInfo) {
         let vcpus = usize::from(info.vcpus.max(1));
         LOAD_VCPUS.store(vcpus, Ordering::Release);
         irq::init_primary();
-        irq::set_handler(on_irq_load);
+        irq::set_handler(rt::load::on_irq);
         for v in 1..vcpus {
             if let Err(e) = smp::start_vcpu(v, load_vcpu) {
                 println!("FAIL: CPU_ON vcpu{v}: {e:?}");
@@ -121,24 +111,7 @@ mod shell {
 
     fn load_loop() {
         let me = smp::current_vcpu();
-        let peer = load_peer(me, LOAD_VCPUS.load(Ordering::Acquire));
-        gic::enable(LOAD_SGI);
-        gic::enable(VTIMER_PPI);
-        timer::set_deadline(timer::now() + load_timer_ticks());
-        irq::enable_irqs();
-        println!("load vcpu{me} running");
-        let mut x = me as u64;
-        loop {
-            for i in 0..LOAD_ROUNDS_PER_SGI {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(u64::from(i));
-            }
-            core::hint::black_box(x);
-            if peer != me {
-                gic::send_sgi(LOAD_SGI, peer);
-            }
-        }
+        rt::load::run(load_peer(me, LOAD_VCPUS.load(Ordering::Acquire)))
     }
 
     // ---- oob ----------------------------------------------------------------------------
