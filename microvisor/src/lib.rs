@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod captable;
+pub mod console_line;
 pub mod fdt_compact;
 #[cfg(target_os = "none")]
 pub mod hyp;

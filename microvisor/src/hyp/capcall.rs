@@ -6,6 +6,7 @@ use super::{key_parts, Hyp};
 use crate::arch::context::GuestRegs;
 use crate::arch::mem;
 use crate::captable::{Capability, Object};
+use crate::console_line::Output;
 use crate::sched::VcpuKey;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -459,35 +460,11 @@ fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, C
     for (i, word) in a[1..6].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    for &b in &bytes[..len] {
-        if b == b'\n' || d.console.len() >= 200 {
-            if d.console_budget
-                .allow(crate::arch::counter_now(), crate::arch::counter_hz())
-            {
-                if d.console_dropped > 0 {
-                    crate::info!(
-                        "{} ({}): {} console lines dropped (rate limit)",
-                        d.id,
-                        d.name,
-                        d.console_dropped
-                    );
-                    d.console_dropped = 0;
-                }
-                crate::log::print_domain_line(&d.name, &d.console);
-            } else {
-                d.console_dropped += 1;
-            }
-            d.console.clear();
-            if b == b'\n' {
-                continue;
-            }
-        }
-        // Keep the log readable: control characters other than tab become '.'.
-        d.console.push(if b == b'\t' || (0x20..0x7f).contains(&b) {
-            b
-        } else {
-            b'.'
-        });
-    }
+    let (id, name) = (d.id, &d.name);
+    let (now, hz) = (crate::arch::counter_now(), crate::arch::counter_hz());
+    d.console.write(&bytes[..len], now, hz, |out| match out {
+        Output::Dropped(n) => crate::info!("{id} ({name}): {n} console lines dropped (rate limit)"),
+        Output::Line(line) => crate::log::print_domain_line(name, line),
+    });
     Ok([len as u64, 0, 0])
 }

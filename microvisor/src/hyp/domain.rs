@@ -91,12 +91,8 @@ pub struct Domain {
     pub negotiated: bool,
     /// The domain controlling it and the Memory cap its RAM came from.
     pub parent: Option<(DomainId, CapHandle)>,
-    /// Partial console line.
-    pub console: Vec<u8>,
-    /// Console lines it may print (a flood is dropped, not slowing everyone's log).
-    pub console_budget: crate::ratelimit::TokenBucket,
-    /// Console lines dropped since the last one printed.
-    pub console_dropped: u64,
+    /// Its debug console (line assembly and rate limit).
+    pub console: crate::console_line::DomainConsole,
     /// Guest-physical address and length of its start info.
     pub start_info: (u64, u64),
     /// Destroyed; freed once no CPU holds one of its vCPUs.
@@ -188,11 +184,6 @@ pub struct BuildRequest<'a> {
     /// Boot module index of `image`, if it is one (needed to restart it).
     pub module: Option<u16>,
 }
-
-/// Console lines a domain may print per second on average.
-pub const CONSOLE_LINES_PER_SEC: u64 = 200;
-/// Console lines a domain may print in a burst.
-pub const CONSOLE_BURST: u64 = 400;
 
 /// Log-once cause bits.
 pub mod cause {
@@ -349,12 +340,7 @@ impl Hyp {
             caps,
             negotiated: false,
             parent: req.parent,
-            console: Vec::new(),
-            console_budget: crate::ratelimit::TokenBucket::new(
-                CONSOLE_LINES_PER_SEC,
-                CONSOLE_BURST,
-            ),
-            console_dropped: 0,
+            console: crate::console_line::DomainConsole::default(),
             start_info: (GUEST_RAM_BASE.as_u64() + info_off, info_bytes.len() as u64),
             dying: false,
             logged: 0,
