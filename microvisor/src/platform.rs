@@ -82,6 +82,17 @@ pub struct DeviceNode {
     pub irq: Option<u32>,
 }
 
+impl DeviceNode {
+    /// Its MMIO registers rounded out to whole pages, the unit stage 2 maps: `(base, size)`.
+    pub fn page_span(&self) -> (PhysAddr, u64) {
+        let page = protocol::addr::PAGE_SIZE;
+        let base = self.region.base.align_down(page);
+        let end =
+            (self.region.base.as_u64().saturating_add(self.region.size)).next_multiple_of(page);
+        (base, end - base.as_u64())
+    }
+}
+
 /// A tiny fixed-capacity vector, so the platform needs no heap.
 pub mod heapless_vec {
     /// Up to `N` `Copy` items.
@@ -356,6 +367,29 @@ mod tests {
         );
         assert!(p.module("manifest").is_some());
         assert!(p.module("rtos").is_none());
+    }
+
+    #[test]
+    fn device_pages_cover_the_registers() {
+        let node = |base: u64, size: u64| DeviceNode {
+            region: Region {
+                base: PhysAddr::new(base),
+                size,
+            },
+            irq: None,
+        };
+        assert_eq!(
+            node(0xa00_3e00, 0x200).page_span(),
+            (PhysAddr::new(0xa00_3000), 0x1000)
+        );
+        assert_eq!(
+            node(0xa00_0f00, 0x200).page_span(),
+            (PhysAddr::new(0xa00_0000), 0x2000)
+        );
+        assert_eq!(
+            node(0x900_0000, 0x1000).page_span(),
+            (PhysAddr::new(0x900_0000), 0x1000)
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::arch::{gic, mem};
 use crate::captable::Object;
 use crate::mm::pagetable::{Attrs, MapError, MemType};
 use crate::platform::DeviceNode;
-use protocol::addr::{PhysAddr, PAGE_SIZE};
+use protocol::addr::PhysAddr;
 use protocol::cap::{CapHandle, CapKind, Rights};
 use protocol::control::CapError;
 use protocol::ids::DomainId;
@@ -31,19 +31,12 @@ pub struct Device {
     pub owner: Option<DomainId>,
 }
 
-/// The device's MMIO rounded out to whole pages: `(base, size)`.
-fn page_span(node: &DeviceNode) -> (PhysAddr, u64) {
-    let base = node.region.base.align_down(PAGE_SIZE);
-    let end = (node.region.base.as_u64() + node.region.size).next_multiple_of(PAGE_SIZE);
-    (base, end - base.as_u64())
-}
-
 /// Finds the virtio-mmio transports with a device behind them. `map` must make each page
 /// reachable from EL2 first.
 pub fn probe(nodes: &[DeviceNode], mut map: impl FnMut(PhysAddr, u64)) -> alloc::vec::Vec<Device> {
     let mut found = alloc::vec::Vec::new();
     for node in nodes {
-        let (base, size) = page_span(node);
+        let (base, size) = node.page_span();
         map(base, size);
         let reg = node.region.base.as_u64();
         // SAFETY: the transport's registers were just mapped as device memory at EL2.
@@ -76,7 +69,7 @@ impl Hyp {
             Some(o) if o != id => return Err(CapError::WrongState),
             _ => {}
         }
-        let (base, size) = page_span(&dev.node);
+        let (base, size) = dev.node.page_span();
         let attrs = Attrs {
             mem: MemType::Device,
             read: true,
