@@ -56,6 +56,11 @@ impl DomainConsole {
                     continue;
                 }
             }
+            // Carriage returns (terminal-style "\r\n" line ends, as Linux's tty layer
+            // sends) carry nothing for a line-based log.
+            if b == b'\r' {
+                continue;
+            }
             // Keep the log readable: control characters other than tab become '.'.
             let printable = b == b'\t' || (0x20..0x7f).contains(&b);
             self.line.push(if printable { b } else { b'.' });
@@ -88,6 +93,12 @@ mod tests {
             run(&mut c, &long, 0),
             [String::from("next") + &"a".repeat(MAX_LINE - 4)]
         );
+    }
+
+    #[test]
+    fn carriage_returns_vanish() {
+        let mut c = DomainConsole::default();
+        assert_eq!(run(&mut c, b"one\r\ntwo\r\n", 0), ["one", "two"]);
     }
 
     #[test]

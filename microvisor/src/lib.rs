@@ -12,8 +12,12 @@ pub mod arch;
 pub mod captable;
 pub mod console_line;
 pub mod fdt_compact;
+pub mod guest_dt;
+pub mod guestcopy;
 #[cfg(target_os = "none")]
 pub mod hyp;
+pub mod idregs;
+pub mod linux_image;
 pub mod log;
 pub mod mm;
 pub mod platform;
@@ -22,3 +26,4 @@ pub mod sched;
 pub mod sync;
 pub mod trap;
 pub mod vgic;
+pub mod xen;

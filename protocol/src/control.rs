@@ -24,6 +24,8 @@ pub const MSG_PAGE_SIZE: usize = 4096;
 pub const CONSOLE_REG_BYTES: usize = 40;
 /// Bytes of console input returned in registers `x2..x3` by [`CapOp::ConsoleRead`].
 pub const CONSOLE_READ_BYTES: usize = 16;
+/// Bytes one `ConsoleWriteFor` carries (four registers).
+pub const CONSOLE_FOR_BYTES: usize = 32;
 
 /// A protocol version. Majors must match exactly; a caller's minor may be at most ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +55,7 @@ impl Version {
 }
 
 /// The version this tree speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 2, minor: 0 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +138,16 @@ pub enum CapOp {
     /// Any domain, about itself: `x1` = the pending [`ShutdownKind`] as a number, 0 if none.
     /// Idempotent.
     ShutdownPending = 22,
+    /// Holder of a Domain cap (WRITE): the console backend (dom0) of a PV-console guest.
+    /// `x1` = handle, `x2` = byte count (≤ [`CONSOLE_FOR_BYTES`]), bytes in `x3..x6`
+    /// (little-endian). Appends the bytes to that domain's console output, as if it had
+    /// written them itself (its name prefix, its rate limit). Not idempotent.
+    ConsoleWriteFor = 23,
+    /// Holder of a Domain cap (WRITE): the console backend. `x1` = handle, `x2` = most bytes
+    /// wanted (≤ [`CONSOLE_READ_BYTES`]). Takes that domain's queued console input (typed
+    /// while it had the focus, or injected): `x1` = count, bytes in `x2..x3`. Never blocks.
+    /// Not idempotent.
+    ConsoleReadFor = 24,
 }
 
 /// What a shutdown request asks for (`CapOp::DomainShutdown`).
@@ -186,6 +198,8 @@ impl TryFrom<u32> for CapOp {
             20 => Self::ConsoleInject,
             21 => Self::DomainShutdown,
             22 => Self::ShutdownPending,
+            23 => Self::ConsoleWriteFor,
+            24 => Self::ConsoleReadFor,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -314,8 +328,13 @@ pub struct VcpuPlacement {
 pub struct DomainSpec {
     /// Name shown in logs and listings (≤ 31 bytes).
     pub name: String,
-    /// Module cap of the flat image, loaded at the start of guest RAM.
+    /// Module cap of the image: a Bulkhead flat image (loaded at the start of guest RAM,
+    /// start info at the top) or an arm64 Linux `Image` (booted per Linux's protocol with a
+    /// generated device tree, as a Xen-ABI guest). The microvisor tells them apart by the
+    /// Linux header's magic, as Xen's toolstack does.
     pub image: CapHandle,
+    /// Module cap of an initramfs (Linux images only).
+    pub ramdisk: Option<CapHandle>,
     /// Memory cap the RAM is drawn from.
     pub memory: CapHandle,
     /// RAM size in MiB.
@@ -419,7 +438,10 @@ mod tests {
     #[test]
     fn version_check() {
         assert!(PROTOCOL_VERSION.accepts(PROTOCOL_VERSION));
-        assert!(!PROTOCOL_VERSION.accepts(Version { major: 2, minor: 0 }));
+        assert!(!PROTOCOL_VERSION.accepts(Version {
+            major: PROTOCOL_VERSION.major + 1,
+            minor: 0
+        }));
         assert!(!PROTOCOL_VERSION.accepts(Version {
             major: 1,
             minor: PROTOCOL_VERSION.minor + 1
@@ -448,6 +470,7 @@ mod tests {
                 index: 3,
                 generation: 1,
             },
+            ramdisk: None,
             memory: CapHandle {
                 index: 1,
                 generation: 1,

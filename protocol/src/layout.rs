@@ -21,6 +21,10 @@ pub const GUEST_GICR_SIZE: u64 = 0x100_0000;
 pub const GUEST_GNTTAB_BASE: GuestPhysAddr = GuestPhysAddr::new(0x3800_0000);
 /// Magic pages: xenstore, console (Xen's GUEST_MAGIC_BASE).
 pub const GUEST_MAGIC_BASE: GuestPhysAddr = GuestPhysAddr::new(0x3900_0000);
+/// Where our Rust domains map pages granted to them (one 4 KiB slot per mapping, up to
+/// 1 GiB): above any RAM they have (their RAM must stay below this), inside the range the
+/// runtime's stage 1 maps as Normal memory. Not part of Xen's map: Linux picks its own.
+pub const PV_MAP_BASE: GuestPhysAddr = GuestPhysAddr::new(0xC000_0000);
 /// Virtual timer PPI.
 pub const VTIMER_PPI: u32 = 27;
 /// Event-channel upcall PPI.

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; dom0 rejects any other.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// The whole system, in start order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,8 @@ pub struct ManifestDomain {
     pub name: String,
     /// Label of the boot module holding its image.
     pub image: String,
+    /// Label of the boot module holding its initramfs (Linux kernels).
+    pub ramdisk: Option<String>,
     /// RAM in MiB.
     pub mem_mib: u32,
     /// Placement of each vCPU.
@@ -76,6 +78,7 @@ mod tests {
             domains: alloc::vec![ManifestDomain {
                 name: "rtos".into(),
                 image: "rtos".into(),
+                ramdisk: None,
                 mem_mib: 8,
                 vcpus: alloc::vec![VcpuPlacement {
                     pcpu: 1,

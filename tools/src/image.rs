@@ -1,15 +1,16 @@
 //! `bulkhead image`: packs a system into `target/bulkhead/image/`: the microvisor, one file
-//! per boot module (dom0, the manifest, each distinct domain image), the DTB with the
-//! module nodes, `qemu.sh` and a U-Boot `boot.cmd`.
+//! per boot module (dom0, the manifest, each distinct domain image and initramfs), the DTB
+//! with the module nodes, `qemu.sh` and a U-Boot `boot.cmd`.
 //!
 //! Modules load from [`MODULES_BASE`] upwards, each at a 2 MiB boundary, above the
-//! microvisor (RAM + 2 MiB) and QEMU's own DTB (RAM + 128 MiB).
+//! microvisor (RAM + 2 MiB) and QEMU's own DTB (RAM + 128 MiB). Debian's kernel and
+//! initramfs are fetched (or taken from the cache) only when a domain names them.
 
 use crate::dtb::{self, Module};
 use crate::paths;
-use crate::system::{self, Image, Overrides, System};
+use crate::system::{self, DebianArtifact, Image, Overrides, System};
 use anyhow::{bail, Context, Result};
-use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL};
+use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL, MAX_NAME_LEN};
 use protocol::control::VcpuPlacement;
 use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub const RAM_BASE: u64 = 0x4000_0000;
 pub const MODULES_BASE: u64 = 0x5000_0000;
 /// Module alignment.
 pub const MODULE_ALIGN: u64 = 2 << 20;
+const MIB: u64 = 1 << 20;
 
 /// What to pack.
 #[derive(Debug, Clone)]
@@ -45,7 +47,8 @@ pub struct Packed {
     pub modules: Vec<Module>,
 }
 
-/// The manifest of `system` and the image of each distinct label (first use first).
+/// The manifest of `system` and the image of each distinct label (first use first; a
+/// domain's image before its ramdisk).
 pub fn manifest(
     system: &System,
 ) -> Result<(SystemManifest, Vec<(String, Image)>), system::ConfigError> {
@@ -53,17 +56,12 @@ pub fn manifest(
     let mut domains = Vec::new();
     for i in system::start_order(system)? {
         let d = &system.domains[i];
-        let label = match images.iter().find(|(_, img)| *img == d.image.value) {
-            Some((label, _)) => label.clone(),
-            None => {
-                let label = fresh_label(&d.image.value, &images);
-                images.push((label.clone(), d.image.value.clone()));
-                label
-            }
-        };
+        let image = label_of(&d.image.value, &mut images);
+        let ramdisk = d.ramdisk.as_ref().map(|r| label_of(&r.value, &mut images));
         domains.push(ManifestDomain {
             name: d.name.value.clone(),
-            image: label,
+            image,
+            ramdisk,
             mem_mib: d.memory_mib,
             vcpus: d
                 .placement()
@@ -89,10 +87,29 @@ pub fn manifest(
     ))
 }
 
-/// A label for `image` not yet used: the built-in's name or the file's stem (sanitized).
+/// The label of `image`: the one it already has, else a fresh one, recorded in `images`.
+fn label_of(image: &Image, images: &mut Vec<(String, Image)>) -> String {
+    if let Some((label, _)) = images.iter().find(|(_, img)| img == image) {
+        return label.clone();
+    }
+    let label = fresh_label(image, images);
+    images.push((label.clone(), image.clone()));
+    label
+}
+
+/// A label for `image` not yet used: the built-in's or Debian file's name, or the file's stem
+/// (sanitized, ASCII, at most [`MAX_NAME_LEN`] bytes). A file never takes a built-in or
+/// Debian name, so those labels always mean what they say.
 fn fresh_label(image: &Image, taken: &[(String, Image)]) -> String {
+    let named = |l: &str| {
+        paths::BUILTIN_DOMAINS.contains(&l)
+            || [DebianArtifact::Kernel, DebianArtifact::Initramfs]
+                .iter()
+                .any(|a| a.name() == l)
+    };
     let base = match image {
         Image::Builtin(name) => name.clone(),
+        Image::Debian(artifact) => artifact.name().into(),
         Image::File(path) => {
             let stem = path
                 .file_stem()
@@ -115,21 +132,33 @@ fn fresh_label(image: &Image, taken: &[(String, Image)]) -> String {
             }
         }
     };
-    let reserved =
-        |l: &str| l == DOM0_LABEL || l == MANIFEST_LABEL || taken.iter().any(|(t, _)| t == l);
-    if !reserved(&base) {
-        return base;
+    let is_file = matches!(image, Image::File(_));
+    let reserved = |l: &str| {
+        l == DOM0_LABEL
+            || l == MANIFEST_LABEL
+            || (is_file && named(l))
+            || taken.iter().any(|(t, _)| t == l)
+    };
+    // A label is looked up whole, so it must fit the module name the boot path keeps.
+    let fit = |base: &str, suffix: &str| {
+        let room = MAX_NAME_LEN.saturating_sub(suffix.len());
+        format!("{}{suffix}", &base[..base.len().min(room)])
+    };
+    let first = fit(&base, "");
+    if !reserved(&first) {
+        return first;
     }
     (2..)
-        .map(|n| format!("{base}-{n}"))
+        .map(|n| fit(&base, &format!("-{n}")))
         .find(|l| !reserved(l))
-        .unwrap_or(base)
+        .unwrap_or(first)
 }
 
 /// Load addresses for modules of the given sizes; an error if they pass the end of RAM.
 pub fn layout(sizes: &[(String, u64)], mem_mib: u32) -> Result<Vec<Module>> {
-    let ram_end = RAM_BASE + u64::from(mem_mib) * (1 << 20);
+    let ram_end = RAM_BASE + u64::from(mem_mib) * MIB;
     let mut addr = MODULES_BASE;
+    let mut end = addr;
     let mut out = Vec::new();
     for (label, size) in sizes {
         out.push(Module {
@@ -137,12 +166,51 @@ pub fn layout(sizes: &[(String, u64)], mem_mib: u32) -> Result<Vec<Module>> {
             addr,
             size: *size,
         });
-        addr = (addr + size).div_ceil(MODULE_ALIGN) * MODULE_ALIGN;
-        if addr > ram_end {
-            bail!("boot modules end at {addr:#x}, past the end of RAM at {ram_end:#x}; give QEMU more memory (--mem)");
-        }
+        end = addr.saturating_add(*size);
+        addr = end.div_ceil(MODULE_ALIGN).saturating_mul(MODULE_ALIGN);
+    }
+    if end > ram_end {
+        let need = (end - RAM_BASE).div_ceil(MIB);
+        let largest = sizes
+            .iter()
+            .max_by_key(|(_, size)| *size)
+            .map(|(label, size)| format!("; the largest is {label}, {} MiB", size.div_ceil(MIB)))
+            .unwrap_or_default();
+        bail!(
+            "boot modules end at {end:#x}, past the end of the {mem_mib} MiB of RAM at {ram_end:#x} (they load from RAM + 256 MiB, each 2 MiB aligned{largest}); give QEMU at least {need} MiB (--mem or [system] memory), more to leave room for the domains"
+        );
     }
     Ok(out)
+}
+
+/// An error if a domain's image and ramdisk cannot even fit in its RAM (the microvisor would
+/// refuse to load it, less clearly).
+pub fn check_domain_ram(manifest: &SystemManifest, sizes: &[(String, u64)]) -> Result<()> {
+    let size_of = |label: &str| {
+        sizes
+            .iter()
+            .find(|(l, _)| l == label)
+            .map_or(0, |(_, size)| *size)
+    };
+    for d in &manifest.domains {
+        let labels: Vec<&str> = std::iter::once(d.image.as_str())
+            .chain(d.ramdisk.as_deref())
+            .collect();
+        let total: u64 = labels.iter().map(|l| size_of(l)).sum();
+        if total >= u64::from(d.mem_mib) * MIB {
+            let list: Vec<String> = labels
+                .iter()
+                .map(|l| format!("{l}, {} MiB", size_of(l).div_ceil(MIB)))
+                .collect();
+            bail!(
+                "domain {:?}: its boot modules ({}) do not fit in its {} MiB of RAM; give it more `memory`",
+                d.name,
+                list.join("; "),
+                d.mem_mib
+            );
+        }
+    }
+    Ok(())
 }
 
 /// QEMU's arguments for a packed image (files relative to the image directory).
@@ -222,16 +290,32 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     let encoded = manifest.encode().context("cannot encode the manifest")?;
     write(&dir.join(format!("{MANIFEST_LABEL}.bin")), &encoded)?;
     sizes.push((MANIFEST_LABEL.to_string(), encoded.len() as u64));
+    // One fetch (or cache check) serves both Debian files; none if no domain uses them.
+    let linux = if images.iter().any(|(_, i)| matches!(i, Image::Debian(_))) {
+        let linux = crate::guest::linux_artifacts()
+            .context("cannot get Debian's Linux kernel and initramfs")?;
+        Some(linux)
+    } else {
+        None
+    };
     for (label, image) in &images {
         let from = match image {
             Image::Builtin(name) => bins.join(format!("{name}.bin")),
             Image::File(path) => path.clone(),
+            Image::Debian(artifact) => {
+                let linux = linux.as_ref().context("Debian files were not fetched")?;
+                match artifact {
+                    DebianArtifact::Kernel => linux.image.clone(),
+                    DebianArtifact::Initramfs => linux.initramfs.clone(),
+                }
+            }
         };
         sizes.push((
             label.clone(),
             copy(&from, &dir.join(format!("{label}.bin")))?,
         ));
     }
+    check_domain_ram(&manifest, &sizes)?;
     let modules = layout(&sizes, system.memory_mib)?;
     let base = dtb::dump_qemu_dtb(system.smp, system.memory_mib, &dir.join("qemu-virt.dtb"))?;
     write(&dir.join("system.dtb"), &dtb::add_modules(&base, &modules)?)?;
@@ -261,34 +345,5 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modules_are_2mib_aligned_from_the_base() {
-        let sizes = vec![
-            ("dom0".into(), 0x20_0001),
-            ("manifest".into(), 10),
-            ("rtos".into(), 5),
-        ];
-        let mods = layout(&sizes, 1024).unwrap();
-        let addrs: Vec<u64> = mods.iter().map(|m| m.addr).collect();
-        assert_eq!(addrs, [0x5000_0000, 0x5040_0000, 0x5060_0000]);
-        let err = layout(&[("big".into(), 300 << 20)], 512)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("past the end of RAM"), "{err}");
-    }
-
-    #[test]
-    fn qemu_command_line_loads_every_module() {
-        let mods = layout(&[("dom0".into(), 1), ("manifest".into(), 1)], 1024).unwrap();
-        let args = qemu_args(4, 1024, &mods).join(" ");
-        assert!(args.starts_with(
-            "-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1024 -nographic -echr 0x14"
-        ));
-        assert!(args.ends_with(
-            "-device loader,file=dom0.bin,addr=0x50000000,force-raw=on -device loader,file=manifest.bin,addr=0x50200000,force-raw=on"
-        ));
-    }
-}
+#[path = "image_tests.rs"]
+mod tests;

@@ -41,6 +41,8 @@ enum Verb {
         #[arg(long)]
         no_build: bool,
     },
+    /// Fetch Debian's arm64 kernel and busybox and build the Linux guest's Image and initramfs.
+    Fetch,
     /// Manage the running system over dom0's management port: list, info, pause, top, ...
     Ctl(bulkhead_tools::ctl::CtlArgs),
 }
@@ -134,6 +136,13 @@ fn real_main() -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Verb::Fetch => {
+            let linux = bulkhead_tools::guest::linux_artifacts()?;
+            println!("kernel    {}", linux.kernel_version);
+            println!("image     {}", linux.image.display());
+            println!("initramfs {}", linux.initramfs.display());
+            Ok(ExitCode::SUCCESS)
         }
         Verb::Ctl(args) => {
             bulkhead_tools::ctl::ctl(&args)?;

@@ -2,7 +2,7 @@
 //! valid fixture checks the manifest the tools produce from it.
 
 use bulkhead_tools::image::manifest;
-use bulkhead_tools::system::{Overrides, System};
+use bulkhead_tools::system::{DebianArtifact, Image, Overrides, System};
 use protocol::control::VcpuPlacement;
 use protocol::manifest::Action;
 use std::path::{Path, PathBuf};
@@ -25,12 +25,12 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash");
+fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash");
 fixture!(
     missing_name,
     "5: key `name`: missing in [[domain]], expected a domain name (or `config`, an xl.cfg file)"
 );
-fixture!(missing_image, "5: key `image`: missing in [[domain]], expected one of rtos, testguest or a path to a flat binary");
+fixture!(missing_image, "5: key `image`: missing in [[domain]], expected one of rtos, testguest, debian-linux or a path to a flat binary or an arm64 Linux Image");
 fixture!(
     missing_memory,
     "5: key `memory`: missing in [[domain]], expected MiB in 1..=2048"
@@ -72,7 +72,10 @@ fixture!(
     "2: key `smp`: 9 is out of range, expected a physical CPU count in 1..=8"
 );
 fixture!(memory_small, "3: key `memory`: 256 MiB is too little, expected at least 512 (boot modules load at RAM + 256 MiB)");
-fixture!(image_missing, "7: key `image`: \"no-such-guest.bin\" is neither a built-in domain nor an existing file, expected one of rtos, testguest or a path relative to the file");
+fixture!(image_missing, "7: key `image`: \"no-such-guest.bin\" is neither a built-in image nor an existing file, expected one of rtos, testguest, debian-linux or a path relative to the file");
+fixture!(ramdisk_missing, "8: key `ramdisk`: \"no-such-initramfs.cpio\" is neither debian-initramfs nor an existing file, expected \"debian-initramfs\" or a path to an initramfs relative to the file");
+fixture!(ramdisk_builtin, "8: key `ramdisk`: only Linux kernels take an initramfs, but image \"rtos\" is a built-in Bulkhead domain, expected no ramdisk or image = \"debian-linux\" or a path to an arm64 Linux Image");
+fixture!(ramdisk_flat, "8: key `ramdisk`: only Linux kernels take an initramfs, but image \"blob.bin\" is not an arm64 Linux Image (no \"ARM\\x64\" magic at byte 56), expected no ramdisk or image = \"debian-linux\" or a path to an arm64 Linux Image");
 
 fixture!(
     bad_action,
@@ -84,7 +87,6 @@ fixture!(
 );
 fixture!(config_missing, "6: key `config`: \"xl/no-such.cfg\" does not exist (tests/fixtures/xl/no-such.cfg), expected a path to an xl.cfg file relative to this file");
 fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash)");
-fixture!(linux_image, "7: key `image`: \"xl/Image\" is a Linux arm64 Image, which Bulkhead cannot boot yet (Linux guests are issue #5), expected a Bulkhead flat image: one of rtos, testguest or a path to one");
 
 /// Errors about values from an xl.cfg name the .cfg file and line, not the TOML.
 macro_rules! cfg_fixture {
@@ -151,6 +153,89 @@ fn xl_domains_flow_into_the_manifest() {
         .warnings
         .iter()
         .all(|w| w.file == "tests/fixtures/xl/warnings.cfg"));
+}
+
+#[test]
+fn linux_domains_flow_into_the_manifest() {
+    let system = System::load(
+        Path::new("tests/fixtures/linux_valid.toml"),
+        Overrides::default(),
+    )
+    .unwrap();
+    let own = &system.domains[1];
+    assert_eq!(
+        own.image.value,
+        Image::File("tests/fixtures/xl/Image".into()),
+        "a Linux Image file is a domain image"
+    );
+    assert_eq!(
+        own.ramdisk.as_ref().map(|r| (&r.value, r.line)),
+        Some((
+            &Image::File("tests/fixtures/xl/xen-example/rootfs.cpio.gz".into()),
+            17
+        ))
+    );
+    let (m, images) = manifest(&system).unwrap();
+    let d = |n: &str| m.domains.iter().find(|d| d.name == n).unwrap();
+    let debian = d("debian");
+    assert_eq!(
+        (debian.image.as_str(), debian.ramdisk.as_deref()),
+        ("debian-linux", Some("debian-initramfs"))
+    );
+    assert_eq!(debian.cmdline, "console=hvc0 loglevel=4", "given: kept");
+    assert_eq!(
+        (d("own").image.as_str(), d("own").ramdisk.as_deref()),
+        ("image", Some("rootfs_cpio"))
+    );
+    assert_eq!(d("own").cmdline, "console=hvc0", "a Linux kernel's default");
+    assert_eq!(
+        (d("bare").image.as_str(), d("bare").ramdisk.as_deref()),
+        ("debian-linux", None),
+        "shares the first domain's kernel module"
+    );
+    let labels: Vec<(&str, &Image)> = images.iter().map(|(l, i)| (l.as_str(), i)).collect();
+    assert_eq!(
+        labels,
+        [
+            ("debian-linux", &Image::Debian(DebianArtifact::Kernel)),
+            (
+                "debian-initramfs",
+                &Image::Debian(DebianArtifact::Initramfs)
+            ),
+            ("image", &own.image.value),
+            ("rootfs_cpio", &own.ramdisk.as_ref().unwrap().value),
+        ]
+    );
+    let bytes = m.encode().unwrap();
+    assert_eq!(
+        protocol::manifest::SystemManifest::decode(&bytes).unwrap(),
+        m
+    );
+}
+
+#[test]
+fn xl_ramdisks_reach_the_manifest() {
+    let text = "[[domain]]\nconfig = \"xl/linux.cfg\"\n";
+    let s = System::parse(
+        Path::new("tests/fixtures/x.toml"),
+        text,
+        Overrides::default(),
+    )
+    .unwrap();
+    let (m, _) = manifest(&s).unwrap();
+    assert_eq!(m.domains[0].ramdisk.as_deref(), Some("debian-initramfs"));
+    assert_eq!(m.domains[0].cmdline, "root=/dev/ram0 console=hvc0 rw");
+    // `ramdisk` comes from the xl.cfg, never beside `config`.
+    let text = "[[domain]]\nconfig = \"xl/linux.cfg\"\nramdisk = \"debian-initramfs\"\n";
+    let e = System::parse(
+        Path::new("tests/fixtures/x.toml"),
+        text,
+        Overrides::default(),
+    );
+    assert_eq!(
+        e.unwrap_err().to_string(),
+        "tests/fixtures/x.toml:3: key `ramdisk`: comes from the xl.cfg file when `config` is set, expected it in xl/linux.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash)"
+    );
 }
 
 #[test]

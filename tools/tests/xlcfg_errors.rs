@@ -2,7 +2,7 @@
 //! expected message; warnings, the values read and the Xen documentation's example are
 //! checked too.
 
-use bulkhead_tools::system::Image;
+use bulkhead_tools::system::{DebianArtifact, Image};
 use bulkhead_tools::xlcfg::{self, XlCpus};
 use protocol::manifest::Action;
 use std::path::Path;
@@ -25,7 +25,7 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "3: key `colour`: unknown key, expected an xl.cfg(5) key; Bulkhead uses name, type, memory, vcpus, cpus, kernel, cmdline, extra, root, on_poweroff, on_reboot, on_crash, gic_version");
+fixture!(unknown_key, "3: key `colour`: unknown key, expected an xl.cfg(5) key; Bulkhead uses name, type, memory, vcpus, cpus, kernel, ramdisk, cmdline, extra, root, on_poweroff, on_reboot, on_crash, gic_version");
 fixture!(x86_key, "3: key `viridian`: is an x86 PV/HVM option, which makes no sense for an Arm guest, expected it removed");
 fixture!(type_hvm, "2: key `type`: \"hvm\" guests do not exist on Arm, expected \"pvh\" (the only Arm guest type, as on Xen) or no `type`");
 fixture!(
@@ -62,9 +62,11 @@ fixture!(
     missing_name,
     "1: key `name`: missing, expected name = \"NAME\" (xl.cfg(5) requires it)"
 );
-fixture!(missing_kernel, "1: key `kernel`: missing, expected kernel = \"PATH\" to a Bulkhead flat image, or one of rtos, testguest");
-fixture!(kernel_not_found, "2: key `kernel`: \"no-such-kernel.bin\" is neither an existing file (tests/fixtures/xl/no-such-kernel.bin) nor a built-in domain, expected a path relative to the .cfg file or one of rtos, testguest");
-fixture!(linux_kernel, "2: key `kernel`: \"Image\" is a Linux arm64 Image, which Bulkhead cannot boot yet (Linux guests are issue #5), expected a Bulkhead flat image: one of rtos, testguest or a path to one");
+fixture!(missing_kernel, "1: key `kernel`: missing, expected kernel = \"PATH\" to a Bulkhead flat image or an arm64 Linux Image, or one of rtos, testguest, debian-linux");
+fixture!(kernel_not_found, "2: key `kernel`: \"no-such-kernel.bin\" is neither an existing file (tests/fixtures/xl/no-such-kernel.bin) nor a built-in image, expected a path relative to the .cfg file or one of rtos, testguest, debian-linux");
+fixture!(ramdisk_not_found, "3: key `ramdisk`: \"no-such-initramfs.cpio\" is neither an existing file (tests/fixtures/xl/no-such-initramfs.cpio) nor debian-initramfs, expected a path relative to the .cfg file or \"debian-initramfs\"");
+fixture!(ramdisk_not_linux, "2: key `ramdisk`: only Linux kernels take an initramfs, but kernel \"testguest\" is a built-in Bulkhead domain, expected no ramdisk or kernel = \"debian-linux\" or a path to an arm64 Linux Image");
+fixture!(ramdisk_flat_kernel, "3: key `ramdisk`: only Linux kernels take an initramfs, but kernel \"../blob.bin\" is not an arm64 Linux Image (no \"ARM\\x64\" magic at byte 56), expected no ramdisk or kernel = \"debian-linux\" or a path to an arm64 Linux Image");
 fixture!(bad_name, "1: key `name`: \"My VM\" is not a valid domain name, expected 1..=31 bytes of [A-Za-z0-9_.-], not \"dom0\"");
 fixture!(
     name_list,
@@ -136,6 +138,7 @@ fn defaults_are_xl_defaults() {
         (Action::Destroy, Action::Restart, Action::Destroy)
     );
     assert_eq!(d.cmdline, "");
+    assert_eq!(d.ramdisk, None);
     let d = xlcfg::load(Path::new("tests/fixtures/xl/unpinned.cfg")).unwrap();
     assert_eq!(d.cpus.unwrap().value, XlCpus::Any { except: vec![3] });
 }
@@ -148,7 +151,7 @@ fn unimplemented_keys_warn_once_each() {
     let want: Vec<String> = [
         "5: key `maxmem`: not implemented yet (no ballooning: the domain gets `memory` MiB), ignored",
         "6: key `maxvcpus`: not implemented yet (no vCPU hotplug: the domain gets `vcpus` vCPUs), ignored",
-        "7: key `ramdisk`: not implemented yet (ramdisks are not loaded yet), ignored",
+        "7: key `pool`: not implemented yet (there are no CPU pools), ignored",
         "8: key `disk`: not implemented yet (PV block devices need blkdom), ignored",
         "10: key `vif`: not implemented yet (PV network devices need netdom), ignored",
         "11: key `dtdev`: not implemented yet (device passthrough is not implemented yet), ignored",
@@ -172,23 +175,65 @@ fn unimplemented_keys_warn_once_each() {
     assert_eq!(d.cmdline, "mode=smp");
 }
 
-/// The example of xl.cfg(5) and Xen's Arm docs, verbatim: it parses; its `kernel` is a
-/// Linux Image (a stand-in with the arm64 header), which is refused with issue #5 named.
+/// The example of xl.cfg(5) and Xen's Arm docs, verbatim, with stand-ins for its files (an
+/// arm64 Image header, an empty gzipped cpio): every key is read as written.
 #[test]
 fn xen_docs_example() {
-    let file = Path::new("tests/fixtures/xl/xen-example/domU.cfg");
-    let text = std::fs::read_to_string(file).unwrap();
-    let e = xlcfg::load(file).unwrap_err().to_string();
-    assert_eq!(e, "tests/fixtures/xl/xen-example/domU.cfg:4: key `kernel`: \"Image\" is a Linux arm64 Image, which Bulkhead cannot boot yet (Linux guests are issue #5), expected a Bulkhead flat image: one of rtos, testguest or a path to one");
-    // Paths aside (a Bulkhead kernel in place of Image), everything else is read as written.
-    let d = xlcfg::parse(file, &text.replace("\"Image\"", "\"testguest\"")).unwrap();
+    let d = xlcfg::load(Path::new("tests/fixtures/xl/xen-example/domU.cfg")).unwrap();
     assert_eq!(d.name.value, "domU");
     assert_eq!((d.memory_mib, d.vcpus), (512, 1));
-    assert_eq!(d.cmdline, "console=hvc0 root=/dev/xvda rw");
-    let warnings: Vec<String> = d.warnings.iter().map(|w| w.to_string()).collect();
+    let dir = Path::new("tests/fixtures/xl/xen-example");
+    assert_eq!(d.image.value, Image::File(dir.join("Image")));
     assert_eq!(
-        warnings,
-        ["tests/fixtures/xl/xen-example/domU.cfg:5: key `ramdisk`: not implemented yet (ramdisks are not loaded yet), ignored"]
+        d.ramdisk.map(|r| (r.value, r.line)),
+        Some((Image::File(dir.join("rootfs.cpio.gz")), 5))
+    );
+    assert_eq!(d.cmdline, "console=hvc0 root=/dev/xvda rw");
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn linux_kernels_and_their_command_lines() {
+    let d = xlcfg::load(Path::new("tests/fixtures/xl/linux.cfg")).unwrap();
+    assert_eq!(
+        d.ramdisk.map(|r| r.value),
+        Some(Image::Debian(DebianArtifact::Initramfs))
+    );
+    assert_eq!(
+        d.cmdline, "root=/dev/ram0 console=hvc0 rw",
+        "root= then extra, as xl"
+    );
+    let parse = |text: &str| xlcfg::parse(Path::new("tests/fixtures/xl/l.cfg"), text).unwrap();
+    let d = parse("name = 'l'\nkernel = 'debian-linux'\n");
+    assert_eq!(d.image.value, Image::Debian(DebianArtifact::Kernel));
+    assert_eq!(d.ramdisk, None, "an initramfs is optional");
+    assert_eq!(d.cmdline, "console=hvc0", "Linux without a command line");
+    let d = parse("name = 'l'\nkernel = 'debian-linux'\ncmdline = ''\nextra = 'quiet'\n");
+    assert_eq!(
+        d.cmdline, "console=hvc0",
+        "an empty cmdline wins over extra, then defaults"
+    );
+    let d = parse("name = 'l'\nkernel = 'debian-linux'\nroot = '/dev/xvda'\n");
+    assert_eq!(d.cmdline, "root=/dev/xvda", "given, so no console= added");
+    let d = parse("name = 'l'\nkernel = 'rtos'\n");
+    assert_eq!(d.cmdline, "", "Bulkhead domains get no default");
+}
+
+#[test]
+fn shipped_linux_guest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let d = xlcfg::load(&root.join("systems/xl/linux-guest.cfg")).unwrap();
+    assert_eq!(d.name.value, "linux");
+    assert_eq!(d.image.value, Image::Debian(DebianArtifact::Kernel));
+    assert_eq!(
+        d.ramdisk.map(|r| r.value),
+        Some(Image::Debian(DebianArtifact::Initramfs))
+    );
+    assert_eq!(d.cmdline, "console=hvc0 loglevel=4");
+    assert_eq!((d.memory_mib, d.vcpus, d.cpus), (256, 2, None));
+    assert_eq!(
+        (d.on_poweroff, d.on_reboot),
+        (Action::Destroy, Action::Restart)
     );
 }
 
@@ -197,6 +242,7 @@ fn shipped_xl_files_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for file in [
         "systems/xl/smp-guest.cfg",
+        "systems/xl/linux-guest.cfg",
         "tests/systems/xl/xlsmp.cfg",
         "tests/systems/xl/kept.cfg",
     ] {

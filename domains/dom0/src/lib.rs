@@ -10,6 +10,7 @@ extern crate alloc;
 pub mod mgmt;
 pub mod prompt;
 pub mod supervise;
+pub mod xenstore;
 
 pub use supervise::{state_text, stop_text, Command, Limits, Policy, Supervisor};
 
@@ -131,9 +132,20 @@ pub fn plan_domain(
             label: d.image.clone(),
         })?
         .handle;
+    let ramdisk = match &d.ramdisk {
+        Some(label) => Some(
+            find_module(caps, label)
+                .ok_or_else(|| PlanError::NoImage {
+                    label: label.clone(),
+                })?
+                .handle,
+        ),
+        None => None,
+    };
     Ok(DomainSpec {
         name: d.name.clone(),
         image,
+        ramdisk,
         memory,
         mem_mib: d.mem_mib,
         vcpus: d.vcpus.clone(),
@@ -184,6 +196,7 @@ mod tests {
         ManifestDomain {
             name: name.into(),
             image: image.into(),
+            ramdisk: None,
             mem_mib: 8,
             vcpus: vec![VcpuPlacement {
                 pcpu: 1,
@@ -212,7 +225,7 @@ mod tests {
         .encode()
         .unwrap();
         let e = decode_manifest(&bad).unwrap_err();
-        assert_eq!(e.to_string(), "manifest version 7, expected 1");
+        assert_eq!(e.to_string(), "manifest version 7, expected 2");
         assert_eq!(
             decode_manifest(&[0xFF, 0xFF]),
             Err(ManifestError::Malformed)

@@ -9,6 +9,8 @@ extern crate alloc;
 mod ops;
 #[cfg(target_os = "none")]
 mod port;
+#[cfg(target_os = "none")]
+mod pv;
 
 #[cfg(target_os = "none")]
 mod shell {
@@ -20,7 +22,7 @@ mod shell {
     use protocol::boot::MANIFEST_LABEL;
     use protocol::cap::CapInfo;
     use protocol::control::{CapError, DomainState};
-    use protocol::layout::{CONTROL_EVENT_PPI, VTIMER_PPI};
+    use protocol::layout::{CONTROL_EVENT_PPI, EVTCHN_PPI, VTIMER_PPI};
     use protocol::manifest::SystemManifest;
 
     /// Safety-net poll of every domain when control events work.
@@ -36,6 +38,10 @@ mod shell {
     static PORT_IRQ: AtomicU32 = AtomicU32::new(0);
     /// Poll of the management port in case its interrupt is lost.
     const PORT_POLL_MS: u64 = 200;
+    /// Set by the event-channel upcall: a PV ring has news.
+    static PV_EVENT: AtomicBool = AtomicBool::new(false);
+    /// Poll of the PV rings (console input has no event of its own).
+    const PV_POLL_MS: u64 = 20;
 
     rt::entry!(main);
 
@@ -117,6 +123,12 @@ mod shell {
     fn on_irq(intid: u32) {
         match intid {
             CONTROL_EVENT_PPI => EVENT.store(true, Ordering::Release),
+            EVTCHN_PPI => {
+                // The upcall follows evtchn_upcall_pending like a level: clear it here.
+                // Which ports fired does not matter: the loop polls every ring.
+                bulkhead_runtime::xen::take_pending_ports(|_| {});
+                PV_EVENT.store(true, Ordering::Release);
+            }
             VTIMER_PPI => timer::stop(),
             i if i == PORT_IRQ.load(Ordering::Acquire) => {
                 // Level-triggered: keep it masked until the loop has serviced the device.
@@ -138,6 +150,9 @@ mod shell {
         irq::init_primary();
         gic::enable(VTIMER_PPI);
         gic::enable(CONTROL_EVENT_PPI);
+        gic::enable(EVTCHN_PPI);
+        let mut pv = crate::pv::Backends::new();
+        pv.sync(&sup);
         irq::set_handler(on_irq);
         irq::enable_irqs();
         let hz = timer::freq();
@@ -146,12 +161,20 @@ mod shell {
         let mut events_error: Option<CapError> = None;
         let mut next_poll = timer::now().saturating_add(poll);
         let port_poll = timer::ms_to_ticks(PORT_POLL_MS, hz);
+        let pv_poll = timer::ms_to_ticks(PV_POLL_MS, hz);
         let mut prompt = dom0::prompt::LineReader::default();
         loop {
             let mut wake = sup.next_deadline().map_or(next_poll, |t| t.min(next_poll));
             // The management port and the console prompt are polled at least this often.
             wake = wake.min(timer::now().saturating_add(port_poll));
-            let woken = || EVENT.load(Ordering::Acquire) || PORT_INPUT.load(Ordering::Acquire);
+            if pv.any() {
+                wake = wake.min(timer::now().saturating_add(pv_poll));
+            }
+            let woken = || {
+                EVENT.load(Ordering::Acquire)
+                    || PORT_INPUT.load(Ordering::Acquire)
+                    || PV_EVENT.load(Ordering::Acquire)
+            };
             if !woken() && timer::now() < wake {
                 timer::set_deadline(wake);
                 irq::wait_until(|| woken() || timer::now() >= wake);
@@ -163,6 +186,7 @@ mod shell {
                     let mut ops = crate::ops::Ops {
                         sup: &mut sup,
                         info,
+                        pv: &mut pv,
                     };
                     for out in dom0::prompt::run(&line, &mut ops) {
                         println!("{out}");
@@ -174,6 +198,7 @@ mod shell {
                 let mut ops = crate::ops::Ops {
                     sup: &mut sup,
                     info,
+                    pv: &mut pv,
                 };
                 p.poll(&mut ops);
                 if let Some(irq) = p.irq {
@@ -230,6 +255,11 @@ mod shell {
                     }
                 }
             }
+            // Last, so a domain destroyed or restarted above is detached before its rings are
+            // touched again.
+            PV_EVENT.store(false, Ordering::Release);
+            pv.sync(&sup);
+            pv.poll();
         }
     }
 }

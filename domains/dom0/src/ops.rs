@@ -18,6 +18,8 @@ pub struct Ops<'a> {
     pub sup: &'a mut Supervisor,
     /// dom0's own start info (dom0 has no capability on itself).
     pub info: &'static StartInfo,
+    /// The PV backends (Linux guests are asked to shut down through xenstore).
+    pub pv: &'a mut crate::pv::Backends,
 }
 
 impl Ops<'_> {
@@ -145,7 +147,12 @@ impl DomainOps for Ops<'_> {
 
     fn shutdown(&mut self, id: u16, kind: ShutdownKind) -> Result<(), CapError> {
         let i = self.index(id)?;
-        let r = cap::domain_shutdown(self.sup.domains()[i].handle, kind);
+        let reboot = kind == ShutdownKind::Reboot;
+        let r = if self.pv.request_shutdown(id, reboot) {
+            Ok(())
+        } else {
+            cap::domain_shutdown(self.sup.domains()[i].handle, kind)
+        };
         let verb = match kind {
             ShutdownKind::PowerOff => "shutdown",
             ShutdownKind::Reboot => "reboot",

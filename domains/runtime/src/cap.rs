@@ -56,8 +56,8 @@ mod hw {
     use core::sync::atomic::{AtomicBool, Ordering};
     use protocol::cap::{CapHandle, CapInfo};
     use protocol::control::{
-        CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, Version, CONSOLE_READ_BYTES,
-        CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+        CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, Version, CONSOLE_FOR_BYTES,
+        CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
     };
     use protocol::layout::MAX_VCPUS;
 
@@ -165,6 +165,40 @@ mod hw {
             [domain.to_raw(), bytes.len() as u64, lo, hi, 0, 0],
         )
         .map(drop)
+    }
+
+    /// `ConsoleWriteFor`: appends up to 32 bytes to `domain`'s console output (dom0's PV
+    /// console backend).
+    pub fn console_write_for(domain: CapHandle, bytes: &[u8]) -> Result<(), CapError> {
+        if bytes.len() > CONSOLE_FOR_BYTES {
+            return Err(CapError::InvalidArgument);
+        }
+        let mut b = [0u8; CONSOLE_FOR_BYTES];
+        b[..bytes.len()].copy_from_slice(bytes);
+        let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        ready()?;
+        call(
+            CapOp::ConsoleWriteFor,
+            [domain.to_raw(), bytes.len() as u64, w(0), w(1), w(2), w(3)],
+        )
+        .map(drop)
+    }
+
+    /// `ConsoleReadFor`: takes up to `buf.len()` (≤ 16) bytes of `domain`'s queued console
+    /// input; returns how many.
+    pub fn console_read_for(domain: CapHandle, buf: &mut [u8]) -> Result<usize, CapError> {
+        ready()?;
+        let want = buf.len().min(CONSOLE_READ_BYTES);
+        let r = call(
+            CapOp::ConsoleReadFor,
+            [domain.to_raw(), want as u64, 0, 0, 0, 0],
+        )?;
+        let n = (r[0] as usize).min(want);
+        let mut bytes = [0u8; CONSOLE_READ_BYTES];
+        bytes[..8].copy_from_slice(&r[1].to_le_bytes());
+        bytes[8..].copy_from_slice(&r[2].to_le_bytes());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
     }
 
     /// `LogRead`: the microvisor's console history from offset `from` (up to a page).

@@ -28,6 +28,8 @@ pub mod smp;
 pub mod start;
 pub mod threads;
 pub mod timer;
+#[cfg(target_os = "none")]
+pub mod xen;
 
 pub use protocol;
 pub use protocol::boot::StartInfo;

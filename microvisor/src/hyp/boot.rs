@@ -141,6 +141,8 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         switch_presses: 0,
         devices: Vec::new(),
         el2_map,
+        evtchn: crate::xen::EventChannels::new(MAX_DOMAINS),
+        grants: crate::xen::GrantTables::new(MAX_DOMAINS),
     };
     hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.
@@ -329,6 +331,7 @@ fn build_dom0(hyp: &mut Hyp) {
         parent: None,
         caps: &caps,
         module: None,
+        ramdisk: None,
     };
     let id = hyp
         .build_domain(&req)

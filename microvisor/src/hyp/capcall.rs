@@ -6,15 +6,14 @@ use super::{key_parts, Hyp};
 use crate::arch::context::GuestRegs;
 use crate::arch::mem;
 use crate::captable::{Capability, Object};
-use crate::console_line::Output;
 use crate::sched::VcpuKey;
 use alloc::string::String;
 use alloc::vec::Vec;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
-    CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, StopReason, Version, CONSOLE_READ_BYTES,
-    CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+    CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, StopReason, Version, CONSOLE_FOR_BYTES,
+    CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
 };
 use protocol::ids::DomainId;
 
@@ -187,17 +186,26 @@ impl Hyp {
                 if !d.caps.iter().any(|(_, c)| c.object == Object::Console) {
                     return Err(CapError::NoRights);
                 }
-                let want = (a[0] as usize).min(CONSOLE_READ_BYTES);
-                let mut bytes = [0u8; CONSOLE_READ_BYTES];
-                let mut n = 0;
-                while n < want {
-                    let Some(b) = d.input.pop_front() else { break };
-                    bytes[n] = b;
-                    n += 1;
+                Ok(take_input(d, a[0]))
+            }
+            CapOp::ConsoleReadFor => {
+                let target = self.domain_cap(id, a[0], Rights::WRITE)?;
+                let t = self.domain_mut(target).ok_or(CapError::Stale)?;
+                Ok(take_input(t, a[1]))
+            }
+            CapOp::ConsoleWriteFor => {
+                let target = self.domain_cap(id, a[0], Rights::WRITE)?;
+                let n = a[1] as usize;
+                if n > CONSOLE_FOR_BYTES {
+                    return Err(CapError::InvalidArgument);
                 }
-                let lo = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
-                let hi = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
-                Ok([n as u64, lo, hi])
+                let mut bytes = [0u8; CONSOLE_FOR_BYTES];
+                for (i, word) in a[2..6].iter().enumerate() {
+                    bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
+                }
+                let t = self.domain_mut(target).ok_or(CapError::Stale)?;
+                super::xen::basic::domain_console_write(t, &bytes[..n]);
+                Ok([n as u64, 0, 0])
             }
             CapOp::DomainQuery => {
                 let target = self.domain_cap(id, a[0], Rights::READ)?;
@@ -352,6 +360,10 @@ impl Hyp {
         let bytes = self.request_bytes(id, v, len)?;
         let spec: DomainSpec = postcard::from_bytes(&bytes).map_err(|_| CapError::BadMessage)?;
         let image = self.module_cap(id, spec.image.to_raw())?;
+        let ramdisk = match spec.ramdisk {
+            Some(h) => Some(self.module_cap(id, h.to_raw())?),
+            None => None,
+        };
         let pages = u64::from(spec.mem_mib) * 256;
         {
             let d = self.domain_mut(id).ok_or(CapError::Stale)?;
@@ -366,6 +378,12 @@ impl Hyp {
         let region = self.platform.modules.as_slice()[image].region;
         // SAFETY: boot modules are reserved at boot and never written.
         let image_bytes = unsafe { mem::boot_blob(region.base.as_u64(), region.size as usize) };
+        let ramdisk = ramdisk.map(|index| {
+            let r = self.platform.modules.as_slice()[index].region;
+            // SAFETY: boot modules are reserved at boot and never written.
+            let bytes = unsafe { mem::boot_blob(r.base.as_u64(), r.size as usize) };
+            (bytes, index as u16)
+        });
         let console = Capability {
             object: Object::Console,
             rights: Rights::WRITE,
@@ -379,6 +397,7 @@ impl Hyp {
             parent: Some((id, spec.memory)),
             caps: &[console],
             module: Some(image as u16),
+            ramdisk,
         };
         let child = self.build_domain(&req)?;
         let instance = self.domain(child).map_or(0, |c| c.instance);
@@ -448,6 +467,21 @@ impl Hyp {
 }
 
 /// `ConsoleWrite`: bytes in x2..x6, printed a line at a time with the domain's name.
+/// Takes up to `want` bytes of `d`'s queued console input: `[count, bytes 0..8, 8..16]`.
+fn take_input(d: &mut super::domain::Domain, want: u64) -> Reply {
+    let want = (want as usize).min(CONSOLE_READ_BYTES);
+    let mut bytes = [0u8; CONSOLE_READ_BYTES];
+    let mut n = 0;
+    while n < want {
+        let Some(b) = d.input.pop_front() else { break };
+        bytes[n] = b;
+        n += 1;
+    }
+    let lo = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+    let hi = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
+    [n as u64, lo, hi]
+}
+
 fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, CapError> {
     let len = a[0] as usize;
     if len > CONSOLE_REG_BYTES {
@@ -460,11 +494,6 @@ fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, C
     for (i, word) in a[1..6].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    let (id, name) = (d.id, &d.name);
-    let (now, hz) = (crate::arch::counter_now(), crate::arch::counter_hz());
-    d.console.write(&bytes[..len], now, hz, |out| match out {
-        Output::Dropped(n) => crate::info!("{id} ({name}): {n} console lines dropped (rate limit)"),
-        Output::Line(line) => crate::log::print_domain_line(name, line),
-    });
+    super::xen::basic::domain_console_write(d, &bytes[..len]);
     Ok([len as u64, 0, 0])
 }

@@ -11,9 +11,8 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
-use protocol::boot::{StartInfo, START_INFO_RESERVE};
 use protocol::cap::CapHandle;
-use protocol::control::{CapError, DomainState, StopReason, VcpuPlacement, PROTOCOL_VERSION};
+use protocol::control::{CapError, DomainState, StopReason, VcpuPlacement};
 use protocol::ids::DomainId;
 use protocol::layout::{GUEST_RAM_BASE, MAX_VCPUS, VTIMER_PPI};
 
@@ -93,8 +92,10 @@ pub struct Domain {
     pub parent: Option<(DomainId, CapHandle)>,
     /// Its debug console (line assembly and rate limit).
     pub console: crate::console_line::DomainConsole,
-    /// Guest-physical address and length of its start info.
-    pub start_info: (u64, u64),
+    /// Where vCPU 0 starts.
+    pub entry: super::loader::Entry,
+    /// Xen-ABI state: shared_info, vcpu_info, magic pages, HVM parameters.
+    pub xen: super::xen::XenDomain,
     /// Destroyed; freed once no CPU holds one of its vCPUs.
     pub dying: bool,
     /// Causes already logged (rate limiting: one line per cause).
@@ -118,6 +119,8 @@ pub struct Domain {
 pub struct OwnedSpec {
     /// Boot module index of the image (`None`: the image was not a module).
     pub module: Option<u16>,
+    /// Boot module index of the initramfs, if any.
+    pub ramdisk_module: Option<u16>,
     /// RAM in MiB.
     pub mem_mib: u32,
     /// vCPU placements.
@@ -183,6 +186,8 @@ pub struct BuildRequest<'a> {
     pub caps: &'a [Capability],
     /// Boot module index of `image`, if it is one (needed to restart it).
     pub module: Option<u16>,
+    /// Initramfs for a Linux kernel, and its boot module index.
+    pub ramdisk: Option<(&'a [u8], u16)>,
 }
 
 /// Log-once cause bits.
@@ -239,9 +244,6 @@ impl Hyp {
             return Err(CapError::CpuUnavailable);
         }
         let ram_size = u64::from(req.mem_mib) * 1024 * 1024;
-        if req.image.len() as u64 > ram_size.saturating_sub(START_INFO_RESERVE) {
-            return Err(CapError::InvalidArgument);
-        }
         // Memory: contiguous, 2 MiB aligned so stage 2 can use blocks; scrubbed.
         let pages = ram_size / PAGE_SIZE;
         let ram_pa = self
@@ -250,28 +252,23 @@ impl Hyp {
             .map_err(|_| CapError::NoMemory)?;
         // SAFETY: the range was just allocated; nothing refers to it.
         unsafe { mem::zero(ram_pa.as_u64(), ram_size) };
-        // SAFETY: the image fits (checked above) in the freshly allocated RAM.
-        unsafe { mem::copy_to(ram_pa.as_u64(), req.image) };
-
-        let info = StartInfo {
-            version: PROTOCOL_VERSION,
-            domid: id.0,
-            name: String::from(req.name),
-            ram_base: GUEST_RAM_BASE.as_u64(),
-            ram_size,
+        let load = super::loader::LoadSpec {
+            id,
+            name: req.name,
+            image: req.image,
+            ramdisk: req.ramdisk.map(|(bytes, _)| bytes),
+            cmdline: req.cmdline,
             vcpus: nvcpus as u16,
-            counter_hz: arch::counter_hz(),
-            cmdline: String::from(req.cmdline),
-            phys_offset: ram_pa.as_u64().wrapping_sub(GUEST_RAM_BASE.as_u64()),
         };
-        let info_bytes = postcard::to_allocvec(&info).map_err(|_| CapError::InvalidArgument)?;
-        if info_bytes.len() as u64 > START_INFO_RESERVE {
-            let _ = self.frames.free(ram_pa, pages);
-            return Err(CapError::InvalidArgument);
-        }
-        let info_off = ram_size - START_INFO_RESERVE;
-        // SAFETY: the reserve lies inside the allocated RAM and after the image.
-        unsafe { mem::copy_to(ram_pa.as_u64() + info_off, &info_bytes) };
+        let entry = match super::loader::load(ram_pa, ram_size, &load) {
+            Ok(entry) => entry,
+            Err(e) => {
+                // SAFETY: the range was just allocated; scrub what was loaded before freeing.
+                unsafe { mem::zero(ram_pa.as_u64(), ram_size) };
+                let _ = self.frames.free(ram_pa, pages);
+                return Err(e);
+            }
+        };
         // The guest starts with its MMU off (uncached accesses): push our writes to memory.
         arch::clean_dcache_range(ram_pa.as_u64(), ram_size);
 
@@ -341,12 +338,14 @@ impl Hyp {
             negotiated: false,
             parent: req.parent,
             console: crate::console_line::DomainConsole::default(),
-            start_info: (GUEST_RAM_BASE.as_u64() + info_off, info_bytes.len() as u64),
+            entry,
+            xen: super::xen::XenDomain::default(),
             dying: false,
             logged: 0,
             restarts: 0,
             spec: OwnedSpec {
                 module: req.module,
+                ramdisk_module: req.ramdisk.map(|(_, m)| m),
                 mem_mib: req.mem_mib,
                 vcpus: req.vcpus.to_vec(),
                 cmdline: String::from(req.cmdline),
@@ -357,6 +356,11 @@ impl Hyp {
             shutdown_request: None,
             input: alloc::collections::VecDeque::new(),
         };
+        let mut domain = Box::new(domain);
+        if let Err(e) = self.xen_setup(&mut domain) {
+            self.release_memory(ram_pa, ram_size, domain.stage2);
+            return Err(e);
+        }
         // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.
         for (i, p) in req.vcpus.iter().enumerate() {
             let rq = &mut self.runqueues[usize::from(p.pcpu)];
@@ -364,11 +368,12 @@ impl Hyp {
                 for (j, q) in req.vcpus.iter().enumerate().take(i) {
                     let _ = self.runqueues[usize::from(q.pcpu)].remove(vcpu_key(id, j));
                 }
+                self.xen_release(&mut domain);
                 self.release_memory(ram_pa, ram_size, domain.stage2);
                 return Err(CapError::CpuUnavailable);
             }
         }
-        self.domains[slot] = Some(Box::new(domain));
+        self.domains[slot] = Some(domain);
         Ok(id)
     }
 
@@ -395,15 +400,12 @@ impl Hyp {
         if d.state != DomainState::Created {
             return Err(CapError::WrongState);
         }
-        let (info_ipa, info_len) = d.start_info;
-        let ram_size = d.ram_size;
+        let entry = d.entry;
         let v0 = &mut d.vcpus[0];
         v0.regs = GuestRegs::default();
-        v0.regs.pc = GUEST_RAM_BASE.as_u64();
+        v0.regs.pc = entry.pc;
         v0.regs.pstate = PSTATE_EL1H_MASKED;
-        v0.regs.x[0] = info_ipa;
-        v0.regs.x[1] = info_len;
-        v0.regs.x[2] = ram_size;
+        v0.regs.x[..3].copy_from_slice(&entry.args);
         v0.power = Power::On;
         d.state = DomainState::Running;
         self.refresh_runnable(id, this_cpu);
@@ -534,7 +536,8 @@ impl Hyp {
             return;
         }
         self.release_devices(id);
-        if let Some(d) = self.domains[usize::from(id.0)].take() {
+        if let Some(mut d) = self.domains[usize::from(id.0)].take() {
+            self.xen_release(&mut d);
             let d = *d;
             self.release_memory(d.ram_pa, d.ram_size, d.stage2);
             // The VMID will be reused: drop every cached translation tagged with it.
@@ -577,9 +580,21 @@ impl Hyp {
         };
         // SAFETY: boot modules are reserved at boot and never written.
         let image = unsafe { mem::boot_blob(m.region.base.as_u64(), m.region.size as usize) };
+        let ramdisk = spec.ramdisk_module.and_then(|r| {
+            let m = self
+                .platform
+                .modules
+                .as_slice()
+                .get(usize::from(r))
+                .copied()?;
+            // SAFETY: boot modules are reserved at boot and never written.
+            let bytes = unsafe { mem::boot_blob(m.region.base.as_u64(), m.region.size as usize) };
+            Some((bytes, r))
+        });
         let req = BuildRequest {
             name: &name,
             image,
+            ramdisk,
             mem_mib: spec.mem_mib,
             vcpus: &spec.vcpus,
             cmdline: &spec.cmdline,

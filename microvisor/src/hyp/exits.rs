@@ -13,8 +13,6 @@ use protocol::psci::PsciFn;
 
 /// Xen's hypercall immediate (`HVC #0xEA1`).
 const XEN_HVC_IMM: u16 = 0xEA1;
-/// -ENOSYS as Xen returns it.
-const ENOSYS: u64 = (-38i64) as u64;
 
 impl Hyp {
     /// Handles a synchronous exit of the vCPU `key` whose registers are `regs`.
@@ -24,15 +22,7 @@ impl Hyp {
         let (id, _) = key_parts(key);
         match exit {
             Exit::Hvc { imm: 0 } => self.hypercall(cpu, key, regs),
-            Exit::Hvc { imm: XEN_HVC_IMM } => {
-                if let Some(d) = self.domain_mut(id) {
-                    d.log_once(
-                        cause::XEN_HVC,
-                        format_args!("Xen hypercall {} not implemented yet", regs.x[16]),
-                    );
-                }
-                regs.x[0] = ENOSYS;
-            }
+            Exit::Hvc { imm: XEN_HVC_IMM } => self.xen_hypercall(cpu, key, regs),
             Exit::Hvc { .. } => regs.x[0] = SMCCC_NOT_SUPPORTED,
             Exit::Smc { .. } => {
                 // SMC traps before executing: step over it, then serve it like HVC #0.
@@ -87,7 +77,7 @@ impl Hyp {
     }
 
     /// A trapped WFI: block unless an interrupt is already deliverable.
-    fn wfi(&mut self, cpu: usize, key: VcpuKey) {
+    pub(super) fn wfi(&mut self, cpu: usize, key: VcpuKey) {
         let (id, v) = key_parts(key);
         let n = self.nr_lrs;
         let Some(d) = self.domain_mut(id) else { return };
@@ -119,6 +109,14 @@ impl Hyp {
                 }
             }
             self.wake_mask(id, mask, cpu);
+            return;
+        }
+        if a.read && crate::idregs::is_id_group3(a.op0, a.op1, a.crn, a.crm) {
+            regs.pc += 4;
+            if a.rt != 31 {
+                let raw = crate::arch::sysreg::read_id_group3(a.crm, a.op2);
+                regs.x[usize::from(a.rt)] = crate::idregs::sanitise(a.crm, a.op2, raw);
+            }
             return;
         }
         if a.encoding() == trap::ICC_ASGI1R_EL1 || a.encoding() == trap::ICC_SGI0R_EL1 {

@@ -11,9 +11,11 @@ pub mod console;
 pub mod devices;
 pub mod domain;
 pub mod exits;
+pub mod loader;
 pub mod psci;
 pub mod run;
 pub mod tables;
+pub mod xen;
 
 use crate::arch::boot::MAX_CPUS;
 use crate::mm::frames::FrameAllocator;
@@ -54,6 +56,10 @@ pub struct Hyp {
     pub switch_presses: u8,
     /// Number of list registers this GIC implements.
     pub nr_lrs: usize,
+    /// Every domain's event-channel ports (Xen ABI).
+    pub evtchn: crate::xen::EventChannels,
+    /// Every domain's grant table and grant mappings (Xen ABI).
+    pub grants: crate::xen::GrantTables,
 }
 
 /// The global state; `None` until the boot CPU has built it.

@@ -213,6 +213,9 @@ impl Hyp {
             for intid in done.iter().filter(|&i| i >= 32) {
                 self.spi_completed(id, intid);
             }
+            if done.contains(protocol::layout::EVTCHN_PPI) {
+                self.evtchn_eoi(id, v, cpu);
+            }
         }
         self.dispatch_exit(cpu, key, kind, regs);
     }

@@ -69,6 +69,7 @@ mod errno;
 mod evtchn;
 mod grant;
 pub mod ring;
+pub mod ring_io;
 pub mod structs;
 
 pub use errno::XenErrno;
@@ -89,6 +90,9 @@ abi_enum! {
         GrantTableOp = 20,
         /// `vcpu_op`: [`VcpuOp`] in `x0`, vCPU id in `x1`, argument in `x2`.
         VcpuOp = 24,
+        /// `vm_assist`: not offered (Linux probes it for the runstate update flag and copes
+        /// with `-ENOSYS`); listed so it is refused without a log line.
+        VmAssist = 21,
         /// `sched_op`: [`SchedOp`] in `x0`, argument in `x1`.
         SchedOp = 29,
         /// `event_channel_op`: [`EvtchnOp`] in `x0`, argument in `x1`.

@@ -12,6 +12,7 @@ fn hypercall_numbers_round_trip() {
         (17, Hypercall::XenVersion),
         (18, Hypercall::ConsoleIo),
         (20, Hypercall::GrantTableOp),
+        (21, Hypercall::VmAssist),
         (24, Hypercall::VcpuOp),
         (29, Hypercall::SchedOp),
         (32, Hypercall::EventChannelOp),

@@ -6,16 +6,24 @@
 //! against each other (names, pCPUs, dependencies). Every error is a [`ConfigError`] printed
 //! as `FILE:LINE: key `name`: what is wrong, expected what`, where FILE is the file the value
 //! came from (the TOML or an xl.cfg); warnings ([`ConfigWarning`]) have the same shape.
+//!
+//! A domain boots an [`Image`]: a built-in Bulkhead domain, a flat binary, or a Linux kernel
+//! (`"debian-linux"` or an arm64 `Image` file) with an optional initramfs (`ramdisk`:
+//! `"debian-initramfs"` or a file). A Linux kernel's `cmdline` is its kernel command line,
+//! [`LINUX_DEFAULT_CMDLINE`] (`console=hvc0`) when empty.
 
 mod check;
 pub mod cpus;
+pub(crate) mod images;
 mod parse;
+mod xl;
 
 use protocol::manifest::Action;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use check::start_order;
+pub use images::{image_names, is_linux_image, DebianArtifact, Image, LINUX_DEFAULT_CMDLINE};
 pub use parse::valid_name;
 
 /// Most physical CPUs QEMU's virt board gets from us.
@@ -75,15 +83,6 @@ pub struct System {
     pub warnings: Vec<ConfigWarning>,
 }
 
-/// Where a domain's image comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Image {
-    /// One of [`crate::paths::BUILTIN_DOMAINS`].
-    Builtin(String),
-    /// A flat binary on disk.
-    File(PathBuf),
-}
-
 /// One `[[domain]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
@@ -91,6 +90,8 @@ pub struct Domain {
     pub name: At<String>,
     /// Its image.
     pub image: At<Image>,
+    /// Its initramfs; only a Linux kernel has one.
+    pub ramdisk: Option<At<Image>>,
     /// RAM in MiB.
     pub memory_mib: u32,
     /// vCPU count.
@@ -101,7 +102,8 @@ pub struct Domain {
     pub exclusive: bool,
     /// Scheduling priority.
     pub priority: u8,
-    /// Start arguments.
+    /// Start arguments; a Linux kernel's command line ([`LINUX_DEFAULT_CMDLINE`] if none
+    /// was given).
     pub cmdline: String,
     /// Domains that must run first.
     pub depends_on: At<Vec<String>>,
@@ -183,23 +185,6 @@ pub struct Overrides {
     /// `--domain FILE.cfg`: xl.cfg domains added to the system. A `'static` slice keeps
     /// `Overrides` `Copy` (run options copy it); the CLI leaks its one list.
     pub domains: &'static [PathBuf],
-}
-
-/// Whether `path` starts with an arm64 Linux `Image` header (magic "ARM\x64" at byte 56).
-pub fn is_linux_image(path: &Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 60];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| head[56..60] == *b"ARM\x64")
-}
-
-/// The problem with naming a Linux kernel as a domain image (`shown` as the user wrote it).
-pub fn linux_image_problem(shown: &str) -> String {
-    format!(
-        "{shown:?} is a Linux arm64 Image, which Bulkhead cannot boot yet (Linux guests are issue #5), expected a Bulkhead flat image: one of {} or a path to one",
-        crate::paths::BUILTIN_DOMAINS.join(", ")
-    )
 }
 
 impl System {

@@ -2,12 +2,13 @@
 //! errors. We walk toml's spanned document ourselves rather than derive `Deserialize` so
 //! that each message names the key and says what was expected.
 
+use super::images::{effective_cmdline, ramdisk_problem};
+use super::xl::{from_xl, place_unpinned};
 use super::{
-    At, ConfigError, Domain, Image, Overrides, System, MAX_DOMAIN_MIB, MAX_SMP, MAX_VCPUS,
-    MIN_MEMORY_MIB,
+    image_names, At, ConfigError, DebianArtifact, Domain, Image, Overrides, System, MAX_DOMAIN_MIB,
+    MAX_SMP, MAX_VCPUS, MIN_MEMORY_MIB,
 };
-use crate::paths::BUILTIN_DOMAINS;
-use crate::xlcfg::{self, XlCpus, XlDomain};
+use crate::xlcfg;
 use protocol::manifest::Action;
 use std::ops::Range;
 use std::path::Path;
@@ -18,6 +19,7 @@ const SYSTEM_KEYS: &[&str] = &["smp", "memory"];
 const DOMAIN_KEYS: &[&str] = &[
     "name",
     "image",
+    "ramdisk",
     "memory",
     "vcpus",
     "cpus",
@@ -43,7 +45,7 @@ const CONFIG_KEYS: &[&str] = &[
 ];
 const DEFAULT_SMP: u16 = 4;
 const DEFAULT_MEMORY_MIB: u32 = 1024;
-const DEFAULT_PRIORITY: u8 = 10;
+pub(super) const DEFAULT_PRIORITY: u8 = 10;
 
 struct Ctx<'a> {
     file: &'a Path,
@@ -295,91 +297,6 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
     Ok(system)
 }
 
-/// Gives each domain without `cpus` pCPUs: those but dom0's that no pinned domain holds
-/// exclusively (an exclusive one also avoids pCPUs others pinned), minus its `^N`
-/// exclusions; failing that, any such pCPU including dom0's. Conflicts left are for
-/// `check` to report.
-fn place_unpinned(system: &mut System, excepts: &[Vec<u16>]) {
-    let pinned = |exclusive_only: bool| -> Vec<u16> {
-        system
-            .domains
-            .iter()
-            .filter(|d| !d.cpus.value.is_empty() && (d.exclusive || !exclusive_only))
-            .flat_map(|d| d.cpus.value.clone())
-            .collect()
-    };
-    let (exclusive, used) = (pinned(true), pinned(false));
-    let smp = system.smp;
-    for (d, except) in system.domains.iter_mut().zip(excepts) {
-        if !d.cpus.value.is_empty() {
-            continue;
-        }
-        let taken = if d.exclusive { &used } else { &exclusive };
-        let pick = |from: u16| -> Vec<u16> {
-            (from..smp)
-                .filter(|c| !taken.contains(c) && !except.contains(c))
-                .collect()
-        };
-        let mut cpus = pick(1);
-        if cpus.is_empty() {
-            cpus = pick(0);
-        }
-        if cpus.is_empty() {
-            cpus = if smp > 1 { (1..smp).collect() } else { vec![0] };
-        }
-        d.cpus.value = cpus;
-    }
-}
-
-/// A domain from an xl.cfg, before any TOML overrides; its `^N` exclusions if unpinned.
-fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain, Vec<u16>) {
-    system.warnings.extend(xl.warnings);
-    let (cpus, except) = match xl.cpus {
-        Some(At {
-            value: XlCpus::List(list),
-            line,
-            file,
-        }) => (
-            At {
-                value: list,
-                line,
-                file,
-            },
-            Vec::new(),
-        ),
-        Some(At {
-            value: XlCpus::Any { except },
-            line,
-            file,
-        }) => (
-            At {
-                value: Vec::new(),
-                line,
-                file,
-            },
-            except,
-        ),
-        None => (At::in_file(Vec::new(), line, &xl.file), Vec::new()),
-    };
-    let d = Domain {
-        name: xl.name,
-        image: xl.image,
-        memory_mib: xl.memory_mib,
-        vcpus: xl.vcpus,
-        cpus,
-        exclusive: false,
-        priority: DEFAULT_PRIORITY,
-        cmdline: xl.cmdline,
-        depends_on: At::in_file(Vec::new(), line, &xl.file),
-        on_poweroff: xl.on_poweroff,
-        on_reboot: xl.on_reboot,
-        on_crash: xl.on_crash,
-        config: Some(xl.file),
-        line,
-    };
-    (d, except)
-}
-
 fn domain(
     cx: &Ctx<'_>,
     table: &DeTable<'_>,
@@ -432,6 +349,7 @@ fn domain(
     }
     let mut name = None;
     let mut image = None;
+    let mut ramdisk = None;
     let mut memory = None;
     let mut vcpus = 1;
     let mut cpus = None;
@@ -457,23 +375,36 @@ fn domain(
                 name = Some(At::new(s, at));
             }
             "image" => {
-                let s = cx.string(key, v, "a built-in domain or a path")?;
-                let img = resolve_image(cx, &s).ok_or_else(|| {
-                    cx.err(
-                        v.span(),
-                        key,
-                        format!(
-                            "{s:?} is neither a built-in domain nor an existing file, expected one of {} or a path relative to the file",
-                            BUILTIN_DOMAINS.join(", ")
-                        ),
-                    )
-                })?;
-                if let Image::File(path) = &img {
-                    if super::is_linux_image(path) {
-                        return Err(cx.err(v.span(), key, super::linux_image_problem(&s)));
-                    }
-                }
-                image = Some(At::new(img, at));
+                let s = cx.string(key, v, "a built-in image or a path")?;
+                let img = Image::named(&s)
+                    .or_else(|| resolve_file(cx, &s))
+                    .ok_or_else(|| {
+                        cx.err(
+                            v.span(),
+                            key,
+                            format!(
+                                "{s:?} is neither a built-in image nor an existing file, expected one of {} or a path relative to the file",
+                                image_names()
+                            ),
+                        )
+                    })?;
+                image = Some((At::new(img, at), s));
+            }
+            "ramdisk" => {
+                let initramfs = DebianArtifact::Initramfs.name();
+                let s = cx.string(key, v, "an initramfs")?;
+                let img = Image::named_ramdisk(&s)
+                    .or_else(|| resolve_file(cx, &s))
+                    .ok_or_else(|| {
+                        cx.err(
+                            v.span(),
+                            key,
+                            format!(
+                                "{s:?} is neither {initramfs} nor an existing file, expected \"{initramfs}\" or a path to an initramfs relative to the file"
+                            ),
+                        )
+                    })?;
+                ramdisk = Some((At::new(img, at), v.span()));
             }
             "memory" => {
                 memory = Some(cx.int(key, v, 1..i128::from(MAX_DOMAIN_MIB) + 1, "MiB")? as u32)
@@ -495,23 +426,32 @@ fn domain(
         key: key.into(),
         problem: format!("missing in [[domain]], expected {expected}"),
     };
+    let name =
+        name.ok_or_else(|| missing("name", "a domain name (or `config`, an xl.cfg file)"))?;
+    let (image, shown) = image.ok_or_else(|| {
+        missing(
+            "image",
+            &format!(
+                "one of {} or a path to a flat binary or an arm64 Linux Image",
+                image_names()
+            ),
+        )
+    })?;
+    if let Some((_, span)) = &ramdisk {
+        if let Some(problem) = ramdisk_problem(&image.value, "image", &shown) {
+            return Err(cx.err(span.clone(), "ramdisk", problem));
+        }
+    }
     let d = Domain {
-        name: name.ok_or_else(|| missing("name", "a domain name (or `config`, an xl.cfg file)"))?,
-        image: image.ok_or_else(|| {
-            missing(
-                "image",
-                &format!(
-                    "one of {} or a path to a flat binary",
-                    BUILTIN_DOMAINS.join(", ")
-                ),
-            )
-        })?,
+        name,
+        cmdline: effective_cmdline(&image.value, cmdline),
+        image,
+        ramdisk: ramdisk.map(|(r, _)| r),
         memory_mib: memory.ok_or_else(|| missing("memory", "MiB in 1..=2048"))?,
         vcpus,
         cpus: cpus.unwrap_or(At::new(Vec::new(), line)),
         exclusive,
         priority,
-        cmdline,
         depends_on,
         on_poweroff,
         on_reboot,
@@ -542,10 +482,8 @@ pub fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
-fn resolve_image(cx: &Ctx<'_>, s: &str) -> Option<Image> {
-    if BUILTIN_DOMAINS.contains(&s) {
-        return Some(Image::Builtin(s.into()));
-    }
+/// `s` as a path relative to the file, if it names a file.
+fn resolve_file(cx: &Ctx<'_>, s: &str) -> Option<Image> {
     let dir = cx.file.parent().unwrap_or(Path::new("."));
     let path = dir.join(s);
     path.is_file().then_some(Image::File(path))

@@ -1,139 +1,18 @@
 //! What each xl.cfg key means to Bulkhead: used, not implemented yet (warned about once),
 //! x86/HVM-only (an error on Arm) or unknown (an error).
 
+pub use super::groups::USED;
+
+use super::groups::{LATER, X86_ONLY};
 use super::syntax::{Setting, Value};
 use super::{XlCpus, XlDomain};
-use crate::paths::BUILTIN_DOMAINS;
-use crate::system::{self, At, ConfigError, ConfigWarning, Image, MAX_DOMAIN_MIB, MAX_VCPUS};
+use crate::system::images::{effective_cmdline, ramdisk_problem};
+use crate::system::{
+    self, image_names, At, ConfigError, ConfigWarning, DebianArtifact, Image, MAX_DOMAIN_MIB,
+    MAX_VCPUS,
+};
 use protocol::manifest::Action;
 use std::path::Path;
-
-/// Keys Bulkhead uses.
-pub const USED: &[&str] = &[
-    "name",
-    "type",
-    "memory",
-    "vcpus",
-    "cpus",
-    "kernel",
-    "cmdline",
-    "extra",
-    "root",
-    "on_poweroff",
-    "on_reboot",
-    "on_crash",
-    "gic_version",
-];
-
-/// xl.cfg keys that mean something on Arm but are not implemented yet, and why.
-const LATER: &[(&str, &str)] = &[
-    ("maxmem", "no ballooning: the domain gets `memory` MiB"),
-    ("maxvcpus", "no vCPU hotplug: the domain gets `vcpus` vCPUs"),
-    ("ramdisk", "ramdisks are not loaded yet"),
-    ("disk", "PV block devices need blkdom"),
-    ("vif", "PV network devices need netdom"),
-    ("dtdev", "device passthrough is not implemented yet"),
-    ("iomem", "device passthrough is not implemented yet"),
-    ("irqs", "device passthrough is not implemented yet"),
-    (
-        "device_tree",
-        "partial device trees are not implemented yet",
-    ),
-    ("on_watchdog", "there is no guest watchdog yet"),
-    ("on_soft_reset", "soft reset is not implemented"),
-    ("driver_domain", "driver domains are not implemented yet"),
-    ("pool", "there are no CPU pools"),
-    ("cpus_soft", "vCPUs are pinned, there is no soft affinity"),
-    (
-        "cpu_weight",
-        "the scheduler uses fixed priorities (TOML `priority`)",
-    ),
-    ("cap", "the scheduler has no CPU caps"),
-    ("uuid", "domains are named, not UUID-tagged"),
-    ("seclabel", "there is no XSM"),
-    ("init_seclabel", "there is no XSM"),
-    ("vuart", "the console is the debug console"),
-    ("sve", "SVE is not offered to guests"),
-    ("llc_colors", "cache colouring is not implemented"),
-    ("nr_spis", "guests get no SPIs yet"),
-    ("max_grant_frames", "grant tables are not implemented yet"),
-    (
-        "max_maptrack_frames",
-        "grant tables are not implemented yet",
-    ),
-    ("max_grant_version", "grant tables are not implemented yet"),
-    (
-        "max_event_channels",
-        "event channels are not implemented yet",
-    ),
-    ("channel", "PV channels are not implemented"),
-    ("vtpm", "vTPMs are not implemented"),
-    ("p9", "9pfs is not implemented"),
-    ("pvcalls", "PV calls are not implemented"),
-    ("vdispl", "PV displays are not implemented"),
-    ("vsnd", "PV sound is not implemented"),
-    ("vkb", "PV keyboards are not implemented"),
-    ("virtio", "virtio devices are not implemented"),
-    ("tee", "TEE mediators are not implemented"),
-    ("pci", "PCI passthrough is not implemented"),
-    ("vnuma", "there is no virtual NUMA"),
-    ("nomigrate", "there is no migration"),
-];
-
-/// xl.cfg keys for x86 PV/HVM guests only.
-const X86_ONLY: &[&str] = &[
-    "builder",
-    "bootloader",
-    "bootloader_args",
-    "firmware",
-    "bios",
-    "acpi",
-    "acpi_firmware",
-    "apic",
-    "pae",
-    "hap",
-    "oos",
-    "shadow_memory",
-    "viridian",
-    "nestedhvm",
-    "altp2m",
-    "cpuid",
-    "tsc_mode",
-    "timer_mode",
-    "hpet",
-    "vpt_align",
-    "e820_host",
-    "mmio_hole",
-    "rdm",
-    "xen_platform_pci",
-    "pvshim",
-    "boot",
-    "serial",
-    "vga",
-    "stdvga",
-    "videoram",
-    "vnc",
-    "vnclisten",
-    "vncdisplay",
-    "vncunused",
-    "vncpasswd",
-    "sdl",
-    "opengl",
-    "spice",
-    "keymap",
-    "usb",
-    "usbdevice",
-    "usbctrl",
-    "usbdev",
-    "soundhw",
-    "localtime",
-    "rtc_timeoffset",
-    "smbios_firmware",
-    "gfx_passthru",
-    "device_model_version",
-    "device_model_override",
-    "device_model_stubdomain_override",
-];
 
 /// xl's default when `memory` is absent.
 pub const DEFAULT_MEMORY_MIB: u32 = 32;
@@ -334,28 +213,44 @@ fn cpus(cx: &Cx<'_>, s: &Setting) -> Result<XlCpus, ConfigError> {
     }
 }
 
-/// Resolves `kernel`: a file relative to the .cfg's folder, else a built-in domain's name.
-fn kernel(cx: &Cx<'_>, s: &Setting) -> Result<Image, ConfigError> {
+/// Resolves `kernel`: a file relative to the .cfg's folder (as xl reads it), else a built-in
+/// image's name. Returns the text as written too, for later messages.
+fn kernel(cx: &Cx<'_>, s: &Setting) -> Result<(Image, String), ConfigError> {
     let text = cx.string(s, "a kernel path")?;
-    let dir = cx.file.parent().unwrap_or(Path::new("."));
-    let path = dir.join(&text);
+    let path = cx.file.parent().unwrap_or(Path::new(".")).join(&text);
     if path.is_file() {
-        if system::is_linux_image(&path) {
-            return Err(cx.err(s, system::linux_image_problem(&text)));
-        }
+        return Ok((Image::File(path), text));
+    }
+    match Image::named(&text) {
+        Some(image) => Ok((image, text)),
+        None => Err(cx.err(
+            s,
+            format!(
+                "{text:?} is neither an existing file ({}) nor a built-in image, expected a path relative to the .cfg file or one of {}",
+                path.display(),
+                image_names()
+            ),
+        )),
+    }
+}
+
+/// Resolves `ramdisk` like `kernel`; the one name is `"debian-initramfs"`.
+fn ramdisk(cx: &Cx<'_>, s: &Setting) -> Result<Image, ConfigError> {
+    let text = cx.string(s, "an initramfs path")?;
+    let path = cx.file.parent().unwrap_or(Path::new(".")).join(&text);
+    if path.is_file() {
         return Ok(Image::File(path));
     }
-    if BUILTIN_DOMAINS.contains(&text.as_str()) {
-        return Ok(Image::Builtin(text));
-    }
-    Err(cx.err(
-        s,
-        format!(
-            "{text:?} is neither an existing file ({}) nor a built-in domain, expected a path relative to the .cfg file or one of {}",
-            path.display(),
-            BUILTIN_DOMAINS.join(", ")
-        ),
-    ))
+    let initramfs = DebianArtifact::Initramfs.name();
+    Image::named_ramdisk(&text).ok_or_else(|| {
+        cx.err(
+            s,
+            format!(
+                "{text:?} is neither an existing file ({}) nor {initramfs}, expected a path relative to the .cfg file or \"{initramfs}\"",
+                path.display()
+            ),
+        )
+    })
 }
 
 /// Turns the settings of `file` into a domain.
@@ -366,6 +261,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
     };
     let mut name = None;
     let mut image = None;
+    let mut initrd = None;
     let mut memory = None;
     let mut maxmem = None;
     let mut vcpus = 1;
@@ -392,7 +288,8 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
             "memory" => memory = Some((cx.int(s, 1, u64::from(MAX_DOMAIN_MIB), "MiB")? as u32, s)),
             "vcpus" => vcpus = cx.int(s, 1, u64::from(MAX_VCPUS), "a vCPU count")? as u16,
             "cpus" => cpu_list = Some(At::in_file(cpus(&cx, s)?, s.line, file)),
-            "kernel" => image = Some(At::in_file(kernel(&cx, s)?, s.line, file)),
+            "kernel" => image = Some((kernel(&cx, s)?, s.line)),
+            "ramdisk" => initrd = Some((At::in_file(ramdisk(&cx, s)?, s.line, file), s)),
             "cmdline" => cmdline = Some(cx.string(s, "the guest's command line")?),
             "extra" => extra = Some((cx.string(s, "command-line arguments")?, s)),
             "root" => root = Some((cx.string(s, "a root device")?, s)),
@@ -411,7 +308,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
                         "maxvcpus" => {
                             cx.int(s, 1, u64::from(MAX_VCPUS), "a vCPU count")?;
                         }
-                        "ramdisk" | "device_tree" => {
+                        "device_tree" => {
                             cx.string(s, "a path")?;
                         }
                         "disk" | "vif" | "dtdev" | "iomem" => cx.strings(s, "strings")?,
@@ -472,22 +369,30 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
             .collect::<Vec<_>>()
             .join(" ")
     });
+    let name = name.ok_or_else(|| missing("name", "name = \"NAME\" (xl.cfg(5) requires it)"))?;
+    let ((image, shown), line) = image.ok_or_else(|| {
+        missing(
+            "kernel",
+            &format!(
+                "kernel = \"PATH\" to a Bulkhead flat image or an arm64 Linux Image, or one of {}",
+                image_names()
+            ),
+        )
+    })?;
+    if let Some((_, s)) = &initrd {
+        if let Some(problem) = ramdisk_problem(&image, "kernel", &shown) {
+            return Err(cx.err(s, problem));
+        }
+    }
     Ok(XlDomain {
         file: file.to_path_buf(),
-        name: name.ok_or_else(|| missing("name", "name = \"NAME\" (xl.cfg(5) requires it)"))?,
-        image: image.ok_or_else(|| {
-            missing(
-                "kernel",
-                &format!(
-                    "kernel = \"PATH\" to a Bulkhead flat image, or one of {}",
-                    BUILTIN_DOMAINS.join(", ")
-                ),
-            )
-        })?,
+        name,
+        cmdline: effective_cmdline(&image, cmdline),
+        image: At::in_file(image, line, file),
+        ramdisk: initrd.map(|(r, _)| r),
         memory_mib,
         vcpus,
         cpus: cpu_list,
-        cmdline,
         on_poweroff,
         on_reboot,
         on_crash,

@@ -1,12 +1,13 @@
 //! Xen `xl.cfg` domain files (xl.cfg(5)), read unchanged: the syntax of libxlu
 //! ([`syntax`]) and the keys Bulkhead understands ([`keys`]).
 //!
-//! Every key falls in one of four groups: used (name, memory, vcpus, cpus, kernel, ...),
-//! known but not implemented yet (disk, vif, ramdisk, ...: one warning per key naming
+//! Every key falls in one of four groups: used (name, memory, vcpus, cpus, kernel, ramdisk,
+//! ...), known but not implemented yet (disk, vif, maxmem, ...: one warning per key naming
 //! FILE:LINE and the key, never silently dropped), meaningless for an Arm PVH guest (x86
 //! and HVM-only keys: an error) and unknown (an error). Errors and warnings use the system
 //! description's `FILE:LINE: key `name`: what is wrong, expected what` format.
 
+mod groups;
 pub mod keys;
 pub mod syntax;
 
@@ -33,15 +34,18 @@ pub struct XlDomain {
     pub file: PathBuf,
     /// `name`.
     pub name: At<String>,
-    /// `kernel`, resolved relative to the file (or a built-in domain's name).
+    /// `kernel`, resolved relative to the file (or a built-in image's name).
     pub image: At<Image>,
+    /// `ramdisk`, resolved relative to the file (or `"debian-initramfs"`); Linux kernels only.
+    pub ramdisk: Option<At<Image>>,
     /// `memory` in MiB.
     pub memory_mib: u32,
     /// `vcpus`.
     pub vcpus: u16,
     /// `cpus`, if given.
     pub cpus: Option<At<XlCpus>>,
-    /// `cmdline`, or `root=...` followed by `extra`.
+    /// `cmdline`, or `root=...` followed by `extra`; for a Linux kernel given neither,
+    /// [`crate::system::LINUX_DEFAULT_CMDLINE`].
     pub cmdline: String,
     /// `on_poweroff` (default destroy).
     pub on_poweroff: Action,

@@ -23,12 +23,14 @@ pub mod hcr {
     pub const BSU_IS: u64 = 1 << 10;
     /// Trap WFI.
     pub const TWI: u64 = 1 << 13;
+    /// Trap reads of the feature ID registers (group 3) so features can be hidden.
+    pub const TID3: u64 = 1 << 18;
     /// Trap SMC.
     pub const TSC: u64 = 1 << 19;
     /// EL1 is AArch64.
     pub const RW: u64 = 1 << 31;
     /// Every guest gets these.
-    pub const GUEST_BASE: u64 = VM | SWIO | FMO | IMO | AMO | FB | BSU_IS | TSC | RW;
+    pub const GUEST_BASE: u64 = VM | SWIO | FMO | IMO | AMO | FB | BSU_IS | TID3 | TSC | RW;
 }
 
 /// Sets up this CPU's EL2 state: vectors, per-CPU pointer, timer and PMU access, FP policy.
@@ -209,4 +211,29 @@ pub fn wait_for_event() {
 pub fn send_event() {
     // SAFETY: SEV only signals an event.
     unsafe { asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
+}
+
+/// Translates a virtual address of the vCPU whose EL1 context is loaded on this CPU through
+/// its stage-1 tables (`AT S1E1R`/`AT S1E1W`) to a guest-physical address. `None` if the
+/// guest's tables do not map it (or not writably, for `write`). The guest's `PAR_EL1` is
+/// preserved. Stage 2 is not consulted: the caller checks the result against the domain's
+/// memory, so a guest cannot make EL2 touch anything it does not own.
+pub fn translate_guest_va(va: u64, write: bool) -> Option<u64> {
+    let saved = read_par_el1();
+    // SAFETY: address translation instructions only write PAR_EL1 (restored below); run at
+    // EL2 they report faults in PAR_EL1 instead of taking an exception.
+    unsafe {
+        if write {
+            asm!("at s1e1w, {}", in(reg) va, options(nostack, preserves_flags));
+        } else {
+            asm!("at s1e1r, {}", in(reg) va, options(nostack, preserves_flags));
+        }
+    }
+    isb();
+    let par = read_par_el1();
+    write_par_el1(saved);
+    if par & 1 != 0 {
+        return None;
+    }
+    Some((par & 0x000F_FFFF_FFFF_F000) | (va & 0xFFF))
 }

@@ -95,3 +95,91 @@ pub unsafe fn boot_blob_mut(pa: u64, len: usize) -> &'static mut [u8] {
     // SAFETY: per the contract.
     unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len) }
 }
+
+/// Atomically ORs `mask` into the 64-bit word at `pa`; returns the previous value.
+///
+/// # Safety
+/// `pa` must be an 8-byte aligned address in RAM owned by a live domain or the microvisor,
+/// mapped Normal cacheable at EL2 (shared pages a guest updates with atomics too).
+pub unsafe fn atomic_or_u64(pa: u64, mask: u64) -> u64 {
+    // SAFETY: per the contract the word is valid, aligned RAM; the guest may access it
+    // concurrently only through atomics or plain accesses it synchronises itself.
+    let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(pa as *mut u64) };
+    word.fetch_or(mask, core::sync::atomic::Ordering::AcqRel)
+}
+
+/// Atomically ANDs `mask` into the 64-bit word at `pa`; returns the previous value.
+///
+/// # Safety
+/// As [`atomic_or_u64`].
+pub unsafe fn atomic_and_u64(pa: u64, mask: u64) -> u64 {
+    // SAFETY: as in `atomic_or_u64`.
+    let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(pa as *mut u64) };
+    word.fetch_and(mask, core::sync::atomic::Ordering::AcqRel)
+}
+
+/// Atomically loads the 64-bit word at `pa`.
+///
+/// # Safety
+/// As [`atomic_or_u64`].
+pub unsafe fn atomic_load_u64(pa: u64) -> u64 {
+    // SAFETY: as in `atomic_or_u64`.
+    let word = unsafe { core::sync::atomic::AtomicU64::from_ptr(pa as *mut u64) };
+    word.load(core::sync::atomic::Ordering::Acquire)
+}
+
+/// Atomically swaps the byte at `pa` with `value`; returns the previous byte.
+///
+/// # Safety
+/// `pa` must be in RAM as for [`atomic_or_u64`] (any alignment).
+pub unsafe fn atomic_swap_u8(pa: u64, value: u8) -> u8 {
+    // SAFETY: as in `atomic_or_u64`.
+    let byte = unsafe { core::sync::atomic::AtomicU8::from_ptr(pa as *mut u8) };
+    byte.swap(value, core::sync::atomic::Ordering::AcqRel)
+}
+
+/// Atomically loads the byte at `pa`.
+///
+/// # Safety
+/// As [`atomic_swap_u8`].
+pub unsafe fn atomic_load_u8(pa: u64) -> u8 {
+    // SAFETY: as in `atomic_or_u64`.
+    let byte = unsafe { core::sync::atomic::AtomicU8::from_ptr(pa as *mut u8) };
+    byte.load(core::sync::atomic::Ordering::Acquire)
+}
+
+/// Compare-and-swap of the 32-bit word at `pa`; returns the value found.
+///
+/// # Safety
+/// `pa` must be 4-byte aligned, otherwise as [`atomic_or_u64`].
+pub unsafe fn atomic_cas_u32(pa: u64, old: u32, new: u32) -> u32 {
+    // SAFETY: as in `atomic_or_u64`.
+    let word = unsafe { core::sync::atomic::AtomicU32::from_ptr(pa as *mut u32) };
+    match word.compare_exchange(
+        old,
+        new,
+        core::sync::atomic::Ordering::AcqRel,
+        core::sync::atomic::Ordering::Acquire,
+    ) {
+        Ok(v) | Err(v) => v,
+    }
+}
+
+/// Atomically clears `bits` in the 16-bit word at `pa`.
+///
+/// # Safety
+/// `pa` must be 2-byte aligned, otherwise as [`atomic_or_u64`].
+pub unsafe fn atomic_clear_u16(pa: u64, bits: u16) {
+    // SAFETY: as in `atomic_or_u64`.
+    let word = unsafe { core::sync::atomic::AtomicU16::from_ptr(pa as *mut u16) };
+    word.fetch_and(!bits, core::sync::atomic::Ordering::AcqRel);
+}
+
+/// Copies `len` bytes from `src` to `dst` (the ranges may overlap).
+///
+/// # Safety
+/// Both ranges must be RAM owned by live domains or the microvisor, validated by the caller.
+pub unsafe fn move_bytes(src: u64, dst: u64, len: usize) {
+    // SAFETY: per the contract; `copy` handles overlap.
+    unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len) };
+}

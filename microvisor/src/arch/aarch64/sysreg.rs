@@ -251,3 +251,84 @@ pub fn icc_ack() -> u32 {
     unsafe { core::arch::asm!("mrs {}, icc_iar1_el1", out(reg) v, options(nomem, nostack)) };
     v as u32
 }
+
+/// Reads the ID register `S3_0_C0_C<crm>_<op2>` (`crm` 1..=7), or 0 for anything else.
+pub fn read_id_group3(crm: u8, op2: u8) -> u64 {
+    macro_rules! id_regs {
+        ($( ($m:literal, $o:literal) ),* $(,)?) => {
+            match (crm, op2) {
+                $( ($m, $o) => {
+                    let v: u64;
+                    // SAFETY: reading an ID register has no side effects.
+                    unsafe {
+                        core::arch::asm!(
+                            concat!("mrs {}, S3_0_C0_C", $m, "_", $o),
+                            out(reg) v,
+                            options(nomem, nostack, preserves_flags)
+                        )
+                    };
+                    v
+                } )*
+                _ => 0,
+            }
+        };
+    }
+    id_regs!(
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (1, 4),
+        (1, 5),
+        (1, 6),
+        (1, 7),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+        (2, 4),
+        (2, 5),
+        (2, 6),
+        (2, 7),
+        (3, 0),
+        (3, 1),
+        (3, 2),
+        (3, 3),
+        (3, 4),
+        (3, 5),
+        (3, 6),
+        (3, 7),
+        (4, 0),
+        (4, 1),
+        (4, 2),
+        (4, 3),
+        (4, 4),
+        (4, 5),
+        (4, 6),
+        (4, 7),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (5, 3),
+        (5, 4),
+        (5, 5),
+        (5, 6),
+        (5, 7),
+        (6, 0),
+        (6, 1),
+        (6, 2),
+        (6, 3),
+        (6, 4),
+        (6, 5),
+        (6, 6),
+        (6, 7),
+        (7, 0),
+        (7, 1),
+        (7, 2),
+        (7, 3),
+        (7, 4),
+        (7, 5),
+        (7, 6),
+        (7, 7),
+    )
+}

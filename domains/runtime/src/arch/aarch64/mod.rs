@@ -7,6 +7,7 @@ mod mem;
 #[cfg(feature = "native")]
 mod native;
 mod regs;
+mod shared;
 pub mod virtio;
 
 pub(crate) use boot::call_domain_main;
@@ -18,3 +19,4 @@ pub use mem::{gic_read32, gic_write32, msg_page_ipa, msg_read, msg_write, probe_
 #[cfg(feature = "native")]
 pub use native::{native_cmdline, uart_getc, uart_putc};
 pub use regs::*;
+pub use shared::{shared_info_addr, take_pending_ports, MappedPage};

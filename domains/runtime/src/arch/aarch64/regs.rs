@@ -196,3 +196,27 @@ pub fn hvc(fid: u64, args: [u64; 6]) -> [u64; 4] {
     }
     [r0, r1, r2, r3]
 }
+
+/// A Xen-ABI hypercall: `HVC #0xEA1`, number in `x16`, arguments in `x0..x4`; returns `x0`
+/// (zero or positive, or a negated errno). Pointer arguments are our (identity-mapped)
+/// addresses.
+#[inline]
+pub fn xen_hvc(number: u64, args: [u64; 5]) -> u64 {
+    let r0;
+    // SAFETY: the microvisor writes only the argument structures we pass by address (live
+    // objects of the caller, which hands them over for the duration of the call) and pages
+    // we registered with it; `asm!` without `nomem` makes the compiler re-read memory.
+    unsafe {
+        asm!(
+            "hvc #0xEA1",
+            inlateout("x0") args[0] => r0,
+            inlateout("x1") args[1] => _,
+            inlateout("x2") args[2] => _,
+            inlateout("x3") args[3] => _,
+            inlateout("x4") args[4] => _,
+            in("x16") number,
+            options(nostack),
+        );
+    }
+    r0
+}

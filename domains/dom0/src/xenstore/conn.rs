@@ -1,0 +1,170 @@
+//! One client connection: its partial input, queued output, watches and transactions.
+
+use super::txn::Transaction;
+use super::watch::Watch;
+use super::wire::{Assembler, HEADER_LEN};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use protocol::xen::structs::DomId;
+
+/// One queued message.
+#[derive(Debug)]
+struct Queued {
+    bytes: Vec<u8>,
+    /// Bytes already handed to the ring.
+    sent: usize,
+    event: bool,
+}
+
+/// Messages waiting for room in the connection's response ring, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: VecDeque<Queued>,
+    /// Unsent bytes over all messages.
+    bytes: usize,
+    /// Replies not yet fully sent.
+    replies: u32,
+    /// Watch events dropped because the queue was over its limit.
+    pub dropped_events: u64,
+}
+
+impl Outbox {
+    /// Queues a reply (never dropped; bounded by the outstanding-request limit).
+    pub fn push_reply(&mut self, bytes: Vec<u8>) {
+        self.replies += 1;
+        self.push(bytes, false);
+    }
+
+    /// Queues a watch event unless an identical one is already queued (as xenstored, this
+    /// does not apply to `@` special events) or the queue holds more than `limit` bytes
+    /// (0 = no limit).
+    pub fn push_event(&mut self, bytes: Vec<u8>, limit: usize) {
+        let special = bytes.get(HEADER_LEN) == Some(&b'@');
+        if !special && self.queue.iter().any(|q| q.event && q.bytes == bytes) {
+            return;
+        }
+        if limit != 0 && self.bytes + bytes.len() > limit {
+            self.dropped_events += 1;
+            return;
+        }
+        self.push(bytes, true);
+    }
+
+    fn push(&mut self, bytes: Vec<u8>, event: bool) {
+        self.bytes += bytes.len();
+        self.queue.push_back(Queued {
+            bytes,
+            sent: 0,
+            event,
+        });
+    }
+
+    /// The unsent bytes of the first queued message (empty if nothing is queued).
+    pub fn head(&self) -> &[u8] {
+        self.queue.front().map_or(&[], |q| &q.bytes[q.sent..])
+    }
+
+    /// Marks `n` bytes as handed to the ring, across message boundaries.
+    pub fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(q) = self.queue.front_mut() else {
+                return;
+            };
+            let step = n.min(q.bytes.len() - q.sent);
+            q.sent += step;
+            self.bytes -= step;
+            n -= step;
+            if q.sent == q.bytes.len() {
+                if !q.event {
+                    self.replies -= 1;
+                }
+                self.queue.pop_front();
+            }
+        }
+    }
+
+    /// Removes and returns up to `max` unsent bytes.
+    pub fn take(&mut self, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let head = self.head();
+            if head.is_empty() {
+                break;
+            }
+            let n = head.len().min(max - out.len());
+            out.extend_from_slice(&head[..n]);
+            self.advance(n);
+        }
+        out
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Replies not yet fully sent.
+    pub fn replies(&self) -> u32 {
+        self.replies
+    }
+
+    /// Drops everything queued (counters are kept).
+    pub fn clear(&mut self) {
+        self.queue.clear();
+        self.bytes = 0;
+        self.replies = 0;
+    }
+}
+
+/// A client of the store: a domain's ring, or dom0's in-process user.
+#[derive(Debug)]
+pub struct Conn {
+    /// Partial request bytes.
+    pub input: Assembler,
+    /// Replies and events not yet in the ring.
+    pub out: Outbox,
+    /// Registered watches, in registration order.
+    pub watches: Vec<Watch>,
+    /// Open transactions by id (never 0).
+    pub txs: BTreeMap<u32, Transaction>,
+    /// Where the search for the next transaction id starts.
+    pub next_tx: u32,
+    /// Shut down after a protocol violation: input is ignored until a reset.
+    pub faulted: bool,
+    /// The connection's domain.
+    pub domid: DomId,
+}
+
+impl Conn {
+    /// A fresh connection for `domid`.
+    pub fn new(domid: DomId) -> Self {
+        Self {
+            input: Assembler::default(),
+            out: Outbox::default(),
+            watches: Vec::new(),
+            txs: BTreeMap::new(),
+            next_tx: 1,
+            faulted: false,
+            domid,
+        }
+    }
+
+    /// Back to the freshly connected state: no input, output, watches or transactions.
+    pub fn reset(&mut self) {
+        self.input.clear();
+        self.out.clear();
+        self.watches.clear();
+        self.txs.clear();
+        self.faulted = false;
+    }
+
+    /// An unused nonzero transaction id.
+    pub fn allocate_tx_id(&mut self) -> u32 {
+        let mut id = self.next_tx;
+        while id == 0 || self.txs.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        self.next_tx = id.wrapping_add(1);
+        id
+    }
+}

@@ -1,0 +1,217 @@
+//! The device tree a Linux guest boots with, describing it as a Xen on ARM DomU: the same
+//! nodes, addresses and interrupts Xen's toolstack (libxl) gives a guest, so a stock arm64
+//! kernel finds its GICv3, timer, PSCI, RAM and the `hypervisor` node that turns on its Xen
+//! drivers (event channels on PPI 31, grant table in the grant window).
+//!
+//! Everything but RAM, vCPU count, command line and initrd comes from `protocol::layout`;
+//! the generator only validates its inputs and writes the tree.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use protocol::layout::{
+    EVTCHN_PPI, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE,
+    GUEST_GICR_STRIDE, GUEST_GNTTAB_BASE, MAX_VCPUS, VTIMER_PPI,
+};
+use vm_fdt::FdtWriter;
+
+/// Size of the grant-table window at `GUEST_GNTTAB_BASE` (Xen's `GUEST_GNTTAB_SIZE`:
+/// 16 MiB, room for 4096 grant frames).
+pub const GUEST_GNTTAB_SIZE: u64 = 0x0100_0000;
+/// Phandle of the interrupt controller (Xen's `GUEST_PHANDLE_GIC`).
+pub const GIC_PHANDLE: u32 = 65000;
+/// Secure physical timer PPI.
+pub const TIMER_PHYS_S_PPI: u32 = 29;
+/// Non-secure physical timer PPI.
+pub const TIMER_PHYS_NS_PPI: u32 = 30;
+/// EL2 (hypervisor) physical timer PPI.
+pub const TIMER_HYP_PPI: u32 = 26;
+/// Longest command line, terminator included (arm64 Linux's `COMMAND_LINE_SIZE`).
+pub const MAX_BOOTARGS: usize = 2048;
+
+/// Model string of the root node.
+const MODEL: &str = "Bulkhead XENVM-4.17";
+/// Root `compatible`: the Xen version the guest believes it runs on, then the generic one.
+const ROOT_COMPAT: &[u8] = b"xen,xenvm-4.17\0xen,xenvm\0";
+/// `hypervisor` node `compatible`; Linux reads the version from the first entry.
+const XEN_COMPAT: &[u8] = b"xen,xen-4.17\0xen,xen\0";
+const PSCI_COMPAT: &[u8] = b"arm,psci-1.0\0arm,psci-0.2\0";
+
+/// First cell of a GIC interrupt specifier for a PPI.
+const GIC_PPI: u32 = 1;
+/// Third cell, as Xen writes it: level-sensitive active-low, CPU mask 0xf (the mask is
+/// a GICv2 notion; GICv3 ignores it).
+const PPI_FLAGS: u32 = (0xf << 8) | 8;
+
+/// What differs between one Linux guest and the next.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestDtParams<'a> {
+    /// Start of guest RAM (guest-physical).
+    pub ram_base: u64,
+    /// Bytes of guest RAM.
+    pub ram_size: u64,
+    /// Number of vCPUs; vCPU N is `cpu@N` with `reg = N` (its MPIDR Aff0).
+    pub vcpus: u32,
+    /// Kernel command line (`/chosen/bootargs`).
+    pub bootargs: &'a str,
+    /// `(start, end)` of the initrd, end exclusive, guest-physical, if there is one.
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// Why a guest device tree could not be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GuestDtError {
+    /// The vCPU count is zero or above `protocol::layout::MAX_VCPUS`.
+    BadVcpuCount,
+    /// Guest RAM is empty, wraps the address space, or overlaps the GIC or grant window.
+    BadRam,
+    /// The initrd is empty, reversed, or not inside guest RAM.
+    BadInitrd,
+    /// The command line contains a NUL byte.
+    BootargsNul,
+    /// The command line is longer than Linux accepts (`MAX_BOOTARGS - 1` bytes).
+    BootargsTooLong,
+    /// The FDT writer refused the tree: a bug in this generator, not in its inputs.
+    Writer,
+}
+
+/// Builds the flattened device tree for one Linux guest.
+pub fn build(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
+    validate(p)?;
+    write(p).map_err(|_| GuestDtError::Writer)
+}
+
+/// Whether `[a, a + a_len)` and `[b, b + b_len)` share a byte (no overflow: both ends exist).
+fn overlaps(a: u64, a_len: u64, b: u64, b_len: u64) -> bool {
+    a < b.saturating_add(b_len) && b < a.saturating_add(a_len)
+}
+
+fn validate(p: &GuestDtParams<'_>) -> Result<(), GuestDtError> {
+    if p.vcpus == 0 || p.vcpus as usize > MAX_VCPUS {
+        return Err(GuestDtError::BadVcpuCount);
+    }
+    let ram_end = p.ram_base.checked_add(p.ram_size);
+    let devices = [
+        (GUEST_GICD_BASE.as_u64(), GUEST_GICD_SIZE),
+        (GUEST_GICR_BASE.as_u64(), GUEST_GICR_SIZE),
+        (GUEST_GNTTAB_BASE.as_u64(), GUEST_GNTTAB_SIZE),
+    ];
+    if p.ram_size == 0
+        || ram_end.is_none()
+        || devices
+            .iter()
+            .any(|&(base, size)| overlaps(p.ram_base, p.ram_size, base, size))
+    {
+        return Err(GuestDtError::BadRam);
+    }
+    if let Some((start, end)) = p.initrd {
+        if start >= end || start < p.ram_base || Some(end) > ram_end {
+            return Err(GuestDtError::BadInitrd);
+        }
+    }
+    if p.bootargs.contains('\0') {
+        return Err(GuestDtError::BootargsNul);
+    }
+    if p.bootargs.len() >= MAX_BOOTARGS {
+        return Err(GuestDtError::BootargsTooLong);
+    }
+    Ok(())
+}
+
+/// A PPI as a three-cell GIC interrupt specifier (PPIs are numbered from INTID 16).
+fn ppi(intid: u32) -> [u32; 3] {
+    [GIC_PPI, intid - 16, PPI_FLAGS]
+}
+
+fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, vm_fdt::Error> {
+    let mut w = FdtWriter::new()?;
+    let root = w.begin_node("")?;
+    w.property_string("model", MODEL)?;
+    w.property("compatible", ROOT_COMPAT)?;
+    w.property_u32("interrupt-parent", GIC_PHANDLE)?;
+    w.property_u32("#address-cells", 2)?;
+    w.property_u32("#size-cells", 2)?;
+
+    let chosen = w.begin_node("chosen")?;
+    w.property_string("bootargs", p.bootargs)?;
+    if let Some((start, end)) = p.initrd {
+        w.property_u64("linux,initrd-start", start)?;
+        w.property_u64("linux,initrd-end", end)?;
+    }
+    w.end_node(chosen)?;
+
+    let cpus = w.begin_node("cpus")?;
+    w.property_u32("#address-cells", 1)?;
+    w.property_u32("#size-cells", 0)?;
+    for n in 0..p.vcpus {
+        let cpu = w.begin_node(&format!("cpu@{n:x}"))?;
+        w.property_string("device_type", "cpu")?;
+        w.property_string("compatible", "arm,armv8")?;
+        w.property_u32("reg", n)?;
+        w.property_string("enable-method", "psci")?;
+        w.end_node(cpu)?;
+    }
+    w.end_node(cpus)?;
+
+    let psci = w.begin_node("psci")?;
+    w.property("compatible", PSCI_COMPAT)?;
+    w.property_string("method", "hvc")?;
+    w.end_node(psci)?;
+
+    let memory = w.begin_node(&format!("memory@{:x}", p.ram_base))?;
+    w.property_string("device_type", "memory")?;
+    w.property_array_u64("reg", &[p.ram_base, p.ram_size])?;
+    w.end_node(memory)?;
+
+    let gicd = GUEST_GICD_BASE.as_u64();
+    let gic = w.begin_node(&format!("interrupt-controller@{gicd:x}"))?;
+    w.property_string("compatible", "arm,gic-v3")?;
+    w.property_u32("#interrupt-cells", 3)?;
+    w.property_u32("#address-cells", 2)?;
+    w.property_u32("#size-cells", 2)?;
+    w.property_null("interrupt-controller")?;
+    w.property_array_u64(
+        "reg",
+        &[
+            gicd,
+            GUEST_GICD_SIZE,
+            GUEST_GICR_BASE.as_u64(),
+            u64::from(p.vcpus) * GUEST_GICR_STRIDE,
+        ],
+    )?;
+    w.property_phandle(GIC_PHANDLE)?;
+    w.end_node(gic)?;
+
+    // Order fixed by the arm,armv8-timer binding: secure, non-secure, virtual, hypervisor.
+    // Nodes with interrupts name their parent themselves too (as libxl does), for parsers
+    // that do not inherit it from the root.
+    let timer = w.begin_node("timer")?;
+    w.property_string("compatible", "arm,armv8-timer")?;
+    let mut irqs = Vec::with_capacity(12);
+    for intid in [
+        TIMER_PHYS_S_PPI,
+        TIMER_PHYS_NS_PPI,
+        VTIMER_PPI,
+        TIMER_HYP_PPI,
+    ] {
+        irqs.extend_from_slice(&ppi(intid));
+    }
+    w.property_array_u32("interrupts", &irqs)?;
+    w.property_u32("interrupt-parent", GIC_PHANDLE)?;
+    w.end_node(timer)?;
+
+    let hyp = w.begin_node("hypervisor")?;
+    w.property("compatible", XEN_COMPAT)?;
+    w.property_array_u64("reg", &[GUEST_GNTTAB_BASE.as_u64(), GUEST_GNTTAB_SIZE])?;
+    w.property_array_u32("interrupts", &ppi(EVTCHN_PPI))?;
+    w.property_u32("interrupt-parent", GIC_PHANDLE)?;
+    w.end_node(hyp)?;
+
+    w.end_node(root)?;
+    w.finish()
+}
+
+#[cfg(test)]
+#[path = "guest_dt_tests.rs"]
+mod tests;

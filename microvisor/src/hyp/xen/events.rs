@@ -1,0 +1,254 @@
+//! `event_channel_op` and event delivery: the port tables live in [`crate::xen`]; here
+//! arguments are copied, bits are raised in the target's shared pages and PPI 31 injected.
+
+use super::bits::DomainBits;
+use super::guest::Loaded;
+use super::XenResult;
+use crate::guestcopy;
+use crate::hyp::domain::Domain;
+use crate::hyp::Hyp;
+use crate::xen::{self, Notify};
+use protocol::control::CapError;
+use protocol::ids::DomainId;
+use protocol::layout::EVTCHN_PPI;
+use protocol::xen::structs::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVcpu, EvtchnClose, EvtchnSend,
+    EvtchnStatus, EvtchnUnmask,
+};
+use protocol::xen::{EvtchnOp, XenErrno};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// Ports per domain (of the 4096 the 2-level ABI can address).
+const MAX_PORTS: u32 = 1024;
+/// Grant-table frames per domain (512 entries each).
+const MAX_GRANT_FRAMES: u32 = 32;
+/// Grant mappings one domain may hold at once.
+const MAX_MAPTRACK: u32 = 1024;
+
+impl Domain {
+    /// Its event bits, for the event-channel core.
+    pub fn event_bits(&self) -> DomainBits {
+        DomainBits {
+            shared: self.xen.shared_info,
+            vcpu_info: self.xen.vcpu_info,
+        }
+    }
+}
+
+impl Hyp {
+    /// The live (not dying) domain `id`.
+    fn live(&self, id: DomainId) -> Option<&Domain> {
+        self.domain(id).filter(|d| !d.dying)
+    }
+
+    /// Opens domain `d`'s port and grant tables (at build time).
+    pub(super) fn xen_tables_open(&mut self, d: &mut Domain) {
+        let _ = self
+            .evtchn
+            .open_domain(d.id.0, d.vcpus.len() as u32, MAX_PORTS);
+        let _ = self
+            .grants
+            .open_domain(d.id.0, MAX_GRANT_FRAMES, MAX_MAPTRACK);
+        // vCPU 0's vcpu_info lives in shared_info until the guest moves it (as in Xen), so
+        // events can be raised before the guest registers anything.
+        d.xen.vcpu_info[0] = d.xen.shared_info;
+        for v in 0..d.vcpus.len() {
+            d.vgic.set_eoi_notify(v, EVTCHN_PPI, true);
+        }
+    }
+
+    /// Closes domain `d`'s tables: peers' ports revert to unbound, its grant frames are
+    /// freed, mappings it held are released (clearing the granters' flags) and mappings
+    /// others held of its pages are removed from their stage 2.
+    pub(super) fn xen_tables_close(&mut self, d: &mut Domain) {
+        let _ = self.evtchn.close_domain(d.id.0);
+        let Ok(closed) = self
+            .grants
+            .close_domain(&mut super::bits::HostGrants, d.id.0)
+        else {
+            return;
+        };
+        for m in closed.revoked {
+            crate::info!(
+                "d{} loses its mapping of d{} grant {} (granter gone)",
+                m.mapper,
+                m.granter,
+                m.gref
+            );
+            self.unmap_page(DomainId(m.mapper), m.host_addr.as_u64());
+        }
+        for frame in closed.frames {
+            self.free_scrubbed(frame, 1);
+        }
+    }
+
+    /// The console and xenstore channels (unbound, for dom0) and dom0's reserved grants.
+    pub(super) fn xen_backend_channels(&mut self, d: &mut Domain) -> Result<(), CapError> {
+        let id = d.id.0;
+        let dom0 = DomainId::DOM0.0;
+        let console = self
+            .evtchn
+            .alloc_unbound(dom0, id, dom0, true)
+            .map_err(|_| CapError::NoMemory)?;
+        let store = self
+            .evtchn
+            .alloc_unbound(dom0, id, dom0, true)
+            .map_err(|_| CapError::NoMemory)?;
+        d.xen.params.console_evtchn = u64::from(console);
+        d.xen.params.store_evtchn = u64::from(store);
+        let frames = &mut self.frames;
+        let mut mem = super::bits::HostGrants;
+        self.grants
+            .frame(&mut mem, id, 0, || {
+                frames.alloc(1, protocol::addr::PAGE_SIZE).ok()
+            })
+            .map_err(|_| CapError::NoMemory)?;
+        let gfns = [
+            (super::setup::GREF_CONSOLE, super::setup::CONSOLE_GFN),
+            (super::setup::GREF_XENSTORE, super::setup::XENSTORE_GFN),
+        ];
+        for (gref, gfn) in gfns {
+            self.grants
+                .reserve(&mut mem, id, gref, dom0, gfn, false)
+                .map_err(|_| CapError::NoMemory)?;
+        }
+        Ok(())
+    }
+
+    /// Raises `n`: sets its bits in the target's pages and injects PPI 31 if needed.
+    pub fn deliver(&mut self, n: Notify, cpu: usize) {
+        let target = DomainId(n.dom);
+        let Some(d) = self.live(target) else { return };
+        let mut bits = d.event_bits();
+        let raised = xen::raise(&mut bits, n.port, n.vcpu);
+        if raised.inject {
+            self.inject(target, n.vcpu as usize, EVTCHN_PPI, cpu);
+        }
+    }
+
+    /// The guest finished an upcall on `v`: if events are still pending, raise it again
+    /// (the upcall follows `evtchn_upcall_pending` like a level).
+    pub fn evtchn_eoi(&mut self, id: DomainId, v: usize, cpu: usize) {
+        use crate::xen::EventBits;
+        let pending = self
+            .live(id)
+            .is_some_and(|d| d.event_bits().upcall_pending(v as u32));
+        if pending {
+            self.inject(id, v, EVTCHN_PPI, cpu);
+        }
+    }
+
+    /// Whether any of `ports` (the caller's) is pending; an invalid port is EINVAL.
+    pub(super) fn any_port_pending(&self, id: DomainId, ports: &[u32]) -> Result<bool, XenErrno> {
+        use crate::xen::EventBits;
+        let d = self.live(id).ok_or(XenErrno::ESRCH)?;
+        let bits = d.event_bits();
+        let mut any = false;
+        for &p in ports {
+            if self.evtchn.notify_vcpu(id.0, p).is_none() {
+                return Err(XenErrno::EINVAL);
+            }
+            any |= bits.pending_test(p);
+        }
+        Ok(any)
+    }
+
+    /// `event_channel_op(cmd, arg)`.
+    pub(super) fn xen_evtchn_op(&mut self, cpu: usize, id: DomainId, a: [u64; 5]) -> XenResult {
+        let caller = id.0;
+        let privileged = id == DomainId::DOM0;
+        let op = u32::try_from(a[0])
+            .ok()
+            .and_then(|c| EvtchnOp::try_from(c).ok());
+        match op {
+            Some(EvtchnOp::AllocUnbound) => {
+                let mut x: EvtchnAllocUnbound = self.read_arg(id, a[1])?;
+                x.port = self
+                    .evtchn
+                    .alloc_unbound(caller, x.dom, x.remote_dom, privileged)?;
+                self.write_arg(id, a[1], &x)
+            }
+            Some(EvtchnOp::BindInterdomain) => {
+                let mut x: EvtchnBindInterdomain = self.read_arg(id, a[1])?;
+                let remote = if x.remote_dom == protocol::xen::structs::DOMID_SELF {
+                    id
+                } else {
+                    DomainId(x.remote_dom)
+                };
+                self.live(remote).ok_or(XenErrno::ESRCH)?;
+                let bound = self
+                    .evtchn
+                    .bind_interdomain(caller, x.remote_dom, x.remote_port)?;
+                x.local_port = bound.port;
+                self.write_arg(id, a[1], &x)?;
+                // Events sent while the remote port was unbound were dropped: as Xen, the
+                // new port starts pending.
+                self.deliver(bound.notify, cpu);
+                Ok(0)
+            }
+            Some(EvtchnOp::Send) => {
+                let x: EvtchnSend = self.read_arg(id, a[1])?;
+                if let Some(n) = self.evtchn.send(caller, x.port)? {
+                    self.deliver(n, cpu);
+                }
+                Ok(0)
+            }
+            Some(EvtchnOp::Close) => {
+                let x: EvtchnClose = self.read_arg(id, a[1])?;
+                self.evtchn.close(caller, x.port)?;
+                if let Some(d) = self.live(id) {
+                    use crate::xen::EventBits;
+                    d.event_bits().pending_clear(x.port);
+                }
+                Ok(0)
+            }
+            Some(EvtchnOp::Status) => {
+                let mut x: EvtchnStatus = self.read_arg(id, a[1])?;
+                let s = self.evtchn.status(caller, x.dom, x.port, privileged)?;
+                s.fill(&mut x);
+                self.write_arg(id, a[1], &x)
+            }
+            Some(EvtchnOp::BindVcpu) => {
+                let x: EvtchnBindVcpu = self.read_arg(id, a[1])?;
+                self.evtchn.bind_vcpu(caller, x.port, x.vcpu)?;
+                Ok(0)
+            }
+            Some(EvtchnOp::Unmask) => {
+                let x: EvtchnUnmask = self.read_arg(id, a[1])?;
+                let vcpu = self
+                    .evtchn
+                    .notify_vcpu(caller, x.port)
+                    .ok_or(XenErrno::EINVAL)?;
+                let d = self.live(id).ok_or(XenErrno::ESRCH)?;
+                if xen::unmask(&mut d.event_bits(), x.port, vcpu) {
+                    self.inject(id, vcpu as usize, EVTCHN_PPI, cpu);
+                }
+                Ok(0)
+            }
+            // FIFO event channels are not offered: Linux falls back to 2-level.
+            Some(EvtchnOp::InitControl) | None => Err(XenErrno::ENOSYS),
+        }
+    }
+
+    /// Copies a hypercall argument struct from the calling vCPU's memory.
+    pub(super) fn read_arg<T: FromBytes + IntoBytes>(
+        &self,
+        id: DomainId,
+        va: u64,
+    ) -> Result<T, XenErrno> {
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+        guestcopy::read_struct(&mut Loaded(d), va).map_err(|_| XenErrno::EFAULT)
+    }
+
+    /// Copies a hypercall argument struct back to the calling vCPU's memory.
+    pub(super) fn write_arg<T: IntoBytes + Immutable>(
+        &self,
+        id: DomainId,
+        va: u64,
+        value: &T,
+    ) -> XenResult {
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+        guestcopy::write_struct(&mut Loaded(d), va, value).map_err(|_| XenErrno::EFAULT)?;
+        Ok(0)
+    }
+}

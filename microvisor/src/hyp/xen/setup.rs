@@ -1,0 +1,101 @@
+//! Per-domain Xen-ABI resources: created when a domain is built, released when it is freed.
+//!
+//! Every domain gets a shared_info frame, an event-channel table and a grant table. Every
+//! domain but dom0 also gets the two "magic" pages Xen's toolstack provides at
+//! `GUEST_MAGIC_BASE`: the PV console ring and the xenstore ring, each with an event channel
+//! left unbound for dom0 (their backend) and a reserved grant entry (`GNTTAB_RESERVED_*`)
+//! granting dom0 the page, so dom0 reaches them by ordinary grant mapping and never needs
+//! rights over the guest's memory.
+
+use crate::arch::mem;
+use crate::hyp::domain::Domain;
+use crate::hyp::tables::FrameTables;
+use crate::hyp::Hyp;
+use crate::mm::pagetable::{Attrs, MemType};
+use protocol::addr::{PhysAddr, PAGE_SIZE};
+use protocol::control::CapError;
+use protocol::ids::DomainId;
+use protocol::layout::GUEST_MAGIC_BASE;
+
+/// Guest frame of the PV console ring (Xen's CONSOLE_PFN_OFFSET 0).
+pub const CONSOLE_GFN: u64 = GUEST_MAGIC_BASE.as_u64() / PAGE_SIZE;
+/// Guest frame of the xenstore ring (Xen's XENSTORE_PFN_OFFSET 1).
+pub const XENSTORE_GFN: u64 = CONSOLE_GFN + 1;
+/// `GNTTAB_RESERVED_CONSOLE`.
+pub const GREF_CONSOLE: u32 = 0;
+/// `GNTTAB_RESERVED_XENSTORE`.
+pub const GREF_XENSTORE: u32 = 1;
+/// Magic pages per domain.
+const MAGIC_PAGES: u64 = 2;
+
+impl Hyp {
+    /// Allocates a zeroed frame.
+    pub(in crate::hyp) fn zeroed_frames(&mut self, pages: u64) -> Result<PhysAddr, CapError> {
+        let pa = self
+            .frames
+            .alloc(pages, PAGE_SIZE)
+            .map_err(|_| CapError::NoMemory)?;
+        // SAFETY: just allocated, referenced by nothing.
+        unsafe { mem::zero(pa.as_u64(), pages * PAGE_SIZE) };
+        Ok(pa)
+    }
+
+    /// Gives domain `d` (not yet published in `domains`) its Xen-ABI resources. On error
+    /// everything allocated here is released again.
+    pub(in crate::hyp) fn xen_setup(&mut self, d: &mut Domain) -> Result<(), CapError> {
+        let shared = self.zeroed_frames(1)?;
+        d.xen.shared_info = Some(shared);
+        self.xen_tables_open(d);
+        if d.id == DomainId::DOM0 {
+            return Ok(());
+        }
+        let result = self.magic_pages(d);
+        if result.is_err() {
+            self.xen_release(d);
+        }
+        result
+    }
+
+    /// Maps the console and xenstore pages and prepares their channels and grants.
+    fn magic_pages(&mut self, d: &mut Domain) -> Result<(), CapError> {
+        let magic = self.zeroed_frames(MAGIC_PAGES)?;
+        d.xen.magic = Some(magic);
+        let stage2 = d.stage2.as_mut().ok_or(CapError::WrongState)?;
+        let attrs = Attrs {
+            mem: MemType::Normal,
+            read: true,
+            write: true,
+            exec: false,
+        };
+        stage2
+            .map(
+                &mut FrameTables(&mut self.frames),
+                GUEST_MAGIC_BASE.as_u64(),
+                magic,
+                MAGIC_PAGES * PAGE_SIZE,
+                attrs,
+            )
+            .map_err(|_| CapError::NoMemory)?;
+        d.xen.params.console_pfn = CONSOLE_GFN;
+        d.xen.params.store_pfn = XENSTORE_GFN;
+        self.xen_backend_channels(d)
+    }
+
+    /// Frees what [`Hyp::xen_setup`] gave domain `d` (its stage 2 goes with its memory).
+    pub(in crate::hyp) fn xen_release(&mut self, d: &mut Domain) {
+        self.xen_tables_close(d);
+        if let Some(pa) = d.xen.shared_info.take() {
+            self.free_scrubbed(pa, 1);
+        }
+        if let Some(pa) = d.xen.magic.take() {
+            self.free_scrubbed(pa, MAGIC_PAGES);
+        }
+    }
+
+    /// Scrubs and frees frames the microvisor gave a domain.
+    pub(in crate::hyp) fn free_scrubbed(&mut self, pa: PhysAddr, pages: u64) {
+        // SAFETY: the frames belonged to a domain that is being freed; nothing maps them.
+        unsafe { mem::zero(pa.as_u64(), pages * PAGE_SIZE) };
+        let _ = self.frames.free(pa, pages);
+    }
+}
