@@ -34,7 +34,7 @@ enum Verb {
     Test,
     /// Deterministic instruction-count benchmarks under QEMU -icount.
     Bench {
-        /// Which benchmark.
+        /// Which benchmark: hypercall, rt or boot.
         #[arg(default_value = "hypercall")]
         which: String,
         /// Reuse the ELFs already built instead of running cargo.

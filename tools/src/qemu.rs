@@ -168,6 +168,45 @@ pub fn run_native(kernel: &Path, cmdline: &str, smp: u16, opts: &RunOptions) -> 
     launch(&args, &dir, &name, opts)
 }
 
+/// Boots a Linux `kernel` (raw arm64 `Image`) with `initrd` on QEMU virt without
+/// virtualization, so Linux runs at EL1 on `smp` CPUs with `mem_mib` MiB and `append` as its
+/// command line; `opts.system` only names the log. The native baseline of `bench boot`.
+pub fn run_native_linux(
+    kernel: &Path,
+    initrd: &Path,
+    append: &str,
+    smp: u16,
+    mem_mib: u32,
+    opts: &RunOptions,
+) -> Result<RunOutcome> {
+    let dir = paths::out_dir().join("native");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut args: Vec<String> = ["-M", "virt,gic-version=3", "-cpu", "max", "-smp"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend([
+        smp.to_string(),
+        "-m".into(),
+        mem_mib.to_string(),
+        "-nographic".into(),
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append.into(),
+    ]);
+    if opts.icount {
+        args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+    }
+    let name = opts
+        .system
+        .file_stem()
+        .map_or("native".into(), |s| s.to_string_lossy().into_owned());
+    launch(&args, &dir, &name, opts)
+}
+
 /// Where the `native` runtime build reads its command line (`board::NATIVE_CMDLINE_ADDR`:
 /// 0x4000_0000 plus its 64 MiB of RAM).
 pub const NATIVE_CMDLINE_ADDR: u64 = 0x4400_0000;

@@ -237,6 +237,7 @@ mod shell {
                     println!("{line}");
                 }
                 if let Some(Command::Destroy(i)) = command {
+                    pv.detach(sup.domains()[i].domid);
                     let r = cap::domain_destroy(sup.domains()[i].handle);
                     if let Some(line) = sup.destroyed(i, r) {
                         println!("{line}");
@@ -244,6 +245,7 @@ mod shell {
                 }
             }
             for i in sup.due(timer::now()) {
+                pv.detach(sup.domains()[i].domid);
                 let r = cap::domain_restart(sup.domains()[i].handle);
                 let (line, old) = sup.restarted(i, r, timer::now());
                 println!("{line}");

@@ -102,6 +102,7 @@ impl DomainOps for Ops<'_> {
 
     fn destroy(&mut self, id: u16) -> Result<(), CapError> {
         let i = self.index(id)?;
+        self.pv.detach(id);
         let r = cap::domain_destroy(self.sup.domains()[i].handle);
         match &r {
             Ok(()) => println!("mgmt: destroy {}: done", self.name(i)),
@@ -115,6 +116,7 @@ impl DomainOps for Ops<'_> {
 
     fn restart(&mut self, id: u16) -> Result<(), CapError> {
         let i = self.index(id)?;
+        self.pv.detach(id);
         let r = cap::domain_restart(self.sup.domains()[i].handle);
         let ok = r.map(drop);
         let (line, _) = self.sup.restarted(i, r, timer::now());

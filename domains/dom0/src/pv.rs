@@ -208,8 +208,9 @@ impl Backends {
         let _ = xen::grant_unmap(l.page.0, l.handle);
     }
 
-    /// Stops serving `domid` and removes its xenstore home.
-    fn detach(&mut self, domid: u16) {
+    /// Stops serving `domid` and removes its xenstore home. Call it before destroying or
+    /// restarting the domain, so its pages are unmapped while they are still its own.
+    pub fn detach(&mut self, domid: u16) {
         let Some(i) = self.children.iter().position(|c| c.domid == domid) else {
             return;
         };

@@ -5,7 +5,7 @@
 //! `FAIL: <what>: expected <e> got <g>`, `touching <addr>`, `FAIL: survived`,
 //! `vcpu1 online`, `vcpu0 got SGI 1 from vcpu1`, `FAIL: no SGI`,
 //! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`,
-//! `load vcpu<N> running`.
+//! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -15,6 +15,8 @@ use alloc::string::String;
 use bulkhead_runtime::cap::status_name;
 use protocol::cap::CapHandle;
 use protocol::control::{CapError, CapOp, Version, FN_BASE, PROTOCOL_VERSION};
+
+pub mod xencheck;
 
 /// What this boot of the test guest does (`mode=<x>` on the command line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +36,9 @@ pub enum Mode {
     /// CPU-and-interrupt-heavy load on every vCPU: busy arithmetic, a fast virtual timer
     /// and SGIs to the next vCPU (the neighbour of `bench rt` and the RTOS tests).
     Load,
+    /// Attack the Xen-compatible hypercall surface and check every answer
+    /// ([`xencheck`] has its markers).
+    Xenbad,
 }
 
 /// The mode from the command line, or the offending value.
@@ -46,6 +51,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("crash") => Ok(Mode::Crash),
         Some("flood") => Ok(Mode::Flood),
         Some("load") => Ok(Mode::Load),
+        Some("xenbad") => Ok(Mode::Xenbad),
         Some(other) => Err(other),
         None => Err(""),
     }
@@ -213,6 +219,7 @@ mod tests {
         assert_eq!(parse_mode("mode=smp"), Ok(Mode::Smp));
         assert_eq!(parse_mode("x=1 mode=badcap"), Ok(Mode::Badcap));
         assert_eq!(parse_mode("mode=load"), Ok(Mode::Load));
+        assert_eq!(parse_mode("mode=xenbad"), Ok(Mode::Xenbad));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),

@@ -1,11 +1,12 @@
-//! The guest's initramfs: busybox, its applet links, the Xen front-end modules and an init
-//! that mounts the kernel filesystems, loads the modules, prints the userspace marker and
-//! leaves a shell on the console.
+//! The guest's initramfs: busybox, its applet links, the Xen front-end modules, our
+//! `/bin/cntvct` and an init that mounts the kernel filesystems, loads the modules, prints
+//! the userspace marker (ending in the virtual counter, which `bench boot` reads) and leaves
+//! a shell on the console.
 //!
 //! The console is a parameter (`hvc0` under Bulkhead, `ttyAMA0` for a native boot), one
-//! archive per console name. The archive is rebuilt when older than an input (busybox, a
-//! module, an extraction) or when the generated scripts differ from those recorded in its
-//! `.recipe` file beside it.
+//! archive per console name. The archive is rebuilt when older than an input (busybox,
+//! cntvct, a module, an extraction) or when the generated scripts differ from those recorded
+//! in its `.recipe` file beside it.
 
 use super::cache::{is_fresh, write_atomically};
 use super::cpio::CpioWriter;
@@ -24,8 +25,14 @@ pub const DEFAULT_CONSOLE: &str = "hvc0";
 /// The Xen front-end drivers the guest loads.
 pub const WANTED_MODULES: [&str; 2] = ["xen-blkfront", "xen-netfront"];
 
-/// The line prefix tests wait for once userspace runs.
+/// The line prefix tests wait for once userspace runs. The line is
+/// `MARKER kernel=<uname -r> cpus=<nproc> counter=<CNTVCT_EL0>`; the counter is empty if
+/// [`COUNTER_PROGRAM`] fails, the rest of the line is still printed.
 pub const MARKER: &str = "BULKHEAD-LINUX-USERSPACE";
+
+/// Where the archive holds the static program printing the virtual counter
+/// (`tests/guests/cntvct`).
+pub const COUNTER_PROGRAM: &str = "bin/cntvct";
 
 /// Applets linked in `/bin` in the archive itself, so the scripts work even if
 /// `busybox --install` does not; it then adds the rest for the interactive shell.
@@ -35,7 +42,7 @@ pub const APPLETS: [&str; 21] = [
 ];
 
 /// Bumped when the archive changes in a way the recipe text would not show.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 /// One line of the module plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +131,10 @@ impl Plan {
                 }
             };
         }
-        let _ = writeln!(s, "echo \"{MARKER} kernel=$(uname -r) cpus=$(nproc)\"");
+        let _ = writeln!(
+            s,
+            "echo \"{MARKER} kernel=$(uname -r) cpus=$(nproc) counter=$(/{COUNTER_PROGRAM})\""
+        );
         s
     }
 
@@ -147,9 +157,15 @@ impl Plan {
         })
     }
 
-    /// Writes the archive. `modules` holds the uncompressed bytes of each of
-    /// [`Plan::module_files`], in that order.
-    pub fn write<W: Write>(&self, out: W, busybox: &[u8], modules: &[Vec<u8>]) -> io::Result<W> {
+    /// Writes the archive. `cntvct` is the static ELF put at [`COUNTER_PROGRAM`]; `modules`
+    /// holds the uncompressed bytes of each of [`Plan::module_files`], in that order.
+    pub fn write<W: Write>(
+        &self,
+        out: W,
+        busybox: &[u8],
+        cntvct: &[u8],
+        modules: &[Vec<u8>],
+    ) -> io::Result<W> {
         let mut a = CpioWriter::new(out);
         for dir in [
             "bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "etc", "run",
@@ -163,6 +179,7 @@ impl Plan {
         a.char_dev("dev/console", 0o600, 5, 1)?;
         a.char_dev("dev/null", 0o666, 1, 3)?;
         a.file("bin/busybox", 0o755, busybox)?;
+        a.file(COUNTER_PROGRAM, 0o755, cntvct)?;
         for applet in APPLETS {
             a.symlink(&format!("bin/{applet}"), "busybox")?;
         }
@@ -242,11 +259,12 @@ pub fn plan(mod_dir: &Path, kernel_version: &str, console: &str) -> Result<Plan>
     })
 }
 
-/// `out_dir/initramfs-<version>-<console>.cpio`, built unless fresh. `stamps` are further
-/// inputs (the extraction stamps of both packages).
+/// `out_dir/initramfs-<version>-<console>.cpio`, built unless fresh. `cntvct` is the built
+/// counter program; `stamps` are further inputs (the extraction stamps of both packages).
 pub fn build(
     kernel_tree: &Path,
     busybox_tree: &Path,
+    cntvct: &Path,
     stamps: &[&Path],
     kernel_version: &str,
     console: &str,
@@ -262,7 +280,7 @@ pub fn build(
     let inputs = stamps
         .iter()
         .copied()
-        .chain([busybox.as_path()])
+        .chain([busybox.as_path(), cntvct])
         .chain(sources.iter().map(PathBuf::as_path));
     if is_fresh(&out, inputs) && fs::read_to_string(&recipe_file).is_ok_and(|r| r == recipe) {
         return Ok(out);
@@ -270,13 +288,14 @@ pub fn build(
     let step = Step::spinner(format!("writing {}", out.display()));
     let busybox_bytes =
         fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?;
+    let cntvct_bytes = fs::read(cntvct).with_context(|| format!("reading {}", cntvct.display()))?;
     let module_bytes = sources
         .iter()
         .map(|p| modules::read_module(p))
         .collect::<Result<Vec<_>>>()?;
     let _ = fs::remove_file(&recipe_file);
     write_atomically(&out, |w| {
-        plan.write(w, &busybox_bytes, &module_bytes)
+        plan.write(w, &busybox_bytes, &cntvct_bytes, &module_bytes)
             .map(drop)
             .with_context(|| format!("writing {}", out.display()))
     })?;

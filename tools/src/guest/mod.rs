@@ -1,5 +1,7 @@
 //! The stock Debian Linux guest: Debian's own arm64 kernel and busybox, fetched with apt and
-//! turned into a raw `Image` and a newc initramfs that QEMU and the microvisor can load.
+//! turned into a raw `Image` and a newc initramfs that QEMU and the microvisor can load. The
+//! initramfs also holds our static `cntvct` ([`crate::build::linux_program`]; cargo runs
+//! only if its ELF is missing).
 //!
 //! Everything lands in the cache ([`cache`]): `debs/`, `extract/<package>/`, `linux/`. A call
 //! whose outputs are fresh runs `dpkg --print-foreign-architectures` (and `apt-cache` only if
@@ -53,9 +55,11 @@ pub fn linux_artifacts_for_console(console: &str) -> Result<LinuxArtifacts> {
     let kernel_stamp = fetch::stamp_path(&kernel_tree);
     let busybox_stamp = fetch::stamp_path(&busybox_tree);
     let image = kernel::image(&kernel_tree, &kernel_stamp, version, &cache.linux())?;
+    let cntvct = crate::build::linux_program("cntvct")?;
     let initramfs = initramfs::build(
         &kernel_tree,
         &busybox_tree,
+        &cntvct,
         &[&kernel_stamp, &busybox_stamp],
         version,
         console,

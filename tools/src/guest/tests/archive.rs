@@ -2,7 +2,7 @@
 
 use super::{entry, parse_cpio};
 use crate::guest::cpio::{mode, padding, CpioWriter};
-use crate::guest::initramfs::{check_console, ModuleStep, Plan, APPLETS, MARKER};
+use crate::guest::initramfs::{check_console, ModuleStep, Plan, APPLETS, COUNTER_PROGRAM, MARKER};
 use crate::guest::GuestError;
 
 #[test]
@@ -136,7 +136,7 @@ fn rcs_mounts_loads_modules_and_prints_one_marker() {
     let markers: Vec<&str> = rcs.lines().filter(|l| l.contains(MARKER)).collect();
     assert_eq!(
         markers,
-        ["echo \"BULKHEAD-LINUX-USERSPACE kernel=$(uname -r) cpus=$(nproc)\""]
+        ["echo \"BULKHEAD-LINUX-USERSPACE kernel=$(uname -r) cpus=$(nproc) counter=$(/bin/cntvct)\""]
     );
     assert!(
         rcs.trim_end().ends_with(markers[0]),
@@ -168,7 +168,12 @@ fn console_names_are_checked() {
 fn initramfs_archive_holds_init_busybox_devices_and_modules() {
     let p = plan("hvc0");
     let bytes = p
-        .write(Vec::new(), b"\x7fELF busybox", &[b"module".to_vec()])
+        .write(
+            Vec::new(),
+            b"\x7fELF busybox",
+            b"\x7fELF cntvct",
+            &[b"module".to_vec()],
+        )
         .unwrap();
     let entries = parse_cpio(&bytes);
     let busybox = entry(&entries, "bin/busybox");
@@ -177,6 +182,11 @@ fn initramfs_archive_holds_init_busybox_devices_and_modules() {
         (mode::FILE | 0o755, &b"\x7fELF busybox"[..])
     );
     assert_eq!(entry(&entries, "init").data, b"bin/busybox");
+    let cntvct = entry(&entries, COUNTER_PROGRAM);
+    assert_eq!(
+        (cntvct.mode, cntvct.data.as_slice()),
+        (mode::FILE | 0o755, &b"\x7fELF cntvct"[..])
+    );
     for applet in APPLETS {
         assert_eq!(entry(&entries, &format!("bin/{applet}")).data, b"busybox");
     }

@@ -235,9 +235,21 @@ fn initramfs_build_includes_dependencies_and_is_reused_until_inputs_change() {
     let stamp = dir.path().join("kernel.stamp");
     fs::write(&stamp, "deb").unwrap();
     set_mtime(&stamp, ago(60));
+    let cntvct = dir.path().join("cntvct");
+    fs::write(&cntvct, "\x7fELF cntvct").unwrap();
+    set_mtime(&cntvct, ago(60));
     let out_dir = dir.path().join("linux");
     let build = |console| {
-        initramfs::build(&kernel, &busybox, &[&stamp], VERSION, console, &out_dir).unwrap()
+        initramfs::build(
+            &kernel,
+            &busybox,
+            &cntvct,
+            &[&stamp],
+            VERSION,
+            console,
+            &out_dir,
+        )
+        .unwrap()
     };
 
     let out = build("hvc0");
@@ -252,6 +264,7 @@ fn initramfs_build_includes_dependencies_and_is_reused_until_inputs_change() {
         &format!("lib/modules/{VERSION}/kernel/lib/helper.ko"),
     );
     assert!(!entries.iter().any(|e| e.name.contains("blkback")));
+    assert_eq!(entry(&entries, "bin/cntvct").data, b"\x7fELF cntvct");
 
     // Fresh: not rewritten.
     set_mtime(&out, ago(30));
@@ -264,6 +277,11 @@ fn initramfs_build_includes_dependencies_and_is_reused_until_inputs_change() {
     // A newer extraction forces a rebuild.
     set_mtime(&out, ago(30));
     set_mtime(&stamp, ago(10));
+    build("hvc0");
+    assert!(fs::metadata(&out).unwrap().modified().unwrap() > ago(29));
+    // So does a newer cntvct.
+    set_mtime(&out, ago(30));
+    set_mtime(&cntvct, ago(10));
     build("hvc0");
     assert!(fs::metadata(&out).unwrap().modified().unwrap() > ago(29));
 

@@ -1,0 +1,116 @@
+//! A stock Debian arm64 kernel (unmodified, with a busybox initramfs) boots as a Xen-ABI
+//! guest with 2 vCPUs: it reaches userspace on hvc0, runs commands typed on its console
+//! through the management port, and its own `reboot` and a host `ctl shutdown` follow the
+//! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore.
+
+use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::default_socket;
+use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use protocol::mgmt::{DomainRef, Request, Response};
+use std::time::{Duration, Instant};
+
+fn linux() -> DomainRef {
+    DomainRef::Name("linux".into())
+}
+
+fn connect() -> Client {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match Client::connect(&default_socket(), Duration::from_secs(5)) {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("management port never answered: {e:#}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// The console history so far (what `ctl console` and `ctl dmesg` show).
+fn history(c: &mut Client) -> String {
+    let (mut from, mut text) = (0, Vec::new());
+    loop {
+        match c.call(&Request::Dmesg { from }).expect("dmesg") {
+            Response::Log { bytes, start, end } => {
+                from = start + bytes.len() as u64;
+                text.extend_from_slice(&bytes);
+                if bytes.is_empty() || from >= end {
+                    return String::from_utf8_lossy(&text).into_owned();
+                }
+            }
+            other => panic!("dmesg answered {other:?}"),
+        }
+    }
+}
+
+/// Waits until the history contains `n` occurrences of `needle`.
+fn wait_for(c: &mut Client, needle: &str, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let h = history(c);
+        if h.matches(needle).count() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no {needle:?} x{n}; history tail:\n{}",
+            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn type_line(c: &mut Client, line: &str) {
+    let r = c
+        .call(&Request::ConsoleInput {
+            domain: linux(),
+            bytes: format!("{line}\n").into_bytes(),
+        })
+        .expect("console input");
+    assert_eq!(r, Response::Done);
+}
+
+#[test]
+fn stock_linux_boots_runs_commands_and_follows_policy() {
+    let _ = std::fs::remove_file(default_socket());
+    let expect = Expect::new()
+        .then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2")
+        .and_then(|e| e.then(r"\[dom0\] linux \(d2\): reboot requested -> restart"))
+        .and_then(|e| e.then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: shutdown linux: requested"))
+        .and_then(|e| e.then(r"\[dom0\] linux \(d2\): powered off -> destroy"))
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|dom0)\) stopped"))
+        .and_then(|e| e.forbid(r"\[linux\] .*(Kernel panic|BUG:|Oops)"))
+        .expect("markers");
+    let timeout = BOOT_TIMEOUT * 4;
+    let boot = std::thread::spawn(move || {
+        qemu::run(&RunOptions::test(system("linux"), expect, timeout)).expect("boot")
+    });
+
+    let mut c = connect();
+    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot");
+    // A command typed on hvc0 runs in busybox's shell: both vCPUs are online.
+    type_line(
+        &mut c,
+        "echo CPUS=$(grep -c ^processor /proc/cpuinfo) ANSWER=$((6*7))",
+    );
+    wait_for(&mut c, "[linux] CPUS=2 ANSWER=42", 1, "shell answer");
+    // `reboot` inside Linux: SCHEDOP_shutdown(reboot) -> on_reboot = restart, same id.
+    type_line(&mut c, "reboot");
+    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 2, "second boot");
+    // The second incarnation's console and xenstore work too.
+    type_line(&mut c, "echo AGAIN=$((7*6))");
+    wait_for(&mut c, "[linux] AGAIN=42", 1, "shell after reboot");
+    // A host shutdown request goes through xenstore control/shutdown; Linux powers off
+    // cleanly and on_poweroff = destroy removes it.
+    let r = c
+        .call(&Request::Shutdown { domain: linux() })
+        .expect("shutdown");
+    assert_eq!(r, Response::Done);
+
+    let out = boot.join().expect("boot thread");
+    assert!(
+        out.outcome == Outcome::Matched,
+        "system `linux`: {}",
+        out.report(TAIL_LINES)
+    );
+}
