@@ -91,7 +91,7 @@ struct RunArgs {
     /// Exit 0 as soon as a console line matches this regex.
     #[arg(long)]
     until: Option<String>,
-    /// Deterministic instruction counting (-icount shift=0,sleep=off).
+    /// Deterministic instruction counting (-icount shift=0,sleep=off -seed 1).
     #[arg(long)]
     icount: bool,
 }

@@ -33,7 +33,7 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Markers; when non-empty the run ends as soon as all matched.
     pub expect: Expect,
-    /// Deterministic instruction counting (`-icount shift=0,sleep=off`).
+    /// Deterministic instruction counting ([`ICOUNT_ARGS`]).
     pub icount: bool,
     /// Hand our stdin to QEMU (Ctrl-A x quits); otherwise QEMU gets /dev/null.
     pub interactive: bool,
@@ -56,6 +56,12 @@ impl RunOptions {
         }
     }
 }
+
+/// QEMU's arguments for a deterministic run: one instruction per ns of virtual time, idle
+/// time skipped, and a fixed seed for everything QEMU randomizes for the guest (FEAT_RNG's
+/// RNDR, which Linux uses for KASLR and its entropy pool, and the DTB's `kaslr-seed` and
+/// `rng-seed`): without it two Linux boots differ by some thousands of instructions.
+pub const ICOUNT_ARGS: [&str; 4] = ["-icount", "shift=0,sleep=off", "-seed", "1"];
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +128,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     })?;
     let mut args = packed.qemu_args.clone();
     if opts.icount {
-        args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+        args.extend(ICOUNT_ARGS.map(String::from));
     }
     launch(&args, &packed.dir, &packed.system.name, opts)
 }
@@ -159,7 +165,7 @@ pub fn run_native(kernel: &Path, cmdline: &str, smp: u16, opts: &RunOptions) -> 
         line.display()
     ));
     if opts.icount {
-        args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+        args.extend(ICOUNT_ARGS.map(String::from));
     }
     let name = opts
         .system
@@ -198,7 +204,7 @@ pub fn run_native_linux(
         append.into(),
     ]);
     if opts.icount {
-        args.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+        args.extend(ICOUNT_ARGS.map(String::from));
     }
     let name = opts
         .system

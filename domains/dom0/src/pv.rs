@@ -71,6 +71,9 @@ struct Child {
     complained: bool,
     /// It has spoken xenstore: a PV frontend (Linux) runs there.
     frontend: bool,
+    /// It has written to its PV console: its console input goes there (a domain that
+    /// never uses the PV console, like our own, reads its input itself).
+    console_used: bool,
 }
 
 /// Every child's backends.
@@ -191,6 +194,7 @@ impl Backends {
             store,
             complained: false,
             frontend: false,
+            console_used: false,
         });
         println!(
             "pv: {name} (d{domid}): console and xenstore attached (out {}/{})",
@@ -289,6 +293,7 @@ impl Backends {
                 break;
             }
             *notify = true;
+            c.console_used = true;
             if let Err(e) = cap::console_write_for(c.handle, &buf[..n]) {
                 if !c.complained {
                     c.complained = true;
@@ -297,6 +302,9 @@ impl Backends {
             }
         }
         // Input typed for the child goes in as the ring has room.
+        if !c.console_used && !c.frontend {
+            return Ok(());
+        }
         let room = CONS_IN.space(&c.console.page)?;
         let mut typed = [0u8; protocol::control::CONSOLE_READ_BYTES];
         let mut left = room;

@@ -143,6 +143,7 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         el2_map,
         evtchn: crate::xen::EventChannels::new(MAX_DOMAINS),
         grants: crate::xen::GrantTables::new(MAX_DOMAINS),
+        bulk: core::array::from_fn(|_| Default::default()),
     };
     hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.
@@ -334,7 +335,7 @@ fn build_dom0(hyp: &mut Hyp) {
         ramdisk: None,
     };
     let id = hyp
-        .build_domain(&req)
+        .build_domain(&req, 0)
         .unwrap_or_else(|e| panic!("cannot build dom0: {e}"));
     assert_eq!(id, DomainId::DOM0, "dom0 must be the first domain");
     hyp.start_domain(id, 0)

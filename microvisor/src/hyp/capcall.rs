@@ -399,7 +399,7 @@ impl Hyp {
             module: Some(image as u16),
             ramdisk,
         };
-        let child = self.build_domain(&req)?;
+        let child = self.build_domain(&req, cpu)?;
         let instance = self.domain(child).map_or(0, |c| c.instance);
         let d = self.domain_mut(id).ok_or(CapError::Stale)?;
         if let Ok(mcap) = d.caps.get_mut(spec.memory) {

@@ -112,6 +112,8 @@ pub struct Domain {
     pub shutdown_request: Option<protocol::control::ShutdownKind>,
     /// Console input typed while it had the focus, not yet read.
     pub input: alloc::collections::VecDeque<u8>,
+    /// The CPU still copying its image in (outside the lock); not runnable until done.
+    pub loading: Option<usize>,
 }
 
 /// A build request with owned data, kept for restarts.
@@ -161,6 +163,7 @@ impl Domain {
     pub fn vcpu_runnable(&self, v: usize) -> bool {
         self.state == DomainState::Running
             && !self.dying
+            && self.loading.is_none()
             && self
                 .vcpus
                 .get(v)
@@ -206,21 +209,28 @@ pub mod cause {
 
 impl Hyp {
     /// Builds a paused domain in the first free slot; returns its id.
-    pub fn build_domain(&mut self, req: &BuildRequest<'_>) -> Result<DomainId, CapError> {
+    pub fn build_domain(
+        &mut self,
+        req: &BuildRequest<'_>,
+        cpu: usize,
+    ) -> Result<DomainId, CapError> {
         let slot = (0..self.domains.len())
             .find(|&i| self.domains[i].is_none())
             .ok_or(CapError::NoSlots)?;
         let id = DomainId(slot as u16);
         let instance = self.next_instance(id);
-        self.build_domain_at(req, id, instance)
+        self.build_domain_at(req, id, instance, cpu)
     }
 
-    /// Builds a paused domain with id `id` (free) as incarnation `instance`.
+    /// Builds a paused domain with id `id` (free) as incarnation `instance`. Its RAM is
+    /// scrubbed and loaded by `cpu` after it releases the global lock (see [`super::bulk`]);
+    /// until then its vCPUs do not run.
     pub fn build_domain_at(
         &mut self,
         req: &BuildRequest<'_>,
         id: DomainId,
         instance: u32,
+        cpu: usize,
     ) -> Result<DomainId, CapError> {
         let slot = usize::from(id.0);
         if self.domains.get(slot).is_none_or(|d| d.is_some()) {
@@ -250,8 +260,6 @@ impl Hyp {
             .frames
             .alloc(pages, 2 * 1024 * 1024)
             .map_err(|_| CapError::NoMemory)?;
-        // SAFETY: the range was just allocated; nothing refers to it.
-        unsafe { mem::zero(ram_pa.as_u64(), ram_size) };
         let load = super::loader::LoadSpec {
             id,
             name: req.name,
@@ -260,17 +268,14 @@ impl Hyp {
             cmdline: req.cmdline,
             vcpus: nvcpus as u16,
         };
-        let entry = match super::loader::load(ram_pa, ram_size, &load) {
-            Ok(entry) => entry,
+        let (entry, load_ops) = match super::loader::load(ram_pa, ram_size, &load) {
+            Ok(planned) => planned,
             Err(e) => {
-                // SAFETY: the range was just allocated; scrub what was loaded before freeing.
-                unsafe { mem::zero(ram_pa.as_u64(), ram_size) };
+                // Nothing was written yet.
                 let _ = self.frames.free(ram_pa, pages);
                 return Err(e);
             }
         };
-        // The guest starts with its MMU off (uncached accesses): push our writes to memory.
-        arch::clean_dcache_range(ram_pa.as_u64(), ram_size);
 
         let mut tables = FrameTables(&mut self.frames);
         let built = PageTable::new(&mut tables, Stage::Stage2).and_then(|mut pt| {
@@ -355,10 +360,11 @@ impl Hyp {
             child_events: 0,
             shutdown_request: None,
             input: alloc::collections::VecDeque::new(),
+            loading: Some(cpu),
         };
         let mut domain = Box::new(domain);
         if let Err(e) = self.xen_setup(&mut domain) {
-            self.release_memory(ram_pa, ram_size, domain.stage2);
+            self.release_memory(ram_pa, ram_size, domain.stage2, cpu);
             return Err(e);
         }
         // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.
@@ -369,11 +375,23 @@ impl Hyp {
                     let _ = self.runqueues[usize::from(q.pcpu)].remove(vcpu_key(id, j));
                 }
                 self.xen_release(&mut domain);
-                self.release_memory(ram_pa, ram_size, domain.stage2);
+                self.release_memory(ram_pa, ram_size, domain.stage2, cpu);
                 return Err(CapError::CpuUnavailable);
             }
         }
         self.domains[slot] = Some(domain);
+        // Zero, load, then clean: the guest starts with its MMU off (uncached accesses).
+        let q = &mut self.bulk[cpu];
+        q.ops.push(super::bulk::Op::Zero {
+            pa: ram_pa.as_u64(),
+            len: ram_size,
+        });
+        q.ops.extend(load_ops);
+        q.ops.push(super::bulk::Op::Clean {
+            pa: ram_pa.as_u64(),
+            len: ram_size,
+        });
+        q.finish.push(super::bulk::Finish::Ready(id, instance));
         Ok(id)
     }
 
@@ -384,14 +402,19 @@ impl Hyp {
         self.instances[slot]
     }
 
-    fn release_memory(&mut self, ram_pa: PhysAddr, ram_size: u64, stage2: Option<PageTable>) {
+    /// Destroys a stage 2 and queues the RAM's scrub and release on `cpu` (outside the
+    /// lock), so the next owner never sees this domain's data.
+    fn release_memory(
+        &mut self,
+        ram_pa: PhysAddr,
+        ram_size: u64,
+        stage2: Option<PageTable>,
+        cpu: usize,
+    ) {
         if let Some(pt) = stage2 {
             pt.destroy(&mut FrameTables(&mut self.frames));
         }
-        // SAFETY: the domain's RAM is no longer mapped by any stage-2 table; scrub it so the
-        // next owner never sees this domain's data.
-        unsafe { mem::zero(ram_pa.as_u64(), ram_size) };
-        let _ = self.frames.free(ram_pa, ram_size / PAGE_SIZE);
+        self.queue_scrub_and_free(ram_pa, ram_size / PAGE_SIZE, cpu);
     }
 
     /// Starts vCPU 0 of a created domain at the start of its RAM.
@@ -539,7 +562,9 @@ impl Hyp {
         if let Some(mut d) = self.domains[usize::from(id.0)].take() {
             self.xen_release(&mut d);
             let d = *d;
-            self.release_memory(d.ram_pa, d.ram_size, d.stage2);
+            // A load still in flight on some CPU finishes before the scrub: queue it there.
+            let scrubber = d.loading.unwrap_or(this_cpu);
+            self.release_memory(d.ram_pa, d.ram_size, d.stage2, scrubber);
             // The VMID will be reused: drop every cached translation tagged with it.
             arch::tlb_flush_all_guests();
             if let Some(instance) = d.restart_pending {
@@ -602,7 +627,7 @@ impl Hyp {
             caps: &spec.caps,
             module: spec.module,
         };
-        match self.build_domain_at(&req, id, instance) {
+        match self.build_domain_at(&req, id, instance, cpu) {
             Ok(_) => {
                 if let Some(d) = self.domain_mut(id) {
                     d.restarts = restarts;

@@ -1,11 +1,13 @@
-//! Loading a domain's image into its freshly allocated RAM: a Bulkhead flat image (start
-//! info at the top of RAM) or a stock arm64 Linux `Image` (Linux's boot protocol: kernel at
-//! RAM + text_offset, initramfs and a generated device tree at the top of RAM).
+//! Planning how a domain's image goes into its freshly allocated RAM: a Bulkhead flat image
+//! (start info at the top of RAM) or a stock arm64 Linux `Image` (Linux's boot protocol:
+//! kernel at RAM + text_offset, initramfs and a generated device tree at the top of RAM).
+//! The copies themselves are [`Op`]s, run outside the global lock (see [`super::bulk`]).
 
-use crate::arch::mem;
+use super::bulk::Op;
 use crate::guest_dt::{self, GuestDtParams};
 use crate::linux_image;
 use alloc::string::String;
+use alloc::vec::Vec;
 use protocol::addr::PhysAddr;
 use protocol::boot::{StartInfo, START_INFO_RESERVE};
 use protocol::control::{CapError, PROTOCOL_VERSION};
@@ -39,16 +41,28 @@ pub struct LoadSpec<'a> {
     pub vcpus: u16,
 }
 
-/// Copies `bytes` to guest-physical `ipa` of RAM at host `ram_pa`.
-fn place(ram_pa: PhysAddr, ipa: u64, bytes: &[u8]) {
-    let off = ipa - GUEST_RAM_BASE.as_u64();
-    // SAFETY: callers only pass ranges the layout checked to lie inside the domain's RAM,
-    // which was just allocated and is referenced by nothing else.
-    unsafe { mem::copy_to(ram_pa.as_u64() + off, bytes) };
+/// Host address of guest-physical `ipa` in RAM at `ram_pa` (the layout checked the range).
+fn host(ram_pa: PhysAddr, ipa: u64) -> u64 {
+    ram_pa.as_u64() + (ipa - GUEST_RAM_BASE.as_u64())
 }
 
-/// Loads `spec` into `[ram_pa, ram_pa + ram_size)` (zeroed) and returns how to enter it.
-pub fn load(ram_pa: PhysAddr, ram_size: u64, spec: &LoadSpec<'_>) -> Result<Entry, CapError> {
+/// Copying boot-module bytes (`bytes` lies in a boot module) to guest-physical `ipa`.
+fn copy_module(ram_pa: PhysAddr, ipa: u64, bytes: &[u8]) -> Op {
+    Op::Copy {
+        dst: host(ram_pa, ipa),
+        src: bytes.as_ptr() as u64,
+        len: bytes.len() as u64,
+    }
+}
+
+/// Plans loading `spec` into `[ram_pa, ram_pa + ram_size)`: the copies, in order (after the
+/// RAM is zeroed and before it is cleaned), and how to enter it. `spec.image` and
+/// `spec.ramdisk` must be boot modules (they are copied later, by address).
+pub fn load(
+    ram_pa: PhysAddr,
+    ram_size: u64,
+    spec: &LoadSpec<'_>,
+) -> Result<(Entry, Vec<Op>), CapError> {
     let ram_base = GUEST_RAM_BASE.as_u64();
     if let Ok(hdr) = linux_image::parse_header(spec.image) {
         let ramdisk = spec.ramdisk.unwrap_or(&[]);
@@ -77,16 +91,20 @@ pub fn load(ram_pa: PhysAddr, ram_size: u64, spec: &LoadSpec<'_>) -> Result<Entr
         if blob.len() as u64 > linux_image::MAX_DTB_LEN {
             return Err(CapError::InvalidArgument);
         }
-        place(ram_pa, layout.kernel, spec.image);
+        let mut ops = alloc::vec![copy_module(ram_pa, layout.kernel, spec.image)];
         if let Some((start, _)) = layout.initrd {
-            place(ram_pa, start, ramdisk);
+            ops.push(copy_module(ram_pa, start, ramdisk));
         }
-        place(ram_pa, layout.dtb, &blob);
-        return Ok(Entry {
+        ops.push(Op::Bytes {
+            dst: host(ram_pa, layout.dtb),
+            bytes: blob,
+        });
+        let entry = Entry {
             pc: layout.kernel,
             args: [layout.dtb, 0, 0],
             linux: true,
-        });
+        };
+        return Ok((entry, ops));
     }
     if spec.ramdisk.is_some() {
         // Only a Linux kernel knows what to do with an initramfs.
@@ -95,7 +113,7 @@ pub fn load(ram_pa: PhysAddr, ram_size: u64, spec: &LoadSpec<'_>) -> Result<Entr
     if spec.image.len() as u64 > ram_size.saturating_sub(START_INFO_RESERVE) {
         return Err(CapError::InvalidArgument);
     }
-    place(ram_pa, ram_base, spec.image);
+    let image = copy_module(ram_pa, ram_base, spec.image);
     let info = StartInfo {
         version: PROTOCOL_VERSION,
         domid: spec.id.0,
@@ -112,10 +130,14 @@ pub fn load(ram_pa: PhysAddr, ram_size: u64, spec: &LoadSpec<'_>) -> Result<Entr
         return Err(CapError::InvalidArgument);
     }
     let info_ipa = ram_base + ram_size - START_INFO_RESERVE;
-    place(ram_pa, info_ipa, &bytes);
-    Ok(Entry {
+    let entry = Entry {
         pc: ram_base,
         args: [info_ipa, bytes.len() as u64, ram_size],
         linux: false,
-    })
+    };
+    let info = Op::Bytes {
+        dst: host(ram_pa, info_ipa),
+        bytes,
+    };
+    Ok((entry, alloc::vec![image, info]))
 }

@@ -6,6 +6,7 @@
 //! released before it enters a guest or waits. The log lock may be taken inside it.
 
 pub mod boot;
+pub mod bulk;
 pub mod capcall;
 pub mod console;
 pub mod devices;
@@ -60,6 +61,8 @@ pub struct Hyp {
     pub evtchn: crate::xen::EventChannels,
     /// Every domain's grant table and grant mappings (Xen ABI).
     pub grants: crate::xen::GrantTables,
+    /// Per-CPU memory work to do outside the lock (see [`bulk`]).
+    pub bulk: [bulk::Bulk; MAX_CPUS],
 }
 
 /// The global state; `None` until the boot CPU has built it.

@@ -21,13 +21,23 @@ const CNTV_ENABLE: u64 = 1 << 0;
 /// Runs guests on this CPU forever.
 pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
     loop {
-        let next = {
+        let (next, work) = {
             let mut guard = HYP.lock();
             let hyp = guard
                 .as_mut()
                 .expect("HYP is built before any CPU runs guests");
-            hyp.schedule(cpu, regs)
+            let next = hyp.schedule(cpu, regs);
+            (next, core::mem::take(&mut hyp.bulk[cpu]))
         };
+        if !work.is_empty() {
+            // Building or freeing a domain left memory work: do it without the lock so the
+            // other CPUs (a pinned RTOS) never wait for it, then decide again.
+            work.execute();
+            let mut guard = HYP.lock();
+            let hyp = guard.as_mut().expect("HYP is built");
+            hyp.finish_bulk(work, cpu);
+            continue;
+        }
         let Some(key) = next else {
             arch::wait_for_interrupt();
             let mut guard = HYP.lock();

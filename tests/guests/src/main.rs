@@ -3,6 +3,12 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod xenbad;
+
+#[cfg(target_os = "none")]
 mod shell {
     use bulkhead_runtime::{self as rt, arch, cap, gic, irq, pmu, println, smp, timer, StartInfo};
     use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -23,6 +29,7 @@ mod shell {
             Ok(Mode::Badcap) => badcap_test(info),
             Ok(Mode::Bench) => bench(),
             Ok(Mode::Load) => load(info),
+            Ok(Mode::Xenbad) => crate::xenbad::run(info),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;
                 loop {

@@ -333,7 +333,8 @@ mod tests {
         );
         assert_eq!((r.checks, r.failures), (5, 3));
         assert_eq!(r.summary(), "xenbad: done 5 checks, 3 failures");
-        assert_eq!(ret_name(u64::MAX), "-1");
+        assert_eq!(ret_name(u64::MAX), "-EPERM");
+        assert_eq!(ret_name(-6i64 as u64), "-6");
     }
 
     #[test]

@@ -148,7 +148,8 @@ impl Hyp {
                     .checked_mul(4096)
                     .and_then(|g| g.checked_add(u64::from(info.offset)))
                     .ok_or(XenErrno::EINVAL)?;
-                let pa = d.ram_to_phys(gpa, size).map_err(|_| XenErrno::EINVAL)?;
+                // Inside one page (checked above) the domain owns.
+                let pa = d.own_page(gpa).ok_or(XenErrno::EINVAL)?;
                 let mut old = [0u8; 48];
                 if let Some(prev) = d.xen.vcpu_info[vcpu] {
                     // SAFETY: `prev` is a vcpu_info this domain registered (its RAM) or the

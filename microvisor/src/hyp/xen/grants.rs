@@ -3,7 +3,6 @@
 //! into (and taken out of) the mapper's stage 2.
 
 use super::bits::HostGrants;
-use super::setup::{CONSOLE_GFN, XENSTORE_GFN};
 use super::XenResult;
 use crate::hyp::domain::Domain;
 use crate::hyp::tables::FrameTables;
@@ -20,18 +19,13 @@ use protocol::xen::{GnttabOp, XenErrno};
 /// Most operations one `grant_table_op` call may carry (Xen would use a continuation).
 const MAX_BATCH: u64 = 256;
 
-/// Host-physical page of guest frame `gfn` of a live domain: its RAM or its magic pages.
+/// Host-physical page of guest frame `gfn` of a live domain ([`Domain::own_page`]).
 fn gfn_to_pa(domains: &[Option<Box<Domain>>], dom: u16, gfn: u64) -> Option<PhysAddr> {
     let d = domains.get(usize::from(dom))?.as_deref()?;
     if d.dying {
         return None;
     }
-    if let Some(magic) = d.xen.magic {
-        if gfn == CONSOLE_GFN || gfn == XENSTORE_GFN {
-            return magic.checked_add((gfn - CONSOLE_GFN) * PAGE_SIZE);
-        }
-    }
-    d.ram_to_phys(gfn.checked_mul(PAGE_SIZE)?, PAGE_SIZE).ok()
+    d.own_page(gfn.checked_mul(PAGE_SIZE)?)
 }
 
 impl Hyp {

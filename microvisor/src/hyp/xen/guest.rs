@@ -11,8 +11,7 @@ pub struct Loaded<'a>(pub &'a Domain);
 impl GuestMemory for Loaded<'_> {
     fn translate(&mut self, va: u64, write: bool) -> Option<u64> {
         let ipa = arch::translate_guest_va(va, write)?;
-        // Only the domain's own RAM: never a device, a grant mapping or the microvisor.
-        self.0.ram_to_phys(ipa, 1).ok().map(|pa| pa.as_u64())
+        self.0.own_page(ipa).map(|pa| pa.as_u64())
     }
 
     fn read_phys(&mut self, pa: u64, buf: &mut [u8]) {

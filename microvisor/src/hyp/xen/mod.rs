@@ -59,6 +59,29 @@ pub struct XenDomain {
     pub grant_gfns: alloc::vec::Vec<(u32, u64)>,
 }
 
+impl super::domain::Domain {
+    /// Host address of guest-physical `ipa` if it is in memory the domain owns as seen
+    /// through its physmap: its shared_info frame where it put it, its magic pages, its
+    /// grant-table frames where it mapped them, else its RAM. Never a device, a page
+    /// another domain granted it, or anything of the microvisor's.
+    pub fn own_page(&self, ipa: u64) -> Option<PhysAddr> {
+        let gfn = ipa / protocol::addr::PAGE_SIZE;
+        let offset = ipa % protocol::addr::PAGE_SIZE;
+        let frame = if self.xen.shared_info_gfn == Some(gfn) {
+            self.xen.shared_info
+        } else if let Some(magic) = self
+            .xen
+            .magic
+            .filter(|_| (setup::CONSOLE_GFN..=setup::XENSTORE_GFN).contains(&gfn))
+        {
+            magic.checked_add((gfn - setup::CONSOLE_GFN) * protocol::addr::PAGE_SIZE)
+        } else {
+            return self.ram_to_phys(ipa, 1).ok();
+        };
+        frame.and_then(|f| f.checked_add(offset))
+    }
+}
+
 impl Hyp {
     /// Serves one Xen hypercall from vCPU `key`.
     pub fn xen_hypercall(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs) {

@@ -11,8 +11,8 @@ use protocol::xen::structs::{
     XenAddToPhysmap, XenHvmParam, DOMID_SELF,
 };
 use protocol::xen::{
-    ConsoleIoOp, EvtchnOp, GnttabOp, HvmOp, HvmParam, Hypercall as H, MapSpace, MemoryOp,
-    SchedOp, ShutdownReason, VcpuOp, XenErrno, XenVersionOp, XENMAPIDX_GRANT_TABLE_STATUS,
+    ConsoleIoOp, EvtchnOp, GnttabOp, HvmOp, HvmParam, Hypercall as H, MapSpace, MemoryOp, SchedOp,
+    ShutdownReason, VcpuOp, XenErrno, XenVersionOp, XENMAPIDX_GRANT_TABLE_STATUS,
 };
 use testguest::xencheck::Want;
 
@@ -36,8 +36,16 @@ pub fn unknown_ops(cx: &mut Ctx) {
         ("sched_op 99", H::SchedOp, 99),
         ("sched_op 2^32+yield", H::SchedOp, 1 << 32),
         ("evtchn 99", H::EventChannelOp, 99),
-        ("evtchn init_control", H::EventChannelOp, EvtchnOp::InitControl as u64),
-        ("evtchn 2^32+send", H::EventChannelOp, 1 << 32 | EvtchnOp::Send as u64),
+        (
+            "evtchn init_control",
+            H::EventChannelOp,
+            EvtchnOp::InitControl as u64,
+        ),
+        (
+            "evtchn 2^32+send",
+            H::EventChannelOp,
+            1 << 32 | EvtchnOp::Send as u64,
+        ),
         ("gnttab 99", H::GrantTableOp, 99),
         ("console_io 99", H::ConsoleIo, 99),
     ];
@@ -65,7 +73,11 @@ pub fn hvm_vcpu_sched_console(cx: &mut Ctx) {
         value: 0,
     };
     let mut p = param(DOMID_SELF, HvmParam::StoreEvtchn as u32);
-    cx.err("hvm set_param", op(H::HvmOp, HvmOp::SetParam as u32, &mut p), EPERM);
+    cx.err(
+        "hvm set_param",
+        op(H::HvmOp, HvmOp::SetParam as u32, &mut p),
+        EPERM,
+    );
     let mut p = param(DOMID_SELF, HvmParam::ConsoleEvtchn as u32);
     let x0 = op(H::HvmOp, HvmOp::GetParam as u32, &mut p);
     cx.ret("hvm get_param own console evtchn", x0, Want::Ok(0));
@@ -73,7 +85,12 @@ pub fn hvm_vcpu_sched_console(cx: &mut Ctx) {
     let cases = [
         ("hvm get_param index 99", DOMID_SELF, 99, EINVAL),
         ("hvm get_param of dom0", 0, HvmParam::StorePfn as u32, EPERM),
-        ("hvm get_param of d100", 100, HvmParam::StorePfn as u32, EPERM),
+        (
+            "hvm get_param of d100",
+            100,
+            HvmParam::StorePfn as u32,
+            EPERM,
+        ),
     ];
     for (what, domid, index, e) in cases {
         let mut p = param(domid, index);
@@ -93,9 +110,17 @@ pub fn hvm_vcpu_sched_console(cx: &mut Ctx) {
     );
     for vcpu in [1, 8, u64::MAX] {
         let x0 = hv(H::VcpuOp, [vi, vcpu, addr(&mut info), 0, 0]);
-        cx.err(&format!("vcpu_op vcpu_info vcpu {vcpu:#x}"), x0, XenErrno::ENOENT);
+        cx.err(
+            &format!("vcpu_op vcpu_info vcpu {vcpu:#x}"),
+            x0,
+            XenErrno::ENOENT,
+        );
         let x0 = hv(H::VcpuOp, [rs, vcpu, addr(&mut area), 0, 0]);
-        cx.err(&format!("vcpu_op runstate vcpu {vcpu:#x}"), x0, XenErrno::ENOENT);
+        cx.err(
+            &format!("vcpu_op runstate vcpu {vcpu:#x}"),
+            x0,
+            XenErrno::ENOENT,
+        );
     }
     let bad_info = [
         ("vcpu_info frame past RAM", cx.ram_end / 4096 + 16, 0),
@@ -125,8 +150,16 @@ pub fn hvm_vcpu_sched_console(cx: &mut Ctx) {
     // sched_op: shutdowns that must not stop us, polls that must not block.
     let shutdowns = [
         ("reason 99", 99, EINVAL),
-        ("suspend", ShutdownReason::Suspend as u32, XenErrno::EOPNOTSUPP),
-        ("soft_reset", ShutdownReason::SoftReset as u32, XenErrno::EOPNOTSUPP),
+        (
+            "suspend",
+            ShutdownReason::Suspend as u32,
+            XenErrno::EOPNOTSUPP,
+        ),
+        (
+            "soft_reset",
+            ShutdownReason::SoftReset as u32,
+            XenErrno::EOPNOTSUPP,
+        ),
     ];
     for (what, reason, e) in shutdowns {
         let mut s = SchedShutdown { reason };
@@ -136,7 +169,12 @@ pub fn hvm_vcpu_sched_console(cx: &mut Ctx) {
     let mut ports = [4096u32, 0];
     let polls = [
         ("129 ports", addr(&mut ports), 129, EINVAL),
-        ("ports array unmapped", 0xdead_0000_0000, 1, XenErrno::EFAULT),
+        (
+            "ports array unmapped",
+            0xdead_0000_0000,
+            1,
+            XenErrno::EFAULT,
+        ),
         ("ports array past RAM", cx.ram_end, 1, XenErrno::EFAULT),
         ("port 4096", addr(&mut ports), 1, EINVAL),
     ];
@@ -169,16 +207,79 @@ pub fn physmap(cx: &mut Ctx) {
     let (si, gt) = (MapSpace::SharedInfo as u32, MapSpace::GrantTable as u32);
     let cases: [(&str, u16, u32, u64, u64, XenErrno); 14] = [
         ("shared_info idx 1", DOMID_SELF, si, 1, ram_gfn, EINVAL),
-        ("shared_info past RAM", DOMID_SELF, si, 0, cx.ram_end / 4096, EINVAL),
-        ("shared_info in grant window", DOMID_SELF, si, 0, window, EINVAL),
-        ("shared_info gfn u64::MAX", DOMID_SELF, si, 0, u64::MAX, EINVAL),
+        (
+            "shared_info past RAM",
+            DOMID_SELF,
+            si,
+            0,
+            cx.ram_end / 4096,
+            EINVAL,
+        ),
+        (
+            "shared_info in grant window",
+            DOMID_SELF,
+            si,
+            0,
+            window,
+            EINVAL,
+        ),
+        (
+            "shared_info gfn u64::MAX",
+            DOMID_SELF,
+            si,
+            0,
+            u64::MAX,
+            EINVAL,
+        ),
         ("grant frame in RAM", DOMID_SELF, gt, 0, ram_gfn, EINVAL),
-        ("grant frame below window", DOMID_SELF, gt, 0, window - 1, EINVAL),
-        ("grant frame past window", DOMID_SELF, gt, 0, window + 4096, EINVAL),
-        ("grant frame idx 32 (max)", DOMID_SELF, gt, 32, window, EINVAL),
-        ("grant frame idx 2^32", DOMID_SELF, gt, 1 << 32, window, EINVAL),
-        ("grant status frame", DOMID_SELF, gt, XENMAPIDX_GRANT_TABLE_STATUS, window, EINVAL),
-        ("space gmfn", DOMID_SELF, MapSpace::Gmfn as u32, 0, ram_gfn, EINVAL),
+        (
+            "grant frame below window",
+            DOMID_SELF,
+            gt,
+            0,
+            window - 1,
+            EINVAL,
+        ),
+        (
+            "grant frame past window",
+            DOMID_SELF,
+            gt,
+            0,
+            window + 4096,
+            EINVAL,
+        ),
+        (
+            "grant frame idx 32 (max)",
+            DOMID_SELF,
+            gt,
+            32,
+            window,
+            EINVAL,
+        ),
+        (
+            "grant frame idx 2^32",
+            DOMID_SELF,
+            gt,
+            1 << 32,
+            window,
+            EINVAL,
+        ),
+        (
+            "grant status frame",
+            DOMID_SELF,
+            gt,
+            XENMAPIDX_GRANT_TABLE_STATUS,
+            window,
+            EINVAL,
+        ),
+        (
+            "space gmfn",
+            DOMID_SELF,
+            MapSpace::Gmfn as u32,
+            0,
+            ram_gfn,
+            EINVAL,
+        ),
         ("space 99", DOMID_SELF, 99, 0, ram_gfn, EINVAL),
         ("for dom0", 0, si, 0, ram_gfn, EPERM),
         ("for d100", 100, gt, 0, window, EPERM),
@@ -197,7 +298,12 @@ pub fn physmap(cx: &mut Ctx) {
     let x0 = hv(H::GrantTableOp, [GnttabOp::Copy as u64, 0, 257, 0, 0]);
     cx.err("gnttab batch of 257", x0, EINVAL);
     let ok = xen::map_shared_info();
-    cx.truth("add_to_physmap shared_info", ok.is_ok(), format!("{ok:?}"), "Ok");
+    cx.truth(
+        "add_to_physmap shared_info",
+        ok.is_ok(),
+        format!("{ok:?}"),
+        "Ok",
+    );
 }
 
 /// A hypercall argument inside our shared_info page is read and written where we see it
@@ -209,7 +315,10 @@ pub fn arg_in_shared_info(cx: &mut Ctx) {
         page.write_u8(AT + i, 0);
     }
     let va = arch::shared_info_addr() + AT as u64;
-    let x0 = hv(H::XenVersion, [XenVersionOp::Extraversion as u64, va, 0, 0, 0]);
+    let x0 = hv(
+        H::XenVersion,
+        [XenVersionOp::Extraversion as u64, va, 0, 0, 0],
+    );
     cx.ret("extraversion into shared_info page", x0, Want::Ok(0));
     let mut got = [0u8; 9];
     for (i, b) in got.iter_mut().enumerate() {

@@ -136,18 +136,60 @@ pub fn bad_grants(cx: &mut Ctx) {
     let host = gntmap::HOST_MAP;
     let maps: [(&str, u16, u32, u32, i16); 14] = [
         ("no map flags", 0, 0, 0, gntst::BAD_GNTREF),
-        ("device_map", 0, 0, host | gntmap::DEVICE_MAP, gntst::GENERAL_ERROR),
-        ("application_map", 0, 0, host | gntmap::APPLICATION_MAP, gntst::GENERAL_ERROR),
-        ("contains_pte", 0, 0, host | gntmap::CONTAINS_PTE, gntst::GENERAL_ERROR),
+        (
+            "device_map",
+            0,
+            0,
+            host | gntmap::DEVICE_MAP,
+            gntst::GENERAL_ERROR,
+        ),
+        (
+            "application_map",
+            0,
+            0,
+            host | gntmap::APPLICATION_MAP,
+            gntst::GENERAL_ERROR,
+        ),
+        (
+            "contains_pte",
+            0,
+            0,
+            host | gntmap::CONTAINS_PTE,
+            gntst::GENERAL_ERROR,
+        ),
         ("flag bit 31", 0, 0, host | 1 << 31, gntst::GENERAL_ERROR),
         ("of d100", 100, 0, host, gntst::BAD_DOMAIN),
         ("of DOMID_SELF", DOMID_SELF, 0, host, gntst::BAD_DOMAIN),
-        ("of DOMID_INVALID", DOMID_INVALID, 0, host, gntst::BAD_DOMAIN),
-        ("dom0 ref past its table", 0, FAR_REF, host, gntst::BAD_GNTREF),
+        (
+            "of DOMID_INVALID",
+            DOMID_INVALID,
+            0,
+            host,
+            gntst::BAD_DOMAIN,
+        ),
+        (
+            "dom0 ref past its table",
+            0,
+            FAR_REF,
+            host,
+            gntst::BAD_GNTREF,
+        ),
         ("dom0 ref u32::MAX", 0, u32::MAX, host, gntst::BAD_GNTREF),
         ("own unused entry", me, 100, host, gntst::GENERAL_ERROR),
-        ("own entry 0 (dom0's console)", me, 0, host, gntst::GENERAL_ERROR),
-        ("own entry 1 read-only", me, 1, host | gntmap::READONLY, gntst::GENERAL_ERROR),
+        (
+            "own entry 0 (dom0's console)",
+            me,
+            0,
+            host,
+            gntst::GENERAL_ERROR,
+        ),
+        (
+            "own entry 1 read-only",
+            me,
+            1,
+            host | gntmap::READONLY,
+            gntst::GENERAL_ERROR,
+        ),
         ("own ref past table", me, FAR_REF, host, gntst::BAD_GNTREF),
     ];
     for (what, dom, r, flags, want) in maps {
@@ -168,29 +210,119 @@ pub fn bad_grants(cx: &mut Ctx) {
         ..frame(a, 0)
     };
     let copies: [(&str, Side, Side, u16, i16); 13] = [
-        ("frame named as dom0's", foreign, frame(b, 0), 8, gntst::PERMISSION_DENIED),
-        ("into frame named as dom0's", frame(a, 0), foreign, 8, gntst::PERMISSION_DENIED),
-        ("from d100", gref(100, 0, 0), frame(b, 0), 8, gntst::BAD_DOMAIN),
-        ("dom0 ref past its table", gref(0, FAR_REF, 0), frame(b, 0), 8, gntst::BAD_GNTREF),
-        ("into dom0 ref past table", frame(a, 0), gref(0, FAR_REF, 0), 8, gntst::BAD_GNTREF),
-        ("own unused entry", gref(me, 100, 0), frame(b, 0), 8, gntst::GENERAL_ERROR),
-        ("own entry 0 (dom0's)", gref(DOMID_SELF, 0, 0), frame(b, 0), 8, gntst::GENERAL_ERROR),
-        ("frame past RAM", frame(past_ram, 0), frame(b, 0), 8, gntst::BAD_PAGE),
+        (
+            "frame named as dom0's",
+            foreign,
+            frame(b, 0),
+            8,
+            gntst::PERMISSION_DENIED,
+        ),
+        (
+            "into frame named as dom0's",
+            frame(a, 0),
+            foreign,
+            8,
+            gntst::PERMISSION_DENIED,
+        ),
+        (
+            "from d100",
+            gref(100, 0, 0),
+            frame(b, 0),
+            8,
+            gntst::BAD_DOMAIN,
+        ),
+        (
+            "dom0 ref past its table",
+            gref(0, FAR_REF, 0),
+            frame(b, 0),
+            8,
+            gntst::BAD_GNTREF,
+        ),
+        (
+            "into dom0 ref past table",
+            frame(a, 0),
+            gref(0, FAR_REF, 0),
+            8,
+            gntst::BAD_GNTREF,
+        ),
+        (
+            "own unused entry",
+            gref(me, 100, 0),
+            frame(b, 0),
+            8,
+            gntst::GENERAL_ERROR,
+        ),
+        (
+            "own entry 0 (dom0's)",
+            gref(DOMID_SELF, 0, 0),
+            frame(b, 0),
+            8,
+            gntst::GENERAL_ERROR,
+        ),
+        (
+            "frame past RAM",
+            frame(past_ram, 0),
+            frame(b, 0),
+            8,
+            gntst::BAD_PAGE,
+        ),
         ("into frame 0", frame(a, 0), frame(0, 0), 8, gntst::BAD_PAGE),
-        ("src offset+len 4200", frame(a, 4000), frame(b, 0), 200, gntst::BAD_COPY_ARG),
-        ("dst offset+len 4097", frame(a, 0), frame(b, 4095), 2, gntst::BAD_COPY_ARG),
-        ("len 65535", frame(a, 0), frame(b, 0), u16::MAX, gntst::BAD_COPY_ARG),
-        ("len 0 from d100 (a no-op)", gref(100, 0, 0), frame(b, 0), 0, gntst::OKAY),
+        (
+            "src offset+len 4200",
+            frame(a, 4000),
+            frame(b, 0),
+            200,
+            gntst::BAD_COPY_ARG,
+        ),
+        (
+            "dst offset+len 4097",
+            frame(a, 0),
+            frame(b, 4095),
+            2,
+            gntst::BAD_COPY_ARG,
+        ),
+        (
+            "len 65535",
+            frame(a, 0),
+            frame(b, 0),
+            u16::MAX,
+            gntst::BAD_COPY_ARG,
+        ),
+        (
+            "len 0 from d100 (a no-op)",
+            gref(100, 0, 0),
+            frame(b, 0),
+            0,
+            gntst::OKAY,
+        ),
     ];
     for (what, src, dst, len, want) in copies {
         let (x0, status) = copy(src, dst, len);
         cx.status(&format!("gnttab copy {what}"), x0, status, want);
     }
-    let untouched = SCRATCH_B.0.iter().all(|w| w.load(core::sync::atomic::Ordering::Acquire) == 0);
-    cx.truth("failed copies wrote nothing", untouched, "bytes", "all zero");
+    let untouched = SCRATCH_B
+        .0
+        .iter()
+        .all(|w| w.load(core::sync::atomic::Ordering::Acquire) == 0);
+    cx.truth(
+        "failed copies wrote nothing",
+        untouched,
+        "bytes",
+        "all zero",
+    );
     let (x0, status) = copy(frame(a, 8), frame(b, 800), 64);
-    cx.status("gnttab copy own frame to own frame", x0, status, gntst::OKAY);
+    cx.status(
+        "gnttab copy own frame to own frame",
+        x0,
+        status,
+        gntst::OKAY,
+    );
     let moved = (0..8).all(|i| SCRATCH_B.word(100 + i) == SCRATCH_A.word(1 + i));
     let got = format!("{:#x}", SCRATCH_B.word(100));
-    cx.truth("copy moved the bytes", moved, got, format!("{:#x}", SCRATCH_A.word(1)));
+    cx.truth(
+        "copy moved the bytes",
+        moved,
+        got,
+        format!("{:#x}", SCRATCH_A.word(1)),
+    );
 }

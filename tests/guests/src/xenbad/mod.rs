@@ -108,7 +108,11 @@ fn bad_pointer_attacks(cx: &mut Ctx) {
     for (label, va) in bad_pointers(cx.ram_end) {
         for c in pointer_calls() {
             let x0 = hv(c.number, c.with(va));
-            cx.err(&alloc::format!("efault {} @{label}", c.name), x0, XenErrno::EFAULT);
+            cx.err(
+                &alloc::format!("efault {} @{label}", c.name),
+                x0,
+                XenErrno::EFAULT,
+            );
         }
     }
 }

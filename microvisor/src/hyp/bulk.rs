@@ -1,0 +1,135 @@
+//! Bulk memory work done outside the global lock: scrubbing a domain's RAM, copying its
+//! image in and cleaning it to memory at build, and scrubbing it before it is freed.
+//!
+//! Loading a 256 MiB Linux guest means zeroing 256 MiB and copying a 33 MiB kernel: tens of
+//! milliseconds of work. Done under [`super::HYP`], every other CPU's exit would wait for it,
+//! so a pinned RTOS would miss its deadlines whenever a domain is built. Instead the code
+//! holding the lock queues [`Op`]s on its CPU's [`Bulk`]; the run loop takes the queue,
+//! releases the lock, performs the ops, then retakes the lock to apply the [`Finish`]
+//! steps (marking the domain loaded, returning frames to the allocator).
+//!
+//! Invariants: the memory an op touches belongs to nobody else while it runs. A loading
+//! domain's vCPUs are not runnable until its `Ready` step, and memory to be freed is
+//! unmapped from its domain's stage 2 and not yet back in the allocator. A CPU's queue is
+//! executed in order, so a domain destroyed while it loads gets its scrub queued behind the
+//! load on the loading CPU.
+
+use super::Hyp;
+use crate::arch::{self, mem};
+use alloc::vec::Vec;
+use protocol::addr::{PhysAddr, PAGE_SIZE};
+use protocol::ids::DomainId;
+
+/// One memory operation (host-physical addresses).
+#[derive(Debug)]
+pub enum Op {
+    /// Zero `[pa, pa + len)`.
+    Zero {
+        /// Start.
+        pa: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Copy `len` bytes from `src` (a boot module) to `dst`.
+    Copy {
+        /// Destination.
+        dst: u64,
+        /// Source.
+        src: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Write `bytes` at `dst`.
+    Bytes {
+        /// Destination.
+        dst: u64,
+        /// What to write.
+        bytes: Vec<u8>,
+    },
+    /// Clean `[pa, pa + len)` from the data cache to memory (a guest starting with its MMU
+    /// off reads memory uncached).
+    Clean {
+        /// Start.
+        pa: u64,
+        /// Length.
+        len: u64,
+    },
+}
+
+/// What to do under the lock once the ops are done.
+#[derive(Debug)]
+pub enum Finish {
+    /// Incarnation `instance` of domain `id` is loaded: its vCPUs may run.
+    Ready(DomainId, u32),
+    /// Return `pages` frames at `pa` to the allocator.
+    Free(PhysAddr, u64),
+}
+
+/// One CPU's queued work.
+#[derive(Debug, Default)]
+pub struct Bulk {
+    /// Operations, in order.
+    pub ops: Vec<Op>,
+    /// Steps after them, in order.
+    pub finish: Vec<Finish>,
+}
+
+impl Bulk {
+    /// Nothing queued.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.finish.is_empty()
+    }
+
+    /// Performs the ops. Call without holding the global lock.
+    pub fn execute(&self) {
+        // Per the module invariants every range belongs to a domain that cannot run yet
+        // or to frames on their way back to the allocator, so nothing else reads or writes
+        // it meanwhile; `Copy` sources are boot modules, reserved and never written.
+        for op in &self.ops {
+            match op {
+                // SAFETY: see above.
+                Op::Zero { pa, len } => unsafe { mem::zero(*pa, *len) },
+                // SAFETY: see above.
+                Op::Copy { dst, src, len } => unsafe {
+                    mem::copy_to(*dst, mem::boot_blob(*src, *len as usize))
+                },
+                // SAFETY: see above.
+                Op::Bytes { dst, bytes } => unsafe { mem::copy_to(*dst, bytes) },
+                Op::Clean { pa, len } => arch::clean_dcache_range(*pa, *len),
+            }
+        }
+    }
+}
+
+impl Hyp {
+    /// Applies the finish steps of work this CPU performed.
+    pub fn finish_bulk(&mut self, done: Bulk, cpu: usize) {
+        for step in done.finish {
+            match step {
+                Finish::Ready(id, instance) => {
+                    let Some(d) = self.domain_mut(id) else {
+                        continue;
+                    };
+                    if d.instance == instance {
+                        d.loading = None;
+                        self.refresh_runnable(id, cpu);
+                    }
+                }
+                Finish::Free(pa, pages) => {
+                    let _ = self.frames.free(pa, pages);
+                }
+            }
+        }
+    }
+
+    /// Queues the scrub and release of `pages` frames at `pa` on `cpu` (the CPU loading
+    /// them, if a load is still in flight, so the scrub runs after it).
+    pub fn queue_scrub_and_free(&mut self, pa: PhysAddr, pages: u64, cpu: usize) {
+        let q = &mut self.bulk[cpu];
+        q.ops.push(Op::Zero {
+            pa: pa.as_u64(),
+            len: pages * PAGE_SIZE,
+        });
+        q.finish.push(Finish::Free(pa, pages));
+    }
+}
