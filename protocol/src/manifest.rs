@@ -31,6 +31,9 @@ pub struct ManifestDomain {
     pub mem_mib: u32,
     /// Placement of each vCPU.
     pub vcpus: Vec<VcpuPlacement>,
+    /// The tools chose the pCPUs (an xl.cfg without `cpus`): when the domain is created at
+    /// run time, dom0 moves its vCPUs off pCPUs that running domains hold exclusively.
+    pub auto_cpus: bool,
     /// Arguments passed in its start info.
     pub cmdline: String,
     /// Names of domains that must be running before this one starts.
@@ -80,6 +83,7 @@ mod tests {
                 image: "rtos".into(),
                 ramdisk: None,
                 mem_mib: 8,
+                auto_cpus: false,
                 vcpus: alloc::vec![VcpuPlacement {
                     pcpu: 1,
                     priority: 0,

@@ -1,11 +1,12 @@
 //! A stock Debian arm64 kernel (unmodified, with a busybox initramfs) boots as a Xen-ABI
 //! guest with 2 vCPUs: it reaches userspace on hvc0, runs commands typed on its console
 //! through the management port, and its own `reboot` and a host `ctl shutdown` follow the
-//! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore.
+//! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore. Then a user's
+//! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
 
 use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::ctl::client::Client;
-use bulkhead_tools::ctl::default_socket;
+use bulkhead_tools::ctl::{create_request, default_socket};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::time::{Duration, Instant};
@@ -78,6 +79,8 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         .and_then(|e| e.then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: shutdown linux: requested"))
         .and_then(|e| e.then(r"\[dom0\] linux \(d2\): powered off -> destroy"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: create debian: started"))
+        .and_then(|e| e.then(r"\[debian\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|dom0)\) stopped"))
         .and_then(|e| e.forbid(r"\[linux\] .*(Kernel panic|BUG:|Oops)"))
         .expect("markers");
@@ -105,6 +108,19 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     let r = c
         .call(&Request::Shutdown { domain: linux() })
         .expect("shutdown");
+    assert_eq!(r, Response::Done);
+    wait_for(
+        &mut c,
+        "[dom0] linux (d2): powered off -> destroy",
+        1,
+        "poweroff",
+    );
+    // `xl create` of a user's Linux xl.cfg (kernel, ramdisk, extra, memory, vcpus).
+    let cfg =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../systems/xl/linux-guest.cfg");
+    let r = c
+        .call(&create_request(&cfg).expect("linux-guest.cfg resolves"))
+        .expect("create");
     assert_eq!(r, Response::Done);
 
     let out = boot.join().expect("boot thread");

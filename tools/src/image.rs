@@ -63,6 +63,7 @@ pub fn manifest(
             image,
             ramdisk,
             mem_mib: d.memory_mib,
+            auto_cpus: d.auto_cpus,
             vcpus: d
                 .placement()
                 .map(|pcpu| VcpuPlacement {

@@ -223,7 +223,7 @@ fn linux_kernels_and_their_command_lines() {
 fn shipped_linux_guest() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let d = xlcfg::load(&root.join("systems/xl/linux-guest.cfg")).unwrap();
-    assert_eq!(d.name.value, "linux");
+    assert_eq!(d.name.value, "debian");
     assert_eq!(d.image.value, Image::Debian(DebianArtifact::Kernel));
     assert_eq!(
         d.ramdisk.map(|r| r.value),

@@ -15,10 +15,11 @@ pub mod xenstore;
 pub use supervise::{state_text, stop_text, Command, Limits, Policy, Supervisor};
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 use protocol::boot::MAX_NAME_LEN;
 use protocol::cap::{CapHandle, CapInfo, CapKind};
-use protocol::control::{CapError, DomainSpec};
+use protocol::control::{CapError, DomainSpec, VcpuPlacement};
 use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
 
 /// Why the manifest cannot be used at all.
@@ -153,6 +154,31 @@ pub fn plan_domain(
     })
 }
 
+/// For a domain whose pCPUs the tools chose (`auto_cpus`), created while others run:
+/// keeps only the pCPUs no running domain holds exclusively (`taken`) and spreads the vCPUs
+/// over them in order. `None` if every chosen pCPU is taken.
+pub fn avoid_exclusive(vcpus: &[VcpuPlacement], taken: &[u16]) -> Option<Vec<VcpuPlacement>> {
+    let mut free: Vec<u16> = Vec::new();
+    for v in vcpus {
+        if !taken.contains(&v.pcpu) && !free.contains(&v.pcpu) {
+            free.push(v.pcpu);
+        }
+    }
+    if free.is_empty() {
+        return None;
+    }
+    Some(
+        vcpus
+            .iter()
+            .enumerate()
+            .map(|(i, v)| VcpuPlacement {
+                pcpu: free[i % free.len()],
+                ..*v
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,12 +218,28 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn auto_placed_vcpus_leave_exclusive_pcpus() {
+        let at = |pcpu| VcpuPlacement {
+            pcpu,
+            priority: 10,
+            exclusive: false,
+        };
+        let vcpus = [at(1), at(2), at(3), at(1)];
+        let moved = avoid_exclusive(&vcpus, &[1]).expect("2 and 3 are free");
+        let pcpus: Vec<u16> = moved.iter().map(|v| v.pcpu).collect();
+        assert_eq!(pcpus, [2, 3, 2, 3]);
+        assert_eq!(avoid_exclusive(&vcpus, &[]).unwrap(), vcpus.to_vec());
+        assert_eq!(avoid_exclusive(&[at(1)], &[1]), None);
+    }
+
     fn domain(name: &str, image: &str, deps: &[&str]) -> ManifestDomain {
         ManifestDomain {
             name: name.into(),
             image: image.into(),
             ramdisk: None,
             mem_mib: 8,
+            auto_cpus: false,
             vcpus: vec![VcpuPlacement {
                 pcpu: 1,
                 priority: 0,

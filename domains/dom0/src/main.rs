@@ -101,11 +101,13 @@ mod shell {
                 Ok(()) => {
                     println!("started {} (d{domid})", d.name);
                     sup.watch(&d.name, domid, handle, DomainState::Running, policy);
+                    sup.placed(&d.vcpus);
                     running.push(d.name.clone());
                 }
                 Err(e) => {
                     println!("cannot start {} (d{domid}): {e}", d.name);
                     sup.watch(&d.name, domid, handle, DomainState::Created, policy);
+                    sup.placed(&d.vcpus);
                     failed += 1;
                 }
             }

@@ -133,6 +133,20 @@ impl DomainOps for Ops<'_> {
             .filter(|w| !w.is_gone())
             .map(|w| w.name.clone())
             .collect();
+        let mut d = d.clone();
+        if d.auto_cpus {
+            // The host chose pCPUs without knowing what runs here: keep off exclusive ones.
+            d.vcpus =
+                dom0::avoid_exclusive(&d.vcpus, &self.sup.exclusive_pcpus()).ok_or_else(|| {
+                    MgmtError::Refused {
+                        why: format!(
+                            "cannot create {}: every pCPU it may use is held exclusively",
+                            d.name
+                        ),
+                    }
+                })?;
+        }
+        let d = &d;
         let spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
             why: format!("cannot create {}: {e}", d.name),
         })?;
@@ -143,6 +157,7 @@ impl DomainOps for Ops<'_> {
         }
         self.sup
             .watch(&d.name, domid, handle, DomainState::Running, Policy::of(d));
+        self.sup.placed(&d.vcpus);
         println!("mgmt: create {}: started (d{domid})", d.name);
         Ok(domid)
     }

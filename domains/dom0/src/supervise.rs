@@ -157,6 +157,8 @@ pub struct Watched {
     /// Restarted, and not yet seen again: the microvisor rebuilds the new incarnation once
     /// no CPU holds the old one's vCPUs, and until then the new handle queries as `Stale`.
     restarting: bool,
+    /// Where its vCPUs run (kept across restarts, which reuse the placement).
+    pub placement: Vec<protocol::control::VcpuPlacement>,
 }
 
 impl Watched {
@@ -209,7 +211,26 @@ impl Supervisor {
             gone: false,
             stale_checked: false,
             restarting: false,
+            placement: Vec::new(),
         });
+    }
+
+    /// Records where the vCPUs of the domain watched last run.
+    pub fn placed(&mut self, vcpus: &[protocol::control::VcpuPlacement]) {
+        if let Some(w) = self.domains.last_mut() {
+            w.placement = vcpus.to_vec();
+        }
+    }
+
+    /// pCPUs held exclusively by domains still alive.
+    pub fn exclusive_pcpus(&self) -> Vec<u16> {
+        self.domains
+            .iter()
+            .filter(|w| !w.gone)
+            .flat_map(|w| w.placement.iter())
+            .filter(|p| p.exclusive)
+            .map(|p| p.pcpu)
+            .collect()
     }
 
     /// The watched domains.

@@ -98,6 +98,8 @@ pub struct Domain {
     pub vcpus: u16,
     /// pCPUs; vCPU i runs on `cpus[i % len]`.
     pub cpus: At<Vec<u16>>,
+    /// `cpus` was chosen by the tools (an xl.cfg without `cpus`), not by the user.
+    pub auto_cpus: bool,
     /// Pinned exclusive.
     pub exclusive: bool,
     /// Scheduling priority.

@@ -450,6 +450,7 @@ fn domain(
         memory_mib: memory.ok_or_else(|| missing("memory", "MiB in 1..=2048"))?,
         vcpus,
         cpus: cpus.unwrap_or(At::new(Vec::new(), line)),
+        auto_cpus: false,
         exclusive,
         priority,
         depends_on,

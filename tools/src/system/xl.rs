@@ -38,6 +38,7 @@ pub(super) fn place_unpinned(system: &mut System, excepts: &[Vec<u16>]) {
             cpus = if smp > 1 { (1..smp).collect() } else { vec![0] };
         }
         d.cpus.value = cpus;
+        d.auto_cpus = true;
     }
 }
 
@@ -78,6 +79,7 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         memory_mib: xl.memory_mib,
         vcpus: xl.vcpus,
         cpus,
+        auto_cpus: false,
         exclusive: false,
         priority: DEFAULT_PRIORITY,
         cmdline: xl.cmdline,
