@@ -63,7 +63,10 @@ pub fn test() -> Result<Tally> {
     let mut host = crate::build::cargo();
     host.arg("test").current_dir(&root);
     phase("host unit tests", &mut host, &mut tally)?;
-    match crate::build::build() {
+    // Fetch the Linux guest's Debian packages up front, so no integration test's time
+    // limit includes a download.
+    let fetched = crate::build::build().and_then(|b| crate::guest::linux_artifacts().map(|_| b));
+    match fetched {
         Ok(_) => {
             let mut qemu = crate::build::cargo();
             qemu.args([

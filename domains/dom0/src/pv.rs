@@ -187,6 +187,12 @@ impl Backends {
         ] {
             let _ = self.xs.set_node(&format!("{home}/{dir}"), b"", &rw);
         }
+        // As xl: every vCPU online (Linux's Xen CPU-hotplug watcher reads these).
+        let vcpus = cap::domain_query(handle).map_or(0, |i| i.vcpus);
+        for v in 0..vcpus {
+            let path = format!("{home}/cpu/{v}/availability");
+            let _ = self.xs.set_node(&path, b"online", &ro);
+        }
         self.children.push(Child {
             domid,
             handle,
