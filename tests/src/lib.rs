@@ -6,10 +6,13 @@
 //! `cargo bulkhead build` (`cargo bulkhead test` does it); tests never run cargo themselves.
 #![forbid(unsafe_code)]
 
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::{self, Outcome, RunOptions, RunOutcome};
+use protocol::mgmt::{Request, Response};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use bulkhead_tools::markers::Expect;
 
@@ -39,4 +42,34 @@ pub fn boot_expect(name: &str, expect: Expect) -> RunOutcome {
         out.report(TAIL_LINES)
     );
     out
+}
+
+/// Connects to dom0's management port once it answers (the system is still booting at
+/// first); panics after two minutes.
+pub fn connect() -> Client {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match Client::connect(&default_socket(), Duration::from_secs(5)) {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("management port never answered: {e:#}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// The console history so far (what `ctl dmesg` shows and `ctl console` follows).
+pub fn history(c: &mut Client) -> String {
+    let (mut from, mut text) = (0, Vec::new());
+    loop {
+        match c.call(&Request::Dmesg { from }).expect("dmesg") {
+            Response::Log { bytes, start, end } => {
+                from = start + bytes.len() as u64;
+                text.extend_from_slice(&bytes);
+                if bytes.is_empty() || from >= end {
+                    return String::from_utf8_lossy(&text).into_owned();
+                }
+            }
+            other => panic!("dmesg answered {other:?}"),
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore. Then a user's
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
 
-use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
+use bulkhead_tests::{connect, history, system, Expect, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::{create_request, default_socket};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
@@ -13,34 +13,6 @@ use std::time::{Duration, Instant};
 
 fn linux() -> DomainRef {
     DomainRef::Name("linux".into())
-}
-
-fn connect() -> Client {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match Client::connect(&default_socket(), Duration::from_secs(5)) {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("management port never answered: {e:#}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
-
-/// The console history so far (what `ctl console` and `ctl dmesg` show).
-fn history(c: &mut Client) -> String {
-    let (mut from, mut text) = (0, Vec::new());
-    loop {
-        match c.call(&Request::Dmesg { from }).expect("dmesg") {
-            Response::Log { bytes, start, end } => {
-                from = start + bytes.len() as u64;
-                text.extend_from_slice(&bytes);
-                if bytes.is_empty() || from >= end {
-                    return String::from_utf8_lossy(&text).into_owned();
-                }
-            }
-            other => panic!("dmesg answered {other:?}"),
-        }
-    }
 }
 
 /// Waits until the history contains `n` occurrences of `needle`.

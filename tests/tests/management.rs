@@ -1,7 +1,7 @@
 //! The host manages a running system through dom0's management port: the real `ctl`
 //! client over the real unix socket and virtio console, against a booted system.
 
-use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
+use bulkhead_tests::{connect, history, system, Expect, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::{create_request, default_socket};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
@@ -11,34 +11,6 @@ use std::time::{Duration, Instant};
 
 fn rtos() -> DomainRef {
     DomainRef::Name("rtos".into())
-}
-
-/// Connects once dom0's port answers (the system is still booting at first).
-fn connect() -> Client {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        match Client::connect(&default_socket(), Duration::from_secs(5)) {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("management port never answered: {e:#}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
-
-fn history(c: &mut Client) -> String {
-    let (mut from, mut text) = (0, Vec::new());
-    loop {
-        match c.call(&Request::Dmesg { from }).expect("dmesg") {
-            Response::Log { bytes, start, end } => {
-                from = start + bytes.len() as u64;
-                text.extend_from_slice(&bytes);
-                if bytes.is_empty() || from >= end {
-                    return String::from_utf8_lossy(&text).into_owned();
-                }
-            }
-            other => panic!("dmesg answered {other:?}"),
-        }
-    }
 }
 
 fn listed(c: &mut Client, name: &str) -> bool {

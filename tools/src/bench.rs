@@ -142,13 +142,19 @@ pub fn bench(which: &str, build: bool) -> Result<Report> {
         "identical",
         if report.identical { "yes" } else { "no" }
     );
+    write_json("hypercall", &report)?;
+    Ok(report)
+}
+
+/// Writes a benchmark's report to `target/bulkhead/bench/<name>.json` and says where.
+pub fn write_json(name: &str, report: &impl Serialize) -> Result<()> {
     let dir = crate::paths::out_dir().join("bench");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("hypercall.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(report)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote {}", path.display());
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -164,6 +164,12 @@ pub fn run_native(kernel: &Path, cmdline: &str, smp: u16, opts: &RunOptions) -> 
         "loader,file={},addr={NATIVE_CMDLINE_ADDR:#x},force-raw=on",
         line.display()
     ));
+    launch_native(args, &dir, opts)
+}
+
+/// Starts a native (no microvisor) QEMU with `args`, adding icount if asked; the log is
+/// named after `opts.system`.
+fn launch_native(mut args: Vec<String>, dir: &Path, opts: &RunOptions) -> Result<RunOutcome> {
     if opts.icount {
         args.extend(ICOUNT_ARGS.map(String::from));
     }
@@ -171,7 +177,7 @@ pub fn run_native(kernel: &Path, cmdline: &str, smp: u16, opts: &RunOptions) -> 
         .system
         .file_stem()
         .map_or("native".into(), |s| s.to_string_lossy().into_owned());
-    launch(&args, &dir, &name, opts)
+    launch(&args, dir, &name, opts)
 }
 
 /// Boots a Linux `kernel` (raw arm64 `Image`) with `initrd` on QEMU virt without
@@ -203,14 +209,7 @@ pub fn run_native_linux(
         "-append".into(),
         append.into(),
     ]);
-    if opts.icount {
-        args.extend(ICOUNT_ARGS.map(String::from));
-    }
-    let name = opts
-        .system
-        .file_stem()
-        .map_or("native".into(), |s| s.to_string_lossy().into_owned());
-    launch(&args, &dir, &name, opts)
+    launch_native(args, &dir, opts)
 }
 
 /// Where the `native` runtime build reads its command line (`board::NATIVE_CMDLINE_ADDR`:

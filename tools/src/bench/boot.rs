@@ -182,12 +182,7 @@ pub fn bench(build: bool) -> Result<BootReport> {
     })?;
     let r = report(bulkhead, native)?;
     print_table(&r);
-    let dir = crate::paths::out_dir().join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("boot.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {}", path.display());
+    super::write_json("boot", &r)?;
     Ok(r)
 }
 

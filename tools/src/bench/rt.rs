@@ -218,12 +218,7 @@ pub fn bench(build: bool) -> Result<RtReport> {
     })?;
     let r = report(native, bulkhead, native_loaded, bulkhead_loaded);
     print_table(&r);
-    let dir = crate::paths::out_dir().join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("rt.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&r)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {}", path.display());
+    super::write_json("rt", &r)?;
     Ok(r)
 }
 
