@@ -5,11 +5,11 @@
 //! Runs under `-icount` so time is virtual and deterministic: a slow or busy host cannot
 //! make a task miss its deadline, only the system under test can.
 //!
-//! Known gap (issue #5's closing note has the figures): during Linux's boot, and while a
-//! Linux vCPU spins CPU-bound, the RTOS does miss releases under icount. QEMU then emulates
-//! one CPU at a time, each until the next timer deadline, so a busy neighbour can hold the
-//! RTOS's emulated CPU back; whether that is only the emulator or also the microvisor is
-//! not settled yet. The misses counted before the check starts are printed, not asserted.
+//! Known gap (README, Status): during Linux's boot, and while a Linux vCPU spins CPU-bound,
+//! the RTOS misses releases under icount. QEMU then emulates one CPU at a time, each until
+//! the next timer deadline of the whole machine, so a busy Linux CPU runs until the RTOS's
+//! budget timer and the RTOS's jobs overrun in virtual time. The misses counted before the
+//! check starts are printed, not asserted.
 use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 use regex::Regex;
