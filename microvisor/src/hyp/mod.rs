@@ -6,6 +6,7 @@
 //! released before it enters a guest or waits. The log lock may be taken inside it.
 
 pub mod boot;
+pub mod build;
 pub mod bulk;
 pub mod capcall;
 pub mod console;
