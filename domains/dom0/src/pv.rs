@@ -202,15 +202,7 @@ impl Backends {
             frontend: false,
             console_used: false,
         });
-        println!(
-            "pv: {name} (d{domid}): console and xenstore attached (out {}/{})",
-            self.children
-                .last()
-                .map_or(0, |c| c.console.page.0.load_u32(CONS_OUT.cons_offset())),
-            self.children
-                .last()
-                .map_or(0, |c| c.console.page.0.load_u32(CONS_OUT.prod_offset())),
-        );
+        println!("pv: {name} (d{domid}): console and xenstore attached");
     }
 
     fn unlink(l: &Link) {

@@ -30,6 +30,8 @@ pub mod threads;
 pub mod timer;
 #[cfg(target_os = "none")]
 pub mod xen;
+#[cfg(target_os = "none")]
+pub mod xenstore;
 
 pub use protocol;
 pub use protocol::boot::StartInfo;

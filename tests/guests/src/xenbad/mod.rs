@@ -9,6 +9,7 @@ mod calls;
 mod grants;
 mod ports;
 mod selfgrant;
+mod store;
 
 use bulkhead_runtime::{arch, gic, irq, println, timer, StartInfo};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -137,6 +138,7 @@ pub fn run(info: &StartInfo) {
     grants::bad_grants(&mut cx);
     selfgrant::run(&mut cx);
     calls::arg_in_shared_info(&mut cx);
+    store::run(&mut cx, &info.name);
     println!("{}", cx.r.summary());
     still_alive()
 }
