@@ -97,6 +97,8 @@ impl Hyp {
     /// going away).
     fn unload(&mut self, cpu: usize, key: VcpuKey, regs: &GuestRegs) {
         let (id, v) = key_parts(key);
+        // While its context is still in the hardware (the area is a guest VA).
+        self.runstate_leave(id, v);
         self.loaded[cpu] = None;
         let Some(d) = self.domain_mut(id) else { return };
         let vcpu = &mut d.vcpus[v];
@@ -141,6 +143,7 @@ impl Hyp {
         // SAFETY: the VTTBR is this domain's own stage-2 table tagged with its VMID.
         unsafe { arch::load_guest_config(hcr_value, vttbr) };
         self.loaded[cpu] = Some(key);
+        self.runstate_enter(id, v, protocol::xen::structs::runstate::RUNNING);
     }
 
     /// Moves deliverable virtual interrupts into the list registers.

@@ -22,6 +22,7 @@
 
 mod evtchn;
 mod grant;
+mod runstate;
 
 pub use evtchn::{
     raise, unmask, Bound, EventBits, EventChannels, Notify, PortRef, PortState, Raised, Status,
@@ -29,6 +30,7 @@ pub use evtchn::{
 pub use grant::{
     Closed, GrantMemory, GrantTables, HeldMapping, Mapped, TableSize, Unmapped, MAX_GRANT_FRAMES,
 };
+pub use runstate::RunstateAcct;
 
 use protocol::xen::structs::{DomId, DOMID_SELF};
 

@@ -12,7 +12,7 @@ use protocol::control::StopReason;
 use protocol::ids::DomainId;
 use protocol::xen::structs::{
     runstate, SchedPoll, SchedShutdown, VcpuInfo, VcpuRegisterRunstateMemoryArea,
-    VcpuRegisterVcpuInfo, VcpuRunstateInfo, XenFeatureInfo, XenHvmParam,
+    VcpuRegisterVcpuInfo, XenFeatureInfo, XenHvmParam,
 };
 use protocol::xen::{
     feature, ConsoleIoOp, HvmOp, HvmParam, SchedOp, ShutdownReason, VcpuOp, XenErrno, XenVersionOp,
@@ -38,7 +38,7 @@ pub fn domain_console_write(d: &mut Domain, bytes: &[u8]) {
 }
 
 /// Nanoseconds of system time (Xen's clock for runstate areas).
-fn system_time_ns() -> u64 {
+pub(super) fn system_time_ns() -> u64 {
     let hz = arch::counter_hz().max(1);
     (u128::from(arch::counter_now()) * 1_000_000_000 / u128::from(hz)) as u64
 }
@@ -170,16 +170,13 @@ impl Hyp {
                 let area: VcpuRegisterRunstateMemoryArea =
                     guestcopy::read_struct(&mut Loaded(d), a[2]).map_err(|_| XenErrno::EFAULT)?;
                 d.xen.runstate[vcpu] = (area.addr != 0).then_some(area.addr);
-                if area.addr != 0 {
-                    let now = system_time_ns();
-                    let info = VcpuRunstateInfo {
-                        state: runstate::RUNNING,
-                        _pad0: 0,
-                        state_entry_time: now,
-                        time: [now, 0, 0, 0],
-                    };
+                if area.addr != 0 && d.xen.runstate_acct[vcpu].entry_ns == 0 {
+                    // Running since it came online, as far as the area is concerned.
+                    d.xen.runstate_acct[vcpu].entry_ns = system_time_ns();
+                }
+                if vcpu == key_parts(key).1 {
                     // Xen accepts an area it cannot write yet; so do we.
-                    let _ = guestcopy::write_struct(&mut Loaded(d), area.addr, &info);
+                    self.runstate_enter(id, vcpu, runstate::RUNNING);
                 }
                 Ok(0)
             }

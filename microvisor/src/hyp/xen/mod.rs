@@ -13,6 +13,7 @@ pub mod events;
 pub mod grants;
 pub mod guest;
 pub mod memory;
+pub mod runstate;
 pub mod setup;
 
 use super::domain::cause;
@@ -51,6 +52,8 @@ pub struct XenDomain {
     pub vcpu_info: [Option<PhysAddr>; MAX_VCPUS],
     /// Guest virtual address of each vCPU's runstate area.
     pub runstate: [Option<u64>; MAX_VCPUS],
+    /// Each vCPU's runstate accounting.
+    pub runstate_acct: [runstate::RunstateAcct; MAX_VCPUS],
     /// Magic pages (console, xenstore), microvisor-owned, consecutive.
     pub magic: Option<PhysAddr>,
     /// Parameters the guest reads with `HVMOP_get_param`.
