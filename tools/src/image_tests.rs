@@ -55,13 +55,13 @@ fn domain_modules_must_fit_its_ram() {
 fn ramdisks_get_labels_like_images() {
     // Two Linux domains share Debian's files; a third brings its own kernel and
     // initramfs; a file may not take a Debian or built-in name.
-    let text = "[[domain]]\nname = \"a\"\nimage = \"debian-linux\"\nramdisk = \"debian-initramfs\"\nmemory = 64\n\n[[domain]]\nname = \"b\"\nimage = \"debian-linux\"\nramdisk = \"debian-initramfs\"\nmemory = 64\n\n[[domain]]\nname = \"c\"\nimage = \"xl/Image\"\nramdisk = \"xl/Image\"\nmemory = 64\n\n[[domain]]\nname = \"d\"\nimage = \"rtos\"\nmemory = 8\n";
-    let system = System::parse(
-        Path::new("tests/fixtures/x.toml"),
-        text,
-        Overrides::default(),
-    )
-    .unwrap();
+    let text = "[[domain]]\nname = \"a\"\nimage = \"debian-linux\"\nramdisk = \"debian-initramfs\"\nmemory = 64\n\n[[domain]]\nname = \"b\"\nimage = \"debian-linux\"\nramdisk = \"debian-initramfs\"\nmemory = 64\n\n[[domain]]\nname = \"c\"\nimage = \"Image\"\nramdisk = \"Image\"\nmemory = 64\n\n[[domain]]\nname = \"d\"\nimage = \"rtos\"\nmemory = 8\n";
+    // A stand-in arm64 Image (its magic at byte 56) beside the description.
+    let dir = tempfile::tempdir().unwrap();
+    let mut header = vec![0u8; 64];
+    header[56..60].copy_from_slice(b"ARM\x64");
+    std::fs::write(dir.path().join("Image"), header).unwrap();
+    let system = System::parse(&dir.path().join("x.toml"), text, Overrides::default()).unwrap();
     let (m, images) = manifest(&system).unwrap();
     let got: Vec<(&str, Option<&str>)> = m
         .domains

@@ -1,6 +1,8 @@
 //! Every system-description error has a fixture here and an exact expected message; the one
 //! valid fixture checks the manifest the tools produce from it.
 
+mod common;
+
 use bulkhead_tools::image::manifest;
 use bulkhead_tools::system::{DebianArtifact, Image, Overrides, System};
 use protocol::control::VcpuPlacement;
@@ -9,10 +11,7 @@ use std::path::{Path, PathBuf};
 
 fn error(name: &str) -> String {
     let path = Path::new("tests/fixtures").join(format!("{name}.toml"));
-    match System::load(&path, Overrides::default()) {
-        Ok(_) => panic!("{} parsed but should not", path.display()),
-        Err(e) => e.to_string(),
-    }
+    common::error_of(&path, |p| System::load(p, Overrides::default()))
 }
 
 macro_rules! fixture {
@@ -104,6 +103,7 @@ cfg_fixture!(config_error_inside, "tests/fixtures/xl/gic_v2.cfg:3: key `gic_vers
 
 #[test]
 fn xl_domains_flow_into_the_manifest() {
+    common::stand_ins();
     let system = System::load(
         Path::new("tests/fixtures/config_valid.toml"),
         Overrides::default(),
@@ -157,6 +157,7 @@ fn xl_domains_flow_into_the_manifest() {
 
 #[test]
 fn linux_domains_flow_into_the_manifest() {
+    common::stand_ins();
     let system = System::load(
         Path::new("tests/fixtures/linux_valid.toml"),
         Overrides::default(),
@@ -215,6 +216,7 @@ fn linux_domains_flow_into_the_manifest() {
 
 #[test]
 fn xl_ramdisks_reach_the_manifest() {
+    common::stand_ins();
     let text = "[[domain]]\nconfig = \"xl/linux.cfg\"\n";
     let s = System::parse(
         Path::new("tests/fixtures/x.toml"),
@@ -240,6 +242,7 @@ fn xl_ramdisks_reach_the_manifest() {
 
 #[test]
 fn command_line_domains_are_added() {
+    common::stand_ins();
     let extra: &'static [PathBuf] =
         Vec::leak(vec![PathBuf::from("tests/fixtures/xl/unpinned.cfg")]);
     let system = System::load(
@@ -276,6 +279,7 @@ fn command_line_domains_are_added() {
 
 #[test]
 fn unpinned_domains_avoid_exclusive_pcpus() {
+    common::stand_ins();
     let text = "[[domain]]\nname = \"r\"\nimage = \"rtos\"\nmemory = 8\ncpus = \"1\"\nexclusive = true\n\n[[domain]]\nname = \"g\"\nimage = \"testguest\"\nmemory = 8\nvcpus = 2\n";
     let s = System::parse(Path::new("x.toml"), text, Overrides::default()).unwrap();
     assert_eq!(s.domains[1].cpus.value, [2, 3]);
@@ -292,6 +296,7 @@ fn unpinned_domains_avoid_exclusive_pcpus() {
 
 #[test]
 fn exclusive_domain_with_more_vcpus_than_pcpus() {
+    common::stand_ins();
     let text = "[[domain]]\nname = \"r\"\nimage = \"rtos\"\nmemory = 8\nvcpus = 2\ncpus = \"1\"\nexclusive = true\n";
     let e = System::parse(Path::new("x.toml"), text, Overrides::default()).unwrap_err();
     assert_eq!(
@@ -302,6 +307,7 @@ fn exclusive_domain_with_more_vcpus_than_pcpus() {
 
 #[test]
 fn command_line_overrides_are_checked() {
+    common::stand_ins();
     let path = Path::new("tests/fixtures/valid.toml");
     let e = System::load(
         path,
@@ -325,6 +331,7 @@ fn command_line_overrides_are_checked() {
 
 #[test]
 fn valid_system_yields_manifest_in_dependency_order() {
+    common::stand_ins();
     let system =
         System::load(Path::new("tests/fixtures/valid.toml"), Overrides::default()).unwrap();
     assert_eq!(
@@ -356,6 +363,7 @@ fn valid_system_yields_manifest_in_dependency_order() {
 
 #[test]
 fn shipped_systems_are_valid() {
+    common::stand_ins();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for file in [
         "systems/default.toml",

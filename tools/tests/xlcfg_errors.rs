@@ -2,6 +2,8 @@
 //! expected message; warnings, the values read and the Xen documentation's example are
 //! checked too.
 
+mod common;
+
 use bulkhead_tools::system::{DebianArtifact, Image};
 use bulkhead_tools::xlcfg::{self, XlCpus};
 use protocol::manifest::Action;
@@ -9,10 +11,7 @@ use std::path::Path;
 
 fn error(name: &str) -> String {
     let path = Path::new("tests/fixtures/xl").join(format!("{name}.cfg"));
-    match xlcfg::load(&path) {
-        Ok(_) => panic!("{} parsed but should not", path.display()),
-        Err(e) => e.to_string(),
-    }
+    common::error_of(&path, xlcfg::load)
 }
 
 macro_rules! fixture {
@@ -100,6 +99,7 @@ fixture!(
 
 #[test]
 fn unreadable_file() {
+    common::stand_ins();
     assert_eq!(
         error("no-such-file").split(": cannot read it:").next(),
         Some("tests/fixtures/xl/no-such-file.cfg:1: key `(file)`")
@@ -108,6 +108,7 @@ fn unreadable_file() {
 
 #[test]
 fn every_used_key_is_read() {
+    common::stand_ins();
     let d = xlcfg::load(Path::new("tests/fixtures/xl/full.cfg")).unwrap();
     assert_eq!(d.name.value, "full");
     assert_eq!(d.name.line, 2);
@@ -127,6 +128,7 @@ fn every_used_key_is_read() {
 
 #[test]
 fn defaults_are_xl_defaults() {
+    common::stand_ins();
     let d = xlcfg::parse(
         Path::new("tests/fixtures/xl/min.cfg"),
         "name = 'min'\nkernel = 'rtos'\n",
@@ -145,6 +147,7 @@ fn defaults_are_xl_defaults() {
 
 #[test]
 fn unimplemented_keys_warn_once_each() {
+    common::stand_ins();
     let d = xlcfg::load(Path::new("tests/fixtures/xl/warnings.cfg")).unwrap();
     let got: Vec<String> = d.warnings.iter().map(|w| w.to_string()).collect();
     let f = "tests/fixtures/xl/warnings.cfg";
@@ -179,6 +182,7 @@ fn unimplemented_keys_warn_once_each() {
 /// arm64 Image header, an empty gzipped cpio): every key is read as written.
 #[test]
 fn xen_docs_example() {
+    common::stand_ins();
     let d = xlcfg::load(Path::new("tests/fixtures/xl/xen-example/domU.cfg")).unwrap();
     assert_eq!(d.name.value, "domU");
     assert_eq!((d.memory_mib, d.vcpus), (512, 1));
@@ -194,6 +198,7 @@ fn xen_docs_example() {
 
 #[test]
 fn linux_kernels_and_their_command_lines() {
+    common::stand_ins();
     let d = xlcfg::load(Path::new("tests/fixtures/xl/linux.cfg")).unwrap();
     assert_eq!(
         d.ramdisk.map(|r| r.value),
@@ -221,6 +226,7 @@ fn linux_kernels_and_their_command_lines() {
 
 #[test]
 fn shipped_linux_guest() {
+    common::stand_ins();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let d = xlcfg::load(&root.join("systems/xl/linux-guest.cfg")).unwrap();
     assert_eq!(d.name.value, "debian");
@@ -239,6 +245,7 @@ fn shipped_linux_guest() {
 
 #[test]
 fn shipped_xl_files_are_valid() {
+    common::stand_ins();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for file in [
         "systems/xl/smp-guest.cfg",
