@@ -21,7 +21,7 @@ use dom0::xenstore::{Access, Perm, Quotas, Xenstore};
 use dom0::Supervisor;
 use protocol::cap::CapHandle;
 use protocol::control::CONSOLE_FOR_BYTES;
-use protocol::xen::ring_io::{SharedRing, CONS_IN, CONS_OUT, XS_REQ, XS_RSP};
+use protocol::xen::ring_io::{CONS_IN, CONS_OUT, XS_REQ, XS_RSP};
 use protocol::xen::HvmParam;
 
 /// `GNTTAB_RESERVED_CONSOLE`.
@@ -33,32 +33,9 @@ const SLOTS_PER_CHILD: u32 = 2;
 
 /// One mapped ring page and its bound channel.
 struct Link {
-    page: Ring,
+    page: MappedPage,
     handle: u32,
     port: u32,
-}
-
-/// A [`MappedPage`] as a [`SharedRing`].
-#[derive(Clone, Copy)]
-struct Ring(MappedPage);
-
-impl SharedRing for Ring {
-    fn load_index(&self, off: usize) -> u32 {
-        self.0.load_u32(off)
-    }
-    fn store_index(&mut self, off: usize, value: u32) {
-        self.0.store_u32(off, value)
-    }
-    fn read_bytes(&self, off: usize, dst: &mut [u8]) {
-        for (i, b) in dst.iter_mut().enumerate() {
-            *b = self.0.read_u8(off + i);
-        }
-    }
-    fn write_bytes(&mut self, off: usize, src: &[u8]) {
-        for (i, b) in src.iter().enumerate() {
-            self.0.write_u8(off + i, *b);
-        }
-    }
 }
 
 /// A child dom0 serves.
@@ -69,6 +46,8 @@ struct Child {
     store: Link,
     /// A ring error was logged (once per child).
     complained: bool,
+    /// Its pair of grant-map slots (console, xenstore).
+    pair: u32,
     /// It has spoken xenstore: a PV frontend (Linux) runs there.
     frontend: bool,
     /// It has written to its PV console: its console input goes there (a domain that
@@ -139,11 +118,7 @@ impl Backends {
         let remote = xen::hvm_get_param(domid, param)? as u32;
         let (page, handle) = xen::grant_map(domid, gref, slot)?;
         match xen::evtchn_bind_interdomain(domid, remote) {
-            Ok(port) => Ok(Link {
-                page: Ring(page),
-                handle,
-                port,
-            }),
+            Ok(port) => Ok(Link { page, handle, port }),
             Err(e) => {
                 let _ = xen::grant_unmap(page, handle);
                 Err(e)
@@ -198,6 +173,7 @@ impl Backends {
             handle,
             console,
             store,
+            pair,
             complained: false,
             frontend: false,
             console_used: false,
@@ -207,7 +183,7 @@ impl Backends {
 
     fn unlink(l: &Link) {
         let _ = xen::evtchn_close(l.port);
-        let _ = xen::grant_unmap(l.page.0, l.handle);
+        let _ = xen::grant_unmap(l.page, l.handle);
     }
 
     /// Stops serving `domid` and removes its xenstore home. Call it before destroying or
@@ -219,8 +195,7 @@ impl Backends {
         let c = self.children.swap_remove(i);
         Self::unlink(&c.console);
         Self::unlink(&c.store);
-        let pair = (c.console.page.0.addr() - xen::map_slot_addr(0)) / 4096 / 2;
-        if let Some(used) = self.pairs.get_mut(pair as usize) {
+        if let Some(used) = self.pairs.get_mut(c.pair as usize) {
             *used = false;
         }
         let _ = self.xs.release(domid);

@@ -16,6 +16,26 @@ use protocol::xen::{EvtchnOp, GnttabOp, HvmOp, HvmParam, Hypercall, MapSpace, Me
 
 pub use arch::{take_pending_ports, MappedPage};
 
+/// A mapped ring page as the xenstore/console ring logic sees it.
+impl protocol::xen::ring_io::SharedRing for MappedPage {
+    fn load_index(&self, off: usize) -> u32 {
+        self.load_u32(off)
+    }
+    fn store_index(&mut self, off: usize, value: u32) {
+        self.store_u32(off, value)
+    }
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        for (i, b) in dst.iter_mut().enumerate() {
+            *b = self.read_u8(off + i);
+        }
+    }
+    fn write_bytes(&mut self, off: usize, src: &[u8]) {
+        for (i, b) in src.iter().enumerate() {
+            self.write_u8(off + i, *b);
+        }
+    }
+}
+
 /// A failed Xen call: an errno, or a grant status (`GNTST_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XenError {

@@ -25,10 +25,10 @@
 
 use alloc::vec::Vec;
 
-use protocol::xen::structs::{DomId, EvtchnPort, DOMID_SELF, EVTCHN_2L_NR_CHANNELS};
+use protocol::xen::structs::{DomId, EvtchnPort, EVTCHN_2L_NR_CHANNELS};
 use protocol::xen::XenErrno;
 
-use super::{domain_slot, resolve, SetupError};
+use super::{domain_slot, resolve, PerDomain, SetupError};
 
 #[path = "evtchn_bits.rs"]
 mod bits;
@@ -44,15 +44,15 @@ pub use types::{Bound, Notify, PortRef, PortState, Status};
 
 /// Every domain's event-channel ports, indexed by domain id.
 pub struct EventChannels {
-    domains: Vec<Option<Ports>>,
+    domains: PerDomain<Ports>,
 }
 
 impl EventChannels {
     /// A table for domain ids `0..max_domains`, all closed.
     pub fn new(max_domains: usize) -> Self {
-        let mut domains = Vec::new();
-        domains.resize_with(max_domains, || None);
-        Self { domains }
+        Self {
+            domains: PerDomain::new(max_domains),
+        }
     }
 
     /// Opens `dom` (at domain build) with `nvcpus` vCPUs and ports `0..max_ports`, port 0
@@ -64,19 +64,11 @@ impl EventChannels {
         nvcpus: u32,
         max_ports: u32,
     ) -> Result<(), SetupError> {
-        let idx = domain_slot(dom, self.domains.len())?;
+        domain_slot(dom, usize::MAX)?;
         if nvcpus == 0 || max_ports == 0 || max_ports as usize > EVTCHN_2L_NR_CHANNELS {
             return Err(SetupError::BadLimit);
         }
-        let slot = self
-            .domains
-            .get_mut(idx)
-            .ok_or(SetupError::DomainOutOfRange)?;
-        if slot.is_some() {
-            return Err(SetupError::AlreadyOpen);
-        }
-        *slot = Some(Ports::new(nvcpus, max_ports));
-        Ok(())
+        self.domains.open(dom, Ports::new(nvcpus, max_ports))
     }
 
     /// Closes `dom` (destroy or restart): every interdomain peer in another domain reverts
@@ -85,12 +77,7 @@ impl EventChannels {
     /// Returns the peer ports that reverted. The dying domain's own pending bits are not
     /// touched: its shared_info goes with it.
     pub fn close_domain(&mut self, dom: DomId) -> Result<Vec<PortRef>, SetupError> {
-        let idx = domain_slot(dom, self.domains.len())?;
-        let ports = self
-            .domains
-            .get_mut(idx)
-            .and_then(Option::take)
-            .ok_or(SetupError::NotOpen)?;
+        let ports = self.domains.close(dom)?;
         let mut reverted = Vec::new();
         for (port, p) in (0u32..).zip(ports.slots.iter()) {
             if let PortState::Interdomain {
@@ -313,17 +300,11 @@ impl EventChannels {
     }
 
     fn ports(&self, dom: DomId) -> Option<&Ports> {
-        if dom >= DOMID_SELF {
-            return None;
-        }
-        self.domains.get(usize::from(dom))?.as_ref()
+        self.domains.get(dom)
     }
 
     fn ports_mut(&mut self, dom: DomId) -> Option<&mut Ports> {
-        if dom >= DOMID_SELF {
-            return None;
-        }
-        self.domains.get_mut(usize::from(dom))?.as_mut()
+        self.domains.get_mut(dom)
     }
 
     /// Reverts `(remote, remote_port)` to `Unbound { remote: dom }` if it is connected to

@@ -2,6 +2,7 @@
 
 use super::*;
 use protocol::xen::structs::EvtchnStatus;
+use protocol::xen::structs::DOMID_SELF;
 use protocol::xen::EvtchnStat;
 
 /// d0: 2 vCPUs, 16 ports; d1: 1 vCPU, 16 ports; d2: 4 vCPUs, 8 ports.

@@ -26,11 +26,11 @@ use alloc::vec::Vec;
 
 use protocol::addr::{GuestPhysAddr, PhysAddr};
 use protocol::xen::structs::{
-    gntst, gtf, DomId, GrantEntryV1, GrantHandle, GrantRef, DOMID_SELF, GRANT_ENTRIES_PER_FRAME,
+    gntst, gtf, DomId, GrantEntryV1, GrantHandle, GrantRef, GRANT_ENTRIES_PER_FRAME,
 };
 use protocol::xen::XenErrno;
 
-use super::{domain_slot, resolve, SetupError};
+use super::{domain_slot, resolve, PerDomain, SetupError};
 
 #[path = "grant_copy.rs"]
 mod copy;
@@ -173,15 +173,15 @@ impl Table {
 
 /// Every domain's grant table and maptrack, indexed by domain id.
 pub struct GrantTables {
-    domains: Vec<Option<Table>>,
+    domains: PerDomain<Table>,
 }
 
 impl GrantTables {
     /// Tables for domain ids `0..max_domains`, all closed.
     pub fn new(max_domains: usize) -> Self {
-        let mut domains = Vec::new();
-        domains.resize_with(max_domains, || None);
-        Self { domains }
+        Self {
+            domains: PerDomain::new(max_domains),
+        }
     }
 
     /// Opens `dom` with an empty table that may grow to `max_frames` (at most
@@ -193,25 +193,20 @@ impl GrantTables {
         max_frames: u32,
         max_maptrack: u32,
     ) -> Result<(), SetupError> {
-        let idx = domain_slot(dom, self.domains.len())?;
+        domain_slot(dom, usize::MAX)?;
         if max_frames == 0 || max_frames > MAX_GRANT_FRAMES {
             return Err(SetupError::BadLimit);
         }
-        let slot = self
-            .domains
-            .get_mut(idx)
-            .ok_or(SetupError::DomainOutOfRange)?;
-        if slot.is_some() {
-            return Err(SetupError::AlreadyOpen);
-        }
-        *slot = Some(Table {
-            id: dom,
-            frames: Vec::new(),
-            max_frames,
-            active: BTreeMap::new(),
-            maptrack: Maptrack::new(max_maptrack),
-        });
-        Ok(())
+        self.domains.open(
+            dom,
+            Table {
+                id: dom,
+                frames: Vec::new(),
+                max_frames,
+                active: BTreeMap::new(),
+                maptrack: Maptrack::new(max_maptrack),
+            },
+        )
     }
 
     /// The host-physical address of frame `idx` of `dom`'s table, growing the table to
@@ -308,11 +303,10 @@ impl GrantTables {
         mem: &mut impl GrantMemory,
         dom: DomId,
     ) -> Result<Closed, SetupError> {
-        let idx = domain_slot(dom, self.domains.len())?;
+        domain_slot(dom, usize::MAX)?;
         let held = self
             .domains
-            .get_mut(idx)
-            .and_then(Option::as_mut)
+            .get_mut(dom)
             .ok_or(SetupError::NotOpen)?
             .maptrack
             .drain();
@@ -323,31 +317,25 @@ impl GrantTables {
             }
             closed.released.push(m.report(dom, handle));
         }
-        for other in self.domains.iter_mut().flatten() {
+        for other in self.domains.iter_mut() {
             if other.id != dom {
                 other
                     .maptrack
                     .revoke_granter(dom, other.id, &mut closed.revoked);
             }
         }
-        if let Some(t) = self.domains.get_mut(idx).and_then(Option::take) {
+        if let Ok(t) = self.domains.close(dom) {
             closed.frames = t.frames;
         }
         Ok(closed)
     }
 
     fn table(&self, dom: DomId) -> Option<&Table> {
-        if dom >= DOMID_SELF {
-            return None;
-        }
-        self.domains.get(usize::from(dom))?.as_ref()
+        self.domains.get(dom)
     }
 
     fn table_mut(&mut self, dom: DomId) -> Option<&mut Table> {
-        if dom >= DOMID_SELF {
-            return None;
-        }
-        self.domains.get_mut(usize::from(dom))?.as_mut()
+        self.domains.get_mut(dom)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::fake::{host, ram, Env};
 use super::*;
+use protocol::xen::structs::DOMID_SELF;
 use protocol::xen::structs::{gntcopy, GnttabCopy, GnttabCopyPtr};
 
 /// A grant side: `gref` of `dom`.

@@ -5,6 +5,7 @@
 use super::fake::{host, ram, Env, RAM_PAGES};
 use super::pin::Slot;
 use super::*;
+use protocol::xen::structs::DOMID_SELF;
 use protocol::xen::structs::{gntcopy, GnttabCopy, GnttabCopyPtr};
 
 const DOMS: [DomId; 3] = [0, 1, 2];
@@ -42,12 +43,12 @@ struct Held {
 }
 
 fn check_invariants(env: &Env, step: usize) {
-    for t in env.gt.domains.iter().flatten() {
+    for t in env.gt.domains.iter() {
         for gref in 0..GREFS {
             let flags = env.flags(t.id, gref);
             let a = t.active.get(&gref);
             let (mut ro, mut rw, mut mappers) = (0u32, 0u32, Vec::new());
-            for m in env.gt.domains.iter().flatten() {
+            for m in env.gt.domains.iter() {
                 for s in &m.maptrack.slots {
                     if let Slot::Live(x) = s {
                         if x.granter == t.id && x.gref == gref {
@@ -211,7 +212,7 @@ fn run(seed: u64, steps: usize) {
     for h in held.drain(..) {
         let _ = env.unmap(h.mapper, h.handle, h.host).unwrap();
     }
-    for t in env.gt.domains.iter().flatten() {
+    for t in env.gt.domains.iter() {
         assert!(t.active.is_empty());
     }
     check_invariants(&env, steps);

@@ -6,6 +6,7 @@
 use super::fake::{host, ram, Env, FakeMem};
 use super::*;
 use protocol::xen::structs::gntmap;
+use protocol::xen::structs::DOMID_SELF;
 
 const RW: u16 = gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING;
 const RO: u16 = gtf::PERMIT_ACCESS | gtf::READING;

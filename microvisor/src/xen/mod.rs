@@ -32,6 +32,7 @@ pub use grant::{
 };
 pub use runstate::RunstateAcct;
 
+use alloc::vec::Vec;
 use protocol::xen::structs::{DomId, DOMID_SELF};
 
 /// Why setting up or tearing down a domain's Xen state failed. These come from the
@@ -53,6 +54,64 @@ pub enum SetupError {
     FrameTooLarge,
     /// the grant entry is mapped or being copied, so it cannot be rewritten
     EntryInUse,
+}
+
+/// One `T` per open domain, indexed by domain id: the shape both cores keep.
+pub(crate) struct PerDomain<T> {
+    slots: Vec<Option<T>>,
+}
+
+impl<T> PerDomain<T> {
+    /// Slots for domain ids `0..max_domains`, all closed.
+    pub(crate) fn new(max_domains: usize) -> Self {
+        let mut slots = Vec::new();
+        slots.resize_with(max_domains, || None);
+        Self { slots }
+    }
+
+    /// Opens `dom` with `value`.
+    pub(crate) fn open(&mut self, dom: DomId, value: T) -> Result<(), SetupError> {
+        let idx = domain_slot(dom, self.slots.len())?;
+        let slot = &mut self.slots[idx];
+        if slot.is_some() {
+            return Err(SetupError::AlreadyOpen);
+        }
+        *slot = Some(value);
+        Ok(())
+    }
+
+    /// Closes `dom`, returning what it held.
+    pub(crate) fn close(&mut self, dom: DomId) -> Result<T, SetupError> {
+        let idx = domain_slot(dom, self.slots.len())?;
+        self.slots[idx].take().ok_or(SetupError::NotOpen)
+    }
+
+    /// The open domain `dom` (special ids such as `DOMID_SELF` never match).
+    pub(crate) fn get(&self, dom: DomId) -> Option<&T> {
+        if dom >= DOMID_SELF {
+            return None;
+        }
+        self.slots.get(usize::from(dom))?.as_ref()
+    }
+
+    /// The open domain `dom`, mutably.
+    pub(crate) fn get_mut(&mut self, dom: DomId) -> Option<&mut T> {
+        if dom >= DOMID_SELF {
+            return None;
+        }
+        self.slots.get_mut(usize::from(dom))?.as_mut()
+    }
+
+    /// Every open domain.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
+    }
+
+    /// Every open domain, mutably.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().flatten()
+    }
 }
 
 /// The table index of `dom`, if it can name a real domain in a table of `max` slots.

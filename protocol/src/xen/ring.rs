@@ -82,6 +82,75 @@ wire! {
 }
 layout!(XsdSockmsg, 16, ty = 0, req_id = 4, tx_id = 8, len = 12);
 
+/// Bytes in an [`XsdSockmsg`] header.
+pub const XS_HEADER_LEN: usize = 16;
+
+impl XsdSockmsg {
+    /// Decodes the header at the start of `b`; `None` if `b` is shorter than a header.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let word = |at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+        };
+        Some(Self {
+            ty: word(0)?,
+            req_id: word(4)?,
+            tx_id: word(8)?,
+            len: word(12)?,
+        })
+    }
+}
+
+/// One xenstore message: the header for `payload` followed by it. The payload's length
+/// must fit the header's `u32` (every real payload is at most [`XENSTORE_PAYLOAD_MAX`]).
+pub fn xs_message(ty: XsType, req_id: u32, tx_id: u32, payload: &[u8]) -> alloc::vec::Vec<u8> {
+    let mut out = alloc::vec::Vec::with_capacity(XS_HEADER_LEN + payload.len());
+    for w in [ty as u32, req_id, tx_id, payload.len() as u32] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// What a client makes of the bytes received so far for its request `req_id` of type `ty`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XsReply<'a> {
+    /// Not a whole message yet.
+    Partial,
+    /// The reply's payload.
+    Ok(&'a [u8]),
+    /// The store refused: its error name (`ENOENT`, `EACCES`, ...).
+    Error(&'a [u8]),
+    /// Not a reply to this request (another id or type).
+    Unexpected,
+}
+
+/// Classifies `got`, the bytes read from the response ring after sending request `req_id`.
+pub fn xs_reply(got: &[u8], req_id: u32, ty: XsType) -> XsReply<'_> {
+    let Some(h) = XsdSockmsg::decode(got) else {
+        return XsReply::Partial;
+    };
+    let Some(body) = got.get(XS_HEADER_LEN..XS_HEADER_LEN.saturating_add(h.len as usize)) else {
+        return XsReply::Partial;
+    };
+    if h.req_id != req_id {
+        XsReply::Unexpected
+    } else if h.ty == XsType::Error as u32 {
+        XsReply::Error(body.split(|&b| b == 0).next().unwrap_or(&[]))
+    } else if h.ty == ty as u32 {
+        XsReply::Ok(body)
+    } else {
+        XsReply::Unexpected
+    }
+}
+
+/// `s` followed by a NUL, as xenstore payloads spell strings.
+pub fn xs_string(s: &[u8]) -> alloc::vec::Vec<u8> {
+    let mut v = alloc::vec::Vec::with_capacity(s.len() + 1);
+    v.extend_from_slice(s);
+    v.push(0);
+    v
+}
+
 /// Bytes in each xenstore ring.
 pub const XENSTORE_RING_SIZE: usize = 1024;
 /// Largest payload a message may carry.

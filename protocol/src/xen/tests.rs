@@ -161,3 +161,26 @@ fn shared_pages_fit_and_zero() {
         &[2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0]
     );
 }
+
+#[test]
+fn xenstore_framing_round_trips() {
+    use ring::{xs_message, xs_reply, xs_string, XsReply, XsType, XsdSockmsg};
+    let m = xs_message(XsType::Read, 7, 0, &xs_string(b"name"));
+    let h = XsdSockmsg::decode(&m).unwrap();
+    assert_eq!(
+        (h.ty, h.req_id, h.tx_id, h.len),
+        (XsType::Read as u32, 7, 0, 5)
+    );
+    assert_eq!(XsdSockmsg::decode(&m[..15]), None);
+    let reply = xs_message(XsType::Read, 7, 0, b"rtos");
+    assert_eq!(xs_reply(&reply[..18], 7, XsType::Read), XsReply::Partial);
+    assert_eq!(xs_reply(&reply, 7, XsType::Read), XsReply::Ok(b"rtos"));
+    assert_eq!(xs_reply(&reply, 8, XsType::Read), XsReply::Unexpected);
+    assert_eq!(xs_reply(&reply, 7, XsType::Write), XsReply::Unexpected);
+    let err = xs_message(XsType::Error, 7, 0, &xs_string(b"EACCES"));
+    assert_eq!(xs_reply(&err, 7, XsType::Read), XsReply::Error(b"EACCES"));
+    // A hostile length never reads past what arrived.
+    let mut huge = xs_message(XsType::Read, 7, 0, b"x");
+    huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(xs_reply(&huge, 7, XsType::Read), XsReply::Partial);
+}

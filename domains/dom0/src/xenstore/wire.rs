@@ -6,10 +6,9 @@
 
 use super::error::XsError;
 use alloc::vec::Vec;
-use protocol::xen::ring::{XsType, XsdSockmsg, XENSTORE_PAYLOAD_MAX};
+use protocol::xen::ring::{XsdSockmsg, XENSTORE_PAYLOAD_MAX};
 
-/// Bytes in a message header.
-pub const HEADER_LEN: usize = 16;
+pub use protocol::xen::ring::XS_HEADER_LEN as HEADER_LEN;
 
 /// One complete request, copied out of the stream once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,32 +19,7 @@ pub struct Request {
     pub payload: Vec<u8>,
 }
 
-fn word(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(w)
-}
-
-/// Decodes a header from the first [`HEADER_LEN`] bytes of `b` (which must be that long).
-pub fn decode_header(b: &[u8]) -> XsdSockmsg {
-    XsdSockmsg {
-        ty: word(b, 0),
-        req_id: word(b, 4),
-        tx_id: word(b, 8),
-        len: word(b, 12),
-    }
-}
-
-/// Encodes a message: header followed by `payload` (whose length fits the header's `u32`,
-/// as every payload built here is at most [`XENSTORE_PAYLOAD_MAX`] bytes).
-pub fn encode(ty: XsType, req_id: u32, tx_id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    for w in [ty as u32, req_id, tx_id, payload.len() as u32] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    out.extend_from_slice(payload);
-    out
-}
+pub use protocol::xen::ring::xs_message as encode;
 
 /// Buffers one connection's partial input.
 #[derive(Debug, Default)]
@@ -68,10 +42,9 @@ impl Assembler {
     /// payload length if it exceeds [`XENSTORE_PAYLOAD_MAX`] (the stream cannot be resynced).
     pub fn next_request(&mut self) -> Result<Option<Request>, u32> {
         let avail = &self.buf[self.start..];
-        if avail.len() < HEADER_LEN {
+        let Some(header) = XsdSockmsg::decode(avail) else {
             return Ok(None);
-        }
-        let header = decode_header(avail);
+        };
         if header.len > XENSTORE_PAYLOAD_MAX {
             return Err(header.len);
         }
@@ -126,10 +99,4 @@ pub fn domid(s: &[u8]) -> Result<u16, XsError> {
     u16::try_from(decimal(s)?).map_err(|_| XsError::Invalid)
 }
 
-/// `s` followed by a NUL.
-pub fn nul_terminated(s: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(s.len() + 1);
-    v.extend_from_slice(s);
-    v.push(0);
-    v
-}
+pub use protocol::xen::ring::xs_string as nul_terminated;

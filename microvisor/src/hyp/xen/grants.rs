@@ -133,8 +133,10 @@ impl Hyp {
             exec: false,
         };
         let gpa = mapped.host_addr.as_u64();
-        let ok = self.domains[usize::from(id.0)]
-            .as_deref_mut()
+        let ok = self
+            .domains
+            .get_mut(usize::from(id.0))
+            .and_then(|d| d.as_deref_mut())
             .and_then(|d| d.stage2.as_mut())
             .is_some_and(|s2| {
                 s2.map(

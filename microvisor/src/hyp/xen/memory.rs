@@ -108,8 +108,10 @@ impl Hyp {
     /// Maps one data page at `gpa` of domain `id`'s stage 2, replacing what was there (a
     /// 2 MiB block is split), and drops stale translations.
     pub fn remap_page(&mut self, id: DomainId, gpa: u64, pa: PhysAddr) -> Result<(), XenErrno> {
-        let d = self.domains[usize::from(id.0)]
-            .as_deref_mut()
+        let d = self
+            .domains
+            .get_mut(usize::from(id.0))
+            .and_then(|d| d.as_deref_mut())
             .ok_or(XenErrno::ESRCH)?;
         let stage2 = d.stage2.as_mut().ok_or(XenErrno::ESRCH)?;
         let mut tables = FrameTables(&mut self.frames);
@@ -127,7 +129,11 @@ impl Hyp {
 
     /// Unmaps one page of domain `id`'s stage 2 (nothing if it was not mapped).
     pub fn unmap_page(&mut self, id: DomainId, gpa: u64) {
-        let Some(d) = self.domains[usize::from(id.0)].as_deref_mut() else {
+        let Some(d) = self
+            .domains
+            .get_mut(usize::from(id.0))
+            .and_then(|d| d.as_deref_mut())
+        else {
             return;
         };
         if let Some(stage2) = d.stage2.as_mut() {

@@ -6,10 +6,11 @@ mod stream;
 mod txns;
 mod watches;
 
-use super::wire::{decode_header, encode, HEADER_LEN};
+use super::wire::{encode, HEADER_LEN};
 use super::*;
 use alloc::string::String;
 use protocol::xen::ring::XsType;
+use protocol::xen::ring::XsdSockmsg;
 
 /// NUL-terminates and concatenates `parts`.
 fn args(parts: &[&str]) -> Vec<u8> {
@@ -34,7 +35,7 @@ struct Msg {
 fn parse(mut bytes: &[u8]) -> Vec<Msg> {
     let mut out = Vec::new();
     while bytes.len() >= HEADER_LEN {
-        let h = decode_header(bytes);
+        let h = XsdSockmsg::decode(bytes).expect("a whole header");
         let end = HEADER_LEN + h.len as usize;
         out.push(Msg {
             ty: h.ty,
