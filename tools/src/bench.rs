@@ -146,6 +146,23 @@ pub fn bench(which: &str, build: bool) -> Result<Report> {
     Ok(report)
 }
 
+/// Runs one benchmark boot behind a spinner (QEMU under icount prints nothing for a while)
+/// and returns it if its markers matched.
+pub fn boot_with_spinner(
+    what: &str,
+    run: impl FnOnce() -> Result<qemu::RunOutcome>,
+) -> Result<qemu::RunOutcome> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!("{what} under -icount"));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let out = run()?;
+    spinner.finish_and_clear();
+    if out.outcome != Outcome::Matched {
+        bail!("{what} failed: {}", out.report(30));
+    }
+    Ok(out)
+}
+
 /// Writes a benchmark's report to `target/bulkhead/bench/<name>.json` and says where.
 pub fn write_json(name: &str, report: &impl Serialize) -> Result<()> {
     let dir = crate::paths::out_dir().join("bench");

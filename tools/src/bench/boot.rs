@@ -17,7 +17,7 @@
 //! than a PL011 write does natively.
 
 use crate::markers::Expect;
-use crate::qemu::{self, Outcome, RunOptions};
+use crate::qemu::{self, RunOptions};
 use crate::system::Overrides;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
@@ -152,14 +152,7 @@ fn options(name: &str, build: bool) -> Result<RunOptions> {
 }
 
 fn one(what: &str, run: impl FnOnce() -> Result<qemu::RunOutcome>) -> Result<Marker> {
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message(format!("{what} under -icount"));
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let out = run()?;
-    spinner.finish_and_clear();
-    if out.outcome != Outcome::Matched {
-        bail!("{what} failed: {}", out.report(30));
-    }
+    let out = super::boot_with_spinner(what, run)?;
     parse(&out.log).with_context(|| format!("no marker line in {}", out.log_path.display()))
 }
 

@@ -10,7 +10,7 @@
 //! clean in the idle run.
 
 use crate::markers::Expect;
-use crate::qemu::{self, Outcome, RunOptions};
+use crate::qemu::{self, RunOptions};
 use crate::system::Overrides;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
@@ -174,14 +174,7 @@ fn build_native() -> Result<PathBuf> {
 }
 
 fn one(what: &str, run: impl FnOnce() -> Result<qemu::RunOutcome>) -> Result<RtRun> {
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message(format!("{what} under -icount"));
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let out = run()?;
-    spinner.finish_and_clear();
-    if out.outcome != Outcome::Matched {
-        bail!("{what} failed: {}", out.report(30));
-    }
+    let out = super::boot_with_spinner(what, run)?;
     parse(&out.log)
         .with_context(|| format!("no bench-rt result lines in {}", out.log_path.display()))
 }
