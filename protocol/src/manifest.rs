@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; dom0 rejects any other.
-pub const MANIFEST_VERSION: u32 = 2;
+pub const MANIFEST_VERSION: u32 = 3;
 
 /// The whole system, in start order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +16,45 @@ pub struct SystemManifest {
     pub version: u32,
     /// Domains dom0 creates, in the order it creates them.
     pub domains: Vec<ManifestDomain>,
+    /// Host disks: the virtio-blk devices of the machine, one per distinct disk target, in
+    /// index order (which is also their order on QEMU's command line).
+    pub disks: Vec<ManifestDisk>,
+}
+
+/// A host disk: one virtio-blk device, given (as a `Device` capability) to its backend
+/// domain, which finds it by its serial.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDisk {
+    /// Its position in [`SystemManifest::disks`]; vbds refer to it by this.
+    pub index: u32,
+    /// Its virtio-blk serial (`VIRTIO_BLK_T_GET_ID`), e.g. `bkd0`.
+    pub serial: String,
+    /// Every vbd of it is read-only; the host opened it read-only.
+    pub read_only: bool,
+    /// Its size in 512-byte sectors when the system was packed.
+    pub sectors: u64,
+    /// The backend domain serving it (holds its `Device` capability).
+    pub backend: String,
+    /// For messages: the host file.
+    pub name: String,
+}
+
+/// A virtual block device of a guest (one xl disk line), served by `backend` from host
+/// disk `disk`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestVbd {
+    /// Index of its host disk in [`SystemManifest::disks`].
+    pub disk: u32,
+    /// The guest's device name as written, e.g. `xvda` (xenstore `dev`).
+    pub vdev: String,
+    /// Its Xen vbd number, e.g. 51712 for xvda (`device/vbd/<devid>`).
+    pub devid: u32,
+    /// `access=ro`: the backend must refuse writes (xenstore `mode` = `r`).
+    pub read_only: bool,
+    /// The backend domain's name.
+    pub backend: String,
+    /// The backend may offer discard (xl's `discard`, the default; `no-discard` clears it).
+    pub discard: bool,
 }
 
 /// One domain of the manifest.
@@ -45,6 +84,8 @@ pub struct ManifestDomain {
     /// What dom0 does when the domain crashes: a stage-2 fault, an unhandled trap or a
     /// reported panic (xl's `on_crash`).
     pub on_crash: Action,
+    /// Its virtual block devices (xl `disk`), in the order written.
+    pub vbds: Vec<ManifestVbd>,
 }
 
 /// A lifecycle policy, with xl's names.
@@ -94,10 +135,30 @@ mod tests {
                 on_poweroff: Action::Destroy,
                 on_reboot: Action::Restart,
                 on_crash: Action::Preserve,
+                vbds: alloc::vec![ManifestVbd {
+                    disk: 0,
+                    vdev: "xvda".into(),
+                    devid: 51712,
+                    read_only: true,
+                    backend: "blkdom".into(),
+                    discard: false,
+                }],
+            }],
+            disks: alloc::vec![ManifestDisk {
+                index: 0,
+                serial: "bkd0".into(),
+                read_only: true,
+                sectors: 131_072,
+                backend: "blkdom".into(),
+                name: "/srv/disk.img".into(),
             }],
         };
         let bytes = m.encode().unwrap();
         assert_eq!(SystemManifest::decode(&bytes).unwrap(), m);
         assert!(SystemManifest::decode(&[0xff; 3]).is_err());
+        // A manifest cut anywhere is an error, not a shorter manifest.
+        for cut in 0..bytes.len() {
+            assert!(SystemManifest::decode(&bytes[..cut]).is_err(), "{cut}");
+        }
     }
 }

@@ -8,11 +8,14 @@
 
 use crate::dtb::{self, Module};
 use crate::paths;
+use crate::system::disks::{host_disks, HostDisk};
 use crate::system::{self, DebianArtifact, Image, Overrides, System};
 use anyhow::{bail, Context, Result};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL, MAX_NAME_LEN};
 use protocol::control::VcpuPlacement;
-use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
+use protocol::manifest::{
+    ManifestDisk, ManifestDomain, ManifestVbd, SystemManifest, MANIFEST_VERSION,
+};
 use std::path::{Path, PathBuf};
 
 /// Guest-physical base of RAM on QEMU's virt board.
@@ -54,6 +57,7 @@ pub fn manifest(
 ) -> Result<(SystemManifest, Vec<(String, Image)>), system::ConfigError> {
     let mut images: Vec<(String, Image)> = Vec::new();
     let mut domains = Vec::new();
+    let disks = host_disks(system);
     for i in system::start_order(system)? {
         let d = &system.domains[i];
         let image = label_of(&d.image.value, &mut images);
@@ -77,12 +81,41 @@ pub fn manifest(
             on_poweroff: d.on_poweroff,
             on_reboot: d.on_reboot,
             on_crash: d.on_crash,
+            vbds: d
+                .disks
+                .iter()
+                .map(|at| {
+                    let spec = &at.value.spec;
+                    ManifestVbd {
+                        disk: disks
+                            .iter()
+                            .find(|h| h.path == at.value.path)
+                            .map_or(0, |h| h.index),
+                        vdev: spec.vdev.clone(),
+                        devid: spec.devid,
+                        read_only: spec.read_only,
+                        backend: spec.backend.clone(),
+                        discard: spec.discard,
+                    }
+                })
+                .collect(),
         });
     }
     Ok((
         SystemManifest {
             version: MANIFEST_VERSION,
             domains,
+            disks: disks
+                .iter()
+                .map(|h| ManifestDisk {
+                    index: h.index,
+                    serial: h.serial.clone(),
+                    read_only: h.read_only,
+                    sectors: h.sectors,
+                    backend: h.backend.clone(),
+                    name: h.path.display().to_string(),
+                })
+                .collect(),
         },
         images,
     ))
@@ -214,8 +247,15 @@ pub fn check_domain_ram(manifest: &SystemManifest, sizes: &[(String, u64)]) -> R
     Ok(())
 }
 
-/// QEMU's arguments for a packed image (files relative to the image directory).
-pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module]) -> Vec<String> {
+/// QEMU's arguments for a packed image (files relative to the image directory; disks by
+/// their absolute paths).
+///
+/// QEMU's virt board has 32 virtio-mmio transports and gives each `-device …-device` the
+/// free transport with the highest address first: the management console lands on the
+/// last transport (0x0a003e00, SPI 47), disk `bkd0` on the one below it, and so on. Nothing
+/// depends on that order: dom0 finds its console by device type and blkdom its disks by
+/// serial.
+pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module], disks: &[HostDisk]) -> Vec<String> {
     let mut args: Vec<String> = [
         "-M",
         "virt,virtualization=on,gic-version=3",
@@ -247,6 +287,21 @@ pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module]) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    for d in disks {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = d.path.display().to_string().replace(',', ",,");
+        let readonly = if d.read_only { ",readonly=on" } else { "" };
+        args.push("-drive".into());
+        args.push(format!(
+            "file={file},if=none,format=raw,id={}{readonly}",
+            d.serial
+        ));
+        args.push("-device".into());
+        args.push(format!(
+            "virtio-blk-device,drive={},serial={}",
+            d.serial, d.serial
+        ));
+    }
     for m in modules {
         args.push("-device".into());
         args.push(format!(
@@ -255,6 +310,17 @@ pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module]) -> Vec<String> {
         ));
     }
     args
+}
+
+/// `arg` as one sh word: as it is when that is safe, else single-quoted (a disk's path may
+/// hold spaces or quotes).
+fn shell_word(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || ",._+:@%/=-^".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -320,13 +386,22 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     let modules = layout(&sizes, system.memory_mib)?;
     let base = dtb::dump_qemu_dtb(system.smp, system.memory_mib, &dir.join("qemu-virt.dtb"))?;
     write(&dir.join("system.dtb"), &dtb::add_modules(&base, &modules)?)?;
-    let qemu_args = qemu_args(system.smp, system.memory_mib, &modules);
+    let qemu_args = qemu_args(
+        system.smp,
+        system.memory_mib,
+        &modules,
+        &host_disks(&system),
+    );
     let script = format!(
         "#!/bin/sh\n# Boots system `{}` ({}); generated by `cargo bulkhead image`.\ncd \"$(dirname \"$0\")\" || exit 1\nexec {} {} \"$@\"\n",
         system.name,
         system.file.display(),
         crate::deps::QEMU,
-        qemu_args.join(" ")
+        qemu_args
+            .iter()
+            .map(|a| shell_word(a))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     write(&dir.join("qemu.sh"), script.as_bytes())?;
     std::fs::set_permissions(

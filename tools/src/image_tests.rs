@@ -112,11 +112,47 @@ fn ramdisks_get_labels_like_images() {
 #[test]
 fn qemu_command_line_loads_every_module() {
     let mods = layout(&[("dom0".into(), 1), ("manifest".into(), 1)], 1024).unwrap();
-    let args = qemu_args(4, 1024, &mods).join(" ");
+    let args = qemu_args(4, 1024, &mods, &[]).join(" ");
     assert!(args.starts_with(
         "-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1024 -nographic -echr 0x14"
     ));
     assert!(args.ends_with(
         "-device loader,file=dom0.bin,addr=0x50000000,force-raw=on -device loader,file=manifest.bin,addr=0x50200000,force-raw=on"
     ));
+}
+
+#[test]
+fn qemu_command_line_attaches_every_host_disk() {
+    let disk = |index: u32, path: &str, read_only: bool| HostDisk {
+        index,
+        serial: format!("bkd{index}"),
+        path: path.into(),
+        read_only,
+        sectors: 8,
+        backend: "blkdom".into(),
+    };
+    let disks = [disk(0, "/srv/a.img", false), disk(1, "/srv/b,c.img", true)];
+    let args = qemu_args(4, 1024, &[], &disks).join(" ");
+    assert!(
+        args.ends_with(
+            "-device virtconsole,chardev=mgmt \
+         -drive file=/srv/a.img,if=none,format=raw,id=bkd0 \
+         -device virtio-blk-device,drive=bkd0,serial=bkd0 \
+         -drive file=/srv/b,,c.img,if=none,format=raw,id=bkd1,readonly=on \
+         -device virtio-blk-device,drive=bkd1,serial=bkd1"
+        ),
+        "{args}"
+    );
+}
+
+#[test]
+fn qemu_sh_quotes_what_the_shell_would_split() {
+    assert_eq!(shell_word("-device"), "-device");
+    assert_eq!(
+        shell_word("file=/srv/a.img,if=none"),
+        "file=/srv/a.img,if=none"
+    );
+    assert_eq!(shell_word("file=/my disks/a.img"), "'file=/my disks/a.img'");
+    assert_eq!(shell_word("it's"), "'it'\\''s'");
+    assert_eq!(shell_word(""), "''");
 }

@@ -10,7 +10,7 @@ pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 pub const IMAGES: [&str; 4] = ["microvisor", "dom0", "rtos", "testguest"];
 
 /// Domain images a system description may name without a path.
-pub const BUILTIN_DOMAINS: [&str; 2] = ["rtos", "testguest"];
+pub const BUILTIN_DOMAINS: [&str; 3] = ["rtos", "testguest", "blkdom"];
 
 /// The workspace root (this crate lives in `<root>/tools`).
 pub fn workspace_root() -> PathBuf {

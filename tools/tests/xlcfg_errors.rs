@@ -24,7 +24,7 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "3: key `colour`: unknown key, expected an xl.cfg(5) key; Bulkhead uses name, type, memory, vcpus, cpus, kernel, ramdisk, cmdline, extra, root, on_poweroff, on_reboot, on_crash, gic_version");
+fixture!(unknown_key, "3: key `colour`: unknown key, expected an xl.cfg(5) key; Bulkhead uses name, type, memory, vcpus, cpus, kernel, ramdisk, cmdline, extra, root, on_poweroff, on_reboot, on_crash, gic_version, disk");
 fixture!(x86_key, "3: key `viridian`: is an x86 PV/HVM option, which makes no sense for an Arm guest, expected it removed");
 fixture!(type_hvm, "2: key `type`: \"hvm\" guests do not exist on Arm, expected \"pvh\" (the only Arm guest type, as on Xen) or no `type`");
 fixture!(
@@ -61,8 +61,8 @@ fixture!(
     missing_name,
     "1: key `name`: missing, expected name = \"NAME\" (xl.cfg(5) requires it)"
 );
-fixture!(missing_kernel, "1: key `kernel`: missing, expected kernel = \"PATH\" to a Bulkhead flat image or an arm64 Linux Image, or one of rtos, testguest, debian-linux");
-fixture!(kernel_not_found, "2: key `kernel`: \"no-such-kernel.bin\" is neither an existing file (tests/fixtures/xl/no-such-kernel.bin) nor a built-in image, expected a path relative to the .cfg file or one of rtos, testguest, debian-linux");
+fixture!(missing_kernel, "1: key `kernel`: missing, expected kernel = \"PATH\" to a Bulkhead flat image or an arm64 Linux Image, or one of rtos, testguest, blkdom, debian-linux");
+fixture!(kernel_not_found, "2: key `kernel`: \"no-such-kernel.bin\" is neither an existing file (tests/fixtures/xl/no-such-kernel.bin) nor a built-in image, expected a path relative to the .cfg file or one of rtos, testguest, blkdom, debian-linux");
 fixture!(ramdisk_not_found, "3: key `ramdisk`: \"no-such-initramfs.cpio\" is neither an existing file (tests/fixtures/xl/no-such-initramfs.cpio) nor debian-initramfs, expected a path relative to the .cfg file or \"debian-initramfs\"");
 fixture!(ramdisk_not_linux, "2: key `ramdisk`: only Linux kernels take an initramfs, but kernel \"testguest\" is a built-in Bulkhead domain, expected no ramdisk or kernel = \"debian-linux\" or a path to an arm64 Linux Image");
 fixture!(ramdisk_flat_kernel, "3: key `ramdisk`: only Linux kernels take an initramfs, but kernel \"../blob.bin\" is not an arm64 Linux Image (no \"ARM\\x64\" magic at byte 56), expected no ramdisk or kernel = \"debian-linux\" or a path to an arm64 Linux Image");
@@ -155,17 +155,16 @@ fn unimplemented_keys_warn_once_each() {
         "5: key `maxmem`: not implemented yet (no ballooning: the domain gets `memory` MiB), ignored",
         "6: key `maxvcpus`: not implemented yet (no vCPU hotplug: the domain gets `vcpus` vCPUs), ignored",
         "7: key `pool`: not implemented yet (there are no CPU pools), ignored",
-        "8: key `disk`: not implemented yet (PV block devices need blkdom), ignored",
-        "10: key `vif`: not implemented yet (PV network devices need netdom), ignored",
-        "11: key `dtdev`: not implemented yet (device passthrough is not implemented yet), ignored",
-        "12: key `iomem`: not implemented yet (device passthrough is not implemented yet), ignored",
-        "13: key `irqs`: not implemented yet (device passthrough is not implemented yet), ignored",
-        "14: key `device_tree`: not implemented yet (partial device trees are not implemented yet), ignored",
-        "15: key `driver_domain`: not implemented yet (driver domains are not implemented yet), ignored",
-        "16: key `on_watchdog`: not implemented yet (there is no guest watchdog yet), ignored",
-        "17: key `on_reboot`: \"rename-restart\" is treated as \"restart\" (the new instance keeps the name and the domain id)",
-        "18: key `on_crash`: \"coredump-restart\" is treated as \"restart\" (no core dumps yet)",
-        "20: key `extra`: ignored because `cmdline` is set (as xl does)",
+        "8: key `vif`: not implemented yet (PV network devices need netdom), ignored",
+        "9: key `dtdev`: not implemented yet (device passthrough is not implemented yet), ignored",
+        "10: key `iomem`: not implemented yet (device passthrough is not implemented yet), ignored",
+        "11: key `irqs`: not implemented yet (device passthrough is not implemented yet), ignored",
+        "12: key `device_tree`: not implemented yet (partial device trees are not implemented yet), ignored",
+        "13: key `driver_domain`: not implemented yet (driver domains are not implemented yet), ignored",
+        "14: key `on_watchdog`: not implemented yet (there is no guest watchdog yet), ignored",
+        "15: key `on_reboot`: \"rename-restart\" is treated as \"restart\" (the new instance keeps the name and the domain id)",
+        "16: key `on_crash`: \"coredump-restart\" is treated as \"restart\" (no core dumps yet)",
+        "18: key `extra`: ignored because `cmdline` is set (as xl does)",
     ]
     .iter()
     .map(|w| format!("{f}:{w}"))

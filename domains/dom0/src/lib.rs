@@ -250,6 +250,7 @@ mod tests {
             on_poweroff: Action::Destroy,
             on_reboot: Action::Restart,
             on_crash: Action::Restart,
+            vbds: Vec::new(),
         }
     }
 
@@ -258,16 +259,18 @@ mod tests {
         let m = SystemManifest {
             version: MANIFEST_VERSION,
             domains: vec![],
+            disks: vec![],
         };
         assert_eq!(decode_manifest(&m.encode().unwrap()), Ok(m));
         let bad = SystemManifest {
             version: 7,
             domains: vec![],
+            disks: vec![],
         }
         .encode()
         .unwrap();
         let e = decode_manifest(&bad).unwrap_err();
-        assert_eq!(e.to_string(), "manifest version 7, expected 2");
+        assert_eq!(e.to_string(), "manifest version 7, expected 3");
         assert_eq!(
             decode_manifest(&[0xFF, 0xFF]),
             Err(ManifestError::Malformed)

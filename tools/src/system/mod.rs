@@ -14,6 +14,7 @@
 
 mod check;
 pub mod cpus;
+pub mod disks;
 pub(crate) mod images;
 mod parse;
 mod xl;
@@ -115,6 +116,8 @@ pub struct Domain {
     pub on_reboot: Action,
     /// What dom0 does when it crashes (default destroy).
     pub on_crash: Action,
+    /// Its disks (xl disk lines), in the order written.
+    pub disks: Vec<At<disks::Disk>>,
     /// The xl.cfg file defining it, if any.
     pub config: Option<PathBuf>,
     /// Line of its `[[domain]]` header (or of `name` in its xl.cfg, for `--domain`).

@@ -2,6 +2,7 @@
 //! errors. We walk toml's spanned document ourselves rather than derive `Deserialize` so
 //! that each message names the key and says what was expected.
 
+use super::disks::{self, Disk};
 use super::images::{effective_cmdline, ramdisk_problem};
 use super::xl::{from_xl, place_unpinned};
 use super::{
@@ -31,6 +32,7 @@ const DOMAIN_KEYS: &[&str] = &[
     "on_poweroff",
     "on_reboot",
     "on_crash",
+    "disk",
 ];
 /// Keys a `[[domain]]` with `config` may still set (they override the xl.cfg).
 const CONFIG_KEYS: &[&str] = &[
@@ -294,6 +296,7 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
         excepts.push(except);
     }
     place_unpinned(&mut system, &excepts);
+    super::disks::add_backend_dependencies(&mut system);
     Ok(system)
 }
 
@@ -360,6 +363,7 @@ fn domain(
     let mut on_poweroff = Action::Destroy;
     let mut on_reboot = Action::Restart;
     let mut on_crash = Action::Destroy;
+    let mut disks = Vec::new();
     for (key, v) in entries {
         let at = cx.line(v.span());
         match key {
@@ -417,6 +421,7 @@ fn domain(
             "on_poweroff" => on_poweroff = cx.action(key, v)?,
             "on_reboot" => on_reboot = cx.action(key, v)?,
             "on_crash" => on_crash = cx.action(key, v)?,
+            "disk" => disks = disk_lines(cx, v)?,
             _ => depends_on = At::new(cx.strings(key, v, "domain names")?, at),
         }
     }
@@ -457,10 +462,37 @@ fn domain(
         on_poweroff,
         on_reboot,
         on_crash,
+        disks,
         config: None,
         line,
     };
     Ok((d, Vec::new()))
+}
+
+/// `disk = ["…"]`: xl disk specifications, targets relative to this file.
+fn disk_lines(cx: &Ctx<'_>, v: &Value<'_>) -> Result<Vec<At<Disk>>, ConfigError> {
+    let expected = "expected an array of xl disk specifications such as \"disk.img,raw,xvda,rw\"";
+    let DeValue::Array(items) = v.get_ref() else {
+        return Err(cx.err(
+            v.span(),
+            "disk",
+            format!("found {}, {expected}", kind(v.get_ref())),
+        ));
+    };
+    let dir = cx.file.parent().unwrap_or(Path::new("."));
+    items
+        .iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(s) => disks::resolve(s, dir)
+                .map(|d| At::new(d, cx.line(item.span())))
+                .map_err(|problem| cx.err(item.span(), "disk", problem)),
+            other => Err(cx.err(
+                item.span(),
+                "disk",
+                format!("found {}, {expected}", kind(other)),
+            )),
+        })
+        .collect()
 }
 
 fn cpu_list(cx: &Ctx<'_>, key: &str, v: &Value<'_>) -> Result<Vec<u16>, ConfigError> {

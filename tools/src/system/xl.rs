@@ -87,6 +87,7 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         on_poweroff: xl.on_poweroff,
         on_reboot: xl.on_reboot,
         on_crash: xl.on_crash,
+        disks: xl.disks,
         config: Some(xl.file),
         line,
     };

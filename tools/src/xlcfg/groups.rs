@@ -17,13 +17,13 @@ pub const USED: &[&str] = &[
     "on_reboot",
     "on_crash",
     "gic_version",
+    "disk",
 ];
 
 /// xl.cfg keys that mean something on Arm but are not implemented yet, and why.
 pub(super) const LATER: &[(&str, &str)] = &[
     ("maxmem", "no ballooning: the domain gets `memory` MiB"),
     ("maxvcpus", "no vCPU hotplug: the domain gets `vcpus` vCPUs"),
-    ("disk", "PV block devices need blkdom"),
     ("vif", "PV network devices need netdom"),
     ("dtdev", "device passthrough is not implemented yet"),
     ("iomem", "device passthrough is not implemented yet"),

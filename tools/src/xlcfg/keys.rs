@@ -6,6 +6,7 @@ pub use super::groups::USED;
 use super::groups::{LATER, X86_ONLY};
 use super::syntax::{Setting, Value};
 use super::{XlCpus, XlDomain};
+use crate::system::disks::{self, Disk};
 use crate::system::images::{effective_cmdline, ramdisk_problem};
 use crate::system::{
     self, image_names, At, ConfigError, ConfigWarning, DebianArtifact, Image, MAX_DOMAIN_MIB,
@@ -253,6 +254,29 @@ fn ramdisk(cx: &Cx<'_>, s: &Setting) -> Result<Image, ConfigError> {
     })
 }
 
+/// Reads `disk`: a list of xl disk specifications, targets relative to the .cfg's folder.
+fn disk_lines(cx: &Cx<'_>, s: &Setting) -> Result<Vec<At<Disk>>, ConfigError> {
+    let dir = cx.file.parent().unwrap_or(Path::new("."));
+    let Value::List(items) = &s.value else {
+        return Err(cx.err(
+            s,
+            format!("found {}, expected a list of strings", s.value.kind()),
+        ));
+    };
+    items
+        .iter()
+        .map(|v| match v {
+            Value::Atom { text, quoted: true } => disks::resolve(text, dir)
+                .map(|d| At::in_file(d, s.line, cx.file))
+                .map_err(|problem| cx.err(s, problem)),
+            v => Err(cx.err(
+                s,
+                format!("found {} in the list, expected a list of strings", v.kind()),
+            )),
+        })
+        .collect()
+}
+
 /// Turns the settings of `file` into a domain.
 pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigError> {
     let mut cx = Cx {
@@ -270,6 +294,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
     let mut on_poweroff = Action::Destroy;
     let mut on_reboot = Action::Restart;
     let mut on_crash = Action::Destroy;
+    let mut disk_list = Vec::new();
     for s in settings {
         let key = s.key.as_str();
         match key {
@@ -296,6 +321,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
             "on_poweroff" => on_poweroff = cx.action(s)?,
             "on_reboot" => on_reboot = cx.action(s)?,
             "on_crash" => on_crash = cx.action(s)?,
+            "disk" => disk_list = disk_lines(&cx, s)?,
             "gic_version" => match cx.string(s, "a GIC version")?.as_str() {
                 "v3" | "default" => {}
                 "v2" => return Err(cx.err(s, "GICv2 is not emulated, expected \"v3\" or \"default\" (guests get a GICv3)")),
@@ -311,7 +337,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
                         "device_tree" => {
                             cx.string(s, "a path")?;
                         }
-                        "disk" | "vif" | "dtdev" | "iomem" => cx.strings(s, "strings")?,
+                        "vif" | "dtdev" | "iomem" => cx.strings(s, "strings")?,
                         "irqs" => cx.list(s, "interrupt numbers", |v| {
                             matches!(v, Value::Atom { text, .. } if number(text).is_some())
                         })?,
@@ -396,6 +422,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
         on_poweroff,
         on_reboot,
         on_crash,
+        disks: disk_list,
         warnings: cx.warnings,
     })
 }

@@ -2,15 +2,18 @@
 //! ([`syntax`]) and the keys Bulkhead understands ([`keys`]).
 //!
 //! Every key falls in one of four groups: used (name, memory, vcpus, cpus, kernel, ramdisk,
-//! ...), known but not implemented yet (disk, vif, maxmem, ...: one warning per key naming
+//! disk, ...), known but not implemented yet (vif, maxmem, ...: one warning per key naming
 //! FILE:LINE and the key, never silently dropped), meaningless for an Arm PVH guest (x86
 //! and HVM-only keys: an error) and unknown (an error). Errors and warnings use the system
 //! description's `FILE:LINE: key `name`: what is wrong, expected what` format.
 
+pub mod disk;
 mod groups;
 pub mod keys;
 pub mod syntax;
+pub mod vdev;
 
+use crate::system::disks::Disk;
 use crate::system::{At, ConfigError, ConfigWarning, Image};
 use protocol::manifest::Action;
 use std::path::{Path, PathBuf};
@@ -53,6 +56,8 @@ pub struct XlDomain {
     pub on_reboot: Action,
     /// `on_crash` (default destroy).
     pub on_crash: Action,
+    /// `disk`: each line with its target file found ([`disk`]).
+    pub disks: Vec<At<Disk>>,
     /// Keys not implemented yet and lossy mappings, one per key.
     pub warnings: Vec<ConfigWarning>,
 }

@@ -1,6 +1,6 @@
 //! What the configuration tests share: the loader behind every error fixture, and the
-//! stand-in binaries some fixtures name (an arm64 Linux `Image` header, an initramfs),
-//! written at test time so the repository carries no binary guest artifacts.
+//! stand-in binaries some fixtures name (an arm64 Linux `Image` header, an initramfs, raw
+//! disk images), written at test time so the repository carries no binary guest artifacts.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -17,7 +17,8 @@ fn image_header() -> Vec<u8> {
 pub fn stand_ins() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let files: [(&str, Vec<u8>); 3] = [
+        std::fs::create_dir_all("tests/fixtures/disks").expect("create the disks folder");
+        let files: [(&str, Vec<u8>); 10] = [
             ("tests/fixtures/xl/Image", image_header()),
             ("tests/fixtures/xl/xen-example/Image", image_header()),
             // Only its existence is checked: an initramfs is opaque to the tools.
@@ -25,6 +26,15 @@ pub fn stand_ins() {
                 "tests/fixtures/xl/xen-example/rootfs.cpio.gz",
                 b"stand-in initramfs\n".to_vec(),
             ),
+            // Raw disks of zeros (64 KiB, b.img 128 KiB), one not a whole number of sectors,
+            // one empty.
+            ("tests/fixtures/disks/a.img", vec![0; 64 << 10]),
+            ("tests/fixtures/disks/b.img", vec![0; 128 << 10]),
+            ("tests/fixtures/disks/c.img", vec![0; 64 << 10]),
+            ("tests/fixtures/disks/d.img", vec![0; 64 << 10]),
+            ("tests/fixtures/disks/shared.img", vec![0; 64 << 10]),
+            ("tests/fixtures/disks/odd.img", vec![0; 1000]),
+            ("tests/fixtures/disks/empty.img", Vec::new()),
         ];
         for (path, bytes) in files {
             let tmp = format!("{path}.tmp{}", std::process::id());
