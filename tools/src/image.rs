@@ -367,7 +367,17 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     };
     for (label, image) in &images {
         let from = match image {
-            Image::Builtin(name) => bins.join(format!("{name}.bin")),
+            Image::Builtin(name) => {
+                let bin = bins.join(format!("{name}.bin"));
+                if !bin.is_file() {
+                    bail!(
+                        "domain image {name:?} has not been built ({} does not exist); `cargo bulkhead build` builds {}",
+                        bin.display(),
+                        paths::IMAGES.join(", ")
+                    );
+                }
+                bin
+            }
             Image::File(path) => path.clone(),
             Image::Debian(artifact) => {
                 let linux = linux.as_ref().context("Debian files were not fetched")?;

@@ -172,3 +172,31 @@ fn manifest_lists_host_disks_and_vbds() {
     assert_eq!(hosts.len(), 4);
     assert!(hosts[1].read_only && !hosts[0].read_only);
 }
+
+/// The shipped example: systems/blkdom.toml with systems/xl/linux-disk.cfg, whose image the
+/// README has the user make (made here, sparse, if missing; git ignores it).
+#[test]
+fn shipped_disk_example_is_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let image = root.join("systems/xl/linux-disk.img");
+    if !image.exists() {
+        let f = std::fs::File::create(&image).unwrap();
+        f.set_len(64 << 20).unwrap();
+    }
+    let cfg: &'static [std::path::PathBuf] = vec![root.join("systems/xl/linux-disk.cfg")].leak();
+    let overrides = Overrides {
+        domains: cfg,
+        ..Overrides::default()
+    };
+    let system = System::load(&root.join("systems/blkdom.toml"), overrides).unwrap();
+    let (m, _) = manifest(&system).unwrap();
+    let guest = m.domains.iter().find(|d| d.name == "linuxdisk").unwrap();
+    assert_eq!(guest.depends_on, ["blkdom"]);
+    assert_eq!(
+        (guest.vbds[0].vdev.as_str(), guest.vbds[0].devid),
+        ("xvda", 51712)
+    );
+    assert_eq!(m.disks.len(), 1);
+    assert_eq!(m.disks[0].serial, "bkd0");
+    assert!(!m.disks[0].read_only);
+}
