@@ -1,6 +1,7 @@
 //! Host tests for module layout, RAM checks, manifest labels and QEMU's command line.
 
 use super::*;
+use crate::system::disks::HostDisk;
 
 #[test]
 fn modules_are_2mib_aligned_from_the_base() {

@@ -1,0 +1,82 @@
+//! QEMU's command line for a packed system: the virt board with EL2, the microvisor and its
+//! DTB, dom0's management console, one virtio-blk device per host disk and a loader per
+//! boot module; and the quoting `qemu.sh` needs.
+
+use crate::dtb::Module;
+use crate::system::disks::HostDisk;
+
+/// QEMU's arguments for a packed image (files relative to the image directory; disks by
+/// their absolute paths).
+///
+/// QEMU's virt board has 32 virtio-mmio transports and gives each `-device …-device` the
+/// free transport with the highest address first: the management console lands on the
+/// last transport (0x0a003e00, SPI 47), disk `bkd0` on the one below it, and so on. Nothing
+/// depends on that order: dom0 finds its console by device type and blkdom its disks by
+/// serial.
+pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module], disks: &[HostDisk]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-M",
+        "virt,virtualization=on,gic-version=3",
+        "-cpu",
+        "max",
+        "-smp",
+        &smp.to_string(),
+        "-m",
+        &mem_mib.to_string(),
+        "-nographic",
+        // QEMU's console escape moves from Ctrl-A to Ctrl-T, so Ctrl-A reaches the
+        // microvisor (three switch the console focus, as on Xen). Quit QEMU: Ctrl-T x.
+        "-echr",
+        "0x14",
+        "-kernel",
+        "microvisor.bin",
+        "-dtb",
+        "system.dtb",
+        // dom0's management port: a virtio console whose host end is the unix socket
+        // target/bulkhead/mgmt.sock (QEMU runs in target/bulkhead/image/) that
+        // `cargo bulkhead ctl` talks to.
+        "-device",
+        "virtio-serial-device",
+        "-chardev",
+        "socket,id=mgmt,path=../mgmt.sock,server=on,wait=off",
+        "-device",
+        "virtconsole,chardev=mgmt",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for d in disks {
+        // QEMU's option syntax doubles a comma inside a value.
+        let file = d.path.display().to_string().replace(',', ",,");
+        let readonly = if d.read_only { ",readonly=on" } else { "" };
+        args.push("-drive".into());
+        args.push(format!(
+            "file={file},if=none,format=raw,id={}{readonly}",
+            d.serial
+        ));
+        args.push("-device".into());
+        args.push(format!(
+            "virtio-blk-device,drive={},serial={}",
+            d.serial, d.serial
+        ));
+    }
+    for m in modules {
+        args.push("-device".into());
+        args.push(format!(
+            "loader,file={}.bin,addr={:#x},force-raw=on",
+            m.label, m.addr
+        ));
+    }
+    args
+}
+
+/// `arg` as one sh word: as it is when that is safe, else single-quoted (a disk's path may
+/// hold spaces or quotes).
+pub(super) fn shell_word(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || ",._+:@%/=-^".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
