@@ -20,6 +20,7 @@ pub mod idregs;
 pub mod linux_image;
 pub mod log;
 pub mod mm;
+pub mod passthrough;
 pub mod platform;
 pub mod ratelimit;
 pub mod sched;

@@ -90,6 +90,10 @@ pub enum CapDetail {
         mmio_size: u64,
         /// Its interrupts (GIC INTIDs).
         irqs: alloc::vec::Vec<u32>,
+        /// virtio device type behind the transport (1 net, 2 block, 3 console, …).
+        virtio_id: u32,
+        /// The domain the device is assigned to, if it was delegated.
+        assigned: Option<u16>,
     },
     /// A boot module.
     Module {

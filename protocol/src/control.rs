@@ -55,7 +55,7 @@ impl Version {
 }
 
 /// The version this tree speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 2, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 0 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,6 +343,10 @@ pub struct DomainSpec {
     pub vcpus: Vec<VcpuPlacement>,
     /// Free-form arguments handed to the domain in its start info.
     pub cmdline: String,
+    /// Device caps (with `DELEGATE`) whose devices the new domain receives: it gets its own
+    /// Device cap for each, keeps it across restarts in place, and is the only domain that
+    /// may map the device until it is destroyed (DESIGN §6.1).
+    pub devices: Vec<CapHandle>,
 }
 
 /// Why a domain stopped running.
@@ -482,6 +486,10 @@ mod tests {
                 exclusive: true
             }],
             cmdline: "hz=1000".into(),
+            devices: alloc::vec![CapHandle {
+                index: 7,
+                generation: 2,
+            }],
         };
         let bytes = postcard::to_allocvec(&spec).unwrap();
         assert_eq!(postcard::from_bytes::<DomainSpec>(&bytes).unwrap(), spec);

@@ -10,6 +10,7 @@ extern crate alloc;
 pub mod mgmt;
 pub mod prompt;
 pub mod supervise;
+pub mod vbd;
 pub mod xenstore;
 
 pub use supervise::{state_text, stop_text, Command, Limits, Policy, Supervisor};
@@ -151,6 +152,7 @@ pub fn plan_domain(
         mem_mib: d.mem_mib,
         vcpus: d.vcpus.clone(),
         cmdline: d.cmdline.clone(),
+        devices: Vec::new(),
     })
 }
 

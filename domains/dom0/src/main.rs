@@ -59,7 +59,7 @@ mod shell {
         if let Some(irq) = port.as_ref().and_then(|p| p.irq) {
             PORT_IRQ.store(irq, Ordering::Release);
         }
-        supervise(sup, port, info)
+        supervise(sup, port, info, &manifest)
     }
 
     fn load_manifest(caps: &[CapInfo]) -> Option<SystemManifest> {
@@ -82,7 +82,10 @@ mod shell {
         for d in &manifest.domains {
             let policy = Policy::of(d);
             let spec = match plan_domain(d, caps, &running) {
-                Ok(s) => s,
+                Ok(mut s) => {
+                    s.devices = dom0::vbd::backend_devices(&d.name, &manifest.disks, caps);
+                    s
+                }
                 Err(e) => {
                     println!("cannot create {}: {e}", d.name);
                     failed += 1;
@@ -148,12 +151,17 @@ mod shell {
         mut sup: Supervisor,
         mut port: Option<crate::port::Port>,
         info: &'static StartInfo,
+        manifest: &SystemManifest,
     ) {
         irq::init_primary();
         gic::enable(VTIMER_PPI);
         gic::enable(CONTROL_EVENT_PPI);
         gic::enable(EVTCHN_PPI);
         let mut pv = crate::pv::Backends::new();
+        pv.set_disks(&manifest.disks);
+        for d in &manifest.domains {
+            pv.describe(d);
+        }
         pv.sync(&sup);
         irq::set_handler(on_irq);
         irq::enable_irqs();

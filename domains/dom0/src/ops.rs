@@ -147,6 +147,7 @@ impl DomainOps for Ops<'_> {
                 })?;
         }
         let d = &d;
+        self.pv.describe(d);
         let spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
             why: format!("cannot create {}: {e}", d.name),
         })?;

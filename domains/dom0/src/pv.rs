@@ -13,6 +13,8 @@
 //! go away with the old incarnation) and attaches to new incarnations as soon as they
 //! exist.
 
+mod vbd;
+
 use alloc::format;
 use alloc::vec::Vec;
 use bulkhead_runtime::xen::{self, MappedPage};
@@ -61,6 +63,8 @@ pub struct Backends {
     xs: Xenstore,
     /// Grant-map slot pairs in use (index = pair number).
     pairs: Vec<bool>,
+    /// Virtual block devices: what to write, what is written.
+    vbds: vbd::Wiring,
 }
 
 impl Backends {
@@ -74,6 +78,7 @@ impl Backends {
             children: Vec::new(),
             xs: Xenstore::new(Quotas::default()),
             pairs: Vec::new(),
+            vbds: vbd::Wiring::default(),
         }
     }
 
@@ -99,6 +104,7 @@ impl Backends {
                 self.attach(domid, handle, name);
             }
         }
+        self.wire_vbds(sup);
     }
 
     fn pair(&mut self) -> u32 {
@@ -198,6 +204,7 @@ impl Backends {
         if let Some(used) = self.pairs.get_mut(c.pair as usize) {
             *used = false;
         }
+        self.unwire_vbds(domid);
         let _ = self.xs.release(domid);
         let _ = self.xs.remove_node(&format!("/local/domain/{domid}"));
     }

@@ -9,7 +9,8 @@
 use crate::arch;
 use protocol::layout::PV_MAP_BASE;
 use protocol::xen::structs::{
-    gntmap, EvtchnBindInterdomain, EvtchnClose, EvtchnSend, EvtchnUnmask, GnttabMapGrantRef,
+    gntmap, EvtchnBindInterdomain, EvtchnClose, EvtchnSend, EvtchnUnmask, GnttabCopy,
+    GnttabMapGrantRef,
     GnttabUnmapGrantRef, XenAddToPhysmap, XenHvmParam, DOMID_SELF,
 };
 use protocol::xen::{EvtchnOp, GnttabOp, HvmOp, HvmParam, Hypercall, MapSpace, MemoryOp, XenErrno};
@@ -191,4 +192,23 @@ pub fn grant_unmap(page: MappedPage, handle: u32) -> Result<(), XenError> {
         return Err(XenError::Grant(u.status));
     }
     Ok(())
+}
+
+/// `GNTTABOP_copy` of a batch: each entry's `status` says how it went (a failed entry does
+/// not stop the others). The call itself fails only if the batch could not be read.
+pub fn grant_copy(ops: &mut [GnttabCopy]) -> Result<(), XenError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    call(
+        Hypercall::GrantTableOp,
+        [
+            GnttabOp::Copy as u64,
+            ops.as_mut_ptr() as u64,
+            ops.len() as u64,
+            0,
+            0,
+        ],
+    )
+    .map(drop)
 }

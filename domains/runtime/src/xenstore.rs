@@ -1,12 +1,16 @@
 //! A xenstore client for our Rust domains, over the ring page the builder gave every guest
 //! (`HVM_PARAM_STORE_PFN`, served by dom0) and its event channel. Requests are synchronous:
-//! one message out, its reply polled for, with a time limit.
+//! one message out, its reply polled for, with a time limit. Watch events that arrive in
+//! between are queued and handed out by [`XsClient::events`].
 
 use crate::timer;
 use crate::xen::{self, MappedPage, XenError};
 use alloc::string::String;
 use alloc::vec::Vec;
-use protocol::xen::ring::{xs_message, xs_reply, xs_string, XsReply, XsType};
+use alloc::collections::VecDeque;
+use protocol::xen::ring::{
+    xs_message, xs_string, XsType, XsdSockmsg, XENSTORE_PAYLOAD_MAX, XS_HEADER_LEN,
+};
 use protocol::xen::ring_io::{XS_REQ, XS_RSP};
 use protocol::xen::structs::DOMID_SELF;
 use protocol::xen::HvmParam;
@@ -29,11 +33,30 @@ pub enum XsError {
     BadReply,
 }
 
+/// A watch firing: the path that changed and the token given to [`XsClient::watch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The node that changed (or was removed).
+    pub path: String,
+    /// The watch's token.
+    pub token: String,
+}
+
 /// A connection to xenstore.
 pub struct XsClient {
     page: MappedPage,
     port: u32,
     req_id: u32,
+    /// Bytes read from the response ring that do not yet form a whole message.
+    inbox: Vec<u8>,
+    /// Watch events that arrived, oldest first (they interleave with replies).
+    events: VecDeque<WatchEvent>,
+}
+
+/// What the next whole message in the inbox is.
+enum Incoming {
+    Event(WatchEvent),
+    Reply { req_id: u32, ty: u32, body: Vec<u8> },
 }
 
 impl XsClient {
@@ -50,10 +73,60 @@ impl XsClient {
             page: MappedPage::new(pfn * 4096),
             port: port as u32,
             req_id: 0,
+            inbox: Vec::new(),
+            events: VecDeque::new(),
         })
     }
 
-    /// Sends one request and returns the reply's payload.
+    /// The event channel the store signals us on (news in the response ring).
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    /// Moves whatever the response ring holds into the inbox.
+    fn pump(&mut self) -> Result<(), XsError> {
+        loop {
+            let mut buf = [0u8; 256];
+            let n = XS_RSP
+                .consume(&mut self.page, &mut buf)
+                .map_err(|_| XsError::Ring)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.inbox.extend_from_slice(&buf[..n]);
+            let _ = xen::evtchn_send(self.port);
+        }
+    }
+
+    /// Splits the next whole message off the inbox, if there is one.
+    fn next_message(&mut self) -> Result<Option<Incoming>, XsError> {
+        let Some(h) = XsdSockmsg::decode(&self.inbox) else {
+            return Ok(None);
+        };
+        if h.len > XENSTORE_PAYLOAD_MAX {
+            return Err(XsError::Ring);
+        }
+        let end = XS_HEADER_LEN + h.len as usize;
+        if self.inbox.len() < end {
+            return Ok(None);
+        }
+        let body: Vec<u8> = self.inbox[XS_HEADER_LEN..end].to_vec();
+        self.inbox.drain(..end);
+        if h.ty == XsType::WatchEvent as u32 {
+            let mut parts = body.split(|&b| b == 0);
+            let path = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into();
+            let token = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into();
+            return Ok(Some(Incoming::Event(WatchEvent { path, token })));
+        }
+        Ok(Some(Incoming::Reply {
+            req_id: h.req_id,
+            ty: h.ty,
+            body,
+        }))
+    }
+
+    /// Sends one request and returns the reply's payload. Watch events that arrive
+    /// meanwhile are queued for [`XsClient::events`].
     fn call(&mut self, ty: XsType, payload: &[u8]) -> Result<Vec<u8>, XsError> {
         self.req_id = self.req_id.wrapping_add(1);
         let msg = xs_message(ty, self.req_id, 0, payload);
@@ -67,24 +140,23 @@ impl XsClient {
             if timer::now() > deadline {
                 return Err(XsError::Timeout);
             }
+            // Replies to earlier requests may be what fills the ring: keep draining it.
+            self.pump()?;
         }
-        let mut got = Vec::new();
         loop {
-            let mut buf = [0u8; 256];
-            let n = XS_RSP
-                .consume(&mut self.page, &mut buf)
-                .map_err(|_| XsError::Ring)?;
-            got.extend_from_slice(&buf[..n]);
-            if n > 0 {
-                let _ = xen::evtchn_send(self.port);
-            }
-            match xs_reply(&got, self.req_id, ty) {
-                XsReply::Partial => {}
-                XsReply::Ok(body) => return Ok(body.to_vec()),
-                XsReply::Error(name) => {
-                    return Err(XsError::Store(String::from_utf8_lossy(name).into()))
+            self.pump()?;
+            while let Some(m) = self.next_message()? {
+                match m {
+                    Incoming::Event(e) => self.events.push_back(e),
+                    // A late reply to a request that timed out: nobody waits for it.
+                    Incoming::Reply { req_id, .. } if req_id != self.req_id => {}
+                    Incoming::Reply { ty: t, body, .. } if t == XsType::Error as u32 => {
+                        let name = body.split(|&b| b == 0).next().unwrap_or(&[]);
+                        return Err(XsError::Store(String::from_utf8_lossy(name).into()));
+                    }
+                    Incoming::Reply { ty: t, body, .. } if t == ty as u32 => return Ok(body),
+                    Incoming::Reply { .. } => return Err(XsError::BadReply),
                 }
-                XsReply::Unexpected => return Err(XsError::BadReply),
             }
             if timer::now() > deadline {
                 return Err(XsError::Timeout);
@@ -93,9 +165,29 @@ impl XsClient {
         }
     }
 
+    /// The watch events that arrived so far (never blocks).
+    pub fn events(&mut self) -> Result<Vec<WatchEvent>, XsError> {
+        self.pump()?;
+        while let Some(m) = self.next_message()? {
+            if let Incoming::Event(e) = m {
+                self.events.push_back(e);
+            }
+        }
+        Ok(self.events.drain(..).collect())
+    }
+
     /// `XS_READ` of `path` (relative paths are under our `/local/domain/<id>`).
     pub fn read(&mut self, path: &str) -> Result<Vec<u8>, XsError> {
         self.call(XsType::Read, &xs_string(path.as_bytes()))
+    }
+
+    /// `XS_READ` of `path` as text; `None` if the node does not exist.
+    pub fn read_str(&mut self, path: &str) -> Result<Option<String>, XsError> {
+        match self.read(path) {
+            Ok(v) => Ok(Some(String::from_utf8_lossy(&v).into())),
+            Err(XsError::Store(e)) if e == "ENOENT" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `XS_WRITE` of `value` at `path`.
@@ -113,5 +205,13 @@ impl XsClient {
             .filter(|s| !s.is_empty())
             .map(|s| String::from_utf8_lossy(s).into())
             .collect())
+    }
+
+    /// `XS_WATCH`: report changes at or below `path` with `token` (the store also fires it
+    /// once right away).
+    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        let mut p = xs_string(path.as_bytes());
+        p.extend_from_slice(&xs_string(token.as_bytes()));
+        self.call(XsType::Watch, &p).map(drop)
     }
 }

@@ -312,6 +312,8 @@ impl Hyp {
                                 mmio_base: dev.node.region.base.as_u64(),
                                 mmio_size: dev.node.region.size,
                                 irqs: dev.node.irq.into_iter().collect(),
+                                virtio_id: dev.virtio_id,
+                                assigned: dev.holding.assigned.map(|a| a.0),
                             },
                         ),
                         None => (String::from("device"), CapDetail::Console),
@@ -384,10 +386,23 @@ impl Hyp {
             let bytes = unsafe { mem::boot_blob(r.base.as_u64(), r.size as usize) };
             (bytes, index as u16)
         });
-        let console = Capability {
+        let devices = spec
+            .devices
+            .iter()
+            .map(|h| self.device_index(id, h.to_raw(), Rights::DELEGATE))
+            .collect::<Result<Vec<_>, _>>()?;
+        if devices.iter().any(|&i| self.devices[i].holding != Default::default()) {
+            // Held or in use by someone (possibly the caller itself): no sharing.
+            return Err(CapError::WrongState);
+        }
+        let mut caps = alloc::vec![Capability {
             object: Object::Console,
             rights: Rights::WRITE,
-        };
+        }];
+        caps.extend(devices.iter().map(|&i| Capability {
+            object: Object::Device { index: i as u16 },
+            rights: Rights::READ | Rights::WRITE,
+        }));
         let req = BuildRequest {
             name: &spec.name,
             image: image_bytes,
@@ -395,11 +410,15 @@ impl Hyp {
             vcpus: &spec.vcpus,
             cmdline: &spec.cmdline,
             parent: Some((id, spec.memory)),
-            caps: &[console],
+            caps: &caps,
             module: Some(image as u16),
             ramdisk,
         };
         let child = self.build_domain(&req, cpu)?;
+        if let Err(e) = self.assign_devices(&devices, child) {
+            self.destroy_domain(child, cpu);
+            return Err(e);
+        }
         let instance = self.domain(child).map_or(0, |c| c.instance);
         let d = self.domain_mut(id).ok_or(CapError::Stale)?;
         if let Ok(mcap) = d.caps.get_mut(spec.memory) {

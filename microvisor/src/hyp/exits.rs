@@ -180,7 +180,24 @@ impl Hyp {
                 regs.pc += u64::from(abort.instr_len);
                 self.wake_mask(id, kick, cpu);
             }
-            MmioOutcome::NotGic => self.stop_domain(id, stop, cpu),
+            MmioOutcome::NotGic => {
+                let ipa = abort.ipa.as_u64();
+                match self.device_mmio(id, ipa, access.width, write) {
+                    Some(value) => {
+                        if write.is_none() && reg != 31 {
+                            regs.x[reg] = sign_extend(
+                                value,
+                                access.width,
+                                access.sign_extend,
+                                access.sixty_four,
+                            );
+                        }
+                        regs.pc += u64::from(abort.instr_len);
+                    }
+                    // Outside every window it holds: a neighbour's registers, or nothing.
+                    None => self.stop_domain(id, stop, cpu),
+                }
+            }
         }
     }
 }

@@ -282,7 +282,7 @@ fn error_codes_and_messages() {
     );
     assert_eq!(
         all[5].to_string(),
-        "management protocol version mismatch: dom0 speaks 2.0"
+        "management protocol version mismatch: dom0 speaks 3.0"
     );
     assert_eq!(
         MgmtError::from(FrameError::TooLarge).to_string(),

@@ -77,6 +77,41 @@ pub unsafe fn mmio_read64(pa: u64) -> u64 {
     unsafe { core::ptr::read_volatile(pa as *const u64) }
 }
 
+/// Performs one device-register access of `width` bytes (1, 2, 4 or 8) on behalf of a
+/// domain whose access trapped: a write of `write`'s low bytes, or a read whose value is
+/// returned zero-extended (0 for writes).
+///
+/// # Safety
+/// As [`mmio_read32`], with `pa` aligned to `width`.
+pub unsafe fn mmio_access(pa: u64, width: u8, write: Option<u64>) -> u64 {
+    // SAFETY (all arms): per the contract; each access is one volatile load or store of the
+    // exact width the guest used, as devices require.
+    unsafe {
+        match (width, write) {
+            (1, None) => u64::from(core::ptr::read_volatile(pa as *const u8)),
+            (2, None) => u64::from(core::ptr::read_volatile(pa as *const u16)),
+            (4, None) => u64::from(core::ptr::read_volatile(pa as *const u32)),
+            (_, None) => core::ptr::read_volatile(pa as *const u64),
+            (1, Some(v)) => {
+                core::ptr::write_volatile(pa as *mut u8, v as u8);
+                0
+            }
+            (2, Some(v)) => {
+                core::ptr::write_volatile(pa as *mut u16, v as u16);
+                0
+            }
+            (4, Some(v)) => {
+                core::ptr::write_volatile(pa as *mut u32, v as u32);
+                0
+            }
+            (_, Some(v)) => {
+                core::ptr::write_volatile(pa as *mut u64, v);
+                0
+            }
+        }
+    }
+}
+
 /// Borrows `len` bytes of boot-loader-provided memory (device tree, modules) for reading.
 ///
 /// # Safety

@@ -9,6 +9,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
+use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
@@ -97,5 +98,72 @@ impl Console {
     /// Acknowledges the device's interrupt; true if it had raised one.
     pub fn ack_interrupt(&mut self) -> bool {
         self.0.ack_interrupt().unwrap_or(false)
+    }
+}
+
+/// A virtio block device. Requests are synchronous: the call returns when the device has
+/// completed it (the caller's buffer is the DMA buffer, so no copy).
+pub struct Block(VirtIOBlk<RuntimeHal, MmioTransport<'static>>);
+
+impl Block {
+    /// Opens the virtio-blk device whose transport `DeviceMap` gave us at `base` (`size`
+    /// bytes).
+    pub fn open(base: u64, size: u64) -> Result<Self, DeviceError> {
+        let header =
+            NonNull::new(base as usize as *mut VirtIOHeader).ok_or(DeviceError::Transport)?;
+        // SAFETY: `DeviceMap` gave us this transport (its accesses trap to the microvisor,
+        // which performs them inside our window only), and our stage 1 maps the low
+        // gigabyte as Device memory; nothing else in this domain touches it.
+        let transport = unsafe { MmioTransport::new(header, size as usize) }
+            .map_err(|_| DeviceError::Transport)?;
+        VirtIOBlk::new(transport)
+            .map(Block)
+            .map_err(|_| DeviceError::Device)
+    }
+
+    /// Size in 512-byte sectors.
+    pub fn capacity(&self) -> u64 {
+        self.0.capacity()
+    }
+
+    /// True if the device refuses writes.
+    pub fn readonly(&self) -> bool {
+        self.0.readonly()
+    }
+
+    /// The device's serial (`VIRTIO_BLK_T_GET_ID`), as the host named it.
+    pub fn serial(&mut self) -> Result<alloc::string::String, DeviceError> {
+        let mut id = [0u8; 20];
+        let n = self.0.device_id(&mut id).map_err(|_| DeviceError::Device)?;
+        Ok(alloc::string::String::from_utf8_lossy(&id[..n]).into())
+    }
+
+    /// Reads `buf.len()` bytes (a multiple of 512) starting at `sector`.
+    pub fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        self.0
+            .read_blocks(sector as usize, buf)
+            .map_err(|_| DeviceError::Device)
+    }
+
+    /// Writes `buf` (a multiple of 512 bytes) starting at `sector`.
+    pub fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        self.0
+            .write_blocks(sector as usize, buf)
+            .map_err(|_| DeviceError::Device)
+    }
+
+    /// Makes completed writes durable (a no-op if the device has no write cache).
+    pub fn flush(&mut self) -> Result<(), DeviceError> {
+        self.0.flush().map_err(|_| DeviceError::Device)
+    }
+
+    /// Acknowledges the device's interrupt.
+    pub fn ack_interrupt(&mut self) {
+        let _ = self.0.ack_interrupt();
+    }
+
+    /// Asks the device not to interrupt on completions (the caller polls).
+    pub fn disable_interrupts(&mut self) {
+        self.0.disable_interrupts();
     }
 }

@@ -1,0 +1,111 @@
+//! The vbd half of dom0's toolstack: writes each guest's virtual block devices into
+//! xenstore (both halves, see [`dom0::vbd`]) once the guest and its block backend both
+//! run, and removes the backend's half when the guest goes. Nodes live in dom0's own
+//! store, so this is bookkeeping, not I/O.
+
+use super::Backends;
+use alloc::format;
+use alloc::vec::Vec;
+use bulkhead_runtime::println;
+use dom0::vbd::{self, Vbd};
+use dom0::Supervisor;
+use protocol::manifest::{ManifestDisk, ManifestDomain};
+
+/// What dom0 knows about disks: the system's host disks, each domain's description, and
+/// the vbds already written.
+#[derive(Default)]
+pub struct Wiring {
+    disks: Vec<ManifestDisk>,
+    guests: Vec<ManifestDomain>,
+    written: Vec<Vbd>,
+}
+
+impl Wiring {
+    /// Sets the system's host disks (from the manifest).
+    pub fn set_disks(&mut self, disks: &[ManifestDisk]) {
+        self.disks = disks.to_vec();
+    }
+
+    /// Remembers how domain `d.name` was described (its vbds), replacing an older one.
+    pub fn describe(&mut self, d: &ManifestDomain) {
+        self.guests.retain(|g| g.name != d.name);
+        if !d.vbds.is_empty() {
+            self.guests.push(d.clone());
+        }
+    }
+}
+
+impl Backends {
+    /// Records a domain's description (call before it is first attached).
+    pub fn describe(&mut self, d: &ManifestDomain) {
+        self.vbds.describe(d);
+    }
+
+    /// Sets the system's host disks.
+    pub fn set_disks(&mut self, disks: &[ManifestDisk]) {
+        self.vbds.set_disks(disks);
+    }
+
+    /// Writes the vbds of every attached guest whose backend is attached too and that
+    /// are not written yet.
+    pub(super) fn wire_vbds(&mut self, sup: &Supervisor) {
+        let attached = |domid: u16| self.children.iter().any(|c| c.domid == domid);
+        let id_of = |name: &str| {
+            sup.domains()
+                .iter()
+                .find(|w| w.name == name && !w.is_gone())
+                .map(|w| w.domid)
+                .filter(|&id| attached(id))
+        };
+        let mut todo = Vec::new();
+        for g in &self.vbds.guests {
+            let Some(fe) = id_of(&g.name) else { continue };
+            for v in vbd::vbds_of(g, fe, &self.vbds.disks, id_of) {
+                let done = self.vbds.written.iter().any(|w| {
+                    w.frontend == v.frontend && w.devid == v.devid && w.backend == v.backend
+                });
+                if !done {
+                    todo.push(v);
+                }
+            }
+        }
+        for v in todo {
+            let mut ok = true;
+            for n in vbd::nodes(&v) {
+                ok &= self.xs.set_node(&n.path, n.value.as_bytes(), &n.perms).is_ok();
+            }
+            if ok {
+                println!(
+                    "vbd: d{} {} -> d{} disk {}{}",
+                    v.frontend,
+                    v.vdev,
+                    v.backend,
+                    v.disk,
+                    if v.readonly { " (read-only)" } else { "" }
+                );
+            } else {
+                println!("vbd: d{} {}: cannot write its xenstore nodes", v.frontend, v.vdev);
+            }
+            self.vbds.written.push(v);
+        }
+    }
+
+    /// Forgets the vbds of `domid` as a frontend (removing the backend's half, as Xen's
+    /// toolstack does when a guest goes) and as a backend (its home, where that half
+    /// lived, is removed by the caller; they are written again for its next incarnation).
+    pub(super) fn unwire_vbds(&mut self, domid: u16) {
+        let mut kept = Vec::new();
+        for v in core::mem::take(&mut self.vbds.written) {
+            if v.frontend == domid {
+                let _ = self.xs.remove_node(&vbd::backend_dir(&v));
+                let parent = format!("/local/domain/{}/backend/vbd/{}", v.backend, domid);
+                if self.xs.children(&parent).is_some_and(|c| c.is_empty()) {
+                    let _ = self.xs.remove_node(&parent);
+                }
+            } else if v.backend != domid {
+                kept.push(v);
+            }
+        }
+        self.vbds.written = kept;
+    }
+}

@@ -1,0 +1,200 @@
+//! Device passthrough policy (DESIGN §6.1), host-tested: how a device's MMIO window reaches
+//! its owner, which trapped accesses the microvisor performs for it, and who may hold it.
+//!
+//! A window that fills whole pages is mapped into the owner's stage 2. A window smaller
+//! than a page (QEMU packs eight 0x200-byte virtio-mmio transports into one 4 KiB page) is
+//! never mapped: the owner's accesses trap and are performed on the device only when they
+//! fall entirely inside the owner's own window, naturally aligned, 1/2/4/8 bytes wide.
+//! Anything else is a fault charged to the owner, so no domain reaches a neighbour's
+//! registers.
+
+use crate::platform::Region;
+use protocol::addr::PAGE_SIZE;
+use protocol::ids::DomainId;
+
+/// How a device window is given to its owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposure {
+    /// Mapped in stage 2 at the same address (the window is whole pages).
+    Mapped,
+    /// Not mapped: each access traps and is checked against the window.
+    Trapped,
+}
+
+/// The exposure a window gets.
+pub fn exposure(window: Region) -> Exposure {
+    let base = window.base.as_u64();
+    if base % PAGE_SIZE == 0 && window.size % PAGE_SIZE == 0 && window.size != 0 {
+        Exposure::Mapped
+    } else {
+        Exposure::Trapped
+    }
+}
+
+/// Why a trapped access to a device window is refused (a fault for the accessing domain).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessFault {
+    /// Not 1, 2, 4 or 8 bytes.
+    Width,
+    /// Not naturally aligned.
+    Alignment,
+    /// Not entirely inside the window (e.g. a neighbour's transport in the same page).
+    Outside,
+}
+
+/// Checks a trapped access of `width` bytes at `addr` against `window`; the physical
+/// address to perform it at (windows are mapped 1:1) if allowed.
+pub fn check_access(window: Region, addr: u64, width: u8) -> Result<u64, AccessFault> {
+    if !matches!(width, 1 | 2 | 4 | 8) {
+        return Err(AccessFault::Width);
+    }
+    if addr % u64::from(width) != 0 {
+        return Err(AccessFault::Alignment);
+    }
+    let base = window.base.as_u64();
+    let end = base.saturating_add(window.size);
+    let last = addr.checked_add(u64::from(width)).ok_or(AccessFault::Outside)?;
+    if addr < base || last > end {
+        return Err(AccessFault::Outside);
+    }
+    Ok(addr)
+}
+
+/// Who a device belongs to at the moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Holding {
+    /// The domain it was delegated to (`DomainCreate`), kept across restarts in place.
+    pub assigned: Option<DomainId>,
+    /// The domain that mapped it (`DeviceMap`) and so may touch its registers.
+    pub mapped_by: Option<DomainId>,
+}
+
+/// Why a device cannot be delegated or mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldError {
+    /// It is assigned to, or mapped by, another domain.
+    Busy,
+}
+
+impl Holding {
+    /// May `to` receive this device by delegation? Not if another domain holds or uses it
+    /// (the delegator itself must not have mapped it: two users of one device is no
+    /// isolation).
+    pub fn delegate(&mut self, to: DomainId) -> Result<(), HoldError> {
+        if self.assigned.is_some_and(|a| a != to) || self.mapped_by.is_some_and(|m| m != to) {
+            return Err(HoldError::Busy);
+        }
+        self.assigned = Some(to);
+        Ok(())
+    }
+
+    /// May `by` map this device? Only its assignee, or anyone holding a cap to an
+    /// unassigned device that nobody else mapped.
+    pub fn map(&mut self, by: DomainId) -> Result<(), HoldError> {
+        if self.assigned.is_some_and(|a| a != by) || self.mapped_by.is_some_and(|m| m != by) {
+            return Err(HoldError::Busy);
+        }
+        self.mapped_by = Some(by);
+        Ok(())
+    }
+
+    /// Domain `id` is being freed: forget its mapping and, unless it is about to be
+    /// rebuilt in place (same id, same devices), its assignment. True if the device was
+    /// in its hands and so must be reset before anyone else uses it.
+    pub fn release(&mut self, id: DomainId, restarting: bool) -> bool {
+        let held = self.assigned == Some(id) || self.mapped_by == Some(id);
+        if self.mapped_by == Some(id) {
+            self.mapped_by = None;
+        }
+        if self.assigned == Some(id) && !restarting {
+            self.assigned = None;
+        }
+        held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::addr::PhysAddr;
+
+    fn transport(i: u64) -> Region {
+        Region {
+            base: PhysAddr::new(0x0a00_0000 + i * 0x200),
+            size: 0x200,
+        }
+    }
+
+    #[test]
+    fn sub_page_windows_trap_and_page_windows_map() {
+        assert_eq!(exposure(transport(3)), Exposure::Trapped);
+        let page = Region {
+            base: PhysAddr::new(0x0901_0000),
+            size: 0x1000,
+        };
+        assert_eq!(exposure(page), Exposure::Mapped);
+        let odd = Region {
+            base: PhysAddr::new(0x0901_0000),
+            size: 0x1200,
+        };
+        assert_eq!(exposure(odd), Exposure::Trapped);
+    }
+
+    #[test]
+    fn accesses_stay_inside_the_window() {
+        let w = transport(1);
+        let base = w.base.as_u64();
+        assert_eq!(check_access(w, base, 4), Ok(base));
+        assert_eq!(check_access(w, base + 0x1fc, 4), Ok(base + 0x1fc));
+        assert_eq!(check_access(w, base + 0x100, 8), Ok(base + 0x100));
+        assert_eq!(check_access(w, base + 0x101, 1), Ok(base + 0x101));
+        // The neighbours in the same page.
+        assert_eq!(
+            check_access(w, base + 0x200, 4),
+            Err(AccessFault::Outside)
+        );
+        assert_eq!(check_access(w, base - 4, 4), Err(AccessFault::Outside));
+        assert_eq!(
+            check_access(w, base + 0x1fc, 8),
+            Err(AccessFault::Alignment)
+        );
+        assert_eq!(
+            check_access(w, base + 0x1f8, 16),
+            Err(AccessFault::Width)
+        );
+        assert_eq!(check_access(w, base + 2, 4), Err(AccessFault::Alignment));
+        assert_eq!(
+            check_access(w, u64::MAX - 3, 4),
+            Err(AccessFault::Outside)
+        );
+    }
+
+    #[test]
+    fn one_holder_at_a_time() {
+        let (d0, d1, d2) = (DomainId(0), DomainId(1), DomainId(2));
+        let mut h = Holding::default();
+        h.delegate(d1).unwrap();
+        assert_eq!(h.delegate(d2), Err(HoldError::Busy));
+        assert_eq!(h.map(d0), Err(HoldError::Busy), "dom0 keeps no assigned device");
+        h.map(d1).unwrap();
+        // A restart in place keeps the assignment, drops the mapping.
+        assert!(h.release(d1, true));
+        assert_eq!(h.assigned, Some(d1));
+        assert_eq!(h.mapped_by, None);
+        h.map(d1).unwrap();
+        // Destroyed for good: back to the pool.
+        assert!(h.release(d1, false));
+        assert_eq!(h, Holding::default());
+        h.delegate(d2).unwrap();
+        assert!(!h.release(d1, false));
+    }
+
+    #[test]
+    fn a_mapped_device_is_not_delegated_away() {
+        let mut h = Holding::default();
+        h.map(DomainId(0)).unwrap();
+        assert_eq!(h.delegate(DomainId(3)), Err(HoldError::Busy));
+        assert!(h.release(DomainId(0), false));
+        h.delegate(DomainId(3)).unwrap();
+    }
+}
