@@ -51,6 +51,25 @@ pub enum Malformed {
     },
 }
 
+impl core::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::UnknownOp(op) => write!(f, "unknown operation {op}"),
+            Self::SegmentCount(n) => write!(f, "bad segment count {n}"),
+            Self::IndirectOp(op) => write!(f, "indirect request with operation {op}"),
+            Self::Segment { index, first, last } => {
+                write!(
+                    f,
+                    "segment {index} covers sectors {first}..={last} of its page"
+                )
+            }
+            Self::OutOfRange { sector, count } => {
+                write!(f, "{count} sectors at {sector} run past the end of the vbd")
+            }
+        }
+    }
+}
+
 /// Why a well-formed request is answered with an error status instead of being performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -69,6 +69,19 @@ pub enum HaltReason {
     Ring(RingError),
 }
 
+impl core::fmt::Display for HaltReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Malformed(m) => write!(f, "malformed request: {m}"),
+            Self::Ring(RingError::Corrupt { req_prod, rsp_prod }) => write!(
+                f,
+                "ring indexes are corrupt (req_prod {req_prod:#x}, rsp_prod {rsp_prod:#x})"
+            ),
+            Self::Ring(RingError::BadOrder(o)) => write!(f, "ring page order {o} not supported"),
+        }
+    }
+}
+
 /// Per-vbd request counters (for `ctl info blkdom`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -255,6 +268,24 @@ impl VbdTable {
         v.ring = None;
         v.state = VbdState::Disconnected;
         v.handshake.halt()
+    }
+
+    /// Starts vbd `id`'s handshake: publish features, enter InitWait.
+    pub fn start(&mut self, id: VbdId) -> Step {
+        self.vbds[id.0].handshake.start()
+    }
+
+    /// After a restart in place: picks vbd `id` up from the states found in xenstore (see
+    /// [`Handshake::resume`]); a returned `MapRing` is followed by [`VbdTable::connect`] as
+    /// usual, which replays the unanswered requests.
+    pub fn resume<F: FnMut(&str) -> Option<alloc::string::String>>(
+        &mut self,
+        id: VbdId,
+        backend: XenbusState,
+        fe: XenbusState,
+        read: F,
+    ) -> Step {
+        self.vbds[id.0].handshake.resume(backend, fe, read)
     }
 
     /// The frontend's `state` changed to `fe`; `read` reads its keys. A disconnect in the

@@ -92,6 +92,18 @@ pub enum HandshakeError {
     Queues(u32),
 }
 
+impl core::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Missing(k) => write!(f, "frontend key {k} is missing"),
+            Self::BadNumber(k) => write!(f, "frontend key {k} is not a number"),
+            Self::RingOrder(o) => write!(f, "frontend ring-page-order {o} exceeds our maximum"),
+            Self::Protocol(p) => write!(f, "frontend protocol {p} is not supported"),
+            Self::Queues(q) => write!(f, "frontend asked for {q} queues; one is offered"),
+        }
+    }
+}
+
 /// What one call decided: the actions to perform, and an error to log (once) if any.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Step {

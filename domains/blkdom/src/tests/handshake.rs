@@ -236,3 +236,54 @@ fn resume_remaps_without_writing() {
     let s = h.resume(S::InitWait, S::Initialising, fe());
     assert_eq!(s.actions.last(), Some(&Action::SetState(S::InitWait)));
 }
+
+#[test]
+fn table_drives_a_halted_vbd_through_close_and_a_fresh_ring() {
+    use super::fakes::*;
+    use crate::{HaltReason, VbdState};
+    use protocol::xen::blkif::BlkifOp;
+    let mut r = Rig::new(0, FakeDisk::new(64), false);
+    let fe = || keys(&[("ring-ref", "8"), ("event-channel", "5")]);
+    // The rig connected the ring directly; bring the handshake to Connected as well.
+    assert_eq!(
+        r.table.start(r.id).actions.last(),
+        Some(&Action::SetState(S::InitWait))
+    );
+    let s = r.table.frontend_changed(r.id, S::Initialised, fe());
+    assert!(matches!(s.actions[0], Action::MapRing { order: 0, .. }));
+    let mut bad = rw(BlkifOp::Read, 1, 0, &[seg(1, 0, 0)]);
+    bad[0] = 200;
+    let p = r.one(&bad).0;
+    assert!(matches!(p.halted, Some(HaltReason::Malformed(_))));
+    assert_eq!(p.step.actions, [Action::SetState(S::Closing)]);
+    r.table.frontend_changed(r.id, S::Closing, fe());
+    let s = r.table.frontend_changed(r.id, S::Closed, fe());
+    assert_eq!(s.actions, [Action::Disconnect, Action::SetState(S::Closed)]);
+    let v = r.table.get(r.id).unwrap();
+    assert_eq!(
+        (v.state(), v.ring().is_none()),
+        (VbdState::Disconnected, true)
+    );
+    assert!(
+        v.last_halt.is_some(),
+        "the halt stays on record for reporting"
+    );
+    // Reinitialised frontend, fresh ring: served again.
+    r.table.frontend_changed(r.id, S::Initialising, fe());
+    r.table.frontend_changed(r.id, S::Initialised, fe());
+    r.ring = FakeRing::new(0);
+    r.front = Front::new(0);
+    r.table.connect(r.id, 0, &r.ring).unwrap();
+    r.grants.grant(1, vec![0; 4096], false);
+    assert_eq!(
+        r.one(&rw(BlkifOp::Read, 2, 0, &[seg(1, 0, 0)])).1,
+        [(2, 0, 0)]
+    );
+    // A ring the shell could not map closes the vbd and is not served.
+    let s = r.table.connect_failed(r.id);
+    assert_eq!(s.actions, [Action::SetState(S::Closing)]);
+    assert_eq!(r.table.get(r.id).unwrap().state(), VbdState::Disconnected);
+    r.front
+        .send(&mut r.ring, &rw(BlkifOp::Read, 3, 0, &[seg(1, 0, 0)]));
+    assert_eq!(r.poll(), crate::Poll::default());
+}

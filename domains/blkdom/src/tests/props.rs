@@ -8,6 +8,8 @@ use proptest::prelude::*;
 use protocol::xen::blkif::*;
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
     /// From any index, any sequence of request batches is answered in order, and the
     /// private indexes always match what the frontend published.
     #[test]

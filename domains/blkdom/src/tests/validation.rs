@@ -264,3 +264,29 @@ fn halting_one_vbd_leaves_the_others_serving() {
     assert_eq!(table.find(FRONT, 51712 + 16), Some(ids[1]));
     assert_eq!(table.iter().count(), 2);
 }
+
+#[test]
+fn halt_reasons_read_as_one_log_line() {
+    let m = HaltReason::Malformed(Malformed::Segment {
+        index: 2,
+        first: 3,
+        last: 9,
+    });
+    assert_eq!(
+        m.to_string(),
+        "malformed request: segment 2 covers sectors 3..=9 of its page"
+    );
+    let r = HaltReason::Ring(RingError::Corrupt {
+        req_prod: 0x40,
+        rsp_prod: 0,
+    });
+    assert_eq!(
+        r.to_string(),
+        "ring indexes are corrupt (req_prod 0x40, rsp_prod 0x0)"
+    );
+    let e = crate::HandshakeError::Protocol("x86_32-abi".into());
+    assert_eq!(
+        e.to_string(),
+        "frontend protocol x86_32-abi is not supported"
+    );
+}
