@@ -20,6 +20,7 @@
 
 extern crate alloc;
 
+mod counters;
 pub mod exec;
 pub mod io;
 pub mod request;

@@ -15,6 +15,7 @@
 //! The request's `handle` is not checked: backends ignore it and frontends fill it loosely.
 
 use crate::io::DiskInfo;
+use crate::ring::Slot;
 use protocol::xen::blkif::{
     BlkifOp, BlkifRequest, BlkifRequestDiscard, BlkifRequestIndirect, BlkifSegment, BlkifStatus,
     BLKIF_DISCARD_SECURE, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SECT_IN_PAGE,
@@ -206,7 +207,7 @@ pub fn aligned(segs: &[BlkifSegment], sector: u64, limits: &Limits) -> bool {
 /// Decodes `slot`. Direct segments are copied into `segs` (cleared first) and checked;
 /// indirect ones are left to the caller ([`Segments::Indirect`]).
 pub fn decode(
-    slot: &[u8],
+    slot: &Slot,
     limits: &Limits,
     segs: &mut alloc::vec::Vec<BlkifSegment>,
 ) -> Result<Request, Malformed> {

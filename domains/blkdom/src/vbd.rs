@@ -6,9 +6,11 @@
 //! strictly in ring order (each response is published before the next request is read),
 //! which is what makes restart replay exact (see [`crate::ring`]).
 
+use crate::counters::count;
+pub use crate::counters::Counters;
 use crate::exec::{Failure, Scratch};
 use crate::io::{Disk, DiskInfo, Grants, RingMem};
-use crate::request::{decode, Kind, Limits, Malformed, Refusal, Segments};
+use crate::request::{decode, Limits, Malformed, Refusal};
 use crate::ring::{BackRing, RingError, Slot};
 use crate::xenbus::{Handshake, Published, Step};
 use alloc::vec::Vec;
@@ -80,27 +82,6 @@ impl core::fmt::Display for HaltReason {
             Self::Ring(RingError::BadOrder(o)) => write!(f, "ring page order {o} not supported"),
         }
     }
-}
-
-/// Per-vbd request counters (for `ctl info blkdom`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Read requests performed (direct and indirect).
-    pub read: u64,
-    /// Write requests performed (including flush/barrier requests that carry data).
-    pub write: u64,
-    /// Flush and barrier requests.
-    pub flush: u64,
-    /// Discard requests.
-    pub discard: u64,
-    /// Indirect requests (also counted as read or write).
-    pub indirect: u64,
-    /// Requests answered with an error status.
-    pub errors: u64,
-    /// Sectors read.
-    pub sectors_read: u64,
-    /// Sectors written.
-    pub sectors_written: u64,
 }
 
 /// Where a vbd is.
@@ -380,33 +361,5 @@ impl VbdTable {
             out.step = v.handshake.halt();
         }
         out
-    }
-}
-
-/// Counts a performed request.
-fn count(c: &mut Counters, kind: Kind, segs: &[protocol::xen::blkif::BlkifSegment]) {
-    let sectors: u64 = segs
-        .iter()
-        .map(|s| u64::from(s.last_sect - s.first_sect) + 1)
-        .sum();
-    let indirect = |s: Segments| matches!(s, Segments::Indirect { .. });
-    match kind {
-        Kind::Read { segs: s, .. } => {
-            c.read += 1;
-            c.indirect += u64::from(indirect(s));
-            c.sectors_read += sectors;
-        }
-        Kind::Write {
-            segs: s,
-            flush_before,
-            ..
-        } => {
-            c.write += 1;
-            c.flush += u64::from(flush_before);
-            c.indirect += u64::from(indirect(s));
-            c.sectors_written += sectors;
-        }
-        Kind::Flush => c.flush += 1,
-        Kind::Discard { .. } => c.discard += 1,
     }
 }

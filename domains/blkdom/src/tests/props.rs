@@ -69,7 +69,8 @@ proptest! {
         let disk = FakeDisk::new(4096).info;
         let limits = Limits { disk, read_only: ro, max_indirect: 64 };
         let mut segs = Vec::new();
-        if let Ok(req) = decode(&bytes, &limits, &mut segs) {
+        let slot: crate::ring::Slot = bytes.as_slice().try_into().unwrap();
+        if let Ok(req) = decode(&slot, &limits, &mut segs) {
             let total: u64 = segs.iter().map(|s| u64::from(s.last_sect - s.first_sect) + 1).sum();
             if let Ok(crate::Kind::Read { sector, .. } | crate::Kind::Write { sector, .. }) = req.kind {
                 prop_assert!(segs.is_empty() || sector + total <= 4096);
