@@ -11,8 +11,9 @@ use protocol::xen::structs::{DomId, GrantRef};
 ///
 /// Offsets count from the start of the first page. The core never issues an access that
 /// crosses a 4 KiB page boundary, so an implementation may map the pages anywhere and pick
-/// the page as `off / 4096`. Index offsets are the 4-byte-aligned header fields of
-/// [`protocol::xen::blkif::SringHeader`], always in the first page.
+/// the page as `off / 4096`. Index offsets are 4-byte-aligned words of the 64-byte
+/// [`protocol::xen::blkif::SringHeader`] (the four indexes, and the restart journal in its
+/// padding, see [`crate::ring`]), always in the first page.
 pub trait RingMem {
     /// Reads the `u32` index at `off` with **Acquire** ordering: slot bytes the frontend wrote
     /// before publishing this value are visible to every later access.

@@ -12,13 +12,18 @@
 //! multi-page ring may straddle two pages).
 //!
 //! Restart: [`BackRing::attach`] starts from the published `rsp_prod`, so every request
-//! between `rsp_prod` and `req_prod` is consumed again. That is exact because responses are
-//! written strictly in ring order and each one is published before the next request is
-//! read (DESIGN §6.2). One window remains: a response written into its slot but not yet
-//! published when the old instance died leaves that slot holding a response, not the
-//! request; the replay then sees whatever those bytes decode to (usually a malformed
-//! request, which halts the ring). The window is a few stores long (`respond` writes the
-//! slot and publishes at once); closing it needs a per-slot journal (issue 11).
+//! between `rsp_prod` and `req_prod` is consumed again. That is exact because requests are
+//! answered strictly in ring order, one at a time, and each response is published before the
+//! next request is read (DESIGN §6.2). A response overwrites the first 16 bytes of its
+//! request's slot, so an instance that dies after starting to write a response but before
+//! publishing it would leave the replay a slot that is neither request nor response. To close
+//! that window the backend journals in the header's padding (unused by blkif; the frontend
+//! zeroes it when it initialises the ring): before writing response `i` it saves the 16 bytes
+//! it is about to overwrite and the index `i`, behind a magic word that is cleared while the
+//! journal is being rewritten. [`BackRing::attach`] restores those bytes when the journal
+//! names the first unpublished slot, so the replayed request is the frontend's own. A
+//! frontend that scribbles on the journal can only change what its own next request says,
+//! which it could do anyway, and the restored request is validated like any other.
 
 use crate::io::RingMem;
 use protocol::xen::blkif::{
@@ -42,6 +47,17 @@ pub enum RingError {
     BadOrder(u32),
 }
 
+/// Offset of the journal's magic word (first word of the header padding).
+const JOURNAL_MAGIC_OFF: usize = 16;
+/// Offset of the journalled response index.
+const JOURNAL_INDEX_OFF: usize = 20;
+/// Offset of the saved first bytes of the journalled slot.
+const JOURNAL_SAVED_OFF: usize = 24;
+/// Bytes a response overwrites (and the journal saves).
+const RSP_BYTES: usize = 16;
+/// "BKJ1": the journal is complete.
+const JOURNAL_MAGIC: u32 = u32::from_le_bytes(*b"BKJ1");
+
 /// One request slot's bytes, copied out of the ring.
 pub type Slot = [u8; RING_SLOT_BYTES];
 
@@ -52,6 +68,8 @@ pub struct BackRing {
     req_cons: u32,
     rsp_prod_pvt: u32,
     rsp_published: u32,
+    /// First bytes of the request taken last (the one the next response overwrites).
+    head: [u8; RSP_BYTES],
 }
 
 /// Copies `dst.len()` bytes at `off`, split where the range crosses a page boundary.
@@ -88,15 +106,25 @@ impl BackRing {
             req_cons: 0,
             rsp_prod_pvt: 0,
             rsp_published: 0,
+            head: [0; RSP_BYTES],
         })
     }
 
     /// Attaches to a ring that may already be in use: consumption restarts at the published
     /// `rsp_prod`, so the requests between it and `req_prod` are replayed (see the module
     /// doc). On a freshly initialised ring this is the same as [`BackRing::new`].
-    pub fn attach<M: RingMem + ?Sized>(order: u32, mem: &M) -> Result<Self, RingError> {
+    pub fn attach<M: RingMem + ?Sized>(order: u32, mem: &mut M) -> Result<Self, RingError> {
         let mut r = Self::new(order)?;
         let rsp = mem.load_index(RING_RSP_PROD);
+        let pending = mem.load_index(RING_REQ_PROD).wrapping_sub(rsp);
+        if mem.load_index(JOURNAL_MAGIC_OFF) == JOURNAL_MAGIC
+            && mem.load_index(JOURNAL_INDEX_OFF) == rsp
+            && (1..=r.entries).contains(&pending)
+        {
+            let mut saved = [0; RSP_BYTES];
+            mem.read_bytes(JOURNAL_SAVED_OFF, &mut saved);
+            write_split(mem, slot_offset(r.entries, rsp), &saved);
+        }
         r.req_cons = rsp;
         r.rsp_prod_pvt = rsp;
         r.rsp_published = rsp;
@@ -136,17 +164,24 @@ impl BackRing {
     /// caller has seen [`BackRing::pending`] return non-zero.
     pub fn take_request<M: RingMem + ?Sized>(&mut self, mem: &M, slot: &mut Slot) {
         read_split(mem, slot_offset(self.entries, self.req_cons), slot);
+        self.head.copy_from_slice(&slot[..RSP_BYTES]);
         self.req_cons = self.req_cons.wrapping_add(1);
     }
 
-    /// Writes the response to the oldest unanswered request and publishes it
-    /// (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`). Returns whether the frontend asked to be
+    /// Writes the response to the request taken last (exactly one is outstanding) and
+    /// publishes it (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`). Returns whether the frontend asked to be
     /// notified of it (its `rsp_event` lies in the newly published range).
     pub fn respond<M: RingMem + ?Sized>(&mut self, mem: &mut M, rsp: &BlkifResponse) -> bool {
         debug_assert!(
-            self.rsp_prod_pvt != self.req_cons,
-            "response without a request"
+            self.req_cons.wrapping_sub(self.rsp_prod_pvt) == 1,
+            "one request outstanding"
         );
+        // Journal the bytes the response overwrites (see the module doc); the magic is
+        // cleared first so a half-written journal is never trusted.
+        mem.store_index(JOURNAL_MAGIC_OFF, 0);
+        mem.store_index(JOURNAL_INDEX_OFF, self.rsp_prod_pvt);
+        mem.write_bytes(JOURNAL_SAVED_OFF, &self.head);
+        mem.store_index(JOURNAL_MAGIC_OFF, JOURNAL_MAGIC);
         write_split(
             mem,
             slot_offset(self.entries, self.rsp_prod_pvt),

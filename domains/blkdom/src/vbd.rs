@@ -235,7 +235,7 @@ impl VbdTable {
         &mut self,
         id: VbdId,
         order: u32,
-        mem: &M,
+        mem: &mut M,
     ) -> Result<(), RingError> {
         let v = &mut self.vbds[id.0];
         v.ring = Some(BackRing::attach(order, mem)?);

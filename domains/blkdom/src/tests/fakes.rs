@@ -19,6 +19,9 @@ pub struct FakeRing {
     /// Plays a frontend that queues `template` each time a response is published, while
     /// `remaining` lasts (a concurrent producer).
     pub refill: Option<([u8; RING_SLOT_BYTES], u32)>,
+    /// Simulates the backend dying: once `writes` reaches this, every later store is lost.
+    pub die_after: Option<usize>,
+    pub writes: usize,
 }
 
 impl FakeRing {
@@ -27,11 +30,18 @@ impl FakeRing {
             mem: vec![0; XEN_PAGE_BYTES << order],
             unfenced: Cell::new(None),
             refill: None,
+            die_after: None,
+            writes: 0,
         };
         // SHARED_RING_INIT
         r.store_index(RING_REQ_EVENT, 1);
         r.store_index(RING_RSP_EVENT, 1);
         r
+    }
+    /// Counts a backend store; true once the backend is dead.
+    fn dead(&mut self) -> bool {
+        self.writes += 1;
+        self.die_after.is_some_and(|n| self.writes > n)
     }
     fn check(off: usize, len: usize) {
         assert!(
@@ -43,7 +53,7 @@ impl FakeRing {
 
 impl RingMem for FakeRing {
     fn load_index(&self, off: usize) -> u32 {
-        assert!(off < 16 && off.is_multiple_of(4));
+        assert!(off < 64 && off.is_multiple_of(4));
         let bad = [
             (RING_RSP_PROD, RING_RSP_EVENT),
             (RING_REQ_EVENT, RING_REQ_PROD),
@@ -57,7 +67,10 @@ impl RingMem for FakeRing {
         u32::from_le_bytes(self.mem[off..off + 4].try_into().unwrap())
     }
     fn store_index(&mut self, off: usize, value: u32) {
-        assert!(off < 16 && off.is_multiple_of(4));
+        assert!(off < 64 && off.is_multiple_of(4));
+        if self.dead() {
+            return;
+        }
         self.mem[off..off + 4].copy_from_slice(&value.to_le_bytes());
         self.unfenced.set(Some(off));
         if off == RING_RSP_PROD {
@@ -81,6 +94,9 @@ impl RingMem for FakeRing {
     }
     fn write_bytes(&mut self, off: usize, src: &[u8]) {
         Self::check(off, src.len());
+        if self.dead() {
+            return;
+        }
         self.mem[off..off + src.len()].copy_from_slice(src);
     }
 }
@@ -355,7 +371,7 @@ impl Rig {
             ring.store_index(off, start);
         }
         ring.store_index(RING_RSP_EVENT, start.wrapping_add(1));
-        table.connect(id, order, &ring).unwrap();
+        table.connect(id, order, &mut ring).unwrap();
         Self {
             table,
             id,

@@ -273,7 +273,7 @@ fn table_drives_a_halted_vbd_through_close_and_a_fresh_ring() {
     r.table.frontend_changed(r.id, S::Initialised, fe());
     r.ring = FakeRing::new(0);
     r.front = Front::new(0);
-    r.table.connect(r.id, 0, &r.ring).unwrap();
+    r.table.connect(r.id, 0, &mut r.ring).unwrap();
     r.grants.grant(1, vec![0; 4096], false);
     assert_eq!(
         r.one(&rw(BlkifOp::Read, 2, 0, &[seg(1, 0, 0)])).1,

@@ -243,7 +243,7 @@ fn halting_one_vbd_leaves_the_others_serving() {
     let mut rings = [FakeRing::new(0), FakeRing::new(0)];
     let mut fronts = [Front::new(0), Front::new(0)];
     for i in 0..2 {
-        table.connect(ids[i], 0, &rings[i]).unwrap();
+        table.connect(ids[i], 0, &mut rings[i]).unwrap();
     }
     let mut grants = FakeGrants::default();
     grants.grant(1, vec![0; 4096], false);
