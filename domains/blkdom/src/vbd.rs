@@ -64,6 +64,7 @@ pub struct VbdId(pub usize);
 
 /// Why a vbd's ring was halted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HaltReason {
     /// the frontend sent a malformed request
     Malformed(Malformed),
