@@ -10,8 +10,8 @@
 //! * [`vbd`]: the vbd table, per-vbd state and counters, and [`VbdTable::poll`].
 //! * [`xenbus`]: the backend xenbus handshake as [`Action`]s for the shell.
 //!
-//! A shell's loop: for each vbd, [`VbdTable::add`] then perform
-//! `table.get_mut(id).handshake.start()`; on a frontend `state` watch, perform
+//! A shell's loop: for each vbd, [`VbdTable::add`] then perform [`VbdTable::start`]; on a
+//! frontend `state` watch, perform
 //! [`VbdTable::frontend_changed`] (calling [`VbdTable::connect`] after mapping the ring);
 //! on an event (or `Poll::more`), call [`VbdTable::poll`], send an event if `notify`, and
 //! on `halted` log once and perform `step`.
