@@ -65,12 +65,14 @@ macro_rules! layout {
     };
 }
 
+pub mod blkif;
 mod errno;
 mod evtchn;
 mod grant;
 pub mod ring;
 pub mod ring_io;
 pub mod structs;
+pub mod xenbus;
 
 pub use errno::XenErrno;
 

@@ -1,0 +1,401 @@
+//! Fakes: ring pages in a Vec, a disk over a Vec, grants over a map of pages, and a
+//! frontend that produces requests and consumes responses the way blkfront does.
+
+use crate::io::{Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem};
+use crate::{Config, Poll, VbdConfig, VbdId, VbdTable};
+use protocol::xen::blkif::*;
+use protocol::xen::structs::{DomId, GrantRef};
+use std::cell::Cell;
+use std::collections::HashMap;
+use zerocopy::{FromBytes, IntoBytes};
+
+pub const FRONT: DomId = 7;
+
+/// Ring pages; panics on any access crossing a 4 KiB page (the core promises not to), and
+/// on an index load that Xen's rules need fenced after an index store but that was not.
+pub struct FakeRing {
+    pub mem: Vec<u8>,
+    unfenced: Cell<Option<usize>>,
+    /// Plays a frontend that queues `template` each time a response is published, while
+    /// `remaining` lasts (a concurrent producer).
+    pub refill: Option<([u8; RING_SLOT_BYTES], u32)>,
+    /// Simulates the backend dying: once `writes` reaches this, every later store is lost.
+    pub die_after: Option<usize>,
+    pub writes: usize,
+}
+
+impl FakeRing {
+    pub fn new(order: u32) -> Self {
+        let mut r = Self {
+            mem: vec![0; XEN_PAGE_BYTES << order],
+            unfenced: Cell::new(None),
+            refill: None,
+            die_after: None,
+            writes: 0,
+        };
+        // SHARED_RING_INIT
+        r.store_index(RING_REQ_EVENT, 1);
+        r.store_index(RING_RSP_EVENT, 1);
+        r
+    }
+    /// Counts a backend store; true once the backend is dead.
+    fn dead(&mut self) -> bool {
+        self.writes += 1;
+        self.die_after.is_some_and(|n| self.writes > n)
+    }
+    fn check(off: usize, len: usize) {
+        assert!(
+            len == 0 || off / XEN_PAGE_BYTES == (off + len - 1) / XEN_PAGE_BYTES,
+            "access {off:#x}+{len} crosses a page"
+        );
+    }
+}
+
+impl RingMem for FakeRing {
+    fn load_index(&self, off: usize) -> u32 {
+        assert!(off < 64 && off.is_multiple_of(4));
+        let bad = [
+            (RING_RSP_PROD, RING_RSP_EVENT),
+            (RING_REQ_EVENT, RING_REQ_PROD),
+        ];
+        if let Some(s) = self.unfenced.get() {
+            assert!(
+                !bad.contains(&(s, off)),
+                "load {off} after store {s} without a fence"
+            );
+        }
+        u32::from_le_bytes(self.mem[off..off + 4].try_into().unwrap())
+    }
+    fn store_index(&mut self, off: usize, value: u32) {
+        assert!(off < 64 && off.is_multiple_of(4));
+        if self.dead() {
+            return;
+        }
+        self.mem[off..off + 4].copy_from_slice(&value.to_le_bytes());
+        self.unfenced.set(Some(off));
+        if off == RING_RSP_PROD {
+            if let Some((slot, left)) = self.refill.as_mut().filter(|r| r.1 > 0) {
+                *left -= 1;
+                let slot = *slot;
+                let entries = ring_entries(0).unwrap();
+                let prod = self.load_index(RING_REQ_PROD);
+                let at = slot_offset(entries, prod);
+                self.mem[at..at + RING_SLOT_BYTES].copy_from_slice(&slot);
+                self.mem[0..4].copy_from_slice(&prod.wrapping_add(1).to_le_bytes());
+            }
+        }
+    }
+    fn fence(&self) {
+        self.unfenced.set(None);
+    }
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        Self::check(off, dst.len());
+        dst.copy_from_slice(&self.mem[off..off + dst.len()]);
+    }
+    fn write_bytes(&mut self, off: usize, src: &[u8]) {
+        Self::check(off, src.len());
+        if self.dead() {
+            return;
+        }
+        self.mem[off..off + src.len()].copy_from_slice(src);
+    }
+}
+
+/// A disk over a Vec, with a call log.
+pub struct FakeDisk {
+    pub info: DiskInfo,
+    pub data: Vec<u8>,
+    pub log: Vec<String>,
+    pub fail_io: bool,
+}
+
+impl FakeDisk {
+    pub fn new(sectors: u64) -> Self {
+        let data = (0..sectors as usize * 512)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        Self {
+            info: DiskInfo {
+                sectors,
+                sector_size: 512,
+                physical_sector_size: 512,
+                read_only: false,
+                flush: true,
+                discard: None,
+            },
+            data,
+            log: Vec::new(),
+            fail_io: false,
+        }
+    }
+    fn range(&self, sector: u64, len: usize) -> std::ops::Range<usize> {
+        assert_eq!(len % 512, 0);
+        let start = sector as usize * 512;
+        assert!(start + len <= self.data.len(), "disk access past the end");
+        start..start + len
+    }
+}
+
+impl Disk for FakeDisk {
+    fn info(&self) -> DiskInfo {
+        self.info
+    }
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.log.push(format!("read {sector} {}", buf.len() / 512));
+        if self.fail_io {
+            return Err(DiskError::Io);
+        }
+        buf.copy_from_slice(&self.data[self.range(sector, buf.len())]);
+        Ok(())
+    }
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DiskError> {
+        assert!(!self.info.read_only, "write to a read-only disk");
+        self.log.push(format!("write {sector} {}", buf.len() / 512));
+        if self.fail_io {
+            return Err(DiskError::Io);
+        }
+        let r = self.range(sector, buf.len());
+        self.data[r].copy_from_slice(buf);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.log.push("flush".into());
+        Ok(())
+    }
+    fn discard(&mut self, sector: u64, count: u64, secure: bool) -> Result<(), DiskError> {
+        self.log.push(format!("discard {sector} {count} {secure}"));
+        if self.info.discard.is_none() {
+            return Err(DiskError::Unsupported);
+        }
+        let r = self.range(sector, count as usize * 512);
+        self.data[r].fill(0);
+        Ok(())
+    }
+}
+
+/// A frontend's grant table: (domid, gref) -> (page, read-only).
+#[derive(Default)]
+pub struct FakeGrants {
+    pub pages: HashMap<(DomId, GrantRef), (Vec<u8>, bool)>,
+    pub calls: usize,
+}
+
+impl FakeGrants {
+    pub fn grant(&mut self, gref: GrantRef, page: Vec<u8>, read_only: bool) {
+        assert_eq!(page.len(), 4096);
+        self.pages.insert((FRONT, gref), (page, read_only));
+    }
+    pub fn page(&self, gref: GrantRef) -> &[u8] {
+        &self.pages[&(FRONT, gref)].0
+    }
+}
+
+impl Grants for FakeGrants {
+    fn copy_in(&mut self, d: DomId, segs: &[GrantSeg], dst: &mut [u8]) -> Result<(), GrantError> {
+        self.calls += 1;
+        assert_eq!(
+            segs.iter().map(|s| s.len as usize).sum::<usize>(),
+            dst.len()
+        );
+        let mut at = 0;
+        for s in segs {
+            let (o, n) = (s.offset as usize, s.len as usize);
+            assert!(n > 0 && o + n <= 4096);
+            let (p, _) = self.pages.get(&(d, s.gref)).ok_or(GrantError::BadRef)?;
+            dst[at..at + n].copy_from_slice(&p[o..o + n]);
+            at += n;
+        }
+        Ok(())
+    }
+    fn copy_out(&mut self, d: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
+        self.calls += 1;
+        assert_eq!(
+            segs.iter().map(|s| s.len as usize).sum::<usize>(),
+            src.len()
+        );
+        let mut at = 0;
+        for s in segs {
+            let (o, n) = (s.offset as usize, s.len as usize);
+            assert!(n > 0 && o + n <= 4096);
+            let (p, ro) = self.pages.get_mut(&(d, s.gref)).ok_or(GrantError::BadRef)?;
+            if *ro {
+                return Err(GrantError::PermissionDenied);
+            }
+            p[o..o + n].copy_from_slice(&src[at..at + n]);
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+pub fn seg(gref: GrantRef, first: u8, last: u8) -> BlkifSegment {
+    BlkifSegment {
+        gref,
+        first_sect: first,
+        last_sect: last,
+        _pad0: [0; 2],
+    }
+}
+
+pub fn rw(op: BlkifOp, id: u64, sector: u64, segs: &[BlkifSegment]) -> [u8; RING_SLOT_BYTES] {
+    let mut r = BlkifRequest::new_zeroed_req();
+    r.operation = op as u8;
+    r.nr_segments = segs.len() as u8;
+    r.handle = 51712;
+    r.id = id;
+    r.sector_number = sector;
+    r.seg[..segs.len()].copy_from_slice(segs);
+    let mut b = [0u8; RING_SLOT_BYTES];
+    b.copy_from_slice(r.as_bytes());
+    b
+}
+
+pub fn discard(id: u64, sector: u64, count: u64, flag: u8) -> [u8; RING_SLOT_BYTES] {
+    let d = BlkifRequestDiscard {
+        operation: BlkifOp::Discard as u8,
+        flag,
+        handle: 0,
+        _pad0: [0; 4],
+        id,
+        sector_number: sector,
+        nr_sectors: count,
+    };
+    let mut b = [0u8; RING_SLOT_BYTES];
+    b[..32].copy_from_slice(d.as_bytes());
+    b
+}
+
+pub fn indirect(
+    op: BlkifOp,
+    id: u64,
+    sector: u64,
+    nsegs: u16,
+    grefs: &[GrantRef],
+) -> [u8; RING_SLOT_BYTES] {
+    let mut r = BlkifRequestIndirect::read_from_bytes(&[0u8; 64]).unwrap();
+    r.operation = BlkifOp::Indirect as u8;
+    r.indirect_op = op as u8;
+    r.nr_segments = nsegs;
+    r.id = id;
+    r.sector_number = sector;
+    r.indirect_grefs[..grefs.len()].copy_from_slice(grefs);
+    let mut b = [0u8; RING_SLOT_BYTES];
+    b[..64].copy_from_slice(r.as_bytes());
+    b
+}
+
+trait Zeroed {
+    fn new_zeroed_req() -> Self;
+}
+impl Zeroed for BlkifRequest {
+    fn new_zeroed_req() -> Self {
+        BlkifRequest::read_from_bytes(&[0u8; RING_SLOT_BYTES]).unwrap()
+    }
+}
+
+/// The frontend side of a ring.
+pub struct Front {
+    pub entries: u32,
+    pub req_prod_pvt: u32,
+    pub rsp_cons: u32,
+}
+
+impl Front {
+    pub fn new(order: u32) -> Self {
+        Self::at(order, 0)
+    }
+    /// A frontend whose indexes all start at `start` (for wrap tests).
+    pub fn at(order: u32, start: u32) -> Self {
+        Self {
+            entries: ring_entries(order).unwrap(),
+            req_prod_pvt: start,
+            rsp_cons: start,
+        }
+    }
+    /// Queues a request slot (not yet published).
+    pub fn queue(&mut self, ring: &mut FakeRing, slot: &[u8; RING_SLOT_BYTES]) {
+        let off = slot_offset(self.entries, self.req_prod_pvt);
+        ring.mem[off..off + RING_SLOT_BYTES].copy_from_slice(slot);
+        self.req_prod_pvt = self.req_prod_pvt.wrapping_add(1);
+    }
+    /// Publishes queued requests.
+    pub fn push(&self, ring: &mut FakeRing) {
+        ring.store_index(RING_REQ_PROD, self.req_prod_pvt);
+    }
+    pub fn send(&mut self, ring: &mut FakeRing, slot: &[u8; RING_SLOT_BYTES]) {
+        self.queue(ring, slot);
+        self.push(ring);
+    }
+    /// Takes published responses as (id, op, status) and re-arms rsp_event.
+    pub fn responses(&mut self, ring: &mut FakeRing) -> Vec<(u64, u8, i16)> {
+        let prod = ring.load_index(RING_RSP_PROD);
+        let mut out = Vec::new();
+        while self.rsp_cons != prod {
+            let off = slot_offset(self.entries, self.rsp_cons);
+            let (r, _) = BlkifResponse::read_from_prefix(&ring.mem[off..]).unwrap();
+            out.push((r.id, r.operation, r.status));
+            self.rsp_cons = self.rsp_cons.wrapping_add(1);
+        }
+        ring.store_index(RING_RSP_EVENT, self.rsp_cons.wrapping_add(1));
+        out
+    }
+}
+
+/// One vbd over one disk, connected to a ring of `1 << order` pages.
+pub struct Rig {
+    pub table: VbdTable,
+    pub id: VbdId,
+    pub ring: FakeRing,
+    pub front: Front,
+    pub disk: FakeDisk,
+    pub grants: FakeGrants,
+}
+
+impl Rig {
+    pub fn new(order: u32, disk: FakeDisk, read_only: bool) -> Self {
+        Self::with(order, 0, disk, read_only, Config::default())
+    }
+    pub fn with(order: u32, start: u32, disk: FakeDisk, read_only: bool, cfg: Config) -> Self {
+        let mut table = VbdTable::new(cfg);
+        let id = table.add(
+            VbdConfig {
+                frontend: FRONT,
+                devid: 51712,
+                disk: 0,
+                read_only,
+            },
+            disk.info,
+        );
+        let mut ring = FakeRing::new(order);
+        for off in [RING_REQ_PROD, RING_RSP_PROD] {
+            ring.store_index(off, start);
+        }
+        ring.store_index(RING_RSP_EVENT, start.wrapping_add(1));
+        table.connect(id, order, &mut ring).unwrap();
+        Self {
+            table,
+            id,
+            ring,
+            front: Front::at(order, start),
+            disk,
+            grants: FakeGrants::default(),
+        }
+    }
+    pub fn poll(&mut self) -> Poll {
+        self.table
+            .poll(self.id, &mut self.ring, &mut self.disk, &mut self.grants)
+    }
+    /// Sends one request, polls, and returns its single response status.
+    pub fn one(&mut self, slot: &[u8; RING_SLOT_BYTES]) -> (Poll, Vec<(u64, u8, i16)>) {
+        self.front.send(&mut self.ring, slot);
+        let p = self.poll();
+        let r = self.front.responses(&mut self.ring);
+        (p, r)
+    }
+}
+
+pub fn page(fill: u8) -> Vec<u8> {
+    (0..4096)
+        .map(|i| fill.wrapping_add((i / 512) as u8))
+        .collect()
+}

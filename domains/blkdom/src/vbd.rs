@@ -1,0 +1,366 @@
+//! The vbd table: every virtual block device blkdom serves, its ring and its counters.
+//!
+//! Each vbd is independent: a halted ring stops only its own vbd, and [`VbdTable::poll`]
+//! serves one vbd per call, at most one ring's worth of requests, so the shell can round-
+//! robin over vbds with pending events. Requests are performed one at a time and answered
+//! strictly in ring order (each response is published before the next request is read),
+//! which is what makes restart replay exact (see [`crate::ring`]).
+
+use crate::counters::count;
+pub use crate::counters::Counters;
+use crate::exec::{Failure, Scratch};
+use crate::io::{Disk, DiskInfo, Grants, RingMem};
+use crate::request::{decode, Limits, Malformed, Refusal};
+use crate::ring::{BackRing, RingError, Slot};
+use crate::xenbus::{Handshake, Published, Step};
+use alloc::vec::Vec;
+use protocol::xen::blkif::{
+    BlkifResponse, BlkifStatus, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST,
+    BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_SEGMENTS_PER_INDIRECT_PAGE, MAX_RING_PAGE_ORDER,
+    RING_SLOT_BYTES,
+};
+use protocol::xen::structs::DomId;
+use protocol::xen::xenbus::XenbusState;
+
+/// `feature-max-indirect-segments` unless configured otherwise: Linux's blkfront uses at
+/// most 32 by default, i.e. 128 KiB requests.
+pub const DEFAULT_MAX_INDIRECT_SEGMENTS: u16 = 32;
+
+/// Backend-wide limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `max-ring-page-order` offered (clamped to [`MAX_RING_PAGE_ORDER`]).
+    pub max_ring_page_order: u32,
+    /// `feature-max-indirect-segments` offered (0: no indirect requests; clamped to what
+    /// eight descriptor pages hold).
+    pub max_indirect_segments: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_ring_page_order: MAX_RING_PAGE_ORDER,
+            max_indirect_segments: DEFAULT_MAX_INDIRECT_SEGMENTS,
+        }
+    }
+}
+
+/// What the toolstack configured for one vbd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VbdConfig {
+    /// The frontend domain.
+    pub frontend: DomId,
+    /// The device id (`devid`, the `virtual-device` number, e.g. 51712 for xvda).
+    pub devid: u32,
+    /// Index of the disk in the shell's disk list.
+    pub disk: usize,
+    /// Configured read-only (`mode` "r"); a read-only disk makes the vbd read-only too.
+    pub read_only: bool,
+}
+
+/// Index of a vbd in its [`VbdTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VbdId(pub usize);
+
+/// Why a vbd's ring was halted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HaltReason {
+    /// the frontend sent a malformed request
+    Malformed(Malformed),
+    /// the ring's indexes are corrupt
+    Ring(RingError),
+}
+
+impl core::fmt::Display for HaltReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Malformed(m) => write!(f, "malformed request: {m}"),
+            Self::Ring(RingError::Corrupt { req_prod, rsp_prod }) => write!(
+                f,
+                "ring indexes are corrupt (req_prod {req_prod:#x}, rsp_prod {rsp_prod:#x})"
+            ),
+            Self::Ring(RingError::BadOrder(o)) => write!(f, "ring page order {o} not supported"),
+        }
+    }
+}
+
+/// Where a vbd is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VbdState {
+    /// No ring mapped.
+    Disconnected,
+    /// Serving its ring.
+    Connected,
+    /// Ring stopped after a frontend fault; waits for the frontend to close.
+    Halted(HaltReason),
+}
+
+/// One virtual block device.
+#[derive(Clone, Debug)]
+pub struct Vbd {
+    /// Its configuration.
+    pub config: VbdConfig,
+    /// Limits requests are checked against.
+    pub limits: Limits,
+    /// Its xenbus state machine.
+    pub handshake: Handshake,
+    /// Request counters.
+    pub counters: Counters,
+    /// The last halt, kept across reconnection for reporting.
+    pub last_halt: Option<HaltReason>,
+    state: VbdState,
+    ring: Option<BackRing>,
+}
+
+impl Vbd {
+    /// Its state.
+    pub fn state(&self) -> VbdState {
+        self.state
+    }
+    /// Capacity in 512-byte sectors.
+    pub fn sectors(&self) -> u64 {
+        self.limits.disk.sectors
+    }
+    /// Logical sector size in bytes.
+    pub fn sector_size(&self) -> u32 {
+        self.limits.disk.sector_size
+    }
+    /// Whether the vbd refuses writes.
+    pub fn read_only(&self) -> bool {
+        self.limits.read_only
+    }
+    /// The ring's private indexes, when connected.
+    pub fn ring(&self) -> Option<&BackRing> {
+        self.ring.as_ref()
+    }
+}
+
+/// The outcome of one [`VbdTable::poll`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Poll {
+    /// Send an event to the frontend (it asked to hear of a response we published).
+    pub notify: bool,
+    /// Requests are still waiting (the per-call budget ran out): poll again.
+    pub more: bool,
+    /// The ring was halted by this call (reported once): log it and perform `step`.
+    pub halted: Option<HaltReason>,
+    /// Xenbus actions caused by a halt (the move to Closing).
+    pub step: Step,
+}
+
+/// Every vbd, plus the buffers they share.
+#[derive(Debug)]
+pub struct VbdTable {
+    config: Config,
+    vbds: Vec<Vbd>,
+    scratch: Scratch,
+}
+
+impl VbdTable {
+    /// An empty table.
+    pub fn new(config: Config) -> Self {
+        let max_ind = BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BLKIF_SEGMENTS_PER_INDIRECT_PAGE;
+        let config = Config {
+            max_ring_page_order: config.max_ring_page_order.min(MAX_RING_PAGE_ORDER),
+            max_indirect_segments: config.max_indirect_segments.min(max_ind as u16),
+        };
+        let segs = usize::from(config.max_indirect_segments).max(BLKIF_MAX_SEGMENTS_PER_REQUEST);
+        Self {
+            config,
+            vbds: Vec::new(),
+            scratch: Scratch::new(segs),
+        }
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// Adds a vbd over a disk with properties `disk`.
+    pub fn add(&mut self, config: VbdConfig, disk: DiskInfo) -> VbdId {
+        let read_only = config.read_only || disk.read_only;
+        let publish = Published {
+            sectors: disk.sectors,
+            sector_size: disk.sector_size,
+            physical_sector_size: disk.physical_sector_size,
+            read_only,
+            flush: disk.flush,
+            discard: disk.discard.map(|d| (d.granularity, d.alignment, d.secure)),
+            max_ring_page_order: self.config.max_ring_page_order,
+            max_indirect_segments: self.config.max_indirect_segments,
+        };
+        self.vbds.push(Vbd {
+            config,
+            limits: Limits {
+                disk,
+                read_only,
+                max_indirect: self.config.max_indirect_segments,
+            },
+            handshake: Handshake::new(publish),
+            counters: Counters::default(),
+            last_halt: None,
+            state: VbdState::Disconnected,
+            ring: None,
+        });
+        VbdId(self.vbds.len() - 1)
+    }
+
+    /// The vbd `id`.
+    pub fn get(&self, id: VbdId) -> Option<&Vbd> {
+        self.vbds.get(id.0)
+    }
+
+    /// The vbd `id`, mutably (its handshake is driven through this).
+    pub fn get_mut(&mut self, id: VbdId) -> Option<&mut Vbd> {
+        self.vbds.get_mut(id.0)
+    }
+
+    /// The vbd serving `devid` of `frontend`.
+    pub fn find(&self, frontend: DomId, devid: u32) -> Option<VbdId> {
+        self.vbds
+            .iter()
+            .position(|v| v.config.frontend == frontend && v.config.devid == devid)
+            .map(VbdId)
+    }
+
+    /// Every vbd with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (VbdId, &Vbd)> {
+        self.vbds.iter().enumerate().map(|(i, v)| (VbdId(i), v))
+    }
+
+    /// The shell mapped the ring of `1 << order` pages ([`crate::Action::MapRing`]): start
+    /// serving it from its published response index.
+    pub fn connect<M: RingMem + ?Sized>(
+        &mut self,
+        id: VbdId,
+        order: u32,
+        mem: &mut M,
+    ) -> Result<(), RingError> {
+        let v = &mut self.vbds[id.0];
+        v.ring = Some(BackRing::attach(order, mem)?);
+        v.state = VbdState::Connected;
+        Ok(())
+    }
+
+    /// The shell could not map the ring or bind the port: close the vbd.
+    pub fn connect_failed(&mut self, id: VbdId) -> Step {
+        let v = &mut self.vbds[id.0];
+        v.ring = None;
+        v.state = VbdState::Disconnected;
+        v.handshake.halt()
+    }
+
+    /// Starts vbd `id`'s handshake: publish features, enter InitWait.
+    pub fn start(&mut self, id: VbdId) -> Step {
+        self.vbds[id.0].handshake.start()
+    }
+
+    /// After a restart in place: picks vbd `id` up from the states found in xenstore (see
+    /// [`Handshake::resume`]); a returned `MapRing` is followed by [`VbdTable::connect`] as
+    /// usual, which replays the unanswered requests.
+    pub fn resume<F: FnMut(&str) -> Option<alloc::string::String>>(
+        &mut self,
+        id: VbdId,
+        backend: XenbusState,
+        fe: XenbusState,
+        read: F,
+    ) -> Step {
+        self.vbds[id.0].handshake.resume(backend, fe, read)
+    }
+
+    /// The frontend's `state` changed to `fe`; `read` reads its keys. A disconnect in the
+    /// returned actions also stops serving the ring here.
+    pub fn frontend_changed<F: FnMut(&str) -> Option<alloc::string::String>>(
+        &mut self,
+        id: VbdId,
+        fe: XenbusState,
+        read: F,
+    ) -> Step {
+        let v = &mut self.vbds[id.0];
+        let step = v.handshake.frontend_changed(fe, read);
+        if step.actions.contains(&crate::Action::Disconnect) {
+            v.ring = None;
+            v.state = VbdState::Disconnected;
+        }
+        step
+    }
+
+    /// Serves vbd `id`'s ring: performs waiting requests in order, answers each, and re-arms
+    /// `req_event` when the ring is empty. `disk` must be the vbd's disk.
+    pub fn poll<M: RingMem + ?Sized, D: Disk, G: Grants>(
+        &mut self,
+        id: VbdId,
+        mem: &mut M,
+        disk: &mut D,
+        grants: &mut G,
+    ) -> Poll {
+        let mut out = Poll::default();
+        let v = &mut self.vbds[id.0];
+        let (VbdState::Connected, Some(ring)) = (v.state, v.ring.as_mut()) else {
+            return out;
+        };
+        let mut budget = ring.entries();
+        let mut slot: Slot = [0; RING_SLOT_BYTES];
+        let halt = loop {
+            let waiting = match ring.final_check(mem) {
+                Ok(n) => n,
+                Err(e) => break Some(HaltReason::Ring(e)),
+            };
+            if waiting == 0 {
+                break None;
+            }
+            if budget == 0 {
+                out.more = true;
+                break None;
+            }
+            budget -= 1;
+            ring.take_request(mem, &mut slot);
+            let req = match decode(&slot, &v.limits, &mut self.scratch.segs) {
+                Ok(r) => r,
+                Err(m) => break Some(HaltReason::Malformed(m)),
+            };
+            let result = match req.kind {
+                Ok(kind) => {
+                    let r = self
+                        .scratch
+                        .execute(v.config.frontend, kind, &v.limits, disk, grants);
+                    if r.is_ok() {
+                        count(&mut v.counters, kind, &self.scratch.segs);
+                    }
+                    r
+                }
+                Err(refusal) => Err(Failure::Refused(refusal)),
+            };
+            let status = match result {
+                Ok(()) => BlkifStatus::Okay,
+                Err(Failure::Malformed(m)) => break Some(HaltReason::Malformed(m)),
+                Err(Failure::Refused(r)) => r.status(),
+                Err(Failure::Disk(crate::io::DiskError::Unsupported)) => {
+                    Refusal::Unsupported.status()
+                }
+                Err(Failure::Grant(_) | Failure::Disk(_)) => BlkifStatus::Error,
+            };
+            if status != BlkifStatus::Okay {
+                v.counters.errors += 1;
+            }
+            let rsp = BlkifResponse {
+                id: req.id,
+                operation: req.op,
+                _pad0: 0,
+                status: status as i16,
+                _pad1: [0; 4],
+            };
+            out.notify |= ring.respond(mem, &rsp);
+        };
+        if let Some(reason) = halt {
+            v.state = VbdState::Halted(reason);
+            v.last_halt = Some(reason);
+            out.halted = Some(reason);
+            out.more = false;
+            out.step = v.handshake.halt();
+        }
+        out
+    }
+}
