@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
 /// Crates `bulkhead build` builds for the target, each producing an ELF of the same name.
-pub const IMAGES: [&str; 4] = ["microvisor", "dom0", "rtos", "testguest"];
+pub const IMAGES: [&str; 5] = ["microvisor", "dom0", "rtos", "testguest", "blkdom"];
 
 /// Domain images a system description may name without a path.
 pub const BUILTIN_DOMAINS: [&str; 3] = ["rtos", "testguest", "blkdom"];

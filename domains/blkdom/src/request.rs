@@ -301,10 +301,19 @@ pub fn decode(
                 grefs: r.indirect_grefs,
                 pages: pages as u8,
             };
+            let sector = r.sector_number;
+            // The response names the inner operation, as Linux's blkfront checks (an
+            // indirect response saying "indirect" disables the disk).
+            let done = |kind| {
+                Ok(Request {
+                    id: req.id,
+                    op: r.indirect_op,
+                    kind,
+                })
+            };
             if inner == BlkifOp::Write && limits.read_only {
                 return done(Err(Refusal::ReadOnly));
             }
-            let sector = r.sector_number;
             done(Ok(match inner {
                 BlkifOp::Read => Kind::Read { sector, segs },
                 _ => Kind::Write {

@@ -207,6 +207,18 @@ impl VbdTable {
         VbdId(self.vbds.len() - 1)
     }
 
+    /// Reinitialises entry `id` for a new vbd (the old one's guest went away and the
+    /// toolstack wrote it again): fresh handshake, counters and ring, same id.
+    pub fn replace(&mut self, id: VbdId, config: VbdConfig, disk: DiskInfo) {
+        self.add(config, disk);
+        if let Some(v) = self.vbds.pop() {
+            match self.vbds.get_mut(id.0) {
+                Some(slot) => *slot = v,
+                None => self.vbds.push(v),
+            }
+        }
+    }
+
     /// The vbd `id`.
     pub fn get(&self, id: VbdId) -> Option<&Vbd> {
         self.vbds.get(id.0)

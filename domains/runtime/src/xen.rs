@@ -10,8 +10,7 @@ use crate::arch;
 use protocol::layout::PV_MAP_BASE;
 use protocol::xen::structs::{
     gntmap, EvtchnBindInterdomain, EvtchnClose, EvtchnSend, EvtchnUnmask, GnttabCopy,
-    GnttabMapGrantRef,
-    GnttabUnmapGrantRef, XenAddToPhysmap, XenHvmParam, DOMID_SELF,
+    GnttabMapGrantRef, GnttabUnmapGrantRef, XenAddToPhysmap, XenHvmParam, DOMID_SELF,
 };
 use protocol::xen::{EvtchnOp, GnttabOp, HvmOp, HvmParam, Hypercall, MapSpace, MemoryOp, XenErrno};
 

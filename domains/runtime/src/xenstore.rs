@@ -5,9 +5,9 @@
 
 use crate::timer;
 use crate::xen::{self, MappedPage, XenError};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
-use alloc::collections::VecDeque;
 use protocol::xen::ring::{
     xs_message, xs_string, XsType, XsdSockmsg, XENSTORE_PAYLOAD_MAX, XS_HEADER_LEN,
 };

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 /// The console of the artifact [`super::linux_artifacts`] builds: Xen's PV console.
 pub const DEFAULT_CONSOLE: &str = "hvc0";
 
-/// The Xen front-end drivers the guest loads.
-pub const WANTED_MODULES: [&str; 2] = ["xen-blkfront", "xen-netfront"];
+/// The modules the guest loads: the Xen front-end drivers, and ext4 (with the crc32c it
+/// asks the crypto API for at mount time) for filesystems on its virtual disks.
+pub const WANTED_MODULES: [&str; 4] = ["xen-blkfront", "xen-netfront", "crc32c_generic", "ext4"];
 
 /// The line prefix tests wait for once userspace runs. The line is
 /// `MARKER kernel=<uname -r> cpus=<nproc> counter=<CNTVCT_EL0>`; the counter is empty if

@@ -287,3 +287,38 @@ fn table_drives_a_halted_vbd_through_close_and_a_fresh_ring() {
         .send(&mut r.ring, &rw(BlkifOp::Read, 3, 0, &[seg(1, 0, 0)]));
     assert_eq!(r.poll(), crate::Poll::default());
 }
+
+#[test]
+fn a_replaced_vbd_starts_fresh_under_the_same_id() {
+    use super::fakes::*;
+    use crate::{VbdConfig, VbdState};
+    let mut r = Rig::new(0, FakeDisk::new(64), false);
+    let other = r.table.add(
+        VbdConfig {
+            frontend: 9,
+            devid: 51728,
+            disk: 0,
+            read_only: true,
+        },
+        FakeDisk::new(64).info,
+    );
+    r.table.get_mut(r.id).unwrap().counters.errors = 3;
+    let config = VbdConfig {
+        frontend: 4,
+        devid: 51712,
+        disk: 0,
+        read_only: false,
+    };
+    r.table.replace(r.id, config, FakeDisk::new(128).info);
+    let v = r.table.get(r.id).unwrap();
+    assert_eq!(v.config, config);
+    assert_eq!(v.counters.errors, 0);
+    assert_eq!(v.sectors(), 128);
+    assert_eq!(
+        (v.state(), v.ring().is_none()),
+        (VbdState::Disconnected, true)
+    );
+    // The other vbd is untouched and the table did not grow.
+    assert_eq!(r.table.get(other).unwrap().config.frontend, 9);
+    assert_eq!(r.table.iter().count(), 2);
+}

@@ -72,7 +72,10 @@ impl Backends {
         for v in todo {
             let mut ok = true;
             for n in vbd::nodes(&v) {
-                ok &= self.xs.set_node(&n.path, n.value.as_bytes(), &n.perms).is_ok();
+                ok &= self
+                    .xs
+                    .set_node(&n.path, n.value.as_bytes(), &n.perms)
+                    .is_ok();
             }
             if ok {
                 println!(
@@ -84,7 +87,10 @@ impl Backends {
                     if v.readonly { " (read-only)" } else { "" }
                 );
             } else {
-                println!("vbd: d{} {}: cannot write its xenstore nodes", v.frontend, v.vdev);
+                println!(
+                    "vbd: d{} {}: cannot write its xenstore nodes",
+                    v.frontend, v.vdev
+                );
             }
             self.vbds.written.push(v);
         }

@@ -183,7 +183,7 @@ fn modules_are_decompressed_by_suffix() {
 const VERSION: &str = "6.1.0-9-arm64";
 
 /// A kernel tree shaped like Debian's (no modules.dep) where xen-netfront needs `helper`
-/// (found by its `.modinfo`), and a busybox tree.
+/// and ext4 needs jbd2 (found by their `.modinfo`), and a busybox tree.
 fn fake_trees(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let kernel = root.join("kernel");
     let mods = kernel.join("lib/modules").join(VERSION);
@@ -191,6 +191,9 @@ fn fake_trees(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         ("kernel/drivers/block/xen-blkfront.ko", "depends="),
         ("kernel/drivers/net/xen-netfront.ko", "depends=helper"),
         ("kernel/lib/helper.ko", "depends="),
+        ("kernel/fs/ext4/ext4.ko", "depends=jbd2"),
+        ("kernel/crypto/crc32c_generic.ko", "depends="),
+        ("kernel/fs/jbd2/jbd2.ko", "depends="),
         (
             "kernel/drivers/block/xen-blkback/xen-blkback.ko",
             "depends=",

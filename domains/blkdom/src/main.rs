@@ -1,0 +1,14 @@
+//! blkdom's shell: opens the virtio-blk disks dom0 delegated to it, then serves every vbd
+//! that dom0's toolstack wrote under its `backend/vbd` in xenstore. Every decision (ring
+//! indexes, request validation, the xenbus handshake) is the core's (`lib.rs`); this only
+//! performs what the core asks for on the hardware and the hypercall ABI.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod shell;
+
+#[cfg(not(target_os = "none"))]
+fn main() {}

@@ -1,0 +1,302 @@
+//! The vbds dom0's toolstack gave us, each tied to its core entry, its mapped ring and its
+//! bound channel; the core's handshake [`Action`]s performed on xenstore and the ABI.
+
+use super::hw::{GrantCopier, MappedRing};
+use super::OwnedDisk;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use blkdom::{Action, Step, VbdConfig, VbdId, VbdState, VbdTable};
+use bulkhead_runtime::xenstore::{XsClient, XsError};
+use bulkhead_runtime::{println, xen};
+use protocol::xen::xenbus::XenbusState;
+
+/// Grant-map slots per vbd: room for the largest ring we offer (order 4).
+const SLOTS_PER_VBD: u32 = 16;
+
+/// One vbd as the shell sees it.
+struct Conn {
+    frontend: u16,
+    devid: u32,
+    id: VbdId,
+    disk: usize,
+    /// `backend/vbd/<fe>/<devid>`, relative to our home.
+    dir: String,
+    /// The frontend's directory (absolute).
+    frontend_dir: String,
+    /// First grant-map slot of this vbd's ring.
+    slot: u32,
+    ring: Option<MappedRing>,
+    port: Option<u32>,
+    /// Its directory vanished (the guest went): ring and port released.
+    gone: bool,
+}
+
+/// Every vbd.
+#[derive(Default)]
+pub struct Conns {
+    conns: Vec<Conn>,
+}
+
+fn read(xs: &mut XsClient, path: &str) -> Option<String> {
+    xs.read_str(path).ok().flatten()
+}
+
+impl Conns {
+    /// Finds new vbds under `backend/vbd` and forgets removed ones.
+    pub fn scan(&mut self, xs: &mut XsClient, table: &mut VbdTable, disks: &[OwnedDisk]) {
+        let mut present: Vec<(u16, u32)> = Vec::new();
+        for fe in xs.directory("backend/vbd").unwrap_or_default() {
+            let Ok(frontend) = fe.parse::<u16>() else {
+                continue;
+            };
+            for dev in xs
+                .directory(&format!("backend/vbd/{fe}"))
+                .unwrap_or_default()
+            {
+                if let Ok(devid) = dev.parse::<u32>() {
+                    present.push((frontend, devid));
+                }
+            }
+        }
+        for i in 0..self.conns.len() {
+            let c = &self.conns[i];
+            if !c.gone && !present.contains(&(c.frontend, c.devid)) {
+                println!("vbd d{}/{}: removed by the toolstack", c.frontend, c.devid);
+                self.disconnect(i);
+                self.conns[i].gone = true;
+            }
+        }
+        for (frontend, devid) in present {
+            let live = self
+                .conns
+                .iter()
+                .any(|c| !c.gone && c.frontend == frontend && c.devid == devid);
+            if !live {
+                self.add(frontend, devid, xs, table, disks);
+            }
+        }
+    }
+
+    fn add(
+        &mut self,
+        frontend: u16,
+        devid: u32,
+        xs: &mut XsClient,
+        table: &mut VbdTable,
+        disks: &[OwnedDisk],
+    ) {
+        let dir = format!("backend/vbd/{frontend}/{devid}");
+        // dom0 writes `state` last: until it is there the directory is half written.
+        let Some(state) = read(xs, &format!("{dir}/state")) else {
+            return;
+        };
+        let (Some(params), Some(frontend_dir)) = (
+            read(xs, &format!("{dir}/params")),
+            read(xs, &format!("{dir}/frontend")),
+        ) else {
+            return;
+        };
+        let Some(disk) = disks.iter().position(|d| d.serial == params) else {
+            println!("vbd d{frontend}/{devid}: no disk with serial {params}");
+            return;
+        };
+        let read_only = read(xs, &format!("{dir}/mode")).as_deref() != Some("w");
+        let config = VbdConfig {
+            frontend,
+            devid,
+            disk,
+            read_only,
+        };
+        let info = blkdom::io::Disk::info(&disks[disk].disk);
+        // Reuse the entry (and its ring slots) of a vbd that went away.
+        let reuse = self
+            .conns
+            .iter()
+            .position(|c| c.gone && c.frontend == frontend && c.devid == devid);
+        let (i, id) = match reuse {
+            Some(i) => {
+                let id = self.conns[i].id;
+                table.replace(id, config, info);
+                (i, id)
+            }
+            None => {
+                let id = table.add(config, info);
+                let slot = self.conns.len() as u32 * SLOTS_PER_VBD;
+                self.conns.push(Conn {
+                    frontend,
+                    devid,
+                    id,
+                    disk,
+                    dir: String::new(),
+                    frontend_dir: String::new(),
+                    slot,
+                    ring: None,
+                    port: None,
+                    gone: false,
+                });
+                (self.conns.len() - 1, id)
+            }
+        };
+        let token = format!("fe:{frontend}:{devid}");
+        let c = &mut self.conns[i];
+        c.gone = false;
+        c.disk = disk;
+        c.dir = dir;
+        c.frontend_dir = frontend_dir.clone();
+        println!(
+            "vbd d{frontend}/{devid}: disk {params}{}",
+            if read_only { " (read-only)" } else { "" }
+        );
+        let backend = XenbusState::parse(state.as_bytes());
+        let step = if backend == XenbusState::Connected {
+            // A previous instance of us had it connected: pick the ring up where it was.
+            let fe_state = read(xs, &format!("{frontend_dir}/state"))
+                .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()));
+            table.resume(id, backend, fe_state, |k| {
+                read(xs, &format!("{frontend_dir}/{k}"))
+            })
+        } else {
+            table.start(id)
+        };
+        self.perform(i, step, xs, table);
+        match xs.watch(&format!("{frontend_dir}/state"), &token) {
+            Ok(()) => {}
+            // Watched already, for the vbd's previous life.
+            Err(XsError::Store(e)) if e == "EEXIST" => {}
+            Err(e) => println!("vbd d{frontend}/{devid}: cannot watch the frontend: {e:?}"),
+        }
+    }
+
+    /// A frontend's `state` watch fired.
+    pub fn frontend_event(&mut self, token: &str, xs: &mut XsClient, table: &mut VbdTable) {
+        let mut parts = token.split(':').skip(1);
+        let (Some(Ok(frontend)), Some(Ok(devid))) = (
+            parts.next().map(str::parse::<u16>),
+            parts.next().map(str::parse::<u32>),
+        ) else {
+            return;
+        };
+        let Some(i) = self
+            .conns
+            .iter()
+            .position(|c| !c.gone && c.frontend == frontend && c.devid == devid)
+        else {
+            return;
+        };
+        let dir = self.conns[i].frontend_dir.clone();
+        let state = read(xs, &format!("{dir}/state"))
+            .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()));
+        let id = self.conns[i].id;
+        let step = table.frontend_changed(id, state, |k| read(xs, &format!("{dir}/{k}")));
+        self.perform(i, step, xs, table);
+    }
+
+    /// Performs the core's actions for conn `i`, in order.
+    fn perform(&mut self, i: usize, step: Step, xs: &mut XsClient, table: &mut VbdTable) {
+        let (frontend, devid) = (self.conns[i].frontend, self.conns[i].devid);
+        if let Some(e) = &step.error {
+            println!("vbd d{frontend}/{devid}: {e}");
+        }
+        for action in step.actions {
+            let dir = self.conns[i].dir.clone();
+            match action {
+                Action::Write { key, value } => {
+                    let _ = xs.write(&format!("{dir}/{key}"), value.as_bytes());
+                }
+                Action::SetState(s) => {
+                    let _ = xs.write(&format!("{dir}/state"), s.as_str().as_bytes());
+                }
+                Action::MapRing { order, grefs } => {
+                    let c = &mut self.conns[i];
+                    match map_ring(frontend, c.slot, &grefs) {
+                        Some(mut ring) => {
+                            if table.connect(c.id, order, &mut ring).is_ok() {
+                                c.ring = Some(ring);
+                            } else {
+                                ring.unmap();
+                                let s = table.connect_failed(c.id);
+                                return self.perform(i, s, xs, table);
+                            }
+                        }
+                        None => {
+                            println!("vbd d{frontend}/{devid}: cannot map the ring");
+                            let s = table.connect_failed(c.id);
+                            return self.perform(i, s, xs, table);
+                        }
+                    }
+                }
+                Action::BindEvtchn { port } => match xen::evtchn_bind_interdomain(frontend, port) {
+                    Ok(local) => self.conns[i].port = Some(local),
+                    Err(e) => {
+                        println!("vbd d{frontend}/{devid}: cannot bind its channel: {e}");
+                        self.disconnect(i);
+                        let s = table.connect_failed(self.conns[i].id);
+                        return self.perform(i, s, xs, table);
+                    }
+                },
+                Action::Disconnect => self.disconnect(i),
+            }
+        }
+    }
+
+    fn disconnect(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        if let Some(port) = c.port.take() {
+            let _ = xen::evtchn_close(port);
+        }
+        if let Some(ring) = c.ring.take() {
+            ring.unmap();
+        }
+    }
+
+    /// Serves every connected ring once; true if some ring has more waiting.
+    pub fn serve(
+        &mut self,
+        table: &mut VbdTable,
+        disks: &mut [OwnedDisk],
+        grants: &mut GrantCopier,
+        xs: &mut XsClient,
+    ) -> bool {
+        let mut more = false;
+        for i in 0..self.conns.len() {
+            let c = &mut self.conns[i];
+            let (Some(ring), false) = (c.ring.as_mut(), c.gone) else {
+                continue;
+            };
+            if table.get(c.id).map(|v| v.state()) != Some(VbdState::Connected) {
+                continue;
+            }
+            let Some(disk) = disks.get_mut(c.disk) else {
+                continue;
+            };
+            let p = table.poll(c.id, ring, &mut disk.disk, grants);
+            if p.notify {
+                if let Some(port) = c.port {
+                    let _ = xen::evtchn_send(port);
+                }
+            }
+            more |= p.more;
+            if let Some(reason) = p.halted {
+                println!("vbd d{}/{}: {reason}: ring stopped", c.frontend, c.devid);
+                self.perform(i, p.step, xs, table);
+            }
+        }
+        more
+    }
+}
+
+/// Maps a ring's pages at consecutive grant-map slots from `slot`.
+fn map_ring(frontend: u16, slot: u32, grefs: &[u32]) -> Option<MappedRing> {
+    let mut ring = MappedRing { pages: Vec::new() };
+    for (n, &gref) in grefs.iter().enumerate() {
+        match xen::grant_map(frontend, gref, slot + n as u32) {
+            Ok(p) => ring.pages.push(p),
+            Err(_) => {
+                ring.unmap();
+                return None;
+            }
+        }
+    }
+    Some(ring)
+}

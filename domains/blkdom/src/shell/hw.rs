@@ -1,0 +1,169 @@
+//! The shell's side of the core's three traits: a blkif ring mapped by grant, the virtio-blk
+//! disk, and grant copies through the microvisor.
+
+use alloc::vec::Vec;
+use blkdom::io::{Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem};
+use bulkhead_runtime::arch::virtio::Block;
+use bulkhead_runtime::xen::{self, MappedPage};
+use protocol::xen::structs::{gntcopy, DomId, GnttabCopy, GnttabCopyPtr, DOMID_SELF};
+
+const PAGE: usize = 4096;
+
+/// The pages of one ring, mapped by grant at consecutive grant-map slots.
+pub struct MappedRing {
+    /// The pages in ring order, with their unmap handles.
+    pub pages: Vec<(MappedPage, u32)>,
+}
+
+impl MappedRing {
+    fn page(&self, off: usize) -> (&MappedPage, usize) {
+        (&self.pages[off / PAGE].0, off % PAGE)
+    }
+
+    /// Unmaps every page.
+    pub fn unmap(self) {
+        for (page, handle) in self.pages {
+            let _ = xen::grant_unmap(page, handle);
+        }
+    }
+}
+
+impl RingMem for MappedRing {
+    fn load_index(&self, off: usize) -> u32 {
+        let (p, o) = self.page(off);
+        p.load_u32(o)
+    }
+
+    fn store_index(&mut self, off: usize, value: u32) {
+        let (p, o) = self.page(off);
+        p.store_u32(o, value)
+    }
+
+    fn fence(&self) {
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        let (p, o) = self.page(off);
+        for (i, b) in dst.iter_mut().enumerate() {
+            *b = p.read_u8(o + i);
+        }
+    }
+
+    fn write_bytes(&mut self, off: usize, src: &[u8]) {
+        let (p, o) = self.page(off);
+        for (i, b) in src.iter().enumerate() {
+            p.write_u8(o + i, *b);
+        }
+    }
+}
+
+/// A virtio-blk disk as the core sees it.
+pub struct VirtioDisk {
+    pub dev: Block,
+    pub read_only: bool,
+}
+
+impl Disk for VirtioDisk {
+    fn info(&self) -> DiskInfo {
+        DiskInfo {
+            sectors: self.dev.capacity(),
+            sector_size: 512,
+            physical_sector_size: 512,
+            read_only: self.read_only || self.dev.readonly(),
+            flush: true,
+            discard: None,
+        }
+    }
+
+    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.dev.read(sector, buf).map_err(|_| DiskError::Io)
+    }
+
+    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DiskError> {
+        self.dev.write(sector, buf).map_err(|_| DiskError::Io)
+    }
+
+    fn flush(&mut self) -> Result<(), DiskError> {
+        self.dev.flush().map_err(|_| DiskError::Io)
+    }
+}
+
+/// Grant copies between frontends' pages and our buffers (`GNTTABOP_copy`, batched).
+#[derive(Default)]
+pub struct GrantCopier {
+    ops: Vec<GnttabCopy>,
+}
+
+impl GrantCopier {
+    /// Queues the copies of `segs` against the local buffer at `local`, split where the
+    /// local side crosses one of our pages (our RAM is identity-mapped: VA = IPA).
+    fn plan(&mut self, domid: DomId, segs: &[GrantSeg], local: usize, inbound: bool) {
+        self.ops.clear();
+        let mut at = local;
+        for s in segs {
+            let mut done = 0usize;
+            while done < usize::from(s.len) {
+                let here = at + done;
+                let room = PAGE - here % PAGE;
+                let n = room.min(usize::from(s.len) - done);
+                let remote = GnttabCopyPtr {
+                    u: u64::from(s.gref),
+                    domid,
+                    offset: s.offset + done as u16,
+                    _pad0: 0,
+                };
+                let mine = GnttabCopyPtr {
+                    u: (here / PAGE) as u64,
+                    domid: DOMID_SELF,
+                    offset: (here % PAGE) as u16,
+                    _pad0: 0,
+                };
+                let (source, dest, flags) = if inbound {
+                    (remote, mine, gntcopy::SOURCE_GREF)
+                } else {
+                    (mine, remote, gntcopy::DEST_GREF)
+                };
+                self.ops.push(GnttabCopy {
+                    source,
+                    dest,
+                    len: n as u16,
+                    flags,
+                    status: 0,
+                    _pad0: 0,
+                });
+                done += n;
+            }
+            at += usize::from(s.len);
+        }
+    }
+
+    fn run(&mut self) -> Result<(), GrantError> {
+        xen::grant_copy(&mut self.ops).map_err(|_| GrantError::Failed)?;
+        match self
+            .ops
+            .iter()
+            .find_map(|op| GrantError::from_gntst(op.status))
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Grants for GrantCopier {
+    fn copy_in(
+        &mut self,
+        domid: DomId,
+        segs: &[GrantSeg],
+        dst: &mut [u8],
+    ) -> Result<(), GrantError> {
+        self.plan(domid, segs, dst.as_mut_ptr() as usize, true);
+        self.run()
+    }
+
+    fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
+        self.plan(domid, segs, src.as_ptr() as usize, false);
+        self.run()
+    }
+}

@@ -1,0 +1,174 @@
+//! The event loop: disks, xenstore watches, rings.
+
+mod conn;
+mod hw;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use blkdom::io::Disk as _;
+use blkdom::{Config, VbdTable};
+use bulkhead_runtime::arch::virtio::{self, Block};
+use bulkhead_runtime::xenstore::{XsClient, XsError};
+use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
+use conn::Conns;
+use core::sync::atomic::{AtomicBool, Ordering};
+use hw::{GrantCopier, VirtioDisk};
+use protocol::cap::{CapDetail, CapKind};
+use protocol::control::CapOp;
+use protocol::layout::{EVTCHN_PPI, VTIMER_PPI};
+
+/// virtio device type of a block device.
+const VIRTIO_BLOCK: u32 = 2;
+/// Safety-net poll of xenstore and the rings when no event arrives.
+const POLL_MS: u64 = 100;
+
+/// Set by the event-channel upcall: a ring or the store has news.
+static EVENT: AtomicBool = AtomicBool::new(false);
+
+/// One disk: its serial (how dom0's toolstack names it in `params`) and the device.
+pub struct OwnedDisk {
+    pub serial: String,
+    pub disk: VirtioDisk,
+}
+
+rt::entry!(main);
+
+fn main(info: &'static StartInfo) {
+    println!("blkdom up");
+    virtio::set_phys_offset(info.phys_offset);
+    if let Err(e) = xen::map_shared_info() {
+        println!("cannot map shared_info ({e}): polling every {POLL_MS} ms");
+    }
+    let mut disks = open_disks();
+    if disks.is_empty() {
+        println!("no block devices were given to this domain");
+    }
+    let mut xs = match XsClient::open() {
+        Ok(x) => x,
+        Err(e) => return println!("cannot reach xenstore: {e:?}"),
+    };
+    // dom0 serves our xenstore ring once it has created every domain of the system: until
+    // then requests time out, so keep asking.
+    let mut said = false;
+    loop {
+        let e = match xs.watch("backend/vbd", "vbd") {
+            // A request that timed out earlier may have registered it after all.
+            Ok(()) => break,
+            Err(XsError::Store(e)) if e == "EEXIST" => break,
+            Err(e) => e,
+        };
+        if !said {
+            println!("waiting for xenstore ({e:?})");
+            said = true;
+        }
+    }
+    irq::init_primary();
+    gic::enable(VTIMER_PPI);
+    gic::enable(EVTCHN_PPI);
+    irq::set_handler(on_irq);
+    irq::enable_irqs();
+    println!("blkdom ready: {} disk(s)", disks.len());
+    let mut table = VbdTable::new(Config::default());
+    let mut conns = Conns::default();
+    let mut grants = GrantCopier::default();
+    let poll = timer::ms_to_ticks(POLL_MS, timer::freq());
+    let mut next_scan = 0;
+    loop {
+        EVENT.store(false, Ordering::Release);
+        let events = match xs.events() {
+            Ok(e) => e,
+            Err(e) => {
+                println!("xenstore: {e:?}");
+                Vec::new()
+            }
+        };
+        let now = timer::now();
+        if events.iter().any(|e| e.token == "vbd") || now >= next_scan {
+            conns.scan(&mut xs, &mut table, &disks);
+            next_scan = now.saturating_add(poll);
+        }
+        for e in events.iter().filter(|e| e.token != "vbd") {
+            conns.frontend_event(&e.token, &mut xs, &mut table);
+        }
+        let more = conns.serve(&mut table, &mut disks, &mut grants, &mut xs);
+        if more {
+            continue;
+        }
+        let wake = now.saturating_add(poll);
+        if !EVENT.load(Ordering::Acquire) && timer::now() < wake {
+            timer::set_deadline(wake);
+            irq::wait_until(|| EVENT.load(Ordering::Acquire) || timer::now() >= wake);
+            timer::stop();
+        }
+    }
+}
+
+fn on_irq(intid: u32) {
+    match intid {
+        EVTCHN_PPI => {
+            xen::take_pending_ports(|_| {});
+            EVENT.store(true, Ordering::Release);
+        }
+        VTIMER_PPI => timer::stop(),
+        _ => {}
+    }
+}
+
+/// Maps every virtio-blk device we hold and opens it; interrupts stay off (requests are
+/// performed synchronously).
+fn open_disks() -> Vec<OwnedDisk> {
+    let caps = match cap::cap_list() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("cannot list capabilities: {e}");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for c in caps.iter().filter(|c| c.kind == CapKind::Device) {
+        if !matches!(
+            c.detail,
+            CapDetail::Device {
+                virtio_id: VIRTIO_BLOCK,
+                ..
+            }
+        ) {
+            continue;
+        }
+        let (base, size) = match cap::call(CapOp::DeviceMap, [c.handle.to_raw(), 0, 0, 0, 0, 0]) {
+            Ok(r) => (r[0], r[1]),
+            Err(e) => {
+                println!("cannot map {}: {e}", c.label);
+                continue;
+            }
+        };
+        let mut dev = match Block::open(base, size) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("cannot open the virtio-blk device at {base:#x}: {e:?}");
+                continue;
+            }
+        };
+        dev.disable_interrupts();
+        let serial = match dev.serial() {
+            Ok(s) => s,
+            Err(e) => {
+                println!("virtio-blk at {base:#x}: cannot read its serial: {e:?}");
+                continue;
+            }
+        };
+        let disk = VirtioDisk {
+            dev,
+            read_only: false,
+        };
+        let info = disk.info();
+        println!(
+            "disk {serial}: {} sectors ({} MiB){} at {base:#x}",
+            info.sectors,
+            info.sectors / 2048,
+            if info.read_only { ", read-only" } else { "" }
+        );
+        out.push(OwnedDisk { serial, disk });
+    }
+    out
+}

@@ -1,0 +1,222 @@
+//! blkdom serves stock Linux `xen-blkfront` from host files: two Linux guests, each with its
+//! own read-write disk and both sharing one read-only image. One guest mounts an ext4 image
+//! the host made and writes files; the other makes a filesystem with busybox `mke2fs` on a
+//! blank image. Writes to the read-only disk fail in the guest. After both power off, the
+//! host checks the images with `e2fsck -fn` and reads the files back with `debugfs`.
+
+use bulkhead_tests::{connect, history, Expect, TAIL_LINES};
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::default_socket;
+use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use protocol::mgmt::{DomainRef, Request, Response};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Where this test writes its system and disk images (kept on failure).
+fn work_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bulkhead/blkdom-test");
+    std::fs::create_dir_all(&d).expect("work dir");
+    d
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// A zeroed image of `mib` MiB.
+fn blank(path: &Path, mib: u64) {
+    let f = std::fs::File::create(path).expect("image");
+    f.set_len(mib << 20).expect("image size");
+}
+
+fn system(dir: &Path) -> PathBuf {
+    let img = |n: &str| dir.join(n).display().to_string();
+    let toml = format!(
+        r#"# Written by tests/tests/blkdom_disks.rs.
+[system]
+smp = 4
+memory = 1024
+
+[[domain]]
+name = "blkdom"
+image = "blkdom"
+memory = 16
+cpus = "1"
+
+[[domain]]
+name = "linux1"
+image = "debian-linux"
+ramdisk = "debian-initramfs"
+memory = 192
+cpus = "2"
+cmdline = "console=hvc0 loglevel=4"
+on_poweroff = "destroy"
+disk = ["{a},raw,xvda,rw", "format=raw, vdev=xvdb, access=ro, target={ro}"]
+
+[[domain]]
+name = "linux2"
+image = "debian-linux"
+ramdisk = "debian-initramfs"
+memory = 192
+cpus = "3"
+cmdline = "console=hvc0 loglevel=4"
+on_poweroff = "destroy"
+disk = ["{b},raw,xvda,rw", "{ro},raw,xvdb,ro"]
+"#,
+        a = img("ext4.img"),
+        b = img("blank.img"),
+        ro = img("shared-ro.img"),
+    );
+    let path = dir.join("blkdom.toml");
+    std::fs::write(&path, toml).expect("system");
+    path
+}
+
+fn wait_for(c: &mut Client, needle: &str, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let h = history(c);
+        if h.contains(needle) {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no {needle:?}; history tail:\n{}",
+            h.lines().rev().take(40).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn type_line(c: &mut Client, domain: &str, line: &str) {
+    let r = c
+        .call(&Request::ConsoleInput {
+            domain: DomainRef::Name(domain.into()),
+            bytes: format!("{line}\n").into_bytes(),
+        })
+        .expect("console input");
+    assert_eq!(r, Response::Done);
+}
+
+/// The value printed after `key=` on the first history line that has it.
+fn value_of(history: &str, key: &str) -> String {
+    let line = history
+        .lines()
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no {key} in the history"));
+    let v = &line[line.find(key).unwrap() + key.len()..];
+    v.split_whitespace().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn stock_linux_uses_disks_served_by_blkdom() {
+    let dir = work_dir();
+    let ext4 = dir.join("ext4.img");
+    blank(&ext4, 64);
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&ext4));
+    blank(&dir.join("blank.img"), 32);
+    let ro = dir.join("shared-ro.img");
+    let mut content = b"BULKHEAD-RO-DISK".to_vec();
+    content.resize(4 << 20, 0);
+    std::fs::write(&ro, content).expect("ro image");
+
+    let _ = std::fs::remove_file(default_socket());
+    let expect = Expect::new()
+        .then(r"\[blkdom\] blkdom ready: 3 disk\(s\)")
+        .and_then(|e| e.then(r"\[dom0\] linux1 \(d\d+\): powered off -> destroy"))
+        .and_then(|e| e.then(r"\[dom0\] linux2 \(d\d+\): powered off -> destroy"))
+        .and_then(|e| e.forbid(r"\[linux\d\] .*(Kernel panic|BUG:|Oops|blk_update_request)"))
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(blkdom\) stopped"))
+        .expect("markers");
+    let sys = system(&dir);
+    let boot = std::thread::spawn(move || {
+        qemu::run(&RunOptions::test(sys, expect, Duration::from_secs(420))).expect("boot")
+    });
+
+    let mut c = connect();
+    wait_for(&mut c, "[linux1] BULKHEAD-LINUX-USERSPACE", "linux1 boot");
+    wait_for(&mut c, "[linux2] BULKHEAD-LINUX-USERSPACE", "linux2 boot");
+    // Both disks appear through the stock xen-blkfront, with the sizes blkdom published.
+    for d in ["linux1", "linux2"] {
+        type_line(
+            &mut c,
+            d,
+            "echo PARTS=$(grep -c xvd /proc/partitions) XVDA=$(cat /sys/block/xvda/size) RO=$(cat /sys/block/xvdb/ro)",
+        );
+    }
+    let h = wait_for(&mut c, "[linux1] PARTS=", "linux1 partitions");
+    assert!(h.contains("[linux1] PARTS=2 XVDA=131072 RO=1"), "{h}");
+    let h = wait_for(&mut c, "[linux2] PARTS=", "linux2 partitions");
+    assert!(h.contains("[linux2] PARTS=2 XVDA=65536 RO=1"), "{h}");
+
+    // linux1: the host's ext4 image, mounted, written and synced.
+    type_line(
+        &mut c,
+        "linux1",
+        "mkdir -p /mnt && mount -t ext4 /dev/xvda /mnt && echo hello-from-bulkhead > /mnt/hello.txt && dd if=/dev/urandom of=/mnt/blob bs=4096 count=512 2>/dev/null && sync && echo BLOB=$(sha256sum /mnt/blob) && umount /mnt && echo XVDA-DONE",
+    );
+    let h = wait_for(&mut c, "[linux1] XVDA-DONE", "linux1 writes");
+    let guest_sum = value_of(&h, "[linux1] BLOB=");
+    // linux2: a filesystem made inside the guest with busybox mke2fs.
+    type_line(
+        &mut c,
+        "linux2",
+        "mkdir -p /mnt && mke2fs -q /dev/xvda && mount -t ext4 /dev/xvda /mnt && echo made-in-guest > /mnt/two.txt && sync && umount /mnt && echo MKFS-DONE",
+    );
+    wait_for(&mut c, "[linux2] MKFS-DONE", "linux2 mkfs");
+    // Both read the shared read-only image; neither can write it.
+    for d in ["linux1", "linux2"] {
+        type_line(
+            &mut c,
+            d,
+            "echo SHARED=$(head -c 16 /dev/xvdb); dd if=/dev/zero of=/dev/xvdb bs=4096 count=1 oflag=direct 2>/dev/null; echo RO-WRITE-RC=$?",
+        );
+    }
+    for d in ["linux1", "linux2"] {
+        let h = wait_for(&mut c, &format!("[{d}] RO-WRITE-RC="), "read-only write");
+        assert!(h.contains(&format!("[{d}] SHARED=BULKHEAD-RO-DISK")), "{h}");
+        assert!(!h.contains(&format!("[{d}] RO-WRITE-RC=0")), "{h}");
+    }
+    for d in ["linux1", "linux2"] {
+        type_line(&mut c, d, "poweroff -f");
+    }
+
+    let out = boot.join().expect("boot thread");
+    assert!(
+        out.outcome == Outcome::Matched,
+        "system blkdom_disks: {}",
+        out.report(TAIL_LINES)
+    );
+    // The host sees consistent filesystems holding what the guests wrote.
+    run(Command::new("e2fsck").arg("-fn").arg(&ext4));
+    run(Command::new("e2fsck").arg("-fn").arg(dir.join("blank.img")));
+    let cat = |img: &Path, file: &str| {
+        run(Command::new("debugfs")
+            .args(["-R", &format!("cat {file}")])
+            .arg(img))
+    };
+    assert!(cat(&ext4, "/hello.txt").contains("hello-from-bulkhead"));
+    assert!(cat(&dir.join("blank.img"), "/two.txt").contains("made-in-guest"));
+    let dumped = dir.join("blob.out");
+    run(Command::new("debugfs")
+        .args(["-R", &format!("dump /blob {}", dumped.display())])
+        .arg(&ext4));
+    let host_sum = run(Command::new("sha256sum").arg(&dumped));
+    assert_eq!(
+        host_sum.split_whitespace().next(),
+        Some(guest_sum.as_str()),
+        "the blob the guest wrote differs on the host"
+    );
+    let ro_now = std::fs::read(&ro).expect("ro image");
+    assert!(
+        ro_now.starts_with(b"BULKHEAD-RO-DISK"),
+        "the read-only image changed"
+    );
+}
