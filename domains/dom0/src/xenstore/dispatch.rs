@@ -9,7 +9,7 @@ use super::perms::Who;
 use super::quota;
 use super::txn::Transaction;
 use super::view::{TxLimits, View};
-use super::watch::Watch;
+use super::watch::{Change, Watch};
 use super::wire::{self, Request};
 use super::{DomainEvent, Xenstore};
 use alloc::format;
@@ -263,6 +263,10 @@ impl Xenstore {
                 .get_mut(&domid)
                 .and_then(|c| c.txs.get_mut(&tx_id))
             {
+                // The announcements wait for the commit: heap like the overlay, so charged.
+                let cost: usize = changes.iter().map(Change::heap_bytes).sum();
+                limits.charge(tx, tx.held() + cost)?;
+                tx.change_bytes += cost;
                 tx.changes.extend(changes);
             }
         } else {

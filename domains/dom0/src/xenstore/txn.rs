@@ -27,6 +27,8 @@ pub struct Transaction {
     pub(super) bytes: usize,
     /// Bytes of the paths held in `accessed`.
     pub(super) read_bytes: usize,
+    /// Bytes held by `changes`.
+    pub(super) change_bytes: usize,
     /// Set when an operation failed after changing the overlay; commit then fails with it.
     pub(super) poisoned: Option<XsError>,
     /// Changes to announce on commit.
@@ -37,7 +39,7 @@ impl Transaction {
     /// Heap bytes held (node copies, read-set paths, the transaction itself), for the
     /// `transaction_memory` and `memory` quotas.
     pub fn held(&self) -> usize {
-        self.bytes + self.read_bytes + ENTRY_OVERHEAD
+        self.bytes + self.read_bytes + self.change_bytes + ENTRY_OVERHEAD
     }
 
     /// Validates and applies the transaction for `domid`, returning the changes to announce.

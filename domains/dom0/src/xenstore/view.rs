@@ -33,7 +33,7 @@ impl TxLimits {
     };
 
     /// Whether the transaction may hold `held` bytes; poisons it if not.
-    fn charge(&self, tx: &mut Transaction, held: usize) -> Result<(), XsError> {
+    pub fn charge(&self, tx: &mut Transaction, held: usize) -> Result<(), XsError> {
         let e = if held > self.domain {
             XsError::NoMemory
         } else if held > self.memory {

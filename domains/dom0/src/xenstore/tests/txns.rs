@@ -194,3 +194,26 @@ fn read_sets_watches_and_nodes_are_charged_to_the_memory_quota() {
         "removal frees quota"
     );
 }
+
+#[test]
+fn changes_held_for_commit_are_charged_too() {
+    let q = Quotas {
+        memory: 16 * 1024,
+        ..Quotas::default()
+    };
+    let mut h = Harness::with_quotas(&[3], q);
+    let t = h.start(3);
+    // Rewriting one node keeps one overlay copy, but each write queues an announcement.
+    let mut refused = None;
+    for _ in 0..2000 {
+        if let Err(e) = h.write_tx(3, t, "same", "v") {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(refused.as_deref(), Some("ENOMEM" | "ENOSPC")),
+        "{refused:?}"
+    );
+    assert!(h.xs.memory_used(3) <= q.memory);
+}
