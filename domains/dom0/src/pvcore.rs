@@ -12,13 +12,13 @@
 //!   xenstored does), the pass reports it once ([`Event::Failed`]) and it is skipped from
 //!   then on. Every other child is served in the same pass.
 
-use crate::xenstore::Xenstore;
+use crate::xenstore::{FeedError, Xenstore};
 use alloc::vec::Vec;
 use core::mem::offset_of;
 use protocol::control::{CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES};
 use protocol::xen::ring::{
-    XenstoreDomainInterface, XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XENSTORE_ERROR_RINGIDX,
-    XENSTORE_RING_SIZE,
+    XenstoreDomainInterface, XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XENSTORE_ERROR_PROTO,
+    XENSTORE_ERROR_RINGIDX, XENSTORE_RING_SIZE,
 };
 use protocol::xen::ring_io::{RingError, SharedRing, CONS_IN, CONS_OUT, XS_REQ, XS_RSP};
 
@@ -28,6 +28,9 @@ pub const CONSOLE_OUT_PER_PASS: usize = XENCONS_OUT_SIZE;
 pub const CONSOLE_IN_PER_PASS: usize = XENCONS_IN_SIZE;
 /// Xenstore bytes read from, and written to, one child per pass: one ring's worth each way.
 pub const STORE_PER_PASS: usize = XENSTORE_RING_SIZE;
+
+/// Where the xenstore page's `error` field is.
+const ERROR_OFFSET: usize = offset_of!(XenstoreDomainInterface, error);
 
 /// Which of a child's two rings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,10 +160,7 @@ impl<R: SharedRing, X> Pv<R, X> {
         let c = &mut self.children[i];
         c.failed = true;
         self.xs.shut_down(c.domid);
-        c.store.store_index(
-            offset_of!(XenstoreDomainInterface, error),
-            XENSTORE_ERROR_RINGIDX,
-        );
+        c.store.store_index(ERROR_OFFSET, XENSTORE_ERROR_RINGIDX);
         events.push(Event::Failed {
             domid: c.domid,
             ring,
@@ -226,9 +226,14 @@ impl<R: SharedRing, X> Pv<R, X> {
             }
             moved += n;
             c.frontend = true;
-            if self.xs.feed(c.domid, &buf[..n]).is_err() {
-                // The store shut the connection down (a protocol violation); it says why.
-                break;
+            match self.xs.feed(c.domid, &buf[..n]) {
+                Ok(()) => {}
+                Err(FeedError::PayloadTooLong { .. }) => {
+                    // The store shut the connection down; tell the guest, as xenstored does.
+                    c.store.store_index(ERROR_OFFSET, XENSTORE_ERROR_PROTO);
+                    break;
+                }
+                Err(_) => break,
             }
         }
         if moved > 0 {

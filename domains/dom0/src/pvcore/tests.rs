@@ -180,3 +180,17 @@ fn a_corrupt_console_ring_stops_that_child_only() {
     );
     assert!(reply(&mut pv.children[1].store).is_some());
 }
+
+#[test]
+fn an_oversized_request_sets_the_protocol_error_and_the_other_child_is_served() {
+    let mut pv = two_children();
+    let mut header = xs_message(XsType::Read, 1, 0, b"");
+    header[12..16].copy_from_slice(&5000u32.to_le_bytes());
+    assert_eq!(XS_REQ.produce(&mut pv.children[0].store, &header), Ok(16));
+    request(&mut pv.children[1].store);
+    let mut host = Host::default();
+    assert_eq!(pv.poll(&mut host), vec![]);
+    let error_at = offset_of!(XenstoreDomainInterface, error);
+    assert_eq!(pv.children[0].store.raw(error_at), XENSTORE_ERROR_PROTO);
+    assert!(reply(&mut pv.children[1].store).is_some());
+}
