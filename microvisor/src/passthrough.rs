@@ -53,7 +53,9 @@ pub fn check_access(window: Region, addr: u64, width: u8) -> Result<u64, AccessF
     }
     let base = window.base.as_u64();
     let end = base.saturating_add(window.size);
-    let last = addr.checked_add(u64::from(width)).ok_or(AccessFault::Outside)?;
+    let last = addr
+        .checked_add(u64::from(width))
+        .ok_or(AccessFault::Outside)?;
     if addr < base || last > end {
         return Err(AccessFault::Outside);
     }
@@ -149,24 +151,15 @@ mod tests {
         assert_eq!(check_access(w, base + 0x100, 8), Ok(base + 0x100));
         assert_eq!(check_access(w, base + 0x101, 1), Ok(base + 0x101));
         // The neighbours in the same page.
-        assert_eq!(
-            check_access(w, base + 0x200, 4),
-            Err(AccessFault::Outside)
-        );
+        assert_eq!(check_access(w, base + 0x200, 4), Err(AccessFault::Outside));
         assert_eq!(check_access(w, base - 4, 4), Err(AccessFault::Outside));
         assert_eq!(
             check_access(w, base + 0x1fc, 8),
             Err(AccessFault::Alignment)
         );
-        assert_eq!(
-            check_access(w, base + 0x1f8, 16),
-            Err(AccessFault::Width)
-        );
+        assert_eq!(check_access(w, base + 0x1f8, 16), Err(AccessFault::Width));
         assert_eq!(check_access(w, base + 2, 4), Err(AccessFault::Alignment));
-        assert_eq!(
-            check_access(w, u64::MAX - 3, 4),
-            Err(AccessFault::Outside)
-        );
+        assert_eq!(check_access(w, u64::MAX - 3, 4), Err(AccessFault::Outside));
     }
 
     #[test]
@@ -175,7 +168,11 @@ mod tests {
         let mut h = Holding::default();
         h.delegate(d1).unwrap();
         assert_eq!(h.delegate(d2), Err(HoldError::Busy));
-        assert_eq!(h.map(d0), Err(HoldError::Busy), "dom0 keeps no assigned device");
+        assert_eq!(
+            h.map(d0),
+            Err(HoldError::Busy),
+            "dom0 keeps no assigned device"
+        );
         h.map(d1).unwrap();
         // A restart in place keeps the assignment, drops the mapping.
         assert!(h.release(d1, true));

@@ -257,3 +257,9 @@ fn shipped_xl_files_are_valid() {
         assert!(d.warnings.is_empty(), "{file}: {:?}", d.warnings);
     }
 }
+
+// A hostile file of nested `[`: the parser's recursion is bounded (security review F18).
+fixture!(
+    nested_lists,
+    "2: key `cpus`: lists are nested more than 16 deep, expected at most 16 levels of [ ]"
+);

@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod mgmt;
 pub mod prompt;
+pub mod pvcore;
 pub mod supervise;
 pub mod vbd;
 pub mod xenstore;

@@ -229,17 +229,27 @@ impl Server {
     /// `Error(BadRequest)` or `Error(TooLarge)`, so the client never waits in vain.
     pub fn input(&mut self, bytes: &[u8], ops: &mut impl DomainOps) -> Vec<u8> {
         let mut out = Vec::new();
-        for frame in self.decoder.feed(bytes) {
-            let resp = match frame.and_then(|f| decode::<Request>(&f)) {
-                Ok(req) => serve(&req, ops),
-                Err(e) => Response::Error(e.into()),
-            };
-            let bytes = encode(&resp)
-                .or_else(|e| encode(&Response::Error(e.into())))
-                .unwrap_or_default();
-            out.extend(bytes);
+        for &b in bytes {
+            if let Some(reply) = self.push(b, ops) {
+                out.extend(reply);
+            }
         }
         out
+    }
+
+    /// Takes one byte; when it ends a frame, serves it and returns the response frame (at
+    /// most `MAX_FRAME` bytes). [`link::Link`] uses this to stop between requests.
+    pub fn push(&mut self, byte: u8, ops: &mut impl DomainOps) -> Option<Vec<u8>> {
+        let frame = self.decoder.push(byte)?;
+        let resp = match frame.and_then(|f| decode::<Request>(&f)) {
+            Ok(req) => serve(&req, ops),
+            Err(e) => Response::Error(e.into()),
+        };
+        Some(
+            encode(&resp)
+                .or_else(|e| encode(&Response::Error(e.into())))
+                .unwrap_or_default(),
+        )
     }
 
     /// Forgets a partial request (the host side disconnected).
@@ -247,6 +257,8 @@ impl Server {
         self.decoder.reset();
     }
 }
+
+pub mod link;
 
 #[cfg(test)]
 mod tests;

@@ -1,20 +1,49 @@
 //! dom0's management port: the virtio console that QEMU exposes on the host as the unix
 //! socket `target/bulkhead/mgmt.sock` (a UART on boards). Bytes go through
-//! [`dom0::mgmt::Server`], which answers each framed request.
+//! [`dom0::mgmt::link::Link`], which reads a bounded amount per poll, answers each framed
+//! request and queues the replies in a bounded buffer.
+//!
+//! Known gap: `virtio-drivers` 0.13's console only transmits synchronously (it waits for the
+//! device to use each buffer), so [`Device::try_write`] here still waits while QEMU holds
+//! the transmit queue (a host client that stops reading with a full socket buffer). Each
+//! write is at most [`WRITE_CHUNK`] bytes. The runtime's console needs a non-blocking
+//! transmit (add, notify, reclaim used buffers on a later poll) for the port to stop
+//! waiting altogether; the link's bounds and stall policy are ready for it.
 
 use bulkhead_runtime::arch::virtio::{self, Console};
 use bulkhead_runtime::{cap, gic, println, StartInfo};
-use dom0::mgmt::{DomainOps, Server};
+use dom0::mgmt::link::{Device, Link};
+use dom0::mgmt::DomainOps;
 use protocol::cap::{CapDetail, CapInfo, CapKind};
 use protocol::control::CapOp;
 
 /// virtio device type of a console.
 const VIRTIO_CONSOLE: &str = "virtio-mmio type 3";
 
+/// Most bytes handed to the console in one transmit.
+const WRITE_CHUNK: usize = 512;
+
+/// The console as the link's device.
+struct Dev<'a>(&'a mut Console);
+
+impl Device for Dev<'_> {
+    fn read_byte(&mut self) -> Option<u8> {
+        self.0.read_byte()
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(WRITE_CHUNK);
+        match self.0.write(&bytes[..n]) {
+            Ok(()) => n,
+            Err(_) => 0,
+        }
+    }
+}
+
 /// The open port.
 pub struct Port {
     console: Console,
-    server: Server,
+    link: Link,
     /// Its interrupt (a forwarded SPI), if any.
     pub irq: Option<u32>,
 }
@@ -56,26 +85,19 @@ impl Port {
         println!("management port ready (virtio console at {base:#x})");
         Some(Port {
             console,
-            server: Server::new(),
+            link: Link::new(),
             irq,
         })
     }
 
-    /// Serves every complete request waiting on the port; returns how many bytes it read.
+    /// Serves what the port holds, within the link's bounds; returns how many bytes it
+    /// read.
     pub fn poll(&mut self, ops: &mut impl DomainOps) -> usize {
         self.console.ack_interrupt();
-        let mut input = alloc::vec::Vec::new();
-        while let Some(b) = self.console.read_byte() {
-            input.push(b);
+        let polled = self.link.poll(&mut Dev(&mut self.console), ops);
+        if polled.dropped {
+            println!("management port: the client stopped reading; its replies were dropped");
         }
-        if input.is_empty() {
-            return 0;
-        }
-        let reply = self.server.input(&input, ops);
-        if !reply.is_empty() && self.console.write(&reply).is_err() {
-            // The host side went away mid-reply: drop the session state with it.
-            self.server.reset();
-        }
-        input.len()
+        polled.read
     }
 }

@@ -75,8 +75,7 @@ impl Hyp {
 
     /// Assigns the devices behind `indexes` to `to` (a domain being created). All or none.
     pub fn assign_devices(&mut self, indexes: &[usize], to: DomainId) -> Result<(), CapError> {
-        let mut trial: alloc::vec::Vec<Holding> =
-            self.devices.iter().map(|d| d.holding).collect();
+        let mut trial: alloc::vec::Vec<Holding> = self.devices.iter().map(|d| d.holding).collect();
         for &i in indexes {
             trial[i].delegate(to).map_err(|_| CapError::WrongState)?;
         }
@@ -131,7 +130,13 @@ impl Hyp {
     /// A trapped access by domain `id` at `ipa`: performed on the device if it falls inside
     /// the sub-page window of a device that domain mapped. `None` when it does not (a
     /// fault for that domain: it reached outside its own registers).
-    pub fn device_mmio(&self, id: DomainId, ipa: u64, width: u8, write: Option<u64>) -> Option<u64> {
+    pub fn device_mmio(
+        &self,
+        id: DomainId,
+        ipa: u64,
+        width: u8,
+        write: Option<u64>,
+    ) -> Option<u64> {
         let pa = self.devices.iter().find_map(|d| {
             let trapped = exposure(d.node.region) == Exposure::Trapped;
             (d.holding.mapped_by == Some(id) && trapped)

@@ -219,6 +219,10 @@ impl Lexer<'_> {
     }
 }
 
+/// How deeply lists may nest. xl.cfg's own keys use two levels at most (`cpus` per vCPU);
+/// the bound keeps the recursive parser's stack use small for any input.
+const MAX_DEPTH: usize = 16;
+
 struct Parser<'a> {
     lex: Lexer<'a>,
     peeked: Option<Option<(Tok, usize)>>,
@@ -250,10 +254,23 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn value(&mut self, key: &str) -> Result<Value, ConfigError> {
+    /// One value; `depth` is how many lists enclose it. The recursion is bounded by
+    /// [`MAX_DEPTH`] so a hostile file of `[[[[…` is an error, not a stack overflow.
+    fn value(&mut self, key: &str, depth: usize) -> Result<Value, ConfigError> {
         match self.take()? {
             Some((Tok::Atom(text, quoted), _)) => Ok(Value::Atom { text, quoted }),
-            Some((Tok::Open, _)) => {
+            Some((Tok::Open, line)) => {
+                if depth >= MAX_DEPTH {
+                    let mut e = self.lex.err(
+                        line,
+                        format!(
+                            "lists are nested more than {MAX_DEPTH} deep, \
+                             expected at most {MAX_DEPTH} levels of [ ]"
+                        ),
+                    );
+                    e.key = key.into();
+                    return Err(e);
+                }
                 let mut items = Vec::new();
                 loop {
                     self.skip_newlines()?;
@@ -261,7 +278,7 @@ impl Parser<'_> {
                         self.take()?;
                         return Ok(Value::List(items));
                     }
-                    items.push(self.value(key)?);
+                    items.push(self.value(key, depth + 1)?);
                     self.skip_newlines()?;
                     match self.take()? {
                         Some((Tok::Comma, _)) => {}
@@ -326,7 +343,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Setting>, ConfigError> {
             Some((Tok::Append, _)) => true,
             other => return Err(p.unexpected(other, &key, "`=` or `+=` after the key")),
         };
-        let value = p.value(&key)?;
+        let value = p.value(&key, 0)?;
         match p.take()? {
             None | Some((Tok::End, _)) => {}
             other => {
@@ -471,5 +488,18 @@ mod tests {
             p("= 1").unwrap_err(),
             "t.cfg:1: key `(syntax)`: found `=`, expected a key"
         );
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!("x = {}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(p(&ok).is_ok());
+        let deep = format!("x = {}1{}", "[".repeat(17), "]".repeat(17));
+        let msg = "t.cfg:1: key `x`: lists are nested more than 16 deep, \
+                   expected at most 16 levels of [ ]";
+        assert_eq!(p(&deep).unwrap_err(), msg);
+        // A hostile file: without the bound this overflows the stack.
+        let hostile = format!("\nx = {}", "[".repeat(100_000));
+        assert_eq!(p(&hostile).unwrap_err(), msg.replace(":1:", ":2:"));
     }
 }

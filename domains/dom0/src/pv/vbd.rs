@@ -49,7 +49,7 @@ impl Backends {
     /// Writes the vbds of every attached guest whose backend is attached too and that
     /// are not written yet.
     pub(super) fn wire_vbds(&mut self, sup: &Supervisor) {
-        let attached = |domid: u16| self.children.iter().any(|c| c.domid == domid);
+        let attached = |domid: u16| self.core.children.iter().any(|c| c.domid == domid);
         let id_of = |name: &str| {
             sup.domains()
                 .iter()
@@ -73,6 +73,7 @@ impl Backends {
             let mut ok = true;
             for n in vbd::nodes(&v) {
                 ok &= self
+                    .core
                     .xs
                     .set_node(&n.path, n.value.as_bytes(), &n.perms)
                     .is_ok();
@@ -103,10 +104,10 @@ impl Backends {
         let mut kept = Vec::new();
         for v in core::mem::take(&mut self.vbds.written) {
             if v.frontend == domid {
-                let _ = self.xs.remove_node(&vbd::backend_dir(&v));
+                let _ = self.core.xs.remove_node(&vbd::backend_dir(&v));
                 let parent = format!("/local/domain/{}/backend/vbd/{}", v.backend, domid);
-                if self.xs.children(&parent).is_some_and(|c| c.is_empty()) {
-                    let _ = self.xs.remove_node(&parent);
+                if self.core.xs.children(&parent).is_some_and(|c| c.is_empty()) {
+                    let _ = self.core.xs.remove_node(&parent);
                 }
             } else if v.backend != domid {
                 kept.push(v);

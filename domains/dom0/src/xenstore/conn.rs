@@ -1,5 +1,9 @@
 //! One client connection: its partial input, queued output, watches and transactions.
+//!
+//! [`Conn::held`] is the heap the connection holds beyond its nodes, charged to the
+//! domain's memory quota (see `quota.rs`).
 
+use super::quota::ENTRY_OVERHEAD;
 use super::txn::Transaction;
 use super::watch::Watch;
 use super::wire::{Assembler, HEADER_LEN};
@@ -24,6 +28,8 @@ pub struct Outbox {
     bytes: usize,
     /// Replies not yet fully sent.
     replies: u32,
+    /// Heap held by the queue: every queued message whole, plus its slot.
+    held: usize,
     /// Watch events dropped because the queue was over its limit.
     pub dropped_events: u64,
 }
@@ -36,14 +42,14 @@ impl Outbox {
     }
 
     /// Queues a watch event unless an identical one is already queued (as xenstored, this
-    /// does not apply to `@` special events) or the queue holds more than `limit` bytes
-    /// (0 = no limit).
-    pub fn push_event(&mut self, bytes: Vec<u8>, limit: usize) {
+    /// does not apply to `@` special events), the queue holds more than `limit` bytes
+    /// (0 = no limit), or it would cost more than `room` bytes of the domain's memory quota.
+    pub fn push_event(&mut self, bytes: Vec<u8>, limit: usize, room: usize) {
         let special = bytes.get(HEADER_LEN) == Some(&b'@');
         if !special && self.queue.iter().any(|q| q.event && q.bytes == bytes) {
             return;
         }
-        if limit != 0 && self.bytes + bytes.len() > limit {
+        if (limit != 0 && self.bytes + bytes.len() > limit) || cost(&bytes) > room {
             self.dropped_events += 1;
             return;
         }
@@ -52,6 +58,7 @@ impl Outbox {
 
     fn push(&mut self, bytes: Vec<u8>, event: bool) {
         self.bytes += bytes.len();
+        self.held += cost(&bytes);
         self.queue.push_back(Queued {
             bytes,
             sent: 0,
@@ -78,6 +85,7 @@ impl Outbox {
                 if !q.event {
                     self.replies -= 1;
                 }
+                self.held -= cost(&q.bytes);
                 self.queue.pop_front();
             }
         }
@@ -108,12 +116,23 @@ impl Outbox {
         self.replies
     }
 
+    /// Heap held by queued messages.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
     /// Drops everything queued (counters are kept).
     pub fn clear(&mut self) {
         self.queue.clear();
         self.bytes = 0;
         self.replies = 0;
+        self.held = 0;
     }
+}
+
+/// Heap one queued message costs.
+fn cost(bytes: &[u8]) -> usize {
+    bytes.len() + ENTRY_OVERHEAD
 }
 
 /// A client of the store: a domain's ring, or dom0's in-process user.
@@ -123,8 +142,11 @@ pub struct Conn {
     pub input: Assembler,
     /// Replies and events not yet in the ring.
     pub out: Outbox,
-    /// Registered watches, in registration order.
+    /// Registered watches, in registration order (change only through [`Conn::add_watch`],
+    /// [`Conn::remove_watch`] and [`Conn::clear_watches`], which keep `watch_bytes`).
     pub watches: Vec<Watch>,
+    /// Heap held by `watches`.
+    watch_bytes: usize,
     /// Open transactions by id (never 0).
     pub txs: BTreeMap<u32, Transaction>,
     /// Where the search for the next transaction id starts.
@@ -142,6 +164,7 @@ impl Conn {
             input: Assembler::default(),
             out: Outbox::default(),
             watches: Vec::new(),
+            watch_bytes: 0,
             txs: BTreeMap::new(),
             next_tx: 1,
             faulted: false,
@@ -153,9 +176,38 @@ impl Conn {
     pub fn reset(&mut self) {
         self.input.clear();
         self.out.clear();
-        self.watches.clear();
+        self.clear_watches();
         self.txs.clear();
         self.faulted = false;
+    }
+
+    /// Heap held on the domain's behalf beyond its nodes: queued output, watches and open
+    /// transactions.
+    pub fn held(&self) -> usize {
+        self.out.held() + self.watch_bytes + self.txs.values().map(Transaction::held).sum::<usize>()
+    }
+
+    /// Heap one watch costs.
+    pub fn watch_cost(path: &str, token: &[u8]) -> usize {
+        path.len() + token.len() + core::mem::size_of::<Watch>() + ENTRY_OVERHEAD
+    }
+
+    /// Registers `w`.
+    pub fn add_watch(&mut self, w: Watch) {
+        self.watch_bytes += Self::watch_cost(&w.path, &w.token);
+        self.watches.push(w);
+    }
+
+    /// Removes the watch at index `at`.
+    pub fn remove_watch(&mut self, at: usize) {
+        let w = self.watches.remove(at);
+        self.watch_bytes -= Self::watch_cost(&w.path, &w.token);
+    }
+
+    /// Removes every watch.
+    pub fn clear_watches(&mut self) {
+        self.watches.clear();
+        self.watch_bytes = 0;
     }
 
     /// An unused nonzero transaction id.

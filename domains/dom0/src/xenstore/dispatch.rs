@@ -7,8 +7,9 @@ use super::ops::Ctx;
 use super::path::{self, Resolver};
 use super::perms::Who;
 use super::quota;
+use super::txn::Transaction;
 use super::view::{TxLimits, View};
-use super::watch::Watch;
+use super::watch::{Change, Watch};
 use super::wire::{self, Request};
 use super::{DomainEvent, Xenstore};
 use alloc::format;
@@ -66,11 +67,16 @@ impl Xenstore {
             ty
         };
         let limit = self.event_limit(domid);
+        // A reply is always queued (the outstanding quota bounds them); it counts against
+        // the memory quota, which stops further input while it is spent.
+        let reply = wire::encode(ty, h.req_id, h.tx_id, &payload);
         if let Some(conn) = self.conns.get_mut(&domid) {
-            conn.out
-                .push_reply(wire::encode(ty, h.req_id, h.tx_id, &payload));
-            if let Some(ev) = then {
-                conn.out.push_event(ev, limit);
+            conn.out.push_reply(reply);
+        }
+        if let Some(ev) = then {
+            let room = self.room(domid);
+            if let Some(conn) = self.conns.get_mut(&domid) {
+                conn.out.push_event(ev, limit, room);
             }
         }
     }
@@ -99,6 +105,7 @@ impl Xenstore {
             _ => {}
         }
         let tx_id = req.header.tx_id;
+        let room = self.room(domid);
         let conn = self.conns.get_mut(&domid).ok_or(XsError::Io)?;
         if tx_id != 0 && !conn.txs.contains_key(&tx_id) {
             return Err(XsError::NotFound);
@@ -110,6 +117,9 @@ impl Xenstore {
                     && quota::exceeds(conn.txs.len() + 1, self.quotas.transactions as usize)
                 {
                     return Err(XsError::NoSpace);
+                }
+                if Transaction::default().held() > room {
+                    return Err(XsError::NoMemory);
                 }
                 let id = conn.allocate_tx_id();
                 conn.txs.insert(id, Default::default());
@@ -129,7 +139,7 @@ impl Xenstore {
                 Ok(Done::ok(ty))
             }
             T::ResetWatches => {
-                conn.watches.clear();
+                conn.clear_watches();
                 conn.txs.clear();
                 Ok(Done::ok(ty))
             }
@@ -178,22 +188,25 @@ impl Xenstore {
         }
     }
 
-    /// Limits on one of `conn`'s transactions, given what its other transactions hold.
+    /// Limits on one of `conn`'s transactions, given what its other transactions and the
+    /// rest of the domain's state hold.
     fn tx_limits(&self, conn: &Conn, tx_id: u32) -> TxLimits {
         if conn.domid == 0 {
             return TxLimits::NONE;
         }
         let q = &self.quotas;
+        let this = conn.txs.get(&tx_id).map_or(0, Transaction::held);
         let others: usize = conn
             .txs
             .iter()
             .filter(|(id, _)| **id != tx_id)
-            .map(|(_, t)| t.bytes())
+            .map(|(_, t)| t.held())
             .sum();
-        let limit = |v: usize| if v == 0 { usize::MAX } else { v };
+        let rest = self.memory_used(conn.domid).saturating_sub(this);
         TxLimits {
-            nodes: limit(q.transaction_nodes as usize),
-            memory: limit(q.transaction_memory).saturating_sub(others),
+            nodes: quota::left(q.transaction_nodes as usize, 0),
+            memory: quota::left(q.transaction_memory, others),
+            domain: quota::left(q.memory, rest),
         }
     }
 
@@ -210,17 +223,21 @@ impl Xenstore {
         };
         let conn = self.conns.get(&domid).ok_or(XsError::Io)?;
         let limits = self.tx_limits(conn, tx_id);
+        let room = self.room(domid);
         let conn = self.conns.get_mut(&domid).ok_or(XsError::Io)?;
         let tx = conn.txs.get_mut(&tx_id);
-        let view = match tx {
-            Some(tx) => View::transaction(&mut self.tree, tx, limits),
-            None => View::direct(&mut self.tree),
+        // In a transaction its limits charge every copy; outside, the operation checks what
+        // it adds to the tree against the room left.
+        let (view, budget) = match tx {
+            Some(tx) => (View::transaction(&mut self.tree, tx, limits), usize::MAX),
+            None => (View::direct(&mut self.tree), room),
         };
         let mut ctx = Ctx {
             view,
             who,
             resolver,
             quotas: &self.quotas,
+            budget,
             changes: Vec::new(),
         };
         let result = match ty {
@@ -246,6 +263,10 @@ impl Xenstore {
                 .get_mut(&domid)
                 .and_then(|c| c.txs.get_mut(&tx_id))
             {
+                // The announcements wait for the commit: heap like the overlay, so charged.
+                let cost: usize = changes.iter().map(Change::heap_bytes).sum();
+                limits.charge(tx, tx.held() + cost)?;
+                tx.change_bytes += cost;
                 tx.changes.extend(changes);
             }
         } else {
@@ -265,6 +286,7 @@ impl Xenstore {
         };
         let (path, relative) = resolver.resolve(raw, true)?;
         let max = self.quotas.watches as usize;
+        let room = self.room(domid);
         let conn = self.conns.get_mut(&domid).ok_or(XsError::Io)?;
         if conn
             .watches
@@ -276,6 +298,9 @@ impl Xenstore {
         if !privileged && quota::exceeds(conn.watches.len() + 1, max) {
             return Err(XsError::NoSpace);
         }
+        if Conn::watch_cost(&path, token) > room {
+            return Err(XsError::NoMemory);
+        }
         let prefix = if relative { home.len() + 1 } else { 0 };
         let w = Watch {
             path,
@@ -283,7 +308,7 @@ impl Xenstore {
             prefix,
         };
         let first = event(w.reported(&w.path), token);
-        conn.watches.push(w);
+        conn.add_watch(w);
         Ok(Done {
             then: first,
             ..Done::ok(XsType::Watch)
@@ -304,7 +329,7 @@ impl Xenstore {
             .iter()
             .position(|w| w.path == path && w.token == token)
             .ok_or(XsError::NotFound)?;
-        conn.watches.remove(at);
+        conn.remove_watch(at);
         Ok(Done::ok(XsType::Unwatch))
     }
 }

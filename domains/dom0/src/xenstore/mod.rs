@@ -185,16 +185,31 @@ impl Xenstore {
     }
 
     /// Whether the shell should read more requests from `conn`'s ring: false while it has
-    /// [`Quotas::outstanding`] replies queued, or is shut down (dom0 is never throttled).
+    /// [`Quotas::outstanding`] replies queued, holds its whole [`Quotas::memory`], or is shut
+    /// down (dom0 is never throttled).
     pub fn accepts_input(&self, conn: DomId) -> bool {
         self.conns.get(&conn).is_some_and(|c| {
             !c.faulted
                 && (conn == 0
-                    || !quota::exceeds(
+                    || (!quota::exceeds(
                         c.out.replies() as usize + 1,
                         self.quotas.outstanding as usize,
-                    ))
+                    ) && self.room(conn) > 0))
         })
+    }
+
+    /// Heap dom0 holds on `domid`'s behalf: the nodes it owns and its connection's state
+    /// (charged as the module docs of `quota.rs` say).
+    pub fn memory_used(&self, domid: DomId) -> usize {
+        self.tree.bytes_owned(domid) + self.conns.get(&domid).map_or(0, Conn::held)
+    }
+
+    /// Bytes `domid` may still take under [`Quotas::memory`] (unlimited for dom0).
+    fn room(&self, domid: DomId) -> usize {
+        if domid == 0 {
+            return usize::MAX;
+        }
+        quota::left(self.quotas.memory, self.memory_used(domid))
     }
 
     /// The unsent bytes of `conn`'s first queued message (empty when nothing is queued).
@@ -308,6 +323,7 @@ impl Xenstore {
                 path_max: 0,
             },
             quotas: &self.quotas,
+            budget: usize::MAX,
             changes: Vec::new(),
         };
         let r = op(&mut ctx);
@@ -333,7 +349,8 @@ impl Xenstore {
         self.fire(&[Change::Special { path, perms }]);
     }
 
-    /// Queues the events `changes` cause on every connection's watches.
+    /// Queues the events `changes` cause on every connection's watches; an event that
+    /// would take its watcher past its memory quota is dropped (and counted).
     fn fire(&mut self, changes: &[Change]) {
         for change in changes {
             for (&domid, c) in self.conns.iter_mut() {
@@ -346,12 +363,18 @@ impl Xenstore {
                 } else {
                     self.quotas.output_bytes
                 };
+                let nodes = self.tree.bytes_owned(domid);
                 for w in &c.watches {
                     let ev = change
                         .event_path(w, who)
                         .and_then(|abs| dispatch::event(w.reported(abs), &w.token));
                     if let Some(ev) = ev {
-                        c.out.push_event(ev, limit);
+                        let room = if domid == 0 {
+                            usize::MAX
+                        } else {
+                            quota::left(self.quotas.memory, nodes + c.held())
+                        };
+                        c.out.push_event(ev, limit, room);
                     }
                 }
             }

@@ -10,7 +10,7 @@ use super::error::XsError;
 use super::path::{basename, join, parent, Resolver};
 use super::perms::{Perm, Rights, Who, NEED_OWNER, NEED_READ, NEED_WRITE};
 use super::quota::{self, Quotas};
-use super::tree::Node;
+use super::tree::{charge, Node};
 use super::view::View;
 use super::watch::Change;
 use super::wire;
@@ -31,6 +31,10 @@ pub struct Ctx<'a> {
     pub resolver: Resolver<'a>,
     /// Limits for unprivileged callers.
     pub quotas: &'a Quotas,
+    /// Heap bytes the operation may add to the committed tree before the caller's memory
+    /// quota is exceeded (`usize::MAX` in a transaction, whose limits charge its copies,
+    /// and for dom0).
+    pub budget: usize,
     /// Changes made, to be announced to watchers (now, or when the transaction commits).
     pub changes: Vec<Change>,
 }
@@ -58,6 +62,15 @@ impl Ctx<'_> {
                 return Err(XsError::Io); // the root is never removed
             }
         }
+    }
+
+    /// Checks, before anything changes, that replacing the nodes `old` by `new` fits the
+    /// caller's memory budget (`ENOMEM`, as xenstored's memory quota).
+    fn afford(&self, old: usize, new: usize) -> Result<(), XsError> {
+        if new.saturating_sub(old) > self.budget {
+            return Err(XsError::NoMemory);
+        }
+        Ok(())
     }
 
     fn check_size(&self, node: &Node) -> Result<(), XsError> {
@@ -112,6 +125,7 @@ impl Ctx<'_> {
             .push(basename(&missing[missing.len() - 1]).into());
         self.check_size(&top)?;
         let mut nodes = Vec::with_capacity(missing.len());
+        let mut cost = charge(&top_path, Some(&top));
         for (i, p) in missing.iter().enumerate().rev() {
             let mut n = Node::new(perms.clone());
             match i.checked_sub(1) {
@@ -119,8 +133,14 @@ impl Ctx<'_> {
                 None => n.value = value.to_vec(),
             }
             self.check_size(&n)?;
+            cost += charge(p, Some(&n));
             nodes.push((p, n));
         }
+        let before = self
+            .view
+            .get(&top_path)?
+            .map(|n| charge(&top_path, Some(n)));
+        self.afford(before.unwrap_or(0), cost)?;
         self.view.set(&top_path, Some(top))?;
         for (p, n) in nodes {
             self.view.set(p, Some(n))?;
@@ -139,8 +159,10 @@ impl Ctx<'_> {
         let path = self.path(raw, false)?;
         match self.lookup(&path, NEED_WRITE) {
             Ok(mut node) => {
+                let old = charge(&path, Some(&node));
                 node.value = value.to_vec();
                 self.check_size(&node)?;
+                self.afford(old, charge(&path, Some(&node)))?;
                 self.view.set(&path, Some(node))?;
             }
             Err(XsError::NotFound) => self.create(&path, value)?,
@@ -269,7 +291,9 @@ impl Ctx<'_> {
         if !self.who.privileged && perms[0].domid != node.owner() {
             return Err(XsError::NotPermitted);
         }
+        let before = charge(&path, Some(&node));
         let old = core::mem::replace(&mut node.perms, perms);
+        self.afford(before, charge(&path, Some(&node)))?;
         self.view.set(&path, Some(node))?;
         self.announce(path, Some(old))
     }

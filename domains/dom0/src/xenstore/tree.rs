@@ -2,9 +2,11 @@
 //!
 //! Invariants: `/` always exists; every node but `/` and the `@` specials has its parent in
 //! the map and its basename in the parent's `children`; `owned[d]` is the number of nodes
-//! whose first permission entry names `d`; every write gives the node a fresh generation.
+//! whose first permission entry names `d` and `bytes[d]` the sum of their [`charge`]s;
+//! every write gives the node a fresh generation.
 
 use super::perms::Perm;
+use super::quota::ENTRY_OVERHEAD;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -44,6 +46,19 @@ impl Node {
         self.value.len() + self.children.iter().map(|c| c.len() + 1).sum::<usize>()
     }
 
+    /// Heap bytes the node holds beyond its path: value, child names (each a `String`),
+    /// permissions, and the map slot.
+    pub fn heap_bytes(&self) -> usize {
+        self.value.len()
+            + self
+                .children
+                .iter()
+                .map(|c| c.len() + core::mem::size_of::<String>())
+                .sum::<usize>()
+            + core::mem::size_of_val(self.perms.as_slice())
+            + ENTRY_OVERHEAD
+    }
+
     /// The children as a `DIRECTORY` payload: each name NUL-terminated.
     pub fn child_list(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -61,6 +76,12 @@ pub struct Tree {
     nodes: BTreeMap<String, Node>,
     generation: u64,
     owned: BTreeMap<DomId, u32>,
+    bytes: BTreeMap<DomId, usize>,
+}
+
+/// Heap bytes a node stored at `path` costs its owner (and a transaction holding a copy).
+pub fn charge(path: &str, node: Option<&Node>) -> usize {
+    path.len() + node.map_or(ENTRY_OVERHEAD, Node::heap_bytes)
 }
 
 impl Tree {
@@ -78,16 +99,19 @@ impl Tree {
     pub fn put(&mut self, path: String, mut node: Node) {
         self.generation += 1;
         node.generation = self.generation;
-        self.count(node.owner(), 1);
-        if let Some(old) = self.nodes.insert(path, node) {
-            self.count(old.owner(), -1);
+        let cost = charge(&path, Some(&node));
+        self.count(node.owner(), 1, cost);
+        if let Some(old) = self.nodes.get(&path) {
+            let cost = charge(&path, Some(old));
+            self.count(old.owner(), -1, cost);
         }
+        self.nodes.insert(path, node);
     }
 
     /// Removes the node at `path` (not its children).
     pub fn remove(&mut self, path: &str) {
         if let Some(old) = self.nodes.remove(path) {
-            self.count(old.owner(), -1);
+            self.count(old.owner(), -1, charge(path, Some(&old)));
         }
     }
 
@@ -96,16 +120,30 @@ impl Tree {
         self.owned.get(&domid).copied().unwrap_or(0)
     }
 
+    /// Heap bytes of the nodes `domid` owns.
+    pub fn bytes_owned(&self, domid: DomId) -> usize {
+        self.bytes.get(&domid).copied().unwrap_or(0)
+    }
+
     /// Number of nodes, specials included.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
-    fn count(&mut self, domid: DomId, delta: i32) {
+    fn count(&mut self, domid: DomId, delta: i32, bytes: usize) {
         let n = self.owned.entry(domid).or_insert(0);
         *n = n.saturating_add_signed(delta);
         if *n == 0 {
             self.owned.remove(&domid);
+        }
+        let b = self.bytes.entry(domid).or_insert(0);
+        *b = if delta > 0 {
+            b.saturating_add(bytes)
+        } else {
+            b.saturating_sub(bytes)
+        };
+        if *b == 0 {
+            self.bytes.remove(&domid);
         }
     }
 }

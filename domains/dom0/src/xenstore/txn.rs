@@ -6,7 +6,7 @@
 //! node it touched, to the one it replaces. Watch events are held back until commit.
 
 use super::error::XsError;
-use super::quota::{self, Quotas};
+use super::quota::{self, Quotas, ENTRY_OVERHEAD};
 use super::tree::{Node, Tree};
 use super::watch::Change;
 use alloc::collections::BTreeMap;
@@ -25,6 +25,10 @@ pub struct Transaction {
     pub(super) owned_delta: BTreeMap<DomId, i64>,
     /// Bytes of paths and node copies held in `overlay`.
     pub(super) bytes: usize,
+    /// Bytes of the paths held in `accessed`.
+    pub(super) read_bytes: usize,
+    /// Bytes held by `changes`.
+    pub(super) change_bytes: usize,
     /// Set when an operation failed after changing the overlay; commit then fails with it.
     pub(super) poisoned: Option<XsError>,
     /// Changes to announce on commit.
@@ -32,9 +36,10 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Bytes of node copies held, for the `transaction_memory` quota.
-    pub fn bytes(&self) -> usize {
-        self.bytes
+    /// Heap bytes held (node copies, read-set paths, the transaction itself), for the
+    /// `transaction_memory` and `memory` quotas.
+    pub fn held(&self) -> usize {
+        self.bytes + self.read_bytes + self.change_bytes + ENTRY_OVERHEAD
     }
 
     /// Validates and applies the transaction for `domid`, returning the changes to announce.
@@ -70,9 +75,4 @@ impl Transaction {
         }
         Ok(self.changes)
     }
-}
-
-/// Bytes a node copy at `path` is charged in a transaction.
-pub(super) fn charge(path: &str, node: Option<&Node>) -> usize {
-    path.len() + node.map_or(0, |n| n.size() + 8 * n.perms.len())
 }

@@ -3,10 +3,13 @@
 //! Every read and write goes through [`View`], so operations are written once for both cases.
 //! In a transaction every node touched is recorded for conflict detection, and a failed write
 //! poisons the transaction (its overlay may hold half an operation, so it must not commit).
+//! A transaction's read set and overlay are heap: each entry is charged against its limits
+//! (see `quota.rs`), so a guest cannot grow either past its quota.
 
 use super::error::XsError;
-use super::tree::{Node, Tree};
-use super::txn::{charge, Transaction};
+use super::quota::ENTRY_OVERHEAD;
+use super::tree::{charge, Node, Tree};
+use super::txn::Transaction;
 use protocol::xen::structs::DomId;
 
 /// Limits on one transaction ([`TxLimits::NONE`] for dom0).
@@ -14,8 +17,11 @@ use protocol::xen::structs::DomId;
 pub struct TxLimits {
     /// Distinct nodes the transaction may touch.
     pub nodes: usize,
-    /// Bytes its overlay may hold.
+    /// Bytes it may hold ([`Transaction::held`]) under the transaction-memory quota
+    /// (`ENOSPC` past it).
     pub memory: usize,
+    /// Bytes it may hold before the domain's memory quota is exceeded (`ENOMEM` past it).
+    pub domain: usize,
 }
 
 impl TxLimits {
@@ -23,7 +29,26 @@ impl TxLimits {
     pub const NONE: Self = Self {
         nodes: usize::MAX,
         memory: usize::MAX,
+        domain: usize::MAX,
     };
+
+    /// Whether the transaction may hold `held` bytes; poisons it if not.
+    pub fn charge(&self, tx: &mut Transaction, held: usize) -> Result<(), XsError> {
+        let e = if held > self.domain {
+            XsError::NoMemory
+        } else if held > self.memory {
+            XsError::NoSpace
+        } else {
+            return Ok(());
+        };
+        tx.poisoned = Some(e);
+        Err(e)
+    }
+}
+
+/// Bytes one read-set entry costs: the path, its generation and the map slot.
+fn read_charge(path: &str) -> usize {
+    path.len() + core::mem::size_of::<Option<u64>>() + ENTRY_OVERHEAD
 }
 
 /// The tree as one operation sees it.
@@ -64,6 +89,9 @@ impl<'a> View<'a> {
             tx.poisoned = Some(XsError::NoSpace);
             return Err(XsError::NoSpace);
         }
+        let cost = read_charge(path);
+        limits.charge(tx, tx.held() + cost)?;
+        tx.read_bytes += cost;
         tx.accessed
             .insert(path.into(), self.tree.generation_of(path));
         Ok(())
@@ -93,10 +121,7 @@ impl<'a> View<'a> {
         };
         let held = tx.overlay.get(path).map_or(0, |n| charge(path, n.as_ref()));
         let bytes = tx.bytes.saturating_sub(held) + charge(path, node.as_ref());
-        if bytes > limits.memory {
-            tx.poisoned = Some(XsError::NoSpace);
-            return Err(XsError::NoSpace);
-        }
+        limits.charge(tx, tx.held() - tx.bytes + bytes)?;
         tx.bytes = bytes;
         for (owner, d) in [(old_owner, -1), (new_owner, 1)] {
             if let Some(o) = owner {

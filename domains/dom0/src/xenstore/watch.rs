@@ -7,6 +7,7 @@
 
 use super::path::{is_child, parent};
 use super::perms::{Perm, Who};
+use super::quota::ENTRY_OVERHEAD;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -60,6 +61,26 @@ pub enum Change {
 }
 
 impl Change {
+    /// Heap the change holds while a transaction keeps it for its commit.
+    pub fn heap_bytes(&self) -> usize {
+        let perms = |p: &[Perm]| core::mem::size_of_val(p) + ENTRY_OVERHEAD;
+        ENTRY_OVERHEAD
+            + match self {
+                Self::Modified { path, readable } => {
+                    path.len() + readable.iter().map(|p| perms(p)).sum::<usize>()
+                }
+                Self::Removed { root, nodes, above } => {
+                    root.len()
+                        + perms(above)
+                        + nodes
+                            .iter()
+                            .map(|(n, p)| n.len() + perms(p) + ENTRY_OVERHEAD)
+                            .sum::<usize>()
+                }
+                Self::Special { perms: p, .. } => perms(p),
+            }
+    }
+
     /// The absolute event path `watch` (owned by `who`) is sent for this change, if any.
     pub fn event_path<'a>(&'a self, watch: &'a Watch, who: Who) -> Option<&'a str> {
         let visible = |sets: &[&[Perm]]| who.privileged || sets.iter().any(|p| who.can_read(p));

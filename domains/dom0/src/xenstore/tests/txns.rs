@@ -147,3 +147,73 @@ fn transaction_quotas() {
     assert_eq!(h.end(3, t, true), okr());
     assert_eq!(h.xs.nodes_owned(3), 5);
 }
+
+#[test]
+fn read_sets_watches_and_nodes_are_charged_to_the_memory_quota() {
+    let q = Quotas {
+        memory: 8 * 1024,
+        ..Quotas::default()
+    };
+    let mut h = Harness::with_quotas(&[3], q);
+    let base = h.xs.memory_used(3);
+    let t = h.start(3);
+    // Each missing READ notes its path: the read set grows until the quota says ENOMEM.
+    let mut first_error = None;
+    for i in 0..200 {
+        let p = alloc::format!("missing-node-with-a-long-name-{i}");
+        match h.call(3, XsType::Read, t, &args(&[&p])) {
+            Err(e) if e != "ENOENT" => {
+                first_error = Some(e);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(first_error.as_deref(), Some("ENOMEM"));
+    assert!(h.xs.memory_used(3) <= q.memory);
+    assert_eq!(
+        h.end(3, t, true),
+        err("ENOMEM"),
+        "the transaction is poisoned"
+    );
+    assert_eq!(h.xs.memory_used(3), base, "ending it frees its read set");
+    // Nodes and watches share the same quota; dom0 is exempt.
+    let big = "v".repeat(2000);
+    let mut i = 0;
+    while h.write(3, &alloc::format!("n{i}"), &big) == okr() {
+        i += 1;
+    }
+    assert!(i > 0);
+    assert_eq!(h.write(3, &alloc::format!("n{i}"), &big), err("ENOMEM"));
+    assert_eq!(h.watch(3, "w", &"t".repeat(2000)), err("ENOMEM"));
+    assert_eq!(h.write(0, "/local/domain/3/dom0", &big), okr());
+    h.call(3, XsType::Rm, 0, &args(&["n0"])).unwrap();
+    assert_eq!(
+        h.watch(3, "w", &"t".repeat(1000)),
+        okr(),
+        "removal frees quota"
+    );
+}
+
+#[test]
+fn changes_held_for_commit_are_charged_too() {
+    let q = Quotas {
+        memory: 16 * 1024,
+        ..Quotas::default()
+    };
+    let mut h = Harness::with_quotas(&[3], q);
+    let t = h.start(3);
+    // Rewriting one node keeps one overlay copy, but each write queues an announcement.
+    let mut refused = None;
+    for _ in 0..2000 {
+        if let Err(e) = h.write_tx(3, t, "same", "v") {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(refused.as_deref(), Some("ENOMEM" | "ENOSPC")),
+        "{refused:?}"
+    );
+    assert!(h.xs.memory_used(3) <= q.memory);
+}
