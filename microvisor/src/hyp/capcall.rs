@@ -357,6 +357,9 @@ impl Hyp {
         v: usize,
         len: u64,
     ) -> Result<Reply, CapError> {
+        // F13: only a holder of a writable Memory cap gets its message decoded at all.
+        let d = self.domain(id).ok_or(CapError::Stale)?;
+        d.caps.holds(CapKind::Memory, Rights::WRITE)?;
         let bytes = self.request_bytes(id, v, len)?;
         let spec: DomainSpec = postcard::from_bytes(&bytes).map_err(|_| CapError::BadMessage)?;
         let image = self.module_cap(id, spec.image.to_raw())?;
@@ -364,7 +367,9 @@ impl Hyp {
             Some(h) => Some(self.module_cap(id, h.to_raw())?),
             None => None,
         };
-        let pages = u64::from(spec.mem_mib) * 256;
+        // RAM plus its stage-2 table budget (F4), all charged to the Memory cap.
+        let ram_pages = u64::from(spec.mem_mib) * 256;
+        let pages = ram_pages + super::tables::TableBudget::for_ram(ram_pages).limit;
         {
             let d = self.domain_mut(id).ok_or(CapError::Stale)?;
             let mcap = d.caps.lookup(spec.memory, CapKind::Memory, Rights::WRITE)?;
@@ -457,7 +462,7 @@ impl Hyp {
                 .iter()
                 .filter(|c| c.power == super::domain::Power::On)
                 .count() as u16,
-            mem_mib: (d.ram_size >> 20) as u32,
+            mem_mib: (d.ram.size() >> 20) as u32,
             cpu_ticks: sum(|c| c.stats.run_ticks),
             exits: sum(|c| c.stats.exits),
             irqs_injected: sum(|c| c.stats.irqs),
