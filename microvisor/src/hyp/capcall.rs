@@ -292,7 +292,8 @@ impl Hyp {
                     Object::Memory { quota_pages } => (
                         String::from("ram"),
                         CapDetail::Memory {
-                            free_pages: quota_pages,
+                            free_pages: quota_pages.min(self.frames.free_pages()),
+                            largest_free_pages: quota_pages.min(self.frames.largest_free_run()),
                         },
                     ),
                     Object::Module { index } => {
