@@ -32,7 +32,11 @@ pub fn check_fits(manifest: &SystemManifest, sizes: &[(String, u64)], mem_mib: u
         .map(|(_, s)| s.div_ceil(MODULE_ALIGN) * MODULE_ALIGN)
         .sum::<u64>()
         .div_ceil(MIB);
-    let domains: u64 = manifest.domains.iter().map(|d| domain_cost_mib(d.mem_mib)).sum();
+    let domains: u64 = manifest
+        .domains
+        .iter()
+        .map(|d| domain_cost_mib(d.mem_mib))
+        .sum();
     let need = MICROVISOR_MIB + DOM0_MIB + modules + domains;
     if need > u64::from(mem_mib) {
         let list: Vec<String> = manifest

@@ -378,6 +378,14 @@ impl Hyp {
                 return Err(CapError::WrongKind);
             };
             if quota_pages < pages {
+                crate::info!(
+                    "cannot create {}: asked for {} MiB (+{} KiB of page tables), {} MiB left in {}'s memory quota",
+                    spec.name,
+                    spec.mem_mib,
+                    (pages - ram_pages) * 4,
+                    quota_pages / 256,
+                    id
+                );
                 return Err(CapError::NoMemory);
             }
         }
