@@ -181,6 +181,16 @@ impl CapTable {
             .filter_map(|(i, s)| s.cap.as_ref().map(|c| (handle(i, s.generation), c)))
     }
 
+    /// `Ok` if some capability of `kind` carries all of `needed`; else `NoRights`. For
+    /// checks that must come before a request's handles are even decoded (F13).
+    pub fn holds(&self, kind: CapKind, needed: Rights) -> Result<(), CapError> {
+        if self.iter().any(|(_, c)| check(c, kind, needed).is_ok()) {
+            Ok(())
+        } else {
+            Err(CapError::NoRights)
+        }
+    }
+
     /// The slot `h` names, if its generation is the current one.
     fn slot(&self, h: CapHandle) -> Result<&Slot, CapError> {
         let slot = self

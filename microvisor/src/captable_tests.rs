@@ -263,3 +263,30 @@ fn forged_handles_are_invalid() {
     }
     assert_eq!(t.get(h), Ok(&console()));
 }
+
+/// F13: DomainCreate asks `holds(Memory, WRITE)` before decoding the message, so a domain
+/// with only a console (any guest) is refused without any decoding.
+#[test]
+fn holds_needs_a_capability_of_the_kind_with_the_rights() {
+    let mut t = CapTable::new();
+    t.insert(console()).unwrap();
+    assert_eq!(
+        t.holds(CapKind::Memory, Rights::WRITE),
+        Err(CapError::NoRights)
+    );
+    t.insert(Capability {
+        object: Object::Memory { quota_pages: 1 },
+        rights: Rights::READ,
+    })
+    .unwrap();
+    assert_eq!(
+        t.holds(CapKind::Memory, Rights::WRITE),
+        Err(CapError::NoRights)
+    );
+    t.insert(Capability {
+        object: Object::Memory { quota_pages: 1 },
+        rights: Rights::READ | Rights::WRITE,
+    })
+    .unwrap();
+    assert_eq!(t.holds(CapKind::Memory, Rights::WRITE), Ok(()));
+}

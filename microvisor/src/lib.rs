@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod arch;
 pub mod captable;
 pub mod console_line;
+pub mod domid;
 pub mod fdt_compact;
 pub mod guest_dt;
 pub mod guestcopy;

@@ -79,8 +79,12 @@ pub enum CapDetail {
     },
     /// A RAM quota.
     Memory {
-        /// Pages still available to allocate.
+        /// Pages still available to allocate: the quota left, or the free pool if that is
+        /// smaller.
         free_pages: u64,
+        /// Pages in the longest physically contiguous free run (at most `free_pages`): the
+        /// most a domain that needs contiguous RAM can get.
+        largest_free_pages: u64,
     },
     /// A host device.
     Device {

@@ -245,8 +245,12 @@ pub struct SystemInfo {
     pub counter_hz: u64,
     /// Number of domains, dom0 included.
     pub domains: u32,
-    /// Free pages ([`PAGE_SIZE`] bytes each) in dom0's memory quota for new domains.
+    /// Free pages ([`PAGE_SIZE`] bytes each) for new domains: dom0's memory quota, or the
+    /// microvisor's free pool if that is smaller.
     pub free_pages: u64,
+    /// Pages in the largest physically contiguous free block (what a domain that needs
+    /// contiguous RAM, such as a flat Bulkhead image, can get; Linux guests take any pages).
+    pub largest_free_pages: u64,
 }
 
 /// Why a request failed. Carried in [`Response::Error`]; `code()` gives a stable number.

@@ -321,6 +321,7 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
         ));
     }
     check_domain_ram(&manifest, &sizes)?;
+    crate::memfit::check_fits(&manifest, &sizes, system.memory_mib)?;
     let modules = layout(&sizes, system.memory_mib)?;
     let base = dtb::dump_qemu_dtb(system.smp, system.memory_mib, &dir.join("qemu-virt.dtb"))?;
     write(&dir.join("system.dtb"), &dtb::add_modules(&base, &modules)?)?;

@@ -12,6 +12,7 @@ pub mod elf;
 pub mod guest;
 pub mod image;
 pub mod markers;
+pub mod memfit;
 pub mod paths;
 pub mod qemu;
 pub mod system;

@@ -209,7 +209,10 @@ mod tests {
                 1,
                 CapKind::Memory,
                 "ram",
-                CapDetail::Memory { free_pages: 1000 },
+                CapDetail::Memory {
+                    free_pages: 1000,
+                    largest_free_pages: 512,
+                },
             ),
             cap(
                 2,

@@ -50,8 +50,9 @@ pub trait DomainOps {
     fn restart(&mut self, id: u16) -> Result<(), CapError>;
     /// Frequency of the generic timer's counter (`StartInfo::counter_hz`).
     fn counter_hz(&mut self) -> u64;
-    /// Free pages in dom0's Memory cap (`CapDetail::Memory::free_pages`).
-    fn free_pages(&mut self) -> u64;
+    /// Free pages and largest contiguous free run in dom0's Memory cap
+    /// (`CapDetail::Memory`).
+    fn free_memory(&mut self) -> (u64, u64);
     /// The capability-protocol version the microvisor answered at negotiation.
     fn protocol_version(&mut self) -> Version {
         PROTOCOL_VERSION
@@ -94,11 +95,13 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         Request::List | Request::Top => Ok(Response::Domains(rows(ops))),
         Request::Info => {
             let domains = u32::try_from(ops.domains().len()).unwrap_or(u32::MAX);
+            let (free_pages, largest_free_pages) = ops.free_memory();
             Ok(Response::System(SystemInfo {
                 protocol_version: ops.protocol_version(),
                 counter_hz: ops.counter_hz(),
                 domains,
-                free_pages: ops.free_pages(),
+                free_pages,
+                largest_free_pages,
             }))
         }
         Request::Pause { domain } => {

@@ -199,17 +199,20 @@ impl DomainOps for Ops<'_> {
         timer::freq()
     }
 
-    fn free_pages(&mut self) -> u64 {
+    fn free_memory(&mut self) -> (u64, u64) {
         cap::cap_list()
             .ok()
             .and_then(|caps| {
                 caps.iter()
                     .find(|c| c.kind == CapKind::Memory)
                     .and_then(|c| match c.detail {
-                        CapDetail::Memory { free_pages } => Some(free_pages),
+                        CapDetail::Memory {
+                            free_pages,
+                            largest_free_pages,
+                        } => Some((free_pages, largest_free_pages)),
                         _ => None,
                     })
             })
-            .unwrap_or(0)
+            .unwrap_or((0, 0))
     }
 }

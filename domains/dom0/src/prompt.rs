@@ -67,9 +67,10 @@ pub fn run(line: &str, ops: &mut impl DomainOps) -> Vec<String> {
             out
         }
         Response::System(s) => alloc::vec![format!(
-            "domains {} free {} MiB counter {} Hz protocol {}.{}",
+            "domains {} free {} MiB (largest block {} MiB) counter {} Hz protocol {}.{}",
             s.domains,
             s.free_pages / 256,
+            s.largest_free_pages / 256,
             s.counter_hz,
             s.protocol_version.major,
             s.protocol_version.minor

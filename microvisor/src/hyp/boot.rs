@@ -9,6 +9,7 @@ use crate::arch::context::GuestRegs;
 use crate::arch::vectors::ArchPerCpu;
 use crate::arch::{self, gic, mem};
 use crate::captable::{Capability, Object};
+use crate::mm::boot_ranges::BootRanges;
 use crate::mm::frames::FrameAllocator;
 use crate::mm::pagetable::{
     Attrs, MemType, PageTable, Stage, MAIR_EL2_VALUE, TCR_EL2_VALUE, VTCR_EL2_VALUE,
@@ -22,6 +23,7 @@ use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL};
 use protocol::cap::Rights;
 use protocol::control::VcpuPlacement;
 use protocol::ids::DomainId;
+use zerocopy::FromBytes;
 
 /// dom0's RAM.
 const DOM0_MEM_MIB: u32 = 32;
@@ -136,6 +138,8 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         loaded: [None; MAX_CPUS],
         resched: [false; MAX_CPUS],
         instances: [0; MAX_DOMAINS],
+        // dom0 (id 0) is built first; children start after it.
+        last_domid: (MAX_DOMAINS - 1) as u16,
         nr_lrs: arch::context::nr_lrs(),
         focus: DomainId::DOM0,
         switch_presses: 0,
@@ -187,25 +191,52 @@ fn init_this_cpu(cpu: usize) -> &'static mut PerCpu {
     pc
 }
 
-/// Builds the frame allocator: all RAM minus this image, the DT and the boot modules.
+/// Builds the frame allocator: all RAM minus this image, the DT, the boot modules and the
+/// allocator's own bitmap (carved from the highest free RAM with the boot-time range list).
 fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
-    let mut frames = FrameAllocator::new();
+    let mut ranges = BootRanges::new();
     for r in p.ram.as_slice() {
-        frames
+        ranges
             .add_free(r.base, r.size)
-            .expect("RAM banks fit the allocator");
+            .expect("RAM banks fit the boot range list");
     }
     let end = arch::boot::image_end();
     // Everything below our image (the boot loader's stub, firmware tables) stays untouched.
     let ram0 = p.ram.as_slice()[0].base.as_u64();
-    let reserve = |f: &mut FrameAllocator, base: u64, len: u64| {
+    let reserve = |f: &mut BootRanges, base: u64, len: u64| {
         f.reserve(PhysAddr::new(base), len)
-            .expect("reservation fits the allocator");
+            .expect("reservation fits the boot range list");
     };
-    reserve(&mut frames, ram0, end.saturating_sub(ram0));
-    reserve(&mut frames, dtb, dtb_len);
+    reserve(&mut ranges, ram0, end.saturating_sub(ram0));
+    reserve(&mut ranges, dtb, dtb_len);
     for m in p.modules.as_slice() {
-        reserve(&mut frames, m.region.base.as_u64(), m.region.size);
+        reserve(&mut ranges, m.region.base.as_u64(), m.region.size);
+    }
+    let lo = p.ram.as_slice().iter().map(|r| r.base.as_u64()).min();
+    let hi = p
+        .ram
+        .as_slice()
+        .iter()
+        .map(|r| r.base.as_u64() + r.size)
+        .max();
+    let (lo, hi) = (
+        PhysAddr::new(lo.unwrap_or(0)),
+        PhysAddr::new(hi.unwrap_or(0)),
+    );
+    let words = FrameAllocator::storage_words(lo, hi);
+    let bytes = (words as u64 * 8).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    let at = ranges
+        .alloc(bytes / PAGE_SIZE, PAGE_SIZE)
+        .expect("RAM for the frame bitmap");
+    // SAFETY: the pages were just taken from the boot range list, which never hands them out
+    // again, and are identity-mapped (the MMU is off); they hold the bitmap for ever.
+    let raw = unsafe { mem::boot_blob_mut(at.as_u64(), bytes as usize) };
+    let storage = <[u64]>::mut_from_bytes(raw).expect("page-aligned bitmap storage");
+    let mut frames = FrameAllocator::new(lo, hi, storage).expect("bitmap covers RAM");
+    for (base, pages) in ranges.ranges() {
+        frames
+            .add_free(base, pages * PAGE_SIZE)
+            .expect("boot ranges are disjoint and inside RAM");
     }
     frames
 }

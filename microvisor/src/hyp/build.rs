@@ -6,13 +6,15 @@ use super::domain::{Domain, OwnedSpec, Power, Vcpu, VcpuStats};
 use crate::arch::context::{El1Context, GuestRegs, VgicHwState, MAX_LRS};
 use crate::arch::mem;
 use crate::captable::{CapTable, Capability};
-use crate::hyp::tables::FrameTables;
+use crate::hyp::tables::{ChargedTables, FrameTables, TableBudget};
 use crate::hyp::{vcpu_key, Hyp};
+use crate::mm::frames::BLOCK_SIZE;
 use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
+use crate::mm::ram::RamMap;
 use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
 use alloc::string::String;
-use protocol::addr::{PhysAddr, PAGE_SIZE};
+use protocol::addr::PAGE_SIZE;
 use protocol::cap::CapHandle;
 use protocol::control::{CapError, DomainState, VcpuPlacement};
 use protocol::ids::DomainId;
@@ -41,18 +43,23 @@ pub struct BuildRequest<'a> {
 }
 
 impl Hyp {
-    /// Builds a paused domain in the first free slot; returns its id.
+    /// Builds a paused domain in the next free id after the last one handed out (F9:
+    /// round-robin, see [`crate::domid`]); returns its id.
     pub fn build_domain(
         &mut self,
         req: &BuildRequest<'_>,
         cpu: usize,
     ) -> Result<DomainId, CapError> {
-        let slot = (0..self.domains.len())
-            .find(|&i| self.domains[i].is_none())
+        let slot =
+            crate::domid::round_robin(self.domains.len(), usize::from(self.last_domid), |i| {
+                self.domains[i].is_none()
+            })
             .ok_or(CapError::NoSlots)?;
         let id = DomainId(slot as u16);
         let instance = self.next_instance(id);
-        self.build_domain_at(req, id, instance, cpu)
+        let built = self.build_domain_at(req, id, instance, cpu)?;
+        self.last_domid = id.0;
+        Ok(built)
     }
 
     /// Builds a paused domain with id `id` (free) as incarnation `instance`. Its RAM is
@@ -87,12 +94,9 @@ impl Hyp {
             return Err(CapError::CpuUnavailable);
         }
         let ram_size = u64::from(req.mem_mib) * 1024 * 1024;
-        // Memory: contiguous, 2 MiB aligned so stage 2 can use blocks; scrubbed.
         let pages = ram_size / PAGE_SIZE;
-        let ram_pa = self
-            .frames
-            .alloc(pages, 2 * 1024 * 1024)
-            .map_err(|_| CapError::NoMemory)?;
+        let contiguous = super::loader::needs_contiguous_ram(req.image);
+        let ram = self.alloc_ram(req.name, pages, contiguous)?;
         let load = super::loader::LoadSpec {
             id,
             name: req.name,
@@ -101,16 +105,20 @@ impl Hyp {
             cmdline: req.cmdline,
             vcpus: nvcpus as u16,
         };
-        let (entry, load_ops) = match super::loader::load(ram_pa, ram_size, &load) {
+        let (entry, load_ops) = match super::loader::load(&ram, &load) {
             Ok(planned) => planned,
             Err(e) => {
                 // Nothing was written yet.
-                let _ = self.frames.free(ram_pa, pages);
+                self.free_ram(&ram);
                 return Err(e);
             }
         };
 
-        let mut tables = FrameTables(&mut self.frames);
+        let mut budget = TableBudget::for_ram(pages);
+        let mut tables = ChargedTables {
+            frames: &mut self.frames,
+            budget: &mut budget,
+        };
         let built = PageTable::new(&mut tables, Stage::Stage2).and_then(|mut pt| {
             let attrs = Attrs {
                 mem: MemType::Normal,
@@ -118,22 +126,23 @@ impl Hyp {
                 write: true,
                 exec: true,
             };
-            pt.map(
-                &mut tables,
-                GUEST_RAM_BASE.as_u64(),
-                ram_pa,
-                ram_size,
-                attrs,
-            )?;
+            for e in ram.extents() {
+                let ipa = GUEST_RAM_BASE.as_u64() + e.offset;
+                if let Err(err) = pt.map(&mut tables, ipa, e.pa, e.bytes(), attrs) {
+                    pt.destroy(&mut tables);
+                    return Err(err);
+                }
+            }
             Ok(pt)
         });
         let stage2 = match built {
             Ok(pt) => pt,
             Err(_) => {
-                let _ = self.frames.free(ram_pa, pages);
+                self.free_ram(&ram);
                 return Err(CapError::NoMemory);
             }
         };
+        budget.used = budget.used.max(1);
 
         let mut caps = CapTable::new();
         for cap in req.caps {
@@ -166,9 +175,9 @@ impl Hyp {
             name: String::from(req.name),
             instance,
             state: DomainState::Created,
-            ram_pa,
-            ram_size,
+            ram,
             stage2: Some(stage2),
+            tables: budget,
             vmid: id.0 + 1,
             vcpus,
             vgic,
@@ -197,7 +206,8 @@ impl Hyp {
         };
         let mut domain = Box::new(domain);
         if let Err(e) = self.xen_setup(&mut domain) {
-            self.release_memory(ram_pa, ram_size, domain.stage2, cpu);
+            let stage2 = domain.stage2.take();
+            self.release_memory(&domain.ram, stage2, cpu);
             return Err(e);
         }
         // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.
@@ -208,24 +218,63 @@ impl Hyp {
                     let _ = self.runqueues[usize::from(q.pcpu)].remove(vcpu_key(id, j));
                 }
                 self.xen_release(&mut domain);
-                self.release_memory(ram_pa, ram_size, domain.stage2, cpu);
+                let stage2 = domain.stage2.take();
+                self.release_memory(&domain.ram, stage2, cpu);
                 return Err(CapError::CpuUnavailable);
             }
         }
-        self.domains[slot] = Some(domain);
         // Zero, load, then clean: the guest starts with its MMU off (uncached accesses).
         let q = &mut self.bulk[cpu];
-        q.ops.push(super::bulk::Op::Zero {
-            pa: ram_pa.as_u64(),
-            len: ram_size,
-        });
+        for e in domain.ram.extents() {
+            q.ops.push(super::bulk::Op::Zero {
+                pa: e.pa.as_u64(),
+                len: e.bytes(),
+            });
+        }
         q.ops.extend(load_ops);
-        q.ops.push(super::bulk::Op::Clean {
-            pa: ram_pa.as_u64(),
-            len: ram_size,
-        });
+        for e in domain.ram.extents() {
+            q.ops.push(super::bulk::Op::Clean {
+                pa: e.pa.as_u64(),
+                len: e.bytes(),
+            });
+        }
         q.finish.push(super::bulk::Finish::Ready(id, instance));
+        self.domains[slot] = Some(domain);
         Ok(id)
+    }
+
+    /// Takes `pages` pages of RAM for domain `name`: one 2 MiB-aligned run if `contiguous`,
+    /// otherwise whatever extents are free. A refusal is logged with what was asked for and
+    /// what is available.
+    fn alloc_ram(&mut self, name: &str, pages: u64, contiguous: bool) -> Result<RamMap, CapError> {
+        let mut ram = RamMap::new();
+        let taken = if contiguous {
+            self.frames
+                .alloc(pages, BLOCK_SIZE)
+                .map(|pa| ram.push(pa, pages))
+        } else {
+            self.frames.alloc_scattered(pages, |pa, n| ram.push(pa, n))
+        };
+        if taken.is_err() {
+            crate::info!(
+                "cannot build {}: asked for {} MiB{}, {} MiB free (largest contiguous run {} MiB)",
+                name,
+                pages / 256,
+                if contiguous { " contiguous" } else { "" },
+                self.frames.free_pages() / 256,
+                self.frames.largest_free_run() / 256
+            );
+            return Err(CapError::NoMemory);
+        }
+        Ok(ram)
+    }
+
+    /// Returns RAM that nothing has written yet.
+    fn free_ram(&mut self, ram: &RamMap) {
+        for e in ram.extents() {
+            let r = self.frames.free(e.pa, e.pages);
+            debug_assert!(r.is_ok(), "fresh RAM extent {e:?} freed twice");
+        }
     }
 
     /// A fresh incarnation number for domain id `id`.
@@ -235,19 +284,15 @@ impl Hyp {
         self.instances[slot]
     }
 
-    /// Destroys a stage 2 and queues the RAM's scrub and release on `cpu` (outside the
-    /// lock), so the next owner never sees this domain's data.
-    pub(super) fn release_memory(
-        &mut self,
-        ram_pa: PhysAddr,
-        ram_size: u64,
-        stage2: Option<PageTable>,
-        cpu: usize,
-    ) {
+    /// Destroys a stage 2 and queues the scrub and release of every RAM extent on `cpu`
+    /// (outside the lock), so the next owner never sees this domain's data.
+    pub(super) fn release_memory(&mut self, ram: &RamMap, stage2: Option<PageTable>, cpu: usize) {
         if let Some(pt) = stage2 {
             pt.destroy(&mut FrameTables(&mut self.frames));
         }
-        self.queue_scrub_and_free(ram_pa, ram_size / PAGE_SIZE, cpu);
+        for e in ram.extents() {
+            self.queue_scrub_and_free(e.pa, e.pages, cpu);
+        }
     }
 
     /// Builds incarnation `instance` of domain `id` from its old spec and starts it.

@@ -292,7 +292,8 @@ impl Hyp {
                     Object::Memory { quota_pages } => (
                         String::from("ram"),
                         CapDetail::Memory {
-                            free_pages: quota_pages,
+                            free_pages: quota_pages.min(self.frames.free_pages()),
+                            largest_free_pages: quota_pages.min(self.frames.largest_free_run()),
                         },
                     ),
                     Object::Module { index } => {
@@ -359,6 +360,9 @@ impl Hyp {
         v: usize,
         len: u64,
     ) -> Result<Reply, CapError> {
+        // F13: only a holder of a writable Memory cap gets its message decoded at all.
+        let d = self.domain(id).ok_or(CapError::Stale)?;
+        d.caps.holds(CapKind::Memory, Rights::WRITE)?;
         let bytes = self.request_bytes(id, v, len)?;
         let spec: DomainSpec = postcard::from_bytes(&bytes).map_err(|_| CapError::BadMessage)?;
         let image = self.module_cap(id, spec.image.to_raw())?;
@@ -366,7 +370,9 @@ impl Hyp {
             Some(h) => Some(self.module_cap(id, h.to_raw())?),
             None => None,
         };
-        let pages = u64::from(spec.mem_mib) * 256;
+        // RAM plus its stage-2 table budget (F4), all charged to the Memory cap.
+        let ram_pages = u64::from(spec.mem_mib) * 256;
+        let pages = ram_pages + super::tables::TableBudget::for_ram(ram_pages).limit;
         {
             let d = self.domain_mut(id).ok_or(CapError::Stale)?;
             let mcap = d.caps.lookup(spec.memory, CapKind::Memory, Rights::WRITE)?;
@@ -374,6 +380,14 @@ impl Hyp {
                 return Err(CapError::WrongKind);
             };
             if quota_pages < pages {
+                crate::info!(
+                    "cannot create {}: asked for {} MiB (+{} KiB of page tables), {} MiB left in {}'s memory quota",
+                    spec.name,
+                    spec.mem_mib,
+                    (pages - ram_pages) * 4,
+                    quota_pages / 256,
+                    id
+                );
                 return Err(CapError::NoMemory);
             }
         }
@@ -479,7 +493,7 @@ impl Hyp {
                 .iter()
                 .filter(|c| c.power == super::domain::Power::On)
                 .count() as u16,
-            mem_mib: (d.ram_size >> 20) as u32,
+            mem_mib: (d.ram.size() >> 20) as u32,
             cpu_ticks: sum(|c| c.stats.run_ticks),
             exits: sum(|c| c.stats.exits),
             irqs_injected: sum(|c| c.stats.irqs),

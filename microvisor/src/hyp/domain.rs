@@ -1,11 +1,13 @@
 //! Domains and vCPUs: starting, stopping, restarting and freeing them (building one is in
 //! [`super::build`]).
 
+use super::tables::TableBudget;
 use super::{vcpu_key, Hyp};
 use crate::arch;
 use crate::arch::context::{El1Context, GuestRegs, VgicHwState, MAX_LRS, PSTATE_EL1H_MASKED};
 use crate::captable::{CapTable, Capability, Object};
 use crate::mm::pagetable::PageTable;
+use crate::mm::ram::RamMap;
 use crate::vgic::VgicDomain;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -71,12 +73,12 @@ pub struct Domain {
     pub instance: u32,
     /// Lifecycle state.
     pub state: DomainState,
-    /// Host-physical base of its RAM.
-    pub ram_pa: PhysAddr,
-    /// RAM size in bytes.
-    pub ram_size: u64,
+    /// Its RAM: host-physical extents behind the guest's contiguous RAM range.
+    pub ram: RamMap,
     /// Stage-2 table.
     pub stage2: Option<PageTable>,
+    /// Stage-2 table pages it holds and may hold (charged to it, see [`super::tables`]).
+    pub tables: TableBudget,
     /// VMID (tags its TLB entries).
     pub vmid: u16,
     /// vCPUs.
@@ -138,11 +140,7 @@ impl Domain {
         let off = ipa
             .checked_sub(GUEST_RAM_BASE.as_u64())
             .ok_or(CapError::Fault)?;
-        let end = off.checked_add(len).ok_or(CapError::Fault)?;
-        if end > self.ram_size {
-            return Err(CapError::Fault);
-        }
-        self.ram_pa.checked_add(off).ok_or(CapError::Fault)
+        self.ram.to_phys(off, len).ok_or(CapError::Fault)
     }
 
     /// Whether `ipa` is inside this domain's RAM.
@@ -258,7 +256,7 @@ impl Hyp {
         // Destroying a domain whose restart is pending cancels the rebuild.
         let pending = d.restart_pending.take();
         let parent = d.parent;
-        let pages = d.ram_size / PAGE_SIZE;
+        let pages = d.ram.size() / PAGE_SIZE + d.tables.limit;
         let nvcpus = d.vcpus.len();
         let placements: Vec<usize> = d
             .vcpus
@@ -334,7 +332,7 @@ impl Hyp {
             let d = *d;
             // A load still in flight on some CPU finishes before the scrub: queue it there.
             let scrubber = d.loading.unwrap_or(this_cpu);
-            self.release_memory(d.ram_pa, d.ram_size, d.stage2, scrubber);
+            self.release_memory(&d.ram, d.stage2, scrubber);
             // The VMID will be reused: drop every cached translation tagged with it.
             arch::tlb_flush_all_guests();
             if let Some(instance) = d.restart_pending {

@@ -23,7 +23,12 @@ impl Hyp {
         match exit {
             Exit::Hvc { imm: 0 } => self.hypercall(cpu, key, regs),
             Exit::Hvc { imm: XEN_HVC_IMM } => self.xen_hypercall(cpu, key, regs),
-            Exit::Hvc { .. } => regs.x[0] = SMCCC_NOT_SUPPORTED,
+            Exit::Hvc { .. } => {
+                // F16: any other immediate is an undefined instruction for the guest, as on
+                // Xen; the exception returns to the HVC itself (the trap's PC is after it).
+                regs.pc -= 4;
+                inject_undef(regs);
+            }
             Exit::Smc { .. } => {
                 // SMC traps before executing: step over it, then serve it like HVC #0.
                 regs.pc += 4;

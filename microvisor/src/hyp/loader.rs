@@ -6,9 +6,9 @@
 use super::bulk::Op;
 use crate::guest_dt::{self, GuestDtParams};
 use crate::linux_image;
+use crate::mm::ram::RamMap;
 use alloc::string::String;
 use alloc::vec::Vec;
-use protocol::addr::PhysAddr;
 use protocol::boot::{StartInfo, START_INFO_RESERVE};
 use protocol::control::{CapError, PROTOCOL_VERSION};
 use protocol::ids::DomainId;
@@ -41,29 +41,59 @@ pub struct LoadSpec<'a> {
     pub vcpus: u16,
 }
 
-/// Host address of guest-physical `ipa` in RAM at `ram_pa` (the layout checked the range).
-fn host(ram_pa: PhysAddr, ipa: u64) -> u64 {
-    ram_pa.as_u64() + (ipa - GUEST_RAM_BASE.as_u64())
+/// Whether a domain built from `image` must get physically contiguous RAM (one extent).
+///
+/// This is the one place the rule lives. Our own Rust domains (dom0, the RTOS, the test
+/// guests, the driver domains) are flat Bulkhead images whose runtime turns guest-physical
+/// addresses into DMA addresses by adding the start info's `phys_offset`, which is only
+/// meaningful over contiguous RAM; they get one 2 MiB-aligned block. A Linux `Image`
+/// translates nothing itself (it speaks the Xen ABI and uses grants), so its RAM is built
+/// from whatever free extents exist: 2 MiB blocks where possible, pages otherwise.
+pub fn needs_contiguous_ram(image: &[u8]) -> bool {
+    linux_image::parse_header(image).is_err()
+}
+
+/// The ops writing `len` bytes at guest-physical `ipa`, split where the RAM's extents are;
+/// `op(dst, offset_in_source, len)` builds each piece. The layout checked the range.
+fn split_ops(
+    ram: &RamMap,
+    ipa: u64,
+    len: u64,
+    mut op: impl FnMut(u64, u64, u64) -> Op,
+) -> impl Iterator<Item = Op> {
+    let off = ipa - GUEST_RAM_BASE.as_u64();
+    ram.pieces(off, len)
+        .into_iter()
+        .map(move |(pa, at, n)| op(pa.as_u64(), at, n))
 }
 
 /// Copying boot-module bytes (`bytes` lies in a boot module) to guest-physical `ipa`.
-fn copy_module(ram_pa: PhysAddr, ipa: u64, bytes: &[u8]) -> Op {
-    Op::Copy {
-        dst: host(ram_pa, ipa),
-        src: bytes.as_ptr() as u64,
-        len: bytes.len() as u64,
-    }
+fn copy_module(ram: &RamMap, ipa: u64, bytes: &[u8]) -> impl Iterator<Item = Op> {
+    let src = bytes.as_ptr() as u64;
+    split_ops(ram, ipa, bytes.len() as u64, move |dst, at, len| Op::Copy {
+        dst,
+        src: src + at,
+        len,
+    })
 }
 
-/// Plans loading `spec` into `[ram_pa, ram_pa + ram_size)`: the copies, in order (after the
-/// RAM is zeroed and before it is cleaned), and how to enter it. `spec.image` and
-/// `spec.ramdisk` must be boot modules (they are copied later, by address).
-pub fn load(
-    ram_pa: PhysAddr,
-    ram_size: u64,
-    spec: &LoadSpec<'_>,
-) -> Result<(Entry, Vec<Op>), CapError> {
+/// Writing `bytes` at guest-physical `ipa`.
+fn write_bytes(ram: &RamMap, ipa: u64, bytes: &[u8]) -> impl Iterator<Item = Op> {
+    split_ops(ram, ipa, bytes.len() as u64, |dst, at, len| Op::Bytes {
+        dst,
+        bytes: bytes[at as usize..(at + len) as usize].to_vec(),
+    })
+    .collect::<Vec<_>>()
+    .into_iter()
+}
+
+/// Plans loading `spec` into `ram`: the copies, in order (after the RAM is zeroed and
+/// before it is cleaned), and how to enter it. `spec.image` and `spec.ramdisk` must be boot
+/// modules (they are copied later, by address). A flat image needs contiguous RAM (see
+/// [`needs_contiguous_ram`]); a Linux kernel takes any extents.
+pub fn load(ram: &RamMap, spec: &LoadSpec<'_>) -> Result<(Entry, Vec<Op>), CapError> {
     let ram_base = GUEST_RAM_BASE.as_u64();
+    let ram_size = ram.size();
     if let Ok(hdr) = linux_image::parse_header(spec.image) {
         let ramdisk = spec.ramdisk.unwrap_or(&[]);
         let dt = |initrd: Option<(u64, u64)>| {
@@ -91,14 +121,11 @@ pub fn load(
         if blob.len() as u64 > linux_image::MAX_DTB_LEN {
             return Err(CapError::InvalidArgument);
         }
-        let mut ops = alloc::vec![copy_module(ram_pa, layout.kernel, spec.image)];
+        let mut ops: Vec<Op> = copy_module(ram, layout.kernel, spec.image).collect();
         if let Some((start, _)) = layout.initrd {
-            ops.push(copy_module(ram_pa, start, ramdisk));
+            ops.extend(copy_module(ram, start, ramdisk));
         }
-        ops.push(Op::Bytes {
-            dst: host(ram_pa, layout.dtb),
-            bytes: blob,
-        });
+        ops.extend(write_bytes(ram, layout.dtb, &blob));
         let entry = Entry {
             pc: layout.kernel,
             args: [layout.dtb, 0, 0],
@@ -113,7 +140,8 @@ pub fn load(
     if spec.image.len() as u64 > ram_size.saturating_sub(START_INFO_RESERVE) {
         return Err(CapError::InvalidArgument);
     }
-    let image = copy_module(ram_pa, ram_base, spec.image);
+    let ram_pa = ram.contiguous_base().ok_or(CapError::InvalidArgument)?;
+    let mut ops: Vec<Op> = copy_module(ram, ram_base, spec.image).collect();
     let info = StartInfo {
         version: PROTOCOL_VERSION,
         domid: spec.id.0,
@@ -135,9 +163,6 @@ pub fn load(
         args: [info_ipa, bytes.len() as u64, ram_size],
         linux: false,
     };
-    let info = Op::Bytes {
-        dst: host(ram_pa, info_ipa),
-        bytes,
-    };
-    Ok((entry, alloc::vec![image, info]))
+    ops.extend(write_bytes(ram, info_ipa, &bytes));
+    Ok((entry, ops))
 }

@@ -48,6 +48,8 @@ pub struct Hyp {
     pub resched: [bool; MAX_CPUS],
     /// Incarnation counters per domain id.
     pub instances: [u32; MAX_DOMAINS],
+    /// The id given to the last new domain (ids are handed out round-robin after it).
+    pub last_domid: u16,
     /// The microvisor's own identity map (devices are added to it as they are probed).
     pub el2_map: crate::mm::pagetable::PageTable,
     /// Devices that can be passed through (virtio-mmio transports with a device).

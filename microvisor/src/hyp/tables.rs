@@ -1,12 +1,22 @@
 //! Translation-table pages drawn from the frame allocator and reached through the EL2
-//! identity map.
+//! identity map; a domain's stage-2 table pages are charged to that domain.
+//!
+//! F4: a guest chooses where grants and `add_to_physmap` frames go in its 39-bit IPA
+//! space, and each new 2 MiB or 1 GiB region it touches costs a table page. Those pages are
+//! counted against the domain's [`TableBudget`] (part of the memory charged to its
+//! controller at creation), and the builder frees a table as soon as its last entry goes,
+//! so a map/unmap walk returns to its baseline and a domain that keeps mapping hits its own
+//! limit, never the shared pool's.
 
-use crate::arch::mem;
-use crate::mm::frames::FrameAllocator;
+use super::Hyp;
+use crate::arch::{self, mem};
+use crate::mm::frames::{FrameAllocator, BLOCK_PAGES};
+use crate::mm::pagetable::PageTable;
 use crate::mm::pagetable::TableMemory;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
+use protocol::ids::DomainId;
 
-/// Table memory backed by the frame allocator.
+/// Table memory backed by the frame allocator (the microvisor's own EL2 map).
 pub struct FrameTables<'a>(pub &'a mut FrameAllocator);
 
 impl TableMemory for FrameTables<'_> {
@@ -18,9 +28,10 @@ impl TableMemory for FrameTables<'_> {
     }
 
     fn free_table(&mut self, table: PhysAddr) {
-        // A table page is returned exactly once by the builder; a failure here would be a
-        // microvisor bug, and losing one page is the safe reaction.
-        let _ = self.0.free(table, 1);
+        // The builder returns each table page exactly once and the bitmap allocator cannot
+        // refuse a free of allocated pages; an error here is a microvisor bug.
+        let r = self.0.free(table, 1);
+        debug_assert!(r.is_ok(), "table page {table} freed twice");
     }
 
     fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
@@ -31,5 +42,94 @@ impl TableMemory for FrameTables<'_> {
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
         // SAFETY: as `read_entry`; a DSB before the tables are used publishes the write.
         unsafe { mem::write_u64(table.as_u64() + (index as u64) * 8, value) }
+    }
+
+    fn flush_tlb(&mut self) {
+        // Only stage-2 tables are ever unmapped (the EL2 map only grows), so dropping every
+        // guest translation is what break-before-make needs here.
+        arch::tlb_flush_all_guests();
+    }
+}
+
+/// Stage-2 table pages beyond what RAM needs that a domain may hold at once: grant
+/// mappings, `add_to_physmap` frames, magic pages and device windows (512 KiB).
+pub const TABLE_ALLOWANCE_PAGES: u64 = 128;
+
+/// A domain's stage-2 table pages: how many it holds and how many it may hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableBudget {
+    /// Table pages held now (the root included).
+    pub used: u64,
+    /// Most it may hold.
+    pub limit: u64,
+}
+
+impl TableBudget {
+    /// The budget of a domain with `ram_pages` pages of RAM: a level-3 table per 2 MiB of
+    /// RAM (RAM in 4 KiB extents needs them all), a level-2 table per GiB plus one, the
+    /// root, and [`TABLE_ALLOWANCE_PAGES`].
+    pub fn for_ram(ram_pages: u64) -> Self {
+        let l3 = ram_pages.div_ceil(BLOCK_PAGES);
+        let l2 = ram_pages.div_ceil(BLOCK_PAGES * 512) + 1;
+        Self {
+            used: 0,
+            limit: l3 + l2 + 1 + TABLE_ALLOWANCE_PAGES,
+        }
+    }
+}
+
+/// Table memory for one domain's stage 2: pages come from the frame allocator and are
+/// counted in (and refused beyond) the domain's budget.
+pub struct ChargedTables<'a> {
+    /// Where the pages come from.
+    pub frames: &'a mut FrameAllocator,
+    /// The domain's budget.
+    pub budget: &'a mut TableBudget,
+}
+
+impl TableMemory for ChargedTables<'_> {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        if self.budget.used >= self.budget.limit {
+            return None;
+        }
+        let pa = FrameTables(self.frames).alloc_table()?;
+        self.budget.used += 1;
+        Some(pa)
+    }
+
+    fn free_table(&mut self, table: PhysAddr) {
+        FrameTables(self.frames).free_table(table);
+        self.budget.used = self.budget.used.saturating_sub(1);
+    }
+
+    fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
+        // SAFETY: `table` is a table page from `alloc_table` and index < 512.
+        unsafe { mem::read_u64(table.as_u64() + (index as u64) * 8) }
+    }
+
+    fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
+        // SAFETY: as `read_entry`; a DSB before the tables are used publishes the write.
+        unsafe { mem::write_u64(table.as_u64() + (index as u64) * 8, value) }
+    }
+
+    fn flush_tlb(&mut self) {
+        // The architecture has no broadcast invalidation for another VMID than the one
+        // loaded; dropping every guest's entries is a superset and is correct.
+        arch::tlb_flush_all_guests();
+    }
+}
+
+impl Hyp {
+    /// Domain `id`'s stage 2 with table memory charged to it.
+    pub fn stage2_mut(&mut self, id: DomainId) -> Option<(&mut PageTable, ChargedTables<'_>)> {
+        let d = self.domains.get_mut(usize::from(id.0))?.as_deref_mut()?;
+        let pt = d.stage2.as_mut()?;
+        Some((
+            pt,
+            ChargedTables {
+                frames: &mut self.frames,
+                budget: &mut d.tables,
+            },
+        ))
     }
 }

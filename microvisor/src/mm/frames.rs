@@ -1,77 +1,95 @@
-//! Physical frame allocator: a small sorted list of free page ranges.
+//! Physical frame allocator: one bit per 4 KiB page over the RAM span, with a per-2 MiB-block
+//! count of free pages.
+//!
+//! Unlike a list of free ranges, a bitmap's size depends only on the span it covers, so no
+//! pattern of allocations and frees can exhaust it: a free of allocated pages always
+//! succeeds (F11). The per-block counts make the two common requests cheap: a whole 2 MiB
+//! block (a stage-2 block mapping of guest RAM) is a block whose count is 512, and a single
+//! page (table pages, grant and event-channel frames) comes from a block that is already
+//! partly used, so single pages do not break up whole blocks while partly used ones remain.
 //!
 //! Invariants (checked by `check_invariants` in tests after every operation):
-//! - every range is page-aligned and non-empty;
-//! - ranges are sorted by base, never overlap and never touch (touching ranges are merged),
-//!   so the representation of a given set of free pages is unique;
-//! - at most [`MAX_RANGES`] ranges exist; an operation that would need more fails with
-//!   [`FrameError::TooManyRanges`] and changes nothing.
+//! - `counts[b]` is the number of set bits in block `b`'s eight bitmap words;
+//! - `free` is the sum of the counts;
+//! - a set bit is a free page that was added with [`FrameAllocator::add_free`] or freed, and
+//!   has not been handed out since: an allocation clears exactly the bits it returns, a
+//!   free sets exactly the bits it is given and refuses any that are already set.
 //!
-//! Allocation is first fit from the **highest** address downwards. Low RAM is where the boot
-//! loader places the microvisor and its modules and what 32-bit DMA masters can reach, so
-//! handing out high memory first keeps that scarce region free for longest.
+//! Allocation is from the **highest** address downwards: low RAM is where the boot loader
+//! places the microvisor and its modules and what 32-bit DMA masters can reach.
 //!
-//! No heap: the allocator is a fixed array so it can exist before anything else does.
+//! No heap: the bitmap lives in storage the caller provides (at boot, pages carved from RAM
+//! with [`super::boot_ranges`]; in tests, a leaked vector), so the allocator can exist
+//! before the microvisor heap does.
 #![forbid(unsafe_code)]
 
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 
-/// How many disjoint free ranges the allocator can track.
-pub const MAX_RANGES: usize = 64;
+/// Bytes in one 2 MiB block.
+pub const BLOCK_SIZE: u64 = 2 * 1024 * 1024;
+/// Pages in one 2 MiB block.
+pub const BLOCK_PAGES: u64 = BLOCK_SIZE / PAGE_SIZE;
+/// Bitmap words per block.
+const WORDS_PER_BLOCK: usize = (BLOCK_PAGES / 64) as usize;
 
 /// Why a frame-allocator operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FrameError {
-    /// no free range is large enough for the requested pages and alignment
+    /// no free run is large enough for the requested pages and alignment
     OutOfMemory,
-    /// the range is empty, misaligned, overflows, or overlaps memory that is already free
+    /// the range is empty, misaligned, overflows, lies outside the allocator's span, or
+    /// (for a free) overlaps memory that is already free
     BadRange,
-    /// the free list would need more than `MAX_RANGES` disjoint ranges
-    TooManyRanges,
+    /// the storage given for the bitmap is too small for the span
+    StorageTooSmall,
 }
 
-/// One free range, `[start, end)` in bytes, both page-aligned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Range {
-    start: u64,
-    end: u64,
-}
-
-impl Range {
-    const EMPTY: Range = Range { start: 0, end: 0 };
-
-    const fn pages(&self) -> u64 {
-        (self.end - self.start) / PAGE_SIZE
-    }
-}
-
-/// A physical frame allocator over up to [`MAX_RANGES`] free ranges.
-#[derive(Clone, Debug)]
+/// A bitmap frame allocator over one physical span (2 MiB-aligned at both ends).
+#[derive(Debug)]
 pub struct FrameAllocator {
-    ranges: [Range; MAX_RANGES],
-    count: usize,
-}
-
-impl Default for FrameAllocator {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Base of the span.
+    base: u64,
+    /// 2 MiB blocks in the span.
+    blocks: usize,
+    /// `blocks * 8` bitmap words (bit set = page free), then `blocks` free-page counts.
+    words: &'static mut [u64],
+    /// Free pages in total.
+    free: u64,
 }
 
 impl FrameAllocator {
-    /// An allocator with no free memory.
-    pub const fn new() -> Self {
-        Self {
-            ranges: [Range::EMPTY; MAX_RANGES],
-            count: 0,
-        }
+    /// Storage words needed to cover `[base, end)` (rounded out to whole 2 MiB blocks).
+    pub fn storage_words(base: PhysAddr, end: PhysAddr) -> usize {
+        let (_, blocks) = span(base.as_u64(), end.as_u64());
+        blocks * (WORDS_PER_BLOCK + 1)
     }
 
-    /// Adds `[base, base + size)` to the free pool, shrunk inward to whole pages and merged
-    /// with touching neighbours. A range smaller than a page after shrinking adds nothing.
-    ///
-    /// Fails with `BadRange` if the range overflows or overlaps memory that is already free.
+    /// An allocator for `[base, end)` with no free memory; `storage` must hold at least
+    /// [`Self::storage_words`] words and is cleared.
+    pub fn new(
+        base: PhysAddr,
+        end: PhysAddr,
+        storage: &'static mut [u64],
+    ) -> Result<Self, FrameError> {
+        if end.as_u64() <= base.as_u64() {
+            return Err(FrameError::BadRange);
+        }
+        let (start, blocks) = span(base.as_u64(), end.as_u64());
+        let need = blocks * (WORDS_PER_BLOCK + 1);
+        let words = storage.get_mut(..need).ok_or(FrameError::StorageTooSmall)?;
+        words.fill(0);
+        Ok(Self {
+            base: start,
+            blocks,
+            words,
+            free: 0,
+        })
+    }
+
+    /// Adds `[base, base + size)`, shrunk inward to whole pages, to the free pool. A range
+    /// smaller than a page after shrinking adds nothing. `BadRange` (and no change) if it
+    /// overflows, leaves the span or overlaps free memory.
     pub fn add_free(&mut self, base: PhysAddr, size: u64) -> Result<(), FrameError> {
         let end = base
             .as_u64()
@@ -85,181 +103,248 @@ impl FrameAllocator {
         if end <= start {
             return Ok(());
         }
-        self.insert(start, end)
-    }
-
-    /// Removes `[base, base + size)`, rounded outward to whole pages, from the free pool.
-    /// Parts that are not free are ignored, so reserving firmware or image memory that was
-    /// never added is fine. Fails with `TooManyRanges` (changing nothing) if carving a hole
-    /// in the middle of a range needs a slot that does not exist.
-    pub fn reserve(&mut self, base: PhysAddr, size: u64) -> Result<(), FrameError> {
-        if size == 0 {
-            return Ok(());
-        }
-        let end = base
-            .as_u64()
-            .checked_add(size)
-            .ok_or(FrameError::BadRange)?;
-        let start = base.align_down(PAGE_SIZE).as_u64();
-        // A reservation touching the top page rounds up to 2^64; clamping to the highest page
-        // boundary is equivalent because no free range can extend past it.
-        let end = PhysAddr::new(end)
-            .align_up(PAGE_SIZE)
-            .map_or(!(PAGE_SIZE - 1), PhysAddr::as_u64);
-
-        // Only a range that strictly contains the hole splits; check room before mutating.
-        let splits = self.ranges[..self.count]
-            .iter()
-            .any(|r| r.start < start && end < r.end);
-        if splits && self.count == MAX_RANGES {
-            return Err(FrameError::TooManyRanges);
-        }
-
-        let mut i = 0;
-        while i < self.count {
-            let r = self.ranges[i];
-            if r.end <= start || end <= r.start {
-                i += 1;
-            } else if start <= r.start && r.end <= end {
-                self.remove_at(i);
-            } else if r.start < start && end < r.end {
-                self.ranges[i].end = start;
-                self.insert_at(
-                    i + 1,
-                    Range {
-                        start: end,
-                        end: r.end,
-                    },
-                );
-                return Ok(());
-            } else if r.start < start {
-                self.ranges[i].end = start;
-                i += 1;
-            } else {
-                self.ranges[i].start = end;
-                i += 1;
-            }
-        }
-        Ok(())
+        self.free(PhysAddr::new(start), (end - start) / PAGE_SIZE)
     }
 
     /// Allocates `pages` contiguous pages whose base is a multiple of `align` bytes (a power
-    /// of two, at least `PAGE_SIZE`). Searches from the highest address downwards.
-    ///
-    /// `BadRange` for zero pages or a bad alignment; `OutOfMemory` if nothing fits;
-    /// `TooManyRanges` if the only fits would split a range while the list is full.
+    /// of two, at least `PAGE_SIZE`), the highest such run first; a single page comes from
+    /// a partly used block when there is one. `BadRange` for zero pages or a bad alignment;
+    /// `OutOfMemory` if nothing fits.
     pub fn alloc(&mut self, pages: u64, align: u64) -> Result<PhysAddr, FrameError> {
         if pages == 0 || !align.is_power_of_two() || align < PAGE_SIZE {
             return Err(FrameError::BadRange);
         }
-        let size = pages.checked_mul(PAGE_SIZE).ok_or(FrameError::BadRange)?;
-        let mut blocked_by_slots = false;
-        for i in (0..self.count).rev() {
-            let r = self.ranges[i];
-            let Some(top) = r.end.checked_sub(size) else {
-                continue;
-            };
-            let base = top & !(align - 1);
-            if base < r.start {
-                continue;
-            }
-            let below = base > r.start;
-            let above = base + size < r.end;
-            match (below, above) {
-                (false, false) => self.remove_at(i),
-                (true, false) => self.ranges[i].end = base,
-                (false, true) => self.ranges[i].start = base + size,
-                (true, true) => {
-                    if self.count == MAX_RANGES {
-                        blocked_by_slots = true;
-                        continue;
-                    }
-                    self.ranges[i].end = base;
-                    self.insert_at(
-                        i + 1,
-                        Range {
-                            start: base + size,
-                            end: r.end,
-                        },
-                    );
-                }
-            }
-            return Ok(PhysAddr::new(base));
-        }
-        Err(if blocked_by_slots {
-            FrameError::TooManyRanges
+        let first = if pages == 1 {
+            self.find_single(align)
         } else {
-            FrameError::OutOfMemory
-        })
+            self.find_run(pages, align)
+        };
+        let first = first.ok_or(FrameError::OutOfMemory)?;
+        self.set_range(first, pages, false);
+        Ok(PhysAddr::new(self.base + first * PAGE_SIZE))
     }
 
-    /// Returns `pages` pages at `base` (page-aligned) to the pool, merging with neighbours.
-    /// Freeing memory any part of which is already free is a double free: `BadRange`, and
-    /// nothing changes. `TooManyRanges` if the pages touch no free range and the list is
-    /// full; the pages then stay allocated, so the caller may keep them or retry later.
-    pub fn free(&mut self, base: PhysAddr, pages: u64) -> Result<(), FrameError> {
-        if pages == 0 || !base.is_aligned(PAGE_SIZE) {
-            return Err(FrameError::BadRange);
+    /// Takes free pages for `pages` pages of domain RAM wherever they are: whole 2 MiB
+    /// blocks first (highest first), then the largest remaining runs. `sink` receives each
+    /// run as it is taken (base, pages), in that order. `OutOfMemory` (taking nothing) if
+    /// fewer than `pages` pages are free.
+    pub fn alloc_scattered(
+        &mut self,
+        pages: u64,
+        mut sink: impl FnMut(PhysAddr, u64),
+    ) -> Result<(), FrameError> {
+        if pages > self.free {
+            return Err(FrameError::OutOfMemory);
         }
-        let size = pages.checked_mul(PAGE_SIZE).ok_or(FrameError::BadRange)?;
-        let end = base
-            .as_u64()
-            .checked_add(size)
-            .ok_or(FrameError::BadRange)?;
-        self.insert(base.as_u64(), end)
-    }
-
-    /// Total free pages.
-    pub fn free_pages(&self) -> u64 {
-        self.ranges[..self.count].iter().map(Range::pages).sum()
-    }
-
-    /// The free ranges as `(base, pages)`, lowest first.
-    pub fn ranges(&self) -> impl Iterator<Item = (PhysAddr, u64)> + '_ {
-        self.ranges[..self.count]
-            .iter()
-            .map(|r| (PhysAddr::new(r.start), r.pages()))
-    }
-
-    /// Adds the page-aligned, non-empty `[start, end)`, merging; rejects any overlap.
-    fn insert(&mut self, start: u64, end: u64) -> Result<(), FrameError> {
-        let idx = self.ranges[..self.count].partition_point(|r| r.start < start);
-        let prev = idx.checked_sub(1).map(|p| self.ranges[p]);
-        let next = (idx < self.count).then(|| self.ranges[idx]);
-        if prev.is_some_and(|p| p.end > start) || next.is_some_and(|n| n.start < end) {
-            return Err(FrameError::BadRange);
+        let mut left = pages;
+        for b in (0..self.blocks).rev() {
+            if left < BLOCK_PAGES {
+                break;
+            }
+            if self.count(b) == BLOCK_PAGES {
+                let first = b as u64 * BLOCK_PAGES;
+                self.set_range(first, BLOCK_PAGES, false);
+                sink(PhysAddr::new(self.base + first * PAGE_SIZE), BLOCK_PAGES);
+                left -= BLOCK_PAGES;
+            }
         }
-        let join_prev = prev.is_some_and(|p| p.end == start);
-        let join_next = next.is_some_and(|n| n.start == end);
-        match (join_prev, join_next) {
-            (true, true) => {
-                self.ranges[idx - 1].end = self.ranges[idx].end;
-                self.remove_at(idx);
-            }
-            (true, false) => self.ranges[idx - 1].end = end,
-            (false, true) => self.ranges[idx].start = start,
-            (false, false) => {
-                if self.count == MAX_RANGES {
-                    return Err(FrameError::TooManyRanges);
-                }
-                self.insert_at(idx, Range { start, end });
-            }
+        // Then the free runs from the top down, each cut to what is still needed.
+        let mut cursor = self.blocks as u64 * BLOCK_PAGES;
+        while left > 0 {
+            let (first, len) = self.run_below(cursor).ok_or(FrameError::OutOfMemory)?;
+            let take = len.min(left);
+            let first = first + len - take;
+            self.set_range(first, take, false);
+            sink(PhysAddr::new(self.base + first * PAGE_SIZE), take);
+            left -= take;
+            cursor = first;
         }
         Ok(())
     }
 
-    /// Shifts ranges up to open slot `idx`; the caller has checked there is room.
-    fn insert_at(&mut self, idx: usize, r: Range) {
-        self.ranges.copy_within(idx..self.count, idx + 1);
-        self.ranges[idx] = r;
-        self.count += 1;
+    /// Returns `pages` pages at `base` (page-aligned) to the pool. Freeing pages any of
+    /// which is already free is a double free, and pages outside the span were never
+    /// handed out: both are `BadRange` and change nothing. Never fails otherwise.
+    pub fn free(&mut self, base: PhysAddr, pages: u64) -> Result<(), FrameError> {
+        if pages == 0 || !base.is_aligned(PAGE_SIZE) {
+            return Err(FrameError::BadRange);
+        }
+        let first = base
+            .as_u64()
+            .checked_sub(self.base)
+            .ok_or(FrameError::BadRange)?
+            / PAGE_SIZE;
+        let end = first.checked_add(pages).ok_or(FrameError::BadRange)?;
+        if end > self.blocks as u64 * BLOCK_PAGES {
+            return Err(FrameError::BadRange);
+        }
+        if (first..end).any(|p| self.is_free(p)) {
+            return Err(FrameError::BadRange);
+        }
+        self.set_range(first, pages, true);
+        Ok(())
     }
 
-    fn remove_at(&mut self, idx: usize) {
-        self.ranges.copy_within(idx + 1..self.count, idx);
-        self.count -= 1;
-        self.ranges[self.count] = Range::EMPTY;
+    /// Total free pages.
+    pub fn free_pages(&self) -> u64 {
+        self.free
     }
+
+    /// Pages in the longest run of contiguous free pages.
+    pub fn largest_free_run(&self) -> u64 {
+        self.largest_run().map_or(0, |(_, len)| len)
+    }
+
+    /// The free runs as `(base, pages)`, lowest first.
+    pub fn ranges(&self) -> impl Iterator<Item = (PhysAddr, u64)> + '_ {
+        let total = self.blocks as u64 * BLOCK_PAGES;
+        let mut p = 0;
+        core::iter::from_fn(move || {
+            while p < total && !self.is_free(p) {
+                p += 1;
+            }
+            if p >= total {
+                return None;
+            }
+            let start = p;
+            while p < total && self.is_free(p) {
+                p += 1;
+            }
+            Some((PhysAddr::new(self.base + start * PAGE_SIZE), p - start))
+        })
+    }
+
+    fn count(&self, block: usize) -> u64 {
+        self.words[self.blocks * WORDS_PER_BLOCK + block]
+    }
+
+    fn is_free(&self, page: u64) -> bool {
+        self.words[(page / 64) as usize] & (1 << (page % 64)) != 0
+    }
+
+    /// Sets (frees) or clears (allocates) the bits of `[first, first + pages)`; the caller
+    /// has checked that each bit currently has the other value.
+    fn set_range(&mut self, first: u64, pages: u64, free: bool) {
+        for p in first..first + pages {
+            let (w, bit) = ((p / 64) as usize, 1u64 << (p % 64));
+            let c = self.blocks * WORDS_PER_BLOCK + (p / BLOCK_PAGES) as usize;
+            if free {
+                self.words[w] |= bit;
+                self.words[c] += 1;
+            } else {
+                self.words[w] &= !bit;
+                self.words[c] -= 1;
+            }
+        }
+        if free {
+            self.free += pages;
+        } else {
+            self.free -= pages;
+        }
+    }
+
+    /// The highest free page at `align` in a partly used block, else in a whole free one.
+    fn find_single(&self, align: u64) -> Option<u64> {
+        let step = (align / PAGE_SIZE).max(1);
+        let pick = |b: usize| {
+            let first = b as u64 * BLOCK_PAGES;
+            (first..first + BLOCK_PAGES)
+                .rev()
+                .find(|&p| (self.base / PAGE_SIZE + p).is_multiple_of(step) && self.is_free(p))
+        };
+        let partial = (0..self.blocks)
+            .rev()
+            .filter(|&b| (1..BLOCK_PAGES).contains(&self.count(b)))
+            .find_map(pick);
+        partial.or_else(|| {
+            (0..self.blocks)
+                .rev()
+                .filter(|&b| self.count(b) == BLOCK_PAGES)
+                .find_map(pick)
+        })
+    }
+
+    /// The first page of the highest run of `pages` free pages starting at `align`.
+    fn find_run(&self, pages: u64, align: u64) -> Option<u64> {
+        let step = align / PAGE_SIZE;
+        let base_page = self.base / PAGE_SIZE;
+        // `above` = free pages directly above the one being looked at.
+        let mut above = 0u64;
+        for b in (0..self.blocks).rev() {
+            let first = b as u64 * BLOCK_PAGES;
+            match self.count(b) {
+                0 => above = 0,
+                BLOCK_PAGES if step <= BLOCK_PAGES => {
+                    // The whole block is free: the highest aligned start it allows, if any.
+                    let need = pages.saturating_sub(above);
+                    if need <= BLOCK_PAGES {
+                        let top = base_page + first + BLOCK_PAGES - need;
+                        let start = top - top % step - base_page;
+                        if start >= first {
+                            return Some(start);
+                        }
+                    }
+                    above += BLOCK_PAGES;
+                }
+                _ => {
+                    for p in (first..first + BLOCK_PAGES).rev() {
+                        if !self.is_free(p) {
+                            above = 0;
+                            continue;
+                        }
+                        above += 1;
+                        if above >= pages && (base_page + p).is_multiple_of(step) {
+                            return Some(p);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// `(first page, length)` of the longest free run (the highest among equals).
+    fn largest_run(&self) -> Option<(u64, u64)> {
+        let mut best: Option<(u64, u64)> = None;
+        for (base, len) in self.ranges() {
+            if best.is_none_or(|(_, l)| len >= l) {
+                best = Some(((base.as_u64() - self.base) / PAGE_SIZE, len));
+            }
+        }
+        best
+    }
+
+    /// `(first page, length)` of the highest free run that ends at or below page `end`
+    /// (a run crossing `end` is cut there), skipping fully used blocks.
+    fn run_below(&self, end: u64) -> Option<(u64, u64)> {
+        let mut p = end;
+        // Find the highest free page below `end`.
+        let top = loop {
+            if p == 0 {
+                return None;
+            }
+            if p.is_multiple_of(BLOCK_PAGES) && self.count((p / BLOCK_PAGES - 1) as usize) == 0 {
+                p -= BLOCK_PAGES;
+                continue;
+            }
+            p -= 1;
+            if self.is_free(p) {
+                break p;
+            }
+        };
+        let mut start = top;
+        while start > 0 && self.is_free(start - 1) {
+            start -= 1;
+        }
+        Some((start, top + 1 - start))
+    }
+}
+
+/// The span `[base, end)` rounded out to 2 MiB blocks: its start and block count.
+fn span(base: u64, end: u64) -> (u64, usize) {
+    let start = base & !(BLOCK_SIZE - 1);
+    let end = end.saturating_add(BLOCK_SIZE - 1) & !(BLOCK_SIZE - 1);
+    (start, ((end - start) / BLOCK_SIZE) as usize)
 }
 
 #[cfg(test)]

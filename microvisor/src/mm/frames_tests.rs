@@ -1,264 +1,284 @@
-//! Host tests for the frame allocator.
+//! Host tests for the bitmap frame allocator, including a randomized comparison against a
+//! plain set-of-pages model.
 
 use super::*;
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec;
+use alloc::vec::Vec;
 
 const MIB: u64 = 1 << 20;
-const GIB: u64 = 1 << 30;
+const BASE: u64 = 0x4000_0000;
 
 fn pa(x: u64) -> PhysAddr {
     PhysAddr::new(x)
 }
 
-/// Sorted, page-aligned, non-empty, non-touching: the invariants in the module docs.
-fn check_invariants(a: &FrameAllocator) {
-    let rs = &a.ranges[..a.count];
-    for r in rs {
-        assert!(r.start < r.end, "empty range {r:?}");
-        assert_eq!(r.start % PAGE_SIZE, 0);
-        assert_eq!(r.end % PAGE_SIZE, 0);
-    }
-    for w in rs.windows(2) {
-        assert!(w[0].end < w[1].start, "unsorted or unmerged {w:?}");
-    }
-    assert!(a.ranges[a.count..].iter().all(|r| *r == Range::EMPTY));
+fn empty(base: u64, size: u64) -> FrameAllocator {
+    let words = FrameAllocator::storage_words(pa(base), pa(base + size));
+    let storage = Box::leak(vec![0u64; words].into_boxed_slice());
+    FrameAllocator::new(pa(base), pa(base + size), storage).unwrap()
 }
 
 fn with_ram(base: u64, size: u64) -> FrameAllocator {
-    let mut a = FrameAllocator::new();
+    let mut a = empty(base, size);
     a.add_free(pa(base), size).unwrap();
     a
 }
 
+/// The module invariants: counts match the bitmap, `free` matches the counts.
+fn check_invariants(a: &FrameAllocator) {
+    let mut total = 0;
+    for b in 0..a.blocks {
+        let bits: u64 = a.words[b * WORDS_PER_BLOCK..(b + 1) * WORDS_PER_BLOCK]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        assert_eq!(a.count(b), bits, "block {b} count");
+        total += bits;
+    }
+    assert_eq!(a.free_pages(), total);
+}
+
 #[test]
-fn add_free_shrinks_inward_and_merges() {
-    let mut a = FrameAllocator::new();
-    a.add_free(pa(0x4000_0800), 0x3000).unwrap();
-    // 0x4000_0800..0x4000_3800 shrinks to 0x4000_1000..0x4000_3000.
-    assert_eq!(a.ranges().collect::<Vec<_>>(), [(pa(0x4000_1000), 2)]);
-    a.add_free(pa(0x4000_3000), 0x1000).unwrap();
-    a.add_free(pa(0x4000_0000), 0x1000).unwrap();
-    assert_eq!(a.ranges().collect::<Vec<_>>(), [(pa(0x4000_0000), 4)]);
-    // Less than a page after shrinking: nothing to add, not an error.
-    a.add_free(pa(0x5000_0010), 0x1000).unwrap();
-    assert_eq!(a.free_pages(), 4);
+fn add_free_shrinks_inward() {
+    let mut a = empty(BASE, 4 * MIB);
+    a.add_free(pa(BASE + 0x800), 0x3000).unwrap();
+    assert_eq!(a.ranges().collect::<Vec<_>>(), [(pa(BASE + 0x1000), 2)]);
+    a.add_free(pa(BASE + 0x3000), 0x1000).unwrap();
+    a.add_free(pa(BASE), 0x1000).unwrap();
+    assert_eq!(a.ranges().collect::<Vec<_>>(), [(pa(BASE), 4)]);
+    // Overlap with free memory and leaving the span are refused.
+    assert_eq!(a.add_free(pa(BASE), 0x2000), Err(FrameError::BadRange));
     assert_eq!(
-        a.add_free(pa(0x4000_2000), 0x1000),
+        a.add_free(pa(BASE + 4 * MIB), 0x1000),
         Err(FrameError::BadRange)
     );
-    assert_eq!(a.add_free(pa(u64::MAX - 5), 10), Err(FrameError::BadRange));
     check_invariants(&a);
 }
 
 #[test]
-fn alloc_takes_highest_first_and_free_merges_back() {
-    let mut a = with_ram(0x4000_0000, 16 * PAGE_SIZE);
-    let x = a.alloc(1, PAGE_SIZE).unwrap();
-    let y = a.alloc(2, PAGE_SIZE).unwrap();
-    assert_eq!(x, pa(0x4000_f000));
-    assert_eq!(y, pa(0x4000_d000));
-    assert_eq!(a.free_pages(), 13);
-    a.free(x, 1).unwrap();
+fn storage_too_small_is_refused() {
+    let storage = Box::leak(vec![0u64; 8].into_boxed_slice());
+    let r = FrameAllocator::new(pa(BASE), pa(BASE + 4 * MIB), storage);
+    assert_eq!(r.err(), Some(FrameError::StorageTooSmall));
+}
+
+#[test]
+fn alloc_takes_highest_first_and_free_restores() {
+    let mut a = with_ram(BASE, 4 * MIB);
+    let p = a.alloc(1, PAGE_SIZE).unwrap();
+    assert_eq!(p, pa(BASE + 4 * MIB - PAGE_SIZE));
+    let q = a.alloc(3, PAGE_SIZE).unwrap();
+    assert_eq!(q, pa(BASE + 4 * MIB - 4 * PAGE_SIZE));
+    a.free(p, 1).unwrap();
+    a.free(q, 3).unwrap();
+    assert_eq!(a.ranges().collect::<Vec<_>>(), [(pa(BASE), 1024)]);
     check_invariants(&a);
-    assert_eq!(a.ranges().count(), 2);
-    a.free(y, 2).unwrap();
-    assert_eq!(a.ranges().collect::<Vec<_>>(), [(pa(0x4000_0000), 16)]);
 }
 
 #[test]
-fn two_mib_aligned_allocations() {
-    // Deliberately unaligned RAM: 0x4010_0000 .. 0x4090_0000 (8 MiB).
-    let mut a = with_ram(0x4010_0000, 8 * MIB);
-    let mut got = Vec::new();
-    while let Ok(p) = a.alloc(512, 2 * MIB) {
-        assert!(p.is_aligned(2 * MIB));
-        got.push(p);
-        check_invariants(&a);
-    }
-    // Only 0x4020_0000, 0x4040_0000, 0x4060_0000 fit whole; 0x4080_0000 would end past 0x4090_0000.
-    assert_eq!(got, [pa(0x4060_0000), pa(0x4040_0000), pa(0x4020_0000)]);
-    assert_eq!(a.free_pages(), 2 * 256);
-    assert_eq!(a.alloc(512, 2 * MIB), Err(FrameError::OutOfMemory));
-    // Small allocations still come from the leftovers.
-    assert!(a.alloc(256, PAGE_SIZE).is_ok());
+fn single_pages_come_from_partly_used_blocks() {
+    let mut a = with_ram(BASE, 6 * MIB);
+    // Use one page of the lowest block; the next single page must come from that block
+    // rather than break a whole block above it.
+    let low = a.alloc(BLOCK_PAGES, BLOCK_SIZE).unwrap();
+    let low2 = a.alloc(BLOCK_PAGES, BLOCK_SIZE).unwrap();
+    a.free(low2, BLOCK_PAGES).unwrap();
+    a.free(low.checked_add(PAGE_SIZE).unwrap(), BLOCK_PAGES - 1)
+        .unwrap();
+    let p = a.alloc(1, PAGE_SIZE).unwrap();
+    assert!(p.as_u64() >= low.as_u64() && p.as_u64() < low.as_u64() + BLOCK_SIZE);
+    check_invariants(&a);
 }
 
 #[test]
-fn alignment_split_leaves_both_sides_free() {
-    let mut a = with_ram(0x4000_0000, GIB);
-    // From the top: the highest 1 GiB-aligned base inside is 0x4000_0000 itself.
-    assert_eq!(a.alloc(1, GIB), Ok(pa(0x4000_0000)));
-    // A 64 KiB aligned page below the top leaves a hole above it.
-    let mut b = with_ram(0x4000_0000, 0x1_8000);
-    assert_eq!(b.alloc(1, 0x1_0000), Ok(pa(0x4001_0000)));
+fn two_mib_aligned_runs() {
+    let mut a = with_ram(BASE + PAGE_SIZE, 8 * MIB - PAGE_SIZE);
+    let p = a.alloc(BLOCK_PAGES * 2, BLOCK_SIZE).unwrap();
+    assert_eq!(p, pa(BASE + 4 * MIB));
+    // The lowest block lacks its first page, so one whole block is left, then none.
+    let q = a.alloc(BLOCK_PAGES, BLOCK_SIZE).unwrap();
+    assert_eq!(q, pa(BASE + 2 * MIB));
     assert_eq!(
-        b.ranges().collect::<Vec<_>>(),
-        [(pa(0x4000_0000), 16), (pa(0x4001_1000), 7)]
-    );
-    check_invariants(&b);
-}
-
-#[test]
-fn bad_arguments() {
-    let mut a = with_ram(0x4000_0000, MIB);
-    assert_eq!(a.alloc(0, PAGE_SIZE), Err(FrameError::BadRange));
-    assert_eq!(a.alloc(1, 3 * PAGE_SIZE), Err(FrameError::BadRange));
-    assert_eq!(a.alloc(1, 512), Err(FrameError::BadRange));
-    assert_eq!(a.alloc(u64::MAX, PAGE_SIZE), Err(FrameError::BadRange));
-    assert_eq!(a.free(pa(0x1234), 1), Err(FrameError::BadRange));
-    assert_eq!(a.free(pa(0x1000), 0), Err(FrameError::BadRange));
-    assert_eq!(a.free(pa(!0xfff), 2), Err(FrameError::BadRange));
-}
-
-#[test]
-fn exhaustion() {
-    let mut a = with_ram(0x4000_0000, 4 * PAGE_SIZE);
-    assert_eq!(a.alloc(5, PAGE_SIZE), Err(FrameError::OutOfMemory));
-    for _ in 0..4 {
-        a.alloc(1, PAGE_SIZE).unwrap();
-    }
-    assert_eq!(a.free_pages(), 0);
-    assert_eq!(a.alloc(1, PAGE_SIZE), Err(FrameError::OutOfMemory));
-    assert_eq!(
-        FrameAllocator::new().alloc(1, PAGE_SIZE),
+        a.alloc(BLOCK_PAGES, BLOCK_SIZE),
         Err(FrameError::OutOfMemory)
     );
+    assert_eq!(
+        a.alloc(BLOCK_PAGES - 1, PAGE_SIZE).unwrap(),
+        pa(BASE + PAGE_SIZE)
+    );
+    check_invariants(&a);
 }
 
 #[test]
-fn double_free_is_rejected() {
-    let mut a = with_ram(0x4000_0000, 8 * PAGE_SIZE);
+fn bad_arguments_and_double_free() {
+    let mut a = with_ram(BASE, 2 * MIB);
+    assert_eq!(a.alloc(0, PAGE_SIZE), Err(FrameError::BadRange));
+    assert_eq!(a.alloc(1, 3 * PAGE_SIZE), Err(FrameError::BadRange));
+    assert_eq!(a.alloc(1, 16), Err(FrameError::BadRange));
     let p = a.alloc(2, PAGE_SIZE).unwrap();
-    a.free(p, 2).unwrap();
-    let before = a.clone();
+    assert_eq!(a.free(pa(p.as_u64() + 1), 1), Err(FrameError::BadRange));
+    a.free(p, 1).unwrap();
+    // The second page is still allocated, but the first is free again: refused whole.
     assert_eq!(a.free(p, 2), Err(FrameError::BadRange));
-    // Partial overlap with free memory is also a double free.
-    assert_eq!(a.free(pa(0x3fff_f000), 2), Err(FrameError::BadRange));
-    assert_eq!(a.ranges, before.ranges);
-    assert_eq!(a.count, before.count);
-}
-
-#[test]
-fn reserve_splits_and_rounds_outward() {
-    let mut a = with_ram(0x4000_0000, 16 * PAGE_SIZE);
-    // 0x4000_4800 + 0x1000 rounds outward to 0x4000_4000..0x4000_6000.
-    a.reserve(pa(0x4000_4800), 0x1000).unwrap();
-    assert_eq!(
-        a.ranges().collect::<Vec<_>>(),
-        [(pa(0x4000_0000), 4), (pa(0x4000_6000), 10)]
-    );
-    // Spanning a gap and the head of the next range; already-reserved parts are fine.
-    a.reserve(pa(0x4000_3000), 0x4000).unwrap();
-    assert_eq!(
-        a.ranges().collect::<Vec<_>>(),
-        [(pa(0x4000_0000), 3), (pa(0x4000_7000), 9)]
-    );
-    // Memory that was never free.
-    a.reserve(pa(0x8000_0000), GIB).unwrap();
-    // Whole ranges vanish.
-    a.reserve(pa(0x3000_0000), 0x1000_8000).unwrap();
-    assert_eq!(a.ranges().collect::<Vec<_>>(), [(pa(0x4000_8000), 8)]);
-    a.reserve(pa(0x4000_8000), 0).unwrap();
-    assert_eq!(a.free_pages(), 8);
-    a.reserve(pa(0), u64::MAX).unwrap();
-    assert_eq!(a.free_pages(), 0);
+    assert_eq!(a.free(pa(BASE - PAGE_SIZE), 1), Err(FrameError::BadRange));
+    assert_eq!(a.free(pa(BASE + 2 * MIB), 1), Err(FrameError::BadRange));
     check_invariants(&a);
 }
 
+/// F11: with the old 64-range list, a free that touched no free range after 64 holes was
+/// silently lost. A bitmap has no such limit: 200 holes, then a 64 MiB block comes back.
 #[test]
-fn range_table_full() {
-    let mut a = FrameAllocator::new();
-    for i in 0..MAX_RANGES as u64 {
-        a.add_free(pa(i * 2 * PAGE_SIZE), PAGE_SIZE).unwrap();
+fn many_holes_never_lose_a_free() {
+    let mut a = with_ram(BASE, 256 * MIB);
+    let big = a.alloc(64 * MIB / PAGE_SIZE, BLOCK_SIZE).unwrap();
+    let pages: Vec<_> = (0..400).map(|_| a.alloc(1, PAGE_SIZE).unwrap()).collect();
+    for p in pages.iter().step_by(2) {
+        a.free(*p, 1).unwrap();
     }
-    let top = MAX_RANGES as u64 * 2 * PAGE_SIZE;
-    assert_eq!(
-        a.add_free(pa(top), PAGE_SIZE),
-        Err(FrameError::TooManyRanges)
-    );
-    // Touching an existing range merges instead of needing a slot.
-    a.add_free(pa(PAGE_SIZE), PAGE_SIZE).unwrap();
-    assert_eq!(a.ranges().count(), MAX_RANGES - 1);
-    a.add_free(pa(top), 4 * PAGE_SIZE).unwrap();
-    // A hole in the middle of the last range needs a slot that does not exist.
     let before = a.free_pages();
-    assert_eq!(
-        a.reserve(pa(top + PAGE_SIZE), 1),
-        Err(FrameError::TooManyRanges)
-    );
-    assert_eq!(a.free_pages(), before);
-    // An aligned alloc that would split the top range takes a lower fit instead.
-    assert_eq!(a.alloc(1, 2 * PAGE_SIZE), Ok(pa(top - 2 * PAGE_SIZE)));
+    a.free(big, 64 * MIB / PAGE_SIZE).unwrap();
+    assert_eq!(a.free_pages(), before + 64 * MIB / PAGE_SIZE);
     check_invariants(&a);
-
-    // When every fit would split, the full table is the reason.
-    let mut b = FrameAllocator::new();
-    for i in 0..MAX_RANGES as u64 {
-        b.add_free(pa((4 * i + 1) * PAGE_SIZE), 3 * PAGE_SIZE)
-            .unwrap();
-    }
-    assert_eq!(b.alloc(1, 2 * PAGE_SIZE), Err(FrameError::TooManyRanges));
-    assert_eq!(b.alloc(4, PAGE_SIZE), Err(FrameError::OutOfMemory));
-    assert_eq!(b.free_pages(), 3 * MAX_RANGES as u64);
 }
 
-/// Small deterministic PRNG so the "property" tests need no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+#[test]
+fn scattered_ram_uses_blocks_then_pages() {
+    let mut a = with_ram(BASE, 8 * MIB);
+    // Punch a page out of every block: no whole block is left.
+    for b in 0..4 {
+        a.alloc(1, PAGE_SIZE).unwrap();
+        let _ = b;
     }
+    let holes: Vec<_> = a.ranges().collect();
+    assert!(!holes.is_empty());
+    let mut runs = Vec::new();
+    a.alloc_scattered(BLOCK_PAGES + 10, |p, n| runs.push((p, n)))
+        .unwrap();
+    assert_eq!(runs.iter().map(|r| r.1).sum::<u64>(), BLOCK_PAGES + 10);
+    // Nothing fits when asking for more than is free, and nothing is taken.
+    let free = a.free_pages();
+    assert_eq!(
+        a.alloc_scattered(free + 1, |_, _| panic!("took pages")),
+        Err(FrameError::OutOfMemory)
+    );
+    assert_eq!(a.free_pages(), free);
+    check_invariants(&a);
+
+    let mut b = with_ram(BASE, 8 * MIB);
+    let mut runs = Vec::new();
+    b.alloc_scattered(2 * BLOCK_PAGES + 3, |p, n| runs.push((p, n)))
+        .unwrap();
+    // Two whole aligned blocks first, then a 3-page run.
+    assert_eq!(runs[0], (pa(BASE + 6 * MIB), BLOCK_PAGES));
+    assert_eq!(runs[1], (pa(BASE + 4 * MIB), BLOCK_PAGES));
+    assert_eq!(runs[2].1, 3);
+}
+
+/// Tiny deterministic generator (xorshift64*), so failures reproduce from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
+/// Random alloc / scattered alloc / free sequences against a set-of-free-pages model: the
+/// allocator never hands out a page that is not free in the model (no double allocation),
+/// every free is accepted and restores exactly its pages (no lost free), and a double free
+/// is refused without change.
 #[test]
-fn random_alloc_free_conserves_pages() {
-    for seed in 1..=20u64 {
-        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut a = FrameAllocator::new();
-        // Several discontiguous banks with reserved holes, like a real memory map.
-        a.add_free(pa(0x4000_0000), 64 * MIB).unwrap();
-        a.add_free(pa(0x8000_0000), 32 * MIB).unwrap();
-        a.reserve(pa(0x4100_0000), 3 * MIB + 5).unwrap();
-        let total = a.free_pages();
-        let mut live: Vec<(PhysAddr, u64)> = Vec::new();
-        for _ in 0..2000 {
-            // At most 48 live allocations: each cuts at most one extra gap, so with three
-            // banks the free list stays under MAX_RANGES and `free` can always merge back.
-            if live.is_empty() || (live.len() < 48 && rng.below(3) != 0) {
-                let pages = 1 + rng.below(600);
-                let align = PAGE_SIZE << rng.below(10);
-                match a.alloc(pages, align) {
-                    Ok(p) => {
-                        assert!(p.is_aligned(align));
-                        // Never overlaps another live allocation.
-                        let end = p.as_u64() + pages * PAGE_SIZE;
-                        for &(q, n) in &live {
-                            assert!(end <= q.as_u64() || q.as_u64() + n * PAGE_SIZE <= p.as_u64());
-                        }
-                        live.push((p, pages));
-                    }
-                    Err(e) => assert_eq!(e, FrameError::OutOfMemory),
+fn random_sequences_match_a_model() {
+    for seed in 1..=6u64 {
+        let size = 16 * MIB;
+        let base = BASE + 3 * PAGE_SIZE; // not block-aligned: partial blocks at both ends
+        let mut a = with_ram(base, size);
+        let mut model: BTreeSet<u64> = (0..size / PAGE_SIZE)
+            .map(|i| base + i * PAGE_SIZE)
+            .collect();
+        let mut held: Vec<(PhysAddr, u64)> = Vec::new();
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for step in 0..3000 {
+            let take = |model: &mut BTreeSet<u64>, p: PhysAddr, n: u64| {
+                for i in 0..n {
+                    assert!(
+                        model.remove(&(p.as_u64() + i * PAGE_SIZE)),
+                        "seed {seed} step {step}: page {:#x} handed out twice",
+                        p.as_u64() + i * PAGE_SIZE
+                    );
                 }
-            } else {
-                let i = rng.below(live.len() as u64) as usize;
-                let (p, n) = live.swap_remove(i);
-                a.free(p, n).unwrap();
-                assert_eq!(a.free(p, n), Err(FrameError::BadRange));
+            };
+            match rng.below(10) {
+                0..=3 => {
+                    let pages = [1, 1, 2, 7, BLOCK_PAGES, 600][rng.below(6) as usize];
+                    let align =
+                        [PAGE_SIZE, PAGE_SIZE, 16 * PAGE_SIZE, BLOCK_SIZE][rng.below(4) as usize];
+                    if let Ok(p) = a.alloc(pages, align) {
+                        assert_eq!(p.as_u64() % align, 0);
+                        take(&mut model, p, pages);
+                        held.push((p, pages));
+                    }
+                }
+                4 => {
+                    let pages = 1 + rng.below(1500);
+                    let mut got = Vec::new();
+                    match a.alloc_scattered(pages, |p, n| got.push((p, n))) {
+                        Ok(()) => {
+                            assert_eq!(got.iter().map(|g| g.1).sum::<u64>(), pages);
+                            for (p, n) in got {
+                                take(&mut model, p, n);
+                                held.push((p, n));
+                            }
+                        }
+                        Err(_) => assert!((model.len() as u64) < pages),
+                    }
+                }
+                5..=8 if !held.is_empty() => {
+                    let (p, n) = held.swap_remove(rng.below(held.len() as u64) as usize);
+                    a.free(p, n).unwrap();
+                    for i in 0..n {
+                        model.insert(p.as_u64() + i * PAGE_SIZE);
+                    }
+                }
+                _ => {
+                    // A double free of a free page is refused and changes nothing.
+                    if let Some(&f) = model
+                        .iter()
+                        .nth(rng.below(model.len().max(1) as u64) as usize)
+                    {
+                        let before = a.free_pages();
+                        assert_eq!(a.free(pa(f), 1), Err(FrameError::BadRange));
+                        assert_eq!(a.free_pages(), before);
+                    }
+                }
             }
-            check_invariants(&a);
-            let used: u64 = live.iter().map(|&(_, n)| n).sum();
-            assert_eq!(a.free_pages() + used, total);
+            assert_eq!(
+                a.free_pages(),
+                model.len() as u64,
+                "seed {seed} step {step}"
+            );
+            if step % 100 == 0 {
+                check_invariants(&a);
+                let listed: BTreeSet<u64> = a
+                    .ranges()
+                    .flat_map(|(p, n)| (0..n).map(move |i| p.as_u64() + i * PAGE_SIZE))
+                    .collect();
+                assert_eq!(listed, model, "seed {seed} step {step}");
+            }
         }
-        for (p, n) in live.drain(..) {
+        for (p, n) in held {
             a.free(p, n).unwrap();
         }
-        assert_eq!(a.free_pages(), total);
-        assert_eq!(a.ranges().count(), 3);
+        assert_eq!(a.free_pages(), size / PAGE_SIZE);
+        assert_eq!(a.largest_free_run(), size / PAGE_SIZE);
     }
 }

@@ -11,11 +11,14 @@
 //!   [`PageTable::destroy`] frees each page exactly once;
 //! - `map` never overwrites a valid entry: changing a live mapping is always unmap + map.
 //!
-//! Not done here: TLB maintenance and break-before-make. The caller invalidates the TLB for
-//! a range after `unmap`. An `unmap` that cuts a block replaces the block with a table of
-//! the same translation, which the architecture only allows on a live table behind
-//! break-before-make, so callers do that with the domain's vCPUs stopped. Tables emptied by
-//! `unmap` are kept until `destroy`; a later `map` reuses them at page granularity.
+//! - a table page other than the root holds at least one valid entry: `unmap` frees a table
+//!   as soon as its last entry goes (F4: a map/unmap walk over the IPA space must not strand
+//!   tables), after invalidating the entry that pointed to it and the TLB.
+//!
+//! TLB maintenance: the caller invalidates the TLB for a range after `unmap`. An `unmap`
+//! that cuts a live block does break-before-make itself (F15): the block entry is made
+//! invalid, [`TableMemory::flush_tlb`] runs, and only then the table of the same translation
+//! is installed, so no CPU ever sees two translations for one address.
 #![forbid(unsafe_code)]
 
 use protocol::addr::{PhysAddr, PAGE_SIZE};
@@ -93,6 +96,10 @@ pub trait TableMemory {
     fn read_entry(&self, table: PhysAddr, index: usize) -> u64;
     /// Sets entry `index` (< 512) of the table at `table`.
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64);
+    /// Invalidates every cached translation (and walk) through this table, after an entry
+    /// was made invalid: the middle step of break-before-make, and the step before a
+    /// table page is freed.
+    fn flush_tlb(&mut self);
 }
 
 /// A 4 KiB-granule, 3-level translation table rooted at level 1.
@@ -310,14 +317,14 @@ fn unmap_level(
         let idx = index_of(addr, level);
         let desc = mem.read_entry(table, idx);
         if is_table(desc, level) {
-            unmap_level(
-                mem,
-                PhysAddr::new(desc & OA_MASK),
-                level + 1,
-                addr,
-                len,
-                cleared,
-            )?;
+            let sub = PhysAddr::new(desc & OA_MASK);
+            unmap_level(mem, sub, level + 1, addr, len, cleared)?;
+            if (0..ENTRIES).all(|i| mem.read_entry(sub, i) & VALID == 0) {
+                // Its last entry went: unhook it, drop cached walks through it, free it.
+                mem.write_entry(table, idx, 0);
+                mem.flush_tlb();
+                mem.free_table(sub);
+            }
         } else if !is_leaf(desc, level) {
             continue;
         } else if len == entry {
@@ -337,6 +344,9 @@ fn unmap_level(
             for i in 0..ENTRIES {
                 mem.write_entry(next, i, (base + i as u64 * sub) | attrs | kind);
             }
+            // Break-before-make: invalid, TLB invalidated, then the table.
+            mem.write_entry(table, idx, 0);
+            mem.flush_tlb();
             mem.write_entry(table, idx, next.as_u64() | VALID | TABLE_OR_PAGE);
             unmap_level(mem, next, level + 1, addr, len, cleared)?;
         }

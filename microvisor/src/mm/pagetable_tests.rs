@@ -15,6 +15,8 @@ struct FakeMem {
     frees: usize,
     /// Allocation fails once this many pages are live.
     limit: Option<usize>,
+    /// TLB flushes.
+    flushes: usize,
 }
 
 impl FakeMem {
@@ -48,9 +50,21 @@ impl TableMemory for FakeMem {
         self.tables[&table.as_u64()][index]
     }
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
-        self.tables
+        let slot = &mut self
+            .tables
             .get_mut(&table.as_u64())
-            .expect("write to a non-table")[index] = value;
+            .expect("write to a non-table")[index];
+        let old = *slot;
+        // Break-before-make (F15): a valid entry never becomes a different valid entry
+        // directly (the split tests also count the TLB flush in between).
+        assert!(
+            old & VALID == 0 || value & VALID == 0 || old == value,
+            "live entry {old:#x} replaced by {value:#x} without break-before-make"
+        );
+        *slot = value;
+    }
+    fn flush_tlb(&mut self) {
+        self.flushes += 1;
     }
 }
 
@@ -330,6 +344,10 @@ fn unmap_splits_a_two_mib_block() {
     pt.map(&mut mem, 0x4000_0000, pa(0x8000_0000), 2 * MIB, MMIO)
         .unwrap();
     pt.unmap(&mut mem, 0x4001_0000, 2 * PAGE_SIZE).unwrap();
+    assert_eq!(
+        mem.flushes, 1,
+        "break-before-make flushes between invalid and table"
+    );
     assert_eq!(pt.translate(&mem, 0x4001_0000), None);
     assert_eq!(pt.translate(&mem, 0x4001_1fff), None);
     assert_eq!(
@@ -360,6 +378,7 @@ fn unmap_splits_a_gib_block_down_to_pages() {
     pt.map(&mut mem, 0, pa(0), GIB, RAM_RWX).unwrap();
     pt.unmap(&mut mem, 0x1234_5000, PAGE_SIZE).unwrap();
     assert_eq!(mem.allocs, 3, "root + split L2 + split L3");
+    assert_eq!(mem.flushes, 2, "one break-before-make per split");
     assert_eq!(pt.translate(&mem, 0x1234_5000), None);
     for probe in [0, 0x1234_4fff, 0x1234_6000, 0x1220_0000, GIB - 1] {
         assert_eq!(pt.translate(&mem, probe), Some((pa(probe), RAM_RWX)));
@@ -379,13 +398,40 @@ fn unmap_nothing_and_holes() {
 }
 
 #[test]
-fn remap_after_unmap_uses_left_over_tables() {
+fn emptied_tables_are_freed_and_remap_uses_a_block() {
     let (mut mem, mut pt) = setup(Stage::Stage2);
     pt.map(&mut mem, 0, pa(0), 2 * MIB, RAM_RWX).unwrap();
     pt.unmap(&mut mem, 0, PAGE_SIZE).unwrap();
+    assert_eq!(mem.tables.len(), 3, "root, L2, split L3");
     pt.unmap(&mut mem, 0, 2 * MIB).unwrap();
+    assert_eq!(mem.tables.len(), 1, "only the root is left");
     pt.map(&mut mem, 0, pa(0x4000_0000), 2 * MIB, MMIO).unwrap();
     assert_eq!(pt.translate(&mem, 0x1f_ffff), Some((pa(0x401f_ffff), MMIO)));
+    assert_eq!(mem.tables.len(), 2, "a 2 MiB block again, not 512 pages");
+}
+
+/// F4: a guest maps one granted page at 2 MiB steps over its IPA space and unmaps it each
+/// time. Before tables were freed on unmap this left one L3 table per step (and an L2 per
+/// GiB) behind; now the table count returns to what its RAM mapping needs.
+#[test]
+fn map_unmap_walk_returns_to_baseline() {
+    let (mut mem, mut pt) = setup(Stage::Stage2);
+    pt.map(&mut mem, 0x4000_0000, pa(0x8000_0000), 64 * MIB, RAM_RWX)
+        .unwrap();
+    let baseline = mem.tables.len();
+    for k in 0..4096u64 {
+        let ipa = 0x80_0000_0000 - (k + 1) * 2 * MIB; // 8 GiB of the top of the space
+        pt.map(&mut mem, ipa, pa(0x8000_0000), PAGE_SIZE, RAM_RWX)
+            .unwrap();
+        pt.unmap(&mut mem, ipa, PAGE_SIZE).unwrap();
+    }
+    assert_eq!(mem.tables.len(), baseline);
+    assert_eq!(mem.allocs - mem.frees, baseline);
+    // RAM is untouched.
+    assert_eq!(
+        pt.translate(&mem, 0x4000_1234),
+        Some((pa(0x8000_1234), RAM_RWX))
+    );
 }
 
 #[test]

@@ -44,7 +44,7 @@ impl Table {
         // Flags change only on the first pin and on the first writable one.
         let set_flags = active.is_none_or(|a| !req.readonly && a.writers == 0);
         if set_flags {
-            set_status(mem, frame, index, active.is_some(), &req)?;
+            set_status(mem, frame, index, &req)?;
         }
         let mut a = match active {
             Some(a) => a,
@@ -113,13 +113,13 @@ fn set_bits(readonly: bool) -> u16 {
 }
 
 /// Sets the pin's flags on the entry by compare-and-swap of its `(flags, domid)` word,
-/// re-validating whatever value the granter left each time a swap fails. `pinned`: the
-/// entry is already pinned, so its type and grantee were checked then.
+/// re-validating whatever value the granter left each time a swap fails. The type and
+/// grantee are checked on every flag change, an upgrade of an existing pin included (F12,
+/// as Xen's `_set_status_v1`): the granter may have rewritten the entry since the first pin.
 fn set_status(
     mem: &mut impl GrantMemory,
     frame: PhysAddr,
     index: usize,
-    pinned: bool,
     req: &PinReq,
 ) -> Result<(), i16> {
     let entry = mem.read_entry(frame, index);
@@ -132,7 +132,7 @@ fn set_status(
     for _ in 0..CAS_ATTEMPTS {
         let flags = cur as u16;
         let domid = (cur >> 16) as u16;
-        if !pinned && (flags & type_mask != gtf::PERMIT_ACCESS || domid != req.pinner) {
+        if flags & type_mask != gtf::PERMIT_ACCESS || domid != req.pinner {
             return Err(gntst::GENERAL_ERROR);
         }
         if !req.readonly && flags & gtf::READONLY != 0 {

@@ -337,3 +337,30 @@ fn maptrack_is_bounded_and_handles_are_reused() {
     env.unmap(0, maps[3].handle, h(3)).unwrap();
     assert_eq!(env.map(0, 1, 1, true, h(8)).unwrap().handle, maps[3].handle);
 }
+
+/// F12: a writable pin added to an entry already pinned read-only re-checks the entry's type
+/// and grantee. The granter revoked (or re-granted elsewhere) after the read-only map, so
+/// the upgrade must fail and set no GTF_writing.
+#[test]
+fn upgrade_pin_rechecks_a_rewritten_entry() {
+    for rewritten in [
+        GrantEntryV1 {
+            flags: 0,
+            domid: 0,
+            frame: 12,
+        },
+        GrantEntryV1 {
+            flags: gtf::PERMIT_ACCESS | gtf::READING,
+            domid: 2,
+            frame: 12,
+        },
+    ] {
+        let mut env = Env::new(&[0, 1, 2]);
+        env.grant(1, 7, 0, 12, false);
+        let m = env.map(0, 1, 7, true, h(0)).unwrap();
+        assert!(m.readonly);
+        env.set(1, 7, rewritten);
+        assert_eq!(env.map(0, 1, 7, false, h(1)), Err(gntst::GENERAL_ERROR));
+        assert_eq!(env.flags(1, 7) & gtf::WRITING, 0);
+    }
+}

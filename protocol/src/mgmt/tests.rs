@@ -87,14 +87,24 @@ fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
         version().prop_map(|version| Response::Hello { version }),
         proptest::collection::vec(row(), 0..40).prop_map(Response::Domains),
-        (version(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
-            |(protocol_version, counter_hz, domains, free_pages)| Response::System(SystemInfo {
-                protocol_version,
-                counter_hz,
-                domains,
-                free_pages,
-            })
-        ),
+        (
+            version(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(protocol_version, counter_hz, domains, free_pages, largest_free_pages)| {
+                    Response::System(SystemInfo {
+                        protocol_version,
+                        counter_hz,
+                        domains,
+                        free_pages,
+                        largest_free_pages,
+                    })
+                }
+            ),
         Just(Response::Done),
         error().prop_map(Response::Error),
     ]

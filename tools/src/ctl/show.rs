@@ -100,17 +100,20 @@ pub fn list_json(rows: &[DomainRow], counter_hz: u64) -> Value {
 /// `ctl info`: one `key : value` line each, like `xl info`.
 pub fn info_text(i: &SystemInfo) -> String {
     let free = i.free_pages.saturating_mul(PAGE_SIZE) >> 20;
+    let largest = i.largest_free_pages.saturating_mul(PAGE_SIZE) >> 20;
     format!(
         "management protocol : {}\n\
          capability protocol : {}\n\
          counter frequency   : {} Hz\n\
          domains             : {}\n\
-         free memory         : {free} MiB ({} pages)\n",
+         free memory         : {free} MiB ({} pages)\n\
+         largest free block  : {largest} MiB ({} pages)\n",
         version_text(MGMT_VERSION),
         version_text(i.protocol_version),
         i.counter_hz,
         i.domains,
         i.free_pages,
+        i.largest_free_pages,
     )
 }
 
@@ -123,5 +126,7 @@ pub fn info_json(i: &SystemInfo) -> Value {
         "domains": i.domains,
         "free_pages": i.free_pages,
         "free_mib": i.free_pages.saturating_mul(PAGE_SIZE) >> 20,
+        "largest_free_pages": i.largest_free_pages,
+        "largest_free_mib": i.largest_free_pages.saturating_mul(PAGE_SIZE) >> 20,
     })
 }

@@ -51,6 +51,7 @@ fn system() -> SystemInfo {
         counter_hz: HZ,
         domains: 4,
         free_pages: 249_143,
+        largest_free_pages: 131_072,
     }
 }
 
@@ -104,6 +105,7 @@ capability protocol : 2.0
 counter frequency   : 62500000 Hz
 domains             : 4
 free memory         : 973 MiB (249143 pages)
+largest free block  : 512 MiB (131072 pages)
 "
     );
     assert_eq!(
@@ -115,6 +117,8 @@ free memory         : 973 MiB (249143 pages)
             "domains": 4,
             "free_pages": 249_143,
             "free_mib": 973,
+            "largest_free_pages": 131_072,
+            "largest_free_mib": 512,
         })
     );
 }

@@ -111,8 +111,8 @@ impl DomainOps for Fake {
     fn counter_hz(&mut self) -> u64 {
         62_500_000
     }
-    fn free_pages(&mut self) -> u64 {
-        1234
+    fn free_memory(&mut self) -> (u64, u64) {
+        (1234, 512)
     }
 }
 
@@ -196,8 +196,8 @@ fn listing_skips_a_domain_that_vanished() {
         fn counter_hz(&mut self) -> u64 {
             1
         }
-        fn free_pages(&mut self) -> u64 {
-            0
+        fn free_memory(&mut self) -> (u64, u64) {
+            (0, 0)
         }
     }
     let mut v = Vanishing(Fake::new());
@@ -227,6 +227,7 @@ fn info_describes_the_system() {
             counter_hz: 62_500_000,
             domains: 4,
             free_pages: 1234,
+            largest_free_pages: 512,
         })
     );
 }

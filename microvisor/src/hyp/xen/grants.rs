@@ -5,7 +5,6 @@
 use super::bits::HostGrants;
 use super::XenResult;
 use crate::hyp::domain::Domain;
-use crate::hyp::tables::FrameTables;
 use crate::hyp::Hyp;
 use crate::mm::pagetable::{Attrs, MemType};
 use alloc::boxed::Box;
@@ -133,21 +132,10 @@ impl Hyp {
             exec: false,
         };
         let gpa = mapped.host_addr.as_u64();
-        let ok = self
-            .domains
-            .get_mut(usize::from(id.0))
-            .and_then(|d| d.as_deref_mut())
-            .and_then(|d| d.stage2.as_mut())
-            .is_some_and(|s2| {
-                s2.map(
-                    &mut FrameTables(&mut self.frames),
-                    gpa,
-                    mapped.frame_pa,
-                    PAGE_SIZE,
-                    attrs,
-                )
+        let ok = self.stage2_mut(id).is_some_and(|(s2, mut tables)| {
+            s2.map(&mut tables, gpa, mapped.frame_pa, PAGE_SIZE, attrs)
                 .is_ok()
-            });
+        });
         if ok {
             m.handle = mapped.handle;
             m.status = gntst::OKAY;

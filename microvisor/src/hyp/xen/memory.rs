@@ -5,7 +5,6 @@ use super::guest::Loaded;
 use super::{resolve_domid, XenResult};
 use crate::arch;
 use crate::guestcopy;
-use crate::hyp::tables::FrameTables;
 use crate::hyp::Hyp;
 use crate::mm::pagetable::{Attrs, MemType};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
@@ -108,18 +107,15 @@ impl Hyp {
     /// Maps one data page at `gpa` of domain `id`'s stage 2, replacing what was there (a
     /// 2 MiB block is split), and drops stale translations.
     pub fn remap_page(&mut self, id: DomainId, gpa: u64, pa: PhysAddr) -> Result<(), XenErrno> {
-        let d = self
-            .domains
-            .get_mut(usize::from(id.0))
-            .and_then(|d| d.as_deref_mut())
-            .ok_or(XenErrno::ESRCH)?;
-        let stage2 = d.stage2.as_mut().ok_or(XenErrno::ESRCH)?;
-        let mut tables = FrameTables(&mut self.frames);
+        let (stage2, mut tables) = self.stage2_mut(id).ok_or(XenErrno::ESRCH)?;
         // Unmapping a hole is fine; anything else (no table memory) fails the call.
         match stage2.unmap(&mut tables, gpa, PAGE_SIZE) {
             Ok(()) | Err(crate::mm::pagetable::MapError::NotMapped) => {}
             Err(_) => return Err(XenErrno::ENOMEM),
         }
+        // Break-before-make (F15): the old entry is invalid; drop it from every TLB before
+        // the new one goes in.
+        arch::tlb_flush_all_guests();
         stage2
             .map(&mut tables, gpa, pa, PAGE_SIZE, DATA)
             .map_err(|_| XenErrno::ENOMEM)?;
@@ -129,15 +125,8 @@ impl Hyp {
 
     /// Unmaps one page of domain `id`'s stage 2 (nothing if it was not mapped).
     pub fn unmap_page(&mut self, id: DomainId, gpa: u64) {
-        let Some(d) = self
-            .domains
-            .get_mut(usize::from(id.0))
-            .and_then(|d| d.as_deref_mut())
-        else {
-            return;
-        };
-        if let Some(stage2) = d.stage2.as_mut() {
-            let _ = stage2.unmap(&mut FrameTables(&mut self.frames), gpa, PAGE_SIZE);
+        if let Some((stage2, mut tables)) = self.stage2_mut(id) {
+            let _ = stage2.unmap(&mut tables, gpa, PAGE_SIZE);
             arch::tlb_flush_all_guests();
         }
     }

@@ -9,7 +9,7 @@
 
 use crate::arch::mem;
 use crate::hyp::domain::Domain;
-use crate::hyp::tables::FrameTables;
+use crate::hyp::tables::ChargedTables;
 use crate::hyp::Hyp;
 use crate::mm::pagetable::{Attrs, MemType};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
@@ -67,9 +67,13 @@ impl Hyp {
             write: true,
             exec: false,
         };
+        let mut tables = ChargedTables {
+            frames: &mut self.frames,
+            budget: &mut d.tables,
+        };
         stage2
             .map(
-                &mut FrameTables(&mut self.frames),
+                &mut tables,
                 GUEST_MAGIC_BASE.as_u64(),
                 magic,
                 MAGIC_PAGES * PAGE_SIZE,
