@@ -219,6 +219,9 @@ impl Lexer<'_> {
     }
 }
 
+/// Deepest list nesting accepted (xl's own files use two levels at most: per-vCPU lists).
+const MAX_LIST_DEPTH: usize = 8;
+
 struct Parser<'a> {
     lex: Lexer<'a>,
     peeked: Option<Option<(Tok, usize)>>,
@@ -250,9 +253,23 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn value(&mut self, key: &str) -> Result<Value, ConfigError> {
+    /// A value; `depth` lists enclose it (bounded: the parser recurses once per level, and a
+    /// file of `[[[[...` must be an error, not a stack overflow).
+    fn value(&mut self, key: &str, depth: usize) -> Result<Value, ConfigError> {
         match self.take()? {
             Some((Tok::Atom(text, quoted), _)) => Ok(Value::Atom { text, quoted }),
+            Some((Tok::Open, line)) if depth >= MAX_LIST_DEPTH => {
+                let mut e = self.lex.err(
+                    line,
+                    format!(
+                        "lists nested more than {MAX_LIST_DEPTH} deep, expected a flatter value"
+                    ),
+                );
+                if !key.is_empty() {
+                    e.key = key.into();
+                }
+                Err(e)
+            }
             Some((Tok::Open, _)) => {
                 let mut items = Vec::new();
                 loop {
@@ -261,7 +278,7 @@ impl Parser<'_> {
                         self.take()?;
                         return Ok(Value::List(items));
                     }
-                    items.push(self.value(key)?);
+                    items.push(self.value(key, depth + 1)?);
                     self.skip_newlines()?;
                     match self.take()? {
                         Some((Tok::Comma, _)) => {}
@@ -326,7 +343,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Vec<Setting>, ConfigError> {
             Some((Tok::Append, _)) => true,
             other => return Err(p.unexpected(other, &key, "`=` or `+=` after the key")),
         };
-        let value = p.value(&key)?;
+        let value = p.value(&key, 0)?;
         match p.take()? {
             None | Some((Tok::End, _)) => {}
             other => {
@@ -385,6 +402,18 @@ mod tests {
 
     fn p(text: &str) -> Result<Vec<Setting>, String> {
         parse(Path::new("t.cfg"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // Found by the `xlcfg` fuzz target: 20000 `[` overflowed the tools' stack.
+        let deep = format!("x = {}", "[".repeat(200_000));
+        assert_eq!(
+            p(&deep).unwrap_err(),
+            "t.cfg:1: key `x`: lists nested more than 8 deep, expected a flatter value"
+        );
+        let ok = format!("x = {}1{}", "[".repeat(8), "]".repeat(8));
+        assert!(p(&ok).is_ok());
     }
 
     #[test]
