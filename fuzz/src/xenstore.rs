@@ -65,7 +65,8 @@ struct Shadow {
 }
 
 impl Shadow {
-    /// Records fed bytes; false if they hold an oversized header (the store shuts down).
+    /// Records fed bytes as whole requests (an oversized header stops there: the store shuts
+    /// the connection down and the caller drops this shadow).
     fn fed(&mut self, bytes: &[u8]) {
         self.input.extend_from_slice(bytes);
         while let Some(h) = XsdSockmsg::decode(&self.input) {
