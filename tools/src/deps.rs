@@ -1,4 +1,5 @@
-//! Host dependencies: QEMU and the bare-metal rustup target. Installed when we are root (CI,
+//! Host dependencies: QEMU, the bare-metal rustup target and, for the fuzz targets, a C++
+//! compiler. Installed when we are root (CI,
 //! containers); otherwise we print the exact command and stop.
 
 use crate::paths::TARGET;
@@ -88,6 +89,34 @@ pub fn ensure_target() -> Result<()> {
         .context("cannot run rustup")?;
     if !status.success() {
         bail!("rustup target add {TARGET} failed; run it yourself: rustup target add {TARGET}");
+    }
+    Ok(())
+}
+
+/// The C++ compilers libFuzzer's sources build with (the `cc` crate tries `$CXX`, then `c++`).
+const CXX: [&str; 3] = ["c++", "g++", "clang++"];
+
+/// Makes sure a C++ compiler is installed for libFuzzer (`libfuzzer-sys` compiles its
+/// sources). The fuzz targets need nothing else: no nightly toolchain, no `cargo-fuzz`.
+pub fn ensure_cxx() -> Result<()> {
+    let from_env = std::env::var("CXX").ok().filter(|c| on_path(c));
+    if from_env.is_some() || CXX.iter().any(|c| on_path(c)) {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "no C++ compiler (for libFuzzer) found; install one with: sudo apt-get install -y g++"
+        );
+    }
+    eprintln!("bulkhead: no C++ compiler found, installing g++ with apt-get (for libFuzzer)");
+    run_streaming(Command::new("apt-get").arg("update"))?;
+    run_streaming(
+        Command::new("apt-get")
+            .args(["install", "-y", "g++"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    if !CXX.iter().any(|c| on_path(c)) {
+        bail!("installed g++ but no C++ compiler is on PATH");
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod ctl;
 pub mod deps;
 pub mod dtb;
 pub mod elf;
+pub mod fuzz;
 pub mod guest;
 pub mod image;
 pub mod markers;

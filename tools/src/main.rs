@@ -45,6 +45,8 @@ enum Verb {
     Fetch,
     /// Manage the running system over dom0's management port: list, info, pause, top, ...
     Ctl(bulkhead_tools::ctl::CtlArgs),
+    /// Coverage-guided fuzzing of the decoders that take untrusted bytes (--list: the targets).
+    Fuzz(bulkhead_tools::fuzz::FuzzArgs),
 }
 
 #[derive(Args)]
@@ -148,6 +150,11 @@ fn real_main() -> Result<ExitCode> {
             bulkhead_tools::ctl::ctl(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Verb::Fuzz(args) => Ok(if bulkhead_tools::fuzz::fuzz(&args)? {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
         Verb::Bench { which, no_build } => {
             bench::bench(&which, !no_build)?;
             Ok(ExitCode::SUCCESS)

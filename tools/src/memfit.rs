@@ -71,6 +71,7 @@ mod tests {
             on_poweroff: Action::Destroy,
             on_reboot: Action::Restart,
             on_crash: Action::Restart,
+            vbds: Vec::new(),
         }
     }
 
@@ -79,6 +80,7 @@ mod tests {
         let m = SystemManifest {
             version: protocol::manifest::MANIFEST_VERSION,
             domains: vec![domain("rtos", 8), domain("linux", 256), domain("domU", 512)],
+            disks: vec![],
         };
         let sizes = [("k".to_string(), 40 * MIB), ("i".to_string(), 30 * MIB)];
         check_fits(&m, &sizes, 1024).unwrap();

@@ -1,5 +1,6 @@
-//! `bulkhead test`: host unit tests (the workspace's default members), then the cross build,
-//! then the QEMU integration tests one boot at a time; ends with `N passed, N failed`.
+//! `bulkhead test`: host unit tests (the workspace's default members), then the fuzz targets
+//! briefly ([`crate::fuzz::test_phase`]), then the cross build, then the QEMU integration tests
+//! one boot at a time; ends with `N passed, N failed`.
 
 use anyhow::{Context, Result};
 use regex::Regex;
@@ -30,7 +31,7 @@ impl Tally {
 }
 
 /// Runs `cmd`, streaming its stdout through us while counting results.
-fn phase(name: &str, cmd: &mut Command, tally: &mut Tally) -> Result<bool> {
+pub(crate) fn phase(name: &str, cmd: &mut Command, tally: &mut Tally) -> Result<bool> {
     eprintln!("bulkhead: {name}: {cmd:?}");
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -63,6 +64,7 @@ pub fn test() -> Result<Tally> {
     let mut host = crate::build::cargo();
     host.arg("test").current_dir(&root);
     phase("host unit tests", &mut host, &mut tally)?;
+    crate::fuzz::test_phase(&mut tally)?;
     // Fetch the Linux guest's Debian packages up front, so no integration test's time
     // limit includes a download.
     let fetched = crate::build::build().and_then(|b| crate::guest::linux_artifacts().map(|_| b));

@@ -101,7 +101,7 @@ fn info_text_and_json() {
         show::info_text(&system()),
         "\
 management protocol : 1.3
-capability protocol : 2.0
+capability protocol : 3.0
 counter frequency   : 62500000 Hz
 domains             : 4
 free memory         : 973 MiB (249143 pages)
@@ -112,7 +112,7 @@ largest free block  : 512 MiB (131072 pages)
         show::info_json(&system()),
         json!({
             "mgmt_version": "1.3",
-            "protocol_version": "2.0",
+            "protocol_version": "3.0",
             "counter_hz": HZ,
             "domains": 4,
             "free_pages": 249_143,

@@ -498,7 +498,8 @@ mod tests {
         let msg = "t.cfg:1: key `x`: lists are nested more than 16 deep, \
                    expected at most 16 levels of [ ]";
         assert_eq!(p(&deep).unwrap_err(), msg);
-        // A hostile file: without the bound this overflows the stack.
+        // A hostile file (the `xlcfg` fuzz target's find): without the bound this
+        // overflows the stack.
         let hostile = format!("\nx = {}", "[".repeat(100_000));
         assert_eq!(p(&hostile).unwrap_err(), msg.replace(":1:", ":2:"));
     }
