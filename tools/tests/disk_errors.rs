@@ -173,7 +173,7 @@ fn manifest_lists_host_disks_and_vbds() {
     assert!(hosts[1].read_only && !hosts[0].read_only);
 }
 
-/// The shipped example: systems/blkdom.toml with systems/xl/linux-disk.cfg, whose image the
+/// The shipped example: systems/default.toml with systems/xl/linux-disk.cfg, whose image the
 /// README has the user make (made here, sparse, if missing; git ignores it).
 #[test]
 fn shipped_disk_example_is_valid() {
@@ -188,7 +188,7 @@ fn shipped_disk_example_is_valid() {
         domains: cfg,
         ..Overrides::default()
     };
-    let system = System::load(&root.join("systems/blkdom.toml"), overrides).unwrap();
+    let system = System::load(&root.join("systems/default.toml"), overrides).unwrap();
     let (m, _) = manifest(&system).unwrap();
     let guest = m.domains.iter().find(|d| d.name == "linuxdisk").unwrap();
     assert_eq!(guest.depends_on, ["blkdom"]);

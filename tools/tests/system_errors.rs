@@ -367,7 +367,6 @@ fn shipped_systems_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for file in [
         "systems/default.toml",
-        "systems/blkdom.toml",
         "tests/systems/default_boot.toml",
         "tests/systems/oob.toml",
         "tests/systems/badcap.toml",
