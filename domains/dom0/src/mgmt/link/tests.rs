@@ -48,8 +48,8 @@ impl DomainOps for Ops {
     fn counter_hz(&mut self) -> u64 {
         62_500_000
     }
-    fn free_pages(&mut self) -> u64 {
-        1000
+    fn free_memory(&mut self) -> (u64, u64) {
+        (1000, 512)
     }
 }
 
