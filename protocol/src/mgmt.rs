@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 3 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 4 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -123,6 +123,12 @@ pub enum Request {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// The virtual block devices a domain uses as a frontend or serves as a backend
+    /// (`ctl info NAME`). Answer: [`Response::Vbds`].
+    Vbds {
+        /// Which domain.
+        domain: DomainRef,
+    },
 }
 
 impl Request {
@@ -142,6 +148,7 @@ impl Request {
             Self::Create { .. } => "create",
             Self::Dmesg { .. } => "dmesg",
             Self::ConsoleInput { .. } => "console",
+            Self::Vbds { .. } => "info",
         }
     }
 
@@ -154,7 +161,8 @@ impl Request {
             | Self::Restart { domain }
             | Self::Shutdown { domain }
             | Self::Reboot { domain }
-            | Self::ConsoleInput { domain, .. } => Some(domain),
+            | Self::ConsoleInput { domain, .. }
+            | Self::Vbds { domain } => Some(domain),
             Self::Hello { .. }
             | Self::List
             | Self::Info
@@ -191,6 +199,8 @@ pub enum Response {
         /// is below this).
         end: u64,
     },
+    /// Virtual block devices, in (frontend, device) order.
+    Vbds(Vec<VbdRow>),
 }
 
 /// One domain in a listing.
@@ -358,6 +368,9 @@ pub fn state_word(s: &DomainState) -> &'static str {
         DomainState::Stopped(_) => "crashed",
     }
 }
+
+mod vbd;
+pub use vbd::{VbdCounters, VbdRow};
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! own read-write disk and both sharing one read-only image. One guest mounts an ext4 image
 //! the host made and writes files; the other makes a filesystem with busybox `mke2fs` on a
 //! blank image. Writes to the read-only disk fail in the guest. After both power off, the
-//! host checks the images with `e2fsck -fn` and reads the files back with `debugfs`.
+//! host checks the images with `e2fsck -fn` and reads the files back with `debugfs`; on the
+//! way, `ctl info blkdom`'s request (`Vbds`) lists the four vbds with blkdom's counters.
 
 use bulkhead_tests::{connect, history, Expect, TAIL_LINES};
 use bulkhead_tools::ctl::client::Client;
@@ -184,6 +185,34 @@ fn stock_linux_uses_disks_served_by_blkdom() {
         assert!(h.contains(&format!("[{d}] SHARED=BULKHEAD-RO-DISK")), "{h}");
         assert!(!h.contains(&format!("[{d}] RO-WRITE-RC=0")), "{h}");
     }
+    // `ctl info blkdom`: four connected vbds with the counters blkdom published.
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = match c
+        .call(&Request::Vbds {
+            domain: DomainRef::Name("blkdom".into()),
+        })
+        .expect("vbds")
+    {
+        Response::Vbds(rows) => rows,
+        other => panic!("vbds answered {other:?}"),
+    };
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.backend_state == 4 && r.frontend_state == 4),
+        "{rows:?}"
+    );
+    let xvda1 = &rows[0];
+    assert_eq!((xvda1.vdev.as_str(), xvda1.read_only), ("xvda", false));
+    let counters = xvda1.counters.expect("blkdom publishes counters");
+    assert!(
+        counters.writes > 0 && counters.sectors_written >= 4096,
+        "{counters:?}"
+    );
+    assert!(rows
+        .iter()
+        .filter(|r| r.vdev == "xvdb")
+        .all(|r| r.read_only));
     for d in ["linux1", "linux2"] {
         type_line(&mut c, d, "poweroff -f");
     }

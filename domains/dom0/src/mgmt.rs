@@ -17,7 +17,7 @@ use protocol::ids::DomainId;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
     decode, encode, DomainRef, DomainRow, FrameDecoder, MgmtError, Request, Response, SystemInfo,
-    MGMT_VERSION,
+    VbdRow, MGMT_VERSION,
 };
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
@@ -72,6 +72,13 @@ pub trait DomainOps {
         let _ = (id, bytes);
         Err(CapError::UnknownCall)
     }
+    /// The virtual block devices domain `id` uses or serves, in (frontend, device) order.
+    fn vbds(&mut self, id: u16) -> Result<Vec<VbdRow>, MgmtError> {
+        let _ = id;
+        Err(MgmtError::NotSupported {
+            what: "virtual block devices".into(),
+        })
+    }
     /// Builds, starts and supervises a new domain from a boot-module image; its id.
     fn create(&mut self, domain: &ManifestDomain) -> Result<u16, MgmtError> {
         let _ = domain;
@@ -114,6 +121,10 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         }
         Request::Destroy { domain } => lifecycle(ops, domain, None, |o, id| o.destroy(id)),
         Request::Restart { domain } => lifecycle(ops, domain, None, |o, id| o.restart(id)),
+        Request::Vbds { domain } => {
+            let id = resolve(ops, domain)?;
+            ops.vbds(id).map(Response::Vbds)
+        }
         Request::ConsoleInput { domain, bytes } => {
             let id = resolve(ops, domain)?;
             if id == DomainId::DOM0.0 {

@@ -182,6 +182,10 @@ impl DomainOps for Ops<'_> {
         r
     }
 
+    fn vbds(&mut self, id: u16) -> Result<Vec<protocol::mgmt::VbdRow>, MgmtError> {
+        Ok(self.pv.vbd_rows(id))
+    }
+
     fn console_input(&mut self, id: u16, bytes: &[u8]) -> Result<(), CapError> {
         let i = self.index(id)?;
         let handle = self.sup.domains()[i].handle;

@@ -8,9 +8,10 @@
 pub mod client;
 mod console;
 pub mod show;
+pub mod show_vbd;
 pub mod top;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use client::{Client, REPLY_TIMEOUT};
 use protocol::mgmt::{DomainRef, Request, Response};
@@ -43,8 +44,9 @@ pub struct CtlArgs {
 pub enum CtlVerb {
     /// Every domain: name, id, memory, vCPUs, state, CPU time (like `xl list`).
     List,
-    /// The system: protocol versions, timer frequency, domains, free memory (like `xl info`).
-    Info,
+    /// The system: protocol versions, timer frequency, domains, free memory (like `xl info`);
+    /// with a domain, that domain and the virtual block devices it uses or serves.
+    Info(InfoTarget),
     /// Stop scheduling a running domain.
     Pause(Target),
     /// Resume a paused domain.
@@ -84,6 +86,14 @@ pub enum CtlVerb {
     },
 }
 
+/// The optional domain of `ctl info`.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct InfoTarget {
+    /// Domain name, or numeric domain id.
+    #[arg(value_name = "NAME")]
+    pub domain: Option<String>,
+}
+
 /// The domain a verb acts on.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct Target {
@@ -104,7 +114,7 @@ impl CtlVerb {
             Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
             Self::Reboot(t) => Request::Reboot { domain: d(t) },
             Self::List
-            | Self::Info
+            | Self::Info(_)
             | Self::Top { .. }
             | Self::Create { .. }
             | Self::Dmesg
@@ -147,12 +157,39 @@ pub fn run(
                 write!(out, "{}", show::list_table(&rows, hz))?;
             }
         }
-        CtlVerb::Info => {
+        CtlVerb::Info(InfoTarget { domain: None }) => {
             let info = system(&mut c)?;
             if args.json {
                 writeln!(out, "{:#}", show::info_json(&info))?;
             } else {
                 write!(out, "{}", show::info_text(&info))?;
+            }
+        }
+        CtlVerb::Info(InfoTarget { domain: Some(d) }) => {
+            let hz = system(&mut c)?.counter_hz;
+            let Response::Domains(rows) = c.call(&Request::List)? else {
+                bail!("unexpected reply from dom0 to list");
+            };
+            let target = DomainRef::parse(d);
+            let row = rows
+                .iter()
+                .find(|r| match &target {
+                    DomainRef::Id(id) => r.id == *id,
+                    DomainRef::Name(n) => &r.name == n,
+                })
+                .with_context(|| format!("no domain {d}"))?;
+            let vbds = match c.call(&Request::Vbds { domain: target })? {
+                Response::Vbds(v) => v,
+                Response::Error(e) => bail!("{e}"),
+                _ => bail!("unexpected reply from dom0 to info"),
+            };
+            if args.json {
+                let mut j = show::row_json(row, hz);
+                j["vbds"] = show_vbd::vbds_json(&vbds);
+                writeln!(out, "{j:#}")?;
+            } else {
+                write!(out, "{}", show::list_table(std::slice::from_ref(row), hz))?;
+                write!(out, "{}", show_vbd::vbds_text(&vbds))?;
             }
         }
         CtlVerb::Console(t) => console::attach(&mut c, &DomainRef::parse(&t.domain), out)?,

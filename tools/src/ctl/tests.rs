@@ -100,7 +100,7 @@ fn info_text_and_json() {
     assert_eq!(
         show::info_text(&system()),
         "\
-management protocol : 1.3
+management protocol : 1.4
 capability protocol : 3.0
 counter frequency   : 62500000 Hz
 domains             : 4
@@ -111,7 +111,7 @@ largest free block  : 512 MiB (131072 pages)
     assert_eq!(
         show::info_json(&system()),
         json!({
-            "mgmt_version": "1.3",
+            "mgmt_version": "1.4",
             "protocol_version": "3.0",
             "counter_hz": HZ,
             "domains": 4,

@@ -6,10 +6,16 @@ use super::OwnedDisk;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use blkdom::{Action, Step, VbdConfig, VbdId, VbdState, VbdTable};
+use blkdom::{Action, Counters, Step, VbdConfig, VbdId, VbdState, VbdTable};
 use bulkhead_runtime::xenstore::{XsClient, XsError};
-use bulkhead_runtime::{println, xen};
+use bulkhead_runtime::{println, timer, xen};
+use protocol::mgmt::VbdCounters;
 use protocol::xen::xenbus::XenbusState;
+
+/// How often a vbd's counters are published at most (`ctl info` reads them).
+const PUBLISH_MS: u64 = 1000;
+/// Where, under the vbd's backend directory (dom0's `vbd::COUNTERS_KEY`).
+const COUNTERS_KEY: &str = "bulkhead-counters";
 
 /// Grant-map slots per vbd: room for the largest ring we offer (order 4).
 const SLOTS_PER_VBD: u32 = 16;
@@ -30,6 +36,8 @@ struct Conn {
     port: Option<u32>,
     /// Its directory vanished (the guest went): ring and port released.
     gone: bool,
+    /// The counters last published, and when (counter ticks).
+    published: (Counters, u64),
 }
 
 /// Every vbd.
@@ -134,6 +142,7 @@ impl Conns {
                     ring: None,
                     port: None,
                     gone: false,
+                    published: (Counters::default(), 0),
                 });
                 (self.conns.len() - 1, id)
             }
@@ -282,7 +291,34 @@ impl Conns {
                 self.perform(i, p.step, xs, table);
             }
         }
+        self.publish(table, xs);
         more
+    }
+
+    /// Writes each vbd's counters to xenstore when they changed, at most once per
+    /// [`PUBLISH_MS`].
+    fn publish(&mut self, table: &VbdTable, xs: &mut XsClient) {
+        let now = timer::now();
+        let period = timer::ms_to_ticks(PUBLISH_MS, timer::freq());
+        for c in self.conns.iter_mut().filter(|c| !c.gone) {
+            let Some(v) = table.get(c.id) else { continue };
+            if v.counters == c.published.0 || now < c.published.1.saturating_add(period) {
+                continue;
+            }
+            let k = v.counters;
+            let text = VbdCounters {
+                reads: k.read,
+                writes: k.write,
+                flushes: k.flush,
+                discards: k.discard,
+                errors: k.errors,
+                sectors_read: k.sectors_read,
+                sectors_written: k.sectors_written,
+            }
+            .encode();
+            let _ = xs.write(&format!("{}/{COUNTERS_KEY}", c.dir), text.as_bytes());
+            c.published = (k, now);
+        }
     }
 }
 

@@ -114,6 +114,22 @@ impl DomainOps for Fake {
     fn free_memory(&mut self) -> (u64, u64) {
         (1234, 512)
     }
+    fn vbds(&mut self, id: u16) -> Result<Vec<protocol::mgmt::VbdRow>, MgmtError> {
+        Ok((id == 2)
+            .then(|| protocol::mgmt::VbdRow {
+                frontend: 3,
+                backend: 2,
+                devid: 51712,
+                vdev: "xvda".into(),
+                disk: "bkd0".into(),
+                read_only: false,
+                backend_state: 4,
+                frontend_state: 4,
+                counters: None,
+            })
+            .into_iter()
+            .collect())
+    }
 }
 
 fn name(n: &str) -> DomainRef {
@@ -508,5 +524,32 @@ fn server_answers_garbage_with_errors() {
     assert_eq!(
         responses(&s.input(&encode(&Request::Top).unwrap(), &mut f)).len(),
         1
+    );
+}
+
+#[test]
+fn vbds_are_asked_of_the_named_domain() {
+    let mut f = Fake::new();
+    let rows = |r: Response| match r {
+        Response::Vbds(v) => v,
+        other => panic!("expected vbds, got {other:?}"),
+    };
+    let id2 = f
+        .doms
+        .iter()
+        .find(|d| d.domid == 2)
+        .map(|d| d.name.clone())
+        .unwrap();
+    let got = rows(serve(&Request::Vbds { domain: name(&id2) }, &mut f));
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].frontend, got[0].devid), (3, 51712));
+    assert_eq!(
+        err(serve(
+            &Request::Vbds {
+                domain: name("nosuch")
+            },
+            &mut f
+        )),
+        MgmtError::UnknownDomain
     );
 }

@@ -10,6 +10,7 @@ use bulkhead_runtime::println;
 use dom0::vbd::{self, Vbd};
 use dom0::Supervisor;
 use protocol::manifest::{ManifestDisk, ManifestDomain};
+use protocol::mgmt::{VbdCounters, VbdRow};
 
 /// What dom0 knows about disks: the system's host disks, each domain's description, and
 /// the vbds already written.
@@ -114,5 +115,48 @@ impl Backends {
             }
         }
         self.vbds.written = kept;
+    }
+}
+
+impl Backends {
+    /// The vbds domain `domid` uses or serves, as written, with both ends' states and the
+    /// counters the backend published (read from dom0's own store).
+    pub fn vbd_rows(&self, domid: u16) -> Vec<VbdRow> {
+        let state = |path: alloc::string::String| {
+            self.core
+                .xs
+                .read_node(&path)
+                .and_then(|v| core::str::from_utf8(v).ok())
+                .and_then(|s| s.trim().parse::<u8>().ok())
+                .unwrap_or(0)
+        };
+        let mut rows: Vec<VbdRow> = self
+            .vbds
+            .written
+            .iter()
+            .filter(|v| v.frontend == domid || v.backend == domid)
+            .map(|v| {
+                let be = vbd::backend_dir(v);
+                let counters = self
+                    .core
+                    .xs
+                    .read_node(&format!("{be}/{}", vbd::COUNTERS_KEY))
+                    .and_then(|t| core::str::from_utf8(t).ok())
+                    .and_then(VbdCounters::decode);
+                VbdRow {
+                    frontend: v.frontend,
+                    backend: v.backend,
+                    devid: v.devid,
+                    vdev: v.vdev.clone(),
+                    disk: v.disk.clone(),
+                    read_only: v.readonly,
+                    backend_state: state(format!("{be}/state")),
+                    frontend_state: state(format!("{}/state", vbd::frontend_dir(v))),
+                    counters,
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.frontend, r.devid));
+        rows
     }
 }
