@@ -24,7 +24,7 @@ pub enum Exposure {
 /// The exposure a window gets.
 pub fn exposure(window: Region) -> Exposure {
     let base = window.base.as_u64();
-    if base % PAGE_SIZE == 0 && window.size % PAGE_SIZE == 0 && window.size != 0 {
+    if base.is_multiple_of(PAGE_SIZE) && window.size.is_multiple_of(PAGE_SIZE) && window.size != 0 {
         Exposure::Mapped
     } else {
         Exposure::Trapped
@@ -48,7 +48,7 @@ pub fn check_access(window: Region, addr: u64, width: u8) -> Result<u64, AccessF
     if !matches!(width, 1 | 2 | 4 | 8) {
         return Err(AccessFault::Width);
     }
-    if addr % u64::from(width) != 0 {
+    if !addr.is_multiple_of(u64::from(width)) {
         return Err(AccessFault::Alignment);
     }
     let base = window.base.as_u64();

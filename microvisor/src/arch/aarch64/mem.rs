@@ -84,8 +84,8 @@ pub unsafe fn mmio_read64(pa: u64) -> u64 {
 /// # Safety
 /// As [`mmio_read32`], with `pa` aligned to `width`.
 pub unsafe fn mmio_access(pa: u64, width: u8, write: Option<u64>) -> u64 {
-    // SAFETY (all arms): per the contract; each access is one volatile load or store of the
-    // exact width the guest used, as devices require.
+    // SAFETY: per the contract (all arms); each access is one volatile load or store of
+    // the exact width the guest used, as devices require.
     unsafe {
         match (width, write) {
             (1, None) => u64::from(core::ptr::read_volatile(pa as *const u8)),
