@@ -49,7 +49,9 @@ pub fn boot_expect(name: &str, expect: Expect) -> RunOutcome {
 pub fn connect() -> Client {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match Client::connect(&default_socket(), Duration::from_secs(5)) {
+        // dom0 answers nothing while the microvisor rebuilds or scrubs a domain for it (a
+        // 256 MiB Linux takes seconds under TCG, more on a loaded host): allow for it.
+        match Client::connect(&default_socket(), Duration::from_secs(30)) {
             Ok(c) => return c,
             Err(e) if Instant::now() > deadline => panic!("management port never answered: {e:#}"),
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
