@@ -35,13 +35,11 @@ impl TableMemory for FrameTables<'_> {
     }
 
     fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
-        // SAFETY: `table` is a table page from `alloc_table` and index < 512.
-        unsafe { mem::read_u64(table.as_u64() + (index as u64) * 8) }
+        read_entry(table, index)
     }
 
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
-        // SAFETY: as `read_entry`; a DSB before the tables are used publishes the write.
-        unsafe { mem::write_u64(table.as_u64() + (index as u64) * 8, value) }
+        write_entry(table, index, value)
     }
 
     fn flush_tlb(&mut self) {
@@ -103,13 +101,11 @@ impl TableMemory for ChargedTables<'_> {
     }
 
     fn read_entry(&self, table: PhysAddr, index: usize) -> u64 {
-        // SAFETY: `table` is a table page from `alloc_table` and index < 512.
-        unsafe { mem::read_u64(table.as_u64() + (index as u64) * 8) }
+        read_entry(table, index)
     }
 
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
-        // SAFETY: as `read_entry`; a DSB before the tables are used publishes the write.
-        unsafe { mem::write_u64(table.as_u64() + (index as u64) * 8, value) }
+        write_entry(table, index, value)
     }
 
     fn flush_tlb(&mut self) {
@@ -132,4 +128,17 @@ impl Hyp {
             },
         ))
     }
+}
+
+/// Entry `index` of table page `table` (both implementations' tables are frames from the
+/// pool, identity-mapped at EL2).
+fn read_entry(table: PhysAddr, index: usize) -> u64 {
+    // SAFETY: `table` is a table page from `alloc_table` and index < 512.
+    unsafe { mem::read_u64(table.as_u64() + (index as u64) * 8) }
+}
+
+/// Writes entry `index` of table page `table`.
+fn write_entry(table: PhysAddr, index: usize, value: u64) {
+    // SAFETY: as `read_entry`; a DSB before the tables are used publishes the write.
+    unsafe { mem::write_u64(table.as_u64() + (index as u64) * 8, value) }
 }

@@ -75,18 +75,11 @@ impl BootRanges {
     ///
     /// Fails with `BadRange` if the range overflows or overlaps memory that is already free.
     pub fn add_free(&mut self, base: PhysAddr, size: u64) -> Result<(), FrameError> {
-        let end = base
-            .as_u64()
-            .checked_add(size)
-            .ok_or(FrameError::BadRange)?;
-        let start = base
-            .align_up(PAGE_SIZE)
-            .ok_or(FrameError::BadRange)?
-            .as_u64();
-        let end = end & !(PAGE_SIZE - 1);
-        if end <= start {
+        let Some((start, end)) =
+            super::whole_pages(base, size).map_err(|_| FrameError::BadRange)?
+        else {
             return Ok(());
-        }
+        };
         self.insert(start, end)
     }
 
