@@ -182,6 +182,8 @@ pub mod cause {
     pub const CAP_ERROR: u32 = 1 << 3;
     /// Unexpected physical interrupt.
     pub const SPURIOUS_IRQ: u32 = 1 << 4;
+    /// Access to a grant mapping its granter's death revoked.
+    pub const REVOKED_GRANT: u32 = 1 << 5;
 }
 
 impl Hyp {

@@ -199,6 +199,13 @@ impl Hyp {
                         }
                         regs.pc += u64::from(abort.instr_len);
                     }
+                    None if self.revoked_map(id, ipa) => {
+                        // A grant mapping whose granter died: reads as zeros, writes vanish.
+                        if write.is_none() && reg != 31 {
+                            regs.x[reg] = 0;
+                        }
+                        regs.pc += u64::from(abort.instr_len);
+                    }
                     // Outside every window it holds: a neighbour's registers, or nothing.
                     None => self.stop_domain(id, stop, cpu),
                 }
@@ -235,4 +242,23 @@ pub fn inject_undef(regs: &mut GuestRegs) {
     write_spsr_el1(regs.pstate);
     regs.pc = read_vbar_el1() + offset;
     regs.pstate = crate::arch::context::PSTATE_EL1H_MASKED;
+}
+
+impl Hyp {
+    /// Whether `ipa` is a page where domain `id` lost a grant mapping to its granter's death
+    /// (logged once per domain).
+    fn revoked_map(&mut self, id: protocol::ids::DomainId, ipa: u64) -> bool {
+        let page = ipa & !(protocol::addr::PAGE_SIZE - 1);
+        let Some(d) = self.domain_mut(id) else {
+            return false;
+        };
+        if !d.xen.revoked_maps.contains(&page) {
+            return false;
+        }
+        d.log_once(
+            cause::REVOKED_GRANT,
+            format_args!("touched a grant mapping whose granter is gone (reads as zeros)"),
+        );
+        true
+    }
 }

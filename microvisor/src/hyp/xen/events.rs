@@ -76,6 +76,13 @@ impl Hyp {
                 m.gref
             );
             self.unmap_page(DomainId(m.mapper), m.host_addr.as_u64());
+            if let Some(mapper) = self.domain_mut(DomainId(m.mapper)) {
+                let page = m.host_addr.as_u64() & !(protocol::addr::PAGE_SIZE - 1);
+                let revoked = &mut mapper.xen.revoked_maps;
+                if !revoked.contains(&page) && revoked.len() < MAX_MAPTRACK as usize {
+                    revoked.push(page);
+                }
+            }
         }
         for frame in closed.frames {
             self.free_scrubbed(frame, 1);

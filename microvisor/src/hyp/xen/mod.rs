@@ -60,6 +60,11 @@ pub struct XenDomain {
     pub params: HvmParams,
     /// Grant-table frames mapped into the guest: (frame index, guest frame).
     pub grant_gfns: alloc::vec::Vec<(u32, u64)>,
+    /// Pages where it mapped another domain's grant and lost the mapping because the
+    /// granter was destroyed first (bounded by its maptrack size). Its accesses there read
+    /// zeros and drop writes, as a dead granter's page would under Xen, instead of stopping
+    /// it: a backend must survive its frontend's death.
+    pub revoked_maps: alloc::vec::Vec<u64>,
 }
 
 impl super::domain::Domain {
