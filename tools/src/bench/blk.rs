@@ -11,10 +11,13 @@
 //! counter (`/bin/cntvct`, CNTVCT_EL0) before and after, so host wall-clock never enters.
 //!
 //! Both runs are under [`crate::qemu::ICOUNT_ARGS`], the mode of every `bench`: one
-//! instruction is 1 ns of virtual time, so the figures are about emulated work (DESIGN §8),
-//! not about how busy the shared host is. Idle time is skipped (`sleep=off`): a CPU waiting
-//! for the disk jumps to its next timer deadline, so a wait for I/O costs the guest the time
-//! to that deadline, whatever the host took. The table says so.
+//! instruction is 1 ns of virtual time, so the CPU side of each figure is emulated work
+//! (DESIGN §8), not the speed of a shared, busy host; without icount the counter runs at
+//! host speed and the same run varied several-fold between tries. The disk side is not
+//! deterministic: QEMU completes I/O on host threads, and an idle CPU (`sleep=off`) jumps to
+//! its next timer deadline, so how much virtual time a wait for the disk costs depends on
+//! whether the host finished first. The figures therefore vary between runs (the sequential
+//! ones most), unlike `bench boot`'s; the table says so.
 
 use anyhow::{bail, Context, Result};
 use regex::Regex;
@@ -22,6 +25,9 @@ use serde::Serialize;
 
 /// Size of each raw disk image, all of it written and read sequentially.
 pub const DISK_MIB: u64 = 64;
+/// Sequential passes (write then read the whole disk), summed: one pass's figure varies
+/// with when the host completes the I/O.
+pub const PASSES: u64 = 3;
 /// Random 4 KiB reads (and control iterations) per run.
 pub const RANDOM_READS: u64 = 200;
 /// Block size of the random reads.
@@ -47,14 +53,15 @@ pub fn script(dev: &str) -> Vec<(String, String)> {
     let next = "x=$(((x*1103515245+12345)%2147483648))";
     let lines = [
         format!(
-            "D={dev}; M={DISK_MIB}; N={RANDOM_READS}; \
-             B=$(($(cat /sys/block/{name}/size)/8)); {}",
+            "D={dev}; M={DISK_MIB}; N={RANDOM_READS}; P={PASSES}; \
+             B=$(($(cat /sys/block/{name}/size)/8)); w=0; r=0; W=0; R=0; {}",
             ack(1)
         ),
         format!(
-            "t0=$(cntvct); dd if=/dev/zero of=$D bs=1048576 count=$M oflag=direct 2>/dev/null; \
-             w=$?; t1=$(cntvct); dd if=$D of=/dev/null bs=1048576 count=$M iflag=direct \
-             2>/dev/null; r=$?; t2=$(cntvct); {}",
+            "k=0; while [ $k -lt $P ]; do t0=$(cntvct); dd if=/dev/zero of=$D bs=1048576 \
+             count=$M oflag=direct 2>/dev/null || w=$?; t1=$(cntvct); dd if=$D of=/dev/null \
+             bs=1048576 count=$M iflag=direct 2>/dev/null || r=$?; t2=$(cntvct); \
+             W=$((W+t1-t0)); R=$((R+t2-t1)); k=$((k+1)); done; {}",
             ack(2)
         ),
         format!(
@@ -67,8 +74,8 @@ pub fn script(dev: &str) -> Vec<(String, String)> {
             "x=1; i=0; t5=$(cntvct); while [ $i -lt $N ]; do {next}; dd if=/dev/zero \
              of=/dev/null bs={RANDOM_BLOCK} count=1 skip=$((x%B)) 2>/dev/null || break; \
              i=$((i+1)); done; c=$i; t6=$(cntvct); echo {}\"\"{}-RESULT dev=$D mib=$M \
-             blocks=$B write_rc=$w read_rc=$r random=$n control=$c \
-             t=$t0,$t1,$t2,$t3,$t4,$t5,$t6",
+             passes=$P blocks=$B write_rc=$w read_rc=$r random=$n control=$c \
+             ticks=$W,$R,$((t4-t3)),$((t6-t5))",
             &TAG[..3],
             &TAG[3..]
         ),
@@ -88,8 +95,8 @@ pub fn script(dev: &str) -> Vec<(String, String)> {
 
 /// The regex of the result line.
 pub fn result_re() -> String {
-    let fields = r"dev=(\S+) mib=(\d+) blocks=(\d+) write_rc=(\d+) read_rc=(\d+) random=(\d+)";
-    let times = r"control=(\d+) t=(\d+),(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)";
+    let fields = r"dev=(\S+) mib=(\d+) passes=(\d+) blocks=(\d+) write_rc=(\d+) read_rc=(\d+)";
+    let times = r"random=(\d+) control=(\d+) ticks=(\d+),(\d+),(\d+),(\d+)";
     format!("{TAG}-RESULT {fields} {times}")
 }
 
@@ -98,8 +105,10 @@ pub fn result_re() -> String {
 pub struct Raw {
     /// The device measured.
     pub dev: String,
-    /// MiB written and read sequentially.
+    /// MiB written and read sequentially per pass.
     pub mib: u64,
+    /// Sequential passes.
+    pub passes: u64,
     /// 4 KiB blocks on the disk as the guest sees it.
     pub blocks: u64,
     /// Exit status of the sequential write.
@@ -110,8 +119,9 @@ pub struct Raw {
     pub random: u64,
     /// Control iterations that succeeded.
     pub control: u64,
-    /// The counter at t0..t6 (see [`script`]).
-    pub t: [u64; 7],
+    /// Counter ticks: all sequential writes, all sequential reads, the random reads, the
+    /// control loop (a negative difference fails to parse).
+    pub ticks: [u64; 4],
 }
 
 /// Finds the (last) result line in a console log.
@@ -119,19 +129,20 @@ pub fn parse(log: &str) -> Option<Raw> {
     let re = Regex::new(&result_re()).expect("static regex");
     let c = re.captures_iter(log).last()?;
     let n = |i: usize| c[i].parse::<u64>().ok();
-    let mut t = [0u64; 7];
-    for (k, v) in t.iter_mut().enumerate() {
-        *v = n(8 + k)?;
+    let mut ticks = [0u64; 4];
+    for (k, v) in ticks.iter_mut().enumerate() {
+        *v = n(9 + k)?;
     }
     Some(Raw {
         dev: c[1].to_owned(),
         mib: n(2)?,
-        blocks: n(3)?,
-        write_rc: c[4].parse().ok()?,
-        read_rc: c[5].parse().ok()?,
-        random: n(6)?,
-        control: n(7)?,
-        t,
+        passes: n(3)?,
+        blocks: n(4)?,
+        write_rc: c[5].parse().ok()?,
+        read_rc: c[6].parse().ok()?,
+        random: n(7)?,
+        control: n(8)?,
+        ticks,
     })
 }
 
@@ -140,7 +151,7 @@ pub fn parse(log: &str) -> Option<Raw> {
 pub struct BlkRun {
     /// The device measured.
     pub device: String,
-    /// Bytes written, then read, sequentially.
+    /// Bytes written, then read, sequentially over all passes.
     pub sequential_bytes: u64,
     /// Sequential write (1 MiB O_DIRECT blocks), MiB/s of guest time.
     pub write_mib_s: f64,
@@ -154,7 +165,7 @@ pub struct BlkRun {
     pub control_us: f64,
     /// `random_read_us - control_us`: the I/O's share of a random read.
     pub random_read_io_us: f64,
-    /// Guest ns per interval: write, read, random reads, control.
+    /// Guest ns: all writes, all reads, the random reads, the control loop.
     pub interval_ns: [u64; 4],
 }
 
@@ -177,15 +188,19 @@ impl BlkRun {
                 raw.dev
             );
         }
-        let span = |a: usize, b: usize| -> Result<u64> {
-            let ticks = raw.t[b].checked_sub(raw.t[a]).filter(|&d| d > 0);
-            ticks
+        if raw.passes == 0 {
+            bail!("no sequential passes on {}", raw.dev);
+        }
+        let mut ns = [0u64; 4];
+        for (i, (out, ticks)) in ns.iter_mut().zip(raw.ticks).enumerate() {
+            *out = Some(ticks)
+                .filter(|&d| d > 0)
                 .and_then(|d| d.checked_mul(ns_per_tick))
-                .with_context(|| format!("bad counter interval t{a}={} t{b}", raw.t[a]))
-        };
-        let ns = [span(0, 1)?, span(1, 2)?, span(3, 4)?, span(5, 6)?];
-        let bytes = raw.mib << 20;
-        let mib_s = |ns: u64| raw.mib as f64 / (ns as f64 / 1e9);
+                .with_context(|| format!("bad counter interval {i}: {ticks} ticks"))?;
+        }
+        let mib = raw.mib * raw.passes;
+        let bytes = mib << 20;
+        let mib_s = |ns: u64| mib as f64 / (ns as f64 / 1e9);
         let per_us = |ns: u64| ns as f64 / 1e3 / RANDOM_READS as f64;
         Ok(Self {
             device: raw.dev.clone(),
@@ -226,6 +241,8 @@ pub struct BlkReport {
     pub counter_hz: u64,
     /// Size of each disk image.
     pub disk_mib: u64,
+    /// Sequential passes per run.
+    pub passes: u64,
     /// Random reads per run.
     pub random_reads: u64,
     /// xen-blkfront on blkdom under the microvisor.
@@ -249,6 +266,7 @@ pub fn report(bulkhead: &Raw, native: &Raw) -> Result<BlkReport> {
         clock: crate::qemu::ICOUNT_ARGS.join(" "),
         counter_hz: hz,
         disk_mib: DISK_MIB,
+        passes: PASSES,
         random_reads: RANDOM_READS,
         ratios: Ratios {
             write: bulkhead.write_mib_s / native.write_mib_s,
@@ -268,8 +286,8 @@ pub fn table(r: &BlkReport) -> String {
     let verdict = |x: f64| if x >= r.goal { "ok" } else { "below goal" };
     let mut rows = vec![
         format!(
-            "blk: {} MiB raw image per disk; guest-measured (CNTVCT) under {}",
-            r.disk_mib, r.clock
+            "blk: {} MiB raw image per disk, {} sequential passes; guest-measured (CNTVCT) under {}",
+            r.disk_mib, r.passes, r.clock
         ),
         format!(
             "{:<34} {:>12} {:>12} {:>8}",
@@ -322,8 +340,9 @@ pub fn table(r: &BlkReport) -> String {
     }
     rows.push(format!(
         "note: {} random reads, one busybox dd each (its start-up is in the IOPS; the control \
-         row is that cost alone). Under -icount one instruction is 1 ns and an idle CPU skips \
-         to its next timer deadline: the figures count emulated work, not host speed.",
+         row is that cost alone). Under -icount one instruction is 1 ns, so CPU work counts \
+         the same on any host; disk completions come from QEMU's host threads and an idle CPU \
+         skips to its next timer, so figures vary between runs (sequential ones most).",
         r.random_reads
     ));
     rows.join("\n")
