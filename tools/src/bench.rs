@@ -1,7 +1,10 @@
 //! `bulkhead bench hypercall`: boots the benchmark guest twice under `-icount` and reports
 //! EL2 instructions per null-hypercall round trip, and whether the two runs agree exactly.
-//! `bulkhead bench rt` is in [`rt`], `bulkhead bench boot` in [`boot`].
+//! `bulkhead bench rt` is in [`rt`], `bulkhead bench boot` in [`boot`], `bulkhead bench blk`
+//! in [`blk`] and [`blk_run`].
 
+pub mod blk;
+pub mod blk_run;
 pub mod boot;
 pub mod rt;
 
@@ -92,8 +95,19 @@ pub fn bench(which: &str, build: bool) -> Result<Report> {
             identical: true,
         });
     }
+    if which == "blk" {
+        let r = blk_run::bench(build)?;
+        // As for rt: blk prints and writes its own report.
+        return Ok(Report {
+            benchmark: r.benchmark,
+            runs: Vec::new(),
+            el2_per_round_trip: 0.0,
+            guest_per_call: 0.0,
+            identical: true,
+        });
+    }
     if which != "hypercall" {
-        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt` or `boot`");
+        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt`, `boot` or `blk`");
     }
     let system = crate::paths::workspace_root().join("tests/systems/bench.toml");
     let mut runs = Vec::new();

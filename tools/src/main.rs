@@ -34,7 +34,7 @@ enum Verb {
     Test,
     /// Deterministic instruction-count benchmarks under QEMU -icount.
     Bench {
-        /// Which benchmark: hypercall, rt or boot.
+        /// Which benchmark: hypercall, rt, boot or blk.
         #[arg(default_value = "hypercall")]
         which: String,
         /// Reuse the ELFs already built instead of running cargo.

@@ -191,6 +191,19 @@ pub fn run_native_linux(
     mem_mib: u32,
     opts: &RunOptions,
 ) -> Result<RunOutcome> {
+    run_native_linux_with(kernel, initrd, append, smp, mem_mib, &[], opts)
+}
+
+/// [`run_native_linux`] with `extra` QEMU arguments (devices, e.g. `bench blk`'s disk).
+pub fn run_native_linux_with(
+    kernel: &Path,
+    initrd: &Path,
+    append: &str,
+    smp: u16,
+    mem_mib: u32,
+    extra: &[String],
+    opts: &RunOptions,
+) -> Result<RunOutcome> {
     let dir = paths::out_dir().join("native");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut args: Vec<String> = ["-M", "virt,gic-version=3", "-cpu", "max", "-smp"]
@@ -209,6 +222,7 @@ pub fn run_native_linux(
         "-append".into(),
         append.into(),
     ]);
+    args.extend_from_slice(extra);
     launch_native(args, &dir, opts)
 }
 

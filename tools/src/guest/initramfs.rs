@@ -22,9 +22,19 @@ use std::path::{Path, PathBuf};
 /// The console of the artifact [`super::linux_artifacts`] builds: Xen's PV console.
 pub const DEFAULT_CONSOLE: &str = "hvc0";
 
-/// The modules the guest loads: the Xen front-end drivers, and ext4 (with the crc32c it
-/// asks the crypto API for at mount time) for filesystems on its virtual disks.
-pub const WANTED_MODULES: [&str; 4] = ["xen-blkfront", "xen-netfront", "crc32c_generic", "ext4"];
+/// The modules the guest loads: the Xen front-end drivers, ext4 (with the crc32c it asks
+/// the crypto API for at mount time) for filesystems on its virtual disks, and virtio-mmio
+/// with virtio-blk, which Debian builds as modules: the same archive booted natively as
+/// `bench blk`'s baseline reads QEMU's virtio-blk disk through them (under Bulkhead they
+/// find no device and stay idle).
+pub const WANTED_MODULES: [&str; 6] = [
+    "xen-blkfront",
+    "xen-netfront",
+    "crc32c_generic",
+    "ext4",
+    "virtio_mmio",
+    "virtio_blk",
+];
 
 /// The line prefix tests wait for once userspace runs. The line is
 /// `MARKER kernel=<uname -r> cpus=<nproc> counter=<CNTVCT_EL0>`; the counter is empty if

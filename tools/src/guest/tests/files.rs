@@ -194,6 +194,16 @@ fn fake_trees(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         ("kernel/fs/ext4/ext4.ko", "depends=jbd2"),
         ("kernel/crypto/crc32c_generic.ko", "depends="),
         ("kernel/fs/jbd2/jbd2.ko", "depends="),
+        ("kernel/drivers/virtio/virtio.ko", "depends="),
+        ("kernel/drivers/virtio/virtio_ring.ko", "depends="),
+        (
+            "kernel/drivers/virtio/virtio_mmio.ko",
+            "depends=virtio,virtio_ring",
+        ),
+        (
+            "kernel/drivers/block/virtio_blk.ko",
+            "depends=virtio,virtio_ring",
+        ),
         (
             "kernel/drivers/block/xen-blkback/xen-blkback.ko",
             "depends=",
@@ -262,6 +272,12 @@ fn initramfs_build_includes_dependencies_and_is_reused_until_inputs_change() {
     let helper = rcs.find("load helper ").expect("helper loaded");
     let netfront = rcs.find("load xen-netfront ").expect("netfront loaded");
     assert!(helper < netfront, "dependency first:\n{rcs}");
+    // The native baseline of `bench blk` needs virtio-blk on virtio-mmio, after the core.
+    let ring = rcs.find("load virtio_ring ").expect("virtio_ring loaded");
+    let mmio = rcs.find("load virtio_mmio ").expect("virtio_mmio loaded");
+    let blk = rcs.find("load virtio_blk ").expect("virtio_blk loaded");
+    assert!(ring < mmio && ring < blk, "virtio core first:\n{rcs}");
+    assert_eq!(rcs.matches("load virtio_ring ").count(), 1, "{rcs}");
     entry(
         &entries,
         &format!("lib/modules/{VERSION}/kernel/lib/helper.ko"),
