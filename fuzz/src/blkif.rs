@@ -40,7 +40,7 @@ struct FakeDisk {
 
 impl FakeDisk {
     fn range(&self, sector: u64, len: usize) -> std::ops::Range<usize> {
-        assert!(len > 0 && len % 512 == 0, "disk buffer of {len} bytes");
+        assert!(len > 0 && len.is_multiple_of(512), "disk buffer of {len} bytes");
         let start = usize::try_from(sector).expect("sector") * 512;
         assert!(start + len <= self.data.len(), "disk access past the end");
         start..start + len
