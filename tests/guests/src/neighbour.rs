@@ -42,10 +42,12 @@ pub fn run(info: &StartInfo) {
         Ok(r) => (r[0], r[1]),
         Err(e) => return println!("neighbour: FAIL DeviceMap: {e:?}"),
     };
-    let magic = arch::probe_read32(base, ram, end);
-    println!("neighbour: own MagicValue {magic:#x?} at {base:#x} (window {size:#x})");
-    if magic != Some(0x7472_6976) {
-        return println!("neighbour: FAIL own MagicValue {magic:x?}, want 0x74726976");
+    let Some(magic) = arch::probe_read32(base, ram, end) else {
+        return println!("neighbour: FAIL window {base:#x} is inside our RAM or misaligned");
+    };
+    println!("neighbour: own MagicValue {magic:#x} at {base:#x} (window {size:#x})");
+    if magic != 0x7472_6976 {
+        return println!("neighbour: FAIL own MagicValue {magic:#x}, want 0x74726976");
     }
     let Some(next) = neighbour_of(base, size) else {
         return println!("neighbour: FAIL window {base:#x}+{size:#x} has no neighbour in its page");
