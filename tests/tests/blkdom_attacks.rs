@@ -49,15 +49,36 @@ fn patterned(path: &Path, tag: u8, sectors: u32) {
 }
 
 fn wait_for(c: &mut Client, needle: &str, what: &str, secs: u64) -> String {
+    wait_until(
+        c,
+        |h| h.contains(needle),
+        &format!("{needle:?}"),
+        what,
+        secs,
+    )
+}
+
+/// Waits until Linux's I/O loop has printed a counter of at least `n`.
+fn wait_dd(c: &mut Client, n: u64, what: &str) -> String {
+    wait_until(c, |h| dd_count(h) >= n, &format!("DDLOOP {n}"), what, 120)
+}
+
+fn wait_until(
+    c: &mut Client,
+    done: impl Fn(&str) -> bool,
+    needle: &str,
+    what: &str,
+    secs: u64,
+) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let h = history(c);
-        if h.contains(needle) {
+        if done(&h) {
             return h;
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: no {needle:?}; history tail:\n{}",
+            "{what}: no {needle}; history tail:\n{}",
             h.lines().rev().take(60).collect::<Vec<_>>().join("\n")
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -137,18 +158,13 @@ fn malicious_frontend_is_cut_off_while_linux_io_continues() {
         "O_DIRECT read failed:\n{h}"
     );
     type_line(&mut c, "linux", DD_LOOP);
-    wait_for(&mut c, "[linux] DDLOOP 3\n", "linux I/O loop", 120);
+    wait_dd(&mut c, 3, "linux I/O loop");
 
     // The attack runs while Linux's loop is going.
     type_line(&mut c, "blkfront", "go");
     let h = wait_for(&mut c, "[blkfront] blkfront: done", "attack", 240);
     let at_end = dd_count(&h);
-    let h = wait_for(
-        &mut c,
-        &format!("[linux] DDLOOP {}\n", at_end + 3),
-        "linux I/O after the attack",
-        120,
-    );
+    let h = wait_dd(&mut c, at_end + 3, "linux I/O after the attack");
 
     let checks: Vec<&str> = h
         .lines()
