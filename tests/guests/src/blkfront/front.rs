@@ -59,8 +59,9 @@ impl Page {
     }
 }
 
-/// Grant entries we use (0 and 1 are the builder's console and xenstore grants).
-pub const GREF_RING: u32 = 8;
+/// Grant entries we use (0 and 1 are the builder's console and xenstore grants): the ring
+/// page of our vbd `i` is granted in entry `GREF_RING + i`.
+pub const GREF_RING: u32 = 6;
 /// A writable grant of [`DATA`].
 pub const GREF_DATA: u32 = 9;
 /// A read-only grant of [`DATA`] (a read into it must fail).
@@ -68,8 +69,8 @@ pub const GREF_DATA_RO: u32 = 10;
 /// An entry we never fill (a request naming it must fail).
 pub const GREF_UNUSED: u32 = 300;
 
-/// The ring page.
-pub static RING: Page = Page::new();
+/// The ring pages, one per vbd we drive.
+static RINGS: [Page; 2] = [Page::new(), Page::new()];
 /// The data page reads land in and writes come from.
 pub static DATA: Page = Page::new();
 
@@ -153,6 +154,8 @@ fn ticks(ms: u64) -> u64 {
 
 /// A connected (or once connected) frontend.
 pub struct Front {
+    /// The shared ring page.
+    ring: &'static Page,
     /// Our event channel to the backend.
     pub port: u32,
     /// Requests produced so far (our `req_prod`).
@@ -189,14 +192,17 @@ impl Front {
     /// Connects as Linux's blkfront does: fresh ring page granted to the backend, a fresh
     /// unbound port for it, `ring-ref`, `event-channel`, `protocol`, state Initialised;
     /// once the backend is Connected, state Connected. Returns what went wrong, if anything.
-    pub fn connect(xs: &mut XsClient, v: &Vbd) -> Result<Self, String> {
-        RING.fill(0);
-        RING.set(REQ_EVENT, 1);
-        RING.set(RSP_EVENT, 1);
-        grant(GREF_RING, v.backend_id, RING.gfn(), false);
+    /// `which` (0 or 1) picks our ring page.
+    pub fn connect(xs: &mut XsClient, v: &Vbd, which: usize) -> Result<Self, String> {
+        let ring = &RINGS[which];
+        let gref = GREF_RING + which as u32;
+        ring.fill(0);
+        ring.set(REQ_EVENT, 1);
+        ring.set(RSP_EVENT, 1);
+        grant(gref, v.backend_id, ring.gfn(), false);
         let port = alloc_unbound(v.backend_id).ok_or("alloc_unbound refused")?;
         let keys = [
-            ("ring-ref", format!("{GREF_RING}")),
+            ("ring-ref", format!("{gref}")),
             ("event-channel", format!("{port}")),
             ("protocol", String::from("arm-abi")),
         ];
@@ -211,6 +217,7 @@ impl Front {
         }
         Self::set_state(xs, v, 4);
         Ok(Self {
+            ring,
             port,
             req_prod: 0,
             rsp_cons: 0,
@@ -233,19 +240,20 @@ impl Front {
     pub fn push(&mut self, r: &Req) {
         let base = HEADER + (self.req_prod % ENTRIES) as usize * SLOT;
         for off in (0..SLOT).step_by(4) {
-            RING.set(base + off, 0);
+            self.ring.set(base + off, 0);
         }
-        RING.set(
+        self.ring.set(
             base,
             u32::from(r.op) | u32::from(r.nr_segments) << 8 | 0xCAFE << 16,
         );
-        RING.set(base + 8, r.id as u32);
-        RING.set(base + 12, (r.id >> 32) as u32);
-        RING.set(base + 16, r.sector as u32);
-        RING.set(base + 20, (r.sector >> 32) as u32);
+        self.ring.set(base + 8, r.id as u32);
+        self.ring.set(base + 12, (r.id >> 32) as u32);
+        self.ring.set(base + 16, r.sector as u32);
+        self.ring.set(base + 20, (r.sector >> 32) as u32);
         for (i, &(gref, first, last)) in r.segs.iter().take(11).enumerate() {
-            RING.set(base + 24 + i * 8, gref);
-            RING.set(base + 28 + i * 8, u32::from(first) | u32::from(last) << 8);
+            self.ring.set(base + 24 + i * 8, gref);
+            self.ring
+                .set(base + 28 + i * 8, u32::from(first) | u32::from(last) << 8);
         }
         self.req_prod = self.req_prod.wrapping_add(1);
         self.publish(self.req_prod);
@@ -254,13 +262,13 @@ impl Front {
     /// Writes `req_prod` (any value: the corruption case) and notifies.
     pub fn publish(&self, req_prod: u32) {
         core::sync::atomic::fence(Ordering::SeqCst);
-        RING.set(REQ_PROD, req_prod);
+        self.ring.set(REQ_PROD, req_prod);
         let _ = xen::evtchn_send(self.port);
     }
 
     /// The backend's `rsp_prod`.
     pub fn rsp_prod(&self) -> u32 {
-        RING.word(RSP_PROD)
+        self.ring.word(RSP_PROD)
     }
 
     /// The next response, waiting up to `ms`.
@@ -274,8 +282,8 @@ impl Front {
         }
         core::sync::atomic::fence(Ordering::SeqCst);
         let base = HEADER + (self.rsp_cons % ENTRIES) as usize * SLOT;
-        let id = u64::from(RING.word(base)) | u64::from(RING.word(base + 4)) << 32;
-        let w = RING.word(base + 8);
+        let id = u64::from(self.ring.word(base)) | u64::from(self.ring.word(base + 4)) << 32;
+        let w = self.ring.word(base + 8);
         self.rsp_cons = self.rsp_cons.wrapping_add(1);
         Some((id, w as u8, (w >> 16) as u16 as i16))
     }

@@ -178,7 +178,7 @@ fn attack(rep: &mut Report, xs: &mut XsClient) {
     front::grant(GREF_DATA_RO, a.backend_id, DATA.gfn(), true);
 
     // Valid requests and answered errors on the read-write vbd: the ring goes on.
-    let mut f = match Front::connect(xs, &a) {
+    let mut f = match Front::connect(xs, &a, 0) {
         Ok(f) => f,
         Err(e) => return rep.check("xvda connects", false, e, "Connected"),
     };
@@ -227,7 +227,7 @@ fn attack(rep: &mut Report, xs: &mut XsClient) {
     rep.check("xvda still Connected after errors", s == 4, s, "4");
 
     // The read-only vbd refuses a write with an error and goes on.
-    match Front::connect(xs, &b) {
+    let ro = match Front::connect(xs, &b, 1) {
         Ok(mut g) => {
             rep.check("xvdb connects", true, "", "");
             good_read(
@@ -246,11 +246,28 @@ fn attack(rep: &mut Report, xs: &mut XsClient) {
             good_read(rep, &mut g, "read-only vbd: read after", 12, BLK_TAG_RO, 0);
             let s = Front::backend_state(xs, &b);
             rep.check("xvdb still Connected", s == 4, s, "4");
+            Some(g)
         }
-        Err(e) => rep.check("xvdb connects", false, e, "Connected"),
-    }
+        Err(e) => {
+            rep.check("xvdb connects", false, e, "Connected");
+            None
+        }
+    };
 
     halting(rep, xs, &a, f, sectors);
+    // The other vbd of this very frontend never noticed.
+    if let Some(mut g) = ro {
+        let s = Front::backend_state(xs, &b);
+        rep.check("xvdb still Connected after xvda's halts", s == 4, s, "4");
+        good_read(
+            rep,
+            &mut g,
+            "xvdb read after xvda's halts",
+            40,
+            BLK_TAG_RO,
+            5,
+        );
+    }
 }
 
 /// One malformed request per connection: no response, backend Closing; then reconnect.
@@ -317,7 +334,7 @@ fn reconnect(rep: &mut Report, xs: &mut XsClient, a: &Vbd, f: Front, what: &str)
         (closed, initwait),
         "(6, 2)",
     );
-    match Front::connect(xs, a) {
+    match Front::connect(xs, a, 0) {
         Ok(f) => Some(f),
         Err(e) => {
             rep.check(&format!("before {what}: reconnect"), false, e, "Connected");
