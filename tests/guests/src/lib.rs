@@ -5,7 +5,8 @@
 //! `FAIL: <what>: expected <e> got <g>`, `touching <addr>`, `FAIL: survived`,
 //! `vcpu1 online`, `vcpu0 got SGI 1 from vcpu1`, `FAIL: no SGI`,
 //! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`,
-//! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]).
+//! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]); `blkfront: …` and
+//! `neighbour: …` (see those modes in the binary).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
