@@ -5,7 +5,8 @@
 //! `FAIL: <what>: expected <e> got <g>`, `touching <addr>`, `FAIL: survived`,
 //! `vcpu1 online`, `vcpu0 got SGI 1 from vcpu1`, `FAIL: no SGI`,
 //! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`,
-//! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]).
+//! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]); `blkfront: …` and
+//! `neighbour: …` (see those modes in the binary).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,10 @@ pub enum Mode {
     /// Attack the Xen-compatible hypercall surface and check every answer
     /// ([`xencheck`] has its markers).
     Xenbad,
+    /// An adversarial blkif frontend for blkdom (valid, refused and malformed requests).
+    Blkfront,
+    /// A block backend that reads its neighbour's virtio-mmio transport.
+    Neighbour,
 }
 
 /// The mode from the command line, or the offending value.
@@ -52,6 +57,8 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("flood") => Ok(Mode::Flood),
         Some("load") => Ok(Mode::Load),
         Some("xenbad") => Ok(Mode::Xenbad),
+        Some("blkfront") => Ok(Mode::Blkfront),
+        Some("neighbour") => Ok(Mode::Neighbour),
         Some(other) => Err(other),
         None => Err(""),
     }
@@ -74,6 +81,33 @@ pub const OOB_DISTANCE: u64 = 64 << 20;
 /// (our stage-1 map covers only that, so the fault must come from stage 2).
 pub fn oob_address(ram_end: u64) -> Option<u64> {
     ram_end.checked_add(OOB_DISTANCE).filter(|&a| a < 1 << 32)
+}
+
+/// Tag of the blkfront test's read-write disk image (see [`disk_word`]).
+pub const BLK_TAG_RW: u8 = 0xA1;
+/// Tag of the blkfront test's read-only disk image.
+pub const BLK_TAG_RO: u8 = 0xB2;
+
+/// Every little-endian 32-bit word of 512-byte sector `sector` of the blkfront test's
+/// image tagged `tag` (the host test writes the same).
+pub fn disk_word(tag: u8, sector: u64) -> u32 {
+    u32::from(tag) << 24 | (sector as u32 & 0x00FF_FFFF)
+}
+
+/// Size of a virtio-mmio transport on QEMU's virt board.
+pub const VIRTIO_MMIO_STRIDE: u64 = 0x200;
+
+/// A neighbouring virtio-mmio transport in the same 4 KiB page as the window
+/// `base..base+size`: the one above if it is in the page, else the one below.
+pub fn neighbour_of(base: u64, size: u64) -> Option<u64> {
+    let page = base & !0xFFF;
+    let above = base.checked_add(size.max(VIRTIO_MMIO_STRIDE))?;
+    let below = base.checked_sub(VIRTIO_MMIO_STRIDE);
+    if above & !0xFFF == page {
+        Some(above)
+    } else {
+        below.filter(|b| b & !0xFFF == page)
+    }
 }
 
 /// One hypercall that must fail with a defined error.
@@ -220,12 +254,22 @@ mod tests {
         assert_eq!(parse_mode("x=1 mode=badcap"), Ok(Mode::Badcap));
         assert_eq!(parse_mode("mode=load"), Ok(Mode::Load));
         assert_eq!(parse_mode("mode=xenbad"), Ok(Mode::Xenbad));
+        assert_eq!(parse_mode("mode=blkfront"), Ok(Mode::Blkfront));
+        assert_eq!(parse_mode("mode=neighbour"), Ok(Mode::Neighbour));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),
             (1, 0, 0)
         );
         assert_eq!(parse_mode(""), Err(""));
+    }
+
+    #[test]
+    fn blk_helpers() {
+        assert_eq!(disk_word(BLK_TAG_RW, 9), 0xA100_0009);
+        assert_eq!(neighbour_of(0x0a00_3e00, 0x200), Some(0x0a00_3c00));
+        assert_eq!(neighbour_of(0x0a00_3000, 0x200), Some(0x0a00_3200));
+        assert_eq!(neighbour_of(0x0a00_3000, 0x1000), None);
     }
 
     #[test]

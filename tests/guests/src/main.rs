@@ -6,6 +6,10 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+mod blkfront;
+#[cfg(target_os = "none")]
+mod neighbour;
+#[cfg(target_os = "none")]
 mod xenbad;
 
 #[cfg(target_os = "none")]
@@ -30,6 +34,8 @@ mod shell {
             Ok(Mode::Bench) => bench(),
             Ok(Mode::Load) => load(info),
             Ok(Mode::Xenbad) => crate::xenbad::run(info),
+            Ok(Mode::Blkfront) => crate::blkfront::run(info),
+            Ok(Mode::Neighbour) => crate::neighbour::run(info),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;
                 loop {
