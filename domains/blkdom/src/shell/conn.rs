@@ -50,18 +50,36 @@ fn read(xs: &mut XsClient, path: &str) -> Option<String> {
     xs.read_str(path).ok().flatten()
 }
 
+/// The children of `path`: empty if the store says it does not exist, `None` if the
+/// store could not be asked.
+fn listing(xs: &mut XsClient, path: &str) -> Option<Vec<String>> {
+    match xs.directory(path) {
+        Ok(v) => Some(v),
+        Err(XsError::Store(e)) if e == "ENOENT" => Some(Vec::new()),
+        Err(_) => None,
+    }
+}
+
 impl Conns {
-    /// Finds new vbds under `backend/vbd` and forgets removed ones.
+    /// Finds new vbds under `backend/vbd` and forgets removed ones. Only a directory the
+    /// store says is gone counts as removed: a failed read (a timeout while dom0 is busy)
+    /// removes nothing.
     pub fn scan(&mut self, xs: &mut XsClient, table: &mut VbdTable, disks: &[OwnedDisk]) {
         let mut present: Vec<(u16, u32)> = Vec::new();
-        for fe in xs.directory("backend/vbd").unwrap_or_default() {
+        let mut complete = true;
+        let frontends = listing(xs, "backend/vbd").unwrap_or_else(|| {
+            complete = false;
+            Vec::new()
+        });
+        for fe in frontends {
             let Ok(frontend) = fe.parse::<u16>() else {
                 continue;
             };
-            for dev in xs
-                .directory(&format!("backend/vbd/{fe}"))
-                .unwrap_or_default()
-            {
+            let Some(devs) = listing(xs, &format!("backend/vbd/{fe}")) else {
+                complete = false;
+                continue;
+            };
+            for dev in devs {
                 if let Ok(devid) = dev.parse::<u32>() {
                     present.push((frontend, devid));
                 }
@@ -69,7 +87,7 @@ impl Conns {
         }
         for i in 0..self.conns.len() {
             let c = &self.conns[i];
-            if !c.gone && !present.contains(&(c.frontend, c.devid)) {
+            if complete && !c.gone && !present.contains(&(c.frontend, c.devid)) {
                 println!("vbd d{}/{}: removed by the toolstack", c.frontend, c.devid);
                 self.disconnect(i);
                 self.conns[i].gone = true;
