@@ -278,6 +278,18 @@ pub fn run(
 pub fn create_request(file: &Path) -> Result<Request> {
     let file =
         std::fs::canonicalize(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // Checked before the system is resolved: its disks' backend is not part of a one-domain
+    // system, and that error would not say what is wrong.
+    if let Ok(xl) = crate::xlcfg::load(&file) {
+        if let Some(d) = xl.disks.first() {
+            bail!(
+                "{}:{}: key `disk`: ctl create cannot attach disks to a running system yet                  (QEMU attaches them at boot); boot the guest with `cargo bulkhead run                  --domain {}` instead",
+                file.display(),
+                d.line,
+                file.display()
+            );
+        }
+    }
     let holder = file.with_extension("ctl-create.toml");
     let text = format!("[[domain]]\nconfig = {:?}\n", file.display().to_string());
     let system = crate::system::System::parse(&holder, &text, crate::system::Overrides::default())

@@ -521,5 +521,19 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     std::fs::write(&bad, "name = \"bad\"\nkernel = \"testguest\"\ncolour = 3\n").unwrap();
     let e = format!("{:#}", super::create_request(&bad).unwrap_err());
     assert!(e.contains("bad.cfg:3") && e.contains("colour"), "{e}");
+    // Disks are attached at boot: a clear refusal naming the line, not a backend error.
+    let img = dir.join("d.img");
+    std::fs::write(&img, vec![0u8; 4096]).unwrap();
+    let disk = dir.join("disk.cfg");
+    std::fs::write(
+        &disk,
+        "name = \"disky\"\nkernel = \"testguest\"\nmemory = 8\ndisk = ['d.img,raw,xvda,rw']\n",
+    )
+    .unwrap();
+    let e = format!("{:#}", super::create_request(&disk).unwrap_err());
+    assert!(
+        e.contains("disk.cfg:4: key `disk`: ctl create cannot attach disks"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
