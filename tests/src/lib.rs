@@ -75,3 +75,38 @@ pub fn history(c: &mut Client) -> String {
         }
     }
 }
+
+/// Polls the console history until `done` holds for it; panics after `secs` seconds with
+/// `what`, the awaited `needle` and the history's last lines. Returns the history.
+pub fn wait_until(
+    c: &mut Client,
+    done: impl Fn(&str) -> bool,
+    needle: &str,
+    what: &str,
+    secs: u64,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let h = history(c);
+        if done(&h) {
+            return h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no {needle}; history tail:\n{}",
+            h.lines().rev().take(60).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Types `line` (and Enter) on domain `domain`'s console through the management port.
+pub fn type_line(c: &mut Client, domain: &str, line: &str) {
+    let r = c
+        .call(&Request::ConsoleInput {
+            domain: protocol::mgmt::DomainRef::Name(domain.into()),
+            bytes: format!("{line}\n").into_bytes(),
+        })
+        .expect("console input");
+    assert_eq!(r, Response::Done);
+}

@@ -11,15 +11,15 @@
 //!   to its own in the same page is stopped with a stage-2 fault at exactly that address,
 //!   and the other domains keep running.
 
-use bulkhead_tests::{connect, history, system, Expect, TAIL_LINES};
+use bulkhead_tests::{connect, system, type_line, wait_until, Expect, TAIL_LINES};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 use protocol::control::DomainState;
-use protocol::mgmt::{DomainRef, Request, Response};
+use protocol::mgmt::{Request, Response};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The two tests boot one QEMU each, never both at once (one image directory, one
 /// management socket).
@@ -61,38 +61,6 @@ fn wait_for(c: &mut Client, needle: &str, what: &str, secs: u64) -> String {
 /// Waits until Linux's I/O loop has printed a counter of at least `n`.
 fn wait_dd(c: &mut Client, n: u64, what: &str) -> String {
     wait_until(c, |h| dd_count(h) >= n, &format!("DDLOOP {n}"), what, 120)
-}
-
-fn wait_until(
-    c: &mut Client,
-    done: impl Fn(&str) -> bool,
-    needle: &str,
-    what: &str,
-    secs: u64,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let h = history(c);
-        if done(&h) {
-            return h;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: no {needle}; history tail:\n{}",
-            h.lines().rev().take(60).collect::<Vec<_>>().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn type_line(c: &mut Client, domain: &str, line: &str) {
-    let r = c
-        .call(&Request::ConsoleInput {
-            domain: DomainRef::Name(domain.into()),
-            bytes: format!("{line}\n").into_bytes(),
-        })
-        .expect("console input");
-    assert_eq!(r, Response::Done);
 }
 
 /// The highest `DDLOOP <n>` counter Linux has printed.

@@ -5,14 +5,14 @@
 //! host checks the images with `e2fsck -fn` and reads the files back with `debugfs`; on the
 //! way, `ctl info blkdom`'s request (`Vbds`) lists the four vbds with blkdom's counters.
 
-use bulkhead_tests::{connect, history, Expect, TAIL_LINES};
+use bulkhead_tests::{connect, type_line, wait_until, Expect, TAIL_LINES};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where this test writes its system and disk images (kept on failure).
 fn work_dir() -> PathBuf {
@@ -81,29 +81,7 @@ disk = ["{b},raw,xvda,rw", "{ro},raw,xvdb,ro"]
 }
 
 fn wait_for(c: &mut Client, needle: &str, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let h = history(c);
-        if h.contains(needle) {
-            return h;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: no {needle:?}; history tail:\n{}",
-            h.lines().rev().take(40).collect::<Vec<_>>().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn type_line(c: &mut Client, domain: &str, line: &str) {
-    let r = c
-        .call(&Request::ConsoleInput {
-            domain: DomainRef::Name(domain.into()),
-            bytes: format!("{line}\n").into_bytes(),
-        })
-        .expect("console input");
-    assert_eq!(r, Response::Done);
+    wait_until(c, |h| h.contains(needle), &format!("{needle:?}"), what, 240)
 }
 
 /// The value printed after `key=` on the first history line that has it.
