@@ -370,7 +370,7 @@ pub fn state_word(s: &DomainState) -> &'static str {
 }
 
 mod vbd;
-pub use vbd::{VbdCounters, VbdRow};
+pub use vbd::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
 
 #[cfg(test)]
 mod tests;

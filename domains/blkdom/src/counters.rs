@@ -24,6 +24,22 @@ pub struct Counters {
     pub sectors_written: u64,
 }
 
+/// What `ctl info` reports of them (indirect requests are already counted as reads or
+/// writes).
+impl From<Counters> for protocol::mgmt::VbdCounters {
+    fn from(c: Counters) -> Self {
+        Self {
+            reads: c.read,
+            writes: c.write,
+            flushes: c.flush,
+            discards: c.discard,
+            errors: c.errors,
+            sectors_read: c.sectors_read,
+            sectors_written: c.sectors_written,
+        }
+    }
+}
+
 /// Counts a performed request.
 pub(crate) fn count(c: &mut Counters, kind: Kind, segs: &[BlkifSegment]) {
     let sectors: u64 = segs
@@ -49,5 +65,38 @@ pub(crate) fn count(c: &mut Counters, kind: Kind, segs: &[BlkifSegment]) {
         }
         Kind::Flush => c.flush += 1,
         Kind::Discard { .. } => c.discard += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counters;
+    use protocol::mgmt::VbdCounters;
+
+    #[test]
+    fn reported_counters_keep_each_field() {
+        let c = Counters {
+            read: 1,
+            write: 2,
+            flush: 3,
+            discard: 4,
+            indirect: 9,
+            errors: 5,
+            sectors_read: 6,
+            sectors_written: 7,
+        };
+        let v = VbdCounters::from(c);
+        assert_eq!(
+            [
+                v.reads,
+                v.writes,
+                v.flushes,
+                v.discards,
+                v.errors,
+                v.sectors_read,
+                v.sectors_written
+            ],
+            [1, 2, 3, 4, 5, 6, 7]
+        );
     }
 }

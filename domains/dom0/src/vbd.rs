@@ -88,10 +88,6 @@ pub fn backend_devices(name: &str, disks: &[ManifestDisk], caps: &[CapInfo]) -> 
         .collect()
 }
 
-/// The key under the backend's directory where the block backend publishes its
-/// [`protocol::mgmt::VbdCounters`] for the vbd.
-pub const COUNTERS_KEY: &str = "bulkhead-counters";
-
 /// One node to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeWrite {

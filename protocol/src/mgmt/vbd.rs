@@ -4,6 +4,10 @@
 use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
+/// The key under a vbd's backend directory where the block backend publishes its
+/// [`VbdCounters`] (its text form, [`VbdCounters::encode`]).
+pub const VBD_COUNTERS_KEY: &str = "bulkhead-counters";
+
 /// One virtual block device: who serves what to whom, and how it is going.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VbdRow {
@@ -28,7 +32,7 @@ pub struct VbdRow {
 }
 
 /// Requests a block backend served on one vbd, as it publishes them in xenstore
-/// (`backend/vbd/<fe>/<devid>/bulkhead-counters`, see [`VbdCounters::encode`]).
+/// (under [`VBD_COUNTERS_KEY`], see [`VbdCounters::encode`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VbdCounters {
     /// Read requests.

@@ -9,13 +9,11 @@ use alloc::vec::Vec;
 use blkdom::{Action, Counters, Step, VbdConfig, VbdId, VbdState, VbdTable};
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{println, timer, xen};
-use protocol::mgmt::VbdCounters;
+use protocol::mgmt::{VbdCounters, VBD_COUNTERS_KEY};
 use protocol::xen::xenbus::XenbusState;
 
 /// How often a vbd's counters are published at most (`ctl info` reads them).
 const PUBLISH_MS: u64 = 1000;
-/// Where, under the vbd's backend directory (dom0's `vbd::COUNTERS_KEY`).
-const COUNTERS_KEY: &str = "bulkhead-counters";
 
 /// Grant-map slots per vbd: room for the largest ring we offer (order 4).
 const SLOTS_PER_VBD: u32 = 16;
@@ -48,6 +46,12 @@ pub struct Conns {
 
 fn read(xs: &mut XsClient, path: &str) -> Option<String> {
     xs.read_str(path).ok().flatten()
+}
+
+/// The XenbusState under `dir` (Unknown if it has none: the end is gone).
+fn state_of(xs: &mut XsClient, dir: &str) -> XenbusState {
+    read(xs, &format!("{dir}/state"))
+        .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()))
 }
 
 /// The children of `path`: empty if the store says it does not exist, `None` if the
@@ -178,8 +182,7 @@ impl Conns {
         let backend = XenbusState::parse(state.as_bytes());
         let step = if backend == XenbusState::Connected {
             // A previous instance of us had it connected: pick the ring up where it was.
-            let fe_state = read(xs, &format!("{frontend_dir}/state"))
-                .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()));
+            let fe_state = state_of(xs, &frontend_dir);
             table.resume(id, backend, fe_state, |k| {
                 read(xs, &format!("{frontend_dir}/{k}"))
             })
@@ -212,8 +215,7 @@ impl Conns {
             return;
         };
         let dir = self.conns[i].frontend_dir.clone();
-        let state = read(xs, &format!("{dir}/state"))
-            .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()));
+        let state = state_of(xs, &dir);
         let id = self.conns[i].id;
         let step = table.frontend_changed(id, state, |k| read(xs, &format!("{dir}/{k}")));
         self.perform(i, step, xs, table);
@@ -324,17 +326,8 @@ impl Conns {
                 continue;
             }
             let k = v.counters;
-            let text = VbdCounters {
-                reads: k.read,
-                writes: k.write,
-                flushes: k.flush,
-                discards: k.discard,
-                errors: k.errors,
-                sectors_read: k.sectors_read,
-                sectors_written: k.sectors_written,
-            }
-            .encode();
-            let _ = xs.write(&format!("{}/{COUNTERS_KEY}", c.dir), text.as_bytes());
+            let text = VbdCounters::from(k).encode();
+            let _ = xs.write(&format!("{}/{VBD_COUNTERS_KEY}", c.dir), text.as_bytes());
             c.published = (k, now);
         }
     }

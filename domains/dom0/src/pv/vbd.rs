@@ -10,7 +10,7 @@ use bulkhead_runtime::println;
 use dom0::vbd::{self, Vbd};
 use dom0::Supervisor;
 use protocol::manifest::{ManifestDisk, ManifestDomain};
-use protocol::mgmt::{VbdCounters, VbdRow};
+use protocol::mgmt::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
 
 /// What dom0 knows about disks: the system's host disks, each domain's description, and
 /// the vbds already written.
@@ -140,7 +140,7 @@ impl Backends {
                 let counters = self
                     .core
                     .xs
-                    .read_node(&format!("{be}/{}", vbd::COUNTERS_KEY))
+                    .read_node(&format!("{be}/{VBD_COUNTERS_KEY}"))
                     .and_then(|t| core::str::from_utf8(t).ok())
                     .and_then(VbdCounters::decode);
                 VbdRow {
