@@ -79,6 +79,11 @@ pub enum HoldError {
 }
 
 impl Holding {
+    /// Nobody holds or uses it: it may be delegated.
+    pub fn is_free(&self) -> bool {
+        self.assigned.is_none() && self.mapped_by.is_none()
+    }
+
     /// May `to` receive this device by delegation? Not if another domain holds or uses it
     /// (the delegator itself must not have mapped it: two users of one device is no
     /// isolation).
@@ -166,7 +171,9 @@ mod tests {
     fn one_holder_at_a_time() {
         let (d0, d1, d2) = (DomainId(0), DomainId(1), DomainId(2));
         let mut h = Holding::default();
+        assert!(h.is_free());
         h.delegate(d1).unwrap();
+        assert!(!h.is_free());
         assert_eq!(h.delegate(d2), Err(HoldError::Busy));
         assert_eq!(
             h.map(d0),

@@ -405,10 +405,7 @@ impl Hyp {
             .iter()
             .map(|h| self.device_index(id, h.to_raw(), Rights::DELEGATE))
             .collect::<Result<Vec<_>, _>>()?;
-        if devices
-            .iter()
-            .any(|&i| self.devices[i].holding != Default::default())
-        {
+        if devices.iter().any(|&i| !self.devices[i].holding.is_free()) {
             // Held or in use by someone (possibly the caller itself): no sharing.
             return Err(CapError::WrongState);
         }
