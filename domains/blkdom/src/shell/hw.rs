@@ -2,7 +2,9 @@
 //! disk, and grant copies through the microvisor.
 
 use alloc::vec::Vec;
-use blkdom::io::{Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem};
+use blkdom::io::{
+    copy_pieces, CopyPiece, Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem,
+};
 use bulkhead_runtime::arch::virtio::Block;
 use bulkhead_runtime::xen::{self, MappedPage};
 use protocol::xen::structs::{gntcopy, DomId, GnttabCopy, GnttabCopyPtr, DOMID_SELF};
@@ -92,49 +94,43 @@ impl Disk for VirtioDisk {
 /// Grant copies between frontends' pages and our buffers (`GNTTABOP_copy`, batched).
 #[derive(Default)]
 pub struct GrantCopier {
+    pieces: Vec<CopyPiece>,
     ops: Vec<GnttabCopy>,
 }
 
 impl GrantCopier {
-    /// Queues the copies of `segs` against the local buffer at `local`, split where the
-    /// local side crosses one of our pages (our RAM is identity-mapped: VA = IPA).
+    /// Queues the copies of `segs` against the local buffer at `local` (our RAM is
+    /// identity-mapped: VA = IPA, so a local frame is `address / 4096`).
     fn plan(&mut self, domid: DomId, segs: &[GrantSeg], local: usize, inbound: bool) {
+        self.pieces.clear();
+        copy_pieces(segs, local, &mut self.pieces);
         self.ops.clear();
-        let mut at = local;
-        for s in segs {
-            let mut done = 0usize;
-            while done < usize::from(s.len) {
-                let here = at + done;
-                let room = PAGE - here % PAGE;
-                let n = room.min(usize::from(s.len) - done);
-                let remote = GnttabCopyPtr {
-                    u: u64::from(s.gref),
-                    domid,
-                    offset: s.offset + done as u16,
-                    _pad0: 0,
-                };
-                let mine = GnttabCopyPtr {
-                    u: (here / PAGE) as u64,
-                    domid: DOMID_SELF,
-                    offset: (here % PAGE) as u16,
-                    _pad0: 0,
-                };
-                let (source, dest, flags) = if inbound {
-                    (remote, mine, gntcopy::SOURCE_GREF)
-                } else {
-                    (mine, remote, gntcopy::DEST_GREF)
-                };
-                self.ops.push(GnttabCopy {
-                    source,
-                    dest,
-                    len: n as u16,
-                    flags,
-                    status: 0,
-                    _pad0: 0,
-                });
-                done += n;
-            }
-            at += usize::from(s.len);
+        for p in &self.pieces {
+            let remote = GnttabCopyPtr {
+                u: u64::from(p.gref),
+                domid,
+                offset: p.remote_offset,
+                _pad0: 0,
+            };
+            let mine = GnttabCopyPtr {
+                u: (p.local / PAGE) as u64,
+                domid: DOMID_SELF,
+                offset: (p.local % PAGE) as u16,
+                _pad0: 0,
+            };
+            let (source, dest, flags) = if inbound {
+                (remote, mine, gntcopy::SOURCE_GREF)
+            } else {
+                (mine, remote, gntcopy::DEST_GREF)
+            };
+            self.ops.push(GnttabCopy {
+                source,
+                dest,
+                len: p.len,
+                flags,
+                status: 0,
+                _pad0: 0,
+            });
         }
     }
 
