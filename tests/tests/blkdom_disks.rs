@@ -191,9 +191,17 @@ fn stock_linux_uses_disks_served_by_blkdom() {
         .iter()
         .filter(|r| r.vdev == "xvdb")
         .all(|r| r.read_only));
-    for d in ["linux1", "linux2"] {
-        type_line(&mut c, d, "poweroff -f");
-    }
+    // One after the other: the boot's markers expect linux1's poweroff before linux2's.
+    type_line(&mut c, "linux1", "poweroff -f");
+    wait_for(&mut c, "[dom0] linux1 (d", "linux1 poweroff");
+    wait_until(
+        &mut c,
+        |h| h.contains("linux1 (d") && h.contains("powered off -> destroy"),
+        "linux1 destroyed",
+        "linux1 poweroff",
+        120,
+    );
+    type_line(&mut c, "linux2", "poweroff -f");
 
     let out = boot.join().expect("boot thread");
     assert!(
