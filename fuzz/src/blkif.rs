@@ -6,7 +6,9 @@
 //! buffer that is not whole sectors, never writes a read-only vbd, never publishes more
 //! responses than the frontend produced requests, and stops consuming once it halted.
 
-use blkdom::io::{Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem};
+use blkdom::io::{
+    Dir, Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, Placed, RingMem, Transfer,
+};
 use blkdom::{Config, VbdConfig, VbdState, VbdTable};
 use protocol::xen::blkif::{RING_REQ_PROD, RING_RSP_PROD};
 use protocol::xen::structs::DomId;
@@ -14,6 +16,10 @@ use protocol::xen::xenbus::XenbusState;
 
 const SECTORS: u64 = 64;
 const GRANTS: u32 = 8;
+/// Transfers the fake disk takes in flight at once.
+const DEPTH: usize = 4;
+/// Its staging buffer: room for `DEPTH` requests of 32 pages.
+const STAGING: usize = DEPTH * 32 * 4096;
 
 struct Ring(Vec<u8>);
 
@@ -33,9 +39,14 @@ impl RingMem for Ring {
     }
 }
 
+/// Performs each transfer when it starts (the core may not touch its range before
+/// `finish`, so the difference cannot show) and keeps its result for `finish`.
 struct FakeDisk {
     data: Vec<u8>,
     read_only: bool,
+    staging: Vec<u8>,
+    in_flight: Vec<Transfer>,
+    done: Vec<Result<(), DiskError>>,
 }
 
 impl FakeDisk {
@@ -58,16 +69,36 @@ impl Disk for FakeDisk {
             discard: None,
         }
     }
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        let r = self.range(sector, buf.len());
-        buf.copy_from_slice(&self.data[r]);
+    fn depth(&self) -> usize {
+        DEPTH
+    }
+    fn staging(&mut self) -> &mut [u8] {
+        self.in_flight.clear();
+        &mut self.staging
+    }
+    fn start(&mut self, t: Transfer) -> Result<(), DiskError> {
+        assert!(t.at + t.len <= self.staging.len(), "transfer past the staging buffer");
+        assert!(self.in_flight.len() < DEPTH, "more transfers in flight than the depth");
+        for p in &self.in_flight {
+            assert!(
+                t.at + t.len <= p.at || p.at + p.len <= t.at,
+                "overlapping transfers in flight"
+            );
+        }
+        let r = self.range(t.sector, t.len);
+        if t.write {
+            assert!(!self.read_only, "a read-only vbd was written");
+            self.data[r].copy_from_slice(&self.staging[t.at..t.at + t.len]);
+        } else {
+            self.staging[t.at..t.at + t.len].copy_from_slice(&self.data[r]);
+        }
+        self.in_flight.push(t);
+        self.done.push(Ok(()));
         Ok(())
     }
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DiskError> {
-        assert!(!self.read_only, "a read-only vbd was written");
-        let r = self.range(sector, buf.len());
-        self.data[r].copy_from_slice(buf);
-        Ok(())
+    fn finish(&mut self, results: &mut Vec<Result<(), DiskError>>) {
+        self.in_flight.clear();
+        results.append(&mut self.done);
     }
     fn flush(&mut self) -> Result<(), DiskError> {
         Ok(())
@@ -87,26 +118,27 @@ impl FakeGrants {
 }
 
 impl Grants for FakeGrants {
-    fn copy_in(&mut self, _: DomId, segs: &[GrantSeg], dst: &mut [u8]) -> Result<(), GrantError> {
-        let mut at = 0;
-        for s in segs {
-            let src = self.page(s)?;
-            dst[at..at + src.len()].copy_from_slice(src);
-            at += src.len();
+    fn copy(
+        &mut self,
+        _: DomId,
+        dir: Dir,
+        pieces: &[Placed],
+        buf: &mut [u8],
+    ) -> Result<(), GrantError> {
+        // Like GNTTABOP_copy: every piece is tried, the first failure is reported.
+        let mut result = Ok(());
+        for p in pieces {
+            let (at, n) = (p.at, usize::from(p.seg.len));
+            assert!(n > 0 && at + n <= buf.len(), "a piece outside the local buffer");
+            match self.page(&p.seg) {
+                Ok(page) => match dir {
+                    Dir::In => buf[at..at + n].copy_from_slice(page),
+                    Dir::Out => page.copy_from_slice(&buf[at..at + n]),
+                },
+                Err(e) => result = result.and(Err(e)),
+            }
         }
-        assert_eq!(at, dst.len(), "local buffer is not the segments' length");
-        Ok(())
-    }
-    fn copy_out(&mut self, _: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
-        let mut at = 0;
-        for s in segs {
-            let dst = self.page(s)?;
-            let n = dst.len();
-            dst.copy_from_slice(&src[at..at + n]);
-            at += n;
-        }
-        assert_eq!(at, src.len(), "local buffer is not the segments' length");
-        Ok(())
+        result
     }
 }
 
@@ -127,6 +159,9 @@ pub fn run(data: &[u8]) {
     let mut disk = FakeDisk {
         data: vec![0; SECTORS as usize * 512],
         read_only,
+        staging: vec![0; STAGING],
+        in_flight: Vec::new(),
+        done: Vec::new(),
     };
     let mut grants = FakeGrants((0..GRANTS).map(|g| vec![g as u8; 4096]).collect());
     let mut table = VbdTable::new(Config::default());

@@ -32,6 +32,7 @@ pub fn run_xlcfg(data: &[u8]) {
     for line in text.lines().take(64) {
         let _ = xlcfg::keys::number(line);
         let _ = xlcfg::keys::cpulist(line);
+        let _ = xlcfg::vif::parse(line);
     }
 }
 
@@ -45,6 +46,7 @@ pub fn run_system(data: &[u8]) {
         smp: Some(2),
         memory_mib: Some(512),
         domains: &[],
+        hostfwd: &[],
     };
     for overrides in [Overrides::default(), cli] {
         match System::parse(Path::new(SYSTEM_FILE), text, overrides) {
@@ -65,6 +67,11 @@ pub fn run_system(data: &[u8]) {
                 Some(&cpus),
                 "{line:?}"
             );
+        }
+        // A checked port forward is exactly what QEMU gets: never a `,` that would add
+        // another netdev option.
+        if let Ok(rule) = system::nics::hostfwd(line) {
+            assert!(!rule.contains(','), "{line:?}");
         }
     }
 }

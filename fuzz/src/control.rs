@@ -9,8 +9,8 @@ use crate::input::Input;
 use protocol::boot::StartInfo;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
-    CapError, CapOp, DomainInfo, DomainSpec, DomainState, ShutdownKind, StopReason, VcpuPlacement,
-    Version, PROTOCOL_VERSION,
+    CapError, CapOp, DeviceWindow, DomainInfo, DomainSpec, DomainState, ShutdownKind, StopReason,
+    VcpuPlacement, Version, PROTOCOL_VERSION,
 };
 use protocol::manifest::{Action, ManifestDomain, SystemManifest, MANIFEST_VERSION};
 use serde::de::DeserializeOwned;
@@ -157,6 +157,12 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             index: 9,
             generation: 1,
         }],
+        windows: vec![DeviceWindow {
+            host: 0x0901_0000,
+            guest: 0x0901_0000,
+            size: 0x1000,
+        }],
+        device_tree: None,
     };
     let start = StartInfo {
         version: PROTOCOL_VERSION,
@@ -167,7 +173,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         vcpus: 2,
         counter_hz: 62_500_000,
         cmdline: "hz=1000".into(),
-        phys_offset: 0x1000_0000,
+        pcpus: 4,
     };
     let mut caps = dom0_caps();
     caps.push(CapInfo {
@@ -214,6 +220,9 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         on_reboot: Action::Restart,
         on_crash: Action::Preserve,
         vbds: Vec::new(),
+        vifs: Vec::new(),
+        devices: Vec::new(),
+        device_tree: None,
     };
     let manifest = SystemManifest {
         version: MANIFEST_VERSION,
@@ -223,6 +232,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             domain("bad", "missing", &[]),
         ],
         disks: vec![],
+        nics: vec![],
     };
     let mut regs = Vec::new();
     for w in [

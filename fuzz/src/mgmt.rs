@@ -207,6 +207,9 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         on_reboot: Action::Restart,
         on_crash: Action::Preserve,
         vbds: Vec::new(),
+        vifs: Vec::new(),
+        devices: Vec::new(),
+        device_tree: None,
     };
     let requests = [
         Request::Hello {
@@ -241,6 +244,12 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         Request::ConsoleInput {
             domain: name("rtos"),
             bytes: b"uptime\n".to_vec(),
+        },
+        Request::Vbds {
+            domain: name("blkdom"),
+        },
+        Request::Vifs {
+            domain: name("netdom"),
         },
     ];
     let mut out = Vec::new();

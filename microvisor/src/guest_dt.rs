@@ -19,7 +19,7 @@ use vm_fdt::FdtWriter;
 /// 16 MiB, room for 4096 grant frames).
 pub const GUEST_GNTTAB_SIZE: u64 = 0x0100_0000;
 /// Phandle of the interrupt controller (Xen's `GUEST_PHANDLE_GIC`).
-pub const GIC_PHANDLE: u32 = 65000;
+pub const GIC_PHANDLE: u32 = protocol::layout::GUEST_PHANDLE_GIC;
 /// Secure physical timer PPI.
 pub const TIMER_PHYS_S_PPI: u32 = 29;
 /// Non-secure physical timer PPI.
@@ -56,6 +56,9 @@ pub struct GuestDtParams<'a> {
     pub bootargs: &'a str,
     /// `(start, end)` of the initrd, end exclusive, guest-physical, if there is one.
     pub initrd: Option<(u64, u64)>,
+    /// A device-tree fragment whose root's children are added to the guest's root (xl
+    /// `device_tree`, see [`crate::guest_dt_extra`]); empty for none.
+    pub extra: &'a [u8],
 }
 
 /// Why a guest device tree could not be built.
@@ -72,6 +75,8 @@ pub enum GuestDtError {
     BootargsNul,
     /// The command line is longer than Linux accepts (`MAX_BOOTARGS - 1` bytes).
     BootargsTooLong,
+    /// The device-tree fragment is malformed, too deep, or names a node the tree has.
+    BadFragment,
     /// The FDT writer refused the tree: a bug in this generator, not in its inputs.
     Writer,
 }
@@ -79,7 +84,13 @@ pub enum GuestDtError {
 /// Builds the flattened device tree for one Linux guest.
 pub fn build(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
     validate(p)?;
-    write(p).map_err(|_| GuestDtError::Writer)
+    write(p)
+}
+
+impl From<vm_fdt::Error> for GuestDtError {
+    fn from(_: vm_fdt::Error) -> Self {
+        Self::Writer
+    }
 }
 
 /// Whether `[a, a + a_len)` and `[b, b + b_len)` share a byte (no overflow: both ends exist).
@@ -116,6 +127,9 @@ fn validate(p: &GuestDtParams<'_>) -> Result<(), GuestDtError> {
     if p.bootargs.len() >= MAX_BOOTARGS {
         return Err(GuestDtError::BootargsTooLong);
     }
+    if !p.extra.is_empty() && crate::guest_dt_extra::check(p.extra).is_err() {
+        return Err(GuestDtError::BadFragment);
+    }
     Ok(())
 }
 
@@ -124,7 +138,7 @@ fn ppi(intid: u32) -> [u32; 3] {
     [GIC_PPI, intid - 16, PPI_FLAGS]
 }
 
-fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, vm_fdt::Error> {
+fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
     let mut w = FdtWriter::new()?;
     let root = w.begin_node("")?;
     w.property_string("model", MODEL)?;
@@ -208,8 +222,22 @@ fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, vm_fdt::Error> {
     w.property_u32("interrupt-parent", GIC_PHANDLE)?;
     w.end_node(hyp)?;
 
+    if !p.extra.is_empty() {
+        // Parsed by `validate`; a failure here is a name clash with the nodes above.
+        let taken = [
+            "chosen",
+            "cpus",
+            "psci",
+            "memory",
+            "interrupt-controller",
+            "timer",
+            "hypervisor",
+        ];
+        crate::guest_dt_extra::splice(&mut w, p.extra, &taken)
+            .map_err(|_| GuestDtError::BadFragment)?;
+    }
     w.end_node(root)?;
-    w.finish()
+    Ok(w.finish()?)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ fn params(vcpus: u32, initrd: Option<(u64, u64)>) -> GuestDtParams<'static> {
         vcpus,
         bootargs: "console=hvc0 earlycon=xenboot root=/dev/xvda rw",
         initrd,
+        extra: &[],
     }
 }
 
@@ -273,4 +274,40 @@ fn bad_bootargs_are_refused() {
 fn blob_is_deterministic() {
     let p = params(4, Some((0x5000_0000, 0x5100_0000)));
     assert_eq!(build(&p).unwrap(), build(&p).unwrap());
+}
+
+/// A fragment as the tools write it: a `passthrough` bus holding one node named `name`.
+fn fragment(name: &str) -> Vec<u8> {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    let bus = w.begin_node(name).unwrap();
+    w.property_string("compatible", "simple-bus").unwrap();
+    let rtc = w.begin_node("rtc@9010000").unwrap();
+    w.property_array_u64("reg", &[0x901_0000, 0x1000]).unwrap();
+    w.property_array_u32("interrupts", &[0, 2, 4]).unwrap();
+    w.property_u32("interrupt-parent", GIC_PHANDLE).unwrap();
+    w.end_node(rtc).unwrap();
+    w.end_node(bus).unwrap();
+    w.end_node(root).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn a_fragment_joins_the_root() {
+    let extra = fragment("passthrough");
+    let mut p = params(1, None);
+    p.extra = &extra;
+    let blob = build(&p).unwrap();
+    let fdt = Fdt::new(&blob).unwrap();
+    let rtc = fdt.find_node("/passthrough/rtc@9010000").unwrap();
+    let irqs = rtc.property("interrupts").unwrap().value;
+    assert_eq!(irqs, [0u8, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4]);
+    // The generated nodes are all still there.
+    assert!(fdt.find_node("/hypervisor").is_some());
+    // One that clashes with a generated node, or garbage, is refused.
+    let clash = fragment("hypervisor");
+    p.extra = &clash;
+    assert_eq!(build(&p), Err(GuestDtError::BadFragment));
+    p.extra = &[1, 2, 3];
+    assert_eq!(build(&p), Err(GuestDtError::BadFragment));
 }

@@ -12,14 +12,17 @@ pub mod arch;
 pub mod captable;
 pub mod console_line;
 pub mod domid;
+pub mod fastpath;
 pub mod fdt_compact;
 pub mod guest_dt;
+pub mod guest_dt_extra;
 pub mod guestcopy;
 #[cfg(target_os = "none")]
 pub mod hyp;
 pub mod idregs;
 pub mod linux_image;
 pub mod log;
+pub mod mailbox;
 pub mod mm;
 pub mod passthrough;
 pub mod platform;

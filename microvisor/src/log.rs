@@ -1,9 +1,19 @@
 //! The microvisor's own log on the UART: `bulkhead: …` lines, and domains' debug console
-//! lines prefixed with the domain name. One lock keeps lines whole across CPUs, and every
-//! line is also kept in a ring that dom0 reads back (`CapOp::LogRead`, `ctl dmesg`).
+//! lines prefixed with the domain name. Every line is kept in a ring that dom0 reads back
+//! (`CapOp::LogRead`, `ctl dmesg`) and queued for the UART ([`queue`]).
+//!
+//! Writing a line only copies it, under the short `LOG` lock; the UART is written by
+//! [`drain`], which whichever CPU is idle or at a safe point calls, holding no lock but the
+//! drain token (which nobody waits for). So a slow UART costs log lines (counted), never
+//! another CPU's exit latency. Until the CPUs start running guests ([`defer_output`]), and
+//! for a panic, lines are written out at once.
+
+pub mod queue;
 
 use crate::sync::Mutex;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
+use queue::LineQueue;
 
 /// Bytes of console history kept.
 pub const RING_BYTES: usize = 16 * 1024;
@@ -50,15 +60,78 @@ impl Default for LogRing {
     }
 }
 
-static LOG: Mutex<LogRing> = Mutex::new(LogRing::new());
+/// The history ring and the UART queue, one lock for both so they agree on order.
+struct Log {
+    history: LogRing,
+    queue: LineQueue,
+}
 
-/// Writes to the UART and the ring.
-struct Sink<'a>(&'a mut LogRing);
+static LOG: Mutex<Log> = Mutex::new(Log {
+    history: LogRing::new(),
+    queue: LineQueue::new(),
+});
+
+/// Held by the one CPU writing queued lines to the UART.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Set once CPUs run guests: from then on lines wait for [`drain`].
+static DEFERRED: AtomicBool = AtomicBool::new(false);
+
+/// Lines now go through the queue (called by each CPU's run loop before its first guest).
+pub fn defer_output() {
+    DEFERRED.store(true, Ordering::Release);
+}
+
+/// Writes queued lines to the UART unless another CPU is already doing it. Holds `LOG` only
+/// to copy a piece out, never while the UART is written.
+pub fn drain() {
+    loop {
+        if DRAINING
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let mut piece = [0u8; 256];
+        loop {
+            let n = LOG.lock().queue.pop(&mut piece);
+            if n == 0 {
+                break;
+            }
+            crate::arch::write_console(&piece[..n]);
+        }
+        DRAINING.store(false, Ordering::Release);
+        // A line queued while we held the token and its writer skipped draining: go again.
+        if LOG.lock().queue.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Writes one line (built by `f`) to the ring and the queue, then to the UART at once if
+/// output is not deferred.
+fn write_line(f: impl FnOnce(&mut Sink<'_>)) {
+    {
+        let mut log = LOG.lock();
+        let log = &mut *log;
+        log.queue.begin_line();
+        let mut sink = Sink(log);
+        f(&mut sink);
+        sink.0.history.push(b"\n");
+        sink.0.queue.end_line();
+    }
+    if !DEFERRED.load(Ordering::Acquire) {
+        drain();
+    }
+}
+
+/// Writes to the ring and the UART queue.
+struct Sink<'a>(&'a mut Log);
 
 impl Sink<'_> {
     fn bytes(&mut self, b: &[u8]) {
-        crate::arch::write_console(b);
-        self.0.push(b);
+        self.0.history.push(b);
+        self.0.queue.push(b);
     }
 }
 
@@ -71,26 +144,37 @@ impl Write for Sink<'_> {
 
 /// Prints one formatted log line atomically with respect to other CPUs.
 pub fn print_line(args: fmt::Arguments<'_>) {
-    let mut ring = LOG.lock();
-    let mut sink = Sink(&mut ring);
-    let _ = sink.write_fmt(args);
-    sink.bytes(b"\n");
+    write_line(|sink| {
+        let _ = sink.write_fmt(args);
+    });
 }
 
 /// Prints a domain's console line as `[name] text`.
 pub fn print_domain_line(name: &str, text: &[u8]) {
-    let mut ring = LOG.lock();
-    let mut sink = Sink(&mut ring);
-    sink.bytes(b"[");
-    sink.bytes(name.as_bytes());
-    sink.bytes(b"] ");
-    sink.bytes(text);
-    sink.bytes(b"\n");
+    write_line(|sink| {
+        sink.bytes(b"[");
+        sink.bytes(name.as_bytes());
+        sink.bytes(b"] ");
+        sink.bytes(text);
+    });
+}
+
+/// Prints a line and writes it out now, even once output is deferred (a panic).
+pub fn print_line_now(args: fmt::Arguments<'_>) {
+    print_line(args);
+    // Another CPU may hold the drain token: give it a bounded while to finish.
+    for _ in 0..1_000_000 {
+        drain();
+        if LOG.lock().queue.is_empty() {
+            return;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// Reads console history (see [`LogRing::read`]).
 pub fn read_history(from: u64, out: &mut [u8]) -> (u64, usize, u64) {
-    LOG.lock().read(from, out)
+    LOG.lock().history.read(from, out)
 }
 
 /// `info!("…")` prints `bulkhead: …`.

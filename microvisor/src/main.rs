@@ -8,7 +8,7 @@ use microvisor as _;
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    microvisor::log::print_line(format_args!("bulkhead: PANIC: {info}"));
+    microvisor::log::print_line_now(format_args!("bulkhead: PANIC: {info}"));
     microvisor::arch::psci_system_off()
 }
 

@@ -7,10 +7,83 @@
 //! fall entirely inside the owner's own window, naturally aligned, 1/2/4/8 bytes wide.
 //! Anything else is a fault charged to the owner, so no domain reaches a neighbour's
 //! registers.
+//!
+//! A device given to an ordinary guest (xl `dtdev`/`iomem`, issue 16) is a host node the
+//! boot DTB marks `xen,passthrough`: it must be whole pages clear of everything the
+//! microvisor keeps ([`may_pass`]), and each window a guest sees must be whole pages of it
+//! placed where nothing of the guest's own layout is ([`check_window`]).
 
-use crate::platform::Region;
+use crate::platform::{DeviceNode, Region};
 use protocol::addr::PAGE_SIZE;
 use protocol::ids::DomainId;
+use protocol::layout::{
+    GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GNTTAB_BASE,
+    GUEST_MAGIC_BASE, GUEST_RAM_BASE, GUEST_RAM_MAX, GUEST_SPIS,
+};
+
+/// Bytes of the guest's grant-table window and of its magic pages (Xen's sizes).
+const GUEST_WINDOW_16M: u64 = 0x0100_0000;
+
+fn overlaps(a: Region, b: Region) -> bool {
+    let (a0, b0) = (a.base.as_u64(), b.base.as_u64());
+    a0 < b0.saturating_add(b.size) && b0 < a0.saturating_add(a.size)
+}
+
+/// Whether a host node marked `xen,passthrough` may become a Device capability for an
+/// ordinary guest: whole pages (a guest's window is mapped, never trapped), clear of the
+/// microvisor's own devices (`kept`: GIC, its UART) and of RAM, and with no interrupt but
+/// an SPI a guest's vGIC has, other than one the microvisor uses (`kept_irqs`).
+pub fn may_pass(node: DeviceNode, kept: &[Region], kept_irqs: &[u32]) -> bool {
+    exposure(node.region) == Exposure::Mapped
+        && !kept.iter().any(|&k| overlaps(node.region, k))
+        && node
+            .irq
+            .is_none_or(|i| (32..32 + GUEST_SPIS).contains(&i) && !kept_irqs.contains(&i))
+}
+
+/// Why a guest window of a passed-through device is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowError {
+    /// Not whole pages, or empty.
+    Unaligned,
+    /// Not inside the device's registers.
+    OutsideDevice,
+    /// On the guest's RAM, GIC, grant-table window or magic pages.
+    GuestLayout,
+}
+
+/// Checks that `size` bytes of `device` from host address `host` may appear in a guest at
+/// `guest`: whole pages of the device, not over anything the guest's layout places.
+pub fn check_window(device: Region, host: u64, guest: u64, size: u64) -> Result<(), WindowError> {
+    let whole = |a: u64| a.is_multiple_of(PAGE_SIZE);
+    if size == 0 || !whole(host) || !whole(guest) || !whole(size) {
+        return Err(WindowError::Unaligned);
+    }
+    let end = host.checked_add(size).ok_or(WindowError::OutsideDevice)?;
+    let dev_end = device.base.as_u64().saturating_add(device.size);
+    if host < device.base.as_u64() || end > dev_end {
+        return Err(WindowError::OutsideDevice);
+    }
+    let window = Region {
+        base: protocol::addr::PhysAddr::new(guest),
+        size,
+    };
+    let at = |base: u64, size: u64| Region {
+        base: protocol::addr::PhysAddr::new(base),
+        size,
+    };
+    let layout = [
+        at(GUEST_GICD_BASE.as_u64(), GUEST_GICD_SIZE),
+        at(GUEST_GICR_BASE.as_u64(), GUEST_GICR_SIZE),
+        at(GUEST_GNTTAB_BASE.as_u64(), GUEST_WINDOW_16M),
+        at(GUEST_MAGIC_BASE.as_u64(), GUEST_WINDOW_16M),
+        at(GUEST_RAM_BASE.as_u64(), GUEST_RAM_MAX),
+    ];
+    if guest.checked_add(size).is_none() || layout.iter().any(|&r| overlaps(window, r)) {
+        return Err(WindowError::GuestLayout);
+    }
+    Ok(())
+}
 
 /// How a device window is given to its owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +264,87 @@ mod tests {
         assert_eq!(h, Holding::default());
         h.delegate(d2).unwrap();
         assert!(!h.release(d1, false));
+    }
+
+    fn region(base: u64, size: u64) -> Region {
+        Region {
+            base: PhysAddr::new(base),
+            size,
+        }
+    }
+
+    #[test]
+    fn only_whole_page_devices_clear_of_the_microvisor_pass() {
+        let rtc = DeviceNode {
+            region: region(0x0901_0000, 0x1000),
+            irq: Some(34),
+        };
+        let kept = [region(0x0800_0000, 0x1_0000), region(0x0900_0000, 0x1000)];
+        assert!(may_pass(rtc, &kept, &[33]));
+        let uart = DeviceNode {
+            region: region(0x0900_0000, 0x1000),
+            irq: Some(33),
+        };
+        assert!(!may_pass(uart, &kept, &[]), "the microvisor's UART");
+        assert!(!may_pass(rtc, &kept, &[34]), "an interrupt it uses");
+        let sub_page = DeviceNode {
+            region: region(0x0a00_0000, 0x200),
+            irq: Some(48),
+        };
+        assert!(!may_pass(sub_page, &kept, &[]));
+        let ppi = DeviceNode {
+            irq: Some(27),
+            ..rtc
+        };
+        assert!(!may_pass(ppi, &kept, &[]));
+        let beyond = DeviceNode {
+            irq: Some(32 + GUEST_SPIS),
+            ..rtc
+        };
+        assert!(
+            !may_pass(beyond, &kept, &[]),
+            "no such SPI in a guest's vGIC"
+        );
+    }
+
+    #[test]
+    fn guest_windows_are_whole_device_pages_off_the_guest_layout() {
+        let dev = region(0x0901_0000, 0x1000);
+        assert_eq!(check_window(dev, 0x0901_0000, 0x0901_0000, 0x1000), Ok(()));
+        assert_eq!(check_window(dev, 0x0901_0000, 0x2000_0000, 0x1000), Ok(()));
+        assert_eq!(
+            check_window(dev, 0x0901_0000, 0x0901_0000, 0x2000),
+            Err(WindowError::OutsideDevice)
+        );
+        assert_eq!(
+            check_window(dev, 0x0900_f000, 0x0900_f000, 0x1000),
+            Err(WindowError::OutsideDevice)
+        );
+        assert_eq!(
+            check_window(dev, 0x0901_0000, 0x0901_0800, 0x1000),
+            Err(WindowError::Unaligned)
+        );
+        assert_eq!(
+            check_window(dev, 0x0901_0000, 0x0901_0000, 0),
+            Err(WindowError::Unaligned)
+        );
+        for guest in [
+            0x0300_1000,
+            0x0302_0000,
+            0x3800_0000,
+            0x3900_0000,
+            0x4000_0000,
+        ] {
+            assert_eq!(
+                check_window(dev, 0x0901_0000, guest, 0x1000),
+                Err(WindowError::GuestLayout),
+                "{guest:#x}"
+            );
+        }
+        assert_eq!(
+            check_window(dev, 0x0901_0000, !0xfff, 0x1000),
+            Err(WindowError::GuestLayout)
+        );
     }
 
     #[test]

@@ -71,7 +71,13 @@ pub struct Platform {
     pub modules: heapless_vec::Vec<BootModule, MAX_MODULES>,
     /// virtio-mmio transports (present or not: probe `DeviceID` to know).
     pub virtio: heapless_vec::Vec<DeviceNode, MAX_DEVICES>,
+    /// Other nodes marked `xen,passthrough` that may be given to a guest
+    /// ([`crate::passthrough::may_pass`]).
+    pub passthrough: heapless_vec::Vec<DeviceNode, MAX_DEVICES>,
 }
+
+/// The property marking a host node given to a guest (Xen's binding).
+pub const PASSTHROUGH_PROP: &str = "xen,passthrough";
 
 /// A device node that can be handed to a domain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -217,14 +223,45 @@ impl Platform {
                 .compatible()
                 .is_some_and(|c| c.all().any(|s| s == "virtio,mmio"));
             let reg = node.reg().and_then(|mut r| r.next());
+            let irq = node.property("interrupts").and_then(|i| gic_intid(i.value));
             if let (true, Some(reg)) = (is_virtio, reg) {
                 p.virtio.push(DeviceNode {
                     region: Region {
                         base: PhysAddr::new(reg.starting_address as u64),
                         size: reg.size.unwrap_or(0x200) as u64,
                     },
-                    irq: node.property("interrupts").and_then(|i| gic_intid(i.value)),
+                    irq,
                 });
+            } else if let (Some(_), Some(reg)) = (node.property(PASSTHROUGH_PROP), reg) {
+                let dev = DeviceNode {
+                    region: Region {
+                        base: PhysAddr::new(reg.starting_address as u64),
+                        size: reg.size.unwrap_or(0) as u64,
+                    },
+                    irq,
+                };
+                // Everything the microvisor keeps, and RAM.
+                let mut kept: heapless_vec::Vec<Region, { 3 + MAX_RAM_BANKS }> =
+                    heapless_vec::Vec::default();
+                for r in [Some(p.gicd), Some(p.gicr), p.uart].into_iter().flatten() {
+                    kept.push(r);
+                }
+                for &r in p.ram.as_slice() {
+                    kept.push(r);
+                }
+                let kept_irqs: &[u32] = match &p.uart_irq {
+                    Some(i) => core::slice::from_ref(i),
+                    None => &[],
+                };
+                // One window and one interrupt make a Device capability: a node with more
+                // is not one the microvisor can give whole, so it gives none of it.
+                let single = node.reg().is_some_and(|r| r.count() == 1)
+                    && node
+                        .property("interrupts")
+                        .is_none_or(|i| i.value.len() == 12);
+                if single && crate::passthrough::may_pass(dev, kept.as_slice(), kept_irqs) {
+                    p.passthrough.push(dev);
+                }
             }
         }
         if let Some(chosen) = fdt.find_node("/chosen") {
@@ -304,7 +341,18 @@ mod tests {
         .unwrap();
         w.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
         w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
         w.end_node(u).unwrap();
+        // Given to a guest: taken. The UART marked too: never (the microvisor's own).
+        let rtc = w.begin_node("pl031@9010000").unwrap();
+        w.property_array_u64("reg", &[0x901_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 2, 4]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
+        w.end_node(rtc).unwrap();
+        let gpio = w.begin_node("pl061@9030000").unwrap();
+        w.property_array_u64("reg", &[0x903_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 7, 4]).unwrap();
+        w.end_node(gpio).unwrap();
         let v = w.begin_node("virtio_mmio@a003e00").unwrap();
         w.property_string("compatible", "virtio,mmio").unwrap();
         w.property_array_u64("reg", &[0xa00_3e00, 0x200]).unwrap();
@@ -355,6 +403,17 @@ mod tests {
                     size: 0x200
                 },
                 irq: Some(79),
+            }]
+        );
+        // The marked RTC only: the unmarked GPIO stays with nobody, the UART with us.
+        assert_eq!(
+            p.passthrough.as_slice(),
+            &[DeviceNode {
+                region: Region {
+                    base: PhysAddr::new(0x901_0000),
+                    size: 0x1000
+                },
+                irq: Some(34),
             }]
         );
         let dom0 = p.module("dom0").unwrap();

@@ -47,7 +47,6 @@ pub struct StartInfo {
     pub counter_hz: u64,
     /// Free-form arguments from the domain's description.
     pub cmdline: String,
-    /// Host-physical minus guest-physical address of its RAM. Only a domain that drives a
-    /// DMA-capable device without an IOMMU needs it (a device sees host addresses).
-    pub phys_offset: u64,
+    /// Physical CPUs the machine has: where a domain that creates others may place them.
+    pub pcpus: u16,
 }

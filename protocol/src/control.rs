@@ -117,7 +117,9 @@ pub enum CapOp {
     /// Holder of a Device cap (WRITE), about itself. `x1` = handle. Maps the device's MMIO
     /// page(s) into the caller at the same guest-physical address as the host-physical one
     /// and routes its interrupts to the caller's vCPU 0 as virtual SPIs with the same
-    /// INTIDs. Returns `x1` = MMIO base, `x2` = size. Idempotent for the same holder; a
+    /// INTIDs. Returns `x1` = MMIO base, `x2` = size, `x3` = the holder's DMA offset
+    /// (host-physical minus guest-physical address of its RAM, which a device without an
+    /// IOMMU needs; 0 if its RAM is not one contiguous run). Idempotent for the same holder; a
     /// device already mapped by another domain is `WrongState`.
     DeviceMap = 18,
     /// Holder of a Console cap with READ (dom0). `x1` = offset in the console history.
@@ -148,6 +150,11 @@ pub enum CapOp {
     /// while it had the focus, or injected): `x1` = count, bytes in `x2..x3`. Never blocks.
     /// Not idempotent.
     ConsoleReadFor = 24,
+    /// Holder of a Domain cap (CONTROL); a test capability (`ctl crash`). `x1` = handle.
+    /// Makes the domain's vCPU 0 take an Undefined Instruction exception at EL1 the next
+    /// time it runs, exactly as if it had executed one: a genuine fault that its own
+    /// exception handling meets (ours report a crash). `WrongState` unless it is running.
+    DomainFault = 25,
 }
 
 /// What a shutdown request asks for (`CapOp::DomainShutdown`).
@@ -200,6 +207,7 @@ impl TryFrom<u32> for CapOp {
             22 => Self::ShutdownPending,
             23 => Self::ConsoleWriteFor,
             24 => Self::ConsoleReadFor,
+            25 => Self::DomainFault,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -347,6 +355,25 @@ pub struct DomainSpec {
     /// Device cap for each, keeps it across restarts in place, and is the only domain that
     /// may map the device until it is destroyed (DESIGN §6.1).
     pub devices: Vec<CapHandle>,
+    /// Where an ordinary guest (one that does not map its devices itself, as driver domains
+    /// do with `DeviceMap`) sees them: each window is mapped into its stage 2 at creation and
+    /// described in its generated device tree, and the device's SPIs are forwarded. Every
+    /// window must be whole pages of a device in `devices` (xl `iomem`/`dtdev`).
+    pub windows: Vec<DeviceWindow>,
+    /// Module cap of a device-tree fragment (xl `device_tree`, merged by the tools): the
+    /// children of its root are added to the root of a Linux guest's generated tree.
+    pub device_tree: Option<CapHandle>,
+}
+
+/// Host pages of a passed-through device and the guest address they appear at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceWindow {
+    /// Host physical address, page aligned.
+    pub host: u64,
+    /// Guest physical address, page aligned.
+    pub guest: u64,
+    /// Bytes, whole pages.
+    pub size: u64,
 }
 
 /// Why a domain stopped running.
@@ -490,6 +517,15 @@ mod tests {
                 index: 7,
                 generation: 2,
             }],
+            windows: alloc::vec![DeviceWindow {
+                host: 0x0901_0000,
+                guest: 0x2000_0000,
+                size: 0x1000,
+            }],
+            device_tree: Some(CapHandle {
+                index: 9,
+                generation: 1,
+            }),
         };
         let bytes = postcard::to_allocvec(&spec).unwrap();
         assert_eq!(postcard::from_bytes::<DomainSpec>(&bytes).unwrap(), spec);

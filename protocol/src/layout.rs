@@ -29,6 +29,9 @@ pub const PV_MAP_BASE: GuestPhysAddr = GuestPhysAddr::new(0xC000_0000);
 pub const VTIMER_PPI: u32 = 27;
 /// Event-channel upcall PPI.
 pub const EVTCHN_PPI: u32 = 31;
+/// Phandle of the guest's interrupt controller in a Linux guest's device tree (Xen's
+/// `GUEST_PHANDLE_GIC`): a partial device tree's nodes name it as `interrupt-parent`.
+pub const GUEST_PHANDLE_GIC: u32 = 65000;
 /// SPIs each emulated distributor exposes (INTIDs 32 .. 32 + GUEST_SPIS).
 pub const GUEST_SPIS: u32 = 64;
 /// Most vCPUs one domain can have.

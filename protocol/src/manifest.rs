@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; dom0 rejects any other.
-pub const MANIFEST_VERSION: u32 = 3;
+pub const MANIFEST_VERSION: u32 = 6;
 
 /// The whole system, in start order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +19,35 @@ pub struct SystemManifest {
     /// Host disks: the virtio-blk devices of the machine, one per distinct disk target, in
     /// index order (which is also their order on QEMU's command line).
     pub disks: Vec<ManifestDisk>,
+    /// Host NICs: the virtio-net devices of the machine (QEMU's user network), each given
+    /// to its network backend domain as its uplink.
+    pub nics: Vec<ManifestNic>,
+}
+
+/// A host NIC: one virtio-net device, given (as a `Device` capability) to its network
+/// backend domain, which plugs it into its switch as the uplink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestNic {
+    /// Its position in [`SystemManifest::nics`].
+    pub index: u32,
+    /// The network backend domain it is given to.
+    pub backend: String,
+    /// For messages: what the host end is (e.g. `user,hostfwd=tcp::8080-:80`).
+    pub name: String,
+}
+
+/// A virtual network interface of a guest (one xl vif line), served by `backend`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestVif {
+    /// Xen's device id: the line's position in `vif = [...]` unless it says `devid=`
+    /// (`device/vif/<devid>`; Linux names the first one `eth0`).
+    pub devid: u32,
+    /// The guest's MAC address (given, or derived from the domain's name and devid).
+    pub mac: [u8; 6],
+    /// The bridge (netdom's switch) it is plugged into, e.g. `xenbr0`.
+    pub bridge: String,
+    /// The backend domain's name.
+    pub backend: String,
 }
 
 /// A host disk: one virtio-blk device, given (as a `Device` capability) to its backend
@@ -86,6 +115,41 @@ pub struct ManifestDomain {
     pub on_crash: Action,
     /// Its virtual block devices (xl `disk`), in the order written.
     pub vbds: Vec<ManifestVbd>,
+    /// Its virtual network interfaces (xl `vif`), in the order written.
+    pub vifs: Vec<ManifestVif>,
+    /// Host devices passed through to it (xl `dtdev`/`iomem`/`irqs`), checked by the tools
+    /// against the host device tree, which marks each node `xen,passthrough`.
+    pub devices: Vec<ManifestDevice>,
+    /// Label of the boot module holding its device-tree fragment (xl `device_tree`: the
+    /// partial tree's `/passthrough` node, fixed up by the tools for the guest's tree).
+    pub device_tree: Option<String>,
+}
+
+/// A host device given to one domain: its `Device` capability (found by `mmio_base`) is
+/// delegated to the domain at creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDevice {
+    /// Its host device-tree path, e.g. `/pl031@9010000`.
+    pub path: String,
+    /// The start of its first `reg` window: how dom0 finds its `Device` capability
+    /// (`CapDetail::Device::mmio_base`).
+    pub mmio_base: u64,
+    /// Its MMIO windows as the guest sees them, whole pages.
+    pub windows: Vec<ManifestWindow>,
+    /// Its SPIs (GIC INTIDs), injected into the domain.
+    pub irqs: Vec<u32>,
+}
+
+/// Host pages of a device and where the guest sees them (xl `iomem`'s `@GFN`; the host
+/// address when not given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestWindow {
+    /// Host physical address, page aligned.
+    pub host: u64,
+    /// Guest physical address, page aligned.
+    pub guest: u64,
+    /// Bytes, whole pages.
+    pub size: u64,
 }
 
 /// A lifecycle policy, with xl's names.
@@ -143,6 +207,23 @@ mod tests {
                     backend: "blkdom".into(),
                     discard: false,
                 }],
+                vifs: alloc::vec![ManifestVif {
+                    devid: 0,
+                    mac: [0x00, 0x16, 0x3e, 0x01, 0x02, 0x03],
+                    bridge: "xenbr0".into(),
+                    backend: "netdom".into(),
+                }],
+                devices: alloc::vec![ManifestDevice {
+                    path: "/pl031@9010000".into(),
+                    mmio_base: 0x0901_0000,
+                    windows: alloc::vec![ManifestWindow {
+                        host: 0x0901_0000,
+                        guest: 0x0901_0000,
+                        size: 0x1000,
+                    }],
+                    irqs: alloc::vec![34],
+                }],
+                device_tree: Some("linux-dt".into()),
             }],
             disks: alloc::vec![ManifestDisk {
                 index: 0,
@@ -151,6 +232,11 @@ mod tests {
                 sectors: 131_072,
                 backend: "blkdom".into(),
                 name: "/srv/disk.img".into(),
+            }],
+            nics: alloc::vec![ManifestNic {
+                index: 0,
+                backend: "netdom".into(),
+                name: "user".into(),
             }],
         };
         let bytes = m.encode().unwrap();

@@ -4,8 +4,10 @@
 //! Every message is one postcard-encoded [`Request`] or [`Response`], COBS-encoded and ended
 //! by a `0x00` byte ([`frame`]). A session is: the client sends `0x00` (flushes any partial
 //! frame a previous client left behind; empty frames are ignored), then
-//! [`Request::Hello`], then any number of requests. Each request gets exactly one response,
-//! in order. The server keeps no other per-session state: requests are idempotent reads or
+//! [`Request::Hello`] and [`Request::Session`] with a fresh token, then any number of
+//! requests. Each request gets exactly one response, in order. The client skips every
+//! response until [`Response::Session`] echoes its token, so answers a previous client left
+//! unread (it was killed, or flooded the port) are never taken for its own. The server keeps no other per-session state: requests are idempotent reads or
 //! single lifecycle operations.
 //!
 //! Versioning: majors must match and the client's minor may be at most the server's
@@ -24,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 4 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 6 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -129,6 +131,24 @@ pub enum Request {
         /// Which domain.
         domain: DomainRef,
     },
+    /// The virtual network interfaces a domain uses as a frontend or serves as a backend
+    /// (`ctl info NAME`). Answer: [`Response::Vifs`].
+    Vifs {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Marks where this client's answers start. Answer: [`Response::Session`] with the
+    /// same token.
+    Session {
+        /// A value the client chose (fresh per connection).
+        token: u64,
+    },
+    /// A test capability: makes a running domain take a genuine fault (an Undefined
+    /// Instruction exception on its vCPU 0), so its `on_crash` policy applies.
+    Crash {
+        /// Which domain.
+        domain: DomainRef,
+    },
 }
 
 impl Request {
@@ -148,7 +168,9 @@ impl Request {
             Self::Create { .. } => "create",
             Self::Dmesg { .. } => "dmesg",
             Self::ConsoleInput { .. } => "console",
-            Self::Vbds { .. } => "info",
+            Self::Vbds { .. } | Self::Vifs { .. } => "info",
+            Self::Session { .. } => "session",
+            Self::Crash { .. } => "crash",
         }
     }
 
@@ -159,11 +181,14 @@ impl Request {
             | Self::Unpause { domain }
             | Self::Destroy { domain }
             | Self::Restart { domain }
+            | Self::Crash { domain }
             | Self::Shutdown { domain }
             | Self::Reboot { domain }
             | Self::ConsoleInput { domain, .. }
-            | Self::Vbds { domain } => Some(domain),
+            | Self::Vbds { domain }
+            | Self::Vifs { domain } => Some(domain),
             Self::Hello { .. }
+            | Self::Session { .. }
             | Self::List
             | Self::Info
             | Self::Top
@@ -201,6 +226,13 @@ pub enum Response {
     },
     /// Virtual block devices, in (frontend, device) order.
     Vbds(Vec<VbdRow>),
+    /// Virtual network interfaces, in (frontend, device) order.
+    Vifs(Vec<VifRow>),
+    /// The answer to [`Request::Session`]: its token.
+    Session {
+        /// The client's token.
+        token: u64,
+    },
 }
 
 /// One domain in a listing.
@@ -369,8 +401,11 @@ pub fn state_word(s: &DomainState) -> &'static str {
     }
 }
 
+mod counters;
 mod vbd;
+mod vif;
 pub use vbd::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
+pub use vif::{VifCounters, VifRow, VIF_COUNTERS_KEY};
 
 #[cfg(test)]
 mod tests;

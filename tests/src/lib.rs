@@ -21,7 +21,43 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Console lines shown when a test fails.
 pub const TAIL_LINES: usize = 40;
 
+/// A regex for the lines of Linux console `console` (a regex such as `linux\d`) that mean
+/// the guest failed: a panic, an Oops, a `BUG:`, or any of `extra`. Not the soft-lockup
+/// watchdog's "BUG: soft lockup" warning: under TCG on a busy 2-core host a vCPU thread
+/// the host does not run for 20 s trips it, and the kernel carries on. A vCPU the
+/// hypervisor really lost still fails the test, by never finishing its work.
+pub fn linux_failures(console: &str, extra: &[&str]) -> String {
+    let mut alternatives = vec!["Kernel panic", "Oops", "BUG: ([^s]|s[^o]|so[^f])"];
+    alternatives.extend_from_slice(extra);
+    format!(r"\[{console}\] .*({})", alternatives.join("|"))
+}
+
 static QEMU_LOCK: Mutex<()> = Mutex::new(());
+
+/// A system booting in QEMU on a thread of its own, while the test drives it through the
+/// management port.
+pub struct Boot(std::thread::JoinHandle<RunOutcome>);
+
+impl Boot {
+    /// Starts QEMU with `options`; it runs until its markers are met or its time is up.
+    pub fn start(options: RunOptions) -> Self {
+        Self(std::thread::spawn(move || {
+            qemu::run(&options).unwrap_or_else(|e| panic!("cannot boot: {e:#}"))
+        }))
+    }
+
+    /// Waits for QEMU to end; panics with the log's path and last lines unless every
+    /// marker was met. `what` names the system in that message.
+    pub fn finish(self, what: &str) -> RunOutcome {
+        let out = self.0.join().expect("boot thread");
+        assert!(
+            out.outcome == Outcome::Matched,
+            "{what}: {}",
+            out.report(TAIL_LINES)
+        );
+        out
+    }
+}
 
 /// `tests/systems/<name>.toml`.
 pub fn system(name: &str) -> PathBuf {
@@ -109,4 +145,90 @@ pub fn type_line(c: &mut Client, domain: &str, line: &str) {
         })
         .expect("console input");
     assert_eq!(r, Response::Done);
+}
+
+/// `target/bulkhead/<name>`, created: where a test writes its system and disk images (kept
+/// after the run for the log's sake).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/bulkhead")
+        .join(name);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// Waits (at most `secs`) until the console history contains `needle`; see [`wait_until`].
+pub fn wait_for_text(c: &mut Client, needle: &str, what: &str, secs: u64) -> String {
+    wait_until(
+        c,
+        |h| h.contains(needle),
+        &format!("{needle:?}"),
+        what,
+        secs,
+    )
+}
+
+/// The word printed right after `key` on the last history line that has it.
+pub fn value_after(history: &str, key: &str) -> String {
+    let line = history
+        .lines()
+        .rev()
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no {key} in the history"));
+    let at = line.find(key).expect("the line has the key") + key.len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Brings Linux guest `domain`'s `eth0` up with busybox `udhcpc` and the event script the
+/// guest image carries (the user's own path); returns the IPv4 address it got.
+pub fn dhcp_address(c: &mut Client, domain: &str) -> String {
+    type_line(
+        c,
+        domain,
+        "ip link set eth0 up; udhcpc -i eth0 -n -q -t 10 >/dev/null 2>&1; echo DHCP-RC=$? ADDR=$(ip -4 -o addr show eth0 | grep -o 'inet [0-9.]*' | cut -d' ' -f2)",
+    );
+    let h = wait_for_text(c, &format!("[{domain}] DHCP-RC="), "dhcp", 240);
+    assert!(
+        h.contains(&format!("[{domain}] DHCP-RC=0 ")),
+        "{domain}: udhcpc failed\n{h}"
+    );
+    let addr = value_after(&h, &format!("[{domain}] DHCP-RC=0 ADDR="));
+    assert!(
+        addr.starts_with("10.0.2."),
+        "{domain}: address {addr:?}\n{h}"
+    );
+    addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linux_failures;
+    use regex::Regex;
+
+    #[test]
+    fn linux_failures_are_every_bug_but_the_soft_lockup_warning() {
+        let re = Regex::new(&linux_failures(r"linux\d", &["I/O error"])).unwrap();
+        for bad in [
+            "[linux1] [ 3.1] Kernel panic - not syncing: VFS",
+            "[linux2] Internal error: Oops: 96000004",
+            "[linux1] BUG: scheduling while atomic: swapper/0",
+            "[linux1] BUG: sleeping function called from invalid context",
+            "[linux1] BUG: spinlock bad magic on CPU#0",
+            "[linux1] BUG: unable to handle page fault",
+            "[linux1] blk: I/O error, dev xvda",
+        ] {
+            assert!(re.is_match(bad), "{bad}");
+        }
+        for fine in [
+            "[linux1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]",
+            "[linux1] ready",
+            "[rtos] BUG: not a Linux line",
+        ] {
+            assert!(!re.is_match(fine), "{fine}");
+        }
+    }
 }

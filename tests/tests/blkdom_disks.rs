@@ -5,21 +5,15 @@
 //! host checks the images with `e2fsck -fn` and reads the files back with `debugfs`; on the
 //! way, `ctl info blkdom`'s request (`Vbds`) lists the four vbds with blkdom's counters.
 
-use bulkhead_tests::{connect, type_line, wait_until, Expect, TAIL_LINES};
-use bulkhead_tools::ctl::client::Client;
+use bulkhead_tests::{
+    connect, linux_failures, scratch_dir, type_line, value_after, wait_for_text, Boot, Expect,
+};
 use bulkhead_tools::ctl::default_socket;
-use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// Where this test writes its system and disk images (kept on failure).
-fn work_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bulkhead/blkdom-test");
-    std::fs::create_dir_all(&d).expect("work dir");
-    d
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd
@@ -80,23 +74,9 @@ disk = ["{b},raw,xvda,rw", "{ro},raw,xvdb,ro"]
     path
 }
 
-fn wait_for(c: &mut Client, needle: &str, what: &str) -> String {
-    wait_until(c, |h| h.contains(needle), &format!("{needle:?}"), what, 240)
-}
-
-/// The value printed after `key=` on the first history line that has it.
-fn value_of(history: &str, key: &str) -> String {
-    let line = history
-        .lines()
-        .find(|l| l.contains(key))
-        .unwrap_or_else(|| panic!("no {key} in the history"));
-    let v = &line[line.find(key).unwrap() + key.len()..];
-    v.split_whitespace().next().unwrap_or_default().to_owned()
-}
-
 #[test]
 fn stock_linux_uses_disks_served_by_blkdom() {
-    let dir = work_dir();
+    let dir = scratch_dir("blkdom-test");
     let ext4 = dir.join("ext4.img");
     blank(&ext4, 64);
     run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&ext4));
@@ -111,17 +91,25 @@ fn stock_linux_uses_disks_served_by_blkdom() {
         .then(r"\[blkdom\] blkdom ready: 3 disk\(s\)")
         .and_then(|e| e.then(r"\[dom0\] linux1 \(d\d+\): powered off -> destroy"))
         .and_then(|e| e.then(r"\[dom0\] linux2 \(d\d+\): powered off -> destroy"))
-        .and_then(|e| e.forbid(r"\[linux\d\] .*(Kernel panic|BUG:|Oops|blk_update_request)"))
+        .and_then(|e| e.forbid(&linux_failures(r"linux\d", &["blk_update_request"])))
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \(blkdom\) stopped"))
         .expect("markers");
     let sys = system(&dir);
-    let boot = std::thread::spawn(move || {
-        qemu::run(&RunOptions::test(sys, expect, Duration::from_secs(420))).expect("boot")
-    });
+    let boot = Boot::start(RunOptions::test(sys, expect, Duration::from_secs(420)));
 
     let mut c = connect();
-    wait_for(&mut c, "[linux1] BULKHEAD-LINUX-USERSPACE", "linux1 boot");
-    wait_for(&mut c, "[linux2] BULKHEAD-LINUX-USERSPACE", "linux2 boot");
+    wait_for_text(
+        &mut c,
+        "[linux1] BULKHEAD-LINUX-USERSPACE",
+        "linux1 boot",
+        240,
+    );
+    wait_for_text(
+        &mut c,
+        "[linux2] BULKHEAD-LINUX-USERSPACE",
+        "linux2 boot",
+        240,
+    );
     // Both disks appear through the stock xen-blkfront, with the sizes blkdom published.
     for d in ["linux1", "linux2"] {
         type_line(
@@ -130,9 +118,9 @@ fn stock_linux_uses_disks_served_by_blkdom() {
             "echo PARTS=$(grep -c xvd /proc/partitions) XVDA=$(cat /sys/block/xvda/size) RO=$(cat /sys/block/xvdb/ro)",
         );
     }
-    let h = wait_for(&mut c, "[linux1] PARTS=", "linux1 partitions");
+    let h = wait_for_text(&mut c, "[linux1] PARTS=", "linux1 partitions", 240);
     assert!(h.contains("[linux1] PARTS=2 XVDA=131072 RO=1"), "{h}");
-    let h = wait_for(&mut c, "[linux2] PARTS=", "linux2 partitions");
+    let h = wait_for_text(&mut c, "[linux2] PARTS=", "linux2 partitions", 240);
     assert!(h.contains("[linux2] PARTS=2 XVDA=65536 RO=1"), "{h}");
 
     // linux1: the host's ext4 image, mounted, written and synced.
@@ -141,15 +129,15 @@ fn stock_linux_uses_disks_served_by_blkdom() {
         "linux1",
         "mkdir -p /mnt && mount -t ext4 /dev/xvda /mnt && echo hello-from-bulkhead > /mnt/hello.txt && dd if=/dev/urandom of=/mnt/blob bs=4096 count=512 2>/dev/null && sync && echo BLOB=$(sha256sum /mnt/blob) && umount /mnt && echo XVDA-DONE",
     );
-    let h = wait_for(&mut c, "[linux1] XVDA-DONE", "linux1 writes");
-    let guest_sum = value_of(&h, "[linux1] BLOB=");
+    let h = wait_for_text(&mut c, "[linux1] XVDA-DONE", "linux1 writes", 240);
+    let guest_sum = value_after(&h, "[linux1] BLOB=");
     // linux2: a filesystem made inside the guest with busybox mke2fs.
     type_line(
         &mut c,
         "linux2",
         "mkdir -p /mnt && mke2fs -q /dev/xvda && mount -t ext4 /dev/xvda /mnt && echo made-in-guest > /mnt/two.txt && sync && umount /mnt && echo MKFS-DONE",
     );
-    wait_for(&mut c, "[linux2] MKFS-DONE", "linux2 mkfs");
+    wait_for_text(&mut c, "[linux2] MKFS-DONE", "linux2 mkfs", 240);
     // Both read the shared read-only image; neither can write it.
     for d in ["linux1", "linux2"] {
         type_line(
@@ -159,7 +147,12 @@ fn stock_linux_uses_disks_served_by_blkdom() {
         );
     }
     for d in ["linux1", "linux2"] {
-        let h = wait_for(&mut c, &format!("[{d}] RO-WRITE-RC="), "read-only write");
+        let h = wait_for_text(
+            &mut c,
+            &format!("[{d}] RO-WRITE-RC="),
+            "read-only write",
+            240,
+        );
         assert!(h.contains(&format!("[{d}] SHARED=BULKHEAD-RO-DISK")), "{h}");
         assert!(!h.contains(&format!("[{d}] RO-WRITE-RC=0")), "{h}");
     }
@@ -193,15 +186,15 @@ fn stock_linux_uses_disks_served_by_blkdom() {
         .all(|r| r.read_only));
     // One after the other: the boot's markers expect linux1's poweroff before linux2's.
     type_line(&mut c, "linux1", "poweroff -f");
-    wait_for(&mut c, "[dom0] linux1 (d2): powered off", "linux1 poweroff");
+    wait_for_text(
+        &mut c,
+        "[dom0] linux1 (d2): powered off",
+        "linux1 poweroff",
+        240,
+    );
     type_line(&mut c, "linux2", "poweroff -f");
 
-    let out = boot.join().expect("boot thread");
-    assert!(
-        out.outcome == Outcome::Matched,
-        "system blkdom_disks: {}",
-        out.report(TAIL_LINES)
-    );
+    boot.finish("system blkdom_disks");
     // The host sees consistent filesystems holding what the guests wrote.
     run(Command::new("e2fsck").arg("-fn").arg(&ext4));
     run(Command::new("e2fsck").arg("-fn").arg(dir.join("blank.img")));

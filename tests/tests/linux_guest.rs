@@ -4,10 +4,10 @@
 //! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore. Then a user's
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
 
-use bulkhead_tests::{connect, history, system, Expect, BOOT_TIMEOUT, TAIL_LINES};
+use bulkhead_tests::{connect, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::{create_request, default_socket};
-use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::time::{Duration, Instant};
 
@@ -54,12 +54,10 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         .and_then(|e| e.then(r"\[dom0\] mgmt: create debian: started"))
         .and_then(|e| e.then(r"\[debian\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|dom0)\) stopped"))
-        .and_then(|e| e.forbid(r"\[linux\] .*(Kernel panic|BUG:|Oops)"))
+        .and_then(|e| e.forbid(&linux_failures(r"linux", &[])))
         .expect("markers");
     let timeout = BOOT_TIMEOUT * 4;
-    let boot = std::thread::spawn(move || {
-        qemu::run(&RunOptions::test(system("linux"), expect, timeout)).expect("boot")
-    });
+    let boot = Boot::start(RunOptions::test(system("linux"), expect, timeout));
 
     let mut c = connect();
     wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot");
@@ -95,10 +93,5 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         .expect("create");
     assert_eq!(r, Response::Done);
 
-    let out = boot.join().expect("boot thread");
-    assert!(
-        out.outcome == Outcome::Matched,
-        "system `linux`: {}",
-        out.report(TAIL_LINES)
-    );
+    boot.finish("system `linux`");
 }

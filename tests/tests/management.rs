@@ -1,10 +1,11 @@
 //! The host manages a running system through dom0's management port: the real `ctl`
 //! client over the real unix socket and virtio console, against a booted system.
 
-use bulkhead_tests::{connect, history, system, Expect, BOOT_TIMEOUT, TAIL_LINES};
+use bulkhead_tests::{connect, history, system, Boot, Expect, BOOT_TIMEOUT};
 use bulkhead_tools::ctl::client::Client;
-use bulkhead_tools::ctl::{create_request, default_socket};
-use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use bulkhead_tools::ctl::client::REPLY_TIMEOUT;
+use bulkhead_tools::ctl::{create_request, default_socket, run, CtlArgs};
+use bulkhead_tools::qemu::RunOptions;
 use protocol::control::DomainState;
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::time::{Duration, Instant};
@@ -49,15 +50,19 @@ fn management_verbs_drive_a_running_system() {
                 r"\[late\] PASS",
             ])
         })
+        .and_then(|e| {
+            e.all(&[
+                r"\[dom0\] mgmt: create unpinned: started \(d\d+\)",
+                r"\[unpinned\] PASS",
+            ])
+        })
         .and_then(|e| e.then(r"\[dom0\] mgmt: restart: rtos \(d1\): restarted"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: destroy rtos: done"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: shutdown spare: requested"))
         // A clean shutdown: the domain powers itself off and dom0 applies on_poweroff.
         .and_then(|e| e.then(r"\[dom0\] spare \(d\d+\): powered off -> destroy"))
         .expect("markers");
-    let boot = std::thread::spawn(move || {
-        qemu::run(&RunOptions::test(system("mgmt"), expect, BOOT_TIMEOUT)).expect("boot")
-    });
+    let boot = Boot::start(RunOptions::test(system("mgmt"), expect, BOOT_TIMEOUT));
 
     let mut c = connect();
     assert_eq!(rtos_state(&mut c), Some(DomainState::Running));
@@ -113,12 +118,40 @@ fn management_verbs_drive_a_running_system() {
         assert!(Instant::now() < deadline, "`late` never powered off");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // An unpinned guest beside domains holding pCPUs 1 and 2 exclusively: dom0 places it.
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systems/xl/unpinned.cfg");
+    done(&mut c, create_request(&cfg).expect("unpinned.cfg resolves"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while listed(&mut c, "unpinned") {
+        assert!(Instant::now() < deadline, "`unpinned` never powered off");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     done(&mut c, Request::Restart { domain: rtos() });
     done(&mut c, Request::Destroy { domain: rtos() });
     assert_eq!(
         rtos_state(&mut c),
         None,
         "a destroyed domain is no longer listed"
+    );
+    // Two clients at once, through QEMU's real socket: `ctl top` polls in one "terminal"
+    // while `ctl list` runs in another (the poller lets go of the port between samples).
+    c.release();
+    let poller = std::thread::spawn(|| {
+        let args = CtlArgs::from_words(&["top", "--json", "--interval", "1", "--count", "3"])
+            .expect("top args");
+        let mut out = Vec::new();
+        run(&args, &default_socket(), REPLY_TIMEOUT, false, &mut out).map(|()| out)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut listed = Vec::new();
+    let args = CtlArgs::from_words(&["list"]).expect("list args");
+    run(&args, &default_socket(), REPLY_TIMEOUT, false, &mut listed).expect("list beside top");
+    assert!(String::from_utf8_lossy(&listed).contains("spare"));
+    let top = poller.join().expect("top thread").expect("top beside list");
+    assert_eq!(
+        String::from_utf8_lossy(&top).lines().count(),
+        3,
+        "three samples"
     );
     // Last: a clean shutdown request; the power-off that follows ends the boot, so nothing
     // above races with QEMU's exit (the reply itself may be cut off: the console is the
@@ -127,10 +160,5 @@ fn management_verbs_drive_a_running_system() {
         domain: DomainRef::Name("spare".into()),
     });
 
-    let out = boot.join().expect("boot thread");
-    assert!(
-        out.outcome == Outcome::Matched,
-        "system `mgmt`: {}",
-        out.report(TAIL_LINES)
-    );
+    boot.finish("system `mgmt`");
 }

@@ -1,11 +1,15 @@
 //! `bulkhead bench hypercall`: boots the benchmark guest twice under `-icount` and reports
 //! EL2 instructions per null-hypercall round trip, and whether the two runs agree exactly.
 //! `bulkhead bench rt` is in [`rt`], `bulkhead bench boot` in [`boot`], `bulkhead bench blk`
-//! in [`blk`] and [`blk_run`].
+//! in [`blk`] and [`blk_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
+//! [`micro_xen`].
 
 pub mod blk;
 pub mod blk_run;
 pub mod boot;
+pub mod micro;
+pub mod micro_run;
+pub mod micro_xen;
 pub mod rt;
 
 use crate::markers::Expect;
@@ -71,8 +75,14 @@ pub fn report(runs: Vec<Sample>) -> Result<Report> {
     })
 }
 
-/// Runs the benchmark (building the images first if `build`) and prints/writes its report.
-pub fn bench(which: &str, build: bool) -> Result<Report> {
+/// Runs the benchmark (building the images first if `build`) and prints/writes its report;
+/// `against` names another hypervisor to compare with (only `micro` takes one: `xen`).
+pub fn bench(which: &str, build: bool, against: Option<&str>) -> Result<Report> {
+    match (which, against) {
+        (_, None) | ("micro", Some("xen")) => {}
+        ("micro", Some(other)) => bail!("--against {other}: only `xen` is supported"),
+        (_, Some(_)) => bail!("--against is only for `bench micro`"),
+    }
     // rt, boot and blk print and write their own reports; the hypercall report type is
     // this function's, so they answer with an empty one under their name.
     let own: Option<&'static str> = match which {
@@ -82,6 +92,7 @@ pub fn bench(which: &str, build: bool) -> Result<Report> {
         }
         "boot" => Some(boot::bench(build)?.benchmark),
         "blk" => Some(blk_run::bench(build)?.benchmark),
+        "micro" => Some(micro::bench(build, against.is_some())?.benchmark),
         _ => None,
     };
     if let Some(benchmark) = own {
@@ -94,7 +105,7 @@ pub fn bench(which: &str, build: bool) -> Result<Report> {
         });
     }
     if which != "hypercall" {
-        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt`, `boot` or `blk`");
+        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt`, `boot`, `blk` or `micro`");
     }
     let system = crate::paths::workspace_root().join("tests/systems/bench.toml");
     let mut runs = Vec::new();

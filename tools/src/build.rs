@@ -11,6 +11,11 @@ use std::process::Command;
 /// initramfs as `/bin/<name>`.
 pub const LINUX_PROGRAMS: [&str; 1] = ["cntvct"];
 
+/// Bare guests of ours in the arm64 Linux `Image` format (crates of the same name), run
+/// unchanged on Bulkhead and on Xen: built with the images, flattened to
+/// `target/bulkhead/bin/<name>.img`.
+pub const GUEST_KERNELS: [&str; 1] = ["micro"];
+
 /// The cargo to use: the one that launched us, if any.
 pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -22,13 +27,14 @@ pub fn build() -> Result<Vec<PathBuf>> {
     let mut cmd = cargo();
     cmd.args(["build", "--release", "--target", TARGET])
         .current_dir(paths::workspace_root());
-    for name in IMAGES.iter().chain(&LINUX_PROGRAMS) {
+    for name in IMAGES.iter().chain(&LINUX_PROGRAMS).chain(&GUEST_KERNELS) {
         cmd.args(["-p", name]);
     }
     eprintln!(
-        "bulkhead: building {}, {} for {TARGET}",
+        "bulkhead: building {}, {}, {} for {TARGET}",
         IMAGES.join(", "),
-        LINUX_PROGRAMS.join(", ")
+        LINUX_PROGRAMS.join(", "),
+        GUEST_KERNELS.join(", ")
     );
     let status = cmd.status().context("cannot run cargo")?;
     if !status.success() {
@@ -60,7 +66,38 @@ pub fn convert_all() -> Result<Vec<PathBuf>> {
         );
         out.push(bin);
     }
+    for name in GUEST_KERNELS {
+        out.push(convert_guest_kernel(name)?);
+    }
     Ok(out)
+}
+
+/// `target/bulkhead/bin/<name>.img`, the flat `Image` of guest kernel `name`.
+pub fn guest_kernel(name: &str) -> PathBuf {
+    paths::bin_dir().join(format!("{name}.img"))
+}
+
+/// Flattens the ELF of guest kernel `name` (one of [`GUEST_KERNELS`]) and checks that it
+/// is an `Image` linked at the start of guest RAM, where both hypervisors load it.
+fn convert_guest_kernel(name: &str) -> Result<PathBuf> {
+    let elf = paths::elf(name);
+    if !elf.is_file() {
+        bail!(
+            "{} does not exist; run `cargo bulkhead build` first",
+            elf.display()
+        );
+    }
+    let img = guest_kernel(name);
+    let flat = crate::elf::convert(&elf, &img)?;
+    let base = protocol::layout::GUEST_RAM_BASE.as_u64();
+    if flat.base != base || !crate::system::images::is_linux_image(&img) {
+        bail!(
+            "{}: not an arm64 Image linked at {base:#x} (base {:#x})",
+            elf.display(),
+            flat.base
+        );
+    }
+    Ok(img)
 }
 
 /// The ELF of the Linux program `name` (one of [`LINUX_PROGRAMS`]). Built here only when it

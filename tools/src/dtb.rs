@@ -43,13 +43,36 @@ pub fn dump_qemu_dtb(smp: u16, mem_mib: u32, out: &Path) -> Result<Vec<u8>> {
     }
 }
 
-fn fdt_err(e: vm_fdt::Error) -> anyhow::Error {
+/// A DTB writer error as ours.
+pub fn fdt_err(e: vm_fdt::Error) -> anyhow::Error {
     anyhow!("writing the DTB: {e}")
 }
 
+/// The property marking a host DT node as given to a guest (Xen's binding); the microvisor
+/// makes a `Device` capability of each node that has it.
+pub const PASSTHROUGH_PROP: &str = "xen,passthrough";
+
 /// Re-emits `base` with `modules` added under `/chosen` (created if absent), whose
-/// `#address-cells` and `#size-cells` become 2.
-pub fn add_modules(base: &[u8], modules: &[Module]) -> Result<Vec<u8>> {
+/// `#address-cells` and `#size-cells` become 2, and the root's children named in
+/// `passthrough` (e.g. `/pl031@9010000`) marked [`PASSTHROUGH_PROP`].
+pub fn add_modules(base: &[u8], modules: &[Module], passthrough: &[String]) -> Result<Vec<u8>> {
+    rewrite(base, passthrough, |w| write_modules(w, modules))
+}
+
+/// Re-emits `base` with `/chosen` (created if absent) given `#address-cells` and
+/// `#size-cells` 2 and whatever `extra` writes into it (properties first, then nodes);
+/// module nodes of an earlier packing are dropped.
+pub fn with_chosen(base: &[u8], extra: impl Fn(&mut FdtWriter) -> Result<()>) -> Result<Vec<u8>> {
+    rewrite(base, &[], extra)
+}
+
+/// [`with_chosen`], also marking the root's children named in `passthrough`
+/// [`PASSTHROUGH_PROP`].
+fn rewrite(
+    base: &[u8],
+    passthrough: &[String],
+    extra: impl Fn(&mut FdtWriter) -> Result<()>,
+) -> Result<Vec<u8>> {
     let fdt = Fdt::new(base).map_err(|e| anyhow!("QEMU's DTB does not parse: {e:?}"))?;
     let reserved: Vec<FdtReserveEntry> = fdt
         .memory_reservations()
@@ -62,11 +85,15 @@ pub fn add_modules(base: &[u8], modules: &[Module]) -> Result<Vec<u8>> {
     let top = w.begin_node("").map_err(fdt_err)?;
     copy_props(&mut w, root, false)?;
     for child in root.children() {
-        copy_node(&mut w, child, modules)?;
+        let mark = passthrough
+            .iter()
+            .any(|p| p.strip_prefix('/') == Some(child.name));
+        copy_node(&mut w, child, &extra, mark)?;
     }
     if !has_chosen {
         let chosen = w.begin_node("chosen").map_err(fdt_err)?;
-        write_modules(&mut w, modules)?;
+        write_cells(&mut w)?;
+        extra(&mut w)?;
         w.end_node(chosen).map_err(fdt_err)?;
     }
     w.end_node(top).map_err(fdt_err)?;
@@ -83,10 +110,21 @@ fn copy_props(w: &mut FdtWriter, node: FdtNode<'_, '_>, skip_cells: bool) -> Res
     Ok(())
 }
 
-fn copy_node(w: &mut FdtWriter, node: FdtNode<'_, '_>, modules: &[Module]) -> Result<()> {
+fn copy_node(
+    w: &mut FdtWriter,
+    node: FdtNode<'_, '_>,
+    extra: &impl Fn(&mut FdtWriter) -> Result<()>,
+    mark: bool,
+) -> Result<()> {
     let chosen = node.name == "chosen";
     let handle = w.begin_node(node.name).map_err(fdt_err)?;
     copy_props(w, node, chosen)?;
+    if chosen {
+        write_cells(w)?;
+    }
+    if mark && node.property(PASSTHROUGH_PROP).is_none() {
+        w.property_null(PASSTHROUGH_PROP).map_err(fdt_err)?;
+    }
     for child in node.children() {
         if chosen
             && child
@@ -95,17 +133,21 @@ fn copy_node(w: &mut FdtWriter, node: FdtNode<'_, '_>, modules: &[Module]) -> Re
         {
             continue; // a stale module from an earlier packing
         }
-        copy_node(w, child, modules)?;
+        copy_node(w, child, extra, false)?;
     }
     if chosen {
-        write_modules(w, modules)?;
+        extra(w)?;
     }
     w.end_node(handle).map_err(fdt_err)
 }
 
-fn write_modules(w: &mut FdtWriter, modules: &[Module]) -> Result<()> {
+/// `/chosen`'s cells: modules are addressed with 64-bit addresses and sizes.
+fn write_cells(w: &mut FdtWriter) -> Result<()> {
     w.property_u32("#address-cells", 2).map_err(fdt_err)?;
-    w.property_u32("#size-cells", 2).map_err(fdt_err)?;
+    w.property_u32("#size-cells", 2).map_err(fdt_err)
+}
+
+fn write_modules(w: &mut FdtWriter, modules: &[Module]) -> Result<()> {
     for m in modules {
         let node = w
             .begin_node(&format!("module@{:x}", m.addr))
@@ -189,7 +231,7 @@ mod tests {
                 size: 42,
             },
         ];
-        let out = add_modules(&board(), &mods).unwrap();
+        let out = add_modules(&board(), &mods, &["/memory@40000000".into()]).unwrap();
         assert_eq!(modules(&out).unwrap(), mods);
         let fdt = Fdt::new(&out).unwrap();
         let chosen = fdt.find_node("/chosen").unwrap();
@@ -205,7 +247,16 @@ mod tests {
             Some(0x4000_0000)
         );
         // Packing again replaces the modules instead of duplicating them.
-        let again = add_modules(&out, &mods[..1]).unwrap();
+        let marked = |dtb: &[u8]| {
+            let fdt = Fdt::new(dtb).unwrap();
+            let mem = fdt.find_node("/memory@40000000").unwrap();
+            mem.property(PASSTHROUGH_PROP).is_some()
+        };
+        assert!(marked(&out));
+        let again = add_modules(&out, &mods[..1], &[]).unwrap();
         assert_eq!(modules(&again).unwrap(), mods[..1]);
+        // The mark is kept once there (a host tree may carry it itself), never added.
+        assert!(marked(&again));
+        assert!(!marked(&add_modules(&board(), &mods, &[]).unwrap()));
     }
 }

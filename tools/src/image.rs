@@ -9,12 +9,14 @@
 use crate::dtb::{self, Module};
 use crate::paths;
 use crate::system::disks::host_disks;
+use crate::system::nics::host_nics;
 use crate::system::{self, DebianArtifact, Image, Overrides, System};
 use anyhow::{bail, Context, Result};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL, MAX_NAME_LEN};
 use protocol::control::VcpuPlacement;
 use protocol::manifest::{
-    ManifestDisk, ManifestDomain, ManifestVbd, SystemManifest, MANIFEST_VERSION,
+    ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd, ManifestVif, SystemManifest,
+    MANIFEST_VERSION,
 };
 use std::path::{Path, PathBuf};
 
@@ -103,6 +105,19 @@ pub fn manifest(
                     }
                 })
                 .collect(),
+            vifs: d
+                .vifs
+                .iter()
+                .map(|at| ManifestVif {
+                    devid: at.value.devid,
+                    mac: at.value.mac,
+                    bridge: at.value.spec.bridge.clone(),
+                    backend: at.value.spec.backend.clone(),
+                })
+                .collect(),
+            // Filled by `crate::passthru::assign` once the host's device tree is known.
+            devices: Vec::new(),
+            device_tree: None,
         });
     }
     Ok((
@@ -120,9 +135,32 @@ pub fn manifest(
                     name: h.path.display().to_string(),
                 })
                 .collect(),
+            nics: host_nics(system)
+                .iter()
+                .map(|n| ManifestNic {
+                    index: n.index,
+                    backend: n.backend.clone(),
+                    name: n.netdev(),
+                })
+                .collect(),
         },
         images,
     ))
+}
+
+/// Checks the domains' `dtdev`/`iomem`/`irqs` against the host's device tree `dtb` and
+/// fills each manifest domain's `devices`; the host paths given, to mark in the boot DTB.
+fn give_devices(system: &System, manifest: &mut SystemManifest, dtb: &[u8]) -> Result<Vec<String>> {
+    let host = crate::passthru::host_devices(dtb)?;
+    let given = crate::passthru::assign(system, &host)?;
+    let mut paths = Vec::new();
+    for (d, devices) in system.domains.iter().zip(given) {
+        paths.extend(devices.iter().map(|dev| dev.path.clone()));
+        if let Some(m) = manifest.domains.iter_mut().find(|m| m.name == d.name.value) {
+            m.devices = devices;
+        }
+    }
+    Ok(paths)
 }
 
 /// The label of `image`: the one it already has, else a fresh one, recorded in `images`.
@@ -138,7 +176,7 @@ fn label_of(image: &Image, images: &mut Vec<(String, Image)>) -> String {
 /// A label for `image` not yet used: the built-in's or Debian file's name, or the file's stem
 /// (sanitized, ASCII, at most [`MAX_NAME_LEN`] bytes). A file never takes a built-in or
 /// Debian name, so those labels always mean what they say.
-fn fresh_label(image: &Image, taken: &[(String, Image)]) -> String {
+pub(crate) fn fresh_label(image: &Image, taken: &[(String, Image)]) -> String {
     let named = |l: &str| {
         paths::BUILTIN_DOMAINS.contains(&l)
             || [DebianArtifact::Kernel, DebianArtifact::Initramfs]
@@ -273,9 +311,14 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
         crate::build::convert_all()?;
     }
     crate::deps::ensure_qemu()?;
-    let (manifest, images) = manifest(&system)?;
+    let (mut manifest, images) = manifest(&system)?;
     let dir = paths::image_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The host's device tree decides which devices a guest may be given: checked before
+    // anything is copied or boots.
+    let base = dtb::dump_qemu_dtb(system.smp, system.memory_mib, &dir.join("qemu-virt.dtb"))?;
+    let passthrough = give_devices(&system, &mut manifest, &base)?;
+    let fragments = crate::partial_dt::device_trees(&system, &mut manifest, &images)?;
     let bins = paths::bin_dir();
     copy(&bins.join("microvisor.bin"), &dir.join("microvisor.bin"))?;
     let mut sizes = vec![(
@@ -285,6 +328,10 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     let encoded = manifest.encode().context("cannot encode the manifest")?;
     write(&dir.join(format!("{MANIFEST_LABEL}.bin")), &encoded)?;
     sizes.push((MANIFEST_LABEL.to_string(), encoded.len() as u64));
+    for (label, blob) in &fragments {
+        write(&dir.join(format!("{label}.bin")), blob)?;
+        sizes.push((label.clone(), blob.len() as u64));
+    }
     // One fetch (or cache check) serves both Debian files; none if no domain uses them.
     let linux = if images.iter().any(|(_, i)| matches!(i, Image::Debian(_))) {
         let linux = crate::guest::linux_artifacts()
@@ -323,13 +370,16 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     check_domain_ram(&manifest, &sizes)?;
     crate::memfit::check_fits(&manifest, &sizes, system.memory_mib)?;
     let modules = layout(&sizes, system.memory_mib)?;
-    let base = dtb::dump_qemu_dtb(system.smp, system.memory_mib, &dir.join("qemu-virt.dtb"))?;
-    write(&dir.join("system.dtb"), &dtb::add_modules(&base, &modules)?)?;
+    write(
+        &dir.join("system.dtb"),
+        &dtb::add_modules(&base, &modules, &passthrough)?,
+    )?;
     let qemu_args = qemu_args(
         system.smp,
         system.memory_mib,
         &modules,
         &host_disks(&system),
+        &host_nics(&system),
     );
     let script = format!(
         "#!/bin/sh\n# Boots system `{}` ({}); generated by `cargo bulkhead image`.\ncd \"$(dirname \"$0\")\" || exit 1\nexec {} {} \"$@\"\n",

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::system::disks::HostDisk;
+use crate::system::nics::HostNic;
 
 #[test]
 fn modules_are_2mib_aligned_from_the_base() {
@@ -113,7 +114,7 @@ fn ramdisks_get_labels_like_images() {
 #[test]
 fn qemu_command_line_loads_every_module() {
     let mods = layout(&[("dom0".into(), 1), ("manifest".into(), 1)], 1024).unwrap();
-    let args = qemu_args(4, 1024, &mods, &[]).join(" ");
+    let args = qemu_args(4, 1024, &mods, &[], &[]).join(" ");
     assert!(args.starts_with(
         "-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1024 -nographic -echr 0x14"
     ));
@@ -133,7 +134,7 @@ fn qemu_command_line_attaches_every_host_disk() {
         backend: "blkdom".into(),
     };
     let disks = [disk(0, "/srv/a.img", false), disk(1, "/srv/b,c.img", true)];
-    let args = qemu_args(4, 1024, &[], &disks).join(" ");
+    let args = qemu_args(4, 1024, &[], &disks, &[]).join(" ");
     assert!(
         args.ends_with(
             "-device virtconsole,chardev=mgmt \
@@ -144,6 +145,30 @@ fn qemu_command_line_attaches_every_host_disk() {
         ),
         "{args}"
     );
+}
+
+#[test]
+fn qemu_command_line_puts_the_uplink_on_the_user_network() {
+    let nic = HostNic {
+        index: 0,
+        backend: "netdom".into(),
+        hostfwd: vec!["tcp::8080-:80".into()],
+    };
+    let mods = layout(&[("dom0".into(), 1)], 1024).unwrap();
+    let args = qemu_args(4, 1024, &mods, &[], &[nic]).join(" ");
+    assert!(
+        args.contains(
+            "-device virtconsole,chardev=mgmt \
+         -netdev user,id=net0,hostfwd=tcp::8080-:80 \
+         -device virtio-net-device,netdev=net0,mac=52:54:00:12:34:56 \
+         -device loader,file=dom0.bin"
+        ),
+        "{args}"
+    );
+    // No network backend, no NIC.
+    assert!(!qemu_args(4, 1024, &mods, &[], &[])
+        .join(" ")
+        .contains("netdev"));
 }
 
 #[test]

@@ -14,6 +14,8 @@ pub mod guest;
 pub mod image;
 pub mod markers;
 pub mod memfit;
+pub mod partial_dt;
+pub mod passthru;
 pub mod paths;
 pub mod qemu;
 pub mod system;

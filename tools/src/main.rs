@@ -34,9 +34,12 @@ enum Verb {
     Test,
     /// Deterministic instruction-count benchmarks under QEMU -icount.
     Bench {
-        /// Which benchmark: hypercall, rt, boot or blk.
+        /// Which benchmark: hypercall, rt, boot, blk or micro.
         #[arg(default_value = "hypercall")]
         which: String,
+        /// Also run it on another hypervisor and print the ratios (micro: `xen`).
+        #[arg(long, value_name = "HYPERVISOR")]
+        against: Option<String>,
         /// Reuse the ELFs already built instead of running cargo.
         #[arg(long)]
         no_build: bool,
@@ -66,6 +69,10 @@ struct SystemArgs {
     /// Add a domain defined by a Xen xl.cfg file (repeatable).
     #[arg(long = "domain", value_name = "FILE.cfg")]
     domains: Vec<PathBuf>,
+    /// Forward a host port into the network (QEMU hostfwd syntax, e.g. tcp::8080-:80;
+    /// repeatable; added to [system] hostfwd).
+    #[arg(long = "hostfwd", value_name = "RULE")]
+    hostfwd: Vec<String>,
 }
 
 impl SystemArgs {
@@ -77,6 +84,7 @@ impl SystemArgs {
                 memory_mib: self.mem,
                 // Leaked once per process: keeps `Overrides` `Copy`.
                 domains: Vec::leak(self.domains.clone()),
+                hostfwd: Vec::leak(self.hostfwd.clone()),
             },
             build: !self.no_build,
         }
@@ -155,8 +163,12 @@ fn real_main() -> Result<ExitCode> {
         } else {
             ExitCode::FAILURE
         }),
-        Verb::Bench { which, no_build } => {
-            bench::bench(&which, !no_build)?;
+        Verb::Bench {
+            which,
+            no_build,
+            against,
+        } => {
+            bench::bench(&which, !no_build, against.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
     }

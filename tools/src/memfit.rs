@@ -72,6 +72,9 @@ mod tests {
             on_reboot: Action::Restart,
             on_crash: Action::Restart,
             vbds: Vec::new(),
+            vifs: Vec::new(),
+            devices: Vec::new(),
+            device_tree: None,
         }
     }
 
@@ -81,6 +84,7 @@ mod tests {
             version: protocol::manifest::MANIFEST_VERSION,
             domains: vec![domain("rtos", 8), domain("linux", 256), domain("domU", 512)],
             disks: vec![],
+            nics: vec![],
         };
         let sizes = [("k".to_string(), 40 * MIB), ("i".to_string(), 30 * MIB)];
         check_fits(&m, &sizes, 1024).unwrap();

@@ -7,10 +7,17 @@ use std::path::PathBuf;
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
 /// Crates `bulkhead build` builds for the target, each producing an ELF of the same name.
-pub const IMAGES: [&str; 5] = ["microvisor", "dom0", "rtos", "testguest", "blkdom"];
+pub const IMAGES: [&str; 6] = [
+    "microvisor",
+    "dom0",
+    "rtos",
+    "testguest",
+    "blkdom",
+    "netdom",
+];
 
 /// Domain images a system description may name without a path.
-pub const BUILTIN_DOMAINS: [&str; 3] = ["rtos", "testguest", "blkdom"];
+pub const BUILTIN_DOMAINS: [&str; 4] = ["rtos", "testguest", "blkdom", "netdom"];
 
 /// The workspace root (this crate lives in `<root>/tools`).
 pub fn workspace_root() -> PathBuf {

@@ -180,6 +180,13 @@ fn launch_native(mut args: Vec<String>, dir: &Path, opts: &RunOptions) -> Result
     launch(&args, dir, &name, opts)
 }
 
+/// Starts QEMU with exactly `args` (plus icount if asked) in `dir`: for boots the system
+/// packer does not make, such as another hypervisor. `opts.system` only names the log.
+pub fn run_args(args: Vec<String>, dir: &Path, opts: &RunOptions) -> Result<RunOutcome> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    launch_native(args, dir, opts)
+}
+
 /// Boots a Linux `kernel` (raw arm64 `Image`) with `initrd` on QEMU virt without
 /// virtualization, so Linux runs at EL1 on `smp` CPUs with `mem_mib` MiB and `append` as its
 /// command line; `opts.system` only names the log. The native baseline of `bench boot`.
@@ -230,6 +237,27 @@ pub fn run_native_linux_with(
 /// 0x4000_0000 plus its 64 MiB of RAM).
 pub const NATIVE_CMDLINE_ADDR: u64 = 0x4400_0000;
 
+/// Extra time a bounded QEMU gets past the run's own timeout before `timeout` ends it.
+const ORPHAN_GRACE: Duration = Duration::from_secs(60);
+
+/// The command that starts QEMU. A run with a time limit starts it under coreutils'
+/// `timeout`: if the process watching it dies without stopping it (a test that panics
+/// leaves its boot thread behind when the test binary exits), QEMU still ends shortly after
+/// the limit instead of running on and holding its disk images' locks. `timeout` passes
+/// our SIGTERM on to QEMU, so [`stop`] works through it.
+fn qemu_command(opts: &RunOptions) -> Command {
+    match opts.timeout {
+        Some(limit) if !opts.interactive => {
+            let mut c = Command::new("timeout");
+            c.args(["-k", "5"])
+                .arg(format!("{}s", (limit + ORPHAN_GRACE).as_secs()))
+                .arg(crate::deps::QEMU);
+            c
+        }
+        _ => Command::new(crate::deps::QEMU),
+    }
+}
+
 /// Starts QEMU with `args` in `dir` and watches its console (see [`run`]).
 fn launch(args: &[String], dir: &Path, name: &str, opts: &RunOptions) -> Result<RunOutcome> {
     let log_path = new_log_path(name)?;
@@ -237,7 +265,7 @@ fn launch(args: &[String], dir: &Path, name: &str, opts: &RunOptions) -> Result<
         Arc::new(Mutex::new(File::create(&log_path).with_context(|| {
             format!("cannot create {}", log_path.display())
         })?));
-    let mut child = Command::new(crate::deps::QEMU)
+    let mut child = qemu_command(opts)
         .args(args)
         .current_dir(dir)
         .stdin(if opts.interactive {
@@ -412,4 +440,26 @@ fn new_log_path(system: &str) -> Result<PathBuf> {
         .map(|n| dir.join(format!("{system}-{ts}-{n}.log")))
         .find(|p: &PathBuf| !Path::exists(p))
         .unwrap_or(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_run_is_bounded_even_if_its_watcher_dies() {
+        let opts = RunOptions::test("x.toml", Expect::new(), Duration::from_secs(120));
+        let c = qemu_command(&opts);
+        assert_eq!(c.get_program(), "timeout");
+        let args: Vec<_> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args, ["-k", "5", "180s", crate::deps::QEMU]);
+        let interactive = RunOptions {
+            interactive: true,
+            ..opts
+        };
+        assert_eq!(qemu_command(&interactive).get_program(), crate::deps::QEMU);
+    }
 }

@@ -62,7 +62,8 @@ pub fn test() -> Result<Tally> {
     let root = crate::paths::workspace_root();
     let mut tally = Tally::default();
     let mut host = crate::build::cargo();
-    host.arg("test").current_dir(&root);
+    // Every test binary runs even after one fails, so one run reports every failure.
+    host.args(["test", "--no-fail-fast"]).current_dir(&root);
     phase("host unit tests", &mut host, &mut tally)?;
     crate::fuzz::test_phase(&mut tally)?;
     // Fetch the Linux guest's Debian packages up front, so no integration test's time
@@ -74,6 +75,7 @@ pub fn test() -> Result<Tally> {
             qemu.args([
                 "test",
                 "--release",
+                "--no-fail-fast",
                 "-p",
                 "bulkhead-tests",
                 "--",

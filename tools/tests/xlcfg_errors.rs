@@ -24,7 +24,7 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "3: key `colour`: unknown key, expected an xl.cfg(5) key; Bulkhead uses name, type, memory, vcpus, cpus, kernel, ramdisk, cmdline, extra, root, on_poweroff, on_reboot, on_crash, gic_version, disk");
+fixture!(unknown_key, "3: key `colour`: unknown key, expected an xl.cfg(5) key; Bulkhead uses name, type, memory, vcpus, cpus, kernel, ramdisk, cmdline, extra, root, on_poweroff, on_reboot, on_crash, gic_version, disk, vif, iomem, irqs, dtdev, device_tree");
 fixture!(x86_key, "3: key `viridian`: is an x86 PV/HVM option, which makes no sense for an Arm guest, expected it removed");
 fixture!(type_hvm, "2: key `type`: \"hvm\" guests do not exist on Arm, expected \"pvh\" (the only Arm guest type, as on Xen) or no `type`");
 fixture!(
@@ -61,8 +61,8 @@ fixture!(
     missing_name,
     "1: key `name`: missing, expected name = \"NAME\" (xl.cfg(5) requires it)"
 );
-fixture!(missing_kernel, "1: key `kernel`: missing, expected kernel = \"PATH\" to a Bulkhead flat image or an arm64 Linux Image, or one of rtos, testguest, blkdom, debian-linux");
-fixture!(kernel_not_found, "2: key `kernel`: \"no-such-kernel.bin\" is neither an existing file (tests/fixtures/xl/no-such-kernel.bin) nor a built-in image, expected a path relative to the .cfg file or one of rtos, testguest, blkdom, debian-linux");
+fixture!(missing_kernel, "1: key `kernel`: missing, expected kernel = \"PATH\" to a Bulkhead flat image or an arm64 Linux Image, or one of rtos, testguest, blkdom, netdom, debian-linux");
+fixture!(kernel_not_found, "2: key `kernel`: \"no-such-kernel.bin\" is neither an existing file (tests/fixtures/xl/no-such-kernel.bin) nor a built-in image, expected a path relative to the .cfg file or one of rtos, testguest, blkdom, netdom, debian-linux");
 fixture!(ramdisk_not_found, "3: key `ramdisk`: \"no-such-initramfs.cpio\" is neither an existing file (tests/fixtures/xl/no-such-initramfs.cpio) nor debian-initramfs, expected a path relative to the .cfg file or \"debian-initramfs\"");
 fixture!(ramdisk_not_linux, "2: key `ramdisk`: only Linux kernels take an initramfs, but kernel \"testguest\" is a built-in Bulkhead domain, expected no ramdisk or kernel = \"debian-linux\" or a path to an arm64 Linux Image");
 fixture!(ramdisk_flat_kernel, "3: key `ramdisk`: only Linux kernels take an initramfs, but kernel \"../blob.bin\" is not an arm64 Linux Image (no \"ARM\\x64\" magic at byte 56), expected no ramdisk or kernel = \"debian-linux\" or a path to an arm64 Linux Image");
@@ -77,7 +77,7 @@ fixture!(
 );
 fixture!(
     irqs_text,
-    "3: key `irqs`: found a string in the list, expected a list of interrupt numbers"
+    "3: key `irqs`: \"spi\" is not a number, expected a list of SPI numbers (GIC INTIDs 32..1019) such as [ 34 ]"
 );
 fixture!(python, "3: key `(syntax)`: unexpected character `(` (xl.cfg is not Python), expected KEY = \"string\", number or [list]");
 fixture!(
@@ -155,16 +155,12 @@ fn unimplemented_keys_warn_once_each() {
         "5: key `maxmem`: not implemented yet (no ballooning: the domain gets `memory` MiB), ignored",
         "6: key `maxvcpus`: not implemented yet (no vCPU hotplug: the domain gets `vcpus` vCPUs), ignored",
         "7: key `pool`: not implemented yet (there are no CPU pools), ignored",
-        "8: key `vif`: not implemented yet (PV network devices need netdom), ignored",
-        "9: key `dtdev`: not implemented yet (device passthrough is not implemented yet), ignored",
-        "10: key `iomem`: not implemented yet (device passthrough is not implemented yet), ignored",
-        "11: key `irqs`: not implemented yet (device passthrough is not implemented yet), ignored",
-        "12: key `device_tree`: not implemented yet (partial device trees are not implemented yet), ignored",
-        "13: key `driver_domain`: not implemented yet (driver domains are not implemented yet), ignored",
-        "14: key `on_watchdog`: not implemented yet (there is no guest watchdog yet), ignored",
-        "15: key `on_reboot`: \"rename-restart\" is treated as \"restart\" (the new instance keeps the name and the domain id)",
-        "16: key `on_crash`: \"coredump-restart\" is treated as \"restart\" (no core dumps yet)",
-        "18: key `extra`: ignored because `cmdline` is set (as xl does)",
+        "8: key `vtpm`: not implemented yet (vTPMs are not implemented), ignored",
+        "10: key `driver_domain`: not implemented yet (driver domains are not implemented yet), ignored",
+        "11: key `on_watchdog`: not implemented yet (there is no guest watchdog yet), ignored",
+        "12: key `on_reboot`: \"rename-restart\" is treated as \"restart\" (the new instance keeps the name and the domain id)",
+        "13: key `on_crash`: \"coredump-restart\" is treated as \"restart\" (no core dumps yet)",
+        "15: key `extra`: ignored because `cmdline` is set (as xl does)",
     ]
     .iter()
     .map(|w| format!("{f}:{w}"))
@@ -175,6 +171,39 @@ fn unimplemented_keys_warn_once_each() {
         (Action::Restart, Action::Restart)
     );
     assert_eq!(d.cmdline, "mode=smp");
+}
+
+/// The passthrough keys of the Zynq UltraScale+ Xen guide's Ethernet example are read as
+/// written (whether the host has the device is checked when the system is packed).
+#[test]
+fn passthrough_keys_are_read() {
+    common::stand_ins();
+    let text = "name = 'eth'\nkernel = 'rtos'\nmemory = 16\ndtdev = [ \"/amba/ethernet@ff0e0000\" ]\niomem = [ \"0xff0e0,1\", \"0x9010,1@0x2000\" ]\nirqs = [ 95, 0x60 ]\n";
+    let d = xlcfg::parse(Path::new("tests/fixtures/xl/eth.cfg"), text).unwrap();
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    let p = &d.passthrough;
+    assert_eq!(p.dtdevs[0].value, "/amba/ethernet@ff0e0000");
+    let iomem: Vec<(u64, u64, u64)> = p
+        .iomem
+        .iter()
+        .map(|a| (a.value.start, a.value.pages, a.value.gfn))
+        .collect();
+    assert_eq!(iomem, [(0xff0e0, 1, 0xff0e0), (0x9010, 1, 0x2000)]);
+    assert_eq!(p.iomem[0].line, 5);
+    let irqs: Vec<u32> = p.irqs.iter().map(|a| a.value).collect();
+    assert_eq!(irqs, [95, 96]);
+    let err = |text: &str| {
+        xlcfg::parse(
+            Path::new("e.cfg"),
+            &format!("name = 'e'\nkernel = 'rtos'\n{text}\n"),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert_eq!(err("iomem = [ \"0x9010,1\", \"0x9010,1@0x9020\" ]"), "e.cfg:3: key `iomem`: entries 0x9010,0x1@0x9010 and 0x9010,0x1@0x9020 overlap in host pages, expected disjoint ranges");
+    assert_eq!(err("iomem = [ \"0x9010\" ]"), "e.cfg:3: key `iomem`: \"0x9010\" has no `,NUM_PAGES`, expected \"IOMEM_START,NUM_PAGES[@GFN]\" in hexadecimal page numbers, such as \"0x9010,1@0x9010\"");
+    assert_eq!(err("irqs = [ 30 ]"), "e.cfg:3: key `irqs`: 30 is a private interrupt (SGI or PPI) of the CPUs, which the microvisor keeps, expected a list of SPI numbers (GIC INTIDs 32..1019) such as [ 34 ]");
+    assert_eq!(err("dtdev = \"/pl031@9010000\""), "e.cfg:3: key `dtdev`: found a string, expected a list of host device-tree paths such as \"/pl031@9010000\"");
 }
 
 /// The example of xl.cfg(5) and Xen's Arm docs, verbatim, with stand-ins for its files (an

@@ -1,170 +1,384 @@
-//! Performing one validated request through the [`Disk`] and [`Grants`] traits.
+//! Performing a batch of validated requests through the [`Disk`] and [`Grants`] traits.
 //!
-//! Data moves by grant copy through one bounce buffer sized for the largest request the
-//! backend advertises, allocated once per table ([`Scratch`]): nothing is allocated per
-//! request. A request's segments are contiguous on the disk, so each request is a single
-//! disk read or write of the whole range.
+//! [`crate::VbdTable::poll`] takes up to [`Scratch::depth`] requests off a ring (each
+//! copied out once and decoded, [`Scratch::push`]) and [`Scratch::run`] performs them
+//! together, in phases: every indirect request's descriptor pages in one grant copy, every
+//! write's data in one grant copy into the disk's staging buffer, every read and write
+//! started on the disk at once and waited for together, then every read's data in one
+//! grant copy out. The caller then answers the entries in ring order. So a ring drain costs
+//! a few hypercalls instead of two per request, and the device works on several requests
+//! at a time; nothing is allocated per request once the buffers have grown.
 //!
-//! A grant-copy failure answers that request with `BLKIF_RSP_ERROR` and the ring goes on.
-//! Grant state belongs to the frontend and changes under us legitimately (a frontend
-//! revoking grants while closing), and a bad reference costs only the frontend that sent it:
-//! nothing is read from or written to the disk for that request (a write's data is copied in
-//! whole before the disk is touched). A malformed descriptor inside an indirect page is
-//! still [`Malformed`] and halts the ring, exactly as in a direct request.
+//! Ordering: requests that are in flight together have no order among themselves, as in
+//! Xen's blkback (a frontend that needs one waits for the first response). A request with
+//! cache semantics (a flush, a barrier or flush-cache write, a discard) ends its batch and
+//! is performed alone after every earlier request of the batch has finished, so a flush
+//! covers every write answered before it.
+//!
+//! Failures are per request: a grant copy failure answers that request with
+//! `BLKIF_RSP_ERROR` and the ring goes on (grant state belongs to the frontend and changes
+//! under us legitimately, e.g. while it closes). A batched copy that fails is retried one
+//! request at a time to find which; nothing is written to the disk for a write whose data
+//! did not arrive whole. A malformed descriptor inside an indirect page is [`Malformed`]:
+//! the batch is cut before that request (the earlier ones are still answered) and the ring
+//! halts, exactly as for a malformed slot.
 
-use crate::io::{Disk, DiskError, GrantError, GrantSeg, Grants};
-use crate::request::{aligned, check_segments, Kind, Limits, Malformed, Refusal, Segments};
-use alloc::vec;
+use crate::io::{Dir, Disk, DiskError, GrantSeg, Grants, Placed, Transfer};
+use crate::request::{decode, Kind, Limits, Malformed, Refusal};
+use crate::ring::{head, Head, Slot};
 use alloc::vec::Vec;
+use core::ops::Range;
 use protocol::xen::blkif::{
-    BlkifSegment, BLKIF_SECTOR_BYTES, BLKIF_SEGMENTS_PER_INDIRECT_PAGE, BLKIF_SEGMENT_BYTES,
-    XEN_PAGE_BYTES,
+    BlkifSegment, BlkifStatus, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_SECTOR_BYTES, XEN_PAGE_BYTES,
 };
 use protocol::xen::structs::DomId;
-use zerocopy::FromBytes;
 
-/// Why a request was not performed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// Halt the ring.
-    Malformed(Malformed),
-    /// Refused before any I/O.
-    Refused(Refusal),
-    /// A grant copy failed.
-    Grant(GrantError),
-    /// The disk failed.
-    Disk(DiskError),
+mod indirect;
+
+/// One request of a batch, in ring order.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The frontend's id, echoed in the response.
+    pub id: u64,
+    /// The operation byte, echoed in the response.
+    pub op: u8,
+    /// The slot's first bytes (the ring journal needs them when answering).
+    pub head: Head,
+    /// What the request asks for, or why it is refused.
+    pub kind: Result<Kind, Refusal>,
+    /// The answer decided so far: `None` while every step succeeded (answered
+    /// `BLKIF_RSP_OKAY`), else the error status.
+    pub status: Option<BlkifStatus>,
+    /// Its segments in [`Scratch::segments`].
+    segs: Range<usize>,
+    /// Its data in the disk's staging buffer.
+    at: usize,
+    len: usize,
 }
 
-/// Per-table buffers reused by every request.
+impl Entry {
+    /// The status to answer with.
+    pub fn answer(&self) -> BlkifStatus {
+        self.status.unwrap_or(BlkifStatus::Okay)
+    }
+}
+
+/// Whether `kind` must run alone, after everything before it (see the module doc).
+pub fn is_barrier(kind: &Kind) -> bool {
+    match *kind {
+        Kind::Read { .. } => false,
+        Kind::Write {
+            flush_before,
+            flush_after,
+            ..
+        } => flush_before || flush_after,
+        Kind::Flush | Kind::Discard { .. } => true,
+    }
+}
+
+fn disk_status(e: DiskError) -> BlkifStatus {
+    match e {
+        DiskError::Unsupported => Refusal::Unsupported.status(),
+        _ => BlkifStatus::Error,
+    }
+}
+
+/// Copies `placed` against `buf` as one batch; if that fails, retries each entry's span
+/// alone and answers the entries whose copy fails with an error.
+fn copy_spans<G: Grants>(
+    grants: &mut G,
+    domid: DomId,
+    dir: Dir,
+    placed: &[Placed],
+    spans: &[(usize, Range<usize>)],
+    entries: &mut [Entry],
+    buf: &mut [u8],
+) {
+    if grants.copy(domid, dir, placed, buf).is_ok() {
+        return;
+    }
+    for (i, r) in spans {
+        if grants.copy(domid, dir, &placed[r.clone()], buf).is_err() {
+            entries[*i].status = Some(BlkifStatus::Error);
+        }
+    }
+}
+
+fn seg_bytes(s: &BlkifSegment) -> usize {
+    (usize::from(s.last_sect - s.first_sect) + 1) * BLKIF_SECTOR_BYTES
+}
+
+/// The batch and the buffers reused by every batch of a table.
 #[derive(Debug)]
 pub struct Scratch {
-    /// The current request's segments.
-    pub segs: Vec<BlkifSegment>,
-    gsegs: Vec<GrantSeg>,
+    entries: Vec<Entry>,
+    /// Every entry's segments, each entry a range.
+    segs: Vec<BlkifSegment>,
+    /// One slot's direct segments, as [`decode`] fills them.
+    one: Vec<BlkifSegment>,
+    /// Indirect descriptor pages, end to end.
     desc: Vec<u8>,
-    bounce: Vec<u8>,
+    /// Pieces of the current grant copy, and which entry owns which of them.
+    placed: Vec<Placed>,
+    spans: Vec<(usize, Range<usize>)>,
+    /// Entries started on the disk, in start order, and their results.
+    started: Vec<usize>,
+    results: Vec<Result<(), DiskError>>,
+    /// Largest data request in bytes (the most segments a request may carry, in pages).
+    max_request: usize,
 }
 
 impl Scratch {
     /// Buffers for requests of up to `max_segments` segments.
     pub fn new(max_segments: usize) -> Self {
+        let max_segments = max_segments.max(BLKIF_MAX_SEGMENTS_PER_REQUEST);
         Self {
-            segs: Vec::with_capacity(max_segments),
-            gsegs: Vec::with_capacity(max_segments),
-            desc: vec![0; BLKIF_SEGMENTS_PER_INDIRECT_PAGE * BLKIF_SEGMENT_BYTES],
-            bounce: vec![0; max_segments * XEN_PAGE_BYTES],
+            entries: Vec::new(),
+            segs: Vec::new(),
+            one: Vec::with_capacity(BLKIF_MAX_SEGMENTS_PER_REQUEST),
+            desc: Vec::new(),
+            placed: Vec::new(),
+            spans: Vec::new(),
+            started: Vec::new(),
+            results: Vec::new(),
+            max_request: max_segments * XEN_PAGE_BYTES,
         }
     }
 
-    /// Copies an indirect request's descriptor pages in and checks them; on success
-    /// `self.segs` holds the segments.
-    fn fetch_indirect<G: Grants>(
-        &mut self,
-        domid: DomId,
-        segs: Segments,
-        grants: &mut G,
-    ) -> Result<(), Failure> {
-        let Segments::Indirect {
-            count,
-            grefs,
-            pages,
-        } = segs
-        else {
-            return Ok(());
-        };
+    /// Bytes of staging buffer one request may need at most (page-aligned).
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request
+    }
+
+    /// Requests one batch may hold on `disk`: as many as it can have in flight and its
+    /// staging buffer can hold at their largest (at least one; a request that then does
+    /// not fit is answered with an error).
+    pub fn depth<D: Disk>(&self, disk: &mut D) -> usize {
+        let room = disk.staging().len() / self.max_request;
+        room.min(disk.depth()).max(1)
+    }
+
+    /// Empties the batch.
+    pub fn clear(&mut self) {
+        self.entries.clear();
         self.segs.clear();
-        let mut left = usize::from(count);
-        for &gref in &grefs[..usize::from(pages)] {
-            let n = left.min(BLKIF_SEGMENTS_PER_INDIRECT_PAGE);
-            let bytes = &mut self.desc[..n * BLKIF_SEGMENT_BYTES];
-            let seg = GrantSeg {
-                gref,
-                offset: 0,
-                len: bytes.len() as u16,
-            };
-            grants
-                .copy_in(domid, &[seg], bytes)
-                .map_err(Failure::Grant)?;
-            for d in bytes.chunks_exact(BLKIF_SEGMENT_BYTES) {
-                self.segs
-                    .push(BlkifSegment::read_from_bytes(d).expect("segment-sized chunk"));
-            }
-            left -= n;
-        }
-        Ok(())
     }
 
-    /// Lays the segments out as grant pieces; returns the bytes they cover.
-    fn grant_segs(&mut self) -> usize {
-        self.gsegs.clear();
-        let mut total = 0;
-        for s in &self.segs {
-            let len = (usize::from(s.last_sect - s.first_sect) + 1) * BLKIF_SECTOR_BYTES;
-            self.gsegs.push(GrantSeg {
-                gref: s.gref,
-                offset: u16::from(s.first_sect) * BLKIF_SECTOR_BYTES as u16,
-                len: len as u16,
-            });
-            total += len;
-        }
-        total
+    /// The batch, in ring order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 
-    /// Performs `kind` for frontend `domid`. Direct segments are already in `self.segs`.
-    pub fn execute<D: Disk, G: Grants>(
+    /// The segments of `e` (an entry of this batch).
+    pub fn segments(&self, e: &Entry) -> &[BlkifSegment] {
+        &self.segs[e.segs.clone()]
+    }
+
+    /// Decodes a slot taken off the ring and appends it to the batch. Returns whether it
+    /// ends the batch (it must run after everything before it). A malformed slot is not
+    /// added.
+    pub fn push(&mut self, slot: &Slot, limits: &Limits) -> Result<bool, Malformed> {
+        let req = decode(slot, limits, &mut self.one)?;
+        let first = self.segs.len();
+        self.segs.extend_from_slice(&self.one);
+        let barrier = req.kind.as_ref().is_ok_and(is_barrier);
+        self.entries.push(Entry {
+            id: req.id,
+            op: req.op,
+            head: head(slot),
+            kind: req.kind,
+            status: req.kind.err().map(Refusal::status),
+            segs: first..self.segs.len(),
+            at: 0,
+            len: 0,
+        });
+        Ok(barrier)
+    }
+
+    /// Performs the batch for frontend `domid` (see the module doc); every entry left has
+    /// its answer. Returns the malformed request that cut the batch, if any.
+    pub fn run<D: Disk, G: Grants>(
         &mut self,
         domid: DomId,
-        kind: Kind,
         limits: &Limits,
         disk: &mut D,
         grants: &mut G,
-    ) -> Result<(), Failure> {
-        let data = |s: &mut Self, sector: u64, segs: Segments, g: &mut G| {
-            s.fetch_indirect(domid, segs, g)?;
-            if matches!(segs, Segments::Indirect { .. }) {
-                check_segments(&s.segs, sector, limits).map_err(Failure::Malformed)?;
-                if !aligned(&s.segs, sector, limits) {
-                    return Err(Failure::Refused(Refusal::Misaligned));
-                }
+    ) -> Option<Malformed> {
+        let halt = self.fetch_indirect(domid, limits, grants);
+        let room = disk.staging().len();
+        self.place(room);
+        self.copy_data(domid, Dir::In, disk, grants);
+        self.transfer(disk);
+        self.barrier(disk);
+        self.copy_data(domid, Dir::Out, disk, grants);
+        halt
+    }
+
+    /// Gives every data request a page-aligned range of the staging buffer.
+    fn place(&mut self, room: usize) {
+        let mut at = 0;
+        for e in &mut self.entries {
+            if e.status.is_some() || !matches!(e.kind, Ok(Kind::Read { .. } | Kind::Write { .. })) {
+                continue;
             }
-            Ok(s.grant_segs())
-        };
-        match kind {
-            Kind::Read { sector, segs } => {
-                let len = data(self, sector, segs, grants)?;
-                let buf = &mut self.bounce[..len];
-                disk.read(sector, buf).map_err(Failure::Disk)?;
-                grants
-                    .copy_out(domid, &self.gsegs, buf)
-                    .map_err(Failure::Grant)
+            let len: usize = self.segs[e.segs.clone()].iter().map(seg_bytes).sum();
+            if at + len > room {
+                // Only if the shell's staging buffer is smaller than one request.
+                e.status = Some(BlkifStatus::Error);
+                continue;
             }
-            Kind::Write {
+            (e.at, e.len) = (at, len);
+            at = (at + len).next_multiple_of(XEN_PAGE_BYTES);
+        }
+    }
+
+    /// Copies the data of every pending write in (`Dir::In`) or read out (`Dir::Out`), as
+    /// one batch.
+    fn copy_data<D: Disk, G: Grants>(
+        &mut self,
+        domid: DomId,
+        dir: Dir,
+        disk: &mut D,
+        grants: &mut G,
+    ) {
+        self.placed.clear();
+        self.spans.clear();
+        for (i, e) in self.entries.iter().enumerate() {
+            let wanted = matches!(
+                (e.kind, dir),
+                (Ok(Kind::Write { .. }), Dir::In) | (Ok(Kind::Read { .. }), Dir::Out)
+            );
+            if !wanted || e.status.is_some() {
+                continue;
+            }
+            let first = self.placed.len();
+            let mut at = e.at;
+            for s in &self.segs[e.segs.clone()] {
+                let len = seg_bytes(s);
+                let seg = GrantSeg {
+                    gref: s.gref,
+                    offset: u16::from(s.first_sect) * BLKIF_SECTOR_BYTES as u16,
+                    len: len as u16,
+                };
+                self.placed.push(Placed { seg, at });
+                at += len;
+            }
+            self.spans.push((i, first..self.placed.len()));
+        }
+        if !self.spans.is_empty() {
+            let buf = disk.staging();
+            copy_spans(
+                grants,
+                domid,
+                dir,
+                &self.placed,
+                &self.spans,
+                &mut self.entries,
+                buf,
+            );
+        }
+    }
+
+    /// Starts every pending read and write that is not a barrier, then waits for them.
+    fn transfer<D: Disk>(&mut self, disk: &mut D) {
+        self.started.clear();
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            let (Ok(kind), None) = (e.kind, e.status) else {
+                continue;
+            };
+            let (write, sector) = match kind {
+                Kind::Read { sector, .. } => (false, sector),
+                Kind::Write { sector, .. } if !is_barrier(&kind) => (true, sector),
+                _ => continue,
+            };
+            let t = Transfer {
+                write,
                 sector,
-                segs,
-                flush_before,
-                flush_after,
-            } => {
-                let len = data(self, sector, segs, grants)?;
-                let buf = &mut self.bounce[..len];
-                grants
-                    .copy_in(domid, &self.gsegs, buf)
-                    .map_err(Failure::Grant)?;
-                if flush_before {
-                    disk.flush().map_err(Failure::Disk)?;
-                }
-                disk.write(sector, buf).map_err(Failure::Disk)?;
-                if flush_after {
-                    disk.flush().map_err(Failure::Disk)?;
-                }
-                Ok(())
+                at: e.at,
+                len: e.len,
+            };
+            match disk.start(t) {
+                Ok(()) => self.started.push(i),
+                Err(err) => e.status = Some(disk_status(err)),
             }
-            Kind::Flush => disk.flush().map_err(Failure::Disk),
+        }
+        self.results.clear();
+        if self.started.is_empty() {
+            return;
+        }
+        disk.finish(&mut self.results);
+        for (k, &i) in self.started.iter().enumerate() {
+            // A disk that reports fewer results than it started lost the rest.
+            match self.results.get(k) {
+                Some(Ok(())) => {}
+                Some(Err(err)) => self.entries[i].status = Some(disk_status(*err)),
+                None => self.entries[i].status = Some(BlkifStatus::Error),
+            }
+        }
+    }
+
+    /// Performs the batch's barrier request (its last entry, if any), alone.
+    fn barrier<D: Disk>(&mut self, disk: &mut D) {
+        let Some(e) = self.entries.last_mut() else {
+            return;
+        };
+        let (Ok(kind), None) = (e.kind, e.status) else {
+            return;
+        };
+        if !is_barrier(&kind) {
+            return;
+        }
+        let (at, len) = (e.at, e.len);
+        let results = &mut self.results;
+        let r = match kind {
+            Kind::Flush => disk.flush(),
             Kind::Discard {
                 sector,
                 count,
                 secure,
-            } => disk.discard(sector, count, secure).map_err(Failure::Disk),
+            } => disk.discard(sector, count, secure),
+            Kind::Write {
+                sector,
+                flush_before,
+                flush_after,
+                ..
+            } => barrier_write(
+                disk,
+                results,
+                Transfer {
+                    write: true,
+                    sector,
+                    at,
+                    len,
+                },
+                flush_before,
+                flush_after,
+            ),
+            Kind::Read { .. } => Ok(()),
+        };
+        if let Err(err) = r {
+            e.status = Some(disk_status(err));
         }
     }
+}
+
+/// A write with cache semantics: flush first and/or after, as asked.
+fn barrier_write<D: Disk>(
+    disk: &mut D,
+    results: &mut Vec<Result<(), DiskError>>,
+    t: Transfer,
+    flush_before: bool,
+    flush_after: bool,
+) -> Result<(), DiskError> {
+    if flush_before {
+        disk.flush()?;
+    }
+    disk.start(t)?;
+    results.clear();
+    disk.finish(results);
+    results.first().copied().unwrap_or(Err(DiskError::Io))?;
+    if flush_after {
+        disk.flush()?;
+    }
+    Ok(())
 }

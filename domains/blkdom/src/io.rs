@@ -2,10 +2,12 @@
 //!
 //! The core never touches memory it was not handed: ring bytes and indexes go through
 //! [`RingMem`], frontend data through [`Grants`] (grant copy, so the backend never maps a
-//! frontend's data page), and the disk through [`Disk`]. Host tests implement all three over
+//! frontend's data page), and the disk through [`Disk`], whose staging buffer holds a
+//! batch's data between the grant copies and the device. Host tests implement all three over
 //! plain memory.
 
-use protocol::xen::structs::{DomId, GrantRef};
+pub use protocol::xen::copy::{copy_pieces, CopyPiece, GrantError, GrantSeg, Placed};
+use protocol::xen::structs::DomId;
 
 /// The mapped pages of one blkif ring (`1 << order` pages, in ring order).
 ///
@@ -69,16 +71,39 @@ pub enum DiskError {
     Unsupported,
 }
 
-/// One disk, addressed in 512-byte sectors. Buffers are whole sectors; the core has already
-/// checked that `sector + len / 512` is within [`DiskInfo::sectors`] and aligned to
-/// [`DiskInfo::sector_size`].
+/// One transfer between the disk and its staging buffer: `len` bytes (whole sectors) at
+/// `sector`, from or into `staging()[at..at + len]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// Write the buffer to the disk (else read the disk into the buffer).
+    pub write: bool,
+    /// First 512-byte sector.
+    pub sector: u64,
+    /// Byte offset in the staging buffer.
+    pub at: usize,
+    /// Bytes, a non-zero multiple of 512.
+    pub len: usize,
+}
+
+/// One disk, addressed in 512-byte sectors, with a staging buffer that its transfers read
+/// and fill. Several transfers may be in flight at once (the device completes them in any
+/// order); the core starts up to [`Disk::depth`] of them over disjoint ranges of the buffer
+/// and then waits for all of them with [`Disk::finish`]. The core has already checked that
+/// every transfer lies within [`DiskInfo::sectors`], is aligned to
+/// [`DiskInfo::sector_size`] and lies within the buffer.
 pub trait Disk {
     /// The disk's properties (constant while the disk is attached).
     fn info(&self) -> DiskInfo;
-    /// Reads `buf.len() / 512` sectors starting at `sector`.
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError>;
-    /// Writes `buf.len() / 512` sectors starting at `sector`; durable only after a flush.
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DiskError>;
+    /// Transfers that may be in flight at once (at least 1).
+    fn depth(&self) -> usize;
+    /// The staging buffer. Every transfer started earlier is finished first (its result is
+    /// kept for [`Disk::finish`]), so the device never writes memory a reference covers.
+    fn staging(&mut self) -> &mut [u8];
+    /// Starts `t`. On an error nothing was started and [`Disk::finish`] will not report it.
+    fn start(&mut self, t: Transfer) -> Result<(), DiskError>;
+    /// Waits for every started transfer and appends their results, in the order they were
+    /// started.
+    fn finish(&mut self, results: &mut alloc::vec::Vec<Result<(), DiskError>>);
     /// Makes every completed write durable.
     fn flush(&mut self) -> Result<(), DiskError>;
     /// Discards `count` sectors starting at `sector` (only called when
@@ -89,144 +114,29 @@ pub trait Disk {
     }
 }
 
-/// One piece of a frontend's granted page: `len` bytes at `offset` of the page `gref` grants.
-/// `offset + len` never exceeds 4096.
+/// Which way a grant copy goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GrantSeg {
-    /// The frontend's grant reference.
-    pub gref: GrantRef,
-    /// Byte offset within the granted page.
-    pub offset: u16,
-    /// Bytes to copy (at least 1).
-    pub len: u16,
-}
-
-/// Why a grant copy failed (Xen's `GNTST_*` for `GNTTABOP_copy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GrantError {
-    /// the grant reference is not valid in the frontend's table (`GNTST_bad_gntref`)
-    BadRef,
-    /// the frontend domain does not exist or does not grant to us (`GNTST_bad_domain`)
-    BadDomain,
-    /// the grant is read-only and the copy would write it (`GNTST_permission_denied`)
-    PermissionDenied,
-    /// the copy failed for another reason (`GNTST_general_error` and the rest)
-    Failed,
-}
-
-impl GrantError {
-    /// The error for a `GNTST_*` status; `None` for `GNTST_okay`.
-    pub fn from_gntst(status: i16) -> Option<Self> {
-        use protocol::xen::structs::gntst;
-        match status {
-            gntst::OKAY => None,
-            gntst::BAD_GNTREF => Some(Self::BadRef),
-            gntst::BAD_DOMAIN => Some(Self::BadDomain),
-            gntst::PERMISSION_DENIED => Some(Self::PermissionDenied),
-            _ => Some(Self::Failed),
-        }
-    }
+pub enum Dir {
+    /// From the frontend's pages into our buffer (a write request's data, descriptors).
+    In,
+    /// From our buffer into the frontend's pages (a read request's data).
+    Out,
 }
 
 /// Grant copies between a frontend's granted pages and a local buffer.
 ///
-/// `segs` are laid end to end in the local buffer: segment `i` occupies the bytes after
-/// those of segments `0..i`, and the buffer is exactly as long as all of them. The local
-/// buffer may cross local page boundaries (an implementation issuing `GNTTABOP_copy` splits
-/// there); the remote side of a segment never crosses its page. All segments of one call
-/// may be issued as one batch; on failure the buffer contents are unspecified.
+/// The local side of a piece may cross local page boundaries (an implementation issuing
+/// `GNTTABOP_copy` splits there, see [`copy_pieces`]); the remote side never crosses its
+/// page. All pieces of one call may be issued as one batch; on failure the buffer and the
+/// frontend's pages are unspecified and the caller may retry subsets to find the culprit
+/// (copies are idempotent).
 pub trait Grants {
-    /// Copies from the frontend's pages into `dst` (a write request's data).
-    fn copy_in(
+    /// Copies every piece in direction `dir` between frontend `domid`'s pages and `buf`.
+    fn copy(
         &mut self,
         domid: DomId,
-        segs: &[GrantSeg],
-        dst: &mut [u8],
+        dir: Dir,
+        pieces: &[Placed],
+        buf: &mut [u8],
     ) -> Result<(), GrantError>;
-    /// Copies `src` into the frontend's pages (a read request's data).
-    fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError>;
-}
-
-/// One grant copy of a request's data: `len` bytes between the frontend's page `gref` at
-/// `remote_offset` and the local address `local`. Neither side crosses a page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CopyPiece {
-    /// The frontend's grant reference.
-    pub gref: GrantRef,
-    /// Byte offset within the granted page.
-    pub remote_offset: u16,
-    /// Local (guest-physical = virtual) address.
-    pub local: usize,
-    /// Bytes.
-    pub len: u16,
-}
-
-/// The grant copies for `segs` laid end to end in a local buffer starting at `local`: each
-/// segment is split where the local side crosses one of our 4 KiB pages (a grant copy
-/// names one local frame). Appends to `out`.
-pub fn copy_pieces(segs: &[GrantSeg], local: usize, out: &mut alloc::vec::Vec<CopyPiece>) {
-    const PAGE: usize = 4096;
-    let mut at = local;
-    for s in segs {
-        let mut done = 0usize;
-        while done < usize::from(s.len) {
-            let here = at + done;
-            let n = (PAGE - here % PAGE).min(usize::from(s.len) - done);
-            out.push(CopyPiece {
-                gref: s.gref,
-                // Both fit: offset + len <= 4096 for every segment.
-                remote_offset: s.offset + done as u16,
-                local: here,
-                len: n as u16,
-            });
-            done += n;
-        }
-        at += usize::from(s.len);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pieces_split_at_local_page_boundaries_only() {
-        let segs = [
-            GrantSeg {
-                gref: 7,
-                offset: 512,
-                len: 3584,
-            },
-            GrantSeg {
-                gref: 8,
-                offset: 0,
-                len: 4096,
-            },
-        ];
-        // A local buffer starting 1 KiB into a page.
-        let mut out = alloc::vec::Vec::new();
-        copy_pieces(&segs, 0x1_0400, &mut out);
-        let got: alloc::vec::Vec<_> = out
-            .iter()
-            .map(|p| (p.gref, p.remote_offset, p.local, p.len))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (7, 512, 0x1_0400, 3072),
-                (7, 3584, 0x1_1000, 512),
-                (8, 0, 0x1_1200, 3584),
-                (8, 3584, 0x1_2000, 512),
-            ]
-        );
-        assert_eq!(
-            out.iter().map(|p| usize::from(p.len)).sum::<usize>(),
-            3584 + 4096
-        );
-        // A page-aligned buffer and page-sized segments need no split.
-        out.clear();
-        copy_pieces(&segs[1..], 0x2_0000, &mut out);
-        assert_eq!(out.len(), 1);
-    }
 }

@@ -6,7 +6,8 @@
 //! * [`io`]: the traits the shell implements ([`RingMem`], [`Disk`], [`Grants`]).
 //! * [`ring`]: the back half of the shared ring (indexes, notify rules, restart attach).
 //! * [`request`]: each request copied out once and fully validated into a typed [`Request`].
-//! * [`exec`]: performing a request by grant copy through one reused bounce buffer.
+//! * [`exec`]: performing a batch of requests together: one grant copy per phase, every
+//!   transfer in flight on the disk at once through its staging buffer.
 //! * [`vbd`]: the vbd table, per-vbd state and counters, and [`VbdTable::poll`].
 //! * [`xenbus`]: the backend xenbus handshake as [`Action`]s for the shell.
 //!

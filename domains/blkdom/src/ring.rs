@@ -13,10 +13,13 @@
 //!
 //! Restart: [`BackRing::attach`] starts from the published `rsp_prod`, so every request
 //! between `rsp_prod` and `req_prod` is consumed again. That is exact because requests are
-//! answered strictly in ring order, one at a time, and each response is published before the
-//! next request is read (DESIGN §6.2). A response overwrites the first 16 bytes of its
-//! request's slot, so an instance that dies after starting to write a response but before
-//! publishing it would leave the replay a slot that is neither request nor response. To close
+//! answered strictly in ring order (DESIGN §6.2): several requests may be taken and in
+//! flight at once, but their responses are written and published one by one, in ring order,
+//! so every request from the published `rsp_prod` on is either unanswered or about to be.
+//! Replaying one that was already performed is harmless (block I/O is idempotent). A
+//! response overwrites the first 16 bytes of its request's slot, so an instance that dies
+//! after starting to write a response but before publishing it would leave the replay a
+//! slot that is neither request nor response. To close
 //! that window the backend journals in the header's padding (unused by blkif; the frontend
 //! zeroes it when it initialises the ring): before writing response `i` it saves the 16 bytes
 //! it is about to overwrite and the index `i`, behind a magic word that is cleared while the
@@ -61,6 +64,17 @@ const JOURNAL_MAGIC: u32 = u32::from_le_bytes(*b"BKJ1");
 /// One request slot's bytes, copied out of the ring.
 pub type Slot = [u8; RING_SLOT_BYTES];
 
+/// The first bytes of a request slot, which its response overwrites (kept per request
+/// taken, for the journal).
+pub type Head = [u8; RSP_BYTES];
+
+/// The [`Head`] of a slot.
+pub fn head(slot: &Slot) -> Head {
+    let mut h = [0; RSP_BYTES];
+    h.copy_from_slice(&slot[..RSP_BYTES]);
+    h
+}
+
 /// The backend's private view of one shared ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackRing {
@@ -68,8 +82,6 @@ pub struct BackRing {
     req_cons: u32,
     rsp_prod_pvt: u32,
     rsp_published: u32,
-    /// First bytes of the request taken last (the one the next response overwrites).
-    head: [u8; RSP_BYTES],
 }
 
 /// Copies `dst.len()` bytes at `off`, split where the range crosses a page boundary.
@@ -106,7 +118,6 @@ impl BackRing {
             req_cons: 0,
             rsp_prod_pvt: 0,
             rsp_published: 0,
-            head: [0; RSP_BYTES],
         })
     }
 
@@ -164,23 +175,27 @@ impl BackRing {
     /// caller has seen [`BackRing::pending`] return non-zero.
     pub fn take_request<M: RingMem + ?Sized>(&mut self, mem: &M, slot: &mut Slot) {
         read_split(mem, slot_offset(self.entries, self.req_cons), slot);
-        self.head.copy_from_slice(&slot[..RSP_BYTES]);
         self.req_cons = self.req_cons.wrapping_add(1);
     }
 
-    /// Writes the response to the request taken last (exactly one is outstanding) and
-    /// publishes it (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`). Returns whether the frontend asked to be
-    /// notified of it (its `rsp_event` lies in the newly published range).
-    pub fn respond<M: RingMem + ?Sized>(&mut self, mem: &mut M, rsp: &BlkifResponse) -> bool {
-        debug_assert!(
-            self.req_cons.wrapping_sub(self.rsp_prod_pvt) == 1,
-            "one request outstanding"
-        );
+    /// Writes the response to the oldest unanswered request, whose slot began with `head`
+    /// when it was taken, and publishes it (`RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`). Returns
+    /// whether the frontend asked to be notified of it (its `rsp_event` lies in the newly
+    /// published range). Does nothing if no request is unanswered.
+    pub fn respond<M: RingMem + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        rsp: &BlkifResponse,
+        head: &Head,
+    ) -> bool {
+        if self.req_cons == self.rsp_prod_pvt {
+            return false;
+        }
         // Journal the bytes the response overwrites (see the module doc); the magic is
         // cleared first so a half-written journal is never trusted.
         mem.store_index(JOURNAL_MAGIC_OFF, 0);
         mem.store_index(JOURNAL_INDEX_OFF, self.rsp_prod_pvt);
-        mem.write_bytes(JOURNAL_SAVED_OFF, &self.head);
+        mem.write_bytes(JOURNAL_SAVED_OFF, head);
         mem.store_index(JOURNAL_MAGIC_OFF, JOURNAL_MAGIC);
         write_split(
             mem,

@@ -2,15 +2,15 @@
 //!
 //! Each vbd is independent: a halted ring stops only its own vbd, and [`VbdTable::poll`]
 //! serves one vbd per call, at most one ring's worth of requests, so the shell can round-
-//! robin over vbds with pending events. Requests are performed one at a time and answered
-//! strictly in ring order (each response is published before the next request is read),
-//! which is what makes restart replay exact (see [`crate::ring`]).
+//! robin over vbds with pending events. Requests are performed in batches (see
+//! [`crate::exec`]) and answered strictly in ring order, which is what makes restart replay
+//! exact (see [`crate::ring`]).
 
 use crate::counters::count;
 pub use crate::counters::Counters;
-use crate::exec::{Failure, Scratch};
+use crate::exec::Scratch;
 use crate::io::{Disk, DiskInfo, Grants, RingMem};
-use crate::request::{decode, Limits, Malformed, Refusal};
+use crate::request::{Limits, Malformed};
 use crate::ring::{BackRing, RingError, Slot};
 use crate::xenbus::{Handshake, Published, Step};
 use alloc::vec::Vec;
@@ -178,6 +178,12 @@ impl VbdTable {
         self.config
     }
 
+    /// Bytes of a disk's staging buffer one request may need at most: a disk serves
+    /// `staging / max_request_bytes` requests at a time (at most its depth).
+    pub fn max_request_bytes(&self) -> usize {
+        self.scratch.max_request_bytes()
+    }
+
     /// Adds a vbd over a disk with properties `disk`.
     pub fn add(&mut self, config: VbdConfig, disk: DiskInfo) -> VbdId {
         let read_only = config.read_only || disk.read_only;
@@ -299,8 +305,10 @@ impl VbdTable {
         step
     }
 
-    /// Serves vbd `id`'s ring: performs waiting requests in order, answers each, and re-arms
-    /// `req_event` when the ring is empty. `disk` must be the vbd's disk.
+    /// Serves vbd `id`'s ring: takes waiting requests in batches, performs each batch
+    /// together ([`Scratch::run`]), answers its requests in ring order, and re-arms
+    /// `req_event` when the ring is empty. `disk` must be the vbd's disk; nothing is left in
+    /// flight on it when this returns.
     pub fn poll<M: RingMem + ?Sized, D: Disk, G: Grants>(
         &mut self,
         id: VbdId,
@@ -313,58 +321,67 @@ impl VbdTable {
         let (VbdState::Connected, Some(ring)) = (v.state, v.ring.as_mut()) else {
             return out;
         };
+        let scratch = &mut self.scratch;
+        let depth = scratch.depth(disk);
         let mut budget = ring.entries();
         let mut slot: Slot = [0; RING_SLOT_BYTES];
         let halt = loop {
-            let waiting = match ring.final_check(mem) {
-                Ok(n) => n,
-                Err(e) => break Some(HaltReason::Ring(e)),
-            };
-            if waiting == 0 {
-                break None;
-            }
-            if budget == 0 {
-                out.more = true;
-                break None;
-            }
-            budget -= 1;
-            ring.take_request(mem, &mut slot);
-            let req = match decode(&slot, &v.limits, &mut self.scratch.segs) {
-                Ok(r) => r,
-                Err(m) => break Some(HaltReason::Malformed(m)),
-            };
-            let result = match req.kind {
-                Ok(kind) => {
-                    let r = self
-                        .scratch
-                        .execute(v.config.frontend, kind, &v.limits, disk, grants);
-                    if r.is_ok() {
-                        count(&mut v.counters, kind, &self.scratch.segs);
+            scratch.clear();
+            let mut halt = None;
+            while scratch.entries().len() < depth {
+                let waiting = match ring.final_check(mem) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        halt = Some(HaltReason::Ring(e));
+                        break;
                     }
-                    r
+                };
+                if waiting == 0 {
+                    break;
                 }
-                Err(refusal) => Err(Failure::Refused(refusal)),
-            };
-            let status = match result {
-                Ok(()) => BlkifStatus::Okay,
-                Err(Failure::Malformed(m)) => break Some(HaltReason::Malformed(m)),
-                Err(Failure::Refused(r)) => r.status(),
-                Err(Failure::Disk(crate::io::DiskError::Unsupported)) => {
-                    Refusal::Unsupported.status()
+                if budget == 0 {
+                    out.more = true;
+                    break;
                 }
-                Err(Failure::Grant(_) | Failure::Disk(_)) => BlkifStatus::Error,
-            };
-            if status != BlkifStatus::Okay {
-                v.counters.errors += 1;
+                budget -= 1;
+                ring.take_request(mem, &mut slot);
+                match scratch.push(&slot, &v.limits) {
+                    Ok(false) => {}
+                    // It runs after everything before it: the batch ends here.
+                    Ok(true) => break,
+                    Err(m) => {
+                        halt = Some(HaltReason::Malformed(m));
+                        break;
+                    }
+                }
             }
-            let rsp = BlkifResponse {
-                id: req.id,
-                operation: req.op,
-                _pad0: 0,
-                status: status as i16,
-                _pad1: [0; 4],
-            };
-            out.notify |= ring.respond(mem, &rsp);
+            if scratch.entries().is_empty() {
+                break halt;
+            }
+            if let Some(m) = scratch.run(v.config.frontend, &v.limits, disk, grants) {
+                // Earlier in the ring than anything the gathering stopped at.
+                halt = Some(HaltReason::Malformed(m));
+            }
+            for e in scratch.entries() {
+                let status = e.answer();
+                match (status, e.kind) {
+                    (BlkifStatus::Okay, Ok(kind)) => {
+                        count(&mut v.counters, kind, scratch.segments(e))
+                    }
+                    _ => v.counters.errors += 1,
+                }
+                let rsp = BlkifResponse {
+                    id: e.id,
+                    operation: e.op,
+                    _pad0: 0,
+                    status: status as i16,
+                    _pad1: [0; 4],
+                };
+                out.notify |= ring.respond(mem, &rsp, &e.head);
+            }
+            if halt.is_some() || out.more {
+                break halt;
+            }
         };
         if let Some(reason) = halt {
             v.state = VbdState::Halted(reason);

@@ -8,10 +8,13 @@
 extern crate alloc;
 
 pub mod mgmt;
+pub mod passthrough;
 pub mod prompt;
 pub mod pvcore;
+pub mod restart;
 pub mod supervise;
 pub mod vbd;
+pub mod vif;
 pub mod xenstore;
 
 pub use supervise::{state_text, stop_text, Command, Limits, Policy, Supervisor};
@@ -77,6 +80,18 @@ pub enum PlanError {
     BadName,
     /// the domain has no vCPUs
     NoVcpus,
+    /// no unassigned Device capability is the host device the manifest gives the domain
+    NoDevice {
+        /// Its host device-tree path.
+        path: String,
+    },
+    /// the host device the manifest gives the domain is held by another domain
+    DeviceHeld {
+        /// Its host device-tree path.
+        path: String,
+        /// The domain holding it.
+        by: u16,
+    },
     /// the microvisor refused an operation
     Cap(CapError),
 }
@@ -89,6 +104,14 @@ impl fmt::Display for PlanError {
             Self::Dependency { name } => write!(f, "dependency {name} is not running"),
             Self::BadName => write!(f, "name must be 1..={MAX_NAME_LEN} bytes"),
             Self::NoVcpus => f.write_str("no vCPUs"),
+            Self::NoDevice { path } => write!(
+                f,
+                "device {path} is not a passthrough device of this host (the microvisor made no Device capability of it: is it marked xen,passthrough in the host DT, whole pages, clear of the GIC and the UART?)"
+            ),
+            Self::DeviceHeld { path, by } => write!(
+                f,
+                "device {path} is held by domain {by}; destroy that domain first to free it"
+            ),
             Self::Cap(e) => e.fmt(f),
         }
     }
@@ -145,6 +168,17 @@ pub fn plan_domain(
         ),
         None => None,
     };
+    let (devices, windows) = passthrough::plan(&d.devices, caps)?;
+    let device_tree = match &d.device_tree {
+        Some(label) => Some(
+            find_module(caps, label)
+                .ok_or_else(|| PlanError::NoImage {
+                    label: label.clone(),
+                })?
+                .handle,
+        ),
+        None => None,
+    };
     Ok(DomainSpec {
         name: d.name.clone(),
         image,
@@ -153,19 +187,36 @@ pub fn plan_domain(
         mem_mib: d.mem_mib,
         vcpus: d.vcpus.clone(),
         cmdline: d.cmdline.clone(),
-        devices: Vec::new(),
+        devices,
+        windows,
+        device_tree,
     })
 }
 
-/// For a domain whose pCPUs the tools chose (`auto_cpus`), created while others run:
-/// keeps only the pCPUs no running domain holds exclusively (`taken`) and spreads the vCPUs
-/// over them in order. `None` if every chosen pCPU is taken.
-pub fn avoid_exclusive(vcpus: &[VcpuPlacement], taken: &[u16]) -> Option<Vec<VcpuPlacement>> {
+/// For a domain whose pCPUs the tools chose (`auto_cpus`), created while others run on a
+/// machine of `pcpus` CPUs: keeps the chosen pCPUs that exist and that no running domain
+/// holds exclusively (`taken`), and spreads the vCPUs over them in order. The tools chose
+/// without knowing the running system (its size, what is exclusive), so when none of their
+/// choices is usable any free pCPU is: 1 and up first (pCPU 0 runs dom0), then 0. `None`
+/// only if every pCPU is held exclusively. (An xl.cfg's `^N` exclusions are not known
+/// here: a fallback may use such a pCPU.)
+pub fn place_auto(
+    vcpus: &[VcpuPlacement],
+    taken: &[u16],
+    pcpus: u16,
+) -> Option<Vec<VcpuPlacement>> {
+    let usable = |c: u16| c < pcpus && !taken.contains(&c);
     let mut free: Vec<u16> = Vec::new();
     for v in vcpus {
-        if !taken.contains(&v.pcpu) && !free.contains(&v.pcpu) {
+        if usable(v.pcpu) && !free.contains(&v.pcpu) {
             free.push(v.pcpu);
         }
+    }
+    if free.is_empty() {
+        free = (1..pcpus).filter(|&c| usable(c)).collect();
+    }
+    if free.is_empty() && usable(0) {
+        free.push(0);
     }
     if free.is_empty() {
         return None;
@@ -231,12 +282,23 @@ mod tests {
             priority: 10,
             exclusive: false,
         };
+        let pcpus_of = |v: Vec<VcpuPlacement>| -> Vec<u16> { v.iter().map(|v| v.pcpu).collect() };
         let vcpus = [at(1), at(2), at(3), at(1)];
-        let moved = avoid_exclusive(&vcpus, &[1]).expect("2 and 3 are free");
-        let pcpus: Vec<u16> = moved.iter().map(|v| v.pcpu).collect();
-        assert_eq!(pcpus, [2, 3, 2, 3]);
-        assert_eq!(avoid_exclusive(&vcpus, &[]).unwrap(), vcpus.to_vec());
-        assert_eq!(avoid_exclusive(&[at(1)], &[1]), None);
+        let moved = place_auto(&vcpus, &[1], 4).expect("2 and 3 are free");
+        assert_eq!(pcpus_of(moved), [2, 3, 2, 3]);
+        assert_eq!(place_auto(&vcpus, &[], 4).unwrap(), vcpus.to_vec());
+        // ux review: a 1-vCPU guest the tools put on pCPU 1, beside an RTOS exclusive there,
+        // goes to pCPU 2 (it was refused).
+        assert_eq!(pcpus_of(place_auto(&[at(1)], &[1], 4).unwrap()), [2]);
+        // A 2-vCPU guest placed for 4 pCPUs, created on a 2-pCPU machine, stays on pCPU 1
+        // (it was refused: "physical CPU unavailable").
+        assert_eq!(
+            pcpus_of(place_auto(&[at(1), at(2)], &[], 2).unwrap()),
+            [1, 1]
+        );
+        // Only dom0's pCPU left.
+        assert_eq!(pcpus_of(place_auto(&[at(1)], &[1], 2).unwrap()), [0]);
+        assert_eq!(place_auto(&[at(1)], &[0, 1], 2), None);
     }
 
     fn domain(name: &str, image: &str, deps: &[&str]) -> ManifestDomain {
@@ -257,6 +319,9 @@ mod tests {
             on_reboot: Action::Restart,
             on_crash: Action::Restart,
             vbds: Vec::new(),
+            vifs: Vec::new(),
+            devices: Vec::new(),
+            device_tree: None,
         }
     }
 
@@ -266,17 +331,19 @@ mod tests {
             version: MANIFEST_VERSION,
             domains: vec![],
             disks: vec![],
+            nics: vec![],
         };
         assert_eq!(decode_manifest(&m.encode().unwrap()), Ok(m));
         let bad = SystemManifest {
             version: 7,
             domains: vec![],
             disks: vec![],
+            nics: vec![],
         }
         .encode()
         .unwrap();
         let e = decode_manifest(&bad).unwrap_err();
-        assert_eq!(e.to_string(), "manifest version 7, expected 3");
+        assert_eq!(e.to_string(), "manifest version 7, expected 6");
         assert_eq!(
             decode_manifest(&[0xFF, 0xFF]),
             Err(ManifestError::Malformed)

@@ -55,7 +55,7 @@ mod shell {
             return;
         };
         let sup = start_all(&manifest, &caps);
-        let port = crate::port::Port::open(&caps, info);
+        let port = crate::port::Port::open(&caps);
         if let Some(irq) = port.as_ref().and_then(|p| p.irq) {
             PORT_IRQ.store(irq, Ordering::Release);
         }
@@ -83,7 +83,12 @@ mod shell {
             let policy = Policy::of(d);
             let spec = match plan_domain(d, caps, &running) {
                 Ok(mut s) => {
-                    s.devices = dom0::vbd::backend_devices(&d.name, &manifest.disks, caps);
+                    // plan_domain already listed the passthrough devices; the backends'
+                    // disks and NICs join them.
+                    s.devices
+                        .extend(dom0::vbd::backend_devices(&d.name, &manifest.disks, caps));
+                    s.devices
+                        .extend(dom0::vif::backend_devices(&d.name, &manifest.nics, caps));
                     s
                 }
                 Err(e) => {
@@ -255,7 +260,7 @@ mod shell {
                 }
             }
             for i in sup.due(timer::now()) {
-                pv.detach(sup.domains()[i].domid);
+                pv.detach_restarting(sup.domains()[i].domid);
                 let r = cap::domain_restart(sup.domains()[i].handle);
                 let (line, old) = sup.restarted(i, r, timer::now());
                 println!("{line}");

@@ -17,7 +17,7 @@ use protocol::ids::DomainId;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
     decode, encode, DomainRef, DomainRow, FrameDecoder, MgmtError, Request, Response, SystemInfo,
-    VbdRow, MGMT_VERSION,
+    VbdRow, VifRow, MGMT_VERSION,
 };
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
@@ -48,6 +48,10 @@ pub trait DomainOps {
     fn destroy(&mut self, id: u16) -> Result<(), CapError>;
     /// `CapOp::DomainRestart`; the shell keeps the new handle.
     fn restart(&mut self, id: u16) -> Result<(), CapError>;
+    /// `CapOp::DomainFault` (the test capability behind `ctl crash`).
+    fn crash(&mut self, _id: u16) -> Result<(), CapError> {
+        Err(CapError::UnknownCall)
+    }
     /// Frequency of the generic timer's counter (`StartInfo::counter_hz`).
     fn counter_hz(&mut self) -> u64;
     /// Free pages and largest contiguous free run in dom0's Memory cap
@@ -79,6 +83,14 @@ pub trait DomainOps {
             what: "virtual block devices".into(),
         })
     }
+    /// The virtual network interfaces domain `id` uses or serves, in (frontend, device)
+    /// order.
+    fn vifs(&mut self, id: u16) -> Result<Vec<VifRow>, MgmtError> {
+        let _ = id;
+        Err(MgmtError::NotSupported {
+            what: "virtual network interfaces".into(),
+        })
+    }
     /// Builds, starts and supervises a new domain from a boot-module image; its id.
     fn create(&mut self, domain: &ManifestDomain) -> Result<u16, MgmtError> {
         let _ = domain;
@@ -99,6 +111,7 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             version: MGMT_VERSION,
         }),
         Request::Hello { .. } => Err(MgmtError::VersionMismatch { ours: MGMT_VERSION }),
+        Request::Session { token } => Ok(Response::Session { token: *token }),
         Request::List | Request::Top => Ok(Response::Domains(rows(ops))),
         Request::Info => {
             let domains = u32::try_from(ops.domains().len()).unwrap_or(u32::MAX);
@@ -121,9 +134,16 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         }
         Request::Destroy { domain } => lifecycle(ops, domain, None, |o, id| o.destroy(id)),
         Request::Restart { domain } => lifecycle(ops, domain, None, |o, id| o.restart(id)),
+        Request::Crash { domain } => {
+            lifecycle(ops, domain, Some(DomainState::Running), |o, id| o.crash(id))
+        }
         Request::Vbds { domain } => {
             let id = resolve(ops, domain)?;
             ops.vbds(id).map(Response::Vbds)
+        }
+        Request::Vifs { domain } => {
+            let id = resolve(ops, domain)?;
+            ops.vifs(id).map(Response::Vifs)
         }
         Request::ConsoleInput { domain, bytes } => {
             let id = resolve(ops, domain)?;

@@ -116,12 +116,16 @@ impl DomainOps for Ops<'_> {
 
     fn restart(&mut self, id: u16) -> Result<(), CapError> {
         let i = self.index(id)?;
-        self.pv.detach(id);
+        self.pv.detach_restarting(id);
         let r = cap::domain_restart(self.sup.domains()[i].handle);
         let ok = r.map(drop);
         let (line, _) = self.sup.restarted(i, r, timer::now());
         println!("mgmt: restart: {line}");
         ok
+    }
+
+    fn crash(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("crash", id, cap::domain_fault)
     }
 
     fn create(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {
@@ -136,14 +140,9 @@ impl DomainOps for Ops<'_> {
         let mut d = d.clone();
         if d.auto_cpus {
             // The host chose pCPUs without knowing what runs here: keep off exclusive ones.
-            d.vcpus =
-                dom0::avoid_exclusive(&d.vcpus, &self.sup.exclusive_pcpus()).ok_or_else(|| {
-                    MgmtError::Refused {
-                        why: format!(
-                            "cannot create {}: every pCPU it may use is held exclusively",
-                            d.name
-                        ),
-                    }
+            d.vcpus = dom0::place_auto(&d.vcpus, &self.sup.exclusive_pcpus(), self.info.pcpus)
+                .ok_or_else(|| MgmtError::Refused {
+                    why: format!("cannot create {}: every pCPU is held exclusively", d.name),
                 })?;
         }
         let d = &d;
@@ -184,6 +183,10 @@ impl DomainOps for Ops<'_> {
 
     fn vbds(&mut self, id: u16) -> Result<Vec<protocol::mgmt::VbdRow>, MgmtError> {
         Ok(self.pv.vbd_rows(id))
+    }
+
+    fn vifs(&mut self, id: u16) -> Result<Vec<protocol::mgmt::VifRow>, MgmtError> {
+        Ok(self.pv.vif_rows(id))
     }
 
     fn console_input(&mut self, id: u16, bytes: &[u8]) -> Result<(), CapError> {

@@ -3,15 +3,13 @@
 //! [`dom0::mgmt::link::Link`], which reads a bounded amount per poll, answers each framed
 //! request and queues the replies in a bounded buffer.
 //!
-//! Known gap: `virtio-drivers` 0.13's console only transmits synchronously (it waits for the
-//! device to use each buffer), so [`Device::try_write`] here still waits while QEMU holds
-//! the transmit queue (a host client that stops reading with a full socket buffer). Each
-//! write is at most [`WRITE_CHUNK`] bytes. The runtime's console needs a non-blocking
-//! transmit (add, notify, reclaim used buffers on a later poll) for the port to stop
-//! waiting altogether; the link's bounds and stall policy are ready for it.
+//! Transmit never waits for the host: the console queues one buffer and reclaims it on a
+//! later poll, so a client that stops reading stalls only its own replies (which the link
+//! drops after a while), never dom0.
 
-use bulkhead_runtime::arch::virtio::{self, Console};
-use bulkhead_runtime::{cap, gic, println, StartInfo};
+use bulkhead_runtime::arch::virtio;
+use bulkhead_runtime::arch::virtio_console::Console;
+use bulkhead_runtime::{cap, gic, println};
 use dom0::mgmt::link::{Device, Link};
 use dom0::mgmt::DomainOps;
 use protocol::cap::{CapDetail, CapInfo, CapKind};
@@ -19,9 +17,6 @@ use protocol::control::CapOp;
 
 /// virtio device type of a console.
 const VIRTIO_CONSOLE: &str = "virtio-mmio type 3";
-
-/// Most bytes handed to the console in one transmit.
-const WRITE_CHUNK: usize = 512;
 
 /// The console as the link's device.
 struct Dev<'a>(&'a mut Console);
@@ -32,11 +27,7 @@ impl Device for Dev<'_> {
     }
 
     fn try_write(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(WRITE_CHUNK);
-        match self.0.write(&bytes[..n]) {
-            Ok(()) => n,
-            Err(_) => 0,
-        }
+        self.0.try_write(bytes)
     }
 }
 
@@ -51,7 +42,7 @@ pub struct Port {
 impl Port {
     /// Maps the first virtio console among our Device capabilities and opens it. `None`
     /// (with a line saying why) when there is none: the system then has no host link.
-    pub fn open(caps: &[CapInfo], info: &StartInfo) -> Option<Port> {
+    pub fn open(caps: &[CapInfo]) -> Option<Port> {
         let Some(dev) = caps
             .iter()
             .find(|c| c.kind == CapKind::Device && c.label == VIRTIO_CONSOLE)
@@ -65,13 +56,16 @@ impl Port {
             _ => None,
         };
         let (base, size) = match cap::call(CapOp::DeviceMap, [dev.handle.to_raw(), 0, 0, 0, 0, 0]) {
-            Ok(r) => (r[0], r[1]),
+            Ok(r) => {
+                // The same RAM for every device: the last answer is as good as any.
+                virtio::set_phys_offset(r[2]);
+                (r[0], r[1])
+            }
             Err(e) => {
                 println!("management port: cannot map {}: {e}", dev.label);
                 return None;
             }
         };
-        virtio::set_phys_offset(info.phys_offset);
         let console = match Console::open(base, size) {
             Ok(c) => c,
             Err(e) => {

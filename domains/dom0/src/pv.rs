@@ -16,6 +16,7 @@
 //! exist.
 
 mod vbd;
+mod vif;
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -79,6 +80,8 @@ pub struct Backends {
     pairs: Vec<bool>,
     /// Virtual block devices: what to write, what is written.
     vbds: vbd::Wiring,
+    /// Virtual network interfaces: what to write, what is written.
+    vifs: vif::Wiring,
 }
 
 impl Backends {
@@ -92,6 +95,7 @@ impl Backends {
             core: Pv::new(Xenstore::new(Quotas::default())),
             pairs: Vec::new(),
             vbds: vbd::Wiring::default(),
+            vifs: vif::Wiring::default(),
         }
     }
 
@@ -119,6 +123,7 @@ impl Backends {
             }
         }
         self.wire_vbds(sup);
+        self.wire_vifs(sup);
     }
 
     fn pair(&mut self) -> u32 {
@@ -210,9 +215,32 @@ impl Backends {
     /// Stops serving `domid` and removes its xenstore home. Call it before destroying or
     /// restarting the domain, so its pages are unmapped while they are still its own.
     pub fn detach(&mut self, domid: u16) {
+        if self.unlink_child(domid) {
+            self.unwire_vbds(domid, false);
+            self.unwire_vifs(domid);
+            let _ = self.core.xs.remove_node(&format!("/local/domain/{domid}"));
+        }
+    }
+
+    /// As [`Backends::detach`], for a restart in place: the vbds `domid` serves as a block
+    /// backend keep their nodes (see [`dom0::restart`]), so their frontends stay Connected
+    /// and the new instance picks them up; the rest of its home goes.
+    pub fn detach_restarting(&mut self, domid: u16) {
+        if self.unlink_child(domid) {
+            self.unwire_vbds(domid, true);
+            self.unwire_vifs(domid);
+            for path in dom0::restart::restart_removals(&self.core.xs, domid) {
+                let _ = self.core.xs.remove_node(&path);
+            }
+        }
+    }
+
+    /// Stops serving `domid`'s rings and drops its xenstore connection; false if it was
+    /// not attached.
+    fn unlink_child(&mut self, domid: u16) -> bool {
         let children = &mut self.core.children;
         let Some(i) = children.iter().position(|c| c.domid == domid) else {
-            return;
+            return false;
         };
         // In attach order: the order children are served in.
         let c = children.remove(i);
@@ -221,19 +249,20 @@ impl Backends {
         if let Some(used) = self.pairs.get_mut(c.extra.pair as usize) {
             *used = false;
         }
-        self.unwire_vbds(domid);
         let _ = self.core.xs.release(domid);
-        let _ = self.core.xs.remove_node(&format!("/local/domain/{domid}"));
+        true
     }
 
     /// Asks `domid` to power off or reboot through xenstore (`control/shutdown`), as xl
-    /// does for PV guests. Returns false if dom0 does not serve it.
+    /// does for PV guests. Returns false (the caller then uses the microvisor's shutdown
+    /// request) unless the guest watches that node, as Linux's PV shutdown handler does:
+    /// speaking xenstore alone proves nothing (our Rust domains speak it and never look).
     pub fn request_shutdown(&mut self, domid: u16, reboot: bool) -> bool {
-        if !self.has_frontend(domid) {
+        let path = format!("/local/domain/{domid}/control/shutdown");
+        if !self.has_frontend(domid) || !self.core.xs.is_watched_by(domid, &path) {
             return false;
         }
         let what: &[u8] = if reboot { b"reboot" } else { b"poweroff" };
-        let path = format!("/local/domain/{domid}/control/shutdown");
         let perms = [Perm::new(domid, Access::None)];
         self.core.xs.set_node(&path, what, &perms).is_ok()
     }

@@ -192,7 +192,11 @@ impl<R: SharedRing, X> Pv<R, X> {
                 events.push(Event::ConsoleRefused { domid: c.domid });
             }
         }
-        if c.console_used || c.frontend {
+        // Typed input goes into the PV ring only for a guest that uses its PV console (it has
+        // written to it, as Linux's hvc0 does from boot). Speaking xenstore is no sign of
+        // that: our Rust domains speak it (netfront, backends) and read their input with
+        // `ConsoleRead`, which this pass would otherwise starve.
+        if c.console_used {
             let room = CONS_IN.space(&c.console)?.min(CONSOLE_IN_PER_PASS);
             let mut typed = [0u8; CONSOLE_READ_BYTES];
             let mut left = room;

@@ -142,8 +142,12 @@ pub struct Watched {
     policy: Policy,
     state: DomainState,
     last_error: Option<CapError>,
-    /// Counter values of recent restarts (within the window).
+    /// Counter values of recent restarts after a crash (within the window). A reboot, the
+    /// guest's own or a user's, and a user's `ctl restart` are not crashes and do not count
+    /// toward the crash-loop hold (ux review: the 4th `ctl reboot` in 30 s held the guest).
     recent: Vec<u64>,
+    /// The pending restart follows a crash (it will count in `recent`).
+    pending_crash: bool,
     /// Restarts since boot.
     total_restarts: u32,
     /// When a restart is due.
@@ -205,6 +209,7 @@ impl Supervisor {
             state,
             last_error: None,
             recent: Vec::new(),
+            pending_crash: false,
             total_restarts: 0,
             pending: None,
             held: false,
@@ -293,21 +298,18 @@ impl Supervisor {
             Action::Restart => {
                 let since = now.saturating_sub(limits.window);
                 d.recent.retain(|&t| t > since);
-                if d.recent.len() >= limits.max_restarts {
+                let crash = is_crash(&reason);
+                if crash && d.recent.len() >= limits.max_restarts {
                     d.held = true;
-                    let kind = if is_crash(&reason) {
-                        "crash"
-                    } else {
-                        "restart"
-                    };
                     let line = format!(
-                        "{}: {kind} loop, held after {} restarts",
+                        "{}: crash loop, held after {} restarts",
                         d.who(),
                         d.recent.len()
                     );
                     return (Some(line), None);
                 }
-                let delay = limits.backoff(d.recent.len());
+                let delay = limits.backoff(if crash { d.recent.len() } else { 0 });
+                d.pending_crash = crash;
                 d.pending = Some(now.saturating_add(delay));
                 (
                     Some(format!(
@@ -353,12 +355,17 @@ impl Supervisor {
             return (format!("no watched domain {i}"), None);
         };
         d.pending = None;
+        if result.is_err() {
+            d.pending_crash = false;
+        }
         match result {
             Ok(new) => {
                 let old = core::mem::replace(&mut d.handle, new);
                 let since = now.saturating_sub(window);
                 d.recent.retain(|&t| t > since);
-                d.recent.push(now);
+                if core::mem::take(&mut d.pending_crash) {
+                    d.recent.push(now);
+                }
                 d.total_restarts += 1;
                 d.state = DomainState::Running;
                 d.restarting = true;
@@ -570,18 +577,41 @@ mod tests {
             s.restarted(0, Ok(handle(gen)), now);
             now += 20_000;
         }
-        // A reboot storm is a restart loop, not a crash loop.
+    }
+
+    /// ux review: reboots (the guest's own, or `ctl reboot`) and a user's `ctl restart` are
+    /// not crashes; six of each within 30 s never hold the domain, and do not bring a crash
+    /// closer to the hold either.
+    #[test]
+    fn only_crashes_count_toward_the_hold() {
         let mut s = sup(restart_all());
         let reboot = DomainState::Stopped(StopReason::Reboot);
-        for gen in 2..=4 {
-            s.observe(0, Ok(reboot), now);
+        let mut now = 0;
+        for gen in 2..=7 {
+            let (line, _) = s.observe(0, Ok(reboot), now);
+            assert!(line.unwrap().contains("-> restart in 100 ms"));
+            now = s.next_deadline().unwrap();
+            s.restarted(0, Ok(handle(gen)), now);
+            s.observe(0, Ok(DomainState::Running), now);
+        }
+        for gen in 8..=13 {
+            now += 1_000;
+            let (line, _) = s.restarted(0, Ok(handle(gen)), now);
+            let want = format!("(restart {}, 0 within 30 s)", gen - 1);
+            assert!(line.ends_with(&want), "{line}");
+        }
+        s.observe(0, Ok(DomainState::Running), now);
+        // Crashes still count, from zero.
+        for gen in 14..=16 {
+            let (line, _) = s.observe(0, Ok(crashed()), now);
+            assert!(line.unwrap().contains("-> restart in"));
             now = s.next_deadline().unwrap();
             s.restarted(0, Ok(handle(gen)), now);
         }
-        let (line, _) = s.observe(0, Ok(reboot), now);
+        let (line, _) = s.observe(0, Ok(crashed()), now);
         assert_eq!(
             line.as_deref(),
-            Some("crashy (d3): restart loop, held after 3 restarts")
+            Some("crashy (d3): crash loop, held after 3 restarts")
         );
     }
 

@@ -186,6 +186,9 @@ mod tests {
             on_reboot: Action::Restart,
             on_crash: Action::Restart,
             vbds,
+            vifs: Vec::new(),
+            devices: Vec::new(),
+            device_tree: None,
         }
     }
 

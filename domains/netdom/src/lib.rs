@@ -1,3 +1,47 @@
-//! Network driver domain (NIC passthrough + netback).
+//! netdom's core: the netif backend (netback) that serves stock Linux `xen-netfront`, and
+//! the L2 switch joining the vifs and the uplink NIC.
+//!
+//! The shell (`main.rs`) owns the virtio-net NIC, maps rings, binds event channels and
+//! talks to xenstore; everything it decides is decided here, host-tested:
+//!
+//! * [`io`]: what the shell provides ([`RingMem`], [`Io`]).
+//! * [`ring`]: the back half of a netif ring (indexes, notify rules, restart attach).
+//! * [`tx`]: each TX packet's slots copied out once and validated.
+//! * [`checksum`]: completing a checksum netfront left blank.
+//! * [`switch`]: the learning switch.
+//! * [`vif`]: per-vif state and counters; [`netback`]: the TX and RX paths.
+//! * [`xenbus`]: the backend xenbus handshake as [`Action`]s for the shell.
+//!
+//! A shell's loop: for each vif dom0 wrote, [`Netback::add`] then perform
+//! [`Netback::start`]; on a frontend `state` watch perform [`Netback::frontend_changed`]
+//! (calling [`Netback::connect`] after mapping the rings); when a vif's own `state` reads
+//! [`Netback::rewritten`] (dom0 wrote it afresh for a guest restarted in place) perform
+//! [`Netback::reincarnate`]; on an event call
+//! [`Netback::poll_tx`] for each vif, on a NIC frame [`Netback::from_uplink`]; then send an
+//! event to every vif of [`Netback::take_notify`] and log and perform each
+//! [`Netback::take_halts`].
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod checksum;
+pub mod io;
+pub mod netback;
+pub mod ring;
+mod rx;
+pub mod switch;
+pub mod tx;
+pub mod vif;
+pub mod xenbus;
+
+pub use io::{GrantError, GrantSeg, Io, RingMem, Which};
+pub use netback::{Config, Netback, Poll, UplinkCounters};
+pub use ring::{BackRing, RingError};
+pub use switch::{Mac, Port, Route, Switch};
+pub use tx::Malformed;
+pub use vif::{parse_mac, HaltReason, MacText, Vif, VifConfig, VifId, VifState};
+pub use xenbus::{Action, Handshake, HandshakeError, Step};
+
+#[cfg(test)]
+mod tests;

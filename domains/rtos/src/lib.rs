@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod config;
+pub mod echo;
 pub mod kernel;
 pub mod log;
 pub mod shell;

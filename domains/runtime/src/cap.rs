@@ -150,6 +150,13 @@ mod hw {
         .map(drop)
     }
 
+    /// `DomainFault` (a test capability): makes `domain`'s vCPU 0 take an Undefined
+    /// Instruction exception the next time it runs.
+    pub fn domain_fault(domain: CapHandle) -> Result<(), CapError> {
+        ready()?;
+        call(CapOp::DomainFault, [domain.to_raw(), 0, 0, 0, 0, 0]).map(drop)
+    }
+
     /// `ConsoleInject`: queues up to 16 bytes of console input for a child domain.
     pub fn console_inject(domain: CapHandle, bytes: &[u8]) -> Result<(), CapError> {
         if bytes.len() > CONSOLE_READ_BYTES {

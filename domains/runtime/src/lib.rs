@@ -18,10 +18,13 @@ pub mod board;
 pub mod cap;
 pub mod cmdline;
 pub mod console;
+#[cfg(target_os = "none")]
+pub mod frontend;
 pub mod gic;
 pub mod irq;
 pub mod load;
 pub mod mmu;
+pub mod netfront;
 pub mod pmu;
 pub mod psci;
 pub mod smp;

@@ -51,7 +51,7 @@ mod hw {
             vcpus: 1,
             counter_hz: arch::cntfrq(),
             cmdline: arch::native_cmdline(),
-            phys_offset: 0,
+            pcpus: 1,
         };
         arch::call_domain_main(INFO.call_once(|| info));
         psci::system_off()
@@ -91,7 +91,7 @@ mod hw {
         const KINDS: [&str; 4] = ["sync", "irq", "fiq", "serror"];
         const FROM: [&str; 4] = ["EL1t", "EL1h", "EL0/64", "EL0/32"];
         let v = vector as usize % 16;
-        fatal(format_args!(
+        console::emergency(format_args!(
             "vcpu{}: unexpected {} exception from {}: ESR={:#x} ELR={:#x} FAR={:#x}\n",
             crate::smp::current_vcpu(),
             KINDS[v % 4],
@@ -99,6 +99,9 @@ mod hw {
             arch::esr(),
             arch::elr(),
             arch::far()
-        ))
+        ));
+        // A crash, not a power-off: the microvisor reports it and dom0 applies on_crash
+        // (a driver domain is restarted in place).
+        crate::cap::crash(arch::esr())
     }
 }

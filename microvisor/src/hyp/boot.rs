@@ -144,6 +144,7 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         focus: DomainId::DOM0,
         switch_presses: 0,
         devices: Vec::new(),
+        guest_dts: [None; MAX_DOMAINS],
         el2_map,
         evtchn: crate::xen::EventChannels::new(MAX_DOMAINS),
         grants: crate::xen::GrantTables::new(MAX_DOMAINS),
@@ -166,7 +167,7 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         }
     }
     crate::info!("microvisor up");
-    super::run::run_cpu(0, &mut pc.regs)
+    super::fastpath::run_cpu(0, &mut pc.regs)
 }
 
 /// Secondary CPU entry from `boot.rs`.
@@ -176,7 +177,7 @@ extern "C" fn rust_boot_secondary(cpu: u64) -> ! {
     // SAFETY: the boot CPU built and published the identity map before starting us.
     unsafe { arch::enable_el2_mmu(root, TCR_EL2_VALUE, MAIR_EL2_VALUE) };
     let pc = init_this_cpu(cpu as usize);
-    super::run::run_cpu(cpu as usize, &mut pc.regs)
+    super::fastpath::run_cpu(cpu as usize, &mut pc.regs)
 }
 
 /// Per-CPU EL2 set-up shared by all CPUs.
@@ -285,7 +286,7 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
         write: true,
         exec: false,
     };
-    let found = super::devices::probe(&nodes, |base, size| {
+    let mut found = super::devices::probe(&nodes, |base, size| {
         // Several transports share a page: an existing mapping is fine.
         let _ = hyp.el2_map.map(
             &mut FrameTables(&mut hyp.frames),
@@ -304,6 +305,26 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
             d.node.irq
         );
     }
+    // Marked xen,passthrough by the tools: for ordinary guests (never touched here).
+    for node in hyp.platform.passthrough.as_slice() {
+        crate::info!(
+            "device: passthrough node at {} (IRQ {:?})",
+            node.region.base,
+            node.irq
+        );
+    }
+    found.extend(
+        hyp.platform
+            .passthrough
+            .as_slice()
+            .iter()
+            .map(|&node| super::devices::Device {
+                node,
+                virtio_id: 0,
+                holding: Default::default(),
+                guest: None,
+            }),
+    );
     found
 }
 
@@ -335,8 +356,7 @@ fn build_dom0(hyp: &mut Hyp) {
     if hyp.platform.module(MANIFEST_LABEL).is_none() {
         crate::info!("no `{MANIFEST_LABEL}` module: dom0 will have nothing to build");
     }
-    // SAFETY: modules are reserved at boot and never written.
-    let image = unsafe { mem::boot_blob(module.region.base.as_u64(), module.region.size as usize) };
+    let image = super::module_bytes(&module);
     let placement = [VcpuPlacement {
         pcpu: 0,
         priority: DOM0_PRIORITY,
@@ -364,6 +384,7 @@ fn build_dom0(hyp: &mut Hyp) {
         caps: &caps,
         module: None,
         ramdisk: None,
+        extra_dt: &[],
     };
     let id = hyp
         .build_domain(&req, 0)

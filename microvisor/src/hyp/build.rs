@@ -4,7 +4,6 @@
 
 use super::domain::{Domain, OwnedSpec, Power, Vcpu, VcpuStats};
 use crate::arch::context::{El1Context, GuestRegs, VgicHwState, MAX_LRS};
-use crate::arch::mem;
 use crate::captable::{CapTable, Capability};
 use crate::hyp::tables::{ChargedTables, FrameTables, TableBudget};
 use crate::hyp::{vcpu_key, Hyp};
@@ -40,6 +39,8 @@ pub struct BuildRequest<'a> {
     pub module: Option<u16>,
     /// Initramfs for a Linux kernel, and its boot module index.
     pub ramdisk: Option<(&'a [u8], u16)>,
+    /// Device-tree fragment for a Linux kernel's tree (xl `device_tree`), a boot module.
+    pub extra_dt: &'a [u8],
 }
 
 impl Hyp {
@@ -102,8 +103,10 @@ impl Hyp {
             name: req.name,
             image: req.image,
             ramdisk: req.ramdisk.map(|(bytes, _)| bytes),
+            extra_dt: req.extra_dt,
             cmdline: req.cmdline,
             vcpus: nvcpus as u16,
+            pcpus: ncpus as u16,
         };
         let (entry, load_ops) = match super::loader::load(&ram, &load) {
             Ok(planned) => planned,
@@ -118,6 +121,7 @@ impl Hyp {
         let mut tables = ChargedTables {
             frames: &mut self.frames,
             budget: &mut budget,
+            vttbr: None,
         };
         let built = PageTable::new(&mut tables, Stage::Stage2).and_then(|mut pt| {
             let attrs = Attrs {
@@ -164,6 +168,7 @@ impl Hyp {
                 msg_page: None,
                 vtimer_masked: false,
                 stats: VcpuStats::default(),
+                fault_pending: false,
             })
             .collect();
         let mut vgic = VgicDomain::new(nvcpus);
@@ -308,32 +313,18 @@ impl Hyp {
         cpu: usize,
     ) {
         let Some(index) = spec.module else { return };
-        let Some(m) = self
-            .platform
-            .modules
-            .as_slice()
-            .get(usize::from(index))
-            .copied()
-        else {
+        let Some(image) = self.module(usize::from(index)) else {
             return;
         };
-        // SAFETY: boot modules are reserved at boot and never written.
-        let image = unsafe { mem::boot_blob(m.region.base.as_u64(), m.region.size as usize) };
-        let ramdisk = spec.ramdisk_module.and_then(|r| {
-            let m = self
-                .platform
-                .modules
-                .as_slice()
-                .get(usize::from(r))
-                .copied()?;
-            // SAFETY: boot modules are reserved at boot and never written.
-            let bytes = unsafe { mem::boot_blob(m.region.base.as_u64(), m.region.size as usize) };
-            Some((bytes, r))
-        });
+        let ramdisk = spec
+            .ramdisk_module
+            .and_then(|r| Some((self.module(usize::from(r))?, r)));
+        let extra_dt = self.guest_dt_module(id).unwrap_or(&[]);
         let req = BuildRequest {
             name: &name,
             image,
             ramdisk,
+            extra_dt,
             mem_mib: spec.mem_mib,
             vcpus: &spec.vcpus,
             cmdline: &spec.cmdline,
@@ -346,6 +337,8 @@ impl Hyp {
                 if let Some(d) = self.domain_mut(id) {
                     d.restarts = restarts;
                 }
+                // An ordinary guest's passed-through devices appear where they were.
+                self.map_guest_devices(id);
                 let _ = self.start_domain(id, cpu);
                 crate::info!("{} ({}) restarted (restart {})", id, name, restarts);
             }

@@ -130,6 +130,11 @@ impl Hyp {
                 let h = d.caps.insert(cap)?;
                 Ok([h.to_raw(), u64::from(target.0), 0])
             }
+            CapOp::DomainFault => {
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                self.fault_domain(target, cpu)?;
+                Ok([0; 3])
+            }
             CapOp::DeviceMap => self.device_map(id, a[0]),
             CapOp::DomainShutdown => {
                 let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
@@ -162,13 +167,7 @@ impl Hyp {
             }
             CapOp::LogRead => {
                 let d = self.domain(id).ok_or(CapError::Stale)?;
-                let readable = d
-                    .caps
-                    .iter()
-                    .any(|(_, c)| c.object == Object::Console && c.rights.contains(Rights::READ));
-                if !readable {
-                    return Err(CapError::NoRights);
-                }
+                d.caps.holds(CapKind::Console, Rights::READ)?;
                 let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
                 let mut buf = alloc::vec![0u8; MSG_PAGE_SIZE];
                 let (start, n, total) = crate::log::read_history(a[0], &mut buf);
@@ -183,9 +182,9 @@ impl Hyp {
             }
             CapOp::ConsoleRead => {
                 let d = self.domain_mut(id).ok_or(CapError::Stale)?;
-                if !d.caps.iter().any(|(_, c)| c.object == Object::Console) {
-                    return Err(CapError::NoRights);
-                }
+                // A domain's own input comes with the right to use its console (WRITE);
+                // READ on the console is the right to the system's log history.
+                d.caps.holds(CapKind::Console, Rights::WRITE)?;
                 Ok(take_input(d, a[0]))
             }
             CapOp::ConsoleReadFor => {
@@ -370,6 +369,10 @@ impl Hyp {
             Some(h) => Some(self.module_cap(id, h.to_raw())?),
             None => None,
         };
+        let device_tree = match spec.device_tree {
+            Some(h) => Some(self.module_cap(id, h.to_raw())?),
+            None => None,
+        };
         // RAM plus its stage-2 table budget (F4), all charged to the Memory cap.
         let ram_pages = u64::from(spec.mem_mib) * 256;
         let pages = ram_pages + super::tables::TableBudget::for_ram(ram_pages).limit;
@@ -391,15 +394,19 @@ impl Hyp {
                 return Err(CapError::NoMemory);
             }
         }
-        let region = self.platform.modules.as_slice()[image].region;
-        // SAFETY: boot modules are reserved at boot and never written.
-        let image_bytes = unsafe { mem::boot_blob(region.base.as_u64(), region.size as usize) };
-        let ramdisk = ramdisk.map(|index| {
-            let r = self.platform.modules.as_slice()[index].region;
-            // SAFETY: boot modules are reserved at boot and never written.
-            let bytes = unsafe { mem::boot_blob(r.base.as_u64(), r.size as usize) };
-            (bytes, index as u16)
-        });
+        // The indices come from Module caps, which name existing modules.
+        let image_bytes = self.module(image).ok_or(CapError::InvalidHandle)?;
+        let ramdisk = match ramdisk {
+            Some(index) => Some((
+                self.module(index).ok_or(CapError::InvalidHandle)?,
+                index as u16,
+            )),
+            None => None,
+        };
+        let extra_dt = match device_tree {
+            Some(index) => self.module(index).ok_or(CapError::InvalidHandle)?,
+            None => &[],
+        };
         let devices = spec
             .devices
             .iter()
@@ -427,9 +434,14 @@ impl Hyp {
             caps: &caps,
             module: Some(image as u16),
             ramdisk,
+            extra_dt,
         };
         let child = self.build_domain(&req, cpu)?;
-        if let Err(e) = self.assign_devices(&devices, child) {
+        self.guest_dts[usize::from(child.0)] = device_tree.map(|i| i as u16);
+        if let Err(e) = self
+            .assign_devices(&devices, child)
+            .and_then(|()| self.give_windows(child, &devices, &spec.windows))
+        {
             self.destroy_domain(child, cpu);
             return Err(e);
         }
@@ -520,9 +532,7 @@ fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, C
     if len > CONSOLE_REG_BYTES {
         return Err(CapError::InvalidArgument);
     }
-    if !d.caps.iter().any(|(_, c)| c.object == Object::Console) {
-        return Err(CapError::NoRights);
-    }
+    d.caps.holds(CapKind::Console, Rights::WRITE)?;
     let mut bytes = [0u8; CONSOLE_REG_BYTES];
     for (i, word) in a[1..6].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());

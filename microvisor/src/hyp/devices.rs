@@ -1,24 +1,31 @@
-//! Device passthrough (DESIGN §6.1): virtio-mmio transports found in the device tree become
-//! Device capabilities; `DomainCreate` assigns them to a driver domain, `DeviceMap` exposes
-//! one to its holder (whole pages mapped, sub-page windows trapped and checked by
-//! [`crate::passthrough`]) and forwards its interrupt.
+//! Device passthrough (DESIGN §6.1): virtio-mmio transports found in the device tree, and
+//! nodes the boot DTB marks `xen,passthrough`, become Device capabilities; `DomainCreate`
+//! assigns them to the new domain. A driver domain exposes one to itself with `DeviceMap`
+//! (whole pages mapped, sub-page windows trapped and checked by [`crate::passthrough`]);
+//! an ordinary guest (xl `iomem`/`dtdev`) gets its windows mapped where `DomainSpec::windows`
+//! puts them ([`Hyp::give_windows`]), at creation and again after a restart in place. Both
+//! get their interrupt forwarded the same way.
 //!
 //! Interrupt forwarding: the physical SPI is masked when it fires, the same INTID is injected
 //! as a virtual SPI (with EOI notification), and the physical SPI is unmasked when the guest
 //! deactivates the virtual one. A level-triggered device that still asserts its line then
 //! interrupts again, so nothing is lost and a guest cannot storm EL2.
 
+use super::domain::Domain;
 use super::tables::FrameTables;
 use super::Hyp;
 use crate::arch::{gic, mem};
 use crate::captable::Object;
-use crate::mm::pagetable::{Attrs, MapError, MemType};
-use crate::passthrough::{check_access, exposure, Exposure, Holding};
+use crate::mm::frames::FrameAllocator;
+use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable};
+use crate::passthrough::{check_access, check_window, exposure, Exposure, Holding};
 use crate::platform::DeviceNode;
+use crate::platform::Platform;
 use protocol::addr::PhysAddr;
 use protocol::cap::{CapHandle, CapKind, Rights};
-use protocol::control::CapError;
+use protocol::control::{CapError, DeviceWindow};
 use protocol::ids::DomainId;
+use protocol::layout::GUEST_RAM_BASE;
 
 /// virtio-mmio `MagicValue` ("virt").
 const VIRTIO_MAGIC: u32 = 0x7472_6976;
@@ -32,10 +39,44 @@ pub struct Device {
     pub virtio_id: u32,
     /// Who holds it.
     pub holding: Holding,
+    /// Where its assignee, an ordinary guest, sees its registers (guest-physical, whole
+    /// pages); `None` for a driver domain's device (it maps it itself, 1:1).
+    pub guest: Option<u64>,
 }
 
 /// virtio-mmio `Status` register: writing 0 resets the device, which stops its DMA.
 const VIRTIO_STATUS: u64 = 0x70;
+
+/// Maps `size` bytes of device registers at `pa` into `stage2` at `ipa` (device memory,
+/// never executable); already there is fine (several transports share a page).
+fn map_device(
+    stage2: &mut PageTable,
+    frames: &mut FrameAllocator,
+    ipa: u64,
+    pa: PhysAddr,
+    size: u64,
+) -> Result<(), CapError> {
+    let attrs = Attrs {
+        mem: MemType::Device,
+        read: true,
+        write: true,
+        exec: false,
+    };
+    match stage2.map(&mut FrameTables(frames), ipa, pa, size, attrs) {
+        Ok(()) | Err(MapError::AlreadyMapped) => Ok(()),
+        Err(_) => Err(CapError::NoMemory),
+    }
+}
+
+/// Routes physical SPI `irq` to the pCPU of `d`'s vCPU 0 and has the guest's EOI of the
+/// virtual one reported, so it can be unmasked ([`Hyp::spi_completed`]).
+fn route_spi(d: &mut Domain, platform: &Platform, irq: u32) {
+    d.vgic.set_eoi_notify(0, irq, true);
+    let pcpu = usize::from(d.vcpus[0].placement.pcpu);
+    if let Some(&mpidr) = platform.cpus.as_slice().get(pcpu) {
+        gic::enable_spi(irq, mpidr);
+    }
+}
 
 /// Finds the virtio-mmio transports with a device behind them. `map` must make each page
 /// reachable from EL2 first.
@@ -52,6 +93,7 @@ pub fn probe(nodes: &[DeviceNode], mut map: impl FnMut(PhysAddr, u64)) -> alloc:
                 node: *node,
                 virtio_id: id,
                 holding: Holding::default(),
+                guest: None,
             });
         }
     }
@@ -97,34 +139,116 @@ impl Hyp {
             .as_deref_mut()
             .ok_or(CapError::Stale)?;
         if exposure(dev.node.region) == Exposure::Mapped {
-            let attrs = Attrs {
-                mem: MemType::Device,
-                read: true,
-                write: true,
-                exec: false,
-            };
             let stage2 = d.stage2.as_mut().ok_or(CapError::WrongState)?;
             let base = dev.node.region.base;
-            match stage2.map(
-                &mut FrameTables(&mut self.frames),
+            map_device(
+                stage2,
+                &mut self.frames,
                 base.as_u64(),
                 base,
                 dev.node.region.size,
-                attrs,
-            ) {
-                Ok(()) | Err(MapError::AlreadyMapped) => {}
-                Err(_) => return Err(CapError::NoMemory),
-            }
+            )?;
         }
         if let Some(irq) = dev.node.irq {
-            d.vgic.set_eoi_notify(0, irq, true);
-            let pcpu = usize::from(d.vcpus[0].placement.pcpu);
-            if let Some(&mpidr) = self.platform.cpus.as_slice().get(pcpu) {
-                gic::enable_spi(irq, mpidr);
-            }
+            route_spi(d, &self.platform, irq);
         }
         self.devices[index].holding = holding;
-        Ok([dev.node.region.base.as_u64(), dev.node.region.size, 0])
+        // Where the holder's RAM really is, for the addresses it gives its device (no
+        // IOMMU: a device sees host addresses). Only a Device holder learns it (security
+        // review F17); 0 for RAM that is not one run, which a DMA driver cannot use.
+        let dma_offset = d
+            .ram
+            .contiguous_base()
+            .map_or(0, |pa| pa.as_u64().wrapping_sub(GUEST_RAM_BASE.as_u64()));
+        Ok([
+            dev.node.region.base.as_u64(),
+            dev.node.region.size,
+            dma_offset,
+        ])
+    }
+
+    /// An ordinary guest `to`, just built with the devices behind `indexes`, sees them at
+    /// `windows`: each window must be whole pages of one of those devices (one window per
+    /// device: a Device capability is one register window) placed clear of the guest's own
+    /// layout. Checked whole before anything is recorded; then mapped.
+    pub fn give_windows(
+        &mut self,
+        to: DomainId,
+        indexes: &[usize],
+        windows: &[DeviceWindow],
+    ) -> Result<(), CapError> {
+        let mut placed: alloc::vec::Vec<(usize, u64)> = alloc::vec::Vec::new();
+        for w in windows {
+            let index = indexes
+                .iter()
+                .copied()
+                .find(|&i| {
+                    let r = self.devices[i].node.region;
+                    r.base.as_u64() <= w.host && w.host < r.base.as_u64().saturating_add(r.size)
+                })
+                .ok_or(CapError::InvalidArgument)?;
+            let region = self.devices[index].node.region;
+            // The whole device, at one place: a guest never sees part of a register file.
+            if w.host != region.base.as_u64() || w.size != region.size {
+                return Err(CapError::InvalidArgument);
+            }
+            check_window(region, w.host, w.guest, w.size).map_err(|_| CapError::InvalidArgument)?;
+            if placed.iter().any(|&(i, _)| i == index) {
+                return Err(CapError::InvalidArgument);
+            }
+            placed.push((index, w.guest));
+        }
+        for (i, guest) in placed {
+            self.devices[i].guest = Some(guest);
+        }
+        self.map_guest_devices(to);
+        Ok(())
+    }
+
+    /// Maps every device assigned to ordinary guest `id` at its guest window and routes its
+    /// SPI to it (after creation, and after a restart in place rebuilt its stage 2). A
+    /// device whose window cannot be mapped (out of table pages) stays unmapped: the guest's
+    /// driver faults on it, which is logged as that guest's stage-2 fault.
+    pub fn map_guest_devices(&mut self, id: DomainId) {
+        for i in 0..self.devices.len() {
+            let dev = self.devices[i];
+            let Some(guest) = dev.guest else { continue };
+            if dev.holding.assigned != Some(id) {
+                continue;
+            }
+            let mut holding = dev.holding;
+            if holding.map(id).is_err() {
+                continue;
+            }
+            let Some(d) = self.domains[usize::from(id.0)].as_deref_mut() else {
+                return;
+            };
+            let Some(stage2) = d.stage2.as_mut() else {
+                return;
+            };
+            let r = dev.node.region;
+            if map_device(stage2, &mut self.frames, guest, r.base, r.size).is_err() {
+                crate::info!("{}: no table pages to map the device at {}", id, r.base);
+                continue;
+            }
+            if let Some(irq) = dev.node.irq {
+                route_spi(d, &self.platform, irq);
+            }
+            self.devices[i].holding = holding;
+            crate::info!(
+                "{}: device {} at guest {:#x} (IRQ {:?})",
+                id,
+                r.base,
+                guest,
+                dev.node.irq
+            );
+        }
+    }
+
+    /// The device-tree fragment boot module of domain `id`, if it was given one.
+    pub fn guest_dt_module(&self, id: DomainId) -> Option<&'static [u8]> {
+        let index = (*self.guest_dts.get(usize::from(id.0))?)?;
+        self.module(usize::from(index))
     }
 
     /// A trapped access by domain `id` at `ipa`: performed on the device if it falls inside
@@ -186,9 +310,23 @@ impl Hyp {
             if let Some(irq) = d.node.irq {
                 gic::mask_spi(irq);
             }
+            if !restarting {
+                d.guest = None;
+            }
+            if d.virtio_id == 0 {
+                // A guest's device (PL031, PL061: no DMA, nothing in flight to stop): its
+                // stage-2 window goes with the domain's tables; the next owner's driver
+                // initialises it.
+                continue;
+            }
             // SAFETY: the transport's registers are mapped at EL2 (probe); writing 0 to
             // Status is the virtio reset, which ends all of the device's DMA.
             unsafe { mem::mmio_write32(d.node.region.base.as_u64() + VIRTIO_STATUS, 0) };
+        }
+        if !restarting {
+            if let Some(slot) = self.guest_dts.get_mut(usize::from(id.0)) {
+                *slot = None;
+            }
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct Vcpu {
     pub vtimer_masked: bool,
     /// Counters.
     pub stats: VcpuStats,
+    /// `DomainFault` asked for an Undefined Instruction exception, delivered the next time
+    /// this vCPU is scheduled ([`Hyp::deliver_fault`]).
+    pub fault_pending: bool,
 }
 
 /// One domain.
@@ -153,6 +156,14 @@ impl Domain {
         if self.logged & cause == 0 {
             self.logged |= cause;
             crate::info!("{} ({}): {}", self.id, self.name, args);
+        }
+    }
+
+    /// Prints what the vGIC noticed about this guest's interrupt setup (each kind once per
+    /// domain; the vGIC does the rate limiting).
+    pub fn report_vgic_warnings(&mut self) {
+        while let Some(w) = self.vgic.take_warning() {
+            crate::info!("{} ({}): warning: {}", self.id, self.name, w);
         }
     }
 
@@ -315,6 +326,35 @@ impl Hyp {
         }
         self.free_if_unloaded(id, this_cpu);
         Ok(new)
+    }
+
+    /// `DomainFault` (a test capability, `ctl crash`): vCPU 0 of a running domain takes an
+    /// Undefined Instruction exception the next time it is scheduled. It is woken for it
+    /// (a WFI may end early), so a domain idling in WFI faults promptly.
+    pub fn fault_domain(&mut self, id: DomainId, this_cpu: usize) -> Result<(), CapError> {
+        let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+        if d.dying || d.state != DomainState::Running || d.vcpus.is_empty() {
+            return Err(CapError::WrongState);
+        }
+        d.vcpus[0].fault_pending = true;
+        crate::info!(
+            "{} ({}): fault injected on vCPU 0 (DomainFault)",
+            id,
+            d.name
+        );
+        self.wake_mask(id, 1, this_cpu);
+        Ok(())
+    }
+
+    /// Delivers a pending [`Hyp::fault_domain`] to `key`, loaded on this CPU with `regs`.
+    pub(super) fn deliver_fault(&mut self, key: crate::sched::VcpuKey, regs: &mut GuestRegs) {
+        let (id, v) = super::key_parts(key);
+        let Some(vcpu) = self.domain_mut(id).and_then(|d| d.vcpus.get_mut(v)) else {
+            return;
+        };
+        if core::mem::take(&mut vcpu.fault_pending) {
+            super::exits::inject_undef(regs);
+        }
     }
 
     /// Frees a dying domain once no CPU holds one of its vCPUs.

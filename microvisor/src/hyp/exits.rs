@@ -11,8 +11,7 @@ use protocol::addr::GuestPhysAddr;
 use protocol::control::{CapOp, StopReason, SMCCC_NOT_SUPPORTED};
 use protocol::psci::PsciFn;
 
-/// Xen's hypercall immediate (`HVC #0xEA1`).
-const XEN_HVC_IMM: u16 = 0xEA1;
+use crate::fastpath::XEN_HVC_IMM;
 
 impl Hyp {
     /// Handles a synchronous exit of the vCPU `key` whose registers are `regs`.
@@ -90,6 +89,10 @@ impl Hyp {
         if d.vgic.has_deliverable(v, &lrs[..n]) {
             return;
         }
+        // The interface state is live in hardware until the vCPU is switched out.
+        d.vgic
+            .note_wait(v, crate::arch::sysreg::read_ich_vmcr_el2());
+        d.report_vgic_warnings();
         d.vcpus[v].blocked = true;
         let _ = self.runqueues[cpu].set_runnable(key, false);
         self.resched[cpu] = true;
@@ -168,12 +171,14 @@ impl Hyp {
                 raw & ((1u64 << (access.width * 8)) - 1)
             }
         });
-        match d.vgic.mmio(
+        let outcome = d.vgic.mmio(
             v,
             GuestPhysAddr::new(abort.ipa.as_u64()),
             access.width,
             write,
-        ) {
+        );
+        d.report_vgic_warnings();
+        match outcome {
             MmioOutcome::Read(value) => {
                 if reg != 31 {
                     regs.x[reg] =
@@ -183,6 +188,8 @@ impl Hyp {
             }
             MmioOutcome::Write { kick } => {
                 regs.pc += u64::from(abort.instr_len);
+                // Other CPUs cache their loaded vCPU's timer priority: make it stale.
+                super::percpu::vgic_changed(usize::from(id.0));
                 self.wake_mask(id, kick, cpu);
             }
             MmioOutcome::NotGic => {

@@ -35,17 +35,21 @@ pub struct LoadSpec<'a> {
     pub image: &'a [u8],
     /// Initramfs for a Linux kernel.
     pub ramdisk: Option<&'a [u8]>,
+    /// Device-tree fragment for a Linux kernel's tree (xl `device_tree`); empty for none.
+    pub extra_dt: &'a [u8],
     /// Flat image: start-info arguments. Linux: the kernel command line.
     pub cmdline: &'a str,
     /// vCPU count.
     pub vcpus: u16,
+    /// Physical CPUs of the machine (told to the domain in its start info).
+    pub pcpus: u16,
 }
 
 /// Whether a domain built from `image` must get physically contiguous RAM (one extent).
 ///
 /// This is the one place the rule lives. Our own Rust domains (dom0, the RTOS, the test
 /// guests, the driver domains) are flat Bulkhead images whose runtime turns guest-physical
-/// addresses into DMA addresses by adding the start info's `phys_offset`, which is only
+/// addresses into DMA addresses by adding the offset `DeviceMap` reports, which is only
 /// meaningful over contiguous RAM; they get one 2 MiB-aligned block. A Linux `Image`
 /// translates nothing itself (it speaks the Xen ABI and uses grants), so its RAM is built
 /// from whatever free extents exist: 2 MiB blocks where possible, pages otherwise.
@@ -103,6 +107,7 @@ pub fn load(ram: &RamMap, spec: &LoadSpec<'_>) -> Result<(Entry, Vec<Op>), CapEr
                 vcpus: u32::from(spec.vcpus),
                 bootargs: spec.cmdline,
                 initrd,
+                extra: spec.extra_dt,
             })
             .map_err(|_| CapError::InvalidArgument)
         };
@@ -133,14 +138,15 @@ pub fn load(ram: &RamMap, spec: &LoadSpec<'_>) -> Result<(Entry, Vec<Op>), CapEr
         };
         return Ok((entry, ops));
     }
-    if spec.ramdisk.is_some() {
-        // Only a Linux kernel knows what to do with an initramfs.
+    if spec.ramdisk.is_some() || !spec.extra_dt.is_empty() {
+        // Only a Linux kernel knows what to do with an initramfs or a device tree.
         return Err(CapError::InvalidArgument);
     }
     if spec.image.len() as u64 > ram_size.saturating_sub(START_INFO_RESERVE) {
         return Err(CapError::InvalidArgument);
     }
-    let ram_pa = ram.contiguous_base().ok_or(CapError::InvalidArgument)?;
+    // Our runtime's DMA addressing (the offset `DeviceMap` reports) needs one run.
+    ram.contiguous_base().ok_or(CapError::InvalidArgument)?;
     let mut ops: Vec<Op> = copy_module(ram, ram_base, spec.image).collect();
     let info = StartInfo {
         version: PROTOCOL_VERSION,
@@ -151,7 +157,7 @@ pub fn load(ram: &RamMap, spec: &LoadSpec<'_>) -> Result<(Entry, Vec<Op>), CapEr
         vcpus: spec.vcpus,
         counter_hz: crate::arch::counter_hz(),
         cmdline: String::from(spec.cmdline),
-        phys_offset: ram_pa.as_u64().wrapping_sub(ram_base),
+        pcpus: spec.pcpus,
     };
     let bytes = postcard::to_allocvec(&info).map_err(|_| CapError::InvalidArgument)?;
     if bytes.len() as u64 > START_INFO_RESERVE {

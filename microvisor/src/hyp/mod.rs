@@ -2,8 +2,38 @@
 //! exit handling, the capability protocol and guest PSCI. Built only for the board; the
 //! logic it leans on (`mm`, `trap`, `sched`, `captable`, `vgic`, `platform`) is host-tested.
 //!
-//! Lock order: there is one lock, [`HYP`], taken by a CPU for each exit it handles and
-//! released before it enters a guest or waits. The log lock may be taken inside it.
+//! # Concurrency
+//!
+//! State lives at one of these levels:
+//! - **CPU-private** ([`percpu::Local`], a local of the CPU's run loop): the loaded vCPU's
+//!   list-register shadow, whether it is pinned exclusive, its cached virtual-timer
+//!   priority, and exit/IRQ/run-time counts not yet folded into its domain record. Never
+//!   shared, so never locked; handed to the domain record while the CPU holds [`HYP`].
+//! - **Cross-CPU, lock-free** (atomics): each CPU's [`percpu::MAILBOX`] (requests from
+//!   other CPUs, announced with the kick SGI only on the empty-to-non-empty edge) and each
+//!   domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC configuration is
+//!   written, read by the fast path to know its cached timer priority is still good).
+//! - **Global, behind [`HYP`]** (a fair ticket lock, [`crate::sync`]): everything in
+//!   [`Hyp`] — domain table, run queues, the vGIC models, event channels, grant tables,
+//!   stage 2, capability tables, frames.
+//!
+//! The exits that concern only the running vCPU finish on the fast path
+//! ([`fastpath`]) without any lock: capability `NullCall`/`WhoAmI`,
+//! `xen_version(XENVER_version)`, WFI with an interrupt pending in an LR, spurious
+//! interrupts, and the virtual timer of a loaded pinned-exclusive vCPU. Every other exit
+//! takes [`HYP`] once for both its handling and the scheduling decision.
+//!
+//! # Lock order
+//!
+//! 1. [`HYP`], taken only by the run loop ([`fastpath`]) and boot, never while another
+//!    lock is held; released before entering a guest, waiting, or writing the UART.
+//! 2. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
+//!    inside [`HYP`].
+//! 3. The heap allocator's lock, innermost (any allocation).
+//!
+//! The console drain token (`log::DRAINING`) is only ever tried, never waited for, and is
+//! held while the UART is written with neither [`HYP`] nor the log lock held. Mailboxes
+//! and epochs are atomics, written under any lock or none.
 
 pub mod boot;
 pub mod build;
@@ -13,7 +43,9 @@ pub mod console;
 pub mod devices;
 pub mod domain;
 pub mod exits;
+pub mod fastpath;
 pub mod loader;
+pub mod percpu;
 pub mod psci;
 pub mod run;
 pub mod tables;
@@ -44,7 +76,8 @@ pub struct Hyp {
     pub runqueues: [RunQueue; MAX_CPUS],
     /// The vCPU whose state each CPU's hardware holds (run lazily: kept while idle).
     pub loaded: [Option<VcpuKey>; MAX_CPUS],
-    /// Per-CPU "pick again" flags (a wake-up, a kick, an expired slice).
+    /// Per-CPU "pick again" flags, each set only by its own CPU (a block, an expired
+    /// slice); other CPUs post to [`percpu::MAILBOX`] instead.
     pub resched: [bool; MAX_CPUS],
     /// Incarnation counters per domain id.
     pub instances: [u32; MAX_DOMAINS],
@@ -52,8 +85,12 @@ pub struct Hyp {
     pub last_domid: u16,
     /// The microvisor's own identity map (devices are added to it as they are probed).
     pub el2_map: crate::mm::pagetable::PageTable,
-    /// Devices that can be passed through (virtio-mmio transports with a device).
+    /// Devices that can be passed through (virtio-mmio transports with a device, and nodes
+    /// the boot DTB marks `xen,passthrough`).
     pub devices: Vec<devices::Device>,
+    /// Per domain id: the boot module holding its device-tree fragment (xl `device_tree`),
+    /// kept across restarts in place like its devices.
+    pub guest_dts: [Option<u16>; MAX_DOMAINS],
     /// Domain receiving console input.
     pub focus: DomainId,
     /// Consecutive Ctrl-A typed (three switch the focus).
@@ -76,12 +113,27 @@ pub fn vcpu_key(domid: DomainId, vcpu: usize) -> VcpuKey {
     VcpuKey((u32::from(domid.0) << 8) | vcpu as u32)
 }
 
+/// The bytes of boot module `m`: the one place `hyp` turns a module's region into a slice.
+pub fn module_bytes(m: &crate::platform::BootModule) -> &'static [u8] {
+    // SAFETY: boot modules are reserved at boot, never written and never freed.
+    unsafe { crate::arch::mem::boot_blob(m.region.base.as_u64(), m.region.size as usize) }
+}
+
 /// Unpacks a run-queue key.
 pub fn key_parts(key: VcpuKey) -> (DomainId, usize) {
     (DomainId((key.0 >> 8) as u16), (key.0 & 0xff) as usize)
 }
 
 impl Hyp {
+    /// The bytes of boot module `index`, if there is such a module.
+    pub fn module(&self, index: usize) -> Option<&'static [u8]> {
+        self.platform
+            .modules
+            .as_slice()
+            .get(index)
+            .map(module_bytes)
+    }
+
     /// The domain with id `id`, if alive.
     pub fn domain(&self, id: DomainId) -> Option<&Domain> {
         self.domains.get(usize::from(id.0))?.as_deref()
@@ -92,12 +144,19 @@ impl Hyp {
         self.domains.get_mut(usize::from(id.0))?.as_deref_mut()
     }
 
-    /// Marks `cpu` for a new scheduling decision and interrupts it if it is another CPU.
+    /// Marks `cpu` for a new scheduling decision: this CPU's own flag, or another CPU's
+    /// mailbox, interrupting it if its mailbox was empty (see [`crate::mailbox`]).
     pub fn kick_cpu(&mut self, cpu: usize, this_cpu: usize) {
-        if let Some(flag) = self.resched.get_mut(cpu) {
-            *flag = true;
+        if cpu == this_cpu {
+            if let Some(flag) = self.resched.get_mut(cpu) {
+                *flag = true;
+            }
+            return;
         }
-        if cpu != this_cpu {
+        let Some(mailbox) = percpu::MAILBOX.get(cpu) else {
+            return;
+        };
+        if mailbox.post(crate::mailbox::RESCHED) {
             if let Some(&mpidr) = self.platform.cpus.as_slice().get(cpu) {
                 crate::arch::gic::kick(mpidr);
             }

@@ -1,14 +1,17 @@
-//! The per-CPU run loop: pick a vCPU, load it, flush its list registers, run it, handle the
-//! exit, repeat. A vCPU's state stays in the hardware (is "loaded") until another vCPU
-//! needs this CPU, so a pinned vCPU is never saved or restored.
+//! The locked half of the per-CPU run loop (the loop itself and its fast path are in
+//! [`super::fastpath`]): pick a vCPU, load it, flush its list registers, handle the exits
+//! the fast path could not. A vCPU's state stays in the hardware (is "loaded") until
+//! another vCPU needs this CPU, so a pinned vCPU is never saved or restored.
 
 use super::domain::Power;
-use super::{key_parts, vcpu_key, Hyp, HYP};
+use super::percpu::MAILBOX;
+use super::{key_parts, vcpu_key, Hyp};
 use crate::arch::context::{read_lrs, write_lrs, GuestRegs};
 use crate::arch::gic::{self, HYP_TIMER_PPI, KICK_SGI, MAINTENANCE_PPI, SPURIOUS, VTIMER_PPI};
 use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self, cpu::hcr};
+use crate::mailbox::RESCHED;
 use crate::sched::{VcpuKey, TIME_SLICE_US};
 use crate::vgic::lr;
 use protocol::control::StopReason;
@@ -18,47 +21,12 @@ const CNTV_IMASK: u64 = 1 << 1;
 /// `CNTV_CTL_EL0.ENABLE`.
 const CNTV_ENABLE: u64 = 1 << 0;
 
-/// Runs guests on this CPU forever.
-pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
-    loop {
-        let (next, work) = {
-            let mut guard = HYP.lock();
-            let hyp = guard
-                .as_mut()
-                .expect("HYP is built before any CPU runs guests");
-            let next = hyp.schedule(cpu, regs);
-            (next, core::mem::take(&mut hyp.bulk[cpu]))
-        };
-        if !work.is_empty() {
-            // Building or freeing a domain left memory work: do it without the lock so the
-            // other CPUs (a pinned RTOS) never wait for it, then decide again.
-            work.execute();
-            let mut guard = HYP.lock();
-            let hyp = guard.as_mut().expect("HYP is built");
-            hyp.finish_bulk(work, cpu);
-            continue;
-        }
-        let Some(key) = next else {
-            arch::wait_for_interrupt();
-            let mut guard = HYP.lock();
-            let hyp = guard.as_mut().expect("HYP is built");
-            hyp.handle_physical_irqs(cpu);
-            continue;
-        };
-        let start = arch::counter_now();
-        // SAFETY: `schedule` loaded this vCPU's EL1 context, VTTBR and HCR on this CPU and
-        // set up TPIDR_EL2 at boot.
-        let kind = unsafe { arch::vectors::run_guest(regs) };
-        let ran = arch::counter_now().saturating_sub(start);
-        let mut guard = HYP.lock();
-        let hyp = guard.as_mut().expect("HYP is built");
-        hyp.after_exit(cpu, key, kind, regs, ran);
-    }
-}
-
 impl Hyp {
     /// Chooses what this CPU runs next and loads it; `None` means idle.
-    fn schedule(&mut self, cpu: usize, regs: &mut GuestRegs) -> Option<VcpuKey> {
+    pub(super) fn schedule(&mut self, cpu: usize, regs: &mut GuestRegs) -> Option<VcpuKey> {
+        if MAILBOX[cpu].take() & RESCHED != 0 {
+            self.resched[cpu] = true;
+        }
         let current = self.loaded[cpu];
         let repick = self.resched[cpu];
         let keep = current.filter(|&k| {
@@ -89,6 +57,7 @@ impl Hyp {
             self.arm_hyp_timer(cpu, next);
         }
         let key = next?;
+        self.deliver_fault(key, regs);
         self.flush_lrs(key);
         Some(key)
     }
@@ -188,26 +157,36 @@ impl Hyp {
         arch::set_hyp_timer(deadline);
     }
 
-    /// Handles a guest exit.
-    fn after_exit(
+    /// Handles a guest exit the fast path passed on (`first_irq`: an interrupt it already
+    /// acknowledged; `serror`: an SError its error barrier found). The exit itself was
+    /// counted there.
+    pub(super) fn after_exit(
         &mut self,
         cpu: usize,
         key: VcpuKey,
         kind: ExitKind,
         regs: &mut GuestRegs,
-        ran: u64,
+        first_irq: Option<u32>,
+        serror: Option<u64>,
     ) {
         let (id, v) = key_parts(key);
+        if let Some(esr) = serror {
+            // The exiting vCPU's accesses raised it: its domain stops, as for an SError
+            // exit. The trapped instruction is not completed; pending interrupts still are.
+            self.stop_domain(id, StopReason::UnhandledTrap { esr, pc: regs.pc }, cpu);
+            if matches!(kind, ExitKind::Irq | ExitKind::Fiq) {
+                self.handle_physical_irqs(cpu, first_irq);
+            }
+            return;
+        }
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             let vcpu = &mut d.vcpus[v];
-            vcpu.stats.exits += 1;
-            vcpu.stats.run_ticks += ran;
             let mut lrs = vcpu.lrs;
             read_lrs(&mut lrs[..n]);
             if lrs[..n] == vcpu.lrs[..n] {
                 // The guest took or finished no interrupt: nothing to sync.
-                return self.dispatch_exit(cpu, key, kind, regs);
+                return self.dispatch_exit(cpu, key, kind, regs, first_irq);
             }
             let done = d.vgic.sync_lrs(v, &lrs[..n]);
             // Free slots the guest finished with (this also clears their EOI-maintenance
@@ -230,13 +209,20 @@ impl Hyp {
                 self.evtchn_eoi(id, v, cpu);
             }
         }
-        self.dispatch_exit(cpu, key, kind, regs);
+        self.dispatch_exit(cpu, key, kind, regs, first_irq);
     }
 
-    fn dispatch_exit(&mut self, cpu: usize, key: VcpuKey, kind: ExitKind, regs: &mut GuestRegs) {
+    fn dispatch_exit(
+        &mut self,
+        cpu: usize,
+        key: VcpuKey,
+        kind: ExitKind,
+        regs: &mut GuestRegs,
+        first_irq: Option<u32>,
+    ) {
         let (id, _) = key_parts(key);
         match kind {
-            ExitKind::Irq | ExitKind::Fiq => self.handle_physical_irqs(cpu),
+            ExitKind::Irq | ExitKind::Fiq => self.handle_physical_irqs(cpu, first_irq),
             ExitKind::Sync => self.handle_sync(cpu, key, regs),
             ExitKind::SError => {
                 let esr = crate::arch::sysreg::read_esr_el2();
@@ -245,10 +231,11 @@ impl Hyp {
         }
     }
 
-    /// Acknowledges and handles every pending physical interrupt on this CPU.
-    pub fn handle_physical_irqs(&mut self, cpu: usize) {
+    /// Handles `first` (already acknowledged), then acknowledges and handles every pending
+    /// physical interrupt on this CPU.
+    pub fn handle_physical_irqs(&mut self, cpu: usize, mut first: Option<u32>) {
         loop {
-            let intid = gic::ack();
+            let intid = first.take().unwrap_or_else(gic::ack);
             if intid == SPURIOUS {
                 break;
             }

@@ -83,6 +83,9 @@ pub struct ChargedTables<'a> {
     pub frames: &'a mut FrameAllocator,
     /// The domain's budget.
     pub budget: &'a mut TableBudget,
+    /// Its VTTBR (root and VMID) once it has one: invalidations are scoped to its VMID.
+    /// `None` while the table is being built (invalidate every guest's entries).
+    pub vttbr: Option<u64>,
 }
 
 impl TableMemory for ChargedTables<'_> {
@@ -109,9 +112,11 @@ impl TableMemory for ChargedTables<'_> {
     }
 
     fn flush_tlb(&mut self) {
-        // The architecture has no broadcast invalidation for another VMID than the one
-        // loaded; dropping every guest's entries is a superset and is correct.
-        arch::tlb_flush_all_guests();
+        // Only this domain's translations can be stale: other guests' TLB entries survive.
+        match self.vttbr {
+            Some(vttbr) => arch::tlb_flush_guest(vttbr),
+            None => arch::tlb_flush_all_guests(),
+        }
     }
 }
 
@@ -120,11 +125,13 @@ impl Hyp {
     pub fn stage2_mut(&mut self, id: DomainId) -> Option<(&mut PageTable, ChargedTables<'_>)> {
         let d = self.domains.get_mut(usize::from(id.0))?.as_deref_mut()?;
         let pt = d.stage2.as_mut()?;
+        let vttbr = pt.root().as_u64() | (u64::from(d.vmid) << 48);
         Some((
             pt,
             ChargedTables {
                 frames: &mut self.frames,
                 budget: &mut d.tables,
+                vttbr: Some(vttbr),
             },
         ))
     }

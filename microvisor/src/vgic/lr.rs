@@ -282,7 +282,7 @@ impl VgicDomain {
             Some(irq) => *irq,
             None => return lr,
         };
-        let forwardable = irq.enabled && self.group_enabled(&irq);
+        let forwardable = irq.enabled;
         if st == PENDING && !forwardable {
             // Disabled while waiting in the LR: take it back so the guest cannot see it
             // until re-enabled.
@@ -344,9 +344,13 @@ impl VgicDomain {
         if intid >= FIRST_SPI {
             irq.owner = vcpu as u8;
         }
-        let lr = build(intid, irq.priority, irq.group1, irq.eoi_notify, st);
+        // Every interrupt of a non-secure guest is Group 1 (see the module doc).
+        let lr = build(intid, irq.priority, true, irq.eoi_notify, st);
         if let Some(t) = self.lrs.get_mut(vcpu) {
             t.in_lr.insert(intid);
+        }
+        if wants {
+            self.note_delivery(vcpu, intid);
         }
         lr
     }

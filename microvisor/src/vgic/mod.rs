@@ -3,16 +3,24 @@
 //! moves `ICH_LR<n>_EL2` values in and out as `u64` slices.
 //!
 //! Model and invariants:
-//! - Affinity routing is always on (`GICD_CTLR.ARE` reads 1) and there is one security state
-//!   (`DS` reads 1), so SGIs/PPIs live only in the redistributors, `IGRPMODR`/`NSACR` are
-//!   RAZ/WI, and vCPU *n* has MPIDR Aff0 = *n*, Aff1 = Aff2 = Aff3 = 0.
+//! - The guest sees what a Non-secure kernel sees of a GIC with two security states, as on
+//!   Xen: affinity routing is always on (`GICD_CTLR.ARE_NS` reads 1, `DS` reads 0), so
+//!   SGIs/PPIs live only in the redistributors; `IGROUPR`, `IGRPMODR` and `NSACR` are
+//!   RAZ/WI, and every interrupt is Group 1 (LRs carry the Group 1 bit). vCPU *n* has MPIDR
+//!   Aff0 = *n*, Aff1 = Aff2 = Aff3 = 0.
+//! - Like Xen, and unlike a GIC, delivery is not gated by `GICD_CTLR.EnableGrp1A` nor by
+//!   `GICR_WAKER.ProcessorSleep`: guests built for Xen rely on that (Zephyr's `xenvm` board
+//!   thinks it runs in the Secure world, writes Group 0 and enables only `EnableGrp1S`).
+//!   When a delivery depends on that leniency, or a vCPU waits with its CPU interface
+//!   unable to take anything, a [`VgicWarning`] is raised once per domain for the caller to
+//!   print ([`VgicDomain::take_warning`]).
 //! - Every interrupt is modelled as **edge-triggered**: a pend request latches until it is
 //!   placed in an LR; pending again while in an LR coalesces (LR pending) or becomes
 //!   pending+active (LR active). Level sources (the virtual timer) are handled by the caller
 //!   with EOI notification ([`VgicDomain::set_eoi_notify`]) and re-injection.
-//! - An interrupt is *deliverable* when pending, enabled and its group is enabled in
-//!   `GICD_CTLR`. Priority masking (`ICC_PMR`) lives in the hardware virtual CPU interface
-//!   and is not modelled, so [`VgicDomain::has_deliverable`] may over-approximate.
+//! - An interrupt is *deliverable* when pending and enabled. Priority masking (`ICC_PMR`)
+//!   lives in the hardware virtual CPU interface and is not modelled, so
+//!   [`VgicDomain::has_deliverable`] may over-approximate.
 //! - While an interrupt sits in an LR, the LR is authoritative; the model only tracks that it
 //!   is there (see [`state::LrTrack`]). An SPI is in at most one vCPU's LRs (its owner) and
 //!   is delivered only there until the guest deactivates it.
@@ -21,6 +29,7 @@
 //!
 //! MMIO `width` is in **bytes** (1, 2, 4 or 8), as decoded from the syndrome's SAS field.
 
+mod diag;
 mod dist;
 pub mod lr;
 mod redist;
@@ -36,6 +45,8 @@ use protocol::layout::{
     GUEST_SPIS, MAX_VCPUS,
 };
 
+use diag::Diagnostics;
+pub use diag::{VgicWarning, VMCR_VENG1, VMCR_VPMR_SHIFT};
 pub use state::{CompletedSet, IrqSet};
 use state::{Irq, LrTrack, NO_OWNER, ROUTE_RESET, WAKER_CHILDREN_ASLEEP, WAKER_PROCESSOR_SLEEP};
 
@@ -74,7 +85,7 @@ pub enum MmioOutcome {
 pub struct VgicDomain {
     /// vCPUs in this domain (clamped to `MAX_VCPUS`).
     nr_vcpus: usize,
-    /// `GICD_CTLR` bits 0 (EnableGrp0) and 1 (EnableGrp1); the rest are fixed.
+    /// The guest's last `GICD_CTLR` write; only EnableGrp1A (bit 1) reads back.
     ctlr: u32,
     /// SGIs and PPIs, banked per vCPU.
     private: [[Irq; 32]; MAX_VCPUS],
@@ -92,6 +103,8 @@ pub struct VgicDomain {
     /// that can affect delivery, cleared by `flush_lrs`. Lets the caller skip the flush on
     /// the common exit that changed nothing.
     stale: VcpuMask,
+    /// Setups that cannot deliver on a GIC, raised once each for the caller to print.
+    diag: Diagnostics,
 }
 
 const fn reset_private_bank() -> [Irq; 32] {
@@ -106,8 +119,7 @@ const fn reset_private_bank() -> [Irq; 32] {
 
 impl VgicDomain {
     /// A GIC in its reset state for `nr_vcpus` vCPUs (clamped to `MAX_VCPUS`): everything
-    /// disabled, not pending, priority 0, Group 1, SPIs routed to vCPU 0, redistributors
-    /// asleep.
+    /// disabled, not pending, priority 0, SPIs routed to vCPU 0, redistributors asleep.
     pub const fn new(nr_vcpus: usize) -> Self {
         let nr_vcpus = if nr_vcpus > MAX_VCPUS {
             MAX_VCPUS
@@ -124,6 +136,7 @@ impl VgicDomain {
             lrs: [LrTrack::RESET; MAX_VCPUS],
             ignored: 0,
             stale: 0,
+            diag: Diagnostics::NONE,
         }
     }
 
@@ -300,14 +313,9 @@ impl VgicDomain {
         }
     }
 
-    fn group_enabled(&self, irq: &Irq) -> bool {
-        let bit = if irq.group1 { 1 << 1 } else { 1 << 0 };
-        self.ctlr & bit != 0
-    }
-
-    /// Pending in the model, enabled and group-enabled: it should go into an LR.
+    /// Pending in the model and enabled: it should go into an LR.
     fn wants_lr(&self, irq: &Irq) -> bool {
-        irq.pending && irq.enabled && self.group_enabled(irq)
+        irq.pending && irq.enabled
     }
 
     /// The vCPU an SPI's `IROUTER` names, if it exists. IRM (1 of N) picks vCPU 0.
@@ -347,13 +355,6 @@ impl VgicDomain {
     /// Whether the model (ignoring LR contents) has something deliverable for `vcpu`.
     fn model_deliverable(&self, vcpu: usize) -> bool {
         (0..NR_IRQS as u32).any(|intid| self.deliverable_mask(vcpu, intid) & (1 << vcpu) != 0)
-    }
-
-    /// Every vCPU with something deliverable in the model.
-    fn all_deliverable(&self) -> VcpuMask {
-        (0..self.nr_vcpus)
-            .filter(|&v| self.model_deliverable(v))
-            .fold(0, |m, v| m | 1 << v)
     }
 }
 

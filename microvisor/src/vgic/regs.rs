@@ -6,15 +6,16 @@
 //! else was decoded to [`Reg::Raz`]. Lookups are still bounds-checked, so a decoder bug
 //! degrades to RAZ/WI rather than a panic.
 
+use super::diag::VgicWarning;
 use super::state::{WAKER_CHILDREN_ASLEEP, WAKER_PROCESSOR_SLEEP};
 use super::{VcpuMask, VgicDomain, FIRST_SPI, NR_IRQS};
 
-/// `GICD_CTLR` bits the guest can change: EnableGrp0 and EnableGrp1.
-pub(crate) const CTLR_WRITABLE: u32 = 0b11;
-/// `GICD_CTLR.ARE` (bit 4): affinity routing, always on.
-pub(crate) const CTLR_ARE: u32 = 1 << 4;
-/// `GICD_CTLR.DS` (bit 6): single security state, always on.
-pub(crate) const CTLR_DS: u32 = 1 << 6;
+/// `GICD_CTLR.EnableGrp1A` (bit 1 of the Non-secure view): the only bit a guest can
+/// change. It is stored and read back but does not gate delivery (see the module doc of
+/// `vgic`).
+pub(crate) const CTLR_ENABLE_G1A: u32 = 1 << 1;
+/// `GICD_CTLR.ARE_NS` (bit 4): affinity routing, always on.
+pub(crate) const CTLR_ARE_NS: u32 = 1 << 4;
 /// `GICD_IROUTER.Interrupt_Routing_Mode`: 1 of N.
 pub(crate) const IROUTER_IRM: u64 = 1 << 31;
 /// Implemented `GICD_IROUTER` fields: Aff3 [39:32], IRM [31], Aff2, Aff1, Aff0 [23:0].
@@ -23,7 +24,7 @@ pub(crate) const IROUTER_MASK: u64 = 0xFF_8000_0000 | 0xFF_FFFF;
 /// Which of the bit-per-interrupt registers is accessed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BitReg {
-    /// `IGROUPR`: plain read/write.
+    /// `IGROUPR`: RAZ/WI (every interrupt is Group 1); a 0 written raises a diagnostic.
     Group,
     /// `ISENABLER`: write 1 to enable.
     SetEnable,
@@ -71,7 +72,7 @@ impl VgicDomain {
         match reg {
             Reg::Raz => 0,
             Reg::Const(v) => v,
-            Reg::DistCtlr => u64::from(self.ctlr | CTLR_ARE | CTLR_DS),
+            Reg::DistCtlr => u64::from((self.ctlr & CTLR_ENABLE_G1A) | CTLR_ARE_NS),
             Reg::Bits { kind, vcpu, first } => u64::from(self.read_bits(kind, vcpu, first)),
             Reg::Prio { vcpu, intid, len } => (0..u32::from(len)).fold(0, |acc, i| {
                 let p = self.irq(vcpu, intid + i).map_or(0, |irq| irq.priority);
@@ -98,14 +99,9 @@ impl VgicDomain {
         match reg {
             Reg::Raz | Reg::Const(_) => 0,
             Reg::DistCtlr => {
-                let old = self.ctlr;
-                self.ctlr = (val as u32) & CTLR_WRITABLE;
-                if self.ctlr & !old != 0 {
-                    // A group just came on: whatever was waiting in it may now be delivered.
-                    self.all_deliverable()
-                } else {
-                    0
-                }
+                // Kept whole for the diagnostic; only EnableGrp1A reads back.
+                self.ctlr = val as u32;
+                0
             }
             Reg::Bits { kind, vcpu, first } => self.write_bits(kind, vcpu, first, val as u32),
             Reg::Prio { vcpu, intid, len } => {
@@ -160,7 +156,8 @@ impl VgicDomain {
                 None => continue,
             };
             let set = match kind {
-                BitReg::Group => irq.group1,
+                // RAZ, as the architecture makes IGROUPR for Non-secure accesses.
+                BitReg::Group => false,
                 BitReg::SetEnable | BitReg::ClearEnable => irq.enabled,
                 BitReg::SetPend | BitReg::ClearPend => {
                     irq.pending
@@ -187,7 +184,16 @@ impl VgicDomain {
         for i in 0..32u32 {
             let intid = first + i;
             let bit = val & (1 << i) != 0;
-            if !bit && kind != BitReg::Group {
+            if kind == BitReg::Group {
+                // WI: a non-secure guest has only Group 1. A 0 is a guest asking for Group 0
+                // (built for the Secure world); say so once, since a GIC would then never
+                // deliver to it.
+                if !bit && self.irq(vcpu, intid).is_some() {
+                    self.diag.raise(VgicWarning::Group0Requested { intid });
+                }
+                continue;
+            }
+            if !bit {
                 // Set/clear registers ignore zero bits.
                 continue;
             }
@@ -197,7 +203,7 @@ impl VgicDomain {
                 None => continue,
             };
             match kind {
-                BitReg::Group => irq.group1 = bit,
+                BitReg::Group => {}
                 BitReg::SetEnable => irq.enabled = true,
                 BitReg::ClearEnable => irq.enabled = false,
                 BitReg::SetPend => irq.pending = true,
@@ -229,7 +235,7 @@ impl VgicDomain {
                     }
                 }
             }
-            if matches!(kind, BitReg::Group | BitReg::SetEnable | BitReg::SetPend) {
+            if matches!(kind, BitReg::SetEnable | BitReg::SetPend) {
                 kick |= self.deliverable_mask(vcpu, intid);
             }
         }

@@ -27,8 +27,6 @@ pub(crate) struct Irq {
     /// `GICD_ICFGR` field (2 bits; only bit 1, edge, is writable). Stored for read-back
     /// only: every interrupt is modelled as edge-triggered.
     pub cfg: u8,
-    /// Group 1 (true) or Group 0 (false).
-    pub group1: bool,
     /// Forwarding enabled (`ISENABLER`).
     pub enabled: bool,
     /// Pending and not yet in an LR.
@@ -42,12 +40,11 @@ pub(crate) struct Irq {
 }
 
 impl Irq {
-    /// Reset state. Group 1 by default because every guest we host is a non-secure kernel
-    /// that expects Group 1 interrupts (it may still write `IGROUPR` to change that).
+    /// Reset state. There is no group field: every interrupt of a (non-secure) guest is
+    /// Group 1 (see the module doc of `vgic`).
     pub const RESET: Self = Self {
         priority: 0,
         cfg: 0,
-        group1: true,
         enabled: false,
         pending: false,
         active: false,

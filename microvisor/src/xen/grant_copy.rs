@@ -52,20 +52,20 @@ impl GrantTables {
             Ok(s) => s,
             Err(status) => return status,
         };
-        let src_pa = match self.claim(mem, caller, src, true, &gfn_to_pa) {
-            Ok(pa) => pa,
+        let (src_pa, src_rec) = match self.claim(mem, caller, src, true, &gfn_to_pa) {
+            Ok(c) => c,
             Err(status) => return status,
         };
-        let dst_pa = match self.claim(mem, caller, dst, false, &gfn_to_pa) {
-            Ok(pa) => pa,
+        let (dst_pa, dst_rec) = match self.claim(mem, caller, dst, false, &gfn_to_pa) {
+            Ok(c) => c,
             Err(status) => {
-                self.release(mem, src, true);
+                self.release(mem, src, true, src_rec);
                 return status;
             }
         };
         let status = copy_bytes(mem, op, src_pa, dst_pa);
-        self.release(mem, dst, false);
-        self.release(mem, src, true);
+        self.release(mem, dst, false, dst_rec);
+        self.release(mem, src, true, src_rec);
         status
     }
 
@@ -87,7 +87,8 @@ impl GrantTables {
         })
     }
 
-    /// The frame behind `side`, pinning it if it is a grant.
+    /// The frame behind `side`, pinning it if it is a grant (see [`Table::pin_copy`]), and
+    /// whether the pin is recorded.
     fn claim(
         &mut self,
         mem: &mut impl GrantMemory,
@@ -95,9 +96,11 @@ impl GrantTables {
         side: Side,
         readonly: bool,
         gfn_to_pa: &impl Fn(DomId, u64) -> Option<PhysAddr>,
-    ) -> Result<PhysAddr, i16> {
+    ) -> Result<(PhysAddr, bool), i16> {
         match side {
-            Side::Frame { gfn } => gfn_to_pa(caller, gfn).ok_or(gntst::BAD_PAGE),
+            Side::Frame { gfn } => gfn_to_pa(caller, gfn)
+                .map(|pa| (pa, false))
+                .ok_or(gntst::BAD_PAGE),
             Side::Grant { dom, gref } => {
                 let req = PinReq {
                     gref,
@@ -107,15 +110,15 @@ impl GrantTables {
                 };
                 self.table_mut(dom)
                     .ok_or(gntst::BAD_DOMAIN)?
-                    .pin(mem, req, gfn_to_pa)
+                    .pin_copy(mem, req, gfn_to_pa)
             }
         }
     }
 
-    fn release(&mut self, mem: &mut impl GrantMemory, side: Side, readonly: bool) {
+    fn release(&mut self, mem: &mut impl GrantMemory, side: Side, readonly: bool, recorded: bool) {
         if let Side::Grant { dom, gref } = side {
             if let Some(t) = self.table_mut(dom) {
-                t.unpin(mem, gref, readonly);
+                t.unpin_copy(mem, gref, readonly, recorded);
             }
         }
     }

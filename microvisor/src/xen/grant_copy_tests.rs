@@ -240,3 +240,35 @@ fn failed_destination_releases_the_source() {
     assert_eq!(env.flags(1, 1), gtf::PERMIT_ACCESS);
     assert!(env.gt.table(1).unwrap().active.is_empty());
 }
+
+#[test]
+fn copies_pin_by_flags_alone_and_leave_the_entry_as_found() {
+    let mut env = Env::new(&[0, 1]);
+    env.grant(1, 1, 0, 10, false);
+    env.grant(1, 2, 0, 11, false);
+    let both = gntcopy::SOURCE_GREF | gntcopy::DEST_GREF;
+    for o in [
+        op(gref(1, 1, 0), local(3, 0), 4096, gntcopy::SOURCE_GREF),
+        op(local(3, 0), gref(1, 2, 0), 4096, gntcopy::DEST_GREF),
+        op(gref(1, 1, 0), gref(1, 1, 2048), 2048, both),
+    ] {
+        assert_eq!(copy(&mut env, 0, &o), gntst::OKAY);
+        assert_eq!(env.flags(1, 1), gtf::PERMIT_ACCESS);
+        assert_eq!(env.flags(1, 2), gtf::PERMIT_ACCESS);
+        assert!(env.gt.table(1).unwrap().active.is_empty(), "no record kept");
+    }
+    // A writable mapping made meanwhile keeps both flags through a copy into the entry
+    // and out of it, and drops them when unmapped.
+    let m = env.map(0, 1, 1, false, host(0).as_u64()).unwrap();
+    assert_eq!(
+        copy(&mut env, 0, &op(gref(1, 1, 0), gref(1, 1, 8), 8, both)),
+        gntst::OKAY
+    );
+    assert_eq!(
+        env.flags(1, 1),
+        gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING
+    );
+    let _ = env.unmap(0, m.handle, host(0).as_u64()).unwrap();
+    assert_eq!(env.flags(1, 1), gtf::PERMIT_ACCESS);
+    assert!(env.gt.table(1).unwrap().active.is_empty());
+}

@@ -74,6 +74,61 @@ impl Table {
         Ok(a.frame_pa)
     }
 
+    /// Pins `req.gref` for one copy, which the caller releases with [`Table::unpin_copy`]
+    /// before it gives up the lock. An entry nobody holds yet is pinned by its flags alone:
+    /// the same checks and flags as [`Table::pin`], but no active-table record to create and
+    /// drop for every 4 KiB copied. An entry already held (mapped) is pinned as usual.
+    /// Returns the frame and whether the pin is recorded.
+    pub(super) fn pin_copy(
+        &mut self,
+        mem: &mut impl GrantMemory,
+        req: PinReq,
+        gfn_to_pa: &impl Fn(DomId, u64) -> Option<PhysAddr>,
+    ) -> Result<(PhysAddr, bool), i16> {
+        if self.active.contains_key(&req.gref) {
+            return self.pin(mem, req, gfn_to_pa).map(|pa| (pa, true));
+        }
+        let (frame, index) = self.locate(req.gref).ok_or(gntst::BAD_GNTREF)?;
+        set_status(mem, frame, index, &req)?;
+        // Read after the flags are set: from then on the granter may not change it.
+        let gfn = mem.read_entry(frame, index).frame;
+        match gfn_to_pa(self.id, u64::from(gfn)) {
+            Some(pa) => Ok((pa, false)),
+            None => {
+                mem.clear_flags(frame, index, set_bits(req.readonly));
+                Err(gntst::BAD_PAGE)
+            }
+        }
+    }
+
+    /// Releases a [`Table::pin_copy`]: a recorded pin as [`Table::unpin`] does; an unrecorded
+    /// one by clearing the flags it set, unless a pin recorded since (the other side of the
+    /// same copy naming the same entry) still needs them.
+    pub(super) fn unpin_copy(
+        &mut self,
+        mem: &mut impl GrantMemory,
+        gref: GrantRef,
+        readonly: bool,
+        recorded: bool,
+    ) {
+        if recorded {
+            return self.unpin(mem, gref, readonly);
+        }
+        let Some((frame, index)) = self.locate(gref) else {
+            return;
+        };
+        let mut clear = set_bits(readonly);
+        if let Some(a) = self.active.get(&gref) {
+            if a.writers != 0 {
+                clear &= !gtf::WRITING;
+            }
+            clear &= !gtf::READING;
+        }
+        if clear != 0 {
+            mem.clear_flags(frame, index, clear);
+        }
+    }
+
     /// Drops one pin of `gref`, clearing `GTF_writing` with the last writable pin and
     /// `GTF_reading` with the last pin (Xen's `reduce_status_for_pin`).
     pub(super) fn unpin(&mut self, mem: &mut impl GrantMemory, gref: GrantRef, readonly: bool) {

@@ -27,8 +27,11 @@ fn request() -> impl Strategy<Value = Request> {
         domain_ref().prop_map(|domain| Request::Unpause { domain }),
         domain_ref().prop_map(|domain| Request::Destroy { domain }),
         domain_ref().prop_map(|domain| Request::Restart { domain }),
+        domain_ref().prop_map(|domain| Request::Crash { domain }),
         domain_ref().prop_map(|domain| Request::Shutdown { domain }),
         domain_ref().prop_map(|domain| Request::Reboot { domain }),
+        domain_ref().prop_map(|domain| Request::Vbds { domain }),
+        domain_ref().prop_map(|domain| Request::Vifs { domain }),
     ]
 }
 
@@ -65,6 +68,38 @@ fn row() -> impl Strategy<Value = DomainRow> {
                     exits,
                     irqs_injected: irqs,
                     restarts,
+                }
+            },
+        )
+}
+
+fn vif_row() -> impl Strategy<Value = VifRow> {
+    (
+        any::<(u16, u16, u32)>(),
+        "[0-9a-f:]{17}",
+        "[a-z0-9]{1,15}",
+        any::<(u8, u8)>(),
+        proptest::option::of(any::<[u64; 7]>()),
+    )
+        .prop_map(
+            |((frontend, backend, devid), mac, bridge, (backend_state, frontend_state), c)| {
+                VifRow {
+                    frontend,
+                    backend,
+                    devid,
+                    mac,
+                    bridge,
+                    backend_state,
+                    frontend_state,
+                    counters: c.map(|c| VifCounters {
+                        rx_packets: c[0],
+                        rx_bytes: c[1],
+                        rx_drops: c[2],
+                        tx_packets: c[3],
+                        tx_bytes: c[4],
+                        tx_drops: c[5],
+                        tx_errors: c[6],
+                    }),
                 }
             },
         )
@@ -107,6 +142,7 @@ fn response() -> impl Strategy<Value = Response> {
             ),
         Just(Response::Done),
         error().prop_map(Response::Error),
+        proptest::collection::vec(vif_row(), 0..8).prop_map(Response::Vifs),
     ]
 }
 
@@ -322,5 +358,18 @@ fn words_and_verbs() {
     assert_eq!(DomainRef::parse("+7"), DomainRef::Name("+7".into()));
     assert_eq!(DomainRef::parse("70000"), DomainRef::Name("70000".into()));
     assert_eq!(Request::Top.domain(), None);
+    let vifs = Request::Vifs {
+        domain: DomainRef::Id(2),
+    };
+    assert_eq!(
+        (vifs.verb(), vifs.domain()),
+        ("info", Some(&DomainRef::Id(2)))
+    );
+    // Appended: the older variants keep their postcard index (Vbds is 13, Vifs 14).
+    assert_eq!(postcard::to_allocvec(&vifs).unwrap()[0], 14);
+    assert_eq!(
+        postcard::to_allocvec(&Response::Vifs(Vec::new())).unwrap()[0],
+        7
+    );
     assert_eq!(MGMT_VERSION.major, 1);
 }

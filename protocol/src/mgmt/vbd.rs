@@ -77,36 +77,23 @@ impl VbdCounters {
 
     /// The xenstore value: `key=value` pairs separated by spaces.
     pub fn encode(&self) -> String {
-        let mut s = String::new();
-        for (k, v) in Self::KEYS.iter().zip(self.fields()) {
-            if !s.is_empty() {
-                s.push(' ');
-            }
-            s.push_str(&alloc::format!("{k}={v}"));
-        }
-        s
+        super::counters::encode(&Self::KEYS, &self.fields())
     }
 
     /// Reads [`VbdCounters::encode`]'s text back; unknown keys are skipped, a malformed
     /// value (the backend is not trusted) is `None`.
     pub fn decode(text: &str) -> Option<Self> {
-        let mut c = Self::default();
-        for pair in text.split_whitespace() {
-            let (k, v) = pair.split_once('=')?;
-            let v: u64 = v.parse().ok()?;
-            let field = match k {
-                "reads" => &mut c.reads,
-                "writes" => &mut c.writes,
-                "flushes" => &mut c.flushes,
-                "discards" => &mut c.discards,
-                "errors" => &mut c.errors,
-                "sectors_read" => &mut c.sectors_read,
-                "sectors_written" => &mut c.sectors_written,
-                _ => continue,
-            };
-            *field = v;
-        }
-        Some(c)
+        let [reads, writes, flushes, discards, errors, sectors_read, sectors_written] =
+            super::counters::decode(text, &Self::KEYS)?;
+        Some(Self {
+            reads,
+            writes,
+            flushes,
+            discards,
+            errors,
+            sectors_read,
+            sectors_written,
+        })
     }
 }
 

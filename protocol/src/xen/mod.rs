@@ -66,9 +66,11 @@ macro_rules! layout {
 }
 
 pub mod blkif;
+pub mod copy;
 mod errno;
 mod evtchn;
 mod grant;
+pub mod netif;
 pub mod ring;
 pub mod ring_io;
 pub mod structs;

@@ -5,8 +5,8 @@
 //! `FAIL: <what>: expected <e> got <g>`, `touching <addr>`, `FAIL: survived`,
 //! `vcpu1 online`, `vcpu0 got SGI 1 from vcpu1`, `FAIL: no SGI`,
 //! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`,
-//! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]); `blkfront: …` and
-//! `neighbour: …` (see those modes in the binary).
+//! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]); `blkfront: …`,
+//! `netfront: …` and `neighbour: …` (see those modes in the binary).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -44,6 +44,9 @@ pub enum Mode {
     Blkfront,
     /// A block backend that reads its neighbour's virtio-mmio transport.
     Neighbour,
+    /// An adversarial netif frontend for netdom (valid, refused and malformed TX requests,
+    /// an event storm).
+    Netfront,
 }
 
 /// The mode from the command line, or the offending value.
@@ -59,6 +62,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("xenbad") => Ok(Mode::Xenbad),
         Some("blkfront") => Ok(Mode::Blkfront),
         Some("neighbour") => Ok(Mode::Neighbour),
+        Some("netfront") => Ok(Mode::Netfront),
         Some(other) => Err(other),
         None => Err(""),
     }
@@ -256,6 +260,7 @@ mod tests {
         assert_eq!(parse_mode("mode=xenbad"), Ok(Mode::Xenbad));
         assert_eq!(parse_mode("mode=blkfront"), Ok(Mode::Blkfront));
         assert_eq!(parse_mode("mode=neighbour"), Ok(Mode::Neighbour));
+        assert_eq!(parse_mode("mode=netfront"), Ok(Mode::Netfront));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),

@@ -8,7 +8,11 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod blkfront;
 #[cfg(target_os = "none")]
+mod frontend_attack;
+#[cfg(target_os = "none")]
 mod neighbour;
+#[cfg(target_os = "none")]
+mod netfront;
 #[cfg(target_os = "none")]
 mod xenbad;
 
@@ -36,6 +40,7 @@ mod shell {
             Ok(Mode::Xenbad) => crate::xenbad::run(info),
             Ok(Mode::Blkfront) => crate::blkfront::run(info),
             Ok(Mode::Neighbour) => crate::neighbour::run(info),
+            Ok(Mode::Netfront) => crate::netfront::run(info),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;
                 loop {

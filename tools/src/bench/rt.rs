@@ -1,13 +1,15 @@
 //! `bulkhead bench rt`: the RTOS's virtual-timer interrupt latency and periodic release
 //! delay (min/avg/max/p99 over 10,000 releases at 200 µs) under the microvisor and bare
-//! metal in the same QEMU, idle and with a CPU-and-interrupt-heavy neighbour, plus EL2
-//! instructions per RTOS timer interrupt. Everything runs under `-icount shift=0,sleep=off`
-//! (one instruction = 1 ns of virtual time), so each figure is reproducible.
+//! metal in the same QEMU, plus EL2 instructions per RTOS timer interrupt. Everything runs
+//! under `-icount shift=0,sleep=off` (one instruction = 1 ns of virtual time), so each
+//! figure is reproducible.
 //!
-//! Caveat printed with the table: under icount QEMU runs the CPUs round-robin on one host
-//! thread and its instruction event counts the global instruction count, so loaded
-//! latencies include the neighbours' time slices, and the EL2 instruction figure is only
-//! clean in the idle run.
+//! There is no loaded run (a busy neighbour on the other CPUs). Under icount QEMU runs the
+//! CPUs round-robin on one host thread and the clock counts every CPU's instructions. A
+//! loaded latency is then mostly the neighbours' time slices, so it measures QEMU's
+//! scheduling, not the hypervisor. Its ratio to a loaded bare-metal run fell below 1x, which
+//! read as "faster than bare metal". Behaviour under load is checked by the `rtos_realtime`
+//! test (no missed deadline), not measured here.
 
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
@@ -62,16 +64,10 @@ pub struct RtReport {
     pub native: RtRun,
     /// Under the microvisor, idle neighbours.
     pub bulkhead: RtRun,
-    /// Bare metal, two loaded CPUs beside it.
-    pub native_loaded: RtRun,
-    /// Under the microvisor, a 2-vCPU load domain on the other CPUs.
-    pub bulkhead_loaded: RtRun,
-    /// EL2 instructions per RTOS timer interrupt (idle run).
+    /// EL2 instructions per RTOS timer interrupt.
     pub el2_per_timer_irq: f64,
-    /// Mean latency ratio bulkhead / native (idle).
+    /// Mean latency ratio bulkhead / native.
     pub latency_ratio: f64,
-    /// Mean latency ratio bulkhead / native (loaded).
-    pub latency_ratio_loaded: f64,
 }
 
 fn dist(log: &str, what: &str) -> Option<Dist> {
@@ -114,26 +110,15 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-/// Builds the report from the four runs.
-pub fn report(
-    native: RtRun,
-    bulkhead: RtRun,
-    native_loaded: RtRun,
-    bulkhead_loaded: RtRun,
-) -> RtReport {
+/// Builds the report from the two runs.
+pub fn report(native: RtRun, bulkhead: RtRun) -> RtReport {
     RtReport {
         benchmark: "rt",
         cmdline: CMDLINE,
         el2_per_timer_irq: ratio(bulkhead.el2_instructions, bulkhead.timer_irqs),
         latency_ratio: ratio(bulkhead.irq_latency_ns.avg, native.irq_latency_ns.avg),
-        latency_ratio_loaded: ratio(
-            bulkhead_loaded.irq_latency_ns.avg,
-            native_loaded.irq_latency_ns.avg,
-        ),
         native,
         bulkhead,
-        native_loaded,
-        bulkhead_loaded,
     }
 }
 
@@ -179,7 +164,7 @@ fn one(what: &str, run: impl FnOnce() -> Result<qemu::RunOutcome>) -> Result<RtR
         .with_context(|| format!("no bench-rt result lines in {}", out.log_path.display()))
 }
 
-/// Runs the four boots, prints the table and writes `target/bulkhead/bench/rt.json`.
+/// Runs the two boots, prints the table and writes `target/bulkhead/bench/rt.json`.
 pub fn bench(build: bool) -> Result<RtReport> {
     let native_elf = if build {
         build_native()?
@@ -195,34 +180,24 @@ pub fn bench(build: bool) -> Result<RtReport> {
     let bulkhead = one("RTOS under the microvisor", || {
         qemu::run(&options("bench_rt", build)?)
     })?;
-    let bulkhead_loaded = one("RTOS under the microvisor, loaded", || {
-        qemu::run(&options("bench_rt_load", false)?)
-    })?;
     let native = one("RTOS bare metal", || {
         qemu::run_native(&native_elf, CMDLINE, 4, &options("rt_native", false)?)
     })?;
-    let native_loaded = one("RTOS bare metal, loaded", || {
-        qemu::run_native(
-            &native_elf,
-            &format!("{CMDLINE} load=2"),
-            4,
-            &options("rt_native_load", false)?,
-        )
-    })?;
-    let r = report(native, bulkhead, native_loaded, bulkhead_loaded);
-    print_table(&r);
+    let r = report(native, bulkhead);
+    print!("{}", table(&r));
     super::write_json("rt", &r)?;
     Ok(r)
 }
 
-fn print_table(r: &RtReport) {
-    println!(
-        "rt: {} (ns of virtual time; 1 instruction = 1 ns)",
+/// The table, as printed.
+fn table(r: &RtReport) -> String {
+    let mut s = format!(
+        "rt: {} (ns of virtual time; 1 instruction = 1 ns)\n",
         r.cmdline
     );
-    println!(
-        "{:<30} {:>10} {:>10} {:>8}   {:>10} {:>10} {:>8}",
-        "", "native", "bulkhead", "ratio", "native+ld", "bulkhd+ld", "ratio"
+    s += &format!(
+        "{:<30} {:>10} {:>10} {:>8}\n",
+        "", "native", "bulkhead", "ratio"
     );
     type Row = (&'static str, fn(&RtRun) -> u64);
     let rows: [Row; 8] = [
@@ -236,40 +211,33 @@ fn print_table(r: &RtReport) {
         ("release delay max", |x| x.release_delay_ns.max),
     ];
     for (name, f) in rows {
-        println!(
-            "{:<30} {:>10} {:>10} {:>7.1}x   {:>10} {:>10} {:>7.1}x",
+        s += &format!(
+            "{:<30} {:>10} {:>10} {:>7.1}x\n",
             name,
             f(&r.native),
             f(&r.bulkhead),
             ratio(f(&r.bulkhead), f(&r.native)),
-            f(&r.native_loaded),
-            f(&r.bulkhead_loaded),
-            ratio(f(&r.bulkhead_loaded), f(&r.native_loaded)),
         );
     }
     let jitter = |x: &RtRun| x.release_delay_ns.max - x.release_delay_ns.min;
-    println!(
-        "{:<30} {:>10} {:>10} {:>8}   {:>10} {:>10}",
+    s += &format!(
+        "{:<30} {:>10} {:>10}\n",
         "release jitter (max-min)",
         jitter(&r.native),
-        jitter(&r.bulkhead),
-        "",
-        jitter(&r.native_loaded),
-        jitter(&r.bulkhead_loaded)
+        jitter(&r.bulkhead)
     );
-    println!(
-        "{:<30} {:>10} {:>10.0}",
-        "EL2 instructions / timer irq", 0, r.el2_per_timer_irq
+    s += &format!(
+        "{:<30} {:>10} {:>10.0}\n",
+        "EL2 instructions / timer irq", "-", r.el2_per_timer_irq
     );
-    println!(
-        "{:<30} {:>10} {:>10}",
+    s += &format!(
+        "{:<30} {:>10} {:>10}\n",
         "releases measured", r.native.release_delay_ns.n, r.bulkhead.release_delay_ns.n
     );
-    println!(
-        "note: under -icount QEMU runs CPUs round-robin, so loaded figures include the \
-         neighbours' time slices; the EL2 count is from the idle run (QEMU's instruction \
-         event counts the global instruction count while this CPU is at EL2)."
-    );
+    s += "note: the other CPUs are idle. A loaded run is not measured: under -icount QEMU runs \
+          the CPUs round-robin and the clock counts every CPU, so it would time QEMU's \
+          scheduling (see `bench micro` for a vCPU sharing its pCPU).\n";
+    s
 }
 
 #[cfg(test)]
@@ -293,9 +261,25 @@ mod tests {
                 .replace("avg=6500", "avg=65"),
         )
         .unwrap();
-        let r = report(native, b, native, b);
+        let r = report(native, b);
         assert_eq!(r.el2_per_timer_irq, 14161.0);
         assert_eq!(r.latency_ratio, 100.0);
         assert!(parse("[rtos] ready").is_none());
+    }
+
+    /// The loaded columns timed QEMU's round-robin and printed ratios below 1x: every
+    /// ratio the table prints now compares two runs with idle neighbours.
+    #[test]
+    fn the_table_has_no_loaded_columns() {
+        let b = parse(LOG).unwrap();
+        let native = parse(&LOG.replace("avg=6500", "avg=65")).unwrap();
+        let t = table(&report(native, b));
+        assert!(!t.contains("+ld") && !t.contains("loaded,"), "{t}");
+        let header = t.lines().nth(1).unwrap();
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            ["native", "bulkhead", "ratio"]
+        );
+        assert!(t.contains("100.0x"), "{t}");
     }
 }

@@ -1,5 +1,10 @@
 //! The host end of a management session: connect to dom0's port, say hello, then one
 //! framed request and one framed response at a time.
+//!
+//! QEMU's socket backend serves one connection at a time and queues the others, so a
+//! client that polls for long (`ctl console`, `ctl top`) [`Client::release`]s the
+//! connection between polls and the next call opens a new session: a `ctl list` in
+//! another terminal gets its turn instead of timing out.
 
 use anyhow::{anyhow, bail, Result};
 use protocol::control::Version;
@@ -18,7 +23,8 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// An open management session.
 #[derive(Debug)]
 pub struct Client {
-    stream: UnixStream,
+    /// `None` while released: the next call connects again.
+    stream: Option<UnixStream>,
     decoder: FrameDecoder,
     /// Frames read but not yet returned (a read may complete more than one).
     frames: VecDeque<Result<Vec<u8>, FrameError>>,
@@ -43,14 +49,27 @@ impl Client {
     /// Connects to `socket` and opens a session (Hello, version check). Each reply must come
     /// within `timeout`.
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Self> {
-        let shown_path = shown(socket);
+        let mut client = Self {
+            stream: None,
+            decoder: FrameDecoder::new(),
+            frames: VecDeque::new(),
+            socket: socket.to_path_buf(),
+            timeout,
+        };
+        client.open()?;
+        Ok(client)
+    }
+
+    /// Opens a new session on the socket (Hello, version check, our session token).
+    fn open(&mut self) -> Result<()> {
+        let shown_path = shown(&self.socket);
         let no_system = |why: &str| {
             anyhow!(
                 "no running system: start one with `cargo bulkhead run` (socket {shown_path} {why})"
             )
         };
         // A unix-socket connect never waits: it fails at once if nobody listens.
-        let stream = match UnixStream::connect(socket) {
+        let stream = match UnixStream::connect(&self.socket) {
             Ok(s) => s,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(no_system("not found")),
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
@@ -58,35 +77,32 @@ impl Client {
             }
             Err(e) => bail!("cannot connect to {shown_path}: {e}"),
         };
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        let mut client = Self {
-            stream,
-            decoder: FrameDecoder::new(),
-            frames: VecDeque::new(),
-            socket: socket.to_path_buf(),
-            timeout,
-        };
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        self.stream = Some(stream);
+        self.decoder = FrameDecoder::new();
+        self.frames.clear();
+        let client = self;
         // A lone 0x00 first: dom0 drops whatever partial frame an earlier client left.
         client.send_bytes(&[0])?;
         let hello = Request::Hello {
             version: MGMT_VERSION,
         };
         client.send(&hello)?;
-        let deadline = Instant::now() + timeout;
+        let token = session_token();
+        client.send(&Request::Session { token })?;
+        let deadline = Instant::now() + client.timeout;
         loop {
             match client.receive(deadline)? {
-                Response::Hello { version } if version.accepts(MGMT_VERSION) => return Ok(client),
-                Response::Hello { version }
-                | Response::Error(MgmtError::VersionMismatch { ours: version }) => {
-                    bail!(
-                        "dom0 speaks management protocol {}, this tool speaks {}: rebuild and \
-                         restart the system with `cargo bulkhead run`",
-                        version_text(version),
-                        version_text(MGMT_VERSION)
-                    )
+                // Our own answers end with the echo of our token; everything before it that
+                // is not a version refusal may be an earlier client's unread answers.
+                Response::Session { token: t } if t == token => return Ok(()),
+                Response::Hello { version } if !version.accepts(MGMT_VERSION) => {
+                    return Err(version_error(version))
                 }
-                // Answers to an earlier client's requests that it did not stay to read.
+                Response::Error(MgmtError::VersionMismatch { ours: version }) => {
+                    return Err(version_error(version))
+                }
                 _ => continue,
             }
         }
@@ -95,6 +111,9 @@ impl Client {
     /// Sends `req` and returns dom0's answer; `Response::Error` becomes an error that names
     /// the verb and the domain.
     pub fn call(&mut self, req: &Request) -> Result<Response> {
+        if self.stream.is_none() {
+            self.open()?;
+        }
         self.send(req)?;
         match self.receive(Instant::now() + self.timeout)? {
             Response::Error(e) => Err(request_error(req, &e)),
@@ -107,8 +126,24 @@ impl Client {
         self.send_bytes(&frame)
     }
 
+    /// Closes the connection so another client can have dom0's port; the next
+    /// [`Client::call`] opens a new session.
+    pub fn release(&mut self) {
+        self.stream = None;
+    }
+
+    fn stream(&mut self) -> Result<&mut UnixStream> {
+        self.stream.as_mut().ok_or_else(|| {
+            anyhow!(
+                "management connection (socket {}) was released",
+                shown(&self.socket)
+            )
+        })
+    }
+
     fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream.write_all(bytes).map_err(|e| self.io_error(e))
+        let r = self.stream()?.write_all(bytes);
+        r.map_err(|e| self.io_error(e))
     }
 
     /// Reads until one frame is complete or `deadline` passes.
@@ -124,8 +159,9 @@ impl Client {
             if now >= deadline {
                 return Err(self.io_error(ErrorKind::TimedOut.into()));
             }
-            self.stream.set_read_timeout(Some(deadline - now))?;
-            match self.stream.read(&mut buf) {
+            let stream = self.stream()?;
+            stream.set_read_timeout(Some(deadline - now))?;
+            match stream.read(&mut buf) {
                 Ok(0) => bail!(
                     "dom0 closed the management connection (socket {})",
                     shown(&self.socket)
@@ -165,4 +201,21 @@ pub fn request_error(req: &Request, e: &MgmtError) -> anyhow::Error {
         Some(d) => anyhow!("{} {d}: {e}", req.verb()),
         None => anyhow!("{}: {e}", req.verb()),
     }
+}
+
+/// A token no earlier connection used: the clock's nanoseconds mixed with our pid.
+fn session_token() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+fn version_error(theirs: protocol::control::Version) -> anyhow::Error {
+    anyhow!(
+        "dom0 speaks management protocol {}, this tool speaks {}: rebuild and restart the \
+         system with `cargo bulkhead run`",
+        version_text(theirs),
+        version_text(MGMT_VERSION)
+    )
 }

@@ -26,8 +26,21 @@ pub fn own_line<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         .strip_prefix("] ")
 }
 
-/// Attaches to `domain`'s console until detach or end of input.
+/// Attaches to `domain`'s console until detach or end of input, showing what it prints
+/// from now on.
 pub fn attach(c: &mut Client, domain: &DomainRef, out: &mut dyn Write) -> Result<()> {
+    attach_since(c, domain, None, out)
+}
+
+/// Attaches to `domain`'s console, showing its lines from console-history offset `since`
+/// (`None`: from now on). `ctl create -c` passes the offset it read before creating the
+/// domain, so the first lines of the boot are not lost.
+pub fn attach_since(
+    c: &mut Client,
+    domain: &DomainRef,
+    since: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let name = match c.call(&Request::List)? {
         Response::Domains(rows) => rows
             .into_iter()
@@ -41,16 +54,18 @@ pub fn attach(c: &mut Client, domain: &DomainRef, out: &mut dyn Write) -> Result
     let Some(name) = name else {
         bail!("console {domain}: no such domain");
     };
-    // Start at the end of the history: show what comes from now on.
-    let mut from = match c.call(&Request::Dmesg { from: u64::MAX })? {
-        Response::Log { end, .. } => end,
-        _ => bail!("unexpected reply from dom0 to dmesg"),
+    // Start at the end of the history unless told otherwise: show what comes from now on.
+    let mut from = match since {
+        Some(offset) => offset,
+        None => history_end(c)?,
     };
     eprintln!("bulkhead: connected to {name}'s console; detach with Ctrl-] then Enter, or Ctrl-D");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || read_input(tx));
     let mut partial = String::new();
     loop {
+        // Between polls dom0's port is free for other clients (`ctl list` elsewhere).
+        c.release();
         match rx.recv_timeout(POLL) {
             Ok(Input::Line(bytes)) => {
                 let req = Request::ConsoleInput {
@@ -74,6 +89,14 @@ pub fn attach(c: &mut Client, domain: &DomainRef, out: &mut dyn Write) -> Result
             }
         }
         out.flush()?;
+    }
+}
+
+/// Bytes written to the console history so far: where "from now on" starts.
+pub fn history_end(c: &mut Client) -> Result<u64> {
+    match c.call(&Request::Dmesg { from: u64::MAX })? {
+        Response::Log { end, .. } => Ok(end),
+        _ => bail!("unexpected reply from dom0 to dmesg"),
     }
 }
 

@@ -7,8 +7,10 @@
 
 pub mod client;
 mod console;
+mod packed;
 pub mod show;
 pub mod show_vbd;
+pub mod show_vif;
 pub mod top;
 
 use anyhow::{bail, Context, Result};
@@ -39,6 +41,21 @@ pub struct CtlArgs {
     pub verb: CtlVerb,
 }
 
+impl CtlArgs {
+    /// Parses `ctl`'s words as its command line would, for programs that drive `ctl`
+    /// (the QEMU tests).
+    pub fn from_words(words: &[&str]) -> Result<Self> {
+        #[derive(clap::Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            ctl: CtlArgs,
+        }
+        <Cmd as clap::Parser>::try_parse_from(std::iter::once("ctl").chain(words.iter().copied()))
+            .map(|c| c.ctl)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
 /// One verb per management request.
 #[derive(Subcommand, Debug, Clone, PartialEq)]
 pub enum CtlVerb {
@@ -55,18 +72,22 @@ pub enum CtlVerb {
     Destroy(Target),
     /// Rebuild a domain in place (same id, fresh memory).
     Restart(Target),
+    /// Test capability: make a running domain take a genuine fault (an exception on its
+    /// vCPU 0), so its `on_crash` policy applies (a driver domain restarts in place).
+    Crash(Target),
     /// Ask a domain to power off cleanly.
     Shutdown(Target),
     /// Ask a domain to reboot cleanly.
     Reboot(Target),
     /// Build and start a domain from an xl.cfg file (`xl create`). Its kernel must be an
     /// image the running system already has as a boot module (a built-in domain such as
-    /// `testguest`, or a file packed into this system).
+    /// `testguest`, or the very file packed into this system: a different file of the same
+    /// name is refused).
     Create {
         /// The xl.cfg file.
         #[arg(value_name = "FILE.cfg")]
         file: PathBuf,
-        /// Attach to the new domain's console afterwards (not available yet).
+        /// Attach to the new domain's console, from its first line (`xl create -c`).
         #[arg(short = 'c')]
         console: bool,
     },
@@ -111,6 +132,7 @@ impl CtlVerb {
             Self::Unpause(t) => Request::Unpause { domain: d(t) },
             Self::Destroy(t) => Request::Destroy { domain: d(t) },
             Self::Restart(t) => Request::Restart { domain: d(t) },
+            Self::Crash(t) => Request::Crash { domain: d(t) },
             Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
             Self::Reboot(t) => Request::Reboot { domain: d(t) },
             Self::List
@@ -178,18 +200,27 @@ pub fn run(
                     DomainRef::Name(n) => &r.name == n,
                 })
                 .with_context(|| format!("no domain {d}"))?;
-            let vbds = match c.call(&Request::Vbds { domain: target })? {
+            let vbds = match c.call(&Request::Vbds {
+                domain: target.clone(),
+            })? {
                 Response::Vbds(v) => v,
+                Response::Error(e) => bail!("{e}"),
+                _ => bail!("unexpected reply from dom0 to info"),
+            };
+            let vifs = match c.call(&Request::Vifs { domain: target })? {
+                Response::Vifs(v) => v,
                 Response::Error(e) => bail!("{e}"),
                 _ => bail!("unexpected reply from dom0 to info"),
             };
             if args.json {
                 let mut j = show::row_json(row, hz);
                 j["vbds"] = show_vbd::vbds_json(&vbds);
+                j["vifs"] = show_vif::vifs_json(&vifs);
                 writeln!(out, "{j:#}")?;
             } else {
                 write!(out, "{}", show::list_table(std::slice::from_ref(row), hz))?;
                 write!(out, "{}", show_vbd::vbds_text(&vbds))?;
+                write!(out, "{}", show_vif::vifs_text(&vifs))?;
             }
         }
         CtlVerb::Console(t) => console::attach(&mut c, &DomainRef::parse(&t.domain), out)?,
@@ -217,11 +248,19 @@ pub fn run(
             }
         }
         CtlVerb::Create { file, console } => {
-            let req = create_request(file)?;
+            let (req, images) = create_parts(file)?;
+            packed::check_packed(&images, &crate::paths::image_dir(), file)?;
             let Request::Create { domain } = &req else {
                 bail!("internal error: not a create request");
             };
             let name = domain.name.clone();
+            // Where the console history stands before the domain exists: `-c` shows its
+            // boot from its first line.
+            let since = if *console {
+                Some(console::history_end(&mut c)?)
+            } else {
+                None
+            };
             let Response::Done = c.call(&req)? else {
                 bail!("unexpected reply from dom0 to create");
             };
@@ -234,12 +273,8 @@ pub fn run(
             } else {
                 writeln!(out, "create {name}: started")?;
             }
-            if *console {
-                eprintln!(
-                    "bulkhead: console attach is not available yet: every domain's console is on \
-                     the board's UART (`cargo bulkhead run`'s terminal); press Ctrl-A three \
-                     times there to send input to {name}"
-                );
+            if since.is_some() {
+                console::attach_since(&mut c, &DomainRef::Name(name), since, out)?;
             }
         }
         CtlVerb::Top { interval, count } => {
@@ -276,10 +311,16 @@ pub fn run(
 /// The `Create` request for an xl.cfg file, validated exactly as a system description's
 /// `config = "…"` domain (errors name the .cfg file, line and key).
 pub fn create_request(file: &Path) -> Result<Request> {
+    create_parts(file).map(|(req, _)| req)
+}
+
+/// [`create_request`], and the (label, image) of each boot module the request names.
+fn create_parts(file: &Path) -> Result<(Request, Vec<(String, crate::system::Image)>)> {
     let file =
         std::fs::canonicalize(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // Checked before the system is resolved: its disks' backend is not part of a one-domain
     // system, and that error would not say what is wrong.
+    let mut backends: Vec<String> = Vec::new();
     if let Ok(xl) = crate::xlcfg::load(&file) {
         if let Some(d) = xl.disks.first() {
             bail!(
@@ -289,18 +330,45 @@ pub fn create_request(file: &Path) -> Result<Request> {
                 file.display()
             );
         }
+        let p = &xl.passthrough;
+        let first = p.dtdevs.first().map(|a| (a.line, "dtdev"));
+        let first = first.or_else(|| p.iomem.first().map(|a| (a.line, "iomem")));
+        let first = first.or_else(|| p.irqs.first().map(|a| (a.line, "irqs")));
+        if let Some((line, key)) = first {
+            // The microvisor makes a Device capability of a node the boot DTB marks
+            // `xen,passthrough`, and that DTB is written when the system is packed.
+            bail!(
+                "{}:{line}: key `{key}`: ctl create cannot pass a device through to a running system yet (the host's device tree marks passthrough devices at boot); boot the guest with `cargo bulkhead run --domain {}` instead",
+                file.display(),
+                file.display()
+            );
+        }
+        // Vifs need no host device: the running network backend serves them once dom0
+        // writes their nodes. It stands in here so the one-domain system checks out; dom0
+        // refuses the domain if no domain of that name runs (its `depends_on`).
+        for v in &xl.vifs {
+            if !backends.contains(&v.value.spec.backend) && v.value.spec.backend != xl.name.value {
+                backends.push(v.value.spec.backend.clone());
+            }
+        }
     }
     let holder = file.with_extension("ctl-create.toml");
-    let text = format!("[[domain]]\nconfig = {:?}\n", file.display().to_string());
+    let mut text = format!("[[domain]]\nconfig = {:?}\n", file.display().to_string());
+    for b in &backends {
+        text.push_str(&format!(
+            "[[domain]]\nname = {b:?}\nimage = \"{}\"\nmemory = 16\n",
+            crate::system::nics::NETDOM_IMAGE
+        ));
+    }
     let system = crate::system::System::parse(&holder, &text, crate::system::Overrides::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (manifest, _) = crate::image::manifest(&system).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (manifest, images) = crate::image::manifest(&system).map_err(|e| anyhow::anyhow!("{e}"))?;
     let domain = manifest
         .domains
         .into_iter()
-        .next()
+        .find(|d| !backends.contains(&d.name))
         .ok_or_else(|| anyhow::anyhow!("{}: no domain", file.display()))?;
-    Ok(Request::Create { domain })
+    Ok((Request::Create { domain }, images))
 }
 
 fn system(c: &mut Client) -> Result<protocol::mgmt::SystemInfo> {

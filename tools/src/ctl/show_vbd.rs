@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 
 /// XenbusState names, as Xen's tools print them.
-fn state_name(s: u8) -> &'static str {
+pub(super) fn state_name(s: u8) -> &'static str {
     match s {
         1 => "Initialising",
         2 => "InitWait",

@@ -100,7 +100,7 @@ fn info_text_and_json() {
     assert_eq!(
         show::info_text(&system()),
         "\
-management protocol : 1.4
+management protocol : 1.6
 capability protocol : 3.0
 counter frequency   : 62500000 Hz
 domains             : 4
@@ -111,7 +111,7 @@ largest free block  : 512 MiB (131072 pages)
     assert_eq!(
         show::info_json(&system()),
         json!({
-            "mgmt_version": "1.4",
+            "mgmt_version": "1.6",
             "protocol_version": "3.0",
             "counter_hz": HZ,
             "domains": 4,
@@ -205,34 +205,49 @@ fn temp_socket() -> PathBuf {
     p
 }
 
-/// A fake dom0: accepts one connection and answers each request with `answer` (`None`: stay
-/// silent). Returns the requests it saw once the client hangs up.
+/// A fake dom0: serves one connection at a time, as QEMU's socket backend does, answering
+/// each request with `answer`. Returns the requests it saw once no client has come for
+/// `FAKE_IDLE` after the last one hung up.
 fn fake_dom0(
     socket: &Path,
     answer: impl Fn(&Request) -> Vec<Response> + Send + 'static,
 ) -> JoinHandle<Vec<Request>> {
     let listener = UnixListener::bind(socket).unwrap();
     std::thread::spawn(move || {
-        let Some(mut s) = accept_within(&listener, Duration::from_secs(5)) else {
-            return Vec::new();
-        };
-        let mut dec = FrameDecoder::new();
         let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        loop {
-            let n = match s.read(&mut buf) {
-                Ok(0) | Err(_) => return seen,
-                Ok(n) => n,
-            };
-            for frame in dec.feed(&buf[..n]) {
-                let req: Request = decode(&frame.unwrap()).unwrap();
-                for resp in answer(&req) {
-                    s.write_all(&encode(&resp).unwrap()).unwrap();
-                }
-                seen.push(req);
-            }
+        let mut wait = Duration::from_secs(5);
+        while let Some(mut s) = accept_within(&listener, wait) {
+            serve_one(&mut s, &answer, &mut seen);
+            wait = FAKE_IDLE;
         }
+        seen
     })
+}
+
+/// How long the fake dom0 waits for another connection after one ends.
+const FAKE_IDLE: Duration = Duration::from_millis(600);
+
+/// Serves one connection until the client hangs up.
+fn serve_one(
+    s: &mut UnixStream,
+    answer: &dyn Fn(&Request) -> Vec<Response>,
+    seen: &mut Vec<Request>,
+) {
+    let mut dec = FrameDecoder::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let n = match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        for frame in dec.feed(&buf[..n]) {
+            let req: Request = decode(&frame.unwrap()).unwrap();
+            for resp in answer(&req) {
+                s.write_all(&encode(&resp).unwrap()).unwrap();
+            }
+            seen.push(req);
+        }
+    }
 }
 
 /// The first connection within `limit`, so a test whose client never connects cannot hang.
@@ -264,6 +279,7 @@ fn dom0(req: &Request) -> Vec<Response> {
         Request::Hello { .. } => Response::Hello {
             version: MGMT_VERSION,
         },
+        Request::Session { token } => Response::Session { token: *token },
         Request::List | Request::Top => Response::Domains(rows()),
         Request::Info => Response::System(system()),
         Request::Unpause { domain } | Request::Pause { domain } => match find(domain) {
@@ -294,7 +310,13 @@ fn session(
         false,
         &mut out,
     );
-    let seen = server.join().unwrap();
+    // The session token is fresh each time: left out of what the tests compare.
+    let seen = server
+        .join()
+        .unwrap()
+        .into_iter()
+        .filter(|r| !matches!(r, Request::Session { .. }))
+        .collect();
     let _ = std::fs::remove_file(&socket);
     let r = r
         .map(|()| String::from_utf8(out).unwrap())
@@ -373,7 +395,8 @@ fn top_end_to_end() {
         serde_json::Value::Null
     );
     assert_eq!(lines[1]["domains"][1]["cpu_percent"], json!(0.0));
-    assert_eq!(seen.len(), 5); // hello, then info + top twice
+    // Hello, info and top per sample: the client lets go of the port between samples.
+    assert_eq!(seen.len(), 6);
     let (out, _) = session(&["top", "--interval", "0.01", "--count", "1"], dom0);
     assert!(out.unwrap().starts_with("bulkhead top: 4 domains"));
     // Checked before connecting.
@@ -391,17 +414,64 @@ fn top_end_to_end() {
     );
 }
 
+/// ux review: a `ctl top` (or `ctl console`) polling in one terminal must not make a
+/// `ctl list` in another time out. dom0's port serves one connection at a time; the poller
+/// lets go of it between polls. (Before, the list waited for the whole `top` and failed.)
+#[test]
+fn a_polling_client_leaves_room_for_another() {
+    let socket = temp_socket();
+    let server = fake_dom0(&socket, dom0);
+    let poll_socket = socket.clone();
+    let poller = std::thread::spawn(move || {
+        let args = parse(&["top", "--json", "--interval", "0.4", "--count", "4"]);
+        run(
+            &args,
+            &poll_socket,
+            Duration::from_secs(2),
+            false,
+            &mut Vec::new(),
+        )
+        .map_err(|e| format!("{e:#}"))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut out = Vec::new();
+    let listed = run(
+        &parse(&["list"]),
+        &socket,
+        Duration::from_millis(500),
+        false,
+        &mut out,
+    );
+    assert!(listed.is_ok(), "{listed:?}");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        show::list_table(&rows(), HZ)
+    );
+    assert_eq!(poller.join().unwrap(), Ok(()));
+    server.join().unwrap();
+    let _ = std::fs::remove_file(&socket);
+}
+
 #[test]
 fn hello_skips_stale_replies_and_checks_the_version() {
-    // Left over from a client that hung up early: skipped.
+    // Left over from a client that hung up early, its own Hello answer and a listing
+    // included: all skipped until our session token comes back.
     let (out, _) = session(&["list"], |req| {
         let mut r = dom0(req);
         if matches!(req, Request::Hello { .. }) {
-            r.insert(0, Response::Done);
+            let stale = [
+                Response::Done,
+                Response::Hello {
+                    version: MGMT_VERSION,
+                },
+                Response::Domains(Vec::new()),
+                Response::Session { token: 7 },
+            ];
+            r.splice(0..0, stale);
         }
         r
     });
-    assert!(out.is_ok());
+    assert_eq!(out.unwrap(), show::list_table(&rows(), HZ));
     let newer = Version {
         major: MGMT_VERSION.major + 1,
         minor: 0,
@@ -535,5 +605,88 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
         e.contains("disk.cfg:4: key `disk`: ctl create cannot attach disks"),
         "{e}"
     );
+    // Vifs need no host device: the request carries them, to be served by the running
+    // backend, which the guest depends on.
+    let net = dir.join("net.cfg");
+    std::fs::write(
+        &net,
+        "name = \"netty\"\nkernel = \"testguest\"\nmemory = 8\nvif = ['', 'bridge=xenbr1']\n",
+    )
+    .unwrap();
+    match super::create_request(&net).unwrap() {
+        Request::Create { domain } => {
+            assert_eq!(domain.name, "netty");
+            assert_eq!(domain.depends_on, ["netdom"]);
+            let got: Vec<(u32, &str, &str)> = domain
+                .vifs
+                .iter()
+                .map(|v| (v.devid, v.bridge.as_str(), v.backend.as_str()))
+                .collect();
+            assert_eq!(got, [(0, "xenbr0", "netdom"), (1, "xenbr1", "netdom")]);
+            assert_eq!(
+                domain.vifs[0].mac,
+                crate::xlcfg::vif::derived_mac("netty", 0)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn create_refuses_a_kernel_file_that_is_not_the_packed_one() {
+    let dir = std::env::temp_dir().join(format!("bulkhead-ctl-packed-{}", std::process::id()));
+    let (a, b, packed) = (dir.join("a"), dir.join("b"), dir.join("image"));
+    for d in [&a, &b, &packed] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    // Two different files with the same name, as in the review: a/Image was packed at boot.
+    std::fs::write(a.join("Image"), b"the kernel packed at boot").unwrap();
+    std::fs::write(b.join("Image"), b"another kernel, same name").unwrap();
+    let cfg = |d: &std::path::Path| {
+        let f = d.join("g.cfg");
+        std::fs::write(&f, "name = \"g\"\nkernel = \"Image\"\nmemory = 8\n").unwrap();
+        f
+    };
+    let (cfg_a, cfg_b) = (cfg(&a), cfg(&b));
+    let (req, images) = super::create_parts(&cfg_a).unwrap();
+    let Request::Create { domain } = req else {
+        panic!("not a create")
+    };
+    assert_eq!(images.len(), 1);
+    let label = &images[0].0;
+    assert_eq!(&domain.image, label);
+    std::fs::copy(a.join("Image"), packed.join(format!("{label}.bin"))).unwrap();
+
+    super::packed::check_packed(&images, &packed, &cfg_a).expect("the packed file itself");
+    let (_, other) = super::create_parts(&cfg_b).unwrap();
+    let e = format!(
+        "{:#}",
+        super::packed::check_packed(&other, &packed, &cfg_b).unwrap_err()
+    );
+    assert!(
+        e.contains("differs from the boot module \"image\"")
+            && e.contains("cargo bulkhead run --domain"),
+        "{e}"
+    );
+    // Same length, different bytes: still refused.
+    std::fs::write(b.join("Image"), b"the kernel packed at boos").unwrap();
+    assert!(super::packed::check_packed(&other, &packed, &cfg_b).is_err());
+    // A name never packed: says so instead of `no boot module labelled "image"` from dom0.
+    std::fs::remove_file(packed.join(format!("{label}.bin"))).unwrap();
+    let e = format!(
+        "{:#}",
+        super::packed::check_packed(&images, &packed, &cfg_a).unwrap_err()
+    );
+    assert!(
+        e.contains("not a boot module of the running system") && e.contains("\"image\""),
+        "{e}"
+    );
+    // Built-in images are packed by name: nothing to compare.
+    let builtin = vec![(
+        "testguest".to_string(),
+        crate::system::Image::Builtin("testguest".into()),
+    )];
+    super::packed::check_packed(&builtin, &packed, &cfg_a).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -143,6 +143,7 @@ pub fn run(client: &mut Client, opts: TopOptions, out: &mut dyn Write) -> Result
     let mut shown = 0u64;
     while opts.count.is_none_or(|n| shown < n) {
         if shown > 0 {
+            client.release();
             std::thread::sleep(opts.every);
         }
         let Response::System(info) = client.call(&Request::Info)? else {

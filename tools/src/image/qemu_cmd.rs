@@ -1,9 +1,10 @@
 //! QEMU's command line for a packed system: the virt board with EL2, the microvisor and its
-//! DTB, dom0's management console, one virtio-blk device per host disk and a loader per
-//! boot module; and the quoting `qemu.sh` needs.
+//! DTB, dom0's management console, one virtio-blk device per host disk, the network
+//! backend's virtio-net uplink on QEMU's user network and a loader per boot module; and the quoting `qemu.sh` needs.
 
 use crate::dtb::Module;
 use crate::system::disks::HostDisk;
+use crate::system::nics::HostNic;
 
 /// QEMU's arguments for a packed image (files relative to the image directory; disks by
 /// their absolute paths).
@@ -13,7 +14,13 @@ use crate::system::disks::HostDisk;
 /// last transport (0x0a003e00, SPI 47), disk `bkd0` on the one below it, and so on. Nothing
 /// depends on that order: dom0 finds its console by device type and blkdom its disks by
 /// serial.
-pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module], disks: &[HostDisk]) -> Vec<String> {
+pub fn qemu_args(
+    smp: u16,
+    mem_mib: u32,
+    modules: &[Module],
+    disks: &[HostDisk],
+    nics: &[HostNic],
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "-M",
         "virt,virtualization=on,gic-version=3",
@@ -59,6 +66,14 @@ pub fn qemu_args(smp: u16, mem_mib: u32, modules: &[Module], disks: &[HostDisk])
             "virtio-blk-device,drive={},serial={}",
             d.serial, d.serial
         ));
+    }
+    for n in nics {
+        // QEMU's user network (slirp: DHCP, DNS and NAT to the host's network, no root
+        // needed), on a virtio-mmio transport: the network backend's uplink.
+        args.push("-netdev".into());
+        args.push(n.netdev());
+        args.push("-device".into());
+        args.push(n.device());
     }
     for m in modules {
         args.push("-device".into());

@@ -1,5 +1,5 @@
 //! Checks of domains against each other: unique names, pCPUs that exist, exclusive pCPUs
-//! that nobody else uses, disks ([`super::disks`]), dependencies that exist and form no
+//! that nobody else uses, disks ([`super::disks`]), vifs ([`super::nics`]), dependencies that exist and form no
 //! cycle.
 
 use super::{ConfigError, System};
@@ -24,6 +24,7 @@ pub(super) fn check(system: &System) -> Result<(), ConfigError> {
     }
     check_cpus(system)?;
     super::disks::check(system)?;
+    super::nics::check(system)?;
     for d in &system.domains {
         for dep in &d.depends_on.value {
             if !seen.contains_key(dep.as_str()) {

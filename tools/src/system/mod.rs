@@ -16,6 +16,7 @@ mod check;
 pub mod cpus;
 pub mod disks;
 pub(crate) mod images;
+pub mod nics;
 mod parse;
 mod xl;
 
@@ -80,6 +81,8 @@ pub struct System {
     pub memory_mib: u32,
     /// Domains besides dom0, in file order, then those of `--domain`.
     pub domains: Vec<Domain>,
+    /// Host port forwards into the network (`[system] hostfwd`, then `--hostfwd`), checked.
+    pub hostfwd: Vec<At<String>>,
     /// Things accepted but not (fully) honoured, one per key and file.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -118,6 +121,11 @@ pub struct Domain {
     pub on_crash: Action,
     /// Its disks (xl disk lines), in the order written.
     pub disks: Vec<At<disks::Disk>>,
+    /// Its network interfaces (xl vif lines), in the order written.
+    pub vifs: Vec<At<nics::Vif>>,
+    /// Host devices it is given (xl.cfg `iomem`, `irqs`, `dtdev`), checked against the
+    /// host's device tree when the system is packed ([`crate::passthru`]).
+    pub passthrough: crate::xlcfg::passthru::XlPassthrough,
     /// The xl.cfg file defining it, if any.
     pub config: Option<PathBuf>,
     /// Line of its `[[domain]]` header (or of `name` in its xl.cfg, for `--domain`).
@@ -190,6 +198,8 @@ pub struct Overrides {
     /// `--domain FILE.cfg`: xl.cfg domains added to the system. A `'static` slice keeps
     /// `Overrides` `Copy` (run options copy it); the CLI leaks its one list.
     pub domains: &'static [PathBuf],
+    /// `--hostfwd RULE`: QEMU user-network port forwards added to `[system] hostfwd`.
+    pub hostfwd: &'static [String],
 }
 
 impl System {

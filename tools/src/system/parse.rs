@@ -16,7 +16,11 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-const SYSTEM_KEYS: &[&str] = &["smp", "memory"];
+#[path = "parse_net.rs"]
+mod net;
+use net::{hostfwd_rules, vif_lines};
+
+const SYSTEM_KEYS: &[&str] = &["smp", "memory", "hostfwd"];
 const DOMAIN_KEYS: &[&str] = &[
     "name",
     "image",
@@ -33,6 +37,7 @@ const DOMAIN_KEYS: &[&str] = &[
     "on_reboot",
     "on_crash",
     "disk",
+    "vif",
 ];
 /// Keys a `[[domain]]` with `config` may still set (they override the xl.cfg).
 const CONFIG_KEYS: &[&str] = &[
@@ -207,17 +212,22 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
         smp: DEFAULT_SMP,
         memory_mib: DEFAULT_MEMORY_MIB,
         domains: Vec::new(),
+        hostfwd: Vec::new(),
         warnings: Vec::new(),
     };
     // Per domain: pCPUs its xl.cfg excluded with `cpus = "all,^N"` (only when unpinned).
     let mut excepts: Vec<Vec<u16>> = Vec::new();
     let mut smp_line = 1;
     let mut mem_line = 1;
+    let mut hostfwd_line = 1;
     for (key, value) in cx.keys(doc.get_ref(), &["system", "domain"], "the file")? {
         match (key, value.get_ref()) {
             ("system", DeValue::Table(table)) => {
                 for (key, v) in cx.keys(table, SYSTEM_KEYS, "[system]")? {
-                    if key == "smp" {
+                    if key == "hostfwd" {
+                        system.hostfwd = hostfwd_rules(&cx, v)?;
+                        hostfwd_line = cx.line(v.span());
+                    } else if key == "smp" {
                         let n =
                             cx.int(key, v, 1..i128::from(MAX_SMP) + 1, "a physical CPU count")?;
                         system.smp = n as u16;
@@ -288,6 +298,14 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
         }
         system.memory_mib = mem;
     }
+    for rule in overrides.hostfwd {
+        let checked = super::nics::hostfwd(rule).map_err(|problem| {
+            let mut e = cx.err(0..0, "hostfwd", format!("--hostfwd {problem}"));
+            e.line = hostfwd_line;
+            e
+        })?;
+        system.hostfwd.push(At::new(checked, hostfwd_line));
+    }
     for path in overrides.domains {
         let xl = xlcfg::load(path)?;
         let line = xl.name.line;
@@ -297,6 +315,7 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
     }
     place_unpinned(&mut system, &excepts);
     super::disks::add_backend_dependencies(&mut system);
+    super::nics::add_backend_dependencies(&mut system);
     Ok(system)
 }
 
@@ -364,6 +383,7 @@ fn domain(
     let mut on_reboot = Action::Restart;
     let mut on_crash = Action::Destroy;
     let mut disks = Vec::new();
+    let mut vifs = Vec::new();
     for (key, v) in entries {
         let at = cx.line(v.span());
         match key {
@@ -422,6 +442,7 @@ fn domain(
             "on_reboot" => on_reboot = cx.action(key, v)?,
             "on_crash" => on_crash = cx.action(key, v)?,
             "disk" => disks = disk_lines(cx, v)?,
+            "vif" => vifs = vif_lines(cx, v, system)?,
             _ => depends_on = At::new(cx.strings(key, v, "domain names")?, at),
         }
     }
@@ -447,7 +468,9 @@ fn domain(
             return Err(cx.err(span.clone(), "ramdisk", problem));
         }
     }
+    let vifs = super::nics::settle(&name.value, vifs);
     let d = Domain {
+        vifs,
         name,
         cmdline: effective_cmdline(&image.value, cmdline),
         image,
@@ -463,6 +486,7 @@ fn domain(
         on_reboot,
         on_crash,
         disks,
+        passthrough: Default::default(),
         config: None,
         line,
     };

@@ -88,6 +88,8 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         on_reboot: xl.on_reboot,
         on_crash: xl.on_crash,
         disks: xl.disks,
+        vifs: xl.vifs,
+        passthrough: xl.passthrough,
         config: Some(xl.file),
         line,
     };

@@ -18,20 +18,17 @@ pub const USED: &[&str] = &[
     "on_crash",
     "gic_version",
     "disk",
+    "vif",
+    "iomem",
+    "irqs",
+    "dtdev",
+    "device_tree",
 ];
 
 /// xl.cfg keys that mean something on Arm but are not implemented yet, and why.
 pub(super) const LATER: &[(&str, &str)] = &[
     ("maxmem", "no ballooning: the domain gets `memory` MiB"),
     ("maxvcpus", "no vCPU hotplug: the domain gets `vcpus` vCPUs"),
-    ("vif", "PV network devices need netdom"),
-    ("dtdev", "device passthrough is not implemented yet"),
-    ("iomem", "device passthrough is not implemented yet"),
-    ("irqs", "device passthrough is not implemented yet"),
-    (
-        "device_tree",
-        "partial device trees are not implemented yet",
-    ),
     ("on_watchdog", "there is no guest watchdog yet"),
     ("on_soft_reset", "soft reset is not implemented"),
     ("driver_domain", "driver domains are not implemented yet"),

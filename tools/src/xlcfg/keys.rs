@@ -4,14 +4,17 @@
 pub use super::groups::USED;
 
 use super::groups::{LATER, X86_ONLY};
+use super::passthru::{dtdevs, iomem, irqs, XlPassthrough};
 use super::syntax::{Setting, Value};
 use super::{XlCpus, XlDomain};
 use crate::system::disks::{self, Disk};
 use crate::system::images::{effective_cmdline, ramdisk_problem};
+use crate::system::nics;
 use crate::system::{
     self, image_names, At, ConfigError, ConfigWarning, DebianArtifact, Image, MAX_DOMAIN_MIB,
     MAX_VCPUS,
 };
+use crate::xlcfg::vif::{self, VifSpec};
 use protocol::manifest::Action;
 use std::path::Path;
 
@@ -20,13 +23,13 @@ pub const DEFAULT_MEMORY_MIB: u32 = 32;
 
 const CPUS_EXPECTED: &str = "a pCPU list such as \"2\", \"1-3\", \"0,2\", \"all\" or \"all,^1\"";
 
-struct Cx<'a> {
-    file: &'a Path,
+pub(super) struct Cx<'a> {
+    pub(super) file: &'a Path,
     warnings: Vec<ConfigWarning>,
 }
 
 impl Cx<'_> {
-    fn err(&self, s: &Setting, problem: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, s: &Setting, problem: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.display().to_string(),
             line: s.line,
@@ -65,28 +68,6 @@ impl Cx<'_> {
             Ok(n)
         } else {
             Err(self.err(s, format!("{n} is out of range, {expected}")))
-        }
-    }
-
-    fn strings(&self, s: &Setting, what: &str) -> Result<(), ConfigError> {
-        self.list(s, what, |v| matches!(v, Value::Atom { quoted: true, .. }))
-    }
-
-    fn list(
-        &self,
-        s: &Setting,
-        what: &str,
-        ok: impl Fn(&Value) -> bool,
-    ) -> Result<(), ConfigError> {
-        let expected = format!("expected a list of {what}");
-        match &s.value {
-            Value::List(items) => match items.iter().find(|v| !ok(v)) {
-                Some(bad) => {
-                    Err(self.err(s, format!("found {} in the list, {expected}", bad.kind())))
-                }
-                None => Ok(()),
-            },
-            v => Err(self.err(s, format!("found {}, {expected}", v.kind()))),
         }
     }
 
@@ -277,6 +258,31 @@ fn disk_lines(cx: &Cx<'_>, s: &Setting) -> Result<Vec<At<Disk>>, ConfigError> {
         .collect()
 }
 
+/// Reads `vif`: a list of xl vif specifications; what a line ignores is one warning each.
+fn vif_lines(cx: &mut Cx<'_>, s: &Setting) -> Result<Vec<At<VifSpec>>, ConfigError> {
+    let Value::List(items) = &s.value else {
+        return Err(cx.err(
+            s,
+            format!("found {}, expected a list of strings", s.value.kind()),
+        ));
+    };
+    let mut out = Vec::new();
+    for v in items {
+        let Value::Atom { text, quoted: true } = v else {
+            return Err(cx.err(
+                s,
+                format!("found {} in the list, expected a list of strings", v.kind()),
+            ));
+        };
+        let parsed = vif::parse(text).map_err(|problem| cx.err(s, problem))?;
+        for w in parsed.warnings {
+            cx.warn(s, w);
+        }
+        out.push(At::in_file(parsed.spec, s.line, cx.file));
+    }
+    Ok(out)
+}
+
 /// Turns the settings of `file` into a domain.
 pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigError> {
     let mut cx = Cx {
@@ -295,6 +301,8 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
     let mut on_reboot = Action::Restart;
     let mut on_crash = Action::Destroy;
     let mut disk_list = Vec::new();
+    let mut vif_list = Vec::new();
+    let mut passthrough = XlPassthrough::default();
     for s in settings {
         let key = s.key.as_str();
         match key {
@@ -322,6 +330,15 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
             "on_reboot" => on_reboot = cx.action(s)?,
             "on_crash" => on_crash = cx.action(s)?,
             "disk" => disk_list = disk_lines(&cx, s)?,
+            "vif" => vif_list = vif_lines(&mut cx, s)?,
+            "iomem" => passthrough.iomem = iomem(&cx, s)?,
+            "irqs" => passthrough.irqs = irqs(&cx, s)?,
+            "dtdev" => passthrough.dtdevs = dtdevs(&cx, s)?,
+            "device_tree" => {
+                let text = cx.string(s, "a path")?;
+                let dir = file.parent().unwrap_or(Path::new("."));
+                passthrough.device_tree = Some(At::in_file(dir.join(text), s.line, file));
+            }
             "gic_version" => match cx.string(s, "a GIC version")?.as_str() {
                 "v3" | "default" => {}
                 "v2" => return Err(cx.err(s, "GICv2 is not emulated, expected \"v3\" or \"default\" (guests get a GICv3)")),
@@ -334,13 +351,6 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
                         "maxvcpus" => {
                             cx.int(s, 1, u64::from(MAX_VCPUS), "a vCPU count")?;
                         }
-                        "device_tree" => {
-                            cx.string(s, "a path")?;
-                        }
-                        "vif" | "dtdev" | "iomem" => cx.strings(s, "strings")?,
-                        "irqs" => cx.list(s, "interrupt numbers", |v| {
-                            matches!(v, Value::Atom { text, .. } if number(text).is_some())
-                        })?,
                         // xl's default for on_soft_reset is "soft-reset" itself.
                         "on_soft_reset"
                             if matches!(&s.value, Value::Atom { text, .. } if text == "soft-reset") => {}
@@ -410,6 +420,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
             return Err(cx.err(s, problem));
         }
     }
+    let vifs = nics::settle(&name.value, vif_list);
     Ok(XlDomain {
         file: file.to_path_buf(),
         name,
@@ -422,7 +433,9 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
         on_poweroff,
         on_reboot,
         on_crash,
+        vifs,
         disks: disk_list,
+        passthrough,
         warnings: cx.warnings,
     })
 }

@@ -2,7 +2,7 @@
 //! ([`syntax`]) and the keys Bulkhead understands ([`keys`]).
 //!
 //! Every key falls in one of four groups: used (name, memory, vcpus, cpus, kernel, ramdisk,
-//! disk, ...), known but not implemented yet (vif, maxmem, ...: one warning per key naming
+//! disk, vif, ...), known but not implemented yet (maxmem, dtdev, ...: one warning per key naming
 //! FILE:LINE and the key, never silently dropped), meaningless for an Arm PVH guest (x86
 //! and HVM-only keys: an error) and unknown (an error). Errors and warnings use the system
 //! description's `FILE:LINE: key `name`: what is wrong, expected what` format.
@@ -10,10 +10,13 @@
 pub mod disk;
 mod groups;
 pub mod keys;
+pub mod passthru;
 pub mod syntax;
 pub mod vdev;
+pub mod vif;
 
 use crate::system::disks::Disk;
+use crate::system::nics::Vif;
 use crate::system::{At, ConfigError, ConfigWarning, Image};
 use protocol::manifest::Action;
 use std::path::{Path, PathBuf};
@@ -58,6 +61,10 @@ pub struct XlDomain {
     pub on_crash: Action,
     /// `disk`: each line with its target file found ([`disk`]).
     pub disks: Vec<At<Disk>>,
+    /// `vif`: each line with its device id and MAC settled ([`vif`]).
+    pub vifs: Vec<At<Vif>>,
+    /// `iomem`, `irqs`, `dtdev`, `device_tree`: the host devices it is given.
+    pub passthrough: passthru::XlPassthrough,
     /// Keys not implemented yet and lossy mappings, one per key.
     pub warnings: Vec<ConfigWarning>,
 }

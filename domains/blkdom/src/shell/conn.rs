@@ -180,7 +180,8 @@ impl Conns {
             if read_only { " (read-only)" } else { "" }
         );
         let backend = XenbusState::parse(state.as_bytes());
-        let step = if backend == XenbusState::Connected {
+        let resuming = backend == XenbusState::Connected;
+        let step = if resuming {
             // A previous instance of us had it connected: pick the ring up where it was.
             let fe_state = state_of(xs, &frontend_dir);
             table.resume(id, backend, fe_state, |k| {
@@ -190,11 +191,36 @@ impl Conns {
             table.start(id)
         };
         self.perform(i, step, xs, table);
+        if resuming {
+            self.report_resume(i, table);
+        }
         match xs.watch(&format!("{frontend_dir}/state"), &token) {
             Ok(()) => {}
             // Watched already, for the vbd's previous life.
             Err(XsError::Store(e)) if e == "EEXIST" => {}
             Err(e) => println!("vbd d{frontend}/{devid}: cannot watch the frontend: {e:?}"),
+        }
+    }
+
+    /// Logs how a vbd found Connected was picked up: the replay window of its ring (the
+    /// requests the previous instance left unanswered), or that it had to start over.
+    fn report_resume(&self, i: usize, table: &VbdTable) {
+        let c = &self.conns[i];
+        let ring = table.get(c.id).and_then(|v| v.ring().copied());
+        match (ring, c.ring.as_ref(), c.port) {
+            (Some(r), Some(mem), Some(_)) => {
+                let replay = r.pending(mem).unwrap_or(0);
+                println!(
+                    "vbd d{}/{}: resumed at response {}: {replay} request(s) to replay",
+                    c.frontend,
+                    c.devid,
+                    r.rsp_prod_pvt()
+                );
+            }
+            _ => println!(
+                "vbd d{}/{}: was connected, cannot be resumed: starting over",
+                c.frontend, c.devid
+            ),
         }
     }
 

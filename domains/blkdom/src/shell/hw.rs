@@ -3,9 +3,10 @@
 
 use alloc::vec::Vec;
 use blkdom::io::{
-    copy_pieces, CopyPiece, Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem,
+    copy_pieces, CopyPiece, Dir, Disk, DiskError, DiskInfo, GrantError, Grants, Placed, RingMem,
+    Transfer,
 };
-use bulkhead_runtime::arch::virtio::Block;
+use bulkhead_runtime::arch::virtio::{self, Block};
 use bulkhead_runtime::xen::{self, MappedPage};
 use protocol::xen::structs::{gntcopy, DomId, GnttabCopy, GnttabCopyPtr, DOMID_SELF};
 
@@ -64,6 +65,18 @@ impl RingMem for MappedRing {
 pub struct VirtioDisk {
     pub dev: Block,
     pub read_only: bool,
+    /// The runtime's results, before they become the core's.
+    results: Vec<Result<(), virtio::DeviceError>>,
+}
+
+impl VirtioDisk {
+    pub fn new(dev: Block, read_only: bool) -> Self {
+        Self {
+            dev,
+            read_only,
+            results: Vec::new(),
+        }
+    }
 }
 
 impl Disk for VirtioDisk {
@@ -78,12 +91,24 @@ impl Disk for VirtioDisk {
         }
     }
 
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        self.dev.read(sector, buf).map_err(|_| DiskError::Io)
+    fn depth(&self) -> usize {
+        virtio::BLOCK_DEPTH
     }
 
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DiskError> {
-        self.dev.write(sector, buf).map_err(|_| DiskError::Io)
+    fn staging(&mut self) -> &mut [u8] {
+        self.dev.staging()
+    }
+
+    fn start(&mut self, t: Transfer) -> Result<(), DiskError> {
+        self.dev
+            .start(t.write, t.sector, t.at, t.len)
+            .map_err(|_| DiskError::Io)
+    }
+
+    fn finish(&mut self, results: &mut Vec<Result<(), DiskError>>) {
+        self.results.clear();
+        self.dev.finish(&mut self.results);
+        results.extend(self.results.drain(..).map(|r| r.map_err(|_| DiskError::Io)));
     }
 
     fn flush(&mut self) -> Result<(), DiskError> {
@@ -91,19 +116,25 @@ impl Disk for VirtioDisk {
     }
 }
 
-/// Grant copies between frontends' pages and our buffers (`GNTTABOP_copy`, batched).
+/// Grant copies between frontends' pages and our buffers (`GNTTABOP_copy`, one batch per
+/// call).
 #[derive(Default)]
 pub struct GrantCopier {
     pieces: Vec<CopyPiece>,
     ops: Vec<GnttabCopy>,
 }
 
-impl GrantCopier {
-    /// Queues the copies of `segs` against the local buffer at `local` (our RAM is
-    /// identity-mapped: VA = IPA, so a local frame is `address / 4096`).
-    fn plan(&mut self, domid: DomId, segs: &[GrantSeg], local: usize, inbound: bool) {
+impl Grants for GrantCopier {
+    /// Our RAM is identity-mapped (VA = IPA), so a local frame is `address / 4096`.
+    fn copy(
+        &mut self,
+        domid: DomId,
+        dir: Dir,
+        pieces: &[Placed],
+        buf: &mut [u8],
+    ) -> Result<(), GrantError> {
         self.pieces.clear();
-        copy_pieces(segs, local, &mut self.pieces);
+        copy_pieces(pieces, buf.as_mut_ptr() as usize, &mut self.pieces);
         self.ops.clear();
         for p in &self.pieces {
             let remote = GnttabCopyPtr {
@@ -118,10 +149,9 @@ impl GrantCopier {
                 offset: (p.local % PAGE) as u16,
                 _pad0: 0,
             };
-            let (source, dest, flags) = if inbound {
-                (remote, mine, gntcopy::SOURCE_GREF)
-            } else {
-                (mine, remote, gntcopy::DEST_GREF)
+            let (source, dest, flags) = match dir {
+                Dir::In => (remote, mine, gntcopy::SOURCE_GREF),
+                Dir::Out => (mine, remote, gntcopy::DEST_GREF),
             };
             self.ops.push(GnttabCopy {
                 source,
@@ -132,9 +162,6 @@ impl GrantCopier {
                 _pad0: 0,
             });
         }
-    }
-
-    fn run(&mut self) -> Result<(), GrantError> {
         xen::grant_copy(&mut self.ops).map_err(|_| GrantError::Failed)?;
         match self
             .ops
@@ -144,22 +171,5 @@ impl GrantCopier {
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-}
-
-impl Grants for GrantCopier {
-    fn copy_in(
-        &mut self,
-        domid: DomId,
-        segs: &[GrantSeg],
-        dst: &mut [u8],
-    ) -> Result<(), GrantError> {
-        self.plan(domid, segs, dst.as_mut_ptr() as usize, true);
-        self.run()
-    }
-
-    fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
-        self.plan(domid, segs, src.as_ptr() as usize, false);
-        self.run()
     }
 }

@@ -33,13 +33,15 @@ pub struct OwnedDisk {
 
 rt::entry!(main);
 
-fn main(info: &'static StartInfo) {
+fn main(_info: &'static StartInfo) {
     println!("blkdom up");
-    virtio::set_phys_offset(info.phys_offset);
     if let Err(e) = xen::map_shared_info() {
         println!("cannot map shared_info ({e}): polling every {POLL_MS} ms");
     }
-    let mut disks = open_disks();
+    let config = Config::default();
+    // Room for a full batch of the largest requests the table accepts.
+    let staging = VbdTable::new(config).max_request_bytes() * virtio::BLOCK_DEPTH;
+    let mut disks = open_disks(staging);
     if disks.is_empty() {
         println!("no block devices were given to this domain");
     }
@@ -68,7 +70,7 @@ fn main(info: &'static StartInfo) {
     irq::set_handler(on_irq);
     irq::enable_irqs();
     println!("blkdom ready: {} disk(s)", disks.len());
-    let mut table = VbdTable::new(Config::default());
+    let mut table = VbdTable::new(config);
     let mut conns = Conns::default();
     let mut grants = GrantCopier::default();
     let poll = timer::ms_to_ticks(POLL_MS, timer::freq());
@@ -114,9 +116,9 @@ fn on_irq(intid: u32) {
     }
 }
 
-/// Maps every virtio-blk device we hold and opens it; interrupts stay off (requests are
-/// performed synchronously).
-fn open_disks() -> Vec<OwnedDisk> {
+/// Maps every virtio-blk device we hold and opens it with a staging buffer of `staging`
+/// bytes; interrupts stay off (blkdom waits for each batch of transfers by polling).
+fn open_disks(staging: usize) -> Vec<OwnedDisk> {
     let caps = match cap::cap_list() {
         Ok(c) => c,
         Err(e) => {
@@ -136,13 +138,17 @@ fn open_disks() -> Vec<OwnedDisk> {
             continue;
         }
         let (base, size) = match cap::call(CapOp::DeviceMap, [c.handle.to_raw(), 0, 0, 0, 0, 0]) {
-            Ok(r) => (r[0], r[1]),
+            Ok(r) => {
+                // The same RAM for every device: the last answer is as good as any.
+                virtio::set_phys_offset(r[2]);
+                (r[0], r[1])
+            }
             Err(e) => {
                 println!("cannot map {}: {e}", c.label);
                 continue;
             }
         };
-        let mut dev = match Block::open(base, size) {
+        let mut dev = match Block::open(base, size, staging) {
             Ok(d) => d,
             Err(e) => {
                 println!("cannot open the virtio-blk device at {base:#x}: {e:?}");
@@ -157,10 +163,7 @@ fn open_disks() -> Vec<OwnedDisk> {
                 continue;
             }
         };
-        let disk = VirtioDisk {
-            dev,
-            read_only: false,
-        };
+        let disk = VirtioDisk::new(dev, false);
         let info = disk.info();
         println!(
             "disk {serial}: {} sectors ({} MiB){} at {base:#x}",

@@ -1,7 +1,7 @@
 //! Fakes: ring pages in a Vec, a disk over a Vec, grants over a map of pages, and a
 //! frontend that produces requests and consumes responses the way blkfront does.
 
-use crate::io::{Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem};
+use crate::io::{Dir, Disk, DiskError, DiskInfo, GrantError, Grants, Placed, RingMem, Transfer};
 use crate::{Config, Poll, VbdConfig, VbdId, VbdTable};
 use protocol::xen::blkif::*;
 use protocol::xen::structs::{DomId, GrantRef};
@@ -101,12 +101,19 @@ impl RingMem for FakeRing {
     }
 }
 
-/// A disk over a Vec, with a call log.
+/// A disk over a Vec, with a call log. Transfers complete in `finish` (or when the
+/// staging buffer is asked for), newest first, as a device may complete them in any order.
 pub struct FakeDisk {
     pub info: DiskInfo,
     pub data: Vec<u8>,
     pub log: Vec<String>,
     pub fail_io: bool,
+    pub staging: Vec<u8>,
+    pub depth: usize,
+    pending: Vec<Transfer>,
+    done: Vec<Result<(), DiskError>>,
+    /// The most transfers ever in flight at once.
+    pub max_in_flight: usize,
 }
 
 impl FakeDisk {
@@ -126,6 +133,13 @@ impl FakeDisk {
             data,
             log: Vec::new(),
             fail_io: false,
+            // Room for 16 requests of the default table's largest size (`Rig` sizes it
+            // for its own table).
+            staging: vec![0; 16 * 32 * 4096],
+            depth: 16,
+            pending: Vec::new(),
+            done: Vec::new(),
+            max_in_flight: 0,
         }
     }
     fn range(&self, sector: u64, len: usize) -> std::ops::Range<usize> {
@@ -134,35 +148,70 @@ impl FakeDisk {
         assert!(start + len <= self.data.len(), "disk access past the end");
         start..start + len
     }
+    /// Completes every pending transfer, the newest first; results stay in start order.
+    fn complete(&mut self) {
+        let n = self.pending.len();
+        let mut results = vec![Ok(()); n];
+        for (k, t) in self.pending.clone().into_iter().enumerate().rev() {
+            if self.fail_io {
+                results[k] = Err(DiskError::Io);
+                continue;
+            }
+            let r = self.range(t.sector, t.len);
+            if t.write {
+                self.data[r].copy_from_slice(&self.staging[t.at..t.at + t.len]);
+            } else {
+                self.staging[t.at..t.at + t.len].copy_from_slice(&self.data[r]);
+            }
+        }
+        self.pending.clear();
+        self.done.extend(results);
+    }
 }
 
 impl Disk for FakeDisk {
     fn info(&self) -> DiskInfo {
         self.info
     }
-    fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), DiskError> {
-        self.log.push(format!("read {sector} {}", buf.len() / 512));
-        if self.fail_io {
-            return Err(DiskError::Io);
+    fn depth(&self) -> usize {
+        self.depth
+    }
+    fn staging(&mut self) -> &mut [u8] {
+        self.complete();
+        &mut self.staging
+    }
+    fn start(&mut self, t: Transfer) -> Result<(), DiskError> {
+        assert!(t.len > 0 && t.at + t.len <= self.staging.len());
+        assert!(self.pending.len() < self.depth, "more than depth in flight");
+        for p in &self.pending {
+            assert!(
+                t.at + t.len <= p.at || p.at + p.len <= t.at,
+                "overlapping transfers in flight"
+            );
         }
-        buf.copy_from_slice(&self.data[self.range(sector, buf.len())]);
+        assert!(
+            !(t.write && self.info.read_only),
+            "write to a read-only disk"
+        );
+        let verb = if t.write { "write" } else { "read" };
+        self.log
+            .push(format!("{verb} {} {}", t.sector, t.len / 512));
+        self.range(t.sector, t.len);
+        self.pending.push(t);
+        self.max_in_flight = self.max_in_flight.max(self.pending.len());
         Ok(())
     }
-    fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), DiskError> {
-        assert!(!self.info.read_only, "write to a read-only disk");
-        self.log.push(format!("write {sector} {}", buf.len() / 512));
-        if self.fail_io {
-            return Err(DiskError::Io);
-        }
-        let r = self.range(sector, buf.len());
-        self.data[r].copy_from_slice(buf);
-        Ok(())
+    fn finish(&mut self, results: &mut Vec<Result<(), DiskError>>) {
+        self.complete();
+        results.append(&mut self.done);
     }
     fn flush(&mut self) -> Result<(), DiskError> {
+        assert!(self.pending.is_empty(), "flush with transfers in flight");
         self.log.push("flush".into());
         Ok(())
     }
     fn discard(&mut self, sector: u64, count: u64, secure: bool) -> Result<(), DiskError> {
+        assert!(self.pending.is_empty(), "discard with transfers in flight");
         self.log.push(format!("discard {sector} {count} {secure}"));
         if self.info.discard.is_none() {
             return Err(DiskError::Unsupported);
@@ -191,40 +240,30 @@ impl FakeGrants {
 }
 
 impl Grants for FakeGrants {
-    fn copy_in(&mut self, d: DomId, segs: &[GrantSeg], dst: &mut [u8]) -> Result<(), GrantError> {
+    fn copy(
+        &mut self,
+        d: DomId,
+        dir: Dir,
+        pieces: &[Placed],
+        buf: &mut [u8],
+    ) -> Result<(), GrantError> {
         self.calls += 1;
-        assert_eq!(
-            segs.iter().map(|s| s.len as usize).sum::<usize>(),
-            dst.len()
-        );
-        let mut at = 0;
-        for s in segs {
-            let (o, n) = (s.offset as usize, s.len as usize);
-            assert!(n > 0 && o + n <= 4096);
-            let (p, _) = self.pages.get(&(d, s.gref)).ok_or(GrantError::BadRef)?;
-            dst[at..at + n].copy_from_slice(&p[o..o + n]);
-            at += n;
-        }
-        Ok(())
-    }
-    fn copy_out(&mut self, d: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
-        self.calls += 1;
-        assert_eq!(
-            segs.iter().map(|s| s.len as usize).sum::<usize>(),
-            src.len()
-        );
-        let mut at = 0;
-        for s in segs {
-            let (o, n) = (s.offset as usize, s.len as usize);
-            assert!(n > 0 && o + n <= 4096);
-            let (p, ro) = self.pages.get_mut(&(d, s.gref)).ok_or(GrantError::BadRef)?;
-            if *ro {
-                return Err(GrantError::PermissionDenied);
+        // Like GNTTABOP_copy: every piece is tried, the first failure is reported.
+        let mut result = Ok(());
+        for p in pieces {
+            let (o, n, at) = (p.seg.offset as usize, p.seg.len as usize, p.at);
+            assert!(n > 0 && o + n <= 4096 && at + n <= buf.len());
+            let Some((page, ro)) = self.pages.get_mut(&(d, p.seg.gref)) else {
+                result = result.and(Err(GrantError::BadRef));
+                continue;
+            };
+            match dir {
+                Dir::In => buf[at..at + n].copy_from_slice(&page[o..o + n]),
+                Dir::Out if *ro => result = result.and(Err(GrantError::PermissionDenied)),
+                Dir::Out => page[o..o + n].copy_from_slice(&buf[at..at + n]),
             }
-            p[o..o + n].copy_from_slice(&src[at..at + n]);
-            at += n;
         }
-        Ok(())
+        result
     }
 }
 
@@ -372,6 +411,9 @@ impl Rig {
         }
         ring.store_index(RING_RSP_EVENT, start.wrapping_add(1));
         table.connect(id, order, &mut ring).unwrap();
+        // As the shell sizes it: `depth` requests of the largest size.
+        let mut disk = disk;
+        disk.staging = vec![0; disk.depth * table.max_request_bytes()];
         Self {
             table,
             id,

@@ -1,8 +1,10 @@
 //! Host tests for the blkdom core, over a fake ring, disk and grant table.
 
+mod batch;
 mod fakes;
 mod handshake;
 mod ops;
 mod props;
+mod restart;
 mod ringtests;
 mod validation;

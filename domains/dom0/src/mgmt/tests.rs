@@ -108,6 +108,10 @@ impl DomainOps for Fake {
     fn shutdown(&mut self, id: u16, _kind: ShutdownKind) -> Result<(), CapError> {
         self.act("shutdown", id, Some(DomainState::Running))
     }
+    fn crash(&mut self, id: u16) -> Result<(), CapError> {
+        let crashed = DomainState::Stopped(StopReason::Crashed { code: 0x200_0000 });
+        self.act("crash", id, Some(crashed))
+    }
     fn counter_hz(&mut self) -> u64 {
         62_500_000
     }
@@ -123,6 +127,21 @@ impl DomainOps for Fake {
                 vdev: "xvda".into(),
                 disk: "bkd0".into(),
                 read_only: false,
+                backend_state: 4,
+                frontend_state: 4,
+                counters: None,
+            })
+            .into_iter()
+            .collect())
+    }
+    fn vifs(&mut self, id: u16) -> Result<Vec<protocol::mgmt::VifRow>, MgmtError> {
+        Ok((id == 2)
+            .then(|| protocol::mgmt::VifRow {
+                frontend: 3,
+                backend: 2,
+                devid: 0,
+                mac: "00:16:3e:00:00:01".into(),
+                bridge: "xenbr0".into(),
                 backend_state: 4,
                 frontend_state: 4,
                 counters: None,
@@ -165,6 +184,17 @@ fn hello_checks_the_version() {
         assert_eq!(
             err(serve(&hello(v), &mut f)),
             MgmtError::VersionMismatch { ours: MGMT_VERSION }
+        );
+    }
+}
+
+#[test]
+fn a_session_token_is_echoed() {
+    let mut f = Fake::new();
+    for token in [0, 7, u64::MAX] {
+        assert_eq!(
+            serve(&Request::Session { token }, &mut f),
+            Response::Session { token }
         );
     }
 }
@@ -453,6 +483,36 @@ fn shutdown_and_reboot_ask_a_running_domain() {
     );
 }
 
+#[test]
+fn crash_faults_a_running_domain_only() {
+    let mut f = Fake::new();
+    let ok = serve(
+        &Request::Crash {
+            domain: name("rtos"),
+        },
+        &mut f,
+    );
+    assert_eq!(ok, Response::Done);
+    assert_eq!(f.calls.last(), Some(&("crash", 1)));
+    // Already crashed, or paused: refused before the microvisor is asked.
+    for who in ["rtos", "smp"] {
+        assert!(matches!(
+            err(serve(&Request::Crash { domain: name(who) }, &mut f)),
+            MgmtError::WrongState { .. }
+        ));
+    }
+    assert_eq!(f.calls.len(), 1);
+    assert_eq!(
+        err(serve(
+            &Request::Crash {
+                domain: name("dom0")
+            },
+            &mut f
+        )),
+        MgmtError::Dom0Protected
+    );
+}
+
 fn responses(bytes: &[u8]) -> Vec<Response> {
     FrameDecoder::new()
         .feed(bytes)
@@ -546,6 +606,39 @@ fn vbds_are_asked_of_the_named_domain() {
     assert_eq!(
         err(serve(
             &Request::Vbds {
+                domain: name("nosuch")
+            },
+            &mut f
+        )),
+        MgmtError::UnknownDomain
+    );
+}
+
+#[test]
+fn vifs_are_asked_of_the_named_domain() {
+    let mut f = Fake::new();
+    let rows = |r: Response| match r {
+        Response::Vifs(v) => v,
+        other => panic!("expected vifs, got {other:?}"),
+    };
+    let got = rows(serve(
+        &Request::Vifs {
+            domain: DomainRef::Id(2),
+        },
+        &mut f,
+    ));
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].frontend, got[0].devid), (3, 0));
+    assert!(rows(serve(
+        &Request::Vifs {
+            domain: DomainRef::Id(0),
+        },
+        &mut f,
+    ))
+    .is_empty());
+    assert_eq!(
+        err(serve(
+            &Request::Vifs {
                 domain: name("nosuch")
             },
             &mut f

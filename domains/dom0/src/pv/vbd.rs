@@ -40,6 +40,7 @@ impl Backends {
     /// Records a domain's description (call before it is first attached).
     pub fn describe(&mut self, d: &ManifestDomain) {
         self.vbds.describe(d);
+        self.vifs.describe(d);
     }
 
     /// Sets the system's host disks.
@@ -99,9 +100,10 @@ impl Backends {
     }
 
     /// Forgets the vbds of `domid` as a frontend (removing the backend's half, as Xen's
-    /// toolstack does when a guest goes) and as a backend (its home, where that half
-    /// lived, is removed by the caller; they are written again for its next incarnation).
-    pub(super) fn unwire_vbds(&mut self, domid: u16) {
+    /// toolstack does when a guest goes) and, unless `restarting`, as a backend (its home,
+    /// where that half lived, is removed by the caller; they are written again for its
+    /// next incarnation). A backend restarting in place keeps them: its nodes stay.
+    pub(super) fn unwire_vbds(&mut self, domid: u16, restarting: bool) {
         let mut kept = Vec::new();
         for v in core::mem::take(&mut self.vbds.written) {
             if v.frontend == domid {
@@ -110,7 +112,7 @@ impl Backends {
                 if self.core.xs.children(&parent).is_some_and(|c| c.is_empty()) {
                     let _ = self.core.xs.remove_node(&parent);
                 }
-            } else if v.backend != domid {
+            } else if v.backend != domid || restarting {
                 kept.push(v);
             }
         }

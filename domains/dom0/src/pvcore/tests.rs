@@ -51,6 +51,8 @@ impl SharedRing for Page {
 struct Host {
     written: Vec<(u16, usize)>,
     notified: Vec<(u16, Ring)>,
+    /// Input typed for the children, taken by `console_read`.
+    typed: Vec<u8>,
 }
 
 impl PvHost<u16> for Host {
@@ -58,8 +60,11 @@ impl PvHost<u16> for Host {
         self.written.push((*child, bytes.len()));
         true
     }
-    fn console_read(&mut self, _child: &u16, _buf: &mut [u8]) -> usize {
-        0
+    fn console_read(&mut self, _child: &u16, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.typed.len());
+        buf[..n].copy_from_slice(&self.typed[..n]);
+        self.typed.drain(..n);
+        n
     }
     fn notify(&mut self, child: &u16, ring: Ring) {
         self.notified.push((*child, ring));
@@ -193,4 +198,33 @@ fn an_oversized_request_sets_the_protocol_error_and_the_other_child_is_served() 
     let error_at = offset_of!(XenstoreDomainInterface, error);
     assert_eq!(pv.children[0].store.raw(error_at), XENSTORE_ERROR_PROTO);
     assert!(reply(&mut pv.children[1].store).is_some());
+}
+
+#[test]
+fn input_is_left_to_a_child_that_speaks_xenstore_but_never_used_its_pv_console() {
+    let mut pv = two_children();
+    request(&mut pv.children[0].store);
+    let mut host = Host {
+        typed: b"help\r".to_vec(),
+        ..Host::default()
+    };
+    // Two passes: the first one learns it speaks xenstore.
+    pv.poll(&mut host);
+    pv.poll(&mut host);
+    assert!(pv.children[0].frontend);
+    assert_eq!(
+        host.typed, b"help\r",
+        "left for the child's own ConsoleRead"
+    );
+    // Once it writes to its PV console, its input goes there.
+    assert!(CONS_OUT
+        .produce(&mut pv.children[0].console, b"login: ")
+        .is_ok());
+    pv.poll(&mut host);
+    assert!(host.typed.is_empty());
+    let mut got = [0u8; 8];
+    let n = CONS_IN
+        .consume(&mut pv.children[0].console, &mut got)
+        .unwrap();
+    assert_eq!(&got[..n], b"help\r");
 }

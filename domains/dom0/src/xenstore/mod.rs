@@ -155,6 +155,14 @@ impl Xenstore {
         self.conns.contains_key(&domid)
     }
 
+    /// Whether `conn` has a watch that fires when `path` (absolute) changes: on the path
+    /// itself or one of its ancestors.
+    pub fn is_watched_by(&self, conn: DomId, path: &str) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.watches.iter().any(|w| path::is_child(path, &w.path)))
+    }
+
     /// Takes bytes read from `conn`'s request ring and handles every complete request in
     /// them; partial requests stay buffered. An oversized header shuts the connection down
     /// ([`FeedError::PayloadTooLong`], reported once); later input is refused with

@@ -15,6 +15,8 @@ pub mod app;
 pub mod bench;
 #[cfg(feature = "native")]
 pub mod load;
+#[cfg(not(feature = "native"))]
+pub mod net;
 pub mod os;
 
 use bulkhead_runtime::{self as rt, println, StartInfo};
@@ -43,7 +45,13 @@ fn main(info: &'static StartInfo) {
     load::start(cfg.load);
     match cfg.bench {
         Some(b) => bench::start(b),
-        None => app::start(cfg.hz),
+        None => {
+            app::start(cfg.hz);
+            #[cfg(not(feature = "native"))]
+            if let Err(e) = net::start() {
+                println!("net: cannot start: {e:?}");
+            }
+        }
     }
     os::run_idle()
 }

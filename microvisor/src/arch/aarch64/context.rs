@@ -49,6 +49,9 @@ pub struct El1Context {
     pub tpidrro_el0: u64,
     pub csselr: u64,
     pub mdscr: u64,
+    /// Implementation-defined EL1 controls: a guest may write them (HCR_EL2.TACR is
+    /// clear), so the next domain on this CPU must not inherit them.
+    pub actlr: u64,
     pub vmpidr: u64,
     pub cntv_ctl: u64,
     pub cntv_cval: u64,
@@ -90,6 +93,7 @@ impl El1Context {
         self.tpidrro_el0 = read_tpidrro_el0();
         self.csselr = read_csselr_el1();
         self.mdscr = read_mdscr_el1();
+        self.actlr = read_actlr_el1();
         self.vmpidr = read_vmpidr_el2();
         self.cntv_ctl = read_cntv_ctl_el0();
         self.cntv_cval = read_cntv_cval_el0();
@@ -123,6 +127,7 @@ impl El1Context {
         write_tpidrro_el0(self.tpidrro_el0);
         write_csselr_el1(self.csselr);
         write_mdscr_el1(self.mdscr);
+        write_actlr_el1(self.actlr);
         write_vmpidr_el2(self.vmpidr);
         write_cntv_cval_el0(self.cntv_cval);
         write_cntv_ctl_el0(self.cntv_ctl);
@@ -175,4 +180,31 @@ pub fn write_lrs(lrs: &[u64]) {
     for (i, lr) in lrs.iter().enumerate() {
         write_ich_lr(i, *lr);
     }
+}
+
+/// Whether the first `shadow.len()` list registers hold exactly `shadow` (the fast path's
+/// "did the guest take or finish an interrupt?"): straight-line reads, no buffer.
+#[inline]
+pub fn lrs_match(shadow: &[u64]) -> bool {
+    macro_rules! check {
+        ($($i:literal),*) => {
+            $(
+                let Some(&want) = shadow.get($i) else { return true };
+                let v: u64;
+                // SAFETY: reading a list register has no side effects.
+                unsafe {
+                    core::arch::asm!(
+                        concat!("mrs {}, ich_lr", stringify!($i), "_el2"),
+                        out(reg) v,
+                        options(nomem, nostack, preserves_flags)
+                    )
+                };
+                if v != want {
+                    return false;
+                }
+            )*
+        };
+    }
+    check!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    true
 }

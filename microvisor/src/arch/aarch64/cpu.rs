@@ -59,6 +59,7 @@ pub unsafe fn init_el2(percpu: *mut ArchPerCpu, vtcr: u64) {
         write_hcr_el2(hcr::RW);
     }
     isb();
+    probe_ras();
 }
 
 /// Loads the stage-2 table and trap configuration for the vCPU about to run.
@@ -175,6 +176,75 @@ pub fn tlb_flush_all_guests() {
             options(nostack, preserves_flags)
         )
     };
+}
+
+/// Invalidates, on every CPU, the stage-1 and stage-2 TLB entries of the one guest whose
+/// stage 2 is `vttbr` (its table root and VMID), and no other guest's. TLBI acts on the
+/// VMID in `VTTBR_EL2`, so this CPU loads the guest's own VTTBR for the instruction and puts
+/// its current one back; EL2 does not translate through either.
+pub fn tlb_flush_guest(vttbr: u64) {
+    let saved = read_vttbr_el2();
+    // SAFETY: `vttbr` is a real stage 2 (root and VMID) of a live domain, so even a
+    // speculative walk in the window reads that guest's own valid tables; invalidation only
+    // drops cached translations; the saved VTTBR is restored before any guest runs here.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "msr vttbr_el2, {v}",
+            "isb",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "msr vttbr_el2, {s}",
+            "isb",
+            v = in(reg) vttbr,
+            s = in(reg) saved,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Whether this CPU implements FEAT_RAS (so ESB defers a pending SError into `DISR_EL1`);
+/// probed by [`probe_ras`] at boot. Without it, SErrors still reach EL2 as `SError` exits.
+static RAS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Probes FEAT_RAS (`ID_AA64PFR0_EL1.RAS`, bits \[31:28\]).
+pub fn probe_ras() {
+    let ras = (read_id_group3(4, 0) >> 28) & 0xf != 0;
+    RAS.store(ras, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Error synchronisation at a guest exit: ESB (EL2 runs with SErrors masked) turns an
+/// SError the guest's accesses left pending into a record in `DISR_EL1`, which is read
+/// and cleared here. Returns the record if there was one.
+#[inline]
+pub fn take_deferred_serror() -> Option<u64> {
+    if !RAS.load(core::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let disr: u64;
+    // SAFETY: ESB (HINT #16) and reading DISR_EL1 (S3_0_C12_C1_1) only synchronise and
+    // report errors; FEAT_RAS was checked, so the register exists.
+    unsafe {
+        asm!(
+            "hint #16",
+            "isb",
+            "mrs {d}, s3_0_c12_c1_1",
+            d = out(reg) disr,
+            options(nostack, preserves_flags)
+        )
+    };
+    if disr & (1 << 31) == 0 {
+        return None;
+    }
+    // SAFETY: clearing the record we just read.
+    unsafe {
+        asm!(
+            "msr s3_0_c12_c1_1, xzr",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+    Some(disr)
 }
 
 /// Installs the EL2 identity map and turns on the MMU and caches.

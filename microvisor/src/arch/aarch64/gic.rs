@@ -152,6 +152,8 @@ pub fn kick(mpidr: u64) {
     let aff3 = (mpidr >> 32) & 0xff;
     let value =
         (aff3 << 48) | (aff2 << 32) | (u64::from(KICK_SGI) << 24) | (aff1 << 16) | (1 << aff0);
+    // The target reads its mailbox when the SGI arrives: the post must be visible first.
+    super::cpu::dsb_sy();
     // SAFETY: the target's run loop treats the kick SGI as "re-check your state".
     unsafe { write_icc_sgi1r_el1(value) };
     super::cpu::isb();

@@ -2,6 +2,8 @@
 //! microvisor's virtual address; this is the one place where such an address becomes a
 //! pointer.
 
+use core::arch::asm;
+
 /// Zeroes `[pa, pa + len)`.
 ///
 /// # Safety
@@ -215,6 +217,44 @@ pub unsafe fn atomic_clear_u16(pa: u64, bits: u16) {
 /// # Safety
 /// Both ranges must be RAM owned by live domains or the microvisor, validated by the caller.
 pub unsafe fn move_bytes(src: u64, dst: u64, len: usize) {
-    // SAFETY: per the contract; `copy` handles overlap.
-    unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len) };
+    // Grant copies move whole 4 KiB pages between distinct frames: the compiler's word loop
+    // spends four instructions per 8 bytes, and under `-icount` instructions are the cost of a
+    // copy (DESIGN §8). Disjoint 16-byte-aligned ranges take 64 bytes per ten instructions.
+    let bulk = len & !63;
+    let disjoint = src.wrapping_add(len as u64) <= dst || dst.wrapping_add(len as u64) <= src;
+    if bulk == 0 || !disjoint || (src | dst) & 15 != 0 {
+        // SAFETY: per the contract; `copy` handles overlap.
+        return unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len) };
+    }
+    // SAFETY: per the contract both ranges are valid RAM, they do not overlap (checked), and
+    // the loop touches exactly `bulk` bytes of each (a non-zero multiple of 64).
+    unsafe {
+        asm!(
+            "2:",
+            "ldp {a}, {b}, [{s}], #16",
+            "ldp {c}, {d}, [{s}], #16",
+            "stp {a}, {b}, [{t}], #16",
+            "stp {c}, {d}, [{t}], #16",
+            "ldp {a}, {b}, [{s}], #16",
+            "ldp {c}, {d}, [{s}], #16",
+            "stp {a}, {b}, [{t}], #16",
+            "stp {c}, {d}, [{t}], #16",
+            "subs {n}, {n}, #64",
+            "b.ne 2b",
+            s = inout(reg) src => _,
+            t = inout(reg) dst => _,
+            n = inout(reg) bulk => _,
+            a = out(reg) _,
+            b = out(reg) _,
+            c = out(reg) _,
+            d = out(reg) _,
+            options(nostack),
+        );
+    }
+    let rest = len - bulk;
+    if rest != 0 {
+        let (s, d) = (src + bulk as u64, dst + bulk as u64);
+        // SAFETY: the tail of the same validated, disjoint ranges.
+        unsafe { core::ptr::copy_nonoverlapping(s as *const u8, d as *mut u8, rest) };
+    }
 }

@@ -80,6 +80,7 @@ guest_sysreg!(read_tpidr_el0, write_tpidr_el0, "tpidr_el0");
 guest_sysreg!(read_tpidrro_el0, write_tpidrro_el0, "tpidrro_el0");
 guest_sysreg!(read_csselr_el1, write_csselr_el1, "csselr_el1");
 guest_sysreg!(read_mdscr_el1, write_mdscr_el1, "mdscr_el1");
+guest_sysreg!(read_actlr_el1, write_actlr_el1, "actlr_el1");
 guest_sysreg!(read_vmpidr_el2, write_vmpidr_el2, "vmpidr_el2");
 guest_sysreg!(read_vpidr_el2, write_vpidr_el2, "vpidr_el2");
 guest_sysreg!(read_cntv_ctl_el0, write_cntv_ctl_el0, "cntv_ctl_el0");
@@ -137,6 +138,7 @@ macro_rules! write_el2_sysreg {
 }
 
 write_el2_sysreg!(write_hcr_el2, "hcr_el2", "The value must keep EL2 in control: IMO/FMO routing and stage 2 must be consistent with the vCPU about to run.");
+read_sysreg!(read_vttbr_el2, "vttbr_el2");
 write_el2_sysreg!(write_vttbr_el2, "vttbr_el2", "The base must point to a valid stage-2 table that maps only memory owned by the vCPU's domain.");
 write_el2_sysreg!(
     write_vtcr_el2,

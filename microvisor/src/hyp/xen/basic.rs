@@ -18,8 +18,7 @@ use protocol::xen::{
     feature, ConsoleIoOp, HvmOp, HvmParam, SchedOp, ShutdownReason, VcpuOp, XenErrno, XenVersionOp,
 };
 
-/// The Xen version we claim to be (4.17), as `XENVER_version` encodes it.
-const XEN_VERSION: u64 = (4 << 16) | 17;
+use crate::fastpath::XEN_VERSION;
 /// `XENVER_extraversion`.
 const EXTRAVERSION: &[u8; 16] = b"-bulkhead\0\0\0\0\0\0\0";
 /// Longest console_io write served in one call (the guest loops for more).

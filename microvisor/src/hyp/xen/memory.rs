@@ -3,10 +3,9 @@
 
 use super::guest::Loaded;
 use super::{resolve_domid, XenResult};
-use crate::arch;
 use crate::guestcopy;
 use crate::hyp::Hyp;
-use crate::mm::pagetable::{Attrs, MemType};
+use crate::mm::pagetable::{Attrs, MemType, TableMemory};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 use protocol::layout::GUEST_GNTTAB_BASE;
@@ -113,13 +112,13 @@ impl Hyp {
             Ok(()) | Err(crate::mm::pagetable::MapError::NotMapped) => {}
             Err(_) => return Err(XenErrno::ENOMEM),
         }
-        // Break-before-make (F15): the old entry is invalid; drop it from every TLB before
-        // the new one goes in.
-        arch::tlb_flush_all_guests();
+        // Break-before-make (F15): the old entry is invalid; drop it from every TLB (this
+        // domain's VMID only) before the new one goes in.
+        tables.flush_tlb();
         stage2
             .map(&mut tables, gpa, pa, PAGE_SIZE, DATA)
             .map_err(|_| XenErrno::ENOMEM)?;
-        arch::tlb_flush_all_guests();
+        tables.flush_tlb();
         Ok(())
     }
 
@@ -127,7 +126,7 @@ impl Hyp {
     pub fn unmap_page(&mut self, id: DomainId, gpa: u64) {
         if let Some((stage2, mut tables)) = self.stage2_mut(id) {
             let _ = stage2.unmap(&mut tables, gpa, PAGE_SIZE);
-            arch::tlb_flush_all_guests();
+            tables.flush_tlb();
         }
     }
 }

@@ -61,6 +61,7 @@ impl Hyp {
         let magic = self.zeroed_frames(MAGIC_PAGES)?;
         d.xen.magic = Some(magic);
         let stage2 = d.stage2.as_mut().ok_or(CapError::WrongState)?;
+        let vttbr = stage2.root().as_u64() | (u64::from(d.vmid) << 48);
         let attrs = Attrs {
             mem: MemType::Normal,
             read: true,
@@ -70,6 +71,7 @@ impl Hyp {
         let mut tables = ChargedTables {
             frames: &mut self.frames,
             budget: &mut d.tables,
+            vttbr: Some(vttbr),
         };
         stage2
             .map(

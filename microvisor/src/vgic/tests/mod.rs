@@ -1,9 +1,11 @@
 //! Host tests for the emulated GICv3: register reset values and access rules (`mmio.rs`),
-//! interrupt delivery through list registers (`delivery.rs`), routing (`routing.rs`), and a
-//! never-panic fuzz loop (`fuzz.rs`).
+//! interrupt delivery through list registers (`delivery.rs`), routing (`routing.rs`), real
+//! guests' setups and the diagnostics for broken ones (`guest_setups.rs`), and a never-panic
+//! fuzz loop (`fuzz.rs`).
 
 mod delivery;
 mod fuzz;
+mod guest_setups;
 mod mmio;
 mod routing;
 

@@ -13,16 +13,12 @@
 
 mod front;
 
+use crate::frontend_attack::{wait_for_go, Report};
 use alloc::format;
 use alloc::string::String;
-use bulkhead_runtime::xen::{self, MappedPage};
 use bulkhead_runtime::xenstore::XsClient;
-use bulkhead_runtime::{arch, cap, gic, irq, println, timer, StartInfo};
+use bulkhead_runtime::StartInfo;
 use front::{Front, Req, Vbd, DATA, GREF_DATA, GREF_DATA_RO, GREF_UNUSED};
-use protocol::layout::VTIMER_PPI;
-use protocol::xen::ring_io::CONS_IN;
-use protocol::xen::structs::DOMID_SELF;
-use protocol::xen::HvmParam;
 use testguest::{disk_word, BLK_TAG_RO, BLK_TAG_RW};
 
 /// blkif operations and statuses (blkif.h).
@@ -35,25 +31,6 @@ const XVDA: &str = "51712";
 const XVDB: &str = "51728";
 /// How long a halting request is given to (wrongly) draw a response.
 const QUIET_MS: u64 = 1500;
-
-/// Counts and prints the checks.
-#[derive(Default)]
-struct Report {
-    checks: u32,
-    failures: u32,
-}
-
-impl Report {
-    fn check(&mut self, what: &str, ok: bool, got: impl core::fmt::Debug, want: &str) {
-        self.checks += 1;
-        if ok {
-            println!("blkfront: {what} PASS");
-        } else {
-            self.failures += 1;
-            println!("blkfront: {what} FAIL got {got:?} want {want}");
-        }
-    }
-}
 
 static FULL_PAGE: [(u32, u8, u8); 1] = [(GREF_DATA, 0, 7)];
 static MID_PAGE: [(u32, u8, u8); 1] = [(GREF_DATA, 1, 3)];
@@ -102,29 +79,6 @@ fn good_read(rep: &mut Report, f: &mut Front, what: &str, id: u64, tag: u8, sect
     }
 }
 
-/// Waits for a byte on our console. dom0 forwards typed input into a PV-attached domain's
-/// Xen console ring, but a byte may also still wait in the microvisor's queue if we ask
-/// first, so both are polled.
-fn wait_for_go() {
-    println!("blkfront: waiting for go");
-    let ring = xen::hvm_get_param(DOMID_SELF, HvmParam::ConsolePfn)
-        .ok()
-        .filter(|&pfn| pfn != 0)
-        .map(|pfn| MappedPage::new(pfn * 4096));
-    let mut buf = [0u8; 16];
-    loop {
-        if matches!(cap::console_read(&mut buf), Ok(n) if n > 0) {
-            return;
-        }
-        if let Some(mut page) = ring {
-            if matches!(CONS_IN.consume(&mut page, &mut buf), Ok(n) if n > 0) {
-                return;
-            }
-        }
-        timer::sleep_ms(50);
-    }
-}
-
 fn vbd(xs: &mut XsClient, devid: &str) -> Result<Vbd, String> {
     let dir = format!("device/vbd/{devid}");
     let read = |xs: &mut XsClient, k: &str| {
@@ -144,22 +98,8 @@ fn vbd(xs: &mut XsClient, devid: &str) -> Result<Vbd, String> {
 }
 
 /// Runs the attack and reports; then idles.
-pub fn run(_info: &StartInfo) {
-    irq::init_primary();
-    gic::enable(VTIMER_PPI);
-    irq::enable_irqs();
-    let mut rep = Report::default();
-    match XsClient::open() {
-        Ok(mut xs) => attack(&mut rep, &mut xs),
-        Err(e) => rep.check("xenstore open", false, e, "a client"),
-    }
-    println!(
-        "blkfront: done {} checks, {} failures",
-        rep.checks, rep.failures
-    );
-    loop {
-        arch::wfi();
-    }
+pub fn run(_info: &StartInfo) -> ! {
+    crate::frontend_attack::run("blkfront", attack)
 }
 
 fn attack(rep: &mut Report, xs: &mut XsClient) {
@@ -173,7 +113,7 @@ fn attack(rep: &mut Report, xs: &mut XsClient) {
         let s = Front::wait_backend(xs, v, 2, 30_000);
         rep.check(&format!("{} backend InitWait", v.dir), s == 2, s, "2");
     }
-    wait_for_go();
+    wait_for_go("blkfront");
     front::grant(GREF_DATA, a.backend_id, DATA.gfn(), false);
     front::grant(GREF_DATA_RO, a.backend_id, DATA.gfn(), true);
 

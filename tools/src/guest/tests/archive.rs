@@ -2,7 +2,10 @@
 
 use super::{entry, parse_cpio};
 use crate::guest::cpio::{mode, padding, CpioWriter};
-use crate::guest::initramfs::{check_console, ModuleStep, Plan, APPLETS, COUNTER_PROGRAM, MARKER};
+use crate::guest::initramfs::{
+    check_console, ModuleStep, Plan, APPLETS, COUNTER_PROGRAM, MARKER, UDHCPC_SCRIPT,
+    UDHCPC_SCRIPT_DEBIAN, UDHCPC_SCRIPT_TEXT,
+};
 use crate::guest::GuestError;
 
 #[test]
@@ -206,10 +209,89 @@ fn initramfs_archive_holds_init_busybox_devices_and_modules() {
     assert_eq!(entry(&entries, "etc/rcS").mode, mode::FILE | 0o755);
     assert_eq!(entry(&entries, "etc/rcS").data, p.rcs().as_bytes());
     assert_eq!(entry(&entries, "etc/inittab").data, p.inittab().as_bytes());
+    let script = entry(&entries, UDHCPC_SCRIPT);
+    assert_eq!(
+        (script.mode, script.data.as_slice()),
+        (mode::FILE | 0o755, UDHCPC_SCRIPT_TEXT.as_bytes())
+    );
+    // Debian's busybox (the one the tools fetch) looks in /etc/udhcpc.
+    assert_eq!(
+        entry(&entries, UDHCPC_SCRIPT_DEBIAN).data,
+        b"/usr/share/udhcpc/default.script"
+    );
+    for applet in ["udhcpc", "ifconfig", "route", "ping", "wget", "nc", "httpd"] {
+        assert_eq!(entry(&entries, &format!("bin/{applet}")).data, b"busybox");
+    }
     let ko = entry(
         &entries,
         "lib/modules/6.1.0-28-arm64/kernel/drivers/block/xen-blkfront.ko",
     );
     assert_eq!(ko.data, b"module");
     assert!(!entries.iter().any(|e| e.name.contains("netfront")));
+}
+
+/// Runs the udhcpc script with the host's `sh` for `event`, with `ifconfig` and `route`
+/// replaced by stubs that log their arguments; returns (log, resolv.conf).
+fn run_udhcpc_script(event: &str, env: &[(&str, &str)]) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("bulkhead-udhcpc-{}-{event}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    for stub in ["ifconfig", "route"] {
+        let path = dir.join(stub);
+        // `route del` fails like the real one once no default route is left.
+        let body = format!(
+            "#!/bin/sh\necho \"{stub} $*\" >> {}\n[ \"$1\" = del ] && exit 1\nexit 0\n",
+            log.display()
+        );
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let script = dir.join("default.script");
+    std::fs::write(&script, UDHCPC_SCRIPT_TEXT).unwrap();
+    let resolv = dir.join("resolv.conf");
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(event)
+        .env("PATH", path)
+        .env("RESOLV_CONF", &resolv)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let got = (read(&log), read(&resolv));
+    let _ = std::fs::remove_dir_all(&dir);
+    got
+}
+
+#[test]
+fn udhcpc_script_sets_address_route_and_resolver() {
+    let lease = [
+        ("interface", "eth0"),
+        ("ip", "10.0.2.15"),
+        ("subnet", "255.255.255.0"),
+        ("router", "10.0.2.2 10.0.2.9"),
+        ("dns", "10.0.2.3 1.1.1.1"),
+        ("domain", "example"),
+    ];
+    let (log, resolv) = run_udhcpc_script("bound", &lease);
+    assert_eq!(
+        log,
+        "ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up\n\
+         route del default dev eth0\n\
+         route add default gw 10.0.2.2 dev eth0\n"
+    );
+    assert_eq!(
+        resolv,
+        "search example\nnameserver 10.0.2.3\nnameserver 1.1.1.1\n"
+    );
+    let (log, _) = run_udhcpc_script("deconfig", &[("interface", "eth0")]);
+    assert_eq!(log, "ifconfig eth0 0.0.0.0 up\n");
 }

@@ -178,3 +178,25 @@ fn queued_duplicate_events_collapse_and_overflow_drops_events() {
     assert!(got.len() < 20 && !got.is_empty());
     assert_eq!(h.xs.dropped_events(3), 20 - got.len() as u64);
 }
+
+#[test]
+fn is_watched_by_sees_the_path_and_its_ancestors_only() {
+    let mut h = Harness::new(&[3]);
+    let path = "/local/domain/3/control/shutdown";
+    assert!(!h.xs.is_watched_by(3, path));
+    assert_eq!(h.watch(3, "device", "t"), okr());
+    assert!(!h.xs.is_watched_by(3, path), "a watch elsewhere");
+    assert_eq!(h.watch(3, "control/shutdown", "t"), okr());
+    assert!(
+        h.xs.is_watched_by(3, path),
+        "relative watch on the node itself"
+    );
+    assert!(!h.xs.is_watched_by(0, path), "another connection");
+    let mut h = Harness::new(&[3]);
+    assert_eq!(h.watch(3, "/local/domain/3/control", "t"), okr());
+    assert!(
+        h.xs.is_watched_by(3, path),
+        "a watch on an ancestor fires for it"
+    );
+    assert!(!h.xs.is_watched_by(7, path), "an unknown connection");
+}

@@ -3,16 +3,20 @@
 
 mod boot;
 mod context;
+mod gnttab;
 mod mem;
 #[cfg(feature = "native")]
 mod native;
 mod regs;
 mod shared;
 pub mod virtio;
+pub mod virtio_console;
+pub mod virtio_net;
 
 pub(crate) use boot::call_domain_main;
 pub use boot::secondary_entry_ipa;
 pub use context::{switch_to, thread_create, thread_current, MAX_THREADS};
+pub use gnttab::{grant_entry_write, grant_table_addr};
 #[cfg(not(feature = "native"))]
 pub(crate) use mem::copy_start_info;
 pub use mem::{gic_read32, gic_write32, msg_page_ipa, msg_read, msg_write, probe_read32, Heap};

@@ -64,8 +64,9 @@ pub struct MappedPage {
 impl MappedPage {
     /// Wraps the mapping at `addr`.
     ///
-    /// The caller promises `addr` is a page it just mapped with `GNTTABOP_map_grant_ref`
-    /// and keeps mapped while this value (or a copy) is used.
+    /// The caller promises `addr` is a page mapped in our address space (one it just
+    /// mapped with `GNTTABOP_map_grant_ref`, or a page of our own RAM it shares with
+    /// another domain) and keeps mapped while this value (or a copy) is used.
     pub fn new(addr: u64) -> Self {
         Self { addr }
     }

@@ -1,0 +1,370 @@
+//! The engine: every vif, the switch between them and the uplink, and the TX and RX paths.
+//!
+//! TX (from a guest): [`Netback::poll_tx`] reads whole packets out of a vif's TX ring
+//! ([`crate::tx::parse`]), grant-copies their data into one bounce buffer, answers every
+//! slot, completes a blank checksum ([`crate::checksum`]), and hands the frame to the
+//! switch. A malformed packet halts that vif only (counted in `tx_errors`, reported once
+//! through [`Netback::take_halts`]). Anti-spoofing: a frame whose source MAC is not the
+//! vif's configured `mac` is dropped and counted in `tx_drops`.
+//!
+//! RX (to a guest): [`Netback::from_uplink`] and the TX path deliver frames through the
+//! switch into the buffers the frontends posted (`rx.rs`).
+//!
+//! Each vif's event channel serves both its rings; [`Netback::take_notify`] lists the vifs
+//! that asked to hear of new responses.
+
+use crate::checksum;
+use crate::io::{GrantSeg, Io, Which};
+use crate::ring::{BackRing, Kind};
+use crate::switch::{Mac, Port, Route, Switch, UPLINK};
+use crate::tx::{self, Malformed, TxPacket, Verdict};
+use crate::vif::{HaltReason, Vif, VifConfig, VifId, VifState};
+use crate::xenbus::Step;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use protocol::xen::netif::{
+    NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, XEN_NETIF_MAX_TX_SIZE,
+};
+use protocol::xen::xenbus::XenbusState;
+use zerocopy::IntoBytes;
+
+/// Backend-wide settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// MAC addresses the switch remembers.
+    pub mac_capacity: usize,
+    /// Ticks an address stays learned without being seen.
+    pub aging: u64,
+    /// TX packets served per vif per [`Netback::poll_tx`] (fairness between vifs).
+    pub tx_budget: u32,
+}
+
+/// Frames the uplink moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UplinkCounters {
+    /// Frames received from the NIC.
+    pub received: u64,
+    /// Frames sent on the NIC.
+    pub sent: u64,
+    /// Frames the NIC could not take.
+    pub drops: u64,
+}
+
+/// The outcome of one [`Netback::poll_tx`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Poll {
+    /// Packets are still waiting (the budget ran out): poll again.
+    pub more: bool,
+}
+
+/// Every vif, the switch and the shared buffers.
+#[derive(Debug)]
+pub struct Netback {
+    pub(crate) config: Config,
+    pub(crate) switch: Switch,
+    pub(crate) vifs: Vec<Vif>,
+    /// Uplink counters.
+    pub uplink: UplinkCounters,
+    pub(crate) pkt: TxPacket,
+    pub(crate) frame: Vec<u8>,
+    pub(crate) segs: Vec<GrantSeg>,
+    pub(crate) notify: Vec<VifId>,
+    pub(crate) halts: Vec<(VifId, HaltReason, Step)>,
+}
+
+impl Netback {
+    /// No vifs yet.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            switch: Switch::new(config.mac_capacity, config.aging),
+            vifs: Vec::new(),
+            uplink: UplinkCounters::default(),
+            pkt: TxPacket::default(),
+            frame: vec![0; XEN_NETIF_MAX_TX_SIZE],
+            segs: Vec::new(),
+            notify: Vec::new(),
+            halts: Vec::new(),
+        }
+    }
+
+    /// Adds a vif (Disconnected; start its handshake with [`Netback::start`]).
+    pub fn add(&mut self, config: VifConfig) -> VifId {
+        self.vifs.push(Vif::new(config));
+        VifId(self.vifs.len() - 1)
+    }
+
+    /// Reinitialises entry `id` for a new vif (the old one's guest went away): fresh
+    /// handshake, counters and rings, same id and port.
+    pub fn replace(&mut self, id: VifId, config: VifConfig) {
+        self.switch.forget_port(id.port());
+        if let Some(v) = self.vifs.get_mut(id.0) {
+            *v = Vif::new(config);
+        }
+    }
+
+    /// Stops serving vif `id` (its directory vanished); the shell releases its rings.
+    pub fn remove(&mut self, id: VifId) {
+        self.switch.forget_port(id.port());
+        if let Some(v) = self.vifs.get_mut(id.0) {
+            v.tx = None;
+            v.rx = None;
+            v.state = VifState::Disconnected;
+        }
+    }
+
+    /// The vif `id`.
+    pub fn get(&self, id: VifId) -> Option<&Vif> {
+        self.vifs.get(id.0)
+    }
+
+    /// Every vif with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (VifId, &Vif)> {
+        self.vifs.iter().enumerate().map(|(i, v)| (VifId(i), v))
+    }
+
+    /// Starts vif `id`'s handshake: publish features, enter InitWait.
+    pub fn start(&mut self, id: VifId) -> Step {
+        self.vifs[id.0].handshake.start()
+    }
+
+    /// After a restart in place: picks vif `id` up from the states found in xenstore.
+    pub fn resume<F: FnMut(&str) -> Option<String>>(
+        &mut self,
+        id: VifId,
+        backend: XenbusState,
+        fe: XenbusState,
+        read: F,
+    ) -> Step {
+        self.vifs[id.0].handshake.resume(backend, fe, read)
+    }
+
+    /// The frontend's `state` changed to `fe`; a disconnect in the returned actions also
+    /// stops serving the rings here.
+    pub fn frontend_changed<F: FnMut(&str) -> Option<String>>(
+        &mut self,
+        id: VifId,
+        fe: XenbusState,
+        read: F,
+    ) -> Step {
+        let step = self.vifs[id.0].handshake.frontend_changed(fe, read);
+        self.disconnected(id, &step);
+        step
+    }
+
+    /// Whether vif `id`'s own `state` key reading `found` shows the toolstack wrote the
+    /// vif afresh (its guest was restarted in place): then call [`Netback::reincarnate`].
+    pub fn rewritten(&self, id: VifId, found: XenbusState) -> bool {
+        self.vifs
+            .get(id.0)
+            .is_some_and(|v| v.handshake.rewritten(found))
+    }
+
+    /// Vif `id` was written afresh for a new instance of its guest, whose frontend is in
+    /// state `fe`: stop serving the old rings and offer a new connection (see
+    /// [`crate::Handshake::reincarnate`]). Counters and the last halt are kept.
+    pub fn reincarnate<F: FnMut(&str) -> Option<String>>(
+        &mut self,
+        id: VifId,
+        fe: XenbusState,
+        read: F,
+    ) -> Step {
+        let step = self.vifs[id.0].handshake.reincarnate(fe, read);
+        self.disconnected(id, &step);
+        step
+    }
+
+    /// A disconnect in `step` also stops serving vif `id`'s rings here.
+    fn disconnected(&mut self, id: VifId, step: &Step) {
+        if step.actions.contains(&crate::Action::Disconnect) {
+            let v = &mut self.vifs[id.0];
+            v.tx = None;
+            v.rx = None;
+            v.state = VifState::Disconnected;
+            self.switch.forget_port(id.port());
+        }
+    }
+
+    /// The shell mapped vif `id`'s rings ([`crate::Action::MapRings`]): start serving them.
+    pub fn connect<I: Io + ?Sized>(&mut self, id: VifId, io: &mut I) -> bool {
+        let (Some(tx), Some(rx)) = (
+            io.ring(id, Which::Tx)
+                .map(|m| BackRing::attach(Kind::Tx, m)),
+            io.ring(id, Which::Rx)
+                .map(|m| BackRing::attach(Kind::Rx, m)),
+        ) else {
+            return false;
+        };
+        let v = &mut self.vifs[id.0];
+        v.tx = Some(tx);
+        v.rx = Some(rx);
+        v.state = VifState::Connected;
+        true
+    }
+
+    /// The shell could not map the rings or bind the port: close the vif.
+    pub fn connect_failed(&mut self, id: VifId) -> Step {
+        let v = &mut self.vifs[id.0];
+        v.tx = None;
+        v.rx = None;
+        v.state = VifState::Disconnected;
+        v.handshake.halt()
+    }
+
+    /// The vifs to notify since the last call (each once).
+    pub fn take_notify(&mut self) -> Vec<VifId> {
+        core::mem::take(&mut self.notify)
+    }
+
+    /// The vifs halted since the last call, with why and the xenbus actions to perform.
+    pub fn take_halts(&mut self) -> Vec<(VifId, HaltReason, Step)> {
+        core::mem::take(&mut self.halts)
+    }
+
+    pub(crate) fn wants_notify(&mut self, id: VifId) {
+        if !self.notify.contains(&id) {
+            self.notify.push(id);
+        }
+    }
+
+    pub(crate) fn halt(&mut self, id: VifId, reason: HaltReason) {
+        let v = &mut self.vifs[id.0];
+        if matches!(v.state, VifState::Halted(_)) {
+            return;
+        }
+        if matches!(reason, HaltReason::Malformed(_)) {
+            v.counters.tx_errors += 1;
+        }
+        v.state = VifState::Halted(reason);
+        v.last_halt = Some(reason);
+        let step = v.handshake.halt();
+        self.switch.forget_port(id.port());
+        self.halts.push((id, reason, step));
+    }
+
+    /// Serves vif `id`'s TX ring: at most [`Config::tx_budget`] packets, each answered and
+    /// forwarded; re-arms `req_event` when the ring is empty.
+    pub fn poll_tx<I: Io + ?Sized>(&mut self, id: VifId, io: &mut I, now: u64) -> Poll {
+        let mut budget = self.config.tx_budget;
+        let mut frame = core::mem::take(&mut self.frame);
+        let poll = loop {
+            let v = &mut self.vifs[id.0];
+            let (VifState::Connected, Some(ring)) = (v.state, v.tx.as_mut()) else {
+                break Poll::default();
+            };
+            let Some(mem) = io.ring(id, Which::Tx) else {
+                break Poll::default();
+            };
+            let avail = match ring.final_check(mem) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.halt(id, HaltReason::Ring(e));
+                    break Poll::default();
+                }
+            };
+            if avail == 0 {
+                break Poll::default();
+            }
+            if budget == 0 {
+                break Poll { more: true };
+            }
+            budget -= 1;
+            let verdict = match tx::parse(ring, mem, avail, &mut self.pkt) {
+                Ok(v) => v,
+                Err(m) => {
+                    self.halt(id, HaltReason::Malformed(m));
+                    break Poll::default();
+                }
+            };
+            ring.consume(self.pkt.slots.len() as u32);
+            let len = self.pkt.len;
+            let frontend = v.config.frontend;
+            if verdict == Verdict::Forward
+                && io
+                    .copy_in(frontend, &self.pkt.segs, &mut frame[..len])
+                    .is_err()
+            {
+                self.halt(id, HaltReason::Malformed(Malformed::BadGrant));
+                break Poll::default();
+            }
+            if self.respond_tx(id, io, verdict) {
+                self.wants_notify(id);
+            }
+            let v = &mut self.vifs[id.0];
+            if verdict == Verdict::Drop || frame[6..12] != v.config.mac {
+                v.counters.tx_drops += 1;
+                continue;
+            }
+            if self.pkt.csum_blank {
+                checksum::complete(&mut frame[..len]);
+            }
+            let taken = self.forward(id.port(), &frame[..len], io, now);
+            let c = &mut self.vifs[id.0].counters;
+            if taken {
+                c.tx_packets += 1;
+                c.tx_bytes += len as u64;
+            } else {
+                c.tx_drops += 1;
+            }
+        };
+        self.frame = frame;
+        poll
+    }
+
+    /// Answers every slot of the packet just consumed; true if the frontend wants an event.
+    fn respond_tx<I: Io + ?Sized>(&mut self, id: VifId, io: &mut I, verdict: Verdict) -> bool {
+        let (Some(ring), Some(mem)) = (self.vifs[id.0].tx.as_mut(), io.ring(id, Which::Tx)) else {
+            return false;
+        };
+        let data = if verdict == Verdict::Forward {
+            NETIF_RSP_OKAY
+        } else {
+            NETIF_RSP_ERROR
+        };
+        for &(rid, extra) in &self.pkt.slots {
+            let status = if extra { NETIF_RSP_NULL } else { data };
+            ring.respond(mem, NetifTxResponse { id: rid, status }.as_bytes());
+        }
+        ring.push(mem)
+    }
+
+    /// A frame arrived on the uplink NIC.
+    pub fn from_uplink<I: Io + ?Sized>(&mut self, frame: &[u8], io: &mut I, now: u64) {
+        self.uplink.received += 1;
+        if frame.len() >= 14 {
+            self.forward(UPLINK, frame, io, now);
+        }
+    }
+
+    /// Learns the source and sends `frame` where the switch says; true if at least one
+    /// destination took it.
+    fn forward<I: Io + ?Sized>(
+        &mut self,
+        ingress: Port,
+        frame: &[u8],
+        io: &mut I,
+        now: u64,
+    ) -> bool {
+        let mac = |b: &[u8]| -> Mac { [b[0], b[1], b[2], b[3], b[4], b[5]] };
+        let (dst, src) = (mac(&frame[0..6]), mac(&frame[6..12]));
+        self.switch.learn(&src, ingress, now);
+        match self.switch.route(&dst, ingress, now) {
+            Route::Hairpin => false,
+            Route::One(p) => self.send_to(p, frame, io),
+            Route::Flood => {
+                let mut any = false;
+                if ingress != UPLINK {
+                    any |= self.send_to(UPLINK, frame, io);
+                }
+                for i in 0..self.vifs.len() {
+                    let p = VifId(i).port();
+                    if p != ingress && self.vifs[i].state == VifState::Connected {
+                        any |= self.send_to(p, frame, io);
+                    }
+                }
+                any
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The event loop: the NIC, xenstore watches, the vifs' rings.
+//!
+//! Wake-ups come from the event-channel upcall (a frontend posted TX packets or RX
+//! buffers, or xenstore has news), the NIC's interrupt (frames arrived) and a safety poll.
+//! The NIC's SPI is level-triggered: the handler masks it and the loop unmasks it after
+//! draining the receive queue, so an idle netdom sleeps in WFI.
+
+mod conn;
+mod hw;
+
+use alloc::vec::Vec;
+use bulkhead_runtime::arch::virtio;
+use bulkhead_runtime::arch::virtio_net::Net;
+use bulkhead_runtime::xenstore::{XsClient, XsError};
+use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
+use conn::Conns;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use hw::{GrantCopier, ShellIo};
+use netdom::{Config, MacText, Netback, VifId};
+use protocol::cap::{CapDetail, CapKind};
+use protocol::control::CapOp;
+use protocol::layout::{EVTCHN_PPI, VTIMER_PPI};
+
+/// virtio device type of a network card.
+const VIRTIO_NET: u32 = 1;
+/// Safety-net poll of xenstore, the rings and the NIC when no interrupt arrives.
+const POLL_MS: u64 = 50;
+/// How often `backend/vif` is listed again without a watch firing.
+const SCAN_MS: u64 = 500;
+/// Seconds a learned MAC address stays without being seen.
+const AGING_S: u64 = 300;
+/// NIC frames handled per loop turn (then the vifs get their turn).
+const RX_BATCH: usize = 64;
+
+/// Set by the event-channel upcall: a ring or the store has news.
+static EVENT: AtomicBool = AtomicBool::new(false);
+/// Set by the NIC's interrupt: frames arrived.
+static NIC_EVENT: AtomicBool = AtomicBool::new(false);
+/// The NIC's SPI (0: none).
+static NIC_IRQ: AtomicU32 = AtomicU32::new(0);
+
+rt::entry!(main);
+
+fn main(_info: &'static StartInfo) {
+    println!("up");
+    if let Err(e) = xen::map_shared_info() {
+        println!("cannot map shared_info ({e}): polling every {POLL_MS} ms");
+    }
+    let mut nic = open_nic();
+    let mut xs = match XsClient::open() {
+        Ok(x) => x,
+        Err(e) => return println!("cannot reach xenstore: {e:?}"),
+    };
+    // dom0 serves our xenstore ring once it has created every domain: keep asking.
+    let mut said = false;
+    loop {
+        let e = match xs.watch("backend/vif", "vif") {
+            Ok(()) => break,
+            Err(XsError::Store(e)) if e == "EEXIST" => break,
+            Err(e) => e,
+        };
+        if !said {
+            println!("waiting for xenstore ({e:?})");
+            said = true;
+        }
+    }
+    irq::init_primary();
+    gic::enable(VTIMER_PPI);
+    gic::enable(EVTCHN_PPI);
+    irq::set_handler(on_irq);
+    irq::enable_irqs();
+    let nic_irq = NIC_IRQ.load(Ordering::Acquire);
+    if nic.is_some() && nic_irq != 0 {
+        gic::enable_spi(nic_irq);
+    }
+    match &nic {
+        Some(n) => println!("ready nic={}", MacText(n.mac())),
+        None => println!("ready nic=none"),
+    }
+    let hz = timer::freq();
+    let mut nb = Netback::new(Config {
+        mac_capacity: 256,
+        aging: AGING_S.saturating_mul(hz),
+        tx_budget: 64,
+    });
+    let mut conns = Conns::default();
+    let mut grants = GrantCopier::default();
+    let mut frame = Vec::new();
+    let poll = timer::ms_to_ticks(POLL_MS, hz);
+    let scan = timer::ms_to_ticks(SCAN_MS, hz);
+    let mut next_scan = 0;
+    loop {
+        EVENT.store(false, Ordering::Release);
+        let events = xs.events().unwrap_or_else(|e| {
+            println!("xenstore: {e:?}");
+            Vec::new()
+        });
+        let now = timer::now();
+        if events.iter().any(|e| e.token == "vif") || now >= next_scan {
+            conns.scan(&mut xs, &mut nb, &mut grants);
+            next_scan = now.saturating_add(scan);
+        }
+        for e in events.iter().filter(|e| e.token != "vif") {
+            conns.frontend_event(&e.token, &mut xs, &mut nb, &mut grants);
+        }
+        let mut more = false;
+        for i in 0..conns.conns.len() {
+            if !conns.live(i, &nb) {
+                continue;
+            }
+            let mut io = ShellIo {
+                conns: &mut conns.conns,
+                grants: &mut grants,
+                nic: nic.as_mut(),
+            };
+            more |= nb.poll_tx(VifId(i), &mut io, now).more;
+        }
+        if let Some(n) = nic.as_mut() {
+            NIC_EVENT.store(false, Ordering::Release);
+            n.ack_interrupt();
+            let mut taken = 0;
+            while taken < RX_BATCH
+                && n.receive(|f| {
+                    frame.clear();
+                    frame.extend_from_slice(f);
+                })
+                .is_some()
+            {
+                taken += 1;
+                let mut io = ShellIo {
+                    conns: &mut conns.conns,
+                    grants: &mut grants,
+                    nic: None,
+                };
+                nb.from_uplink(&frame, &mut io, now);
+            }
+            more |= taken == RX_BATCH;
+            if nic_irq != 0 {
+                gic::enable_spi(nic_irq);
+            }
+        }
+        conns.after(&mut nb, &mut xs, &mut grants);
+        conns.publish(&nb, &mut xs);
+        if more {
+            continue;
+        }
+        let wake = now.saturating_add(poll);
+        let woken = || EVENT.load(Ordering::Acquire) || NIC_EVENT.load(Ordering::Acquire);
+        if !woken() && timer::now() < wake {
+            timer::set_deadline(wake);
+            irq::wait_until(|| woken() || timer::now() >= wake);
+            timer::stop();
+        }
+    }
+}
+
+fn on_irq(intid: u32) {
+    match intid {
+        EVTCHN_PPI => {
+            xen::take_pending_ports(|_| {});
+            EVENT.store(true, Ordering::Release);
+        }
+        VTIMER_PPI => timer::stop(),
+        i if i != 0 && i == NIC_IRQ.load(Ordering::Acquire) => {
+            // Level-triggered: masked until the loop has drained the device.
+            gic::disable_spi(i);
+            NIC_EVENT.store(true, Ordering::Release);
+        }
+        _ => {}
+    }
+}
+
+/// Maps and opens the first virtio-net device we hold (the uplink).
+fn open_nic() -> Option<Net> {
+    let caps = match cap::cap_list() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("cannot list capabilities: {e}");
+            return None;
+        }
+    };
+    for c in caps.iter().filter(|c| c.kind == CapKind::Device) {
+        let CapDetail::Device {
+            virtio_id: VIRTIO_NET,
+            irqs,
+            ..
+        } = &c.detail
+        else {
+            continue;
+        };
+        let (base, size) = match cap::call(CapOp::DeviceMap, [c.handle.to_raw(), 0, 0, 0, 0, 0]) {
+            Ok(r) => {
+                // The same RAM for every device: the last answer is as good as any.
+                virtio::set_phys_offset(r[2]);
+                (r[0], r[1])
+            }
+            Err(e) => {
+                println!("cannot map {}: {e}", c.label);
+                continue;
+            }
+        };
+        let mut net = match Net::open(base, size) {
+            Ok(n) => n,
+            Err(e) => {
+                println!("cannot open the virtio-net device at {base:#x}: {e:?}");
+                continue;
+            }
+        };
+        if let Some(&irq) = irqs.first() {
+            NIC_IRQ.store(irq, Ordering::Release);
+            net.enable_interrupts();
+        }
+        println!("nic {} at {base:#x}", MacText(net.mac()));
+        return Some(net);
+    }
+    println!("no network device was given to this domain: vifs switch among themselves");
+    None
+}

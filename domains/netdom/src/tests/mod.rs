@@ -1,0 +1,7 @@
+//! Host tests for the netdom core, over fake ring pages, grants and uplink.
+
+mod fakes;
+mod handshake;
+mod paths;
+mod props;
+mod restart;

@@ -1,0 +1,136 @@
+//! The decisions of the per-CPU exit fast path, kept free of hardware so they are
+//! host-tested: which synchronous exits the running vCPU's CPU may finish without the
+//! global lock, and where the virtual timer of a loaded, pinned-exclusive vCPU goes.
+//!
+//! An exit qualifies only if it reads and writes nothing but the caller's registers and its
+//! own CPU's list registers; everything else (memory, another vCPU, a domain's vGIC model,
+//! the scheduler) is the slow path's. `hyp::fastpath` applies these decisions.
+#![forbid(unsafe_code)]
+
+use crate::trap::{self, QuickExit};
+use crate::vgic::lr;
+use protocol::control::{CapOp, FN_BASE};
+use protocol::xen::{Hypercall, XenVersionOp};
+
+/// Xen's hypercall immediate (`HVC #0xEA1`).
+pub const XEN_HVC_IMM: u16 = 0xEA1;
+/// The Xen version we claim to be (4.17), as `XENVER_version` encodes it.
+pub const XEN_VERSION: u64 = (4 << 16) | 17;
+
+/// What the fast path does with a synchronous exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncAction {
+    /// Capability `NullCall`: `x0..x3` = 0.
+    NullCall,
+    /// Capability `WhoAmI`: `x0` = 0, `x1` = domain id, `x2` = vCPU index, `x3` = 0.
+    WhoAmI,
+    /// `xen_version(XENVER_version)`: `x0` = [`XEN_VERSION`].
+    XenVersion,
+    /// A trapped WFI while a list register already holds a pending interrupt: step over it
+    /// (the guest would wake at once anyway).
+    WfiReturn,
+    /// Anything else: take the lock.
+    Slow,
+}
+
+/// `x0` of the capability `NullCall` (the only id `CapOp::from_function_id` maps to it).
+const NULL_CALL_FID: u64 = (FN_BASE | CapOp::NullCall as u32) as u64;
+/// `x0` of the capability `WhoAmI`.
+const WHO_AM_I_FID: u64 = (FN_BASE | CapOp::WhoAmI as u32) as u64;
+/// `x16` of `xen_version`.
+const XEN_VERSION_NR: u64 = Hypercall::XenVersion as u64;
+/// `x0` of `XENVER_version`.
+const XENVER_VERSION: u64 = XenVersionOp::Version as u64;
+
+/// Classifies a synchronous exit with syndrome `esr`, guest `x0` and `x16`, and the
+/// vCPU's list registers `lrs` (equal to the hardware's). Compares against the exact
+/// register values the slow path's decoders accept (tested against them), since every
+/// instruction here is paid on each round trip.
+#[inline]
+pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
+    match trap::quick(esr) {
+        // PSCI function ids have another SMCCC owner, so they never match (tested).
+        QuickExit::Hvc(0) if x0 == NULL_CALL_FID => SyncAction::NullCall,
+        QuickExit::Hvc(0) if x0 == WHO_AM_I_FID => SyncAction::WhoAmI,
+        QuickExit::Hvc(XEN_HVC_IMM) if x16 == XEN_VERSION_NR && x0 == XENVER_VERSION => {
+            SyncAction::XenVersion
+        }
+        QuickExit::Wfi if lrs.iter().any(|&l| l & lr::PENDING != 0) => SyncAction::WfiReturn,
+        _ => SyncAction::Slow,
+    }
+}
+
+/// The INTID of the virtual timer PPI.
+const VTIMER_PPI: u32 = 27;
+
+/// Where a loaded vCPU's expired virtual timer goes without the lock: `(slot, LR value)`,
+/// a hardware-linked LR (the guest's EOI deactivates the physical interrupt), if the vCPU
+/// is pinned exclusive, its guest enabled the timer PPI (at `priority`), the timer is not
+/// already in an LR, and an LR is free. `None` sends it to the slow path, which masks the
+/// timer and injects through the vGIC model.
+pub fn vtimer_lr(lrs: &[u64], exclusive: bool, priority: Option<u8>) -> Option<(usize, u64)> {
+    let priority = priority.filter(|_| exclusive)?;
+    let in_lr = lrs
+        .iter()
+        .any(|&l| l as u32 == VTIMER_PPI && l & lr::STATE_MASK != 0);
+    if in_lr {
+        return None;
+    }
+    let slot = lrs.iter().position(|&l| l & lr::STATE_MASK == 0)?;
+    let value = lr::PENDING
+        | lr::HW
+        | lr::GROUP1
+        | (u64::from(priority) << lr::PRIORITY_SHIFT)
+        | (u64::from(VTIMER_PPI) << 32)
+        | u64::from(VTIMER_PPI);
+    Some((slot, value))
+}
+
+/// Brings the LR shadow `shadow` up to date with the hardware `hw` where the only change
+/// is the guest's own progress through a hardware-linked LR (pending to active, or
+/// finished): the vGIC model never tracks those (the slow path would only copy or clear
+/// them), so the fast path may do the same. Returns the slots that became free (the caller
+/// zeroes them in the hardware, as the slow path does), or `None` if any other LR changed
+/// and the vGIC model must see it under the lock (`shadow` is then left as it was).
+pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64]) -> Option<u16> {
+    let same_irq = |a: u64, b: u64| a & !lr::STATE_MASK == b & !lr::STATE_MASK;
+    let only_hw_progress = shadow
+        .iter()
+        .zip(hw)
+        .all(|(&s, &h)| s == h || (s & lr::HW != 0 && same_irq(s, h)));
+    if !only_hw_progress {
+        return None;
+    }
+    let mut freed = 0u16;
+    for (i, (s, &h)) in shadow.iter_mut().zip(hw).enumerate() {
+        if *s == h {
+            continue;
+        }
+        if h & lr::STATE_MASK == 0 {
+            *s = 0;
+            freed |= 1 << i;
+        } else {
+            *s = h;
+        }
+    }
+    Some(freed)
+}
+
+/// `ESR_ELx.EC` of an SError interrupt.
+const EC_SERROR: u64 = 0x2f;
+/// `DISR_EL1.A`: an SError was deferred by an error synchronisation barrier.
+pub const DISR_A: u64 = 1 << 31;
+
+/// The syndrome to charge to the domain of the vCPU that just exited, if its exit found an
+/// SError deferred by the exit's error synchronisation barrier (`disr`, the `DISR_EL1`
+/// value): reported as an SError syndrome (EC 0x2F, IL, and DISR's IDS/ISS bits).
+///
+/// Every exit synchronises before anything else runs on the CPU, so an SError a vCPU's own
+/// accesses raised is found at that vCPU's exit, and charged to its domain, never to the
+/// next vCPU loaded here.
+pub fn deferred_serror(disr: u64) -> Option<u64> {
+    (disr & DISR_A != 0).then_some((EC_SERROR << 26) | (1 << 25) | (disr & 0x1ff_ffff))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! The fast path's choices: exactly the calls that touch only the caller's registers, and
+//! the timer LR only where the slow path would also use a hardware-linked one.
+
+use super::*;
+use protocol::control::FN_BASE;
+
+/// ESR_EL2 of `HVC #imm` from AArch64.
+fn hvc(imm: u16) -> u64 {
+    (0x16 << 26) | (1 << 25) | u64::from(imm)
+}
+
+/// ESR_EL2 of a trapped WFI (or WFE if `wfe`).
+fn wfx(wfe: bool) -> u64 {
+    (0x01 << 26) | (1 << 25) | u64::from(wfe)
+}
+
+#[test]
+fn only_register_only_calls_are_fast() {
+    let null = u64::from(FN_BASE) + 12;
+    let who = u64::from(FN_BASE) + 13;
+    assert_eq!(classify_sync(hvc(0), null, 0, &[]), SyncAction::NullCall);
+    assert_eq!(classify_sync(hvc(0), who, 0, &[]), SyncAction::WhoAmI);
+    // Other capability calls, PSCI, unknown SMCCC ids and other immediates are slow.
+    for fid in [
+        u64::from(FN_BASE),
+        u64::from(FN_BASE) + 1,
+        0x8400_0000,
+        0xC400_0003,
+        7,
+    ] {
+        assert_eq!(
+            classify_sync(hvc(0), fid, 0, &[]),
+            SyncAction::Slow,
+            "{fid:#x}"
+        );
+    }
+    assert_eq!(classify_sync(hvc(1), null, 0, &[]), SyncAction::Slow);
+    // SMC serves the same protocol but traps before the instruction: the slow path steps.
+    assert_eq!(
+        classify_sync((0x17 << 26) | (1 << 25), null, 0, &[]),
+        SyncAction::Slow
+    );
+}
+
+#[test]
+fn xen_version_is_fast_only_for_the_register_only_subop() {
+    assert_eq!(
+        classify_sync(hvc(XEN_HVC_IMM), 0, 17, &[]),
+        SyncAction::XenVersion
+    );
+    // Extraversion and get_features write guest memory; another hypercall number is slow.
+    for (x0, x16) in [(1, 17), (6, 17), (1 << 32, 17), (0, 18), (0, 0)] {
+        assert_eq!(
+            classify_sync(hvc(XEN_HVC_IMM), x0, x16, &[]),
+            SyncAction::Slow,
+            "x0={x0} x16={x16}"
+        );
+    }
+}
+
+#[test]
+fn wfi_returns_only_with_a_pending_lr() {
+    let pending = lr::PENDING | 40;
+    let active = lr::STATE_MASK & !lr::PENDING | 41;
+    assert_eq!(
+        classify_sync(wfx(false), 0, 0, &[0, pending]),
+        SyncAction::WfiReturn
+    );
+    assert_eq!(
+        classify_sync(wfx(false), 0, 0, &[0, active]),
+        SyncAction::Slow
+    );
+    assert_eq!(classify_sync(wfx(false), 0, 0, &[]), SyncAction::Slow);
+    assert_eq!(classify_sync(wfx(true), 0, 0, &[pending]), SyncAction::Slow);
+}
+
+#[test]
+fn timer_goes_to_a_free_hw_lr_of_an_exclusive_vcpu() {
+    let busy = lr::PENDING | 33;
+    let (slot, value) = vtimer_lr(&[busy, 0, 0], true, Some(0xa0)).unwrap();
+    assert_eq!(slot, 1);
+    assert_eq!(value & 0xffff_ffff, 27, "virtual INTID");
+    assert_eq!((value >> 32) & 0x1fff, 27, "physical INTID");
+    assert_ne!(value & lr::HW, 0);
+    assert_ne!(value & lr::PENDING, 0);
+    assert_eq!((value >> lr::PRIORITY_SHIFT) & 0xff, 0xa0);
+    // An invalid slot whose other bits are stale still counts as free.
+    assert_eq!(vtimer_lr(&[busy, 27], true, Some(0)).map(|r| r.0), Some(1));
+}
+
+#[test]
+fn timer_is_slow_when_shared_disabled_already_in_flight_or_lrs_full() {
+    let busy = lr::PENDING | 33;
+    assert_eq!(vtimer_lr(&[0, 0], false, Some(0)), None, "shared vCPU");
+    assert_eq!(vtimer_lr(&[0, 0], true, None), None, "PPI disabled");
+    let timer_active = (lr::STATE_MASK & !lr::PENDING) | 27;
+    assert_eq!(
+        vtimer_lr(&[timer_active, 0], true, Some(0)),
+        None,
+        "in flight"
+    );
+    assert_eq!(vtimer_lr(&[busy; 4], true, Some(0)), None, "no free LR");
+}
+
+/// Register values around every boundary the decoders care about.
+fn probes() -> std::vec::Vec<u64> {
+    let mut v = std::vec::Vec::new();
+    for base in [0u64, u64::from(FN_BASE), 0x8400_0000, 0xC400_0000, 1 << 32] {
+        for off in 0..40 {
+            v.push(base + off);
+            v.push(base | (off << 16));
+        }
+    }
+    v.extend([
+        u64::MAX,
+        u64::from(FN_BASE) | (1 << 32) | 12,
+        17 | (1 << 32),
+    ]);
+    v
+}
+
+#[test]
+fn agrees_with_the_slow_path_decoders() {
+    use protocol::xen::Hypercall;
+    for x0 in probes() {
+        let cap = CapOp::from_function_id(x0);
+        let want = match cap {
+            Some(Ok(CapOp::NullCall)) => SyncAction::NullCall,
+            Some(Ok(CapOp::WhoAmI)) => SyncAction::WhoAmI,
+            _ => SyncAction::Slow,
+        };
+        assert_eq!(classify_sync(hvc(0), x0, 0, &[]), want, "x0={x0:#x}");
+        if want != SyncAction::Slow {
+            assert!(protocol::psci::PsciFn::from_id(x0).is_none());
+        }
+        for x16 in probes() {
+            let version = Hypercall::from_reg(x16) == Some(Hypercall::XenVersion)
+                && u32::try_from(x0)
+                    .ok()
+                    .and_then(|c| XenVersionOp::try_from(c).ok())
+                    == Some(XenVersionOp::Version);
+            let want = if version {
+                SyncAction::XenVersion
+            } else {
+                SyncAction::Slow
+            };
+            assert_eq!(classify_sync(hvc(XEN_HVC_IMM), x0, x16, &[]), want);
+        }
+    }
+}
+
+#[test]
+fn quick_decode_agrees_with_decode() {
+    use crate::trap::{decode, Exit, QuickExit};
+    for ec in 0..64u64 {
+        for iss in [0u64, 1, 2, 3, 0xEA1, 0x1ff_ffff] {
+            let esr = (ec << 26) | (1 << 25) | iss;
+            let want = match decode(esr, 0, 0) {
+                Exit::Hvc { imm } => QuickExit::Hvc(imm),
+                Exit::Wfi => QuickExit::Wfi,
+                _ => QuickExit::Other,
+            };
+            assert_eq!(crate::trap::quick(esr), want, "esr={esr:#x}");
+        }
+    }
+}
+
+#[test]
+fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
+    let (slot, timer) = vtimer_lr(&[0, 0], true, Some(0x80)).unwrap();
+    assert_eq!(slot, 0);
+    let soft = lr::PENDING | 40;
+    let active = |v: u64| (v & !lr::STATE_MASK) | (lr::STATE_MASK & !lr::PENDING);
+    let finished = |v: u64| v & !lr::STATE_MASK;
+
+    // Pending -> active: copied; nothing freed.
+    let mut shadow = [timer, soft];
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[active(timer), soft]),
+        Some(0)
+    );
+    assert_eq!(shadow, [active(timer), soft]);
+    // Active -> finished: the slot is freed (zeroed), as the slow path would.
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[finished(timer), soft]),
+        Some(1)
+    );
+    assert_eq!(shadow, [0, soft]);
+
+    // A software LR the vGIC model tracks changed: slow, shadow untouched.
+    let mut shadow = [timer, soft];
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)]),
+        None
+    );
+    assert_eq!(shadow, [timer, soft]);
+    // A HW LR whose INTID or priority changed is not the guest's progress.
+    assert_eq!(absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft]), None);
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[timer ^ (1 << 50), soft]),
+        None
+    );
+    // Equal: nothing to do.
+    assert_eq!(absorb_hw_lr_progress(&mut shadow, &[timer, soft]), Some(0));
+}
+
+#[test]
+fn a_deferred_serror_is_charged_with_an_serror_syndrome() {
+    assert_eq!(deferred_serror(0), None, "nothing deferred");
+    assert_eq!(
+        deferred_serror(0x1234),
+        None,
+        "syndrome bits without A are stale"
+    );
+    let esr = deferred_serror(DISR_A | (1 << 24) | 0x11).unwrap();
+    assert_eq!(crate::trap::esr_ec(esr), 0x2f);
+    assert_eq!(
+        crate::trap::esr_iss(esr),
+        (1 << 24) | 0x11,
+        "IDS and ISS kept"
+    );
+}
+
+#[test]
+fn serrors_are_charged_to_the_vcpu_whose_exit_found_them() {
+    // One CPU runs A, then B, then A again. A's access raises an SError that is still
+    // pending when A exits; the exit's barrier defers it into DISR. The run loop charges
+    // whatever the barrier finds to the vCPU that just exited, then clears DISR, so B's
+    // exits find nothing.
+    let mut disr = 0u64;
+    let mut charged = std::vec::Vec::new();
+    for (running, raises) in [("A", true), ("B", false), ("A", false)] {
+        if raises {
+            disr = DISR_A | 0x11; // the pending SError, deferred at this exit
+        }
+        if let Some(esr) = deferred_serror(disr) {
+            charged.push((running, esr));
+            disr = 0; // cleared as it is read
+        }
+    }
+    assert_eq!(charged.len(), 1);
+    assert_eq!(charged[0].0, "A");
+}

@@ -1,0 +1,190 @@
+//! The per-CPU run loop and its fast path. After each exit the CPU first tries to finish
+//! it alone, touching only the guest's registers, its own list registers and [`Local`]:
+//! the capability null call and `WhoAmI`, `xen_version(XENVER_version)`, a WFI with an
+//! interrupt already pending in an LR, a spurious interrupt, and the virtual timer of a
+//! loaded pinned-exclusive vCPU (straight into a free hardware-linked LR). If nothing is
+//! in its mailbox it re-enters the guest at once: no lock, no scheduler. Everything else
+//! takes [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
+//!
+//! The fast path never runs while the LRs differ from their shadow (the guest finished or
+//! took an interrupt the vGIC model must hear about first), so the slow path sees the same
+//! state it always did.
+
+use super::percpu::{Local, MAILBOX};
+use super::{key_parts, Hyp, HYP};
+use crate::arch::context::{lrs_match, read_lrs, GuestRegs, MAX_LRS};
+use crate::arch::gic::{self, SPURIOUS, VTIMER_PPI};
+use crate::arch::sysreg::{read_esr_el2, write_ich_lr};
+use crate::arch::vectors::ExitKind;
+use crate::arch::{self};
+use crate::fastpath::{
+    absorb_hw_lr_progress, classify_sync, deferred_serror, vtimer_lr, SyncAction, XEN_VERSION,
+};
+use crate::sched::VcpuKey;
+
+/// How an exit ended on the fast path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Finished; the guest may re-enter.
+    Done,
+    /// Needs the lock; `first_irq` is an interrupt the fast path already acknowledged,
+    /// `serror` an SError syndrome the exit's error barrier found (the guest's).
+    Slow {
+        first_irq: Option<u32>,
+        serror: Option<u64>,
+    },
+}
+
+/// An exit handed from the fast path to the next locked pass.
+#[derive(Clone, Copy, Debug)]
+struct SlowExit {
+    key: VcpuKey,
+    kind: ExitKind,
+    first_irq: Option<u32>,
+    serror: Option<u64>,
+}
+
+/// Takes the global lock with this CPU's private state handed over for the duration.
+fn locked<R>(local: &mut Local, f: impl FnOnce(&mut Hyp) -> R) -> R {
+    let mut guard = HYP.lock();
+    let hyp = guard
+        .as_mut()
+        .expect("HYP is built before any CPU runs guests");
+    hyp.take_local(local);
+    let result = f(hyp);
+    hyp.give_local(local);
+    result
+}
+
+/// Runs guests on this CPU forever.
+pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
+    let nr_lrs = HYP.lock().as_ref().map_or(0, |h| h.nr_lrs);
+    let mut local = Local::new(cpu, nr_lrs);
+    crate::log::defer_output();
+    let mut exit: Option<SlowExit> = None;
+    loop {
+        let (next, work) = locked(&mut local, |hyp| {
+            if let Some(e) = exit.take() {
+                hyp.after_exit(cpu, e.key, e.kind, regs, e.first_irq, e.serror);
+            }
+            let next = hyp.schedule(cpu, regs);
+            (next, core::mem::take(&mut hyp.bulk[cpu]))
+        });
+        if !work.is_empty() {
+            // Building or freeing a domain left memory work: do it without the lock so the
+            // other CPUs (a pinned RTOS) never wait for it, then decide again.
+            work.execute();
+            locked(&mut local, |hyp| hyp.finish_bulk(work, cpu));
+            continue;
+        }
+        let Some(key) = next else {
+            // Idle: a safe point to write queued console lines out.
+            crate::log::drain();
+            arch::wait_for_interrupt();
+            locked(&mut local, |hyp| hyp.handle_physical_irqs(cpu, None));
+            continue;
+        };
+        // A shared CPU drains the console before going back in; a pinned-exclusive one
+        // never does (its guest's latency must not depend on the UART).
+        if !local.loaded.is_some_and(|l| l.exclusive) {
+            crate::log::drain();
+        }
+        exit = run_until_slow(&mut local, key, regs);
+    }
+}
+
+/// Runs the loaded vCPU `key`, finishing exits on the fast path, until one needs the lock
+/// (returned) or the mailbox asks for a new decision (`None`).
+fn run_until_slow(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Option<SlowExit> {
+    let mailbox = &MAILBOX[local.cpu];
+    // The fast path's own few instructions count as the guest's time: one pair of counter
+    // reads per stay instead of per exit.
+    let start = arch::counter_now();
+    let result = loop {
+        // SAFETY: the last locked pass loaded this vCPU's EL1 context, VTTBR and HCR on this
+        // CPU (`schedule`), and TPIDR_EL2 was set up at boot.
+        let kind = unsafe { arch::vectors::run_guest(regs) };
+        local.exits += 1;
+        match handle(local, kind, regs) {
+            Outcome::Done if !mailbox.pending() => continue,
+            Outcome::Done => break None,
+            Outcome::Slow { first_irq, serror } => {
+                break Some(SlowExit {
+                    key,
+                    kind,
+                    first_irq,
+                    serror,
+                })
+            }
+        }
+    };
+    local.run_ticks += arch::counter_now().saturating_sub(start);
+    result
+}
+
+/// Tries to finish one exit without the lock.
+fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
+    const SLOW: Outcome = Outcome::Slow {
+        first_irq: None,
+        serror: None,
+    };
+    // First, before this CPU does anything else: an SError the guest's own accesses left
+    // pending is found now and charged to it (DESIGN §5), not to the next vCPU here.
+    if let Some(serror) = arch::take_deferred_serror().and_then(deferred_serror) {
+        return Outcome::Slow {
+            first_irq: None,
+            serror: Some(serror),
+        };
+    }
+    let n = local.nr_lrs;
+    let Some(lv) = local.loaded.as_mut() else {
+        return SLOW;
+    };
+    if !lrs_match(&lv.lrs[..n]) {
+        // Usually the guest finishing the timer's hardware-linked LR: absorbed here.
+        let mut hw = [0u64; MAX_LRS];
+        read_lrs(&mut hw[..n]);
+        let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n]) else {
+            return SLOW;
+        };
+        for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
+            write_ich_lr(slot, 0);
+        }
+    }
+    match kind {
+        ExitKind::Sync => {
+            match classify_sync(read_esr_el2(), regs.x[0], regs.x[16], &lv.lrs[..n]) {
+                SyncAction::NullCall => regs.x[..4].fill(0),
+                SyncAction::WhoAmI => {
+                    let (id, v) = key_parts(lv.key);
+                    regs.x[..4].copy_from_slice(&[0, u64::from(id.0), v as u64, 0]);
+                }
+                SyncAction::XenVersion => regs.x[0] = XEN_VERSION,
+                SyncAction::WfiReturn => regs.pc += 4,
+                SyncAction::Slow => return SLOW,
+            }
+            Outcome::Done
+        }
+        ExitKind::Irq | ExitKind::Fiq => loop {
+            let intid = gic::ack();
+            if intid == SPURIOUS {
+                return Outcome::Done;
+            }
+            let lr = (intid == VTIMER_PPI && lv.priority_fresh())
+                .then(|| vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority))
+                .flatten();
+            let Some((slot, value)) = lr else {
+                return Outcome::Slow {
+                    first_irq: Some(intid),
+                    serror: None,
+                };
+            };
+            lv.lrs[slot] = value;
+            write_ich_lr(slot, value);
+            local.irqs += 1;
+            // Hardware-linked: the guest's EOI deactivates the physical interrupt.
+            gic::drop_priority(intid);
+        },
+        ExitKind::SError => SLOW,
+    }
+}

@@ -1,0 +1,232 @@
+//! Diagnostics for guests that program the emulated GIC in a way that cannot deliver
+//! interrupts on a GIC (or, for the CPU interface, cannot deliver them here either): the
+//! model notes each kind once per domain and the caller prints it, so a guest that waits
+//! forever for an interrupt leaves one line in the log saying why.
+//!
+//! Invariants: each [`VgicWarning`] kind is raised at most once per [`super::VgicDomain`]
+//! (a restarted domain gets a new one, so it may warn again); raising never changes what
+//! is delivered; taking a warning only clears it from the queue, not from the
+//! "already reported" set.
+
+use core::fmt;
+
+/// Number of warning kinds.
+const KINDS: usize = 5;
+
+/// `ICH_VMCR_EL2.VENG1`: the guest's `ICC_IGRPEN1_EL1`.
+pub const VMCR_VENG1: u64 = 1 << 1;
+/// Shift of `ICH_VMCR_EL2.VPMR`: the guest's `ICC_PMR_EL1`.
+pub const VMCR_VPMR_SHIFT: u32 = 24;
+/// `GICD_CTLR.EnableGrp1S` of the Secure view, which a Secure-world kernel sets.
+const SECURE_GROUP1_ENABLE: u32 = 1 << 2;
+
+/// One way a guest's interrupt-controller setup keeps interrupts from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VgicWarning {
+    /// The guest wrote 0 to an `IGROUPR` bit, asking for Group 0 (as a kernel built for the
+    /// Secure world does). A non-secure guest has no Group 0: the write is ignored and the
+    /// interrupt stays Group 1, as on Xen.
+    Group0Requested {
+        /// First INTID the write tried to move to Group 0.
+        intid: u32,
+    },
+    /// An interrupt was delivered while `GICD_CTLR.EnableGrp1` was off (`ctlr` is the value
+    /// the guest last wrote). A GIC would hold it; Bulkhead delivers it, as Xen does.
+    DistributorGroupOff {
+        /// The interrupt delivered.
+        intid: u32,
+        /// The guest's last `GICD_CTLR` write.
+        ctlr: u32,
+    },
+    /// An SGI or PPI was delivered to a vCPU whose redistributor the guest left asleep
+    /// (`GICR_WAKER.ProcessorSleep` = 1). A GIC would hold it; Bulkhead delivers it.
+    RedistributorAsleep {
+        /// The vCPU.
+        vcpu: usize,
+        /// The interrupt delivered.
+        intid: u32,
+    },
+    /// A vCPU waits for interrupts (WFI) with `ICC_IGRPEN1_EL1` = 0: none can reach it.
+    CpuInterfaceOff {
+        /// The vCPU.
+        vcpu: usize,
+    },
+    /// A vCPU waits for interrupts (WFI) while its priority mask (`ICC_PMR_EL1`) masks
+    /// every interrupt it has enabled: none can reach it.
+    PriorityMasked {
+        /// The vCPU.
+        vcpu: usize,
+        /// The guest's priority mask.
+        pmr: u8,
+        /// The most urgent priority among its enabled interrupts.
+        best: u8,
+    },
+}
+
+impl VgicWarning {
+    fn kind(self) -> usize {
+        match self {
+            Self::Group0Requested { .. } => 0,
+            Self::DistributorGroupOff { .. } => 1,
+            Self::RedistributorAsleep { .. } => 2,
+            Self::CpuInterfaceOff { .. } => Diagnostics::kind_of_cpu_off(),
+            Self::PriorityMasked { .. } => Diagnostics::kind_of_masked(),
+        }
+    }
+}
+
+impl fmt::Display for VgicWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Group0Requested { intid } => write!(
+                f,
+                "vGIC: the guest puts interrupts in Group 0 (IGROUPR bit of INTID {intid} \
+                 written 0), as a Secure-world kernel does; a non-secure guest has only \
+                 Group 1, so they stay in Group 1 (as on Xen)"
+            ),
+            Self::DistributorGroupOff { intid, ctlr } => {
+                write!(
+                    f,
+                    "vGIC: INTID {intid} delivered while GICD_CTLR.EnableGrp1 (bit 1) is off \
+                     (GICD_CTLR last written {ctlr:#x}"
+                )?;
+                if ctlr & SECURE_GROUP1_ENABLE != 0 {
+                    f.write_str("; its bit 2, EnableGrp1S, exists only in the Secure world")?;
+                }
+                f.write_str("); a GIC would never deliver it, Bulkhead delivers it as Xen does")
+            }
+            Self::RedistributorAsleep { vcpu, intid } => write!(
+                f,
+                "vGIC: INTID {intid} delivered to vCPU {vcpu} whose redistributor is asleep \
+                 (GICR_WAKER.ProcessorSleep = 1); a GIC would never deliver it, Bulkhead \
+                 delivers it as Xen does"
+            ),
+            Self::CpuInterfaceOff { vcpu } => write!(
+                f,
+                "vGIC: vCPU {vcpu} waits for interrupts with ICC_IGRPEN1_EL1 = 0; no \
+                 interrupt will ever reach it"
+            ),
+            Self::PriorityMasked { vcpu, pmr, best } => write!(
+                f,
+                "vGIC: vCPU {vcpu} waits for interrupts with ICC_PMR_EL1 = {pmr:#x}, which \
+                 masks all it has enabled (most urgent priority {best:#x}); none will reach it"
+            ),
+        }
+    }
+}
+
+/// Warnings raised and not yet handed out, and the kinds ever raised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Diagnostics {
+    queued: [Option<VgicWarning>; KINDS],
+    reported: u8,
+}
+
+impl Diagnostics {
+    /// Nothing raised yet.
+    pub const NONE: Self = Self {
+        queued: [None; KINDS],
+        reported: 0,
+    };
+
+    /// Queues `w` unless its kind was raised before.
+    pub fn raise(&mut self, w: VgicWarning) {
+        let kind = w.kind();
+        if self.reported & (1 << kind) == 0 {
+            self.reported |= 1 << kind;
+            if let Some(slot) = self.queued.get_mut(kind) {
+                *slot = Some(w);
+            }
+        }
+    }
+
+    /// Whether both WFI-time kinds were raised already, so the scan can be skipped.
+    pub fn wait_checks_done(&self) -> bool {
+        let both = (1 << Self::kind_of_cpu_off()) | (1 << Self::kind_of_masked());
+        self.reported & both == both
+    }
+
+    const fn kind_of_cpu_off() -> usize {
+        3
+    }
+
+    const fn kind_of_masked() -> usize {
+        4
+    }
+
+    /// Whether something waits to be taken.
+    pub fn any_queued(&self) -> bool {
+        self.queued.iter().any(Option::is_some)
+    }
+
+    /// Hands out one queued warning.
+    pub fn take(&mut self) -> Option<VgicWarning> {
+        self.queued.iter_mut().find_map(Option::take)
+    }
+}
+
+impl super::VgicDomain {
+    /// Hands out one warning raised since the last call; each kind is raised at most once
+    /// per domain, so printing whatever this returns is already rate-limited.
+    pub fn take_warning(&mut self) -> Option<VgicWarning> {
+        self.diag.take()
+    }
+
+    /// Whether [`Self::take_warning`] has something (a cheap test for the exit path).
+    pub fn has_warning(&self) -> bool {
+        self.diag.any_queued()
+    }
+
+    /// `vcpu` is about to block in WFI with `vmcr` (its `ICH_VMCR_EL2`) and nothing
+    /// deliverable: if it has interrupts enabled but its CPU interface cannot take any of
+    /// them (group 1 disabled, or every one masked by its priority mask), it will wait
+    /// forever; raise that once.
+    pub fn note_wait(&mut self, vcpu: usize, vmcr: u64) {
+        if self.diag.wait_checks_done() {
+            return;
+        }
+        let Some(best) = self.best_enabled_priority(vcpu) else {
+            // Nothing enabled: it waits for something else (a kick, PSCI), not for us.
+            return;
+        };
+        if vmcr & VMCR_VENG1 == 0 {
+            self.diag.raise(VgicWarning::CpuInterfaceOff { vcpu });
+            return;
+        }
+        let pmr = (vmcr >> VMCR_VPMR_SHIFT) as u8;
+        // The CPU interface signals an interrupt only if its priority is higher (a lower
+        // value) than the mask.
+        if best >= pmr {
+            self.diag
+                .raise(VgicWarning::PriorityMasked { vcpu, pmr, best });
+        }
+    }
+
+    /// Called as `intid` is handed to `vcpu`'s list registers: notes deliveries a GIC would
+    /// have held back under the guest's configuration.
+    pub(crate) fn note_delivery(&mut self, vcpu: usize, intid: u32) {
+        if self.ctlr & super::regs::CTLR_ENABLE_G1A == 0 {
+            let ctlr = self.ctlr;
+            self.diag
+                .raise(VgicWarning::DistributorGroupOff { intid, ctlr });
+        }
+        let asleep = self
+            .waker
+            .get(vcpu)
+            .is_some_and(|w| w & super::state::WAKER_PROCESSOR_SLEEP != 0);
+        if intid < super::FIRST_SPI && asleep {
+            self.diag
+                .raise(VgicWarning::RedistributorAsleep { vcpu, intid });
+        }
+    }
+
+    /// The most urgent priority among the interrupts `vcpu` could receive if they fired:
+    /// its enabled SGIs/PPIs and the enabled SPIs routed (or held) there.
+    fn best_enabled_priority(&self, vcpu: usize) -> Option<u8> {
+        (0..super::NR_IRQS as u32)
+            .filter(|&intid| self.delivery_vcpu(vcpu, intid) == Some(vcpu))
+            .filter_map(|intid| self.enabled_priority(vcpu, intid))
+            .min()
+    }
+}

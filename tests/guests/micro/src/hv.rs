@@ -1,0 +1,263 @@
+//! What the guest asks of the hypervisor through the Xen ABI only: console output
+//! (`console_io`, else Xen's vpl011), `xen_version`, PSCI `CPU_ON`, the GICv3 distributor and
+//! redistributors at Xen's guest addresses, the shared-info page and 2-level event channels.
+
+use crate::arch;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+use protocol::layout::{GUEST_GICD_BASE, GUEST_GICR_BASE, GUEST_GICR_STRIDE};
+use protocol::psci::PsciFn;
+use protocol::xen::structs::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnSend, EvtchnUnmask, SharedInfo,
+    XenAddToPhysmap, DOMID_SELF,
+};
+use protocol::xen::{ConsoleIoOp, EvtchnOp, Hypercall, MapSpace, MemoryOp, XenVersionOp};
+use zerocopy::IntoBytes;
+
+/// Xen's vpl011 for dom0less guests (GUEST_PL011_BASE), used only when `console_io` is
+/// refused.
+const VPL011_BASE: u64 = 0x2200_0000;
+/// PL011 flag register: transmit FIFO full.
+const PL011_FR: u64 = 0x18;
+const PL011_FR_TXFF: u32 = 1 << 5;
+
+/// Set once `console_io` failed: write to the vpl011 from then on.
+static USE_VPL011: AtomicBool = AtomicBool::new(false);
+
+/// Writes `bytes` to the console.
+pub fn console_write(bytes: &[u8]) {
+    if !USE_VPL011.load(Ordering::Relaxed) {
+        let r = arch::xen_hypercall(
+            Hypercall::ConsoleIo as u64,
+            [
+                ConsoleIoOp::Write as u64,
+                bytes.len() as u64,
+                bytes.as_ptr() as u64,
+                0,
+                0,
+            ],
+        );
+        if r >= 0 {
+            return;
+        }
+        USE_VPL011.store(true, Ordering::Relaxed);
+    }
+    for &b in bytes {
+        // SAFETY: Xen maps its vpl011 here for a dom0less guest given `vpl011`; we only get
+        // here on a hypervisor that refused console_io, which is that case.
+        unsafe {
+            while arch::mmio_read32(VPL011_BASE + PL011_FR) & PL011_FR_TXFF != 0 {}
+            arch::mmio_write32(VPL011_BASE, u32::from(b));
+        }
+    }
+}
+
+/// A line buffer: `write!` into it, then [`Line::flush`] sends it in one `console_io`.
+pub struct Line {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    /// Sends the line with a newline.
+    pub fn flush(&mut self) {
+        let _ = fmt::Write::write_str(self, "\n");
+        console_write(&self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// `println!`-like: one console line.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut line = $crate::hv::Line::new();
+        let _ = core::fmt::Write::write_fmt(&mut line, format_args!($($arg)*));
+        line.flush();
+    }};
+}
+
+/// `XENVER_extraversion` (e.g. `-bulkhead`, or Debian's `.7+13-g…`-style suffix).
+pub fn extraversion() -> [u8; 16] {
+    let mut buf = [0u8; 16];
+    let _ = arch::xen_hypercall(
+        Hypercall::XenVersion as u64,
+        [
+            XenVersionOp::Extraversion as u64,
+            buf.as_mut_ptr() as u64,
+            0,
+            0,
+            0,
+        ],
+    );
+    buf
+}
+
+/// Starts vCPU `mpidr` at [`arch::secondary_entry`] with its stack; the PSCI return code.
+pub fn cpu_on(mpidr: u64) -> i64 {
+    arch::smccc(
+        PsciFn::CpuOn as u64,
+        mpidr,
+        arch::secondary_entry(),
+        arch::secondary_stack(),
+    )
+}
+
+const GICD_CTLR: u64 = 0x0;
+const GICD_CTLR_ENABLE_G1A: u32 = 1 << 1;
+const GICD_CTLR_ARE: u32 = 1 << 4;
+/// Redistributor SGI frame, relative to the redistributor's base.
+const GICR_SGI: u64 = 0x1_0000;
+const GICR_IGROUPR0: u64 = 0x80;
+const GICR_ISENABLER0: u64 = 0x100;
+const GICR_IPRIORITYR: u64 = 0x400;
+/// One priority for everything: the benchmarks never nest interrupts.
+const PRIORITY: u8 = 0x80;
+
+/// Turns on group 1 at the distributor (vCPU 0 does it once).
+pub fn gic_dist_init() {
+    // SAFETY: Xen's guest GICD (and Bulkhead's, at the same address) takes 32-bit writes.
+    unsafe {
+        arch::mmio_write32(
+            GUEST_GICD_BASE.as_u64() + GICD_CTLR,
+            GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1A,
+        );
+    }
+}
+
+/// Group 1, one priority and enabled, at this vCPU's redistributor, for each of `intids`
+/// (SGIs and PPIs), then the CPU interface on.
+pub fn gic_cpu_init(intids: &[u32]) {
+    let sgi = GUEST_GICR_BASE.as_u64() + GUEST_GICR_STRIDE * arch::cpu_index() as u64 + GICR_SGI;
+    let mut enable = 0u32;
+    for &id in intids {
+        enable |= 1 << id;
+        let reg = GICR_IPRIORITYR + u64::from(id & !3);
+        let shift = (id & 3) * 8;
+        // SAFETY: the redistributor frames of this vCPU at Xen's guest addresses; the
+        // priority registers are byte fields read and written as whole words.
+        unsafe {
+            let old = arch::mmio_read32(sgi + reg);
+            let v = (old & !(0xff << shift)) | (u32::from(PRIORITY) << shift);
+            arch::mmio_write32(sgi + reg, v);
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        arch::mmio_write32(sgi + GICR_IGROUPR0, u32::MAX);
+        arch::mmio_write32(sgi + GICR_ISENABLER0, enable);
+    }
+    arch::gic_cpu_init();
+}
+
+/// A page-aligned page of our RAM for the shared-info mapping.
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; 4096]);
+
+/// Maps the shared-info page over `page` (Linux does the same with a RAM page).
+pub fn map_shared_info(page: &Page) -> Result<(), i64> {
+    let xatp = XenAddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space: MapSpace::SharedInfo as u32,
+        idx: 0,
+        gpfn: (page as *const Page as u64) >> 12,
+    };
+    match arch::xen_hypercall(
+        Hypercall::MemoryOp as u64,
+        [
+            MemoryOp::AddToPhysmap as u64,
+            xatp.as_bytes().as_ptr() as u64,
+            0,
+            0,
+            0,
+        ],
+    ) {
+        0 => Ok(()),
+        e => Err(e),
+    }
+}
+
+/// `EVTCHNOP_*` with `arg` in and out.
+fn evtchn_op<T: IntoBytes + zerocopy::FromBytes>(op: EvtchnOp, arg: &mut T) -> i64 {
+    arch::xen_hypercall(
+        Hypercall::EventChannelOp as u64,
+        [op as u64, arg.as_mut_bytes().as_mut_ptr() as u64, 0, 0, 0],
+    )
+}
+
+/// A new port of ours that domain `peer` may bind.
+pub fn alloc_unbound(peer: u16) -> Result<u32, i64> {
+    let mut a = EvtchnAllocUnbound {
+        dom: DOMID_SELF,
+        remote_dom: peer,
+        port: 0,
+    };
+    match evtchn_op(EvtchnOp::AllocUnbound, &mut a) {
+        0 => Ok(a.port),
+        e => Err(e),
+    }
+}
+
+/// Binds `peer`'s unbound `port`; our new local port.
+pub fn bind_interdomain(peer: u16, port: u32) -> Result<u32, i64> {
+    let mut b = EvtchnBindInterdomain {
+        remote_dom: peer,
+        _pad0: 0,
+        remote_port: port,
+        local_port: 0,
+    };
+    match evtchn_op(EvtchnOp::BindInterdomain, &mut b) {
+        0 => Ok(b.local_port),
+        e => Err(e),
+    }
+}
+
+/// Notifies the other end of `port`.
+pub fn send(port: u32) -> i64 {
+    let mut s = EvtchnSend { port };
+    evtchn_op(EvtchnOp::Send, &mut s)
+}
+
+/// Unmasks `port`.
+pub fn unmask(port: u32) -> i64 {
+    let mut u = EvtchnUnmask { port };
+    evtchn_op(EvtchnOp::Unmask, &mut u)
+}
+
+/// Clears vCPU 0's upcall flags and every pending bit the selector names, in the
+/// shared-info page at `si` (the 2-level protocol's consumer side).
+pub fn clear_pending(si: *mut SharedInfo) {
+    // SAFETY: `si` is the mapped shared-info page; the fields are naturally aligned and only
+    // this vCPU consumes them (the hypervisor sets bits concurrently, so the selector is
+    // read before being cleared and bits may be set again afterwards: a later upcall).
+    unsafe {
+        let info = core::ptr::addr_of_mut!((*si).vcpu_info[0]);
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*info).evtchn_upcall_pending), 0);
+        let sel = core::ptr::read_volatile(core::ptr::addr_of!((*info).evtchn_pending_sel));
+        core::ptr::write_volatile(core::ptr::addr_of_mut!((*info).evtchn_pending_sel), 0);
+        for w in 0..64 {
+            if sel & (1 << w) != 0 {
+                core::ptr::write_volatile(core::ptr::addr_of_mut!((*si).evtchn_pending[w]), 0);
+            }
+        }
+    }
+}

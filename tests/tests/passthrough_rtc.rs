@@ -1,0 +1,148 @@
+//! Device passthrough to an ordinary guest with Xen's configuration language (issue 16): a
+//! stock Debian Linux guest's xl.cfg gives it QEMU `virt`'s PL031 RTC with `iomem`, `irqs`,
+//! `dtdev` and a partial device tree (`device_tree`, Xen's `/passthrough` node, written here
+//! in 1/1 cells with the partial tree's own GIC as `interrupt-parent`, which the tools fix
+//! up). Linux's own `rtc-pl031` driver finds the device in its generated tree and reads the
+//! clock through the mapped registers: the guest's `rtc0` must read the host's time, and
+//! again after the guest reboots (on_reboot = "restart").
+
+use bulkhead_tests::{
+    connect, linux_failures, scratch_dir, type_line, value_after, wait_for_text, wait_until, Boot,
+    Expect,
+};
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::default_socket;
+use bulkhead_tools::qemu::RunOptions;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use vm_fdt::FdtWriter;
+
+/// The partial tree as a user writes it: a 1/1-cell root, a GIC of its own (phandle 1), and
+/// under `/passthrough` the PL031 with the APB clock the AMBA bus asks for.
+fn partial_dt() -> Vec<u8> {
+    let mut w = FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    let gic = w.begin_node("gic").unwrap();
+    w.property_u32("phandle", 1).unwrap();
+    w.end_node(gic).unwrap();
+    let bus = w.begin_node("passthrough").unwrap();
+    w.property_string("compatible", "simple-bus").unwrap();
+    w.property_null("ranges").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 1).unwrap();
+    let clk = w.begin_node("apb-pclk").unwrap();
+    w.property_string("compatible", "fixed-clock").unwrap();
+    w.property_u32("#clock-cells", 0).unwrap();
+    w.property_u32("clock-frequency", 24_000_000).unwrap();
+    w.property_string("clock-output-names", "clk24mhz").unwrap();
+    w.property_u32("phandle", 2).unwrap();
+    w.end_node(clk).unwrap();
+    let rtc = w.begin_node("pl031@9010000").unwrap();
+    w.property_string_list(
+        "compatible",
+        vec!["arm,pl031".into(), "arm,primecell".into()],
+    )
+    .unwrap();
+    w.property_array_u32("reg", &[0x0901_0000, 0x1000]).unwrap();
+    w.property_array_u32("interrupts", &[0, 2, 4]).unwrap();
+    w.property_u32("interrupt-parent", 1).unwrap();
+    w.property_u32("clocks", 2).unwrap();
+    w.property_string("clock-names", "apb_pclk").unwrap();
+    w.end_node(rtc).unwrap();
+    w.end_node(bus).unwrap();
+    w.end_node(root).unwrap();
+    w.finish().unwrap()
+}
+
+fn system(dir: &Path) -> PathBuf {
+    std::fs::write(dir.join("rtc.dtb"), partial_dt()).expect("write rtc.dtb");
+    let cfg = r#"# Written by tests/tests/passthrough_rtc.rs: QEMU virt's PL031 for a Linux guest.
+name = "rtcguest"
+kernel = "debian-linux"
+ramdisk = "debian-initramfs"
+extra = "console=hvc0 loglevel=4"
+memory = 192
+vcpus = 1
+cpus = "1"
+on_poweroff = "destroy"
+on_reboot = "restart"
+iomem = [ "0x9010,1@0x9010" ]
+irqs = [ 34 ]
+dtdev = [ "/pl031@9010000" ]
+device_tree = "rtc.dtb"
+"#;
+    std::fs::write(dir.join("rtc.cfg"), cfg).expect("write rtc.cfg");
+    let toml = "# Written by tests/tests/passthrough_rtc.rs.\n[system]\nsmp = 2\nmemory = 1024\n\n[[domain]]\nconfig = \"rtc.cfg\"\n";
+    let path = dir.join("passthrough_rtc.toml");
+    std::fs::write(&path, toml).expect("write system");
+    path
+}
+
+/// Has the guest print its `rtc0`'s name and time followed by `RTC-DONE-<mark>`, and checks
+/// them against the PL031 and the host's clock.
+fn read_rtc(c: &mut Client, mark: u32) {
+    type_line(
+        c,
+        "rtcguest",
+        &format!("echo RTC-NAME=$(cat /sys/class/rtc/rtc0/name) RTC-EPOCH=$(cat /sys/class/rtc/rtc0/since_epoch) RTC-DONE-$(({mark}-1+1))"),
+    );
+    // The shell echoes the typed line: wait for what only its output has.
+    let done = format!("RTC-DONE-{mark}");
+    let h = wait_for_text(c, &done, "the guest's rtc0", 120);
+    // Read as soon as the line is seen: the console path adds well under a second.
+    let host = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let line = h
+        .lines()
+        .rev()
+        .find(|l| l.contains(&done))
+        .expect("the answer line");
+    let name = value_after(line, "RTC-NAME=");
+    let guest: i64 = value_after(line, "RTC-EPOCH=")
+        .parse()
+        .unwrap_or_else(|_| panic!("no RTC reading in the guest (is rtc0 there?): {line}"));
+    // Its driver's name, then the device's ("rtc-pl031 9010000.pl031").
+    assert_eq!(name, "rtc-pl031", "rtc0 is not the PL031");
+    assert!(
+        (host - guest).abs() <= 3,
+        "the guest's PL031 reads {guest}, the host's clock {host}"
+    );
+}
+
+#[test]
+fn a_linux_guest_reads_the_passed_through_pl031() {
+    let _ = std::fs::remove_file(default_socket());
+    let dir = scratch_dir("passthrough_rtc");
+    let expect = Expect::new()
+        .then(r"\[rtcguest\] RTC-NAME=rtc-pl031 \S+ RTC-EPOCH=\d+ RTC-DONE-42")
+        .and_then(|e| e.then(r"\[rtcguest\] RTC-NAME=rtc-pl031 \S+ RTC-EPOCH=\d+ RTC-DONE-43"))
+        // Typed once the test has read the history: QEMU stops only then.
+        .and_then(|e| e.then(r"\[rtcguest\] RTC-TEST-END-7"))
+        .and_then(|e| e.forbid(&linux_failures(r"rtcguest", &[])))
+        // Its own `reboot` stops it too ("asked to reboot"); a fault on the device must not.
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(rtcguest\) stopped: (stage-2|crashed|unhandled)"))
+        .expect("markers");
+    let options = RunOptions::test(system(&dir), expect, Duration::from_secs(600));
+    let boot = Boot::start(options);
+
+    let mut c = connect();
+    wait_for_text(&mut c, "[rtcguest] BULKHEAD-LINUX-USERSPACE", "boot", 400);
+    read_rtc(&mut c, 42);
+    // `reboot` in the guest (on_reboot = "restart"): the next incarnation gets the device
+    // again, mapped and described as before.
+    type_line(&mut c, "rtcguest", "reboot");
+    wait_until(
+        &mut c,
+        |h| h.matches("[rtcguest] BULKHEAD-LINUX-USERSPACE").count() >= 2,
+        "a second userspace marker",
+        "reboot",
+        400,
+    );
+    read_rtc(&mut c, 43);
+    type_line(&mut c, "rtcguest", "echo RTC-TEST-END-$((3+4))");
+    boot.finish("system passthrough_rtc");
+}

@@ -1,0 +1,201 @@
+//! The Bulkhead side of `bench micro`: three systems written under
+//! `target/bulkhead/bench/micro/` (the guest `Image` is named by absolute path, so they work
+//! with any target directory), each booted under `-icount` until its measuring instance says
+//! it is done. Separate boots keep the measurements apart: under `-icount` QEMU runs the CPUs
+//! round-robin on one thread and the clock counts every CPU's instructions, so a busy domain
+//! beside a measurement would be counted in it. A cross-pCPU latency (IPI, event channel) is
+//! the sending and the receiving path one after the other: QEMU switches to the other CPUs
+//! when the sender raises the receiver's interrupt.
+//!
+//! - `solo`: one domain, 2 vCPUs on pCPUs 1-2, exclusive (`role=main`): round trips, the
+//!   exclusive timer, the virtual IPI.
+//! - `shared`: `role=timer` and `role=busy` sharing pCPU 1.
+//! - `evtchn`: `role=ping` (d1) on pCPU 1 and `role=pong` (d2) on pCPU 2, exclusive; each
+//!   names the other with `peer=` (dom0 is d0 and the system's domains are created in order).
+
+use super::micro::Dist;
+use crate::markers::Expect;
+use crate::qemu::{self, RunOptions, RunOutcome};
+use crate::system::Overrides;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One boot: its name and what it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    /// `role=main`, exclusive, 2 vCPUs.
+    Solo,
+    /// `role=timer` beside `role=busy` on one pCPU.
+    Shared,
+    /// `role=ping` and `role=pong` on two pCPUs.
+    Evtchn,
+}
+
+impl Boot {
+    /// Every boot, in order.
+    pub const ALL: [Boot; 3] = [Boot::Solo, Boot::Shared, Boot::Evtchn];
+
+    /// The system's file stem.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Solo => "micro_solo",
+            Self::Shared => "micro_shared",
+            Self::Evtchn => "micro_evtchn",
+        }
+    }
+
+    /// The role whose `MICRO done` ends the boot.
+    pub fn measuring_role(self) -> &'static str {
+        match self {
+            Self::Solo => "main",
+            Self::Shared => "timer",
+            Self::Evtchn => "pong",
+        }
+    }
+
+    /// The system description, with `samples` per metric and `image` the guest.
+    pub fn system(self, image: &Path, samples: usize) -> String {
+        let img = image.display();
+        let dom = |name: &str, cpus: &str, extra: &str, cmdline: &str| {
+            format!(
+                "\n[[domain]]\nname = \"{name}\"\nimage = \"{img}\"\nmemory = 8\ncpus = \"{cpus}\"\n{extra}cmdline = \"{cmdline}\"\n"
+            )
+        };
+        let (smp, domains) = match self {
+            Self::Solo => (
+                3,
+                dom(
+                    "micro",
+                    "1-2",
+                    "vcpus = 2\nexclusive = true\n",
+                    &format!("role=main n={samples}"),
+                ),
+            ),
+            Self::Shared => (
+                2,
+                dom("timer", "1", "", &format!("role=timer n={samples}"))
+                    + &dom("busy", "1", "", "role=busy"),
+            ),
+            Self::Evtchn => (
+                3,
+                dom("ping", "1", "exclusive = true\n", "role=ping peer=2")
+                    + &dom(
+                        "pong",
+                        "2",
+                        "exclusive = true\n",
+                        &format!("role=pong peer=1 n={samples}"),
+                    ),
+            ),
+        };
+        format!(
+            "# Written by `cargo bulkhead bench micro` ({}); see tools/src/bench/micro_run.rs.\n[system]\nsmp = {smp}\nmemory = 512\n{domains}",
+            self.name()
+        )
+    }
+}
+
+/// The micro guest's `Image`, which `bulkhead build` makes.
+pub fn guest_image() -> Result<PathBuf> {
+    let img = crate::build::guest_kernel("micro");
+    if !img.is_file() {
+        bail!(
+            "{} does not exist; run `cargo bulkhead build`",
+            img.display()
+        );
+    }
+    Ok(img)
+}
+
+/// Writes `boot`'s system file under `target/bulkhead/bench/micro/`; returns its path.
+pub fn write_system(boot: Boot, samples: usize) -> Result<PathBuf> {
+    let dir = crate::paths::out_dir().join("bench").join("micro");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}.toml", boot.name()));
+    std::fs::write(&path, boot.system(&guest_image()?, samples))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// What ends a run: the measuring role's `done`; a guest error stops it early.
+pub fn expect(role: &str) -> Result<Expect> {
+    Expect::new()
+        .then(&format!("MICRO done role={role}"))?
+        .forbid("MICRO error")
+}
+
+/// Boots `boot` under `-icount`; its console log when the measuring role finished.
+pub fn run(boot: Boot, samples: usize, timeout: Duration) -> Result<RunOutcome> {
+    let opts = RunOptions {
+        system: write_system(boot, samples)?,
+        overrides: Overrides::default(),
+        build: false,
+        timeout: Some(timeout),
+        expect: expect(boot.measuring_role())?,
+        icount: true,
+        interactive: false,
+        echo: false,
+    };
+    super::boot_with_spinner(&format!("micro: {} on Bulkhead", boot.name()), || {
+        qemu::run(&opts)
+    })
+}
+
+/// Every figure from the three Bulkhead boots.
+pub fn bulkhead(samples: usize) -> Result<Vec<(String, Dist)>> {
+    let mut all = Vec::new();
+    for boot in Boot::ALL {
+        let out = run(boot, samples, Duration::from_secs(600))?;
+        all.extend(super::micro::parse(&out.log));
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::System;
+
+    /// Every generated system passes the tools' own validation, gives each instance the
+    /// role, placement and peer the benchmark relies on, and names the guest file.
+    #[test]
+    fn the_generated_systems_are_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("micro.img");
+        let mut head = vec![0u8; 64];
+        head[56..60].copy_from_slice(b"ARM\x64");
+        std::fs::write(&image, head).unwrap();
+        let load = |boot: Boot| {
+            let file = dir.path().join(format!("{}.toml", boot.name()));
+            let text = boot.system(&image, 20);
+            std::fs::write(&file, &text).unwrap();
+            let sys = System::parse(&file, &text, Overrides::default())
+                .unwrap_or_else(|e| panic!("{}: {e}\n{text}", boot.name()));
+            assert!(sys.warnings.is_empty(), "{:?}", sys.warnings);
+            sys
+        };
+        let solo = load(Boot::Solo);
+        let main = &solo.domains[0];
+        assert_eq!((main.vcpus, main.exclusive), (2, true));
+        assert_eq!(main.cpus.value, [1, 2]);
+        assert_eq!(main.cmdline, "role=main n=20");
+        assert!(main.image.value.is_linux());
+
+        let shared = load(Boot::Shared);
+        let cpus: Vec<_> = shared
+            .domains
+            .iter()
+            .map(|d| d.cpus.value.clone())
+            .collect();
+        assert_eq!(cpus, [vec![1], vec![1]], "the two must share a pCPU");
+        assert!(shared.domains.iter().all(|d| !d.exclusive));
+
+        // dom0 is d0 and the domains are created in file order: ping is d1, pong d2.
+        let ev = load(Boot::Evtchn);
+        let names: Vec<_> = ev.domains.iter().map(|d| d.name.value.as_str()).collect();
+        assert_eq!(names, ["ping", "pong"]);
+        assert_eq!(ev.domains[0].cmdline, "role=ping peer=2");
+        assert_eq!(ev.domains[1].cmdline, "role=pong peer=1 n=20");
+        assert_ne!(ev.domains[0].cpus.value, ev.domains[1].cpus.value);
+    }
+}
