@@ -225,6 +225,17 @@ impl VbdTable {
         }
     }
 
+    /// Whether vbd `id`'s own `state` key reading `found` means the toolstack wrote the vbd
+    /// afresh (its guest was restarted in place, same domain id): the key reads
+    /// `Initialising`, which only the toolstack writes, while our handshake is past it. The
+    /// old ring and channel belong to the guest's previous life; the shell drops them and
+    /// starts the vbd over ([`VbdTable::replace`], [`VbdTable::start`]).
+    pub fn rewritten(&self, id: VbdId, found: XenbusState) -> bool {
+        self.vbds.get(id.0).is_some_and(|v| {
+            found == XenbusState::Initialising && v.handshake.state() != XenbusState::Initialising
+        })
+    }
+
     /// The vbd `id`.
     pub fn get(&self, id: VbdId) -> Option<&Vbd> {
         self.vbds.get(id.0)

@@ -101,11 +101,37 @@ impl Conns {
             let live = self
                 .conns
                 .iter()
-                .any(|c| !c.gone && c.frontend == frontend && c.devid == devid);
-            if !live {
-                self.add(frontend, devid, xs, table, disks);
+                .position(|c| !c.gone && c.frontend == frontend && c.devid == devid);
+            match live {
+                Some(i) => self.check_rewritten(i, xs, table, disks),
+                None => self.add(frontend, devid, xs, table, disks),
             }
         }
+    }
+
+    /// dom0 removes and rewrites a vbd's nodes when its guest restarts in place, often
+    /// between two of our scans: our `state` back at Initialising is the sign
+    /// ([`VbdTable::rewritten`]). The old ring and channel belong to the guest's previous
+    /// life: release them and take the vbd as new (same entry, fresh handshake).
+    fn check_rewritten(
+        &mut self,
+        i: usize,
+        xs: &mut XsClient,
+        table: &mut VbdTable,
+        disks: &[OwnedDisk],
+    ) {
+        let c = &self.conns[i];
+        let Some(found) = read(xs, &format!("{}/state", c.dir)) else {
+            return;
+        };
+        if !table.rewritten(c.id, XenbusState::parse(found.as_bytes())) {
+            return;
+        }
+        let (frontend, devid) = (c.frontend, c.devid);
+        println!("vbd d{frontend}/{devid}: written afresh (its guest restarted): reconnecting");
+        self.disconnect(i);
+        self.conns[i].gone = true;
+        self.add(frontend, devid, xs, table, disks);
     }
 
     fn add(
@@ -333,12 +359,41 @@ impl Conns {
             }
             more |= p.more;
             if let Some(reason) = p.halted {
-                println!("vbd d{}/{}: {reason}: ring stopped", c.frontend, c.devid);
-                self.perform(i, p.step, xs, table);
+                self.halted(i, reason, p.step, xs, table, &*disks);
             }
         }
         self.publish(table, xs);
         more
+    }
+
+    /// Conn `i`'s ring broke the protocol. A guest restarted or destroyed takes its ring
+    /// pages with it (they read as zeros here from then on), and dom0 removes or rewrites
+    /// the vbd before that: no fault of a frontend, and our Closing must not land in the
+    /// new vbd's nodes.
+    fn halted(
+        &mut self,
+        i: usize,
+        reason: blkdom::HaltReason,
+        step: Step,
+        xs: &mut XsClient,
+        table: &mut VbdTable,
+        disks: &[OwnedDisk],
+    ) {
+        let c = &self.conns[i];
+        let (frontend, devid) = (c.frontend, c.devid);
+        match read(xs, &format!("{}/state", c.dir)) {
+            None => {
+                println!("vbd d{frontend}/{devid}: its guest went ({reason})");
+                self.disconnect(i);
+            }
+            Some(s) if table.rewritten(c.id, XenbusState::parse(s.as_bytes())) => {
+                self.check_rewritten(i, xs, table, disks);
+            }
+            Some(_) => {
+                println!("vbd d{frontend}/{devid}: {reason}: ring stopped");
+                self.perform(i, step, xs, table);
+            }
+        }
     }
 
     /// Writes each vbd's counters to xenstore when they changed, at most once per

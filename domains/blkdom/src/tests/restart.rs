@@ -121,3 +121,33 @@ fn a_vbd_found_half_connected_starts_over() {
         .any(|a| matches!(a, Action::MapRing { .. })));
     assert_eq!(step.actions.last(), Some(&Action::SetState(S::Closing)));
 }
+
+/// The guest's restart in place (same domain id): dom0 rewrites the vbd, so our `state`
+/// key reads Initialising while our handshake is past it. Only that reading means "written
+/// afresh"; a fresh vbd, or any other state we wrote ourselves, does not.
+#[test]
+fn a_vbd_rewritten_by_the_toolstack_is_recognised() {
+    let r = Rig::new(0, FakeDisk::new(64), false);
+    let (table, id) = new_instance(&r);
+    assert!(table.rewritten(id, S::Initialising));
+    for own in [S::InitWait, S::Connected, S::Closing, S::Closed] {
+        assert!(!table.rewritten(id, own), "{own:?} is ours, not a rewrite");
+    }
+    let mut fresh = VbdTable::new(r.table.config());
+    let fid = fresh.add(
+        VbdConfig {
+            frontend: FRONT,
+            devid: 51712,
+            disk: 0,
+            read_only: false,
+        },
+        r.disk.info,
+    );
+    assert!(
+        !fresh.rewritten(fid, S::Initialising),
+        "not started yet: Initialising is where it is"
+    );
+    assert!(!table.rewritten(crate::VbdId(7), S::Initialising), "no such vbd");
+    fresh.start(fid);
+    assert!(fresh.rewritten(fid, S::Initialising));
+}
