@@ -13,12 +13,13 @@ pub mod config;
 pub mod control;
 pub mod input;
 pub mod mgmt;
+pub mod netif;
 pub mod rings;
 pub mod xenstore;
 
 /// Every target, in `Cargo.toml`'s order.
-pub const TARGETS: [&str; 7] = [
-    "xenstore", "rings", "mgmt", "control", "xlcfg", "system", "blkif",
+pub const TARGETS: [&str; 8] = [
+    "xenstore", "rings", "mgmt", "control", "xlcfg", "system", "blkif", "netif",
 ];
 
 /// Runs `target`'s harness on `data`; false if there is no such target.
@@ -31,6 +32,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "xlcfg" => config::run_xlcfg(data),
         "system" => config::run_system(data),
         "blkif" => blkif::run(data),
+        "netif" => netif::run(data),
         _ => return false,
     }
     true
@@ -45,6 +47,7 @@ pub fn generated_seeds(target: &str) -> Option<Vec<(&'static str, Vec<u8>)>> {
         "mgmt" => Some(mgmt::seeds()),
         "control" => Some(control::seeds()),
         "blkif" => Some(blkif::seeds()),
+        "netif" => Some(netif::seeds()),
         _ => None,
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! The sum is an estimate of what the microvisor will take at boot: its own image, heap and
 //! table reserve ([`MICROVISOR_MIB`]), dom0 ([`DOM0_MIB`]), the boot modules (each rounded
-//! to its 2 MiB load alignment), and each domain's RAM plus its stage-2 table budget. The
-//! microvisor's own refusal at build time stays the authority; this check catches a system
-//! that cannot possibly fit before anything boots.
+//! to its 2 MiB load alignment), and each domain's RAM plus its stage-2 table and Xen frame
+//! budgets. The microvisor's own refusal at build time stays the authority; this check
+//! catches a system that cannot possibly fit before anything boots.
 
 use crate::image::MODULE_ALIGN;
 use anyhow::{bail, Result};
@@ -17,10 +17,14 @@ pub const MICROVISOR_MIB: u64 = 18;
 pub const DOM0_MIB: u64 = 32;
 const MIB: u64 = 1 << 20;
 
-/// MiB a domain of `mem_mib` costs: its RAM, one level-3 table page per 2 MiB, and the
-/// 512 KiB allowance for grant and foreign mappings, rounded up.
+/// Pages of Xen frames the microvisor charges each domain: shared_info, the two magic
+/// pages and a 32-frame grant table.
+const XEN_FRAME_PAGES: u64 = 35;
+
+/// MiB a domain of `mem_mib` costs: its RAM, one level-3 table page per 2 MiB, the
+/// 512 KiB allowance for grant and foreign mappings, and its Xen frames, rounded up.
 fn domain_cost_mib(mem_mib: u32) -> u64 {
-    let tables = u64::from(mem_mib).div_ceil(2) * 4096 + 512 * 1024;
+    let tables = u64::from(mem_mib).div_ceil(2) * 4096 + 512 * 1024 + XEN_FRAME_PAGES * 4096;
     u64::from(mem_mib) + tables.div_ceil(MIB)
 }
 
@@ -91,7 +95,7 @@ mod tests {
         let e = check_fits(&m, &sizes, 768).unwrap_err().to_string();
         assert_eq!(
             e,
-            "the domains do not fit in 768 MiB of RAM: they need about 900 MiB (rtos 8 MiB, linux 256 MiB, domU 512 MiB; boot modules 70 MiB; dom0 and the microvisor 50 MiB); give the system more memory with --mem 900 (or [system] memory), or give the domains less `memory`"
+            "the domains do not fit in 768 MiB of RAM: they need about 901 MiB (rtos 8 MiB, linux 256 MiB, domU 512 MiB; boot modules 70 MiB; dom0 and the microvisor 50 MiB); give the system more memory with --mem 901 (or [system] memory), or give the domains less `memory`"
         );
     }
 }

@@ -183,6 +183,7 @@ impl Hyp {
             ram,
             stage2: Some(stage2),
             tables: budget,
+            xen_frames: crate::mm::charged::FrameBudget::new(super::xen::setup::XEN_FRAME_PAGES),
             vmid: id.0 + 1,
             vcpus,
             vgic,

@@ -373,9 +373,12 @@ impl Hyp {
             Some(h) => Some(self.module_cap(id, h.to_raw())?),
             None => None,
         };
-        // RAM plus its stage-2 table budget (F4), all charged to the Memory cap.
+        // RAM plus its stage-2 table budget (F4) and its Xen frames (shared_info, magic
+        // pages, grant table), all charged to the Memory cap.
         let ram_pages = u64::from(spec.mem_mib) * 256;
-        let pages = ram_pages + super::tables::TableBudget::for_ram(ram_pages).limit;
+        let pages = ram_pages
+            + super::tables::TableBudget::for_ram(ram_pages).limit
+            + super::xen::setup::XEN_FRAME_PAGES;
         {
             let d = self.domain_mut(id).ok_or(CapError::Stale)?;
             let mcap = d.caps.lookup(spec.memory, CapKind::Memory, Rights::WRITE)?;
@@ -384,7 +387,7 @@ impl Hyp {
             };
             if quota_pages < pages {
                 crate::info!(
-                    "cannot create {}: asked for {} MiB (+{} KiB of page tables), {} MiB left in {}'s memory quota",
+                    "cannot create {}: asked for {} MiB (+{} KiB of page tables and Xen frames), {} MiB left in {}'s memory quota",
                     spec.name,
                     spec.mem_mib,
                     (pages - ram_pages) * 4,

@@ -6,6 +6,7 @@ use super::{vcpu_key, Hyp};
 use crate::arch;
 use crate::arch::context::{El1Context, GuestRegs, VgicHwState, MAX_LRS, PSTATE_EL1H_MASKED};
 use crate::captable::{CapTable, Capability, Object};
+use crate::mm::charged::FrameBudget;
 use crate::mm::pagetable::PageTable;
 use crate::mm::ram::RamMap;
 use crate::vgic::VgicDomain;
@@ -82,6 +83,9 @@ pub struct Domain {
     pub stage2: Option<PageTable>,
     /// Stage-2 table pages it holds and may hold (charged to it, see [`super::tables`]).
     pub tables: TableBudget,
+    /// Frames the microvisor allocated for it (shared_info, magic pages, grant-table
+    /// frames), charged to it like its tables ([`super::xen::setup::XEN_FRAME_PAGES`]).
+    pub xen_frames: FrameBudget,
     /// VMID (tags its TLB entries).
     pub vmid: u16,
     /// vCPUs.
@@ -269,7 +273,7 @@ impl Hyp {
         // Destroying a domain whose restart is pending cancels the rebuild.
         let pending = d.restart_pending.take();
         let parent = d.parent;
-        let pages = d.ram.size() / PAGE_SIZE + d.tables.limit;
+        let pages = d.ram.size() / PAGE_SIZE + d.tables.limit + d.xen_frames.limit;
         let nvcpus = d.vcpus.len();
         let placements: Vec<usize> = d
             .vcpus

@@ -1,7 +1,9 @@
 //! Physical memory management: the frame allocator (a bitmap, seeded at boot from the
-//! boot-time range list), domain RAM maps, and the translation-table builder.
+//! boot-time range list), per-domain frame budgets, domain RAM maps, and the
+//! translation-table builder.
 
 pub mod boot_ranges;
+pub mod charged;
 pub mod frames;
 pub mod pagetable;
 pub mod ram;

@@ -6,7 +6,8 @@
 //! `vcpu1 online`, `vcpu0 got SGI 1 from vcpu1`, `FAIL: no SGI`,
 //! `null-hypercall n=<N> el2_instructions=<X> guest_instructions=<Y>`, `done`,
 //! `load vcpu<N> running`; `xenbad: …` (see [`xencheck`]); `blkfront: …`,
-//! `netfront: …` and `neighbour: …` (see those modes in the binary).
+//! `netfront: …` and `neighbour: …` (see those modes in the binary); `hotplug: <N> rounds…`
+//! then `PASS`, or `FAIL: hotplug round <r>: …` ([`hotplug_judge`]).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -47,6 +48,9 @@ pub enum Mode {
     /// An adversarial netif frontend for netdom (valid, refused and malformed TX requests,
     /// an event storm).
     Netfront,
+    /// vCPU 1 powered off and on again [`HOTPLUG_ROUNDS`] times, each time at a new entry
+    /// point with a new context id (PSCI CPU_OFF/CPU_ON hotplug).
+    Hotplug,
 }
 
 /// The mode from the command line, or the offending value.
@@ -63,6 +67,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("blkfront") => Ok(Mode::Blkfront),
         Some("neighbour") => Ok(Mode::Neighbour),
         Some("netfront") => Ok(Mode::Netfront),
+        Some("hotplug") => Ok(Mode::Hotplug),
         Some(other) => Err(other),
         None => Err(""),
     }
@@ -74,6 +79,36 @@ pub const SMP_SGI: u32 = 1;
 /// The vCPU a load vCPU sends its SGIs to: the next one, wrapping (itself if alone).
 pub fn load_peer(vcpu: usize, vcpus: usize) -> usize {
     (vcpu + 1) % vcpus.max(1)
+}
+
+/// CPU_OFF/CPU_ON rounds of the hotplug mode.
+pub const HOTPLUG_ROUNDS: u32 = 1000;
+/// Entry points the hotplug mode alternates between (the binary has one stub per index).
+pub const HOTPLUG_ENTRIES: u64 = 2;
+/// Tag in the high half of every hotplug context id (a zeroed or stale register is not one).
+const HOTPLUG_TAG: u64 = 0x4850_4c47 << 32;
+
+/// The context id CPU_ON passes to vCPU 1 in `round`: different every round.
+pub fn hotplug_context(round: u32) -> u64 {
+    HOTPLUG_TAG | u64::from(round)
+}
+
+/// The entry point (stub index) vCPU 1 is started at in `round`: alternating.
+pub fn hotplug_entry(round: u32) -> u64 {
+    u64::from(round) % HOTPLUG_ENTRIES
+}
+
+/// What vCPU 1 reported in `round` (the context id it found in `x0` and the stub it
+/// entered through), judged: `None` if it started fresh where and as it was told, else the
+/// failure line.
+pub fn hotplug_judge(round: u32, context: u64, entered: u64) -> Option<String> {
+    let want = (hotplug_context(round), hotplug_entry(round));
+    (want != (context, entered)).then(|| {
+        alloc::format!(
+            "FAIL: hotplug round {round}: expected context {:#x} at entry {} got context {context:#x} at entry {entered}",
+            want.0, want.1
+        )
+    })
 }
 
 /// Null hypercalls the bench times.
@@ -261,6 +296,7 @@ mod tests {
         assert_eq!(parse_mode("mode=blkfront"), Ok(Mode::Blkfront));
         assert_eq!(parse_mode("mode=neighbour"), Ok(Mode::Neighbour));
         assert_eq!(parse_mode("mode=netfront"), Ok(Mode::Netfront));
+        assert_eq!(parse_mode("mode=hotplug"), Ok(Mode::Hotplug));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),
@@ -305,5 +341,25 @@ mod tests {
         );
         let pre = pre_negotiate_probes();
         assert_eq!(pre[1].args[0] >> 16, u64::from(PROTOCOL_VERSION.major) + 1);
+    }
+
+    #[test]
+    fn hotplug_rounds_differ_and_are_judged() {
+        // Consecutive rounds differ in both context and entry point, so a vCPU that kept
+        // the previous round's state cannot pass.
+        for r in 1..HOTPLUG_ROUNDS {
+            assert_ne!(hotplug_context(r), hotplug_context(r + 1));
+            assert_ne!(hotplug_entry(r), hotplug_entry(r + 1));
+            assert!(hotplug_entry(r) < HOTPLUG_ENTRIES);
+            assert_eq!(hotplug_judge(r, hotplug_context(r), hotplug_entry(r)), None);
+        }
+        let r = 7;
+        let stale = hotplug_judge(r, hotplug_context(r - 1), hotplug_entry(r - 1)).unwrap();
+        assert_eq!(
+            stale,
+            "FAIL: hotplug round 7: expected context 0x48504c4700000007 at entry 1 got context 0x48504c4700000006 at entry 0"
+        );
+        assert!(hotplug_judge(r, hotplug_context(r), hotplug_entry(r + 1)).is_some());
+        assert!(hotplug_judge(r, 0, hotplug_entry(r)).is_some());
     }
 }

@@ -10,6 +10,8 @@ mod blkfront;
 #[cfg(target_os = "none")]
 mod frontend_attack;
 #[cfg(target_os = "none")]
+mod hotplug;
+#[cfg(target_os = "none")]
 mod neighbour;
 #[cfg(target_os = "none")]
 mod netfront;
@@ -41,6 +43,7 @@ mod shell {
             Ok(Mode::Blkfront) => crate::blkfront::run(info),
             Ok(Mode::Neighbour) => crate::neighbour::run(info),
             Ok(Mode::Netfront) => crate::netfront::run(info),
+            Ok(Mode::Hotplug) => crate::hotplug::run(),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;
                 loop {

@@ -32,7 +32,7 @@ fn the_targets_are_the_fuzz_projects_binaries() {
     let all = targets().unwrap();
     assert_eq!(
         all,
-        ["xenstore", "rings", "mgmt", "control", "xlcfg", "system", "blkif"]
+        ["xenstore", "rings", "mgmt", "control", "xlcfg", "system", "blkif", "netif"]
     );
     for t in &all {
         let dir = project_dir();
@@ -51,7 +51,7 @@ fn the_targets_are_the_fuzz_projects_binaries() {
     let e = selected(&one("nope"), &all).unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown fuzz target `nope`; the targets are xenstore, rings, mgmt, control, xlcfg, system, blkif"
+        "unknown fuzz target `nope`; the targets are xenstore, rings, mgmt, control, xlcfg, system, blkif, netif"
     );
     let every = FuzzArgs {
         target: None,

@@ -21,7 +21,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 /// Ports per domain (of the 4096 the 2-level ABI can address).
 const MAX_PORTS: u32 = 1024;
 /// Grant-table frames per domain (512 entries each).
-const MAX_GRANT_FRAMES: u32 = 32;
+pub(super) const MAX_GRANT_FRAMES: u32 = 32;
 /// Grant mappings one domain may hold at once.
 const MAX_MAPTRACK: u32 = 1024;
 
@@ -85,7 +85,7 @@ impl Hyp {
             }
         }
         for frame in closed.frames {
-            self.free_scrubbed(frame, 1);
+            self.free_scrubbed(&mut d.xen_frames, frame, 1);
         }
     }
 
@@ -103,12 +103,10 @@ impl Hyp {
             .map_err(|_| CapError::NoMemory)?;
         d.xen.params.console_evtchn = u64::from(console);
         d.xen.params.store_evtchn = u64::from(store);
-        let frames = &mut self.frames;
+        let (frames, budget) = (&mut self.frames, &mut d.xen_frames);
         let mut mem = super::bits::HostGrants;
         self.grants
-            .frame(&mut mem, id, 0, || {
-                frames.alloc(1, protocol::addr::PAGE_SIZE).ok()
-            })
+            .frame(&mut mem, id, 0, || budget.alloc(frames, 1))
             .map_err(|_| CapError::NoMemory)?;
         let gfns = [
             (super::setup::GREF_CONSOLE, super::setup::CONSOLE_GFN),

@@ -28,12 +28,17 @@ fn gfn_to_pa(domains: &[Option<Box<Domain>>], dom: u16, gfn: u64) -> Option<Phys
 }
 
 impl Hyp {
-    /// Grant-table frame `idx` of domain `id`, allocating it (and any below) if needed.
+    /// Grant-table frame `idx` of domain `id`, allocating it (and any below) if needed,
+    /// charged to the domain's Xen frame budget (`ENOMEM` once that is spent).
     pub(super) fn grant_frame(&mut self, id: DomainId, idx: u32) -> Result<PhysAddr, XenErrno> {
-        let frames = &mut self.frames;
-        self.grants.frame(&mut HostGrants, id.0, idx, || {
-            frames.alloc(1, PAGE_SIZE).ok()
-        })
+        let d = self
+            .domains
+            .get_mut(usize::from(id.0))
+            .and_then(|d| d.as_deref_mut())
+            .ok_or(XenErrno::ESRCH)?;
+        let (frames, budget) = (&mut self.frames, &mut d.xen_frames);
+        self.grants
+            .frame(&mut HostGrants, id.0, idx, || budget.alloc(frames, 1))
     }
 
     /// `grant_table_op(cmd, uop, count)`.

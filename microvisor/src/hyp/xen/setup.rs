@@ -11,6 +11,7 @@ use crate::arch::mem;
 use crate::hyp::domain::Domain;
 use crate::hyp::tables::ChargedTables;
 use crate::hyp::Hyp;
+use crate::mm::charged::FrameBudget;
 use crate::mm::pagetable::{Attrs, MemType};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::control::CapError;
@@ -27,14 +28,21 @@ pub const GREF_CONSOLE: u32 = 0;
 pub const GREF_XENSTORE: u32 = 1;
 /// Magic pages per domain.
 const MAGIC_PAGES: u64 = 2;
+/// Frames the microvisor may allocate for one domain, charged to it at creation: the
+/// shared_info frame, the magic pages and a full grant table. (Event channels need no
+/// frames of their own: the 2-level ABI keeps its bits in shared_info.)
+pub const XEN_FRAME_PAGES: u64 = 1 + MAGIC_PAGES + super::events::MAX_GRANT_FRAMES as u64;
 
 impl Hyp {
-    /// Allocates a zeroed frame.
-    pub(in crate::hyp) fn zeroed_frames(&mut self, pages: u64) -> Result<PhysAddr, CapError> {
-        let pa = self
-            .frames
-            .alloc(pages, PAGE_SIZE)
-            .map_err(|_| CapError::NoMemory)?;
+    /// Allocates zeroed frames charged to `budget`.
+    fn zeroed_frames(
+        &mut self,
+        budget: &mut FrameBudget,
+        pages: u64,
+    ) -> Result<PhysAddr, CapError> {
+        let pa = budget
+            .alloc(&mut self.frames, pages)
+            .ok_or(CapError::NoMemory)?;
         // SAFETY: just allocated, referenced by nothing.
         unsafe { mem::zero(pa.as_u64(), pages * PAGE_SIZE) };
         Ok(pa)
@@ -43,7 +51,7 @@ impl Hyp {
     /// Gives domain `d` (not yet published in `domains`) its Xen-ABI resources. On error
     /// everything allocated here is released again.
     pub(in crate::hyp) fn xen_setup(&mut self, d: &mut Domain) -> Result<(), CapError> {
-        let shared = self.zeroed_frames(1)?;
+        let shared = self.zeroed_frames(&mut d.xen_frames, 1)?;
         d.xen.shared_info = Some(shared);
         self.xen_tables_open(d);
         if d.id == DomainId::DOM0 {
@@ -58,7 +66,7 @@ impl Hyp {
 
     /// Maps the console and xenstore pages and prepares their channels and grants.
     fn magic_pages(&mut self, d: &mut Domain) -> Result<(), CapError> {
-        let magic = self.zeroed_frames(MAGIC_PAGES)?;
+        let magic = self.zeroed_frames(&mut d.xen_frames, MAGIC_PAGES)?;
         d.xen.magic = Some(magic);
         let stage2 = d.stage2.as_mut().ok_or(CapError::WrongState)?;
         let vttbr = stage2.root().as_u64() | (u64::from(d.vmid) << 48);
@@ -91,17 +99,23 @@ impl Hyp {
     pub(in crate::hyp) fn xen_release(&mut self, d: &mut Domain) {
         self.xen_tables_close(d);
         if let Some(pa) = d.xen.shared_info.take() {
-            self.free_scrubbed(pa, 1);
+            self.free_scrubbed(&mut d.xen_frames, pa, 1);
         }
         if let Some(pa) = d.xen.magic.take() {
-            self.free_scrubbed(pa, MAGIC_PAGES);
+            self.free_scrubbed(&mut d.xen_frames, pa, MAGIC_PAGES);
         }
     }
 
-    /// Scrubs and frees frames the microvisor gave a domain.
-    pub(in crate::hyp) fn free_scrubbed(&mut self, pa: PhysAddr, pages: u64) {
+    /// Scrubs and frees frames the microvisor gave a domain, back to its `budget`.
+    pub(in crate::hyp) fn free_scrubbed(
+        &mut self,
+        budget: &mut FrameBudget,
+        pa: PhysAddr,
+        pages: u64,
+    ) {
         // SAFETY: the frames belonged to a domain that is being freed; nothing maps them.
         unsafe { mem::zero(pa.as_u64(), pages * PAGE_SIZE) };
-        let _ = self.frames.free(pa, pages);
+        let r = budget.free(&mut self.frames, pa, pages);
+        debug_assert!(r.is_ok(), "frames {pa} freed twice");
     }
 }
