@@ -15,6 +15,7 @@
 //! enum so older variants keep their postcard index.
 
 pub mod frame;
+pub mod xenstore;
 
 use crate::control::{CapError, DomainInfo, DomainState, StopReason, Version};
 use crate::manifest::ManifestDomain;
@@ -24,9 +25,10 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
+pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 6 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 7 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -149,6 +151,12 @@ pub enum Request {
         /// Which domain.
         domain: DomainRef,
     },
+    /// Reads or changes dom0's xenstore with the toolstack's rights (`ctl xenstore`).
+    /// Answer: [`Response::Xenstore`] for a listing or read, [`Response::Done`] otherwise.
+    Xenstore {
+        /// What to do.
+        op: XenstoreOp,
+    },
 }
 
 impl Request {
@@ -171,6 +179,7 @@ impl Request {
             Self::Vbds { .. } | Self::Vifs { .. } => "info",
             Self::Session { .. } => "session",
             Self::Crash { .. } => "crash",
+            Self::Xenstore { .. } => "xenstore",
         }
     }
 
@@ -193,7 +202,8 @@ impl Request {
             | Self::Info
             | Self::Top
             | Self::Create { .. }
-            | Self::Dmesg { .. } => None,
+            | Self::Dmesg { .. }
+            | Self::Xenstore { .. } => None,
         }
     }
 }
@@ -233,6 +243,8 @@ pub enum Response {
         /// The client's token.
         token: u64,
     },
+    /// The answer to a [`Request::Xenstore`] listing or read.
+    Xenstore(XenstoreAnswer),
 }
 
 /// One domain in a listing.

@@ -1,12 +1,13 @@
 //! A stock Debian arm64 kernel (unmodified, with a busybox initramfs) boots as a Xen-ABI
 //! guest with 2 vCPUs: it reaches userspace on hvc0, runs commands typed on its console
 //! through the management port, and its own `reboot` and a host `ctl shutdown` follow the
-//! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore. Then a user's
+//! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore; a host
+//! `ctl xenstore write` fires Linux's own control/sysrq watch. Then a user's
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
 
 use bulkhead_tests::{connect, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
-use bulkhead_tools::ctl::client::Client;
-use bulkhead_tools::ctl::{create_request, default_socket};
+use bulkhead_tools::ctl::client::{Client, REPLY_TIMEOUT};
+use bulkhead_tools::ctl::{create_request, default_socket, run, CtlArgs};
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::time::{Duration, Instant};
@@ -32,6 +33,15 @@ fn wait_for(c: &mut Client, needle: &str, n: usize, what: &str) {
     }
 }
 
+/// Runs `ctl WORDS` as the CLI does; its output.
+fn ctl(words: &[&str]) -> String {
+    let args = CtlArgs::from_words(words).expect("ctl args");
+    let mut out = Vec::new();
+    run(&args, &default_socket(), REPLY_TIMEOUT, false, &mut out)
+        .unwrap_or_else(|e| panic!("ctl {words:?}: {e:#}"));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn type_line(c: &mut Client, line: &str) {
     let r = c
         .call(&Request::ConsoleInput {
@@ -49,6 +59,7 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         .then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2")
         .and_then(|e| e.then(r"\[dom0\] linux \(d2\): reboot requested -> restart"))
         .and_then(|e| e.then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: xenstore /local/domain/2/control/sysrq: done"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: shutdown linux: requested"))
         .and_then(|e| e.then(r"\[dom0\] linux \(d2\): powered off -> destroy"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: create debian: started"))
@@ -73,6 +84,22 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     // The second incarnation's console and xenstore work too.
     type_line(&mut c, "echo AGAIN=$((7*6))");
     wait_for(&mut c, "[linux] AGAIN=42", 1, "shell after reboot");
+    // `ctl xenstore` acts with the toolstack's rights, and its writes fire the guest's own
+    // watches: Linux watches control/sysrq, clears it and runs the key (`h`: the SysRq
+    // help on its console).
+    c.release();
+    assert_eq!(
+        ctl(&["xenstore", "read", "/local/domain/2/name"]).trim(),
+        "linux"
+    );
+    ctl(&["xenstore", "write", "/local/domain/2/control/sysrq", "h"]);
+    wait_for(&mut c, "sysrq: HELP", 1, "SysRq from a host xenstore write");
+    c.release();
+    let listed = ctl(&["xenstore", "ls", "/local/domain/2/control"]);
+    assert!(
+        listed.contains("sysrq = \"\""),
+        "Linux cleared control/sysrq:\n{listed}"
+    );
     // A host shutdown request goes through xenstore control/shutdown; Linux powers off
     // cleanly and on_poweroff = destroy removes it.
     let r = c

@@ -17,7 +17,7 @@ use protocol::ids::DomainId;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
     decode, encode, DomainRef, DomainRow, FrameDecoder, MgmtError, Request, Response, SystemInfo,
-    VbdRow, VifRow, MGMT_VERSION,
+    VbdRow, VifRow, XenstoreOp, MGMT_VERSION,
 };
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
@@ -89,6 +89,14 @@ pub trait DomainOps {
         let _ = id;
         Err(MgmtError::NotSupported {
             what: "virtual network interfaces".into(),
+        })
+    }
+    /// `ctl xenstore`: reads or changes dom0's xenstore with the toolstack's rights
+    /// ([`xs::serve`] does it on the store).
+    fn xenstore(&mut self, op: &XenstoreOp) -> Result<Response, MgmtError> {
+        let _ = op;
+        Err(MgmtError::NotSupported {
+            what: "xenstore access".into(),
         })
     }
     /// Builds, starts and supervises a new domain from a boot-module image; its id.
@@ -180,6 +188,7 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
                 o.shutdown(id, ShutdownKind::Reboot)
             })
         }
+        Request::Xenstore { op } => ops.xenstore(op),
     }
 }
 
@@ -293,6 +302,7 @@ impl Server {
 }
 
 pub mod link;
+pub mod xs;
 
 #[cfg(test)]
 mod tests;

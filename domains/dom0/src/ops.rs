@@ -189,6 +189,25 @@ impl DomainOps for Ops<'_> {
         Ok(self.pv.vif_rows(id))
     }
 
+    fn xenstore(
+        &mut self,
+        op: &protocol::mgmt::XenstoreOp,
+    ) -> Result<protocol::mgmt::Response, MgmtError> {
+        let r = dom0::mgmt::xs::serve(self.pv.xenstore(), op);
+        if !matches!(
+            op,
+            protocol::mgmt::XenstoreOp::List { .. } | protocol::mgmt::XenstoreOp::Read { .. }
+        ) {
+            // A change from the host is part of the audit trail, as every lifecycle verb.
+            let outcome = match &r {
+                Ok(_) => String::from("done"),
+                Err(e) => format!("{e}"),
+            };
+            println!("mgmt: xenstore {}: {outcome}", op.path());
+        }
+        r
+    }
+
     fn console_input(&mut self, id: u16, bytes: &[u8]) -> Result<(), CapError> {
         let i = self.index(id)?;
         let handle = self.sup.domains()[i].handle;

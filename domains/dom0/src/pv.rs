@@ -99,6 +99,12 @@ impl Backends {
         }
     }
 
+    /// The xenstore, for the host's `ctl xenstore` (changes fire watches; the next pass
+    /// of the loop delivers them).
+    pub fn xenstore(&mut self) -> &mut Xenstore {
+        &mut self.core.xs
+    }
+
     /// Attaches to new incarnations and detaches from gone ones (see the module docs).
     pub fn sync(&mut self, sup: &Supervisor) {
         let live: Vec<(u16, CapHandle, &str)> = sup

@@ -11,6 +11,7 @@ mod packed;
 pub mod show;
 pub mod show_vbd;
 pub mod show_vif;
+pub mod show_xs;
 pub mod top;
 
 use anyhow::{bail, Context, Result};
@@ -105,6 +106,13 @@ pub enum CtlVerb {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
     },
+    /// Read or change dom0's xenstore with the toolstack's rights (`xenstore-ls`, `-read`,
+    /// `-write`, `-rm`).
+    Xenstore {
+        /// What to do.
+        #[command(subcommand)]
+        op: show_xs::XsVerb,
+    },
 }
 
 /// The optional domain of `ctl info`.
@@ -140,6 +148,7 @@ impl CtlVerb {
             | Self::Top { .. }
             | Self::Create { .. }
             | Self::Dmesg
+            | Self::Xenstore { .. }
             | Self::Console(_) => return None,
         })
     }
@@ -277,6 +286,7 @@ pub fn run(
                 console::attach_since(&mut c, &DomainRef::Name(name), since, out)?;
             }
         }
+        CtlVerb::Xenstore { op } => xenstore(&mut c, op, args.json, out)?,
         CtlVerb::Top { interval, count } => {
             let opts = top::TopOptions {
                 every: Duration::from_secs_f64(*interval),
@@ -304,6 +314,41 @@ pub fn run(
                 writeln!(out, "{} {d}: done", req.verb())?;
             }
         }
+    }
+    Ok(())
+}
+
+/// `ctl xenstore`: one request, printed as the matching `xenstore-*` tool prints it.
+fn xenstore(c: &mut Client, verb: &show_xs::XsVerb, json: bool, out: &mut dyn Write) -> Result<()> {
+    use protocol::mgmt::XenstoreAnswer;
+    let op = verb.op();
+    let path = op.path().to_string();
+    match (c.call(&Request::Xenstore { op })?, verb) {
+        (Response::Xenstore(XenstoreAnswer::Nodes { nodes, truncated }), _) => {
+            if json {
+                writeln!(out, "{:#}", show_xs::tree_json(&path, &nodes, truncated))?;
+            } else {
+                write!(out, "{}", show_xs::tree_text(&path, &nodes, truncated))?;
+            }
+        }
+        (Response::Xenstore(XenstoreAnswer::Value(v)), _) => {
+            if json {
+                let value = String::from_utf8_lossy(&v);
+                writeln!(out, "{}", json!({ "path": path, "value": value }))?;
+            } else {
+                writeln!(out, "{}", String::from_utf8_lossy(&v))?;
+            }
+        }
+        (Response::Done, _) if json => {
+            writeln!(
+                out,
+                "{}",
+                json!({ "ok": true, "verb": "xenstore", "path": path })
+            )?;
+        }
+        (Response::Done, _) => {}
+        (Response::Error(e), _) => bail!("{e}"),
+        _ => bail!("unexpected reply from dom0 to xenstore"),
     }
     Ok(())
 }
