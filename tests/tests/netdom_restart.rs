@@ -233,13 +233,17 @@ fn a_linux_transfer_survives_netdom_restarts() {
     assert_eq!(vif_states(&mut c), vec![(4, 4)], "after the crash");
     progress.release.store(true, Ordering::SeqCst);
 
-    let h = wait_for_text(&mut c, "[linux] WGET-RC=", "the transfer", 600);
-    assert!(h.contains("[linux] WGET-RC=0 "), "wget failed\n{h}");
-    assert_eq!(
-        value_after(&h, "[linux] WGET-RC=0 SIZE="),
-        BODY.to_string(),
-        "{h}"
+    // The background job's line may follow the shell's prompt on the same line.
+    let done = |l: &str| l.starts_with("[linux]") && l.contains("WGET-RC=") && !l.contains("$?");
+    let h = wait_until(
+        &mut c,
+        |h| h.lines().any(done),
+        "WGET-RC=",
+        "the transfer",
+        600,
     );
+    assert!(h.contains("WGET-RC=0 "), "wget failed\n{h}");
+    assert_eq!(value_after(&h, "WGET-RC=0 SIZE="), BODY.to_string(), "{h}");
     assert_eq!(
         value_after(&h, " SUM="),
         host_sum,
