@@ -174,9 +174,7 @@ fn a_linux_transfer_survives_netdom_restarts() {
         .and_then(|e| e.then(r"\[netdom\] vif \d+/0 resumed tx at \d+ rx at \d+"))
         .and_then(|e| e.then(r"\[dom0\] linux \(d\d+\): powered off -> destroy"))
         .and_then(|e| e.forbid(&linux_failures(r"linux", &[])))
-        .and_then(|e| {
-            e.forbid(r"\[netdom\] .*(vif stopped|cannot|disconnected|written afresh|starting over)")
-        })
+        .and_then(|e| e.forbid(r"\[netdom\] .*(vif stopped|cannot)"))
         .expect("markers");
     let sys = system(&dir);
     let boot = Boot::start(RunOptions::test(sys, expect, Duration::from_secs(900)));
@@ -271,6 +269,14 @@ fn a_linux_transfer_survives_netdom_restarts() {
     // Each instance resumed the vif rather than starting a handshake over, and the crash
     // was a real fault handled by dom0's on_crash policy.
     assert_eq!(resumes(&h), 2, "{h}");
+    // No instance dropped the connection or started the handshake over (the guest's
+    // poweroff below disconnects it, legitimately).
+    let dropped: Vec<&str> = h
+        .lines()
+        .filter(|l| l.starts_with("[netdom] vif "))
+        .filter(|l| l.contains("disconnected") || l.contains("written afresh"))
+        .collect();
+    assert!(dropped.is_empty(), "{dropped:?}");
     assert_eq!(h.matches("[netdom] ready nic=").count(), 3, "{h}");
     assert_eq!(
         h.matches("[netdom] vcpu0: unexpected sync exception")
