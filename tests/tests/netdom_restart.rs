@@ -177,7 +177,7 @@ fn a_linux_transfer_survives_netdom_restarts() {
         .and_then(|e| e.forbid(r"\[netdom\] .*(vif stopped|cannot)"))
         .expect("markers");
     let sys = system(&dir);
-    let boot = Boot::start(RunOptions::test(sys, expect, Duration::from_secs(900)));
+    let boot = Boot::start(RunOptions::test(sys, expect, Duration::from_secs(1200)));
 
     let mut c = connect();
     wait_for_text(
