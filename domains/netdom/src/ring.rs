@@ -28,7 +28,7 @@
 //!   frame length and whether the copy worked) in the header padding (unused by netif;
 //!   the frontend zeroes it when it initialises the ring), behind a magic word cleared
 //!   while the journal is rewritten. On resume a journal naming the published `rsp_prod`
-//!   is completed ([`crate::rx`]): the frame is already in the buffers and the guest has
+//!   is completed (`rx::finish_journal`): the frame is already in the buffers and the guest has
 //!   not seen it, so it is delivered exactly once. A frontend that scribbles on the
 //!   journal can only make its own buffers read as delivered.
 
