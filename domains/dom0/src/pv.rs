@@ -223,18 +223,19 @@ impl Backends {
     pub fn detach(&mut self, domid: u16) {
         if self.unlink_child(domid) {
             self.unwire_vbds(domid, false);
-            self.unwire_vifs(domid);
+            self.unwire_vifs(domid, false);
             let _ = self.core.xs.remove_node(&format!("/local/domain/{domid}"));
         }
     }
 
-    /// As [`Backends::detach`], for a restart in place: the vbds `domid` serves as a block
-    /// backend keep their nodes (see [`dom0::restart`]), so their frontends stay Connected
-    /// and the new instance picks them up; the rest of its home goes.
+    /// As [`Backends::detach`], for a restart in place: the vbds and vifs `domid` serves as
+    /// a block or network backend keep their nodes (see [`dom0::restart`]), so their
+    /// frontends stay Connected and the new instance picks them up; the rest of its home
+    /// goes.
     pub fn detach_restarting(&mut self, domid: u16) {
         if self.unlink_child(domid) {
             self.unwire_vbds(domid, true);
-            self.unwire_vifs(domid);
+            self.unwire_vifs(domid, true);
             for path in dom0::restart::restart_removals(&self.core.xs, domid) {
                 let _ = self.core.xs.remove_node(&path);
             }

@@ -1,12 +1,13 @@
 //! What of a domain's xenstore home survives its restart in place (DESIGN §6.2).
 //!
 //! A restarted domain gets a fresh home, as xl gives one, except for the connections it
-//! serves as a block backend: `backend/vbd/...` stays exactly as it was (its `state`
-//! included), because the frontends using those vbds stay Connected across the restart and
-//! the new instance finds them there, re-maps their rings and replays what was in flight.
-//! Removing and rewriting those nodes would fire the frontends' watches on the backend's
-//! `state` and make them see it leave Connected. Other backend kinds (`backend/vif`) do not
-//! resume yet, so they are removed and rewritten as before.
+//! serves as a backend: `backend/vbd/...` and `backend/vif/...` stay exactly as they were
+//! (their `state` included), because the frontends using those devices stay Connected
+//! across the restart and the new instance finds them there, re-maps their rings, re-binds
+//! their channels and takes up what was in flight (blkdom replays it, netdom answers the
+//! packets it cannot prove sent and re-uses the posted receive buffers). Removing and
+//! rewriting those nodes would fire the frontends' watches on the backend's `state` and
+//! make them see it leave Connected. Any other kind under `backend` is removed.
 
 use crate::xenstore::Xenstore;
 use alloc::format;
@@ -14,7 +15,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// The backend kinds whose nodes a restart in place keeps.
-pub const KEPT_BACKENDS: &[&str] = &["vbd"];
+pub const KEPT_BACKENDS: &[&str] = &["vbd", "vif"];
 
 /// The paths to remove from `domid`'s home when it restarts in place, in order:
 /// every child of the home but `backend`, and every kind under `backend` but the
@@ -58,12 +59,14 @@ mod tests {
     }
 
     #[test]
-    fn a_block_backend_keeps_its_vbds_and_nothing_else() {
+    fn a_backend_keeps_its_vbds_and_vifs_and_nothing_else() {
         let xs = store(&[
             "/local/domain/1/name",
             "/local/domain/1/control/shutdown",
             "/local/domain/1/backend/vbd/2/51712/state",
             "/local/domain/1/backend/vif/2/0/state",
+            "/local/domain/1/backend/vif/2/0/mac",
+            "/local/domain/1/backend/vscsi/2/0/state",
             "/local/domain/2/device/vbd/51712/state",
         ]);
         let mut got = restart_removals(&xs, 1);
@@ -71,7 +74,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                "/local/domain/1/backend/vif",
+                "/local/domain/1/backend/vscsi",
                 "/local/domain/1/control",
                 "/local/domain/1/name",
             ]
@@ -79,10 +82,23 @@ mod tests {
     }
 
     #[test]
+    fn a_network_backend_keeps_its_vifs() {
+        let xs = store(&[
+            "/local/domain/4/name",
+            "/local/domain/4/data/x",
+            "/local/domain/4/backend/vif/2/0/state",
+            "/local/domain/4/backend/vif/3/0/state",
+        ]);
+        let mut got = restart_removals(&xs, 4);
+        got.sort();
+        assert_eq!(got, ["/local/domain/4/data", "/local/domain/4/name"]);
+    }
+
+    #[test]
     fn a_domain_serving_nothing_kept_loses_its_whole_home_content() {
         let xs = store(&[
             "/local/domain/3/name",
-            "/local/domain/3/backend/vif/2/0/state",
+            "/local/domain/3/backend/console/2/0/state",
         ]);
         let mut got = restart_removals(&xs, 3);
         got.sort();
@@ -90,7 +106,7 @@ mod tests {
             got,
             [
                 "/local/domain/3/backend",
-                "/local/domain/3/backend/vif",
+                "/local/domain/3/backend/console",
                 "/local/domain/3/name",
             ]
         );

@@ -13,7 +13,9 @@
 //! * [`xenbus`]: the backend xenbus handshake as [`Action`]s for the shell.
 //!
 //! A shell's loop: for each vif dom0 wrote, [`Netback::add`] then perform
-//! [`Netback::start`]; on a frontend `state` watch perform [`Netback::frontend_changed`]
+//! [`Netback::start`] (or, for one whose `state` reads Connected because a previous
+//! instance of netdom served it, [`Netback::resume`], then log [`Netback::take_resumed`]
+//! once [`Netback::connect`] took its rings up); on a frontend `state` watch perform [`Netback::frontend_changed`]
 //! (calling [`Netback::connect`] after mapping the rings); when a vif's own `state` reads
 //! [`Netback::rewritten`] (dom0 wrote it afresh for a guest restarted in place) perform
 //! [`Netback::reincarnate`]; on an event call
@@ -40,7 +42,7 @@ pub use netback::{Config, Netback, Poll, UplinkCounters};
 pub use ring::{BackRing, RingError};
 pub use switch::{Mac, Port, Route, Switch};
 pub use tx::Malformed;
-pub use vif::{parse_mac, HaltReason, MacText, Vif, VifConfig, VifId, VifState};
+pub use vif::{parse_mac, HaltReason, MacText, Resumed, Vif, VifConfig, VifId, VifState};
 pub use xenbus::{Action, Handshake, HandshakeError, Step};
 
 #[cfg(test)]

@@ -16,9 +16,10 @@
 use crate::checksum;
 use crate::io::{GrantSeg, Io, Which};
 use crate::ring::{BackRing, Kind};
+use crate::rx;
 use crate::switch::{Mac, Port, Route, Switch, UPLINK};
 use crate::tx::{self, Malformed, TxPacket, Verdict};
-use crate::vif::{HaltReason, Vif, VifConfig, VifId, VifState};
+use crate::vif::{HaltReason, Resumed, Vif, VifConfig, VifId, VifState};
 use crate::xenbus::Step;
 use alloc::string::String;
 use alloc::vec;
@@ -129,7 +130,10 @@ impl Netback {
         self.vifs[id.0].handshake.start()
     }
 
-    /// After a restart in place: picks vif `id` up from the states found in xenstore.
+    /// After a restart in place: picks vif `id` up from the states found in xenstore. When
+    /// both ends were connected the step maps the rings and binds the port without writing
+    /// anything, and the [`Netback::connect`] that follows takes the rings up where the
+    /// dead instance left them (see [`crate::ring`]); otherwise the vif starts over.
     pub fn resume<F: FnMut(&str) -> Option<String>>(
         &mut self,
         id: VifId,
@@ -137,7 +141,23 @@ impl Netback {
         fe: XenbusState,
         read: F,
     ) -> Step {
-        self.vifs[id.0].handshake.resume(backend, fe, read)
+        let step = self.vifs[id.0].handshake.resume(backend, fe, read);
+        let announces = step
+            .actions
+            .iter()
+            .any(|a| matches!(a, crate::Action::SetState(_)));
+        let maps = step
+            .actions
+            .iter()
+            .any(|a| matches!(a, crate::Action::MapRings { .. }));
+        self.vifs[id.0].resuming = maps && !announces;
+        step
+    }
+
+    /// How vif `id`'s rings were taken up after a restart in place, once (none if it was
+    /// not resumed, or was told already).
+    pub fn take_resumed(&mut self, id: VifId) -> Option<Resumed> {
+        self.vifs.get_mut(id.0).and_then(|v| v.resumed.take())
     }
 
     /// The frontend's `state` changed to `fe`; a disconnect in the returned actions also
@@ -200,7 +220,41 @@ impl Netback {
         v.tx = Some(tx);
         v.rx = Some(rx);
         v.state = VifState::Connected;
+        if core::mem::take(&mut v.resuming) {
+            self.take_up(id, io);
+        }
         true
+    }
+
+    /// Restart in place: answers the TX window, completes a journalled RX batch, and
+    /// notifies the frontend (its events to the dead instance were lost). A corrupt ring
+    /// halts the vif, as it would have the dead instance.
+    fn take_up<I: Io + ?Sized>(&mut self, id: VifId, io: &mut I) {
+        let (Some(ring), Some(mem)) = (self.vifs[id.0].tx.as_mut(), io.ring(id, Which::Tx)) else {
+            return;
+        };
+        let dropped = match tx::drop_window(ring, mem) {
+            Ok(d) => d,
+            Err(e) => return self.halt(id, HaltReason::Ring(e)),
+        };
+        let tx_at = ring.rsp_prod_pvt();
+        let (Some(ring), Some(mem)) = (self.vifs[id.0].rx.as_mut(), io.ring(id, Which::Rx)) else {
+            return;
+        };
+        let completed = match rx::finish_journal(ring, mem) {
+            Ok(n) => n,
+            Err(e) => return self.halt(id, HaltReason::Ring(e)),
+        };
+        let rx_at = ring.rsp_prod_pvt();
+        let v = &mut self.vifs[id.0];
+        v.counters.tx_drops += u64::from(dropped.packets);
+        v.resumed = Some(Resumed {
+            tx_at,
+            rx_at,
+            tx_dropped: dropped.packets,
+            rx_completed: completed,
+        });
+        self.wants_notify(id);
     }
 
     /// The shell could not map the rings or bind the port: close the vif.

@@ -12,12 +12,25 @@
 //! the request they answer by id, but both netfront's TX garbage collector and its RX path
 //! walk them in ring order) and published in batches by [`BackRing::push`].
 //!
-//! Restart: [`BackRing::attach`] starts from the published `rsp_prod`, so requests between
-//! it and `req_prod` are consumed again. For TX that re-sends packets (a network may
-//! duplicate a frame); for RX it re-uses posted buffers. A response written but not yet
-//! published overwrote its request slot, so a backend that dies in that window leaves the
-//! replay a slot that fails validation and the vif is halted (blkdom's journal is not
-//! repeated here).
+//! Restart in place ([`crate::Netback::connect`] after [`crate::Netback::resume`]):
+//! [`BackRing::attach`] starts from the published `rsp_prod`; the requests between it and
+//! `req_prod` are the window a dead instance left. What is done with it differs per ring:
+//! * TX ([`crate::tx::drop_window`]): every request in the window is answered (dropped),
+//!   none is sent. netback publishes a packet's responses before it forwards the packet,
+//!   so nothing in the window reached the wire, and a response written but not published
+//!   overwrote its slot's grant ref (a TX response covers the first four bytes of the
+//!   request: the `gref`; `flags` and `id` survive), so the data could not be trusted
+//!   anyway. TCP retransmits; netfront frees the buffers and never sees an error.
+//! * RX: the posted buffers are taken again as free buffers, so no frame is delivered
+//!   twice. A response covers its whole request slot, so between writing a frame's
+//!   responses and publishing them the slots hold neither; the backend journals each
+//!   batch first ([`BackRing::journal`]: the first response index, the slot count, the
+//!   frame length and whether the copy worked) in the header padding (unused by netif;
+//!   the frontend zeroes it when it initialises the ring), behind a magic word cleared
+//!   while the journal is rewritten. On resume a journal naming the published `rsp_prod`
+//!   is completed (`rx::finish_journal`): the frame is already in the buffers and the guest has
+//!   not seen it, so it is delivered exactly once. A frontend that scribbles on the
+//!   journal can only make its own buffers read as delivered.
 
 use crate::io::RingMem;
 use protocol::xen::blkif::{RING_REQ_EVENT, RING_REQ_PROD, RING_RSP_EVENT, RING_RSP_PROD};
@@ -25,6 +38,30 @@ use protocol::xen::netif::{
     rx_slot_offset, tx_slot_offset, NET_RX_RING_SIZE, NET_TX_RING_SIZE, RX_SLOT_BYTES,
     TX_SLOT_BYTES,
 };
+
+/// Offset of the RX journal's magic word (the first word of the header padding).
+const JOURNAL_MAGIC_OFF: usize = 16;
+/// Offset of the journalled batch's first response index.
+const JOURNAL_INDEX_OFF: usize = 20;
+/// Offset of the journalled batch's slot count.
+const JOURNAL_COUNT_OFF: usize = 24;
+/// Offset of the journalled frame's length.
+const JOURNAL_LEN_OFF: usize = 28;
+/// Offset of the journalled copy outcome (1: the frame is in the buffers).
+const JOURNAL_OK_OFF: usize = 32;
+/// "NRJ1": the journal is complete.
+const JOURNAL_MAGIC: u32 = u32::from_le_bytes(*b"NRJ1");
+
+/// A batch of responses as journalled before they were written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Journal {
+    /// Slots the batch answers, from the published `rsp_prod` on.
+    pub count: u32,
+    /// The frame's length.
+    pub len: u32,
+    /// Whether the frame was copied into the buffers (else every slot is an error).
+    pub ok: bool,
+}
 
 /// Why a ring cannot be served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,6 +206,36 @@ impl BackRing {
         mem.fence();
         let event = mem.load_index(RING_RSP_EVENT);
         new.wrapping_sub(event) < new.wrapping_sub(old)
+    }
+
+    /// Records the batch of `j.count` responses about to be written from
+    /// `rsp_prod_pvt` on (the first of them must be the first unpublished one), so that a
+    /// new instance can complete it ([`BackRing::journalled`]).
+    pub fn journal<M: RingMem + ?Sized>(&self, mem: &mut M, j: Journal) {
+        debug_assert_eq!(self.rsp_prod_pvt, self.rsp_published);
+        // Cleared first so a half-written journal is never trusted.
+        mem.store_index(JOURNAL_MAGIC_OFF, 0);
+        mem.store_index(JOURNAL_INDEX_OFF, self.rsp_prod_pvt);
+        mem.store_index(JOURNAL_COUNT_OFF, j.count);
+        mem.store_index(JOURNAL_LEN_OFF, j.len);
+        mem.store_index(JOURNAL_OK_OFF, u32::from(j.ok));
+        mem.store_index(JOURNAL_MAGIC_OFF, JOURNAL_MAGIC);
+    }
+
+    /// The journalled batch a dead instance did not publish: a complete journal naming
+    /// the published `rsp_prod` as its first response (any other is stale: its batch was
+    /// published). Untrusted: the caller validates it against the ring.
+    pub fn journalled<M: RingMem + ?Sized>(&self, mem: &M) -> Option<Journal> {
+        if mem.load_index(JOURNAL_MAGIC_OFF) != JOURNAL_MAGIC
+            || mem.load_index(JOURNAL_INDEX_OFF) != self.rsp_published
+        {
+            return None;
+        }
+        Some(Journal {
+            count: mem.load_index(JOURNAL_COUNT_OFF),
+            len: mem.load_index(JOURNAL_LEN_OFF),
+            ok: mem.load_index(JOURNAL_OK_OFF) == 1,
+        })
     }
 
     /// `RING_FINAL_CHECK_FOR_REQUESTS`: with nothing left, asks the frontend to notify us at

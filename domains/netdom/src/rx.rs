@@ -7,9 +7,14 @@
 //! that vif's `rx_drops` (the switch never waits for a guest). A grant copy the frontend's
 //! grants make fail answers every slot of the frame with `NETIF_RSP_ERROR` and counts a
 //! drop; responses always follow the requests' ring order, which netfront relies on.
+//!
+//! Each frame's responses are journalled before they are written ([`BackRing::journal`]);
+//! after a restart in place [`finish_journal`] completes a batch the dead instance wrote
+//! but did not publish.
 
-use crate::io::{GrantSeg, Io, Which};
+use crate::io::{GrantSeg, Io, RingMem, Which};
 use crate::netback::Netback;
+use crate::ring::{BackRing, Journal, RingError};
 use crate::switch::Port;
 use crate::vif::{HaltReason, VifId, VifState};
 use protocol::xen::blkif::XEN_PAGE_BYTES;
@@ -82,19 +87,14 @@ impl Netback {
         let (Some(ring), Some(mem)) = (self.vifs[id.0].rx.as_mut(), io.ring(id, Which::Rx)) else {
             return false;
         };
-        for (n, seg) in self.segs.iter().enumerate() {
-            let last = n + 1 == needed;
-            let rsp = NetifRxResponse {
-                id: ids[n],
-                offset: 0,
-                flags: if last { 0 } else { NETRXF_MORE_DATA },
-                status: if copied {
-                    seg.len as i16
-                } else {
-                    NETIF_RSP_ERROR
-                },
-            };
-            ring.respond(mem, rsp.as_bytes());
+        let batch = Journal {
+            count: needed as u32,
+            len: frame.len() as u32,
+            ok: copied,
+        };
+        ring.journal(mem, batch);
+        for (n, &rid) in ids[..needed].iter().enumerate() {
+            ring.respond(mem, response(rid, n, batch).as_bytes());
         }
         let notify = ring.push(mem);
         let c = &mut self.vifs[id.0].counters;
@@ -109,4 +109,56 @@ impl Netback {
         }
         copied
     }
+}
+
+/// The response to slot `n` of the frame `batch` describes: the bytes of the frame in
+/// that slot's page (or an error if the copy failed), `more_data` on all but the last.
+fn response(id: u16, n: usize, batch: Journal) -> NetifRxResponse {
+    let last = n + 1 == batch.count as usize;
+    let bytes = (batch.len as usize)
+        .saturating_sub(n * XEN_PAGE_BYTES)
+        .min(XEN_PAGE_BYTES);
+    NetifRxResponse {
+        id,
+        offset: 0,
+        flags: if last { 0 } else { NETRXF_MORE_DATA },
+        status: if batch.ok {
+            bytes as i16
+        } else {
+            NETIF_RSP_ERROR
+        },
+    }
+}
+
+/// Restart in place: completes the batch of responses a dead instance journalled, wrote
+/// (perhaps partly) and did not publish, and publishes it; the frame is already in the
+/// frontend's buffers. Returns the slots answered (0: no such batch, or a journal that
+/// does not fit the ring, which is ignored: its slots are taken as free buffers). The
+/// responses name the slots' ids: a response keeps its request's id in place, so a slot
+/// reads the same id whether or not the dead instance reached it. Call it on a ring just
+/// attached.
+pub fn finish_journal<M: RingMem + ?Sized>(
+    ring: &mut BackRing,
+    mem: &mut M,
+) -> Result<u32, RingError> {
+    let avail = ring.pending(mem)?;
+    let Some(batch) = ring.journalled(mem) else {
+        return Ok(0);
+    };
+    let slots = (batch.len as usize).div_ceil(XEN_PAGE_BYTES).max(1);
+    if batch.len as usize > XEN_NETIF_MAX_TX_SIZE
+        || batch.count as usize != slots
+        || batch.count > avail
+    {
+        return Ok(0);
+    }
+    let mut slot = [0u8; RX_SLOT_BYTES];
+    for n in 0..slots {
+        ring.peek(mem, 0, &mut slot);
+        ring.consume(1);
+        let id = u16::from_le_bytes([slot[0], slot[1]]);
+        ring.respond(mem, response(id, n, batch).as_bytes());
+    }
+    ring.push(mem);
+    Ok(batch.count)
 }

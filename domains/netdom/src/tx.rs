@@ -15,17 +15,21 @@
 //!
 //! A packet that is well formed but cannot be forwarded (shorter than an Ethernet header)
 //! is [`Verdict::Drop`]: answered with `NETIF_RSP_ERROR` and counted, the vif lives on.
+//!
+//! After a restart in place the requests a dead instance left unanswered are not sent but
+//! answered at once ([`drop_window`]; why in [`crate::ring`]).
 
 use crate::io::{GrantSeg, RingMem};
-use crate::ring::BackRing;
+use crate::ring::{BackRing, RingError};
 use alloc::vec::Vec;
 use protocol::xen::blkif::XEN_PAGE_BYTES;
 use protocol::xen::netif::{
-    NetifExtraInfo, NetifTxRequest, ETH_HLEN, NETTXF_CSUM_BLANK, NETTXF_EXTRA_INFO,
-    NETTXF_MORE_DATA, TX_SLOT_BYTES, XEN_NETBK_LEGACY_SLOTS_MAX, XEN_NETIF_EXTRA_FLAG_MORE,
-    XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_EXTRA_TYPE_NONE,
+    NetifExtraInfo, NetifTxRequest, NetifTxResponse, ETH_HLEN, NETIF_RSP_DROPPED, NETIF_RSP_NULL,
+    NETTXF_CSUM_BLANK, NETTXF_EXTRA_INFO, NETTXF_MORE_DATA, TX_SLOT_BYTES,
+    XEN_NETBK_LEGACY_SLOTS_MAX, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO,
+    XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_EXTRA_TYPE_NONE,
 };
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 /// Why a TX packet is refused (the vif is halted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,4 +216,63 @@ fn check_page(offset: u16, size: u16) -> Result<(), Malformed> {
         return Err(Malformed::CrossesPage { offset, size });
     }
     Ok(())
+}
+
+/// What [`drop_window`] answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Packets dropped.
+    pub packets: u32,
+    /// Slots answered (their data slots and extra-info slots).
+    pub slots: u32,
+}
+
+/// Restart in place: answers every request between `ring`'s position (a ring just
+/// attached: the published `rsp_prod`) and `req_prod` without sending any, and publishes
+/// the answers. A request slot is answered `NETIF_RSP_DROPPED` with its own id (netfront
+/// frees the buffer of any answer but `NETIF_RSP_NULL`, whatever its status), an
+/// extra-info slot `NETIF_RSP_NULL`. Slots are told apart as [`parse`] does, by the
+/// `extra_info` flag of the request before and the `more` flag of each extra, so a
+/// malformed chain only changes how the frontend's own slots are answered. A response the
+/// dead instance wrote over a request slot leaves its `flags` and `id` readable; over an
+/// extra slot it hides the extra's `more` flag, which matters only for a chain of several
+/// extras (netfront sends them only with the GSO or multicast features, not offered).
+pub fn drop_window<M: RingMem + ?Sized>(
+    ring: &mut BackRing,
+    mem: &mut M,
+) -> Result<Dropped, RingError> {
+    let n = ring.pending(mem)?;
+    let mut out = Dropped::default();
+    let mut slot = [0u8; TX_SLOT_BYTES];
+    let mut extra_follows = false;
+    let mut in_packet = false;
+    for _ in 0..n {
+        ring.peek(mem, 0, &mut slot);
+        ring.consume(1);
+        let rsp = if extra_follows {
+            let x = NetifExtraInfo::read_from_prefix(&slot).map_or(0, |(x, _)| x.flags);
+            extra_follows = x & XEN_NETIF_EXTRA_FLAG_MORE != 0;
+            NetifTxResponse {
+                id: u16::from_le_bytes([slot[0], slot[1]]),
+                status: NETIF_RSP_NULL,
+            }
+        } else {
+            // A slot is exactly one request: this cannot fail.
+            let (flags, id) =
+                NetifTxRequest::read_from_bytes(&slot).map_or((0, 0), |r| (r.flags, r.id));
+            extra_follows = flags & NETTXF_EXTRA_INFO != 0;
+            if !in_packet {
+                out.packets += 1;
+            }
+            in_packet = flags & NETTXF_MORE_DATA != 0;
+            NetifTxResponse {
+                id,
+                status: NETIF_RSP_DROPPED,
+            }
+        };
+        ring.respond(mem, rsp.as_bytes());
+        out.slots += 1;
+    }
+    ring.push(mem);
+    Ok(out)
 }

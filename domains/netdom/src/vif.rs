@@ -54,6 +54,20 @@ impl core::fmt::Display for HaltReason {
     }
 }
 
+/// How a vif found connected after a restart in place was taken up
+/// ([`crate::Netback::take_resumed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    /// The TX ring's response index once the window was answered.
+    pub tx_at: u32,
+    /// The RX ring's response index once a journalled batch was completed.
+    pub rx_at: u32,
+    /// TX packets the dead instance left unanswered, dropped.
+    pub tx_dropped: u32,
+    /// RX slots of a frame the dead instance copied but did not publish, completed.
+    pub rx_completed: u32,
+}
+
 /// Where a vif is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VifState {
@@ -79,6 +93,10 @@ pub struct Vif {
     pub(crate) state: VifState,
     pub(crate) tx: Option<BackRing>,
     pub(crate) rx: Option<BackRing>,
+    /// The next [`crate::Netback::connect`] takes up rings a dead instance served.
+    pub(crate) resuming: bool,
+    /// How the last such connect went, until the shell takes it.
+    pub(crate) resumed: Option<Resumed>,
 }
 
 impl Vif {
@@ -91,6 +109,8 @@ impl Vif {
             state: VifState::Disconnected,
             tx: None,
             rx: None,
+            resuming: false,
+            resumed: None,
         }
     }
 

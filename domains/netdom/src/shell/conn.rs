@@ -193,7 +193,8 @@ impl Conns {
         let backend = XenbusState::parse(state.as_bytes());
         let id = VifId(i);
         let step = if backend == XenbusState::Connected {
-            // A previous instance of us had it connected: pick the rings up where they were.
+            // A previous instance of us had it connected (we were restarted in place; dom0
+            // kept the vif's nodes): take the rings up where it left them.
             let fe_state = state_of(xs, &frontend_dir);
             nb.resume(id, backend, fe_state, |k| {
                 read(xs, &format!("{frontend_dir}/{k}"))
@@ -282,6 +283,12 @@ impl Conns {
                         self.disconnect(i);
                         let s = nb.connect_failed(id);
                         return self.perform(i, s, xs, nb, grants);
+                    }
+                    if let Some(r) = nb.take_resumed(id) {
+                        println!(
+                            "vif {frontend}/{devid} resumed tx at {} rx at {} ({} tx packet(s) dropped, {} rx slot(s) completed)",
+                            r.tx_at, r.rx_at, r.tx_dropped, r.rx_completed
+                        );
                     }
                 }
                 Action::BindEvtchn { port } => match xen::evtchn_bind_interdomain(frontend, port) {

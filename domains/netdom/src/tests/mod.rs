@@ -5,3 +5,4 @@ mod handshake;
 mod paths;
 mod props;
 mod restart;
+mod resume;

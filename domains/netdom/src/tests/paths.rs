@@ -335,8 +335,9 @@ fn a_removed_vif_is_forgotten_by_the_switch() {
     assert_eq!(nb.get(V1).unwrap().state(), VifState::Disconnected);
 }
 
-/// Restart in place: a new instance attaches at the published responses, so packets the
-/// old one consumed but never answered are sent again and every slot gets its answer.
+/// Restart in place: a new instance attaches at the published responses; packets the old
+/// one never answered are answered dropped (never sent: TCP retransmits), and the packets
+/// after them are served as usual.
 #[test]
 fn a_new_instance_picks_the_rings_up_where_responses_stopped() {
     let (mut nb, mut io) = connected(1, true);
@@ -366,8 +367,11 @@ fn a_new_instance_picks_the_rings_up_where_responses_stopped() {
     fresh.poll_tx(id, &mut io, 1);
     assert_eq!(
         io.fronts[0].tx_responses(),
-        vec![(1, NETIF_RSP_OKAY), (2, NETIF_RSP_OKAY)]
+        vec![(1, NETIF_RSP_DROPPED), (2, NETIF_RSP_DROPPED)]
     );
+    io.fronts[0].send(&frame(HOST, MAC1, 63), 4096, 0, 0);
+    fresh.poll_tx(id, &mut io, 2);
+    assert_eq!(io.fronts[0].tx_responses(), vec![(3, NETIF_RSP_OKAY)]);
     let lens: Vec<usize> = io.uplink.iter().map(Vec::len).collect();
-    assert_eq!(lens, vec![60, 61, 62]);
+    assert_eq!(lens, vec![60, 63]);
 }
