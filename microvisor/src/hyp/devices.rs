@@ -12,12 +12,10 @@
 //! interrupts again, so nothing is lost and a guest cannot storm EL2.
 
 use super::domain::Domain;
-use super::tables::FrameTables;
 use super::Hyp;
 use crate::arch::{gic, mem};
 use crate::captable::Object;
-use crate::mm::frames::FrameAllocator;
-use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable};
+use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, TableMemory};
 use crate::passthrough::{check_access, check_window, exposure, Exposure, Holding};
 use crate::platform::DeviceNode;
 use crate::platform::Platform;
@@ -49,9 +47,11 @@ const VIRTIO_STATUS: u64 = 0x70;
 
 /// Maps `size` bytes of device registers at `pa` into `stage2` at `ipa` (device memory,
 /// never executable); already there is fine (several transports share a page).
+/// Table pages come from `tables`: the domain's own charged budget, so a device window
+/// costs its holder, never the shared pool (security review F4).
 fn map_device(
     stage2: &mut PageTable,
-    frames: &mut FrameAllocator,
+    tables: &mut impl TableMemory,
     ipa: u64,
     pa: PhysAddr,
     size: u64,
@@ -62,7 +62,7 @@ fn map_device(
         write: true,
         exec: false,
     };
-    match stage2.map(&mut FrameTables(frames), ipa, pa, size, attrs) {
+    match stage2.map(tables, ipa, pa, size, attrs) {
         Ok(()) | Err(MapError::AlreadyMapped) => Ok(()),
         Err(_) => Err(CapError::NoMemory),
     }
@@ -135,20 +135,23 @@ impl Hyp {
         let dev = self.devices[index];
         let mut holding = dev.holding;
         holding.map(id).map_err(|_| CapError::WrongState)?;
-        let d = self.domains[usize::from(id.0)]
-            .as_deref_mut()
-            .ok_or(CapError::Stale)?;
+        if self.domain(id).is_none() {
+            return Err(CapError::Stale);
+        }
         if exposure(dev.node.region) == Exposure::Mapped {
-            let stage2 = d.stage2.as_mut().ok_or(CapError::WrongState)?;
+            let (stage2, mut tables) = self.stage2_mut(id).ok_or(CapError::WrongState)?;
             let base = dev.node.region.base;
             map_device(
                 stage2,
-                &mut self.frames,
+                &mut tables,
                 base.as_u64(),
                 base,
                 dev.node.region.size,
             )?;
         }
+        let d = self.domains[usize::from(id.0)]
+            .as_deref_mut()
+            .ok_or(CapError::Stale)?;
         if let Some(irq) = dev.node.irq {
             route_spi(d, &self.platform, irq);
         }
@@ -220,17 +223,17 @@ impl Hyp {
             if holding.map(id).is_err() {
                 continue;
             }
-            let Some(d) = self.domains[usize::from(id.0)].as_deref_mut() else {
-                return;
-            };
-            let Some(stage2) = d.stage2.as_mut() else {
+            let Some((stage2, mut tables)) = self.stage2_mut(id) else {
                 return;
             };
             let r = dev.node.region;
-            if map_device(stage2, &mut self.frames, guest, r.base, r.size).is_err() {
+            if map_device(stage2, &mut tables, guest, r.base, r.size).is_err() {
                 crate::info!("{}: no table pages to map the device at {}", id, r.base);
                 continue;
             }
+            let Some(d) = self.domains[usize::from(id.0)].as_deref_mut() else {
+                return;
+            };
             if let Some(irq) = dev.node.irq {
                 route_spi(d, &self.platform, irq);
             }
