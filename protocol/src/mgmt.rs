@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 6 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 7 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -149,6 +149,16 @@ pub enum Request {
         /// Which domain.
         domain: DomainRef,
     },
+    /// Supervision facts of every domain (restarts, last restart reason and recovery time,
+    /// watchdog, hold). Answer: [`Response::Health`]. Since 1.7.
+    Health,
+    /// A test capability: makes a running domain genuinely hang (the microvisor parks every
+    /// vCPU of it and tells nobody), so only its heartbeat watchdog can notice. Answer:
+    /// [`Response::Done`]. Since 1.7.
+    Hang {
+        /// Which domain.
+        domain: DomainRef,
+    },
 }
 
 impl Request {
@@ -170,7 +180,8 @@ impl Request {
             Self::ConsoleInput { .. } => "console",
             Self::Vbds { .. } | Self::Vifs { .. } => "info",
             Self::Session { .. } => "session",
-            Self::Crash { .. } => "crash",
+            Self::Crash { .. } | Self::Hang { .. } => "crash",
+            Self::Health => "list",
         }
     }
 
@@ -182,6 +193,7 @@ impl Request {
             | Self::Destroy { domain }
             | Self::Restart { domain }
             | Self::Crash { domain }
+            | Self::Hang { domain }
             | Self::Shutdown { domain }
             | Self::Reboot { domain }
             | Self::ConsoleInput { domain, .. }
@@ -191,6 +203,7 @@ impl Request {
             | Self::Session { .. }
             | Self::List
             | Self::Info
+            | Self::Health
             | Self::Top
             | Self::Create { .. }
             | Self::Dmesg { .. } => None,
@@ -233,6 +246,8 @@ pub enum Response {
         /// The client's token.
         token: u64,
     },
+    /// Supervision facts, in id order (dom0 included).
+    Health(Vec<HealthRow>),
 }
 
 /// One domain in a listing.
@@ -402,8 +417,10 @@ pub fn state_word(s: &DomainState) -> &'static str {
 }
 
 mod counters;
+mod health;
 mod vbd;
 mod vif;
+pub use health::{crash_code_text, HealthRow, RestartReason, RestartRecord};
 pub use vbd::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
 pub use vif::{VifCounters, VifRow, VIF_COUNTERS_KEY};
 

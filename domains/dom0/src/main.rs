@@ -42,6 +42,9 @@ mod shell {
     static PV_EVENT: AtomicBool = AtomicBool::new(false);
     /// Poll of the PV rings (console input has no event of its own).
     const PV_POLL_MS: u64 = 20;
+    /// How often watched domains' heartbeats are read. The microvisor stamps each beat, so
+    /// this only bounds how late a silence is noticed, not how it is measured.
+    const BEAT_POLL_MS: u64 = 500;
 
     rt::entry!(main);
 
@@ -110,6 +113,15 @@ mod shell {
                     println!("started {} (d{domid})", d.name);
                     sup.watch(&d.name, domid, handle, DomainState::Running, policy);
                     sup.placed(&d.vcpus);
+                    if let Some(w) = manifest.watchdogs.iter().find(|w| w.domain == d.name) {
+                        let hz = timer::freq();
+                        let ticks = |ms: u32| timer::ms_to_ticks(u64::from(ms), hz);
+                        sup.guard(ticks(w.timeout_ms), ticks(w.first_beat_ms), timer::now());
+                        println!(
+                            "watchdog on {}: {} ms (first beat within {} ms)",
+                            d.name, w.timeout_ms, w.first_beat_ms
+                        );
+                    }
                     running.push(d.name.clone());
                 }
                 Err(e) => {
@@ -177,9 +189,12 @@ mod shell {
         let mut next_poll = timer::now().saturating_add(poll);
         let port_poll = timer::ms_to_ticks(PORT_POLL_MS, hz);
         let pv_poll = timer::ms_to_ticks(PV_POLL_MS, hz);
+        let beat_poll = timer::ms_to_ticks(BEAT_POLL_MS, hz);
+        let mut next_beats = timer::now();
         let mut prompt = dom0::prompt::LineReader::default();
         loop {
             let mut wake = sup.next_deadline().map_or(next_poll, |t| t.min(next_poll));
+            wake = wake.min(next_beats);
             // The management port and the console prompt are polled at least this often.
             wake = wake.min(timer::now().saturating_add(port_poll));
             if pv.any() {
@@ -256,6 +271,23 @@ mod shell {
                     let r = cap::domain_destroy(sup.domains()[i].handle);
                     if let Some(line) = sup.destroyed(i, r) {
                         println!("{line}");
+                    }
+                }
+            }
+            if now >= next_beats {
+                next_beats = now.saturating_add(beat_poll);
+                for i in sup.beat_watch() {
+                    let reading = cap::domain_beats(sup.domains()[i].handle);
+                    let (line, command) = sup.beats(i, reading, timer::now());
+                    if let Some(line) = line {
+                        println!("{line}");
+                    }
+                    if let Some(Command::Destroy(i)) = command {
+                        pv.detach(sup.domains()[i].domid);
+                        let r = cap::domain_destroy(sup.domains()[i].handle);
+                        if let Some(line) = sup.destroyed(i, r) {
+                            println!("{line}");
+                        }
                     }
                 }
             }

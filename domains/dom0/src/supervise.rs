@@ -7,12 +7,14 @@
 //! ticks, so everything here runs on the host. The shell (`main.rs`) issues the hypercalls
 //! the [`Command`]s ask for and reports their results back.
 
+use crate::health::{Check, Health, Watchdog};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use protocol::cap::CapHandle;
-use protocol::control::{CapError, DomainState, StopReason};
+use protocol::control::{Beats, CapError, DomainState, StopReason};
 use protocol::manifest::{Action, ManifestDomain};
+use protocol::mgmt::{crash_code_text, HealthRow, RestartReason};
 
 /// Restart pacing, in counter ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +132,20 @@ fn is_crash(r: &StopReason) -> bool {
     !matches!(r, StopReason::PowerOff | StopReason::Reboot)
 }
 
+/// Why a stop leads to a restart, for `ctl list`.
+fn restart_reason(r: &StopReason) -> RestartReason {
+    match r {
+        StopReason::PowerOff => RestartReason::PowerOff,
+        StopReason::Reboot => RestartReason::Reboot,
+        StopReason::Crashed { code } => RestartReason::Crash {
+            what: crash_code_text(*code),
+        },
+        other => RestartReason::Crash {
+            what: stop_text(other),
+        },
+    }
+}
+
 /// One supervised domain.
 #[derive(Clone, Debug)]
 pub struct Watched {
@@ -163,12 +179,37 @@ pub struct Watched {
     restarting: bool,
     /// Where its vCPUs run (kept across restarts, which reuse the placement).
     pub placement: Vec<protocol::control::VcpuPlacement>,
+    /// Its watchdog and restart record.
+    health: Health,
 }
 
 impl Watched {
     /// Destroyed: no longer supervised (and not listed).
     pub fn is_gone(&self) -> bool {
         self.gone
+    }
+
+    /// Its watchdog and restart record.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Its supervision facts for the management protocol, at `now` (`hz` ticks/s).
+    pub fn health_row(&self, now: u64, hz: u64) -> HealthRow {
+        let ms = |t: u64| t.saturating_mul(1000) / hz.max(1);
+        let w = self.health.watchdog.as_ref();
+        HealthRow {
+            id: self.domid,
+            name: self.name.clone(),
+            incarnation: self.total_restarts,
+            last_restart: self.health.record(now, hz),
+            watchdog_ms: w.map(|w| u32::try_from(ms(w.timeout)).unwrap_or(u32::MAX)),
+            beat_ago_ms: w
+                .map(Watchdog::last_beat)
+                .filter(|&t| t != 0)
+                .map(|t| ms(now.saturating_sub(t))),
+            held: self.health.held.clone(),
+        }
     }
 
     fn who(&self) -> String {
@@ -217,7 +258,77 @@ impl Supervisor {
             stale_checked: false,
             restarting: false,
             placement: Vec::new(),
+            health: Health::default(),
         });
+    }
+
+    /// Puts a heartbeat watchdog on the domain watched last, started at `now`: silence
+    /// after a beat longer than `timeout`, or no first beat within `first_beat` of a start,
+    /// is treated as a crash (ticks).
+    pub fn guard(&mut self, timeout: u64, first_beat: u64, now: u64) {
+        if let Some(w) = self.domains.last_mut() {
+            w.health.watchdog = Some(Watchdog::new(timeout, first_beat, now));
+        }
+    }
+
+    /// Live domains whose watchdog wants a heartbeat reading now: running as far as dom0
+    /// knows, not held, no restart pending or under way.
+    pub fn beat_watch(&self) -> Vec<usize> {
+        self.domains
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                !d.gone
+                    && !d.held
+                    && !d.restarting
+                    && d.pending.is_none()
+                    && d.state == DomainState::Running
+                    && d.health.watchdog.is_some()
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Records a `DomainBeats` reading of domain `i` taken at `now`; returns the line to
+    /// print and the command to carry out, as [`Supervisor::observe`] does. A watchdog that
+    /// fires is a crash: the `on_crash` policy applies, with its backoff and crash-loop
+    /// hold. A failed reading is ignored (the domain may be restarting; `observe` reports
+    /// query errors).
+    pub fn beats(
+        &mut self,
+        i: usize,
+        reading: Result<Beats, CapError>,
+        now: u64,
+    ) -> (Option<String>, Option<Command>) {
+        let hz = self.limits.hz.max(1);
+        let Ok(beats) = reading else {
+            return (None, None);
+        };
+        let Some(d) = self.domains.get_mut(i).filter(|d| !d.gone) else {
+            return (None, None);
+        };
+        let Some(w) = d.health.watchdog.as_mut() else {
+            return (None, None);
+        };
+        match w.check(beats, now) {
+            Check::Quiet => (None, None),
+            Check::FirstBeat { at } => {
+                d.health.first_beat(at);
+                let line = d
+                    .health
+                    .last
+                    .as_ref()
+                    .and_then(|(_, _, r)| *r)
+                    .map(|r| format!("{}: ready, recovered in {} ms", d.who(), r * 1000 / hz));
+                (line, None)
+            }
+            Check::Missed { silent } => {
+                let silent_ms = silent.saturating_mul(1000) / hz;
+                let why = format!("no heartbeat for {silent_ms} ms (watchdog)");
+                let action = d.policy.on_crash;
+                self.react(i, why, true, action, RestartReason::Watchdog { silent_ms }, now)
+            }
+        }
     }
 
     /// Records where the vCPUs of the domain watched last run.
@@ -262,7 +373,6 @@ impl Supervisor {
         query: Result<DomainState, CapError>,
         now: u64,
     ) -> (Option<String>, Option<Command>) {
-        let limits = self.limits;
         let Some(d) = self.domains.get_mut(i).filter(|d| !d.gone) else {
             return (None, None);
         };
@@ -281,6 +391,11 @@ impl Supervisor {
             return (None, None);
         }
         let old = core::mem::replace(&mut d.state, new);
+        if new == DomainState::Running {
+            if let Some(w) = d.health.watchdog.as_mut() {
+                w.resumed(now);
+            }
+        }
         let DomainState::Stopped(reason) = new else {
             let line = format!("{}: {} -> {}", d.who(), state_text(&old), state_text(&new));
             return (Some(line), None);
@@ -289,7 +404,33 @@ impl Supervisor {
             return (None, None);
         }
         let why = stop_text(&reason);
-        match d.policy.action(&reason) {
+        let action = d.policy.action(&reason);
+        self.react(
+            i,
+            why,
+            is_crash(&reason),
+            action,
+            restart_reason(&reason),
+            now,
+        )
+    }
+
+    /// Applies `action` to domain `i`, which stopped (or went silent) for `why`; `crash`:
+    /// it counts toward the crash-loop hold.
+    fn react(
+        &mut self,
+        i: usize,
+        why: String,
+        crash: bool,
+        action: Action,
+        reason: RestartReason,
+        now: u64,
+    ) -> (Option<String>, Option<Command>) {
+        let limits = self.limits;
+        let Some(d) = self.domains.get_mut(i) else {
+            return (None, None);
+        };
+        match action {
             Action::Destroy => (
                 Some(format!("{}: {why} -> destroy", d.who())),
                 Some(Command::Destroy(i)),
@@ -298,9 +439,14 @@ impl Supervisor {
             Action::Restart => {
                 let since = now.saturating_sub(limits.window);
                 d.recent.retain(|&t| t > since);
-                let crash = is_crash(&reason);
                 if crash && d.recent.len() >= limits.max_restarts {
                     d.held = true;
+                    d.health.held = Some(format!(
+                        "crash loop: {} restarts within {} s, then {}",
+                        d.recent.len(),
+                        limits.window / limits.hz.max(1),
+                        reason.text()
+                    ));
                     let line = format!(
                         "{}: crash loop, held after {} restarts",
                         d.who(),
@@ -309,6 +455,7 @@ impl Supervisor {
                     return (Some(line), None);
                 }
                 let delay = limits.backoff(if crash { d.recent.len() } else { 0 });
+                d.health.decided(reason, now);
                 d.pending_crash = crash;
                 d.pending = Some(now.saturating_add(delay));
                 (
@@ -369,6 +516,7 @@ impl Supervisor {
                 d.total_restarts += 1;
                 d.state = DomainState::Running;
                 d.restarting = true;
+                d.health.restarted(now);
                 let line = format!(
                     "{}: restarted (restart {}, {} within {} s)",
                     d.who(),
@@ -380,6 +528,8 @@ impl Supervisor {
             }
             Err(e) => {
                 d.held = true;
+                d.health.pending = None;
+                d.health.held = Some(format!("restart failed: {e}"));
                 (format!("{}: restart failed: {e}; held", d.who()), None)
             }
         }
@@ -395,6 +545,7 @@ impl Supervisor {
             }
             Err(e) => {
                 d.held = true;
+                d.health.held = Some(format!("destroy failed: {e}"));
                 Some(format!("{}: destroy failed: {e}", d.who()))
             }
         }

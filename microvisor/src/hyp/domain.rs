@@ -118,6 +118,11 @@ pub struct Domain {
     pub input: alloc::collections::VecDeque<u8>,
     /// The CPU still copying its image in (outside the lock); not runnable until done.
     pub loading: Option<usize>,
+    /// Hung on purpose (`DomainFault` with [`protocol::control::FaultKind::Hang`]): its
+    /// vCPUs never run again, though its state still says running. A rebuild clears it.
+    pub hung: bool,
+    /// Its heartbeats in this incarnation (`CapOp::Heartbeat`).
+    pub beats: protocol::control::Beats,
 }
 
 /// A build request with owned data, kept for restarts.
@@ -171,6 +176,7 @@ impl Domain {
     pub fn vcpu_runnable(&self, v: usize) -> bool {
         self.state == DomainState::Running
             && !self.dying
+            && !self.hung
             && self.loading.is_none()
             && self
                 .vcpus
@@ -343,6 +349,21 @@ impl Hyp {
             d.name
         );
         self.wake_mask(id, 1, this_cpu);
+        Ok(())
+    }
+
+    /// `DomainFault` with `FaultKind::Hang` (a test capability, `ctl crash --hang`): every
+    /// vCPU of a running domain leaves the run queues for good, mid-instruction as far as
+    /// the domain can tell. Its state stays `Running` and its controller gets no event: a
+    /// hang is only noticed by what stops happening (heartbeats, ring service).
+    pub fn hang_domain(&mut self, id: DomainId, this_cpu: usize) -> Result<(), CapError> {
+        let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+        if d.dying || d.state != DomainState::Running {
+            return Err(CapError::WrongState);
+        }
+        d.hung = true;
+        crate::info!("{} ({}): vCPUs parked (DomainFault hang)", id, d.name);
+        self.refresh_runnable(id, this_cpu);
         Ok(())
     }
 

@@ -1,0 +1,157 @@
+//! A domain's health as dom0 supervises it: its heartbeat watchdog and the record of its
+//! latest restart (why, when, how long it took to come back). Pure and host-tested; the
+//! supervisor ([`crate::supervise`]) owns one [`Health`] per domain and the shell feeds it
+//! `CapOp::DomainBeats` readings.
+//!
+//! Watchdog rules (times are counter ticks, the microvisor's heartbeat stamps included, so
+//! a late poll still judges by when the domain last beat, not by when dom0 looked):
+//! - Each incarnation starts silent. It must send its first beat within `first_beat` of its
+//!   start (boot and getting ready take longer than one loop round), then never stay silent
+//!   longer than `timeout`.
+//! - Silence is counted from the later of its latest beat and the moment it last became
+//!   running (start, restart, unpause): a paused domain does not beat and is not judged.
+//! - The watchdog fires once per incarnation; the restart that follows re-arms it.
+
+use protocol::control::Beats;
+use protocol::mgmt::{RestartReason, RestartRecord};
+
+/// What a heartbeat reading means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Nothing new to act on.
+    Quiet,
+    /// The incarnation's first beat, stamped `at` (its recovery ends there).
+    FirstBeat {
+        /// Counter value of the beat.
+        at: u64,
+    },
+    /// Silent too long: restart it. `silent` ticks since its latest sign of life.
+    Missed {
+        /// How long it has been silent.
+        silent: u64,
+    },
+}
+
+/// One domain's heartbeat watchdog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watchdog {
+    /// Longest silence after a beat.
+    pub timeout: u64,
+    /// Longest wait for an incarnation's first beat.
+    pub first_beat: u64,
+    /// When it last became running (start, restart, unpause).
+    since: u64,
+    /// Its first beat in this incarnation was seen.
+    seen_first: bool,
+    /// Fired in this incarnation (waits for the restart).
+    fired: bool,
+    /// The latest reading's latest beat (0: none).
+    last: u64,
+}
+
+impl Watchdog {
+    /// A watchdog on an incarnation started at `now`.
+    pub const fn new(timeout: u64, first_beat: u64, now: u64) -> Self {
+        Self {
+            timeout,
+            first_beat,
+            since: now,
+            seen_first: false,
+            fired: false,
+            last: 0,
+        }
+    }
+
+    /// A new incarnation started at `now` (a restart in place).
+    pub fn restarted(&mut self, now: u64) {
+        *self = Self::new(self.timeout, self.first_beat, now);
+    }
+
+    /// It became running again at `now` (unpaused): silence counts from here.
+    pub fn resumed(&mut self, now: u64) {
+        self.since = now;
+    }
+
+    /// The latest beat seen in this incarnation (0: none).
+    pub const fn last_beat(&self) -> u64 {
+        self.last
+    }
+
+    /// Judges a `DomainBeats` reading taken at `now` while the domain runs.
+    pub fn check(&mut self, beats: Beats, now: u64) -> Check {
+        if self.fired {
+            return Check::Quiet;
+        }
+        if beats.count == 0 {
+            let silent = now.saturating_sub(self.since);
+            return if silent > self.first_beat {
+                self.fired = true;
+                Check::Missed { silent }
+            } else {
+                Check::Quiet
+            };
+        }
+        self.last = beats.last;
+        let alive = beats.last.max(self.since);
+        let silent = now.saturating_sub(alive);
+        if silent > self.timeout {
+            self.fired = true;
+            return Check::Missed { silent };
+        }
+        if !self.seen_first {
+            self.seen_first = true;
+            return Check::FirstBeat { at: beats.first };
+        }
+        Check::Quiet
+    }
+}
+
+/// What dom0 keeps about a domain's health across its incarnations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Its watchdog, if it has one.
+    pub watchdog: Option<Watchdog>,
+    /// Why the restart now pending (or being carried out) happens, and when dom0 decided it.
+    pub pending: Option<(RestartReason, u64)>,
+    /// The latest restart: why, when dom0 decided it (ticks), recovery in ticks once known.
+    pub last: Option<(RestartReason, u64, Option<u64>)>,
+    /// Why dom0 holds it instead of restarting it.
+    pub held: Option<alloc::string::String>,
+}
+
+impl Health {
+    /// A restart was decided at `now` for `reason` (it may wait for a backoff).
+    pub fn decided(&mut self, reason: RestartReason, now: u64) {
+        self.pending = Some((reason, now));
+    }
+
+    /// The restart was carried out at `now`: the pending reason (a user's restart if none)
+    /// becomes the latest restart and the watchdog re-arms for the new incarnation.
+    pub fn restarted(&mut self, now: u64) {
+        let (reason, at) = self.pending.take().unwrap_or((RestartReason::User, now));
+        self.last = Some((reason, at, None));
+        if let Some(w) = self.watchdog.as_mut() {
+            w.restarted(now);
+        }
+    }
+
+    /// The new incarnation's first beat came at counter value `at`: its recovery ends.
+    pub fn first_beat(&mut self, at: u64) {
+        if let Some((_, decided, recovery @ None)) = self.last.as_mut() {
+            *recovery = Some(at.saturating_sub(*decided));
+        }
+    }
+
+    /// The latest restart as the management protocol shows it, at `now` (`hz` ticks/s).
+    pub fn record(&self, now: u64, hz: u64) -> Option<RestartRecord> {
+        let ms = |t: u64| t.saturating_mul(1000) / hz.max(1);
+        self.last.as_ref().map(|(reason, at, recovery)| RestartRecord {
+            reason: reason.clone(),
+            ago_ms: ms(now.saturating_sub(*at)),
+            recovery_ms: recovery.map(ms),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
