@@ -16,8 +16,7 @@ use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL, MAX_NAME_LEN};
 use protocol::control::VcpuPlacement;
 use protocol::manifest::{
     ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd, ManifestVif, ManifestWatchdog,
-    SystemManifest,
-    MANIFEST_VERSION,
+    SystemManifest, MANIFEST_VERSION,
 };
 use std::path::{Path, PathBuf};
 

@@ -145,11 +145,13 @@ impl Health {
     /// The latest restart as the management protocol shows it, at `now` (`hz` ticks/s).
     pub fn record(&self, now: u64, hz: u64) -> Option<RestartRecord> {
         let ms = |t: u64| t.saturating_mul(1000) / hz.max(1);
-        self.last.as_ref().map(|(reason, at, recovery)| RestartRecord {
-            reason: reason.clone(),
-            ago_ms: ms(now.saturating_sub(*at)),
-            recovery_ms: recovery.map(ms),
-        })
+        self.last
+            .as_ref()
+            .map(|(reason, at, recovery)| RestartRecord {
+                reason: reason.clone(),
+                ago_ms: ms(now.saturating_sub(*at)),
+                recovery_ms: recovery.map(ms),
+            })
     }
 }
 

@@ -326,7 +326,14 @@ impl Supervisor {
                 let silent_ms = silent.saturating_mul(1000) / hz;
                 let why = format!("no heartbeat for {silent_ms} ms (watchdog)");
                 let action = d.policy.on_crash;
-                self.react(i, why, true, action, RestartReason::Watchdog { silent_ms }, now)
+                self.react(
+                    i,
+                    why,
+                    true,
+                    action,
+                    RestartReason::Watchdog { silent_ms },
+                    now,
+                )
             }
         }
     }

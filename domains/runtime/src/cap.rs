@@ -56,8 +56,8 @@ mod hw {
     use core::sync::atomic::{AtomicBool, Ordering};
     use protocol::cap::{CapHandle, CapInfo};
     use protocol::control::{
-        Beats, CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, Version, CONSOLE_FOR_BYTES,
-        CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+        Beats, CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, Version,
+        CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
     };
     use protocol::layout::MAX_VCPUS;
 
@@ -155,7 +155,11 @@ mod hw {
     /// vCPU of it for good.
     pub fn domain_fault(domain: CapHandle, kind: FaultKind) -> Result<(), CapError> {
         ready()?;
-        call(CapOp::DomainFault, [domain.to_raw(), kind as u64, 0, 0, 0, 0]).map(drop)
+        call(
+            CapOp::DomainFault,
+            [domain.to_raw(), kind as u64, 0, 0, 0, 0],
+        )
+        .map(drop)
     }
 
     /// `DomainBeats`: the heartbeats of `domain`'s current incarnation.

@@ -12,8 +12,8 @@ use alloc::vec::Vec;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
-    CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, StopReason, Version, CONSOLE_FOR_BYTES,
-    CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+    CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, StopReason, Version,
+    CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
 };
 use protocol::ids::DomainId;
 
