@@ -3,13 +3,19 @@
 //! supervisor ([`crate::supervise`]) owns one [`Health`] per domain and the shell feeds it
 //! `CapOp::DomainBeats` readings.
 //!
-//! Watchdog rules (times are counter ticks, the microvisor's heartbeat stamps included, so
-//! a late poll still judges by when the domain last beat, not by when dom0 looked):
+//! Watchdog rules (times are counter ticks):
 //! - Each incarnation starts silent. It must send its first beat within `first_beat` of its
 //!   start (boot and getting ready take longer than one loop round), then never stay silent
 //!   longer than `timeout`.
-//! - Silence is counted from the later of its latest beat and the moment it last became
-//!   running (start, restart, unpause): a paused domain does not beat and is not judged.
+//! - Silence is counted in dom0's own observed time: each reading adds the time since the
+//!   previous one, but at most `max_step`. dom0 reads twice a second, so on a machine that
+//!   runs its CPUs this is wall time; when the host stops running the emulated machine
+//!   (a loaded 2-core CI host running TCG can leave every vCPU unscheduled for many
+//!   seconds, dom0's included, while the counter runs on), the gap is credited as one step,
+//!   not as silence the domain could have broken. A domain hung for real stays silent while
+//!   dom0 keeps running and is caught within `timeout` plus one reading.
+//! - A new beat resets the silence to the time since that beat (the microvisor's stamp).
+//! - A paused domain does not beat and is not judged; silence restarts when it resumes.
 //! - The watchdog fires once per incarnation; the restart that follows re-arms it.
 
 use protocol::control::Beats;
@@ -39,23 +45,32 @@ pub struct Watchdog {
     pub timeout: u64,
     /// Longest wait for an incarnation's first beat.
     pub first_beat: u64,
-    /// When it last became running (start, restart, unpause).
-    since: u64,
+    /// Most silence one reading may add (see the module docs).
+    pub max_step: u64,
+    /// Silence so far, in dom0's observed time.
+    silent: u64,
+    /// When the previous reading (or the start, or the resume) was.
+    prev: u64,
+    /// Beats counted at the previous reading.
+    count: u64,
     /// Its first beat in this incarnation was seen.
     seen_first: bool,
     /// Fired in this incarnation (waits for the restart).
     fired: bool,
-    /// The latest reading's latest beat (0: none).
+    /// The latest beat's stamp (0: none).
     last: u64,
 }
 
 impl Watchdog {
     /// A watchdog on an incarnation started at `now`.
-    pub const fn new(timeout: u64, first_beat: u64, now: u64) -> Self {
+    pub const fn new(timeout: u64, first_beat: u64, max_step: u64, now: u64) -> Self {
         Self {
             timeout,
             first_beat,
-            since: now,
+            max_step,
+            silent: 0,
+            prev: now,
+            count: 0,
             seen_first: false,
             fired: false,
             last: 0,
@@ -64,12 +79,13 @@ impl Watchdog {
 
     /// A new incarnation started at `now` (a restart in place).
     pub fn restarted(&mut self, now: u64) {
-        *self = Self::new(self.timeout, self.first_beat, now);
+        *self = Self::new(self.timeout, self.first_beat, self.max_step, now);
     }
 
     /// It became running again at `now` (unpaused): silence counts from here.
     pub fn resumed(&mut self, now: u64) {
-        self.since = now;
+        self.silent = 0;
+        self.prev = now;
     }
 
     /// The latest beat seen in this incarnation (0: none).
@@ -79,26 +95,31 @@ impl Watchdog {
 
     /// Judges a `DomainBeats` reading taken at `now` while the domain runs.
     pub fn check(&mut self, beats: Beats, now: u64) -> Check {
+        let step = now.saturating_sub(self.prev).min(self.max_step);
+        self.prev = now;
         if self.fired {
             return Check::Quiet;
         }
-        if beats.count == 0 {
-            let silent = now.saturating_sub(self.since);
-            return if silent > self.first_beat {
-                self.fired = true;
-                Check::Missed { silent }
-            } else {
-                Check::Quiet
+        let fresh = beats.count != self.count;
+        if fresh {
+            self.count = beats.count;
+            self.last = beats.last;
+            self.silent = now.saturating_sub(beats.last).min(step);
+        } else {
+            self.silent = self.silent.saturating_add(step);
+        }
+        let limit = if beats.count == 0 {
+            self.first_beat
+        } else {
+            self.timeout
+        };
+        if self.silent > limit {
+            self.fired = true;
+            return Check::Missed {
+                silent: self.silent,
             };
         }
-        self.last = beats.last;
-        let alive = beats.last.max(self.since);
-        let silent = now.saturating_sub(alive);
-        if silent > self.timeout {
-            self.fired = true;
-            return Check::Missed { silent };
-        }
-        if !self.seen_first {
+        if beats.count != 0 && !self.seen_first {
             self.seen_first = true;
             return Check::FirstBeat { at: beats.first };
         }

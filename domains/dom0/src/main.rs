@@ -45,6 +45,10 @@ mod shell {
     /// How often watched domains' heartbeats are read. The microvisor stamps each beat, so
     /// this only bounds how late a silence is noticed, not how it is measured.
     const BEAT_POLL_MS: u64 = 500;
+    /// Most silence one heartbeat reading may add: two reading periods. A later reading
+    /// means dom0 itself did not run (the host starved the machine), which is no evidence
+    /// against the watched domain (see `dom0::health`).
+    const MAX_SILENCE_STEP_MS: u32 = 1000;
 
     rt::entry!(main);
 
@@ -116,7 +120,9 @@ mod shell {
                     if let Some(w) = manifest.watchdogs.iter().find(|w| w.domain == d.name) {
                         let hz = timer::freq();
                         let ticks = |ms: u32| timer::ms_to_ticks(u64::from(ms), hz);
-                        sup.guard(ticks(w.timeout_ms), ticks(w.first_beat_ms), timer::now());
+                        let step = ticks(MAX_SILENCE_STEP_MS);
+                        let (timeout, first) = (ticks(w.timeout_ms), ticks(w.first_beat_ms));
+                        sup.guard(timeout, first, step, timer::now());
                         println!(
                             "watchdog on {}: {} ms (first beat within {} ms)",
                             d.name, w.timeout_ms, w.first_beat_ms

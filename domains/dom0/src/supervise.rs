@@ -264,10 +264,11 @@ impl Supervisor {
 
     /// Puts a heartbeat watchdog on the domain watched last, started at `now`: silence
     /// after a beat longer than `timeout`, or no first beat within `first_beat` of a start,
-    /// is treated as a crash (ticks).
-    pub fn guard(&mut self, timeout: u64, first_beat: u64, now: u64) {
+    /// is treated as a crash (ticks). One reading adds at most `max_step` of silence
+    /// ([`crate::health`]).
+    pub fn guard(&mut self, timeout: u64, first_beat: u64, max_step: u64, now: u64) {
         if let Some(w) = self.domains.last_mut() {
-            w.health.watchdog = Some(Watchdog::new(timeout, first_beat, now));
+            w.health.watchdog = Some(Watchdog::new(timeout, first_beat, max_step, now));
         }
     }
 

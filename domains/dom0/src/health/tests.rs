@@ -13,70 +13,110 @@ fn beats(count: u64, first: u64, last: u64) -> Beats {
     Beats { count, first, last }
 }
 
-#[test]
-fn steady_beats_keep_it_quiet_and_silence_fires_once() {
-    let mut w = Watchdog::new(10_000, 60_000, 0);
-    assert_eq!(w.check(beats(0, 0, 0), 5_000), Check::Quiet, "booting");
-    assert_eq!(
-        w.check(beats(1, 6_000, 6_000), 6_500),
-        Check::FirstBeat { at: 6_000 }
-    );
-    assert_eq!(w.check(beats(9, 6_000, 14_000), 15_000), Check::Quiet);
-    // Exactly the timeout since the last beat is still fine; one tick more is not.
-    assert_eq!(w.check(beats(9, 6_000, 14_000), 24_000), Check::Quiet);
-    assert_eq!(
-        w.check(beats(9, 6_000, 14_000), 24_001),
-        Check::Missed { silent: 10_001 }
-    );
-    assert_eq!(w.last_beat(), 14_000);
-    // Fired: it waits for the restart instead of firing again.
-    assert_eq!(w.check(beats(9, 6_000, 14_000), 90_000), Check::Quiet);
+/// dom0's reading period in these tests, and the most silence one reading adds.
+const POLL: u64 = 500;
+const STEP: u64 = 1_000;
+
+/// Reads `b` every [`POLL`] from `from` (exclusive) to `to` (inclusive); the first verdict
+/// that is not quiet, and when.
+fn poll(w: &mut Watchdog, b: Beats, from: u64, to: u64) -> Option<(u64, Check)> {
+    let mut t = from;
+    while t < to {
+        t = (t + POLL).min(to);
+        match w.check(b, t) {
+            Check::Quiet => {}
+            other => return Some((t, other)),
+        }
+    }
+    None
 }
 
 #[test]
-fn a_late_reading_judges_by_the_stamp_not_by_when_dom0_looked() {
-    let mut w = Watchdog::new(10_000, 60_000, 0);
+fn steady_beats_keep_it_quiet_and_silence_fires_once() {
+    let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
+    assert_eq!(poll(&mut w, beats(0, 0, 0), 0, 5_000), None, "booting");
+    assert_eq!(
+        w.check(beats(1, 5_200, 5_200), 5_500),
+        Check::FirstBeat { at: 5_200 }
+    );
+    // Beating every second for a while: quiet.
+    let mut t = 5_500;
+    for n in 2..19 {
+        let b = beats(n, 5_200, t - 100);
+        assert_eq!(poll(&mut w, b, t, t + 1_000), None);
+        t += 1_000;
+    }
+    // A last beat, then silence, with dom0 reading twice a second: caught once the silence
+    // passes the timeout, at the first reading after it.
+    let last = t + 200;
+    assert_eq!(w.check(beats(19, 5_200, last), t + 300), Check::Quiet);
+    let got = poll(&mut w, beats(19, 5_200, last), t + 300, t + 60_000);
+    assert_eq!(got, Some((t + 10_300, Check::Missed { silent: 10_100 })));
+    assert_eq!(w.last_beat(), last);
+    // Fired: it waits for the restart instead of firing again.
+    assert_eq!(
+        poll(&mut w, beats(19, 5_200, last), t + 10_000, t + 90_000),
+        None
+    );
+}
+
+#[test]
+fn a_starved_machine_is_not_a_hung_domain() {
+    let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
     w.check(beats(1, 1_000, 1_000), 1_000);
-    // dom0 was busy for 20 s, but the domain beat 2 s ago: alive.
-    assert_eq!(w.check(beats(20, 1_000, 19_000), 21_000), Check::Quiet);
+    // The host did not run the machine (dom0 included) for 30 s, then dom0 reads again:
+    // the gap counts as one step, not as 30 s of silence.
+    assert_eq!(w.check(beats(1, 1_000, 1_000), 31_000), Check::Quiet);
+    assert_eq!(w.check(beats(2, 1_000, 31_400), 31_500), Check::Quiet);
+    // Dom0 starved again and again, the domain silent meanwhile: each late reading adds
+    // one step, so it takes ten of them.
+    let mut t = 31_500;
+    for _ in 0..9 {
+        t += 20_000;
+        assert_eq!(w.check(beats(2, 1_000, 31_400), t), Check::Quiet);
+    }
+    t += 20_000;
+    assert_eq!(
+        w.check(beats(2, 1_000, 31_400), t),
+        Check::Missed { silent: 10_100 }
+    );
 }
 
 #[test]
 fn the_first_beat_gets_a_longer_grace() {
-    let mut w = Watchdog::new(10_000, 60_000, 1_000);
+    let mut w = Watchdog::new(10_000, 60_000, STEP, 1_000);
     // Well past one timeout without a first beat: still within the grace.
-    assert_eq!(w.check(beats(0, 0, 0), 40_000), Check::Quiet);
-    assert_eq!(w.check(beats(0, 0, 0), 61_000), Check::Quiet);
+    assert_eq!(poll(&mut w, Beats::default(), 1_000, 61_000), None);
     assert_eq!(
-        w.check(beats(0, 0, 0), 61_001),
-        Check::Missed { silent: 60_001 }
+        poll(&mut w, Beats::default(), 61_000, 70_000),
+        Some((61_500, Check::Missed { silent: 60_500 }))
     );
     // A restart re-arms it: a new incarnation, silent again, with a fresh grace.
     w.restarted(70_000);
-    assert_eq!(w.check(beats(0, 0, 0), 100_000), Check::Quiet);
+    assert_eq!(poll(&mut w, Beats::default(), 70_000, 100_000), None);
     assert_eq!(
-        w.check(beats(1, 100_500, 100_500), 100_600),
-        Check::FirstBeat { at: 100_500 }
+        w.check(beats(1, 100_300, 100_300), 100_500),
+        Check::FirstBeat { at: 100_300 }
     );
 }
 
 #[test]
 fn a_pause_does_not_count_as_silence() {
-    let mut w = Watchdog::new(10_000, 60_000, 0);
+    let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
     w.check(beats(1, 1_000, 1_000), 1_000);
     // Paused from 2 s to 30 s (not judged meanwhile), then resumed.
     w.resumed(30_000);
-    assert_eq!(w.check(beats(1, 1_000, 1_000), 35_000), Check::Quiet);
+    assert_eq!(poll(&mut w, beats(1, 1_000, 1_000), 30_000, 40_000), None);
     assert_eq!(
-        w.check(beats(1, 1_000, 1_000), 40_001),
-        Check::Missed { silent: 10_001 }
+        w.check(beats(1, 1_000, 1_000), 40_500),
+        Check::Missed { silent: 10_500 }
     );
 }
 
 #[test]
 fn the_record_measures_recovery_from_the_decision_to_the_first_beat() {
     let mut h = Health {
-        watchdog: Some(Watchdog::new(10_000, 60_000, 0)),
+        watchdog: Some(Watchdog::new(10_000, 60_000, STEP, 0)),
         ..Health::default()
     };
     assert_eq!(h.record(5, HZ), None);
@@ -94,6 +134,23 @@ fn the_record_measures_recovery_from_the_decision_to_the_first_beat() {
     assert_eq!((r.reason, r.recovery_ms), (RestartReason::User, None));
 }
 
+/// Reads `b` for domain 0 every [`POLL`] after `from` until the supervisor has something
+/// to say (at most 200 s): when, the line and the command.
+fn until_said(
+    s: &mut Supervisor,
+    b: Beats,
+    from: u64,
+) -> (u64, String, Option<crate::supervise::Command>) {
+    let mut t = from;
+    while t < from + 200_000 {
+        t += POLL;
+        if let (Some(line), cmd) = s.beats(0, Ok(b), t) {
+            return (t, line, cmd);
+        }
+    }
+    panic!("nothing said in 200 s");
+}
+
 fn watched(on_crash: Action) -> Supervisor {
     let mut s = Supervisor::new(Limits::for_hz(HZ));
     let policy = Policy {
@@ -105,7 +162,7 @@ fn watched(on_crash: Action) -> Supervisor {
         generation: 1,
     };
     s.watch("blkdom", 1, h, DomainState::Running, policy);
-    s.guard(10_000, 60_000, 0);
+    s.guard(10_000, 60_000, STEP, 0);
     s
 }
 
@@ -120,11 +177,14 @@ fn a_silent_domain_restarts_with_reason_watchdog_and_reports_recovery() {
     );
     assert_eq!(s.beats(0, Ok(beats(5, 4_000, 8_000)), 9_000), (None, None));
     // A failed reading (e.g. mid-restart) changes nothing.
-    assert_eq!(s.beats(0, Err(CapError::Stale), 30_000), (None, None));
-    let (line, cmd) = s.beats(0, Ok(beats(5, 4_000, 8_000)), 18_500);
+    assert_eq!(s.beats(0, Err(CapError::Stale), 9_000), (None, None));
+    let (at, line, cmd) = until_said(&mut s, beats(5, 4_000, 8_000), 9_000);
     assert_eq!(
-        line.as_deref(),
-        Some("blkdom (d1): no heartbeat for 10500 ms (watchdog) -> restart in 100 ms")
+        (at, line.as_str()),
+        (
+            18_500,
+            "blkdom (d1): no heartbeat for 10500 ms (watchdog) -> restart in 100 ms"
+        )
     );
     assert_eq!(cmd, None);
     assert!(s.beat_watch().is_empty(), "a restart is pending");
@@ -160,9 +220,9 @@ fn watchdog_firings_far_apart_do_not_hold() {
     let mut now = 0;
     for gen in 2..=4 {
         // Never a first beat: the grace runs out each time.
-        now += 60_001;
-        let (line, _) = s.beats(0, Ok(Beats::default()), now);
-        assert!(line.unwrap().contains("(watchdog) -> restart in"));
+        let (at, line, _) = until_said(&mut s, Beats::default(), now);
+        assert!(line.contains("(watchdog) -> restart in"), "{line}");
+        assert_eq!(at, now + 60_500);
         now = s.next_deadline().unwrap();
         let h = CapHandle {
             index: 4,
@@ -180,11 +240,10 @@ fn watchdog_firings_far_apart_do_not_hold() {
 fn a_held_domain_says_why_and_other_policies_apply() {
     // A crash loop of quick crashes, then the hold names the last cause.
     let mut s = watched(Action::Restart);
-    s.guard(1_000, 1_000, 0);
+    s.guard(1_000, 1_000, STEP, 0);
     let mut now = 0;
     for gen in 2..=4 {
-        now += 1_001;
-        s.beats(0, Ok(Beats::default()), now);
+        until_said(&mut s, Beats::default(), now);
         now = s.next_deadline().unwrap();
         let h = CapHandle {
             index: 4,
@@ -193,24 +252,20 @@ fn a_held_domain_says_why_and_other_policies_apply() {
         s.restarted(0, Ok(h), now);
         s.observe(0, Ok(DomainState::Running), now);
     }
-    now += 1_001;
-    let (line, _) = s.beats(0, Ok(Beats::default()), now);
-    assert_eq!(
-        line.as_deref(),
-        Some("blkdom (d1): crash loop, held after 3 restarts")
-    );
+    let (now, line, _) = until_said(&mut s, Beats::default(), now);
+    assert_eq!(line, "blkdom (d1): crash loop, held after 3 restarts");
     assert_eq!(
         s.domains()[0].health_row(now, HZ).held.as_deref(),
-        Some("crash loop: 3 restarts within 30 s, then watchdog: no heartbeat for 1.0 s")
+        Some("crash loop: 3 restarts within 30 s, then watchdog: no heartbeat for 1.5 s")
     );
     assert!(s.beat_watch().is_empty(), "held: no longer judged");
 
     // on_crash = destroy: the watchdog asks for a destroy.
     let mut s = watched(Action::Destroy);
-    let (line, cmd) = s.beats(0, Ok(Beats::default()), 60_001);
+    let (_, line, cmd) = until_said(&mut s, Beats::default(), 0);
     assert_eq!(
-        line.as_deref(),
-        Some("blkdom (d1): no heartbeat for 60001 ms (watchdog) -> destroy")
+        line,
+        "blkdom (d1): no heartbeat for 60500 ms (watchdog) -> destroy"
     );
     assert_eq!(cmd, Some(crate::supervise::Command::Destroy(0)));
 
