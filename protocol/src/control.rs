@@ -155,9 +155,10 @@ pub enum CapOp {
     /// time it runs, exactly as if it had executed one: a genuine fault that its own
     /// exception handling meets (ours report a crash). `WrongState` unless it is running.
     /// `x2` = a [`FaultKind`] (0, the exception, for callers that predate hangs);
-    /// [`FaultKind::Hang`] instead parks every vCPU of the domain without changing its
-    /// state or telling its controller: it simply stops running, as a hung domain does.
-    /// Only a restart (or destroy) ends a hang.
+    /// [`FaultKind::Hang`] instead makes every vCPU of the domain spin, from its next HVC or
+    /// WFI on, on that instruction with interrupts masked, without changing its state or
+    /// telling its controller: it stays busy and never gets back to its work, as a wedged
+    /// domain does. Only a restart (or destroy) ends a hang.
     DomainFault = 25,
     /// Any domain, about itself: a heartbeat (the runtime sends one at most once a second
     /// from its idle wait once the domain is ready). The microvisor only stamps the time
@@ -177,7 +178,7 @@ pub enum CapOp {
 pub enum FaultKind {
     /// An Undefined Instruction exception on vCPU 0.
     Exception = 0,
-    /// Every vCPU stops running; nobody is told.
+    /// Every vCPU spins with interrupts masked; nobody is told.
     Hang = 1,
 }
 

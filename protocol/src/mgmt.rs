@@ -152,8 +152,9 @@ pub enum Request {
     /// Supervision facts of every domain (restarts, last restart reason and recovery time,
     /// watchdog, hold). Answer: [`Response::Health`]. Since 1.7.
     Health,
-    /// A test capability: makes a running domain genuinely hang (the microvisor parks every
-    /// vCPU of it and tells nobody), so only its heartbeat watchdog can notice. Answer:
+    /// A test capability: makes a running domain genuinely hang (the microvisor makes its
+    /// vCPUs spin with interrupts masked and tells nobody), so only its heartbeat watchdog
+    /// can notice. Answer:
     /// [`Response::Done`]. Since 1.7.
     Hang {
         /// Which domain.

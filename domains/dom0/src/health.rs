@@ -14,11 +14,20 @@
 //!   seconds, dom0's included, while the counter runs on), the gap is credited as one step,
 //!   not as silence the domain could have broken. A domain hung for real stays silent while
 //!   dom0 keeps running and is caught within `timeout` plus one reading.
+//! - Silence only counts fully while the domain ran: each reading says whether its vCPUs
+//!   got CPU time since the previous one. A domain that did not run (blocked waiting for
+//!   its timer, or left unscheduled behind busier vCPUs of its pCPU on a starved host) had
+//!   no chance to beat, so that time counts a quarter ([`IDLE_SHARE`]). A domain wedged
+//!   in a busy-wait runs and is caught within `timeout`; one wedged asleep (in WFI with
+//!   nothing to wake it) is still caught, within four timeouts.
 //! - A new beat resets the silence to the time since that beat (the microvisor's stamp).
 //! - A paused domain does not beat and is not judged; silence restarts when it resumes.
 //! - The watchdog fires once per incarnation; the restart that follows re-arms it.
 
 use protocol::control::Beats;
+
+/// The share of time counted as silence while the domain did not run (1 in 4).
+pub const IDLE_SHARE: u64 = 4;
 use protocol::mgmt::{RestartReason, RestartRecord};
 
 /// What a heartbeat reading means.
@@ -93,9 +102,13 @@ impl Watchdog {
         self.last
     }
 
-    /// Judges a `DomainBeats` reading taken at `now` while the domain runs.
-    pub fn check(&mut self, beats: Beats, now: u64) -> Check {
-        let step = now.saturating_sub(self.prev).min(self.max_step);
+    /// Judges a `DomainBeats` reading taken at `now` while the domain runs; `ran`: its
+    /// vCPUs got CPU time since the previous reading.
+    pub fn check(&mut self, beats: Beats, ran: bool, now: u64) -> Check {
+        let mut step = now.saturating_sub(self.prev).min(self.max_step);
+        if !ran {
+            step /= IDLE_SHARE;
+        }
         self.prev = now;
         if self.fired {
             return Check::Quiet;

@@ -283,7 +283,9 @@ mod shell {
             if now >= next_beats {
                 next_beats = now.saturating_add(beat_poll);
                 for i in sup.beat_watch() {
-                    let reading = cap::domain_beats(sup.domains()[i].handle);
+                    let h = sup.domains()[i].handle;
+                    let reading = cap::domain_beats(h)
+                        .and_then(|b| cap::domain_query(h).map(|q| (b, q.cpu_ticks)));
                     let (line, command) = sup.beats(i, reading, timer::now());
                     if let Some(line) = line {
                         println!("{line}");

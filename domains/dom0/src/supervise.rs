@@ -181,6 +181,8 @@ pub struct Watched {
     pub placement: Vec<protocol::control::VcpuPlacement>,
     /// Its watchdog and restart record.
     health: Health,
+    /// Its CPU time at the latest heartbeat reading (did it run since?).
+    cpu_ticks: u64,
 }
 
 impl Watched {
@@ -259,6 +261,7 @@ impl Supervisor {
             restarting: false,
             placement: Vec::new(),
             health: Health::default(),
+            cpu_ticks: 0,
         });
     }
 
@@ -290,7 +293,8 @@ impl Supervisor {
             .collect()
     }
 
-    /// Records a `DomainBeats` reading of domain `i` taken at `now`; returns the line to
+    /// Records a reading of domain `i` taken at `now` (`DomainBeats`, and its CPU time from
+    /// `DomainQuery`); returns the line to
     /// print and the command to carry out, as [`Supervisor::observe`] does. A watchdog that
     /// fires is a crash: the `on_crash` policy applies, with its backoff and crash-loop
     /// hold. A failed reading is ignored (the domain may be restarting; `observe` reports
@@ -298,11 +302,11 @@ impl Supervisor {
     pub fn beats(
         &mut self,
         i: usize,
-        reading: Result<Beats, CapError>,
+        reading: Result<(Beats, u64), CapError>,
         now: u64,
     ) -> (Option<String>, Option<Command>) {
         let hz = self.limits.hz.max(1);
-        let Ok(beats) = reading else {
+        let Ok((beats, cpu_ticks)) = reading else {
             return (None, None);
         };
         let Some(d) = self.domains.get_mut(i).filter(|d| !d.gone) else {
@@ -311,7 +315,8 @@ impl Supervisor {
         let Some(w) = d.health.watchdog.as_mut() else {
             return (None, None);
         };
-        match w.check(beats, now) {
+        let ran = cpu_ticks != core::mem::replace(&mut d.cpu_ticks, cpu_ticks);
+        match w.check(beats, ran, now) {
             Check::Quiet => (None, None),
             Check::FirstBeat { at } => {
                 d.health.first_beat(at);

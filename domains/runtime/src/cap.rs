@@ -151,8 +151,8 @@ mod hw {
     }
 
     /// `DomainFault` (a test capability): makes `domain`'s vCPU 0 take an Undefined
-    /// Instruction exception the next time it runs, or ([`FaultKind::Hang`]) parks every
-    /// vCPU of it for good.
+    /// Instruction exception the next time it runs, or ([`FaultKind::Hang`]) makes every
+    /// vCPU of it spin with interrupts masked for good.
     pub fn domain_fault(domain: CapHandle, kind: FaultKind) -> Result<(), CapError> {
         ready()?;
         call(

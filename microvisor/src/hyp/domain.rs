@@ -118,8 +118,9 @@ pub struct Domain {
     pub input: alloc::collections::VecDeque<u8>,
     /// The CPU still copying its image in (outside the lock); not runnable until done.
     pub loading: Option<usize>,
-    /// Hung on purpose (`DomainFault` with [`protocol::control::FaultKind::Hang`]): its
-    /// vCPUs never run again, though its state still says running. A rebuild clears it.
+    /// Hung on purpose (`DomainFault` with [`protocol::control::FaultKind::Hang`]): each of
+    /// its vCPUs spins on its next HVC or WFI with interrupts masked
+    /// (`exits::hang_in_place`), though its state still says running. A rebuild clears it.
     pub hung: bool,
     /// Its heartbeats in this incarnation (`CapOp::Heartbeat`).
     pub beats: protocol::control::Beats,
@@ -176,7 +177,6 @@ impl Domain {
     pub fn vcpu_runnable(&self, v: usize) -> bool {
         self.state == DomainState::Running
             && !self.dying
-            && !self.hung
             && self.loading.is_none()
             && self
                 .vcpus
@@ -352,18 +352,25 @@ impl Hyp {
         Ok(())
     }
 
-    /// `DomainFault` with `FaultKind::Hang` (a test capability, `ctl crash --hang`): every
-    /// vCPU of a running domain leaves the run queues for good, mid-instruction as far as
-    /// the domain can tell. Its state stays `Running` and its controller gets no event: a
-    /// hang is only noticed by what stops happening (heartbeats, ring service).
+    /// `DomainFault` with `FaultKind::Hang` (a test capability, `ctl crash --hang`): from
+    /// its next hypercall or WFI on, each vCPU of a running domain spins on that instruction
+    /// with interrupts masked, busy and going nowhere (`exits::hang_in_place`). Its state
+    /// stays `Running` and its controller gets no event: a hang is only noticed by what
+    /// stops happening (heartbeats, ring service). Its vCPUs are woken so that one idling
+    /// in WFI hangs at once.
     pub fn hang_domain(&mut self, id: DomainId, this_cpu: usize) -> Result<(), CapError> {
         let d = self.domain_mut(id).ok_or(CapError::Stale)?;
         if d.dying || d.state != DomainState::Running {
             return Err(CapError::WrongState);
         }
         d.hung = true;
-        crate::info!("{} ({}): vCPUs parked (DomainFault hang)", id, d.name);
-        self.refresh_runnable(id, this_cpu);
+        let all = u32::try_from((1u64 << d.vcpus.len().min(32)) - 1).unwrap_or(u32::MAX);
+        crate::info!(
+            "{} ({}): hung: vCPUs spin with interrupts masked (DomainFault)",
+            id,
+            d.name
+        );
+        self.wake_mask(id, all, this_cpu);
         Ok(())
     }
 

@@ -75,7 +75,8 @@ pub enum CtlVerb {
     Restart(Target),
     /// Test capability: make a running domain take a genuine fault (an exception on its
     /// vCPU 0), so its `on_crash` policy applies (a driver domain restarts in place); with
-    /// `--hang`, make it stop answering instead (its vCPUs are parked, nobody is told), so
+    /// `--hang`, make it stop answering instead (its vCPUs spin with interrupts masked,
+    /// nobody is told), so
     /// only its heartbeat watchdog notices.
     Crash(CrashArgs),
     /// Ask a domain to power off cleanly.

@@ -23,7 +23,7 @@ fn poll(w: &mut Watchdog, b: Beats, from: u64, to: u64) -> Option<(u64, Check)> 
     let mut t = from;
     while t < to {
         t = (t + POLL).min(to);
-        match w.check(b, t) {
+        match w.check(b, true, t) {
             Check::Quiet => {}
             other => return Some((t, other)),
         }
@@ -36,7 +36,7 @@ fn steady_beats_keep_it_quiet_and_silence_fires_once() {
     let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
     assert_eq!(poll(&mut w, beats(0, 0, 0), 0, 5_000), None, "booting");
     assert_eq!(
-        w.check(beats(1, 5_200, 5_200), 5_500),
+        w.check(beats(1, 5_200, 5_200), true, 5_500),
         Check::FirstBeat { at: 5_200 }
     );
     // Beating every second for a while: quiet.
@@ -49,7 +49,7 @@ fn steady_beats_keep_it_quiet_and_silence_fires_once() {
     // A last beat, then silence, with dom0 reading twice a second: caught once the silence
     // passes the timeout, at the first reading after it.
     let last = t + 200;
-    assert_eq!(w.check(beats(19, 5_200, last), t + 300), Check::Quiet);
+    assert_eq!(w.check(beats(19, 5_200, last), true, t + 300), Check::Quiet);
     let got = poll(&mut w, beats(19, 5_200, last), t + 300, t + 60_000);
     assert_eq!(got, Some((t + 10_300, Check::Missed { silent: 10_100 })));
     assert_eq!(w.last_beat(), last);
@@ -63,22 +63,50 @@ fn steady_beats_keep_it_quiet_and_silence_fires_once() {
 #[test]
 fn a_starved_machine_is_not_a_hung_domain() {
     let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
-    w.check(beats(1, 1_000, 1_000), 1_000);
+    w.check(beats(1, 1_000, 1_000), true, 1_000);
     // The host did not run the machine (dom0 included) for 30 s, then dom0 reads again:
     // the gap counts as one step, not as 30 s of silence.
-    assert_eq!(w.check(beats(1, 1_000, 1_000), 31_000), Check::Quiet);
-    assert_eq!(w.check(beats(2, 1_000, 31_400), 31_500), Check::Quiet);
+    assert_eq!(w.check(beats(1, 1_000, 1_000), true, 31_000), Check::Quiet);
+    assert_eq!(w.check(beats(2, 1_000, 31_400), true, 31_500), Check::Quiet);
     // Dom0 starved again and again, the domain silent meanwhile: each late reading adds
     // one step, so it takes ten of them.
     let mut t = 31_500;
     for _ in 0..9 {
         t += 20_000;
-        assert_eq!(w.check(beats(2, 1_000, 31_400), t), Check::Quiet);
+        assert_eq!(w.check(beats(2, 1_000, 31_400), true, t), Check::Quiet);
     }
     t += 20_000;
     assert_eq!(
-        w.check(beats(2, 1_000, 31_400), t),
+        w.check(beats(2, 1_000, 31_400), true, t),
         Check::Missed { silent: 10_100 }
+    );
+}
+
+#[test]
+fn a_domain_that_did_not_run_is_judged_four_times_slower() {
+    let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
+    w.check(beats(1, 1_000, 1_000), true, 1_000);
+    // Blocked or left unscheduled: a quarter of each step counts.
+    let mut t = 1_000;
+    while t < 41_000 {
+        t += POLL;
+        assert_eq!(
+            w.check(beats(1, 1_000, 1_000), false, t),
+            Check::Quiet,
+            "{t}"
+        );
+    }
+    t += POLL;
+    assert_eq!(
+        w.check(beats(1, 1_000, 1_000), false, t),
+        Check::Missed { silent: 10_125 }
+    );
+    // Running without beating counts in full.
+    let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
+    w.check(beats(1, 1_000, 1_000), true, 1_000);
+    assert_eq!(
+        poll(&mut w, beats(1, 1_000, 1_000), 1_000, 20_000),
+        Some((11_500, Check::Missed { silent: 10_500 }))
     );
 }
 
@@ -95,7 +123,7 @@ fn the_first_beat_gets_a_longer_grace() {
     w.restarted(70_000);
     assert_eq!(poll(&mut w, Beats::default(), 70_000, 100_000), None);
     assert_eq!(
-        w.check(beats(1, 100_300, 100_300), 100_500),
+        w.check(beats(1, 100_300, 100_300), true, 100_500),
         Check::FirstBeat { at: 100_300 }
     );
 }
@@ -103,12 +131,12 @@ fn the_first_beat_gets_a_longer_grace() {
 #[test]
 fn a_pause_does_not_count_as_silence() {
     let mut w = Watchdog::new(10_000, 60_000, STEP, 0);
-    w.check(beats(1, 1_000, 1_000), 1_000);
+    w.check(beats(1, 1_000, 1_000), true, 1_000);
     // Paused from 2 s to 30 s (not judged meanwhile), then resumed.
     w.resumed(30_000);
     assert_eq!(poll(&mut w, beats(1, 1_000, 1_000), 30_000, 40_000), None);
     assert_eq!(
-        w.check(beats(1, 1_000, 1_000), 40_500),
+        w.check(beats(1, 1_000, 1_000), true, 40_500),
         Check::Missed { silent: 10_500 }
     );
 }
@@ -144,7 +172,7 @@ fn until_said(
     let mut t = from;
     while t < from + 200_000 {
         t += POLL;
-        if let (Some(line), cmd) = s.beats(0, Ok(b), t) {
+        if let (Some(line), cmd) = s.beats(0, Ok((b, t)), t) {
             return (t, line, cmd);
         }
     }
@@ -171,11 +199,14 @@ fn a_silent_domain_restarts_with_reason_watchdog_and_reports_recovery() {
     let mut s = watched(Action::Restart);
     assert_eq!(s.beat_watch(), [0]);
     assert_eq!(
-        s.beats(0, Ok(beats(1, 4_000, 4_000)), 4_100),
+        s.beats(0, Ok((beats(1, 4_000, 4_000), 4_100)), 4_100),
         (None, None),
         "the first boot's first beat has no recovery to report"
     );
-    assert_eq!(s.beats(0, Ok(beats(5, 4_000, 8_000)), 9_000), (None, None));
+    assert_eq!(
+        s.beats(0, Ok((beats(5, 4_000, 8_000), 9_000)), 9_000),
+        (None, None)
+    );
     // A failed reading (e.g. mid-restart) changes nothing.
     assert_eq!(s.beats(0, Err(CapError::Stale), 9_000), (None, None));
     let (at, line, cmd) = until_said(&mut s, beats(5, 4_000, 8_000), 9_000);
@@ -197,7 +228,7 @@ fn a_silent_domain_restarts_with_reason_watchdog_and_reports_recovery() {
     assert!(s.beat_watch().is_empty(), "not seen again yet");
     s.observe(0, Ok(DomainState::Running), 18_700);
     assert_eq!(s.beat_watch(), [0]);
-    let (line, _) = s.beats(0, Ok(beats(1, 21_000, 21_000)), 21_200);
+    let (line, _) = s.beats(0, Ok((beats(1, 21_000, 21_000), 21_200)), 21_200);
     assert_eq!(
         line.as_deref(),
         Some("blkdom (d1): ready, recovered in 2500 ms")
@@ -277,7 +308,7 @@ fn a_held_domain_says_why_and_other_policies_apply() {
     };
     s.watch("linux", 2, h, DomainState::Running, Policy::XL_DEFAULT);
     assert!(s.beat_watch().is_empty());
-    assert_eq!(s.beats(0, Ok(Beats::default()), 1 << 40), (None, None));
+    assert_eq!(s.beats(0, Ok((Beats::default(), 1)), 1 << 40), (None, None));
 }
 
 #[test]
@@ -301,5 +332,8 @@ fn a_crash_records_its_exception_and_a_paused_domain_is_not_judged() {
     s.observe(0, Ok(DomainState::Running), now + 90_000);
     assert_eq!(s.beat_watch(), [0]);
     // Silence counts from the unpause, and the grace still holds (no first beat yet).
-    assert_eq!(s.beats(0, Ok(Beats::default()), now + 95_000), (None, None));
+    assert_eq!(
+        s.beats(0, Ok((Beats::default(), now + 95_000)), now + 95_000),
+        (None, None)
+    );
 }
