@@ -1,7 +1,7 @@
 //! A domain's health as dom0 supervises it: its heartbeat watchdog and the record of its
 //! latest restart (why, when, how long it took to come back). Pure and host-tested; the
 //! supervisor ([`crate::supervise`]) owns one [`Health`] per domain and the shell feeds it
-//! `CapOp::DomainBeats` readings.
+//! `CapOp::DomainBeats` readings (with the domain's CPU time from `DomainQuery`).
 //!
 //! Watchdog rules (times are counter ticks):
 //! - Each incarnation starts silent. It must send its first beat within `first_beat` of its
@@ -25,10 +25,10 @@
 //! - The watchdog fires once per incarnation; the restart that follows re-arms it.
 
 use protocol::control::Beats;
+use protocol::mgmt::{RestartReason, RestartRecord};
 
 /// The share of time counted as silence while the domain did not run (1 in 4).
 pub const IDLE_SHARE: u64 = 4;
-use protocol::mgmt::{RestartReason, RestartRecord};
 
 /// What a heartbeat reading means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
