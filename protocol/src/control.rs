@@ -55,7 +55,7 @@ impl Version {
 }
 
 /// The version this tree speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 1 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,7 +154,67 @@ pub enum CapOp {
     /// Makes the domain's vCPU 0 take an Undefined Instruction exception at EL1 the next
     /// time it runs, exactly as if it had executed one: a genuine fault that its own
     /// exception handling meets (ours report a crash). `WrongState` unless it is running.
+    /// `x2` = a [`FaultKind`] (0, the exception, for callers that predate hangs);
+    /// [`FaultKind::Hang`] instead makes every vCPU of the domain spin, from its next HVC or
+    /// WFI on, on that instruction with interrupts masked, without changing its state or
+    /// telling its controller: it stays busy and never gets back to its work, as a wedged
+    /// domain does. Only a restart (or destroy) ends a hang.
     DomainFault = 25,
+    /// Any domain, about itself: a heartbeat (the runtime sends one at most once a second
+    /// from its idle wait once the domain is ready). The microvisor only stamps the time
+    /// (`CNTPCT`, which every domain reads unoffset as `CNTVCT`) and counts; deciding
+    /// that a silent domain is hung is its controller's business ([`CapOp::DomainBeats`]).
+    /// Idempotent apart from the count.
+    Heartbeat = 26,
+    /// Holder of a Domain cap (READ). `x1` = handle. The current incarnation's heartbeats:
+    /// `x1` = how many, `x2` = counter value of the first, `x3` = of the latest (both 0
+    /// while none). A domain restarting in place reports none. Idempotent.
+    DomainBeats = 27,
+}
+
+/// What `CapOp::DomainFault` does to the domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u64)]
+pub enum FaultKind {
+    /// An Undefined Instruction exception on vCPU 0.
+    Exception = 0,
+    /// Every vCPU spins with interrupts masked; nobody is told.
+    Hang = 1,
+}
+
+impl FaultKind {
+    /// Decodes a register; `None` for anything else.
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Exception),
+            1 => Some(Self::Hang),
+            _ => None,
+        }
+    }
+}
+
+/// `CapOp::DomainBeats`' reply: one incarnation's heartbeats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beats {
+    /// Heartbeats so far.
+    pub count: u64,
+    /// Counter value of the first (0: none yet).
+    pub first: u64,
+    /// Counter value of the latest (0: none yet).
+    pub last: u64,
+}
+
+impl Beats {
+    /// Records a beat at counter value `now`.
+    pub fn beat(&mut self, now: u64) {
+        // A zero stamp means "none"; a beat at counter 0 is recorded as 1 tick later.
+        let now = now.max(1);
+        if self.count == 0 {
+            self.first = now;
+        }
+        self.count = self.count.saturating_add(1);
+        self.last = now;
+    }
 }
 
 /// What a shutdown request asks for (`CapOp::DomainShutdown`).
@@ -208,6 +268,8 @@ impl TryFrom<u32> for CapOp {
             23 => Self::ConsoleWriteFor,
             24 => Self::ConsoleReadFor,
             25 => Self::DomainFault,
+            26 => Self::Heartbeat,
+            27 => Self::DomainBeats,
             _ => return Err(CapError::UnknownCall),
         })
     }

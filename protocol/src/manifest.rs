@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; dom0 rejects any other.
-pub const MANIFEST_VERSION: u32 = 6;
+pub const MANIFEST_VERSION: u32 = 7;
 
 /// The whole system, in start order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,23 @@ pub struct SystemManifest {
     /// Host NICs: the virtio-net devices of the machine (QEMU's user network), each given
     /// to its network backend domain as its uplink.
     pub nics: Vec<ManifestNic>,
+    /// Heartbeat watchdogs dom0 keeps on domains (the system description's `watchdog`
+    /// key). Kept out of [`ManifestDomain`], which `ctl create` also sends over the
+    /// management protocol, so that protocol's messages do not change with it.
+    pub watchdogs: Vec<ManifestWatchdog>,
+}
+
+/// A heartbeat watchdog on one domain: when it stays silent too long, dom0 restarts it in
+/// place exactly as after a crash (its `on_crash` policy, backoff and crash-loop hold).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestWatchdog {
+    /// The domain watched.
+    pub domain: String,
+    /// Longest silence after a heartbeat, in milliseconds.
+    pub timeout_ms: u32,
+    /// Longest wait for an incarnation's first heartbeat (from its start or restart), in
+    /// milliseconds: booting and getting ready takes longer than one loop round.
+    pub first_beat_ms: u32,
 }
 
 /// A host NIC: one virtio-net device, given (as a `Device` capability) to its network
@@ -237,6 +254,11 @@ mod tests {
                 index: 0,
                 backend: "netdom".into(),
                 name: "user".into(),
+            }],
+            watchdogs: alloc::vec![ManifestWatchdog {
+                domain: "blkdom".into(),
+                timeout_ms: 10_000,
+                first_beat_ms: 60_000,
             }],
         };
         let bytes = m.encode().unwrap();

@@ -28,7 +28,7 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 7 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 8 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -151,7 +151,18 @@ pub enum Request {
         /// Which domain.
         domain: DomainRef,
     },
-    /// Reads or changes dom0's xenstore with the toolstack's rights (`ctl xenstore`).
+    /// Supervision facts of every domain (restarts, last restart reason and recovery time,
+    /// watchdog, hold). Answer: [`Response::Health`]. Since 1.7.
+    Health,
+    /// A test capability: makes a running domain genuinely hang (the microvisor makes its
+    /// vCPUs spin with interrupts masked and tells nobody), so only its heartbeat watchdog
+    /// can notice. Answer:
+    /// [`Response::Done`]. Since 1.7.
+    Hang {
+        /// Which domain.
+        domain: DomainRef,
+    },
+    /// Reads or changes dom0's xenstore with the toolstack's rights (`ctl xenstore`). Since 1.8.
     /// Answer: [`Response::Xenstore`] for a listing or read, [`Response::Done`] otherwise.
     Xenstore {
         /// What to do.
@@ -178,7 +189,8 @@ impl Request {
             Self::ConsoleInput { .. } => "console",
             Self::Vbds { .. } | Self::Vifs { .. } => "info",
             Self::Session { .. } => "session",
-            Self::Crash { .. } => "crash",
+            Self::Crash { .. } | Self::Hang { .. } => "crash",
+            Self::Health => "list",
             Self::Xenstore { .. } => "xenstore",
         }
     }
@@ -191,6 +203,7 @@ impl Request {
             | Self::Destroy { domain }
             | Self::Restart { domain }
             | Self::Crash { domain }
+            | Self::Hang { domain }
             | Self::Shutdown { domain }
             | Self::Reboot { domain }
             | Self::ConsoleInput { domain, .. }
@@ -200,6 +213,7 @@ impl Request {
             | Self::Session { .. }
             | Self::List
             | Self::Info
+            | Self::Health
             | Self::Top
             | Self::Create { .. }
             | Self::Dmesg { .. }
@@ -243,6 +257,8 @@ pub enum Response {
         /// The client's token.
         token: u64,
     },
+    /// Supervision facts, in id order (dom0 included).
+    Health(Vec<HealthRow>),
     /// The answer to a [`Request::Xenstore`] listing or read.
     Xenstore(XenstoreAnswer),
 }
@@ -414,8 +430,10 @@ pub fn state_word(s: &DomainState) -> &'static str {
 }
 
 mod counters;
+mod health;
 mod vbd;
 mod vif;
+pub use health::{crash_code_text, HealthRow, RestartReason, RestartRecord};
 pub use vbd::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
 pub use vif::{VifCounters, VifRow, VIF_COUNTERS_KEY};
 

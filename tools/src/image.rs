@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL, MAX_NAME_LEN};
 use protocol::control::VcpuPlacement;
 use protocol::manifest::{
-    ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd, ManifestVif, SystemManifest,
-    MANIFEST_VERSION,
+    ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd, ManifestVif, ManifestWatchdog,
+    SystemManifest, MANIFEST_VERSION,
 };
 use std::path::{Path, PathBuf};
 
@@ -141,6 +141,19 @@ pub fn manifest(
                     index: n.index,
                     backend: n.backend.clone(),
                     name: n.netdev(),
+                })
+                .collect(),
+            watchdogs: system
+                .domains
+                .iter()
+                .filter_map(|d| {
+                    let s = d.watchdog_s?;
+                    let first = s.saturating_mul(6).max(crate::system::MIN_FIRST_BEAT_S);
+                    Some(ManifestWatchdog {
+                        domain: d.name.value.clone(),
+                        timeout_ms: s.saturating_mul(1000),
+                        first_beat_ms: first.saturating_mul(1000),
+                    })
                 })
                 .collect(),
         },

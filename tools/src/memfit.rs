@@ -89,6 +89,7 @@ mod tests {
             domains: vec![domain("rtos", 8), domain("linux", 256), domain("domU", 512)],
             disks: vec![],
             nics: vec![],
+            watchdogs: vec![],
         };
         let sizes = [("k".to_string(), 40 * MIB), ("i".to_string(), 30 * MIB)];
         check_fits(&m, &sizes, 1024).unwrap();

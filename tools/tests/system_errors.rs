@@ -24,7 +24,7 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, disk, vif");
+fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, watchdog, disk, vif");
 fixture!(
     missing_name,
     "5: key `name`: missing in [[domain]], expected a domain name (or `config`, an xl.cfg file)"
@@ -39,6 +39,18 @@ fixture!(dom0_name, "6: key `name`: \"dom0\" is not a valid domain name, expecte
 fixture!(
     duplicate_name,
     "12: key `name`: duplicate domain name \"rtos\" (first on line 6), expected unique names"
+);
+fixture!(
+    watchdog_range,
+    "8: key `watchdog`: 7200 is out of range, expected seconds without a heartbeat (0: off) in 0..=3600"
+);
+fixture!(
+    watchdog_type,
+    "8: key `watchdog`: found a string, expected seconds without a heartbeat (0: off) in 0..=3600"
+);
+fixture!(
+    watchdog_linux,
+    "9: key `watchdog`: 5 on a Linux guest, which sends no heartbeat (it would be restarted once the first-beat wait ran out), expected 0 or no `watchdog`"
 );
 fixture!(
     memory_range,
@@ -100,6 +112,37 @@ macro_rules! cfg_fixture {
 cfg_fixture!(config_duplicate_name, "tests/fixtures/xl/guest.cfg:1: key `name`: duplicate domain name \"guest\" (first on tests/fixtures/config_duplicate_name.toml:6), expected unique names");
 cfg_fixture!(config_exclusive_conflict, "tests/fixtures/xl/guest.cfg:5: key `cpus`: pCPU 1 is shared by \"rtos\" (vCPU 0) and \"guest\" (vCPU 0) but \"rtos\" is exclusive, expected an exclusive vCPU to be alone on its pCPU");
 cfg_fixture!(config_error_inside, "tests/fixtures/xl/gic_v2.cfg:3: key `gic_version`: GICv2 is not emulated, expected \"v3\" or \"default\" (guests get a GICv3)");
+
+/// Driver domains get a 10 s watchdog unless they say otherwise; `0` turns it off; other
+/// domains have none. The first-beat wait is six timeouts, at least 60 s.
+#[test]
+fn watchdogs_flow_into_the_manifest() {
+    common::stand_ins();
+    let system = System::load(
+        Path::new("tests/fixtures/watchdog_valid.toml"),
+        Overrides::default(),
+    )
+    .unwrap();
+    let (m, _) = manifest(&system).unwrap();
+    let got: Vec<(&str, u32, u32)> = m
+        .watchdogs
+        .iter()
+        .map(|w| (w.domain.as_str(), w.timeout_ms, w.first_beat_ms))
+        .collect();
+    assert_eq!(
+        got,
+        [("blkdom", 10_000, 60_000), ("netdom", 30_000, 180_000)]
+    );
+    let xl = System::load(
+        Path::new("tests/fixtures/config_valid.toml"),
+        Overrides::default(),
+    )
+    .unwrap();
+    assert!(
+        manifest(&xl).unwrap().0.watchdogs.is_empty(),
+        "xl.cfg guests do not beat"
+    );
+}
 
 #[test]
 fn xl_domains_flow_into_the_manifest() {

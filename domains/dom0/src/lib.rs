@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod health;
 pub mod mgmt;
 pub mod passthrough;
 pub mod prompt;
@@ -332,18 +333,20 @@ mod tests {
             domains: vec![],
             disks: vec![],
             nics: vec![],
+            watchdogs: vec![],
         };
         assert_eq!(decode_manifest(&m.encode().unwrap()), Ok(m));
         let bad = SystemManifest {
-            version: 7,
+            version: 6,
             domains: vec![],
             disks: vec![],
             nics: vec![],
+            watchdogs: vec![],
         }
         .encode()
         .unwrap();
         let e = decode_manifest(&bad).unwrap_err();
-        assert_eq!(e.to_string(), "manifest version 7, expected 6");
+        assert_eq!(e.to_string(), "manifest version 6, expected 7");
         assert_eq!(
             decode_manifest(&[0xFF, 0xFF]),
             Err(ManifestError::Malformed)

@@ -42,6 +42,13 @@ mod shell {
     static PV_EVENT: AtomicBool = AtomicBool::new(false);
     /// Poll of the PV rings (console input has no event of its own).
     const PV_POLL_MS: u64 = 20;
+    /// How often watched domains' heartbeats are read. The microvisor stamps each beat, so
+    /// this only bounds how late a silence is noticed, not how it is measured.
+    const BEAT_POLL_MS: u64 = 500;
+    /// Most silence one heartbeat reading may add: two reading periods. A later reading
+    /// means dom0 itself did not run (the host starved the machine), which is no evidence
+    /// against the watched domain (see `dom0::health`).
+    const MAX_SILENCE_STEP_MS: u32 = 1000;
 
     rt::entry!(main);
 
@@ -110,6 +117,17 @@ mod shell {
                     println!("started {} (d{domid})", d.name);
                     sup.watch(&d.name, domid, handle, DomainState::Running, policy);
                     sup.placed(&d.vcpus);
+                    if let Some(w) = manifest.watchdogs.iter().find(|w| w.domain == d.name) {
+                        let hz = timer::freq();
+                        let ticks = |ms: u32| timer::ms_to_ticks(u64::from(ms), hz);
+                        let step = ticks(MAX_SILENCE_STEP_MS);
+                        let (timeout, first) = (ticks(w.timeout_ms), ticks(w.first_beat_ms));
+                        sup.guard(timeout, first, step, timer::now());
+                        println!(
+                            "watchdog on {}: {} ms (first beat within {} ms)",
+                            d.name, w.timeout_ms, w.first_beat_ms
+                        );
+                    }
                     running.push(d.name.clone());
                 }
                 Err(e) => {
@@ -177,9 +195,12 @@ mod shell {
         let mut next_poll = timer::now().saturating_add(poll);
         let port_poll = timer::ms_to_ticks(PORT_POLL_MS, hz);
         let pv_poll = timer::ms_to_ticks(PV_POLL_MS, hz);
+        let beat_poll = timer::ms_to_ticks(BEAT_POLL_MS, hz);
+        let mut next_beats = timer::now();
         let mut prompt = dom0::prompt::LineReader::default();
         loop {
             let mut wake = sup.next_deadline().map_or(next_poll, |t| t.min(next_poll));
+            wake = wake.min(next_beats);
             // The management port and the console prompt are polled at least this often.
             wake = wake.min(timer::now().saturating_add(port_poll));
             if pv.any() {
@@ -256,6 +277,25 @@ mod shell {
                     let r = cap::domain_destroy(sup.domains()[i].handle);
                     if let Some(line) = sup.destroyed(i, r) {
                         println!("{line}");
+                    }
+                }
+            }
+            if now >= next_beats {
+                next_beats = now.saturating_add(beat_poll);
+                for i in sup.beat_watch() {
+                    let h = sup.domains()[i].handle;
+                    let reading = cap::domain_beats(h)
+                        .and_then(|b| cap::domain_query(h).map(|q| (b, q.cpu_ticks)));
+                    let (line, command) = sup.beats(i, reading, timer::now());
+                    if let Some(line) = line {
+                        println!("{line}");
+                    }
+                    if let Some(Command::Destroy(i)) = command {
+                        pv.detach(sup.domains()[i].domid);
+                        let r = cap::domain_destroy(sup.domains()[i].handle);
+                        if let Some(line) = sup.destroyed(i, r) {
+                            println!("{line}");
+                        }
                     }
                 }
             }

@@ -16,8 +16,8 @@ use protocol::control::{
 use protocol::ids::DomainId;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
-    decode, encode, DomainRef, DomainRow, FrameDecoder, MgmtError, Request, Response, SystemInfo,
-    VbdRow, VifRow, XenstoreOp, MGMT_VERSION,
+    decode, encode, DomainRef, DomainRow, FrameDecoder, HealthRow, MgmtError, Request, Response,
+    SystemInfo, VbdRow, VifRow, XenstoreOp, MGMT_VERSION,
 };
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
@@ -51,6 +51,17 @@ pub trait DomainOps {
     /// `CapOp::DomainFault` (the test capability behind `ctl crash`).
     fn crash(&mut self, _id: u16) -> Result<(), CapError> {
         Err(CapError::UnknownCall)
+    }
+    /// `CapOp::DomainFault` with `FaultKind::Hang` (`ctl crash --hang`).
+    fn hang(&mut self, _id: u16) -> Result<(), CapError> {
+        Err(CapError::UnknownCall)
+    }
+    /// Supervision facts of every domain dom0 supervises (dom0 itself is added by
+    /// [`serve`]).
+    fn health(&mut self) -> Result<Vec<HealthRow>, MgmtError> {
+        Err(MgmtError::NotSupported {
+            what: "supervision facts".into(),
+        })
     }
     /// Frequency of the generic timer's counter (`StartInfo::counter_hz`).
     fn counter_hz(&mut self) -> u64;
@@ -144,6 +155,27 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         Request::Restart { domain } => lifecycle(ops, domain, None, |o, id| o.restart(id)),
         Request::Crash { domain } => {
             lifecycle(ops, domain, Some(DomainState::Running), |o, id| o.crash(id))
+        }
+        Request::Hang { domain } => {
+            lifecycle(ops, domain, Some(DomainState::Running), |o, id| o.hang(id))
+        }
+        Request::Health => {
+            let mut rows = ops.health()?;
+            if let Some(me) = ops.domains().iter().find(|d| d.id == DomainId::DOM0.0) {
+                if !rows.iter().any(|r| r.id == me.id) {
+                    rows.push(HealthRow {
+                        id: me.id,
+                        name: me.name.clone(),
+                        incarnation: 0,
+                        last_restart: None,
+                        watchdog_ms: None,
+                        beat_ago_ms: None,
+                        held: None,
+                    });
+                }
+            }
+            rows.sort_by_key(|r| r.id);
+            Ok(Response::Health(rows))
         }
         Request::Vbds { domain } => {
             let id = resolve(ops, domain)?;

@@ -8,7 +8,7 @@ use bulkhead_runtime::{cap, println, timer, StartInfo};
 use dom0::mgmt::{DomainEntry, DomainOps};
 use dom0::{plan_domain, Policy, Supervisor};
 use protocol::cap::{CapDetail, CapKind};
-use protocol::control::{CapError, DomainInfo, DomainState, ShutdownKind};
+use protocol::control::{CapError, DomainInfo, DomainState, FaultKind, ShutdownKind};
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::MgmtError;
 
@@ -125,7 +125,22 @@ impl DomainOps for Ops<'_> {
     }
 
     fn crash(&mut self, id: u16) -> Result<(), CapError> {
-        self.act("crash", id, cap::domain_fault)
+        self.act("crash", id, |h| cap::domain_fault(h, FaultKind::Exception))
+    }
+
+    fn hang(&mut self, id: u16) -> Result<(), CapError> {
+        self.act("hang", id, |h| cap::domain_fault(h, FaultKind::Hang))
+    }
+
+    fn health(&mut self) -> Result<Vec<protocol::mgmt::HealthRow>, MgmtError> {
+        let (now, hz) = (timer::now(), timer::freq());
+        Ok(self
+            .sup
+            .domains()
+            .iter()
+            .filter(|w| !w.is_gone())
+            .map(|w| w.health_row(now, hz))
+            .collect())
     }
 
     fn create(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {

@@ -56,8 +56,8 @@ mod hw {
     use core::sync::atomic::{AtomicBool, Ordering};
     use protocol::cap::{CapHandle, CapInfo};
     use protocol::control::{
-        CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, Version, CONSOLE_FOR_BYTES,
-        CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+        Beats, CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, Version,
+        CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
     };
     use protocol::layout::MAX_VCPUS;
 
@@ -151,10 +151,29 @@ mod hw {
     }
 
     /// `DomainFault` (a test capability): makes `domain`'s vCPU 0 take an Undefined
-    /// Instruction exception the next time it runs.
-    pub fn domain_fault(domain: CapHandle) -> Result<(), CapError> {
+    /// Instruction exception the next time it runs, or ([`FaultKind::Hang`]) makes every
+    /// vCPU of it spin with interrupts masked for good.
+    pub fn domain_fault(domain: CapHandle, kind: FaultKind) -> Result<(), CapError> {
         ready()?;
-        call(CapOp::DomainFault, [domain.to_raw(), 0, 0, 0, 0, 0]).map(drop)
+        call(
+            CapOp::DomainFault,
+            [domain.to_raw(), kind as u64, 0, 0, 0, 0],
+        )
+        .map(drop)
+    }
+
+    /// `DomainBeats`: the heartbeats of `domain`'s current incarnation.
+    pub fn domain_beats(domain: CapHandle) -> Result<Beats, CapError> {
+        ready()?;
+        let [count, first, last] = call(CapOp::DomainBeats, [domain.to_raw(), 0, 0, 0, 0, 0])?;
+        Ok(Beats { count, first, last })
+    }
+
+    /// `Heartbeat`: tells the microvisor (and so our controller) we are alive. Needs no
+    /// negotiation, so it never allocates nor waits; an error is ignored (a beat is advice).
+    pub fn heartbeat() {
+        #[cfg(not(feature = "native"))]
+        let _ = arch::hvc(u64::from(CapOp::Heartbeat.function_id()), [0; 6]);
     }
 
     /// `ConsoleInject`: queues up to 16 bytes of console input for a child domain.

@@ -22,7 +22,12 @@ mod hw {
     /// Waits in WFI until `cond` holds. The check and the WFI run with IRQs masked (WFI
     /// still wakes on a pending interrupt, which is taken right after), so an interrupt
     /// that makes `cond` true between the check and the WFI cannot be lost.
+    ///
+    /// Going idle is also the domain's heartbeat ([`crate::heartbeat`]): the first call
+    /// marks it ready, and each call beats (at most once a second). A loop that never comes
+    /// back here stops beating and its controller's watchdog restarts it.
     pub fn wait_until(mut cond: impl FnMut() -> bool) {
+        crate::heartbeat::idle();
         while !without_interrupts(|| {
             let done = cond();
             if !done {

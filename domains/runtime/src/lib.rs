@@ -21,6 +21,7 @@ pub mod console;
 #[cfg(target_os = "none")]
 pub mod frontend;
 pub mod gic;
+pub mod heartbeat;
 pub mod irq;
 pub mod load;
 pub mod mmu;

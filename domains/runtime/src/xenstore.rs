@@ -166,7 +166,11 @@ impl XsClient {
     }
 
     /// The watch events that arrived so far (never blocks).
+    ///
+    /// Event loops call this once per round, so it beats too ([`crate::heartbeat::beat`]):
+    /// a loop kept busy by I/O, which may not go idle for a while, is still alive.
     pub fn events(&mut self) -> Result<Vec<WatchEvent>, XsError> {
+        crate::heartbeat::beat();
         self.pump()?;
         while let Some(m) = self.next_message()? {
             if let Incoming::Event(e) = m {

@@ -209,6 +209,8 @@ impl Hyp {
             shutdown_request: None,
             input: alloc::collections::VecDeque::new(),
             loading: Some(cpu),
+            hung: false,
+            beats: Default::default(),
         };
         let mut domain = Box::new(domain);
         if let Err(e) = self.xen_setup(&mut domain) {

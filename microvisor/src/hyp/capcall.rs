@@ -12,8 +12,8 @@ use alloc::vec::Vec;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
-    CapError, CapOp, DomainInfo, DomainSpec, ShutdownKind, StopReason, Version, CONSOLE_FOR_BYTES,
-    CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+    CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, StopReason, Version,
+    CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
 };
 use protocol::ids::DomainId;
 
@@ -63,6 +63,10 @@ impl Hyp {
             CapOp::ConsoleWrite => return console_write(d, a),
             CapOp::Crash => {
                 self.stop_domain(id, StopReason::Crashed { code: a[0] }, cpu);
+                return Ok([0; 3]);
+            }
+            CapOp::Heartbeat => {
+                d.beats.beat(crate::arch::counter_now());
                 return Ok([0; 3]);
             }
             CapOp::Negotiate => {
@@ -132,8 +136,18 @@ impl Hyp {
             }
             CapOp::DomainFault => {
                 let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
-                self.fault_domain(target, cpu)?;
+                match FaultKind::from_raw(a[1]).ok_or(CapError::InvalidArgument)? {
+                    FaultKind::Exception => self.fault_domain(target, cpu)?,
+                    FaultKind::Hang => self.hang_domain(target, cpu)?,
+                }
                 Ok([0; 3])
+            }
+            CapOp::DomainBeats => {
+                let target = self.domain_cap(id, a[0], Rights::READ)?;
+                let t = self.domain(target).ok_or(CapError::Stale)?;
+                // Restarting in place: the old incarnation's beats are not the new one's.
+                let b = if t.dying { Default::default() } else { t.beats };
+                Ok([b.count, b.first, b.last])
             }
             CapOp::DeviceMap => self.device_map(id, a[0]),
             CapOp::DomainShutdown => {

@@ -122,6 +122,12 @@ pub struct Domain {
     pub input: alloc::collections::VecDeque<u8>,
     /// The CPU still copying its image in (outside the lock); not runnable until done.
     pub loading: Option<usize>,
+    /// Hung on purpose (`DomainFault` with [`protocol::control::FaultKind::Hang`]): each of
+    /// its vCPUs spins on its next HVC or WFI with interrupts masked
+    /// (`exits::hang_in_place`), though its state still says running. A rebuild clears it.
+    pub hung: bool,
+    /// Its heartbeats in this incarnation (`CapOp::Heartbeat`).
+    pub beats: protocol::control::Beats,
 }
 
 /// A build request with owned data, kept for restarts.
@@ -347,6 +353,28 @@ impl Hyp {
             d.name
         );
         self.wake_mask(id, 1, this_cpu);
+        Ok(())
+    }
+
+    /// `DomainFault` with `FaultKind::Hang` (a test capability, `ctl crash --hang`): from
+    /// its next hypercall or WFI on, each vCPU of a running domain spins on that instruction
+    /// with interrupts masked, busy and going nowhere (`exits::hang_in_place`). Its state
+    /// stays `Running` and its controller gets no event: a hang is only noticed by what
+    /// stops happening (heartbeats, ring service). Its vCPUs are woken so that one idling
+    /// in WFI hangs at once.
+    pub fn hang_domain(&mut self, id: DomainId, this_cpu: usize) -> Result<(), CapError> {
+        let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+        if d.dying || d.state != DomainState::Running {
+            return Err(CapError::WrongState);
+        }
+        d.hung = true;
+        let all = u32::try_from((1u64 << d.vcpus.len().min(32)) - 1).unwrap_or(u32::MAX);
+        crate::info!(
+            "{} ({}): hung: vCPUs spin with interrupts masked (DomainFault)",
+            id,
+            d.name
+        );
+        self.wake_mask(id, all, this_cpu);
         Ok(())
     }
 

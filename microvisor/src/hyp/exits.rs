@@ -19,6 +19,9 @@ impl Hyp {
         let esr = read_esr_el2();
         let exit = trap::decode(esr, read_far_el2(), read_hpfar_el2());
         let (id, _) = key_parts(key);
+        if self.domain(id).is_some_and(|d| d.hung) && hang_in_place(&exit, regs) {
+            return;
+        }
         match exit {
             Exit::Hvc { imm: 0 } => self.hypercall(cpu, key, regs),
             Exit::Hvc { imm: XEN_HVC_IMM } => self.xen_hypercall(cpu, key, regs),
@@ -234,6 +237,23 @@ fn sign_extend(value: u64, width: u8, sign: bool, sixty_four: bool) -> u64 {
     } else {
         v & 0xffff_ffff
     }
+}
+
+/// A hung domain (`DomainFault` with `FaultKind::Hang`) spins on the instruction that
+/// trapped, with every interrupt masked: an HVC (the trap's PC is after it) or a WFI/WFE
+/// (the trap's PC is at it) is executed again and again and never completes, so the domain
+/// keeps its vCPU busy and never gets back to its loop, as a domain wedged in a busy-wait
+/// does. Returns whether `exit` was such an instruction.
+fn hang_in_place(exit: &Exit, regs: &mut GuestRegs) -> bool {
+    /// PSTATE.{D,A,I,F}.
+    const DAIF: u64 = 0xf << 6;
+    match exit {
+        Exit::Hvc { .. } => regs.pc -= 4,
+        Exit::Wfi | Exit::Wfe => {}
+        _ => return false,
+    }
+    regs.pstate |= DAIF;
+    true
 }
 
 /// Delivers an Undefined Instruction exception to the loaded vCPU's EL1.

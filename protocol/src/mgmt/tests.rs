@@ -28,6 +28,8 @@ fn request() -> impl Strategy<Value = Request> {
         domain_ref().prop_map(|domain| Request::Destroy { domain }),
         domain_ref().prop_map(|domain| Request::Restart { domain }),
         domain_ref().prop_map(|domain| Request::Crash { domain }),
+        domain_ref().prop_map(|domain| Request::Hang { domain }),
+        Just(Request::Health),
         domain_ref().prop_map(|domain| Request::Shutdown { domain }),
         domain_ref().prop_map(|domain| Request::Reboot { domain }),
         domain_ref().prop_map(|domain| Request::Vbds { domain }),
@@ -105,6 +107,42 @@ fn vif_row() -> impl Strategy<Value = VifRow> {
         )
 }
 
+fn reason() -> impl Strategy<Value = RestartReason> {
+    prop_oneof![
+        Just(RestartReason::User),
+        ".{0,40}".prop_map(|what| RestartReason::Crash { what }),
+        any::<u64>().prop_map(|silent_ms| RestartReason::Watchdog { silent_ms }),
+        Just(RestartReason::Reboot),
+        Just(RestartReason::PowerOff),
+    ]
+}
+
+fn health_row() -> impl Strategy<Value = HealthRow> {
+    (
+        any::<(u16, u32)>(),
+        "[a-z0-9_-]{1,31}",
+        proptest::option::of((reason(), any::<u64>(), proptest::option::of(any::<u64>()))),
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u64>()),
+        proptest::option::of(".{0,60}"),
+    )
+        .prop_map(
+            |((id, incarnation), name, last, watchdog_ms, beat_ago_ms, held)| HealthRow {
+                id,
+                name,
+                incarnation,
+                last_restart: last.map(|(reason, ago_ms, recovery_ms)| RestartRecord {
+                    reason,
+                    ago_ms,
+                    recovery_ms,
+                }),
+                watchdog_ms,
+                beat_ago_ms,
+                held,
+            },
+        )
+}
+
 fn error() -> impl Strategy<Value = MgmtError> {
     prop_oneof![
         Just(MgmtError::UnknownDomain),
@@ -143,6 +181,7 @@ fn response() -> impl Strategy<Value = Response> {
         Just(Response::Done),
         error().prop_map(Response::Error),
         proptest::collection::vec(vif_row(), 0..8).prop_map(Response::Vifs),
+        proptest::collection::vec(health_row(), 0..8).prop_map(Response::Health),
     ]
 }
 
@@ -328,12 +367,34 @@ fn error_codes_and_messages() {
     );
     assert_eq!(
         all[5].to_string(),
-        "management protocol version mismatch: dom0 speaks 3.0"
+        alloc::format!(
+            "management protocol version mismatch: dom0 speaks {}.{}",
+            PROTOCOL_VERSION.major,
+            PROTOCOL_VERSION.minor
+        )
     );
     assert_eq!(
         MgmtError::from(FrameError::TooLarge).to_string(),
         "message larger than the 16384-byte frame limit"
     );
+}
+
+#[test]
+fn restart_reasons_and_crash_codes_in_words() {
+    assert_eq!(RestartReason::User.text(), "ctl restart");
+    assert_eq!(
+        RestartReason::Watchdog { silent_ms: 10_549 }.text(),
+        "watchdog: no heartbeat for 10.5 s"
+    );
+    let undef = crash_code_text(0x0200_0000);
+    assert_eq!(undef, "undefined instruction (esr 0x2000000)");
+    assert_eq!(
+        RestartReason::Crash { what: undef }.text(),
+        "crash: undefined instruction (esr 0x2000000)"
+    );
+    assert_eq!(crash_code_text(0x9600_0045), "data abort (esr 0x96000045)");
+    assert_eq!(crash_code_text(0xdead), "panic");
+    assert_eq!(RestartReason::PowerOff.word(), "poweroff");
 }
 
 #[test]

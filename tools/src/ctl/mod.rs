@@ -9,6 +9,7 @@ pub mod client;
 mod console;
 mod packed;
 pub mod show;
+pub mod show_health;
 pub mod show_vbd;
 pub mod show_vif;
 pub mod show_xs;
@@ -74,8 +75,11 @@ pub enum CtlVerb {
     /// Rebuild a domain in place (same id, fresh memory).
     Restart(Target),
     /// Test capability: make a running domain take a genuine fault (an exception on its
-    /// vCPU 0), so its `on_crash` policy applies (a driver domain restarts in place).
-    Crash(Target),
+    /// vCPU 0), so its `on_crash` policy applies (a driver domain restarts in place); with
+    /// `--hang`, make it stop answering instead (its vCPUs spin with interrupts masked,
+    /// nobody is told), so
+    /// only its heartbeat watchdog notices.
+    Crash(CrashArgs),
     /// Ask a domain to power off cleanly.
     Shutdown(Target),
     /// Ask a domain to reboot cleanly.
@@ -123,6 +127,17 @@ pub struct InfoTarget {
     pub domain: Option<String>,
 }
 
+/// `ctl crash`'s arguments.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct CrashArgs {
+    /// Domain name, or numeric domain id.
+    #[arg(value_name = "NAME")]
+    pub domain: String,
+    /// Hang the domain instead of faulting it.
+    #[arg(long)]
+    pub hang: bool,
+}
+
 /// The domain a verb acts on.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct Target {
@@ -140,7 +155,14 @@ impl CtlVerb {
             Self::Unpause(t) => Request::Unpause { domain: d(t) },
             Self::Destroy(t) => Request::Destroy { domain: d(t) },
             Self::Restart(t) => Request::Restart { domain: d(t) },
-            Self::Crash(t) => Request::Crash { domain: d(t) },
+            Self::Crash(c) => {
+                let domain = DomainRef::parse(&c.domain);
+                if c.hang {
+                    Request::Hang { domain }
+                } else {
+                    Request::Crash { domain }
+                }
+            }
             Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
             Self::Reboot(t) => Request::Reboot { domain: d(t) },
             Self::List
@@ -182,10 +204,11 @@ pub fn run(
             let Response::Domains(rows) = c.call(&Request::List)? else {
                 bail!("unexpected reply from dom0 to list");
             };
+            let health = health(&mut c)?;
             if args.json {
-                writeln!(out, "{:#}", show::list_json(&rows, hz))?;
+                writeln!(out, "{:#}", show::list_json(&rows, &health, hz))?;
             } else {
-                write!(out, "{}", show::list_table(&rows, hz))?;
+                write!(out, "{}", show::list_table(&rows, &health, hz))?;
             }
         }
         CtlVerb::Info(InfoTarget { domain: None }) => {
@@ -221,13 +244,20 @@ pub fn run(
                 Response::Error(e) => bail!("{e}"),
                 _ => bail!("unexpected reply from dom0 to info"),
             };
+            let health = health(&mut c)?;
+            let h = show_health::find(&health, row.id);
             if args.json {
                 let mut j = show::row_json(row, hz);
+                show_health::merge(&mut j, h);
                 j["vbds"] = show_vbd::vbds_json(&vbds);
                 j["vifs"] = show_vif::vifs_json(&vifs);
                 writeln!(out, "{j:#}")?;
             } else {
-                write!(out, "{}", show::list_table(std::slice::from_ref(row), hz))?;
+                let one = std::slice::from_ref(row);
+                write!(out, "{}", show::list_table(one, &health, hz))?;
+                if let Some(h) = h {
+                    write!(out, "{}", show_health::health_text(h))?;
+                }
                 write!(out, "{}", show_vbd::vbds_text(&vbds))?;
                 write!(out, "{}", show_vif::vifs_text(&vifs))?;
             }
@@ -414,6 +444,13 @@ fn create_parts(file: &Path) -> Result<(Request, Vec<(String, crate::system::Ima
         .find(|d| !backends.contains(&d.name))
         .ok_or_else(|| anyhow::anyhow!("{}: no domain", file.display()))?;
     Ok((Request::Create { domain }, images))
+}
+
+fn health(c: &mut Client) -> Result<Vec<protocol::mgmt::HealthRow>> {
+    match c.call(&Request::Health)? {
+        Response::Health(rows) => Ok(rows),
+        _ => bail!("unexpected reply from dom0 to list"),
+    }
 }
 
 fn system(c: &mut Client) -> Result<protocol::mgmt::SystemInfo> {

@@ -1,7 +1,8 @@
 //! How management replies look: tables like `xl list` / `xl info`, and their JSON.
 
+use super::show_health;
 use protocol::control::{DomainState, StopReason, Version};
-use protocol::mgmt::{state_word, DomainRow, SystemInfo, MGMT_VERSION, PAGE_SIZE};
+use protocol::mgmt::{state_word, DomainRow, HealthRow, SystemInfo, MGMT_VERSION, PAGE_SIZE};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -52,23 +53,32 @@ fn name_width(rows: &[DomainRow]) -> usize {
     rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4)
 }
 
-/// `ctl list`: Name, ID, Mem, VCPUs, State, Time(s), one domain per line.
-pub fn list_table(rows: &[DomainRow], counter_hz: u64) -> String {
+/// `ctl list`: Name, ID, Mem, VCPUs, State, Time(s), Restarts and the last restart (its
+/// reason and recovery time, or why dom0 holds the domain), one domain per line.
+pub fn list_table(rows: &[DomainRow], health: &[HealthRow], counter_hz: u64) -> String {
     let w = name_width(rows);
     let mut s = format!(
-        "{:<w$} {:>5} {:>6} {:>5}  {:<9} {:>9}\n",
-        "Name", "ID", "Mem", "VCPUs", "State", "Time(s)"
+        "{:<w$} {:>5} {:>6} {:>5}  {:<9} {:>9} {:>8}  {}\n",
+        "Name", "ID", "Mem", "VCPUs", "State", "Time(s)", "Restarts", "Last restart"
     );
     for r in rows {
+        let h = show_health::find(health, r.id);
+        let state = if h.is_some_and(|h| h.held.is_some()) {
+            "held"
+        } else {
+            state_word(&r.state)
+        };
         let _ = writeln!(
             s,
-            "{:<w$} {:>5} {:>6} {:>5}  {:<9} {:>9}",
+            "{:<w$} {:>5} {:>6} {:>5}  {:<9} {:>9} {:>8}  {}",
             r.name,
             r.id,
             r.mem_mib,
             vcpus_text(r),
-            state_word(&r.state),
+            state,
             seconds_text(cpu_seconds(r.cpu_ticks, counter_hz)),
+            h.map_or(r.restarts, |h| h.incarnation),
+            show_health::last_restart_cell(h),
         );
     }
     s
@@ -92,9 +102,17 @@ pub fn row_json(r: &DomainRow, counter_hz: u64) -> Value {
     })
 }
 
-/// `ctl list --json`.
-pub fn list_json(rows: &[DomainRow], counter_hz: u64) -> Value {
-    json!({ "domains": rows.iter().map(|r| row_json(r, counter_hz)).collect::<Vec<_>>() })
+/// `ctl list --json`: each domain's [`row_json`] with its supervision facts.
+pub fn list_json(rows: &[DomainRow], health: &[HealthRow], counter_hz: u64) -> Value {
+    let domains: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut j = row_json(r, counter_hz);
+            show_health::merge(&mut j, show_health::find(health, r.id));
+            j
+        })
+        .collect();
+    json!({ "domains": domains })
 }
 
 /// `ctl info`: one `key : value` line each, like `xl info`.

@@ -5,7 +5,8 @@ use super::*;
 use clap::Parser;
 use protocol::control::{DomainState, StopReason, Version, PROTOCOL_VERSION};
 use protocol::mgmt::{
-    decode, encode, DomainRow, FrameDecoder, MgmtError, SystemInfo, MGMT_VERSION,
+    decode, encode, DomainRow, FrameDecoder, HealthRow, MgmtError, RestartReason, RestartRecord,
+    SystemInfo, MGMT_VERSION,
 };
 use std::io::Read;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -45,6 +46,40 @@ fn rows() -> Vec<DomainRow> {
     ]
 }
 
+/// Supervision facts for [`rows`]: rtos was restarted by its watchdog and recovered, smp
+/// by a user, and crashy-guest is held after a crash loop.
+fn health() -> Vec<HealthRow> {
+    let plain = |id: u16, name: &str| HealthRow {
+        id,
+        name: name.into(),
+        incarnation: 0,
+        last_restart: None,
+        watchdog_ms: None,
+        beat_ago_ms: None,
+        held: None,
+    };
+    let mut rtos = plain(1, "rtos");
+    rtos.incarnation = 2;
+    rtos.watchdog_ms = Some(10_000);
+    rtos.beat_ago_ms = Some(400);
+    rtos.last_restart = Some(RestartRecord {
+        reason: RestartReason::Watchdog { silent_ms: 10_512 },
+        ago_ms: 12_000,
+        recovery_ms: Some(2_534),
+    });
+    let mut smp = plain(2, "smp");
+    smp.incarnation = 1;
+    smp.last_restart = Some(RestartRecord {
+        reason: RestartReason::User,
+        ago_ms: 5_000,
+        recovery_ms: None,
+    });
+    let mut crashy = plain(3, "crashy-guest");
+    crashy.incarnation = 3;
+    crashy.held = Some("crash loop: 3 restarts within 30 s, then crash: panic".into());
+    vec![plain(0, "dom0"), rtos, smp, crashy]
+}
+
 fn system() -> SystemInfo {
     SystemInfo {
         protocol_version: PROTOCOL_VERSION,
@@ -58,22 +93,63 @@ fn system() -> SystemInfo {
 #[test]
 fn list_table_looks_like_xl_list() {
     assert_eq!(
-        show::list_table(&rows(), HZ),
+        show::list_table(&rows(), &health(), HZ),
         "\
-Name            ID    Mem VCPUs  State       Time(s)
-dom0             0      8     2  running        12.2
-rtos             1     16     2  running       150.2
-smp              2     32   1/2  paused          3.2
-crashy-guest     3     64     2  crashed         0.2
+Name            ID    Mem VCPUs  State       Time(s) Restarts  Last restart
+dom0             0      8     2  running        12.2        0  -
+rtos             1     16     2  running       150.2        2  watchdog, recovered in 2.5 s
+smp              2     32   1/2  paused          3.2        1  ctl restart
+crashy-guest     3     64     2  held            0.2        3  held: crash loop: 3 restarts within 30 s, then crash: panic
 "
     );
-    // Unknown counter frequency: no time rather than a division by zero.
-    assert!(show::list_table(&rows()[..1], 0).ends_with("running           -\n"));
+    // Unknown counter frequency: no time rather than a division by zero. No supervision
+    // facts: the microvisor's restart count, no last restart.
+    assert!(show::list_table(&rows()[..1], &[], 0).ends_with("running           -        0  -\n"));
+}
+
+#[test]
+fn info_shows_supervision_facts() {
+    let h = health();
+    assert_eq!(
+        show_health::health_text(&h[1]),
+        "\
+restarts       : 2
+last restart   : watchdog: no heartbeat for 10.5 s (12.0 s ago)
+recovery time  : 2.5 s (restart decided -> first heartbeat)
+watchdog       : 10.0 s, last heartbeat 0.4 s ago
+"
+    );
+    assert_eq!(
+        show_health::health_text(&h[2]),
+        "\
+restarts       : 1
+last restart   : ctl restart (5.0 s ago)
+recovery time  : - (no heartbeat from this incarnation yet, or it sends none)
+watchdog       : off
+"
+    );
+    assert!(show_health::health_text(&h[3])
+        .ends_with("held           : crash loop: 3 restarts within 30 s, then crash: panic\n"));
+    assert_eq!(
+        show_health::health_json(&h[1]),
+        json!({
+            "restarts": 2,
+            "last_restart": {
+                "reason": "watchdog",
+                "detail": "watchdog: no heartbeat for 10.5 s",
+                "ago_ms": 12_000,
+                "recovery_ms": 2_534,
+            },
+            "watchdog_ms": 10_000,
+            "heartbeat_ago_ms": 400,
+            "held": null,
+        })
+    );
 }
 
 #[test]
 fn list_json_shape() {
-    let v = show::list_json(&rows(), HZ);
+    let v = show::list_json(&rows(), &[], HZ);
     assert_eq!(v["domains"].as_array().map(Vec::len), Some(4));
     assert_eq!(
         v["domains"][3],
@@ -93,6 +169,13 @@ fn list_json_shape() {
         })
     );
     assert_eq!(v["domains"][0]["stop_reason"], serde_json::Value::Null);
+    let v = show::list_json(&rows(), &health(), HZ);
+    assert_eq!(
+        v["domains"][3]["held"],
+        json!("crash loop: 3 restarts within 30 s, then crash: panic")
+    );
+    assert_eq!(v["domains"][1]["last_restart"]["reason"], json!("watchdog"));
+    assert_eq!(v["domains"][1]["restarts"], json!(2));
 }
 
 #[test]
@@ -104,7 +187,7 @@ fn info_text_and_json() {
         format!(
             "\
 management protocol : {mgmt}
-capability protocol : 3.0
+capability protocol : 3.1
 counter frequency   : 62500000 Hz
 domains             : 4
 free memory         : 973 MiB (249143 pages)
@@ -116,7 +199,7 @@ largest free block  : 512 MiB (131072 pages)
         show::info_json(&system()),
         json!({
             "mgmt_version": mgmt,
-            "protocol_version": "3.0",
+            "protocol_version": "3.1",
             "counter_hz": HZ,
             "domains": 4,
             "free_pages": 249_143,
@@ -286,6 +369,11 @@ fn dom0(req: &Request) -> Vec<Response> {
         Request::Session { token } => Response::Session { token: *token },
         Request::List | Request::Top => Response::Domains(rows()),
         Request::Info => Response::System(system()),
+        Request::Health => Response::Health(health()),
+        Request::Hang { domain } | Request::Crash { domain } => match find(domain) {
+            None => Response::Error(MgmtError::UnknownDomain),
+            Some(_) => Response::Done,
+        },
         Request::Unpause { domain } | Request::Pause { domain } => match find(domain) {
             None => Response::Error(MgmtError::UnknownDomain),
             Some(r) if matches!(req, Request::Unpause { .. }) && r.state != DomainState::Paused => {
@@ -331,7 +419,7 @@ fn session(
 #[test]
 fn list_end_to_end() {
     let (out, seen) = session(&["list"], dom0);
-    assert_eq!(out.unwrap(), show::list_table(&rows(), HZ));
+    assert_eq!(out.unwrap(), show::list_table(&rows(), &health(), HZ));
     assert_eq!(
         seen,
         [
@@ -339,14 +427,34 @@ fn list_end_to_end() {
                 version: MGMT_VERSION
             },
             Request::Info,
-            Request::List
+            Request::List,
+            Request::Health
         ]
     );
     let (out, _) = session(&["list", "--json"], dom0);
     let v: serde_json::Value = serde_json::from_str(&out.unwrap()).unwrap();
-    assert_eq!(v, show::list_json(&rows(), HZ));
+    assert_eq!(v, show::list_json(&rows(), &health(), HZ));
     let (out, _) = session(&["info"], dom0);
     assert_eq!(out.unwrap(), show::info_text(&system()));
+}
+
+#[test]
+fn crash_and_hang_end_to_end() {
+    let (out, seen) = session(&["crash", "rtos", "--hang"], dom0);
+    assert_eq!(out.unwrap(), "crash rtos: done\n");
+    assert_eq!(
+        seen[1],
+        Request::Hang {
+            domain: DomainRef::Name("rtos".into())
+        }
+    );
+    let (_, seen) = session(&["crash", "1"], dom0);
+    assert_eq!(
+        seen[1],
+        Request::Crash {
+            domain: DomainRef::Id(1)
+        }
+    );
 }
 
 #[test]
@@ -449,7 +557,7 @@ fn a_polling_client_leaves_room_for_another() {
     assert!(listed.is_ok(), "{listed:?}");
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        show::list_table(&rows(), HZ)
+        show::list_table(&rows(), &health(), HZ)
     );
     assert_eq!(poller.join().unwrap(), Ok(()));
     server.join().unwrap();
@@ -475,7 +583,7 @@ fn hello_skips_stale_replies_and_checks_the_version() {
         }
         r
     });
-    assert_eq!(out.unwrap(), show::list_table(&rows(), HZ));
+    assert_eq!(out.unwrap(), show::list_table(&rows(), &health(), HZ));
     let newer = Version {
         major: MGMT_VERSION.major + 1,
         minor: 0,

@@ -87,6 +87,17 @@ pub struct System {
     pub warnings: Vec<ConfigWarning>,
 }
 
+/// The watchdog of a driver domain that does not set `watchdog`, in seconds. Its loop
+/// beats every second; ten seconds of silence is no hiccup even on a loaded 2-core machine
+/// emulating 4 CPUs (TCG), where a busy pCPU can hold a vCPU off for a second or two.
+pub const DEFAULT_WATCHDOG_S: u32 = 10;
+/// Longest `watchdog` accepted, in seconds.
+pub const MAX_WATCHDOG_S: u32 = 3600;
+/// The least wait for an incarnation's first heartbeat, in seconds: booting, reaching
+/// xenstore and getting ready takes a driver domain a few seconds, much more under a loaded
+/// TCG. The wait is the larger of this and six timeouts.
+pub const MIN_FIRST_BEAT_S: u32 = 60;
+
 /// One `[[domain]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
@@ -119,6 +130,10 @@ pub struct Domain {
     pub on_reboot: Action,
     /// What dom0 does when it crashes (default destroy).
     pub on_crash: Action,
+    /// Heartbeat watchdog: seconds of silence after which dom0 restarts it as after a
+    /// crash (`watchdog`; `None`: off). On by default ([`DEFAULT_WATCHDOG_S`]) for the
+    /// driver domains, whose runtime beats; off for everything else.
+    pub watchdog_s: Option<u32>,
     /// Its disks (xl disk lines), in the order written.
     pub disks: Vec<At<disks::Disk>>,
     /// Its network interfaces (xl vif lines), in the order written.

@@ -6,8 +6,8 @@ use super::disks::{self, Disk};
 use super::images::{effective_cmdline, ramdisk_problem};
 use super::xl::{from_xl, place_unpinned};
 use super::{
-    image_names, At, ConfigError, DebianArtifact, Domain, Image, Overrides, System, MAX_DOMAIN_MIB,
-    MAX_SMP, MAX_VCPUS, MIN_MEMORY_MIB,
+    image_names, At, ConfigError, DebianArtifact, Domain, Image, Overrides, System,
+    DEFAULT_WATCHDOG_S, MAX_DOMAIN_MIB, MAX_SMP, MAX_VCPUS, MAX_WATCHDOG_S, MIN_MEMORY_MIB,
 };
 use crate::xlcfg;
 use protocol::manifest::Action;
@@ -36,6 +36,7 @@ const DOMAIN_KEYS: &[&str] = &[
     "on_poweroff",
     "on_reboot",
     "on_crash",
+    "watchdog",
     "disk",
     "vif",
 ];
@@ -382,6 +383,7 @@ fn domain(
     let mut on_poweroff = Action::Destroy;
     let mut on_reboot = Action::Restart;
     let mut on_crash = Action::Destroy;
+    let mut watchdog = None;
     let mut disks = Vec::new();
     let mut vifs = Vec::new();
     for (key, v) in entries {
@@ -441,6 +443,7 @@ fn domain(
             "on_poweroff" => on_poweroff = cx.action(key, v)?,
             "on_reboot" => on_reboot = cx.action(key, v)?,
             "on_crash" => on_crash = cx.action(key, v)?,
+            "watchdog" => watchdog = Some((watchdog_seconds(cx, v)?, v.span())),
             "disk" => disks = disk_lines(cx, v)?,
             "vif" => vifs = vif_lines(cx, v, system)?,
             _ => depends_on = At::new(cx.strings(key, v, "domain names")?, at),
@@ -469,6 +472,18 @@ fn domain(
         }
     }
     let vifs = super::nics::settle(&name.value, vifs);
+    let watchdog_s = match watchdog {
+        Some((0, _)) => None,
+        Some((s, span)) if image.value == Image::Debian(DebianArtifact::Kernel) => {
+            return Err(cx.err(
+                span,
+                "watchdog",
+                format!("{s} on a Linux guest, which sends no heartbeat (it would be restarted once the first-beat wait ran out), expected 0 or no `watchdog`"),
+            ));
+        }
+        Some((s, _)) => Some(s),
+        None => default_watchdog(&image.value),
+    };
     let d = Domain {
         vifs,
         name,
@@ -485,12 +500,35 @@ fn domain(
         on_poweroff,
         on_reboot,
         on_crash,
+        watchdog_s,
         disks,
         passthrough: Default::default(),
         config: None,
         line,
     };
     Ok((d, Vec::new()))
+}
+
+/// `watchdog = N`: seconds of silence before a restart, 0 for off.
+fn watchdog_seconds(cx: &Ctx<'_>, v: &Value<'_>) -> Result<u32, ConfigError> {
+    let n = cx.int(
+        "watchdog",
+        v,
+        0..i128::from(MAX_WATCHDOG_S) + 1,
+        "seconds without a heartbeat (0: off)",
+    )?;
+    // In range, so it fits.
+    Ok(u32::try_from(n).unwrap_or(MAX_WATCHDOG_S))
+}
+
+/// The watchdog a domain gets without a `watchdog` key: on for the built-in driver domains
+/// (their runtime beats from its idle wait), off for the rest.
+fn default_watchdog(image: &Image) -> Option<u32> {
+    let driver = ["blkdom", super::nics::NETDOM_IMAGE];
+    match image {
+        Image::Builtin(name) if driver.contains(&name.as_str()) => Some(DEFAULT_WATCHDOG_S),
+        _ => None,
+    }
 }
 
 /// `disk = ["…"]`: xl disk specifications, targets relative to this file.

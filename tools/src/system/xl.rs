@@ -87,6 +87,8 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         on_poweroff: xl.on_poweroff,
         on_reboot: xl.on_reboot,
         on_crash: xl.on_crash,
+        // An xl.cfg domain is a guest (Linux, Zephyr, ...): none of them beats.
+        watchdog_s: None,
         disks: xl.disks,
         vifs: xl.vifs,
         passthrough: xl.passthrough,

@@ -147,7 +147,10 @@ fn a_vbd_rewritten_by_the_toolstack_is_recognised() {
         !fresh.rewritten(fid, S::Initialising),
         "not started yet: Initialising is where it is"
     );
-    assert!(!table.rewritten(crate::VbdId(7), S::Initialising), "no such vbd");
+    assert!(
+        !table.rewritten(crate::VbdId(7), S::Initialising),
+        "no such vbd"
+    );
     fresh.start(fid);
     assert!(fresh.rewritten(fid, S::Initialising));
 }

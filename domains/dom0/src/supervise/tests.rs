@@ -1,0 +1,268 @@
+//! The supervision policies: actions, backoff, the crash-loop hold, stale handles.
+
+use super::*;
+
+const HZ: u64 = 1000; // 1 tick = 1 ms
+
+fn handle(generation: u32) -> CapHandle {
+    CapHandle {
+        index: 4,
+        generation,
+    }
+}
+
+fn crashed() -> DomainState {
+    DomainState::Stopped(StopReason::Crashed { code: 0xdead })
+}
+
+fn sup(policy: Policy) -> Supervisor {
+    let mut s = Supervisor::new(Limits::for_hz(HZ));
+    s.watch("crashy", 3, handle(1), DomainState::Running, policy);
+    s
+}
+
+fn restart_all() -> Policy {
+    Policy {
+        on_poweroff: Action::Restart,
+        on_reboot: Action::Restart,
+        on_crash: Action::Restart,
+    }
+}
+
+#[test]
+fn backoff_doubles_to_a_cap() {
+    let l = Limits::for_hz(HZ);
+    let got: Vec<u64> = (0..9).map(|k| l.backoff(k)).collect();
+    assert_eq!(got, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+    assert_eq!(l.backoff(usize::MAX), 5000);
+    assert_eq!(Limits::for_hz(62_500_000).backoff(0), 6_250_000);
+}
+
+#[test]
+fn policies_pick_the_action() {
+    let p = Policy::XL_DEFAULT;
+    assert_eq!(p.action(&StopReason::PowerOff), Action::Destroy);
+    assert_eq!(p.action(&StopReason::Reboot), Action::Restart);
+    assert_eq!(
+        p.action(&StopReason::Stage2Fault { ipa: 0, esr: 0 }),
+        Action::Destroy
+    );
+    let p = Policy {
+        on_crash: Action::Preserve,
+        ..Policy::XL_DEFAULT
+    };
+    assert_eq!(
+        p.action(&StopReason::UnhandledTrap { esr: 0, pc: 0 }),
+        Action::Preserve
+    );
+    assert_eq!(p.action(&StopReason::Crashed { code: 1 }), Action::Preserve);
+}
+
+#[test]
+fn destroy_and_preserve() {
+    let mut s = sup(Policy::XL_DEFAULT);
+    let (line, cmd) = s.observe(0, Ok(DomainState::Stopped(StopReason::PowerOff)), 5);
+    assert_eq!(line.as_deref(), Some("crashy (d3): powered off -> destroy"));
+    assert_eq!(cmd, Some(Command::Destroy(0)));
+    assert_eq!(s.destroyed(0, Ok(())), None);
+    // Gone: no longer observed nor flagged.
+    assert_eq!(s.observe(0, Err(CapError::Stale), 6), (None, None));
+    assert!(s.changed(u64::MAX).is_empty());
+
+    let mut s = sup(Policy {
+        on_crash: Action::Preserve,
+        ..Policy::XL_DEFAULT
+    });
+    let fault = DomainState::Stopped(StopReason::Stage2Fault {
+        ipa: 0x4500_0000,
+        esr: 0x9200_0007,
+    });
+    let (line, cmd) = s.observe(0, Ok(fault), 5);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): stage-2 fault at 0x45000000 (esr 0x92000007) -> preserve")
+    );
+    assert_eq!(cmd, None);
+    // The same state again (the safety poll) does nothing.
+    assert_eq!(s.observe(0, Ok(fault), 600), (None, None));
+    assert_eq!(s.next_deadline(), None);
+}
+
+#[test]
+fn destroy_failure_is_reported_and_held() {
+    let mut s = sup(Policy::XL_DEFAULT);
+    s.observe(0, Ok(crashed()), 0);
+    assert_eq!(
+        s.destroyed(0, Err(CapError::NoRights)).as_deref(),
+        Some("crashy (d3): destroy failed: capability lacks the needed rights")
+    );
+    assert_eq!(s.changed(1 << 3), [0]);
+}
+
+#[test]
+fn restart_with_backoff_then_crash_loop_hold() {
+    let mut s = sup(restart_all());
+    let mut now = 1_000;
+    let mut lines = Vec::new();
+    for gen in 2..=4 {
+        let (line, cmd) = s.observe(0, Ok(crashed()), now);
+        lines.push(line.unwrap());
+        assert_eq!(cmd, None);
+        let at = s.next_deadline().unwrap();
+        assert!(s.due(at - 1).is_empty(), "not before the backoff");
+        assert_eq!(s.due(at), [0]);
+        now = at;
+        let (line, old) = s.restarted(0, Ok(handle(gen)), now);
+        lines.push(line);
+        // Until the microvisor has rebuilt it, the new handle is stale: not an error.
+        assert_eq!(s.observe(0, Err(CapError::Stale), now), (None, None));
+        assert_eq!(
+            s.observe(0, Ok(DomainState::Running), now + 1),
+            (None, None)
+        );
+        assert_eq!(old, Some(handle(gen - 1)));
+        assert_eq!(s.domains()[0].handle, handle(gen));
+        assert_eq!(s.domains()[0].domid, 3, "same domain id");
+        now += 10; // it crashes again 10 ms later
+    }
+    let (line, cmd) = s.observe(0, Ok(crashed()), now);
+    lines.push(line.unwrap());
+    assert_eq!(cmd, None);
+    assert_eq!(s.next_deadline(), None, "held: no restart pending");
+    assert_eq!(
+        lines,
+        [
+            "crashy (d3): crashed (code 0xdead) -> restart in 100 ms",
+            "crashy (d3): restarted (restart 1, 1 within 30 s)",
+            "crashy (d3): crashed (code 0xdead) -> restart in 200 ms",
+            "crashy (d3): restarted (restart 2, 2 within 30 s)",
+            "crashy (d3): crashed (code 0xdead) -> restart in 400 ms",
+            "crashy (d3): restarted (restart 3, 3 within 30 s)",
+            "crashy (d3): crash loop, held after 3 restarts",
+        ]
+    );
+    // Held: later polls and events change nothing.
+    assert_eq!(s.observe(0, Ok(crashed()), now + 60_000), (None, None));
+    assert_eq!(s.next_deadline(), None);
+}
+
+#[test]
+fn the_window_slides() {
+    let mut s = sup(restart_all());
+    let mut now = 0;
+    // Three restarts 20 s apart never hit the limit: at most two are within 30 s.
+    for gen in 2..=6 {
+        let (line, _) = s.observe(0, Ok(crashed()), now);
+        let line = line.unwrap();
+        assert!(line.contains("-> restart in"), "{line}");
+        now = s.next_deadline().unwrap();
+        s.restarted(0, Ok(handle(gen)), now);
+        now += 20_000;
+    }
+}
+
+/// ux review: reboots (the guest's own, or `ctl reboot`) and a user's `ctl restart` are
+/// not crashes; six of each within 30 s never hold the domain, and do not bring a crash
+/// closer to the hold either.
+#[test]
+fn only_crashes_count_toward_the_hold() {
+    let mut s = sup(restart_all());
+    let reboot = DomainState::Stopped(StopReason::Reboot);
+    let mut now = 0;
+    for gen in 2..=7 {
+        let (line, _) = s.observe(0, Ok(reboot), now);
+        assert!(line.unwrap().contains("-> restart in 100 ms"));
+        now = s.next_deadline().unwrap();
+        s.restarted(0, Ok(handle(gen)), now);
+        s.observe(0, Ok(DomainState::Running), now);
+    }
+    for gen in 8..=13 {
+        now += 1_000;
+        let (line, _) = s.restarted(0, Ok(handle(gen)), now);
+        let want = format!("(restart {}, 0 within 30 s)", gen - 1);
+        assert!(line.ends_with(&want), "{line}");
+    }
+    s.observe(0, Ok(DomainState::Running), now);
+    // Crashes still count, from zero.
+    for gen in 14..=16 {
+        let (line, _) = s.observe(0, Ok(crashed()), now);
+        assert!(line.unwrap().contains("-> restart in"));
+        now = s.next_deadline().unwrap();
+        s.restarted(0, Ok(handle(gen)), now);
+    }
+    let (line, _) = s.observe(0, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crash loop, held after 3 restarts")
+    );
+}
+
+#[test]
+fn failed_restart_holds() {
+    let mut s = sup(restart_all());
+    s.observe(0, Ok(crashed()), 0);
+    let (line, old) = s.restarted(0, Err(CapError::UnknownCall), 100);
+    assert_eq!(
+        line,
+        "crashy (d3): restart failed: unknown capability-protocol operation; held"
+    );
+    assert_eq!(old, None);
+    assert_eq!(s.domains()[0].handle, handle(1));
+    assert_eq!(s.next_deadline(), None);
+}
+
+#[test]
+fn other_changes_and_query_errors_once() {
+    let mut s = sup(Policy::XL_DEFAULT);
+    assert_eq!(s.observe(0, Ok(DomainState::Running), 0), (None, None));
+    assert_eq!(
+        s.observe(0, Ok(DomainState::Paused), 0).0.as_deref(),
+        Some("crashy (d3): running -> paused")
+    );
+    assert_eq!(
+        s.observe(0, Err(CapError::Stale), 0).0.as_deref(),
+        Some("crashy (d3): query failed: stale handle: the object was destroyed or replaced")
+    );
+    assert_eq!(s.observe(0, Err(CapError::Stale), 0), (None, None));
+    assert_eq!(s.observe(9, Ok(DomainState::Running), 0), (None, None));
+    assert_eq!(
+        state_text(&DomainState::Stopped(StopReason::PowerOff)),
+        "stopped: powered off"
+    );
+}
+
+#[test]
+fn event_masks_select_domains() {
+    let mut s = sup(Policy::XL_DEFAULT);
+    s.watch("b", 5, handle(1), DomainState::Running, Policy::XL_DEFAULT);
+    s.watch(
+        "far",
+        70,
+        handle(1),
+        DomainState::Running,
+        Policy::XL_DEFAULT,
+    );
+    assert_eq!(s.changed(0), Vec::<usize>::new());
+    assert_eq!(s.changed(1 << 5), [1]);
+    assert_eq!(s.changed(u64::MAX), [0, 1], "ids past 63 are only polled");
+}
+
+#[test]
+fn stale_self_check() {
+    let mut s = sup(restart_all());
+    let stale: Result<(), CapError> = Err(CapError::Stale);
+    assert_eq!(
+        s.stale_check(0, &stale).as_deref(),
+        Some("old handle of crashy is stale: ok")
+    );
+    assert_eq!(s.stale_check(0, &stale), None, "reported once");
+    assert_eq!(
+        s.stale_check(0, &Ok(())).as_deref(),
+        Some("old handle of crashy still works: FAIL")
+    );
+    assert_eq!(
+        s.stale_check::<()>(0, &Err(CapError::InvalidHandle))
+            .as_deref(),
+        Some("old handle of crashy: no capability at that handle: FAIL")
+    );
+}
