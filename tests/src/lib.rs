@@ -168,6 +168,42 @@ pub fn wait_for_text(c: &mut Client, needle: &str, what: &str, secs: u64) -> Str
     )
 }
 
+/// Waits (at most `secs`) until the console history contains `needle` `n` times in all.
+pub fn wait_count(c: &mut Client, needle: &str, n: usize, what: &str, secs: u64) -> String {
+    wait_until(
+        c,
+        |h| h.matches(needle).count() >= n,
+        &format!("{needle:?} x{n}"),
+        what,
+        secs,
+    )
+}
+
+/// The last 60 lines of a console history, for a failure message.
+pub fn history_tail(h: &str) -> String {
+    let mut lines: Vec<&str> = h.lines().rev().take(60).collect();
+    lines.reverse();
+    lines.join("\n")
+}
+
+/// `cargo bulkhead ctl WORDS` as a user runs it, on the default socket; its standard
+/// output. `c` lets go of the port first (QEMU serves one connection at a time; `c`
+/// reconnects at its next call).
+pub fn ctl(c: &mut Client, words: &[&str]) -> String {
+    c.release();
+    let args = bulkhead_tools::ctl::CtlArgs::from_words(words).expect("ctl words");
+    let mut out = Vec::new();
+    bulkhead_tools::ctl::run(
+        &args,
+        &bulkhead_tools::ctl::default_socket(),
+        bulkhead_tools::ctl::client::REPLY_TIMEOUT,
+        false,
+        &mut out,
+    )
+    .unwrap_or_else(|e| panic!("ctl {words:?}: {e:#}"));
+    String::from_utf8(out).expect("utf-8")
+}
+
 /// The word printed right after `key` on the last history line that has it.
 pub fn value_after(history: &str, key: &str) -> String {
     let line = history

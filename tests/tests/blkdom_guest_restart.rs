@@ -6,7 +6,10 @@
 //! at all). Each life mounts the ext4 filesystem the first one made, checks what the
 //! previous life wrote, and writes its own file; the host checks the image at the end.
 
-use bulkhead_tests::{connect, linux_failures, scratch_dir, type_line, wait_until, Boot, Expect};
+use bulkhead_tests::{
+    connect, history_tail, linux_failures, scratch_dir, type_line, wait_count, wait_until, Boot,
+    Expect,
+};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
@@ -46,12 +49,6 @@ disk = ["{disk},raw,xvda,rw"]
     path
 }
 
-/// Waits until `needle` was printed `n` times in all.
-fn wait_count(c: &mut Client, needle: &str, n: usize, what: &str) {
-    wait_until(c, |h| h.matches(needle).count() >= n, needle, what, 420);
-}
-
-/// Life `life` of the guest: mount the disk, check the previous life's file, write ours.
 fn use_the_disk(c: &mut Client, life: u32) {
     let check = if life == 1 {
         "mke2fs -q /dev/xvda && echo made".to_string()
@@ -75,21 +72,15 @@ fn use_the_disk(c: &mut Client, life: u32) {
     assert!(
         h.contains(&format!("[linux] L{life}-DISK=0")),
         "life {life}: the disk did not work\n{}",
-        tail(&h)
+        history_tail(&h)
     );
     if life > 1 {
         assert!(
             h.contains(&format!("[linux] life-{}", life - 1)),
             "life {life}: the previous life's file is not there\n{}",
-            tail(&h)
+            history_tail(&h)
         );
     }
-}
-
-fn tail(h: &str) -> String {
-    let mut l: Vec<&str> = h.lines().rev().take(60).collect();
-    l.reverse();
-    l.join("\n")
 }
 
 #[test]
@@ -125,11 +116,11 @@ fn a_restarted_linux_guest_gets_its_disk_back() {
 
     let mut c = connect();
     let up = "[linux] BULKHEAD-LINUX-USERSPACE";
-    wait_count(&mut c, up, 1, "first boot");
+    wait_count(&mut c, up, 1, "first boot", 420);
     use_the_disk(&mut c, 1);
     // The guest's own reboot: blkfront closes, the domain restarts with the same id.
     type_line(&mut c, "linux", "reboot");
-    wait_count(&mut c, up, 2, "boot after reboot");
+    wait_count(&mut c, up, 2, "boot after reboot", 420);
     use_the_disk(&mut c, 2);
     // The host restarts it: the old blkfront never closed its ring.
     let r = c
@@ -138,7 +129,7 @@ fn a_restarted_linux_guest_gets_its_disk_back() {
         })
         .expect("restart");
     assert_eq!(r, Response::Done);
-    wait_count(&mut c, up, 3, "boot after ctl restart");
+    wait_count(&mut c, up, 3, "boot after ctl restart", 420);
     use_the_disk(&mut c, 3);
     type_line(&mut c, "linux", "poweroff -f");
     drop(c);

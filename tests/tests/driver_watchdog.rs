@@ -6,9 +6,9 @@
 //! and `ctl list` / `ctl info blkdom` must show the restart, its reason (watchdog) and the
 //! recovery time (restart decided -> the new incarnation's first heartbeat).
 
-use bulkhead_tests::{connect, Boot, Expect, BOOT_TIMEOUT};
-use bulkhead_tools::ctl::client::{Client, REPLY_TIMEOUT};
-use bulkhead_tools::ctl::{default_socket, run, CtlArgs};
+use bulkhead_tests::{connect, ctl, Boot, Expect, BOOT_TIMEOUT};
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, HealthRow, Request, Response, RestartReason};
 use std::path::PathBuf;
@@ -43,16 +43,6 @@ fn wait_health(
         assert!(Instant::now() < deadline, "{what}: blkdom is {h:?}");
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// `cargo bulkhead ctl WORDS`, as a user runs it; its standard output.
-fn ctl(c: &mut Client, words: &[&str]) -> String {
-    c.release();
-    let args = CtlArgs::from_words(words).expect("ctl words");
-    let mut out = Vec::new();
-    run(&args, &default_socket(), REPLY_TIMEOUT, false, &mut out)
-        .unwrap_or_else(|e| panic!("ctl {words:?}: {e:#}"));
-    String::from_utf8(out).expect("utf-8")
 }
 
 #[test]

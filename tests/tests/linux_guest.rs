@@ -5,9 +5,9 @@
 //! `ctl xenstore write` fires Linux's own control/sysrq watch. Then a user's
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
 
-use bulkhead_tests::{connect, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
-use bulkhead_tools::ctl::client::{Client, REPLY_TIMEOUT};
-use bulkhead_tools::ctl::{create_request, default_socket, run, CtlArgs};
+use bulkhead_tests::{connect, ctl, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::{create_request, default_socket};
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::time::{Duration, Instant};
@@ -31,15 +31,6 @@ fn wait_for(c: &mut Client, needle: &str, n: usize, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-/// Runs `ctl WORDS` as the CLI does; its output.
-fn ctl(words: &[&str]) -> String {
-    let args = CtlArgs::from_words(words).expect("ctl args");
-    let mut out = Vec::new();
-    run(&args, &default_socket(), REPLY_TIMEOUT, false, &mut out)
-        .unwrap_or_else(|e| panic!("ctl {words:?}: {e:#}"));
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn type_line(c: &mut Client, line: &str) {
@@ -89,13 +80,15 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     // help on its console).
     c.release();
     assert_eq!(
-        ctl(&["xenstore", "read", "/local/domain/2/name"]).trim(),
+        ctl(&mut c, &["xenstore", "read", "/local/domain/2/name"]).trim(),
         "linux"
     );
-    ctl(&["xenstore", "write", "/local/domain/2/control/sysrq", "h"]);
+    ctl(
+        &mut c,
+        &["xenstore", "write", "/local/domain/2/control/sysrq", "h"],
+    );
     wait_for(&mut c, "sysrq: HELP", 1, "SysRq from a host xenstore write");
-    c.release();
-    let listed = ctl(&["xenstore", "ls", "/local/domain/2/control"]);
+    let listed = ctl(&mut c, &["xenstore", "ls", "/local/domain/2/control"]);
     assert!(
         listed.contains("sysrq = \"\""),
         "Linux cleared control/sysrq:\n{listed}"

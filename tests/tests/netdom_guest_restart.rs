@@ -5,7 +5,10 @@
 //! closes first; on_reboot = "restart") and the host's `ctl restart` (no close at all).
 //! Each life takes a DHCP lease and pings the gateway.
 
-use bulkhead_tests::{connect, linux_failures, scratch_dir, type_line, wait_until, Boot, Expect};
+use bulkhead_tests::{
+    connect, history_tail, linux_failures, scratch_dir, type_line, wait_count, wait_until, Boot,
+    Expect,
+};
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
@@ -40,12 +43,6 @@ vif = [""]
     path
 }
 
-/// Waits until `needle` was printed `n` times in all.
-fn wait_count(c: &mut bulkhead_tools::ctl::client::Client, needle: &str, n: usize, what: &str) {
-    wait_until(c, |h| h.matches(needle).count() >= n, needle, what, 420);
-}
-
-/// Life `life` of the guest: a lease with the image's own udhcpc script, then a ping.
 fn lease_and_ping(c: &mut bulkhead_tools::ctl::client::Client, life: u32) {
     type_line(
         c,
@@ -59,7 +56,7 @@ fn lease_and_ping(c: &mut bulkhead_tools::ctl::client::Client, life: u32) {
     assert!(
         h.contains(&format!("[linux] L{life}-DHCP=0 ADDR=10.0.2.")),
         "life {life}: no lease\n{}",
-        tail(&h)
+        history_tail(&h)
     );
     type_line(
         c,
@@ -71,14 +68,8 @@ fn lease_and_ping(c: &mut bulkhead_tools::ctl::client::Client, life: u32) {
     assert!(
         h.contains(&format!("[linux] L{life}-PING=0")),
         "life {life}: the gateway does not answer\n{}",
-        tail(&h)
+        history_tail(&h)
     );
-}
-
-fn tail(h: &str) -> String {
-    let mut l: Vec<&str> = h.lines().rev().take(60).collect();
-    l.reverse();
-    l.join("\n")
 }
 
 #[test]
@@ -103,11 +94,11 @@ fn a_restarted_linux_guest_gets_its_network_back() {
 
     let mut c = connect();
     let up = "[linux] BULKHEAD-LINUX-USERSPACE";
-    wait_count(&mut c, up, 1, "first boot");
+    wait_count(&mut c, up, 1, "first boot", 420);
     lease_and_ping(&mut c, 1);
     // The guest's own reboot: netfront closes, the domain restarts with the same id.
     type_line(&mut c, "linux", "reboot");
-    wait_count(&mut c, up, 2, "boot after reboot");
+    wait_count(&mut c, up, 2, "boot after reboot", 420);
     lease_and_ping(&mut c, 2);
     // The host restarts it: the old netfront never closed its rings.
     let r = c
@@ -116,7 +107,7 @@ fn a_restarted_linux_guest_gets_its_network_back() {
         })
         .expect("restart");
     assert_eq!(r, Response::Done);
-    wait_count(&mut c, up, 3, "boot after ctl restart");
+    wait_count(&mut c, up, 3, "boot after ctl restart", 420);
     lease_and_ping(&mut c, 3);
     type_line(&mut c, "linux", "poweroff -f");
 

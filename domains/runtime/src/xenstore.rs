@@ -13,6 +13,7 @@ use protocol::xen::ring::{
 };
 use protocol::xen::ring_io::{XS_REQ, XS_RSP};
 use protocol::xen::structs::DOMID_SELF;
+use protocol::xen::xenbus::XenbusState;
 use protocol::xen::HvmParam;
 
 /// How long a reply may take.
@@ -217,5 +218,27 @@ impl XsClient {
         let mut p = xs_string(path.as_bytes());
         p.extend_from_slice(&xs_string(token.as_bytes()));
         self.call(XsType::Watch, &p).map(drop)
+    }
+
+    /// The text at `path`, or `None` when it is absent or the store could not be asked (a
+    /// backend's scan treats both as "not there yet" and looks again later).
+    pub fn text(&mut self, path: &str) -> Option<String> {
+        self.read_str(path).ok().flatten()
+    }
+
+    /// The XenbusState in `dir/state` (Unknown if it has none: that end is gone).
+    pub fn xenbus_state(&mut self, dir: &str) -> XenbusState {
+        self.text(&alloc::format!("{dir}/state"))
+            .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()))
+    }
+
+    /// The children of `path`: empty if the store says it does not exist, `None` if the
+    /// store could not be asked (so a failed read removes nothing from a backend's view).
+    pub fn listing(&mut self, path: &str) -> Option<Vec<String>> {
+        match self.directory(path) {
+            Ok(v) => Some(v),
+            Err(XsError::Store(e)) if e == "ENOENT" => Some(Vec::new()),
+            Err(_) => None,
+        }
     }
 }

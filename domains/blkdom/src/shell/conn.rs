@@ -44,26 +44,6 @@ pub struct Conns {
     conns: Vec<Conn>,
 }
 
-fn read(xs: &mut XsClient, path: &str) -> Option<String> {
-    xs.read_str(path).ok().flatten()
-}
-
-/// The XenbusState under `dir` (Unknown if it has none: the end is gone).
-fn state_of(xs: &mut XsClient, dir: &str) -> XenbusState {
-    read(xs, &format!("{dir}/state"))
-        .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()))
-}
-
-/// The children of `path`: empty if the store says it does not exist, `None` if the
-/// store could not be asked.
-fn listing(xs: &mut XsClient, path: &str) -> Option<Vec<String>> {
-    match xs.directory(path) {
-        Ok(v) => Some(v),
-        Err(XsError::Store(e)) if e == "ENOENT" => Some(Vec::new()),
-        Err(_) => None,
-    }
-}
-
 impl Conns {
     /// Finds new vbds under `backend/vbd` and forgets removed ones. Only a directory the
     /// store says is gone counts as removed: a failed read (a timeout while dom0 is busy)
@@ -71,7 +51,7 @@ impl Conns {
     pub fn scan(&mut self, xs: &mut XsClient, table: &mut VbdTable, disks: &[OwnedDisk]) {
         let mut present: Vec<(u16, u32)> = Vec::new();
         let mut complete = true;
-        let frontends = listing(xs, "backend/vbd").unwrap_or_else(|| {
+        let frontends = xs.listing("backend/vbd").unwrap_or_else(|| {
             complete = false;
             Vec::new()
         });
@@ -79,7 +59,7 @@ impl Conns {
             let Ok(frontend) = fe.parse::<u16>() else {
                 continue;
             };
-            let Some(devs) = listing(xs, &format!("backend/vbd/{fe}")) else {
+            let Some(devs) = xs.listing(&format!("backend/vbd/{fe}")) else {
                 complete = false;
                 continue;
             };
@@ -121,7 +101,7 @@ impl Conns {
         disks: &[OwnedDisk],
     ) {
         let c = &self.conns[i];
-        let Some(found) = read(xs, &format!("{}/state", c.dir)) else {
+        let Some(found) = xs.text(&format!("{}/state", c.dir)) else {
             return;
         };
         if !table.rewritten(c.id, XenbusState::parse(found.as_bytes())) {
@@ -144,12 +124,12 @@ impl Conns {
     ) {
         let dir = format!("backend/vbd/{frontend}/{devid}");
         // dom0 writes `state` last: until it is there the directory is half written.
-        let Some(state) = read(xs, &format!("{dir}/state")) else {
+        let Some(state) = xs.text(&format!("{dir}/state")) else {
             return;
         };
         let (Some(params), Some(frontend_dir)) = (
-            read(xs, &format!("{dir}/params")),
-            read(xs, &format!("{dir}/frontend")),
+            xs.text(&format!("{dir}/params")),
+            xs.text(&format!("{dir}/frontend")),
         ) else {
             return;
         };
@@ -157,7 +137,7 @@ impl Conns {
             println!("vbd d{frontend}/{devid}: no disk with serial {params}");
             return;
         };
-        let read_only = read(xs, &format!("{dir}/mode")).as_deref() != Some("w");
+        let read_only = xs.text(&format!("{dir}/mode")).as_deref() != Some("w");
         let config = VbdConfig {
             frontend,
             devid,
@@ -209,9 +189,9 @@ impl Conns {
         let resuming = backend == XenbusState::Connected;
         let step = if resuming {
             // A previous instance of us had it connected: pick the ring up where it was.
-            let fe_state = state_of(xs, &frontend_dir);
+            let fe_state = xs.xenbus_state(&frontend_dir);
             table.resume(id, backend, fe_state, |k| {
-                read(xs, &format!("{frontend_dir}/{k}"))
+                xs.text(&format!("{frontend_dir}/{k}"))
             })
         } else {
             table.start(id)
@@ -267,9 +247,9 @@ impl Conns {
             return;
         };
         let dir = self.conns[i].frontend_dir.clone();
-        let state = state_of(xs, &dir);
+        let state = xs.xenbus_state(&dir);
         let id = self.conns[i].id;
-        let step = table.frontend_changed(id, state, |k| read(xs, &format!("{dir}/{k}")));
+        let step = table.frontend_changed(id, state, |k| xs.text(&format!("{dir}/{k}")));
         self.perform(i, step, xs, table);
     }
 
@@ -381,7 +361,7 @@ impl Conns {
     ) {
         let c = &self.conns[i];
         let (frontend, devid) = (c.frontend, c.devid);
-        match read(xs, &format!("{}/state", c.dir)) {
+        match xs.text(&format!("{}/state", c.dir)) {
             None => {
                 println!("vbd d{frontend}/{devid}: its guest went ({reason})");
                 self.disconnect(i);

@@ -40,33 +40,13 @@ pub struct Conns {
     pub conns: Vec<Conn>,
 }
 
-fn read(xs: &mut XsClient, path: &str) -> Option<String> {
-    xs.read_str(path).ok().flatten()
-}
-
-/// The XenbusState under `dir` (Unknown if it has none: the end is gone).
-fn state_of(xs: &mut XsClient, dir: &str) -> XenbusState {
-    read(xs, &format!("{dir}/state"))
-        .map_or(XenbusState::Unknown, |s| XenbusState::parse(s.as_bytes()))
-}
-
-/// The children of `path`: empty if the store says it does not exist, `None` if the store
-/// could not be asked.
-fn listing(xs: &mut XsClient, path: &str) -> Option<Vec<String>> {
-    match xs.directory(path) {
-        Ok(v) => Some(v),
-        Err(XsError::Store(e)) if e == "ENOENT" => Some(Vec::new()),
-        Err(_) => None,
-    }
-}
-
 impl Conns {
     /// Finds new vifs under `backend/vif` and forgets removed ones (only a directory the
     /// store says is gone counts as removed).
     pub fn scan(&mut self, xs: &mut XsClient, nb: &mut Netback, grants: &mut GrantCopier) {
         let mut present: Vec<(u16, u32)> = Vec::new();
         let mut complete = true;
-        let frontends = listing(xs, "backend/vif").unwrap_or_else(|| {
+        let frontends = xs.listing("backend/vif").unwrap_or_else(|| {
             complete = false;
             Vec::new()
         });
@@ -74,7 +54,7 @@ impl Conns {
             let Ok(frontend) = fe.parse::<u16>() else {
                 continue;
             };
-            let Some(devs) = listing(xs, &format!("backend/vif/{fe}")) else {
+            let Some(devs) = xs.listing(&format!("backend/vif/{fe}")) else {
                 complete = false;
                 continue;
             };
@@ -115,7 +95,7 @@ impl Conns {
         grants: &mut GrantCopier,
     ) {
         let c = &self.conns[i];
-        let Some(found) = read(xs, &format!("{}/state", c.dir)) else {
+        let Some(found) = xs.text(&format!("{}/state", c.dir)) else {
             return;
         };
         if !nb.rewritten(VifId(i), XenbusState::parse(found.as_bytes())) {
@@ -126,8 +106,8 @@ impl Conns {
             c.frontend, c.devid
         );
         let dir = c.frontend_dir.clone();
-        let fe = state_of(xs, &dir);
-        let step = nb.reincarnate(VifId(i), fe, |k| read(xs, &format!("{dir}/{k}")));
+        let fe = xs.xenbus_state(&dir);
+        let step = nb.reincarnate(VifId(i), fe, |k| xs.text(&format!("{dir}/{k}")));
         self.perform(i, step, xs, nb, grants);
     }
 
@@ -141,12 +121,12 @@ impl Conns {
     ) {
         let dir = format!("backend/vif/{frontend}/{devid}");
         // dom0 writes `state` last: until it is there the directory is half written.
-        let Some(state) = read(xs, &format!("{dir}/state")) else {
+        let Some(state) = xs.text(&format!("{dir}/state")) else {
             return;
         };
         let (Some(mac_text), Some(frontend_dir)) = (
-            read(xs, &format!("{dir}/mac")),
-            read(xs, &format!("{dir}/frontend")),
+            xs.text(&format!("{dir}/mac")),
+            xs.text(&format!("{dir}/frontend")),
         ) else {
             return;
         };
@@ -195,9 +175,9 @@ impl Conns {
         let step = if backend == XenbusState::Connected {
             // A previous instance of us had it connected (we were restarted in place; dom0
             // kept the vif's nodes): take the rings up where it left them.
-            let fe_state = state_of(xs, &frontend_dir);
+            let fe_state = xs.xenbus_state(&frontend_dir);
             nb.resume(id, backend, fe_state, |k| {
-                read(xs, &format!("{frontend_dir}/{k}"))
+                xs.text(&format!("{frontend_dir}/{k}"))
             })
         } else {
             nb.start(id)
@@ -235,8 +215,8 @@ impl Conns {
             return;
         };
         let dir = self.conns[i].frontend_dir.clone();
-        let state = state_of(xs, &dir);
-        let step = nb.frontend_changed(VifId(i), state, |k| read(xs, &format!("{dir}/{k}")));
+        let state = xs.xenbus_state(&dir);
+        let step = nb.frontend_changed(VifId(i), state, |k| xs.text(&format!("{dir}/{k}")));
         self.perform(i, step, xs, nb, grants);
     }
 
@@ -352,7 +332,7 @@ impl Conns {
             // A guest restarted or destroyed takes its ring pages with it (they read as
             // zeros here from then on), and dom0 removes or rewrites the vif before that:
             // no fault of a frontend, and our Closing must not land in the new vif's nodes.
-            match read(xs, &format!("{}/state", c.dir)) {
+            match xs.text(&format!("{}/state", c.dir)) {
                 None => {
                     println!("vif {}/{}: its guest went ({reason})", c.frontend, c.devid);
                     self.disconnect(id.0);
