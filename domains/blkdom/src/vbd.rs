@@ -111,6 +111,11 @@ pub struct Vbd {
     pub last_halt: Option<HaltReason>,
     state: VbdState,
     ring: Option<BackRing>,
+    /// Picked up after a restart in place: the first poll notifies the frontend whatever
+    /// the ring's event index says. The dead instance may have published responses and
+    /// died before notifying; the frontend then still waits on an event index below
+    /// everything published since, and the index test alone would never wake it.
+    kick: bool,
 }
 
 impl Vbd {
@@ -209,6 +214,7 @@ impl VbdTable {
             last_halt: None,
             state: VbdState::Disconnected,
             ring: None,
+            kick: false,
         });
         VbdId(self.vbds.len() - 1)
     }
@@ -296,7 +302,13 @@ impl VbdTable {
         fe: XenbusState,
         read: F,
     ) -> Step {
-        self.vbds[id.0].handshake.resume(backend, fe, read)
+        let v = &mut self.vbds[id.0];
+        let step = v.handshake.resume(backend, fe, read);
+        v.kick = step
+            .actions
+            .iter()
+            .any(|a| matches!(a, crate::Action::MapRing { .. }));
+        step
     }
 
     /// The frontend's `state` changed to `fe`; `read` reads its keys. A disconnect in the
@@ -332,6 +344,7 @@ impl VbdTable {
         let (VbdState::Connected, Some(ring)) = (v.state, v.ring.as_mut()) else {
             return out;
         };
+        out.notify = core::mem::take(&mut v.kick);
         let scratch = &mut self.scratch;
         let depth = scratch.depth(disk);
         let mut budget = ring.entries();

@@ -154,3 +154,26 @@ fn a_vbd_rewritten_by_the_toolstack_is_recognised() {
     fresh.start(fid);
     assert!(fresh.rewritten(fid, S::Initialising));
 }
+
+/// The dead instance published responses and died before notifying: the frontend's event
+/// index is still below them. The new instance's first pass notifies regardless (the
+/// index test alone would not, and the frontend would wait for ever); later passes follow
+/// the index again.
+#[test]
+fn a_new_instance_always_notifies_once() {
+    let mut r = Rig::new(0, FakeDisk::new(64), false);
+    r.grants.grant(100, page(1), true);
+    let s = rw(BlkifOp::Read, 1, 0, &[seg(100, 0, 7)]);
+    r.front.send(&mut r.ring, &s);
+    r.poll();
+    // The frontend never looked at that response: no new event index was written.
+    let (mut table, id) = new_instance(&r);
+    table.connect(id, 0, &mut r.ring).unwrap();
+    let first = table.poll(id, &mut r.ring, &mut r.disk, &mut r.grants);
+    assert!(
+        first.notify,
+        "the first pass after a resume wakes the frontend"
+    );
+    let second = table.poll(id, &mut r.ring, &mut r.disk, &mut r.grants);
+    assert!(!second.notify, "nothing new: no event");
+}
