@@ -144,3 +144,21 @@ fn the_generated_system_has_netdom_and_a_vif() {
     assert!(toml.contains("vif = [\"\"]"), "{toml}");
     assert!(toml.contains(&format!("name = \"{}\"", super::super::net_run::DOMAIN)));
 }
+
+#[test]
+fn the_generated_system_is_valid() {
+    use crate::system::{Overrides, System};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("net.toml");
+    let text = super::super::net_run::system_toml();
+    std::fs::write(&file, &text).unwrap();
+    let sys =
+        System::parse(&file, &text, Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(sys.warnings.is_empty(), "{:?}", sys.warnings);
+    let linux = sys
+        .domains
+        .iter()
+        .find(|d| d.name.value == "linux")
+        .unwrap();
+    assert_eq!(linux.vifs.len(), 1, "{text}");
+}
