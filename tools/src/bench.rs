@@ -1,7 +1,7 @@
 //! `bulkhead bench hypercall`: boots the benchmark guest twice under `-icount` and reports
 //! EL2 instructions per null-hypercall round trip, and whether the two runs agree exactly.
 //! `bulkhead bench rt` is in [`rt`], `bulkhead bench boot` in [`boot`], `bulkhead bench blk`
-//! in [`blk`] and [`blk_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
+//! in [`blk`] and [`blk_run`], `bulkhead bench net` in [`net`] and [`net_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
 //! [`micro_xen`].
 
 pub mod blk;
@@ -10,6 +10,8 @@ pub mod boot;
 pub mod micro;
 pub mod micro_run;
 pub mod micro_xen;
+pub mod net;
+pub mod net_run;
 pub mod rt;
 
 use crate::markers::Expect;
@@ -83,7 +85,7 @@ pub fn bench(which: &str, build: bool, against: Option<&str>) -> Result<Report> 
         ("micro", Some(other)) => bail!("--against {other}: only `xen` is supported"),
         (_, Some(_)) => bail!("--against is only for `bench micro`"),
     }
-    // rt, boot and blk print and write their own reports; the hypercall report type is
+    // rt, boot, blk, net and micro print and write their own reports; the hypercall report type is
     // this function's, so they answer with an empty one under their name.
     let own: Option<&'static str> = match which {
         "rt" => {
@@ -92,6 +94,7 @@ pub fn bench(which: &str, build: bool, against: Option<&str>) -> Result<Report> 
         }
         "boot" => Some(boot::bench(build)?.benchmark),
         "blk" => Some(blk_run::bench(build)?.benchmark),
+        "net" => Some(net_run::bench(build)?.benchmark),
         "micro" => Some(micro::bench(build, against.is_some())?.benchmark),
         _ => None,
     };
@@ -105,7 +108,7 @@ pub fn bench(which: &str, build: bool, against: Option<&str>) -> Result<Report> 
         });
     }
     if which != "hypercall" {
-        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt`, `boot`, `blk` or `micro`");
+        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt`, `boot`, `blk`, `net` or `micro`");
     }
     let system = crate::paths::workspace_root().join("tests/systems/bench.toml");
     let mut runs = Vec::new();

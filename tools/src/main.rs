@@ -34,7 +34,7 @@ enum Verb {
     Test,
     /// Deterministic instruction-count benchmarks under QEMU -icount.
     Bench {
-        /// Which benchmark: hypercall, rt, boot, blk or micro.
+        /// Which benchmark: hypercall, rt, boot, blk, net or micro.
         #[arg(default_value = "hypercall")]
         which: String,
         /// Also run it on another hypervisor and print the ratios (micro: `xen`).

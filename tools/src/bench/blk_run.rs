@@ -75,9 +75,14 @@ fn history(c: &mut Client) -> Result<String> {
     }
 }
 
-/// Types the script on the guest's console over the management port, each line once its
-/// trigger is in the console history; gives up when `done` says the boot ended.
-fn type_script(done: &dyn Fn() -> bool) -> Result<()> {
+/// Types `script` (trigger, line) on `domain`'s console over the management port, each
+/// line once its trigger is in the console history; gives up when `done` says the boot
+/// ended. `bench net` types its script the same way.
+pub fn type_lines(
+    domain: &str,
+    script: &[(String, String)],
+    done: &dyn Fn() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + TIMEOUT;
     let socket = default_socket();
     let mut client = loop {
@@ -89,16 +94,16 @@ fn type_script(done: &dyn Fn() -> bool) -> Result<()> {
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
     };
-    for (trigger, line) in blk::script(BULKHEAD_DEV) {
-        while !history(&mut client)?.contains(&trigger) {
+    for (trigger, line) in script {
+        while !history(&mut client)?.contains(trigger.as_str()) {
             if done() || Instant::now() > deadline {
                 bail!("no {trigger:?} on the guest's console");
             }
             std::thread::sleep(Duration::from_millis(300));
         }
         let r = client.call(&Request::ConsoleInput {
-            domain: DomainRef::Name(DOMAIN.into()),
-            bytes: line.into_bytes(),
+            domain: DomainRef::Name(domain.into()),
+            bytes: line.clone().into_bytes(),
         })?;
         if r != Response::Done {
             bail!("console input answered {r:?}");
@@ -117,7 +122,8 @@ fn bulkhead(build: bool) -> Result<Raw> {
     let out = super::boot_with_spinner("Linux on blkdom under the microvisor", || {
         std::thread::scope(|s| {
             let boot = s.spawn(|| qemu::run(&opts));
-            let typed = type_script(&|| boot.is_finished());
+            let script = blk::script(BULKHEAD_DEV);
+            let typed = type_lines(DOMAIN, &script, &|| boot.is_finished());
             let out = boot
                 .join()
                 .map_err(|_| anyhow!("the QEMU thread panicked"))??;
