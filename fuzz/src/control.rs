@@ -233,6 +233,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ],
         disks: vec![],
         nics: vec![],
+        watchdogs: vec![],
     };
     let mut regs = Vec::new();
     for w in [

@@ -168,6 +168,13 @@ pub enum Request {
         /// What to do.
         op: XenstoreOp,
     },
+    /// The host devices a domain holds by passthrough; for dom0, every device the
+    /// microvisor hands out, free or held (`ctl info NAME`). Answer: [`Response::Devices`].
+    /// Since 1.8.
+    Devices {
+        /// Which domain.
+        domain: DomainRef,
+    },
 }
 
 impl Request {
@@ -187,7 +194,7 @@ impl Request {
             Self::Create { .. } => "create",
             Self::Dmesg { .. } => "dmesg",
             Self::ConsoleInput { .. } => "console",
-            Self::Vbds { .. } | Self::Vifs { .. } => "info",
+            Self::Vbds { .. } | Self::Vifs { .. } | Self::Devices { .. } => "info",
             Self::Session { .. } => "session",
             Self::Crash { .. } | Self::Hang { .. } => "crash",
             Self::Health => "list",
@@ -208,7 +215,8 @@ impl Request {
             | Self::Reboot { domain }
             | Self::ConsoleInput { domain, .. }
             | Self::Vbds { domain }
-            | Self::Vifs { domain } => Some(domain),
+            | Self::Vifs { domain }
+            | Self::Devices { domain } => Some(domain),
             Self::Hello { .. }
             | Self::Session { .. }
             | Self::List
@@ -261,6 +269,8 @@ pub enum Response {
     Health(Vec<HealthRow>),
     /// The answer to a [`Request::Xenstore`] listing or read.
     Xenstore(XenstoreAnswer),
+    /// Host devices, in MMIO-address order.
+    Devices(Vec<DeviceRow>),
 }
 
 /// One domain in a listing.
@@ -430,9 +440,11 @@ pub fn state_word(s: &DomainState) -> &'static str {
 }
 
 mod counters;
+mod device;
 mod health;
 mod vbd;
 mod vif;
+pub use device::DeviceRow;
 pub use health::{crash_code_text, HealthRow, RestartReason, RestartRecord};
 pub use vbd::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
 pub use vif::{VifCounters, VifRow, VIF_COUNTERS_KEY};

@@ -204,6 +204,19 @@ pub fn ctl(c: &mut Client, words: &[&str]) -> String {
     String::from_utf8(out).expect("utf-8")
 }
 
+/// Sends the request whose audit line ends the boot (its console marker is the test's last
+/// one): QEMU stops as soon as dom0 prints it, so the reply may never arrive. A reply must
+/// be `Done`; a connection closed under it is the expected end; any other error fails.
+pub fn last_call(c: &mut Client, req: &Request) {
+    match c.call(req) {
+        Ok(r) => assert_eq!(r, Response::Done, "{req:?}"),
+        Err(e) => assert!(
+            format!("{e:#}").contains("closed the management connection"),
+            "{req:?}: {e:#}"
+        ),
+    }
+}
+
 /// The word printed right after `key` on the last history line that has it.
 pub fn value_after(history: &str, key: &str) -> String {
     let line = history

@@ -7,8 +7,8 @@
 //! again after the guest reboots (on_reboot = "restart").
 
 use bulkhead_tests::{
-    connect, linux_failures, scratch_dir, type_line, value_after, wait_for_text, wait_until, Boot,
-    Expect,
+    connect, ctl, linux_failures, scratch_dir, type_line, value_after, wait_for_text, wait_until,
+    Boot, Expect,
 };
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
@@ -143,6 +143,23 @@ fn a_linux_guest_reads_the_passed_through_pl031() {
         400,
     );
     read_rtc(&mut c, 43);
+    // `ctl info` names the device the guest holds, and dom0's view lists it as held.
+    let info = ctl(&mut c, &["info", "rtcguest"]);
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("0x9010000+0x1000"))
+        .unwrap_or_else(|| panic!("no PL031 in ctl info:\n{info}"));
+    assert!(line.contains("34") && line.contains("device"), "{line}");
+    let json = ctl(&mut c, &["--json", "info", "dom0"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let held = v["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["mmio_base"] == 0x0901_0000)
+        .cloned()
+        .unwrap_or_else(|| panic!("dom0 does not list the PL031: {json}"));
+    assert!(held["holder"].is_u64(), "held by the guest: {held}");
     type_line(&mut c, "rtcguest", "echo RTC-TEST-END-$((3+4))");
     boot.finish("system passthrough_rtc");
 }

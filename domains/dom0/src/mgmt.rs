@@ -16,8 +16,8 @@ use protocol::control::{
 use protocol::ids::DomainId;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
-    decode, encode, DomainRef, DomainRow, FrameDecoder, HealthRow, MgmtError, Request, Response,
-    SystemInfo, VbdRow, VifRow, XenstoreOp, MGMT_VERSION,
+    decode, encode, DeviceRow, DomainRef, DomainRow, FrameDecoder, HealthRow, MgmtError, Request,
+    Response, SystemInfo, VbdRow, VifRow, XenstoreOp, MGMT_VERSION,
 };
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
@@ -100,6 +100,13 @@ pub trait DomainOps {
         let _ = id;
         Err(MgmtError::NotSupported {
             what: "virtual network interfaces".into(),
+        })
+    }
+    /// The host devices domain `id` holds (every device for dom0), in address order.
+    fn devices(&mut self, id: u16) -> Result<Vec<DeviceRow>, MgmtError> {
+        let _ = id;
+        Err(MgmtError::NotSupported {
+            what: "device listing".into(),
         })
     }
     /// `ctl xenstore`: reads or changes dom0's xenstore with the toolstack's rights
@@ -221,6 +228,10 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             })
         }
         Request::Xenstore { op } => ops.xenstore(op),
+        Request::Devices { domain } => {
+            let id = resolve(ops, domain)?;
+            ops.devices(id).map(Response::Devices)
+        }
     }
 }
 

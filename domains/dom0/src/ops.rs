@@ -204,6 +204,11 @@ impl DomainOps for Ops<'_> {
         Ok(self.pv.vif_rows(id))
     }
 
+    fn devices(&mut self, id: u16) -> Result<Vec<protocol::mgmt::DeviceRow>, MgmtError> {
+        let caps = cap::cap_list().map_err(MgmtError::Capability)?;
+        Ok(dom0::passthrough::device_rows(&caps, id))
+    }
+
     fn xenstore(
         &mut self,
         op: &protocol::mgmt::XenstoreOp,

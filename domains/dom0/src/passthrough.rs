@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind};
 use protocol::control::DeviceWindow;
 use protocol::manifest::ManifestDevice;
+use protocol::mgmt::DeviceRow;
 
 /// The Device caps and guest windows for `devices`; an error names the first device no free
 /// Device cap matches: [`PlanError::DeviceHeld`] with its holder when another domain has
@@ -52,6 +53,33 @@ pub fn plan(
         }));
     }
     Ok((handles, windows))
+}
+
+/// The devices `domid` holds, as `ctl info` shows them, from dom0's capability list (dom0
+/// holds a Device cap for every device the microvisor hands out, and each says who it is
+/// assigned to). For dom0 itself: every device, free or held. In MMIO-address order.
+pub fn device_rows(caps: &[CapInfo], domid: u16) -> Vec<DeviceRow> {
+    let mut rows: Vec<DeviceRow> = caps
+        .iter()
+        .filter_map(|c| match &c.detail {
+            CapDetail::Device {
+                mmio_base,
+                mmio_size,
+                irqs,
+                virtio_id,
+                assigned,
+            } if domid == 0 || *assigned == Some(domid) => Some(DeviceRow {
+                mmio_base: *mmio_base,
+                mmio_size: *mmio_size,
+                irqs: irqs.clone(),
+                virtio_id: *virtio_id,
+                holder: *assigned,
+            }),
+            _ => None,
+        })
+        .collect();
+    rows.sort_by_key(|r| r.mmio_base);
+    rows
 }
 
 #[cfg(test)]
@@ -130,5 +158,27 @@ mod tests {
         // Freed (its holder destroyed): the next domain gets it.
         let freed = [device(6, 0x0901_0000, None)];
         assert_eq!(plan(&[rtc()], &freed).unwrap().0, [freed[0].handle]);
+    }
+
+    #[test]
+    fn a_domain_sees_its_own_devices_and_dom0_sees_all() {
+        let caps = [
+            device(7, 0x0a00_3e00, Some(2)),
+            device(6, 0x0901_0000, Some(3)),
+            device(5, 0x0903_0000, None),
+        ];
+        let mine = device_rows(&caps, 3);
+        assert_eq!(mine.len(), 1);
+        assert_eq!(
+            (mine[0].mmio_base, mine[0].holder, mine[0].irqs.clone()),
+            (0x0901_0000, Some(3), vec![34])
+        );
+        assert!(device_rows(&caps, 4).is_empty());
+        let all: Vec<u64> = device_rows(&caps, 0).iter().map(|r| r.mmio_base).collect();
+        assert_eq!(
+            all,
+            [0x0901_0000, 0x0903_0000, 0x0a00_3e00],
+            "address order"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod client;
 mod console;
 mod packed;
 pub mod show;
+pub mod show_dev;
 pub mod show_health;
 pub mod show_vbd;
 pub mod show_vif;
@@ -239,9 +240,15 @@ pub fn run(
                 Response::Error(e) => bail!("{e}"),
                 _ => bail!("unexpected reply from dom0 to info"),
             };
-            let vifs = match c.call(&Request::Vifs { domain: target })? {
+            let vifs = match c.call(&Request::Vifs {
+                domain: target.clone(),
+            })? {
                 Response::Vifs(v) => v,
                 Response::Error(e) => bail!("{e}"),
+                _ => bail!("unexpected reply from dom0 to info"),
+            };
+            let devices = match c.call(&Request::Devices { domain: target })? {
+                Response::Devices(d) => d,
                 _ => bail!("unexpected reply from dom0 to info"),
             };
             let health = health(&mut c)?;
@@ -251,6 +258,7 @@ pub fn run(
                 show_health::merge(&mut j, h);
                 j["vbds"] = show_vbd::vbds_json(&vbds);
                 j["vifs"] = show_vif::vifs_json(&vifs);
+                j["devices"] = show_dev::devices_json(&devices);
                 writeln!(out, "{j:#}")?;
             } else {
                 let one = std::slice::from_ref(row);
@@ -260,6 +268,7 @@ pub fn run(
                 }
                 write!(out, "{}", show_vbd::vbds_text(&vbds))?;
                 write!(out, "{}", show_vif::vifs_text(&vifs))?;
+                write!(out, "{}", show_dev::devices_text(&devices))?;
             }
         }
         CtlVerb::Console(t) => console::attach(&mut c, &DomainRef::parse(&t.domain), out)?,

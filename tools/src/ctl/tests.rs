@@ -802,3 +802,35 @@ fn create_refuses_a_kernel_file_that_is_not_the_packed_one() {
     super::packed::check_packed(&builtin, &packed, &cfg_a).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn devices_text_and_json() {
+    use protocol::mgmt::DeviceRow;
+    let rows = [
+        DeviceRow {
+            mmio_base: 0x0901_0000,
+            mmio_size: 0x1000,
+            irqs: vec![34],
+            virtio_id: 0,
+            holder: Some(3),
+        },
+        DeviceRow {
+            mmio_base: 0x0a00_3e00,
+            mmio_size: 0x200,
+            irqs: vec![],
+            virtio_id: 2,
+            holder: None,
+        },
+    ];
+    let text = show_dev::devices_text(&rows);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].starts_with("0x9010000+0x1000"), "{text}");
+    assert!(lines[1].contains("34") && lines[1].contains("device") && lines[1].contains("d3"));
+    assert!(lines[2].contains("block") && lines[2].contains("free") && lines[2].contains(" - "));
+    assert_eq!(show_dev::devices_text(&[]), "");
+    let j = show_dev::devices_json(&rows);
+    assert_eq!(j[0]["holder"], 3);
+    assert_eq!(j[1]["holder"], serde_json::Value::Null);
+    assert_eq!(j[1]["kind"], "block");
+}
