@@ -40,7 +40,7 @@ enum Verb {
         /// Also run it on another hypervisor and print the ratios (micro: `xen`).
         #[arg(long, value_name = "HYPERVISOR")]
         against: Option<String>,
-        /// How many times to crash blkdom (restart only; default 5).
+        /// How many times to crash blkdom (restart only; 1 to 3, default 3).
         #[arg(long, value_name = "N")]
         count: Option<u32>,
         /// Reuse the ELFs already built instead of running cargo.
