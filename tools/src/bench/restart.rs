@@ -34,13 +34,16 @@ pub const TAG: &str = "RSTIO";
 /// The guest domain's name (its console lines are prefixed `[linux] `).
 pub const DOMAIN: &str = "linux";
 
-/// Reads after the last crash: dom0 reports a recovery when blkdom's watchdog sees its
-/// first heartbeat, a few hundred reads after the guest's I/O resumed.
+/// dom0 reports a recovery when blkdom's watchdog sees its first heartbeat, a couple of
+/// hundred reads after the guest's I/O resumed; the next crash waits for that report (so
+/// that every restart is reported) or for this many reads after the previous crash.
+pub const WAIT_READY: u64 = 350;
+/// Reads after the last crash, for dom0's last report.
 pub const TAIL: u64 = 400;
 
 /// Reads the loop runs for `crashes` crashes: a baseline segment, one per crash, a tail.
 pub fn iterations(crashes: u32) -> u64 {
-    (u64::from(crashes) + 1) * PER_CRASH + TAIL
+    PER_CRASH + u64::from(crashes) * (WAIT_READY + PER_CRASH) + TAIL
 }
 
 /// The shell line typed on the guest's console once it reached userspace.

@@ -2,7 +2,7 @@
 //! guest's read loop through dom0's management port, crashes blkdom between its reads, and
 //! prints and writes the report of [`super::restart`].
 
-use super::restart::{self, RestartReport, DOMAIN, MAX_CRASHES, PER_CRASH, TAG};
+use super::restart::{self, RestartReport, DOMAIN, MAX_CRASHES, PER_CRASH, TAG, WAIT_READY};
 use crate::ctl::client::Client;
 use crate::ctl::default_socket;
 use crate::markers::Expect;
@@ -61,9 +61,9 @@ disk = ["{},raw,xvda,rw"]
 }
 
 /// Drives the run: types the loop, then crashes blkdom `crashes` times, each once the
-/// guest's reads moved well past the previous crash (they cannot without blkdom; dom0's
-/// "recovered" line comes later, at blkdom's first heartbeat). Returns the last loop index
-/// seen before each crash.
+/// guest's reads moved well past the previous crash (they cannot without blkdom) and dom0
+/// reported the previous recovery (it does at blkdom's first heartbeat, later), or
+/// [`WAIT_READY`] reads after it. Returns the last loop index seen before each crash.
 fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
     let deadline = Instant::now() + TIMEOUT;
     let script = [(
@@ -89,11 +89,15 @@ fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
             Err(e) => return Err(e),
         };
         let at = restart::last_index(&h);
+        let ready = restart::parse_recovered(&h).len() as u64 >= k
+            || at
+                .zip(crash_at.last())
+                .is_some_and(|(i, &p)| i >= p + WAIT_READY);
         if h.contains(&format!("[{DOMAIN}] {TAG}-DONE")) {
             bail!("the guest's loop ended after {} crashes", k);
         }
         match at {
-            Some(i) if i >= want => {
+            Some(i) if ready && i >= want => {
                 let r = c.call(&Request::Crash {
                     domain: DomainRef::Name("blkdom".into()),
                 })?;

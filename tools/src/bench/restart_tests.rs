@@ -28,7 +28,7 @@ fn the_script_never_echoes_its_tag_and_reads_directly() {
     assert!(s.contains("if=/dev/xvda") && s.contains("bs=4096 count=1"));
     assert!(s.contains("iflag=direct") && s.contains("$(cntvct)"));
     assert!(s.contains(&format!("-lt {} ", iterations(DEFAULT_CRASHES))));
-    assert_eq!(iterations(3), 4 * PER_CRASH + TAIL);
+    assert_eq!(iterations(3), 4 * PER_CRASH + 3 * WAIT_READY + TAIL);
     // The echo of the typed line yields no stamps.
     assert!(parse_stamps(&format!("[linux] {s}")).is_empty());
 }
