@@ -9,8 +9,10 @@ fn log(ticks: &[u64], backoff: &[u64], recovered: &[u64]) -> String {
     for b in backoff {
         s += &format!("[dom0] blkdom (d1): crashed (code 0x2000000) -> restart in {b} ms\n");
     }
-    for (i, t) in ticks.iter().enumerate() {
-        s += &format!("[linux] RSTIO {i} 0 {t}\n");
+    // Batches of 3 stamps (the last one shorter), as the script prints 8.
+    for (n, b) in ticks.chunks(3).enumerate() {
+        let t: Vec<String> = b.iter().map(u64::to_string).collect();
+        s += &format!("[linux] RSTIO {} 0 {}\n", n * 3, t.join(" "));
     }
     for r in recovered {
         s += &format!("[dom0] blkdom (d1): ready, recovered in {r} ms\n");
@@ -29,6 +31,8 @@ fn the_script_never_echoes_its_tag_and_reads_directly() {
     assert!(s.contains("iflag=direct") && s.contains("$(cntvct)"));
     assert!(s.contains(&format!("-lt {} ", iterations(DEFAULT_CRASHES))));
     assert_eq!(iterations(3), 4 * PER_CRASH + 3 * WAIT_READY + TAIL);
+    assert_eq!(iterations(3) % BATCH, 0);
+    assert!(s.contains("[ $((i%8)) -eq 0 ]"));
     // The echo of the typed line yields no stamps.
     assert!(parse_stamps(&format!("[linux] {s}")).is_empty());
 }
@@ -61,6 +65,22 @@ fn parses_stamps_and_dom0_recoveries() {
     assert_eq!(parse_recovered(&l), vec![31, 7]);
     assert_eq!(parse_backoff(&l), vec![100, 200]);
     // Another domain's lines and other dom0 lines are not stamps or recoveries.
+    let l = "[linux] RSTIO 8 2 11 12\n";
+    assert_eq!(
+        parse_stamps(l),
+        vec![
+            Stamp {
+                i: 8,
+                rc: 2,
+                ticks: 11
+            },
+            Stamp {
+                i: 9,
+                rc: 2,
+                ticks: 12
+            },
+        ]
+    );
     let other = "[rtos] RSTIO 0 0 5\n[dom0] netdom (d3): ready, recovered in 9 ms\n";
     assert!(parse_stamps(other).is_empty() && parse_recovered(other).is_empty());
     assert_eq!(last_index("nothing"), None);
