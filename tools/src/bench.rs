@@ -1,7 +1,8 @@
 //! `bulkhead bench hypercall`: boots the benchmark guest twice under `-icount` and reports
 //! EL2 instructions per null-hypercall round trip, and whether the two runs agree exactly.
 //! `bulkhead bench rt` is in [`rt`], `bulkhead bench boot` in [`boot`], `bulkhead bench blk`
-//! in [`blk`] and [`blk_run`], `bulkhead bench net` in [`net`] and [`net_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
+//! in [`blk`] and [`blk_run`], `bulkhead bench net` in [`net`] and [`net_run`], `bulkhead bench restart` in
+//! [`restart`] and [`restart_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
 //! [`micro_xen`].
 
 pub mod blk;
@@ -12,6 +13,8 @@ pub mod micro_run;
 pub mod micro_xen;
 pub mod net;
 pub mod net_run;
+pub mod restart;
+pub mod restart_run;
 pub mod rt;
 
 use crate::markers::Expect;
@@ -78,14 +81,23 @@ pub fn report(runs: Vec<Sample>) -> Result<Report> {
 }
 
 /// Runs the benchmark (building the images first if `build`) and prints/writes its report;
-/// `against` names another hypervisor to compare with (only `micro` takes one: `xen`).
-pub fn bench(which: &str, build: bool, against: Option<&str>) -> Result<Report> {
+/// `against` names another hypervisor to compare with (only `micro` takes one: `xen`);
+/// `count` is how many times `restart` crashes blkdom (only `restart` takes one).
+pub fn bench(
+    which: &str,
+    build: bool,
+    against: Option<&str>,
+    count: Option<u32>,
+) -> Result<Report> {
+    if count.is_some() && which != "restart" {
+        bail!("--count is only for `bench restart`");
+    }
     match (which, against) {
         (_, None) | ("micro", Some("xen")) => {}
         ("micro", Some(other)) => bail!("--against {other}: only `xen` is supported"),
         (_, Some(_)) => bail!("--against is only for `bench micro`"),
     }
-    // rt, boot, blk, net and micro print and write their own reports; the hypercall report type is
+    // rt, boot, blk, net, restart and micro print and write their own reports; the hypercall report type is
     // this function's, so they answer with an empty one under their name.
     let own: Option<&'static str> = match which {
         "rt" => {
@@ -95,6 +107,9 @@ pub fn bench(which: &str, build: bool, against: Option<&str>) -> Result<Report> 
         "boot" => Some(boot::bench(build)?.benchmark),
         "blk" => Some(blk_run::bench(build)?.benchmark),
         "net" => Some(net_run::bench(build)?.benchmark),
+        "restart" => {
+            Some(restart_run::bench(build, count.unwrap_or(restart::DEFAULT_CRASHES))?.benchmark)
+        }
         "micro" => Some(micro::bench(build, against.is_some())?.benchmark),
         _ => None,
     };
@@ -108,7 +123,7 @@ pub fn bench(which: &str, build: bool, against: Option<&str>) -> Result<Report> 
         });
     }
     if which != "hypercall" {
-        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt`, `boot`, `blk`, `net` or `micro`");
+        bail!("unknown benchmark `{which}`, expected `hypercall`, `rt`, `boot`, `blk`, `net`, `restart` or `micro`");
     }
     let system = crate::paths::workspace_root().join("tests/systems/bench.toml");
     let mut runs = Vec::new();

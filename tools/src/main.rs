@@ -34,12 +34,15 @@ enum Verb {
     Test,
     /// Deterministic instruction-count benchmarks under QEMU -icount.
     Bench {
-        /// Which benchmark: hypercall, rt, boot, blk, net or micro.
+        /// Which benchmark: hypercall, rt, boot, blk, net, restart or micro.
         #[arg(default_value = "hypercall")]
         which: String,
         /// Also run it on another hypervisor and print the ratios (micro: `xen`).
         #[arg(long, value_name = "HYPERVISOR")]
         against: Option<String>,
+        /// How many times to crash blkdom (restart only; 1 to 3, default 3).
+        #[arg(long, value_name = "N")]
+        count: Option<u32>,
         /// Reuse the ELFs already built instead of running cargo.
         #[arg(long)]
         no_build: bool,
@@ -167,8 +170,9 @@ fn real_main() -> Result<ExitCode> {
             which,
             no_build,
             against,
+            count,
         } => {
-            bench::bench(&which, !no_build, against.as_deref())?;
+            bench::bench(&which, !no_build, against.as_deref(), count)?;
             Ok(ExitCode::SUCCESS)
         }
     }

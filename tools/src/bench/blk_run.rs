@@ -59,7 +59,7 @@ fn options(system: PathBuf, expect: Expect, build: bool) -> RunOptions {
 }
 
 /// The console history so far, as `ctl dmesg` shows it.
-fn history(c: &mut Client) -> Result<String> {
+pub fn history(c: &mut Client) -> Result<String> {
     let (mut from, mut text) = (0, Vec::new());
     loop {
         match c.call(&Request::Dmesg { from })? {

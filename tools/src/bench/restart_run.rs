@@ -1,0 +1,163 @@
+//! Runs `bench restart`: boots blkdom and the Linux guest under the microvisor, types the
+//! guest's read loop through dom0's management port, crashes blkdom between its reads, and
+//! prints and writes the report of [`super::restart`].
+
+use super::restart::{self, RestartReport, DOMAIN, MAX_CRASHES, PER_CRASH, TAG, WAIT_READY};
+use crate::ctl::client::Client;
+use crate::ctl::default_socket;
+use crate::markers::Expect;
+use crate::qemu::{self, RunOptions};
+use crate::system::Overrides;
+use anyhow::{anyhow, bail, Context, Result};
+use protocol::mgmt::{DomainRef, Request, Response};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Hard limit for the boot, the loop and every crash.
+pub const TIMEOUT: Duration = Duration::from_secs(1200);
+/// Size of the guest's disk image.
+const DISK_MIB: u64 = 16;
+/// What makes the run fail early.
+const FORBIDDEN: &str = r"(Kernel panic|BUG:|Oops|blk_update_request|I/O error)";
+
+/// Writes the system (blkdom restarted in place on a crash, the Linux guest with one disk,
+/// a fresh image) into `dir` and returns its path.
+fn system(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let disk = dir.join("restart.img");
+    let f = std::fs::File::create(&disk)
+        .with_context(|| format!("cannot create {}", disk.display()))?;
+    f.set_len(DISK_MIB << 20)?;
+    // As bench blk: dom0 and blkdom on pCPU 0, the guest alone on pCPU 1.
+    let toml = format!(
+        r#"# Written by `cargo bulkhead bench restart`.
+[system]
+smp = 2
+memory = 1024
+
+[[domain]]
+name = "blkdom"
+image = "blkdom"
+memory = 16
+vcpus = 1
+cpus = "0"
+on_crash = "restart"
+
+[[domain]]
+name = "{DOMAIN}"
+image = "debian-linux"
+ramdisk = "debian-initramfs"
+memory = 192
+vcpus = 1
+cpus = "1"
+cmdline = "console=hvc0 quiet"
+disk = ["{},raw,xvda,rw"]
+"#,
+        disk.display()
+    );
+    let path = dir.join("restart.toml");
+    std::fs::write(&path, toml).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Drives the run: types the loop, then crashes blkdom `crashes` times, each once the
+/// guest's reads moved well past the previous crash (they cannot without blkdom) and dom0
+/// reported the previous recovery (it does at blkdom's first heartbeat, later), or
+/// [`WAIT_READY`] reads after it. Returns the last loop index seen before each crash.
+fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
+    let deadline = Instant::now() + TIMEOUT;
+    let script = [(
+        crate::guest::initramfs::MARKER.to_owned(),
+        restart::script(crashes),
+    )];
+    super::blk_run::type_lines(DOMAIN, &script, done)?;
+    let mut c = Client::connect(&default_socket(), Duration::from_secs(5))?;
+    let mut crash_at: Vec<u64> = Vec::new();
+    while crash_at.len() < crashes as usize {
+        let k = crash_at.len() as u64;
+        let want = crash_at
+            .last()
+            .map_or(PER_CRASH, |&p| (p + PER_CRASH / 2).max((k + 1) * PER_CRASH));
+        // dom0 may close an idle connection; connect again.
+        let h = match super::blk_run::history(&mut c) {
+            Ok(h) => h,
+            Err(_) if !done() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(500));
+                c = Client::connect(&default_socket(), Duration::from_secs(5))?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let at = restart::last_index(&h);
+        let ready = restart::parse_recovered(&h).len() as u64 >= k
+            || at
+                .zip(crash_at.last())
+                .is_some_and(|(i, &p)| i >= p + WAIT_READY);
+        if h.contains(&format!("[{DOMAIN}] {TAG}-DONE")) {
+            bail!("the guest's loop ended after {} crashes", k);
+        }
+        match at {
+            Some(i) if ready && i >= want => {
+                let r = c.call(&Request::Crash {
+                    domain: DomainRef::Name("blkdom".into()),
+                })?;
+                if r != Response::Done {
+                    bail!("crash blkdom answered {r:?}");
+                }
+                crash_at.push(i);
+            }
+            _ if done() || Instant::now() > deadline => {
+                bail!("crash {}: the guest's reads stalled at {at:?}", k + 1)
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    Ok(crash_at)
+}
+
+/// Runs it, prints the table and writes `target/bulkhead/bench/restart.json`.
+pub fn bench(build: bool, crashes: u32) -> Result<RestartReport> {
+    if !(1..=MAX_CRASHES).contains(&crashes) {
+        bail!(
+            "--count must be 1 to {MAX_CRASHES}: dom0 holds a domain that stops more than \
+             {MAX_CRASHES} times within 30 s"
+        );
+    }
+    let dir = crate::paths::out_dir().join("bench");
+    let system = system(&dir)?;
+    let _ = std::fs::remove_file(default_socket());
+    let expect = Expect::new()
+        .then(&format!(r"\[{DOMAIN}\] {TAG}-DONE \d+"))?
+        .forbid(&format!(r"\[{DOMAIN}\] .*{FORBIDDEN}"))?;
+    let opts = RunOptions {
+        system,
+        overrides: Overrides::default(),
+        build,
+        timeout: Some(TIMEOUT),
+        expect,
+        icount: true,
+        interactive: false,
+        echo: false,
+    };
+    let mut crash_at = Vec::new();
+    let out = super::boot_with_spinner("Linux I/O across blkdom crashes", || {
+        std::thread::scope(|s| {
+            let boot = s.spawn(|| qemu::run(&opts));
+            let driven = drive(crashes, &|| boot.is_finished());
+            let out = boot
+                .join()
+                .map_err(|_| anyhow!("the QEMU thread panicked"))??;
+            match driven {
+                Ok(c) => crash_at = c,
+                Err(e) if out.outcome == qemu::Outcome::Matched => return Err(e),
+                Err(e) => eprintln!("driving the crashes: {e:#}"),
+            }
+            Ok(out)
+        })
+    })?;
+    let r = restart::report(&out.log, &crash_at)
+        .with_context(|| format!("in {}", out.log_path.display()))?;
+    println!("{}", restart::table(&r));
+    super::write_json("restart", &r)?;
+    Ok(r)
+}
