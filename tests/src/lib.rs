@@ -217,6 +217,28 @@ pub fn last_call(c: &mut Client, req: &Request) {
     }
 }
 
+/// Drives three lives of the Linux guest `linux` (its console prints the userspace marker
+/// at each boot): the first boot, a restart by its own `reboot` (its frontends close first),
+/// and one by the host's `ctl restart` (they never close). `life(c, n)` runs in each life
+/// `n` = 1, 2, 3; the guest is powered off at the end.
+pub fn three_lives(c: &mut Client, mut life: impl FnMut(&mut Client, u32)) {
+    let up = "[linux] BULKHEAD-LINUX-USERSPACE";
+    wait_count(c, up, 1, "first boot", 420);
+    life(c, 1);
+    type_line(c, "linux", "reboot");
+    wait_count(c, up, 2, "boot after reboot", 420);
+    life(c, 2);
+    let r = c
+        .call(&Request::Restart {
+            domain: protocol::mgmt::DomainRef::Name("linux".into()),
+        })
+        .expect("restart");
+    assert_eq!(r, Response::Done);
+    wait_count(c, up, 3, "boot after ctl restart", 420);
+    life(c, 3);
+    type_line(c, "linux", "poweroff -f");
+}
+
 /// The word printed right after `key` on the last history line that has it.
 pub fn value_after(history: &str, key: &str) -> String {
     let line = history

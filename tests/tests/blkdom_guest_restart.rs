@@ -7,13 +7,12 @@
 //! previous life wrote, and writes its own file; the host checks the image at the end.
 
 use bulkhead_tests::{
-    connect, history_tail, linux_failures, scratch_dir, type_line, wait_count, wait_until, Boot,
+    connect, history_tail, linux_failures, scratch_dir, three_lives, type_line, wait_until, Boot,
     Expect,
 };
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
-use protocol::mgmt::{DomainRef, Request, Response};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -115,23 +114,7 @@ fn a_restarted_linux_guest_gets_its_disk_back() {
     let boot = Boot::start(RunOptions::test(sys, expect, Duration::from_secs(900)));
 
     let mut c = connect();
-    let up = "[linux] BULKHEAD-LINUX-USERSPACE";
-    wait_count(&mut c, up, 1, "first boot", 420);
-    use_the_disk(&mut c, 1);
-    // The guest's own reboot: blkfront closes, the domain restarts with the same id.
-    type_line(&mut c, "linux", "reboot");
-    wait_count(&mut c, up, 2, "boot after reboot", 420);
-    use_the_disk(&mut c, 2);
-    // The host restarts it: the old blkfront never closed its ring.
-    let r = c
-        .call(&Request::Restart {
-            domain: DomainRef::Name("linux".into()),
-        })
-        .expect("restart");
-    assert_eq!(r, Response::Done);
-    wait_count(&mut c, up, 3, "boot after ctl restart", 420);
-    use_the_disk(&mut c, 3);
-    type_line(&mut c, "linux", "poweroff -f");
+    three_lives(&mut c, use_the_disk);
     drop(c);
     boot.finish("blkdom guest restart");
 

@@ -6,12 +6,11 @@
 //! Each life takes a DHCP lease and pings the gateway.
 
 use bulkhead_tests::{
-    connect, history_tail, linux_failures, scratch_dir, type_line, wait_count, wait_until, Boot,
+    connect, history_tail, linux_failures, scratch_dir, three_lives, type_line, wait_until, Boot,
     Expect,
 };
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
-use protocol::mgmt::{DomainRef, Request, Response};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -93,23 +92,7 @@ fn a_restarted_linux_guest_gets_its_network_back() {
     let boot = Boot::start(RunOptions::test(sys, expect, Duration::from_secs(1200)));
 
     let mut c = connect();
-    let up = "[linux] BULKHEAD-LINUX-USERSPACE";
-    wait_count(&mut c, up, 1, "first boot", 420);
-    lease_and_ping(&mut c, 1);
-    // The guest's own reboot: netfront closes, the domain restarts with the same id.
-    type_line(&mut c, "linux", "reboot");
-    wait_count(&mut c, up, 2, "boot after reboot", 420);
-    lease_and_ping(&mut c, 2);
-    // The host restarts it: the old netfront never closed its rings.
-    let r = c
-        .call(&Request::Restart {
-            domain: DomainRef::Name("linux".into()),
-        })
-        .expect("restart");
-    assert_eq!(r, Response::Done);
-    wait_count(&mut c, up, 3, "boot after ctl restart", 420);
-    lease_and_ping(&mut c, 3);
-    type_line(&mut c, "linux", "poweroff -f");
+    three_lives(&mut c, lease_and_ping);
 
     boot.finish("system netdom_guest_restart");
 }

@@ -74,10 +74,11 @@ impl Scratch {
             let last = self.placed[r.end - 1];
             let end = last.at + usize::from(last.seg.len);
             let first = self.segs.len();
-            for d in self.desc[start..end].chunks_exact(BLKIF_SEGMENT_BYTES) {
-                let s = BlkifSegment::read_from_bytes(d).expect("segment-sized chunk");
-                self.segs.push(s);
-            }
+            // Every exact chunk decodes (zerocopy: any bytes are a segment); nothing on this
+            // guest-fed path can panic.
+            let descs = self.desc[start..end].chunks_exact(BLKIF_SEGMENT_BYTES);
+            self.segs
+                .extend(descs.filter_map(|d| BlkifSegment::read_from_bytes(d).ok()));
             let e = &mut self.entries[i];
             e.segs = first..self.segs.len();
             let (Ok(Kind::Read { sector, .. } | Kind::Write { sector, .. }), segs) =
