@@ -75,11 +75,6 @@ disk = ["{b},raw,xvda,rw", "{ro},raw,xvdb,ro"]
 }
 
 #[test]
-// Known defect, not a flaky host: on 2026-12-05 this system's two Linux guests stopped
-// producing output during boot in 4 of 5 runs (README Status, "Known intermittent hang").
-// Run it by hand with `cargo test --release -p bulkhead-tests --test blkdom_disks --
-// --ignored` until the cause is found; the one-guest blkdom tests still cover the I/O path.
-#[ignore = "known boot hang of two Linux guests beside blkdom (README Status)"]
 fn stock_linux_uses_disks_served_by_blkdom() {
     let dir = scratch_dir("blkdom-test");
     let ext4 = dir.join("ext4.img");

@@ -1,7 +1,14 @@
 //! A xenstore client for our Rust domains, over the ring page the builder gave every guest
 //! (`HVM_PARAM_STORE_PFN`, served by dom0) and its event channel. Requests are synchronous:
-//! one message out, its reply polled for, with a time limit. Watch events that arrive in
+//! one message out, its reply awaited with a time limit. Watch events that arrive in
 //! between are queued and handed out by [`XsClient::events`].
+//!
+//! Waiting for a reply spins until the domain says its interrupts are set up
+//! ([`XsClient::sleep_while_waiting`]); from then on it sleeps in WFI until the store's
+//! event or the deadline. A spinning vCPU never exits, so on a host whose CPUs are threads
+//! (QEMU) it holds a host core for as long as dom0 takes to answer: with several backends
+//! polling xenstore that starved the very vCPUs (dom0's, the frontends') that had to run
+//! for the answer to come, and two Linux guests beside blkdom stalled for minutes.
 
 use crate::timer;
 use crate::xen::{self, MappedPage, XenError};
@@ -52,6 +59,8 @@ pub struct XsClient {
     inbox: Vec<u8>,
     /// Watch events that arrived, oldest first (they interleave with replies).
     events: VecDeque<WatchEvent>,
+    /// Wait for replies in WFI instead of spinning (see the module docs).
+    sleep: bool,
 }
 
 /// What the next whole message in the inbox is.
@@ -76,7 +85,38 @@ impl XsClient {
             req_id: 0,
             inbox: Vec::new(),
             events: VecDeque::new(),
+            sleep: false,
         })
+    }
+
+    /// From now on, wait for replies in WFI rather than spinning. The caller promises that
+    /// the event-channel and virtual-timer PPIs are enabled at its GIC with IRQs unmasked
+    /// (so the store's event or the deadline wakes the WFI), and that nothing else needs the
+    /// virtual timer while a request is in flight: the wait arms it for the reply deadline
+    /// and disarms it after.
+    pub fn sleep_while_waiting(&mut self) {
+        self.sleep = true;
+    }
+
+    /// Waits until the response ring has bytes or `deadline` passes: in WFI when allowed,
+    /// else one spin.
+    fn await_news(&self, deadline: u64) {
+        if !self.sleep {
+            core::hint::spin_loop();
+            return;
+        }
+        let news = || XS_RSP.fill(&self.page).map_or(true, |n| n > 0);
+        timer::set_deadline(deadline);
+        // The check and the WFI run with IRQs masked: an event that lands between them
+        // leaves its interrupt pending, which still ends the WFI.
+        while !crate::arch::without_interrupts(|| {
+            let done = news() || timer::now() >= deadline;
+            if !done {
+                crate::arch::wfi();
+            }
+            done
+        }) {}
+        timer::stop();
     }
 
     /// The event channel the store signals us on (news in the response ring).
@@ -162,7 +202,7 @@ impl XsClient {
             if timer::now() > deadline {
                 return Err(XsError::Timeout);
             }
-            core::hint::spin_loop();
+            self.await_news(deadline);
         }
     }
 

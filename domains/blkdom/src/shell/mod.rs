@@ -21,6 +21,9 @@ use protocol::layout::{EVTCHN_PPI, VTIMER_PPI};
 const VIRTIO_BLOCK: u32 = 2;
 /// Safety-net poll of xenstore and the rings when no event arrives.
 const POLL_MS: u64 = 100;
+/// How often `backend/vbd` is listed again without its watch firing. A scan is several
+/// xenstore round trips per vbd, so it is not done at every safety-net poll.
+const SCAN_MS: u64 = 500;
 
 /// Set by the event-channel upcall: a ring or the store has news.
 static EVENT: AtomicBool = AtomicBool::new(false);
@@ -69,11 +72,13 @@ fn main(_info: &'static StartInfo) {
     gic::enable(EVTCHN_PPI);
     irq::set_handler(on_irq);
     irq::enable_irqs();
+    xs.sleep_while_waiting();
     println!("blkdom ready: {} disk(s)", disks.len());
     let mut table = VbdTable::new(config);
     let mut conns = Conns::default();
     let mut grants = GrantCopier::default();
     let poll = timer::ms_to_ticks(POLL_MS, timer::freq());
+    let scan = timer::ms_to_ticks(SCAN_MS, timer::freq());
     let mut next_scan = 0;
     loop {
         EVENT.store(false, Ordering::Release);
@@ -87,7 +92,7 @@ fn main(_info: &'static StartInfo) {
         let now = timer::now();
         if events.iter().any(|e| e.token == "vbd") || now >= next_scan {
             conns.scan(&mut xs, &mut table, &disks);
-            next_scan = now.saturating_add(poll);
+            next_scan = now.saturating_add(scan);
         }
         for e in events.iter().filter(|e| e.token != "vbd") {
             conns.frontend_event(&e.token, &mut xs, &mut table);

@@ -69,6 +69,7 @@ fn main(_info: &'static StartInfo) {
     gic::enable(EVTCHN_PPI);
     irq::set_handler(on_irq);
     irq::enable_irqs();
+    xs.sleep_while_waiting();
     let nic_irq = NIC_IRQ.load(Ordering::Acquire);
     if nic.is_some() && nic_irq != 0 {
         gic::enable_spi(nic_irq);
