@@ -51,6 +51,9 @@ pub enum Mode {
     /// vCPU 1 powered off and on again [`HOTPLUG_ROUNDS`] times, each time at a new entry
     /// point with a new context id (PSCI CPU_OFF/CPU_ON hotplug).
     Hotplug,
+    /// Back-to-back event-channel sends on every channel it has, forever (its neighbours
+    /// must not notice).
+    Evtstorm,
 }
 
 /// The mode from the command line, or the offending value.
@@ -68,6 +71,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("neighbour") => Ok(Mode::Neighbour),
         Some("netfront") => Ok(Mode::Netfront),
         Some("hotplug") => Ok(Mode::Hotplug),
+        Some("evtstorm") => Ok(Mode::Evtstorm),
         Some(other) => Err(other),
         None => Err(""),
     }
@@ -297,6 +301,7 @@ mod tests {
         assert_eq!(parse_mode("mode=neighbour"), Ok(Mode::Neighbour));
         assert_eq!(parse_mode("mode=netfront"), Ok(Mode::Netfront));
         assert_eq!(parse_mode("mode=hotplug"), Ok(Mode::Hotplug));
+        assert_eq!(parse_mode("mode=evtstorm"), Ok(Mode::Evtstorm));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),

@@ -8,6 +8,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 mod blkfront;
 #[cfg(target_os = "none")]
+mod evtstorm;
+#[cfg(target_os = "none")]
 mod frontend_attack;
 #[cfg(target_os = "none")]
 mod hotplug;
@@ -44,6 +46,7 @@ mod shell {
             Ok(Mode::Neighbour) => crate::neighbour::run(info),
             Ok(Mode::Netfront) => crate::netfront::run(info),
             Ok(Mode::Hotplug) => crate::hotplug::run(),
+            Ok(Mode::Evtstorm) => crate::evtstorm::run(),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;
                 loop {

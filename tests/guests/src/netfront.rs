@@ -8,11 +8,10 @@
 //! After each it closes and reconnects as netfront does, and a last valid frame on a
 //! fresh connection must be answered OKAY.
 //!
-//! No event storm: 20 000 back-to-back `EVTCHNOP_send`s on this guest's vCPU stalled a
-//! Linux guest pinned to another vCPU for minutes (soft lockups, its pings stopped) in
-//! QEMU/TCG on a loaded 2-core host. Whether that is the host, QEMU or the microvisor's
-//! hypercall path is not established; it is reported, and the storm stays out until it
-//! is understood (netdom itself only wakes once per event).
+//! No event storm here: 20 000 back-to-back `EVTCHNOP_send`s once stalled a Linux guest on
+//! another vCPU for minutes. The cause was the microvisor's ticket lock on a host with
+//! fewer cores than QEMU CPUs (microvisor/src/sync.rs); storms are now tested on their own
+//! (`mode=evtstorm`, test `evtchn_storm`). netdom itself only wakes once per event.
 //!
 //! It starts when anything is typed on its console. Markers: `netfront: waiting for go`,
 //! one `netfront: <check> PASS` or `netfront: <check> FAIL got <g> want <w>` per check,

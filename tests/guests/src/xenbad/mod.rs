@@ -8,6 +8,7 @@
 mod calls;
 mod grants;
 mod ports;
+pub(crate) use ports::loopback_port;
 mod selfgrant;
 mod store;
 

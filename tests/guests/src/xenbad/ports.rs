@@ -193,6 +193,16 @@ fn pending() -> Vec<u32> {
     v
 }
 
+/// A bound channel from us to ourselves (the port we send on), for the event storm.
+pub(crate) fn loopback_port() -> Option<u32> {
+    let (x0, a) = alloc_unbound(DOMID_SELF, DOMID_SELF);
+    if x0 != 0 {
+        return None;
+    }
+    let (x0, b) = bind(DOMID_SELF, a);
+    (x0 == 0).then_some(b)
+}
+
 /// A channel from us to ourselves carries events both ways.
 pub fn loopback(cx: &mut Ctx) {
     pending();
