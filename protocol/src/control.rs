@@ -55,7 +55,7 @@ impl Version {
 }
 
 /// The version this tree speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 1 };
+pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 2 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,8 +91,9 @@ pub enum CapOp {
     /// Holder of a Domain cap (CONTROL). `x1` = handle. Stops the domain, scrubs and frees
     /// its memory and revokes the handle (later use: `Stale`). Not idempotent.
     DomainDestroy = 10,
-    /// Holder of a Domain cap (READ). `x1` = handle. Writes a postcard [`DomainInfo`] to the
-    /// message page; `x1` = length. Idempotent.
+    /// Holder of a Domain cap (READ). `x1` = handle, or [`SELF_DOMAIN`] (any domain, about
+    /// itself). Writes a postcard [`DomainInfo`] to the message page; `x1` = length.
+    /// Idempotent.
     DomainQuery = 11,
     /// Any domain. Does nothing; the benchmark's round trip. Idempotent.
     NullCall = 12,
@@ -170,6 +171,41 @@ pub enum CapOp {
     /// `x1` = how many, `x2` = counter value of the first, `x3` = of the latest (both 0
     /// while none). A domain restarting in place reports none. Idempotent.
     DomainBeats = 27,
+    /// Holder of a Domain cap (READ). `x1` = handle, or [`SELF_DOMAIN`] (any domain, about
+    /// itself). Writes a postcard `Vec<`[`VcpuInfo`]`>` (one per vCPU, in index order) to the
+    /// message page; `x1` = length. Idempotent. (Protocol 3.2.)
+    DomainVcpus = 28,
+}
+
+/// In `x1` of [`CapOp::DomainQuery`] and [`CapOp::DomainVcpus`]: the caller itself. It has
+/// reserved bits set, so it is never a capability handle.
+pub const SELF_DOMAIN: u64 = u64::MAX;
+
+/// What a vCPU is doing, as `xl vcpu-list` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VcpuState {
+    /// Powered off (never started, or PSCI CPU_OFF).
+    Off,
+    /// Runnable or running guest code.
+    Running,
+    /// Waiting in a trapped WFI for an interrupt.
+    Blocked,
+}
+
+/// One vCPU, for [`CapOp::DomainVcpus`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcpuInfo {
+    /// Its index in the domain.
+    pub vcpu: u16,
+    /// Where it runs, and how.
+    pub placement: VcpuPlacement,
+    /// What it is doing.
+    pub state: VcpuState,
+    /// Time spent running guest code, in counter ticks. A pinned-exclusive vCPU's WFI is
+    /// not trapped, so its idle time counts as running.
+    pub cpu_ticks: u64,
+    /// Traps to the microvisor.
+    pub exits: u64,
 }
 
 /// What `CapOp::DomainFault` does to the domain.
@@ -270,6 +306,7 @@ impl TryFrom<u32> for CapOp {
             25 => Self::DomainFault,
             26 => Self::Heartbeat,
             27 => Self::DomainBeats,
+            28 => Self::DomainVcpus,
             _ => return Err(CapError::UnknownCall),
         })
     }

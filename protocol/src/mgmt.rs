@@ -28,7 +28,7 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 8 };
+pub const MGMT_VERSION: Version = Version { major: 1, minor: 9 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -175,6 +175,12 @@ pub enum Request {
         /// Which domain.
         domain: DomainRef,
     },
+    /// Each vCPU of one domain, or of every domain (dom0 included) with `None`
+    /// (`xl vcpu-list`). Answer: [`Response::Vcpus`]. Since 1.9.
+    Vcpus {
+        /// Which domain (`None`: all).
+        domain: Option<DomainRef>,
+    },
 }
 
 impl Request {
@@ -199,6 +205,7 @@ impl Request {
             Self::Crash { .. } | Self::Hang { .. } => "crash",
             Self::Health => "list",
             Self::Xenstore { .. } => "xenstore",
+            Self::Vcpus { .. } => "vcpu-list",
         }
     }
 
@@ -216,7 +223,10 @@ impl Request {
             | Self::ConsoleInput { domain, .. }
             | Self::Vbds { domain }
             | Self::Vifs { domain }
-            | Self::Devices { domain } => Some(domain),
+            | Self::Devices { domain }
+            | Self::Vcpus {
+                domain: Some(domain),
+            } => Some(domain),
             Self::Hello { .. }
             | Self::Session { .. }
             | Self::List
@@ -225,7 +235,8 @@ impl Request {
             | Self::Top
             | Self::Create { .. }
             | Self::Dmesg { .. }
-            | Self::Xenstore { .. } => None,
+            | Self::Xenstore { .. }
+            | Self::Vcpus { domain: None } => None,
         }
     }
 }
@@ -271,6 +282,8 @@ pub enum Response {
     Xenstore(XenstoreAnswer),
     /// Host devices, in MMIO-address order.
     Devices(Vec<DeviceRow>),
+    /// vCPUs, in (domain id, vCPU index) order. Since 1.9.
+    Vcpus(Vec<VcpuRow>),
 }
 
 /// One domain in a listing.
@@ -443,10 +456,12 @@ mod counters;
 mod device;
 mod health;
 mod vbd;
+mod vcpu;
 mod vif;
 pub use device::DeviceRow;
 pub use health::{crash_code_text, HealthRow, RestartReason, RestartRecord};
 pub use vbd::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
+pub use vcpu::{state_letter, VcpuRow};
 pub use vif::{VifCounters, VifRow, VIF_COUNTERS_KEY};
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The host manages a running system through dom0's management port: the real `ctl`
 //! client over the real unix socket and virtio console, against a booted system.
 
-use bulkhead_tests::{connect, history, system, Boot, Expect, BOOT_TIMEOUT};
+use bulkhead_tests::{connect, ctl, history, system, Boot, Expect, BOOT_TIMEOUT};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::client::REPLY_TIMEOUT;
 use bulkhead_tools::ctl::{create_request, default_socket, run, CtlArgs};
@@ -153,6 +153,30 @@ fn management_verbs_drive_a_running_system() {
         3,
         "three samples"
     );
+    // `ctl vcpu-list` (`xl vcpu-list`): every vCPU with its pCPU and pinning; dom0 sees
+    // its own CPU time (it asks about itself, holding no capability for itself).
+    let args = CtlArgs::from_words(&["vcpu-list", "--json"]).expect("vcpu-list args");
+    let mut out = Vec::new();
+    run(&args, &default_socket(), REPLY_TIMEOUT, false, &mut out).expect("vcpu-list");
+    let vcpus: serde_json::Value = serde_json::from_slice(&out).expect("vcpu-list json");
+    let row = |name: &str| {
+        vcpus
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in vcpu-list: {vcpus:#}"))
+    };
+    let (dom0, spare) = (row("dom0"), row("spare"));
+    assert_eq!(
+        (dom0["id"].as_u64(), dom0["cpu"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(dom0["cpu_seconds"].as_f64() > Some(0.0), "{dom0}");
+    assert_eq!(spare["cpu"].as_u64(), Some(2));
+    assert_eq!(spare["exclusive"], true);
+    let table = ctl(&mut c, &["vcpu-list", "spare"]);
+    assert_eq!(table.lines().count(), 2, "one vCPU:\n{table}");
+    assert!(table.contains("2 exclusive"), "{table}");
     // Last: a clean shutdown request; the power-off that follows ends the boot, so nothing
     // above races with QEMU's exit (the reply itself may be cut off: the console is the
     // check).

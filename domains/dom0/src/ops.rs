@@ -8,7 +8,7 @@ use bulkhead_runtime::{cap, println, timer, StartInfo};
 use dom0::mgmt::{DomainEntry, DomainOps};
 use dom0::{plan_domain, Policy, Supervisor};
 use protocol::cap::{CapDetail, CapKind};
-use protocol::control::{CapError, DomainInfo, DomainState, FaultKind, ShutdownKind};
+use protocol::control::{CapError, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo};
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::MgmtError;
 
@@ -73,23 +73,19 @@ impl DomainOps for Ops<'_> {
 
     fn query(&mut self, id: u16) -> Result<DomainInfo, CapError> {
         if id == self.info.domid {
-            // dom0 holds no Domain cap on itself: report what its start info says. Its CPU
-            // time and exit counts are not visible to it.
-            return Ok(DomainInfo {
-                domid: id,
-                name: self.info.name.clone(),
-                state: DomainState::Running,
-                vcpus: self.info.vcpus,
-                vcpus_online: 1,
-                mem_mib: (self.info.ram_size >> 20) as u32,
-                cpu_ticks: 0,
-                exits: 0,
-                irqs_injected: 0,
-                restarts: 0,
-            });
+            // dom0 holds no Domain cap on itself; any domain may ask about itself.
+            return cap::self_query();
         }
         let i = self.index(id)?;
         cap::domain_query(self.sup.domains()[i].handle)
+    }
+
+    fn vcpus(&mut self, id: u16) -> Result<Vec<VcpuInfo>, CapError> {
+        if id == self.info.domid {
+            return cap::domain_vcpus(None);
+        }
+        let i = self.index(id)?;
+        cap::domain_vcpus(Some(self.sup.domains()[i].handle))
     }
 
     fn pause(&mut self, id: u16) -> Result<(), CapError> {

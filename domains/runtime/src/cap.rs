@@ -56,8 +56,9 @@ mod hw {
     use core::sync::atomic::{AtomicBool, Ordering};
     use protocol::cap::{CapHandle, CapInfo};
     use protocol::control::{
-        Beats, CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, Version,
+        Beats, CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, VcpuInfo, Version,
         CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+        SELF_DOMAIN,
     };
     use protocol::layout::MAX_VCPUS;
 
@@ -328,6 +329,17 @@ mod hw {
     /// `DomainQuery`.
     pub fn domain_query(domain: CapHandle) -> Result<DomainInfo, CapError> {
         query(CapOp::DomainQuery, [domain.to_raw(), 0, 0, 0, 0, 0])
+    }
+
+    /// `DomainQuery` about ourselves (needs no capability).
+    pub fn self_query() -> Result<DomainInfo, CapError> {
+        query(CapOp::DomainQuery, [SELF_DOMAIN, 0, 0, 0, 0, 0])
+    }
+
+    /// `DomainVcpus`: each vCPU of the domain behind `domain`, or of ourselves with `None`.
+    pub fn domain_vcpus(domain: Option<CapHandle>) -> Result<Vec<VcpuInfo>, CapError> {
+        let raw = domain.map_or(SELF_DOMAIN, CapHandle::to_raw);
+        query(CapOp::DomainVcpus, [raw, 0, 0, 0, 0, 0])
     }
 
     /// `NullCall` (no negotiation needed).

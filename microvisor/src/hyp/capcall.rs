@@ -12,8 +12,9 @@ use alloc::vec::Vec;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
-    CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, StopReason, Version,
-    CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+    CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, StopReason, VcpuInfo,
+    VcpuState, Version, CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE,
+    PROTOCOL_VERSION, SELF_DOMAIN,
 };
 use protocol::ids::DomainId;
 
@@ -221,13 +222,28 @@ impl Hyp {
                 Ok([n as u64, 0, 0])
             }
             CapOp::DomainQuery => {
-                let target = self.domain_cap(id, a[0], Rights::READ)?;
+                let target = self.query_target(id, a[0])?;
                 let info = self.domain_info(target).ok_or(CapError::Stale)?;
                 let len = self.reply_message(id, v, &info)?;
                 Ok([len, 0, 0])
             }
+            CapOp::DomainVcpus => {
+                let target = self.query_target(id, a[0])?;
+                let rows = self.vcpu_infos(target).ok_or(CapError::Stale)?;
+                let len = self.reply_message(id, v, &rows)?;
+                Ok([len, 0, 0])
+            }
             _ => Err(CapError::UnknownCall),
         }
+    }
+
+    /// The domain a query is about: the caller itself for [`SELF_DOMAIN`] (what a domain may
+    /// always learn about itself), else the one its Domain cap (READ) names.
+    fn query_target(&self, holder: DomainId, raw: u64) -> Result<DomainId, CapError> {
+        if raw == SELF_DOMAIN {
+            return Ok(holder);
+        }
+        self.domain_cap(holder, raw, Rights::READ)
     }
 
     /// Resolves a Domain capability to a live domain of the right incarnation.
@@ -525,6 +541,26 @@ impl Hyp {
             irqs_injected: sum(|c| c.stats.irqs),
             restarts: d.restarts,
         })
+    }
+
+    fn vcpu_infos(&self, target: DomainId) -> Option<Vec<VcpuInfo>> {
+        let d = self.domain(target)?;
+        Some(
+            (0u16..)
+                .zip(&d.vcpus)
+                .map(|(vcpu, c)| VcpuInfo {
+                    vcpu,
+                    placement: c.placement,
+                    state: match (c.power, c.blocked) {
+                        (super::domain::Power::Off, _) => VcpuState::Off,
+                        (super::domain::Power::On, true) => VcpuState::Blocked,
+                        (super::domain::Power::On, false) => VcpuState::Running,
+                    },
+                    cpu_ticks: c.stats.run_ticks,
+                    exits: c.stats.exits,
+                })
+                .collect(),
+        )
     }
 }
 

@@ -12,6 +12,7 @@ pub mod show;
 pub mod show_dev;
 pub mod show_health;
 pub mod show_vbd;
+pub mod show_vcpu;
 pub mod show_vif;
 pub mod show_xs;
 pub mod top;
@@ -118,6 +119,9 @@ pub enum CtlVerb {
         #[command(subcommand)]
         op: show_xs::XsVerb,
     },
+    /// Each vCPU: its pCPU, state (r running, b blocked, - off), CPU time and how it is
+    /// pinned (like `xl vcpu-list`); every domain's, or one domain's.
+    VcpuList(InfoTarget),
 }
 
 /// The optional domain of `ctl info`.
@@ -172,6 +176,7 @@ impl CtlVerb {
             | Self::Create { .. }
             | Self::Dmesg
             | Self::Xenstore { .. }
+            | Self::VcpuList(_)
             | Self::Console(_) => return None,
         })
     }
@@ -326,6 +331,20 @@ pub fn run(
             }
         }
         CtlVerb::Xenstore { op } => xenstore(&mut c, op, args.json, out)?,
+        CtlVerb::VcpuList(t) => {
+            let hz = system(&mut c)?.counter_hz;
+            let domain = t.domain.as_deref().map(DomainRef::parse);
+            let rows = match c.call(&Request::Vcpus { domain })? {
+                Response::Vcpus(rows) => rows,
+                Response::Error(e) => bail!("{e}"),
+                _ => bail!("unexpected reply from dom0 to vcpu-list"),
+            };
+            if args.json {
+                writeln!(out, "{:#}", show_vcpu::vcpus_json(&rows, hz))?;
+            } else {
+                write!(out, "{}", show_vcpu::vcpus_table(&rows, hz))?;
+            }
+        }
         CtlVerb::Top { interval, count } => {
             let opts = top::TopOptions {
                 every: Duration::from_secs_f64(*interval),

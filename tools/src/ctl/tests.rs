@@ -182,12 +182,13 @@ fn list_json_shape() {
 fn info_text_and_json() {
     // The management version is this tree's own (the client reports what it speaks).
     let mgmt = format!("{}.{}", MGMT_VERSION.major, MGMT_VERSION.minor);
+    let cap = format!("{}.{}", PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor);
     assert_eq!(
         show::info_text(&system()),
         format!(
             "\
 management protocol : {mgmt}
-capability protocol : 3.1
+capability protocol : {cap}
 counter frequency   : 62500000 Hz
 domains             : 4
 free memory         : 973 MiB (249143 pages)
@@ -199,7 +200,7 @@ largest free block  : 512 MiB (131072 pages)
         show::info_json(&system()),
         json!({
             "mgmt_version": mgmt,
-            "protocol_version": "3.1",
+            "protocol_version": cap,
             "counter_hz": HZ,
             "domains": 4,
             "free_pages": 249_143,

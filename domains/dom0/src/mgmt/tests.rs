@@ -112,6 +112,24 @@ impl DomainOps for Fake {
         let crashed = DomainState::Stopped(StopReason::Crashed { code: 0x200_0000 });
         self.act("crash", id, Some(crashed))
     }
+    fn vcpus(&mut self, id: u16) -> Result<Vec<VcpuInfo>, CapError> {
+        // The crashed domain vanishes between the listing and this call.
+        let d = self.query(id).ok().filter(|d| d.domid != 3);
+        let d = d.ok_or(CapError::Stale)?;
+        Ok((0..d.vcpus)
+            .map(|vcpu| VcpuInfo {
+                vcpu,
+                placement: protocol::control::VcpuPlacement {
+                    pcpu: d.domid + vcpu,
+                    priority: 1,
+                    exclusive: d.name == "rtos",
+                },
+                state: protocol::control::VcpuState::Blocked,
+                cpu_ticks: d.cpu_ticks,
+                exits: d.exits,
+            })
+            .collect())
+    }
     fn counter_hz(&mut self) -> u64 {
         62_500_000
     }
@@ -640,6 +658,47 @@ fn vifs_are_asked_of_the_named_domain() {
         err(serve(
             &Request::Vifs {
                 domain: name("nosuch")
+            },
+            &mut f
+        )),
+        MgmtError::UnknownDomain
+    );
+}
+
+#[test]
+fn vcpus_of_one_or_every_domain() {
+    let mut f = Fake::new();
+    f.doms[0].vcpus = 2;
+    let rows = |r: Response| match r {
+        Response::Vcpus(v) => v,
+        other => panic!("expected vcpus, got {other:?}"),
+    };
+    // Every domain in id order, vCPUs in index order; the one that vanished is left out.
+    let all = rows(serve(&Request::Vcpus { domain: None }, &mut f));
+    let got: Vec<(u16, u16, u16)> = all.iter().map(|r| (r.id, r.vcpu, r.pcpu)).collect();
+    assert_eq!(got, vec![(0, 0, 0), (1, 0, 1), (2, 0, 2), (2, 1, 3)]);
+    assert!(all[1].exclusive && all[1].name == "rtos");
+    // One domain by name; a domain that cannot answer is an error when asked for.
+    let smp = rows(serve(
+        &Request::Vcpus {
+            domain: Some(name("smp")),
+        },
+        &mut f,
+    ));
+    assert_eq!(smp.len(), 2);
+    assert_eq!(
+        err(serve(
+            &Request::Vcpus {
+                domain: Some(name("crashy"))
+            },
+            &mut f
+        )),
+        MgmtError::from(CapError::Stale)
+    );
+    assert_eq!(
+        err(serve(
+            &Request::Vcpus {
+                domain: Some(name("nosuch"))
             },
             &mut f
         )),
