@@ -97,6 +97,23 @@ impl Watchdog {
         self.prev = now;
     }
 
+    /// This incarnation's first beat was seen: it got ready.
+    pub const fn ready(&self) -> bool {
+        self.seen_first
+    }
+
+    /// Takes a reading made after the incarnation stopped (no silence to judge): returns
+    /// the stamp of its first beat if it had one that was not seen yet.
+    pub fn got_ready(&mut self, beats: Beats) -> Option<u64> {
+        if self.seen_first || beats.count == 0 {
+            return None;
+        }
+        self.seen_first = true;
+        self.count = beats.count;
+        self.last = beats.last;
+        Some(beats.first)
+    }
+
     /// The latest beat seen in this incarnation (0: none).
     pub const fn last_beat(&self) -> u64 {
         self.last

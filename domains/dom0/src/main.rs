@@ -267,7 +267,14 @@ mod shell {
                 next_poll = now.saturating_add(poll);
             }
             for i in sup.changed(mask) {
-                let state = cap::domain_query(sup.domains()[i].handle).map(|info| info.state);
+                let h = sup.domains()[i].handle;
+                let state = cap::domain_query(h).map(|info| info.state);
+                if let Ok(DomainState::Stopped(_)) = state {
+                    // Whether it had got ready decides its backoff: read its last beats.
+                    if let Some(line) = sup.final_beats(i, cap::domain_beats(h)) {
+                        println!("{line}");
+                    }
+                }
                 let (line, command) = sup.observe(i, state, now);
                 if let Some(line) = line {
                     println!("{line}");
@@ -315,6 +322,7 @@ mod shell {
             // Last, so a domain destroyed or restarted above is detached before its rings are
             // touched again.
             PV_EVENT.store(false, Ordering::Release);
+            pv.close_held(&mut sup);
             pv.sync(&sup);
             pv.poll();
         }

@@ -82,6 +82,8 @@ pub struct Backends {
     vbds: vbd::Wiring,
     /// Virtual network interfaces: what to write, what is written.
     vifs: vif::Wiring,
+    /// Held domains whose served connections are closed (see [`Backends::close_held`]).
+    closed: Vec<u16>,
 }
 
 impl Backends {
@@ -96,6 +98,7 @@ impl Backends {
             pairs: Vec::new(),
             vbds: vbd::Wiring::default(),
             vifs: vif::Wiring::default(),
+            closed: Vec::new(),
         }
     }
 
@@ -219,13 +222,59 @@ impl Backends {
     }
 
     /// Stops serving `domid` and removes its xenstore home. Call it before destroying or
-    /// restarting the domain, so its pages are unmapped while they are still its own.
+    /// restarting the domain, so its pages are unmapped while they are still its own. The
+    /// block and network connections it served as a backend are closed, and their nodes
+    /// stay for the frontends to read (see [`dom0::restart`]); they go with the frontend.
     pub fn detach(&mut self, domid: u16) {
         if self.unlink_child(domid) {
-            self.unwire_vbds(domid, false);
-            self.unwire_vifs(domid, false);
-            let _ = self.core.xs.remove_node(&format!("/local/domain/{domid}"));
+            let serves = !dom0::restart::served_states(&self.core.xs, domid).is_empty();
+            let n = self.close_served(domid);
+            if n > 0 {
+                println!("pv: d{domid}: destroyed; {n} guest connection(s) closed");
+            }
+            self.unwire_vbds(domid, serves);
+            self.unwire_vifs(domid, serves);
+            for path in dom0::restart::gone_removals(&self.core.xs, domid) {
+                let _ = self.core.xs.remove_node(&path);
+            }
         }
+    }
+
+    /// Closes the block and network connections every held domain serves as a backend,
+    /// once per hold, and has the supervisor record it: dom0 gave up on the backend, so
+    /// its frontends must see it go instead of waiting for ever (see [`dom0::restart`]).
+    pub fn close_held(&mut self, sup: &mut Supervisor) {
+        let held: Vec<u16> = sup
+            .domains()
+            .iter()
+            .filter(|w| w.is_held())
+            .map(|w| w.domid)
+            .collect();
+        // A domain no longer held (restarted by the user) is closed again if held again.
+        self.closed.retain(|d| held.contains(d));
+        for domid in held {
+            if self.closed.contains(&domid) {
+                continue;
+            }
+            self.closed.push(domid);
+            let n = self.close_served(domid);
+            if let Some(line) = sup.backends_closed(domid, n) {
+                println!("{line}");
+            }
+        }
+    }
+
+    /// Moves every connection `domid` serves to Closing, then Closed; returns how many
+    /// were closed.
+    fn close_served(&mut self, domid: u16) -> usize {
+        let writes = dom0::restart::closing_writes(&self.core.xs, domid);
+        let mut n = 0;
+        for (path, value) in writes {
+            // Value only: the nodes keep their owner and readers.
+            let ok = self.core.xs.set_node(&path, value, &[]).is_ok();
+            n += usize::from(ok && value == dom0::restart::XENBUS_CLOSED);
+        }
+        n
     }
 
     /// As [`Backends::detach`], for a restart in place: the vbds and vifs `domid` serves as

@@ -8,6 +8,16 @@
 //! packets it cannot prove sent and re-uses the posted receive buffers). Removing and
 //! rewriting those nodes would fire the frontends' watches on the backend's `state` and
 //! make them see it leave Connected. Any other kind under `backend` is removed.
+//!
+//! When dom0 gives up on a backend instead (it holds it after a crash loop or a failed
+//! restart, or destroys it), those frontends would wait for ever on a Connected backend
+//! that will never answer. dom0 then does what the backend would have done on its way
+//! out, as Xen's toolstack asks a backend to when it removes a device: it moves each of
+//! their backend `state` nodes through Closing (5) to Closed (6) ([`closing_writes`]).
+//! Stock Linux takes that as the backend going away: `xen-blkfront` stops its queues and
+//! marks the disk dead (new I/O fails at once, the disk's size reads 0) and closes its
+//! end; `xen-netfront` closes its end. On a destroy the nodes are kept ([`gone_removals`])
+//! so the frontends can read the Closed state; they go with the frontend's device.
 
 use crate::xenstore::Xenstore;
 use alloc::format;
@@ -16,6 +26,63 @@ use alloc::vec::Vec;
 
 /// The backend kinds whose nodes a restart in place keeps.
 pub const KEPT_BACKENDS: &[&str] = &["vbd", "vif"];
+
+/// XenbusState Closing: the backend is going away.
+pub const XENBUS_CLOSING: &[u8] = b"5";
+/// XenbusState Closed: the backend is gone.
+pub const XENBUS_CLOSED: &[u8] = b"6";
+
+/// The `state` nodes of the connections `domid` serves as a block or network backend
+/// (`backend/{vbd,vif}/<frontend>/<devid>/state`), in tree order.
+pub fn served_states(xs: &Xenstore, domid: u16) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in KEPT_BACKENDS {
+        let dir = format!("/local/domain/{domid}/backend/{kind}");
+        for fe in xs.children(&dir).unwrap_or_default() {
+            let fe_dir = format!("{dir}/{fe}");
+            for dev in xs.children(&fe_dir).unwrap_or_default() {
+                let state = format!("{fe_dir}/{dev}/state");
+                if xs.read_node(&state).is_some() {
+                    out.push(state);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What dom0 writes when it gives up on backend `domid`: each of its connections not
+/// Closed yet goes to Closing, then Closed (a frontend that reads only the last value
+/// takes Closed as a missed Closing, as Linux's do), in order.
+pub fn closing_writes(xs: &Xenstore, domid: u16) -> Vec<(String, &'static [u8])> {
+    let mut out = Vec::new();
+    for state in served_states(xs, domid) {
+        let now = xs.read_node(&state).map(|v| v.trim_ascii());
+        if now == Some(XENBUS_CLOSED) {
+            continue;
+        }
+        if now != Some(XENBUS_CLOSING) {
+            out.push((state.clone(), XENBUS_CLOSING));
+        }
+        out.push((state, XENBUS_CLOSED));
+    }
+    out
+}
+
+/// The paths to remove from `domid`'s home when it is destroyed: the whole home, unless it
+/// served block or network connections, whose (Closed) nodes stay for their frontends to
+/// read, as on a restart ([`restart_removals`]).
+pub fn gone_removals(xs: &Xenstore, domid: u16) -> Vec<String> {
+    if served_states(xs, domid).is_empty() {
+        let home = format!("/local/domain/{domid}");
+        return if xs.children(&home).is_some() {
+            alloc::vec![home]
+        } else {
+            Vec::new()
+        };
+    }
+    restart_removals(xs, domid)
+}
 
 /// The paths to remove from `domid`'s home when it restarts in place, in order:
 /// every child of the home but `backend`, and every kind under `backend` but the
@@ -79,6 +146,66 @@ mod tests {
                 "/local/domain/1/name",
             ]
         );
+    }
+
+    #[test]
+    fn a_backend_given_up_on_closes_every_connection_it_serves() {
+        let mut xs = store(&[
+            "/local/domain/1/name",
+            "/local/domain/1/backend/vbd/2/51712/params",
+            "/local/domain/1/backend/vbd/3/51712/state",
+            "/local/domain/1/backend/vbd/3/51728/state",
+            "/local/domain/1/backend/vif/2/0/state",
+            "/local/domain/1/backend/vscsi/2/0/state",
+            "/local/domain/2/device/vbd/51712/state",
+        ]);
+        xs.set_node("/local/domain/1/backend/vbd/3/51728/state", b"6", &[])
+            .unwrap();
+        xs.set_node("/local/domain/1/backend/vif/2/0/state", b"5\n", &[])
+            .unwrap();
+        let got = closing_writes(&xs, 1);
+        let want: Vec<(String, &[u8])> = alloc::vec![
+            // Connected (1 here): Closing, then Closed.
+            (
+                "/local/domain/1/backend/vbd/3/51712/state".into(),
+                XENBUS_CLOSING
+            ),
+            (
+                "/local/domain/1/backend/vbd/3/51712/state".into(),
+                XENBUS_CLOSED
+            ),
+            // Already Closing: Closed; already Closed: nothing. No state node (the vbd of
+            // d2 was being written), another kind, a frontend's node: untouched.
+            (
+                "/local/domain/1/backend/vif/2/0/state".into(),
+                XENBUS_CLOSED
+            ),
+        ];
+        assert_eq!(got, want);
+        for (path, value) in &got {
+            xs.set_node(path, value, &[]).unwrap();
+        }
+        assert!(
+            closing_writes(&xs, 1).is_empty(),
+            "closing twice writes nothing"
+        );
+        assert!(
+            closing_writes(&xs, 2).is_empty(),
+            "a frontend serves nothing"
+        );
+    }
+
+    #[test]
+    fn a_destroyed_backend_leaves_its_closed_connections_for_the_frontends() {
+        let xs = store(&[
+            "/local/domain/1/name",
+            "/local/domain/1/backend/vbd/3/51712/state",
+            "/local/domain/3/name",
+            "/local/domain/3/device/vbd/51712/state",
+        ]);
+        assert_eq!(gone_removals(&xs, 1), ["/local/domain/1/name"]);
+        assert_eq!(gone_removals(&xs, 3), ["/local/domain/3"]);
+        assert!(gone_removals(&xs, 9).is_empty());
     }
 
     #[test]

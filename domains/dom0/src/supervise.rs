@@ -1,11 +1,18 @@
 //! The supervision state machine: what dom0 does when a domain changes state.
 //!
 //! A stopped domain gets its policy (xl's `on_poweroff`/`on_reboot`/`on_crash`): destroy,
-//! preserve, or restart in place. Restarts are delayed by an exponential backoff and
-//! counted over a sliding window; a domain that would exceed the crash-loop limit is held
-//! stopped (as `preserve`) and reported once. Time is the virtual counter, passed in as
-//! ticks, so everything here runs on the host. The shell (`main.rs`) issues the hypercalls
-//! the [`Command`]s ask for and reports their results back.
+//! preserve, or restart in place. Restarts after crashes are counted over a sliding window;
+//! a domain that would exceed the crash-loop limit is held stopped (as `preserve`) and
+//! reported once. The delay before a crash restart is the backoff ([`Limits::crash_delay`]):
+//! none when the crashed incarnation had proved itself (it sent its first heartbeat, or ran
+//! [`Limits::settle`]) or when it is the first crash in the window, so a driver domain that
+//! fails once is back within its own restart time; an incarnation that dies before proving
+//! itself, after an earlier crash in the window, is in a crash loop and waits exponentially
+//! longer. Either way the hold bounds the restarts to `max_restarts` per window. A reboot
+//! waits `backoff_min` (a domain rebooting at once would otherwise spin, and reboots do not
+//! count toward the hold); a user's `ctl restart` never waits. Time is the virtual counter,
+//! passed in as ticks, so everything here runs on the host. The shell (`main.rs`) issues
+//! the hypercalls the [`Command`]s ask for and reports their results back.
 
 use crate::health::{Check, Health, Watchdog};
 use alloc::format;
@@ -16,45 +23,8 @@ use protocol::control::{Beats, CapError, DomainState, StopReason};
 use protocol::manifest::{Action, ManifestDomain};
 use protocol::mgmt::{crash_code_text, HealthRow, RestartReason};
 
-/// Restart pacing, in counter ticks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Delay before the first restart in a window.
-    pub backoff_min: u64,
-    /// Longest delay.
-    pub backoff_max: u64,
-    /// The sliding window restarts are counted over.
-    pub window: u64,
-    /// Restarts allowed within the window; one more stop holds the domain.
-    pub max_restarts: usize,
-    /// Counter frequency (to print delays in ms).
-    pub hz: u64,
-}
-
-impl Limits {
-    /// 100 ms doubling to at most 5 s; 3 restarts within 30 s.
-    pub const fn for_hz(hz: u64) -> Self {
-        Self {
-            backoff_min: hz / 10,
-            backoff_max: hz * 5,
-            window: hz * 30,
-            max_restarts: 3,
-            hz,
-        }
-    }
-
-    /// Delay before restart number `k` (0-based) within the window.
-    pub fn backoff(&self, k: usize) -> u64 {
-        let shift = u32::try_from(k).unwrap_or(u32::MAX).min(32);
-        self.backoff_min
-            .saturating_mul(1u64 << shift)
-            .min(self.backoff_max)
-    }
-
-    fn ms(&self, ticks: u64) -> u64 {
-        ticks.saturating_mul(1000) / self.hz.max(1)
-    }
-}
+mod limits;
+pub use limits::Limits;
 
 /// A domain's lifecycle policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +140,8 @@ pub struct Watched {
     pending: Option<u64>,
     /// Held after a crash loop (or a failed restart).
     held: bool,
+    /// When its current incarnation started (0: at boot).
+    started: u64,
     /// Destroyed: no longer watched.
     gone: bool,
     /// The stale-handle self-check has been reported.
@@ -196,6 +168,19 @@ impl Watched {
         &self.health
     }
 
+    /// Held stopped (crash loop, failed restart or destroy): dom0 gave up on it, so the
+    /// connections it serves as a backend are closed ([`crate::restart::closing_writes`]).
+    pub fn is_held(&self) -> bool {
+        self.held && !self.gone
+    }
+
+    /// Whether its current incarnation proved itself by `now`: it sent its first heartbeat,
+    /// or ran `settle` ticks.
+    fn proved(&self, now: u64, settle: u64) -> bool {
+        self.health.watchdog.is_some_and(|w| w.ready())
+            || now.saturating_sub(self.started) >= settle
+    }
+
     /// Its supervision facts for the management protocol, at `now` (`hz` ticks/s).
     pub fn health_row(&self, now: u64, hz: u64) -> HealthRow {
         let ms = |t: u64| t.saturating_mul(1000) / hz.max(1);
@@ -212,6 +197,18 @@ impl Watched {
                 .map(|t| ms(now.saturating_sub(t))),
             held: self.health.held.clone(),
         }
+    }
+
+    /// Its incarnation's first beat came at `at`: records the recovery; returns the line
+    /// reporting it (none after the first boot).
+    fn got_ready(&mut self, at: u64, hz: u64) -> Option<String> {
+        self.health.first_beat(at);
+        let r = self.health.last.as_ref().and_then(|(_, _, r)| *r)?;
+        Some(format!(
+            "{}: ready, recovered in {} ms",
+            self.who(),
+            r.saturating_mul(1000) / hz
+        ))
     }
 
     fn who(&self) -> String {
@@ -256,6 +253,7 @@ impl Supervisor {
             total_restarts: 0,
             pending: None,
             held: false,
+            started: 0,
             gone: false,
             stale_checked: false,
             restarting: false,
@@ -318,17 +316,7 @@ impl Supervisor {
         let ran = cpu_ticks != core::mem::replace(&mut d.cpu_ticks, cpu_ticks);
         match w.check(beats, ran, now) {
             Check::Quiet => (None, None),
-            Check::FirstBeat { at } => {
-                d.health.first_beat(at);
-                let line = d.health.last.as_ref().and_then(|(_, _, r)| *r).map(|r| {
-                    format!(
-                        "{}: ready, recovered in {} ms",
-                        d.who(),
-                        r.saturating_mul(1000) / hz
-                    )
-                });
-                (line, None)
-            }
+            Check::FirstBeat { at } => (d.got_ready(at, hz), None),
             Check::Missed { silent } => {
                 let silent_ms = silent.saturating_mul(1000) / hz;
                 let why = format!("no heartbeat for {silent_ms} ms (watchdog)");
@@ -343,6 +331,17 @@ impl Supervisor {
                 )
             }
         }
+    }
+
+    /// Records the heartbeats of domain `i`'s incarnation, read once it stopped and before
+    /// its stop is observed: one that beat had got ready even if dom0's periodic reading
+    /// (twice a second) had not seen it yet, so its crash is no sign of a crash loop.
+    /// Returns the recovery line [`Supervisor::beats`] gives for a first beat.
+    pub fn final_beats(&mut self, i: usize, reading: Result<Beats, CapError>) -> Option<String> {
+        let hz = self.limits.hz.max(1);
+        let d = self.domains.get_mut(i).filter(|d| !d.gone)?;
+        let at = d.health.watchdog.as_mut()?.got_ready(reading.ok()?)?;
+        d.got_ready(at, hz)
     }
 
     /// Records where the vCPUs of the domain watched last run.
@@ -468,7 +467,11 @@ impl Supervisor {
                     );
                     return (Some(line), None);
                 }
-                let delay = limits.backoff(if crash { d.recent.len() } else { 0 });
+                let delay = if crash {
+                    limits.crash_delay(d.recent.len(), d.proved(now, limits.settle))
+                } else {
+                    limits.backoff_min
+                };
                 d.health.decided(reason, now);
                 d.pending_crash = crash;
                 d.pending = Some(now.saturating_add(delay));
@@ -528,6 +531,11 @@ impl Supervisor {
                     d.recent.push(now);
                 }
                 d.total_restarts += 1;
+                d.started = now;
+                // A user's restart of a held domain gives it a new life (a crash restart
+                // is never made while held).
+                d.held = false;
+                d.health.held = None;
                 d.state = DomainState::Running;
                 d.restarting = true;
                 d.health.restarted(now);
@@ -547,6 +555,25 @@ impl Supervisor {
                 (format!("{}: restart failed: {e}; held", d.who()), None)
             }
         }
+    }
+
+    /// Records that dom0 closed the `n` guest connections held (or destroyed) domain `domid`
+    /// served as a backend ([`crate::restart::closing_writes`]); returns the line to print.
+    /// `ctl list` and `ctl info` show it after why the domain is held.
+    pub fn backends_closed(&mut self, domid: u16, n: usize) -> Option<String> {
+        if n == 0 {
+            return None;
+        }
+        let d = self
+            .domains
+            .iter_mut()
+            .find(|d| d.domid == domid && !d.gone)?;
+        let what = format!("{n} guest connection(s) closed");
+        if let Some(held) = d.health.held.as_mut() {
+            held.push_str("; ");
+            held.push_str(&what);
+        }
+        Some(format!("{}: {what} (its frontends see it go)", d.who()))
     }
 
     /// Records the result of `DomainDestroy` on domain `i`; returns a line on failure.

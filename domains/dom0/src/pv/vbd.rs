@@ -100,10 +100,11 @@ impl Backends {
     }
 
     /// Forgets the vbds of `domid` as a frontend (removing the backend's half, as Xen's
-    /// toolstack does when a guest goes) and, unless `restarting`, as a backend (its home,
+    /// toolstack does when a guest goes) and, unless `keep_served`, as a backend (its home,
     /// where that half lived, is removed by the caller; they are written again for its
-    /// next incarnation). A backend restarting in place keeps them: its nodes stay.
-    pub(super) fn unwire_vbds(&mut self, domid: u16, restarting: bool) {
+    /// next incarnation). A backend restarting in place keeps them (its nodes stay), and so
+    /// does a destroyed one (its closed nodes stay for the frontend to read).
+    pub(super) fn unwire_vbds(&mut self, domid: u16, keep_served: bool) {
         let mut kept = Vec::new();
         for v in core::mem::take(&mut self.vbds.written) {
             if v.frontend == domid {
@@ -112,7 +113,7 @@ impl Backends {
                 if self.core.xs.children(&parent).is_some_and(|c| c.is_empty()) {
                     let _ = self.core.xs.remove_node(&parent);
                 }
-            } else if v.backend != domid || restarting {
+            } else if v.backend != domid || keep_served {
                 kept.push(v);
             }
         }

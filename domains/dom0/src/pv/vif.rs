@@ -84,10 +84,11 @@ impl Backends {
     /// Forgets the vifs of `domid` as a frontend (removing the backend's half, as Xen's
     /// toolstack does when a guest goes) and as a backend (its home, where that half
     /// lived, is removed by the caller; they are written again for its next incarnation),
-    /// unless `restarting`: a network backend restarted in place keeps the vifs it serves,
+    /// unless `keep_served`: a network backend restarted in place keeps the vifs it serves,
     /// nodes and all (see [`dom0::restart`]), so they stay written and are not rewritten;
-    /// its new instance resumes them.
-    pub(super) fn unwire_vifs(&mut self, domid: u16, restarting: bool) {
+    /// its new instance resumes them. A destroyed one keeps them too: their closed nodes
+    /// stay for the frontends to read.
+    pub(super) fn unwire_vifs(&mut self, domid: u16, keep_served: bool) {
         let mut kept = Vec::new();
         for v in core::mem::take(&mut self.vifs.written) {
             if v.frontend == domid {
@@ -96,7 +97,7 @@ impl Backends {
                 if self.core.xs.children(&parent).is_some_and(|c| c.is_empty()) {
                     let _ = self.core.xs.remove_node(&parent);
                 }
-            } else if v.backend != domid || restarting {
+            } else if v.backend != domid || keep_served {
                 kept.push(v);
             }
         }

@@ -39,6 +39,21 @@ fn backoff_doubles_to_a_cap() {
 }
 
 #[test]
+fn only_a_crash_loop_waits() {
+    let l = Limits::for_hz(HZ);
+    // The first crash in the window, or the crash of an incarnation that proved itself:
+    // at once, however many restarts the window holds.
+    assert_eq!(l.crash_delay(0, false), 0);
+    assert_eq!(l.crash_delay(0, true), 0);
+    assert_eq!(l.crash_delay(2, true), 0);
+    // Dying again before proving itself: the backoff, from its first step.
+    assert_eq!(l.crash_delay(1, false), 100);
+    assert_eq!(l.crash_delay(2, false), 200);
+    assert_eq!(l.crash_delay(3, false), 400);
+    assert_eq!(l.crash_delay(usize::MAX, false), 5000);
+}
+
+#[test]
 fn policies_pick_the_action() {
     let p = Policy::XL_DEFAULT;
     assert_eq!(p.action(&StopReason::PowerOff), Action::Destroy);
@@ -109,7 +124,9 @@ fn restart_with_backoff_then_crash_loop_hold() {
         lines.push(line.unwrap());
         assert_eq!(cmd, None);
         let at = s.next_deadline().unwrap();
-        assert!(s.due(at - 1).is_empty(), "not before the backoff");
+        if at > now {
+            assert!(s.due(at - 1).is_empty(), "not before the backoff");
+        }
         assert_eq!(s.due(at), [0]);
         now = at;
         let (line, old) = s.restarted(0, Ok(handle(gen)), now);
@@ -132,11 +149,11 @@ fn restart_with_backoff_then_crash_loop_hold() {
     assert_eq!(
         lines,
         [
-            "crashy (d3): crashed (code 0xdead) -> restart in 100 ms",
+            "crashy (d3): crashed (code 0xdead) -> restart in 0 ms",
             "crashy (d3): restarted (restart 1, 1 within 30 s)",
-            "crashy (d3): crashed (code 0xdead) -> restart in 200 ms",
+            "crashy (d3): crashed (code 0xdead) -> restart in 100 ms",
             "crashy (d3): restarted (restart 2, 2 within 30 s)",
-            "crashy (d3): crashed (code 0xdead) -> restart in 400 ms",
+            "crashy (d3): crashed (code 0xdead) -> restart in 200 ms",
             "crashy (d3): restarted (restart 3, 3 within 30 s)",
             "crashy (d3): crash loop, held after 3 restarts",
         ]
@@ -144,6 +161,140 @@ fn restart_with_backoff_then_crash_loop_hold() {
     // Held: later polls and events change nothing.
     assert_eq!(s.observe(0, Ok(crashed()), now + 60_000), (None, None));
     assert_eq!(s.next_deadline(), None);
+    assert!(s.domains()[0].is_held());
+    // dom0 closed the connections it served: said once, and shown with why it is held.
+    assert_eq!(
+        s.backends_closed(3, 2).as_deref(),
+        Some("crashy (d3): 2 guest connection(s) closed (its frontends see it go)")
+    );
+    assert_eq!(s.backends_closed(3, 0), None);
+    let held = s.domains()[0].health_row(now, HZ).held.unwrap();
+    assert_eq!(
+        held,
+        "crash loop: 3 restarts within 30 s, then crash: panic; \
+         2 guest connection(s) closed"
+    );
+    // A user's restart gives it a new life.
+    s.restarted(0, Ok(handle(9)), now + 70_000);
+    assert!(!s.domains()[0].is_held());
+    assert_eq!(s.domains()[0].health_row(now, HZ).held, None);
+}
+
+/// A domain that comes up and serves, then crashes, is restarted at once every time (its
+/// guests wait only for the restart itself), and the crash-loop hold still stops it after
+/// 3 restarts within 30 s.
+#[test]
+fn a_proven_incarnation_restarts_at_once_until_the_hold() {
+    let mut s = sup(restart_all());
+    let mut now = 5_000;
+    for gen in 2..=4 {
+        let (line, _) = s.observe(0, Ok(crashed()), now);
+        assert_eq!(
+            line.as_deref(),
+            Some("crashy (d3): crashed (code 0xdead) -> restart in 0 ms")
+        );
+        assert_eq!(s.next_deadline(), Some(now));
+        assert_eq!(s.due(now), [0], "due at once");
+        s.restarted(0, Ok(handle(gen)), now);
+        s.observe(0, Ok(DomainState::Running), now + 1);
+        now += 1_000; // it served for 1 s (`settle`) before crashing again
+    }
+    let (line, _) = s.observe(0, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crash loop, held after 3 restarts")
+    );
+    assert!(s.domains()[0].is_held());
+}
+
+/// With a watchdog, the first heartbeat proves an incarnation at once (no need to wait
+/// for `settle`); one that crashes before its first beat backs off.
+#[test]
+fn the_first_heartbeat_proves_an_incarnation() {
+    let mut s = sup(restart_all());
+    s.guard(10_000, 60_000, 1_000, 0);
+    let beats = |count, first, last| Beats { count, first, last };
+    let mut now = 1_000;
+    s.observe(0, Ok(crashed()), now);
+    s.restarted(0, Ok(handle(2)), now);
+    s.observe(0, Ok(DomainState::Running), now);
+    // Its first beat, 50 ms after the restart.
+    now += 50;
+    let (line, _) = s.beats(0, Ok((beats(1, now, now), 7)), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): ready, recovered in 50 ms")
+    );
+    now += 10;
+    let (line, _) = s.observe(0, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crashed (code 0xdead) -> restart in 0 ms")
+    );
+    s.restarted(0, Ok(handle(3)), now);
+    s.observe(0, Ok(DomainState::Running), now);
+    // This one dies 10 ms after its start, before any beat: a crash loop.
+    now += 10;
+    let (line, _) = s.observe(0, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crashed (code 0xdead) -> restart in 200 ms")
+    );
+}
+
+/// A beat dom0's periodic reading (twice a second) had not seen yet still proves the
+/// incarnation: dom0 reads the beats of a stopped domain before judging its stop.
+#[test]
+fn beats_read_at_the_stop_prove_an_incarnation() {
+    let mut s = sup(restart_all());
+    s.guard(10_000, 60_000, 1_000, 0);
+    let beats = |count, first, last| Beats { count, first, last };
+    let mut now = 1_000;
+    s.observe(0, Ok(crashed()), now);
+    s.restarted(0, Ok(handle(2)), now);
+    s.observe(0, Ok(DomainState::Running), now);
+    // It beats 20 ms after its start and dies 10 ms later.
+    now += 20;
+    let first = now;
+    now += 10;
+    assert_eq!(
+        s.final_beats(0, Ok(beats(1, first, first))).as_deref(),
+        Some("crashy (d3): ready, recovered in 20 ms")
+    );
+    assert_eq!(s.final_beats(0, Ok(beats(2, first, now))), None, "once");
+    let (line, _) = s.observe(0, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crashed (code 0xdead) -> restart in 0 ms")
+    );
+    s.restarted(0, Ok(handle(3)), now);
+    s.observe(0, Ok(DomainState::Running), now);
+    // This one never beat: a crash loop.
+    now += 10;
+    assert_eq!(s.final_beats(0, Ok(Beats::default())), None);
+    assert_eq!(s.final_beats(0, Err(CapError::Stale)), None);
+    let (line, _) = s.observe(0, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crashed (code 0xdead) -> restart in 200 ms")
+    );
+}
+
+#[test]
+fn a_user_restart_never_waits_and_clears_a_pending_backoff() {
+    let mut s = sup(restart_all());
+    s.observe(0, Ok(crashed()), 1_000);
+    s.restarted(0, Ok(handle(2)), 1_000);
+    s.observe(0, Ok(DomainState::Running), 1_001);
+    s.observe(0, Ok(crashed()), 1_010);
+    assert_eq!(s.next_deadline(), Some(1_110), "a crash loop waits");
+    // `ctl restart` (the management service calls `restarted` at once).
+    let (line, _) = s.restarted(0, Ok(handle(3)), 1_020);
+    assert!(
+        line.starts_with("crashy (d3): restarted (restart 2"),
+        "{line}"
+    );
+    assert_eq!(s.next_deadline(), None, "nothing left pending");
 }
 
 #[test]
