@@ -248,7 +248,7 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 fn qemu_command(opts: &RunOptions) -> Command {
     match opts.timeout {
         Some(limit) if !opts.interactive => {
-            let mut c = Command::new("timeout");
+            let mut c = ended_with_parent("timeout");
             c.args(["-k", "5"])
                 .arg(format!("{}s", (limit + ORPHAN_GRACE).as_secs()))
                 .arg(crate::deps::QEMU);
@@ -256,6 +256,22 @@ fn qemu_command(opts: &RunOptions) -> Command {
         }
         _ => Command::new(crate::deps::QEMU),
     }
+}
+
+/// util-linux's `setpriv` (essential on Debian and Ubuntu).
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// `program` started so that the kernel sends it SIGTERM when the thread that started it
+/// dies (a test binary exiting after a panic); `timeout` passes that on to QEMU, so the
+/// machine stops at once instead of at its time limit and cannot hold the management socket
+/// or the disk images the next test uses. Without `setpriv`, just `program`.
+fn ended_with_parent(program: &str) -> Command {
+    if !Path::new(SETPRIV).exists() {
+        return Command::new(program);
+    }
+    let mut c = Command::new(SETPRIV);
+    c.args(["--pdeathsig", "TERM", "--", program]);
+    c
 }
 
 /// Starts QEMU with `args` in `dir` and watches its console (see [`run`]).
