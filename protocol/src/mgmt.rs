@@ -181,6 +181,16 @@ pub enum Request {
         /// Which domain (`None`: all).
         domain: Option<DomainRef>,
     },
+    /// Keeps the first `online` vCPUs of a guest online and asks it to take the rest
+    /// offline, through its xenstore `cpu/N/availability` nodes as `xl vcpu-set` does (a
+    /// Linux guest's Xen CPU-hotplug watcher acts on them). Answer: [`Response::Done`].
+    /// Since 1.9.
+    VcpuSet {
+        /// Which domain.
+        domain: DomainRef,
+        /// How many vCPUs stay online (1 to the domain's count).
+        online: u16,
+    },
 }
 
 impl Request {
@@ -206,6 +216,7 @@ impl Request {
             Self::Health => "list",
             Self::Xenstore { .. } => "xenstore",
             Self::Vcpus { .. } => "vcpu-list",
+            Self::VcpuSet { .. } => "vcpu-set",
         }
     }
 
@@ -224,6 +235,7 @@ impl Request {
             | Self::Vbds { domain }
             | Self::Vifs { domain }
             | Self::Devices { domain }
+            | Self::VcpuSet { domain, .. }
             | Self::Vcpus {
                 domain: Some(domain),
             } => Some(domain),

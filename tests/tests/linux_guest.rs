@@ -43,6 +43,29 @@ fn type_line(c: &mut Client, line: &str) {
     assert_eq!(r, Response::Done);
 }
 
+/// Runs `first` and asks Linux for its online CPUs until they are `want` (the hotplug
+/// watcher acts asynchronously).
+fn wait_until_online(c: &mut Client, want: &str, first: &str) {
+    let marker = format!("[linux] ONLINE={want}\n");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        type_line(
+            c,
+            &format!("{first}echo ONLINE=$(cat /sys/devices/system/cpu/online)"),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let h = history(c);
+        if h.contains(&marker) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vcpu-set: CPUs online never became {want}; history tail:\n{}",
+            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
 #[test]
 fn stock_linux_boots_runs_commands_and_follows_policy() {
     let _ = std::fs::remove_file(default_socket());
@@ -69,6 +92,17 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         "echo CPUS=$(grep -c ^processor /proc/cpuinfo) ANSWER=$((6*7))",
     );
     wait_for(&mut c, "[linux] CPUS=2 ANSWER=42", 1, "shell answer");
+    // `ctl vcpu-set` (xl vcpu-set): Linux's own Xen CPU-hotplug watcher takes vCPU 1
+    // offline (PSCI CPU_OFF). Given back, it is only marked present again: as on Xen,
+    // userspace (a udev rule there) brings it online, and PSCI CPU_ON starts it.
+    ctl(&mut c, &["vcpu-set", "linux", "1"]);
+    wait_until_online(&mut c, "0", "");
+    ctl(&mut c, &["vcpu-set", "linux", "2"]);
+    wait_until_online(
+        &mut c,
+        "0-1",
+        "echo 1 > /sys/devices/system/cpu/cpu1/online 2>/dev/null; ",
+    );
     // `reboot` inside Linux: SCHEDOP_shutdown(reboot) -> on_reboot = restart, same id.
     type_line(&mut c, "reboot");
     wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 2, "second boot");

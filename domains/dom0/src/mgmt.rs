@@ -238,7 +238,43 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             ops.devices(id).map(Response::Devices)
         }
         Request::Vcpus { domain } => vcpu_rows(ops, domain.as_ref()).map(Response::Vcpus),
+        Request::VcpuSet { domain, online } => {
+            let id = resolve(ops, domain)?;
+            vcpu_set(ops, id, *online).map(|()| Response::Done)
+        }
     }
+}
+
+/// `vcpu-set`: writes each vCPU's `cpu/N/availability` (the first `online` online, the rest
+/// offline). Only a guest whose home has these nodes (the toolstack writes them for a
+/// Xen-ABI guest) watches them; anything else is refused rather than silently ignored.
+fn vcpu_set(ops: &mut impl DomainOps, id: u16, online: u16) -> Result<(), MgmtError> {
+    if id == DomainId::DOM0.0 {
+        return Err(MgmtError::Dom0Protected);
+    }
+    let vcpus = ops.query(id)?.vcpus;
+    if online == 0 || online > vcpus {
+        return Err(MgmtError::Refused {
+            why: format!("{online} vCPUs online: the domain has {vcpus}; give 1 to {vcpus}"),
+        });
+    }
+    let node = |v: u16| format!("/local/domain/{id}/cpu/{v}/availability");
+    if !matches!(
+        ops.xenstore(&XenstoreOp::Read { path: node(0) }),
+        Ok(Response::Xenstore(_))
+    ) {
+        return Err(MgmtError::NotSupported {
+            what: "vcpu-set of a domain without cpu/N/availability in xenstore (only Xen-ABI guests such as Linux watch them)".into(),
+        });
+    }
+    for v in 0..vcpus {
+        let value: &[u8] = if v < online { b"online" } else { b"offline" };
+        ops.xenstore(&XenstoreOp::Write {
+            path: node(v),
+            value: value.to_vec(),
+        })?;
+    }
+    Ok(())
 }
 
 /// `vcpu-list`: one domain's vCPUs, or every domain's in id order (a domain destroyed

@@ -122,6 +122,17 @@ pub enum CtlVerb {
     /// Each vCPU: its pCPU, state (r running, b blocked, - off), CPU time and how it is
     /// pinned (like `xl vcpu-list`); every domain's, or one domain's.
     VcpuList(InfoTarget),
+    /// Keep the first N vCPUs of a Linux (Xen-ABI) guest online and take the rest offline
+    /// through its xenstore `cpu/N/availability` (like `xl vcpu-set`); the guest's kernel
+    /// does the hotplug.
+    VcpuSet {
+        /// Domain name, or numeric domain id.
+        #[arg(value_name = "NAME")]
+        domain: String,
+        /// How many vCPUs stay online.
+        #[arg(value_name = "N")]
+        online: u16,
+    },
 }
 
 /// The optional domain of `ctl info`.
@@ -170,6 +181,10 @@ impl CtlVerb {
             }
             Self::Shutdown(t) => Request::Shutdown { domain: d(t) },
             Self::Reboot(t) => Request::Reboot { domain: d(t) },
+            Self::VcpuSet { domain, online } => Request::VcpuSet {
+                domain: DomainRef::parse(domain),
+                online: *online,
+            },
             Self::List
             | Self::Info(_)
             | Self::Top { .. }

@@ -280,6 +280,14 @@ fn parses_verbs_and_global_flags() {
             count: Some(3)
         }
     );
+    assert_eq!(
+        parse(&["vcpu-set", "linux", "1"]).verb.request(),
+        Some(Request::VcpuSet {
+            domain: DomainRef::Name("linux".into()),
+            online: 1
+        })
+    );
+    assert!(Cmd::try_parse_from(["ctl", "vcpu-set", "linux", "-1"]).is_err());
     assert!(Cmd::try_parse_from(["ctl", "pause"]).is_err());
     assert!(Cmd::try_parse_from(["ctl", "frobnicate"]).is_err());
 }

@@ -12,6 +12,8 @@ struct Fake {
     /// Error the next lifecycle call returns instead of acting.
     fail_next: Option<CapError>,
     calls: Vec<(&'static str, u16)>,
+    /// xenstore writes, in order (only domain 2 has `cpu/N/availability` nodes).
+    writes: Vec<(String, Vec<u8>)>,
 }
 
 fn info(domid: u16, name: &str, state: DomainState) -> DomainInfo {
@@ -44,6 +46,7 @@ impl Fake {
             ],
             fail_next: None,
             calls: Vec::new(),
+            writes: Vec::new(),
         }
     }
 
@@ -129,6 +132,21 @@ impl DomainOps for Fake {
                 exits: d.exits,
             })
             .collect())
+    }
+    fn xenstore(&mut self, op: &XenstoreOp) -> Result<Response, MgmtError> {
+        match op {
+            XenstoreOp::Read { path } if path.starts_with("/local/domain/2/cpu/") => Ok(
+                Response::Xenstore(protocol::mgmt::XenstoreAnswer::Value(b"online".to_vec())),
+            ),
+            XenstoreOp::Read { .. } => Err(MgmtError::Refused {
+                why: "ENOENT".into(),
+            }),
+            XenstoreOp::Write { path, value } => {
+                self.writes.push((path.clone(), value.clone()));
+                Ok(Response::Done)
+            }
+            _ => Err(MgmtError::BadRequest),
+        }
     }
     fn counter_hz(&mut self) -> u64 {
         62_500_000
@@ -704,4 +722,47 @@ fn vcpus_of_one_or_every_domain() {
         )),
         MgmtError::UnknownDomain
     );
+}
+
+#[test]
+fn vcpu_set_writes_each_availability_node() {
+    let mut f = Fake::new();
+    f.doms[0].vcpus = 3;
+    let set = |f: &mut Fake, who: &str, online: u16| {
+        serve(
+            &Request::VcpuSet {
+                domain: name(who),
+                online,
+            },
+            f,
+        )
+    };
+    assert_eq!(set(&mut f, "smp", 1), Response::Done);
+    let got: Vec<(&str, &[u8])> = f
+        .writes
+        .iter()
+        .map(|(p, v)| (p.as_str(), v.as_slice()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/local/domain/2/cpu/0/availability", &b"online"[..]),
+            ("/local/domain/2/cpu/1/availability", &b"offline"[..]),
+            ("/local/domain/2/cpu/2/availability", &b"offline"[..]),
+        ]
+    );
+    // Out of range, dom0, and a domain nobody watches the nodes of: refused, nothing written.
+    f.writes.clear();
+    for bad in [0, 4] {
+        assert!(matches!(
+            err(set(&mut f, "smp", bad)),
+            MgmtError::Refused { .. }
+        ));
+    }
+    assert_eq!(err(set(&mut f, "dom0", 1)), MgmtError::Dom0Protected);
+    assert!(matches!(
+        err(set(&mut f, "rtos", 1)),
+        MgmtError::NotSupported { .. }
+    ));
+    assert!(f.writes.is_empty());
 }
