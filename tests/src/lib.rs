@@ -46,6 +46,14 @@ impl Boot {
         }))
     }
 
+    /// As [`Boot::start`], booting through Debian's U-Boot from a boot disk
+    /// (`run --firmware u-boot`).
+    pub fn start_uboot(options: RunOptions) -> Self {
+        Self(std::thread::spawn(move || {
+            qemu::run_uboot(&options).unwrap_or_else(|e| panic!("cannot boot: {e:#}"))
+        }))
+    }
+
     /// Waits for QEMU to end; panics with the log's path and last lines unless every
     /// marker was met. `what` names the system in that message.
     pub fn finish(self, what: &str) -> RunOutcome {

@@ -22,7 +22,7 @@ _start:
     /* arm64 Image header (Documentation/arm64/booting.rst layout) */
     b       1f                  /* code0 */
     .long   0                   /* code1 */
-    .quad   0x200000            /* text_offset: 2 MiB past a 2 MiB boundary (room for a DTB) */
+    .quad   0                   /* text_offset: at a 2 MiB boundary (QEMU adds 2 MiB) */
     .quad   __image_size        /* image_size, including BSS */
     .quad   0xa                 /* flags: little endian, 4 KiB pages, placed anywhere */
     .quad   0, 0, 0             /* reserved */
