@@ -97,20 +97,33 @@ pub fn script(system: &str, modules: &[Module], plan: &Plan) -> String {
         "# the microvisor at ${kernel_addr_r}, which must be free RAM outside that window.".into(),
     );
     line("# Compile: mkimage -A arm64 -T script -C none -d boot.cmd boot.scr".into());
-    line("if test -z \"${devtype}\" || test -z \"${devnum}\"; then echo \"bulkhead: set devtype and devnum first (e.g. setenv devtype mmc; setenv devnum 0)\"; exit; fi".into());
+    // `exit` inside an `if` does not end a U-Boot script: a flag guards each step instead.
+    line("setenv bh_ok 1".into());
+    line("if test -z \"${devtype}\" || test -z \"${devnum}\"; then echo \"bulkhead: set devtype and devnum first (e.g. setenv devtype mmc; setenv devnum 0)\"; setenv bh_ok 0; fi".into());
     line("if test -z \"${distro_bootpart}\"; then setenv distro_bootpart 1; fi".into());
-    line("if test -z \"${kernel_addr_r}\"; then echo \"bulkhead: U-Boot sets no kernel_addr_r: setenv kernel_addr_r to a free RAM address\"; exit; fi".into());
+    line("if test -z \"${kernel_addr_r}\"; then echo \"bulkhead: U-Boot sets no kernel_addr_r: setenv kernel_addr_r to a free RAM address\"; setenv bh_ok 0; fi".into());
+    line("if test \"${bh_ok}\" = 1; then".into());
     line(format!(
         "setexpr bh_kend ${{kernel_addr_r}} + {:#x}",
         plan.image_size + BOOTI_SLACK
     ));
     line(format!(
-        "if itest.q ${{bh_kend}} -gt {lo:#x} && itest.q ${{kernel_addr_r}} -lt {hi:#x}; then echo \"bulkhead: kernel_addr_r ${{kernel_addr_r}} overlaps the modules at {lo:#x}..{hi:#x}: setenv kernel_addr_r elsewhere\"; exit; fi"
+        "if itest.q ${{bh_kend}} -gt {lo:#x} && itest.q ${{kernel_addr_r}} -lt {hi:#x}; then echo \"bulkhead: kernel_addr_r ${{kernel_addr_r}} overlaps the modules at {lo:#x}..{hi:#x}: setenv kernel_addr_r elsewhere\"; setenv bh_ok 0; fi"
     ));
-    line(format!("{load} ${{kernel_addr_r}} microvisor.bin"));
+    line("fi".into());
+    line("if test \"${bh_ok}\" = 1; then".into());
+    line(format!(
+        "{load} ${{kernel_addr_r}} microvisor.bin || setenv bh_ok 0"
+    ));
     for m in modules {
-        line(format!("{load} {:#x} {}.bin", m.addr, m.label));
+        line(format!(
+            "{load} {:#x} {}.bin || setenv bh_ok 0",
+            m.addr, m.label
+        ));
     }
+    // The DTB is touched only once everything else is loaded.
+    line("fi".into());
+    line("if test \"${bh_ok}\" = 1; then".into());
     line(format!("if {load} {fdt:#x} {DTB_FILE}; then echo \"bulkhead: DTB from {DTB_FILE}\"; else echo \"bulkhead: the DTB U-Boot runs with\"; fdt move ${{fdtcontroladdr}} {fdt:#x} 0x100000; fi"));
     line(format!("fdt addr {fdt:#x}"));
     line("fdt resize 4096".into());
@@ -130,10 +143,10 @@ pub fn script(system: &str, modules: &[Module], plan: &Plan) -> String {
         ));
         line(format!("fdt set {node} {LABEL_PROP} \"{}\"", m.label));
     }
+    line("fi".into());
     // Use the DTB where it is: U-Boot would otherwise move it to memory of its choosing,
     // which nothing here reserved.
-    line("setenv fdt_high 0xffffffffffffffff".into());
-    line(format!("booti ${{kernel_addr_r}} - {fdt:#x}"));
+    line(format!("if test \"${{bh_ok}}\" = 1; then setenv fdt_high 0xffffffffffffffff; booti ${{kernel_addr_r}} - {fdt:#x}; else echo \"bulkhead: not booting (see above)\"; fi"));
     s
 }
 
@@ -167,10 +180,14 @@ mod tests {
         let plan = Plan::new(VIRT, &[dom0()], 0xcb000).unwrap();
         assert_eq!(plan.fdt_addr, 0x5020_0000);
         let s = script("default", &[dom0()], &plan);
-        assert!(s.contains("load ${devtype} ${devnum}:${distro_bootpart} 0x50000000 dom0.bin\n"));
+        // A load that fails stops the boot (`bh_ok`), as a failed check does.
         assert!(s.contains(
-            "load ${devtype} ${devnum}:${distro_bootpart} ${kernel_addr_r} microvisor.bin\n"
+            "load ${devtype} ${devnum}:${distro_bootpart} 0x50000000 dom0.bin || setenv bh_ok 0\n"
         ));
+        assert!(s.contains(
+            "load ${devtype} ${devnum}:${distro_bootpart} ${kernel_addr_r} microvisor.bin || setenv bh_ok 0\n"
+        ));
+        assert!(s.contains("-lt 0x50400000; then echo \"bulkhead: kernel_addr_r ${kernel_addr_r} overlaps the modules at 0x50000000..0x50400000: setenv kernel_addr_r elsewhere\"; setenv bh_ok 0; fi\n"));
         assert!(s.contains("fdt mknode /chosen module@50000000\n"));
         assert!(s.contains("fdt set /chosen/module@50000000 compatible \"multiboot,module\"\n"));
         assert!(s.contains("fdt set /chosen/module@50000000 reg <0x0 0x50000000 0x0 0x1234>\n"));
@@ -184,7 +201,12 @@ mod tests {
         assert!(s.contains(
             "itest.q ${bh_kend} -gt 0x50000000 && itest.q ${kernel_addr_r} -lt 0x50400000;"
         ));
-        assert!(s.ends_with("booti ${kernel_addr_r} - 0x50200000\n"));
+        assert!(s.ends_with(
+            "if test \"${bh_ok}\" = 1; then setenv fdt_high 0xffffffffffffffff; booti ${kernel_addr_r} - 0x50200000; else echo \"bulkhead: not booting (see above)\"; fi\n"
+        ));
+        // Every multi-line `if` is closed.
+        let opened = s.lines().filter(|l| l.ends_with("; then")).count();
+        assert_eq!(opened, s.lines().filter(|l| *l == "fi").count());
         // U-Boot's hush takes a ' even inside "…" as a quote: one makes the whole script
         // a syntax error.
         assert!(!s.contains('\''), "{s}");
