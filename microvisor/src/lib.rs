@@ -27,6 +27,7 @@ pub mod mm;
 pub mod passthrough;
 pub mod platform;
 pub mod ratelimit;
+pub mod reloc;
 pub mod sched;
 pub mod sync;
 pub mod trap;

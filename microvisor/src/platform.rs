@@ -1,6 +1,8 @@
-//! What the board is, read once from the host device tree: RAM banks, CPUs, GICv3, UART,
-//! timer and the boot modules. Nothing platform-specific is hard-coded elsewhere.
+//! What the board is, read once from the host device tree: RAM banks and the ranges inside
+//! them that are not ours (`/memreserve/`, `/reserved-memory`), CPUs, GICv3, UART, timer and
+//! the boot modules. Nothing platform-specific is hard-coded elsewhere.
 
+use crate::mm::boot_ranges::{BootRanges, FrameError};
 use protocol::addr::PhysAddr;
 use protocol::boot::{LABEL_PROP, MODULE_COMPATIBLE};
 
@@ -10,6 +12,9 @@ pub const MAX_RAM_BANKS: usize = 4;
 pub const MAX_CPUS: usize = 8;
 /// Most virtio-mmio transports recorded.
 pub const MAX_DEVICES: usize = 32;
+/// Most reserved-memory ranges recorded (a DT with more is refused rather than have one
+/// handed out as free RAM).
+pub const MAX_RESERVED: usize = 16;
 /// Most boot modules recorded.
 pub const MAX_MODULES: usize = 16;
 /// Longest module label kept.
@@ -22,6 +27,16 @@ pub struct Region {
     pub base: PhysAddr,
     /// Size in bytes.
     pub size: u64,
+}
+
+/// RAM that is not the microvisor's to hand out: a `/memreserve/` entry or a
+/// `/reserved-memory` child with a fixed `reg` (firmware, secure-world carve-outs, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reserved {
+    /// The range.
+    pub region: Region,
+    /// `no-map`: not even mapped at EL2 (speculative accesses to it may fault the system).
+    pub no_map: bool,
 }
 
 /// A boot module from `/chosen/module@…`.
@@ -50,6 +65,8 @@ pub enum PlatformError {
     NoMemory,
     /// No `arm,gic-v3` node with distributor and redistributor ranges.
     NoGicV3,
+    /// More than [`MAX_RESERVED`] reserved-memory ranges.
+    TooManyReserved,
 }
 
 /// The board.
@@ -57,6 +74,8 @@ pub enum PlatformError {
 pub struct Platform {
     /// RAM banks.
     pub ram: heapless_vec::Vec<Region, MAX_RAM_BANKS>,
+    /// Reserved ranges: never handed out (and unmapped when `no_map`).
+    pub reserved: heapless_vec::Vec<Reserved, MAX_RESERVED>,
     /// CPU affinities (`reg` of each cpu node), in DT order; index = physical CPU number.
     pub cpus: heapless_vec::Vec<u64, MAX_CPUS>,
     /// GIC distributor.
@@ -163,6 +182,46 @@ pub fn gic_intid(cells: &[u8]) -> Option<u32> {
     }
 }
 
+/// Fills `p.reserved` from `/memreserve/` and the fixed (`reg`) children of
+/// `/reserved-memory`; dynamically placed children (`size` only) are a request to the OS,
+/// which the microvisor does not serve, so they reserve nothing.
+fn read_reserved(fdt: &fdt::Fdt<'_>, p: &mut Platform) -> Result<(), PlatformError> {
+    let mut push = |base: u64, size: u64, no_map: bool| {
+        if size == 0 {
+            return Ok(());
+        }
+        let region = Region {
+            base: PhysAddr::new(base),
+            size,
+        };
+        if p.reserved.push(Reserved { region, no_map }) {
+            Ok(())
+        } else {
+            Err(PlatformError::TooManyReserved)
+        }
+    };
+    for r in fdt.memory_reservations() {
+        push(r.address() as u64, r.size() as u64, false)?;
+    }
+    if let Some(node) = fdt.find_node("/reserved-memory") {
+        for child in node.children() {
+            let disabled = child.property("status").and_then(|s| s.as_str()) == Some("disabled");
+            if disabled {
+                continue;
+            }
+            let no_map = child.property("no-map").is_some();
+            for r in child.reg().into_iter().flatten() {
+                push(
+                    r.starting_address as u64,
+                    r.size.unwrap_or(0) as u64,
+                    no_map,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Platform {
     /// Reads the board from a flattened device tree.
     pub fn from_fdt(blob: &[u8]) -> Result<Self, PlatformError> {
@@ -186,8 +245,12 @@ impl Platform {
         if p.ram.is_empty() {
             return Err(PlatformError::NoMemory);
         }
-        for cpu in fdt.cpus() {
-            p.cpus.push(cpu.ids().first() as u64);
+        read_reserved(&fdt, &mut p)?;
+        // The fdt crate's `cpus()` and `chosen()` panic when the node is missing: ask first.
+        if fdt.find_node("/cpus").is_some() {
+            for cpu in fdt.cpus() {
+                p.cpus.push(cpu.ids().first() as u64);
+            }
         }
         let gic = fdt
             .find_compatible(&["arm,gic-v3"])
@@ -204,8 +267,8 @@ impl Platform {
             size: r.size.unwrap_or(0) as u64,
         };
         let uart = fdt
-            .chosen()
-            .stdout()
+            .find_node("/chosen")
+            .and_then(|_| fdt.chosen().stdout())
             .filter(|n| {
                 n.compatible()
                     .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
@@ -293,6 +356,45 @@ impl Platform {
             }
         }
         Ok(p)
+    }
+
+    /// RAM the microvisor may hand out: every bank minus the reserved ranges and `taken`
+    /// (its own image, the device tree, the boot modules), in whole pages.
+    pub fn free_ram(&self, taken: &[Region]) -> Result<BootRanges, FrameError> {
+        let mut free = BootRanges::new();
+        for r in self.ram.as_slice() {
+            free.add_free(r.base, r.size)?;
+        }
+        let reserved = self.reserved.as_slice().iter().map(|r| &r.region);
+        for r in reserved.chain(taken) {
+            free.reserve(r.base, r.size)?;
+        }
+        Ok(free)
+    }
+
+    /// RAM the EL2 identity map covers: every bank minus the `no-map` reserved ranges.
+    pub fn mapped_ram(&self) -> Result<BootRanges, FrameError> {
+        let mut mapped = BootRanges::new();
+        for r in self.ram.as_slice() {
+            mapped.add_free(r.base, r.size)?;
+        }
+        for r in self.reserved.as_slice().iter().filter(|r| r.no_map) {
+            mapped.reserve(r.region.base, r.region.size)?;
+        }
+        Ok(mapped)
+    }
+
+    /// Whether `[base, base + size)` lies inside one range of [`Self::mapped_ram`] (the
+    /// microvisor's own image must, or it could not run with the MMU on).
+    pub fn is_mapped_ram(&self, base: PhysAddr, size: u64) -> bool {
+        let Some(end) = base.as_u64().checked_add(size) else {
+            return false;
+        };
+        self.mapped_ram().is_ok_and(|m| {
+            m.ranges().any(|(start, pages)| {
+                start <= base && end <= start.as_u64() + pages * protocol::addr::PAGE_SIZE
+            })
+        })
     }
 
     /// The module labelled `label`.
@@ -466,6 +568,144 @@ mod tests {
         assert_eq!(
             Platform::from_fdt(&board(false)).err(),
             Some(PlatformError::NoGicV3)
+        );
+    }
+
+    /// A board with DRAM at 0 (like a ZCU102 or a Pi 4): two banks, a `/memreserve/`, three
+    /// `/reserved-memory` children (fixed, fixed `no-map`, dynamic) and a disabled one.
+    fn board_with_reservations(extra_reserved: usize) -> std::vec::Vec<u8> {
+        let rsv = [vm_fdt::FdtReserveEntry::new(0x7ff0_0000, 0x1_0000).unwrap()];
+        let mut w = vm_fdt::FdtWriter::new_with_mem_reserv(&rsv).unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let mem = w.begin_node("memory@0").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0, 0x8000_0000, 0x8_0000_0000, 0x8000_0000])
+            .unwrap();
+        w.end_node(mem).unwrap();
+        let cpus = w.begin_node("cpus").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 0).unwrap();
+        let c = w.begin_node("cpu@0").unwrap();
+        w.property_string("device_type", "cpu").unwrap();
+        w.property_u32("reg", 0).unwrap();
+        w.end_node(c).unwrap();
+        w.end_node(cpus).unwrap();
+        let res = w.begin_node("reserved-memory").unwrap();
+        // One cell each, as many boards write it: the reader must use these, not the root's.
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_null("ranges").unwrap();
+        let fw = w.begin_node("firmware@100000").unwrap();
+        w.property_array_u32("reg", &[0x10_0000, 0x2_0000]).unwrap();
+        w.end_node(fw).unwrap();
+        let tee = w.begin_node("tee@60000000").unwrap();
+        w.property_array_u32("reg", &[0x6000_0000, 0x20_0000])
+            .unwrap();
+        w.property_null("no-map").unwrap();
+        w.end_node(tee).unwrap();
+        let cma = w.begin_node("linux,cma").unwrap();
+        w.property_array_u32("size", &[0x400_0000]).unwrap();
+        w.end_node(cma).unwrap();
+        let off = w.begin_node("unused@70000000").unwrap();
+        w.property_array_u32("reg", &[0x7000_0000, 0x1000]).unwrap();
+        w.property_string("status", "disabled").unwrap();
+        w.end_node(off).unwrap();
+        for i in 0..extra_reserved {
+            let n = w.begin_node(&format!("more@{i:x}000")).unwrap();
+            w.property_array_u32("reg", &[i as u32 * 0x1000, 0x1000])
+                .unwrap();
+            w.end_node(n).unwrap();
+        }
+        w.end_node(res).unwrap();
+        let g = w.begin_node("intc@8000000").unwrap();
+        w.property_string("compatible", "arm,gic-v3").unwrap();
+        w.property_array_u64("reg", &[0x800_0000, 0x1_0000, 0x80a_0000, 0xf6_0000])
+            .unwrap();
+        w.end_node(g).unwrap();
+        w.end_node(root).unwrap();
+        w.finish().unwrap()
+    }
+
+    fn region(base: u64, size: u64) -> Region {
+        Region {
+            base: PhysAddr::new(base),
+            size,
+        }
+    }
+
+    fn ranges(r: &BootRanges) -> std::vec::Vec<(u64, u64)> {
+        r.ranges()
+            .map(|(b, pages)| (b.as_u64(), b.as_u64() + pages * 4096))
+            .collect()
+    }
+
+    #[test]
+    fn reserved_memory_comes_from_the_device_tree() {
+        let p = Platform::from_fdt(&board_with_reservations(0)).unwrap();
+        assert_eq!(
+            p.ram.as_slice(),
+            &[region(0, 0x8000_0000), region(0x8_0000_0000, 0x8000_0000)]
+        );
+        assert_eq!(
+            p.reserved.as_slice(),
+            &[
+                Reserved {
+                    region: region(0x7ff0_0000, 0x1_0000),
+                    no_map: false
+                },
+                Reserved {
+                    region: region(0x10_0000, 0x2_0000),
+                    no_map: false
+                },
+                Reserved {
+                    region: region(0x6000_0000, 0x20_0000),
+                    no_map: true
+                },
+            ]
+        );
+        // The image at 0x20_0000 (where booti puts a bit-3 Image on DRAM at 0), the DT and a
+        // module in the second bank.
+        let taken = [
+            region(0x20_0000, 0xcb000),
+            region(0x7000_0000, 0x1_2345),
+            region(0x8_0000_0000, 0x20_0000),
+        ];
+        assert_eq!(
+            ranges(&p.free_ram(&taken).unwrap()),
+            [
+                (0, 0x10_0000),
+                (0x12_0000, 0x20_0000),
+                (0x2c_b000, 0x6000_0000),
+                (0x6020_0000, 0x7000_0000),
+                (0x7001_3000, 0x7ff0_0000),
+                (0x7ff1_0000, 0x8000_0000),
+                (0x8_0020_0000, 0x8_8000_0000),
+            ]
+        );
+        // Only no-map ranges are left out of the EL2 map.
+        assert_eq!(
+            ranges(&p.mapped_ram().unwrap()),
+            [
+                (0, 0x6000_0000),
+                (0x6020_0000, 0x8000_0000),
+                (0x8_0000_0000, 0x8_8000_0000)
+            ]
+        );
+        assert!(p.is_mapped_ram(PhysAddr::new(0x20_0000), 0xcb000));
+        assert!(p.is_mapped_ram(PhysAddr::new(0x8_4000_0000), 0x1000));
+        assert!(!p.is_mapped_ram(PhysAddr::new(0x5ff0_0000), 0x20_0000));
+        assert!(!p.is_mapped_ram(PhysAddr::new(0x7ff0_0000), 0x20_0000));
+        assert!(!p.is_mapped_ram(PhysAddr::new(u64::MAX - 1), 2));
+    }
+
+    #[test]
+    fn too_many_reservations_is_an_error_not_free_ram() {
+        assert!(Platform::from_fdt(&board_with_reservations(MAX_RESERVED - 3)).is_ok());
+        assert_eq!(
+            Platform::from_fdt(&board_with_reservations(MAX_RESERVED - 2)).err(),
+            Some(PlatformError::TooManyReserved)
         );
     }
 

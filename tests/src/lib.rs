@@ -46,6 +46,14 @@ impl Boot {
         }))
     }
 
+    /// As [`Boot::start`], booting through Debian's U-Boot from a boot disk
+    /// (`run --firmware u-boot`).
+    pub fn start_uboot(options: RunOptions) -> Self {
+        Self(std::thread::spawn(move || {
+            qemu::run_uboot(&options).unwrap_or_else(|e| panic!("cannot boot: {e:#}"))
+        }))
+    }
+
     /// Waits for QEMU to end; panics with the log's path and last lines unless every
     /// marker was met. `what` names the system in that message.
     pub fn finish(self, what: &str) -> RunOutcome {
@@ -72,6 +80,37 @@ pub fn boot_expect(name: &str, expect: Expect) -> RunOutcome {
     let _guard = QEMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = qemu::run(&RunOptions::test(system(name), expect, BOOT_TIMEOUT))
         .unwrap_or_else(|e| panic!("cannot boot {name}: {e:#}"));
+    assert!(
+        out.outcome == Outcome::Matched,
+        "system `{name}`: {}",
+        out.report(TAIL_LINES)
+    );
+    out
+}
+
+/// Packs `tests/systems/<name>.toml`, lets `edit` change the image directory and QEMU's
+/// arguments (e.g. load the microvisor elsewhere), then boots it until `expect` is met;
+/// panics with the log path and its last lines otherwise.
+pub fn boot_edited_expect(
+    name: &str,
+    expect: Expect,
+    edit: impl FnOnce(&std::path::Path, &mut Vec<String>),
+) -> RunOutcome {
+    let _guard = QEMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let packed = bulkhead_tools::image::image(&bulkhead_tools::image::ImageOptions {
+        system: system(name),
+        overrides: Default::default(),
+        build: false,
+    })
+    .unwrap_or_else(|e| panic!("cannot pack {name}: {e:#}"));
+    let mut args = packed.qemu_args.clone();
+    edit(&packed.dir, &mut args);
+    let out = qemu::run_args(
+        args,
+        &packed.dir,
+        &RunOptions::test(system(name), expect, BOOT_TIMEOUT),
+    )
+    .unwrap_or_else(|e| panic!("cannot boot {name}: {e:#}"));
     assert!(
         out.outcome == Outcome::Matched,
         "system `{name}`: {}",

@@ -58,6 +58,9 @@ pub fn convert_all() -> Result<Vec<PathBuf>> {
         }
         let bin = dir.join(format!("{name}.bin"));
         let flat = crate::elf::convert(&elf, &bin)?;
+        if name == "microvisor" {
+            check_microvisor(&elf, &bin)?;
+        }
         eprintln!(
             "bulkhead: {} ({} bytes, base {:#x})",
             bin.display(),
@@ -70,6 +73,25 @@ pub fn convert_all() -> Result<Vec<PathBuf>> {
         out.push(convert_guest_kernel(name)?);
     }
     Ok(out)
+}
+
+/// The microvisor must run wherever a boot loader puts it: a self-relocating ELF, and an
+/// `Image` whose header says so (flags bit 3), or `booti` would move it.
+fn check_microvisor(elf: &std::path::Path, bin: &std::path::Path) -> Result<()> {
+    let data = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
+    crate::elf::check_self_relocating(&data).with_context(|| format!("{}", elf.display()))?;
+    let head = std::fs::read(bin).with_context(|| format!("cannot read {}", bin.display()))?;
+    let flags = head
+        .get(24..32)
+        .filter(|_| head.get(56..60) == Some(b"ARM\x64"))
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    if flags.is_none_or(|f| f & 8 == 0) {
+        bail!(
+            "{}: no arm64 Image header with flags bit 3 (may be placed anywhere)",
+            bin.display()
+        );
+    }
+    Ok(())
 }
 
 /// `target/bulkhead/bin/<name>.img`, the flat `Image` of guest kernel `name`.

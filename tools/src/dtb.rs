@@ -162,6 +162,45 @@ fn write_modules(w: &mut FdtWriter, modules: &[Module]) -> Result<()> {
     Ok(())
 }
 
+/// A RAM bank of a board, from its DTB's `/memory` nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RamBank {
+    /// First byte.
+    pub base: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl RamBank {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+}
+
+/// The RAM banks of a DTB (`device_type = "memory"` nodes), lowest first: where the boot
+/// modules go is computed from them, not assumed.
+pub fn ram_banks(dtb: &[u8]) -> Result<Vec<RamBank>> {
+    let fdt = Fdt::new(dtb).map_err(|e| anyhow!("DTB does not parse: {e:?}"))?;
+    let mut banks: Vec<RamBank> = fdt
+        .all_nodes()
+        .filter(|n| n.property("device_type").and_then(|d| d.as_str()) == Some("memory"))
+        .flat_map(|n| n.reg().into_iter().flatten())
+        .filter_map(|r| {
+            let size = r.size? as u64;
+            (size > 0).then_some(RamBank {
+                base: r.starting_address as u64,
+                size,
+            })
+        })
+        .collect();
+    if banks.is_empty() {
+        bail!("the DTB describes no RAM (no /memory node with a reg)");
+    }
+    banks.sort_by_key(|b| b.base);
+    Ok(banks)
+}
+
 /// Reads back the modules of a DTB (for checks and tests).
 pub fn modules(dtb: &[u8]) -> Result<Vec<Module>> {
     let fdt = Fdt::new(dtb).map_err(|e| anyhow!("DTB does not parse: {e:?}"))?;
@@ -215,6 +254,43 @@ mod tests {
         w.end_node(chosen).unwrap();
         w.end_node(root).unwrap();
         w.finish().unwrap()
+    }
+
+    #[test]
+    fn ram_banks_come_from_the_memory_nodes() {
+        assert_eq!(
+            ram_banks(&board()).unwrap(),
+            [RamBank {
+                base: 0x4000_0000,
+                size: 0x4000_0000
+            }]
+        );
+        // DRAM at 0 in two banks, listed high first, as on a ZCU102: sorted, both kept.
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let mem = w.begin_node("memory@0").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x8_0000_0000, 0x8000_0000, 0, 0x7ff0_0000])
+            .unwrap();
+        w.end_node(mem).unwrap();
+        w.end_node(root).unwrap();
+        let zcu = w.finish().unwrap();
+        let banks = ram_banks(&zcu).unwrap();
+        assert_eq!(
+            banks[0],
+            RamBank {
+                base: 0,
+                size: 0x7ff0_0000
+            }
+        );
+        assert_eq!(banks[1].end(), 0x8_8000_0000);
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.end_node(root).unwrap();
+        let err = ram_banks(&w.finish().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("no RAM"), "{err}");
     }
 
     #[test]

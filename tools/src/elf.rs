@@ -48,6 +48,30 @@ pub fn flatten(data: &[u8]) -> Result<Flat> {
     Ok(Flat { base, bytes: out })
 }
 
+/// Checks that `data` is an image that can relocate itself the way the microvisor's entry
+/// code does (`microvisor/src/reloc.rs`): linked as a position-independent executable
+/// (`ET_DYN`) whose dynamic relocations are all `R_AARCH64_RELATIVE`. Anything else would
+/// stop the CPU at entry without a word, so the build refuses it. Returns how many there are.
+pub fn check_self_relocating(data: &[u8]) -> Result<usize> {
+    use object::read::{Object, RelocationFlags};
+    let elf = ElfFile64::<Endianness>::parse(data).context("not an ELF64 file")?;
+    if elf.elf_header().e_type.get(elf.endian()) != object::elf::ET_DYN {
+        bail!("not linked as a position-independent executable (ELF type is not ET_DYN): is `-pie` missing from the link?");
+    }
+    let mut count = 0;
+    for (offset, r) in elf.dynamic_relocations().into_iter().flatten() {
+        match r.flags() {
+            RelocationFlags::Elf { r_type } if r_type == object::elf::R_AARCH64_RELATIVE => {
+                count += 1;
+            }
+            other => bail!(
+                "dynamic relocation at {offset:#x} is {other:?}, not R_AARCH64_RELATIVE, which the entry code cannot apply"
+            ),
+        }
+    }
+    Ok(count)
+}
+
 /// Converts the ELF at `elf` and writes the flat binary to `bin`.
 pub fn convert(elf: &Path, bin: &Path) -> Result<Flat> {
     let data = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
@@ -59,6 +83,14 @@ pub fn convert(elf: &Path, bin: &Path) -> Result<Flat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_address_executable_is_not_self_relocating() {
+        let exec = elf(&[(0x4020_0000, b"aaaa", 8)]);
+        let err = check_self_relocating(&exec).unwrap_err().to_string();
+        assert!(err.contains("ET_DYN"), "{err}");
+        assert!(check_self_relocating(b"nope").is_err());
+    }
 
     /// A minimal little-endian aarch64 ELF64 with the given (paddr, bytes, memsz) segments.
     fn elf(segments: &[(u64, &[u8], u64)]) -> Vec<u8> {

@@ -1,12 +1,14 @@
 //! `bulkhead image`: packs a system into `target/bulkhead/image/`: the microvisor, one file
 //! per boot module (dom0, the manifest, each distinct domain image and initramfs), the DTB
-//! with the module nodes, `qemu.sh` and a U-Boot `boot.cmd`.
+//! with the module nodes (`system.dtb`, for QEMU's `-dtb`), `qemu.sh`, and for U-Boot the
+//! DTB without them (`bulkhead.dtb`), `boot.cmd` and `boot.scr` (see [`crate::uboot`]).
 //!
-//! Modules load from [`MODULES_BASE`] upwards, each at a 2 MiB boundary, above the
-//! microvisor (RAM + 2 MiB) and QEMU's own DTB (RAM + 128 MiB). Debian's kernel and
-//! initramfs are fetched (or taken from the cache) only when a domain names them.
+//! Modules load from the first RAM bank of the board's DTB + [`MODULES_OFFSET`] upwards,
+//! each at a 2 MiB boundary, above the microvisor (RAM + 2 MiB on QEMU) and QEMU's own DTB
+//! (RAM + 128 MiB). Debian's kernel and initramfs are fetched (or taken from the cache) only
+//! when a domain names them.
 
-use crate::dtb::{self, Module};
+use crate::dtb::{self, Module, RamBank};
 use crate::paths;
 use crate::system::disks::host_disks;
 use crate::system::nics::host_nics;
@@ -20,17 +22,16 @@ use protocol::manifest::{
 };
 use std::path::{Path, PathBuf};
 
-/// Guest-physical base of RAM on QEMU's virt board.
-pub const RAM_BASE: u64 = 0x4000_0000;
-/// Where the first module loads: RAM + 256 MiB.
-pub const MODULES_BASE: u64 = 0x5000_0000;
+/// Where the first module loads, from the start of the first RAM bank: 256 MiB up, clear
+/// of what boot loaders put low in RAM (the microvisor, a DTB, their own scripts).
+pub const MODULES_OFFSET: u64 = 256 * MIB;
 /// Module alignment.
 pub const MODULE_ALIGN: u64 = 2 << 20;
 const MIB: u64 = 1 << 20;
 
 mod qemu_cmd;
-pub use qemu_cmd::qemu_args;
 use qemu_cmd::shell_word;
+pub use qemu_cmd::{qemu_args, Boot};
 
 /// What to pack.
 #[derive(Debug, Clone)]
@@ -54,6 +55,9 @@ pub struct Packed {
     pub qemu_args: Vec<String>,
     /// The boot modules in load order.
     pub modules: Vec<Module>,
+    /// What a U-Boot boot partition holds (`boot.scr` only if `mkimage` was there),
+    /// absolute paths.
+    pub boot_files: Vec<PathBuf>,
 }
 
 /// The manifest of `system` and the image of each distinct label (first use first; a
@@ -243,10 +247,12 @@ pub(crate) fn fresh_label(image: &Image, taken: &[(String, Image)]) -> String {
         .unwrap_or(first)
 }
 
-/// Load addresses for modules of the given sizes; an error if they pass the end of RAM.
-pub fn layout(sizes: &[(String, u64)], mem_mib: u32) -> Result<Vec<Module>> {
-    let ram_end = RAM_BASE + u64::from(mem_mib) * MIB;
-    let mut addr = MODULES_BASE;
+/// Load addresses in RAM bank `ram` (the board's first) for modules of the given sizes; an
+/// error if they pass the end of the bank.
+pub fn layout(sizes: &[(String, u64)], ram: RamBank) -> Result<Vec<Module>> {
+    let ram_end = ram.end();
+    let mem_mib = ram.size / MIB;
+    let mut addr = ram.base.saturating_add(MODULES_OFFSET);
     let mut end = addr;
     let mut out = Vec::new();
     for (label, size) in sizes {
@@ -259,7 +265,7 @@ pub fn layout(sizes: &[(String, u64)], mem_mib: u32) -> Result<Vec<Module>> {
         addr = end.div_ceil(MODULE_ALIGN).saturating_mul(MODULE_ALIGN);
     }
     if end > ram_end {
-        let need = (end - RAM_BASE).div_ceil(MIB);
+        let need = (end - ram.base).div_ceil(MIB);
         let largest = sizes
             .iter()
             .max_by_key(|(_, size)| *size)
@@ -382,7 +388,9 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     }
     check_domain_ram(&manifest, &sizes)?;
     crate::memfit::check_fits(&manifest, &sizes, system.memory_mib)?;
-    let modules = layout(&sizes, system.memory_mib)?;
+    // Module addresses come from the board's memory map, as a board's own DTB would give it.
+    let ram = dtb::ram_banks(&base)?[0];
+    let modules = layout(&sizes, ram)?;
     write(
         &dir.join("system.dtb"),
         &dtb::add_modules(&base, &modules, &passthrough)?,
@@ -390,7 +398,7 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     let qemu_args = qemu_args(
         system.smp,
         system.memory_mib,
-        &modules,
+        Boot::Direct(&modules),
         &host_disks(&system),
         &host_nics(&system),
     );
@@ -410,16 +418,74 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
         dir.join("qemu.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
-    write(
-        &dir.join("boot.cmd"),
-        crate::uboot::script(&system.name, &modules).as_bytes(),
-    )?;
+    let boot_files = write_uboot(&dir, &system.name, &base, &passthrough, &modules, ram)?;
     Ok(Packed {
         system,
         dir,
         qemu_args,
         modules,
+        boot_files,
     })
+}
+
+/// Writes what a U-Boot boot partition needs beside the images: the board's DTB without
+/// modules ([`crate::uboot::DTB_FILE`], devices given to guests marked), `boot.cmd` and,
+/// when `mkimage` is (or can be) installed, `boot.scr`. Returns the partition's files.
+fn write_uboot(
+    dir: &Path,
+    system: &str,
+    base: &[u8],
+    passthrough: &[String],
+    modules: &[Module],
+    ram: RamBank,
+) -> Result<Vec<PathBuf>> {
+    let microvisor = std::fs::read(dir.join("microvisor.bin"))
+        .with_context(|| format!("cannot read {}", dir.join("microvisor.bin").display()))?;
+    let image_size = crate::uboot::image_size(&microvisor)
+        .context("microvisor.bin has no arm64 Image header")?;
+    let plan = crate::uboot::Plan::new(ram, modules, image_size)?;
+    write(
+        &dir.join(crate::uboot::DTB_FILE),
+        &dtb::add_modules(base, &[], passthrough)?,
+    )?;
+    let cmd = dir.join("boot.cmd");
+    write(
+        &cmd,
+        crate::uboot::script(system, modules, &plan).as_bytes(),
+    )?;
+    let mut files = vec![
+        dir.join("microvisor.bin"),
+        dir.join(crate::uboot::DTB_FILE),
+        cmd.clone(),
+    ];
+    files.extend(modules.iter().map(|m| dir.join(format!("{}.bin", m.label))));
+    let scr = dir.join("boot.scr");
+    let _ = std::fs::remove_file(&scr);
+    match crate::deps::ensure_mkimage() {
+        Ok(()) => {
+            let out = std::process::Command::new(crate::deps::MKIMAGE)
+                .args([
+                    "-A", "arm64", "-T", "script", "-C", "none", "-n", "bulkhead",
+                ])
+                .arg("-d")
+                .arg(&cmd)
+                .arg(&scr)
+                .output()
+                .with_context(|| format!("cannot run {}", crate::deps::MKIMAGE))?;
+            if !out.status.success() {
+                bail!(
+                    "{} failed on {}: {}",
+                    crate::deps::MKIMAGE,
+                    cmd.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            files.push(scr);
+        }
+        // Booting QEMU directly needs no boot.scr: say what is missing and go on.
+        Err(e) => eprintln!("bulkhead: warning: boot.scr not written: {e:#}"),
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -4,6 +4,14 @@ use super::*;
 use crate::system::disks::HostDisk;
 use crate::system::nics::HostNic;
 
+/// QEMU virt's RAM with `mib` MiB.
+fn virt(mib: u64) -> RamBank {
+    RamBank {
+        base: 0x4000_0000,
+        size: mib << 20,
+    }
+}
+
 #[test]
 fn modules_are_2mib_aligned_from_the_base() {
     let sizes = vec![
@@ -11,10 +19,10 @@ fn modules_are_2mib_aligned_from_the_base() {
         ("manifest".into(), 10),
         ("rtos".into(), 5),
     ];
-    let mods = layout(&sizes, 1024).unwrap();
+    let mods = layout(&sizes, virt(1024)).unwrap();
     let addrs: Vec<u64> = mods.iter().map(|m| m.addr).collect();
     assert_eq!(addrs, [0x5000_0000, 0x5040_0000, 0x5060_0000]);
-    let err = layout(&[("big".into(), 300 << 20)], 512)
+    let err = layout(&[("big".into(), 300 << 20)], virt(512))
         .unwrap_err()
         .to_string();
     assert_eq!(err, "boot modules end at 0x62c00000, past the end of the 512 MiB of RAM at 0x60000000 (they load from RAM + 256 MiB, each 2 MiB aligned; the largest is big, 300 MiB); give QEMU at least 556 MiB (--mem or [system] memory), more to leave room for the domains");
@@ -28,13 +36,13 @@ fn a_linux_kernel_and_initramfs_fit_the_default_ram() {
         ("debian-linux".into(), (38 << 20) + 12345),
         ("debian-initramfs".into(), (5 << 20) + 1),
     ];
-    let mods = layout(&sizes, 1024).unwrap();
+    let mods = layout(&sizes, virt(1024)).unwrap();
     let addrs: Vec<u64> = mods.iter().map(|m| m.addr).collect();
     assert_eq!(addrs, [0x5000_0000, 0x5020_0000, 0x5040_0000, 0x52c0_0000]);
     // Ending exactly at the end of RAM is fine; one byte more is not.
     let exact = [("m".to_string(), 256 << 20)];
-    assert!(layout(&exact, 512).is_ok());
-    assert!(layout(&[("m".to_string(), (256 << 20) + 1)], 512).is_err());
+    assert!(layout(&exact, virt(512)).is_ok());
+    assert!(layout(&[("m".to_string(), (256 << 20) + 1)], virt(512)).is_err());
 }
 
 #[test]
@@ -113,8 +121,8 @@ fn ramdisks_get_labels_like_images() {
 
 #[test]
 fn qemu_command_line_loads_every_module() {
-    let mods = layout(&[("dom0".into(), 1), ("manifest".into(), 1)], 1024).unwrap();
-    let args = qemu_args(4, 1024, &mods, &[], &[]).join(" ");
+    let mods = layout(&[("dom0".into(), 1), ("manifest".into(), 1)], virt(1024)).unwrap();
+    let args = qemu_args(4, 1024, Boot::Direct(&mods), &[], &[]).join(" ");
     assert!(args.starts_with(
         "-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1024 -nographic -echr 0x14"
     ));
@@ -134,7 +142,7 @@ fn qemu_command_line_attaches_every_host_disk() {
         backend: "blkdom".into(),
     };
     let disks = [disk(0, "/srv/a.img", false), disk(1, "/srv/b,c.img", true)];
-    let args = qemu_args(4, 1024, &[], &disks, &[]).join(" ");
+    let args = qemu_args(4, 1024, Boot::Direct(&[]), &disks, &[]).join(" ");
     assert!(
         args.ends_with(
             "-device virtconsole,chardev=mgmt \
@@ -154,8 +162,8 @@ fn qemu_command_line_puts_the_uplink_on_the_user_network() {
         backend: "netdom".into(),
         hostfwd: vec!["tcp::8080-:80".into()],
     };
-    let mods = layout(&[("dom0".into(), 1)], 1024).unwrap();
-    let args = qemu_args(4, 1024, &mods, &[], &[nic]).join(" ");
+    let mods = layout(&[("dom0".into(), 1)], virt(1024)).unwrap();
+    let args = qemu_args(4, 1024, Boot::Direct(&mods), &[], &[nic]).join(" ");
     assert!(
         args.contains(
             "-device virtconsole,chardev=mgmt \
@@ -166,7 +174,7 @@ fn qemu_command_line_puts_the_uplink_on_the_user_network() {
         "{args}"
     );
     // No network backend, no NIC.
-    assert!(!qemu_args(4, 1024, &mods, &[], &[])
+    assert!(!qemu_args(4, 1024, Boot::Direct(&mods), &[], &[])
         .join(" ")
         .contains("netdev"));
 }
@@ -181,4 +189,32 @@ fn qemu_sh_quotes_what_the_shell_would_split() {
     assert_eq!(shell_word("file=/my disks/a.img"), "'file=/my disks/a.img'");
     assert_eq!(shell_word("it's"), "'it'\\''s'");
     assert_eq!(shell_word(""), "''");
+}
+
+#[test]
+fn qemu_command_line_for_u_boot_boots_the_firmware_from_a_sata_disk() {
+    let fw = Path::new("/usr/lib/u-boot/qemu_arm64/u-boot.bin");
+    let disk = Path::new("/t/boot,disk.img");
+    let boot = Boot::UBoot { firmware: fw, disk };
+    let args = qemu_args(4, 1024, boot, &[], &[]).join(" ");
+    assert!(
+        args.contains(
+            "-echr 0x14 -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -device virtio-serial-device"
+        ),
+        "{args}"
+    );
+    assert!(
+        args.ends_with(
+            "-drive file=/t/boot,,disk.img,if=none,format=raw,id=bulkhead-boot,snapshot=on \
+             -device ich9-ahci,id=bulkhead-ahci -device ide-hd,drive=bulkhead-boot,bus=bulkhead-ahci.0"
+        ),
+        "{args}"
+    );
+    assert!(!args.contains("-kernel") && !args.contains("loader,"));
+    // The direct boot keeps -kernel and -dtb where they were.
+    assert!(qemu_args(4, 1024, Boot::Direct(&[]), &[], &[])
+        .join(" ")
+        .contains(
+            "-echr 0x14 -kernel microvisor.bin -dtb system.dtb -device virtio-serial-device"
+        ));
 }

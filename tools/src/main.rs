@@ -107,6 +107,20 @@ struct RunArgs {
     /// Deterministic instruction counting (-icount shift=0,sleep=off -seed 1).
     #[arg(long)]
     icount: bool,
+    /// How the microvisor is started: `direct` (QEMU loads everything) or `u-boot`
+    /// (Debian's U-Boot finds boot.scr on a disk the tools build and boots it).
+    #[arg(long, value_enum, default_value_t = Firmware::Direct)]
+    firmware: Firmware,
+}
+
+/// `run --firmware`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Firmware {
+    /// QEMU's `-kernel`, `-dtb` and a loader per module.
+    Direct,
+    /// Debian's U-Boot for QEMU (`u-boot-qemu`) and a boot disk.
+    #[value(name = "u-boot")]
+    UBoot,
 }
 
 fn main() -> ExitCode {
@@ -137,6 +151,23 @@ fn real_main() -> Result<ExitCode> {
                 "image: {} (boot with {}/qemu.sh)",
                 packed.dir.display(),
                 packed.dir.display()
+            );
+            let scr = packed.dir.join("boot.scr");
+            println!(
+                "U-Boot: {} and the files it loads ({}); `run --firmware u-boot` boots them",
+                if scr.is_file() {
+                    "boot.scr"
+                } else {
+                    "boot.cmd (no mkimage: boot.scr not compiled)"
+                },
+                packed
+                    .boot_files
+                    .iter()
+                    .filter_map(|f| f.file_name())
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .filter(|f| !f.starts_with("boot."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -194,7 +225,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         interactive: args.until.is_none(),
         echo: true,
     };
-    let out = qemu::run(&opts)?;
+    let out = match args.firmware {
+        Firmware::Direct => qemu::run(&opts)?,
+        Firmware::UBoot => qemu::run_uboot(&opts)?,
+    };
     let failed = |code: u8| {
         eprintln!("\nbulkhead: {}", out.report(30));
         Ok(ExitCode::from(code))

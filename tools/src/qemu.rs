@@ -133,6 +133,35 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     launch(&args, &packed.dir, &packed.system.name, opts)
 }
 
+/// Packs `opts.system`, writes the U-Boot boot disk (`target/bulkhead/uboot-disk.img`) from
+/// the packed files and boots QEMU with Debian's U-Boot as its firmware, which finds
+/// `boot.scr` on that disk, loads everything and `booti`s the microvisor (at an address of
+/// its choosing). Installs U-Boot, `mkimage` and `mke2fs` first if needed.
+pub fn run_uboot(opts: &RunOptions) -> Result<RunOutcome> {
+    crate::deps::ensure_uboot()?;
+    let packed = image::image(&ImageOptions {
+        system: opts.system.clone(),
+        overrides: opts.overrides,
+        build: opts.build,
+    })?;
+    let disk = paths::out_dir().join("uboot-disk.img");
+    crate::uboot::disk::build(&packed.boot_files, &disk)?;
+    let mut args = image::qemu_args(
+        packed.system.smp,
+        packed.system.memory_mib,
+        image::Boot::UBoot {
+            firmware: Path::new(crate::deps::UBOOT_QEMU_ARM64),
+            disk: &disk,
+        },
+        &crate::system::disks::host_disks(&packed.system),
+        &crate::system::nics::host_nics(&packed.system),
+    );
+    if opts.icount {
+        args.extend(ICOUNT_ARGS.map(String::from));
+    }
+    launch(&args, &packed.dir, &packed.system.name, opts)
+}
+
 /// Boots a bare-metal ELF `kernel` on QEMU virt without virtualization (it starts at EL1)
 /// with `cmdline` at the runtime's native command-line address; `opts.system` only names
 /// the log. Used for the native baselines of benchmarks.

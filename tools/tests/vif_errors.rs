@@ -4,7 +4,7 @@
 
 mod common;
 
-use bulkhead_tools::image::{manifest, qemu_args};
+use bulkhead_tools::image::{manifest, qemu_args, Boot};
 use bulkhead_tools::system::nics::host_nics;
 use bulkhead_tools::system::{Overrides, System};
 use bulkhead_tools::xlcfg::{self, vif};
@@ -154,7 +154,7 @@ fn vifs_and_the_uplink_flow_into_the_manifest_and_qemu() {
             name: "user,id=net0,hostfwd=tcp::8080-:80,hostfwd=udp::5353-:53".into(),
         }]
     );
-    let args = qemu_args(4, 1024, &[], &[], &host_nics(&system));
+    let args = qemu_args(4, 1024, Boot::Direct(&[]), &[], &host_nics(&system));
     let at = args.iter().position(|a| a == "-netdev").unwrap();
     assert_eq!(
         args[at..at + 4],

@@ -9,12 +9,11 @@ use crate::arch::context::GuestRegs;
 use crate::arch::vectors::ArchPerCpu;
 use crate::arch::{self, gic, mem};
 use crate::captable::{Capability, Object};
-use crate::mm::boot_ranges::BootRanges;
 use crate::mm::frames::FrameAllocator;
 use crate::mm::pagetable::{
     Attrs, MemType, PageTable, Stage, MAIR_EL2_VALUE, TCR_EL2_VALUE, VTCR_EL2_VALUE,
 };
-use crate::platform::{Platform, Region};
+use crate::platform::{heapless_vec, Platform, Region, MAX_MODULES};
 use crate::sched::RunQueue;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -192,27 +191,35 @@ fn init_this_cpu(cpu: usize) -> &'static mut PerCpu {
     pc
 }
 
-/// Builds the frame allocator: all RAM minus this image, the DT, the boot modules and the
-/// allocator's own bitmap (carved from the highest free RAM with the boot-time range list).
+/// Builds the frame allocator: all RAM minus the DT's reserved ranges, this image (wherever
+/// the boot loader put it), the DT, the boot modules and the allocator's own bitmap (carved
+/// from the highest free RAM with the boot-time range list).
 fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
-    let mut ranges = BootRanges::new();
-    for r in p.ram.as_slice() {
-        ranges
-            .add_free(r.base, r.size)
-            .expect("RAM banks fit the boot range list");
-    }
-    let end = arch::boot::image_end();
-    // Everything below our image (the boot loader's stub, firmware tables) stays untouched.
-    let ram0 = p.ram.as_slice()[0].base.as_u64();
-    let reserve = |f: &mut BootRanges, base: u64, len: u64| {
-        f.reserve(PhysAddr::new(base), len)
-            .expect("reservation fits the boot range list");
+    let (start, end) = (arch::boot::image_start(), arch::boot::image_end());
+    let image = Region {
+        base: PhysAddr::new(start),
+        size: end - start,
     };
-    reserve(&mut ranges, ram0, end.saturating_sub(ram0));
-    reserve(&mut ranges, dtb, dtb_len);
-    for m in p.modules.as_slice() {
-        reserve(&mut ranges, m.region.base.as_u64(), m.region.size);
+    if !p.is_mapped_ram(image.base, image.size) {
+        panic!("the microvisor is loaded at {start:#x}..{end:#x}, outside the RAM the device tree describes");
     }
+    crate::info!(
+        "microvisor image at {start:#x}..{end:#x}; {} reserved memory ranges",
+        p.reserved.len()
+    );
+    // No heap yet: a fixed list of the image, the DT and each module.
+    let mut taken: heapless_vec::Vec<Region, { MAX_MODULES + 2 }> = Default::default();
+    taken.push(image);
+    taken.push(Region {
+        base: PhysAddr::new(dtb),
+        size: dtb_len,
+    });
+    for m in p.modules.as_slice() {
+        taken.push(m.region);
+    }
+    let mut ranges = p
+        .free_ram(taken.as_slice())
+        .expect("RAM banks and reservations fit the boot range list");
     let lo = p.ram.as_slice().iter().map(|r| r.base.as_u64()).min();
     let hi = p
         .ram
@@ -242,7 +249,9 @@ fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
     frames
 }
 
-/// Identity-maps RAM (normal memory) and the devices EL2 uses.
+/// Identity-maps RAM (normal memory, except `no-map` reserved ranges) and the devices EL2
+/// uses. The microvisor's own image is in that RAM wherever it was loaded (checked in
+/// `take_memory`), so the identity map covers it.
 fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
     let mut tables = FrameTables(frames);
     let mut pt = PageTable::new(&mut tables, Stage::El2Stage1).expect("EL2 root table");
@@ -258,8 +267,9 @@ fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
         write: true,
         exec: false,
     };
-    for r in p.ram.as_slice() {
-        pt.map(&mut tables, r.base.as_u64(), r.base, r.size, normal)
+    let ram = p.mapped_ram().expect("RAM banks fit the boot range list");
+    for (base, pages) in ram.ranges() {
+        pt.map(&mut tables, base.as_u64(), base, pages * PAGE_SIZE, normal)
             .expect("map RAM");
     }
     let mut map_device = |r: Region| {

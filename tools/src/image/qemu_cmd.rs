@@ -5,6 +5,25 @@
 use crate::dtb::Module;
 use crate::system::disks::HostDisk;
 use crate::system::nics::HostNic;
+use std::path::Path;
+
+/// How QEMU starts the microvisor.
+#[derive(Debug, Clone, Copy)]
+pub enum Boot<'a> {
+    /// QEMU loads it (`-kernel`), the DTB (`-dtb system.dtb`) and each module (a loader
+    /// device per module).
+    Direct(&'a [Module]),
+    /// U-Boot (`firmware`, run with `-bios`) loads everything from `disk`, an AHCI SATA disk
+    /// on PCIe. The microvisor probes only virtio-mmio, so the boot disk is never handed to
+    /// a driver domain; and U-Boot's distro boot tries SATA (`scsi0`) before `virtio0`, so
+    /// it finds the boot disk first even when blkdom's virtio disks are there too.
+    UBoot {
+        /// U-Boot.
+        firmware: &'a Path,
+        /// The boot disk ([`crate::uboot::disk`]).
+        disk: &'a Path,
+    },
+}
 
 /// QEMU's arguments for a packed image (files relative to the image directory; disks by
 /// their absolute paths).
@@ -17,10 +36,16 @@ use crate::system::nics::HostNic;
 pub fn qemu_args(
     smp: u16,
     mem_mib: u32,
-    modules: &[Module],
+    boot: Boot<'_>,
     disks: &[HostDisk],
     nics: &[HostNic],
 ) -> Vec<String> {
+    let start: Vec<String> = match boot {
+        Boot::Direct(_) => ["-kernel", "microvisor.bin", "-dtb", "system.dtb"]
+            .map(String::from)
+            .to_vec(),
+        Boot::UBoot { firmware, .. } => vec!["-bios".into(), firmware.display().to_string()],
+    };
     let mut args: Vec<String> = [
         "-M",
         "virt,virtualization=on,gic-version=3",
@@ -35,10 +60,6 @@ pub fn qemu_args(
         // microvisor (three switch the console focus, as on Xen). Quit QEMU: Ctrl-T x.
         "-echr",
         "0x14",
-        "-kernel",
-        "microvisor.bin",
-        "-dtb",
-        "system.dtb",
         // dom0's management port: a virtio console whose host end is the unix socket
         // target/bulkhead/mgmt.sock (QEMU runs in target/bulkhead/image/) that
         // `cargo bulkhead ctl` talks to.
@@ -52,6 +73,12 @@ pub fn qemu_args(
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Before the first device, where -kernel/-dtb always were.
+    let at = args
+        .iter()
+        .position(|a| a == "-device")
+        .unwrap_or(args.len());
+    args.splice(at..at, start);
     for d in disks {
         // QEMU's option syntax doubles a comma inside a value.
         let file = d.path.display().to_string().replace(',', ",,");
@@ -75,12 +102,33 @@ pub fn qemu_args(
         args.push("-device".into());
         args.push(n.device());
     }
-    for m in modules {
-        args.push("-device".into());
-        args.push(format!(
-            "loader,file={}.bin,addr={:#x},force-raw=on",
-            m.label, m.addr
-        ));
+    match boot {
+        Boot::Direct(modules) => {
+            for m in modules {
+                args.push("-device".into());
+                args.push(format!(
+                    "loader,file={}.bin,addr={:#x},force-raw=on",
+                    m.label, m.addr
+                ));
+            }
+        }
+        Boot::UBoot { disk, .. } => {
+            // A scratch overlay (snapshot): U-Boot never changes the disk file.
+            let file = disk.display().to_string().replace(',', ",,");
+            args.push("-drive".into());
+            args.push(format!(
+                "file={file},if=none,format=raw,id=bulkhead-boot,snapshot=on"
+            ));
+            args.extend(
+                [
+                    "-device",
+                    "ich9-ahci,id=bulkhead-ahci",
+                    "-device",
+                    "ide-hd,drive=bulkhead-boot,bus=bulkhead-ahci.0",
+                ]
+                .map(String::from),
+            );
+        }
     }
     args
 }
