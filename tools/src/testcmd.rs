@@ -59,6 +59,9 @@ pub(crate) fn phase(name: &str, cmd: &mut Command, tally: &mut Tally) -> Result<
 /// Runs every test; returns the tally (the caller prints it and picks the exit code).
 pub fn test() -> Result<Tally> {
     crate::deps::ensure_qemu()?;
+    // The U-Boot test's firmware and tools, installed up front so no test's time limit
+    // includes an apt-get run.
+    crate::deps::ensure_uboot()?;
     let root = crate::paths::workspace_root();
     let mut tally = Tally::default();
     let mut host = crate::build::cargo();
