@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod systems;
+pub use systems::{disk_xvda, SystemToml};
+
 pub use bulkhead_tools::markers::Expect;
 
 /// Hard limit for one boot.
@@ -276,6 +279,22 @@ pub fn three_lives(c: &mut Client, mut life: impl FnMut(&mut Client, u32)) {
     wait_count(c, up, 3, "boot after ctl restart", 420);
     life(c, 3);
     type_line(c, "linux", "poweroff -f");
+}
+
+/// Domain `domain`'s vbds as dom0 sees them: (backend state, frontend state) per vbd.
+pub fn vbd_states(c: &mut Client, domain: &str) -> Vec<(u8, u8)> {
+    match c
+        .call(&Request::Vbds {
+            domain: protocol::mgmt::DomainRef::Name(domain.into()),
+        })
+        .expect("vbds")
+    {
+        Response::Vbds(rows) => rows
+            .iter()
+            .map(|r| (r.backend_state, r.frontend_state))
+            .collect(),
+        other => panic!("vbds answered {other:?}"),
+    }
 }
 
 /// The word printed right after `key` on the last history line that has it.

@@ -5,6 +5,7 @@
 //! host checks the images with `e2fsck -fn` and reads the files back with `debugfs`; on the
 //! way, `ctl info blkdom`'s request (`Vbds`) lists the four vbds with blkdom's counters.
 
+use bulkhead_tests::SystemToml;
 use bulkhead_tests::{
     connect, linux_failures, scratch_dir, type_line, value_after, wait_for_text, Boot, Expect,
 };
@@ -33,45 +34,22 @@ fn blank(path: &Path, mib: u64) {
 
 fn system(dir: &Path) -> PathBuf {
     let img = |n: &str| dir.join(n).display().to_string();
-    let toml = format!(
-        r#"# Written by tests/tests/blkdom_disks.rs.
-[system]
-smp = 4
-memory = 1024
-
-[[domain]]
-name = "blkdom"
-image = "blkdom"
-memory = 16
-cpus = "1"
-
-[[domain]]
-name = "linux1"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-disk = ["{a},raw,xvda,rw", "format=raw, vdev=xvdb, access=ro, target={ro}"]
-
-[[domain]]
-name = "linux2"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "3"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-disk = ["{b},raw,xvda,rw", "{ro},raw,xvdb,ro"]
-"#,
-        a = img("ext4.img"),
-        b = img("blank.img"),
-        ro = img("shared-ro.img"),
-    );
-    let path = dir.join("blkdom.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
+    let (a, b, ro) = (img("ext4.img"), img("blank.img"), img("shared-ro.img"));
+    SystemToml::new("blkdom_disks", 4, "")
+        .driver("blkdom", 1, "")
+        .linux(
+            "linux1",
+            2,
+            &format!(
+                "disk = [\"{a},raw,xvda,rw\", \"format=raw, vdev=xvdb, access=ro, target={ro}\"]\n"
+            ),
+        )
+        .linux(
+            "linux2",
+            3,
+            &format!("disk = [\"{b},raw,xvda,rw\", \"{ro},raw,xvdb,ro\"]\n"),
+        )
+        .write(dir, "blkdom.toml")
 }
 
 #[test]

@@ -10,6 +10,7 @@ use bulkhead_tests::{
     connect, history_tail, linux_failures, scratch_dir, three_lives, type_line, wait_until, Boot,
     Expect,
 };
+use bulkhead_tests::{disk_xvda, SystemToml};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
@@ -18,34 +19,14 @@ use std::process::Command;
 use std::time::Duration;
 
 fn system(dir: &Path) -> PathBuf {
-    let toml = format!(
-        r#"# Written by tests/tests/blkdom_guest_restart.rs.
-[system]
-smp = 3
-memory = 1024
-
-[[domain]]
-name = "blkdom"
-image = "blkdom"
-memory = 16
-cpus = "1"
-
-[[domain]]
-name = "linux"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_reboot = "restart"
-on_poweroff = "destroy"
-disk = ["{disk},raw,xvda,rw"]
-"#,
-        disk = dir.join("disk.img").display()
+    let extra = format!(
+        "on_reboot = \"restart\"\n{}",
+        disk_xvda(&dir.join("disk.img"))
     );
-    let path = dir.join("blkdom-guest-restart.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
+    SystemToml::new("blkdom_guest_restart", 3, "")
+        .driver("blkdom", 1, "")
+        .linux("linux", 2, &extra)
+        .write(dir, "blkdom-guest-restart.toml")
 }
 
 fn use_the_disk(c: &mut Client, life: u32) {

@@ -12,6 +12,7 @@ use bulkhead_tests::{
     connect, ctl, history_tail, linux_failures, scratch_dir, type_line, wait_count, wait_for_text,
     Boot, Expect,
 };
+use bulkhead_tests::{disk_xvda, vbd_states, SystemToml};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
@@ -23,50 +24,10 @@ use std::time::{Duration, Instant};
 const CRASHES: usize = 4;
 
 fn system(dir: &Path) -> PathBuf {
-    let toml = format!(
-        r#"# Written by tests/tests/blkdom_held_fails_cleanly.rs.
-[system]
-smp = 3
-memory = 1024
-
-[[domain]]
-name = "blkdom"
-image = "blkdom"
-memory = 16
-cpus = "1"
-on_crash = "restart"
-
-[[domain]]
-name = "linux"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-disk = ["{disk},raw,xvda,rw"]
-"#,
-        disk = dir.join("disk.img").display()
-    );
-    let path = dir.join("blkdom-held.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
-}
-
-/// The guest's vbd rows as dom0 sees them: (backend state, frontend state) per vbd.
-fn vbd_states(c: &mut Client) -> Vec<(u8, u8)> {
-    match c
-        .call(&Request::Vbds {
-            domain: DomainRef::Name("linux".into()),
-        })
-        .expect("vbds")
-    {
-        Response::Vbds(rows) => rows
-            .iter()
-            .map(|r| (r.backend_state, r.frontend_state))
-            .collect(),
-        other => panic!("vbds answered {other:?}"),
-    }
+    SystemToml::new("blkdom_held_fails_cleanly", 3, "")
+        .driver("blkdom", 1, "on_crash = \"restart\"\n")
+        .linux("linux", 2, &disk_xvda(&dir.join("disk.img")))
+        .write(dir, "blkdom-held.toml")
 }
 
 /// Crashes blkdom; a new incarnation the microvisor has not rebuilt yet refuses (its
@@ -176,7 +137,7 @@ fn a_held_blkdom_fails_its_guests_io_cleanly() {
     wait_for_text(&mut c, "[linux] STILL-ALIVE", "the guest's shell", 120);
 
     // Both ends of the vbd are Closed; `ctl list` shows the hold and the closed connection.
-    assert_eq!(vbd_states(&mut c), vec![(6, 6)]);
+    assert_eq!(vbd_states(&mut c, "linux"), vec![(6, 6)]);
     let list = ctl(&mut c, &["list"]);
     let row = list
         .lines()

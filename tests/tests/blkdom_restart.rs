@@ -11,7 +11,7 @@
 use bulkhead_tests::{
     connect, linux_failures, scratch_dir, type_line, wait_for_text, Boot, Expect,
 };
-use bulkhead_tools::ctl::client::Client;
+use bulkhead_tests::{disk_xvda, vbd_states, SystemToml};
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
@@ -27,50 +27,10 @@ const ROUNDS: u32 = 20;
 const EVENTS: [bool; 4] = [false, true, false, true];
 
 fn system(dir: &Path) -> PathBuf {
-    let toml = format!(
-        r#"# Written by tests/tests/blkdom_restart.rs.
-[system]
-smp = 3
-memory = 1024
-
-[[domain]]
-name = "blkdom"
-image = "blkdom"
-memory = 16
-cpus = "1"
-on_crash = "restart"
-
-[[domain]]
-name = "linux"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-disk = ["{disk},raw,xvda,rw"]
-"#,
-        disk = dir.join("disk.img").display()
-    );
-    let path = dir.join("blkdom-restart.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
-}
-
-/// The guest's vbd rows as dom0 sees them: (backend state, frontend state) per vbd.
-fn vbd_states(c: &mut Client) -> Vec<(u8, u8)> {
-    match c
-        .call(&Request::Vbds {
-            domain: DomainRef::Name("linux".into()),
-        })
-        .expect("vbds")
-    {
-        Response::Vbds(rows) => rows
-            .iter()
-            .map(|r| (r.backend_state, r.frontend_state))
-            .collect(),
-        other => panic!("vbds answered {other:?}"),
-    }
+    SystemToml::new("blkdom_restart", 3, "")
+        .driver("blkdom", 1, "on_crash = \"restart\"\n")
+        .linux("linux", 2, &disk_xvda(&dir.join("disk.img")))
+        .write(dir, "blkdom-restart.toml")
 }
 
 /// The number after `key` on the last line of `h` that has it.
@@ -182,7 +142,7 @@ fn linux_io_survives_blkdom_restarts() {
     assert_eq!(last_number(&h, "IOERRS="), Some(0), "{h}");
     assert_eq!(last_number(&h, " BAD="), Some(0), "{h}");
     // The vbd stayed (or is again) Connected on both ends.
-    assert_eq!(vbd_states(&mut c), vec![(4, 4)]);
+    assert_eq!(vbd_states(&mut c, "linux"), vec![(4, 4)]);
     let sums: Vec<String> = (0..SLOTS)
         .map(|k| bulkhead_tests::value_after(&h, &format!("[linux] SUM{k}=")))
         .collect();

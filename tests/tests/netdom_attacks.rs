@@ -6,6 +6,7 @@
 //! pinging the gateway. (No event storm: the testguest's `netfront.rs` says why.) Linux's pings must go on after the attack, and netdom must still
 //! be running.
 
+use bulkhead_tests::SystemToml;
 use bulkhead_tests::{
     connect, dhcp_address, linux_failures, scratch_dir, type_line, wait_for_text, wait_until, Boot,
     Expect,
@@ -19,38 +20,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn system(dir: &Path) -> PathBuf {
-    let toml = r#"# Written by tests/tests/netdom_attacks.rs.
-[system]
-smp = 4
-memory = 1024
-
-[[domain]]
-name = "netdom"
-image = "netdom"
-memory = 16
-cpus = "1"
-
-[[domain]]
-name = "linux"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-vif = [""]
-
-[[domain]]
-name = "netfront"
-image = "testguest"
-memory = 8
-cpus = "3"
-cmdline = "mode=netfront"
-vif = [""]
-"#;
-    let path = dir.join("netattack.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
+    SystemToml::new("netdom_attacks", 4, "")
+        .driver("netdom", 1, "")
+        .linux("linux", 2, "vif = [\"\"]\n")
+        .domain(
+            "[[domain]]\nname = \"netfront\"\nimage = \"testguest\"\nmemory = 8\ncpus = \"3\"\n\
+             cmdline = \"mode=netfront\"\nvif = [\"\"]\n",
+        )
+        .write(dir, "netattack.toml")
 }
 
 /// The highest `PINGLOOP <n>` counter Linux has printed.

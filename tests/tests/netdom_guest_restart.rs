@@ -5,6 +5,7 @@
 //! closes first; on_reboot = "restart") and the host's `ctl restart` (no close at all).
 //! Each life takes a DHCP lease and pings the gateway.
 
+use bulkhead_tests::SystemToml;
 use bulkhead_tests::{
     connect, history_tail, linux_failures, scratch_dir, three_lives, type_line, wait_until, Boot,
     Expect,
@@ -15,31 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn system(dir: &Path) -> PathBuf {
-    let toml = r#"# Written by tests/tests/netdom_guest_restart.rs.
-[system]
-smp = 4
-memory = 1024
-
-[[domain]]
-name = "netdom"
-image = "netdom"
-memory = 16
-cpus = "1"
-
-[[domain]]
-name = "linux"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_reboot = "restart"
-on_poweroff = "destroy"
-vif = [""]
-"#;
-    let path = dir.join("netdom-restart.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
+    SystemToml::new("netdom_guest_restart", 4, "")
+        .driver("netdom", 1, "")
+        .linux("linux", 2, "on_reboot = \"restart\"\nvif = [\"\"]\n")
+        .write(dir, "netdom-restart.toml")
 }
 
 fn lease_and_ping(c: &mut bulkhead_tools::ctl::client::Client, life: u32) {

@@ -4,6 +4,7 @@
 //! through a forwarded port with busybox `httpd`. Every frame crosses netdom's switch and
 //! its virtio-net uplink.
 
+use bulkhead_tests::SystemToml;
 use bulkhead_tests::{
     connect, dhcp_address, linux_failures, scratch_dir, type_line, value_after, wait_for_text,
     Boot, Expect,
@@ -24,33 +25,14 @@ fn free_port() -> u16 {
 }
 
 fn system(dir: &Path, fwd: u16) -> PathBuf {
-    let toml = format!(
-        r#"# Written by tests/tests/netdom_linux.rs.
-[system]
-smp = 4
-memory = 1024
-hostfwd = ["tcp:127.0.0.1:{fwd}-:80"]
-
-[[domain]]
-name = "netdom"
-image = "netdom"
-memory = 16
-cpus = "1"
-
-[[domain]]
-name = "linux"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-vif = [""]
-"#
-    );
-    let path = dir.join("netdom.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
+    SystemToml::new(
+        "netdom_linux",
+        4,
+        &format!("hostfwd = [\"tcp:127.0.0.1:{fwd}-:80\"]\n"),
+    )
+    .driver("netdom", 1, "")
+    .linux("linux", 2, "vif = [\"\"]\n")
+    .write(dir, "netdom.toml")
 }
 
 /// Serves `body` to every GET on a thread; returns the port.

@@ -9,6 +9,7 @@
 //! must hold no netfront, eth0 or vif line at the end), the vif never leaves Connected at
 //! either end, and netdom logs the resume marker once per restart.
 
+use bulkhead_tests::SystemToml;
 use bulkhead_tests::{
     connect, dhcp_address, linux_failures, scratch_dir, type_line, value_after, wait_for_text,
     wait_until, Boot, Expect,
@@ -35,31 +36,10 @@ const CHUNK: usize = 16 << 10;
 const PAUSE: Duration = Duration::from_millis(5);
 
 fn system(dir: &Path) -> PathBuf {
-    let toml = r#"# Written by tests/tests/netdom_restart.rs.
-[system]
-smp = 4
-memory = 1024
-
-[[domain]]
-name = "netdom"
-image = "netdom"
-memory = 16
-cpus = "1"
-on_crash = "restart"
-
-[[domain]]
-name = "linux"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "2"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-vif = [""]
-"#;
-    let path = dir.join("netdom-restart-in-place.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
+    SystemToml::new("netdom_restart", 4, "")
+        .driver("netdom", 1, "on_crash = \"restart\"\n")
+        .linux("linux", 2, "vif = [\"\"]\n")
+        .write(dir, "netdom-restart-in-place.toml")
 }
 
 /// What the server thread shares with the test.

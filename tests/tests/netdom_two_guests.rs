@@ -2,6 +2,7 @@
 //! both get addresses from QEMU's user network, one pings the other, and one fetches a file
 //! from the other's busybox `httpd` (checksums compared in both guests).
 
+use bulkhead_tests::SystemToml;
 use bulkhead_tests::{
     connect, dhcp_address, linux_failures, scratch_dir, type_line, value_after, wait_for_text,
     wait_until, Boot, Expect,
@@ -13,31 +14,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn system() -> PathBuf {
-    let dir = scratch_dir("netdom-two");
-    let linux = |name: &str, cpu: u32| {
-        format!(
-            r#"
-[[domain]]
-name = "{name}"
-image = "debian-linux"
-ramdisk = "debian-initramfs"
-memory = 192
-cpus = "{cpu}"
-cmdline = "console=hvc0 loglevel=4"
-on_poweroff = "destroy"
-vif = [""]
-"#
-        )
-    };
-    let toml = format!(
-        "# Written by tests/tests/netdom_two_guests.rs.\n[system]\nsmp = 4\nmemory = 1024\n\n\
-         [[domain]]\nname = \"netdom\"\nimage = \"netdom\"\nmemory = 16\ncpus = \"1\"\n{}{}",
-        linux("linux1", 2),
-        linux("linux2", 3)
-    );
-    let path = dir.join("two.toml");
-    std::fs::write(&path, toml).expect("system");
-    path
+    let vif = "vif = [\"\"]\n";
+    SystemToml::new("netdom_two_guests", 4, "")
+        .driver("netdom", 1, "")
+        .linux("linux1", 2, vif)
+        .linux("linux2", 3, vif)
+        .write(&scratch_dir("netdom-two"), "two.toml")
 }
 
 #[test]
