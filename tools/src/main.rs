@@ -209,10 +209,17 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+/// dom0's line when some domain of the system could not be started.
+const BOOT_FAILED: &str = r"\[dom0\] \d+ of \d+ domains failed to start";
+
 fn run(args: RunArgs) -> Result<ExitCode> {
     let img = args.system.image_options();
+    // Waiting for a marker ends at once, with an error, when the boot has already failed.
     let expect = match &args.until {
-        Some(re) => Expect::new().then(re)?,
+        Some(re) => Expect::new()
+            .then(re)?
+            .forbid(BOOT_FAILED)?
+            .forbid(r"bulkhead: PANIC")?,
         None => Expect::new(),
     };
     let opts = RunOptions {
