@@ -12,6 +12,7 @@ pub mod micro;
 pub mod micro_run;
 pub mod micro_xen;
 pub mod net;
+pub mod net_g2g;
 pub mod net_run;
 pub mod restart;
 pub mod restart_run;

@@ -83,6 +83,29 @@ pub fn type_lines(
     script: &[(String, String)],
     done: &dyn Fn() -> bool,
 ) -> Result<()> {
+    let steps: Vec<Step> = script
+        .iter()
+        .map(|(trigger, line)| Step {
+            trigger: trigger.clone(),
+            domain: domain.to_owned(),
+            line: line.clone(),
+        })
+        .collect();
+    type_steps(&steps, done)
+}
+
+/// One line typed on one domain's console once `trigger` is in the console history.
+pub struct Step {
+    /// Text the history must contain first (the console lines carry `[domain] ` prefixes).
+    pub trigger: String,
+    /// Whose console.
+    pub domain: String,
+    /// What to type (with its newline).
+    pub line: String,
+}
+
+/// Types each step in order, over one management connection (see [`type_lines`]).
+pub fn type_steps(steps: &[Step], done: &dyn Fn() -> bool) -> Result<()> {
     let deadline = Instant::now() + TIMEOUT;
     let socket = default_socket();
     let mut client = loop {
@@ -94,16 +117,16 @@ pub fn type_lines(
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
     };
-    for (trigger, line) in script {
-        while !history(&mut client)?.contains(trigger.as_str()) {
+    for s in steps {
+        while !history(&mut client)?.contains(s.trigger.as_str()) {
             if done() || Instant::now() > deadline {
-                bail!("no {trigger:?} on the guest's console");
+                bail!("no {:?} on the console", s.trigger);
             }
             std::thread::sleep(Duration::from_millis(300));
         }
         let r = client.call(&Request::ConsoleInput {
-            domain: DomainRef::Name(domain.into()),
-            bytes: line.clone().into_bytes(),
+            domain: DomainRef::Name(s.domain.clone()),
+            bytes: s.line.clone().into_bytes(),
         })?;
         if r != Response::Done {
             bail!("console input answered {r:?}");

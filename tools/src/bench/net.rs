@@ -201,6 +201,8 @@ pub struct NetReport {
     pub ratios: Ratios,
     /// The goal for every ratio.
     pub goal: f64,
+    /// Between two Linux guests through netdom's switch (no native counterpart).
+    pub guest_to_guest: Option<super::net_g2g::G2gRun>,
 }
 
 /// Builds the report from the two result lines and what the host's sink got in each run.
@@ -222,6 +224,7 @@ pub fn report(bulkhead: (&Raw, u64), native: (&Raw, u64)) -> Result<NetReport> {
         goal: GOAL,
         bulkhead,
         native,
+        guest_to_guest: None,
     })
 }
 
@@ -263,6 +266,12 @@ pub fn table(r: &NetReport) -> String {
         rows.push(format!(
             "{name:<34} {x:>12.1} {y:>12.1} {ratio:>8.3}x {}",
             verdict(ratio)
+        ));
+    }
+    if let Some(g) = &r.guest_to_guest {
+        rows.push(format!(
+            "{:<34} {:>12.1} {:>12}  (no native counterpart)",
+            "guest -> guest MiB/s (httpd/wget)", g.mib_s, "-"
         ));
     }
     rows.push(
