@@ -123,18 +123,28 @@ impl TableMemory for ChargedTables<'_> {
 impl Hyp {
     /// Domain `id`'s stage 2 with table memory charged to it.
     pub fn stage2_mut(&mut self, id: DomainId) -> Option<(&mut PageTable, ChargedTables<'_>)> {
-        let d = self.domains.get_mut(usize::from(id.0))?.as_deref_mut()?;
-        let pt = d.stage2.as_mut()?;
-        let vttbr = pt.root().as_u64() | (u64::from(d.vmid) << 48);
-        Some((
-            pt,
-            ChargedTables {
-                frames: &mut self.frames,
-                budget: &mut d.tables,
-                vttbr: Some(vttbr),
-            },
-        ))
+        stage2_of(&mut self.domains, &mut self.frames, id)
     }
+}
+
+/// [`Hyp::stage2_mut`] from the two fields it needs, so a caller can hold other parts of
+/// [`Hyp`] (the grant tables) at the same time.
+pub fn stage2_of<'a>(
+    domains: &'a mut [Option<alloc::boxed::Box<super::domain::Domain>>],
+    frames: &'a mut FrameAllocator,
+    id: DomainId,
+) -> Option<(&'a mut PageTable, ChargedTables<'a>)> {
+    let d = domains.get_mut(usize::from(id.0))?.as_deref_mut()?;
+    let pt = d.stage2.as_mut()?;
+    let vttbr = pt.root().as_u64() | (u64::from(d.vmid) << 48);
+    Some((
+        pt,
+        ChargedTables {
+            frames,
+            budget: &mut d.tables,
+            vttbr: Some(vttbr),
+        },
+    ))
 }
 
 /// Entry `index` of table page `table` (both implementations' tables are frames from the

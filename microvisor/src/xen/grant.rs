@@ -12,7 +12,8 @@
 //!   microvisor has set `GTF_reading` on it, plus `GTF_writing` iff `writers > 0`; the last
 //!   unpin of each kind clears the flag, so flags drop exactly when the pins do;
 //! - `readers`/`writers` count the live maptrack slots (read-only/writable) naming the
-//!   entry, plus copies in progress inside one call (none between calls);
+//!   entry, plus copies in progress and unmaps awaiting their TLB invalidation inside one
+//!   call (none between calls);
 //! - a pinned entry's frame is the one resolved at the first pin: later pins reuse it even
 //!   if the granter rewrites `frame`, as Xen does;
 //! - a `Live` maptrack slot's granter is open; closing a granter turns the slots naming it
@@ -32,6 +33,8 @@ use protocol::xen::XenErrno;
 
 use super::{domain_slot, resolve, PerDomain, SetupError};
 
+#[path = "grant_batch.rs"]
+mod batch;
 #[path = "grant_copy.rs"]
 mod copy;
 #[path = "grant_map.rs"]
@@ -39,6 +42,8 @@ mod map;
 #[path = "grant_pin.rs"]
 mod pin;
 
+pub use batch::{split, Split, Stage2Batch, GRANT_CHUNK};
+pub use map::Unpin;
 use pin::Maptrack;
 
 /// Most frames a table may be given at open (4 MiB of entries; Xen's default is 64).
@@ -345,6 +350,9 @@ const ZERO_ENTRY: GrantEntryV1 = GrantEntryV1 {
     frame: 0,
 };
 
+#[cfg(test)]
+#[path = "grant_batch_tests.rs"]
+mod batch_tests;
 #[cfg(test)]
 #[path = "grant_close_tests.rs"]
 mod close_tests;

@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 use protocol::addr::{GuestPhysAddr, PhysAddr, PAGE_SIZE};
-use protocol::xen::structs::{gntmap, gntst, DomId, GnttabMapGrantRef, GnttabUnmapGrantRef};
+use protocol::xen::structs::{
+    gntmap, gntst, DomId, GnttabMapGrantRef, GnttabUnmapGrantRef, GrantRef,
+};
 
 use super::pin::{Mapping, PinReq, Slot};
 use super::{GrantMemory, GrantTables, Mapped, Unmapped};
@@ -88,7 +90,8 @@ impl GrantTables {
     }
 
     /// Unmaps `op.handle` of `mapper`, which must be mapped at `op.host_addr` (compared by
-    /// page), dropping its pin. Also undoes a [`GrantTables::map`] whose stage-2 step failed.
+    /// page), dropping its pin. Also undoes a [`GrantTables::map`] whose stage-2 step failed
+    /// (nothing was installed, so no invalidation stands between the two halves).
     ///
     /// Statuses: `GNTST_bad_handle` no such handle or nothing mapped under it;
     /// `GNTST_general_error` mapped at another page (what Xen on Arm reports when the
@@ -99,6 +102,25 @@ impl GrantTables {
         mapper: DomId,
         op: &GnttabUnmapGrantRef,
     ) -> Result<Unmapped, i16> {
+        let (done, unpin) = self.unmap_keep_pin(mapper, op)?;
+        if let Some(u) = unpin {
+            self.release_pin(mem, u);
+        }
+        Ok(done)
+    }
+
+    /// The first half of [`GrantTables::unmap`]: frees the handle (a second unmap of it is
+    /// `GNTST_bad_handle`) but leaves the granter's pin, and so its `GTF_reading` /
+    /// `GTF_writing`, in place. The caller removes the stage-2 page, invalidates the
+    /// mapper's TLBs, and only then calls [`GrantTables::release_pin`]: until the pin drops the
+    /// granter must not reuse the frame, and a stale TLB entry could still reach it (Xen's
+    /// `unmap_common_complete` runs after `gnttab_flush_tlb` for the same reason).
+    /// `None` for a revoked mapping, whose pin went when its granter closed.
+    pub fn unmap_keep_pin(
+        &mut self,
+        mapper: DomId,
+        op: &GnttabUnmapGrantRef,
+    ) -> Result<(Unmapped, Option<Unpin>), i16> {
         let mt = &mut self.table_mut(mapper).ok_or(gntst::BAD_HANDLE)?.maptrack;
         let (m, revoked) = match mt.get(op.handle) {
             Slot::Free => return Err(gntst::BAD_HANDLE),
@@ -109,16 +131,34 @@ impl GrantTables {
             return Err(gntst::GENERAL_ERROR);
         }
         mt.put(op.handle);
-        if !revoked {
-            if let Some(granter) = self.table_mut(m.granter) {
-                granter.unpin(mem, m.gref, m.readonly);
-            }
-        }
-        Ok(Unmapped {
+        let unpin = (!revoked).then_some(Unpin {
+            granter: m.granter,
+            gref: m.gref,
+            readonly: m.readonly,
+        });
+        let done = Unmapped {
             host_addr: m.host_addr,
             frame_pa: m.frame_pa,
             readonly: m.readonly,
             revoked,
-        })
+        };
+        Ok((done, unpin))
     }
+
+    /// Drops a pin [`GrantTables::unmap_keep_pin`] left (clearing the granter's flags with
+    /// its last pin). Nothing if the granter closed meanwhile: closing dropped every pin.
+    pub fn release_pin(&mut self, mem: &mut impl GrantMemory, u: Unpin) {
+        if let Some(granter) = self.table_mut(u.granter) {
+            granter.unpin(mem, u.gref, u.readonly);
+        }
+    }
+}
+
+/// A pin still held after its mapping's handle went ([`GrantTables::unmap_keep_pin`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a pin that is never released keeps the granter's page busy forever"]
+pub struct Unpin {
+    granter: DomId,
+    gref: GrantRef,
+    readonly: bool,
 }

@@ -28,7 +28,8 @@ pub use evtchn::{
     raise, unmask, Bound, EventBits, EventChannels, Notify, PortRef, PortState, Raised, Status,
 };
 pub use grant::{
-    Closed, GrantMemory, GrantTables, HeldMapping, Mapped, TableSize, Unmapped, MAX_GRANT_FRAMES,
+    split, Closed, GrantMemory, GrantTables, HeldMapping, Mapped, Split, Stage2Batch, TableSize,
+    Unmapped, Unpin, GRANT_CHUNK, MAX_GRANT_FRAMES,
 };
 pub use runstate::RunstateAcct;
 

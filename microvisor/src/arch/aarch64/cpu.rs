@@ -179,11 +179,37 @@ pub fn tlb_flush_all_guests() {
 }
 
 /// Invalidates, on every CPU, the stage-1 and stage-2 TLB entries of the one guest whose
-/// stage 2 is `vttbr` (its table root and VMID), and no other guest's. TLBI acts on the
-/// VMID in `VTTBR_EL2`, so this CPU loads the guest's own VTTBR for the instruction and puts
-/// its current one back; EL2 does not translate through either.
+/// stage 2 is `vttbr` (its table root and VMID), and no other guest's, and waits until that
+/// is complete everywhere.
+///
+/// Why `TLBI VMALLS12E1IS` and not `TLBI IPAS2E1IS` per page (Arm ARM, D8.13 / the TLBI
+/// descriptions): both act on the VMID in *this* CPU's `VTTBR_EL2`, so neither spares
+/// loading the target's VTTBR. `IPAS2E1IS` removes only stage-2-only entries; a TLB may also
+/// hold combined stage 1+2 entries (VA to PA) for that IPA, which only a stage-1 TLBI can
+/// remove, and EL2 does not know the guest's VAs, so per-IPA invalidation must be followed
+/// by `TLBI VMALLE1IS` anyway: a batch of n pages would cost n+1 broadcasts where this is
+/// one. The price, refilling this guest's other stage-2 walks, falls on that guest alone.
+///
+/// In the common case (a hypercall editing its caller's own stage 2) the VTTBR is already
+/// loaded and no swap is needed; otherwise this CPU loads the guest's VTTBR for the
+/// instruction and puts its own back. EL2 does not translate through either.
 pub fn tlb_flush_guest(vttbr: u64) {
     let saved = read_vttbr_el2();
+    if saved == vttbr {
+        // SAFETY: invalidation only drops cached translations; DSB ISHST first makes the
+        // caller's table writes visible to every walker, DSB ISH waits for completion on
+        // every CPU in the Inner Shareable domain.
+        unsafe {
+            asm!(
+                "dsb ishst",
+                "tlbi vmalls12e1is",
+                "dsb ish",
+                "isb",
+                options(nostack, preserves_flags)
+            )
+        };
+        return;
+    }
     // SAFETY: `vttbr` is a real stage 2 (root and VMID) of a live domain, so even a
     // speculative walk in the window reads that guest's own valid tables; invalidation only
     // drops cached translations; the saved VTTBR is restored before any guest runs here.

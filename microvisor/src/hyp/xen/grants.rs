@@ -1,22 +1,32 @@
 //! `grant_table_op`: v1 grant tables. Entry validation, pinning and the maptrack live in
 //! [`crate::xen::GrantTables`]; here argument arrays are copied, and granted frames are put
 //! into (and taken out of) the mapper's stage 2.
+//!
+//! Batches (`map_grant_ref`, `unmap_grant_ref`, `copy` with `count` > 1) are served
+//! [`GRANT_CHUNK`] operations per entry; the rest continues by re-executing the guest's
+//! HVC with the array advanced and `count` reduced (Xen's `hypercall_create_continuation`),
+//! so one guest's long batch holds the microvisor for a bounded time. Only unmaps need TLB
+//! maintenance: one VMID-scoped invalidation per chunk, after every page of it is out of
+//! stage 2 and before any granter's pin drops (see [`crate::xen::Stage2Batch`]). A map
+//! fills an empty stage-2 slot, and entries that fault are never held in a TLB, so it
+//! needs none; a copy does not touch stage 2.
 
 use super::bits::HostGrants;
 use super::XenResult;
 use crate::hyp::domain::Domain;
+use crate::hyp::tables::{stage2_of, ChargedTables};
 use crate::hyp::Hyp;
-use crate::mm::pagetable::{Attrs, MemType};
+use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, TableMemory};
+use crate::xen::{split, GrantMemory, Stage2Batch, GRANT_CHUNK};
 use alloc::boxed::Box;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 use protocol::xen::structs::{
     gntst, GnttabCopy, GnttabMapGrantRef, GnttabQuerySize, GnttabSetVersion, GnttabUnmapGrantRef,
+    GrantEntryV1,
 };
 use protocol::xen::{GnttabOp, XenErrno};
-
-/// Most operations one `grant_table_op` call may carry (Xen would use a continuation).
-const MAX_BATCH: u64 = 256;
+use zerocopy::FromZeros;
 
 /// Host-physical page of guest frame `gfn` of a live domain ([`Domain::own_page`]).
 fn gfn_to_pa(domains: &[Option<Box<Domain>>], dom: u16, gfn: u64) -> Option<PhysAddr> {
@@ -25,6 +35,63 @@ fn gfn_to_pa(domains: &[Option<Box<Domain>>], dom: u16, gfn: u64) -> Option<Phys
         return None;
     }
     d.own_page(gfn.checked_mul(PAGE_SIZE)?)
+}
+
+/// What one entry of `grant_table_op` leaves for the guest.
+pub(super) enum GrantCall {
+    /// The call is over: this goes to `x0`.
+    Done(XenResult),
+    /// Operations remain: the guest's HVC runs again with `x1 = uop`, `x2 = count` (and
+    /// `x0`, the command, as it was).
+    Continue {
+        /// The first operation not yet served.
+        uop: u64,
+        /// How many remain.
+        count: u64,
+    },
+}
+
+/// The caller's stage 2 and grant memory, as an unmap batch edits them.
+struct HostBatch<'a> {
+    stage2: &'a mut PageTable,
+    tables: ChargedTables<'a>,
+}
+
+impl GrantMemory for HostBatch<'_> {
+    fn read_entry(&self, frame: PhysAddr, index: usize) -> GrantEntryV1 {
+        HostGrants.read_entry(frame, index)
+    }
+    fn cas_flags_domid(&mut self, frame: PhysAddr, index: usize, old: u32, new: u32) -> u32 {
+        HostGrants.cas_flags_domid(frame, index, old, new)
+    }
+    fn clear_flags(&mut self, frame: PhysAddr, index: usize, bits: u16) {
+        HostGrants.clear_flags(frame, index, bits)
+    }
+    fn write_entry(&mut self, frame: PhysAddr, index: usize, entry: GrantEntryV1) {
+        HostGrants.write_entry(frame, index, entry)
+    }
+    fn copy(&mut self, src: PhysAddr, dst: PhysAddr, len: usize) {
+        HostGrants.copy(src, dst, len)
+    }
+}
+
+impl Stage2Batch for HostBatch<'_> {
+    fn remove(&mut self, gpa: u64) -> bool {
+        // A grant is mapped as one 4 KiB page, so this never splits a block and cannot
+        // fail for want of table memory; if it somehow did, invalidating is the safe side.
+        // Freeing a table whose last entry went invalidates at once inside `unmap`: the
+        // page may be reused, so no walk may still go through it.
+        !matches!(
+            self.stage2.unmap(&mut self.tables, gpa, PAGE_SIZE),
+            Err(MapError::NotMapped)
+        )
+    }
+
+    fn invalidate(&mut self) {
+        // `tlb_flush_guest`: TLBI VMALLS12E1IS for this domain's VMID only (why that and not
+        // per-IPA invalidation is explained there), completed on every CPU (DSB ISH).
+        self.tables.flush_tlb();
+    }
 }
 
 impl Hyp {
@@ -41,80 +108,119 @@ impl Hyp {
             .frame(&mut HostGrants, id.0, idx, || budget.alloc(frames, 1))
     }
 
-    /// `grant_table_op(cmd, uop, count)`.
-    pub(super) fn xen_grant_op(&mut self, id: DomainId, a: [u64; 5]) -> XenResult {
+    /// `grant_table_op(cmd, uop, count)`: one entry of it (see the module docs).
+    pub(super) fn xen_grant_op(&mut self, id: DomainId, a: [u64; 5]) -> GrantCall {
         let op = u32::try_from(a[0])
             .ok()
             .and_then(|c| GnttabOp::try_from(c).ok());
         let (uop, count) = (a[1], a[2]);
-        if count > MAX_BATCH {
-            return Err(XenErrno::EINVAL);
+        // Xen refuses a count its `(int)count` sees as negative; any other is served.
+        if count > i32::MAX as u64 {
+            return GrantCall::Done(Err(XenErrno::EINVAL));
         }
-        match op {
-            Some(GnttabOp::QuerySize) => {
-                let mut q: GnttabQuerySize = self.read_arg(id, uop)?;
-                match self.grants.query_size(id.0, q.dom, id == DomainId::DOM0) {
-                    Ok(s) => {
-                        q.nr_frames = s.nr_frames;
-                        q.max_nr_frames = s.max_frames;
-                        q.status = gntst::OKAY;
-                    }
-                    Err(status) => q.status = status,
-                }
-                self.write_arg(id, uop, &q)
-            }
-            Some(GnttabOp::SetVersion) => {
-                let mut v: GnttabSetVersion = self.read_arg(id, uop)?;
-                let asked = v.version;
-                v.version = 1;
-                self.write_arg(id, uop, &v)?;
-                // Only version 1 exists here; asking for it again is fine.
-                if asked == 1 {
-                    Ok(0)
-                } else {
-                    Err(XenErrno::EINVAL)
-                }
-            }
-            Some(GnttabOp::MapGrantRef) => {
-                for i in 0..count {
-                    let va = uop + i * core::mem::size_of::<GnttabMapGrantRef>() as u64;
-                    let mut m: GnttabMapGrantRef = self.read_arg(id, va)?;
-                    self.map_one(id, &mut m);
-                    self.write_arg(id, va, &m)?;
-                }
-                Ok(0)
-            }
-            Some(GnttabOp::UnmapGrantRef) => {
-                for i in 0..count {
-                    let va = uop + i * core::mem::size_of::<GnttabUnmapGrantRef>() as u64;
-                    let mut u: GnttabUnmapGrantRef = self.read_arg(id, va)?;
-                    u.status = match self.grants.unmap(&mut HostGrants, id.0, &u) {
-                        Ok(done) => {
-                            if !done.revoked {
-                                self.unmap_page(id, done.host_addr.as_u64());
-                            }
-                            gntst::OKAY
-                        }
-                        Err(status) => status,
-                    };
-                    self.write_arg(id, va, &u)?;
-                }
-                Ok(0)
-            }
-            Some(GnttabOp::Copy) => {
-                for i in 0..count {
-                    let va = uop + i * core::mem::size_of::<GnttabCopy>() as u64;
-                    let mut c: GnttabCopy = self.read_arg(id, va)?;
-                    let domains = &self.domains;
-                    c.status = self.grants.copy(&mut HostGrants, id.0, &c, |dom, gfn| {
-                        gfn_to_pa(domains, dom, gfn)
-                    });
-                    self.write_arg(id, va, &c)?;
-                }
-                Ok(0)
-            }
-            None => Err(XenErrno::ENOSYS),
+        let size = match op {
+            Some(GnttabOp::MapGrantRef) => size_of::<GnttabMapGrantRef>(),
+            Some(GnttabOp::UnmapGrantRef) => size_of::<GnttabUnmapGrantRef>(),
+            Some(GnttabOp::Copy) => size_of::<GnttabCopy>(),
+            Some(GnttabOp::QuerySize) => return GrantCall::Done(self.grant_query_size(id, uop)),
+            Some(GnttabOp::SetVersion) => return GrantCall::Done(self.grant_set_version(id, uop)),
+            None => return GrantCall::Done(Err(XenErrno::ENOSYS)),
+        } as u64;
+        let Some(s) = split(uop, count, size) else {
+            return GrantCall::Done(Err(XenErrno::EFAULT));
+        };
+        let served = match op {
+            Some(GnttabOp::UnmapGrantRef) => self.unmap_chunk(id, uop, s.now),
+            Some(GnttabOp::Copy) => self.copy_chunk(id, uop, s.now),
+            _ => self.map_chunk(id, uop, s.now),
+        };
+        match (served, s.rest) {
+            (Err(e), _) => GrantCall::Done(Err(e)),
+            (Ok(()), Some((uop, count))) => GrantCall::Continue { uop, count },
+            (Ok(()), None) => GrantCall::Done(Ok(0)),
         }
+    }
+
+    /// `GNTTABOP_query_size`.
+    fn grant_query_size(&mut self, id: DomainId, uop: u64) -> XenResult {
+        let mut q: GnttabQuerySize = self.read_arg(id, uop)?;
+        match self.grants.query_size(id.0, q.dom, id == DomainId::DOM0) {
+            Ok(s) => {
+                q.nr_frames = s.nr_frames;
+                q.max_nr_frames = s.max_frames;
+                q.status = gntst::OKAY;
+            }
+            Err(status) => q.status = status,
+        }
+        self.write_arg(id, uop, &q)
+    }
+
+    /// `GNTTABOP_set_version`.
+    fn grant_set_version(&mut self, id: DomainId, uop: u64) -> XenResult {
+        let mut v: GnttabSetVersion = self.read_arg(id, uop)?;
+        let asked = v.version;
+        v.version = 1;
+        self.write_arg(id, uop, &v)?;
+        // Only version 1 exists here; asking for it again is fine.
+        if asked == 1 {
+            Ok(0)
+        } else {
+            Err(XenErrno::EINVAL)
+        }
+    }
+
+    /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_map_grant_ref`s at `uop`.
+    fn map_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
+        for i in 0..n {
+            let va = uop + i * size_of::<GnttabMapGrantRef>() as u64;
+            let mut m: GnttabMapGrantRef = self.read_arg(id, va)?;
+            self.map_one(id, &mut m);
+            self.write_arg(id, va, &m)?;
+        }
+        Ok(())
+    }
+
+    /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_copy`s at `uop`.
+    fn copy_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
+        for i in 0..n {
+            let va = uop + i * size_of::<GnttabCopy>() as u64;
+            let mut c: GnttabCopy = self.read_arg(id, va)?;
+            let domains = &self.domains;
+            c.status = self.grants.copy(&mut HostGrants, id.0, &c, |dom, gfn| {
+                gfn_to_pa(domains, dom, gfn)
+            });
+            self.write_arg(id, va, &c)?;
+        }
+        Ok(())
+    }
+
+    /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_unmap_grant_ref`s at `uop`, with one TLB
+    /// invalidation for all of them. An operation whose argument cannot be read ends the
+    /// call with `EFAULT` after those before it are done, as in Xen.
+    fn unmap_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
+        const SIZE: u64 = size_of::<GnttabUnmapGrantRef>() as u64;
+        let mut ops = [GnttabUnmapGrantRef::new_zeroed(); GRANT_CHUNK];
+        let mut read = 0;
+        let mut fault = Ok(());
+        for (i, op) in (0..n).zip(ops.iter_mut()) {
+            match self.read_arg(id, uop + i * SIZE) {
+                Ok(u) => *op = u,
+                Err(e) => {
+                    fault = Err(e);
+                    break;
+                }
+            }
+            read += 1;
+        }
+        let ops = &mut ops[..read];
+        let (stage2, tables) =
+            stage2_of(&mut self.domains, &mut self.frames, id).ok_or(XenErrno::ESRCH)?;
+        self.grants
+            .unmap_batch(&mut HostBatch { stage2, tables }, id.0, ops);
+        for (i, u) in (0..).zip(ops.iter()) {
+            self.write_arg(id, uop + i * SIZE, u)?;
+        }
+        fault
     }
 
     /// One `GNTTABOP_map_grant_ref`: pin and validate in the core, then map in stage 2.

@@ -103,7 +103,19 @@ impl Hyp {
             Some(Hypercall::SchedOp) => self.xen_sched_op(cpu, key, a),
             Some(Hypercall::MemoryOp) => self.xen_memory_op(id, a),
             Some(Hypercall::EventChannelOp) => self.xen_evtchn_op(cpu, id, a),
-            Some(Hypercall::GrantTableOp) => self.xen_grant_op(id, a),
+            Some(Hypercall::GrantTableOp) => match self.xen_grant_op(id, a) {
+                grants::GrantCall::Done(r) => r,
+                grants::GrantCall::Continue { uop, count } => {
+                    // Xen's continuation: the trap's PC is after the HVC, so stepping back
+                    // re-executes it with the rest of the array; x0 (the command) and x16
+                    // stay. The lock is released in between, and an interrupt pending for
+                    // the guest is taken first if it has interrupts unmasked.
+                    regs.x[1] = uop;
+                    regs.x[2] = count;
+                    regs.pc -= 4;
+                    return;
+                }
+            },
             Some(Hypercall::VmAssist) => Err(XenErrno::ENOSYS),
             Some(Hypercall::PhysdevOp) | None => {
                 if let Some(d) = self.domain_mut(id) {

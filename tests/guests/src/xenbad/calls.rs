@@ -295,8 +295,12 @@ pub fn physmap(cx: &mut Ctx) {
         let x0 = op(H::MemoryOp, MemoryOp::AddToPhysmap as u32, &mut x);
         cx.err(&format!("add_to_physmap {what}"), x0, e);
     }
+    // Any count is served (by continuation, as Xen does); a bad array faults, and a count
+    // Xen's `(int)count` sees as negative is refused.
     let x0 = hv(H::GrantTableOp, [GnttabOp::Copy as u64, 0, 257, 0, 0]);
-    cx.err("gnttab batch of 257", x0, EINVAL);
+    cx.err("gnttab batch of 257 at NULL", x0, XenErrno::EFAULT);
+    let x0 = hv(H::GrantTableOp, [GnttabOp::Copy as u64, 0, 1 << 31, 0, 0]);
+    cx.err("gnttab batch of 2^31", x0, EINVAL);
     let ok = xen::map_shared_info();
     cx.truth(
         "add_to_physmap shared_info",

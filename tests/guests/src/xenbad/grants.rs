@@ -2,14 +2,15 @@
 //! the table, entries not granted to us, bad flags, bogus handles and bad copies. Each must
 //! come back as the `GNTST_*` status the microvisor's grant core documents (Xen's).
 
-use super::{gnt, Ctx, Page};
+use super::{gnt, hv, Ctx, Page};
 use alloc::format;
 use bulkhead_runtime::xen::map_slot_addr;
+use core::sync::atomic::Ordering;
 use protocol::xen::structs::{
     gntcopy, gntmap, gntst, GnttabCopy, GnttabCopyPtr, GnttabMapGrantRef, GnttabQuerySize,
     GnttabSetVersion, GnttabUnmapGrantRef, DOMID_INVALID, DOMID_SELF,
 };
-use protocol::xen::{GnttabOp, XenErrno};
+use protocol::xen::{GnttabOp, Hypercall, XenErrno};
 use testguest::xencheck::Want;
 
 /// Grant-map slot the failing maps aim at (nothing must ever appear there).
@@ -80,6 +81,12 @@ pub const fn frame(gfn: u64, offset: u16) -> Side {
 
 /// `GNTTABOP_copy` of one element: `(x0, status)`.
 pub fn copy(src: Side, dst: Side, len: u16) -> (u64, i16) {
+    let mut c = copy_op(src, dst, len);
+    (gnt(GnttabOp::Copy, &mut c), c.status)
+}
+
+/// One `gnttab_copy` element, its status unset.
+fn copy_op(src: Side, dst: Side, len: u16) -> GnttabCopy {
     let ptr = |s: Side| GnttabCopyPtr {
         u: s.u,
         domid: s.domid,
@@ -88,15 +95,55 @@ pub fn copy(src: Side, dst: Side, len: u16) -> (u64, i16) {
     };
     let flags = if src.gref { gntcopy::SOURCE_GREF } else { 0 }
         | if dst.gref { gntcopy::DEST_GREF } else { 0 };
-    let mut c = GnttabCopy {
+    GnttabCopy {
         source: ptr(src),
         dest: ptr(dst),
         len,
         flags,
         status: i16::MIN,
         _pad0: 0,
-    };
-    (gnt(GnttabOp::Copy, &mut c), c.status)
+    }
+}
+
+/// Copies in one call than the microvisor serves per hypercall entry (32), so the call
+/// only completes if the continuation (the HVC re-executed on the rest) works.
+const LONG_BATCH: usize = 40;
+
+/// A `GNTTABOP_copy` batch longer than one entry serves: every element done, in order,
+/// with its own status, and the call returns 0 once.
+fn long_copy_batch(cx: &mut Ctx, a: u64, b: u64) {
+    for i in 0..LONG_BATCH {
+        SCRATCH_A.0[300 + i].store(0xb0b0_0000 + i as u64, Ordering::Release);
+    }
+    let mut ops: [GnttabCopy; LONG_BATCH] = core::array::from_fn(|i| {
+        let off = ((300 + i) * 8) as u16;
+        copy_op(frame(a, off), frame(b, off), 8)
+    });
+    // The last element is bad: its status alone says so.
+    ops[LONG_BATCH - 1] = copy_op(gref(100, 0, 0), frame(b, 0), 8);
+    let args = [
+        GnttabOp::Copy as u64,
+        ops.as_mut_ptr() as u64,
+        LONG_BATCH as u64,
+        0,
+        0,
+    ];
+    let x0 = hv(Hypercall::GrantTableOp, args);
+    cx.ret("gnttab copy batch of 40", x0, Want::Ok(0));
+    let ok = ops[..LONG_BATCH - 1]
+        .iter()
+        .all(|c| c.status == gntst::OKAY)
+        && ops[LONG_BATCH - 1].status == gntst::BAD_DOMAIN;
+    let got = format!("{} {}", ops[0].status, ops[LONG_BATCH - 2].status);
+    cx.truth("gnttab copy batch statuses", ok, got, "0 0 (last -3)");
+    let moved = (0..LONG_BATCH - 1).all(|i| SCRATCH_B.word(300 + i) == 0xb0b0_0000 + i as u64);
+    let got = format!("{:#x}", SCRATCH_B.word(300 + LONG_BATCH - 2));
+    cx.truth(
+        "gnttab copy batch moved every element",
+        moved,
+        got,
+        "0xb0b0..",
+    );
 }
 
 static SCRATCH_A: Page = Page::new();
@@ -325,4 +372,5 @@ pub fn bad_grants(cx: &mut Ctx) {
         got,
         format!("{:#x}", SCRATCH_A.word(1)),
     );
+    long_copy_batch(cx, a, b);
 }
