@@ -260,4 +260,4 @@ pub fn device_trees(
 
 #[cfg(test)]
 #[path = "partial_dt_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -31,7 +31,7 @@ fn xen_example() -> Vec<u8> {
 
 /// A PL031 and its clock in 1/1 cells, its interrupts routed to the partial tree's GIC
 /// (phandle 1), which the guest does not have.
-fn rtc_one_cell(bus_ranges: &[u8], reg: &[u32], clock_phandle: u32) -> Vec<u8> {
+pub(crate) fn rtc_one_cell(bus_ranges: &[u8], reg: &[u32], clock_phandle: u32) -> Vec<u8> {
     let mut w = FdtWriter::new().unwrap();
     let root = w.begin_node("").unwrap();
     w.property_u32("#address-cells", 1).unwrap();

@@ -307,4 +307,4 @@ fn names(host: &[HostDevice]) -> String {
 
 #[cfg(test)]
 #[path = "passthru_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -7,7 +7,7 @@ use crate::system::Overrides;
 use std::path::Path;
 use vm_fdt::FdtWriter;
 
-fn virt_like() -> Vec<u8> {
+pub(crate) fn virt_like() -> Vec<u8> {
     let mut w = FdtWriter::new().unwrap();
     let root = w.begin_node("").unwrap();
     w.property_u32("#address-cells", 2).unwrap();

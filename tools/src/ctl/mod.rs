@@ -8,6 +8,7 @@
 pub mod client;
 mod console;
 mod packed;
+mod passthru;
 pub mod show;
 pub mod show_dev;
 pub mod show_health;
@@ -316,7 +317,7 @@ pub fn run(
             }
         }
         CtlVerb::Create { file, console } => {
-            let (req, images) = create_parts(file)?;
+            let (req, images) = create_parts(file, &crate::paths::image_dir())?;
             packed::check_packed(&images, &crate::paths::image_dir(), file)?;
             let Request::Create { domain } = &req else {
                 bail!("internal error: not a create request");
@@ -429,11 +430,12 @@ fn xenstore(c: &mut Client, verb: &show_xs::XsVerb, json: bool, out: &mut dyn Wr
 /// The `Create` request for an xl.cfg file, validated exactly as a system description's
 /// `config = "…"` domain (errors name the .cfg file, line and key).
 pub fn create_request(file: &Path) -> Result<Request> {
-    create_parts(file).map(|(req, _)| req)
+    create_parts(file, &crate::paths::image_dir()).map(|(req, _)| req)
 }
 
-/// [`create_request`], and the (label, image) of each boot module the request names.
-fn create_parts(file: &Path) -> Result<(Request, Vec<(String, crate::system::Image)>)> {
+/// [`create_request`], and the (label, image) of each boot module the request names; the
+/// devices it is given are checked against the running system packed in `dir`.
+fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate::system::Image)>)> {
     let file =
         std::fs::canonicalize(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // Checked before the system is resolved: its disks' backend is not part of a one-domain
@@ -445,19 +447,6 @@ fn create_parts(file: &Path) -> Result<(Request, Vec<(String, crate::system::Ima
                 "{}:{}: key `disk`: ctl create cannot attach disks to a running system yet                  (QEMU attaches them at boot); boot the guest with `cargo bulkhead run                  --domain {}` instead",
                 file.display(),
                 d.line,
-                file.display()
-            );
-        }
-        let p = &xl.passthrough;
-        let first = p.dtdevs.first().map(|a| (a.line, "dtdev"));
-        let first = first.or_else(|| p.iomem.first().map(|a| (a.line, "iomem")));
-        let first = first.or_else(|| p.irqs.first().map(|a| (a.line, "irqs")));
-        if let Some((line, key)) = first {
-            // The microvisor makes a Device capability of a node the boot DTB marks
-            // `xen,passthrough`, and that DTB is written when the system is packed.
-            bail!(
-                "{}:{line}: key `{key}`: ctl create cannot pass a device through to a running system yet (the host's device tree marks passthrough devices at boot); boot the guest with `cargo bulkhead run --domain {}` instead",
-                file.display(),
                 file.display()
             );
         }
@@ -480,7 +469,9 @@ fn create_parts(file: &Path) -> Result<(Request, Vec<(String, crate::system::Ima
     }
     let system = crate::system::System::parse(&holder, &text, crate::system::Overrides::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (manifest, images) = crate::image::manifest(&system).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut manifest, images) =
+        crate::image::manifest(&system).map_err(|e| anyhow::anyhow!("{e}"))?;
+    passthru::give_devices(&system, &mut manifest, &images, dir)?;
     let domain = manifest
         .domains
         .into_iter()

@@ -770,7 +770,7 @@ fn create_refuses_a_kernel_file_that_is_not_the_packed_one() {
         f
     };
     let (cfg_a, cfg_b) = (cfg(&a), cfg(&b));
-    let (req, images) = super::create_parts(&cfg_a).unwrap();
+    let (req, images) = super::create_parts(&cfg_a, &packed).unwrap();
     let Request::Create { domain } = req else {
         panic!("not a create")
     };
@@ -780,7 +780,7 @@ fn create_refuses_a_kernel_file_that_is_not_the_packed_one() {
     std::fs::copy(a.join("Image"), packed.join(format!("{label}.bin"))).unwrap();
 
     super::packed::check_packed(&images, &packed, &cfg_a).expect("the packed file itself");
-    let (_, other) = super::create_parts(&cfg_b).unwrap();
+    let (_, other) = super::create_parts(&cfg_b, &packed).unwrap();
     let e = format!(
         "{:#}",
         super::packed::check_packed(&other, &packed, &cfg_b).unwrap_err()
