@@ -189,12 +189,19 @@ pub fn type_line(c: &mut Client, domain: &str, line: &str) {
     assert_eq!(r, Response::Done);
 }
 
-/// `target/bulkhead/<name>`, created: where a test writes its system and disk images (kept
-/// after the run for the log's sake).
+/// `target/bulkhead/<name>`, created empty: where a test writes its system and disk images
+/// (kept after the run for the log's sake, removed at the next run's start so that a file
+/// an earlier run left cannot stand in for one this run forgot to write).
 pub fn scratch_dir(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/bulkhead")
         .join(name);
+    match std::fs::remove_dir_all(&d) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            panic!("cannot empty {}: {e}", d.display())
+        }
+        _ => {}
+    }
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
 }

@@ -125,7 +125,7 @@ fn system(dir: &Path) -> PathBuf {
         "rtcguest",
         &format!("{PASSTHROUGH}device_tree = \"rtc.dtb\"\n"),
     );
-    let toml = "# Written by tests/tests/passthrough_rtc.rs.\n[system]\nsmp = 2\nmemory = 1024\n\n[[domain]]\nconfig = \"rtc.cfg\"\n";
+    let toml = "# Written by tests/tests/passthrough_rtc.rs.\n[system]\nsmp = 2\nmemory = 1024\n\n[[domain]]\nconfig = \"rtcguest.cfg\"\n";
     let path = dir.join("passthrough_rtc.toml");
     std::fs::write(&path, toml).expect("write system");
     path
