@@ -81,8 +81,14 @@ pub fn system(name: &str) -> PathBuf {
 /// its last lines otherwise.
 pub fn boot_expect(name: &str, expect: Expect) -> RunOutcome {
     let _guard = QEMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = qemu::run(&RunOptions::test(system(name), expect, BOOT_TIMEOUT))
-        .unwrap_or_else(|e| panic!("cannot boot {name}: {e:#}"));
+    let out = qemu::run(&RunOptions::test(system(name), expect, BOOT_TIMEOUT));
+    matched(name, out)
+}
+
+/// A boot's outcome, which must have met its markers; panics with `name`, the log path and
+/// its last lines otherwise.
+fn matched<E: std::fmt::Display>(name: &str, out: Result<RunOutcome, E>) -> RunOutcome {
+    let out = out.unwrap_or_else(|e| panic!("cannot boot {name}: {e:#}"));
     assert!(
         out.outcome == Outcome::Matched,
         "system `{name}`: {}",
@@ -112,14 +118,8 @@ pub fn boot_edited_expect(
         args,
         &packed.dir,
         &RunOptions::test(system(name), expect, BOOT_TIMEOUT),
-    )
-    .unwrap_or_else(|e| panic!("cannot boot {name}: {e:#}"));
-    assert!(
-        out.outcome == Outcome::Matched,
-        "system `{name}`: {}",
-        out.report(TAIL_LINES)
     );
-    out
+    matched(name, out)
 }
 
 /// Connects to dom0's management port once it answers (the system is still booting at

@@ -75,23 +75,38 @@ pub fn history(c: &mut Client) -> Result<String> {
     }
 }
 
-/// Types `script` (trigger, line) on `domain`'s console over the management port, each
-/// line once its trigger is in the console history; gives up when `done` says the boot
-/// ended. `bench net` types its script the same way.
-pub fn type_lines(
-    domain: &str,
-    script: &[(String, String)],
-    done: &dyn Fn() -> bool,
-) -> Result<()> {
-    let steps: Vec<Step> = script
+/// `script` (trigger, line) as steps typed on `domain`'s console (see [`type_steps`]).
+pub fn steps_for(domain: &str, script: &[(String, String)]) -> Vec<Step> {
+    script
         .iter()
         .map(|(trigger, line)| Step {
             trigger: trigger.clone(),
             domain: domain.to_owned(),
             line: line.clone(),
         })
-        .collect();
-    type_steps(&steps, done)
+        .collect()
+}
+
+/// Boots `opts` under the microvisor (with `label` on the spinner) while typing `steps`
+/// over the management port; the run's outcome. A typing failure is the error only when
+/// the boot nevertheless matched (otherwise the boot's own report says more).
+pub fn boot_typing(label: &str, opts: &RunOptions, steps: &[Step]) -> Result<qemu::RunOutcome> {
+    super::boot_with_spinner(label, || {
+        std::thread::scope(|s| {
+            let boot = s.spawn(|| qemu::run(opts));
+            let typed = type_steps(steps, &|| boot.is_finished());
+            let out = boot
+                .join()
+                .map_err(|_| anyhow!("the QEMU thread panicked"))??;
+            if let Err(e) = typed {
+                if out.outcome == qemu::Outcome::Matched {
+                    return Err(e);
+                }
+                eprintln!("typing the script: {e:#}");
+            }
+            Ok(out)
+        })
+    })
 }
 
 /// One line typed on one domain's console once `trigger` is in the console history.
@@ -104,7 +119,8 @@ pub struct Step {
     pub line: String,
 }
 
-/// Types each step in order, over one management connection (see [`type_lines`]).
+/// Types each step, in order, once its trigger is in the console history, over one
+/// management connection; gives up when `done` says the boot ended.
 pub fn type_steps(steps: &[Step], done: &dyn Fn() -> bool) -> Result<()> {
     let deadline = Instant::now() + TIMEOUT;
     let socket = default_socket();
@@ -142,23 +158,8 @@ fn bulkhead(build: bool) -> Result<Raw> {
     fresh_disk(&disk)?;
     let _ = std::fs::remove_file(default_socket());
     let opts = options(system, expect(&format!(r"\[{DOMAIN}\] "))?, build);
-    let out = super::boot_with_spinner("Linux on blkdom under the microvisor", || {
-        std::thread::scope(|s| {
-            let boot = s.spawn(|| qemu::run(&opts));
-            let script = blk::script(BULKHEAD_DEV);
-            let typed = type_lines(DOMAIN, &script, &|| boot.is_finished());
-            let out = boot
-                .join()
-                .map_err(|_| anyhow!("the QEMU thread panicked"))??;
-            if let Err(e) = typed {
-                if out.outcome == qemu::Outcome::Matched {
-                    return Err(e);
-                }
-                eprintln!("typing the script: {e:#}");
-            }
-            Ok(out)
-        })
-    })?;
+    let steps = steps_for(DOMAIN, &blk::script(BULKHEAD_DEV));
+    let out = boot_typing("Linux on blkdom under the microvisor", &opts, &steps)?;
     blk::parse(&out.log).with_context(|| format!("no {TAG} result in {}", out.log_path.display()))
 }
 

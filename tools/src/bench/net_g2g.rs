@@ -6,10 +6,10 @@
 //! path. There is no native counterpart (two machines would be two QEMUs); the figure is
 //! printed beside the guest <-> host ones.
 
-use super::blk_run::{type_steps, Step};
+use super::blk_run::{boot_typing, Step};
 use super::net::{BYTES, PASSES, TAG};
-use crate::qemu::{self, RunOptions};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::qemu::RunOptions;
+use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
 use std::time::Duration;
@@ -150,23 +150,7 @@ pub fn run(build: bool, ns_per_tick: u64, timeout: Duration) -> Result<G2gRun> {
         interactive: false,
         echo: false,
     };
-    let steps = steps();
-    let out = super::boot_with_spinner("two Linux guests on netdom's switch", || {
-        std::thread::scope(|s| {
-            let boot = s.spawn(|| qemu::run(&opts));
-            let typed = type_steps(&steps, &|| boot.is_finished());
-            let out = boot
-                .join()
-                .map_err(|_| anyhow!("the QEMU thread panicked"))??;
-            if let Err(e) = typed {
-                if out.outcome == qemu::Outcome::Matched {
-                    return Err(e);
-                }
-                eprintln!("typing the script: {e:#}");
-            }
-            Ok(out)
-        })
-    })?;
+    let out = boot_typing("two Linux guests on netdom's switch", &opts, &steps())?;
     parse(&out.log, ns_per_tick).with_context(|| format!("in {}", out.log_path.display()))
 }
 

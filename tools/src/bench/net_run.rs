@@ -4,13 +4,13 @@
 //! each against a TCP sink and source this process serves on 127.0.0.1, and prints and
 //! writes the report of [`super::net`].
 
-use super::blk_run::type_lines;
+use super::blk_run::{boot_typing, steps_for};
 use super::net::{self, NetReport, Raw, BYTES, NATIVE_MODULES, NATIVE_MODULE_DIR, TAG};
 use crate::guest::cpio::CpioWriter;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
 use crate::system::Overrides;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::path::{Path, PathBuf};
@@ -165,22 +165,8 @@ fn bulkhead(build: bool) -> Result<(Raw, u64)> {
     let script = net::script(false, host.sink, host.source);
     let _ = std::fs::remove_file(crate::ctl::default_socket());
     let opts = options(system, expect(&format!(r"\[{DOMAIN}\] "))?, build);
-    let out = super::boot_with_spinner("Linux on netdom under the microvisor", || {
-        std::thread::scope(|s| {
-            let boot = s.spawn(|| qemu::run(&opts));
-            let typed = type_lines(DOMAIN, &script, &|| boot.is_finished());
-            let out = boot
-                .join()
-                .map_err(|_| anyhow!("the QEMU thread panicked"))??;
-            if let Err(e) = typed {
-                if out.outcome == qemu::Outcome::Matched {
-                    return Err(e);
-                }
-                eprintln!("typing the script: {e:#}");
-            }
-            Ok(out)
-        })
-    })?;
+    let steps = steps_for(DOMAIN, &script);
+    let out = boot_typing("Linux on netdom under the microvisor", &opts, &steps)?;
     let raw = net::parse(&out.log)
         .with_context(|| format!("no {TAG} result in {}", out.log_path.display()))?;
     Ok((raw, host.sunk()))

@@ -70,7 +70,7 @@ fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
         crate::guest::initramfs::MARKER.to_owned(),
         restart::script(crashes),
     )];
-    super::blk_run::type_lines(DOMAIN, &script, done)?;
+    super::blk_run::type_steps(&super::blk_run::steps_for(DOMAIN, &script), done)?;
     let mut c = Client::connect(&default_socket(), Duration::from_secs(5))?;
     let mut crash_at: Vec<u64> = Vec::new();
     while crash_at.len() < crashes as usize {
