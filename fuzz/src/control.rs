@@ -234,6 +234,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         disks: vec![],
         nics: vec![],
         watchdogs: vec![],
+        crash_limits: vec![],
     };
     let mut regs = Vec::new();
     for w in [

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; dom0 rejects any other.
-pub const MANIFEST_VERSION: u32 = 7;
+pub const MANIFEST_VERSION: u32 = 8;
 
 /// The whole system, in start order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,22 @@ pub struct SystemManifest {
     /// key). Kept out of [`ManifestDomain`], which `ctl create` also sends over the
     /// management protocol, so that protocol's messages do not change with it.
     pub watchdogs: Vec<ManifestWatchdog>,
+    /// Crash-loop limits other than dom0's default (the system description's
+    /// `crash_limit` key); kept out of [`ManifestDomain`] for the same reason as
+    /// [`SystemManifest::watchdogs`].
+    pub crash_limits: Vec<ManifestCrashLimit>,
+}
+
+/// A domain's crash-loop limit: once it has been restarted `max_restarts` times after
+/// crashes within the last `window_ms`, its next crash holds it instead of restarting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestCrashLimit {
+    /// The domain limited.
+    pub domain: String,
+    /// Crash restarts allowed within the window (0: the first crash holds it).
+    pub max_restarts: u32,
+    /// The sliding window, in milliseconds.
+    pub window_ms: u32,
 }
 
 /// A heartbeat watchdog on one domain: when it stays silent too long, dom0 restarts it in
@@ -259,6 +275,11 @@ mod tests {
                 domain: "blkdom".into(),
                 timeout_ms: 10_000,
                 first_beat_ms: 60_000,
+            }],
+            crash_limits: alloc::vec![ManifestCrashLimit {
+                domain: "netdom".into(),
+                max_restarts: 10,
+                window_ms: 60_000,
             }],
         };
         let bytes = m.encode().unwrap();

@@ -17,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL, MAX_NAME_LEN};
 use protocol::control::VcpuPlacement;
 use protocol::manifest::{
-    ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd, ManifestVif, ManifestWatchdog,
-    SystemManifest, MANIFEST_VERSION,
+    ManifestCrashLimit, ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd, ManifestVif,
+    ManifestWatchdog, SystemManifest, MANIFEST_VERSION,
 };
 use std::path::{Path, PathBuf};
 
@@ -157,6 +157,18 @@ pub fn manifest(
                         domain: d.name.value.clone(),
                         timeout_ms: s.saturating_mul(1000),
                         first_beat_ms: first.saturating_mul(1000),
+                    })
+                })
+                .collect(),
+            crash_limits: system
+                .domains
+                .iter()
+                .filter_map(|d| {
+                    let l = d.crash_limit?;
+                    Some(ManifestCrashLimit {
+                        domain: d.name.value.clone(),
+                        max_restarts: l.max_restarts,
+                        window_ms: l.window_s.saturating_mul(1000),
                     })
                 })
                 .collect(),

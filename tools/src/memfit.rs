@@ -90,6 +90,7 @@ mod tests {
             disks: vec![],
             nics: vec![],
             watchdogs: vec![],
+            crash_limits: vec![],
         };
         let sizes = [("k".to_string(), 40 * MIB), ("i".to_string(), 30 * MIB)];
         check_fits(&m, &sizes, 1024).unwrap();

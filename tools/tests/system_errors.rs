@@ -24,7 +24,7 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, watchdog, disk, vif");
+fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, watchdog, crash_limit, disk, vif");
 fixture!(
     missing_name,
     "5: key `name`: missing in [[domain]], expected a domain name (or `config`, an xl.cfg file)"
@@ -52,6 +52,9 @@ fixture!(
     watchdog_linux,
     "9: key `watchdog`: 5 on a Linux guest, which sends no heartbeat (it would be restarted once the first-beat wait ran out), expected 0 or no `watchdog`"
 );
+fixture!(crash_limit_syntax, "8: key `crash_limit`: \"10 per 60s\" is not a crash limit, expected \"RESTARTS/WINDOWs\" such as \"10/60s\" (restarts 0..=1000, window 1..=3600 s)");
+fixture!(crash_limit_range, "9: key `crash_limit`: \"10/0s\" is not a crash limit, expected \"RESTARTS/WINDOWs\" such as \"10/60s\" (restarts 0..=1000, window 1..=3600 s)");
+fixture!(crash_limit_type, "8: key `crash_limit`: found an integer, expected \"RESTARTS/WINDOWs\" such as \"10/60s\" (restarts 0..=1000, window 1..=3600 s)");
 fixture!(
     memory_range,
     "8: key `memory`: 4096 is out of range, expected MiB in 1..=2048"
@@ -97,7 +100,7 @@ fixture!(
     "7: key `on_reboot`: \"rename-restart\" is not an action, expected \"destroy\", \"restart\" or \"preserve\""
 );
 fixture!(config_missing, "6: key `config`: \"xl/no-such.cfg\" does not exist (tests/fixtures/xl/no-such.cfg), expected a path to an xl.cfg file relative to this file");
-fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash)");
+fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit)");
 
 /// Errors about values from an xl.cfg name the .cfg file and line, not the TOML.
 macro_rules! cfg_fixture {
@@ -279,7 +282,7 @@ fn xl_ramdisks_reach_the_manifest() {
     );
     assert_eq!(
         e.unwrap_err().to_string(),
-        "tests/fixtures/x.toml:3: key `ramdisk`: comes from the xl.cfg file when `config` is set, expected it in xl/linux.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash)"
+        "tests/fixtures/x.toml:3: key `ramdisk`: comes from the xl.cfg file when `config` is set, expected it in xl/linux.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit)"
     );
 }
 
@@ -420,4 +423,23 @@ fn shipped_systems_are_valid() {
         let system = System::load(&root.join(file), Overrides::default());
         assert!(system.is_ok(), "{file}: {}", system.unwrap_err());
     }
+}
+
+/// `crash_limit` reaches the manifest in milliseconds, also beside `config`; a domain
+/// without it has no entry (dom0's default applies).
+#[test]
+fn crash_limits_flow_into_the_manifest() {
+    common::stand_ins();
+    let system = System::load(
+        Path::new("tests/fixtures/crash_limit_valid.toml"),
+        Overrides::default(),
+    )
+    .unwrap();
+    let (m, _) = manifest(&system).unwrap();
+    let got: Vec<(&str, u32, u32)> = m
+        .crash_limits
+        .iter()
+        .map(|l| (l.domain.as_str(), l.max_restarts, l.window_ms))
+        .collect();
+    assert_eq!(got, [("netdom", 10, 60_000), ("guest", 0, 1_000)]);
 }

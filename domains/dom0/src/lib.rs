@@ -334,19 +334,21 @@ mod tests {
             disks: vec![],
             nics: vec![],
             watchdogs: vec![],
+            crash_limits: vec![],
         };
         assert_eq!(decode_manifest(&m.encode().unwrap()), Ok(m));
         let bad = SystemManifest {
-            version: 6,
+            version: 7,
             domains: vec![],
             disks: vec![],
             nics: vec![],
             watchdogs: vec![],
+            crash_limits: vec![],
         }
         .encode()
         .unwrap();
         let e = decode_manifest(&bad).unwrap_err();
-        assert_eq!(e.to_string(), "manifest version 6, expected 7");
+        assert_eq!(e.to_string(), "manifest version 7, expected 8");
         assert_eq!(
             decode_manifest(&[0xFF, 0xFF]),
             Err(ManifestError::Malformed)

@@ -137,6 +137,8 @@ mod shell {
                     failed += 1;
                 }
             }
+            // Both arms above watched it.
+            limit_crashes(&mut sup, manifest, &d.name);
         }
         // Only a complete start says so: tests and `run --until` wait for this line, and a
         // failure must not look like success.
@@ -149,6 +151,20 @@ mod shell {
             println!("all domains started");
         }
         sup
+    }
+
+    /// Gives the domain just watched its own crash-loop limit, if the system sets one.
+    fn limit_crashes(sup: &mut Supervisor, manifest: &SystemManifest, name: &str) {
+        let Some(l) = manifest.crash_limits.iter().find(|l| l.domain == name) else {
+            return;
+        };
+        let window = timer::ms_to_ticks(u64::from(l.window_ms), timer::freq());
+        let max = usize::try_from(l.max_restarts).unwrap_or(usize::MAX);
+        sup.limit_crashes(max, window);
+        println!(
+            "crash limit on {name}: {} restarts within {} ms",
+            l.max_restarts, l.window_ms
+        );
     }
 
     fn on_irq(intid: u32) {

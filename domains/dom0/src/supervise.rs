@@ -155,6 +155,11 @@ pub struct Watched {
     health: Health,
     /// Its CPU time at the latest heartbeat reading (did it run since?).
     cpu_ticks: u64,
+    /// Crash restarts allowed within `window` ([`Limits::max_restarts`] unless the system
+    /// sets its `crash_limit`).
+    max_restarts: usize,
+    /// The sliding window its crash restarts are counted over, in ticks.
+    window: u64,
 }
 
 impl Watched {
@@ -260,7 +265,18 @@ impl Supervisor {
             placement: Vec::new(),
             health: Health::default(),
             cpu_ticks: 0,
+            max_restarts: self.limits.max_restarts,
+            window: self.limits.window,
         });
+    }
+
+    /// Sets the crash-loop limit of the domain watched last: `max_restarts` crash restarts
+    /// within `window` ticks (the system's `crash_limit`; the default is [`Limits`]'s).
+    pub fn limit_crashes(&mut self, max_restarts: usize, window: u64) {
+        if let Some(w) = self.domains.last_mut() {
+            w.max_restarts = max_restarts;
+            w.window = window;
+        }
     }
 
     /// Puts a heartbeat watchdog on the domain watched last, started at `now`: silence
@@ -450,14 +466,14 @@ impl Supervisor {
             ),
             Action::Preserve => (Some(format!("{}: {why} -> preserve", d.who())), None),
             Action::Restart => {
-                let since = now.saturating_sub(limits.window);
+                let since = now.saturating_sub(d.window);
                 d.recent.retain(|&t| t > since);
-                if crash && d.recent.len() >= limits.max_restarts {
+                if crash && d.recent.len() >= d.max_restarts {
                     d.held = true;
                     d.health.held = Some(format!(
                         "crash loop: {} restarts within {} s, then {}",
                         d.recent.len(),
-                        limits.window / limits.hz.max(1),
+                        d.window / limits.hz.max(1),
                         reason.text()
                     ));
                     let line = format!(
@@ -514,10 +530,10 @@ impl Supervisor {
         result: Result<CapHandle, CapError>,
         now: u64,
     ) -> (String, Option<CapHandle>) {
-        let window = self.limits.window;
         let Some(d) = self.domains.get_mut(i) else {
             return (format!("no watched domain {i}"), None);
         };
+        let window = d.window;
         d.pending = None;
         if result.is_err() {
             d.pending_crash = false;

@@ -98,6 +98,23 @@ pub const MAX_WATCHDOG_S: u32 = 3600;
 /// TCG. The wait is the larger of this and six timeouts.
 pub const MIN_FIRST_BEAT_S: u32 = 60;
 
+/// How many restarts after crashes a domain gets within a sliding window; one more crash
+/// holds it stopped (`ctl list` says why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashLimit {
+    /// Restarts allowed within the window (0: the first crash holds it).
+    pub max_restarts: u32,
+    /// The window, in seconds.
+    pub window_s: u32,
+}
+
+/// dom0's crash-loop limit for domains without `crash_limit` (its `Limits::for_hz`).
+pub const DEFAULT_CRASH_LIMIT: &str = "3/30s";
+/// Most restarts a `crash_limit` may allow.
+pub const MAX_CRASH_RESTARTS: u32 = 1000;
+/// Longest `crash_limit` window, in seconds.
+pub const MAX_CRASH_WINDOW_S: u32 = 3600;
+
 /// One `[[domain]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
@@ -134,6 +151,9 @@ pub struct Domain {
     /// crash (`watchdog`; `None`: off). On by default ([`DEFAULT_WATCHDOG_S`]) for the
     /// driver domains, whose runtime beats; off for everything else.
     pub watchdog_s: Option<u32>,
+    /// Its crash-loop limit (`crash_limit = "N/Ws"`; `None`: dom0's default,
+    /// [`DEFAULT_CRASH_LIMIT`]).
+    pub crash_limit: Option<CrashLimit>,
     /// Its disks (xl disk lines), in the order written.
     pub disks: Vec<At<disks::Disk>>,
     /// Its network interfaces (xl vif lines), in the order written.

@@ -19,6 +19,8 @@ use toml::Spanned;
 #[path = "parse_net.rs"]
 mod net;
 use net::{hostfwd_rules, vif_lines};
+#[path = "parse_limit.rs"]
+mod limit;
 
 const SYSTEM_KEYS: &[&str] = &["smp", "memory", "hostfwd"];
 const DOMAIN_KEYS: &[&str] = &[
@@ -37,6 +39,7 @@ const DOMAIN_KEYS: &[&str] = &[
     "on_reboot",
     "on_crash",
     "watchdog",
+    "crash_limit",
     "disk",
     "vif",
 ];
@@ -50,6 +53,7 @@ const CONFIG_KEYS: &[&str] = &[
     "on_poweroff",
     "on_reboot",
     "on_crash",
+    "crash_limit",
 ];
 const DEFAULT_SMP: u16 = 4;
 const DEFAULT_MEMORY_MIB: u32 = 1024;
@@ -365,6 +369,7 @@ fn domain(
                 "on_poweroff" => d.on_poweroff = cx.action(key, v)?,
                 "on_reboot" => d.on_reboot = cx.action(key, v)?,
                 "on_crash" => d.on_crash = cx.action(key, v)?,
+                "crash_limit" => d.crash_limit = Some(limit::crash_limit(cx, v)?),
                 _ => {}
             }
         }
@@ -384,6 +389,7 @@ fn domain(
     let mut on_reboot = Action::Restart;
     let mut on_crash = Action::Destroy;
     let mut watchdog = None;
+    let mut crash_limit = None;
     let mut disks = Vec::new();
     let mut vifs = Vec::new();
     for (key, v) in entries {
@@ -444,6 +450,7 @@ fn domain(
             "on_reboot" => on_reboot = cx.action(key, v)?,
             "on_crash" => on_crash = cx.action(key, v)?,
             "watchdog" => watchdog = Some((watchdog_seconds(cx, v)?, v.span())),
+            "crash_limit" => crash_limit = Some(limit::crash_limit(cx, v)?),
             "disk" => disks = disk_lines(cx, v)?,
             "vif" => vifs = vif_lines(cx, v, system)?,
             _ => depends_on = At::new(cx.strings(key, v, "domain names")?, at),
@@ -501,6 +508,7 @@ fn domain(
         on_reboot,
         on_crash,
         watchdog_s,
+        crash_limit,
         disks,
         passthrough: Default::default(),
         config: None,

@@ -89,6 +89,7 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         on_crash: xl.on_crash,
         // An xl.cfg domain is a guest (Linux, Zephyr, ...): none of them beats.
         watchdog_s: None,
+        crash_limit: None,
         disks: xl.disks,
         vifs: xl.vifs,
         passthrough: xl.passthrough,

@@ -207,6 +207,63 @@ fn a_proven_incarnation_restarts_at_once_until_the_hold() {
     assert!(s.domains()[0].is_held());
 }
 
+/// A domain's own `crash_limit` replaces the default: 10 proven crashes within its 60 s
+/// window restart it, the 11th holds it and says so with its window; a second domain
+/// watched later keeps the default.
+#[test]
+fn a_domain_crash_limit_replaces_the_default() {
+    let mut s = sup(restart_all());
+    s.limit_crashes(10, 60_000);
+    s.watch("other", 4, handle(1), DomainState::Running, restart_all());
+    let mut now = 5_000;
+    for gen in 2..=11 {
+        let (line, _) = s.observe(0, Ok(crashed()), now);
+        assert!(line.unwrap().ends_with("-> restart in 0 ms"), "crash {gen}");
+        let (line, _) = s.restarted(0, Ok(handle(gen)), now);
+        assert!(
+            line.ends_with(&format!("{} within 60 s)", gen - 1)),
+            "{line}"
+        );
+        s.observe(0, Ok(DomainState::Running), now + 1);
+        now += 1_000;
+    }
+    let (line, _) = s.observe(0, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crash loop, held after 10 restarts")
+    );
+    let held = s.domains()[0].health().held.clone().unwrap();
+    assert!(
+        held.starts_with("crash loop: 10 restarts within 60 s"),
+        "{held}"
+    );
+    // The other domain is held after the default 3.
+    for gen in 2..=4 {
+        s.observe(1, Ok(crashed()), now);
+        s.restarted(1, Ok(handle(gen)), now);
+        s.observe(1, Ok(DomainState::Running), now + 1);
+        now += 1_000;
+    }
+    let (line, _) = s.observe(1, Ok(crashed()), now);
+    assert_eq!(
+        line.as_deref(),
+        Some("other (d4): crash loop, held after 3 restarts")
+    );
+}
+
+/// A limit of 0 holds a domain at its first crash.
+#[test]
+fn a_zero_crash_limit_holds_at_the_first_crash() {
+    let mut s = sup(restart_all());
+    s.limit_crashes(0, 30_000);
+    let (line, _) = s.observe(0, Ok(crashed()), 5_000);
+    assert_eq!(
+        line.as_deref(),
+        Some("crashy (d3): crash loop, held after 0 restarts")
+    );
+    assert!(s.domains()[0].is_held());
+}
+
 /// With a watchdog, the first heartbeat proves an incarnation at once (no need to wait
 /// for `settle`); one that crashes before its first beat backs off.
 #[test]
