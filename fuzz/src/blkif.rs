@@ -51,7 +51,10 @@ struct FakeDisk {
 
 impl FakeDisk {
     fn range(&self, sector: u64, len: usize) -> std::ops::Range<usize> {
-        assert!(len > 0 && len.is_multiple_of(512), "disk buffer of {len} bytes");
+        assert!(
+            len > 0 && len.is_multiple_of(512),
+            "disk buffer of {len} bytes"
+        );
         let start = usize::try_from(sector).expect("sector") * 512;
         assert!(start + len <= self.data.len(), "disk access past the end");
         start..start + len
@@ -77,8 +80,14 @@ impl Disk for FakeDisk {
         &mut self.staging
     }
     fn start(&mut self, t: Transfer) -> Result<(), DiskError> {
-        assert!(t.at + t.len <= self.staging.len(), "transfer past the staging buffer");
-        assert!(self.in_flight.len() < DEPTH, "more transfers in flight than the depth");
+        assert!(
+            t.at + t.len <= self.staging.len(),
+            "transfer past the staging buffer"
+        );
+        assert!(
+            self.in_flight.len() < DEPTH,
+            "more transfers in flight than the depth"
+        );
         for p in &self.in_flight {
             assert!(
                 t.at + t.len <= p.at || p.at + p.len <= t.at,
@@ -129,7 +138,10 @@ impl Grants for FakeGrants {
         let mut result = Ok(());
         for p in pieces {
             let (at, n) = (p.at, usize::from(p.seg.len));
-            assert!(n > 0 && at + n <= buf.len(), "a piece outside the local buffer");
+            assert!(
+                n > 0 && at + n <= buf.len(),
+                "a piece outside the local buffer"
+            );
             match self.page(&p.seg) {
                 Ok(page) => match dir {
                     Dir::In => buf[at..at + n].copy_from_slice(page),
