@@ -23,6 +23,41 @@ pub struct Ops<'a> {
 }
 
 impl Ops<'_> {
+    /// `ctl create`: builds, starts and supervises the domain; its id.
+    fn create_domain(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {
+        let caps = cap::cap_list().map_err(MgmtError::Capability)?;
+        let running: Vec<String> = self
+            .sup
+            .domains()
+            .iter()
+            .filter(|w| !w.is_gone())
+            .map(|w| w.name.clone())
+            .collect();
+        let mut d = d.clone();
+        if d.auto_cpus {
+            // The host chose pCPUs without knowing what runs here: keep off exclusive ones.
+            d.vcpus = dom0::place_auto(&d.vcpus, &self.sup.exclusive_pcpus(), self.info.pcpus)
+                .ok_or_else(|| MgmtError::Refused {
+                    why: format!("cannot create {}: every pCPU is held exclusively", d.name),
+                })?;
+        }
+        let d = &d;
+        self.pv.describe(d);
+        let spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
+            why: format!("cannot create {}: {e}", d.name),
+        })?;
+        let (handle, domid) = cap::domain_create(&spec).map_err(MgmtError::Capability)?;
+        if let Err(e) = cap::domain_start(handle) {
+            let _ = cap::domain_destroy(handle);
+            return Err(MgmtError::Capability(e));
+        }
+        self.sup
+            .watch(&d.name, domid, handle, DomainState::Running, Policy::of(d));
+        self.sup.placed(&d.vcpus);
+        println!("mgmt: create {}: started (d{domid})", d.name);
+        Ok(domid)
+    }
+
     /// Index in the supervisor of live domain `id`.
     fn index(&self, id: u16) -> Result<usize, CapError> {
         self.sup
@@ -140,37 +175,10 @@ impl DomainOps for Ops<'_> {
     }
 
     fn create(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {
-        let caps = cap::cap_list().map_err(MgmtError::Capability)?;
-        let running: Vec<String> = self
-            .sup
-            .domains()
-            .iter()
-            .filter(|w| !w.is_gone())
-            .map(|w| w.name.clone())
-            .collect();
-        let mut d = d.clone();
-        if d.auto_cpus {
-            // The host chose pCPUs without knowing what runs here: keep off exclusive ones.
-            d.vcpus = dom0::place_auto(&d.vcpus, &self.sup.exclusive_pcpus(), self.info.pcpus)
-                .ok_or_else(|| MgmtError::Refused {
-                    why: format!("cannot create {}: every pCPU is held exclusively", d.name),
-                })?;
-        }
-        let d = &d;
-        self.pv.describe(d);
-        let spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
-            why: format!("cannot create {}: {e}", d.name),
-        })?;
-        let (handle, domid) = cap::domain_create(&spec).map_err(MgmtError::Capability)?;
-        if let Err(e) = cap::domain_start(handle) {
-            let _ = cap::domain_destroy(handle);
-            return Err(MgmtError::Capability(e));
-        }
-        self.sup
-            .watch(&d.name, domid, handle, DomainState::Running, Policy::of(d));
-        self.sup.placed(&d.vcpus);
-        println!("mgmt: create {}: started (d{domid})", d.name);
-        Ok(domid)
+        // A refusal is on dom0's console too, like every other management action's outcome.
+        self.create_domain(d).inspect_err(|e| {
+            println!("mgmt: create {}: refused: {e}", d.name);
+        })
     }
 
     fn shutdown(&mut self, id: u16, kind: ShutdownKind) -> Result<(), CapError> {

@@ -444,7 +444,9 @@ fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate:
     if let Ok(xl) = crate::xlcfg::load(&file) {
         if let Some(d) = xl.disks.first() {
             bail!(
-                "{}:{}: key `disk`: ctl create cannot attach disks to a running system yet                  (QEMU attaches them at boot); boot the guest with `cargo bulkhead run                  --domain {}` instead",
+                "{}:{}: key `disk`: ctl create cannot attach disks to a running system yet \
+                 (QEMU attaches them at boot); boot the guest with `cargo bulkhead run \
+                 --domain {}` instead",
                 file.display(),
                 d.line,
                 file.display()

@@ -723,7 +723,7 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     .unwrap();
     let e = format!("{:#}", super::create_request(&disk).unwrap_err());
     assert!(
-        e.contains("disk.cfg:4: key `disk`: ctl create cannot attach disks"),
+        e.contains("disk.cfg:4: key `disk`: ctl create cannot attach disks to a running system yet (QEMU attaches them at boot); boot the guest with `cargo bulkhead run --domain "),
         "{e}"
     );
     // Vifs need no host device: the request carries them, to be served by the running
