@@ -20,7 +20,6 @@ pub mod rt;
 
 use crate::markers::Expect;
 use crate::qemu::{self, Outcome, RunOptions};
-use crate::system::Overrides;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
@@ -136,16 +135,12 @@ pub fn bench(
             system.display()
         ));
         spinner.enable_steady_tick(Duration::from_millis(120));
-        let out = qemu::run(&RunOptions {
-            system: system.clone(),
-            overrides: Overrides::default(),
-            build: build && i == 0,
-            timeout: Some(Duration::from_secs(300)),
-            expect: Expect::new().then(r"\[bench\] done")?,
-            icount: true,
-            interactive: false,
-            echo: false,
-        })?;
+        let out = qemu::run(&RunOptions::bench(
+            system.clone(),
+            Expect::new().then(r"\[bench\] done")?,
+            Duration::from_secs(300),
+            build && i == 0,
+        ))?;
         spinner.finish_and_clear();
         if out.outcome != Outcome::Matched {
             bail!("benchmark run {} failed: {}", i + 1, out.report(30));

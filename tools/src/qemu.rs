@@ -55,6 +55,21 @@ impl RunOptions {
             echo: false,
         }
     }
+
+    /// Non-interactive, silent run of `system` under [`ICOUNT_ARGS`]: what benchmarks use.
+    /// `build`: build the images first.
+    pub fn bench(
+        system: impl Into<PathBuf>,
+        expect: Expect,
+        timeout: Duration,
+        build: bool,
+    ) -> Self {
+        Self {
+            build,
+            icount: true,
+            ..Self::test(system, expect, timeout)
+        }
+    }
 }
 
 /// QEMU's arguments for a deterministic run: one instruction per ns of virtual time, idle

@@ -8,7 +8,6 @@ use crate::ctl::client::Client;
 use crate::ctl::default_socket;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
-use crate::system::Overrides;
 use anyhow::{anyhow, bail, Context, Result};
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::path::{Path, PathBuf};
@@ -46,16 +45,7 @@ fn expect(prefix: &str) -> Result<Expect> {
 }
 
 fn options(system: PathBuf, expect: Expect, build: bool) -> RunOptions {
-    RunOptions {
-        system,
-        overrides: Overrides::default(),
-        build,
-        timeout: Some(TIMEOUT),
-        expect,
-        icount: true,
-        interactive: false,
-        echo: false,
-    }
+    RunOptions::bench(system, expect, TIMEOUT, build)
 }
 
 /// The console history so far, as `ctl dmesg` shows it.

@@ -18,7 +18,6 @@
 
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
-use crate::system::Overrides;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
@@ -139,16 +138,12 @@ pub fn report(bulkhead: Marker, native: Marker) -> Result<BootReport> {
 }
 
 fn options(name: &str, build: bool) -> Result<RunOptions> {
-    Ok(RunOptions {
-        system: crate::paths::workspace_root().join(name),
-        overrides: Overrides::default(),
+    Ok(RunOptions::bench(
+        crate::paths::workspace_root().join(name),
+        Expect::new().then(MARKER_RE)?,
+        TIMEOUT,
         build,
-        timeout: Some(TIMEOUT),
-        expect: Expect::new().then(MARKER_RE)?,
-        icount: true,
-        interactive: false,
-        echo: false,
-    })
+    ))
 }
 
 fn one(what: &str, run: impl FnOnce() -> Result<qemu::RunOutcome>) -> Result<Marker> {

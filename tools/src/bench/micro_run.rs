@@ -16,7 +16,6 @@
 use super::micro::Dist;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions, RunOutcome};
-use crate::system::Overrides;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -126,16 +125,12 @@ pub fn expect(role: &str) -> Result<Expect> {
 
 /// Boots `boot` under `-icount`; its console log when the measuring role finished.
 pub fn run(boot: Boot, samples: usize, timeout: Duration) -> Result<RunOutcome> {
-    let opts = RunOptions {
-        system: write_system(boot, samples)?,
-        overrides: Overrides::default(),
-        build: false,
-        timeout: Some(timeout),
-        expect: expect(boot.measuring_role())?,
-        icount: true,
-        interactive: false,
-        echo: false,
-    };
+    let opts = RunOptions::bench(
+        write_system(boot, samples)?,
+        expect(boot.measuring_role())?,
+        timeout,
+        false,
+    );
     super::boot_with_spinner(&format!("micro: {} on Bulkhead", boot.name()), || {
         qemu::run(&opts)
     })
@@ -169,7 +164,7 @@ mod tests {
             let file = dir.path().join(format!("{}.toml", boot.name()));
             let text = boot.system(&image, 20);
             std::fs::write(&file, &text).unwrap();
-            let sys = System::parse(&file, &text, Overrides::default())
+            let sys = System::parse(&file, &text, Default::default())
                 .unwrap_or_else(|e| panic!("{}: {e}\n{text}", boot.name()));
             assert!(sys.warnings.is_empty(), "{:?}", sys.warnings);
             sys

@@ -15,7 +15,6 @@
 use super::micro::Dist;
 use crate::guest::{apt, cache::Cache, fetch};
 use crate::qemu::{self, RunOptions, RunOutcome};
-use crate::system::Overrides;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -232,16 +231,12 @@ fn run(boot: &XenBoot, xen: &Path) -> Result<RunOutcome> {
     let dtb = dir.join(format!("{name}.dtb"));
     std::fs::write(&dtb, dom0less_dtb(&base, boot.xen_args, domus, len)?)
         .with_context(|| format!("cannot write {}", dtb.display()))?;
-    let opts = RunOptions {
-        system: PathBuf::from(name),
-        overrides: Overrides::default(),
-        build: false,
-        timeout: Some(Duration::from_secs(600)),
-        expect: super::micro_run::expect(boot.role)?.forbid(r"\(XEN\).*Panic")?,
-        icount: true,
-        interactive: false,
-        echo: false,
-    };
+    let opts = RunOptions::bench(
+        PathBuf::from(name),
+        super::micro_run::expect(boot.role)?.forbid(r"\(XEN\).*Panic")?,
+        Duration::from_secs(600),
+        false,
+    );
     super::boot_with_spinner(&format!("micro: {name} on Xen 4.17"), || {
         qemu::run_args(qemu_args(xen, &dtb, &image, domus.len()), &dir, &opts)
     })

@@ -140,16 +140,7 @@ pub fn run(build: bool, ns_per_tick: u64, timeout: Duration) -> Result<G2gRun> {
     let expect = crate::markers::Expect::new()
         .then(&result_re())?
         .forbid(r"\[(server|client)\] .*(Kernel panic|BUG:|Oops)")?;
-    let opts = RunOptions {
-        system,
-        overrides: crate::system::Overrides::default(),
-        build,
-        timeout: Some(timeout),
-        expect,
-        icount: true,
-        interactive: false,
-        echo: false,
-    };
+    let opts = RunOptions::bench(system, expect, timeout, build);
     let out = boot_typing("two Linux guests on netdom's switch", &opts, &steps())?;
     parse(&out.log, ns_per_tick).with_context(|| format!("in {}", out.log_path.display()))
 }

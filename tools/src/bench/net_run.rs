@@ -9,7 +9,6 @@ use super::net::{self, NetReport, Raw, BYTES, NATIVE_MODULES, NATIVE_MODULE_DIR,
 use crate::guest::cpio::CpioWriter;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
-use crate::system::Overrides;
 use anyhow::{Context, Result};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -142,16 +141,7 @@ fn expect(prefix: &str) -> Result<Expect> {
 }
 
 fn options(system: PathBuf, expect: Expect, build: bool) -> RunOptions {
-    RunOptions {
-        system,
-        overrides: Overrides::default(),
-        build,
-        timeout: Some(TIMEOUT),
-        expect,
-        icount: true,
-        interactive: false,
-        echo: false,
-    }
+    RunOptions::bench(system, expect, TIMEOUT, build)
 }
 
 /// The run under the microvisor: the raw result and what the sink got.

@@ -7,7 +7,6 @@ use crate::ctl::client::Client;
 use crate::ctl::default_socket;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
-use crate::system::Overrides;
 use anyhow::{anyhow, bail, Context, Result};
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::path::{Path, PathBuf};
@@ -129,16 +128,7 @@ pub fn bench(build: bool, crashes: u32) -> Result<RestartReport> {
     let expect = Expect::new()
         .then(&format!(r"\[{DOMAIN}\] {TAG}-DONE \d+"))?
         .forbid(&format!(r"\[{DOMAIN}\] .*{FORBIDDEN}"))?;
-    let opts = RunOptions {
-        system,
-        overrides: Overrides::default(),
-        build,
-        timeout: Some(TIMEOUT),
-        expect,
-        icount: true,
-        interactive: false,
-        echo: false,
-    };
+    let opts = RunOptions::bench(system, expect, TIMEOUT, build);
     let mut crash_at = Vec::new();
     let out = super::boot_with_spinner("Linux I/O across blkdom crashes", || {
         std::thread::scope(|s| {

@@ -13,7 +13,6 @@
 
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
-use crate::system::Overrides;
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
@@ -123,16 +122,12 @@ pub fn report(native: RtRun, bulkhead: RtRun) -> RtReport {
 }
 
 fn options(name: &str, build: bool) -> Result<RunOptions> {
-    Ok(RunOptions {
-        system: crate::paths::workspace_root().join(format!("tests/systems/{name}.toml")),
-        overrides: Overrides::default(),
+    Ok(RunOptions::bench(
+        crate::paths::workspace_root().join(format!("tests/systems/{name}.toml")),
+        Expect::new().then(r"\] bench-rt done")?,
+        Duration::from_secs(600),
         build,
-        timeout: Some(Duration::from_secs(600)),
-        expect: Expect::new().then(r"\] bench-rt done")?,
-        icount: true,
-        interactive: false,
-        echo: false,
-    })
+    ))
 }
 
 fn build_native() -> Result<PathBuf> {
