@@ -26,6 +26,7 @@ use dom0::pvcore::{Child, Event, Pv, PvHost, Ring};
 use dom0::xenstore::{Access, Perm, Quotas, Xenstore};
 use dom0::Supervisor;
 use protocol::cap::CapHandle;
+use protocol::xen::xenbus::XenbusState;
 use protocol::xen::HvmParam;
 
 /// `GNTTAB_RESERVED_CONSOLE`.
@@ -271,8 +272,12 @@ impl Backends {
         let mut n = 0;
         for (path, value) in writes {
             // Value only: the nodes keep their owner and readers.
-            let ok = self.core.xs.set_node(&path, value, &[]).is_ok();
-            n += usize::from(ok && value == dom0::restart::XENBUS_CLOSED);
+            let ok = self
+                .core
+                .xs
+                .set_node(&path, value.as_str().as_bytes(), &[])
+                .is_ok();
+            n += usize::from(ok && value == XenbusState::Closed);
         }
         n
     }

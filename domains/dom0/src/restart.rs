@@ -23,14 +23,10 @@ use crate::xenstore::Xenstore;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use protocol::xen::xenbus::XenbusState;
 
 /// The backend kinds whose nodes a restart in place keeps.
 pub const KEPT_BACKENDS: &[&str] = &["vbd", "vif"];
-
-/// XenbusState Closing: the backend is going away.
-pub const XENBUS_CLOSING: &[u8] = b"5";
-/// XenbusState Closed: the backend is gone.
-pub const XENBUS_CLOSED: &[u8] = b"6";
 
 /// The `state` nodes of the connections `domid` serves as a block or network backend
 /// (`backend/{vbd,vif}/<frontend>/<devid>/state`), in tree order.
@@ -54,17 +50,17 @@ pub fn served_states(xs: &Xenstore, domid: u16) -> Vec<String> {
 /// What dom0 writes when it gives up on backend `domid`: each of its connections not
 /// Closed yet goes to Closing, then Closed (a frontend that reads only the last value
 /// takes Closed as a missed Closing, as Linux's do), in order.
-pub fn closing_writes(xs: &Xenstore, domid: u16) -> Vec<(String, &'static [u8])> {
+pub fn closing_writes(xs: &Xenstore, domid: u16) -> Vec<(String, XenbusState)> {
     let mut out = Vec::new();
     for state in served_states(xs, domid) {
-        let now = xs.read_node(&state).map(|v| v.trim_ascii());
-        if now == Some(XENBUS_CLOSED) {
+        let now = xs.read_node(&state).map(XenbusState::parse);
+        if now == Some(XenbusState::Closed) {
             continue;
         }
-        if now != Some(XENBUS_CLOSING) {
-            out.push((state.clone(), XENBUS_CLOSING));
+        if now != Some(XenbusState::Closing) {
+            out.push((state.clone(), XenbusState::Closing));
         }
-        out.push((state, XENBUS_CLOSED));
+        out.push((state, XenbusState::Closed));
     }
     out
 }
@@ -164,26 +160,26 @@ mod tests {
         xs.set_node("/local/domain/1/backend/vif/2/0/state", b"5\n", &[])
             .unwrap();
         let got = closing_writes(&xs, 1);
-        let want: Vec<(String, &[u8])> = alloc::vec![
+        let want: Vec<(String, XenbusState)> = alloc::vec![
             // Connected (1 here): Closing, then Closed.
             (
                 "/local/domain/1/backend/vbd/3/51712/state".into(),
-                XENBUS_CLOSING
+                XenbusState::Closing
             ),
             (
                 "/local/domain/1/backend/vbd/3/51712/state".into(),
-                XENBUS_CLOSED
+                XenbusState::Closed
             ),
             // Already Closing: Closed; already Closed: nothing. No state node (the vbd of
             // d2 was being written), another kind, a frontend's node: untouched.
             (
                 "/local/domain/1/backend/vif/2/0/state".into(),
-                XENBUS_CLOSED
+                XenbusState::Closed
             ),
         ];
         assert_eq!(got, want);
         for (path, value) in &got {
-            xs.set_node(path, value, &[]).unwrap();
+            xs.set_node(path, value.as_str().as_bytes(), &[]).unwrap();
         }
         assert!(
             closing_writes(&xs, 1).is_empty(),
