@@ -160,7 +160,9 @@ mod shell {
         };
         let window = timer::ms_to_ticks(u64::from(l.window_ms), timer::freq());
         let max = usize::try_from(l.max_restarts).unwrap_or(usize::MAX);
-        sup.limit_crashes(max, window);
+        if !sup.limit_crashes(max, window) {
+            return println!("crash limit on {name} ignored: its window is empty");
+        }
         println!(
             "crash limit on {name}: {} restarts within {} ms",
             l.max_restarts, l.window_ms

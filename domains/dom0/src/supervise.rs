@@ -272,10 +272,17 @@ impl Supervisor {
 
     /// Sets the crash-loop limit of the domain watched last: `max_restarts` crash restarts
     /// within `window` ticks (the system's `crash_limit`; the default is [`Limits`]'s).
-    pub fn limit_crashes(&mut self, max_restarts: usize, window: u64) {
-        if let Some(w) = self.domains.last_mut() {
-            w.max_restarts = max_restarts;
-            w.window = window;
+    ///
+    /// An empty `window` is refused (false; the default stays): no two crashes would ever
+    /// fall into it, so the domain could never be held.
+    pub fn limit_crashes(&mut self, max_restarts: usize, window: u64) -> bool {
+        match self.domains.last_mut() {
+            Some(w) if window > 0 => {
+                w.max_restarts = max_restarts;
+                w.window = window;
+                true
+            }
+            _ => false,
         }
     }
 

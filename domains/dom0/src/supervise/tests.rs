@@ -213,7 +213,8 @@ fn a_proven_incarnation_restarts_at_once_until_the_hold() {
 #[test]
 fn a_domain_crash_limit_replaces_the_default() {
     let mut s = sup(restart_all());
-    s.limit_crashes(10, 60_000);
+    assert!(!s.limit_crashes(10, 0), "an empty window is refused");
+    assert!(s.limit_crashes(10, 60_000));
     s.watch("other", 4, handle(1), DomainState::Running, restart_all());
     let mut now = 5_000;
     for gen in 2..=11 {
@@ -255,7 +256,7 @@ fn a_domain_crash_limit_replaces_the_default() {
 #[test]
 fn a_zero_crash_limit_holds_at_the_first_crash() {
     let mut s = sup(restart_all());
-    s.limit_crashes(0, 30_000);
+    assert!(s.limit_crashes(0, 30_000));
     let (line, _) = s.observe(0, Ok(crashed()), 5_000);
     assert_eq!(
         line.as_deref(),
