@@ -192,6 +192,18 @@ pub enum VcpuState {
     Blocked,
 }
 
+impl VcpuState {
+    /// The state of a vCPU that is powered on or not and waiting in WFI or not (a vCPU
+    /// powered off is off, whatever it was waiting for).
+    pub const fn of(powered_on: bool, in_wfi: bool) -> Self {
+        match (powered_on, in_wfi) {
+            (false, _) => Self::Off,
+            (true, true) => Self::Blocked,
+            (true, false) => Self::Running,
+        }
+    }
+}
+
 /// One vCPU, for [`CapOp::DomainVcpus`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VcpuInfo {
@@ -546,6 +558,14 @@ pub struct DomainInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vcpu_state_from_power_and_wfi() {
+        assert_eq!(VcpuState::of(false, true), VcpuState::Off);
+        assert_eq!(VcpuState::of(true, true), VcpuState::Blocked);
+        assert_eq!(VcpuState::of(true, false), VcpuState::Running);
+        assert_eq!(CapOp::try_from(28), Ok(CapOp::DomainVcpus));
+    }
 
     #[test]
     fn function_ids_round_trip() {

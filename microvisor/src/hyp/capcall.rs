@@ -551,11 +551,7 @@ impl Hyp {
                 .map(|(vcpu, c)| VcpuInfo {
                     vcpu,
                     placement: c.placement,
-                    state: match (c.power, c.blocked) {
-                        (super::domain::Power::Off, _) => VcpuState::Off,
-                        (super::domain::Power::On, true) => VcpuState::Blocked,
-                        (super::domain::Power::On, false) => VcpuState::Running,
-                    },
+                    state: VcpuState::of(c.power == super::domain::Power::On, c.blocked),
                     cpu_ticks: c.stats.run_ticks,
                     exits: c.stats.exits,
                 })

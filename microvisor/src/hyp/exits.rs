@@ -28,7 +28,7 @@ impl Hyp {
             Exit::Hvc { .. } => {
                 // F16: any other immediate is an undefined instruction for the guest, as on
                 // Xen; the exception returns to the HVC itself (the trap's PC is after it).
-                regs.pc -= 4;
+                regs.rewind_hvc();
                 inject_undef(regs);
             }
             Exit::Smc { .. } => {
@@ -248,7 +248,7 @@ fn hang_in_place(exit: &Exit, regs: &mut GuestRegs) -> bool {
     /// PSTATE.{D,A,I,F}.
     const DAIF: u64 = 0xf << 6;
     match exit {
-        Exit::Hvc { .. } => regs.pc -= 4,
+        Exit::Hvc { .. } => regs.rewind_hvc(),
         Exit::Wfi | Exit::Wfe => {}
         _ => return false,
     }

@@ -43,7 +43,7 @@ mod map;
 mod pin;
 
 pub use batch::{split, Split, Stage2Batch, GRANT_CHUNK};
-pub use map::Unpin;
+pub use map::PendingUnpin;
 use pin::Maptrack;
 
 /// Most frames a table may be given at open (4 MiB of entries; Xen's default is 64).

@@ -1,6 +1,5 @@
 //! Host tests for grant batches: how calls split into continuations, how many TLB
 //! invalidations an unmap batch causes, and that pins drop only after the invalidation.
-#![allow(unused_must_use)]
 
 use super::fake::{host, Env, FakeMem};
 use super::*;

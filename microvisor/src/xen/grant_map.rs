@@ -120,7 +120,7 @@ impl GrantTables {
         &mut self,
         mapper: DomId,
         op: &GnttabUnmapGrantRef,
-    ) -> Result<(Unmapped, Option<Unpin>), i16> {
+    ) -> Result<(Unmapped, Option<PendingUnpin>), i16> {
         let mt = &mut self.table_mut(mapper).ok_or(gntst::BAD_HANDLE)?.maptrack;
         let (m, revoked) = match mt.get(op.handle) {
             Slot::Free => return Err(gntst::BAD_HANDLE),
@@ -131,7 +131,7 @@ impl GrantTables {
             return Err(gntst::GENERAL_ERROR);
         }
         mt.put(op.handle);
-        let unpin = (!revoked).then_some(Unpin {
+        let unpin = (!revoked).then_some(PendingUnpin {
             granter: m.granter,
             gref: m.gref,
             readonly: m.readonly,
@@ -147,7 +147,7 @@ impl GrantTables {
 
     /// Drops a pin [`GrantTables::unmap_keep_pin`] left (clearing the granter's flags with
     /// its last pin). Nothing if the granter closed meanwhile: closing dropped every pin.
-    pub fn release_pin(&mut self, mem: &mut impl GrantMemory, u: Unpin) {
+    pub fn release_pin(&mut self, mem: &mut impl GrantMemory, u: PendingUnpin) {
         if let Some(granter) = self.table_mut(u.granter) {
             granter.unpin(mem, u.gref, u.readonly);
         }
@@ -157,7 +157,7 @@ impl GrantTables {
 /// A pin still held after its mapping's handle went ([`GrantTables::unmap_keep_pin`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "a pin that is never released keeps the granter's page busy forever"]
-pub struct Unpin {
+pub struct PendingUnpin {
     granter: DomId,
     gref: GrantRef,
     readonly: bool,

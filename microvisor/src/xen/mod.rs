@@ -28,8 +28,8 @@ pub use evtchn::{
     raise, unmask, Bound, EventBits, EventChannels, Notify, PortRef, PortState, Raised, Status,
 };
 pub use grant::{
-    split, Closed, GrantMemory, GrantTables, HeldMapping, Mapped, Split, Stage2Batch, TableSize,
-    Unmapped, Unpin, GRANT_CHUNK, MAX_GRANT_FRAMES,
+    split, Closed, GrantMemory, GrantTables, HeldMapping, Mapped, PendingUnpin, Split, Stage2Batch,
+    TableSize, Unmapped, GRANT_CHUNK, MAX_GRANT_FRAMES,
 };
 pub use runstate::RunstateAcct;
 

@@ -16,6 +16,14 @@ pub struct GuestRegs {
     pub pstate: u64,
 }
 
+impl GuestRegs {
+    /// Steps the PC back over the HVC that trapped (its ELR points after the instruction),
+    /// so the guest executes it again or takes an exception at it.
+    pub fn rewind_hvc(&mut self) {
+        self.pc = self.pc.wrapping_sub(4);
+    }
+}
+
 /// PSTATE of a vCPU at reset: EL1h, D/A/I/F masked.
 pub const PSTATE_EL1H_MASKED: u64 = 0x3c5;
 /// `SCTLR_EL1` at reset: MMU and caches off, RES1 bits set.

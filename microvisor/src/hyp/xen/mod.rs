@@ -112,7 +112,7 @@ impl Hyp {
                     // the guest is taken first if it has interrupts unmasked.
                     regs.x[1] = uop;
                     regs.x[2] = count;
-                    regs.pc -= 4;
+                    regs.rewind_hvc();
                     return;
                 }
             },
