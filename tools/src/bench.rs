@@ -8,6 +8,7 @@
 pub mod blk;
 pub mod blk_run;
 pub mod boot;
+pub mod console;
 pub mod micro;
 pub mod micro_run;
 pub mod micro_xen;

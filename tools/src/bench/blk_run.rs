@@ -4,14 +4,13 @@
 //! raw image, and prints and writes the report of [`super::blk`].
 
 use super::blk::{self, BlkReport, Raw, BULKHEAD_DEV, DISK_MIB, NATIVE_DEV, TAG};
-use crate::ctl::client::Client;
+use super::console::{boot_typing, steps_for};
 use crate::ctl::default_socket;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
-use anyhow::{anyhow, bail, Context, Result};
-use protocol::mgmt::{DomainRef, Request, Response};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The system booted under the microvisor: dom0, blkdom and the Linux guest with one disk.
 pub const SYSTEM: &str = "tests/systems/bench_blk.toml";
@@ -46,99 +45,6 @@ fn expect(prefix: &str) -> Result<Expect> {
 
 fn options(system: PathBuf, expect: Expect, build: bool) -> RunOptions {
     RunOptions::bench(system, expect, TIMEOUT, build)
-}
-
-/// The console history so far, as `ctl dmesg` shows it.
-pub fn history(c: &mut Client) -> Result<String> {
-    let (mut from, mut text) = (0, Vec::new());
-    loop {
-        match c.call(&Request::Dmesg { from })? {
-            Response::Log { bytes, start, end } => {
-                from = start + bytes.len() as u64;
-                text.extend_from_slice(&bytes);
-                if bytes.is_empty() || from >= end {
-                    return Ok(String::from_utf8_lossy(&text).into_owned());
-                }
-            }
-            other => bail!("dmesg answered {other:?}"),
-        }
-    }
-}
-
-/// `script` (trigger, line) as steps typed on `domain`'s console (see [`type_steps`]).
-pub fn steps_for(domain: &str, script: &[(String, String)]) -> Vec<Step> {
-    script
-        .iter()
-        .map(|(trigger, line)| Step {
-            trigger: trigger.clone(),
-            domain: domain.to_owned(),
-            line: line.clone(),
-        })
-        .collect()
-}
-
-/// Boots `opts` under the microvisor (with `label` on the spinner) while typing `steps`
-/// over the management port; the run's outcome. A typing failure is the error only when
-/// the boot nevertheless matched (otherwise the boot's own report says more).
-pub fn boot_typing(label: &str, opts: &RunOptions, steps: &[Step]) -> Result<qemu::RunOutcome> {
-    super::boot_with_spinner(label, || {
-        std::thread::scope(|s| {
-            let boot = s.spawn(|| qemu::run(opts));
-            let typed = type_steps(steps, &|| boot.is_finished());
-            let out = boot
-                .join()
-                .map_err(|_| anyhow!("the QEMU thread panicked"))??;
-            if let Err(e) = typed {
-                if out.outcome == qemu::Outcome::Matched {
-                    return Err(e);
-                }
-                eprintln!("typing the script: {e:#}");
-            }
-            Ok(out)
-        })
-    })
-}
-
-/// One line typed on one domain's console once `trigger` is in the console history.
-pub struct Step {
-    /// Text the history must contain first (the console lines carry `[domain] ` prefixes).
-    pub trigger: String,
-    /// Whose console.
-    pub domain: String,
-    /// What to type (with its newline).
-    pub line: String,
-}
-
-/// Types each step, in order, once its trigger is in the console history, over one
-/// management connection; gives up when `done` says the boot ended.
-pub fn type_steps(steps: &[Step], done: &dyn Fn() -> bool) -> Result<()> {
-    let deadline = Instant::now() + TIMEOUT;
-    let socket = default_socket();
-    let mut client = loop {
-        match Client::connect(&socket, Duration::from_secs(5)) {
-            Ok(c) => break c,
-            Err(e) if done() || Instant::now() > deadline => {
-                return Err(e.context("the management port never answered"))
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    };
-    for s in steps {
-        while !history(&mut client)?.contains(s.trigger.as_str()) {
-            if done() || Instant::now() > deadline {
-                bail!("no {:?} on the console", s.trigger);
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let r = client.call(&Request::ConsoleInput {
-            domain: DomainRef::Name(s.domain.clone()),
-            bytes: s.line.clone().into_bytes(),
-        })?;
-        if r != Response::Done {
-            bail!("console input answered {r:?}");
-        }
-    }
-    Ok(())
 }
 
 /// The run under the microvisor.

@@ -6,7 +6,7 @@
 //! path. There is no native counterpart (two machines would be two QEMUs); the figure is
 //! printed beside the guest <-> host ones.
 
-use super::blk_run::{boot_typing, Step};
+use super::console::{boot_typing, Step};
 use super::net::{BYTES, PASSES, TAG};
 use crate::qemu::RunOptions;
 use anyhow::{bail, Context, Result};

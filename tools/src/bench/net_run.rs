@@ -4,7 +4,7 @@
 //! each against a TCP sink and source this process serves on 127.0.0.1, and prints and
 //! writes the report of [`super::net`].
 
-use super::blk_run::{boot_typing, steps_for};
+use super::console::{boot_typing, steps_for};
 use super::net::{self, NetReport, Raw, BYTES, NATIVE_MODULES, NATIVE_MODULE_DIR, TAG};
 use crate::guest::cpio::CpioWriter;
 use crate::markers::Expect;

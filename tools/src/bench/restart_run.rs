@@ -6,8 +6,8 @@ use super::restart::{self, RestartReport, DOMAIN, MAX_CRASHES, PER_CRASH, TAG, W
 use crate::ctl::client::Client;
 use crate::ctl::default_socket;
 use crate::markers::Expect;
-use crate::qemu::{self, RunOptions};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::qemu::RunOptions;
+use anyhow::{bail, Context, Result};
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
         crate::guest::initramfs::MARKER.to_owned(),
         restart::script(crashes),
     )];
-    super::blk_run::type_steps(&super::blk_run::steps_for(DOMAIN, &script), done)?;
+    super::console::type_steps(&super::console::steps_for(DOMAIN, &script), done)?;
     let mut c = Client::connect(&default_socket(), Duration::from_secs(5))?;
     let mut crash_at: Vec<u64> = Vec::new();
     while crash_at.len() < crashes as usize {
@@ -78,7 +78,7 @@ fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
             .last()
             .map_or(PER_CRASH, |&p| (p + PER_CRASH / 2).max((k + 1) * PER_CRASH));
         // dom0 may close an idle connection; connect again.
-        let h = match super::blk_run::history(&mut c) {
+        let h = match super::console::history(&mut c) {
             Ok(h) => h,
             Err(_) if !done() && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(500));
@@ -129,22 +129,10 @@ pub fn bench(build: bool, crashes: u32) -> Result<RestartReport> {
         .then(&format!(r"\[{DOMAIN}\] {TAG}-DONE \d+"))?
         .forbid(&format!(r"\[{DOMAIN}\] .*{FORBIDDEN}"))?;
     let opts = RunOptions::bench(system, expect, TIMEOUT, build);
-    let mut crash_at = Vec::new();
-    let out = super::boot_with_spinner("Linux I/O across blkdom crashes", || {
-        std::thread::scope(|s| {
-            let boot = s.spawn(|| qemu::run(&opts));
-            let driven = drive(crashes, &|| boot.is_finished());
-            let out = boot
-                .join()
-                .map_err(|_| anyhow!("the QEMU thread panicked"))??;
-            match driven {
-                Ok(c) => crash_at = c,
-                Err(e) if out.outcome == qemu::Outcome::Matched => return Err(e),
-                Err(e) => eprintln!("driving the crashes: {e:#}"),
-            }
-            Ok(out)
-        })
-    })?;
+    let (out, crash_at) =
+        super::console::boot_driving("Linux I/O across blkdom crashes", &opts, |done| {
+            drive(crashes, done)
+        })?;
     let r = restart::report(&out.log, &crash_at)
         .with_context(|| format!("in {}", out.log_path.display()))?;
     println!("{}", restart::table(&r));
