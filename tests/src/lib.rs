@@ -77,6 +77,29 @@ pub fn system(name: &str) -> PathBuf {
         .join(format!("{name}.toml"))
 }
 
+/// The default system's boot, after whatever `before` awaits: the microvisor up, then dom0
+/// starting every domain, the RTOS ready and the stock Linux guest in userspace with both
+/// vCPUs, then `uptimes` RTOS uptime reports; the RTOS and Linux must not stop.
+pub fn default_system_boots(before: Expect, uptimes: usize) -> Expect {
+    let uptime = r"\[rtos\] uptime \d+s ticks \d+";
+    let mut e = before
+        .then("bulkhead: microvisor up")
+        .and_then(|e| {
+            e.all(&[
+                r"\[dom0\] all domains started",
+                r"\[rtos\] ready",
+                r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2",
+            ])
+        })
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(rtos\) stopped"))
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(linux\) stopped"))
+        .expect("markers");
+    for _ in 0..uptimes {
+        e = e.then(uptime).expect("marker");
+    }
+    e
+}
+
 /// Boots `tests/systems/<name>.toml` until `expect` is met; panics with the log path and
 /// its last lines otherwise.
 pub fn boot_expect(name: &str, expect: Expect) -> RunOutcome {

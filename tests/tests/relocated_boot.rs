@@ -6,28 +6,17 @@
 //! image is linked at 0, so any address exercises its self-relocation; this one also
 //! moves it off the address it was linked at before it became position-independent.
 
-use bulkhead_tests::{boot_edited_expect, Expect};
+use bulkhead_tests::{boot_edited_expect, default_system_boots, Expect};
 
 /// Where QEMU puts the moved copy: virt's RAM base + 6 MiB.
 const MOVED_TO: u64 = 0x4060_0000;
 
 #[test]
 fn relocated_boot() {
-    let uptime = r"\[rtos\] uptime \d+s ticks \d+";
-    let expect = Expect::new()
+    let moved = Expect::new()
         .then(&format!(r"bulkhead: microvisor image at {MOVED_TO:#x}\.\."))
-        .and_then(|e| e.then("bulkhead: microvisor up"))
-        .and_then(|e| {
-            e.all(&[
-                r"\[dom0\] all domains started",
-                r"\[rtos\] ready",
-                r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2",
-            ])
-        })
-        .and_then(|e| e.then(uptime))
-        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(rtos\) stopped"))
-        .and_then(|e| e.forbid(r"bulkhead: d\d+ \(linux\) stopped"))
-        .expect("markers");
+        .expect("marker");
+    let expect = default_system_boots(moved, 1);
     boot_edited_expect("default_boot", expect, |dir, args| {
         let mut image = std::fs::read(dir.join("microvisor.bin")).expect("packed microvisor");
         assert_eq!(&image[0x38..0x3c], b"ARM\x64", "an arm64 Image header");
