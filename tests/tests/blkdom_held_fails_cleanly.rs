@@ -16,7 +16,8 @@ use bulkhead_tests::{disk_xvda, vbd_states, SystemToml};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
-use protocol::mgmt::{DomainRef, Request, Response};
+use protocol::control::CapError;
+use protocol::mgmt::{DomainRef, MgmtError, Request, Response};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,8 +31,9 @@ fn system(dir: &Path) -> PathBuf {
         .write(dir, "blkdom-held.toml")
 }
 
-/// Crashes blkdom; a new incarnation the microvisor has not rebuilt yet refuses (its
-/// handle is stale until then), so try again for a while.
+/// Crashes blkdom. While the microvisor rebuilds it, dom0 refuses (it is not running yet,
+/// or its handle is stale until then), so try again for a while; any other answer fails at
+/// once.
 fn crash_blkdom(c: &mut Client) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -40,7 +42,10 @@ fn crash_blkdom(c: &mut Client) {
         });
         match r {
             Ok(Response::Done) => return,
-            other => assert!(Instant::now() < deadline, "crash blkdom: {other:?}"),
+            Ok(Response::Error(
+                MgmtError::WrongState { .. } | MgmtError::Capability(CapError::Stale),
+            )) => assert!(Instant::now() < deadline, "crash blkdom: still {r:?}"),
+            other => panic!("crash blkdom: {other:?}"),
         }
         std::thread::sleep(Duration::from_millis(200));
     }
