@@ -27,6 +27,12 @@
 use protocol::control::Beats;
 use protocol::mgmt::{RestartReason, RestartRecord};
 
+/// `ticks` of a counter running at `hz` in whole milliseconds (0 Hz counts as 1 Hz, so a
+/// bad frequency cannot divide by zero).
+pub fn ticks_to_ms(ticks: u64, hz: u64) -> u64 {
+    ticks.saturating_mul(1000) / hz.max(1)
+}
+
 /// The share of time counted as silence while the domain did not run (1 in 4).
 pub const IDLE_SHARE: u64 = 4;
 
@@ -195,7 +201,7 @@ impl Health {
 
     /// The latest restart as the management protocol shows it, at `now` (`hz` ticks/s).
     pub fn record(&self, now: u64, hz: u64) -> Option<RestartRecord> {
-        let ms = |t: u64| t.saturating_mul(1000) / hz.max(1);
+        let ms = |t: u64| ticks_to_ms(t, hz);
         self.last
             .as_ref()
             .map(|(reason, at, recovery)| RestartRecord {

@@ -188,7 +188,7 @@ impl Watched {
 
     /// Its supervision facts for the management protocol, at `now` (`hz` ticks/s).
     pub fn health_row(&self, now: u64, hz: u64) -> HealthRow {
-        let ms = |t: u64| t.saturating_mul(1000) / hz.max(1);
+        let ms = |t: u64| crate::health::ticks_to_ms(t, hz);
         let w = self.health.watchdog.as_ref();
         HealthRow {
             id: self.domid,
@@ -212,7 +212,7 @@ impl Watched {
         Some(format!(
             "{}: ready, recovered in {} ms",
             self.who(),
-            r.saturating_mul(1000) / hz
+            crate::health::ticks_to_ms(r, hz)
         ))
     }
 
@@ -341,7 +341,7 @@ impl Supervisor {
             Check::Quiet => (None, None),
             Check::FirstBeat { at } => (d.got_ready(at, hz), None),
             Check::Missed { silent } => {
-                let silent_ms = silent.saturating_mul(1000) / hz;
+                let silent_ms = crate::health::ticks_to_ms(silent, hz);
                 let why = format!("no heartbeat for {silent_ms} ms (watchdog)");
                 let action = d.policy.on_crash;
                 self.react(

@@ -54,6 +54,6 @@ impl Limits {
 
     /// `ticks` in whole ms.
     pub(super) fn ms(&self, ticks: u64) -> u64 {
-        ticks.saturating_mul(1000) / self.hz.max(1)
+        crate::health::ticks_to_ms(ticks, self.hz)
     }
 }
