@@ -170,7 +170,7 @@ pub enum Request {
     },
     /// The host devices a domain holds by passthrough; for dom0, every device the
     /// microvisor hands out, free or held (`ctl info NAME`). Answer: [`Response::Devices`].
-    /// Since 1.8.
+    /// Since 1.9 (some 1.8 servers lack it: it came without a version bump).
     Devices {
         /// Which domain.
         domain: DomainRef,
