@@ -31,5 +31,6 @@ pub mod reloc;
 pub mod sched;
 pub mod sync;
 pub mod trap;
+pub mod uploads;
 pub mod vgic;
 pub mod xen;

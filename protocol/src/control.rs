@@ -55,7 +55,7 @@ impl Version {
 }
 
 /// The version this tree speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 2 };
+pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 3 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +175,20 @@ pub enum CapOp {
     /// itself). Writes a postcard `Vec<`[`VcpuInfo`]`>` (one per vCPU, in index order) to the
     /// message page; `x1` = length. Idempotent. (Protocol 3.2.)
     DomainVcpus = 28,
+    /// Holder of a Memory cap (WRITE). `x1` = its handle, `x2` = size in bytes (> 0). The
+    /// message page holds the module's label as postcard `String` (≤ 31 bytes) of `x3`
+    /// bytes. Allocates an empty (zeroed) module of that size, charged to the quota, and
+    /// returns `x1` = a Module cap with READ and WRITE (`xl create` of a file from the host:
+    /// the toolstack fills it with [`CapOp::ModuleWrite`]). Not idempotent. (Protocol 3.3.)
+    ModuleCreate = 29,
+    /// Holder of a Module cap (WRITE). `x1` = handle, `x2` = offset, `x3` = length (≤ a
+    /// page): copies that many bytes from the start of the message page into the module.
+    /// `WrongState` once a domain was created from it (it is then sealed). Idempotent.
+    ModuleWrite = 30,
+    /// Holder of a Module cap (WRITE). `x1` = handle. Revokes the cap; the module's memory
+    /// goes back to the quota it came from once no domain built from it is left (a domain
+    /// keeps its modules for restarts in place). Not idempotent.
+    ModuleFree = 31,
 }
 
 /// In `x1` of [`CapOp::DomainQuery`] and [`CapOp::DomainVcpus`]: the caller itself. It has
@@ -319,6 +333,9 @@ impl TryFrom<u32> for CapOp {
             26 => Self::Heartbeat,
             27 => Self::DomainBeats,
             28 => Self::DomainVcpus,
+            29 => Self::ModuleCreate,
+            30 => Self::ModuleWrite,
+            31 => Self::ModuleFree,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -565,6 +582,8 @@ mod tests {
         assert_eq!(VcpuState::of(true, true), VcpuState::Blocked);
         assert_eq!(VcpuState::of(true, false), VcpuState::Running);
         assert_eq!(CapOp::try_from(28), Ok(CapOp::DomainVcpus));
+        assert_eq!(CapOp::try_from(31), Ok(CapOp::ModuleFree));
+        assert_eq!(CapOp::try_from(32), Err(CapError::UnknownCall));
     }
 
     #[test]

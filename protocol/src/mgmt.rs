@@ -25,10 +25,14 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
+pub use upload::{UploadOp, UPLOAD_CHUNK};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
 /// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version { major: 1, minor: 9 };
+pub const MGMT_VERSION: Version = Version {
+    major: 1,
+    minor: 10,
+};
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -191,6 +195,12 @@ pub enum Request {
         /// How many vCPUs stay online (1 to the domain's count).
         online: u16,
     },
+    /// One step of uploading a file for a later [`Request::Create`] (see [`UploadOp`]).
+    /// Since 1.10.
+    Upload {
+        /// The step.
+        op: UploadOp,
+    },
 }
 
 impl Request {
@@ -217,6 +227,7 @@ impl Request {
             Self::Xenstore { .. } => "xenstore",
             Self::Vcpus { .. } => "vcpu-list",
             Self::VcpuSet { .. } => "vcpu-set",
+            Self::Upload { .. } => "create",
         }
     }
 
@@ -248,6 +259,7 @@ impl Request {
             | Self::Create { .. }
             | Self::Dmesg { .. }
             | Self::Xenstore { .. }
+            | Self::Upload { .. }
             | Self::Vcpus { domain: None } => None,
         }
     }
@@ -296,6 +308,11 @@ pub enum Response {
     Devices(Vec<DeviceRow>),
     /// vCPUs, in (domain id, vCPU index) order. Since 1.9.
     Vcpus(Vec<VcpuRow>),
+    /// The answer to [`UploadOp::Begin`]. Since 1.10.
+    Upload {
+        /// dom0 already holds this module whole: send nothing more.
+        have: bool,
+    },
 }
 
 /// One domain in a listing.
@@ -467,6 +484,7 @@ pub fn state_word(s: &DomainState) -> &'static str {
 mod counters;
 mod device;
 mod health;
+mod upload;
 mod vbd;
 mod vcpu;
 mod vif;

@@ -14,6 +14,7 @@ pub mod prompt;
 pub mod pvcore;
 pub mod restart;
 pub mod supervise;
+pub mod upload;
 pub mod vbd;
 pub mod vif;
 pub mod xenstore;

@@ -202,6 +202,7 @@ mod shell {
         gic::enable(CONTROL_EVENT_PPI);
         gic::enable(EVTCHN_PPI);
         let mut pv = crate::pv::Backends::new();
+        let mut uploads = dom0::upload::Uploads::default();
         pv.set_disks(&manifest.disks);
         for d in &manifest.domains {
             pv.describe(d);
@@ -244,6 +245,7 @@ mod shell {
                         sup: &mut sup,
                         info,
                         pv: &mut pv,
+                        uploads: &mut uploads,
                     };
                     for out in dom0::prompt::run(&line, &mut ops) {
                         println!("{out}");
@@ -256,6 +258,7 @@ mod shell {
                     sup: &mut sup,
                     info,
                     pv: &mut pv,
+                    uploads: &mut uploads,
                 };
                 p.poll(&mut ops);
                 if let Some(irq) = p.irq {

@@ -17,7 +17,7 @@ use protocol::ids::DomainId;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
     decode, encode, DeviceRow, DomainRef, DomainRow, FrameDecoder, HealthRow, MgmtError, Request,
-    Response, SystemInfo, VbdRow, VcpuRow, VifRow, XenstoreOp, MGMT_VERSION,
+    Response, SystemInfo, UploadOp, VbdRow, VcpuRow, VifRow, XenstoreOp, MGMT_VERSION,
 };
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
@@ -120,6 +120,13 @@ pub trait DomainOps {
         let _ = op;
         Err(MgmtError::NotSupported {
             what: "xenstore access".into(),
+        })
+    }
+    /// One step of uploading a file for a later `create` ([`crate::upload`]).
+    fn upload(&mut self, op: &UploadOp) -> Result<Response, MgmtError> {
+        let _ = op;
+        Err(MgmtError::NotSupported {
+            what: "uploading files".into(),
         })
     }
     /// Builds, starts and supervises a new domain from a boot-module image; its id.
@@ -242,6 +249,7 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             let id = resolve(ops, domain)?;
             vcpu_set(ops, id, *online).map(|()| Response::Done)
         }
+        Request::Upload { op } => ops.upload(op),
     }
 }
 

@@ -6,11 +6,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bulkhead_runtime::{cap, println, timer, StartInfo};
 use dom0::mgmt::{DomainEntry, DomainOps};
+use dom0::upload::{ModuleStore, Uploads};
 use dom0::{plan_domain, Policy, Supervisor};
-use protocol::cap::{CapDetail, CapKind};
+use protocol::cap::{CapDetail, CapHandle, CapKind};
 use protocol::control::{CapError, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo};
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::MgmtError;
+use protocol::mgmt::{Response, UploadOp};
 
 /// The supervisor's domains, reached through dom0's Domain caps.
 pub struct Ops<'a> {
@@ -20,6 +22,26 @@ pub struct Ops<'a> {
     pub info: &'static StartInfo,
     /// The PV backends (Linux guests are asked to shut down through xenstore).
     pub pv: &'a mut crate::pv::Backends,
+    /// Files uploaded for `ctl create`.
+    pub uploads: &'a mut Uploads<CapHandle>,
+}
+
+/// Modules made with dom0's own Memory cap.
+struct CapStore(CapHandle);
+
+impl ModuleStore for CapStore {
+    type Handle = CapHandle;
+    fn create(&mut self, label: &str, size: u64) -> Result<CapHandle, CapError> {
+        cap::module_create(self.0, label, size)
+    }
+    fn write(&mut self, module: CapHandle, offset: u64, bytes: &[u8]) -> Result<(), CapError> {
+        cap::module_write(module, offset, bytes)
+    }
+    fn free(&mut self, module: CapHandle) {
+        if let Err(e) = cap::module_free(module) {
+            println!("upload: cannot give a module back: {e}");
+        }
+    }
 }
 
 impl Ops<'_> {
@@ -172,6 +194,21 @@ impl DomainOps for Ops<'_> {
             .filter(|w| !w.is_gone())
             .map(|w| w.health_row(now, hz))
             .collect())
+    }
+
+    fn upload(&mut self, op: &UploadOp) -> Result<Response, MgmtError> {
+        let caps = cap::cap_list().map_err(MgmtError::Capability)?;
+        let memory = caps
+            .iter()
+            .find(|c| c.kind == CapKind::Memory)
+            .ok_or(MgmtError::Capability(CapError::WrongKind))?;
+        let r = self.uploads.step(op, &mut CapStore(memory.handle));
+        match (&r, op) {
+            (Ok(_), UploadOp::End) => println!("mgmt: upload complete and checked"),
+            (Err(e), _) => println!("mgmt: {e}"),
+            _ => {}
+        }
+        r
     }
 
     fn create(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {

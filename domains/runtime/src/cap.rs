@@ -289,6 +289,44 @@ mod hw {
         Ok(out)
     }
 
+    /// `ModuleCreate`: an empty module of `size` bytes labelled `label`, paid from the
+    /// `memory` quota; its Module cap (READ, WRITE).
+    pub fn module_create(memory: CapHandle, label: &str, size: u64) -> Result<CapHandle, CapError> {
+        ready()?;
+        let bytes = postcard::to_allocvec(label).map_err(|_| CapError::InvalidArgument)?;
+        let r = arch::without_interrupts(|| {
+            arch::msg_write(&bytes);
+            call(
+                CapOp::ModuleCreate,
+                [memory.to_raw(), size, bytes.len() as u64, 0, 0, 0],
+            )
+        })?;
+        CapHandle::from_raw(r[0]).ok_or(CapError::BadMessage)
+    }
+
+    /// `ModuleWrite`: writes `bytes` at `offset`, a page at a time.
+    pub fn module_write(module: CapHandle, offset: u64, bytes: &[u8]) -> Result<(), CapError> {
+        ready()?;
+        let mut at = offset;
+        for chunk in bytes.chunks(MSG_PAGE_SIZE) {
+            arch::without_interrupts(|| {
+                arch::msg_write(chunk);
+                call(
+                    CapOp::ModuleWrite,
+                    [module.to_raw(), at, chunk.len() as u64, 0, 0, 0],
+                )
+            })?;
+            at += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// `ModuleFree`: gives up an uploaded module (kept while a domain built from it lives).
+    pub fn module_free(module: CapHandle) -> Result<(), CapError> {
+        ready()?;
+        call(CapOp::ModuleFree, [module.to_raw(), 0, 0, 0, 0, 0]).map(drop)
+    }
+
     /// `DomainCreate`: builds a paused domain; returns its Domain cap and domain id.
     pub fn domain_create(spec: &DomainSpec) -> Result<(CapHandle, u16), CapError> {
         ready()?;

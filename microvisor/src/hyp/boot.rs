@@ -148,6 +148,7 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         evtchn: crate::xen::EventChannels::new(MAX_DOMAINS),
         grants: crate::xen::GrantTables::new(MAX_DOMAINS),
         bulk: core::array::from_fn(|_| Default::default()),
+        uploads: Default::default(),
     };
     hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.
@@ -340,7 +341,13 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
 
 /// Builds dom0 from the `dom0` module and hands it every capability.
 fn build_dom0(hyp: &mut Hyp) {
-    let Some(module) = hyp.platform.module(DOM0_LABEL).copied() else {
+    let Some(index) = hyp
+        .platform
+        .modules
+        .as_slice()
+        .iter()
+        .position(|m| m.label() == DOM0_LABEL)
+    else {
         panic!("no boot module labelled `{DOM0_LABEL}`: nothing to run");
     };
     let mut caps = Vec::new();
@@ -366,7 +373,7 @@ fn build_dom0(hyp: &mut Hyp) {
     if hyp.platform.module(MANIFEST_LABEL).is_none() {
         crate::info!("no `{MANIFEST_LABEL}` module: dom0 will have nothing to build");
     }
-    let image = super::module_bytes(&module);
+    let image = hyp.module(index).expect("the index was just found");
     let placement = [VcpuPlacement {
         pcpu: 0,
         priority: DOM0_PRIORITY,

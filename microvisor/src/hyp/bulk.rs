@@ -30,7 +30,7 @@ pub enum Op {
         /// Length.
         len: u64,
     },
-    /// Copy `len` bytes from `src` (a boot module) to `dst`.
+    /// Copy `len` bytes from `src` (a boot module or a sealed upload) to `dst`.
     Copy {
         /// Destination.
         dst: u64,
@@ -84,7 +84,8 @@ impl Bulk {
     pub fn execute(&self) {
         // Per the module invariants every range belongs to a domain that cannot run yet
         // or to frames on their way back to the allocator, so nothing else reads or writes
-        // it meanwhile; `Copy` sources are boot modules, reserved and never written.
+        // it meanwhile; `Copy` sources are boot modules (reserved, never written) or sealed
+        // uploads that outlive the build (`upload`).
         for op in &self.ops {
             match op {
                 // SAFETY: see above.

@@ -97,9 +97,13 @@ impl Hyp {
             }
             CapOp::ModuleInfo => {
                 let index = self.module_cap(id, a[0])?;
-                Ok([self.platform.modules.as_slice()[index].region.size, 0, 0])
+                let (_, size) = self.module_region(index).ok_or(CapError::Stale)?;
+                Ok([size, 0, 0])
             }
             CapOp::ModuleRead => self.module_read(id, v, a),
+            CapOp::ModuleCreate => self.module_create(cpu, id, v, a),
+            CapOp::ModuleWrite => self.module_write(id, v, a),
+            CapOp::ModuleFree => self.module_free(cpu, id, a),
             CapOp::DomainCreate => self.domain_create(cpu, id, v, a[0]),
             CapOp::DomainStart => {
                 let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
@@ -292,7 +296,12 @@ impl Hyp {
     }
 
     /// Copies `len` request bytes out of the calling vCPU's message page, once.
-    fn request_bytes(&self, id: DomainId, v: usize, len: u64) -> Result<Vec<u8>, CapError> {
+    pub(super) fn request_bytes(
+        &self,
+        id: DomainId,
+        v: usize,
+        len: u64,
+    ) -> Result<Vec<u8>, CapError> {
         let d = self.domain(id).ok_or(CapError::Stale)?;
         let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
         if len as usize > MSG_PAGE_SIZE {
@@ -326,13 +335,13 @@ impl Hyp {
                         },
                     ),
                     Object::Module { index } => {
-                        let m = &self.platform.modules.as_slice()[usize::from(index)];
-                        (
-                            String::from(m.label()),
-                            CapDetail::Module {
-                                size: m.region.size,
-                            },
-                        )
+                        let index = usize::from(index);
+                        let label = match self.uploads.get(index) {
+                            Some(u) => u.label(),
+                            None => self.platform.modules.as_slice()[index].label(),
+                        };
+                        let size = self.module_region(index).map_or(0, |(_, size)| size);
+                        (String::from(label), CapDetail::Module { size })
                     }
                     Object::Console => (String::from("console"), CapDetail::Console),
                     Object::Device { index } => match self.devices.get(usize::from(index)) {
@@ -362,21 +371,22 @@ impl Hyp {
 
     fn module_read(&self, id: DomainId, v: usize, a: &[u64; 6]) -> Result<Reply, CapError> {
         let index = self.module_cap(id, a[0])?;
-        let region = self.platform.modules.as_slice()[index].region;
+        let (base, size) = self.module_region(index).ok_or(CapError::Stale)?;
         let (offset, len) = (a[1], a[2]);
         if len as usize > MSG_PAGE_SIZE {
             return Err(CapError::InvalidArgument);
         }
         let end = offset.checked_add(len).ok_or(CapError::InvalidArgument)?;
-        if end > region.size {
+        if end > size {
             return Err(CapError::InvalidArgument);
         }
         let d = self.domain(id).ok_or(CapError::Stale)?;
         let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
-        // SAFETY: the module range was reserved at boot and is never written; the message
-        // page is in the caller's RAM; len <= one page.
+        // SAFETY: the module range is a boot module (reserved, never written) or an upload
+        // held by the caller's cap (its frames stay allocated while the cap exists); the
+        // message page is in the caller's RAM; len <= one page.
         unsafe {
-            let src = mem::boot_blob(region.base.as_u64() + offset, len as usize);
+            let src = mem::boot_blob(base + offset, len as usize);
             mem::copy_to(page.as_u64(), src);
         }
         Ok([len, 0, 0])
@@ -470,6 +480,17 @@ impl Hyp {
             extra_dt,
         };
         let child = self.build_domain(&req, cpu)?;
+        // Its modules must not change under it now: it may be rebuilt from them.
+        for index in [
+            Some(image),
+            ramdisk.map(|(_, r)| usize::from(r)),
+            device_tree,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.uploads.seal(index);
+        }
         self.guest_dts[usize::from(child.0)] = device_tree.map(|i| i as u16);
         if let Err(e) = self
             .assign_devices(&devices, child)

@@ -419,6 +419,10 @@ impl Hyp {
                     d.restarts + 1,
                     this_cpu,
                 );
+            } else {
+                // Gone for good: uploads only it was keeping go back (scrubbed behind its
+                // load, if one is still in flight).
+                self.reclaim_uploads(scrubber);
             }
         }
     }

@@ -49,6 +49,7 @@ pub mod percpu;
 pub mod psci;
 pub mod run;
 pub mod tables;
+pub mod upload;
 pub mod xen;
 
 use crate::arch::boot::MAX_CPUS;
@@ -103,6 +104,8 @@ pub struct Hyp {
     pub grants: crate::xen::GrantTables,
     /// Per-CPU memory work to do outside the lock (see [`bulk`]).
     pub bulk: [bulk::Bulk; MAX_CPUS],
+    /// Modules uploaded at run time (see [`upload`]).
+    pub uploads: crate::uploads::Uploads,
 }
 
 /// The global state; `None` until the boot CPU has built it.
@@ -113,12 +116,6 @@ pub fn vcpu_key(domid: DomainId, vcpu: usize) -> VcpuKey {
     VcpuKey((u32::from(domid.0) << 8) | vcpu as u32)
 }
 
-/// The bytes of boot module `m`: the one place `hyp` turns a module's region into a slice.
-pub fn module_bytes(m: &crate::platform::BootModule) -> &'static [u8] {
-    // SAFETY: boot modules are reserved at boot, never written and never freed.
-    unsafe { crate::arch::mem::boot_blob(m.region.base.as_u64(), m.region.size as usize) }
-}
-
 /// Unpacks a run-queue key.
 pub fn key_parts(key: VcpuKey) -> (DomainId, usize) {
     (DomainId((key.0 >> 8) as u16), (key.0 & 0xff) as usize)
@@ -127,11 +124,21 @@ pub fn key_parts(key: VcpuKey) -> (DomainId, usize) {
 impl Hyp {
     /// The bytes of boot module `index`, if there is such a module.
     pub fn module(&self, index: usize) -> Option<&'static [u8]> {
-        self.platform
-            .modules
-            .as_slice()
-            .get(index)
-            .map(module_bytes)
+        let (pa, size) = self.module_region(index)?;
+        // SAFETY: boot modules are reserved at boot, never written and never freed. An
+        // upload is read only once sealed (a domain is built from it) and freed only when
+        // no domain refers to it, and the slice is used only under the lock or by the bulk
+        // work of a build that refers to it (see `upload`).
+        Some(unsafe { crate::arch::mem::boot_blob(pa, size as usize) })
+    }
+
+    /// Where module `index` (a boot module or an upload) lies: base and length in bytes.
+    pub fn module_region(&self, index: usize) -> Option<(u64, u64)> {
+        if let Some(u) = self.uploads.get(index) {
+            return Some((u.base.as_u64(), u.size));
+        }
+        let m = self.platform.modules.as_slice().get(index)?;
+        Some((m.region.base.as_u64(), m.region.size))
     }
 
     /// The domain with id `id`, if alive.

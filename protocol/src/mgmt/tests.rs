@@ -434,3 +434,21 @@ fn words_and_verbs() {
     );
     assert_eq!(MGMT_VERSION.major, 1);
 }
+
+#[test]
+fn a_full_upload_chunk_fits_a_frame_whatever_its_bytes() {
+    for fill in [0x00u8, 0xff, 0x80] {
+        let req = Request::Upload {
+            op: UploadOp::Chunk {
+                offset: u64::MAX,
+                bytes: vec![fill; UPLOAD_CHUNK],
+            },
+        };
+        let frame = encode(&req).unwrap();
+        assert!(frame.len() <= MAX_FRAME, "{} bytes", frame.len());
+        let mut dec = FrameDecoder::new();
+        let got = dec.feed(&frame);
+        assert_eq!(got.len(), 1);
+        assert_eq!(decode::<Request>(got[0].as_ref().unwrap()).unwrap(), req);
+    }
+}

@@ -121,6 +121,37 @@ impl Client {
         }
     }
 
+    /// Sends each of `reqs`, keeping up to `window` unanswered so the link never idles on
+    /// a round trip; every answer must be `Done` (an error stops at once, naming the verb).
+    /// `answered` is called as each answer arrives, in order.
+    pub fn call_windowed(
+        &mut self,
+        reqs: impl IntoIterator<Item = Request>,
+        window: usize,
+        mut answered: impl FnMut(&Request),
+    ) -> Result<()> {
+        if self.stream.is_none() {
+            self.open()?;
+        }
+        let mut in_flight = VecDeque::new();
+        let mut reqs = reqs.into_iter();
+        loop {
+            while in_flight.len() < window.max(1) {
+                let Some(req) = reqs.next() else { break };
+                self.send(&req)?;
+                in_flight.push_back(req);
+            }
+            let Some(req) = in_flight.pop_front() else {
+                return Ok(());
+            };
+            match self.receive(Instant::now() + self.timeout)? {
+                Response::Done => answered(&req),
+                Response::Error(e) => return Err(request_error(&req, &e)),
+                other => bail!("unexpected reply from dom0 to {}: {other:?}", req.verb()),
+            }
+        }
+    }
+
     fn send(&mut self, req: &Request) -> Result<()> {
         let frame = encode(req).map_err(|e| anyhow!("cannot encode {}: {e}", req.verb()))?;
         self.send_bytes(&frame)

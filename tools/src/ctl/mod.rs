@@ -17,6 +17,7 @@ pub mod show_vcpu;
 pub mod show_vif;
 pub mod show_xs;
 pub mod top;
+mod upload;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -317,11 +318,12 @@ pub fn run(
             }
         }
         CtlVerb::Create { file, console } => {
-            let (req, images) = create_parts(file, &crate::paths::image_dir())?;
-            packed::check_packed(&images, &crate::paths::image_dir(), file)?;
-            let Request::Create { domain } = &req else {
+            let dir = crate::paths::image_dir();
+            let (mut req, images) = create_parts(file, &dir)?;
+            let Request::Create { domain } = &mut req else {
                 bail!("internal error: not a create request");
             };
+            upload::send_new_files(&mut c, domain, &images, &dir)?;
             let name = domain.name.clone();
             // Where the console history stands before the domain exists: `-c` shows its
             // boot from its first line.

@@ -1,12 +1,8 @@
-//! What `ctl create` may boot: dom0 builds a new domain from a boot module, found by the
-//! label the tools derive from the kernel's (or ramdisk's) file name. A file in the xl.cfg
-//! is therefore compared, byte for byte, with the module packed under that label in the
-//! running system's image directory; a different file with the same name is refused
-//! instead of silently booting the packed one, and a file that was never packed gets an
-//! error that says so and what to do.
+//! Whether a file named in a `ctl create` xl.cfg is the module packed at boot under the
+//! label the tools derive from its name: compared byte for byte, so a different file with
+//! the same name is uploaded (`upload`) instead of silently booting the packed one.
 
-use crate::system::Image;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -14,40 +10,8 @@ use std::path::Path;
 /// Bytes compared at a time.
 const CHUNK: usize = 64 * 1024;
 
-/// Checks every file-backed image of a `ctl create` (label, image) against the modules
-/// packed in `dir`; `cfg` names the xl.cfg for the advice. Built-in and Debian images are
-/// packed by name and need no check.
-pub fn check_packed(images: &[(String, Image)], dir: &Path, cfg: &Path) -> Result<()> {
-    for (label, image) in images {
-        let Image::File(path) = image else { continue };
-        let packed = dir.join(format!("{label}.bin"));
-        let advice = format!(
-            "ctl create cannot load new files into a running system yet; boot it with \
-             `cargo bulkhead run --domain {}`",
-            cfg.display()
-        );
-        if !packed.is_file() {
-            bail!(
-                "{}: not a boot module of the running system (nothing is packed as \"{label}\" \
-                 in {}): {advice}",
-                path.display(),
-                dir.display()
-            );
-        }
-        if !same_bytes(path, &packed)? {
-            bail!(
-                "{}: differs from the boot module \"{label}\" the running system was packed \
-                 with ({}), which is what dom0 would boot: {advice}",
-                path.display(),
-                packed.display()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Whether files `a` and `b` hold the same bytes (lengths first, then content).
-fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
+pub(super) fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
     let open = |p: &Path| File::open(p).with_context(|| format!("{}", p.display()));
     let (fa, fb) = (open(a)?, open(b)?);
     if fa.metadata()?.len() != fb.metadata()?.len() {

@@ -16,7 +16,7 @@ pub mod fetch;
 pub mod initramfs;
 pub mod kernel;
 pub mod modules;
-mod progress;
+pub(crate) mod progress;
 #[cfg(test)]
 mod tests;
 

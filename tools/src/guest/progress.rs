@@ -46,6 +46,11 @@ impl Step {
         self.bar.wrap_read(reader)
     }
 
+    /// Moves the bar on by `n` bytes.
+    pub fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
     /// Clears the spinner (the caller prints the outcome, if any).
     pub fn done(self) {
         self.bar.finish_and_clear();
