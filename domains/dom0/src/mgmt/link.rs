@@ -18,7 +18,7 @@ use alloc::collections::VecDeque;
 use protocol::mgmt::MAX_FRAME;
 
 /// Most bytes read from the device in one poll.
-pub const READ_PER_POLL: usize = 4096;
+pub const READ_PER_POLL: usize = 16 * 1024;
 /// Reply bytes queued before dom0 stops reading requests (a few maximal replies).
 pub const MAX_PENDING: usize = 4 * MAX_FRAME;
 /// Polls in a row with queued output the device does not take before the output is

@@ -2,7 +2,7 @@
 //! and the call returns; the buffer is reclaimed by a later call once the device used it.
 //! `virtio-drivers`' own console waits for every buffer, so a host client that stops
 //! reading would hold dom0 in its management port (security review F10). Receive is the
-//! usual one-page buffer kept posted.
+//! usual single buffer kept posted.
 
 use super::virtio::{DeviceError, RuntimeHal};
 use alloc::boxed::Box;
@@ -10,7 +10,6 @@ use core::ptr::NonNull;
 use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{InterruptStatus, Transport};
-use virtio_drivers::PAGE_SIZE;
 
 /// Queue indexes of port 0.
 const RECEIVEQ: u16 = 0;
@@ -19,6 +18,9 @@ const TRANSMITQ: u16 = 1;
 const QUEUE_SIZE: usize = 2;
 /// Most bytes one transmit carries.
 pub const TX_BYTES: usize = 4096;
+/// Bytes one receive can take: a whole management frame, so a file upload (`ctl create`)
+/// costs one interrupt per frame rather than one per page.
+pub const RX_BYTES: usize = 16 * 1024;
 
 bitflags::bitflags! {
     /// The feature bits we accept (none of the console's own: no size, no multiport).
@@ -34,7 +36,7 @@ pub struct Console {
     transport: MmioTransport<'static>,
     rxq: VirtQueue<RuntimeHal, QUEUE_SIZE>,
     txq: VirtQueue<RuntimeHal, QUEUE_SIZE>,
-    rx_buf: Box<[u8; PAGE_SIZE]>,
+    rx_buf: Box<[u8; RX_BYTES]>,
     rx_token: Option<u16>,
     rx_len: usize,
     rx_at: usize,
@@ -63,7 +65,7 @@ impl Console {
             transport,
             rxq,
             txq,
-            rx_buf: Box::new([0; PAGE_SIZE]),
+            rx_buf: Box::new([0; RX_BYTES]),
             rx_token: None,
             rx_len: 0,
             rx_at: 0,
@@ -99,7 +101,7 @@ impl Console {
         let used = unsafe { self.rxq.pop_used(t, &[], &mut [self.rx_buf.as_mut_slice()]) };
         self.rx_token = None;
         self.rx_at = 0;
-        self.rx_len = used.map_or(0, |n| (n as usize).min(PAGE_SIZE));
+        self.rx_len = used.map_or(0, |n| (n as usize).min(RX_BYTES));
     }
 
     /// The next received byte, if any (never waits).
