@@ -24,8 +24,8 @@ use vm_fdt::FdtWriter;
 
 /// The partial tree as a user writes it: a 1/1-cell root, a GIC of its own (phandle 1), and
 /// under `/passthrough` the PL031 and the PL061 (as QEMU describes them) with the APB clock
-/// the AMBA bus asks for.
-fn partial_dt() -> Vec<u8> {
+/// the AMBA bus asks for, running at `clock_hz`.
+fn partial_dt(clock_hz: u32) -> Vec<u8> {
     let mut w = FdtWriter::new().unwrap();
     let root = w.begin_node("").unwrap();
     w.property_u32("#address-cells", 1).unwrap();
@@ -41,7 +41,7 @@ fn partial_dt() -> Vec<u8> {
     let clk = w.begin_node("apb-pclk").unwrap();
     w.property_string("compatible", "fixed-clock").unwrap();
     w.property_u32("#clock-cells", 0).unwrap();
-    w.property_u32("clock-frequency", 24_000_000).unwrap();
+    w.property_u32("clock-frequency", clock_hz).unwrap();
     w.property_string("clock-output-names", "clk24mhz").unwrap();
     w.property_u32("phandle", 2).unwrap();
     w.end_node(clk).unwrap();
@@ -119,7 +119,7 @@ fn try_ctl(c: &mut Client, words: &[&str]) -> Result<String, String> {
 }
 
 fn system(dir: &Path) -> PathBuf {
-    std::fs::write(dir.join("rtc.dtb"), partial_dt()).expect("write rtc.dtb");
+    std::fs::write(dir.join("rtc.dtb"), partial_dt(24_000_000)).expect("write rtc.dtb");
     guest_cfg(
         dir,
         "rtcguest",
@@ -254,14 +254,22 @@ fn a_linux_guest_uses_the_passed_through_pl031_and_pl061() {
         "{e}"
     );
     // Destroyed, rtcguest's devices return to the pool: a guest created at run time from an
-    // xl.cfg naming them (and the same partial tree) gets both, and its drivers use them.
+    // xl.cfg naming them gets both, and its drivers use them. Its partial tree is not the
+    // one packed at boot (another clock rate), so `ctl create` uploads it.
     ctl(&mut c, &["destroy", "rtcguest"]);
+    std::fs::write(dir.join("rtc-late.dtb"), partial_dt(25_000_000)).expect("write rtc-late.dtb");
     let late = guest_cfg(
         &dir,
         "rtclate",
-        &format!("{PASSTHROUGH}device_tree = \"rtc.dtb\"\n"),
+        &format!("{PASSTHROUGH}device_tree = \"rtc-late.dtb\"\n"),
     );
     ctl(&mut c, &["create", &late]);
+    wait_for_text(
+        &mut c,
+        "[dom0] mgmt: upload complete and checked",
+        "the new partial tree uploaded",
+        60,
+    );
     wait_for_text(
         &mut c,
         "[rtclate] BULKHEAD-LINUX-USERSPACE",

@@ -473,9 +473,16 @@ fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate:
     }
     let system = crate::system::System::parse(&holder, &text, crate::system::Overrides::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (mut manifest, images) =
+    let (mut manifest, mut images) =
         crate::image::manifest(&system).map_err(|e| anyhow::anyhow!("{e}"))?;
-    passthru::give_devices(&system, &mut manifest, &images, dir)?;
+    if let Some((label, tree)) = passthru::give_devices(&system, &mut manifest, &images, dir)? {
+        // A partial tree the system was not packed with: sent like a new kernel file.
+        let held = crate::paths::out_dir().join("ctl-create");
+        std::fs::create_dir_all(&held).with_context(|| held.display().to_string())?;
+        let path = held.join(format!("{label}.dtb"));
+        std::fs::write(&path, tree).with_context(|| path.display().to_string())?;
+        images.push((label, crate::system::Image::File(path)));
+    }
     let domain = manifest
         .domains
         .into_iter()

@@ -4,9 +4,9 @@
 //! system can give a guest only a device it reserved at boot (one a domain of the packed
 //! system names). The devices are checked against the host tree the running system was
 //! packed with (`qemu-virt.dtb` in its image directory) exactly as at packing, each must be
-//! marked in its `system.dtb`, and a `device_tree`, fixed up as at packing, must be byte for
-//! byte a tree packed for some domain of that system (dom0 builds guests from boot modules
-//! only). Whether the device is free is dom0's to say: it holds the Device capabilities and
+//! marked in its `system.dtb`. A `device_tree` is fixed up as at packing; if it is byte for
+//! byte a tree packed for some domain of the system, dom0 uses that boot module, otherwise
+//! the fixed-up tree is uploaded with the kernel (`upload`). Whether the device is free is dom0's to say: it holds the Device capabilities and
 //! refuses a device another domain holds, naming the holder.
 
 use crate::dtb::PASSTHROUGH_PROP;
@@ -19,19 +19,20 @@ use std::path::Path;
 
 /// Gives the domain of the one-domain `system` (its manifest entry in `manifest`) the host
 /// devices and the device tree its xl.cfg names, against the running system packed in `dir`.
-/// Nothing to do for a domain without passthrough keys.
+/// Nothing to do for a domain without passthrough keys. Returns a fixed-up device tree the
+/// system was not packed with (its label in the manifest and its bytes): it must be uploaded.
 pub fn give_devices(
     system: &System,
     manifest: &mut SystemManifest,
     images: &[(String, Image)],
     dir: &Path,
-) -> Result<()> {
+) -> Result<Option<(String, Vec<u8>)>> {
     let Some(d) = system.domains.first() else {
-        return Ok(());
+        return Ok(None);
     };
     let p = &d.passthrough;
     if p.is_empty() && p.device_tree.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let read = |name: &str| {
         let path = dir.join(name);
@@ -75,8 +76,8 @@ pub fn give_devices(
     };
     m.devices = devices;
     let fragments = crate::partial_dt::device_trees(system, manifest, images)?;
-    let Some((_, blob)) = fragments.into_iter().next() else {
-        return Ok(());
+    let Some((fresh, blob)) = fragments.into_iter().next() else {
+        return Ok(None);
     };
     let packed = SystemManifest::decode(&read(&format!("{}.bin", MANIFEST_LABEL))?)
         .map_err(|e| anyhow!("{}: the packed manifest: {e}", dir.display()))?;
@@ -86,28 +87,21 @@ pub fn give_devices(
         .filter_map(|pd| pd.device_tree.as_ref())
         .find(|l| std::fs::read(dir.join(format!("{l}.bin"))).is_ok_and(|b| b == blob))
         .cloned();
-    let Some(label) = label else {
-        let at = p
-            .device_tree
-            .as_ref()
-            .context("internal error: a fragment without device_tree")?;
-        let cfg = d.config.as_deref().unwrap_or(Path::new("FILE"));
-        return Err(system
-            .error_at(
-                at,
-                "device_tree",
-                format!(
-                    "{}, fixed up for the guest, is not a device tree the running system was packed with (dom0 builds guests from boot modules only, and ctl create cannot load new files into a running system yet); boot it with `cargo bulkhead run --domain {}`",
-                    at.value.display(),
-                    cfg.display()
-                ),
-            )
-            .into());
-    };
-    if let Some(m) = manifest.domains.iter_mut().find(|m| m.name == d.name.value) {
-        m.device_tree = Some(label);
+    let m = manifest
+        .domains
+        .iter_mut()
+        .find(|m| m.name == d.name.value)
+        .context("internal error: the domain left the manifest")?;
+    match label {
+        Some(label) => {
+            m.device_tree = Some(label);
+            Ok(None)
+        }
+        None => {
+            m.device_tree = Some(fresh.clone());
+            Ok(Some((fresh, blob)))
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
