@@ -201,6 +201,16 @@ pub enum Request {
         /// The step.
         op: UploadOp,
     },
+    /// The raw bytes a PV-console guest (Linux's hvc0) wrote, from byte offset `from` of
+    /// its output since it was attached (`u64::MAX`: just where the end is), for `ctl
+    /// console` as a terminal. Answer: [`Response::Log`]; `NotSupported` for a domain whose
+    /// console is line-based (our own domains: follow their lines in `Dmesg`). Since 1.10.
+    ConsoleOutput {
+        /// Which domain.
+        domain: DomainRef,
+        /// Offset to read from.
+        from: u64,
+    },
 }
 
 impl Request {
@@ -219,7 +229,7 @@ impl Request {
             Self::Top => "top",
             Self::Create { .. } => "create",
             Self::Dmesg { .. } => "dmesg",
-            Self::ConsoleInput { .. } => "console",
+            Self::ConsoleInput { .. } | Self::ConsoleOutput { .. } => "console",
             Self::Vbds { .. } | Self::Vifs { .. } | Self::Devices { .. } => "info",
             Self::Session { .. } => "session",
             Self::Crash { .. } | Self::Hang { .. } => "crash",
@@ -243,6 +253,7 @@ impl Request {
             | Self::Shutdown { domain }
             | Self::Reboot { domain }
             | Self::ConsoleInput { domain, .. }
+            | Self::ConsoleOutput { domain, .. }
             | Self::Vbds { domain }
             | Self::Vifs { domain }
             | Self::Devices { domain }

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod systems;
+pub mod terminal;
 pub use systems::{disk_xvda, SystemToml};
 
 pub use bulkhead_tools::markers::Expect;

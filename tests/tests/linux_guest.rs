@@ -5,6 +5,7 @@
 //! `ctl xenstore write` fires Linux's own control/sysrq watch. Then a user's
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
 
+use bulkhead_tests::terminal::Terminal;
 use bulkhead_tests::{connect, ctl, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::{create_request, default_socket};
@@ -109,6 +110,20 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     // The second incarnation's console and xenstore work too.
     type_line(&mut c, "echo AGAIN=$((7*6))");
     wait_for(&mut c, "[linux] AGAIN=42", 1, "shell after reboot");
+    // `ctl console` is a terminal: the prompt shows without a newline, Ctrl-C reaches the
+    // guest's shell (it interrupts a long sleep), and Ctrl-] detaches at once.
+    c.release();
+    let term = Terminal::attach("linux");
+    term.type_keys(b"\r");
+    term.wait_for("# ", 60);
+    term.type_keys(b"sleep 1000\r");
+    std::thread::sleep(Duration::from_secs(2));
+    term.type_keys(&[0x03]);
+    term.type_keys(b"echo TERM-$((6*7))\r");
+    let shown = term.wait_for("TERM-42", 60);
+    assert!(shown.contains("^C"), "the shell saw Ctrl-C:\n{shown}");
+    assert!(!shown.contains("[linux]"), "raw output, not history lines:\n{shown}");
+    term.detach().expect("ctl console ends cleanly on Ctrl-]");
     // `ctl xenstore` acts with the toolstack's rights, and its writes fire the guest's own
     // watches: Linux watches control/sysrq, clears it and runs the key (`h`: the SysRq
     // help on its console).

@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod bytelog;
 pub mod health;
 pub mod mgmt;
 pub mod passthrough;

@@ -122,6 +122,13 @@ pub trait DomainOps {
             what: "xenstore access".into(),
         })
     }
+    /// Raw PV console output of domain `id` from offset `from`: bytes, their offset, total.
+    fn console_output(&mut self, id: u16, from: u64) -> Result<(Vec<u8>, u64, u64), MgmtError> {
+        let _ = (id, from);
+        Err(MgmtError::NotSupported {
+            what: "raw console output".into(),
+        })
+    }
     /// One step of uploading a file for a later `create` ([`crate::upload`]).
     fn upload(&mut self, op: &UploadOp) -> Result<Response, MgmtError> {
         let _ = op;
@@ -250,6 +257,11 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             vcpu_set(ops, id, *online).map(|()| Response::Done)
         }
         Request::Upload { op } => ops.upload(op),
+        Request::ConsoleOutput { domain, from } => {
+            let id = resolve(ops, domain)?;
+            let (bytes, start, end) = ops.console_output(id, *from)?;
+            Ok(Response::Log { bytes, start, end })
+        }
     }
 }
 

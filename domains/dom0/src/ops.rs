@@ -196,6 +196,18 @@ impl DomainOps for Ops<'_> {
             .collect())
     }
 
+    fn console_output(&mut self, id: u16, from: u64) -> Result<(Vec<u8>, u64, u64), MgmtError> {
+        // A reply stays well inside a frame.
+        const MAX: usize = 8 * 1024;
+        self.pv
+            .console_output(id, from, MAX)
+            .ok_or_else(|| MgmtError::NotSupported {
+                what: String::from(
+                    "raw console output of a domain without a PV console (its lines are in dmesg)",
+                ),
+            })
+    }
+
     fn upload(&mut self, op: &UploadOp) -> Result<Response, MgmtError> {
         let caps = cap::cap_list().map_err(MgmtError::Capability)?;
         let memory = caps

@@ -109,6 +109,16 @@ impl Backends {
         &mut self.core.xs
     }
 
+    /// Up to `max` bytes of child `domid`'s raw PV console output from offset `from` (see
+    /// [`dom0::bytelog`]); `None` if it does not use its PV console.
+    pub fn console_output(&self, domid: u16, from: u64, max: usize) -> Option<(Vec<u8>, u64, u64)> {
+        self.core
+            .children
+            .iter()
+            .find(|c| c.domid == domid && c.console_used)
+            .map(|c| c.output.read(from, max))
+    }
+
     /// Attaches to new incarnations and detaches from gone ones (see the module docs).
     pub fn sync(&mut self, sup: &Supervisor) {
         let live: Vec<(u16, CapHandle, &str)> = sup

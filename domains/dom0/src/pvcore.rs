@@ -91,6 +91,8 @@ pub struct Child<R, X> {
     pub failed: bool,
     /// Console output refusal was reported.
     refused_reported: bool,
+    /// Its raw console output, for `ctl console` as a terminal.
+    pub output: crate::bytelog::ByteLog,
 }
 
 impl<R, X> Child<R, X> {
@@ -105,6 +107,7 @@ impl<R, X> Child<R, X> {
             console_used: false,
             failed: false,
             refused_reported: false,
+            output: crate::bytelog::ByteLog::default(),
         }
     }
 }
@@ -187,6 +190,7 @@ impl<R: SharedRing, X> Pv<R, X> {
             moved += n;
             notify = true;
             c.console_used = true;
+            c.output.push(&buf[..n]);
             if !host.console_write(&c.extra, &buf[..n]) && !c.refused_reported {
                 c.refused_reported = true;
                 events.push(Event::ConsoleRefused { domid: c.domid });

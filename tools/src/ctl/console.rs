@@ -1,5 +1,7 @@
-//! `ctl console NAME`: follows one domain's lines in the microvisor's console history and
-//! sends what you type to it through dom0.
+//! `ctl console NAME`: a guest with a PV console (Linux's hvc0) gets a real terminal
+//! (`terminal`); for our own domains, whose consoles are line-based, it follows the
+//! domain's lines in the microvisor's console history and sends what you type a line at a
+//! time through dom0.
 
 use super::client::Client;
 use anyhow::{bail, Result};
@@ -8,8 +10,7 @@ use std::io::{BufRead, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Ctrl-]: detaches, as `xl console` does.
-const DETACH: u8 = 0x1d;
+use super::terminal::{self, DETACH};
 /// How often the console history is polled.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -41,6 +42,17 @@ pub fn attach_since(
     since: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<()> {
+    attach_with(c, domain, since, Box::new(std::io::stdin()), out)
+}
+
+/// [`attach_since`] with keys read from `input` instead of standard input.
+pub fn attach_with(
+    c: &mut Client,
+    domain: &DomainRef,
+    since: Option<u64>,
+    input: Box<dyn std::io::Read + Send>,
+    out: &mut dyn Write,
+) -> Result<()> {
     let name = match c.call(&Request::List)? {
         Response::Domains(rows) => rows
             .into_iter()
@@ -54,6 +66,24 @@ pub fn attach_since(
     let Some(name) = name else {
         bail!("console {domain}: no such domain");
     };
+    // A domain just created (`create -c`) has no PV console output until its kernel's hvc
+    // driver starts: give it a few seconds before settling for lines.
+    let tries = if since.is_some() { 25 } else { 1 };
+    let mut raw = None;
+    for _ in 0..tries {
+        raw = terminal::output_end(c, &name)?;
+        if raw.is_some() {
+            break;
+        }
+        if tries > 1 {
+            std::thread::sleep(POLL);
+        }
+    }
+    if let Some(end) = raw {
+        // A new domain's raw output starts at 0: `-c` shows it from its first byte.
+        let from = if since.is_some() { 0 } else { end };
+        return terminal::session(c, &name, from, input, out);
+    }
     // Start at the end of the history unless told otherwise: show what comes from now on.
     let mut from = match since {
         Some(offset) => offset,
@@ -61,7 +91,7 @@ pub fn attach_since(
     };
     eprintln!("bulkhead: connected to {name}'s console; detach with Ctrl-] then Enter, or Ctrl-D");
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || read_input(tx));
+    std::thread::spawn(move || read_lines(input, tx));
     let mut partial = String::new();
     loop {
         // Between polls dom0's port is free for other clients (`ctl list` elsewhere).
@@ -100,9 +130,8 @@ pub fn history_end(c: &mut Client) -> Result<u64> {
     }
 }
 
-fn read_input(tx: mpsc::Sender<Input>) {
-    let stdin = std::io::stdin();
-    let mut lock = stdin.lock();
+fn read_lines(input: Box<dyn std::io::Read + Send>, tx: mpsc::Sender<Input>) {
+    let mut lock = std::io::BufReader::new(input);
     loop {
         let mut line = Vec::new();
         match lock.read_until(b'\n', &mut line) {

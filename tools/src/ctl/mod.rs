@@ -6,7 +6,7 @@
 //! and a non-zero exit (the caller prints the returned error).
 
 pub mod client;
-mod console;
+pub mod console;
 mod packed;
 mod passthru;
 pub mod show;
@@ -16,6 +16,7 @@ pub mod show_vbd;
 pub mod show_vcpu;
 pub mod show_vif;
 pub mod show_xs;
+mod terminal;
 pub mod top;
 mod upload;
 
