@@ -93,7 +93,7 @@ fn figures_and_ratios_from_counter_ticks() {
     assert_eq!(r.ratios.write, 0.5);
     assert_eq!(r.ratios.read, 0.5);
     assert_eq!(r.ratios.random_read_iops, 0.5);
-    assert_eq!(r.clock, "-icount shift=0,sleep=off -seed 1");
+    assert_eq!(r.clock, "-icount shift=0,sleep=on -seed 1");
     let t = table(&r);
     assert!(t.contains("/dev/xvda") && t.contains("/dev/vda"), "{t}");
     assert!(t.contains("0.500x below goal"), "{t}");
