@@ -54,7 +54,7 @@ fn linux_io_survives_blkdom_restarts() {
 
     let _ = std::fs::remove_file(default_socket());
     let expect = Expect::new()
-        .then(r"\[blkdom\] blkdom ready: 1 disk\(s\)")
+        .then(r"\[blkdom\] blkdom ready: 1 disk\(s\), 1 interrupt-driven")
         .and_then(|e| e.then(r"\[dom0\] linux \(d\d+\): powered off -> destroy"))
         .and_then(|e| {
             e.forbid(&linux_failures(
@@ -123,10 +123,11 @@ fn linux_io_survives_blkdom_restarts() {
     }
     wait_for_text(&mut c, "[linux] LOOP-DONE", "the guest's I/O loop", 900);
     // Every restart brought blkdom back (the last may land after the loop ended: the
-    // guest's rounds can outrun the test's pacing on a fast host).
+    // guest's rounds can outrun the test's pacing on a fast host), each incarnation waiting
+    // for its disk on the disk's interrupt again rather than falling back to polling.
     let h = wait_count(
         &mut c,
-        "[blkdom] blkdom ready",
+        "[blkdom] blkdom ready: 1 disk(s), 1 interrupt-driven",
         EVENTS.len() + 1,
         "every restart brought blkdom back",
         300,

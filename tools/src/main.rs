@@ -229,6 +229,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         timeout: args.timeout.map(Duration::from_secs),
         expect,
         icount: args.icount,
+        icount_io: false,
         interactive: args.until.is_none(),
         echo: true,
     };

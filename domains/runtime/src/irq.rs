@@ -37,6 +37,20 @@ mod hw {
         }) {}
     }
 
+    /// Waits in WFI until `cond` holds, as [`wait_until`] does, but without counting as going
+    /// idle: no heartbeat and no readiness. For a driver waiting on its device in the middle
+    /// of serving requests: a device that never answers must leave the domain silent, so
+    /// that its controller's watchdog restarts it (and resets the device), as a spin would.
+    pub fn wait_for_device(mut cond: impl FnMut() -> bool) {
+        while !without_interrupts(|| {
+            let done = cond();
+            if !done {
+                arch::wfi();
+            }
+            done
+        }) {}
+    }
+
     /// Registers the domain's interrupt handler (replacing any previous one).
     pub fn set_handler(handler: fn(u32)) {
         without_interrupts(|| *HANDLER.lock() = Some(handler));

@@ -43,8 +43,12 @@ fn expect(prefix: &str) -> Result<Expect> {
         .forbid(&format!("{prefix}.*{FORBIDDEN}"))
 }
 
+/// A benchmark run whose idle waits for the disk cost the host's time (see [`blk`]'s doc).
 fn options(system: PathBuf, expect: Expect, build: bool) -> RunOptions {
-    RunOptions::bench(system, expect, TIMEOUT, build)
+    RunOptions {
+        icount_io: true,
+        ..RunOptions::bench(system, expect, TIMEOUT, build)
+    }
 }
 
 /// The run under the microvisor.

@@ -6,8 +6,8 @@ use super::*;
 fn line(dev: &str, t: [u64; 4]) -> String {
     format!(
         "BLKBENCH-RESULT dev={dev} mib=64 passes=1 blocks=16384 write_rc=0 read_rc=0 \
-         random=200 control=200 ticks={},{},{},{}",
-        t[0], t[1], t[2], t[3]
+         random=200 control=200 ticks={},{},{},{} best={},{}",
+        t[0], t[1], t[2], t[3], t[0], t[1]
     )
 }
 
@@ -56,6 +56,7 @@ fn parses_the_result_line_not_its_echo() {
             random: 200,
             control: 200,
             ticks: t,
+            best: [10, 20],
         }
     );
     assert!(Regex::new(&format!(r"\[linux\] {}", result_re()))
@@ -74,7 +75,13 @@ fn figures_and_ratios_from_counter_ticks() {
     let s = 62_500_000;
     let native = parse(&line("/dev/vda", [s, s, s, s / 2])).unwrap();
     // Twice as slow everywhere, over three passes of the sequential part.
-    let slow = line("/dev/xvda", [6 * s, 6 * s, 2 * s, s]).replace("passes=1", "passes=3");
+    // Its fastest passes take a third of the total (so 2 s for 64 MiB each way).
+    let slow = line("/dev/xvda", [6 * s, 6 * s, 2 * s, s])
+        .replace("passes=1", "passes=3")
+        .replace(
+            &format!("best={},{}", 6 * s, 6 * s),
+            &format!("best={},{}", 2 * s, 2 * s),
+        );
     let bulkhead = parse(&slow).unwrap();
     let r = report(&bulkhead, &native).unwrap();
     assert_eq!(r.native.write_mib_s, 64.0);
@@ -93,7 +100,14 @@ fn figures_and_ratios_from_counter_ticks() {
     assert_eq!(r.ratios.write, 0.5);
     assert_eq!(r.ratios.read, 0.5);
     assert_eq!(r.ratios.random_read_iops, 0.5);
-    assert_eq!(r.clock, "-icount shift=0,sleep=off -seed 1");
+    // A pass is one disk's worth, not the sum over passes.
+    assert_eq!(r.native.best_write_mib_s, 64.0);
+    assert_eq!(r.bulkhead.best_write_mib_s, 32.0);
+    assert_eq!(r.bulkhead.best_read_mib_s, 32.0);
+    assert_eq!(r.bulkhead.best_ns, [2_000_000_000, 2_000_000_000]);
+    assert_eq!(r.ratios.best_write, 0.5);
+    assert_eq!(r.ratios.best_read, 0.5);
+    assert_eq!(r.clock, "-icount shift=0,sleep=on -seed 1");
     let t = table(&r);
     assert!(t.contains("/dev/xvda") && t.contains("/dev/vda"), "{t}");
     assert!(t.contains("0.500x below goal"), "{t}");
@@ -130,6 +144,11 @@ fn failed_or_short_runs_are_errors() {
         ..ok.clone()
     });
     assert!(format!("{e:#}").contains("bad counter interval 1"), "{e:#}");
+    let e = err(Raw {
+        best: [1, 0],
+        ..ok.clone()
+    });
+    assert!(format!("{e:#}").contains("bad counter interval 5"), "{e:#}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use blkdom::io::Disk as _;
 use blkdom::{Config, VbdTable};
 use bulkhead_runtime::arch::virtio::{self, Block};
+use bulkhead_runtime::arch::virtio_irq;
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
 use conn::Conns;
@@ -28,10 +29,12 @@ const SCAN_MS: u64 = 500;
 /// Set by the event-channel upcall: a ring or the store has news.
 static EVENT: AtomicBool = AtomicBool::new(false);
 
-/// One disk: its serial (how dom0's toolstack names it in `params`) and the device.
+/// One disk: its serial (how dom0's toolstack names it in `params`), the device and its
+/// SPI (if the capability names one).
 pub struct OwnedDisk {
     pub serial: String,
     pub disk: VirtioDisk,
+    pub irq: Option<u32>,
 }
 
 rt::entry!(main);
@@ -73,7 +76,11 @@ fn main(_info: &'static StartInfo) {
     irq::set_handler(on_irq);
     irq::enable_irqs();
     xs.sleep_while_waiting();
-    println!("blkdom ready: {} disk(s)", disks.len());
+    let woken = disks.iter_mut().map(use_interrupt).filter(|&on| on).count();
+    println!(
+        "blkdom ready: {} disk(s), {woken} interrupt-driven",
+        disks.len()
+    );
     let mut table = VbdTable::new(config);
     let mut conns = Conns::default();
     let mut grants = GrantCopier::default();
@@ -117,12 +124,35 @@ fn on_irq(intid: u32) {
             EVENT.store(true, Ordering::Release);
         }
         VTIMER_PPI => timer::stop(),
-        _ => {}
+        // A disk's completion: lowering its line is all; the wait that slept re-reads the
+        // used ring.
+        i => {
+            let _ = virtio_irq::ack(i);
+        }
     }
 }
 
+/// Lets `d`'s completions interrupt (registered for acknowledgement before the SPI is
+/// enabled, since a completion of the serial read may already be asserting the line).
+/// Returns whether its waits now sleep.
+fn use_interrupt(d: &mut OwnedDisk) -> bool {
+    let Some(intid) = d.irq else {
+        return false;
+    };
+    if !d.disk.dev.use_interrupt(intid) {
+        println!(
+            "disk {}: no room to register SPI {intid}: polling",
+            d.serial
+        );
+        return false;
+    }
+    gic::enable_spi(intid);
+    true
+}
+
 /// Maps every virtio-blk device we hold and opens it with a staging buffer of `staging`
-/// bytes; interrupts stay off (blkdom waits for each batch of transfers by polling).
+/// bytes. Its interrupt is enabled later ([`use_interrupt`]), once the IRQ handler is in
+/// place; until then waits (the serial read) spin.
 fn open_disks(staging: usize) -> Vec<OwnedDisk> {
     let caps = match cap::cap_list() {
         Ok(c) => c,
@@ -133,15 +163,14 @@ fn open_disks(staging: usize) -> Vec<OwnedDisk> {
     };
     let mut out = Vec::new();
     for c in caps.iter().filter(|c| c.kind == CapKind::Device) {
-        if !matches!(
-            c.detail,
-            CapDetail::Device {
-                virtio_id: VIRTIO_BLOCK,
-                ..
-            }
-        ) {
+        let CapDetail::Device {
+            virtio_id: VIRTIO_BLOCK,
+            irqs,
+            ..
+        } = &c.detail
+        else {
             continue;
-        }
+        };
         let (base, size) = match cap::call(CapOp::DeviceMap, [c.handle.to_raw(), 0, 0, 0, 0, 0]) {
             Ok(r) => {
                 // The same RAM for every device: the last answer is as good as any.
@@ -160,7 +189,6 @@ fn open_disks(staging: usize) -> Vec<OwnedDisk> {
                 continue;
             }
         };
-        dev.disable_interrupts();
         let serial = match dev.serial() {
             Ok(s) => s,
             Err(e) => {
@@ -176,7 +204,11 @@ fn open_disks(staging: usize) -> Vec<OwnedDisk> {
             info.sectors / 2048,
             if info.read_only { ", read-only" } else { "" }
         );
-        out.push(OwnedDisk { serial, disk });
+        out.push(OwnedDisk {
+            serial,
+            disk,
+            irq: irqs.first().copied(),
+        });
     }
     out
 }

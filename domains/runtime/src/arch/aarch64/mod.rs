@@ -11,6 +11,7 @@ mod regs;
 mod shared;
 pub mod virtio;
 pub mod virtio_console;
+pub mod virtio_irq;
 pub mod virtio_net;
 
 pub(crate) use boot::call_domain_main;

@@ -95,6 +95,11 @@ struct Flight {
 /// borrows its own range only while it is queued and completed.
 pub struct Block {
     dev: VirtIOBlk<RuntimeHal, MmioTransport<'static>>,
+    /// The transport's registers (what the interrupt handler acknowledges).
+    base: usize,
+    /// The device interrupts on completions and waits sleep in WFI ([`Block::use_interrupt`]);
+    /// else they spin.
+    interrupts: bool,
     staging: NonNull<u8>,
     staging_len: usize,
     reqs: NonNull<BlkReq>,
@@ -153,6 +158,8 @@ impl Block {
             .expect("out of memory for the staging buffer");
         Ok(Self {
             dev,
+            base: base as usize,
+            interrupts: false,
             staging: buf,
             staging_len,
             reqs: raw_array(BLOCK_DEPTH),
@@ -259,12 +266,12 @@ impl Block {
         );
     }
 
-    /// Spins until the device has completed every transfer in flight (interrupts are off:
-    /// blkdom waits for a batch as a whole), recording each result.
+    /// Waits until the device has completed every transfer in flight, recording each
+    /// result. With [`Block::use_interrupt`] the vCPU sleeps between completions, else it
+    /// spins.
     fn wait_all(&mut self) {
         while !self.flights.is_empty() {
-            let Some(token) = self.dev.peek_used() else {
-                core::hint::spin_loop();
+            let Some(token) = self.next_used() else {
                 continue;
             };
             let Some(i) = self.flights.iter().position(|f| f.token == token) else {
@@ -293,13 +300,47 @@ impl Block {
         self.dev.flush().map_err(|_| DeviceError::Device)
     }
 
-    /// Acknowledges the device's interrupt.
-    pub fn ack_interrupt(&mut self) {
-        let _ = self.dev.ack_interrupt();
+    /// The token of the next completed transfer, waiting for one (with interrupts, in WFI;
+    /// else by spinning once and answering `None`).
+    ///
+    /// No completion can be slept through: the device interrupts for the first completion
+    /// after the used index we last consumed (published as `used_event` by the queue when
+    /// it pops, or by the clear avail flag without `EVENT_IDX`), the used ring is read again
+    /// with IRQs masked right before the WFI, and WFI returns on an interrupt that became
+    /// pending after that read even though IRQs are masked.
+    fn next_used(&mut self) -> Option<u16> {
+        if let Some(t) = self.dev.peek_used() {
+            return Some(t);
+        }
+        if !self.interrupts {
+            core::hint::spin_loop();
+            return None;
+        }
+        let dev = &mut self.dev;
+        crate::irq::wait_for_device(|| {
+            // Our `used_event` store (or avail flag) before the device's used index load:
+            // otherwise the device might not see that we want an interrupt while we miss
+            // its completion.
+            core::sync::atomic::fence(Ordering::SeqCst);
+            dev.peek_used().is_some()
+        });
+        self.dev.peek_used()
     }
 
-    /// Asks the device not to interrupt on completions (the caller polls).
-    pub fn disable_interrupts(&mut self) {
-        self.dev.disable_interrupts();
+    /// Makes the device interrupt on SPI `intid` when a transfer completes, so that waits
+    /// sleep instead of spinning. The domain's IRQ handler must call
+    /// [`super::virtio_irq::ack`] for `intid` (which lowers the level-triggered line), and
+    /// the SPI must be enabled at the distributor. Returns false (and keeps polling) if the
+    /// interrupt cannot be registered.
+    pub fn use_interrupt(&mut self, intid: u32) -> bool {
+        // SAFETY: `base` is the transport `DeviceMap` gave us (see `open`), mapped for the
+        // domain's life; only `virtio_irq` touches its interrupt status registers (the
+        // driver crate's `ack_interrupt` is not called).
+        if !unsafe { super::virtio_irq::register(intid, self.base) } {
+            return false;
+        }
+        self.dev.enable_interrupts();
+        self.interrupts = true;
+        true
     }
 }
