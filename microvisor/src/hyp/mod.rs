@@ -13,7 +13,7 @@
 //!   other CPUs, announced with the kick SGI only on the empty-to-non-empty edge) and each
 //!   domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC configuration is
 //!   written, read by the fast path to know its cached timer priority is still good).
-//! - **Global, behind [`HYP`]** (a fair ticket lock, [`crate::sync`]): everything in
+//! - **Global, behind [`HYP`]** (a test-and-set lock with bounded unfairness, [`crate::sync`]): everything in
 //!   [`Hyp`] — domain table, run queues, the vGIC models, event channels, grant tables,
 //!   stage 2, capability tables, frames.
 //!
@@ -153,10 +153,15 @@ impl Hyp {
             }
             return;
         }
+        self.post_to_cpu(cpu, crate::mailbox::RESCHED);
+    }
+
+    /// Posts `bits` to another CPU's mailbox, interrupting it if the mailbox was empty.
+    pub fn post_to_cpu(&self, cpu: usize, bits: u32) {
         let Some(mailbox) = percpu::MAILBOX.get(cpu) else {
             return;
         };
-        if mailbox.post(crate::mailbox::RESCHED) {
+        if mailbox.post(bits) {
             if let Some(&mpidr) = self.platform.cpus.as_slice().get(cpu) {
                 crate::arch::gic::kick(mpidr);
             }

@@ -28,6 +28,11 @@ impl Hyp {
             self.resched[cpu] = true;
         }
         let current = self.loaded[cpu];
+        // After the mailbox (see `crate::posted`): interrupts posted to the loaded vCPU since
+        // the hand-over go into the model now, so none waits for another exit.
+        if let Some(k) = current {
+            self.drain_posted(k, cpu);
+        }
         let repick = self.resched[cpu];
         let keep = current.filter(|&k| {
             let (id, v) = key_parts(k);
@@ -113,6 +118,8 @@ impl Hyp {
         unsafe { arch::load_guest_config(hcr_value, vttbr) };
         self.loaded[cpu] = Some(key);
         self.runstate_enter(id, v, protocol::xen::structs::runstate::RUNNING);
+        // Posted while it was not loaded here: into the model before the LRs are flushed.
+        self.drain_posted(key, cpu);
     }
 
     /// Moves deliverable virtual interrupts into the list registers.
@@ -325,8 +332,55 @@ impl Hyp {
     }
 
     /// Makes `intid` pending for vCPU `v` of domain `id` and wakes whoever can now take an
-    /// interrupt.
+    /// interrupt: posted to the vCPU if that is possible ([`Self::post_irq`]), else through
+    /// the vGIC model.
     pub fn inject(&mut self, id: protocol::ids::DomainId, v: usize, intid: u32, this_cpu: usize) {
+        if !self.post_irq(id, v, intid, this_cpu) {
+            self.inject_model(id, v, intid, this_cpu);
+        }
+    }
+
+    /// Posts private interrupt `intid` to vCPU `v` of domain `id` if that vCPU is pinned
+    /// exclusive, runnable and loaded on another CPU: that CPU's fast path delivers it
+    /// without the lock (see [`crate::posted`]). Returns whether it did. A vCPU in this
+    /// state stays in it until its CPU takes the lock, and the hand-over there takes the
+    /// word, so nothing posted here can be left behind.
+    pub fn post_irq(
+        &mut self,
+        id: protocol::ids::DomainId,
+        v: usize,
+        intid: u32,
+        this_cpu: usize,
+    ) -> bool {
+        let key = vcpu_key(id, v);
+        let Some(d) = self.domain(id) else {
+            return false;
+        };
+        let Some(vcpu) = d.vcpus.get(v) else {
+            return false;
+        };
+        let cpu = usize::from(vcpu.placement.pcpu);
+        let postable = intid < 32
+            && vcpu.placement.exclusive
+            && cpu != this_cpu
+            && self.loaded.get(cpu) == Some(&Some(key))
+            && d.vcpu_runnable(v);
+        let Some(word) = postable.then(|| super::percpu::posted_irqs(key)).flatten() else {
+            return false;
+        };
+        word.post(1 << intid);
+        self.post_to_cpu(cpu, crate::mailbox::POSTED);
+        true
+    }
+
+    /// [`Self::inject`] through the vGIC model.
+    pub fn inject_model(
+        &mut self,
+        id: protocol::ids::DomainId,
+        v: usize,
+        intid: u32,
+        this_cpu: usize,
+    ) {
         let Some(d) = self.domain_mut(id) else { return };
         let mask = d.vgic.inject(v, intid);
         if let Some(vcpu) = d.vcpus.get_mut(v) {
