@@ -123,12 +123,15 @@ pub fn vtimer_lr(lrs: &[u64], exclusive: bool, priority: Option<u8>) -> Option<(
 /// locked pass (`posted`, bit n = LR n; see [`crate::posted`]). A posted LR asking for EOI
 /// notification may only go from pending to active here: its completion is the model's to
 /// report. Returns the slots that became free (the caller zeroes them in the hardware, as
-/// the slow path does), or `None` if any other LR changed and the vGIC model must see it
-/// under the lock (`shadow` is then left as it was).
-pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: u16) -> Option<u16> {
+/// the slow path does; they leave `posted` too, so a later fill of the slot, such as the
+/// timer's hardware-linked LR, is never taken for a posted one), or `None` if any other LR
+/// changed and the vGIC model must see it under the lock (`shadow` and `posted` are then
+/// left as they were).
+pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -> Option<u16> {
+    let filled = *posted;
     let same_irq = |a: u64, b: u64| a & !lr::STATE_MASK == b & !lr::STATE_MASK;
     let ours = |i: usize, s: u64, h: u64| {
-        let posted = i < 16 && posted & (1 << i) != 0;
+        let posted = i < 16 && filled & (1 << i) != 0;
         let finished = h & lr::STATE_MASK == 0;
         s & lr::HW != 0 || (posted && !(finished && lr::eoi_notify(s)))
     };
@@ -152,6 +155,7 @@ pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: u16) -> Opt
             *s = h;
         }
     }
+    *posted &= !freed;
     Some(freed)
 }
 

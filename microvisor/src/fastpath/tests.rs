@@ -194,13 +194,13 @@ fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
     // Pending -> active: copied; nothing freed.
     let mut shadow = [timer, soft];
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[active(timer), soft], 0),
+        absorb_hw_lr_progress(&mut shadow, &[active(timer), soft], &mut 0),
         Some(0)
     );
     assert_eq!(shadow, [active(timer), soft]);
     // Active -> finished: the slot is freed (zeroed), as the slow path would.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(timer), soft], 0),
+        absorb_hw_lr_progress(&mut shadow, &[finished(timer), soft], &mut 0),
         Some(1)
     );
     assert_eq!(shadow, [0, soft]);
@@ -208,22 +208,22 @@ fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
     // A software LR the vGIC model tracks changed: slow, shadow untouched.
     let mut shadow = [timer, soft];
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)], 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)], &mut 0),
         None
     );
     assert_eq!(shadow, [timer, soft]);
     // A HW LR whose INTID or priority changed is not the guest's progress.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft], 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft], &mut 0),
         None
     );
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer ^ (1 << 50), soft], 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer ^ (1 << 50), soft], &mut 0),
         None
     );
     // Equal: nothing to do.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer, soft], 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer, soft], &mut 0),
         Some(0)
     );
 }
@@ -274,31 +274,45 @@ fn posted_lr_progress_is_absorbed_but_a_notified_completion_is_not() {
     let finished = |v: u64| v & !lr::STATE_MASK;
     // Slots 0 and 1 were filled by this CPU's fast path.
     let mut shadow = [sgi, evt, 0];
+    let mut posted = 0b011;
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[active(sgi), active(evt), 0], 0b011),
+        absorb_hw_lr_progress(&mut shadow, &[active(sgi), active(evt), 0], &mut posted),
         Some(0)
     );
     assert_eq!(shadow, [active(sgi), active(evt), 0]);
-    // The SGI finishing frees its slot; the event PPI finishing (EOI notification) is the
-    // model's to report: slow, shadow untouched.
+    // The SGI finishing frees its slot, which stops being a posted one; the event PPI
+    // finishing (EOI notification) is the model's to report: slow, nothing changed.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), active(evt), 0], 0b011),
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), active(evt), 0], &mut posted),
         Some(0b001)
     );
+    assert_eq!(posted, 0b010, "a freed slot is no longer posted");
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[0, finished(evt), 0], 0b011),
+        absorb_hw_lr_progress(&mut shadow, &[0, finished(evt), 0], &mut posted),
         None
     );
-    assert_eq!(shadow, [0, active(evt), 0]);
+    assert_eq!((shadow, posted), ([0, active(evt), 0], 0b010));
     // The same change in a slot the fast path did not fill is the model's: slow.
     let mut shadow = [sgi, 0];
+    let mut posted = 0b10;
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), 0], 0b10),
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), 0], &mut posted),
         None
     );
+    // A posted slot freed alone leaves `posted` at once, so the timer's hardware-linked LR
+    // that may fill it next is never handed to the model as a posted one.
+    let mut shadow = [sgi];
+    let mut posted = 0b1;
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi)], &mut posted),
+        Some(0b1)
+    );
+    assert_eq!(posted, 0);
+    let mut shadow = [sgi, 0];
+    let mut posted = 0b01;
     // Nor may a posted slot change INTID.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[sgi ^ 2, 0], 0b01),
+        absorb_hw_lr_progress(&mut shadow, &[sgi ^ 2, 0], &mut posted),
         None
     );
 }

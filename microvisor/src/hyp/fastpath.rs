@@ -151,7 +151,8 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
         // Usually the guest finishing the timer's hardware-linked LR: absorbed here.
         let mut hw = [0u64; MAX_LRS];
         read_lrs(&mut hw[..n]);
-        let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], local.posted) else {
+        let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], &mut local.posted)
+        else {
             return SLOW;
         };
         for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {

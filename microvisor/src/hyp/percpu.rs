@@ -166,11 +166,16 @@ impl Hyp {
                 vcpu.stats.irqs += irqs;
                 vcpu.stats.run_ticks += ticks;
             }
-            for slot in (0..n.min(16)).filter(|&i| posted & (1 << i) != 0) {
-                d.adopt_posted_lr(v, slot);
+            if posted != 0 {
+                for slot in (0..n.min(16)).filter(|&i| posted & (1 << i) != 0) {
+                    d.adopt_posted_lr(v, slot);
+                }
             }
         }
-        self.drain_posted(lv.key, local.cpu);
+        // Only pinned-exclusive vCPUs are posted to.
+        if lv.exclusive {
+            self.drain_posted(lv.key, local.cpu);
+        }
     }
 
     /// Refreshes the fast path's view of the loaded vCPU (called right before unlocking).
@@ -238,7 +243,11 @@ impl super::domain::Domain {
         let Some(&value) = self.vcpus.get(v).and_then(|c| c.lrs.get(slot)) else {
             return;
         };
-        if value & crate::vgic::lr::STATE_MASK == 0 || self.vgic.adopt(v, value) {
+        // Free, or the timer's hardware-linked LR (never the model's): nothing to adopt.
+        if value & crate::vgic::lr::STATE_MASK == 0 || crate::vgic::lr::is_hw(value) {
+            return;
+        }
+        if self.vgic.adopt(v, value) {
             return;
         }
         if let Some(lr) = self.vcpus.get_mut(v).and_then(|c| c.lrs.get_mut(slot)) {

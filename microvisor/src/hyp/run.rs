@@ -11,7 +11,7 @@ use crate::arch::gic::{self, HYP_TIMER_PPI, KICK_SGI, MAINTENANCE_PPI, SPURIOUS,
 use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self, cpu::hcr};
-use crate::mailbox::RESCHED;
+use crate::mailbox::{POSTED, RESCHED};
 use crate::sched::{VcpuKey, TIME_SLICE_US};
 use crate::vgic::lr;
 use protocol::control::StopReason;
@@ -24,14 +24,21 @@ const CNTV_ENABLE: u64 = 1 << 0;
 impl Hyp {
     /// Chooses what this CPU runs next and loads it; `None` means idle.
     pub(super) fn schedule(&mut self, cpu: usize, regs: &mut GuestRegs) -> Option<VcpuKey> {
-        if MAILBOX[cpu].take() & RESCHED != 0 {
+        let requests = MAILBOX[cpu].take();
+        if requests & RESCHED != 0 {
             self.resched[cpu] = true;
         }
         let current = self.loaded[cpu];
         // After the mailbox (see `crate::posted`): interrupts posted to the loaded vCPU since
-        // the hand-over go into the model now, so none waits for another exit.
-        if let Some(k) = current {
+        // the hand-over go into the model now, so none waits for another exit. Only a
+        // pinned-exclusive vCPU is ever posted to, and only its CPU's queue is exclusive.
+        if let Some(k) = current.filter(|_| self.runqueues[cpu].is_exclusive()) {
             self.drain_posted(k, cpu);
+        }
+        if requests & POSTED != 0 {
+            // A sibling's fast path may post to a vCPU pinned here that is not loaded (it
+            // blocked in CPU_SUSPEND and was switched out): the model wakes it.
+            self.drain_homed(cpu);
         }
         let repick = self.resched[cpu];
         let keep = current.filter(|&k| {
@@ -65,6 +72,21 @@ impl Hyp {
         self.deliver_fault(key, regs);
         self.flush_lrs(key);
         Some(key)
+    }
+
+    /// Drains the posted-interrupt words of every vCPU pinned exclusive to `cpu`.
+    fn drain_homed(&mut self, cpu: usize) {
+        let mut homed = alloc::vec::Vec::new();
+        for d in self.domains.iter().flatten() {
+            for (v, vcpu) in d.vcpus.iter().enumerate() {
+                if vcpu.placement.exclusive && usize::from(vcpu.placement.pcpu) == cpu {
+                    homed.push(vcpu_key(d.id, v));
+                }
+            }
+        }
+        for key in homed {
+            self.drain_posted(key, cpu);
+        }
     }
 
     /// Saves the loaded vCPU's hardware state into its slot (or drops it if its domain is
@@ -119,7 +141,9 @@ impl Hyp {
         self.loaded[cpu] = Some(key);
         self.runstate_enter(id, v, protocol::xen::structs::runstate::RUNNING);
         // Posted while it was not loaded here: into the model before the LRs are flushed.
-        self.drain_posted(key, cpu);
+        if self.runqueues[cpu].is_exclusive() {
+            self.drain_posted(key, cpu);
+        }
     }
 
     /// Moves deliverable virtual interrupts into the list registers.
