@@ -15,7 +15,7 @@
 //!
 //! Why nothing is stranded: the sender writes the word before posting, the target clears
 //! the mailbox bit before taking the word, and every locked pass takes the loaded vCPU's
-//! word after the mailbox; [`tests`] checks it over every interleaving.
+//! word after the mailbox; `posted/tests.rs` checks it over every interleaving.
 #![forbid(unsafe_code)]
 
 use crate::vgic::lr;

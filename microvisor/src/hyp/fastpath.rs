@@ -107,16 +107,34 @@ fn run_until_slow(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Opti
     // reads per stay instead of per exit.
     let start = arch::counter_now();
     let result = loop {
+        let exit = run_until_mail(local, key, regs, mailbox);
+        // Mail that is only posted interrupts is served here, and the guest goes back in.
+        if exit.is_some() || !deliver_posted(local, mailbox) || mailbox.pending() {
+            break exit;
+        }
+    };
+    local.run_ticks += arch::counter_now().saturating_sub(start);
+    result
+}
+
+/// The inner loop of [`run_until_slow`]: runs the guest, finishing exits on the fast path,
+/// until one needs the lock (returned) or the mailbox has something (`None`).
+fn run_until_mail(
+    local: &mut Local,
+    key: VcpuKey,
+    regs: &mut GuestRegs,
+    mailbox: &Mailbox,
+) -> Option<SlowExit> {
+    loop {
         // SAFETY: the last locked pass loaded this vCPU's EL1 context, VTTBR and HCR on this
         // CPU (`schedule`), and TPIDR_EL2 was set up at boot.
         let kind = unsafe { arch::vectors::run_guest(regs) };
         local.exits += 1;
         match handle(local, kind, regs) {
             Outcome::Done if !mailbox.pending() => continue,
-            Outcome::Done if deliver_posted(local, mailbox) && !mailbox.pending() => continue,
-            Outcome::Done => break None,
+            Outcome::Done => return None,
             Outcome::Slow { first_irq, serror } => {
-                break Some(SlowExit {
+                return Some(SlowExit {
                     key,
                     kind,
                     first_irq,
@@ -124,9 +142,7 @@ fn run_until_slow(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Opti
                 })
             }
         }
-    };
-    local.run_ticks += arch::counter_now().saturating_sub(start);
-    result
+    }
 }
 
 /// Tries to finish one exit without the lock.
@@ -161,8 +177,7 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
     }
     match kind {
         ExitKind::Sync => {
-            let esr = read_esr_el2();
-            match classify_sync(esr, regs.x[0], regs.x[16], &lv.lrs[..n]) {
+            match classify_sync(read_esr_el2(), regs.x[0], regs.x[16], &lv.lrs[..n]) {
                 SyncAction::NullCall => regs.x[..4].fill(0),
                 SyncAction::WhoAmI => {
                     let (id, v) = key_parts(lv.key);
@@ -170,16 +185,10 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
                 }
                 SyncAction::XenVersion => regs.x[0] = XEN_VERSION,
                 SyncAction::WfiReturn => regs.pc += 4,
-                SyncAction::Slow => {
-                    let Some(rt) = crate::trap::sgi1r_write(esr) else {
-                        return SLOW;
-                    };
-                    let value = regs.x.get(usize::from(rt)).copied().unwrap_or(0);
-                    if !post_sgi(lv.key, lv.nr_vcpus, local.cpu, value) {
-                        return SLOW;
-                    }
-                    regs.pc += 4;
-                }
+                // Out of line, re-reading the syndrome: the hypercall round trip keeps its
+                // registers.
+                SyncAction::Slow if send_sgi(lv.key, lv.nr_vcpus, local.cpu, regs) => {}
+                SyncAction::Slow => return SLOW,
             }
             Outcome::Done
         }
@@ -243,11 +252,25 @@ fn deliver_posted(local: &mut Local, mailbox: &Mailbox) -> bool {
     true
 }
 
+/// If the exit is a write of `ICC_SGI1R_EL1` that [`post_sgi`] can emulate, does so and
+/// steps over the instruction; false (nothing done) otherwise.
+#[inline(never)]
+fn send_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut GuestRegs) -> bool {
+    let Some(rt) = crate::trap::sgi1r_write(read_esr_el2()) else {
+        return false;
+    };
+    let value = regs.x.get(usize::from(rt)).copied().unwrap_or(0);
+    if !post_sgi(key, nr_vcpus, this_cpu, value) {
+        return false;
+    }
+    regs.pc += 4;
+    true
+}
+
 /// Emulates vCPU `key`'s write `value` of `ICC_SGI1R_EL1` without the lock when every
 /// target is pinned exclusive on another CPU: posts the SGI to each target's word, then
 /// [`POSTED`] to each target CPU's mailbox, kicking it on the empty-to-non-empty edge (see
 /// [`crate::posted`]). Returns false, having done nothing, if any target is not postable.
-#[inline(never)]
 fn post_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, value: u64) -> bool {
     let (id, v) = key_parts(key);
     let index = usize::from(id.0);
