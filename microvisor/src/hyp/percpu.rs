@@ -156,7 +156,9 @@ impl Hyp {
         local.irqs = 0;
         local.run_ticks = 0;
         let posted = core::mem::take(&mut local.posted);
-        let Some(lv) = local.loaded else { return };
+        let Some(lv) = local.loaded.as_ref() else {
+            return;
+        };
         let (id, v) = key_parts(lv.key);
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
@@ -188,10 +190,15 @@ impl Hyp {
             let vcpu = d.vcpus.get(v)?;
             // The private configuration is 64 lookups: kept while it cannot have changed,
             // and only wanted where interrupts are posted (pinned exclusive).
-            let private = match local.loaded {
-                Some(old) if old.key == key && old.epoch == epoch => old.private,
-                _ if vcpu.placement.exclusive => private_cfg(d, v),
-                _ => PrivateCfg::default(),
+            let kept = local
+                .loaded
+                .as_ref()
+                .filter(|old| old.key == key && old.epoch == epoch)
+                .map(|old| old.private);
+            let private = match kept {
+                Some(p) => p,
+                None if vcpu.placement.exclusive => private_cfg(d, v),
+                None => PrivateCfg::default(),
             };
             Some(LoadedVcpu {
                 key,
