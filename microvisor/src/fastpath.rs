@@ -127,6 +127,7 @@ pub fn vtimer_lr(lrs: &[u64], exclusive: bool, priority: Option<u8>) -> Option<(
 /// timer's hardware-linked LR, is never taken for a posted one), or `None` if any other LR
 /// changed and the vGIC model must see it under the lock (`shadow` and `posted` are then
 /// left as they were).
+#[inline]
 pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -> Option<u16> {
     let filled = *posted;
     let same_irq = |a: u64, b: u64| a & !lr::STATE_MASK == b & !lr::STATE_MASK;
