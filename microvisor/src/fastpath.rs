@@ -60,6 +60,36 @@ pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
     }
 }
 
+/// A vCPU's entry in the home table: `pCPU + 1` if it is pinned exclusive, else 0.
+pub fn home_entry(exclusive: bool, pcpu: usize) -> u32 {
+    if exclusive {
+        u32::try_from(pcpu).map_or(0, |c| c.saturating_add(1))
+    } else {
+        0
+    }
+}
+
+/// Whether an SGI to the vCPUs in `targets` (bit n = vCPU n) may be posted without the
+/// lock by a vCPU running on `this_cpu`, given each vCPU's [`home_entry`] in `homes`: every
+/// target must exist and be pinned exclusive on another CPU (whose fast path, or next
+/// locked pass, takes the post). Returns the physical CPUs to notify (bit n = CPU n), or
+/// `None` for the slow path. No target at all is `Some(0)`: the write does nothing.
+pub fn sgi_homes(targets: u32, homes: &[u32], this_cpu: usize) -> Option<u64> {
+    let mut cpus = 0u64;
+    let mut rest = targets;
+    while rest != 0 {
+        let v = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        let home = *homes.get(v)?;
+        let cpu = home.checked_sub(1)? as usize;
+        if cpu == this_cpu || cpu >= 64 {
+            return None;
+        }
+        cpus |= 1 << cpu;
+    }
+    Some(cpus)
+}
+
 /// The INTID of the virtual timer PPI.
 const VTIMER_PPI: u32 = 27;
 
@@ -87,18 +117,31 @@ pub fn vtimer_lr(lrs: &[u64], exclusive: bool, priority: Option<u8>) -> Option<(
 }
 
 /// Brings the LR shadow `shadow` up to date with the hardware `hw` where the only change
-/// is the guest's own progress through a hardware-linked LR (pending to active, or
-/// finished): the vGIC model never tracks those (the slow path would only copy or clear
-/// them), so the fast path may do the same. Returns the slots that became free (the caller
-/// zeroes them in the hardware, as the slow path does), or `None` if any other LR changed
-/// and the vGIC model must see it under the lock (`shadow` is then left as it was).
-pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64]) -> Option<u16> {
+/// is the guest's own progress through an LR the vGIC model does not track: a
+/// hardware-linked one (the model never tracks those; the slow path would only copy or
+/// clear them), or one this CPU's fast path filled with a posted interrupt since the last
+/// locked pass (`posted`, bit n = LR n; see [`crate::posted`]). A posted LR asking for EOI
+/// notification may only go from pending to active here: its completion is the model's to
+/// report. Returns the slots that became free (the caller zeroes them in the hardware, as
+/// the slow path does; they leave `posted` too, so a later fill of the slot, such as the
+/// timer's hardware-linked LR, is never taken for a posted one), or `None` if any other LR
+/// changed and the vGIC model must see it under the lock (`shadow` and `posted` are then
+/// left as they were).
+#[inline]
+pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -> Option<u16> {
+    let filled = *posted;
     let same_irq = |a: u64, b: u64| a & !lr::STATE_MASK == b & !lr::STATE_MASK;
-    let only_hw_progress = shadow
+    let ours = |i: usize, s: u64, h: u64| {
+        let posted = i < 16 && filled & (1 << i) != 0;
+        let finished = h & lr::STATE_MASK == 0;
+        s & lr::HW != 0 || (posted && !(finished && lr::eoi_notify(s)))
+    };
+    let only_our_progress = shadow
         .iter()
         .zip(hw)
-        .all(|(&s, &h)| s == h || (s & lr::HW != 0 && same_irq(s, h)));
-    if !only_hw_progress {
+        .enumerate()
+        .all(|(i, (&s, &h))| s == h || (ours(i, s, h) && same_irq(s, h)));
+    if !only_our_progress {
         return None;
     }
     let mut freed = 0u16;
@@ -113,6 +156,7 @@ pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64]) -> Option<u16> {
             *s = h;
         }
     }
+    *posted &= !freed;
     Some(freed)
 }
 

@@ -26,6 +26,7 @@ pub mod mailbox;
 pub mod mm;
 pub mod passthrough;
 pub mod platform;
+pub mod posted;
 pub mod ratelimit;
 pub mod reloc;
 pub mod sched;

@@ -1,5 +1,6 @@
-//! A per-CPU mailbox: how one CPU asks another to do something (re-schedule, today) without
-//! touching that CPU's private state. The sender ORs request bits into the target's word
+//! A per-CPU mailbox: how one CPU asks another to do something (re-schedule, or look at its
+//! loaded vCPU's posted interrupts, [`crate::posted`]) without touching that CPU's private
+//! state. The sender ORs request bits into the target's word
 //! and sends an SGI only when the word goes from empty to non-empty; the target, before it
 //! re-enters a guest on its lock-free fast path, looks at the word and, if it is non-empty,
 //! takes the slow path, where it empties the word and acts on every bit.
@@ -13,6 +14,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Request bit: make a new scheduling decision (something became runnable or changed).
 pub const RESCHED: u32 = 1 << 0;
+/// Request bit: interrupts were posted to the loaded vCPU ([`crate::posted`]); the fast
+/// path may deliver them itself when this is the only bit.
+pub const POSTED: u32 = 1 << 1;
 
 /// One CPU's incoming requests.
 #[derive(Debug, Default)]
@@ -39,6 +43,17 @@ impl Mailbox {
     /// Whether any request waits (the fast path's look before entering a guest).
     pub fn pending(&self) -> bool {
         self.bits.load(Ordering::Acquire) != 0
+    }
+
+    /// What is in the mailbox, without taking it.
+    pub fn peek(&self) -> u32 {
+        self.bits.load(Ordering::Acquire)
+    }
+
+    /// Removes `bits` (the fast path taking the one request it serves itself); whatever
+    /// else is there stays for the slow path.
+    pub fn clear(&self, bits: u32) {
+        self.bits.fetch_and(!bits, Ordering::AcqRel);
     }
 
     /// Empties the mailbox and returns what was in it.

@@ -233,6 +233,20 @@ pub const fn quick(esr: u64) -> QuickExit {
     }
 }
 
+/// If `esr` is a write of `ICC_SGI1R_EL1`, its source register (31: XZR), told apart
+/// without building an [`Exit`] (`decode` agrees: tested). Separate from [`quick`] so the
+/// hypercall round trip pays nothing for it.
+#[inline]
+pub const fn sgi1r_write(esr: u64) -> Option<u8> {
+    let iss = esr_iss(esr);
+    // Direction bit 0 is a write; Rt is bits [9:5].
+    if esr_ec(esr) == ec::SYSREG && iss & !(0x1f << 5) == ICC_SGI1R_EL1.id() {
+        Some(((iss >> 5) & 0x1f) as u8)
+    } else {
+        None
+    }
+}
+
 /// ESR_EL2.EC, bits \[31:26\].
 pub const fn esr_ec(esr: u64) -> u8 {
     ((esr >> 26) & 0x3f) as u8

@@ -153,7 +153,18 @@ fn agrees_with_the_slow_path_decoders() {
 fn quick_decode_agrees_with_decode() {
     use crate::trap::{decode, Exit, QuickExit};
     for ec in 0..64u64 {
-        for iss in [0u64, 1, 2, 3, 0xEA1, 0x1ff_ffff] {
+        let sgi1r = u64::from(crate::trap::ICC_SGI1R_EL1.id());
+        for iss in [
+            0u64,
+            1,
+            2,
+            3,
+            0xEA1,
+            0x1ff_ffff,
+            sgi1r,
+            sgi1r | 1,
+            sgi1r | (7 << 5),
+        ] {
             let esr = (ec << 26) | (1 << 25) | iss;
             let want = match decode(esr, 0, 0) {
                 Exit::Hvc { imm } => QuickExit::Hvc(imm),
@@ -161,6 +172,13 @@ fn quick_decode_agrees_with_decode() {
                 _ => QuickExit::Other,
             };
             assert_eq!(crate::trap::quick(esr), want, "esr={esr:#x}");
+            let sgi = match decode(esr, 0, 0) {
+                Exit::SysReg(a) if a.encoding() == crate::trap::ICC_SGI1R_EL1 && !a.read => {
+                    Some(a.rt)
+                }
+                _ => None,
+            };
+            assert_eq!(crate::trap::sgi1r_write(esr), sgi, "esr={esr:#x}");
         }
     }
 }
@@ -176,13 +194,13 @@ fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
     // Pending -> active: copied; nothing freed.
     let mut shadow = [timer, soft];
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[active(timer), soft]),
+        absorb_hw_lr_progress(&mut shadow, &[active(timer), soft], &mut 0),
         Some(0)
     );
     assert_eq!(shadow, [active(timer), soft]);
     // Active -> finished: the slot is freed (zeroed), as the slow path would.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(timer), soft]),
+        absorb_hw_lr_progress(&mut shadow, &[finished(timer), soft], &mut 0),
         Some(1)
     );
     assert_eq!(shadow, [0, soft]);
@@ -190,18 +208,24 @@ fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
     // A software LR the vGIC model tracks changed: slow, shadow untouched.
     let mut shadow = [timer, soft];
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)]),
+        absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)], &mut 0),
         None
     );
     assert_eq!(shadow, [timer, soft]);
     // A HW LR whose INTID or priority changed is not the guest's progress.
-    assert_eq!(absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft]), None);
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer ^ (1 << 50), soft]),
+        absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft], &mut 0),
+        None
+    );
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[timer ^ (1 << 50), soft], &mut 0),
         None
     );
     // Equal: nothing to do.
-    assert_eq!(absorb_hw_lr_progress(&mut shadow, &[timer, soft]), Some(0));
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[timer, soft], &mut 0),
+        Some(0)
+    );
 }
 
 #[test]
@@ -240,4 +264,91 @@ fn serrors_are_charged_to_the_vcpu_whose_exit_found_them() {
     }
     assert_eq!(charged.len(), 1);
     assert_eq!(charged[0].0, "A");
+}
+
+#[test]
+fn posted_lr_progress_is_absorbed_but_a_notified_completion_is_not() {
+    let sgi = lr::make(1, 0xa0, false);
+    let evt = lr::make(31, 0xa0, true);
+    let active = |v: u64| (v & !lr::STATE_MASK) | lr::ACTIVE;
+    let finished = |v: u64| v & !lr::STATE_MASK;
+    // Slots 0 and 1 were filled by this CPU's fast path.
+    let mut shadow = [sgi, evt, 0];
+    let mut posted = 0b011;
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[active(sgi), active(evt), 0], &mut posted),
+        Some(0)
+    );
+    assert_eq!(shadow, [active(sgi), active(evt), 0]);
+    // The SGI finishing frees its slot, which stops being a posted one; the event PPI
+    // finishing (EOI notification) is the model's to report: slow, nothing changed.
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), active(evt), 0], &mut posted),
+        Some(0b001)
+    );
+    assert_eq!(posted, 0b010, "a freed slot is no longer posted");
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[0, finished(evt), 0], &mut posted),
+        None
+    );
+    assert_eq!((shadow, posted), ([0, active(evt), 0], 0b010));
+    // The same change in a slot the fast path did not fill is the model's: slow.
+    let mut shadow = [sgi, 0];
+    let mut posted = 0b10;
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), 0], &mut posted),
+        None
+    );
+    // A posted slot freed alone leaves `posted` at once, so the timer's hardware-linked LR
+    // that may fill it next is never handed to the model as a posted one.
+    let mut shadow = [sgi];
+    let mut posted = 0b1;
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi)], &mut posted),
+        Some(0b1)
+    );
+    assert_eq!(posted, 0);
+    let mut shadow = [sgi, 0];
+    let mut posted = 0b01;
+    // Nor may a posted slot change INTID.
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[sgi ^ 2, 0], &mut posted),
+        None
+    );
+}
+
+#[test]
+fn sgi_writes_are_recognised_only_for_icc_sgi1r_writes() {
+    use crate::trap::{sgi1r_write, ICC_ASGI1R_EL1, ICC_SGI1R_EL1};
+    let sysreg = |id: u32, rt: u32, read: bool| {
+        (0x18u64 << 26) | (1 << 25) | u64::from(id | (rt << 5) | u32::from(read))
+    };
+    for rt in [0u8, 5, 30, 31] {
+        let esr = sysreg(ICC_SGI1R_EL1.id(), u32::from(rt), false);
+        assert_eq!(sgi1r_write(esr), Some(rt));
+        // The hypercall classifier leaves it to the SGI check.
+        assert_eq!(classify_sync(esr, 0, 0, &[]), SyncAction::Slow);
+    }
+    // A read of it, or the other SGI register, is not.
+    assert_eq!(sgi1r_write(sysreg(ICC_SGI1R_EL1.id(), 1, true)), None);
+    assert_eq!(sgi1r_write(sysreg(ICC_ASGI1R_EL1.id(), 1, false)), None);
+}
+
+#[test]
+fn an_sgi_is_posted_only_when_every_target_is_exclusive_elsewhere() {
+    // vCPU 0 shared, 1 exclusive on CPU 1, 2 exclusive on CPU 2.
+    let homes = [
+        home_entry(false, 0),
+        home_entry(true, 1),
+        home_entry(true, 2),
+    ];
+    assert_eq!(homes, [0, 2, 3]);
+    // From CPU 1 (vCPU 1) to vCPU 2: notify CPU 2.
+    assert_eq!(sgi_homes(0b100, &homes, 1), Some(0b100));
+    // To itself (same CPU), to a shared vCPU, or to one that does not exist: slow.
+    assert_eq!(sgi_homes(0b010, &homes, 1), None);
+    assert_eq!(sgi_homes(0b101, &homes, 1), None);
+    assert_eq!(sgi_homes(0b1000, &homes, 1), None);
+    // Nobody named: nothing to do.
+    assert_eq!(sgi_homes(0, &homes, 1), Some(0));
 }

@@ -158,6 +158,7 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
     }
     build_dom0(&mut hyp);
     let cpus: Vec<u64> = hyp.platform.cpus.as_slice().to_vec();
+    super::percpu::publish_cpus(&cpus);
     *HYP.lock() = Some(hyp);
 
     for (i, &mpidr) in cpus.iter().enumerate().skip(1).take(MAX_CPUS - 1) {

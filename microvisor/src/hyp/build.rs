@@ -171,6 +171,12 @@ impl Hyp {
                 fault_pending: false,
             })
             .collect();
+        super::percpu::domain_created(
+            usize::from(id.0),
+            req.vcpus
+                .iter()
+                .map(|p| crate::fastpath::home_entry(p.exclusive, usize::from(p.pcpu))),
+        );
         let mut vgic = VgicDomain::new(nvcpus);
         for v in 0..nvcpus {
             vgic.set_eoi_notify(v, VTIMER_PPI, true);

@@ -112,11 +112,20 @@ impl Hyp {
         };
         if a.encoding() == trap::ICC_SGI1R_EL1 && !a.read {
             regs.pc += 4;
-            let Some(d) = self.domain_mut(id) else { return };
-            let mask = d.vgic.send_sgi(v, value);
-            for t in 0..d.vcpus.len() {
-                if mask & (1 << t) != 0 {
-                    d.vcpus[t].stats.irqs += 1;
+            let Some(d) = self.domain(id) else { return };
+            let (intid, targets) = crate::vgic::sgi_targets(d.vgic.nr_vcpus(), v, value);
+            let mut mask = 0;
+            for t in (0..d.vgic.nr_vcpus()).filter(|&t| targets & (1 << t) != 0) {
+                // A pinned-exclusive sibling running elsewhere gets it without its CPU
+                // taking the lock; anyone else through the model.
+                if self.post_irq(id, t, intid, cpu) {
+                    continue;
+                }
+                if let Some(d) = self.domain_mut(id) {
+                    mask |= d.vgic.inject(t, intid);
+                    if let Some(c) = d.vcpus.get_mut(t) {
+                        c.stats.irqs += 1;
+                    }
                 }
             }
             self.wake_mask(id, mask, cpu);

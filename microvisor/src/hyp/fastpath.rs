@@ -1,26 +1,32 @@
 //! The per-CPU run loop and its fast path. After each exit the CPU first tries to finish
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
 //! the capability null call and `WhoAmI`, `xen_version(XENVER_version)`, a WFI with an
-//! interrupt already pending in an LR, a spurious interrupt, and the virtual timer of a
-//! loaded pinned-exclusive vCPU (straight into a free hardware-linked LR). If nothing is
-//! in its mailbox it re-enters the guest at once: no lock, no scheduler. Everything else
-//! takes [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
+//! interrupt already pending in an LR, a spurious interrupt, the kick SGI, and the virtual
+//! timer of a loaded pinned-exclusive vCPU (straight into a free hardware-linked LR). If
+//! nothing is in its mailbox it re-enters the guest at once: no lock, no scheduler. If the
+//! mailbox holds only [`POSTED`], it places the interrupts posted to its vCPU into free LRs
+//! itself ([`crate::posted`]) and re-enters. Everything else takes [`HYP`] once: the exit
+//! is handled, `schedule` runs, and the CPU goes back in.
 //!
 //! The fast path never runs while the LRs differ from their shadow (the guest finished or
 //! took an interrupt the vGIC model must hear about first), so the slow path sees the same
 //! state it always did.
 
-use super::percpu::{Local, MAILBOX};
+use super::percpu::{posted_irqs, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
 use super::{key_parts, Hyp, HYP};
 use crate::arch::context::{lrs_match, read_lrs, GuestRegs, MAX_LRS};
-use crate::arch::gic::{self, SPURIOUS, VTIMER_PPI};
+use crate::arch::gic::{self, KICK_SGI, SPURIOUS, VTIMER_PPI};
 use crate::arch::sysreg::{read_esr_el2, write_ich_lr};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
-    absorb_hw_lr_progress, classify_sync, deferred_serror, vtimer_lr, SyncAction, XEN_VERSION,
+    absorb_hw_lr_progress, classify_sync, deferred_serror, sgi_homes, vtimer_lr, SyncAction,
+    XEN_VERSION,
 };
+use crate::mailbox::{Mailbox, POSTED};
+use crate::posted::place_posted;
 use crate::sched::VcpuKey;
+use core::sync::atomic::Ordering;
 
 /// How an exit ended on the fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,15 +107,34 @@ fn run_until_slow(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Opti
     // reads per stay instead of per exit.
     let start = arch::counter_now();
     let result = loop {
+        let exit = run_until_mail(local, key, regs, mailbox);
+        // Mail that is only posted interrupts is served here, and the guest goes back in.
+        if exit.is_some() || !deliver_posted(local, mailbox) || mailbox.pending() {
+            break exit;
+        }
+    };
+    local.run_ticks += arch::counter_now().saturating_sub(start);
+    result
+}
+
+/// The inner loop of [`run_until_slow`]: runs the guest, finishing exits on the fast path,
+/// until one needs the lock (returned) or the mailbox has something (`None`).
+fn run_until_mail(
+    local: &mut Local,
+    key: VcpuKey,
+    regs: &mut GuestRegs,
+    mailbox: &Mailbox,
+) -> Option<SlowExit> {
+    loop {
         // SAFETY: the last locked pass loaded this vCPU's EL1 context, VTTBR and HCR on this
         // CPU (`schedule`), and TPIDR_EL2 was set up at boot.
         let kind = unsafe { arch::vectors::run_guest(regs) };
         local.exits += 1;
         match handle(local, kind, regs) {
             Outcome::Done if !mailbox.pending() => continue,
-            Outcome::Done => break None,
+            Outcome::Done => return None,
             Outcome::Slow { first_irq, serror } => {
-                break Some(SlowExit {
+                return Some(SlowExit {
                     key,
                     kind,
                     first_irq,
@@ -117,9 +142,7 @@ fn run_until_slow(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Opti
                 })
             }
         }
-    };
-    local.run_ticks += arch::counter_now().saturating_sub(start);
-    result
+    }
 }
 
 /// Tries to finish one exit without the lock.
@@ -144,7 +167,8 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
         // Usually the guest finishing the timer's hardware-linked LR: absorbed here.
         let mut hw = [0u64; MAX_LRS];
         read_lrs(&mut hw[..n]);
-        let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n]) else {
+        let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], &mut local.posted)
+        else {
             return SLOW;
         };
         for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
@@ -161,6 +185,9 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
                 }
                 SyncAction::XenVersion => regs.x[0] = XEN_VERSION,
                 SyncAction::WfiReturn => regs.pc += 4,
+                // Out of line, re-reading the syndrome: the hypercall round trip keeps its
+                // registers.
+                SyncAction::Slow if send_sgi(lv.key, lv.nr_vcpus, local.cpu, regs) => {}
                 SyncAction::Slow => return SLOW,
             }
             Outcome::Done
@@ -169,6 +196,11 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
             let intid = gic::ack();
             if intid == SPURIOUS {
                 return Outcome::Done;
+            }
+            if intid == KICK_SGI {
+                // Only ever sent with a mailbox post, which the caller looks at next.
+                gic::eoi(intid);
+                continue;
             }
             let lr = (intid == VTIMER_PPI && lv.priority_fresh())
                 .then(|| vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority))
@@ -187,4 +219,83 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
         },
         ExitKind::SError => SLOW,
     }
+}
+
+/// Serves a mailbox holding only [`POSTED`]: clears it, then places the interrupts posted
+/// to the loaded vCPU into free list registers. Returns false if the slow path must run
+/// (another request, a stale configuration cache, or something it could not place, which
+/// goes back into the vCPU's word for the locked pass to put in the vGIC model).
+#[inline(never)]
+fn deliver_posted(local: &mut Local, mailbox: &Mailbox) -> bool {
+    if mailbox.peek() != POSTED {
+        return false;
+    }
+    // Before taking the word (see `crate::posted`).
+    mailbox.clear(POSTED);
+    let n = local.nr_lrs;
+    let Some(lv) = local.loaded.as_mut().filter(|lv| lv.priority_fresh()) else {
+        return false;
+    };
+    let Some(word) = posted_irqs(lv.key) else {
+        return false;
+    };
+    let (placed, left) = place_posted(word.take(), &mut lv.lrs[..n], &lv.private);
+    for slot in (0..n).filter(|&i| placed & (1 << i) != 0) {
+        write_ich_lr(slot, lv.lrs[slot]);
+    }
+    local.posted |= placed;
+    local.irqs += u64::from(placed.count_ones());
+    if left != 0 {
+        word.post(left);
+        return false;
+    }
+    true
+}
+
+/// If the exit is a write of `ICC_SGI1R_EL1` that [`post_sgi`] can emulate, does so and
+/// steps over the instruction; false (nothing done) otherwise.
+#[inline(never)]
+fn send_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut GuestRegs) -> bool {
+    let Some(rt) = crate::trap::sgi1r_write(read_esr_el2()) else {
+        return false;
+    };
+    let value = regs.x.get(usize::from(rt)).copied().unwrap_or(0);
+    if !post_sgi(key, nr_vcpus, this_cpu, value) {
+        return false;
+    }
+    regs.pc += 4;
+    true
+}
+
+/// Emulates vCPU `key`'s write `value` of `ICC_SGI1R_EL1` without the lock when every
+/// target is pinned exclusive on another CPU: posts the SGI to each target's word, then
+/// [`POSTED`] to each target CPU's mailbox, kicking it on the empty-to-non-empty edge (see
+/// [`crate::posted`]). Returns false, having done nothing, if any target is not postable.
+fn post_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, value: u64) -> bool {
+    let (id, v) = key_parts(key);
+    let index = usize::from(id.0);
+    let (Some(homes), Some(words)) = (VCPU_HOME.get(index), POSTED_IRQS.get(index)) else {
+        return false;
+    };
+    let (intid, targets) = crate::vgic::sgi_targets(nr_vcpus, v, value);
+    let mut entries = [0u32; protocol::layout::MAX_VCPUS];
+    for (e, h) in entries.iter_mut().zip(homes) {
+        *e = h.load(Ordering::Acquire);
+    }
+    let Some(cpus) = sgi_homes(targets, &entries[..nr_vcpus.min(entries.len())], this_cpu) else {
+        return false;
+    };
+    for w in words
+        .iter()
+        .enumerate()
+        .filter(|&(t, _)| targets & (1 << t) != 0)
+    {
+        w.1.post(1 << intid);
+    }
+    for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
+        if cpus & (1 << cpu) != 0 && mailbox.post(POSTED) {
+            gic::kick(mpidr.load(Ordering::Acquire));
+        }
+    }
+    true
 }

@@ -7,21 +7,33 @@
 //! State lives at one of these levels:
 //! - **CPU-private** ([`percpu::Local`], a local of the CPU's run loop): the loaded vCPU's
 //!   list-register shadow, whether it is pinned exclusive, its cached virtual-timer
-//!   priority, and exit/IRQ/run-time counts not yet folded into its domain record. Never
+//!   priority and private-interrupt configuration, the LRs its fast path filled with posted
+//!   interrupts, and exit/IRQ/run-time counts not yet folded into its domain record. Never
 //!   shared, so never locked; handed to the domain record while the CPU holds [`HYP`].
 //! - **Cross-CPU, lock-free** (atomics): each CPU's [`percpu::MAILBOX`] (requests from
-//!   other CPUs, announced with the kick SGI only on the empty-to-non-empty edge) and each
-//!   domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC configuration is
-//!   written, read by the fast path to know its cached timer priority is still good).
-//! - **Global, behind [`HYP`]** (a fair ticket lock, [`crate::sync`]): everything in
-//!   [`Hyp`] — domain table, run queues, the vGIC models, event channels, grant tables,
-//!   stage 2, capability tables, frames.
+//!   other CPUs — `RESCHED`, `POSTED` — announced with the kick SGI only on the
+//!   empty-to-non-empty edge); each vCPU's [`percpu::POSTED_IRQS`] word (private interrupts
+//!   posted to it, [`crate::posted`]); each vCPU's [`percpu::VCPU_HOME`] (its pCPU if pinned
+//!   exclusive, written at build) and each CPU's [`percpu::CPU_MPIDR`] (written at boot);
+//!   and each domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC
+//!   configuration is written, read by the fast path to know its cached timer priority and
+//!   private-interrupt configuration are still good).
+//! - **Global, behind [`HYP`]** (a test-and-set lock with bounded unfairness,
+//!   [`crate::sync`]): everything in [`Hyp`] — domain table, run queues, the vGIC models,
+//!   event channels, grant tables, stage 2, capability tables, frames.
 //!
 //! The exits that concern only the running vCPU finish on the fast path
 //! ([`fastpath`]) without any lock: capability `NullCall`/`WhoAmI`,
 //! `xen_version(XENVER_version)`, WFI with an interrupt pending in an LR, spurious
-//! interrupts, and the virtual timer of a loaded pinned-exclusive vCPU. Every other exit
-//! takes [`HYP`] once for both its handling and the scheduling decision.
+//! interrupts, the kick SGI, the virtual timer of a loaded pinned-exclusive vCPU, and
+//! posted interrupts. Cross-CPU interrupts to a pinned-exclusive vCPU are *posted*: the
+//! sender ORs the INTID into the target's word and posts `POSTED` to its CPU's mailbox;
+//! the target CPU's fast path puts them in free LRs, and the vGIC model adopts those LRs at
+//! that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` write whose targets are all
+//! pinned exclusive on other CPUs is emulated on the sender's fast path; event-channel
+//! upcalls and SGIs raised under [`HYP`] post the same way when the target is exclusive,
+//! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
+//! and the scheduling decision.
 //!
 //! # Lock order
 //!
@@ -32,8 +44,9 @@
 //! 3. The heap allocator's lock, innermost (any allocation).
 //!
 //! The console drain token (`log::DRAINING`) is only ever tried, never waited for, and is
-//! held while the UART is written with neither [`HYP`] nor the log lock held. Mailboxes
-//! and epochs are atomics, written under any lock or none.
+//! held while the UART is written with neither [`HYP`] nor the log lock held. Mailboxes,
+//! posted words, homes and epochs are atomics, written under any lock or none; every locked
+//! pass takes its loaded vCPU's posted word after the mailbox (see [`crate::posted`]).
 
 pub mod boot;
 pub mod build;
@@ -160,10 +173,15 @@ impl Hyp {
             }
             return;
         }
+        self.post_to_cpu(cpu, crate::mailbox::RESCHED);
+    }
+
+    /// Posts `bits` to another CPU's mailbox, interrupting it if the mailbox was empty.
+    pub fn post_to_cpu(&self, cpu: usize, bits: u32) {
         let Some(mailbox) = percpu::MAILBOX.get(cpu) else {
             return;
         };
-        if mailbox.post(crate::mailbox::RESCHED) {
+        if mailbox.post(bits) {
             if let Some(&mpidr) = self.platform.cpus.as_slice().get(cpu) {
                 crate::arch::gic::kick(mpidr);
             }

@@ -1,6 +1,7 @@
 //! What each physical CPU keeps to itself: the loaded vCPU's list-register shadow and the
-//! facts its fast path needs, plus the statics other CPUs may touch (the mailboxes and the
-//! per-domain vGIC configuration epochs), which are atomics.
+//! facts its fast path needs, plus the statics other CPUs may touch (the mailboxes, the
+//! per-vCPU posted-interrupt words and the per-domain vGIC configuration epochs), which are
+//! atomics.
 //!
 //! [`Local`] is a local variable of the CPU's run loop, never shared: while the CPU runs
 //! its fast path it is the authority for the loaded vCPU's LR shadow and pending
@@ -13,8 +14,10 @@ use crate::arch::boot::MAX_CPUS;
 use crate::arch::context::MAX_LRS;
 use crate::arch::gic::VTIMER_PPI;
 use crate::mailbox::Mailbox;
+use crate::posted::{PostedIrqs, PrivateCfg};
 use crate::sched::VcpuKey;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use protocol::layout::MAX_VCPUS;
 
 /// Each CPU's incoming requests (see [`crate::mailbox`]).
 pub static MAILBOX: [Mailbox; MAX_CPUS] = [const { Mailbox::new() }; MAX_CPUS];
@@ -23,6 +26,53 @@ pub static MAILBOX: [Mailbox; MAX_CPUS] = [const { Mailbox::new() }; MAX_CPUS];
 /// distributor or redistributors, so a CPU's cached view of its loaded vCPU's timer
 /// priority goes stale without that CPU taking the lock to find out.
 pub static VGIC_EPOCH: [AtomicU32; MAX_DOMAINS] = [const { AtomicU32::new(0) }; MAX_DOMAINS];
+
+/// Private interrupts posted to each vCPU (by domain id, then vCPU index) and not yet taken
+/// by its CPU (see [`crate::posted`]).
+pub static POSTED_IRQS: [[PostedIrqs; MAX_VCPUS]; MAX_DOMAINS] =
+    [const { [const { PostedIrqs::new() }; MAX_VCPUS] }; MAX_DOMAINS];
+
+/// The posted-interrupt word of vCPU `key`, if the key is in range.
+pub fn posted_irqs(key: VcpuKey) -> Option<&'static PostedIrqs> {
+    let (id, v) = key_parts(key);
+    POSTED_IRQS.get(usize::from(id.0))?.get(v)
+}
+
+/// Where each vCPU (by domain id, then vCPU index) may be posted to without the lock:
+/// [`crate::fastpath::home_entry`] of its placement (`pCPU + 1` if pinned exclusive, else 0). Written when
+/// the domain is built, before any of its vCPUs runs; read by its siblings' fast paths.
+pub static VCPU_HOME: [[AtomicU32; MAX_VCPUS]; MAX_DOMAINS] =
+    [const { [const { AtomicU32::new(0) }; MAX_VCPUS] }; MAX_DOMAINS];
+
+/// Each physical CPU's MPIDR (affinity), for the kick SGI; written once at boot.
+pub static CPU_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Publishes the CPUs' affinities (boot, before any secondary CPU runs).
+pub fn publish_cpus(mpidrs: &[u64]) {
+    for (slot, &m) in CPU_MPIDR.iter().zip(mpidrs) {
+        slot.store(m, Ordering::Release);
+    }
+}
+
+/// A new domain takes id `index` with vCPUs placed as `homes` ([`crate::fastpath::home_entry`] each):
+/// nothing may be left posted to its vCPUs, its siblings learn where each vCPU lives, and
+/// every CPU's cached view of a vCPU with that id is stale. Called under the lock before
+/// any of its vCPUs runs (the previous holder of the id had none loaded anywhere, so
+/// nobody reads or posts to these words meanwhile).
+pub fn domain_created(index: usize, homes: impl Iterator<Item = u32>) {
+    if let Some(words) = POSTED_IRQS.get(index) {
+        for w in words {
+            w.take();
+        }
+    }
+    if let Some(table) = VCPU_HOME.get(index) {
+        let mut homes = homes;
+        for slot in table {
+            slot.store(homes.next().unwrap_or(0), Ordering::Release);
+        }
+    }
+    vgic_changed(index);
+}
 
 /// Marks domain `index`'s vGIC configuration as changed.
 pub fn vgic_changed(index: usize) {
@@ -42,12 +92,17 @@ pub struct LoadedVcpu {
     pub exclusive: bool,
     /// The priority its guest gave the virtual timer PPI, if enabled.
     pub vtimer_priority: Option<u8>,
-    /// [`VGIC_EPOCH`] of its domain when `vtimer_priority` was read.
+    /// Its private-interrupt configuration, for posted interrupts.
+    pub private: PrivateCfg,
+    /// [`VGIC_EPOCH`] of its domain when `vtimer_priority` and `private` were read.
     pub epoch: u32,
+    /// vCPUs in its domain.
+    pub nr_vcpus: usize,
 }
 
 impl LoadedVcpu {
-    /// Whether the cached timer priority still describes the domain's vGIC.
+    /// Whether the cached timer priority and private configuration still describe the
+    /// domain's vGIC.
     pub fn priority_fresh(&self) -> bool {
         let (id, _) = key_parts(self.key);
         VGIC_EPOCH
@@ -71,6 +126,9 @@ pub struct Local {
     pub irqs: u64,
     /// Counter ticks the loaded vCPU ran since the last hand-over.
     pub run_ticks: u64,
+    /// List registers the fast path filled with posted interrupts since the last hand-over
+    /// (bit n = LR n), for the vGIC model to adopt.
+    pub posted: u16,
 }
 
 impl Local {
@@ -83,24 +141,42 @@ impl Local {
             exits: 0,
             irqs: 0,
             run_ticks: 0,
+            posted: 0,
         }
     }
 }
 
 impl Hyp {
-    /// Hands the fast path's state to the domain record (called right after taking the lock).
+    /// Hands the fast path's state to the domain record (called right after taking the
+    /// lock): its LR shadow, with the LRs it filled adopted by the vGIC model, its counts,
+    /// and whatever is still posted to the vCPU.
     pub fn take_local(&mut self, local: &mut Local) {
         let (exits, irqs, ticks) = (local.exits, local.irqs, local.run_ticks);
         local.exits = 0;
         local.irqs = 0;
         local.run_ticks = 0;
-        let Some(lv) = local.loaded else { return };
+        let posted = core::mem::take(&mut local.posted);
+        let Some(lv) = local.loaded.as_ref() else {
+            return;
+        };
         let (id, v) = key_parts(lv.key);
-        if let Some(vcpu) = self.domain_mut(id).and_then(|d| d.vcpus.get_mut(v)) {
-            vcpu.lrs = lv.lrs;
-            vcpu.stats.exits += exits;
-            vcpu.stats.irqs += irqs;
-            vcpu.stats.run_ticks += ticks;
+        let n = self.nr_lrs;
+        if let Some(d) = self.domain_mut(id) {
+            if let Some(vcpu) = d.vcpus.get_mut(v) {
+                vcpu.lrs = lv.lrs;
+                vcpu.stats.exits += exits;
+                vcpu.stats.irqs += irqs;
+                vcpu.stats.run_ticks += ticks;
+            }
+            if posted != 0 {
+                for slot in (0..n.min(16)).filter(|&i| posted & (1 << i) != 0) {
+                    d.adopt_posted_lr(v, slot);
+                }
+            }
+        }
+        // Only pinned-exclusive vCPUs are posted to.
+        if lv.exclusive {
+            self.drain_posted(lv.key, local.cpu);
         }
     }
 
@@ -112,13 +188,79 @@ impl Hyp {
             let epoch = VGIC_EPOCH.get(usize::from(id.0))?.load(Ordering::Acquire);
             let d = self.domain(id)?;
             let vcpu = d.vcpus.get(v)?;
+            // The private configuration is 64 lookups: kept while it cannot have changed,
+            // and only wanted where interrupts are posted (pinned exclusive).
+            let kept = local
+                .loaded
+                .as_ref()
+                .filter(|old| old.key == key && old.epoch == epoch)
+                .map(|old| old.private);
+            let private = match kept {
+                Some(p) => p,
+                None if vcpu.placement.exclusive => private_cfg(d, v),
+                None => PrivateCfg::default(),
+            };
             Some(LoadedVcpu {
                 key,
                 lrs: vcpu.lrs,
                 exclusive: vcpu.placement.exclusive,
                 vtimer_priority: d.vgic.enabled_priority(v, VTIMER_PPI),
+                private,
                 epoch,
+                nr_vcpus: d.vgic.nr_vcpus(),
             })
         });
+    }
+
+    /// Moves everything posted to vCPU `key` into its domain's vGIC model, waking it if
+    /// that made something deliverable (under the lock; `this_cpu` is the caller's CPU).
+    pub fn drain_posted(&mut self, key: VcpuKey, this_cpu: usize) {
+        let Some(word) = posted_irqs(key) else { return };
+        let mut bits = word.take();
+        let (id, v) = key_parts(key);
+        while bits != 0 {
+            let intid = bits.trailing_zeros();
+            bits &= bits - 1;
+            self.inject_model(id, v, intid, this_cpu);
+        }
+    }
+}
+
+/// vCPU `v`'s private-interrupt configuration as the fast path caches it.
+fn private_cfg(d: &super::domain::Domain, v: usize) -> PrivateCfg {
+    let mut cfg = PrivateCfg::default();
+    for intid in 0..32u32 {
+        if let Some(p) = d.vgic.enabled_priority(v, intid) {
+            cfg.enabled |= 1 << intid;
+            cfg.priority[intid as usize] = p;
+        }
+        if d.vgic.eoi_notify(v, intid) {
+            cfg.eoi |= 1 << intid;
+        }
+    }
+    cfg
+}
+
+impl super::domain::Domain {
+    /// The vGIC model takes over LR `slot` of vCPU `v`, which the fast path filled with a
+    /// posted interrupt. If it cannot (never expected: the fast path only uses an LR when
+    /// no other holds the same INTID), the LR is emptied and its interrupt made pending in
+    /// the model instead, so no INTID is ever in two LRs.
+    fn adopt_posted_lr(&mut self, v: usize, slot: usize) {
+        let Some(&value) = self.vcpus.get(v).and_then(|c| c.lrs.get(slot)) else {
+            return;
+        };
+        // Free, or the timer's hardware-linked LR (never the model's): nothing to adopt.
+        if value & crate::vgic::lr::STATE_MASK == 0 || crate::vgic::lr::is_hw(value) {
+            return;
+        }
+        if self.vgic.adopt(v, value) {
+            return;
+        }
+        if let Some(lr) = self.vcpus.get_mut(v).and_then(|c| c.lrs.get_mut(slot)) {
+            *lr = 0;
+        }
+        crate::arch::sysreg::write_ich_lr(slot, 0);
+        self.vgic.inject(v, crate::vgic::lr::intid(value));
     }
 }

@@ -11,7 +11,7 @@ use crate::arch::gic::{self, HYP_TIMER_PPI, KICK_SGI, MAINTENANCE_PPI, SPURIOUS,
 use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self, cpu::hcr};
-use crate::mailbox::RESCHED;
+use crate::mailbox::{POSTED, RESCHED};
 use crate::sched::{VcpuKey, TIME_SLICE_US};
 use crate::vgic::lr;
 use protocol::control::StopReason;
@@ -24,10 +24,22 @@ const CNTV_ENABLE: u64 = 1 << 0;
 impl Hyp {
     /// Chooses what this CPU runs next and loads it; `None` means idle.
     pub(super) fn schedule(&mut self, cpu: usize, regs: &mut GuestRegs) -> Option<VcpuKey> {
-        if MAILBOX[cpu].take() & RESCHED != 0 {
+        let requests = MAILBOX[cpu].take();
+        if requests & RESCHED != 0 {
             self.resched[cpu] = true;
         }
         let current = self.loaded[cpu];
+        // After the mailbox (see `crate::posted`): interrupts posted to the loaded vCPU since
+        // the hand-over go into the model now, so none waits for another exit. Only a
+        // pinned-exclusive vCPU is ever posted to, and only its CPU's queue is exclusive.
+        if let Some(k) = current.filter(|_| self.runqueues[cpu].is_exclusive()) {
+            self.drain_posted(k, cpu);
+        }
+        if requests & POSTED != 0 {
+            // A sibling's fast path may post to a vCPU pinned here that is not loaded (it
+            // blocked in CPU_SUSPEND and was switched out): the model wakes it.
+            self.drain_homed(cpu);
+        }
         let repick = self.resched[cpu];
         let keep = current.filter(|&k| {
             let (id, v) = key_parts(k);
@@ -60,6 +72,21 @@ impl Hyp {
         self.deliver_fault(key, regs);
         self.flush_lrs(key);
         Some(key)
+    }
+
+    /// Drains the posted-interrupt words of every vCPU pinned exclusive to `cpu`.
+    fn drain_homed(&mut self, cpu: usize) {
+        let mut homed = alloc::vec::Vec::new();
+        for d in self.domains.iter().flatten() {
+            for (v, vcpu) in d.vcpus.iter().enumerate() {
+                if vcpu.placement.exclusive && usize::from(vcpu.placement.pcpu) == cpu {
+                    homed.push(vcpu_key(d.id, v));
+                }
+            }
+        }
+        for key in homed {
+            self.drain_posted(key, cpu);
+        }
     }
 
     /// Saves the loaded vCPU's hardware state into its slot (or drops it if its domain is
@@ -113,6 +140,10 @@ impl Hyp {
         unsafe { arch::load_guest_config(hcr_value, vttbr) };
         self.loaded[cpu] = Some(key);
         self.runstate_enter(id, v, protocol::xen::structs::runstate::RUNNING);
+        // Posted while it was not loaded here: into the model before the LRs are flushed.
+        if self.runqueues[cpu].is_exclusive() {
+            self.drain_posted(key, cpu);
+        }
     }
 
     /// Moves deliverable virtual interrupts into the list registers.
@@ -325,8 +356,55 @@ impl Hyp {
     }
 
     /// Makes `intid` pending for vCPU `v` of domain `id` and wakes whoever can now take an
-    /// interrupt.
+    /// interrupt: posted to the vCPU if that is possible ([`Self::post_irq`]), else through
+    /// the vGIC model.
     pub fn inject(&mut self, id: protocol::ids::DomainId, v: usize, intid: u32, this_cpu: usize) {
+        if !self.post_irq(id, v, intid, this_cpu) {
+            self.inject_model(id, v, intid, this_cpu);
+        }
+    }
+
+    /// Posts private interrupt `intid` to vCPU `v` of domain `id` if that vCPU is pinned
+    /// exclusive, runnable and loaded on another CPU: that CPU's fast path delivers it
+    /// without the lock (see [`crate::posted`]). Returns whether it did. A vCPU in this
+    /// state stays in it until its CPU takes the lock, and the hand-over there takes the
+    /// word, so nothing posted here can be left behind.
+    pub fn post_irq(
+        &mut self,
+        id: protocol::ids::DomainId,
+        v: usize,
+        intid: u32,
+        this_cpu: usize,
+    ) -> bool {
+        let key = vcpu_key(id, v);
+        let Some(d) = self.domain(id) else {
+            return false;
+        };
+        let Some(vcpu) = d.vcpus.get(v) else {
+            return false;
+        };
+        let cpu = usize::from(vcpu.placement.pcpu);
+        let postable = intid < 32
+            && vcpu.placement.exclusive
+            && cpu != this_cpu
+            && self.loaded.get(cpu) == Some(&Some(key))
+            && d.vcpu_runnable(v);
+        let Some(word) = postable.then(|| super::percpu::posted_irqs(key)).flatten() else {
+            return false;
+        };
+        word.post(1 << intid);
+        self.post_to_cpu(cpu, crate::mailbox::POSTED);
+        true
+    }
+
+    /// [`Self::inject`] through the vGIC model.
+    pub fn inject_model(
+        &mut self,
+        id: protocol::ids::DomainId,
+        v: usize,
+        intid: u32,
+        this_cpu: usize,
+    ) {
         let Some(d) = self.domain_mut(id) else { return };
         let mask = d.vgic.inject(v, intid);
         if let Some(vcpu) = d.vcpus.get_mut(v) {

@@ -228,32 +228,39 @@ impl VgicDomain {
     /// above Aff0, a range selector past our vCPUs, or Aff0 >= `nr_vcpus`) are ignored, as
     /// the architecture ignores writes naming absent PEs. Returns the vCPUs to kick.
     pub fn send_sgi(&mut self, sender: usize, sgi1r: u64) -> VcpuMask {
-        let intid = ((sgi1r >> 24) & 0xF) as u32;
-        let irm = sgi1r & (1 << 40) != 0;
+        let (intid, targets) = sgi_targets(self.nr_vcpus, sender, sgi1r);
         let mut kick = 0;
-        if irm {
-            for v in (0..self.nr_vcpus).filter(|&v| v != sender) {
-                kick |= self.inject(v, intid);
-            }
-            return kick;
-        }
-        let aff1 = (sgi1r >> 16) & 0xFF;
-        let aff2 = (sgi1r >> 32) & 0xFF;
-        let aff3 = (sgi1r >> 48) & 0xFF;
-        let rs = ((sgi1r >> 44) & 0xF) as usize;
-        if aff1 != 0 || aff2 != 0 || aff3 != 0 {
-            return 0;
-        }
-        let targets = (sgi1r & 0xFFFF) as u32;
-        for bit in 0..16 {
-            if targets & (1 << bit) != 0 {
-                let v = rs * 16 + bit;
-                if v < self.nr_vcpus {
-                    kick |= self.inject(v, intid);
-                }
-            }
+        for v in (0..self.nr_vcpus).filter(|&v| targets & (1 << v) != 0) {
+            kick |= self.inject(v, intid);
         }
         kick
+    }
+
+    /// Takes over a list register the caller filled itself with a private interrupt of
+    /// `vcpu` (the per-CPU fast path delivering a posted interrupt, [`crate::posted`]): from
+    /// now on the model treats it as one it placed. Returns false, changing nothing, unless
+    /// `lr` is a valid software LR for an SGI or PPI no LR of the model holds for `vcpu`.
+    pub fn adopt(&mut self, vcpu: usize, lr: u64) -> bool {
+        let intid = lr::intid(lr);
+        let valid = lr::state(lr) != lr::LrState::Invalid && !lr::is_hw(lr);
+        if vcpu >= self.nr_vcpus || intid >= FIRST_SPI || !valid {
+            return false;
+        }
+        let Some(t) = self.lrs.get_mut(vcpu) else {
+            return false;
+        };
+        if t.in_lr.contains(intid) {
+            return false;
+        }
+        t.in_lr.insert(intid);
+        if lr & lr::PENDING != 0 {
+            t.lr_pending.insert(intid);
+        }
+        if lr & lr::ACTIVE != 0 {
+            t.lr_active.insert(intid);
+        }
+        self.note_delivery(vcpu, intid);
+        true
     }
 
     /// Requests (or stops requesting) a maintenance interrupt when the guest deactivates
@@ -272,6 +279,12 @@ impl VgicDomain {
         self.irq(vcpu, intid)
             .filter(|irq| irq.enabled)
             .map(|irq| irq.priority)
+    }
+
+    /// Whether the guest's deactivation of `intid` on `vcpu` is reported (the LR carries the
+    /// EOI maintenance bit), as [`Self::set_eoi_notify`] set it.
+    pub fn eoi_notify(&self, vcpu: usize, intid: u32) -> bool {
+        self.irq(vcpu, intid).is_some_and(|irq| irq.eoi_notify)
     }
 
     /// Whether `vcpu`'s list registers may need a [`Self::flush_lrs`]: the model changed
@@ -356,6 +369,32 @@ impl VgicDomain {
     fn model_deliverable(&self, vcpu: usize) -> bool {
         (0..NR_IRQS as u32).any(|intid| self.deliverable_mask(vcpu, intid) & (1 << vcpu) != 0)
     }
+}
+
+/// Decodes `sender`'s write `sgi1r` of `ICC_SGI1R_EL1` in a domain of `nr_vcpus` vCPUs:
+/// the SGI's INTID and the vCPUs it names. Targets that do not exist (affinity above Aff0,
+/// a range selector past our vCPUs, or Aff0 >= `nr_vcpus`) are left out, as the
+/// architecture ignores writes naming absent PEs; IRM names every vCPU but the sender.
+pub fn sgi_targets(nr_vcpus: usize, sender: usize, sgi1r: u64) -> (u32, VcpuMask) {
+    let nr_vcpus = nr_vcpus.min(MAX_VCPUS);
+    let intid = ((sgi1r >> 24) & 0xF) as u32;
+    let all: VcpuMask = 1u32
+        .checked_shl(nr_vcpus as u32)
+        .map_or(u32::MAX, |b| b - 1);
+    if sgi1r & (1 << 40) != 0 {
+        let me = if sender < 32 { 1 << sender } else { 0 };
+        return (intid, all & !me);
+    }
+    let aff1 = (sgi1r >> 16) & 0xFF;
+    let aff2 = (sgi1r >> 32) & 0xFF;
+    let aff3 = (sgi1r >> 48) & 0xFF;
+    let rs = ((sgi1r >> 44) & 0xF) as u32;
+    if aff1 != 0 || aff2 != 0 || aff3 != 0 {
+        return (intid, 0);
+    }
+    // Range selector n names vCPUs 16n..16n+15.
+    let targets = (sgi1r & 0xFFFF).checked_shl(rs * 16).unwrap_or(0);
+    (intid, targets as u32 & all)
 }
 
 /// An access must be 1, 2, 4 or 8 bytes and naturally aligned; anything else is RAZ/WI.

@@ -160,3 +160,68 @@ fn spi_pending_reads_include_other_vcpus_lrs() {
     assert_eq!(rd32(&mut g, GICD + 0x208), 0);
     assert_eq!(rd32(&mut g, GICD + 0x308), 1, "active");
 }
+
+#[test]
+fn sgi_targets_decodes_what_send_sgi_delivers() {
+    use crate::vgic::sgi_targets;
+    assert_eq!(sgi_targets(4, 0, sgi1r(3, 0b1010)), (3, 0b1010));
+    // IRM: everyone but the sender; absent PEs and other clusters: nobody.
+    assert_eq!(sgi_targets(4, 2, sgi1r(7, 0) | 1 << 40), (7, 0b1011));
+    assert_eq!(sgi_targets(4, 0, sgi1r(1, 0xFFFF)), (1, 0b1111));
+    assert_eq!(sgi_targets(4, 0, sgi1r(1, 1) | 1 << 16), (1, 0));
+    assert_eq!(sgi_targets(4, 0, sgi1r(1, 1) | 1 << 44), (1, 0), "RS = 1");
+    assert_eq!(
+        sgi_targets(4, 0, sgi1r(1, 1) | 0xF << 44),
+        (1, 0),
+        "RS = 15"
+    );
+    // Whatever the value, the targets are the vCPUs send_sgi made it pending on.
+    let mut r = 0x1234_5678_9abc_def0u64;
+    for _ in 0..2000 {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        let mut g = gic_with_sgi(4, ((r >> 24) & 0xF) as u32);
+        let (intid, targets) = sgi_targets(4, 1, r);
+        assert_eq!(g.send_sgi(1, r), targets, "{r:#x}");
+        for v in 0..4 {
+            let want = if targets & (1 << v) != 0 {
+                1 << intid
+            } else {
+                0
+            };
+            assert_eq!(sgi_pending(&mut g, v), want, "{r:#x} vCPU {v}");
+        }
+    }
+}
+
+#[test]
+fn an_adopted_lr_is_the_models_from_then_on() {
+    let mut g = gic_with_sgi(2, 5);
+    // The fast path put SGI 5 in LR 1 of vCPU 1; the guest has acknowledged it.
+    let mut lrs = [0u64; NR_LRS];
+    lrs[1] = lr::make(5, 0, false) | lr::ACTIVE;
+    lrs[1] &= !lr::PENDING;
+    assert!(g.adopt(1, lrs[1]));
+    assert_eq!(
+        rd32(&mut g, sgi_frame(1) + 0x300) & 0xFFFF,
+        1 << 5,
+        "reads active"
+    );
+    // Twice, a hardware-linked LR, an SPI, an empty LR or an absent vCPU: refused.
+    assert!(!g.adopt(1, lrs[1]));
+    assert!(!g.adopt(1, lr::make(6, 0, false) | lr::HW));
+    assert!(!g.adopt(1, lr::make(40, 0, false)));
+    assert!(!g.adopt(1, 0));
+    assert!(!g.adopt(2, lr::make(6, 0, false)));
+    // Sent again while active: the model makes the adopted LR pending and active instead
+    // of using a second LR.
+    g.send_sgi(0, sgi1r(5, 0b10));
+    g.flush_lrs(1, &mut lrs);
+    assert_eq!(lr::state(lrs[1]), lr::LrState::PendingActive);
+    assert!(lrs.iter().enumerate().all(|(i, &l)| i == 1 || l == 0));
+    // The guest finishes it: the LR is retired like one the model placed.
+    lrs[1] = 0;
+    g.sync_lrs(1, &lrs);
+    assert_eq!(rd32(&mut g, sgi_frame(1) + 0x300) & 0xFFFF, 0);
+}

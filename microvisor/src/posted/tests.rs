@@ -1,0 +1,230 @@
+//! Posted interrupts: placement decisions, and an exhaustive interleaving check of the
+//! protocol between one sender (posting to the word, then the mailbox, then maybe the SGI)
+//! and the target CPU (fast path: look, clear `POSTED`, take the word; slow path: take the
+//! word at the hand-over, then the mailbox and the word again in `schedule`).
+
+use super::*;
+use crate::mailbox::{Mailbox, POSTED, RESCHED};
+use std::collections::HashSet;
+use std::vec::Vec;
+
+fn cfg(enabled: u32, eoi: u32, prio: u8) -> PrivateCfg {
+    PrivateCfg {
+        enabled,
+        eoi,
+        priority: [prio; 32],
+    }
+}
+
+#[test]
+fn places_enabled_interrupts_in_free_lrs() {
+    let mut lrs = [lr::make(27, 0, false) | lr::HW, 0, 0];
+    let (placed, left) = place_posted((1 << 1) | (1 << 31), &mut lrs, &cfg(!0, 1 << 31, 0xa0));
+    assert_eq!((placed, left), (0b110, 0));
+    assert_eq!(lrs[1], lr::make(1, 0xa0, false));
+    assert_eq!(lrs[2], lr::make(31, 0xa0, true), "EOI notification kept");
+}
+
+#[test]
+fn leaves_what_it_cannot_place_to_the_slow_path() {
+    // Disabled: the model keeps it pending until the guest enables it.
+    let mut lrs = [0u64; 2];
+    assert_eq!(place_posted(1 << 2, &mut lrs, &cfg(0, 0, 0)), (0, 1 << 2));
+    assert_eq!(lrs, [0, 0]);
+    // Already in an LR (pending or active): the model coalesces it.
+    let mut lrs = [lr::make(2, 0, false) | lr::ACTIVE, 0];
+    assert_eq!(place_posted(1 << 2, &mut lrs, &cfg(!0, 0, 0)), (0, 1 << 2));
+    // No free LR: the first fits, the second waits.
+    let mut lrs = [0, lr::make(9, 0, false)];
+    assert_eq!(
+        place_posted((1 << 3) | (1 << 4), &mut lrs, &cfg(!0, 0, 0)),
+        (0b01, 1 << 4)
+    );
+    // Nothing posted: nothing done.
+    assert_eq!(place_posted(0, &mut [0u64; 4], &cfg(!0, 0, 0)), (0, 0));
+}
+
+/// Where the target CPU is.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Target {
+    InGuest,
+    /// Fast path after an exit: reads the mailbox.
+    Look,
+    /// Fast path: clears `POSTED` (the correct order) ...
+    FastClear,
+    /// ... then takes the word and places what it can (or puts some back and goes slow).
+    FastTake,
+    /// The broken order: clears `POSTED` only after taking the word.
+    LateClear,
+    /// Slow path: the hand-over takes the loaded vCPU's word.
+    HandOver,
+    /// `schedule`: empties the mailbox ...
+    SchedMailbox,
+    /// ... then takes the word again.
+    SchedWord,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Sender {
+    Word,
+    Mailbox,
+    Signal { was_empty: bool },
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct State {
+    sender: Sender,
+    posts_left: u8,
+    word: u32,
+    mailbox: u32,
+    sgi: bool,
+    target: Target,
+    /// The sender also posts `RESCHED` (another CPU asking for a decision).
+    resched_too: bool,
+}
+
+/// Runs one atomic mailbox operation on a copy of `bits`.
+fn mb<R>(bits: u32, f: impl FnOnce(&Mailbox) -> R) -> (R, u32) {
+    let m = Mailbox::new();
+    m.post(bits);
+    let r = f(&m);
+    (r, m.take())
+}
+
+/// Runs one atomic word operation on a copy of `bits`.
+fn word<R>(bits: u32, f: impl FnOnce(&PostedIrqs) -> R) -> (R, u32) {
+    let w = PostedIrqs::new();
+    w.post(bits);
+    let r = f(&w);
+    (r, w.take())
+}
+
+/// Every reachable state where a request is stranded: the sender is done, the target is in
+/// its guest with no SGI coming, and the word still holds an interrupt or the mailbox a
+/// `RESCHED`.
+/// `fast_clears_first` false models a broken target that takes the word before clearing
+/// the mailbox bit.
+fn stranded(posts: u8, resched_too: bool, fast_clears_first: bool) -> Vec<State> {
+    let start = State {
+        sender: Sender::Word,
+        posts_left: posts,
+        word: 0,
+        mailbox: 0,
+        sgi: false,
+        target: Target::InGuest,
+        resched_too,
+    };
+    let mut seen = HashSet::new();
+    let mut stack = std::vec![start];
+    let mut bad = Vec::new();
+    while let Some(s) = stack.pop() {
+        if !seen.insert(s) {
+            continue;
+        }
+        let sender_done = s.posts_left == 0;
+        let waiting = s.word != 0 || s.mailbox & RESCHED != 0;
+        if sender_done && s.target == Target::InGuest && !s.sgi && waiting {
+            bad.push(s);
+        }
+        if !sender_done {
+            let intid = u32::from(s.posts_left);
+            match s.sender {
+                Sender::Word => {
+                    let ((), w) = word(s.word, |w| w.post(1 << intid));
+                    stack.push(State {
+                        sender: Sender::Mailbox,
+                        word: w,
+                        ..s
+                    });
+                }
+                Sender::Mailbox => {
+                    let bits = POSTED | if s.resched_too { RESCHED } else { 0 };
+                    let (was_empty, m) = mb(s.mailbox, |m| m.post(bits));
+                    stack.push(State {
+                        sender: Sender::Signal { was_empty },
+                        mailbox: m,
+                        ..s
+                    });
+                }
+                Sender::Signal { was_empty } => stack.push(State {
+                    sender: Sender::Word,
+                    posts_left: s.posts_left - 1,
+                    sgi: s.sgi || was_empty,
+                    ..s
+                }),
+            }
+        }
+        let to = |target, word, mailbox| State {
+            target,
+            word,
+            mailbox,
+            ..s
+        };
+        match s.target {
+            Target::InGuest => {
+                // The SGI forces an exit; any other exit may also happen at any time.
+                stack.push(State {
+                    sgi: false,
+                    target: Target::Look,
+                    ..s
+                });
+                stack.push(to(Target::Look, s.word, s.mailbox));
+            }
+            Target::Look => {
+                let next = match s.mailbox {
+                    0 => Target::InGuest,
+                    POSTED if fast_clears_first => Target::FastClear,
+                    POSTED => Target::FastTake,
+                    _ => Target::HandOver,
+                };
+                stack.push(to(next, s.word, s.mailbox));
+            }
+            Target::FastClear => {
+                let (_, m) = mb(s.mailbox, |m| m.clear(POSTED));
+                stack.push(to(Target::FastTake, s.word, m));
+            }
+            Target::FastTake => {
+                let (got, _) = word(s.word, |w| w.take());
+                if !fast_clears_first {
+                    stack.push(to(Target::LateClear, 0, s.mailbox));
+                    continue;
+                }
+                // Everything placed: look again (a request may have come meanwhile).
+                stack.push(to(Target::Look, 0, s.mailbox));
+                // Some left: put back, slow path.
+                if got != 0 {
+                    stack.push(to(Target::HandOver, got, s.mailbox));
+                }
+            }
+            Target::LateClear => {
+                let (_, m) = mb(s.mailbox, |m| m.clear(POSTED));
+                stack.push(to(Target::InGuest, s.word, m));
+            }
+            Target::HandOver => {
+                stack.push(to(Target::SchedMailbox, 0, s.mailbox));
+            }
+            Target::SchedMailbox => {
+                let (_, m) = mb(s.mailbox, |m| m.take());
+                stack.push(to(Target::SchedWord, s.word, m));
+            }
+            Target::SchedWord => {
+                stack.push(to(Target::InGuest, 0, s.mailbox));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn no_posted_interrupt_is_stranded_in_any_interleaving() {
+    for posts in 1..=3 {
+        for resched in [false, true] {
+            assert_eq!(stranded(posts, resched, true), [], "{posts} posts");
+        }
+    }
+}
+
+#[test]
+fn taking_the_word_before_clearing_the_mailbox_strands_one() {
+    assert!(!stranded(2, false, false).is_empty());
+}

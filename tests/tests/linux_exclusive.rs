@@ -1,0 +1,111 @@
+//! A stock Debian arm64 kernel whose two vCPUs are pinned exclusive: every IPI between them
+//! and every event upcall from dom0 is a posted interrupt (the sender's fast path or the
+//! event core posts it, the target CPU's fast path puts it in a list register without the
+//! global lock). Linux must reach userspace with both CPUs, answer commands typed on its
+//! console (console events, cross-CPU wake-ups) over and over, take vCPU 1 offline and
+//! back (a vCPU that is switched out while siblings may post to it), and reboot in place
+//! (the new incarnation starts with nothing posted).
+
+use bulkhead_tests::{connect, ctl, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
+use bulkhead_tools::ctl::client::Client;
+use bulkhead_tools::ctl::default_socket;
+use bulkhead_tools::qemu::RunOptions;
+use protocol::mgmt::{DomainRef, Request, Response};
+use std::time::{Duration, Instant};
+
+/// Waits until the history contains `n` occurrences of `needle`.
+fn wait_for(c: &mut Client, needle: &str, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let h = history(c);
+        if h.matches(needle).count() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: no {needle:?} x{n}; history tail:\n{}",
+            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn type_line(c: &mut Client, line: &str) {
+    let r = c
+        .call(&Request::ConsoleInput {
+            domain: DomainRef::Name("linux".into()),
+            bytes: format!("{line}\n").into_bytes(),
+        })
+        .expect("console input");
+    assert_eq!(r, Response::Done);
+}
+
+/// Asks Linux (after `first`) for its online CPUs until they are `want`.
+fn wait_until_online(c: &mut Client, want: &str, first: &str) {
+    let marker = format!("[linux] ONLINE={want}\n");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        type_line(
+            c,
+            &format!("{first}echo ONLINE=$(cat /sys/devices/system/cpu/online)"),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let h = history(c);
+        if h.contains(&marker) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CPUs online never became {want}; history tail:\n{}",
+            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+#[test]
+fn exclusive_smp_linux_takes_posted_ipis_and_events() {
+    let _ = std::fs::remove_file(default_socket());
+    let expect = Expect::new()
+        .then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2")
+        .and_then(|e| e.then(r"\[dom0\] linux \(d2\): reboot requested -> restart"))
+        .and_then(|e| e.then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
+        // The run ends at the last marker: the shell's answer after the reboot.
+        .and_then(|e| e.then(r"\[linux\] AGAIN=42"))
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|dom0)\) stopped"))
+        .and_then(|e| e.forbid(&linux_failures(r"linux", &["rcu: INFO", "soft lockup"])))
+        .expect("markers");
+    let boot = Boot::start(RunOptions::test(
+        system("linux_exclusive"),
+        expect,
+        BOOT_TIMEOUT * 4,
+    ));
+
+    let mut c = connect();
+    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot");
+    // Each command is a console event to vCPU 0 and a shell that runs wherever Linux puts
+    // it; the pipeline's processes spread over both CPUs and wake each other with IPIs.
+    for round in 1..=5 {
+        type_line(
+            &mut c,
+            &format!("echo ROUND{round}=$(seq 1 2000 | sort -n | tail -n 1)"),
+        );
+        wait_for(&mut c, &format!("[linux] ROUND{round}=2000"), 1, "a round");
+    }
+    // vCPU 1 offline (PSCI CPU_OFF: switched out) and back (CPU_ON: loaded again).
+    ctl(&mut c, &["vcpu-set", "linux", "1"]);
+    wait_until_online(&mut c, "0", "");
+    ctl(&mut c, &["vcpu-set", "linux", "2"]);
+    wait_until_online(
+        &mut c,
+        "0-1",
+        "echo 1 > /sys/devices/system/cpu/cpu1/online 2>/dev/null; ",
+    );
+    type_line(&mut c, "echo AFTER=$(seq 1 2000 | sort -n | tail -n 1)");
+    wait_for(&mut c, "[linux] AFTER=2000", 1, "after hotplug");
+    // A restart in place keeps the domain id: the new incarnation's words start empty.
+    type_line(&mut c, "reboot");
+    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 2, "second boot");
+    // Its answer is the run's last marker: `finish` waits for it.
+    type_line(&mut c, "echo AGAIN=$((7*6))");
+    boot.finish("system `linux_exclusive`");
+}
