@@ -189,6 +189,13 @@ pub enum CapOp {
     /// goes back to the quota it came from once no domain built from it is left (a domain
     /// keeps its modules for restarts in place). Not idempotent.
     ModuleFree = 31,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle, `x2` = vCPU index, `x3` = pCPU,
+    /// `x4` = priority. Re-pins a shared vCPU at run time (`xl vcpu-pin`): it moves to that
+    /// pCPU's run queue (once its old CPU has let go of it) with that priority.
+    /// `CpuUnavailable` for a pCPU that does not exist or is held exclusively, `WrongState`
+    /// for an exclusive vCPU or a domain holding passthrough devices. Idempotent.
+    /// (Protocol 3.3.)
+    DomainVcpuPin = 32,
 }
 
 /// In `x1` of [`CapOp::DomainQuery`] and [`CapOp::DomainVcpus`]: the caller itself. It has
@@ -336,6 +343,7 @@ impl TryFrom<u32> for CapOp {
             29 => Self::ModuleCreate,
             30 => Self::ModuleWrite,
             31 => Self::ModuleFree,
+            32 => Self::DomainVcpuPin,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -583,7 +591,8 @@ mod tests {
         assert_eq!(VcpuState::of(true, false), VcpuState::Running);
         assert_eq!(CapOp::try_from(28), Ok(CapOp::DomainVcpus));
         assert_eq!(CapOp::try_from(31), Ok(CapOp::ModuleFree));
-        assert_eq!(CapOp::try_from(32), Err(CapError::UnknownCall));
+        assert_eq!(CapOp::try_from(32), Ok(CapOp::DomainVcpuPin));
+        assert_eq!(CapOp::try_from(33), Err(CapError::UnknownCall));
     }
 
     #[test]

@@ -201,6 +201,18 @@ pub enum Request {
         /// The step.
         op: UploadOp,
     },
+    /// Re-pins one vCPU of a guest to another pCPU at run time (`xl vcpu-pin`), keeping
+    /// its priority unless `priority` is given. Answer: [`Response::Done`]. Since 1.10.
+    VcpuPin {
+        /// Which domain.
+        domain: DomainRef,
+        /// Which vCPU.
+        vcpu: u16,
+        /// The pCPU it goes to.
+        pcpu: u16,
+        /// Its new fixed priority (`None`: unchanged).
+        priority: Option<u8>,
+    },
     /// The raw bytes a PV-console guest (Linux's hvc0) wrote, from byte offset `from` of
     /// its output since it was attached (`u64::MAX`: just where the end is), for `ctl
     /// console` as a terminal. Answer: [`Response::Log`]; `NotSupported` for a domain whose
@@ -237,6 +249,7 @@ impl Request {
             Self::Xenstore { .. } => "xenstore",
             Self::Vcpus { .. } => "vcpu-list",
             Self::VcpuSet { .. } => "vcpu-set",
+            Self::VcpuPin { .. } => "vcpu-pin",
             Self::Upload { .. } => "create",
         }
     }
@@ -258,6 +271,7 @@ impl Request {
             | Self::Vifs { domain }
             | Self::Devices { domain }
             | Self::VcpuSet { domain, .. }
+            | Self::VcpuPin { domain, .. }
             | Self::Vcpus {
                 domain: Some(domain),
             } => Some(domain),

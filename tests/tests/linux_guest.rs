@@ -122,8 +122,33 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     term.type_keys(b"echo TERM-$((6*7))\r");
     let shown = term.wait_for("TERM-42", 60);
     assert!(shown.contains("^C"), "the shell saw Ctrl-C:\n{shown}");
-    assert!(!shown.contains("[linux]"), "raw output, not history lines:\n{shown}");
+    assert!(
+        !shown.contains("[linux]"),
+        "raw output, not history lines:\n{shown}"
+    );
     term.detach().expect("ctl console ends cleanly on Ctrl-]");
+    // `ctl vcpu-pin` (xl vcpu-pin): vCPU 1 moves from pCPU 3 to pCPU 2 while Linux runs, a
+    // task bound to it still runs, and it moves back.
+    for (pcpu, mark) in [(2, "ONCPU1A"), (3, "ONCPU1B")] {
+        ctl(&mut c, &["vcpu-pin", "linux", "1", &pcpu.to_string()]);
+        let listed = ctl(&mut c, &["vcpu-list", "linux", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&listed).expect("vcpu-list json");
+        let row = rows
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["vcpu"] == 1))
+            .unwrap_or_else(|| panic!("no vCPU 1: {listed}"));
+        assert_eq!(row["cpu"].as_u64(), Some(pcpu), "{row}");
+        type_line(
+            &mut c,
+            &format!("busybox taskset 2 busybox sh -c 'echo {mark}=$((40+2))'"),
+        );
+        wait_for(
+            &mut c,
+            &format!("[linux] {mark}=42"),
+            1,
+            "a task on vCPU 1 after it moved",
+        );
+    }
     // `ctl xenstore` acts with the toolstack's rights, and its writes fire the guest's own
     // watches: Linux watches control/sysrq, clears it and runs the key (`h`: the SysRq
     // help on its console).

@@ -114,6 +114,11 @@ pub trait DomainOps {
         let _ = id;
         Err(CapError::UnknownCall)
     }
+    /// `CapOp::DomainVcpuPin`.
+    fn vcpu_pin(&mut self, id: u16, vcpu: u16, pcpu: u16, priority: u8) -> Result<(), CapError> {
+        let _ = (id, vcpu, pcpu, priority);
+        Err(CapError::UnknownCall)
+    }
     /// `ctl xenstore`: reads or changes dom0's xenstore with the toolstack's rights
     /// ([`xs::serve`] does it on the store).
     fn xenstore(&mut self, op: &XenstoreOp) -> Result<Response, MgmtError> {
@@ -257,6 +262,44 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             vcpu_set(ops, id, *online).map(|()| Response::Done)
         }
         Request::Upload { op } => ops.upload(op),
+        Request::VcpuPin {
+            domain,
+            vcpu,
+            pcpu,
+            priority,
+        } => {
+            let id = resolve(ops, domain)?;
+            if id == DomainId::DOM0.0 {
+                return Err(MgmtError::Dom0Protected);
+            }
+            let rows = ops.vcpus(id)?;
+            let Some(row) = rows.iter().find(|r| r.vcpu == *vcpu) else {
+                return Err(MgmtError::Refused {
+                    why: format!("no vCPU {vcpu}: the domain has {}", rows.len()),
+                });
+            };
+            if row.placement.exclusive {
+                return Err(MgmtError::Refused {
+                    why: format!(
+                        "vCPU {vcpu} holds pCPU {} exclusively; exclusive placements are made at creation",
+                        row.placement.pcpu
+                    ),
+                });
+            }
+            let priority = priority.unwrap_or(row.placement.priority);
+            ops.vcpu_pin(id, *vcpu, *pcpu, priority).map_err(|e| match e {
+                CapError::CpuUnavailable => MgmtError::Refused {
+                    why: format!("pCPU {pcpu} does not exist or is held exclusively"),
+                },
+                CapError::WrongState => MgmtError::Refused {
+                    why: String::from(
+                        "the domain holds passthrough devices, whose interrupts are routed to its pCPU",
+                    ),
+                },
+                e => MgmtError::Capability(e),
+            })?;
+            Ok(Response::Done)
+        }
         Request::ConsoleOutput { domain, from } => {
             let id = resolve(ops, domain)?;
             let (bytes, start, end) = ops.console_output(id, *from)?;

@@ -196,6 +196,19 @@ impl DomainOps for Ops<'_> {
             .collect())
     }
 
+    fn vcpu_pin(&mut self, id: u16, vcpu: u16, pcpu: u16, priority: u8) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let r = cap::domain_vcpu_pin(self.sup.domains()[i].handle, vcpu, pcpu, priority);
+        match &r {
+            Ok(()) => println!(
+                "mgmt: vcpu-pin {} {vcpu}: pCPU {pcpu}, priority {priority}",
+                self.name(i)
+            ),
+            Err(e) => println!("mgmt: vcpu-pin {} {vcpu}: {e}", self.name(i)),
+        }
+        r
+    }
+
     fn console_output(&mut self, id: u16, from: u64) -> Result<(Vec<u8>, u64, u64), MgmtError> {
         // A reply stays well inside a frame.
         const MAX: usize = 8 * 1024;

@@ -380,6 +380,25 @@ mod hw {
         query(CapOp::DomainVcpus, [raw, 0, 0, 0, 0, 0])
     }
 
+    /// `DomainVcpuPin`: moves vCPU `vcpu` of the domain to `pcpu` with `priority`.
+    pub fn domain_vcpu_pin(
+        domain: CapHandle,
+        vcpu: u16,
+        pcpu: u16,
+        priority: u8,
+    ) -> Result<(), CapError> {
+        ready()?;
+        let args = [
+            domain.to_raw(),
+            u64::from(vcpu),
+            u64::from(pcpu),
+            u64::from(priority),
+            0,
+            0,
+        ];
+        call(CapOp::DomainVcpuPin, args).map(drop)
+    }
+
     /// `NullCall` (no negotiation needed).
     pub fn null_call() -> Result<(), CapError> {
         call(CapOp::NullCall, [0; 6]).map(drop)

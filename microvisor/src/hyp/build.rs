@@ -169,6 +169,7 @@ impl Hyp {
                 vtimer_masked: false,
                 stats: VcpuStats::default(),
                 fault_pending: false,
+                migrating: false,
             })
             .collect();
         super::percpu::domain_created(

@@ -231,6 +231,14 @@ impl Hyp {
                 let len = self.reply_message(id, v, &info)?;
                 Ok([len, 0, 0])
             }
+            CapOp::DomainVcpuPin => {
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                let v = usize::try_from(a[1]).map_err(|_| CapError::InvalidArgument)?;
+                let pcpu = usize::try_from(a[2]).map_err(|_| CapError::CpuUnavailable)?;
+                let priority = u8::try_from(a[3]).map_err(|_| CapError::InvalidArgument)?;
+                self.pin_vcpu(target, v, pcpu, priority, cpu)?;
+                Ok([0; 3])
+            }
             CapOp::DomainVcpus => {
                 let target = self.query_target(id, a[0])?;
                 let rows = self.vcpu_infos(target).ok_or(CapError::Stale)?;

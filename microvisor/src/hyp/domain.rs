@@ -65,6 +65,9 @@ pub struct Vcpu {
     /// `DomainFault` asked for an Undefined Instruction exception, delivered the next time
     /// this vCPU is scheduled ([`Hyp::deliver_fault`]).
     pub fault_pending: bool,
+    /// Re-pinned while loaded on its old CPU: it joins its new CPU's run queue when that
+    /// CPU lets go of it ([`Hyp::pin_vcpu`]).
+    pub migrating: bool,
 }
 
 /// One domain.

@@ -58,6 +58,7 @@ pub mod domain;
 pub mod exits;
 pub mod fastpath;
 pub mod loader;
+pub mod migrate;
 pub mod percpu;
 pub mod psci;
 pub mod run;

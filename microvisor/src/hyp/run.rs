@@ -116,6 +116,10 @@ impl Hyp {
                 *slot &= !(lr::HW | (0x1fff << 32));
             }
         }
+        if d.vcpus[v].migrating {
+            // Re-pinned while it ran here: now that its state is saved it may run there.
+            self.enqueue_moved(key, cpu);
+        }
         self.free_if_unloaded(id, cpu);
     }
 

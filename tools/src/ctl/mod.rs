@@ -136,6 +136,22 @@ pub enum CtlVerb {
         #[arg(value_name = "N")]
         online: u16,
     },
+    /// Move one vCPU of a guest to another pCPU while it runs (like `xl vcpu-pin`); shared
+    /// vCPUs only, onto a pCPU nobody holds exclusively.
+    VcpuPin {
+        /// Domain name, or numeric domain id.
+        #[arg(value_name = "NAME")]
+        domain: String,
+        /// The vCPU's index.
+        #[arg(value_name = "VCPU")]
+        vcpu: u16,
+        /// The pCPU it moves to.
+        #[arg(value_name = "CPU")]
+        pcpu: u16,
+        /// Its fixed priority there (default: unchanged); higher runs first.
+        #[arg(long)]
+        priority: Option<u8>,
+    },
 }
 
 /// The optional domain of `ctl info`.
@@ -187,6 +203,17 @@ impl CtlVerb {
             Self::VcpuSet { domain, online } => Request::VcpuSet {
                 domain: DomainRef::parse(domain),
                 online: *online,
+            },
+            Self::VcpuPin {
+                domain,
+                vcpu,
+                pcpu,
+                priority,
+            } => Request::VcpuPin {
+                domain: DomainRef::parse(domain),
+                vcpu: *vcpu,
+                pcpu: *pcpu,
+                priority: *priority,
             },
             Self::List
             | Self::Info(_)

@@ -14,6 +14,8 @@ struct Fake {
     calls: Vec<(&'static str, u16)>,
     /// xenstore writes, in order (only domain 2 has `cpu/N/availability` nodes).
     writes: Vec<(String, Vec<u8>)>,
+    /// vcpu-pin calls: (vCPU, pCPU, priority).
+    pins: Vec<(u16, u16, u8)>,
 }
 
 fn info(domid: u16, name: &str, state: DomainState) -> DomainInfo {
@@ -47,6 +49,7 @@ impl Fake {
             fail_next: None,
             calls: Vec::new(),
             writes: Vec::new(),
+            pins: Vec::new(),
         }
     }
 
@@ -114,6 +117,14 @@ impl DomainOps for Fake {
     fn crash(&mut self, id: u16) -> Result<(), CapError> {
         let crashed = DomainState::Stopped(StopReason::Crashed { code: 0x200_0000 });
         self.act("crash", id, Some(crashed))
+    }
+    fn vcpu_pin(&mut self, id: u16, vcpu: u16, pcpu: u16, priority: u8) -> Result<(), CapError> {
+        if let Some(e) = self.fail_next.take() {
+            return Err(e);
+        }
+        self.calls.push(("vcpu-pin", id));
+        self.pins.push((vcpu, pcpu, priority));
+        Ok(())
     }
     fn vcpus(&mut self, id: u16) -> Result<Vec<VcpuInfo>, CapError> {
         // The crashed domain vanishes between the listing and this call.
@@ -722,6 +733,38 @@ fn vcpus_of_one_or_every_domain() {
         )),
         MgmtError::UnknownDomain
     );
+}
+
+#[test]
+fn vcpu_pin_keeps_the_priority_and_refuses_what_cannot_move() {
+    let mut f = Fake::new();
+    f.doms[0].vcpus = 2;
+    let pin = |domain: &str, vcpu, pcpu, priority| Request::VcpuPin {
+        domain: name(domain),
+        vcpu,
+        pcpu,
+        priority,
+    };
+    assert_eq!(serve(&pin("smp", 1, 2, None), &mut f), Response::Done);
+    assert_eq!(serve(&pin("smp", 0, 3, Some(7)), &mut f), Response::Done);
+    assert_eq!(f.pins, vec![(1, 2, 1), (0, 3, 7)]);
+    let refused = |r: Response| match err(r) {
+        MgmtError::Refused { why } => why,
+        other => panic!("{other:?}"),
+    };
+    // An exclusive vCPU, a vCPU that does not exist, dom0: refused before the microvisor.
+    assert!(refused(serve(&pin("rtos", 0, 2, None), &mut f)).contains("exclusively"));
+    assert!(refused(serve(&pin("smp", 5, 2, None), &mut f)).contains("no vCPU 5"));
+    assert_eq!(
+        err(serve(&pin("dom0", 0, 1, None), &mut f)),
+        MgmtError::Dom0Protected
+    );
+    // The microvisor's refusals, in words.
+    f.fail_next = Some(CapError::CpuUnavailable);
+    assert!(refused(serve(&pin("smp", 1, 1, None), &mut f)).contains("pCPU 1 does not exist"));
+    f.fail_next = Some(CapError::WrongState);
+    assert!(refused(serve(&pin("smp", 1, 3, None), &mut f)).contains("passthrough devices"));
+    assert_eq!(f.pins.len(), 2);
 }
 
 #[test]
