@@ -213,6 +213,30 @@ pub fn type_line(c: &mut Client, domain: &str, line: &str) {
     assert_eq!(r, Response::Done);
 }
 
+/// Asks Linux guest `domain` (after running `first`) for its online CPUs until they are
+/// `want` (its CPU-hotplug watcher acts asynchronously); panics after 90 s.
+pub fn wait_until_online(c: &mut Client, domain: &str, want: &str, first: &str) {
+    let marker = format!("[{domain}] ONLINE={want}\n");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        type_line(
+            c,
+            domain,
+            &format!("{first}echo ONLINE=$(cat /sys/devices/system/cpu/online)"),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let h = history(c);
+        if h.contains(&marker) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CPUs online never became {want}; history tail:\n{}",
+            history_tail(&h)
+        );
+    }
+}
+
 /// `target/bulkhead/<name>`, created empty: where a test writes its system and disk images
 /// (kept after the run for the log's sake, removed at the next run's start so that a file
 /// an earlier run left cannot stand in for one this run forgot to write).

@@ -6,61 +6,12 @@
 //! back (a vCPU that is switched out while siblings may post to it), and reboot in place
 //! (the new incarnation starts with nothing posted).
 
-use bulkhead_tests::{connect, ctl, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
-use bulkhead_tools::ctl::client::Client;
+use bulkhead_tests::{
+    connect, ctl, linux_failures, system, type_line, wait_count, wait_until_online, Boot, Expect,
+    BOOT_TIMEOUT,
+};
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
-use protocol::mgmt::{DomainRef, Request, Response};
-use std::time::{Duration, Instant};
-
-/// Waits until the history contains `n` occurrences of `needle`.
-fn wait_for(c: &mut Client, needle: &str, n: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(150);
-    loop {
-        let h = history(c);
-        if h.matches(needle).count() >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: no {needle:?} x{n}; history tail:\n{}",
-            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn type_line(c: &mut Client, line: &str) {
-    let r = c
-        .call(&Request::ConsoleInput {
-            domain: DomainRef::Name("linux".into()),
-            bytes: format!("{line}\n").into_bytes(),
-        })
-        .expect("console input");
-    assert_eq!(r, Response::Done);
-}
-
-/// Asks Linux (after `first`) for its online CPUs until they are `want`.
-fn wait_until_online(c: &mut Client, want: &str, first: &str) {
-    let marker = format!("[linux] ONLINE={want}\n");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        type_line(
-            c,
-            &format!("{first}echo ONLINE=$(cat /sys/devices/system/cpu/online)"),
-        );
-        std::thread::sleep(Duration::from_secs(2));
-        let h = history(c);
-        if h.contains(&marker) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "CPUs online never became {want}; history tail:\n{}",
-            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-        );
-    }
-}
 
 #[test]
 fn exclusive_smp_linux_takes_posted_ipis_and_events() {
@@ -81,31 +32,43 @@ fn exclusive_smp_linux_takes_posted_ipis_and_events() {
     ));
 
     let mut c = connect();
-    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot");
+    wait_count(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot", 150);
     // Each command is a console event to vCPU 0 and a shell that runs wherever Linux puts
     // it; the pipeline's processes spread over both CPUs and wake each other with IPIs.
     for round in 1..=5 {
         type_line(
             &mut c,
+            "linux",
             &format!("echo ROUND{round}=$(seq 1 2000 | sort -n | tail -n 1)"),
         );
-        wait_for(&mut c, &format!("[linux] ROUND{round}=2000"), 1, "a round");
+        wait_count(
+            &mut c,
+            &format!("[linux] ROUND{round}=2000"),
+            1,
+            "a round",
+            150,
+        );
     }
     // vCPU 1 offline (PSCI CPU_OFF: switched out) and back (CPU_ON: loaded again).
     ctl(&mut c, &["vcpu-set", "linux", "1"]);
-    wait_until_online(&mut c, "0", "");
+    wait_until_online(&mut c, "linux", "0", "");
     ctl(&mut c, &["vcpu-set", "linux", "2"]);
     wait_until_online(
         &mut c,
+        "linux",
         "0-1",
         "echo 1 > /sys/devices/system/cpu/cpu1/online 2>/dev/null; ",
     );
-    type_line(&mut c, "echo AFTER=$(seq 1 2000 | sort -n | tail -n 1)");
-    wait_for(&mut c, "[linux] AFTER=2000", 1, "after hotplug");
+    type_line(
+        &mut c,
+        "linux",
+        "echo AFTER=$(seq 1 2000 | sort -n | tail -n 1)",
+    );
+    wait_count(&mut c, "[linux] AFTER=2000", 1, "after hotplug", 150);
     // A restart in place keeps the domain id: the new incarnation's words start empty.
-    type_line(&mut c, "reboot");
-    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 2, "second boot");
+    type_line(&mut c, "linux", "reboot");
+    wait_count(&mut c, "BULKHEAD-LINUX-USERSPACE", 2, "second boot", 150);
     // Its answer is the run's last marker: `finish` waits for it.
-    type_line(&mut c, "echo AGAIN=$((7*6))");
+    type_line(&mut c, "linux", "echo AGAIN=$((7*6))");
     boot.finish("system `linux_exclusive`");
 }

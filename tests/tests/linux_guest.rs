@@ -6,65 +6,17 @@
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
 
 use bulkhead_tests::terminal::Terminal;
-use bulkhead_tests::{connect, ctl, history, linux_failures, system, Boot, Expect, BOOT_TIMEOUT};
-use bulkhead_tools::ctl::client::Client;
+use bulkhead_tests::{
+    connect, ctl, linux_failures, system, type_line, wait_count, wait_until_online, Boot, Expect,
+    BOOT_TIMEOUT,
+};
 use bulkhead_tools::ctl::{create_request, default_socket};
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn linux() -> DomainRef {
     DomainRef::Name("linux".into())
-}
-
-/// Waits until the history contains `n` occurrences of `needle`.
-fn wait_for(c: &mut Client, needle: &str, n: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(150);
-    loop {
-        let h = history(c);
-        if h.matches(needle).count() >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: no {needle:?} x{n}; history tail:\n{}",
-            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn type_line(c: &mut Client, line: &str) {
-    let r = c
-        .call(&Request::ConsoleInput {
-            domain: linux(),
-            bytes: format!("{line}\n").into_bytes(),
-        })
-        .expect("console input");
-    assert_eq!(r, Response::Done);
-}
-
-/// Runs `first` and asks Linux for its online CPUs until they are `want` (the hotplug
-/// watcher acts asynchronously).
-fn wait_until_online(c: &mut Client, want: &str, first: &str) {
-    let marker = format!("[linux] ONLINE={want}\n");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        type_line(
-            c,
-            &format!("{first}echo ONLINE=$(cat /sys/devices/system/cpu/online)"),
-        );
-        std::thread::sleep(Duration::from_secs(2));
-        let h = history(c);
-        if h.contains(&marker) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "vcpu-set: CPUs online never became {want}; history tail:\n{}",
-            h.lines().rev().take(30).collect::<Vec<_>>().join("\n")
-        );
-    }
 }
 
 #[test]
@@ -86,30 +38,32 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     let boot = Boot::start(RunOptions::test(system("linux"), expect, timeout));
 
     let mut c = connect();
-    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot");
+    wait_count(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot", 150);
     // A command typed on hvc0 runs in busybox's shell: both vCPUs are online.
     type_line(
         &mut c,
+        "linux",
         "echo CPUS=$(grep -c ^processor /proc/cpuinfo) ANSWER=$((6*7))",
     );
-    wait_for(&mut c, "[linux] CPUS=2 ANSWER=42", 1, "shell answer");
+    wait_count(&mut c, "[linux] CPUS=2 ANSWER=42", 1, "shell answer", 150);
     // `ctl vcpu-set` (xl vcpu-set): Linux's own Xen CPU-hotplug watcher takes vCPU 1
     // offline (PSCI CPU_OFF). Given back, it is only marked present again: as on Xen,
     // userspace (a udev rule there) brings it online, and PSCI CPU_ON starts it.
     ctl(&mut c, &["vcpu-set", "linux", "1"]);
-    wait_until_online(&mut c, "0", "");
+    wait_until_online(&mut c, "linux", "0", "");
     ctl(&mut c, &["vcpu-set", "linux", "2"]);
     wait_until_online(
         &mut c,
+        "linux",
         "0-1",
         "echo 1 > /sys/devices/system/cpu/cpu1/online 2>/dev/null; ",
     );
     // `reboot` inside Linux: SCHEDOP_shutdown(reboot) -> on_reboot = restart, same id.
-    type_line(&mut c, "reboot");
-    wait_for(&mut c, "BULKHEAD-LINUX-USERSPACE", 2, "second boot");
+    type_line(&mut c, "linux", "reboot");
+    wait_count(&mut c, "BULKHEAD-LINUX-USERSPACE", 2, "second boot", 150);
     // The second incarnation's console and xenstore work too.
-    type_line(&mut c, "echo AGAIN=$((7*6))");
-    wait_for(&mut c, "[linux] AGAIN=42", 1, "shell after reboot");
+    type_line(&mut c, "linux", "echo AGAIN=$((7*6))");
+    wait_count(&mut c, "[linux] AGAIN=42", 1, "shell after reboot", 150);
     // `ctl console` is a terminal: the prompt shows without a newline, Ctrl-C reaches the
     // guest's shell (it interrupts a long sleep), and Ctrl-] detaches at once.
     c.release();
@@ -140,13 +94,15 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         assert_eq!(row["cpu"].as_u64(), Some(pcpu), "{row}");
         type_line(
             &mut c,
+            "linux",
             &format!("busybox taskset 2 busybox sh -c 'echo {mark}=$((40+2))'"),
         );
-        wait_for(
+        wait_count(
             &mut c,
             &format!("[linux] {mark}=42"),
             1,
             "a task on vCPU 1 after it moved",
+            150,
         );
     }
     // `ctl xenstore` acts with the toolstack's rights, and its writes fire the guest's own
@@ -161,7 +117,13 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         &mut c,
         &["xenstore", "write", "/local/domain/2/control/sysrq", "h"],
     );
-    wait_for(&mut c, "sysrq: HELP", 1, "SysRq from a host xenstore write");
+    wait_count(
+        &mut c,
+        "sysrq: HELP",
+        1,
+        "SysRq from a host xenstore write",
+        150,
+    );
     let listed = ctl(&mut c, &["xenstore", "ls", "/local/domain/2/control"]);
     assert!(
         listed.contains("sysrq = \"\""),
@@ -173,11 +135,12 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         .call(&Request::Shutdown { domain: linux() })
         .expect("shutdown");
     assert_eq!(r, Response::Done);
-    wait_for(
+    wait_count(
         &mut c,
         "[dom0] linux (d2): powered off -> destroy",
         1,
         "poweroff",
+        150,
     );
     // `xl create` of a user's Linux xl.cfg (kernel, ramdisk, extra, memory, vcpus).
     let cfg =
