@@ -182,9 +182,13 @@ pub fn manifest(
 fn give_devices(system: &System, manifest: &mut SystemManifest, dtb: &[u8]) -> Result<Vec<String>> {
     let host = crate::passthru::host_devices(dtb)?;
     let given = crate::passthru::assign(system, &host)?;
-    let mut paths = Vec::new();
+    let mut paths = crate::passthru::reserved(system, &host)?;
     for (d, devices) in system.domains.iter().zip(given) {
-        paths.extend(devices.iter().map(|dev| dev.path.clone()));
+        for dev in &devices {
+            if !paths.contains(&dev.path) {
+                paths.push(dev.path.clone());
+            }
+        }
         if let Some(m) = manifest.domains.iter_mut().find(|m| m.name == d.name.value) {
             m.devices = devices;
         }

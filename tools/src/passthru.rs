@@ -292,6 +292,32 @@ fn manifest_device(dev: &HostDevice, iomem: &[At<Iomem>]) -> ManifestDevice {
 }
 
 /// The paths a guest may be given, for messages.
+/// The host devices `[system] passthrough` reserves for later `ctl create`, checked as a
+/// `dtdev` is (the node exists and a guest may have it); their paths.
+pub fn reserved(system: &System, host: &[HostDevice]) -> Result<Vec<String>, ConfigError> {
+    system
+        .passthrough
+        .iter()
+        .map(|at| {
+            let err = |problem: String| system.error_at(at, "passthrough", problem);
+            let dev = host.iter().find(|h| h.path == at.value).ok_or_else(|| {
+                err(format!(
+                    "{:?} is not a node of the host's device tree, expected one of {}",
+                    at.value,
+                    names(host)
+                ))
+            })?;
+            match dev.kept {
+                Some(why) => Err(err(format!(
+                    "{} cannot be given to a guest: {why}",
+                    dev.path
+                ))),
+                None => Ok(dev.path.clone()),
+            }
+        })
+        .collect()
+}
+
 fn names(host: &[HostDevice]) -> String {
     let free: Vec<&str> = host
         .iter()

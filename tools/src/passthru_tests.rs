@@ -215,3 +215,33 @@ fn xl_level_errors_name_the_line_before_the_host_is_consulted() {
     let e = problem(&[("a", "dtdev = [ \"pl031\" ]")]);
     assert!(e.contains("not an absolute device-tree path"), "{e}");
 }
+
+#[test]
+fn system_passthrough_reserves_devices_for_later() {
+    let host = host_devices(&virt_like()).unwrap();
+    let reserve = |list: &str| {
+        let toml = format!("[system]\nsmp = 2\npassthrough = {list}\n");
+        System::parse(Path::new("/s.toml"), &toml, Overrides::default())
+            .and_then(|system| reserved(&system, &host))
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        reserve(r#"["/pl061@9030000"]"#),
+        Ok(vec!["/pl061@9030000".to_string()])
+    );
+    let e = reserve(r#"["/pl061@9"]"#).unwrap_err();
+    assert!(
+        e.contains("s.toml:3: key `passthrough`: \"/pl061@9\" is not a node")
+            && e.contains("/pl031@9010000"),
+        "{e}"
+    );
+    let e = reserve(r#"["/pl011@9000000"]"#).unwrap_err();
+    assert!(
+        e.contains("cannot be given to a guest") && e.contains("UART"),
+        "{e}"
+    );
+    let e = reserve(r#"["pl061"]"#).unwrap_err();
+    assert!(e.contains("\"pl061\" is not a node path"), "{e}");
+    let e = reserve(r#""/pl061@9030000""#).unwrap_err();
+    assert!(e.contains("found a string, expected an array"), "{e}");
+}

@@ -55,7 +55,7 @@ pub fn give_devices(
             .is_some_and(|n| n.property(PASSTHROUGH_PROP).is_some());
         if !marked {
             let problem = format!(
-                "{} was not reserved for passthrough when the running system was packed (its system.dtb does not mark it {PASSTHROUGH_PROP}, so the microvisor made no Device capability of it); a device can be given at run time only if a domain of the packed system names it in `dtdev`",
+                "{} was not reserved for passthrough when the running system was packed (its system.dtb does not mark it {PASSTHROUGH_PROP}, so the microvisor made no Device capability of it); a device can be given at run time only if the packed system reserves it: a domain names it in `dtdev`, or `[system] passthrough` lists it",
                 dev.path
             );
             // The line that gave it: its `dtdev`, else the `iomem` (or `irqs`) that did.

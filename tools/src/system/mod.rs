@@ -83,6 +83,9 @@ pub struct System {
     pub domains: Vec<Domain>,
     /// Host port forwards into the network (`[system] hostfwd`, then `--hostfwd`), checked.
     pub hostfwd: Vec<At<String>>,
+    /// Host device-tree nodes reserved for passthrough at boot without a boot domain that
+    /// uses them (`[system] passthrough`): dom0 holds them for a later `ctl create`.
+    pub passthrough: Vec<At<String>>,
     /// Things accepted but not (fully) honoured, one per key and file.
     pub warnings: Vec<ConfigWarning>,
 }

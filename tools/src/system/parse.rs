@@ -22,7 +22,7 @@ use net::{hostfwd_rules, vif_lines};
 #[path = "parse_limit.rs"]
 mod limit;
 
-const SYSTEM_KEYS: &[&str] = &["smp", "memory", "hostfwd"];
+const SYSTEM_KEYS: &[&str] = &["smp", "memory", "hostfwd", "passthrough"];
 const DOMAIN_KEYS: &[&str] = &[
     "name",
     "image",
@@ -188,6 +188,37 @@ impl Ctx<'_> {
     }
 }
 
+/// An array of host device-tree node paths (`"/pl061@9030000"`); which nodes exist is
+/// checked against the host tree when the system is packed.
+fn node_paths(cx: &Ctx<'_>, key: &str, v: &Value<'_>) -> Result<Vec<At<String>>, ConfigError> {
+    let expected = "expected an array of host device-tree nodes such as \"/pl061@9030000\"";
+    let DeValue::Array(items) = v.get_ref() else {
+        return Err(cx.err(
+            v.span(),
+            key,
+            format!("found {}, {expected}", kind(v.get_ref())),
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match item.get_ref() {
+            DeValue::String(s) if s.starts_with('/') && s.len() > 1 => {
+                Ok(At::new(s.to_string(), cx.line(item.span())))
+            }
+            DeValue::String(s) => Err(cx.err(
+                item.span(),
+                key,
+                format!("{s:?} is not a node path, {expected}"),
+            )),
+            other => Err(cx.err(
+                item.span(),
+                key,
+                format!("found {}, {expected}", kind(other)),
+            )),
+        })
+        .collect()
+}
+
 fn kind(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
@@ -218,6 +249,7 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
         memory_mib: DEFAULT_MEMORY_MIB,
         domains: Vec::new(),
         hostfwd: Vec::new(),
+        passthrough: Vec::new(),
         warnings: Vec::new(),
     };
     // Per domain: pCPUs its xl.cfg excluded with `cpus = "all,^N"` (only when unpinned).
@@ -232,6 +264,8 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
                     if key == "hostfwd" {
                         system.hostfwd = hostfwd_rules(&cx, v)?;
                         hostfwd_line = cx.line(v.span());
+                    } else if key == "passthrough" {
+                        system.passthrough = node_paths(&cx, key, v)?;
                     } else if key == "smp" {
                         let n =
                             cx.int(key, v, 1..i128::from(MAX_SMP) + 1, "a physical CPU count")?;
