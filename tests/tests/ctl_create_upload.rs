@@ -1,6 +1,7 @@
 //! `ctl create` is `xl create`: a kernel file the running system was not booted with is
 //! sent to dom0 through the management port, checked by length and SHA-256, and booted;
 //! a file that only shares its name with a packed module is that file, not the packed one.
+//! The system also reserves a device with `[system] passthrough` (dom0 must hold it).
 
 use bulkhead_tests::BOOT_TIMEOUT;
 use bulkhead_tests::{connect, ctl, history, scratch_dir, system, wait_for_text, Boot, Expect};
@@ -40,6 +41,12 @@ fn ctl_create_uploads_kernels_the_system_was_not_booted_with() {
     std::fs::copy(&testguest, &fresh).expect("copy the guest image");
 
     let mut c = connect();
+    // `[system] passthrough` reserved the PL061 without a domain: dom0 holds it.
+    let info = ctl(&mut c, &["info", "dom0"]);
+    assert!(
+        info.lines().any(|l| l.starts_with("0x9030000+0x1000")),
+        "the reserved PL061 is not among dom0's devices:\n{info}"
+    );
     // Not packed at boot: sent, checked, booted.
     let out = ctl(&mut c, &["create", &cfg(&dir, "fresh", &fresh)]);
     assert!(out.contains("create fresh: started"), "{out}");
