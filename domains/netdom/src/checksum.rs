@@ -44,6 +44,25 @@ fn sum_words(mut acc: u64, data: &[u8]) -> u64 {
     acc
 }
 
+/// [`sum_words`] eight bytes at a time: summing a full segment two bytes at a time was a
+/// large part of netdom's own work per packet (under `-icount` instructions are time; this
+/// raised `bench net` guest to host by about 3%). The one's-complement
+/// sum does not depend on byte order (RFC 1071 §2): the 32-bit halves of little-endian
+/// 64-bit loads are summed, folded to 16 bits, and byte-swapped into a big-endian word
+/// sum. The result folds ([`finish`]) to what [`sum_words`] gives.
+fn sum_fast(acc: u64, data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    let mut le: u64 = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Each step adds less than 2^33: no overflow below 2^31 chunks.
+        le += (w & 0xFFFF_FFFF) + (w >> 32);
+    }
+    let folded = !finish(le);
+    // The remainder starts at an even offset, so its words are paired as in `sum_words`.
+    sum_words(acc + u64::from(folded.swap_bytes()), chunks.remainder())
+}
+
 /// Folds a running sum to 16 bits and complements it.
 fn finish(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
@@ -105,7 +124,7 @@ pub fn complete(frame: &mut [u8]) -> Outcome {
     let seg = &mut frame[l4..l4 + l4_len];
     seg[field] = 0;
     seg[field + 1] = 0;
-    let mut sum = finish(sum_words(pseudo, seg));
+    let mut sum = finish(sum_fast(pseudo, seg));
     // UDP sends a computed zero as all ones (zero means "no checksum").
     if proto == IPPROTO_UDP && sum == 0 {
         sum = 0xFFFF;
@@ -193,6 +212,25 @@ mod tests {
         let mut acc = sum_words(0, &f[22..54]) + 6 + 25;
         acc = sum_words(acc, &f[54..79]);
         assert_eq!(finish(acc), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_sum_folds_as_the_word_sum(
+            acc in 0u64..(1 << 40),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        ) {
+            proptest::prop_assert_eq!(finish(sum_fast(acc, &data)), finish(sum_words(acc, &data)));
+        }
+    }
+
+    #[test]
+    fn the_fast_sum_keeps_zero_apart_from_all_ones() {
+        // All zeros sums to 0 (complement 0xFFFF); data summing to 0xFFFF folds to 0xFFFF
+        // (complement 0): the two must not be confused.
+        for data in [vec![0u8; 24], vec![0xFFu8; 24], vec![0xFF; 7], vec![0; 0]] {
+            assert_eq!(finish(sum_fast(0, &data)), finish(sum_words(0, &data)));
+        }
     }
 
     #[test]

@@ -24,11 +24,17 @@ use crate::xenbus::Step;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use protocol::xen::blkif::XEN_PAGE_BYTES;
 use protocol::xen::netif::{
     NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, XEN_NETIF_MAX_TX_SIZE,
 };
 use protocol::xen::xenbus::XenbusState;
 use zerocopy::IntoBytes;
+
+/// Bytes from `address` to the next page boundary (0 on a boundary).
+pub(crate) fn page_gap(address: usize) -> usize {
+    (XEN_PAGE_BYTES - address % XEN_PAGE_BYTES) % XEN_PAGE_BYTES
+}
 
 /// Backend-wide settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +89,8 @@ impl Netback {
             vifs: Vec::new(),
             uplink: UplinkCounters::default(),
             pkt: TxPacket::default(),
-            frame: vec![0; XEN_NETIF_MAX_TX_SIZE],
+            // One page more than a packet, so that it can start on a page (see `poll_tx`).
+            frame: vec![0; XEN_NETIF_MAX_TX_SIZE + XEN_PAGE_BYTES],
             segs: Vec::new(),
             notify: Vec::new(),
             halts: Vec::new(),
@@ -301,7 +308,12 @@ impl Netback {
     /// forwarded; re-arms `req_event` when the ring is empty.
     pub fn poll_tx<I: Io + ?Sized>(&mut self, id: VifId, io: &mut I, now: u64) -> Poll {
         let mut budget = self.config.tx_budget;
-        let mut frame = core::mem::take(&mut self.frame);
+        let mut buffer = core::mem::take(&mut self.frame);
+        // The packet starts on a page of the bounce buffer: a grant copy that crossed a page
+        // of ours would be split in two, and each copy costs the microvisor far more than
+        // its bytes do. (The buffer's heap block never moves.)
+        let start = page_gap(buffer.as_ptr() as usize);
+        let frame = &mut buffer[start..];
         let poll = loop {
             let v = &mut self.vifs[id.0];
             let (VifState::Connected, Some(ring)) = (v.state, v.tx.as_mut()) else {
@@ -362,7 +374,7 @@ impl Netback {
                 c.tx_drops += 1;
             }
         };
-        self.frame = frame;
+        self.frame = buffer;
         poll
     }
 

@@ -144,6 +144,18 @@ mod hw {
         );
     }
 
+    /// Unmasks SPI `intid` that [`enable_spi`] set up and [`disable_spi`] masked: one
+    /// distributor write (each is a trap to the microvisor), for a loop that unmasks after
+    /// every service.
+    pub fn unmask_spi(intid: u32) {
+        if (32..1020).contains(&intid) {
+            gic_write32(
+                gicd(GICD_ISENABLER + 4 * u64::from(intid / 32)),
+                1 << (intid % 32),
+            );
+        }
+    }
+
     /// Masks SPI `intid` at the distributor (a threaded handler masks a level-triggered
     /// device interrupt until the device has been serviced outside interrupt context).
     pub fn disable_spi(intid: u32) {

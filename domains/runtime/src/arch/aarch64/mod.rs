@@ -13,6 +13,7 @@ pub mod virtio;
 pub mod virtio_console;
 pub mod virtio_irq;
 pub mod virtio_net;
+mod virtio_net_transport;
 
 pub(crate) use boot::call_domain_main;
 pub use boot::secondary_entry_ipa;
