@@ -189,7 +189,24 @@ impl Hyp {
     /// array that does not translate that way is served one operation at a time, so a
     /// fault part-way ends the call with `EFAULT` after the operations before it, as in Xen.
     fn copy_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
-        let mut buf = [GnttabCopy::new_zeroed(); GRANT_CHUNK];
+        // The array is zeroed before it is read into, at a few instructions per 16 bytes;
+        // most calls (one network packet) carry only a few operations.
+        const FEW: usize = 4;
+        if n <= FEW as u64 {
+            self.copy_buffered::<FEW>(id, uop, n)
+        } else {
+            self.copy_buffered::<GRANT_CHUNK>(id, uop, n)
+        }
+    }
+
+    /// [`Hyp::copy_chunk`] with room for `N` operations.
+    fn copy_buffered<const N: usize>(
+        &mut self,
+        id: DomainId,
+        uop: u64,
+        n: u64,
+    ) -> Result<(), XenErrno> {
+        let mut buf = [GnttabCopy::new_zeroed(); N];
         let Some(ops) = usize::try_from(n).ok().and_then(|n| buf.get_mut(..n)) else {
             return self.copy_each(id, uop, n);
         };
