@@ -188,6 +188,10 @@ impl Hyp {
     /// copied back whole: per operation only the grant checks, pins and bytes remain. An
     /// array that does not translate that way is served one operation at a time, so a
     /// fault part-way ends the call with `EFAULT` after the operations before it, as in Xen.
+    /// Differences only the caller can see: the operations are served from one snapshot of
+    /// the chunk (a copy into the array itself does not change later operations, and the
+    /// write-back replaces what it wrote there), and if the guest unmaps the array while the
+    /// chunk is served, the call ends in `EFAULT` with every operation of the chunk done.
     fn copy_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
         // The array is zeroed before it is read into, at a few instructions per 16 bytes;
         // most calls (one network packet) carry only a few operations.
