@@ -20,6 +20,22 @@ enum Side {
 }
 
 impl GrantTables {
+    /// Performs every `GNTTABOP_copy` element of `ops` for `caller`, in order, setting each
+    /// one's `status` as [`GrantTables::copy`] does (one failing does not stop the rest).
+    /// The glue hands a whole chunk here once it is copied in, so the array is read and
+    /// written back once rather than per element.
+    pub fn copy_batch(
+        &mut self,
+        mem: &mut impl GrantMemory,
+        caller: DomId,
+        ops: &mut [GnttabCopy],
+        gfn_to_pa: impl Fn(DomId, u64) -> Option<PhysAddr>,
+    ) {
+        for op in ops {
+            op.status = self.copy(mem, caller, op, &gfn_to_pa);
+        }
+    }
+
     /// Performs one `GNTTABOP_copy` element for `caller` and returns its status. A grant
     /// side is pinned like a map (source read-only: `GTF_reading`; destination writable:
     /// `GTF_reading | GTF_writing`, refused on a read-only grant) and unpinned before

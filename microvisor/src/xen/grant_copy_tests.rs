@@ -204,6 +204,27 @@ fn copy_statuses() {
     for (i, (o, status)) in cases.iter().enumerate() {
         assert_eq!(copy(&mut env, 0, o), *status, "case {i}");
     }
+    // The same operations as one batch, each failing one between two good copies, with
+    // translations memoised across the batch: every element gets its own status and the
+    // good ones all land.
+    env.mem.write(at(page(1, 10), 0), b"granted!");
+    let good = op(gref(1, 1, 0), local(2, 0), 8, src);
+    let mut batch = alloc::vec![good];
+    for (o, _) in &cases {
+        batch.extend([*o, good]);
+    }
+    let cache = crate::xen::FrameCache::new();
+    env.mem.write(page(0, 2), &[0; 8]);
+    env.gt.copy_batch(&mut env.mem, 0, &mut batch, |d, g| {
+        cache.get(d, g, || ram(d, g))
+    });
+    let mut want = alloc::vec![gntst::OKAY];
+    for (_, status) in &cases {
+        want.extend([*status, gntst::OKAY]);
+    }
+    let got: alloc::vec::Vec<i16> = batch.iter().map(|o| o.status).collect();
+    assert_eq!(got, want);
+    assert_eq!(env.mem.read(page(0, 2), 8), b"granted!");
     for g in [1, 2, 3] {
         assert_eq!(
             env.flags(1, g) & (gtf::READING | gtf::WRITING),

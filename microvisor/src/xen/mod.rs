@@ -21,12 +21,14 @@
 #![forbid(unsafe_code)]
 
 mod evtchn;
+mod frame_cache;
 mod grant;
 mod runstate;
 
 pub use evtchn::{
     raise, unmask, Bound, EventBits, EventChannels, Notify, PortRef, PortState, Raised, Status,
 };
+pub use frame_cache::FrameCache;
 pub use grant::{
     split, Closed, GrantMemory, GrantTables, HeldMapping, Mapped, PendingUnpin, Split, Stage2Batch,
     TableSize, Unmapped, GRANT_CHUNK, MAX_GRANT_FRAMES,

@@ -12,12 +12,14 @@
 //! needs none; a copy does not touch stage 2.
 
 use super::bits::HostGrants;
+use super::guest::Loaded;
 use super::XenResult;
+use crate::guestcopy;
 use crate::hyp::domain::Domain;
 use crate::hyp::tables::{stage2_of, ChargedTables};
 use crate::hyp::Hyp;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, TableMemory};
-use crate::xen::{split, GrantMemory, Stage2Batch, GRANT_CHUNK};
+use crate::xen::{split, FrameCache, GrantMemory, Stage2Batch, GRANT_CHUNK};
 use alloc::boxed::Box;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
@@ -26,7 +28,7 @@ use protocol::xen::structs::{
     GrantEntryV1,
 };
 use protocol::xen::{GnttabOp, XenErrno};
-use zerocopy::FromZeros;
+use zerocopy::{FromZeros, IntoBytes};
 
 /// Host-physical page of guest frame `gfn` of a live domain ([`Domain::own_page`]).
 fn gfn_to_pa(domains: &[Option<Box<Domain>>], dom: u16, gfn: u64) -> Option<PhysAddr> {
@@ -180,8 +182,54 @@ impl Hyp {
         Ok(())
     }
 
-    /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_copy`s at `uop`.
+    /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_copy`s at `uop`. The chunk is copied in with
+    /// one guest translation per page (checked writable, so the statuses can go back), served
+    /// with the granters' and the caller's frame translations memoised for the chunk, and
+    /// copied back whole: per operation only the grant checks, pins and bytes remain. An
+    /// array that does not translate that way is served one operation at a time, so a
+    /// fault part-way ends the call with `EFAULT` after the operations before it, as in Xen.
+    /// Differences only the caller can see: the operations are served from one snapshot of
+    /// the chunk (a copy into the array itself does not change later operations, and the
+    /// write-back replaces what it wrote there), and if the guest unmaps the array while the
+    /// chunk is served, the call ends in `EFAULT` with every operation of the chunk done.
     fn copy_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
+        // The array is zeroed before it is read into, at a few instructions per 16 bytes;
+        // most calls (one network packet) carry only a few operations.
+        const FEW: usize = 4;
+        if n <= FEW as u64 {
+            self.copy_buffered::<FEW>(id, uop, n)
+        } else {
+            self.copy_buffered::<GRANT_CHUNK>(id, uop, n)
+        }
+    }
+
+    /// [`Hyp::copy_chunk`] with room for `N` operations.
+    fn copy_buffered<const N: usize>(
+        &mut self,
+        id: DomainId,
+        uop: u64,
+        n: u64,
+    ) -> Result<(), XenErrno> {
+        let mut buf = [GnttabCopy::new_zeroed(); N];
+        let Some(ops) = usize::try_from(n).ok().and_then(|n| buf.get_mut(..n)) else {
+            return self.copy_each(id, uop, n);
+        };
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+        if guestcopy::read_for_update(&mut Loaded(d), uop, ops.as_mut_bytes()).is_err() {
+            return self.copy_each(id, uop, n);
+        }
+        let domains = &self.domains;
+        let cache = FrameCache::new();
+        self.grants
+            .copy_batch(&mut HostGrants, id.0, ops, |dom, gfn| {
+                cache.get(dom, gfn, || gfn_to_pa(domains, dom, gfn))
+            });
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+        guestcopy::write(&mut Loaded(d), uop, ops.as_bytes()).map_err(|_| XenErrno::EFAULT)
+    }
+
+    /// `n` `GNTTABOP_copy`s at `uop`, each read, served and written back on its own.
+    fn copy_each(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
         for i in 0..n {
             let va = uop + i * size_of::<GnttabCopy>() as u64;
             let mut c: GnttabCopy = self.read_arg(id, va)?;
