@@ -156,13 +156,7 @@ pub fn assign(
         };
         for at in &p.dtdevs {
             let err = |problem: String| system.error_at(at, "dtdev", problem);
-            let dev = host.iter().find(|h| h.path == at.value).ok_or_else(|| {
-                err(format!(
-                    "{:?} is not a node of the host's device tree, expected one of {}",
-                    at.value,
-                    names(host)
-                ))
-            })?;
+            let dev = node(host, &at.value, &err)?;
             give(dev, &err)?;
             push_once(&mut mine, dev);
         }
@@ -300,13 +294,7 @@ pub fn reserved(system: &System, host: &[HostDevice]) -> Result<Vec<String>, Con
         .iter()
         .map(|at| {
             let err = |problem: String| system.error_at(at, "passthrough", problem);
-            let dev = host.iter().find(|h| h.path == at.value).ok_or_else(|| {
-                err(format!(
-                    "{:?} is not a node of the host's device tree, expected one of {}",
-                    at.value,
-                    names(host)
-                ))
-            })?;
+            let dev = node(host, &at.value, &err)?;
             match dev.kept {
                 Some(why) => Err(err(format!(
                     "{} cannot be given to a guest: {why}",
@@ -316,6 +304,20 @@ pub fn reserved(system: &System, host: &[HostDevice]) -> Result<Vec<String>, Con
             }
         })
         .collect()
+}
+
+/// The host device at node `path`, or `err` saying which nodes there are.
+fn node<'a>(
+    host: &'a [HostDevice],
+    path: &str,
+    err: &dyn Fn(String) -> ConfigError,
+) -> Result<&'a HostDevice, ConfigError> {
+    host.iter().find(|h| h.path == path).ok_or_else(|| {
+        err(format!(
+            "{path:?} is not a node of the host's device tree, expected one of {}",
+            names(host)
+        ))
+    })
 }
 
 fn names(host: &[HostDevice]) -> String {
