@@ -293,7 +293,7 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
                 },
                 CapError::WrongState => MgmtError::Refused {
                     why: String::from(
-                        "the domain holds passthrough devices, whose interrupts are routed to its pCPU",
+                        "the domain holds passthrough devices (their interrupts are routed to its pCPU), or the vCPU is still moving after an earlier vcpu-pin (try again)",
                     ),
                 },
                 e => MgmtError::Capability(e),
