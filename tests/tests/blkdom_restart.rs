@@ -1,7 +1,7 @@
 //! Restart in place of the block driver domain (DESIGN §6.2, issue 11): a stock Linux guest
 //! writes checksummed 1 MiB blocks to `/dev/xvda` with `O_DIRECT` and reads each back, in a
-//! loop, while the test restarts blkdom several times mid-I/O: politely (`ctl restart
-//! blkdom`) and by a genuine fault (`ctl crash blkdom`: an Undefined Instruction exception
+//! loop, while the test restarts blkdom eleven times mid-I/O: once politely (`ctl restart
+//! blkdom`), then ten times by a genuine fault (`ctl crash blkdom`: an Undefined Instruction exception
 //! on its vCPU, so its own exception handler reports a crash and dom0's `on_crash =
 //! "restart"` policy restarts it in place). The
 //! guest must see a pause, not an error: every block verifies, its dmesg holds no
@@ -22,13 +22,21 @@ use std::time::Duration;
 /// Distinct 1 MiB patterns the guest writes, one per slot of the disk.
 const SLOTS: u32 = 8;
 /// Write-and-verify rounds the guest runs.
-const ROUNDS: u32 = 20;
-/// What happens to blkdom during those rounds, evenly spaced: `true` = a crash.
-const EVENTS: [bool; 4] = [false, true, false, true];
+const ROUNDS: u32 = 48;
+/// What happens to blkdom during those rounds, evenly spaced: `true` = a crash. One polite
+/// restart, then ten genuine crashes (issue 11's count).
+const EVENTS: [bool; 11] = [
+    false, true, true, true, true, true, true, true, true, true, true,
+];
 
 fn system(dir: &Path) -> PathBuf {
     SystemToml::new("blkdom_restart", 3, "")
-        .driver("blkdom", 1, "on_crash = \"restart\"\n")
+        // Ten crashes well inside a minute are this test's point, not a crash loop.
+        .driver(
+            "blkdom",
+            1,
+            "on_crash = \"restart\"\ncrash_limit = \"10/60s\"\n",
+        )
         .linux("linux", 2, &disk_xvda(&dir.join("disk.img")))
         .write(dir, "blkdom-restart.toml")
 }
