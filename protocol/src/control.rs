@@ -196,6 +196,12 @@ pub enum CapOp {
     /// for an exclusive vCPU or a domain holding passthrough devices. Idempotent.
     /// (Protocol 3.3.)
     DomainVcpuPin = 32,
+    /// Any domain, about its calling vCPU. `x1` = counter ticks this vCPU has spent idle in
+    /// WFI since it started (a running total). A pinned-exclusive vCPU's WFI is not
+    /// trapped, so the microvisor cannot see its idle time: `DomainQuery`/`DomainVcpus`
+    /// report its CPU time less this. Affects only the caller's own accounting.
+    /// Idempotent. (Protocol 3.3.)
+    IdleReport = 33,
 }
 
 /// In `x1` of [`CapOp::DomainQuery`] and [`CapOp::DomainVcpus`]: the caller itself. It has
@@ -344,6 +350,7 @@ impl TryFrom<u32> for CapOp {
             30 => Self::ModuleWrite,
             31 => Self::ModuleFree,
             32 => Self::DomainVcpuPin,
+            33 => Self::IdleReport,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -592,7 +599,8 @@ mod tests {
         assert_eq!(CapOp::try_from(28), Ok(CapOp::DomainVcpus));
         assert_eq!(CapOp::try_from(31), Ok(CapOp::ModuleFree));
         assert_eq!(CapOp::try_from(32), Ok(CapOp::DomainVcpuPin));
-        assert_eq!(CapOp::try_from(33), Err(CapError::UnknownCall));
+        assert_eq!(CapOp::try_from(33), Ok(CapOp::IdleReport));
+        assert_eq!(CapOp::try_from(34), Err(CapError::UnknownCall));
     }
 
     #[test]

@@ -174,6 +174,22 @@ fn management_verbs_drive_a_running_system() {
     assert!(dom0["cpu_seconds"].as_f64() > Some(0.0), "{dom0}");
     assert_eq!(spare["cpu"].as_u64(), Some(2));
     assert_eq!(spare["exclusive"], true);
+    // An idle RTOS on an exclusive pCPU shows as mostly idle: its WFI is not trapped, but it
+    // reports its idle time (`IdleReport`, once a second) and that is not counted.
+    let spare_cpu = |c: &mut bulkhead_tools::ctl::client::Client| {
+        let out = ctl(c, &["vcpu-list", "spare", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("vcpu-list json");
+        rows[0]["cpu_seconds"].as_f64().expect("cpu_seconds")
+    };
+    let (before, t0) = (spare_cpu(&mut c), Instant::now());
+    std::thread::sleep(Duration::from_secs(6));
+    let (after, wall) = (spare_cpu(&mut c), t0.elapsed().as_secs_f64());
+    eprintln!("spare busy {:.3} s of {wall:.2} s (total {after:.3})", after - before);
+    assert!(
+        after - before < wall / 2.0,
+        "the idle RTOS counted {:.2} s busy in {wall:.2} s",
+        after - before
+    );
     let table = ctl(&mut c, &["vcpu-list", "spare"]);
     assert_eq!(table.lines().count(), 2, "one vCPU:\n{table}");
     assert!(table.contains("2 exclusive"), "{table}");

@@ -177,6 +177,19 @@ mod hw {
         let _ = arch::hvc(u64::from(CapOp::Heartbeat.function_id()), [0; 6]);
     }
 
+    /// `IdleReport`: the calling vCPU has spent `ticks` counter ticks idle in WFI so far (a
+    /// running total), for the CPU time `ctl list` shows of a pinned-exclusive vCPU, whose
+    /// WFI the microvisor does not see. Needs no negotiation; an error is ignored.
+    pub fn idle_report(ticks: u64) {
+        #[cfg(not(feature = "native"))]
+        let _ = arch::hvc(
+            u64::from(CapOp::IdleReport.function_id()),
+            [ticks, 0, 0, 0, 0, 0],
+        );
+        #[cfg(feature = "native")]
+        let _ = ticks;
+    }
+
     /// `ConsoleInject`: queues up to 16 bytes of console input for a child domain.
     pub fn console_inject(domain: CapHandle, bytes: &[u8]) -> Result<(), CapError> {
         if bytes.len() > CONSOLE_READ_BYTES {

@@ -70,6 +70,12 @@ impl Hyp {
                 d.beats.beat(crate::arch::counter_now());
                 return Ok([0; 3]);
             }
+            CapOp::IdleReport => {
+                // Only ever forward: a report is a running total.
+                let stats = &mut d.vcpus[v].stats;
+                stats.idle_reported = stats.idle_reported.max(a[0]);
+                return Ok([0; 3]);
+            }
             CapOp::Negotiate => {
                 let client = Version::from_raw(a[0]);
                 if !PROTOCOL_VERSION.accepts(client) {
@@ -565,7 +571,7 @@ impl Hyp {
                 .filter(|c| c.power == super::domain::Power::On)
                 .count() as u16,
             mem_mib: (d.ram.size() >> 20) as u32,
-            cpu_ticks: sum(|c| c.stats.run_ticks),
+            cpu_ticks: sum(|c| c.stats.busy_ticks(c.placement.exclusive)),
             exits: sum(|c| c.stats.exits),
             irqs_injected: sum(|c| c.stats.irqs),
             restarts: d.restarts,
@@ -581,7 +587,7 @@ impl Hyp {
                     vcpu,
                     placement: c.placement,
                     state: VcpuState::of(c.power == super::domain::Power::On, c.blocked),
-                    cpu_ticks: c.stats.run_ticks,
+                    cpu_ticks: c.stats.busy_ticks(c.placement.exclusive),
                     exits: c.stats.exits,
                 })
                 .collect(),

@@ -36,6 +36,21 @@ pub struct VcpuStats {
     pub irqs: u64,
     /// Counter ticks spent in the guest.
     pub run_ticks: u64,
+    /// Counter ticks the guest says it spent idle in WFI (`CapOp::IdleReport`); counted
+    /// only for a pinned-exclusive vCPU, whose WFI is not trapped ([`VcpuStats::busy_ticks`]).
+    pub idle_reported: u64,
+}
+
+impl VcpuStats {
+    /// Time it spent running guest code: for a pinned-exclusive vCPU (its WFI is not
+    /// trapped, so its idle time is inside `run_ticks`) less the idle time it reported.
+    pub fn busy_ticks(&self, exclusive: bool) -> u64 {
+        if exclusive {
+            self.run_ticks.saturating_sub(self.idle_reported)
+        } else {
+            self.run_ticks
+        }
+    }
 }
 
 /// One virtual CPU.

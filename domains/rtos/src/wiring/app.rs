@@ -103,6 +103,8 @@ pub fn start(hz: u32) {
                 JOBS.load(Ordering::Relaxed),
                 LATE_MAX.load(Ordering::Relaxed)
             );
+            // Once a second: `ctl list` then shows our CPU time without the idle time.
+            bulkhead_runtime::cap::idle_report(os::idle_ticks());
         })?;
         os::spawn("logger", 3, move || loop {
             if os::sem_take(wake_logger, None).is_err() {

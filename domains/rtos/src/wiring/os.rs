@@ -234,12 +234,28 @@ pub fn set_sgi_target(tid: Tid) {
     SGI_TARGET.store(tid, Ordering::Relaxed);
 }
 
+/// Counter ticks the idle loop has spent in WFI.
+static IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Counter ticks spent idle so far (the microvisor cannot see it: our WFI is not trapped
+/// on a pinned-exclusive vCPU).
+pub fn idle_ticks() -> u64 {
+    IDLE_TICKS.load(Ordering::Relaxed)
+}
+
 /// Enables IRQs, runs the first schedule and idles forever.
 pub fn run_idle() -> ! {
     irq::enable_irqs();
     kcall(|_, _| ());
     loop {
-        arch::wfi();
+        // IRQs masked around the WFI (it still wakes on a pending interrupt): the time is
+        // taken before the interrupt is handled and perhaps switches to a thread, so only
+        // time in WFI counts as idle.
+        irq::without_interrupts(|| {
+            let start = timer::now();
+            arch::wfi();
+            IDLE_TICKS.fetch_add(timer::now().saturating_sub(start), Ordering::Relaxed);
+        });
     }
 }
 
