@@ -105,6 +105,21 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
             150,
         );
     }
+    // `ctl sched-fp` (xl's sched-* for the fixed-priority scheduler): both vCPUs get
+    // priority 20 where they are, and Linux keeps answering.
+    let set = ctl(&mut c, &["sched-fp", "linux", "--priority", "20"]);
+    assert!(set.contains("priority 20"), "{set}");
+    let listed = ctl(&mut c, &["sched-fp", "linux", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&listed).expect("sched-fp json");
+    let got: Vec<(u64, u64)> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r["cpu"].as_u64().unwrap(), r["priority"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, vec![(2, 20), (3, 20)], "{listed}");
+    type_line(&mut c, "linux", "echo PRIO=$((10+10))");
+    wait_count(&mut c, "[linux] PRIO=20", 1, "Linux after sched-fp", 150);
     // `ctl xenstore` acts with the toolstack's rights, and its writes fire the guest's own
     // watches: Linux watches control/sysrq, clears it and runs the key (`h`: the SysRq
     // help on its console).

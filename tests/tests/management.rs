@@ -184,7 +184,10 @@ fn management_verbs_drive_a_running_system() {
     let (before, t0) = (spare_cpu(&mut c), Instant::now());
     std::thread::sleep(Duration::from_secs(6));
     let (after, wall) = (spare_cpu(&mut c), t0.elapsed().as_secs_f64());
-    eprintln!("spare busy {:.3} s of {wall:.2} s (total {after:.3})", after - before);
+    eprintln!(
+        "spare busy {:.3} s of {wall:.2} s (total {after:.3})",
+        after - before
+    );
     assert!(
         after - before < wall / 2.0,
         "the idle RTOS counted {:.2} s busy in {wall:.2} s",

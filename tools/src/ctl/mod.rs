@@ -9,6 +9,7 @@ pub mod client;
 pub mod console;
 mod packed;
 mod passthru;
+mod sched;
 pub mod show;
 pub mod show_dev;
 pub mod show_health;
@@ -136,6 +137,19 @@ pub enum CtlVerb {
         #[arg(value_name = "N")]
         online: u16,
     },
+    /// Show or set the fixed priority of a domain's vCPUs on their shared pCPUs (xl's
+    /// `sched-*` for Bulkhead's fixed-priority scheduler); higher runs first.
+    SchedFp {
+        /// Domain name, or numeric domain id.
+        #[arg(value_name = "NAME")]
+        domain: String,
+        /// Only this vCPU (default: every vCPU of the domain).
+        #[arg(long)]
+        vcpu: Option<u16>,
+        /// The new priority (default: show the current ones).
+        #[arg(long)]
+        priority: Option<u8>,
+    },
     /// Move one vCPU of a guest to another pCPU while it runs (like `xl vcpu-pin`); shared
     /// vCPUs only, onto a pCPU nobody holds exclusively.
     VcpuPin {
@@ -222,6 +236,7 @@ impl CtlVerb {
             | Self::Dmesg
             | Self::Xenstore { .. }
             | Self::VcpuList(_)
+            | Self::SchedFp { .. }
             | Self::Console(_) => return None,
         })
     }
@@ -389,6 +404,38 @@ pub fn run(
                 writeln!(out, "{:#}", show_vcpu::vcpus_json(&rows, hz))?;
             } else {
                 write!(out, "{}", show_vcpu::vcpus_table(&rows, hz))?;
+            }
+        }
+        CtlVerb::SchedFp {
+            domain,
+            vcpu,
+            priority,
+        } => {
+            let domain = DomainRef::parse(domain);
+            let rows = match c.call(&Request::Vcpus {
+                domain: Some(domain.clone()),
+            })? {
+                Response::Vcpus(rows) => rows,
+                _ => bail!("unexpected reply from dom0 to sched-fp"),
+            };
+            match priority {
+                None => write!(out, "{}", sched::show(&rows, args.json))?,
+                Some(p) => {
+                    for req in sched::requests(&rows, *vcpu, *p)? {
+                        let Response::Done = c.call(&req)? else {
+                            bail!("unexpected reply from dom0 to sched-fp");
+                        };
+                    }
+                    if args.json {
+                        writeln!(
+                            out,
+                            "{}",
+                            json!({ "ok": true, "verb": "sched-fp", "domain": domain.to_string(), "priority": p })
+                        )?;
+                    } else {
+                        writeln!(out, "sched-fp {domain}: priority {p}")?;
+                    }
+                }
             }
         }
         CtlVerb::Top { interval, count } => {
