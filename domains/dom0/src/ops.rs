@@ -26,13 +26,18 @@ pub struct Ops<'a> {
     pub uploads: &'a mut Uploads<CapHandle>,
 }
 
-/// Modules made with dom0's own Memory cap.
-struct CapStore(CapHandle);
+/// Modules made with dom0's own Memory cap (looked up only when a module is made: chunks
+/// and checks need none).
+struct CapStore;
 
 impl ModuleStore for CapStore {
     type Handle = CapHandle;
     fn create(&mut self, label: &str, size: u64) -> Result<CapHandle, CapError> {
-        cap::module_create(self.0, label, size)
+        let memory = cap::cap_list()?
+            .into_iter()
+            .find(|c| c.kind == CapKind::Memory)
+            .ok_or(CapError::WrongKind)?;
+        cap::module_create(memory.handle, label, size)
     }
     fn write(&mut self, module: CapHandle, offset: u64, bytes: &[u8]) -> Result<(), CapError> {
         cap::module_write(module, offset, bytes)
@@ -222,12 +227,7 @@ impl DomainOps for Ops<'_> {
     }
 
     fn upload(&mut self, op: &UploadOp) -> Result<Response, MgmtError> {
-        let caps = cap::cap_list().map_err(MgmtError::Capability)?;
-        let memory = caps
-            .iter()
-            .find(|c| c.kind == CapKind::Memory)
-            .ok_or(MgmtError::Capability(CapError::WrongKind))?;
-        let r = self.uploads.step(op, &mut CapStore(memory.handle));
+        let r = self.uploads.step(op, &mut CapStore);
         match (&r, op) {
             (Ok(_), UploadOp::End) => println!("mgmt: upload complete and checked"),
             (Err(e), _) => println!("mgmt: {e}"),
