@@ -269,36 +269,7 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             priority,
         } => {
             let id = resolve(ops, domain)?;
-            if id == DomainId::DOM0.0 {
-                return Err(MgmtError::Dom0Protected);
-            }
-            let rows = ops.vcpus(id)?;
-            let Some(row) = rows.iter().find(|r| r.vcpu == *vcpu) else {
-                return Err(MgmtError::Refused {
-                    why: format!("no vCPU {vcpu}: the domain has {}", rows.len()),
-                });
-            };
-            if row.placement.exclusive {
-                return Err(MgmtError::Refused {
-                    why: format!(
-                        "vCPU {vcpu} holds pCPU {} exclusively; exclusive placements are made at creation",
-                        row.placement.pcpu
-                    ),
-                });
-            }
-            let priority = priority.unwrap_or(row.placement.priority);
-            ops.vcpu_pin(id, *vcpu, *pcpu, priority).map_err(|e| match e {
-                CapError::CpuUnavailable => MgmtError::Refused {
-                    why: format!("pCPU {pcpu} does not exist or is held exclusively"),
-                },
-                CapError::WrongState => MgmtError::Refused {
-                    why: String::from(
-                        "the domain holds passthrough devices (their interrupts are routed to its pCPU), or the vCPU is still moving after an earlier vcpu-pin (try again)",
-                    ),
-                },
-                e => MgmtError::Capability(e),
-            })?;
-            Ok(Response::Done)
+            vcpu_pin(ops, id, *vcpu, *pcpu, *priority).map(|()| Response::Done)
         }
         Request::ConsoleOutput { domain, from } => {
             let id = resolve(ops, domain)?;
@@ -306,6 +277,46 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             Ok(Response::Log { bytes, start, end })
         }
     }
+}
+
+/// `vcpu-pin`: re-pins shared vCPU `vcpu` of domain `id` to `pcpu`, keeping its priority
+/// unless one is given; the microvisor's refusals in words.
+fn vcpu_pin(
+    ops: &mut impl DomainOps,
+    id: u16,
+    vcpu: u16,
+    pcpu: u16,
+    priority: Option<u8>,
+) -> Result<(), MgmtError> {
+    if id == DomainId::DOM0.0 {
+        return Err(MgmtError::Dom0Protected);
+    }
+    let rows = ops.vcpus(id)?;
+    let Some(row) = rows.iter().find(|r| r.vcpu == vcpu) else {
+        return Err(MgmtError::Refused {
+            why: format!("no vCPU {vcpu}: the domain has {}", rows.len()),
+        });
+    };
+    if row.placement.exclusive {
+        return Err(MgmtError::Refused {
+            why: format!(
+                "vCPU {vcpu} holds pCPU {} exclusively; exclusive placements are made at creation",
+                row.placement.pcpu
+            ),
+        });
+    }
+    let priority = priority.unwrap_or(row.placement.priority);
+    ops.vcpu_pin(id, vcpu, pcpu, priority).map_err(|e| match e {
+        CapError::CpuUnavailable => MgmtError::Refused {
+            why: format!("pCPU {pcpu} does not exist or is held exclusively"),
+        },
+        CapError::WrongState => MgmtError::Refused {
+            why: String::from(
+                "the domain holds passthrough devices (their interrupts are routed to its pCPU), or the vCPU is still moving after an earlier vcpu-pin (try again)",
+            ),
+        },
+        e => MgmtError::Capability(e),
+    })
 }
 
 /// `vcpu-set`: writes each vCPU's `cpu/N/availability` (the first `online` online, the rest

@@ -111,14 +111,20 @@ impl Client {
     /// Sends `req` and returns dom0's answer; `Response::Error` becomes an error that names
     /// the verb and the domain.
     pub fn call(&mut self, req: &Request) -> Result<Response> {
+        self.ask(req)?.map_err(|e| request_error(req, &e))
+    }
+
+    /// Sends `req`; dom0's answer, or its refusal as the typed error it sent (for a caller
+    /// that handles some refusals itself). Only the connection's failures are `Err`.
+    pub fn ask(&mut self, req: &Request) -> Result<Result<Response, MgmtError>> {
         if self.stream.is_none() {
             self.open()?;
         }
         self.send(req)?;
-        match self.receive(Instant::now() + self.timeout)? {
-            Response::Error(e) => Err(request_error(req, &e)),
+        Ok(match self.receive(Instant::now() + self.timeout)? {
+            Response::Error(e) => Err(e),
             other => Ok(other),
-        }
+        })
     }
 
     /// Sends each of `reqs`, keeping up to `window` unanswered so the link never idles on

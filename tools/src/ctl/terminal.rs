@@ -4,9 +4,9 @@
 //! newline, carriage returns, colours) is shown as it comes, and Ctrl-] detaches at once,
 //! as `xl console` does. The terminal is restored however the session ends.
 
-use super::client::Client;
+use super::client::{request_error, Client};
 use anyhow::{bail, Result};
-use protocol::mgmt::{DomainRef, Request, Response};
+use protocol::mgmt::{DomainRef, MgmtError, Request, Response};
 use rustix::termios::{tcgetattr, tcsetattr, OptionalActions, Termios};
 use std::io::{Read, Write};
 use std::sync::mpsc;
@@ -66,11 +66,12 @@ pub fn output_end(c: &mut Client, name: &str) -> Result<Option<u64>> {
         domain: DomainRef::Name(name.to_string()),
         from: u64::MAX,
     };
-    match c.call(&req) {
+    match c.ask(&req)? {
         Ok(Response::Log { end, .. }) => Ok(Some(end)),
+        // Line-based (our own domains), or a dom0 older than 1.10 (which cannot decode it).
+        Err(MgmtError::NotSupported { .. } | MgmtError::BadRequest) => Ok(None),
+        Err(e) => Err(request_error(&req, &e)),
         Ok(_) => bail!("unexpected reply from dom0 to console"),
-        // Line-based (our own domains), or a dom0 older than 1.10.
-        Err(_) => Ok(None),
     }
 }
 
