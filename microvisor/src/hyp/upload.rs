@@ -121,12 +121,9 @@ impl Hyp {
         let h = CapHandle::from_raw(a[0]).ok_or(CapError::InvalidHandle)?;
         let d = self.domain_mut(id).ok_or(CapError::Stale)?;
         d.caps.remove(h)?;
-        let freed = {
-            let domains = &self.domains;
-            let guest_dts = &self.guest_dts;
-            self.uploads
-                .drop_holder(index, |i| module_in_use(domains, guest_dts, i))
-        };
+        let freed = self
+            .uploads
+            .drop_holder(index, |i| module_in_use(&self.domains, &self.guest_dts, i));
         if let Some(u) = freed {
             self.give_back_upload(u, cpu);
         }
@@ -136,12 +133,9 @@ impl Hyp {
     /// Frees every upload that neither its creator nor a domain keeps any more; `cpu` is
     /// where the scrub runs (behind a load from it still in flight there).
     pub(super) fn reclaim_uploads(&mut self, cpu: usize) {
-        let freed = {
-            let domains = &self.domains;
-            let guest_dts = &self.guest_dts;
-            self.uploads
-                .reclaim(|i| module_in_use(domains, guest_dts, i))
-        };
+        let freed = self
+            .uploads
+            .reclaim(|i| module_in_use(&self.domains, &self.guest_dts, i));
         for u in freed {
             self.give_back_upload(u, cpu);
         }
