@@ -352,7 +352,13 @@ impl Hyp {
                         let index = usize::from(index);
                         let label = match self.uploads.get(index) {
                             Some(u) => u.label(),
-                            None => self.platform.modules.as_slice()[index].label(),
+                            // A cap names a live module; "?" rather than a panic if not.
+                            None => self
+                                .platform
+                                .modules
+                                .as_slice()
+                                .get(index)
+                                .map_or("?", |m| m.label()),
                         };
                         let size = self.module_region(index).map_or(0, |(_, size)| size);
                         (String::from(label), CapDetail::Module { size })
