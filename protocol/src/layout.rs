@@ -11,6 +11,13 @@ pub const GUEST_RAM_MAX: u64 = 0xC000_0000;
 pub const GUEST_GICD_BASE: GuestPhysAddr = GuestPhysAddr::new(0x0300_1000);
 /// Size of the distributor frame.
 pub const GUEST_GICD_SIZE: u64 = 0x1_0000;
+/// Size of the emulated GICv2 distributor frame (Xen's GUEST_GICD_SIZE for a vGICv2).
+pub const GUEST_GICV2_GICD_SIZE: u64 = 0x1000;
+/// Where a domain on a GICv2 host finds its CPU interface: the host's GICV frame, mapped
+/// by stage 2 (Xen's GUEST_GICC_BASE).
+pub const GUEST_GICV2_GICC_BASE: GuestPhysAddr = GuestPhysAddr::new(0x0300_2000);
+/// Size of the GICv2 CPU interface (two 4 KiB pages; Xen's GUEST_GICC_SIZE).
+pub const GUEST_GICV2_GICC_SIZE: u64 = 0x2000;
 /// First emulated redistributor (Xen's GUEST_GICV3_RDIST_BASE).
 pub const GUEST_GICR_BASE: GuestPhysAddr = GuestPhysAddr::new(0x0302_0000);
 /// Bytes per redistributor (RD frame + SGI frame).
@@ -42,3 +49,17 @@ pub const CONTROL_EVENT_PPI: u32 = 22;
 /// PPI the microvisor raises on a domain asked to shut down (see `CapOp::DomainShutdown`).
 /// Unused by Xen's guest ABI.
 pub const SHUTDOWN_PPI: u32 = 21;
+
+/// The interrupt controller architecture a domain sees. It is the host's: a GICv3 host gives
+/// every domain a virtual GICv3 (distributor and redistributors emulated, system-register
+/// CPU interface); a GICv2 host (GIC-400) a virtual GICv2 (distributor emulated at
+/// [`GUEST_GICD_BASE`], the hardware GICV frame as CPU interface at
+/// [`GUEST_GICV2_GICC_BASE`]). A domain learns which from `ID_AA64PFR0_EL1.GIC` (bits
+/// [27:24]): the microvisor shows 0 ("no system-register interface") on a vGICv2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GicVersion {
+    /// GICv2: memory-mapped CPU interface.
+    V2,
+    /// GICv3: system-register CPU interface, affinity routing.
+    V3,
+}
