@@ -40,6 +40,7 @@ mod state;
 mod tests;
 
 use protocol::addr::GuestPhysAddr;
+pub use protocol::layout::GicVersion;
 use protocol::layout::{
     GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICR_STRIDE,
     GUEST_SPIS, MAX_VCPUS,
@@ -83,6 +84,8 @@ pub enum MmioOutcome {
 /// The emulated GICv3 of one domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VgicDomain {
+    /// The GIC architecture the guest sees (its register map and CPU interface).
+    version: GicVersion,
     /// vCPUs in this domain (clamped to `MAX_VCPUS`).
     nr_vcpus: usize,
     /// The guest's last `GICD_CTLR` write; only EnableGrp1A (bit 1) reads back.
@@ -118,15 +121,17 @@ const fn reset_private_bank() -> [Irq; 32] {
 }
 
 impl VgicDomain {
-    /// A GIC in its reset state for `nr_vcpus` vCPUs (clamped to `MAX_VCPUS`): everything
-    /// disabled, not pending, priority 0, SPIs routed to vCPU 0, redistributors asleep.
-    pub const fn new(nr_vcpus: usize) -> Self {
+    /// A GIC of architecture `version` in its reset state for `nr_vcpus` vCPUs (clamped to
+    /// `MAX_VCPUS`): everything disabled, not pending, priority 0, SPIs routed to vCPU 0,
+    /// redistributors asleep.
+    pub const fn new(version: GicVersion, nr_vcpus: usize) -> Self {
         let nr_vcpus = if nr_vcpus > MAX_VCPUS {
             MAX_VCPUS
         } else {
             nr_vcpus
         };
         Self {
+            version,
             nr_vcpus,
             ctlr: 0,
             private: [reset_private_bank(); MAX_VCPUS],
@@ -138,6 +143,11 @@ impl VgicDomain {
             stale: 0,
             diag: Diagnostics::NONE,
         }
+    }
+
+    /// The GIC architecture the guest sees.
+    pub fn version(&self) -> GicVersion {
+        self.version
     }
 
     /// Number of vCPUs this GIC serves.

@@ -72,7 +72,7 @@ fn random_mmio_never_panics() {
     let widths = [0u8, 1, 2, 3, 4, 5, 7, 8, 16, 255];
     for seed in 1..=8u64 {
         let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut g = VgicDomain::new(r.below(MAX_VCPUS as u64 + 2) as usize);
+        let mut g = VgicDomain::new(GicVersion::V3, r.below(MAX_VCPUS as u64 + 2) as usize);
         for _ in 0..20_000 {
             let addr = random_addr(&mut r);
             let width = widths[r.below(widths.len() as u64) as usize];
@@ -105,7 +105,7 @@ fn random_guest_activity_keeps_lr_invariants() {
     for seed in 1..=6u64 {
         let mut r = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let n = 1 + r.below(MAX_VCPUS as u64) as usize;
-        let mut g = VgicDomain::new(n);
+        let mut g = VgicDomain::new(GicVersion::V3, n);
         let mut lrs = [[0u64; NR_LRS]; MAX_VCPUS];
         for _ in 0..20_000 {
             let v = r.below(n as u64 + 1) as usize; // sometimes absent

@@ -50,7 +50,7 @@ fn wr32(g: &mut VgicDomain, addr: u64, val: u64) -> VcpuMask {
 
 /// A GIC for `n` vCPUs with Group 1 enabled, as a guest leaves it after init.
 fn gic(n: usize) -> VgicDomain {
-    let mut g = VgicDomain::new(n);
+    let mut g = VgicDomain::new(GicVersion::V3, n);
     wr32(&mut g, GICD, 0b10);
     g
 }
