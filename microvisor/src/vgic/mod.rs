@@ -45,22 +45,21 @@ pub mod lr;
 mod redist;
 mod regs;
 mod state;
+mod window;
 
 #[cfg(test)]
 mod tests;
 
 use protocol::addr::GuestPhysAddr;
 pub use protocol::layout::GicVersion;
-use protocol::layout::{
-    GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICR_STRIDE,
-    GUEST_GICV2_GICD_SIZE, GUEST_SPIS, MAX_VCPUS,
-};
+use protocol::layout::{GUEST_SPIS, MAX_VCPUS};
 
 use diag::Diagnostics;
 pub use diag::{VgicWarning, VMCR_VENG0, VMCR_VENG1, VMCR_VPMR_SHIFT};
 pub use dist_v2::sgir_targets;
 pub use state::{CompletedSet, IrqSet};
 use state::{Irq, LrTrack, NO_OWNER, ROUTE_RESET, WAKER_CHILDREN_ASLEEP, WAKER_PROCESSOR_SLEEP};
+use window::{width_mask, Decoded};
 
 /// Bitmask of vCPUs: bit *n* = vCPU *n*.
 pub type VcpuMask = u32;
@@ -75,22 +74,6 @@ const SPIS: usize = GUEST_SPIS as usize;
 const _: () = assert!(GUEST_SPIS.is_multiple_of(32) && NR_IRQS <= 1020);
 // VcpuMask has one bit per vCPU and `owner` stores a vCPU index in a u8.
 const _: () = assert!(MAX_VCPUS <= 32 && MAX_VCPUS < NO_OWNER as usize);
-
-/// What an address decodes to, before the access is performed.
-enum Decoded {
-    /// Outside every window of this GIC.
-    NotGic,
-    /// A register (possibly RAZ/WI by design).
-    Reg(regs::Reg),
-    /// Inside a window but no register of that width there: RAZ/WI and counted.
-    Unknown,
-}
-
-impl From<Option<regs::Reg>> for Decoded {
-    fn from(r: Option<regs::Reg>) -> Self {
-        r.map_or(Self::Unknown, Self::Reg)
-    }
-}
 
 /// Result of an MMIO access to the GIC windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,51 +207,6 @@ impl VgicDomain {
                     kick: self.write_reg(reg, v & width_mask(width)),
                 }
             }
-        }
-    }
-
-    /// Which GICv3 register (distributor or redistributor) an access names.
-    fn decode_v3(&self, ipa: GuestPhysAddr, width: u8) -> Decoded {
-        if let Some(off) = ipa
-            .offset_from(GUEST_GICD_BASE)
-            .filter(|&o| o < GUEST_GICD_SIZE)
-        {
-            Decoded::from(
-                valid_access(off, width)
-                    .then(|| dist::decode(off, width))
-                    .flatten(),
-            )
-        } else if let Some(off) = ipa
-            .offset_from(GUEST_GICR_BASE)
-            .filter(|&o| o < GUEST_GICR_SIZE)
-        {
-            let frame = (off / GUEST_GICR_STRIDE) as usize;
-            let inner = off % GUEST_GICR_STRIDE;
-            Decoded::from(if !valid_access(off, width) {
-                None
-            } else if frame >= self.nr_vcpus {
-                // No redistributor here: RAZ makes PIDR2 read 0, which ends a guest's scan.
-                Some(regs::Reg::Raz)
-            } else {
-                redist::decode(frame, frame + 1 == self.nr_vcpus, inner, width)
-            })
-        } else {
-            Decoded::NotGic
-        }
-    }
-
-    /// Which GICv2 distributor register an access by `vcpu` names.
-    fn decode_v2(&self, vcpu: usize, ipa: GuestPhysAddr, width: u8) -> Decoded {
-        match ipa
-            .offset_from(GUEST_GICD_BASE)
-            .filter(|&o| o < GUEST_GICV2_GICD_SIZE)
-        {
-            Some(off) => Decoded::from(
-                valid_access(off, width)
-                    .then(|| dist_v2::decode(off, width, vcpu, self.nr_vcpus))
-                    .flatten(),
-            ),
-            None => Decoded::NotGic,
         }
     }
 
@@ -466,18 +404,4 @@ pub fn sgi_targets(nr_vcpus: usize, sender: usize, sgi1r: u64) -> (u32, VcpuMask
     // Range selector n names vCPUs 16n..16n+15.
     let targets = (sgi1r & 0xFFFF).checked_shl(rs * 16).unwrap_or(0);
     (intid, targets as u32 & all)
-}
-
-/// An access must be 1, 2, 4 or 8 bytes and naturally aligned; anything else is RAZ/WI.
-fn valid_access(off: u64, width: u8) -> bool {
-    matches!(width, 1 | 2 | 4 | 8) && off.is_multiple_of(u64::from(width))
-}
-
-fn width_mask(width: u8) -> u64 {
-    match width {
-        1 => 0xFF,
-        2 => 0xFFFF,
-        4 => 0xFFFF_FFFF,
-        _ => u64::MAX,
-    }
 }

@@ -13,6 +13,10 @@ mod v2;
 mod v2_linux;
 
 use super::*;
+use protocol::layout::{
+    GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICR_STRIDE,
+    GUEST_GICV2_GICD_SIZE,
+};
 
 /// Distributor base as a raw address.
 const GICD: u64 = GUEST_GICD_BASE.as_u64();
