@@ -10,7 +10,7 @@ use crate::hyp::{vcpu_key, Hyp};
 use crate::mm::frames::BLOCK_SIZE;
 use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
 use crate::mm::ram::RamMap;
-use crate::vgic::VgicDomain;
+use crate::vgic::{GicVersion, VgicDomain};
 use alloc::boxed::Box;
 use alloc::string::String;
 use protocol::addr::PAGE_SIZE;
@@ -178,7 +178,7 @@ impl Hyp {
                 .iter()
                 .map(|p| crate::fastpath::home_entry(p.exclusive, usize::from(p.pcpu))),
         );
-        let mut vgic = VgicDomain::new(nvcpus);
+        let mut vgic = VgicDomain::new(GicVersion::V3, nvcpus);
         for v in 0..nvcpus {
             vgic.set_eoi_notify(v, VTIMER_PPI, true);
         }

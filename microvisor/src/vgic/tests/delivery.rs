@@ -53,7 +53,7 @@ fn enabled_pending_ppi_is_flushed_with_its_priority() {
 
 #[test]
 fn disabled_interrupts_wait_and_the_distributor_enable_does_not_gate() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     write(&mut g, sgi_frame(0) + 0x400 + 20, 1, 0x40);
     assert_eq!(g.inject(0, 20), 0, "not enabled");
     let mut lrs = [0u64; NR_LRS];
@@ -276,7 +276,7 @@ fn guest_icpendr_and_icactiver_reach_the_lr() {
 
 #[test]
 fn clearing_a_queued_notified_interrupt_completes_it() {
-    let mut g = VgicDomain::new(1); // groups off: the PPI stays queued in the model
+    let mut g = VgicDomain::new(GicVersion::V3, 1); // groups off: the PPI stays queued in the model
     g.set_eoi_notify(0, 27, true);
     g.inject(0, 27);
     wr32(&mut g, sgi_frame(0) + 0x280, 1 << 27);

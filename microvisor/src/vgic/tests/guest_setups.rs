@@ -119,7 +119,7 @@ fn all_warnings(g: &mut VgicDomain) -> Vec<VgicWarning> {
 
 #[test]
 fn zephyr_xenvm_gets_its_timer_and_event_interrupts_as_group1() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     replay(&mut g, ZEPHYR_XENVM_INIT);
     assert_eq!(
         rd32(&mut g, GICD),
@@ -140,7 +140,7 @@ fn zephyr_xenvm_gets_its_timer_and_event_interrupts_as_group1() {
 
 #[test]
 fn zephyr_xenvm_setup_is_reported_once_per_kind() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     replay(&mut g, ZEPHYR_XENVM_INIT);
     assert_eq!(
         all_warnings(&mut g),
@@ -170,7 +170,7 @@ fn zephyr_xenvm_setup_is_reported_once_per_kind() {
 
 #[test]
 fn linux_style_setup_raises_nothing() {
-    let mut g = VgicDomain::new(2);
+    let mut g = VgicDomain::new(GicVersion::V3, 2);
     wr32(&mut g, GICD, 0x13);
     wr32(&mut g, GICD + 0x84, 0xFFFF_FFFF);
     for v in 0..2 {

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn distributor_reset_values() {
-    let mut g = VgicDomain::new(2);
+    let mut g = VgicDomain::new(GicVersion::V3, 2);
     let typer = rd32(&mut g, GICD + 0x4);
     assert_eq!(typer & 0x1F, 2, "ITLinesNumber: 96 INTIDs");
     assert_eq!((typer >> 5) & 0x7, 0, "CPUNumber is 0 with ARE");
@@ -34,7 +34,7 @@ fn distributor_reset_values() {
 
 #[test]
 fn redistributor_reset_values_and_last_bit() {
-    let mut g = VgicDomain::new(3);
+    let mut g = VgicDomain::new(GicVersion::V3, 3);
     for v in 0..3 {
         let typer = read(&mut g, rd_frame(v) + 0x8, 8);
         assert_eq!(typer >> 32, v as u64, "affinity = Aff0 = index");
@@ -62,13 +62,13 @@ fn redistributor_reset_values_and_last_bit() {
 
 #[test]
 fn single_vcpu_has_last_set() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     assert_ne!(read(&mut g, rd_frame(0) + 0x8, 8) & (1 << 4), 0);
 }
 
 #[test]
 fn gicd_ctlr_only_enable_grp1a_is_writable() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     wr32(&mut g, GICD, 0xFFFF_FFFF);
     assert_eq!(
         rd32(&mut g, GICD),
@@ -81,7 +81,7 @@ fn gicd_ctlr_only_enable_grp1a_is_writable() {
 
 #[test]
 fn waker_children_asleep_follows_processor_sleep() {
-    let mut g = VgicDomain::new(2);
+    let mut g = VgicDomain::new(GicVersion::V3, 2);
     let waker = rd_frame(1) + 0x14;
     assert_eq!(rd32(&mut g, waker), 0b110, "asleep out of reset");
     wr32(&mut g, waker, 0);
@@ -97,7 +97,7 @@ fn waker_children_asleep_follows_processor_sleep() {
 
 #[test]
 fn icfgr_stores_only_the_edge_bit() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     wr32(&mut g, sgi_frame(0) + 0xC04, 0xFFFF_FFFF);
     assert_eq!(rd32(&mut g, sgi_frame(0) + 0xC04), 0xAAAA_AAAA);
     wr32(&mut g, sgi_frame(0) + 0xC00, 0);
@@ -118,7 +118,7 @@ fn icfgr_stores_only_the_edge_bit() {
 
 #[test]
 fn priority_registers_are_byte_accessible() {
-    let mut g = VgicDomain::new(2);
+    let mut g = VgicDomain::new(GicVersion::V3, 2);
     write(&mut g, GICD + 0x400 + 41, 1, 0xA0);
     write(&mut g, GICD + 0x400 + 42, 1, 0x1B0);
     assert_eq!(
@@ -159,7 +159,7 @@ fn distributor_private_ranges_are_raz_wi() {
 
 #[test]
 fn set_and_clear_enable_registers() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     wr32(&mut g, GICD + 0x104, 0b1011);
     assert_eq!(rd32(&mut g, GICD + 0x104), 0b1011);
     assert_eq!(
@@ -180,7 +180,7 @@ fn set_and_clear_enable_registers() {
 
 #[test]
 fn irouter_full_and_half_accesses() {
-    let mut g = VgicDomain::new(4);
+    let mut g = VgicDomain::new(GicVersion::V3, 4);
     let r40 = GICD + 0x6000 + 8 * 40;
     write(&mut g, r40, 8, 0xFFFF_FFFF_FFFF_FFFF);
     assert_eq!(
@@ -227,7 +227,7 @@ fn unknown_offsets_are_raz_wi() {
 
 #[test]
 fn wrong_width_and_misaligned_are_raz_wi() {
-    let mut g = VgicDomain::new(1);
+    let mut g = VgicDomain::new(GicVersion::V3, 1);
     let before = g.ignored_accesses();
     assert_eq!(read(&mut g, GICD, 2), 0, "16-bit CTLR");
     assert_eq!(read(&mut g, GICD + 0x4, 8), 0, "64-bit TYPER");
@@ -245,7 +245,7 @@ fn wrong_width_and_misaligned_are_raz_wi() {
 
 #[test]
 fn outside_the_windows_is_not_gic() {
-    let mut g = VgicDomain::new(2);
+    let mut g = VgicDomain::new(GicVersion::V3, 2);
     let gicr_end = GUEST_GICR_BASE.as_u64() + GUEST_GICR_SIZE;
     for addr in [
         0,
@@ -277,10 +277,10 @@ fn outside_the_windows_is_not_gic() {
 
 #[test]
 fn construction_is_const_and_clamped() {
-    static G: VgicDomain = VgicDomain::new(4);
+    static G: VgicDomain = VgicDomain::new(GicVersion::V3, 4);
     assert_eq!(G.nr_vcpus(), 4);
-    assert_eq!(VgicDomain::new(100).nr_vcpus(), MAX_VCPUS);
-    let mut none = VgicDomain::new(0);
+    assert_eq!(VgicDomain::new(GicVersion::V3, 100).nr_vcpus(), MAX_VCPUS);
+    let mut none = VgicDomain::new(GicVersion::V3, 0);
     assert_eq!(rd32(&mut none, rd_frame(0) + 0xFFE8), 0);
     assert_eq!(none.inject(0, 27), 0);
     assert_eq!(none.inject(0, 40), 0, "SPI with no vCPU to route to");
