@@ -14,9 +14,9 @@
 
 use super::percpu::{posted_irqs, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
 use super::{key_parts, Hyp, HYP};
-use crate::arch::context::{lrs_match, read_lrs, GuestRegs, MAX_LRS};
-use crate::arch::gic::{self, KICK_SGI, SPURIOUS, VTIMER_PPI};
-use crate::arch::sysreg::{read_esr_el2, write_ich_lr};
+use crate::arch::context::GuestRegs;
+use crate::arch::gic::{self, lrs_match, read_lrs, write_lr, KICK_SGI, SPURIOUS, VTIMER_PPI};
+use crate::arch::sysreg::read_esr_el2;
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
@@ -27,6 +27,7 @@ use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
 use crate::sched::VcpuKey;
 use core::sync::atomic::Ordering;
+use protocol::layout::GicVersion;
 
 /// How an exit ended on the fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,14 +166,15 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
     };
     if !lrs_match(&lv.lrs[..n]) {
         // Usually the guest finishing the timer's hardware-linked LR: absorbed here.
-        let mut hw = [0u64; MAX_LRS];
+        // Starts as the shadow: `read_lrs` wants what was last written.
+        let mut hw = lv.lrs;
         read_lrs(&mut hw[..n]);
         let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], &mut local.posted)
         else {
             return SLOW;
         };
         for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
-            write_ich_lr(slot, 0);
+            write_lr(slot, 0);
         }
     }
     match kind {
@@ -212,7 +214,7 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
                 };
             };
             lv.lrs[slot] = value;
-            write_ich_lr(slot, value);
+            write_lr(slot, value);
             local.irqs += 1;
             // Hardware-linked: the guest's EOI deactivates the physical interrupt.
             gic::drop_priority(intid);
@@ -241,7 +243,7 @@ fn deliver_posted(local: &mut Local, mailbox: &Mailbox) -> bool {
     };
     let (placed, left) = place_posted(word.take(), &mut lv.lrs[..n], &lv.private);
     for slot in (0..n).filter(|&i| placed & (1 << i) != 0) {
-        write_ich_lr(slot, lv.lrs[slot]);
+        write_lr(slot, lv.lrs[slot]);
     }
     local.posted |= placed;
     local.irqs += u64::from(placed.count_ones());
@@ -259,6 +261,10 @@ fn send_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut GuestRegs
     let Some(rt) = crate::trap::sgi1r_write(read_esr_el2()) else {
         return false;
     };
+    if gic::version() != GicVersion::V3 {
+        // No GIC system registers on a vGICv2: the slow path makes it undefined.
+        return false;
+    }
     let value = regs.x.get(usize::from(rt)).copied().unwrap_or(0);
     if !post_sgi(key, nr_vcpus, this_cpu, value) {
         return false;
