@@ -64,11 +64,13 @@ const AFFINITY: u64 = 0xff_00ff_ffff;
 /// `r` must be mapped for EL2 as device memory.
 unsafe fn probe_window(r: Region) -> Region {
     let base = r.base.as_u64();
-    // SAFETY: IIDR is a read-only identification register inside the mapped range; the
-    // alias offset is read only when the range is 128 KiB long, so it is inside it too.
+    // SAFETY: IIDR is a read-only identification register inside the mapped range. The
+    // alias is read only when the range is the 128 KiB of an aliased GIC-400: elsewhere
+    // the mapped range may extend past the frame's decoder (QEMU's 64 KiB GICC range
+    // decodes 8 KiB; an access beyond is an external abort).
     let (low, high) = unsafe {
         let low = mem::mmio_read32(base + GICV2_IIDR);
-        let high = if r.size >= GICV2_ALIAS_OFFSET + 0x1000 {
+        let high = if r.size == 0x2_0000 {
             mem::mmio_read32(base + GICV2_ALIAS_OFFSET + GICV2_IIDR)
         } else {
             0
