@@ -1,17 +1,23 @@
 //! The device tree a Linux guest boots with, describing it as a Xen on ARM DomU: the same
 //! nodes, addresses and interrupts Xen's toolstack (libxl) gives a guest, so a stock arm64
-//! kernel finds its GICv3, timer, PSCI, RAM and the `hypervisor` node that turns on its Xen
+//! kernel finds its GIC, timer, PSCI, RAM and the `hypervisor` node that turns on its Xen
 //! drivers (event channels on PPI 31, grant table in the grant window).
 //!
-//! Everything but RAM, vCPU count, command line and initrd comes from `protocol::layout`;
-//! the generator only validates its inputs and writes the tree.
+//! The GIC node describes the one the domain gets ([`GicVersion`]): a GICv3 (distributor and
+//! one redistributor per vCPU), or a GICv2 as libxl describes it (`arm,cortex-a15-gic`,
+//! distributor and CPU interface).
+//!
+//! Everything but RAM, vCPU count, GIC version, command line and initrd comes from
+//! `protocol::layout`; the generator only validates its inputs and writes the tree.
 
 use alloc::format;
 use alloc::vec::Vec;
 
+pub use protocol::layout::GicVersion;
 use protocol::layout::{
     EVTCHN_PPI, GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE,
-    GUEST_GICR_STRIDE, GUEST_GNTTAB_BASE, MAX_VCPUS, VTIMER_PPI,
+    GUEST_GICR_STRIDE, GUEST_GICV2_GICC_BASE, GUEST_GICV2_GICC_SIZE, GUEST_GICV2_GICD_SIZE,
+    GUEST_GNTTAB_BASE, MAX_VCPUS, VTIMER_PPI,
 };
 use vm_fdt::FdtWriter;
 
@@ -37,11 +43,16 @@ const ROOT_COMPAT: &[u8] = b"xen,xenvm-4.17\0xen,xenvm\0";
 const XEN_COMPAT: &[u8] = b"xen,xen-4.17\0xen,xen\0";
 const PSCI_COMPAT: &[u8] = b"arm,psci-1.0\0arm,psci-0.2\0";
 
+/// GICv2 node `compatible`, as libxl writes it for a vGICv2.
+const GICV2_COMPAT: &[u8] = b"arm,cortex-a15-gic\0arm,cortex-a9-gic\0";
+
 /// First cell of a GIC interrupt specifier for a PPI.
 const GIC_PPI: u32 = 1;
-/// Third cell, as Xen writes it: level-sensitive active-low, CPU mask 0xf (the mask is
-/// a GICv2 notion; GICv3 ignores it).
-const PPI_FLAGS: u32 = (0xf << 8) | 8;
+/// Trigger bits of the third cell: level-sensitive, active-low (the timers, as on Xen).
+const LEVEL_LOW: u32 = 8;
+/// Third cell on a GICv3, as Xen writes it: level-sensitive active-low, CPU mask 0xf (the
+/// mask is a GICv2 notion; the GICv3 binding and driver ignore it).
+const PPI_FLAGS_V3: u32 = (0xf << 8) | LEVEL_LOW;
 
 /// What differs between one Linux guest and the next.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +63,8 @@ pub struct GuestDtParams<'a> {
     pub ram_size: u64,
     /// Number of vCPUs; vCPU N is `cpu@N` with `reg = N` (its MPIDR Aff0).
     pub vcpus: u32,
+    /// The GIC architecture the domain gets (the host's).
+    pub gic: GicVersion,
     /// Kernel command line (`/chosen/bootargs`).
     pub bootargs: &'a str,
     /// `(start, end)` of the initrd, end exclusive, guest-physical, if there is one.
@@ -103,11 +116,18 @@ fn validate(p: &GuestDtParams<'_>) -> Result<(), GuestDtError> {
         return Err(GuestDtError::BadVcpuCount);
     }
     let ram_end = p.ram_base.checked_add(p.ram_size);
-    let devices = [
-        (GUEST_GICD_BASE.as_u64(), GUEST_GICD_SIZE),
-        (GUEST_GICR_BASE.as_u64(), GUEST_GICR_SIZE),
-        (GUEST_GNTTAB_BASE.as_u64(), GUEST_GNTTAB_SIZE),
-    ];
+    let devices = match p.gic {
+        GicVersion::V3 => [
+            (GUEST_GICD_BASE.as_u64(), GUEST_GICD_SIZE),
+            (GUEST_GICR_BASE.as_u64(), GUEST_GICR_SIZE),
+            (GUEST_GNTTAB_BASE.as_u64(), GUEST_GNTTAB_SIZE),
+        ],
+        GicVersion::V2 => [
+            (GUEST_GICD_BASE.as_u64(), GUEST_GICV2_GICD_SIZE),
+            (GUEST_GICV2_GICC_BASE.as_u64(), GUEST_GICV2_GICC_SIZE),
+            (GUEST_GNTTAB_BASE.as_u64(), GUEST_GNTTAB_SIZE),
+        ],
+    };
     if p.ram_size == 0
         || ram_end.is_none()
         || devices
@@ -133,9 +153,23 @@ fn validate(p: &GuestDtParams<'_>) -> Result<(), GuestDtError> {
     Ok(())
 }
 
+/// The third cell of a PPI's specifier in a tree for `p`. On a GICv2, bits [15:8] name the
+/// CPU interfaces the PPI is wired to (the `arm,gic` binding): every vCPU. (libxl writes
+/// 0xf whatever the vCPU count; Linux ignores the mask, so naming exactly the vCPUs there
+/// are only matters to a reader following the binding.)
+fn ppi_flags(p: &GuestDtParams<'_>) -> u32 {
+    match p.gic {
+        GicVersion::V3 => PPI_FLAGS_V3,
+        GicVersion::V2 => {
+            let cpus = (1u32 << p.vcpus.min(MAX_VCPUS as u32)) - 1;
+            (cpus << 8) | LEVEL_LOW
+        }
+    }
+}
+
 /// A PPI as a three-cell GIC interrupt specifier (PPIs are numbered from INTID 16).
-fn ppi(intid: u32) -> [u32; 3] {
-    [GIC_PPI, intid - 16, PPI_FLAGS]
+fn ppi(intid: u32, flags: u32) -> [u32; 3] {
+    [GIC_PPI, intid - 16, flags]
 }
 
 fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
@@ -178,24 +212,10 @@ fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
     w.property_array_u64("reg", &[p.ram_base, p.ram_size])?;
     w.end_node(memory)?;
 
-    let gicd = GUEST_GICD_BASE.as_u64();
-    let gic = w.begin_node(&format!("interrupt-controller@{gicd:x}"))?;
-    w.property_string("compatible", "arm,gic-v3")?;
-    w.property_u32("#interrupt-cells", 3)?;
-    w.property_u32("#address-cells", 2)?;
-    w.property_u32("#size-cells", 2)?;
-    w.property_null("interrupt-controller")?;
-    w.property_array_u64(
-        "reg",
-        &[
-            gicd,
-            GUEST_GICD_SIZE,
-            GUEST_GICR_BASE.as_u64(),
-            u64::from(p.vcpus) * GUEST_GICR_STRIDE,
-        ],
-    )?;
-    w.property_phandle(GIC_PHANDLE)?;
-    w.end_node(gic)?;
+    match p.gic {
+        GicVersion::V3 => write_gicv3(&mut w, p)?,
+        GicVersion::V2 => write_gicv2(&mut w)?,
+    }
 
     // Order fixed by the arm,armv8-timer binding: secure, non-secure, virtual, hypervisor.
     // Nodes with interrupts name their parent themselves too (as libxl does), for parsers
@@ -209,7 +229,7 @@ fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
         VTIMER_PPI,
         TIMER_HYP_PPI,
     ] {
-        irqs.extend_from_slice(&ppi(intid));
+        irqs.extend_from_slice(&ppi(intid, ppi_flags(p)));
     }
     w.property_array_u32("interrupts", &irqs)?;
     w.property_u32("interrupt-parent", GIC_PHANDLE)?;
@@ -218,7 +238,7 @@ fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
     let hyp = w.begin_node("hypervisor")?;
     w.property("compatible", XEN_COMPAT)?;
     w.property_array_u64("reg", &[GUEST_GNTTAB_BASE.as_u64(), GUEST_GNTTAB_SIZE])?;
-    w.property_array_u32("interrupts", &ppi(EVTCHN_PPI))?;
+    w.property_array_u32("interrupts", &ppi(EVTCHN_PPI, ppi_flags(p)))?;
     w.property_u32("interrupt-parent", GIC_PHANDLE)?;
     w.end_node(hyp)?;
 
@@ -238,6 +258,50 @@ fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
     }
     w.end_node(root)?;
     Ok(w.finish()?)
+}
+
+/// The GICv3 node: distributor, then one redistributor region per vCPU.
+fn write_gicv3(w: &mut FdtWriter, p: &GuestDtParams<'_>) -> Result<(), GuestDtError> {
+    let gicd = GUEST_GICD_BASE.as_u64();
+    let gic = w.begin_node(&format!("interrupt-controller@{gicd:x}"))?;
+    w.property_string("compatible", "arm,gic-v3")?;
+    w.property_u32("#interrupt-cells", 3)?;
+    w.property_u32("#address-cells", 2)?;
+    w.property_u32("#size-cells", 2)?;
+    w.property_null("interrupt-controller")?;
+    w.property_array_u64(
+        "reg",
+        &[
+            gicd,
+            GUEST_GICD_SIZE,
+            GUEST_GICR_BASE.as_u64(),
+            u64::from(p.vcpus) * GUEST_GICR_STRIDE,
+        ],
+    )?;
+    w.property_phandle(GIC_PHANDLE)?;
+    Ok(w.end_node(gic)?)
+}
+
+/// The GICv2 node as libxl writes it: the emulated distributor, then the CPU interface
+/// (the host's GICV frame, mapped by stage 2). No child nodes, so `#address-cells` 0.
+fn write_gicv2(w: &mut FdtWriter) -> Result<(), GuestDtError> {
+    let gicd = GUEST_GICD_BASE.as_u64();
+    let gic = w.begin_node(&format!("interrupt-controller@{gicd:x}"))?;
+    w.property("compatible", GICV2_COMPAT)?;
+    w.property_u32("#interrupt-cells", 3)?;
+    w.property_u32("#address-cells", 0)?;
+    w.property_null("interrupt-controller")?;
+    w.property_array_u64(
+        "reg",
+        &[
+            gicd,
+            GUEST_GICV2_GICD_SIZE,
+            GUEST_GICV2_GICC_BASE.as_u64(),
+            GUEST_GICV2_GICC_SIZE,
+        ],
+    )?;
+    w.property_phandle(GIC_PHANDLE)?;
+    Ok(w.end_node(gic)?)
 }
 
 #[cfg(test)]

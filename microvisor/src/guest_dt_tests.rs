@@ -14,6 +14,7 @@ fn params(vcpus: u32, initrd: Option<(u64, u64)>) -> GuestDtParams<'static> {
         ram_base: GUEST_RAM_BASE.as_u64(),
         ram_size: 512 * MIB,
         vcpus,
+        gic: GicVersion::V3,
         bootargs: "console=hvc0 earlycon=xenboot root=/dev/xvda rw",
         initrd,
         extra: &[],
@@ -311,3 +312,6 @@ fn a_fragment_joins_the_root() {
     p.extra = &[1, 2, 3];
     assert_eq!(build(&p), Err(GuestDtError::BadFragment));
 }
+
+#[path = "guest_dt_v2_tests.rs"]
+mod v2;

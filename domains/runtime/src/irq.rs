@@ -63,8 +63,8 @@ mod hw {
         without_interrupts(|| *POST.lock() = Some(post));
     }
 
-    /// Sets up the GIC for the first vCPU: distributor plus this vCPU's redistributor and
-    /// CPU interface. IRQs stay masked until [`enable_irqs`].
+    /// Sets up the GIC for the first vCPU: distributor plus this vCPU's banked interrupts
+    /// and CPU interface. IRQs stay masked until [`enable_irqs`].
     pub fn init_primary() {
         gic::init_distributor();
         gic::init_cpu();
@@ -72,16 +72,17 @@ mod hw {
         gic::enable(SHUTDOWN_PPI);
     }
 
-    /// Sets up the calling secondary vCPU's redistributor and CPU interface.
+    /// Sets up the calling secondary vCPU's banked interrupts and CPU interface.
     pub fn init_secondary() {
         gic::init_cpu();
     }
 
     /// Called by the IRQ vector.
     pub(crate) fn dispatch() {
-        while let Some(intid) = gic::ack() {
+        while let Some(irq) = gic::ack() {
+            let intid = irq.intid();
             if intid == SHUTDOWN_PPI {
-                gic::eoi(intid);
+                gic::eoi(irq);
                 crate::cap::honour_shutdown_request();
                 continue;
             }
@@ -91,7 +92,7 @@ mod hw {
                 None if intid == VTIMER_PPI => timer::stop(),
                 None => {}
             }
-            gic::eoi(intid);
+            gic::eoi(irq);
         }
         let post = *POST.lock();
         if let Some(p) = post {

@@ -105,6 +105,8 @@ pub fn load(ram: &RamMap, spec: &LoadSpec<'_>) -> Result<(Entry, Vec<Op>), CapEr
                 ram_base,
                 ram_size,
                 vcpus: u32::from(spec.vcpus),
+                // Every domain has a GICv3 until the loader is given the domain's version.
+                gic: guest_dt::GicVersion::V3,
                 bootargs: spec.cmdline,
                 initrd,
                 extra: spec.extra_dt,

@@ -10,9 +10,15 @@
 
 use core::fmt;
 
+use super::GicVersion;
+
 /// Number of warning kinds.
 const KINDS: usize = 5;
 
+/// `ICH_VMCR_EL2.VENG0`: on a GICv2 guest, its `GICC_CTLR.EnableGrp0` (`GICH_VMCR` has
+/// VMGrp0En at the same bit, and its VMPriMask [31:27] where `VPMR` [31:24] has the same
+/// top bits, so a `GICH_VMCR` value can be passed as it is).
+pub const VMCR_VENG0: u64 = 1 << 0;
 /// `ICH_VMCR_EL2.VENG1`: the guest's `ICC_IGRPEN1_EL1`.
 pub const VMCR_VENG1: u64 = 1 << 1;
 /// Shift of `ICH_VMCR_EL2.VPMR`: the guest's `ICC_PMR_EL1`.
@@ -52,6 +58,21 @@ pub enum VgicWarning {
         /// The vCPU.
         vcpu: usize,
     },
+    /// GICv2: an interrupt was delivered while `GICD_CTLR.EnableGrp0` (the group of every
+    /// GICv2 guest interrupt) was off. A GIC would hold it; Bulkhead delivers it, as Xen
+    /// does.
+    DistributorDisabled {
+        /// The interrupt delivered.
+        intid: u32,
+        /// The guest's last `GICD_CTLR` write.
+        ctlr: u32,
+    },
+    /// GICv2: a vCPU waits for interrupts (WFI) with `GICC_CTLR.EnableGrp0` = 0: none can
+    /// reach it.
+    CpuInterfaceGroup0Off {
+        /// The vCPU.
+        vcpu: usize,
+    },
     /// A vCPU waits for interrupts (WFI) while its priority mask (`ICC_PMR_EL1`) masks
     /// every interrupt it has enabled: none can reach it.
     PriorityMasked {
@@ -68,9 +89,11 @@ impl VgicWarning {
     fn kind(self) -> usize {
         match self {
             Self::Group0Requested { .. } => 0,
-            Self::DistributorGroupOff { .. } => 1,
+            Self::DistributorGroupOff { .. } | Self::DistributorDisabled { .. } => 1,
             Self::RedistributorAsleep { .. } => 2,
-            Self::CpuInterfaceOff { .. } => Diagnostics::kind_of_cpu_off(),
+            Self::CpuInterfaceOff { .. } | Self::CpuInterfaceGroup0Off { .. } => {
+                Diagnostics::kind_of_cpu_off()
+            }
             Self::PriorityMasked { .. } => Diagnostics::kind_of_masked(),
         }
     }
@@ -106,6 +129,17 @@ impl fmt::Display for VgicWarning {
                 f,
                 "vGIC: vCPU {vcpu} waits for interrupts with ICC_IGRPEN1_EL1 = 0; no \
                  interrupt will ever reach it"
+            ),
+            Self::DistributorDisabled { intid, ctlr } => write!(
+                f,
+                "vGIC: INTID {intid} delivered while GICD_CTLR.EnableGrp0 (bit 0) is off \
+                 (GICD_CTLR last written {ctlr:#x}); every interrupt of a GICv2 guest is in \
+                 Group 0, so a GIC would never deliver it; Bulkhead delivers it as Xen does"
+            ),
+            Self::CpuInterfaceGroup0Off { vcpu } => write!(
+                f,
+                "vGIC: vCPU {vcpu} waits for interrupts with GICC_CTLR.EnableGrp0 = 0 (its \
+                 GICv2 interrupts are all Group 0); no interrupt will ever reach it"
             ),
             Self::PriorityMasked { vcpu, pmr, best } => write!(
                 f,
@@ -178,10 +212,11 @@ impl super::VgicDomain {
         self.diag.any_queued()
     }
 
-    /// `vcpu` is about to block in WFI with `vmcr` (its `ICH_VMCR_EL2`) and nothing
-    /// deliverable: if it has interrupts enabled but its CPU interface cannot take any of
-    /// them (group 1 disabled, or every one masked by its priority mask), it will wait
-    /// forever; raise that once.
+    /// `vcpu` is about to block in WFI with `vmcr` (its `ICH_VMCR_EL2`, or on a GICv2 its
+    /// `GICH_VMCR`, same bit positions for what is used here) and nothing deliverable: if it
+    /// has interrupts enabled but its CPU interface cannot take any of them (their group
+    /// disabled, or every one masked by its priority mask), it will wait forever; raise
+    /// that once.
     pub fn note_wait(&mut self, vcpu: usize, vmcr: u64) {
         if self.diag.wait_checks_done() {
             return;
@@ -190,8 +225,12 @@ impl super::VgicDomain {
             // Nothing enabled: it waits for something else (a kick, PSCI), not for us.
             return;
         };
-        if vmcr & VMCR_VENG1 == 0 {
-            self.diag.raise(VgicWarning::CpuInterfaceOff { vcpu });
+        let (enable, off) = match self.version {
+            GicVersion::V3 => (VMCR_VENG1, VgicWarning::CpuInterfaceOff { vcpu }),
+            GicVersion::V2 => (VMCR_VENG0, VgicWarning::CpuInterfaceGroup0Off { vcpu }),
+        };
+        if vmcr & enable == 0 {
+            self.diag.raise(off);
             return;
         }
         let pmr = (vmcr >> VMCR_VPMR_SHIFT) as u8;
@@ -206,15 +245,24 @@ impl super::VgicDomain {
     /// Called as `intid` is handed to `vcpu`'s list registers: notes deliveries a GIC would
     /// have held back under the guest's configuration.
     pub(crate) fn note_delivery(&mut self, vcpu: usize, intid: u32) {
-        if self.ctlr & super::regs::CTLR_ENABLE_G1A == 0 {
-            let ctlr = self.ctlr;
-            self.diag
-                .raise(VgicWarning::DistributorGroupOff { intid, ctlr });
+        let ctlr = self.ctlr;
+        match self.version {
+            GicVersion::V3 if ctlr & super::regs::CTLR_ENABLE_G1A == 0 => {
+                self.diag
+                    .raise(VgicWarning::DistributorGroupOff { intid, ctlr });
+            }
+            GicVersion::V2 if ctlr & super::regs::CTLR_V2_ENABLE_G0 == 0 => {
+                self.diag
+                    .raise(VgicWarning::DistributorDisabled { intid, ctlr });
+            }
+            _ => {}
         }
-        let asleep = self
-            .waker
-            .get(vcpu)
-            .is_some_and(|w| w & super::state::WAKER_PROCESSOR_SLEEP != 0);
+        // A GICv2 has no redistributors to leave asleep.
+        let asleep = self.version == GicVersion::V3
+            && self
+                .waker
+                .get(vcpu)
+                .is_some_and(|w| w & super::state::WAKER_PROCESSOR_SLEEP != 0);
         if intid < super::FIRST_SPI && asleep {
             self.diag
                 .raise(VgicWarning::RedistributorAsleep { vcpu, intid });

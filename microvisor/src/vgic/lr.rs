@@ -13,7 +13,7 @@
 //!   disabled) returns its pending state to the model and is not a completion.
 
 use super::state::{IrqSet, NO_OWNER};
-use super::{CompletedSet, VgicDomain, FIRST_SPI, NR_IRQS};
+use super::{CompletedSet, GicVersion, VgicDomain, FIRST_SPI, NR_IRQS};
 
 /// LR state bit: pending.
 pub const PENDING: u64 = 1 << 62;
@@ -105,6 +105,17 @@ pub const fn is_hw(lr: u64) -> bool {
 /// Whether the EOI-maintenance bit is set (meaningful only when HW = 0).
 pub const fn eoi_notify(lr: u64) -> bool {
     lr & EOI != 0 && !is_hw(lr)
+}
+
+/// The Group bit every LR of a domain with a GIC of `version` carries: Group 1 on a GICv3
+/// (what a non-secure kernel enables with `ICC_IGRPEN1_EL1`), Group 0 on a GICv2 (whose
+/// `IGROUPR` reads 0 and whose guests enable only `GICC_CTLR.EnableGrp0`). Callers that
+/// build LRs themselves (hardware-linked timer, posted interrupts) use it too.
+pub const fn group_bit(version: GicVersion) -> u64 {
+    match version {
+        GicVersion::V3 => GROUP1,
+        GicVersion::V2 => 0,
+    }
 }
 
 /// Whether the Group bit says Group 1.
@@ -329,6 +340,9 @@ impl VgicDomain {
     /// Moves `intid` from the model into a new LR value for `vcpu`.
     fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
         let wants = self.irq(vcpu, intid).is_some_and(|irq| self.wants_lr(irq));
+        // Every interrupt of a non-secure GICv3 guest is Group 1, of a GICv2 guest Group 0
+        // (see the module doc).
+        let group1 = group_bit(self.version) != 0;
         let irq = match self.irq_mut(vcpu, intid) {
             Some(irq) => irq,
             None => return 0,
@@ -344,8 +358,7 @@ impl VgicDomain {
         if intid >= FIRST_SPI {
             irq.owner = vcpu as u8;
         }
-        // Every interrupt of a non-secure guest is Group 1 (see the module doc).
-        let lr = build(intid, irq.priority, true, irq.eoi_notify, st);
+        let lr = build(intid, irq.priority, group1, irq.eoi_notify, st);
         if let Some(t) = self.lrs.get_mut(vcpu) {
             t.in_lr.insert(intid);
         }

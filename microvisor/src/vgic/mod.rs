@@ -1,8 +1,17 @@
-//! The emulated GICv3 of one domain: distributor and redistributor registers, virtual
+//! The emulated GIC of one domain: distributor and redistributor registers, virtual
 //! interrupt state, SGI routing and list-register (LR) management. Pure logic; the caller
-//! moves `ICH_LR<n>_EL2` values in and out as `u64` slices.
+//! moves `ICH_LR<n>_EL2` values in and out as `u64` slices (on a GICv2 host too: the caller
+//! converts to and from `GICH_LR<n>` at the hardware boundary).
 //!
-//! Model and invariants:
+//! A domain sees the host's GIC architecture ([`GicVersion`]). A GICv3 is described below.
+//! A GICv2 (`dist_v2.rs`) is the same model behind a different register map: one 4 KiB
+//! distributor whose registers for INTIDs 0-31 are banked per accessing vCPU (the state
+//! the GICv3 keeps in each redistributor), `GICD_ITARGETSR` mapped onto the single-owner
+//! SPI routing, SGIs sent through `GICD_SGIR`; no redistributors. Its interrupts are
+//! Group 0 (`IGROUPR` is RAZ/WI, as on Xen), so the model's LRs for it carry Group 0, which
+//! a GICv2 guest enables with `GICC_CTLR.EnableGrp0` (bit 0, all Linux sets).
+//!
+//! Model and invariants (GICv3; a GICv2 differs as said above):
 //! - The guest sees what a Non-secure kernel sees of a GIC with two security states, as on
 //!   Xen: affinity routing is always on (`GICD_CTLR.ARE_NS` reads 1, `DS` reads 0), so
 //!   SGIs/PPIs live only in the redistributors; `IGROUPR`, `IGRPMODR` and `NSACR` are
@@ -31,25 +40,26 @@
 
 mod diag;
 mod dist;
+mod dist_v2;
 pub mod lr;
 mod redist;
 mod regs;
 mod state;
+mod window;
 
 #[cfg(test)]
 mod tests;
 
 use protocol::addr::GuestPhysAddr;
 pub use protocol::layout::GicVersion;
-use protocol::layout::{
-    GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICR_STRIDE,
-    GUEST_SPIS, MAX_VCPUS,
-};
+use protocol::layout::{GUEST_SPIS, MAX_VCPUS};
 
 use diag::Diagnostics;
-pub use diag::{VgicWarning, VMCR_VENG1, VMCR_VPMR_SHIFT};
+pub use diag::{VgicWarning, VMCR_VENG0, VMCR_VENG1, VMCR_VPMR_SHIFT};
+pub use dist_v2::sgir_targets;
 pub use state::{CompletedSet, IrqSet};
 use state::{Irq, LrTrack, NO_OWNER, ROUTE_RESET, WAKER_CHILDREN_ASLEEP, WAKER_PROCESSOR_SLEEP};
+use window::{width_mask, Decoded};
 
 /// Bitmask of vCPUs: bit *n* = vCPU *n*.
 pub type VcpuMask = u32;
@@ -77,11 +87,12 @@ pub enum MmioOutcome {
         /// vCPUs to kick.
         kick: VcpuMask,
     },
-    /// The address is outside the GICD and GICR windows; the caller handles it.
+    /// The address is outside this GIC's windows (the distributor, and on a GICv3 the
+    /// redistributors); the caller handles it.
     NotGic,
 }
 
-/// The emulated GICv3 of one domain.
+/// The emulated GIC (v3 or v2) of one domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VgicDomain {
     /// The GIC architecture the guest sees (its register map and CPU interface).
@@ -162,8 +173,13 @@ impl VgicDomain {
     }
 
     /// Emulates a guest access of `width` bytes at `ipa`; `write` is `None` for a read.
-    /// `vcpu` is the accessing vCPU (redistributor frames are selected by address, not by
-    /// it). Never panics.
+    /// `vcpu` is the accessing vCPU: on a GICv2 it selects the banked copy of the
+    /// registers covering INTIDs 0-31 (and is the sender of a `GICD_SGIR` write); on a
+    /// GICv3 redistributor frames are selected by address and it is not used. Never panics.
+    ///
+    /// Windows: a GICv3 has the distributor at `GUEST_GICD_BASE` (64 KiB) and the
+    /// redistributors at `GUEST_GICR_BASE`; a GICv2 only its 4 KiB distributor at
+    /// `GUEST_GICD_BASE` (its CPU interface is the hardware GICV frame, never emulated).
     pub fn mmio(
         &mut self,
         vcpu: usize,
@@ -171,37 +187,14 @@ impl VgicDomain {
         width: u8,
         write: Option<u64>,
     ) -> MmioOutcome {
-        // The accessor does not matter with affinity routing; kept for the caller's symmetry.
-        let _ = vcpu;
-        let reg = if let Some(off) = ipa
-            .offset_from(GUEST_GICD_BASE)
-            .filter(|&o| o < GUEST_GICD_SIZE)
-        {
-            if valid_access(off, width) {
-                dist::decode(off, width)
-            } else {
-                None
-            }
-        } else if let Some(off) = ipa
-            .offset_from(GUEST_GICR_BASE)
-            .filter(|&o| o < GUEST_GICR_SIZE)
-        {
-            let frame = (off / GUEST_GICR_STRIDE) as usize;
-            let inner = off % GUEST_GICR_STRIDE;
-            if !valid_access(off, width) {
-                None
-            } else if frame >= self.nr_vcpus {
-                // No redistributor here: RAZ makes PIDR2 read 0, which ends a guest's scan.
-                Some(regs::Reg::Raz)
-            } else {
-                redist::decode(frame, frame + 1 == self.nr_vcpus, inner, width)
-            }
-        } else {
-            return MmioOutcome::NotGic;
+        let reg = match self.version {
+            GicVersion::V3 => self.decode_v3(ipa, width),
+            GicVersion::V2 => self.decode_v2(vcpu, ipa, width),
         };
         let reg = match reg {
-            Some(r) => r,
-            None => {
+            Decoded::NotGic => return MmioOutcome::NotGic,
+            Decoded::Reg(r) => r,
+            Decoded::Unknown => {
                 self.ignored = self.ignored.wrapping_add(1);
                 regs::Reg::Raz
             }
@@ -239,6 +232,12 @@ impl VgicDomain {
     /// the architecture ignores writes naming absent PEs. Returns the vCPUs to kick.
     pub fn send_sgi(&mut self, sender: usize, sgi1r: u64) -> VcpuMask {
         let (intid, targets) = sgi_targets(self.nr_vcpus, sender, sgi1r);
+        self.pend_sgi(intid, targets)
+    }
+
+    /// Pends SGI `intid` on each vCPU in `targets` (absent ones are skipped); returns the
+    /// vCPUs to kick. Shared by `ICC_SGI1R_EL1` (GICv3) and `GICD_SGIR` (GICv2).
+    fn pend_sgi(&mut self, intid: u32, targets: VcpuMask) -> VcpuMask {
         let mut kick = 0;
         for v in (0..self.nr_vcpus).filter(|&v| targets & (1 << v) != 0) {
             kick |= self.inject(v, intid);
@@ -405,18 +404,4 @@ pub fn sgi_targets(nr_vcpus: usize, sender: usize, sgi1r: u64) -> (u32, VcpuMask
     // Range selector n names vCPUs 16n..16n+15.
     let targets = (sgi1r & 0xFFFF).checked_shl(rs * 16).unwrap_or(0);
     (intid, targets as u32 & all)
-}
-
-/// An access must be 1, 2, 4 or 8 bytes and naturally aligned; anything else is RAZ/WI.
-fn valid_access(off: u64, width: u8) -> bool {
-    matches!(width, 1 | 2 | 4 | 8) && off.is_multiple_of(u64::from(width))
-}
-
-fn width_mask(width: u8) -> u64 {
-    match width {
-        1 => 0xFF,
-        2 => 0xFFFF,
-        4 => 0xFFFF_FFFF,
-        _ => u64::MAX,
-    }
 }

@@ -8,12 +8,17 @@
 
 use super::diag::VgicWarning;
 use super::state::{WAKER_CHILDREN_ASLEEP, WAKER_PROCESSOR_SLEEP};
-use super::{VcpuMask, VgicDomain, FIRST_SPI, NR_IRQS};
+use super::{GicVersion, VcpuMask, VgicDomain, FIRST_SPI, NR_IRQS};
 
 /// `GICD_CTLR.EnableGrp1A` (bit 1 of the Non-secure view): the only bit a guest can
 /// change. It is stored and read back but does not gate delivery (see the module doc of
 /// `vgic`).
 pub(crate) const CTLR_ENABLE_G1A: u32 = 1 << 1;
+/// GICv2 `GICD_CTLR` without the Security Extensions: EnableGrp0 (bit 0) and EnableGrp1
+/// (bit 1), stored and read back; like the GICv3's they do not gate delivery.
+pub(crate) const CTLR_V2_ENABLES: u32 = 0b11;
+/// GICv2 `GICD_CTLR.EnableGrp0`: enables the group every GICv2 guest interrupt is in.
+pub(crate) const CTLR_V2_ENABLE_G0: u32 = 1 << 0;
 /// `GICD_CTLR.ARE_NS` (bit 4): affinity routing, always on.
 pub(crate) const CTLR_ARE_NS: u32 = 1 << 4;
 /// `GICD_IROUTER.Interrupt_Routing_Mode`: 1 of N.
@@ -64,6 +69,11 @@ pub(crate) enum Reg {
     Router { intid: u32, shift: u8, mask: u64 },
     /// `GICR_WAKER` of `vcpu`.
     Waker { vcpu: usize },
+    /// GICv2 `GICD_ITARGETSR`: `len` (1 or 4) target bytes starting at `intid`, as seen by
+    /// `vcpu` (the bytes of INTIDs 0-31 are banked and read-only).
+    Targets { vcpu: usize, intid: u32, len: u8 },
+    /// GICv2 `GICD_SGIR` (write-only), written by `vcpu`.
+    Sgir { vcpu: usize },
 }
 
 impl VgicDomain {
@@ -72,7 +82,10 @@ impl VgicDomain {
         match reg {
             Reg::Raz => 0,
             Reg::Const(v) => v,
-            Reg::DistCtlr => u64::from((self.ctlr & CTLR_ENABLE_G1A) | CTLR_ARE_NS),
+            Reg::DistCtlr => u64::from(match self.version {
+                GicVersion::V3 => (self.ctlr & CTLR_ENABLE_G1A) | CTLR_ARE_NS,
+                GicVersion::V2 => self.ctlr & CTLR_V2_ENABLES,
+            }),
             Reg::Bits { kind, vcpu, first } => u64::from(self.read_bits(kind, vcpu, first)),
             Reg::Prio { vcpu, intid, len } => (0..u32::from(len)).fold(0, |acc, i| {
                 let p = self.irq(vcpu, intid + i).map_or(0, |irq| irq.priority);
@@ -91,6 +104,8 @@ impl VgicDomain {
                 (route & mask) >> shift
             }
             Reg::Waker { vcpu } => u64::from(self.waker.get(vcpu).copied().unwrap_or(0)),
+            Reg::Targets { vcpu, intid, len } => self.read_targets(vcpu, intid, len),
+            Reg::Sgir { .. } => 0,
         }
     }
 
@@ -99,7 +114,8 @@ impl VgicDomain {
         match reg {
             Reg::Raz | Reg::Const(_) => 0,
             Reg::DistCtlr => {
-                // Kept whole for the diagnostic; only EnableGrp1A reads back.
+                // Kept whole for the diagnostic; only EnableGrp1A (GICv3) or EnableGrp0 and
+                // EnableGrp1 (GICv2) read back.
                 self.ctlr = val as u32;
                 0
             }
@@ -144,6 +160,8 @@ impl VgicDomain {
                 }
                 0
             }
+            Reg::Targets { intid, len, .. } => self.write_targets(intid, len, val),
+            Reg::Sgir { vcpu } => self.write_sgir(vcpu, val),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Deterministic fuzzing: random MMIO, injections, SGIs and guest-side LR changes must never
-//! panic and must keep the LR invariants.
+//! panic and must keep the LR invariants, on a GICv3 and on a GICv2.
 
 use super::*;
 
@@ -21,8 +21,11 @@ impl Rng {
     }
 }
 
-/// An address near the GIC windows, biased toward registers that exist.
-fn random_addr(r: &mut Rng) -> u64 {
+/// An address near the GIC windows of `version`, biased toward registers that exist.
+fn random_addr(r: &mut Rng, version: GicVersion) -> u64 {
+    if version == GicVersion::V2 && r.below(2) == 0 {
+        return random_addr_v2(r);
+    }
     let interesting = [
         0x0u64, 0x4, 0x80, 0x100, 0x180, 0x200, 0x280, 0x300, 0x380, 0x400, 0xC00, 0x6100, 0xFFE8,
     ];
@@ -38,6 +41,33 @@ fn random_addr(r: &mut Rng) -> u64 {
         2 => rd_frame(r.below(9) as usize).wrapping_add(off % 0x2_0000),
         3 => sgi_frame(r.below(MAX_VCPUS as u64) as usize).wrapping_add(off & 0xFFFF),
         _ => r.next(),
+    }
+}
+
+/// An address in or near a GICv2 distributor, biased toward its own registers (banked
+/// ranges, ITARGETSR, SGIR and the SGI pending registers).
+fn random_addr_v2(r: &mut Rng) -> u64 {
+    let interesting = [
+        0x0u64, 0x4, 0x80, 0x100, 0x200, 0x380, 0x400, 0x800, 0x820, 0xC00, 0xF00, 0xF10, 0xFE8,
+    ];
+    let off = match r.below(3) {
+        0 => r.below(0x1000),
+        1 => interesting[r.below(interesting.len() as u64) as usize] + r.below(0x40),
+        _ => r.below(0x2000),
+    };
+    if r.below(8) == 0 {
+        GICD.wrapping_sub(off)
+    } else {
+        GICD + off
+    }
+}
+
+/// A value for a write at `addr`: mostly random, sometimes a well-formed `GICD_SGIR`.
+fn random_val(r: &mut Rng, addr: u64) -> u64 {
+    if addr == GICD + 0xF00 && r.below(2) == 0 {
+        r.below(4) << 24 | r.below(0x100) << 16 | r.below(16)
+    } else {
+        r.next()
     }
 }
 
@@ -69,17 +99,26 @@ fn assert_lr_invariants(g: &VgicDomain, v: usize, lrs: &[u64]) {
 
 #[test]
 fn random_mmio_never_panics() {
+    random_mmio(GicVersion::V3);
+}
+
+#[test]
+fn random_mmio_never_panics_v2() {
+    random_mmio(GicVersion::V2);
+}
+
+fn random_mmio(version: GicVersion) {
     let widths = [0u8, 1, 2, 3, 4, 5, 7, 8, 16, 255];
     for seed in 1..=8u64 {
         let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut g = VgicDomain::new(GicVersion::V3, r.below(MAX_VCPUS as u64 + 2) as usize);
+        let mut g = VgicDomain::new(version, r.below(MAX_VCPUS as u64 + 2) as usize);
         for _ in 0..20_000 {
-            let addr = random_addr(&mut r);
+            let addr = random_addr(&mut r, version);
             let width = widths[r.below(widths.len() as u64) as usize];
             let val = if r.below(2) == 0 {
                 None
             } else {
-                Some(r.next())
+                Some(random_val(&mut r, addr))
             };
             let v = r.below(12) as usize;
             match g.mmio(v, GuestPhysAddr::new(addr), width, val) {
@@ -93,19 +132,37 @@ fn random_mmio_never_panics() {
                         assert_eq!(x >> (8 * u32::from(width)), 0, "read wider than access");
                     }
                 }
-                MmioOutcome::NotGic => {}
+                MmioOutcome::NotGic => {
+                    let in_gicd = addr
+                        .checked_sub(GICD)
+                        .is_some_and(|o| o < GUEST_GICV2_GICD_SIZE);
+                    assert!(!in_gicd, "{addr:#x} is in the distributor");
+                }
             }
         }
-        assert_ne!(read(&mut g, GICD, 4) & (1 << 4), 0, "ARE stays set");
+        let ctlr = read(&mut g, GICD, 4);
+        match version {
+            GicVersion::V3 => assert_ne!(ctlr & (1 << 4), 0, "ARE stays set"),
+            GicVersion::V2 => assert_eq!(ctlr & !0b11, 0, "only the two enables"),
+        }
     }
 }
 
 #[test]
 fn random_guest_activity_keeps_lr_invariants() {
+    random_activity(GicVersion::V3);
+}
+
+#[test]
+fn random_guest_activity_keeps_lr_invariants_v2() {
+    random_activity(GicVersion::V2);
+}
+
+fn random_activity(version: GicVersion) {
     for seed in 1..=6u64 {
         let mut r = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let n = 1 + r.below(MAX_VCPUS as u64) as usize;
-        let mut g = VgicDomain::new(GicVersion::V3, n);
+        let mut g = VgicDomain::new(version, n);
         let mut lrs = [[0u64; NR_LRS]; MAX_VCPUS];
         for _ in 0..20_000 {
             let v = r.below(n as u64 + 1) as usize; // sometimes absent
@@ -118,8 +175,9 @@ fn random_guest_activity_keeps_lr_invariants() {
                     g.send_sgi(v, r.next());
                 }
                 2 => {
-                    let addr = random_addr(&mut r);
-                    g.mmio(v, GuestPhysAddr::new(addr), 4, Some(r.next()));
+                    let addr = random_addr(&mut r, version);
+                    let val = random_val(&mut r, addr);
+                    g.mmio(v, GuestPhysAddr::new(addr), 4, Some(val));
                 }
                 3 => g.set_eoi_notify(v, intid, r.below(2) == 0),
                 4 | 5 => {

@@ -1,15 +1,22 @@
 //! Host tests for the emulated GICv3: register reset values and access rules (`mmio.rs`),
 //! interrupt delivery through list registers (`delivery.rs`), routing (`routing.rs`), real
 //! guests' setups and the diagnostics for broken ones (`guest_setups.rs`), and a never-panic
-//! fuzz loop (`fuzz.rs`).
+//! fuzz loop (`fuzz.rs`, both versions). The emulated GICv2: its register map, banking,
+//! `ITARGETSR` and `SGIR` (`v2.rs`), and Linux's bring-up replayed (`v2_linux.rs`).
 
 mod delivery;
 mod fuzz;
 mod guest_setups;
 mod mmio;
 mod routing;
+mod v2;
+mod v2_linux;
 
 use super::*;
+use protocol::layout::{
+    GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICR_STRIDE,
+    GUEST_GICV2_GICD_SIZE,
+};
 
 /// Distributor base as a raw address.
 const GICD: u64 = GUEST_GICD_BASE.as_u64();
@@ -37,6 +44,22 @@ fn write(g: &mut VgicDomain, addr: u64, width: u8, val: u64) -> VcpuMask {
     match g.mmio(0, GuestPhysAddr::new(addr), width, Some(val)) {
         MmioOutcome::Write { kick } => kick,
         other => panic!("write at {addr:#x} gave {other:?}"),
+    }
+}
+
+/// A read of `width` bytes at `addr` made by vCPU `v` (what banks a GICv2's registers).
+fn read_as(g: &mut VgicDomain, v: usize, addr: u64, width: u8) -> u64 {
+    match g.mmio(v, GuestPhysAddr::new(addr), width, None) {
+        MmioOutcome::Read(x) => x,
+        other => panic!("read by vCPU {v} at {addr:#x} gave {other:?}"),
+    }
+}
+
+/// A write of `width` bytes at `addr` made by vCPU `v`; returns the kick mask.
+fn write_as(g: &mut VgicDomain, v: usize, addr: u64, width: u8, val: u64) -> VcpuMask {
+    match g.mmio(v, GuestPhysAddr::new(addr), width, Some(val)) {
+        MmioOutcome::Write { kick } => kick,
+        other => panic!("write by vCPU {v} at {addr:#x} gave {other:?}"),
     }
 }
 

@@ -9,7 +9,10 @@ use core::ptr::NonNull;
 use protocol::control::MSG_PAGE_SIZE;
 use protocol::layout::MAX_VCPUS;
 #[cfg(not(feature = "native"))]
-use protocol::layout::{GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE};
+use protocol::layout::{
+    GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICV2_GICC_BASE,
+    GUEST_GICV2_GICC_SIZE,
+};
 
 /// The global allocator: a first-fit heap behind a spin lock taken with IRQs masked, so an
 /// interrupt handler that allocates cannot deadlock against the code it interrupted.
@@ -125,11 +128,12 @@ pub fn msg_read(len: usize) -> Vec<u8> {
 
 #[cfg(feature = "native")]
 fn check_gic(addr: u64) {
-    use crate::board::{GICD_BASE, GICD_SIZE, GICR_BASE, GICR_SIZE};
+    use crate::board::{GICC_BASE, GICC_SIZE, GICD_BASE, GICD_SIZE, GICR_BASE, GICR_SIZE};
     let in_gicd = (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&addr);
     let in_gicr = (GICR_BASE..GICR_BASE + GICR_SIZE).contains(&addr);
+    let in_gicc = (GICC_BASE..GICC_BASE + GICC_SIZE).contains(&addr);
     assert!(
-        (in_gicd || in_gicr) && addr.is_multiple_of(4),
+        (in_gicd || in_gicr || in_gicc) && addr.is_multiple_of(4),
         "not a GIC register: {addr:#x}"
     );
 }
@@ -140,21 +144,26 @@ fn check_gic(addr: u64) {
         addr >= GUEST_GICD_BASE.as_u64() && addr < GUEST_GICD_BASE.as_u64() + GUEST_GICD_SIZE;
     let in_gicr =
         addr >= GUEST_GICR_BASE.as_u64() && addr < GUEST_GICR_BASE.as_u64() + GUEST_GICR_SIZE;
+    // A vGICv2's CPU interface (its 4 KiB distributor lies inside the GICv3 one's range).
+    let gicc = GUEST_GICV2_GICC_BASE.as_u64();
+    let in_gicc = addr >= gicc && addr < gicc + GUEST_GICV2_GICC_SIZE;
     assert!(
-        (in_gicd || in_gicr) && addr.is_multiple_of(4),
+        (in_gicd || in_gicr || in_gicc) && addr.is_multiple_of(4),
         "not a GIC register: {addr:#x}"
     );
 }
 
-/// 32-bit read of an emulated GIC register. Panics outside the GIC frames (a runtime bug).
+/// 32-bit read of a GIC register (emulated distributor or redistributor, or a vGICv2's
+/// CPU interface). Panics outside the GIC frames (a runtime bug).
 pub fn gic_read32(addr: u64) -> u32 {
     check_gic(addr);
-    // SAFETY: the address is an aligned register in the emulated GIC frames, mapped Device
-    // by our identity map and owned by no Rust object; a single 32-bit load.
+    // SAFETY: the address is an aligned register in the GIC frames (checked above), all in
+    // the `[0, 1G)` block our identity map makes Device memory and owned by no Rust object;
+    // a single 32-bit load (reading an IAR acknowledges, which is the caller's intent).
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
-/// 32-bit write of an emulated GIC register. Panics outside the GIC frames (a runtime bug).
+/// 32-bit write of a GIC register (as for [`gic_read32`]). Panics outside the GIC frames (a runtime bug).
 pub fn gic_write32(addr: u64, value: u32) {
     check_gic(addr);
     // SAFETY: as for `gic_read32`; a single 32-bit store.

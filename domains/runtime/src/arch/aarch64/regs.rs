@@ -35,6 +35,9 @@ read_sysreg!(
     /// MPIDR_EL1 (the microvisor sets Aff0 = vCPU index).
     mpidr, "mpidr_el1");
 read_sysreg!(
+    /// ID_AA64PFR0_EL1 (its GIC field says which CPU interface this vCPU has).
+    id_aa64pfr0, "id_aa64pfr0_el1");
+read_sysreg!(
     /// CNTFRQ_EL0, the counter frequency in Hz.
     cntfrq, "cntfrq_el0");
 read_sysreg!(
