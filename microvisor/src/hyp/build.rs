@@ -108,6 +108,7 @@ impl Hyp {
             extra_dt: req.extra_dt,
             cmdline: req.cmdline,
             vcpus: nvcpus as u16,
+            gic: self.platform.gic_version(),
             pcpus: ncpus as u16,
         };
         let (entry, load_ops) = match super::loader::load(&ram, &load) {
