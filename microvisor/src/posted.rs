@@ -56,6 +56,8 @@ pub struct PrivateCfg {
     pub eoi: u32,
     /// Priority of each INTID.
     pub priority: [u8; 32],
+    /// The domain's vGIC is a GICv2: its LRs are Group 0 ([`lr::group_bit`]).
+    pub group0: bool,
 }
 
 /// Places the posted INTIDs `bits` into free LRs of `lrs` (the vCPU's LRs, equal to the
@@ -77,7 +79,8 @@ pub fn place_posted(bits: u32, lrs: &mut [u64], cfg: &PrivateCfg) -> (u16, u32) 
         match free {
             Some(slot) if cfg.enabled & bit != 0 && !in_lr && slot < 16 => {
                 let priority = cfg.priority[intid as usize];
-                lrs[slot] = lr::make(intid, priority, cfg.eoi & bit != 0);
+                let eoi = cfg.eoi & bit != 0;
+                lrs[slot] = lr::build(intid, priority, !cfg.group0, eoi, lr::LrState::Pending);
                 placed |= 1 << slot;
             }
             _ => left |= bit,

@@ -205,7 +205,7 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
                 continue;
             }
             let lr = (intid == VTIMER_PPI && lv.priority_fresh())
-                .then(|| vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority))
+                .then(|| vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority, lv.group))
                 .flatten();
             let Some((slot, value)) = lr else {
                 return Outcome::Slow {

@@ -320,7 +320,7 @@ impl Hyp {
             {
                 let lr = lr::PENDING
                     | lr::HW
-                    | lr::GROUP1
+                    | lr::group_bit(d.vgic.version())
                     | (u64::from(priority) << lr::PRIORITY_SHIFT)
                     | (u64::from(VTIMER_PPI) << 32)
                     | u64::from(VTIMER_PPI);

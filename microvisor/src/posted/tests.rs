@@ -13,7 +13,23 @@ fn cfg(enabled: u32, eoi: u32, prio: u8) -> PrivateCfg {
         enabled,
         eoi,
         priority: [prio; 32],
+        group0: false,
     }
+}
+
+#[test]
+fn a_vgicv2_gets_group0_lrs() {
+    let mut lrs = [0u64; 2];
+    let v2 = PrivateCfg {
+        group0: true,
+        ..cfg(!0, 0, 0xa0)
+    };
+    assert_eq!(place_posted(1 << 5, &mut lrs, &v2), (0b1, 0));
+    assert_eq!(
+        lrs[0],
+        lr::build(5, 0xa0, false, false, lr::LrState::Pending)
+    );
+    assert!(!lr::group1(lrs[0]));
 }
 
 #[test]
