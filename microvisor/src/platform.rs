@@ -131,13 +131,15 @@ impl GicV2 {
     /// The 8 KiB window holding a CPU interface (`GICC` or `GICV`) whose DT range is
     /// `region`, given the interface's IIDR read at the range's start (`iidr_low`) and at
     /// [`GICV2_ALIAS_OFFSET`] + [`GICV2_IIDR`] (`iidr_high`, only meaningful for a 128 KiB
-    /// range). A GIC-400 wired with each 4 KiB page aliased over 64 KiB (the ZCU102's)
-    /// shows the same GIC-400 IIDR at both: its second page then follows at the alias
-    /// offset (as Linux's `gic_check_eoimode` and Xen's GICv2 driver conclude).
+    /// range). A GIC-400 wired with each 4 KiB page aliased over 64 KiB (the ZCU102's, and
+    /// QEMU's model of it) shows the same GICv2 IIDR at both: its second page then follows
+    /// at the alias offset (as Linux's `gic_check_eoimode` and Xen's GICv2 driver
+    /// conclude). Like Linux, only the architecture version and implementer are checked:
+    /// QEMU's GICv2 reports ProductID 0, a real GIC-400 0x02.
     pub fn cpu_interface_window(region: Region, iidr_low: u32, iidr_high: u32) -> Region {
-        // GIC-400: ProductID 0x02, ArchitectureVersion 2, implementer Arm (revision ignored).
-        let gic400 = iidr_low & 0x0fff_0fff == 0x0202_043b;
-        if region.size == 0x2_0000 && gic400 && iidr_low == iidr_high {
+        // ArchitectureVersion 2 [19:16], implementer Arm [11:0]; product and revision aside.
+        let gicv2 = iidr_low & 0x000f_0fff == 0x0002_043b;
+        if region.size == 0x2_0000 && gicv2 && iidr_low == iidr_high {
             Region {
                 base: PhysAddr::new(region.base.as_u64() + GICV2_ALIAS_OFFSET),
                 size: GICV2_CPU_IF_SIZE,
