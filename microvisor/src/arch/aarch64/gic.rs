@@ -95,8 +95,13 @@ pub fn ack() -> u32 {
 /// Ends (drops priority and deactivates) an acknowledged interrupt.
 #[inline]
 pub fn eoi(intid: u32) {
-    drop_priority(intid);
-    deactivate(intid);
+    if is_v2() {
+        v2::drop_priority(intid);
+        v2::deactivate(intid);
+    } else {
+        v3::drop_priority(intid);
+        v3::deactivate(intid);
+    }
 }
 
 /// Drops the running priority of an acknowledged interrupt but leaves it active.

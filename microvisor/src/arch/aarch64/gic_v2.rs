@@ -15,6 +15,9 @@
 //!
 //! List registers are kept in the `ICH_LR_EL2` format everywhere else; they are converted
 //! here ([`crate::gich_lr`]).
+//!
+//! The functions the run loop calls on every exit are `#[cold]` and never inlined, so the
+//! GICv3 fast path that [`super::gic`] also dispatches to keeps its code and registers.
 
 use super::context::VgicHwState;
 use super::gic::{HYP_TIMER_PPI, KICK_SGI, SPURIOUS, VTIMER_PPI};
@@ -193,6 +196,8 @@ pub fn maintenance_irq() -> u32 {
 
 /// Acknowledges the next pending interrupt, or [`SPURIOUS`]; an SGI is ended at once (see
 /// the module docs).
+#[cold]
+#[inline(never)]
 pub fn ack() -> u32 {
     let gicc = GICC.load(Ordering::Relaxed);
     // SAFETY: reading IAR acknowledges; the caller handles what it returns.
@@ -212,6 +217,8 @@ pub fn ack() -> u32 {
 }
 
 /// Drops the running priority of an acknowledged interrupt (not an SGI: already ended).
+#[cold]
+#[inline(never)]
 pub fn drop_priority(intid: u32) {
     if intid < 16 {
         return;
@@ -221,6 +228,8 @@ pub fn drop_priority(intid: u32) {
 }
 
 /// Deactivates an interrupt (not an SGI: already ended).
+#[cold]
+#[inline(never)]
 pub fn deactivate(intid: u32) {
     if intid < 16 {
         return;
@@ -239,6 +248,8 @@ fn iface_of(mpidr: u64) -> Option<u8> {
 
 /// Sends the kick SGI to the physical CPU with affinity `mpidr` (nothing if that CPU has
 /// not initialised its interface: it is not running guests yet).
+#[cold]
+#[inline(never)]
 pub fn kick(mpidr: u64) {
     let Some(mask) = iface_of(mpidr) else { return };
     // The target reads its mailbox when the SGI arrives: the post must be visible first.
@@ -253,6 +264,8 @@ pub fn kick(mpidr: u64) {
 }
 
 /// Turns the list-register underflow maintenance interrupt on or off (`GICH_HCR.UIE`).
+#[cold]
+#[inline(never)]
 pub fn set_underflow_irq(on: bool) {
     // SAFETY: En stays set; UIE only adds a maintenance interrupt the run loop handles.
     unsafe {
@@ -309,6 +322,8 @@ pub fn nr_lrs() -> usize {
 
 /// Reads the first `lrs.len()` list registers; on entry `lrs` holds what was last written
 /// to them (see [`crate::gich_lr`]).
+#[cold]
+#[inline(never)]
 pub fn read_lrs(lrs: &mut [u64]) {
     for (i, lr) in lrs.iter_mut().enumerate() {
         // SAFETY: reading a list register of this CPU's GICH has no side effects.
@@ -318,6 +333,8 @@ pub fn read_lrs(lrs: &mut [u64]) {
 }
 
 /// Writes list register `n` (an `ICH_LR` value).
+#[cold]
+#[inline(never)]
 pub fn write_lr(n: usize, value: u64) {
     // SAFETY: a list register describes a virtual interrupt for the guest; it cannot affect
     // EL2. `n` is below the implemented count (callers index their LR shadow of that size).
@@ -325,6 +342,8 @@ pub fn write_lr(n: usize, value: u64) {
 }
 
 /// Writes the first `lrs.len()` list registers.
+#[cold]
+#[inline(never)]
 pub fn write_lrs(lrs: &[u64]) {
     for (i, lr) in lrs.iter().enumerate() {
         write_lr(i, *lr);
@@ -332,6 +351,8 @@ pub fn write_lrs(lrs: &[u64]) {
 }
 
 /// Whether the first `shadow.len()` list registers hold exactly `shadow`.
+#[cold]
+#[inline(never)]
 pub fn lrs_match(shadow: &[u64]) -> bool {
     shadow.iter().enumerate().all(|(i, &want)| {
         // SAFETY: as in `read_lrs`.
@@ -341,12 +362,16 @@ pub fn lrs_match(shadow: &[u64]) -> bool {
 }
 
 /// `GICH_VMCR`, in the `ICH_VMCR_EL2` layout it shares (see [`VgicHwState`]).
+#[cold]
+#[inline(never)]
 pub fn read_vmcr() -> u64 {
     // SAFETY: reading the virtual machine control register has no side effects.
     u64::from(unsafe { mem::mmio_read32(GICH.load(Ordering::Relaxed) + GICH_VMCR) })
 }
 
 /// Captures the virtual CPU interface state (not the LRs).
+#[cold]
+#[inline(never)]
 pub fn save_hw(s: &mut VgicHwState) {
     let gich = GICH.load(Ordering::Relaxed);
     // SAFETY: plain reads of this CPU's GICH registers.
@@ -358,6 +383,8 @@ pub fn save_hw(s: &mut VgicHwState) {
 }
 
 /// Loads the virtual CPU interface state.
+#[cold]
+#[inline(never)]
 pub fn restore_hw(s: &VgicHwState) {
     let gich = GICH.load(Ordering::Relaxed);
     // SAFETY: the values are a vCPU's own saved interface state; they shape only what that

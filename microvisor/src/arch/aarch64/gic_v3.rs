@@ -118,12 +118,6 @@ pub fn ack() -> u32 {
     icc_ack() & 0xff_ffff
 }
 
-/// Ends (drops priority and deactivates) an acknowledged interrupt.
-pub fn eoi(intid: u32) {
-    drop_priority(intid);
-    deactivate(intid);
-}
-
 /// Drops the running priority of an acknowledged interrupt but leaves it active: the guest
 /// whose hardware-linked list register names it deactivates it.
 pub fn drop_priority(intid: u32) {
