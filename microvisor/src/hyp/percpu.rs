@@ -98,8 +98,6 @@ pub struct LoadedVcpu {
     pub epoch: u32,
     /// vCPUs in its domain.
     pub nr_vcpus: usize,
-    /// The Group bit of the domain's LRs ([`crate::vgic::lr::group_bit`]).
-    pub group: u64,
 }
 
 impl LoadedVcpu {
@@ -210,7 +208,6 @@ impl Hyp {
                 private,
                 epoch,
                 nr_vcpus: d.vgic.nr_vcpus(),
-                group: crate::vgic::lr::group_bit(d.vgic.version()),
             })
         });
     }
@@ -231,10 +228,7 @@ impl Hyp {
 
 /// vCPU `v`'s private-interrupt configuration as the fast path caches it.
 fn private_cfg(d: &super::domain::Domain, v: usize) -> PrivateCfg {
-    let mut cfg = PrivateCfg {
-        group0: d.vgic.version() == protocol::layout::GicVersion::V2,
-        ..PrivateCfg::default()
-    };
+    let mut cfg = PrivateCfg::default();
     for intid in 0..32u32 {
         if let Some(p) = d.vgic.enabled_priority(v, intid) {
             cfg.enabled |= 1 << intid;

@@ -7,6 +7,9 @@
 //! guest through a hardware-linked list register, which the guest's own EOI then
 //! deactivates. Guests see only the virtual CPU interface. List registers are given and
 //! returned in the `ICH_LR_EL2` format on both versions.
+//!
+//! The fast path does not pay the version check per call: it is compiled once per version
+//! over [`Hot`] ([`V3`], [`V2`]) and picks its copy once per stay in a guest.
 
 use super::context::VgicHwState;
 use super::{gic_v2 as v2, gic_v3 as v3};
@@ -246,5 +249,89 @@ pub fn restore_hw(s: &VgicHwState) {
         v2::restore_hw(s)
     } else {
         v3::restore_hw(s)
+    }
+}
+
+/// One GIC version's per-exit operations, for code compiled once per version.
+pub trait Hot {
+    /// The version.
+    const VERSION: GicVersion;
+    /// [`ack`].
+    fn ack() -> u32;
+    /// [`eoi`].
+    fn eoi(intid: u32);
+    /// [`drop_priority`].
+    fn drop_priority(intid: u32);
+    /// [`kick`].
+    fn kick(mpidr: u64);
+    /// [`read_lrs`].
+    fn read_lrs(lrs: &mut [u64]);
+    /// [`write_lr`].
+    fn write_lr(n: usize, value: u64);
+    /// [`lrs_match`].
+    fn lrs_match(shadow: &[u64]) -> bool;
+}
+
+/// The GICv3's [`Hot`] operations.
+pub struct V3;
+/// The GICv2's [`Hot`] operations.
+pub struct V2;
+
+impl Hot for V3 {
+    const VERSION: GicVersion = GicVersion::V3;
+    #[inline(always)]
+    fn ack() -> u32 {
+        v3::ack()
+    }
+    #[inline(always)]
+    fn eoi(intid: u32) {
+        v3::drop_priority(intid);
+        v3::deactivate(intid);
+    }
+    #[inline(always)]
+    fn drop_priority(intid: u32) {
+        v3::drop_priority(intid)
+    }
+    #[inline(always)]
+    fn kick(mpidr: u64) {
+        v3::kick(mpidr)
+    }
+    #[inline(always)]
+    fn read_lrs(lrs: &mut [u64]) {
+        v3::read_lrs(lrs)
+    }
+    #[inline(always)]
+    fn write_lr(n: usize, value: u64) {
+        v3::write_lr(n, value)
+    }
+    #[inline(always)]
+    fn lrs_match(shadow: &[u64]) -> bool {
+        v3::lrs_match(shadow)
+    }
+}
+
+impl Hot for V2 {
+    const VERSION: GicVersion = GicVersion::V2;
+    fn ack() -> u32 {
+        v2::ack()
+    }
+    fn eoi(intid: u32) {
+        v2::drop_priority(intid);
+        v2::deactivate(intid);
+    }
+    fn drop_priority(intid: u32) {
+        v2::drop_priority(intid)
+    }
+    fn kick(mpidr: u64) {
+        v2::kick(mpidr)
+    }
+    fn read_lrs(lrs: &mut [u64]) {
+        v2::read_lrs(lrs)
+    }
+    fn write_lr(n: usize, value: u64) {
+        v2::write_lr(n, value)
+    }
+    fn lrs_match(shadow: &[u64]) -> bool {
+        v2::lrs_match(shadow)
     }
 }
