@@ -114,7 +114,7 @@ pub struct GicV2 {
     pub gich: Region,
     /// The virtual CPU interface (`GICV`), handed to guests.
     pub gicv: Region,
-    /// The maintenance interrupt (the node's `interrupts`), if given.
+    /// The maintenance interrupt (the node's `interrupts`), if given as a PPI.
     pub maintenance_irq: Option<u32>,
 }
 
@@ -311,7 +311,11 @@ fn read_gic(fdt: &fdt::Fdt<'_>, p: &mut Platform) -> Result<(), PlatformError> {
         gicc,
         gich,
         gicv,
-        maintenance_irq: gic.property("interrupts").and_then(|i| gic_intid(i.value)),
+        // A PPI, or none (then the driver assumes the usual PPI 9).
+        maintenance_irq: gic
+            .property("interrupts")
+            .and_then(|i| gic_intid(i.value))
+            .filter(|i| (16..32).contains(i)),
     });
     Ok(())
 }

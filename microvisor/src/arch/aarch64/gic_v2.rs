@@ -19,7 +19,7 @@
 //! The functions the run loop calls on every exit are `#[cold]` and never inlined, so the
 //! GICv3 fast path that [`super::gic`] also dispatches to keeps its code and registers.
 
-use super::context::VgicHwState;
+use super::context::{VgicHwState, MAX_LRS};
 use super::gic::{HYP_TIMER_PPI, KICK_SGI, SPURIOUS, VTIMER_PPI};
 use super::mem;
 use crate::gich_lr::{from_gich, to_gich};
@@ -282,7 +282,9 @@ pub fn enable_spi(intid: u32, mpidr: u64) {
     if !(32..1020).contains(&intid) || gicd == 0 {
         return;
     }
-    let mask = iface_of(mpidr).unwrap_or(1);
+    // A CPU that has not started yet: the boot CPU (the first recorded) takes it for now.
+    let boot = CPU_IFACE[0].load(Ordering::Acquire) as u8;
+    let mask = iface_of(mpidr).unwrap_or(if boot == 0 { 1 } else { boot });
     // SAFETY: the byte-accessible ITARGETSR entry and the ISENABLER bit of an implemented
     // SPI in our distributor.
     unsafe {
@@ -325,8 +327,9 @@ pub fn nr_lrs() -> usize {
 #[cold]
 #[inline(never)]
 pub fn read_lrs(lrs: &mut [u64]) {
-    for (i, lr) in lrs.iter_mut().enumerate() {
-        // SAFETY: reading a list register of this CPU's GICH has no side effects.
+    for (i, lr) in lrs.iter_mut().enumerate().take(MAX_LRS) {
+        // SAFETY: reading a list register of this CPU's GICH has no side effects; `i` < 16
+        // stays among GICH_LR0..63.
         let raw = unsafe { mem::mmio_read32(lr_addr(i)) };
         *lr = from_gich(raw, *lr);
     }
@@ -336,8 +339,11 @@ pub fn read_lrs(lrs: &mut [u64]) {
 #[cold]
 #[inline(never)]
 pub fn write_lr(n: usize, value: u64) {
+    if n >= MAX_LRS {
+        return;
+    }
     // SAFETY: a list register describes a virtual interrupt for the guest; it cannot affect
-    // EL2. `n` is below the implemented count (callers index their LR shadow of that size).
+    // EL2. `n` < 16 keeps the address among GICH_LR0..63 (unimplemented ones are RAZ/WI).
     unsafe { mem::mmio_write32(lr_addr(n), to_gich(value)) };
 }
 
@@ -354,7 +360,7 @@ pub fn write_lrs(lrs: &[u64]) {
 #[cold]
 #[inline(never)]
 pub fn lrs_match(shadow: &[u64]) -> bool {
-    shadow.iter().enumerate().all(|(i, &want)| {
+    shadow.iter().enumerate().take(MAX_LRS).all(|(i, &want)| {
         // SAFETY: as in `read_lrs`.
         let raw = unsafe { mem::mmio_read32(lr_addr(i)) };
         raw == to_gich(want)
