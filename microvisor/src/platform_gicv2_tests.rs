@@ -11,8 +11,8 @@ fn region(base: u64, size: u64) -> Region {
 }
 
 /// `qemu-system-aarch64 -M virt,virtualization=on,gic-version=2,dumpdtb=… -cpu max -m 1G
-/// -smp 2`, recompiled by dtc without QEMU's padding.
-const QEMU_VIRT_GICV2: &[u8] = include_bytes!("../testdata/qemu-virt-gicv2.dtb");
+/// -smp 2`, recompiled by dtc without QEMU's padding (`.fdt`: the repository ignores `*.dtb`).
+const QEMU_VIRT_GICV2: &[u8] = include_bytes!("../testdata/qemu-virt-gicv2.fdt");
 
 #[test]
 fn qemu_virt_gicv2_is_read() {
