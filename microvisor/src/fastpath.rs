@@ -98,7 +98,14 @@ const VTIMER_PPI: u32 = 27;
 /// is pinned exclusive, its guest enabled the timer PPI (at `priority`), the timer is not
 /// already in an LR, and an LR is free. `None` sends it to the slow path, which masks the
 /// timer and injects through the vGIC model.
-pub fn vtimer_lr(lrs: &[u64], exclusive: bool, priority: Option<u8>) -> Option<(usize, u64)> {
+///
+/// `group` is the domain's Group bit ([`lr::group_bit`]).
+pub fn vtimer_lr(
+    lrs: &[u64],
+    exclusive: bool,
+    priority: Option<u8>,
+    group: u64,
+) -> Option<(usize, u64)> {
     let priority = priority.filter(|_| exclusive)?;
     let in_lr = lrs
         .iter()
@@ -109,7 +116,7 @@ pub fn vtimer_lr(lrs: &[u64], exclusive: bool, priority: Option<u8>) -> Option<(
     let slot = lrs.iter().position(|&l| l & lr::STATE_MASK == 0)?;
     let value = lr::PENDING
         | lr::HW
-        | lr::GROUP1
+        | group
         | (u64::from(priority) << lr::PRIORITY_SHIFT)
         | (u64::from(VTIMER_PPI) << 32)
         | u64::from(VTIMER_PPI);

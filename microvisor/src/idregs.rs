@@ -6,7 +6,11 @@
 //! microvisor does not save; `CPTR_EL2` traps them), pointer authentication (keys not
 //! switched), MTE (tags not switched), the activity monitors, statistical profiling, trace,
 //! branch records, MPAM and FEAT_NMI. A stock kernel probing `-cpu max` then runs with the
-//! features the microvisor really virtualises.
+//! features the microvisor really virtualises. A domain on a virtual GICv2 also reads
+//! `ID_AA64PFR0_EL1.GIC` as 0: it has no GIC system-register interface (see
+//! [`protocol::layout::GicVersion`]).
+
+use protocol::layout::GicVersion;
 
 /// A 4-bit ID field: its lowest bit.
 #[derive(Clone, Copy, Debug)]
@@ -50,11 +54,20 @@ pub const fn is_id_group3(op0: u8, op1: u8, crn: u8, crm: u8) -> bool {
     op0 == 3 && op1 == 0 && crn == 0 && crm >= 1 && crm <= 7
 }
 
-/// The value a guest reads for ID register `(crm, op2)` whose hardware value is `value`.
-pub fn sanitise(crm: u8, op2: u8, value: u64) -> u64 {
+/// `ID_AA64PFR0_EL1.GIC` [27:24].
+const PFR0_GIC: Field = Field(24);
+
+/// The value a guest on a virtual GIC of version `gic` reads for ID register `(crm, op2)`
+/// whose hardware value is `value`.
+pub fn sanitise(crm: u8, op2: u8, value: u64, gic: GicVersion) -> u64 {
     if ZEROED.contains(&(crm, op2)) {
         return 0;
     }
+    let value = if (crm, op2) == (4, 0) && gic == GicVersion::V2 {
+        value & !(0xF << PFR0_GIC.0)
+    } else {
+        value
+    };
     HIDDEN
         .iter()
         .filter(|(reg, _)| *reg == (crm, op2))
@@ -69,26 +82,48 @@ mod tests {
     #[test]
     fn sve_sme_and_pauth_are_hidden() {
         let all = u64::MAX;
-        let pfr0 = sanitise(4, 0, all);
+        let pfr0 = sanitise(4, 0, all, GicVersion::V3);
         assert_eq!((pfr0 >> 32) & 0xF, 0, "SVE");
         assert_eq!((pfr0 >> 24) & 0xF, 0xF, "GIC system registers stay");
-        let pfr1 = sanitise(4, 1, all);
+        let pfr1 = sanitise(4, 1, all, GicVersion::V3);
         assert_eq!((pfr1 >> 24) & 0xF, 0, "SME");
         assert_eq!((pfr1 >> 8) & 0xF, 0, "MTE");
         assert_eq!((pfr1 >> 4) & 0xF, 0xF, "SSBS stays");
-        let isar1 = sanitise(6, 1, all);
+        let isar1 = sanitise(6, 1, all, GicVersion::V3);
         for shift in [4, 8, 24, 28] {
             assert_eq!((isar1 >> shift) & 0xF, 0, "pauth field at {shift}");
         }
         assert_eq!(isar1 & 0xF, 0xF, "DPB stays");
-        assert_eq!(sanitise(4, 4, all), 0, "ZFR0");
-        assert_eq!(sanitise(4, 5, all), 0, "SMFR0");
+        assert_eq!(sanitise(4, 4, all, GicVersion::V3), 0, "ZFR0");
+        assert_eq!(sanitise(4, 5, all, GicVersion::V3), 0, "SMFR0");
+    }
+
+    #[test]
+    fn a_vgicv2_hides_the_gic_system_registers() {
+        let pfr0 = sanitise(4, 0, u64::MAX, GicVersion::V2);
+        assert_eq!((pfr0 >> 24) & 0xF, 0, "GIC");
+        assert_eq!((pfr0 >> 32) & 0xF, 0, "SVE still hidden");
+        assert_eq!(pfr0 & 0xF, 0xF, "EL0 stays");
+        assert_eq!(
+            sanitise(4, 1, 1 << 24, GicVersion::V2),
+            0,
+            "PFR1 SME, not GIC"
+        );
+        assert_eq!(
+            sanitise(7, 0, 0xF << 24, GicVersion::V2),
+            0xF << 24,
+            "MMFR0 untouched"
+        );
     }
 
     #[test]
     fn other_registers_pass_through() {
-        assert_eq!(sanitise(7, 0, 0x1234_5678), 0x1234_5678, "MMFR0");
-        assert_eq!(sanitise(1, 0, 7), 7, "AArch32 ID_PFR0");
+        assert_eq!(
+            sanitise(7, 0, 0x1234_5678, GicVersion::V3),
+            0x1234_5678,
+            "MMFR0"
+        );
+        assert_eq!(sanitise(1, 0, 7, GicVersion::V3), 7, "AArch32 ID_PFR0");
     }
 
     #[test]

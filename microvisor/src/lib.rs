@@ -14,6 +14,7 @@ pub mod console_line;
 pub mod domid;
 pub mod fastpath;
 pub mod fdt_compact;
+pub mod gich_lr;
 pub mod guest_dt;
 pub mod guest_dt_extra;
 pub mod guestcopy;

@@ -1,10 +1,12 @@
 //! What the board is, read once from the host device tree: RAM banks and the ranges inside
-//! them that are not ours (`/memreserve/`, `/reserved-memory`), CPUs, GICv3, UART, timer and
-//! the boot modules. Nothing platform-specific is hard-coded elsewhere.
+//! them that are not ours (`/memreserve/`, `/reserved-memory`), CPUs, the GIC (v3, or a
+//! GICv2 such as the GIC-400), UART, timer and the boot modules. Nothing platform-specific
+//! is hard-coded elsewhere.
 
 use crate::mm::boot_ranges::{BootRanges, FrameError};
 use protocol::addr::PhysAddr;
 use protocol::boot::{LABEL_PROP, MODULE_COMPATIBLE};
+use protocol::layout::GicVersion;
 
 /// Most RAM banks recorded.
 pub const MAX_RAM_BANKS: usize = 4;
@@ -63,8 +65,10 @@ pub enum PlatformError {
     BadDeviceTree,
     /// No `memory` node.
     NoMemory,
-    /// No `arm,gic-v3` node with distributor and redistributor ranges.
-    NoGicV3,
+    /// No `arm,gic-v3` node with distributor and redistributor ranges, nor a GICv2 node
+    /// (`arm,gic-400`, `arm,cortex-a15-gic`, `arm,cortex-a7-gic`) with distributor, CPU
+    /// interface, virtual interface control and virtual CPU interface ranges.
+    NoGic,
     /// More than [`MAX_RESERVED`] reserved-memory ranges.
     TooManyReserved,
 }
@@ -80,8 +84,10 @@ pub struct Platform {
     pub cpus: heapless_vec::Vec<u64, MAX_CPUS>,
     /// GIC distributor.
     pub gicd: Region,
-    /// GIC redistributor region.
+    /// GICv3 redistributor region (empty on a GICv2).
     pub gicr: Region,
+    /// The GICv2's other frames; `None` on a GICv3.
+    pub gicv2: Option<GicV2>,
     /// PL011 for the microvisor's log, if any.
     pub uart: Option<Region>,
     /// The PL011's interrupt (GIC INTID), if the DT gives one.
@@ -93,6 +99,58 @@ pub struct Platform {
     /// Other nodes marked `xen,passthrough` that may be given to a guest
     /// ([`crate::passthrough::may_pass`]).
     pub passthrough: heapless_vec::Vec<DeviceNode, MAX_DEVICES>,
+}
+
+/// `compatible` strings of the GICv2 implementations the microvisor drives.
+pub const GICV2_COMPATIBLE: &[&str] = &["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic"];
+
+/// A GICv2's frames besides the distributor (the DT's `reg` entries 1 to 3, as given: see
+/// [`GicV2::cpu_interface_window`] for the GIC-400's 64 KiB aliasing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GicV2 {
+    /// The physical CPU interface (`GICC`).
+    pub gicc: Region,
+    /// The virtual interface control (`GICH`), EL2's.
+    pub gich: Region,
+    /// The virtual CPU interface (`GICV`), handed to guests.
+    pub gicv: Region,
+    /// The maintenance interrupt (the node's `interrupts`), if given as a PPI.
+    pub maintenance_irq: Option<u32>,
+}
+
+/// Offset of the last 4 KiB alias of a GIC-400 CPU-interface page inside its 64 KiB
+/// window: from there, the first page and the next window's (which holds `GICC_DIR` /
+/// `GICV_DIR`) are contiguous.
+pub const GICV2_ALIAS_OFFSET: u64 = 0xf000;
+/// Size of a GICv2 CPU interface (`GICC` or `GICV`): two 4 KiB pages.
+pub const GICV2_CPU_IF_SIZE: u64 = 0x2000;
+/// `GICC_IIDR` / `GICV_IIDR` offset in a CPU-interface page.
+pub const GICV2_IIDR: u64 = 0xfc;
+
+impl GicV2 {
+    /// The 8 KiB window holding a CPU interface (`GICC` or `GICV`) whose DT range is
+    /// `region`, given the interface's IIDR read at the range's start (`iidr_low`) and at
+    /// [`GICV2_ALIAS_OFFSET`] + [`GICV2_IIDR`] (`iidr_high`, only meaningful for a 128 KiB
+    /// range). A GIC-400 wired with each 4 KiB page aliased over 64 KiB (the ZCU102's, and
+    /// QEMU's model of it) shows the same GICv2 IIDR at both: its second page then follows
+    /// at the alias offset (as Linux's `gic_check_eoimode` and Xen's GICv2 driver
+    /// conclude). Like Linux, only the architecture version and implementer are checked:
+    /// QEMU's GICv2 reports ProductID 0, a real GIC-400 0x02.
+    pub fn cpu_interface_window(region: Region, iidr_low: u32, iidr_high: u32) -> Region {
+        // ArchitectureVersion 2 [19:16], implementer Arm [11:0]; product and revision aside.
+        let gicv2 = iidr_low & 0x000f_0fff == 0x0002_043b;
+        if region.size == 0x2_0000 && gicv2 && iidr_low == iidr_high {
+            Region {
+                base: PhysAddr::new(region.base.as_u64() + GICV2_ALIAS_OFFSET),
+                size: GICV2_CPU_IF_SIZE,
+            }
+        } else {
+            Region {
+                base: region.base,
+                size: GICV2_CPU_IF_SIZE,
+            }
+        }
+    }
 }
 
 /// The property marking a host node given to a guest (Xen's binding).
@@ -222,7 +280,56 @@ fn read_reserved(fdt: &fdt::Fdt<'_>, p: &mut Platform) -> Result<(), PlatformErr
     Ok(())
 }
 
+/// Fills the GIC fields from the first GICv3 or GICv2 node.
+fn read_gic(fdt: &fdt::Fdt<'_>, p: &mut Platform) -> Result<(), PlatformError> {
+    let region = |r: fdt::standard_nodes::MemoryRegion, default: u64| Region {
+        base: PhysAddr::new(r.starting_address as u64),
+        size: r.size.map_or(default, |s| s as u64),
+    };
+    if let Some(gic) = fdt.find_compatible(&["arm,gic-v3"]) {
+        let mut regs = gic.reg().ok_or(PlatformError::NoGic)?;
+        let d = regs.next().ok_or(PlatformError::NoGic)?;
+        let r = regs.next().ok_or(PlatformError::NoGic)?;
+        p.gicd = region(d, 0x1_0000);
+        p.gicr = region(r, 0);
+        return Ok(());
+    }
+    let gic = fdt
+        .find_compatible(GICV2_COMPATIBLE)
+        .ok_or(PlatformError::NoGic)?;
+    let mut regs = gic.reg().ok_or(PlatformError::NoGic)?;
+    let mut next = |default| {
+        regs.next()
+            .map(|r| region(r, default))
+            .ok_or(PlatformError::NoGic)
+    };
+    p.gicd = next(0x1000)?;
+    let gicc = next(GICV2_CPU_IF_SIZE)?;
+    let gich = next(0x1000)?;
+    let gicv = next(GICV2_CPU_IF_SIZE)?;
+    p.gicv2 = Some(GicV2 {
+        gicc,
+        gich,
+        gicv,
+        // A PPI, or none (then the driver assumes the usual PPI 9).
+        maintenance_irq: gic
+            .property("interrupts")
+            .and_then(|i| gic_intid(i.value))
+            .filter(|i| (16..32).contains(i)),
+    });
+    Ok(())
+}
+
 impl Platform {
+    /// The GIC architecture of the host (and so of every domain's virtual GIC).
+    pub fn gic_version(&self) -> GicVersion {
+        if self.gicv2.is_some() {
+            GicVersion::V2
+        } else {
+            GicVersion::V3
+        }
+    }
+
     /// Reads the board from a flattened device tree.
     pub fn from_fdt(blob: &[u8]) -> Result<Self, PlatformError> {
         let fdt = fdt::Fdt::new(blob).map_err(|_| PlatformError::BadDeviceTree)?;
@@ -252,20 +359,7 @@ impl Platform {
                 p.cpus.push(cpu.ids().first() as u64);
             }
         }
-        let gic = fdt
-            .find_compatible(&["arm,gic-v3"])
-            .ok_or(PlatformError::NoGicV3)?;
-        let mut regs = gic.reg().ok_or(PlatformError::NoGicV3)?;
-        let d = regs.next().ok_or(PlatformError::NoGicV3)?;
-        let r = regs.next().ok_or(PlatformError::NoGicV3)?;
-        p.gicd = Region {
-            base: PhysAddr::new(d.starting_address as u64),
-            size: d.size.unwrap_or(0x1_0000) as u64,
-        };
-        p.gicr = Region {
-            base: PhysAddr::new(r.starting_address as u64),
-            size: r.size.unwrap_or(0) as u64,
-        };
+        read_gic(&fdt, &mut p)?;
         let uart = fdt
             .find_node("/chosen")
             .and_then(|_| fdt.chosen().stdout())
@@ -304,9 +398,11 @@ impl Platform {
                     irq,
                 };
                 // Everything the microvisor keeps, and RAM.
-                let mut kept: heapless_vec::Vec<Region, { 3 + MAX_RAM_BANKS }> =
+                let mut kept: heapless_vec::Vec<Region, { 6 + MAX_RAM_BANKS }> =
                     heapless_vec::Vec::default();
-                for r in [Some(p.gicd), Some(p.gicr), p.uart].into_iter().flatten() {
+                let v2 = p.gicv2.unwrap_or_default();
+                let gic = [p.gicd, p.gicr, v2.gicc, v2.gich, v2.gicv];
+                for r in gic.into_iter().chain(p.uart).filter(|r| r.size != 0) {
                     kept.push(r);
                 }
                 for &r in p.ram.as_slice() {
@@ -567,7 +663,7 @@ mod tests {
     fn missing_gic_is_a_typed_error() {
         assert_eq!(
             Platform::from_fdt(&board(false)).err(),
-            Some(PlatformError::NoGicV3)
+            Some(PlatformError::NoGic)
         );
     }
 
@@ -717,3 +813,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "platform_gicv2_tests.rs"]
+mod gicv2_tests;

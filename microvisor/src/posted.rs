@@ -61,8 +61,9 @@ pub struct PrivateCfg {
 /// Places the posted INTIDs `bits` into free LRs of `lrs` (the vCPU's LRs, equal to the
 /// hardware's), lowest INTID first. An INTID is placed only if it is enabled, no valid LR
 /// already holds it (the model coalesces those) and an LR is free. Returns the slots filled
-/// (bit n = LR n) and the INTIDs left for the slow path.
-pub fn place_posted(bits: u32, lrs: &mut [u64], cfg: &PrivateCfg) -> (u16, u32) {
+/// (bit n = LR n) and the INTIDs left for the slow path. `group` is the domain's Group bit
+/// ([`lr::group_bit`]).
+pub fn place_posted(bits: u32, lrs: &mut [u64], cfg: &PrivateCfg, group: u64) -> (u16, u32) {
     let mut placed = 0u16;
     let mut left = 0u32;
     let mut rest = bits;
@@ -77,7 +78,7 @@ pub fn place_posted(bits: u32, lrs: &mut [u64], cfg: &PrivateCfg) -> (u16, u32) 
         match free {
             Some(slot) if cfg.enabled & bit != 0 && !in_lr && slot < 16 => {
                 let priority = cfg.priority[intid as usize];
-                lrs[slot] = lr::make(intid, priority, cfg.eoi & bit != 0);
+                lrs[slot] = (lr::make(intid, priority, cfg.eoi & bit != 0) & !lr::GROUP1) | group;
                 placed |= 1 << slot;
             }
             _ => left |= bit,

@@ -3,6 +3,7 @@
 
 use super::*;
 use protocol::control::FN_BASE;
+use protocol::layout::GicVersion;
 
 /// ESR_EL2 of `HVC #imm` from AArch64.
 fn hvc(imm: u16) -> u64 {
@@ -77,7 +78,7 @@ fn wfi_returns_only_with_a_pending_lr() {
 #[test]
 fn timer_goes_to_a_free_hw_lr_of_an_exclusive_vcpu() {
     let busy = lr::PENDING | 33;
-    let (slot, value) = vtimer_lr(&[busy, 0, 0], true, Some(0xa0)).unwrap();
+    let (slot, value) = vtimer_lr(&[busy, 0, 0], true, Some(0xa0), lr::GROUP1).unwrap();
     assert_eq!(slot, 1);
     assert_eq!(value & 0xffff_ffff, 27, "virtual INTID");
     assert_eq!((value >> 32) & 0x1fff, 27, "physical INTID");
@@ -85,21 +86,45 @@ fn timer_goes_to_a_free_hw_lr_of_an_exclusive_vcpu() {
     assert_ne!(value & lr::PENDING, 0);
     assert_eq!((value >> lr::PRIORITY_SHIFT) & 0xff, 0xa0);
     // An invalid slot whose other bits are stale still counts as free.
-    assert_eq!(vtimer_lr(&[busy, 27], true, Some(0)).map(|r| r.0), Some(1));
+    assert_eq!(
+        vtimer_lr(&[busy, 27], true, Some(0), lr::GROUP1).map(|r| r.0),
+        Some(1)
+    );
+}
+
+#[test]
+fn timer_lr_carries_the_domain_s_group() {
+    let (_, v3) = vtimer_lr(&[0], true, Some(0xa0), lr::group_bit(GicVersion::V3)).unwrap();
+    assert!(lr::group1(v3));
+    let (_, v2) = vtimer_lr(&[0], true, Some(0xa0), lr::group_bit(GicVersion::V2)).unwrap();
+    assert!(!lr::group1(v2), "a GICv2 guest enables only Group 0");
+    assert_eq!(v2, v3 & !lr::GROUP1);
 }
 
 #[test]
 fn timer_is_slow_when_shared_disabled_already_in_flight_or_lrs_full() {
     let busy = lr::PENDING | 33;
-    assert_eq!(vtimer_lr(&[0, 0], false, Some(0)), None, "shared vCPU");
-    assert_eq!(vtimer_lr(&[0, 0], true, None), None, "PPI disabled");
+    assert_eq!(
+        vtimer_lr(&[0, 0], false, Some(0), lr::GROUP1),
+        None,
+        "shared vCPU"
+    );
+    assert_eq!(
+        vtimer_lr(&[0, 0], true, None, lr::GROUP1),
+        None,
+        "PPI disabled"
+    );
     let timer_active = (lr::STATE_MASK & !lr::PENDING) | 27;
     assert_eq!(
-        vtimer_lr(&[timer_active, 0], true, Some(0)),
+        vtimer_lr(&[timer_active, 0], true, Some(0), lr::GROUP1),
         None,
         "in flight"
     );
-    assert_eq!(vtimer_lr(&[busy; 4], true, Some(0)), None, "no free LR");
+    assert_eq!(
+        vtimer_lr(&[busy; 4], true, Some(0), lr::GROUP1),
+        None,
+        "no free LR"
+    );
 }
 
 /// Register values around every boundary the decoders care about.
@@ -185,7 +210,7 @@ fn quick_decode_agrees_with_decode() {
 
 #[test]
 fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
-    let (slot, timer) = vtimer_lr(&[0, 0], true, Some(0x80)).unwrap();
+    let (slot, timer) = vtimer_lr(&[0, 0], true, Some(0x80), lr::GROUP1).unwrap();
     assert_eq!(slot, 0);
     let soft = lr::PENDING | 40;
     let active = |v: u64| (v & !lr::STATE_MASK) | (lr::STATE_MASK & !lr::PENDING);

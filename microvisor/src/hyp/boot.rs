@@ -125,8 +125,16 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
     EL2_ROOT.store(root, Ordering::Release);
     // SAFETY: `root` identity-maps all RAM (this image, stacks, heap) and the devices.
     unsafe { arch::enable_el2_mmu(root, TCR_EL2_VALUE, MAIR_EL2_VALUE) };
-    // SAFETY: the DT names the GICv3 ranges, mapped as device memory above.
-    unsafe { gic::init_distributor(platform.gicd.base.as_u64(), platform.gicr.base.as_u64()) };
+    // SAFETY: the DT names the GIC's ranges, mapped as device memory above.
+    let guest_gicc = unsafe { gic::init_distributor(&platform) };
+    if let Some(w) = guest_gicc {
+        crate::info!(
+            "GICv2: distributor {}, guests' CPU interface {} ({} list registers)",
+            platform.gicd.base,
+            w.base,
+            gic::nr_lrs()
+        );
+    }
     let pc = init_this_cpu(0);
 
     let mut hyp = Hyp {
@@ -139,7 +147,8 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         instances: [0; MAX_DOMAINS],
         // dom0 (id 0) is built first; children start after it.
         last_domid: (MAX_DOMAINS - 1) as u16,
-        nr_lrs: arch::context::nr_lrs(),
+        nr_lrs: gic::nr_lrs(),
+        guest_gicc,
         focus: DomainId::DOM0,
         switch_presses: 0,
         devices: Vec::new(),
@@ -275,6 +284,9 @@ fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
             .expect("map RAM");
     }
     let mut map_device = |r: Region| {
+        if r.size == 0 {
+            return;
+        }
         let base = r.base.align_down(PAGE_SIZE);
         let size = (r.base.as_u64() + r.size).next_multiple_of(PAGE_SIZE) - base.as_u64();
         pt.map(&mut tables, base.as_u64(), base, size, device)
@@ -282,6 +294,12 @@ fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
     };
     map_device(p.gicd);
     map_device(p.gicr);
+    if let Some(v2) = p.gicv2 {
+        // GICV too: its IIDR tells whether the GIC-400's pages are aliased.
+        for r in [v2.gicc, v2.gich, v2.gicv] {
+            map_device(r);
+        }
+    }
     if let Some(u) = p.uart {
         map_device(u);
     }

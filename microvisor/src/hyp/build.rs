@@ -10,14 +10,16 @@ use crate::hyp::{vcpu_key, Hyp};
 use crate::mm::frames::BLOCK_SIZE;
 use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
 use crate::mm::ram::RamMap;
-use crate::vgic::{GicVersion, VgicDomain};
+use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
 use alloc::string::String;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::CapHandle;
 use protocol::control::{CapError, DomainState, VcpuPlacement};
 use protocol::ids::DomainId;
-use protocol::layout::{GUEST_RAM_BASE, MAX_VCPUS, VTIMER_PPI};
+use protocol::layout::{
+    GUEST_GICV2_GICC_BASE, GUEST_GICV2_GICC_SIZE, GUEST_RAM_BASE, MAX_VCPUS, VTIMER_PPI,
+};
 
 /// What to build.
 pub struct BuildRequest<'a> {
@@ -106,6 +108,7 @@ impl Hyp {
             extra_dt: req.extra_dt,
             cmdline: req.cmdline,
             vcpus: nvcpus as u16,
+            gic: self.platform.gic_version(),
             pcpus: ncpus as u16,
         };
         let (entry, load_ops) = match super::loader::load(&ram, &load) {
@@ -123,6 +126,7 @@ impl Hyp {
             budget: &mut budget,
             vttbr: None,
         };
+        let guest_gicc = self.guest_gicc;
         let built = PageTable::new(&mut tables, Stage::Stage2).and_then(|mut pt| {
             let attrs = Attrs {
                 mem: MemType::Normal,
@@ -133,6 +137,21 @@ impl Hyp {
             for e in ram.extents() {
                 let ipa = GUEST_RAM_BASE.as_u64() + e.offset;
                 if let Err(err) = pt.map(&mut tables, ipa, e.pa, e.bytes(), attrs) {
+                    pt.destroy(&mut tables);
+                    return Err(err);
+                }
+            }
+            if let Some(gicc) = guest_gicc {
+                // A vGICv2's CPU interface is the hardware's virtual one (GICV), never trapped.
+                let device = Attrs {
+                    mem: MemType::Device,
+                    read: true,
+                    write: true,
+                    exec: false,
+                };
+                let ipa = GUEST_GICV2_GICC_BASE.as_u64();
+                if let Err(err) = pt.map(&mut tables, ipa, gicc.base, GUEST_GICV2_GICC_SIZE, device)
+                {
                     pt.destroy(&mut tables);
                     return Err(err);
                 }
@@ -178,7 +197,7 @@ impl Hyp {
                 .iter()
                 .map(|p| crate::fastpath::home_entry(p.exclusive, usize::from(p.pcpu))),
         );
-        let mut vgic = VgicDomain::new(GicVersion::V3, nvcpus);
+        let mut vgic = VgicDomain::new(self.platform.gic_version(), nvcpus);
         for v in 0..nvcpus {
             vgic.set_eoi_notify(v, VTIMER_PPI, true);
         }

@@ -9,6 +9,7 @@ use crate::trap::{self, Abort, Exit, SysRegAccess};
 use crate::vgic::MmioOutcome;
 use protocol::addr::GuestPhysAddr;
 use protocol::control::{CapOp, StopReason, SMCCC_NOT_SUPPORTED};
+use protocol::layout::GicVersion;
 use protocol::psci::PsciFn;
 
 use crate::fastpath::XEN_HVC_IMM;
@@ -93,16 +94,15 @@ impl Hyp {
             return;
         }
         // The interface state is live in hardware until the vCPU is switched out.
-        d.vgic
-            .note_wait(v, crate::arch::sysreg::read_ich_vmcr_el2());
+        d.vgic.note_wait(v, crate::arch::gic::read_vmcr());
         d.report_vgic_warnings();
         d.vcpus[v].blocked = true;
         let _ = self.runqueues[cpu].set_runnable(key, false);
         self.resched[cpu] = true;
     }
 
-    /// A trapped system-register access: SGI generation is emulated; anything else is
-    /// undefined for the guest.
+    /// A trapped system-register access: SGI generation is emulated (on a virtual GICv3;
+    /// a vGICv2 has no GIC system registers); anything else is undefined for the guest.
     fn sysreg(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs, a: SysRegAccess) {
         let (id, v) = key_parts(key);
         let value = if a.rt == 31 {
@@ -110,7 +110,11 @@ impl Hyp {
         } else {
             regs.x[usize::from(a.rt)]
         };
-        if a.encoding() == trap::ICC_SGI1R_EL1 && !a.read {
+        let Some(gic) = self.domain(id).map(|d| d.vgic.version()) else {
+            return;
+        };
+        let v3 = gic == GicVersion::V3;
+        if v3 && a.encoding() == trap::ICC_SGI1R_EL1 && !a.read {
             regs.pc += 4;
             let Some(d) = self.domain(id) else { return };
             let (intid, targets) = crate::vgic::sgi_targets(d.vgic.nr_vcpus(), v, value);
@@ -135,11 +139,11 @@ impl Hyp {
             regs.pc += 4;
             if a.rt != 31 {
                 let raw = crate::arch::sysreg::read_id_group3(a.crm, a.op2);
-                regs.x[usize::from(a.rt)] = crate::idregs::sanitise(a.crm, a.op2, raw);
+                regs.x[usize::from(a.rt)] = crate::idregs::sanitise(a.crm, a.op2, raw, gic);
             }
             return;
         }
-        if a.encoding() == trap::ICC_ASGI1R_EL1 || a.encoding() == trap::ICC_SGI0R_EL1 {
+        if v3 && (a.encoding() == trap::ICC_ASGI1R_EL1 || a.encoding() == trap::ICC_SGI0R_EL1) {
             // Group-0 / alternate-group SGIs do not exist for our guests: ignore.
             regs.pc += 4;
             return;

@@ -11,12 +11,16 @@
 //! The fast path never runs while the LRs differ from their shadow (the guest finished or
 //! took an interrupt the vGIC model must hear about first), so the slow path sees the same
 //! state it always did.
+//!
+//! It is compiled once per GIC version ([`Hot`]); [`run_until_slow`] picks the host's copy,
+//! so a GICv3 host's exits pay no version check.
 
 use super::percpu::{posted_irqs, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
 use super::{key_parts, Hyp, HYP};
-use crate::arch::context::{lrs_match, read_lrs, GuestRegs, MAX_LRS};
-use crate::arch::gic::{self, KICK_SGI, SPURIOUS, VTIMER_PPI};
-use crate::arch::sysreg::{read_esr_el2, write_ich_lr};
+use crate::arch::context::GuestRegs;
+use crate::arch::context::MAX_LRS;
+use crate::arch::gic::{self, Hot, KICK_SGI, SPURIOUS, VTIMER_PPI};
+use crate::arch::sysreg::read_esr_el2;
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
@@ -27,6 +31,7 @@ use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
 use crate::sched::VcpuKey;
 use core::sync::atomic::Ordering;
+use protocol::layout::GicVersion;
 
 /// How an exit ended on the fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,14 +107,22 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
 /// Runs the loaded vCPU `key`, finishing exits on the fast path, until one needs the lock
 /// (returned) or the mailbox asks for a new decision (`None`).
 fn run_until_slow(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Option<SlowExit> {
+    match gic::version() {
+        GicVersion::V3 => stay::<gic::V3>(local, key, regs),
+        GicVersion::V2 => stay::<gic::V2>(local, key, regs),
+    }
+}
+
+/// [`run_until_slow`] for the host's GIC `G`.
+fn stay<G: Hot>(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Option<SlowExit> {
     let mailbox = &MAILBOX[local.cpu];
     // The fast path's own few instructions count as the guest's time: one pair of counter
     // reads per stay instead of per exit.
     let start = arch::counter_now();
     let result = loop {
-        let exit = run_until_mail(local, key, regs, mailbox);
+        let exit = run_until_mail::<G>(local, key, regs, mailbox);
         // Mail that is only posted interrupts is served here, and the guest goes back in.
-        if exit.is_some() || !deliver_posted(local, mailbox) || mailbox.pending() {
+        if exit.is_some() || !deliver_posted::<G>(local, mailbox) || mailbox.pending() {
             break exit;
         }
     };
@@ -119,7 +132,7 @@ fn run_until_slow(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Opti
 
 /// The inner loop of [`run_until_slow`]: runs the guest, finishing exits on the fast path,
 /// until one needs the lock (returned) or the mailbox has something (`None`).
-fn run_until_mail(
+fn run_until_mail<G: Hot>(
     local: &mut Local,
     key: VcpuKey,
     regs: &mut GuestRegs,
@@ -130,7 +143,7 @@ fn run_until_mail(
         // CPU (`schedule`), and TPIDR_EL2 was set up at boot.
         let kind = unsafe { arch::vectors::run_guest(regs) };
         local.exits += 1;
-        match handle(local, kind, regs) {
+        match handle::<G>(local, kind, regs) {
             Outcome::Done if !mailbox.pending() => continue,
             Outcome::Done => return None,
             Outcome::Slow { first_irq, serror } => {
@@ -146,7 +159,7 @@ fn run_until_mail(
 }
 
 /// Tries to finish one exit without the lock.
-fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
+fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
     const SLOW: Outcome = Outcome::Slow {
         first_irq: None,
         serror: None,
@@ -163,16 +176,20 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
     let Some(lv) = local.loaded.as_mut() else {
         return SLOW;
     };
-    if !lrs_match(&lv.lrs[..n]) {
+    if !G::lrs_match(&lv.lrs[..n]) {
         // Usually the guest finishing the timer's hardware-linked LR: absorbed here.
         let mut hw = [0u64; MAX_LRS];
-        read_lrs(&mut hw[..n]);
+        if G::VERSION == GicVersion::V2 {
+            // A GICv2 LR is read against what was last written to it (see `gic::read_lrs`).
+            hw = lv.lrs;
+        }
+        G::read_lrs(&mut hw[..n]);
         let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], &mut local.posted)
         else {
             return SLOW;
         };
         for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
-            write_ich_lr(slot, 0);
+            G::write_lr(slot, 0);
         }
     }
     match kind {
@@ -187,23 +204,26 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
                 SyncAction::WfiReturn => regs.pc += 4,
                 // Out of line, re-reading the syndrome: the hypercall round trip keeps its
                 // registers.
-                SyncAction::Slow if send_sgi(lv.key, lv.nr_vcpus, local.cpu, regs) => {}
+                SyncAction::Slow if send_sgi::<G>(lv.key, lv.nr_vcpus, local.cpu, regs) => {}
                 SyncAction::Slow => return SLOW,
             }
             Outcome::Done
         }
         ExitKind::Irq | ExitKind::Fiq => loop {
-            let intid = gic::ack();
+            let intid = G::ack();
             if intid == SPURIOUS {
                 return Outcome::Done;
             }
             if intid == KICK_SGI {
                 // Only ever sent with a mailbox post, which the caller looks at next.
-                gic::eoi(intid);
+                G::eoi(intid);
                 continue;
             }
             let lr = (intid == VTIMER_PPI && lv.priority_fresh())
-                .then(|| vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority))
+                .then(|| {
+                    let group = crate::vgic::lr::group_bit(G::VERSION);
+                    vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority, group)
+                })
                 .flatten();
             let Some((slot, value)) = lr else {
                 return Outcome::Slow {
@@ -212,10 +232,10 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
                 };
             };
             lv.lrs[slot] = value;
-            write_ich_lr(slot, value);
+            G::write_lr(slot, value);
             local.irqs += 1;
             // Hardware-linked: the guest's EOI deactivates the physical interrupt.
-            gic::drop_priority(intid);
+            G::drop_priority(intid);
         },
         ExitKind::SError => SLOW,
     }
@@ -226,7 +246,7 @@ fn handle(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Outcome {
 /// (another request, a stale configuration cache, or something it could not place, which
 /// goes back into the vCPU's word for the locked pass to put in the vGIC model).
 #[inline(never)]
-fn deliver_posted(local: &mut Local, mailbox: &Mailbox) -> bool {
+fn deliver_posted<G: Hot>(local: &mut Local, mailbox: &Mailbox) -> bool {
     if mailbox.peek() != POSTED {
         return false;
     }
@@ -239,9 +259,10 @@ fn deliver_posted(local: &mut Local, mailbox: &Mailbox) -> bool {
     let Some(word) = posted_irqs(lv.key) else {
         return false;
     };
-    let (placed, left) = place_posted(word.take(), &mut lv.lrs[..n], &lv.private);
+    let group = crate::vgic::lr::group_bit(G::VERSION);
+    let (placed, left) = place_posted(word.take(), &mut lv.lrs[..n], &lv.private, group);
     for slot in (0..n).filter(|&i| placed & (1 << i) != 0) {
-        write_ich_lr(slot, lv.lrs[slot]);
+        G::write_lr(slot, lv.lrs[slot]);
     }
     local.posted |= placed;
     local.irqs += u64::from(placed.count_ones());
@@ -255,12 +276,16 @@ fn deliver_posted(local: &mut Local, mailbox: &Mailbox) -> bool {
 /// If the exit is a write of `ICC_SGI1R_EL1` that [`post_sgi`] can emulate, does so and
 /// steps over the instruction; false (nothing done) otherwise.
 #[inline(never)]
-fn send_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut GuestRegs) -> bool {
+fn send_sgi<G: Hot>(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut GuestRegs) -> bool {
+    if G::VERSION != GicVersion::V3 {
+        // No GIC system registers on a vGICv2: the slow path makes the access undefined.
+        return false;
+    }
     let Some(rt) = crate::trap::sgi1r_write(read_esr_el2()) else {
         return false;
     };
     let value = regs.x.get(usize::from(rt)).copied().unwrap_or(0);
-    if !post_sgi(key, nr_vcpus, this_cpu, value) {
+    if !post_sgi::<G>(key, nr_vcpus, this_cpu, value) {
         return false;
     }
     regs.pc += 4;
@@ -271,7 +296,7 @@ fn send_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut GuestRegs
 /// target is pinned exclusive on another CPU: posts the SGI to each target's word, then
 /// [`POSTED`] to each target CPU's mailbox, kicking it on the empty-to-non-empty edge (see
 /// [`crate::posted`]). Returns false, having done nothing, if any target is not postable.
-fn post_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, value: u64) -> bool {
+fn post_sgi<G: Hot>(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, value: u64) -> bool {
     let (id, v) = key_parts(key);
     let index = usize::from(id.0);
     let (Some(homes), Some(words)) = (VCPU_HOME.get(index), POSTED_IRQS.get(index)) else {
@@ -294,7 +319,7 @@ fn post_sgi(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, value: u64) -> bool 
     }
     for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
         if cpus & (1 << cpu) != 0 && mailbox.post(POSTED) {
-            gic::kick(mpidr.load(Ordering::Acquire));
+            G::kick(mpidr.load(Ordering::Acquire));
         }
     }
     true

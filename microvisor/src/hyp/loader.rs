@@ -41,6 +41,8 @@ pub struct LoadSpec<'a> {
     pub cmdline: &'a str,
     /// vCPU count.
     pub vcpus: u16,
+    /// The domain's virtual GIC (the host's version).
+    pub gic: guest_dt::GicVersion,
     /// Physical CPUs of the machine (told to the domain in its start info).
     pub pcpus: u16,
 }
@@ -105,8 +107,7 @@ pub fn load(ram: &RamMap, spec: &LoadSpec<'_>) -> Result<(Entry, Vec<Op>), CapEr
                 ram_base,
                 ram_size,
                 vcpus: u32::from(spec.vcpus),
-                // Every domain has a GICv3 until the loader is given the domain's version.
-                gic: guest_dt::GicVersion::V3,
+                gic: spec.gic,
                 bootargs: spec.cmdline,
                 initrd,
                 extra: spec.extra_dt,

@@ -68,7 +68,7 @@ pub mod xen;
 
 use crate::arch::boot::MAX_CPUS;
 use crate::mm::frames::FrameAllocator;
-use crate::platform::Platform;
+use crate::platform::{Platform, Region};
 use crate::sched::{RunQueue, VcpuKey};
 use crate::sync::Mutex;
 use alloc::boxed::Box;
@@ -112,6 +112,9 @@ pub struct Hyp {
     pub switch_presses: u8,
     /// Number of list registers this GIC implements.
     pub nr_lrs: usize,
+    /// On a GICv2 host: the virtual CPU interface window (alias-corrected, 8 KiB) every
+    /// domain gets at `GUEST_GICV2_GICC_BASE`.
+    pub guest_gicc: Option<Region>,
     /// Every domain's event-channel ports (Xen ABI).
     pub evtchn: crate::xen::EventChannels,
     /// Every domain's grant table and grant mappings (Xen ABI).

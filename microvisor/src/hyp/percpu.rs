@@ -260,7 +260,7 @@ impl super::domain::Domain {
         if let Some(lr) = self.vcpus.get_mut(v).and_then(|c| c.lrs.get_mut(slot)) {
             *lr = 0;
         }
-        crate::arch::sysreg::write_ich_lr(slot, 0);
+        crate::arch::gic::write_lr(slot, 0);
         self.vgic.inject(v, crate::vgic::lr::intid(value));
     }
 }

@@ -6,8 +6,8 @@
 use super::domain::Power;
 use super::percpu::MAILBOX;
 use super::{key_parts, vcpu_key, Hyp};
-use crate::arch::context::{read_lrs, write_lrs, GuestRegs};
-use crate::arch::gic::{self, HYP_TIMER_PPI, KICK_SGI, MAINTENANCE_PPI, SPURIOUS, VTIMER_PPI};
+use crate::arch::context::GuestRegs;
+use crate::arch::gic::{self, read_lrs, write_lrs, HYP_TIMER_PPI, KICK_SGI, SPURIOUS, VTIMER_PPI};
 use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self, cpu::hcr};
@@ -287,7 +287,8 @@ impl Hyp {
                     self.resched[cpu] = true;
                     self.deliver_expired_timers(cpu);
                 }
-                KICK_SGI | MAINTENANCE_PPI => self.resched[cpu] |= intid == KICK_SGI,
+                KICK_SGI => self.resched[cpu] = true,
+                other if other == gic::maintenance_irq() => {}
                 other if Some(other) == self.platform.uart_irq => self.console_input(),
                 other if self.forward_spi(other, cpu) => {}
                 other => crate::info!("unexpected physical interrupt {other} on CPU {cpu}"),
@@ -319,13 +320,13 @@ impl Hyp {
             {
                 let lr = lr::PENDING
                     | lr::HW
-                    | lr::GROUP1
+                    | lr::group_bit(d.vgic.version())
                     | (u64::from(priority) << lr::PRIORITY_SHIFT)
                     | (u64::from(VTIMER_PPI) << 32)
                     | u64::from(VTIMER_PPI);
                 vcpu.lrs[slot] = lr;
                 vcpu.stats.irqs += 1;
-                crate::arch::sysreg::write_ich_lr(slot, lr);
+                gic::write_lr(slot, lr);
                 return true;
             }
             vcpu.vtimer_masked = true;

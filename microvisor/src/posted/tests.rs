@@ -17,9 +17,29 @@ fn cfg(enabled: u32, eoi: u32, prio: u8) -> PrivateCfg {
 }
 
 #[test]
+fn a_vgicv2_gets_group0_lrs() {
+    let mut lrs = [0u64; 2];
+    let v2 = lr::group_bit(protocol::layout::GicVersion::V2);
+    assert_eq!(
+        place_posted(1 << 5, &mut lrs, &cfg(!0, 0, 0xa0), v2),
+        (0b1, 0)
+    );
+    assert_eq!(
+        lrs[0],
+        lr::build(5, 0xa0, false, false, lr::LrState::Pending)
+    );
+    assert!(!lr::group1(lrs[0]));
+}
+
+#[test]
 fn places_enabled_interrupts_in_free_lrs() {
     let mut lrs = [lr::make(27, 0, false) | lr::HW, 0, 0];
-    let (placed, left) = place_posted((1 << 1) | (1 << 31), &mut lrs, &cfg(!0, 1 << 31, 0xa0));
+    let (placed, left) = place_posted(
+        (1 << 1) | (1 << 31),
+        &mut lrs,
+        &cfg(!0, 1 << 31, 0xa0),
+        lr::GROUP1,
+    );
     assert_eq!((placed, left), (0b110, 0));
     assert_eq!(lrs[1], lr::make(1, 0xa0, false));
     assert_eq!(lrs[2], lr::make(31, 0xa0, true), "EOI notification kept");
@@ -29,19 +49,28 @@ fn places_enabled_interrupts_in_free_lrs() {
 fn leaves_what_it_cannot_place_to_the_slow_path() {
     // Disabled: the model keeps it pending until the guest enables it.
     let mut lrs = [0u64; 2];
-    assert_eq!(place_posted(1 << 2, &mut lrs, &cfg(0, 0, 0)), (0, 1 << 2));
+    assert_eq!(
+        place_posted(1 << 2, &mut lrs, &cfg(0, 0, 0), lr::GROUP1),
+        (0, 1 << 2)
+    );
     assert_eq!(lrs, [0, 0]);
     // Already in an LR (pending or active): the model coalesces it.
     let mut lrs = [lr::make(2, 0, false) | lr::ACTIVE, 0];
-    assert_eq!(place_posted(1 << 2, &mut lrs, &cfg(!0, 0, 0)), (0, 1 << 2));
+    assert_eq!(
+        place_posted(1 << 2, &mut lrs, &cfg(!0, 0, 0), lr::GROUP1),
+        (0, 1 << 2)
+    );
     // No free LR: the first fits, the second waits.
     let mut lrs = [0, lr::make(9, 0, false)];
     assert_eq!(
-        place_posted((1 << 3) | (1 << 4), &mut lrs, &cfg(!0, 0, 0)),
+        place_posted((1 << 3) | (1 << 4), &mut lrs, &cfg(!0, 0, 0), lr::GROUP1),
         (0b01, 1 << 4)
     );
     // Nothing posted: nothing done.
-    assert_eq!(place_posted(0, &mut [0u64; 4], &cfg(!0, 0, 0)), (0, 0));
+    assert_eq!(
+        place_posted(0, &mut [0u64; 4], &cfg(!0, 0, 0), lr::GROUP1),
+        (0, 0)
+    );
 }
 
 /// Where the target CPU is.

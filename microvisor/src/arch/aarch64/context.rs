@@ -145,74 +145,26 @@ impl El1Context {
 /// Most list registers the architecture allows.
 pub const MAX_LRS: usize = 16;
 
-/// The GIC virtual CPU interface state of one vCPU.
+/// The GIC virtual CPU interface state of one vCPU, in the GICv3 layout on both versions
+/// (`GICH_VMCR` has `ICH_VMCR_EL2`'s layout for the enables, EOI mode, binary points and
+/// the priority mask's implemented top five bits).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VgicHwState {
-    /// `ICH_VMCR_EL2`: the guest's priority mask, group enables, EOI mode.
+    /// `ICH_VMCR_EL2` / `GICH_VMCR`: the guest's priority mask, group enables, EOI mode.
     pub vmcr: u64,
-    /// `ICH_AP0R0_EL2`.
+    /// `ICH_AP0R0_EL2` / `GICH_APR` (a GICv2 has one active-priorities register).
     pub ap0r0: u64,
-    /// `ICH_AP1R0_EL2`.
+    /// `ICH_AP1R0_EL2` (unused on a GICv2).
     pub ap1r0: u64,
 }
 
 impl VgicHwState {
     /// Captures the interface state (not the LRs, which the run loop syncs on every exit).
     pub fn save(&mut self) {
-        self.vmcr = read_ich_vmcr_el2();
-        self.ap0r0 = read_ich_ap0r0_el2();
-        self.ap1r0 = read_ich_ap1r0_el2();
+        super::gic::save_hw(self);
     }
     /// Loads the interface state.
     pub fn restore(&self) {
-        write_ich_vmcr_el2(self.vmcr);
-        write_ich_ap0r0_el2(self.ap0r0);
-        write_ich_ap1r0_el2(self.ap1r0);
+        super::gic::restore_hw(self);
     }
-}
-
-/// Number of implemented list registers.
-pub fn nr_lrs() -> usize {
-    ((read_ich_vtr_el2() & 0x1f) + 1) as usize
-}
-
-/// Reads the first `lrs.len()` list registers.
-pub fn read_lrs(lrs: &mut [u64]) {
-    for (i, lr) in lrs.iter_mut().enumerate() {
-        *lr = read_ich_lr(i);
-    }
-}
-
-/// Writes the first `lrs.len()` list registers.
-pub fn write_lrs(lrs: &[u64]) {
-    for (i, lr) in lrs.iter().enumerate() {
-        write_ich_lr(i, *lr);
-    }
-}
-
-/// Whether the first `shadow.len()` list registers hold exactly `shadow` (the fast path's
-/// "did the guest take or finish an interrupt?"): straight-line reads, no buffer.
-#[inline]
-pub fn lrs_match(shadow: &[u64]) -> bool {
-    macro_rules! check {
-        ($($i:literal),*) => {
-            $(
-                let Some(&want) = shadow.get($i) else { return true };
-                let v: u64;
-                // SAFETY: reading a list register has no side effects.
-                unsafe {
-                    core::arch::asm!(
-                        concat!("mrs {}, ich_lr", stringify!($i), "_el2"),
-                        out(reg) v,
-                        options(nomem, nostack, preserves_flags)
-                    )
-                };
-                if v != want {
-                    return false;
-                }
-            )*
-        };
-    }
-    check!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    true
 }

@@ -1,17 +1,26 @@
-//! The physical GICv3: distributor and redistributor set-up, acknowledge/EOI, IPIs.
+//! The physical GIC, whatever its version: one API over [`super::gic_v3`] (system-register
+//! CPU interface) and [`super::gic_v2`] (GIC-400, memory-mapped). The version is decided
+//! once at boot ([`init_distributor`]) and read with one relaxed load per call after that.
 //!
-//! The microvisor owns the physical GIC. All interrupts are group 1 non-secure, with split
-//! EOI (EOImode 1): [`eoi`] drops priority and deactivates, [`drop_priority`] only drops it
-//! for an interrupt handed to a guest through a hardware-linked list register, which the
-//! guest's own EOI then deactivates. Guests see only the virtual CPU interface.
+//! The microvisor owns the physical GIC. It runs with split EOI (EOImode 1): [`eoi`] drops
+//! priority and deactivates, [`drop_priority`] only drops it for an interrupt handed to a
+//! guest through a hardware-linked list register, which the guest's own EOI then
+//! deactivates. Guests see only the virtual CPU interface. List registers are given and
+//! returned in the `ICH_LR_EL2` format on both versions.
+//!
+//! The fast path does not pay the version check per call: it is compiled once per version
+//! over [`Hot`] ([`V3`], [`V2`]) and picks its copy once per stay in a guest.
 
-use super::mem;
-use super::sysreg::*;
-use core::sync::atomic::{AtomicU64, Ordering};
+use super::context::VgicHwState;
+use super::{gic_v2 as v2, gic_v3 as v3};
+use crate::platform::{Platform, Region};
+use core::sync::atomic::{AtomicBool, Ordering};
+use protocol::layout::GicVersion;
 
 /// SGI the microvisor uses to make another CPU re-examine its run queue and list registers.
 pub const KICK_SGI: u32 = 0;
-/// GIC maintenance interrupt (PPI).
+/// GIC maintenance interrupt (PPI) on a GICv3; a GICv2 takes it from the device tree
+/// ([`maintenance_irq`]).
 pub const MAINTENANCE_PPI: u32 = 25;
 /// EL2 physical timer (PPI).
 pub const HYP_TIMER_PPI: u32 = 26;
@@ -20,182 +29,309 @@ pub const VTIMER_PPI: u32 = 27;
 /// Interrupt id meaning "nothing pending".
 pub const SPURIOUS: u32 = 1023;
 
-static GICD: AtomicU64 = AtomicU64::new(0);
-static GICR: AtomicU64 = AtomicU64::new(0);
+/// Set once, before any other CPU starts, when the host GIC is a GICv2.
+static IS_V2: AtomicBool = AtomicBool::new(false);
 
-const GICD_CTLR: u64 = 0x0;
-const GICD_TYPER: u64 = 0x4;
-const GICD_IGROUPR: u64 = 0x80;
-const GICD_ICENABLER: u64 = 0x180;
-const GICD_IPRIORITYR: u64 = 0x400;
-const CTLR_RWP: u32 = 1 << 31;
+#[inline(always)]
+fn is_v2() -> bool {
+    IS_V2.load(Ordering::Relaxed)
+}
 
-const GICR_TYPER: u64 = 0x8;
-const GICR_WAKER: u64 = 0x14;
-const SGI_FRAME: u64 = 0x1_0000;
-const GICR_STRIDE: u64 = 0x2_0000;
+/// The host GIC's version (every domain's virtual GIC has the same).
+pub fn version() -> GicVersion {
+    if is_v2() {
+        GicVersion::V2
+    } else {
+        GicVersion::V3
+    }
+}
 
-/// Initialises the distributor (boot CPU only).
+/// Initialises the distributor (boot CPU only, before the other CPUs start) and returns
+/// the GICv2 virtual CPU interface window guests get (`None` on a GICv3).
 ///
 /// # Safety
-/// `gicd`/`gicr` must be the GICv3 distributor and redistributor region, mapped for EL2.
-pub unsafe fn init_distributor(gicd: u64, gicr: u64) {
-    GICD.store(gicd, Ordering::Release);
-    GICR.store(gicr, Ordering::Release);
-    // SAFETY: per the contract, these are the distributor's registers.
-    unsafe {
-        mem::mmio_write32(gicd + GICD_CTLR, 0);
-        wait_rwp(gicd);
-        let lines = ((mem::mmio_read32(gicd + GICD_TYPER) & 0x1f) + 1) * 32;
-        for n in (32..lines).step_by(32) {
-            mem::mmio_write32(gicd + GICD_IGROUPR + u64::from(n / 8), !0);
-            mem::mmio_write32(gicd + GICD_ICENABLER + u64::from(n / 8), !0);
+/// The platform's GIC ranges must be mapped for EL2 as device memory.
+pub unsafe fn init_distributor(p: &Platform) -> Option<Region> {
+    let gicd = p.gicd.base.as_u64();
+    match &p.gicv2 {
+        Some(frames) => {
+            IS_V2.store(true, Ordering::Release);
+            // SAFETY: per the contract.
+            Some(unsafe { v2::init_distributor(gicd, frames) })
         }
-        for n in (32..lines).step_by(4) {
-            mem::mmio_write32(gicd + GICD_IPRIORITYR + u64::from(n), 0xa0a0_a0a0);
+        None => {
+            // SAFETY: per the contract.
+            unsafe { v3::init_distributor(gicd, p.gicr.base.as_u64()) };
+            None
         }
-        // ARE (affinity routing) | EnableGrp1.
-        mem::mmio_write32(gicd + GICD_CTLR, (1 << 4) | (1 << 1));
-        wait_rwp(gicd);
     }
 }
 
-/// # Safety
-/// `gicd` must be the mapped distributor.
-unsafe fn wait_rwp(gicd: u64) {
-    // SAFETY: per the contract.
-    while unsafe { mem::mmio_read32(gicd + GICD_CTLR) } & CTLR_RWP != 0 {}
-}
-
-/// Wakes this CPU's redistributor, enables the private interrupts EL2 handles and turns on
-/// the CPU interface and the virtual CPU interface. Returns false if no redistributor
-/// matches this CPU's affinity.
+/// Sets up this CPU's interface; false if the GIC has none for this CPU's affinity.
 pub fn init_cpu(mpidr: u64) -> bool {
-    let Some(rd) = find_redistributor(mpidr) else {
-        return false;
-    };
-    let sgi = rd + SGI_FRAME;
-    // SAFETY: `rd` is this CPU's redistributor found in the mapped region.
-    unsafe {
-        let waker = mem::mmio_read32(rd + GICR_WAKER) & !(1 << 1);
-        mem::mmio_write32(rd + GICR_WAKER, waker);
-        while mem::mmio_read32(rd + GICR_WAKER) & (1 << 2) != 0 {}
-        mem::mmio_write32(sgi + GICD_IGROUPR, !0);
-        mem::mmio_write32(sgi + GICD_ICENABLER, !0);
-        for n in (0..32).step_by(4) {
-            mem::mmio_write32(sgi + GICD_IPRIORITYR + n, 0xa0a0_a0a0);
-        }
-        let enable =
-            (1u32 << KICK_SGI) | (1 << MAINTENANCE_PPI) | (1 << HYP_TIMER_PPI) | (1 << VTIMER_PPI);
-        mem::mmio_write32(sgi + 0x100, enable);
-        // System-register interface on for EL2 and for EL1 (Enable bit 3).
-        write_icc_sre_el2(0xf);
-        super::cpu::isb();
-        write_icc_pmr_el1(0xf0);
-        // EOImode 1: priority drop and deactivation are separate (see module docs).
-        write_icc_ctlr_el1(1 << 1);
-        write_icc_igrpen1_el1(1);
-        // Virtual CPU interface on; maintenance interrupts only via per-LR EOI bits.
-        write_ich_hcr_el2(1);
+    if is_v2() {
+        v2::init_cpu(mpidr)
+    } else {
+        v3::init_cpu(mpidr)
     }
-    super::cpu::isb();
-    true
 }
 
-fn find_redistributor(mpidr: u64) -> Option<u64> {
-    let base = GICR.load(Ordering::Acquire);
-    let want = ((mpidr >> 32) & 0xff) << 24 | (mpidr & 0xff_ffff);
-    for i in 0..64 {
-        let rd = base + i * GICR_STRIDE;
-        // SAFETY: frames are walked from the region's base until the Last bit, all inside
-        // the mapped redistributor region.
-        let typer = unsafe { mem::mmio_read64(rd + GICR_TYPER) };
-        if typer >> 32 == want {
-            return Some(rd);
-        }
-        if typer & (1 << 4) != 0 {
-            break;
-        }
+/// The maintenance interrupt's INTID.
+pub fn maintenance_irq() -> u32 {
+    if is_v2() {
+        v2::maintenance_irq()
+    } else {
+        MAINTENANCE_PPI
     }
-    None
 }
 
 /// Acknowledges the next pending interrupt, or [`SPURIOUS`].
+#[inline]
 pub fn ack() -> u32 {
-    icc_ack() & 0xff_ffff
+    if is_v2() {
+        v2::ack()
+    } else {
+        v3::ack()
+    }
 }
 
 /// Ends (drops priority and deactivates) an acknowledged interrupt.
+#[inline]
 pub fn eoi(intid: u32) {
-    drop_priority(intid);
-    deactivate(intid);
+    if is_v2() {
+        v2::drop_priority(intid);
+        v2::deactivate(intid);
+    } else {
+        v3::drop_priority(intid);
+        v3::deactivate(intid);
+    }
 }
 
-/// Drops the running priority of an acknowledged interrupt but leaves it active: the guest
-/// whose hardware-linked list register names it deactivates it.
+/// Drops the running priority of an acknowledged interrupt but leaves it active.
+#[inline]
 pub fn drop_priority(intid: u32) {
-    // SAFETY: callers pass an id returned by `ack` on this CPU.
-    unsafe { write_icc_eoir1_el1(u64::from(intid)) };
+    if is_v2() {
+        v2::drop_priority(intid)
+    } else {
+        v3::drop_priority(intid)
+    }
 }
 
 /// Deactivates an interrupt (also one whose priority was dropped earlier).
+#[inline]
 pub fn deactivate(intid: u32) {
-    // SAFETY: deactivating an interrupt this CPU acknowledged; a no-op if it is inactive.
-    unsafe { write_icc_dir_el1(u64::from(intid)) };
+    if is_v2() {
+        v2::deactivate(intid)
+    } else {
+        v3::deactivate(intid)
+    }
 }
 
 /// Sends the kick SGI to the physical CPU with affinity `mpidr`.
+#[inline]
 pub fn kick(mpidr: u64) {
-    let aff0 = mpidr & 0xf;
-    let aff1 = (mpidr >> 8) & 0xff;
-    let aff2 = (mpidr >> 16) & 0xff;
-    let aff3 = (mpidr >> 32) & 0xff;
-    let value =
-        (aff3 << 48) | (aff2 << 32) | (u64::from(KICK_SGI) << 24) | (aff1 << 16) | (1 << aff0);
-    // The target reads its mailbox when the SGI arrives: the post must be visible first.
-    super::cpu::dsb_sy();
-    // SAFETY: the target's run loop treats the kick SGI as "re-check your state".
-    unsafe { write_icc_sgi1r_el1(value) };
-    super::cpu::isb();
+    if is_v2() {
+        v2::kick(mpidr)
+    } else {
+        v3::kick(mpidr)
+    }
 }
 
-/// Turns the list-register underflow maintenance interrupt on or off (`ICH_HCR_EL2.UIE`).
+/// Turns the list-register underflow maintenance interrupt on or off.
 pub fn set_underflow_irq(on: bool) {
-    // SAFETY: En stays set; UIE only adds a maintenance interrupt the run loop handles.
-    unsafe { write_ich_hcr_el2(1 | (u64::from(on) << 1)) };
+    if is_v2() {
+        v2::set_underflow_irq(on)
+    } else {
+        v3::set_underflow_irq(on)
+    }
 }
 
 /// Enables SPI `intid` at the distributor and routes it to the CPU with affinity `mpidr`.
 pub fn enable_spi(intid: u32, mpidr: u64) {
-    let gicd = GICD.load(Ordering::Acquire);
-    if !(32..1020).contains(&intid) || gicd == 0 {
-        return;
-    }
-    let route = ((mpidr >> 32) & 0xff) << 32 | (mpidr & 0xff_ffff);
-    // SAFETY: IROUTER and ISENABLER of an implemented SPI in our distributor.
-    unsafe {
-        let irouter = gicd + 0x6000 + 8 * u64::from(intid);
-        mem::mmio_write32(irouter, route as u32);
-        mem::mmio_write32(irouter + 4, (route >> 32) as u32);
-        mem::mmio_write32(gicd + 0x100 + 4 * u64::from(intid / 32), 1 << (intid % 32));
+    if is_v2() {
+        v2::enable_spi(intid, mpidr)
+    } else {
+        v3::enable_spi(intid, mpidr)
     }
 }
 
 /// Masks SPI `intid` at the distributor.
 pub fn mask_spi(intid: u32) {
-    spi_enable_bit(intid, 0x180);
+    if is_v2() {
+        v2::spi_enable_bit(intid, false)
+    } else {
+        v3::mask_spi(intid)
+    }
 }
 
 /// Unmasks SPI `intid` at the distributor.
 pub fn unmask_spi(intid: u32) {
-    spi_enable_bit(intid, 0x100);
+    if is_v2() {
+        v2::spi_enable_bit(intid, true)
+    } else {
+        v3::unmask_spi(intid)
+    }
 }
 
-fn spi_enable_bit(intid: u32, reg: u64) {
-    let gicd = GICD.load(Ordering::Acquire);
-    if !(32..1020).contains(&intid) || gicd == 0 {
-        return;
+/// Number of implemented list registers.
+pub fn nr_lrs() -> usize {
+    if is_v2() {
+        v2::nr_lrs()
+    } else {
+        v3::nr_lrs()
     }
-    // SAFETY: ISENABLER/ICENABLER word of an implemented SPI in our distributor.
-    unsafe { mem::mmio_write32(gicd + reg + 4 * u64::from(intid / 32), 1 << (intid % 32)) };
+}
+
+/// Reads the first `lrs.len()` list registers. On entry `lrs` must hold what was last
+/// written to them (the vCPU's shadow): a GICv2 LR holds fewer bits, and the rest come
+/// from there.
+#[inline]
+pub fn read_lrs(lrs: &mut [u64]) {
+    if is_v2() {
+        v2::read_lrs(lrs)
+    } else {
+        v3::read_lrs(lrs)
+    }
+}
+
+/// Writes the first `lrs.len()` list registers.
+#[inline]
+pub fn write_lrs(lrs: &[u64]) {
+    if is_v2() {
+        v2::write_lrs(lrs)
+    } else {
+        v3::write_lrs(lrs)
+    }
+}
+
+/// Writes list register `n` (below [`nr_lrs`]).
+#[inline]
+pub fn write_lr(n: usize, value: u64) {
+    if is_v2() {
+        v2::write_lr(n, value)
+    } else {
+        v3::write_lr(n, value)
+    }
+}
+
+/// Whether the first `shadow.len()` list registers hold exactly `shadow` (the fast path's
+/// "did the guest take or finish an interrupt?").
+#[inline]
+pub fn lrs_match(shadow: &[u64]) -> bool {
+    if is_v2() {
+        v2::lrs_match(shadow)
+    } else {
+        v3::lrs_match(shadow)
+    }
+}
+
+/// The loaded vCPU's virtual machine control register (`ICH_VMCR_EL2` layout).
+pub fn read_vmcr() -> u64 {
+    if is_v2() {
+        v2::read_vmcr()
+    } else {
+        v3::read_vmcr()
+    }
+}
+
+/// Captures the virtual CPU interface state (not the LRs).
+pub fn save_hw(s: &mut VgicHwState) {
+    if is_v2() {
+        v2::save_hw(s)
+    } else {
+        v3::save_hw(s)
+    }
+}
+
+/// Loads the virtual CPU interface state.
+pub fn restore_hw(s: &VgicHwState) {
+    if is_v2() {
+        v2::restore_hw(s)
+    } else {
+        v3::restore_hw(s)
+    }
+}
+
+/// One GIC version's per-exit operations, for code compiled once per version.
+pub trait Hot {
+    /// The version.
+    const VERSION: GicVersion;
+    /// [`ack`].
+    fn ack() -> u32;
+    /// [`eoi`].
+    fn eoi(intid: u32);
+    /// [`drop_priority`].
+    fn drop_priority(intid: u32);
+    /// [`kick`].
+    fn kick(mpidr: u64);
+    /// [`read_lrs`].
+    fn read_lrs(lrs: &mut [u64]);
+    /// [`write_lr`].
+    fn write_lr(n: usize, value: u64);
+    /// [`lrs_match`].
+    fn lrs_match(shadow: &[u64]) -> bool;
+}
+
+/// The GICv3's [`Hot`] operations.
+pub struct V3;
+/// The GICv2's [`Hot`] operations.
+pub struct V2;
+
+impl Hot for V3 {
+    const VERSION: GicVersion = GicVersion::V3;
+    #[inline(always)]
+    fn ack() -> u32 {
+        v3::ack()
+    }
+    #[inline(always)]
+    fn eoi(intid: u32) {
+        v3::drop_priority(intid);
+        v3::deactivate(intid);
+    }
+    #[inline(always)]
+    fn drop_priority(intid: u32) {
+        v3::drop_priority(intid)
+    }
+    #[inline(always)]
+    fn kick(mpidr: u64) {
+        v3::kick(mpidr)
+    }
+    #[inline(always)]
+    fn read_lrs(lrs: &mut [u64]) {
+        v3::read_lrs(lrs)
+    }
+    #[inline(always)]
+    fn write_lr(n: usize, value: u64) {
+        v3::write_lr(n, value)
+    }
+    #[inline(always)]
+    fn lrs_match(shadow: &[u64]) -> bool {
+        v3::lrs_match(shadow)
+    }
+}
+
+impl Hot for V2 {
+    const VERSION: GicVersion = GicVersion::V2;
+    fn ack() -> u32 {
+        v2::ack()
+    }
+    fn eoi(intid: u32) {
+        v2::drop_priority(intid);
+        v2::deactivate(intid);
+    }
+    fn drop_priority(intid: u32) {
+        v2::drop_priority(intid)
+    }
+    fn kick(mpidr: u64) {
+        v2::kick(mpidr)
+    }
+    fn read_lrs(lrs: &mut [u64]) {
+        v2::read_lrs(lrs)
+    }
+    fn write_lr(n: usize, value: u64) {
+        v2::write_lr(n, value)
+    }
+    fn lrs_match(shadow: &[u64]) -> bool {
+        v2::lrs_match(shadow)
+    }
 }

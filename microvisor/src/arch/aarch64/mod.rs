@@ -1,10 +1,13 @@
-//! AArch64 EL2: boot, vectors, guest entry/exit, system registers, GICv3, timers, PL011.
+//! AArch64 EL2: boot, vectors, guest entry/exit, system registers, GICv3 / GICv2, timers,
+//! UART.
 
 pub mod boot;
 pub mod context;
 pub mod cpu;
 pub mod fpsimd;
 pub mod gic;
+pub mod gic_v2;
+pub mod gic_v3;
 pub mod mem;
 pub mod sysreg;
 pub mod uart;
