@@ -363,6 +363,10 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
         system.memory_mib,
         &dir.join(crate::machine::HOST_DTB),
     )?;
+    write(
+        &dir.join(crate::machine::MACHINE_FILE),
+        format!("{}\n", machine.name()).as_bytes(),
+    )?;
     let passthrough = give_devices(&system, &mut manifest, &base)?;
     let fragments = crate::partial_dt::device_trees(&system, &mut manifest, &images)?;
     let bins = paths::bin_dir();

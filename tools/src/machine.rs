@@ -35,6 +35,9 @@ pub const ZCU102_MAX_MEM_MIB: u32 = 2048;
 /// checks passthrough against the tree the running system was packed with.
 pub const HOST_DTB: &str = "host.dtb";
 
+/// The file in the image directory naming the machine the image was packed for.
+pub const MACHINE_FILE: &str = "machine";
+
 /// The environment every QEMU run gets: no audio back end. The ZCU102's DisplayPort has an
 /// audio device, and without this QEMU fills the console log with ALSA's complaints on a
 /// host without a sound card (QEMU 7.2 still reads this variable; later ones ignore it).
@@ -141,6 +144,23 @@ impl Machine {
             ],
         };
         args.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Why `ctl` gets no answer on this machine even once the system is up, if it cannot.
+    pub fn unserved_port(self) -> Option<&'static str> {
+        match self {
+            Machine::Zcu102 => Some(
+                "the system was packed for --machine zcu102, whose management port (its second UART) dom0 does not serve yet (no Cadence UART driver)",
+            ),
+            Machine::Virt | Machine::VirtGicv2 => None,
+        }
+    }
+
+    /// The machine the packed image in `target/bulkhead/image/` is for ([`MACHINE_FILE`]),
+    /// if there is one.
+    pub fn packed() -> Option<Machine> {
+        let text = std::fs::read_to_string(crate::paths::image_dir().join(MACHINE_FILE)).ok()?;
+        <Machine as clap::ValueEnum>::from_str(text.trim(), false).ok()
     }
 
     /// What `run` says before booting, if anything is not what the user may expect.

@@ -114,6 +114,8 @@ fn each_machine_s_default_system_fits_it() {
     assert_eq!(names, ["rtos", "linux"]);
     assert!(Machine::Zcu102.notice().unwrap().contains("not served yet"));
     assert!(Machine::Virt.notice().is_none());
+    assert!(Machine::Zcu102.unserved_port().is_some());
+    assert!(Machine::VirtGicv2.unserved_port().is_none());
 }
 
 #[test]

@@ -216,9 +216,12 @@ impl Client {
     fn io_error(&self, e: std::io::Error) -> anyhow::Error {
         match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => anyhow!(
-                "no reply from dom0 within {} s (socket {}): is the system still booting?",
+                "no reply from dom0 within {} s (socket {}): {}",
                 self.timeout.as_secs_f64(),
-                shown(&self.socket)
+                shown(&self.socket),
+                crate::machine::Machine::packed()
+                    .and_then(|m| m.unserved_port())
+                    .unwrap_or("is the system still booting?")
             ),
             ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => anyhow!(
                 "dom0 closed the management connection (socket {})",
