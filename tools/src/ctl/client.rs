@@ -213,14 +213,22 @@ impl Client {
         }
     }
 
+    /// Why nobody answers on the default socket, if the image beside it was packed for a
+    /// machine whose management port dom0 does not serve.
+    fn unserved_port(&self) -> Option<&'static str> {
+        if self.socket != super::default_socket() {
+            return None;
+        }
+        crate::machine::Machine::packed()?.unserved_port()
+    }
+
     fn io_error(&self, e: std::io::Error) -> anyhow::Error {
         match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => anyhow!(
                 "no reply from dom0 within {} s (socket {}): {}",
                 self.timeout.as_secs_f64(),
                 shown(&self.socket),
-                crate::machine::Machine::packed()
-                    .and_then(|m| m.unserved_port())
+                self.unserved_port()
                     .unwrap_or("is the system still booting?")
             ),
             ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => anyhow!(
