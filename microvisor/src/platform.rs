@@ -88,9 +88,12 @@ pub struct Platform {
     pub gicr: Region,
     /// The GICv2's other frames; `None` on a GICv3.
     pub gicv2: Option<GicV2>,
-    /// PL011 for the microvisor's log, if any.
+    /// The UART the microvisor logs to, if it can drive the one the DT names
+    /// ([`crate::console_uart`]).
+    pub console: Option<crate::console_uart::ConsoleUart>,
+    /// That UART's registers.
     pub uart: Option<Region>,
-    /// The PL011's interrupt (GIC INTID), if the DT gives one.
+    /// That UART's interrupt (GIC INTID), if the DT gives one.
     pub uart_irq: Option<u32>,
     /// Boot modules.
     pub modules: heapless_vec::Vec<BootModule, MAX_MODULES>,
@@ -360,21 +363,9 @@ impl Platform {
             }
         }
         read_gic(&fdt, &mut p)?;
-        let uart = fdt
-            .find_node("/chosen")
-            .and_then(|_| fdt.chosen().stdout())
-            .filter(|n| {
-                n.compatible()
-                    .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
-            })
-            .or_else(|| fdt.find_compatible(&["arm,pl011"]));
-        p.uart = uart.and_then(|n| n.reg()?.next()).map(|r| Region {
-            base: PhysAddr::new(r.starting_address as u64),
-            size: r.size.unwrap_or(0x1000) as u64,
-        });
-        p.uart_irq = uart
-            .and_then(|n| n.property("interrupts"))
-            .and_then(|prop| gic_intid(prop.value));
+        p.console = crate::console_uart::find(&fdt);
+        p.uart = p.console.map(|c| c.region);
+        p.uart_irq = p.console.and_then(|c| c.irq);
         for node in fdt.all_nodes() {
             let is_virtio = node
                 .compatible()

@@ -18,6 +18,7 @@ mod systems;
 pub mod terminal;
 pub use systems::{disk_xvda, SystemToml};
 
+pub use bulkhead_tools::machine::Machine;
 pub use bulkhead_tools::markers::Expect;
 
 /// Hard limit for one boot.
@@ -107,6 +108,20 @@ pub fn boot_expect(name: &str, expect: Expect) -> RunOutcome {
     let _guard = QEMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = qemu::run(&RunOptions::test(system(name), expect, BOOT_TIMEOUT));
     matched(name, out)
+}
+
+/// Boots the system file `system` on QEMU machine `machine` until `expect` is met; panics
+/// with the log path and its last lines otherwise.
+pub fn boot_machine_expect(
+    machine: Machine,
+    system: &std::path::Path,
+    expect: Expect,
+) -> RunOutcome {
+    let _guard = QEMU_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut options = RunOptions::test(system, expect, BOOT_TIMEOUT);
+    options.overrides.machine = machine;
+    let name = format!("{} on --machine {}", system.display(), machine.name());
+    matched(&name, qemu::run(&options))
 }
 
 /// A boot's outcome, which must have met its markers; panics with `name`, the log path and

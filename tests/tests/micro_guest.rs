@@ -3,7 +3,7 @@
 //! appears with a sane summary (the right sample count, ordered percentiles, figures in a
 //! plausible range). Figures are not judged: benchmarks are measured, never asserted.
 
-use bulkhead_tests::TAIL_LINES;
+use bulkhead_tests::{Machine, TAIL_LINES};
 use bulkhead_tools::bench::micro::parse;
 use bulkhead_tools::bench::micro_run::{run, Boot};
 use micro::metric;
@@ -21,7 +21,7 @@ const SANE_MAX: u64 = 100_000_000;
 
 fn check(boot: Boot, metrics: &[&str]) {
     let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let out = run(boot, SAMPLES, Duration::from_secs(300))
+    let out = run(boot, SAMPLES, Duration::from_secs(300), Machine::Virt)
         .unwrap_or_else(|e| panic!("micro {}: {e:#}", boot.name()));
     assert!(
         out.log.contains("hv=bulkhead extraversion=-bulkhead"),

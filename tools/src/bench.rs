@@ -19,6 +19,7 @@ pub mod restart;
 pub mod restart_run;
 pub mod rt;
 
+use crate::machine::Machine;
 use crate::markers::Expect;
 use crate::qemu::{self, Outcome, RunOptions};
 use anyhow::{bail, Context, Result};
@@ -83,15 +84,28 @@ pub fn report(runs: Vec<Sample>) -> Result<Report> {
 
 /// Runs the benchmark (building the images first if `build`) and prints/writes its report;
 /// `against` names another hypervisor to compare with (only `micro` takes one: `xen`);
-/// `count` is how many times `restart` crashes blkdom (only `restart` takes one).
+/// `count` is how many times `restart` crashes blkdom (only `restart` takes one);
+/// `machine` is the QEMU machine (see [`machine_supports`]).
 pub fn bench(
     which: &str,
     build: bool,
     against: Option<&str>,
     count: Option<u32>,
+    machine: Machine,
 ) -> Result<Report> {
     if count.is_some() && which != "restart" {
         bail!("--count is only for `bench restart`");
+    }
+    if !machine_supports(which, against.is_some(), machine) {
+        bail!(
+            "`bench {which}`{} runs only on --machine virt: {}",
+            if against.is_some() { " --against" } else { "" },
+            if against.is_some() {
+                "the other hypervisor is booted on QEMU virt"
+            } else {
+                "its native baseline or its virtio disk and NIC exist only there"
+            }
+        );
     }
     match (which, against) {
         (_, None) | ("micro", Some("xen")) => {}
@@ -111,7 +125,7 @@ pub fn bench(
         "restart" => {
             Some(restart_run::bench(build, count.unwrap_or(restart::DEFAULT_CRASHES))?.benchmark)
         }
-        "micro" => Some(micro::bench(build, against.is_some())?.benchmark),
+        "micro" => Some(micro::bench(build, against.is_some(), machine)?.benchmark),
         _ => None,
     };
     if let Some(benchmark) = own {
@@ -136,12 +150,14 @@ pub fn bench(
             system.display()
         ));
         spinner.enable_steady_tick(Duration::from_millis(120));
-        let out = qemu::run(&RunOptions::bench(
+        let mut opts = RunOptions::bench(
             system.clone(),
             Expect::new().then(r"\[bench\] done")?,
             Duration::from_secs(300),
             build && i == 0,
-        ))?;
+        );
+        opts.overrides.machine = machine;
+        let out = qemu::run(&opts)?;
         spinner.finish_and_clear();
         if out.outcome != Outcome::Matched {
             bail!("benchmark run {} failed: {}", i + 1, out.report(30));
@@ -171,6 +187,14 @@ pub fn bench(
     );
     write_json("hypercall", &report)?;
     Ok(report)
+}
+
+/// Whether `bench which` (`against`: compared with another hypervisor) runs on `machine`:
+/// everything on virt; elsewhere only the benchmarks that count the microvisor's own
+/// instructions (`hypercall`, `micro`), since the others compare with a native run or use
+/// virtio devices that exist only on virt.
+pub fn machine_supports(which: &str, against: bool, machine: Machine) -> bool {
+    machine == Machine::Virt || (matches!(which, "hypercall" | "micro") && !against)
 }
 
 /// Runs one benchmark boot behind a spinner (QEMU under icount prints nothing for a while)

@@ -5,8 +5,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use fdt::node::FdtNode;
 use fdt::Fdt;
 use protocol::boot::{LABEL_PROP, MODULE_COMPATIBLE};
-use std::path::Path;
-use std::process::Command;
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 /// A boot module as the DTB describes it.
@@ -20,27 +18,80 @@ pub struct Module {
     pub size: u64,
 }
 
-/// Asks QEMU for the virt board's DTB with `smp` CPUs and `mem_mib` MiB.
-pub fn dump_qemu_dtb(smp: u16, mem_mib: u32, out: &Path) -> Result<Vec<u8>> {
-    let machine = format!(
-        "virt,virtualization=on,gic-version=3,dumpdtb={}",
-        out.display()
-    );
-    let output = Command::new(crate::deps::QEMU)
-        .args(["-M", &machine, "-cpu", "max", "-smp", &smp.to_string()])
-        .args(["-m", &mem_mib.to_string(), "-display", "none"])
-        .output()
-        .with_context(|| format!("cannot run {}", crate::deps::QEMU))?;
-    let bytes = std::fs::read(out).ok().filter(|b| !b.is_empty());
-    match bytes {
-        Some(bytes) => Ok(bytes),
-        None => bail!(
-            "{} did not write a DTB ({}): {}",
-            crate::deps::QEMU,
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
+/// `blob` without `FDT_NOP` tokens. QEMU edits a `-dtb` it is given in place (it NOPs the
+/// board's `/memory` and `/psci` and adds its own), and the `fdt` crate stops walking a node's
+/// children at a NOP, losing every node after it. The microvisor compacts what it boots
+/// with for the same reason (`microvisor::fdt_compact`); the tools read the tree QEMU dumps.
+pub fn without_nops(blob: &[u8]) -> Result<Vec<u8>> {
+    const BEGIN_NODE: u32 = 1;
+    const END_NODE: u32 = 2;
+    const PROP: u32 = 3;
+    const NOP: u32 = 4;
+    const END: u32 = 9;
+    let bad = || anyhow!("the DTB is malformed (its structure block does not parse)");
+    let be32 = |off: usize| -> Result<u32> {
+        let b = blob.get(off..off + 4).ok_or_else(bad)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if be32(0)? != 0xd00d_feed {
+        bail!("not a flattened device tree (bad magic)");
     }
+    let off_struct = be32(8)? as usize;
+    let size_struct = be32(36)? as usize;
+    let end = off_struct.checked_add(size_struct).ok_or_else(bad)?;
+    let mut tokens = Vec::new();
+    let mut at = off_struct;
+    loop {
+        let token = be32(at)?;
+        let len = match token {
+            BEGIN_NODE => {
+                let name = blob.get(at + 4..end).ok_or_else(bad)?;
+                let nul = name.iter().position(|&c| c == 0).ok_or_else(bad)?;
+                4 + (nul + 1).next_multiple_of(4)
+            }
+            PROP => 12 + (be32(at + 4)? as usize).next_multiple_of(4),
+            END_NODE | END | NOP => 4,
+            _ => return Err(bad()),
+        };
+        let bytes = blob.get(at..at + len).filter(|_| at + len <= end);
+        let bytes = bytes.ok_or_else(bad)?;
+        if token != NOP {
+            tokens.extend_from_slice(bytes);
+        }
+        at += len;
+        if token == END {
+            break;
+        }
+    }
+    // Same header, reserve map and strings; only the structure block shrank. Rebuilt as
+    // header, reserve map, structure, strings (the order dtc writes).
+    let off_rsv = be32(16)? as usize;
+    let off_strings = be32(12)? as usize;
+    let size_strings = be32(32)? as usize;
+    let mut rsv_end = off_rsv;
+    while blob.get(rsv_end..rsv_end + 16).ok_or_else(bad)? != [0u8; 16] {
+        rsv_end += 16;
+    }
+    let rsv = &blob[off_rsv..rsv_end + 16];
+    let strings = blob
+        .get(off_strings..off_strings + size_strings)
+        .ok_or_else(bad)?;
+    let header_len = 40;
+    let mut out = blob.get(..header_len).ok_or_else(bad)?.to_vec();
+    let put = |out: &mut Vec<u8>, off: usize, v: usize| {
+        out[off..off + 4].copy_from_slice(&(v as u32).to_be_bytes());
+    };
+    let new_struct = header_len + rsv.len();
+    let new_strings = new_struct + tokens.len();
+    put(&mut out, 4, new_strings + strings.len());
+    put(&mut out, 8, new_struct);
+    put(&mut out, 12, new_strings);
+    put(&mut out, 16, header_len);
+    put(&mut out, 36, tokens.len());
+    out.extend_from_slice(rsv);
+    out.extend_from_slice(&tokens);
+    out.extend_from_slice(strings);
+    Ok(out)
 }
 
 /// A DTB writer error as ours.
@@ -100,9 +151,27 @@ fn rewrite(
     w.finish().map_err(fdt_err)
 }
 
+/// The longest property name the devicetree specification allows (and `vm-fdt` writes).
+const MAX_PROPERTY_NAME: usize = 31;
+
+/// Whether `vm-fdt` can write a property called `name`. Linux's board trees break the
+/// specification's 31-character limit here and there (the ZCU102's USB controller has
+/// `snps,quirk-frame-length-adjustment`); such a property is left out of the trees we write.
+/// None is one the microvisor reads; a guest given that device gets its own partial tree.
+fn writable(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PROPERTY_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ",._+?#-".contains(c))
+}
+
 fn copy_props(w: &mut FdtWriter, node: FdtNode<'_, '_>, skip_cells: bool) -> Result<()> {
     for p in node.properties() {
         if skip_cells && (p.name == "#address-cells" || p.name == "#size-cells") {
+            continue;
+        }
+        if !writable(p.name) {
             continue;
         }
         w.property(p.name, p.value).map_err(fdt_err)?;
@@ -254,6 +323,52 @@ mod tests {
         w.end_node(chosen).unwrap();
         w.end_node(root).unwrap();
         w.finish().unwrap()
+    }
+
+    /// `blob` with a NOP token inserted `at` bytes into its structure block (header fixed).
+    fn with_nop(blob: &[u8], at: usize) -> Vec<u8> {
+        let be = |off: usize| u32::from_be_bytes(blob[off..off + 4].try_into().unwrap()) as usize;
+        let pos = be(8) + at;
+        let mut out = blob[..pos].to_vec();
+        out.extend_from_slice(&4u32.to_be_bytes());
+        out.extend_from_slice(&blob[pos..]);
+        let put = |out: &mut Vec<u8>, off: usize, v: usize| {
+            out[off..off + 4].copy_from_slice(&(v as u32).to_be_bytes());
+        };
+        put(&mut out, 4, be(4) + 4);
+        put(&mut out, 36, be(36) + 4);
+        if be(12) > be(8) {
+            put(&mut out, 12, be(12) + 4);
+        }
+        out
+    }
+
+    #[test]
+    fn property_names_vm_fdt_cannot_write_are_left_out() {
+        assert!(writable("snps,quirk-frame-length-adj"));
+        assert!(writable("#address-cells"));
+        assert!(!writable("snps,quirk-frame-length-adjustment"));
+        assert!(!writable("bad name"));
+        assert!(!writable(""));
+    }
+
+    #[test]
+    fn nops_from_an_edited_dtb_are_dropped() {
+        let clean = board();
+        // Where QEMU leaves one: between two of the root's children (before `chosen`); the
+        // fdt crate stops listing the root's children there.
+        let struct_off = u32::from_be_bytes(clean[8..12].try_into().unwrap()) as usize;
+        let chosen = clean.windows(7).position(|w| w == b"chosen\0").unwrap();
+        let nopped = with_nop(&clean, chosen - 4 - struct_off);
+        let fdt = Fdt::new(&nopped).unwrap();
+        assert!(fdt.find_node("/chosen").is_none(), "the fdt crate's limit");
+        let fixed = without_nops(&nopped).unwrap();
+        assert_eq!(fixed, clean);
+        let fdt = Fdt::new(&fixed).unwrap();
+        assert!(fdt.find_node("/chosen").is_some());
+        assert_eq!(fdt.memory_reservations().count(), 1);
+        assert!(without_nops(&clean[..60]).is_err());
+        assert!(without_nops(&[0u8; 64]).is_err());
     }
 
     #[test]

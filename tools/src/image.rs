@@ -351,7 +351,22 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // The host's device tree decides which devices a guest may be given: checked before
     // anything is copied or boots.
-    let base = dtb::dump_qemu_dtb(system.smp, system.memory_mib, &dir.join("qemu-virt.dtb"))?;
+    let machine = opts.overrides.machine;
+    machine.check(
+        system.smp,
+        system.memory_mib,
+        host_disks(&system).len(),
+        host_nics(&system).len(),
+    )?;
+    let base = machine.dump_dtb(
+        system.smp,
+        system.memory_mib,
+        &dir.join(crate::machine::HOST_DTB),
+    )?;
+    write(
+        &dir.join(crate::machine::MACHINE_FILE),
+        format!("{}\n", machine.name()).as_bytes(),
+    )?;
     let passthrough = give_devices(&system, &mut manifest, &base)?;
     let fragments = crate::partial_dt::device_trees(&system, &mut manifest, &images)?;
     let bins = paths::bin_dir();
@@ -412,6 +427,7 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
         &dtb::add_modules(&base, &modules, &passthrough)?,
     )?;
     let qemu_args = qemu_args(
+        machine,
         system.smp,
         system.memory_mib,
         Boot::Direct(&modules),

@@ -1,6 +1,7 @@
 //! Host tests for module layout, RAM checks, manifest labels and QEMU's command line.
 
 use super::*;
+use crate::machine::Machine;
 use crate::system::disks::HostDisk;
 use crate::system::nics::HostNic;
 
@@ -122,7 +123,7 @@ fn ramdisks_get_labels_like_images() {
 #[test]
 fn qemu_command_line_loads_every_module() {
     let mods = layout(&[("dom0".into(), 1), ("manifest".into(), 1)], virt(1024)).unwrap();
-    let args = qemu_args(4, 1024, Boot::Direct(&mods), &[], &[]).join(" ");
+    let args = qemu_args(Machine::Virt, 4, 1024, Boot::Direct(&mods), &[], &[]).join(" ");
     assert!(args.starts_with(
         "-M virt,virtualization=on,gic-version=3 -cpu max -smp 4 -m 1024 -nographic -echr 0x14"
     ));
@@ -142,7 +143,7 @@ fn qemu_command_line_attaches_every_host_disk() {
         backend: "blkdom".into(),
     };
     let disks = [disk(0, "/srv/a.img", false), disk(1, "/srv/b,c.img", true)];
-    let args = qemu_args(4, 1024, Boot::Direct(&[]), &disks, &[]).join(" ");
+    let args = qemu_args(Machine::Virt, 4, 1024, Boot::Direct(&[]), &disks, &[]).join(" ");
     assert!(
         args.ends_with(
             "-device virtconsole,chardev=mgmt \
@@ -163,7 +164,7 @@ fn qemu_command_line_puts_the_uplink_on_the_user_network() {
         hostfwd: vec!["tcp::8080-:80".into()],
     };
     let mods = layout(&[("dom0".into(), 1)], virt(1024)).unwrap();
-    let args = qemu_args(4, 1024, Boot::Direct(&mods), &[], &[nic]).join(" ");
+    let args = qemu_args(Machine::Virt, 4, 1024, Boot::Direct(&mods), &[], &[nic]).join(" ");
     assert!(
         args.contains(
             "-device virtconsole,chardev=mgmt \
@@ -174,9 +175,11 @@ fn qemu_command_line_puts_the_uplink_on_the_user_network() {
         "{args}"
     );
     // No network backend, no NIC.
-    assert!(!qemu_args(4, 1024, Boot::Direct(&mods), &[], &[])
-        .join(" ")
-        .contains("netdev"));
+    assert!(
+        !qemu_args(Machine::Virt, 4, 1024, Boot::Direct(&mods), &[], &[])
+            .join(" ")
+            .contains("netdev")
+    );
 }
 
 #[test]
@@ -196,7 +199,7 @@ fn qemu_command_line_for_u_boot_boots_the_firmware_from_a_sata_disk() {
     let fw = Path::new("/usr/lib/u-boot/qemu_arm64/u-boot.bin");
     let disk = Path::new("/t/boot,disk.img");
     let boot = Boot::UBoot { firmware: fw, disk };
-    let args = qemu_args(4, 1024, boot, &[], &[]).join(" ");
+    let args = qemu_args(Machine::Virt, 4, 1024, boot, &[], &[]).join(" ");
     assert!(
         args.contains(
             "-echr 0x14 -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -device virtio-serial-device"
@@ -212,9 +215,11 @@ fn qemu_command_line_for_u_boot_boots_the_firmware_from_a_sata_disk() {
     );
     assert!(!args.contains("-kernel") && !args.contains("loader,"));
     // The direct boot keeps -kernel and -dtb where they were.
-    assert!(qemu_args(4, 1024, Boot::Direct(&[]), &[], &[])
-        .join(" ")
-        .contains(
-            "-echr 0x14 -kernel microvisor.bin -dtb system.dtb -device virtio-serial-device"
-        ));
+    assert!(
+        qemu_args(Machine::Virt, 4, 1024, Boot::Direct(&[]), &[], &[])
+            .join(" ")
+            .contains(
+                "-echr 0x14 -kernel microvisor.bin -dtb system.dtb -device virtio-serial-device"
+            )
+    );
 }

@@ -12,6 +12,7 @@ pub mod elf;
 pub mod fuzz;
 pub mod guest;
 pub mod image;
+pub mod machine;
 pub mod markers;
 pub mod memfit;
 pub mod partial_dt;

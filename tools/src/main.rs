@@ -3,10 +3,11 @@
 
 use anyhow::Result;
 use bulkhead_tools::image::ImageOptions;
+use bulkhead_tools::machine::Machine;
 use bulkhead_tools::markers::Expect;
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 use bulkhead_tools::system::Overrides;
-use bulkhead_tools::{bench, build, image, paths, testcmd};
+use bulkhead_tools::{bench, build, image, testcmd};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ enum Verb {
         /// Reuse the ELFs already built instead of running cargo.
         #[arg(long)]
         no_build: bool,
+        /// The QEMU machine (hypercall, micro and rt; the others need virt's virtio devices).
+        #[arg(long, value_enum, default_value_t = Machine::Virt)]
+        machine: Machine,
     },
     /// Fetch Debian's arm64 kernel and busybox and build the Linux guest's Image and initramfs.
     Fetch,
@@ -57,9 +61,12 @@ enum Verb {
 
 #[derive(Args)]
 struct SystemArgs {
-    /// System description (default: systems/default.toml).
+    /// System description (default: systems/default.toml; systems/zcu102.toml on zcu102).
     #[arg(long)]
     system: Option<PathBuf>,
+    /// The QEMU machine: virt (GICv3), virt-gicv2 or zcu102 (Xilinx ZCU102 with its own DTB).
+    #[arg(long, value_enum, default_value_t = Machine::Virt)]
+    machine: Machine,
     /// Physical CPUs (overrides [system] smp).
     #[arg(long)]
     smp: Option<u16>,
@@ -81,13 +88,17 @@ struct SystemArgs {
 impl SystemArgs {
     fn image_options(&self) -> ImageOptions {
         ImageOptions {
-            system: self.system.clone().unwrap_or_else(paths::default_system),
+            system: self
+                .system
+                .clone()
+                .unwrap_or_else(|| self.machine.default_system()),
             overrides: Overrides {
                 smp: self.smp,
                 memory_mib: self.mem,
                 // Leaked once per process: keeps `Overrides` `Copy`.
                 domains: Vec::leak(self.domains.clone()),
                 hostfwd: Vec::leak(self.hostfwd.clone()),
+                machine: self.machine,
             },
             build: !self.no_build,
         }
@@ -153,8 +164,13 @@ fn real_main() -> Result<ExitCode> {
                 packed.dir.display()
             );
             let scr = packed.dir.join("boot.scr");
+            let uboot_here = if args.machine.has_virtio_mmio() {
+                "`run --firmware u-boot` boots them"
+            } else {
+                "copy them to the board's boot partition (README: Booting through U-Boot)"
+            };
             println!(
-                "U-Boot: {} and the files it loads ({}); `run --firmware u-boot` boots them",
+                "U-Boot: {} and the files it loads ({}); {uboot_here}",
                 if scr.is_file() {
                     "boot.scr"
                 } else {
@@ -202,8 +218,9 @@ fn real_main() -> Result<ExitCode> {
             no_build,
             against,
             count,
+            machine,
         } => {
-            bench::bench(&which, !no_build, against.as_deref(), count)?;
+            bench::bench(&which, !no_build, against.as_deref(), count, machine)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -222,6 +239,9 @@ fn run(args: RunArgs) -> Result<ExitCode> {
             .forbid(r"bulkhead: PANIC")?,
         None => Expect::new(),
     };
+    if let Some(notice) = img.overrides.machine.notice() {
+        eprintln!("bulkhead: {notice}");
+    }
     let opts = RunOptions {
         system: img.system,
         overrides: img.overrides,

@@ -174,6 +174,13 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
 /// `boot.scr` on that disk, loads everything and `booti`s the microvisor (at an address of
 /// its choosing). Installs U-Boot, `mkimage` and `mke2fs` first if needed.
 pub fn run_uboot(opts: &RunOptions) -> Result<RunOutcome> {
+    let machine = opts.overrides.machine;
+    if !machine.has_virtio_mmio() {
+        anyhow::bail!(
+            "--firmware u-boot boots Debian's U-Boot for QEMU's virt board (qemu_arm64) from a SATA disk on PCIe; --machine {} has neither: use --firmware direct (`image` still writes boot.scr for the real board)",
+            machine.name()
+        );
+    }
     crate::deps::ensure_uboot()?;
     let packed = image::image(&ImageOptions {
         system: opts.system.clone(),
@@ -183,6 +190,7 @@ pub fn run_uboot(opts: &RunOptions) -> Result<RunOutcome> {
     let disk = paths::out_dir().join("uboot-disk.img");
     crate::uboot::disk::build(&packed.boot_files, &disk)?;
     let mut args = image::qemu_args(
+        opts.overrides.machine,
         packed.system.smp,
         packed.system.memory_mib,
         image::Boot::UBoot {
@@ -307,6 +315,13 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 /// the limit instead of running on and holding its disk images' locks. `timeout` passes
 /// our SIGTERM on to QEMU, so [`stop`] works through it.
 fn qemu_command(opts: &RunOptions) -> Command {
+    let mut c = qemu_program(opts);
+    c.envs(crate::machine::QEMU_ENV);
+    c
+}
+
+/// [`qemu_command`] without its environment.
+fn qemu_program(opts: &RunOptions) -> Command {
     match opts.timeout {
         Some(limit) if !opts.interactive => {
             let mut c = ended_with_parent("timeout");

@@ -154,7 +154,14 @@ fn vifs_and_the_uplink_flow_into_the_manifest_and_qemu() {
             name: "user,id=net0,hostfwd=tcp::8080-:80,hostfwd=udp::5353-:53".into(),
         }]
     );
-    let args = qemu_args(4, 1024, Boot::Direct(&[]), &[], &host_nics(&system));
+    let args = qemu_args(
+        bulkhead_tools::machine::Machine::Virt,
+        4,
+        1024,
+        Boot::Direct(&[]),
+        &[],
+        &host_nics(&system),
+    );
     let at = args.iter().position(|a| a == "-netdev").unwrap();
     assert_eq!(
         args[at..at + 4],

@@ -93,14 +93,17 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
     };
     let len = crate::fdt_compact::compact(blob).unwrap_or(blob.len());
     let blob = &blob[..len];
+    // The console first, so that a device tree the microvisor cannot use is reported.
+    if let Some(uart) = crate::console_uart::find_in(blob) {
+        // SAFETY: the DT names this UART; the MMU is off, so its address is reachable, and
+        // `build_el2_map` maps `platform.uart` (the same registers) before the MMU goes on.
+        unsafe { arch::uart::init(uart) };
+        crate::info!("console: {uart}");
+    }
     let platform = match Platform::from_fdt(blob) {
         Ok(p) => p,
         Err(e) => panic!("unusable device tree at {dtb:#x}: {e:?}"),
     };
-    if let Some(uart) = platform.uart {
-        // SAFETY: the DT names this PL011; the MMU is off, so its address is reachable.
-        unsafe { arch::uart::init(uart.base.as_u64()) };
-    }
     let ram_mib: u64 = platform.ram.as_slice().iter().map(|r| r.size >> 20).sum();
     crate::info!(
         "microvisor {} starting: {} CPUs, {} MiB RAM, {} boot modules",

@@ -26,13 +26,13 @@ pub const METRICS: [(&str, &str); 6] = [
     (metric::EVTCHN, "evtchn send -> upcall, 2 pCPUs"),
 ];
 
-/// Runs the benchmark (building first if `build`), against Xen if `xen`; prints the table
-/// and writes `target/bulkhead/bench/micro.json`.
-pub fn bench(build: bool, xen: bool) -> Result<MicroReport> {
+/// Runs the benchmark on `machine` (building first if `build`), against Xen if `xen`;
+/// prints the table and writes `target/bulkhead/bench/micro.json`.
+pub fn bench(build: bool, xen: bool, machine: crate::machine::Machine) -> Result<MicroReport> {
     if build {
         crate::build::build()?;
     }
-    let b = super::micro_run::bulkhead(SAMPLES)?;
+    let b = super::micro_run::bulkhead(SAMPLES, machine)?;
     let x = if xen {
         Some(super::micro_xen::xen(SAMPLES)?)
     } else {

@@ -14,6 +14,7 @@
 //!   names the other with `peer=` (dom0 is d0 and the system's domains are created in order).
 
 use super::micro::Dist;
+use crate::machine::Machine;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions, RunOutcome};
 use anyhow::{bail, Context, Result};
@@ -123,24 +124,26 @@ pub fn expect(role: &str) -> Result<Expect> {
         .forbid("MICRO error")
 }
 
-/// Boots `boot` under `-icount`; its console log when the measuring role finished.
-pub fn run(boot: Boot, samples: usize, timeout: Duration) -> Result<RunOutcome> {
-    let opts = RunOptions::bench(
+/// Boots `boot` on `machine` under `-icount`; its console log when the measuring role
+/// finished.
+pub fn run(boot: Boot, samples: usize, timeout: Duration, machine: Machine) -> Result<RunOutcome> {
+    let mut opts = RunOptions::bench(
         write_system(boot, samples)?,
         expect(boot.measuring_role())?,
         timeout,
         false,
     );
+    opts.overrides.machine = machine;
     super::boot_with_spinner(&format!("micro: {} on Bulkhead", boot.name()), || {
         qemu::run(&opts)
     })
 }
 
-/// Every figure from the three Bulkhead boots.
-pub fn bulkhead(samples: usize) -> Result<Vec<(String, Dist)>> {
+/// Every figure from the three Bulkhead boots on `machine`.
+pub fn bulkhead(samples: usize, machine: Machine) -> Result<Vec<(String, Dist)>> {
     let mut all = Vec::new();
     for boot in Boot::ALL {
-        let out = run(boot, samples, Duration::from_secs(600))?;
+        let out = run(boot, samples, Duration::from_secs(600), machine)?;
         all.extend(super::micro::parse(&out.log));
     }
     Ok(all)

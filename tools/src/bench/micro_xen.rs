@@ -227,7 +227,8 @@ fn run(boot: &XenBoot, xen: &Path) -> Result<RunOutcome> {
         .len();
     let dir = crate::paths::out_dir().join("bench").join("micro");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let base = crate::dtb::dump_qemu_dtb(1, XEN_MEM_MIB, &dir.join("qemu-virt.dtb"))?;
+    let base =
+        crate::machine::Machine::Virt.dump_dtb(1, XEN_MEM_MIB, &dir.join("qemu-virt.dtb"))?;
     let dtb = dir.join(format!("{name}.dtb"));
     std::fs::write(&dtb, dom0less_dtb(&base, boot.xen_args, domus, len)?)
         .with_context(|| format!("cannot write {}", dtb.display()))?;

@@ -3,7 +3,7 @@
 //! marks `xen,passthrough`, and that DTB is written when the system is packed: so a running
 //! system can give a guest only a device it reserved at boot (one a domain of the packed
 //! system names). The devices are checked against the host tree the running system was
-//! packed with (`qemu-virt.dtb` in its image directory) exactly as at packing, each must be
+//! packed with ([`crate::machine::HOST_DTB`] in its image directory) exactly as at packing, each must be
 //! marked in its `system.dtb`. A `device_tree` is fixed up as at packing; if it is byte for
 //! byte a tree packed for some domain of the system, dom0 uses that boot module, otherwise
 //! the fixed-up tree is uploaded with the kernel (`upload`). Whether the device is free is dom0's to say: it holds the Device capabilities and
@@ -43,7 +43,7 @@ pub fn give_devices(
             )
         })
     };
-    let host = crate::passthru::host_devices(&read("qemu-virt.dtb")?)?;
+    let host = crate::passthru::host_devices(&read(crate::machine::HOST_DTB)?)?;
     let given = crate::passthru::assign(system, &host)?;
     let devices = given.into_iter().next().unwrap_or_default();
     let booted = read("system.dtb")?;

@@ -14,7 +14,7 @@ fn packed(dir: &Path) -> std::path::PathBuf {
     let image = dir.join("image");
     std::fs::create_dir_all(&image).unwrap();
     let host = crate::passthru::tests::virt_like();
-    std::fs::write(image.join("qemu-virt.dtb"), &host).unwrap();
+    std::fs::write(image.join(crate::machine::HOST_DTB), &host).unwrap();
     let marked = crate::dtb::add_modules(&host, &[], &["/pl031@9010000".to_string()]).unwrap();
     std::fs::write(image.join("system.dtb"), marked).unwrap();
     let partial = crate::partial_dt::tests::rtc_one_cell(&[], &[0x0901_0000, 0x1000], 3);
@@ -132,5 +132,8 @@ fn every_refusal_names_the_line_and_what_to_do() {
     // No packed system at all.
     let f = cfg(dir.path(), "lost", "dtdev = [ \"/pl031@9010000\" ]\n");
     let e = err(&f, &dir.path().join("nowhere"));
-    assert!(e.contains("qemu-virt.dtb") && e.contains("packed"), "{e}");
+    assert!(
+        e.contains(crate::machine::HOST_DTB) && e.contains("packed"),
+        "{e}"
+    );
 }

@@ -1,8 +1,10 @@
-//! QEMU's command line for a packed system: the virt board with EL2, the microvisor and its
-//! DTB, dom0's management console, one virtio-blk device per host disk, the network
-//! backend's virtio-net uplink on QEMU's user network and a loader per boot module; and the quoting `qemu.sh` needs.
+//! QEMU's command line for a packed system: the machine with EL2, the microvisor and its
+//! DTB, dom0's management port, one virtio-blk device per host disk, the network
+//! backend's virtio-net uplink on QEMU's user network and a loader per boot module; and the
+//! quoting `qemu.sh` needs.
 
 use crate::dtb::Module;
+use crate::machine::Machine;
 use crate::system::disks::HostDisk;
 use crate::system::nics::HostNic;
 use std::path::Path;
@@ -34,6 +36,7 @@ pub enum Boot<'a> {
 /// depends on that order: dom0 finds its console by device type and blkdom its disks by
 /// serial.
 pub fn qemu_args(
+    machine: Machine,
     smp: u16,
     mem_mib: u32,
     boot: Boot<'_>,
@@ -46,39 +49,27 @@ pub fn qemu_args(
             .to_vec(),
         Boot::UBoot { firmware, .. } => vec!["-bios".into(), firmware.display().to_string()],
     };
-    let mut args: Vec<String> = [
-        "-M",
-        "virt,virtualization=on,gic-version=3",
-        "-cpu",
-        "max",
-        "-smp",
-        &smp.to_string(),
-        "-m",
-        &mem_mib.to_string(),
-        "-nographic",
-        // QEMU's console escape moves from Ctrl-A to Ctrl-T, so Ctrl-A reaches the
-        // microvisor (three switch the console focus, as on Xen). Quit QEMU: Ctrl-T x.
-        "-echr",
-        "0x14",
-        // dom0's management port: a virtio console whose host end is the unix socket
-        // target/bulkhead/mgmt.sock (QEMU runs in target/bulkhead/image/) that
-        // `cargo bulkhead ctl` talks to.
-        "-device",
-        "virtio-serial-device",
-        "-chardev",
-        "socket,id=mgmt,path=../mgmt.sock,server=on,wait=off",
-        "-device",
-        "virtconsole,chardev=mgmt",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // Before the first device, where -kernel/-dtb always were.
-    let at = args
+    let mut args: Vec<String> = vec!["-M".into(), machine.qemu_machine().into()];
+    args.extend(machine.cpu_args().iter().map(|s| s.to_string()));
+    args.extend(
+        [
+            "-smp",
+            &smp.to_string(),
+            "-m",
+            &mem_mib.to_string(),
+            "-nographic",
+            // QEMU's console escape moves from Ctrl-A to Ctrl-T, so Ctrl-A reaches the
+            // microvisor (three switch the console focus, as on Xen). Quit QEMU: Ctrl-T x.
+            "-echr",
+            "0x14",
+        ]
         .iter()
-        .position(|a| a == "-device")
-        .unwrap_or(args.len());
-    args.splice(at..at, start);
+        .map(|s| s.to_string()),
+    );
+    args.extend(start);
+    // dom0's management port: its host end is the unix socket target/bulkhead/mgmt.sock
+    // (QEMU runs in target/bulkhead/image/) that `cargo bulkhead ctl` talks to.
+    args.extend(machine.mgmt_args());
     for d in disks {
         // QEMU's option syntax doubles a comma inside a value.
         let file = d.path.display().to_string().replace(',', ",,");

@@ -238,6 +238,8 @@ pub struct Overrides {
     pub domains: &'static [PathBuf],
     /// `--hostfwd RULE`: QEMU user-network port forwards added to `[system] hostfwd`.
     pub hostfwd: &'static [String],
+    /// `--machine`: the QEMU machine the system boots on.
+    pub machine: crate::machine::Machine,
 }
 
 impl System {
