@@ -358,6 +358,9 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
         host_disks(&system).len(),
         host_nics(&system).len(),
     )?;
+    for at in system.domains.iter().filter_map(|d| d.gic_version.as_ref()) {
+        machine.check_gic(at, &system.file_of(at))?;
+    }
     let base = machine.dump_dtb(
         system.smp,
         system.memory_mib,

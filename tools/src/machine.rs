@@ -6,6 +6,7 @@
 //! board has virtio-mmio transports for the driver domains' disks and NICs.
 
 use anyhow::{bail, Context, Result};
+use protocol::layout::GicVersion;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -81,6 +82,33 @@ impl Machine {
             Machine::Virt | Machine::VirtGicv2 => 8,
             Machine::Zcu102 => 4,
         }
+    }
+
+    /// Its interrupt controller, which is also every domain's (`gic_version` in xl.cfg).
+    pub fn gic_version(self) -> GicVersion {
+        match self {
+            Machine::Virt => GicVersion::V3,
+            Machine::VirtGicv2 | Machine::Zcu102 => GicVersion::V2,
+        }
+    }
+
+    /// An error naming `at`'s file, line and key if a domain asks for a GIC (xl.cfg
+    /// `gic_version`) other than this machine's.
+    pub fn check_gic(self, at: &crate::system::At<GicVersion>, file: &str) -> Result<()> {
+        let (want, have) = (at.value, self.gic_version());
+        if want != have {
+            bail!(
+                "{file}:{}: key `gic_version`: {} asked for, but --machine {} has a {} and \
+                 every domain gets the host's interrupt controller; expected {:?} or \
+                 \"default\"",
+                at.line,
+                gic_name(want),
+                self.name(),
+                gic_name(have),
+                gic_key(have)
+            );
+        }
+        Ok(())
     }
 
     /// Whether the machine has virtio-mmio transports (disks, NICs, the virtio console).
@@ -253,6 +281,22 @@ pub fn board_dtb(rel: &str) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// How the README and errors name a GIC version.
+fn gic_name(v: GicVersion) -> &'static str {
+    match v {
+        GicVersion::V2 => "GICv2",
+        GicVersion::V3 => "GICv3",
+    }
+}
+
+/// The xl.cfg `gic_version` value naming `v`.
+fn gic_key(v: GicVersion) -> &'static str {
+    match v {
+        GicVersion::V2 => "v2",
+        GicVersion::V3 => "v3",
+    }
 }
 
 #[cfg(test)]

@@ -130,3 +130,31 @@ fn benchmarks_off_virt_are_those_without_a_native_baseline() {
     assert!(!machine_supports("boot", false, Machine::Zcu102));
     assert!(!machine_supports("blk", false, Machine::VirtGicv2));
 }
+
+/// xl.cfg `gic_version`: the domain gets the host's GIC, so "v2" is accepted only on the
+/// GICv2 machines and "v3" only on `virt`, each refusal naming file, line and key.
+#[test]
+fn gic_version_must_be_the_machines() {
+    let xl = crate::xlcfg::load(Path::new("tests/fixtures/xl/gic_v2.cfg")).unwrap();
+    let at = xl.gic_version.expect("gic_version = \"v2\" is kept");
+    assert_eq!((at.value, at.line), (GicVersion::V2, 3));
+    assert!(Machine::VirtGicv2.check_gic(&at, "gic_v2.cfg").is_ok());
+    assert!(Machine::Zcu102.check_gic(&at, "gic_v2.cfg").is_ok());
+    assert_eq!(
+        Machine::Virt
+            .check_gic(&at, "gic_v2.cfg")
+            .unwrap_err()
+            .to_string(),
+        "gic_v2.cfg:3: key `gic_version`: GICv2 asked for, but --machine virt has a GICv3 \
+         and every domain gets the host's interrupt controller; expected \"v3\" or \"default\""
+    );
+    let v3 = crate::system::At::new(GicVersion::V3, 7);
+    assert!(Machine::Virt.check_gic(&v3, "x.cfg").is_ok());
+    assert!(Machine::Zcu102
+        .check_gic(&v3, "x.cfg")
+        .unwrap_err()
+        .to_string()
+        .starts_with(
+            "x.cfg:7: key `gic_version`: GICv3 asked for, but --machine zcu102 has a GICv2"
+        ));
+}

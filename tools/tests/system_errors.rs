@@ -114,7 +114,7 @@ macro_rules! cfg_fixture {
 
 cfg_fixture!(config_duplicate_name, "tests/fixtures/xl/guest.cfg:1: key `name`: duplicate domain name \"guest\" (first on tests/fixtures/config_duplicate_name.toml:6), expected unique names");
 cfg_fixture!(config_exclusive_conflict, "tests/fixtures/xl/guest.cfg:5: key `cpus`: pCPU 1 is shared by \"rtos\" (vCPU 0) and \"guest\" (vCPU 0) but \"rtos\" is exclusive, expected an exclusive vCPU to be alone on its pCPU");
-cfg_fixture!(config_error_inside, "tests/fixtures/xl/gic_v2.cfg:3: key `gic_version`: GICv2 is not emulated, expected \"v3\" or \"default\" (guests get a GICv3)");
+cfg_fixture!(config_error_inside, "tests/fixtures/xl/gic_bad.cfg:3: key `gic_version`: \"v4\" is not a GIC version, expected \"v2\", \"v3\" or \"default\" (the host's)");
 
 /// Driver domains get a 10 s watchdog unless they say otherwise; `0` turns it off; other
 /// domains have none. The first-beat wait is six timeouts, at least 60 s.
@@ -319,7 +319,7 @@ fn command_line_domains_are_added() {
     .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "tests/fixtures/xl/gic_bad.cfg:3: key `gic_version`: \"v4\" is not a GIC version, expected \"v3\" or \"default\""
+        "tests/fixtures/xl/gic_bad.cfg:3: key `gic_version`: \"v4\" is not a GIC version, expected \"v2\", \"v3\" or \"default\" (the host's)"
     );
 }
 

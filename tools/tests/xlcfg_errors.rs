@@ -31,10 +31,9 @@ fixture!(
     type_bad,
     "2: key `type`: \"pvhh\" is not a guest type, expected \"pvh\" or no `type`"
 );
-fixture!(gic_v2, "3: key `gic_version`: GICv2 is not emulated, expected \"v3\" or \"default\" (guests get a GICv3)");
 fixture!(
     gic_bad,
-    "3: key `gic_version`: \"v4\" is not a GIC version, expected \"v3\" or \"default\""
+    "3: key `gic_version`: \"v4\" is not a GIC version, expected \"v2\", \"v3\" or \"default\" (the host's)"
 );
 fixture!(
     memory_text,

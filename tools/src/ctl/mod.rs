@@ -519,6 +519,9 @@ fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate:
     // system, and that error would not say what is wrong.
     let mut backends: Vec<String> = Vec::new();
     if let Ok(xl) = crate::xlcfg::load(&file) {
+        if let (Some(at), Some(machine)) = (&xl.gic_version, crate::machine::Machine::packed()) {
+            machine.check_gic(at, &file.display().to_string())?;
+        }
         if let Some(d) = xl.disks.first() {
             bail!(
                 "{}:{}: key `disk`: ctl create cannot attach disks to a running system yet \

@@ -164,6 +164,9 @@ pub struct Domain {
     /// Host devices it is given (xl.cfg `iomem`, `irqs`, `dtdev`), checked against the
     /// host's device tree when the system is packed ([`crate::passthru`]).
     pub passthrough: crate::xlcfg::passthru::XlPassthrough,
+    /// The GIC its xl.cfg asks for (`gic_version`), checked against the machine when the
+    /// system is packed: every domain gets the host's.
+    pub gic_version: Option<At<protocol::layout::GicVersion>>,
     /// The xl.cfg file defining it, if any.
     pub config: Option<PathBuf>,
     /// Line of its `[[domain]]` header (or of `name` in its xl.cfg, for `--domain`).

@@ -545,6 +545,7 @@ fn domain(
         crash_limit,
         disks,
         passthrough: Default::default(),
+        gic_version: None,
         config: None,
         line,
     };

@@ -93,6 +93,7 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         disks: xl.disks,
         vifs: xl.vifs,
         passthrough: xl.passthrough,
+        gic_version: xl.gic_version,
         config: Some(xl.file),
         line,
     };

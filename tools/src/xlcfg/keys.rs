@@ -15,6 +15,7 @@ use crate::system::{
     MAX_VCPUS,
 };
 use crate::xlcfg::vif::{self, VifSpec};
+use protocol::layout::GicVersion;
 use protocol::manifest::Action;
 use std::path::Path;
 
@@ -303,6 +304,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
     let mut disk_list = Vec::new();
     let mut vif_list = Vec::new();
     let mut passthrough = XlPassthrough::default();
+    let mut gic_version = None;
     for s in settings {
         let key = s.key.as_str();
         match key {
@@ -339,11 +341,15 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
                 let dir = file.parent().unwrap_or(Path::new("."));
                 passthrough.device_tree = Some(At::in_file(dir.join(text), s.line, file));
             }
-            "gic_version" => match cx.string(s, "a GIC version")?.as_str() {
-                "v3" | "default" => {}
-                "v2" => return Err(cx.err(s, "GICv2 is not emulated, expected \"v3\" or \"default\" (guests get a GICv3)")),
-                v => return Err(cx.err(s, format!("{v:?} is not a GIC version, expected \"v3\" or \"default\""))),
-            },
+            "gic_version" => {
+                let version = match cx.string(s, "a GIC version")?.as_str() {
+                    "default" => None,
+                    "v2" => Some(GicVersion::V2),
+                    "v3" => Some(GicVersion::V3),
+                    v => return Err(cx.err(s, format!("{v:?} is not a GIC version, expected \"v2\", \"v3\" or \"default\" (the host's)"))),
+                };
+                gic_version = version.map(|v| At::in_file(v, s.line, file));
+            }
             _ => {
                 if let Some((_, why)) = LATER.iter().find(|(k, _)| *k == key) {
                     match key {
@@ -436,6 +442,7 @@ pub fn interpret(file: &Path, settings: &[Setting]) -> Result<XlDomain, ConfigEr
         vifs,
         disks: disk_list,
         passthrough,
+        gic_version,
         warnings: cx.warnings,
     })
 }

@@ -65,6 +65,9 @@ pub struct XlDomain {
     pub vifs: Vec<At<Vif>>,
     /// `iomem`, `irqs`, `dtdev`, `device_tree`: the host devices it is given.
     pub passthrough: passthru::XlPassthrough,
+    /// `gic_version`, if it names one ("v2"/"v3"; `None` for "default" or no key): the
+    /// domain gets the host's GIC, so the tools refuse a machine with another.
+    pub gic_version: Option<At<protocol::layout::GicVersion>>,
     /// Keys not implemented yet and lossy mappings, one per key.
     pub warnings: Vec<ConfigWarning>,
 }
