@@ -47,9 +47,11 @@ enum Verb {
         /// Reuse the ELFs already built instead of running cargo.
         #[arg(long)]
         no_build: bool,
-        /// The QEMU machine (hypercall, micro and rt; the others need virt's virtio devices).
-        #[arg(long, value_enum, default_value_t = Machine::Virt)]
-        machine: Machine,
+        /// The QEMU machine: virt, virt-gicv2 or zcu102 (hypercall, micro and boot; the others
+        /// run on virt only); for micro and boot also a comma-separated list or `all`, printed
+        /// side by side.
+        #[arg(long, default_value = "virt", value_name = "MACHINE[,MACHINE..]|all")]
+        machine: String,
     },
     /// Fetch Debian's arm64 kernel and busybox and build the Linux guest's Image and initramfs.
     Fetch,
@@ -220,7 +222,8 @@ fn real_main() -> Result<ExitCode> {
             count,
             machine,
         } => {
-            bench::bench(&which, !no_build, against.as_deref(), count, machine)?;
+            let machines = bench::parse_machines(&machine)?;
+            bench::bench(&which, !no_build, against.as_deref(), count, &machines)?;
             Ok(ExitCode::SUCCESS)
         }
     }
