@@ -120,8 +120,9 @@ struct RunArgs {
     /// Deterministic instruction counting (-icount shift=0,sleep=off -seed 1).
     #[arg(long)]
     icount: bool,
-    /// How the microvisor is started: `direct` (QEMU loads everything) or `u-boot`
-    /// (Debian's U-Boot finds boot.scr on a disk the tools build and boots it).
+    /// How the microvisor is started: `direct` (QEMU loads everything), `u-boot` (Debian's
+    /// U-Boot finds boot.scr on a disk the tools build and boots it) or `u-boot-tftp`
+    /// (U-Boot loads boot-tftp.scr and everything else over TFTP from QEMU's user network).
     #[arg(long, value_enum, default_value_t = Firmware::Direct)]
     firmware: Firmware,
 }
@@ -134,6 +135,9 @@ enum Firmware {
     /// Debian's U-Boot for QEMU (`u-boot-qemu`) and a boot disk.
     #[value(name = "u-boot")]
     UBoot,
+    /// Debian's U-Boot for QEMU booting over TFTP (QEMU's user network serves the files).
+    #[value(name = "u-boot-tftp")]
+    UBootTftp,
 }
 
 fn main() -> ExitCode {
@@ -186,6 +190,20 @@ fn real_main() -> Result<ExitCode> {
                     .filter(|f| !f.starts_with("boot."))
                     .collect::<Vec<_>>()
                     .join(", ")
+            );
+            let tftp = if packed.dir.join("boot-tftp.scr").is_file() {
+                "boot-tftp.scr"
+            } else {
+                "boot-tftp.cmd"
+            };
+            println!(
+                "U-Boot over TFTP: {tftp} loads the same files from ${{serverip}} (serve {}; set ipaddr and serverip or let it run dhcp){}",
+                packed.dir.display(),
+                if args.machine.has_virtio_mmio() {
+                    "; `run --firmware u-boot-tftp` boots them"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -259,6 +277,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let out = match args.firmware {
         Firmware::Direct => qemu::run(&opts)?,
         Firmware::UBoot => qemu::run_uboot(&opts)?,
+        Firmware::UBootTftp => bulkhead_tools::uboot::tftp::run(&opts)?,
     };
     let failed = |code: u8| {
         eprintln!("\nbulkhead: {}", out.report(30));
