@@ -83,8 +83,8 @@ fn uboot_tftp() {
         .collect();
     assert_eq!(
         loads.len(),
-        4,
-        "dom0, manifest, kernel, initramfs:\n{packed}"
+        5,
+        "dom0, manifest, rtos, kernel, initramfs:\n{packed}"
     );
     for l in loads {
         let file = l.split_whitespace().nth(2).expect("file name");
