@@ -3,15 +3,18 @@
 //! `bulkhead bench rt` is in [`rt`], `bulkhead bench boot` in [`boot`], `bulkhead bench blk`
 //! in [`blk`] and [`blk_run`], `bulkhead bench net` in [`net`] and [`net_run`], `bulkhead bench restart` in
 //! [`restart`] and [`restart_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
-//! [`micro_xen`].
+//! [`micro_xen`]; `micro` and `boot` on several machines side by side in [`machines`], the
+//! native baselines' QEMU per machine in [`native`].
 
 pub mod blk;
 pub mod blk_run;
 pub mod boot;
 pub mod console;
+pub mod machines;
 pub mod micro;
 pub mod micro_run;
 pub mod micro_xen;
+pub mod native;
 pub mod net;
 pub mod net_g2g;
 pub mod net_run;
@@ -85,17 +88,39 @@ pub fn report(runs: Vec<Sample>) -> Result<Report> {
 /// Runs the benchmark (building the images first if `build`) and prints/writes its report;
 /// `against` names another hypervisor to compare with (only `micro` takes one: `xen`);
 /// `count` is how many times `restart` crashes blkdom (only `restart` takes one);
-/// `machine` is the QEMU machine (see [`machine_supports`]).
+/// `machines` are the QEMU machines (see [`machine_supports`]; more than one only for
+/// `micro` and `boot`, which then print them side by side, see [`machines`]).
 pub fn bench(
     which: &str,
     build: bool,
     against: Option<&str>,
     count: Option<u32>,
-    machine: Machine,
+    machines: &[Machine],
 ) -> Result<Report> {
     if count.is_some() && which != "restart" {
         bail!("--count is only for `bench restart`");
     }
+    let machine = match machines {
+        [] => bail!("no --machine given"),
+        [one] => *one,
+        _ => {
+            match (which, against) {
+                ("micro", None) => machines::micro(build, machines)?,
+                ("boot", None) => machines::boot(build, machines)?,
+                (_, Some(_)) => bail!("--against runs on --machine virt alone"),
+                _ => bail!(
+                    "`bench {which}` takes one --machine; only `micro` and `boot` run on several side by side"
+                ),
+            }
+            return Ok(Report {
+                benchmark: if which == "micro" { "micro" } else { "boot" },
+                runs: Vec::new(),
+                el2_per_round_trip: 0.0,
+                guest_per_call: 0.0,
+                identical: true,
+            });
+        }
+    };
     if !machine_supports(which, against.is_some(), machine) {
         bail!(
             "`bench {which}`{} runs only on --machine virt: {}",
@@ -103,7 +128,7 @@ pub fn bench(
             if against.is_some() {
                 "the other hypervisor is booted on QEMU virt"
             } else {
-                "its native baseline or its virtio disk and NIC exist only there"
+                "it compares with a native run or uses virtio disks and NICs, which it sets up only there"
             }
         );
     }
@@ -119,7 +144,7 @@ pub fn bench(
             rt::bench(build)?;
             Some("rt")
         }
-        "boot" => Some(boot::bench(build)?.benchmark),
+        "boot" => Some(boot::bench(build, machine)?.benchmark),
         "blk" => Some(blk_run::bench(build)?.benchmark),
         "net" => Some(net_run::bench(build)?.benchmark),
         "restart" => {
@@ -190,11 +215,40 @@ pub fn bench(
 }
 
 /// Whether `bench which` (`against`: compared with another hypervisor) runs on `machine`:
-/// everything on virt; elsewhere only the benchmarks that count the microvisor's own
-/// instructions (`hypercall`, `micro`), since the others compare with a native run or use
-/// virtio devices that exist only on virt.
+/// everything on virt; elsewhere the benchmarks that count the microvisor's own
+/// instructions (`hypercall`, `micro`) and `boot`, whose native baseline boots on the same
+/// machine ([`native`]). `rt` compares with a bare-metal build made for virt, and `blk`,
+/// `net` and `restart` use virtio disks and NICs.
 pub fn machine_supports(which: &str, against: bool, machine: Machine) -> bool {
-    machine == Machine::Virt || (matches!(which, "hypercall" | "micro") && !against)
+    machine == Machine::Virt || (matches!(which, "hypercall" | "micro" | "boot") && !against)
+}
+
+/// `--machine`'s value: one machine, a comma-separated list, or `all` (virt, virt-gicv2,
+/// zcu102).
+pub fn parse_machines(text: &str) -> Result<Vec<Machine>> {
+    if text == "all" {
+        return Ok(machines::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        let m = <Machine as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+            anyhow::anyhow!("unknown machine `{name}`: expected virt, virt-gicv2, zcu102 or all")
+        })?;
+        if out.contains(&m) {
+            bail!("--machine names {name} twice");
+        }
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// The JSON file stem of `bench` on `machine`: `<bench>` on virt (as before machines
+/// existed), `<bench>-<machine>` elsewhere.
+pub fn json_name(bench: &str, machine: Machine) -> String {
+    match machine {
+        Machine::Virt => bench.to_owned(),
+        m => format!("{bench}-{}", m.name()),
+    }
 }
 
 /// Runs one benchmark boot behind a spinner (QEMU under icount prints nothing for a while)
@@ -250,5 +304,32 @@ mod tests {
         };
         assert!(!report(vec![s, other]).unwrap().identical);
         assert!(parse("nothing").is_none());
+    }
+
+    #[test]
+    fn machines_parse_as_one_a_list_or_all() {
+        assert_eq!(parse_machines("zcu102").unwrap(), [Machine::Zcu102]);
+        assert_eq!(
+            parse_machines("virt, zcu102").unwrap(),
+            [Machine::Virt, Machine::Zcu102]
+        );
+        assert_eq!(parse_machines("all").unwrap(), machines::ALL);
+        assert!(parse_machines("virt,virt").is_err());
+        assert!(parse_machines("rpi4")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown machine `rpi4`"));
+        assert_eq!(json_name("micro", Machine::Virt), "micro");
+        assert_eq!(json_name("boot", Machine::Zcu102), "boot-zcu102");
+        assert_eq!(json_name("micro", Machine::VirtGicv2), "micro-virt-gicv2");
+    }
+
+    #[test]
+    fn several_machines_only_for_micro_and_boot() {
+        let two = [Machine::Virt, Machine::Zcu102];
+        let e = bench("rt", false, None, None, &two).unwrap_err();
+        assert!(e.to_string().contains("takes one --machine"), "{e}");
+        let e = bench("micro", false, Some("xen"), None, &two).unwrap_err();
+        assert!(e.to_string().contains("--against"), "{e}");
     }
 }

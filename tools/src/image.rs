@@ -1,7 +1,8 @@
 //! `bulkhead image`: packs a system into `target/bulkhead/image/`: the microvisor, one file
 //! per boot module (dom0, the manifest, each distinct domain image and initramfs), the DTB
 //! with the module nodes (`system.dtb`, for QEMU's `-dtb`), `qemu.sh`, and for U-Boot the
-//! DTB without them (`bulkhead.dtb`), `boot.cmd` and `boot.scr` (see [`crate::uboot`]).
+//! DTB without them (`bulkhead.dtb`), `boot.cmd` and `boot.scr`, and their TFTP variant
+//! `boot-tftp.cmd`/`boot-tftp.scr` (see [`crate::uboot`]).
 //!
 //! Modules load from the first RAM bank of the board's DTB + [`MODULES_OFFSET`] upwards,
 //! each at a 2 MiB boundary, above the microvisor (RAM + 2 MiB on QEMU) and QEMU's own DTB
@@ -465,7 +466,8 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
 
 /// Writes what a U-Boot boot partition needs beside the images: the board's DTB without
 /// modules ([`crate::uboot::DTB_FILE`], devices given to guests marked), `boot.cmd` and,
-/// when `mkimage` is (or can be) installed, `boot.scr`. Returns the partition's files.
+/// when `mkimage` is (or can be) installed, `boot.scr`; and the TFTP variant
+/// `boot-tftp.cmd`/`boot-tftp.scr`. Returns the partition's files (not the TFTP script).
 fn write_uboot(
     dir: &Path,
     system: &str,
@@ -483,44 +485,65 @@ fn write_uboot(
         &dir.join(crate::uboot::DTB_FILE),
         &dtb::add_modules(base, &[], passthrough)?,
     )?;
-    let cmd = dir.join("boot.cmd");
-    write(
-        &cmd,
-        crate::uboot::script(system, modules, &plan).as_bytes(),
-    )?;
+    let cmd = write_script(dir, crate::uboot::Source::Disk, system, modules, &plan)?;
     let mut files = vec![
         dir.join("microvisor.bin"),
         dir.join(crate::uboot::DTB_FILE),
         cmd.clone(),
     ];
     files.extend(modules.iter().map(|m| dir.join(format!("{}.bin", m.label))));
-    let scr = dir.join("boot.scr");
-    let _ = std::fs::remove_file(&scr);
+    // The TFTP variant loads the same files from a server whose root is this directory; it
+    // is not part of the boot partition.
+    let tftp = write_script(dir, crate::uboot::Source::Tftp, system, modules, &plan)?;
     match crate::deps::ensure_mkimage() {
         Ok(()) => {
-            let out = std::process::Command::new(crate::deps::MKIMAGE)
-                .args([
-                    "-A", "arm64", "-T", "script", "-C", "none", "-n", "bulkhead",
-                ])
-                .arg("-d")
-                .arg(&cmd)
-                .arg(&scr)
-                .output()
-                .with_context(|| format!("cannot run {}", crate::deps::MKIMAGE))?;
-            if !out.status.success() {
-                bail!(
-                    "{} failed on {}: {}",
-                    crate::deps::MKIMAGE,
-                    cmd.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            files.push(scr);
+            files.push(compile_script(&cmd)?);
+            compile_script(&tftp)?;
         }
         // Booting QEMU directly needs no boot.scr: say what is missing and go on.
-        Err(e) => eprintln!("bulkhead: warning: boot.scr not written: {e:#}"),
+        Err(e) => eprintln!("bulkhead: warning: boot.scr and boot-tftp.scr not written: {e:#}"),
     }
     Ok(files)
+}
+
+/// Writes the script loading from `source` and removes its stale `.scr`; returns the `.cmd`.
+fn write_script(
+    dir: &Path,
+    source: crate::uboot::Source,
+    system: &str,
+    modules: &[Module],
+    plan: &crate::uboot::Plan,
+) -> Result<PathBuf> {
+    let cmd = dir.join(source.file());
+    write(
+        &cmd,
+        crate::uboot::script_for(source, system, modules, plan).as_bytes(),
+    )?;
+    let _ = std::fs::remove_file(cmd.with_extension("scr"));
+    Ok(cmd)
+}
+
+/// `mkimage`s `cmd` into the `.scr` beside it; returns that path.
+fn compile_script(cmd: &Path) -> Result<PathBuf> {
+    let scr = cmd.with_extension("scr");
+    let out = std::process::Command::new(crate::deps::MKIMAGE)
+        .args([
+            "-A", "arm64", "-T", "script", "-C", "none", "-n", "bulkhead",
+        ])
+        .arg("-d")
+        .arg(cmd)
+        .arg(&scr)
+        .output()
+        .with_context(|| format!("cannot run {}", crate::deps::MKIMAGE))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed on {}: {}",
+            crate::deps::MKIMAGE,
+            cmd.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(scr)
 }
 
 #[cfg(test)]

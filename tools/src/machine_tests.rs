@@ -127,7 +127,8 @@ fn benchmarks_off_virt_are_those_without_a_native_baseline() {
     assert!(machine_supports("micro", false, Machine::Zcu102));
     assert!(machine_supports("hypercall", false, Machine::VirtGicv2));
     assert!(!machine_supports("micro", true, Machine::Zcu102));
-    assert!(!machine_supports("boot", false, Machine::Zcu102));
+    assert!(machine_supports("boot", false, Machine::Zcu102));
+    assert!(!machine_supports("rt", false, Machine::Zcu102));
     assert!(!machine_supports("blk", false, Machine::VirtGicv2));
 }
 

@@ -47,9 +47,11 @@ enum Verb {
         /// Reuse the ELFs already built instead of running cargo.
         #[arg(long)]
         no_build: bool,
-        /// The QEMU machine (hypercall, micro and rt; the others need virt's virtio devices).
-        #[arg(long, value_enum, default_value_t = Machine::Virt)]
-        machine: Machine,
+        /// The QEMU machine: virt, virt-gicv2 or zcu102 (hypercall, micro and boot; the others
+        /// run on virt only); for micro and boot also a comma-separated list or `all`, printed
+        /// side by side.
+        #[arg(long, default_value = "virt", value_name = "MACHINE[,MACHINE..]|all")]
+        machine: String,
     },
     /// Fetch Debian's arm64 kernel and busybox and build the Linux guest's Image and initramfs.
     Fetch,
@@ -118,8 +120,9 @@ struct RunArgs {
     /// Deterministic instruction counting (-icount shift=0,sleep=off -seed 1).
     #[arg(long)]
     icount: bool,
-    /// How the microvisor is started: `direct` (QEMU loads everything) or `u-boot`
-    /// (Debian's U-Boot finds boot.scr on a disk the tools build and boots it).
+    /// How the microvisor is started: `direct` (QEMU loads everything), `u-boot` (Debian's
+    /// U-Boot finds boot.scr on a disk the tools build and boots it) or `u-boot-tftp`
+    /// (U-Boot loads boot-tftp.scr and everything else over TFTP from QEMU's user network).
     #[arg(long, value_enum, default_value_t = Firmware::Direct)]
     firmware: Firmware,
 }
@@ -132,6 +135,9 @@ enum Firmware {
     /// Debian's U-Boot for QEMU (`u-boot-qemu`) and a boot disk.
     #[value(name = "u-boot")]
     UBoot,
+    /// Debian's U-Boot for QEMU booting over TFTP (QEMU's user network serves the files).
+    #[value(name = "u-boot-tftp")]
+    UBootTftp,
 }
 
 fn main() -> ExitCode {
@@ -185,6 +191,20 @@ fn real_main() -> Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let tftp = if packed.dir.join("boot-tftp.scr").is_file() {
+                "boot-tftp.scr"
+            } else {
+                "boot-tftp.cmd"
+            };
+            println!(
+                "U-Boot over TFTP: {tftp} loads the same files from ${{serverip}} (serve {}; set ipaddr and serverip or let it run dhcp){}",
+                packed.dir.display(),
+                if args.machine.has_virtio_mmio() {
+                    "; `run --firmware u-boot-tftp` boots them"
+                } else {
+                    ""
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Verb::Run(args) => run(args),
@@ -220,7 +240,8 @@ fn real_main() -> Result<ExitCode> {
             count,
             machine,
         } => {
-            bench::bench(&which, !no_build, against.as_deref(), count, machine)?;
+            let machines = bench::parse_machines(&machine)?;
+            bench::bench(&which, !no_build, against.as_deref(), count, &machines)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -256,6 +277,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     let out = match args.firmware {
         Firmware::Direct => qemu::run(&opts)?,
         Firmware::UBoot => qemu::run_uboot(&opts)?,
+        Firmware::UBootTftp => bulkhead_tools::uboot::tftp::run(&opts)?,
     };
     let failed = |code: u8| {
         eprintln!("\nbulkhead: {}", out.report(30));

@@ -1,6 +1,8 @@
 //! `bulkhead bench boot`: how long the stock Debian Linux guest takes from reset to its
 //! userspace marker under the microvisor, against the same kernel and initramfs booted
-//! natively (at EL1, no virtualization) in the same QEMU, and the ratio.
+//! natively (at EL1, no virtualization) in the same QEMU, and the ratio. Each
+//! `--machine` has its own native baseline on the same board model ([`super::native`]):
+//! `virt` (GICv3), `virt-gicv2` (GICv2) and the ZCU102 (GIC-400, console on `ttyPS0`).
 //!
 //! Both runs are under [`qemu::ICOUNT_ARGS`] (`-icount shift=0,sleep=off -seed 1`), where one
 //! instruction is 1 ns of virtual time, the Arm generic counter counts that time from reset,
@@ -16,6 +18,7 @@
 //! ENODEV. Both kernels run with `quiet`: every console line costs the PV guest far more
 //! than a PL011 write does natively.
 
+use crate::machine::Machine;
 use crate::markers::Expect;
 use crate::qemu::{self, RunOptions};
 use anyhow::{bail, Context, Result};
@@ -25,14 +28,21 @@ use std::time::Duration;
 
 /// The system booted under the microvisor.
 pub const SYSTEM: &str = "tests/systems/bench_boot.toml";
-/// The native run's kernel command line (the system's is `console=hvc0 quiet`).
+/// The native kernel command line on virt (`bench blk` and `net` use it too).
 pub const NATIVE_CMDLINE: &str = "console=ttyAMA0 quiet";
-/// The native run's console: its initramfs runs the shell there.
+/// The native console on virt.
 pub const NATIVE_CONSOLE: &str = "ttyAMA0";
 /// The native run's RAM, as much as the guest's in [`SYSTEM`].
 pub const NATIVE_MEM_MIB: u32 = 512;
-/// CNTFRQ_EL0 of QEMU's virt board (its generic timer runs at 62.5 MHz).
+/// CNTFRQ_EL0 on all three machines: QEMU 7.2's generic timer runs at 62.5 MHz on every
+/// board (the ZCU102's native Linux logs "arch_timer: cp15 timer(s) running at 62.50MHz").
 pub const COUNTER_HZ: u64 = 62_500_000;
+
+/// The native run's kernel command line on `machine` (the system's is `console=hvc0 quiet`):
+/// its initramfs runs the shell on that console.
+pub fn native_cmdline(machine: Machine) -> String {
+    format!("console={} quiet", super::native::console(machine))
+}
 /// Hard limit per boot: a boot takes well under a minute of host time under TCG.
 pub const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -107,6 +117,8 @@ impl BootRun {
 pub struct BootReport {
     /// Benchmark name.
     pub benchmark: &'static str,
+    /// The `--machine` both runs booted on.
+    pub machine: &'static str,
     /// The counter frequency assumed (QEMU virt's CNTFRQ_EL0).
     pub counter_hz: u64,
     /// Virtual ns per counter tick.
@@ -119,8 +131,8 @@ pub struct BootReport {
     pub ratio: f64,
 }
 
-/// Builds the report from the two markers.
-pub fn report(bulkhead: Marker, native: Marker) -> Result<BootReport> {
+/// Builds the report from the two markers, both from `machine`.
+pub fn report(machine: Machine, bulkhead: Marker, native: Marker) -> Result<BootReport> {
     let ns = ns_per_tick(COUNTER_HZ).context("the counter period is not a whole ns")?;
     let bulkhead = BootRun::new(bulkhead, ns).context("under the microvisor")?;
     let native = BootRun::new(native, ns).context("native")?;
@@ -129,6 +141,7 @@ pub fn report(bulkhead: Marker, native: Marker) -> Result<BootReport> {
     }
     Ok(BootReport {
         benchmark: "boot",
+        machine: machine.name(),
         counter_hz: COUNTER_HZ,
         ns_per_tick: ns,
         ratio: bulkhead.instructions as f64 / native.instructions as f64,
@@ -151,33 +164,50 @@ fn one(what: &str, run: impl FnOnce() -> Result<qemu::RunOutcome>) -> Result<Mar
     parse(&out.log).with_context(|| format!("no marker line in {}", out.log_path.display()))
 }
 
-/// Boots both, prints the table and writes `target/bulkhead/bench/boot.json`.
-pub fn bench(build: bool) -> Result<BootReport> {
-    let bulkhead = one("Linux under the microvisor", || {
-        qemu::run(&options(SYSTEM, build)?)
+/// Boots both on `machine` (building first if `build`) and returns the report.
+pub fn measure(build: bool, machine: Machine) -> Result<BootReport> {
+    let name = machine.name();
+    let bulkhead = one(&format!("{name}: Linux under the microvisor"), || {
+        let mut opts = options(SYSTEM, build)?;
+        opts.overrides.machine = machine;
+        qemu::run(&opts)
     })?;
-    let linux = crate::guest::linux_artifacts_for_console(NATIVE_CONSOLE)
+    let linux = crate::guest::linux_artifacts_for_console(super::native::console(machine))
         .context("cannot get the native Linux kernel and initramfs")?;
-    let native = one("Linux native", || {
-        qemu::run_native_linux(
-            &linux.image,
-            &linux.initramfs,
-            NATIVE_CMDLINE,
-            1,
-            NATIVE_MEM_MIB,
-            &options("linux_native", false)?,
+    let dtb = super::native::dtb(machine)?;
+    let args = super::native::linux_args(
+        machine,
+        dtb.as_deref(),
+        &linux.image,
+        &linux.initramfs,
+        &native_cmdline(machine),
+        1,
+        NATIVE_MEM_MIB,
+    );
+    let native = one(&format!("{name}: Linux native"), || {
+        let dir = crate::paths::out_dir().join("native");
+        qemu::run_args(
+            args,
+            &dir,
+            &options(&format!("linux_native_{name}"), false)?,
         )
     })?;
-    let r = report(bulkhead, native)?;
+    report(machine, bulkhead, native)
+}
+
+/// Boots both on `machine`, prints the table and writes `target/bulkhead/bench/boot.json`
+/// (`boot-<machine>.json` off virt).
+pub fn bench(build: bool, machine: Machine) -> Result<BootReport> {
+    let r = measure(build, machine)?;
     print_table(&r);
-    super::write_json("boot", &r)?;
+    super::write_json(&super::json_name("boot", machine), &r)?;
     Ok(r)
 }
 
 fn print_table(r: &BootReport) {
     println!(
-        "boot: reset to the Linux userspace marker ({}, 1 vCPU, {NATIVE_MEM_MIB} MiB)",
-        r.native.kernel
+        "boot on {}: reset to the Linux userspace marker ({}, 1 vCPU, {NATIVE_MEM_MIB} MiB)",
+        r.machine, r.native.kernel
     );
     println!("{:<34} {:>16} {:>16}", "", "counter ticks", "instructions");
     for (name, run) in [("bulkhead", &r.bulkhead), ("native", &r.native)] {
@@ -240,12 +270,15 @@ mod tests {
             cpus: 1,
             counter: Some(counter),
         };
-        let r = report(m(3_000_000), m(2_000_000)).unwrap();
+        let r = report(Machine::Zcu102, m(3_000_000), m(2_000_000)).unwrap();
+        assert_eq!(r.machine, "zcu102");
         assert_eq!(r.ns_per_tick, 16);
         assert_eq!(r.bulkhead.instructions, 48_000_000);
         assert_eq!(r.native.instructions, 32_000_000);
         assert_eq!(r.ratio, 1.5);
-        assert!(report(m(1), m(0)).is_err());
-        assert!(report(m(u64::MAX), m(1)).is_err());
+        assert!(report(Machine::Virt, m(1), m(0)).is_err());
+        assert!(report(Machine::Virt, m(u64::MAX), m(1)).is_err());
+        assert_eq!(native_cmdline(Machine::Zcu102), "console=ttyPS0 quiet");
+        assert_eq!(native_cmdline(Machine::Virt), NATIVE_CMDLINE);
     }
 }

@@ -27,7 +27,8 @@ pub const METRICS: [(&str, &str); 6] = [
 ];
 
 /// Runs the benchmark on `machine` (building first if `build`), against Xen if `xen`;
-/// prints the table and writes `target/bulkhead/bench/micro.json`.
+/// prints the table and writes `target/bulkhead/bench/micro.json` (`micro-<machine>.json`
+/// off virt).
 pub fn bench(build: bool, xen: bool, machine: crate::machine::Machine) -> Result<MicroReport> {
     if build {
         crate::build::build()?;
@@ -38,9 +39,9 @@ pub fn bench(build: bool, xen: bool, machine: crate::machine::Machine) -> Result
     } else {
         None
     };
-    let r = report(&b, x.as_deref())?;
+    let r = report(machine, &b, x.as_deref())?;
     print!("{}", table(&r));
-    super::write_json("micro", &r)?;
+    super::write_json(&super::json_name("micro", machine), &r)?;
     Ok(r)
 }
 
@@ -116,15 +117,21 @@ pub struct Row {
 pub struct MicroReport {
     /// Benchmark name.
     pub benchmark: &'static str,
+    /// The `--machine` Bulkhead ran on.
+    pub machine: &'static str,
     /// Whether Xen ran too.
     pub against_xen: bool,
     /// One per metric, in [`METRICS`] order.
     pub rows: Vec<Row>,
 }
 
-/// Builds the report from the parsed runs; an error if Bulkhead lacks a metric or Xen lacks
-/// one it can do.
-pub fn report(bulkhead: &[(String, Dist)], xen: Option<&[(String, Dist)]>) -> Result<MicroReport> {
+/// Builds the report from the parsed runs on `machine`; an error if Bulkhead lacks a metric
+/// or Xen lacks one it can do.
+pub fn report(
+    machine: crate::machine::Machine,
+    bulkhead: &[(String, Dist)],
+    xen: Option<&[(String, Dist)]>,
+) -> Result<MicroReport> {
     let find =
         |set: &[(String, Dist)], name: &str| set.iter().find(|(n, _)| n == name).map(|(_, d)| *d);
     let mut rows = Vec::new();
@@ -152,6 +159,7 @@ pub fn report(bulkhead: &[(String, Dist)], xen: Option<&[(String, Dist)]>) -> Re
     }
     Ok(MicroReport {
         benchmark: "micro",
+        machine: machine.name(),
         against_xen: xen.is_some(),
         rows,
     })
@@ -175,9 +183,10 @@ fn ratio_text(x: f64) -> String {
 
 /// The table, as printed.
 pub fn table(r: &MicroReport) -> String {
-    let mut s = String::from(
-        "micro: instructions under -icount shift=0,sleep=off (1 instruction = 1 ns; \
+    let mut s = format!(
+        "micro on {}: instructions under -icount shift=0,sleep=off (1 instruction = 1 ns; \
          the counter ticks every 16)\n",
+        r.machine
     );
     let head = format!("{:>7} {:>7} {:>7} {:>7}", "min", "p50", "p99", "max");
     if r.against_xen {
@@ -214,6 +223,7 @@ pub fn table(r: &MicroReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    const V: crate::machine::Machine = crate::machine::Machine::Virt;
 
     fn line(name: &str, p50: u64) -> String {
         format!("[x] MICRO metric={name} n=1000 min=1 p50={p50} p99=3 max=4 unit=instructions\n")
@@ -243,7 +253,7 @@ mod tests {
             .into_iter()
             .filter(|(n, _)| xen_cannot(n).is_none())
             .collect();
-        let r = report(&b, Some(&x)).unwrap();
+        let r = report(V, &b, Some(&x)).unwrap();
         let xv = &r.rows[0];
         assert_eq!(xv.ratio_p50, Some(2.0));
         let cap = r
@@ -257,7 +267,7 @@ mod tests {
         assert_eq!(ratio_text(8000.0 / 9_972_336.0), "8.0e-4x");
         assert!(t.contains("n/a on Xen: Bulkhead's capability ABI"), "{t}");
         // Bulkhead alone: no Xen columns.
-        let alone = report(&b, None).unwrap();
+        let alone = report(V, &b, None).unwrap();
         assert!(!table(&alone).contains("xen 4.17"));
     }
 
@@ -265,11 +275,11 @@ mod tests {
     fn a_missing_figure_is_an_error() {
         let b = parse(&all(800));
         let short: Vec<_> = b.iter().filter(|(n, _)| n != "vipi").cloned().collect();
-        assert!(report(&short, None)
+        assert!(report(V, &short, None)
             .unwrap_err()
             .to_string()
             .contains("no `vipi` figure"));
-        assert!(report(&b, Some(&short))
+        assert!(report(V, &b, Some(&short))
             .unwrap_err()
             .to_string()
             .contains("Xen runs printed no `vipi`"));

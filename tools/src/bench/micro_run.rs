@@ -117,11 +117,13 @@ pub fn write_system(boot: Boot, samples: usize) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// What ends a run: the measuring role's `done`; a guest error stops it early.
+/// What ends a run: the measuring role's `done`; a guest error or a domain killed by a
+/// stage-2 fault (an access the hypervisor does not emulate) stops it early.
 pub fn expect(role: &str) -> Result<Expect> {
     Expect::new()
         .then(&format!("MICRO done role={role}"))?
-        .forbid("MICRO error")
+        .forbid("MICRO error")?
+        .forbid(r"stopped: stage-2 fault")
 }
 
 /// Boots `boot` on `machine` under `-icount`; its console log when the measuring role

@@ -25,6 +25,14 @@ pub enum Boot<'a> {
         /// The boot disk ([`crate::uboot::disk`]).
         disk: &'a Path,
     },
+    /// U-Boot (`firmware`) loads everything over TFTP from QEMU's user network, which
+    /// serves `root` to a virtio-net NIC on PCIe ([`crate::uboot::tftp`]).
+    UBootTftp {
+        /// U-Boot.
+        firmware: &'a Path,
+        /// The TFTP server's directory.
+        root: &'a Path,
+    },
 }
 
 /// QEMU's arguments for a packed image (files relative to the image directory; disks by
@@ -47,7 +55,9 @@ pub fn qemu_args(
         Boot::Direct(_) => ["-kernel", "microvisor.bin", "-dtb", "system.dtb"]
             .map(String::from)
             .to_vec(),
-        Boot::UBoot { firmware, .. } => vec!["-bios".into(), firmware.display().to_string()],
+        Boot::UBoot { firmware, .. } | Boot::UBootTftp { firmware, .. } => {
+            vec!["-bios".into(), firmware.display().to_string()]
+        }
     };
     let mut args: Vec<String> = vec!["-M".into(), machine.qemu_machine().into()];
     args.extend(machine.cpu_args().iter().map(|s| s.to_string()));
@@ -120,6 +130,7 @@ pub fn qemu_args(
                 .map(String::from),
             );
         }
+        Boot::UBootTftp { root, .. } => args.extend(crate::uboot::tftp::nic_args(root)),
     }
     args
 }

@@ -201,6 +201,16 @@ pub fn wfi() {
     unsafe { asm!("dsb sy", "wfi", options(nomem, nostack, preserves_flags)) };
 }
 
+/// `ID_AA64PFR0_EL1` (its GIC field says whether a GICv3 CPU interface is there).
+pub fn id_aa64pfr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading an ID register has no effects.
+    unsafe {
+        asm!("mrs {}, id_aa64pfr0_el1", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
 /// GICv3 CPU interface: system-register access, priority mask open, group 1 on.
 pub fn gic_cpu_init() {
     // SAFETY: the ICC_* registers are this vCPU's own virtual CPU interface.

@@ -5,7 +5,6 @@
 use crate::arch;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
-use protocol::layout::{GUEST_GICD_BASE, GUEST_GICR_BASE, GUEST_GICR_STRIDE};
 use protocol::psci::PsciFn;
 use protocol::xen::structs::{
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnSend, EvtchnUnmask, SharedInfo,
@@ -119,53 +118,6 @@ pub fn cpu_on(mpidr: u64) -> i64 {
         arch::secondary_entry(),
         arch::secondary_stack(),
     )
-}
-
-const GICD_CTLR: u64 = 0x0;
-const GICD_CTLR_ENABLE_G1A: u32 = 1 << 1;
-const GICD_CTLR_ARE: u32 = 1 << 4;
-/// Redistributor SGI frame, relative to the redistributor's base.
-const GICR_SGI: u64 = 0x1_0000;
-const GICR_IGROUPR0: u64 = 0x80;
-const GICR_ISENABLER0: u64 = 0x100;
-const GICR_IPRIORITYR: u64 = 0x400;
-/// One priority for everything: the benchmarks never nest interrupts.
-const PRIORITY: u8 = 0x80;
-
-/// Turns on group 1 at the distributor (vCPU 0 does it once).
-pub fn gic_dist_init() {
-    // SAFETY: Xen's guest GICD (and Bulkhead's, at the same address) takes 32-bit writes.
-    unsafe {
-        arch::mmio_write32(
-            GUEST_GICD_BASE.as_u64() + GICD_CTLR,
-            GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1A,
-        );
-    }
-}
-
-/// Group 1, one priority and enabled, at this vCPU's redistributor, for each of `intids`
-/// (SGIs and PPIs), then the CPU interface on.
-pub fn gic_cpu_init(intids: &[u32]) {
-    let sgi = GUEST_GICR_BASE.as_u64() + GUEST_GICR_STRIDE * arch::cpu_index() as u64 + GICR_SGI;
-    let mut enable = 0u32;
-    for &id in intids {
-        enable |= 1 << id;
-        let reg = GICR_IPRIORITYR + u64::from(id & !3);
-        let shift = (id & 3) * 8;
-        // SAFETY: the redistributor frames of this vCPU at Xen's guest addresses; the
-        // priority registers are byte fields read and written as whole words.
-        unsafe {
-            let old = arch::mmio_read32(sgi + reg);
-            let v = (old & !(0xff << shift)) | (u32::from(PRIORITY) << shift);
-            arch::mmio_write32(sgi + reg, v);
-        }
-    }
-    // SAFETY: as above.
-    unsafe {
-        arch::mmio_write32(sgi + GICR_IGROUPR0, u32::MAX);
-        arch::mmio_write32(sgi + GICR_ISENABLER0, enable);
-    }
-    arch::gic_cpu_init();
 }
 
 /// A page-aligned page of our RAM for the shared-info mapping.

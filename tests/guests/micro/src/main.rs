@@ -12,6 +12,8 @@
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
 mod hv;
 #[cfg(target_os = "none")]
 mod roles;

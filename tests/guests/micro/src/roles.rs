@@ -1,7 +1,7 @@
 //! The roles: what each instance measures, and the interrupt handler that takes the
 //! timestamps (the vector reads `CNTVCT_EL0` first and passes it in).
 
-use crate::{arch, hv, say};
+use crate::{arch, gic, hv, say};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use micro::{
     metric, parse_cmdline, per_call, subtract, summarize, ticks_to_instructions, Config, Role,
@@ -80,8 +80,8 @@ extern "C" fn micro_main(dtb: u64, loaded_at: u64) -> ! {
         if bulkhead { "bulkhead" } else { "xen" },
         core::str::from_utf8(&extra[..end]).unwrap_or("?")
     );
-    hv::gic_dist_init();
-    hv::gic_cpu_init(&[SGI_PING, SGI_ACK, VTIMER_PPI, EVTCHN_PPI]);
+    gic::dist_init();
+    gic::cpu_init(&[SGI_PING, SGI_ACK, VTIMER_PPI, EVTCHN_PPI]);
     arch::irq_enable();
     // SAFETY: only vCPU 0 runs this function and it never re-enters; the handler does not
     // touch the buffer.
@@ -201,7 +201,7 @@ fn vipi(samples: &mut [u64]) {
         IPI_ACKED.store(false, Ordering::Relaxed);
         let t0 = arch::counter();
         IPI_T0.store(t0, Ordering::Release);
-        arch::send_sgi(SGI_PING, 1);
+        gic::send_sgi(SGI_PING, 1);
         while !IPI_ACKED.load(Ordering::Acquire) {
             arch::wfi();
         }
@@ -213,7 +213,7 @@ fn vipi(samples: &mut [u64]) {
 /// vCPU 1: answers [`SGI_PING`] forever.
 #[no_mangle]
 extern "C" fn micro_secondary() -> ! {
-    hv::gic_cpu_init(&[SGI_PING, SGI_ACK]);
+    gic::cpu_init(&[SGI_PING, SGI_ACK]);
     arch::irq_enable();
     CPU1_UP.store(true, Ordering::Release);
     halt();
@@ -287,7 +287,8 @@ fn pong(cfg: &Config, samples: &mut [u64]) {
 /// Called by the IRQ vector with the counter read at entry.
 #[no_mangle]
 extern "C" fn micro_irq(now: u64) {
-    let intid = arch::gic_ack();
+    let ack = gic::ack();
+    let intid = gic::intid(ack);
     match intid {
         VTIMER_PPI => {
             let cval = arch::timer_cval();
@@ -299,7 +300,7 @@ extern "C" fn micro_irq(now: u64) {
                 now.saturating_sub(IPI_T0.load(Ordering::Acquire)),
                 Ordering::Release,
             );
-            arch::send_sgi(SGI_ACK, 0);
+            gic::send_sgi(SGI_ACK, 0);
         }
         SGI_ACK => IPI_ACKED.store(true, Ordering::Release),
         EVTCHN_PPI => {
@@ -314,7 +315,7 @@ extern "C" fn micro_irq(now: u64) {
         _ => {}
     }
     if intid < 1020 {
-        arch::gic_eoi(intid);
+        gic::eoi(ack);
     }
 }
 

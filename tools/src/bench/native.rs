@@ -1,0 +1,168 @@
+//! The native baseline's QEMU on each `--machine`: Linux at EL1 with no microvisor, on the
+//! same board model the Bulkhead run uses (no `virtualization=on`, so QEMU's direct boot
+//! enters the kernel at EL1).
+//!
+//! The ZCU102 boots with the board's own device tree from Debian's kernel package, with one
+//! change ([`fixed_uart_clock`]): its console UART takes its clocks, power domain and pins
+//! from the ZynqMP platform firmware (the PMU firmware behind EL3), which QEMU's direct boot
+//! does not run. Unchanged, Linux defers the UART's probe forever and userspace has no
+//! console ("unable to open an initial console"); the marker line never appears.
+
+use crate::machine::{self, Machine};
+use anyhow::{anyhow, Context, Result};
+use fdt::node::FdtNode;
+use fdt::Fdt;
+use std::path::{Path, PathBuf};
+use vm_fdt::{FdtReserveEntry, FdtWriter};
+
+/// The fixed clock [`fixed_uart_clock`] adds at the root (QEMU's Cadence UART ignores the
+/// rate; 100 MHz is the board's UART reference clock).
+pub const UART_CLOCK_NODE: &str = "bulkhead-uart-clock";
+/// Its rate.
+pub const UART_CLOCK_HZ: u32 = 100_000_000;
+/// The console UART's properties that name the platform firmware's providers.
+const FIRMWARE_PROPS: [&str; 4] = ["clocks", "power-domains", "pinctrl-0", "pinctrl-names"];
+
+/// The console (`/dev/<this>`) of a native Linux on `machine`: the PL011 on virt, the first
+/// Cadence UART on the ZCU102.
+pub fn console(machine: Machine) -> &'static str {
+    match machine {
+        Machine::Virt | Machine::VirtGicv2 => "ttyAMA0",
+        Machine::Zcu102 => "ttyPS0",
+    }
+}
+
+/// QEMU's `-M`/`-cpu`/`-dtb` for a native boot on `machine` (`dtb`: the ZCU102's tree).
+pub fn machine_args(machine: Machine, dtb: Option<&Path>) -> Vec<String> {
+    let mut a: Vec<String> = match machine {
+        Machine::Virt => vec!["-M".into(), "virt,gic-version=3".into()],
+        Machine::VirtGicv2 => vec!["-M".into(), "virt,gic-version=2".into()],
+        Machine::Zcu102 => vec!["-M".into(), "xlnx-zcu102".into()],
+    };
+    a.extend(machine.cpu_args().iter().map(|s| s.to_string()));
+    if let Some(d) = dtb {
+        a.extend(["-dtb".into(), d.display().to_string()]);
+    }
+    a
+}
+
+/// The whole QEMU command line (without the clock arguments, which the launcher adds) of a
+/// native Linux boot.
+pub fn linux_args(
+    machine: Machine,
+    dtb: Option<&Path>,
+    kernel: &Path,
+    initrd: &Path,
+    append: &str,
+    smp: u16,
+    mem_mib: u32,
+) -> Vec<String> {
+    let mut a = machine_args(machine, dtb);
+    a.extend([
+        "-smp".into(),
+        smp.to_string(),
+        "-m".into(),
+        mem_mib.to_string(),
+        "-nographic".into(),
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append.into(),
+    ]);
+    a
+}
+
+/// The device tree a native boot on `machine` needs, written under
+/// `target/bulkhead/native/`: none on virt (QEMU makes its own); the ZCU102's board tree
+/// with [`fixed_uart_clock`].
+pub fn dtb(machine: Machine) -> Result<Option<PathBuf>> {
+    if machine != Machine::Zcu102 {
+        return Ok(None);
+    }
+    let board = machine::board_dtb(machine::ZCU102_DTB)?;
+    let blob = std::fs::read(&board).with_context(|| format!("cannot read {}", board.display()))?;
+    let out = crate::paths::out_dir().join("native");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let path = out.join("zcu102-native.dtb");
+    std::fs::write(&path, fixed_uart_clock(&blob)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(Some(path))
+}
+
+/// `blob` re-emitted with a [`UART_CLOCK_NODE`] fixed clock at the root and the `serial0`
+/// alias's node taking both its clocks from it, without its power domain and pin control.
+/// Properties longer than the 31 characters the specification allows (and `vm-fdt` writes)
+/// are left out, as in [`crate::dtb`]; none is the console's.
+pub fn fixed_uart_clock(blob: &[u8]) -> Result<Vec<u8>> {
+    let blob = crate::dtb::without_nops(blob)?;
+    let fdt = Fdt::new(&blob).map_err(|e| anyhow!("the board DTB does not parse: {e:?}"))?;
+    let uart = fdt
+        .aliases()
+        .and_then(|a| a.resolve("serial0"))
+        .context("the board DTB has no serial0 alias")?
+        .to_owned();
+    fdt.find_node(&uart)
+        .with_context(|| format!("the board DTB has no {uart} (its serial0)"))?;
+    let phandle = fdt
+        .all_nodes()
+        .filter_map(|n| n.property("phandle").and_then(|p| p.as_usize()))
+        .max()
+        .unwrap_or(0) as u32
+        + 1;
+    let reserved: Vec<FdtReserveEntry> = fdt
+        .memory_reservations()
+        .map(|r| FdtReserveEntry::new(r.address() as usize as u64, r.size() as u64))
+        .collect::<Result<_, _>>()
+        .map_err(crate::dtb::fdt_err)?;
+    let mut w = FdtWriter::new_with_mem_reserv(&reserved).map_err(crate::dtb::fdt_err)?;
+    let root = fdt.find_node("/").context("the board DTB has no root")?;
+    let top = w.begin_node("").map_err(crate::dtb::fdt_err)?;
+    copy(&mut w, root, "", &uart, phandle)?;
+    let clk = w.begin_node(UART_CLOCK_NODE).map_err(crate::dtb::fdt_err)?;
+    w.property_string("compatible", "fixed-clock")
+        .map_err(crate::dtb::fdt_err)?;
+    w.property_u32("#clock-cells", 0)
+        .map_err(crate::dtb::fdt_err)?;
+    w.property_u32("clock-frequency", UART_CLOCK_HZ)
+        .map_err(crate::dtb::fdt_err)?;
+    w.property_u32("phandle", phandle)
+        .map_err(crate::dtb::fdt_err)?;
+    w.end_node(clk).map_err(crate::dtb::fdt_err)?;
+    w.end_node(top).map_err(crate::dtb::fdt_err)?;
+    w.finish().map_err(crate::dtb::fdt_err)
+}
+
+/// Copies `node`'s properties and children (it is at `path`; the root is "") into the open
+/// node of `w`, rewiring `uart`.
+fn copy(
+    w: &mut FdtWriter,
+    node: FdtNode<'_, '_>,
+    path: &str,
+    uart: &str,
+    phandle: u32,
+) -> Result<()> {
+    let is_uart = path == uart;
+    for p in node.properties() {
+        if (is_uart && FIRMWARE_PROPS.contains(&p.name)) || p.name.len() > 31 {
+            continue;
+        }
+        w.property(p.name, p.value).map_err(crate::dtb::fdt_err)?;
+    }
+    if is_uart {
+        w.property_array_u32("clocks", &[phandle, phandle])
+            .map_err(crate::dtb::fdt_err)?;
+    }
+    for child in node.children() {
+        let child_path = format!("{path}/{}", child.name);
+        let h = w.begin_node(child.name).map_err(crate::dtb::fdt_err)?;
+        copy(w, child, &child_path, uart, phandle)?;
+        w.end_node(h).map_err(crate::dtb::fdt_err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "native_tests.rs"]
+mod tests;
