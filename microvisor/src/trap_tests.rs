@@ -225,3 +225,42 @@ fn fp_and_unknown() {
         }
     );
 }
+
+/// A stage-2 data abort syndrome with a valid ISS: `sas` (0..=3), `rt`, write or read.
+fn dabt_esr(sas: u64, rt: u64, write: bool) -> u64 {
+    (0x24 << 26) | (1 << 25) | (1 << 24) | (sas << 22) | (rt << 16) | (u64::from(write) << 6)
+}
+
+/// FAR/HPFAR of a fault at `ipa` (FAR holds the page offset in its low bits).
+fn located(ipa: u64) -> (u64, u64) {
+    (0xffff_0000_0000_0000 | (ipa & 0xfff), (ipa >> 12) << 4)
+}
+
+#[test]
+fn gicd_sgir_writes_are_told_apart_as_decode_sees_them() {
+    let sgir = 0x0300_1F00;
+    let (far, hpfar) = located(sgir);
+    let esr = dabt_esr(2, 7, true);
+    assert_eq!(sgir_write(esr, far, hpfar), Some(7));
+    let Exit::DataAbort(a) = decode(esr, far, hpfar) else {
+        panic!("not a data abort");
+    };
+    assert_eq!(a.ipa.as_u64(), sgir);
+    assert!(a.write);
+    assert_eq!(a.access.map(|m| (m.width, m.reg)), Some((4, 7)));
+    assert_eq!(
+        sgir_write(dabt_esr(2, 31, true), far, hpfar),
+        Some(31),
+        "XZR"
+    );
+    // A read, another width, no valid syndrome, another register or another exit.
+    assert_eq!(sgir_write(dabt_esr(2, 7, false), far, hpfar), None);
+    assert_eq!(sgir_write(dabt_esr(3, 7, true), far, hpfar), None);
+    assert_eq!(sgir_write(dabt_esr(0, 7, true), far, hpfar), None);
+    assert_eq!(sgir_write(esr & !(1 << 24), far, hpfar), None);
+    let (far2, hpfar2) = located(sgir + 4);
+    assert_eq!(sgir_write(esr, far2, hpfar2), None);
+    let (far3, hpfar3) = located(sgir + 0x1000);
+    assert_eq!(sgir_write(esr, far3, hpfar3), None);
+    assert_eq!(sgir_write(0x623a_3076, far, hpfar), None, "an MSR");
+}

@@ -20,7 +20,7 @@ use super::{key_parts, Hyp, HYP};
 use crate::arch::context::GuestRegs;
 use crate::arch::context::MAX_LRS;
 use crate::arch::gic::{self, Hot, KICK_SGI, SPURIOUS, VTIMER_PPI};
-use crate::arch::sysreg::read_esr_el2;
+use crate::arch::sysreg::{read_esr_el2, read_far_el2, read_hpfar_el2};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
@@ -273,36 +273,51 @@ fn deliver_posted<G: Hot>(local: &mut Local, mailbox: &Mailbox) -> bool {
     true
 }
 
-/// If the exit is a write of `ICC_SGI1R_EL1` that [`post_sgi`] can emulate, does so and
-/// steps over the instruction; false (nothing done) otherwise.
+/// If the exit sends an SGI that [`post_sgi`] can deliver — a write of `ICC_SGI1R_EL1` on
+/// a vGICv3, of the emulated `GICD_SGIR` on a vGICv2 — does so and steps over the
+/// instruction; false (nothing done) otherwise.
 #[inline(never)]
 fn send_sgi<G: Hot>(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut GuestRegs) -> bool {
-    if G::VERSION != GicVersion::V3 {
-        // No GIC system registers on a vGICv2: the slow path makes the access undefined.
-        return false;
-    }
-    let Some(rt) = crate::trap::sgi1r_write(read_esr_el2()) else {
-        return false;
+    let esr = read_esr_el2();
+    let v = key_parts(key).1;
+    let value = |rt: u8| regs.x.get(usize::from(rt)).copied().unwrap_or(0);
+    let (intid, targets) = match G::VERSION {
+        GicVersion::V3 => {
+            let Some(rt) = crate::trap::sgi1r_write(esr) else {
+                return false;
+            };
+            crate::vgic::sgi_targets(nr_vcpus, v, value(rt))
+        }
+        GicVersion::V2 => {
+            let Some(rt) = crate::trap::sgir_write(esr, read_far_el2(), read_hpfar_el2()) else {
+                return false;
+            };
+            crate::vgic::sgir_targets(nr_vcpus, v, value(rt) as u32)
+        }
     };
-    let value = regs.x.get(usize::from(rt)).copied().unwrap_or(0);
-    if !post_sgi::<G>(key, nr_vcpus, this_cpu, value) {
+    if !post_sgi::<G>(key, nr_vcpus, this_cpu, intid, targets) {
         return false;
     }
-    regs.pc += 4;
+    regs.pc += crate::trap::esr_il(esr);
     true
 }
 
-/// Emulates vCPU `key`'s write `value` of `ICC_SGI1R_EL1` without the lock when every
-/// target is pinned exclusive on another CPU: posts the SGI to each target's word, then
-/// [`POSTED`] to each target CPU's mailbox, kicking it on the empty-to-non-empty edge (see
-/// [`crate::posted`]). Returns false, having done nothing, if any target is not postable.
-fn post_sgi<G: Hot>(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, value: u64) -> bool {
-    let (id, v) = key_parts(key);
-    let index = usize::from(id.0);
+/// Delivers SGI `intid` from vCPU `key` to the vCPUs in `targets` without the lock when
+/// every target is pinned exclusive on another CPU: posts the SGI to each target's word,
+/// then [`POSTED`] to each target CPU's mailbox, kicking it on the empty-to-non-empty edge
+/// (see [`crate::posted`]). Returns false, having done nothing, if any target is not
+/// postable.
+fn post_sgi<G: Hot>(
+    key: VcpuKey,
+    nr_vcpus: usize,
+    this_cpu: usize,
+    intid: u32,
+    targets: u32,
+) -> bool {
+    let index = usize::from(key_parts(key).0 .0);
     let (Some(homes), Some(words)) = (VCPU_HOME.get(index), POSTED_IRQS.get(index)) else {
         return false;
     };
-    let (intid, targets) = crate::vgic::sgi_targets(nr_vcpus, v, value);
     let mut entries = [0u32; protocol::layout::MAX_VCPUS];
     for (e, h) in entries.iter_mut().zip(homes) {
         *e = h.load(Ordering::Acquire);
