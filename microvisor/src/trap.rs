@@ -262,7 +262,7 @@ pub const fn sgir_write(esr: u64, far: u64, hpfar: u64) -> Option<u8> {
         return None;
     }
     let ipa = (((hpfar >> 4) & ((1 << 40) - 1)) << 12) | (far & 0xfff);
-    if ipa != GICD_SGIR_IPA {
+    if !is_gicd_sgir(ipa) {
         return None;
     }
     Some(((iss >> 16) & 0x1f) as u8)
@@ -270,6 +270,11 @@ pub const fn sgir_write(esr: u64, far: u64, hpfar: u64) -> Option<u8> {
 
 /// Where a vGICv2's `GICD_SGIR` sits in the guest's physical address space.
 const GICD_SGIR_IPA: u64 = protocol::layout::GUEST_GICD_BASE.as_u64() + 0xF00;
+
+/// Whether guest physical address `ipa` is a vGICv2's `GICD_SGIR`.
+pub const fn is_gicd_sgir(ipa: u64) -> bool {
+    ipa == GICD_SGIR_IPA
+}
 
 /// ESR_EL2.EC, bits \[31:26\].
 pub const fn esr_ec(esr: u64) -> u8 {

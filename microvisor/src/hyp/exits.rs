@@ -204,8 +204,13 @@ impl Hyp {
             }
             MmioOutcome::Write { kick } => {
                 regs.pc += u64::from(abort.instr_len);
-                // Other CPUs cache their loaded vCPU's timer priority: make it stale.
-                super::percpu::vgic_changed(usize::from(id.0));
+                // Other CPUs cache their loaded vCPU's timer priority and private
+                // configuration: make them stale, unless the write only sent an SGI (a
+                // vGICv2's GICD_SGIR; a vGICv3's ICC_SGI1R never comes here), which would
+                // otherwise send every vCPU's next posted interrupt to the locked path.
+                if !trap::is_gicd_sgir(abort.ipa.as_u64()) || d.vgic.version() != GicVersion::V2 {
+                    super::percpu::vgic_changed(usize::from(id.0));
+                }
                 self.wake_mask(id, kick, cpu);
             }
             MmioOutcome::NotGic => {
