@@ -133,7 +133,12 @@ pub fn vtimer_lr(
 /// the slow path does; they leave `posted` too, so a later fill of the slot, such as the
 /// timer's hardware-linked LR, is never taken for a posted one), or `None` if any other LR
 /// changed and the vGIC model must see it under the lock (`shadow` and `posted` are then
-/// left as they were).
+/// left as they were). One change to an LR the model filled is absorbed too: the guest
+/// acknowledging it (pending to active). The LR is authoritative while the interrupt sits
+/// in it and the model only tracks that it does, so the model reads the new state from the
+/// shadow at its next pass; without this, a guest that acknowledges one interrupt the model
+/// delivered and then sends an SGI (an IPI handler's answer) would take the locked path for
+/// the send too, and its peer's next delivery with it, round after round.
 #[inline]
 pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -> Option<u16> {
     let filled = *posted;
@@ -141,7 +146,8 @@ pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -
     let ours = |i: usize, s: u64, h: u64| {
         let posted = i < 16 && filled & (1 << i) != 0;
         let finished = h & lr::STATE_MASK == 0;
-        s & lr::HW != 0 || (posted && !(finished && lr::eoi_notify(s)))
+        let acknowledged = s & lr::STATE_MASK == lr::PENDING && h & lr::STATE_MASK == lr::ACTIVE;
+        s & lr::HW != 0 || acknowledged || (posted && !(finished && lr::eoi_notify(s)))
     };
     let only_our_progress = shadow
         .iter()

@@ -230,13 +230,27 @@ fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
     );
     assert_eq!(shadow, [0, soft]);
 
-    // A software LR the vGIC model tracks changed: slow, shadow untouched.
+    // A software LR the vGIC model tracks, acknowledged by the guest: copied (the model
+    // reads the state from the shadow later); finished or otherwise changed: slow, shadow
+    // untouched.
     let mut shadow = [timer, soft];
     assert_eq!(
         absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)], &mut 0),
+        Some(0)
+    );
+    assert_eq!(shadow, [timer, active(soft)]);
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[timer, finished(soft)], &mut 0),
         None
     );
-    assert_eq!(shadow, [timer, soft]);
+    assert_eq!(shadow, [timer, active(soft)]);
+    let both = active(soft) | lr::PENDING;
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[timer, both], &mut 0),
+        None,
+        "active to pending+active is never the guest's doing"
+    );
+    let mut shadow = [timer, soft];
     // A HW LR whose INTID or priority changed is not the guest's progress.
     assert_eq!(
         absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft], &mut 0),
