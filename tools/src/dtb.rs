@@ -451,3 +451,7 @@ mod tests {
         assert!(!marked(&add_modules(&board(), &mods, &[]).unwrap()));
     }
 }
+
+#[cfg(test)]
+#[path = "dtb_boards_tests.rs"]
+mod boards_tests;
