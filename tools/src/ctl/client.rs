@@ -213,23 +213,13 @@ impl Client {
         }
     }
 
-    /// Why nobody answers on the default socket, if the image beside it was packed for a
-    /// machine whose management port dom0 does not serve.
-    fn unserved_port(&self) -> Option<&'static str> {
-        if self.socket != super::default_socket() {
-            return None;
-        }
-        crate::machine::Machine::packed()?.unserved_port()
-    }
-
     fn io_error(&self, e: std::io::Error) -> anyhow::Error {
         match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => anyhow!(
                 "no reply from dom0 within {} s (socket {}): {}",
                 self.timeout.as_secs_f64(),
                 shown(&self.socket),
-                self.unserved_port()
-                    .unwrap_or("is the system still booting?")
+                "is the system still booting?"
             ),
             ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => anyhow!(
                 "dom0 closed the management connection (socket {})",
