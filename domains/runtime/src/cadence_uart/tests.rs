@@ -91,13 +91,25 @@ impl Regs for &mut Model {
     }
 }
 
+/// Runs `f` on the driver over `m`, already opened (the borrow ends with `f`, so the test
+/// can look at the model between steps).
+fn with(m: &mut Model, f: impl FnOnce(&mut CadenceUart<&mut Model>)) {
+    f(&mut CadenceUart {
+        regs: m,
+        tx_blocked: false,
+    });
+}
+
+/// Opens the driver over `m` and runs `f` on it.
+fn open(m: &mut Model, f: impl FnOnce(&mut CadenceUart<&mut Model>)) {
+    f(&mut CadenceUart::open(m));
+}
+
 #[test]
 fn open_enables_both_directions_and_leaves_the_line_settings_alone() {
     let mut m = Model::reset();
     m.rx.push_back(b'?'); // left from before: dropped by the FIFO reset
-    let mut u = CadenceUart::open(&mut m);
-    assert_eq!(u.read_byte(), None);
-    drop(u);
+    open(&mut m, |u| assert_eq!(u.read_byte(), None));
     assert!(m.enabled(CR_RX_EN, CR_RX_DIS) && m.enabled(CR_TX_EN, CR_TX_DIS));
     assert!(!m.writes.contains(&MR), "the mode register is firmware's");
     assert!(
@@ -111,18 +123,18 @@ fn open_enables_both_directions_and_leaves_the_line_settings_alone() {
 #[test]
 fn bytes_in_order_and_the_interrupt_stands_while_any_wait() {
     let mut m = Model::reset();
-    drop(CadenceUart::open(&mut m));
+    open(&mut m, |_| {});
     m.receive(b"hi!");
     assert!(m.irq(), "one byte is enough to interrupt");
     m.update();
     assert!(m.irq(), "it stands until the bytes are read");
-    let mut u = CadenceUart::open_for_test(&mut m);
-    assert_eq!(u.read_byte(), Some(b'h'));
-    assert_eq!(u.read_byte(), Some(b'i'));
-    assert_eq!(u.read_byte(), Some(b'!'));
-    assert_eq!(u.read_byte(), None);
-    u.rearm();
-    drop(u);
+    with(&mut m, |u| {
+        assert_eq!(u.read_byte(), Some(b'h'));
+        assert_eq!(u.read_byte(), Some(b'i'));
+        assert_eq!(u.read_byte(), Some(b'!'));
+        assert_eq!(u.read_byte(), None);
+        u.rearm();
+    });
     assert!(!m.irq(), "drained and acknowledged");
     assert_eq!(m.r[IMR / 4], INT_RXTRIG);
 }
@@ -130,53 +142,39 @@ fn bytes_in_order_and_the_interrupt_stands_while_any_wait() {
 #[test]
 fn a_reader_that_stops_reading_does_not_keep_the_interrupt_up() {
     let mut m = Model::reset();
-    drop(CadenceUart::open(&mut m));
+    open(&mut m, |_| {});
     m.receive(b"xyz");
-    let mut u = CadenceUart::open_for_test(&mut m);
-    u.rearm(); // serviced, but nothing read
-    drop(u);
+    with(&mut m, |u| u.rearm()); // serviced, but nothing read
     assert!(
         !m.irq(),
         "masked while the backlog waits for the periodic poll"
     );
-    let mut u = CadenceUart::open_for_test(&mut m);
-    assert_eq!(u.read_byte(), Some(b'x'));
-    while u.read_byte().is_some() {}
-    u.rearm();
-    drop(u);
+    with(&mut m, |u| {
+        assert_eq!(u.read_byte(), Some(b'x'));
+        while u.read_byte().is_some() {}
+        u.rearm();
+    });
     assert_eq!(m.r[IMR / 4], INT_RXTRIG, "armed again once drained");
 }
 
 #[test]
 fn writes_stop_at_a_full_fifo_and_ask_to_be_woken_when_it_empties() {
     let mut m = Model::reset();
-    let mut u = CadenceUart::open(&mut m);
-    let long = [b'a'; 40];
-    assert_eq!(u.try_write(&long), FIFO_LEN);
-    assert_eq!(u.try_write(b"b"), 0);
-    u.rearm();
-    drop(u);
+    open(&mut m, |u| {
+        assert_eq!(u.try_write(&[b'a'; 40]), FIFO_LEN);
+        assert_eq!(u.try_write(b"b"), 0);
+        u.rearm();
+    });
     assert_eq!(m.tx.len(), FIFO_LEN);
     assert_eq!(m.r[IMR / 4], INT_RXTRIG | INT_TXEMPTY);
     assert!(!m.irq(), "not while it is full");
     m.tx.clear(); // the line sent it all
     m.update();
     assert!(m.irq(), "woken: room again");
-    let mut u = CadenceUart::open_for_test(&mut m);
-    assert_eq!(u.try_write(b"rest"), 4);
-    u.rearm();
-    drop(u);
+    with(&mut m, |u| {
+        assert_eq!(u.try_write(b"rest"), 4);
+        u.rearm();
+    });
     assert_eq!(m.r[IMR / 4], INT_RXTRIG, "no TX interrupt unless blocked");
     assert_eq!(m.tx.iter().copied().collect::<Vec<u8>>(), b"rest");
-}
-
-impl<R: Regs> CadenceUart<R> {
-    /// The driver over a model already opened (the tests drop and retake the borrow to
-    /// look at the model between steps).
-    fn open_for_test(regs: R) -> Self {
-        Self {
-            regs,
-            tx_blocked: false,
-        }
-    }
 }
