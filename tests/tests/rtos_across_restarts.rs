@@ -155,7 +155,9 @@ fn rtos_keeps_deadlines_while_driver_domains_restart() {
 /// For every pair of consecutive RTOS `uptime` reports after Linux reached its userspace
 /// with no restart line between them: (second, misses added, overruns added).
 fn quiet_seconds(log: &str) -> Vec<(u64, u64, u64)> {
-    let from = log.find("[linux] BULKHEAD-LINUX-USERSPACE").expect("Linux booted");
+    let from = log
+        .find("[linux] BULKHEAD-LINUX-USERSPACE")
+        .expect("Linux booted");
     let mut prev: Option<(u64, u64, u64)> = None;
     let mut restarted = false;
     let mut out = Vec::new();
