@@ -16,11 +16,16 @@ use bulkhead_runtime::cadence_uart::CadenceUart;
 use bulkhead_runtime::{cap, gic, println};
 use dom0::mgmt::link::{Device, Link};
 use dom0::mgmt::DomainOps;
-use protocol::cap::{CapDetail, CapInfo, CapKind, MGMT_UART_CADENCE};
+use protocol::cap::{
+    CapDetail, CapInfo, CapKind, MGMT_UART_16550, MGMT_UART_CADENCE, MGMT_UART_PL011,
+};
 use protocol::control::CapOp;
 
 /// virtio device type of a console.
 const VIRTIO_CONSOLE: &str = "virtio-mmio type 3";
+/// Labels of a management UART's Device capability, one per kind (only the Cadence UART
+/// has a driver here; another kind is reported as such).
+const MGMT_UARTS: [&str; 3] = [MGMT_UART_CADENCE, MGMT_UART_PL011, MGMT_UART_16550];
 
 /// The device the port runs over.
 enum Dev {
@@ -60,7 +65,7 @@ impl Port {
     /// a line saying why) when there is none: the system then has no host link.
     pub fn open(caps: &[CapInfo]) -> Option<Port> {
         let devices = || caps.iter().filter(|c| c.kind == CapKind::Device);
-        let uart = devices().find(|c| c.label.starts_with("mgmt-uart"));
+        let uart = devices().find(|c| MGMT_UARTS.contains(&c.label.as_str()));
         let Some(dev) = uart.or_else(|| devices().find(|c| c.label == VIRTIO_CONSOLE)) else {
             let n = devices().count();
             println!(

@@ -275,8 +275,8 @@ impl Hyp {
                 .flatten()
         })?;
         // SAFETY: `pa` lies inside a virtio-mmio or management-UART window that EL2 mapped
-        // as device memory at probe time, naturally aligned and of a width the device accepts; the domain
-        // holds that device.
+        // as device memory at probe time, naturally aligned and of a width the device
+        // accepts; the domain holds that device.
         Some(unsafe { mem::mmio_access(pa, width, write) })
     }
     /// A physical SPI fired: forward it to the domain owning its device, if any.
@@ -321,10 +321,9 @@ impl Hyp {
                 d.guest = None;
             }
             if d.virtio_id == 0 {
-                // A guest's device (PL031, PL061: no DMA, nothing in flight to stop) or the
-                // management UART (no DMA either): its
-                // stage-2 window goes with the domain's tables; the next owner's driver
-                // initialises it.
+                // A guest's device (PL031, PL061) or the management UART: no DMA, nothing
+                // in flight to stop. Its stage-2 window goes with the domain's tables; the
+                // next owner's driver initialises it.
                 continue;
             }
             // SAFETY: the transport's registers are mapped at EL2 (probe); writing 0 to
