@@ -47,7 +47,7 @@ pub fn run_system(data: &[u8]) {
         memory_mib: Some(512),
         domains: &[],
         hostfwd: &[],
-        machine: Default::default(),
+        ..Overrides::default()
     };
     for overrides in [Overrides::default(), cli] {
         match System::parse(Path::new(SYSTEM_FILE), text, overrides) {

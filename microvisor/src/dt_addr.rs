@@ -209,8 +209,14 @@ fn search<'b, 'a>(
 /// The node `/chosen/stdout-path` names: `:options` (`serial0:115200n8`) dropped, an alias
 /// (a name not starting with `/`) resolved through `/aliases`.
 pub fn stdout_node<'b, 'a>(fdt: &'b Fdt<'a>) -> Option<Located<'b, 'a>> {
+    chosen_node(fdt, "stdout-path")
+}
+
+/// The node `/chosen`'s string property `prop` names, read as `stdout-path` is (see
+/// [`stdout_node`]).
+pub fn chosen_node<'b, 'a>(fdt: &'b Fdt<'a>, prop: &str) -> Option<Located<'b, 'a>> {
     let chosen = fdt.find_node("/chosen")?;
-    let path = prop_str(chosen.property("stdout-path")?.value)?;
+    let path = prop_str(chosen.property(prop)?.value)?;
     let path = path.split(':').next()?;
     if path.starts_with('/') {
         return find_path(fdt, path);

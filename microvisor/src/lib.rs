@@ -26,6 +26,7 @@ pub mod idregs;
 pub mod linux_image;
 pub mod log;
 pub mod mailbox;
+pub mod mgmt_port;
 pub mod mm;
 pub mod passthrough;
 pub mod platform;

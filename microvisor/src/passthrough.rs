@@ -34,7 +34,14 @@ fn overlaps(a: Region, b: Region) -> bool {
 /// microvisor's own devices (`kept`: GIC, its UART) and of RAM, and with no interrupt but
 /// an SPI a guest's vGIC has, other than one the microvisor uses (`kept_irqs`).
 pub fn may_pass(node: DeviceNode, kept: &[Region], kept_irqs: &[u32]) -> bool {
-    exposure(node.region) == Exposure::Mapped
+    exposure(node.region) == Exposure::Mapped && clear_of(node, kept, kept_irqs)
+}
+
+/// Whether a device may be handed to a domain that maps it itself (dom0's management
+/// UART): [`may_pass`] without the whole-page rule, since such a holder's sub-page window
+/// is trapped and checked like a virtio transport's.
+pub fn clear_of(node: DeviceNode, kept: &[Region], kept_irqs: &[u32]) -> bool {
+    node.region.size != 0
         && !kept.iter().any(|&k| overlaps(node.region, k))
         && node
             .irq
@@ -292,6 +299,11 @@ mod tests {
             irq: Some(48),
         };
         assert!(!may_pass(sub_page, &kept, &[]));
+        assert!(
+            clear_of(sub_page, &kept, &[]),
+            "trapped for a holder that maps it itself"
+        );
+        assert!(!clear_of(uart, &kept, &[]), "the microvisor's UART");
         let ppi = DeviceNode {
             irq: Some(27),
             ..rtc

@@ -102,6 +102,10 @@ pub struct Platform {
     /// Other nodes marked `xen,passthrough` that may be given to a guest
     /// ([`crate::passthrough::may_pass`]).
     pub passthrough: heapless_vec::Vec<DeviceNode, MAX_DEVICES>,
+    /// dom0's management UART, if the tree names one ([`crate::mgmt_port`]).
+    pub mgmt_uart: Option<crate::console_uart::ConsoleUart>,
+    /// Why the tree's management UART was refused, if it was.
+    pub mgmt_refused: Option<crate::mgmt_port::Refused>,
 }
 
 /// `compatible` strings of the GICv2 implementations the microvisor drives.
@@ -366,6 +370,32 @@ impl Platform {
         p.console = crate::console_uart::find(&fdt);
         p.uart = p.console.map(|c| c.region);
         p.uart_irq = p.console.and_then(|c| c.irq);
+        // Everything the microvisor keeps, and RAM: no device it hands out may overlap it.
+        let mut kept: heapless_vec::Vec<Region, { 7 + MAX_RAM_BANKS }> =
+            heapless_vec::Vec::default();
+        let v2 = p.gicv2.unwrap_or_default();
+        let gic = [p.gicd, p.gicr, v2.gicc, v2.gich, v2.gicv];
+        for r in gic.into_iter().chain(p.uart).filter(|r| r.size != 0) {
+            kept.push(r);
+        }
+        for &r in p.ram.as_slice() {
+            kept.push(r);
+        }
+        let mut kept_irqs: heapless_vec::Vec<u32, 2> = heapless_vec::Vec::default();
+        if let Some(i) = p.uart_irq {
+            kept_irqs.push(i);
+        }
+        match crate::mgmt_port::find(&fdt, kept.as_slice(), kept_irqs.as_slice()) {
+            Ok(m) => p.mgmt_uart = m,
+            Err(e) => p.mgmt_refused = Some(e),
+        }
+        // Nor may a passthrough node be the management UART, or share its interrupt.
+        if let Some(m) = p.mgmt_uart {
+            kept.push(m.region);
+            if let Some(i) = m.irq {
+                kept_irqs.push(i);
+            }
+        }
         for node in fdt.all_nodes() {
             let is_virtio = node
                 .compatible()
@@ -388,28 +418,15 @@ impl Platform {
                     },
                     irq,
                 };
-                // Everything the microvisor keeps, and RAM.
-                let mut kept: heapless_vec::Vec<Region, { 6 + MAX_RAM_BANKS }> =
-                    heapless_vec::Vec::default();
-                let v2 = p.gicv2.unwrap_or_default();
-                let gic = [p.gicd, p.gicr, v2.gicc, v2.gich, v2.gicv];
-                for r in gic.into_iter().chain(p.uart).filter(|r| r.size != 0) {
-                    kept.push(r);
-                }
-                for &r in p.ram.as_slice() {
-                    kept.push(r);
-                }
-                let kept_irqs: &[u32] = match &p.uart_irq {
-                    Some(i) => core::slice::from_ref(i),
-                    None => &[],
-                };
                 // One window and one interrupt make a Device capability: a node with more
                 // is not one the microvisor can give whole, so it gives none of it.
                 let single = node.reg().is_some_and(|r| r.count() == 1)
                     && node
                         .property("interrupts")
                         .is_none_or(|i| i.value.len() == 12);
-                if single && crate::passthrough::may_pass(dev, kept.as_slice(), kept_irqs) {
+                if single
+                    && crate::passthrough::may_pass(dev, kept.as_slice(), kept_irqs.as_slice())
+                {
                     p.passthrough.push(dev);
                 }
             }

@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 pub const MODULE_COMPATIBLE: &str = "multiboot,module";
 /// Property naming a module (a string).
 pub const LABEL_PROP: &str = "bulkhead,label";
+/// `/chosen` property naming the UART that is dom0's management port on a board (a path or
+/// an alias, like `stdout-path`); the microvisor hands that UART to dom0 as a Device
+/// capability labelled `protocol::cap::MGMT_UART_*`.
+pub const MGMT_PORT_PROP: &str = "bulkhead,mgmt-port";
 /// Label of dom0's image.
 pub const DOM0_LABEL: &str = "dom0";
 /// Label of the postcard [`crate::manifest::SystemManifest`].

@@ -36,6 +36,14 @@ impl CapHandle {
     }
 }
 
+/// Label of the Device capability of a management UART (`boot::MGMT_PORT_PROP`) that is a
+/// Cadence UART (Xilinx Zynq / ZynqMP).
+pub const MGMT_UART_CADENCE: &str = "mgmt-uart cadence";
+/// Label of a management UART that is a PL011.
+pub const MGMT_UART_PL011: &str = "mgmt-uart pl011";
+/// Label of a management UART that is 16550-compatible.
+pub const MGMT_UART_16550: &str = "mgmt-uart 16550";
+
 /// What a capability designates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[repr(u32)]

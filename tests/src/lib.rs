@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub mod flood;
 mod systems;
 pub mod terminal;
 pub use systems::{disk_xvda, SystemToml};

@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use fdt::node::FdtNode;
 use fdt::Fdt;
-use protocol::boot::{LABEL_PROP, MODULE_COMPATIBLE};
+use protocol::boot::{LABEL_PROP, MGMT_PORT_PROP, MODULE_COMPATIBLE};
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
 /// A boot module as the DTB describes it.
@@ -104,24 +104,43 @@ pub fn fdt_err(e: vm_fdt::Error) -> anyhow::Error {
 pub const PASSTHROUGH_PROP: &str = "xen,passthrough";
 
 /// Re-emits `base` with `modules` added under `/chosen` (created if absent), whose
-/// `#address-cells` and `#size-cells` become 2, and the root's children named in
-/// `passthrough` (e.g. `/pl031@9010000`) marked [`PASSTHROUGH_PROP`].
-pub fn add_modules(base: &[u8], modules: &[Module], passthrough: &[String]) -> Result<Vec<u8>> {
-    rewrite(base, passthrough, |w| write_modules(w, modules))
+/// `#address-cells` and `#size-cells` become 2, the root's children named in
+/// `passthrough` (e.g. `/pl031@9010000`) marked [`PASSTHROUGH_PROP`], and
+/// `/chosen/bulkhead,mgmt-port` set to `mgmt_port` (a path or alias of the UART dom0
+/// serves the management port on) when given, dropped otherwise.
+pub fn add_modules(
+    base: &[u8],
+    modules: &[Module],
+    passthrough: &[String],
+    mgmt_port: Option<&str>,
+) -> Result<Vec<u8>> {
+    rewrite(
+        base,
+        passthrough,
+        |w| {
+            if let Some(port) = mgmt_port {
+                w.property_string(MGMT_PORT_PROP, port).map_err(fdt_err)?;
+            }
+            Ok(())
+        },
+        |w| write_modules(w, modules),
+    )
 }
 
 /// Re-emits `base` with `/chosen` (created if absent) given `#address-cells` and
 /// `#size-cells` 2 and whatever `extra` writes into it (properties first, then nodes);
 /// module nodes of an earlier packing are dropped.
 pub fn with_chosen(base: &[u8], extra: impl Fn(&mut FdtWriter) -> Result<()>) -> Result<Vec<u8>> {
-    rewrite(base, &[], extra)
+    rewrite(base, &[], |_| Ok(()), extra)
 }
 
 /// [`with_chosen`], also marking the root's children named in `passthrough`
-/// [`PASSTHROUGH_PROP`].
+/// [`PASSTHROUGH_PROP`]; `props` writes `/chosen`'s own properties (before its nodes: a
+/// property after a subnode is not a valid tree).
 fn rewrite(
     base: &[u8],
     passthrough: &[String],
+    props: impl Fn(&mut FdtWriter) -> Result<()>,
     extra: impl Fn(&mut FdtWriter) -> Result<()>,
 ) -> Result<Vec<u8>> {
     let fdt = Fdt::new(base).map_err(|e| anyhow!("QEMU's DTB does not parse: {e:?}"))?;
@@ -139,11 +158,12 @@ fn rewrite(
         let mark = passthrough
             .iter()
             .any(|p| p.strip_prefix('/') == Some(child.name));
-        copy_node(&mut w, child, &extra, mark)?;
+        copy_node(&mut w, child, &props, &extra, mark)?;
     }
     if !has_chosen {
         let chosen = w.begin_node("chosen").map_err(fdt_err)?;
         write_cells(&mut w)?;
+        props(&mut w)?;
         extra(&mut w)?;
         w.end_node(chosen).map_err(fdt_err)?;
     }
@@ -166,9 +186,11 @@ fn writable(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || ",._+?#-".contains(c))
 }
 
-fn copy_props(w: &mut FdtWriter, node: FdtNode<'_, '_>, skip_cells: bool) -> Result<()> {
+/// Copies `node`'s properties; `chosen`: `/chosen`'s, less those [`rewrite`] writes anew.
+fn copy_props(w: &mut FdtWriter, node: FdtNode<'_, '_>, chosen: bool) -> Result<()> {
     for p in node.properties() {
-        if skip_cells && (p.name == "#address-cells" || p.name == "#size-cells") {
+        let rewritten = ["#address-cells", "#size-cells", MGMT_PORT_PROP];
+        if chosen && rewritten.contains(&p.name) {
             continue;
         }
         if !writable(p.name) {
@@ -182,6 +204,7 @@ fn copy_props(w: &mut FdtWriter, node: FdtNode<'_, '_>, skip_cells: bool) -> Res
 fn copy_node(
     w: &mut FdtWriter,
     node: FdtNode<'_, '_>,
+    props: &impl Fn(&mut FdtWriter) -> Result<()>,
     extra: &impl Fn(&mut FdtWriter) -> Result<()>,
     mark: bool,
 ) -> Result<()> {
@@ -190,6 +213,7 @@ fn copy_node(
     copy_props(w, node, chosen)?;
     if chosen {
         write_cells(w)?;
+        props(w)?;
     }
     if mark && node.property(PASSTHROUGH_PROP).is_none() {
         w.property_null(PASSTHROUGH_PROP).map_err(fdt_err)?;
@@ -202,7 +226,7 @@ fn copy_node(
         {
             continue; // a stale module from an earlier packing
         }
-        copy_node(w, child, extra, false)?;
+        copy_node(w, child, props, extra, false)?;
     }
     if chosen {
         extra(w)?;
@@ -422,7 +446,7 @@ mod tests {
                 size: 42,
             },
         ];
-        let out = add_modules(&board(), &mods, &["/memory@40000000".into()]).unwrap();
+        let out = add_modules(&board(), &mods, &["/memory@40000000".into()], None).unwrap();
         assert_eq!(modules(&out).unwrap(), mods);
         let fdt = Fdt::new(&out).unwrap();
         let chosen = fdt.find_node("/chosen").unwrap();
@@ -444,11 +468,36 @@ mod tests {
             mem.property(PASSTHROUGH_PROP).is_some()
         };
         assert!(marked(&out));
-        let again = add_modules(&out, &mods[..1], &[]).unwrap();
+        let again = add_modules(&out, &mods[..1], &[], None).unwrap();
         assert_eq!(modules(&again).unwrap(), mods[..1]);
         // The mark is kept once there (a host tree may carry it itself), never added.
         assert!(marked(&again));
-        assert!(!marked(&add_modules(&board(), &mods, &[]).unwrap()));
+        assert!(!marked(&add_modules(&board(), &mods, &[], None).unwrap()));
+    }
+
+    #[test]
+    fn the_management_uart_is_named_in_chosen_once() {
+        let port = |dtb: &[u8]| {
+            let fdt = Fdt::new(dtb).unwrap();
+            let chosen = fdt.find_node("/chosen").unwrap();
+            chosen
+                .property(MGMT_PORT_PROP)
+                .and_then(|p| p.as_str())
+                .map(str::to_string)
+        };
+        let mods = [Module {
+            label: "dom0".into(),
+            addr: 0x5000_0000,
+            size: 0x1000,
+        }];
+        let out = add_modules(&board(), &mods, &[], Some("serial1")).unwrap();
+        assert_eq!(port(&out).as_deref(), Some("serial1"));
+        assert_eq!(modules(&out).unwrap(), mods);
+        // Packing again (over a tree with modules, i.e. with subnodes in /chosen) replaces
+        // it, and packing for a machine without one drops it.
+        let again = add_modules(&out, &mods, &[], Some("/axi/serial@ff010000")).unwrap();
+        assert_eq!(port(&again).as_deref(), Some("/axi/serial@ff010000"));
+        assert_eq!(port(&add_modules(&out, &mods, &[], None).unwrap()), None);
     }
 }
 

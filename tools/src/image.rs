@@ -428,7 +428,7 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
     let modules = layout(&sizes, ram)?;
     write(
         &dir.join("system.dtb"),
-        &dtb::add_modules(&base, &modules, &passthrough)?,
+        &dtb::add_modules(&base, &modules, &passthrough, machine.mgmt_port())?,
     )?;
     let qemu_args = qemu_args(
         machine,
@@ -454,7 +454,14 @@ pub fn image(opts: &ImageOptions) -> Result<Packed> {
         dir.join("qemu.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
-    let boot_files = write_uboot(&dir, &system.name, &base, &passthrough, &modules, ram)?;
+    let boot_files = write_uboot(
+        &dir,
+        &system.name,
+        &base,
+        (&passthrough, machine.mgmt_port()),
+        &modules,
+        ram,
+    )?;
     Ok(Packed {
         system,
         dir,
@@ -472,7 +479,7 @@ fn write_uboot(
     dir: &Path,
     system: &str,
     base: &[u8],
-    passthrough: &[String],
+    (passthrough, mgmt_port): (&[String], Option<&str>),
     modules: &[Module],
     ram: RamBank,
 ) -> Result<Vec<PathBuf>> {
@@ -483,7 +490,7 @@ fn write_uboot(
     let plan = crate::uboot::Plan::new(ram, modules, image_size)?;
     write(
         &dir.join(crate::uboot::DTB_FILE),
-        &dtb::add_modules(base, &[], passthrough)?,
+        &dtb::add_modules(base, &[], passthrough, mgmt_port)?,
     )?;
     let cmd = write_script(dir, crate::uboot::Source::Disk, system, modules, &plan)?;
     let mut files = vec![

@@ -174,12 +174,13 @@ impl Machine {
         args.iter().map(|s| s.to_string()).collect()
     }
 
-    /// Why `ctl` gets no answer on this machine even once the system is up, if it cannot.
-    pub fn unserved_port(self) -> Option<&'static str> {
+    /// The UART dom0 serves the management port on, as the packed DTB's
+    /// `/chosen/bulkhead,mgmt-port` names it (an alias of the board's tree); `None` where
+    /// the port is a virtio console. The ZCU102's is its second Cadence UART, the one
+    /// [`Self::mgmt_args`] wires to the socket (QEMU's serial1).
+    pub fn mgmt_port(self) -> Option<&'static str> {
         match self {
-            Machine::Zcu102 => Some(
-                "the system was packed for --machine zcu102, whose management port (its second UART) dom0 does not serve yet (no Cadence UART driver)",
-            ),
+            Machine::Zcu102 => Some("serial1"),
             Machine::Virt | Machine::VirtGicv2 => None,
         }
     }
@@ -195,7 +196,7 @@ impl Machine {
     pub fn notice(self) -> Option<&'static str> {
         match self {
             Machine::Zcu102 => Some(
-                "zcu102: the management port is wired to the board's second UART (serial1 on target/bulkhead/mgmt.sock) but not served yet: dom0 has no Cadence UART driver, so `cargo bulkhead ctl` gets no answer; and the system runs without blkdom/netdom (no drivers for the board's SDHCI and GEM yet)",
+                "zcu102: the management port is the board's second UART (serial1, on target/bulkhead/mgmt.sock); the system runs without blkdom/netdom (no drivers for the board's SDHCI and GEM yet)",
             ),
             Machine::Virt | Machine::VirtGicv2 => None,
         }

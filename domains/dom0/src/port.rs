@@ -1,54 +1,76 @@
-//! dom0's management port: the virtio console that QEMU exposes on the host as the unix
-//! socket `target/bulkhead/mgmt.sock` (a UART on boards). Bytes go through
-//! [`dom0::mgmt::link::Link`], which reads a bounded amount per poll, answers each framed
-//! request and queues the replies in a bounded buffer.
+//! dom0's management port: the host's unix socket `target/bulkhead/mgmt.sock`, reached
+//! through whichever device the microvisor gave dom0 for it: a virtio console on QEMU
+//! `virt`, or the UART the boot device tree names as the port (`bulkhead,mgmt-port`) on a
+//! board (the ZCU102's second Cadence UART). Bytes go through [`dom0::mgmt::link::Link`],
+//! which reads a bounded amount per poll, answers each framed request and queues the
+//! replies in a bounded buffer; the link's framing copes with any byte stream.
 //!
 //! Transmit never waits for the host: the console queues one buffer and reclaims it on a
-//! later poll, so a client that stops reading stalls only its own replies (which the link
-//! drops after a while), never dom0.
+//! later poll, the UART takes what fits in its FIFO, so a client that stops reading stalls
+//! only its own replies (which the link drops after a while), never dom0.
 
+use bulkhead_runtime::arch::cadence_mmio::Mmio;
 use bulkhead_runtime::arch::virtio;
 use bulkhead_runtime::arch::virtio_console::Console;
+use bulkhead_runtime::cadence_uart::CadenceUart;
 use bulkhead_runtime::{cap, gic, println};
 use dom0::mgmt::link::{Device, Link};
 use dom0::mgmt::DomainOps;
-use protocol::cap::{CapDetail, CapInfo, CapKind};
+use protocol::cap::{
+    CapDetail, CapInfo, CapKind, MGMT_UART_16550, MGMT_UART_CADENCE, MGMT_UART_PL011,
+};
 use protocol::control::CapOp;
 
 /// virtio device type of a console.
 const VIRTIO_CONSOLE: &str = "virtio-mmio type 3";
+/// Labels of a management UART's Device capability, one per kind (only the Cadence UART
+/// has a driver here; another kind is reported as such).
+const MGMT_UARTS: [&str; 3] = [MGMT_UART_CADENCE, MGMT_UART_PL011, MGMT_UART_16550];
 
-/// The console as the link's device.
-struct Dev<'a>(&'a mut Console);
+/// The device the port runs over.
+enum Dev {
+    /// QEMU virt's virtio console (boxed: it holds its queues, the UART a base address).
+    Virtio(alloc::boxed::Box<Console>),
+    /// A board's Cadence UART.
+    Cadence(CadenceUart<Mmio>),
+}
 
-impl Device for Dev<'_> {
+impl Device for Dev {
     fn read_byte(&mut self) -> Option<u8> {
-        self.0.read_byte()
+        match self {
+            Dev::Virtio(c) => c.read_byte(),
+            Dev::Cadence(u) => u.read_byte(),
+        }
     }
 
     fn try_write(&mut self, bytes: &[u8]) -> usize {
-        self.0.try_write(bytes)
+        match self {
+            Dev::Virtio(c) => c.try_write(bytes),
+            Dev::Cadence(u) => u.try_write(bytes),
+        }
     }
 }
 
 /// The open port.
 pub struct Port {
-    console: Console,
+    dev: Dev,
     link: Link,
     /// Its interrupt (a forwarded SPI), if any.
     pub irq: Option<u32>,
 }
 
 impl Port {
-    /// Maps the first virtio console among our Device capabilities and opens it. `None`
-    /// (with a line saying why) when there is none: the system then has no host link.
+    /// Maps the management device among our Device capabilities (the management UART if
+    /// the microvisor named one, else the first virtio console) and opens it. `None` (with
+    /// a line saying why) when there is none: the system then has no host link.
     pub fn open(caps: &[CapInfo]) -> Option<Port> {
-        let Some(dev) = caps
-            .iter()
-            .find(|c| c.kind == CapKind::Device && c.label == VIRTIO_CONSOLE)
-        else {
-            let devices = caps.iter().filter(|c| c.kind == CapKind::Device).count();
-            println!("no management port: none of {devices} devices is a virtio console");
+        let devices = || caps.iter().filter(|c| c.kind == CapKind::Device);
+        let uart = devices().find(|c| MGMT_UARTS.contains(&c.label.as_str()));
+        let Some(dev) = uart.or_else(|| devices().find(|c| c.label == VIRTIO_CONSOLE)) else {
+            let n = devices().count();
+            println!(
+                "no management port: none of {n} devices is a virtio console or a management UART"
+            );
             return None;
         };
         let irq = match &dev.detail {
@@ -66,19 +88,39 @@ impl Port {
                 return None;
             }
         };
-        let console = match Console::open(base, size) {
-            Ok(c) => c,
-            Err(e) => {
-                println!("management port: cannot open the virtio console at {base:#x}: {e:?}");
+        let opened = if dev.label == VIRTIO_CONSOLE {
+            Console::open(base, size)
+                .map(|c| Dev::Virtio(alloc::boxed::Box::new(c)))
+                .map_err(|e| alloc::format!("cannot open the virtio console at {base:#x}: {e:?}"))
+        } else if dev.label == MGMT_UART_CADENCE {
+            // SAFETY: DeviceMap just mapped this Cadence UART's window at `base` for us
+            // alone (the microvisor refuses a second holder); nothing else in dom0 uses it.
+            match unsafe { Mmio::new(base, size) } {
+                Some(regs) => Ok(Dev::Cadence(CadenceUart::open(regs))),
+                None => Err(alloc::format!(
+                    "the UART window at {base:#x} ({size:#x} bytes) is too small"
+                )),
+            }
+        } else {
+            Err(alloc::format!("no driver for a `{}`", dev.label))
+        };
+        let dev = match opened {
+            Ok(d) => d,
+            Err(why) => {
+                println!("management port: {why}");
                 return None;
             }
         };
         if let Some(irq) = irq {
             gic::enable_spi(irq);
         }
-        println!("management port ready (virtio console at {base:#x})");
+        let what = match dev {
+            Dev::Virtio(_) => "virtio console",
+            Dev::Cadence(_) => "Cadence UART",
+        };
+        println!("management port ready ({what} at {base:#x})");
         Some(Port {
-            console,
+            dev,
             link: Link::new(),
             irq,
         })
@@ -87,8 +129,13 @@ impl Port {
     /// Serves what the port holds, within the link's bounds; returns how many bytes it
     /// read.
     pub fn poll(&mut self, ops: &mut impl DomainOps) -> usize {
-        self.console.ack_interrupt();
-        let polled = self.link.poll(&mut Dev(&mut self.console), ops);
+        if let Dev::Virtio(c) = &mut self.dev {
+            c.ack_interrupt();
+        }
+        let polled = self.link.poll(&mut self.dev, ops);
+        if let Dev::Cadence(u) = &mut self.dev {
+            u.rearm();
+        }
         if polled.dropped {
             println!("management port: the client stopped reading; its replies were dropped");
         }

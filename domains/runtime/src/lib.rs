@@ -15,6 +15,7 @@ extern crate alloc;
 #[allow(unsafe_code)] // the one module allowed asm, system registers and raw pointers
 pub mod arch;
 pub mod board;
+pub mod cadence_uart;
 pub mod cap;
 pub mod cmdline;
 pub mod console;

@@ -354,10 +354,35 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
             .map(|&node| super::devices::Device {
                 node,
                 virtio_id: 0,
+                mgmt_uart: None,
                 holding: Default::default(),
                 guest: None,
             }),
     );
+    if let Some(e) = hyp.platform.mgmt_refused {
+        crate::info!("device: the management UART the tree names is not handed out: {e:?}");
+    }
+    if let Some(uart) = hyp.platform.mgmt_uart {
+        // Mapped at EL2 too, so a sub-page window can be trapped and performed for dom0.
+        let node = crate::mgmt_port::device_node(&uart);
+        let (base, size) = node.page_span();
+        let _ = hyp.el2_map.map(
+            &mut FrameTables(&mut hyp.frames),
+            base.as_u64(),
+            base,
+            size,
+            device,
+        );
+        arch::dsb_sy();
+        crate::info!("device: management port {uart} (IRQ {:?})", uart.irq);
+        found.push(super::devices::Device {
+            node,
+            virtio_id: 0,
+            mgmt_uart: Some(uart.kind),
+            holding: Default::default(),
+            guest: None,
+        });
+    }
     found
 }
 

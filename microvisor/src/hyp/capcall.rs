@@ -366,7 +366,10 @@ impl Hyp {
                     Object::Console => (String::from("console"), CapDetail::Console),
                     Object::Device { index } => match self.devices.get(usize::from(index)) {
                         Some(dev) => (
-                            alloc::format!("virtio-mmio type {}", dev.virtio_id),
+                            match dev.mgmt_uart {
+                                Some(kind) => String::from(crate::mgmt_port::label(kind)),
+                                None => alloc::format!("virtio-mmio type {}", dev.virtio_id),
+                            },
                             CapDetail::Device {
                                 mmio_base: dev.node.region.base.as_u64(),
                                 mmio_size: dev.node.region.size,

@@ -33,8 +33,11 @@ const VIRTIO_MAGIC: u32 = 0x7472_6976;
 pub struct Device {
     /// Where it is.
     pub node: DeviceNode,
-    /// virtio device type (1 net, 2 block, 3 console, …).
+    /// virtio device type (1 net, 2 block, 3 console, …); 0 for any other device.
     pub virtio_id: u32,
+    /// The management UART's kind when this is dom0's management port
+    /// ([`crate::mgmt_port`]).
+    pub mgmt_uart: Option<crate::console_uart::UartKind>,
     /// Who holds it.
     pub holding: Holding,
     /// Where its assignee, an ordinary guest, sees its registers (guest-physical, whole
@@ -92,6 +95,7 @@ pub fn probe(nodes: &[DeviceNode], mut map: impl FnMut(PhysAddr, u64)) -> alloc:
             found.push(Device {
                 node: *node,
                 virtio_id: id,
+                mgmt_uart: None,
                 holding: Holding::default(),
                 guest: None,
             });
@@ -270,9 +274,9 @@ impl Hyp {
                 .then(|| check_access(d.node.region, ipa, width).ok())
                 .flatten()
         })?;
-        // SAFETY: `pa` lies inside a virtio-mmio window that EL2 mapped as device memory at
-        // probe time, naturally aligned and of a width the device accepts; the domain
-        // holds that device.
+        // SAFETY: `pa` lies inside a virtio-mmio or management-UART window that EL2 mapped
+        // as device memory at probe time, naturally aligned and of a width the device
+        // accepts; the domain holds that device.
         Some(unsafe { mem::mmio_access(pa, width, write) })
     }
     /// A physical SPI fired: forward it to the domain owning its device, if any.
@@ -317,9 +321,9 @@ impl Hyp {
                 d.guest = None;
             }
             if d.virtio_id == 0 {
-                // A guest's device (PL031, PL061: no DMA, nothing in flight to stop): its
-                // stage-2 window goes with the domain's tables; the next owner's driver
-                // initialises it.
+                // A guest's device (PL031, PL061) or the management UART: no DMA, nothing
+                // in flight to stop. Its stage-2 window goes with the domain's tables; the
+                // next owner's driver initialises it.
                 continue;
             }
             // SAFETY: the transport's registers are mapped at EL2 (probe); writing 0 to

@@ -83,17 +83,32 @@ impl Client {
         self.decoder = FrameDecoder::new();
         self.frames.clear();
         let client = self;
-        // A lone 0x00 first: dom0 drops whatever partial frame an earlier client left.
-        client.send_bytes(&[0])?;
         let hello = Request::Hello {
             version: MGMT_VERSION,
         };
-        client.send(&hello)?;
-        let token = session_token();
-        client.send(&Request::Session { token })?;
         let deadline = Instant::now() + client.timeout;
+        let mut token = 0;
+        let mut resend = Instant::now();
         loop {
-            match client.receive(deadline)? {
+            // A UART drops what arrives before its receiver is enabled (the ZCU102's, until
+            // dom0 has opened it): the opening is sent again, with a new token, until one is
+            // answered. Only the newest token counts, so every answer to an earlier opening
+            // has been read (and skipped) by the time it is echoed.
+            if Instant::now() >= resend {
+                // A lone 0x00 first: dom0 drops whatever partial frame an earlier client
+                // left.
+                client.send_bytes(&[0])?;
+                client.send(&hello)?;
+                token = session_token();
+                client.send(&Request::Session { token })?;
+                resend = (Instant::now() + OPEN_RESEND).min(deadline);
+            }
+            let reply = match client.receive(resend) {
+                Ok(r) => r,
+                Err(_) if Instant::now() >= resend && resend < deadline => continue,
+                Err(e) => return Err(e),
+            };
+            match reply {
                 // Our own answers end with the echo of our token; everything before it that
                 // is not a version refusal may be an earlier client's unread answers.
                 Response::Session { token: t } if t == token => return Ok(()),
@@ -213,23 +228,13 @@ impl Client {
         }
     }
 
-    /// Why nobody answers on the default socket, if the image beside it was packed for a
-    /// machine whose management port dom0 does not serve.
-    fn unserved_port(&self) -> Option<&'static str> {
-        if self.socket != super::default_socket() {
-            return None;
-        }
-        crate::machine::Machine::packed()?.unserved_port()
-    }
-
     fn io_error(&self, e: std::io::Error) -> anyhow::Error {
         match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => anyhow!(
                 "no reply from dom0 within {} s (socket {}): {}",
                 self.timeout.as_secs_f64(),
                 shown(&self.socket),
-                self.unserved_port()
-                    .unwrap_or("is the system still booting?")
+                "is the system still booting?"
             ),
             ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => anyhow!(
                 "dom0 closed the management connection (socket {})",
@@ -250,6 +255,9 @@ pub fn request_error(req: &Request, e: &MgmtError) -> anyhow::Error {
         None => anyhow!("{}: {e}", req.verb()),
     }
 }
+
+/// How long an opening waits for its answer before it is sent again.
+const OPEN_RESEND: Duration = Duration::from_secs(2);
 
 /// A token no earlier connection used: the clock's nanoseconds mixed with our pid.
 fn session_token() -> u64 {

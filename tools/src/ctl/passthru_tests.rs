@@ -15,7 +15,8 @@ fn packed(dir: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(&image).unwrap();
     let host = crate::passthru::tests::virt_like();
     std::fs::write(image.join(crate::machine::HOST_DTB), &host).unwrap();
-    let marked = crate::dtb::add_modules(&host, &[], &["/pl031@9010000".to_string()]).unwrap();
+    let marked =
+        crate::dtb::add_modules(&host, &[], &["/pl031@9010000".to_string()], None).unwrap();
     std::fs::write(image.join("system.dtb"), marked).unwrap();
     let partial = crate::partial_dt::tests::rtc_one_cell(&[], &[0x0901_0000, 0x1000], 3);
     std::fs::write(dir.join("rtc.dtb"), &partial).unwrap();

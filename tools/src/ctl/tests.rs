@@ -613,6 +613,45 @@ fn hello_skips_stale_replies_and_checks_the_version() {
 }
 
 #[test]
+fn an_opening_the_port_dropped_is_sent_again() {
+    // A UART whose receiver dom0 has not enabled yet drops the first opening (Hello and
+    // Session) whole; the client sends it again with a new token and is served.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let socket = temp_socket();
+    let hellos = AtomicUsize::new(0);
+    let deaf = std::sync::atomic::AtomicBool::new(false);
+    let server = fake_dom0(&socket, move |req| {
+        if matches!(req, Request::Hello { .. }) {
+            deaf.store(hellos.fetch_add(1, Ordering::SeqCst) == 0, Ordering::SeqCst);
+        }
+        if deaf.load(Ordering::SeqCst) {
+            return vec![];
+        }
+        dom0(req)
+    });
+    let mut out = Vec::new();
+    let started = std::time::Instant::now();
+    let r = run(
+        &parse(&["list"]),
+        &socket,
+        Duration::from_secs(5),
+        false,
+        &mut out,
+    );
+    let seen = server.join().unwrap();
+    let _ = std::fs::remove_file(&socket);
+    r.unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        show::list_table(&rows(), &health(), HZ)
+    );
+    let count = |f: fn(&Request) -> bool| seen.iter().filter(|r| f(r)).count();
+    assert_eq!(count(|r| matches!(r, Request::Hello { .. })), 2);
+    assert_eq!(count(|r| matches!(r, Request::Session { .. })), 2);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn silent_or_closed_dom0() {
     let socket = temp_socket();
     let server = fake_dom0(&socket, |_| vec![]);

@@ -2,6 +2,7 @@
 //! (heap, message pages, start info, probes: [`mem`]) and the GIC's MMIO frames.
 
 mod boot;
+pub mod cadence_mmio;
 mod context;
 mod gnttab;
 mod mem;
