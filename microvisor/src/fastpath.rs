@@ -132,22 +132,40 @@ pub fn vtimer_lr(
 /// report. Returns the slots that became free (the caller zeroes them in the hardware, as
 /// the slow path does; they leave `posted` too, so a later fill of the slot, such as the
 /// timer's hardware-linked LR, is never taken for a posted one), or `None` if any other LR
-/// changed and the vGIC model must see it under the lock (`shadow` and `posted` are then
-/// left as they were). One change to an LR the model filled is absorbed too: the guest
-/// acknowledging it (pending to active). The LR is authoritative while the interrupt sits
-/// in it and the model only tracks that it does, so the model reads the new state from the
-/// shadow at its next pass; without this, a guest that acknowledges one interrupt the model
-/// delivered and then sends an SGI (an IPI handler's answer) would take the locked path for
-/// the send too, and its peer's next delivery with it, round after round.
+/// changed and the vGIC model must see it under the lock (`shadow`, `posted` and `retired`
+/// are then left as they were).
+///
+/// Two changes to an LR the model filled are absorbed too. The guest acknowledging it
+/// (pending to active): the LR is authoritative while the interrupt sits in it and the
+/// model only tracks that it does, so the model reads the new state from the shadow at its
+/// next pass; without this, a guest that acknowledges one interrupt the model delivered and
+/// then sends an SGI (an IPI handler's answer) would take the locked path for the send too.
+/// And the guest finishing a private interrupt (SGI or PPI) that asks for no EOI
+/// notification: nothing is reported for it, so the slot is freed like a posted one and
+/// added to `retired` (bit n = LR n), and the next locked pass tells the model the INTID
+/// left before it adopts any posted LR ([`crate::vgic::VgicDomain::retire_freed`]).
+/// Without this, once one SGI to a pinned-exclusive vCPU went through the model, the
+/// guest's completion of it sent that vCPU's next exit (the kick of the next posted SGI)
+/// to the locked path, which drained that SGI into the model too: round after round.
 #[inline]
-pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -> Option<u16> {
+pub fn absorb_hw_lr_progress(
+    shadow: &mut [u64],
+    hw: &[u64],
+    posted: &mut u16,
+    retired: &mut u16,
+) -> Option<u16> {
     let filled = *posted;
     let same_irq = |a: u64, b: u64| a & !lr::STATE_MASK == b & !lr::STATE_MASK;
+    let is_posted = |i: usize| i < 16 && filled & (1 << i) != 0;
     let ours = |i: usize, s: u64, h: u64| {
-        let posted = i < 16 && filled & (1 << i) != 0;
         let finished = h & lr::STATE_MASK == 0;
         let acknowledged = s & lr::STATE_MASK == lr::PENDING && h & lr::STATE_MASK == lr::ACTIVE;
-        s & lr::HW != 0 || acknowledged || (posted && !(finished && lr::eoi_notify(s)))
+        let notified = lr::eoi_notify(s);
+        let private = lr::intid(s) < 32;
+        s & lr::HW != 0
+            || acknowledged
+            || (is_posted(i) && !(finished && notified))
+            || (finished && !notified && private)
     };
     let only_our_progress = shadow
         .iter()
@@ -158,11 +176,15 @@ pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -
         return None;
     }
     let mut freed = 0u16;
+    let mut model = 0u16;
     for (i, (s, &h)) in shadow.iter_mut().zip(hw).enumerate() {
         if *s == h {
             continue;
         }
         if h & lr::STATE_MASK == 0 {
+            if *s & lr::HW == 0 && !is_posted(i) {
+                model |= 1 << i;
+            }
             *s = 0;
             freed |= 1 << i;
         } else {
@@ -170,6 +192,7 @@ pub fn absorb_hw_lr_progress(shadow: &mut [u64], hw: &[u64], posted: &mut u16) -
         }
     }
     *posted &= !freed;
+    *retired |= model;
     Some(freed)
 }
 

@@ -268,6 +268,14 @@ pub const fn sgir_write(esr: u64, far: u64, hpfar: u64) -> Option<u8> {
     Some(((iss >> 16) & 0x1f) as u8)
 }
 
+/// If the decoded stage-2 abort `a` is a 32-bit write of a vGICv2's `GICD_SGIR`, its
+/// source register (31: XZR): the locked path's counterpart of [`sgir_write`], with which
+/// it agrees (tested), so an SGI is sent the same way whichever path the write takes.
+pub fn abort_sgir_write(a: &Abort) -> Option<u8> {
+    let access = a.access?;
+    (a.write && access.width == 4 && is_gicd_sgir(a.ipa.as_u64())).then_some(access.reg)
+}
+
 /// Where a vGICv2's `GICD_SGIR` sits in the guest's physical address space.
 const GICD_SGIR_IPA: u64 = protocol::layout::GUEST_GICD_BASE.as_u64() + 0xF00;
 

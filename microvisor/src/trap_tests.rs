@@ -264,3 +264,36 @@ fn gicd_sgir_writes_are_told_apart_as_decode_sees_them() {
     assert_eq!(sgir_write(esr, far3, hpfar3), None);
     assert_eq!(sgir_write(0x623a_3076, far, hpfar), None, "an MSR");
 }
+
+/// The locked path tells a `GICD_SGIR` write apart from its decoded abort exactly as the
+/// fast path does from the raw syndrome: otherwise an SGI the fast path could not take
+/// (say, its LRs needed the model first) would go through the vGIC model instead of being
+/// posted, and the target's completion of it would drag its next posted interrupt into
+/// the locked path too, round after round.
+#[test]
+fn the_locked_path_finds_gicd_sgir_writes_as_the_fast_path_does() {
+    let sgir = 0x0300_1F00;
+    let cases = [
+        (dabt_esr(2, 7, true), sgir),
+        (dabt_esr(2, 31, true), sgir),
+        (dabt_esr(2, 7, false), sgir),
+        (dabt_esr(3, 7, true), sgir),
+        (dabt_esr(1, 7, true), sgir),
+        (dabt_esr(0, 7, true), sgir),
+        (dabt_esr(2, 7, true) & !(1 << 24), sgir),
+        (dabt_esr(2, 7, true), sgir + 4),
+        (dabt_esr(2, 7, true), sgir - 0x100),
+        (dabt_esr(2, 7, true), sgir + 0x1000),
+    ];
+    let mut found = 0;
+    for (esr, ipa) in cases {
+        let (far, hpfar) = located(ipa);
+        let Exit::DataAbort(a) = decode(esr, far, hpfar) else {
+            panic!("{esr:#x} is not a data abort");
+        };
+        let fast = sgir_write(esr, far, hpfar);
+        assert_eq!(abort_sgir_write(&a), fast, "esr {esr:#x} at {ipa:#x}");
+        found += usize::from(fast.is_some());
+    }
+    assert_eq!(found, 2, "the two word writes of GICD_SGIR");
+}

@@ -219,13 +219,13 @@ fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
     // Pending -> active: copied; nothing freed.
     let mut shadow = [timer, soft];
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[active(timer), soft], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[active(timer), soft], &mut 0, &mut 0),
         Some(0)
     );
     assert_eq!(shadow, [active(timer), soft]);
     // Active -> finished: the slot is freed (zeroed), as the slow path would.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(timer), soft], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[finished(timer), soft], &mut 0, &mut 0),
         Some(1)
     );
     assert_eq!(shadow, [0, soft]);
@@ -235,34 +235,34 @@ fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
     // untouched.
     let mut shadow = [timer, soft];
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer, active(soft)], &mut 0, &mut 0),
         Some(0)
     );
     assert_eq!(shadow, [timer, active(soft)]);
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer, finished(soft)], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer, finished(soft)], &mut 0, &mut 0),
         None
     );
     assert_eq!(shadow, [timer, active(soft)]);
     let both = active(soft) | lr::PENDING;
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer, both], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer, both], &mut 0, &mut 0),
         None,
         "active to pending+active is never the guest's doing"
     );
     let mut shadow = [timer, soft];
     // A HW LR whose INTID or priority changed is not the guest's progress.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer ^ 1, soft], &mut 0, &mut 0),
         None
     );
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer ^ (1 << 50), soft], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer ^ (1 << 50), soft], &mut 0, &mut 0),
         None
     );
     // Equal: nothing to do.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[timer, soft], &mut 0),
+        absorb_hw_lr_progress(&mut shadow, &[timer, soft], &mut 0, &mut 0),
         Some(0)
     );
 }
@@ -315,27 +315,39 @@ fn posted_lr_progress_is_absorbed_but_a_notified_completion_is_not() {
     let mut shadow = [sgi, evt, 0];
     let mut posted = 0b011;
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[active(sgi), active(evt), 0], &mut posted),
+        absorb_hw_lr_progress(
+            &mut shadow,
+            &[active(sgi), active(evt), 0],
+            &mut posted,
+            &mut 0
+        ),
         Some(0)
     );
     assert_eq!(shadow, [active(sgi), active(evt), 0]);
     // The SGI finishing frees its slot, which stops being a posted one; the event PPI
     // finishing (EOI notification) is the model's to report: slow, nothing changed.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), active(evt), 0], &mut posted),
+        absorb_hw_lr_progress(
+            &mut shadow,
+            &[finished(sgi), active(evt), 0],
+            &mut posted,
+            &mut 0
+        ),
         Some(0b001)
     );
     assert_eq!(posted, 0b010, "a freed slot is no longer posted");
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[0, finished(evt), 0], &mut posted),
+        absorb_hw_lr_progress(&mut shadow, &[0, finished(evt), 0], &mut posted, &mut 0),
         None
     );
     assert_eq!((shadow, posted), ([0, active(evt), 0], 0b010));
-    // The same change in a slot the fast path did not fill is the model's: slow.
-    let mut shadow = [sgi, 0];
+    // The same change in a slot the fast path did not fill, with EOI notification, is the
+    // model's to report: slow. (Without notification it is retired: see
+    // `a_finished_model_lr_is_retired_only_without_notification`.)
+    let mut shadow = [evt, 0];
     let mut posted = 0b10;
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(sgi), 0], &mut posted),
+        absorb_hw_lr_progress(&mut shadow, &[finished(evt), 0], &mut posted, &mut 0),
         None
     );
     // A posted slot freed alone leaves `posted` at once, so the timer's hardware-linked LR
@@ -343,7 +355,7 @@ fn posted_lr_progress_is_absorbed_but_a_notified_completion_is_not() {
     let mut shadow = [sgi];
     let mut posted = 0b1;
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[finished(sgi)], &mut posted),
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi)], &mut posted, &mut 0),
         Some(0b1)
     );
     assert_eq!(posted, 0);
@@ -351,7 +363,7 @@ fn posted_lr_progress_is_absorbed_but_a_notified_completion_is_not() {
     let mut posted = 0b01;
     // Nor may a posted slot change INTID.
     assert_eq!(
-        absorb_hw_lr_progress(&mut shadow, &[sgi ^ 2, 0], &mut posted),
+        absorb_hw_lr_progress(&mut shadow, &[sgi ^ 2, 0], &mut posted, &mut 0),
         None
     );
 }
@@ -390,4 +402,84 @@ fn an_sgi_is_posted_only_when_every_target_is_exclusive_elsewhere() {
     assert_eq!(sgi_homes(0b1000, &homes, 1), None);
     // Nobody named: nothing to do.
     assert_eq!(sgi_homes(0, &homes, 1), Some(0));
+}
+
+#[test]
+fn a_finished_model_lr_is_retired_only_without_notification() {
+    let sgi = lr::make(1, 0xa0, false);
+    let other = lr::make(2, 0xa0, false);
+    let evt = lr::make(31, 0xa0, true);
+    let spi = lr::make(40, 0xa0, false);
+    let active = |v: u64| (v & !lr::STATE_MASK) | lr::ACTIVE;
+    let finished = |v: u64| v & !lr::STATE_MASK;
+    // The model filled slot 0 (an SGI the guest acknowledged and finished) and slot 2; the
+    // fast path filled slot 1. The SGI's slot is freed and reported as retired, not as
+    // posted.
+    let (mut shadow, mut posted, mut retired) = ([active(sgi), other, spi], 0b010, 0);
+    assert_eq!(
+        absorb_hw_lr_progress(
+            &mut shadow,
+            &[finished(sgi), active(other ^ 1), spi],
+            &mut posted,
+            &mut retired
+        ),
+        None,
+        "a posted LR may not change INTID"
+    );
+    assert_eq!((posted, retired), (0b010, 0), "refused: nothing noted");
+    assert_eq!(
+        absorb_hw_lr_progress(
+            &mut shadow,
+            &[finished(sgi), active(other), spi],
+            &mut posted,
+            &mut retired
+        ),
+        Some(0b001)
+    );
+    assert_eq!(shadow, [0, active(other), spi]);
+    assert_eq!((posted, retired), (0b010, 0b001));
+    // Straight from pending (acknowledged and finished between two exits) too; the marks
+    // accumulate until the locked pass takes them.
+    let mut shadow = [0, active(other), spi, sgi ^ 3];
+    assert_eq!(
+        absorb_hw_lr_progress(
+            &mut shadow,
+            &[0, active(other), spi, finished(sgi ^ 3)],
+            &mut posted,
+            &mut retired
+        ),
+        Some(0b1000)
+    );
+    assert_eq!(retired, 0b1001);
+    // A completion the model must report (EOI notification), or an SPI's (the model also
+    // gives up its ownership), still needs the lock, and nothing is noted.
+    for s in [evt, spi] {
+        let (mut shadow, mut posted, mut retired) = ([active(s), 0], 0, 0);
+        assert_eq!(
+            absorb_hw_lr_progress(&mut shadow, &[finished(s), 0], &mut posted, &mut retired),
+            None,
+            "{s:#x}"
+        );
+        assert_eq!((shadow, posted, retired), ([active(s), 0], 0, 0));
+    }
+    // Nor is a finished LR whose fields changed the guest's doing.
+    let mut shadow = [active(sgi)];
+    assert_eq!(
+        absorb_hw_lr_progress(&mut shadow, &[finished(sgi) ^ (1 << 50)], &mut 0, &mut 0),
+        None
+    );
+    // A hardware-linked or posted LR finishing is freed but not retired (the model never
+    // owned it).
+    let (_, timer) = vtimer_lr(&[0], true, Some(0x80), lr::GROUP1).unwrap();
+    let (mut shadow, mut posted, mut retired) = ([timer, sgi], 0b10, 0);
+    assert_eq!(
+        absorb_hw_lr_progress(
+            &mut shadow,
+            &[finished(timer), finished(sgi)],
+            &mut posted,
+            &mut retired
+        ),
+        Some(0b11)
+    );
+    assert_eq!((posted, retired), (0, 0));
 }

@@ -118,21 +118,7 @@ impl Hyp {
             regs.pc += 4;
             let Some(d) = self.domain(id) else { return };
             let (intid, targets) = crate::vgic::sgi_targets(d.vgic.nr_vcpus(), v, value);
-            let mut mask = 0;
-            for t in (0..d.vgic.nr_vcpus()).filter(|&t| targets & (1 << t) != 0) {
-                // A pinned-exclusive sibling running elsewhere gets it without its CPU
-                // taking the lock; anyone else through the model.
-                if self.post_irq(id, t, intid, cpu) {
-                    continue;
-                }
-                if let Some(d) = self.domain_mut(id) {
-                    mask |= d.vgic.inject(t, intid);
-                    if let Some(c) = d.vcpus.get_mut(t) {
-                        c.stats.irqs += 1;
-                    }
-                }
-            }
-            self.wake_mask(id, mask, cpu);
+            self.send_sgi(id, intid, targets, cpu);
             return;
         }
         if a.read && crate::idregs::is_id_group3(a.op0, a.op1, a.crn, a.crm) {
@@ -157,6 +143,29 @@ impl Hyp {
         inject_undef(regs);
     }
 
+    /// Sends SGI `intid` from a vCPU of domain `id` to its vCPUs in `targets` (a write of
+    /// `ICC_SGI1R_EL1` on a vGICv3, of `GICD_SGIR` on a vGICv2, taking the locked path): a
+    /// pinned-exclusive sibling loaded on another CPU gets it posted, as the fast path would
+    /// have done ([`crate::posted`]); anyone else through the vGIC model.
+    fn send_sgi(&mut self, id: protocol::ids::DomainId, intid: u32, targets: u32, cpu: usize) {
+        let Some(nr_vcpus) = self.domain(id).map(|d| d.vgic.nr_vcpus()) else {
+            return;
+        };
+        let mut mask = 0;
+        for t in (0..nr_vcpus).filter(|&t| targets & (1 << t) != 0) {
+            if self.post_irq(id, t, intid, cpu) {
+                continue;
+            }
+            if let Some(d) = self.domain_mut(id) {
+                mask |= d.vgic.inject(t, intid);
+                if let Some(c) = d.vcpus.get_mut(t) {
+                    c.stats.irqs += 1;
+                }
+            }
+        }
+        self.wake_mask(id, mask, cpu);
+    }
+
     /// A stage-2 data abort: emulate the GIC, or stop the domain for touching memory it
     /// does not have.
     fn data_abort(
@@ -179,6 +188,18 @@ impl Hyp {
         };
         let Some(d) = self.domain_mut(id) else { return };
         let reg = usize::from(access.reg);
+        let sgir = trap::abort_sgir_write(&abort).filter(|_| d.vgic.version() == GicVersion::V2);
+        if let Some(rt) = sgir {
+            // As a vGICv3's ICC_SGI1R: posted where it can be. Through the model, an SGI to
+            // a pinned-exclusive vCPU would make its completion, and with it that vCPU's
+            // next posted interrupt, take the locked path, round after round. Nor is the
+            // vGIC configuration changed, so no CPU's cached view goes stale.
+            let raw = regs.x.get(usize::from(rt)).copied().unwrap_or(0);
+            let (intid, targets) = crate::vgic::sgir_targets(d.vgic.nr_vcpus(), v, raw as u32);
+            regs.pc += u64::from(abort.instr_len);
+            self.send_sgi(id, intid, targets, cpu);
+            return;
+        }
         let write = abort.write.then(|| {
             let raw = if reg == 31 { 0 } else { regs.x[reg] };
             if access.width >= 8 {
@@ -205,12 +226,9 @@ impl Hyp {
             MmioOutcome::Write { kick } => {
                 regs.pc += u64::from(abort.instr_len);
                 // Other CPUs cache their loaded vCPU's timer priority and private
-                // configuration: make them stale, unless the write only sent an SGI (a
-                // vGICv2's GICD_SGIR; a vGICv3's ICC_SGI1R never comes here), which would
-                // otherwise send every vCPU's next posted interrupt to the locked path.
-                if !trap::is_gicd_sgir(abort.ipa.as_u64()) || d.vgic.version() != GicVersion::V2 {
-                    super::percpu::vgic_changed(usize::from(id.0));
-                }
+                // configuration: make them stale (a vGICv2's GICD_SGIR, which changes
+                // none of it, was sent above).
+                super::percpu::vgic_changed(usize::from(id.0));
                 self.wake_mask(id, kick, cpu);
             }
             MmioOutcome::NotGic => {

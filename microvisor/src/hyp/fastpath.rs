@@ -10,7 +10,8 @@
 //!
 //! The fast path never runs while the LRs differ from their shadow (the guest finished or
 //! took an interrupt the vGIC model must hear about first), so the slow path sees the same
-//! state it always did.
+//! state it always did; the model LRs it freed itself (`Local::retired`) are retired in the
+//! model first thing under the lock.
 //!
 //! It is compiled once per GIC version ([`Hot`]); [`run_until_slow`] picks the host's copy,
 //! so a GICv3 host's exits pay no version check.
@@ -184,8 +185,13 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
             hw = lv.lrs;
         }
         G::read_lrs(&mut hw[..n]);
-        let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], &mut local.posted)
-        else {
+        let absorbed = absorb_hw_lr_progress(
+            &mut lv.lrs[..n],
+            &hw[..n],
+            &mut local.posted,
+            &mut local.retired,
+        );
+        let Some(freed) = absorbed else {
             return SLOW;
         };
         for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {

@@ -129,6 +129,10 @@ pub struct Local {
     /// List registers the fast path filled with posted interrupts since the last hand-over
     /// (bit n = LR n), for the vGIC model to adopt.
     pub posted: u16,
+    /// List registers the vGIC model filled that the fast path freed since the last
+    /// hand-over (the guest finished a private interrupt without EOI notification; bit n =
+    /// LR n), for the model to retire before it adopts anything.
+    pub retired: u16,
 }
 
 impl Local {
@@ -142,20 +146,23 @@ impl Local {
             irqs: 0,
             run_ticks: 0,
             posted: 0,
+            retired: 0,
         }
     }
 }
 
 impl Hyp {
     /// Hands the fast path's state to the domain record (called right after taking the
-    /// lock): its LR shadow, with the LRs it filled adopted by the vGIC model, its counts,
-    /// and whatever is still posted to the vCPU.
+    /// lock): its LR shadow, with the model's LRs it freed retired in the vGIC model and
+    /// then the LRs it filled adopted, its counts, and whatever is still posted to the
+    /// vCPU.
     pub fn take_local(&mut self, local: &mut Local) {
         let (exits, irqs, ticks) = (local.exits, local.irqs, local.run_ticks);
         local.exits = 0;
         local.irqs = 0;
         local.run_ticks = 0;
         let posted = core::mem::take(&mut local.posted);
+        let retired = core::mem::take(&mut local.retired);
         let Some(lv) = local.loaded.as_ref() else {
             return;
         };
@@ -167,6 +174,17 @@ impl Hyp {
                 vcpu.stats.exits += exits;
                 vcpu.stats.irqs += irqs;
                 vcpu.stats.run_ticks += ticks;
+            }
+            if retired != 0 {
+                // First: a posted LR may hold an INTID the model still counts as in the LR
+                // the fast path freed. The posted ones are not the model's yet.
+                let mut lrs = lv.lrs;
+                for (i, l) in lrs.iter_mut().enumerate().take(16) {
+                    if posted & (1 << i) != 0 {
+                        *l = 0;
+                    }
+                }
+                d.vgic.retire_freed(v, &lrs[..n.min(lrs.len())]);
             }
             if posted != 0 {
                 for slot in (0..n.min(16)).filter(|&i| posted & (1 << i) != 0) {

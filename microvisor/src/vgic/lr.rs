@@ -211,6 +211,29 @@ impl VgicDomain {
         done
     }
 
+    /// The caller freed LRs of `vcpu` this model placed without a sync (the per-CPU fast
+    /// path retiring a private interrupt the guest finished, one without EOI notification,
+    /// so that the guest's completion alone does not need the lock): forgets every INTID
+    /// of `in_lr` that no LR in `lrs` holds any more, as [`Self::sync_lrs`] would, and
+    /// carries any completion to the next sync. Must run before [`Self::adopt`] takes an
+    /// LR the fast path filled since, which may hold the same INTID again; `lrs` must not
+    /// hold such LRs yet (the caller zeroes them).
+    pub fn retire_freed(&mut self, vcpu: usize, lrs: &[u64]) {
+        if vcpu >= self.nr_vcpus {
+            return;
+        }
+        let before = self.lrs.get(vcpu).map(|t| t.in_lr);
+        let done = self.retire(vcpu, lrs);
+        self.snapshot(vcpu, lrs);
+        if before != self.lrs.get(vcpu).map(|t| t.in_lr) {
+            // Something waiting for a free LR may go in at the next flush.
+            self.stale |= 1 << vcpu;
+        }
+        if let Some(t) = self.lrs.get_mut(vcpu) {
+            t.completed_carry.union_with(&done);
+        }
+    }
+
     /// Whether `vcpu` has anything to take: an LR with the pending bit, or a deliverable
     /// interrupt not yet in an LR. Used to wake a vCPU blocked in WFI (over-approximates:
     /// the guest's priority mask is not considered).

@@ -225,3 +225,56 @@ fn an_adopted_lr_is_the_models_from_then_on() {
     g.sync_lrs(1, &lrs);
     assert_eq!(rd32(&mut g, sgi_frame(1) + 0x300) & 0xFFFF, 0);
 }
+
+#[test]
+fn an_lr_the_fast_path_retired_is_forgotten_before_a_posted_one_is_adopted() {
+    let mut g = gic_with_sgi(2, 5);
+    let finished = |v: u64| v & !lr::STATE_MASK;
+    // The model delivers SGI 5 to vCPU 1 in LR 0.
+    g.send_sgi(0, sgi1r(5, 0b10));
+    let mut lrs = [0u64; NR_LRS];
+    g.flush_lrs(1, &mut lrs);
+    assert_eq!(lrs[0], lr::make(5, 0, false));
+    // The guest finished it and the fast path freed the slot without the lock, then put
+    // the next posted SGI 5 into LR 1. Before the model has heard of the first, the posted
+    // one cannot be adopted (SGI 5 would be in two LRs).
+    assert_eq!(finished(lrs[0]) & !lr::STATE_MASK, lrs[0] & !lr::STATE_MASK);
+    lrs[0] = 0;
+    lrs[1] = lr::make(5, 0, false);
+    assert!(!g.adopt(1, lrs[1]));
+    // The locked pass retires first, the posted LR not yet included.
+    let mut seen = lrs;
+    seen[1] = 0;
+    g.retire_freed(1, &seen);
+    assert!(g.adopt(1, lrs[1]));
+    assert_eq!(sgi_pending(&mut g, 1), 1 << 5, "reads pending, from LR 1");
+    // The model's next flush leaves it there, in one LR.
+    g.flush_lrs(1, &mut lrs);
+    assert_eq!(lrs[1], lr::make(5, 0, false));
+    assert!(lrs.iter().enumerate().all(|(i, &l)| i == 1 || l == 0));
+}
+
+#[test]
+fn a_retired_lr_frees_its_intid_for_the_model_and_keeps_its_completion() {
+    let mut g = gic_with_sgi(2, 5);
+    g.set_eoi_notify(1, 5, true);
+    g.send_sgi(0, sgi1r(5, 0b10));
+    let mut lrs = [0u64; NR_LRS];
+    g.flush_lrs(1, &mut lrs);
+    assert_eq!(lrs[0], lr::make(5, 0, true));
+    // Sent again while in the LR: pending in the model, waiting for the LR.
+    g.send_sgi(0, sgi1r(5, 0b10));
+    // Freed by the caller (the fast path never frees a notified one; the model must
+    // still report it if the configuration changed under the LR), then retired.
+    lrs[0] = 0;
+    g.retire_freed(1, &lrs);
+    assert!(g.needs_flush(1), "the waiting SGI may go in now");
+    g.flush_lrs(1, &mut lrs);
+    assert_eq!(lr::intid(lrs[0]), 5);
+    assert_eq!(lr::state(lrs[0]), lr::LrState::Pending);
+    // The completion is reported at the next sync.
+    let done = g.sync_lrs(1, &lrs);
+    assert!(done.contains(5));
+    // Absent vCPUs are ignored.
+    g.retire_freed(7, &lrs);
+}
