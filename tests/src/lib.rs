@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub mod flood;
+pub mod rtos_load;
 mod systems;
 pub mod terminal;
 pub use systems::{disk_xvda, SystemToml};
