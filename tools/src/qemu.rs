@@ -282,22 +282,15 @@ pub fn run_native_linux_with(
 ) -> Result<RunOutcome> {
     let dir = paths::out_dir().join("native");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut args: Vec<String> = ["-M", "virt,gic-version=3", "-cpu", "max", "-smp"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend([
-        smp.to_string(),
-        "-m".into(),
-        mem_mib.to_string(),
-        "-nographic".into(),
-        "-kernel".into(),
-        kernel.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
-        append.into(),
-    ]);
+    let mut args = crate::bench::native::linux_args(
+        crate::machine::Machine::Virt,
+        None,
+        kernel,
+        initrd,
+        append,
+        smp,
+        mem_mib,
+    );
     args.extend_from_slice(extra);
     launch_native(args, &dir, opts)
 }
