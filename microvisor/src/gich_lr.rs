@@ -15,19 +15,14 @@
 
 #![forbid(unsafe_code)]
 
+use crate::vgic::lr::{EOI as ICH_EOI, GROUP1 as ICH_GROUP1, HW as ICH_HW};
+use crate::vgic::lr::{PRIORITY_SHIFT as ICH_PRIORITY_SHIFT, STATE_MASK as ICH_STATE_MASK};
+
 /// `ICH_LR` state bits [63:62].
-const ICH_STATE_SHIFT: u32 = 62;
-/// `ICH_LR.HW`.
-const ICH_HW: u64 = 1 << 61;
-/// `ICH_LR.Group`.
-const ICH_GROUP1: u64 = 1 << 60;
-/// `ICH_LR.EOI` (HW = 0).
-const ICH_EOI: u64 = 1 << 41;
-/// `ICH_LR.pINTID` [44:32] (HW = 1).
+const ICH_STATE_SHIFT: u32 = ICH_STATE_MASK.trailing_zeros();
+/// `ICH_LR.pINTID` [44:32] (HW = 1); the model's encoder never sets it, so it lives here.
 const ICH_PINTID_SHIFT: u32 = 32;
 const ICH_PINTID_MASK: u64 = 0x1fff;
-/// `ICH_LR.Priority` [55:48].
-const ICH_PRIORITY_SHIFT: u32 = 48;
 
 /// `GICH_LR.VirtualID` [9:0].
 const GICH_VID_MASK: u32 = 0x3ff;
@@ -75,7 +70,7 @@ pub const fn from_gich(raw: u32, prev: u64) -> u64 {
     let written = to_gich(prev);
     if written & !GICH_STATE_MASK == raw & !GICH_STATE_MASK {
         // Same interrupt (or still free): the hardware only moved its state.
-        return (prev & !(0b11 << ICH_STATE_SHIFT)) | (state << ICH_STATE_SHIFT);
+        return (prev & !ICH_STATE_MASK) | (state << ICH_STATE_SHIFT);
     }
     let priority = ((raw >> GICH_PRIORITY_SHIFT) & 0x1f) << 3;
     let mut v = (raw & GICH_VID_MASK) as u64

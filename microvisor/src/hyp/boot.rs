@@ -310,26 +310,30 @@ fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
     pt
 }
 
-/// Maps every virtio-mmio transport at EL2 and keeps those with a device behind them.
-fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
-    let nodes: Vec<_> = hyp.platform.virtio.as_slice().to_vec();
+/// Maps `size` bytes of device memory at `base` into the EL2 map, identity, read/write;
+/// a page already mapped (shared with another device) is left as it is.
+fn map_el2_device(hyp: &mut Hyp, base: PhysAddr, size: u64) {
     let device = Attrs {
         mem: MemType::Device,
         read: true,
         write: true,
         exec: false,
     };
-    let mut found = super::devices::probe(&nodes, |base, size| {
-        // Several transports share a page: an existing mapping is fine.
-        let _ = hyp.el2_map.map(
-            &mut FrameTables(&mut hyp.frames),
-            base.as_u64(),
-            base,
-            size,
-            device,
-        );
-        arch::dsb_sy();
-    });
+    let _ = hyp.el2_map.map(
+        &mut FrameTables(&mut hyp.frames),
+        base.as_u64(),
+        base,
+        size,
+        device,
+    );
+    arch::dsb_sy();
+}
+
+/// Maps every virtio-mmio transport at EL2 and keeps those with a device behind them.
+fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
+    let nodes: Vec<_> = hyp.platform.virtio.as_slice().to_vec();
+    // Several transports share a page: an existing mapping is fine.
+    let mut found = super::devices::probe(&nodes, |base, size| map_el2_device(hyp, base, size));
     for d in &found {
         crate::info!(
             "device: virtio type {} at {} (IRQ {:?})",
@@ -366,14 +370,7 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
         // Mapped at EL2 too, so a sub-page window can be trapped and performed for dom0.
         let node = crate::mgmt_port::device_node(&uart);
         let (base, size) = node.page_span();
-        let _ = hyp.el2_map.map(
-            &mut FrameTables(&mut hyp.frames),
-            base.as_u64(),
-            base,
-            size,
-            device,
-        );
-        arch::dsb_sy();
+        map_el2_device(hyp, base, size);
         crate::info!("device: management port {uart} (IRQ {:?})", uart.irq);
         found.push(super::devices::Device {
             node,
