@@ -262,44 +262,55 @@ fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
 
 /// The GICv3 node: distributor, then one redistributor region per vCPU.
 fn write_gicv3(w: &mut FdtWriter, p: &GuestDtParams<'_>) -> Result<(), GuestDtError> {
-    let gicd = GUEST_GICD_BASE.as_u64();
-    let gic = w.begin_node(&format!("interrupt-controller@{gicd:x}"))?;
-    w.property_string("compatible", "arm,gic-v3")?;
-    w.property_u32("#interrupt-cells", 3)?;
-    w.property_u32("#address-cells", 2)?;
-    w.property_u32("#size-cells", 2)?;
-    w.property_null("interrupt-controller")?;
-    w.property_array_u64(
-        "reg",
+    write_gic_node(
+        w,
+        b"arm,gic-v3\0",
+        &[("#address-cells", 2), ("#size-cells", 2)],
         &[
-            gicd,
+            GUEST_GICD_BASE.as_u64(),
             GUEST_GICD_SIZE,
             GUEST_GICR_BASE.as_u64(),
             u64::from(p.vcpus) * GUEST_GICR_STRIDE,
         ],
-    )?;
-    w.property_phandle(GIC_PHANDLE)?;
-    Ok(w.end_node(gic)?)
+    )
 }
 
 /// The GICv2 node as libxl writes it: the emulated distributor, then the CPU interface
 /// (the host's GICV frame, mapped by stage 2). No child nodes, so `#address-cells` 0.
 fn write_gicv2(w: &mut FdtWriter) -> Result<(), GuestDtError> {
-    let gicd = GUEST_GICD_BASE.as_u64();
-    let gic = w.begin_node(&format!("interrupt-controller@{gicd:x}"))?;
-    w.property("compatible", GICV2_COMPAT)?;
-    w.property_u32("#interrupt-cells", 3)?;
-    w.property_u32("#address-cells", 0)?;
-    w.property_null("interrupt-controller")?;
-    w.property_array_u64(
-        "reg",
+    write_gic_node(
+        w,
+        GICV2_COMPAT,
+        &[("#address-cells", 0)],
         &[
-            gicd,
+            GUEST_GICD_BASE.as_u64(),
             GUEST_GICV2_GICD_SIZE,
             GUEST_GICV2_GICC_BASE.as_u64(),
             GUEST_GICV2_GICC_SIZE,
         ],
-    )?;
+    )
+}
+
+/// The interrupt-controller node both GIC versions share: `compatible` (a NUL-terminated
+/// string list), three interrupt cells, the version's `cells` properties, `reg`, and the
+/// phandle every `interrupt-parent` names. The node is named after the distributor.
+fn write_gic_node(
+    w: &mut FdtWriter,
+    compatible: &[u8],
+    cells: &[(&str, u32)],
+    reg: &[u64],
+) -> Result<(), GuestDtError> {
+    let gic = w.begin_node(&format!(
+        "interrupt-controller@{:x}",
+        GUEST_GICD_BASE.as_u64()
+    ))?;
+    w.property("compatible", compatible)?;
+    w.property_u32("#interrupt-cells", 3)?;
+    for &(name, value) in cells {
+        w.property_u32(name, value)?;
+    }
+    w.property_null("interrupt-controller")?;
+    w.property_array_u64("reg", reg)?;
     w.property_phandle(GIC_PHANDLE)?;
     Ok(w.end_node(gic)?)
 }

@@ -27,6 +27,26 @@ const VIRTIO_CONSOLE: &str = "virtio-mmio type 3";
 /// has a driver here; another kind is reported as such).
 const MGMT_UARTS: [&str; 3] = [MGMT_UART_CADENCE, MGMT_UART_PL011, MGMT_UART_16550];
 
+/// Why the mapped management device could not be opened.
+enum OpenError {
+    /// The virtio console's transport refused.
+    Virtio(virtio::DeviceError),
+    /// The Cadence UART's window is too small for its registers or misaligned.
+    UartWindow,
+    /// A management UART kind dom0 has no driver for.
+    NoDriver,
+}
+
+impl core::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OpenError::Virtio(e) => write!(f, "the virtio transport refused: {e:?}"),
+            OpenError::UartWindow => f.write_str("the window is too small or misaligned"),
+            OpenError::NoDriver => f.write_str("dom0 has no driver for it"),
+        }
+    }
+}
+
 /// The device the port runs over.
 enum Dev {
     /// QEMU virt's virtio console (boxed: it holds its queues, the UART a base address).
@@ -91,23 +111,23 @@ impl Port {
         let opened = if dev.label == VIRTIO_CONSOLE {
             Console::open(base, size)
                 .map(|c| Dev::Virtio(alloc::boxed::Box::new(c)))
-                .map_err(|e| alloc::format!("cannot open the virtio console at {base:#x}: {e:?}"))
+                .map_err(OpenError::Virtio)
         } else if dev.label == MGMT_UART_CADENCE {
             // SAFETY: DeviceMap just mapped this Cadence UART's window at `base` for us
             // alone (the microvisor refuses a second holder); nothing else in dom0 uses it.
-            match unsafe { Mmio::new(base, size) } {
-                Some(regs) => Ok(Dev::Cadence(CadenceUart::open(regs))),
-                None => Err(alloc::format!(
-                    "the UART window at {base:#x} ({size:#x} bytes) is too small"
-                )),
-            }
+            unsafe { Mmio::new(base, size) }
+                .map(|regs| Dev::Cadence(CadenceUart::open(regs)))
+                .ok_or(OpenError::UartWindow)
         } else {
-            Err(alloc::format!("no driver for a `{}`", dev.label))
+            Err(OpenError::NoDriver)
         };
         let dev = match opened {
             Ok(d) => d,
-            Err(why) => {
-                println!("management port: {why}");
+            Err(e) => {
+                println!(
+                    "management port: cannot open the {} at {base:#x} ({size:#x} bytes): {e}",
+                    dev.label
+                );
                 return None;
             }
         };

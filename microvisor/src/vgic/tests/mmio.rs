@@ -255,15 +255,7 @@ fn outside_the_windows_is_not_gic() {
         gicr_end,
         u64::MAX,
     ] {
-        assert_eq!(
-            g.mmio(0, GuestPhysAddr::new(addr), 4, None),
-            MmioOutcome::NotGic,
-            "{addr:#x}"
-        );
-        assert_eq!(
-            g.mmio(0, GuestPhysAddr::new(addr), 4, Some(1)),
-            MmioOutcome::NotGic
-        );
+        assert_not_gic(&mut g, addr);
     }
     assert_eq!(
         g.mmio(0, GuestPhysAddr::new(gicr_end - 4), 4, None),

@@ -33,6 +33,21 @@ fn sgi_frame(v: usize) -> u64 {
     rd_frame(v) + 0x1_0000
 }
 
+/// Asserts that neither a read nor a write by vCPU 0 at `addr` is the GIC's to emulate.
+fn assert_not_gic(g: &mut VgicDomain, addr: u64) {
+    let gpa = GuestPhysAddr::new(addr);
+    assert_eq!(
+        g.mmio(0, gpa, 4, None),
+        MmioOutcome::NotGic,
+        "read {addr:#x}"
+    );
+    assert_eq!(
+        g.mmio(0, gpa, 4, Some(1)),
+        MmioOutcome::NotGic,
+        "write {addr:#x}"
+    );
+}
+
 fn read(g: &mut VgicDomain, addr: u64, width: u8) -> u64 {
     match g.mmio(0, GuestPhysAddr::new(addr), width, None) {
         MmioOutcome::Read(v) => v,

@@ -85,15 +85,7 @@ fn only_the_4k_distributor_is_emulated() {
         sgi_frame(1) + 0x100,
         GICD - 4,
     ] {
-        assert_eq!(
-            g.mmio(0, GuestPhysAddr::new(addr), 4, None),
-            MmioOutcome::NotGic,
-            "{addr:#x}"
-        );
-        assert_eq!(
-            g.mmio(0, GuestPhysAddr::new(addr), 4, Some(1)),
-            MmioOutcome::NotGic
-        );
+        assert_not_gic(&mut g, addr);
     }
     assert_eq!(g.ignored_accesses(), 0);
     // And a GICv3 keeps its redistributors.
