@@ -5,7 +5,7 @@
 //! `cargo bulkhead image` planned, then `booti`s the microvisor. The RTOS and the Debian
 //! Linux guest come up as after a direct boot.
 
-use bulkhead_tests::{scratch_dir, Expect};
+use bulkhead_tests::{default_system_boots, scratch_dir, Expect};
 use bulkhead_tools::qemu::{Outcome, RunOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,22 +47,16 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 #[test]
 fn uboot_tftp() {
     let dir = scratch_dir("uboot-tftp");
-    let expect = Expect::new()
+    let firmware = Expect::new()
         .then(r"DHCP client bound to address 10\.0\.2\.\d+")
         .and_then(|e| e.then(r"Filename 'boot\.scr\.uimg'"))
         .and_then(|e| e.then(r"## Executing script at"))
         .and_then(|e| e.then(r"Filename 'microvisor\.bin'"))
         .and_then(|e| e.then(r"Filename 'debian-initramfs\.bin'"))
         .and_then(|e| e.then(r"bulkhead: DTB from bulkhead\.dtb"))
-        .and_then(|e| e.then("bulkhead: microvisor up"))
-        .and_then(|e| {
-            e.all(&[
-                r"\[dom0\] all domains started",
-                r"\[rtos\] ready",
-                r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2",
-            ])
-        })
-        .and_then(|e| e.forbid(r"bulkhead: PANIC"))
+        .expect("firmware markers");
+    let expect = default_system_boots(firmware, 0)
+        .forbid(r"bulkhead: PANIC")
         .and_then(|e| e.forbid(r"bulkhead: not booting"))
         .and_then(|e| e.forbid(r"bulkhead: set ipaddr and serverip"))
         .expect("markers");

@@ -94,19 +94,26 @@ impl Machine {
 
     /// An error naming `at`'s file, line and key if a domain asks for a GIC (xl.cfg
     /// `gic_version`) other than this machine's.
-    pub fn check_gic(self, at: &crate::system::At<GicVersion>, file: &str) -> Result<()> {
+    pub fn check_gic(
+        self,
+        at: &crate::system::At<GicVersion>,
+        file: &str,
+    ) -> Result<(), crate::system::ConfigError> {
         let (want, have) = (at.value, self.gic_version());
         if want != have {
-            bail!(
-                "{file}:{}: key `gic_version`: {} asked for, but --machine {} has a {} and \
-                 every domain gets the host's interrupt controller; expected {:?} or \
-                 \"default\"",
-                at.line,
-                gic_name(want),
-                self.name(),
-                gic_name(have),
-                gic_key(have)
-            );
+            return Err(crate::system::ConfigError {
+                file: file.to_string(),
+                line: at.line,
+                key: "gic_version".into(),
+                problem: format!(
+                    "{} asked for, but --machine {} has a {} and every domain gets the \
+                     host's interrupt controller; expected {:?} or \"default\"",
+                    gic_name(want),
+                    self.name(),
+                    gic_name(have),
+                    gic_key(have)
+                ),
+            });
         }
         Ok(())
     }

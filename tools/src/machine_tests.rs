@@ -155,6 +155,11 @@ fn gic_version_must_be_the_machines() {
         "gic_v2.cfg:3: key `gic_version`: GICv2 asked for, but --machine virt has a GICv3 \
          and every domain gets the host's interrupt controller; expected \"v3\" or \"default\""
     );
+    let e = Machine::Virt.check_gic(&at, "gic_v2.cfg").unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.line, e.key.as_str()),
+        ("gic_v2.cfg", 3, "gic_version")
+    );
     let v3 = crate::system::At::new(GicVersion::V3, 7);
     assert!(Machine::Virt.check_gic(&v3, "x.cfg").is_ok());
     assert!(Machine::Zcu102
