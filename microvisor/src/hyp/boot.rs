@@ -1,22 +1,20 @@
-//! Boot: read the device tree, take over memory, turn on the EL2 MMU and the GIC, build dom0
-//! with every capability, start the other CPUs and enter the run loop.
+//! Boot's decisions, in safe code: read the device tree, take over memory, plan the EL2 map,
+//! build dom0 with every capability, start the other CPUs and enter the run loop. The steps
+//! that hand the hardware a raw address (heap, MMU, GIC, per-CPU blocks) and the entry
+//! points are `arch::aarch64::bringup`'s, which calls these in order.
 
 use super::domain::BuildRequest;
 use super::tables::FrameTables;
 use super::{Hyp, HYP, MAX_DOMAINS};
 use crate::arch::boot::MAX_CPUS;
 use crate::arch::context::GuestRegs;
-use crate::arch::vectors::ArchPerCpu;
-use crate::arch::{self, gic, mem};
+use crate::arch::{self, gic};
 use crate::captable::{Capability, Object};
 use crate::mm::frames::FrameAllocator;
-use crate::mm::pagetable::{
-    Attrs, MemType, PageTable, Stage, MAIR_EL2_VALUE, TCR_EL2_VALUE, VTCR_EL2_VALUE,
-};
+use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
 use crate::platform::{heapless_vec, Platform, Region, MAX_MODULES};
 use crate::sched::RunQueue;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL};
 use protocol::cap::Rights;
@@ -28,78 +26,29 @@ use zerocopy::FromBytes;
 const DOM0_MEM_MIB: u32 = 32;
 /// dom0's priority on its (shared) CPU.
 const DOM0_PRIORITY: u8 = 200;
-/// Microvisor heap (capability tables, domain records, message decoding).
-const HEAP_BYTES: u64 = 8 * 1024 * 1024;
 /// Memory kept back from dom0's quota for page tables.
 const TABLE_RESERVE_PAGES: u64 = 2048;
 
-/// Root of the EL2 identity map, shared by all CPUs.
-static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
-/// CPUs that reached their run loop.
-static CPUS_ONLINE: AtomicUsize = AtomicUsize::new(0);
-
-/// Per-CPU blocks: the exit path's pointers and the loaded vCPU's registers.
-#[repr(C)]
-struct PerCpu {
-    arch: ArchPerCpu,
-    regs: GuestRegs,
+/// What bring-up learnt before the heap and the EL2 MMU: the platform, the frame
+/// allocator, and where the device tree and the frame bitmap lie (`(base, len)`).
+pub struct Early {
+    /// What the device tree describes.
+    pub platform: Platform,
+    /// All free RAM.
+    pub frames: FrameAllocator,
+    /// The boot device tree.
+    pub dtb: (u64, u64),
+    /// The frame allocator's bitmap.
+    pub bitmap: (u64, u64),
 }
 
-struct PerCpuArray([PerCpu; MAX_CPUS]);
-
-// SAFETY: each element is used by exactly one CPU (its index), handed out once by `take`.
-unsafe impl Sync for PerCpuArray {}
-
-static mut PERCPU: PerCpuArray = PerCpuArray(
-    [const {
-        PerCpu {
-            arch: ArchPerCpu {
-                host_sp: 0,
-                guest: core::ptr::null_mut(),
-            },
-            regs: GuestRegs {
-                x: [0; 31],
-                pc: 0,
-                pstate: 0,
-            },
-        }
-    }; MAX_CPUS],
-);
-static PERCPU_TAKEN: [core::sync::atomic::AtomicBool; MAX_CPUS] =
-    [const { core::sync::atomic::AtomicBool::new(false) }; MAX_CPUS];
-
-/// Hands CPU `cpu` its block, once.
-fn take_percpu(cpu: usize) -> &'static mut PerCpu {
-    assert!(cpu < MAX_CPUS, "CPU index {cpu} beyond MAX_CPUS");
-    let first = !PERCPU_TAKEN[cpu].swap(true, Ordering::AcqRel);
-    assert!(first, "per-CPU block {cpu} taken twice");
-    // SAFETY: the flag above guarantees this is the only reference ever made to element
-    // `cpu`, and only CPU `cpu` calls this with its own index.
-    unsafe { &mut (*core::ptr::addr_of_mut!(PERCPU)).0[cpu] }
-}
-
-#[global_allocator]
-static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
-
-/// Boot CPU entry from `boot.rs` (MMU off, BSS zeroed, on CPU 0's stack).
-#[unsafe(no_mangle)]
-extern "C" fn rust_boot_primary(dtb: u64) -> ! {
-    // SAFETY: the boot protocol passes a device tree in x0; its header says its size. We
-    // own it from here on and reserve it below.
-    let blob = unsafe {
-        let header = mem::boot_blob(dtb, 8);
-        let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        mem::boot_blob_mut(dtb, size.min(2 * 1024 * 1024))
-    };
-    let len = crate::fdt_compact::compact(blob).unwrap_or(blob.len());
-    let blob = &blob[..len];
-    // The console first, so that a device tree the microvisor cannot use is reported.
-    if let Some(uart) = crate::console_uart::find_in(blob) {
-        // SAFETY: the DT names this UART; the MMU is off, so its address is reachable, and
-        // `build_el2_map` maps `platform.uart` (the same registers) before the MMU goes on.
-        unsafe { arch::uart::init(uart) };
-        crate::info!("console: {uart}");
-    }
+/// Reads the device tree and takes over memory. `claim(base, len)` turns the pages chosen
+/// for the frame bitmap into its storage (`arch` does, as the MMU is still off).
+pub fn early(
+    blob: &'static [u8],
+    dtb: u64,
+    claim: impl FnOnce(u64, usize) -> &'static mut [u8],
+) -> Early {
     let platform = match Platform::from_fdt(blob) {
         Ok(p) => p,
         Err(e) => panic!("unusable device tree at {dtb:#x}: {e:?}"),
@@ -112,34 +61,34 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         ram_mib,
         platform.modules.len()
     );
+    let (frames, bitmap) = take_memory(&platform, dtb, blob.len() as u64, claim);
+    Early {
+        platform,
+        frames,
+        dtb: (dtb, blob.len() as u64),
+        bitmap,
+    }
+}
 
-    let mut frames = take_memory(&platform, dtb, blob.len() as u64);
-    let heap = frames
-        .alloc(HEAP_BYTES / PAGE_SIZE, PAGE_SIZE)
-        .expect("RAM for the microvisor heap");
-    // SAFETY: the range was just taken from the allocator and is used only by the heap.
-    unsafe {
-        HEAP.lock()
-            .init(heap.as_u64() as *mut u8, HEAP_BYTES as usize)
-    };
-
-    let el2_map = build_el2_map(&platform, &mut frames);
-    let root = el2_map.root().as_u64();
-    EL2_ROOT.store(root, Ordering::Release);
-    // SAFETY: `root` identity-maps all RAM (this image, stacks, heap) and the devices.
-    unsafe { arch::enable_el2_mmu(root, TCR_EL2_VALUE, MAIR_EL2_VALUE) };
-    // SAFETY: the DT names the GIC's ranges, mapped as device memory above.
-    let guest_gicc = unsafe { gic::init_distributor(&platform) };
+/// The rest of the boot CPU's bring-up, with the heap, the EL2 MMU and the GIC distributor
+/// on: builds the global state and dom0, starts the other CPUs and runs guests.
+pub fn primary(
+    early: Early,
+    el2_map: PageTable,
+    guest_gicc: Option<Region>,
+    regs: &mut GuestRegs,
+) -> ! {
     if let Some(w) = guest_gicc {
         crate::info!(
             "GICv2: distributor {}, guests' CPU interface {} ({} list registers)",
-            platform.gicd.base,
+            early.platform.gicd.base,
             w.base,
             gic::nr_lrs()
         );
     }
-    let pc = init_this_cpu(0);
-
+    let Early {
+        platform, frames, ..
+    } = early;
     let mut hyp = Hyp {
         platform,
         frames,
@@ -161,6 +110,7 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         grants: crate::xen::GrantTables::new(MAX_DOMAINS),
         bulk: core::array::from_fn(|_| Default::default()),
         uploads: Default::default(),
+        sealed_uploads: [const { None }; crate::uploads::MAX_UPLOADS],
     };
     hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.
@@ -180,35 +130,18 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
         }
     }
     crate::info!("microvisor up");
-    super::fastpath::run_cpu(0, &mut pc.regs)
-}
-
-/// Secondary CPU entry from `boot.rs`.
-#[unsafe(no_mangle)]
-extern "C" fn rust_boot_secondary(cpu: u64) -> ! {
-    let root = EL2_ROOT.load(Ordering::Acquire);
-    // SAFETY: the boot CPU built and published the identity map before starting us.
-    unsafe { arch::enable_el2_mmu(root, TCR_EL2_VALUE, MAIR_EL2_VALUE) };
-    let pc = init_this_cpu(cpu as usize);
-    super::fastpath::run_cpu(cpu as usize, &mut pc.regs)
-}
-
-/// Per-CPU EL2 set-up shared by all CPUs.
-fn init_this_cpu(cpu: usize) -> &'static mut PerCpu {
-    let pc = take_percpu(cpu);
-    // SAFETY: `pc` is this CPU's block for the life of the system.
-    unsafe { arch::init_el2(&mut pc.arch, VTCR_EL2_VALUE) };
-    if !gic::init_cpu(arch::mpidr()) {
-        panic!("no GIC redistributor for CPU {cpu}");
-    }
-    CPUS_ONLINE.fetch_add(1, Ordering::AcqRel);
-    pc
+    super::fastpath::run_cpu(0, regs)
 }
 
 /// Builds the frame allocator: all RAM minus the DT's reserved ranges, this image (wherever
 /// the boot loader put it), the DT, the boot modules and the allocator's own bitmap (carved
 /// from the highest free RAM with the boot-time range list).
-fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
+fn take_memory(
+    p: &Platform,
+    dtb: u64,
+    dtb_len: u64,
+    claim: impl FnOnce(u64, usize) -> &'static mut [u8],
+) -> (FrameAllocator, (u64, u64)) {
     let (start, end) = (arch::boot::image_start(), arch::boot::image_end());
     let image = Region {
         base: PhysAddr::new(start),
@@ -250,9 +183,7 @@ fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
     let at = ranges
         .alloc(bytes / PAGE_SIZE, PAGE_SIZE)
         .expect("RAM for the frame bitmap");
-    // SAFETY: the pages were just taken from the boot range list, which never hands them out
-    // again, and are identity-mapped (the MMU is off); they hold the bitmap for ever.
-    let raw = unsafe { mem::boot_blob_mut(at.as_u64(), bytes as usize) };
+    let raw = claim(at.as_u64(), bytes as usize);
     let storage = <[u64]>::mut_from_bytes(raw).expect("page-aligned bitmap storage");
     let mut frames = FrameAllocator::new(lo, hi, storage).expect("bitmap covers RAM");
     for (base, pages) in ranges.ranges() {
@@ -260,13 +191,13 @@ fn take_memory(p: &Platform, dtb: u64, dtb_len: u64) -> FrameAllocator {
             .add_free(base, pages * PAGE_SIZE)
             .expect("boot ranges are disjoint and inside RAM");
     }
-    frames
+    (frames, (at.as_u64(), bytes))
 }
 
 /// Identity-maps RAM (normal memory, except `no-map` reserved ranges) and the devices EL2
 /// uses. The microvisor's own image is in that RAM wherever it was loaded (checked in
 /// `take_memory`), so the identity map covers it.
-fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
+pub fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
     let mut tables = FrameTables(frames);
     let mut pt = PageTable::new(&mut tables, Stage::El2Stage1).expect("EL2 root table");
     let normal = Attrs {

@@ -15,7 +15,7 @@
 //! load on the loading CPU.
 
 use super::Hyp;
-use crate::arch::{self, mem};
+use crate::arch::{self, phys};
 use alloc::vec::Vec;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
@@ -46,6 +46,8 @@ pub enum Op {
         /// What to write.
         bytes: Vec<u8>,
     },
+    /// Unseal a freed upload before its scrub (taken when performed).
+    Unseal(Option<phys::Sealed>),
     /// Clean `[pa, pa + len)` from the data cache to memory (a guest starting with its MMU
     /// off reads memory uncached).
     Clean {
@@ -81,25 +83,49 @@ impl Bulk {
     }
 
     /// Performs the ops. Call without holding the global lock.
-    pub fn execute(&self) {
+    pub fn execute(&mut self) {
         // Per the module invariants every range belongs to a domain that cannot run yet
         // or to frames on their way back to the allocator, so nothing else reads or writes
         // it meanwhile; `Copy` sources are boot modules (reserved, never written) or sealed
-        // uploads that outlive the build (`upload`).
-        for op in &self.ops {
-            match op {
-                // SAFETY: see above.
-                Op::Zero { pa, len } => unsafe { mem::zero(*pa, *len) },
-                // SAFETY: see above.
-                Op::Copy { dst, src, len } => unsafe {
-                    mem::copy_to(*dst, mem::boot_blob(*src, *len as usize))
-                },
-                // SAFETY: see above.
-                Op::Bytes { dst, bytes } => unsafe { mem::copy_to(*dst, bytes) },
-                Op::Clean { pa, len } => arch::clean_dcache_range(*pa, *len),
+        // uploads that outlive the build (`upload`). A range the doorway refuses is a
+        // microvisor bug: reported, and the op skipped rather than done somewhere else.
+        for op in &mut self.ops {
+            let done = match op {
+                Op::Zero { pa, len } => window(*pa, *len).map(|w| w.zero()),
+                Op::Copy { dst, src, len } => phys::module_bytes(PhysAddr::new(*src), *len)
+                    .and_then(|bytes| window(*dst, *len)?.write(0, bytes).ok()),
+                Op::Bytes { dst, bytes } => {
+                    window(*dst, bytes.len() as u64).and_then(|w| w.write(0, bytes).ok())
+                }
+                Op::Unseal(sealed) => {
+                    if let Some(s) = sealed.take() {
+                        // SAFETY: the upload is freed: no domain refers to it, and the copies
+                        // from it queued before this op (on this CPU, in order) are done, so
+                        // no slice of it is used again.
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            phys::release(s)
+                        };
+                    }
+                    Some(())
+                }
+                Op::Clean { pa, len } => {
+                    arch::clean_dcache_range(*pa, *len);
+                    Some(())
+                }
+            };
+            if done.is_none() {
+                crate::info!("bulk op refused by the memory doorway: {op:?}");
             }
         }
     }
+}
+
+fn window(pa: u64, len: u64) -> Option<phys::Window> {
+    if len == 0 {
+        return None;
+    }
+    phys::Window::new(PhysAddr::new(pa), len)
 }
 
 impl Hyp {

@@ -4,12 +4,12 @@
 use super::domain::{cause, BuildRequest};
 use super::{key_parts, Hyp};
 use crate::arch::context::GuestRegs;
-use crate::arch::mem;
+use crate::arch::phys::{self, Window};
 use crate::captable::{Capability, Object};
 use crate::sched::VcpuKey;
 use alloc::string::String;
 use alloc::vec::Vec;
-use protocol::addr::PAGE_SIZE;
+use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
     CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, StopReason, VcpuInfo,
@@ -193,11 +193,10 @@ impl Hyp {
             CapOp::LogRead => {
                 let d = self.domain(id).ok_or(CapError::Stale)?;
                 d.caps.holds(CapKind::Console, Rights::READ)?;
-                let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+                let page = msg_window(d, v)?;
                 let mut buf = alloc::vec![0u8; MSG_PAGE_SIZE];
                 let (start, n, total) = crate::log::read_history(a[0], &mut buf);
-                // SAFETY: the message page was validated to lie in the caller's RAM.
-                unsafe { mem::copy_to(page.as_u64(), &buf[..n]) };
+                page.write(0, &buf[..n]).map_err(|_| CapError::NoMsgPage)?;
                 Ok([n as u64, start, total])
             }
             CapOp::DomainEvents => {
@@ -299,13 +298,12 @@ impl Hyp {
         value: &T,
     ) -> Result<u64, CapError> {
         let d = self.domain(id).ok_or(CapError::Stale)?;
-        let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+        let page = msg_window(d, v)?;
         let bytes = postcard::to_allocvec(value).map_err(|_| CapError::TooLarge)?;
         if bytes.len() > MSG_PAGE_SIZE {
             return Err(CapError::TooLarge);
         }
-        // SAFETY: the message page was validated to lie in the caller's RAM when registered.
-        unsafe { mem::copy_to(page.as_u64(), &bytes) };
+        page.write(0, &bytes).map_err(|_| CapError::NoMsgPage)?;
         Ok(bytes.len() as u64)
     }
 
@@ -317,13 +315,12 @@ impl Hyp {
         len: u64,
     ) -> Result<Vec<u8>, CapError> {
         let d = self.domain(id).ok_or(CapError::Stale)?;
-        let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+        let page = msg_window(d, v)?;
         if len as usize > MSG_PAGE_SIZE {
             return Err(CapError::BadMessage);
         }
         let mut buf = alloc::vec![0u8; len as usize];
-        // SAFETY: the page lies in the caller's RAM (validated at registration).
-        unsafe { mem::copy_from(page.as_u64(), &mut buf) };
+        page.read(0, &mut buf).map_err(|_| CapError::BadMessage)?;
         Ok(buf)
     }
 
@@ -404,14 +401,19 @@ impl Hyp {
             return Err(CapError::InvalidArgument);
         }
         let d = self.domain(id).ok_or(CapError::Stale)?;
-        let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
-        // SAFETY: the module range is a boot module (reserved, never written) or an upload
-        // held by the caller's cap (its frames stay allocated while the cap exists); the
-        // message page is in the caller's RAM; len <= one page.
-        unsafe {
-            let src = mem::boot_blob(base + offset, len as usize);
-            mem::copy_to(page.as_u64(), src);
+        let page = msg_window(d, v)?;
+        // A boot module or sealed upload reads as bytes; an unsealed upload (held by the
+        // caller's cap, so its frames stay allocated) through a window.
+        let from = PhysAddr::new(base + offset);
+        let mut buf = alloc::vec![0u8; len as usize];
+        match phys::module_bytes(from, len) {
+            Some(bytes) => buf.copy_from_slice(bytes),
+            None => Window::new(from, len)
+                .ok_or(CapError::InvalidArgument)?
+                .read(0, &mut buf)
+                .map_err(|_| CapError::InvalidArgument)?,
         }
+        page.write(0, &buf).map_err(|_| CapError::NoMsgPage)?;
         Ok([len, 0, 0])
     }
 
@@ -460,6 +462,11 @@ impl Hyp {
                 return Err(CapError::NoMemory);
             }
         }
+        // Its modules must not change under it from now on: it is built, and may be
+        // rebuilt, from them (and the doorway reads only sealed uploads as slices).
+        for index in [Some(image), ramdisk, device_tree].into_iter().flatten() {
+            self.seal_module(index);
+        }
         // The indices come from Module caps, which name existing modules.
         let image_bytes = self.module(image).ok_or(CapError::InvalidHandle)?;
         let ramdisk = match ramdisk {
@@ -503,17 +510,6 @@ impl Hyp {
             extra_dt,
         };
         let child = self.build_domain(&req, cpu)?;
-        // Its modules must not change under it now: it may be rebuilt from them.
-        for index in [
-            Some(image),
-            ramdisk.map(|(_, r)| usize::from(r)),
-            device_tree,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            self.uploads.seal(index);
-        }
         self.guest_dts[usize::from(child.0)] = device_tree.map(|i| i as u16);
         if let Err(e) = self
             .assign_devices(&devices, child)
@@ -632,4 +628,10 @@ fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, C
     }
     super::xen::basic::domain_console_write(d, &bytes[..len]);
     Ok([len as u64, 0, 0])
+}
+
+/// The message page vCPU `v` of `d` registered (validated then to lie in its RAM).
+fn msg_window(d: &super::domain::Domain, v: usize) -> Result<Window, CapError> {
+    let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
+    Window::new(page, MSG_PAGE_SIZE as u64).ok_or(CapError::NoMsgPage)
 }

@@ -13,7 +13,8 @@
 
 use super::domain::Domain;
 use super::Hyp;
-use crate::arch::{gic, mem};
+use crate::arch::gic;
+use crate::arch::phys::Registers;
 use crate::captable::Object;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, TableMemory};
 use crate::passthrough::{check_access, check_window, exposure, Exposure, Holding};
@@ -88,9 +89,10 @@ pub fn probe(nodes: &[DeviceNode], mut map: impl FnMut(PhysAddr, u64)) -> alloc:
     for node in nodes {
         let (base, size) = node.page_span();
         map(base, size);
-        let reg = node.region.base.as_u64();
-        // SAFETY: the transport's registers were just mapped as device memory at EL2.
-        let (magic, id) = unsafe { (mem::mmio_read32(reg), mem::mmio_read32(reg + 8)) };
+        // The transport's registers were just mapped as device memory at EL2.
+        let regs = Registers::new(node.region.base, node.region.size);
+        let read = |off| regs.and_then(|r| r.read32(off).ok()).unwrap_or(0);
+        let (magic, id) = (read(0), read(8));
         if magic == VIRTIO_MAGIC && id != 0 {
             found.push(Device {
                 node: *node,
@@ -274,10 +276,12 @@ impl Hyp {
                 .then(|| check_access(d.node.region, ipa, width).ok())
                 .flatten()
         })?;
-        // SAFETY: `pa` lies inside a virtio-mmio or management-UART window that EL2 mapped
-        // as device memory at probe time, naturally aligned and of a width the device
-        // accepts; the domain holds that device.
-        Some(unsafe { mem::mmio_access(pa, width, write) })
+        // `pa` lies inside a virtio-mmio or management-UART window that EL2 mapped as
+        // device memory at probe time, naturally aligned and of a width the device accepts;
+        // the domain holds that device. The doorway checks it is not RAM.
+        Registers::new(PhysAddr::new(pa), u64::from(width))?
+            .access(0, width, write)
+            .ok()
     }
     /// A physical SPI fired: forward it to the domain owning its device, if any.
     pub fn forward_spi(&mut self, intid: u32, cpu: usize) -> bool {
@@ -326,9 +330,13 @@ impl Hyp {
                 // next owner's driver initialises it.
                 continue;
             }
-            // SAFETY: the transport's registers are mapped at EL2 (probe); writing 0 to
-            // Status is the virtio reset, which ends all of the device's DMA.
-            unsafe { mem::mmio_write32(d.node.region.base.as_u64() + VIRTIO_STATUS, 0) };
+            // The transport's registers are mapped at EL2 (probe); writing 0 to Status is
+            // the virtio reset, which ends all of the device's DMA.
+            let reset = Registers::new(d.node.region.base, d.node.region.size)
+                .and_then(|r| r.write32(VIRTIO_STATUS, 0).ok());
+            if reset.is_none() {
+                crate::info!("device at {} could not be reset", d.node.region.base);
+            }
         }
         if !restarting {
             if let Some(slot) = self.guest_dts.get_mut(usize::from(id.0)) {

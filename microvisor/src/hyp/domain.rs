@@ -7,7 +7,7 @@ use crate::arch;
 use crate::arch::context::{El1Context, GuestRegs, VgicHwState, MAX_LRS, PSTATE_EL1H_MASKED};
 use crate::captable::{CapTable, Capability, Object};
 use crate::mm::charged::FrameBudget;
-use crate::mm::pagetable::PageTable;
+use crate::mm::pagetable::{PageTable, Vttbr};
 use crate::mm::ram::RamMap;
 use crate::vgic::VgicDomain;
 use alloc::string::String;
@@ -446,14 +446,9 @@ impl Hyp {
     }
 
     /// `VTTBR_EL2` value of a domain.
-    pub fn vttbr(&self, id: DomainId) -> u64 {
-        self.domain(id)
-            .and_then(|d| {
-                d.stage2
-                    .as_ref()
-                    .map(|s| s.root().as_u64() | (u64::from(d.vmid) << 48))
-            })
-            .unwrap_or(0)
+    pub fn vttbr(&self, id: DomainId) -> Option<Vttbr> {
+        let d = self.domain(id)?;
+        d.stage2.as_ref()?.vttbr(d.vmid)
     }
 }
 

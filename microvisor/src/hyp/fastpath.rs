@@ -75,7 +75,7 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
     crate::log::defer_output();
     let mut exit: Option<SlowExit> = None;
     loop {
-        let (next, work) = locked(&mut local, |hyp| {
+        let (next, mut work) = locked(&mut local, |hyp| {
             if let Some(e) = exit.take() {
                 hyp.after_exit(cpu, e.key, e.kind, regs, e.first_irq, e.serror);
             }
@@ -142,6 +142,7 @@ fn run_until_mail<G: Hot>(
     loop {
         // SAFETY: the last locked pass loaded this vCPU's EL1 context, VTTBR and HCR on this
         // CPU (`schedule`), and TPIDR_EL2 was set up at boot.
+        #[allow(unsafe_code)]
         let kind = unsafe { arch::vectors::run_guest(regs) };
         local.exits += 1;
         match handle::<G>(local, kind, regs) {

@@ -48,6 +48,12 @@
 //! posted words, homes and epochs are atomics, written under any lock or none; every locked
 //! pass takes its loaded vCPU's posted word after the mailbox (see [`crate::posted`]).
 
+// Raw memory and device access goes through `arch::phys`'s checked windows (DESIGN §2);
+// the two `unsafe` blocks left here are the guest entry (`fastpath`, whose contract is the
+// locked pass's loading of the vCPU) and the release of a sealed upload (`bulk`, whose
+// contract is the upload's lifecycle), each allowed where it stands.
+#![deny(unsafe_code)]
+
 pub mod boot;
 pub mod build;
 pub mod bulk;
@@ -74,6 +80,7 @@ use crate::sync::Mutex;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use domain::Domain;
+use protocol::addr::PhysAddr;
 use protocol::ids::DomainId;
 
 /// Most domains alive at once (domain ids 0..MAX_DOMAINS).
@@ -123,6 +130,9 @@ pub struct Hyp {
     pub bulk: [bulk::Bulk; MAX_CPUS],
     /// Modules uploaded at run time (see [`upload`]).
     pub uploads: crate::uploads::Uploads,
+    /// Each sealed upload's seal in the memory doorway (by upload slot), with its base.
+    pub sealed_uploads:
+        [Option<(PhysAddr, crate::arch::phys::Sealed)>; crate::uploads::MAX_UPLOADS],
 }
 
 /// The global state; `None` until the boot CPU has built it.
@@ -142,11 +152,8 @@ impl Hyp {
     /// The bytes of boot module `index`, if there is such a module.
     pub fn module(&self, index: usize) -> Option<&'static [u8]> {
         let (pa, size) = self.module_region(index)?;
-        // SAFETY: boot modules are reserved at boot, never written and never freed. An
-        // upload is read only once sealed (a domain is built from it) and freed only when
-        // no domain refers to it, and the slice is used only under the lock or by the bulk
-        // work of a build that refers to it (see `upload`).
-        Some(unsafe { crate::arch::mem::boot_blob(pa, size as usize) })
+        // A boot module, or an upload once sealed (see `upload` for why the slice stays good).
+        crate::arch::phys::module_bytes(PhysAddr::new(pa), size)
     }
 
     /// Where module `index` (a boot module or an upload) lies: base and length in bytes.

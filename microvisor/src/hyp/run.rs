@@ -126,7 +126,9 @@ impl Hyp {
     /// Puts a vCPU's state into this CPU's hardware.
     fn load(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs) {
         let (id, v) = key_parts(key);
-        let vttbr = self.vttbr(id);
+        let vttbr = self
+            .vttbr(id)
+            .expect("a picked vCPU's domain has its stage 2");
         let n = self.nr_lrs;
         let d = self.domain_mut(id).expect("a picked vCPU's domain exists");
         let vcpu = &d.vcpus[v];
@@ -140,8 +142,7 @@ impl Hyp {
             // A shared CPU must get control back when the guest idles.
             hcr_value |= hcr::TWI;
         }
-        // SAFETY: the VTTBR is this domain's own stage-2 table tagged with its VMID.
-        unsafe { arch::load_guest_config(hcr_value, vttbr) };
+        arch::load_guest_config(hcr_value, vttbr);
         self.loaded[cpu] = Some(key);
         self.runstate_enter(id, v, protocol::xen::structs::runstate::RUNNING);
         // Posted while it was not loaded here: into the model before the LRs are flushed.

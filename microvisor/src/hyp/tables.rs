@@ -9,7 +9,7 @@
 //! limit, never the shared pool's.
 
 use super::Hyp;
-use crate::arch::{self, mem};
+use crate::arch::{self, phys::Window};
 use crate::mm::frames::{FrameAllocator, BLOCK_PAGES};
 use crate::mm::pagetable::PageTable;
 use crate::mm::pagetable::TableMemory;
@@ -22,8 +22,12 @@ pub struct FrameTables<'a>(pub &'a mut FrameAllocator);
 impl TableMemory for FrameTables<'_> {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         let pa = self.0.alloc(1, PAGE_SIZE).ok()?;
-        // SAFETY: the page was just taken from the allocator, so nothing else refers to it.
-        unsafe { mem::zero(pa.as_u64(), PAGE_SIZE) };
+        let Some(page) = Window::page(pa) else {
+            // Not reachable RAM: a frame-allocator bug; never use it as a table.
+            crate::info!("table page {pa} is not reachable RAM");
+            return None;
+        };
+        page.zero();
         Some(pa)
     }
 
@@ -150,12 +154,21 @@ pub fn stage2_of<'a>(
 /// Entry `index` of table page `table` (both implementations' tables are frames from the
 /// pool, identity-mapped at EL2).
 fn read_entry(table: PhysAddr, index: usize) -> u64 {
-    // SAFETY: `table` is a table page from `alloc_table` and index < 512.
-    unsafe { mem::read_u64(table.as_u64() + (index as u64) * 8) }
+    table_page(table)
+        .read_u64((index as u64) * 8)
+        .expect("a table entry index is below 512")
 }
 
 /// Writes entry `index` of table page `table`.
+/// A DSB before the tables are used publishes the write.
 fn write_entry(table: PhysAddr, index: usize, value: u64) {
-    // SAFETY: as `read_entry`; a DSB before the tables are used publishes the write.
-    unsafe { mem::write_u64(table.as_u64() + (index as u64) * 8, value) }
+    table_page(table)
+        .write_u64((index as u64) * 8, value)
+        .expect("a table entry index is below 512")
+}
+
+/// The window onto table page `table` (a frame `alloc_table` handed out, zeroed through
+/// the same kind of window, so it opens again).
+fn table_page(table: PhysAddr) -> Window {
+    Window::page(table).expect("a table page is reachable RAM")
 }

@@ -3,15 +3,16 @@
 //! The table and its rules are [`crate::uploads`]; this file owns their memory.
 //!
 //! Invariants that make [`Hyp::module`]'s slice of an upload sound: an upload is written
-//! only while no domain refers to it (the first `DomainCreate` naming it seals it), and its
-//! frames go back (scrubbed) only once no domain refers to it, queued on the CPU that
+//! only while no domain refers to it (the first `DomainCreate` naming it seals it, in the
+//! table and in the memory doorway, which then opens no window onto it), and its frames go
+//! back (unsealed, then scrubbed) only once no domain refers to it, queued on the CPU that
 //! frees the last such domain, behind any load still copying from it there.
 
 use super::bulk::Op;
 use super::Hyp;
-use crate::arch::mem;
+use crate::arch::phys::{Sealed, Window};
 use crate::captable::{Capability, Object};
-use crate::uploads::{pages_for, Upload};
+use crate::uploads::{pages_for, slot_of, Upload};
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapHandle, CapKind, Rights};
 use protocol::control::{CapError, MSG_PAGE_SIZE};
@@ -101,12 +102,13 @@ impl Hyp {
         let d = self.domain(id).ok_or(CapError::Stale)?;
         let page = d.vcpus[v].msg_page.ok_or(CapError::NoMsgPage)?;
         let mut buf = alloc::vec![0u8; len as usize];
-        // SAFETY: the message page lies in the caller's RAM (checked at registration); the
-        // destination is inside an unsealed upload, which no domain reads (module docs).
-        unsafe {
-            mem::copy_from(page.as_u64(), &mut buf);
-            mem::copy_to(dst, &buf);
-        }
+        let page = Window::new(page, MSG_PAGE_SIZE as u64).ok_or(CapError::NoMsgPage)?;
+        page.read(0, &mut buf).map_err(|_| CapError::BadMessage)?;
+        // An unsealed upload: pool RAM no domain reads (module docs), so a window opens.
+        Window::new(protocol::addr::PhysAddr::new(dst), len)
+            .ok_or(CapError::InvalidArgument)?
+            .write(0, &buf)
+            .map_err(|_| CapError::InvalidArgument)?;
         Ok([len, 0, 0])
     }
 
@@ -141,9 +143,29 @@ impl Hyp {
         }
     }
 
-    /// Scrubs and frees an upload's frames and refunds the quota it was charged to.
+    /// Seals module `index` if it is an upload: no more writes, and the doorway reads it
+    /// as bytes from now on (no effect on boot modules or a sealed upload).
+    pub(super) fn seal_module(&mut self, index: usize) {
+        self.uploads.seal(index);
+        let (Some(slot), Some(u)) = (slot_of(index), self.uploads.get(index)) else {
+            return;
+        };
+        if self.sealed_uploads[slot].is_none() {
+            let sealed = Window::new(u.base, u.pages() * PAGE_SIZE).and_then(Sealed::new);
+            self.sealed_uploads[slot] = sealed.map(|s| (u.base, s));
+        }
+    }
+
+    /// Unseals, scrubs and frees an upload's frames and refunds the quota it was charged to.
     fn give_back_upload(&mut self, u: Upload, cpu: usize) {
         let pages = u.pages();
+        let slot = self
+            .sealed_uploads
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|(base, _)| *base == u.base));
+        if let Some((_, sealed)) = slot.and_then(Option::take) {
+            self.bulk[cpu].ops.push(Op::Unseal(Some(sealed)));
+        }
         self.queue_scrub_and_free(u.base, pages, cpu);
         let (holder, memory) = u.charged_to;
         if let Some(c) = self

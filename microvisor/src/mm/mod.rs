@@ -7,6 +7,7 @@ pub mod charged;
 pub mod frames;
 pub mod pagetable;
 pub mod ram;
+pub mod reach;
 
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 

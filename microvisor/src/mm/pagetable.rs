@@ -109,7 +109,25 @@ pub struct PageTable {
     stage: Stage,
 }
 
+/// A `VTTBR_EL2` value: the root of a stage-2 table built here, tagged with a VMID. Only
+/// [`PageTable::vttbr`] makes one, so the arch layer can load it without trusting a bare
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vttbr(u64);
+
+impl Vttbr {
+    /// The register value.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
 impl PageTable {
+    /// The `VTTBR_EL2` value for this table under `vmid`; `None` for an EL2 table.
+    pub fn vttbr(&self, vmid: u16) -> Option<Vttbr> {
+        (self.stage == Stage::Stage2).then(|| Vttbr(self.root.as_u64() | (u64::from(vmid) << 48)))
+    }
+
     /// An empty table (a zeroed root page).
     pub fn new(mem: &mut impl TableMemory, stage: Stage) -> Result<Self, MapError> {
         let root = mem.alloc_table().ok_or(MapError::NoMemory)?;

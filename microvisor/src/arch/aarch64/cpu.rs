@@ -63,14 +63,14 @@ pub unsafe fn init_el2(percpu: *mut ArchPerCpu, vtcr: u64) {
 }
 
 /// Loads the stage-2 table and trap configuration for the vCPU about to run.
-///
-/// # Safety
-/// `vttbr` must hold a valid stage-2 table of the vCPU's domain and its VMID.
-pub unsafe fn load_guest_config(hcr_value: u64, vttbr: u64) {
-    // SAFETY: per the contract.
+pub fn load_guest_config(hcr_value: u64, vttbr: crate::mm::pagetable::Vttbr) {
+    // SAFETY: `vttbr` is a stage-2 table the table builder made (only it makes a `Vttbr`),
+    // so the guest reaches only what its domain was given; `hcr::GUEST_BASE` is always set
+    // (stage 2 on, interrupts routed to EL2, the traps EL2 relies on), the caller may only
+    // add traps.
     unsafe {
-        write_hcr_el2(hcr_value);
-        write_vttbr_el2(vttbr);
+        write_hcr_el2(hcr_value | hcr::GUEST_BASE);
+        write_vttbr_el2(vttbr.raw());
     }
     isb();
 }

@@ -2,6 +2,7 @@
 //! UART.
 
 pub mod boot;
+pub mod bringup;
 pub mod context;
 pub mod cpu;
 pub mod fpsimd;
@@ -9,6 +10,7 @@ pub mod gic;
 pub mod gic_v2;
 pub mod gic_v3;
 pub mod mem;
+pub mod phys;
 pub mod sysreg;
 pub mod uart;
 pub mod vectors;

@@ -2,7 +2,7 @@
 
 use super::guest::Loaded;
 use super::{resolve_domid, XenResult};
-use crate::arch::{self, mem};
+use crate::arch;
 use crate::console_line::Output;
 use crate::guestcopy;
 use crate::hyp::domain::Domain;
@@ -149,19 +149,18 @@ impl Hyp {
                     .ok_or(XenErrno::EINVAL)?;
                 // Inside one page (checked above) the domain owns.
                 let pa = d.own_page(gpa).ok_or(XenErrno::EINVAL)?;
+                let new = super::vcpu_info_window(pa).ok_or(XenErrno::EINVAL)?;
                 let mut old = [0u8; 48];
                 if let Some(prev) = d.xen.vcpu_info[vcpu] {
-                    // SAFETY: `prev` is a vcpu_info this domain registered (its RAM) or the
-                    // slot in its shared_info frame; both are still owned by it.
-                    unsafe { mem::copy_from(prev.as_u64(), &mut old) };
+                    // The previous vcpu_info (this domain's RAM or its shared_info slot).
+                    prev.read(0, &mut old).map_err(|_| XenErrno::EINVAL)?;
                 }
                 // As Xen: mark every word pending so nothing raised before the move is lost
                 // (the guest scans and finds what is really pending).
                 old[0] = 1;
                 old[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-                // SAFETY: `pa..pa+48` was checked to lie in this domain's RAM.
-                unsafe { mem::copy_to(pa.as_u64(), &old) };
-                d.xen.vcpu_info[vcpu] = Some(pa);
+                new.write(0, &old).map_err(|_| XenErrno::EINVAL)?;
+                d.xen.vcpu_info[vcpu] = Some(new);
                 self.inject(id, vcpu, protocol::layout::EVTCHN_PPI, cpu);
                 Ok(0)
             }

@@ -4,6 +4,7 @@
 use super::bits::DomainBits;
 use super::guest::Loaded;
 use super::XenResult;
+use crate::arch::phys::Window;
 use crate::guestcopy;
 use crate::hyp::domain::Domain;
 use crate::hyp::Hyp;
@@ -29,7 +30,7 @@ impl Domain {
     /// Its event bits, for the event-channel core.
     pub fn event_bits(&self) -> DomainBits {
         DomainBits {
-            shared: self.xen.shared_info,
+            shared: self.xen.shared_info.and_then(Window::page),
             vcpu_info: self.xen.vcpu_info,
         }
     }
@@ -51,7 +52,7 @@ impl Hyp {
             .open_domain(d.id.0, MAX_GRANT_FRAMES, MAX_MAPTRACK);
         // vCPU 0's vcpu_info lives in shared_info until the guest moves it (as in Xen), so
         // events can be raised before the guest registers anything.
-        d.xen.vcpu_info[0] = d.xen.shared_info;
+        d.xen.vcpu_info[0] = d.xen.shared_info.and_then(super::vcpu_info_window);
         for v in 0..d.vcpus.len() {
             d.vgic.set_eoi_notify(v, EVTCHN_PPI, true);
         }

@@ -70,7 +70,7 @@ impl Hyp {
         d.xen.shared_info_gfn = Some(gfn);
         // vCPU 0's vcpu_info defaults to the slot inside shared_info.
         if d.xen.vcpu_info[0].is_none() {
-            d.xen.vcpu_info[0] = Some(frame);
+            d.xen.vcpu_info[0] = super::vcpu_info_window(frame);
         }
         Ok(())
     }

@@ -49,7 +49,7 @@ pub struct XenDomain {
     pub shared_info_gfn: Option<u64>,
     /// Where each vCPU's `vcpu_info` lives (host-physical): registered in guest RAM, or
     /// vCPU 0's default slot inside shared_info.
-    pub vcpu_info: [Option<PhysAddr>; MAX_VCPUS],
+    pub vcpu_info: [Option<crate::arch::phys::Window>; MAX_VCPUS],
     /// Guest virtual address of each vCPU's runstate area.
     pub runstate: [Option<u64>; MAX_VCPUS],
     /// Each vCPU's runstate accounting.
@@ -65,6 +65,13 @@ pub struct XenDomain {
     /// zeros and drop writes, as a dead granter's page would under Xen, instead of stopping
     /// it: a backend must survive its frontend's death.
     pub revoked_maps: alloc::vec::Vec<u64>,
+}
+
+/// The window onto the `vcpu_info` at `pa` (checked to lie in one page of the domain's
+/// own memory by the caller).
+pub fn vcpu_info_window(pa: PhysAddr) -> Option<crate::arch::phys::Window> {
+    let size = core::mem::size_of::<protocol::xen::structs::VcpuInfo>() as u64;
+    crate::arch::phys::Window::new(pa, size)
 }
 
 impl super::domain::Domain {

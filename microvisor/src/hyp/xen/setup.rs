@@ -7,7 +7,7 @@
 //! granting dom0 the page, so dom0 reaches them by ordinary grant mapping and never needs
 //! rights over the guest's memory.
 
-use crate::arch::mem;
+use crate::arch::phys::Window;
 use crate::hyp::domain::Domain;
 use crate::hyp::tables::ChargedTables;
 use crate::hyp::Hyp;
@@ -43,8 +43,14 @@ impl Hyp {
         let pa = budget
             .alloc(&mut self.frames, pages)
             .ok_or(CapError::NoMemory)?;
-        // SAFETY: just allocated, referenced by nothing.
-        unsafe { mem::zero(pa.as_u64(), pages * PAGE_SIZE) };
+        match Window::new(pa, pages * PAGE_SIZE) {
+            Some(w) => w.zero(),
+            None => {
+                // Not reachable RAM: a frame-allocator bug; never hand it out.
+                let _ = budget.free(&mut self.frames, pa, pages);
+                return Err(CapError::NoMemory);
+            }
+        }
         Ok(pa)
     }
 
@@ -113,8 +119,13 @@ impl Hyp {
         pa: PhysAddr,
         pages: u64,
     ) {
-        // SAFETY: the frames belonged to a domain that is being freed; nothing maps them.
-        unsafe { mem::zero(pa.as_u64(), pages * PAGE_SIZE) };
+        // The frames belonged to a domain that is being freed; nothing maps them. Frames
+        // the doorway refused would be a bug: kept out of the pool rather than reused dirty.
+        let Some(w) = Window::new(pa, pages * PAGE_SIZE) else {
+            crate::info!("frames {pa} not reachable RAM: not freed");
+            return;
+        };
+        w.zero();
         let r = budget.free(&mut self.frames, pa, pages);
         debug_assert!(r.is_ok(), "frames {pa} freed twice");
     }
