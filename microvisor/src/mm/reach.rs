@@ -42,7 +42,7 @@ impl Span {
 pub struct Rejected;
 
 /// The boot-time layout: RAM banks and private ranges. Built once, then only read.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Layout {
     ram: [Span; MAX_RAM],
     nr_ram: usize,
@@ -50,6 +50,19 @@ pub struct Layout {
     nr_private: usize,
     modules: [Span; crate::platform::MAX_MODULES],
     nr_modules: usize,
+    /// RAM minus the private ranges, sorted: what [`Self::memory_ok`] searches. Filled by
+    /// [`Self::finish`].
+    reach: [Span; MAX_REACH],
+    nr_reach: usize,
+}
+
+/// Reachable intervals: each private range splits at most one RAM range in two.
+const MAX_REACH: usize = MAX_RAM + MAX_PRIVATE;
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Layout {
@@ -62,6 +75,8 @@ impl Layout {
             nr_private: 0,
             modules: [Span { base: 0, end: 0 }; crate::platform::MAX_MODULES],
             nr_modules: 0,
+            reach: [Span { base: 0, end: 0 }; MAX_REACH],
+            nr_reach: 0,
         }
     }
 
@@ -75,11 +90,33 @@ impl Layout {
 
     /// Records a range that windows must never touch.
     pub fn add_private(&mut self, base: u64, len: u64) -> Result<(), Rejected> {
-        let Some(s) = Span::new(base, len) else {
+        let Some(mut s) = Span::new(base, len) else {
             return Ok(()); // nothing to protect
         };
-        *self.private.get_mut(self.nr_private).ok_or(Rejected)? = s;
-        self.nr_private += 1;
+        // Kept sorted and merged (touching ranges become one): the boot modules usually lie
+        // back to back, so the hot check in `memory_ok` scans two or three ranges, not twenty.
+        let list = &mut self.private[..self.nr_private];
+        let mut kept = 0;
+        let mut merged = [Span::default(); MAX_PRIVATE];
+        for &p in list.iter() {
+            if p.base <= s.end && s.base <= p.end {
+                s = Span {
+                    base: s.base.min(p.base),
+                    end: s.end.max(p.end),
+                };
+            } else {
+                merged[kept] = p;
+                kept += 1;
+            }
+        }
+        if kept == MAX_PRIVATE {
+            return Err(Rejected);
+        }
+        let at = merged[..kept].partition_point(|p| p.base < s.base);
+        merged.copy_within(at..kept, at + 1);
+        merged[at] = s;
+        self.private = merged;
+        self.nr_private = kept + 1;
         Ok(())
     }
 
@@ -94,15 +131,49 @@ impl Layout {
         Ok(())
     }
 
-    /// Whether `[base, base + len)` is RAM of one bank and overlaps no private range.
+    /// Computes what windows may reach (RAM minus private ranges); until then nothing is.
+    pub fn finish(&mut self) {
+        let mut n = 0;
+        let mut ram = self.ram;
+        let ram = &mut ram[..self.nr_ram];
+        ram.sort_unstable_by_key(|r| r.base);
+        for r in ram.iter() {
+            let mut from = r.base;
+            // `private` is sorted and merged (see `add_private`).
+            for p in self.private[..self.nr_private].iter() {
+                if p.end <= from || p.base >= r.end {
+                    continue;
+                }
+                if p.base > from {
+                    self.reach[n] = Span {
+                        base: from,
+                        end: p.base,
+                    };
+                    n += 1;
+                }
+                from = from.max(p.end);
+            }
+            if from < r.end {
+                self.reach[n] = Span {
+                    base: from,
+                    end: r.end,
+                };
+                n += 1;
+            }
+        }
+        self.nr_reach = n;
+    }
+
+    /// Whether `[base, base + len)` is RAM of one bank and overlaps no private range: it
+    /// lies inside one reachable interval (a binary search: this runs on every window).
+    #[inline]
     pub fn memory_ok(&self, base: u64, len: u64) -> bool {
         let Some(s) = Span::new(base, len) else {
             return false;
         };
-        self.ram[..self.nr_ram].iter().any(|r| r.contains(s))
-            && !self.private[..self.nr_private]
-                .iter()
-                .any(|p| p.overlaps(s))
+        let reach = &self.reach[..self.nr_reach];
+        let i = reach.partition_point(|r| r.base <= s.base);
+        i > 0 && reach[i - 1].contains(s)
     }
 
     /// Whether `[base, base + len)` lies inside one boot module.
@@ -172,6 +243,7 @@ impl SealedSet {
     }
 
     /// Whether `[base, base + len)` overlaps a sealed range.
+    #[inline]
     pub fn overlaps(&self, base: u64, len: u64) -> bool {
         if self.used.load(Ordering::Acquire) == 0 {
             return false;

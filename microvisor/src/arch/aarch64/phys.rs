@@ -21,7 +21,8 @@ static SEALED: SealedSet = SealedSet::new();
 
 /// Fixes what windows may reach. Only the boot sequence calls it, once, with every range
 /// that Rust references point into marked private.
-pub(super) fn set_layout(layout: Layout) {
+pub(super) fn set_layout(mut layout: Layout) {
+    layout.finish();
     LAYOUT.call_once(|| layout);
 }
 

@@ -7,12 +7,13 @@ use protocol::addr::PhysAddr;
 use protocol::layout::MAX_VCPUS;
 use protocol::xen::structs::{EvtchnPort, GrantEntryV1, SharedInfo, EVTCHN_2L_NR_CHANNELS};
 
-/// One domain's event bits: its shared_info frame and registered vcpu_infos.
-pub struct DomainBits {
+/// One domain's event bits: its shared_info frame and registered vcpu_infos (borrowed from
+/// its record: the event path builds one per operation).
+pub struct DomainBits<'a> {
     /// shared_info (microvisor-owned frame).
-    pub shared: Option<Window>,
+    pub shared: Option<&'a Window>,
     /// Each vCPU's vcpu_info, if registered (or defaulted into shared_info).
-    pub vcpu_info: [Option<Window>; MAX_VCPUS],
+    pub vcpu_info: &'a [Option<Window>; MAX_VCPUS],
 }
 
 const PENDING: u64 = core::mem::offset_of!(SharedInfo, evtchn_pending) as u64;
@@ -20,10 +21,10 @@ const MASK: u64 = core::mem::offset_of!(SharedInfo, evtchn_mask) as u64;
 /// `evtchn_pending_sel` within vcpu_info.
 const SEL: u64 = 8;
 
-impl DomainBits {
+impl DomainBits<'_> {
     /// The shared_info window, the offset of `port`'s word in its `base` array and its bit.
     fn word(&self, base: u64, port: EvtchnPort) -> Option<(&Window, u64, u64)> {
-        let shared = self.shared.as_ref()?;
+        let shared = self.shared?;
         if port as usize >= EVTCHN_2L_NR_CHANNELS {
             return None;
         }
@@ -38,7 +39,7 @@ impl DomainBits {
 // Every access goes through the doorway's windows (bounds and alignment checked there): a
 // failed access reads as "set"/"masked" or does nothing, so a vcpu_info the guest placed
 // badly only loses that guest its own events.
-impl EventBits for DomainBits {
+impl EventBits for DomainBits<'_> {
     fn pending_test_and_set(&mut self, port: EvtchnPort) -> bool {
         let Some((w, off, bit)) = self.word(PENDING, port) else {
             return true;

@@ -4,7 +4,6 @@
 use super::bits::DomainBits;
 use super::guest::Loaded;
 use super::XenResult;
-use crate::arch::phys::Window;
 use crate::guestcopy;
 use crate::hyp::domain::Domain;
 use crate::hyp::Hyp;
@@ -28,10 +27,10 @@ const MAX_MAPTRACK: u32 = 1024;
 
 impl Domain {
     /// Its event bits, for the event-channel core.
-    pub fn event_bits(&self) -> DomainBits {
+    pub fn event_bits(&self) -> DomainBits<'_> {
         DomainBits {
-            shared: self.xen.shared_info.and_then(Window::page),
-            vcpu_info: self.xen.vcpu_info,
+            shared: self.xen.shared_window.as_ref(),
+            vcpu_info: &self.xen.vcpu_info,
         }
     }
 }
@@ -53,6 +52,7 @@ impl Hyp {
         // vCPU 0's vcpu_info lives in shared_info until the guest moves it (as in Xen), so
         // events can be raised before the guest registers anything.
         d.xen.vcpu_info[0] = d.xen.shared_info.and_then(super::vcpu_info_window);
+        debug_assert_eq!(d.xen.shared_window.is_some(), d.xen.shared_info.is_some());
         for v in 0..d.vcpus.len() {
             d.vgic.set_eoi_notify(v, EVTCHN_PPI, true);
         }

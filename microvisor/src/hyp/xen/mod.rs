@@ -45,6 +45,8 @@ pub struct HvmParams {
 pub struct XenDomain {
     /// Microvisor-owned shared_info frame (allocated at build; mapped where the guest asks).
     pub shared_info: Option<PhysAddr>,
+    /// The doorway's window onto it, opened once (the event path uses it on every send).
+    pub shared_window: Option<crate::arch::phys::Window>,
     /// Guest frame the shared_info page is currently mapped at.
     pub shared_info_gfn: Option<u64>,
     /// Where each vCPU's `vcpu_info` lives (host-physical): registered in guest RAM, or
