@@ -58,11 +58,12 @@ pub fn check_fits(manifest: &SystemManifest, sizes: &[(String, u64)], mem_mib: u
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use protocol::manifest::{Action, ManifestDomain};
 
-    fn domain(name: &str, mem_mib: u32) -> ManifestDomain {
+    /// A plain manifest domain (shared with other modules' tests).
+    pub(crate) fn domain(name: &str, mem_mib: u32) -> ManifestDomain {
         ManifestDomain {
             name: name.into(),
             image: "img".into(),

@@ -69,7 +69,14 @@ impl Ops<'_> {
                 })?;
         }
         let d = &d;
-        self.pv.describe(d);
+        if let Some(why) = self
+            .pv
+            .vbd_conflict(d, |name| running.iter().any(|r| r == name))
+        {
+            return Err(MgmtError::Refused {
+                why: format!("cannot create {}: {why}", d.name),
+            });
+        }
         let spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
             why: format!("cannot create {}: {e}", d.name),
         })?;
@@ -78,6 +85,9 @@ impl Ops<'_> {
             let _ = cap::domain_destroy(handle);
             return Err(MgmtError::Capability(e));
         }
+        // Only now: a refused create must not replace a running namesake's description.
+        // The new domain attaches to xenstore on a later turn, after this.
+        self.pv.describe(d);
         self.sup
             .watch(&d.name, domid, handle, DomainState::Running, Policy::of(d));
         self.sup.placed(&d.vcpus);

@@ -65,6 +65,49 @@ pub fn vbds_of(
         .collect()
 }
 
+/// Why `d`'s vbds cannot be served, if they cannot: a disk the system was not booted with,
+/// another backend than the disk's, or a disk one of `users` (the running domains'
+/// descriptions; `d`'s namesake is skipped) uses in a conflicting mode — a disk has one
+/// writer, or any number of readers.
+pub fn conflict<'a>(
+    d: &ManifestDomain,
+    disks: &[ManifestDisk],
+    users: impl Iterator<Item = &'a ManifestDomain> + Clone,
+) -> Option<String> {
+    for v in &d.vbds {
+        let Some(disk) = disks.iter().find(|k| k.index == v.disk) else {
+            return Some(format!(
+                "{}: disk #{} is not one of the system's disks",
+                v.vdev, v.disk
+            ));
+        };
+        if disk.backend != v.backend {
+            return Some(format!(
+                "{}: {} is served by {}, not {}",
+                v.vdev, disk.name, disk.backend, v.backend
+            ));
+        }
+        let reads_only = |read_only: bool| read_only || disk.read_only;
+        for g in users.clone().filter(|g| g.name != d.name) {
+            let clash = g.vbds.iter().find(|u| {
+                u.disk == v.disk && !(reads_only(u.read_only) && reads_only(v.read_only))
+            });
+            if let Some(u) = clash {
+                let mode = if reads_only(u.read_only) {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
+                return Some(format!(
+                    "{}: {} is in use by {} ({}, {mode}); a disk is shared only read-only",
+                    v.vdev, disk.name, g.name, u.vdev
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// The Device caps a block backend called `name` receives: every virtio-blk device not
 /// already assigned, when some disk of the system names `name` as its backend (the tools
 /// allow one block backend per system, so every block device is its).
@@ -201,6 +244,86 @@ mod tests {
             backend: "blkdom".into(),
             discard: false,
         }
+    }
+
+    fn named(name: &str, vbds: Vec<ManifestVbd>) -> ManifestDomain {
+        ManifestDomain {
+            name: name.into(),
+            ..guest(vbds)
+        }
+    }
+
+    #[test]
+    fn a_created_guest_gets_a_disk_only_in_a_mode_its_users_allow() {
+        let disks = [disk(0, "bkd0", false), disk(1, "bkd1", true)];
+        let a = named("a", alloc::vec![vbd(0, "xvda", 51712, false)]);
+        let r = named("r", alloc::vec![vbd(0, "xvdb", 51728, true)]);
+        let fresh = |vbds| named("new", vbds);
+        // Nobody uses it: either mode.
+        assert_eq!(
+            conflict(
+                &fresh(alloc::vec![vbd(0, "xvda", 51712, false)]),
+                &disks,
+                [].iter()
+            ),
+            None
+        );
+        // A writer excludes everyone; readers exclude a writer.
+        let e = conflict(
+            &fresh(alloc::vec![vbd(0, "xvda", 51712, true)]),
+            &disks,
+            [&a].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            "xvda: disk.img is in use by a (xvda, read-write); a disk is shared only read-only"
+        );
+        let e = conflict(
+            &fresh(alloc::vec![vbd(0, "xvdc", 51744, false)]),
+            &disks,
+            [&r].into_iter(),
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            "xvdc: disk.img is in use by r (xvdb, read-only); a disk is shared only read-only"
+        );
+        assert_eq!(
+            conflict(
+                &fresh(alloc::vec![vbd(0, "xvdc", 51744, true)]),
+                &disks,
+                [&r].into_iter()
+            ),
+            None
+        );
+        // A disk the host opened read-only is read-only for every vbd of it.
+        let ro = named("ro", alloc::vec![vbd(1, "xvda", 51712, false)]);
+        assert_eq!(
+            conflict(
+                &fresh(alloc::vec![vbd(1, "xvda", 51712, false)]),
+                &disks,
+                [&ro].into_iter()
+            ),
+            None
+        );
+        // Its own namesake (a restart of the same domain) does not count.
+        assert_eq!(
+            conflict(&named("a", a.vbds.clone()), &disks, [&a].into_iter()),
+            None
+        );
+        // Unknown disk, other backend.
+        let e = conflict(
+            &fresh(alloc::vec![vbd(7, "xvda", 51712, false)]),
+            &disks,
+            [].iter(),
+        )
+        .unwrap();
+        assert_eq!(e, "xvda: disk #7 is not one of the system's disks");
+        let mut other = vbd(0, "xvda", 51712, false);
+        other.backend = "blk2".into();
+        let e = conflict(&fresh(alloc::vec![other]), &disks, [].iter()).unwrap();
+        assert_eq!(e, "xvda: disk.img is served by blkdom, not blk2");
     }
 
     #[test]

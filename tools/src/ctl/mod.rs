@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod console;
+mod disks;
 mod packed;
 mod passthru;
 mod sched;
@@ -517,36 +518,41 @@ fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate:
         std::fs::canonicalize(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // Checked before the system is resolved: its disks' backend is not part of a one-domain
     // system, and that error would not say what is wrong.
-    let mut backends: Vec<String> = Vec::new();
+    let mut backends: Vec<(String, &str)> = Vec::new();
+    let mut running = Vec::new();
     if let Ok(xl) = crate::xlcfg::load(&file) {
         if let (Some(at), Some(machine)) = (&xl.gic_version, crate::machine::Machine::packed()) {
             machine.check_gic(at, &file.display().to_string())?;
         }
-        if let Some(d) = xl.disks.first() {
-            bail!(
-                "{}:{}: key `disk`: ctl create cannot attach disks to a running system yet \
-                 (QEMU attaches them at boot); boot the guest with `cargo bulkhead run \
-                 --domain {}` instead",
-                file.display(),
-                d.line,
-                file.display()
-            );
+        if !xl.disks.is_empty() {
+            running = disks::running_disks(dir)?;
+            disks::check(&file, &xl.disks, &running)?;
         }
-        // Vifs need no host device: the running network backend serves them once dom0
-        // writes their nodes. It stands in here so the one-domain system checks out; dom0
-        // refuses the domain if no domain of that name runs (its `depends_on`).
-        for v in &xl.vifs {
-            if !backends.contains(&v.value.spec.backend) && v.value.spec.backend != xl.name.value {
-                backends.push(v.value.spec.backend.clone());
+        // The running backends stand in here so the one-domain system checks out; dom0
+        // refuses the domain if no domain of that name runs (its `depends_on`). Vifs need
+        // no host device (the network backend serves them once dom0 writes their nodes);
+        // disks are the running system's own (checked above).
+        let wanted = xl
+            .disks
+            .iter()
+            .map(|d| (d.value.spec.backend.clone(), "blkdom"))
+            .chain(xl.vifs.iter().map(|v| {
+                (
+                    v.value.spec.backend.clone(),
+                    crate::system::nics::NETDOM_IMAGE,
+                )
+            }));
+        for (name, image) in wanted {
+            if name != xl.name.value && !backends.iter().any(|(b, _)| *b == name) {
+                backends.push((name, image));
             }
         }
     }
     let holder = file.with_extension("ctl-create.toml");
     let mut text = format!("[[domain]]\nconfig = {:?}\n", file.display().to_string());
-    for b in &backends {
+    for (b, image) in &backends {
         text.push_str(&format!(
-            "[[domain]]\nname = {b:?}\nimage = \"{}\"\nmemory = 16\n",
-            crate::system::nics::NETDOM_IMAGE
+            "[[domain]]\nname = {b:?}\nimage = \"{image}\"\nmemory = 16\n"
         ));
     }
     let system = crate::system::System::parse(&holder, &text, crate::system::Overrides::default())
@@ -561,11 +567,13 @@ fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate:
         std::fs::write(&path, tree).with_context(|| path.display().to_string())?;
         images.push((label, crate::system::Image::File(path)));
     }
-    let domain = manifest
+    let created_disks = std::mem::take(&mut manifest.disks);
+    let mut domain = manifest
         .domains
         .into_iter()
-        .find(|d| !backends.contains(&d.name))
+        .find(|d| !backends.iter().any(|(b, _)| *b == d.name))
         .ok_or_else(|| anyhow::anyhow!("{}: no domain", file.display()))?;
+    disks::renumber(&mut domain, &created_disks, &running)?;
     Ok((Request::Create { domain }, images))
 }
 

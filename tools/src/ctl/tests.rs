@@ -753,7 +753,8 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     std::fs::write(&bad, "name = \"bad\"\nkernel = \"testguest\"\ncolour = 3\n").unwrap();
     let e = format!("{:#}", super::create_request(&bad).unwrap_err());
     assert!(e.contains("bad.cfg:3") && e.contains("colour"), "{e}");
-    // Disks are attached at boot: a clear refusal naming the line, not a backend error.
+    // Disks are attached at boot: a disk must be one the running system (packed in
+    // `image/`) was booted with, and the request names it by that system's numbering.
     let img = dir.join("d.img");
     std::fs::write(&img, vec![0u8; 4096]).unwrap();
     let disk = dir.join("disk.cfg");
@@ -762,10 +763,53 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
         "name = \"disky\"\nkernel = \"testguest\"\nmemory = 8\ndisk = ['d.img,raw,xvda,rw']\n",
     )
     .unwrap();
-    let e = format!("{:#}", super::create_request(&disk).unwrap_err());
+    let packed = dir.join("image");
+    std::fs::create_dir_all(&packed).unwrap();
+    let e = format!("{:#}", super::create_parts(&disk, &packed).unwrap_err());
+    assert!(e.contains("no packed system to attach disks from"), "{e}");
+    let host = |index: u32, name: &std::path::Path| protocol::manifest::ManifestDisk {
+        index,
+        serial: format!("bkd{index}"),
+        read_only: false,
+        sectors: 8,
+        backend: "blkdom".into(),
+        name: name.display().to_string(),
+    };
+    let pack = |disks: Vec<protocol::manifest::ManifestDisk>| {
+        let m = protocol::manifest::SystemManifest {
+            version: protocol::manifest::MANIFEST_VERSION,
+            domains: vec![],
+            disks,
+            nics: vec![],
+            watchdogs: vec![],
+            crash_limits: vec![],
+        };
+        std::fs::write(packed.join("manifest.bin"), m.encode().unwrap()).unwrap();
+    };
+    let other = dir.join("other.img");
+    pack(vec![host(0, &other)]);
+    let e = format!("{:#}", super::create_parts(&disk, &packed).unwrap_err());
     assert!(
-        e.contains("disk.cfg:4: key `disk`: ctl create cannot attach disks to a running system yet (QEMU attaches them at boot); boot the guest with `cargo bulkhead run --domain "),
+        e.contains("disk.cfg:4: key `disk`: target \"d.img\"")
+            && e.contains("is not a disk of the running system, expected one it was booted with")
+            && e.contains("boot the guest with `cargo bulkhead run --domain "),
         "{e}"
+    );
+    pack(vec![
+        host(0, &other),
+        host(1, &std::fs::canonicalize(&img).unwrap()),
+    ]);
+    let (Request::Create { domain }, _) = super::create_parts(&disk, &packed).unwrap() else {
+        panic!("not a create")
+    };
+    assert_eq!(domain.vbds.len(), 1);
+    assert_eq!(
+        (domain.vbds[0].disk, domain.vbds[0].vdev.as_str()),
+        (1, "xvda")
+    );
+    assert!(
+        domain.depends_on.iter().any(|d| d == "blkdom"),
+        "{domain:?}"
     );
     // Vifs need no host device: the request carries them, to be served by the running
     // backend, which the guest depends on.

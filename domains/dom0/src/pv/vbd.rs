@@ -37,6 +37,17 @@ impl Wiring {
 }
 
 impl Backends {
+    /// Why domain `d`'s vbds cannot be served, if they cannot ([`vbd::conflict`] with the
+    /// system's disks and the descriptions of the domains for which `running` holds).
+    pub fn vbd_conflict(
+        &self,
+        d: &ManifestDomain,
+        running: impl Fn(&str) -> bool,
+    ) -> Option<alloc::string::String> {
+        let users = self.vbds.guests.iter().filter(|g| running(&g.name));
+        vbd::conflict(d, &self.vbds.disks, users)
+    }
+
     /// Records a domain's description (call before it is first attached).
     pub fn describe(&mut self, d: &ManifestDomain) {
         self.vbds.describe(d);
