@@ -342,27 +342,29 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
             d.node.irq
         );
     }
-    // Marked xen,passthrough by the tools: for ordinary guests (never touched here).
-    for node in hyp.platform.passthrough.as_slice() {
+    // Marked xen,passthrough by the tools: for ordinary guests. Mapped at EL2 only so
+    // that a device the microvisor knows how to quiesce can be, between owners.
+    let passthrough: Vec<_> = hyp.platform.passthrough.as_slice().to_vec();
+    for p in &passthrough {
         crate::info!(
-            "device: passthrough node at {} (IRQ {:?})",
-            node.region.base,
-            node.irq
+            "device: passthrough node at {} (IRQ {:?}, reset {:?})",
+            p.node.region.base,
+            p.node.irq,
+            p.reset
         );
+        if p.reset.is_some() {
+            let (base, size) = p.node.page_span();
+            map_el2_device(hyp, base, size);
+        }
     }
-    found.extend(
-        hyp.platform
-            .passthrough
-            .as_slice()
-            .iter()
-            .map(|&node| super::devices::Device {
-                node,
-                virtio_id: 0,
-                mgmt_uart: None,
-                holding: Default::default(),
-                guest: None,
-            }),
-    );
+    found.extend(passthrough.iter().map(|p| super::devices::Device {
+        node: p.node,
+        virtio_id: 0,
+        mgmt_uart: None,
+        reset: p.reset,
+        holding: Default::default(),
+        guest: None,
+    }));
     if let Some(e) = hyp.platform.mgmt_refused {
         crate::info!("device: the management UART the tree names is not handed out: {e:?}");
     }
@@ -376,6 +378,7 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
             node,
             virtio_id: 0,
             mgmt_uart: Some(uart.kind),
+            reset: None,
             holding: Default::default(),
             guest: None,
         });
