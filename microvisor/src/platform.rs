@@ -596,6 +596,81 @@ mod tests {
         w.finish().unwrap()
     }
 
+    /// Passthrough nodes below buses: `/axi` (identity `ranges`, a Cadence UART) and `/soc`
+    /// (1-cell, translating 0x7e00_0000 to 0xfe00_0000, a PL061); one below a bus without
+    /// `ranges` is not a device the microvisor can give.
+    #[test]
+    fn passthrough_nodes_below_buses_are_translated() {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let mem = w.begin_node("memory@40000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000])
+            .unwrap();
+        w.end_node(mem).unwrap();
+        let g = w.begin_node("intc@8000000").unwrap();
+        w.property_string("compatible", "arm,gic-v3").unwrap();
+        w.property_array_u64("reg", &[0x800_0000, 0x1_0000, 0x80a_0000, 0xf6_0000])
+            .unwrap();
+        w.end_node(g).unwrap();
+        let axi = w.begin_node("axi").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let u = w.begin_node("serial@ff010000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["xlnx,zynqmp-uart".into(), "cdns,uart-r1p12".into()],
+        )
+        .unwrap();
+        w.property_array_u64("reg", &[0xff01_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 22, 4]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
+        w.end_node(u).unwrap();
+        w.end_node(axi).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_array_u32("ranges", &[0x7e00_0000, 0, 0xfe00_0000, 0x0100_0000])
+            .unwrap();
+        let gpio = w.begin_node("gpio@7e200000").unwrap();
+        w.property_string("compatible", "arm,pl061").unwrap();
+        w.property_array_u32("reg", &[0x7e20_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 7, 4]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
+        w.end_node(gpio).unwrap();
+        w.end_node(soc).unwrap();
+        let closed = w.begin_node("closed").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        let x = w.begin_node("dev@0").unwrap();
+        w.property_array_u32("reg", &[0, 0x1000]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
+        w.end_node(x).unwrap();
+        w.end_node(closed).unwrap();
+        w.end_node(root).unwrap();
+        let p = Platform::from_fdt(&w.finish().unwrap()).unwrap();
+        let node = |base: u64, irq: u32, reset| PassthroughNode {
+            node: DeviceNode {
+                region: Region {
+                    base: PhysAddr::new(base),
+                    size: 0x1000,
+                },
+                irq: Some(irq),
+            },
+            reset: Some(reset),
+        };
+        assert_eq!(
+            p.passthrough.as_slice(),
+            &[
+                node(0xff01_0000, 54, crate::device_reset::Kind::Cadence),
+                node(0xfe20_0000, 39, crate::device_reset::Kind::Pl061),
+            ]
+        );
+    }
+
     #[test]
     fn discovers_the_board() {
         let p = Platform::from_fdt(&board(true)).unwrap();

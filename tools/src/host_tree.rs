@@ -118,7 +118,10 @@ impl<'a> Walk<'a> {
         let parent_path = buses.last().map(|b| b.path.clone()).unwrap_or_default();
         for child in node.children() {
             let path = format!("{parent_path}/{}", child.name);
-            let not_device = NOT_DEVICES.contains(&child.name) || child.name.starts_with("memory");
+            // `memory@…` is RAM; `memory-controller@…` (the ZynqMP's DDR controller) is a
+            // device like any other.
+            let not_device =
+                NOT_DEVICES.contains(&child.name) || child.name.split('@').next() == Some("memory");
             let irq_parent = interrupt_parent(child).or(irq_parent);
             let kept = self.visit(child, &path, buses, irq_parent, not_device, inside);
             let is_pci = child.property("device_type").and_then(|p| p.as_str()) == Some("pci");

@@ -204,3 +204,29 @@ fn the_zcu102_devices_under_axi_are_found_and_translated() {
     assert_eq!(gpio.regs, [(0xff0a_0000, 0x1000)]);
     assert_eq!(gpio.irqs, [48]);
 }
+
+#[test]
+fn ram_is_not_a_device_but_a_memory_controller_is() {
+    let dtb = tree(|w| {
+        let mem = w.begin_node("memory@40000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000])
+            .unwrap();
+        w.end_node(mem).unwrap();
+        let ddrc = w.begin_node("memory-controller@fd070000").unwrap();
+        w.property_string("compatible", "xlnx,zynqmp-ddrc-2.40a")
+            .unwrap();
+        w.property_array_u64("reg", &[0xfd07_0000, 0x3_0000])
+            .unwrap();
+        w.property_array_u32("interrupts", &[0, 112, 4]).unwrap();
+        w.end_node(ddrc).unwrap();
+    });
+    let host = host_devices(&dtb, None).unwrap();
+    assert_eq!(
+        find(&host, "/memory@40000000").kept.as_deref(),
+        Some("it is not a device")
+    );
+    let ddrc = find(&host, "/memory-controller@fd070000");
+    assert_eq!(ddrc.kept, None);
+    assert_eq!(ddrc.irqs, [144]);
+}

@@ -255,7 +255,7 @@ impl Machine {
     pub fn notice(self) -> Option<&'static str> {
         match self {
             Machine::Zcu102 => Some(
-                "zcu102: the management port is the board's second UART (serial1, on target/bulkhead/mgmt.sock); the system runs without blkdom/netdom (no drivers for the board's SDHCI and GEM yet)",
+                "zcu102: the management port is the board's second UART (serial1, on target/bulkhead/mgmt.sock; a system with `mgmt_port = \"none\"` has none, and serial1 is on target/bulkhead/serial1.sock for a guest given the UART); the system runs without blkdom/netdom (no drivers for the board's SDHCI and GEM yet)",
             ),
             Machine::Virt | Machine::VirtGicv2 => None,
         }
