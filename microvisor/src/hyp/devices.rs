@@ -65,7 +65,8 @@ impl crate::device_reset::Regs for El2Regs {
         }
         // SAFETY: `offset` is a 4-byte aligned register inside the window of a device
         // the microvisor mapped at EL2 as device memory at boot (`Device::reset` is set
-        // only for those), and no domain holds it while it is reset.
+        // only for those). Its holder is dying and no CPU runs one of its vCPUs
+        // (`free_if_unloaded`), so nothing else touches the device meanwhile.
         unsafe { mem::mmio_write32(self.0.base.as_u64() + offset, value) };
     }
 }
