@@ -206,6 +206,37 @@ fn search<'b, 'a>(
     })
 }
 
+/// Calls `f` on every node below the root, depth first, with its buses (nodes deeper than
+/// [`MAX_DEPTH`] are not visited).
+pub fn for_each<'b, 'a>(fdt: &'b Fdt<'a>, f: &mut dyn FnMut(Located<'b, 'a>)) {
+    let Some(root) = fdt.find_node("/") else {
+        return;
+    };
+    let at = Located {
+        node: root,
+        buses: [None; MAX_DEPTH],
+        depth: 0,
+    };
+    visit_children(at, f);
+}
+
+fn visit_children<'b, 'a>(at: Located<'b, 'a>, f: &mut dyn FnMut(Located<'b, 'a>)) {
+    if at.depth == MAX_DEPTH {
+        return;
+    }
+    let mut buses = at.buses;
+    buses[at.depth] = Some(at.node);
+    for child in at.node.children() {
+        let located = Located {
+            node: child,
+            buses,
+            depth: at.depth + 1,
+        };
+        f(located);
+        visit_children(located, f);
+    }
+}
+
 /// The node `/chosen/stdout-path` names: `:options` (`serial0:115200n8`) dropped, an alias
 /// (a name not starting with `/`) resolved through `/aliases`.
 pub fn stdout_node<'b, 'a>(fdt: &'b Fdt<'a>) -> Option<Located<'b, 'a>> {

@@ -164,3 +164,18 @@ fn stdout_path_forms() {
     let blob = with_stdout(None);
     assert!(stdout_node(&Fdt::new(&blob).unwrap()).is_none());
 }
+
+#[test]
+fn every_node_is_visited_with_its_buses() {
+    let blob = tree();
+    let fdt = Fdt::new(&blob).unwrap();
+    let mut seen = std::vec::Vec::new();
+    for_each(&fdt, &mut |at| seen.push((at.node().name, at.reg(0))));
+    assert!(seen.contains(&("axi", None)));
+    assert!(seen.contains(&("serial@ff000000", Some((0xff00_0000, 0x1000)))));
+    assert!(seen.contains(&("serial@7e201000", Some((0xfe20_1000, 0x200)))));
+    assert!(seen.contains(&("dev@1040", Some((0xfe20_0040, 0x40)))));
+    // Below a bus without `ranges`: visited, but no CPU address.
+    assert!(seen.contains(&("dev@10", None)));
+    assert_eq!(seen.len(), 8, "{seen:?}");
+}

@@ -12,6 +12,7 @@ pub mod arch;
 pub mod captable;
 pub mod console_line;
 pub mod console_uart;
+pub mod device_reset;
 pub mod domid;
 pub mod dt_addr;
 pub mod fastpath;

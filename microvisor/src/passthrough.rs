@@ -59,9 +59,18 @@ pub enum WindowError {
     GuestLayout,
 }
 
-/// Checks that `size` bytes of `device` from host address `host` may appear in a guest at
-/// `guest`: whole pages of the device, not over anything the guest's layout places.
-pub fn check_window(device: Region, host: u64, guest: u64, size: u64) -> Result<(), WindowError> {
+/// Checks that `size` bytes of `device` from host address `host` may appear in a guest with
+/// `ram` bytes of RAM at `guest`: whole pages of the device, not over anything the guest's
+/// layout places. Only the RAM the guest has counts (its RAM never grows after creation),
+/// so a device high in the 32-bit space (the ZCU102's UARTs at 0xff000000) may sit 1:1
+/// above a small guest's RAM, as with Xen.
+pub fn check_window(
+    device: Region,
+    host: u64,
+    guest: u64,
+    size: u64,
+    ram: u64,
+) -> Result<(), WindowError> {
     let whole = |a: u64| a.is_multiple_of(PAGE_SIZE);
     if size == 0 || !whole(host) || !whole(guest) || !whole(size) {
         return Err(WindowError::Unaligned);
@@ -84,7 +93,7 @@ pub fn check_window(device: Region, host: u64, guest: u64, size: u64) -> Result<
         at(GUEST_GICR_BASE.as_u64(), GUEST_GICR_SIZE),
         at(GUEST_GNTTAB_BASE.as_u64(), GUEST_WINDOW_16M),
         at(GUEST_MAGIC_BASE.as_u64(), GUEST_WINDOW_16M),
-        at(GUEST_RAM_BASE.as_u64(), GUEST_RAM_MAX),
+        at(GUEST_RAM_BASE.as_u64(), ram.min(GUEST_RAM_MAX)),
     ];
     if guest.checked_add(size).is_none() || layout.iter().any(|&r| overlaps(window, r)) {
         return Err(WindowError::GuestLayout);
@@ -321,23 +330,30 @@ mod tests {
 
     #[test]
     fn guest_windows_are_whole_device_pages_off_the_guest_layout() {
+        const RAM: u64 = 256 << 20;
         let dev = region(0x0901_0000, 0x1000);
-        assert_eq!(check_window(dev, 0x0901_0000, 0x0901_0000, 0x1000), Ok(()));
-        assert_eq!(check_window(dev, 0x0901_0000, 0x2000_0000, 0x1000), Ok(()));
         assert_eq!(
-            check_window(dev, 0x0901_0000, 0x0901_0000, 0x2000),
+            check_window(dev, 0x0901_0000, 0x0901_0000, 0x1000, RAM),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(dev, 0x0901_0000, 0x2000_0000, 0x1000, RAM),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(dev, 0x0901_0000, 0x0901_0000, 0x2000, RAM),
             Err(WindowError::OutsideDevice)
         );
         assert_eq!(
-            check_window(dev, 0x0900_f000, 0x0900_f000, 0x1000),
+            check_window(dev, 0x0900_f000, 0x0900_f000, 0x1000, RAM),
             Err(WindowError::OutsideDevice)
         );
         assert_eq!(
-            check_window(dev, 0x0901_0000, 0x0901_0800, 0x1000),
+            check_window(dev, 0x0901_0000, 0x0901_0800, 0x1000, RAM),
             Err(WindowError::Unaligned)
         );
         assert_eq!(
-            check_window(dev, 0x0901_0000, 0x0901_0000, 0),
+            check_window(dev, 0x0901_0000, 0x0901_0000, 0, RAM),
             Err(WindowError::Unaligned)
         );
         for guest in [
@@ -346,16 +362,28 @@ mod tests {
             0x3800_0000,
             0x3900_0000,
             0x4000_0000,
+            0x4fff_f000,
         ] {
             assert_eq!(
-                check_window(dev, 0x0901_0000, guest, 0x1000),
+                check_window(dev, 0x0901_0000, guest, 0x1000, RAM),
                 Err(WindowError::GuestLayout),
                 "{guest:#x}"
             );
         }
         assert_eq!(
-            check_window(dev, 0x0901_0000, !0xfff, 0x1000),
+            check_window(dev, 0x0901_0000, !0xfff, 0x1000, RAM),
             Err(WindowError::GuestLayout)
+        );
+        // Above the guest's RAM (256 MiB from 0x40000000): a ZCU102 UART placed 1:1.
+        let uart = region(0xff01_0000, 0x1000);
+        assert_eq!(
+            check_window(uart, 0xff01_0000, 0xff01_0000, 0x1000, RAM),
+            Ok(())
+        );
+        assert_eq!(
+            check_window(uart, 0xff01_0000, 0xff01_0000, 0x1000, 0xc000_0000),
+            Err(WindowError::GuestLayout),
+            "inside 3 GiB of RAM"
         );
     }
 

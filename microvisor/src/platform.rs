@@ -101,7 +101,7 @@ pub struct Platform {
     pub virtio: heapless_vec::Vec<DeviceNode, MAX_DEVICES>,
     /// Other nodes marked `xen,passthrough` that may be given to a guest
     /// ([`crate::passthrough::may_pass`]).
-    pub passthrough: heapless_vec::Vec<DeviceNode, MAX_DEVICES>,
+    pub passthrough: heapless_vec::Vec<PassthroughNode, MAX_DEVICES>,
     /// dom0's management UART, if the tree names one ([`crate::mgmt_port`]).
     pub mgmt_uart: Option<crate::console_uart::ConsoleUart>,
     /// Why the tree's management UART was refused, if it was.
@@ -162,6 +162,16 @@ impl GicV2 {
 
 /// The property marking a host node given to a guest (Xen's binding).
 pub const PASSTHROUGH_PROP: &str = "xen,passthrough";
+
+/// A node marked `xen,passthrough` that may be given to a guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassthroughNode {
+    /// Its window and interrupt.
+    pub node: DeviceNode,
+    /// How to quiesce it between owners, if the microvisor knows
+    /// ([`crate::device_reset`]).
+    pub reset: Option<crate::device_reset::Kind>,
+}
 
 /// A device node that can be handed to a domain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -396,41 +406,46 @@ impl Platform {
                 kept_irqs.push(i);
             }
         }
-        for node in fdt.all_nodes() {
-            let is_virtio = node
-                .compatible()
-                .is_some_and(|c| c.all().any(|s| s == "virtio,mmio"));
-            let reg = node.reg().and_then(|mut r| r.next());
+        // Device nodes wherever they sit, their `reg` translated through the buses above
+        // them (the ZynqMP's devices are under `/axi`).
+        crate::dt_addr::for_each(&fdt, &mut |at| {
+            let node = at.node();
+            let compatible = node.compatible();
+            let is_virtio = compatible.is_some_and(|c| c.all().any(|s| s == "virtio,mmio"));
+            let Some((base, size)) = at.reg(0) else {
+                return;
+            };
             let irq = node.property("interrupts").and_then(|i| gic_intid(i.value));
-            if let (true, Some(reg)) = (is_virtio, reg) {
+            if is_virtio {
                 p.virtio.push(DeviceNode {
                     region: Region {
-                        base: PhysAddr::new(reg.starting_address as u64),
-                        size: reg.size.unwrap_or(0x200) as u64,
+                        base: PhysAddr::new(base),
+                        size: if size == 0 { 0x200 } else { size },
                     },
                     irq,
                 });
-            } else if let (Some(_), Some(reg)) = (node.property(PASSTHROUGH_PROP), reg) {
+            } else if node.property(PASSTHROUGH_PROP).is_some() {
                 let dev = DeviceNode {
                     region: Region {
-                        base: PhysAddr::new(reg.starting_address as u64),
-                        size: reg.size.unwrap_or(0) as u64,
+                        base: PhysAddr::new(base),
+                        size,
                     },
                     irq,
                 };
                 // One window and one interrupt make a Device capability: a node with more
                 // is not one the microvisor can give whole, so it gives none of it.
-                let single = node.reg().is_some_and(|r| r.count() == 1)
+                let single = at.reg_count() == 1
                     && node
                         .property("interrupts")
                         .is_none_or(|i| i.value.len() == 12);
                 if single
                     && crate::passthrough::may_pass(dev, kept.as_slice(), kept_irqs.as_slice())
                 {
-                    p.passthrough.push(dev);
+                    let reset = compatible.and_then(|c| crate::device_reset::kind_of(c.all()));
+                    p.passthrough.push(PassthroughNode { node: dev, reset });
                 }
             }
-        }
+        });
         if let Some(chosen) = fdt.find_node("/chosen") {
             for child in chosen.children() {
                 let is_module = child
@@ -551,6 +566,7 @@ mod tests {
         w.end_node(u).unwrap();
         // Given to a guest: taken. The UART marked too: never (the microvisor's own).
         let rtc = w.begin_node("pl031@9010000").unwrap();
+        w.property_string("compatible", "arm,pl031").unwrap();
         w.property_array_u64("reg", &[0x901_0000, 0x1000]).unwrap();
         w.property_array_u32("interrupts", &[0, 2, 4]).unwrap();
         w.property_null(PASSTHROUGH_PROP).unwrap();
@@ -578,6 +594,81 @@ mod tests {
         w.end_node(chosen).unwrap();
         w.end_node(root).unwrap();
         w.finish().unwrap()
+    }
+
+    /// Passthrough nodes below buses: `/axi` (identity `ranges`, a Cadence UART) and `/soc`
+    /// (1-cell, translating 0x7e00_0000 to 0xfe00_0000, a PL061); one below a bus without
+    /// `ranges` is not a device the microvisor can give.
+    #[test]
+    fn passthrough_nodes_below_buses_are_translated() {
+        let mut w = vm_fdt::FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        let mem = w.begin_node("memory@40000000").unwrap();
+        w.property_string("device_type", "memory").unwrap();
+        w.property_array_u64("reg", &[0x4000_0000, 0x4000_0000])
+            .unwrap();
+        w.end_node(mem).unwrap();
+        let g = w.begin_node("intc@8000000").unwrap();
+        w.property_string("compatible", "arm,gic-v3").unwrap();
+        w.property_array_u64("reg", &[0x800_0000, 0x1_0000, 0x80a_0000, 0xf6_0000])
+            .unwrap();
+        w.end_node(g).unwrap();
+        let axi = w.begin_node("axi").unwrap();
+        w.property_u32("#address-cells", 2).unwrap();
+        w.property_u32("#size-cells", 2).unwrap();
+        w.property_null("ranges").unwrap();
+        let u = w.begin_node("serial@ff010000").unwrap();
+        w.property_string_list(
+            "compatible",
+            vec!["xlnx,zynqmp-uart".into(), "cdns,uart-r1p12".into()],
+        )
+        .unwrap();
+        w.property_array_u64("reg", &[0xff01_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 22, 4]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
+        w.end_node(u).unwrap();
+        w.end_node(axi).unwrap();
+        let soc = w.begin_node("soc").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        w.property_array_u32("ranges", &[0x7e00_0000, 0, 0xfe00_0000, 0x0100_0000])
+            .unwrap();
+        let gpio = w.begin_node("gpio@7e200000").unwrap();
+        w.property_string("compatible", "arm,pl061").unwrap();
+        w.property_array_u32("reg", &[0x7e20_0000, 0x1000]).unwrap();
+        w.property_array_u32("interrupts", &[0, 7, 4]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
+        w.end_node(gpio).unwrap();
+        w.end_node(soc).unwrap();
+        let closed = w.begin_node("closed").unwrap();
+        w.property_u32("#address-cells", 1).unwrap();
+        w.property_u32("#size-cells", 1).unwrap();
+        let x = w.begin_node("dev@0").unwrap();
+        w.property_array_u32("reg", &[0, 0x1000]).unwrap();
+        w.property_null(PASSTHROUGH_PROP).unwrap();
+        w.end_node(x).unwrap();
+        w.end_node(closed).unwrap();
+        w.end_node(root).unwrap();
+        let p = Platform::from_fdt(&w.finish().unwrap()).unwrap();
+        let node = |base: u64, irq: u32, reset| PassthroughNode {
+            node: DeviceNode {
+                region: Region {
+                    base: PhysAddr::new(base),
+                    size: 0x1000,
+                },
+                irq: Some(irq),
+            },
+            reset: Some(reset),
+        };
+        assert_eq!(
+            p.passthrough.as_slice(),
+            &[
+                node(0xff01_0000, 54, crate::device_reset::Kind::Cadence),
+                node(0xfe20_0000, 39, crate::device_reset::Kind::Pl061),
+            ]
+        );
     }
 
     #[test]
@@ -614,12 +705,15 @@ mod tests {
         // The marked RTC only: the unmarked GPIO stays with nobody, the UART with us.
         assert_eq!(
             p.passthrough.as_slice(),
-            &[DeviceNode {
-                region: Region {
-                    base: PhysAddr::new(0x901_0000),
-                    size: 0x1000
+            &[PassthroughNode {
+                node: DeviceNode {
+                    region: Region {
+                        base: PhysAddr::new(0x901_0000),
+                        size: 0x1000
+                    },
+                    irq: Some(34),
                 },
-                irq: Some(34),
+                reset: Some(crate::device_reset::Kind::Pl031),
             }]
         );
         let dom0 = p.module("dom0").unwrap();

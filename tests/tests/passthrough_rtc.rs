@@ -9,7 +9,10 @@
 //! through sysfs reads as an input (the PL061's direction register after reset). While it
 //! holds them, `ctl create` of a second guest naming the PL061 is refused naming the
 //! holder; once it is destroyed, a guest created at run time (`ctl create`, with the same
-//! partial tree) gets both devices and uses them the same way.
+//! partial tree) gets both devices and uses them the same way. The first guest leaves a
+//! PL061 line driven as an output; the microvisor quiesces the PL061 when that guest is
+//! destroyed (all lines inputs, interrupts masked), so the next owner reads the line as an
+//! input (Linux's `gpio-pl061` does not reset the direction register at probe).
 
 use bulkhead_tests::{
     connect, ctl, linux_failures, scratch_dir, type_line, value_after, wait_for_text, wait_until,
@@ -190,14 +193,35 @@ fn read_gpio(c: &mut Client, guest: &str, mark: u32) {
     );
 }
 
+/// Has the guest drive line 0 of its PL061 high (an output: the direction register's bit
+/// set) and read back what it set: the state the next owner must not inherit.
+fn drive_gpio(c: &mut Client, guest: &str, mark: u32) {
+    type_line(
+        c,
+        guest,
+        &format!("b=$(cat /sys/class/gpio/gpiochip*/base); echo $b > /sys/class/gpio/export; echo out > /sys/class/gpio/gpio$b/direction; echo 1 > /sys/class/gpio/gpio$b/value; echo GPIO-SET=$(cat /sys/class/gpio/gpio$b/direction),$(cat /sys/class/gpio/gpio$b/value) GPIO-SET-DONE-$(({mark}-1+1))"),
+    );
+    let done = format!("GPIO-SET-DONE-{mark}");
+    let h = wait_for_text(c, &done, "the guest driving its GPIO line", 120);
+    let line = h
+        .lines()
+        .rev()
+        .find(|l| l.contains(&done))
+        .expect("the answer line");
+    assert_eq!(value_after(line, "GPIO-SET="), "out,1", "{line}");
+}
+
 #[test]
 fn a_linux_guest_uses_the_passed_through_pl031_and_pl061() {
     let _ = std::fs::remove_file(default_socket());
     let dir = scratch_dir("passthrough_rtc");
     let expect = Expect::new()
-        .then(r"\[rtcguest\] RTC-NAME=rtc-pl031 \S+ RTC-EPOCH=\d+ RTC-DONE-42")
+        // The microvisor knows how to quiesce both between owners.
+        .then(r"device: passthrough node at 0x9010000 \(IRQ Some\(34\), reset Some\(Pl031\)\)")
+        .and_then(|e| e.then(r"\[rtcguest\] RTC-NAME=rtc-pl031 \S+ RTC-EPOCH=\d+ RTC-DONE-42"))
         .and_then(|e| e.then(r"\[rtcguest\] GPIO-CHIPS=1 GPIO-LABEL=9030000\.pl061 GPIO-NGPIO=8 GPIO-LINE=in,[01] GPIO-DONE-6"))
         .and_then(|e| e.then(r"\[rtcguest\] RTC-NAME=rtc-pl031 \S+ RTC-EPOCH=\d+ RTC-DONE-43"))
+        .and_then(|e| e.then(r"\[rtcguest\] GPIO-SET=out,1 GPIO-SET-DONE-8"))
         .and_then(|e| e.then(r"\[rtclate\] RTC-NAME=rtc-pl031 \S+ RTC-EPOCH=\d+ RTC-DONE-44"))
         .and_then(|e| e.then(r"\[rtclate\] GPIO-CHIPS=1 GPIO-LABEL=9030000\.pl061 GPIO-NGPIO=8 GPIO-LINE=in,[01] GPIO-DONE-7"))
         // Typed once the test has read the history: QEMU stops only then.
@@ -226,6 +250,10 @@ fn a_linux_guest_uses_the_passed_through_pl031_and_pl061() {
         400,
     );
     read_rtc(&mut c, "rtcguest", 43);
+    // This incarnation leaves line 0 driven high; the next owner must find it an input
+    // again (the PL061's reset state), which its driver does not restore by itself: the
+    // microvisor quiesced the device when this guest was destroyed.
+    drive_gpio(&mut c, "rtcguest", 8);
     // `ctl info` names the device the guest holds, and dom0's view lists it as held.
     let info = ctl(&mut c, &["info", "rtcguest"]);
     let line = info

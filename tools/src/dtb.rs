@@ -104,8 +104,9 @@ pub fn fdt_err(e: vm_fdt::Error) -> anyhow::Error {
 pub const PASSTHROUGH_PROP: &str = "xen,passthrough";
 
 /// Re-emits `base` with `modules` added under `/chosen` (created if absent), whose
-/// `#address-cells` and `#size-cells` become 2, the root's children named in
-/// `passthrough` (e.g. `/pl031@9010000`) marked [`PASSTHROUGH_PROP`], and
+/// `#address-cells` and `#size-cells` become 2, the nodes named in
+/// `passthrough` (full paths, e.g. `/pl031@9010000`, `/axi/serial@ff010000`) marked
+/// [`PASSTHROUGH_PROP`], and
 /// `/chosen/bulkhead,mgmt-port` set to `mgmt_port` (a path or alias of the UART dom0
 /// serves the management port on) when given, dropped otherwise.
 pub fn add_modules(
@@ -134,7 +135,7 @@ pub fn with_chosen(base: &[u8], extra: impl Fn(&mut FdtWriter) -> Result<()>) ->
     rewrite(base, &[], |_| Ok(()), extra)
 }
 
-/// [`with_chosen`], also marking the root's children named in `passthrough`
+/// [`with_chosen`], also marking the nodes named in `passthrough`
 /// [`PASSTHROUGH_PROP`]; `props` writes `/chosen`'s own properties (before its nodes: a
 /// property after a subnode is not a valid tree).
 fn rewrite(
@@ -155,10 +156,7 @@ fn rewrite(
     let top = w.begin_node("").map_err(fdt_err)?;
     copy_props(&mut w, root, false)?;
     for child in root.children() {
-        let mark = passthrough
-            .iter()
-            .any(|p| p.strip_prefix('/') == Some(child.name));
-        copy_node(&mut w, child, &props, &extra, mark)?;
+        copy_node(&mut w, child, "", &props, &extra, passthrough)?;
     }
     if !has_chosen {
         let chosen = w.begin_node("chosen").map_err(fdt_err)?;
@@ -201,14 +199,19 @@ fn copy_props(w: &mut FdtWriter, node: FdtNode<'_, '_>, chosen: bool) -> Result<
     Ok(())
 }
 
+/// Copies `node` (a child of the node at `parent`, `""` for the root) and its subtree,
+/// marking [`PASSTHROUGH_PROP`] each node whose full path is in `passthrough`.
 fn copy_node(
     w: &mut FdtWriter,
     node: FdtNode<'_, '_>,
+    parent: &str,
     props: &impl Fn(&mut FdtWriter) -> Result<()>,
     extra: &impl Fn(&mut FdtWriter) -> Result<()>,
-    mark: bool,
+    passthrough: &[String],
 ) -> Result<()> {
-    let chosen = node.name == "chosen";
+    let path = format!("{parent}/{}", node.name);
+    let mark = passthrough.contains(&path);
+    let chosen = parent.is_empty() && node.name == "chosen";
     let handle = w.begin_node(node.name).map_err(fdt_err)?;
     copy_props(w, node, chosen)?;
     if chosen {
@@ -226,7 +229,7 @@ fn copy_node(
         {
             continue; // a stale module from an earlier packing
         }
-        copy_node(w, child, props, extra, false)?;
+        copy_node(w, child, &path, props, extra, passthrough)?;
     }
     if chosen {
         extra(w)?;
@@ -503,4 +506,4 @@ mod tests {
 
 #[cfg(test)]
 #[path = "dtb_boards_tests.rs"]
-mod boards_tests;
+pub(crate) mod boards_tests;

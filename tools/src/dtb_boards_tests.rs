@@ -7,7 +7,7 @@ use crate::image::layout;
 use std::path::PathBuf;
 
 /// `<cache>/extract/linux-image-*/usr/lib/linux-image-*/<rel>`, if the cache has it.
-fn cached_dtb(rel: &str) -> Option<Vec<u8>> {
+pub(crate) fn cached_dtb(rel: &str) -> Option<Vec<u8>> {
     let root = crate::guest::cache::Cache::from_env()
         .ok()?
         .root()

@@ -11,6 +11,7 @@ pub mod dtb;
 pub mod elf;
 pub mod fuzz;
 pub mod guest;
+pub mod host_tree;
 pub mod image;
 pub mod machine;
 pub mod markers;

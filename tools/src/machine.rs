@@ -48,6 +48,14 @@ pub const QEMU_ENV: [(&str, &str); 1] = [("QEMU_AUDIO_DRV", "none")];
 /// `target/bulkhead/image/`).
 pub const MGMT_SOCKET_ARG: &str = "socket,id=mgmt,path=../mgmt.sock,server=on,wait=off";
 
+/// The ZCU102's second UART's host end when it is not the management port
+/// (`[system] mgmt_port = "none"`): a unix socket `target/bulkhead/serial1.sock`, which a
+/// guest given the UART (`dtdev`) talks on.
+pub const SERIAL1_SOCKET_ARG: &str = "socket,id=serial1,path=../serial1.sock,server=on,wait=off";
+
+/// [`SERIAL1_SOCKET_ARG`]'s socket, relative to `target/bulkhead/`.
+pub const SERIAL1_SOCKET: &str = "serial1.sock";
+
 impl Machine {
     /// Its `--machine` name.
     pub fn name(self) -> &'static str {
@@ -156,11 +164,22 @@ impl Machine {
         Ok(())
     }
 
-    /// QEMU's arguments for dom0's management port. On virt a virtio console whose host
-    /// end is the socket; on the ZCU102 (no virtio) its second UART (serial1) on that same
-    /// socket, the first staying the console on stdio.
-    pub fn mgmt_args(self) -> Vec<String> {
+    /// QEMU's arguments for dom0's management port (`mgmt`: the system has one). On virt a
+    /// virtio console whose host end is the socket; on the ZCU102 (no virtio) its second
+    /// UART (serial1) on that same socket, the first staying the console on stdio. Without
+    /// a management port the ZCU102's serial1 is still wired, to [`SERIAL1_SOCKET_ARG`],
+    /// for the guest that may be given it.
+    pub fn mgmt_args(self, mgmt: bool) -> Vec<String> {
         let args: &[&str] = match self {
+            Machine::Virt | Machine::VirtGicv2 if !mgmt => &[],
+            Machine::Zcu102 if !mgmt => &[
+                "-chardev",
+                SERIAL1_SOCKET_ARG,
+                "-serial",
+                "mon:stdio",
+                "-serial",
+                "chardev:serial1",
+            ],
             Machine::Virt | Machine::VirtGicv2 => &[
                 "-device",
                 "virtio-serial-device",
@@ -192,6 +211,39 @@ impl Machine {
         }
     }
 
+    /// The management UART of `system` on this machine: `[system] mgmt_port` if given
+    /// (`"none"`: no management port at all), else [`Self::mgmt_port`]. `Ok(None)` also when
+    /// the port is a virtio console; [`Self::has_mgmt`] says whether there is one.
+    pub fn mgmt_port_of(
+        self,
+        system: &crate::system::System,
+    ) -> Result<Option<&'static str>, crate::system::ConfigError> {
+        use crate::system::MgmtPort;
+        match &system.mgmt_port {
+            None => Ok(self.mgmt_port()),
+            Some(at) if at.value == MgmtPort::None => Ok(None),
+            Some(at) => match self.mgmt_port() {
+                Some(port) => Ok(Some(port)),
+                None => Err(system.error_at(
+                    at,
+                    "mgmt_port",
+                    format!(
+                        "\"serial1\" asked for, but --machine {} has one UART (the microvisor's) and serves the management port on a virtio console; expected \"none\" or no `mgmt_port`",
+                        self.name()
+                    ),
+                )),
+            },
+        }
+    }
+
+    /// Whether `system` has a management port on this machine (not `mgmt_port = "none"`).
+    pub fn has_mgmt(self, system: &crate::system::System) -> bool {
+        !matches!(
+            system.mgmt_port.as_ref().map(|a| a.value),
+            Some(crate::system::MgmtPort::None)
+        )
+    }
+
     /// The machine the packed image in `target/bulkhead/image/` is for ([`MACHINE_FILE`]),
     /// if there is one.
     pub fn packed() -> Option<Machine> {
@@ -203,7 +255,7 @@ impl Machine {
     pub fn notice(self) -> Option<&'static str> {
         match self {
             Machine::Zcu102 => Some(
-                "zcu102: the management port is the board's second UART (serial1, on target/bulkhead/mgmt.sock); the system runs without blkdom/netdom (no drivers for the board's SDHCI and GEM yet)",
+                "zcu102: the management port is the board's second UART (serial1, on target/bulkhead/mgmt.sock; a system with `mgmt_port = \"none\"` has none, and serial1 is on target/bulkhead/serial1.sock for a guest given the UART); the system runs without blkdom/netdom (no drivers for the board's SDHCI and GEM yet)",
             ),
             Machine::Virt | Machine::VirtGicv2 => None,
         }

@@ -117,7 +117,7 @@ fn each_machine_s_default_system_fits_it() {
     // The port is named in the packed tree where it is a UART, and is wired to serial1.
     assert_eq!(Machine::Zcu102.mgmt_port(), Some("serial1"));
     assert!(Machine::Zcu102
-        .mgmt_args()
+        .mgmt_args(true)
         .windows(2)
         .any(|a| a == ["-serial", "chardev:mgmt"]));
     assert_eq!(Machine::VirtGicv2.mgmt_port(), None);

@@ -2,131 +2,18 @@
 //! nodes a domain's `dtdev`, `iomem` and `irqs` name, whether the microvisor or another
 //! domain keeps them, and what the manifest tells dom0 to delegate.
 //!
-//! A device is a whole host DT node (one `Device` capability): its `reg` windows and its
+//! The host's devices, wherever they sit in the tree, come from [`crate::host_tree`]. A
+//! device is a whole host DT node (one `Device` capability): its `reg` windows and its
 //! SPIs. A node the microvisor uses (GIC, its UART, timer, memory, CPUs) or a virtio-mmio
 //! transport (those go to driver domains through `disk`/`vif`) is never given to a guest,
 //! nor is a node whose registers do not fill whole pages (mapping the page would expose a
 //! neighbour's registers). Every refusal names the file, line and key.
 
+pub use crate::host_tree::{host_devices, HostDevice};
 use crate::system::{At, ConfigError, Domain, System};
-use crate::xlcfg::passthru::{Iomem, PAGE};
-use anyhow::{anyhow, Result};
-use fdt::node::FdtNode;
-use fdt::Fdt;
+use crate::xlcfg::passthru::Iomem;
 use protocol::layout::{GUEST_RAM_BASE, GUEST_SPIS};
 use protocol::manifest::{ManifestDevice, ManifestWindow};
-
-/// One node of the host's device tree with registers or interrupts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostDevice {
-    /// Full path, e.g. `/pl031@9010000`.
-    pub path: String,
-    /// `reg` windows `(base, size)`.
-    pub regs: Vec<(u64, u64)>,
-    /// GIC INTIDs of its `interrupts`.
-    pub irqs: Vec<u32>,
-    /// Why no guest may have it, if so.
-    pub kept: Option<&'static str>,
-}
-
-/// The GIC INTIDs of a GIC `interrupts` property (three cells each: type, number, flags).
-fn intids(value: &[u8]) -> Vec<u32> {
-    value
-        .chunks_exact(12)
-        .filter_map(|c| {
-            let cell = |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
-            match (cell(0), cell(4)) {
-                (0, n) => Some(n + 32),
-                (1, n) => Some(n + 16),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
-fn has_compatible(node: &FdtNode<'_, '_>, any: &[&str]) -> bool {
-    node.compatible()
-        .is_some_and(|c| c.all().any(|s| any.contains(&s)))
-}
-
-/// Every node of `dtb` with registers or interrupts, and whether a guest may have it.
-pub fn host_devices(dtb: &[u8]) -> Result<Vec<HostDevice>> {
-    let fdt = Fdt::new(dtb).map_err(|e| anyhow!("the host DTB does not parse: {e:?}"))?;
-    // The microvisor logs on the UART `stdout-path` names, else the first PL011 (as
-    // `microvisor::platform` picks it).
-    let uart = fdt
-        .chosen()
-        .stdout()
-        .filter(|n| has_compatible(n, &["arm,pl011"]))
-        .or_else(|| fdt.find_compatible(&["arm,pl011"]))
-        .and_then(|n| n.reg()?.next())
-        .map(|r| r.starting_address as u64);
-    let mut out = Vec::new();
-    let root = fdt
-        .find_node("/")
-        .ok_or_else(|| anyhow!("the host DTB has no root"))?;
-    walk(root, uart, &mut out);
-    Ok(out)
-}
-
-/// The children of the root: below a bus, `reg` is not a CPU address without translating
-/// `ranges`, so only the root's direct children count (QEMU `virt` puts its devices
-/// there; a board with devices under a bus, such as the ZCU102's `amba`, needs `ranges`
-/// followed first).
-fn walk(node: FdtNode<'_, '_>, uart: Option<u64>, out: &mut Vec<HostDevice>) {
-    for child in node.children() {
-        let path = format!("/{}", child.name);
-        let regs: Vec<(u64, u64)> = child
-            .reg()
-            .into_iter()
-            .flatten()
-            .map(|r| (r.starting_address as u64, r.size.unwrap_or(0) as u64))
-            .collect();
-        let irqs = child
-            .property("interrupts")
-            .map(|p| intids(p.value))
-            .unwrap_or_default();
-        let kept = if child.name == "chosen"
-            || child.name == "cpus"
-            || child.name.starts_with("memory")
-        {
-            Some("it is not a device")
-        } else if has_compatible(&child, &["arm,gic-v3", "arm,cortex-a15-gic", "arm,gic-400"]) {
-            Some("the microvisor owns the GIC")
-        } else if has_compatible(&child, &["arm,armv8-timer", "arm,armv7-timer"]) {
-            Some("the microvisor owns the CPU timers")
-        } else if uart.is_some() && regs.first().map(|r| r.0) == uart {
-            Some("it is the microvisor's UART")
-        } else if child.property("device_type").and_then(|p| p.as_str()) == Some("pci") {
-            Some("PCI passthrough is not implemented (its devices could DMA anywhere without an SMMU)")
-        } else if regs.is_empty() {
-            Some("it has no registers to map (per-CPU interrupts stay with the microvisor)")
-        } else if has_compatible(&child, &["virtio,mmio"]) {
-            Some("virtio-mmio transports go to driver domains (use `disk`)")
-        } else if regs
-            .iter()
-            .any(|&(b, s)| b % PAGE != 0 || s % PAGE != 0 || s == 0)
-        {
-            Some(
-                "its registers do not fill whole pages, so mapping them would expose a neighbour's",
-            )
-        } else if regs.len() > 1 || irqs.len() > 1 {
-            // One Device capability is one register window and one SPI (the microvisor's
-            // `platform::DeviceNode`); a node with more is not made one.
-            Some("it has more than one register window or interrupt, and the microvisor gives only devices with one of each")
-        } else {
-            None
-        };
-        if !regs.is_empty() || !irqs.is_empty() {
-            out.push(HostDevice {
-                path: path.clone(),
-                regs,
-                irqs,
-                kept,
-            });
-        }
-    }
-}
 
 /// Checks every domain's passthrough keys against the host's devices; for each domain of
 /// `system` (in its order) the devices its manifest entry gets.
@@ -143,7 +30,7 @@ pub fn assign(
         let give = |dev: &HostDevice,
                     at_err: &dyn Fn(String) -> ConfigError|
          -> Result<(), ConfigError> {
-            if let Some(why) = dev.kept {
+            if let Some(why) = &dev.kept {
                 return Err(at_err(format!(
                     "{} cannot be given to a guest: {why}",
                     dev.path
@@ -183,7 +70,7 @@ pub fn assign(
             let dev = host.iter().find(|h| h.irqs.contains(&n)).ok_or_else(|| {
                 err(format!("no device of the host's device tree uses interrupt {n}, expected an SPI of a device this domain is given"))
             })?;
-            if let Some(why) = dev.kept {
+            if let Some(why) = &dev.kept {
                 return Err(err(format!(
                     "{n} is the interrupt of {}, which a guest cannot have: {why}",
                     dev.path
@@ -285,7 +172,6 @@ fn manifest_device(dev: &HostDevice, iomem: &[At<Iomem>]) -> ManifestDevice {
     }
 }
 
-/// The paths a guest may be given, for messages.
 /// The host devices `[system] passthrough` reserves for later `ctl create`, checked as a
 /// `dtdev` is (the node exists and a guest may have it); their paths.
 pub fn reserved(system: &System, host: &[HostDevice]) -> Result<Vec<String>, ConfigError> {
@@ -295,7 +181,7 @@ pub fn reserved(system: &System, host: &[HostDevice]) -> Result<Vec<String>, Con
         .map(|at| {
             let err = |problem: String| system.error_at(at, "passthrough", problem);
             let dev = node(host, &at.value, &err)?;
-            match dev.kept {
+            match &dev.kept {
                 Some(why) => Err(err(format!(
                     "{} cannot be given to a guest: {why}",
                     dev.path

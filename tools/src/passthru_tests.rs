@@ -88,7 +88,7 @@ fn assign_cfgs(cfgs: &[(&str, &str)]) -> Result<Vec<Vec<ManifestDevice>>, Config
         std::fs::write(dir.path().join(format!("{name}.cfg")), cfg).unwrap();
         toml.push_str(&format!("[[domain]]\nconfig = \"{name}.cfg\"\n\n"));
     }
-    let host = host_devices(&virt_like()).unwrap();
+    let host = host_devices(&virt_like(), None).unwrap();
     System::parse(&dir.path().join("s.toml"), &toml, Overrides::default())
         .and_then(|system| assign(&system, &host))
         .map_err(|mut e| {
@@ -108,8 +108,8 @@ fn problem(cfgs: &[(&str, &str)]) -> String {
 
 #[test]
 fn the_host_tree_says_what_a_guest_may_have() {
-    let host = host_devices(&virt_like()).unwrap();
-    let kept = |p: &str| host.iter().find(|h| h.path == p).unwrap().kept;
+    let host = host_devices(&virt_like(), None).unwrap();
+    let kept = |p: &str| host.iter().find(|h| h.path == p).unwrap().kept.as_deref();
     assert_eq!(kept("/pl031@9010000"), None);
     assert_eq!(kept("/pl061@9030000"), None);
     assert!(kept("/pl011@9000000").unwrap().contains("UART"));
@@ -218,7 +218,7 @@ fn xl_level_errors_name_the_line_before_the_host_is_consulted() {
 
 #[test]
 fn system_passthrough_reserves_devices_for_later() {
-    let host = host_devices(&virt_like()).unwrap();
+    let host = host_devices(&virt_like(), None).unwrap();
     let reserve = |list: &str| {
         let toml = format!("[system]\nsmp = 2\npassthrough = {list}\n");
         System::parse(Path::new("/s.toml"), &toml, Overrides::default())
@@ -244,4 +244,74 @@ fn system_passthrough_reserves_devices_for_later() {
     assert!(e.contains("\"pl061\" is not a node path"), "{e}");
     let e = reserve(r#""/pl061@9030000""#).unwrap_err();
     assert!(e.contains("found a string, expected an array"), "{e}");
+}
+
+/// The ZCU102's second UART (under `/axi`) while it is dom0's management port, and once
+/// `[system] mgmt_port = "none"` frees it (the real board tree, when the cache has it).
+#[test]
+fn the_zcu102_management_uart_is_a_guests_only_once_freed() {
+    use crate::machine::Machine;
+    let Some(dtb) = crate::dtb::boards_tests::cached_dtb(crate::machine::ZCU102_DTB) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "name = \"ps\"\nkernel = \"rtos\"\nmemory = 8\ndtdev = [ \"/axi/serial@ff010000\" ]\niomem = [ \"0xff010,1\" ]\nirqs = [ 54 ]\n";
+    std::fs::write(dir.path().join("ps.cfg"), cfg).unwrap();
+    let given = |system_table: &str| {
+        let toml = format!("{system_table}[[domain]]\nconfig = \"ps.cfg\"\n");
+        let system =
+            System::parse(&dir.path().join("s.toml"), &toml, Overrides::default()).unwrap();
+        let port = Machine::Zcu102.mgmt_port_of(&system).unwrap();
+        let host = host_devices(&dtb, port).unwrap();
+        assign(&system, &host).map_err(|e| e.to_string())
+    };
+    let e = given("").unwrap_err();
+    assert!(
+        e.ends_with("ps.cfg:4: key `dtdev`: /axi/serial@ff010000 cannot be given to a guest: it is dom0's management port (`[system] mgmt_port = \"serial1\"`); set `mgmt_port = \"none\"` in the system description to give it to a guest"),
+        "{e}"
+    );
+    assert!(given("[system]\nmgmt_port = \"serial1\"\n").is_err());
+    let got = given("[system]\nmgmt_port = \"none\"\n").unwrap();
+    assert_eq!(
+        got,
+        [vec![ManifestDevice {
+            path: "/axi/serial@ff010000".into(),
+            mmio_base: 0xff01_0000,
+            windows: vec![ManifestWindow {
+                host: 0xff01_0000,
+                guest: 0xff01_0000,
+                size: 0x1000
+            }],
+            irqs: vec![54],
+        }]]
+    );
+    // The microvisor's own console UART is never a guest's.
+    std::fs::write(
+        dir.path().join("ps.cfg"),
+        "name = \"ps\"\nkernel = \"rtos\"\nmemory = 8\ndtdev = [ \"/axi/serial@ff000000\" ]\n",
+    )
+    .unwrap();
+    let e = given("[system]\nmgmt_port = \"none\"\n").unwrap_err();
+    assert!(e.contains("it is the microvisor's UART"), "{e}");
+}
+
+#[test]
+fn mgmt_port_serial1_is_the_zcu102s_only() {
+    use crate::machine::Machine;
+    let parse = |t: &str| System::parse(Path::new("/s.toml"), t, Overrides::default()).unwrap();
+    let serial1 = parse("[system]\nmgmt_port = \"serial1\"\n");
+    assert_eq!(Machine::Zcu102.mgmt_port_of(&serial1), Ok(Some("serial1")));
+    assert_eq!(
+        Machine::Virt.mgmt_port_of(&serial1).unwrap_err().to_string(),
+        "/s.toml:2: key `mgmt_port`: \"serial1\" asked for, but --machine virt has one UART (the microvisor's) and serves the management port on a virtio console; expected \"none\" or no `mgmt_port`"
+    );
+    let none = parse("[system]\nmgmt_port = \"none\"\n");
+    assert_eq!(Machine::Zcu102.mgmt_port_of(&none), Ok(None));
+    assert!(!Machine::Zcu102.has_mgmt(&none));
+    assert!(Machine::Zcu102.has_mgmt(&parse("")));
+    // Without a port the ZCU102's serial1 goes to its own socket, not the management one.
+    let args = Machine::Zcu102.mgmt_args(false).join(" ");
+    assert!(args.contains("path=../serial1.sock") && args.contains("-serial chardev:serial1"));
+    assert!(!args.contains("mgmt"), "{args}");
+    assert!(Machine::Virt.mgmt_args(false).is_empty());
 }

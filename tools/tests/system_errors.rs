@@ -443,3 +443,9 @@ fn crash_limits_flow_into_the_manifest() {
         .collect();
     assert_eq!(got, [("netdom", 10, 60_000), ("guest", 0, 1_000)]);
 }
+
+fixture!(mgmt_port_bad, "4: key `mgmt_port`: \"serial2\" is not a management port, expected \"serial1\" (the ZCU102's second UART, the default there) or \"none\" (no management port: the UART is free for a guest)");
+fixture!(
+    mgmt_port_type,
+    "3: key `mgmt_port`: found a boolean, expected \"serial1\" or \"none\""
+);

@@ -242,15 +242,16 @@ pub fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
 }
 
 /// Maps `size` bytes of device memory at `base` into the EL2 map, identity, read/write;
-/// a page already mapped (shared with another device) is left as it is.
-fn map_el2_device(hyp: &mut Hyp, base: PhysAddr, size: u64) {
+/// a page already mapped (shared with another device) is left as it is. False if it could
+/// not be mapped (no frames for tables).
+fn map_el2_device(hyp: &mut Hyp, base: PhysAddr, size: u64) -> bool {
     let device = Attrs {
         mem: MemType::Device,
         read: true,
         write: true,
         exec: false,
     };
-    let _ = hyp.el2_map.map(
+    let mapped = hyp.el2_map.map(
         &mut FrameTables(&mut hyp.frames),
         base.as_u64(),
         base,
@@ -258,13 +259,19 @@ fn map_el2_device(hyp: &mut Hyp, base: PhysAddr, size: u64) {
         device,
     );
     arch::dsb_sy();
+    matches!(
+        mapped,
+        Ok(()) | Err(crate::mm::pagetable::MapError::AlreadyMapped)
+    )
 }
 
 /// Maps every virtio-mmio transport at EL2 and keeps those with a device behind them.
 fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
     let nodes: Vec<_> = hyp.platform.virtio.as_slice().to_vec();
     // Several transports share a page: an existing mapping is fine.
-    let mut found = super::devices::probe(&nodes, |base, size| map_el2_device(hyp, base, size));
+    let mut found = super::devices::probe(&nodes, |base, size| {
+        map_el2_device(hyp, base, size);
+    });
     for d in &found {
         crate::info!(
             "device: virtio type {} at {} (IRQ {:?})",
@@ -273,27 +280,32 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
             d.node.irq
         );
     }
-    // Marked xen,passthrough by the tools: for ordinary guests (never touched here).
-    for node in hyp.platform.passthrough.as_slice() {
+    // Marked xen,passthrough by the tools: for ordinary guests. Mapped at EL2 only so
+    // that a device the microvisor knows how to quiesce can be, between owners.
+    let mut passthrough: Vec<_> = hyp.platform.passthrough.as_slice().to_vec();
+    for p in &mut passthrough {
+        if p.reset.is_some() {
+            let (base, size) = p.node.page_span();
+            // Unmapped, it is not touched: returned as-is rather than fault EL2.
+            if !map_el2_device(hyp, base, size) {
+                p.reset = None;
+            }
+        }
         crate::info!(
-            "device: passthrough node at {} (IRQ {:?})",
-            node.region.base,
-            node.irq
+            "device: passthrough node at {} (IRQ {:?}, reset {:?})",
+            p.node.region.base,
+            p.node.irq,
+            p.reset
         );
     }
-    found.extend(
-        hyp.platform
-            .passthrough
-            .as_slice()
-            .iter()
-            .map(|&node| super::devices::Device {
-                node,
-                virtio_id: 0,
-                mgmt_uart: None,
-                holding: Default::default(),
-                guest: None,
-            }),
-    );
+    found.extend(passthrough.iter().map(|p| super::devices::Device {
+        node: p.node,
+        virtio_id: 0,
+        mgmt_uart: None,
+        reset: p.reset,
+        holding: Default::default(),
+        guest: None,
+    }));
     if let Some(e) = hyp.platform.mgmt_refused {
         crate::info!("device: the management UART the tree names is not handed out: {e:?}");
     }
@@ -307,6 +319,7 @@ fn probe_devices(hyp: &mut Hyp) -> Vec<super::devices::Device> {
             node,
             virtio_id: 0,
             mgmt_uart: Some(uart.kind),
+            reset: None,
             holding: Default::default(),
             guest: None,
         });

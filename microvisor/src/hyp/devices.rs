@@ -39,6 +39,9 @@ pub struct Device {
     /// The management UART's kind when this is dom0's management port
     /// ([`crate::mgmt_port`]).
     pub mgmt_uart: Option<crate::console_uart::UartKind>,
+    /// How to quiesce it between owners (a passthrough device the microvisor knows,
+    /// mapped at EL2 at boot); `None`: returned as it is.
+    pub reset: Option<crate::device_reset::Kind>,
     /// Who holds it.
     pub holding: Holding,
     /// Where its assignee, an ordinary guest, sees its registers (guest-physical, whole
@@ -48,6 +51,26 @@ pub struct Device {
 
 /// virtio-mmio `Status` register: writing 0 resets the device, which stops its DMA.
 const VIRTIO_STATUS: u64 = 0x70;
+
+/// A passthrough device's registers as EL2 mapped them at boot, for
+/// [`crate::device_reset::quiesce`].
+struct El2Regs(crate::platform::Region);
+
+impl crate::device_reset::Regs for El2Regs {
+    fn write(&mut self, offset: u32, value: u32) {
+        let offset = u64::from(offset);
+        // Never outside the device's own window (the table's offsets are all below 0x420,
+        // and a passthrough window is whole pages; this only guards a mismatch).
+        if offset.saturating_add(4) > self.0.size || offset % 4 != 0 {
+            return;
+        }
+        // SAFETY: `offset` is a 4-byte aligned register inside the window of a device
+        // the microvisor mapped at EL2 as device memory at boot (`Device::reset` is set
+        // only for those). Its holder is dying and no CPU runs one of its vCPUs
+        // (`free_if_unloaded`), so nothing else touches the device meanwhile.
+        unsafe { mem::mmio_write32(self.0.base.as_u64() + offset, value) };
+    }
+}
 
 /// Maps `size` bytes of device registers at `pa` into `stage2` at `ipa` (device memory,
 /// never executable); already there is fine (several transports share a page).
@@ -98,6 +121,7 @@ pub fn probe(nodes: &[DeviceNode], mut map: impl FnMut(PhysAddr, u64)) -> alloc:
                 node: *node,
                 virtio_id: id,
                 mgmt_uart: None,
+                reset: None,
                 holding: Holding::default(),
                 guest: None,
             });
@@ -187,6 +211,10 @@ impl Hyp {
         windows: &[DeviceWindow],
     ) -> Result<(), CapError> {
         let mut placed: alloc::vec::Vec<(usize, u64)> = alloc::vec::Vec::new();
+        let ram = self
+            .domain(to)
+            .map(|d| u64::from(d.spec.mem_mib) << 20)
+            .ok_or(CapError::Stale)?;
         for w in windows {
             let index = indexes
                 .iter()
@@ -201,7 +229,8 @@ impl Hyp {
             if w.host != region.base.as_u64() || w.size != region.size {
                 return Err(CapError::InvalidArgument);
             }
-            check_window(region, w.host, w.guest, w.size).map_err(|_| CapError::InvalidArgument)?;
+            check_window(region, w.host, w.guest, w.size, ram)
+                .map_err(|_| CapError::InvalidArgument)?;
             if placed.iter().any(|&(i, _)| i == index) {
                 return Err(CapError::InvalidArgument);
             }
@@ -325,9 +354,14 @@ impl Hyp {
                 d.guest = None;
             }
             if d.virtio_id == 0 {
-                // A guest's device (PL031, PL061) or the management UART: no DMA, nothing
-                // in flight to stop. Its stage-2 window goes with the domain's tables; the
-                // next owner's driver initialises it.
+                // A guest's device or the management UART: no DMA, nothing in flight to
+                // stop. Its stage-2 window goes with the domain's tables. One the
+                // microvisor knows (PL061, PL031, Cadence UART) is quiesced so that what
+                // the old owner armed does not reach the next; others are returned as
+                // they are, for the next owner's driver to initialise.
+                if let Some(kind) = d.reset {
+                    crate::device_reset::quiesce(kind, &mut El2Regs(d.node.region));
+                }
                 continue;
             }
             // The transport's registers are mapped at EL2 (probe); writing 0 to Status is

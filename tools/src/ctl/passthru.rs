@@ -43,12 +43,18 @@ pub fn give_devices(
             )
         })
     };
-    let host = crate::passthru::host_devices(&read(crate::machine::HOST_DTB)?)?;
-    let given = crate::passthru::assign(system, &host)?;
-    let devices = given.into_iter().next().unwrap_or_default();
+    let host_dtb = read(crate::machine::HOST_DTB)?;
     let booted = read("system.dtb")?;
     let booted =
         Fdt::new(&booted).map_err(|e| anyhow!("{}: {e:?}", dir.join("system.dtb").display()))?;
+    // dom0's management UART as the running system has it (the packed tree names it).
+    let mgmt = booted
+        .find_node("/chosen")
+        .and_then(|c| c.property(protocol::boot::MGMT_PORT_PROP))
+        .and_then(|p| p.as_str());
+    let host = crate::passthru::host_devices(&host_dtb, mgmt)?;
+    let given = crate::passthru::assign(system, &host)?;
+    let devices = given.into_iter().next().unwrap_or_default();
     for dev in &devices {
         let marked = booted
             .find_node(&dev.path)

@@ -51,6 +51,20 @@ pub fn qemu_args(
     disks: &[HostDisk],
     nics: &[HostNic],
 ) -> Vec<String> {
+    qemu_args_mgmt(machine, smp, mem_mib, boot, disks, nics, true)
+}
+
+/// [`qemu_args`] for a system with (`mgmt`) or without (`[system] mgmt_port = "none"`)
+/// dom0's management port.
+pub fn qemu_args_mgmt(
+    machine: Machine,
+    smp: u16,
+    mem_mib: u32,
+    boot: Boot<'_>,
+    disks: &[HostDisk],
+    nics: &[HostNic],
+    mgmt: bool,
+) -> Vec<String> {
     let start: Vec<String> = match boot {
         Boot::Direct(_) => ["-kernel", "microvisor.bin", "-dtb", "system.dtb"]
             .map(String::from)
@@ -79,7 +93,7 @@ pub fn qemu_args(
     args.extend(start);
     // dom0's management port: its host end is the unix socket target/bulkhead/mgmt.sock
     // (QEMU runs in target/bulkhead/image/) that `cargo bulkhead ctl` talks to.
-    args.extend(machine.mgmt_args());
+    args.extend(machine.mgmt_args(mgmt));
     for d in disks {
         // QEMU's option syntax doubles a comma inside a value.
         let file = d.path.display().to_string().replace(',', ",,");

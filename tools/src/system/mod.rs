@@ -86,8 +86,21 @@ pub struct System {
     /// Host device-tree nodes reserved for passthrough at boot without a boot domain that
     /// uses them (`[system] passthrough`): dom0 holds them for a later `ctl create`.
     pub passthrough: Vec<At<String>>,
+    /// Where dom0's management port is (`[system] mgmt_port`); `None`: the machine's
+    /// default ([`crate::machine::Machine::mgmt_port_of`]).
+    pub mgmt_port: Option<At<MgmtPort>>,
     /// Things accepted but not (fully) honoured, one per key and file.
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// `[system] mgmt_port`: the UART dom0 serves the management port on, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MgmtPort {
+    /// The board's second UART (the ZCU102's `serial1`, its default).
+    Serial1,
+    /// No management port: on the ZCU102 its UART is free for a guest (`dtdev`), wired by
+    /// QEMU to `target/bulkhead/serial1.sock` instead.
+    None,
 }
 
 /// The watchdog of a driver domain that does not set `watchdog`, in seconds. Its loop

@@ -6,7 +6,7 @@ use super::disks::{self, Disk};
 use super::images::{effective_cmdline, ramdisk_problem};
 use super::xl::{from_xl, place_unpinned};
 use super::{
-    image_names, At, ConfigError, DebianArtifact, Domain, Image, Overrides, System,
+    image_names, At, ConfigError, DebianArtifact, Domain, Image, MgmtPort, Overrides, System,
     DEFAULT_WATCHDOG_S, MAX_DOMAIN_MIB, MAX_SMP, MAX_VCPUS, MAX_WATCHDOG_S, MIN_MEMORY_MIB,
 };
 use crate::xlcfg;
@@ -22,7 +22,7 @@ use net::{hostfwd_rules, vif_lines};
 #[path = "parse_limit.rs"]
 mod limit;
 
-const SYSTEM_KEYS: &[&str] = &["smp", "memory", "hostfwd", "passthrough"];
+const SYSTEM_KEYS: &[&str] = &["smp", "memory", "hostfwd", "passthrough", "mgmt_port"];
 const DOMAIN_KEYS: &[&str] = &[
     "name",
     "image",
@@ -250,6 +250,7 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
         domains: Vec::new(),
         hostfwd: Vec::new(),
         passthrough: Vec::new(),
+        mgmt_port: None,
         warnings: Vec::new(),
     };
     // Per domain: pCPUs its xl.cfg excluded with `cpus = "all,^N"` (only when unpinned).
@@ -266,6 +267,19 @@ pub(super) fn parse(file: &Path, text: &str, overrides: Overrides) -> Result<Sys
                         hostfwd_line = cx.line(v.span());
                     } else if key == "passthrough" {
                         system.passthrough = node_paths(&cx, key, v)?;
+                    } else if key == "mgmt_port" {
+                        let port = match cx.string(key, v, "\"serial1\" or \"none\"")?.as_str() {
+                            "serial1" => MgmtPort::Serial1,
+                            "none" => MgmtPort::None,
+                            other => {
+                                return Err(cx.err(
+                                    v.span(),
+                                    key,
+                                    format!("{other:?} is not a management port, expected \"serial1\" (the ZCU102's second UART, the default there) or \"none\" (no management port: the UART is free for a guest)"),
+                                ))
+                            }
+                        };
+                        system.mgmt_port = Some(At::new(port, cx.line(v.span())));
                     } else if key == "smp" {
                         let n =
                             cx.int(key, v, 1..i128::from(MAX_SMP) + 1, "a physical CPU count")?;
