@@ -58,17 +58,14 @@ struct El2Regs(crate::platform::Region);
 
 impl crate::device_reset::Regs for El2Regs {
     fn write(&mut self, offset: u32, value: u32) {
-        let offset = u64::from(offset);
-        // Never outside the device's own window (the table's offsets are all below 0x420,
-        // and a passthrough window is whole pages; this only guards a mismatch).
-        if offset.saturating_add(4) > self.0.size || offset % 4 != 0 {
-            return;
+        // The device was mapped at EL2 as device memory at boot (`Device::reset` is set
+        // only for those); its holder is dying and no CPU runs one of its vCPUs
+        // (`free_if_unloaded`), so nothing else touches the device meanwhile. The doorway
+        // keeps the write inside the device's own window (the table's offsets are all below
+        // 0x420 and a passthrough window is whole pages; this only guards a mismatch).
+        if let Some(regs) = Registers::new(self.0.base, self.0.size) {
+            let _ = regs.write32(u64::from(offset), value);
         }
-        // SAFETY: `offset` is a 4-byte aligned register inside the window of a device
-        // the microvisor mapped at EL2 as device memory at boot (`Device::reset` is set
-        // only for those). Its holder is dying and no CPU runs one of its vCPUs
-        // (`free_if_unloaded`), so nothing else touches the device meanwhile.
-        unsafe { mem::mmio_write32(self.0.base.as_u64() + offset, value) };
     }
 }
 
