@@ -1,11 +1,39 @@
-//! Per-physical-CPU run-queue policy: fixed priorities, round-robin within a priority, and
-//! pinned-exclusive vCPUs that own their CPU outright.
+//! Per-physical-CPU run-queue policy: fixed priorities, round-robin within a priority,
+//! optional budget/period for shared vCPUs, and pinned-exclusive vCPUs that own their CPU
+//! outright.
 //!
-//! This is policy only. It has no clock and touches no hardware: the caller picks a vCPU,
-//! asks [`RunQueue::contended`] whether it needs a time slice, and if so arms the EL2 timer
-//! for [`TIME_SLICE_US`]. Invariants:
+//! This is policy only. It touches no hardware and keeps no clock of its own: the caller
+//! passes the time (counter ticks) into [`RunQueue::pick`], charges the running vCPU the
+//! guest time it used ([`RunQueue::charge`]), and arms the EL2 timer for the earlier of the
+//! end of a time slice ([`RunQueue::contended`], [`TIME_SLICE_US`]) and
+//! [`RunQueue::next_event`].
+//!
+//! **Budgets (a deferrable server).** A shared vCPU may carry a budget `B` per period `P`
+//! (`ctl sched-fp --budget-us B --period-us P`). It runs at its priority for at most `B` of
+//! guest time in each period. Periods are fixed windows that start when the budget is set
+//! (`t0 + k·P`); at each window's start its budget is refilled to `B` whole (unused budget
+//! is not carried over, and periods it slept through are skipped, not owed). Once it has
+//! used `B` in a window it is *exhausted*: it drops below every vCPU of the queue that is
+//! within its budget (or has none), whatever their priorities, and runs only when none of
+//! them is runnable, among the other exhausted ones by the usual order (priority, then
+//! round-robin). So an exhausted vCPU never starves lower priorities, and the CPU is never
+//! left idle while it has work (the budget is a guarantee to the others, not a cap on an
+//! idle CPU). What it uses while exhausted is not charged to the next window; what it ran
+//! past `B` before the microvisor could stop it (the EL2 timer that ends its budget is
+//! armed at `now + left` when it is picked, and fires a little late) is, once: the next
+//! refill is short by that much (at most `B`), so lateness does not add up. As with any
+//! deferrable server, a vCPU that saves its budget to the end of one window and spends it
+//! again at the start of the next runs up to `2B` back to back once; over any window of
+//! length `P` aligned to its periods, the others get at least `P - B` (less one timer
+//! latency). The replenishment time comes from the same counter the EL2 timer compares
+//! against; the caller arms that timer for [`RunQueue::next_event`], so a refill that
+//! lets an exhausted vCPU preempt the running one happens on time even if nothing exits.
+//! Exclusive vCPUs have no budget (nothing else could use the time).
+//!
+//! Invariants:
 //! - a key appears at most once;
-//! - an exclusive entry is the only entry of its queue.
+//! - an exclusive entry is the only entry of its queue, and has no budget;
+//! - a budgeted entry has `0 < budget <= period` and `left <= budget`.
 #![forbid(unsafe_code)]
 
 /// Round-robin quantum for vCPUs that share a CPU with equal- or higher-priority work:
@@ -33,6 +61,40 @@ pub enum SchedError {
     NotQueued,
     /// the vCPU is already on this run queue
     Duplicate,
+    /// a budget must be more than zero and no more than its period
+    BadBudget,
+}
+
+/// A budget of `budget` ticks per `period` ticks and where the current window stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Budget {
+    budget: u64,
+    period: u64,
+    /// Budget left in the current window.
+    left: u64,
+    /// When the current window ends and the next one refills `left` to `budget`.
+    refill_at: u64,
+    /// What it ran past its budget before it could be stopped (the timer fires late, the
+    /// exit takes time), taken from the next window's refill.
+    overrun: u64,
+}
+
+impl Budget {
+    /// Moves to the window containing `now`, refilling if a window boundary has passed.
+    fn refresh(&mut self, now: u64) {
+        if now < self.refill_at {
+            return;
+        }
+        // Skip the windows it slept through: a budget is not owed for them.
+        let missed = (now - self.refill_at) / self.period;
+        self.refill_at = self
+            .refill_at
+            .saturating_add(self.period.saturating_mul(missed.saturating_add(1)));
+        // An overrun is owed to the next window only, not to ones it slept through.
+        let owed = if missed == 0 { self.overrun } else { 0 };
+        self.left = self.budget - owed.min(self.budget);
+        self.overrun = 0;
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +104,20 @@ struct Entry {
     runnable: bool,
     /// Value of `RunQueue::picks` when last picked; 0 = never, so newcomers go first.
     last_run: u64,
+    /// Budget per period, if any (shared vCPUs only).
+    budget: Option<Budget>,
+}
+
+impl Entry {
+    /// Used up its budget for the current window: it runs only in the background.
+    fn exhausted(&self) -> bool {
+        self.budget.is_some_and(|b| b.left == 0)
+    }
+
+    /// Scheduling rank, higher first: within budget before exhausted, then priority.
+    fn rank(&self) -> (bool, u8) {
+        (!self.exhausted(), self.priority)
+    }
 }
 
 /// The vCPUs assigned to one physical CPU.
@@ -90,6 +166,7 @@ impl RunQueue {
             priority,
             runnable: true,
             last_run: 0,
+            budget: None,
         });
         self.len += 1;
         self.exclusive = exclusive;
@@ -121,35 +198,117 @@ impl RunQueue {
         self.exclusive
     }
 
-    /// Chooses the next vCPU to run and records the choice: the highest-priority runnable
-    /// one (bigger is higher), and among equals the one picked least recently, so equals
-    /// take turns. `None` if nothing is runnable (the CPU idles).
-    pub fn pick(&mut self) -> Option<VcpuKey> {
+    /// Gives `key` a budget of `budget` ticks in every `period` ticks starting at `now`
+    /// (`None`: no budget, it runs at its priority without limit). Its first window starts
+    /// full. Refused for the exclusive vCPU.
+    pub fn set_budget(
+        &mut self,
+        key: VcpuKey,
+        budget: Option<(u64, u64)>,
+        now: u64,
+    ) -> Result<(), SchedError> {
+        let i = self.find(key).ok_or(SchedError::NotQueued)?;
+        if self.exclusive {
+            return Err(SchedError::ExclusiveConflict);
+        }
+        let budget = match budget {
+            None => None,
+            Some((b, p)) if b == 0 || b > p => return Err(SchedError::BadBudget),
+            Some((budget, period)) => Some(Budget {
+                budget,
+                period,
+                left: budget,
+                refill_at: now.saturating_add(period),
+                overrun: 0,
+            }),
+        };
+        if let Some(e) = &mut self.entries[i] {
+            e.budget = budget;
+        }
+        Ok(())
+    }
+
+    /// `key`'s budget and period in ticks, if it has a budget.
+    pub fn budget(&self, key: VcpuKey) -> Option<(u64, u64)> {
+        let e = self.entries[self.find(key)?]?;
+        e.budget.map(|b| (b.budget, b.period))
+    }
+
+    /// Charges `key` for `ticks` of guest time it ran; the window it used them in is the
+    /// current one (a run that straddles a refill is charged to the window it began in).
+    /// A run that began within its budget and went past it overran: the excess (up to one
+    /// budget) comes off its next refill, so late timers do not add up to more than `B`
+    /// per `P` on average. What it runs once exhausted (in the background) is not owed.
+    /// No effect on a vCPU without a budget or not queued here.
+    pub fn charge(&mut self, key: VcpuKey, ticks: u64) {
+        let Some(i) = self.find(key) else { return };
+        if let Some(Entry {
+            budget: Some(b), ..
+        }) = &mut self.entries[i]
+        {
+            if b.left > 0 && ticks > b.left {
+                b.overrun = (ticks - b.left).min(b.budget);
+            }
+            b.left = b.left.saturating_sub(ticks);
+        }
+    }
+
+    /// The earliest instant after which a pick may choose differently because of budgets:
+    /// `running` (the vCPU about to run) exhausting what it has left, or an exhausted
+    /// runnable vCPU's refill. `None` if budgets change nothing here. Call after
+    /// [`Self::pick`] at `now`.
+    pub fn next_event(&self, running: Option<VcpuKey>, now: u64) -> Option<u64> {
+        let exhaust = running
+            .and_then(|k| self.find(k))
+            .and_then(|i| self.entries[i])
+            .and_then(|e| e.budget)
+            .filter(|b| b.left > 0)
+            .map(|b| now.saturating_add(b.left));
+        let refill = self
+            .iter()
+            .filter(|e| e.runnable && e.exhausted())
+            .filter_map(|e| e.budget.map(|b| b.refill_at))
+            .min();
+        match (exhaust, refill) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Chooses the next vCPU to run at time `now` and records the choice: the
+    /// highest-priority runnable one within its budget (bigger is higher), and among equals
+    /// the one picked least recently, so equals take turns; only if none is runnable, the
+    /// exhausted ones in the same order. `None` if nothing is runnable (the CPU idles).
+    pub fn pick(&mut self, now: u64) -> Option<VcpuKey> {
+        for b in self
+            .entries
+            .iter_mut()
+            .flatten()
+            .filter_map(|e| e.budget.as_mut())
+        {
+            b.refresh(now);
+        }
         let best = self
             .entries
             .iter_mut()
             .flatten()
             .filter(|e| e.runnable)
-            // Order: priority descending, then least recently picked. min_by keeps the first
+            // Order: rank descending, then least recently picked. min_by keeps the first
             // of equals, so never-run newcomers go in slot order.
-            .min_by(|a, b| {
-                b.priority
-                    .cmp(&a.priority)
-                    .then(a.last_run.cmp(&b.last_run))
-            })?;
+            .min_by(|a, b| b.rank().cmp(&a.rank()).then(a.last_run.cmp(&b.last_run)))?;
         self.picks += 1;
         best.last_run = self.picks;
         Some(best.key)
     }
 
     /// Whether `key` needs a time slice: another runnable vCPU has the same or a higher
-    /// priority. `false` if `key` is not queued.
+    /// rank (within budget or not, then priority). `false` if `key` is not queued.
     pub fn contended(&self, key: VcpuKey) -> bool {
         let Some(me) = self.find(key).and_then(|i| self.entries[i]) else {
             return false;
         };
         self.iter()
-            .any(|e| e.key != key && e.runnable && e.priority >= me.priority)
+            .any(|e| e.key != key && e.runnable && e.rank() >= me.rank())
     }
 
     /// Number of queued vCPUs, runnable or not.
@@ -193,14 +352,14 @@ mod tests {
         q.add(B, 5, false).unwrap();
         q.add(C, 3, false).unwrap();
         for _ in 0..5 {
-            assert_eq!(q.pick(), Some(B));
+            assert_eq!(q.pick(0), Some(B));
         }
         q.set_runnable(B, false).unwrap();
-        assert_eq!(q.pick(), Some(C));
+        assert_eq!(q.pick(0), Some(C));
         q.set_runnable(C, false).unwrap();
-        assert_eq!(q.pick(), Some(A));
+        assert_eq!(q.pick(0), Some(A));
         q.set_runnable(A, false).unwrap();
-        assert_eq!(q.pick(), None);
+        assert_eq!(q.pick(0), None);
     }
 
     #[test]
@@ -216,7 +375,7 @@ mod tests {
         for round in 0..100 {
             let mut seen = Vec::new();
             for _ in 0..5 {
-                let k = q.pick().unwrap();
+                let k = q.pick(0).unwrap();
                 seen.push(k);
                 counts[(k.0 - 10) as usize] += 1;
             }
@@ -238,10 +397,10 @@ mod tests {
         q.add(A, 1, false).unwrap();
         q.add(B, 9, false).unwrap();
         q.set_runnable(B, false).unwrap();
-        assert_eq!(q.pick(), Some(A));
-        assert_eq!(q.pick(), Some(A));
+        assert_eq!(q.pick(0), Some(A));
+        assert_eq!(q.pick(0), Some(A));
         q.set_runnable(B, true).unwrap();
-        assert_eq!(q.pick(), Some(B));
+        assert_eq!(q.pick(0), Some(B));
     }
 
     #[test]
@@ -251,12 +410,12 @@ mod tests {
         q.add(B, 3, false).unwrap();
         q.add(C, 3, false).unwrap();
         q.set_runnable(B, false).unwrap();
-        let picks: Vec<_> = (0..4).map(|_| q.pick().unwrap()).collect();
+        let picks: Vec<_> = (0..4).map(|_| q.pick(0).unwrap()).collect();
         assert!(!picks.contains(&B));
         assert_eq!(picks[0..2], picks[2..4]);
         // B has waited longest, so it goes next once woken.
         q.set_runnable(B, true).unwrap();
-        assert_eq!(q.pick(), Some(B));
+        assert_eq!(q.pick(0), Some(B));
     }
 
     #[test]
@@ -268,7 +427,7 @@ mod tests {
         assert_eq!(q.add(B, 9, true), Err(SchedError::ExclusiveConflict));
         assert_eq!(q.add(A, 0, true), Err(SchedError::Duplicate));
         assert!(!q.contended(A));
-        assert_eq!(q.pick(), Some(A));
+        assert_eq!(q.pick(0), Some(A));
         q.remove(A).unwrap();
         assert!(!q.is_exclusive());
         q.add(B, 1, false).unwrap();
@@ -308,5 +467,191 @@ mod tests {
         q.set_runnable(C, false).unwrap();
         assert!(!q.contended(A), "blocked equals do not count");
         assert!(!q.contended(VcpuKey(77)));
+    }
+
+    /// Runs the queue from `from` to `until` as the microvisor does: pick, run until the
+    /// slice ends (if contended) or a budget event, charge. Returns each key's run time.
+    fn simulate(q: &mut RunQueue, from: u64, until: u64, slice: u64) -> Vec<(VcpuKey, u64)> {
+        let mut ran: Vec<(VcpuKey, u64)> = Vec::new();
+        let mut now = from;
+        while now < until {
+            let Some(k) = q.pick(now) else { break };
+            let mut end = if q.contended(k) { now + slice } else { until };
+            if let Some(e) = q.next_event(Some(k), now) {
+                end = end.min(e);
+            }
+            let end = end.min(until).max(now + 1);
+            q.charge(k, end - now);
+            match ran.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, t)) => *t += end - now,
+                None => ran.push((k, end - now)),
+            }
+            now = end;
+        }
+        ran
+    }
+
+    fn share(ran: &[(VcpuKey, u64)], k: VcpuKey) -> u64 {
+        ran.iter().find(|(key, _)| *key == k).map_or(0, |r| r.1)
+    }
+
+    #[test]
+    fn exhausted_budget_yields_to_lower_priorities() {
+        let mut q = RunQueue::new();
+        q.add(A, 9, false).unwrap();
+        q.add(B, 1, false).unwrap();
+        q.set_budget(A, Some((20, 100)), 0).unwrap();
+        assert_eq!(q.budget(A), Some((20, 100)));
+        // Window by window: A first for its 20, then B for the other 80.
+        for w in 0..50u64 {
+            let ran = simulate(&mut q, w * 100, (w + 1) * 100, 10);
+            assert_eq!(share(&ran, A), 20, "window {w}: {ran:?}");
+            assert_eq!(share(&ran, B), 80, "window {w}: {ran:?}");
+        }
+        // Refilled at the window's start, A preempts B at once.
+        assert_eq!(q.pick(5000), Some(A));
+    }
+
+    #[test]
+    fn exhausted_vcpu_runs_in_the_background_and_returns_at_refill() {
+        let mut q = RunQueue::new();
+        q.add(A, 9, false).unwrap();
+        q.add(B, 1, false).unwrap();
+        q.set_budget(A, Some((30, 100)), 0).unwrap();
+        q.set_runnable(B, false).unwrap();
+        // Alone, an exhausted vCPU still gets the whole CPU: budgets do not idle it.
+        let ran = simulate(&mut q, 0, 100, 10);
+        assert_eq!(share(&ran, A), 100);
+        // B wakes at 50 while A is exhausted: B runs until A's refill at 100.
+        let mut q2 = q.clone();
+        q2.set_budget(A, Some((30, 100)), 0).unwrap();
+        q2.charge(A, 30);
+        q2.set_runnable(B, true).unwrap();
+        assert_eq!(q2.pick(50), Some(B));
+        assert_eq!(q2.next_event(Some(B), 50), Some(100));
+        assert!(
+            !q2.contended(B),
+            "an exhausted higher priority does not contend"
+        );
+        assert_eq!(q2.pick(99), Some(B));
+        assert_eq!(q2.pick(100), Some(A));
+        assert_eq!(q2.next_event(Some(A), 100), Some(130));
+    }
+
+    #[test]
+    fn an_overrun_comes_off_the_next_window_only() {
+        let mut q = RunQueue::new();
+        q.add(A, 9, false).unwrap();
+        q.add(B, 1, false).unwrap();
+        q.set_budget(A, Some((20, 100)), 0).unwrap();
+        assert_eq!(q.pick(0), Some(A));
+        // Its timer fired 5 late.
+        q.charge(A, 25);
+        assert_eq!(q.pick(25), Some(B));
+        q.charge(B, 75);
+        assert_eq!(q.pick(100), Some(A));
+        assert_eq!(q.next_event(Some(A), 100), Some(115), "15 left: 5 were owed");
+        q.charge(A, 15);
+        assert_eq!(q.pick(115), Some(B));
+        // Background time is not owed, and neither is anything past one budget.
+        q.set_runnable(B, false).unwrap();
+        assert_eq!(q.pick(150), Some(A));
+        q.charge(A, 50);
+        assert_eq!(q.pick(200), Some(A));
+        assert_eq!(q.next_event(Some(A), 200), Some(220), "a full window");
+        // 480 past its budget: one whole budget is owed, so the next window starts empty.
+        q.charge(A, 500);
+        assert_eq!(q.pick(300), Some(A));
+        assert_eq!(q.next_event(Some(A), 300), Some(400), "exhausted until 400");
+        assert_eq!(q.budget(A), Some((20, 100)));
+    }
+
+    #[test]
+    fn exhausted_vcpus_share_the_background_by_priority() {
+        let mut q = RunQueue::new();
+        q.add(A, 9, false).unwrap();
+        q.add(B, 5, false).unwrap();
+        q.add(C, 1, false).unwrap();
+        q.set_budget(A, Some((10, 100)), 0).unwrap();
+        q.set_budget(B, Some((10, 100)), 0).unwrap();
+        q.set_runnable(C, false).unwrap();
+        let ran = simulate(&mut q, 0, 100, 10);
+        // A's 10, B's 10, then the background: A (higher) for the remaining 80.
+        assert_eq!((share(&ran, A), share(&ran, B)), (90, 10), "{ran:?}");
+    }
+
+    #[test]
+    fn unused_budget_is_not_carried_over() {
+        let mut q = RunQueue::new();
+        q.add(A, 9, false).unwrap();
+        q.add(B, 1, false).unwrap();
+        q.set_budget(A, Some((20, 100)), 0).unwrap();
+        q.set_runnable(A, false).unwrap();
+        // A sleeps through ten windows, then wakes mid-window: it gets one budget, not ten.
+        let ran = simulate(&mut q, 0, 1050, 10);
+        assert_eq!(share(&ran, B), 1050);
+        q.set_runnable(A, true).unwrap();
+        let ran = simulate(&mut q, 1050, 1100, 10);
+        assert_eq!((share(&ran, A), share(&ran, B)), (20, 30), "{ran:?}");
+        // The next window is a full one again.
+        let ran = simulate(&mut q, 1100, 1200, 10);
+        assert_eq!((share(&ran, A), share(&ran, B)), (20, 80), "{ran:?}");
+    }
+
+    #[test]
+    fn budgets_are_checked_and_refused_to_exclusive_vcpus() {
+        let mut q = RunQueue::new();
+        q.add(A, 0, true).unwrap();
+        assert_eq!(
+            q.set_budget(A, Some((10, 100)), 0),
+            Err(SchedError::ExclusiveConflict)
+        );
+        assert_eq!(q.budget(A), None);
+        let mut q = RunQueue::new();
+        q.add(B, 3, false).unwrap();
+        assert_eq!(
+            q.set_budget(B, Some((0, 100)), 0),
+            Err(SchedError::BadBudget)
+        );
+        assert_eq!(
+            q.set_budget(B, Some((101, 100)), 0),
+            Err(SchedError::BadBudget)
+        );
+        assert_eq!(
+            q.set_budget(C, Some((1, 100)), 0),
+            Err(SchedError::NotQueued)
+        );
+        q.set_budget(B, Some((100, 100)), 0).unwrap();
+        q.set_budget(B, None, 0).unwrap();
+        assert_eq!(q.budget(B), None);
+        assert_eq!(q.next_event(Some(B), 0), None);
+        // Removing and re-adding forgets it (the caller re-applies a vCPU's budget).
+        q.set_budget(B, Some((5, 10)), 0).unwrap();
+        q.remove(B).unwrap();
+        q.add(B, 3, false).unwrap();
+        assert_eq!(q.budget(B), None);
+    }
+
+    #[test]
+    fn budgets_never_starve_lower_priorities_under_random_wakeups() {
+        // A cheap deterministic LCG: A (budget 25/100, prio 9) blocks and wakes at random;
+        // B (prio 1) is always busy. In every window B gets at least the 75 A leaves.
+        let mut q = RunQueue::new();
+        q.add(A, 9, false).unwrap();
+        q.add(B, 1, false).unwrap();
+        q.set_budget(A, Some((25, 100)), 0).unwrap();
+        let mut seed = 12345u64;
+        for w in 0..200u64 {
+            let mut b_ran = 0;
+            for part in 0..4u64 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                q.set_runnable(A, seed >> 63 == 1).unwrap();
+                let from = w * 100 + part * 25;
+                b_ran += share(&simulate(&mut q, from, from + 25, 10), B);
+            }
+            assert!(b_ran >= 75, "window {w}: B ran {b_ran}");
+        }
     }
 }

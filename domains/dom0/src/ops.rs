@@ -214,6 +214,20 @@ impl DomainOps for Ops<'_> {
         r
     }
 
+    fn vcpu_budget(&mut self, id: u16, vcpu: u16, budget_us: (u32, u32)) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let (b, p) = budget_us;
+        let r = cap::domain_vcpu_budget(self.sup.domains()[i].handle, vcpu, b, p);
+        match &r {
+            Ok(()) => println!(
+                "mgmt: sched-fp {} {vcpu}: budget {b} us per {p} us",
+                self.name(i)
+            ),
+            Err(e) => println!("mgmt: sched-fp {} {vcpu}: {e}", self.name(i)),
+        }
+        r
+    }
+
     fn console_output(&mut self, id: u16, from: u64) -> Result<(Vec<u8>, u64, u64), MgmtError> {
         // A reply stays well inside a frame.
         const MAX: usize = 8 * 1024;

@@ -1,5 +1,6 @@
 //! Re-pinning a vCPU at run time (`xl vcpu-pin`, `CapOp::DomainVcpuPin`): a shared vCPU
-//! moves to another pCPU's run queue, or changes priority on its own.
+//! moves to another pCPU's run queue, or changes priority on its own; and its budget per
+//! period (`CapOp::DomainVcpuBudget`, see [`crate::sched`]), which follows it when it moves.
 //!
 //! A vCPU's state may still be in its old CPU's hardware (it is "loaded" there until that
 //! CPU needs to run something else). It must never be loaded on two CPUs, so a loaded vCPU
@@ -82,15 +83,69 @@ impl Hyp {
         }
         let p = d.vcpus[v].placement;
         let runnable = d.vcpu_runnable(v);
+        let budget = budget_ticks(d.vcpus[v].budget_us);
         let cpu = usize::from(p.pcpu);
         // Room was checked when the move was asked for, and exclusive queues are refused:
         // this cannot fail unless a queue filled meanwhile, which the log would show.
         match self.runqueues[cpu].add(key, p.priority, false) {
             Ok(()) => {
                 let _ = self.runqueues[cpu].set_runnable(key, runnable);
+                // Its windows restart on the new pCPU (its old one kept the old clock).
+                let now = crate::arch::counter_now();
+                let _ = self.runqueues[cpu].set_budget(key, budget, now);
             }
             Err(e) => crate::info!("{id} vCPU {v}: cannot join pCPU {cpu}: {e:?}"),
         }
         self.kick_cpu(cpu, this_cpu);
     }
+
+    /// Gives vCPU `v` of `target` a budget of `budget_us.0` µs per `budget_us.1` µs (`0`/`0`:
+    /// none), effective at once: its CPU is kicked to decide again.
+    pub(super) fn set_vcpu_budget(
+        &mut self,
+        target: DomainId,
+        v: usize,
+        budget_us: (u32, u32),
+        this_cpu: usize,
+    ) -> Result<(), CapError> {
+        if !protocol::control::budget_valid(budget_us.0, budget_us.1) {
+            return Err(CapError::InvalidArgument);
+        }
+        let d = self.domain(target).ok_or(CapError::Stale)?;
+        let vcpu = d.vcpus.get(v).ok_or(CapError::InvalidArgument)?;
+        if d.dying || vcpu.placement.exclusive {
+            return Err(CapError::WrongState);
+        }
+        let key = vcpu_key(target, v);
+        let cpu = usize::from(vcpu.placement.pcpu);
+        let migrating = vcpu.migrating;
+        let name = d.name.clone();
+        // A vCPU on its way to another queue gets it when it joins (`enqueue_moved`).
+        if !migrating {
+            let now = crate::arch::counter_now();
+            self.runqueues[cpu]
+                .set_budget(key, budget_ticks(budget_us), now)
+                .map_err(|_| CapError::WrongState)?;
+        }
+        let d = self.domain_mut(target).ok_or(CapError::Stale)?;
+        d.vcpus[v].budget_us = budget_us;
+        match budget_us {
+            (0, 0) => crate::info!("{target} ({name}) vCPU {v}: no budget"),
+            (b, p) => crate::info!("{target} ({name}) vCPU {v}: budget {b} us per {p} us"),
+        }
+        // Its CPU decides again (the timer it needs changed even if its choice did not).
+        self.kick_cpu(cpu, this_cpu);
+        Ok(())
+    }
+}
+
+/// A budget in microseconds as counter ticks for [`crate::sched::RunQueue::set_budget`]
+/// (`None` for `0`/`0`).
+fn budget_ticks((budget_us, period_us): (u32, u32)) -> Option<(u64, u64)> {
+    if period_us == 0 {
+        return None;
+    }
+    let hz = crate::arch::counter_hz();
+    let ticks = |us: u32| (u64::from(us) * hz / 1_000_000).max(1);
+    Some((ticks(budget_us), ticks(period_us)))
 }

@@ -192,6 +192,8 @@ impl Hyp {
                 }
             }
         }
+        // What it ran counts against its budget, if it has one (see `crate::sched`).
+        self.runqueues[local.cpu].charge(lv.key, ticks);
         // Only pinned-exclusive vCPUs are posted to.
         if lv.exclusive {
             self.drain_posted(lv.key, local.cpu);

@@ -16,6 +16,18 @@ use crate::sched::{VcpuKey, TIME_SLICE_US};
 use crate::vgic::lr;
 use protocol::control::StopReason;
 
+/// Whether a vCPU's WFI traps (`HCR_EL2.TWI`). A shared CPU must get control back when its
+/// guest idles. A pinned-exclusive vCPU's WFI is left to the hardware (the fastest wake-up,
+/// for a real-time guest) unless its domain boots a Linux image: Linux cannot report its
+/// idle time as our runtime's domains do (`CapOp::IdleReport`), so it traps, blocks like
+/// a shared vCPU (its CPU idles at EL2 until an interrupt for it is pending) and its idle
+/// time is not counted as running. Decided by the image kind, known when the domain is
+/// built, rather than by whether it has reported idle yet: an RTOS's first second of WFIs
+/// would otherwise trap too.
+const fn traps_wfi(exclusive: bool, linux: bool) -> bool {
+    !exclusive || linux
+}
+
 /// `CNTV_CTL_EL0.IMASK`.
 const CNTV_IMASK: u64 = 1 << 1;
 /// `CNTV_CTL_EL0.ENABLE`.
@@ -49,7 +61,7 @@ impl Hyp {
             Some(k) => Some(k),
             None => {
                 self.resched[cpu] = false;
-                self.runqueues[cpu].pick()
+                self.runqueues[cpu].pick(arch::counter_now())
             }
         };
         let next = next.filter(|&k| {
@@ -136,8 +148,7 @@ impl Hyp {
         vcpu.fp.restore();
         write_lrs(&vcpu.lrs[..n]);
         let mut hcr_value = hcr::GUEST_BASE;
-        if !vcpu.placement.exclusive {
-            // A shared CPU must get control back when the guest idles.
+        if traps_wfi(vcpu.placement.exclusive, d.entry.linux) {
             hcr_value |= hcr::TWI;
         }
         // SAFETY: the VTTBR is this domain's own stage-2 table tagged with its VMID.
@@ -170,13 +181,15 @@ impl Hyp {
     }
 
     /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
-    /// others share its priority) and the virtual-timer deadline of any vCPU queued here
-    /// but not loaded.
+    /// others share its rank), the moment a budget changes what runs here (this vCPU's
+    /// running out, an exhausted one's refill: see [`crate::sched`]), and the
+    /// virtual-timer deadline of any vCPU queued here but not loaded.
     fn arm_hyp_timer(&mut self, cpu: usize, running: Option<VcpuKey>) {
         let now = arch::counter_now();
-        let mut deadline = None;
+        let mut deadline = self.runqueues[cpu].next_event(running, now);
         if running.is_some_and(|key| self.runqueues[cpu].contended(key)) {
-            deadline = Some(now + arch::counter_hz() * TIME_SLICE_US / 1_000_000);
+            let slice = now + arch::counter_hz() * TIME_SLICE_US / 1_000_000;
+            deadline = Some(deadline.map_or(slice, |d: u64| d.min(slice)));
         }
         for d in self.domains.iter().flatten() {
             for (v, vcpu) in d.vcpus.iter().enumerate() {
