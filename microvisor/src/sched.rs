@@ -33,7 +33,8 @@
 //! Invariants:
 //! - a key appears at most once;
 //! - an exclusive entry is the only entry of its queue, and has no budget;
-//! - a budgeted entry has `0 < budget <= period` and `left <= budget`.
+//! - a budgeted entry has `0 < budget <= period` and `left <= budget`;
+//! - `budgeted` is the number of entries with a budget.
 #![forbid(unsafe_code)]
 
 /// Round-robin quantum for vCPUs that share a CPU with equal- or higher-priority work:
@@ -128,6 +129,8 @@ pub struct RunQueue {
     exclusive: bool,
     /// Number of picks so far; a sequence, not a time.
     picks: u64,
+    /// Entries with a budget: while 0, the budget code costs nothing (no clock needed).
+    budgeted: usize,
 }
 
 impl Default for RunQueue {
@@ -144,6 +147,7 @@ impl RunQueue {
             len: 0,
             exclusive: false,
             picks: 0,
+            budgeted: 0,
         }
     }
 
@@ -176,6 +180,9 @@ impl RunQueue {
     /// Removes a vCPU; removing the exclusive one frees the CPU for others.
     pub fn remove(&mut self, key: VcpuKey) -> Result<(), SchedError> {
         let i = self.find(key).ok_or(SchedError::NotQueued)?;
+        if self.entries[i].is_some_and(|e| e.budget.is_some()) {
+            self.budgeted -= 1;
+        }
         self.entries[i] = None;
         self.len -= 1;
         if self.len == 0 {
@@ -223,9 +230,19 @@ impl RunQueue {
             }),
         };
         if let Some(e) = &mut self.entries[i] {
+            match (e.budget.is_some(), budget.is_some()) {
+                (false, true) => self.budgeted += 1,
+                (true, false) => self.budgeted -= 1,
+                _ => {}
+            }
             e.budget = budget;
         }
         Ok(())
+    }
+
+    /// Whether [`Self::pick`] needs the time: some vCPU here has a budget.
+    pub fn needs_clock(&self) -> bool {
+        self.budgeted != 0
     }
 
     /// `key`'s budget and period in ticks, if it has a budget.
@@ -241,6 +258,9 @@ impl RunQueue {
     /// per `P` on average. What it runs once exhausted (in the background) is not owed.
     /// No effect on a vCPU without a budget or not queued here.
     pub fn charge(&mut self, key: VcpuKey, ticks: u64) {
+        if self.budgeted == 0 {
+            return;
+        }
         let Some(i) = self.find(key) else { return };
         if let Some(Entry {
             budget: Some(b), ..
@@ -258,6 +278,9 @@ impl RunQueue {
     /// runnable vCPU's refill. `None` if budgets change nothing here. Call after
     /// [`Self::pick`] at `now`.
     pub fn next_event(&self, running: Option<VcpuKey>, now: u64) -> Option<u64> {
+        if self.budgeted == 0 {
+            return None;
+        }
         let exhaust = running
             .and_then(|k| self.find(k))
             .and_then(|i| self.entries[i])
@@ -279,14 +302,14 @@ impl RunQueue {
     /// highest-priority runnable one within its budget (bigger is higher), and among equals
     /// the one picked least recently, so equals take turns; only if none is runnable, the
     /// exhausted ones in the same order. `None` if nothing is runnable (the CPU idles).
+    /// `now` is only read if [`Self::needs_clock`].
     pub fn pick(&mut self, now: u64) -> Option<VcpuKey> {
-        for b in self
-            .entries
-            .iter_mut()
-            .flatten()
-            .filter_map(|e| e.budget.as_mut())
-        {
-            b.refresh(now);
+        if self.budgeted != 0 {
+            for e in self.entries.iter_mut().flatten() {
+                if let Some(b) = e.budget.as_mut() {
+                    b.refresh(now);
+                }
+            }
         }
         let best = self
             .entries
@@ -550,7 +573,11 @@ mod tests {
         assert_eq!(q.pick(25), Some(B));
         q.charge(B, 75);
         assert_eq!(q.pick(100), Some(A));
-        assert_eq!(q.next_event(Some(A), 100), Some(115), "15 left: 5 were owed");
+        assert_eq!(
+            q.next_event(Some(A), 100),
+            Some(115),
+            "15 left: 5 were owed"
+        );
         q.charge(A, 15);
         assert_eq!(q.pick(115), Some(B));
         // Background time is not owed, and neither is anything past one budget.
@@ -622,12 +649,15 @@ mod tests {
             Err(SchedError::NotQueued)
         );
         q.set_budget(B, Some((100, 100)), 0).unwrap();
+        assert!(q.needs_clock());
         q.set_budget(B, None, 0).unwrap();
         assert_eq!(q.budget(B), None);
+        assert!(!q.needs_clock());
         assert_eq!(q.next_event(Some(B), 0), None);
         // Removing and re-adding forgets it (the caller re-applies a vCPU's budget).
         q.set_budget(B, Some((5, 10)), 0).unwrap();
         q.remove(B).unwrap();
+        assert!(!q.needs_clock());
         q.add(B, 3, false).unwrap();
         assert_eq!(q.budget(B), None);
     }

@@ -126,6 +126,11 @@ pub struct Local {
     pub irqs: u64,
     /// Counter ticks the loaded vCPU ran since the last hand-over.
     pub run_ticks: u64,
+    /// Counter ticks this CPU waited at EL2 in the current stay for a WFI of the loaded
+    /// vCPU (see the fast path's `SyncAction::WfiWait`): not the guest's time.
+    pub waited: u64,
+    /// When the current stay in the fast path began (counter ticks).
+    pub stay_start: u64,
     /// List registers the fast path filled with posted interrupts since the last hand-over
     /// (bit n = LR n), for the vGIC model to adopt.
     pub posted: u16,
@@ -145,6 +150,8 @@ impl Local {
             exits: 0,
             irqs: 0,
             run_ticks: 0,
+            waited: 0,
+            stay_start: 0,
             posted: 0,
             retired: 0,
         }

@@ -17,13 +17,14 @@ use crate::vgic::lr;
 use protocol::control::StopReason;
 
 /// Whether a vCPU's WFI traps (`HCR_EL2.TWI`). A shared CPU must get control back when its
-/// guest idles. A pinned-exclusive vCPU's WFI is left to the hardware (the fastest wake-up,
-/// for a real-time guest) unless its domain boots a Linux image: Linux cannot report its
-/// idle time as our runtime's domains do (`CapOp::IdleReport`), so it traps, blocks like
-/// a shared vCPU (its CPU idles at EL2 until an interrupt for it is pending) and its idle
-/// time is not counted as running. Decided by the image kind, known when the domain is
-/// built, rather than by whether it has reported idle yet: an RTOS's first second of WFIs
-/// would otherwise trap too.
+/// guest idles. A pinned-exclusive vCPU's WFI is left to the hardware unless its domain
+/// boots a Linux image (an `Image` with Linux's header: Linux, and other Xen-ABI guests
+/// such as Zephyr's xenvm): those cannot report their idle time as our runtime's domains
+/// do (`CapOp::IdleReport`), so their WFI traps and the fast path waits at EL2 with the
+/// vCPU still loaded until an interrupt is pending (`SyncAction::WfiWait`), leaving that
+/// time out of its CPU time. Decided by the image kind, known when the domain is built,
+/// rather than by whether it has reported idle yet: an RTOS's first second of WFIs would
+/// otherwise trap too.
 const fn traps_wfi(exclusive: bool, linux: bool) -> bool {
     !exclusive || linux
 }
@@ -61,7 +62,13 @@ impl Hyp {
             Some(k) => Some(k),
             None => {
                 self.resched[cpu] = false;
-                self.runqueues[cpu].pick(arch::counter_now())
+                let rq = &mut self.runqueues[cpu];
+                let now = if rq.needs_clock() {
+                    arch::counter_now()
+                } else {
+                    0
+                };
+                rq.pick(now)
             }
         };
         let next = next.filter(|&k| {
