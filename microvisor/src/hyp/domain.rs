@@ -200,7 +200,8 @@ impl Domain {
         }
     }
 
-    /// Whether vCPU `v` may run now.
+    /// Whether vCPU `v` may run now. Not while it moves to another pCPU: its old CPU may
+    /// still hold its state, and a vCPU is never loaded on two CPUs.
     pub fn vcpu_runnable(&self, v: usize) -> bool {
         self.state == DomainState::Running
             && !self.dying
@@ -208,7 +209,7 @@ impl Domain {
             && self
                 .vcpus
                 .get(v)
-                .is_some_and(|c| c.power == Power::On && !c.blocked)
+                .is_some_and(|c| c.power == Power::On && !c.blocked && !c.migrating)
     }
 }
 

@@ -74,6 +74,14 @@ pub fn domain_created(index: usize, homes: impl Iterator<Item = u32>) {
     vgic_changed(index);
 }
 
+/// vCPU `v` of domain `id` now lives at `home` ([`crate::fastpath::home_entry`]; 0 while
+/// it moves to another pCPU, so siblings' fast paths do not post to it). Under the lock.
+pub fn set_home(id: protocol::ids::DomainId, v: usize, home: u32) {
+    if let Some(slot) = VCPU_HOME.get(usize::from(id.0)).and_then(|t| t.get(v)) {
+        slot.store(home, Ordering::Release);
+    }
+}
+
 /// Marks domain `index`'s vGIC configuration as changed.
 pub fn vgic_changed(index: usize) {
     if let Some(e) = VGIC_EPOCH.get(index) {

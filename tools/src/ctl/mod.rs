@@ -158,8 +158,8 @@ pub enum CtlVerb {
         #[arg(long, requires = "budget_us")]
         period_us: Option<u32>,
     },
-    /// Move one vCPU of a guest to another pCPU while it runs (like `xl vcpu-pin`); shared
-    /// vCPUs only, onto a pCPU nobody holds exclusively.
+    /// Move one vCPU of a guest to another pCPU while it runs (like `xl vcpu-pin`): a shared
+    /// vCPU onto a pCPU nobody holds exclusively, an exclusive one onto a pCPU no vCPU uses.
     VcpuPin {
         /// Domain name, or numeric domain id.
         #[arg(value_name = "NAME")]

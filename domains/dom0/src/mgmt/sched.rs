@@ -26,16 +26,15 @@ pub(super) fn vcpu_pin(
             why: format!("no vCPU {vcpu}: the domain has {}", rows.len()),
         });
     };
-    if row.placement.exclusive {
-        return Err(MgmtError::Refused {
-            why: format!(
-                "vCPU {vcpu} holds pCPU {} exclusively; exclusive placements are made at creation",
-                row.placement.pcpu
-            ),
-        });
-    }
+    let exclusive = row.placement.exclusive;
     let priority = priority.unwrap_or(row.placement.priority);
     ops.vcpu_pin(id, vcpu, pcpu, priority).map_err(|e| match e {
+        CapError::CpuUnavailable if exclusive => MgmtError::Refused {
+            why: format!(
+                "pCPU {pcpu} does not exist or is in use: vCPU {vcpu} holds pCPU {} exclusively and moves only to a pCPU no other vCPU uses",
+                row.placement.pcpu
+            ),
+        },
         CapError::CpuUnavailable => MgmtError::Refused {
             why: format!("pCPU {pcpu} does not exist or is held exclusively"),
         },

@@ -763,8 +763,7 @@ fn vcpu_pin_keeps_the_priority_and_refuses_what_cannot_move() {
         MgmtError::Refused { why } => why,
         other => panic!("{other:?}"),
     };
-    // An exclusive vCPU, a vCPU that does not exist, dom0: refused before the microvisor.
-    assert!(refused(serve(&pin("rtos", 0, 2, None), &mut f)).contains("exclusively"));
+    // A vCPU that does not exist, dom0: refused before the microvisor.
     assert!(refused(serve(&pin("smp", 5, 2, None), &mut f)).contains("no vCPU 5"));
     assert_eq!(
         err(serve(&pin("dom0", 0, 1, None), &mut f)),
@@ -775,7 +774,15 @@ fn vcpu_pin_keeps_the_priority_and_refuses_what_cannot_move() {
     assert!(refused(serve(&pin("smp", 1, 1, None), &mut f)).contains("pCPU 1 does not exist"));
     f.fail_next = Some(CapError::WrongState);
     assert!(refused(serve(&pin("smp", 1, 3, None), &mut f)).contains("passthrough devices"));
-    assert_eq!(f.pins.len(), 2);
+    // An exclusive vCPU moves too, to an unused pCPU; onto one in use, in its own words.
+    assert_eq!(serve(&pin("rtos", 0, 3, None), &mut f), Response::Done);
+    f.fail_next = Some(CapError::CpuUnavailable);
+    let why = refused(serve(&pin("rtos", 0, 2, None), &mut f));
+    assert!(
+        why.contains("pCPU 2 does not exist or is in use") && why.contains("exclusively"),
+        "{why}"
+    );
+    assert_eq!(f.pins.len(), 3);
 }
 
 #[test]
