@@ -18,10 +18,12 @@
 //! them is runnable, among the other exhausted ones by the usual order (priority, then
 //! round-robin). So an exhausted vCPU never starves lower priorities, and the CPU is never
 //! left idle while it has work (the budget is a guarantee to the others, not a cap on an
-//! idle CPU). What it uses while exhausted is not charged to the next window; what it ran
+//! idle CPU). What it uses while exhausted is not charged to later windows; what it ran
 //! past `B` before the microvisor could stop it (the EL2 timer that ends its budget is
-//! armed at `now + left` when it is picked, and fires a little late) is, once: the next
-//! refill is short by that much (at most `B`), so lateness does not add up. As with any
+//! armed at `now + left` when it is picked and fires a little late, or, under emulation,
+//! the host did not run the CPU for a while) is owed: each following window's refill
+//! (slept through or not) repays up to `B` of it, so lateness does not add up and over a
+//! long run it gets `B` per `P`. What it owes is capped at one period `P`. As with any
 //! deferrable server, a vCPU that saves its budget to the end of one window and spends it
 //! again at the start of the next runs up to `2B` back to back once; over any window of
 //! length `P` aligned to its periods, the others get at least `P - B` (less one timer
@@ -76,7 +78,7 @@ struct Budget {
     /// When the current window ends and the next one refills `left` to `budget`.
     refill_at: u64,
     /// What it ran past its budget before it could be stopped (the timer fires late, the
-    /// exit takes time), taken from the next window's refill.
+    /// exit takes time) and has not repaid from later refills yet; at most one period.
     overrun: u64,
 }
 
@@ -91,10 +93,14 @@ impl Budget {
         self.refill_at = self
             .refill_at
             .saturating_add(self.period.saturating_mul(missed.saturating_add(1)));
-        // An overrun is owed to the next window only, not to ones it slept through.
-        let owed = if missed == 0 { self.overrun } else { 0 };
-        self.left = self.budget - owed.min(self.budget);
-        self.overrun = 0;
+        // Each window that passed repays up to one budget of an overrun: those it slept
+        // through wholly, then the one starting now from its refill.
+        self.overrun = self
+            .overrun
+            .saturating_sub(missed.saturating_mul(self.budget));
+        let owed = self.overrun.min(self.budget);
+        self.overrun -= owed;
+        self.left = self.budget - owed;
     }
 }
 
@@ -253,9 +259,10 @@ impl RunQueue {
 
     /// Charges `key` for `ticks` of guest time it ran; the window it used them in is the
     /// current one (a run that straddles a refill is charged to the window it began in).
-    /// A run that began within its budget and went past it overran: the excess (up to one
-    /// budget) comes off its next refill, so late timers do not add up to more than `B`
-    /// per `P` on average. What it runs once exhausted (in the background) is not owed.
+    /// A run that began within its budget and went past it overran: the excess is owed
+    /// (up to one period in all) and comes off the following refills, up to `B` each, so
+    /// late timers do not add up to more than `B` per `P` on average. What it runs once
+    /// exhausted (in the background) is not owed.
     /// No effect on a vCPU without a budget or not queued here.
     pub fn charge(&mut self, key: VcpuKey, ticks: u64) {
         if self.budgeted == 0 {
@@ -267,7 +274,7 @@ impl RunQueue {
         }) = &mut self.entries[i]
         {
             if b.left > 0 && ticks > b.left {
-                b.overrun = (ticks - b.left).min(b.budget);
+                b.overrun = b.overrun.saturating_add(ticks - b.left).min(b.period);
             }
             b.left = b.left.saturating_sub(ticks);
         }

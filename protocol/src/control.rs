@@ -634,7 +634,7 @@ mod tests {
         assert!(budget_valid(BUDGET_MIN_US, BUDGET_MIN_US));
         assert!(!budget_valid(0, 10_000) && !budget_valid(99, 10_000));
         assert!(!budget_valid(20_000, 10_000) && !budget_valid(1_000, 10_000_001));
-        assert_eq!(CapOp::try_from(34), Err(CapError::UnknownCall));
+        assert_eq!(CapOp::try_from(35), Err(CapError::UnknownCall));
     }
 
     #[test]

@@ -200,7 +200,7 @@ fn exhausted_vcpu_runs_in_the_background_and_returns_at_refill() {
 }
 
 #[test]
-fn an_overrun_comes_off_the_next_window_only() {
+fn overruns_are_repaid_from_the_following_windows() {
     let mut q = RunQueue::new();
     q.add(A, 9, false).unwrap();
     q.add(B, 1, false).unwrap();
@@ -218,16 +218,32 @@ fn an_overrun_comes_off_the_next_window_only() {
     );
     q.charge(A, 15);
     assert_eq!(q.pick(115), Some(B));
-    // Background time is not owed, and neither is anything past one budget.
+    // Background time is not owed.
     q.set_runnable(B, false).unwrap();
     assert_eq!(q.pick(150), Some(A));
     q.charge(A, 50);
     assert_eq!(q.pick(200), Some(A));
     assert_eq!(q.next_event(Some(A), 200), Some(220), "a full window");
-    // 480 past its budget: one whole budget is owed, so the next window starts empty.
-    q.charge(A, 500);
-    assert_eq!(q.pick(300), Some(A));
-    assert_eq!(q.next_event(Some(A), 300), Some(400), "exhausted until 400");
+    // Held up for 50 past its 20: the next two windows repay 20 each, the third 10.
+    q.charge(A, 70);
+    q.set_runnable(B, true).unwrap();
+    for (at, left) in [(300, 0), (400, 0), (500, 10), (600, 20)] {
+        let ran = simulate(&mut q, at, at + 100, 10);
+        assert_eq!(share(&ran, A), left, "window at {at}: {ran:?}");
+    }
+    // Owed at most one period; windows slept through repay too.
+    q.set_runnable(B, false).unwrap();
+    assert_eq!(q.pick(700), Some(A));
+    q.charge(A, 1000);
+    q.set_runnable(A, false).unwrap();
+    q.set_runnable(B, true).unwrap();
+    // 100 owed: the windows from 800 to 1100 repay 80 while it sleeps, 1200 the last 20.
+    simulate(&mut q, 700, 1150, 10);
+    q.set_runnable(A, true).unwrap();
+    let ran = simulate(&mut q, 1150, 1300, 10);
+    assert_eq!(share(&ran, A), 0, "{ran:?}");
+    let ran = simulate(&mut q, 1300, 1400, 10);
+    assert_eq!(share(&ran, A), 20, "{ran:?}");
     assert_eq!(q.budget(A), Some((20, 100)));
 }
 

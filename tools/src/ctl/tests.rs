@@ -891,7 +891,10 @@ fn sched_fp_takes_a_budget_only_with_its_period() {
             period_us,
             priority,
             ..
-        } => assert_eq!((budget_us, period_us, priority), (Some(2000), Some(10000), None)),
+        } => assert_eq!(
+            (budget_us, period_us, priority),
+            (Some(2000), Some(10000), None)
+        ),
         other => panic!("{other:?}"),
     }
     for words in [
