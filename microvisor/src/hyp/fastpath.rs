@@ -1,12 +1,13 @@
 //! The per-CPU run loop and its fast path. After each exit the CPU first tries to finish
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
 //! the capability null call and `WhoAmI`, `xen_version(XENVER_version)`, a WFI with an
-//! interrupt already pending in an LR, a spurious interrupt, the kick SGI, and the virtual
-//! timer of a loaded pinned-exclusive vCPU (straight into a free hardware-linked LR). If
-//! nothing is in its mailbox it re-enters the guest at once: no lock, no scheduler. If the
-//! mailbox holds only [`POSTED`], it places the interrupts posted to its vCPU into free LRs
-//! itself ([`crate::posted`]) and re-enters. Everything else takes [`HYP`] once: the exit
-//! is handled, `schedule` runs, and the CPU goes back in.
+//! interrupt already pending in an LR, a pinned-exclusive vCPU's trapped WFI (waited out
+//! at EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt,
+//! the kick SGI, and the virtual timer of a loaded pinned-exclusive vCPU (straight into a
+//! free hardware-linked LR). If nothing is in its mailbox it re-enters the guest at once:
+//! no lock, no scheduler. If the mailbox holds only [`POSTED`], it places the interrupts
+//! posted to its vCPU into free LRs itself ([`crate::posted`]) and re-enters. Everything
+//! else takes [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
 //!
 //! The fast path never runs while the LRs differ from their shadow (the guest finished or
 //! took an interrupt the vGIC model must hear about first), so the slow path sees the same
