@@ -54,6 +54,9 @@ pub enum Mode {
     /// Back-to-back event-channel sends on every channel it has, forever (its neighbours
     /// must not notice).
     Evtstorm,
+    /// A busy loop forever that makes no calls and enables no interrupt: pure CPU demand
+    /// (the scheduler's budget test shares a pCPU between two of them).
+    Spin,
 }
 
 /// The mode from the command line, or the offending value.
@@ -72,6 +75,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("netfront") => Ok(Mode::Netfront),
         Some("hotplug") => Ok(Mode::Hotplug),
         Some("evtstorm") => Ok(Mode::Evtstorm),
+        Some("spin") => Ok(Mode::Spin),
         Some(other) => Err(other),
         None => Err(""),
     }
@@ -302,6 +306,7 @@ mod tests {
         assert_eq!(parse_mode("mode=netfront"), Ok(Mode::Netfront));
         assert_eq!(parse_mode("mode=hotplug"), Ok(Mode::Hotplug));
         assert_eq!(parse_mode("mode=evtstorm"), Ok(Mode::Evtstorm));
+        assert_eq!(parse_mode("mode=spin"), Ok(Mode::Spin));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),
