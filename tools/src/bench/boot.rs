@@ -174,7 +174,7 @@ pub fn measure(build: bool, machine: Machine) -> Result<BootReport> {
     })?;
     let linux = crate::guest::linux_artifacts_for_console(super::native::console(machine))
         .context("cannot get the native Linux kernel and initramfs")?;
-    let dtb = super::native::dtb(machine)?;
+    let dtb = super::native::dtb(machine, NATIVE_MEM_MIB)?;
     let args = super::native::linux_args(
         machine,
         dtb.as_deref(),

@@ -74,21 +74,87 @@ pub fn linux_args(
     a
 }
 
-/// The device tree a native boot on `machine` needs, written under
-/// `target/bulkhead/native/`: none on virt (QEMU makes its own); the ZCU102's board tree
-/// with [`fixed_uart_clock`].
-pub fn dtb(machine: Machine) -> Result<Option<PathBuf>> {
-    if machine != Machine::Zcu102 {
-        return Ok(None);
-    }
-    let board = machine::board_dtb(machine::ZCU102_DTB)?;
-    let blob = std::fs::read(&board).with_context(|| format!("cannot read {}", board.display()))?;
+/// The device tree a native boot on `machine` with `mem_mib` MiB needs, written under
+/// `target/bulkhead/native/`: on virt, QEMU's own tree with only what a guest of the
+/// microvisor is given ([`guest_view`]); the ZCU102's board tree with
+/// [`fixed_uart_clock`].
+pub fn dtb(machine: Machine, mem_mib: u32) -> Result<Option<PathBuf>> {
     let out = crate::paths::out_dir().join("native");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let path = out.join("zcu102-native.dtb");
-    std::fs::write(&path, fixed_uart_clock(&blob)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let (name, blob) = match machine {
+        Machine::Zcu102 => {
+            let board = machine::board_dtb(machine::ZCU102_DTB)?;
+            let blob = std::fs::read(&board)
+                .with_context(|| format!("cannot read {}", board.display()))?;
+            ("zcu102-native.dtb", fixed_uart_clock(&blob)?)
+        }
+        Machine::Virt | Machine::VirtGicv2 => {
+            let dumped = out.join(format!("{}-qemu.dtb", machine.name()));
+            let blob = machine.dump_dtb(1, mem_mib, &dumped)?;
+            ("virt-native.dtb", guest_view(&blob)?)
+        }
+    };
+    let path = out.join(name);
+    std::fs::write(&path, blob).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some(path))
+}
+
+/// Nodes of QEMU's virt tree a guest of the microvisor never sees, by name up to the `@`:
+/// the PCIe host bridge, the virtio-mmio transports, fw_cfg, the flash, the RTC, the GPIO
+/// controller and its keys, the platform bus, and the GIC's MSI frames (ITS, v2m). A native
+/// baseline with them probes devices (PCIe enumeration above all) the guest under
+/// comparison does not have.
+const NOT_IN_A_GUEST: [&str; 10] = [
+    "its",
+    "v2m",
+    "pcie",
+    "virtio_mmio",
+    "fw-cfg",
+    "flash",
+    "pl031",
+    "pl061",
+    "gpio-keys",
+    "platform-bus",
+];
+
+/// QEMU's virt tree `blob` with only the devices a guest of the microvisor is given (CPUs,
+/// memory, GIC, timer, PSCI) plus the PL011 for the native console: the native boot then
+/// does the same work as the guest it is compared with.
+pub fn guest_view(blob: &[u8]) -> Result<Vec<u8>> {
+    let blob = crate::dtb::without_nops(blob)?;
+    let fdt = Fdt::new(&blob).map_err(|e| anyhow!("QEMU's DTB does not parse: {e:?}"))?;
+    let reserved: Vec<FdtReserveEntry> = fdt
+        .memory_reservations()
+        .map(|r| FdtReserveEntry::new(r.address() as usize as u64, r.size() as u64))
+        .collect::<Result<_, _>>()
+        .map_err(crate::dtb::fdt_err)?;
+    let mut w = FdtWriter::new_with_mem_reserv(&reserved).map_err(crate::dtb::fdt_err)?;
+    let root = fdt.find_node("/").context("QEMU's DTB has no root")?;
+    let top = w.begin_node("").map_err(crate::dtb::fdt_err)?;
+    copy_except(&mut w, root, &|name| {
+        let base = name.split('@').next().unwrap_or(name);
+        NOT_IN_A_GUEST.contains(&base)
+    })?;
+    w.end_node(top).map_err(crate::dtb::fdt_err)?;
+    w.finish().map_err(crate::dtb::fdt_err)
+}
+
+/// Copies `node`'s properties and the children `drop` does not name into the open node
+/// of `w`.
+fn copy_except(
+    w: &mut FdtWriter,
+    node: FdtNode<'_, '_>,
+    drop: &dyn Fn(&str) -> bool,
+) -> Result<()> {
+    for p in node.properties().filter(|p| p.name.len() <= 31) {
+        w.property(p.name, p.value).map_err(crate::dtb::fdt_err)?;
+    }
+    for child in node.children().filter(|c| !drop(c.name)) {
+        let h = w.begin_node(child.name).map_err(crate::dtb::fdt_err)?;
+        copy_except(w, child, drop)?;
+        w.end_node(h).map_err(crate::dtb::fdt_err)?;
+    }
+    Ok(())
 }
 
 /// `blob` re-emitted with a [`UART_CLOCK_NODE`] fixed clock at the root and the `serial0`

@@ -99,3 +99,67 @@ fn native_machines_boot_at_el1_on_the_same_board() {
         "-smp 1 -m 512 -nographic -kernel Image -initrd i.cpio -append console=ttyPS0 quiet"
     ));
 }
+
+#[test]
+fn the_native_virt_tree_keeps_only_what_a_guest_is_given() {
+    let mut w = vm_fdt::FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_string("compatible", "linux,dummy-virt").unwrap();
+    for name in [
+        "cpus",
+        "memory@40000000",
+        "pl011@9000000",
+        "timer",
+        "psci",
+        "pcie@10000000",
+        "virtio_mmio@a000000",
+        "fw-cfg@9020000",
+        "flash@0",
+        "pl031@9010000",
+        "pl061@9030000",
+        "gpio-keys",
+        "platform-bus@c000000",
+    ] {
+        let n = w.begin_node(name).unwrap();
+        w.property_u32("marker", 1).unwrap();
+        w.end_node(n).unwrap();
+    }
+    let gic = w.begin_node("intc@8000000").unwrap();
+    let its = w.begin_node("its@8080000").unwrap();
+    w.end_node(its).unwrap();
+    w.end_node(gic).unwrap();
+    w.end_node(root).unwrap();
+    let blob = w.finish().unwrap();
+    let out = guest_view(&blob).unwrap();
+    let fdt = Fdt::new(&out).unwrap();
+    let names: Vec<&str> = fdt
+        .find_node("/")
+        .unwrap()
+        .children()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cpus",
+            "memory@40000000",
+            "pl011@9000000",
+            "timer",
+            "psci",
+            "intc@8000000"
+        ]
+    );
+    let gic = fdt.find_node("/intc@8000000").unwrap();
+    assert_eq!(gic.children().count(), 0, "the ITS is not a guest's");
+    assert!(fdt
+        .find_node("/pl011@9000000")
+        .unwrap()
+        .property("marker")
+        .is_some());
+    let root = fdt.find_node("/").unwrap();
+    assert_eq!(
+        root.property("compatible").and_then(|p| p.as_str()),
+        Some("linux,dummy-virt")
+    );
+}

@@ -6,12 +6,63 @@ use core::arch::asm;
 
 /// Zeroes `[pa, pa + len)`.
 ///
+/// Whole blocks go through `DC ZVA`, which zeroes a block (64 bytes on QEMU's `-cpu max`,
+/// `DCZID_EL0`) per instruction, as Linux's `clear_page` does: scrubbing a 512 MiB guest
+/// is then a quarter of the instructions of a store loop, and under `-icount` instructions
+/// are boot time (DESIGN §8). Edges, and CPUs that prohibit it, use plain stores.
+///
 /// # Safety
 /// The range must be RAM the microvisor owns (from its frame allocator) and that no
 /// reference currently covers.
 pub unsafe fn zero(pa: u64, len: u64) {
-    // SAFETY: per the contract the range is owned, mapped RAM.
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
+    let Some(block) = zva_block() else {
+        // SAFETY: per the contract the range is owned, mapped RAM.
+        return unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
+    };
+    let end = pa.saturating_add(len);
+    let first = pa.next_multiple_of(block).min(end);
+    let last = (end & !(block - 1)).max(first);
+    // SAFETY: per the contract `[pa, end)` is owned, mapped RAM; the head `[pa, first)` and
+    // tail `[last, end)` lie inside it.
+    unsafe {
+        core::ptr::write_bytes(pa as *mut u8, 0, (first - pa) as usize);
+        core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
+    }
+    let mut at = first;
+    // Four blocks per round while they fit, then one.
+    while at + 4 * block <= last {
+        // SAFETY: four whole blocks inside the owned range (RAM is Normal memory in the
+        // EL2 map, which DC ZVA requires).
+        unsafe {
+            asm!(
+                "dc zva, {a}",
+                "add {a}, {a}, {b}",
+                "dc zva, {a}",
+                "add {a}, {a}, {b}",
+                "dc zva, {a}",
+                "add {a}, {a}, {b}",
+                "dc zva, {a}",
+                "add {a}, {a}, {b}",
+                a = inout(reg) at,
+                b = in(reg) block,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+    while at < last {
+        // SAFETY: one whole block inside the owned range, as above.
+        unsafe { asm!("dc zva, {a}", a = in(reg) at, options(nostack, preserves_flags)) };
+        at += block;
+    }
+}
+
+/// The `DC ZVA` block size in bytes, or `None` if the instruction is prohibited.
+fn zva_block() -> Option<u64> {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effects.
+    unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack, preserves_flags)) };
+    // DZP (bit 4) prohibits DC ZVA; BS (bits 3:0) is log2 of the block size in words.
+    (dczid & (1 << 4) == 0).then(|| 4u64 << (dczid & 0xf))
 }
 
 /// Copies `src` to `[pa, pa + src.len())`.
