@@ -63,6 +63,10 @@ pub struct Vcpu {
     pub vgic_hw: VgicHwState,
     /// FP/SIMD registers while not loaded.
     pub fp: crate::arch::fpsimd::FpState,
+    /// PMU registers while not loaded (used only if its domain has the PMU).
+    pub pmu: crate::arch::monitors::PmuState,
+    /// Its breakpoint and watchpoint registers, never loaded into the hardware.
+    pub debug: crate::debugregs::DebugShadow,
     /// List registers (kept in sync on every exit).
     pub lrs: [u64; MAX_LRS],
     /// PSCI power state.
@@ -161,6 +165,8 @@ pub struct OwnedSpec {
     pub vcpus: Vec<VcpuPlacement>,
     /// Start-info arguments.
     pub cmdline: String,
+    /// Its access to the performance monitors.
+    pub pmu: protocol::control::PmuAccess,
     /// Capabilities it was granted at creation.
     pub caps: Vec<Capability>,
 }
@@ -217,6 +223,8 @@ pub mod cause {
     pub const XEN_HVC: u32 = 1 << 1;
     /// Trapped system register not emulated.
     pub const SYSREG: u32 = 1 << 2;
+    /// PMU register access by a domain not given the PMU.
+    pub const PMU: u32 = 1 << 6;
     /// Capability error returned.
     pub const CAP_ERROR: u32 = 1 << 3;
     /// Unexpected physical interrupt.

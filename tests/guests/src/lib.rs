@@ -54,6 +54,9 @@ pub enum Mode {
     /// Back-to-back event-channel sends on every channel it has, forever (its neighbours
     /// must not notice).
     Evtstorm,
+    /// What it sees of the PMU and the debug registers (`expect=off|guest|el2`, its
+    /// system entry's `pmu`).
+    Pmu,
 }
 
 /// The mode from the command line, or the offending value.
@@ -72,6 +75,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("netfront") => Ok(Mode::Netfront),
         Some("hotplug") => Ok(Mode::Hotplug),
         Some("evtstorm") => Ok(Mode::Evtstorm),
+        Some("pmu") => Ok(Mode::Pmu),
         Some(other) => Err(other),
         None => Err(""),
     }

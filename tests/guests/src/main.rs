@@ -18,6 +18,8 @@ mod neighbour;
 #[cfg(target_os = "none")]
 mod netfront;
 #[cfg(target_os = "none")]
+mod pmu;
+#[cfg(target_os = "none")]
 mod xenbad;
 
 #[cfg(target_os = "none")]
@@ -47,6 +49,7 @@ mod shell {
             Ok(Mode::Netfront) => crate::netfront::run(info),
             Ok(Mode::Hotplug) => crate::hotplug::run(),
             Ok(Mode::Evtstorm) => crate::evtstorm::run(),
+            Ok(Mode::Pmu) => crate::pmu::run(&info.cmdline),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;
                 loop {
