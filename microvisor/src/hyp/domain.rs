@@ -223,14 +223,14 @@ pub mod cause {
     pub const XEN_HVC: u32 = 1 << 1;
     /// Trapped system register not emulated.
     pub const SYSREG: u32 = 1 << 2;
-    /// PMU register access by a domain not given the PMU.
-    pub const PMU: u32 = 1 << 6;
     /// Capability error returned.
     pub const CAP_ERROR: u32 = 1 << 3;
     /// Unexpected physical interrupt.
     pub const SPURIOUS_IRQ: u32 = 1 << 4;
     /// Access to a grant mapping its granter's death revoked.
     pub const REVOKED_GRANT: u32 = 1 << 5;
+    /// PMU register access by a domain not given the PMU.
+    pub const PMU: u32 = 1 << 6;
 }
 
 impl Hyp {
