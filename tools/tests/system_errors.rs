@@ -444,6 +444,7 @@ fn shipped_systems_are_valid() {
         "tests/systems/badcap.toml",
         "tests/systems/bench.toml",
         "tests/systems/bench_rt.toml",
+        "tests/systems/pmu.toml",
         "tests/systems/crash_loop.toml",
         "tests/systems/xl_domains.toml",
     ] {
