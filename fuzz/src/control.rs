@@ -163,6 +163,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             size: 0x1000,
         }],
         device_tree: None,
+        pmu: protocol::control::PmuAccess::Off,
     };
     let start = StartInfo {
         version: PROTOCOL_VERSION,
@@ -223,6 +224,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         vifs: Vec::new(),
         devices: Vec::new(),
         device_tree: None,
+        pmu: protocol::control::PmuAccess::Off,
     };
     let manifest = SystemManifest {
         version: MANIFEST_VERSION,

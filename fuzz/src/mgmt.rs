@@ -210,6 +210,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         vifs: Vec::new(),
         devices: Vec::new(),
         device_tree: None,
+        pmu: protocol::control::PmuAccess::Off,
     };
     let requests = [
         Request::Hello {

@@ -54,8 +54,9 @@ impl Version {
     }
 }
 
-/// The version this tree speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 3, minor: 4 };
+/// The version this tree speaks. 4.0: `DomainSpec` gained `pmu` (its encoding changed, so a
+/// 3.x caller's `DomainCreate` would not decode); 3.4: `DomainVcpuBudget`.
+pub const PROTOCOL_VERSION: Version = Version { major: 4, minor: 0 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -503,6 +504,36 @@ pub struct VcpuPlacement {
     pub exclusive: bool,
 }
 
+/// How much of the CPU's performance monitors (PMU) a domain gets: the system TOML's `pmu`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PmuAccess {
+    /// None (the default): `ID_AA64DFR0_EL1.PMUVer` reads 0 and every PMU register access
+    /// is an Undefined Instruction exception.
+    #[default]
+    Off,
+    /// Its own counters, saved and restored with each vCPU; they do not count while the
+    /// microvisor runs (`MDCR_EL2.HPMD`, and `HCCD` where the CPU has it).
+    Guest,
+    /// As `Guest`, and the counters may also count at EL2, i.e. the microvisor's work on
+    /// the domain's behalf: for benchmarks only (it is a side channel on the microvisor).
+    El2,
+}
+
+impl PmuAccess {
+    /// The TOML spellings, in declaration order.
+    pub const NAMES: [&'static str; 3] = ["off", "guest", "el2"];
+
+    /// Parses a TOML spelling.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "off" => Some(Self::Off),
+            "guest" => Some(Self::Guest),
+            "el2" => Some(Self::El2),
+            _ => None,
+        }
+    }
+}
+
 /// `CapOp::DomainCreate`'s request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainSpec {
@@ -535,6 +566,8 @@ pub struct DomainSpec {
     /// Module cap of a device-tree fragment (xl `device_tree`, merged by the tools): the
     /// children of its root are added to the root of a Linux guest's generated tree.
     pub device_tree: Option<CapHandle>,
+    /// Its access to the performance monitors. Since 4.0.
+    pub pmu: PmuAccess,
 }
 
 /// Host pages of a passed-through device and the guest address they appear at.
@@ -715,6 +748,7 @@ mod tests {
                 index: 9,
                 generation: 1,
             }),
+            pmu: PmuAccess::Guest,
         };
         let bytes = postcard::to_allocvec(&spec).unwrap();
         assert_eq!(postcard::from_bytes::<DomainSpec>(&bytes).unwrap(), spec);

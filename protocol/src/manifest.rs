@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; dom0 rejects any other.
-pub const MANIFEST_VERSION: u32 = 8;
+pub const MANIFEST_VERSION: u32 = 9;
 
 /// The whole system, in start order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +156,8 @@ pub struct ManifestDomain {
     /// Label of the boot module holding its device-tree fragment (xl `device_tree`: the
     /// partial tree's `/passthrough` node, fixed up by the tools for the guest's tree).
     pub device_tree: Option<String>,
+    /// Its access to the performance monitors (`pmu`).
+    pub pmu: crate::control::PmuAccess,
 }
 
 /// A host device given to one domain: its `Device` capability (found by `mmio_base`) is
@@ -257,6 +259,7 @@ mod tests {
                     irqs: alloc::vec![34],
                 }],
                 device_tree: Some("linux-dt".into()),
+                pmu: crate::control::PmuAccess::El2,
             }],
             disks: alloc::vec![ManifestDisk {
                 index: 0,

@@ -92,6 +92,7 @@ pub fn manifest(
             on_poweroff: d.on_poweroff,
             on_reboot: d.on_reboot,
             on_crash: d.on_crash,
+            pmu: d.pmu,
             vbds: d
                 .disks
                 .iter()

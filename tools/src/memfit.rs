@@ -80,6 +80,7 @@ pub(crate) mod tests {
             vifs: Vec::new(),
             devices: Vec::new(),
             device_tree: None,
+            pmu: protocol::control::PmuAccess::Off,
         }
     }
 

@@ -5,7 +5,7 @@ mod common;
 
 use bulkhead_tools::image::manifest;
 use bulkhead_tools::system::{DebianArtifact, Image, Overrides, System};
-use protocol::control::VcpuPlacement;
+use protocol::control::{PmuAccess, VcpuPlacement};
 use protocol::manifest::Action;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,7 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, watchdog, crash_limit, disk, vif");
+fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, watchdog, crash_limit, disk, vif, pmu");
 fixture!(
     missing_name,
     "5: key `name`: missing in [[domain]], expected a domain name (or `config`, an xl.cfg file)"
@@ -99,8 +99,12 @@ fixture!(
     config_bad_action,
     "7: key `on_reboot`: \"rename-restart\" is not an action, expected \"destroy\", \"restart\" or \"preserve\""
 );
+fixture!(
+    pmu_bad,
+    "9: key `pmu`: \"on\" is not a PMU access, expected \"off\", \"guest\" (its own counters) or \"el2\" (also counting the microvisor, for benchmarks)"
+);
 fixture!(config_missing, "6: key `config`: \"xl/no-such.cfg\" does not exist (tests/fixtures/xl/no-such.cfg), expected a path to an xl.cfg file relative to this file");
-fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit)");
+fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu)");
 
 /// Errors about values from an xl.cfg name the .cfg file and line, not the TOML.
 macro_rules! cfg_fixture {
@@ -282,7 +286,7 @@ fn xl_ramdisks_reach_the_manifest() {
     );
     assert_eq!(
         e.unwrap_err().to_string(),
-        "tests/fixtures/x.toml:3: key `ramdisk`: comes from the xl.cfg file when `config` is set, expected it in xl/linux.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit)"
+        "tests/fixtures/x.toml:3: key `ramdisk`: comes from the xl.cfg file when `config` is set, expected it in xl/linux.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu)"
     );
 }
 
@@ -375,6 +379,28 @@ fn command_line_overrides_are_checked() {
     assert_eq!(e.to_string(), "tests/fixtures/valid.toml:3: key `memory`: --mem 256 is too small, expected at least 512 MiB");
 }
 
+/// `pmu` reaches the manifest per domain, off unless asked for, also beside `config`.
+#[test]
+fn pmu_access_reaches_the_manifest() {
+    common::stand_ins();
+    let system = System::load(
+        Path::new("tests/fixtures/pmu_valid.toml"),
+        Overrides::default(),
+    )
+    .unwrap();
+    let (m, _) = manifest(&system).unwrap();
+    let got: Vec<(&str, PmuAccess)> = m.domains.iter().map(|d| (d.name.as_str(), d.pmu)).collect();
+    assert_eq!(
+        got,
+        [
+            ("plain", PmuAccess::Off),
+            ("counted", PmuAccess::Guest),
+            ("bench", PmuAccess::El2),
+            ("guest", PmuAccess::Guest),
+        ]
+    );
+}
+
 #[test]
 fn valid_system_yields_manifest_in_dependency_order() {
     common::stand_ins();
@@ -417,6 +443,8 @@ fn shipped_systems_are_valid() {
         "tests/systems/oob.toml",
         "tests/systems/badcap.toml",
         "tests/systems/bench.toml",
+        "tests/systems/bench_rt.toml",
+        "tests/systems/pmu.toml",
         "tests/systems/crash_loop.toml",
         "tests/systems/xl_domains.toml",
     ] {

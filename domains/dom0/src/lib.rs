@@ -193,6 +193,7 @@ pub fn plan_domain(
         devices,
         windows,
         device_tree,
+        pmu: d.pmu,
     })
 }
 
@@ -325,6 +326,7 @@ mod tests {
             vifs: Vec::new(),
             devices: Vec::new(),
             device_tree: None,
+            pmu: protocol::control::PmuAccess::Off,
         }
     }
 
@@ -350,7 +352,7 @@ mod tests {
         .encode()
         .unwrap();
         let e = decode_manifest(&bad).unwrap_err();
-        assert_eq!(e.to_string(), "manifest version 7, expected 8");
+        assert_eq!(e.to_string(), "manifest version 7, expected 9");
         assert_eq!(
             decode_manifest(&[0xFF, 0xFF]),
             Err(ManifestError::Malformed)

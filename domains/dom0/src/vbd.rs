@@ -232,6 +232,7 @@ mod tests {
             vifs: Vec::new(),
             devices: Vec::new(),
             device_tree: None,
+            pmu: protocol::control::PmuAccess::Off,
         }
     }
 

@@ -22,6 +22,7 @@ fn guest(vifs: Vec<ManifestVif>) -> ManifestDomain {
         vifs,
         devices: Vec::new(),
         device_tree: None,
+        pmu: protocol::control::PmuAccess::Off,
     }
 }
 

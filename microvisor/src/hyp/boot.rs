@@ -390,6 +390,7 @@ fn build_dom0(hyp: &mut Hyp) {
         module: None,
         ramdisk: None,
         extra_dt: &[],
+        pmu: protocol::control::PmuAccess::Off,
     };
     let id = hyp
         .build_domain(&req, 0)

@@ -43,6 +43,8 @@ pub struct BuildRequest<'a> {
     pub ramdisk: Option<(&'a [u8], u16)>,
     /// Device-tree fragment for a Linux kernel's tree (xl `device_tree`), a boot module.
     pub extra_dt: &'a [u8],
+    /// Its access to the performance monitors.
+    pub pmu: protocol::control::PmuAccess,
 }
 
 impl Hyp {
@@ -180,6 +182,8 @@ impl Hyp {
                 el1: El1Context::reset((1 << 31) | i as u64),
                 vgic_hw: VgicHwState::default(),
                 fp: crate::arch::fpsimd::FpState::default(),
+                pmu: crate::arch::monitors::PmuState::default(),
+                debug: crate::debugregs::DebugShadow::default(),
                 lrs: [0; MAX_LRS],
                 power: Power::Off,
                 blocked: false,
@@ -229,6 +233,7 @@ impl Hyp {
                 mem_mib: req.mem_mib,
                 vcpus: req.vcpus.to_vec(),
                 cmdline: String::from(req.cmdline),
+                pmu: req.pmu,
                 caps: req.caps.to_vec(),
             },
             restart_pending: None,
@@ -361,6 +366,7 @@ impl Hyp {
             parent,
             caps: &spec.caps,
             module: spec.module,
+            pmu: spec.pmu,
         };
         match self.build_domain_at(&req, id, instance, cpu) {
             Ok(_) => {

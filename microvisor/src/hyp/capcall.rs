@@ -516,6 +516,7 @@ impl Hyp {
             module: Some(image as u16),
             ramdisk,
             extra_dt,
+            pmu: spec.pmu,
         };
         let child = self.build_domain(&req, cpu)?;
         self.guest_dts[usize::from(child.0)] = device_tree.map(|i| i as u16);

@@ -65,6 +65,10 @@ pub struct Vcpu {
     pub vgic_hw: VgicHwState,
     /// FP/SIMD registers while not loaded.
     pub fp: crate::arch::fpsimd::FpState,
+    /// PMU registers while not loaded (used only if its domain has the PMU).
+    pub pmu: crate::arch::monitors::PmuState,
+    /// Its breakpoint and watchpoint registers, never loaded into the hardware.
+    pub debug: crate::debugregs::DebugShadow,
     /// List registers (kept in sync on every exit).
     pub lrs: [u64; MAX_LRS],
     /// PSCI power state.
@@ -166,6 +170,8 @@ pub struct OwnedSpec {
     pub vcpus: Vec<VcpuPlacement>,
     /// Start-info arguments.
     pub cmdline: String,
+    /// Its access to the performance monitors.
+    pub pmu: protocol::control::PmuAccess,
     /// Capabilities it was granted at creation.
     pub caps: Vec<Capability>,
 }
@@ -229,6 +235,8 @@ pub mod cause {
     pub const SPURIOUS_IRQ: u32 = 1 << 4;
     /// Access to a grant mapping its granter's death revoked.
     pub const REVOKED_GRANT: u32 = 1 << 5;
+    /// PMU register access by a domain not given the PMU.
+    pub const PMU: u32 = 1 << 6;
 }
 
 impl Hyp {

@@ -102,7 +102,9 @@ impl Hyp {
     }
 
     /// A trapped system-register access: SGI generation is emulated (on a virtual GICv3;
-    /// a vGICv2 has no GIC system registers); anything else is undefined for the guest.
+    /// a vGICv2 has no GIC system registers), ID registers sanitised, debug and PMU
+    /// registers served by [`Self::monitor_sysreg`]; anything else is undefined for the
+    /// guest.
     fn sysreg(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs, a: SysRegAccess) {
         let (id, v) = key_parts(key);
         let value = if a.rt == 31 {
@@ -110,9 +112,10 @@ impl Hyp {
         } else {
             regs.x[usize::from(a.rt)]
         };
-        let Some(gic) = self.domain(id).map(|d| d.vgic.version()) else {
+        let Some((gic, pmu)) = self.domain(id).map(|d| (d.vgic.version(), d.spec.pmu)) else {
             return;
         };
+        let features = crate::idregs::Features { gic, pmu };
         let v3 = gic == GicVersion::V3;
         if v3 && a.encoding() == trap::ICC_SGI1R_EL1 && !a.read {
             regs.pc += 4;
@@ -125,13 +128,16 @@ impl Hyp {
             regs.pc += 4;
             if a.rt != 31 {
                 let raw = crate::arch::sysreg::read_id_group3(a.crm, a.op2);
-                regs.x[usize::from(a.rt)] = crate::idregs::sanitise(a.crm, a.op2, raw, gic);
+                regs.x[usize::from(a.rt)] = crate::idregs::sanitise(a.crm, a.op2, raw, features);
             }
             return;
         }
         if v3 && (a.encoding() == trap::ICC_ASGI1R_EL1 || a.encoding() == trap::ICC_SGI0R_EL1) {
             // Group-0 / alternate-group SGIs do not exist for our guests: ignore.
             regs.pc += 4;
+            return;
+        }
+        if self.monitor_sysreg(key, regs, a) {
             return;
         }
         if let Some(d) = self.domain_mut(id) {

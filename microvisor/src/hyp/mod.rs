@@ -65,6 +65,7 @@ pub mod exits;
 pub mod fastpath;
 pub mod loader;
 pub mod migrate;
+pub mod monitors;
 pub mod percpu;
 pub mod psci;
 pub mod run;

@@ -112,6 +112,7 @@ impl Hyp {
         vcpu.regs.pstate = PSTATE_EL1H_MASKED;
         vcpu.regs.x[0] = ctx;
         vcpu.el1 = El1Context::reset((1 << 31) | t as u64);
+        vcpu.debug = crate::debugregs::DebugShadow::default();
         vcpu.power = Power::On;
         vcpu.blocked = false;
         self.refresh_runnable(id, cpu);

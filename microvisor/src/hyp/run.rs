@@ -121,6 +121,7 @@ impl Hyp {
         vcpu.el1.save();
         vcpu.vgic_hw.save();
         vcpu.fp.save();
+        arch::monitors::save(d.spec.pmu, &mut vcpu.pmu);
         let n = self.nr_lrs;
         let d = self.domain_mut(id).expect("checked above");
         read_lrs(&mut d.vcpus[v].lrs[..n]);
@@ -155,6 +156,7 @@ impl Hyp {
         vcpu.el1.restore();
         vcpu.vgic_hw.restore();
         vcpu.fp.restore();
+        arch::monitors::load(d.spec.pmu, &vcpu.pmu);
         write_lrs(&vcpu.lrs[..n]);
         let mut hcr_value = hcr::GUEST_BASE;
         if traps_wfi(vcpu.placement.exclusive, d.entry.linux) {

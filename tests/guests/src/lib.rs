@@ -57,6 +57,9 @@ pub enum Mode {
     /// A busy loop forever that makes no calls and enables no interrupt: pure CPU demand
     /// (the scheduler's budget test shares a pCPU between two of them).
     Spin,
+    /// What it sees of the PMU and the debug registers (`expect=off|guest|el2`, its
+    /// system entry's `pmu`).
+    Pmu,
 }
 
 /// The mode from the command line, or the offending value.
@@ -76,6 +79,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("hotplug") => Ok(Mode::Hotplug),
         Some("evtstorm") => Ok(Mode::Evtstorm),
         Some("spin") => Ok(Mode::Spin),
+        Some("pmu") => Ok(Mode::Pmu),
         Some(other) => Err(other),
         None => Err(""),
     }

@@ -18,6 +18,8 @@ mod neighbour;
 #[cfg(target_os = "none")]
 mod netfront;
 #[cfg(target_os = "none")]
+mod pmu;
+#[cfg(target_os = "none")]
 mod xenbad;
 
 #[cfg(target_os = "none")]
@@ -53,6 +55,7 @@ mod shell {
                     core::hint::spin_loop();
                 }
             }
+            Ok(Mode::Pmu) => crate::pmu::run(&info.cmdline),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;
                 loop {

@@ -180,6 +180,8 @@ pub struct Domain {
     /// The GIC its xl.cfg asks for (`gic_version`), checked against the machine when the
     /// system is packed: every domain gets the host's.
     pub gic_version: Option<At<protocol::layout::GicVersion>>,
+    /// Its access to the performance monitors (`pmu`; default off).
+    pub pmu: protocol::control::PmuAccess,
     /// The xl.cfg file defining it, if any.
     pub config: Option<PathBuf>,
     /// Line of its `[[domain]]` header (or of `name` in its xl.cfg, for `--domain`).

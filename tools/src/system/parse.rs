@@ -10,6 +10,7 @@ use super::{
     DEFAULT_WATCHDOG_S, MAX_DOMAIN_MIB, MAX_SMP, MAX_VCPUS, MAX_WATCHDOG_S, MIN_MEMORY_MIB,
 };
 use crate::xlcfg;
+use protocol::control::PmuAccess;
 use protocol::manifest::Action;
 use std::ops::Range;
 use std::path::Path;
@@ -42,6 +43,7 @@ const DOMAIN_KEYS: &[&str] = &[
     "crash_limit",
     "disk",
     "vif",
+    "pmu",
 ];
 /// Keys a `[[domain]]` with `config` may still set (they override the xl.cfg).
 const CONFIG_KEYS: &[&str] = &[
@@ -54,6 +56,7 @@ const CONFIG_KEYS: &[&str] = &[
     "on_reboot",
     "on_crash",
     "crash_limit",
+    "pmu",
 ];
 const DEFAULT_SMP: u16 = 4;
 const DEFAULT_MEMORY_MIB: u32 = 1024;
@@ -138,6 +141,17 @@ impl Ctx<'_> {
                 format!("{other:?} is not an action, {expected}"),
             )),
         }
+    }
+
+    fn pmu(&self, key: &str, v: &Value<'_>) -> Result<PmuAccess, ConfigError> {
+        let s = self.string(key, v, "a PMU access")?;
+        PmuAccess::from_name(&s).ok_or_else(|| {
+            self.err(
+                v.span(),
+                key,
+                format!("{s:?} is not a PMU access, expected \"off\", \"guest\" (its own counters) or \"el2\" (also counting the microvisor, for benchmarks)"),
+            )
+        })
     }
 
     fn strings(&self, key: &str, v: &Value<'_>, what: &str) -> Result<Vec<String>, ConfigError> {
@@ -418,6 +432,7 @@ fn domain(
                 "on_reboot" => d.on_reboot = cx.action(key, v)?,
                 "on_crash" => d.on_crash = cx.action(key, v)?,
                 "crash_limit" => d.crash_limit = Some(limit::crash_limit(cx, v)?),
+                "pmu" => d.pmu = cx.pmu(key, v)?,
                 _ => {}
             }
         }
@@ -440,6 +455,7 @@ fn domain(
     let mut crash_limit = None;
     let mut disks = Vec::new();
     let mut vifs = Vec::new();
+    let mut pmu = PmuAccess::Off;
     for (key, v) in entries {
         let at = cx.line(v.span());
         match key {
@@ -501,6 +517,7 @@ fn domain(
             "crash_limit" => crash_limit = Some(limit::crash_limit(cx, v)?),
             "disk" => disks = disk_lines(cx, v)?,
             "vif" => vifs = vif_lines(cx, v, system)?,
+            "pmu" => pmu = cx.pmu(key, v)?,
             _ => depends_on = At::new(cx.strings(key, v, "domain names")?, at),
         }
     }
@@ -560,6 +577,7 @@ fn domain(
         disks,
         passthrough: Default::default(),
         gic_version: None,
+        pmu,
         config: None,
         line,
     };

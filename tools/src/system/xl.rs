@@ -94,6 +94,8 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         vifs: xl.vifs,
         passthrough: xl.passthrough,
         gic_version: xl.gic_version,
+        // xl.cfg has no PMU key for Arm guests; the TOML's `pmu` beside `config` sets it.
+        pmu: protocol::control::PmuAccess::Off,
         config: Some(xl.file),
         line,
     };

@@ -33,15 +33,15 @@ pub mod hcr {
     pub const GUEST_BASE: u64 = VM | SWIO | FMO | IMO | AMO | FB | BSU_IS | TID3 | TSC | RW;
 }
 
-/// Sets up this CPU's EL2 state: vectors, per-CPU pointer, timer and PMU access, FP policy.
+/// Sets up this CPU's EL2 state: vectors, per-CPU pointer, timer, debug and PMU traps, FP
+/// policy.
 ///
 /// # Safety
 /// Must run once per CPU at EL2 before any guest runs there; `percpu` must stay valid for
 /// the life of the system and be used by this CPU only.
 pub unsafe fn init_el2(percpu: *mut ArchPerCpu, vtcr: u64) {
-    let pmu_counters = (read_pmcr_el0() >> 11) & 0x1f;
     // SAFETY: the vector table is 2 KiB aligned code; percpu is valid per the contract; the
-    // other values keep EL2 in control (timer traps, PMU counters handed to the guest only).
+    // other values keep EL2 in control (timer traps).
     unsafe {
         write_vbar_el2(super::vectors::vector_table_addr());
         write_tpidr_el2(percpu as u64);
@@ -50,15 +50,14 @@ pub unsafe fn init_el2(percpu: *mut ArchPerCpu, vtcr: u64) {
         // a lock always wakes within microseconds even if an SEV was missed.
         write_cnthctl_el2(1 | (1 << 2) | (10 << 4));
         write_cntvoff_el2(0);
-        // All PMU counters belong to the guest (the bench guest counts EL2 instructions
-        // with them); HPMD clear so EL2 is counted when the guest asks for it.
-        write_mdcr_el2(pmu_counters);
         // No FP/SIMD traps: the microvisor is built soft-float and never touches them.
         write_cptr_el2(0x33ff);
         write_vtcr_el2(vtcr);
         write_hcr_el2(hcr::RW);
     }
     isb();
+    // Debug and PMU traps (`MDCR_EL2`), then per vCPU as it is loaded.
+    super::monitors::init();
     probe_ras();
 }
 

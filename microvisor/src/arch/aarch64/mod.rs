@@ -10,6 +10,7 @@ pub mod gic;
 pub mod gic_v2;
 pub mod gic_v3;
 pub mod mem;
+pub mod monitors;
 pub mod phys;
 pub mod sysreg;
 pub mod uart;

@@ -49,7 +49,6 @@ read_sysreg!(read_hpfar_el2, "hpfar_el2");
 read_sysreg!(read_elr_el2, "elr_el2");
 read_sysreg!(read_cntfrq_el0, "cntfrq_el0");
 read_sysreg!(read_cntpct_el0, "cntpct_el0");
-read_sysreg!(read_pmcr_el0, "pmcr_el0");
 read_sysreg!(read_ich_vtr_el2, "ich_vtr_el2");
 read_sysreg!(read_ich_eisr_el2, "ich_eisr_el2");
 read_sysreg!(read_ich_misr_el2, "ich_misr_el2");
@@ -88,6 +87,60 @@ guest_sysreg!(read_cntv_cval_el0, write_cntv_cval_el0, "cntv_cval_el0");
 guest_sysreg!(read_ich_vmcr_el2, write_ich_vmcr_el2, "ich_vmcr_el2");
 guest_sysreg!(read_ich_ap0r0_el2, write_ich_ap0r0_el2, "ich_ap0r0_el2");
 guest_sysreg!(read_ich_ap1r0_el2, write_ich_ap1r0_el2, "ich_ap1r0_el2");
+
+// The PMU: a domain given it owns these (saved and restored by `monitors`); writing them
+// changes what the counters count, never what EL2 executes or touches.
+guest_sysreg!(read_pmcr_el0, write_pmcr_el0, "pmcr_el0");
+guest_sysreg!(read_pmcntenset_el0, write_pmcntenset_el0, "pmcntenset_el0");
+write_guest_sysreg!(write_pmcntenclr_el0, "pmcntenclr_el0");
+guest_sysreg!(read_pmintenset_el1, write_pmintenset_el1, "pmintenset_el1");
+write_guest_sysreg!(write_pmintenclr_el1, "pmintenclr_el1");
+guest_sysreg!(read_pmovsset_el0, write_pmovsset_el0, "pmovsset_el0");
+write_guest_sysreg!(write_pmovsclr_el0, "pmovsclr_el0");
+guest_sysreg!(read_pmselr_el0, write_pmselr_el0, "pmselr_el0");
+guest_sysreg!(read_pmuserenr_el0, write_pmuserenr_el0, "pmuserenr_el0");
+guest_sysreg!(read_pmccntr_el0, write_pmccntr_el0, "pmccntr_el0");
+guest_sysreg!(read_pmccfiltr_el0, write_pmccfiltr_el0, "pmccfiltr_el0");
+guest_sysreg!(read_pmxevcntr_el0, write_pmxevcntr_el0, "pmxevcntr_el0");
+guest_sysreg!(read_pmxevtyper_el0, write_pmxevtyper_el0, "pmxevtyper_el0");
+// The OS lock: cleared once at boot so that a guest's software step works (its own
+// accesses are trapped and emulated, see `crate::debugregs`).
+write_guest_sysreg!(write_oslar_el1, "oslar_el1");
+
+/// Disarms hardware breakpoint `n` (`DBGBCR<n>_EL1` = 0); `n` must be below
+/// `ID_AA64DFR0_EL1.BRPs + 1` (a missing one is undefined at EL2), larger `n` are ignored.
+pub fn disarm_breakpoint(n: usize) {
+    macro_rules! wr {
+        ($($i:literal),*) => {
+            match n {
+                $($i => {
+                    // SAFETY: clearing a breakpoint's control register only disarms it; the
+                    // caller checked that it exists.
+                    unsafe { core::arch::asm!(concat!("msr dbgbcr", stringify!($i), "_el1, xzr"), options(nomem, nostack, preserves_flags)) }
+                })*
+                _ => {}
+            }
+        };
+    }
+    wr!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+}
+
+/// Disarms hardware watchpoint `n` (`DBGWCR<n>_EL1` = 0), as [`disarm_breakpoint`].
+pub fn disarm_watchpoint(n: usize) {
+    macro_rules! wr {
+        ($($i:literal),*) => {
+            match n {
+                $($i => {
+                    // SAFETY: clearing a watchpoint's control register only disarms it; the
+                    // caller checked that it exists.
+                    unsafe { core::arch::asm!(concat!("msr dbgwcr", stringify!($i), "_el1, xzr"), options(nomem, nostack, preserves_flags)) }
+                })*
+                _ => {}
+            }
+        };
+    }
+    wr!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+}
 
 /// Reads list register `n` (0..16).
 pub fn read_ich_lr(n: usize) -> u64 {
@@ -148,7 +201,7 @@ write_el2_sysreg!(
 write_el2_sysreg!(
     write_mdcr_el2,
     "mdcr_el2",
-    "Debug/PMU traps: must not hand the guest anything beyond the PMU counters."
+    "Must keep the debug traps (TDA, TDOSA, TDRA) set and TDE clear, and leave the PMU untrapped (TPM, TPMCR clear) only for a vCPU whose domain was given it."
 );
 write_el2_sysreg!(
     write_cnthctl_el2,
