@@ -158,6 +158,8 @@ pub struct GrantCopier {
     pieces: Vec<CopyPiece>,
     ops: Vec<GnttabCopy>,
     maps: Vec<GnttabMapGrantRef>,
+    /// A device map was ever granted (said once, so a log shows which path data takes).
+    granted: bool,
     /// Device maps made since the last unmap: (handle, device address).
     held: Vec<(u32, u64)>,
     unmaps: Vec<GnttabUnmapGrantRef>,
@@ -189,6 +191,10 @@ impl Grants for GrantCopier {
         }
         for m in &self.maps {
             if m.status == gntst::OKAY && m.dev_bus_addr != 0 {
+                if !self.granted {
+                    self.granted = true;
+                    bulkhead_runtime::println!("device maps granted: data moves zero-copy");
+                }
                 self.held.push((m.handle, m.dev_bus_addr));
                 addrs.push(Some(m.dev_bus_addr));
             } else {
