@@ -17,7 +17,6 @@
 
 use super::virtio::{register_alias, DeviceError, RuntimeHal};
 use alloc::vec::Vec;
-use bitflags::bitflags;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -25,92 +24,18 @@ use virtio_drivers::queue::VirtQueue;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::Transport;
 use virtio_drivers::PAGE_SIZE;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::IntoBytes;
 
-/// Bytes per sector (virtio-blk addresses the disk in 512-byte sectors).
-const SECTOR: usize = 512;
-/// The request queue's index.
-const QUEUE: u16 = 0;
-/// Descriptors in the queue. With indirect descriptors a request takes one of them, so
-/// this bounds the requests in flight; a request's chain (header, segments, status) is
-/// bounded by it too, which is why it is larger than [`BLOCK_DEPTH`].
-const QUEUE_SIZE: usize = 64;
+#[path = "virtio_blk_sync.rs"]
+mod sync;
+#[path = "virtio_blk_wire.rs"]
+mod wire;
 
-/// Transfers a [`Block`] keeps in flight at most.
-pub const BLOCK_DEPTH: usize = 8;
-
-/// Most segments one [`Block::start_direct`] transfer may carry (the most a blkif request
-/// of blkdom's carries); its chain is this plus the header and the status.
-pub const DIRECT_SEGMENTS: usize = 32;
-
-const _: () = assert!(DIRECT_SEGMENTS + 2 <= QUEUE_SIZE);
-
-bitflags! {
-    /// The feature bits we negotiate (virtio 1.2, 5.2.3).
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    struct Features: u64 {
-        const RO = 1 << 5;
-        const FLUSH = 1 << 9;
-        const DISCARD = 1 << 13;
-        const RING_INDIRECT_DESC = 1 << 28;
-        const RING_EVENT_IDX = 1 << 29;
-        const VERSION_1 = 1 << 32;
-    }
-}
-
-/// Request types (virtio 1.2, 5.2.6).
-const T_IN: u32 = 0;
-const T_OUT: u32 = 1;
-const T_FLUSH: u32 = 4;
-const T_GET_ID: u32 = 8;
-const T_DISCARD: u32 = 11;
-/// Status byte of a request that succeeded (anything else is a failure).
-const S_OK: u8 = 0;
-/// A status byte the device has not written yet.
-const S_PENDING: u8 = 0xFF;
-
-/// Configuration space offsets (`struct virtio_blk_config`).
-const CFG_CAPACITY: usize = 0;
-const CFG_MAX_DISCARD_SECTORS: usize = 36;
-const CFG_MAX_DISCARD_SEG: usize = 40;
-const CFG_DISCARD_ALIGNMENT: usize = 44;
-
-/// `struct virtio_blk_req`'s header.
-#[repr(C)]
-#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
-struct Header {
-    kind: u32,
-    reserved: u32,
-    sector: u64,
-}
-
-/// `struct virtio_blk_discard_write_zeroes`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
-struct DiscardRange {
-    sector: u64,
-    num_sectors: u32,
-    flags: u32,
-}
-
-/// What the device accepts in one discard request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DiscardLimits {
-    /// Sectors one request may discard.
-    pub max_sectors: u32,
-    /// Discard granularity in sectors (`discard_sector_alignment`, at least 1).
-    pub alignment_sectors: u32,
-}
-
-/// One piece of a direct transfer: `len` bytes (whole sectors, within one page) at device
-/// address `addr`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DmaSeg {
-    /// The address the device reads or writes.
-    pub addr: u64,
-    /// Bytes, a non-zero multiple of 512, not crossing a page.
-    pub len: u32,
-}
+use wire::{
+    read_discard, Features, Header, CFG_CAPACITY, QUEUE, QUEUE_SIZE, SECTOR, S_OK, S_PENDING, T_IN,
+    T_OUT,
+};
+pub use wire::{DiscardLimits, DmaSeg, BLOCK_DEPTH, DIRECT_SEGMENTS};
 
 /// Where a transfer's data is.
 #[derive(Clone, Copy)]
@@ -267,18 +192,6 @@ impl Block {
         } else {
             0
         }
-    }
-
-    /// The device's serial (`VIRTIO_BLK_T_GET_ID`), as the host named it.
-    pub fn serial(&mut self) -> Result<alloc::string::String, DeviceError> {
-        let mut id = [0u8; 20];
-        let header = Header {
-            kind: T_GET_ID,
-            ..Header::default()
-        };
-        self.request_sync(header, &[], Some(&mut id))?;
-        let n = id.iter().position(|&b| b == 0).unwrap_or(id.len());
-        Ok(alloc::string::String::from_utf8_lossy(&id[..n]).into())
     }
 
     /// The staging buffer, once every transfer in flight has completed (their results
@@ -498,97 +411,6 @@ impl Block {
         }
     }
 
-    /// Sends one request alone (after every transfer in flight) and waits for it: the
-    /// header, `input` (if not empty) for the device to read, `output` (if any) for it to
-    /// fill, and the status.
-    fn request_sync(
-        &mut self,
-        header: Header,
-        input: &[u8],
-        output: Option<&mut [u8]>,
-    ) -> Result<(), DeviceError> {
-        self.wait_all();
-        // Slot 0's status byte: free, since nothing is in flight.
-        let status_ptr = self.statuses.as_ptr();
-        // SAFETY: slot 0's status byte, used by no transfer (none in flight) and
-        // referenced only by this slice until the request is popped.
-        let status = unsafe {
-            status_ptr.write(S_PENDING);
-            core::slice::from_raw_parts_mut(status_ptr, 1)
-        };
-        let mut inputs: Vec<&[u8]> = alloc::vec![header.as_bytes()];
-        if !input.is_empty() {
-            inputs.push(input);
-        }
-        let mut outputs: Vec<&mut [u8]> = Vec::with_capacity(2);
-        if let Some(o) = output {
-            outputs.push(o);
-        }
-        outputs.push(status);
-        // SAFETY: the buffers are ours (stack and caller's memory, which our stage 1 maps
-        // 1:1 into RAM the HAL translates) and stay untouched until `pop_used` below,
-        // which this function waits for before returning.
-        let token =
-            unsafe { self.queue.add(&inputs, &mut outputs) }.map_err(|_| DeviceError::Device)?;
-        if self.queue.should_notify() {
-            self.transport.notify(QUEUE);
-        }
-        loop {
-            match self.next_used() {
-                Some(t) if t == token => break,
-                // Nothing else is in flight (waited for above).
-                Some(t) => panic!("virtio-blk completed unknown token {t}"),
-                None => continue,
-            }
-        }
-        // SAFETY: the same buffers as queued; the device is done with them.
-        unsafe { self.queue.pop_used(token, &inputs, &mut outputs) }
-            .map_err(|_| DeviceError::Device)?;
-        // SAFETY: the device wrote it before the used entry was published; read through
-        // the pointer since the slice stays borrowed by the queue's signature.
-        if unsafe { status_ptr.read_volatile() } == S_OK {
-            Ok(())
-        } else {
-            Err(DeviceError::Device)
-        }
-    }
-
-    /// Makes completed writes durable (a no-op if the device has no write cache).
-    pub fn flush(&mut self) -> Result<(), DeviceError> {
-        if !self.has_flush() {
-            self.wait_all();
-            return Ok(());
-        }
-        let header = Header {
-            kind: T_FLUSH,
-            ..Header::default()
-        };
-        self.request_sync(header, &[], None)
-    }
-
-    /// Discards `count` sectors from `sector` (`VIRTIO_BLK_T_DISCARD`), in as many requests
-    /// as the device's limit needs, after every transfer in flight.
-    pub fn discard(&mut self, sector: u64, count: u64) -> Result<(), DeviceError> {
-        let limits = self.discard.ok_or(DeviceError::Device)?;
-        let (mut sector, mut left) = (sector, count);
-        while left > 0 {
-            let n = left.min(u64::from(limits.max_sectors));
-            let range = DiscardRange {
-                sector,
-                num_sectors: n as u32,
-                flags: 0,
-            };
-            let header = Header {
-                kind: T_DISCARD,
-                ..Header::default()
-            };
-            self.request_sync(header, range.as_bytes(), None)?;
-            sector += n;
-            left -= n;
-        }
-        Ok(())
-    }
-
     /// The token of the next completed transfer, waiting for one (with interrupts, in WFI;
     /// else by spinning once and answering `None`).
     ///
@@ -632,15 +454,4 @@ impl Block {
         self.interrupts = true;
         true
     }
-}
-
-/// The discard limits in the configuration space, if usable.
-fn read_discard(t: &MmioTransport<'static>) -> Option<DiscardLimits> {
-    let max_sectors = t.read_config_space::<u32>(CFG_MAX_DISCARD_SECTORS).ok()?;
-    let max_seg = t.read_config_space::<u32>(CFG_MAX_DISCARD_SEG).ok()?;
-    let alignment = t.read_config_space::<u32>(CFG_DISCARD_ALIGNMENT).ok()?;
-    (max_sectors > 0 && max_seg > 0).then_some(DiscardLimits {
-        max_sectors,
-        alignment_sectors: alignment.max(1),
-    })
 }
