@@ -147,7 +147,7 @@ fn qemu_command_line_attaches_every_host_disk() {
     assert!(
         args.ends_with(
             "-device virtconsole,chardev=mgmt \
-         -drive file=/srv/a.img,if=none,format=raw,id=bkd0 \
+         -drive file=/srv/a.img,if=none,format=raw,id=bkd0,discard=unmap \
          -device virtio-blk-device,drive=bkd0,serial=bkd0 \
          -drive file=/srv/b,,c.img,if=none,format=raw,id=bkd1,readonly=on \
          -device virtio-blk-device,drive=bkd1,serial=bkd1"

@@ -2,12 +2,16 @@
 //!
 //! [`crate::VbdTable::poll`] takes up to [`Scratch::depth`] requests off a ring (each
 //! copied out once and decoded, [`Scratch::push`]) and [`Scratch::run`] performs them
-//! together, in phases: every indirect request's descriptor pages in one grant copy, every
-//! write's data in one grant copy into the disk's staging buffer, every read and write
-//! started on the disk at once and waited for together, then every read's data in one
-//! grant copy out. The caller then answers the entries in ring order. So a ring drain costs
-//! a few hypercalls instead of two per request, and the device works on several requests
-//! at a time; nothing is allocated per request once the buffers have grown.
+//! together, in phases: every indirect request's descriptor pages in one grant copy; every
+//! read's and write's data pages device-mapped in one batch (when the disk can transfer to
+//! device addresses); for the requests that could not be mapped, the writes' data in one
+//! grant copy into the disk's staging buffer; every read and write started on the disk at
+//! once (the mapped ones straight to the frontend's pages) and waited for together; the
+//! unmapped reads' data in one grant copy out; every device map undone in one batch. The
+//! caller then answers the entries in ring order. So a ring drain costs a few hypercalls
+//! instead of two per request, the data of a mapped request is never copied by the CPU,
+//! and the device works on several requests at a time; nothing is allocated per request
+//! once the buffers have grown.
 //!
 //! Ordering: requests that are in flight together have no order among themselves, as in
 //! Xen's blkback (a frontend that needs one waits for the first response). A request with
@@ -15,7 +19,8 @@
 //! is performed alone after every earlier request of the batch has finished, so a flush
 //! covers every write answered before it.
 //!
-//! Failures are per request: a grant copy failure answers that request with
+//! Failures are per request: a refused device map sends that request by copy instead; a
+//! grant copy failure answers that request with
 //! `BLKIF_RSP_ERROR` and the ring goes on (grant state belongs to the frontend and changes
 //! under us legitimately, e.g. while it closes). A batched copy that fails is retried one
 //! request at a time to find which; nothing is written to the disk for a write whose data
@@ -23,7 +28,7 @@
 //! the batch is cut before that request (the earlier ones are still answered) and the ring
 //! halts, exactly as for a malformed slot.
 
-use crate::io::{Dir, Disk, DiskError, GrantSeg, Grants, Placed, Transfer};
+use crate::io::{Dir, Disk, DiskError, DmaSeg, GrantSeg, Grants, Placed, Transfer};
 use crate::request::{decode, Kind, Limits, Malformed, Refusal};
 use crate::ring::{head, Head, Slot};
 use alloc::vec::Vec;
@@ -31,7 +36,7 @@ use core::ops::Range;
 use protocol::xen::blkif::{
     BlkifSegment, BlkifStatus, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_SECTOR_BYTES, XEN_PAGE_BYTES,
 };
-use protocol::xen::structs::DomId;
+use protocol::xen::structs::{DomId, GrantRef};
 
 mod indirect;
 
@@ -54,6 +59,8 @@ pub struct Entry {
     /// Its data in the disk's staging buffer.
     at: usize,
     len: usize,
+    /// Its data's device addresses in [`Scratch::dma`], when it moves directly.
+    direct: Option<Range<usize>>,
 }
 
 impl Entry {
@@ -123,6 +130,12 @@ pub struct Scratch {
     spans: Vec<(usize, Range<usize>)>,
     /// Entries started on the disk, in start order, and their results.
     started: Vec<usize>,
+    /// Grants to device-map, the addresses given, which entry owns which refs, and the
+    /// direct entries' segments.
+    dev_refs: Vec<(GrantRef, bool)>,
+    dev_addrs: Vec<Option<u64>>,
+    dev_owners: Vec<(usize, Range<usize>)>,
+    dma: Vec<DmaSeg>,
     results: Vec<Result<(), DiskError>>,
     /// Largest data request in bytes (the most segments a request may carry, in pages).
     max_request: usize,
@@ -140,6 +153,10 @@ impl Scratch {
             placed: Vec::new(),
             spans: Vec::new(),
             started: Vec::new(),
+            dev_refs: Vec::new(),
+            dev_addrs: Vec::new(),
+            dev_owners: Vec::new(),
+            dma: Vec::new(),
             results: Vec::new(),
             max_request: max_segments * XEN_PAGE_BYTES,
         }
@@ -162,6 +179,7 @@ impl Scratch {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.segs.clear();
+        self.dma.clear();
     }
 
     /// The batch, in ring order.
@@ -191,6 +209,7 @@ impl Scratch {
             segs: first..self.segs.len(),
             at: 0,
             len: 0,
+            direct: None,
         });
         Ok(barrier)
     }
@@ -205,20 +224,81 @@ impl Scratch {
         grants: &mut G,
     ) -> Option<Malformed> {
         let halt = self.fetch_indirect(domid, limits, grants);
+        let mapped = self.map_direct(domid, disk, grants);
         let room = disk.staging().len();
         self.place(room);
         self.copy_data(domid, Dir::In, disk, grants);
         self.transfer(disk);
         self.barrier(disk);
         self.copy_data(domid, Dir::Out, disk, grants);
+        if mapped {
+            // Every transfer has finished (`transfer` and `barrier` wait for them).
+            grants.unmap_for_device();
+        }
         halt
+    }
+
+    /// Device-maps the data pages of every pending read and (non-barrier) write, in one
+    /// batch, and marks the entries whose pages all mapped as direct. Returns whether any
+    /// map was asked for (and so must be undone).
+    fn map_direct<D: Disk, G: Grants>(&mut self, domid: DomId, disk: &D, grants: &mut G) -> bool {
+        let most = disk.direct_segments();
+        if most == 0 {
+            return false;
+        }
+        self.dev_refs.clear();
+        self.dev_owners.clear();
+        for (i, e) in self.entries.iter().enumerate() {
+            let (Ok(kind), None) = (e.kind, e.status) else {
+                continue;
+            };
+            // The device only reads a write's pages: a read-only map is enough.
+            let readonly = match kind {
+                Kind::Read { .. } => false,
+                Kind::Write { .. } if !is_barrier(&kind) => true,
+                _ => continue,
+            };
+            let segs = &self.segs[e.segs.clone()];
+            if segs.is_empty() || segs.len() > most {
+                continue;
+            }
+            let first = self.dev_refs.len();
+            self.dev_refs
+                .extend(segs.iter().map(|s| (s.gref, readonly)));
+            self.dev_owners.push((i, first..self.dev_refs.len()));
+        }
+        if self.dev_refs.is_empty() {
+            return false;
+        }
+        self.dev_addrs.clear();
+        grants.map_for_device(domid, &self.dev_refs, &mut self.dev_addrs);
+        for (i, r) in &self.dev_owners {
+            let e = &mut self.entries[*i];
+            let addrs = self.dev_addrs.get(r.clone()).unwrap_or(&[]);
+            if addrs.len() != r.len() || addrs.iter().any(Option::is_none) {
+                continue; // by copy, as before
+            }
+            let first = self.dma.len();
+            for (s, a) in self.segs[e.segs.clone()].iter().zip(addrs.iter().flatten()) {
+                let off = u64::from(s.first_sect) * BLKIF_SECTOR_BYTES as u64;
+                self.dma.push(DmaSeg {
+                    addr: a + off,
+                    len: seg_bytes(s) as u32,
+                });
+            }
+            e.direct = Some(first..self.dma.len());
+        }
+        true
     }
 
     /// Gives every data request a page-aligned range of the staging buffer.
     fn place(&mut self, room: usize) {
         let mut at = 0;
         for e in &mut self.entries {
-            if e.status.is_some() || !matches!(e.kind, Ok(Kind::Read { .. } | Kind::Write { .. })) {
+            if e.status.is_some()
+                || e.direct.is_some()
+                || !matches!(e.kind, Ok(Kind::Read { .. } | Kind::Write { .. }))
+            {
                 continue;
             }
             let len: usize = self.segs[e.segs.clone()].iter().map(seg_bytes).sum();
@@ -248,7 +328,7 @@ impl Scratch {
                 (e.kind, dir),
                 (Ok(Kind::Write { .. }), Dir::In) | (Ok(Kind::Read { .. }), Dir::Out)
             );
-            if !wanted || e.status.is_some() {
+            if !wanted || e.status.is_some() || e.direct.is_some() {
                 continue;
             }
             let first = self.placed.len();
@@ -291,13 +371,16 @@ impl Scratch {
                 Kind::Write { sector, .. } if !is_barrier(&kind) => (true, sector),
                 _ => continue,
             };
-            let t = Transfer {
-                write,
-                sector,
-                at: e.at,
-                len: e.len,
+            let started = match &e.direct {
+                Some(r) => disk.start_direct(write, sector, &self.dma[r.clone()]),
+                None => disk.start(Transfer {
+                    write,
+                    sector,
+                    at: e.at,
+                    len: e.len,
+                }),
             };
-            match disk.start(t) {
+            match started {
                 Ok(()) => self.started.push(i),
                 Err(err) => e.status = Some(disk_status(err)),
             }

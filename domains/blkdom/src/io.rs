@@ -1,13 +1,15 @@
-//! What the shell provides: the mapped ring, the disk and the grant-copy engine.
+//! What the shell provides: the mapped ring, the disk and the grant engine.
 //!
 //! The core never touches memory it was not handed: ring bytes and indexes go through
-//! [`RingMem`], frontend data through [`Grants`] (grant copy, so the backend never maps a
-//! frontend's data page), and the disk through [`Disk`], whose staging buffer holds a
-//! batch's data between the grant copies and the device. Host tests implement all three over
-//! plain memory.
+//! [`RingMem`], frontend data through [`Grants`], and the disk through [`Disk`]. Data moves
+//! one of two ways. Directly: the frontend's pages are device-mapped
+//! ([`Grants::map_for_device`], which gives device addresses and no CPU mapping) and the
+//! disk transfers straight to and from them ([`Disk::start_direct`]). Or, when that is not
+//! available or refused, by grant copy through the disk's staging buffer. Host tests
+//! implement all three over plain memory.
 
 pub use protocol::xen::copy::{copy_pieces, CopyPiece, GrantError, GrantSeg, Placed};
-use protocol::xen::structs::DomId;
+use protocol::xen::structs::{DomId, GrantRef};
 
 /// The mapped pages of one blkif ring (`1 << order` pages, in ring order).
 ///
@@ -112,6 +114,30 @@ pub trait Disk {
         let _ = (sector, count, secure);
         Err(DiskError::Unsupported)
     }
+    /// Segments one [`Disk::start_direct`] transfer may carry; 0 (the default) if the disk
+    /// has no direct transfers.
+    fn direct_segments(&self) -> usize {
+        0
+    }
+    /// Starts a transfer between `sector` and the device addresses `segs` (a write reads
+    /// them, a read fills them), counted with [`Disk::start`]'s transfers for
+    /// [`Disk::depth`] and reported by [`Disk::finish`] in the same start order. The core
+    /// keeps the memory behind `segs` device-mapped until `finish` has returned. On an
+    /// error nothing was started.
+    fn start_direct(&mut self, write: bool, sector: u64, segs: &[DmaSeg]) -> Result<(), DiskError> {
+        let _ = (write, sector, segs);
+        Err(DiskError::Unsupported)
+    }
+}
+
+/// One piece of a direct transfer: `len` bytes at device address `addr` (whole sectors,
+/// within one page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaSeg {
+    /// Where the device reads or writes.
+    pub addr: u64,
+    /// Bytes, a non-zero multiple of 512.
+    pub len: u32,
 }
 
 /// Which way a grant copy goes.
@@ -123,7 +149,8 @@ pub enum Dir {
     Out,
 }
 
-/// Grant copies between a frontend's granted pages and a local buffer.
+/// Grant copies between a frontend's granted pages and a local buffer, and device maps of
+/// them.
 ///
 /// The local side of a piece may cross local page boundaries (an implementation issuing
 /// `GNTTABOP_copy` splits there, see [`copy_pieces`]); the remote side never crosses its
@@ -139,4 +166,23 @@ pub trait Grants {
         pieces: &[Placed],
         buf: &mut [u8],
     ) -> Result<(), GrantError>;
+
+    /// Device-maps frontend `domid`'s grants `refs` (`(gref, readonly)`: read-only when the
+    /// device only reads the page), as one batch, appending to `addrs` one entry per ref:
+    /// the device address of its page, or `None` where the map was refused. Every map
+    /// stays (its page pinned for the frontend) until [`Grants::unmap_for_device`]. The
+    /// default maps nothing: data then moves by copy.
+    fn map_for_device(
+        &mut self,
+        domid: DomId,
+        refs: &[(GrantRef, bool)],
+        addrs: &mut alloc::vec::Vec<Option<u64>>,
+    ) {
+        let _ = domid;
+        addrs.extend(refs.iter().map(|_| None));
+    }
+
+    /// Unmaps every device map made since the last call, as one batch. The core calls it
+    /// only once the disk has finished every transfer that used them.
+    fn unmap_for_device(&mut self) {}
 }

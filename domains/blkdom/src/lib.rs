@@ -6,8 +6,9 @@
 //! * [`io`]: the traits the shell implements ([`RingMem`], [`Disk`], [`Grants`]).
 //! * [`ring`]: the back half of the shared ring (indexes, notify rules, restart attach).
 //! * [`request`]: each request copied out once and fully validated into a typed [`Request`].
-//! * [`exec`]: performing a batch of requests together: one grant copy per phase, every
-//!   transfer in flight on the disk at once through its staging buffer.
+//! * [`exec`]: performing a batch of requests together: the data pages device-mapped in one
+//!   batch and transferred by the disk directly (grant copy through the staging buffer
+//!   where that is refused), every transfer in flight on the disk at once.
 //! * [`vbd`]: the vbd table, per-vbd state and counters, and [`VbdTable::poll`].
 //! * [`xenbus`]: the backend xenbus handshake as [`Action`]s for the shell.
 //!
@@ -29,7 +30,9 @@ pub mod ring;
 pub mod vbd;
 pub mod xenbus;
 
-pub use io::{DiscardInfo, Disk, DiskError, DiskInfo, GrantError, GrantSeg, Grants, RingMem};
+pub use io::{
+    DiscardInfo, Disk, DiskError, DiskInfo, DmaSeg, GrantError, GrantSeg, Grants, RingMem,
+};
 pub use request::{Kind, Malformed, Refusal, Request};
 pub use ring::{BackRing, RingError};
 pub use vbd::{

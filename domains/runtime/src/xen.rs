@@ -193,6 +193,45 @@ pub fn grant_unmap(page: MappedPage, handle: u32) -> Result<(), XenError> {
     Ok(())
 }
 
+/// `GNTTABOP_map_grant_ref` of a batch, in one call (the microvisor serves it in chunks
+/// and continues by itself): each entry's `status`, `handle` and `dev_bus_addr` say how it
+/// went. The call itself fails only if the batch could not be read.
+pub fn grant_map_batch(ops: &mut [GnttabMapGrantRef]) -> Result<(), XenError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    call(
+        Hypercall::GrantTableOp,
+        [
+            GnttabOp::MapGrantRef as u64,
+            ops.as_mut_ptr() as u64,
+            ops.len() as u64,
+            0,
+            0,
+        ],
+    )
+    .map(drop)
+}
+
+/// `GNTTABOP_unmap_grant_ref` of a batch, in one call; each entry's `status` says how it
+/// went.
+pub fn grant_unmap_batch(ops: &mut [GnttabUnmapGrantRef]) -> Result<(), XenError> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    call(
+        Hypercall::GrantTableOp,
+        [
+            GnttabOp::UnmapGrantRef as u64,
+            ops.as_mut_ptr() as u64,
+            ops.len() as u64,
+            0,
+            0,
+        ],
+    )
+    .map(drop)
+}
+
 /// `GNTTABOP_copy` of a batch: each entry's `status` says how it went (a failed entry does
 /// not stop the others). The call itself fails only if the batch could not be read.
 pub fn grant_copy(ops: &mut [GnttabCopy]) -> Result<(), XenError> {

@@ -197,6 +197,23 @@ impl Hyp {
         ])
     }
 
+    /// Whether domain `id` may be given device addresses of granted frames
+    /// (`GNTMAP_device_map`): it has mapped a DMA-capable device (a virtio transport) and
+    /// its RAM is one run, so `DeviceMap` already told it where its RAM really is and it
+    /// programs host-physical addresses into that device. Without an IOMMU such a domain
+    /// can make its device write anywhere, so the address of a frame it was granted gives
+    /// it nothing new; every other domain gets none (security review F17).
+    pub fn may_device_map(&self, id: DomainId) -> bool {
+        let contiguous = self
+            .domain(id)
+            .is_some_and(|d| !d.dying && d.ram.contiguous_base().is_some());
+        contiguous
+            && self
+                .devices
+                .iter()
+                .any(|dev| dev.virtio_id != 0 && dev.holding.mapped_by == Some(id))
+    }
+
     /// An ordinary guest `to`, just built with the devices behind `indexes`, sees them at
     /// `windows`: each window must be whole pages of one of those devices (one window per
     /// device: a Device capability is one register window) placed clear of the guest's own

@@ -421,7 +421,10 @@ impl Hyp {
         }
     }
 
-    /// Frees a dying domain once no CPU holds one of its vCPUs.
+    /// Frees a dying domain once no CPU holds one of its vCPUs and no device may still
+    /// write its memory: while another domain holds a device map of one of its grants
+    /// (`GNTMAP_device_map`), its memory stays, and the unmap (or the mapper's own death,
+    /// after its devices were reset) frees it ([`Hyp::free_dma_waiters`]).
     pub fn free_if_unloaded(&mut self, id: DomainId, this_cpu: usize) {
         let held = self
             .loaded
@@ -429,7 +432,7 @@ impl Hyp {
             .flatten()
             .any(|k| super::key_parts(*k).0 == id);
         let dying = self.domain(id).is_some_and(|d| d.dying);
-        if held || !dying {
+        if held || !dying || self.grants.device_mapped(id.0) {
             return;
         }
         self.release_devices(id);
@@ -455,6 +458,25 @@ impl Hyp {
                 // Gone for good: uploads only it was keeping go back (scrubbed behind its
                 // load, if one is still in flight).
                 self.reclaim_uploads(scrubber);
+            }
+            // Its device maps went with its grant state.
+            self.free_dma_waiters(this_cpu);
+        }
+    }
+
+    /// Frees every dying domain that was only waiting for device maps of its grants to go
+    /// ([`Hyp::free_if_unloaded`]). Dying domains are rare and few, so a scan is enough.
+    pub fn free_dma_waiters(&mut self, this_cpu: usize) {
+        let waiting: Vec<DomainId> = self
+            .domains
+            .iter()
+            .flatten()
+            .filter(|d| d.dying)
+            .map(|d| d.id)
+            .collect();
+        for id in waiting {
+            if !self.grants.device_mapped(id.0) {
+                self.free_if_unloaded(id, this_cpu);
             }
         }
     }

@@ -84,10 +84,14 @@ pub struct Mapped {
     pub frame_pa: PhysAddr,
     /// Map without write permission.
     pub readonly: bool,
+    /// Install the page in stage 2 (`GNTMAP_host_map`); else `host_addr` is 0.
+    pub host: bool,
+    /// Tell the mapper `frame_pa` as its `dev_bus_addr` (`GNTMAP_device_map`).
+    pub device: bool,
 }
 
 /// A successful unmap: the glue removes the stage-2 page at `host_addr` and flushes the
-/// mapper's TLB for it — unless `revoked`.
+/// mapper's TLB for it — unless `revoked`, or not `host` (a device-only map).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "the stage-2 page must be removed"]
 pub struct Unmapped {
@@ -97,6 +101,8 @@ pub struct Unmapped {
     pub frame_pa: PhysAddr,
     /// The mapping was read-only.
     pub readonly: bool,
+    /// A stage-2 page was installed for it.
+    pub host: bool,
     /// The granter was closed while this was mapped ([`GrantTables::close_domain`] reported
     /// it in [`Closed::revoked`]); the stage-2 side is whatever the glue did then.
     pub revoked: bool,
@@ -128,6 +134,10 @@ pub struct HeldMapping {
     pub frame_pa: PhysAddr,
     /// Read-only mapping.
     pub readonly: bool,
+    /// Installed in the mapper's stage 2 (else `host_addr` means nothing).
+    pub host: bool,
+    /// A device map.
+    pub device: bool,
 }
 
 /// What [`GrantTables::close_domain`] leaves for the glue.
@@ -359,6 +369,9 @@ mod close_tests;
 #[cfg(test)]
 #[path = "grant_copy_tests.rs"]
 mod copy_tests;
+#[cfg(test)]
+#[path = "grant_device_tests.rs"]
+mod device_tests;
 #[cfg(test)]
 #[path = "grant_fake.rs"]
 mod fake;

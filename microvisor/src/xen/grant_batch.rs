@@ -67,7 +67,7 @@ impl GrantTables {
             for (op, unpin) in chunk.iter_mut().zip(unpins.iter_mut()) {
                 op.status = match self.unmap_keep_pin(mapper, op) {
                     Ok((done, pin)) => {
-                        if !done.revoked {
+                        if !done.revoked && done.host {
                             removed |= env.remove(done.host_addr.as_u64());
                         }
                         *unpin = pin;

@@ -223,3 +223,35 @@ fn revoked_mappings_need_no_invalidation() {
 
 /// A writable mapping's flags.
 const RW_PINNED: u16 = gtf::PERMIT_ACCESS | gtf::READING | gtf::WRITING;
+
+#[test]
+fn device_only_unmaps_touch_no_stage2_and_need_no_invalidation() {
+    let mut env = Env::new(&[0, 1]);
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        env.grant(1, i, 0, i, false);
+        let op = protocol::xen::structs::GnttabMapGrantRef {
+            host_addr: 0,
+            flags: protocol::xen::structs::gntmap::DEVICE_MAP,
+            gref: i,
+            dom: 1,
+            status: 0,
+            handle: 0,
+            dev_bus_addr: 0,
+        };
+        let m = env
+            .gt
+            .map_dma(&mut env.mem, 0, &op, true, super::fake::ram)
+            .unwrap();
+        ops.push(unmap_op(m.handle, 0));
+    }
+    let mut be = BatchEnv {
+        mem: &mut env.mem,
+        mapped: Default::default(),
+        log: Vec::new(),
+    };
+    assert_eq!(env.gt.unmap_batch(&mut be, 0, &mut ops), 0);
+    assert_eq!(be.log, [Ev::Release, Ev::Release, Ev::Release]);
+    assert!(ops.iter().all(|o| o.status == gntst::OKAY));
+    assert!(!env.gt.device_mapped(1));
+}

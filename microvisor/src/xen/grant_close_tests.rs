@@ -35,6 +35,8 @@ fn close_of_a_mapper_releases_its_pins() {
             host_addr: host(0),
             frame_pa: ram(1, 5).unwrap(),
             readonly: false,
+            host: true,
+            device: false,
         }
     );
     assert!(closed.revoked.is_empty());

@@ -16,6 +16,8 @@ impl GrantTables {
     /// (`None` for anything else: MMIO, grant or foreign mappings, holes). The glue then
     /// installs [`Mapped`] in the mapper's stage 2.
     ///
+    /// Device maps are refused ([`GrantTables::map_dma`] is the call that may grant them).
+    ///
     /// Statuses, in Xen's order of checks:
     /// - `GNTST_bad_gntref`: neither `GNTMAP_host_map` nor `GNTMAP_device_map`;
     /// - `GNTST_general_error`: device, application or PTE maps, or any flag but
@@ -34,12 +36,40 @@ impl GrantTables {
         op: &GnttabMapGrantRef,
         gfn_to_pa: impl Fn(DomId, u64) -> Option<PhysAddr>,
     ) -> Result<Mapped, i16> {
+        self.map_dma(mem, mapper, op, false, gfn_to_pa)
+    }
+
+    /// [`GrantTables::map`], where `dma` says whether `mapper` may have a device map
+    /// (`GNTMAP_device_map`, alone or with `GNTMAP_host_map`): the caller decides that (a
+    /// direct-mapped domain holding a DMA-capable device, which learns nothing new from a
+    /// host-physical address). A device map reports the frame as [`Mapped::device`]
+    /// (Xen's `dev_bus_addr`; there is no IOMMU, so it is host-physical) and, without
+    /// `GNTMAP_host_map`, installs nothing in stage 2 (`host_addr` is ignored). Its pin,
+    /// and so the granter's `GTF_reading`/`GTF_writing`, lasts until the unmap, as for a
+    /// host map; while one exists the granter's memory must not be reused
+    /// ([`GrantTables::device_mapped`]). Without `dma` a device map is
+    /// `GNTST_general_error`, as before.
+    pub fn map_dma(
+        &mut self,
+        mem: &mut impl GrantMemory,
+        mapper: DomId,
+        op: &GnttabMapGrantRef,
+        dma: bool,
+        gfn_to_pa: impl Fn(DomId, u64) -> Option<PhysAddr>,
+    ) -> Result<Mapped, i16> {
         if op.flags & (gntmap::HOST_MAP | gntmap::DEVICE_MAP) == 0 {
             return Err(gntst::BAD_GNTREF);
         }
-        if op.flags & !(gntmap::HOST_MAP | gntmap::READONLY) != 0 {
+        let allowed = if dma {
+            gntmap::HOST_MAP | gntmap::DEVICE_MAP | gntmap::READONLY
+        } else {
+            gntmap::HOST_MAP | gntmap::READONLY
+        };
+        if op.flags & !allowed != 0 {
             return Err(gntst::GENERAL_ERROR);
         }
+        let host = op.flags & gntmap::HOST_MAP != 0;
+        let device = op.flags & gntmap::DEVICE_MAP != 0;
         let readonly = op.flags & gntmap::READONLY != 0;
         if self.table(op.dom).is_none() {
             return Err(gntst::BAD_DOMAIN);
@@ -70,7 +100,11 @@ impl GrantTables {
                 return Err(status);
             }
         };
-        let host_addr = GuestPhysAddr::new(op.host_addr).align_down(PAGE_SIZE);
+        let host_addr = if host {
+            GuestPhysAddr::new(op.host_addr).align_down(PAGE_SIZE)
+        } else {
+            GuestPhysAddr::new(0)
+        };
         mt.fill(
             handle,
             Mapping {
@@ -79,6 +113,8 @@ impl GrantTables {
                 host_addr,
                 frame_pa,
                 readonly,
+                host,
+                device,
             },
         );
         Ok(Mapped {
@@ -86,6 +122,8 @@ impl GrantTables {
             host_addr,
             frame_pa,
             readonly,
+            host,
+            device,
         })
     }
 
@@ -95,7 +133,8 @@ impl GrantTables {
     ///
     /// Statuses: `GNTST_bad_handle` no such handle or nothing mapped under it;
     /// `GNTST_general_error` mapped at another page (what Xen on Arm reports when the
-    /// address does not hold the mapping; nothing changes).
+    /// address does not hold the mapping; nothing changes), or a device map whose non-zero
+    /// `dev_bus_addr` names another frame. A device-only map ignores `host_addr`.
     pub fn unmap(
         &mut self,
         mem: &mut impl GrantMemory,
@@ -127,7 +166,11 @@ impl GrantTables {
             Slot::Live(m) => (m, false),
             Slot::Revoked(m) => (m, true),
         };
-        if GuestPhysAddr::new(op.host_addr).align_down(PAGE_SIZE) != m.host_addr {
+        if m.host && GuestPhysAddr::new(op.host_addr).align_down(PAGE_SIZE) != m.host_addr {
+            return Err(gntst::GENERAL_ERROR);
+        }
+        let bus = PhysAddr::new(op.dev_bus_addr).align_down(PAGE_SIZE);
+        if m.device && op.dev_bus_addr != 0 && bus != m.frame_pa {
             return Err(gntst::GENERAL_ERROR);
         }
         mt.put(op.handle);
@@ -140,9 +183,21 @@ impl GrantTables {
             host_addr: m.host_addr,
             frame_pa: m.frame_pa,
             readonly: m.readonly,
+            host: m.host,
             revoked,
         };
         Ok((done, unpin))
+    }
+
+    /// Whether a live device map of one of `granter`'s grants exists. While it does, a
+    /// device may be writing the granter's frame, so the granter's memory must not be freed
+    /// or reused, even once the granter is dead: the glue defers freeing it until this
+    /// turns false (the mapper's unmap, or the mapper's own death after its devices were
+    /// reset). Xen keeps the page referenced for the same reason.
+    pub fn device_mapped(&self, granter: DomId) -> bool {
+        self.domains
+            .iter()
+            .any(|t| t.maptrack.holds_device_map_of(granter))
     }
 
     /// Drops a pin [`GrantTables::unmap_keep_pin`] left (clearing the granter's flags with

@@ -211,6 +211,10 @@ pub(super) struct Mapping {
     pub(super) host_addr: GuestPhysAddr,
     pub(super) frame_pa: PhysAddr,
     pub(super) readonly: bool,
+    /// Installed in the mapper's stage 2 at `host_addr` (`GNTMAP_host_map`).
+    pub(super) host: bool,
+    /// The mapper was given the frame's device address (`GNTMAP_device_map`).
+    pub(super) device: bool,
 }
 
 impl Mapping {
@@ -223,6 +227,8 @@ impl Mapping {
             host_addr: self.host_addr,
             frame_pa: self.frame_pa,
             readonly: self.readonly,
+            host: self.host,
+            device: self.device,
         }
     }
 }
@@ -297,6 +303,13 @@ impl Maptrack {
                 Slot::Free | Slot::Revoked(_) => None,
             })
             .collect()
+    }
+
+    /// Whether a live device map of `granter`'s grants is in here.
+    pub(super) fn holds_device_map_of(&self, granter: DomId) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s, Slot::Live(m) if m.device && m.granter == granter))
     }
 
     /// Turns every live mapping of `granter`'s grants into a tombstone, reporting each.

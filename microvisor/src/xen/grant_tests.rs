@@ -86,7 +86,9 @@ fn writable_map_and_unmap() {
             handle: 0,
             host_addr: host(3),
             frame_pa: ram(1, 12).unwrap(),
-            readonly: false
+            readonly: false,
+            host: true,
+            device: false,
         }
     );
     assert_eq!(env.flags(1, 7), RW);
@@ -97,6 +99,7 @@ fn writable_map_and_unmap() {
             host_addr: host(3),
             frame_pa: ram(1, 12).unwrap(),
             readonly: false,
+            host: true,
             revoked: false
         }
     );

@@ -106,7 +106,6 @@ impl<T> PerDomain<T> {
     }
 
     /// Every open domain.
-    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().flatten()
     }

@@ -76,7 +76,7 @@ fn native() -> Result<Raw> {
     let opts = options(PathBuf::from("blk_native"), e, false);
     // As the microvisor's QEMU command line attaches a disk; QEMU doubles a comma in a value.
     let drive = format!(
-        "file={},if=none,format=raw,id=bkd0",
+        "file={},if=none,format=raw,id=bkd0,discard=unmap",
         disk.display().to_string().replace(',', ",,")
     );
     let out = super::boot_with_spinner("Linux native on virtio-blk", || {

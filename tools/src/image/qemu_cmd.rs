@@ -97,10 +97,16 @@ pub fn qemu_args_mgmt(
     for d in disks {
         // QEMU's option syntax doubles a comma inside a value.
         let file = d.path.display().to_string().replace(',', ",,");
-        let readonly = if d.read_only { ",readonly=on" } else { "" };
+        // A writable disk passes the guest's discards on to the host file (its blocks
+        // are freed: `fstrim` in the guest shrinks the image); QEMU's default ignores them.
+        let mode = if d.read_only {
+            ",readonly=on"
+        } else {
+            ",discard=unmap"
+        };
         args.push("-drive".into());
         args.push(format!(
-            "file={file},if=none,format=raw,id={}{readonly}",
+            "file={file},if=none,format=raw,id={}{mode}",
             d.serial
         ));
         args.push("-device".into());

@@ -1,14 +1,17 @@
 //! The shell's side of the core's three traits: a blkif ring mapped by grant, the virtio-blk
-//! disk, and grant copies through the microvisor.
+//! disk, and grant copies and device maps through the microvisor.
 
 use alloc::vec::Vec;
 use blkdom::io::{
-    copy_pieces, CopyPiece, Dir, Disk, DiskError, DiskInfo, GrantError, Grants, Placed, RingMem,
-    Transfer,
+    copy_pieces, CopyPiece, Dir, DiscardInfo, Disk, DiskError, DiskInfo, DmaSeg, GrantError,
+    Grants, Placed, RingMem, Transfer,
 };
 use bulkhead_runtime::arch::virtio::{self, Block};
 use bulkhead_runtime::xen::{self, MappedPage};
-use protocol::xen::structs::{gntcopy, DomId, GnttabCopy, GnttabCopyPtr, DOMID_SELF};
+use protocol::xen::structs::{
+    gntcopy, gntmap, gntst, DomId, GnttabCopy, GnttabCopyPtr, GnttabMapGrantRef,
+    GnttabUnmapGrantRef, GrantRef, DOMID_SELF,
+};
 
 const PAGE: usize = 4096;
 
@@ -67,6 +70,8 @@ pub struct VirtioDisk {
     pub read_only: bool,
     /// The runtime's results, before they become the core's.
     results: Vec<Result<(), virtio::DeviceError>>,
+    /// One direct transfer's segments, in the runtime's type.
+    segs: Vec<virtio::DmaSeg>,
 }
 
 impl VirtioDisk {
@@ -75,6 +80,7 @@ impl VirtioDisk {
             dev,
             read_only,
             results: Vec::new(),
+            segs: Vec::new(),
         }
     }
 }
@@ -87,8 +93,35 @@ impl Disk for VirtioDisk {
             physical_sector_size: 512,
             read_only: self.read_only || self.dev.readonly(),
             flush: true,
-            discard: None,
+            discard: self.dev.discard_limits().map(|l| DiscardInfo {
+                granularity: l.alignment_sectors.saturating_mul(512),
+                alignment: 0,
+                secure: false,
+            }),
         }
+    }
+
+    fn direct_segments(&self) -> usize {
+        self.dev.direct_segments()
+    }
+
+    fn start_direct(&mut self, write: bool, sector: u64, segs: &[DmaSeg]) -> Result<(), DiskError> {
+        self.segs.clear();
+        self.segs.extend(segs.iter().map(|s| virtio::DmaSeg {
+            addr: s.addr,
+            len: s.len,
+        }));
+        self.dev
+            .start_direct(write, sector, &self.segs)
+            .map_err(|_| DiskError::Io)
+    }
+
+    fn discard(&mut self, sector: u64, count: u64, secure: bool) -> Result<(), DiskError> {
+        if secure {
+            // We never advertise discard-secure; a frontend that asks anyway is refused.
+            return Err(DiskError::Unsupported);
+        }
+        self.dev.discard(sector, count).map_err(|_| DiskError::Io)
     }
 
     fn depth(&self) -> usize {
@@ -117,14 +150,81 @@ impl Disk for VirtioDisk {
 }
 
 /// Grant copies between frontends' pages and our buffers (`GNTTABOP_copy`, one batch per
-/// call).
+/// call), and device maps of frontends' pages (`GNTTABOP_map_grant_ref` with
+/// `GNTMAP_device_map` only: the microvisor gives the frame's device address, pins the
+/// grant, and maps nothing into our address space).
 #[derive(Default)]
 pub struct GrantCopier {
     pieces: Vec<CopyPiece>,
     ops: Vec<GnttabCopy>,
+    maps: Vec<GnttabMapGrantRef>,
+    /// A device map was ever granted (said once, so a log shows which path data takes).
+    granted: bool,
+    /// Device maps made since the last unmap: (handle, device address).
+    held: Vec<(u32, u64)>,
+    unmaps: Vec<GnttabUnmapGrantRef>,
 }
 
 impl Grants for GrantCopier {
+    fn map_for_device(
+        &mut self,
+        domid: DomId,
+        refs: &[(GrantRef, bool)],
+        addrs: &mut Vec<Option<u64>>,
+    ) {
+        // Every batch asks: refusals cannot be told apart from a frontend's bad grants, and
+        // one frontend must not be able to switch the direct path off for the others.
+        self.maps.clear();
+        self.maps
+            .extend(refs.iter().map(|&(gref, readonly)| GnttabMapGrantRef {
+                host_addr: 0,
+                flags: gntmap::DEVICE_MAP | if readonly { gntmap::READONLY } else { 0 },
+                gref,
+                dom: domid,
+                status: 0,
+                handle: 0,
+                dev_bus_addr: 0,
+            }));
+        if xen::grant_map_batch(&mut self.maps).is_err() {
+            addrs.extend(refs.iter().map(|_| None));
+            return;
+        }
+        for m in &self.maps {
+            if m.status == gntst::OKAY && m.dev_bus_addr != 0 {
+                if !self.granted {
+                    self.granted = true;
+                    bulkhead_runtime::println!("device maps granted: data moves zero-copy");
+                }
+                self.held.push((m.handle, m.dev_bus_addr));
+                addrs.push(Some(m.dev_bus_addr));
+            } else {
+                if m.status == gntst::OKAY {
+                    // Mapped but no address: undo it with the others.
+                    self.held.push((m.handle, 0));
+                }
+                addrs.push(None);
+            }
+        }
+    }
+
+    fn unmap_for_device(&mut self) {
+        self.unmaps.clear();
+        self.unmaps.extend(
+            self.held
+                .drain(..)
+                .map(|(handle, bus)| GnttabUnmapGrantRef {
+                    host_addr: 0,
+                    dev_bus_addr: bus,
+                    handle,
+                    status: 0,
+                    _pad0: 0,
+                }),
+        );
+        if xen::grant_unmap_batch(&mut self.unmaps).is_err() {
+            bulkhead_runtime::println!("grant unmap batch failed");
+        }
+    }
+
     /// Our RAM is identity-mapped (VA = IPA), so a local frame is `address / 4096`.
     fn copy(
         &mut self,

@@ -1,12 +1,16 @@
-//! Fakes: ring pages in a Vec, a disk over a Vec, grants over a map of pages, and a
+//! Fakes: ring pages in a Vec, a disk over a Vec, grants over a map of pages (which the
+//! disk reaches through a shared [`Bus`] when it transfers to device addresses), and a
 //! frontend that produces requests and consumes responses the way blkfront does.
 
-use crate::io::{Dir, Disk, DiskError, DiskInfo, GrantError, Grants, Placed, RingMem, Transfer};
+use crate::io::{
+    Dir, Disk, DiskError, DiskInfo, DmaSeg, GrantError, Grants, Placed, RingMem, Transfer,
+};
 use crate::{Config, Poll, VbdConfig, VbdId, VbdTable};
 use protocol::xen::blkif::*;
 use protocol::xen::structs::{DomId, GrantRef};
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use zerocopy::{FromBytes, IntoBytes};
 
 pub const FRONT: DomId = 7;
@@ -110,10 +114,14 @@ pub struct FakeDisk {
     pub fail_io: bool,
     pub staging: Vec<u8>,
     pub depth: usize,
-    pending: Vec<Transfer>,
+    pending: Vec<(Transfer, Option<Vec<DmaSeg>>)>,
     done: Vec<Result<(), DiskError>>,
     /// The most transfers ever in flight at once.
     pub max_in_flight: usize,
+    /// Where direct transfers go (`None`: the disk has none).
+    pub bus: Option<Rc<RefCell<Bus>>>,
+    /// Segments a direct transfer may carry.
+    pub direct_segments: usize,
 }
 
 impl FakeDisk {
@@ -140,6 +148,8 @@ impl FakeDisk {
             pending: Vec::new(),
             done: Vec::new(),
             max_in_flight: 0,
+            bus: None,
+            direct_segments: 32,
         }
     }
     fn range(&self, sector: u64, len: usize) -> std::ops::Range<usize> {
@@ -152,13 +162,21 @@ impl FakeDisk {
     fn complete(&mut self) {
         let n = self.pending.len();
         let mut results = vec![Ok(()); n];
-        for (k, t) in self.pending.clone().into_iter().enumerate().rev() {
+        for (k, (t, direct)) in self.pending.clone().into_iter().enumerate().rev() {
             if self.fail_io {
                 results[k] = Err(DiskError::Io);
                 continue;
             }
             let r = self.range(t.sector, t.len);
-            if t.write {
+            if let Some(segs) = direct {
+                let bus = self.bus.as_ref().expect("direct transfer without a bus");
+                let mut at = r.start;
+                for s in segs {
+                    bus.borrow_mut()
+                        .dma(s, t.write, &mut self.data[at..at + s.len as usize]);
+                    at += s.len as usize;
+                }
+            } else if t.write {
                 self.data[r].copy_from_slice(&self.staging[t.at..t.at + t.len]);
             } else {
                 self.staging[t.at..t.at + t.len].copy_from_slice(&self.data[r]);
@@ -183,9 +201,9 @@ impl Disk for FakeDisk {
     fn start(&mut self, t: Transfer) -> Result<(), DiskError> {
         assert!(t.len > 0 && t.at + t.len <= self.staging.len());
         assert!(self.pending.len() < self.depth, "more than depth in flight");
-        for p in &self.pending {
+        for (p, direct) in &self.pending {
             assert!(
-                t.at + t.len <= p.at || p.at + p.len <= t.at,
+                direct.is_some() || t.at + t.len <= p.at || p.at + p.len <= t.at,
                 "overlapping transfers in flight"
             );
         }
@@ -197,7 +215,33 @@ impl Disk for FakeDisk {
         self.log
             .push(format!("{verb} {} {}", t.sector, t.len / 512));
         self.range(t.sector, t.len);
-        self.pending.push(t);
+        self.pending.push((t, None));
+        self.max_in_flight = self.max_in_flight.max(self.pending.len());
+        Ok(())
+    }
+    fn direct_segments(&self) -> usize {
+        if self.bus.is_some() {
+            self.direct_segments
+        } else {
+            0
+        }
+    }
+    fn start_direct(&mut self, write: bool, sector: u64, segs: &[DmaSeg]) -> Result<(), DiskError> {
+        assert!(self.bus.is_some(), "direct transfer on a disk without one");
+        assert!(!segs.is_empty() && segs.len() <= self.direct_segments);
+        assert!(self.pending.len() < self.depth, "more than depth in flight");
+        assert!(!(write && self.info.read_only), "write to a read-only disk");
+        let len: usize = segs.iter().map(|s| s.len as usize).sum();
+        let verb = if write { "direct write" } else { "direct read" };
+        self.log.push(format!("{verb} {sector} {}", len / 512));
+        self.range(sector, len);
+        let t = Transfer {
+            write,
+            sector,
+            at: 0,
+            len,
+        };
+        self.pending.push((t, Some(segs.to_vec())));
         self.max_in_flight = self.max_in_flight.max(self.pending.len());
         Ok(())
     }
@@ -222,20 +266,65 @@ impl Disk for FakeDisk {
     }
 }
 
-/// A frontend's grant table: (domid, gref) -> (page, read-only).
+/// The frontend's granted pages, and the device maps of them: what a disk's direct
+/// transfers reach. Device address of map `n`: `BUS_BASE + n * 4096`.
+#[derive(Default)]
+pub struct Bus {
+    /// (domid, gref) -> (page, read-only grant).
+    pub pages: HashMap<(DomId, GrantRef), (Vec<u8>, bool)>,
+    /// Live device maps: page address -> (domid, gref, mapped read-only).
+    pub mapped: HashMap<u64, (DomId, GrantRef, bool)>,
+    next: u64,
+    /// Refs whose device maps are refused (as the microvisor refuses a bad grant).
+    pub refuse: HashSet<GrantRef>,
+    /// Map and unmap batches issued.
+    pub map_calls: usize,
+    pub unmap_calls: usize,
+    /// Most device maps live at once.
+    pub most_mapped: usize,
+}
+
+pub const BUS_BASE: u64 = 0x8_0000_0000;
+
+impl Bus {
+    /// The device reads (`write`) or fills `disk` through segment `s`.
+    fn dma(&mut self, s: DmaSeg, write: bool, disk: &mut [u8]) {
+        let page = s.addr & !4095;
+        let off = (s.addr - page) as usize;
+        let &(d, g, ro) = self
+            .mapped
+            .get(&page)
+            .expect("device access to an address that is not mapped");
+        assert!(off + s.len as usize <= 4096);
+        assert!(write || !ro, "device write through a read-only map");
+        let p = &mut self.pages.get_mut(&(d, g)).unwrap().0;
+        if write {
+            disk.copy_from_slice(&p[off..off + s.len as usize]);
+        } else {
+            p[off..off + s.len as usize].copy_from_slice(disk);
+        }
+    }
+}
+
+/// A frontend's grant table over a [`Bus`].
 #[derive(Default)]
 pub struct FakeGrants {
-    pub pages: HashMap<(DomId, GrantRef), (Vec<u8>, bool)>,
+    pub bus: Rc<RefCell<Bus>>,
     pub calls: usize,
+    /// Device maps are given (else refused like the default `Grants` does).
+    pub device_maps: bool,
 }
 
 impl FakeGrants {
     pub fn grant(&mut self, gref: GrantRef, page: Vec<u8>, read_only: bool) {
         assert_eq!(page.len(), 4096);
-        self.pages.insert((FRONT, gref), (page, read_only));
+        self.bus
+            .borrow_mut()
+            .pages
+            .insert((FRONT, gref), (page, read_only));
     }
-    pub fn page(&self, gref: GrantRef) -> &[u8] {
-        &self.pages[&(FRONT, gref)].0
+    pub fn page(&self, gref: GrantRef) -> Vec<u8> {
+        self.bus.borrow().pages[&(FRONT, gref)].0.clone()
     }
 }
 
@@ -248,12 +337,13 @@ impl Grants for FakeGrants {
         buf: &mut [u8],
     ) -> Result<(), GrantError> {
         self.calls += 1;
+        let mut bus = self.bus.borrow_mut();
         // Like GNTTABOP_copy: every piece is tried, the first failure is reported.
         let mut result = Ok(());
         for p in pieces {
             let (o, n, at) = (p.seg.offset as usize, p.seg.len as usize, p.at);
             assert!(n > 0 && o + n <= 4096 && at + n <= buf.len());
-            let Some((page, ro)) = self.pages.get_mut(&(d, p.seg.gref)) else {
+            let Some((page, ro)) = bus.pages.get_mut(&(d, p.seg.gref)) else {
                 result = result.and(Err(GrantError::BadRef));
                 continue;
             };
@@ -264,6 +354,41 @@ impl Grants for FakeGrants {
             }
         }
         result
+    }
+
+    fn map_for_device(
+        &mut self,
+        d: DomId,
+        refs: &[(GrantRef, bool)],
+        addrs: &mut Vec<Option<u64>>,
+    ) {
+        if !self.device_maps {
+            addrs.extend(refs.iter().map(|_| None));
+            return;
+        }
+        let mut bus = self.bus.borrow_mut();
+        bus.map_calls += 1;
+        for &(g, ro) in refs {
+            let ok = match bus.pages.get(&(d, g)) {
+                Some(&(_, grant_ro)) => !bus.refuse.contains(&g) && (ro || !grant_ro),
+                None => false,
+            };
+            if !ok {
+                addrs.push(None);
+                continue;
+            }
+            let addr = BUS_BASE + bus.next * 4096;
+            bus.next += 1;
+            bus.mapped.insert(addr, (d, g, ro));
+            addrs.push(Some(addr));
+        }
+        bus.most_mapped = bus.most_mapped.max(bus.mapped.len());
+    }
+
+    fn unmap_for_device(&mut self) {
+        let mut bus = self.bus.borrow_mut();
+        bus.unmap_calls += 1;
+        bus.mapped.clear();
     }
 }
 
@@ -422,6 +547,13 @@ impl Rig {
             disk,
             grants: FakeGrants::default(),
         }
+    }
+    /// The disk transfers to device addresses and the grants give them (the shell's
+    /// direct path).
+    pub fn direct(mut self) -> Self {
+        self.disk.bus = Some(self.grants.bus.clone());
+        self.grants.device_maps = true;
+        self
     }
     pub fn poll(&mut self) -> Poll {
         self.table

@@ -1,6 +1,7 @@
 //! Host tests for the blkdom core, over a fake ring, disk and grant table.
 
 mod batch;
+mod direct;
 mod fakes;
 mod handshake;
 mod ops;

@@ -10,6 +10,12 @@
 //! stage 2 and before any granter's pin drops (see [`crate::xen::Stage2Batch`]). A map
 //! fills an empty stage-2 slot, and entries that fault are never held in a TLB, so it
 //! needs none; a copy does not touch stage 2.
+//!
+//! Device maps (`GNTMAP_device_map`) are granted only to a domain that may program DMA
+//! already ([`Hyp::may_device_map`]): it gets the frame's host-physical address as
+//! `dev_bus_addr` (no IOMMU) and, without `GNTMAP_host_map`, no stage-2 page. The pin
+//! holds until it unmaps; a dead granter's memory waits for that (see
+//! [`Hyp::free_if_unloaded`] and [`crate::xen::GrantTables::device_mapped`]).
 
 use super::bits::HostGrants;
 use super::guest::Loaded;
@@ -111,7 +117,7 @@ impl Hyp {
     }
 
     /// `grant_table_op(cmd, uop, count)`: one entry of it (see the module docs).
-    pub(super) fn xen_grant_op(&mut self, id: DomainId, a: [u64; 5]) -> GrantCall {
+    pub(super) fn xen_grant_op(&mut self, cpu: usize, id: DomainId, a: [u64; 5]) -> GrantCall {
         let op = u32::try_from(a[0])
             .ok()
             .and_then(|c| GnttabOp::try_from(c).ok());
@@ -132,7 +138,7 @@ impl Hyp {
             return GrantCall::Done(Err(XenErrno::EFAULT));
         };
         let served = match op {
-            Some(GnttabOp::UnmapGrantRef) => self.unmap_chunk(id, uop, s.now),
+            Some(GnttabOp::UnmapGrantRef) => self.unmap_chunk(cpu, id, uop, s.now),
             Some(GnttabOp::Copy) => self.copy_chunk(id, uop, s.now),
             _ => self.map_chunk(id, uop, s.now),
         };
@@ -171,15 +177,36 @@ impl Hyp {
         }
     }
 
-    /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_map_grant_ref`s at `uop`.
+    /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_map_grant_ref`s at `uop`. As for copies
+    /// ([`Hyp::copy_chunk`]), the chunk is read in and written back whole (one guest
+    /// translation per page, not two per operation), with the same differences only the
+    /// caller can see; an array that does not translate that way is served one operation
+    /// at a time, so a fault part-way ends the call with `EFAULT` after the operations
+    /// before it, as in Xen.
     fn map_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
-        for i in 0..n {
-            let va = uop + i * size_of::<GnttabMapGrantRef>() as u64;
-            let mut m: GnttabMapGrantRef = self.read_arg(id, va)?;
-            self.map_one(id, &mut m);
-            self.write_arg(id, va, &m)?;
+        let mut buf = [GnttabMapGrantRef::new_zeroed(); GRANT_CHUNK];
+        let dma = self.may_device_map(id);
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+        let mut whole = usize::try_from(n).ok().and_then(|n| buf.get_mut(..n));
+        if let Some(ops) = whole.as_deref_mut() {
+            if guestcopy::read_for_update(&mut Loaded(d), uop, ops.as_mut_bytes()).is_err() {
+                whole = None;
+            }
         }
-        Ok(())
+        let Some(ops) = whole else {
+            for i in 0..n {
+                let va = uop + i * size_of::<GnttabMapGrantRef>() as u64;
+                let mut m: GnttabMapGrantRef = self.read_arg(id, va)?;
+                self.map_one(id, &mut m, dma);
+                self.write_arg(id, va, &m)?;
+            }
+            return Ok(());
+        };
+        for m in ops.iter_mut() {
+            self.map_one(id, m, dma);
+        }
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+        guestcopy::write(&mut Loaded(d), uop, ops.as_bytes()).map_err(|_| XenErrno::EFAULT)
     }
 
     /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_copy`s at `uop`. The chunk is copied in with
@@ -245,39 +272,62 @@ impl Hyp {
     /// `n` (at most [`GRANT_CHUNK`]) `GNTTABOP_unmap_grant_ref`s at `uop`, with one TLB
     /// invalidation for all of them. An operation whose argument cannot be read ends the
     /// call with `EFAULT` after those before it are done, as in Xen.
-    fn unmap_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
+    fn unmap_chunk(&mut self, cpu: usize, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
         const SIZE: u64 = size_of::<GnttabUnmapGrantRef>() as u64;
         let mut ops = [GnttabUnmapGrantRef::new_zeroed(); GRANT_CHUNK];
         let mut read = 0;
         let mut fault = Ok(());
-        for (i, op) in (0..n).zip(ops.iter_mut()) {
-            match self.read_arg(id, uop + i * SIZE) {
-                Ok(u) => *op = u,
-                Err(e) => {
-                    fault = Err(e);
-                    break;
+        // The whole chunk in one read when it translates that way (see `map_chunk`).
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+        let whole = usize::try_from(n)
+            .ok()
+            .and_then(|n| ops.get_mut(..n))
+            .is_some_and(|o| {
+                guestcopy::read_for_update(&mut Loaded(d), uop, o.as_mut_bytes()).is_ok()
+            });
+        if whole {
+            read = n as usize;
+        } else {
+            for (i, op) in (0..n).zip(ops.iter_mut()) {
+                match self.read_arg(id, uop + i * SIZE) {
+                    Ok(u) => *op = u,
+                    Err(e) => {
+                        fault = Err(e);
+                        break;
+                    }
                 }
+                read += 1;
             }
-            read += 1;
         }
         let ops = &mut ops[..read];
         let (stage2, tables) =
             stage2_of(&mut self.domains, &mut self.frames, id).ok_or(XenErrno::ESRCH)?;
         self.grants
             .unmap_batch(&mut HostBatch { stage2, tables }, id.0, ops);
+        // A dead granter may have been waiting for these device maps to go.
+        self.free_dma_waiters(cpu);
+        if whole {
+            let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
+            return guestcopy::write(&mut Loaded(d), uop, ops.as_bytes())
+                .map_err(|_| XenErrno::EFAULT);
+        }
         for (i, u) in (0..).zip(ops.iter()) {
             self.write_arg(id, uop + i * SIZE, u)?;
         }
         fault
     }
 
-    /// One `GNTTABOP_map_grant_ref`: pin and validate in the core, then map in stage 2.
-    fn map_one(&mut self, id: DomainId, m: &mut GnttabMapGrantRef) {
-        m.dev_bus_addr = 0; // never reveal host-physical addresses
+    /// One `GNTTABOP_map_grant_ref`: pin and validate in the core, then map in stage 2
+    /// (unless it is a device-only map). `dma`: [`Hyp::may_device_map`] for the caller.
+    fn map_one(&mut self, id: DomainId, m: &mut GnttabMapGrantRef, dma: bool) {
+        // Host-physical addresses go only to a domain that could DMA anywhere anyway.
+        m.dev_bus_addr = 0;
         let domains = &self.domains;
-        let mapped = match self.grants.map(&mut HostGrants, id.0, m, |dom, gfn| {
-            gfn_to_pa(domains, dom, gfn)
-        }) {
+        let mapped = match self
+            .grants
+            .map_dma(&mut HostGrants, id.0, m, dma, |dom, gfn| {
+                gfn_to_pa(domains, dom, gfn)
+            }) {
             Ok(mapped) => mapped,
             Err(status) => {
                 m.status = status;
@@ -291,13 +341,17 @@ impl Hyp {
             exec: false,
         };
         let gpa = mapped.host_addr.as_u64();
-        let ok = self.stage2_mut(id).is_some_and(|(s2, mut tables)| {
-            s2.map(&mut tables, gpa, mapped.frame_pa, PAGE_SIZE, attrs)
-                .is_ok()
-        });
+        let ok = !mapped.host
+            || self.stage2_mut(id).is_some_and(|(s2, mut tables)| {
+                s2.map(&mut tables, gpa, mapped.frame_pa, PAGE_SIZE, attrs)
+                    .is_ok()
+            });
         if ok {
             m.handle = mapped.handle;
             m.status = gntst::OKAY;
+            if mapped.device {
+                m.dev_bus_addr = mapped.frame_pa.as_u64();
+            }
         } else {
             // The address is taken (RAM, another mapping) or out of range: undo the pin.
             let undo = GnttabUnmapGrantRef {

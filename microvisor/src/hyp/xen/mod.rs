@@ -112,7 +112,7 @@ impl Hyp {
             Some(Hypercall::SchedOp) => self.xen_sched_op(cpu, key, a),
             Some(Hypercall::MemoryOp) => self.xen_memory_op(id, a),
             Some(Hypercall::EventChannelOp) => self.xen_evtchn_op(cpu, id, a),
-            Some(Hypercall::GrantTableOp) => match self.xen_grant_op(id, a) {
+            Some(Hypercall::GrantTableOp) => match self.xen_grant_op(cpu, id, a) {
                 grants::GrantCall::Done(r) => r,
                 grants::GrantCall::Continue { uop, count } => {
                     // Xen's continuation: the trap's PC is after the HVC, so stepping back

@@ -11,6 +11,7 @@ mod native;
 mod regs;
 mod shared;
 pub mod virtio;
+mod virtio_blk;
 pub mod virtio_console;
 pub mod virtio_irq;
 pub mod virtio_net;
