@@ -193,7 +193,6 @@ impl Hyp {
                 stats: VcpuStats::default(),
                 fault_pending: false,
                 migrating: false,
-                budget_us: (0, 0),
             })
             .collect();
         super::percpu::domain_created(

@@ -79,7 +79,6 @@ mod tests {
             state,
             cpu_ticks: 125_000_000,
             exits: 42,
-            budget_us: (0, 0),
         }
     }
 
