@@ -29,6 +29,10 @@ pub enum SyncAction {
     /// A trapped WFI while a list register already holds a pending interrupt: step over it
     /// (the guest would wake at once anyway).
     WfiReturn,
+    /// A trapped WFI with nothing pending in a list register: a pinned-exclusive vCPU's
+    /// CPU waits for an interrupt at EL2 with the vCPU still loaded (it has nothing else to
+    /// run); any other vCPU takes the lock and blocks.
+    WfiWait,
     /// Anything else: take the lock.
     Slow,
 }
@@ -56,6 +60,7 @@ pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
             SyncAction::XenVersion
         }
         QuickExit::Wfi if lrs.iter().any(|&l| l & lr::PENDING != 0) => SyncAction::WfiReturn,
+        QuickExit::Wfi => SyncAction::WfiWait,
         _ => SyncAction::Slow,
     }
 }

@@ -1,11 +1,42 @@
-//! Per-physical-CPU run-queue policy: fixed priorities, round-robin within a priority, and
-//! pinned-exclusive vCPUs that own their CPU outright.
+//! Per-physical-CPU run-queue policy: fixed priorities, round-robin within a priority,
+//! optional budget/period for shared vCPUs, and pinned-exclusive vCPUs that own their CPU
+//! outright.
 //!
-//! This is policy only. It has no clock and touches no hardware: the caller picks a vCPU,
-//! asks [`RunQueue::contended`] whether it needs a time slice, and if so arms the EL2 timer
-//! for [`TIME_SLICE_US`]. Invariants:
+//! This is policy only. It touches no hardware and keeps no clock of its own: the caller
+//! passes the time (counter ticks) into [`RunQueue::pick`], charges the running vCPU the
+//! guest time it used ([`RunQueue::charge`]), and arms the EL2 timer for the earlier of the
+//! end of a time slice ([`RunQueue::contended`], [`TIME_SLICE_US`]) and
+//! [`RunQueue::next_event`].
+//!
+//! **Budgets (a deferrable server).** A shared vCPU may carry a budget `B` per period `P`
+//! (`ctl sched-fp --budget-us B --period-us P`). It runs at its priority for at most `B` of
+//! guest time in each period. Periods are fixed windows that start when the budget is set
+//! (`t0 + k·P`); at each window's start its budget is refilled to `B` whole (unused budget
+//! is not carried over, and periods it slept through are skipped, not owed). Once it has
+//! used `B` in a window it is *exhausted*: it drops below every vCPU of the queue that is
+//! within its budget (or has none), whatever their priorities, and runs only when none of
+//! them is runnable, among the other exhausted ones by the usual order (priority, then
+//! round-robin). So an exhausted vCPU never starves lower priorities, and the CPU is never
+//! left idle while it has work (the budget is a guarantee to the others, not a cap on an
+//! idle CPU). What it uses while exhausted is not charged to later windows; what it ran
+//! past `B` before the microvisor could stop it (the EL2 timer that ends its budget is
+//! armed at `now + left` when it is picked and fires a little late, or, under emulation,
+//! the host did not run the CPU for a while) is owed: each following window's refill
+//! (slept through or not) repays up to `B` of it, so lateness does not add up and over a
+//! long run it gets `B` per `P`. What it owes is capped at one period `P`. As with any
+//! deferrable server, a vCPU that saves its budget to the end of one window and spends it
+//! again at the start of the next runs up to `2B` back to back once; over any window of
+//! length `P` aligned to its periods, the others get at least `P - B` (less one timer
+//! latency). The replenishment time comes from the same counter the EL2 timer compares
+//! against; the caller arms that timer for [`RunQueue::next_event`], so a refill that
+//! lets an exhausted vCPU preempt the running one happens on time even if nothing exits.
+//! Exclusive vCPUs have no budget (nothing else could use the time).
+//!
+//! Invariants:
 //! - a key appears at most once;
-//! - an exclusive entry is the only entry of its queue.
+//! - an exclusive entry is the only entry of its queue, and has no budget;
+//! - a budgeted entry has `0 < budget <= period` and `left <= budget`;
+//! - `budgeted` is the number of entries with a budget.
 #![forbid(unsafe_code)]
 
 /// Round-robin quantum for vCPUs that share a CPU with equal- or higher-priority work:
@@ -33,6 +64,44 @@ pub enum SchedError {
     NotQueued,
     /// the vCPU is already on this run queue
     Duplicate,
+    /// a budget must be more than zero and no more than its period
+    BadBudget,
+}
+
+/// A budget of `budget` ticks per `period` ticks and where the current window stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Budget {
+    budget: u64,
+    period: u64,
+    /// Budget left in the current window.
+    left: u64,
+    /// When the current window ends and the next one refills `left` to `budget`.
+    refill_at: u64,
+    /// What it ran past its budget before it could be stopped (the timer fires late, the
+    /// exit takes time) and has not repaid from later refills yet; at most one period.
+    overrun: u64,
+}
+
+impl Budget {
+    /// Moves to the window containing `now`, refilling if a window boundary has passed.
+    fn refresh(&mut self, now: u64) {
+        if now < self.refill_at {
+            return;
+        }
+        // Skip the windows it slept through: a budget is not owed for them.
+        let missed = (now - self.refill_at) / self.period;
+        self.refill_at = self
+            .refill_at
+            .saturating_add(self.period.saturating_mul(missed.saturating_add(1)));
+        // Each window that passed repays up to one budget of an overrun: those it slept
+        // through wholly, then the one starting now from its refill.
+        self.overrun = self
+            .overrun
+            .saturating_sub(missed.saturating_mul(self.budget));
+        let owed = self.overrun.min(self.budget);
+        self.overrun -= owed;
+        self.left = self.budget - owed;
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +111,20 @@ struct Entry {
     runnable: bool,
     /// Value of `RunQueue::picks` when last picked; 0 = never, so newcomers go first.
     last_run: u64,
+    /// Budget per period, if any (shared vCPUs only).
+    budget: Option<Budget>,
+}
+
+impl Entry {
+    /// Used up its budget for the current window: it runs only in the background.
+    fn exhausted(&self) -> bool {
+        self.budget.is_some_and(|b| b.left == 0)
+    }
+
+    /// Scheduling rank, higher first: within budget before exhausted, then priority.
+    fn rank(&self) -> (bool, u8) {
+        (!self.exhausted(), self.priority)
+    }
 }
 
 /// The vCPUs assigned to one physical CPU.
@@ -52,6 +135,8 @@ pub struct RunQueue {
     exclusive: bool,
     /// Number of picks so far; a sequence, not a time.
     picks: u64,
+    /// Entries with a budget: while 0, the budget code costs nothing (no clock needed).
+    budgeted: usize,
 }
 
 impl Default for RunQueue {
@@ -68,6 +153,7 @@ impl RunQueue {
             len: 0,
             exclusive: false,
             picks: 0,
+            budgeted: 0,
         }
     }
 
@@ -90,6 +176,7 @@ impl RunQueue {
             priority,
             runnable: true,
             last_run: 0,
+            budget: None,
         });
         self.len += 1;
         self.exclusive = exclusive;
@@ -99,6 +186,9 @@ impl RunQueue {
     /// Removes a vCPU; removing the exclusive one frees the CPU for others.
     pub fn remove(&mut self, key: VcpuKey) -> Result<(), SchedError> {
         let i = self.find(key).ok_or(SchedError::NotQueued)?;
+        if self.entries[i].is_some_and(|e| e.budget.is_some()) {
+            self.budgeted -= 1;
+        }
         self.entries[i] = None;
         self.len -= 1;
         if self.len == 0 {
@@ -121,35 +211,134 @@ impl RunQueue {
         self.exclusive
     }
 
-    /// Chooses the next vCPU to run and records the choice: the highest-priority runnable
-    /// one (bigger is higher), and among equals the one picked least recently, so equals
-    /// take turns. `None` if nothing is runnable (the CPU idles).
-    pub fn pick(&mut self) -> Option<VcpuKey> {
+    /// Gives `key` a budget of `budget` ticks in every `period` ticks starting at `now`
+    /// (`None`: no budget, it runs at its priority without limit). Its first window starts
+    /// full. Refused for the exclusive vCPU.
+    pub fn set_budget(
+        &mut self,
+        key: VcpuKey,
+        budget: Option<(u64, u64)>,
+        now: u64,
+    ) -> Result<(), SchedError> {
+        let i = self.find(key).ok_or(SchedError::NotQueued)?;
+        if self.exclusive {
+            return Err(SchedError::ExclusiveConflict);
+        }
+        let budget = match budget {
+            None => None,
+            Some((b, p)) if b == 0 || b > p => return Err(SchedError::BadBudget),
+            Some((budget, period)) => Some(Budget {
+                budget,
+                period,
+                left: budget,
+                refill_at: now.saturating_add(period),
+                overrun: 0,
+            }),
+        };
+        if let Some(e) = &mut self.entries[i] {
+            match (e.budget.is_some(), budget.is_some()) {
+                (false, true) => self.budgeted += 1,
+                (true, false) => self.budgeted -= 1,
+                _ => {}
+            }
+            e.budget = budget;
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::pick`] needs the time: some vCPU here has a budget.
+    pub fn needs_clock(&self) -> bool {
+        self.budgeted != 0
+    }
+
+    /// `key`'s budget and period in ticks, if it has a budget.
+    pub fn budget(&self, key: VcpuKey) -> Option<(u64, u64)> {
+        let e = self.entries[self.find(key)?]?;
+        e.budget.map(|b| (b.budget, b.period))
+    }
+
+    /// Charges `key` for `ticks` of guest time it ran; the window it used them in is the
+    /// current one (a run that straddles a refill is charged to the window it began in).
+    /// A run that began within its budget and went past it overran: the excess is owed
+    /// (up to one period in all) and comes off the following refills, up to `B` each, so
+    /// late timers do not add up to more than `B` per `P` on average. What it runs once
+    /// exhausted (in the background) is not owed.
+    /// No effect on a vCPU without a budget or not queued here.
+    pub fn charge(&mut self, key: VcpuKey, ticks: u64) {
+        if self.budgeted == 0 {
+            return;
+        }
+        let Some(i) = self.find(key) else { return };
+        if let Some(Entry {
+            budget: Some(b), ..
+        }) = &mut self.entries[i]
+        {
+            if b.left > 0 && ticks > b.left {
+                b.overrun = b.overrun.saturating_add(ticks - b.left).min(b.period);
+            }
+            b.left = b.left.saturating_sub(ticks);
+        }
+    }
+
+    /// The earliest instant after which a pick may choose differently because of budgets:
+    /// `running` (the vCPU about to run) exhausting what it has left, or an exhausted
+    /// runnable vCPU's refill. `None` if budgets change nothing here. Call after
+    /// [`Self::pick`] at `now`.
+    pub fn next_event(&self, running: Option<VcpuKey>, now: u64) -> Option<u64> {
+        if self.budgeted == 0 {
+            return None;
+        }
+        let exhaust = running
+            .and_then(|k| self.find(k))
+            .and_then(|i| self.entries[i])
+            .and_then(|e| e.budget)
+            .filter(|b| b.left > 0)
+            .map(|b| now.saturating_add(b.left));
+        let refill = self
+            .iter()
+            .filter(|e| e.runnable && e.exhausted())
+            .filter_map(|e| e.budget.map(|b| b.refill_at))
+            .min();
+        match (exhaust, refill) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Chooses the next vCPU to run at time `now` and records the choice: the
+    /// highest-priority runnable one within its budget (bigger is higher), and among equals
+    /// the one picked least recently, so equals take turns; only if none is runnable, the
+    /// exhausted ones in the same order. `None` if nothing is runnable (the CPU idles).
+    /// `now` is only read if [`Self::needs_clock`].
+    pub fn pick(&mut self, now: u64) -> Option<VcpuKey> {
+        if self.budgeted != 0 {
+            for e in self.entries.iter_mut().flatten() {
+                if let Some(b) = e.budget.as_mut() {
+                    b.refresh(now);
+                }
+            }
+        }
         let best = self
             .entries
             .iter_mut()
             .flatten()
             .filter(|e| e.runnable)
-            // Order: priority descending, then least recently picked. min_by keeps the first
+            // Order: rank descending, then least recently picked. min_by keeps the first
             // of equals, so never-run newcomers go in slot order.
-            .min_by(|a, b| {
-                b.priority
-                    .cmp(&a.priority)
-                    .then(a.last_run.cmp(&b.last_run))
-            })?;
+            .min_by(|a, b| b.rank().cmp(&a.rank()).then(a.last_run.cmp(&b.last_run)))?;
         self.picks += 1;
         best.last_run = self.picks;
         Some(best.key)
     }
 
     /// Whether `key` needs a time slice: another runnable vCPU has the same or a higher
-    /// priority. `false` if `key` is not queued.
+    /// rank (within budget or not, then priority). `false` if `key` is not queued.
     pub fn contended(&self, key: VcpuKey) -> bool {
         let Some(me) = self.find(key).and_then(|i| self.entries[i]) else {
             return false;
         };
         self.iter()
-            .any(|e| e.key != key && e.runnable && e.priority >= me.priority)
+            .any(|e| e.key != key && e.runnable && e.rank() >= me.rank())
     }
 
     /// Number of queued vCPUs, runnable or not.
@@ -179,134 +368,4 @@ impl RunQueue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const A: VcpuKey = VcpuKey(1);
-    const B: VcpuKey = VcpuKey(2);
-    const C: VcpuKey = VcpuKey(3);
-
-    #[test]
-    fn highest_priority_first() {
-        let mut q = RunQueue::new();
-        q.add(A, 1, false).unwrap();
-        q.add(B, 5, false).unwrap();
-        q.add(C, 3, false).unwrap();
-        for _ in 0..5 {
-            assert_eq!(q.pick(), Some(B));
-        }
-        q.set_runnable(B, false).unwrap();
-        assert_eq!(q.pick(), Some(C));
-        q.set_runnable(C, false).unwrap();
-        assert_eq!(q.pick(), Some(A));
-        q.set_runnable(A, false).unwrap();
-        assert_eq!(q.pick(), None);
-    }
-
-    #[test]
-    fn round_robin_among_equals_is_fair() {
-        let mut q = RunQueue::new();
-        let keys: Vec<VcpuKey> = (10..15).map(VcpuKey).collect();
-        for &k in &keys {
-            q.add(k, 4, false).unwrap();
-        }
-        q.add(A, 2, false).unwrap();
-        let mut counts = [0usize; 5];
-        let mut prev = Vec::new();
-        for round in 0..100 {
-            let mut seen = Vec::new();
-            for _ in 0..5 {
-                let k = q.pick().unwrap();
-                seen.push(k);
-                counts[(k.0 - 10) as usize] += 1;
-            }
-            // Each round runs everyone once, in the same order every time.
-            let mut sorted = seen.clone();
-            sorted.sort_by_key(|k| k.0);
-            assert_eq!(sorted, keys);
-            if round > 0 {
-                assert_eq!(seen, prev);
-            }
-            prev = seen;
-        }
-        assert!(counts.iter().all(|&c| c == 100));
-    }
-
-    #[test]
-    fn woken_higher_priority_preempts() {
-        let mut q = RunQueue::new();
-        q.add(A, 1, false).unwrap();
-        q.add(B, 9, false).unwrap();
-        q.set_runnable(B, false).unwrap();
-        assert_eq!(q.pick(), Some(A));
-        assert_eq!(q.pick(), Some(A));
-        q.set_runnable(B, true).unwrap();
-        assert_eq!(q.pick(), Some(B));
-    }
-
-    #[test]
-    fn blocked_entries_are_skipped_and_rejoin() {
-        let mut q = RunQueue::new();
-        q.add(A, 3, false).unwrap();
-        q.add(B, 3, false).unwrap();
-        q.add(C, 3, false).unwrap();
-        q.set_runnable(B, false).unwrap();
-        let picks: Vec<_> = (0..4).map(|_| q.pick().unwrap()).collect();
-        assert!(!picks.contains(&B));
-        assert_eq!(picks[0..2], picks[2..4]);
-        // B has waited longest, so it goes next once woken.
-        q.set_runnable(B, true).unwrap();
-        assert_eq!(q.pick(), Some(B));
-    }
-
-    #[test]
-    fn exclusive_rules() {
-        let mut q = RunQueue::new();
-        q.add(A, 0, true).unwrap();
-        assert!(q.is_exclusive());
-        assert_eq!(q.add(B, 9, false), Err(SchedError::ExclusiveConflict));
-        assert_eq!(q.add(B, 9, true), Err(SchedError::ExclusiveConflict));
-        assert_eq!(q.add(A, 0, true), Err(SchedError::Duplicate));
-        assert!(!q.contended(A));
-        assert_eq!(q.pick(), Some(A));
-        q.remove(A).unwrap();
-        assert!(!q.is_exclusive());
-        q.add(B, 1, false).unwrap();
-        assert_eq!(q.add(A, 0, true), Err(SchedError::ExclusiveConflict));
-        assert!(!q.is_exclusive());
-        assert_eq!(q.len(), 1);
-    }
-
-    #[test]
-    fn capacity_and_bookkeeping() {
-        let mut q = RunQueue::new();
-        assert!(q.is_empty());
-        for i in 0..QUEUE_CAPACITY as u32 {
-            q.add(VcpuKey(100 + i), 1, false).unwrap();
-        }
-        assert_eq!(q.add(A, 1, false), Err(SchedError::Full));
-        assert_eq!(q.add(VcpuKey(100), 1, false), Err(SchedError::Duplicate));
-        assert_eq!(q.len(), QUEUE_CAPACITY);
-        q.remove(VcpuKey(105)).unwrap();
-        assert!(!q.contains(VcpuKey(105)));
-        q.add(A, 1, false).unwrap();
-        assert!(q.contains(A));
-        assert_eq!(q.remove(B), Err(SchedError::NotQueued));
-        assert_eq!(q.set_runnable(B, true), Err(SchedError::NotQueued));
-    }
-
-    #[test]
-    fn contention() {
-        let mut q = RunQueue::new();
-        q.add(A, 5, false).unwrap();
-        assert!(!q.contended(A), "alone");
-        q.add(B, 1, false).unwrap();
-        assert!(!q.contended(A), "only lower priority waiting");
-        assert!(q.contended(B), "a higher priority is runnable");
-        q.add(C, 5, false).unwrap();
-        assert!(q.contended(A), "an equal shares the CPU");
-        q.set_runnable(C, false).unwrap();
-        assert!(!q.contended(A), "blocked equals do not count");
-        assert!(!q.contended(VcpuKey(77)));
-    }
-}
+mod tests;

@@ -55,7 +55,7 @@ impl Version {
 }
 
 /// The version this tree speaks. 4.0: `DomainSpec` gained `pmu` (its encoding changed, so a
-/// 3.x caller's `DomainCreate` would not decode).
+/// 3.x caller's `DomainCreate` would not decode); 3.4: `DomainVcpuBudget`.
 pub const PROTOCOL_VERSION: Version = Version { major: 4, minor: 0 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
@@ -203,6 +203,31 @@ pub enum CapOp {
     /// report its CPU time less this. Affects only the caller's own accounting.
     /// Idempotent. (Protocol 3.3.)
     IdleReport = 33,
+    /// Holder of a Domain cap (CONTROL). `x1` = handle, `x2` = vCPU index, `x3` = budget
+    /// and `x4` = period, in microseconds: the shared vCPU may run at its priority for
+    /// that much guest time per period, and below every vCPU within its budget once that is
+    /// used (a deferrable server, see the microvisor's `sched` module). `0`/`0` removes the
+    /// budget. `InvalidArgument` unless `BUDGET_MIN_US <= budget <= period <=
+    /// BUDGET_PERIOD_MAX_US` (or both 0), `WrongState` for an exclusive vCPU. The periods
+    /// start when it is set. Kept while the vCPU is re-pinned; not across a restart.
+    /// Idempotent (setting it again restarts the windows). (Protocol 3.4.)
+    DomainVcpuBudget = 34,
+}
+
+/// The smallest budget [`CapOp::DomainVcpuBudget`] takes: 100 µs, well above the cost of
+/// the exits that enforce it.
+pub const BUDGET_MIN_US: u32 = 100;
+
+/// The longest period [`CapOp::DomainVcpuBudget`] takes: 10 s.
+pub const BUDGET_PERIOD_MAX_US: u32 = 10_000_000;
+
+/// Whether `budget_us`/`period_us` is a budget [`CapOp::DomainVcpuBudget`] takes (`0`/`0`
+/// being none).
+pub const fn budget_valid(budget_us: u32, period_us: u32) -> bool {
+    (budget_us == 0 && period_us == 0)
+        || (budget_us >= BUDGET_MIN_US
+            && budget_us <= period_us
+            && period_us <= BUDGET_PERIOD_MAX_US)
 }
 
 /// In `x1` of [`CapOp::DomainQuery`] and [`CapOp::DomainVcpus`]: the caller itself. It has
@@ -241,11 +266,14 @@ pub struct VcpuInfo {
     pub placement: VcpuPlacement,
     /// What it is doing.
     pub state: VcpuState,
-    /// Time spent running guest code, in counter ticks. A pinned-exclusive vCPU's WFI is
-    /// not trapped, so its idle time counts as running.
+    /// Time spent running guest code, in counter ticks: idle time in WFI is not counted
+    /// (a pinned-exclusive vCPU that does not trap WFI reports its own, `IdleReport`).
     pub cpu_ticks: u64,
     /// Traps to the microvisor.
     pub exits: u64,
+    /// Its budget per period in microseconds (`CapOp::DomainVcpuBudget`); `(0, 0)` for
+    /// none. Since 3.4.
+    pub budget_us: (u32, u32),
 }
 
 /// What `CapOp::DomainFault` does to the domain.
@@ -352,6 +380,7 @@ impl TryFrom<u32> for CapOp {
             31 => Self::ModuleFree,
             32 => Self::DomainVcpuPin,
             33 => Self::IdleReport,
+            34 => Self::DomainVcpuBudget,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -633,7 +662,12 @@ mod tests {
         assert_eq!(CapOp::try_from(31), Ok(CapOp::ModuleFree));
         assert_eq!(CapOp::try_from(32), Ok(CapOp::DomainVcpuPin));
         assert_eq!(CapOp::try_from(33), Ok(CapOp::IdleReport));
-        assert_eq!(CapOp::try_from(34), Err(CapError::UnknownCall));
+        assert_eq!(CapOp::try_from(34), Ok(CapOp::DomainVcpuBudget));
+        assert!(budget_valid(0, 0) && budget_valid(2_000, 10_000));
+        assert!(budget_valid(BUDGET_MIN_US, BUDGET_MIN_US));
+        assert!(!budget_valid(0, 10_000) && !budget_valid(99, 10_000));
+        assert!(!budget_valid(20_000, 10_000) && !budget_valid(1_000, 10_000_001));
+        assert_eq!(CapOp::try_from(35), Err(CapError::UnknownCall));
     }
 
     #[test]

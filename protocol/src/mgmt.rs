@@ -31,7 +31,7 @@ pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 /// The management-protocol version this tree speaks.
 pub const MGMT_VERSION: Version = Version {
     major: 1,
-    minor: 10,
+    minor: 11,
 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
@@ -213,6 +213,19 @@ pub enum Request {
         /// Its new fixed priority (`None`: unchanged).
         priority: Option<u8>,
     },
+    /// Gives one shared vCPU of a guest a budget per period, in microseconds (`0`/`0`: no
+    /// budget), as `CapOp::DomainVcpuBudget` describes. Answer: [`Response::Done`]. Since
+    /// 1.11.
+    VcpuBudget {
+        /// Which domain.
+        domain: DomainRef,
+        /// Which vCPU.
+        vcpu: u16,
+        /// Guest time it may use at its priority per period.
+        budget_us: u32,
+        /// The period.
+        period_us: u32,
+    },
     /// The raw bytes a PV-console guest (Linux's hvc0) wrote, from byte offset `from` of
     /// its output since it was attached (`u64::MAX`: just where the end is), for `ctl
     /// console` as a terminal. Answer: [`Response::Log`]; `NotSupported` for a domain whose
@@ -250,6 +263,7 @@ impl Request {
             Self::Vcpus { .. } => "vcpu-list",
             Self::VcpuSet { .. } => "vcpu-set",
             Self::VcpuPin { .. } => "vcpu-pin",
+            Self::VcpuBudget { .. } => "sched-fp",
             Self::Upload { .. } => "create",
         }
     }
@@ -272,6 +286,7 @@ impl Request {
             | Self::Devices { domain }
             | Self::VcpuSet { domain, .. }
             | Self::VcpuPin { domain, .. }
+            | Self::VcpuBudget { domain, .. }
             | Self::Vcpus {
                 domain: Some(domain),
             } => Some(domain),

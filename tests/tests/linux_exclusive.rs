@@ -4,7 +4,8 @@
 //! global lock). Linux must reach userspace with both CPUs, answer commands typed on its
 //! console (console events, cross-CPU wake-ups) over and over, take vCPU 1 offline and
 //! back (a vCPU that is switched out while siblings may post to it), and reboot in place
-//! (the new incarnation starts with nothing posted).
+//! (the new incarnation starts with nothing posted). Idle, it must show as idle: an
+//! exclusive Linux vCPU traps WFI, so its idle time is not counted as running.
 
 use bulkhead_tests::{
     connect, ctl, linux_failures, system, type_line, wait_count, wait_until_online, Boot, Expect,
@@ -33,6 +34,29 @@ fn exclusive_smp_linux_takes_posted_ipis_and_events() {
 
     let mut c = connect();
     wait_count(&mut c, "BULKHEAD-LINUX-USERSPACE", 1, "first boot", 150);
+    // Idle at its shell prompt: its vCPUs are busy for far less than the wall time. The
+    // command at the end makes the shell's vCPU take the locked path (a hypercall), which
+    // hands over whatever CPU time the fast path had not yet.
+    let busy = |c: &mut bulkhead_tools::ctl::client::Client| -> f64 {
+        let out = ctl(c, &["vcpu-list", "linux", "--json"]);
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("vcpu-list json");
+        let rows = rows.as_array().expect("rows");
+        assert!(rows.iter().all(|r| r["exclusive"] == true), "{out}");
+        rows.iter()
+            .map(|r| r["cpu_seconds"].as_f64().expect("cpu_seconds"))
+            .sum()
+    };
+    let (before, t0) = (busy(&mut c), std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    type_line(&mut c, "linux", "echo IDLE=$((20+22))");
+    wait_count(&mut c, "[linux] IDLE=42", 1, "Linux after idling", 150);
+    let (after, wall) = (busy(&mut c), t0.elapsed().as_secs_f64());
+    eprintln!("linux: busy {:.3} s of 2 x {wall:.2} s", after - before);
+    assert!(
+        after - before < wall / 2.0,
+        "an idle exclusive Linux counted {:.2} s busy in {wall:.2} s on 2 vCPUs",
+        after - before
+    );
     // Each command is a console event to vCPU 0 and a shell that runs wherever Linux puts
     // it; the pipeline's processes spread over both CPUs and wake each other with IPIs.
     for round in 1..=5 {

@@ -119,6 +119,11 @@ pub trait DomainOps {
         let _ = (id, vcpu, pcpu, priority);
         Err(CapError::UnknownCall)
     }
+    /// `CapOp::DomainVcpuBudget`: `budget_us` is (budget, period), `(0, 0)` for none.
+    fn vcpu_budget(&mut self, id: u16, vcpu: u16, budget_us: (u32, u32)) -> Result<(), CapError> {
+        let _ = (id, vcpu, budget_us);
+        Err(CapError::UnknownCall)
+    }
     /// `ctl xenstore`: reads or changes dom0's xenstore with the toolstack's rights
     /// ([`xs::serve`] does it on the store).
     fn xenstore(&mut self, op: &XenstoreOp) -> Result<Response, MgmtError> {
@@ -269,7 +274,16 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             priority,
         } => {
             let id = resolve(ops, domain)?;
-            vcpu_pin(ops, id, *vcpu, *pcpu, *priority).map(|()| Response::Done)
+            sched::vcpu_pin(ops, id, *vcpu, *pcpu, *priority).map(|()| Response::Done)
+        }
+        Request::VcpuBudget {
+            domain,
+            vcpu,
+            budget_us,
+            period_us,
+        } => {
+            let id = resolve(ops, domain)?;
+            sched::vcpu_budget(ops, id, *vcpu, (*budget_us, *period_us)).map(|()| Response::Done)
         }
         Request::ConsoleOutput { domain, from } => {
             let id = resolve(ops, domain)?;
@@ -277,46 +291,6 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             Ok(Response::Log { bytes, start, end })
         }
     }
-}
-
-/// `vcpu-pin`: re-pins shared vCPU `vcpu` of domain `id` to `pcpu`, keeping its priority
-/// unless one is given; the microvisor's refusals in words.
-fn vcpu_pin(
-    ops: &mut impl DomainOps,
-    id: u16,
-    vcpu: u16,
-    pcpu: u16,
-    priority: Option<u8>,
-) -> Result<(), MgmtError> {
-    if id == DomainId::DOM0.0 {
-        return Err(MgmtError::Dom0Protected);
-    }
-    let rows = ops.vcpus(id)?;
-    let Some(row) = rows.iter().find(|r| r.vcpu == vcpu) else {
-        return Err(MgmtError::Refused {
-            why: format!("no vCPU {vcpu}: the domain has {}", rows.len()),
-        });
-    };
-    if row.placement.exclusive {
-        return Err(MgmtError::Refused {
-            why: format!(
-                "vCPU {vcpu} holds pCPU {} exclusively; exclusive placements are made at creation",
-                row.placement.pcpu
-            ),
-        });
-    }
-    let priority = priority.unwrap_or(row.placement.priority);
-    ops.vcpu_pin(id, vcpu, pcpu, priority).map_err(|e| match e {
-        CapError::CpuUnavailable => MgmtError::Refused {
-            why: format!("pCPU {pcpu} does not exist or is held exclusively"),
-        },
-        CapError::WrongState => MgmtError::Refused {
-            why: String::from(
-                "the domain holds passthrough devices (their interrupts are routed to its pCPU), or the vCPU is still moving after an earlier vcpu-pin (try again)",
-            ),
-        },
-        e => MgmtError::Capability(e),
-    })
 }
 
 /// `vcpu-set`: writes each vCPU's `cpu/N/availability` (the first `online` online, the rest
@@ -487,6 +461,7 @@ impl Server {
 }
 
 pub mod link;
+mod sched;
 pub mod xs;
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use dom0::mgmt::{DomainEntry, DomainOps};
 use dom0::upload::{ModuleStore, Uploads};
 use dom0::{plan_domain, Policy, Supervisor};
 use protocol::cap::{CapDetail, CapHandle, CapKind};
-use protocol::control::{CapError, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo};
+use protocol::control::{
+    CapError, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo, VcpuPlacement,
+};
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::MgmtError;
 use protocol::mgmt::{Response, UploadOp};
@@ -215,11 +217,38 @@ impl DomainOps for Ops<'_> {
         let i = self.index(id)?;
         let r = cap::domain_vcpu_pin(self.sup.domains()[i].handle, vcpu, pcpu, priority);
         match &r {
+            Ok(()) => {
+                println!(
+                    "mgmt: vcpu-pin {} {vcpu}: pCPU {pcpu}, priority {priority}",
+                    self.name(i)
+                );
+                // Automatic placement of later domains must see where it went.
+                let exclusive = self.sup.domains()[i]
+                    .placement
+                    .get(usize::from(vcpu))
+                    .is_some_and(|p| p.exclusive);
+                let to = VcpuPlacement {
+                    pcpu,
+                    priority,
+                    exclusive,
+                };
+                self.sup.repinned(i, vcpu, to);
+            }
+            Err(e) => println!("mgmt: vcpu-pin {} {vcpu}: {e}", self.name(i)),
+        }
+        r
+    }
+
+    fn vcpu_budget(&mut self, id: u16, vcpu: u16, budget_us: (u32, u32)) -> Result<(), CapError> {
+        let i = self.index(id)?;
+        let (b, p) = budget_us;
+        let r = cap::domain_vcpu_budget(self.sup.domains()[i].handle, vcpu, b, p);
+        match &r {
             Ok(()) => println!(
-                "mgmt: vcpu-pin {} {vcpu}: pCPU {pcpu}, priority {priority}",
+                "mgmt: sched-fp {} {vcpu}: budget {b} us per {p} us",
                 self.name(i)
             ),
-            Err(e) => println!("mgmt: vcpu-pin {} {vcpu}: {e}", self.name(i)),
+            Err(e) => println!("mgmt: sched-fp {} {vcpu}: {e}", self.name(i)),
         }
         r
     }

@@ -149,8 +149,10 @@ pub struct Watched {
     /// Restarted, and not yet seen again: the microvisor rebuilds the new incarnation once
     /// no CPU holds the old one's vCPUs, and until then the new handle queries as `Stale`.
     restarting: bool,
-    /// Where its vCPUs run (kept across restarts, which reuse the placement).
+    /// Where its vCPUs run now (`ctl vcpu-pin` moves them).
     pub placement: Vec<protocol::control::VcpuPlacement>,
+    /// Where it was built to run: a restart in place rebuilds it there, dropping re-pins.
+    configured: Vec<protocol::control::VcpuPlacement>,
     /// Its watchdog and restart record.
     health: Health,
     /// Its CPU time at the latest heartbeat reading (did it run since?).
@@ -263,6 +265,7 @@ impl Supervisor {
             stale_checked: false,
             restarting: false,
             placement: Vec::new(),
+            configured: Vec::new(),
             health: Health::default(),
             cpu_ticks: 0,
             max_restarts: self.limits.max_restarts,
@@ -371,6 +374,19 @@ impl Supervisor {
     pub fn placed(&mut self, vcpus: &[protocol::control::VcpuPlacement]) {
         if let Some(w) = self.domains.last_mut() {
             w.placement = vcpus.to_vec();
+            w.configured = vcpus.to_vec();
+        }
+    }
+
+    /// Records that vCPU `vcpu` of domain `i` was re-pinned to `to` at run time (until its
+    /// next restart), so placements made after it see where it is.
+    pub fn repinned(&mut self, i: usize, vcpu: u16, to: protocol::control::VcpuPlacement) {
+        if let Some(p) = self
+            .domains
+            .get_mut(i)
+            .and_then(|w| w.placement.get_mut(usize::from(vcpu)))
+        {
+            *p = to;
         }
     }
 
@@ -555,6 +571,8 @@ impl Supervisor {
                 }
                 d.total_restarts += 1;
                 d.started = now;
+                // Rebuilt where it was configured to run: re-pins are gone.
+                d.placement.clone_from(&d.configured);
                 // A user's restart of a held domain gives it a new life (a crash restart
                 // is never made while held).
                 d.held = false;

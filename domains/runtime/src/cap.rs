@@ -412,6 +412,26 @@ mod hw {
         call(CapOp::DomainVcpuPin, args).map(drop)
     }
 
+    /// `DomainVcpuBudget`: gives vCPU `vcpu` of the domain `budget_us` µs of guest time per
+    /// `period_us` µs at its priority (`0`/`0`: no budget).
+    pub fn domain_vcpu_budget(
+        domain: CapHandle,
+        vcpu: u16,
+        budget_us: u32,
+        period_us: u32,
+    ) -> Result<(), CapError> {
+        ready()?;
+        let args = [
+            domain.to_raw(),
+            u64::from(vcpu),
+            u64::from(budget_us),
+            u64::from(period_us),
+            0,
+            0,
+        ];
+        call(CapOp::DomainVcpuBudget, args).map(drop)
+    }
+
     /// `NullCall` (no negotiation needed).
     pub fn null_call() -> Result<(), CapError> {
         call(CapOp::NullCall, [0; 6]).map(drop)

@@ -60,7 +60,7 @@ fn xen_version_is_fast_only_for_the_register_only_subop() {
 }
 
 #[test]
-fn wfi_returns_only_with_a_pending_lr() {
+fn wfi_returns_with_a_pending_lr_and_waits_otherwise() {
     let pending = lr::PENDING | 40;
     let active = lr::STATE_MASK & !lr::PENDING | 41;
     assert_eq!(
@@ -69,9 +69,9 @@ fn wfi_returns_only_with_a_pending_lr() {
     );
     assert_eq!(
         classify_sync(wfx(false), 0, 0, &[0, active]),
-        SyncAction::Slow
+        SyncAction::WfiWait
     );
-    assert_eq!(classify_sync(wfx(false), 0, 0, &[]), SyncAction::Slow);
+    assert_eq!(classify_sync(wfx(false), 0, 0, &[]), SyncAction::WfiWait);
     assert_eq!(classify_sync(wfx(true), 0, 0, &[pending]), SyncAction::Slow);
 }
 

@@ -193,6 +193,7 @@ impl Hyp {
                 stats: VcpuStats::default(),
                 fault_pending: false,
                 migrating: false,
+                budget_us: (0, 0),
             })
             .collect();
         super::percpu::domain_created(

@@ -244,6 +244,14 @@ impl Hyp {
                 self.pin_vcpu(target, v, pcpu, priority, cpu)?;
                 Ok([0; 3])
             }
+            CapOp::DomainVcpuBudget => {
+                let target = self.domain_cap(id, a[0], Rights::CONTROL)?;
+                let v = usize::try_from(a[1]).map_err(|_| CapError::InvalidArgument)?;
+                let budget = u32::try_from(a[2]).map_err(|_| CapError::InvalidArgument)?;
+                let period = u32::try_from(a[3]).map_err(|_| CapError::InvalidArgument)?;
+                self.set_vcpu_budget(target, v, (budget, period), cpu)?;
+                Ok([0; 3])
+            }
             CapOp::DomainVcpus => {
                 let target = self.query_target(id, a[0])?;
                 let rows = self.vcpu_infos(target).ok_or(CapError::Stale)?;
@@ -595,6 +603,7 @@ impl Hyp {
                     state: VcpuState::of(c.power == super::domain::Power::On, c.blocked),
                     cpu_ticks: c.stats.busy_ticks(c.placement.exclusive),
                     exits: c.stats.exits,
+                    budget_us: c.budget_us,
                 })
                 .collect(),
         )

@@ -37,7 +37,9 @@ pub struct VcpuStats {
     /// Counter ticks spent in the guest.
     pub run_ticks: u64,
     /// Counter ticks the guest says it spent idle in WFI (`CapOp::IdleReport`); counted
-    /// only for a pinned-exclusive vCPU, whose WFI is not trapped ([`VcpuStats::busy_ticks`]).
+    /// only for a pinned-exclusive vCPU ([`VcpuStats::busy_ticks`]). Only our runtime's
+    /// domains report it: their WFI is not trapped (a Linux guest's is, see `run::traps_wfi`,
+    /// and it reports nothing).
     pub idle_reported: u64,
 }
 
@@ -87,6 +89,9 @@ pub struct Vcpu {
     /// Re-pinned while loaded on its old CPU: it joins its new CPU's run queue when that
     /// CPU lets go of it ([`Hyp::pin_vcpu`]).
     pub migrating: bool,
+    /// Its budget and period in microseconds (`CapOp::DomainVcpuBudget`), `(0, 0)` for
+    /// none: kept here so a re-pin can give it to the vCPU's new run queue.
+    pub budget_us: (u32, u32),
 }
 
 /// One domain.
@@ -201,7 +206,8 @@ impl Domain {
         }
     }
 
-    /// Whether vCPU `v` may run now.
+    /// Whether vCPU `v` may run now. Not while it moves to another pCPU: its old CPU may
+    /// still hold its state, and a vCPU is never loaded on two CPUs.
     pub fn vcpu_runnable(&self, v: usize) -> bool {
         self.state == DomainState::Running
             && !self.dying
@@ -209,7 +215,7 @@ impl Domain {
             && self
                 .vcpus
                 .get(v)
-                .is_some_and(|c| c.power == Power::On && !c.blocked)
+                .is_some_and(|c| c.power == Power::On && !c.blocked && !c.migrating)
     }
 }
 

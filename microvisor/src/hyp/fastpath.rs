@@ -1,12 +1,13 @@
 //! The per-CPU run loop and its fast path. After each exit the CPU first tries to finish
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
 //! the capability null call and `WhoAmI`, `xen_version(XENVER_version)`, a WFI with an
-//! interrupt already pending in an LR, a spurious interrupt, the kick SGI, and the virtual
-//! timer of a loaded pinned-exclusive vCPU (straight into a free hardware-linked LR). If
-//! nothing is in its mailbox it re-enters the guest at once: no lock, no scheduler. If the
-//! mailbox holds only [`POSTED`], it places the interrupts posted to its vCPU into free LRs
-//! itself ([`crate::posted`]) and re-enters. Everything else takes [`HYP`] once: the exit
-//! is handled, `schedule` runs, and the CPU goes back in.
+//! interrupt already pending in an LR, a pinned-exclusive vCPU's trapped WFI (waited out
+//! at EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt,
+//! the kick SGI, and the virtual timer of a loaded pinned-exclusive vCPU (straight into a
+//! free hardware-linked LR). If nothing is in its mailbox it re-enters the guest at once:
+//! no lock, no scheduler. If the mailbox holds only [`POSTED`], it places the interrupts
+//! posted to its vCPU into free LRs itself ([`crate::posted`]) and re-enters. Everything
+//! else takes [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
 //!
 //! The fast path never runs while the LRs differ from their shadow (the guest finished or
 //! took an interrupt the vGIC model must hear about first), so the slow path sees the same
@@ -16,7 +17,7 @@
 //! It is compiled once per GIC version ([`Hot`]); [`run_until_slow`] picks the host's copy,
 //! so a GICv3 host's exits pay no version check.
 
-use super::percpu::{posted_irqs, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
+use super::percpu::{posted_irqs, LoadedVcpu, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
 use super::{key_parts, Hyp, HYP};
 use crate::arch::context::GuestRegs;
 use crate::arch::context::MAX_LRS;
@@ -45,7 +46,18 @@ enum Outcome {
         first_irq: Option<u32>,
         serror: Option<u64>,
     },
+    /// A WFI the fast path waited out at EL2 is complete, and the interrupt `first_irq`
+    /// (acknowledged) that ended the wait needs the lock: handled as an interrupt exit.
+    SlowIrq { first_irq: u32 },
+    /// Finished, but the CPU has waited out WFIs without the lock for a while: take it
+    /// once so the vCPU's CPU time is handed over (`ctl list`/`vcpu-list` read it there).
+    Publish,
 }
+
+/// How long a CPU runs a vCPU that keeps waiting out its own WFIs before it hands the
+/// vCPU's CPU time over: 100 ms, so a listing is never staler than that, and the locked
+/// pass is too rare to matter.
+const PUBLISH_US: u64 = 100_000;
 
 /// An exit handed from the fast path to the next locked pass.
 #[derive(Clone, Copy, Debug)]
@@ -120,6 +132,8 @@ fn stay<G: Hot>(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Option
     // The fast path's own few instructions count as the guest's time: one pair of counter
     // reads per stay instead of per exit.
     let start = arch::counter_now();
+    local.stay_start = start;
+    local.waited = 0;
     let result = loop {
         let exit = run_until_mail::<G>(local, key, regs, mailbox);
         // Mail that is only posted interrupts is served here, and the guest goes back in.
@@ -127,7 +141,9 @@ fn stay<G: Hot>(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Option
             break exit;
         }
     };
-    local.run_ticks += arch::counter_now().saturating_sub(start);
+    // Less the time its CPU waited at EL2 for a WFI of its own.
+    let ran = arch::counter_now().saturating_sub(start);
+    local.run_ticks += ran.saturating_sub(local.waited);
     result
 }
 
@@ -147,13 +163,21 @@ fn run_until_mail<G: Hot>(
         local.exits += 1;
         match handle::<G>(local, kind, regs) {
             Outcome::Done if !mailbox.pending() => continue,
-            Outcome::Done => return None,
+            Outcome::Done | Outcome::Publish => return None,
             Outcome::Slow { first_irq, serror } => {
                 return Some(SlowExit {
                     key,
                     kind,
                     first_irq,
                     serror,
+                })
+            }
+            Outcome::SlowIrq { first_irq } => {
+                return Some(SlowExit {
+                    key,
+                    kind: ExitKind::Irq,
+                    first_irq: Some(first_irq),
+                    serror: None,
                 })
             }
         }
@@ -209,6 +233,31 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                 }
                 SyncAction::XenVersion => regs.x[0] = XEN_VERSION,
                 SyncAction::WfiReturn => regs.pc += 4,
+                SyncAction::WfiWait if lv.exclusive => {
+                    // Only an exclusive vCPU whose WFI traps gets here (`run::traps_wfi`):
+                    // its CPU has nothing else to run, so it waits here with the vCPU
+                    // loaded, and the wait is not the guest's time. What woke it is taken
+                    // at once, as if it had arrived just after the guest's WFI completed.
+                    let t = arch::counter_now();
+                    arch::wait_for_interrupt();
+                    let woke = arch::counter_now();
+                    local.waited += woke.saturating_sub(t);
+                    regs.pc += 4;
+                    return match take_irqs::<G>(lv, n, &mut local.irqs) {
+                        Outcome::Slow {
+                            first_irq: Some(first_irq),
+                            ..
+                        } => Outcome::SlowIrq { first_irq },
+                        Outcome::Done
+                            if woke.saturating_sub(local.stay_start)
+                                > arch::counter_hz() * PUBLISH_US / 1_000_000 =>
+                        {
+                            Outcome::Publish
+                        }
+                        other => other,
+                    };
+                }
+                SyncAction::WfiWait => return SLOW,
                 // Out of line, re-reading the syndrome: the hypercall round trip keeps its
                 // registers.
                 SyncAction::Slow if send_sgi::<G>(lv.key, lv.nr_vcpus, local.cpu, regs) => {}
@@ -216,35 +265,43 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
             }
             Outcome::Done
         }
-        ExitKind::Irq | ExitKind::Fiq => loop {
-            let intid = G::ack();
-            if intid == SPURIOUS {
-                return Outcome::Done;
-            }
-            if intid == KICK_SGI {
-                // Only ever sent with a mailbox post, which the caller looks at next.
-                G::eoi(intid);
-                continue;
-            }
-            let lr = (intid == VTIMER_PPI && lv.priority_fresh())
-                .then(|| {
-                    let group = crate::vgic::lr::group_bit(G::VERSION);
-                    vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority, group)
-                })
-                .flatten();
-            let Some((slot, value)) = lr else {
-                return Outcome::Slow {
-                    first_irq: Some(intid),
-                    serror: None,
-                };
-            };
-            lv.lrs[slot] = value;
-            G::write_lr(slot, value);
-            local.irqs += 1;
-            // Hardware-linked: the guest's EOI deactivates the physical interrupt.
-            G::drop_priority(intid);
-        },
+        ExitKind::Irq | ExitKind::Fiq => take_irqs::<G>(lv, n, &mut local.irqs),
         ExitKind::SError => SLOW,
+    }
+}
+
+/// Acknowledges and finishes this CPU's pending physical interrupts without the lock: the
+/// kick SGI, and the loaded vCPU's virtual timer into a free hardware-linked LR (counted in
+/// `irqs`). The first it cannot finish goes to the slow path, acknowledged.
+#[inline(always)]
+fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64) -> Outcome {
+    loop {
+        let intid = G::ack();
+        if intid == SPURIOUS {
+            return Outcome::Done;
+        }
+        if intid == KICK_SGI {
+            // Only ever sent with a mailbox post, which the caller looks at next.
+            G::eoi(intid);
+            continue;
+        }
+        let lr = (intid == VTIMER_PPI && lv.priority_fresh())
+            .then(|| {
+                let group = crate::vgic::lr::group_bit(G::VERSION);
+                vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority, group)
+            })
+            .flatten();
+        let Some((slot, value)) = lr else {
+            return Outcome::Slow {
+                first_irq: Some(intid),
+                serror: None,
+            };
+        };
+        lv.lrs[slot] = value;
+        G::write_lr(slot, value);
+        *irqs += 1;
+        // Hardware-linked: the guest's EOI deactivates the physical interrupt.
+        G::drop_priority(intid);
     }
 }
 

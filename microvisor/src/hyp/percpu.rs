@@ -74,6 +74,14 @@ pub fn domain_created(index: usize, homes: impl Iterator<Item = u32>) {
     vgic_changed(index);
 }
 
+/// vCPU `v` of domain `id` now lives at `home` ([`crate::fastpath::home_entry`]; 0 while
+/// it moves to another pCPU, so siblings' fast paths do not post to it). Under the lock.
+pub fn set_home(id: protocol::ids::DomainId, v: usize, home: u32) {
+    if let Some(slot) = VCPU_HOME.get(usize::from(id.0)).and_then(|t| t.get(v)) {
+        slot.store(home, Ordering::Release);
+    }
+}
+
 /// Marks domain `index`'s vGIC configuration as changed.
 pub fn vgic_changed(index: usize) {
     if let Some(e) = VGIC_EPOCH.get(index) {
@@ -126,6 +134,11 @@ pub struct Local {
     pub irqs: u64,
     /// Counter ticks the loaded vCPU ran since the last hand-over.
     pub run_ticks: u64,
+    /// Counter ticks this CPU waited at EL2 in the current stay for a WFI of the loaded
+    /// vCPU (see the fast path's `SyncAction::WfiWait`): not the guest's time.
+    pub waited: u64,
+    /// When the current stay in the fast path began (counter ticks).
+    pub stay_start: u64,
     /// List registers the fast path filled with posted interrupts since the last hand-over
     /// (bit n = LR n), for the vGIC model to adopt.
     pub posted: u16,
@@ -145,6 +158,8 @@ impl Local {
             exits: 0,
             irqs: 0,
             run_ticks: 0,
+            waited: 0,
+            stay_start: 0,
             posted: 0,
             retired: 0,
         }
@@ -192,6 +207,8 @@ impl Hyp {
                 }
             }
         }
+        // What it ran counts against its budget, if it has one (see `crate::sched`).
+        self.runqueues[local.cpu].charge(lv.key, ticks);
         // Only pinned-exclusive vCPUs are posted to.
         if lv.exclusive {
             self.drain_posted(lv.key, local.cpu);

@@ -16,6 +16,19 @@ use crate::sched::{VcpuKey, TIME_SLICE_US};
 use crate::vgic::lr;
 use protocol::control::StopReason;
 
+/// Whether a vCPU's WFI traps (`HCR_EL2.TWI`). A shared CPU must get control back when its
+/// guest idles. A pinned-exclusive vCPU's WFI is left to the hardware unless its domain
+/// boots a Linux image (an `Image` with Linux's header: Linux, and other Xen-ABI guests
+/// such as Zephyr's xenvm): those cannot report their idle time as our runtime's domains
+/// do (`CapOp::IdleReport`), so their WFI traps and the fast path waits at EL2 with the
+/// vCPU still loaded until an interrupt is pending (`SyncAction::WfiWait`), leaving that
+/// time out of its CPU time. Decided by the image kind, known when the domain is built,
+/// rather than by whether it has reported idle yet: an RTOS's first second of WFIs would
+/// otherwise trap too.
+const fn traps_wfi(exclusive: bool, linux: bool) -> bool {
+    !exclusive || linux
+}
+
 /// `CNTV_CTL_EL0.IMASK`.
 const CNTV_IMASK: u64 = 1 << 1;
 /// `CNTV_CTL_EL0.ENABLE`.
@@ -49,7 +62,13 @@ impl Hyp {
             Some(k) => Some(k),
             None => {
                 self.resched[cpu] = false;
-                self.runqueues[cpu].pick()
+                let rq = &mut self.runqueues[cpu];
+                let now = if rq.needs_clock() {
+                    arch::counter_now()
+                } else {
+                    0
+                };
+                rq.pick(now)
             }
         };
         let next = next.filter(|&k| {
@@ -140,8 +159,7 @@ impl Hyp {
         arch::monitors::load(d.spec.pmu, &vcpu.pmu);
         write_lrs(&vcpu.lrs[..n]);
         let mut hcr_value = hcr::GUEST_BASE;
-        if !vcpu.placement.exclusive {
-            // A shared CPU must get control back when the guest idles.
+        if traps_wfi(vcpu.placement.exclusive, d.entry.linux) {
             hcr_value |= hcr::TWI;
         }
         arch::load_guest_config(hcr_value, vttbr);
@@ -173,13 +191,15 @@ impl Hyp {
     }
 
     /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
-    /// others share its priority) and the virtual-timer deadline of any vCPU queued here
-    /// but not loaded.
+    /// others share its rank), the moment a budget changes what runs here (this vCPU's
+    /// running out, an exhausted one's refill: see [`crate::sched`]), and the
+    /// virtual-timer deadline of any vCPU queued here but not loaded.
     fn arm_hyp_timer(&mut self, cpu: usize, running: Option<VcpuKey>) {
         let now = arch::counter_now();
-        let mut deadline = None;
+        let mut deadline = self.runqueues[cpu].next_event(running, now);
         if running.is_some_and(|key| self.runqueues[cpu].contended(key)) {
-            deadline = Some(now + arch::counter_hz() * TIME_SLICE_US / 1_000_000);
+            let slice = now + arch::counter_hz() * TIME_SLICE_US / 1_000_000;
+            deadline = Some(deadline.map_or(slice, |d: u64| d.min(slice)));
         }
         for d in self.domains.iter().flatten() {
             for (v, vcpu) in d.vcpus.iter().enumerate() {

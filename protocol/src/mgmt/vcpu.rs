@@ -25,6 +25,8 @@ pub struct VcpuRow {
     pub cpu_ticks: u64,
     /// Traps to the microvisor.
     pub exits: u64,
+    /// Budget and period in microseconds on a shared pCPU; `(0, 0)` for none. Since 1.11.
+    pub budget_us: (u32, u32),
 }
 
 impl VcpuRow {
@@ -40,6 +42,7 @@ impl VcpuRow {
             state: info.state,
             cpu_ticks: info.cpu_ticks,
             exits: info.exits,
+            budget_us: info.budget_us,
         }
     }
 }

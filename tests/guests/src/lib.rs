@@ -54,6 +54,9 @@ pub enum Mode {
     /// Back-to-back event-channel sends on every channel it has, forever (its neighbours
     /// must not notice).
     Evtstorm,
+    /// A busy loop forever that makes no calls and enables no interrupt: pure CPU demand
+    /// (the scheduler's budget test shares a pCPU between two of them).
+    Spin,
     /// What it sees of the PMU and the debug registers (`expect=off|guest|el2`, its
     /// system entry's `pmu`).
     Pmu,
@@ -75,6 +78,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("netfront") => Ok(Mode::Netfront),
         Some("hotplug") => Ok(Mode::Hotplug),
         Some("evtstorm") => Ok(Mode::Evtstorm),
+        Some("spin") => Ok(Mode::Spin),
         Some("pmu") => Ok(Mode::Pmu),
         Some(other) => Err(other),
         None => Err(""),
@@ -306,6 +310,7 @@ mod tests {
         assert_eq!(parse_mode("mode=netfront"), Ok(Mode::Netfront));
         assert_eq!(parse_mode("mode=hotplug"), Ok(Mode::Hotplug));
         assert_eq!(parse_mode("mode=evtstorm"), Ok(Mode::Evtstorm));
+        assert_eq!(parse_mode("mode=spin"), Ok(Mode::Spin));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),

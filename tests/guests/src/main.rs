@@ -49,6 +49,12 @@ mod shell {
             Ok(Mode::Netfront) => crate::netfront::run(info),
             Ok(Mode::Hotplug) => crate::hotplug::run(),
             Ok(Mode::Evtstorm) => crate::evtstorm::run(),
+            Ok(Mode::Spin) => {
+                println!("spinning");
+                loop {
+                    core::hint::spin_loop();
+                }
+            }
             Ok(Mode::Pmu) => crate::pmu::run(&info.cmdline),
             Ok(Mode::Flood) => {
                 let mut i: u64 = 0;

@@ -150,9 +150,17 @@ pub enum CtlVerb {
         /// The new priority (default: show the current ones).
         #[arg(long)]
         priority: Option<u8>,
+        /// Guest time the vCPU may use at its priority per period, in µs; once used it runs
+        /// only when nothing within its budget on its pCPU wants to (0 with a 0 period:
+        /// no budget). Needs --period-us.
+        #[arg(long, requires = "period_us")]
+        budget_us: Option<u32>,
+        /// The budget's period in µs. Needs --budget-us.
+        #[arg(long, requires = "budget_us")]
+        period_us: Option<u32>,
     },
-    /// Move one vCPU of a guest to another pCPU while it runs (like `xl vcpu-pin`); shared
-    /// vCPUs only, onto a pCPU nobody holds exclusively.
+    /// Move one vCPU of a guest to another pCPU while it runs (like `xl vcpu-pin`): a shared
+    /// vCPU onto a pCPU nobody holds exclusively, an exclusive one onto a pCPU no vCPU uses.
     VcpuPin {
         /// Domain name, or numeric domain id.
         #[arg(value_name = "NAME")]
@@ -411,6 +419,8 @@ pub fn run(
             domain,
             vcpu,
             priority,
+            budget_us,
+            period_us,
         } => {
             let domain = DomainRef::parse(domain);
             let rows = match c.call(&Request::Vcpus {
@@ -419,24 +429,25 @@ pub fn run(
                 Response::Vcpus(rows) => rows,
                 _ => bail!("unexpected reply from dom0 to sched-fp"),
             };
-            match priority {
-                None => write!(out, "{}", sched::show(&rows, args.json))?,
-                Some(p) => {
-                    for req in sched::requests(&rows, *vcpu, *p)? {
-                        let Response::Done = c.call(&req)? else {
-                            bail!("unexpected reply from dom0 to sched-fp");
-                        };
-                    }
-                    if args.json {
-                        writeln!(
-                            out,
-                            "{}",
-                            json!({ "ok": true, "verb": "sched-fp", "domain": domain.to_string(), "priority": p })
-                        )?;
-                    } else {
-                        writeln!(out, "sched-fp {domain}: priority {p}")?;
-                    }
-                }
+            let budget = budget_us.zip(*period_us);
+            if priority.is_none() && budget.is_none() {
+                write!(out, "{}", sched::show(&rows, args.json))?;
+                return Ok(());
+            }
+            for req in sched::requests(&rows, *vcpu, *priority, budget)? {
+                let Response::Done = c.call(&req)? else {
+                    bail!("unexpected reply from dom0 to sched-fp");
+                };
+            }
+            if args.json {
+                let budget = budget.map(|(b, p)| json!({ "budget_us": b, "period_us": p }));
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "ok": true, "verb": "sched-fp", "domain": domain.to_string(), "priority": priority, "budget": budget })
+                )?;
+            } else {
+                writeln!(out, "{}", sched::done_line(&domain, *priority, budget))?;
             }
         }
         CtlVerb::Top { interval, count } => {

@@ -79,6 +79,7 @@ mod tests {
             state,
             cpu_ticks: 125_000_000,
             exits: 42,
+            budget_us: (0, 0),
         }
     }
 

@@ -917,3 +917,35 @@ fn devices_text_and_json() {
     assert_eq!(j[1]["holder"], serde_json::Value::Null);
     assert_eq!(j[1]["kind"], "block");
 }
+
+#[test]
+fn sched_fp_takes_a_budget_only_with_its_period() {
+    let args = CtlArgs::from_words(&[
+        "sched-fp",
+        "hi",
+        "--budget-us",
+        "2000",
+        "--period-us",
+        "10000",
+    ])
+    .expect("budget and period");
+    match args.verb {
+        CtlVerb::SchedFp {
+            budget_us,
+            period_us,
+            priority,
+            ..
+        } => assert_eq!(
+            (budget_us, period_us, priority),
+            (Some(2000), Some(10000), None)
+        ),
+        other => panic!("{other:?}"),
+    }
+    for words in [
+        &["sched-fp", "hi", "--budget-us", "2000"][..],
+        &["sched-fp", "hi", "--period-us", "10000"][..],
+    ] {
+        let e = CtlArgs::from_words(words).expect_err("one without the other");
+        assert!(format!("{e:#}").contains("required"), "{e:#}");
+    }
+}

@@ -16,6 +16,7 @@ struct Fake {
     writes: Vec<(String, Vec<u8>)>,
     /// vcpu-pin calls: (vCPU, pCPU, priority).
     pins: Vec<(u16, u16, u8)>,
+    budgets: Vec<(u16, (u32, u32))>,
 }
 
 fn info(domid: u16, name: &str, state: DomainState) -> DomainInfo {
@@ -50,6 +51,7 @@ impl Fake {
             calls: Vec::new(),
             writes: Vec::new(),
             pins: Vec::new(),
+            budgets: Vec::new(),
         }
     }
 
@@ -126,6 +128,14 @@ impl DomainOps for Fake {
         self.pins.push((vcpu, pcpu, priority));
         Ok(())
     }
+    fn vcpu_budget(&mut self, id: u16, vcpu: u16, budget_us: (u32, u32)) -> Result<(), CapError> {
+        if let Some(e) = self.fail_next.take() {
+            return Err(e);
+        }
+        self.calls.push(("sched-fp", id));
+        self.budgets.push((vcpu, budget_us));
+        Ok(())
+    }
     fn vcpus(&mut self, id: u16) -> Result<Vec<VcpuInfo>, CapError> {
         // The crashed domain vanishes between the listing and this call.
         let d = self.query(id).ok().filter(|d| d.domid != 3);
@@ -141,6 +151,7 @@ impl DomainOps for Fake {
                 state: protocol::control::VcpuState::Blocked,
                 cpu_ticks: d.cpu_ticks,
                 exits: d.exits,
+                budget_us: (0, 0),
             })
             .collect())
     }
@@ -752,8 +763,7 @@ fn vcpu_pin_keeps_the_priority_and_refuses_what_cannot_move() {
         MgmtError::Refused { why } => why,
         other => panic!("{other:?}"),
     };
-    // An exclusive vCPU, a vCPU that does not exist, dom0: refused before the microvisor.
-    assert!(refused(serve(&pin("rtos", 0, 2, None), &mut f)).contains("exclusively"));
+    // A vCPU that does not exist, dom0: refused before the microvisor.
     assert!(refused(serve(&pin("smp", 5, 2, None), &mut f)).contains("no vCPU 5"));
     assert_eq!(
         err(serve(&pin("dom0", 0, 1, None), &mut f)),
@@ -764,7 +774,52 @@ fn vcpu_pin_keeps_the_priority_and_refuses_what_cannot_move() {
     assert!(refused(serve(&pin("smp", 1, 1, None), &mut f)).contains("pCPU 1 does not exist"));
     f.fail_next = Some(CapError::WrongState);
     assert!(refused(serve(&pin("smp", 1, 3, None), &mut f)).contains("passthrough devices"));
-    assert_eq!(f.pins.len(), 2);
+    // An exclusive vCPU moves too, to an unused pCPU; onto one in use, in its own words.
+    assert_eq!(serve(&pin("rtos", 0, 3, None), &mut f), Response::Done);
+    f.fail_next = Some(CapError::CpuUnavailable);
+    let why = refused(serve(&pin("rtos", 0, 2, None), &mut f));
+    assert!(
+        why.contains("pCPU 2 does not exist or is in use") && why.contains("exclusively"),
+        "{why}"
+    );
+    assert_eq!(f.pins.len(), 3);
+}
+
+#[test]
+fn vcpu_budget_is_checked_and_refused_for_exclusive_vcpus() {
+    let mut f = Fake::new();
+    f.doms[0].vcpus = 2;
+    let set = |domain: &str, vcpu, budget_us, period_us| Request::VcpuBudget {
+        domain: name(domain),
+        vcpu,
+        budget_us,
+        period_us,
+    };
+    assert_eq!(serve(&set("smp", 1, 2_000, 10_000), &mut f), Response::Done);
+    assert_eq!(serve(&set("smp", 0, 0, 0), &mut f), Response::Done);
+    assert_eq!(f.budgets, vec![(1, (2_000, 10_000)), (0, (0, 0))]);
+    let refused = |r: Response| match err(r) {
+        MgmtError::Refused { why } => why,
+        other => panic!("{other:?}"),
+    };
+    for (b, p) in [
+        (20_000, 10_000),
+        (50, 10_000),
+        (0, 10_000),
+        (1_000, 20_000_000),
+    ] {
+        let why = refused(serve(&set("smp", 0, b, p), &mut f));
+        assert!(why.contains("100 <= budget <= period <= 10000000"), "{why}");
+    }
+    assert!(refused(serve(&set("rtos", 0, 2_000, 10_000), &mut f)).contains("exclusively"));
+    assert!(refused(serve(&set("smp", 4, 2_000, 10_000), &mut f)).contains("no vCPU 4"));
+    assert_eq!(
+        err(serve(&set("dom0", 0, 2_000, 10_000), &mut f)),
+        MgmtError::Dom0Protected
+    );
+    f.fail_next = Some(CapError::WrongState);
+    assert!(refused(serve(&set("smp", 1, 2_000, 10_000), &mut f)).contains("exclusive"));
+    assert_eq!(f.budgets.len(), 2);
 }
 
 #[test]

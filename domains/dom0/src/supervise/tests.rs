@@ -475,3 +475,28 @@ fn stale_self_check() {
         Some("old handle of crashy: no capability at that handle: FAIL")
     );
 }
+
+#[test]
+fn repins_move_the_exclusive_pcpus_until_a_restart() {
+    use protocol::control::VcpuPlacement;
+    let at = |pcpu, exclusive| VcpuPlacement {
+        pcpu,
+        priority: 10,
+        exclusive,
+    };
+    let mut s = sup(restart_all());
+    s.placed(&[at(1, true), at(2, false)]);
+    assert_eq!(s.exclusive_pcpus(), [1]);
+    s.repinned(0, 0, at(3, true));
+    s.repinned(0, 1, at(1, false));
+    assert_eq!(s.exclusive_pcpus(), [3]);
+    assert_eq!(s.domains()[0].placement, [at(3, true), at(1, false)]);
+    // Out of range: nothing.
+    s.repinned(0, 7, at(2, true));
+    s.repinned(5, 0, at(2, true));
+    assert_eq!(s.exclusive_pcpus(), [3]);
+    // A restart in place rebuilds it where it was configured.
+    let (_, old) = s.restarted(0, Ok(handle(2)), 10);
+    assert_eq!(old, Some(handle(1)));
+    assert_eq!(s.exclusive_pcpus(), [1]);
+}

@@ -1,0 +1,340 @@
+//! Host tests of the run-queue policy: priorities, round-robin, exclusivity and budgets.
+
+use super::*;
+
+const A: VcpuKey = VcpuKey(1);
+const B: VcpuKey = VcpuKey(2);
+const C: VcpuKey = VcpuKey(3);
+
+#[test]
+fn highest_priority_first() {
+    let mut q = RunQueue::new();
+    q.add(A, 1, false).unwrap();
+    q.add(B, 5, false).unwrap();
+    q.add(C, 3, false).unwrap();
+    for _ in 0..5 {
+        assert_eq!(q.pick(0), Some(B));
+    }
+    q.set_runnable(B, false).unwrap();
+    assert_eq!(q.pick(0), Some(C));
+    q.set_runnable(C, false).unwrap();
+    assert_eq!(q.pick(0), Some(A));
+    q.set_runnable(A, false).unwrap();
+    assert_eq!(q.pick(0), None);
+}
+
+#[test]
+fn round_robin_among_equals_is_fair() {
+    let mut q = RunQueue::new();
+    let keys: Vec<VcpuKey> = (10..15).map(VcpuKey).collect();
+    for &k in &keys {
+        q.add(k, 4, false).unwrap();
+    }
+    q.add(A, 2, false).unwrap();
+    let mut counts = [0usize; 5];
+    let mut prev = Vec::new();
+    for round in 0..100 {
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let k = q.pick(0).unwrap();
+            seen.push(k);
+            counts[(k.0 - 10) as usize] += 1;
+        }
+        // Each round runs everyone once, in the same order every time.
+        let mut sorted = seen.clone();
+        sorted.sort_by_key(|k| k.0);
+        assert_eq!(sorted, keys);
+        if round > 0 {
+            assert_eq!(seen, prev);
+        }
+        prev = seen;
+    }
+    assert!(counts.iter().all(|&c| c == 100));
+}
+
+#[test]
+fn woken_higher_priority_preempts() {
+    let mut q = RunQueue::new();
+    q.add(A, 1, false).unwrap();
+    q.add(B, 9, false).unwrap();
+    q.set_runnable(B, false).unwrap();
+    assert_eq!(q.pick(0), Some(A));
+    assert_eq!(q.pick(0), Some(A));
+    q.set_runnable(B, true).unwrap();
+    assert_eq!(q.pick(0), Some(B));
+}
+
+#[test]
+fn blocked_entries_are_skipped_and_rejoin() {
+    let mut q = RunQueue::new();
+    q.add(A, 3, false).unwrap();
+    q.add(B, 3, false).unwrap();
+    q.add(C, 3, false).unwrap();
+    q.set_runnable(B, false).unwrap();
+    let picks: Vec<_> = (0..4).map(|_| q.pick(0).unwrap()).collect();
+    assert!(!picks.contains(&B));
+    assert_eq!(picks[0..2], picks[2..4]);
+    // B has waited longest, so it goes next once woken.
+    q.set_runnable(B, true).unwrap();
+    assert_eq!(q.pick(0), Some(B));
+}
+
+#[test]
+fn exclusive_rules() {
+    let mut q = RunQueue::new();
+    q.add(A, 0, true).unwrap();
+    assert!(q.is_exclusive());
+    assert_eq!(q.add(B, 9, false), Err(SchedError::ExclusiveConflict));
+    assert_eq!(q.add(B, 9, true), Err(SchedError::ExclusiveConflict));
+    assert_eq!(q.add(A, 0, true), Err(SchedError::Duplicate));
+    assert!(!q.contended(A));
+    assert_eq!(q.pick(0), Some(A));
+    q.remove(A).unwrap();
+    assert!(!q.is_exclusive());
+    q.add(B, 1, false).unwrap();
+    assert_eq!(q.add(A, 0, true), Err(SchedError::ExclusiveConflict));
+    assert!(!q.is_exclusive());
+    assert_eq!(q.len(), 1);
+}
+
+#[test]
+fn capacity_and_bookkeeping() {
+    let mut q = RunQueue::new();
+    assert!(q.is_empty());
+    for i in 0..QUEUE_CAPACITY as u32 {
+        q.add(VcpuKey(100 + i), 1, false).unwrap();
+    }
+    assert_eq!(q.add(A, 1, false), Err(SchedError::Full));
+    assert_eq!(q.add(VcpuKey(100), 1, false), Err(SchedError::Duplicate));
+    assert_eq!(q.len(), QUEUE_CAPACITY);
+    q.remove(VcpuKey(105)).unwrap();
+    assert!(!q.contains(VcpuKey(105)));
+    q.add(A, 1, false).unwrap();
+    assert!(q.contains(A));
+    assert_eq!(q.remove(B), Err(SchedError::NotQueued));
+    assert_eq!(q.set_runnable(B, true), Err(SchedError::NotQueued));
+}
+
+#[test]
+fn contention() {
+    let mut q = RunQueue::new();
+    q.add(A, 5, false).unwrap();
+    assert!(!q.contended(A), "alone");
+    q.add(B, 1, false).unwrap();
+    assert!(!q.contended(A), "only lower priority waiting");
+    assert!(q.contended(B), "a higher priority is runnable");
+    q.add(C, 5, false).unwrap();
+    assert!(q.contended(A), "an equal shares the CPU");
+    q.set_runnable(C, false).unwrap();
+    assert!(!q.contended(A), "blocked equals do not count");
+    assert!(!q.contended(VcpuKey(77)));
+}
+
+/// Runs the queue from `from` to `until` as the microvisor does: pick, run until the
+/// slice ends (if contended) or a budget event, charge. Returns each key's run time.
+fn simulate(q: &mut RunQueue, from: u64, until: u64, slice: u64) -> Vec<(VcpuKey, u64)> {
+    let mut ran: Vec<(VcpuKey, u64)> = Vec::new();
+    let mut now = from;
+    while now < until {
+        let Some(k) = q.pick(now) else { break };
+        let mut end = if q.contended(k) { now + slice } else { until };
+        if let Some(e) = q.next_event(Some(k), now) {
+            end = end.min(e);
+        }
+        let end = end.min(until).max(now + 1);
+        q.charge(k, end - now);
+        match ran.iter_mut().find(|(key, _)| *key == k) {
+            Some((_, t)) => *t += end - now,
+            None => ran.push((k, end - now)),
+        }
+        now = end;
+    }
+    ran
+}
+
+fn share(ran: &[(VcpuKey, u64)], k: VcpuKey) -> u64 {
+    ran.iter().find(|(key, _)| *key == k).map_or(0, |r| r.1)
+}
+
+#[test]
+fn exhausted_budget_yields_to_lower_priorities() {
+    let mut q = RunQueue::new();
+    q.add(A, 9, false).unwrap();
+    q.add(B, 1, false).unwrap();
+    q.set_budget(A, Some((20, 100)), 0).unwrap();
+    assert_eq!(q.budget(A), Some((20, 100)));
+    // Window by window: A first for its 20, then B for the other 80.
+    for w in 0..50u64 {
+        let ran = simulate(&mut q, w * 100, (w + 1) * 100, 10);
+        assert_eq!(share(&ran, A), 20, "window {w}: {ran:?}");
+        assert_eq!(share(&ran, B), 80, "window {w}: {ran:?}");
+    }
+    // Refilled at the window's start, A preempts B at once.
+    assert_eq!(q.pick(5000), Some(A));
+}
+
+#[test]
+fn exhausted_vcpu_runs_in_the_background_and_returns_at_refill() {
+    let mut q = RunQueue::new();
+    q.add(A, 9, false).unwrap();
+    q.add(B, 1, false).unwrap();
+    q.set_budget(A, Some((30, 100)), 0).unwrap();
+    q.set_runnable(B, false).unwrap();
+    // Alone, an exhausted vCPU still gets the whole CPU: budgets do not idle it.
+    let ran = simulate(&mut q, 0, 100, 10);
+    assert_eq!(share(&ran, A), 100);
+    // B wakes at 50 while A is exhausted: B runs until A's refill at 100.
+    let mut q2 = q.clone();
+    q2.set_budget(A, Some((30, 100)), 0).unwrap();
+    q2.charge(A, 30);
+    q2.set_runnable(B, true).unwrap();
+    assert_eq!(q2.pick(50), Some(B));
+    assert_eq!(q2.next_event(Some(B), 50), Some(100));
+    assert!(
+        !q2.contended(B),
+        "an exhausted higher priority does not contend"
+    );
+    assert_eq!(q2.pick(99), Some(B));
+    assert_eq!(q2.pick(100), Some(A));
+    assert_eq!(q2.next_event(Some(A), 100), Some(130));
+}
+
+#[test]
+fn overruns_are_repaid_from_the_following_windows() {
+    let mut q = RunQueue::new();
+    q.add(A, 9, false).unwrap();
+    q.add(B, 1, false).unwrap();
+    q.set_budget(A, Some((20, 100)), 0).unwrap();
+    assert_eq!(q.pick(0), Some(A));
+    // Its timer fired 5 late.
+    q.charge(A, 25);
+    assert_eq!(q.pick(25), Some(B));
+    q.charge(B, 75);
+    assert_eq!(q.pick(100), Some(A));
+    assert_eq!(
+        q.next_event(Some(A), 100),
+        Some(115),
+        "15 left: 5 were owed"
+    );
+    q.charge(A, 15);
+    assert_eq!(q.pick(115), Some(B));
+    // Background time is not owed.
+    q.set_runnable(B, false).unwrap();
+    assert_eq!(q.pick(150), Some(A));
+    q.charge(A, 50);
+    assert_eq!(q.pick(200), Some(A));
+    assert_eq!(q.next_event(Some(A), 200), Some(220), "a full window");
+    // Held up for 50 past its 20: the next two windows repay 20 each, the third 10.
+    q.charge(A, 70);
+    q.set_runnable(B, true).unwrap();
+    for (at, left) in [(300, 0), (400, 0), (500, 10), (600, 20)] {
+        let ran = simulate(&mut q, at, at + 100, 10);
+        assert_eq!(share(&ran, A), left, "window at {at}: {ran:?}");
+    }
+    // Owed at most one period; windows slept through repay too.
+    q.set_runnable(B, false).unwrap();
+    assert_eq!(q.pick(700), Some(A));
+    q.charge(A, 1000);
+    q.set_runnable(A, false).unwrap();
+    q.set_runnable(B, true).unwrap();
+    // 100 owed: the windows from 800 to 1100 repay 80 while it sleeps, 1200 the last 20.
+    simulate(&mut q, 700, 1150, 10);
+    q.set_runnable(A, true).unwrap();
+    let ran = simulate(&mut q, 1150, 1300, 10);
+    assert_eq!(share(&ran, A), 0, "{ran:?}");
+    let ran = simulate(&mut q, 1300, 1400, 10);
+    assert_eq!(share(&ran, A), 20, "{ran:?}");
+    assert_eq!(q.budget(A), Some((20, 100)));
+}
+
+#[test]
+fn exhausted_vcpus_share_the_background_by_priority() {
+    let mut q = RunQueue::new();
+    q.add(A, 9, false).unwrap();
+    q.add(B, 5, false).unwrap();
+    q.add(C, 1, false).unwrap();
+    q.set_budget(A, Some((10, 100)), 0).unwrap();
+    q.set_budget(B, Some((10, 100)), 0).unwrap();
+    q.set_runnable(C, false).unwrap();
+    let ran = simulate(&mut q, 0, 100, 10);
+    // A's 10, B's 10, then the background: A (higher) for the remaining 80.
+    assert_eq!((share(&ran, A), share(&ran, B)), (90, 10), "{ran:?}");
+}
+
+#[test]
+fn unused_budget_is_not_carried_over() {
+    let mut q = RunQueue::new();
+    q.add(A, 9, false).unwrap();
+    q.add(B, 1, false).unwrap();
+    q.set_budget(A, Some((20, 100)), 0).unwrap();
+    q.set_runnable(A, false).unwrap();
+    // A sleeps through ten windows, then wakes mid-window: it gets one budget, not ten.
+    let ran = simulate(&mut q, 0, 1050, 10);
+    assert_eq!(share(&ran, B), 1050);
+    q.set_runnable(A, true).unwrap();
+    let ran = simulate(&mut q, 1050, 1100, 10);
+    assert_eq!((share(&ran, A), share(&ran, B)), (20, 30), "{ran:?}");
+    // The next window is a full one again.
+    let ran = simulate(&mut q, 1100, 1200, 10);
+    assert_eq!((share(&ran, A), share(&ran, B)), (20, 80), "{ran:?}");
+}
+
+#[test]
+fn budgets_are_checked_and_refused_to_exclusive_vcpus() {
+    let mut q = RunQueue::new();
+    q.add(A, 0, true).unwrap();
+    assert_eq!(
+        q.set_budget(A, Some((10, 100)), 0),
+        Err(SchedError::ExclusiveConflict)
+    );
+    assert_eq!(q.budget(A), None);
+    let mut q = RunQueue::new();
+    q.add(B, 3, false).unwrap();
+    assert_eq!(
+        q.set_budget(B, Some((0, 100)), 0),
+        Err(SchedError::BadBudget)
+    );
+    assert_eq!(
+        q.set_budget(B, Some((101, 100)), 0),
+        Err(SchedError::BadBudget)
+    );
+    assert_eq!(
+        q.set_budget(C, Some((1, 100)), 0),
+        Err(SchedError::NotQueued)
+    );
+    q.set_budget(B, Some((100, 100)), 0).unwrap();
+    assert!(q.needs_clock());
+    q.set_budget(B, None, 0).unwrap();
+    assert_eq!(q.budget(B), None);
+    assert!(!q.needs_clock());
+    assert_eq!(q.next_event(Some(B), 0), None);
+    // Removing and re-adding forgets it (the caller re-applies a vCPU's budget).
+    q.set_budget(B, Some((5, 10)), 0).unwrap();
+    q.remove(B).unwrap();
+    assert!(!q.needs_clock());
+    q.add(B, 3, false).unwrap();
+    assert_eq!(q.budget(B), None);
+}
+
+#[test]
+fn budgets_never_starve_lower_priorities_under_random_wakeups() {
+    // A cheap deterministic LCG: A (budget 25/100, prio 9) blocks and wakes at random;
+    // B (prio 1) is always busy. In every window B gets at least the 75 A leaves.
+    let mut q = RunQueue::new();
+    q.add(A, 9, false).unwrap();
+    q.add(B, 1, false).unwrap();
+    q.set_budget(A, Some((25, 100)), 0).unwrap();
+    let mut seed = 12345u64;
+    for w in 0..200u64 {
+        let mut b_ran = 0;
+        for part in 0..4u64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            q.set_runnable(A, seed >> 63 == 1).unwrap();
+            let from = w * 100 + part * 25;
+            b_ran += share(&simulate(&mut q, from, from + 25, 10), B);
+        }
+        assert!(b_ran >= 75, "window {w}: B ran {b_ran}");
+    }
+}
