@@ -98,12 +98,15 @@ impl PmuState {
 /// state if it has the PMU.
 pub fn load(access: PmuAccess, pmu: &PmuState) {
     let hw = pmu_hw();
-    if access != PmuAccess::Off && hw.present {
-        pmu.restore();
-    }
+    // The new MDCR_EL2 first: counters enabled under the previous vCPU's (an "el2" domain's
+    // counts EL2) would count the microvisor's last instructions before the guest runs.
     // SAFETY: `mdcr_el2` always sets TDA/TDOSA/TDRA, never TDE, and clears TPM/TPMCR only
     // for an `access` other than `Off`, i.e. a domain given the PMU.
     unsafe { write_mdcr_el2(mdcr_el2(access, hw)) };
+    super::cpu::isb();
+    if access != PmuAccess::Off && hw.present {
+        pmu.restore();
+    }
 }
 
 /// Saves the PMU state of the loaded vCPU (of a domain with `access`) and stops the PMU.
