@@ -12,6 +12,7 @@
 
 use fdt::node::FdtNode;
 use fdt::Fdt;
+pub use protocol::dt::{read_cells, translate_ranges};
 
 /// Deepest node found (root = depth 0); deeper ones are not visited.
 pub const MAX_DEPTH: usize = 8;
@@ -102,48 +103,6 @@ fn cell_count(node: FdtNode<'_, '_>, name: &str) -> Option<usize> {
     let b: [u8; 4] = p.value.get(..4)?.try_into().ok()?;
     // Anything unreadable or absurd counts as "too many", so no address is read with it.
     Some((u32::from_be_bytes(b) as usize).min(3))
-}
-
-/// A big-endian number of `cells` 32-bit cells (0 to 2) from the start of `bytes`.
-pub fn read_cells(bytes: &[u8], cells: usize) -> Option<u64> {
-    if cells > 2 {
-        return None;
-    }
-    let mut v = 0u64;
-    for i in 0..cells {
-        let b: [u8; 4] = bytes.get(i * 4..i * 4 + 4)?.try_into().ok()?;
-        v = (v << 32) | u64::from(u32::from_be_bytes(b));
-    }
-    Some(v)
-}
-
-/// `addr` in a bus's child address space mapped through its `ranges` (entries of
-/// `child_cells` child address, `parent_cells` parent address, `size_cells` size): empty
-/// `ranges` is the identity; an address no entry covers is `None`.
-pub fn translate_ranges(
-    ranges: &[u8],
-    child_cells: usize,
-    parent_cells: usize,
-    size_cells: usize,
-    addr: u64,
-) -> Option<u64> {
-    if ranges.is_empty() {
-        return Some(addr);
-    }
-    if child_cells > 2 || parent_cells > 2 || size_cells > 2 {
-        return None;
-    }
-    let entry = (child_cells + parent_cells + size_cells) * 4;
-    if entry == 0 {
-        return None;
-    }
-    ranges.chunks_exact(entry).find_map(|e| {
-        let child = read_cells(e, child_cells)?;
-        let parent = read_cells(&e[child_cells * 4..], parent_cells)?;
-        let size = read_cells(&e[(child_cells + parent_cells) * 4..], size_cells)?;
-        let offset = addr.checked_sub(child)?;
-        (offset < size).then(|| parent.checked_add(offset))?
-    })
 }
 
 /// The node at `path` (`/axi/serial@ff000000`; a component without a unit address matches

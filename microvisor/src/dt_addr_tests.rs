@@ -89,36 +89,6 @@ fn ranges_translate_with_their_own_cell_sizes() {
     assert!(find_compatible(&fdt, &["test,absent"]).is_none());
 }
 
-#[test]
-fn translation_of_raw_ranges() {
-    // child 1 cell, parent 2, size 1: two windows.
-    let r = cells(&[0x0, 0x1, 0x0, 0x1000, 0x8000, 0x0, 0x9000_0000, 0x100]);
-    assert_eq!(translate_ranges(&r, 1, 2, 1, 0x10), Some(0x1_0000_0010));
-    assert_eq!(translate_ranges(&r, 1, 2, 1, 0x8010), Some(0x9000_0010));
-    assert_eq!(translate_ranges(&r, 1, 2, 1, 0x1000), None);
-    assert_eq!(translate_ranges(&r, 1, 2, 1, 0x8100), None);
-    assert_eq!(translate_ranges(&[], 2, 2, 2, 0x1234), Some(0x1234));
-    // Three-cell (PCI) addresses and a truncated property are refused, not misread.
-    assert_eq!(translate_ranges(&r, 3, 2, 1, 0x10), None);
-    assert_eq!(translate_ranges(&r[..6], 1, 2, 1, 0x10), None);
-    // An overflowing translation is refused.
-    let top = cells(&[0x0, 0xffff_ffff, 0xffff_ff00, 0x1000]);
-    assert_eq!(
-        translate_ranges(&top, 1, 2, 1, 0x10),
-        Some(0xffff_ffff_ffff_ff10)
-    );
-    assert_eq!(translate_ranges(&top, 1, 2, 1, 0x100), None);
-}
-
-#[test]
-fn cells_are_read_big_endian_and_bounded() {
-    assert_eq!(read_cells(&cells(&[1, 2]), 2), Some(0x1_0000_0002));
-    assert_eq!(read_cells(&cells(&[7]), 1), Some(7));
-    assert_eq!(read_cells(&[], 0), Some(0));
-    assert_eq!(read_cells(&cells(&[1]), 2), None);
-    assert_eq!(read_cells(&cells(&[1, 2, 3]), 3), None);
-}
-
 /// `/chosen/stdout-path` as given, plus an alias table.
 fn with_stdout(stdout: Option<&[u8]>) -> std::vec::Vec<u8> {
     let mut w = vm_fdt::FdtWriter::new().unwrap();

@@ -11,6 +11,7 @@ pub mod addr;
 pub mod boot;
 pub mod cap;
 pub mod control;
+pub mod dt;
 pub mod ids;
 pub mod layout;
 pub mod manifest;

@@ -13,6 +13,7 @@ use crate::xlcfg::passthru::PAGE;
 use anyhow::{anyhow, Result};
 use fdt::node::FdtNode;
 use fdt::Fdt;
+use protocol::dt::{read_cells, translate_ranges};
 
 /// One node of the host's device tree with registers or interrupts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,45 +278,6 @@ fn translate(buses: &[Bus<'_>], mut addr: u64) -> Result<u64, String> {
         })?;
     }
     Ok(addr)
-}
-
-/// `addr` through one bus's `ranges` (entries of child address, parent address, size):
-/// empty is the identity; `None` if no entry covers it or a cell count is not 1 or 2.
-pub fn translate_ranges(
-    ranges: &[u8],
-    child_cells: usize,
-    parent_cells: usize,
-    size_cells: usize,
-    addr: u64,
-) -> Option<u64> {
-    if ranges.is_empty() {
-        return Some(addr);
-    }
-    if child_cells > 2 || parent_cells > 2 || size_cells > 2 {
-        return None;
-    }
-    let entry = (child_cells + parent_cells + size_cells) * 4;
-    if entry == 0 {
-        return None;
-    }
-    ranges.chunks_exact(entry).find_map(|e| {
-        let child = read_cells(e, child_cells)?;
-        let parent = read_cells(&e[child_cells * 4..], parent_cells)?;
-        let size = read_cells(&e[(child_cells + parent_cells) * 4..], size_cells)?;
-        let offset = addr.checked_sub(child)?;
-        (offset < size).then(|| parent.checked_add(offset))?
-    })
-}
-
-/// A big-endian number of `n` (0 to 2) cells from the start of `bytes`.
-fn read_cells(bytes: &[u8], n: usize) -> Option<u64> {
-    if n > 2 {
-        return None;
-    }
-    (0..n).try_fold(0u64, |v, i| {
-        let b: [u8; 4] = bytes.get(i * 4..i * 4 + 4)?.try_into().ok()?;
-        Some((v << 32) | u64::from(u32::from_be_bytes(b)))
-    })
 }
 
 /// A cell-count property (`#address-cells`), if readable.
