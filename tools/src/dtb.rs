@@ -94,6 +94,17 @@ pub fn without_nops(blob: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A writer for a tree that keeps `fdt`'s memory reservations (the re-emitted tree's
+/// reserve map).
+pub fn writer_like(fdt: &Fdt<'_>) -> Result<FdtWriter> {
+    let reserved: Vec<FdtReserveEntry> = fdt
+        .memory_reservations()
+        .map(|r| FdtReserveEntry::new(r.address() as usize as u64, r.size() as u64))
+        .collect::<Result<_, _>>()
+        .map_err(fdt_err)?;
+    FdtWriter::new_with_mem_reserv(&reserved).map_err(fdt_err)
+}
+
 /// A DTB writer error as ours.
 pub fn fdt_err(e: vm_fdt::Error) -> anyhow::Error {
     anyhow!("writing the DTB: {e}")
@@ -145,12 +156,7 @@ fn rewrite(
     extra: impl Fn(&mut FdtWriter) -> Result<()>,
 ) -> Result<Vec<u8>> {
     let fdt = Fdt::new(base).map_err(|e| anyhow!("QEMU's DTB does not parse: {e:?}"))?;
-    let reserved: Vec<FdtReserveEntry> = fdt
-        .memory_reservations()
-        .map(|r| FdtReserveEntry::new(r.address() as usize as u64, r.size() as u64))
-        .collect::<Result<_, _>>()
-        .map_err(fdt_err)?;
-    let mut w = FdtWriter::new_with_mem_reserv(&reserved).map_err(fdt_err)?;
+    let mut w = writer_like(&fdt)?;
     let root = fdt.find_node("/").context("DTB has no root node")?;
     let has_chosen = root.children().any(|c| c.name == "chosen");
     let top = w.begin_node("").map_err(fdt_err)?;

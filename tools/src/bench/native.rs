@@ -13,7 +13,7 @@ use anyhow::{anyhow, Context, Result};
 use fdt::node::FdtNode;
 use fdt::Fdt;
 use std::path::{Path, PathBuf};
-use vm_fdt::{FdtReserveEntry, FdtWriter};
+use vm_fdt::FdtWriter;
 
 /// The fixed clock [`fixed_uart_clock`] adds at the root (QEMU's Cadence UART ignores the
 /// rate; 100 MHz is the board's UART reference clock).
@@ -123,12 +123,7 @@ const NOT_IN_A_GUEST: [&str; 10] = [
 pub fn guest_view(blob: &[u8]) -> Result<Vec<u8>> {
     let blob = crate::dtb::without_nops(blob)?;
     let fdt = Fdt::new(&blob).map_err(|e| anyhow!("QEMU's DTB does not parse: {e:?}"))?;
-    let reserved: Vec<FdtReserveEntry> = fdt
-        .memory_reservations()
-        .map(|r| FdtReserveEntry::new(r.address() as usize as u64, r.size() as u64))
-        .collect::<Result<_, _>>()
-        .map_err(crate::dtb::fdt_err)?;
-    let mut w = FdtWriter::new_with_mem_reserv(&reserved).map_err(crate::dtb::fdt_err)?;
+    let mut w = crate::dtb::writer_like(&fdt)?;
     let root = fdt.find_node("/").context("QEMU's DTB has no root")?;
     let top = w.begin_node("").map_err(crate::dtb::fdt_err)?;
     copy_except(&mut w, root, &|name| {
@@ -177,12 +172,7 @@ pub fn fixed_uart_clock(blob: &[u8]) -> Result<Vec<u8>> {
         .max()
         .unwrap_or(0) as u32
         + 1;
-    let reserved: Vec<FdtReserveEntry> = fdt
-        .memory_reservations()
-        .map(|r| FdtReserveEntry::new(r.address() as usize as u64, r.size() as u64))
-        .collect::<Result<_, _>>()
-        .map_err(crate::dtb::fdt_err)?;
-    let mut w = FdtWriter::new_with_mem_reserv(&reserved).map_err(crate::dtb::fdt_err)?;
+    let mut w = crate::dtb::writer_like(&fdt)?;
     let root = fdt.find_node("/").context("the board DTB has no root")?;
     let top = w.begin_node("").map_err(crate::dtb::fdt_err)?;
     copy(&mut w, root, "", &uart, phandle)?;
