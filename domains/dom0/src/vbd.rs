@@ -65,6 +65,75 @@ pub fn vbds_of(
         .collect()
 }
 
+/// Why a created domain's vbd cannot be served (each names the vbd by its `vdev`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VbdConflict {
+    /// Its disk index is not one of the system's disks.
+    UnknownDisk {
+        /// The guest's device name.
+        vdev: String,
+        /// The index it named.
+        disk: u32,
+    },
+    /// It names another backend than the one serving the disk.
+    OtherBackend {
+        /// The guest's device name.
+        vdev: String,
+        /// The disk's host file.
+        disk: String,
+        /// The backend serving it.
+        serving: String,
+        /// The backend the vbd named.
+        asked: String,
+    },
+    /// A running domain uses the disk in a mode that excludes this one.
+    InUse {
+        /// The guest's device name.
+        vdev: String,
+        /// The disk's host file.
+        disk: String,
+        /// The domain using it.
+        user: String,
+        /// Its device name there.
+        user_vdev: String,
+        /// Whether that use is read-only.
+        user_read_only: bool,
+    },
+}
+
+impl core::fmt::Display for VbdConflict {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::UnknownDisk { vdev, disk } => {
+                write!(f, "{vdev}: disk #{disk} is not one of the system's disks")
+            }
+            Self::OtherBackend {
+                vdev,
+                disk,
+                serving,
+                asked,
+            } => write!(f, "{vdev}: {disk} is served by {serving}, not {asked}"),
+            Self::InUse {
+                vdev,
+                disk,
+                user,
+                user_vdev,
+                user_read_only,
+            } => {
+                let mode = if *user_read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                };
+                write!(
+                    f,
+                    "{vdev}: {disk} is in use by {user} ({user_vdev}, {mode}); a disk is shared only read-only"
+                )
+            }
+        }
+    }
+}
+
 /// Why `d`'s vbds cannot be served, if they cannot: a disk the system was not booted with,
 /// another backend than the disk's, or a disk one of `users` (the running domains'
 /// descriptions; `d`'s namesake is skipped) uses in a conflicting mode — a disk has one
@@ -73,19 +142,21 @@ pub fn conflict<'a>(
     d: &ManifestDomain,
     disks: &[ManifestDisk],
     users: impl Iterator<Item = &'a ManifestDomain> + Clone,
-) -> Option<String> {
+) -> Option<VbdConflict> {
     for v in &d.vbds {
         let Some(disk) = disks.iter().find(|k| k.index == v.disk) else {
-            return Some(format!(
-                "{}: disk #{} is not one of the system's disks",
-                v.vdev, v.disk
-            ));
+            return Some(VbdConflict::UnknownDisk {
+                vdev: v.vdev.clone(),
+                disk: v.disk,
+            });
         };
         if disk.backend != v.backend {
-            return Some(format!(
-                "{}: {} is served by {}, not {}",
-                v.vdev, disk.name, disk.backend, v.backend
-            ));
+            return Some(VbdConflict::OtherBackend {
+                vdev: v.vdev.clone(),
+                disk: disk.name.clone(),
+                serving: disk.backend.clone(),
+                asked: v.backend.clone(),
+            });
         }
         let reads_only = |read_only: bool| read_only || disk.read_only;
         for g in users.clone().filter(|g| g.name != d.name) {
@@ -93,15 +164,13 @@ pub fn conflict<'a>(
                 u.disk == v.disk && !(reads_only(u.read_only) && reads_only(v.read_only))
             });
             if let Some(u) = clash {
-                let mode = if reads_only(u.read_only) {
-                    "read-only"
-                } else {
-                    "read-write"
-                };
-                return Some(format!(
-                    "{}: {} is in use by {} ({}, {mode}); a disk is shared only read-only",
-                    v.vdev, disk.name, g.name, u.vdev
-                ));
+                return Some(VbdConflict::InUse {
+                    vdev: v.vdev.clone(),
+                    disk: disk.name.clone(),
+                    user: g.name.clone(),
+                    user_vdev: u.vdev.clone(),
+                    user_read_only: reads_only(u.read_only),
+                });
             }
         }
     }
@@ -277,7 +346,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            e,
+            e.to_string(),
             "xvda: disk.img is in use by a (xvda, read-write); a disk is shared only read-only"
         );
         let e = conflict(
@@ -287,7 +356,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            e,
+            e.to_string(),
             "xvdc: disk.img is in use by r (xvdb, read-only); a disk is shared only read-only"
         );
         assert_eq!(
@@ -320,11 +389,17 @@ mod tests {
             [].iter(),
         )
         .unwrap();
-        assert_eq!(e, "xvda: disk #7 is not one of the system's disks");
+        assert_eq!(
+            e.to_string(),
+            "xvda: disk #7 is not one of the system's disks"
+        );
         let mut other = vbd(0, "xvda", 51712, false);
         other.backend = "blk2".into();
         let e = conflict(&fresh(alloc::vec![other]), &disks, [].iter()).unwrap();
-        assert_eq!(e, "xvda: disk.img is served by blkdom, not blk2");
+        assert_eq!(
+            e.to_string(),
+            "xvda: disk.img is served by blkdom, not blk2"
+        );
     }
 
     #[test]

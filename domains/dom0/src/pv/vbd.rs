@@ -43,7 +43,7 @@ impl Backends {
         &self,
         d: &ManifestDomain,
         running: impl Fn(&str) -> bool,
-    ) -> Option<alloc::string::String> {
+    ) -> Option<vbd::VbdConflict> {
         let users = self.vbds.guests.iter().filter(|g| running(&g.name));
         vbd::conflict(d, &self.vbds.disks, users)
     }
