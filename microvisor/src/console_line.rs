@@ -29,15 +29,20 @@ pub struct DomainConsole {
 
 impl Default for DomainConsole {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DomainConsole {
+    /// An empty console with a full burst budget.
+    pub const fn new() -> Self {
         Self {
             line: Vec::new(),
             budget: TokenBucket::new(LINES_PER_SEC, BURST),
             dropped: 0,
         }
     }
-}
 
-impl DomainConsole {
     /// Takes bytes written at counter value `now` (counter at `hz`); `emit` gets every
     /// line that completes and is within budget, preceded by a drop count if lines were lost.
     pub fn write(&mut self, bytes: &[u8], now: u64, hz: u64, mut emit: impl FnMut(Output<'_>)) {

@@ -2,8 +2,9 @@
 //! host-tested: which synchronous exits the running vCPU's CPU may finish without the
 //! global lock, and where the virtual timer of a loaded, pinned-exclusive vCPU goes.
 //!
-//! An exit qualifies only if it reads and writes nothing but the caller's registers and its
-//! own CPU's list registers; everything else (memory, another vCPU, a domain's vGIC model,
+//! An exit qualifies only if it reads and writes nothing but the caller's registers, its
+//! own CPU's list registers and its domain's console slot (`hyp::consoles`, under that
+//! slot's own lock); everything else (memory, another vCPU, a domain's vGIC model,
 //! the scheduler) is the slow path's. `hyp::fastpath` applies these decisions.
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,11 @@ pub enum SyncAction {
     WhoAmI,
     /// `xen_version(XENVER_version)`: `x0` = [`XEN_VERSION`].
     XenVersion,
+    /// Capability `ConsoleWrite`: served from the domain's own console slot (its lock, not
+    /// the global one) if that slot is open, else slow.
+    ConsoleWrite,
+    /// Capability `ConsoleRead`: likewise.
+    ConsoleRead,
     /// A trapped WFI while a list register already holds a pending interrupt: step over it
     /// (the guest would wake at once anyway).
     WfiReturn,
@@ -41,6 +47,10 @@ pub enum SyncAction {
 const NULL_CALL_FID: u64 = (FN_BASE | CapOp::NullCall as u32) as u64;
 /// `x0` of the capability `WhoAmI`.
 const WHO_AM_I_FID: u64 = (FN_BASE | CapOp::WhoAmI as u32) as u64;
+/// `x0` of the capability `ConsoleWrite`.
+pub const CONSOLE_WRITE_FID: u64 = (FN_BASE | CapOp::ConsoleWrite as u32) as u64;
+/// `x0` of the capability `ConsoleRead`.
+const CONSOLE_READ_FID: u64 = (FN_BASE | CapOp::ConsoleRead as u32) as u64;
 /// `x16` of `xen_version`.
 const XEN_VERSION_NR: u64 = Hypercall::XenVersion as u64;
 /// `x0` of `XENVER_version`.
@@ -56,6 +66,8 @@ pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
         // PSCI function ids have another SMCCC owner, so they never match (tested).
         QuickExit::Hvc(0) if x0 == NULL_CALL_FID => SyncAction::NullCall,
         QuickExit::Hvc(0) if x0 == WHO_AM_I_FID => SyncAction::WhoAmI,
+        QuickExit::Hvc(0) if x0 == CONSOLE_WRITE_FID => SyncAction::ConsoleWrite,
+        QuickExit::Hvc(0) if x0 == CONSOLE_READ_FID => SyncAction::ConsoleRead,
         QuickExit::Hvc(XEN_HVC_IMM) if x16 == XEN_VERSION_NR && x0 == XENVER_VERSION => {
             SyncAction::XenVersion
         }

@@ -344,6 +344,15 @@ fn ended_with_parent(program: &str) -> Command {
 }
 
 /// Starts QEMU with `args` in `dir` and watches its console (see [`run`]).
+/// Extra QEMU arguments from `BULKHEAD_QEMU_DEBUG` (split at whitespace), for looking into a
+/// failing boot without changing what the guests run: e.g. `-d int -D /tmp/ints.log`, which
+/// under `-icount` leaves the virtual timeline as it was.
+fn debug_args() -> Vec<String> {
+    std::env::var("BULKHEAD_QEMU_DEBUG")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 fn launch(args: &[String], dir: &Path, name: &str, opts: &RunOptions) -> Result<RunOutcome> {
     let log_path = new_log_path(name)?;
     let log =
@@ -352,6 +361,7 @@ fn launch(args: &[String], dir: &Path, name: &str, opts: &RunOptions) -> Result<
         })?));
     let mut child = qemu_command(opts)
         .args(args)
+        .args(debug_args())
         .current_dir(dir)
         .stdin(if opts.interactive {
             Stdio::inherit()

@@ -21,10 +21,16 @@ fn only_register_only_calls_are_fast() {
     let who = u64::from(FN_BASE) + 13;
     assert_eq!(classify_sync(hvc(0), null, 0, &[]), SyncAction::NullCall);
     assert_eq!(classify_sync(hvc(0), who, 0, &[]), SyncAction::WhoAmI);
+    let (write, read) = (u64::from(FN_BASE) + 1, u64::from(FN_BASE) + 14);
+    assert_eq!(
+        classify_sync(hvc(0), write, 0, &[]),
+        SyncAction::ConsoleWrite
+    );
+    assert_eq!(classify_sync(hvc(0), read, 0, &[]), SyncAction::ConsoleRead);
     // Other capability calls, PSCI, unknown SMCCC ids and other immediates are slow.
     for fid in [
         u64::from(FN_BASE),
-        u64::from(FN_BASE) + 1,
+        u64::from(FN_BASE) + 2,
         0x8400_0000,
         0xC400_0003,
         7,
@@ -152,6 +158,8 @@ fn agrees_with_the_slow_path_decoders() {
         let want = match cap {
             Some(Ok(CapOp::NullCall)) => SyncAction::NullCall,
             Some(Ok(CapOp::WhoAmI)) => SyncAction::WhoAmI,
+            Some(Ok(CapOp::ConsoleWrite)) => SyncAction::ConsoleWrite,
+            Some(Ok(CapOp::ConsoleRead)) => SyncAction::ConsoleRead,
             _ => SyncAction::Slow,
         };
         assert_eq!(classify_sync(hvc(0), x0, 0, &[]), want, "x0={x0:#x}");

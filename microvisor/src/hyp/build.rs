@@ -14,7 +14,7 @@ use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
 use alloc::string::String;
 use protocol::addr::PAGE_SIZE;
-use protocol::cap::CapHandle;
+use protocol::cap::{CapHandle, CapKind, Rights};
 use protocol::control::{CapError, DomainState, VcpuPlacement};
 use protocol::ids::DomainId;
 use protocol::layout::{
@@ -221,7 +221,6 @@ impl Hyp {
             caps,
             negotiated: false,
             parent: req.parent,
-            console: crate::console_line::DomainConsole::default(),
             entry,
             xen: super::xen::XenDomain::default(),
             dying: false,
@@ -239,7 +238,6 @@ impl Hyp {
             restart_pending: None,
             child_events: 0,
             shutdown_request: None,
-            input: alloc::collections::VecDeque::new(),
             loading: Some(cpu),
             hung: false,
             beats: Default::default(),
@@ -279,6 +277,8 @@ impl Hyp {
             });
         }
         q.finish.push(super::bulk::Finish::Ready(id, instance));
+        let writable = domain.caps.holds(CapKind::Console, Rights::WRITE).is_ok();
+        super::consoles::open(id, req.name, writable);
         self.domains[slot] = Some(domain);
         Ok(id)
     }

@@ -82,6 +82,7 @@ impl Hyp {
                     return Err(CapError::VersionMismatch);
                 }
                 d.negotiated = true;
+                super::consoles::set_negotiated(id);
                 return Ok([PROTOCOL_VERSION.to_raw(), 0, 0]);
             }
             _ if !d.negotiated => return Err(CapError::NotNegotiated),
@@ -205,16 +206,15 @@ impl Hyp {
                 Ok([events, 0, 0])
             }
             CapOp::ConsoleRead => {
-                let d = self.domain_mut(id).ok_or(CapError::Stale)?;
+                let d = self.domain(id).ok_or(CapError::Stale)?;
                 // A domain's own input comes with the right to use its console (WRITE);
                 // READ on the console is the right to the system's log history.
                 d.caps.holds(CapKind::Console, Rights::WRITE)?;
-                Ok(take_input(d, a[0]))
+                Ok(take_input(id, a[0]))
             }
             CapOp::ConsoleReadFor => {
                 let target = self.domain_cap(id, a[0], Rights::WRITE)?;
-                let t = self.domain_mut(target).ok_or(CapError::Stale)?;
-                Ok(take_input(t, a[1]))
+                Ok(take_input(target, a[1]))
             }
             CapOp::ConsoleWriteFor => {
                 let target = self.domain_cap(id, a[0], Rights::WRITE)?;
@@ -226,8 +226,7 @@ impl Hyp {
                 for (i, word) in a[2..6].iter().enumerate() {
                     bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
                 }
-                let t = self.domain_mut(target).ok_or(CapError::Stale)?;
-                super::xen::basic::domain_console_write(t, &bytes[..n]);
+                super::xen::basic::domain_console_write(target, &bytes[..n]);
                 Ok([n as u64, 0, 0])
             }
             CapOp::DomainQuery => {
@@ -610,23 +609,15 @@ impl Hyp {
     }
 }
 
-/// `ConsoleWrite`: bytes in x2..x6, printed a line at a time with the domain's name.
-/// Takes up to `want` bytes of `d`'s queued console input: `[count, bytes 0..8, 8..16]`.
-fn take_input(d: &mut super::domain::Domain, want: u64) -> Reply {
-    let want = (want as usize).min(CONSOLE_READ_BYTES);
-    let mut bytes = [0u8; CONSOLE_READ_BYTES];
-    let mut n = 0;
-    while n < want {
-        let Some(b) = d.input.pop_front() else { break };
-        bytes[n] = b;
-        n += 1;
-    }
-    let lo = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
-    let hi = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
-    [n as u64, lo, hi]
+/// Takes up to `want` bytes of domain `id`'s queued console input: `[count, bytes 0..8,
+/// 8..16]`.
+fn take_input(id: DomainId, want: u64) -> Reply {
+    super::consoles::slot(id).map_or([0; 3], |c| c.lock().take_input(want))
 }
 
-fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, CapError> {
+/// `ConsoleWrite`: bytes in x2..x6, printed a line at a time with the domain's name. (The
+/// fast path serves it while the domain's console slot is open; this is the rest.)
+fn console_write(d: &super::domain::Domain, a: &[u64; 6]) -> Result<Reply, CapError> {
     let len = a[0] as usize;
     if len > CONSOLE_REG_BYTES {
         return Err(CapError::InvalidArgument);
@@ -636,7 +627,7 @@ fn console_write(d: &mut super::domain::Domain, a: &[u64; 6]) -> Result<Reply, C
     for (i, word) in a[1..6].iter().enumerate() {
         bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
     }
-    super::xen::basic::domain_console_write(d, &bytes[..len]);
+    super::xen::basic::domain_console_write(d.id, &bytes[..len]);
     Ok([len as u64, 0, 0])
 }
 

@@ -7,8 +7,6 @@ use protocol::ids::DomainId;
 
 /// The byte that, three times in a row, switches the focus.
 const SWITCH_BYTE: u8 = 0x01;
-/// Most unread input kept per domain; older bytes are dropped first.
-const INPUT_LIMIT: usize = 4096;
 
 impl Hyp {
     /// Drains the UART's receive FIFO into the focused domain's input.
@@ -32,11 +30,10 @@ impl Hyp {
 
     /// Queues one byte of console input for domain `id` (dropping its oldest byte if full).
     pub fn push_input_to(&mut self, id: DomainId, b: u8) {
-        if let Some(d) = self.domain_mut(id) {
-            if d.input.len() >= INPUT_LIMIT {
-                d.input.pop_front();
+        if self.domain(id).is_some() {
+            if let Some(c) = super::consoles::slot(id) {
+                c.lock().push_input(b);
             }
-            d.input.push_back(b);
         }
     }
 

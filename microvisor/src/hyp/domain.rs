@@ -125,8 +125,6 @@ pub struct Domain {
     pub negotiated: bool,
     /// The domain controlling it and the Memory cap its RAM came from.
     pub parent: Option<(DomainId, CapHandle)>,
-    /// Its debug console (line assembly and rate limit).
-    pub console: crate::console_line::DomainConsole,
     /// Where vCPU 0 starts.
     pub entry: super::loader::Entry,
     /// Xen-ABI state: shared_info, vcpu_info, magic pages, HVM parameters.
@@ -145,8 +143,6 @@ pub struct Domain {
     pub child_events: u64,
     /// A clean shutdown its controller asked for, not yet acted on.
     pub shutdown_request: Option<protocol::control::ShutdownKind>,
-    /// Console input typed while it had the focus, not yet read.
-    pub input: alloc::collections::VecDeque<u8>,
     /// The CPU still copying its image in (outside the lock); not runnable until done.
     pub loading: Option<usize>,
     /// Hung on purpose (`DomainFault` with [`protocol::control::FaultKind::Hang`]): each of
@@ -400,6 +396,8 @@ impl Hyp {
             return Err(CapError::WrongState);
         }
         d.hung = true;
+        // Its console calls must reach the locked path, where they hang.
+        super::consoles::close(id);
         let all = u32::try_from((1u64 << d.vcpus.len().min(32)) - 1).unwrap_or(u32::MAX);
         crate::info!(
             "{} ({}): hung: vCPUs spin with interrupts masked (DomainFault)",
@@ -437,6 +435,7 @@ impl Hyp {
         }
         self.release_devices(id);
         if let Some(mut d) = self.domains[usize::from(id.0)].take() {
+            super::consoles::close(id);
             self.xen_release(&mut d);
             let d = *d;
             // A load still in flight on some CPU finishes before the scrub: queue it there.

@@ -1,6 +1,7 @@
 //! The per-CPU run loop and its fast path. After each exit the CPU first tries to finish
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
-//! the capability null call and `WhoAmI`, `xen_version(XENVER_version)`, a WFI with an
+//! the capability null call and `WhoAmI`, `ConsoleWrite`/`ConsoleRead` (under the
+//! domain's own console lock, [`super::consoles`]), `xen_version(XENVER_version)`, a WFI with an
 //! interrupt already pending in an LR, a pinned-exclusive vCPU's trapped WFI (waited out
 //! at EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt,
 //! the kick SGI, and the virtual timer of a loaded pinned-exclusive vCPU (straight into a
@@ -27,7 +28,7 @@ use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
     absorb_hw_lr_progress, classify_sync, deferred_serror, sgi_homes, vtimer_lr, SyncAction,
-    XEN_VERSION,
+    CONSOLE_WRITE_FID, XEN_VERSION,
 };
 use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
@@ -232,6 +233,11 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     regs.x[..4].copy_from_slice(&[0, u64::from(id.0), v as u64, 0]);
                 }
                 SyncAction::XenVersion => regs.x[0] = XEN_VERSION,
+                SyncAction::ConsoleWrite | SyncAction::ConsoleRead => {
+                    if !console_call(lv.key, regs) {
+                        return SLOW;
+                    }
+                }
                 SyncAction::WfiReturn => regs.pc += 4,
                 SyncAction::WfiWait if lv.exclusive => {
                     // Only an exclusive vCPU whose WFI traps gets here (`run::traps_wfi`):
@@ -268,6 +274,25 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
         ExitKind::Irq | ExitKind::Fiq => take_irqs::<G>(lv, n, &mut local.irqs),
         ExitKind::SError => SLOW,
     }
+}
+
+/// Serves a `ConsoleWrite` or `ConsoleRead` from the caller's console slot (see
+/// [`super::consoles`]); false (nothing done) if the locked path must answer it.
+#[inline(never)]
+fn console_call(key: VcpuKey, regs: &mut GuestRegs) -> bool {
+    let id = key_parts(key).0;
+    let x = &regs.x;
+    let reply = if x[0] == CONSOLE_WRITE_FID {
+        super::consoles::fast_write(id, x[1], &[x[2], x[3], x[4], x[5], x[6]])
+    } else {
+        super::consoles::fast_read(id, x[1])
+    };
+    let Some(reply) = reply else {
+        return false;
+    };
+    regs.x[0] = 0;
+    regs.x[1..4].copy_from_slice(&reply);
+    true
 }
 
 /// Acknowledges and finishes this CPU's pending physical interrupts without the lock: the

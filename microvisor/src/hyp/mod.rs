@@ -18,12 +18,16 @@
 //!   and each domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC
 //!   configuration is written, read by the fast path to know its cached timer priority and
 //!   private-interrupt configuration are still good).
+//! - **Per domain, behind its own small lock** ([`consoles`]): its debug console's line
+//!   assembly, rate limit and unread input, so `ConsoleWrite`/`ConsoleRead` finish on the
+//!   fast path; whether a domain may use its slot is set under [`HYP`].
 //! - **Global, behind [`HYP`]** (a test-and-set lock with bounded unfairness,
 //!   [`crate::sync`]): everything in [`Hyp`] — domain table, run queues, the vGIC models,
 //!   event channels, grant tables, stage 2, capability tables, frames.
 //!
 //! The exits that concern only the running vCPU finish on the fast path
-//! ([`fastpath`]) without any lock: capability `NullCall`/`WhoAmI`,
+//! ([`fastpath`]) without the global lock: capability `NullCall`/`WhoAmI`,
+//! `ConsoleWrite`/`ConsoleRead` (the domain's console lock only),
 //! `xen_version(XENVER_version)`, WFI with an interrupt pending in an LR, spurious
 //! interrupts, the kick SGI, the virtual timer of a loaded pinned-exclusive vCPU, and
 //! posted interrupts. Cross-CPU interrupts to a pinned-exclusive vCPU are *posted*: the
@@ -39,9 +43,11 @@
 //!
 //! 1. [`HYP`], taken only by the run loop ([`fastpath`]) and boot, never while another
 //!    lock is held; released before entering a guest, waiting, or writing the UART.
-//! 2. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
-//!    inside [`HYP`].
-//! 3. The heap allocator's lock, innermost (any allocation).
+//! 2. A domain's console lock ([`consoles`]), held to assemble its line or take its input;
+//!    may be taken inside [`HYP`], and by the fast path without it.
+//! 3. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
+//!    inside either.
+//! 4. The heap allocator's lock, innermost (any allocation).
 //!
 //! The console drain token (`log::DRAINING`) is only ever tried, never waited for, and is
 //! held while the UART is written with neither [`HYP`] nor the log lock held. Mailboxes,
@@ -59,6 +65,7 @@ pub mod build;
 pub mod bulk;
 pub mod capcall;
 pub mod console;
+pub mod consoles;
 pub mod devices;
 pub mod domain;
 pub mod exits;

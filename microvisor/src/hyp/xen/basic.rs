@@ -3,9 +3,7 @@
 use super::guest::Loaded;
 use super::{resolve_domid, XenResult};
 use crate::arch;
-use crate::console_line::Output;
 use crate::guestcopy;
-use crate::hyp::domain::Domain;
 use crate::hyp::{key_parts, Hyp};
 use crate::sched::VcpuKey;
 use protocol::control::StopReason;
@@ -26,14 +24,11 @@ const CONSOLE_IO_MAX: usize = 1024;
 /// Most ports one `SCHEDOP_poll` may name.
 const POLL_MAX_PORTS: u32 = 128;
 
-/// Writes `bytes` to domain `d`'s console: line assembly, sanitising and its rate limit.
-pub fn domain_console_write(d: &mut Domain, bytes: &[u8]) {
-    let (id, name) = (d.id, &d.name);
-    let (now, hz) = (arch::counter_now(), arch::counter_hz());
-    d.console.write(bytes, now, hz, |out| match out {
-        Output::Dropped(n) => crate::info!("{id} ({name}): {n} console lines dropped (rate limit)"),
-        Output::Line(line) => crate::log::print_domain_line(name, line),
-    });
+/// Writes `bytes` to domain `id`'s console: line assembly, sanitising and its rate limit.
+pub fn domain_console_write(id: DomainId, bytes: &[u8]) {
+    if let Some(c) = crate::hyp::consoles::slot(id) {
+        c.lock().write(id, bytes);
+    }
 }
 
 /// Nanoseconds of system time (Xen's clock for runstate areas).
@@ -85,9 +80,9 @@ impl Hyp {
             Some(ConsoleIoOp::Write) => {
                 let count = usize::try_from(a[1]).map_err(|_| XenErrno::EINVAL)?;
                 let mut buf = alloc::vec![0u8; count.min(CONSOLE_IO_MAX)];
-                let d = self.domain_mut(id).ok_or(XenErrno::ESRCH)?;
+                let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
                 guestcopy::read(&mut Loaded(d), a[2], &mut buf).map_err(|_| XenErrno::EFAULT)?;
-                domain_console_write(d, &buf);
+                domain_console_write(id, &buf);
                 Ok(0)
             }
             Some(ConsoleIoOp::Read) => Ok(0),
