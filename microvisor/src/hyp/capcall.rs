@@ -6,6 +6,7 @@ use super::{key_parts, Hyp};
 use crate::arch::context::GuestRegs;
 use crate::arch::phys::{self, Window};
 use crate::captable::{Capability, Object};
+use crate::console_line::register_text;
 use crate::sched::VcpuKey;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -13,8 +14,8 @@ use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::cap::{CapDetail, CapHandle, CapInfo, CapKind, Rights};
 use protocol::control::{
     CapError, CapOp, DomainInfo, DomainSpec, FaultKind, ShutdownKind, StopReason, VcpuInfo,
-    VcpuState, Version, CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, CONSOLE_REG_BYTES, MSG_PAGE_SIZE,
-    PROTOCOL_VERSION, SELF_DOMAIN,
+    VcpuState, Version, CONSOLE_FOR_BYTES, CONSOLE_READ_BYTES, MSG_PAGE_SIZE, PROTOCOL_VERSION,
+    SELF_DOMAIN,
 };
 use protocol::ids::DomainId;
 
@@ -218,15 +219,10 @@ impl Hyp {
             }
             CapOp::ConsoleWriteFor => {
                 let target = self.domain_cap(id, a[0], Rights::WRITE)?;
-                let n = a[1] as usize;
-                if n > CONSOLE_FOR_BYTES {
-                    return Err(CapError::InvalidArgument);
-                }
-                let mut bytes = [0u8; CONSOLE_FOR_BYTES];
-                for (i, word) in a[2..6].iter().enumerate() {
-                    bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
-                }
-                super::xen::basic::domain_console_write(target, &bytes[..n]);
+                // x3..x6: at most CONSOLE_FOR_BYTES.
+                const _: () = assert!(CONSOLE_FOR_BYTES == 4 * 8);
+                let (bytes, n) = register_text(a[1], &a[2..6]).ok_or(CapError::InvalidArgument)?;
+                super::consoles::write(target, &bytes[..n]);
                 Ok([n as u64, 0, 0])
             }
             CapOp::DomainQuery => {
@@ -618,16 +614,9 @@ fn take_input(id: DomainId, want: u64) -> Reply {
 /// `ConsoleWrite`: bytes in x2..x6, printed a line at a time with the domain's name. (The
 /// fast path serves it while the domain's console slot is open; this is the rest.)
 fn console_write(d: &super::domain::Domain, a: &[u64; 6]) -> Result<Reply, CapError> {
-    let len = a[0] as usize;
-    if len > CONSOLE_REG_BYTES {
-        return Err(CapError::InvalidArgument);
-    }
+    let (bytes, len) = register_text(a[0], &a[1..6]).ok_or(CapError::InvalidArgument)?;
     d.caps.holds(CapKind::Console, Rights::WRITE)?;
-    let mut bytes = [0u8; CONSOLE_REG_BYTES];
-    for (i, word) in a[1..6].iter().enumerate() {
-        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.to_le_bytes());
-    }
-    super::xen::basic::domain_console_write(d.id, &bytes[..len]);
+    super::consoles::write(d.id, &bytes[..len]);
     Ok([len as u64, 0, 0])
 }
 

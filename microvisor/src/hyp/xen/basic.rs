@@ -24,13 +24,6 @@ const CONSOLE_IO_MAX: usize = 1024;
 /// Most ports one `SCHEDOP_poll` may name.
 const POLL_MAX_PORTS: u32 = 128;
 
-/// Writes `bytes` to domain `id`'s console: line assembly, sanitising and its rate limit.
-pub fn domain_console_write(id: DomainId, bytes: &[u8]) {
-    if let Some(c) = crate::hyp::consoles::slot(id) {
-        c.lock().write(id, bytes);
-    }
-}
-
 /// Nanoseconds of system time (Xen's clock for runstate areas).
 pub(super) fn system_time_ns() -> u64 {
     let hz = arch::counter_hz().max(1);
@@ -82,7 +75,7 @@ impl Hyp {
                 let mut buf = alloc::vec![0u8; count.min(CONSOLE_IO_MAX)];
                 let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
                 guestcopy::read(&mut Loaded(d), a[2], &mut buf).map_err(|_| XenErrno::EFAULT)?;
-                domain_console_write(id, &buf);
+                crate::hyp::consoles::write(id, &buf);
                 Ok(0)
             }
             Some(ConsoleIoOp::Read) => Ok(0),
