@@ -4,7 +4,8 @@
 //! copied out once and decoded, [`Scratch::push`]) and [`Scratch::run`] performs them
 //! together, in phases: every indirect request's descriptor pages in one grant copy; every
 //! read's and write's data pages device-mapped in one batch (when the disk can transfer to
-//! device addresses); for the requests that could not be mapped, the writes' data in one
+//! device addresses; with persistent grants, only the pages not kept yet are mapped, and
+//! kept, see [`crate::persist`]); for the requests that could not be mapped, the writes' data in one
 //! grant copy into the disk's staging buffer; every read and write started on the disk at
 //! once (the mapped ones straight to the frontend's pages) and waited for together; the
 //! unmapped reads' data in one grant copy out; every device map undone in one batch. The

@@ -6,9 +6,10 @@
 //! * [`io`]: the traits the shell implements ([`RingMem`], [`Disk`], [`Grants`]).
 //! * [`ring`]: the back half of the shared ring (indexes, notify rules, restart attach).
 //! * [`request`]: each request copied out once and fully validated into a typed [`Request`].
-//! * [`exec`]: performing a batch of requests together: the data pages device-mapped in one
-//!   batch and transferred by the disk directly (grant copy through the staging buffer
-//!   where that is refused), every transfer in flight on the disk at once.
+//! * [`exec`]: performing a batch of requests together: the data pages device-mapped (kept
+//!   for the connection with persistent grants, else in one batch) and transferred by the
+//!   disk directly (grant copy through the staging buffer where that is refused), every
+//!   transfer in flight on the disk at once.
 //! * [`persist`]: persistent grants, the device maps kept for a whole connection.
 //! * [`vbd`]: the vbd table, per-vbd state and counters, and [`VbdTable::poll`].
 //! * [`xenbus`]: the backend xenbus handshake as [`Action`]s for the shell.
