@@ -355,15 +355,19 @@ impl Scratch {
             let e = &self.entries[i];
             let segs = &self.segs[e.segs.clone()];
             if let Some(t) = kept {
-                if segs.iter().all(|s| t.get(s.gref).is_some()) {
-                    let first = self.dma.len();
-                    let addrs = segs.iter().filter_map(|s| t.get(s.gref));
-                    for (s, a) in segs.iter().zip(addrs) {
-                        self.dma.push(dma_seg(s, a));
+                let first = self.dma.len();
+                for s in segs {
+                    match t.get(s.gref) {
+                        Some(a) => self.dma.push(dma_seg(s, a)),
+                        None => break,
                     }
+                }
+                if self.dma.len() - first == segs.len() {
                     self.entries[i].direct = Some(first..self.dma.len());
                     continue;
                 }
+                // A page not kept: the whole request is mapped for this batch.
+                self.dma.truncate(first);
             }
             let first = self.dev_refs.len();
             self.dev_refs

@@ -36,12 +36,59 @@ fn table_lookup_limit_and_drain() {
     );
     let mut out = Vec::new();
     b.drain_into(&mut out, &mut total);
+    out.sort_by_key(|k| k.handle);
+    assert_eq!(b.get(10), None, "drained");
     assert_eq!(
         (out, total, b.is_empty()),
         (vec![kept(3), kept(4)], 1, true)
     );
     assert_eq!(a.insert(12, kept(5), &mut total, 3), Ok(()));
     assert_eq!((a.len(), total), (2, 2));
+}
+
+#[test]
+fn table_grows_and_finds_every_ref_among_colliding_ones() {
+    // Consecutive refs (as blkfront allocates them), strided ones that share low bits,
+    // and large ones: every one is found after the table grew past several sizes.
+    let refs: Vec<u32> = (0..200)
+        .chain((0..200).map(|i| 1000 + i * 1024))
+        .chain((0..112).map(|i| u32::MAX - i * 7))
+        .collect();
+    let mut t = PersistentGrants::new();
+    let mut total = 0;
+    for (n, &g) in refs.iter().enumerate() {
+        assert_eq!(
+            t.insert(g, kept(n as u32), &mut total, 512),
+            Ok(()),
+            "ref {g}"
+        );
+        assert_eq!(t.get(g), Some(u64::from(n as u32) << 12));
+    }
+    assert_eq!((t.len(), total), (512, 512));
+    for (n, &g) in refs.iter().enumerate() {
+        assert_eq!(t.get(g), Some(u64::from(n as u32) << 12), "ref {g}");
+    }
+    for g in [200, 1001, 1000 + 200 * 1024, u32::MAX - 1] {
+        assert_eq!(t.get(g), None, "never inserted: {g}");
+    }
+    assert_eq!(t.insert(5, kept(9), &mut total, 512), Err(Refused::Known));
+    assert_eq!(
+        t.insert(7_000_000, kept(9), &mut total, 512),
+        Err(Refused::Full)
+    );
+    let mut out = Vec::new();
+    t.drain_into(&mut out, &mut total);
+    let mut handles: Vec<u32> = out.iter().map(|k| k.handle).collect();
+    handles.sort_unstable();
+    assert_eq!(
+        handles,
+        (0..512).collect::<Vec<_>>(),
+        "every map handed back once"
+    );
+    assert_eq!((t.len(), total, t.get(5)), (0, 0, None));
+    // Usable again after the drain.
+    assert_eq!(t.insert(5, kept(1), &mut total, 512), Ok(()));
+    assert_eq!(t.get(5), Some(1 << 12));
 }
 
 /// A persistent rig over a 512-sector disk with writable data pages 100..100+n.
