@@ -297,12 +297,29 @@ impl Block {
                 core::slice::from_raw_parts_mut(self.statuses.as_ptr().add(slot), 1),
             )
         };
-        let mut data_bufs: Vec<&'a mut [u8]> = Vec::new();
+        // Sized once: this runs twice per transfer (queueing and popping) and every
+        // reallocation is a walk of the heap's free list.
+        let n = match data {
+            Data::Staged { .. } => 1,
+            Data::Direct { n, .. } => n,
+        };
+        let mut inputs: Vec<&'a [u8]> = Vec::with_capacity(if write { n + 1 } else { 1 });
+        let mut outputs: Vec<&'a mut [u8]> = Vec::with_capacity(if write { 1 } else { n + 1 });
+        inputs.push(header);
+        let mut put = |b: &'a mut [u8]| {
+            if write {
+                inputs.push(b);
+            } else {
+                outputs.push(b);
+            }
+        };
         match data {
-            // SAFETY: inside the staging buffer and exclusive, per the contract.
-            Data::Staged { at, len } => data_bufs.push(unsafe {
-                core::slice::from_raw_parts_mut(self.staging.as_ptr().add(at), len)
-            }),
+            Data::Staged { at, len } => {
+                // SAFETY: inside the staging buffer and exclusive, per the contract.
+                let buf =
+                    unsafe { core::slice::from_raw_parts_mut(self.staging.as_ptr().add(at), len) };
+                put(buf)
+            }
             Data::Direct { n, pieces } => {
                 let (base, _) = self.alias.expect("direct data without alias pages");
                 for (i, &(off, len)) in pieces.iter().enumerate().take(n) {
@@ -310,7 +327,7 @@ impl Block {
                     // SAFETY: alias page `slot * DIRECT_SEGMENTS + i` of the region
                     // (`BLOCK_DEPTH * DIRECT_SEGMENTS` pages), `off + len <= PAGE_SIZE`
                     // (checked by `start_direct`); nothing else uses the slot's pages.
-                    data_bufs.push(unsafe {
+                    put(unsafe {
                         core::slice::from_raw_parts_mut(
                             base.as_ptr().add(page + usize::from(off)),
                             usize::from(len),
@@ -318,14 +335,6 @@ impl Block {
                     });
                 }
             }
-        }
-        let mut inputs: Vec<&'a [u8]> = Vec::with_capacity(data_bufs.len() + 1);
-        inputs.push(header);
-        let mut outputs: Vec<&'a mut [u8]> = Vec::with_capacity(data_bufs.len() + 1);
-        if write {
-            inputs.extend(data_bufs.into_iter().map(|b| &*b));
-        } else {
-            outputs.extend(data_bufs);
         }
         outputs.push(status);
         (inputs, outputs)
