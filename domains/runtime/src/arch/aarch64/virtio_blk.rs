@@ -64,7 +64,7 @@ struct Flight {
 /// A virtio block device with a staging buffer that transfers read and fill, and direct
 /// transfers to device addresses. Up to [`BLOCK_DEPTH`] transfers are in flight at once,
 /// completed in whatever order the device finishes them and reported in start order
-/// ([`Block::finish`]).
+/// ([`Block::finish`]); the device is notified once per batch, when it is waited for.
 pub struct Block {
     transport: MmioTransport<'static>,
     queue: VirtQueue<RuntimeHal, QUEUE_SIZE>,
@@ -86,6 +86,9 @@ pub struct Block {
     alias: Option<(NonNull<u8>, &'static [AtomicU64])>,
     flights: Vec<Flight>,
     done: Vec<Option<Result<(), DeviceError>>>,
+    /// Transfers were queued since the device was last notified: the notify (a trapped
+    /// register write) is sent once for all of them when they are waited for.
+    unkicked: bool,
 }
 
 /// `n` default values in a leaked heap array (the device may still use them if the owner
@@ -161,6 +164,7 @@ impl Block {
             statuses: raw_array(BLOCK_DEPTH),
             alias,
             flights: Vec::with_capacity(BLOCK_DEPTH),
+            unkicked: false,
             done: Vec::new(),
         })
     }
@@ -340,7 +344,9 @@ impl Block {
         (inputs, outputs)
     }
 
-    /// Queues the transfer `data` in free slot `slot` and notifies the device.
+    /// Queues the transfer `data` in free slot `slot`. The device hears of it when the
+    /// transfers are waited for ([`Block::finish`], or anything else that waits): one
+    /// notify for a whole batch.
     fn queue_flight(
         &mut self,
         slot: usize,
@@ -367,9 +373,7 @@ impl Block {
             self.queue.add(&inputs, &mut outputs)
         }
         .map_err(|_| DeviceError::Device)?;
-        if self.queue.should_notify() {
-            self.transport.notify(QUEUE);
-        }
+        self.unkicked = true;
         let seq = self.done.len();
         self.done.push(None);
         self.flights.push(Flight {
@@ -397,6 +401,9 @@ impl Block {
     /// result. With [`Block::use_interrupt`] the vCPU sleeps between completions, else it
     /// spins.
     fn wait_all(&mut self) {
+        if core::mem::take(&mut self.unkicked) && self.queue.should_notify() {
+            self.transport.notify(QUEUE);
+        }
         while !self.flights.is_empty() {
             let Some(token) = self.next_used() else {
                 continue;
