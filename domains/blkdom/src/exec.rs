@@ -4,7 +4,8 @@
 //! copied out once and decoded, [`Scratch::push`]) and [`Scratch::run`] performs them
 //! together, in phases: every indirect request's descriptor pages in one grant copy; every
 //! read's and write's data pages device-mapped in one batch (when the disk can transfer to
-//! device addresses); for the requests that could not be mapped, the writes' data in one
+//! device addresses; with persistent grants, only the pages not kept yet are mapped, and
+//! kept, see [`crate::persist`]); for the requests that could not be mapped, the writes' data in one
 //! grant copy into the disk's staging buffer; every read and write started on the disk at
 //! once (the mapped ones straight to the frontend's pages) and waited for together; the
 //! unmapped reads' data in one grant copy out; every device map undone in one batch. The
@@ -28,7 +29,8 @@
 //! the batch is cut before that request (the earlier ones are still answered) and the ring
 //! halts, exactly as for a malformed slot.
 
-use crate::io::{Dir, Disk, DiskError, DmaSeg, GrantSeg, Grants, Placed, Transfer};
+use crate::io::{Dir, Disk, DiskError, DmaSeg, GrantSeg, Grants, Kept, Placed, Transfer};
+use crate::persist::PersistentGrants;
 use crate::request::{decode, Kind, Limits, Malformed, Refusal};
 use crate::ring::{head, Head, Slot};
 use alloc::vec::Vec;
@@ -115,6 +117,25 @@ fn seg_bytes(s: &BlkifSegment) -> usize {
     (usize::from(s.last_sect - s.first_sect) + 1) * BLKIF_SECTOR_BYTES
 }
 
+/// Segment `s` of the page at device address `page`.
+fn dma_seg(s: &BlkifSegment, page: u64) -> DmaSeg {
+    DmaSeg {
+        addr: page + u64::from(s.first_sect) * BLKIF_SECTOR_BYTES as u64,
+        len: seg_bytes(s) as u32,
+    }
+}
+
+/// A connection's persistent grants, as one batch may use and add to them.
+#[derive(Debug)]
+pub struct Keep<'a> {
+    /// The connection's kept maps.
+    pub table: &'a mut PersistentGrants,
+    /// Maps kept by every connection sharing `limit`.
+    pub total: &'a mut usize,
+    /// Most maps kept at once, in all.
+    pub limit: usize,
+}
+
 /// The batch and the buffers reused by every batch of a table.
 #[derive(Debug)]
 pub struct Scratch {
@@ -137,6 +158,10 @@ pub struct Scratch {
     dev_owners: Vec<(usize, Range<usize>)>,
     dma: Vec<DmaSeg>,
     results: Vec<Result<(), DiskError>>,
+    /// Refs to map for keeping, the maps given, and those to undo at once.
+    new_refs: Vec<GrantRef>,
+    kept: Vec<Option<Kept>>,
+    undo: Vec<Kept>,
     /// Largest data request in bytes (the most segments a request may carry, in pages).
     max_request: usize,
 }
@@ -158,6 +183,9 @@ impl Scratch {
             dev_owners: Vec::new(),
             dma: Vec::new(),
             results: Vec::new(),
+            new_refs: Vec::new(),
+            kept: Vec::new(),
+            undo: Vec::new(),
             max_request: max_segments * XEN_PAGE_BYTES,
         }
     }
@@ -216,15 +244,23 @@ impl Scratch {
 
     /// Performs the batch for frontend `domid` (see the module doc); every entry left has
     /// its answer. Returns the malformed request that cut the batch, if any.
+    /// With `keep` (the frontend negotiated persistent grants), data pages move through
+    /// kept device maps, and pages not kept yet are mapped for keeping first.
     pub fn run<D: Disk, G: Grants>(
         &mut self,
         domid: DomId,
         limits: &Limits,
         disk: &mut D,
         grants: &mut G,
+        mut keep: Option<Keep<'_>>,
     ) -> Option<Malformed> {
         let halt = self.fetch_indirect(domid, limits, grants);
-        let mapped = self.map_direct(domid, disk, grants);
+        if let Some(k) = keep.as_mut() {
+            if disk.direct_segments() != 0 {
+                self.keep_new(domid, disk.direct_segments(), grants, k);
+            }
+        }
+        let mapped = self.map_direct(domid, disk, grants, keep.as_ref().map(|k| &*k.table));
         let room = disk.staging().len();
         self.place(room);
         self.copy_data(domid, Dir::In, disk, grants);
@@ -238,29 +274,100 @@ impl Scratch {
         halt
     }
 
-    /// Device-maps the data pages of every pending read and (non-barrier) write, in one
-    /// batch, and marks the entries whose pages all mapped as direct. Returns whether any
-    /// map was asked for (and so must be undone).
-    fn map_direct<D: Disk, G: Grants>(&mut self, domid: DomId, disk: &D, grants: &mut G) -> bool {
+    /// Whether `e` may move directly (a pending read or non-barrier write of at most
+    /// `most` segments); `Some(readonly)`: whether a per-batch map of its pages may be
+    /// read-only (the device only reads a write's pages).
+    fn direct_candidate(&self, e: &Entry, most: usize) -> Option<bool> {
+        let (Ok(kind), None) = (e.kind, e.status) else {
+            return None;
+        };
+        let readonly = match kind {
+            Kind::Read { .. } => false,
+            Kind::Write { .. } if !is_barrier(&kind) => true,
+            _ => return None,
+        };
+        let n = e.segs.len();
+        (n != 0 && n <= most).then_some(readonly)
+    }
+
+    /// Maps for keeping, in one batch, every data page of the batch's direct candidates
+    /// that is not kept yet, as far as `keep`'s limit allows.
+    fn keep_new<G: Grants>(&mut self, domid: DomId, most: usize, grants: &mut G, keep: &mut Keep) {
+        self.new_refs.clear();
+        for e in &self.entries {
+            if self.direct_candidate(e, most).is_none() {
+                continue;
+            }
+            let segs = &self.segs[e.segs.clone()];
+            let fresh = segs.iter().filter(|s| keep.table.get(s.gref).is_none());
+            self.new_refs.extend(fresh.map(|s| s.gref));
+        }
+        if self.new_refs.is_empty() {
+            return;
+        }
+        // A ref used twice in one batch is mapped once.
+        self.new_refs.sort_unstable();
+        self.new_refs.dedup();
+        self.new_refs
+            .truncate(keep.limit.saturating_sub(*keep.total));
+        if self.new_refs.is_empty() {
+            return;
+        }
+        self.kept.clear();
+        grants.map_persistent(domid, &self.new_refs, &mut self.kept);
+        self.undo.clear();
+        for (k, &gref) in self.kept.iter().zip(&self.new_refs) {
+            if let Some(k) = *k {
+                if keep.table.insert(gref, k, keep.total, keep.limit).is_err() {
+                    self.undo.push(k);
+                }
+            }
+        }
+        // Maps beyond the refs asked for (a shell's mistake) are undone too.
+        self.undo
+            .extend(self.kept.iter().skip(self.new_refs.len()).flatten());
+        if !self.undo.is_empty() {
+            grants.unmap_persistent(&self.undo);
+        }
+    }
+
+    /// Sets up the direct transfers: an entry whose pages are all in `kept` uses those
+    /// maps; the data pages of every other direct candidate are device-mapped in one batch,
+    /// and the entries whose pages all mapped are marked direct. Returns whether any
+    /// per-batch map was asked for (and so must be undone).
+    fn map_direct<D: Disk, G: Grants>(
+        &mut self,
+        domid: DomId,
+        disk: &D,
+        grants: &mut G,
+        kept: Option<&PersistentGrants>,
+    ) -> bool {
         let most = disk.direct_segments();
         if most == 0 {
             return false;
         }
         self.dev_refs.clear();
         self.dev_owners.clear();
-        for (i, e) in self.entries.iter().enumerate() {
-            let (Ok(kind), None) = (e.kind, e.status) else {
+        for i in 0..self.entries.len() {
+            let Some(readonly) = self.direct_candidate(&self.entries[i], most) else {
                 continue;
             };
-            // The device only reads a write's pages: a read-only map is enough.
-            let readonly = match kind {
-                Kind::Read { .. } => false,
-                Kind::Write { .. } if !is_barrier(&kind) => true,
-                _ => continue,
-            };
+            let e = &self.entries[i];
             let segs = &self.segs[e.segs.clone()];
-            if segs.is_empty() || segs.len() > most {
-                continue;
+            if let Some(t) = kept {
+                let first = self.dma.len();
+                for s in segs {
+                    match t.get(s.gref) {
+                        Some(a) => self.dma.push(dma_seg(s, a)),
+                        None => break,
+                    }
+                }
+                if self.dma.len() - first == segs.len() {
+                    self.entries[i].direct = Some(first..self.dma.len());
+                    continue;
+                }
+                // A page not kept: the whole request is mapped for this batch.
+                self.dma.truncate(first);
             }
             let first = self.dev_refs.len();
             self.dev_refs
@@ -280,11 +387,7 @@ impl Scratch {
             }
             let first = self.dma.len();
             for (s, a) in self.segs[e.segs.clone()].iter().zip(addrs.iter().flatten()) {
-                let off = u64::from(s.first_sect) * BLKIF_SECTOR_BYTES as u64;
-                self.dma.push(DmaSeg {
-                    addr: a + off,
-                    len: seg_bytes(s) as u32,
-                });
+                self.dma.push(dma_seg(s, *a));
             }
             e.direct = Some(first..self.dma.len());
         }

@@ -8,6 +8,7 @@
 //! available or refused, by grant copy through the disk's staging buffer. Host tests
 //! implement all three over plain memory.
 
+pub use crate::persist::Kept;
 pub use protocol::xen::copy::{copy_pieces, CopyPiece, GrantError, GrantSeg, Placed};
 use protocol::xen::structs::{DomId, GrantRef};
 
@@ -185,4 +186,25 @@ pub trait Grants {
     /// Unmaps every device map made since the last call, as one batch. The core calls it
     /// only once the disk has finished every transfer that used them.
     fn unmap_for_device(&mut self) {}
+
+    /// Device-maps frontend `domid`'s grants `refs` writable, as one batch, for keeping
+    /// (persistent grants, see [`crate::persist`]): appends one entry per ref, the map's
+    /// handle and device address, or `None` where it was refused. Unlike
+    /// [`Grants::map_for_device`] these maps stay until [`Grants::unmap_persistent`] names
+    /// them. The default keeps nothing (requests then move as without the feature).
+    fn map_persistent(
+        &mut self,
+        domid: DomId,
+        refs: &[GrantRef],
+        kept: &mut alloc::vec::Vec<Option<Kept>>,
+    ) {
+        let _ = domid;
+        kept.extend(refs.iter().map(|_| None));
+    }
+
+    /// Unmaps the kept maps `kept`, as one batch. The core calls it only while no transfer
+    /// uses them.
+    fn unmap_persistent(&mut self, kept: &[Kept]) {
+        let _ = kept;
+    }
 }

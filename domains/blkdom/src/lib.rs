@@ -6,9 +6,11 @@
 //! * [`io`]: the traits the shell implements ([`RingMem`], [`Disk`], [`Grants`]).
 //! * [`ring`]: the back half of the shared ring (indexes, notify rules, restart attach).
 //! * [`request`]: each request copied out once and fully validated into a typed [`Request`].
-//! * [`exec`]: performing a batch of requests together: the data pages device-mapped in one
-//!   batch and transferred by the disk directly (grant copy through the staging buffer
-//!   where that is refused), every transfer in flight on the disk at once.
+//! * [`exec`]: performing a batch of requests together: the data pages device-mapped (kept
+//!   for the connection with persistent grants, else in one batch) and transferred by the
+//!   disk directly (grant copy through the staging buffer where that is refused), every
+//!   transfer in flight on the disk at once.
+//! * [`persist`]: persistent grants, the device maps kept for a whole connection.
 //! * [`vbd`]: the vbd table, per-vbd state and counters, and [`VbdTable::poll`].
 //! * [`xenbus`]: the backend xenbus handshake as [`Action`]s for the shell.
 //!
@@ -25,14 +27,16 @@ extern crate alloc;
 mod counters;
 pub mod exec;
 pub mod io;
+pub mod persist;
 pub mod request;
 pub mod ring;
 pub mod vbd;
 pub mod xenbus;
 
 pub use io::{
-    DiscardInfo, Disk, DiskError, DiskInfo, DmaSeg, GrantError, GrantSeg, Grants, RingMem,
+    DiscardInfo, Disk, DiskError, DiskInfo, DmaSeg, GrantError, GrantSeg, Grants, Kept, RingMem,
 };
+pub use persist::PersistentGrants;
 pub use request::{Kind, Malformed, Refusal, Request};
 pub use ring::{BackRing, RingError};
 pub use vbd::{

@@ -8,8 +8,9 @@
 
 use crate::counters::count;
 pub use crate::counters::Counters;
-use crate::exec::Scratch;
-use crate::io::{Disk, DiskInfo, Grants, RingMem};
+use crate::exec::{Keep, Scratch};
+use crate::io::{Disk, DiskInfo, Grants, Kept, RingMem};
+use crate::persist::PersistentGrants;
 use crate::request::{Limits, Malformed};
 use crate::ring::{BackRing, RingError, Slot};
 use crate::xenbus::{Handshake, Published, Step};
@@ -26,6 +27,12 @@ use protocol::xen::xenbus::XenbusState;
 /// most 32 by default, i.e. 128 KiB requests.
 pub const DEFAULT_MAX_INDIRECT_SEGMENTS: u16 = 32;
 
+/// Persistent grant maps kept at once by a whole table unless configured otherwise. The
+/// shell's maptrack (1024 maps) also holds the rings and the per-batch maps of requests
+/// that do not fit (up to a batch's segments); Linux's blkfront pool for a one-page ring is
+/// 32 requests of 33 pages, of which a steady stream of 1 MiB reads uses about 264.
+pub const DEFAULT_MAX_PERSISTENT_GRANTS: usize = 512;
+
 /// Backend-wide limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -34,6 +41,9 @@ pub struct Config {
     /// `feature-max-indirect-segments` offered (0: no indirect requests; clamped to what
     /// eight descriptor pages hold).
     pub max_indirect_segments: u16,
+    /// Persistent grant maps kept at once, over every vbd (0: `feature-persistent` is not
+    /// offered).
+    pub max_persistent_grants: usize,
 }
 
 impl Default for Config {
@@ -41,6 +51,7 @@ impl Default for Config {
         Self {
             max_ring_page_order: MAX_RING_PAGE_ORDER,
             max_indirect_segments: DEFAULT_MAX_INDIRECT_SEGMENTS,
+            max_persistent_grants: DEFAULT_MAX_PERSISTENT_GRANTS,
         }
     }
 }
@@ -111,6 +122,8 @@ pub struct Vbd {
     pub last_halt: Option<HaltReason>,
     state: VbdState,
     ring: Option<BackRing>,
+    /// The connection's persistent grant maps (see [`crate::persist`]).
+    kept: PersistentGrants,
     /// Picked up after a restart in place: the first poll notifies the frontend whatever
     /// the ring's event index says. The dead instance may have published responses and
     /// died before notifying; the frontend then still waits on an event index below
@@ -139,6 +152,10 @@ impl Vbd {
     pub fn ring(&self) -> Option<&BackRing> {
         self.ring.as_ref()
     }
+    /// Persistent grant maps kept for the connection.
+    pub fn kept_grants(&self) -> usize {
+        self.kept.len()
+    }
 }
 
 /// The outcome of one [`VbdTable::poll`].
@@ -160,6 +177,10 @@ pub struct VbdTable {
     config: Config,
     vbds: Vec<Vbd>,
     scratch: Scratch,
+    /// Persistent grant maps kept over every vbd.
+    kept_total: usize,
+    /// Kept maps of replaced vbds, undone at the next [`VbdTable::release_grants`].
+    stale: Vec<Kept>,
 }
 
 impl VbdTable {
@@ -169,12 +190,15 @@ impl VbdTable {
         let config = Config {
             max_ring_page_order: config.max_ring_page_order.min(MAX_RING_PAGE_ORDER),
             max_indirect_segments: config.max_indirect_segments.min(max_ind as u16),
+            max_persistent_grants: config.max_persistent_grants,
         };
         let segs = usize::from(config.max_indirect_segments).max(BLKIF_MAX_SEGMENTS_PER_REQUEST);
         Self {
             config,
             vbds: Vec::new(),
             scratch: Scratch::new(segs),
+            kept_total: 0,
+            stale: Vec::new(),
         }
     }
 
@@ -201,6 +225,7 @@ impl VbdTable {
             discard: disk.discard.map(|d| (d.granularity, d.alignment, d.secure)),
             max_ring_page_order: self.config.max_ring_page_order,
             max_indirect_segments: self.config.max_indirect_segments,
+            persistent: self.config.max_persistent_grants != 0,
         };
         self.vbds.push(Vbd {
             config,
@@ -214,6 +239,7 @@ impl VbdTable {
             last_halt: None,
             state: VbdState::Disconnected,
             ring: None,
+            kept: PersistentGrants::new(),
             kick: false,
         });
         VbdId(self.vbds.len() - 1)
@@ -221,13 +247,36 @@ impl VbdTable {
 
     /// Reinitialises entry `id` for a new vbd (the old one's guest went away and the
     /// toolstack wrote it again): fresh handshake, counters and ring, same id.
+    /// Maps the old vbd still kept are undone at the next [`VbdTable::release_grants`].
     pub fn replace(&mut self, id: VbdId, config: VbdConfig, disk: DiskInfo) {
         self.add(config, disk);
         if let Some(v) = self.vbds.pop() {
             match self.vbds.get_mut(id.0) {
-                Some(slot) => *slot = v,
+                Some(slot) => {
+                    slot.kept.drain_into(&mut self.stale, &mut self.kept_total);
+                    *slot = v;
+                }
                 None => self.vbds.push(v),
             }
+        }
+    }
+
+    /// Persistent grant maps kept over every vbd.
+    pub fn kept_grants(&self) -> usize {
+        self.kept_total
+    }
+
+    /// Undoes every persistent grant map of vbd `id` (and of vbds replaced earlier). The
+    /// shell calls it when it unmaps the vbd's ring (the connection ends, the vbd is
+    /// removed or rewritten): nothing is in flight then, since [`VbdTable::poll`] leaves
+    /// nothing in flight.
+    pub fn release_grants<G: Grants>(&mut self, id: VbdId, grants: &mut G) {
+        if let Some(v) = self.vbds.get_mut(id.0) {
+            v.kept.drain_into(&mut self.stale, &mut self.kept_total);
+        }
+        if !self.stale.is_empty() {
+            grants.unmap_persistent(&self.stale);
+            self.stale.clear();
         }
     }
 
@@ -346,6 +395,8 @@ impl VbdTable {
         };
         out.notify = core::mem::take(&mut v.kick);
         let scratch = &mut self.scratch;
+        // Only while connected: a frontend closing ends its grants.
+        let persistent = v.handshake.persistent() && v.handshake.state() == XenbusState::Connected;
         let depth = scratch.depth(disk);
         let mut budget = ring.entries();
         let mut slot: Slot = [0; RING_SLOT_BYTES];
@@ -382,7 +433,12 @@ impl VbdTable {
             if scratch.entries().is_empty() {
                 break halt;
             }
-            if let Some(m) = scratch.run(v.config.frontend, &v.limits, disk, grants) {
+            let keep = persistent.then_some(Keep {
+                table: &mut v.kept,
+                total: &mut self.kept_total,
+                limit: self.config.max_persistent_grants,
+            });
+            if let Some(m) = scratch.run(v.config.frontend, &v.limits, disk, grants, keep) {
                 // Earlier in the ring than anything the gathering stopped at.
                 halt = Some(HaltReason::Malformed(m));
             }

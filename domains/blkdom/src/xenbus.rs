@@ -17,7 +17,8 @@
 //!   `InitWait` again, and the cycle repeats with fresh rings.
 //! * a halted ring ([`Handshake::halt`]) → `Closing`, then the frontend's close as above.
 //!
-//! We copy data with grant copies, so `feature-persistent` is always 0.
+//! `feature-persistent` is offered unless configured off; a frontend that writes its own
+//! `feature-persistent` = 1 gets its grants kept mapped (see [`crate::persist`]).
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -45,6 +46,8 @@ pub struct Published {
     pub max_ring_page_order: u32,
     /// `feature-max-indirect-segments` (0: not written).
     pub max_indirect_segments: u16,
+    /// `feature-persistent` is offered.
+    pub persistent: bool,
 }
 
 /// One step for the shell.
@@ -190,6 +193,8 @@ pub struct Handshake {
     publish: Published,
     state: XenbusState,
     connected: bool,
+    /// Persistent grants were negotiated for the current connection.
+    persistent: bool,
 }
 
 fn write(key: &'static str, value: impl ToString) -> Action {
@@ -206,6 +211,7 @@ impl Handshake {
             publish,
             state: XenbusState::Initialising,
             connected: false,
+            persistent: false,
         }
     }
 
@@ -217,6 +223,12 @@ impl Handshake {
     /// Whether a ring is (to be) mapped.
     pub fn connected(&self) -> bool {
         self.connected
+    }
+
+    /// Whether the current connection uses persistent grants: we offered them and the
+    /// frontend's `feature-persistent` reads 1.
+    pub fn persistent(&self) -> bool {
+        self.connected && self.persistent
     }
 
     fn set(&mut self, s: XenbusState, actions: &mut Vec<Action>) {
@@ -237,7 +249,7 @@ impl Handshake {
         }
         a.push(write("feature-flush-cache", u8::from(p.flush)));
         a.push(write("feature-barrier", u8::from(p.flush)));
-        a.push(write("feature-persistent", 0));
+        a.push(write("feature-persistent", u8::from(p.persistent)));
         if let Some((granularity, alignment, secure)) = p.discard {
             a.push(write("feature-discard", 1));
             a.push(write("discard-granularity", granularity));
@@ -262,6 +274,10 @@ impl Handshake {
                 return step;
             }
         };
+        // Anything but a clean 1 (absent, 0, garbage) means the frontend ends its grants
+        // after each request, so nothing may be kept.
+        self.persistent =
+            self.publish.persistent && matches!(number(read, "feature-persistent"), Ok(Some(1)));
         let a = &mut step.actions;
         a.push(Action::MapRing {
             order: ring.order,

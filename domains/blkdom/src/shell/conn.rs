@@ -38,10 +38,11 @@ struct Conn {
     published: (Counters, u64),
 }
 
-/// Every vbd.
+/// Every vbd, and the grant engine their rings' data moves through.
 #[derive(Default)]
 pub struct Conns {
     conns: Vec<Conn>,
+    grants: GrantCopier,
 }
 
 impl Conns {
@@ -73,7 +74,7 @@ impl Conns {
             let c = &self.conns[i];
             if complete && !c.gone && !present.contains(&(c.frontend, c.devid)) {
                 println!("vbd d{}/{}: removed by the toolstack", c.frontend, c.devid);
-                self.disconnect(i);
+                self.disconnect(i, table);
                 self.conns[i].gone = true;
             }
         }
@@ -109,7 +110,7 @@ impl Conns {
         }
         let (frontend, devid) = (c.frontend, c.devid);
         println!("vbd d{frontend}/{devid}: written afresh (its guest restarted): reconnecting");
-        self.disconnect(i);
+        self.disconnect(i, table);
         self.conns[i].gone = true;
         self.add(frontend, devid, xs, table, disks);
     }
@@ -291,17 +292,19 @@ impl Conns {
                     Ok(local) => self.conns[i].port = Some(local),
                     Err(e) => {
                         println!("vbd d{frontend}/{devid}: cannot bind its channel: {e}");
-                        self.disconnect(i);
+                        self.disconnect(i, table);
                         let s = table.connect_failed(self.conns[i].id);
                         return self.perform(i, s, xs, table);
                     }
                 },
-                Action::Disconnect => self.disconnect(i),
+                Action::Disconnect => self.disconnect(i, table),
             }
         }
     }
 
-    fn disconnect(&mut self, i: usize) {
+    /// Releases conn `i`'s channel, ring and kept grant maps (the connection ended, or the
+    /// vbd was removed or rewritten).
+    fn disconnect(&mut self, i: usize, table: &mut VbdTable) {
         let c = &mut self.conns[i];
         if let Some(port) = c.port.take() {
             let _ = xen::evtchn_close(port);
@@ -309,6 +312,7 @@ impl Conns {
         if let Some(ring) = c.ring.take() {
             ring.unmap();
         }
+        table.release_grants(c.id, &mut self.grants);
     }
 
     /// Serves every connected ring once; true if some ring has more waiting.
@@ -316,7 +320,6 @@ impl Conns {
         &mut self,
         table: &mut VbdTable,
         disks: &mut [OwnedDisk],
-        grants: &mut GrantCopier,
         xs: &mut XsClient,
     ) -> bool {
         let mut more = false;
@@ -331,7 +334,7 @@ impl Conns {
             let Some(disk) = disks.get_mut(c.disk) else {
                 continue;
             };
-            let p = table.poll(c.id, ring, &mut disk.disk, grants);
+            let p = table.poll(c.id, ring, &mut disk.disk, &mut self.grants);
             if p.notify {
                 if let Some(port) = c.port {
                     let _ = xen::evtchn_send(port);
@@ -364,7 +367,7 @@ impl Conns {
         match xs.text(&format!("{}/state", c.dir)) {
             None => {
                 println!("vbd d{frontend}/{devid}: its guest went ({reason})");
-                self.disconnect(i);
+                self.disconnect(i, table);
             }
             Some(s) if table.rewritten(c.id, XenbusState::parse(s.as_bytes())) => {
                 self.check_rewritten(i, xs, table, disks);

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use blkdom::io::{
     copy_pieces, CopyPiece, Dir, DiscardInfo, Disk, DiskError, DiskInfo, DmaSeg, GrantError,
-    Grants, Placed, RingMem, Transfer,
+    Grants, Kept, Placed, RingMem, Transfer,
 };
 use bulkhead_runtime::arch::virtio::{self, Block};
 use bulkhead_runtime::xen::{self, MappedPage};
@@ -191,10 +191,7 @@ impl Grants for GrantCopier {
         }
         for m in &self.maps {
             if m.status == gntst::OKAY && m.dev_bus_addr != 0 {
-                if !self.granted {
-                    self.granted = true;
-                    bulkhead_runtime::println!("device maps granted: data moves zero-copy");
-                }
+                say_granted(&mut self.granted);
                 self.held.push((m.handle, m.dev_bus_addr));
                 addrs.push(Some(m.dev_bus_addr));
             } else {
@@ -206,20 +203,64 @@ impl Grants for GrantCopier {
             }
         }
     }
-
     fn unmap_for_device(&mut self) {
         self.unmaps.clear();
         self.unmaps.extend(
             self.held
                 .drain(..)
-                .map(|(handle, bus)| GnttabUnmapGrantRef {
-                    host_addr: 0,
-                    dev_bus_addr: bus,
-                    handle,
-                    status: 0,
-                    _pad0: 0,
-                }),
+                .map(|(handle, bus)| unmap_op(handle, bus)),
         );
+        if xen::grant_unmap_batch(&mut self.unmaps).is_err() {
+            bulkhead_runtime::println!("grant unmap batch failed");
+        }
+    }
+
+    fn map_persistent(&mut self, domid: DomId, refs: &[GrantRef], kept: &mut Vec<Option<Kept>>) {
+        self.maps.clear();
+        self.maps.extend(refs.iter().map(|&gref| GnttabMapGrantRef {
+            host_addr: 0,
+            flags: gntmap::DEVICE_MAP,
+            gref,
+            dom: domid,
+            status: 0,
+            handle: 0,
+            dev_bus_addr: 0,
+        }));
+        if xen::grant_map_batch(&mut self.maps).is_err() {
+            kept.extend(refs.iter().map(|_| None));
+            return;
+        }
+        self.unmaps.clear();
+        let mut granted = false;
+        for m in &self.maps {
+            match (m.status, m.dev_bus_addr) {
+                (gntst::OKAY, 0) => {
+                    // Mapped but no address: of no use, undone at once.
+                    self.unmaps.push(unmap_op(m.handle, 0));
+                    kept.push(None);
+                }
+                (gntst::OKAY, addr) => {
+                    granted = true;
+                    kept.push(Some(Kept {
+                        handle: m.handle,
+                        addr,
+                    }));
+                }
+                _ => kept.push(None),
+            }
+        }
+        if !self.unmaps.is_empty() && xen::grant_unmap_batch(&mut self.unmaps).is_err() {
+            bulkhead_runtime::println!("grant unmap batch failed");
+        }
+        if granted {
+            say_granted(&mut self.granted);
+        }
+    }
+
+    fn unmap_persistent(&mut self, kept: &[Kept]) {
+        self.unmaps.clear();
+        self.unmaps
+            .extend(kept.iter().map(|k| unmap_op(k.handle, k.addr)));
         if xen::grant_unmap_batch(&mut self.unmaps).is_err() {
             bulkhead_runtime::println!("grant unmap batch failed");
         }
@@ -271,5 +312,25 @@ impl Grants for GrantCopier {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// The unmap of device map `handle` of the page at device address `bus` (0: not checked).
+fn unmap_op(handle: u32, bus: u64) -> GnttabUnmapGrantRef {
+    GnttabUnmapGrantRef {
+        host_addr: 0,
+        dev_bus_addr: bus,
+        handle,
+        status: 0,
+        _pad0: 0,
+    }
+}
+
+/// Says once (per `said`) that device maps are granted, so a log shows which path data
+/// takes.
+fn say_granted(said: &mut bool) {
+    if !*said {
+        *said = true;
+        bulkhead_runtime::println!("device maps granted: data moves zero-copy");
     }
 }

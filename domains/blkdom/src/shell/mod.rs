@@ -13,7 +13,7 @@ use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
 use conn::Conns;
 use core::sync::atomic::{AtomicBool, Ordering};
-use hw::{GrantCopier, VirtioDisk};
+use hw::VirtioDisk;
 use protocol::cap::{CapDetail, CapKind};
 use protocol::control::CapOp;
 use protocol::layout::{EVTCHN_PPI, VTIMER_PPI};
@@ -83,7 +83,6 @@ fn main(_info: &'static StartInfo) {
     );
     let mut table = VbdTable::new(config);
     let mut conns = Conns::default();
-    let mut grants = GrantCopier::default();
     let poll = timer::ms_to_ticks(POLL_MS, timer::freq());
     let scan = timer::ms_to_ticks(SCAN_MS, timer::freq());
     let mut next_scan = 0;
@@ -104,7 +103,7 @@ fn main(_info: &'static StartInfo) {
         for e in events.iter().filter(|e| e.token != "vbd") {
             conns.frontend_event(&e.token, &mut xs, &mut table);
         }
-        let more = conns.serve(&mut table, &mut disks, &mut grants, &mut xs);
+        let more = conns.serve(&mut table, &mut disks, &mut xs);
         if more {
             continue;
         }

@@ -3,11 +3,12 @@
 //! frontend that produces requests and consumes responses the way blkfront does.
 
 use crate::io::{
-    Dir, Disk, DiskError, DiskInfo, DmaSeg, GrantError, Grants, Placed, RingMem, Transfer,
+    Dir, Disk, DiskError, DiskInfo, DmaSeg, GrantError, Grants, Kept, Placed, RingMem, Transfer,
 };
 use crate::{Config, Poll, VbdConfig, VbdId, VbdTable};
 use protocol::xen::blkif::*;
 use protocol::xen::structs::{DomId, GrantRef};
+use protocol::xen::xenbus::XenbusState;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -282,6 +283,11 @@ pub struct Bus {
     pub unmap_calls: usize,
     /// Most device maps live at once.
     pub most_mapped: usize,
+    /// Kept (persistent) maps: handle -> page address; batches mapping and unmapping them.
+    pub kept: HashMap<u32, u64>,
+    pub keep_calls: usize,
+    pub keep_refs: usize,
+    pub unkeep_calls: usize,
 }
 
 pub const BUS_BASE: u64 = 0x8_0000_0000;
@@ -388,7 +394,43 @@ impl Grants for FakeGrants {
     fn unmap_for_device(&mut self) {
         let mut bus = self.bus.borrow_mut();
         bus.unmap_calls += 1;
-        bus.mapped.clear();
+        let kept: HashSet<u64> = bus.kept.values().copied().collect();
+        bus.mapped.retain(|a, _| kept.contains(a));
+    }
+
+    fn map_persistent(&mut self, d: DomId, refs: &[GrantRef], out: &mut Vec<Option<Kept>>) {
+        if !self.device_maps {
+            out.extend(refs.iter().map(|_| None));
+            return;
+        }
+        let mut bus = self.bus.borrow_mut();
+        bus.keep_calls += 1;
+        bus.keep_refs += refs.len();
+        for &g in refs {
+            // Kept maps are writable: a read-only grant is refused, as Xen refuses it.
+            let ok =
+                matches!(bus.pages.get(&(d, g)), Some(&(_, false))) && !bus.refuse.contains(&g);
+            if !ok {
+                out.push(None);
+                continue;
+            }
+            let handle = bus.next as u32;
+            let addr = BUS_BASE + bus.next * 4096;
+            bus.next += 1;
+            bus.mapped.insert(addr, (d, g, false));
+            bus.kept.insert(handle, addr);
+            out.push(Some(Kept { handle, addr }));
+        }
+        bus.most_mapped = bus.most_mapped.max(bus.mapped.len());
+    }
+
+    fn unmap_persistent(&mut self, kept: &[Kept]) {
+        let mut bus = self.bus.borrow_mut();
+        bus.unkeep_calls += 1;
+        for k in kept {
+            assert_eq!(bus.kept.remove(&k.handle), Some(k.addr), "not kept: {k:?}");
+            bus.mapped.remove(&k.addr);
+        }
     }
 }
 
@@ -553,6 +595,28 @@ impl Rig {
     pub fn direct(mut self) -> Self {
         self.disk.bus = Some(self.grants.bus.clone());
         self.grants.device_maps = true;
+        self
+    }
+    /// As [`Rig::direct`], with the frontend having negotiated persistent grants through
+    /// the handshake.
+    pub fn persistent(mut self) -> Self {
+        self = self.direct();
+        self.table.start(self.id);
+        let keys = [
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+            ("feature-persistent", "1"),
+        ];
+        let step = self
+            .table
+            .frontend_changed(self.id, XenbusState::Initialised, |k| {
+                keys.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            });
+        assert!(step.error.is_none());
+        assert!(self.table.get(self.id).unwrap().handshake.persistent());
+        self.table.connect(self.id, 0, &mut self.ring).unwrap();
         self
     }
     pub fn poll(&mut self) -> Poll {

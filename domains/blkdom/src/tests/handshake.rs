@@ -14,6 +14,7 @@ fn publish() -> Published {
         discard: Some((4096, 0, false)),
         max_ring_page_order: 2,
         max_indirect_segments: 32,
+        persistent: false,
     }
 }
 
@@ -321,4 +322,43 @@ fn a_replaced_vbd_starts_fresh_under_the_same_id() {
     // The other vbd is untouched and the table did not grow.
     assert_eq!(r.table.get(other).unwrap().config.frontend, 9);
     assert_eq!(r.table.iter().count(), 2);
+}
+
+#[test]
+fn persistent_grants_need_both_sides() {
+    let on = Published {
+        persistent: true,
+        ..publish()
+    };
+    let mut h = Handshake::new(on);
+    assert!(h.start().actions.contains(&w("feature-persistent", "1")));
+    let base = [("ring-ref", "8"), ("event-channel", "5")];
+    // Only a clean 1 from the frontend turns them on; each connection decides afresh.
+    for (value, want) in [
+        (Some("1"), true),
+        (Some("0"), false),
+        (Some("yes"), false),
+        (None, false),
+    ] {
+        let mut kv = base.to_vec();
+        if let Some(v) = value {
+            kv.push(("feature-persistent", v));
+        }
+        h.frontend_changed(S::Initialised, keys(&kv));
+        assert_eq!(h.persistent(), want, "frontend wrote {value:?}");
+        h.frontend_changed(S::Closed, keys(&[]));
+        assert!(!h.persistent(), "not after the disconnect");
+        h.frontend_changed(S::Initialising, keys(&[]));
+    }
+    // Not offered: never on, whatever the frontend writes.
+    let mut h = Handshake::new(publish());
+    h.start();
+    let mut kv = base.to_vec();
+    kv.push(("feature-persistent", "1"));
+    h.frontend_changed(S::Initialised, keys(&kv));
+    assert!(h.connected() && !h.persistent());
+    // A restarted instance reads the frontend's key again when it resumes.
+    let mut h = Handshake::new(on);
+    h.resume(S::Connected, S::Connected, keys(&kv));
+    assert!(h.persistent());
 }

@@ -5,6 +5,7 @@ mod direct;
 mod fakes;
 mod handshake;
 mod ops;
+mod persist;
 mod props;
 mod restart;
 mod ringtests;

@@ -183,6 +183,7 @@ fn indirect_write_then_read_round_trips_many_pages() {
     let cfg = Config {
         max_ring_page_order: 0,
         max_indirect_segments: 600,
+        ..Config::default()
     };
     let mut r = Rig::with(0, 0, FakeDisk::new(600 * 8 + 8), false, cfg);
     let grefs = indirect_setup(&mut r, 600);

@@ -174,6 +174,7 @@ fn indirect_not_offered() {
     let cfg = Config {
         max_ring_page_order: 0,
         max_indirect_segments: 0,
+        ..Config::default()
     };
     let r = Rig::with(0, 0, FakeDisk::new(64), false, cfg);
     halts(

@@ -64,7 +64,7 @@ struct Flight {
 /// A virtio block device with a staging buffer that transfers read and fill, and direct
 /// transfers to device addresses. Up to [`BLOCK_DEPTH`] transfers are in flight at once,
 /// completed in whatever order the device finishes them and reported in start order
-/// ([`Block::finish`]).
+/// ([`Block::finish`]); the device is notified once per batch, when it is waited for.
 pub struct Block {
     transport: MmioTransport<'static>,
     queue: VirtQueue<RuntimeHal, QUEUE_SIZE>,
@@ -86,6 +86,9 @@ pub struct Block {
     alias: Option<(NonNull<u8>, &'static [AtomicU64])>,
     flights: Vec<Flight>,
     done: Vec<Option<Result<(), DeviceError>>>,
+    /// Transfers were queued since the device was last notified: the notify (a trapped
+    /// register write) is sent once for all of them when they are waited for.
+    unkicked: bool,
 }
 
 /// `n` default values in a leaked heap array (the device may still use them if the owner
@@ -161,6 +164,7 @@ impl Block {
             statuses: raw_array(BLOCK_DEPTH),
             alias,
             flights: Vec::with_capacity(BLOCK_DEPTH),
+            unkicked: false,
             done: Vec::new(),
         })
     }
@@ -297,12 +301,29 @@ impl Block {
                 core::slice::from_raw_parts_mut(self.statuses.as_ptr().add(slot), 1),
             )
         };
-        let mut data_bufs: Vec<&'a mut [u8]> = Vec::new();
+        // Sized once: this runs twice per transfer (queueing and popping) and every
+        // reallocation is a walk of the heap's free list.
+        let n = match data {
+            Data::Staged { .. } => 1,
+            Data::Direct { n, .. } => n,
+        };
+        let mut inputs: Vec<&'a [u8]> = Vec::with_capacity(if write { n + 1 } else { 1 });
+        let mut outputs: Vec<&'a mut [u8]> = Vec::with_capacity(if write { 1 } else { n + 1 });
+        inputs.push(header);
+        let mut put = |b: &'a mut [u8]| {
+            if write {
+                inputs.push(b);
+            } else {
+                outputs.push(b);
+            }
+        };
         match data {
-            // SAFETY: inside the staging buffer and exclusive, per the contract.
-            Data::Staged { at, len } => data_bufs.push(unsafe {
-                core::slice::from_raw_parts_mut(self.staging.as_ptr().add(at), len)
-            }),
+            Data::Staged { at, len } => {
+                // SAFETY: inside the staging buffer and exclusive, per the contract.
+                let buf =
+                    unsafe { core::slice::from_raw_parts_mut(self.staging.as_ptr().add(at), len) };
+                put(buf)
+            }
             Data::Direct { n, pieces } => {
                 let (base, _) = self.alias.expect("direct data without alias pages");
                 for (i, &(off, len)) in pieces.iter().enumerate().take(n) {
@@ -310,7 +331,7 @@ impl Block {
                     // SAFETY: alias page `slot * DIRECT_SEGMENTS + i` of the region
                     // (`BLOCK_DEPTH * DIRECT_SEGMENTS` pages), `off + len <= PAGE_SIZE`
                     // (checked by `start_direct`); nothing else uses the slot's pages.
-                    data_bufs.push(unsafe {
+                    put(unsafe {
                         core::slice::from_raw_parts_mut(
                             base.as_ptr().add(page + usize::from(off)),
                             usize::from(len),
@@ -319,19 +340,13 @@ impl Block {
                 }
             }
         }
-        let mut inputs: Vec<&'a [u8]> = Vec::with_capacity(data_bufs.len() + 1);
-        inputs.push(header);
-        let mut outputs: Vec<&'a mut [u8]> = Vec::with_capacity(data_bufs.len() + 1);
-        if write {
-            inputs.extend(data_bufs.into_iter().map(|b| &*b));
-        } else {
-            outputs.extend(data_bufs);
-        }
         outputs.push(status);
         (inputs, outputs)
     }
 
-    /// Queues the transfer `data` in free slot `slot` and notifies the device.
+    /// Queues the transfer `data` in free slot `slot`. The device hears of it when the
+    /// transfers are waited for ([`Block::finish`], or anything else that waits): one
+    /// notify for a whole batch.
     fn queue_flight(
         &mut self,
         slot: usize,
@@ -358,9 +373,7 @@ impl Block {
             self.queue.add(&inputs, &mut outputs)
         }
         .map_err(|_| DeviceError::Device)?;
-        if self.queue.should_notify() {
-            self.transport.notify(QUEUE);
-        }
+        self.unkicked = true;
         let seq = self.done.len();
         self.done.push(None);
         self.flights.push(Flight {
@@ -388,6 +401,9 @@ impl Block {
     /// result. With [`Block::use_interrupt`] the vCPU sleeps between completions, else it
     /// spins.
     fn wait_all(&mut self) {
+        if core::mem::take(&mut self.unkicked) && self.queue.should_notify() {
+            self.transport.notify(QUEUE);
+        }
         while !self.flights.is_empty() {
             let Some(token) = self.next_used() else {
                 continue;
