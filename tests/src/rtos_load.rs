@@ -9,8 +9,9 @@
 use crate::{system, Expect, Machine, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 
-/// Boots `tests/systems/rtos_load.toml` on `machine` under icount, awaiting `first` (if
-/// any) before the RTOS's markers; panics with the log unless every deadline was met.
+/// Boots `tests/systems/rtos_load.toml` (with its metronome; `rtos_load_4cpus.toml`,
+/// without, on a machine of four CPUs) on `machine` under icount, awaiting `first` (if any)
+/// before the RTOS's markers; panics with the log unless every deadline was met.
 pub fn rtos_meets_deadlines_under_load(machine: Machine, first: Option<&str>) {
     let start = match first {
         Some(marker) => Expect::new().then(marker).expect("marker"),
@@ -35,7 +36,12 @@ pub fn rtos_meets_deadlines_under_load(machine: Machine, first: Option<&str>) {
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|load)\) stopped"))
         .and_then(|e| e.forbid(r"\[(rtos|load)\] (FAIL|.*panic)"))
         .expect("markers");
-    let mut opts = RunOptions::test(system("rtos_load"), expect, BOOT_TIMEOUT);
+    let name = if machine.max_cpus() < 6 {
+        "rtos_load_4cpus"
+    } else {
+        "rtos_load"
+    };
+    let mut opts = RunOptions::test(system(name), expect, BOOT_TIMEOUT);
     opts.icount = true;
     opts.overrides.machine = machine;
     let out = qemu::run(&opts).expect("boot rtos_load");

@@ -46,6 +46,19 @@ impl SystemToml {
         self
     }
 
+    /// The metronome: a test guest whose two vCPUs, pinned exclusive on pCPUs `cpus.0`
+    /// and `cpus.1` and otherwise idle, fire their virtual timers in turn on a fixed 20 µs
+    /// grid ([`METRONOME_BLOCK`]). Not part of any system under test: under `-icount` QEMU
+    /// emulates one CPU at a time, each for a share of the time to the machine's next timer
+    /// deadline, so a CPU-bound guest with no near timer of its own runs for milliseconds
+    /// while a CPU whose interrupt is pending waits its turn (traced: README, Status). A
+    /// timer always due within 20 µs bounds every share, which is what parallel hardware
+    /// gives for free; two staggered vCPUs because one timer is not due while it is being
+    /// re-armed.
+    pub fn metronome(self, cpus: (u32, u32)) -> Self {
+        self.domain(&METRONOME_BLOCK.replace("3-4", &format!("{}-{}", cpus.0, cpus.1)))
+    }
+
     /// Writes it to `dir/file`; its path.
     pub fn write(self, dir: &Path, file: &str) -> PathBuf {
         let path = dir.join(file);
@@ -53,6 +66,10 @@ impl SystemToml {
         path
     }
 }
+
+/// The metronome's `[[domain]]` on pCPUs 3-4 (see [`SystemToml::metronome`]); the static
+/// system files carry the same block.
+pub const METRONOME_BLOCK: &str = "[[domain]]\nname = \"metronome\"\nimage = \"testguest\"\nmemory = 8\nvcpus = 2\ncpus = \"3-4\"\nexclusive = true\ncmdline = \"mode=metronome\"\n";
 
 /// The `disk` key of one read-write raw disk `xvda` backed by `image`.
 pub fn disk_xvda(image: &Path) -> String {
@@ -62,6 +79,21 @@ pub fn disk_xvda(image: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_static_systems_carry_the_same_metronome() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/rtos_linux.toml");
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains(METRONOME_BLOCK), "{file}");
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/rtos_load.toml");
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.contains(&METRONOME_BLOCK.replace("3-4", "4-5")),
+            "{file}"
+        );
+        let moved = SystemToml::new("m", 6, "").metronome((4, 5)).0;
+        assert!(moved.contains("cpus = \"4-5\"") && moved.contains("mode=metronome"));
+    }
 
     #[test]
     fn a_written_system_parses_as_the_tools_read_it() {

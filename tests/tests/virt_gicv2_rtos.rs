@@ -5,7 +5,6 @@
 use bulkhead_tests::{rtos_load::rtos_meets_deadlines_under_load, Machine};
 
 #[test]
-#[ignore = "under -icount QEMU may run the other CPUs for milliseconds while the RTOS CPU has its timer interrupt pending (traced, see README Status); passes or fails with unrelated code layout; run with --ignored"]
 fn rtos_meets_deadlines_on_a_gicv2() {
     rtos_meets_deadlines_under_load(Machine::VirtGicv2, Some(r"^bulkhead: GICv2: distributor"));
 }

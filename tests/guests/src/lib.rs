@@ -60,7 +60,16 @@ pub enum Mode {
     /// What it sees of the PMU and the debug registers (`expect=off|guest|el2`, its
     /// system entry's `pmu`).
     Pmu,
+    /// Idle vCPUs whose virtual timers fire in turn at fixed absolute times, so some timer
+    /// of the machine is always due within [`METRONOME_US`] / vCPUs. Not a workload: under
+    /// `-icount` QEMU runs one CPU at a time, each for a share of the time to the machine's
+    /// next timer deadline, and this bounds those shares (see `SystemToml::metronome` in
+    /// `tests/src/systems.rs`).
+    Metronome,
 }
+
+/// Each metronome vCPU's timer period, in µs (its vCPUs are staggered across it).
+pub const METRONOME_US: u64 = 40;
 
 /// The mode from the command line, or the offending value.
 pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
@@ -72,6 +81,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("crash") => Ok(Mode::Crash),
         Some("flood") => Ok(Mode::Flood),
         Some("load") => Ok(Mode::Load),
+        Some("metronome") => Ok(Mode::Metronome),
         Some("xenbad") => Ok(Mode::Xenbad),
         Some("blkfront") => Ok(Mode::Blkfront),
         Some("neighbour") => Ok(Mode::Neighbour),

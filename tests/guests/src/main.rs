@@ -25,7 +25,7 @@ mod xenbad;
 #[cfg(target_os = "none")]
 mod shell {
     use bulkhead_runtime::{self as rt, arch, cap, gic, irq, pmu, println, smp, timer, StartInfo};
-    use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+    use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
     use protocol::cap::CapKind;
     use protocol::control::CapOp;
     use protocol::layout::VTIMER_PPI;
@@ -43,6 +43,7 @@ mod shell {
             Ok(Mode::Badcap) => badcap_test(info),
             Ok(Mode::Bench) => bench(),
             Ok(Mode::Load) => load(info),
+            Ok(Mode::Metronome) => metronome(info),
             Ok(Mode::Xenbad) => crate::xenbad::run(info),
             Ok(Mode::Blkfront) => crate::blkfront::run(info),
             Ok(Mode::Neighbour) => crate::neighbour::run(info),
@@ -145,6 +146,67 @@ mod shell {
     fn load_loop() {
         let me = smp::current_vcpu();
         rt::load::run(load_peer(me, LOAD_VCPUS.load(Ordering::Acquire)))
+    }
+
+    // ---- metronome ----------------------------------------------------------------------
+
+    /// Each vCPU's next deadline (absolute counter value).
+    static NEXT: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+    static METRONOME_START: AtomicU64 = AtomicU64::new(0);
+
+    fn metronome_period() -> u64 {
+        (testguest::METRONOME_US * timer::freq() / 1_000_000).max(1)
+    }
+
+    fn metronome(info: &StartInfo) {
+        let vcpus = usize::from(info.vcpus.max(1)).min(NEXT.len());
+        LOAD_VCPUS.store(vcpus, Ordering::Release);
+        METRONOME_START.store(timer::now() + 4 * metronome_period(), Ordering::Release);
+        irq::init_primary();
+        irq::set_handler(metronome_irq);
+        for v in 1..vcpus {
+            if let Err(e) = smp::start_vcpu(v, metronome_vcpu) {
+                println!("FAIL: CPU_ON vcpu{v}: {e:?}");
+            }
+        }
+        metronome_loop()
+    }
+
+    fn metronome_vcpu() {
+        irq::init_secondary();
+        metronome_loop()
+    }
+
+    /// Arms this vCPU's first deadline at its phase and idles: the timer does the work.
+    fn metronome_loop() -> ! {
+        let me = smp::current_vcpu();
+        let vcpus = LOAD_VCPUS.load(Ordering::Acquire).max(1) as u64;
+        let period = metronome_period();
+        let first = METRONOME_START.load(Ordering::Acquire) + me as u64 * period / vcpus;
+        NEXT[me].store(first, Ordering::Release);
+        gic::enable(VTIMER_PPI);
+        timer::set_deadline(first);
+        irq::enable_irqs();
+        println!("metronome vcpu{me} running");
+        loop {
+            irq::wait_until(|| false);
+        }
+    }
+
+    /// The next deadline on this vCPU's fixed grid (never drifting, skipping missed ones).
+    fn metronome_irq(intid: u32) {
+        if intid != VTIMER_PPI {
+            return;
+        }
+        let me = smp::current_vcpu();
+        let period = metronome_period();
+        let now = timer::now();
+        let mut next = NEXT[me].load(Ordering::Relaxed) + period;
+        if next <= now {
+            next += (now - next) / period * period + period;
+        }
+        NEXT[me].store(next, Ordering::Relaxed);
+        timer::set_deadline(next);
     }
 
     // ---- oob ----------------------------------------------------------------------------
