@@ -3,7 +3,7 @@
 //! global lock, and where the virtual timer of a loaded, pinned-exclusive vCPU goes.
 //!
 //! An exit qualifies only if it reads and writes nothing but the caller's registers, its
-//! own CPU's list registers and its domain's console slot (`hyp::consoles`, under that
+//! own CPU's list registers and its domain's fast slot (`hyp::fast_slots`, under that
 //! slot's own lock); everything else (memory, another vCPU, a domain's vGIC model,
 //! the scheduler) is the slow path's. `hyp::fastpath` applies these decisions.
 #![forbid(unsafe_code)]
@@ -27,11 +27,10 @@ pub enum SyncAction {
     WhoAmI,
     /// `xen_version(XENVER_version)`: `x0` = [`XEN_VERSION`].
     XenVersion,
-    /// Capability `ConsoleWrite`: served from the domain's own console slot (its lock, not
-    /// the global one) if that slot is open, else slow.
-    ConsoleWrite,
-    /// Capability `ConsoleRead`: likewise.
-    ConsoleRead,
+    /// A capability call about the caller itself — `ConsoleWrite`, `ConsoleRead`,
+    /// `Heartbeat`, `IdleReport` — served from its domain's slot (`hyp::fast_slots`, that
+    /// slot's lock, not the global one) if the slot serves it now, else slow.
+    SlotCall(CapOp),
     /// A trapped WFI while a list register already holds a pending interrupt: step over it
     /// (the guest would wake at once anyway).
     WfiReturn,
@@ -47,10 +46,14 @@ pub enum SyncAction {
 const NULL_CALL_FID: u64 = (FN_BASE | CapOp::NullCall as u32) as u64;
 /// `x0` of the capability `WhoAmI`.
 const WHO_AM_I_FID: u64 = (FN_BASE | CapOp::WhoAmI as u32) as u64;
-/// `x0` of the capability `ConsoleWrite`.
-pub const CONSOLE_WRITE_FID: u64 = (FN_BASE | CapOp::ConsoleWrite as u32) as u64;
-/// `x0` of the capability `ConsoleRead`.
-const CONSOLE_READ_FID: u64 = (FN_BASE | CapOp::ConsoleRead as u32) as u64;
+/// `x0` of the capability calls [`SyncAction::SlotCall`] covers.
+const fn fid(op: CapOp) -> u64 {
+    (FN_BASE | op as u32) as u64
+}
+const CONSOLE_WRITE_FID: u64 = fid(CapOp::ConsoleWrite);
+const CONSOLE_READ_FID: u64 = fid(CapOp::ConsoleRead);
+const HEARTBEAT_FID: u64 = fid(CapOp::Heartbeat);
+const IDLE_REPORT_FID: u64 = fid(CapOp::IdleReport);
 /// `x16` of `xen_version`.
 const XEN_VERSION_NR: u64 = Hypercall::XenVersion as u64;
 /// `x0` of `XENVER_version`.
@@ -66,8 +69,10 @@ pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
         // PSCI function ids have another SMCCC owner, so they never match (tested).
         QuickExit::Hvc(0) if x0 == NULL_CALL_FID => SyncAction::NullCall,
         QuickExit::Hvc(0) if x0 == WHO_AM_I_FID => SyncAction::WhoAmI,
-        QuickExit::Hvc(0) if x0 == CONSOLE_WRITE_FID => SyncAction::ConsoleWrite,
-        QuickExit::Hvc(0) if x0 == CONSOLE_READ_FID => SyncAction::ConsoleRead,
+        QuickExit::Hvc(0) if x0 == CONSOLE_WRITE_FID => SyncAction::SlotCall(CapOp::ConsoleWrite),
+        QuickExit::Hvc(0) if x0 == CONSOLE_READ_FID => SyncAction::SlotCall(CapOp::ConsoleRead),
+        QuickExit::Hvc(0) if x0 == HEARTBEAT_FID => SyncAction::SlotCall(CapOp::Heartbeat),
+        QuickExit::Hvc(0) if x0 == IDLE_REPORT_FID => SyncAction::SlotCall(CapOp::IdleReport),
         QuickExit::Hvc(XEN_HVC_IMM) if x16 == XEN_VERSION_NR && x0 == XENVER_VERSION => {
             SyncAction::XenVersion
         }
@@ -87,11 +92,13 @@ pub fn home_entry(exclusive: bool, pcpu: usize) -> u32 {
 }
 
 /// Whether an SGI to the vCPUs in `targets` (bit n = vCPU n) may be posted without the
-/// lock by a vCPU running on `this_cpu`, given each vCPU's [`home_entry`] in `homes`: every
-/// target must exist and be pinned exclusive on another CPU (whose fast path, or next
-/// locked pass, takes the post). Returns the physical CPUs to notify (bit n = CPU n), or
-/// `None` for the slow path. No target at all is `Some(0)`: the write does nothing.
-pub fn sgi_homes(targets: u32, homes: &[u32], this_cpu: usize) -> Option<u64> {
+/// lock, given each vCPU's [`home_entry`] in `homes`: every target must exist and be pinned
+/// exclusive (on another CPU, whose fast path or next locked pass takes the post, or on the
+/// sender's: then it is the sender itself, one vCPU per exclusive pCPU, and its own fast
+/// path takes it before re-entering). Returns the physical CPUs to notify (bit n = CPU n;
+/// this CPU's bit means "take it yourself"), or `None` for the slow path. No target at all
+/// is `Some(0)`: the write does nothing.
+pub fn sgi_homes(targets: u32, homes: &[u32]) -> Option<u64> {
     let mut cpus = 0u64;
     let mut rest = targets;
     while rest != 0 {
@@ -99,7 +106,7 @@ pub fn sgi_homes(targets: u32, homes: &[u32], this_cpu: usize) -> Option<u64> {
         rest &= rest - 1;
         let home = *homes.get(v)?;
         let cpu = home.checked_sub(1)? as usize;
-        if cpu == this_cpu || cpu >= 64 {
+        if cpu >= 64 {
             return None;
         }
         cpus |= 1 << cpu;

@@ -16,6 +16,7 @@ pub mod debugregs;
 pub mod device_reset;
 pub mod domid;
 pub mod dt_addr;
+pub mod fast_slot;
 pub mod fastpath;
 pub mod fdt_compact;
 pub mod gich_lr;

@@ -21,12 +21,15 @@ fn only_register_only_calls_are_fast() {
     let who = u64::from(FN_BASE) + 13;
     assert_eq!(classify_sync(hvc(0), null, 0, &[]), SyncAction::NullCall);
     assert_eq!(classify_sync(hvc(0), who, 0, &[]), SyncAction::WhoAmI);
-    let (write, read) = (u64::from(FN_BASE) + 1, u64::from(FN_BASE) + 14);
-    assert_eq!(
-        classify_sync(hvc(0), write, 0, &[]),
-        SyncAction::ConsoleWrite
-    );
-    assert_eq!(classify_sync(hvc(0), read, 0, &[]), SyncAction::ConsoleRead);
+    for (n, op) in [
+        (1, CapOp::ConsoleWrite),
+        (14, CapOp::ConsoleRead),
+        (26, CapOp::Heartbeat),
+        (33, CapOp::IdleReport),
+    ] {
+        let fid = u64::from(FN_BASE) + n;
+        assert_eq!(classify_sync(hvc(0), fid, 0, &[]), SyncAction::SlotCall(op));
+    }
     // Other capability calls, PSCI, unknown SMCCC ids and other immediates are slow.
     for fid in [
         u64::from(FN_BASE),
@@ -158,8 +161,12 @@ fn agrees_with_the_slow_path_decoders() {
         let want = match cap {
             Some(Ok(CapOp::NullCall)) => SyncAction::NullCall,
             Some(Ok(CapOp::WhoAmI)) => SyncAction::WhoAmI,
-            Some(Ok(CapOp::ConsoleWrite)) => SyncAction::ConsoleWrite,
-            Some(Ok(CapOp::ConsoleRead)) => SyncAction::ConsoleRead,
+            Some(Ok(
+                op @ (CapOp::ConsoleWrite
+                | CapOp::ConsoleRead
+                | CapOp::Heartbeat
+                | CapOp::IdleReport),
+            )) => SyncAction::SlotCall(op),
             _ => SyncAction::Slow,
         };
         assert_eq!(classify_sync(hvc(0), x0, 0, &[]), want, "x0={x0:#x}");
@@ -403,13 +410,15 @@ fn an_sgi_is_posted_only_when_every_target_is_exclusive_elsewhere() {
     ];
     assert_eq!(homes, [0, 2, 3]);
     // From CPU 1 (vCPU 1) to vCPU 2: notify CPU 2.
-    assert_eq!(sgi_homes(0b100, &homes, 1), Some(0b100));
-    // To itself (same CPU), to a shared vCPU, or to one that does not exist: slow.
-    assert_eq!(sgi_homes(0b010, &homes, 1), None);
-    assert_eq!(sgi_homes(0b101, &homes, 1), None);
-    assert_eq!(sgi_homes(0b1000, &homes, 1), None);
+    assert_eq!(sgi_homes(0b100, &homes), Some(0b100));
+    // To itself (pinned exclusive on this CPU): this CPU's bit, taken on its own fast path.
+    assert_eq!(sgi_homes(0b010, &homes), Some(0b010));
+    assert_eq!(sgi_homes(0b110, &homes), Some(0b110));
+    // To a shared vCPU, or to one that does not exist: slow.
+    assert_eq!(sgi_homes(0b101, &homes), None);
+    assert_eq!(sgi_homes(0b1000, &homes), None);
     // Nobody named: nothing to do.
-    assert_eq!(sgi_homes(0, &homes, 1), Some(0));
+    assert_eq!(sgi_homes(0, &homes), Some(0));
 }
 
 #[test]

@@ -240,7 +240,6 @@ impl Hyp {
             shutdown_request: None,
             loading: Some(cpu),
             hung: false,
-            beats: Default::default(),
         };
         let mut domain = Box::new(domain);
         if let Err(e) = self.xen_setup(&mut domain) {
@@ -278,7 +277,7 @@ impl Hyp {
         }
         q.finish.push(super::bulk::Finish::Ready(id, instance));
         let writable = domain.caps.holds(CapKind::Console, Rights::WRITE).is_ok();
-        super::consoles::open(id, req.name, writable);
+        super::fast_slots::open(id, req.name, writable);
         self.domains[slot] = Some(domain);
         Ok(id)
     }

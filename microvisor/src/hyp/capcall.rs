@@ -67,14 +67,18 @@ impl Hyp {
                 self.stop_domain(id, StopReason::Crashed { code: a[0] }, cpu);
                 return Ok([0; 3]);
             }
+            // The fast path serves these from the domain's slot; here only when it did not
+            // (the same effect).
             CapOp::Heartbeat => {
-                d.beats.beat(crate::arch::counter_now());
+                if let Some(s) = super::fast_slots::slot(id) {
+                    s.lock().beat(crate::arch::counter_now());
+                }
                 return Ok([0; 3]);
             }
             CapOp::IdleReport => {
-                // Only ever forward: a report is a running total.
-                let stats = &mut d.vcpus[v].stats;
-                stats.idle_reported = stats.idle_reported.max(a[0]);
+                if let Some(s) = super::fast_slots::slot(id) {
+                    s.lock().report_idle(v, a[0]);
+                }
                 return Ok([0; 3]);
             }
             CapOp::Negotiate => {
@@ -83,7 +87,7 @@ impl Hyp {
                     return Err(CapError::VersionMismatch);
                 }
                 d.negotiated = true;
-                super::consoles::set_negotiated(id);
+                super::fast_slots::set_negotiated(id);
                 return Ok([PROTOCOL_VERSION.to_raw(), 0, 0]);
             }
             _ if !d.negotiated => return Err(CapError::NotNegotiated),
@@ -159,7 +163,11 @@ impl Hyp {
                 let target = self.domain_cap(id, a[0], Rights::READ)?;
                 let t = self.domain(target).ok_or(CapError::Stale)?;
                 // Restarting in place: the old incarnation's beats are not the new one's.
-                let b = if t.dying { Default::default() } else { t.beats };
+                let b = if t.dying {
+                    Default::default()
+                } else {
+                    super::fast_slots::beats(target)
+                };
                 Ok([b.count, b.first, b.last])
             }
             CapOp::DeviceMap => self.device_map(id, a[0]),
@@ -222,7 +230,7 @@ impl Hyp {
                 // x3..x6: at most CONSOLE_FOR_BYTES.
                 const _: () = assert!(CONSOLE_FOR_BYTES == 4 * 8);
                 let (bytes, n) = register_text(a[1], &a[2..6]).ok_or(CapError::InvalidArgument)?;
-                super::consoles::write(target, &bytes[..n]);
+                super::fast_slots::write(target, &bytes[..n]);
                 Ok([n as u64, 0, 0])
             }
             CapOp::DomainQuery => {
@@ -569,6 +577,7 @@ impl Hyp {
     fn domain_info(&self, target: DomainId) -> Option<DomainInfo> {
         let d = self.domain(target)?;
         let sum = |f: fn(&super::domain::Vcpu) -> u64| d.vcpus.iter().map(f).sum::<u64>();
+        let idle = |v: usize| super::fast_slots::idle(target, v);
         Some(DomainInfo {
             domid: target.0,
             name: d.name.clone(),
@@ -580,7 +589,12 @@ impl Hyp {
                 .filter(|c| c.power == super::domain::Power::On)
                 .count() as u16,
             mem_mib: (d.ram.size() >> 20) as u32,
-            cpu_ticks: sum(|c| c.stats.busy_ticks(c.placement.exclusive)),
+            cpu_ticks: d
+                .vcpus
+                .iter()
+                .enumerate()
+                .map(|(v, c)| c.stats.busy_ticks(c.placement.exclusive, idle(v)))
+                .sum(),
             exits: sum(|c| c.stats.exits),
             irqs_injected: sum(|c| c.stats.irqs),
             restarts: d.restarts,
@@ -589,6 +603,7 @@ impl Hyp {
 
     fn vcpu_infos(&self, target: DomainId) -> Option<Vec<VcpuInfo>> {
         let d = self.domain(target)?;
+        let idle = |v: u16| super::fast_slots::idle(target, usize::from(v));
         Some(
             (0u16..)
                 .zip(&d.vcpus)
@@ -596,7 +611,7 @@ impl Hyp {
                     vcpu,
                     placement: c.placement,
                     state: VcpuState::of(c.power == super::domain::Power::On, c.blocked),
-                    cpu_ticks: c.stats.busy_ticks(c.placement.exclusive),
+                    cpu_ticks: c.stats.busy_ticks(c.placement.exclusive, idle(vcpu)),
                     exits: c.stats.exits,
                     budget_us: c.budget_us,
                 })
@@ -608,7 +623,7 @@ impl Hyp {
 /// Takes up to `want` bytes of domain `id`'s queued console input: `[count, bytes 0..8,
 /// 8..16]`.
 fn take_input(id: DomainId, want: u64) -> Reply {
-    super::consoles::slot(id).map_or([0; 3], |c| c.lock().take_input(want))
+    super::fast_slots::slot(id).map_or([0; 3], |c| c.lock().take_input(want))
 }
 
 /// `ConsoleWrite`: bytes in x2..x6, printed a line at a time with the domain's name. (The
@@ -616,7 +631,7 @@ fn take_input(id: DomainId, want: u64) -> Reply {
 fn console_write(d: &super::domain::Domain, a: &[u64; 6]) -> Result<Reply, CapError> {
     let (bytes, len) = register_text(a[0], &a[1..6]).ok_or(CapError::InvalidArgument)?;
     d.caps.holds(CapKind::Console, Rights::WRITE)?;
-    super::consoles::write(d.id, &bytes[..len]);
+    super::fast_slots::write(d.id, &bytes[..len]);
     Ok([len as u64, 0, 0])
 }
 

@@ -31,7 +31,7 @@ impl Hyp {
     /// Queues one byte of console input for domain `id` (dropping its oldest byte if full).
     pub fn push_input_to(&mut self, id: DomainId, b: u8) {
         if self.domain(id).is_some() {
-            if let Some(c) = super::consoles::slot(id) {
+            if let Some(c) = super::fast_slots::slot(id) {
                 c.lock().push_input(b);
             }
         }

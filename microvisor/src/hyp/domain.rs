@@ -36,19 +36,17 @@ pub struct VcpuStats {
     pub irqs: u64,
     /// Counter ticks spent in the guest.
     pub run_ticks: u64,
-    /// Counter ticks the guest says it spent idle in WFI (`CapOp::IdleReport`); counted
-    /// only for a pinned-exclusive vCPU ([`VcpuStats::busy_ticks`]). Only our runtime's
-    /// domains report it: their WFI is not trapped (a Linux guest's is, see `run::traps_wfi`,
-    /// and it reports nothing).
-    pub idle_reported: u64,
 }
 
 impl VcpuStats {
     /// Time it spent running guest code: for a pinned-exclusive vCPU (its WFI is not
-    /// trapped, so its idle time is inside `run_ticks`) less the idle time it reported.
-    pub fn busy_ticks(&self, exclusive: bool) -> u64 {
+    /// trapped, so its idle time is inside `run_ticks`) less `idle_reported`, the idle time
+    /// it reported (`CapOp::IdleReport`, kept in its domain's fast slot). Only our runtime's
+    /// domains report it: their WFI is not trapped (a Linux guest's is, see
+    /// `run::traps_wfi`, and it reports nothing).
+    pub fn busy_ticks(&self, exclusive: bool, idle_reported: u64) -> u64 {
         if exclusive {
-            self.run_ticks.saturating_sub(self.idle_reported)
+            self.run_ticks.saturating_sub(idle_reported)
         } else {
             self.run_ticks
         }
@@ -149,8 +147,6 @@ pub struct Domain {
     /// its vCPUs spins on its next HVC or WFI with interrupts masked
     /// (`exits::hang_in_place`), though its state still says running. A rebuild clears it.
     pub hung: bool,
-    /// Its heartbeats in this incarnation (`CapOp::Heartbeat`).
-    pub beats: protocol::control::Beats,
 }
 
 /// A build request with owned data, kept for restarts.
@@ -397,7 +393,7 @@ impl Hyp {
         }
         d.hung = true;
         // Its console calls must reach the locked path, where they hang.
-        super::consoles::close(id);
+        super::fast_slots::close(id);
         let all = u32::try_from((1u64 << d.vcpus.len().min(32)) - 1).unwrap_or(u32::MAX);
         crate::info!(
             "{} ({}): hung: vCPUs spin with interrupts masked (DomainFault)",
@@ -435,7 +431,7 @@ impl Hyp {
         }
         self.release_devices(id);
         if let Some(mut d) = self.domains[usize::from(id.0)].take() {
-            super::consoles::close(id);
+            super::fast_slots::close(id);
             self.xen_release(&mut d);
             let d = *d;
             // A load still in flight on some CPU finishes before the scrub: queue it there.

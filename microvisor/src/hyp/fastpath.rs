@@ -1,7 +1,8 @@
 //! The per-CPU run loop and its fast path. After each exit the CPU first tries to finish
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
-//! the capability null call and `WhoAmI`, `ConsoleWrite`/`ConsoleRead` (under the
-//! domain's own console lock, [`super::consoles`]), `xen_version(XENVER_version)`, a WFI with an
+//! the capability null call and `WhoAmI`, the calls about the caller itself
+//! (`ConsoleWrite`, `ConsoleRead`, `Heartbeat`, `IdleReport`, under its domain's own slot
+//! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, a WFI with an
 //! interrupt already pending in an LR, a pinned-exclusive vCPU's trapped WFI (waited out
 //! at EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt,
 //! the kick SGI, and the virtual timer of a loaded pinned-exclusive vCPU (straight into a
@@ -28,7 +29,7 @@ use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
     absorb_hw_lr_progress, classify_sync, deferred_serror, sgi_homes, vtimer_lr, SyncAction,
-    CONSOLE_WRITE_FID, XEN_VERSION,
+    XEN_VERSION,
 };
 use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
@@ -233,8 +234,8 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     regs.x[..4].copy_from_slice(&[0, u64::from(id.0), v as u64, 0]);
                 }
                 SyncAction::XenVersion => regs.x[0] = XEN_VERSION,
-                SyncAction::ConsoleWrite | SyncAction::ConsoleRead => {
-                    if !console_call(lv.key, regs) {
+                SyncAction::SlotCall(op) => {
+                    if !slot_call(lv.key, op, regs) {
                         return SLOW;
                     }
                 }
@@ -276,18 +277,14 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
     }
 }
 
-/// Serves a `ConsoleWrite` or `ConsoleRead` from the caller's console slot (see
-/// [`super::consoles`]); false (nothing done) if the locked path must answer it.
+/// Serves capability call `op` about the caller itself from its domain's slot (see
+/// [`super::fast_slots`]); false (nothing done) if the locked path must answer it.
 #[inline(never)]
-fn console_call(key: VcpuKey, regs: &mut GuestRegs) -> bool {
-    let id = key_parts(key).0;
+fn slot_call(key: VcpuKey, op: protocol::control::CapOp, regs: &mut GuestRegs) -> bool {
+    let (id, v) = key_parts(key);
     let x = &regs.x;
-    let reply = if x[0] == CONSOLE_WRITE_FID {
-        super::consoles::fast_write(id, x[1], &[x[2], x[3], x[4], x[5], x[6]])
-    } else {
-        super::consoles::fast_read(id, x[1])
-    };
-    let Some(reply) = reply else {
+    let args = [x[1], x[2], x[3], x[4], x[5], x[6]];
+    let Some(reply) = super::fast_slots::serve(id, v, op, &args) else {
         return false;
     };
     regs.x[0] = 0;
@@ -392,10 +389,10 @@ fn send_sgi<G: Hot>(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut G
 }
 
 /// Delivers SGI `intid` from vCPU `key` to the vCPUs in `targets` without the lock when
-/// every target is pinned exclusive on another CPU: posts the SGI to each target's word,
-/// then [`POSTED`] to each target CPU's mailbox, kicking it on the empty-to-non-empty edge
-/// (see [`crate::posted`]). Returns false, having done nothing, if any target is not
-/// postable.
+/// every target is pinned exclusive (on another CPU, or the sender itself on this one):
+/// posts the SGI to each target's word, then [`POSTED`] to each target CPU's mailbox,
+/// kicking another CPU on the empty-to-non-empty edge (see [`crate::posted`]). Returns
+/// false, having done nothing, if any target is not postable.
 fn post_sgi<G: Hot>(
     key: VcpuKey,
     nr_vcpus: usize,
@@ -411,7 +408,7 @@ fn post_sgi<G: Hot>(
     for (e, h) in entries.iter_mut().zip(homes) {
         *e = h.load(Ordering::Acquire);
     }
-    let Some(cpus) = sgi_homes(targets, &entries[..nr_vcpus.min(entries.len())], this_cpu) else {
+    let Some(cpus) = sgi_homes(targets, &entries[..nr_vcpus.min(entries.len())]) else {
         return false;
     };
     for w in words
@@ -422,7 +419,8 @@ fn post_sgi<G: Hot>(
         w.1.post(1 << intid);
     }
     for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
-        if cpus & (1 << cpu) != 0 && mailbox.post(POSTED) {
+        // This CPU's own post is seen by its run loop right after this exit: no kick.
+        if cpus & (1 << cpu) != 0 && mailbox.post(POSTED) && cpu != this_cpu {
             G::kick(mpidr.load(Ordering::Acquire));
         }
     }

@@ -18,23 +18,25 @@
 //!   and each domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC
 //!   configuration is written, read by the fast path to know its cached timer priority and
 //!   private-interrupt configuration are still good).
-//! - **Per domain, behind its own small lock** ([`consoles`]): its debug console's line
-//!   assembly, rate limit and unread input, so `ConsoleWrite`/`ConsoleRead` finish on the
-//!   fast path; whether a domain may use its slot is set under [`HYP`].
+//! - **Per domain, behind its own small lock** ([`fast_slots`]): its debug console's line
+//!   assembly, rate limit and unread input, its heartbeats and its vCPUs' reported idle
+//!   time, so `ConsoleWrite`, `ConsoleRead`, `Heartbeat` and `IdleReport` finish on the
+//!   fast path; whether a slot serves its domain is set under [`HYP`].
 //! - **Global, behind [`HYP`]** (a test-and-set lock with bounded unfairness,
 //!   [`crate::sync`]): everything in [`Hyp`] — domain table, run queues, the vGIC models,
 //!   event channels, grant tables, stage 2, capability tables, frames.
 //!
 //! The exits that concern only the running vCPU finish on the fast path
 //! ([`fastpath`]) without the global lock: capability `NullCall`/`WhoAmI`,
-//! `ConsoleWrite`/`ConsoleRead` (the domain's console lock only),
+//! `ConsoleWrite`/`ConsoleRead`/`Heartbeat`/`IdleReport` (the domain's slot lock only),
 //! `xen_version(XENVER_version)`, WFI with an interrupt pending in an LR, spurious
 //! interrupts, the kick SGI, the virtual timer of a loaded pinned-exclusive vCPU, and
 //! posted interrupts. Cross-CPU interrupts to a pinned-exclusive vCPU are *posted*: the
 //! sender ORs the INTID into the target's word and posts `POSTED` to its CPU's mailbox;
 //! the target CPU's fast path puts them in free LRs, and the vGIC model adopts those LRs at
-//! that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` write whose targets are all
-//! pinned exclusive on other CPUs is emulated on the sender's fast path; event-channel
+//! that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)
+//! write whose targets are all pinned exclusive, on other CPUs or the sender itself, is
+//! emulated on the sender's fast path; event-channel
 //! upcalls and SGIs raised under [`HYP`] post the same way when the target is exclusive,
 //! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
 //! and the scheduling decision.
@@ -43,8 +45,9 @@
 //!
 //! 1. [`HYP`], taken only by the run loop ([`fastpath`]) and boot, never while another
 //!    lock is held; released before entering a guest, waiting, or writing the UART.
-//! 2. A domain's console lock ([`consoles`]), held to assemble its line or take its input;
-//!    may be taken inside [`HYP`], and by the fast path without it.
+//! 2. A domain's slot lock ([`fast_slots`]), held to assemble its line, take its input or
+//!    record a beat or an idle report; may be taken inside [`HYP`], and by the fast path
+//!    without it.
 //! 3. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
 //!    inside either.
 //! 4. The heap allocator's lock, innermost (any allocation).
@@ -65,10 +68,10 @@ pub mod build;
 pub mod bulk;
 pub mod capcall;
 pub mod console;
-pub mod consoles;
 pub mod devices;
 pub mod domain;
 pub mod exits;
+pub mod fast_slots;
 pub mod fastpath;
 pub mod loader;
 pub mod migrate;

@@ -75,7 +75,7 @@ impl Hyp {
                 let mut buf = alloc::vec![0u8; count.min(CONSOLE_IO_MAX)];
                 let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
                 guestcopy::read(&mut Loaded(d), a[2], &mut buf).map_err(|_| XenErrno::EFAULT)?;
-                crate::hyp::consoles::write(id, &buf);
+                crate::hyp::fast_slots::write(id, &buf);
                 Ok(0)
             }
             Some(ConsoleIoOp::Read) => Ok(0),
