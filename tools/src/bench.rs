@@ -2,7 +2,7 @@
 //! EL2 instructions per null-hypercall round trip, and whether the two runs agree exactly.
 //! `bulkhead bench rt` is in [`rt`], `bulkhead bench boot` in [`boot`], `bulkhead bench blk`
 //! in [`blk`] and [`blk_run`], `bulkhead bench net` in [`net`] and [`net_run`], `bulkhead bench restart` in
-//! [`restart`] and [`restart_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
+//! [`restart`], [`restart_net`], [`restart_net_run`] and [`restart_run`], `bulkhead bench micro` in [`micro`], [`micro_run`] and
 //! [`micro_xen`]; `micro` and `boot` on several machines side by side in [`machines`], the
 //! native baselines' QEMU per machine in [`native`].
 
@@ -19,6 +19,8 @@ pub mod net;
 pub mod net_g2g;
 pub mod net_run;
 pub mod restart;
+pub mod restart_net;
+pub mod restart_net_run;
 pub mod restart_run;
 pub mod rt;
 
@@ -87,7 +89,8 @@ pub fn report(runs: Vec<Sample>) -> Result<Report> {
 
 /// Runs the benchmark (building the images first if `build`) and prints/writes its report;
 /// `against` names another hypervisor to compare with (only `micro` takes one: `xen`);
-/// `count` is how many times `restart` crashes blkdom (only `restart` takes one);
+/// `count` is how many times `restart` crashes each driver domain and `target` which one
+/// (`blkdom`, `netdom`; none: both) (only `restart` takes them);
 /// `machines` are the QEMU machines (see [`machine_supports`]; more than one only for
 /// `micro` and `boot`, which then print them side by side, see [`machines`]).
 pub fn bench(
@@ -95,10 +98,14 @@ pub fn bench(
     build: bool,
     against: Option<&str>,
     count: Option<u32>,
+    target: Option<&str>,
     machines: &[Machine],
 ) -> Result<Report> {
     if count.is_some() && which != "restart" {
         bail!("--count is only for `bench restart`");
+    }
+    if target.is_some() && which != "restart" {
+        bail!("--target is only for `bench restart`");
     }
     let machine = match machines {
         [] => bail!("no --machine given"),
@@ -148,7 +155,8 @@ pub fn bench(
         "blk" => Some(blk_run::bench(build)?.benchmark),
         "net" => Some(net_run::bench(build)?.benchmark),
         "restart" => {
-            Some(restart_run::bench(build, count.unwrap_or(restart::DEFAULT_CRASHES))?.benchmark)
+            let targets = restart::Target::parse(target)?;
+            Some(restart_run::run(build, &targets, count)?.benchmark)
         }
         "micro" => Some(micro::bench(build, against.is_some(), machine)?.benchmark),
         _ => None,
@@ -327,9 +335,9 @@ mod tests {
     #[test]
     fn several_machines_only_for_micro_and_boot() {
         let two = [Machine::Virt, Machine::Zcu102];
-        let e = bench("rt", false, None, None, &two).unwrap_err();
+        let e = bench("rt", false, None, None, None, &two).unwrap_err();
         assert!(e.to_string().contains("takes one --machine"), "{e}");
-        let e = bench("micro", false, Some("xen"), None, &two).unwrap_err();
+        let e = bench("micro", false, Some("xen"), None, None, &two).unwrap_err();
         assert!(e.to_string().contains("--against"), "{e}");
     }
 }

@@ -117,3 +117,36 @@ pub fn type_steps(steps: &[Step], done: &dyn Fn() -> bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// The console history read incrementally: dom0's ring keeps only its latest output, which a
+/// long run overruns, so [`history`] alone would forget early lines (dom0's reports).
+#[derive(Default)]
+pub struct Tail {
+    from: u64,
+    text: String,
+}
+
+impl Tail {
+    /// Reads what is new; the whole history since the first read. Output the ring dropped
+    /// between two reads is an error (the caller counts lines in it).
+    pub fn poll(&mut self, c: &mut Client) -> Result<&str> {
+        loop {
+            match c.call(&Request::Dmesg { from: self.from })? {
+                Response::Log { bytes, start, end } => {
+                    if !self.text.is_empty() && start != self.from {
+                        bail!(
+                            "console output {}..{start} was lost between reads",
+                            self.from
+                        );
+                    }
+                    self.from = start + bytes.len() as u64;
+                    self.text.push_str(&String::from_utf8_lossy(&bytes));
+                    if bytes.is_empty() || self.from >= end {
+                        return Ok(&self.text);
+                    }
+                }
+                other => bail!("dmesg answered {other:?}"),
+            }
+        }
+    }
+}

@@ -1,7 +1,9 @@
-//! `bulkhead bench restart`: how long a stock Linux guest's disk I/O pauses when blkdom, the
-//! block driver domain serving its `/dev/xvda`, is crashed by a real fault (management
-//! `Request::Crash`, as `ctl crash blkdom`: an Undefined Instruction on its vCPU) and dom0's
-//! `on_crash = "restart"` policy restarts it in place (DESIGN §6.2, issue 11).
+//! `bulkhead bench restart`'s blkdom half (the netdom half is [`super::restart_net`]; both
+//! are run by [`super::restart_run`]): how long a stock Linux guest's disk I/O pauses when
+//! blkdom, the block driver domain serving its `/dev/xvda`, is crashed by a real fault
+//! (management `Request::Crash`, as `ctl crash blkdom`: an Undefined Instruction on its
+//! vCPU) and dom0's `on_crash = "restart"` policy restarts it in place (DESIGN §6.2, issue
+//! 11).
 //!
 //! The guest runs a loop of 4 KiB `O_DIRECT` reads of `/dev/xvda` (one busybox `dd` each),
 //! printing its virtual counter (`/bin/cntvct`, CNTVCT_EL0) after each completion. The
@@ -103,8 +105,17 @@ pub fn last_index(log: &str) -> Option<u64> {
 
 /// dom0's "recovered in" figures for blkdom, ms, in order.
 pub fn parse_recovered(log: &str) -> Vec<u64> {
-    let re = Regex::new(r"\[dom0\] blkdom \(d\d+\): ready, recovered in (\d+) ms")
-        .expect("static regex");
+    recovered_of(log, "blkdom")
+}
+
+/// dom0's "recovered in" figures for the domain `name`, ms, in order: the watchdog's time
+/// from the fault to the new instance's first heartbeat.
+pub fn recovered_of(log: &str, name: &str) -> Vec<u64> {
+    let re = Regex::new(&format!(
+        r"\[dom0\] {} \(d\d+\): ready, recovered in (\d+) ms",
+        regex::escape(name)
+    ))
+    .expect("static regex");
     re.captures_iter(log)
         .filter_map(|c| c[1].parse().ok())
         .collect()
@@ -112,8 +123,16 @@ pub fn parse_recovered(log: &str) -> Vec<u64> {
 
 /// dom0's restart delays (its backoff) for blkdom, ms, in order.
 pub fn parse_backoff(log: &str) -> Vec<u64> {
-    let re = Regex::new(r"\[dom0\] blkdom \(d\d+\): crashed \(code \S+\) -> restart in (\d+) ms")
-        .expect("static regex");
+    backoff_of(log, "blkdom")
+}
+
+/// dom0's restart delays (its backoff) for the domain `name`, ms, in order.
+pub fn backoff_of(log: &str, name: &str) -> Vec<u64> {
+    let re = Regex::new(&format!(
+        r"\[dom0\] {} \(d\d+\): crashed \(code \S+\) -> restart in (\d+) ms",
+        regex::escape(name)
+    ))
+    .expect("static regex");
     re.captures_iter(log)
         .filter_map(|c| c[1].parse().ok())
         .collect()
@@ -279,6 +298,38 @@ pub fn report(log: &str, crash_at: &[u64]) -> Result<RestartReport> {
         goal_ms: GOAL_MS,
         meets_goal: pause.median < GOAL_MS,
     })
+}
+
+/// Which driver domain a half of `bench restart` crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The block backend, under a disk read loop.
+    Blkdom,
+    /// The network backend, under a ping loop ([`super::restart_net`]).
+    Netdom,
+}
+
+impl Target {
+    /// `--target`'s value (`blkdom`, `netdom`; none: both, blkdom's first).
+    pub fn parse(arg: Option<&str>) -> Result<Vec<Self>> {
+        match arg {
+            None => Ok(vec![Self::Blkdom, Self::Netdom]),
+            Some("blkdom") => Ok(vec![Self::Blkdom]),
+            Some("netdom") => Ok(vec![Self::Netdom]),
+            Some(other) => bail!("--target {other}: expected blkdom or netdom"),
+        }
+    }
+}
+
+/// What `bench restart` writes to `restart.json`: each half that ran (`null` if not).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Combined {
+    /// Benchmark name.
+    pub benchmark: &'static str,
+    /// The blkdom half.
+    pub blkdom: Option<RestartReport>,
+    /// The netdom half.
+    pub netdom: Option<super::restart_net::NetRestartReport>,
 }
 
 /// The table `bench restart` prints.

@@ -1,8 +1,12 @@
-//! Runs `bench restart`: boots blkdom and the Linux guest under the microvisor, types the
-//! guest's read loop through dom0's management port, crashes blkdom between its reads, and
-//! prints and writes the report of [`super::restart`].
+//! Runs `bench restart`: its blkdom half (boots blkdom and the Linux guest under the
+//! microvisor, types the guest's read loop through dom0's management port, crashes blkdom
+//! between its reads; the report of [`super::restart`]), its netdom half
+//! ([`super::restart_net_run`]) or both, and prints and writes their reports.
 
-use super::restart::{self, RestartReport, DOMAIN, MAX_CRASHES, PER_CRASH, TAG, WAIT_READY};
+use super::restart::{
+    self, Combined, RestartReport, Target, DOMAIN, MAX_CRASHES, PER_CRASH, TAG, WAIT_READY,
+};
+use super::restart_net::{self, MAX_CRASHES as NET_MAX_CRASHES};
 use crate::ctl::client::Client;
 use crate::ctl::default_socket;
 use crate::markers::Expect;
@@ -114,7 +118,50 @@ fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
     Ok(crash_at)
 }
 
-/// Runs it, prints the table and writes `target/bulkhead/bench/restart.json`.
+/// Runs the halves `targets` names (blkdom's, then netdom's), each with `count` crashes
+/// (default [`restart::DEFAULT_CRASHES`]), prints each table and writes
+/// `target/bulkhead/bench/restart.json`.
+pub fn run(build: bool, targets: &[Target], count: Option<u32>) -> Result<Combined> {
+    let crashes = count.unwrap_or(restart::DEFAULT_CRASHES);
+    if targets.contains(&Target::Blkdom) && targets.len() > 1 && crashes > MAX_CRASHES {
+        bail!(
+            "--count {crashes}: blkdom's half allows at most {MAX_CRASHES}; pass \
+             --target netdom to crash netdom more often"
+        );
+    }
+    let mut out = Combined {
+        benchmark: "restart",
+        blkdom: None,
+        netdom: None,
+    };
+    // Checked before either boots, so that a bad --count costs no boot.
+    if targets.contains(&Target::Netdom) && !(1..=NET_MAX_CRASHES).contains(&crashes) {
+        bail!("--count must be 1 to {NET_MAX_CRASHES} for netdom");
+    }
+    for (n, t) in targets.iter().enumerate() {
+        // The first boot builds the images if asked; the second reuses them.
+        let build = build && n == 0;
+        match t {
+            Target::Blkdom => {
+                let r = bench(build, crashes)?;
+                println!("{}", restart::table(&r));
+                out.blkdom = Some(r);
+            }
+            Target::Netdom => {
+                let r = super::restart_net_run::bench(build, crashes)?;
+                println!("{}", restart_net::table(&r));
+                out.netdom = Some(r);
+            }
+        }
+        if n + 1 < targets.len() {
+            println!();
+        }
+    }
+    super::write_json("restart", &out)?;
+    Ok(out)
+}
+
+/// Runs the blkdom half with `crashes` crashes; its report.
 pub fn bench(build: bool, crashes: u32) -> Result<RestartReport> {
     if !(1..=MAX_CRASHES).contains(&crashes) {
         bail!(
@@ -133,9 +180,5 @@ pub fn bench(build: bool, crashes: u32) -> Result<RestartReport> {
         super::console::boot_driving("Linux I/O across blkdom crashes", &opts, |done| {
             drive(crashes, done)
         })?;
-    let r = restart::report(&out.log, &crash_at)
-        .with_context(|| format!("in {}", out.log_path.display()))?;
-    println!("{}", restart::table(&r));
-    super::write_json("restart", &r)?;
-    Ok(r)
+    restart::report(&out.log, &crash_at).with_context(|| format!("in {}", out.log_path.display()))
 }

@@ -159,3 +159,25 @@ fn report_and_table() {
 fn table_ok(r: &RestartReport) -> bool {
     table(r).contains("goal: median pause < 50 ms: ok")
 }
+
+#[test]
+fn targets_and_the_combined_json() {
+    assert_eq!(
+        Target::parse(None).unwrap(),
+        [Target::Blkdom, Target::Netdom]
+    );
+    assert_eq!(Target::parse(Some("netdom")).unwrap(), [Target::Netdom]);
+    assert_eq!(Target::parse(Some("blkdom")).unwrap(), [Target::Blkdom]);
+    assert!(Target::parse(Some("rtos")).is_err());
+    let ms = super::super::boot::COUNTER_HZ / 1000;
+    let r = report(&log(&[0, ms, 2 * ms, 12 * ms, 13 * ms], &[5], &[9]), &[2]).unwrap();
+    let c = Combined {
+        benchmark: "restart",
+        blkdom: Some(r),
+        netdom: None,
+    };
+    let v: serde_json::Value = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["benchmark"], "restart");
+    assert_eq!(v["blkdom"]["pause"]["median"], 10.0);
+    assert!(v["netdom"].is_null());
+}
