@@ -179,8 +179,7 @@ impl Hyp {
         if !d.vgic.needs_flush(v) {
             return;
         }
-        let mut lrs = [0; crate::arch::context::MAX_LRS];
-        lrs[..n].copy_from_slice(&d.vcpus[v].lrs[..n]);
+        let mut lrs = d.vcpus[v].lrs;
         d.vgic.flush_lrs(v, &mut lrs[..n]);
         // Only the LRs the flush changed (usually one, the interrupt it placed).
         for (slot, (&new, old)) in lrs[..n].iter().zip(&mut d.vcpus[v].lrs[..n]).enumerate() {
@@ -205,7 +204,10 @@ impl Hyp {
             let slice = now + arch::counter_hz() * TIME_SLICE_US / 1_000_000;
             deadline = Some(deadline.map_or(slice, |d: u64| d.min(slice)));
         }
-        for d in self.domains.iter().flatten() {
+        for slot in super::domain_slots(self.placed_on(cpu)) {
+            let Some(d) = self.domains.get(slot).and_then(|d| d.as_deref()) else {
+                continue;
+            };
             for (v, vcpu) in d.vcpus.iter().enumerate() {
                 let here = usize::from(vcpu.placement.pcpu) == cpu;
                 let unloaded = self.loaded[cpu] != Some(vcpu_key(d.id, v));
@@ -244,12 +246,16 @@ impl Hyp {
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             let vcpu = &mut d.vcpus[v];
-            // The implemented LRs only (the rest are always zero): a GICv2's are read
-            // against what was last written.
-            let mut lrs = [0; crate::arch::context::MAX_LRS];
-            lrs[..n].copy_from_slice(&vcpu.lrs[..n]);
+            let mut lrs = vcpu.lrs;
             read_lrs(&mut lrs[..n]);
-            if lrs[..n] == vcpu.lrs[..n] {
+            // Compared word by word: slice `==` on integers is a `memcmp`, which in this
+            // soft-float build compares byte by byte (about 200 instructions here).
+            let same = lrs[..n]
+                .iter()
+                .zip(&vcpu.lrs[..n])
+                .fold(0, |diff, (a, b)| diff | (a ^ b))
+                == 0;
+            if same {
                 // The guest took or finished no interrupt: nothing to sync.
                 return self.dispatch_exit(cpu, key, kind, regs, first_irq);
             }
@@ -375,7 +381,10 @@ impl Hyp {
         loop {
             let mut due = [(protocol::ids::DomainId(0), 0usize); 8];
             let mut found = 0;
-            'scan: for d in self.domains.iter_mut().flatten() {
+            'scan: for slot in super::domain_slots(self.placed_on(cpu)) {
+                let Some(d) = self.domains.get_mut(slot).and_then(|d| d.as_deref_mut()) else {
+                    continue;
+                };
                 for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
                     let here = usize::from(vcpu.placement.pcpu) == cpu;
                     let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
@@ -384,12 +393,12 @@ impl Hyp {
                         && self.loaded[cpu] != Some(vcpu_key(d.id, v))
                         && vcpu.el1.cntv_cval <= now
                     {
-                        let Some(slot) = due.get_mut(found) else {
+                        let Some(entry) = due.get_mut(found) else {
                             break 'scan;
                         };
                         vcpu.el1.cntv_ctl |= CNTV_IMASK;
                         vcpu.vtimer_masked = true;
-                        *slot = (d.id, v);
+                        *entry = (d.id, v);
                         found += 1;
                     }
                 }
