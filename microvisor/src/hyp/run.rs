@@ -213,19 +213,14 @@ impl Hyp {
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             let vcpu = &mut d.vcpus[v];
-            let mut lrs = vcpu.lrs;
-            read_lrs(&mut lrs[..n]);
-            // Compared word by word: slice `==` on integers is a `memcmp`, which in this
-            // soft-float build compares byte by byte (about 200 instructions here).
-            let same = lrs[..n]
-                .iter()
-                .zip(&vcpu.lrs[..n])
-                .fold(0, |diff, (a, b)| diff | (a ^ b))
-                == 0;
-            if same {
+            // Checked against the shadow register by register, as the fast path does,
+            // before anything is copied: most locked exits find nothing changed.
+            if gic::lrs_match(&vcpu.lrs[..n]) {
                 // The guest took or finished no interrupt: nothing to sync.
                 return self.dispatch_exit(cpu, key, kind, regs, first_irq);
             }
+            let mut lrs = vcpu.lrs;
+            read_lrs(&mut lrs[..n]);
             let done = d.vgic.sync_lrs(v, &lrs[..n]);
             // Free slots the guest finished with (this also clears their EOI-maintenance
             // bits, which would otherwise keep the maintenance interrupt asserted).
