@@ -279,9 +279,6 @@ impl Hyp {
             });
         }
         q.finish.push(super::bulk::Finish::Ready(id, instance));
-        for c in &domain.vcpus {
-            self.note_placed(id, usize::from(c.placement.pcpu));
-        }
         self.domains[slot] = Some(domain);
         Ok(id)
     }
