@@ -85,6 +85,11 @@ pub fn defer_output() {
 /// Writes queued lines to the UART unless another CPU is already doing it. Holds `LOG` only
 /// to copy a piece out, never while the UART is written.
 pub fn drain() {
+    // A shared CPU calls this before every guest entry, and there is usually nothing to
+    // write: one look, without the token or a buffer.
+    if LOG.lock().queue.is_empty() {
+        return;
+    }
     loop {
         if DRAINING
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)

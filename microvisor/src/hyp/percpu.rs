@@ -185,7 +185,9 @@ impl Hyp {
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             if let Some(vcpu) = d.vcpus.get_mut(v) {
-                vcpu.lrs = lv.lrs;
+                // The implemented ones: the rest stay zero in both copies.
+                let k = local.nr_lrs;
+                vcpu.lrs[..k].copy_from_slice(&lv.lrs[..k]);
                 vcpu.stats.exits += exits;
                 vcpu.stats.irqs += irqs;
                 vcpu.stats.run_ticks += ticks;
@@ -216,35 +218,49 @@ impl Hyp {
     }
 
     /// Refreshes the fast path's view of the loaded vCPU (called right before unlocking).
+    /// Written field by field into the existing view rather than rebuilt and copied whole:
+    /// this runs on every locked pass.
     pub fn give_local(&mut self, local: &mut Local) {
         let cpu = local.cpu;
-        local.loaded = self.loaded[cpu].and_then(|key| {
+        let found = self.loaded.get(cpu).copied().flatten().and_then(|key| {
             let (id, v) = key_parts(key);
             let epoch = VGIC_EPOCH.get(usize::from(id.0))?.load(Ordering::Acquire);
             let d = self.domain(id)?;
-            let vcpu = d.vcpus.get(v)?;
-            // The private configuration is 64 lookups: kept while it cannot have changed,
-            // and only wanted where interrupts are posted (pinned exclusive).
-            let kept = local
-                .loaded
-                .as_ref()
-                .filter(|old| old.key == key && old.epoch == epoch)
-                .map(|old| old.private);
-            let private = match kept {
-                Some(p) => p,
-                None if vcpu.placement.exclusive => private_cfg(d, v),
-                None => PrivateCfg::default(),
-            };
-            Some(LoadedVcpu {
-                key,
-                lrs: vcpu.lrs,
-                exclusive: vcpu.placement.exclusive,
-                vtimer_priority: d.vgic.enabled_priority(v, VTIMER_PPI),
-                private,
-                epoch,
-                nr_vcpus: d.vgic.nr_vcpus(),
-            })
+            Some((key, epoch, d, v, d.vcpus.get(v)?))
         });
+        let Some((key, epoch, d, v, vcpu)) = found else {
+            local.loaded = None;
+            return;
+        };
+        // The private configuration is 64 lookups: kept while it cannot have changed, and
+        // only wanted where interrupts are posted (pinned exclusive).
+        let kept = local
+            .loaded
+            .as_ref()
+            .is_some_and(|old| old.key == key && old.epoch == epoch);
+        let lv = local.loaded.get_or_insert_with(|| LoadedVcpu {
+            key,
+            lrs: [0; MAX_LRS],
+            exclusive: false,
+            vtimer_priority: None,
+            private: PrivateCfg::default(),
+            epoch,
+            nr_vcpus: 0,
+        });
+        if !kept {
+            lv.private = if vcpu.placement.exclusive {
+                private_cfg(d, v)
+            } else {
+                PrivateCfg::default()
+            };
+        }
+        lv.key = key;
+        let n = local.nr_lrs;
+        lv.lrs[..n].copy_from_slice(&vcpu.lrs[..n]);
+        lv.exclusive = vcpu.placement.exclusive;
+        lv.vtimer_priority = d.vgic.enabled_priority(v, VTIMER_PPI);
+        lv.epoch = epoch;
+        lv.nr_vcpus = d.vgic.nr_vcpus();
     }
 
     /// Moves everything posted to vCPU `key` into its domain's vGIC model, waking it if

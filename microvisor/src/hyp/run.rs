@@ -117,7 +117,7 @@ impl Hyp {
         self.loaded[cpu] = None;
         let Some(d) = self.domain_mut(id) else { return };
         let vcpu = &mut d.vcpus[v];
-        vcpu.regs = *regs;
+        vcpu.regs.copy_from(regs);
         vcpu.el1.save();
         vcpu.vgic_hw.save();
         vcpu.fp.save();
@@ -152,7 +152,7 @@ impl Hyp {
         let n = self.nr_lrs;
         let d = self.domain_mut(id).expect("a picked vCPU's domain exists");
         let vcpu = &d.vcpus[v];
-        *regs = vcpu.regs;
+        regs.copy_from(&vcpu.regs);
         vcpu.el1.restore();
         vcpu.vgic_hw.restore();
         vcpu.fp.restore();
@@ -179,11 +179,15 @@ impl Hyp {
         if !d.vgic.needs_flush(v) {
             return;
         }
-        let mut lrs = d.vcpus[v].lrs;
+        let mut lrs = [0; crate::arch::context::MAX_LRS];
+        lrs[..n].copy_from_slice(&d.vcpus[v].lrs[..n]);
         d.vgic.flush_lrs(v, &mut lrs[..n]);
-        if lrs[..n] != d.vcpus[v].lrs[..n] {
-            d.vcpus[v].lrs = lrs;
-            write_lrs(&lrs[..n]);
+        // Only the LRs the flush changed (usually one, the interrupt it placed).
+        for (slot, (&new, old)) in lrs[..n].iter().zip(&mut d.vcpus[v].lrs[..n]).enumerate() {
+            if new != *old {
+                *old = new;
+                gic::write_lr(slot, new);
+            }
         }
         // More deliverable interrupts than LRs: ask for a maintenance interrupt when the
         // LRs drain so the rest get their turn.
@@ -240,7 +244,10 @@ impl Hyp {
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             let vcpu = &mut d.vcpus[v];
-            let mut lrs = vcpu.lrs;
+            // The implemented LRs only (the rest are always zero): a GICv2's are read
+            // against what was last written.
+            let mut lrs = [0; crate::arch::context::MAX_LRS];
+            lrs[..n].copy_from_slice(&vcpu.lrs[..n]);
             read_lrs(&mut lrs[..n]);
             if lrs[..n] == vcpu.lrs[..n] {
                 // The guest took or finished no interrupt: nothing to sync.
@@ -362,24 +369,37 @@ impl Hyp {
     /// Injects the virtual timer into every unloaded vCPU on this CPU whose deadline passed.
     fn deliver_expired_timers(&mut self, cpu: usize) {
         let now = arch::counter_now();
-        let mut due = alloc::vec::Vec::new();
-        for d in self.domains.iter_mut().flatten() {
-            for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
-                let here = usize::from(vcpu.placement.pcpu) == cpu;
-                let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
-                if here
-                    && armed
-                    && self.loaded[cpu] != Some(vcpu_key(d.id, v))
-                    && vcpu.el1.cntv_cval <= now
-                {
-                    vcpu.el1.cntv_ctl |= CNTV_IMASK;
-                    vcpu.vtimer_masked = true;
-                    due.push((d.id, v));
+        // In batches on the stack rather than a heap list (this is a shared vCPU's timer
+        // path): a vCPU taken is masked, so the next scan skips it, and a scan that found
+        // less than a full batch found them all.
+        loop {
+            let mut due = [(protocol::ids::DomainId(0), 0usize); 8];
+            let mut found = 0;
+            'scan: for d in self.domains.iter_mut().flatten() {
+                for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
+                    let here = usize::from(vcpu.placement.pcpu) == cpu;
+                    let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
+                    if here
+                        && armed
+                        && self.loaded[cpu] != Some(vcpu_key(d.id, v))
+                        && vcpu.el1.cntv_cval <= now
+                    {
+                        let Some(slot) = due.get_mut(found) else {
+                            break 'scan;
+                        };
+                        vcpu.el1.cntv_ctl |= CNTV_IMASK;
+                        vcpu.vtimer_masked = true;
+                        *slot = (d.id, v);
+                        found += 1;
+                    }
                 }
             }
-        }
-        for (id, v) in due {
-            self.inject(id, v, VTIMER_PPI, cpu);
+            for &(id, v) in &due[..found] {
+                self.inject(id, v, VTIMER_PPI, cpu);
+            }
+            if found < due.len() {
+                return;
+            }
         }
     }
 
@@ -443,18 +463,24 @@ impl Hyp {
 
     /// Unblocks and kicks the vCPUs in `mask` (bit n = vCPU n).
     pub fn wake_mask(&mut self, id: protocol::ids::DomainId, mask: u32, this_cpu: usize) {
-        let Some(d) = self.domain_mut(id) else { return };
-        let mut cpus = alloc::vec::Vec::new();
-        for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
-            if mask & (1 << v) != 0 {
-                vcpu.blocked = false;
-                cpus.push((v, usize::from(vcpu.placement.pcpu)));
-            }
-        }
-        for (v, cpu) in cpus {
+        // Bit by bit, without a list: this runs on every interrupt injected under the lock
+        // (a heap allocation here was a tenth of a shared vCPU's timer latency).
+        let mut rest = mask;
+        while rest != 0 {
+            let v = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            let Some(d) = self.domain_mut(id) else { return };
+            let Some(vcpu) = d.vcpus.get_mut(v) else {
+                break;
+            };
+            vcpu.blocked = false;
+            let cpu = usize::from(vcpu.placement.pcpu);
+            let runnable = d.vcpu_runnable(v);
             let key = vcpu_key(id, v);
-            let runnable = self.domain(id).is_some_and(|d| d.vcpu_runnable(v));
-            let _ = self.runqueues[cpu].set_runnable(key, runnable);
+            let Some(rq) = self.runqueues.get_mut(cpu) else {
+                continue;
+            };
+            let _ = rq.set_runnable(key, runnable);
             // The vCPU this CPU is running needs no new decision: its LRs are flushed before
             // it re-enters. Anyone else gets a scheduling pass (and an IPI if remote).
             if !(cpu == this_cpu && self.loaded[cpu] == Some(key)) {

@@ -12,8 +12,9 @@
 //!   completed. Evicting a pending-only LR (to make room, or because the interrupt was
 //!   disabled) returns its pending state to the model and is not a completion.
 
+use super::candidates::Candidates;
 use super::state::{IrqSet, NO_OWNER};
-use super::{CompletedSet, GicVersion, VgicDomain, FIRST_SPI, NR_IRQS};
+use super::{CompletedSet, GicVersion, VgicDomain, FIRST_SPI};
 
 /// LR state bit: pending.
 pub const PENDING: u64 = 1 << 62;
@@ -134,30 +135,29 @@ impl VgicDomain {
             return;
         }
         self.stale &= !(1 << vcpu);
-        // Anything that left since the last sync is retired first, so a skipped sync cannot
-        // strand an INTID as "in an LR" forever.
-        let done = self.retire(vcpu, lrs);
-        if let Some(t) = self.lrs.get_mut(vcpu) {
-            t.completed_carry.union_with(&done);
-        }
-        for slot in lrs.iter_mut() {
-            if let Some(intid) = self.owned_intid(vcpu, *slot) {
-                *slot = self.refresh(vcpu, intid, *slot);
+        // With none of ours in the LRs (a vCPU coming back after its last interrupt was
+        // finished) there is nothing to retire or refresh.
+        if self.lrs.get(vcpu).is_some_and(|t| !t.in_lr.is_empty()) {
+            // Anything that left since the last sync is retired first, so a skipped sync
+            // cannot strand an INTID as "in an LR" forever.
+            let done = self.retire(vcpu, lrs);
+            if let Some(t) = self.lrs.get_mut(vcpu) {
+                t.completed_carry.union_with(&done);
             }
-        }
-
-        let mut cands = [(0u8, 0u32); NR_IRQS];
-        let mut n = 0;
-        for intid in 0..NR_IRQS as u32 {
-            if let Some(p) = self.candidate_priority(vcpu, intid) {
-                if let Some(c) = cands.get_mut(n) {
-                    *c = (p, intid);
-                    n += 1;
+            for slot in lrs.iter_mut() {
+                if let Some(intid) = self.owned_intid(vcpu, *slot) {
+                    *slot = self.refresh(vcpu, intid, *slot);
                 }
             }
         }
-        let cands = cands.get_mut(..n).unwrap_or_default();
-        cands.sort_unstable();
+
+        // Only a pending or active interrupt can be a candidate, and those are live. Each
+        // LR takes at most one candidate per flush (a slot refilled by eviction holds a more
+        // urgent interrupt than every later candidate), so only the most urgent
+        // `MAX_PLACED` are kept, sorted, plus how many there were in all.
+        let mut top = Candidates::new();
+        self.candidates(vcpu, &mut top);
+        let cands = top.best();
 
         let mut next = 0;
         for slot in lrs.iter_mut() {
@@ -182,11 +182,44 @@ impl VgicDomain {
                 _ => break,
             }
         }
-        let overflow = next < cands.len() || evicted;
+        let overflow = next < top.total || evicted;
         self.snapshot(vcpu, lrs);
         if let Some(t) = self.lrs.get_mut(vcpu) {
             t.overflow = overflow;
         }
+    }
+
+    /// The live interrupts that should go into one of `vcpu`'s LRs, the most urgent first;
+    /// the ones no longer pending or active in the model leave the live sets on the way.
+    fn candidates(&mut self, vcpu: usize, top: &mut Candidates) {
+        let private = self.live_private.get(vcpu).copied().unwrap_or(0);
+        let mut still = 0u32;
+        for intid in super::state::bits(private) {
+            if self.consider(vcpu, intid, top) {
+                still |= 1 << intid;
+            }
+        }
+        if let Some(w) = self.live_private.get_mut(vcpu) {
+            *w = still;
+        }
+        let spis = self.live_spis;
+        for intid in spis.iter() {
+            if !self.consider(vcpu, intid, top) {
+                self.live_spis.remove(intid);
+            }
+        }
+    }
+
+    /// Offers live `intid` to `top` if it is a candidate for `vcpu`; whether it is still
+    /// live (pending or active in the model).
+    fn consider(&self, vcpu: usize, intid: u32, top: &mut Candidates) -> bool {
+        if !self.irq(vcpu, intid).is_some_and(|i| i.pending || i.active) {
+            return false;
+        }
+        if let Some(p) = self.candidate_priority(vcpu, intid) {
+            top.offer(p, intid);
+        }
+        true
     }
 
     /// After guest exit: notes which interrupts left `lrs` (state 00: the guest deactivated
@@ -397,6 +430,7 @@ impl VgicDomain {
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.pending = true;
         }
+        self.mark_live(vcpu, intid);
     }
 
     /// The owned pending-only LR with the least urgent (priority, INTID), as (index, key).

@@ -38,6 +38,7 @@
 //!
 //! MMIO `width` is in **bytes** (1, 2, 4 or 8), as decoded from the syndrome's SAS field.
 
+mod candidates;
 mod diag;
 mod dist;
 mod dist_v2;
@@ -119,6 +120,14 @@ pub struct VgicDomain {
     stale: VcpuMask,
     /// Setups that cannot deliver on a GIC, raised once each for the caller to print.
     diag: Diagnostics,
+    /// Per vCPU, its SGIs and PPIs (bit n = INTID n) that may be pending or active in the
+    /// model; and [`Self::live_spis`] the same for SPIs. A superset, marked wherever an
+    /// interrupt becomes pending or active ([`Self::mark_live`]) and pruned by
+    /// `flush_lrs`, so the flush and [`Self::model_deliverable`] look at these few INTIDs
+    /// instead of all [`NR_IRQS`] (that scan was most of a shared vCPU's switch).
+    live_private: [u32; MAX_VCPUS],
+    /// SPIs (by INTID) that may be pending or active in the model (see `live_private`).
+    live_spis: IrqSet,
 }
 
 const fn reset_private_bank() -> [Irq; 32] {
@@ -153,6 +162,8 @@ impl VgicDomain {
             ignored: 0,
             stale: 0,
             diag: Diagnostics::NONE,
+            live_private: [0; MAX_VCPUS],
+            live_spis: IrqSet::EMPTY,
         }
     }
 
@@ -218,6 +229,7 @@ impl VgicDomain {
             Some(irq) => irq.pending = true,
             None => return 0,
         }
+        self.mark_live(vcpu, intid);
         let mask = self.deliverable_mask(vcpu, intid);
         self.stale |= if intid >= FIRST_SPI {
             VcpuMask::MAX
@@ -375,8 +387,28 @@ impl VgicDomain {
     }
 
     /// Whether the model (ignoring LR contents) has something deliverable for `vcpu`.
+    /// Only a pending interrupt can be, and every pending one is live.
     fn model_deliverable(&self, vcpu: usize) -> bool {
-        (0..NR_IRQS as u32).any(|intid| self.deliverable_mask(vcpu, intid) & (1 << vcpu) != 0)
+        self.live(vcpu)
+            .any(|intid| self.deliverable_mask(vcpu, intid) & (1 << vcpu) != 0)
+    }
+
+    /// Notes that `intid` (banked on `vcpu` if private) may now be pending or active in the
+    /// model. Every place that sets either flag calls this.
+    fn mark_live(&mut self, vcpu: usize, intid: u32) {
+        if intid >= FIRST_SPI {
+            self.live_spis.insert(intid);
+        } else if let Some(w) = self.live_private.get_mut(vcpu) {
+            *w |= 1 << intid;
+        }
+    }
+
+    /// The INTIDs that may be pending or active in the model for `vcpu` (its own private
+    /// ones, and every SPI, whoever it is routed to), ascending. Nothing for an absent vCPU.
+    fn live(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
+        let private = self.live_private.get(vcpu).copied().unwrap_or(0);
+        let spis = (vcpu < self.nr_vcpus).then_some(self.live_spis.iter());
+        state::bits(private).chain(spis.into_iter().flatten())
     }
 }
 

@@ -253,6 +253,9 @@ impl VgicDomain {
                     }
                 }
             }
+            if matches!(kind, BitReg::SetPend | BitReg::SetActive) {
+                self.mark_live(vcpu, intid);
+            }
             if matches!(kind, BitReg::SetEnable | BitReg::SetPend) {
                 kick |= self.deliverable_mask(vcpu, intid);
             }

@@ -115,10 +115,26 @@ impl IrqSet {
         }
     }
 
-    /// Members in ascending INTID order.
+    /// Members in ascending INTID order (a word's set bits at a time: the exit path walks
+    /// these sets, and most words are empty).
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..NR_IRQS as u32).filter(move |&i| self.contains(i))
+        self.words
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &w)| bits(w).map(move |b| i as u32 * 32 + b))
     }
+}
+
+/// The set bits of `word`, lowest first.
+pub(crate) fn bits(word: u32) -> impl Iterator<Item = u32> {
+    let mut rest = word;
+    core::iter::from_fn(move || {
+        let b = rest.trailing_zeros();
+        (rest != 0).then(|| {
+            rest &= rest - 1;
+            b
+        })
+    })
 }
 
 /// What the microvisor knows about one vCPU's list registers between a flush and a sync.

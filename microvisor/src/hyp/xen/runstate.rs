@@ -18,11 +18,13 @@ impl Hyp {
     /// vCPU `v` of `id`, whose context is in this CPU's hardware, enters `state`; its
     /// registered area (if any) is updated.
     pub fn runstate_enter(&mut self, id: DomainId, v: usize, state: i32) {
-        let now = super::basic::system_time_ns();
         let Some(d) = self.domain_mut(id) else { return };
         let Some(va) = d.xen.runstate.get(v).copied().flatten() else {
             return;
         };
+        // Only now: the clock's 128-bit scaling is not free, and every switch of a vCPU
+        // without an area (most) comes through here.
+        let now = super::basic::system_time_ns();
         let info = d.xen.runstate_acct[v].enter(state, now);
         // An area the guest unmapped is its own loss, as in Xen.
         let _ = guestcopy::write_struct(&mut Loaded(d), va, &info);

@@ -97,6 +97,28 @@ fn assert_lr_invariants(g: &VgicDomain, v: usize, lrs: &[u64]) {
     }
 }
 
+/// Every interrupt pending or active in the model is in the live sets the flush scans (else
+/// the flush would never place it).
+fn assert_live_covers(g: &VgicDomain) {
+    for v in 0..MAX_VCPUS {
+        for (i, irq) in g.private[v].iter().enumerate() {
+            if irq.pending || irq.active {
+                assert_ne!(
+                    g.live_private[v] & (1 << i),
+                    0,
+                    "vCPU {v} INTID {i} not live"
+                );
+            }
+        }
+    }
+    for (i, irq) in g.spis.iter().enumerate() {
+        let intid = FIRST_SPI + i as u32;
+        if irq.pending || irq.active {
+            assert!(g.live_spis.contains(intid), "SPI {intid} not live");
+        }
+    }
+}
+
 #[test]
 fn random_mmio_never_panics() {
     random_mmio(GicVersion::V3);
@@ -121,7 +143,9 @@ fn random_mmio(version: GicVersion) {
                 Some(random_val(&mut r, addr))
             };
             let v = r.below(12) as usize;
-            match g.mmio(v, GuestPhysAddr::new(addr), width, val) {
+            let outcome = g.mmio(v, GuestPhysAddr::new(addr), width, val);
+            assert_live_covers(&g);
+            match outcome {
                 MmioOutcome::Write { kick } => {
                     assert!(val.is_some());
                     assert_eq!(kick >> g.nr_vcpus(), 0, "kick names an absent vCPU");
@@ -212,6 +236,7 @@ fn random_activity(version: GicVersion) {
                     g.needs_refill(v);
                 }
             }
+            assert_live_covers(&g);
         }
         // Drain: keep completing everything; the model must not keep stuck interrupts.
         wr32(&mut g, GICD, 0b11);
