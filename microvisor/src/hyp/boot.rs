@@ -94,6 +94,7 @@ pub fn primary(
         frames,
         domains: (0..MAX_DOMAINS).map(|_| None).collect(),
         runqueues: [const { RunQueue::new() }; MAX_CPUS],
+        placed: [0; MAX_CPUS],
         loaded: [None; MAX_CPUS],
         resched: [false; MAX_CPUS],
         instances: [0; MAX_DOMAINS],

@@ -278,6 +278,9 @@ impl Hyp {
         q.finish.push(super::bulk::Finish::Ready(id, instance));
         let writable = domain.caps.holds(CapKind::Console, Rights::WRITE).is_ok();
         super::fast_slots::open(id, req.name, writable);
+        for c in &domain.vcpus {
+            self.note_placed(id, usize::from(c.placement.pcpu));
+        }
         self.domains[slot] = Some(domain);
         Ok(id)
     }

@@ -420,18 +420,25 @@ impl Hyp {
     /// (`GNTMAP_device_map`), its memory stays, and the unmap (or the mapper's own death,
     /// after its devices were reset) frees it ([`Hyp::free_dma_waiters`]).
     pub fn free_if_unloaded(&mut self, id: DomainId, this_cpu: usize) {
+        // Whether it is dying first: that is the cheap test, and every switch of a shared
+        // CPU comes through here.
+        if !self.domain(id).is_some_and(|d| d.dying) {
+            return;
+        }
         let held = self
             .loaded
             .iter()
             .flatten()
             .any(|k| super::key_parts(*k).0 == id);
-        let dying = self.domain(id).is_some_and(|d| d.dying);
-        if held || !dying || self.grants.device_mapped(id.0) {
+        if held || self.grants.device_mapped(id.0) {
             return;
         }
         self.release_devices(id);
         if let Some(mut d) = self.domains[usize::from(id.0)].take() {
             super::fast_slots::close(id);
+            for m in &mut self.placed {
+                *m &= !1u32.checked_shl(id.0.into()).unwrap_or(0);
+            }
             self.xen_release(&mut d);
             let d = *d;
             // A load still in flight on some CPU finishes before the scrub: queue it there.

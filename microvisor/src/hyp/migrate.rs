@@ -64,6 +64,7 @@ impl Hyp {
         }
         let _ = self.runqueues[old].remove(key);
         let loaded_on = self.loaded.iter().position(|l| *l == Some(key));
+        self.note_placed(target, pcpu);
         let d = self.domain_mut(target).ok_or(CapError::Stale)?;
         d.vcpus[v].placement = VcpuPlacement {
             pcpu: pcpu as u16,

@@ -81,6 +81,7 @@ pub mod psci;
 pub mod run;
 pub mod tables;
 pub mod upload;
+pub mod vtimer;
 pub mod xen;
 
 use crate::arch::boot::MAX_CPUS;
@@ -97,6 +98,9 @@ use protocol::ids::DomainId;
 /// Most domains alive at once (domain ids 0..MAX_DOMAINS).
 pub const MAX_DOMAINS: usize = 32;
 
+// [`Hyp::placed`] has one bit per domain id.
+const _: () = assert!(MAX_DOMAINS <= 32);
+
 /// Everything the microvisor knows, behind one lock.
 pub struct Hyp {
     /// The board.
@@ -109,6 +113,11 @@ pub struct Hyp {
     pub runqueues: [RunQueue; MAX_CPUS],
     /// The vCPU whose state each CPU's hardware holds (run lazily: kept while idle).
     pub loaded: [Option<VcpuKey>; MAX_CPUS],
+    /// Per CPU, the domain ids (bit n = id n) that may have a vCPU placed on it: set when a
+    /// vCPU is placed there (built or re-pinned), cleared when the domain is freed. A
+    /// superset, so the per-CPU scans for unloaded vCPUs' timers visit these domains rather
+    /// than every slot of [`Self::domains`] (most are empty).
+    pub placed: [u32; MAX_CPUS],
     /// Per-CPU "pick again" flags, each set only by its own CPU (a block, an expired
     /// slice); other CPUs post to [`percpu::MAILBOX`] instead.
     pub resched: [bool; MAX_CPUS],
@@ -186,6 +195,19 @@ impl Hyp {
         self.domains.get_mut(usize::from(id.0))?.as_deref_mut()
     }
 
+    /// Notes that domain `id` has a vCPU placed on `cpu` (see [`Self::placed`]).
+    pub fn note_placed(&mut self, id: DomainId, cpu: usize) {
+        if let (Some(m), Some(bit)) = (self.placed.get_mut(cpu), 1u32.checked_shl(id.0.into())) {
+            *m |= bit;
+        }
+    }
+
+    /// The domains that may have a vCPU on `cpu`, by id (see [`Self::placed`]), as a mask
+    /// for [`domain_slots`].
+    pub fn placed_on(&self, cpu: usize) -> u32 {
+        self.placed.get(cpu).copied().unwrap_or(0)
+    }
+
     /// Marks `cpu` for a new scheduling decision: this CPU's own flag, or another CPU's
     /// mailbox, interrupting it if its mailbox was empty (see [`crate::mailbox`]).
     pub fn kick_cpu(&mut self, cpu: usize, this_cpu: usize) {
@@ -209,4 +231,16 @@ impl Hyp {
             }
         }
     }
+}
+
+/// The domain slots (ids) in `mask`, lowest first.
+pub fn domain_slots(mask: u32) -> impl Iterator<Item = usize> {
+    let mut rest = mask;
+    core::iter::from_fn(move || {
+        (rest != 0).then(|| {
+            let slot = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            slot
+        })
+    })
 }

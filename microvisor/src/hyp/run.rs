@@ -3,8 +3,8 @@
 //! the fast path could not. A vCPU's state stays in the hardware (is "loaded") until
 //! another vCPU needs this CPU, so a pinned vCPU is never saved or restored.
 
-use super::domain::Power;
 use super::percpu::MAILBOX;
+use super::vtimer::CNTV_IMASK;
 use super::{key_parts, vcpu_key, Hyp};
 use crate::arch::context::GuestRegs;
 use crate::arch::gic::{self, read_lrs, write_lrs, HYP_TIMER_PPI, KICK_SGI, SPURIOUS, VTIMER_PPI};
@@ -12,7 +12,7 @@ use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self, cpu::hcr};
 use crate::mailbox::{POSTED, RESCHED};
-use crate::sched::{VcpuKey, TIME_SLICE_US};
+use crate::sched::VcpuKey;
 use crate::vgic::lr;
 use protocol::control::StopReason;
 
@@ -28,11 +28,6 @@ use protocol::control::StopReason;
 const fn traps_wfi(exclusive: bool, linux: bool) -> bool {
     !exclusive || linux
 }
-
-/// `CNTV_CTL_EL0.IMASK`.
-const CNTV_IMASK: u64 = 1 << 1;
-/// `CNTV_CTL_EL0.ENABLE`.
-const CNTV_ENABLE: u64 = 1 << 0;
 
 impl Hyp {
     /// Chooses what this CPU runs next and loads it; `None` means idle.
@@ -179,8 +174,7 @@ impl Hyp {
         if !d.vgic.needs_flush(v) {
             return;
         }
-        let mut lrs = [0; crate::arch::context::MAX_LRS];
-        lrs[..n].copy_from_slice(&d.vcpus[v].lrs[..n]);
+        let mut lrs = d.vcpus[v].lrs;
         d.vgic.flush_lrs(v, &mut lrs[..n]);
         // Only the LRs the flush changed (usually one, the interrupt it placed).
         for (slot, (&new, old)) in lrs[..n].iter().zip(&mut d.vcpus[v].lrs[..n]).enumerate() {
@@ -192,31 +186,6 @@ impl Hyp {
         // More deliverable interrupts than LRs: ask for a maintenance interrupt when the
         // LRs drain so the rest get their turn.
         arch::gic::set_underflow_irq(d.vgic.needs_refill(v));
-    }
-
-    /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
-    /// others share its rank), the moment a budget changes what runs here (this vCPU's
-    /// running out, an exhausted one's refill: see [`crate::sched`]), and the
-    /// virtual-timer deadline of any vCPU queued here but not loaded.
-    fn arm_hyp_timer(&mut self, cpu: usize, running: Option<VcpuKey>) {
-        let now = arch::counter_now();
-        let mut deadline = self.runqueues[cpu].next_event(running, now);
-        if running.is_some_and(|key| self.runqueues[cpu].contended(key)) {
-            let slice = now + arch::counter_hz() * TIME_SLICE_US / 1_000_000;
-            deadline = Some(deadline.map_or(slice, |d: u64| d.min(slice)));
-        }
-        for d in self.domains.iter().flatten() {
-            for (v, vcpu) in d.vcpus.iter().enumerate() {
-                let here = usize::from(vcpu.placement.pcpu) == cpu;
-                let unloaded = self.loaded[cpu] != Some(vcpu_key(d.id, v));
-                let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
-                if here && unloaded && armed && vcpu.power == Power::On {
-                    let t = vcpu.el1.cntv_cval;
-                    deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
-                }
-            }
-        }
-        arch::set_hyp_timer(deadline);
     }
 
     /// Handles a guest exit the fast path passed on (`first_irq`: an interrupt it already
@@ -244,15 +213,14 @@ impl Hyp {
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             let vcpu = &mut d.vcpus[v];
-            // The implemented LRs only (the rest are always zero): a GICv2's are read
-            // against what was last written.
-            let mut lrs = [0; crate::arch::context::MAX_LRS];
-            lrs[..n].copy_from_slice(&vcpu.lrs[..n]);
-            read_lrs(&mut lrs[..n]);
-            if lrs[..n] == vcpu.lrs[..n] {
+            // Checked against the shadow register by register, as the fast path does,
+            // before anything is copied: most locked exits find nothing changed.
+            if gic::lrs_match(&vcpu.lrs[..n]) {
                 // The guest took or finished no interrupt: nothing to sync.
                 return self.dispatch_exit(cpu, key, kind, regs, first_irq);
             }
+            let mut lrs = vcpu.lrs;
+            read_lrs(&mut lrs[..n]);
             let done = d.vgic.sync_lrs(v, &lrs[..n]);
             // Free slots the guest finished with (this also clears their EOI-maintenance
             // bits, which would otherwise keep the maintenance interrupt asserted).
@@ -324,82 +292,6 @@ impl Hyp {
                 other => crate::info!("unexpected physical interrupt {other} on CPU {cpu}"),
             }
             gic::eoi(intid);
-        }
-    }
-
-    /// The loaded vCPU's virtual timer expired. A pinned-exclusive vCPU gets it through a
-    /// hardware-linked list register (returns true: the caller only drops priority and the
-    /// guest's EOI deactivates the physical interrupt, so no second exit). Otherwise the
-    /// timer is masked until the guest finishes with the virtual interrupt.
-    fn vtimer_fired(&mut self, cpu: usize) -> bool {
-        let Some(key) = self.loaded[cpu] else {
-            write_cntv_ctl_el0(read_cntv_ctl_el0() | CNTV_IMASK);
-            return false;
-        };
-        let (id, v) = key_parts(key);
-        let n = self.nr_lrs;
-        if let Some(d) = self.domain_mut(id) {
-            let priority = d.vgic.enabled_priority(v, VTIMER_PPI);
-            let vcpu = &mut d.vcpus[v];
-            let in_lr = vcpu.lrs[..n]
-                .iter()
-                .any(|&lr| lr as u32 == VTIMER_PPI && lr >> 62 != 0);
-            let free = vcpu.lrs[..n].iter().position(|&lr| lr >> 62 == 0);
-            if let (true, Some(priority), false, Some(slot)) =
-                (vcpu.placement.exclusive, priority, in_lr, free)
-            {
-                let lr = lr::PENDING
-                    | lr::HW
-                    | lr::group_bit(d.vgic.version())
-                    | (u64::from(priority) << lr::PRIORITY_SHIFT)
-                    | (u64::from(VTIMER_PPI) << 32)
-                    | u64::from(VTIMER_PPI);
-                vcpu.lrs[slot] = lr;
-                vcpu.stats.irqs += 1;
-                gic::write_lr(slot, lr);
-                return true;
-            }
-            vcpu.vtimer_masked = true;
-        }
-        write_cntv_ctl_el0(read_cntv_ctl_el0() | CNTV_IMASK);
-        self.inject(id, v, VTIMER_PPI, cpu);
-        false
-    }
-
-    /// Injects the virtual timer into every unloaded vCPU on this CPU whose deadline passed.
-    fn deliver_expired_timers(&mut self, cpu: usize) {
-        let now = arch::counter_now();
-        // In batches on the stack rather than a heap list (this is a shared vCPU's timer
-        // path): a vCPU taken is masked, so the next scan skips it, and a scan that found
-        // less than a full batch found them all.
-        loop {
-            let mut due = [(protocol::ids::DomainId(0), 0usize); 8];
-            let mut found = 0;
-            'scan: for d in self.domains.iter_mut().flatten() {
-                for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
-                    let here = usize::from(vcpu.placement.pcpu) == cpu;
-                    let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
-                    if here
-                        && armed
-                        && self.loaded[cpu] != Some(vcpu_key(d.id, v))
-                        && vcpu.el1.cntv_cval <= now
-                    {
-                        let Some(slot) = due.get_mut(found) else {
-                            break 'scan;
-                        };
-                        vcpu.el1.cntv_ctl |= CNTV_IMASK;
-                        vcpu.vtimer_masked = true;
-                        *slot = (d.id, v);
-                        found += 1;
-                    }
-                }
-            }
-            for &(id, v) in &due[..found] {
-                self.inject(id, v, VTIMER_PPI, cpu);
-            }
-            if found < due.len() {
-                return;
-            }
         }
     }
 

@@ -1,0 +1,125 @@
+//! The virtual timers of a pCPU's vCPUs, seen from the locked pass: the loaded vCPU's timer
+//! firing, the EL2 timer standing in for the timers of the vCPUs switched out (DESIGN §5:
+//! a descheduled vCPU's timer is armed on the EL2 timer), and delivering those when due.
+
+use super::domain::Power;
+use super::{domain_slots, key_parts, vcpu_key, Hyp};
+use crate::arch::gic::{self, VTIMER_PPI};
+use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
+use crate::arch::{self};
+use crate::sched::{VcpuKey, TIME_SLICE_US};
+use crate::vgic::lr;
+
+/// `CNTV_CTL_EL0.IMASK`.
+pub(super) const CNTV_IMASK: u64 = 1 << 1;
+/// `CNTV_CTL_EL0.ENABLE`.
+const CNTV_ENABLE: u64 = 1 << 0;
+
+impl Hyp {
+    /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
+    /// others share its rank), the moment a budget changes what runs here (this vCPU's
+    /// running out, an exhausted one's refill: see [`crate::sched`]), and the
+    /// virtual-timer deadline of any vCPU queued here but not loaded.
+    pub(super) fn arm_hyp_timer(&mut self, cpu: usize, running: Option<VcpuKey>) {
+        let now = arch::counter_now();
+        let mut deadline = self.runqueues[cpu].next_event(running, now);
+        if running.is_some_and(|key| self.runqueues[cpu].contended(key)) {
+            let slice = now + arch::counter_hz() * TIME_SLICE_US / 1_000_000;
+            deadline = Some(deadline.map_or(slice, |d: u64| d.min(slice)));
+        }
+        for slot in domain_slots(self.placed_on(cpu)) {
+            let Some(d) = self.domains.get(slot).and_then(|d| d.as_deref()) else {
+                continue;
+            };
+            for (v, vcpu) in d.vcpus.iter().enumerate() {
+                let here = usize::from(vcpu.placement.pcpu) == cpu;
+                let unloaded = self.loaded[cpu] != Some(vcpu_key(d.id, v));
+                let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
+                if here && unloaded && armed && vcpu.power == Power::On {
+                    let t = vcpu.el1.cntv_cval;
+                    deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
+                }
+            }
+        }
+        arch::set_hyp_timer(deadline);
+    }
+
+    /// The loaded vCPU's virtual timer expired. A pinned-exclusive vCPU gets it through a
+    /// hardware-linked list register (returns true: the caller only drops priority and the
+    /// guest's EOI deactivates the physical interrupt, so no second exit). Otherwise the
+    /// timer is masked until the guest finishes with the virtual interrupt.
+    pub(super) fn vtimer_fired(&mut self, cpu: usize) -> bool {
+        let Some(key) = self.loaded[cpu] else {
+            write_cntv_ctl_el0(read_cntv_ctl_el0() | CNTV_IMASK);
+            return false;
+        };
+        let (id, v) = key_parts(key);
+        let n = self.nr_lrs;
+        if let Some(d) = self.domain_mut(id) {
+            let priority = d.vgic.enabled_priority(v, VTIMER_PPI);
+            let vcpu = &mut d.vcpus[v];
+            let in_lr = vcpu.lrs[..n]
+                .iter()
+                .any(|&lr| lr as u32 == VTIMER_PPI && lr >> 62 != 0);
+            let free = vcpu.lrs[..n].iter().position(|&lr| lr >> 62 == 0);
+            if let (true, Some(priority), false, Some(slot)) =
+                (vcpu.placement.exclusive, priority, in_lr, free)
+            {
+                let lr = lr::PENDING
+                    | lr::HW
+                    | lr::group_bit(d.vgic.version())
+                    | (u64::from(priority) << lr::PRIORITY_SHIFT)
+                    | (u64::from(VTIMER_PPI) << 32)
+                    | u64::from(VTIMER_PPI);
+                vcpu.lrs[slot] = lr;
+                vcpu.stats.irqs += 1;
+                gic::write_lr(slot, lr);
+                return true;
+            }
+            vcpu.vtimer_masked = true;
+        }
+        write_cntv_ctl_el0(read_cntv_ctl_el0() | CNTV_IMASK);
+        self.inject(id, v, VTIMER_PPI, cpu);
+        false
+    }
+
+    /// Injects the virtual timer into every unloaded vCPU on this CPU whose deadline passed.
+    pub(super) fn deliver_expired_timers(&mut self, cpu: usize) {
+        let now = arch::counter_now();
+        // In batches on the stack rather than a heap list (this is a shared vCPU's timer
+        // path): a vCPU taken is masked, so the next scan skips it, and a scan that found
+        // less than a full batch found them all.
+        loop {
+            let mut due = [(protocol::ids::DomainId(0), 0usize); 8];
+            let mut found = 0;
+            'scan: for slot in domain_slots(self.placed_on(cpu)) {
+                let Some(d) = self.domains.get_mut(slot).and_then(|d| d.as_deref_mut()) else {
+                    continue;
+                };
+                for (v, vcpu) in d.vcpus.iter_mut().enumerate() {
+                    let here = usize::from(vcpu.placement.pcpu) == cpu;
+                    let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
+                    if here
+                        && armed
+                        && self.loaded[cpu] != Some(vcpu_key(d.id, v))
+                        && vcpu.el1.cntv_cval <= now
+                    {
+                        let Some(entry) = due.get_mut(found) else {
+                            break 'scan;
+                        };
+                        vcpu.el1.cntv_ctl |= CNTV_IMASK;
+                        vcpu.vtimer_masked = true;
+                        *entry = (d.id, v);
+                        found += 1;
+                    }
+                }
+            }
+            for &(id, v) in &due[..found] {
+                self.inject(id, v, VTIMER_PPI, cpu);
+            }
+            if found < due.len() {
+                return;
+            }
+        }
+    }
+}
