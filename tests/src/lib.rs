@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub mod flood;
 pub mod rtos_load;
+pub mod rtos_reports;
 mod systems;
 pub mod terminal;
 pub use systems::{disk_xvda, SystemToml};

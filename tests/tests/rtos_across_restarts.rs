@@ -21,12 +21,12 @@
 //! while the RTOS's CPU, its timer interrupt pending, waits its turn. That emulation effect
 //! alone cost the RTOS about 15 releases per restart; with the metronome, none.
 
+use bulkhead_tests::rtos_reports::{assert_every_second, more_uptimes, uptimes};
 use bulkhead_tests::{connect, history, scratch_dir, wait_count, wait_for_text, Boot, Expect};
 use bulkhead_tests::{disk_xvda, SystemToml};
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request, Response};
-use regex::Regex;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,32 +46,6 @@ fn system(dir: &Path) -> PathBuf {
             &format!("{}vif = [\"\"]\n", disk_xvda(&dir.join("disk.img"))),
         )
         .write(dir, "rtos-across-restarts.toml")
-}
-
-/// (seconds, misses, overruns) of every RTOS `uptime` report in `h`.
-fn uptimes(h: &str) -> Vec<(u64, u64, u64)> {
-    let line = Regex::new(r"\[rtos\] uptime (\d+)s .* misses (\d+) overruns (\d+)").unwrap();
-    line.captures_iter(h)
-        .map(|c| {
-            (
-                c[1].parse().unwrap(),
-                c[2].parse().unwrap(),
-                c[3].parse().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Waits until the RTOS reported `n` more uptimes than it had in `h`; the history.
-fn more_uptimes(c: &mut bulkhead_tools::ctl::client::Client, h: &str, n: usize) -> String {
-    let have = uptimes(h).len();
-    bulkhead_tests::wait_until(
-        c,
-        |h| uptimes(h).len() >= have + n,
-        "[rtos] uptime",
-        "the RTOS's reports",
-        600,
-    )
 }
 
 #[test]
@@ -148,12 +122,7 @@ fn rtos_keeps_deadlines_while_driver_domains_restart() {
         .expect("the guest's ping count");
     assert!(replies > 0, "the guest's pings got no reply");
     let reports = uptimes(&out.log);
-    let seconds: Vec<u64> = reports.iter().map(|r| r.0).collect();
-    assert_eq!(seconds.first(), Some(&1), "{}", out.log_path.display());
-    assert!(
-        seconds.windows(2).all(|w| w[1] == w[0] + 1),
-        "a report is missing: {seconds:?}"
-    );
+    assert_every_second(&reports, &out.log_path);
     let at = |second: u64| {
         *reports
             .iter()

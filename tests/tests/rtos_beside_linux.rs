@@ -11,9 +11,9 @@
 //! system's metronome (see `SystemToml::metronome`), which keeps a timer always due within
 //! 20 µs, that emulation effect alone cost the RTOS 795 of its first 1,000 releases (all
 //! budget overruns); with it, none.
+use bulkhead_tests::rtos_reports::{assert_every_second, uptimes};
 use bulkhead_tests::{system, Expect, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
-use regex::Regex;
 
 #[test]
 fn rtos_meets_deadlines_while_linux_boots_and_runs_commands() {
@@ -51,17 +51,8 @@ fn rtos_meets_deadlines_while_linux_boots_and_runs_commands() {
     );
     // The forbidden pattern covers every report; check that they started at the first
     // second (the boot is inside them) and kept coming.
-    let line = Regex::new(r"\[rtos\] uptime (\d+)s .* misses (\d+) overruns (\d+)").unwrap();
-    let seconds: Vec<u64> = line
-        .captures_iter(&out.log)
-        .map(|c| c[1].parse().unwrap())
-        .collect();
-    assert_eq!(seconds.first(), Some(&1), "{}", out.log_path.display());
-    assert!(
-        seconds.windows(2).all(|w| w[1] == w[0] + 1),
-        "a report is missing: {seconds:?}"
-    );
+    assert_every_second(&uptimes(&out.log), &out.log_path);
     let typed = out.log.find("[linux] TYPED").expect("matched above");
-    let booted_by = line.captures_iter(&out.log[..typed]).count();
+    let booted_by = uptimes(&out.log[..typed]).len();
     eprintln!("RTOS seconds reported before Linux ran the typed commands: {booted_by}, all without a miss");
 }

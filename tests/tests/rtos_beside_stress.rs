@@ -19,9 +19,10 @@
 //! seven CPUs finely. The RTOS's misses while the six domains boot at once are printed, not
 //! asserted (README, Status).
 
+use bulkhead_tests::rtos_reports::{more_uptimes, uptimes};
 use bulkhead_tests::{
-    connect, dhcp_address, history, linux_failures, scratch_dir, type_line, wait_for_text,
-    wait_until, Boot, Expect, SystemToml,
+    connect, dhcp_address, history, linux_failures, scratch_dir, type_line, wait_for_text, Boot,
+    Expect, SystemToml,
 };
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
@@ -51,32 +52,6 @@ fn system(dir: &Path) -> PathBuf {
             disk.display()
         ))
         .write(dir, "rtos-beside-stress.toml")
-}
-
-/// (second, misses, overruns) of every RTOS `uptime` report in `h`.
-fn uptimes(h: &str) -> Vec<(u64, u64, u64)> {
-    let line = Regex::new(r"\[rtos\] uptime (\d+)s .* misses (\d+) overruns (\d+)").unwrap();
-    line.captures_iter(h)
-        .map(|c| {
-            (
-                c[1].parse().unwrap(),
-                c[2].parse().unwrap(),
-                c[3].parse().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Waits for `n` more RTOS reports than `h` holds; the history.
-fn more_uptimes(c: &mut bulkhead_tools::ctl::client::Client, h: &str, n: usize) -> String {
-    let have = uptimes(h).len();
-    wait_until(
-        c,
-        |h| uptimes(h).len() >= have + n,
-        "[rtos] uptime",
-        "the RTOS's reports",
-        600,
-    )
 }
 
 #[test]
