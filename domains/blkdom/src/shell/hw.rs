@@ -175,16 +175,10 @@ impl Grants for GrantCopier {
         // Every batch asks: refusals cannot be told apart from a frontend's bad grants, and
         // one frontend must not be able to switch the direct path off for the others.
         self.maps.clear();
-        self.maps
-            .extend(refs.iter().map(|&(gref, readonly)| GnttabMapGrantRef {
-                host_addr: 0,
-                flags: gntmap::DEVICE_MAP | if readonly { gntmap::READONLY } else { 0 },
-                gref,
-                dom: domid,
-                status: 0,
-                handle: 0,
-                dev_bus_addr: 0,
-            }));
+        self.maps.extend(
+            refs.iter()
+                .map(|&(gref, readonly)| device_map_op(domid, gref, readonly)),
+        );
         if xen::grant_map_batch(&mut self.maps).is_err() {
             addrs.extend(refs.iter().map(|_| None));
             return;
@@ -217,15 +211,8 @@ impl Grants for GrantCopier {
 
     fn map_persistent(&mut self, domid: DomId, refs: &[GrantRef], kept: &mut Vec<Option<Kept>>) {
         self.maps.clear();
-        self.maps.extend(refs.iter().map(|&gref| GnttabMapGrantRef {
-            host_addr: 0,
-            flags: gntmap::DEVICE_MAP,
-            gref,
-            dom: domid,
-            status: 0,
-            handle: 0,
-            dev_bus_addr: 0,
-        }));
+        self.maps
+            .extend(refs.iter().map(|&gref| device_map_op(domid, gref, false)));
         if xen::grant_map_batch(&mut self.maps).is_err() {
             kept.extend(refs.iter().map(|_| None));
             return;
@@ -332,5 +319,19 @@ fn say_granted(said: &mut bool) {
     if !*said {
         *said = true;
         bulkhead_runtime::println!("device maps granted: data moves zero-copy");
+    }
+}
+
+/// A `GNTTABOP_map_grant_ref` operation asking for a device mapping (`dev_bus_addr`, for
+/// the disk's DMA) of `gref` granted by `domid`, read-only if `readonly`.
+fn device_map_op(domid: DomId, gref: GrantRef, readonly: bool) -> GnttabMapGrantRef {
+    GnttabMapGrantRef {
+        host_addr: 0,
+        flags: gntmap::DEVICE_MAP | if readonly { gntmap::READONLY } else { 0 },
+        gref,
+        dom: domid,
+        status: 0,
+        handle: 0,
+        dev_bus_addr: 0,
     }
 }
