@@ -7,9 +7,9 @@
 //! Linux reports no failure, and from a second before the stress to a second after it the
 //! RTOS overruns no job and misses at most [`MISS_ALLOWANCE`] releases.
 //!
-//! Known gap: the issue asks for no miss at all. About one run in two sees a single release
-//! of the RTOS's 1 kHz task complete after its deadline (never an overrun; the release
-//! within ~3 ms). Not isolated yet: the RTOS's own slow calls under this load (its network
+//! Known gap: the issue asks for no miss at all. Two of seven runs while this test was
+//! written saw a single release of the RTOS's 1 kHz task complete after its deadline
+//! (never an overrun; the release within ~3 ms), none of the last four on the final tree. Not isolated yet: the RTOS's own slow calls under this load (its network
 //! thread probes xenstore for a vif twice a second, through Xen hypercalls and event
 //! channels that take the microvisor's global lock) are the suspect; instrumenting the lock
 //! waits moves the timing and the miss away.
