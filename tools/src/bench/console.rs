@@ -107,13 +107,19 @@ pub fn type_steps(steps: &[Step], done: &dyn Fn() -> bool) -> Result<()> {
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        let r = client.call(&Request::ConsoleInput {
-            domain: DomainRef::Name(s.domain.clone()),
-            bytes: s.line.clone().into_bytes(),
-        })?;
-        if r != Response::Done {
-            bail!("console input answered {r:?}");
-        }
+        type_line(&mut client, &s.domain, &s.line)?;
+    }
+    Ok(())
+}
+
+/// Types `line` (as given: add its newline) on domain `domain`'s console.
+pub fn type_line(client: &mut Client, domain: &str, line: &str) -> Result<()> {
+    let r = client.call(&Request::ConsoleInput {
+        domain: DomainRef::Name(domain.into()),
+        bytes: line.as_bytes().to_vec(),
+    })?;
+    if r != Response::Done {
+        bail!("console input answered {r:?}");
     }
     Ok(())
 }

@@ -103,11 +103,6 @@ pub fn last_index(log: &str) -> Option<u64> {
     parse_stamps(log).last().map(|s| s.i)
 }
 
-/// dom0's "recovered in" figures for blkdom, ms, in order.
-pub fn parse_recovered(log: &str) -> Vec<u64> {
-    recovered_of(log, "blkdom")
-}
-
 /// dom0's "recovered in" figures for the domain `name`, ms, in order: the watchdog's time
 /// from the fault to the new instance's first heartbeat.
 pub fn recovered_of(log: &str, name: &str) -> Vec<u64> {
@@ -121,11 +116,6 @@ pub fn recovered_of(log: &str, name: &str) -> Vec<u64> {
         .collect()
 }
 
-/// dom0's restart delays (its backoff) for blkdom, ms, in order.
-pub fn parse_backoff(log: &str) -> Vec<u64> {
-    backoff_of(log, "blkdom")
-}
-
 /// dom0's restart delays (its backoff) for the domain `name`, ms, in order.
 pub fn backoff_of(log: &str, name: &str) -> Vec<u64> {
     let re = Regex::new(&format!(
@@ -136,6 +126,27 @@ pub fn backoff_of(log: &str, name: &str) -> Vec<u64> {
     re.captures_iter(log)
         .filter_map(|c| c[1].parse().ok())
         .collect()
+}
+
+/// dom0's figures for driver domain `name` over `crashes` crashes: its "recovered in"
+/// figures (the last may be missing: dom0 reports it at the new instance's first heartbeat,
+/// which can come after the guest's loop ended) and its restart delays (one per crash).
+pub fn dom0_figures(log: &str, name: &str, crashes: usize) -> Result<(Vec<u64>, Vec<u64>)> {
+    let recovered = recovered_of(log, name);
+    if recovered.len() > crashes {
+        bail!(
+            "dom0 reported {} recoveries of {name} for {crashes} crashes",
+            recovered.len()
+        );
+    }
+    let backoff = backoff_of(log, name);
+    if backoff.len() != crashes {
+        bail!(
+            "dom0 reported {} restart delays of {name} for {crashes} crashes",
+            backoff.len()
+        );
+    }
+    Ok((recovered, backoff))
 }
 
 /// Gaps (ticks) between consecutive stamps; checks the loop indices are consecutive, rising
@@ -259,22 +270,7 @@ pub fn report(log: &str, crash_at: &[u64]) -> Result<RestartReport> {
     let hz = super::boot::COUNTER_HZ;
     let ms_per_tick = 1e3 / hz as f64;
     let (p, base) = pauses(&parse_stamps(log), crash_at)?;
-    let recovered = parse_recovered(log);
-    if recovered.len() > crash_at.len() {
-        bail!(
-            "dom0 reported {} recoveries for {} crashes",
-            recovered.len(),
-            crash_at.len()
-        );
-    }
-    let backoff = parse_backoff(log);
-    if backoff.len() != crash_at.len() {
-        bail!(
-            "dom0 reported {} restart delays for {} crashes",
-            backoff.len(),
-            crash_at.len()
-        );
-    }
+    let (recovered, backoff) = dom0_figures(log, "blkdom", crash_at.len())?;
     let pause = Stats::of(&p, ms_per_tick).context("no pauses")?;
     let less = p
         .iter()

@@ -18,7 +18,7 @@
 //! (A loop of one `ping -c 1 -W 1` at a time was tried first: every crash cost the request
 //! in flight, and its pause was ping's 1 s timeout.)
 
-use super::restart::{backoff_of, recovered_of, Stats, GOAL_MS};
+use super::restart::{dom0_figures, Stats, GOAL_MS};
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 use serde::Serialize;
@@ -233,22 +233,7 @@ pub fn report(log: &str, crash_at: &[u64], stop_at: u64) -> Result<NetRestartRep
     let hz = super::boot::COUNTER_HZ;
     let ms_per_tick = 1e3 / hz as f64;
     let (p, base, baseline_lost) = pauses(&parse_stamps(log), crash_at, stop_at)?;
-    let recovered = recovered_of(log, DRIVER);
-    if recovered.len() > crash_at.len() {
-        bail!(
-            "dom0 reported {} recoveries of {DRIVER} for {} crashes",
-            recovered.len(),
-            crash_at.len()
-        );
-    }
-    let backoff = backoff_of(log, DRIVER);
-    if backoff.len() != crash_at.len() {
-        bail!(
-            "dom0 reported {} restart delays of {DRIVER} for {} crashes",
-            backoff.len(),
-            crash_at.len()
-        );
-    }
+    let (recovered, backoff) = dom0_figures(log, DRIVER, crash_at.len())?;
     let ticks: Vec<u64> = p.iter().map(|x| x.ticks).collect();
     let clean: Vec<u64> = p.iter().filter(|x| x.lost == 0).map(|x| x.ticks).collect();
     let pause = Stats::of(&ticks, ms_per_tick).context("no pauses")?;

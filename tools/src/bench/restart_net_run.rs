@@ -65,18 +65,6 @@ struct Driven {
     stop_at: u64,
 }
 
-/// Types `line` on the guest's console.
-fn type_line(c: &mut Client, line: &str) -> Result<()> {
-    let r = c.call(&Request::ConsoleInput {
-        domain: DomainRef::Name(DOMAIN.into()),
-        bytes: line.as_bytes().to_vec(),
-    })?;
-    if r != Response::Done {
-        bail!("console input answered {r:?}");
-    }
-    Ok(())
-}
-
 /// Drives the run: types the script, waits for DHCP, then crashes netdom `crashes` times,
 /// each once dom0 reported the previous recovery (its watchdog saw the new instance's first
 /// heartbeat, so no crash counts as a crash loop) and the guest's replies moved
@@ -128,7 +116,7 @@ fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Driven> {
                 d.crash_at.push(i);
             }
             Some(i) if k == crashes as usize && recovered >= k && i + 1 >= from + TAIL => {
-                type_line(&mut c, &restart_net::stop_line())?;
+                super::console::type_line(&mut c, DOMAIN, &restart_net::stop_line())?;
                 d.stop_at = i;
                 return Ok(d);
             }

@@ -61,8 +61,11 @@ fn parses_replies_after_a_prompt_but_not_other_lines() {
     // The blkdom half's lines and another domain's are not this half's stamps.
     assert!(parse_stamps("[linux] RSTIO 0 0 5 6\n[rtos] RSTNET 0 0:5\n").is_empty());
     assert!(super::super::restart::parse_stamps(&l).is_empty());
-    assert_eq!(recovered_of(&log(&[], &[], &[12, 7]), DRIVER), vec![12, 7]);
-    assert!(super::super::restart::parse_recovered(&log(&[], &[], &[12])).is_empty());
+    assert_eq!(
+        super::super::restart::recovered_of(&log(&[], &[], &[12, 7]), DRIVER),
+        vec![12, 7]
+    );
+    assert!(super::super::restart::recovered_of(&log(&[], &[], &[12]), "blkdom").is_empty());
 }
 
 #[test]

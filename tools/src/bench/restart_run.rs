@@ -92,7 +92,7 @@ fn drive(crashes: u32, done: &dyn Fn() -> bool) -> Result<Vec<u64>> {
             Err(e) => return Err(e),
         };
         let at = restart::last_index(&h);
-        let ready = restart::parse_recovered(&h).len() as u64 >= k
+        let ready = restart::recovered_of(&h, "blkdom").len() as u64 >= k
             || at
                 .zip(crash_at.last())
                 .is_some_and(|(i, &p)| i >= p + WAIT_READY);

@@ -62,8 +62,20 @@ fn parses_stamps_and_dom0_recoveries() {
         ]
     );
     assert_eq!(last_index(&l), Some(2));
-    assert_eq!(parse_recovered(&l), vec![31, 7]);
-    assert_eq!(parse_backoff(&l), vec![100, 200]);
+    assert_eq!(recovered_of(&l, "blkdom"), vec![31, 7]);
+    assert_eq!(backoff_of(&l, "blkdom"), vec![100, 200]);
+    assert_eq!(
+        dom0_figures(&l, "blkdom", 2).unwrap(),
+        (vec![31, 7], vec![100, 200])
+    );
+    assert!(
+        dom0_figures(&l, "blkdom", 3).is_err(),
+        "a restart delay is missing"
+    );
+    assert!(
+        dom0_figures(&l, "blkdom", 1).is_err(),
+        "more recoveries than crashes"
+    );
     // Another domain's lines and other dom0 lines are not stamps or recoveries.
     let l = "[linux] RSTIO 8 2 11 12\n";
     assert_eq!(
@@ -82,7 +94,7 @@ fn parses_stamps_and_dom0_recoveries() {
         ]
     );
     let other = "[rtos] RSTIO 0 0 5\n[dom0] netdom (d3): ready, recovered in 9 ms\n";
-    assert!(parse_stamps(other).is_empty() && parse_recovered(other).is_empty());
+    assert!(parse_stamps(other).is_empty() && recovered_of(other, "blkdom").is_empty());
     assert_eq!(last_index("nothing"), None);
 }
 
