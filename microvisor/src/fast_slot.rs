@@ -112,13 +112,14 @@ impl FastSlot {
         hz: u64,
         mut emit: impl FnMut(&str, Output<'_>),
     ) {
-        let name = core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?");
+        // Fields, not `self.name()`: the line assembly below borrows `self.lines` mutably.
+        let name = as_name(&self.name[..self.name_len]);
         self.lines.write(bytes, now, hz, |out| emit(name, out));
     }
 
     /// The domain's name.
     pub fn name(&self) -> &str {
-        core::str::from_utf8(&self.name[..self.name_len]).unwrap_or("?")
+        as_name(&self.name[..self.name_len])
     }
 
     /// Queues one byte of input, dropping the oldest if [`INPUT_LIMIT`] are waiting.
@@ -169,6 +170,11 @@ impl FastSlot {
     pub fn idle(&self, v: usize) -> u64 {
         self.idle.get(v).copied().unwrap_or(0)
     }
+}
+
+/// A name stored as bytes (always cut at a character boundary by [`FastSlot::reset`]).
+fn as_name(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).unwrap_or("?")
 }
 
 #[cfg(test)]

@@ -152,6 +152,8 @@ mod shell {
 
     /// Each vCPU's next deadline (absolute counter value).
     static NEXT: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+    /// The metronome's vCPUs (at most `NEXT.len()`), and when the first one's grid starts.
+    static METRONOME_VCPUS: AtomicUsize = AtomicUsize::new(1);
     static METRONOME_START: AtomicU64 = AtomicU64::new(0);
 
     fn metronome_period() -> u64 {
@@ -160,7 +162,7 @@ mod shell {
 
     fn metronome(info: &StartInfo) {
         let vcpus = usize::from(info.vcpus.max(1)).min(NEXT.len());
-        LOAD_VCPUS.store(vcpus, Ordering::Release);
+        METRONOME_VCPUS.store(vcpus, Ordering::Release);
         METRONOME_START.store(timer::now() + 4 * metronome_period(), Ordering::Release);
         irq::init_primary();
         irq::set_handler(metronome_irq);
@@ -180,7 +182,7 @@ mod shell {
     /// Arms this vCPU's first deadline at its phase and idles: the timer does the work.
     fn metronome_loop() -> ! {
         let me = smp::current_vcpu();
-        let vcpus = LOAD_VCPUS.load(Ordering::Acquire).max(1) as u64;
+        let vcpus = METRONOME_VCPUS.load(Ordering::Acquire).max(1) as u64;
         let period = metronome_period();
         let first = METRONOME_START.load(Ordering::Acquire) + me as u64 * period / vcpus;
         NEXT[me].store(first, Ordering::Release);
