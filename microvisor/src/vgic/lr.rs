@@ -439,7 +439,7 @@ impl VgicDomain {
     }
 
     /// Moves `intid` from the model into a new LR value for `vcpu`.
-    fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
+    pub(super) fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
         let wants = self.irq(vcpu, intid).is_some_and(|irq| self.wants_lr(irq));
         // Every interrupt of a non-secure GICv3 guest is Group 1, of a GICv2 guest Group 0
         // (see the module doc).
