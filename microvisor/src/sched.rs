@@ -322,7 +322,6 @@ impl RunQueue {
             .entries
             .iter_mut()
             .flatten()
-            .take(self.len)
             .filter(|e| e.runnable)
             // Order: rank descending, then least recently picked. min_by keeps the first
             // of equals, so never-run newcomers go in slot order.
@@ -335,12 +334,11 @@ impl RunQueue {
     /// Whether `key` needs a time slice: another runnable vCPU has the same or a higher
     /// rank (within budget or not, then priority). `false` if `key` is not queued.
     pub fn contended(&self, key: VcpuKey) -> bool {
-        let Some(me) = self.find(key).and_then(|i| self.entries[i].as_ref()) else {
+        let Some(me) = self.find(key).and_then(|i| self.entries[i]) else {
             return false;
         };
-        let rank = me.rank();
         self.iter()
-            .any(|e| e.key != key && e.runnable && e.rank() >= rank)
+            .any(|e| e.key != key && e.runnable && e.rank() >= me.rank())
     }
 
     /// Number of queued vCPUs, runnable or not.
@@ -359,25 +357,13 @@ impl RunQueue {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().flatten().take(self.len)
+        self.entries.iter().flatten()
     }
 
     fn find(&self, key: VcpuKey) -> Option<usize> {
-        // Stops after the last queued entry: a shared CPU's exits look keys up here several
-        // times each, and most of the 16 slots are empty.
-        let mut seen = 0;
-        for (i, e) in self.entries.iter().enumerate() {
-            if seen == self.len {
-                break;
-            }
-            if let Some(e) = e {
-                if e.key == key {
-                    return Some(i);
-                }
-                seen += 1;
-            }
-        }
-        None
+        self.entries
+            .iter()
+            .position(|e| e.is_some_and(|e| e.key == key))
     }
 }
 
