@@ -83,11 +83,12 @@ impl Hyp {
         false
     }
 
-    /// Puts the expired virtual timer of vCPU `v` of `id`, loaded on no CPU, straight into
-    /// its saved list registers if the vGIC model says that is all an injection and the
-    /// flush at its next entry would do ([`crate::vgic::VgicDomain::deliver_direct`]), and
-    /// wakes it (`cpu` is this CPU); false (nothing done) if the caller must inject it. The usual case of a
-    /// shared vCPU waiting for its tick: the flush at its entry is then skipped.
+    /// Puts the expired virtual timer of vCPU `v` of `id`, powered on and loaded on no CPU,
+    /// straight into its saved list registers if the vGIC model says that is all an
+    /// injection and the flush at its next entry would do
+    /// ([`crate::vgic::VgicDomain::deliver_direct`]), and wakes it (`cpu` is this CPU);
+    /// false (nothing done) if the caller must inject it. The usual case of a shared vCPU
+    /// waiting for its tick: the flush at its entry is then skipped.
     fn timer_into_lr(&mut self, id: protocol::ids::DomainId, v: usize, cpu: usize) -> bool {
         let key = vcpu_key(id, v);
         // Its saved LRs are the authority only while no CPU holds it (one re-pinned here
@@ -99,7 +100,7 @@ impl Hyp {
         let Some(d) = self.domain_mut(id) else {
             return false;
         };
-        let Some(vcpu) = d.vcpus.get_mut(v) else {
+        let Some(vcpu) = d.vcpus.get_mut(v).filter(|c| c.power == Power::On) else {
             return false;
         };
         if d.vgic
