@@ -119,11 +119,15 @@ impl Hyp {
         arch::monitors::save(d.spec.pmu, &mut vcpu.pmu);
         let n = self.nr_lrs;
         let d = self.domain_mut(id).expect("checked above");
-        read_lrs(&mut d.vcpus[v].lrs[..n]);
-        write_lrs(&[0; crate::arch::context::MAX_LRS][..n]);
+        let lrs = &mut d.vcpus[v].lrs[..n];
+        read_lrs(lrs);
         // A hardware-linked LR still in flight: deactivate the physical interrupt now (the
-        // next vCPU here needs it) and keep only the virtual one.
-        for slot in d.vcpus[v].lrs[..n].iter_mut() {
+        // next vCPU here needs it) and keep only the virtual one. Each LR is cleared for the
+        // next vCPU here on the way (an empty one is already clear).
+        for (i, slot) in lrs.iter_mut().enumerate() {
+            if *slot != 0 {
+                gic::write_lr(i, 0);
+            }
             if *slot & lr::HW != 0 {
                 if *slot & lr::STATE_MASK != 0 {
                     gic::deactivate(((*slot >> 32) & 0x1fff) as u32);
@@ -174,14 +178,14 @@ impl Hyp {
         if !d.vgic.needs_flush(v) {
             return;
         }
-        let mut lrs = d.vcpus[v].lrs;
-        d.vgic.flush_lrs(v, &mut lrs[..n]);
+        let Some(vcpu) = d.vcpus.get_mut(v) else {
+            return;
+        };
+        let lrs = &mut vcpu.lrs[..n];
+        let changed = d.vgic.flush_lrs(v, lrs);
         // Only the LRs the flush changed (usually one, the interrupt it placed).
-        for (slot, (&new, old)) in lrs[..n].iter().zip(&mut d.vcpus[v].lrs[..n]).enumerate() {
-            if new != *old {
-                *old = new;
-                gic::write_lr(slot, new);
-            }
+        for slot in (0..n).filter(|&i| changed & (1 << i) != 0) {
+            gic::write_lr(slot, lrs[slot]);
         }
         // More deliverable interrupts than LRs: ask for a maintenance interrupt when the
         // LRs drain so the rest get their turn.

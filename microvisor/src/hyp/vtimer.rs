@@ -83,6 +83,38 @@ impl Hyp {
         false
     }
 
+    /// Puts the expired virtual timer of vCPU `v` of `id`, powered on and loaded on no CPU,
+    /// straight into its saved list registers if the vGIC model says that is all an
+    /// injection and the flush at its next entry would do
+    /// ([`crate::vgic::VgicDomain::deliver_direct`]), and wakes it (`cpu` is this CPU);
+    /// false (nothing done) if the caller must inject it. The usual case of a shared vCPU
+    /// waiting for its tick: the flush at its entry is then skipped.
+    fn timer_into_lr(&mut self, id: protocol::ids::DomainId, v: usize, cpu: usize) -> bool {
+        let key = vcpu_key(id, v);
+        // Its saved LRs are the authority only while no CPU holds it (one re-pinned here
+        // may still run where it was).
+        if self.loaded.contains(&Some(key)) {
+            return false;
+        }
+        let n = self.nr_lrs;
+        let Some(d) = self.domain_mut(id) else {
+            return false;
+        };
+        let Some(vcpu) = d.vcpus.get_mut(v).filter(|c| c.power == Power::On) else {
+            return false;
+        };
+        if d.vgic
+            .deliver_direct(v, VTIMER_PPI, &mut vcpu.lrs[..n])
+            .is_none()
+        {
+            return false;
+        }
+        vcpu.stats.irqs += 1;
+        // Enabled and pending, so deliverable to it: as `inject_model` wakes it.
+        self.wake_mask(id, 1 << v, cpu);
+        true
+    }
+
     /// Injects the virtual timer into every unloaded vCPU on this CPU whose deadline passed.
     pub(super) fn deliver_expired_timers(&mut self, cpu: usize) {
         let now = arch::counter_now();
@@ -115,7 +147,9 @@ impl Hyp {
                 }
             }
             for &(id, v) in &due[..found] {
-                self.inject(id, v, VTIMER_PPI, cpu);
+                if !self.timer_into_lr(id, v, cpu) {
+                    self.inject(id, v, VTIMER_PPI, cpu);
+                }
             }
             if found < due.len() {
                 return;

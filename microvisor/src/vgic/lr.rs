@@ -129,11 +129,13 @@ impl VgicDomain {
     /// `ICH_LR<n>_EL2` values) and fills free ones with the most urgent deliverable
     /// interrupts (lowest priority value, then lowest INTID). A pending-only LR is evicted
     /// for a more urgent interrupt when no LR is free. Afterwards [`Self::needs_refill`]
-    /// says whether anything was left out.
-    pub fn flush_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) {
+    /// says whether anything was left out. Returns the slots whose value it changed (bit n
+    /// = `lrs[n]`), so the caller writes only those to the hardware.
+    pub fn flush_lrs(&mut self, vcpu: usize, lrs: &mut [u64]) -> u32 {
         if vcpu >= self.nr_vcpus {
-            return;
+            return 0;
         }
+        let mut changed = 0u32;
         self.stale &= !(1 << vcpu);
         // With none of ours in the LRs (a vCPU coming back after its last interrupt was
         // finished) there is nothing to retire or refresh.
@@ -144,9 +146,13 @@ impl VgicDomain {
             if let Some(t) = self.lrs.get_mut(vcpu) {
                 t.completed_carry.union_with(&done);
             }
-            for slot in lrs.iter_mut() {
+            for (i, slot) in lrs.iter_mut().enumerate() {
                 if let Some(intid) = self.owned_intid(vcpu, *slot) {
-                    *slot = self.refresh(vcpu, intid, *slot);
+                    let new = self.refresh(vcpu, intid, *slot);
+                    if new != *slot {
+                        *slot = new;
+                        changed |= 1 << i;
+                    }
                 }
             }
         }
@@ -155,15 +161,30 @@ impl VgicDomain {
         // LR takes at most one candidate per flush (a slot refilled by eviction holds a more
         // urgent interrupt than every later candidate), so only the most urgent
         // `MAX_PLACED` are kept, sorted, plus how many there were in all.
-        let mut top = Candidates::new();
-        self.candidates(vcpu, &mut top);
-        let cands = top.best();
+        // The common case, at most one private interrupt live and no SPI (a timer tick, an
+        // IPI): that one is the only candidate, with no list to gather or order.
+        let private = self.live_private.get(vcpu).copied().unwrap_or(0);
+        let single;
+        let mut top;
+        let (cands, total): (&[(u8, u32)], usize) =
+            if private & private.wrapping_sub(1) == 0 && self.live_spis.is_empty() {
+                single = self.single_candidate(vcpu, private);
+                (single.as_slice(), usize::from(single.is_some()))
+            } else {
+                top = Candidates::new();
+                self.candidates(vcpu, &mut top);
+                (top.best(), top.total)
+            };
 
         let mut next = 0;
-        for slot in lrs.iter_mut() {
+        for (i, slot) in lrs.iter_mut().enumerate() {
             if state(*slot) == LrState::Invalid {
                 if let Some(&(_, intid)) = cands.get(next) {
-                    *slot = self.place(vcpu, intid);
+                    let new = self.place(vcpu, intid);
+                    if new != *slot {
+                        *slot = new;
+                        changed |= 1 << i;
+                    }
                     next += 1;
                 }
             }
@@ -175,6 +196,7 @@ impl VgicDomain {
                     if let Some(slot) = lrs.get_mut(i) {
                         self.evict(vcpu, worst.1);
                         *slot = self.place(vcpu, intid);
+                        changed |= 1 << i;
                         evicted = true;
                     }
                     next += 1;
@@ -182,11 +204,12 @@ impl VgicDomain {
                 _ => break,
             }
         }
-        let overflow = next < top.total || evicted;
+        let overflow = next < total || evicted;
         self.snapshot(vcpu, lrs);
         if let Some(t) = self.lrs.get_mut(vcpu) {
             t.overflow = overflow;
         }
+        changed
     }
 
     /// The live interrupts that should go into one of `vcpu`'s LRs, the most urgent first;
@@ -210,14 +233,36 @@ impl VgicDomain {
         }
     }
 
+    /// [`Self::candidates`] when `private` (the vCPU's live private interrupts) has at most
+    /// one member and no SPI is live: that interrupt as a candidate, if it is one.
+    fn single_candidate(&mut self, vcpu: usize, private: u32) -> Option<(u8, u32)> {
+        if private == 0 {
+            return None;
+        }
+        let intid = private.trailing_zeros();
+        let mut top = None;
+        if !self.consider_with(vcpu, intid, &mut |p, i| top = Some((p, i))) {
+            if let Some(w) = self.live_private.get_mut(vcpu) {
+                *w = 0;
+            }
+        }
+        top
+    }
+
     /// Offers live `intid` to `top` if it is a candidate for `vcpu`; whether it is still
     /// live (pending or active in the model).
     fn consider(&self, vcpu: usize, intid: u32, top: &mut Candidates) -> bool {
+        self.consider_with(vcpu, intid, &mut |p, i| top.offer(p, i))
+    }
+
+    /// [`Self::consider`], offering to `offer`.
+    #[inline(always)]
+    fn consider_with(&self, vcpu: usize, intid: u32, offer: &mut impl FnMut(u8, u32)) -> bool {
         if !self.irq(vcpu, intid).is_some_and(|i| i.pending || i.active) {
             return false;
         }
         if let Some(p) = self.candidate_priority(vcpu, intid) {
-            top.offer(p, intid);
+            offer(p, intid);
         }
         true
     }
@@ -394,7 +439,7 @@ impl VgicDomain {
     }
 
     /// Moves `intid` from the model into a new LR value for `vcpu`.
-    fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
+    pub(super) fn place(&mut self, vcpu: usize, intid: u32) -> u64 {
         let wants = self.irq(vcpu, intid).is_some_and(|irq| self.wants_lr(irq));
         // Every interrupt of a non-secure GICv3 guest is Group 1, of a GICv2 guest Group 0
         // (see the module doc).

@@ -40,6 +40,7 @@
 
 mod candidates;
 mod diag;
+mod direct;
 mod dist;
 mod dist_v2;
 pub mod lr;

@@ -32,10 +32,12 @@ impl Hyp {
 
     /// vCPU `v` of `id` leaves its CPU: runnable, or blocked if it is waiting.
     pub fn runstate_leave(&mut self, id: DomainId, v: usize) {
-        let blocked = self
-            .domain(id)
-            .and_then(|d| d.vcpus.get(v))
-            .is_some_and(|c| c.blocked);
+        let Some(d) = self.domain(id) else { return };
+        // Most vCPUs registered no area: every switch of a shared CPU comes through here.
+        if d.xen.runstate.get(v).copied().flatten().is_none() {
+            return;
+        }
+        let blocked = d.vcpus.get(v).is_some_and(|c| c.blocked);
         let state = if blocked {
             runstate::BLOCKED
         } else {

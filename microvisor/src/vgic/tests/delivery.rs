@@ -372,3 +372,42 @@ fn skipped_sync_does_not_strand_an_interrupt() {
         "completion carried to the next sync"
     );
 }
+
+#[test]
+fn a_timer_goes_straight_into_a_free_lr_of_a_vcpu_with_nothing_owed() {
+    let mut g = gic(2);
+    enable_private(&mut g, 1, 27, 0xA0);
+    enable_private(&mut g, 1, 20, 0x80);
+    let mut lrs = [0u64; NR_LRS];
+    g.flush_lrs(1, &mut lrs);
+    // Not in the LRs of a vCPU whose flush is owed: refused, nothing changed.
+    g.inject(1, 20);
+    let before = g.clone();
+    assert_eq!(g.deliver_direct(1, 27, &mut lrs), None);
+    assert_eq!(g, before);
+    g.flush_lrs(1, &mut lrs);
+    // An interrupt of the model in an LR: refused too.
+    assert_eq!(g.deliver_direct(1, 27, &mut lrs), None);
+    // Nothing in the LRs (an HW LR is not the model's) and nothing owed: taken.
+    let mut lrs = [0u64; NR_LRS];
+    lrs[0] = lr::HW | lr::PENDING | 30;
+    let mut g = gic(2);
+    enable_private(&mut g, 1, 27, 0xA0);
+    g.flush_lrs(1, &mut lrs);
+    assert_eq!(g.deliver_direct(1, 27, &mut lrs), Some(1));
+    assert_eq!(lrs[1], lr::make(27, 0xA0, false));
+    assert!(!g.needs_flush(1));
+    assert_eq!(rd32(&mut g, sgi_frame(1) + 0x200), 1 << 27, "reads pending");
+    // Already in an LR now: a second one is refused (no INTID in two LRs).
+    assert_eq!(g.deliver_direct(1, 27, &mut lrs), None);
+    // Disabled: refused.
+    let mut g = gic(2);
+    let mut lrs = [0u64; NR_LRS];
+    assert_eq!(g.deliver_direct(0, 27, &mut lrs), None);
+    // No free LR: refused.
+    let mut g = gic(2);
+    enable_private(&mut g, 0, 27, 0xA0);
+    g.flush_lrs(0, &mut lrs);
+    let mut full = [lr::HW | lr::PENDING | 30; NR_LRS];
+    assert_eq!(g.deliver_direct(0, 27, &mut full), None);
+}

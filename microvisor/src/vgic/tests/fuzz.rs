@@ -4,10 +4,10 @@
 use super::*;
 
 /// xorshift64: deterministic and dependency-free.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -16,7 +16,7 @@ impl Rng {
         x
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -93,6 +93,38 @@ fn assert_lr_invariants(g: &VgicDomain, v: usize, lrs: &[u64]) {
             let o = irq.owner as usize;
             assert!(o < g.nr_vcpus());
             assert!(g.lrs[o].in_lr.contains(FIRST_SPI + i as u32));
+        }
+    }
+}
+
+/// Delivers private `intid` to `v` with [`VgicDomain::deliver_direct`] if it takes it, and
+/// checks that the model and LRs are then exactly what an inject and a flush make;
+/// otherwise injects and flushes.
+pub(super) fn direct_matches_inject_and_flush(
+    g: &mut VgicDomain,
+    v: usize,
+    intid: u32,
+    lrs: &mut [u64],
+) {
+    let (mut want, mut want_lrs) = (g.clone(), lrs.to_vec());
+    want.inject(v, intid);
+    want.flush_lrs(v, &mut want_lrs);
+    let before = lrs.to_vec();
+    match g.deliver_direct(v, intid, lrs) {
+        Some(slot) => {
+            assert_eq!(*g, want, "model after direct delivery of {intid} to {v}");
+            assert_eq!(
+                lrs,
+                &want_lrs[..],
+                "LRs after direct delivery of {intid} to {v}"
+            );
+            assert_eq!(lr::intid(lrs[slot]), intid);
+            assert!(!g.needs_flush(v), "nothing left for the flush");
+        }
+        None => {
+            assert_eq!(lrs, &before[..], "refused, yet the LRs changed");
+            *g = want;
+            lrs.copy_from_slice(&want_lrs);
         }
     }
 }
@@ -228,6 +260,11 @@ fn random_activity(version: GicVersion) {
                     if let Some(l) = lrs.get(v) {
                         let done = g.sync_lrs(v, l);
                         assert!(done.iter().all(|i| (i as usize) < NR_IRQS));
+                    }
+                }
+                9 if r.below(2) == 0 => {
+                    if let Some(l) = lrs.get_mut(v) {
+                        direct_matches_inject_and_flush(&mut g, v, intid % 32, l);
                     }
                 }
                 _ => {

@@ -5,6 +5,7 @@
 //! `ITARGETSR` and `SGIR` (`v2.rs`), and Linux's bring-up replayed (`v2_linux.rs`).
 
 mod delivery;
+mod direct;
 mod fuzz;
 mod guest_setups;
 mod mmio;
