@@ -294,24 +294,35 @@ fn private_cfg(d: &super::domain::Domain, v: usize) -> PrivateCfg {
 
 impl super::domain::Domain {
     /// The vGIC model takes over LR `slot` of vCPU `v`, which the fast path filled with a
-    /// posted interrupt. If it cannot (never expected: the fast path only uses an LR when
-    /// no other holds the same INTID), the LR is emptied and its interrupt made pending in
-    /// the model instead, so no INTID is ever in two LRs.
+    /// posted interrupt (loaded on this CPU). If it cannot (never expected: the fast path
+    /// only uses an LR when no other holds the same INTID), the LR is emptied, in the
+    /// hardware too (see [`Self::adopt_lr`]).
     fn adopt_posted_lr(&mut self, v: usize, slot: usize) {
-        let Some(&value) = self.vcpus.get(v).and_then(|c| c.lrs.get(slot)) else {
-            return;
+        if !self.adopt_lr(v, slot) {
+            crate::arch::gic::write_lr(slot, 0);
+        }
+    }
+
+    /// The vGIC model takes over LR `slot` of vCPU `v`'s saved copy, which it does not track
+    /// yet: a posted interrupt, or the timer's LR once it is no longer hardware-linked.
+    /// False if it could not and the saved LR was emptied instead, its interrupt made
+    /// pending in the model if it still was: no INTID is ever in two LRs.
+    pub(super) fn adopt_lr(&mut self, v: usize, slot: usize) -> bool {
+        let Some(lr) = self.vcpus.get_mut(v).and_then(|c| c.lrs.get_mut(slot)) else {
+            return true;
         };
+        let value = *lr;
         // Free, or the timer's hardware-linked LR (never the model's): nothing to adopt.
         if value & crate::vgic::lr::STATE_MASK == 0 || crate::vgic::lr::is_hw(value) {
-            return;
+            return true;
         }
         if self.vgic.adopt(v, value) {
-            return;
+            return true;
         }
-        if let Some(lr) = self.vcpus.get_mut(v).and_then(|c| c.lrs.get_mut(slot)) {
-            *lr = 0;
+        *lr = 0;
+        if value & crate::vgic::lr::PENDING != 0 {
+            self.vgic.inject(v, crate::vgic::lr::intid(value));
         }
-        crate::arch::gic::write_lr(slot, 0);
-        self.vgic.inject(v, crate::vgic::lr::intid(value));
+        false
     }
 }

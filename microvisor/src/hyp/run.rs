@@ -124,6 +124,7 @@ impl Hyp {
         // A hardware-linked LR still in flight: deactivate the physical interrupt now (the
         // next vCPU here needs it) and keep only the virtual one. Each LR is cleared for the
         // next vCPU here on the way (an empty one is already clear).
+        let mut unlinked = 0u16;
         for (i, slot) in lrs.iter_mut().enumerate() {
             if *slot != 0 {
                 gic::write_lr(i, 0);
@@ -131,9 +132,16 @@ impl Hyp {
             if *slot & lr::HW != 0 {
                 if *slot & lr::STATE_MASK != 0 {
                     gic::deactivate(((*slot >> 32) & 0x1fff) as u32);
+                    unlinked |= 1 << i;
                 }
                 *slot &= !(lr::HW | (0x1fff << 32));
             }
+        }
+        // The fast path's timer LR was never the model's; now that it is an ordinary LR the
+        // model takes it over, so a timer that expires again while the vCPU is switched out
+        // is not placed in a second LR beside it.
+        for i in (0..n).filter(|&i| unlinked & (1 << i) != 0) {
+            d.adopt_lr(v, i);
         }
         if d.vcpus[v].migrating {
             // Re-pinned while it ran here: now that its state is saved it may run there.
