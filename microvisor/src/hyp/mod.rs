@@ -39,7 +39,14 @@
 //! emulated on the sender's fast path; event-channel
 //! upcalls and SGIs raised under [`HYP`] post the same way when the target is exclusive,
 //! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
-//! and the scheduling decision.
+//! and the scheduling decision, except a trapped access to a device's registers: checked
+//! under [`HYP`], made with it released (the vCPU stays loaded, so its domain and device
+//! stay), then [`HYP`] is taken again to schedule ([`device_access`]).
+//!
+//! Work under [`HYP`] is kept short (issue 12): memory scrubs and image copies are
+//! [`bulk`] jobs done outside it, and the frame bitmap and table walks go a word and a
+//! table page at a time. Every locked pass is timed; its CPU's longest hold and what it was
+//! for are in [`Hyp::holds`], and long ones are logged ([`crate::lock_holds`]).
 //!
 //! # Lock order
 //!
@@ -68,6 +75,7 @@ pub mod build;
 pub mod bulk;
 pub mod capcall;
 pub mod console;
+pub mod device_access;
 pub mod devices;
 pub mod domain;
 pub mod exits;
@@ -153,6 +161,12 @@ pub struct Hyp {
     /// Each sealed upload's seal in the memory doorway (by upload slot), with its base.
     pub sealed_uploads:
         [Option<(PhysAddr, crate::arch::phys::Sealed)>; crate::uploads::MAX_UPLOADS],
+    /// The longest hold of this lock per CPU, and what it was for (noted by the run loop,
+    /// logged when it sets a record: see [`crate::lock_holds`]).
+    pub holds: crate::lock_holds::Record<MAX_CPUS>,
+    /// Per CPU, a trapped device-register access its last exit left to make once the lock
+    /// is released (see [`device_access`]).
+    pub device_access: [Option<device_access::DeviceAccess>; MAX_CPUS],
 }
 
 /// The global state; `None` until the boot CPU has built it.
