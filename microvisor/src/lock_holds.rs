@@ -4,13 +4,18 @@
 //! are only as good as the longest such pass.
 //!
 //! The run loop notes each pass's length in counter ticks and what it was for ([`Pass`]),
-//! under the lock: a comparison and, rarely, a store. Two kinds of hold are logged
-//! ([`Line`]), so the console and `ctl log` show the long ones as they happen: a new
-//! system-wide record of at least [`REPORT_FLOOR_US`] that beats the last one reported by a
-//! quarter (a few lines at boot, not one per pass), and any hold over [`BUDGET_US`] (at
-//! most [`OVER_BUDGET_RATE`] a second, after a burst, so a regression cannot flood the log).
+//! under the lock: a comparison or two and, rarely, a store. Two kinds of line are logged
+//! ([`Line`]), few enough not to crowd the console history (16 KiB, which tests and
+//! `ctl dmesg` read back):
+//! - a new system-wide longest hold of at least [`REPORT_FLOOR_US`] that at least doubles
+//!   the last one reported (a handful per boot);
+//! - when a domain's build completes (its memory loaded), the longest hold the building
+//!   CPU made since that build began ([`Record::build_began`], [`Record::build_done`]):
+//!   what building it (and that CPU's other work meanwhile) cost the other CPUs. One line
+//!   per build, the phase the issue is about.
+//!
+//! The microvisor aims to hold the lock for at most [`BUDGET_US`] at a time.
 
-use crate::ratelimit::TokenBucket;
 use core::fmt;
 use protocol::control::CapOp;
 
@@ -20,13 +25,8 @@ const XEN_HVC_IMM: u32 = 0xea1;
 /// Holds shorter than this are never logged (but still recorded).
 pub const REPORT_FLOOR_US: u64 = 20;
 
-/// The longest hold the microvisor means to allow itself: every hold over it is logged.
+/// The longest hold the microvisor means to allow itself.
 pub const BUDGET_US: u64 = 100;
-
-/// Over-budget lines per second at most, after a burst of [`OVER_BUDGET_BURST`].
-pub const OVER_BUDGET_RATE: u64 = 2;
-/// See [`OVER_BUDGET_RATE`].
-pub const OVER_BUDGET_BURST: u64 = 16;
 
 /// What a locked pass was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,12 +110,12 @@ pub struct Hold {
 pub struct Record<const CPUS: usize> {
     /// Per CPU, its longest hold (`None` before its first pass).
     pub per_cpu: [Option<Hold>; CPUS],
+    /// The CPU that began the last build and its longest hold since (`None` before one).
+    window: Option<(usize, Hold)>,
     /// The longest hold reported so far, in ticks.
     reported: u64,
     /// Ticks per second.
     counter_hz: u64,
-    /// Paces the over-budget lines.
-    over_budget: TokenBucket,
 }
 
 impl<const CPUS: usize> Record<CPUS> {
@@ -123,41 +123,61 @@ impl<const CPUS: usize> Record<CPUS> {
     pub const fn new(counter_hz: u64) -> Self {
         Self {
             per_cpu: [None; CPUS],
+            window: None,
             reported: 0,
             counter_hz,
-            over_budget: TokenBucket::new(OVER_BUDGET_RATE, OVER_BUDGET_BURST),
         }
     }
 
-    /// Notes a pass of `ticks` on `cpu` ending at counter value `now`; the line to log
-    /// about it, if it is worth one (see the module docs).
-    pub fn note(&mut self, cpu: usize, ticks: u64, pass: Pass, now: u64) -> Option<Line> {
+    /// Notes a pass of `ticks` on `cpu`; the line to log about it, if it is a new longest
+    /// worth one (see the module docs).
+    pub fn note(&mut self, cpu: usize, ticks: u64, pass: Pass) -> Option<Line> {
         let slot = self.per_cpu.get_mut(cpu)?;
-        let floor = REPORT_FLOOR_US.saturating_mul(self.counter_hz) / 1_000_000;
-        if ticks < floor {
-            // The common case: nothing to record worth a line, and nothing over budget.
-            if slot.is_none_or(|h| h.ticks < ticks) {
-                *slot = Some(Hold { ticks, pass });
-            }
-            return None;
-        }
+        let hold = Hold { ticks, pass };
         if slot.is_none_or(|h| h.ticks < ticks) {
-            *slot = Some(Hold { ticks, pass });
+            *slot = Some(hold);
         }
-        let bar = self.reported.saturating_add(self.reported / 4).max(floor);
-        let record = ticks >= bar;
-        let over = self.micros(ticks) > BUDGET_US;
-        if record {
-            self.reported = ticks;
-        } else if !over || !self.over_budget.allow(now, self.counter_hz) {
+        if self
+            .window
+            .is_some_and(|(c, h)| c == cpu && h.ticks < ticks)
+        {
+            self.window = Some((cpu, hold));
+        }
+        let floor = REPORT_FLOOR_US.saturating_mul(self.counter_hz) / 1_000_000;
+        if ticks < self.reported.saturating_mul(2).max(floor) {
             return None;
         }
-        Some(Line {
-            us: self.micros(ticks),
+        self.reported = ticks;
+        Some(self.line(cpu, hold, Why::Longest))
+    }
+
+    /// `cpu` began a domain build (under the lock, in the pass that builds it): the window
+    /// of [`Self::build_done`] starts again, for that CPU's holds, this pass included.
+    pub fn build_began(&mut self, cpu: usize) {
+        self.window = Some((
             cpu,
-            pass,
-            record,
-        })
+            Hold {
+                ticks: 0,
+                pass: Pass::Schedule,
+            },
+        ));
+    }
+
+    /// Domain `domid`'s build completed: the line for the longest hold its builder made
+    /// since the last build began, if it reached the floor.
+    pub fn build_done(&mut self, domid: u16) -> Option<Line> {
+        let (cpu, hold) = self.window?;
+        let floor = REPORT_FLOOR_US.saturating_mul(self.counter_hz) / 1_000_000;
+        (hold.ticks >= floor).then(|| self.line(cpu, hold, Why::Build(domid)))
+    }
+
+    fn line(&self, cpu: usize, hold: Hold, why: Why) -> Line {
+        Line {
+            us: self.micros(hold.ticks),
+            cpu,
+            pass: hold.pass,
+            why,
+        }
     }
 
     /// The longest hold of any CPU, with its CPU.
@@ -178,8 +198,16 @@ impl<const CPUS: usize> Record<CPUS> {
     }
 }
 
-/// A hold worth a log line: `HYP held N us on cpuC: what`, then `(longest yet)` if it is
-/// a record.
+/// Why a hold is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// A new longest since boot.
+    Longest,
+    /// The longest while domain `n` was being built (from its build to its load).
+    Build(u16),
+}
+
+/// A hold worth a log line: `HYP held N us on cpuC: what`, then why it is logged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Line {
     /// Its length in microseconds.
@@ -188,8 +216,8 @@ pub struct Line {
     pub cpu: usize,
     /// What for.
     pub pass: Pass,
-    /// Whether it is a new system-wide record.
-    pub record: bool,
+    /// Why it is logged.
+    pub why: Why,
 }
 
 impl fmt::Display for Line {
@@ -199,10 +227,10 @@ impl fmt::Display for Line {
             "HYP held {} us on cpu{}: {}",
             self.us, self.cpu, self.pass
         )?;
-        if self.record {
-            f.write_str(" (longest yet)")?;
+        match self.why {
+            Why::Longest => f.write_str(" (longest yet)"),
+            Why::Build(d) => write!(f, " (longest while d{d} was built)"),
         }
-        Ok(())
     }
 }
 

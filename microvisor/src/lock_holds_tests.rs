@@ -1,5 +1,5 @@
-//! Host tests of the lock-hold record: what counts as a new record, which holds are worth a
-//! log line, and how a hold is described.
+//! Host tests of the lock-hold record: what counts as a new longest, which holds are worth
+//! a log line, the window of a domain's build, and how a hold is described.
 
 use super::*;
 use std::string::ToString;
@@ -10,57 +10,70 @@ const HZ: u64 = 1_000_000;
 #[test]
 fn a_longer_pass_is_a_record_a_shorter_one_is_not() {
     let mut r = Record::<2>::new(HZ);
-    assert!(r.note(0, 5, Pass::Idle, 0).is_none());
-    assert!(r.note(0, 3, Pass::Schedule, 0).is_none());
+    assert!(r.note(0, 5, Pass::Idle).is_none());
+    assert!(r.note(0, 3, Pass::Schedule).is_none());
     assert_eq!(r.per_cpu[0].unwrap().ticks, 5);
     assert_eq!(r.per_cpu[0].unwrap().pass, Pass::Idle);
     // Another CPU keeps its own record; the longest is the system's.
-    assert!(r.note(1, 4, Pass::Schedule, 0).is_none());
+    assert!(r.note(1, 4, Pass::Schedule).is_none());
     assert_eq!(r.per_cpu[1].unwrap().ticks, 4);
     assert_eq!(r.longest().unwrap(), (0, r.per_cpu[0].unwrap()));
 }
 
 #[test]
-fn short_holds_and_small_gains_are_not_logged() {
+fn only_a_doubled_longest_from_the_floor_is_logged() {
     let mut r = Record::<1>::new(HZ);
-    assert!(r.note(0, REPORT_FLOOR_US - 1, Pass::Idle, 0).is_none());
-    let line = r.note(0, REPORT_FLOOR_US, Pass::Idle, 0).unwrap();
-    assert!(line.record);
-    // Recorded, but not a quarter longer than the last line, and within budget.
+    assert!(r.note(0, REPORT_FLOOR_US - 1, Pass::Idle).is_none());
+    let line = r.note(0, REPORT_FLOOR_US, Pass::Idle).unwrap();
+    assert_eq!(line.why, Why::Longest);
+    // Recorded, but not twice the last line.
     assert!(r
-        .note(0, REPORT_FLOOR_US + 1, Pass::BulkFinish, 0)
+        .note(0, REPORT_FLOOR_US * 2 - 1, Pass::BulkFinish)
         .is_none());
     assert_eq!(r.per_cpu[0].unwrap().pass, Pass::BulkFinish);
-    assert!(r
-        .note(0, REPORT_FLOOR_US * 5 / 4, Pass::Schedule, 0)
-        .is_some());
+    assert!(r.note(0, REPORT_FLOOR_US * 2, Pass::Schedule).is_some());
+    // However many long holds follow, a line needs another doubling.
+    let lines = (0..1000)
+        .filter_map(|_| r.note(0, 70, Pass::Schedule))
+        .count();
+    assert_eq!(lines, 0);
 }
 
 #[test]
-fn every_hold_over_budget_is_logged_at_a_bounded_rate() {
-    let mut r = Record::<1>::new(HZ);
-    let first = r.note(0, 10 * BUDGET_US, Pass::Idle, 0).unwrap();
-    assert!(first.record);
-    // Shorter than the record, but over budget: logged, up to the burst...
-    let over = BUDGET_US + 1;
-    let logged = (0..100)
-        .filter_map(|_| r.note(0, over, Pass::Schedule, 0))
-        .inspect(|l| assert!(!l.record))
-        .count();
-    assert_eq!(logged as u64, OVER_BUDGET_BURST);
-    // ...then at the steady rate: a second later, that many more.
-    let later = (0..100)
-        .filter(|_| r.note(0, over, Pass::Schedule, HZ).is_some())
-        .count();
-    assert_eq!(later as u64, OVER_BUDGET_RATE);
-    // Within budget is never logged unless it is a record.
-    assert!(r.note(0, BUDGET_US, Pass::Schedule, 10 * HZ).is_none());
+fn a_build_reports_the_longest_hold_since_it_began() {
+    let mut r = Record::<2>::new(HZ);
+    // No build yet: nothing to report.
+    assert!(r.build_done(3).is_none());
+    r.note(0, 500, Pass::Idle);
+    r.build_began(0);
+    let call = Pass::Sync {
+        domid: 0,
+        vcpu: 0,
+        esr: 0x5a00_0000,
+        x0: u64::from(CapOp::DomainRestart.function_id()),
+        x16: 0,
+        ipa: 0,
+    };
+    r.note(0, 200, call);
+    // Another CPU's hold is not the build's, however long.
+    r.note(1, 900, Pass::Schedule);
+    let line = r.build_done(3).unwrap();
+    // The 500 us hold came before the build: not in its window.
+    assert_eq!((line.us, line.cpu, line.pass), (200, 0, call));
+    assert_eq!(
+        line.to_string(),
+        "HYP held 200 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainRestart) (longest while d3 was built)"
+    );
+    // A build whose window stayed under the floor logs nothing.
+    r.build_began(1);
+    r.note(1, REPORT_FLOOR_US - 1, Pass::Schedule);
+    assert!(r.build_done(4).is_none());
 }
 
 #[test]
 fn an_unknown_cpu_is_ignored() {
     let mut r = Record::<1>::new(HZ);
-    assert!(r.note(1, 1_000_000, Pass::Idle, 0).is_none());
+    assert!(r.note(1, 1_000_000, Pass::Idle).is_none());
     assert!(r.longest().is_none());
 }
 
@@ -77,7 +90,7 @@ fn the_line_names_the_time_cpu_and_exit() {
         ipa: 0,
     };
     assert_eq!(
-        r.note(2, 62_500, call, 0).unwrap().to_string(),
+        r.note(2, 62_500, call).unwrap().to_string(),
         "HYP held 1000 us on cpu2: d0 vCPU1 exit ESR 0x5a000000 (capability call DomainCreate) (longest yet)"
     );
     let mmio = Pass::Sync {
@@ -89,8 +102,8 @@ fn the_line_names_the_time_cpu_and_exit() {
         ipa: 0x0a00_3e50,
     };
     assert_eq!(
-        r.note(1, 12_500, mmio, 0).unwrap().to_string(),
-        "HYP held 200 us on cpu1: d3 vCPU0 exit ESR 0x939f0045 (data abort: MMIO at 0xa003e50)"
+        mmio.to_string(),
+        "d3 vCPU0 exit ESR 0x939f0045 (data abort: MMIO at 0xa003e50)"
     );
     let hvc = Pass::Sync {
         domid: 1,

@@ -33,15 +33,16 @@ use std::time::Duration;
 /// Crashes of each driver domain.
 const CRASHES: usize = 3;
 
-/// The longest the microvisor may hold its global lock (a `bulkhead: HYP held` line, in
-/// virtual µs) from the baseline second on, through the six restarts. Before issue 12's
-/// fixes: 480-760 µs for each `DomainRestart` (stage-2 teardown read a table entry at a
-/// time, the frame bitmap was walked a page at a time) and up to 2.4 ms for a driver
-/// domain's trapped virtio-mmio access (made under the lock); after: about 200-340 µs.
-/// Under `-icount` a pass that makes QEMU leave its CPU loop (a broadcast TLB invalidation)
-/// also waits out a round of the other CPUs' slices, hence the margin over the 100 µs the
+/// The longest the microvisor may hold its global lock (virtual µs) on the CPU rebuilding a
+/// driver domain, from the restart to the new instance's memory being loaded (its
+/// `bulkhead: HYP held … (longest while dN was built)` line), for each of the six restarts.
+/// Before issue 12's fixes the restart pass itself held it 480-760 µs (stage-2 teardown
+/// read a table entry at a time through a checked window, the frame bitmap was set and
+/// checked a page at a time); after, about 200-230 µs. Under `-icount` a pass that makes
+/// QEMU leave its CPU loop (a broadcast TLB invalidation, a device register access) also
+/// waits out a round of the other CPUs' slices, hence the margin over the 100 µs the
 /// microvisor aims for (`lock_holds::BUDGET_US`).
-const RESTART_HOLD_BOUND_US: u64 = 500;
+const RESTART_HOLD_BOUND_US: u64 = 400;
 
 fn system(dir: &Path) -> PathBuf {
     let restart = "on_crash = \"restart\"\ncrash_limit = \"10/60s\"\n";
@@ -134,7 +135,8 @@ fn rtos_keeps_deadlines_while_driver_domains_restart() {
     bulkhead_tests::lock_holds::print("rtos_across_restarts", &out.log);
     assert!(
         !bulkhead_tests::lock_holds::holds(&out.log).is_empty(),
-        "the microvisor logged no lock hold at all (it logs every new longest from 20 us): {}",
+        "the microvisor logged no lock hold at all (it logs a new longest from 20 us, and \
+         the longest of each domain build): {}",
         out.log_path.display()
     );
     let reports = uptimes(&out.log);
@@ -146,16 +148,22 @@ fn rtos_keeps_deadlines_while_driver_domains_restart() {
             .expect("every second is reported")
     };
     let (start, end) = (at(baseline.0), *reports.last().expect("uptime"));
-    // The holds from the baseline report on: the restarts' teardowns and rebuilds.
+    // The rebuilds from the baseline report on: each restart's line covers its teardown and
+    // rebuild, from the restart to the new instance's memory being loaded.
     let from = out
         .log
         .find(&format!("[rtos] uptime {}s ", baseline.0))
         .expect("the baseline report is in the log");
-    let restart_longest = bulkhead_tests::lock_holds::longest(&out.log[from..]);
-    eprintln!("longest HYP hold from the baseline second on: {restart_longest} us");
+    let restart_longest = bulkhead_tests::lock_holds::longest_of_builds(&out.log[from..]);
+    eprintln!("longest HYP hold while a driver domain was rebuilt: {restart_longest} us");
+    assert!(
+        restart_longest > 0,
+        "no rebuild logged its longest lock hold: {}",
+        out.log_path.display()
+    );
     assert!(
         restart_longest <= RESTART_HOLD_BOUND_US,
-        "the microvisor held its lock {restart_longest} us during the restarts (bound {RESTART_HOLD_BOUND_US} us): {}",
+        "the microvisor held its lock {restart_longest} us while rebuilding a driver domain (bound {RESTART_HOLD_BOUND_US} us): {}",
         out.log_path.display()
     );
     let (missed, overran) = (end.1 - start.1, end.2 - start.2);

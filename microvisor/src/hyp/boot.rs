@@ -113,7 +113,6 @@ pub fn primary(
         uploads: Default::default(),
         sealed_uploads: [const { None }; crate::uploads::MAX_UPLOADS],
         holds: crate::lock_holds::Record::new(crate::arch::counter_hz()),
-        device_access: [None; MAX_CPUS],
     };
     hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.

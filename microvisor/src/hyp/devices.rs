@@ -156,7 +156,7 @@ impl Hyp {
 
     /// `DeviceMap`: gives domain `id` the device behind its Device cap `raw`: whole-page
     /// windows are mapped into its stage 2, sub-page windows are left unmapped and served
-    /// by [`Hyp::device_window`]; its SPI is routed to the pCPU of the domain's vCPU 0.
+    /// by [`Hyp::device_mmio`]; its SPI is routed to the pCPU of the domain's vCPU 0.
     pub fn device_map(&mut self, id: DomainId, raw: u64) -> Result<[u64; 3], CapError> {
         let index = self.device_index(id, raw, Rights::WRITE)?;
         let dev = self.devices[index];
@@ -303,11 +303,16 @@ impl Hyp {
         self.module(usize::from(index))
     }
 
-    /// The registers a trapped access of `width` bytes by domain `id` at `ipa` reaches: the
-    /// sub-page window of a device that domain mapped, if the access falls inside one.
-    /// `None` when it does not (a fault for that domain: it reached outside its own
-    /// registers). The access itself is made without the lock ([`super::device_access`]).
-    pub fn device_window(&self, id: DomainId, ipa: u64, width: u8) -> Option<Registers> {
+    /// A trapped access by domain `id` at `ipa`: performed on the device if it falls inside
+    /// the sub-page window of a device that domain mapped. `None` when it does not (a
+    /// fault for that domain: it reached outside its own registers).
+    pub fn device_mmio(
+        &self,
+        id: DomainId,
+        ipa: u64,
+        width: u8,
+        write: Option<u64>,
+    ) -> Option<u64> {
         let pa = self.devices.iter().find_map(|d| {
             let trapped = exposure(d.node.region) == Exposure::Trapped;
             (d.holding.mapped_by == Some(id) && trapped)
@@ -317,7 +322,9 @@ impl Hyp {
         // `pa` lies inside a virtio-mmio or management-UART window that EL2 mapped as
         // device memory at probe time, naturally aligned and of a width the device accepts;
         // the domain holds that device. The doorway checks it is not RAM.
-        Registers::new(PhysAddr::new(pa), u64::from(width))
+        Registers::new(PhysAddr::new(pa), u64::from(width))?
+            .access(0, width, write)
+            .ok()
     }
     /// A physical SPI fired: forward it to the domain owning its device, if any.
     pub fn forward_spi(&mut self, intid: u32, cpu: usize) -> bool {

@@ -239,19 +239,17 @@ impl Hyp {
             }
             MmioOutcome::NotGic => {
                 let ipa = abort.ipa.as_u64();
-                match self.device_window(id, ipa, access.width) {
-                    Some(window) => {
-                        // Made (and the instruction completed) once the lock is released:
-                        // a device's register access can be slow (`device_access`).
-                        self.device_access[cpu] = Some(super::device_access::DeviceAccess {
-                            window,
-                            width: access.width,
-                            write,
-                            reg: access.reg,
-                            sign_extend: access.sign_extend,
-                            sixty_four: access.sixty_four,
-                            instr_len: abort.instr_len,
-                        });
+                match self.device_mmio(id, ipa, access.width, write) {
+                    Some(value) => {
+                        if write.is_none() && reg != 31 {
+                            regs.x[reg] = sign_extend(
+                                value,
+                                access.width,
+                                access.sign_extend,
+                                access.sixty_four,
+                            );
+                        }
+                        regs.pc += u64::from(abort.instr_len);
                     }
                     None if self.revoked_map(id, ipa) => {
                         // A grant mapping whose granter died: reads as zeros, writes vanish.
@@ -268,7 +266,7 @@ impl Hyp {
     }
 }
 
-pub(super) fn sign_extend(value: u64, width: u8, sign: bool, sixty_four: bool) -> u64 {
+fn sign_extend(value: u64, width: u8, sign: bool, sixty_four: bool) -> u64 {
     let bits = u32::from(width) * 8;
     let v = if sign && bits < 64 {
         let shift = 64 - bits;

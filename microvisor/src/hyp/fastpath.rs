@@ -82,11 +82,8 @@ fn locked<R>(local: &mut Local, pass: Pass, f: impl FnOnce(&mut Hyp) -> R) -> R 
     hyp.take_local(local);
     let result = f(hyp);
     hyp.give_local(local);
-    let end = arch::counter_now();
-    if let Some(line) = hyp
-        .holds
-        .note(local.cpu, end.saturating_sub(start), pass, end)
-    {
+    let held = arch::counter_now().saturating_sub(start);
+    if let Some(line) = hyp.holds.note(local.cpu, held, pass) {
         crate::info!("{}", line);
     }
     result
@@ -130,22 +127,13 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
     let mut exit: Option<SlowExit> = None;
     loop {
         let pass = pass_of(exit.as_ref(), regs);
-        let (next, mut work, access) = locked(&mut local, pass, |hyp| {
+        let (next, mut work) = locked(&mut local, pass, |hyp| {
             if let Some(e) = exit.take() {
                 hyp.after_exit(cpu, e.key, e.kind, regs, e.first_irq, e.serror);
             }
-            if let Some(access) = hyp.device_access[cpu].take() {
-                // The vCPU stays loaded until the access is made (see `device_access`).
-                return (None, Default::default(), Some(access));
-            }
             let next = hyp.schedule(cpu, regs);
-            (next, core::mem::take(&mut hyp.bulk[cpu]), None)
+            (next, core::mem::take(&mut hyp.bulk[cpu]))
         });
-        if let Some(access) = access {
-            // A device register access, made without the lock; then decide again.
-            access.complete(regs);
-            continue;
-        }
         if !work.is_empty() {
             // Building or freeing a domain left memory work: do it without the lock so the
             // other CPUs (a pinned RTOS) never wait for it, then decide again.

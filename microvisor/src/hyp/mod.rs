@@ -39,9 +39,7 @@
 //! emulated on the sender's fast path; event-channel
 //! upcalls and SGIs raised under [`HYP`] post the same way when the target is exclusive,
 //! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
-//! and the scheduling decision, except a trapped access to a device's registers: checked
-//! under [`HYP`], made with it released (the vCPU stays loaded, so its domain and device
-//! stay), then [`HYP`] is taken again to schedule ([`device_access`]).
+//! and the scheduling decision.
 //!
 //! Work under [`HYP`] is kept short (issue 12): memory scrubs and image copies are
 //! [`bulk`] jobs done outside it, and the frame bitmap and table walks go a word and a
@@ -75,7 +73,6 @@ pub mod build;
 pub mod bulk;
 pub mod capcall;
 pub mod console;
-pub mod device_access;
 pub mod devices;
 pub mod domain;
 pub mod exits;
@@ -164,9 +161,6 @@ pub struct Hyp {
     /// The longest hold of this lock per CPU, and what it was for (noted by the run loop,
     /// logged when it sets a record: see [`crate::lock_holds`]).
     pub holds: crate::lock_holds::Record<MAX_CPUS>,
-    /// Per CPU, a trapped device-register access its last exit left to make once the lock
-    /// is released (see [`device_access`]).
-    pub device_access: [Option<device_access::DeviceAccess>; MAX_CPUS],
 }
 
 /// The global state; `None` until the boot CPU has built it.
