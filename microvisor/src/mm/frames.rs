@@ -310,11 +310,6 @@ impl FrameAllocator {
         let step = (align / PAGE_SIZE).max(1);
         let pick = |b: usize| {
             let first = b as u64 * BLOCK_PAGES;
-            if step == 1 {
-                // Any page: the highest set bit of the block's highest non-empty word.
-                let end = first + BLOCK_PAGES;
-                return self.prev_with(end, true).filter(|&p| p >= first);
-            }
             (first..first + BLOCK_PAGES)
                 .rev()
                 .find(|&p| (self.base / PAGE_SIZE + p).is_multiple_of(step) && self.is_free(p))
@@ -354,29 +349,14 @@ impl FrameAllocator {
                     above += BLOCK_PAGES;
                 }
                 _ => {
-                    for w in (first / 64..(first + BLOCK_PAGES) / 64).rev() {
-                        // Whole words first: none free, or all free and still too short
-                        // a run to end in this word, need no look at each page.
-                        match self.words[w as usize] {
-                            0 => {
-                                above = 0;
-                                continue;
-                            }
-                            u64::MAX if above + 64 < pages => {
-                                above += 64;
-                                continue;
-                            }
-                            _ => {}
+                    for p in (first..first + BLOCK_PAGES).rev() {
+                        if !self.is_free(p) {
+                            above = 0;
+                            continue;
                         }
-                        for p in (w * 64..w * 64 + 64).rev() {
-                            if !self.is_free(p) {
-                                above = 0;
-                                continue;
-                            }
-                            above += 1;
-                            if above >= pages && (base_page + p).is_multiple_of(step) {
-                                return Some(p);
-                            }
+                        above += 1;
+                        if above >= pages && (base_page + p).is_multiple_of(step) {
+                            return Some(p);
                         }
                     }
                 }
