@@ -158,8 +158,9 @@ pub struct Hyp {
     /// Each sealed upload's seal in the memory doorway (by upload slot), with its base.
     pub sealed_uploads:
         [Option<(PhysAddr, crate::arch::phys::Sealed)>; crate::uploads::MAX_UPLOADS],
-    /// The longest hold of this lock per CPU, and what it was for (noted by the run loop,
-    /// logged when it sets a record: see [`crate::lock_holds`]).
+    /// The longest hold of this lock per CPU, and what it was for (noted by the run loop;
+    /// a new longest and each domain build's longest are logged: see
+    /// [`crate::lock_holds`]).
     pub holds: crate::lock_holds::Record<MAX_CPUS>,
 }
 
