@@ -27,6 +27,7 @@ pub mod guestcopy;
 pub mod hyp;
 pub mod idregs;
 pub mod linux_image;
+pub mod lock_holds;
 pub mod log;
 pub mod mailbox;
 pub mod mgmt_port;

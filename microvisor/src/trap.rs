@@ -335,10 +335,15 @@ const fn field(iss: u32, shift: u32, bits: u32) -> u8 {
     ((iss >> shift) & ((1 << bits) - 1)) as u8
 }
 
+/// The faulting IPA of a stage-2 abort: HPFAR_EL2.FIPA (bits [43:4]) holds IPA bits
+/// [51:12]; the page offset is FAR's.
+pub const fn abort_ipa(far: u64, hpfar: u64) -> u64 {
+    (((hpfar >> 4) & ((1 << 40) - 1)) << 12) | (far & 0xfff)
+}
+
 fn abort(esr: u64, far: u64, hpfar: u64, data: bool) -> Abort {
     let iss = esr_iss(esr);
-    // HPFAR_EL2.FIPA (bits [43:4]) holds IPA bits [51:12]; the page offset is FAR's.
-    let ipa = (((hpfar >> 4) & ((1 << 40) - 1)) << 12) | (far & 0xfff);
+    let ipa = abort_ipa(far, hpfar);
     let isv = data && iss & (1 << 24) != 0;
     Abort {
         ipa: GuestPhysAddr::new(ipa),

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub mod flood;
+pub mod lock_holds;
 pub mod rtos_load;
 pub mod rtos_reports;
 mod systems;

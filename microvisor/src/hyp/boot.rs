@@ -112,6 +112,7 @@ pub fn primary(
         bulk: core::array::from_fn(|_| Default::default()),
         uploads: Default::default(),
         sealed_uploads: [const { None }; crate::uploads::MAX_UPLOADS],
+        holds: crate::lock_holds::Record::new(crate::arch::counter_hz()),
     };
     hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.

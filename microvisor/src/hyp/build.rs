@@ -98,6 +98,8 @@ impl Hyp {
         if req.vcpus.iter().any(|p| usize::from(p.pcpu) >= ncpus) {
             return Err(CapError::CpuUnavailable);
         }
+        // What building it costs the other CPUs is logged when it is loaded (`lock_holds`).
+        self.holds.build_began(cpu);
         let ram_size = u64::from(req.mem_mib) * 1024 * 1024;
         let pages = ram_size / PAGE_SIZE;
         let contiguous = super::loader::needs_contiguous_ram(req.image);

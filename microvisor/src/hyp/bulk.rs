@@ -138,6 +138,9 @@ impl Hyp {
                     if d.instance == instance {
                         d.loading = None;
                         self.refresh_runnable(id, cpu);
+                        if let Some(line) = self.holds.build_done(id.0) {
+                            crate::info!("{}", line);
+                        }
                     }
                 }
                 Finish::Free(pa, pages) => {

@@ -31,6 +31,7 @@ use crate::fastpath::{
     absorb_hw_lr_progress, classify_sync, deferred_serror, sgi_homes, vtimer_lr, SyncAction,
     XEN_VERSION,
 };
+use crate::lock_holds::Pass;
 use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
 use crate::sched::VcpuKey;
@@ -70,16 +71,52 @@ struct SlowExit {
     serror: Option<u64>,
 }
 
-/// Takes the global lock with this CPU's private state handed over for the duration.
-fn locked<R>(local: &mut Local, f: impl FnOnce(&mut Hyp) -> R) -> R {
+/// Takes the global lock with this CPU's private state handed over for the duration, and
+/// notes how long it held it for `pass` ([`crate::lock_holds`]).
+fn locked<R>(local: &mut Local, pass: Pass, f: impl FnOnce(&mut Hyp) -> R) -> R {
     let mut guard = HYP.lock();
+    let start = arch::counter_now();
     let hyp = guard
         .as_mut()
         .expect("HYP is built before any CPU runs guests");
     hyp.take_local(local);
     let result = f(hyp);
     hyp.give_local(local);
+    let held = arch::counter_now().saturating_sub(start);
+    if let Some(line) = hyp.holds.note(local.cpu, held, pass) {
+        crate::info!("{}", line);
+    }
     result
+}
+
+/// What the locked pass after `exit` (if any) is for.
+fn pass_of(exit: Option<&SlowExit>, regs: &GuestRegs) -> Pass {
+    let Some(e) = exit else {
+        return Pass::Schedule;
+    };
+    let (id, v) = key_parts(e.key);
+    let vcpu = u8::try_from(v).unwrap_or(u8::MAX);
+    match e.kind {
+        // No exception has been taken at EL2 since the exit: ESR_EL2 (and, for a stage-2
+        // data abort, FAR_EL2 and HPFAR_EL2) still describe it.
+        ExitKind::Sync if e.serror.is_none() => {
+            let esr = read_esr_el2();
+            let data_abort = esr >> 26 == 0x24;
+            Pass::Sync {
+                domid: id.0,
+                vcpu,
+                esr: esr as u32,
+                x0: regs.x[0],
+                x16: regs.x[16],
+                ipa: if data_abort {
+                    crate::trap::abort_ipa(read_far_el2(), read_hpfar_el2())
+                } else {
+                    0
+                },
+            }
+        }
+        _ => Pass::Async { domid: id.0, vcpu },
+    }
 }
 
 /// Runs guests on this CPU forever.
@@ -89,7 +126,8 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
     crate::log::defer_output();
     let mut exit: Option<SlowExit> = None;
     loop {
-        let (next, mut work) = locked(&mut local, |hyp| {
+        let pass = pass_of(exit.as_ref(), regs);
+        let (next, mut work) = locked(&mut local, pass, |hyp| {
             if let Some(e) = exit.take() {
                 hyp.after_exit(cpu, e.key, e.kind, regs, e.first_irq, e.serror);
             }
@@ -100,14 +138,18 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
             // Building or freeing a domain left memory work: do it without the lock so the
             // other CPUs (a pinned RTOS) never wait for it, then decide again.
             work.execute();
-            locked(&mut local, |hyp| hyp.finish_bulk(work, cpu));
+            locked(&mut local, Pass::BulkFinish, |hyp| {
+                hyp.finish_bulk(work, cpu)
+            });
             continue;
         }
         let Some(key) = next else {
             // Idle: a safe point to write queued console lines out.
             crate::log::drain();
             arch::wait_for_interrupt();
-            locked(&mut local, |hyp| hyp.handle_physical_irqs(cpu, None));
+            locked(&mut local, Pass::Idle, |hyp| {
+                hyp.handle_physical_irqs(cpu, None)
+            });
             continue;
         };
         // A shared CPU drains the console before going back in; a pinned-exclusive one

@@ -41,6 +41,11 @@
 //! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
 //! and the scheduling decision.
 //!
+//! Work under [`HYP`] is kept short (issue 12): memory scrubs and image copies are
+//! [`bulk`] jobs done outside it, and the frame bitmap and table walks go a word and a
+//! table page at a time. Every locked pass is timed; its CPU's longest hold and what it was
+//! for are in [`Hyp::holds`], and long ones are logged ([`crate::lock_holds`]).
+//!
 //! # Lock order
 //!
 //! 1. [`HYP`], taken only by the run loop ([`fastpath`]) and boot, never while another
@@ -153,6 +158,10 @@ pub struct Hyp {
     /// Each sealed upload's seal in the memory doorway (by upload slot), with its base.
     pub sealed_uploads:
         [Option<(PhysAddr, crate::arch::phys::Sealed)>; crate::uploads::MAX_UPLOADS],
+    /// The longest hold of this lock per CPU, and what it was for (noted by the run loop;
+    /// a new longest and each domain build's longest are logged: see
+    /// [`crate::lock_holds`]).
+    pub holds: crate::lock_holds::Record<MAX_CPUS>,
 }
 
 /// The global state; `None` until the boot CPU has built it.

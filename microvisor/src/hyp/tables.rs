@@ -42,6 +42,14 @@ impl TableMemory for FrameTables<'_> {
         read_entry(table, index)
     }
 
+    fn read_entries(&self, table: PhysAddr, first: usize, out: &mut [u64]) {
+        read_entries(table, first, out)
+    }
+
+    fn write_entries(&mut self, table: PhysAddr, first: usize, values: &[u64]) {
+        write_entries(table, first, values)
+    }
+
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
         write_entry(table, index, value)
     }
@@ -111,6 +119,14 @@ impl TableMemory for ChargedTables<'_> {
         read_entry(table, index)
     }
 
+    fn read_entries(&self, table: PhysAddr, first: usize, out: &mut [u64]) {
+        read_entries(table, first, out)
+    }
+
+    fn write_entries(&mut self, table: PhysAddr, first: usize, values: &[u64]) {
+        write_entries(table, first, values)
+    }
+
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64) {
         write_entry(table, index, value)
     }
@@ -157,6 +173,26 @@ fn read_entry(table: PhysAddr, index: usize) -> u64 {
     table_page(table)
         .read_u64((index as u64) * 8)
         .expect("a table entry index is below 512")
+}
+
+/// Entries `first..` of table page `table` into `out`, through one window (opening one
+/// checks the memory layout and the sealed uploads: once per call, not per entry).
+fn read_entries(table: PhysAddr, first: usize, out: &mut [u64]) {
+    let page = table_page(table);
+    for (i, e) in out.iter_mut().enumerate() {
+        *e = page
+            .read_u64(((first + i) as u64) * 8)
+            .expect("a table entry index is below 512");
+    }
+}
+
+/// Writes `values` from entry `first` of table page `table`, through one window.
+fn write_entries(table: PhysAddr, first: usize, values: &[u64]) {
+    let page = table_page(table);
+    for (i, &v) in values.iter().enumerate() {
+        page.write_u64(((first + i) as u64) * 8, v)
+            .expect("a table entry index is below 512");
+    }
 }
 
 /// Writes entry `index` of table page `table`.

@@ -273,6 +273,24 @@ fn random_sequences_match_a_model() {
                     .flat_map(|(p, n)| (0..n).map(move |i| p.as_u64() + i * PAGE_SIZE))
                     .collect();
                 assert_eq!(listed, model, "seed {seed} step {step}");
+                // Runs are maximal (never two touching), and the largest is the model's.
+                let runs: Vec<(PhysAddr, u64)> = a.ranges().collect();
+                for pair in runs.windows(2) {
+                    assert!(pair[0].0.as_u64() + pair[0].1 * PAGE_SIZE < pair[1].0.as_u64());
+                }
+                let mut longest = 0u64;
+                let mut run = 0u64;
+                let mut prev: Option<u64> = None;
+                for &f in &model {
+                    run = if prev == Some(f - PAGE_SIZE) {
+                        run + 1
+                    } else {
+                        1
+                    };
+                    longest = longest.max(run);
+                    prev = Some(f);
+                }
+                assert_eq!(a.largest_free_run(), longest, "seed {seed} step {step}");
             }
         }
         for (p, n) in held {

@@ -94,8 +94,23 @@ pub trait TableMemory {
     fn free_table(&mut self, table: PhysAddr);
     /// Entry `index` (< 512) of the table at `table`.
     fn read_entry(&self, table: PhysAddr, index: usize) -> u64;
+    /// Entries `first..first + out.len()` (all < 512) of the table at `table`. One by one
+    /// by default; an implementation that checks every access may check once per call
+    /// (a whole table is walked under the global lock when a stage 2 is destroyed).
+    fn read_entries(&self, table: PhysAddr, first: usize, out: &mut [u64]) {
+        for (i, e) in out.iter_mut().enumerate() {
+            *e = self.read_entry(table, first + i);
+        }
+    }
     /// Sets entry `index` (< 512) of the table at `table`.
     fn write_entry(&mut self, table: PhysAddr, index: usize, value: u64);
+    /// Sets entries `first..first + values.len()` (all < 512) of the table at `table`; as
+    /// [`Self::read_entries`], one by one by default.
+    fn write_entries(&mut self, table: PhysAddr, first: usize, values: &[u64]) {
+        for (i, &v) in values.iter().enumerate() {
+            self.write_entry(table, first + i, v);
+        }
+    }
     /// Invalidates every cached translation (and walk) through this table, after an entry
     /// was made invalid: the middle step of break-before-make, and the step before a
     /// table page is freed.
@@ -337,7 +352,7 @@ fn unmap_level(
         if is_table(desc, level) {
             let sub = PhysAddr::new(desc & OA_MASK);
             unmap_level(mem, sub, level + 1, addr, len, cleared)?;
-            if (0..ENTRIES).all(|i| mem.read_entry(sub, i) & VALID == 0) {
+            if table_empty(mem, sub) {
                 // Its last entry went: unhook it, drop cached walks through it, free it.
                 mem.write_entry(table, idx, 0);
                 mem.flush_tlb();
@@ -359,8 +374,12 @@ fn unmap_level(
             } else {
                 VALID
             };
-            for i in 0..ENTRIES {
-                mem.write_entry(next, i, (base + i as u64 * sub) | attrs | kind);
+            let mut chunk = [0u64; 64];
+            for first in (0..ENTRIES).step_by(chunk.len()) {
+                for (i, e) in chunk.iter_mut().enumerate() {
+                    *e = (base + (first + i) as u64 * sub) | attrs | kind;
+                }
+                mem.write_entries(next, first, &chunk);
             }
             // Break-before-make: invalid, TLB invalidated, then the table.
             mem.write_entry(table, idx, 0);
@@ -372,11 +391,24 @@ fn unmap_level(
     Ok(())
 }
 
+/// Whether no entry of the table at `table` is valid (read in chunks, as in `free_level`).
+fn table_empty(mem: &impl TableMemory, table: PhysAddr) -> bool {
+    let mut chunk = [0u64; 64];
+    (0..ENTRIES).step_by(chunk.len()).all(|first| {
+        mem.read_entries(table, first, &mut chunk);
+        chunk.iter().all(|&desc| desc & VALID == 0)
+    })
+}
+
 fn free_level(mem: &mut impl TableMemory, table: PhysAddr, level: u8) {
-    for i in 0..ENTRIES {
-        let desc = mem.read_entry(table, i);
-        if is_table(desc, level) {
-            free_level(mem, PhysAddr::new(desc & OA_MASK), level + 1);
+    // Read in chunks (a small stack buffer per level of recursion, at most three).
+    let mut chunk = [0u64; 64];
+    for first in (0..ENTRIES).step_by(chunk.len()) {
+        mem.read_entries(table, first, &mut chunk);
+        for desc in chunk {
+            if is_table(desc, level) {
+                free_level(mem, PhysAddr::new(desc & OA_MASK), level + 1);
+            }
         }
     }
     mem.free_table(table);

@@ -1,0 +1,139 @@
+//! Host tests of the lock-hold record: what counts as a new longest, which holds are worth
+//! a log line, the window of a domain's build, and how a hold is described.
+
+use super::*;
+use std::string::ToString;
+
+/// A 1 MHz counter: one tick per microsecond.
+const HZ: u64 = 1_000_000;
+
+#[test]
+fn a_longer_pass_is_a_record_a_shorter_one_is_not() {
+    let mut r = Record::<2>::new(HZ);
+    assert!(r.note(0, 5, Pass::Idle).is_none());
+    assert!(r.note(0, 3, Pass::Schedule).is_none());
+    assert_eq!(r.per_cpu[0].unwrap().ticks, 5);
+    assert_eq!(r.per_cpu[0].unwrap().pass, Pass::Idle);
+    // Another CPU keeps its own record; the longest is the system's.
+    assert!(r.note(1, 4, Pass::Schedule).is_none());
+    assert_eq!(r.per_cpu[1].unwrap().ticks, 4);
+    assert_eq!(r.longest().unwrap(), (0, r.per_cpu[0].unwrap()));
+}
+
+#[test]
+fn only_a_doubled_longest_from_the_floor_is_logged() {
+    let mut r = Record::<1>::new(HZ);
+    assert!(r.note(0, REPORT_FLOOR_US - 1, Pass::Idle).is_none());
+    let line = r.note(0, REPORT_FLOOR_US, Pass::Idle).unwrap();
+    assert_eq!(line.why, Why::Longest);
+    // Recorded, but not twice the last line.
+    assert!(r
+        .note(0, REPORT_FLOOR_US * 2 - 1, Pass::BulkFinish)
+        .is_none());
+    assert_eq!(r.per_cpu[0].unwrap().pass, Pass::BulkFinish);
+    assert!(r.note(0, REPORT_FLOOR_US * 2, Pass::Schedule).is_some());
+    // However many long holds follow, a line needs another doubling.
+    let lines = (0..1000)
+        .filter_map(|_| r.note(0, 70, Pass::Schedule))
+        .count();
+    assert_eq!(lines, 0);
+}
+
+#[test]
+fn a_build_reports_the_longest_hold_since_it_began() {
+    let mut r = Record::<2>::new(HZ);
+    // No build yet: nothing to report.
+    assert!(r.build_done(3).is_none());
+    r.note(0, 500, Pass::Idle);
+    r.build_began(0);
+    let call = Pass::Sync {
+        domid: 0,
+        vcpu: 0,
+        esr: 0x5a00_0000,
+        x0: u64::from(CapOp::DomainRestart.function_id()),
+        x16: 0,
+        ipa: 0,
+    };
+    r.note(0, 200, call);
+    // Another CPU's hold is not the build's, however long.
+    r.note(1, 900, Pass::Schedule);
+    let line = r.build_done(3).unwrap();
+    // The 500 us hold came before the build: not in its window.
+    assert_eq!((line.us, line.cpu, line.pass), (200, 0, call));
+    assert_eq!(
+        line.to_string(),
+        "HYP held 200 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainRestart) (longest while d3 was built)"
+    );
+    // A build whose window stayed under the floor logs nothing.
+    r.build_began(1);
+    r.note(1, REPORT_FLOOR_US - 1, Pass::Schedule);
+    assert!(r.build_done(4).is_none());
+}
+
+#[test]
+fn an_unknown_cpu_is_ignored() {
+    let mut r = Record::<1>::new(HZ);
+    assert!(r.note(1, 1_000_000, Pass::Idle).is_none());
+    assert!(r.longest().is_none());
+}
+
+#[test]
+fn the_line_names_the_time_cpu_and_exit() {
+    // A 62.5 MHz counter: 62,500 ticks are a millisecond.
+    let mut r = Record::<4>::new(62_500_000);
+    let call = Pass::Sync {
+        domid: 0,
+        vcpu: 1,
+        esr: 0x5a00_0000,
+        x0: u64::from(CapOp::DomainCreate.function_id()),
+        x16: 0,
+        ipa: 0,
+    };
+    assert_eq!(
+        r.note(2, 62_500, call).unwrap().to_string(),
+        "HYP held 1000 us on cpu2: d0 vCPU1 exit ESR 0x5a000000 (capability call DomainCreate) (longest yet)"
+    );
+    let mmio = Pass::Sync {
+        domid: 3,
+        vcpu: 0,
+        esr: 0x939f_0045,
+        x0: 7,
+        x16: 0,
+        ipa: 0x0a00_3e50,
+    };
+    assert_eq!(
+        mmio.to_string(),
+        "d3 vCPU0 exit ESR 0x939f0045 (data abort: MMIO at 0xa003e50)"
+    );
+    let hvc = Pass::Sync {
+        domid: 1,
+        vcpu: 0,
+        esr: 0x5a00_0001,
+        x0: 0x8400_0000,
+        x16: 0,
+        ipa: 0,
+    };
+    assert_eq!(
+        hvc.to_string(),
+        "d1 vCPU0 exit ESR 0x5a000001 (HVC x0 0x84000000)"
+    );
+    let xen = Pass::Sync {
+        domid: 3,
+        vcpu: 0,
+        esr: 0x5a00_0ea1,
+        x0: 7,
+        x16: 12,
+        ipa: 0,
+    };
+    assert_eq!(
+        xen.to_string(),
+        "d3 vCPU0 exit ESR 0x5a000ea1 (Xen hypercall 12 x0 0x7)"
+    );
+    assert_eq!(Pass::BulkFinish.to_string(), "finishing a bulk job");
+}
+
+#[test]
+fn a_zero_frequency_reads_as_zero_microseconds() {
+    let r = Record::<1>::new(0);
+    assert_eq!(r.micros(12_345), 0);
+}
