@@ -99,8 +99,8 @@ fn idle_forever() -> ! {
 /// after we start); `None` once [`SETUP_TRIES`] looks found nothing, or at once when dom0
 /// attached us without a `device/vif` directory: it creates one as it attaches a domain the
 /// system gives vifs (before it serves our first request), so without it no vif will come.
-/// Each look takes hypercalls and a xenstore round trip, whose notification reaches our CPU
-/// through the microvisor's locked path: a domain without a vif must not keep looking.
+/// Each look takes Xen hypercalls (the microvisor's locked path) and a xenstore round trip:
+/// a domain without a vif must not keep looking for 30 s.
 fn connect() -> Option<Netfront> {
     let mut last = None;
     for _ in 0..SETUP_TRIES {
