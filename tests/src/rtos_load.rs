@@ -9,9 +9,10 @@
 use crate::{system, Expect, Machine, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
 
-/// Boots `tests/systems/rtos_load.toml` (with its metronome; `rtos_load_4cpus.toml`,
-/// without, on a machine of four CPUs) on `machine` under icount, awaiting `first` (if any)
-/// before the RTOS's markers; panics with the log unless every deadline was met.
+/// Boots `tests/systems/rtos_load.toml` (with its metronome; `rtos_load_4cpus.toml`, whose
+/// load has one pCPU and whose metronome has one vCPU, on a machine of four CPUs) on
+/// `machine` under icount, awaiting `first` (if any) before the RTOS's markers; panics with
+/// the log unless every deadline was met.
 pub fn rtos_meets_deadlines_under_load(machine: Machine, first: Option<&str>) {
     let start = match first {
         Some(marker) => Expect::new().then(marker).expect("marker"),

@@ -71,6 +71,16 @@ impl SystemToml {
 /// system files carry the same block.
 pub const METRONOME_BLOCK: &str = "[[domain]]\nname = \"metronome\"\nimage = \"testguest\"\nmemory = 8\nvcpus = 2\ncpus = \"3-4\"\nexclusive = true\ncmdline = \"mode=metronome\"\n";
 
+/// The metronome of a machine with one pCPU to spare for it (the four-CPU ZCU102's
+/// `rtos_load_4cpus.toml` carries this block): one vCPU, pinned exclusive on pCPU 3, its
+/// timer due every 40 µs. One timer is not due while its vCPU re-arms it, but that vCPU is
+/// the next to run once it fired, and it re-arms it first thing. (Tried and dropped: the two
+/// vCPUs shared on dom0's pCPU at a priority above dom0's. Every switch of a shared vCPU
+/// takes the microvisor's global lock, 50,000 a second, and the RTOS's own locked exits
+/// then waited behind them: 2 of 3 runs missed a release.)
+#[cfg(test)]
+const METRONOME_ONE_BLOCK: &str = "[[domain]]\nname = \"metronome\"\nimage = \"testguest\"\nmemory = 8\nvcpus = 1\ncpus = \"3\"\nexclusive = true\ncmdline = \"mode=metronome\"\n";
+
 /// The `disk` key of one read-write raw disk `xvda` backed by `image`.
 pub fn disk_xvda(image: &Path) -> String {
     format!("disk = [\"{},raw,xvda,rw\"]\n", image.display())
@@ -81,7 +91,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_static_systems_carry_the_same_metronome() {
+    fn the_static_systems_carry_the_same_metronomes() {
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/rtos_linux.toml");
         let text = std::fs::read_to_string(file).unwrap();
         assert!(text.contains(METRONOME_BLOCK), "{file}");
@@ -91,6 +101,9 @@ mod tests {
             text.contains(&METRONOME_BLOCK.replace("3-4", "4-5")),
             "{file}"
         );
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/systems/rtos_load_4cpus.toml");
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.contains(METRONOME_ONE_BLOCK), "{file}");
         let moved = SystemToml::new("m", 6, "").metronome((4, 5)).0;
         assert!(moved.contains("cpus = \"4-5\"") && moved.contains("mode=metronome"));
     }

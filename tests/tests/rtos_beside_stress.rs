@@ -9,10 +9,15 @@
 //!
 //! Known gap: the issue asks for no miss at all. Two of seven runs while this test was
 //! written saw a single release of the RTOS's 1 kHz task complete after its deadline
-//! (never an overrun; the release within ~3 ms), none of the last four on the final tree. Not isolated yet: the RTOS's own slow calls under this load (its network
-//! thread probes xenstore for a vif twice a second, through Xen hypercalls and event
-//! channels that take the microvisor's global lock) are the suspect; instrumenting the lock
-//! waits moves the timing and the miss away.
+//! (never an overrun). Traced since (README, Status): the RTOS's idle CPU takes its timer
+//! interrupt into EL2 on time, and then QEMU runs the other CPUs for 100–900 µs before
+//! that CPU's next instructions (the microvisor's straight-line exit code up to the fast
+//! path's first GIC register access, which then finishes the exit as on time, without the
+//! lock); a hold past 1 ms is the miss. The RTOS's `late-irq` marker shows one to three
+//! such holds a second. It is not the RTOS's own calls: the holds come with the RTOS idle,
+//! and they stayed when its network thread stopped probing xenstore for a vif it was never
+//! given (it looked twice a second for 30 s; now it stops once dom0 has attached it). The
+//! metronome does not bound this hold, so one miss stays allowed.
 //!
 //! Under `-icount` (time is virtual and deterministic), with the metronome
 //! (`SystemToml::metronome`) so that QEMU's one-CPU-at-a-time emulation interleaves the
@@ -34,7 +39,8 @@ use std::time::Duration;
 const READS: u32 = 150;
 /// Echo requests.
 const PINGS: u32 = 150;
-/// Releases the RTOS may miss during the stress (see the module docs); 0 is the goal.
+/// Releases the RTOS may miss during the stress (see the module docs); 0 is the goal, once
+/// QEMU's hold of the RTOS's CPU after its timer interrupt is bounded.
 const MISS_ALLOWANCE: u64 = 1;
 
 fn system(dir: &Path) -> PathBuf {

@@ -209,6 +209,12 @@ impl Backends {
         ] {
             let _ = xs.set_node(&format!("{home}/{dir}"), b"", &rw);
         }
+        // A guest given vifs finds `device/vif` from its first look, even though the vifs
+        // themselves are written only once their backend is attached too: a frontend that
+        // finds no such directory knows it has none to wait for (the RTOS's net thread).
+        if self.vifs.has_vifs(name) {
+            let _ = xs.set_node(&format!("{home}/device/vif"), b"", &rw);
+        }
         // As xl: every vCPU online (Linux's Xen CPU-hotplug watcher reads these).
         let vcpus = cap::domain_query(handle).map_or(0, |i| i.vcpus);
         for v in 0..vcpus {

@@ -27,6 +27,11 @@ impl Wiring {
             self.guests.push(d.clone());
         }
     }
+
+    /// Whether domain `name` was described with vifs.
+    pub fn has_vifs(&self, name: &str) -> bool {
+        self.guests.iter().any(|g| g.name == name)
+    }
 }
 
 impl Backends {

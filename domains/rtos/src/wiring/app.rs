@@ -103,6 +103,17 @@ pub fn start(hz: u32) {
                 JOBS.load(Ordering::Relaxed),
                 LATE_MAX.load(Ordering::Relaxed)
             );
+            if let Some(l) = os::take_late_irq() {
+                let tpu = os::ticks_per_us();
+                printk!(
+                    "late-irq n={} worst_us={} due={} elr={:#x} idle={}",
+                    l.count,
+                    l.lat / tpu,
+                    l.armed,
+                    l.elr,
+                    l.idle
+                );
+            }
             // Once a second: `ctl list` then shows our CPU time without the idle time.
             bulkhead_runtime::cap::idle_report(os::idle_ticks());
         })?;

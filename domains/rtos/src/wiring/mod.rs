@@ -7,7 +7,9 @@
 //! `os::with_kernel` and the post-IRQ hook reschedules once every interrupt is ended.
 //!
 //! Markers: `ready`, `uptime <S>s ticks <N> late_max_ticks <L> misses <M> overruns <O>`
-//! (once per second of control-task releases), shell answers prefixed `threads:`,
+//! (once per second of control-task releases), after it `late-irq n=<N> worst_us=<U>
+//! due=<T> elr=<PC> idle=<B>` when a timer interrupt of that second came 200 µs or more
+//! after its deadline (`os::LateIrq`), shell answers prefixed `threads:`,
 //! `stats:`, `help:`, and for the benchmark `bench-rt <what> n=.. min=.. avg=.. max=..
 //! p99=..`, `bench-rt counters ...` and `bench-rt done`.
 

@@ -3,9 +3,9 @@
 //! address by DHCP, answers ping (smoltcp's automatic echo reply) and runs the echo service
 //! of RFC 862 on port 7 over UDP and TCP.
 //!
-//! Markers: `net: no vif given to this domain` when the system gave the RTOS none (after
-//! looking for about 30 s: dom0 attaches xenstore and writes the vif after we start), `net: vif 0 connected
-//! mac=…`, `net: address A/P gateway G`, `net: tcp echo <state> [peer A:P]`, `net: <error>`.
+//! Markers: `net: no vif given to this domain` when the system gave the RTOS none (as soon
+//! as dom0 has attached our xenstore, see [`connect`]), `net: vif 0 connected mac=…`,
+//! `net: address A/P gateway G`, `net: tcp echo <state> [peer A:P]`, `net: <error>`.
 
 use super::os;
 use alloc::boxed::Box;
@@ -96,19 +96,31 @@ fn idle_forever() -> ! {
 }
 
 /// Looks for vif 0 until dom0 has attached our xenstore and written the vif (both happen
-/// after we start); `None` once [`SETUP_TRIES`] looks found nothing.
+/// after we start); `None` once [`SETUP_TRIES`] looks found nothing, or at once when dom0
+/// attached us without a `device/vif` directory: it creates one as it attaches a domain the
+/// system gives vifs (before it serves our first request), so without it no vif will come.
+/// Each look takes Xen hypercalls (the microvisor's locked path) and a xenstore round trip:
+/// a domain without a vif must not keep looking for 30 s.
 fn connect() -> Option<Netfront> {
     let mut last = None;
     for _ in 0..SETUP_TRIES {
         let attempt = XsClient::open()
             .map_err(NetfrontError::from)
             .and_then(|mut xs| {
+                if xs.read_str("device/vif")?.is_none() {
+                    return Ok(None);
+                }
                 Netfront::connect(&mut xs, 0, TX_BUFFERS, RX_BUFFERS, 3_000, || {
                     os::sleep_us(10_000)
                 })
+                .map(Some)
             });
         match attempt {
-            Ok(nf) => return Some(nf),
+            Ok(Some(nf)) => return Some(nf),
+            Ok(None) => {
+                last = None;
+                break;
+            }
             // Not attached or not written yet: look again.
             Err(e @ (NetfrontError::NoVif | NetfrontError::Xenstore(_))) => last = Some(e),
             Err(e) => {
