@@ -112,8 +112,11 @@ pub struct Record<const CPUS: usize> {
     pub per_cpu: [Option<Hold>; CPUS],
     /// The CPU that began the last build and its longest hold since (`None` before one).
     window: Option<(usize, Hold)>,
-    /// The longest hold reported so far, in ticks.
-    reported: u64,
+    /// The shortest hold worth a line (in ticks): the floor, or twice the longest reported
+    /// so far. Kept ready, as every locked pass compares against it.
+    threshold: u64,
+    /// [`REPORT_FLOOR_US`] in ticks.
+    floor: u64,
     /// Ticks per second.
     counter_hz: u64,
 }
@@ -124,7 +127,8 @@ impl<const CPUS: usize> Record<CPUS> {
         Self {
             per_cpu: [None; CPUS],
             window: None,
-            reported: 0,
+            threshold: floor_ticks(counter_hz),
+            floor: floor_ticks(counter_hz),
             counter_hz,
         }
     }
@@ -137,17 +141,15 @@ impl<const CPUS: usize> Record<CPUS> {
         if slot.is_none_or(|h| h.ticks < ticks) {
             *slot = Some(hold);
         }
-        if self
-            .window
-            .is_some_and(|(c, h)| c == cpu && h.ticks < ticks)
-        {
-            self.window = Some((cpu, hold));
+        if let Some((c, h)) = &mut self.window {
+            if *c == cpu && h.ticks < ticks {
+                *h = hold;
+            }
         }
-        let floor = REPORT_FLOOR_US.saturating_mul(self.counter_hz) / 1_000_000;
-        if ticks < self.reported.saturating_mul(2).max(floor) {
+        if ticks < self.threshold {
             return None;
         }
-        self.reported = ticks;
+        self.threshold = ticks.saturating_mul(2).max(self.floor);
         Some(self.line(cpu, hold, Why::Longest))
     }
 
@@ -167,8 +169,7 @@ impl<const CPUS: usize> Record<CPUS> {
     /// since the last build began, if it reached the floor.
     pub fn build_done(&mut self, domid: u16) -> Option<Line> {
         let (cpu, hold) = self.window?;
-        let floor = REPORT_FLOOR_US.saturating_mul(self.counter_hz) / 1_000_000;
-        (hold.ticks >= floor).then(|| self.line(cpu, hold, Why::Build(domid)))
+        (hold.ticks >= self.floor).then(|| self.line(cpu, hold, Why::Build(domid)))
     }
 
     fn line(&self, cpu: usize, hold: Hold, why: Why) -> Line {
@@ -196,6 +197,11 @@ impl<const CPUS: usize> Record<CPUS> {
         }
         (u128::from(ticks) * 1_000_000 / u128::from(self.counter_hz)) as u64
     }
+}
+
+/// [`REPORT_FLOOR_US`] in ticks of a counter running at `counter_hz`.
+const fn floor_ticks(counter_hz: u64) -> u64 {
+    REPORT_FLOOR_US.saturating_mul(counter_hz) / 1_000_000
 }
 
 /// Why a hold is logged.
