@@ -46,14 +46,7 @@ fn a_build_reports_the_longest_hold_since_it_began() {
     assert!(r.build_done(3).is_none());
     r.note(0, 500, Pass::Idle);
     r.build_began(0);
-    let call = Pass::Sync {
-        domid: 0,
-        vcpu: 0,
-        esr: 0x5a00_0000,
-        x0: u64::from(CapOp::DomainRestart.function_id()),
-        x16: 0,
-        ipa: 0,
-    };
+    let call = dom0_call(0, CapOp::DomainRestart);
     r.note(0, 200, call);
     // Another CPU's hold is not the build's, however long.
     r.note(1, 900, Pass::Schedule);
@@ -81,14 +74,7 @@ fn an_unknown_cpu_is_ignored() {
 fn the_line_names_the_time_cpu_and_exit() {
     // A 62.5 MHz counter: 62,500 ticks are a millisecond.
     let mut r = Record::<4>::new(62_500_000);
-    let call = Pass::Sync {
-        domid: 0,
-        vcpu: 1,
-        esr: 0x5a00_0000,
-        x0: u64::from(CapOp::DomainCreate.function_id()),
-        x16: 0,
-        ipa: 0,
-    };
+    let call = dom0_call(1, CapOp::DomainCreate);
     assert_eq!(
         r.note(2, 62_500, call).unwrap().to_string(),
         "HYP held 1000 us on cpu2: d0 vCPU1 exit ESR 0x5a000000 (capability call DomainCreate) (longest yet)"
@@ -136,4 +122,16 @@ fn the_line_names_the_time_cpu_and_exit() {
 fn a_zero_frequency_reads_as_zero_microseconds() {
     let r = Record::<1>::new(0);
     assert_eq!(r.micros(12_345), 0);
+}
+
+/// The pass of a capability call `op` from dom0's vCPU `vcpu` (`HVC #0`).
+fn dom0_call(vcpu: u8, op: CapOp) -> Pass {
+    Pass::Sync {
+        domid: 0,
+        vcpu,
+        esr: 0x5a00_0000,
+        x0: u64::from(op.function_id()),
+        x16: 0,
+        ipa: 0,
+    }
 }
