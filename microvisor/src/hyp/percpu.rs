@@ -172,6 +172,10 @@ impl Hyp {
     /// then the LRs it filled adopted, its counts, and whatever is still posted to the
     /// vCPU.
     pub fn take_local(&mut self, local: &mut Local) {
+        // Known only within a pass (see `crate::timer_earliest`).
+        if let Some(e) = self.timer_earliest.get_mut(local.cpu) {
+            e.forget();
+        }
         let (exits, irqs, ticks) = (local.exits, local.irqs, local.run_ticks);
         local.exits = 0;
         local.irqs = 0;
@@ -222,6 +226,10 @@ impl Hyp {
     /// this runs on every locked pass.
     pub fn give_local(&mut self, local: &mut Local) {
         let cpu = local.cpu;
+        // Other CPUs' passes may change this CPU's switched-out timers before its next one.
+        if let Some(e) = self.timer_earliest.get_mut(cpu) {
+            e.forget();
+        }
         let found = self.loaded.get(cpu).copied().flatten().and_then(|key| {
             let (id, v) = key_parts(key);
             let epoch = VGIC_EPOCH.get(usize::from(id.0))?.load(Ordering::Acquire);
