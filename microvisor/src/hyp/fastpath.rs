@@ -19,8 +19,8 @@
 //! It is compiled once per GIC version ([`Hot`]); [`run_until_slow`] picks the host's copy,
 //! so a GICv3 host's exits pay no version check.
 
-use super::percpu::{posted_irqs, LoadedVcpu, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
 use super::bulk::Bulk;
+use super::percpu::{posted_irqs, LoadedVcpu, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
 use super::{key_parts, Hyp, HYP};
 use crate::arch::context::GuestRegs;
 use crate::arch::context::MAX_LRS;
