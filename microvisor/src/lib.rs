@@ -40,6 +40,7 @@ pub mod ratelimit;
 pub mod reloc;
 pub mod sched;
 pub mod sync;
+pub mod timer_earliest;
 pub mod trap;
 pub mod uploads;
 pub mod vgic;

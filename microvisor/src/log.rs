@@ -74,6 +74,12 @@ static LOG: Mutex<Log> = Mutex::new(Log {
 /// Held by the one CPU writing queued lines to the UART.
 static DRAINING: AtomicBool = AtomicBool::new(false);
 
+/// Whether the queue may hold lines: set (under `LOG`) with every line queued and cleared
+/// (under `LOG`) when the queue is found empty, so it is set whenever a line waits. A drain
+/// that finds it clear needs no lock: a shared CPU drains before every guest entry, and
+/// taking `LOG` just to find the queue empty was a tenth of its way back into the guest.
+static QUEUED: AtomicBool = AtomicBool::new(false);
+
 /// Set once CPUs run guests: from then on lines wait for [`drain`].
 static DEFERRED: AtomicBool = AtomicBool::new(false);
 
@@ -87,7 +93,7 @@ pub fn defer_output() {
 pub fn drain() {
     // A shared CPU calls this before every guest entry, and there is usually nothing to
     // write: one look, without the token or a buffer.
-    if LOG.lock().queue.is_empty() {
+    if !QUEUED.load(Ordering::Acquire) || queue_empty() {
         return;
     }
     loop {
@@ -107,10 +113,21 @@ pub fn drain() {
         }
         DRAINING.store(false, Ordering::Release);
         // A line queued while we held the token and its writer skipped draining: go again.
-        if LOG.lock().queue.is_empty() {
+        if queue_empty() {
             return;
         }
     }
+}
+
+/// Whether the queue is empty (noting it in [`QUEUED`]).
+fn queue_empty() -> bool {
+    let log = LOG.lock();
+    let empty = log.queue.is_empty();
+    if empty {
+        // Under the lock, as every line queued sets it: no line can be missed.
+        QUEUED.store(false, Ordering::Release);
+    }
+    empty
 }
 
 /// Writes one line (built by `f`) to the ring and the queue, then to the UART at once if
@@ -124,6 +141,7 @@ fn write_line(f: impl FnOnce(&mut Sink<'_>)) {
         f(&mut sink);
         sink.0.history.push(b"\n");
         sink.0.queue.end_line();
+        QUEUED.store(true, Ordering::Release);
     }
     if !DEFERRED.load(Ordering::Acquire) {
         drain();

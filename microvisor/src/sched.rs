@@ -131,6 +131,10 @@ impl Entry {
 #[derive(Clone, Debug)]
 pub struct RunQueue {
     entries: [Option<Entry>; QUEUE_CAPACITY],
+    /// One past the highest occupied slot (every slot from it on is empty): the scans stop
+    /// there instead of visiting all [`QUEUE_CAPACITY`] slots (a shared CPU's pick, on
+    /// every switch, usually has two or three entries).
+    used: usize,
     len: usize,
     exclusive: bool,
     /// Number of picks so far; a sequence, not a time.
@@ -150,6 +154,7 @@ impl RunQueue {
     pub const fn new() -> Self {
         Self {
             entries: [None; QUEUE_CAPACITY],
+            used: 0,
             len: 0,
             exclusive: false,
             picks: 0,
@@ -166,12 +171,13 @@ impl RunQueue {
         if self.exclusive || (exclusive && self.len != 0) {
             return Err(SchedError::ExclusiveConflict);
         }
-        let slot = self
+        let i = self
             .entries
-            .iter_mut()
-            .find(|e| e.is_none())
+            .iter()
+            .position(|e| e.is_none())
             .ok_or(SchedError::Full)?;
-        *slot = Some(Entry {
+        self.used = self.used.max(i + 1);
+        self.entries[i] = Some(Entry {
             key,
             priority,
             runnable: true,
@@ -190,6 +196,13 @@ impl RunQueue {
             self.budgeted -= 1;
         }
         self.entries[i] = None;
+        while self
+            .used
+            .checked_sub(1)
+            .is_some_and(|last| self.entries.get(last).is_some_and(|e| e.is_none()))
+        {
+            self.used -= 1;
+        }
         self.len -= 1;
         if self.len == 0 {
             self.exclusive = false;
@@ -312,7 +325,7 @@ impl RunQueue {
     /// `now` is only read if [`Self::needs_clock`].
     pub fn pick(&mut self, now: u64) -> Option<VcpuKey> {
         if self.budgeted != 0 {
-            for e in self.entries.iter_mut().flatten() {
+            for e in self.entries.iter_mut().take(self.used).flatten() {
                 if let Some(b) = e.budget.as_mut() {
                     b.refresh(now);
                 }
@@ -321,6 +334,7 @@ impl RunQueue {
         let best = self
             .entries
             .iter_mut()
+            .take(self.used)
             .flatten()
             .filter(|e| e.runnable)
             // Order: rank descending, then least recently picked. min_by keeps the first
@@ -357,12 +371,13 @@ impl RunQueue {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().flatten()
+        self.entries.iter().take(self.used).flatten()
     }
 
     fn find(&self, key: VcpuKey) -> Option<usize> {
         self.entries
             .iter()
+            .take(self.used)
             .position(|e| e.is_some_and(|e| e.key == key))
     }
 }

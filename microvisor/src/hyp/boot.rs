@@ -14,6 +14,7 @@ use crate::mm::frames::FrameAllocator;
 use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
 use crate::platform::{heapless_vec, Platform, Region, MAX_MODULES};
 use crate::sched::RunQueue;
+use crate::timer_earliest::EarliestTimer;
 use alloc::vec::Vec;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL};
@@ -97,6 +98,7 @@ pub fn primary(
         placed: [0; MAX_CPUS],
         loaded: [None; MAX_CPUS],
         resched: [false; MAX_CPUS],
+        timer_earliest: [EarliestTimer::UNKNOWN; MAX_CPUS],
         instances: [0; MAX_DOMAINS],
         // dom0 (id 0) is built first; children start after it.
         last_domid: (MAX_DOMAINS - 1) as u16,

@@ -94,6 +94,7 @@ use crate::mm::frames::FrameAllocator;
 use crate::platform::{Platform, Region};
 use crate::sched::{RunQueue, VcpuKey};
 use crate::sync::Mutex;
+use crate::timer_earliest::EarliestTimer;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use domain::Domain;
@@ -126,6 +127,10 @@ pub struct Hyp {
     /// Per-CPU "pick again" flags, each set only by its own CPU (a block, an expired
     /// slice); other CPUs post to [`percpu::MAILBOX`] instead.
     pub resched: [bool; MAX_CPUS],
+    /// Per CPU, the earliest virtual-timer deadline of its switched-out vCPUs as the
+    /// expired-timer scan found it, for the re-arm later in the same locked pass (see
+    /// [`crate::timer_earliest`]; unknown outside a pass).
+    pub timer_earliest: [EarliestTimer; MAX_CPUS],
     /// Incarnation counters per domain id.
     pub instances: [u32; MAX_DOMAINS],
     /// The id given to the last new domain (ids are handed out round-robin after it).

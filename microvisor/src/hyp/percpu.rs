@@ -172,6 +172,10 @@ impl Hyp {
     /// then the LRs it filled adopted, its counts, and whatever is still posted to the
     /// vCPU.
     pub fn take_local(&mut self, local: &mut Local) {
+        // Known only within a pass (see `crate::timer_earliest`).
+        if let Some(e) = self.timer_earliest.get_mut(local.cpu) {
+            e.forget();
+        }
         let (exits, irqs, ticks) = (local.exits, local.irqs, local.run_ticks);
         local.exits = 0;
         local.irqs = 0;
@@ -185,9 +189,8 @@ impl Hyp {
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             if let Some(vcpu) = d.vcpus.get_mut(v) {
-                // The implemented ones: the rest stay zero in both copies.
-                let k = local.nr_lrs;
-                vcpu.lrs[..k].copy_from_slice(&lv.lrs[..k]);
+                // The implemented ones (the rest stay zero in both copies).
+                copy_lrs(&mut vcpu.lrs[..local.nr_lrs], &lv.lrs);
                 vcpu.stats.exits += exits;
                 vcpu.stats.irqs += irqs;
                 vcpu.stats.run_ticks += ticks;
@@ -222,6 +225,10 @@ impl Hyp {
     /// this runs on every locked pass.
     pub fn give_local(&mut self, local: &mut Local) {
         let cpu = local.cpu;
+        // Other CPUs' passes may change this CPU's switched-out timers before its next one.
+        if let Some(e) = self.timer_earliest.get_mut(cpu) {
+            e.forget();
+        }
         let found = self.loaded.get(cpu).copied().flatten().and_then(|key| {
             let (id, v) = key_parts(key);
             let epoch = VGIC_EPOCH.get(usize::from(id.0))?.load(Ordering::Acquire);
@@ -248,15 +255,17 @@ impl Hyp {
             nr_vcpus: 0,
         });
         if !kept {
-            lv.private = if vcpu.placement.exclusive {
-                private_cfg(d, v)
+            if vcpu.placement.exclusive {
+                lv.private = private_cfg(d, v);
             } else {
-                PrivateCfg::default()
-            };
+                // Cleared field by field: a whole default value went through a `memcpy`.
+                lv.private.enabled = 0;
+                lv.private.eoi = 0;
+                lv.private.priority = [0; 32];
+            }
         }
         lv.key = key;
-        let n = local.nr_lrs;
-        lv.lrs[..n].copy_from_slice(&vcpu.lrs[..n]);
+        copy_lrs(&mut lv.lrs[..local.nr_lrs], &vcpu.lrs);
         lv.exclusive = vcpu.placement.exclusive;
         lv.vtimer_priority = d.vgic.enabled_priority(v, VTIMER_PPI);
         lv.epoch = epoch;
@@ -273,6 +282,17 @@ impl Hyp {
             let intid = bits.trailing_zeros();
             bits &= bits - 1;
             self.inject_model(id, v, intid, this_cpu);
+        }
+    }
+}
+
+/// Copies list-register values from `src` into `dst` (as many as `dst` holds), storing only
+/// those that differ: a handful of words, which a plain copy of run-time length turns into
+/// a `memcpy` call costing more than the copy (this runs twice every locked pass).
+fn copy_lrs(dst: &mut [u64], src: &[u64]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        if *d != s {
+            *d = s;
         }
     }
 }

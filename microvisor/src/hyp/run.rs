@@ -114,10 +114,15 @@ impl Hyp {
         let vcpu = &mut d.vcpus[v];
         vcpu.regs.copy_from(regs);
         vcpu.el1.save();
+        // Switched out here: the EL2 timer stands in for its timer from now on.
+        let joined = (usize::from(vcpu.placement.pcpu) == cpu)
+            .then(|| super::vtimer::saved_deadline(vcpu))
+            .flatten();
         vcpu.vgic_hw.save();
         vcpu.fp.save();
         arch::monitors::save(d.spec.pmu, &mut vcpu.pmu);
         let n = self.nr_lrs;
+        self.timer_earliest[cpu].joined(joined);
         let d = self.domain_mut(id).expect("checked above");
         let lrs = &mut d.vcpus[v].lrs[..n];
         read_lrs(lrs);
@@ -159,6 +164,8 @@ impl Hyp {
         let n = self.nr_lrs;
         let d = self.domain_mut(id).expect("a picked vCPU's domain exists");
         let vcpu = &d.vcpus[v];
+        // No longer switched out (if it was counted here).
+        let left = super::vtimer::saved_deadline(vcpu);
         regs.copy_from(&vcpu.regs);
         vcpu.el1.restore();
         vcpu.vgic_hw.restore();
@@ -170,6 +177,7 @@ impl Hyp {
             hcr_value |= hcr::TWI;
         }
         arch::load_guest_config(hcr_value, vttbr);
+        self.timer_earliest[cpu].left(left);
         self.loaded[cpu] = Some(key);
         self.runstate_enter(id, v, protocol::xen::structs::runstate::RUNNING);
         // Posted while it was not loaded here: into the model before the LRs are flushed.

@@ -15,6 +15,13 @@ pub(super) const CNTV_IMASK: u64 = 1 << 1;
 /// `CNTV_CTL_EL0.ENABLE`.
 const CNTV_ENABLE: u64 = 1 << 0;
 
+/// The deadline of a vCPU's saved virtual timer if it is armed (enabled, not masked) and
+/// the vCPU is powered on: what the EL2 timer stands in for while it is switched out.
+pub(super) fn saved_deadline(vcpu: &super::domain::Vcpu) -> Option<u64> {
+    let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
+    (armed && vcpu.power == Power::On).then_some(vcpu.el1.cntv_cval)
+}
+
 impl Hyp {
     /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
     /// others share its rank), the moment a budget changes what runs here (this vCPU's
@@ -27,21 +34,35 @@ impl Hyp {
             let slice = now + arch::counter_hz() * TIME_SLICE_US / 1_000_000;
             deadline = Some(deadline.map_or(slice, |d: u64| d.min(slice)));
         }
+        // Found by this pass's expired-timer scan and kept exact since, or scanned for.
+        let saved = match self.timer_earliest[cpu].get() {
+            Some(known) => known,
+            None => self.earliest_saved_deadline(cpu),
+        };
+        if let Some(t) = saved {
+            deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
+        }
+        arch::set_hyp_timer(deadline);
+    }
+
+    /// The earliest armed virtual-timer deadline of the powered-on vCPUs placed on `cpu`
+    /// and not loaded there (a full scan).
+    fn earliest_saved_deadline(&self, cpu: usize) -> Option<u64> {
+        let mut earliest: Option<u64> = None;
         for slot in domain_slots(self.placed_on(cpu)) {
             let Some(d) = self.domains.get(slot).and_then(|d| d.as_deref()) else {
                 continue;
             };
             for (v, vcpu) in d.vcpus.iter().enumerate() {
                 let here = usize::from(vcpu.placement.pcpu) == cpu;
-                let unloaded = self.loaded[cpu] != Some(vcpu_key(d.id, v));
-                let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
-                if here && unloaded && armed && vcpu.power == Power::On {
-                    let t = vcpu.el1.cntv_cval;
-                    deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
+                if here && self.loaded[cpu] != Some(vcpu_key(d.id, v)) {
+                    if let Some(t) = saved_deadline(vcpu) {
+                        earliest = Some(earliest.map_or(t, |e| e.min(t)));
+                    }
                 }
             }
         }
-        arch::set_hyp_timer(deadline);
+        earliest
     }
 
     /// The loaded vCPU's virtual timer expired. A pinned-exclusive vCPU gets it through a
@@ -124,6 +145,8 @@ impl Hyp {
         loop {
             let mut due = [(protocol::ids::DomainId(0), 0usize); 8];
             let mut found = 0;
+            // The earliest deadline not yet due, for the re-arm (valid if the scan ends).
+            let mut earliest: Option<u64> = None;
             'scan: for slot in domain_slots(self.placed_on(cpu)) {
                 let Some(d) = self.domains.get_mut(slot).and_then(|d| d.as_deref_mut()) else {
                     continue;
@@ -143,6 +166,10 @@ impl Hyp {
                         vcpu.vtimer_masked = true;
                         *entry = (d.id, v);
                         found += 1;
+                    } else if here && self.loaded[cpu] != Some(vcpu_key(d.id, v)) {
+                        if let Some(t) = saved_deadline(vcpu) {
+                            earliest = Some(earliest.map_or(t, |e| e.min(t)));
+                        }
                     }
                 }
             }
@@ -152,6 +179,10 @@ impl Hyp {
                 }
             }
             if found < due.len() {
+                // A complete scan: every timer due was masked above (so no longer armed)
+                // and `earliest` covers all the others (injecting and waking them above
+                // changed no saved timer).
+                self.timer_earliest[cpu].found(earliest);
                 return;
             }
         }

@@ -338,3 +338,55 @@ fn budgets_never_starve_lower_priorities_under_random_wakeups() {
         assert!(b_ran >= 75, "window {w}: B ran {b_ran}");
     }
 }
+
+/// Random adds and removes leave holes: the scans stop at `used`, so it must stay one past
+/// the highest occupied slot, and every queued vCPU must still be found and picked.
+#[test]
+fn scans_bounded_by_the_highest_slot_see_every_entry() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut q = RunQueue::new();
+    let mut queued: Vec<VcpuKey> = Vec::new();
+    for _ in 0..20_000 {
+        let key = VcpuKey(rand(24) as u32);
+        if queued.contains(&key) {
+            q.remove(key).unwrap();
+            queued.retain(|&k| k != key);
+        } else if q.add(key, rand(3) as u8, false).is_ok() {
+            queued.push(key);
+        }
+        let highest = q
+            .entries
+            .iter()
+            .rposition(|e| e.is_some())
+            .map_or(0, |i| i + 1);
+        assert_eq!(q.used, highest);
+        assert_eq!(q.len(), queued.len());
+        for &k in &queued {
+            assert!(q.contains(k));
+        }
+        // Each pick takes a queued vCPU of the highest priority present.
+        if let Some(top) = queued
+            .iter()
+            .filter_map(|&k| q.entries.iter().flatten().find(|e| e.key == k))
+            .map(|e| e.priority)
+            .max()
+        {
+            let picked = q.pick(0).unwrap();
+            let e = q
+                .entries
+                .iter()
+                .flatten()
+                .find(|e| e.key == picked)
+                .unwrap();
+            assert_eq!(e.priority, top);
+        } else {
+            assert_eq!(q.pick(0), None);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The earliest virtual-timer deadline among the switched-out vCPUs placed on one CPU,
+//! remembered between the scan that found it and the re-arming of that CPU's EL2 timer.
+//!
+//! A shared vCPU's timer interrupt scans the CPU's switched-out vCPUs once to find the
+//! expired timers (`Hyp::deliver_expired_timers`), then switches vCPUs and re-arms the EL2
+//! timer for the earliest deadline left, which needed a second scan of the same vCPUs. The
+//! first scan now records that earliest deadline here; switching a vCPU out adds its
+//! deadline, switching one in forgets the answer if that vCPU may have held it, so the
+//! re-arm uses the answer only while it is exact and scans otherwise.
+//!
+//! The owner keeps an answer for one locked pass only (forgotten when the pass begins and
+//! ends): within a pass only its own CPU's code runs, and the only changes to the CPU's
+//! switched-out timers between the scan and the re-arm are the switch-out and switch-in
+//! reported here. Never late: an answer is either exactly the earliest deadline or absent.
+#![forbid(unsafe_code)]
+
+/// What is known of one CPU's earliest switched-out virtual-timer deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EarliestTimer {
+    /// `None`: not known (scan). `Some(None)`: none armed. `Some(Some(t))`: exactly `t`.
+    known: Option<Option<u64>>,
+}
+
+impl EarliestTimer {
+    /// Nothing known.
+    pub const UNKNOWN: Self = Self { known: None };
+
+    /// Drops what is known.
+    pub fn forget(&mut self) {
+        self.known = None;
+    }
+
+    /// A full scan found `earliest` (`None`: no armed timer).
+    pub fn found(&mut self, earliest: Option<u64>) {
+        self.known = Some(earliest);
+    }
+
+    /// A vCPU joined the set (was switched out), its timer armed for `deadline` (`None`:
+    /// not armed, or not counted on this CPU).
+    pub fn joined(&mut self, deadline: Option<u64>) {
+        if let (Some(known), Some(t)) = (self.known.as_mut(), deadline) {
+            *known = Some(known.map_or(t, |k| k.min(t)));
+        }
+    }
+
+    /// A vCPU left the set (was switched in), its timer armed for `deadline`. If it may
+    /// have been the earliest, the answer is no longer known.
+    pub fn left(&mut self, deadline: Option<u64>) {
+        let Some(t) = deadline else { return };
+        // `Some(None)` with an armed one leaving cannot happen while the answer is exact;
+        // forgotten all the same.
+        if matches!(self.known, Some(k) if k.is_none_or(|k| t <= k)) {
+            self.known = None;
+        }
+    }
+
+    /// The earliest deadline, if known exactly (`Some(None)`: none armed).
+    pub fn get(&self) -> Option<Option<u64>> {
+        self.known
+    }
+}
+
+#[cfg(test)]
+#[path = "timer_earliest_tests.rs"]
+mod tests;
