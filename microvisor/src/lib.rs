@@ -40,6 +40,8 @@ pub mod ratelimit;
 pub mod reloc;
 pub mod sched;
 pub mod sync;
+#[cfg(test)]
+pub mod test_rng;
 pub mod timer_earliest;
 pub mod trap;
 pub mod uploads;

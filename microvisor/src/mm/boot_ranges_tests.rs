@@ -201,20 +201,7 @@ fn range_table_full() {
     assert_eq!(b.free_pages(), 3 * MAX_RANGES as u64);
 }
 
-/// Small deterministic PRNG so the "property" tests need no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::test_rng::Rng as XorShift;
 
 #[test]
 fn random_alloc_free_conserves_pages() {

@@ -176,21 +176,7 @@ fn scattered_ram_uses_blocks_then_pages() {
     assert_eq!(runs[2].1, 3);
 }
 
-/// Tiny deterministic generator (xorshift64*), so failures reproduce from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::test_rng::Rng;
 
 /// Random alloc / scattered alloc / free sequences against a set-of-free-pages model: the
 /// allocator never hands out a page that is not free in the model (no double allocation),

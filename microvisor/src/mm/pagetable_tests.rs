@@ -486,17 +486,7 @@ fn out_of_table_memory_rolls_back() {
     assert_eq!(mem.allocs, mem.frees);
 }
 
-/// Small deterministic PRNG so the model test needs no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
+use crate::test_rng::Rng as XorShift;
 
 /// Random maps and unmaps against a list-of-intervals model: every result and every probed
 /// translation must agree, and destroy must free everything.

@@ -12,25 +12,11 @@ const DOMS: [DomId; 3] = [0, 1, 2];
 /// Grant references in play per domain (all in frame 0).
 const GREFS: u32 = 6;
 
-/// xorshift64*: small, deterministic, good enough to shuffle operations.
-struct Rng(u64);
+use crate::test_rng::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn dom(&mut self) -> DomId {
-        DOMS[self.below(DOMS.len() as u64) as usize]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
+/// One of [`DOMS`] at random.
+fn dom(rng: &mut Rng) -> DomId {
+    DOMS[rng.below(DOMS.len() as u64) as usize]
 }
 
 /// A mapping the test believes exists.
@@ -78,7 +64,7 @@ fn check_invariants(env: &Env, step: usize) {
 }
 
 fn grant_or_end(env: &mut Env, rng: &mut Rng) {
-    let (g, gref) = (rng.dom(), rng.below(u64::from(GREFS)) as GrantRef);
+    let (g, gref) = (dom(rng), rng.below(u64::from(GREFS)) as GrantRef);
     if env.gt.table(g).is_none() {
         return;
     }
@@ -98,13 +84,13 @@ fn grant_or_end(env: &mut Env, rng: &mut Rng) {
         );
     } else {
         let gfn = rng.below(RAM_PAGES + 4) as u32; // sometimes not RAM
-        let (grantee, ro) = (rng.dom(), rng.chance(30));
+        let (grantee, ro) = (dom(rng), rng.chance(30));
         env.grant(g, gref, grantee, gfn, ro);
     }
 }
 
 fn random_copy(env: &mut Env, rng: &mut Rng) {
-    let caller = rng.dom();
+    let caller = dom(rng);
     let side = |rng: &mut Rng| -> (GnttabCopyPtr, bool) {
         let is_gref = rng.chance(70);
         let ptr = GnttabCopyPtr {
@@ -113,7 +99,7 @@ fn random_copy(env: &mut Env, rng: &mut Rng) {
             } else {
                 rng.below(RAM_PAGES + 2)
             },
-            domid: if is_gref { rng.dom() } else { DOMID_SELF },
+            domid: if is_gref { dom(rng) } else { DOMID_SELF },
             offset: rng.below(4200) as u16,
             _pad0: 0,
         };
@@ -134,7 +120,7 @@ fn random_copy(env: &mut Env, rng: &mut Rng) {
 }
 
 fn close_and_reopen(env: &mut Env, held: &mut Vec<Held>, rng: &mut Rng) {
-    let d = rng.dom();
+    let d = dom(rng);
     let closed = env.gt.close_domain(&mut env.mem, d).unwrap();
     let mine = held.iter().filter(|h| h.mapper == d && !h.revoked).count();
     assert_eq!(closed.released.len(), mine);
@@ -162,13 +148,13 @@ fn run(seed: u64, steps: usize) {
         match rng.below(100) {
             0..=24 => grant_or_end(&mut env, &mut rng),
             25..=59 => {
-                let granter = rng.dom();
+                let granter = dom(&mut rng);
                 let gref = rng.below(u64::from(GREFS) + 1) as GrantRef;
                 // Mostly the grantee (so maps succeed often enough), sometimes anyone.
                 let grantee = (gref < GREFS).then(|| env.entry(granter, gref).domid);
                 let mapper = match grantee {
                     Some(d) if DOMS.contains(&d) && rng.chance(80) => d,
-                    _ => rng.dom(),
+                    _ => dom(&mut rng),
                 };
                 next_host += 1;
                 let at = host(next_host).as_u64();

@@ -3,23 +3,7 @@
 
 use super::*;
 
-/// xorshift64: deterministic and dependency-free.
-pub(super) struct Rng(pub(super) u64);
-
-impl Rng {
-    pub(super) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    pub(super) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+pub(super) use crate::test_rng::Rng;
 
 /// An address near the GIC windows of `version`, biased toward registers that exist.
 fn random_addr(r: &mut Rng, version: GicVersion) -> u64 {
@@ -33,14 +17,14 @@ fn random_addr(r: &mut Rng, version: GicVersion) -> u64 {
         0 => r.below(0x1_0000),
         1 => interesting[r.below(interesting.len() as u64) as usize] + r.below(0x100),
         2 => r.below(0x100),
-        _ => r.next(),
+        _ => r.bits(),
     };
     match r.below(5) {
         0 => GICD.wrapping_add(off),
         1 => GICD.wrapping_sub(off & 0xFFF),
         2 => rd_frame(r.below(9) as usize).wrapping_add(off % 0x2_0000),
         3 => sgi_frame(r.below(MAX_VCPUS as u64) as usize).wrapping_add(off & 0xFFFF),
-        _ => r.next(),
+        _ => r.bits(),
     }
 }
 
@@ -67,7 +51,7 @@ fn random_val(r: &mut Rng, addr: u64) -> u64 {
     if addr == GICD + 0xF00 && r.below(2) == 0 {
         r.below(4) << 24 | r.below(0x100) << 16 | r.below(16)
     } else {
-        r.next()
+        r.bits()
     }
 }
 
@@ -228,7 +212,7 @@ fn random_activity(version: GicVersion) {
                     g.inject(v, intid);
                 }
                 1 => {
-                    g.send_sgi(v, r.next());
+                    g.send_sgi(v, r.bits());
                 }
                 2 => {
                     let addr = random_addr(&mut r, version);
