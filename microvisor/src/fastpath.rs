@@ -11,7 +11,7 @@
 use crate::trap::{self, QuickExit};
 use crate::vgic::lr;
 use protocol::control::{CapOp, FN_BASE};
-use protocol::xen::{Hypercall, XenVersionOp};
+use protocol::xen::{EvtchnOp, Hypercall, XenVersionOp};
 
 /// Xen's hypercall immediate (`HVC #0xEA1`).
 pub const XEN_HVC_IMM: u16 = 0xEA1;
@@ -31,6 +31,9 @@ pub enum SyncAction {
     /// `Heartbeat`, `IdleReport` — served from its domain's slot (`hyp::fast_slots`, that
     /// slot's lock, not the global one) if the slot serves it now, else slow.
     SlotCall(CapOp),
+    /// `event_channel_op(EVTCHNOP_send, arg)`: tried on the sender's CPU under the event
+    /// channels' own lock (`hyp::xen::event_state::send_fast`), else slow.
+    EvtchnSend,
     /// A trapped WFI while a list register already holds a pending interrupt: step over it
     /// (the guest would wake at once anyway).
     WfiReturn,
@@ -54,6 +57,10 @@ const CONSOLE_WRITE_FID: u64 = fid(CapOp::ConsoleWrite);
 const CONSOLE_READ_FID: u64 = fid(CapOp::ConsoleRead);
 const HEARTBEAT_FID: u64 = fid(CapOp::Heartbeat);
 const IDLE_REPORT_FID: u64 = fid(CapOp::IdleReport);
+/// `x16` of `event_channel_op`.
+const EVENT_CHANNEL_OP_NR: u64 = Hypercall::EventChannelOp as u64;
+/// `x0` of `EVTCHNOP_send`.
+const EVTCHNOP_SEND: u64 = EvtchnOp::Send as u64;
 /// `x16` of `xen_version`.
 const XEN_VERSION_NR: u64 = Hypercall::XenVersion as u64;
 /// `x0` of `XENVER_version`.
@@ -76,6 +83,9 @@ pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
         QuickExit::Hvc(XEN_HVC_IMM) if x16 == XEN_VERSION_NR && x0 == XENVER_VERSION => {
             SyncAction::XenVersion
         }
+        QuickExit::Hvc(XEN_HVC_IMM) if x16 == EVENT_CHANNEL_OP_NR && x0 == EVTCHNOP_SEND => {
+            SyncAction::EvtchnSend
+        }
         QuickExit::Wfi if lrs.iter().any(|&l| l & lr::PENDING != 0) => SyncAction::WfiReturn,
         QuickExit::Wfi => SyncAction::WfiWait,
         _ => SyncAction::Slow,
@@ -91,6 +101,34 @@ pub fn home_entry(exclusive: bool, pcpu: usize) -> u32 {
     }
 }
 
+/// The physical CPU of a vCPU whose [`home_entry`] is `home`, if it is pinned exclusive (and
+/// the CPU fits a 64-bit CPU mask).
+pub fn exclusive_home(home: u32) -> Option<usize> {
+    let cpu = home.checked_sub(1)? as usize;
+    (cpu < 64).then_some(cpu)
+}
+
+/// Where a fast `EVTCHNOP_send` reads its argument: the offset in the caller's RAM of the
+/// `len` bytes at guest-physical `ipa`, if they lie in one page of plain RAM — not the
+/// page the caller put its shared_info at (`shared_gfn`) nor the magic pages, which the
+/// locked path resolves to microvisor frames (`Domain::own_page`), so those go to it.
+pub fn plain_ram_offset(ipa: u64, len: u64, shared_gfn: Option<u64>) -> Option<u64> {
+    use protocol::addr::PAGE_SIZE;
+    use protocol::layout::{GUEST_MAGIC_BASE, GUEST_RAM_BASE};
+    let gfn = ipa / PAGE_SIZE;
+    let magic = GUEST_MAGIC_BASE.as_u64() / PAGE_SIZE;
+    if shared_gfn == Some(gfn) || (magic..magic + MAGIC_PAGES).contains(&gfn) {
+        return None;
+    }
+    if (ipa % PAGE_SIZE).checked_add(len)? > PAGE_SIZE {
+        return None;
+    }
+    ipa.checked_sub(GUEST_RAM_BASE.as_u64())
+}
+
+/// The magic pages (console, xenstore) every domU has at `GUEST_MAGIC_BASE`.
+const MAGIC_PAGES: u64 = 2;
+
 /// Whether an SGI to the vCPUs in `targets` (bit n = vCPU n) may be posted without the
 /// lock, given each vCPU's [`home_entry`] in `homes`: every target must exist and be pinned
 /// exclusive (on another CPU, whose fast path or next locked pass takes the post, or on the
@@ -104,12 +142,7 @@ pub fn sgi_homes(targets: u32, homes: &[u32]) -> Option<u64> {
     while rest != 0 {
         let v = rest.trailing_zeros() as usize;
         rest &= rest - 1;
-        let home = *homes.get(v)?;
-        let cpu = home.checked_sub(1)? as usize;
-        if cpu >= 64 {
-            return None;
-        }
-        cpus |= 1 << cpu;
+        cpus |= 1 << exclusive_home(*homes.get(v)?)?;
     }
     Some(cpus)
 }

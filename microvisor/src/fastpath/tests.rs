@@ -179,8 +179,15 @@ fn agrees_with_the_slow_path_decoders() {
                     .ok()
                     .and_then(|c| XenVersionOp::try_from(c).ok())
                     == Some(XenVersionOp::Version);
+            let send = Hypercall::from_reg(x16) == Some(Hypercall::EventChannelOp)
+                && u32::try_from(x0)
+                    .ok()
+                    .and_then(|c| protocol::xen::EvtchnOp::try_from(c).ok())
+                    == Some(protocol::xen::EvtchnOp::Send);
             let want = if version {
                 SyncAction::XenVersion
+            } else if send {
+                SyncAction::EvtchnSend
             } else {
                 SyncAction::Slow
             };
@@ -419,6 +426,62 @@ fn an_sgi_is_posted_only_when_every_target_is_exclusive_elsewhere() {
     assert_eq!(sgi_homes(0b1000, &homes), None);
     // Nobody named: nothing to do.
     assert_eq!(sgi_homes(0, &homes), Some(0));
+}
+
+#[test]
+fn only_the_send_subop_of_event_channel_op_is_tried_without_the_lock() {
+    assert_eq!(
+        classify_sync(hvc(XEN_HVC_IMM), 4, 32, &[]),
+        SyncAction::EvtchnSend
+    );
+    // Alloc, bind, close, status, unmask and the rest change tables: slow. So is a send
+    // with another immediate, or the upper half of x0 set.
+    for (x0, x16) in [
+        (0, 32),
+        (1, 32),
+        (3, 32),
+        (5, 32),
+        (9, 32),
+        (4 | (1 << 32), 32),
+    ] {
+        assert_eq!(
+            classify_sync(hvc(XEN_HVC_IMM), x0, x16, &[]),
+            SyncAction::Slow,
+            "x0={x0:#x}"
+        );
+    }
+    assert_eq!(classify_sync(hvc(0), 4, 32, &[]), SyncAction::Slow);
+}
+
+#[test]
+fn a_fast_send_reads_its_argument_only_from_one_page_of_plain_ram() {
+    use protocol::layout::{GUEST_MAGIC_BASE, GUEST_RAM_BASE};
+    let ram = GUEST_RAM_BASE.as_u64();
+    let magic = GUEST_MAGIC_BASE.as_u64();
+    assert_eq!(plain_ram_offset(ram + 0x1234, 4, None), Some(0x1234));
+    assert_eq!(plain_ram_offset(ram + 0x1ffc, 4, None), Some(0x1ffc));
+    // Across a page boundary, or below the RAM: the locked path.
+    assert_eq!(plain_ram_offset(ram + 0x1ffe, 4, None), None);
+    assert_eq!(plain_ram_offset(ram - 8, 4, None), None);
+    // Where the caller put its shared_info, and the magic pages: the locked path (which
+    // reads microvisor frames there, not the RAM they hide).
+    let shared = (ram + 0x5000) / 4096;
+    assert_eq!(plain_ram_offset(ram + 0x5010, 4, Some(shared)), None);
+    assert_eq!(
+        plain_ram_offset(ram + 0x6010, 4, Some(shared)),
+        Some(0x6010)
+    );
+    assert_eq!(plain_ram_offset(magic, 4, None), None);
+    assert_eq!(plain_ram_offset(magic + 4096 + 8, 4, None), None);
+}
+
+#[test]
+fn only_an_exclusive_home_names_a_cpu() {
+    assert_eq!(exclusive_home(home_entry(false, 3)), None);
+    assert_eq!(exclusive_home(home_entry(true, 0)), Some(0));
+    assert_eq!(exclusive_home(home_entry(true, 3)), Some(3));
+    // A CPU beyond a 64-bit mask is never posted to.
+    assert_eq!(exclusive_home(home_entry(true, 64)), None);
 }
 
 #[test]

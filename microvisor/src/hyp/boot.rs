@@ -90,6 +90,7 @@ pub fn primary(
     let Early {
         platform, frames, ..
     } = early;
+    super::xen::event_state::init();
     let mut hyp = Hyp {
         platform,
         frames,
@@ -109,7 +110,6 @@ pub fn primary(
         devices: Vec::new(),
         guest_dts: [None; MAX_DOMAINS],
         el2_map,
-        evtchn: crate::xen::EventChannels::new(MAX_DOMAINS),
         grants: crate::xen::GrantTables::new(MAX_DOMAINS),
         bulk: core::array::from_fn(|_| Default::default()),
         uploads: Default::default(),

@@ -288,6 +288,11 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                         return SLOW;
                     }
                 }
+                SyncAction::EvtchnSend => {
+                    if !evtchn_send::<G>(lv.key, local.cpu, regs) {
+                        return SLOW;
+                    }
+                }
                 SyncAction::WfiReturn => regs.pc += 4,
                 SyncAction::WfiWait if lv.exclusive => {
                     // Only an exclusive vCPU whose WFI traps gets here (`run::traps_wfi`):
@@ -339,6 +344,33 @@ fn slot_call(key: VcpuKey, op: protocol::control::CapOp, regs: &mut GuestRegs) -
     regs.x[0] = 0;
     regs.x[1..4].copy_from_slice(&reply);
     true
+}
+
+/// Serves `EVTCHNOP_send` (argument at `x1`) from vCPU `key` under the event channels' own
+/// lock ([`super::xen::event_state::send_fast`]), then notifies the target's CPU as
+/// [`post_sgi`] does; false (nothing done) if the locked path must serve it.
+#[inline(never)]
+fn evtchn_send<G: Hot>(key: VcpuKey, this_cpu: usize, regs: &mut GuestRegs) -> bool {
+    // Translated with the caller's EL1 context, loaded here.
+    let Some(ipa) = arch::translate_guest_va(regs.x[1], false) else {
+        return false;
+    };
+    let Some(cpus) = super::xen::event_state::send_fast(key_parts(key).0, ipa) else {
+        return false;
+    };
+    notify_cpus::<G>(cpus, this_cpu);
+    regs.x[0] = 0;
+    true
+}
+
+/// Posts [`POSTED`] to the mailbox of each CPU in `cpus` (bit n = CPU n), kicking another
+/// CPU on the empty-to-non-empty edge (this CPU's own run loop looks right after the exit).
+fn notify_cpus<G: Hot>(cpus: u64, this_cpu: usize) {
+    for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
+        if cpus & (1 << cpu) != 0 && mailbox.post(POSTED) && cpu != this_cpu {
+            G::kick(mpidr.load(Ordering::Acquire));
+        }
+    }
 }
 
 /// Acknowledges and finishes this CPU's pending physical interrupts without the lock: the
@@ -467,11 +499,6 @@ fn post_sgi<G: Hot>(
     {
         w.1.post(1 << intid);
     }
-    for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
-        // This CPU's own post is seen by its run loop right after this exit: no kick.
-        if cpus & (1 << cpu) != 0 && mailbox.post(POSTED) && cpu != this_cpu {
-            G::kick(mpidr.load(Ordering::Acquire));
-        }
-    }
+    notify_cpus::<G>(cpus, this_cpu);
     true
 }

@@ -22,9 +22,13 @@
 //!   assembly, rate limit and unread input, its heartbeats and its vCPUs' reported idle
 //!   time, so `ConsoleWrite`, `ConsoleRead`, `Heartbeat` and `IdleReport` finish on the
 //!   fast path; whether a slot serves its domain is set under [`HYP`].
+//! - **Event channels, behind their own lock** ([`xen::event_state`]): every domain's
+//!   port table, the windows onto its shared_info and vcpu_infos, and a copy of its RAM
+//!   map, so an `EVTCHNOP_send` to a pinned-exclusive vCPU finishes on the sender's fast
+//!   path; the rest of `event_channel_op` takes this lock inside [`HYP`].
 //! - **Global, behind [`HYP`]** (a test-and-set lock with bounded unfairness,
 //!   [`crate::sync`]): everything in [`Hyp`] — domain table, run queues, the vGIC models,
-//!   event channels, grant tables, stage 2, capability tables, frames.
+//!   grant tables, stage 2, capability tables, frames.
 //!
 //! The exits that concern only the running vCPU finish on the fast path
 //! ([`fastpath`]) without the global lock: capability `NullCall`/`WhoAmI`,
@@ -36,7 +40,8 @@
 //! the target CPU's fast path puts them in free LRs, and the vGIC model adopts those LRs at
 //! that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)
 //! write whose targets are all pinned exclusive, on other CPUs or the sender itself, is
-//! emulated on the sender's fast path; event-channel
+//! emulated on the sender's fast path, and so is an `EVTCHNOP_send` whose target vCPU is
+//! pinned exclusive (its bits raised under the event lock, PPI 31 posted); event-channel
 //! upcalls and SGIs raised under [`HYP`] post the same way when the target is exclusive,
 //! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
 //! and the scheduling decision.
@@ -53,9 +58,12 @@
 //! 2. A domain's slot lock ([`fast_slots`]), held to assemble its line, take its input or
 //!    record a beat or an idle report; may be taken inside [`HYP`], and by the fast path
 //!    without it.
-//! 3. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
-//!    inside either.
-//! 4. The heap allocator's lock, innermost (any allocation).
+//! 3. The event lock ([`xen::event_state`]), held to look a port up, raise or clear its
+//!    bits, or change a table or a domain's event pages; may be taken inside [`HYP`], and
+//!    by the fast path without it; never together with a slot lock.
+//! 4. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
+//!    inside [`HYP`] or a slot lock.
+//! 5. The heap allocator's lock, innermost (any allocation).
 //!
 //! The console drain token (`log::DRAINING`) is only ever tried, never waited for, and is
 //! held while the UART is written with neither [`HYP`] nor the log lock held. Mailboxes,
@@ -152,8 +160,6 @@ pub struct Hyp {
     /// On a GICv2 host: the virtual CPU interface window (alias-corrected, 8 KiB) every
     /// domain gets at `GUEST_GICV2_GICC_BASE`.
     pub guest_gicc: Option<Region>,
-    /// Every domain's event-channel ports (Xen ABI).
-    pub evtchn: crate::xen::EventChannels,
     /// Every domain's grant table and grant mappings (Xen ABI).
     pub grants: crate::xen::GrantTables,
     /// Per-CPU memory work to do outside the lock (see [`bulk`]).

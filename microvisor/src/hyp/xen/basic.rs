@@ -138,8 +138,15 @@ impl Hyp {
                 // Inside one page (checked above) the domain owns.
                 let pa = d.own_page(gpa).ok_or(XenErrno::EINVAL)?;
                 let new = super::vcpu_info_window(pa).ok_or(XenErrno::EINVAL)?;
+                // Under the event lock, so no sender raises into the old one meanwhile.
+                let mut events = super::event_state::lock();
+                let pages = events
+                    .get()
+                    .and_then(|ev| ev.domain_mut(id))
+                    .ok_or(XenErrno::ESRCH)?;
+                let slot = pages.vcpu_info.get_mut(vcpu).ok_or(XenErrno::EINVAL)?;
                 let mut old = [0u8; 48];
-                if let Some(prev) = d.xen.vcpu_info[vcpu] {
+                if let Some(prev) = slot {
                     // The previous vcpu_info (this domain's RAM or its shared_info slot).
                     prev.read(0, &mut old).map_err(|_| XenErrno::EINVAL)?;
                 }
@@ -148,7 +155,8 @@ impl Hyp {
                 old[0] = 1;
                 old[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
                 new.write(0, &old).map_err(|_| XenErrno::EINVAL)?;
-                d.xen.vcpu_info[vcpu] = Some(new);
+                *slot = Some(new);
+                drop(events);
                 self.inject(id, vcpu, protocol::layout::EVTCHN_PPI, cpu);
                 Ok(0)
             }

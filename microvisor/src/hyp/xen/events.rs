@@ -1,13 +1,16 @@
-//! `event_channel_op` and event delivery: the port tables live in [`crate::xen`]; here
-//! arguments are copied, bits are raised in the target's shared pages and PPI 31 injected.
+//! `event_channel_op` and event delivery under the global lock: the port tables live in
+//! [`crate::xen`], held with each domain's event pages in [`super::event_state`] (whose
+//! lock is taken inside the global one); here arguments are copied, bits are raised in the
+//! target's shared pages and PPI 31 injected. A send to a pinned-exclusive vCPU is usually
+//! served before any of this, on the sender's fast path (`event_state::send_fast`).
 
-use super::bits::DomainBits;
+use super::event_state::{self, Events};
 use super::guest::Loaded;
 use super::XenResult;
 use crate::guestcopy;
 use crate::hyp::domain::Domain;
 use crate::hyp::Hyp;
-use crate::xen::{self, Notify};
+use crate::xen::{self, EventBits, Notify};
 use protocol::control::CapError;
 use protocol::ids::DomainId;
 use protocol::layout::EVTCHN_PPI;
@@ -25,14 +28,9 @@ pub(super) const MAX_GRANT_FRAMES: u32 = 32;
 /// Grant mappings one domain may hold at once.
 const MAX_MAPTRACK: u32 = 1024;
 
-impl Domain {
-    /// Its event bits, for the event-channel core.
-    pub fn event_bits(&self) -> DomainBits<'_> {
-        DomainBits {
-            shared: self.xen.shared_window.as_ref(),
-            vcpu_info: &self.xen.vcpu_info,
-        }
-    }
+/// Runs `f` on the event-channel state (under its lock); `None` only before boot built it.
+fn with_events<R>(f: impl FnOnce(&mut Events) -> R) -> Option<R> {
+    event_state::lock().get().map(f)
 }
 
 impl Hyp {
@@ -41,18 +39,21 @@ impl Hyp {
         self.domain(id).filter(|d| !d.dying)
     }
 
-    /// Opens domain `d`'s port and grant tables (at build time).
+    /// Opens domain `d`'s port and grant tables (at build time, its shared_info frame
+    /// allocated).
     pub(super) fn xen_tables_open(&mut self, d: &mut Domain) {
-        let _ = self
-            .evtchn
-            .open_domain(d.id.0, d.vcpus.len() as u32, MAX_PORTS);
+        with_events(|ev| {
+            ev.open(d.id, d.vcpus.len() as u32, MAX_PORTS, &d.ram);
+            if let Some(pages) = ev.domain_mut(d.id) {
+                pages.shared = d.xen.shared_info.and_then(crate::arch::phys::Window::page);
+                // vCPU 0's vcpu_info lives in shared_info until the guest moves it (as in
+                // Xen), so events can be raised before the guest registers anything.
+                pages.vcpu_info[0] = d.xen.shared_info.and_then(super::vcpu_info_window);
+            }
+        });
         let _ = self
             .grants
             .open_domain(d.id.0, MAX_GRANT_FRAMES, MAX_MAPTRACK);
-        // vCPU 0's vcpu_info lives in shared_info until the guest moves it (as in Xen), so
-        // events can be raised before the guest registers anything.
-        d.xen.vcpu_info[0] = d.xen.shared_info.and_then(super::vcpu_info_window);
-        debug_assert_eq!(d.xen.shared_window.is_some(), d.xen.shared_info.is_some());
         for v in 0..d.vcpus.len() {
             d.vgic.set_eoi_notify(v, EVTCHN_PPI, true);
         }
@@ -62,7 +63,7 @@ impl Hyp {
     /// freed, mappings it held are released (clearing the granters' flags) and mappings
     /// others held of its pages are removed from their stage 2.
     pub(super) fn xen_tables_close(&mut self, d: &mut Domain) {
-        let _ = self.evtchn.close_domain(d.id.0);
+        with_events(|ev| ev.close(d.id));
         let Ok(closed) = self
             .grants
             .close_domain(&mut super::bits::HostGrants, d.id.0)
@@ -99,14 +100,13 @@ impl Hyp {
     pub(super) fn xen_backend_channels(&mut self, d: &mut Domain) -> Result<(), CapError> {
         let id = d.id.0;
         let dom0 = DomainId::DOM0.0;
-        let console = self
-            .evtchn
-            .alloc_unbound(dom0, id, dom0, true)
-            .map_err(|_| CapError::NoMemory)?;
-        let store = self
-            .evtchn
-            .alloc_unbound(dom0, id, dom0, true)
-            .map_err(|_| CapError::NoMemory)?;
+        let (console, store) = with_events(|ev| {
+            let console = ev.channels.alloc_unbound(dom0, id, dom0, true).ok()?;
+            let store = ev.channels.alloc_unbound(dom0, id, dom0, true).ok()?;
+            Some((console, store))
+        })
+        .flatten()
+        .ok_or(CapError::NoMemory)?;
         d.xen.params.console_evtchn = u64::from(console);
         d.xen.params.store_evtchn = u64::from(store);
         let (frames, budget) = (&mut self.frames, &mut d.xen_frames);
@@ -126,24 +126,31 @@ impl Hyp {
         Ok(())
     }
 
-    /// Raises `n`: sets its bits in the target's pages and injects PPI 31 if needed.
-    pub fn deliver(&mut self, n: Notify, cpu: usize) {
+    /// Raises `n` if its target is live, with the event state `ev` held (so the port it
+    /// was looked up on cannot change in between); then PPI 31 must be injected into what
+    /// it returns, after the event lock is dropped ([`Self::inject_upcall`]).
+    fn raise_live(&self, ev: &Events, n: Notify) -> Option<(DomainId, usize)> {
         let target = DomainId(n.dom);
-        let Some(d) = self.live(target) else { return };
-        let mut bits = d.event_bits();
-        let raised = xen::raise(&mut bits, n.port, n.vcpu);
-        if raised.inject {
-            self.inject(target, n.vcpu as usize, EVTCHN_PPI, cpu);
+        self.live(target)?;
+        ev.raise(n).then_some((target, n.vcpu as usize))
+    }
+
+    /// Injects PPI 31 into vCPU `v` of `id` if [`Self::raise_live`] said so.
+    fn inject_upcall(&mut self, upcall: Option<(DomainId, usize)>, cpu: usize) {
+        if let Some((id, v)) = upcall {
+            self.inject(id, v, EVTCHN_PPI, cpu);
         }
     }
 
     /// The guest finished an upcall on `v`: if events are still pending, raise it again
     /// (the upcall follows `evtchn_upcall_pending` like a level).
     pub fn evtchn_eoi(&mut self, id: DomainId, v: usize, cpu: usize) {
-        use crate::xen::EventBits;
-        let pending = self
-            .live(id)
-            .is_some_and(|d| d.event_bits().upcall_pending(v as u32));
+        let pending = self.live(id).is_some()
+            && with_events(|ev| {
+                ev.domain(id)
+                    .is_some_and(|d| d.bits().upcall_pending(v as u32))
+            })
+            .unwrap_or(false);
         if pending {
             self.inject(id, v, EVTCHN_PPI, cpu);
         }
@@ -151,17 +158,19 @@ impl Hyp {
 
     /// Whether any of `ports` (the caller's) is pending; an invalid port is EINVAL.
     pub(super) fn any_port_pending(&self, id: DomainId, ports: &[u32]) -> Result<bool, XenErrno> {
-        use crate::xen::EventBits;
-        let d = self.live(id).ok_or(XenErrno::ESRCH)?;
-        let bits = d.event_bits();
-        let mut any = false;
-        for &p in ports {
-            if self.evtchn.notify_vcpu(id.0, p).is_none() {
-                return Err(XenErrno::EINVAL);
+        self.live(id).ok_or(XenErrno::ESRCH)?;
+        with_events(|ev| {
+            let bits = ev.domain(id).ok_or(XenErrno::ESRCH)?.bits();
+            let mut any = false;
+            for &p in ports {
+                if ev.channels.notify_vcpu(id.0, p).is_none() {
+                    return Err(XenErrno::EINVAL);
+                }
+                any |= bits.pending_test(p);
             }
-            any |= bits.pending_test(p);
-        }
-        Ok(any)
+            Ok(any)
+        })
+        .unwrap_or(Err(XenErrno::ESRCH))
     }
 
     /// `event_channel_op(cmd, arg)`.
@@ -174,9 +183,11 @@ impl Hyp {
         match op {
             Some(EvtchnOp::AllocUnbound) => {
                 let mut x: EvtchnAllocUnbound = self.read_arg(id, a[1])?;
-                x.port = self
-                    .evtchn
-                    .alloc_unbound(caller, x.dom, x.remote_dom, privileged)?;
+                x.port = with_events(|ev| {
+                    ev.channels
+                        .alloc_unbound(caller, x.dom, x.remote_dom, privileged)
+                })
+                .unwrap_or(Err(XenErrno::ESRCH))?;
                 self.write_arg(id, a[1], &x)
             }
             Some(EvtchnOp::BindInterdomain) => {
@@ -187,53 +198,68 @@ impl Hyp {
                     DomainId(x.remote_dom)
                 };
                 self.live(remote).ok_or(XenErrno::ESRCH)?;
-                let bound = self
-                    .evtchn
-                    .bind_interdomain(caller, x.remote_dom, x.remote_port)?;
-                x.local_port = bound.port;
-                self.write_arg(id, a[1], &x)?;
                 // Events sent while the remote port was unbound were dropped: as Xen, the
                 // new port starts pending.
-                self.deliver(bound.notify, cpu);
+                let (bound, upcall) = with_events(|ev| {
+                    let bound =
+                        ev.channels
+                            .bind_interdomain(caller, x.remote_dom, x.remote_port)?;
+                    Ok((bound, self.raise_live(ev, bound.notify)))
+                })
+                .unwrap_or(Err(XenErrno::ESRCH))?;
+                self.inject_upcall(upcall, cpu);
+                x.local_port = bound.port;
+                self.write_arg(id, a[1], &x)?;
                 Ok(0)
             }
             Some(EvtchnOp::Send) => {
                 let x: EvtchnSend = self.read_arg(id, a[1])?;
-                if let Some(n) = self.evtchn.send(caller, x.port)? {
-                    self.deliver(n, cpu);
-                }
+                let upcall = with_events(|ev| {
+                    let n = ev.channels.send(caller, x.port)?;
+                    Ok(n.and_then(|n| self.raise_live(ev, n)))
+                })
+                .unwrap_or(Err(XenErrno::ESRCH))?;
+                self.inject_upcall(upcall, cpu);
                 Ok(0)
             }
             Some(EvtchnOp::Close) => {
                 let x: EvtchnClose = self.read_arg(id, a[1])?;
-                self.evtchn.close(caller, x.port)?;
-                if let Some(d) = self.live(id) {
-                    use crate::xen::EventBits;
-                    d.event_bits().pending_clear(x.port);
-                }
-                Ok(0)
+                with_events(|ev| {
+                    ev.channels.close(caller, x.port)?;
+                    if let Some(d) = ev.domain(id) {
+                        d.bits().pending_clear(x.port);
+                    }
+                    Ok(0)
+                })
+                .unwrap_or(Err(XenErrno::ESRCH))
             }
             Some(EvtchnOp::Status) => {
                 let mut x: EvtchnStatus = self.read_arg(id, a[1])?;
-                let s = self.evtchn.status(caller, x.dom, x.port, privileged)?;
+                let s = with_events(|ev| ev.channels.status(caller, x.dom, x.port, privileged))
+                    .unwrap_or(Err(XenErrno::ESRCH))?;
                 s.fill(&mut x);
                 self.write_arg(id, a[1], &x)
             }
             Some(EvtchnOp::BindVcpu) => {
                 let x: EvtchnBindVcpu = self.read_arg(id, a[1])?;
-                self.evtchn.bind_vcpu(caller, x.port, x.vcpu)?;
+                with_events(|ev| ev.channels.bind_vcpu(caller, x.port, x.vcpu))
+                    .unwrap_or(Err(XenErrno::ESRCH))?;
                 Ok(0)
             }
             Some(EvtchnOp::Unmask) => {
                 let x: EvtchnUnmask = self.read_arg(id, a[1])?;
-                let vcpu = self
-                    .evtchn
-                    .notify_vcpu(caller, x.port)
-                    .ok_or(XenErrno::EINVAL)?;
-                let d = self.live(id).ok_or(XenErrno::ESRCH)?;
-                if xen::unmask(&mut d.event_bits(), x.port, vcpu) {
-                    self.inject(id, vcpu as usize, EVTCHN_PPI, cpu);
-                }
+                self.live(id).ok_or(XenErrno::ESRCH)?;
+                let upcall = with_events(|ev| {
+                    let vcpu = ev
+                        .channels
+                        .notify_vcpu(caller, x.port)
+                        .ok_or(XenErrno::EINVAL)?;
+                    let d = ev.domain(id).ok_or(XenErrno::ESRCH)?;
+                    let raised = xen::unmask(&mut d.bits(), x.port, vcpu);
+                    Ok(raised.then_some((id, vcpu as usize)))
+                })
+                .unwrap_or(Err(XenErrno::ESRCH))?;
+                self.inject_upcall(upcall, cpu);
                 Ok(0)
             }
             // FIFO event channels are not offered: Linux falls back to 2-level.

@@ -68,9 +68,15 @@ impl Hyp {
         self.remap_page(id, gpa, frame)?;
         let d = self.domain_mut(id).ok_or(XenErrno::ESRCH)?;
         d.xen.shared_info_gfn = Some(gfn);
-        // vCPU 0's vcpu_info defaults to the slot inside shared_info.
-        if d.xen.vcpu_info[0].is_none() {
-            d.xen.vcpu_info[0] = super::vcpu_info_window(frame);
+        if let Some(pages) = super::event_state::lock()
+            .get()
+            .and_then(|ev| ev.domain_mut(id))
+        {
+            pages.shared_gfn = Some(gfn);
+            // vCPU 0's vcpu_info defaults to the slot inside shared_info.
+            if pages.vcpu_info[0].is_none() {
+                pages.vcpu_info[0] = super::vcpu_info_window(frame);
+            }
         }
         Ok(())
     }

@@ -2,13 +2,15 @@
 //! arguments in `x0..x4`, result in `x0` (zero or positive, or a negated errno).
 //!
 //! Pointer arguments are guest virtual addresses, copied once through [`guest::Loaded`]
-//! (a bad pointer is -EFAULT). Each call is served under the global lock like every exit.
+//! (a bad pointer is -EFAULT). Each call is served under the global lock, except the
+//! event-channel send to a pinned-exclusive vCPU ([`event_state::send_fast`]).
 //! The event-channel and grant-table state machines live in the host-tested
 //! [`crate::xen`] module; this module copies arguments, applies results to stage 2 and the
 //! vGIC, and keeps each domain's Xen-facing pages.
 
 pub mod basic;
 pub mod bits;
+pub mod event_state;
 pub mod events;
 pub mod grants;
 pub mod guest;
@@ -40,18 +42,14 @@ pub struct HvmParams {
     pub console_evtchn: u64,
 }
 
-/// One domain's Xen-facing state beyond event channels and grants.
+/// One domain's Xen-facing state beyond event channels (and the windows onto its
+/// shared_info and vcpu_infos, [`event_state`]) and grants.
 #[derive(Debug, Default)]
 pub struct XenDomain {
     /// Microvisor-owned shared_info frame (allocated at build; mapped where the guest asks).
     pub shared_info: Option<PhysAddr>,
-    /// The doorway's window onto it, opened once (the event path uses it on every send).
-    pub shared_window: Option<crate::arch::phys::Window>,
     /// Guest frame the shared_info page is currently mapped at.
     pub shared_info_gfn: Option<u64>,
-    /// Where each vCPU's `vcpu_info` lives (host-physical): registered in guest RAM, or
-    /// vCPU 0's default slot inside shared_info.
-    pub vcpu_info: [Option<crate::arch::phys::Window>; MAX_VCPUS],
     /// Guest virtual address of each vCPU's runstate area.
     pub runstate: [Option<u64>; MAX_VCPUS],
     /// Each vCPU's runstate accounting.

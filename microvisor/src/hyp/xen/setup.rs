@@ -59,7 +59,6 @@ impl Hyp {
     pub(in crate::hyp) fn xen_setup(&mut self, d: &mut Domain) -> Result<(), CapError> {
         let shared = self.zeroed_frames(&mut d.xen_frames, 1)?;
         d.xen.shared_info = Some(shared);
-        d.xen.shared_window = Window::page(shared);
         self.xen_tables_open(d);
         if d.id == DomainId::DOM0 {
             return Ok(());
@@ -104,8 +103,8 @@ impl Hyp {
 
     /// Frees what [`Hyp::xen_setup`] gave domain `d` (its stage 2 goes with its memory).
     pub(in crate::hyp) fn xen_release(&mut self, d: &mut Domain) {
+        // First: no sender reaches the frames freed below once the tables are closed.
         self.xen_tables_close(d);
-        d.xen.shared_window = None;
         if let Some(pa) = d.xen.shared_info.take() {
             self.free_scrubbed(&mut d.xen_frames, pa, 1);
         }

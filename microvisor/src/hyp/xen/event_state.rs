@@ -1,0 +1,170 @@
+//! Event channels behind a lock of their own (DESIGN §5: per-domain state off the global
+//! lock): every domain's port table, the windows onto its shared_info and vcpu_infos, and a
+//! copy of its RAM map, in [`EVENTS`].
+//!
+//! Why here and not in [`Hyp`](crate::hyp::Hyp): `EVTCHNOP_send` is every split driver's
+//! doorbell (a frontend's request, a backend's response), and a send whose target vCPU is
+//! pinned exclusive is served on the sender's CPU without the global lock ([`send_fast`]):
+//! the argument read from the sender's RAM, the port looked up, the target's bits raised
+//! and PPI 31 posted to the target vCPU ([`crate::posted`]). Everything else about event
+//! channels still runs under the global lock, which takes this one inside it.
+//!
+//! Lock order: [`HYP`](crate::hyp::HYP) (if held), then [`EVENTS`], then the heap's. Code
+//! holding `EVENTS` takes no other lock and never waits for another CPU.
+//!
+//! Lifetime: a domain's windows and RAM copy are set when its tables open (at build) and
+//! cleared, with its ports, when they close, before its frames are freed (`xen_release`)
+//! or its vCPUs' homes are reused. So whoever finds a domain open under `EVENTS` touches
+//! only memory that domain still owns, and posts only to vCPUs of that incarnation.
+
+use super::bits::DomainBits;
+use crate::arch::phys::Window;
+use crate::hyp::percpu::{posted_irqs, VCPU_HOME};
+use crate::hyp::MAX_DOMAINS;
+use crate::mm::ram::RamMap;
+use crate::sync::{Mutex, MutexGuard};
+use crate::xen::{self, EventChannels, Notify};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use protocol::ids::DomainId;
+use protocol::layout::{EVTCHN_PPI, MAX_VCPUS};
+
+/// One domain's pages as the event path reaches them.
+#[derive(Debug, Default)]
+pub struct EventDomain {
+    /// Its shared_info frame (microvisor-owned).
+    pub shared: Option<Window>,
+    /// The guest frame it mapped shared_info at (the global lock's record,
+    /// `XenDomain::shared_info_gfn`, mirrored here so a fast send reads its argument from
+    /// the same page the locked path would).
+    pub shared_gfn: Option<u64>,
+    /// Each vCPU's vcpu_info: registered in its RAM, or vCPU 0's slot in shared_info.
+    pub vcpu_info: [Option<Window>; MAX_VCPUS],
+    /// Its RAM (the domain's map does not change while it lives), for a sender's argument.
+    ram: RamMap,
+}
+
+impl EventDomain {
+    /// Its event bits, for the event-channel core.
+    pub fn bits(&self) -> DomainBits<'_> {
+        DomainBits {
+            shared: self.shared.as_ref(),
+            vcpu_info: &self.vcpu_info,
+        }
+    }
+
+    /// The window onto the `len` bytes at guest-physical `ipa`, if they lie in one page of
+    /// its plain RAM ([`crate::fastpath::plain_ram_offset`]).
+    fn ram_window(&self, ipa: u64, len: u64) -> Option<Window> {
+        let off = crate::fastpath::plain_ram_offset(ipa, len, self.shared_gfn)?;
+        Window::new(self.ram.to_phys(off, len)?, len)
+    }
+}
+
+/// Every domain's event-channel state.
+pub struct Events {
+    /// The port tables.
+    pub channels: EventChannels,
+    /// Pages and RAM map, by domain id.
+    domains: Vec<EventDomain>,
+}
+
+impl Events {
+    /// Domain `id`'s pages (`None` for an id out of range).
+    pub fn domain(&self, id: DomainId) -> Option<&EventDomain> {
+        self.domains.get(usize::from(id.0))
+    }
+
+    /// Domain `id`'s pages, to change.
+    pub fn domain_mut(&mut self, id: DomainId) -> Option<&mut EventDomain> {
+        self.domains.get_mut(usize::from(id.0))
+    }
+
+    /// Raises `n` in its target's pages; whether PPI 31 must be injected.
+    pub fn raise(&self, n: Notify) -> bool {
+        self.domain(DomainId(n.dom))
+            .is_some_and(|d| xen::raise(&mut d.bits(), n.port, n.vcpu).inject)
+    }
+
+    /// Domain `id`'s tables open (at build, with its vCPU count and RAM), windows empty
+    /// until shared_info is attached.
+    pub fn open(&mut self, id: DomainId, nr_vcpus: u32, max_ports: u32, ram: &RamMap) {
+        let _ = self.channels.open_domain(id.0, nr_vcpus, max_ports);
+        if let Some(d) = self.domain_mut(id) {
+            *d = EventDomain {
+                ram: ram.clone(),
+                ..EventDomain::default()
+            };
+        }
+    }
+
+    /// Domain `id`'s tables close: peers' ports revert to unbound and its windows and RAM
+    /// copy go, so no sender reaches its memory any more.
+    pub fn close(&mut self, id: DomainId) {
+        let _ = self.channels.close_domain(id.0);
+        if let Some(d) = self.domain_mut(id) {
+            *d = EventDomain::default();
+        }
+    }
+}
+
+/// The event-channel state ([`Events`]); `None` until boot builds it.
+static EVENTS: Mutex<Option<Events>> = Mutex::new(None);
+
+/// Builds the (empty) state: at boot, before any domain exists.
+pub fn init() {
+    *EVENTS.lock() = Some(Events {
+        channels: EventChannels::new(MAX_DOMAINS),
+        domains: (0..MAX_DOMAINS).map(|_| EventDomain::default()).collect(),
+    });
+}
+
+/// The state, locked (see the module docs for the order).
+pub fn lock() -> EventsGuard {
+    EventsGuard(EVENTS.lock())
+}
+
+/// [`EVENTS`] held.
+pub struct EventsGuard(MutexGuard<'static, Option<Events>>);
+
+impl EventsGuard {
+    /// The state (`None` only before boot built it).
+    pub fn get(&mut self) -> Option<&mut Events> {
+        self.0.as_mut()
+    }
+}
+
+/// `EVTCHNOP_send` from the loaded vCPU of domain `sender` on this CPU, whose
+/// argument (`struct evtchn_send`) is at guest-physical `arg_ipa`, served without the global
+/// lock. Returns the CPUs whose mailbox must get [`crate::mailbox::POSTED`] (bit n = CPU n;
+/// empty if nothing was raised), or `None`, having done nothing, if the locked path must
+/// serve it: an argument outside the sender's plain RAM, an error (the locked path
+/// reports it), or a target vCPU that is not pinned exclusive (it needs the vGIC model).
+pub fn send_fast(sender: DomainId, arg_ipa: u64) -> Option<u64> {
+    let mut guard = lock();
+    let events = guard.get()?;
+    let mut port = [0u8; 4];
+    let arg = events.domain(sender)?.ram_window(arg_ipa, 4)?;
+    arg.read(0, &mut port).ok()?;
+    let Some(n) = events
+        .channels
+        .send(sender.0, u32::from_le_bytes(port))
+        .ok()?
+    else {
+        // Unbound: dropped, as in Xen.
+        return Some(0);
+    };
+    let home = VCPU_HOME
+        .get(usize::from(n.dom))?
+        .get(n.vcpu as usize)?
+        .load(Ordering::Acquire);
+    let cpu = crate::fastpath::exclusive_home(home)?;
+    let word = posted_irqs(crate::hyp::vcpu_key(DomainId(n.dom), n.vcpu as usize))?;
+    if !events.raise(n) {
+        return Some(0);
+    }
+    // A target on this CPU is the sender itself (an exclusive pCPU runs one vCPU): its
+    // run loop takes the post right after this exit.
+    word.post(1 << EVTCHN_PPI);
+    Some(1 << cpu)
+}
