@@ -1,6 +1,8 @@
 //! Posted interrupts: how a private virtual interrupt (an SGI, or the event-channel PPI)
 //! reaches a pinned-exclusive vCPU running on another physical CPU without that CPU taking
-//! the global lock.
+//! the global lock. (A fast event-channel send also posts to a vCPU on a shared pCPU: that
+//! CPU's fast path leaves the mailbox alone and its next locked pass takes the word of
+//! every vCPU placed there into the vGIC model.)
 //!
 //! The sender ORs the INTID's bit into the target vCPU's [`PostedIrqs`] word, then posts
 //! [`crate::mailbox::POSTED`] to the target's CPU (kicking it with the SGI on the mailbox's

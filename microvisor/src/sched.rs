@@ -370,6 +370,11 @@ impl RunQueue {
         self.find(key).is_some()
     }
 
+    /// The queued vCPUs, runnable or not, in slot order.
+    pub fn keys(&self) -> impl Iterator<Item = VcpuKey> + '_ {
+        self.iter().map(|e| e.key)
+    }
+
     fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().take(self.used).flatten()
     }

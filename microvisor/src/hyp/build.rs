@@ -200,9 +200,7 @@ impl Hyp {
             .collect();
         super::percpu::domain_created(
             usize::from(id.0),
-            req.vcpus
-                .iter()
-                .map(|p| crate::fastpath::home_entry(p.exclusive, usize::from(p.pcpu))),
+            req.vcpus.iter().map(|p| (p.exclusive, usize::from(p.pcpu))),
         );
         let mut vgic = VgicDomain::new(self.platform.gic_version(), nvcpus);
         for v in 0..nvcpus {

@@ -355,7 +355,7 @@ fn evtchn_send<G: Hot>(key: VcpuKey, this_cpu: usize, regs: &mut GuestRegs) -> b
     let Some(ipa) = arch::translate_guest_va(regs.x[1], false) else {
         return false;
     };
-    let Some(cpus) = super::xen::event_state::send_fast(key_parts(key).0, ipa) else {
+    let Some(cpus) = super::xen::event_state::send_fast(key, this_cpu, ipa) else {
         return false;
     };
     notify_cpus::<G>(cpus, this_cpu);
@@ -414,7 +414,9 @@ fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64) -> Outcome {
 /// goes back into the vCPU's word for the locked pass to put in the vGIC model).
 #[inline(never)]
 fn deliver_posted<G: Hot>(local: &mut Local, mailbox: &Mailbox) -> bool {
-    if mailbox.peek() != POSTED {
+    // On a shared pCPU the post may be for a vCPU placed here but not loaded: left in the
+    // mailbox for the locked pass, which drains every vCPU placed here.
+    if mailbox.peek() != POSTED || !local.loaded.is_some_and(|lv| lv.exclusive) {
         return false;
     }
     // Before taking the word (see `crate::posted`).

@@ -62,6 +62,12 @@ impl Hyp {
         } else if moves && self.runqueues[pcpu].len() >= QUEUE_CAPACITY {
             return Err(CapError::NoSlots);
         }
+        if moves {
+            // No fast event-channel send posts to it until it has arrived (see
+            // `enqueue_moved`), and none still under way holds its old CPU.
+            super::percpu::set_cpu(target, v, None);
+            super::xen::event_state::quiesce();
+        }
         let _ = self.runqueues[old].remove(key);
         let loaded_on = self.loaded.iter().position(|l| *l == Some(key));
         self.note_placed(target, pcpu);
@@ -122,6 +128,10 @@ impl Hyp {
             Err(e) => crate::info!("{id} vCPU {v}: cannot join pCPU {cpu}: {e:?}"),
         }
         super::percpu::set_home(id, v, crate::fastpath::home_entry(p.exclusive, cpu));
+        super::percpu::set_cpu(id, v, Some(cpu));
+        // Whatever was posted to it before it left went to its old CPU, which no longer
+        // drains its word: into the model now.
+        self.drain_posted(key, this_cpu);
         self.kick_cpu(cpu, this_cpu);
     }
 

@@ -14,7 +14,8 @@
 //!   other CPUs — `RESCHED`, `POSTED` — announced with the kick SGI only on the
 //!   empty-to-non-empty edge); each vCPU's [`percpu::POSTED_IRQS`] word (private interrupts
 //!   posted to it, [`crate::posted`]); each vCPU's [`percpu::VCPU_HOME`] (its pCPU if pinned
-//!   exclusive, written at build) and each CPU's [`percpu::CPU_MPIDR`] (written at boot);
+//!   exclusive, written at build) and [`percpu::VCPU_CPU`] (its pCPU, either kind, 0 while
+//!   it moves), and each CPU's [`percpu::CPU_MPIDR`] (written at boot);
 //!   and each domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC
 //!   configuration is written, read by the fast path to know its cached timer priority and
 //!   private-interrupt configuration are still good).
@@ -24,7 +25,7 @@
 //!   fast path; whether a slot serves its domain is set under [`HYP`].
 //! - **Event channels, behind their own lock** ([`xen::event_state`]): every domain's
 //!   port table, the windows onto its shared_info and vcpu_infos, and a copy of its RAM
-//!   map, so an `EVTCHNOP_send` to a pinned-exclusive vCPU finishes on the sender's fast
+//!   map, so an `EVTCHNOP_send` to a vCPU on another pCPU finishes on the sender's fast
 //!   path; the rest of `event_channel_op` takes this lock inside [`HYP`].
 //! - **Global, behind [`HYP`]** (a test-and-set lock with bounded unfairness,
 //!   [`crate::sync`]): everything in [`Hyp`] — domain table, run queues, the vGIC models,
@@ -40,8 +41,9 @@
 //! the target CPU's fast path puts them in free LRs, and the vGIC model adopts those LRs at
 //! that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)
 //! write whose targets are all pinned exclusive, on other CPUs or the sender itself, is
-//! emulated on the sender's fast path, and so is an `EVTCHNOP_send` whose target vCPU is
-//! pinned exclusive (its bits raised under the event lock, PPI 31 posted); event-channel
+//! emulated on the sender's fast path, and so is an `EVTCHNOP_send` to a vCPU on another
+//! pCPU, exclusive or shared (its bits raised under the event lock, PPI 31 posted to its
+//! word; a shared target's CPU puts it in the model at its next locked pass); event-channel
 //! upcalls and SGIs raised under [`HYP`] post the same way when the target is exclusive,
 //! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
 //! and the scheduling decision.

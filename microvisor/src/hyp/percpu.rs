@@ -13,6 +13,7 @@ use super::{key_parts, Hyp, MAX_DOMAINS};
 use crate::arch::boot::MAX_CPUS;
 use crate::arch::context::MAX_LRS;
 use crate::arch::gic::VTIMER_PPI;
+use crate::fastpath::home_entry;
 use crate::mailbox::Mailbox;
 use crate::posted::{PostedIrqs, PrivateCfg};
 use crate::sched::VcpuKey;
@@ -44,6 +45,14 @@ pub fn posted_irqs(key: VcpuKey) -> Option<&'static PostedIrqs> {
 pub static VCPU_HOME: [[AtomicU32; MAX_VCPUS]; MAX_DOMAINS] =
     [const { [const { AtomicU32::new(0) }; MAX_VCPUS] }; MAX_DOMAINS];
 
+/// Where each vCPU (by domain id, then vCPU index) is placed, pinned exclusive or shared:
+/// [`crate::fastpath::home_entry`]`(true, pCPU)`, or 0 while it moves to another pCPU.
+/// An event-channel send on another CPU's fast path posts PPI 31 to a vCPU placed
+/// anywhere and notifies this CPU, whose next locked pass takes the word of every vCPU
+/// placed there ([`Hyp::drain_posted`]); see `xen::event_state::send_fast`.
+pub static VCPU_CPU: [[AtomicU32; MAX_VCPUS]; MAX_DOMAINS] =
+    [const { [const { AtomicU32::new(0) }; MAX_VCPUS] }; MAX_DOMAINS];
+
 /// Each physical CPU's MPIDR (affinity), for the kick SGI; written once at boot.
 pub static CPU_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
@@ -54,21 +63,26 @@ pub fn publish_cpus(mpidrs: &[u64]) {
     }
 }
 
-/// A new domain takes id `index` with vCPUs placed as `homes` ([`crate::fastpath::home_entry`] each):
-/// nothing may be left posted to its vCPUs, its siblings learn where each vCPU lives, and
-/// every CPU's cached view of a vCPU with that id is stale. Called under the lock before
-/// any of its vCPUs runs (the previous holder of the id had none loaded anywhere, so
-/// nobody reads or posts to these words meanwhile).
-pub fn domain_created(index: usize, homes: impl Iterator<Item = u32>) {
+/// A new domain takes id `index` with vCPUs placed as `placements` (pinned exclusive,
+/// pCPU): nothing may be left posted to its vCPUs, its siblings learn where each vCPU
+/// lives, and every CPU's cached view of a vCPU with that id is stale. Called under the
+/// lock before any of its vCPUs runs and before its event channels open (the previous
+/// holder of the id had none loaded anywhere and its channels closed, so nobody reads or
+/// posts to these words meanwhile).
+pub fn domain_created(index: usize, placements: impl Iterator<Item = (bool, usize)>) {
     if let Some(words) = POSTED_IRQS.get(index) {
         for w in words {
             w.take();
         }
     }
-    if let Some(table) = VCPU_HOME.get(index) {
-        let mut homes = homes;
-        for slot in table {
-            slot.store(homes.next().unwrap_or(0), Ordering::Release);
+    if let (Some(homes), Some(cpus)) = (VCPU_HOME.get(index), VCPU_CPU.get(index)) {
+        let mut placements = placements;
+        for (home, cpu) in homes.iter().zip(cpus) {
+            let (h, c) = placements.next().map_or((0, 0), |(exclusive, pcpu)| {
+                (home_entry(exclusive, pcpu), home_entry(true, pcpu))
+            });
+            home.store(h, Ordering::Release);
+            cpu.store(c, Ordering::Release);
         }
     }
     vgic_changed(index);
@@ -79,6 +93,14 @@ pub fn domain_created(index: usize, homes: impl Iterator<Item = u32>) {
 pub fn set_home(id: protocol::ids::DomainId, v: usize, home: u32) {
     if let Some(slot) = VCPU_HOME.get(usize::from(id.0)).and_then(|t| t.get(v)) {
         slot.store(home, Ordering::Release);
+    }
+}
+
+/// vCPU `v` of domain `id` is now placed on `pcpu` (`None` while it moves: no fast
+/// event-channel send posts to it). Under the lock.
+pub fn set_cpu(id: protocol::ids::DomainId, v: usize, pcpu: Option<usize>) {
+    if let Some(slot) = VCPU_CPU.get(usize::from(id.0)).and_then(|t| t.get(v)) {
+        slot.store(pcpu.map_or(0, |c| home_entry(true, c)), Ordering::Release);
     }
 }
 

@@ -45,7 +45,8 @@ impl Hyp {
         }
         if requests & POSTED != 0 {
             // A sibling's fast path may post to a vCPU pinned here that is not loaded (it
-            // blocked in CPU_SUSPEND and was switched out): the model wakes it.
+            // blocked in CPU_SUSPEND and was switched out), and another domain's fast
+            // event-channel send to any vCPU placed here: the model wakes it.
             self.drain_homed(cpu);
         }
         let repick = self.resched[cpu];
@@ -88,17 +89,16 @@ impl Hyp {
         Some(key)
     }
 
-    /// Drains the posted-interrupt words of every vCPU pinned exclusive to `cpu`.
+    /// Drains the posted-interrupt words of every vCPU placed on `cpu` (its run queue,
+    /// runnable or not).
     fn drain_homed(&mut self, cpu: usize) {
-        let mut homed = alloc::vec::Vec::new();
-        for d in self.domains.iter().flatten() {
-            for (v, vcpu) in d.vcpus.iter().enumerate() {
-                if vcpu.placement.exclusive && usize::from(vcpu.placement.pcpu) == cpu {
-                    homed.push(vcpu_key(d.id, v));
-                }
+        let mut homed = [None; crate::sched::QUEUE_CAPACITY];
+        if let Some(rq) = self.runqueues.get(cpu) {
+            for (slot, key) in homed.iter_mut().zip(rq.keys()) {
+                *slot = Some(key);
             }
         }
-        for key in homed {
+        for key in homed.into_iter().flatten() {
             self.drain_posted(key, cpu);
         }
     }

@@ -3,10 +3,14 @@
 //! copy of its RAM map, in [`EVENTS`].
 //!
 //! Why here and not in [`Hyp`](crate::hyp::Hyp): `EVTCHNOP_send` is every split driver's
-//! doorbell (a frontend's request, a backend's response), and a send whose target vCPU is
-//! pinned exclusive is served on the sender's CPU without the global lock ([`send_fast`]):
-//! the argument read from the sender's RAM, the port looked up, the target's bits raised
-//! and PPI 31 posted to the target vCPU ([`crate::posted`]). Everything else about event
+//! doorbell (a frontend's request, a backend's response), and a send to a vCPU on another
+//! pCPU (or to the sender itself) is served on the sender's CPU without the global lock
+//! ([`send_fast`]): the argument read from the sender's RAM, the port looked up, the
+//! target's bits raised and PPI 31 posted to the target vCPU's word ([`crate::posted`]),
+//! its CPU notified. That CPU places it in a list register on its own fast path if the
+//! target is loaded there and pinned exclusive, or puts it in the vGIC model at its next
+//! locked pass (which takes the word of every vCPU placed there), waking the target and
+//! deciding what runs, as the sender's locked pass used to. Everything else about event
 //! channels still runs under the global lock, which takes this one inside it.
 //!
 //! Lock order: [`HYP`](crate::hyp::HYP) (if held), then [`EVENTS`], then the heap's. Code
@@ -19,9 +23,10 @@
 
 use super::bits::DomainBits;
 use crate::arch::phys::Window;
-use crate::hyp::percpu::{posted_irqs, VCPU_HOME};
+use crate::hyp::percpu::{posted_irqs, VCPU_CPU};
 use crate::hyp::MAX_DOMAINS;
 use crate::mm::ram::RamMap;
+use crate::sched::VcpuKey;
 use crate::sync::{Mutex, MutexGuard};
 use crate::xen::{self, EventChannels, Notify};
 use alloc::vec::Vec;
@@ -134,37 +139,51 @@ impl EventsGuard {
     }
 }
 
-/// `EVTCHNOP_send` from the loaded vCPU of domain `sender` on this CPU, whose
-/// argument (`struct evtchn_send`) is at guest-physical `arg_ipa`, served without the global
-/// lock. Returns the CPUs whose mailbox must get [`crate::mailbox::POSTED`] (bit n = CPU n;
+/// Waits until no fast send is under way: one that read a vCPU's placement before the
+/// caller changed it has posted by then. Under the global lock.
+pub fn quiesce() {
+    drop(EVENTS.lock());
+}
+
+/// `EVTCHNOP_send` from the loaded vCPU `sender` on CPU `this_cpu`, whose argument
+/// (`struct evtchn_send`) is at guest-physical `arg_ipa`, served without the global lock.
+/// Returns the CPUs whose mailbox must get [`crate::mailbox::POSTED`] (bit n = CPU n;
 /// empty if nothing was raised), or `None`, having done nothing, if the locked path must
 /// serve it: an argument outside the sender's plain RAM, an error (the locked path
-/// reports it), or a target vCPU that is not pinned exclusive (it needs the vGIC model).
-pub fn send_fast(sender: DomainId, arg_ipa: u64) -> Option<u64> {
+/// reports it), a target vCPU that is moving, or one on this CPU other than the sender
+/// (a shared pCPU: the locked path injects and decides what runs).
+///
+/// The target's CPU takes the posted PPI 31 on its fast path if the target is loaded
+/// there and pinned exclusive, else at its next locked pass ([`VCPU_CPU`]).
+pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> {
+    let (sender_id, _) = crate::hyp::key_parts(sender);
     let mut guard = lock();
     let events = guard.get()?;
     let mut port = [0u8; 4];
-    let arg = events.domain(sender)?.ram_window(arg_ipa, 4)?;
+    let arg = events.domain(sender_id)?.ram_window(arg_ipa, 4)?;
     arg.read(0, &mut port).ok()?;
     let Some(n) = events
         .channels
-        .send(sender.0, u32::from_le_bytes(port))
+        .send(sender_id.0, u32::from_le_bytes(port))
         .ok()?
     else {
         // Unbound: dropped, as in Xen.
         return Some(0);
     };
-    let home = VCPU_HOME
+    let target = crate::hyp::vcpu_key(DomainId(n.dom), n.vcpu as usize);
+    let placed = VCPU_CPU
         .get(usize::from(n.dom))?
         .get(n.vcpu as usize)?
         .load(Ordering::Acquire);
-    let cpu = crate::fastpath::exclusive_home(home)?;
-    let word = posted_irqs(crate::hyp::vcpu_key(DomainId(n.dom), n.vcpu as usize))?;
+    let cpu = crate::fastpath::exclusive_home(placed)?;
+    if cpu == this_cpu && target != sender {
+        return None;
+    }
+    let word = posted_irqs(target)?;
     if !events.raise(n) {
         return Some(0);
     }
-    // A target on this CPU is the sender itself (an exclusive pCPU runs one vCPU): its
-    // run loop takes the post right after this exit.
+    // Still under the lock: a move of the target waits for it (`quiesce`).
     word.post(1 << EVTCHN_PPI);
     Some(1 << cpu)
 }
