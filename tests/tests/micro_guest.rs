@@ -1,5 +1,5 @@
 //! The `micro` benchmark guest on Bulkhead, briefly (20 samples per metric): each of the
-//! three `bench micro` systems boots under `-icount` and every metric line of that boot
+//! four `bench micro` systems boots under `-icount` and every metric line of that boot
 //! appears with a sane summary (the right sample count, ordered percentiles, figures in a
 //! plausible range). Figures are not judged: benchmarks are measured, never asserted.
 
@@ -67,4 +67,9 @@ fn micro_shared_prints_the_shared_timer() {
 #[test]
 fn micro_evtchn_prints_the_event_channel_latency() {
     check(Boot::Evtchn, &[metric::EVTCHN]);
+}
+
+#[test]
+fn micro_evtchn_shared_prints_the_shared_event_channel_latency() {
+    check(Boot::EvtchnShared, &[metric::EVTCHN_SHARED]);
 }

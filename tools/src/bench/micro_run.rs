@@ -12,6 +12,9 @@
 //! - `shared`: `role=timer` and `role=busy` sharing pCPU 1.
 //! - `evtchn`: `role=ping` (d1) on pCPU 1 and `role=pong` (d2) on pCPU 2, exclusive; each
 //!   names the other with `peer=` (dom0 is d0 and the system's domains are created in order).
+//! - `evtchn_shared`: the same pair placed shared (not exclusive), each alone on its pCPU:
+//!   the receiver's CPU idles in the microvisor and schedules the woken vCPU, the path a
+//!   driver domain and its guests take in the default system.
 
 use super::micro::Dist;
 use crate::machine::Machine;
@@ -30,11 +33,13 @@ pub enum Boot {
     Shared,
     /// `role=ping` and `role=pong` on two pCPUs.
     Evtchn,
+    /// `role=ping` and `role=pong_shared` on two pCPUs, placed shared.
+    EvtchnShared,
 }
 
 impl Boot {
     /// Every boot, in order.
-    pub const ALL: [Boot; 3] = [Boot::Solo, Boot::Shared, Boot::Evtchn];
+    pub const ALL: [Boot; 4] = [Boot::Solo, Boot::Shared, Boot::Evtchn, Boot::EvtchnShared];
 
     /// The system's file stem.
     pub fn name(self) -> &'static str {
@@ -42,6 +47,7 @@ impl Boot {
             Self::Solo => "micro_solo",
             Self::Shared => "micro_shared",
             Self::Evtchn => "micro_evtchn",
+            Self::EvtchnShared => "micro_evtchn_shared",
         }
     }
 
@@ -51,6 +57,7 @@ impl Boot {
             Self::Solo => "main",
             Self::Shared => "timer",
             Self::Evtchn => "pong",
+            Self::EvtchnShared => "pong_shared",
         }
     }
 
@@ -85,6 +92,16 @@ impl Boot {
                         "2",
                         "exclusive = true\n",
                         &format!("role=pong peer=1 n={samples}"),
+                    ),
+            ),
+            Self::EvtchnShared => (
+                3,
+                dom("ping", "1", "", "role=ping peer=2")
+                    + &dom(
+                        "pong",
+                        "2",
+                        "",
+                        &format!("role=pong_shared peer=1 n={samples}"),
                     ),
             ),
         };
@@ -197,5 +214,11 @@ mod tests {
         assert_eq!(ev.domains[0].cmdline, "role=ping peer=2");
         assert_eq!(ev.domains[1].cmdline, "role=pong peer=1 n=20");
         assert_ne!(ev.domains[0].cpus.value, ev.domains[1].cpus.value);
+        assert!(ev.domains.iter().all(|d| d.exclusive));
+
+        let evs = load(Boot::EvtchnShared);
+        assert_eq!(evs.domains[1].cmdline, "role=pong_shared peer=1 n=20");
+        assert_ne!(evs.domains[0].cpus.value, evs.domains[1].cpus.value);
+        assert!(evs.domains.iter().all(|d| !d.exclusive));
     }
 }

@@ -29,8 +29,11 @@ pub enum Role {
     Busy,
     /// Event-channel sender: allocates an unbound port for `peer` and sends on a grid.
     Ping,
-    /// Event-channel receiver: binds `peer`'s port and times each upcall.
+    /// Event-channel receiver: binds `peer`'s port and times each upcall (`evtchn`).
     Pong,
+    /// The same on a pCPU placed shared, not pinned exclusive (`evtchn_shared`): the
+    /// receiver's CPU waits idle and takes the upcall through its scheduler.
+    PongShared,
 }
 
 impl Role {
@@ -43,6 +46,7 @@ impl Role {
             Self::Busy => "busy",
             Self::Ping => "ping",
             Self::Pong => "pong",
+            Self::PongShared => "pong_shared",
         }
     }
 
@@ -54,6 +58,7 @@ impl Role {
             Self::Busy,
             Self::Ping,
             Self::Pong,
+            Self::PongShared,
         ]
         .into_iter()
         .find(|r| r.name() == s)
@@ -91,10 +96,12 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::NoRole => "no role= on the command line",
-            Self::UnknownRole => "role= must be main, exclusive, timer, busy, ping or pong",
+            Self::UnknownRole => {
+                "role= must be main, exclusive, timer, busy, ping, pong or pong_shared"
+            }
             Self::BadSamples => "n= must be a number from 1 to 4096",
             Self::BadPeer => "peer= must be a domain id",
-            Self::NoPeer => "role=ping and role=pong need peer=<domid>",
+            Self::NoPeer => "role=ping, role=pong and role=pong_shared need peer=<domid>",
         })
     }
 }
@@ -117,7 +124,7 @@ pub fn parse_cmdline(line: &str) -> Result<Config, ConfigError> {
         }
     }
     let role = role.ok_or(ConfigError::NoRole)?;
-    if matches!(role, Role::Ping | Role::Pong) && peer.is_none() {
+    if matches!(role, Role::Ping | Role::Pong | Role::PongShared) && peer.is_none() {
         return Err(ConfigError::NoPeer);
     }
     Ok(Config {
@@ -192,6 +199,8 @@ pub mod metric {
     pub const VIPI: &str = "vipi";
     /// Event-channel send to the other domain's upcall, the two on different pCPUs.
     pub const EVTCHN: &str = "evtchn";
+    /// The same with both domains placed shared (each alone on its pCPU).
+    pub const EVTCHN_SHARED: &str = "evtchn_shared";
 }
 
 /// The marker that starts every line of ours.
@@ -261,6 +270,11 @@ mod tests {
             parse_cmdline("role=pong peer=2").map(|c| (c.role, c.samples, c.peer)),
             Ok((Role::Pong, DEFAULT_SAMPLES, Some(2)))
         );
+        assert_eq!(
+            parse_cmdline("role=pong_shared peer=1 n=7").map(|c| (c.role, c.samples, c.peer)),
+            Ok((Role::PongShared, 7, Some(1)))
+        );
+        assert_eq!(parse_cmdline("role=pong_shared"), Err(ConfigError::NoPeer));
         assert_eq!(parse_cmdline("n=5"), Err(ConfigError::NoRole));
         assert_eq!(parse_cmdline("role=x"), Err(ConfigError::UnknownRole));
         assert_eq!(parse_cmdline("role=main n=0"), Err(ConfigError::BadSamples));

@@ -103,7 +103,8 @@ extern "C" fn micro_main(dtb: u64, loaded_at: u64) -> ! {
             core::hint::spin_loop();
         },
         Role::Ping => ping(&cfg),
-        Role::Pong => pong(&cfg, samples),
+        Role::Pong => pong(&cfg, samples, metric::EVTCHN),
+        Role::PongShared => pong(&cfg, samples, metric::EVTCHN_SHARED),
     }
     say!("MICRO done role={}", cfg.role.name());
     halt();
@@ -252,8 +253,8 @@ fn ping(cfg: &Config) {
 }
 
 /// Event-channel receiver: binds `peer`'s port (found by trying ports in turn), then times
-/// each upcall against the grid.
-fn pong(cfg: &Config, samples: &mut [u64]) {
+/// each upcall against the grid, reported as `name`.
+fn pong(cfg: &Config, samples: &mut [u64], name: &str) {
     let Some(_) = shared_info() else { return };
     let peer = cfg.peer.unwrap_or(0);
     let local = 'found: loop {
@@ -281,7 +282,7 @@ fn pong(cfg: &Config, samples: &mut [u64]) {
             got += 1;
         }
     }
-    report(metric::EVTCHN, samples);
+    report(name, samples);
 }
 
 /// Called by the IRQ vector with the counter read at entry.
