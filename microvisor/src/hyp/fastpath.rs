@@ -126,12 +126,22 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
     let mut local = Local::new(cpu, nr_lrs);
     crate::log::defer_output();
     let mut exit: Option<SlowExit> = None;
+    // Woken from idle: the interrupts that woke the CPU are handled in the same locked pass
+    // as the scheduling decision they lead to (one lock round trip, not two).
+    let mut woke = false;
     loop {
-        let pass = pass_of(exit.as_ref(), regs);
+        let pass = if woke {
+            Pass::Idle
+        } else {
+            pass_of(exit.as_ref(), regs)
+        };
         // Taken out of the lock only when there is some: moving the (usually empty) queue
         // out and back through the closure's result cost two `memcpy` calls a pass.
         let mut work = Bulk::default();
         let next = locked(&mut local, pass, |hyp| {
+            if core::mem::take(&mut woke) {
+                hyp.handle_physical_irqs(cpu, None);
+            }
             if let Some(e) = exit.take() {
                 hyp.after_exit(cpu, e.key, e.kind, regs, e.first_irq, e.serror);
             }
@@ -154,9 +164,7 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
             // Idle: a safe point to write queued console lines out.
             crate::log::drain();
             arch::wait_for_interrupt();
-            locked(&mut local, Pass::Idle, |hyp| {
-                hyp.handle_physical_irqs(cpu, None)
-            });
+            woke = true;
             continue;
         };
         // A shared CPU drains the console before going back in; a pinned-exclusive one
