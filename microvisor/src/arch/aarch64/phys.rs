@@ -8,7 +8,25 @@
 //!   bounds-checked against the window.
 //! - [`Registers`]: device registers, which must lie outside RAM, so forwarding a
 //!   guest's trapped MMIO access can never become a RAM access.
-//! - Module bytes ([`module_bytes`]): boot modules and sealed uploads read as byte slices; no window can be opened onto them while they are readable.
+//! - Module bytes ([`module_bytes`], [`copy_module`]): boot modules and sealed uploads read
+//!   as byte slices; no window can be opened onto them while they are readable.
+//!
+//! # Releasing a sealed upload
+//!
+//! A sealed upload's frames go back to the allocator in the end, so a slice of it is good
+//! only until its seal is lifted. [`Sealed`] is the one owner of a seal (neither `Clone`
+//! nor `Copy`), and [`Sealed::release`] consumes it. What keeps a slice from outliving it:
+//! - Copies made outside the lock go through [`copy_module`], which keeps its slice inside
+//!   the call. `hyp::bulk` releases a seal only after every copy its CPU queued before the
+//!   release is done: the seals ride in that CPU's queue in a list apart from the ops and
+//!   are released after all of them.
+//! - The seal lives in the upload table (`crate::uploads`) and leaves it only when the
+//!   table removes an upload nobody keeps, so the locked pass (`Hyp::module`) can no
+//!   longer find it: no slice of it can be taken after that.
+//! - Not carried by a type: [`module_bytes`]'s slices are `'static`, so that a slice taken
+//!   by a locked pass is not kept past that pass is a rule of its callers (`Hyp::module`
+//!   and the build it feeds), not something the compiler checks. Borrowing them from an
+//!   owned module handle instead would close this, at the price of reshaping the build.
 //!
 //! The layout is fixed once by [`crate::arch::aarch64::bringup`] before the first window.
 
@@ -203,7 +221,8 @@ impl Window {
 
 /// The bytes of a module: inside a boot module (reserved at boot, never written, never
 /// freed) or a sealed upload. No window reaches either, so a shared slice is sound for as
-/// long as the module stays: for ever for a boot module, until [`release`] for an upload.
+/// long as the module stays: for ever for a boot module, until [`Sealed::release`] for an
+/// upload (see the module docs for who may keep one how long).
 pub fn module_bytes(base: PhysAddr, len: u64) -> Option<&'static [u8]> {
     if len == 0 {
         return Some(&[]);
@@ -213,37 +232,39 @@ pub fn module_bytes(base: PhysAddr, len: u64) -> Option<&'static [u8]> {
         return None;
     }
     // SAFETY: the range is a boot module or a sealed upload (checked): mapped RAM that no
-    // window can write, until `release`, whose contract is that no slice of it is used after.
+    // window can write, until its seal is released (module docs).
     Some(unsafe { mem::boot_blob(b, l as usize) })
 }
 
-/// A sealed module (an upload domains are built from): its slot in the sealed set.
+/// Copies `len` bytes of a module (as [`module_bytes`]) at `src` to the start of `dst`; the
+/// module's slice does not outlive the call. `None` if either range is refused.
+pub fn copy_module(dst: PhysAddr, src: PhysAddr, len: u64) -> Option<()> {
+    let bytes = module_bytes(src, len)?;
+    Window::new(dst, len)?.write(0, bytes).ok()
+}
+
+/// A sealed module (an upload domains are built from): the one owner of its seal, by its
+/// slot in the sealed set. Neither `Clone` nor `Copy`; dropping it without
+/// [`Self::release`] leaves the range sealed (its frames then never go back).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Sealed {
     slot: usize,
-    base: u64,
-    len: u64,
 }
 
 impl Sealed {
-    /// Seals `w`: no window can be opened onto it until [`release`] (and none is open now,
-    /// as windows are opened per use and never kept across a lock release).
+    /// Seals `w`: no window can be opened onto it until [`Self::release`] (and none is open
+    /// now, as windows are opened per use and never kept across a lock release).
     pub fn new(w: Window) -> Option<Sealed> {
         let slot = SEALED.seal(w.base, w.len).ok()?;
-        Some(Sealed {
-            slot,
-            base: w.base,
-            len: w.len,
-        })
+        Some(Sealed { slot })
     }
-}
 
-/// Unseals a module so its frames can be scrubbed and reused.
-///
-/// # Safety
-/// No slice returned by [`module_bytes`] for it may be used after this call.
-pub unsafe fn release(s: Sealed) {
-    SEALED.release(s.slot);
+    /// Lifts the seal, so windows (the scrub, then the frames' next owner) reach the range
+    /// again. Only the seal's owner can, once; see the module docs for why no slice of it
+    /// is in use by then.
+    pub fn release(self) {
+        SEALED.release(self.slot);
+    }
 }
 
 /// A checked range of device registers (outside RAM, mapped Device at EL2 by the caller).
