@@ -19,8 +19,9 @@
 //! releases its seal, scrubs the frames and hands them to the finish steps. So every copy
 //! this CPU queued from it (in this batch or an earlier one) is done before its frames can
 //! be written, by the shape of [`Bulk::execute`] rather than by where the op was put in
-//! the queue; the copies themselves keep no slice of it past their own op
-//! (`arch::phys::copy_module`).
+//! the queue; the copies themselves keep no slice of it past their own op, and a copy on
+//! another CPU (a domain built from the same upload, destroyed while it loaded there) is
+//! waited for by the release itself (`arch::phys::copy_module`, `Sealed::release`).
 
 use super::Hyp;
 use crate::arch::{self, phys};

@@ -17,9 +17,12 @@
 //! only until its seal is lifted. [`Sealed`] is the one owner of a seal (neither `Clone`
 //! nor `Copy`), and [`Sealed::release`] consumes it. What keeps a slice from outliving it:
 //! - Copies made outside the lock go through [`copy_module`], which keeps its slice inside
-//!   the call. `hyp::bulk` releases a seal only after every copy its CPU queued before the
-//!   release is done: the seals ride in that CPU's queue in a list apart from the ops and
-//!   are released after all of them.
+//!   the call and counts itself in progress while it holds it; a release lifts the seal,
+//!   then waits until no copy is in progress on any CPU. A copy that started before the
+//!   seal went finishes first; one that starts after finds the range unsealed and is
+//!   refused (a bug report, not a read of freed memory). On top of that, `hyp::bulk`
+//!   releases a seal only after every copy its own CPU queued, so the refusal does not
+//!   happen there.
 //! - The seal lives in the upload table (`crate::uploads`) and leaves it only when the
 //!   table removes an upload nobody keeps, so the locked pass (`Hyp::module`) can no
 //!   longer find it: no slice of it can be taken after that.
@@ -32,10 +35,13 @@
 
 use super::mem;
 use crate::mm::reach::{Layout, SealedSet};
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 
 static LAYOUT: spin::Once<Layout> = spin::Once::new();
 static SEALED: SealedSet = SealedSet::new();
+/// [`copy_module`] calls in progress on any CPU (see [`Sealed::release`]).
+static COPIES: AtomicUsize = AtomicUsize::new(0);
 
 /// Fixes what windows may reach. Only the boot sequence calls it, once, with every range
 /// that Rust references point into marked private.
@@ -237,10 +243,15 @@ pub fn module_bytes(base: PhysAddr, len: u64) -> Option<&'static [u8]> {
 }
 
 /// Copies `len` bytes of a module (as [`module_bytes`]) at `src` to the start of `dst`; the
-/// module's slice does not outlive the call. `None` if either range is refused.
+/// module's slice does not outlive the call, during which a release of its seal waits.
+/// `None` if either range is refused.
 pub fn copy_module(dst: PhysAddr, src: PhysAddr, len: u64) -> Option<()> {
-    let bytes = module_bytes(src, len)?;
-    Window::new(dst, len)?.write(0, bytes).ok()
+    COPIES.fetch_add(1, Ordering::SeqCst);
+    // Counted before the seal is checked (against the release's lift, then count).
+    fence(Ordering::SeqCst);
+    let done = module_bytes(src, len).and_then(|bytes| Window::new(dst, len)?.write(0, bytes).ok());
+    COPIES.fetch_sub(1, Ordering::Release);
+    done
 }
 
 /// A sealed module (an upload domains are built from): the one owner of its seal, by its
@@ -260,10 +271,16 @@ impl Sealed {
     }
 
     /// Lifts the seal, so windows (the scrub, then the frames' next owner) reach the range
-    /// again. Only the seal's owner can, once; see the module docs for why no slice of it
-    /// is in use by then.
+    /// again. Only the seal's owner can, once; it returns once no [`copy_module`] that may
+    /// have found the range sealed is still reading it (see the module docs for the other
+    /// slices). Called outside the global lock: the wait is for copies on other CPUs.
     pub fn release(self) {
         SEALED.release(self.slot);
+        // Lifted before the count is read (against `copy_module`'s count, then check).
+        fence(Ordering::SeqCst);
+        while COPIES.load(Ordering::Acquire) != 0 {
+            core::hint::spin_loop();
+        }
     }
 }
 
