@@ -19,9 +19,11 @@
 //!   relies on (`hcr::GUEST_BASE`), and `VTTBR_EL2` holds a table the stage-2 builder
 //!   made. The proof is a [`GuestLoaded`], which only [`super::load_guest_config`] makes,
 //!   right after writing both. It is zero-sized and neither `Clone` nor `Copy`, so one
-//!   exists per load; the run loop keeps it only while the vCPU stays loaded (`hyp::run`'s
-//!   `unload` drops it), and a domain's stage-2 table is freed only once no CPU has one of
-//!   its vCPUs loaded, so the table a proof vouches for outlives the proof.
+//!   exists per load. The run loop keeps it only while the vCPU stays loaded: the locked
+//!   pass that unloads the vCPU (and may free its domain's stage 2, which happens only once
+//!   no CPU has one of its vCPUs loaded) replaces or drops it before the pass ends, and
+//!   during the pass nothing can reach it (`hyp::percpu`). So every use of a proof comes
+//!   while the table it vouches for is live.
 //! - **Boot set the rest.** `VBAR_EL2` (these vectors) and `VTCR_EL2` (the stage-2 format)
 //!   are written once per CPU by `init_el2`, which bring-up runs on each CPU before that
 //!   CPU builds or runs anything of `hyp`; only `hyp`'s `load`, a method of the `Hyp` that
@@ -51,9 +53,10 @@ pub enum ExitKind {
 
 /// Proof that this CPU's EL2 is configured to run a guest confined to a live stage-2 table
 /// (see the module docs): made only by [`super::load_guest_config`], required by
-/// [`run_guest`]. Zero-sized; neither `Clone` nor `Copy`, so dropping it (when the vCPU
-/// is unloaded) is the end of that configuration's use. `Send`, so the global state can
-/// hold it during a locked pass; the run loop hands it only to its own CPU's pass.
+/// [`run_guest`]. Zero-sized; neither `Clone` nor `Copy`, so dropping it (at the end of
+/// the pass that unloads the vCPU) is the end of that configuration's use. `Send`, so the
+/// global state can hold it from `load` to the end of that pass; only the CPU that made it
+/// takes it from there (`hyp::percpu`).
 #[derive(Debug)]
 #[must_use = "a guest configuration nobody can enter"]
 pub struct GuestLoaded(());
