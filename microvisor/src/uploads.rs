@@ -8,6 +8,13 @@
 //! exists (restarts in place rebuild from it). Once a domain used it, it is sealed: its
 //! bytes can no longer change under a domain that may be rebuilt from them. This file
 //! decides; `hyp` owns the memory.
+//!
+//! The table also keeps each sealed upload's seal `S` (on the board, the memory doorway's
+//! `arch::phys::Sealed`, whose release lets its frames be written again). A seal leaves
+//! the table only inside a [`Freed`], which only [`Uploads::drop_holder`] and
+//! [`Uploads::reclaim`] make, at the moment they remove an upload that neither its creator
+//! nor any domain keeps: from then on nothing can look the upload up (so nothing can take
+//! a new slice of it), and whoever holds the `Freed` is the only one who can release it.
 #![forbid(unsafe_code)]
 
 use crate::platform::MAX_LABEL;
@@ -74,10 +81,30 @@ impl Upload {
     }
 }
 
-/// The upload slots.
-#[derive(Debug, Default)]
-pub struct Uploads {
+/// The upload slots, and the seals `S` of the sealed ones.
+#[derive(Debug)]
+pub struct Uploads<S> {
     slots: [Option<Upload>; MAX_UPLOADS],
+    seals: [Option<S>; MAX_UPLOADS],
+}
+
+impl<S> Default for Uploads<S> {
+    fn default() -> Self {
+        Self {
+            slots: [const { None }; MAX_UPLOADS],
+            seals: [const { None }; MAX_UPLOADS],
+        }
+    }
+}
+
+/// An upload the table gave up: its creator dropped the cap, no domain refers to it, and
+/// the table no longer names it. The only way its seal leaves the table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Freed<S> {
+    /// The upload.
+    pub upload: Upload,
+    /// Its seal, if it was sealed (and the seal could be made).
+    pub seal: Option<S>,
 }
 
 /// Pages needed for a module of `size` bytes; `InvalidArgument` for an empty one.
@@ -95,7 +122,7 @@ pub fn slot_of(index: usize) -> Option<usize> {
         .filter(|&s| s < MAX_UPLOADS)
 }
 
-impl Uploads {
+impl<S> Uploads<S> {
     /// Whether a slot is free (check before allocating memory for one).
     pub fn has_room(&self) -> bool {
         self.slots.iter().any(Option::is_none)
@@ -132,15 +159,25 @@ impl Uploads {
     }
 
     /// A domain is being built from module `index`: seal it (no effect on boot modules).
-    pub fn seal(&mut self, index: usize) {
-        if let Some(u) = slot_of(index).and_then(|s| self.slots[s].as_mut()) {
-            u.sealed = true;
+    /// The first time, `make` makes the seal the table keeps (`None` if it cannot).
+    pub fn seal(&mut self, index: usize, make: impl FnOnce(&Upload) -> Option<S>) {
+        let Some(slot) = slot_of(index) else { return };
+        let Some(u) = self.slots[slot].as_mut() else {
+            return;
+        };
+        u.sealed = true;
+        if self.seals[slot].is_none() {
+            self.seals[slot] = make(u);
         }
     }
 
     /// The creator gave up its cap; the module is returned if nothing else keeps it
     /// (`in_use(index)`: a domain built from it still exists).
-    pub fn drop_holder(&mut self, index: usize, in_use: impl Fn(usize) -> bool) -> Option<Upload> {
+    pub fn drop_holder(
+        &mut self,
+        index: usize,
+        in_use: impl Fn(usize) -> bool,
+    ) -> Option<Freed<S>> {
         let slot = slot_of(index)?;
         self.slots[slot].as_mut()?.held = false;
         self.reclaim_slot(slot, &in_use)
@@ -148,16 +185,19 @@ impl Uploads {
 
     /// Every module no longer held nor used, removed from the table (call after a domain
     /// is gone for good).
-    pub fn reclaim(&mut self, in_use: impl Fn(usize) -> bool) -> alloc::vec::Vec<Upload> {
+    pub fn reclaim(&mut self, in_use: impl Fn(usize) -> bool) -> alloc::vec::Vec<Freed<S>> {
         (0..MAX_UPLOADS)
             .filter_map(|slot| self.reclaim_slot(slot, &in_use))
             .collect()
     }
 
-    fn reclaim_slot(&mut self, slot: usize, in_use: &impl Fn(usize) -> bool) -> Option<Upload> {
+    fn reclaim_slot(&mut self, slot: usize, in_use: &impl Fn(usize) -> bool) -> Option<Freed<S>> {
         let index = usize::from(UPLOAD_INDEX_BASE) + slot;
         match &self.slots[slot] {
-            Some(u) if !u.held && !in_use(index) => self.slots[slot].take(),
+            Some(u) if !u.held && !in_use(index) => Some(Freed {
+                upload: self.slots[slot].take()?,
+                seal: self.seals[slot].take(),
+            }),
             _ => None,
         }
     }

@@ -98,6 +98,7 @@ pub fn primary(
         runqueues: [const { RunQueue::new() }; MAX_CPUS],
         placed: [0; MAX_CPUS],
         loaded: [None; MAX_CPUS],
+        guest_loaded: [const { None }; MAX_CPUS],
         resched: [false; MAX_CPUS],
         timer_earliest: [EarliestTimer::UNKNOWN; MAX_CPUS],
         instances: [0; MAX_DOMAINS],
@@ -113,7 +114,6 @@ pub fn primary(
         grants: crate::xen::GrantTables::new(MAX_DOMAINS),
         bulk: core::array::from_fn(|_| Default::default()),
         uploads: Default::default(),
-        sealed_uploads: [const { None }; crate::uploads::MAX_UPLOADS],
         holds: crate::lock_holds::Record::new(crate::arch::counter_hz()),
     };
     hyp.devices = probe_devices(&mut hyp);

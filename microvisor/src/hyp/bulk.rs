@@ -13,6 +13,15 @@
 //! unmapped from its domain's stage 2 and not yet back in the allocator. A CPU's queue is
 //! executed in order, so a domain destroyed while it loads gets its scrub queued behind the
 //! load on the loading CPU.
+//!
+//! A sealed upload given back ([`Op::GiveBackSealed`]) is not done in its turn: the loop
+//! over the ops passes it by, and only a second loop, after every op of the batch has run,
+//! releases its seal, scrubs the frames and hands them to the finish steps. So every copy
+//! this CPU queued from it (in this batch or an earlier one) is done before its frames can
+//! be written, by the shape of [`Bulk::execute`] rather than by where the op was put in
+//! the queue; the copies themselves keep no slice of it past their own op, and a copy on
+//! another CPU (a domain built from the same upload, destroyed while it loaded there) is
+//! waited for by the release itself (`arch::phys::copy_module`, `Sealed::release`).
 
 use super::Hyp;
 use crate::arch::{self, phys};
@@ -46,8 +55,10 @@ pub enum Op {
         /// What to write.
         bytes: Vec<u8>,
     },
-    /// Unseal a freed upload before its scrub (taken when performed).
-    Unseal(Option<phys::Sealed>),
+    /// Give back the `pages` frames at `pa` of a sealed upload the upload table freed
+    /// (`crate::uploads::Freed`, the only way its seal leaves the table): after all the
+    /// batch's other ops, its seal is released (taken then), the frames scrubbed and freed.
+    GiveBackSealed(Option<phys::Sealed>, PhysAddr, u64),
     /// Clean `[pa, pa + len)` from the data cache to memory (a guest starting with its MMU
     /// off reads memory uncached).
     Clean {
@@ -87,36 +98,43 @@ impl Bulk {
         // Per the module invariants every range belongs to a domain that cannot run yet
         // or to frames on their way back to the allocator, so nothing else reads or writes
         // it meanwhile; `Copy` sources are boot modules (reserved, never written) or sealed
-        // uploads that outlive the build (`upload`). A range the doorway refuses is a
-        // microvisor bug: reported, and the op skipped rather than done somewhere else.
-        for op in &mut self.ops {
+        // uploads, whose seals go only after the ops (below). A range the doorway refuses
+        // is a microvisor bug: reported, and the op skipped rather than done somewhere else.
+        for op in &self.ops {
             let done = match op {
                 Op::Zero { pa, len } => window(*pa, *len).map(|w| w.zero()),
-                Op::Copy { dst, src, len } => phys::module_bytes(PhysAddr::new(*src), *len)
-                    .and_then(|bytes| window(*dst, *len)?.write(0, bytes).ok()),
+                Op::Copy { dst, src, len } => {
+                    phys::copy_module(PhysAddr::new(*dst), PhysAddr::new(*src), *len)
+                }
                 Op::Bytes { dst, bytes } => {
                     window(*dst, bytes.len() as u64).and_then(|w| w.write(0, bytes).ok())
-                }
-                Op::Unseal(sealed) => {
-                    if let Some(s) = sealed.take() {
-                        // SAFETY: the upload is freed: no domain refers to it, and the copies
-                        // from it queued before this op (on this CPU, in order) are done, so
-                        // no slice of it is used again.
-                        #[allow(unsafe_code)]
-                        unsafe {
-                            phys::release(s)
-                        };
-                    }
-                    Some(())
                 }
                 Op::Clean { pa, len } => {
                     arch::clean_dcache_range(*pa, *len);
                     Some(())
                 }
+                // Not yet: below.
+                Op::GiveBackSealed(..) => Some(()),
             };
             if done.is_none() {
                 crate::info!("bulk op refused by the memory doorway: {op:?}");
             }
+        }
+        // Every copy this CPU queued is done (module docs): the sealed uploads given back
+        // can be written again, scrubbed, and freed at the finish.
+        for op in &mut self.ops {
+            let Op::GiveBackSealed(seal, pa, pages) = op else {
+                continue;
+            };
+            let Some(seal) = seal.take() else { continue };
+            seal.release();
+            if window(pa.as_u64(), *pages * PAGE_SIZE)
+                .map(|w| w.zero())
+                .is_none()
+            {
+                crate::info!("upload scrub refused by the memory doorway: {pa}");
+            }
+            self.finish.push(Finish::Free(*pa, *pages));
         }
     }
 }

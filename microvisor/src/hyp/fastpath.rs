@@ -214,32 +214,32 @@ fn run_until_mail<G: Hot>(
     regs: &mut GuestRegs,
     mailbox: &Mailbox,
 ) -> Option<SlowExit> {
+    // Held for the stay (the last locked pass loaded `key` here and left the proof in
+    // `local`), and put back for the next pass, which drops it if it unloads the vCPU.
+    let Some(loaded) = local.guest.take() else {
+        panic!("a vCPU runs without its guest configuration loaded");
+    };
     loop {
-        // SAFETY: the last locked pass loaded this vCPU's EL1 context, VTTBR and HCR on this
-        // CPU (`schedule`), and TPIDR_EL2 was set up at boot.
-        #[allow(unsafe_code)]
-        let kind = unsafe { arch::vectors::run_guest(regs) };
+        let kind = arch::vectors::run_guest(&loaded, regs);
         local.exits += 1;
-        match handle::<G>(local, kind, regs) {
+        let exit = match handle::<G>(local, kind, regs) {
             Outcome::Done if !mailbox.pending() => continue,
-            Outcome::Done | Outcome::Publish => return None,
-            Outcome::Slow { first_irq, serror } => {
-                return Some(SlowExit {
-                    key,
-                    kind,
-                    first_irq,
-                    serror,
-                })
-            }
-            Outcome::SlowIrq { first_irq } => {
-                return Some(SlowExit {
-                    key,
-                    kind: ExitKind::Irq,
-                    first_irq: Some(first_irq),
-                    serror: None,
-                })
-            }
-        }
+            Outcome::Done | Outcome::Publish => None,
+            Outcome::Slow { first_irq, serror } => Some(SlowExit {
+                key,
+                kind,
+                first_irq,
+                serror,
+            }),
+            Outcome::SlowIrq { first_irq } => Some(SlowExit {
+                key,
+                kind: ExitKind::Irq,
+                first_irq: Some(first_irq),
+                serror: None,
+            }),
+        };
+        local.guest = Some(loaded);
+        return exit;
     }
 }
 

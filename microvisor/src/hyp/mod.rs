@@ -72,11 +72,9 @@
 //! posted words, homes and epochs are atomics, written under any lock or none; every locked
 //! pass takes its loaded vCPU's posted word after the mailbox (see [`crate::posted`]).
 
-// Raw memory and device access goes through `arch::phys`'s checked windows (DESIGN §2);
-// the two `unsafe` blocks left here are the guest entry (`fastpath`, whose contract is the
-// locked pass's loading of the vCPU) and the release of a sealed upload (`bulk`, whose
-// contract is the upload's lifecycle), each allowed where it stands.
-#![deny(unsafe_code)]
+// Raw memory and device access goes through `arch::phys`'s checked windows, guest entry
+// through `arch::vectors::run_guest` with the proof `load` made (DESIGN §2).
+#![forbid(unsafe_code)]
 
 pub mod boot;
 pub mod build;
@@ -129,6 +127,10 @@ pub struct Hyp {
     pub runqueues: [RunQueue; MAX_CPUS],
     /// The vCPU whose state each CPU's hardware holds (run lazily: kept while idle).
     pub loaded: [Option<VcpuKey>; MAX_CPUS],
+    /// Per CPU, the proof that its hardware is set up to enter the vCPU its pass just
+    /// loaded (made by `load`, taken into the CPU's [`percpu::Local`] at the end of the
+    /// pass).
+    pub guest_loaded: [Option<crate::arch::vectors::GuestLoaded>; MAX_CPUS],
     /// Per CPU, the domain ids (bit n = id n) that may have a vCPU placed on it: set when a
     /// vCPU is placed there (built or re-pinned), cleared when the domain is freed. A
     /// superset, so the per-CPU scans for unloaded vCPUs' timers visit these domains rather
@@ -166,11 +168,9 @@ pub struct Hyp {
     pub grants: crate::xen::GrantTables,
     /// Per-CPU memory work to do outside the lock (see [`bulk`]).
     pub bulk: [bulk::Bulk; MAX_CPUS],
-    /// Modules uploaded at run time (see [`upload`]).
-    pub uploads: crate::uploads::Uploads,
-    /// Each sealed upload's seal in the memory doorway (by upload slot), with its base.
-    pub sealed_uploads:
-        [Option<(PhysAddr, crate::arch::phys::Sealed)>; crate::uploads::MAX_UPLOADS],
+    /// Modules uploaded at run time, with the memory doorway's seal of each sealed one
+    /// (see [`upload`]).
+    pub uploads: crate::uploads::Uploads<crate::arch::phys::Sealed>,
     /// The longest hold of this lock per CPU, and what it was for (noted by the run loop;
     /// a new longest and each domain build's longest are logged: see
     /// [`crate::lock_holds`]).

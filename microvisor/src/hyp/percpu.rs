@@ -8,11 +8,22 @@
 //! statistics; whenever the CPU takes [`HYP`](super::HYP) it hands them to the domain
 //! record first ([`Hyp::take_local`]) and takes them back before it lets go
 //! ([`Hyp::give_local`]), so the lock-holding code sees the same state as before.
+//!
+//! [`Local::guest`] is the CPU's [`GuestLoaded`], the proof that its hardware is set up to
+//! enter the loaded vCPU (see `arch::vectors`), which the fast path needs to enter the
+//! guest. `Hyp::load` makes a new one under the lock and leaves it in
+//! [`Hyp::guest_loaded`]; `give_local` moves it into `Local`, dropping the old one, or drops
+//! the old one if the pass left nothing loaded. During the pass the old proof may describe
+//! a vCPU just unloaded (and a stage 2 about to be freed), but nothing can use it: `Local`
+//! is mutably borrowed by the run loop's `locked` for the whole pass, and the code under
+//! the lock never sees it. Only this CPU's run loop moves it (its own index,
+//! `Local::cpu`), so it never vouches for another CPU's registers.
 
 use super::{key_parts, Hyp, MAX_DOMAINS};
 use crate::arch::boot::MAX_CPUS;
 use crate::arch::context::MAX_LRS;
 use crate::arch::gic::VTIMER_PPI;
+use crate::arch::vectors::GuestLoaded;
 use crate::fastpath::home_entry;
 use crate::mailbox::Mailbox;
 use crate::posted::{PostedIrqs, PrivateCfg};
@@ -150,6 +161,9 @@ pub struct Local {
     pub nr_lrs: usize,
     /// The loaded vCPU, if any.
     pub loaded: Option<LoadedVcpu>,
+    /// The proof that the hardware is set up to enter the loaded vCPU (between locked
+    /// passes, present exactly when one is loaded; see the module docs).
+    pub guest: Option<GuestLoaded>,
     /// Exits handled on the fast path since the last hand-over.
     pub exits: u64,
     /// Virtual interrupts injected on the fast path since the last hand-over.
@@ -177,6 +191,7 @@ impl Local {
             cpu,
             nr_lrs: nr_lrs.min(MAX_LRS),
             loaded: None,
+            guest: None,
             exits: 0,
             irqs: 0,
             run_ticks: 0,
@@ -247,6 +262,10 @@ impl Hyp {
     /// this runs on every locked pass.
     pub fn give_local(&mut self, local: &mut Local) {
         let cpu = local.cpu;
+        // A vCPU this pass loaded comes with a new proof (the old one goes with it).
+        if let Some(new) = self.guest_loaded.get_mut(cpu).and_then(Option::take) {
+            local.guest = Some(new);
+        }
         // Other CPUs' passes may change this CPU's switched-out timers before its next one.
         if let Some(e) = self.timer_earliest.get_mut(cpu) {
             e.forget();
@@ -259,6 +278,8 @@ impl Hyp {
         });
         let Some((key, epoch, d, v, vcpu)) = found else {
             local.loaded = None;
+            // Nothing loaded: nothing to enter.
+            local.guest = None;
             return;
         };
         // The private configuration is 64 lookups: kept while it cannot have changed, and

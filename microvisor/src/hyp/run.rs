@@ -176,7 +176,7 @@ impl Hyp {
         if traps_wfi(vcpu.placement.exclusive, d.entry.linux) {
             hcr_value |= hcr::TWI;
         }
-        arch::load_guest_config(hcr_value, vttbr);
+        self.guest_loaded[cpu] = Some(arch::load_guest_config(hcr_value, vttbr));
         self.timer_earliest[cpu].left(left);
         self.loaded[cpu] = Some(key);
         self.runstate_enter(id, v, protocol::xen::structs::runstate::RUNNING);

@@ -6,13 +6,15 @@
 //! only while no domain refers to it (the first `DomainCreate` naming it seals it, in the
 //! table and in the memory doorway, which then opens no window onto it), and its frames go
 //! back (unsealed, then scrubbed) only once no domain refers to it, queued on the CPU that
-//! frees the last such domain, behind any load still copying from it there.
+//! frees the last such domain, behind any load still copying from it there. The seal is
+//! kept in the upload table and comes out only with the upload the table frees
+//! ([`crate::uploads::Freed`]); the queue releases it after its copies ([`super::bulk`]).
 
 use super::bulk::Op;
 use super::Hyp;
 use crate::arch::phys::{Sealed, Window};
 use crate::captable::{Capability, Object};
-use crate::uploads::{pages_for, slot_of, Upload};
+use crate::uploads::{pages_for, Freed, Upload};
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapHandle, CapKind, Rights};
 use protocol::control::{CapError, MSG_PAGE_SIZE};
@@ -146,27 +148,21 @@ impl Hyp {
     /// Seals module `index` if it is an upload: no more writes, and the doorway reads it
     /// as bytes from now on (no effect on boot modules or a sealed upload).
     pub(super) fn seal_module(&mut self, index: usize) {
-        self.uploads.seal(index);
-        let (Some(slot), Some(u)) = (slot_of(index), self.uploads.get(index)) else {
-            return;
-        };
-        if self.sealed_uploads[slot].is_none() {
-            let sealed = Window::new(u.base, u.pages() * PAGE_SIZE).and_then(Sealed::new);
-            self.sealed_uploads[slot] = sealed.map(|s| (u.base, s));
-        }
+        self.uploads.seal(index, |u| {
+            Window::new(u.base, u.pages() * PAGE_SIZE).and_then(Sealed::new)
+        });
     }
 
     /// Unseals, scrubs and frees an upload's frames and refunds the quota it was charged to.
-    fn give_back_upload(&mut self, u: Upload, cpu: usize) {
+    fn give_back_upload(&mut self, freed: Freed<Sealed>, cpu: usize) {
+        let Freed { upload: u, seal } = freed;
         let pages = u.pages();
-        let slot = self
-            .sealed_uploads
-            .iter_mut()
-            .find(|s| s.as_ref().is_some_and(|(base, _)| *base == u.base));
-        if let Some((_, sealed)) = slot.and_then(Option::take) {
-            self.bulk[cpu].ops.push(Op::Unseal(Some(sealed)));
+        match seal {
+            Some(seal) => self.bulk[cpu]
+                .ops
+                .push(Op::GiveBackSealed(Some(seal), u.base, pages)),
+            None => self.queue_scrub_and_free(u.base, pages, cpu),
         }
-        self.queue_scrub_and_free(u.base, pages, cpu);
         let (holder, memory) = u.charged_to;
         if let Some(c) = self
             .domain_mut(holder)

@@ -1,5 +1,8 @@
 use super::*;
 
+/// A table whose seals are plain numbers (the board's are the memory doorway's).
+type Table = Uploads<u32>;
+
 fn upload(label: &str, size: u64) -> Upload {
     let owner = (DomainId(0), CapHandle::from_raw(1).unwrap());
     Upload::new(label, PhysAddr::new(0x4800_0000), size, owner).unwrap()
@@ -20,7 +23,7 @@ fn labels_are_bounded_and_kept() {
 
 #[test]
 fn indices_never_collide_with_boot_modules() {
-    let mut t = Uploads::default();
+    let mut t = Table::default();
     let i = t.insert(upload("a", 10)).unwrap();
     assert_eq!(i, UPLOAD_INDEX_BASE);
     assert!(t.get(0).is_none(), "boot module 0 is not an upload");
@@ -35,7 +38,7 @@ fn indices_never_collide_with_boot_modules() {
 
 #[test]
 fn writes_stay_inside_and_stop_at_seal() {
-    let mut t = Uploads::default();
+    let mut t = Table::default();
     let i = usize::from(t.insert(upload("a", 5000)).unwrap());
     assert_eq!(t.write_target(i, 0, 4096), Ok(0x4800_0000));
     assert_eq!(t.write_target(i, 4096, 904), Ok(0x4800_1000));
@@ -45,13 +48,45 @@ fn writes_stay_inside_and_stop_at_seal() {
         Err(CapError::InvalidArgument)
     );
     assert_eq!(t.write_target(i + 1, 0, 1), Err(CapError::InvalidHandle));
-    t.seal(i);
+    t.seal(i, |_| Some(7));
     assert_eq!(t.write_target(i, 0, 1), Err(CapError::WrongState));
 }
 
 #[test]
+fn a_seal_is_made_once_and_leaves_only_with_the_freed_upload() {
+    let mut t = Table::default();
+    let i = usize::from(t.insert(upload("a", 5000)).unwrap());
+    let mut made = 0;
+    t.seal(i, |u| {
+        made += 1;
+        assert_eq!(u.base, PhysAddr::new(0x4800_0000));
+        Some(7)
+    });
+    // Sealing again (a second domain built from it) keeps the first seal.
+    t.seal(i, |_| {
+        made += 1;
+        Some(8)
+    });
+    assert_eq!(made, 1);
+    // Not while a domain uses it, nor while its creator holds it.
+    assert!(t.drop_holder(i, |x| x == i).is_none());
+    assert!(t.reclaim(|x| x == i).is_empty());
+    let freed = t.reclaim(|_| false);
+    assert_eq!(freed.len(), 1);
+    assert_eq!(freed[0].seal, Some(7));
+    assert_eq!(freed[0].upload.size, 5000);
+    // The slot's next upload starts unsealed, with no seal.
+    let j = usize::from(t.insert(upload("b", 10)).unwrap());
+    assert_eq!(j, i);
+    let freed = t.drop_holder(j, |_| false).unwrap();
+    assert_eq!(freed.seal, None);
+    // A boot module's index seals nothing.
+    t.seal(0, |_| unreachable!("boot modules have no seal"));
+}
+
+#[test]
 fn freed_only_when_neither_held_nor_used() {
-    let mut t = Uploads::default();
+    let mut t = Table::default();
     let i = usize::from(t.insert(upload("a", 10)).unwrap());
     // Nothing is reclaimed while the creator holds it.
     assert!(t.reclaim(|_| false).is_empty());

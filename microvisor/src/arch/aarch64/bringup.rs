@@ -6,7 +6,6 @@
 //! ([`super::phys`]) before anything else can open a window.
 
 use super::context::GuestRegs;
-use super::vectors::ArchPerCpu;
 use super::{boot::MAX_CPUS, gic, mem, phys};
 use crate::hyp::boot::{self as hyp_boot, Early};
 use crate::mm::pagetable::{MAIR_EL2_VALUE, TCR_EL2_VALUE, VTCR_EL2_VALUE};
@@ -23,10 +22,8 @@ static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHe
 /// Root of the EL2 identity map, shared by all CPUs.
 static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
 
-/// Per-CPU blocks: the exit path's pointers and the loaded vCPU's registers.
-#[repr(C)]
+/// Per-CPU blocks: the loaded vCPU's registers.
 struct PerCpu {
-    arch: ArchPerCpu,
     regs: GuestRegs,
 }
 
@@ -38,10 +35,6 @@ unsafe impl Sync for PerCpuArray {}
 static mut PERCPU: PerCpuArray = PerCpuArray(
     [const {
         PerCpu {
-            arch: ArchPerCpu {
-                host_sp: 0,
-                guest: core::ptr::null_mut(),
-            },
             regs: GuestRegs {
                 x: [0; 31],
                 pc: 0,
@@ -154,8 +147,8 @@ extern "C" fn rust_boot_secondary(cpu: u64) -> ! {
 /// Per-CPU EL2 set-up shared by all CPUs.
 fn init_this_cpu(cpu: usize) -> &'static mut PerCpu {
     let pc = take_percpu(cpu);
-    // SAFETY: `pc` is this CPU's block for the life of the system.
-    unsafe { super::init_el2(&mut pc.arch, VTCR_EL2_VALUE) };
+    // SAFETY: once per CPU, before it runs any guest.
+    unsafe { super::init_el2(VTCR_EL2_VALUE) };
     if !gic::init_cpu(super::mpidr()) {
         panic!("no GIC redistributor for CPU {cpu}");
     }

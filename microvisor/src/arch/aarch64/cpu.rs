@@ -2,7 +2,7 @@
 //! cache and TLB maintenance, waiting.
 
 use super::sysreg::*;
-use super::vectors::ArchPerCpu;
+use super::vectors::GuestLoaded;
 use core::arch::asm;
 
 /// `HCR_EL2` bits we use.
@@ -33,18 +33,15 @@ pub mod hcr {
     pub const GUEST_BASE: u64 = VM | SWIO | FMO | IMO | AMO | FB | BSU_IS | TID3 | TSC | RW;
 }
 
-/// Sets up this CPU's EL2 state: vectors, per-CPU pointer, timer, debug and PMU traps, FP
-/// policy.
+/// Sets up this CPU's EL2 state: vectors, timer, debug and PMU traps, FP policy.
 ///
 /// # Safety
-/// Must run once per CPU at EL2 before any guest runs there; `percpu` must stay valid for
-/// the life of the system and be used by this CPU only.
-pub unsafe fn init_el2(percpu: *mut ArchPerCpu, vtcr: u64) {
-    // SAFETY: the vector table is 2 KiB aligned code; percpu is valid per the contract; the
-    // other values keep EL2 in control (timer traps).
+/// Must run once per CPU at EL2 before any guest runs there.
+pub unsafe fn init_el2(vtcr: u64) {
+    // SAFETY: the vector table is 2 KiB aligned code; the other values keep EL2 in control
+    // (timer traps).
     unsafe {
         write_vbar_el2(super::vectors::vector_table_addr());
-        write_tpidr_el2(percpu as u64);
         // EL1 may read the physical counter; the physical timer itself is trapped.
         // Event stream on (EVNTEN, bit 2; every 2^(10+1) ticks) so a CPU waiting in WFE for
         // a lock always wakes within microseconds even if an SEV was missed.
@@ -61,8 +58,11 @@ pub unsafe fn init_el2(percpu: *mut ArchPerCpu, vtcr: u64) {
     probe_ras();
 }
 
-/// Loads the stage-2 table and trap configuration for the vCPU about to run.
-pub fn load_guest_config(hcr_value: u64, vttbr: crate::mm::pagetable::Vttbr) {
+/// Loads the stage-2 table and trap configuration for the vCPU about to run; the result
+/// is what [`super::vectors::run_guest`] needs to enter it (see there). The caller keeps
+/// it while the vCPU stays loaded and `vttbr`'s table stays live, and drops it before the
+/// table can be freed.
+pub fn load_guest_config(hcr_value: u64, vttbr: crate::mm::pagetable::Vttbr) -> GuestLoaded {
     // SAFETY: `vttbr` is a stage-2 table the table builder made (only it makes a `Vttbr`),
     // so the guest reaches only what its domain was given; `hcr::GUEST_BASE` is always set
     // (stage 2 on, interrupts routed to EL2, the traps EL2 relies on), the caller may only
@@ -72,6 +72,9 @@ pub fn load_guest_config(hcr_value: u64, vttbr: crate::mm::pagetable::Vttbr) {
         write_vttbr_el2(vttbr.raw());
     }
     isb();
+    // The rest of what entering relies on, `VBAR_EL2` and `VTCR_EL2`, `init_el2` wrote on
+    // this CPU before there was a `Hyp` to call this (see `GuestLoaded`).
+    GuestLoaded::new()
 }
 
 /// Instruction synchronization barrier.

@@ -8,16 +8,40 @@
 //!   bounds-checked against the window.
 //! - [`Registers`]: device registers, which must lie outside RAM, so forwarding a
 //!   guest's trapped MMIO access can never become a RAM access.
-//! - Module bytes ([`module_bytes`]): boot modules and sealed uploads read as byte slices; no window can be opened onto them while they are readable.
+//! - Module bytes ([`module_bytes`], [`copy_module`]): boot modules and sealed uploads read
+//!   as byte slices; no window can be opened onto them while they are readable.
+//!
+//! # Releasing a sealed upload
+//!
+//! A sealed upload's frames go back to the allocator in the end, so a slice of it is good
+//! only until its seal is lifted. [`Sealed`] is the one owner of a seal (neither `Clone`
+//! nor `Copy`), and [`Sealed::release`] consumes it. What keeps a slice from outliving it:
+//! - Copies made outside the lock go through [`copy_module`], which keeps its slice inside
+//!   the call and counts itself in progress while it holds it; a release lifts the seal,
+//!   then waits until no copy is in progress on any CPU. A copy that started before the
+//!   seal went finishes first; one that starts after finds the range unsealed and is
+//!   refused (a bug report, not a read of freed memory). On top of that, `hyp::bulk`
+//!   releases a seal only after every copy its own CPU queued, so the refusal does not
+//!   happen there.
+//! - The seal lives in the upload table (`crate::uploads`) and leaves it only when the
+//!   table removes an upload nobody keeps, so the locked pass (`Hyp::module`) can no
+//!   longer find it: no slice of it can be taken after that.
+//! - Not carried by a type: [`module_bytes`]'s slices are `'static`, so that a slice taken
+//!   by a locked pass is not kept past that pass is a rule of its callers (`Hyp::module`
+//!   and the build it feeds), not something the compiler checks. Borrowing them from an
+//!   owned module handle instead would close this, at the price of reshaping the build.
 //!
 //! The layout is fixed once by [`crate::arch::aarch64::bringup`] before the first window.
 
 use super::mem;
 use crate::mm::reach::{Layout, SealedSet};
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 
 static LAYOUT: spin::Once<Layout> = spin::Once::new();
 static SEALED: SealedSet = SealedSet::new();
+/// [`copy_module`] calls in progress on any CPU (see [`Sealed::release`]).
+static COPIES: AtomicUsize = AtomicUsize::new(0);
 
 /// Fixes what windows may reach. Only the boot sequence calls it, once, with every range
 /// that Rust references point into marked private.
@@ -203,7 +227,8 @@ impl Window {
 
 /// The bytes of a module: inside a boot module (reserved at boot, never written, never
 /// freed) or a sealed upload. No window reaches either, so a shared slice is sound for as
-/// long as the module stays: for ever for a boot module, until [`release`] for an upload.
+/// long as the module stays: for ever for a boot module, until [`Sealed::release`] for an
+/// upload (see the module docs for who may keep one how long).
 pub fn module_bytes(base: PhysAddr, len: u64) -> Option<&'static [u8]> {
     if len == 0 {
         return Some(&[]);
@@ -213,37 +238,50 @@ pub fn module_bytes(base: PhysAddr, len: u64) -> Option<&'static [u8]> {
         return None;
     }
     // SAFETY: the range is a boot module or a sealed upload (checked): mapped RAM that no
-    // window can write, until `release`, whose contract is that no slice of it is used after.
+    // window can write, until its seal is released (module docs).
     Some(unsafe { mem::boot_blob(b, l as usize) })
 }
 
-/// A sealed module (an upload domains are built from): its slot in the sealed set.
+/// Copies `len` bytes of a module (as [`module_bytes`]) at `src` to the start of `dst`; the
+/// module's slice does not outlive the call, during which a release of its seal waits.
+/// `None` if either range is refused.
+pub fn copy_module(dst: PhysAddr, src: PhysAddr, len: u64) -> Option<()> {
+    COPIES.fetch_add(1, Ordering::SeqCst);
+    // Counted before the seal is checked (against the release's lift, then count).
+    fence(Ordering::SeqCst);
+    let done = module_bytes(src, len).and_then(|bytes| Window::new(dst, len)?.write(0, bytes).ok());
+    COPIES.fetch_sub(1, Ordering::Release);
+    done
+}
+
+/// A sealed module (an upload domains are built from): the one owner of its seal, by its
+/// slot in the sealed set. Neither `Clone` nor `Copy`; dropping it without
+/// [`Self::release`] leaves the range sealed (its frames then never go back).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Sealed {
     slot: usize,
-    base: u64,
-    len: u64,
 }
 
 impl Sealed {
-    /// Seals `w`: no window can be opened onto it until [`release`] (and none is open now,
-    /// as windows are opened per use and never kept across a lock release).
+    /// Seals `w`: no window can be opened onto it until [`Self::release`] (and none is open
+    /// now, as windows are opened per use and never kept across a lock release).
     pub fn new(w: Window) -> Option<Sealed> {
         let slot = SEALED.seal(w.base, w.len).ok()?;
-        Some(Sealed {
-            slot,
-            base: w.base,
-            len: w.len,
-        })
+        Some(Sealed { slot })
     }
-}
 
-/// Unseals a module so its frames can be scrubbed and reused.
-///
-/// # Safety
-/// No slice returned by [`module_bytes`] for it may be used after this call.
-pub unsafe fn release(s: Sealed) {
-    SEALED.release(s.slot);
+    /// Lifts the seal, so windows (the scrub, then the frames' next owner) reach the range
+    /// again. Only the seal's owner can, once; it returns once no [`copy_module`] that may
+    /// have found the range sealed is still reading it (see the module docs for the other
+    /// slices). Called outside the global lock: the wait is for copies on other CPUs.
+    pub fn release(self) {
+        SEALED.release(self.slot);
+        // Lifted before the count is read (against `copy_module`'s count, then check).
+        fence(Ordering::SeqCst);
+        while COPIES.load(Ordering::Acquire) != 0 {
+            core::hint::spin_loop();
+        }
+    }
 }
 
 /// A checked range of device registers (outside RAM, mapped Device at EL2 by the caller).

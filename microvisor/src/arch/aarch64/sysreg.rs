@@ -264,11 +264,6 @@ write_el2_sysreg!(
     "Sends an SGI; the targets must expect it."
 );
 write_el2_sysreg!(
-    write_tpidr_el2,
-    "tpidr_el2",
-    "Must point to this CPU's per-CPU block for as long as the vectors run."
-);
-write_el2_sysreg!(
     write_vbar_el2,
     "vbar_el2",
     "Must point to a valid, 2 KiB-aligned EL2 vector table."

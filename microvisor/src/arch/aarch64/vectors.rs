@@ -5,6 +5,35 @@
 //! registers back, restores the host stack and returns from `enter_guest` with the exit kind,
 //! so the run loop is ordinary Rust. EL2 itself runs with interrupts masked; an exception
 //! taken at EL2 is a microvisor bug and ends in `el2_panic`.
+//!
+//! # Why [`run_guest`] is safe
+//!
+//! Entering a guest is sound for the microvisor when two things hold, and each is carried
+//! by something the caller cannot fake:
+//! - **The exit comes back here, to a live frame.** `enter_guest` points `TPIDR_EL2` at its
+//!   own stack frame (which holds the host stack pointer and the register block being run)
+//!   on every entry, and the vectors find both through it; the frame lives until
+//!   `enter_guest` returns, and `regs` stays mutably borrowed for the whole call. Nothing
+//!   here depends on what boot left in `TPIDR_EL2`.
+//! - **The guest is confined.** `HCR_EL2` has stage 2 on and the traps and routing EL2
+//!   relies on (`hcr::GUEST_BASE`), and `VTTBR_EL2` holds a table the stage-2 builder
+//!   made. The proof is a [`GuestLoaded`], which only [`super::load_guest_config`] makes,
+//!   right after writing both. It is zero-sized and neither `Clone` nor `Copy`, so one
+//!   exists per load. The run loop keeps it only while the vCPU stays loaded: the locked
+//!   pass that unloads the vCPU (and may free its domain's stage 2, which happens only once
+//!   no CPU has one of its vCPUs loaded) replaces or drops it before the pass ends, and
+//!   during the pass nothing can reach it (`hyp::percpu`). So every use of a proof comes
+//!   while the table it vouches for is live.
+//! - **Boot set the rest.** `VBAR_EL2` (these vectors) and `VTCR_EL2` (the stage-2 format)
+//!   are written once per CPU by `init_el2`, which bring-up runs on each CPU before that
+//!   CPU builds or runs anything of `hyp`; only `hyp`'s `load`, a method of the `Hyp` that
+//!   exists only after that, calls `load_guest_config`. (Writing them again with every
+//!   load would cost two register writes per vCPU switch, about 16 instructions on the
+//!   shared-pCPU path, for a fact that never changes.)
+//!
+//! The guest's own EL1 context, vGIC and FP state are the guest's correctness, not the
+//! microvisor's safety: whatever they hold, the guest runs confined by stage 2 and every
+//! exception it takes to EL2 lands in these vectors.
 
 use super::context::GuestRegs;
 
@@ -22,13 +51,21 @@ pub enum ExitKind {
     SError = 3,
 }
 
-/// Per-CPU block reached through `TPIDR_EL2` by the exit path.
-#[repr(C)]
-pub struct ArchPerCpu {
-    /// Host stack pointer saved by `enter_guest`.
-    pub host_sp: u64,
-    /// Guest register block being run.
-    pub guest: *mut GuestRegs,
+/// Proof that this CPU's EL2 is configured to run a guest confined to a live stage-2 table
+/// (see the module docs): made only by [`super::load_guest_config`], required by
+/// [`run_guest`]. Zero-sized; neither `Clone` nor `Copy`, so dropping it (at the end of
+/// the pass that unloads the vCPU) is the end of that configuration's use. `Send`, so the
+/// global state can hold it from `load` to the end of that pass; only the CPU that made it
+/// takes it from there (`hyp::percpu`).
+#[derive(Debug)]
+#[must_use = "a guest configuration nobody can enter"]
+pub struct GuestLoaded(());
+
+impl GuestLoaded {
+    /// The proof; only for [`super::load_guest_config`], once it has written the registers.
+    pub(super) const fn new() -> Self {
+        Self(())
+    }
 }
 
 core::arch::global_asm!(
@@ -68,17 +105,17 @@ el2_unexpected:
 
     .global enter_guest
 enter_guest:
-    /* x0 = *mut GuestRegs */
-    stp     x29, x30, [sp, #-96]!
+    /* x0 = *mut GuestRegs. The frame holds the host's callee-saved registers and, at
+       #96, the block being run; TPIDR_EL2 points at the frame until the exit. */
+    stp     x29, x30, [sp, #-112]!
     stp     x19, x20, [sp, #16]
     stp     x21, x22, [sp, #32]
     stp     x23, x24, [sp, #48]
     stp     x25, x26, [sp, #64]
     stp     x27, x28, [sp, #80]
-    mrs     x1, tpidr_el2
-    mov     x2, sp
-    str     x2, [x1, #0]
-    str     x0, [x1, #8]
+    str     x0, [sp, #96]
+    mov     x1, sp
+    msr     tpidr_el2, x1
     ldp     x2, x3, [x0, #248]
     msr     elr_el2, x2
     msr     spsr_el2, x3
@@ -103,9 +140,9 @@ enter_guest:
     isb
 
 guest_exit:
-    /* x0 = exit kind; guest x0/x1 on the stack */
+    /* x0 = exit kind; guest x0/x1 on the stack, just below enter_guest's frame */
     mrs     x1, tpidr_el2
-    ldr     x1, [x1, #8]
+    ldr     x1, [x1, #96]
     stp     x2, x3, [x1, #16]
     stp     x4, x5, [x1, #32]
     stp     x6, x7, [x1, #48]
@@ -127,14 +164,13 @@ guest_exit:
     mrs     x3, spsr_el2
     stp     x2, x3, [x1, #248]
     mrs     x1, tpidr_el2
-    ldr     x2, [x1, #0]
-    mov     sp, x2
+    mov     sp, x1
     ldp     x19, x20, [sp, #16]
     ldp     x21, x22, [sp, #32]
     ldp     x23, x24, [sp, #48]
     ldp     x25, x26, [sp, #64]
     ldp     x27, x28, [sp, #80]
-    ldp     x29, x30, [sp], #96
+    ldp     x29, x30, [sp], #112
     ret
 "#
 );
@@ -149,14 +185,15 @@ pub fn vector_table_addr() -> u64 {
     core::ptr::addr_of!(el2_vectors) as u64
 }
 
-/// Runs the loaded vCPU until it exits; `regs` is loaded before and stored after.
-///
-/// # Safety
-/// `TPIDR_EL2` must point to this CPU's [`ArchPerCpu`], and the vCPU's EL1 context, stage-2
-/// table (`VTTBR_EL2`) and `HCR_EL2` must be loaded for the domain that owns `regs`.
-pub unsafe fn run_guest(regs: &mut GuestRegs) -> ExitKind {
-    // SAFETY: per the contract, EL2 is configured for this vCPU; `regs` stays borrowed for the
-    // whole call, so the vectors' stores through the per-CPU pointer hit a live object.
+/// Runs the guest `loaded` vouches for until it exits; `regs` is loaded before and stored
+/// after. Which vCPU's registers `regs` holds is the caller's business: any values are
+/// sound (see the module docs).
+pub fn run_guest(loaded: &GuestLoaded, regs: &mut GuestRegs) -> ExitKind {
+    let _ = loaded;
+    // SAFETY: `loaded` proves EL2 confines the guest to a live stage-2 table and sends its
+    // exceptions to our vectors; `enter_guest` points `TPIDR_EL2` at its own frame, and
+    // `regs` stays mutably borrowed for the whole call, so the vectors' stores through it
+    // hit a live object no one else is using (module docs).
     let kind = unsafe { enter_guest(regs as *mut GuestRegs) };
     match kind {
         0 => ExitKind::Sync,
