@@ -346,6 +346,14 @@ impl DomainOps for Ops<'_> {
         cap::log_read(from)
     }
 
+    fn lock_holds(&mut self, reset: bool) -> Result<protocol::lock_holds::LockHolds, CapError> {
+        let r = cap::lock_holds(reset);
+        if reset && r.is_ok() {
+            println!("mgmt: lock-hold record reset");
+        }
+        r
+    }
+
     fn counter_hz(&mut self) -> u64 {
         timer::freq()
     }
