@@ -257,12 +257,6 @@ mod hw {
         query(CapOp::CapList, [0; 6])
     }
 
-    /// `LockHolds`: the microvisor's global-lock holds per CPU; with `reset`, the record
-    /// starts again once read.
-    pub fn lock_holds(reset: bool) -> Result<protocol::lock_holds::LockHolds, CapError> {
-        query(CapOp::LockHolds, [u64::from(reset), 0, 0, 0, 0, 0])
-    }
-
     /// `ModuleInfo`: the module's size in bytes.
     pub fn module_info(module: CapHandle) -> Result<u64, CapError> {
         ready()?;
