@@ -383,6 +383,21 @@ fn lock_holds_are_read_and_reset_on_request() {
 }
 
 #[test]
+fn the_prompts_info_adds_the_lock_holds() {
+    let lines = crate::prompt::run("info", &mut Fake::new());
+    assert_eq!(
+        lines[1],
+        "lock holds: 42 passes since boot, longest 269.0 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)"
+    );
+    let mut none = fake_holds(true);
+    none.cpus[0].longest = None;
+    assert_eq!(
+        crate::prompt::holds_line(&none),
+        "lock holds: 42 passes since reset"
+    );
+}
+
+#[test]
 fn resolves_by_name_and_id() {
     let mut f = Fake::new();
     assert_eq!(
