@@ -15,12 +15,15 @@
 //!   per build, the phase the issue is about.
 //!
 //! The microvisor aims to hold the lock for at most [`BUDGET_US`] at a time.
+//!
+//! Each CPU's pass count and longest hold are what management shows (`ctl info`, through
+//! `CapOp::LockHolds` and [`Record::summary`]), since boot or since the user last reset
+//! them ([`Record::reset`]); the log lines above stay since boot.
 
+use alloc::vec::Vec;
 use core::fmt;
-use protocol::control::CapOp;
-
-/// The immediate of a Xen hypercall's HVC.
-const XEN_HVC_IMM: u32 = 0xea1;
+pub use protocol::lock_holds::Pass;
+use protocol::lock_holds::{CpuHolds, LockHolds};
 
 /// Holds shorter than this are never logged (but still recorded).
 pub const REPORT_FLOOR_US: u64 = 20;
@@ -28,75 +31,7 @@ pub const REPORT_FLOOR_US: u64 = 20;
 /// The longest hold the microvisor means to allow itself.
 pub const BUDGET_US: u64 = 100;
 
-/// What a locked pass was for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pass {
-    /// A synchronous exit of domain `domid`'s vCPU `vcpu` with syndrome `esr` and `x0`.
-    Sync {
-        /// The domain.
-        domid: u16,
-        /// Its vCPU.
-        vcpu: u8,
-        /// ESR_EL2 of the exit.
-        esr: u32,
-        /// The guest's `x0` (the function id of a call, a Xen hypercall's first argument).
-        x0: u64,
-        /// The guest's `x16` (a Xen hypercall's number).
-        x16: u64,
-        /// A data abort's faulting IPA (0 for other exits).
-        ipa: u64,
-    },
-    /// An interrupt (or SError) exit of domain `domid`'s vCPU `vcpu`.
-    Async {
-        /// The domain.
-        domid: u16,
-        /// Its vCPU.
-        vcpu: u8,
-    },
-    /// A scheduling decision with no exit to handle (after mail, or a bulk job).
-    Schedule,
-    /// Applying the finish steps of a bulk job (see `hyp::bulk`).
-    BulkFinish,
-    /// Interrupts taken while the CPU was idle.
-    Idle,
-}
-
-impl fmt::Display for Pass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::Sync {
-                domid,
-                vcpu,
-                esr,
-                x0,
-                x16,
-                ipa,
-            } => {
-                write!(f, "d{domid} vCPU{vcpu} exit ESR {esr:#010x}")?;
-                match esr >> 26 {
-                    0x01 => f.write_str(" (WFI/WFE)"),
-                    0x16 if esr & 0xffff == XEN_HVC_IMM => {
-                        write!(f, " (Xen hypercall {x16} x0 {x0:#x})")
-                    }
-                    0x16 => match CapOp::from_function_id(x0) {
-                        Some(Ok(op)) => write!(f, " (capability call {op:?})"),
-                        _ => write!(f, " (HVC x0 {x0:#x})"),
-                    },
-                    0x17 => write!(f, " (SMC x0 {x0:#x})"),
-                    0x18 => f.write_str(" (system register)"),
-                    0x24 => write!(f, " (data abort: MMIO at {ipa:#x})"),
-                    _ => Ok(()),
-                }
-            }
-            Self::Async { domid, vcpu } => write!(f, "d{domid} vCPU{vcpu} interrupt exit"),
-            Self::Schedule => f.write_str("scheduling"),
-            Self::BulkFinish => f.write_str("finishing a bulk job"),
-            Self::Idle => f.write_str("interrupts while idle"),
-        }
-    }
-}
-
-/// One CPU's longest hold.
+/// One hold of the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hold {
     /// Its length in counter ticks.
@@ -105,11 +40,22 @@ pub struct Hold {
     pub pass: Pass,
 }
 
+/// One CPU's locked passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuRecord {
+    /// Its longest hold (`None` before its first pass).
+    pub longest: Option<Hold>,
+    /// How many passes it made.
+    pub passes: u64,
+}
+
 /// The longest holds seen, per CPU, and what has been reported.
 #[derive(Debug)]
 pub struct Record<const CPUS: usize> {
-    /// Per CPU, its longest hold (`None` before its first pass).
-    pub per_cpu: [Option<Hold>; CPUS],
+    /// Per CPU, its passes and longest hold (since boot or the last [`Self::reset`]).
+    pub per_cpu: [CpuRecord; CPUS],
+    /// [`Self::reset`] was called since boot.
+    was_reset: bool,
     /// The CPU that began the last build and its longest hold since (`None` before one).
     window: Option<(usize, Hold)>,
     /// The shortest hold worth a line (in ticks): the floor, or twice the longest reported
@@ -125,7 +71,11 @@ impl<const CPUS: usize> Record<CPUS> {
     /// Nothing recorded yet; the counter runs at `counter_hz`.
     pub const fn new(counter_hz: u64) -> Self {
         Self {
-            per_cpu: [None; CPUS],
+            per_cpu: [CpuRecord {
+                longest: None,
+                passes: 0,
+            }; CPUS],
+            was_reset: false,
             window: None,
             threshold: floor_ticks(counter_hz),
             floor: floor_ticks(counter_hz),
@@ -138,8 +88,9 @@ impl<const CPUS: usize> Record<CPUS> {
     pub fn note(&mut self, cpu: usize, ticks: u64, pass: Pass) -> Option<Line> {
         let slot = self.per_cpu.get_mut(cpu)?;
         let hold = Hold { ticks, pass };
-        if slot.is_none_or(|h| h.ticks < ticks) {
-            *slot = Some(hold);
+        slot.passes = slot.passes.wrapping_add(1);
+        if slot.longest.is_none_or(|h| h.ticks < ticks) {
+            slot.longest = Some(hold);
         }
         if let Some((c, h)) = &mut self.window {
             if *c == cpu && h.ticks < ticks {
@@ -186,16 +137,62 @@ impl<const CPUS: usize> Record<CPUS> {
         self.per_cpu
             .iter()
             .enumerate()
-            .filter_map(|(cpu, h)| Some((cpu, (*h)?)))
+            .filter_map(|(cpu, c)| Some((cpu, c.longest?)))
             .max_by_key(|(_, h)| h.ticks)
+    }
+
+    /// What management shows: each CPU that made a locked pass, its count and its longest
+    /// hold in nanoseconds.
+    pub fn summary(&self) -> LockHolds {
+        let cpus: Vec<CpuHolds> = self
+            .per_cpu
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.passes != 0)
+            .map(|(cpu, c)| CpuHolds {
+                cpu: u16::try_from(cpu).unwrap_or(u16::MAX),
+                passes: c.passes,
+                longest: c.longest.map(|h| protocol::lock_holds::Hold {
+                    ns: self.nanos(h.ticks),
+                    pass: h.pass,
+                }),
+            })
+            .collect();
+        LockHolds {
+            cpus,
+            since_reset: self.was_reset,
+        }
+    }
+
+    /// Starts the per-CPU record again (a user's reset). What is logged is unchanged: a
+    /// line still needs a new longest since boot, and a build in progress keeps its window.
+    pub fn reset(&mut self) {
+        for c in &mut self.per_cpu {
+            *c = CpuRecord {
+                longest: None,
+                passes: 0,
+            };
+        }
+        self.was_reset = true;
     }
 
     /// `ticks` in microseconds (rounded down).
     pub fn micros(&self, ticks: u64) -> u64 {
+        self.per_second(ticks, 1_000_000)
+    }
+
+    /// `ticks` in nanoseconds (rounded down; saturating).
+    pub fn nanos(&self, ticks: u64) -> u64 {
+        self.per_second(ticks, 1_000_000_000)
+    }
+
+    /// `ticks` in units of which there are `units` per second (0 for an unknown frequency).
+    fn per_second(&self, ticks: u64, units: u64) -> u64 {
         if self.counter_hz == 0 {
             return 0;
         }
-        (u128::from(ticks) * 1_000_000 / u128::from(self.counter_hz)) as u64
+        let n = u128::from(ticks) * u128::from(units) / u128::from(self.counter_hz);
+        u64::try_from(n).unwrap_or(u64::MAX)
     }
 }
 

@@ -1,7 +1,9 @@
 //! Host tests of the lock-hold record: what counts as a new longest, which holds are worth
-//! a log line, the window of a domain's build, and how a hold is described.
+//! a log line, the window of a domain's build, how a hold is described, and the summary
+//! management shows.
 
 use super::*;
+use protocol::control::CapOp;
 use std::string::ToString;
 
 /// A 1 MHz counter: one tick per microsecond.
@@ -12,12 +14,12 @@ fn a_longer_pass_is_a_record_a_shorter_one_is_not() {
     let mut r = Record::<2>::new(HZ);
     assert!(r.note(0, 5, Pass::Idle).is_none());
     assert!(r.note(0, 3, Pass::Schedule).is_none());
-    assert_eq!(r.per_cpu[0].unwrap().ticks, 5);
-    assert_eq!(r.per_cpu[0].unwrap().pass, Pass::Idle);
+    assert_eq!(r.per_cpu[0].longest.unwrap().ticks, 5);
+    assert_eq!(r.per_cpu[0].longest.unwrap().pass, Pass::Idle);
     // Another CPU keeps its own record; the longest is the system's.
     assert!(r.note(1, 4, Pass::Schedule).is_none());
-    assert_eq!(r.per_cpu[1].unwrap().ticks, 4);
-    assert_eq!(r.longest().unwrap(), (0, r.per_cpu[0].unwrap()));
+    assert_eq!(r.per_cpu[1].longest.unwrap().ticks, 4);
+    assert_eq!(r.longest().unwrap(), (0, r.per_cpu[0].longest.unwrap()));
 }
 
 #[test]
@@ -30,7 +32,7 @@ fn only_a_doubled_longest_from_the_floor_is_logged() {
     assert!(r
         .note(0, REPORT_FLOOR_US * 2 - 1, Pass::BulkFinish)
         .is_none());
-    assert_eq!(r.per_cpu[0].unwrap().pass, Pass::BulkFinish);
+    assert_eq!(r.per_cpu[0].longest.unwrap().pass, Pass::BulkFinish);
     assert!(r.note(0, REPORT_FLOOR_US * 2, Pass::Schedule).is_some());
     // However many long holds follow, a line needs another doubling.
     let lines = (0..1000)
@@ -134,4 +136,67 @@ fn dom0_call(vcpu: u8, op: CapOp) -> Pass {
         x16: 0,
         ipa: 0,
     }
+}
+
+#[test]
+fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
+    // A 62.5 MHz counter: a tick is 16 ns.
+    let mut r = Record::<4>::new(62_500_000);
+    assert_eq!(r.summary(), LockHolds::default(), "nothing yet");
+    let call = dom0_call(0, CapOp::DomainCreate);
+    r.note(0, 100, Pass::Idle);
+    r.note(0, 62_500, call);
+    r.note(0, 7, Pass::Schedule);
+    r.note(2, 3, Pass::BulkFinish);
+    let s = r.summary();
+    // CPUs without a pass (1 and 3) are left out.
+    assert_eq!(
+        s.cpus,
+        [
+            CpuHolds {
+                cpu: 0,
+                passes: 3,
+                longest: Some(protocol::lock_holds::Hold {
+                    ns: 1_000_000,
+                    pass: call
+                }),
+            },
+            CpuHolds {
+                cpu: 2,
+                passes: 1,
+                longest: Some(protocol::lock_holds::Hold {
+                    ns: 48,
+                    pass: Pass::BulkFinish
+                }),
+            },
+        ]
+    );
+    assert!(!s.since_reset);
+    assert_eq!((s.passes(), s.longest().unwrap().0), (4, 0));
+}
+
+#[test]
+fn a_reset_starts_the_summary_again_but_not_the_log() {
+    let mut r = Record::<2>::new(HZ);
+    assert!(r.note(0, 100, Pass::Idle).is_some());
+    r.build_began(1);
+    r.note(1, 30, Pass::Schedule);
+    r.reset();
+    let s = r.summary();
+    assert!(s.cpus.is_empty() && s.since_reset);
+    // A shorter hold is the new longest for management, but the log still waits for a
+    // new record since boot (twice the 100 us it logged).
+    assert!(r.note(0, 150, Pass::Schedule).is_none());
+    assert_eq!(r.summary().longest().unwrap().1.us(), 150);
+    assert!(r.note(0, 200, Pass::Schedule).is_some());
+    // The build's window was kept.
+    assert_eq!(r.build_done(5).unwrap().us, 30);
+    assert_eq!(r.summary().passes(), 2);
+}
+
+#[test]
+fn a_huge_hold_saturates_in_nanoseconds() {
+    let r = Record::<1>::new(1);
+    assert_eq!(r.nanos(u64::MAX), u64::MAX);
+    assert_eq!(r.micros(3), 3_000_000);
 }

@@ -54,9 +54,10 @@ impl Version {
     }
 }
 
-/// The version this tree speaks. 4.0: `DomainSpec` gained `pmu` (its encoding changed, so a
-/// 3.x caller's `DomainCreate` would not decode); 3.4: `DomainVcpuBudget`.
-pub const PROTOCOL_VERSION: Version = Version { major: 4, minor: 0 };
+/// The version this tree speaks. 4.1: `LockHolds`; 4.0: `DomainSpec` gained `pmu` (its
+/// encoding changed, so a 3.x caller's `DomainCreate` would not decode); 3.4:
+/// `DomainVcpuBudget`.
+pub const PROTOCOL_VERSION: Version = Version { major: 4, minor: 1 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +213,12 @@ pub enum CapOp {
     /// start when it is set. Kept while the vCPU is re-pinned; not across a restart.
     /// Idempotent (setting it again restarts the windows). (Protocol 3.4.)
     DomainVcpuBudget = 34,
+    /// Holder of a Console cap with READ (dom0), as for [`CapOp::LogRead`]. `x1` = 0 to
+    /// read, 1 to read and then start the record again. Writes a postcard
+    /// [`crate::lock_holds::LockHolds`] to the message page (each CPU's locked passes and its
+    /// longest global-lock hold with what it was for, since boot or the last reset); `x1` =
+    /// length. `InvalidArgument` for another `x1`. Idempotent with `x1` = 0. (Protocol 4.1.)
+    LockHolds = 35,
 }
 
 /// The smallest budget [`CapOp::DomainVcpuBudget`] takes: 100 µs, well above the cost of
@@ -381,6 +388,7 @@ impl TryFrom<u32> for CapOp {
             32 => Self::DomainVcpuPin,
             33 => Self::IdleReport,
             34 => Self::DomainVcpuBudget,
+            35 => Self::LockHolds,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -667,7 +675,8 @@ mod tests {
         assert!(budget_valid(BUDGET_MIN_US, BUDGET_MIN_US));
         assert!(!budget_valid(0, 10_000) && !budget_valid(99, 10_000));
         assert!(!budget_valid(20_000, 10_000) && !budget_valid(1_000, 10_000_001));
-        assert_eq!(CapOp::try_from(35), Err(CapError::UnknownCall));
+        assert_eq!(CapOp::try_from(35), Ok(CapOp::LockHolds));
+        assert_eq!(CapOp::try_from(36), Err(CapError::UnknownCall));
     }
 
     #[test]

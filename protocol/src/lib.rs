@@ -14,6 +14,7 @@ pub mod control;
 pub mod dt;
 pub mod ids;
 pub mod layout;
+pub mod lock_holds;
 pub mod manifest;
 pub mod mgmt;
 pub mod psci;

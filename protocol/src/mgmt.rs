@@ -18,6 +18,7 @@ pub mod frame;
 pub mod xenstore;
 
 use crate::control::{CapError, DomainInfo, DomainState, StopReason, Version};
+use crate::lock_holds::LockHolds;
 use crate::manifest::ManifestDomain;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -31,7 +32,7 @@ pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 /// The management-protocol version this tree speaks.
 pub const MGMT_VERSION: Version = Version {
     major: 1,
-    minor: 11,
+    minor: 12,
 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
@@ -236,6 +237,13 @@ pub enum Request {
         /// Offset to read from.
         from: u64,
     },
+    /// The microvisor's global-lock holds: each physical CPU's locked passes and longest
+    /// hold with what it was for (`ctl info`). With `reset`, the record starts again once
+    /// read (`ctl info --reset-holds`). Answer: [`Response::LockHolds`]. Since 1.12.
+    LockHolds {
+        /// Start the record again after reading it.
+        reset: bool,
+    },
 }
 
 impl Request {
@@ -265,6 +273,7 @@ impl Request {
             Self::VcpuPin { .. } => "vcpu-pin",
             Self::VcpuBudget { .. } => "sched-fp",
             Self::Upload { .. } => "create",
+            Self::LockHolds { .. } => "info",
         }
     }
 
@@ -300,6 +309,7 @@ impl Request {
             | Self::Dmesg { .. }
             | Self::Xenstore { .. }
             | Self::Upload { .. }
+            | Self::LockHolds { .. }
             | Self::Vcpus { domain: None } => None,
         }
     }
@@ -353,6 +363,8 @@ pub enum Response {
         /// dom0 already holds this module whole: send nothing more.
         have: bool,
     },
+    /// The answer to [`Request::LockHolds`] (what it read, before any reset). Since 1.12.
+    LockHolds(LockHolds),
 }
 
 /// One domain in a listing.

@@ -7,6 +7,7 @@ use bulkhead_tools::ctl::client::REPLY_TIMEOUT;
 use bulkhead_tools::ctl::{create_request, default_socket, run, CtlArgs};
 use bulkhead_tools::qemu::RunOptions;
 use protocol::control::DomainState;
+use protocol::lock_holds::Pass;
 use protocol::mgmt::{DomainRef, Request, Response};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,45 @@ fn rtos_state(c: &mut Client) -> Option<DomainState> {
         Response::Domains(rows) => rows.iter().find(|r| r.name == "rtos").map(|r| r.state),
         other => panic!("list answered {other:?}"),
     }
+}
+
+/// `ctl info` shows the microvisor's global-lock holds: after six builds, a restart and a
+/// destroy, a longest hold of some microseconds for a known kind of pass (no timing is
+/// asserted: under TCG a hold includes time QEMU spent on other CPUs); `--reset-holds`
+/// starts the record again.
+fn lock_holds_show_in_info(c: &mut Client) {
+    let info: serde_json::Value =
+        serde_json::from_str(&ctl(c, &["info", "--json"])).expect("info json");
+    let holds = &info["lock_holds"];
+    assert_eq!(holds["since"], "boot", "{holds:#}");
+    let passes = holds["passes"].as_u64().expect("passes");
+    let longest = &holds["longest"];
+    let kind = longest["kind"].as_str().expect("a longest hold");
+    assert!(Pass::KINDS.contains(&kind), "{longest:#}");
+    assert!(longest["us"].as_u64() > Some(0), "{longest:#}");
+    // dom0's CPU 0 took the lock (every build); the RTOS's pCPU is another.
+    let cpus = holds["cpus"].as_array().expect("cpus");
+    assert!(cpus.len() >= 2, "{holds:#}");
+    assert!(cpus
+        .iter()
+        .any(|c| c["cpu"] == 0 && c["passes"].as_u64() > Some(0)));
+    assert_eq!(
+        cpus.iter()
+            .filter_map(|c| c["passes"].as_u64())
+            .sum::<u64>(),
+        passes
+    );
+    let text = ctl(c, &["info"]);
+    eprintln!("{text}");
+    let line =
+        regex::Regex::new(r"(?m)^longest lock hold   : \d+\.\d us on cpu\d+: \S.*$").unwrap();
+    assert!(line.is_match(&text), "{text}");
+    assert!(text.contains("since boot"), "{text}");
+    let text = ctl(c, &["info", "--reset-holds"]);
+    assert!(text.contains("lock-hold record    : reset"), "{text}");
+    let info: serde_json::Value =
+        serde_json::from_str(&ctl(c, &["info", "--json"])).expect("info json");
+    assert_eq!(info["lock_holds"]["since"], "reset", "{info:#}");
 }
 
 fn done(c: &mut Client, req: Request) {
@@ -58,6 +98,7 @@ fn management_verbs_drive_a_running_system() {
         })
         .and_then(|e| e.then(r"\[dom0\] mgmt: restart: rtos \(d1\): restarted"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: destroy rtos: done"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: lock-hold record reset"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: shutdown spare: requested"))
         // A clean shutdown: the domain powers itself off and dom0 applies on_poweroff.
         .and_then(|e| e.then(r"\[dom0\] spare \(d\d+\): powered off -> destroy"))
@@ -236,6 +277,7 @@ fn management_verbs_drive_a_running_system() {
     let table = ctl(&mut c, &["vcpu-list", "spare"]);
     assert_eq!(table.lines().count(), 2, "one vCPU:\n{table}");
     assert!(table.contains("1 exclusive"), "{table}");
+    lock_holds_show_in_info(&mut c);
     // Last: a clean shutdown request; the power-off that follows ends the boot, so nothing
     // above races with QEMU's exit (the reply itself may be cut off: the console is the
     // check).

@@ -14,6 +14,7 @@ use protocol::control::{
     CapError, DomainInfo, DomainState, ShutdownKind, VcpuInfo, Version, PROTOCOL_VERSION,
 };
 use protocol::ids::DomainId;
+use protocol::lock_holds::LockHolds;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
     decode, encode, DeviceRow, DomainRef, DomainRow, FrameDecoder, HealthRow, MgmtError, Request,
@@ -75,6 +76,12 @@ pub trait DomainOps {
     /// The microvisor's console history from `from`: (bytes, first offset, total).
     fn log_read(&mut self, from: u64) -> Result<(Vec<u8>, u64, u64), CapError> {
         let _ = from;
+        Err(CapError::UnknownCall)
+    }
+    /// The microvisor's global-lock holds (`CapOp::LockHolds`); with `reset`, the record
+    /// starts again once read.
+    fn lock_holds(&mut self, reset: bool) -> Result<LockHolds, CapError> {
+        let _ = reset;
         Err(CapError::UnknownCall)
     }
     /// Asks domain `id` to power off or reboot cleanly.
@@ -290,6 +297,10 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             let (bytes, start, end) = ops.console_output(id, *from)?;
             Ok(Response::Log { bytes, start, end })
         }
+        Request::LockHolds { reset } => ops
+            .lock_holds(*reset)
+            .map(Response::LockHolds)
+            .map_err(MgmtError::Capability),
     }
 }
 

@@ -4,13 +4,13 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use bulkhead_runtime::{cap, println, timer, StartInfo};
+use bulkhead_runtime::{arch, cap, println, timer, StartInfo};
 use dom0::mgmt::{DomainEntry, DomainOps};
 use dom0::upload::{ModuleStore, Uploads};
 use dom0::{plan_domain, Policy, Supervisor};
 use protocol::cap::{CapDetail, CapHandle, CapKind};
 use protocol::control::{
-    CapError, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo, VcpuPlacement,
+    CapError, CapOp, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo, VcpuPlacement,
 };
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::MgmtError;
@@ -346,6 +346,14 @@ impl DomainOps for Ops<'_> {
         cap::log_read(from)
     }
 
+    fn lock_holds(&mut self, reset: bool) -> Result<protocol::lock_holds::LockHolds, CapError> {
+        let r = lock_holds(reset);
+        if reset && r.is_ok() {
+            println!("mgmt: lock-hold record reset");
+        }
+        r
+    }
+
     fn counter_hz(&mut self) -> u64 {
         timer::freq()
     }
@@ -366,4 +374,17 @@ impl DomainOps for Ops<'_> {
             })
             .unwrap_or((0, 0))
     }
+}
+
+/// `CapOp::LockHolds`, as the runtime's queries make a call (dom0 is its one caller, and
+/// any code added to the runtime shifts every domain's, the RTOS's timing included): the
+/// message page registered (again: idempotent; negotiation was done at boot), the call and
+/// the read with interrupts masked, then the reply decoded.
+fn lock_holds(reset: bool) -> Result<protocol::lock_holds::LockHolds, CapError> {
+    cap::register_msg_page()?;
+    let bytes = arch::without_interrupts(|| {
+        let r = cap::call(CapOp::LockHolds, [u64::from(reset), 0, 0, 0, 0, 0])?;
+        Ok::<_, CapError>(arch::msg_read(cap::reply_len(r[0])?))
+    })?;
+    cap::decode(&bytes)
 }

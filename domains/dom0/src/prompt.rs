@@ -6,6 +6,7 @@ use crate::mgmt::{serve, DomainOps};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use protocol::lock_holds::LockHolds;
 use protocol::mgmt::{state_word, DomainRef, Request, Response};
 
 /// The help text.
@@ -66,19 +67,40 @@ pub fn run(line: &str, ops: &mut impl DomainOps) -> Vec<String> {
             }
             out
         }
-        Response::System(s) => alloc::vec![format!(
-            "domains {} free {} MiB (largest block {} MiB) counter {} Hz protocol {}.{}",
-            s.domains,
-            s.free_pages / 256,
-            s.largest_free_pages / 256,
-            s.counter_hz,
-            s.protocol_version.major,
-            s.protocol_version.minor
-        )],
+        Response::System(s) => {
+            let mut out = alloc::vec![format!(
+                "domains {} free {} MiB (largest block {} MiB) counter {} Hz protocol {}.{}",
+                s.domains,
+                s.free_pages / 256,
+                s.largest_free_pages / 256,
+                s.counter_hz,
+                s.protocol_version.major,
+                s.protocol_version.minor
+            )];
+            if let Response::LockHolds(h) = serve(&Request::LockHolds { reset: false }, ops) {
+                out.push(holds_line(&h));
+            }
+            out
+        }
         Response::Done => alloc::vec![format!("{}: done", req.verb())],
         Response::Error(e) => alloc::vec![format!("{}: {e}", req.verb())],
         other => alloc::vec![format!("{other:?}")],
     }
+}
+
+/// The lock-hold record in one line: passes, and the longest hold of any CPU.
+pub fn holds_line(h: &LockHolds) -> String {
+    let since = if h.since_reset { "reset" } else { "boot" };
+    let mut line = format!("lock holds: {} passes since {since}", h.passes());
+    if let Some((cpu, l)) = h.longest() {
+        line.push_str(&format!(
+            ", longest {}.{} us on cpu{cpu}: {}",
+            l.ns / 1000,
+            l.ns % 1000 / 100,
+            l.pass
+        ));
+    }
+    line
 }
 
 /// Collects typed bytes into lines (CR or LF ends one).

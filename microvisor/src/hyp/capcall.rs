@@ -209,6 +209,22 @@ impl Hyp {
                 page.write(0, &buf[..n]).map_err(|_| CapError::NoMsgPage)?;
                 Ok([n as u64, start, total])
             }
+            CapOp::LockHolds => {
+                let reset = match a[0] {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(CapError::InvalidArgument),
+                };
+                let d = self.domain(id).ok_or(CapError::Stale)?;
+                d.caps.holds(CapKind::Console, Rights::READ)?;
+                // This pass is noted once it ends: the record read (and a reset) comes
+                // before it.
+                let len = self.reply_message(id, v, &self.holds.summary())?;
+                if reset {
+                    self.holds.reset();
+                }
+                Ok([len, 0, 0])
+            }
             CapOp::DomainEvents => {
                 let d = self.domain_mut(id).ok_or(CapError::Stale)?;
                 let events = core::mem::take(&mut d.child_events);

@@ -34,6 +34,7 @@ fn request() -> impl Strategy<Value = Request> {
         domain_ref().prop_map(|domain| Request::Reboot { domain }),
         domain_ref().prop_map(|domain| Request::Vbds { domain }),
         domain_ref().prop_map(|domain| Request::Vifs { domain }),
+        any::<bool>().prop_map(|reset| Request::LockHolds { reset }),
     ]
 }
 
@@ -182,6 +183,21 @@ fn response() -> impl Strategy<Value = Response> {
         error().prop_map(Response::Error),
         proptest::collection::vec(vif_row(), 0..8).prop_map(Response::Vifs),
         proptest::collection::vec(health_row(), 0..8).prop_map(Response::Health),
+        (any::<(u16, u64, u64)>(), any::<bool>()).prop_map(|((cpu, passes, ns), since_reset)| {
+            use crate::lock_holds::{CpuHolds, Hold, Pass};
+            let longest = Some(Hold {
+                ns,
+                pass: Pass::Idle,
+            });
+            Response::LockHolds(LockHolds {
+                cpus: vec![CpuHolds {
+                    cpu,
+                    passes,
+                    longest,
+                }],
+                since_reset,
+            })
+        }),
     ]
 }
 

@@ -14,6 +14,7 @@ mod sched;
 pub mod show;
 pub mod show_dev;
 pub mod show_health;
+pub mod show_holds;
 pub mod show_vbd;
 pub mod show_vcpu;
 pub mod show_vif;
@@ -70,9 +71,10 @@ impl CtlArgs {
 pub enum CtlVerb {
     /// Every domain: name, id, memory, vCPUs, state, CPU time (like `xl list`).
     List,
-    /// The system: protocol versions, timer frequency, domains, free memory (like `xl info`);
-    /// with a domain, that domain and the virtual block devices it uses or serves.
-    Info(InfoTarget),
+    /// The system: protocol versions, timer frequency, domains, free memory (like `xl info`)
+    /// and the microvisor's global-lock holds; with a domain, that domain and the virtual
+    /// block devices it uses or serves.
+    Info(InfoArgs),
     /// Stop scheduling a running domain.
     Pause(Target),
     /// Resume a paused domain.
@@ -185,6 +187,18 @@ pub struct InfoTarget {
     pub domain: Option<String>,
 }
 
+/// `ctl info`'s arguments.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct InfoArgs {
+    /// Domain name, or numeric domain id.
+    #[arg(value_name = "NAME")]
+    pub domain: Option<String>,
+    /// After showing them, start the record of global-lock holds (each CPU's locked passes
+    /// and longest hold) again.
+    #[arg(long, conflicts_with = "domain")]
+    pub reset_holds: bool,
+}
+
 /// `ctl crash`'s arguments.
 #[derive(Args, Debug, Clone, PartialEq)]
 pub struct CrashArgs {
@@ -286,15 +300,26 @@ pub fn run(
                 write!(out, "{}", show::list_table(&rows, &health, hz))?;
             }
         }
-        CtlVerb::Info(InfoTarget { domain: None }) => {
+        CtlVerb::Info(InfoArgs {
+            domain: None,
+            reset_holds,
+        }) => {
             let info = system(&mut c)?;
+            let holds = match c.call(&Request::LockHolds {
+                reset: *reset_holds,
+            })? {
+                Response::LockHolds(h) => h,
+                _ => bail!("unexpected reply from dom0 to info"),
+            };
             if args.json {
-                writeln!(out, "{:#}", show::info_json(&info))?;
+                writeln!(out, "{:#}", show::info_json(&info, &holds, *reset_holds))?;
             } else {
-                write!(out, "{}", show::info_text(&info))?;
+                write!(out, "{}", show::info_text(&info, &holds, *reset_holds))?;
             }
         }
-        CtlVerb::Info(InfoTarget { domain: Some(d) }) => {
+        CtlVerb::Info(InfoArgs {
+            domain: Some(d), ..
+        }) => {
             let hz = system(&mut c)?.counter_hz;
             let Response::Domains(rows) = c.call(&Request::List)? else {
                 bail!("unexpected reply from dom0 to list");

@@ -1,7 +1,8 @@
 //! How management replies look: tables like `xl list` / `xl info`, and their JSON.
 
-use super::show_health;
+use super::{show_health, show_holds};
 use protocol::control::{DomainState, StopReason, Version};
+use protocol::lock_holds::LockHolds;
 use protocol::mgmt::{state_word, DomainRow, HealthRow, SystemInfo, MGMT_VERSION, PAGE_SIZE};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -115,11 +116,12 @@ pub fn list_json(rows: &[DomainRow], health: &[HealthRow], counter_hz: u64) -> V
     json!({ "domains": domains })
 }
 
-/// `ctl info`: one `key : value` line each, like `xl info`.
-pub fn info_text(i: &SystemInfo) -> String {
+/// `ctl info`: one `key : value` line each, like `xl info`, then the microvisor's
+/// global-lock holds; `reset`: this command started their record again.
+pub fn info_text(i: &SystemInfo, holds: &LockHolds, reset: bool) -> String {
     let free = i.free_pages.saturating_mul(PAGE_SIZE) >> 20;
     let largest = i.largest_free_pages.saturating_mul(PAGE_SIZE) >> 20;
-    format!(
+    let mut s = format!(
         "management protocol : {}\n\
          capability protocol : {}\n\
          counter frequency   : {} Hz\n\
@@ -132,11 +134,13 @@ pub fn info_text(i: &SystemInfo) -> String {
         i.domains,
         i.free_pages,
         i.largest_free_pages,
-    )
+    );
+    s.push_str(&show_holds::holds_text(holds, reset));
+    s
 }
 
 /// `ctl info --json`.
-pub fn info_json(i: &SystemInfo) -> Value {
+pub fn info_json(i: &SystemInfo, holds: &LockHolds, reset: bool) -> Value {
     json!({
         "mgmt_version": version_text(MGMT_VERSION),
         "protocol_version": version_text(i.protocol_version),
@@ -146,5 +150,6 @@ pub fn info_json(i: &SystemInfo) -> Value {
         "free_mib": i.free_pages.saturating_mul(PAGE_SIZE) >> 20,
         "largest_free_pages": i.largest_free_pages,
         "largest_free_mib": i.largest_free_pages.saturating_mul(PAGE_SIZE) >> 20,
+        "lock_holds": show_holds::holds_json(holds, reset),
     })
 }

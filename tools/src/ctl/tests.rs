@@ -4,6 +4,7 @@
 use super::*;
 use clap::Parser;
 use protocol::control::{DomainState, StopReason, Version, PROTOCOL_VERSION};
+use protocol::lock_holds::LockHolds;
 use protocol::mgmt::{
     decode, encode, DomainRow, FrameDecoder, HealthRow, MgmtError, RestartReason, RestartRecord,
     SystemInfo, MGMT_VERSION,
@@ -87,6 +88,41 @@ fn system() -> SystemInfo {
         domains: 4,
         free_pages: 249_143,
         largest_free_pages: 131_072,
+    }
+}
+
+/// The microvisor's lock holds: CPU 0 built a domain (a 269 µs capability call), CPU 2
+/// idled; CPU 1 made no locked pass.
+fn holds() -> LockHolds {
+    use protocol::control::CapOp;
+    use protocol::lock_holds::{CpuHolds, Hold, Pass};
+    LockHolds {
+        cpus: vec![
+            CpuHolds {
+                cpu: 0,
+                passes: 120_000,
+                longest: Some(Hold {
+                    ns: 269_345,
+                    pass: Pass::Sync {
+                        domid: 0,
+                        vcpu: 0,
+                        esr: 0x5a00_0000,
+                        x0: u64::from(CapOp::DomainCreate.function_id()),
+                        x16: 0,
+                        ipa: 0,
+                    },
+                }),
+            },
+            CpuHolds {
+                cpu: 2,
+                passes: 3_456,
+                longest: Some(Hold {
+                    ns: 12_999,
+                    pass: Pass::Idle,
+                }),
+            },
+        ],
+        since_reset: false,
     }
 }
 
@@ -184,7 +220,7 @@ fn info_text_and_json() {
     let mgmt = format!("{}.{}", MGMT_VERSION.major, MGMT_VERSION.minor);
     let cap = format!("{}.{}", PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor);
     assert_eq!(
-        show::info_text(&system()),
+        show::info_text(&system(), &holds(), false),
         format!(
             "\
 management protocol : {mgmt}
@@ -193,11 +229,25 @@ counter frequency   : 62500000 Hz
 domains             : 4
 free memory         : 973 MiB (249143 pages)
 largest free block  : 512 MiB (131072 pages)
+locked passes       : 123456 since boot
+longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
+  cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
+  cpu2              : 3456 passes, longest 12.9 us: interrupts while idle
 "
         )
     );
+    let call = json!({
+        "us": 269,
+        "ns": 269_345,
+        "kind": "exit",
+        "what": "d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)",
+        "domain": 0,
+        "vcpu": 0,
+    });
+    let mut longest = call.clone();
+    longest["cpu"] = json!(0);
     assert_eq!(
-        show::info_json(&system()),
+        show::info_json(&system(), &holds(), false),
         json!({
             "mgmt_version": mgmt,
             "protocol_version": cap,
@@ -207,7 +257,59 @@ largest free block  : 512 MiB (131072 pages)
             "free_mib": 973,
             "largest_free_pages": 131_072,
             "largest_free_mib": 512,
+            "lock_holds": {
+                "since": "boot",
+                "passes": 123_456,
+                "longest": longest,
+                "cpus": [
+                    { "cpu": 0, "passes": 120_000, "longest": call },
+                    {
+                        "cpu": 2,
+                        "passes": 3_456,
+                        "longest": {
+                            "us": 12,
+                            "ns": 12_999,
+                            "kind": "idle",
+                            "what": "interrupts while idle",
+                            "domain": null,
+                            "vcpu": null,
+                        },
+                    },
+                ],
+                "reset": false,
+            },
         })
+    );
+}
+
+#[test]
+fn lock_holds_after_a_reset() {
+    let mut h = holds();
+    h.since_reset = true;
+    h.cpus[1].longest = None;
+    let text = show_holds::holds_text(&h, true);
+    assert_eq!(
+        text,
+        "\
+locked passes       : 123456 since the last reset
+longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
+  cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
+  cpu2              : 3456 passes
+lock-hold record    : reset (the figures above were read just before)
+"
+    );
+    let j = show_holds::holds_json(&h, true);
+    assert_eq!((&j["since"], &j["reset"]), (&json!("reset"), &json!(true)));
+    assert_eq!(j["cpus"][1]["longest"], json!(null));
+    // Nothing recorded at all.
+    let none = show_holds::holds_text(&LockHolds::default(), false);
+    assert_eq!(
+        none,
+        "locked passes       : 0 since boot\nlongest lock hold   : -\n"
+    );
+    assert_eq!(
+        show_holds::holds_json(&LockHolds::default(), false)["longest"],
+        json!(null)
     );
 }
 
@@ -386,6 +488,7 @@ fn dom0(req: &Request) -> Vec<Response> {
         Request::Session { token } => Response::Session { token: *token },
         Request::List | Request::Top => Response::Domains(rows()),
         Request::Info => Response::System(system()),
+        Request::LockHolds { .. } => Response::LockHolds(holds()),
         Request::Health => Response::Health(health()),
         Request::Hang { domain } | Request::Crash { domain } => match find(domain) {
             None => Response::Error(MgmtError::UnknownDomain),
@@ -445,8 +548,25 @@ fn list_end_to_end() {
     let (out, _) = session(&["list", "--json"], dom0);
     let v: serde_json::Value = serde_json::from_str(&out.unwrap()).unwrap();
     assert_eq!(v, show::list_json(&rows(), &health(), HZ));
-    let (out, _) = session(&["info"], dom0);
-    assert_eq!(out.unwrap(), show::info_text(&system()));
+    let (out, seen) = session(&["info"], dom0);
+    assert_eq!(out.unwrap(), show::info_text(&system(), &holds(), false));
+    assert_eq!(
+        seen[1..],
+        [Request::Info, Request::LockHolds { reset: false }]
+    );
+}
+
+#[test]
+fn info_resets_lock_holds_on_request() {
+    let (out, seen) = session(&["info", "--reset-holds", "--json"], dom0);
+    let v: serde_json::Value = serde_json::from_str(&out.unwrap()).unwrap();
+    assert_eq!(v, show::info_json(&system(), &holds(), true));
+    assert_eq!(
+        seen[1..],
+        [Request::Info, Request::LockHolds { reset: true }]
+    );
+    // The record is the system's: not with a domain.
+    assert!(Cmd::try_parse_from(["ctl", "info", "rtos", "--reset-holds"]).is_err());
 }
 
 #[test]

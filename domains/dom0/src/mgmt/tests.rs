@@ -176,6 +176,13 @@ impl DomainOps for Fake {
     fn free_memory(&mut self) -> (u64, u64) {
         (1234, 512)
     }
+    fn lock_holds(&mut self, reset: bool) -> Result<LockHolds, CapError> {
+        let since_reset = self.calls.iter().any(|c| c.0 == "reset holds");
+        if reset {
+            self.calls.push(("reset holds", 0));
+        }
+        Ok(fake_holds(since_reset))
+    }
     fn vbds(&mut self, id: u16) -> Result<Vec<protocol::mgmt::VbdRow>, MgmtError> {
         Ok((id == 2)
             .then(|| protocol::mgmt::VbdRow {
@@ -333,6 +340,60 @@ fn info_describes_the_system() {
             free_pages: 1234,
             largest_free_pages: 512,
         })
+    );
+}
+
+/// What the fake microvisor's record holds: CPU 0 with a long capability call.
+fn fake_holds(since_reset: bool) -> LockHolds {
+    use protocol::control::CapOp;
+    use protocol::lock_holds::{CpuHolds, Hold, Pass};
+    LockHolds {
+        cpus: vec![CpuHolds {
+            cpu: 0,
+            passes: 42,
+            longest: Some(Hold {
+                ns: 269_000,
+                pass: Pass::Sync {
+                    domid: 0,
+                    vcpu: 0,
+                    esr: 0x5a00_0000,
+                    x0: u64::from(CapOp::DomainCreate.function_id()),
+                    x16: 0,
+                    ipa: 0,
+                },
+            }),
+        }],
+        since_reset,
+    }
+}
+
+#[test]
+fn lock_holds_are_read_and_reset_on_request() {
+    let mut f = Fake::new();
+    let read = Request::LockHolds { reset: false };
+    assert_eq!(serve(&read, &mut f), Response::LockHolds(fake_holds(false)));
+    assert!(f.calls.is_empty(), "a read changes nothing");
+    // A reset answers with what it read, then the record says it was reset.
+    assert_eq!(
+        serve(&Request::LockHolds { reset: true }, &mut f),
+        Response::LockHolds(fake_holds(false))
+    );
+    assert_eq!(f.calls, [("reset holds", 0)]);
+    assert_eq!(serve(&read, &mut f), Response::LockHolds(fake_holds(true)));
+}
+
+#[test]
+fn the_prompts_info_adds_the_lock_holds() {
+    let lines = crate::prompt::run("info", &mut Fake::new());
+    assert_eq!(
+        lines[1],
+        "lock holds: 42 passes since boot, longest 269.0 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)"
+    );
+    let mut none = fake_holds(true);
+    none.cpus[0].longest = None;
+    assert_eq!(
+        crate::prompt::holds_line(&none),
+        "lock holds: 42 passes since reset"
     );
 }
 

@@ -1,0 +1,161 @@
+//! The microvisor's record of how long it held its global lock, and for what (issue 12):
+//! what `CapOp::LockHolds` answers and `ctl info` shows.
+//!
+//! Every CPU takes the global lock for each exit its fast path cannot finish (a "locked
+//! pass"); any other CPU whose exit needs the lock meanwhile waits for it. A CPU's longest
+//! hold is therefore the longest such wait it has imposed on the others.
+
+use crate::control::CapOp;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+/// The immediate of a Xen hypercall's HVC.
+const XEN_HVC_IMM: u32 = 0xea1;
+
+/// What a locked pass was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pass {
+    /// A synchronous exit of domain `domid`'s vCPU `vcpu` with syndrome `esr` and `x0`.
+    Sync {
+        /// The domain.
+        domid: u16,
+        /// Its vCPU.
+        vcpu: u8,
+        /// ESR_EL2 of the exit.
+        esr: u32,
+        /// The guest's `x0` (the function id of a call, a Xen hypercall's first argument).
+        x0: u64,
+        /// The guest's `x16` (a Xen hypercall's number).
+        x16: u64,
+        /// A data abort's faulting IPA (0 for other exits).
+        ipa: u64,
+    },
+    /// An interrupt (or SError) exit of domain `domid`'s vCPU `vcpu`.
+    Async {
+        /// The domain.
+        domid: u16,
+        /// Its vCPU.
+        vcpu: u8,
+    },
+    /// A scheduling decision with no exit to handle (after mail, or a bulk job).
+    Schedule,
+    /// Applying the finish steps of a bulk job (see the microvisor's `hyp::bulk`).
+    BulkFinish,
+    /// Interrupts taken while the CPU was idle.
+    Idle,
+}
+
+impl Pass {
+    /// Every word [`Self::kind`] gives.
+    pub const KINDS: [&'static str; 5] = ["exit", "interrupt", "scheduling", "bulk-finish", "idle"];
+
+    /// What kind of pass it is, as one word (for JSON and scripts).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Sync { .. } => Self::KINDS[0],
+            Self::Async { .. } => Self::KINDS[1],
+            Self::Schedule => Self::KINDS[2],
+            Self::BulkFinish => Self::KINDS[3],
+            Self::Idle => Self::KINDS[4],
+        }
+    }
+
+    /// The domain and vCPU whose exit it served, if any.
+    pub const fn vcpu(&self) -> Option<(u16, u8)> {
+        match *self {
+            Self::Sync { domid, vcpu, .. } | Self::Async { domid, vcpu } => Some((domid, vcpu)),
+            Self::Schedule | Self::BulkFinish | Self::Idle => None,
+        }
+    }
+}
+
+impl fmt::Display for Pass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Sync {
+                domid,
+                vcpu,
+                esr,
+                x0,
+                x16,
+                ipa,
+            } => {
+                write!(f, "d{domid} vCPU{vcpu} exit ESR {esr:#010x}")?;
+                match esr >> 26 {
+                    0x01 => f.write_str(" (WFI/WFE)"),
+                    0x16 if esr & 0xffff == XEN_HVC_IMM => {
+                        write!(f, " (Xen hypercall {x16} x0 {x0:#x})")
+                    }
+                    0x16 => match CapOp::from_function_id(x0) {
+                        Some(Ok(op)) => write!(f, " (capability call {op:?})"),
+                        _ => write!(f, " (HVC x0 {x0:#x})"),
+                    },
+                    0x17 => write!(f, " (SMC x0 {x0:#x})"),
+                    0x18 => f.write_str(" (system register)"),
+                    0x24 => write!(f, " (data abort: MMIO at {ipa:#x})"),
+                    _ => Ok(()),
+                }
+            }
+            Self::Async { domid, vcpu } => write!(f, "d{domid} vCPU{vcpu} interrupt exit"),
+            Self::Schedule => f.write_str("scheduling"),
+            Self::BulkFinish => f.write_str("finishing a bulk job"),
+            Self::Idle => f.write_str("interrupts while idle"),
+        }
+    }
+}
+
+/// One hold of the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// How long, in nanoseconds (counter ticks converted, rounded down).
+    pub ns: u64,
+    /// What for.
+    pub pass: Pass,
+}
+
+impl Hold {
+    /// Its length in whole microseconds (rounded down, as the microvisor's log prints it).
+    pub const fn us(&self) -> u64 {
+        self.ns / 1000
+    }
+}
+
+/// One physical CPU's locked passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuHolds {
+    /// The physical CPU (order of the host DT's cpu nodes).
+    pub cpu: u16,
+    /// Locked passes it made.
+    pub passes: u64,
+    /// Its longest (`None` before its first pass).
+    pub longest: Option<Hold>,
+}
+
+/// `CapOp::LockHolds`' reply: the record since boot, or since it was last reset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolds {
+    /// Each CPU that made a locked pass, in CPU order.
+    pub cpus: Vec<CpuHolds>,
+    /// The record was reset (`CapOp::LockHolds` with `x1` = 1) since boot.
+    pub since_reset: bool,
+}
+
+impl LockHolds {
+    /// Locked passes of all CPUs together.
+    pub fn passes(&self) -> u64 {
+        self.cpus.iter().fold(0, |n, c| n.saturating_add(c.passes))
+    }
+
+    /// The longest hold of any CPU, with its CPU (the first CPU's on a tie).
+    pub fn longest(&self) -> Option<(u16, Hold)> {
+        self.cpus
+            .iter()
+            .filter_map(|c| Some((c.cpu, c.longest?)))
+            .reduce(|a, b| if b.1.ns > a.1.ns { b } else { a })
+    }
+}
+
+#[cfg(test)]
+#[path = "lock_holds_tests.rs"]
+mod tests;
