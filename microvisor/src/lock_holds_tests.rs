@@ -128,14 +128,7 @@ fn a_zero_frequency_reads_as_zero_microseconds() {
 
 /// The pass of a capability call `op` from dom0's vCPU `vcpu` (`HVC #0`).
 fn dom0_call(vcpu: u8, op: CapOp) -> Pass {
-    Pass::Sync {
-        domid: 0,
-        vcpu,
-        esr: 0x5a00_0000,
-        x0: u64::from(op.function_id()),
-        x16: 0,
-        ipa: 0,
-    }
+    Pass::capability_call(0, vcpu, op)
 }
 
 #[test]

@@ -42,11 +42,24 @@ pub enum Pass {
     Schedule,
     /// Applying the finish steps of a bulk job (see the microvisor's `hyp::bulk`).
     BulkFinish,
-    /// Interrupts taken while the CPU was idle.
+    /// Interrupts that woke an idle CPU, and the scheduling decision they led to.
     Idle,
 }
 
 impl Pass {
+    /// The pass serving capability call `op` (`HVC #0`) of domain `domid`'s vCPU `vcpu`.
+    pub fn capability_call(domid: u16, vcpu: u8, op: crate::control::CapOp) -> Self {
+        Self::Sync {
+            domid,
+            vcpu,
+            // EC 0x16 (HVC from AArch64), IL set, immediate 0.
+            esr: 0x5a00_0000,
+            x0: u64::from(op.function_id()),
+            x16: 0,
+            ipa: 0,
+        }
+    }
+
     /// Every word [`Self::kind`] gives.
     pub const KINDS: [&'static str; 5] = ["exit", "interrupt", "scheduling", "bulk-finish", "idle"];
 

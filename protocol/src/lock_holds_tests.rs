@@ -119,14 +119,7 @@ fn totals_over_cpus() {
 
 #[test]
 fn each_pass_has_a_kind_and_words() {
-    let call = Pass::Sync {
-        domid: 0,
-        vcpu: 0,
-        esr: 0x5a00_0000,
-        x0: u64::from(CapOp::DomainCreate.function_id()),
-        x16: 0,
-        ipa: 0,
-    };
+    let call = Pass::capability_call(0, 0, CapOp::DomainCreate);
     assert_eq!(call.kind(), "exit");
     assert_eq!(call.vcpu(), Some((0, 0)));
     assert_eq!(

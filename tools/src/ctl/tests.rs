@@ -103,14 +103,7 @@ fn holds() -> LockHolds {
                 passes: 120_000,
                 longest: Some(Hold {
                     ns: 269_345,
-                    pass: Pass::Sync {
-                        domid: 0,
-                        vcpu: 0,
-                        esr: 0x5a00_0000,
-                        x0: u64::from(CapOp::DomainCreate.function_id()),
-                        x16: 0,
-                        ipa: 0,
-                    },
+                    pass: Pass::capability_call(0, 0, CapOp::DomainCreate),
                 }),
             },
             CpuHolds {
