@@ -4,6 +4,11 @@
 //! heartbeats and the idle time its vCPUs report. A pinned RTOS printing a line, beating
 //! or reporting idle time then never waits behind other CPUs' exits.
 //!
+//! It also holds the sub-page device windows the domain mapped (a driver domain's
+//! virtio-mmio transports, dom0's management UART; DESIGN §6.1): their accesses trap, and
+//! its CPU's fast path performs one that falls inside such a window on the device under this
+//! lock alone ([`FastSlot::trapped_access`]), as the locked path would.
+//!
 //! Whether the slot serves a call is decided by the global state and recorded here:
 //! `running` from the domain's build until it is hung on purpose or freed (a hung domain's
 //! next call must reach the locked path, which hangs it), `writable` if it holds WRITE on
@@ -11,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 use crate::console_line::{DomainConsole, Output};
+use crate::passthrough::check_access;
+use crate::platform::Region;
 use alloc::collections::VecDeque;
 use protocol::boot::MAX_NAME_LEN;
 use protocol::control::{Beats, CONSOLE_READ_BYTES};
@@ -18,6 +25,10 @@ use protocol::layout::MAX_VCPUS;
 
 /// Most unread input kept per domain; older bytes are dropped first.
 pub const INPUT_LIMIT: usize = 4096;
+
+/// Most trapped device windows a slot serves; a domain holding more has the rest served by
+/// the locked path.
+pub const MAX_TRAPPED_WINDOWS: usize = 8;
 
 /// One domain id's slot.
 pub struct FastSlot {
@@ -36,6 +47,8 @@ pub struct FastSlot {
     /// Per vCPU: counter ticks it says it spent idle in WFI (`CapOp::IdleReport`, a
     /// running total that only moves forward).
     idle: [u64; MAX_VCPUS],
+    /// Sub-page device windows it mapped (direct-mapped: guest and host addresses agree).
+    windows: [Option<Region>; MAX_TRAPPED_WINDOWS],
 }
 
 impl Default for FastSlot {
@@ -61,6 +74,7 @@ impl FastSlot {
                 last: 0,
             },
             idle: [0; MAX_VCPUS],
+            windows: [None; MAX_TRAPPED_WINDOWS],
         }
     }
 
@@ -81,6 +95,37 @@ impl FastSlot {
     /// Its calls go to the locked path from now on (hung on purpose, or freed).
     pub fn close(&mut self) {
         self.running = false;
+    }
+
+    /// It mapped the trapped device window `w`; false if the slot has no room (its
+    /// accesses there then take the locked path, which serves them as well).
+    pub fn add_window(&mut self, w: Region) -> bool {
+        if self.windows.contains(&Some(w)) {
+            return true;
+        }
+        let Some(free) = self.windows.iter_mut().find(|s| s.is_none()) else {
+            return false;
+        };
+        *free = Some(w);
+        true
+    }
+
+    /// It no longer holds any device (released before the devices are reset).
+    pub fn clear_windows(&mut self) {
+        self.windows = [None; MAX_TRAPPED_WINDOWS];
+    }
+
+    /// The host address of a `width`-byte access at `addr`, if the slot is open and the
+    /// access lies wholly inside one of its windows, naturally aligned, 1/2/4/8 bytes wide
+    /// ([`check_access`], the locked path's rule); `None` leaves it to the locked path.
+    pub fn trapped_access(&self, addr: u64, width: u8) -> Option<u64> {
+        if !self.running {
+            return None;
+        }
+        self.windows
+            .iter()
+            .flatten()
+            .find_map(|&w| check_access(w, addr, width).ok())
     }
 
     /// The domain negotiated the protocol.
@@ -268,5 +313,51 @@ mod tests {
         assert_eq!(s.idle(1), 500, "a running total never goes back");
         s.report_idle(MAX_VCPUS, 9);
         assert_eq!(s.idle(MAX_VCPUS), 0);
+    }
+
+    #[test]
+    fn trapped_windows_are_served_only_inside_while_running_and_until_released() {
+        use protocol::addr::PhysAddr;
+        let transport = |i: u64| Region {
+            base: PhysAddr::new(0x0a00_0000 + i * 0x200),
+            size: 0x200,
+        };
+        let mut s = FastSlot::new();
+        assert!(s.add_window(transport(1)));
+        // Not open yet: the locked path.
+        assert_eq!(s.trapped_access(0x0a00_0200, 4), None);
+        s.reset("blkdom", false);
+        assert!(s.add_window(transport(1)));
+        assert!(s.add_window(transport(1)), "mapping twice keeps one");
+        assert_eq!(s.trapped_access(0x0a00_0200, 4), Some(0x0a00_0200));
+        assert_eq!(s.trapped_access(0x0a00_03fc, 4), Some(0x0a00_03fc));
+        // The neighbour's transport, straddling the end, misaligned, odd widths: refused.
+        for (addr, width) in [
+            (0x0a00_0000, 4),
+            (0x0a00_0400, 4),
+            (0x0a00_03fe, 4),
+            (0x0a00_0202, 4),
+            (0x0a00_0200, 3),
+        ] {
+            assert_eq!(s.trapped_access(addr, width), None, "{addr:#x}/{width}");
+        }
+        for i in 2..(MAX_TRAPPED_WINDOWS as u64 + 1) {
+            assert!(s.add_window(transport(i)));
+        }
+        assert!(
+            !s.add_window(transport(40)),
+            "full: left to the locked path"
+        );
+        s.close();
+        assert_eq!(s.trapped_access(0x0a00_0200, 4), None, "hung or freed");
+        s.reset("blkdom", false);
+        assert_eq!(
+            s.trapped_access(0x0a00_0200, 4),
+            None,
+            "a new incarnation maps its own"
+        );
+        assert!(s.add_window(transport(1)));
+        s.clear_windows();
+        assert_eq!(s.trapped_access(0x0a00_0200, 4), None, "released");
     }
 }

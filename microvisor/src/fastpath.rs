@@ -126,6 +126,23 @@ pub fn plain_ram_offset(ipa: u64, len: u64, shared_gfn: Option<u64>) -> Option<u
     ipa.checked_sub(GUEST_RAM_BASE.as_u64())
 }
 
+/// Whether guest-physical `ipa` is in an emulated GIC window (distributor, redistributors,
+/// or a GICv2 CPU interface), which the vGIC serves under the lock before any device is
+/// considered.
+pub fn in_vgic_window(ipa: u64) -> bool {
+    use protocol::layout::{
+        GUEST_GICD_BASE, GUEST_GICD_SIZE, GUEST_GICR_BASE, GUEST_GICR_SIZE, GUEST_GICV2_GICC_BASE,
+        GUEST_GICV2_GICC_SIZE,
+    };
+    [
+        (GUEST_GICD_BASE.as_u64(), GUEST_GICD_SIZE),
+        (GUEST_GICR_BASE.as_u64(), GUEST_GICR_SIZE),
+        (GUEST_GICV2_GICC_BASE.as_u64(), GUEST_GICV2_GICC_SIZE),
+    ]
+    .iter()
+    .any(|&(base, size)| ipa.wrapping_sub(base) < size)
+}
+
 /// The magic pages (console, xenstore) every domU has at `GUEST_MAGIC_BASE`.
 const MAGIC_PAGES: u64 = 2;
 

@@ -169,6 +169,36 @@ pub struct MmioAccess {
     pub sixty_four: bool,
 }
 
+impl MmioAccess {
+    /// The value a store writes, from the transfer register's contents `raw` (ignored for
+    /// XZR/WZR, which store zero): cut to the access width.
+    pub const fn store_value(&self, raw: u64) -> u64 {
+        let raw = if self.reg == 31 { 0 } else { raw };
+        if self.width >= 8 {
+            raw
+        } else {
+            raw & ((1u64 << (self.width as u32 * 8)) - 1)
+        }
+    }
+
+    /// What a load of `value` leaves in the transfer register: sign-extended if SSE, cut
+    /// to 32 bits for a Wn register.
+    pub const fn load_value(&self, value: u64) -> u64 {
+        let bits = self.width as u32 * 8;
+        let v = if self.sign_extend && bits < 64 {
+            let shift = 64 - bits;
+            (((value << shift) as i64) >> shift) as u64
+        } else {
+            value
+        };
+        if self.sixty_four {
+            v
+        } else {
+            v & 0xffff_ffff
+        }
+    }
+}
+
 /// Fault status (DFSC/IFSC) of an abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {

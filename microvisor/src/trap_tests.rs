@@ -297,3 +297,34 @@ fn the_locked_path_finds_gicd_sgir_writes_as_the_fast_path_does() {
     }
     assert_eq!(found, 2, "the two word writes of GICD_SGIR");
 }
+
+#[test]
+fn mmio_values_are_cut_and_extended_as_the_register_says() {
+    let access = |width, reg, sign_extend, sixty_four| MmioAccess {
+        width,
+        reg,
+        sign_extend,
+        sixty_four,
+    };
+    // Stores: cut to the width; XZR stores zero whatever the register block holds there.
+    assert_eq!(access(1, 3, false, false).store_value(0x1234), 0x34);
+    assert_eq!(access(4, 3, false, true).store_value(u64::MAX), 0xffff_ffff);
+    assert_eq!(access(8, 3, false, true).store_value(u64::MAX), u64::MAX);
+    assert_eq!(access(4, 31, false, false).store_value(0xdead), 0);
+    // Loads: zero- or sign-extended, then cut to 32 bits for a Wn register.
+    assert_eq!(access(1, 0, false, true).load_value(0x80), 0x80);
+    assert_eq!(
+        access(1, 0, true, true).load_value(0x80),
+        0xffff_ffff_ffff_ff80
+    );
+    assert_eq!(access(1, 0, true, false).load_value(0x80), 0xffff_ff80);
+    assert_eq!(access(2, 0, true, true).load_value(0x7fff), 0x7fff);
+    assert_eq!(
+        access(4, 0, true, true).load_value(0x8000_0000),
+        0xffff_ffff_8000_0000
+    );
+    assert_eq!(
+        access(8, 0, true, true).load_value(0x8000_0000),
+        0x8000_0000
+    );
+}

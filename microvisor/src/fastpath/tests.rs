@@ -563,3 +563,18 @@ fn a_finished_model_lr_is_retired_only_without_notification() {
     );
     assert_eq!((posted, retired), (0, 0));
 }
+
+#[test]
+fn the_vgic_windows_are_never_taken_for_a_device() {
+    use protocol::layout::{GUEST_GICD_BASE, GUEST_GICR_BASE, GUEST_GICR_SIZE};
+    let gicd = GUEST_GICD_BASE.as_u64();
+    let gicr = GUEST_GICR_BASE.as_u64();
+    assert!(in_vgic_window(gicd));
+    assert!(in_vgic_window(gicd + 0x100));
+    assert!(in_vgic_window(gicr + GUEST_GICR_SIZE - 4));
+    assert!(!in_vgic_window(gicr + GUEST_GICR_SIZE));
+    assert!(!in_vgic_window(gicd - 4));
+    // QEMU virt's virtio-mmio transports and its UART are clear of them.
+    assert!(!in_vgic_window(0x0a00_0000));
+    assert!(!in_vgic_window(0x0900_0000));
+}

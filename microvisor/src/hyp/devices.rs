@@ -183,6 +183,11 @@ impl Hyp {
             route_spi(d, &self.platform, irq);
         }
         self.devices[index].holding = holding;
+        if exposure(dev.node.region) == Exposure::Trapped {
+            // Its accesses are served on its CPU's fast path from now on (by the locked
+            // path's `device_mmio` if the slot is full).
+            super::fast_slots::add_window(id, dev.node.region);
+        }
         // Where the holder's RAM really is, for the addresses it gives its device (no
         // IOMMU: a device sees host addresses). Only a Device holder learns it (security
         // review F17); 0 for RAM that is not one run, which a DMA driver cannot use.
@@ -356,6 +361,9 @@ impl Hyp {
     /// it started lands in memory that is about to be scrubbed and reused, and its
     /// interrupt is masked. A domain rebuilt in place keeps its assignments.
     pub fn release_devices(&mut self, id: DomainId) {
+        // First: no access of its is performed on a device from here on (its fast path
+        // served them under the slot's lock), so none reaches one being reset below.
+        super::fast_slots::clear_windows(id);
         let restarting = self.domain(id).is_some_and(|d| d.restart_pending.is_some());
         for d in self.devices.iter_mut() {
             if !d.holding.release(id, restarting) {

@@ -206,14 +206,9 @@ impl Hyp {
             self.send_sgi(id, intid, targets, cpu);
             return;
         }
-        let write = abort.write.then(|| {
-            let raw = if reg == 31 { 0 } else { regs.x[reg] };
-            if access.width >= 8 {
-                raw
-            } else {
-                raw & ((1u64 << (access.width * 8)) - 1)
-            }
-        });
+        let write = abort
+            .write
+            .then(|| access.store_value(regs.x.get(reg).copied().unwrap_or(0)));
         let outcome = d.vgic.mmio(
             v,
             GuestPhysAddr::new(abort.ipa.as_u64()),
@@ -224,8 +219,7 @@ impl Hyp {
         match outcome {
             MmioOutcome::Read(value) => {
                 if reg != 31 {
-                    regs.x[reg] =
-                        sign_extend(value, access.width, access.sign_extend, access.sixty_four);
+                    regs.x[reg] = access.load_value(value);
                 }
                 regs.pc += u64::from(abort.instr_len);
             }
@@ -242,12 +236,7 @@ impl Hyp {
                 match self.device_mmio(id, ipa, access.width, write) {
                     Some(value) => {
                         if write.is_none() && reg != 31 {
-                            regs.x[reg] = sign_extend(
-                                value,
-                                access.width,
-                                access.sign_extend,
-                                access.sixty_four,
-                            );
+                            regs.x[reg] = access.load_value(value);
                         }
                         regs.pc += u64::from(abort.instr_len);
                     }
@@ -263,21 +252,6 @@ impl Hyp {
                 }
             }
         }
-    }
-}
-
-fn sign_extend(value: u64, width: u8, sign: bool, sixty_four: bool) -> u64 {
-    let bits = u32::from(width) * 8;
-    let v = if sign && bits < 64 {
-        let shift = 64 - bits;
-        (((value << shift) as i64) >> shift) as u64
-    } else {
-        value
-    };
-    if sixty_four {
-        v
-    } else {
-        v & 0xffff_ffff
     }
 }
 

@@ -1,6 +1,7 @@
-//! Each domain id's [`FastSlot`] (its console, heartbeats and reported idle time) behind a
-//! small lock of its own, so a domain's `ConsoleWrite`, `ConsoleRead`, `Heartbeat` and
-//! `IdleReport` are served on its CPU's fast path (DESIGN §5: console output leaves the
+//! Each domain id's [`FastSlot`] (its console, heartbeats, reported idle time and trapped
+//! device windows) behind a small lock of its own, so a domain's `ConsoleWrite`,
+//! `ConsoleRead`, `Heartbeat` and `IdleReport`, and its accesses to its own sub-page device
+//! windows, are served on its CPU's fast path (DESIGN §5: console output leaves the
 //! exit path; a pinned vCPU's calls about itself take no global lock).
 //!
 //! Lock order: [`HYP`](super::HYP) (if held), then a slot's lock, then the log's, then the
@@ -64,6 +65,34 @@ pub fn close(id: DomainId) {
     if let Some(s) = slot(id) {
         s.lock().close();
     }
+}
+
+/// Domain `id` mapped the sub-page device window `w` (served by [`trapped_access`]).
+pub fn add_window(id: DomainId, w: crate::platform::Region) {
+    if let Some(s) = slot(id) {
+        let _ = s.lock().add_window(w);
+    }
+}
+
+/// Domain `id` holds no device any more (its devices are about to be reset).
+pub fn clear_windows(id: DomainId) {
+    if let Some(s) = slot(id) {
+        s.lock().clear_windows();
+    }
+}
+
+/// Performs a `width`-byte access of domain `id` at `addr` (`write`: the value to store)
+/// on the device if it falls inside one of the domain's trapped windows: the value read
+/// (0 for a write), or `None` for the locked path. Under the slot's lock, so a release
+/// ([`clear_windows`]) waits for an access under way.
+pub fn trapped_access(id: DomainId, addr: u64, width: u8, write: Option<u64>) -> Option<u64> {
+    let s = slot(id)?.lock();
+    let pa = s.trapped_access(addr, width)?;
+    // Inside a virtio-mmio or management-UART window that EL2 mapped as device memory at
+    // probe time, naturally aligned, of a width the device accepts (as `Hyp::device_mmio`).
+    crate::arch::phys::Registers::new(protocol::addr::PhysAddr::new(pa), u64::from(width))?
+        .access(0, width, write)
+        .ok()
 }
 
 /// Domain `id`'s heartbeats in this incarnation.

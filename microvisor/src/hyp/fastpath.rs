@@ -36,6 +36,7 @@ use crate::lock_holds::Pass;
 use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
 use crate::sched::VcpuKey;
+use crate::trap::Exit;
 use core::sync::atomic::Ordering;
 use protocol::layout::GicVersion;
 
@@ -330,6 +331,7 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                 // Out of line, re-reading the syndrome: the hypercall round trip keeps its
                 // registers.
                 SyncAction::Slow if send_sgi::<G>(lv.key, lv.nr_vcpus, local.cpu, regs) => {}
+                SyncAction::Slow if device_access(lv.key, regs) => {}
                 SyncAction::Slow => return SLOW,
             }
             Outcome::Done
@@ -351,6 +353,43 @@ fn slot_call(key: VcpuKey, op: protocol::control::CapOp, regs: &mut GuestRegs) -
     };
     regs.x[0] = 0;
     regs.x[1..4].copy_from_slice(&reply);
+    true
+}
+
+/// If the exit is a load or store inside one of the caller's trapped device windows (a
+/// driver domain's virtio-mmio transport, dom0's management UART), performs it on the
+/// device under the domain's slot lock ([`super::fast_slots::trapped_access`]), sets the
+/// transfer register and steps over the instruction, as the locked path would; false
+/// (nothing done) otherwise. The vGIC's windows never hold a device (they are checked
+/// first, and a device window is host MMIO clear of them).
+#[inline(never)]
+#[cold]
+fn device_access(key: VcpuKey, regs: &mut GuestRegs) -> bool {
+    let esr = read_esr_el2();
+    let Exit::DataAbort(abort) = crate::trap::decode(esr, read_far_el2(), read_hpfar_el2()) else {
+        return false;
+    };
+    let Some(access) = abort.access else {
+        return false;
+    };
+    let ipa = abort.ipa.as_u64();
+    if crate::fastpath::in_vgic_window(ipa) {
+        return false;
+    }
+    let reg = usize::from(access.reg);
+    let write = abort
+        .write
+        .then(|| access.store_value(regs.x.get(reg).copied().unwrap_or(0)));
+    let id = key_parts(key).0;
+    let Some(value) = super::fast_slots::trapped_access(id, ipa, access.width, write) else {
+        return false;
+    };
+    if write.is_none() {
+        if let Some(x) = regs.x.get_mut(reg) {
+            *x = access.load_value(value);
+        }
+    }
+    regs.pc += u64::from(abort.instr_len);
     true
 }
 
