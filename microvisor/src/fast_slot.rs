@@ -4,8 +4,9 @@
 //! heartbeats and the idle time its vCPUs report. A pinned RTOS printing a line, beating
 //! or reporting idle time then never waits behind other CPUs' exits.
 //!
-//! It also holds the sub-page device windows the domain mapped (a driver domain's
-//! virtio-mmio transports, dom0's management UART; DESIGN §6.1): their accesses trap, and
+//! It also holds the sub-page device windows a driver domain mapped (its virtio-mmio
+//! transports; DESIGN §6.1; dom0's management port is left to the locked path): their
+//! accesses trap, and
 //! its CPU's fast path performs one that falls inside such a window on the device under this
 //! lock alone ([`FastSlot::trapped_access`]), as the locked path would.
 //!

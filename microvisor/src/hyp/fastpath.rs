@@ -357,7 +357,7 @@ fn slot_call(key: VcpuKey, op: protocol::control::CapOp, regs: &mut GuestRegs) -
 }
 
 /// If the exit is a load or store inside one of the caller's trapped device windows (a
-/// driver domain's virtio-mmio transport, dom0's management UART), performs it on the
+/// driver domain's virtio-mmio transport), performs it on the
 /// device under the domain's slot lock ([`super::fast_slots::trapped_access`]), sets the
 /// transfer register and steps over the instruction, as the locked path would; false
 /// (nothing done) otherwise. The vGIC's windows never hold a device (they are checked

@@ -20,9 +20,10 @@
 //!   configuration is written, read by the fast path to know its cached timer priority and
 //!   private-interrupt configuration are still good).
 //! - **Per domain, behind its own small lock** ([`fast_slots`]): its debug console's line
-//!   assembly, rate limit and unread input, its heartbeats and its vCPUs' reported idle
-//!   time, so `ConsoleWrite`, `ConsoleRead`, `Heartbeat` and `IdleReport` finish on the
-//!   fast path; whether a slot serves its domain is set under [`HYP`].
+//!   assembly, rate limit and unread input, its heartbeats, its vCPUs' reported idle time
+//!   and the sub-page device windows it mapped, so `ConsoleWrite`, `ConsoleRead`,
+//!   `Heartbeat`, `IdleReport` and its accesses to its own trapped device registers finish
+//!   on the fast path; whether a slot serves its domain is set under [`HYP`].
 //! - **Event channels, behind their own lock** ([`xen::event_state`]): every domain's
 //!   port table, the windows onto its shared_info and vcpu_infos, and a copy of its RAM
 //!   map, so an `EVTCHNOP_send` to a vCPU on another pCPU finishes on the sender's fast
