@@ -1,7 +1,8 @@
 //! Posted interrupts: placement decisions, and an exhaustive interleaving check of the
 //! protocol between one sender (posting to the word, then the mailbox, then maybe the SGI)
 //! and the target CPU (fast path: look, clear `POSTED`, take the word; slow path: take the
-//! word at the hand-over, then the mailbox and the word again in `schedule`).
+//! word at the hand-over, then the mailbox and the word again in `schedule`); and one of a
+//! fast event-channel send racing a re-pin of its target.
 
 use super::*;
 use crate::mailbox::{Mailbox, POSTED, RESCHED};
@@ -256,4 +257,179 @@ fn no_posted_interrupt_is_stranded_in_any_interleaving() {
 #[test]
 fn taking_the_word_before_clearing_the_mailbox_strands_one() {
     assert!(!stranded(2, false, false).is_empty());
+}
+
+/// A fast event-channel send racing a re-pin of its target (`xen::event_state::send_fast`
+/// against `Hyp::pin_vcpu` / `enqueue_moved`), over every interleaving:
+/// - the sender, under the event lock, reads the target's placement and, if it names a
+///   CPU, posts to the target's word; after the lock, it posts to that CPU's mailbox (a
+///   placement of 0, "moving", sends it to the locked path, which delivers by itself);
+/// - the mover sets the placement to 0, waits for the event lock once (`quiesce`), and
+///   later, on arrival, sets the new CPU and drains the word into the vGIC model;
+/// - each CPU, finding its mailbox non-empty, takes it and drains the words of the vCPUs
+///   in its run queue: the old CPU has the target only until the mover zeroes the
+///   placement (same locked pass), the new one from its arrival.
+///
+/// Returns the final states where the post is stranded: everyone done, mailboxes empty,
+/// and the word still set. `quiesce` false leaves the wait out.
+fn move_strands(quiesce: bool) -> Vec<MoveState> {
+    let start = MoveState {
+        sender: SendStep::Lock,
+        seen: None,
+        mover: MoveStep::Zero,
+        placement: Some(Cpu::Old),
+        lock: None,
+        word: false,
+        mail: [false; 2],
+    };
+    let mut seen = HashSet::new();
+    let mut stack = std::vec![start];
+    let mut bad = Vec::new();
+    while let Some(s) = stack.pop() {
+        if !seen.insert(s) {
+            continue;
+        }
+        if s.sender == SendStep::Done && s.mover == MoveStep::Done && s.mail == [false; 2] && s.word
+        {
+            bad.push(s);
+        }
+        // The sender.
+        match s.sender {
+            SendStep::Lock if s.lock.is_none() => stack.push(MoveState {
+                sender: SendStep::Read,
+                lock: Some(Actor::Sender),
+                ..s
+            }),
+            SendStep::Read => stack.push(match s.placement {
+                None => MoveState {
+                    sender: SendStep::Done,
+                    lock: None,
+                    ..s
+                },
+                Some(cpu) => MoveState {
+                    sender: SendStep::Post,
+                    seen: Some(cpu),
+                    ..s
+                },
+            }),
+            SendStep::Post => stack.push(MoveState {
+                sender: SendStep::Unlock,
+                word: true,
+                ..s
+            }),
+            SendStep::Unlock => stack.push(MoveState {
+                sender: SendStep::Mail,
+                lock: None,
+                ..s
+            }),
+            SendStep::Mail => {
+                let mut mail = s.mail;
+                if let Some(cpu) = s.seen {
+                    mail[cpu as usize] = true;
+                }
+                stack.push(MoveState {
+                    sender: SendStep::Done,
+                    mail,
+                    ..s
+                });
+            }
+            SendStep::Lock | SendStep::Done => {}
+        }
+        // The mover.
+        match s.mover {
+            MoveStep::Zero => stack.push(MoveState {
+                mover: if quiesce {
+                    MoveStep::Quiesce
+                } else {
+                    MoveStep::Arrive
+                },
+                placement: None,
+                ..s
+            }),
+            MoveStep::Quiesce if s.lock.is_none() => stack.push(MoveState {
+                mover: MoveStep::Arrive,
+                ..s
+            }),
+            MoveStep::Arrive => stack.push(MoveState {
+                mover: MoveStep::Done,
+                placement: Some(Cpu::New),
+                word: false,
+                ..s
+            }),
+            MoveStep::Quiesce | MoveStep::Done => {}
+        }
+        // The CPUs' locked passes.
+        for cpu in [Cpu::Old, Cpu::New] {
+            if !s.mail[cpu as usize] {
+                continue;
+            }
+            let mut mail = s.mail;
+            mail[cpu as usize] = false;
+            let queued_here = match cpu {
+                Cpu::Old => s.mover == MoveStep::Zero,
+                Cpu::New => s.mover == MoveStep::Done,
+            };
+            stack.push(MoveState {
+                mail,
+                word: s.word && !queued_here,
+                ..s
+            });
+        }
+    }
+    bad
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Cpu {
+    Old = 0,
+    New = 1,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Actor {
+    Sender,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum SendStep {
+    Lock,
+    Read,
+    Post,
+    Unlock,
+    Mail,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum MoveStep {
+    Zero,
+    Quiesce,
+    Arrive,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct MoveState {
+    sender: SendStep,
+    /// The placement the sender read.
+    seen: Option<Cpu>,
+    mover: MoveStep,
+    /// The target's `VCPU_CPU` entry (`None`: moving).
+    placement: Option<Cpu>,
+    /// Who holds the event lock (the mover's `quiesce` only waits for it to be free).
+    lock: Option<Actor>,
+    /// The target's posted word holds PPI 31.
+    word: bool,
+    /// Each CPU's mailbox holds `POSTED`.
+    mail: [bool; 2],
+}
+
+#[test]
+fn a_fast_send_racing_a_move_is_never_stranded() {
+    assert_eq!(move_strands(true), []);
+}
+
+#[test]
+fn without_the_quiesce_a_send_racing_a_move_can_be_stranded() {
+    assert!(!move_strands(false).is_empty());
 }
