@@ -41,6 +41,8 @@ pub mod reloc;
 pub mod sched;
 pub mod sync;
 #[cfg(test)]
+pub mod test_explore;
+#[cfg(test)]
 pub mod test_rng;
 pub mod timer_earliest;
 pub mod trap;

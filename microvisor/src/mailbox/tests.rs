@@ -4,7 +4,6 @@
 //! never sends the SGI, to show it can find a lost request.
 
 use super::{Mailbox, RESCHED};
-use std::collections::HashSet;
 use std::vec::Vec;
 
 /// Where the target CPU is.
@@ -47,83 +46,79 @@ fn stranded(posts: u8, sender_signals: bool) -> Vec<State> {
         sgi_pending: false,
         target: Target::InGuest,
     };
-    let mut seen = HashSet::new();
-    let mut stack = std::vec![start];
-    let mut bad = Vec::new();
-    while let Some(s) = stack.pop() {
-        if !seen.insert(s) {
-            continue;
-        }
-        let sender_done = s.posts_left == 0 && s.sender == Sender::Post;
-        if sender_done && s.target == Target::InGuest && !s.sgi_pending && s.box_bits != 0 {
-            bad.push(s);
-        }
-        // Sender steps, run against the real Mailbox for the atomic part.
-        if s.posts_left > 0 {
-            match s.sender {
-                Sender::Post => {
+    crate::test_explore::reachable_bad(
+        start,
+        |s| {
+            let sender_done = s.posts_left == 0 && s.sender == Sender::Post;
+            sender_done && s.target == Target::InGuest && !s.sgi_pending && s.box_bits != 0
+        },
+        |s, stack| {
+            // Sender steps, run against the real Mailbox for the atomic part.
+            if s.posts_left > 0 {
+                match s.sender {
+                    Sender::Post => {
+                        let mb = Mailbox::new();
+                        mb.bits
+                            .store(s.box_bits, core::sync::atomic::Ordering::Relaxed);
+                        let was_empty = mb.post(RESCHED);
+                        stack.push(State {
+                            sender: Sender::Signal { was_empty },
+                            box_bits: mb.take(),
+                            ..s
+                        });
+                    }
+                    Sender::Signal { was_empty } => stack.push(State {
+                        sender: Sender::Post,
+                        posts_left: s.posts_left - 1,
+                        sgi_pending: s.sgi_pending || (was_empty && sender_signals),
+                        ..s
+                    }),
+                }
+            }
+            // Target steps.
+            match s.target {
+                Target::Look => {
                     let mb = Mailbox::new();
                     mb.bits
                         .store(s.box_bits, core::sync::atomic::Ordering::Relaxed);
-                    let was_empty = mb.post(RESCHED);
+                    let next = if mb.pending() {
+                        Target::Take
+                    } else {
+                        Target::InGuest
+                    };
+                    stack.push(State { target: next, ..s });
+                }
+                Target::Take => {
+                    let mb = Mailbox::new();
+                    mb.bits
+                        .store(s.box_bits, core::sync::atomic::Ordering::Relaxed);
+                    let _ = mb.take();
+                    // After the slow path the guest is entered without another look.
                     stack.push(State {
-                        sender: Sender::Signal { was_empty },
-                        box_bits: mb.take(),
+                        box_bits: mb.bits.load(core::sync::atomic::Ordering::Relaxed),
+                        target: Target::InGuest,
                         ..s
                     });
                 }
-                Sender::Signal { was_empty } => stack.push(State {
-                    sender: Sender::Post,
-                    posts_left: s.posts_left - 1,
-                    sgi_pending: s.sgi_pending || (was_empty && sender_signals),
-                    ..s
-                }),
-            }
-        }
-        // Target steps.
-        match s.target {
-            Target::Look => {
-                let mb = Mailbox::new();
-                mb.bits
-                    .store(s.box_bits, core::sync::atomic::Ordering::Relaxed);
-                let next = if mb.pending() {
-                    Target::Take
-                } else {
-                    Target::InGuest
-                };
-                stack.push(State { target: next, ..s });
-            }
-            Target::Take => {
-                let mb = Mailbox::new();
-                mb.bits
-                    .store(s.box_bits, core::sync::atomic::Ordering::Relaxed);
-                let _ = mb.take();
-                // After the slow path the guest is entered without another look.
-                stack.push(State {
-                    box_bits: mb.bits.load(core::sync::atomic::Ordering::Relaxed),
-                    target: Target::InGuest,
-                    ..s
-                });
-            }
-            Target::InGuest => {
-                if s.sgi_pending {
-                    // The SGI makes the guest exit at once (acknowledged on the way out).
-                    stack.push(State {
-                        sgi_pending: false,
-                        target: Target::Look,
-                        ..s
-                    });
-                } else {
-                    // Any other exit (a hypercall on the fast path) may also happen.
-                    stack.push(State {
-                        target: Target::Look,
-                        ..s
-                    });
+                Target::InGuest => {
+                    if s.sgi_pending {
+                        // The SGI makes the guest exit at once (acknowledged on the way out).
+                        stack.push(State {
+                            sgi_pending: false,
+                            target: Target::Look,
+                            ..s
+                        });
+                    } else {
+                        // Any other exit (a hypercall on the fast path) may also happen.
+                        stack.push(State {
+                            target: Target::Look,
+                            ..s
+                        });
+                    }
                 }
             }
-        }
-    }
-    bad
+        },
+    )
 }
 
 #[test]

@@ -6,7 +6,6 @@
 
 use super::*;
 use crate::mailbox::{Mailbox, POSTED, RESCHED};
-use std::collections::HashSet;
 use std::vec::Vec;
 
 fn cfg(enabled: u32, eoi: u32, prio: u8) -> PrivateCfg {
@@ -144,105 +143,100 @@ fn stranded(posts: u8, resched_too: bool, fast_clears_first: bool) -> Vec<State>
         target: Target::InGuest,
         resched_too,
     };
-    let mut seen = HashSet::new();
-    let mut stack = std::vec![start];
-    let mut bad = Vec::new();
-    while let Some(s) = stack.pop() {
-        if !seen.insert(s) {
-            continue;
-        }
-        let sender_done = s.posts_left == 0;
-        let waiting = s.word != 0 || s.mailbox & RESCHED != 0;
-        if sender_done && s.target == Target::InGuest && !s.sgi && waiting {
-            bad.push(s);
-        }
-        if !sender_done {
-            let intid = u32::from(s.posts_left);
-            match s.sender {
-                Sender::Word => {
-                    let ((), w) = word(s.word, |w| w.post(1 << intid));
+    crate::test_explore::reachable_bad(
+        start,
+        |s| {
+            let waiting = s.word != 0 || s.mailbox & RESCHED != 0;
+            s.posts_left == 0 && s.target == Target::InGuest && !s.sgi && waiting
+        },
+        |s, stack| {
+            if s.posts_left != 0 {
+                let intid = u32::from(s.posts_left);
+                match s.sender {
+                    Sender::Word => {
+                        let ((), w) = word(s.word, |w| w.post(1 << intid));
+                        stack.push(State {
+                            sender: Sender::Mailbox,
+                            word: w,
+                            ..s
+                        });
+                    }
+                    Sender::Mailbox => {
+                        let bits = POSTED | if s.resched_too { RESCHED } else { 0 };
+                        let (was_empty, m) = mb(s.mailbox, |m| m.post(bits));
+                        stack.push(State {
+                            sender: Sender::Signal { was_empty },
+                            mailbox: m,
+                            ..s
+                        });
+                    }
+                    Sender::Signal { was_empty } => stack.push(State {
+                        sender: Sender::Word,
+                        posts_left: s.posts_left - 1,
+                        sgi: s.sgi || was_empty,
+                        ..s
+                    }),
+                }
+            }
+            let to = |target, word, mailbox| State {
+                target,
+                word,
+                mailbox,
+                ..s
+            };
+            match s.target {
+                Target::InGuest => {
+                    // The SGI forces an exit; any other exit may also happen at any time.
                     stack.push(State {
-                        sender: Sender::Mailbox,
-                        word: w,
+                        sgi: false,
+                        target: Target::Look,
                         ..s
                     });
+                    stack.push(to(Target::Look, s.word, s.mailbox));
                 }
-                Sender::Mailbox => {
-                    let bits = POSTED | if s.resched_too { RESCHED } else { 0 };
-                    let (was_empty, m) = mb(s.mailbox, |m| m.post(bits));
-                    stack.push(State {
-                        sender: Sender::Signal { was_empty },
-                        mailbox: m,
-                        ..s
-                    });
+                Target::Look => {
+                    let next = match s.mailbox {
+                        0 => Target::InGuest,
+                        POSTED if fast_clears_first => Target::FastClear,
+                        POSTED => Target::FastTake,
+                        _ => Target::HandOver,
+                    };
+                    stack.push(to(next, s.word, s.mailbox));
                 }
-                Sender::Signal { was_empty } => stack.push(State {
-                    sender: Sender::Word,
-                    posts_left: s.posts_left - 1,
-                    sgi: s.sgi || was_empty,
-                    ..s
-                }),
-            }
-        }
-        let to = |target, word, mailbox| State {
-            target,
-            word,
-            mailbox,
-            ..s
-        };
-        match s.target {
-            Target::InGuest => {
-                // The SGI forces an exit; any other exit may also happen at any time.
-                stack.push(State {
-                    sgi: false,
-                    target: Target::Look,
-                    ..s
-                });
-                stack.push(to(Target::Look, s.word, s.mailbox));
-            }
-            Target::Look => {
-                let next = match s.mailbox {
-                    0 => Target::InGuest,
-                    POSTED if fast_clears_first => Target::FastClear,
-                    POSTED => Target::FastTake,
-                    _ => Target::HandOver,
-                };
-                stack.push(to(next, s.word, s.mailbox));
-            }
-            Target::FastClear => {
-                let (_, m) = mb(s.mailbox, |m| m.clear(POSTED));
-                stack.push(to(Target::FastTake, s.word, m));
-            }
-            Target::FastTake => {
-                let (got, _) = word(s.word, |w| w.take());
-                if !fast_clears_first {
-                    stack.push(to(Target::LateClear, 0, s.mailbox));
-                    continue;
+                Target::FastClear => {
+                    let (_, m) = mb(s.mailbox, |m| m.clear(POSTED));
+                    stack.push(to(Target::FastTake, s.word, m));
                 }
-                // Everything placed: look again (a request may have come meanwhile).
-                stack.push(to(Target::Look, 0, s.mailbox));
-                // Some left: put back, slow path.
-                if got != 0 {
-                    stack.push(to(Target::HandOver, got, s.mailbox));
+                Target::FastTake => {
+                    let (got, _) = word(s.word, |w| w.take());
+                    if !fast_clears_first {
+                        stack.push(to(Target::LateClear, 0, s.mailbox));
+                        return;
+                    }
+                    // Everything placed: look again (a request may have come meanwhile).
+                    stack.push(to(Target::Look, 0, s.mailbox));
+                    // Some left: put back, slow path.
+                    if got != 0 {
+                        stack.push(to(Target::HandOver, got, s.mailbox));
+                    }
+                }
+                Target::LateClear => {
+                    let (_, m) = mb(s.mailbox, |m| m.clear(POSTED));
+                    stack.push(to(Target::InGuest, s.word, m));
+                }
+                Target::HandOver => {
+                    stack.push(to(Target::SchedMailbox, 0, s.mailbox));
+                }
+                Target::SchedMailbox => {
+                    let (_, m) = mb(s.mailbox, |m| m.take());
+                    stack.push(to(Target::SchedWord, s.word, m));
+                }
+                Target::SchedWord => {
+                    stack.push(to(Target::InGuest, 0, s.mailbox));
                 }
             }
-            Target::LateClear => {
-                let (_, m) = mb(s.mailbox, |m| m.clear(POSTED));
-                stack.push(to(Target::InGuest, s.word, m));
-            }
-            Target::HandOver => {
-                stack.push(to(Target::SchedMailbox, 0, s.mailbox));
-            }
-            Target::SchedMailbox => {
-                let (_, m) = mb(s.mailbox, |m| m.take());
-                stack.push(to(Target::SchedWord, s.word, m));
-            }
-            Target::SchedWord => {
-                stack.push(to(Target::InGuest, 0, s.mailbox));
-            }
-        }
-    }
-    bad
+        },
+    )
 }
 
 #[test]
@@ -282,101 +276,99 @@ fn move_strands(quiesce: bool) -> Vec<MoveState> {
         word: false,
         mail: [false; 2],
     };
-    let mut seen = HashSet::new();
-    let mut stack = std::vec![start];
-    let mut bad = Vec::new();
-    while let Some(s) = stack.pop() {
-        if !seen.insert(s) {
-            continue;
-        }
-        if s.sender == SendStep::Done && s.mover == MoveStep::Done && s.mail == [false; 2] && s.word
-        {
-            bad.push(s);
-        }
-        // The sender.
-        match s.sender {
-            SendStep::Lock if s.lock.is_none() => stack.push(MoveState {
-                sender: SendStep::Read,
-                lock: Some(Actor::Sender),
-                ..s
-            }),
-            SendStep::Read => stack.push(match s.placement {
-                None => MoveState {
-                    sender: SendStep::Done,
+    crate::test_explore::reachable_bad(
+        start,
+        |s| {
+            s.sender == SendStep::Done
+                && s.mover == MoveStep::Done
+                && s.mail == [false; 2]
+                && s.word
+        },
+        |s, stack| {
+            // The sender.
+            match s.sender {
+                SendStep::Lock if s.lock.is_none() => stack.push(MoveState {
+                    sender: SendStep::Read,
+                    lock: Some(Actor::Sender),
+                    ..s
+                }),
+                SendStep::Read => stack.push(match s.placement {
+                    None => MoveState {
+                        sender: SendStep::Done,
+                        lock: None,
+                        ..s
+                    },
+                    Some(cpu) => MoveState {
+                        sender: SendStep::Post,
+                        seen: Some(cpu),
+                        ..s
+                    },
+                }),
+                SendStep::Post => stack.push(MoveState {
+                    sender: SendStep::Unlock,
+                    word: true,
+                    ..s
+                }),
+                SendStep::Unlock => stack.push(MoveState {
+                    sender: SendStep::Mail,
                     lock: None,
                     ..s
-                },
-                Some(cpu) => MoveState {
-                    sender: SendStep::Post,
-                    seen: Some(cpu),
-                    ..s
-                },
-            }),
-            SendStep::Post => stack.push(MoveState {
-                sender: SendStep::Unlock,
-                word: true,
-                ..s
-            }),
-            SendStep::Unlock => stack.push(MoveState {
-                sender: SendStep::Mail,
-                lock: None,
-                ..s
-            }),
-            SendStep::Mail => {
-                let mut mail = s.mail;
-                if let Some(cpu) = s.seen {
-                    mail[cpu as usize] = true;
+                }),
+                SendStep::Mail => {
+                    let mut mail = s.mail;
+                    if let Some(cpu) = s.seen {
+                        mail[cpu as usize] = true;
+                    }
+                    stack.push(MoveState {
+                        sender: SendStep::Done,
+                        mail,
+                        ..s
+                    });
                 }
+                SendStep::Lock | SendStep::Done => {}
+            }
+            // The mover.
+            match s.mover {
+                MoveStep::Zero => stack.push(MoveState {
+                    mover: if quiesce {
+                        MoveStep::Quiesce
+                    } else {
+                        MoveStep::Arrive
+                    },
+                    placement: None,
+                    ..s
+                }),
+                MoveStep::Quiesce if s.lock.is_none() => stack.push(MoveState {
+                    mover: MoveStep::Arrive,
+                    ..s
+                }),
+                MoveStep::Arrive => stack.push(MoveState {
+                    mover: MoveStep::Done,
+                    placement: Some(Cpu::New),
+                    word: false,
+                    ..s
+                }),
+                MoveStep::Quiesce | MoveStep::Done => {}
+            }
+            // The CPUs' locked passes.
+            for cpu in [Cpu::Old, Cpu::New] {
+                if !s.mail[cpu as usize] {
+                    return;
+                }
+                let mut mail = s.mail;
+                mail[cpu as usize] = false;
+                let queued_here = match cpu {
+                    Cpu::Old => s.mover == MoveStep::Zero,
+                    Cpu::New => s.mover == MoveStep::Done,
+                };
                 stack.push(MoveState {
-                    sender: SendStep::Done,
                     mail,
+                    word: s.word && !queued_here,
                     ..s
                 });
             }
-            SendStep::Lock | SendStep::Done => {}
-        }
-        // The mover.
-        match s.mover {
-            MoveStep::Zero => stack.push(MoveState {
-                mover: if quiesce {
-                    MoveStep::Quiesce
-                } else {
-                    MoveStep::Arrive
-                },
-                placement: None,
-                ..s
-            }),
-            MoveStep::Quiesce if s.lock.is_none() => stack.push(MoveState {
-                mover: MoveStep::Arrive,
-                ..s
-            }),
-            MoveStep::Arrive => stack.push(MoveState {
-                mover: MoveStep::Done,
-                placement: Some(Cpu::New),
-                word: false,
-                ..s
-            }),
-            MoveStep::Quiesce | MoveStep::Done => {}
-        }
-        // The CPUs' locked passes.
-        for cpu in [Cpu::Old, Cpu::New] {
-            if !s.mail[cpu as usize] {
-                continue;
-            }
-            let mut mail = s.mail;
-            mail[cpu as usize] = false;
-            let queued_here = match cpu {
-                Cpu::Old => s.mover == MoveStep::Zero,
-                Cpu::New => s.mover == MoveStep::Done,
-            };
-            stack.push(MoveState {
-                mail,
-                word: s.word && !queued_here,
-                ..s
-            });
-        }
-    }
-    bad
+        },
+    )
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
