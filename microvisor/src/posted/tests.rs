@@ -272,7 +272,7 @@ fn move_strands(quiesce: bool) -> Vec<MoveState> {
         seen: None,
         mover: MoveStep::Zero,
         placement: Some(Cpu::Old),
-        lock: None,
+        locked: false,
         word: false,
         mail: [false; 2],
     };
@@ -287,15 +287,15 @@ fn move_strands(quiesce: bool) -> Vec<MoveState> {
         |s, stack| {
             // The sender.
             match s.sender {
-                SendStep::Lock if s.lock.is_none() => stack.push(MoveState {
+                SendStep::Lock if !s.locked => stack.push(MoveState {
                     sender: SendStep::Read,
-                    lock: Some(Actor::Sender),
+                    locked: true,
                     ..s
                 }),
                 SendStep::Read => stack.push(match s.placement {
                     None => MoveState {
                         sender: SendStep::Done,
-                        lock: None,
+                        locked: false,
                         ..s
                     },
                     Some(cpu) => MoveState {
@@ -311,7 +311,7 @@ fn move_strands(quiesce: bool) -> Vec<MoveState> {
                 }),
                 SendStep::Unlock => stack.push(MoveState {
                     sender: SendStep::Mail,
-                    lock: None,
+                    locked: false,
                     ..s
                 }),
                 SendStep::Mail => {
@@ -338,7 +338,7 @@ fn move_strands(quiesce: bool) -> Vec<MoveState> {
                     placement: None,
                     ..s
                 }),
-                MoveStep::Quiesce if s.lock.is_none() => stack.push(MoveState {
+                MoveStep::Quiesce if !s.locked => stack.push(MoveState {
                     mover: MoveStep::Arrive,
                     ..s
                 }),
@@ -378,11 +378,6 @@ enum Cpu {
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-enum Actor {
-    Sender,
-}
-
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 enum SendStep {
     Lock,
     Read,
@@ -408,8 +403,8 @@ struct MoveState {
     mover: MoveStep,
     /// The target's `VCPU_CPU` entry (`None`: moving).
     placement: Option<Cpu>,
-    /// Who holds the event lock (the mover's `quiesce` only waits for it to be free).
-    lock: Option<Actor>,
+    /// The sender holds the event lock (the mover's `quiesce` only waits for it to be free).
+    locked: bool,
     /// The target's posted word holds PPI 31.
     word: bool,
     /// Each CPU's mailbox holds `POSTED`.
