@@ -11,6 +11,7 @@
 use core::fmt;
 
 use super::GicVersion;
+use protocol::layout::MAX_VCPUS;
 
 /// Number of warning kinds.
 const KINDS: usize = 5;
@@ -150,11 +151,20 @@ impl fmt::Display for VgicWarning {
     }
 }
 
-/// Warnings raised and not yet handed out, and the kinds ever raised.
+/// Warnings raised and not yet handed out, the kinds ever raised, and what the wait check
+/// last found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Diagnostics {
     queued: [Option<VgicWarning>; KINDS],
     reported: u8,
+    /// Counts the guest's register writes ([`Self::config_written`]): what the wait check
+    /// computes from the configuration is valid while this has not moved.
+    config_gen: u64,
+    /// Per vCPU, the most urgent enabled priority the wait check found and the
+    /// `config_gen` it found it at (0: never). Without it every trapped WFI of a shared
+    /// vCPU scanned all [`super::NR_IRQS`] interrupts (2,215 instructions, half of that
+    /// exit), for a configuration that changes a few times per boot.
+    wait_best: [(u64, Option<u8>); MAX_VCPUS],
 }
 
 impl Diagnostics {
@@ -162,7 +172,14 @@ impl Diagnostics {
     pub const NONE: Self = Self {
         queued: [None; KINDS],
         reported: 0,
+        config_gen: 1,
+        wait_best: [(0, None); MAX_VCPUS],
     };
+
+    /// The guest wrote a vGIC register: enables, priorities and routes may have changed.
+    pub fn config_written(&mut self) {
+        self.config_gen = self.config_gen.wrapping_add(1).max(1);
+    }
 
     /// Queues `w` unless its kind was raised before.
     pub fn raise(&mut self, w: VgicWarning) {
@@ -221,7 +238,7 @@ impl super::VgicDomain {
         if self.diag.wait_checks_done() {
             return;
         }
-        let Some(best) = self.best_enabled_priority(vcpu) else {
+        let Some(best) = self.wait_best(vcpu) else {
             // Nothing enabled: it waits for something else (a kick, PSCI), not for us.
             return;
         };
@@ -269,11 +286,32 @@ impl super::VgicDomain {
         }
     }
 
+    /// [`Self::best_enabled_priority`], rescanned only after a register write.
+    fn wait_best(&mut self, vcpu: usize) -> Option<u8> {
+        let gen = self.diag.config_gen;
+        if let Some(&(at, best)) = self.diag.wait_best.get(vcpu) {
+            if at == gen {
+                return best;
+            }
+        }
+        let best = self.best_enabled_priority(vcpu);
+        if let Some(slot) = self.diag.wait_best.get_mut(vcpu) {
+            *slot = (gen, best);
+        }
+        best
+    }
+
     /// The most urgent priority among the interrupts `vcpu` could receive if they fired:
-    /// its enabled SGIs/PPIs and the enabled SPIs routed (or held) there.
+    /// its enabled SGIs/PPIs and the enabled SPIs routed there. Routed, not held: an SPI
+    /// active on another vCPU goes back to its route once finished, and only register
+    /// writes change routes, which keeps [`Self::wait_best`]'s cache exact.
     fn best_enabled_priority(&self, vcpu: usize) -> Option<u8> {
-        (0..super::NR_IRQS as u32)
-            .filter(|&intid| self.delivery_vcpu(vcpu, intid) == Some(vcpu))
+        let private = (0..super::FIRST_SPI).filter(|_| vcpu < self.nr_vcpus);
+        let spis = (super::FIRST_SPI..super::NR_IRQS as u32).filter(|&intid| {
+            self.spi_route_target((intid - super::FIRST_SPI) as usize) == Some(vcpu)
+        });
+        private
+            .chain(spis)
             .filter_map(|intid| self.enabled_priority(vcpu, intid))
             .min()
     }

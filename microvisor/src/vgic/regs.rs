@@ -111,6 +111,20 @@ impl VgicDomain {
 
     /// Writes a decoded register; returns the vCPUs that gained a deliverable interrupt.
     pub(crate) fn write_reg(&mut self, reg: Reg, val: u64) -> VcpuMask {
+        // What the wait check reads: enables, priorities and routes.
+        let configures = matches!(
+            reg,
+            Reg::Prio { .. }
+                | Reg::Router { .. }
+                | Reg::Targets { .. }
+                | Reg::Bits {
+                    kind: BitReg::SetEnable | BitReg::ClearEnable,
+                    ..
+                }
+        );
+        if configures {
+            self.diag.config_written();
+        }
         match reg {
             Reg::Raz | Reg::Const(_) => 0,
             Reg::DistCtlr => {

@@ -274,3 +274,23 @@ fn warning_texts_name_the_register_and_the_consequence() {
     .to_string();
     assert!(masked.contains("ICC_PMR_EL1 = 0x80") && masked.contains("0xa0"));
 }
+
+#[test]
+fn the_wait_check_sees_a_route_changed_after_it_last_ran() {
+    let mut g = gic(2);
+    enable_spi(&mut g, 40, 0x20);
+    route_spi(&mut g, 40, 1);
+    g.note_wait(0, vmcr(true, 0x10));
+    assert_eq!(all_warnings(&mut g), [], "vCPU 0 has nothing enabled yet");
+    route_spi(&mut g, 40, 0);
+    g.note_wait(0, vmcr(true, 0x10));
+    assert_eq!(
+        all_warnings(&mut g),
+        [VgicWarning::PriorityMasked {
+            vcpu: 0,
+            pmr: 0x10,
+            best: 0x20
+        }],
+        "the check ran again after the route moved"
+    );
+}
