@@ -168,19 +168,16 @@ pub fn sgi_homes(targets: u32, homes: &[u32]) -> Option<u64> {
 const VTIMER_PPI: u32 = 27;
 
 /// Where a loaded vCPU's expired virtual timer goes without the lock: `(slot, LR value)`,
-/// a hardware-linked LR (the guest's EOI deactivates the physical interrupt), if the vCPU
-/// is pinned exclusive, its guest enabled the timer PPI (at `priority`), the timer is not
-/// already in an LR, and an LR is free. `None` sends it to the slow path, which masks the
-/// timer and injects through the vGIC model.
+/// a hardware-linked LR (the guest's EOI deactivates the physical interrupt), if its guest
+/// enabled the timer PPI (at `priority`), the timer is not already in an LR, and an LR is
+/// free. `None` sends it to the slow path, which masks the timer and injects through the
+/// vGIC model. Pinned exclusive or on a shared pCPU alike: a vCPU switched out with the
+/// LR in flight has it unlinked and its timer masked until the guest finishes it
+/// (`Hyp::unload`).
 ///
 /// `group` is the domain's Group bit ([`lr::group_bit`]).
-pub fn vtimer_lr(
-    lrs: &[u64],
-    exclusive: bool,
-    priority: Option<u8>,
-    group: u64,
-) -> Option<(usize, u64)> {
-    let priority = priority.filter(|_| exclusive)?;
+pub fn vtimer_lr(lrs: &[u64], priority: Option<u8>, group: u64) -> Option<(usize, u64)> {
+    let priority = priority?;
     let in_lr = lrs
         .iter()
         .any(|&l| l as u32 == VTIMER_PPI && l & lr::STATE_MASK != 0);

@@ -1,5 +1,5 @@
 //! The `micro` benchmark guest on Bulkhead, briefly (20 samples per metric): each of the
-//! four `bench micro` systems boots under `-icount` and every metric line of that boot
+//! five `bench micro` systems boots under `-icount` and every metric line of that boot
 //! appears with a sane summary (the right sample count, ordered percentiles, figures in a
 //! plausible range). Figures are not judged: benchmarks are measured, never asserted.
 
@@ -62,6 +62,11 @@ fn micro_solo_prints_round_trips_timer_and_ipi() {
 #[test]
 fn micro_shared_prints_the_shared_timer() {
     check(Boot::Shared, &[metric::TIMER_SHARED]);
+}
+
+#[test]
+fn micro_shared_running_prints_the_running_shared_timer() {
+    check(Boot::SharedRunning, &[metric::TIMER_SHARED_RUNNING]);
 }
 
 #[test]

@@ -85,9 +85,9 @@ fn wfi_returns_with_a_pending_lr_and_waits_otherwise() {
 }
 
 #[test]
-fn timer_goes_to_a_free_hw_lr_of_an_exclusive_vcpu() {
+fn timer_goes_to_a_free_hw_lr() {
     let busy = lr::PENDING | 33;
-    let (slot, value) = vtimer_lr(&[busy, 0, 0], true, Some(0xa0), lr::GROUP1).unwrap();
+    let (slot, value) = vtimer_lr(&[busy, 0, 0], Some(0xa0), lr::GROUP1).unwrap();
     assert_eq!(slot, 1);
     assert_eq!(value & 0xffff_ffff, 27, "virtual INTID");
     assert_eq!((value >> 32) & 0x1fff, 27, "physical INTID");
@@ -96,41 +96,32 @@ fn timer_goes_to_a_free_hw_lr_of_an_exclusive_vcpu() {
     assert_eq!((value >> lr::PRIORITY_SHIFT) & 0xff, 0xa0);
     // An invalid slot whose other bits are stale still counts as free.
     assert_eq!(
-        vtimer_lr(&[busy, 27], true, Some(0), lr::GROUP1).map(|r| r.0),
+        vtimer_lr(&[busy, 27], Some(0), lr::GROUP1).map(|r| r.0),
         Some(1)
     );
 }
 
 #[test]
 fn timer_lr_carries_the_domain_s_group() {
-    let (_, v3) = vtimer_lr(&[0], true, Some(0xa0), lr::group_bit(GicVersion::V3)).unwrap();
+    let (_, v3) = vtimer_lr(&[0], Some(0xa0), lr::group_bit(GicVersion::V3)).unwrap();
     assert!(lr::group1(v3));
-    let (_, v2) = vtimer_lr(&[0], true, Some(0xa0), lr::group_bit(GicVersion::V2)).unwrap();
+    let (_, v2) = vtimer_lr(&[0], Some(0xa0), lr::group_bit(GicVersion::V2)).unwrap();
     assert!(!lr::group1(v2), "a GICv2 guest enables only Group 0");
     assert_eq!(v2, v3 & !lr::GROUP1);
 }
 
 #[test]
-fn timer_is_slow_when_shared_disabled_already_in_flight_or_lrs_full() {
+fn timer_is_slow_when_disabled_already_in_flight_or_lrs_full() {
     let busy = lr::PENDING | 33;
-    assert_eq!(
-        vtimer_lr(&[0, 0], false, Some(0), lr::GROUP1),
-        None,
-        "shared vCPU"
-    );
-    assert_eq!(
-        vtimer_lr(&[0, 0], true, None, lr::GROUP1),
-        None,
-        "PPI disabled"
-    );
+    assert_eq!(vtimer_lr(&[0, 0], None, lr::GROUP1), None, "PPI disabled");
     let timer_active = (lr::STATE_MASK & !lr::PENDING) | 27;
     assert_eq!(
-        vtimer_lr(&[timer_active, 0], true, Some(0), lr::GROUP1),
+        vtimer_lr(&[timer_active, 0], Some(0), lr::GROUP1),
         None,
         "in flight"
     );
     assert_eq!(
-        vtimer_lr(&[busy; 4], true, Some(0), lr::GROUP1),
+        vtimer_lr(&[busy; 4], Some(0), lr::GROUP1),
         None,
         "no free LR"
     );
@@ -232,7 +223,7 @@ fn quick_decode_agrees_with_decode() {
 
 #[test]
 fn hw_lr_progress_is_absorbed_and_anything_else_is_not() {
-    let (slot, timer) = vtimer_lr(&[0, 0], true, Some(0x80), lr::GROUP1).unwrap();
+    let (slot, timer) = vtimer_lr(&[0, 0], Some(0x80), lr::GROUP1).unwrap();
     assert_eq!(slot, 0);
     let soft = lr::PENDING | 40;
     let active = |v: u64| (v & !lr::STATE_MASK) | (lr::STATE_MASK & !lr::PENDING);
@@ -550,7 +541,7 @@ fn a_finished_model_lr_is_retired_only_without_notification() {
     );
     // A hardware-linked or posted LR finishing is freed but not retired (the model never
     // owned it).
-    let (_, timer) = vtimer_lr(&[0], true, Some(0x80), lr::GROUP1).unwrap();
+    let (_, timer) = vtimer_lr(&[0], Some(0x80), lr::GROUP1).unwrap();
     let (mut shadow, mut posted, mut retired) = ([timer, sgi], 0b10, 0);
     assert_eq!(
         absorb_hw_lr_progress(

@@ -438,7 +438,7 @@ fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64) -> Outcome {
         let lr = (intid == VTIMER_PPI && lv.priority_fresh())
             .then(|| {
                 let group = crate::vgic::lr::group_bit(G::VERSION);
-                vtimer_lr(&lv.lrs[..n], lv.exclusive, lv.vtimer_priority, group)
+                vtimer_lr(&lv.lrs[..n], lv.vtimer_priority, group)
             })
             .flatten();
         let Some((slot, value)) = lr else {

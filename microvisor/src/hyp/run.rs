@@ -110,26 +110,22 @@ impl Hyp {
         // While its context is still in the hardware (the area is a guest VA).
         self.runstate_leave(id, v);
         self.loaded[cpu] = None;
+        let n = self.nr_lrs;
         let Some(d) = self.domain_mut(id) else { return };
         let vcpu = &mut d.vcpus[v];
         vcpu.regs.copy_from(regs);
         vcpu.el1.save();
-        // Switched out here: the EL2 timer stands in for its timer from now on.
-        let joined = (usize::from(vcpu.placement.pcpu) == cpu)
-            .then(|| super::vtimer::saved_deadline(vcpu))
-            .flatten();
         vcpu.vgic_hw.save();
         vcpu.fp.save();
         arch::monitors::save(d.spec.pmu, &mut vcpu.pmu);
-        let n = self.nr_lrs;
-        self.timer_earliest[cpu].joined(joined);
-        let d = self.domain_mut(id).expect("checked above");
-        let lrs = &mut d.vcpus[v].lrs[..n];
+        let vcpu = &mut d.vcpus[v];
+        let lrs = &mut vcpu.lrs[..n];
         read_lrs(lrs);
         // A hardware-linked LR still in flight: deactivate the physical interrupt now (the
         // next vCPU here needs it) and keep only the virtual one. Each LR is cleared for the
         // next vCPU here on the way (an empty one is already clear).
         let mut unlinked = 0u16;
+        let mut timer_unlinked = false;
         for (i, slot) in lrs.iter_mut().enumerate() {
             if *slot != 0 {
                 gic::write_lr(i, 0);
@@ -138,10 +134,28 @@ impl Hyp {
                 if *slot & lr::STATE_MASK != 0 {
                     gic::deactivate(((*slot >> 32) & 0x1fff) as u32);
                     unlinked |= 1 << i;
+                    if lr::intid(*slot) == VTIMER_PPI {
+                        // Now a software LR: its completion is reported (see below).
+                        *slot |= lr::EOI;
+                        timer_unlinked = true;
+                    }
                 }
                 *slot &= !(lr::HW | (0x1fff << 32));
             }
         }
+        if timer_unlinked {
+            // Its timer still fires until the guest re-arms it; with the physical interrupt
+            // deactivated that would deliver it again. Masked as the locked path masks a
+            // timer it injects, and unmasked when the guest finishes this one.
+            vcpu.el1.cntv_ctl |= CNTV_IMASK;
+            vcpu.vtimer_masked = true;
+        }
+        // Switched out here: the EL2 timer stands in for its timer from now on.
+        let joined = (usize::from(vcpu.placement.pcpu) == cpu)
+            .then(|| super::vtimer::saved_deadline(vcpu))
+            .flatten();
+        self.timer_earliest[cpu].joined(joined);
+        let d = self.domain_mut(id).expect("checked above");
         // The fast path's timer LR was never the model's; now that it is an ordinary LR the
         // model takes it over, so a timer that expires again while the vCPU is switched out
         // is not placed in a second LR beside it.

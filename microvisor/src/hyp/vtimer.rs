@@ -65,10 +65,11 @@ impl Hyp {
         earliest
     }
 
-    /// The loaded vCPU's virtual timer expired. A pinned-exclusive vCPU gets it through a
-    /// hardware-linked list register (returns true: the caller only drops priority and the
-    /// guest's EOI deactivates the physical interrupt, so no second exit). Otherwise the
-    /// timer is masked until the guest finishes with the virtual interrupt.
+    /// The loaded vCPU's virtual timer expired. It goes into a free hardware-linked list
+    /// register (returns true: the caller only drops priority and the guest's EOI
+    /// deactivates the physical interrupt, so no second exit). Without one (the PPI
+    /// disabled, the timer already in an LR, no LR free) the timer is masked until the
+    /// guest finishes with the virtual interrupt.
     pub(super) fn vtimer_fired(&mut self, cpu: usize) -> bool {
         let Some(key) = self.loaded[cpu] else {
             write_cntv_ctl_el0(read_cntv_ctl_el0() | CNTV_IMASK);
@@ -83,9 +84,7 @@ impl Hyp {
                 .iter()
                 .any(|&lr| lr as u32 == VTIMER_PPI && lr >> 62 != 0);
             let free = vcpu.lrs[..n].iter().position(|&lr| lr >> 62 == 0);
-            if let (true, Some(priority), false, Some(slot)) =
-                (vcpu.placement.exclusive, priority, in_lr, free)
-            {
+            if let (Some(priority), false, Some(slot)) = (priority, in_lr, free) {
                 let lr = lr::PENDING
                     | lr::HW
                     | lr::group_bit(d.vgic.version())

@@ -14,7 +14,7 @@ use serde::Serialize;
 pub const SAMPLES: usize = 1000;
 
 /// The metrics, in table order: name, what it measures.
-pub const METRICS: [(&str, &str); 7] = [
+pub const METRICS: [(&str, &str); 8] = [
     (metric::XEN_VERSION, "xen_version round trip"),
     (metric::CAP_NULL, "capability null call round trip"),
     (
@@ -22,6 +22,10 @@ pub const METRICS: [(&str, &str); 7] = [
         "vtimer IRQ latency, exclusive vCPU",
     ),
     (metric::TIMER_SHARED, "vtimer IRQ latency, shared pCPU"),
+    (
+        metric::TIMER_SHARED_RUNNING,
+        "vtimer IRQ, shared pCPU, vCPU running",
+    ),
     (metric::VIPI, "virtual IPI, vCPU 0 -> vCPU 1"),
     (metric::EVTCHN, "evtchn send -> upcall, 2 pCPUs"),
     (
@@ -55,6 +59,9 @@ pub fn xen_cannot(name: &str) -> Option<&'static str> {
         metric::CAP_NULL => Some("Bulkhead's capability ABI; Xen has none"),
         metric::EVTCHN | metric::EVTCHN_SHARED => {
             Some("needs 2 pCPUs; Xen runs with maxcpus=1 under -icount")
+        }
+        metric::TIMER_SHARED_RUNNING => {
+            Some("a pCPU placed shared; under sched=null Xen's is the exclusive row")
         }
         _ => None,
     }

@@ -10,6 +10,7 @@
 //! - `solo`: one domain, 2 vCPUs on pCPUs 1-2, exclusive (`role=main`): round trips, the
 //!   exclusive timer, the virtual IPI.
 //! - `shared`: `role=timer` and `role=busy` sharing pCPU 1.
+//! - `shared_running`: `role=timer_spin` alone on pCPU 1, placed shared (not exclusive).
 //! - `evtchn`: `role=ping` (d1) on pCPU 1 and `role=pong` (d2) on pCPU 2, exclusive; each
 //!   names the other with `peer=` (dom0 is d0 and the system's domains are created in order).
 //! - `evtchn_shared`: the same pair placed shared (not exclusive), each alone on its pCPU:
@@ -31,6 +32,8 @@ pub enum Boot {
     Solo,
     /// `role=timer` beside `role=busy` on one pCPU.
     Shared,
+    /// `role=timer_spin` on a pCPU placed shared.
+    SharedRunning,
     /// `role=ping` and `role=pong` on two pCPUs.
     Evtchn,
     /// `role=ping` and `role=pong_shared` on two pCPUs, placed shared.
@@ -39,13 +42,20 @@ pub enum Boot {
 
 impl Boot {
     /// Every boot, in order.
-    pub const ALL: [Boot; 4] = [Boot::Solo, Boot::Shared, Boot::Evtchn, Boot::EvtchnShared];
+    pub const ALL: [Boot; 5] = [
+        Boot::Solo,
+        Boot::Shared,
+        Boot::SharedRunning,
+        Boot::Evtchn,
+        Boot::EvtchnShared,
+    ];
 
     /// The system's file stem.
     pub fn name(self) -> &'static str {
         match self {
             Self::Solo => "micro_solo",
             Self::Shared => "micro_shared",
+            Self::SharedRunning => "micro_shared_running",
             Self::Evtchn => "micro_evtchn",
             Self::EvtchnShared => "micro_evtchn_shared",
         }
@@ -56,6 +66,7 @@ impl Boot {
         match self {
             Self::Solo => "main",
             Self::Shared => "timer",
+            Self::SharedRunning => "timer_spin",
             Self::Evtchn => "pong",
             Self::EvtchnShared => "pong_shared",
         }
@@ -83,6 +94,10 @@ impl Boot {
                 2,
                 dom("timer", "1", "", &format!("role=timer n={samples}"))
                     + &dom("busy", "1", "", "role=busy"),
+            ),
+            Self::SharedRunning => (
+                2,
+                dom("spin", "1", "", &format!("role=timer_spin n={samples}")),
             ),
             Self::Evtchn => (
                 3,
@@ -206,6 +221,11 @@ mod tests {
             .collect();
         assert_eq!(cpus, [vec![1], vec![1]], "the two must share a pCPU");
         assert!(shared.domains.iter().all(|d| !d.exclusive));
+
+        let running = load(Boot::SharedRunning);
+        assert_eq!(running.domains.len(), 1);
+        assert_eq!(running.domains[0].cmdline, "role=timer_spin n=20");
+        assert!(!running.domains[0].exclusive, "placed shared");
 
         // dom0 is d0 and the domains are created in file order: ping is d1, pong d2.
         let ev = load(Boot::Evtchn);

@@ -27,6 +27,9 @@ pub enum Role {
     Timer,
     /// Spins forever: the other domain on a shared pCPU.
     Busy,
+    /// Timer latency with the vCPU running (spinning, not in WFI) on a pCPU placed shared,
+    /// alone there (`timer_shared_running`): what a busy guest's tick costs.
+    TimerSpin,
     /// Event-channel sender: allocates an unbound port for `peer` and sends on a grid.
     Ping,
     /// Event-channel receiver: binds `peer`'s port and times each upcall (`evtchn`).
@@ -44,6 +47,7 @@ impl Role {
             Self::Exclusive => "exclusive",
             Self::Timer => "timer",
             Self::Busy => "busy",
+            Self::TimerSpin => "timer_spin",
             Self::Ping => "ping",
             Self::Pong => "pong",
             Self::PongShared => "pong_shared",
@@ -56,6 +60,7 @@ impl Role {
             Self::Exclusive,
             Self::Timer,
             Self::Busy,
+            Self::TimerSpin,
             Self::Ping,
             Self::Pong,
             Self::PongShared,
@@ -97,7 +102,7 @@ impl fmt::Display for ConfigError {
         f.write_str(match self {
             Self::NoRole => "no role= on the command line",
             Self::UnknownRole => {
-                "role= must be main, exclusive, timer, busy, ping, pong or pong_shared"
+                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong or pong_shared"
             }
             Self::BadSamples => "n= must be a number from 1 to 4096",
             Self::BadPeer => "peer= must be a domain id",
@@ -195,6 +200,8 @@ pub mod metric {
     pub const TIMER_EXCLUSIVE: &str = "timer_exclusive";
     /// Virtual timer IRQ latency, the pCPU shared with another domain's busy vCPU.
     pub const TIMER_SHARED: &str = "timer_shared";
+    /// Virtual timer IRQ latency, the vCPU running (not waiting) on a pCPU placed shared.
+    pub const TIMER_SHARED_RUNNING: &str = "timer_shared_running";
     /// SGI from vCPU 0 to vCPU 1 of one domain.
     pub const VIPI: &str = "vipi";
     /// Event-channel send to the other domain's upcall, the two on different pCPUs.
@@ -275,6 +282,10 @@ mod tests {
             Ok((Role::PongShared, 7, Some(1)))
         );
         assert_eq!(parse_cmdline("role=pong_shared"), Err(ConfigError::NoPeer));
+        assert_eq!(
+            parse_cmdline("role=timer_spin n=9").map(|c| (c.role, c.samples)),
+            Ok((Role::TimerSpin, 9))
+        );
         assert_eq!(parse_cmdline("n=5"), Err(ConfigError::NoRole));
         assert_eq!(parse_cmdline("role=x"), Err(ConfigError::UnknownRole));
         assert_eq!(parse_cmdline("role=main n=0"), Err(ConfigError::BadSamples));
