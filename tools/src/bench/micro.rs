@@ -60,9 +60,6 @@ pub fn xen_cannot(name: &str) -> Option<&'static str> {
         metric::EVTCHN | metric::EVTCHN_SHARED => {
             Some("needs 2 pCPUs; Xen runs with maxcpus=1 under -icount")
         }
-        metric::TIMER_SHARED_RUNNING => {
-            Some("a pCPU placed shared; under sched=null Xen's is the exclusive row")
-        }
         _ => None,
     }
 }

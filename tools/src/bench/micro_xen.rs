@@ -68,8 +68,9 @@ pub struct XenBoot {
 /// The Xen boots. `xen_solo` (round trips, virtual IPI) needs two vCPUs on the one pCPU, so
 /// it runs the default credit2 scheduler with trapping WFI; its timer figure is replaced by
 /// `xen_exclusive`'s, a 1-vCPU domU under [`XEN_EXCLUSIVE_ARGS`]. `xen_shared` is the timer
-/// beside a busy domU under credit2.
-pub fn boots(samples: usize) -> [XenBoot; 3] {
+/// beside a busy domU under credit2, and `xen_running` the timer of a spinning domU alone
+/// under credit2 (its pCPU open to others, as Bulkhead's placed-shared vCPU).
+pub fn boots(samples: usize) -> [XenBoot; 4] {
     let d = |vcpus, bootargs: String| DomU { vcpus, bootargs };
     [
         XenBoot {
@@ -94,6 +95,13 @@ pub fn boots(samples: usize) -> [XenBoot; 3] {
                 d(1, "role=busy".into()),
             ],
             role: "timer",
+            superseded: &[],
+        },
+        XenBoot {
+            name: "xen_running",
+            xen_args: "",
+            domus: vec![d(1, format!("role=timer_spin n={samples}"))],
+            role: "timer_spin",
             superseded: &[],
         },
     ]
