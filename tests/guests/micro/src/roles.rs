@@ -178,6 +178,17 @@ fn round_trips(samples: &mut [u64], bulkhead: bool) {
 
 /// Virtual timer interrupt latency: `CNTVCT - CVAL` at handler entry, vCPU waiting in WFI.
 fn timer(samples: &mut [u64], metric: &str) {
+    timer_waiting_with(samples, metric, arch::wfi);
+}
+
+/// The same with the vCPU spinning instead of waiting in WFI: it is running when its
+/// timer fires.
+fn timer_running(samples: &mut [u64]) {
+    timer_waiting_with(samples, metric::TIMER_SHARED_RUNNING, core::hint::spin_loop);
+}
+
+/// Timer latency samples, `wait` called while the interrupt has not come.
+fn timer_waiting_with(samples: &mut [u64], metric: &str, wait: fn()) {
     for s in samples.iter_mut() {
         TIMER_LAT.store(NONE, Ordering::Relaxed);
         arch::timer_arm(arch::counter() + TIMER_AHEAD);
@@ -186,29 +197,11 @@ fn timer(samples: &mut [u64], metric: &str) {
             if v != NONE {
                 break v;
             }
-            arch::wfi();
+            wait();
         };
         *s = ticks_to_instructions(lat);
     }
     report(metric, samples);
-}
-
-/// Virtual timer interrupt latency as [`timer`] measures it, the vCPU spinning instead of
-/// waiting in WFI: it is running when its timer fires.
-fn timer_running(samples: &mut [u64]) {
-    for s in samples.iter_mut() {
-        TIMER_LAT.store(NONE, Ordering::Relaxed);
-        arch::timer_arm(arch::counter() + TIMER_AHEAD);
-        let lat = loop {
-            let v = TIMER_LAT.load(Ordering::Acquire);
-            if v != NONE {
-                break v;
-            }
-            core::hint::spin_loop();
-        };
-        *s = ticks_to_instructions(lat);
-    }
-    report(metric::TIMER_SHARED_RUNNING, samples);
 }
 
 /// Virtual IPI: vCPU 0's counter before `ICC_SGI1R` to vCPU 1's handler entry.
