@@ -1,7 +1,10 @@
 //! Hardware-linked passthrough SPIs: the LR carries HW and the physical INTID and no EOI
 //! bit, the guest's own deactivation ends it (nothing reported, nothing to deactivate),
 //! read-back sees the LR, and every way the link is dropped early with the physical
-//! interrupt still active hands it to the caller to deactivate exactly once.
+//! interrupt still active hands it to the caller to deactivate exactly once. A randomized
+//! run (device fires, guest register writes, routing, acknowledge/deactivate, switch-outs)
+//! checks against a model of the physical interrupt's active state that each active one
+//! has exactly one holder and none is ended twice or left active.
 
 use super::*;
 
@@ -273,4 +276,153 @@ fn a_gicv2_guest_gets_a_group0_hardware_lr() {
     let gich = crate::gich_lr::to_gich(lrs[0]);
     assert_eq!(gich >> 31, 1, "HW");
     assert_eq!((gich >> 10) & 0x3ff, SPI, "PhysicalID");
+}
+
+/// The physical side of [`random_links_never_strand_or_double_end_a_physical_interrupt`]:
+/// which linked physical SPIs are active (acknowledged at EL2, not yet deactivated).
+struct Phys {
+    active: IrqSet,
+}
+
+impl Phys {
+    /// Deactivation of `p`, which must be active (else something ended it twice).
+    fn end(&mut self, p: u32, why: &str) {
+        assert!(self.active.contains(p), "{why}: {p} ended while not active");
+        self.active.remove(p);
+    }
+}
+
+/// Checks that each active physical interrupt has exactly one holder: the model
+/// (`hw_held`) or one hardware LR; and that no hardware LR is pending+active.
+fn assert_one_holder(g: &VgicDomain, lrs: &[[u64; NR_LRS]], phys: &Phys) {
+    for p in FIRST_SPI..FIRST_SPI + 8 {
+        let in_lrs = lrs
+            .iter()
+            .flatten()
+            .filter(|&&l| lr::is_hw(l) && lr::state(l) != lr::LrState::Invalid)
+            .filter(|&&l| lr::pintid(l) == p)
+            .count();
+        let held = usize::from(g.hw_held.contains(p));
+        let holders = in_lrs + held;
+        if phys.active.contains(p) {
+            assert_eq!(holders, 1, "physical {p} active: LRs {in_lrs}, held {held}");
+        } else {
+            assert_eq!(holders, 0, "physical {p} inactive yet held: {lrs:x?}");
+        }
+    }
+    for &l in lrs.iter().flatten().filter(|&&l| lr::is_hw(l)) {
+        assert_ne!(lr::state(l), lr::LrState::PendingActive, "{l:#x}");
+    }
+}
+
+#[test]
+fn random_links_never_strand_or_double_end_a_physical_interrupt() {
+    for seed in 1..=6u64 {
+        let mut r = fuzz::Rng(seed.wrapping_mul(0xA076_1D64_78BD_642F) | 1);
+        let n = 1 + r.below(3) as usize;
+        let mut g = gic(n);
+        let mut lrs = [[0u64; NR_LRS]; 3];
+        let mut phys = Phys {
+            active: IrqSet::EMPTY,
+        };
+        for spi in FIRST_SPI..FIRST_SPI + 8 {
+            assert!(g.link_hw(spi, spi));
+        }
+        for _ in 0..20_000 {
+            let v = r.below(n as u64) as usize;
+            let spi = FIRST_SPI + r.below(8) as u32;
+            let bit = 1u64 << (spi % 32);
+            match r.below(12) {
+                0 | 1 => {
+                    // The device fires: only an inactive physical interrupt can.
+                    if !phys.active.contains(spi) {
+                        assert!(g.inject_hw(spi).is_some());
+                        phys.active.insert(spi);
+                    }
+                }
+                2 => {
+                    let reg = [0x100u64, 0x180, 0x200, 0x280, 0x300, 0x380][r.below(6) as usize];
+                    wr32(&mut g, GICD + reg + 4, bit);
+                }
+                3 => {
+                    route_spi(&mut g, spi, r.below(n as u64 + 1));
+                }
+                4 | 5 => {
+                    g.flush_lrs(v, &mut lrs[v]);
+                    for p in g.take_unlinked().iter() {
+                        phys.end(p, "take_unlinked");
+                    }
+                }
+                6 | 7 => {
+                    // The guest acknowledges or deactivates; a hardware LR's
+                    // deactivation ends the physical interrupt.
+                    let slot = &mut lrs[v][r.below(NR_LRS as u64) as usize];
+                    *slot = match lr::state(*slot) {
+                        lr::LrState::Pending => lr::with_state(*slot, lr::LrState::Active),
+                        lr::LrState::Active => {
+                            if lr::is_hw(*slot) {
+                                phys.end(lr::pintid(*slot), "guest deactivation");
+                            }
+                            lr::with_state(*slot, lr::LrState::Invalid)
+                        }
+                        lr::LrState::PendingActive => lr::with_state(*slot, lr::LrState::Pending),
+                        lr::LrState::Invalid => *slot,
+                    };
+                }
+                8 => {
+                    g.sync_lrs(v, &lrs[v]);
+                }
+                9 => {
+                    // Switched out: `unload` ends hardware LRs in flight and unlinks them.
+                    for slot in lrs[v].iter_mut() {
+                        if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
+                            phys.end(lr::pintid(*slot), "switch-out");
+                            *slot = lr::unlinked(*slot);
+                            assert!(g.adopt(v, *slot));
+                        }
+                    }
+                }
+                _ => {
+                    g.sync_lrs(v, &lrs[v]);
+                    g.flush_lrs(v, &mut lrs[v]);
+                    for p in g.take_unlinked().iter() {
+                        phys.end(p, "take_unlinked");
+                    }
+                }
+            }
+            assert_one_holder(&g, &lrs, &phys);
+        }
+        // Drain: everything enabled and routed to vCPU 0, every LR finished by the guest:
+        // no physical interrupt stays active.
+        for spi in FIRST_SPI..FIRST_SPI + 8 {
+            route_spi(&mut g, spi, 0);
+        }
+        wr32(&mut g, GICD + 0x104, 0xFF);
+        for _ in 0..64 {
+            for (v, l) in lrs.iter_mut().enumerate().take(n) {
+                for slot in l.iter_mut() {
+                    if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
+                        phys.end(lr::pintid(*slot), "drain");
+                    }
+                    *slot = lr::with_state(*slot, lr::LrState::Invalid);
+                }
+                g.sync_lrs(v, l);
+                g.flush_lrs(v, l);
+                for p in g.take_unlinked().iter() {
+                    phys.end(p, "take_unlinked");
+                }
+            }
+            assert_one_holder(&g, &lrs, &phys);
+        }
+        for (v, l) in lrs.iter_mut().enumerate().take(n) {
+            for slot in l.iter_mut() {
+                if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
+                    phys.end(lr::pintid(*slot), "drain");
+                }
+                *slot = lr::with_state(*slot, lr::LrState::Invalid);
+            }
+            g.sync_lrs(v, l);
+        }
+        assert!(phys.active.is_empty(), "stranded: {:?}", phys.active);
+    }
 }
