@@ -204,8 +204,10 @@ impl Hyp {
             gic::write_lr(slot, lrs[slot]);
         }
         // Hardware links the model dropped (the guest ended the interrupt by register).
-        for pintid in d.vgic.take_unlinked().iter() {
-            gic::deactivate(pintid);
+        if d.vgic.has_unlinked() {
+            for pintid in d.vgic.take_unlinked().iter() {
+                gic::deactivate(pintid);
+            }
         }
         // More deliverable interrupts than LRs: ask for a maintenance interrupt when the
         // LRs drain so the rest get their turn.

@@ -533,22 +533,16 @@ impl VgicDomain {
         };
         irq.pending = false;
         irq.active = false;
-        if intid >= FIRST_SPI {
+        let spi = intid >= FIRST_SPI;
+        if spi {
             irq.owner = vcpu as u8;
         }
         let (priority, notify) = (irq.priority, irq.eoi_notify);
-        let lr = match (self.held_link(intid), st) {
-            (Some(link), LrState::Pending) => build_hw(intid, link, priority, group1, st),
-            (Some(link), _) => {
-                // Made active by the guest's `ISACTIVER` meanwhile: a hardware LR cannot be
-                // pending+active, so the physical interrupt is ended here and this one
-                // goes in as an ordinary LR.
-                self.unlinked.insert(link);
-                build(intid, priority, group1, notify, st)
-            }
-            (None, _) => build(intid, priority, group1, notify, st),
+        // Private interrupts are never linked: their path stays as it was.
+        let lr = match spi.then(|| self.held_link(intid)).flatten() {
+            Some(link) => self.place_held(intid, link, priority, group1, st),
+            None => build(intid, priority, group1, notify, st),
         };
-        self.hw_held.remove(intid);
         if let Some(t) = self.lrs.get_mut(vcpu) {
             t.in_lr.insert(intid);
         }
@@ -556,6 +550,28 @@ impl VgicDomain {
             self.note_delivery(vcpu, intid);
         }
         lr
+    }
+
+    /// The LR for SPI `intid`, which the model holds linked to active physical `link`:
+    /// hardware-linked if only pending. Made active by the guest's `ISACTIVER` meanwhile, it
+    /// goes in as an ordinary LR and the physical interrupt is handed to the caller to end
+    /// (a hardware LR cannot be pending+active).
+    #[cold]
+    #[inline(never)]
+    fn place_held(
+        &mut self,
+        intid: u32,
+        link: u32,
+        priority: u8,
+        group1: bool,
+        st: LrState,
+    ) -> u64 {
+        self.hw_held.remove(intid);
+        if st == LrState::Pending {
+            return build_hw(intid, link, priority, group1, st);
+        }
+        self.unlinked.insert(link);
+        build(intid, priority, group1, false, st)
     }
 
     /// Takes a pending-only `intid` out of `vcpu`'s LRs, keeping it pending in the model

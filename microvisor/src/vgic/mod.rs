@@ -350,6 +350,12 @@ impl VgicDomain {
         core::mem::replace(&mut self.unlinked, IrqSet::EMPTY)
     }
 
+    /// Whether [`Self::take_unlinked`] has anything (cheap: checked after every flush).
+    #[inline]
+    pub fn has_unlinked(&self) -> bool {
+        !self.unlinked.is_empty()
+    }
+
     /// Takes over a list register the caller filled itself with a private interrupt of
     /// `vcpu` (the per-CPU fast path delivering a posted interrupt, [`crate::posted`]): from
     /// now on the model treats it as one it placed. Returns false, changing nothing, unless
