@@ -6,10 +6,15 @@
 //! puts them ([`Hyp::give_windows`]), at creation and again after a restart in place. Both
 //! get their interrupt forwarded the same way.
 //!
-//! Interrupt forwarding: the physical SPI is masked when it fires, the same INTID is injected
-//! as a virtual SPI (with EOI notification), and the physical SPI is unmasked when the guest
-//! deactivates the virtual one. A level-triggered device that still asserts its line then
-//! interrupts again, so nothing is lost and a guest cannot storm EL2.
+//! Interrupt forwarding is hardware-linked (DESIGN §5): the device's SPI is linked to the
+//! same INTID in the holder's vGIC when it is given to it ([`crate::vgic::VgicDomain::link_hw`]);
+//! when it fires, its priority is dropped but it is left active, and the virtual SPI goes
+//! into a list register with HW = 1 naming it, so the guest's own deactivation deactivates
+//! the physical interrupt: no mask, no maintenance interrupt, one locked pass per interrupt.
+//! While it is active the SPI cannot fire again, so a guest cannot storm EL2; a
+//! level-triggered device that still asserts its line after the guest's EOI interrupts
+//! again, so nothing is lost. Whoever ends the link early (the model, a vCPU switched out
+//! with the interrupt in flight, the holder's death) deactivates the physical interrupt.
 
 use super::domain::Domain;
 use super::Hyp;
@@ -92,10 +97,14 @@ fn map_device(
     }
 }
 
-/// Routes physical SPI `irq` to the pCPU of `d`'s vCPU 0 and has the guest's EOI of the
-/// virtual one reported, so it can be unmasked ([`Hyp::spi_completed`]).
+/// Routes physical SPI `irq` to the pCPU of `d`'s vCPU 0 and links the virtual SPI of the
+/// same INTID to it, so the guest's deactivation ends the physical one.
 fn route_spi(d: &mut Domain, platform: &Platform, irq: u32) {
-    d.vgic.set_eoi_notify(0, irq, true);
+    if !d.vgic.link_hw(irq, irq) {
+        // Past the SPIs the guest's GIC has: it could not be delivered anyway.
+        crate::info!("{}: device interrupt {} is beyond its vGIC", d.id, irq);
+        return;
+    }
     let pcpu = usize::from(d.vcpus[0].placement.pcpu);
     if let Some(&mpidr) = platform.cpus.as_slice().get(pcpu) {
         gic::enable_spi(irq, mpidr);
@@ -334,7 +343,10 @@ impl Hyp {
             .access(0, width, write)
             .ok()
     }
-    /// A physical SPI fired: forward it to the domain owning its device, if any.
+    /// A physical SPI fired (acknowledged on this CPU): forwards it to the domain holding its
+    /// device, if any, and ends its part here: priority dropped, left active for the
+    /// holder's hardware-linked LR to deactivate. False (nothing done) if no domain holds
+    /// it: the caller ends it. One the holder's vGIC cannot take (not linked) is masked.
     pub fn forward_spi(&mut self, intid: u32, cpu: usize) -> bool {
         let Some(owner) = self
             .devices
@@ -344,20 +356,23 @@ impl Hyp {
         else {
             return false;
         };
-        gic::mask_spi(intid);
-        self.inject(owner, 0, intid, cpu);
-        true
-    }
-
-    /// The guest finished with virtual SPI `intid`: let the device interrupt again.
-    pub fn spi_completed(&mut self, owner: DomainId, intid: u32) {
-        if self
-            .devices
-            .iter()
-            .any(|d| d.holding.mapped_by == Some(owner) && d.node.irq == Some(intid))
-        {
-            gic::unmask_spi(intid);
+        let Some(d) = self.domain_mut(owner) else {
+            return false;
+        };
+        match d.vgic.inject_hw(intid) {
+            Some(mask) => {
+                if let Some(vcpu) = d.vcpus.get_mut(0) {
+                    vcpu.stats.irqs += 1;
+                }
+                gic::drop_priority(intid);
+                self.wake_mask(owner, mask, cpu);
+            }
+            None => {
+                gic::mask_spi(intid);
+                gic::eoi(intid);
+            }
         }
+        true
     }
 
     /// Releases every device a domain held (it is being freed): each is reset, so no DMA
@@ -368,12 +383,24 @@ impl Hyp {
         // served them under the slot's lock), so none reaches one being reset below.
         super::fast_slots::clear_windows(id);
         let restarting = self.domain(id).is_some_and(|d| d.restart_pending.is_some());
+        let mut vgic = self
+            .domains
+            .get_mut(usize::from(id.0))
+            .and_then(|d| d.as_deref_mut())
+            .map(|d| &mut d.vgic);
         for d in self.devices.iter_mut() {
             if !d.holding.release(id, restarting) {
                 continue;
             }
             if let Some(irq) = d.node.irq {
                 gic::mask_spi(irq);
+                // Its vCPUs are all switched out (`free_if_unloaded`), and switching one
+                // out ends its hardware-linked LRs in flight; one the vGIC still holds
+                // (fired, not yet delivered) is ended here, so the next holder gets
+                // interrupts.
+                if let Some(pintid) = vgic.as_mut().and_then(|g| g.unlink_hw(irq)) {
+                    gic::deactivate(pintid);
+                }
             }
             if !restarting {
                 d.guest = None;

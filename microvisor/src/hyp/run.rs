@@ -217,6 +217,12 @@ impl Hyp {
         for slot in (0..n).filter(|&i| changed & (1 << i) != 0) {
             gic::write_lr(slot, lrs[slot]);
         }
+        // Hardware links the model dropped (the guest ended the interrupt by register).
+        if d.vgic.has_unlinked() {
+            for pintid in d.vgic.take_unlinked().iter() {
+                gic::deactivate(pintid);
+            }
+        }
         // More deliverable interrupts than LRs: ask for a maintenance interrupt when the
         // LRs drain so the rest get their turn.
         arch::gic::set_underflow_irq(d.vgic.needs_refill(v));
@@ -269,9 +275,7 @@ impl Hyp {
                 d.vcpus[v].vtimer_masked = false;
                 write_cntv_ctl_el0(read_cntv_ctl_el0() & !CNTV_IMASK);
             }
-            for intid in done.iter().filter(|&i| i >= 32) {
-                self.spi_completed(id, intid);
-            }
+            // Passthrough SPIs are hardware-linked: the guest's deactivation ended them.
             if done.contains(protocol::layout::EVTCHN_PPI) {
                 self.evtchn_eoi(id, v, cpu);
             }
@@ -322,7 +326,8 @@ impl Hyp {
                 KICK_SGI => self.resched[cpu] = true,
                 other if other == gic::maintenance_irq() => {}
                 other if Some(other) == self.platform.uart_irq => self.console_input(),
-                other if self.forward_spi(other, cpu) => {}
+                // Forwarded: ended there (left active for a hardware-linked LR).
+                other if self.forward_spi(other, cpu) => continue,
                 other => crate::info!("unexpected physical interrupt {other} on CPU {cpu}"),
             }
             gic::eoi(intid);

@@ -3,9 +3,10 @@
 //! ([`VgicDomain::sync_lrs`]).
 //!
 //! Invariants:
-//! - This module only touches LRs it filled itself (valid, HW = 0, INTID in the vCPU's
-//!   `in_lr` set). LRs with the HW bit or an unknown INTID belong to the caller and are left
-//!   alone; they still occupy their slot.
+//! - This module only touches LRs it filled itself (valid, INTID in the vCPU's `in_lr`
+//!   set, and HW = 0 unless an SPI: a hardware-linked SPI's LR is the model's, see the
+//!   `vgic` module doc). Other LRs (the caller's hardware-linked timer, an unknown INTID)
+//!   belong to the caller and are left alone; they still occupy their slot.
 //! - An INTID is in at most one LR of one vCPU.
 //! - An LR leaving (state 00) is the guest deactivating the interrupt; only then, or when a
 //!   guest `ICPENDR`/`ICACTIVER` write retires it, is an EOI-notified INTID reported as
@@ -22,8 +23,13 @@ pub const PENDING: u64 = 1 << 62;
 pub const ACTIVE: u64 = 1 << 63;
 /// Both state bits (`State`, bits [63:62]).
 pub const STATE_MASK: u64 = PENDING | ACTIVE;
-/// `HW`: the virtual interrupt is tied to a physical one (never set by this module).
+/// `HW`: the virtual interrupt is tied to a physical one (set by this module only for a
+/// hardware-linked SPI).
 pub const HW: u64 = 1 << 61;
+/// Shift of the `pINTID` field (HW = 1).
+pub const PINTID_SHIFT: u32 = 32;
+/// The `pINTID` field [44:32] (HW = 1; overlaps `EOI`, which is valid only when HW = 0).
+pub const PINTID_MASK: u64 = 0x1fff << PINTID_SHIFT;
 /// `Group`: Group 1 when set.
 pub const GROUP1: u64 = 1 << 60;
 /// `EOI` (valid when HW = 0): maintenance interrupt when the guest deactivates it.
@@ -71,6 +77,25 @@ pub const fn build(intid: u32, priority: u8, group1: bool, eoi_notify: bool, st:
         | if group1 { GROUP1 } else { 0 }
         | if eoi_notify { EOI } else { 0 }
         | st.bits()
+}
+
+/// A hardware-linked Group 1 (or 0) LR: virtual `intid` at `priority` in state `st`, whose
+/// deactivation by the guest deactivates physical `pintid`. Never pending+active (the
+/// physical interrupt is active while the LR is, so it cannot be pending too).
+pub const fn build_hw(intid: u32, pintid: u32, priority: u8, group1: bool, st: LrState) -> u64 {
+    build(intid, priority, group1, false, st)
+        | HW
+        | (((pintid as u64) << PINTID_SHIFT) & PINTID_MASK)
+}
+
+/// The physical INTID of a hardware-linked LR.
+pub const fn pintid(lr: u64) -> u32 {
+    ((lr & PINTID_MASK) >> PINTID_SHIFT) as u32
+}
+
+/// `lr` without its hardware link (HW and pINTID cleared): an ordinary software LR.
+pub const fn unlinked(lr: u64) -> u64 {
+    lr & !(HW | PINTID_MASK)
 }
 
 /// The LR's state.
@@ -194,7 +219,7 @@ impl VgicDomain {
             match self.worst_pending_lr(vcpu, lrs) {
                 Some((i, worst)) if worst > (prio, intid) => {
                     if let Some(slot) = lrs.get_mut(i) {
-                        self.evict(vcpu, worst.1);
+                        self.evict(vcpu, worst.1, is_hw(*slot));
                         *slot = self.place(vcpu, intid);
                         changed |= 1 << i;
                         evicted = true;
@@ -227,10 +252,30 @@ impl VgicDomain {
         }
         let spis = self.live_spis;
         for intid in spis.iter() {
+            self.drop_idle_link(intid);
             if !self.consider(vcpu, intid, top) {
                 self.live_spis.remove(intid);
             }
         }
+    }
+
+    /// A held physical interrupt (see `VgicDomain::hw_held`) whose virtual one is
+    /// no longer pending (the guest's `ICPENDR`) is ended: nothing will deliver it now.
+    fn drop_idle_link(&mut self, intid: u32) {
+        let pending = self.irq(0, intid).is_some_and(|irq| irq.pending);
+        if let Some(link) = self.held_link(intid).filter(|_| !pending) {
+            self.hw_held.remove(intid);
+            self.unlinked.insert(link);
+        }
+    }
+
+    /// The physical INTID `intid` is linked to, if the model holds it active
+    /// (`VgicDomain::hw_held`).
+    fn held_link(&self, intid: u32) -> Option<u32> {
+        self.hw_held
+            .contains(intid)
+            .then(|| self.hw_link(intid))
+            .flatten()
     }
 
     /// [`Self::candidates`] when `private` (the vCPU's live private interrupts) has at most
@@ -320,11 +365,12 @@ impl VgicDomain {
             && (lrs.iter().any(|&l| l & PENDING != 0) || self.model_deliverable(vcpu))
     }
 
-    /// The INTID of `lr` if it is a valid LR this model placed on `vcpu`.
+    /// The INTID of `lr` if it is a valid LR this model placed on `vcpu`: a software one, or
+    /// a hardware-linked SPI (the caller's own hardware LRs are private interrupts).
     fn owned_intid(&self, vcpu: usize, lr: u64) -> Option<u32> {
         let intid = intid(lr);
         let ours = state(lr) != LrState::Invalid
-            && !is_hw(lr)
+            && (!is_hw(lr) || intid >= FIRST_SPI)
             && self.lrs.get(vcpu).is_some_and(|t| t.in_lr.contains(intid));
         ours.then_some(intid)
     }
@@ -379,12 +425,22 @@ impl VgicDomain {
     /// value (0 if the interrupt left it).
     fn refresh(&mut self, vcpu: usize, intid: u32, lr: u64) -> u64 {
         let had_active = lr & ACTIVE != 0;
+        let mut lr = lr;
         let mut st = lr & STATE_MASK;
         if let Some(t) = self.lrs.get_mut(vcpu) {
-            if t.unpend_req.contains(intid) {
+            let unpend = t.unpend_req.contains(intid);
+            let deact = t.deact_req.contains(intid);
+            if (unpend || deact) && is_hw(lr) {
+                // The guest changes by register what its deactivation would have ended:
+                // the physical interrupt is ended here instead, and the LR goes on as an
+                // ordinary one.
+                self.unlinked.insert(pintid(lr));
+                lr = unlinked(lr);
+            }
+            if unpend {
                 st &= !PENDING;
             }
-            if t.deact_req.contains(intid) {
+            if deact {
                 st &= !ACTIVE;
             }
             t.unpend_req.remove(intid);
@@ -398,13 +454,30 @@ impl VgicDomain {
         if st == PENDING && !forwardable {
             // Disabled while waiting in the LR: take it back so the guest cannot see it
             // until re-enabled.
-            self.evict(vcpu, intid);
+            self.evict(vcpu, intid, is_hw(lr));
             return 0;
         }
         if irq.pending && forwardable {
-            st |= PENDING;
-            if let Some(m) = self.irq_mut(vcpu, intid) {
-                m.pending = false;
+            if is_hw(lr) {
+                // The physical interrupt is active, so this is the guest's own `ISPENDR`:
+                // it waits in the model until the hardware LR is done (a hardware LR is
+                // never pending+active).
+            } else if let Some(link) = self.held_link(intid) {
+                // The physical interrupt fired again after the link was dropped (a vCPU
+                // switched out with it in flight). Still only pending: the same delivery,
+                // now linked. Already taken: it waits for the guest to finish this one.
+                if st == PENDING {
+                    lr = build_hw(intid, link, priority(lr), group1(lr), LrState::Pending);
+                    self.hw_held.remove(intid);
+                    if let Some(m) = self.irq_mut(vcpu, intid) {
+                        m.pending = false;
+                    }
+                }
+            } else {
+                st |= PENDING;
+                if let Some(m) = self.irq_mut(vcpu, intid) {
+                    m.pending = false;
+                }
             }
         }
         if st == 0 {
@@ -415,6 +488,10 @@ impl VgicDomain {
                 }
             }
             return 0;
+        }
+        if is_hw(lr) {
+            // No EOI bit: its position is part of the physical INTID.
+            return (lr & !STATE_MASK) | st;
         }
         (lr & !(STATE_MASK | EOI)) | st | if irq.eoi_notify { EOI } else { 0 }
     }
@@ -456,10 +533,16 @@ impl VgicDomain {
         };
         irq.pending = false;
         irq.active = false;
-        if intid >= FIRST_SPI {
+        let spi = intid >= FIRST_SPI;
+        if spi {
             irq.owner = vcpu as u8;
         }
-        let lr = build(intid, irq.priority, group1, irq.eoi_notify, st);
+        let (priority, notify) = (irq.priority, irq.eoi_notify);
+        // Private interrupts are never linked: their path stays as it was.
+        let lr = match spi.then(|| self.held_link(intid)).flatten() {
+            Some(link) => self.place_held(intid, link, priority, group1, st),
+            None => build(intid, priority, group1, notify, st),
+        };
         if let Some(t) = self.lrs.get_mut(vcpu) {
             t.in_lr.insert(intid);
         }
@@ -469,11 +552,37 @@ impl VgicDomain {
         lr
     }
 
-    /// Takes a pending-only `intid` out of `vcpu`'s LRs, keeping it pending in the model.
-    fn evict(&mut self, vcpu: usize, intid: u32) {
+    /// The LR for SPI `intid`, which the model holds linked to active physical `link`:
+    /// hardware-linked if only pending. Made active by the guest's `ISACTIVER` meanwhile, it
+    /// goes in as an ordinary LR and the physical interrupt is handed to the caller to end
+    /// (a hardware LR cannot be pending+active).
+    #[cold]
+    #[inline(never)]
+    fn place_held(
+        &mut self,
+        intid: u32,
+        link: u32,
+        priority: u8,
+        group1: bool,
+        st: LrState,
+    ) -> u64 {
+        self.hw_held.remove(intid);
+        if st == LrState::Pending {
+            return build_hw(intid, link, priority, group1, st);
+        }
+        self.unlinked.insert(link);
+        build(intid, priority, group1, false, st)
+    }
+
+    /// Takes a pending-only `intid` out of `vcpu`'s LRs, keeping it pending in the model
+    /// (and, if its LR was hardware-linked, `hw` = true, its physical interrupt held).
+    fn evict(&mut self, vcpu: usize, intid: u32, hw: bool) {
         self.release(vcpu, intid);
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.pending = true;
+        }
+        if hw {
+            self.hw_held.insert(intid);
         }
         self.mark_live(vcpu, intid);
     }

@@ -27,6 +27,18 @@
 //!   placed in an LR; pending again while in an LR coalesces (LR pending) or becomes
 //!   pending+active (LR active). Level sources (the virtual timer) are handled by the caller
 //!   with EOI notification ([`VgicDomain::set_eoi_notify`]) and re-injection.
+//! - A passthrough SPI is **hardware-linked** ([`VgicDomain::link_hw`]): the caller
+//!   acknowledges the physical interrupt, drops its priority and leaves it active, and
+//!   pends the virtual one with [`VgicDomain::inject_hw`]; the flush places it in an LR with
+//!   HW = 1 and the physical INTID, so the guest's deactivation deactivates the physical
+//!   interrupt (no mask, no maintenance interrupt). While it is active the physical one
+//!   cannot fire again; a level line still asserted after the guest's EOI fires again,
+//!   which is right. A hardware LR is never pending+active: a pend by the guest
+//!   (`ISPENDR`) while one is in flight waits in the model for a software LR. Where the link
+//!   must be dropped with the physical interrupt still active (the guest clears its pending
+//!   or active state by register, or makes it active by register), the model hands the
+//!   physical INTID to the caller to deactivate ([`VgicDomain::take_unlinked`]) and goes on
+//!   with a software LR.
 //! - An interrupt is *deliverable* when pending and enabled. Priority masking (`ICC_PMR`)
 //!   lives in the hardware virtual CPU interface and is not modelled, so
 //!   [`VgicDomain::has_deliverable`] may over-approximate.
@@ -74,6 +86,8 @@ const SPIS: usize = GUEST_SPIS as usize;
 
 // The bit-per-interrupt registers are 32 wide; a partial word would need masking everywhere.
 const _: () = assert!(GUEST_SPIS.is_multiple_of(32) && NR_IRQS <= 1020);
+// A physical INTID a passthrough SPI links to is one of ours (an `IrqSet` member), in a u8.
+const _: () = assert!(NR_IRQS <= 256);
 // VcpuMask has one bit per vCPU and `owner` stores a vCPU index in a u8.
 const _: () = assert!(MAX_VCPUS <= 32 && MAX_VCPUS < NO_OWNER as usize);
 
@@ -129,6 +143,19 @@ pub struct VgicDomain {
     live_private: [u32; MAX_VCPUS],
     /// SPIs (by INTID) that may be pending or active in the model (see `live_private`).
     live_spis: IrqSet,
+    /// Per SPI, the physical INTID it is hardware-linked to (a passthrough device's
+    /// interrupt, [`Self::link_hw`]), or 0 for none. Kept beside `spis` rather than in
+    /// [`state::Irq`]: only SPIs have one, and `Irq` is in every private bank too.
+    spi_link: [u8; SPIS],
+    /// Linked SPIs (by INTID) whose physical interrupt was acknowledged and priority-dropped
+    /// at EL2 and is still active on their behalf while they are not in an LR: their
+    /// pending state is the physical one's, so they go into a hardware-linked LR. Once one
+    /// is, the LR carries the link and it leaves this set (the guest's deactivation ends
+    /// the physical interrupt); whoever drops the link otherwise deactivates it.
+    hw_held: IrqSet,
+    /// Physical INTIDs whose link the model dropped while they were still active: the
+    /// caller deactivates them ([`Self::take_unlinked`]).
+    unlinked: IrqSet,
 }
 
 const fn reset_private_bank() -> [Irq; 32] {
@@ -165,6 +192,9 @@ impl VgicDomain {
             diag: Diagnostics::NONE,
             live_private: [0; MAX_VCPUS],
             live_spis: IrqSet::EMPTY,
+            spi_link: [0; SPIS],
+            hw_held: IrqSet::EMPTY,
+            unlinked: IrqSet::EMPTY,
         }
     }
 
@@ -258,19 +288,93 @@ impl VgicDomain {
         kick
     }
 
+    /// Links SPI `intid` to physical interrupt `pintid` (a passthrough device's, given to
+    /// this domain): from now on [`Self::inject_hw`] pends it and the flush places it in a
+    /// hardware-linked LR. False, changing nothing, unless `intid` is an SPI of this GIC and
+    /// `pintid` a physical SPI the LR can name and [`IrqSet`] can hold (below [`NR_IRQS`]).
+    pub fn link_hw(&mut self, intid: u32, pintid: u32) -> bool {
+        if !(FIRST_SPI..NR_IRQS as u32).contains(&pintid) {
+            return false;
+        }
+        let Some(link) = self.spi_link_mut(intid) else {
+            return false;
+        };
+        *link = pintid as u8;
+        if let Some(irq) = self.irq_mut(0, intid) {
+            irq.eoi_notify = false;
+        }
+        self.stale = VcpuMask::MAX;
+        true
+    }
+
+    /// Drops SPI `intid`'s hardware link (its device leaves this domain). Returns the
+    /// physical INTID if the model held it active (fired, not yet in an LR): the caller
+    /// deactivates it, so the device's next holder gets interrupts. An LR in flight is not
+    /// the model's to see: the caller ends those when it switches the vCPU out.
+    pub fn unlink_hw(&mut self, intid: u32) -> Option<u32> {
+        let link = core::mem::replace(self.spi_link_mut(intid)?, 0);
+        let held = self.hw_held.contains(intid);
+        self.hw_held.remove(intid);
+        self.stale = VcpuMask::MAX;
+        (held && link != 0).then_some(u32::from(link))
+    }
+
+    /// The physical INTID SPI `intid` is linked to ([`Self::link_hw`]).
+    pub fn hw_link(&self, intid: u32) -> Option<u32> {
+        let spi = intid.checked_sub(FIRST_SPI)?;
+        let link = *self.spi_link.get(spi as usize)?;
+        (link != 0).then_some(u32::from(link))
+    }
+
+    /// The link slot of SPI `intid` (`None` for a private or absent INTID).
+    fn spi_link_mut(&mut self, intid: u32) -> Option<&mut u8> {
+        let spi = intid.checked_sub(FIRST_SPI)?;
+        self.spi_link.get_mut(spi as usize)
+    }
+
+    /// The linked physical interrupt of SPI `intid` fired, and the caller acknowledged it and
+    /// dropped its priority, leaving it active: pends the virtual SPI, to be placed in a
+    /// hardware-linked LR, and returns the vCPUs to kick (as [`Self::inject`]). `None`,
+    /// changing nothing, if `intid` is not linked: the caller must then deactivate the
+    /// physical interrupt itself.
+    pub fn inject_hw(&mut self, intid: u32) -> Option<VcpuMask> {
+        self.hw_link(intid)?;
+        self.hw_held.insert(intid);
+        Some(self.inject(0, intid))
+    }
+
+    /// The physical INTIDs whose hardware link the model dropped while they were still
+    /// active (see the module doc); the caller deactivates each (`gic::deactivate`), so
+    /// its device can interrupt again. Emptied by the call.
+    pub fn take_unlinked(&mut self) -> IrqSet {
+        core::mem::replace(&mut self.unlinked, IrqSet::EMPTY)
+    }
+
+    /// Whether [`Self::take_unlinked`] has anything (cheap: checked after every flush).
+    #[inline]
+    pub fn has_unlinked(&self) -> bool {
+        !self.unlinked.is_empty()
+    }
+
     /// Takes over a list register the caller filled itself with a private interrupt of
     /// `vcpu` (the per-CPU fast path delivering a posted interrupt, [`crate::posted`]): from
     /// now on the model treats it as one it placed. Returns false, changing nothing, unless
     /// `lr` is a valid software LR for an SGI or PPI no LR of the model holds for `vcpu`.
+    /// A hardware-linked SPI LR of the model's that the caller unlinked (cleared HW and
+    /// the physical INTID, deactivating the physical interrupt: a vCPU switched out with it
+    /// in flight) is already the model's: true, and it stays an ordinary LR.
     pub fn adopt(&mut self, vcpu: usize, lr: u64) -> bool {
         let intid = lr::intid(lr);
         let valid = lr::state(lr) != lr::LrState::Invalid && !lr::is_hw(lr);
-        if vcpu >= self.nr_vcpus || intid >= FIRST_SPI || !valid {
+        if vcpu >= self.nr_vcpus || !valid {
             return false;
         }
         let Some(t) = self.lrs.get_mut(vcpu) else {
             return false;
         };
+        if intid >= FIRST_SPI {
+            return t.in_lr.contains(intid);
+        }
         if t.in_lr.contains(intid) {
             return false;
         }

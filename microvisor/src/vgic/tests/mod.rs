@@ -8,6 +8,7 @@ mod delivery;
 mod direct;
 mod fuzz;
 mod guest_setups;
+mod hwlink;
 mod mmio;
 mod routing;
 mod v2;
