@@ -55,9 +55,17 @@ fn take_percpu(cpu: usize) -> &'static mut PerCpu {
     unsafe { &mut (*core::ptr::addr_of_mut!(PERCPU)).0[cpu] }
 }
 
-/// Boot CPU entry from `boot.rs` (MMU off, BSS zeroed, on CPU 0's stack).
+/// Boot CPU entry from `boot.rs` (MMU off, BSS zeroed, on CPU 0's stack): brings the
+/// system up in frames that are gone before CPU 0 runs guests (see `hyp::boot::start`).
 #[unsafe(no_mangle)]
 extern "C" fn rust_boot_primary(dtb: u64) -> ! {
+    let pc = bring_up(dtb);
+    crate::hyp::fastpath::run_cpu(0, &mut pc.regs)
+}
+
+/// Everything the boot CPU does before it runs guests; its per-CPU state.
+#[inline(never)]
+fn bring_up(dtb: u64) -> &'static mut PerCpu {
     // SAFETY: the boot protocol passes a device tree in x0; its header says its size. We
     // own it from here on: `take_memory` keeps it out of the allocator and the layout
     // below makes it private.
@@ -101,7 +109,8 @@ extern "C" fn rust_boot_primary(dtb: u64) -> ! {
     // SAFETY: the DT names the GIC's ranges, mapped as device memory above.
     let guest_gicc = unsafe { gic::init_distributor(&early.platform) };
     let pc = init_this_cpu(0);
-    hyp_boot::primary(early, el2_map, guest_gicc, &mut pc.regs)
+    hyp_boot::start(early, el2_map, guest_gicc);
+    pc
 }
 
 /// What windows may reach: all mapped RAM except this image, the device tree, the frame
