@@ -21,6 +21,15 @@ fn linked() -> VgicDomain {
     g
 }
 
+/// [`linked`] after the device fired once and vCPU 0's LRs were flushed.
+fn fired_and_flushed() -> (VgicDomain, [u64; NR_LRS]) {
+    let mut g = linked();
+    g.inject_hw(SPI);
+    let mut lrs = [0u64; NR_LRS];
+    g.flush_lrs(0, &mut lrs);
+    (g, lrs)
+}
+
 fn unlinked(g: &mut VgicDomain) -> Vec<u32> {
     g.take_unlinked().iter().collect()
 }
@@ -81,10 +90,7 @@ fn only_a_linked_spi_is_taken_and_only_representable_links_are_made() {
 
 #[test]
 fn a_guest_pend_while_the_hardware_lr_is_active_waits_for_a_software_lr() {
-    let mut g = linked();
-    g.inject_hw(SPI);
-    let mut lrs = [0u64; NR_LRS];
-    g.flush_lrs(0, &mut lrs);
+    let (mut g, mut lrs) = fired_and_flushed();
     ack(&mut lrs[0]);
     g.sync_lrs(0, &lrs);
     wr32(&mut g, GICD + 0x200 + WORD, BIT); // ISPENDR
@@ -109,10 +115,7 @@ fn a_guest_pend_while_the_hardware_lr_is_active_waits_for_a_software_lr() {
 
 #[test]
 fn a_guest_icactiver_on_a_hardware_lr_ends_the_physical_interrupt() {
-    let mut g = linked();
-    g.inject_hw(SPI);
-    let mut lrs = [0u64; NR_LRS];
-    g.flush_lrs(0, &mut lrs);
+    let (mut g, mut lrs) = fired_and_flushed();
     ack(&mut lrs[0]);
     g.sync_lrs(0, &lrs);
     wr32(&mut g, GICD + 0x380 + WORD, BIT); // ICACTIVER
@@ -124,10 +127,7 @@ fn a_guest_icactiver_on_a_hardware_lr_ends_the_physical_interrupt() {
 
 #[test]
 fn a_guest_icpendr_on_a_waiting_hardware_lr_ends_the_physical_interrupt() {
-    let mut g = linked();
-    g.inject_hw(SPI);
-    let mut lrs = [0u64; NR_LRS];
-    g.flush_lrs(0, &mut lrs);
+    let (mut g, mut lrs) = fired_and_flushed();
     wr32(&mut g, GICD + 0x280 + WORD, BIT); // ICPENDR
     g.flush_lrs(0, &mut lrs);
     assert!(lr_intids(&lrs).is_empty());
@@ -157,10 +157,7 @@ fn a_guest_icpendr_on_a_held_spi_ends_the_physical_interrupt() {
 
 #[test]
 fn disabling_a_waiting_hardware_lr_keeps_the_physical_interrupt_held() {
-    let mut g = linked();
-    g.inject_hw(SPI);
-    let mut lrs = [0u64; NR_LRS];
-    g.flush_lrs(0, &mut lrs);
+    let (mut g, mut lrs) = fired_and_flushed();
     wr32(&mut g, GICD + 0x180 + WORD, BIT); // ICENABLER
     g.flush_lrs(0, &mut lrs);
     assert!(lr_intids(&lrs).is_empty());
@@ -195,10 +192,7 @@ fn switch_out(g: &mut VgicDomain, l: &mut u64) {
 
 #[test]
 fn switched_out_while_active_the_virtual_one_finishes_and_a_refire_waits() {
-    let mut g = linked();
-    g.inject_hw(SPI);
-    let mut lrs = [0u64; NR_LRS];
-    g.flush_lrs(0, &mut lrs);
+    let (mut g, mut lrs) = fired_and_flushed();
     ack(&mut lrs[0]);
     switch_out(&mut g, &mut lrs[0]);
     g.sync_lrs(0, &lrs);
@@ -222,10 +216,7 @@ fn switched_out_while_active_the_virtual_one_finishes_and_a_refire_waits() {
 
 #[test]
 fn switched_out_while_pending_a_refire_relinks_the_same_lr() {
-    let mut g = linked();
-    g.inject_hw(SPI);
-    let mut lrs = [0u64; NR_LRS];
-    g.flush_lrs(0, &mut lrs);
+    let (mut g, mut lrs) = fired_and_flushed();
     switch_out(&mut g, &mut lrs[0]);
     g.sync_lrs(0, &lrs);
     g.inject_hw(SPI);
