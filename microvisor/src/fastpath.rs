@@ -185,12 +185,13 @@ pub fn vtimer_lr(lrs: &[u64], priority: Option<u8>, group: u64) -> Option<(usize
         return None;
     }
     let slot = lrs.iter().position(|&l| l & lr::STATE_MASK == 0)?;
-    let value = lr::PENDING
-        | lr::HW
-        | group
-        | (u64::from(priority) << lr::PRIORITY_SHIFT)
-        | (u64::from(VTIMER_PPI) << 32)
-        | u64::from(VTIMER_PPI);
+    let value = lr::build_hw(
+        VTIMER_PPI,
+        VTIMER_PPI,
+        priority,
+        lr::group1(group),
+        lr::LrState::Pending,
+    );
     Some((slot, value))
 }
 

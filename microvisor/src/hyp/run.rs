@@ -131,16 +131,18 @@ impl Hyp {
                 gic::write_lr(i, 0);
             }
             if *slot & lr::HW != 0 {
-                if *slot & lr::STATE_MASK != 0 {
-                    gic::deactivate(((*slot >> 32) & 0x1fff) as u32);
+                let in_flight = *slot & lr::STATE_MASK != 0;
+                if in_flight {
+                    gic::deactivate(lr::pintid(*slot));
                     unlinked |= 1 << i;
-                    if lr::intid(*slot) == VTIMER_PPI {
-                        // Now a software LR: its completion is reported (see below).
-                        *slot |= lr::EOI;
-                        timer_unlinked = true;
-                    }
                 }
-                *slot &= !(lr::HW | (0x1fff << 32));
+                if in_flight && lr::intid(*slot) == VTIMER_PPI {
+                    // Now a software LR whose completion is reported (see below).
+                    *slot = lr::unlinked_notified(*slot);
+                    timer_unlinked = true;
+                } else {
+                    *slot = lr::unlinked(*slot);
+                }
             }
         }
         if timer_unlinked {

@@ -79,18 +79,10 @@ impl Hyp {
         let n = self.nr_lrs;
         if let Some(d) = self.domain_mut(id) {
             let priority = d.vgic.enabled_priority(v, VTIMER_PPI);
+            let group = lr::group_bit(d.vgic.version());
             let vcpu = &mut d.vcpus[v];
-            let in_lr = vcpu.lrs[..n]
-                .iter()
-                .any(|&lr| lr as u32 == VTIMER_PPI && lr >> 62 != 0);
-            let free = vcpu.lrs[..n].iter().position(|&lr| lr >> 62 == 0);
-            if let (Some(priority), false, Some(slot)) = (priority, in_lr, free) {
-                let lr = lr::PENDING
-                    | lr::HW
-                    | lr::group_bit(d.vgic.version())
-                    | (u64::from(priority) << lr::PRIORITY_SHIFT)
-                    | (u64::from(VTIMER_PPI) << 32)
-                    | u64::from(VTIMER_PPI);
+            // The fast path's rule, for an exit that came here anyway.
+            if let Some((slot, lr)) = crate::fastpath::vtimer_lr(&vcpu.lrs[..n], priority, group) {
                 vcpu.lrs[slot] = lr;
                 vcpu.stats.irqs += 1;
                 gic::write_lr(slot, lr);

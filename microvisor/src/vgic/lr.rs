@@ -98,6 +98,12 @@ pub const fn unlinked(lr: u64) -> u64 {
     lr & !(HW | PINTID_MASK)
 }
 
+/// [`unlinked`] with the EOI-maintenance bit, so the guest's finishing it is reported. The
+/// bit is set after the unlink: it lies inside the pINTID field the unlink clears.
+pub const fn unlinked_notified(lr: u64) -> u64 {
+    unlinked(lr) | EOI
+}
+
 /// The LR's state.
 pub const fn state(lr: u64) -> LrState {
     match (lr & PENDING != 0, lr & ACTIVE != 0) {

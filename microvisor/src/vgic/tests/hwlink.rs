@@ -417,3 +417,17 @@ fn random_links_never_strand_or_double_end_a_physical_interrupt() {
         assert!(phys.active.is_empty(), "stranded: {:?}", phys.active);
     }
 }
+
+#[test]
+fn an_unlinked_lr_asking_for_eoi_keeps_the_bit_and_loses_the_link() {
+    let hw = lr::build_hw(27, 27, 0xa0, true, lr::LrState::Active);
+    let soft = lr::unlinked_notified(hw);
+    assert!(!lr::is_hw(soft));
+    assert!(
+        lr::eoi_notify(soft),
+        "{soft:#x}: the EOI bit lies in the pINTID field"
+    );
+    assert_eq!(lr::intid(soft), 27);
+    assert_eq!(lr::state(soft), lr::LrState::Active);
+    assert_eq!(lr::unlinked(hw), soft & !lr::EOI);
+}
