@@ -5,10 +5,10 @@
 //! or reporting idle time then never waits behind other CPUs' exits.
 //!
 //! It also holds the sub-page device windows a driver domain mapped (its virtio-mmio
-//! transports; DESIGN §6.1; dom0's management port is left to the locked path): their
-//! accesses trap, and
-//! its CPU's fast path performs one that falls inside such a window on the device under this
-//! lock alone ([`FastSlot::trapped_access`]), as the locked path would.
+//! transports, DESIGN §6.1; dom0's management port is left to the locked path). Their
+//! accesses trap, and its CPU's fast path performs one that falls inside such a window on
+//! the device under this lock alone ([`FastSlot::trapped_access`]), as the locked path
+//! would.
 //!
 //! Whether the slot serves a call is decided by the global state and recorded here:
 //! `running` from the domain's build until it is hung on purpose or freed (a hung domain's
