@@ -176,6 +176,7 @@ const VTIMER_PPI: u32 = 27;
 /// (`Hyp::unload`).
 ///
 /// `group` is the domain's Group bit ([`lr::group_bit`]).
+#[inline(always)]
 pub fn vtimer_lr(lrs: &[u64], priority: Option<u8>, group: u64) -> Option<(usize, u64)> {
     let priority = priority?;
     let in_lr = lrs
