@@ -1,6 +1,6 @@
 //! The decisions of the per-CPU exit fast path, kept free of hardware so they are
 //! host-tested: which synchronous exits the running vCPU's CPU may finish without the
-//! global lock, and where the virtual timer of a loaded, pinned-exclusive vCPU goes.
+//! global lock, and where the virtual timer and the passthrough SPIs of a loaded vCPU go.
 //!
 //! An exit qualifies only if it reads and writes nothing but the caller's registers, its
 //! own CPU's list registers and its domain's fast slot (`hyp::fast_slots`, under that
@@ -194,6 +194,54 @@ pub fn vtimer_lr(lrs: &[u64], priority: Option<u8>, group: u64) -> Option<(usize
         lr::LrState::Pending,
     );
     Some((slot, value))
+}
+
+/// Where physical SPI `pintid`, just acknowledged, goes without the lock: `(slot, LR
+/// value)`, a pending hardware-linked LR for the guest's SPI, if `spis` (the loaded vCPU's
+/// idle linked SPIs, [`crate::vgic::VgicDomain::fast_spis`]) has it not yet placed, no LR
+/// holds its INTID and an LR is free. The entry then records the slot until the LR is
+/// freed ([`spi_lrs_freed`]) or the next locked pass takes the LR over. `None` sends it to
+/// the slow path (`Hyp::forward_spi`).
+///
+/// `group` is the domain's Group bit ([`lr::group_bit`]).
+pub fn spi_lr(
+    spis: &mut [crate::vgic::FastSpi],
+    lrs: &[u64],
+    pintid: u32,
+    group: u64,
+) -> Option<(usize, u64)> {
+    let spi = spis
+        .iter_mut()
+        .find(|s| s.pintid == pintid && s.placed.is_none())?;
+    let in_lr = lrs
+        .iter()
+        .any(|&l| lr::intid(l) == spi.intid && l & lr::STATE_MASK != 0);
+    if in_lr {
+        return None;
+    }
+    let slot = lrs.iter().position(|&l| l & lr::STATE_MASK == 0)?;
+    spi.placed = Some(u8::try_from(slot).ok()?);
+    let value = lr::build_hw(
+        spi.intid,
+        pintid,
+        spi.priority,
+        lr::group1(group),
+        lr::LrState::Pending,
+    );
+    Some((slot, value))
+}
+
+/// The guest finished the LRs in `freed` (bit n = LR n) before any locked pass saw them:
+/// an SPI [`spi_lr`] placed in one is idle again, as the model never knew it left.
+pub fn spi_lrs_freed(spis: &mut [crate::vgic::FastSpi], freed: u16) {
+    for spi in spis.iter_mut() {
+        if spi
+            .placed
+            .is_some_and(|slot| slot < 16 && freed & (1 << slot) != 0)
+        {
+            spi.placed = None;
+        }
+    }
 }
 
 /// Brings the LR shadow `shadow` up to date with the hardware `hw` where the only change

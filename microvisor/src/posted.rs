@@ -43,6 +43,11 @@ impl PostedIrqs {
         self.bits.fetch_or(bits, Ordering::AcqRel);
     }
 
+    /// Whether anything is posted, without taking it.
+    pub fn is_empty(&self) -> bool {
+        self.bits.load(Ordering::Acquire) == 0
+    }
+
     /// Empties the word and returns what was in it.
     pub fn take(&self) -> u32 {
         self.bits.swap(0, Ordering::AcqRel)

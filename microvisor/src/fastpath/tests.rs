@@ -127,6 +127,73 @@ fn timer_is_slow_when_disabled_already_in_flight_or_lrs_full() {
     );
 }
 
+/// A fast-path view holding passthrough SPI 48 (linked to physical 48) at 0xa0.
+fn spi48() -> [crate::vgic::FastSpi; 1] {
+    [crate::vgic::FastSpi {
+        intid: 48,
+        pintid: 48,
+        priority: 0xa0,
+        placed: None,
+    }]
+}
+
+#[test]
+fn a_passthrough_spi_goes_to_a_free_hw_lr_once_until_it_is_freed() {
+    let mut spis = spi48();
+    let busy = lr::PENDING | 33;
+    let mut lrs = [busy, 0, 0];
+    let (slot, value) = spi_lr(&mut spis, &lrs, 48, lr::GROUP1).unwrap();
+    assert_eq!(slot, 1);
+    assert_eq!(
+        value,
+        lr::build_hw(48, 48, 0xa0, true, lr::LrState::Pending),
+        "what the vGIC's flush places for a fired linked SPI"
+    );
+    assert_eq!(spis[0].placed, Some(1));
+    lrs[1] = value;
+    // Placed: not again (its physical interrupt cannot fire before the guest ends it, but a
+    // second delivery must not be possible from a stale view either).
+    assert_eq!(spi_lr(&mut spis, &lrs, 48, lr::GROUP1), None);
+    assert_eq!(spi_lr(&mut spis, &[0, 0, 0], 48, lr::GROUP1), None);
+    // Another slot freed: still placed.
+    spi_lrs_freed(&mut spis, 1 << 2);
+    assert_eq!(spis[0].placed, Some(1));
+    // Its own slot freed by the guest: idle again.
+    spi_lrs_freed(&mut spis, 1 << 1);
+    assert_eq!(spis[0].placed, None);
+    assert_eq!(
+        spi_lr(&mut spis, &[busy, 0, 0], 48, lr::GROUP1).map(|r| r.0),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_passthrough_spi_is_slow_when_unknown_already_in_an_lr_or_lrs_full() {
+    let busy = lr::PENDING | 33;
+    assert_eq!(
+        spi_lr(&mut spi48(), &[0], 49, lr::GROUP1),
+        None,
+        "not in the view"
+    );
+    assert_eq!(spi_lr(&mut [], &[0], 48, lr::GROUP1), None, "empty view");
+    let in_lr = lr::ACTIVE | 48;
+    assert_eq!(
+        spi_lr(&mut spi48(), &[in_lr, 0], 48, lr::GROUP1),
+        None,
+        "in an LR"
+    );
+    assert_eq!(
+        spi_lr(&mut spi48(), &[busy; 4], 48, lr::GROUP1),
+        None,
+        "no free LR"
+    );
+    let mut spis = spi48();
+    assert_eq!(spi_lr(&mut spis, &[busy; 4], 48, lr::GROUP1), None);
+    assert_eq!(spis[0].placed, None, "a refusal records nothing");
+    let (_, v2) = spi_lr(&mut spis, &[0], 48, lr::group_bit(GicVersion::V2)).unwrap();
+    assert!(!lr::group1(v2), "a GICv2 guest's LRs are Group 0");
+}
+
 /// Register values around every boundary the decoders care about.
 fn probes() -> std::vec::Vec<u64> {
     let mut v = std::vec::Vec::new();

@@ -5,8 +5,9 @@
 //! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, a WFI with an
 //! interrupt already pending in an LR, a pinned-exclusive vCPU's trapped WFI (waited out
 //! at EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt,
-//! the kick SGI, and the virtual timer of a loaded pinned-exclusive vCPU (straight into a
-//! free hardware-linked LR). If nothing is in its mailbox it re-enters the guest at once:
+//! the kick SGI, the virtual timer of the loaded vCPU and a passthrough SPI of its domain
+//! (each straight into a free hardware-linked LR; the SPI only while the vGIC model has it
+//! idle, and the model takes its LR over at the next locked pass). If nothing is in its mailbox it re-enters the guest at once:
 //! no lock, no scheduler. If the mailbox holds only [`POSTED`], it places the interrupts
 //! posted to its vCPU into free LRs itself ([`crate::posted`]) and re-enters. Everything
 //! else takes [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
@@ -29,14 +30,15 @@ use crate::arch::sysreg::{read_esr_el2, read_far_el2, read_hpfar_el2};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
-    absorb_hw_lr_progress, classify_sync, deferred_serror, sgi_homes, vtimer_lr, SyncAction,
-    XEN_VERSION,
+    absorb_hw_lr_progress, classify_sync, deferred_serror, sgi_homes, spi_lr, spi_lrs_freed,
+    vtimer_lr, SyncAction, XEN_VERSION,
 };
 use crate::lock_holds::Pass;
 use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
 use crate::sched::VcpuKey;
 use crate::trap::Exit;
+use crate::vgic::FAST_SPIS;
 use core::sync::atomic::Ordering;
 use protocol::layout::GicVersion;
 
@@ -262,26 +264,10 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
     let Some(lv) = local.loaded.as_mut() else {
         return SLOW;
     };
-    if !G::lrs_match(&lv.lrs[..n]) {
-        // Usually the guest finishing the timer's hardware-linked LR: absorbed here.
-        let mut hw = [0u64; MAX_LRS];
-        if G::VERSION == GicVersion::V2 {
-            // A GICv2 LR is read against what was last written to it (see `gic::read_lrs`).
-            hw = lv.lrs;
-        }
-        G::read_lrs(&mut hw[..n]);
-        let absorbed = absorb_hw_lr_progress(
-            &mut lv.lrs[..n],
-            &hw[..n],
-            &mut local.posted,
-            &mut local.retired,
-        );
-        let Some(freed) = absorbed else {
-            return SLOW;
-        };
-        for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
-            G::write_lr(slot, 0);
-        }
+    if !G::lrs_match(&lv.lrs[..n])
+        && !absorb_progress::<G>(lv, n, &mut local.posted, &mut local.retired)
+    {
+        return SLOW;
     }
     match kind {
         ExitKind::Sync => {
@@ -303,17 +289,22 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     }
                 }
                 SyncAction::WfiReturn => regs.pc += 4,
-                SyncAction::WfiWait if lv.exclusive => {
-                    // Only an exclusive vCPU whose WFI traps gets here (`run::traps_wfi`):
-                    // its CPU has nothing else to run, so it waits here with the vCPU
-                    // loaded, and the wait is not the guest's time. What woke it is taken
-                    // at once, as if it had arrived just after the guest's WFI completed.
+                SyncAction::WfiWait if lv.exclusive || lv.alone => {
+                    // An exclusive vCPU whose WFI traps (`run::traps_wfi`), or a shared one
+                    // with nothing else runnable on its CPU: the CPU has nothing else to
+                    // run, so it waits here with the vCPU loaded, and the wait is not the
+                    // guest's time. What woke it is taken at once, as if it had arrived
+                    // just after the guest's WFI completed. A shared CPU writes queued
+                    // console lines out first, as it would before idling.
+                    if !lv.exclusive {
+                        crate::log::drain();
+                    }
                     let t = arch::counter_now();
                     arch::wait_for_interrupt();
                     let woke = arch::counter_now();
                     local.waited += woke.saturating_sub(t);
                     regs.pc += 4;
-                    return match take_irqs::<G>(lv, n, &mut local.irqs) {
+                    return match take_irqs::<G>(lv, n, &mut local.irqs, &mut local.posted) {
                         Outcome::Slow {
                             first_irq: Some(first_irq),
                             ..
@@ -336,9 +327,37 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
             }
             Outcome::Done
         }
-        ExitKind::Irq | ExitKind::Fiq => take_irqs::<G>(lv, n, &mut local.irqs),
+        ExitKind::Irq | ExitKind::Fiq => take_irqs::<G>(lv, n, &mut local.irqs, &mut local.posted),
         ExitKind::SError => SLOW,
     }
+}
+
+/// The LRs differ from their shadow: usually the guest finishing the timer's or a
+/// passthrough SPI's hardware-linked LR, absorbed here ([`absorb_hw_lr_progress`]); the
+/// LRs it frees are zeroed in the hardware. False if the vGIC model must see the change
+/// under the lock. Out of line: the exits that find the LRs unchanged (every round trip)
+/// keep their registers.
+#[inline(never)]
+fn absorb_progress<G: Hot>(
+    lv: &mut LoadedVcpu,
+    n: usize,
+    posted: &mut u16,
+    retired: &mut u16,
+) -> bool {
+    let mut hw = [0u64; MAX_LRS];
+    if G::VERSION == GicVersion::V2 {
+        // A GICv2 LR is read against what was last written to it (see `gic::read_lrs`).
+        hw = lv.lrs;
+    }
+    G::read_lrs(&mut hw[..n]);
+    let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], posted, retired) else {
+        return false;
+    };
+    for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
+        G::write_lr(slot, 0);
+    }
+    spi_lrs_freed(&mut lv.spis[..lv.nr_spis.min(FAST_SPIS)], freed);
+    true
 }
 
 /// Serves capability call `op` about the caller itself from its domain's slot (see
@@ -421,10 +440,12 @@ fn notify_cpus<G: Hot>(cpus: u64, this_cpu: usize) {
 }
 
 /// Acknowledges and finishes this CPU's pending physical interrupts without the lock: the
-/// kick SGI, and the loaded vCPU's virtual timer into a free hardware-linked LR (counted in
-/// `irqs`). The first it cannot finish goes to the slow path, acknowledged.
+/// kick SGI, the loaded vCPU's virtual timer into a free hardware-linked LR, and a
+/// passthrough SPI of its domain into one ([`take_spi`]; its LR goes into `posted` for the
+/// model to adopt). Both are counted in `irqs`. The first it cannot finish goes to the slow
+/// path, acknowledged.
 #[inline(always)]
-fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64) -> Outcome {
+fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64, posted: &mut u16) -> Outcome {
     loop {
         let intid = G::ack();
         if intid == SPURIOUS {
@@ -440,7 +461,8 @@ fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64) -> Outcome {
                 let group = crate::vgic::lr::group_bit(G::VERSION);
                 vtimer_lr(&lv.lrs[..n], lv.vtimer_priority, group)
             })
-            .flatten();
+            .flatten()
+            .or_else(|| take_spi::<G>(lv, n, intid, posted));
         let Some((slot, value)) = lr else {
             return Outcome::Slow {
                 first_irq: Some(intid),
@@ -455,23 +477,72 @@ fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64) -> Outcome {
     }
 }
 
+/// Where physical interrupt `intid` goes if it is one of the loaded vCPU's idle passthrough
+/// SPIs ([`spi_lr`]); its slot is added to `posted`, so the next locked pass hands the LR
+/// to the vGIC model. Out of line: the timer's path above stays as short as it was.
+#[inline(never)]
+fn take_spi<G: Hot>(
+    lv: &mut LoadedVcpu,
+    n: usize,
+    intid: u32,
+    posted: &mut u16,
+) -> Option<(usize, u64)> {
+    if intid < 32 || lv.nr_spis == 0 || !lv.priority_fresh() {
+        return None;
+    }
+    let group = crate::vgic::lr::group_bit(G::VERSION);
+    let spis = &mut lv.spis[..lv.nr_spis.min(FAST_SPIS)];
+    let (slot, value) = spi_lr(spis, &lv.lrs[..n], intid, group)?;
+    *posted |= 1 << slot;
+    Some((slot, value))
+}
+
 /// Serves a mailbox holding only [`POSTED`]: clears it, then places the interrupts posted
 /// to the loaded vCPU into free list registers. Returns false if the slow path must run
 /// (another request, a stale configuration cache, or something it could not place, which
 /// goes back into the vCPU's word for the locked pass to put in the vGIC model).
+///
+/// On a shared pCPU the loaded vCPU must be alone ([`LoadedVcpu::alone`]), and a post may
+/// be for another vCPU queued here: if any of their words holds something, or something
+/// is left over, `POSTED` goes back into the mailbox, and the locked pass drains every
+/// vCPU placed here.
 #[inline(never)]
 fn deliver_posted<G: Hot>(local: &mut Local, mailbox: &Mailbox) -> bool {
-    // On a shared pCPU the post may be for a vCPU placed here but not loaded: left in the
-    // mailbox for the locked pass, which drains every vCPU placed here.
-    if mailbox.peek() != POSTED || !local.loaded.is_some_and(|lv| lv.exclusive) {
+    if mailbox.peek() != POSTED {
         return false;
     }
-    // Before taking the word (see `crate::posted`).
+    let Some(exclusive) = local
+        .loaded
+        .as_ref()
+        .filter(|lv| lv.exclusive || lv.alone)
+        .map(|lv| lv.exclusive)
+    else {
+        return false;
+    };
+    // Before taking the word (see `crate::posted`); a post after this sets it again.
     mailbox.clear(POSTED);
+    if place_own_posts::<G>(local) {
+        return true;
+    }
+    if !exclusive {
+        // An exclusive vCPU's word is drained by every locked pass; a shared CPU drains
+        // its vCPUs' words when it finds POSTED.
+        mailbox.post(POSTED);
+    }
+    false
+}
+
+/// [`deliver_posted`] after the mailbox was cleared: places what was posted to the loaded
+/// vCPU; false if the locked pass must (see there).
+#[inline(always)]
+fn place_own_posts<G: Hot>(local: &mut Local) -> bool {
     let n = local.nr_lrs;
     let Some(lv) = local.loaded.as_mut().filter(|lv| lv.priority_fresh()) else {
         return false;
     };
+    if !lv.exclusive && !neighbours_quiet(lv) {
+        return false;
+    }
     let Some(word) = posted_irqs(lv.key) else {
         return false;
     };
@@ -487,6 +558,19 @@ fn deliver_posted<G: Hot>(local: &mut Local, mailbox: &Mailbox) -> bool {
         return false;
     }
     true
+}
+
+/// Whether nothing is posted to the other vCPUs queued on the loaded vCPU's CPU (a post to
+/// one of them needs the locked pass, which wakes it). False if they are not all known.
+#[inline(never)]
+fn neighbours_quiet(lv: &LoadedVcpu) -> bool {
+    let Some(count) = lv.nr_neighbours else {
+        return false;
+    };
+    lv.neighbours
+        .iter()
+        .take(count)
+        .all(|&k| posted_irqs(k).is_none_or(|w| w.is_empty()))
 }
 
 /// If the exit sends an SGI that [`post_sgi`] can deliver — a write of `ICC_SGI1R_EL1` on

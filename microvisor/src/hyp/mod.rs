@@ -36,8 +36,10 @@
 //! ([`fastpath`]) without the global lock: capability `NullCall`/`WhoAmI`,
 //! `ConsoleWrite`/`ConsoleRead`/`Heartbeat`/`IdleReport` (the domain's slot lock only),
 //! `xen_version(XENVER_version)`, WFI with an interrupt pending in an LR, spurious
-//! interrupts, the kick SGI, the virtual timer of a loaded pinned-exclusive vCPU, and
-//! posted interrupts. Cross-CPU interrupts to a pinned-exclusive vCPU are *posted*: the
+//! interrupts, the kick SGI, the virtual timer of a loaded vCPU, a passthrough SPI of the
+//! loaded vCPU's domain that is idle in its vGIC model (into a hardware-linked LR the
+//! model takes over at the CPU's next locked pass, [`crate::vgic::FastSpi`]), and posted
+//! interrupts. Cross-CPU interrupts to a pinned-exclusive vCPU are *posted*: the
 //! sender ORs the INTID into the target's word and posts `POSTED` to its CPU's mailbox;
 //! the target CPU's fast path puts them in free LRs, and the vGIC model adopts those LRs at
 //! that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)

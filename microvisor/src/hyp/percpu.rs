@@ -28,6 +28,7 @@ use crate::fastpath::home_entry;
 use crate::mailbox::Mailbox;
 use crate::posted::{PostedIrqs, PrivateCfg};
 use crate::sched::VcpuKey;
+use crate::vgic::{FastSpi, FAST_SPIS};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use protocol::layout::MAX_VCPUS;
 
@@ -133,13 +134,34 @@ pub struct LoadedVcpu {
     pub exclusive: bool,
     /// The priority its guest gave the virtual timer PPI, if enabled.
     pub vtimer_priority: Option<u8>,
-    /// Its private-interrupt configuration, for posted interrupts.
+    /// Its private-interrupt configuration, for posted interrupts (if `has_private`).
     pub private: PrivateCfg,
+    /// Whether `private` was read from its vGIC (only where it is posted to).
+    pub has_private: bool,
     /// [`VGIC_EPOCH`] of its domain when `vtimer_priority` and `private` were read.
     pub epoch: u32,
     /// vCPUs in its domain.
     pub nr_vcpus: usize,
+    /// Its domain's idle passthrough SPIs the fast path may deliver to it (the first
+    /// `nr_spis`; [`crate::vgic::VgicDomain::fast_spis`]), valid while `epoch` is fresh.
+    pub spis: [FastSpi; FAST_SPIS],
+    /// How many of `spis` there are.
+    pub nr_spis: usize,
+    /// Placed shared, and no other vCPU queued on its CPU was runnable at the last locked
+    /// pass: its trapped WFI is waited out at EL2 with it loaded, as an exclusive vCPU's
+    /// is, and interrupts posted to it are placed by the fast path. Anything that makes
+    /// another vCPU runnable here either runs on this CPU's locked path or kicks this CPU
+    /// (`Hyp::wake_mask`, a posted interrupt), which ends the wait.
+    pub alone: bool,
+    /// The other vCPUs queued on its CPU (the first `nr_neighbours`; `None` if more than
+    /// fit): a post to one of them is left for the locked pass.
+    pub neighbours: [VcpuKey; NEIGHBOURS],
+    /// How many of `neighbours` there are, if all fit.
+    pub nr_neighbours: Option<usize>,
 }
+
+/// How many other vCPUs queued on a shared CPU [`LoadedVcpu::neighbours`] holds.
+pub const NEIGHBOURS: usize = 8;
 
 impl LoadedVcpu {
     /// Whether the cached timer priority and private configuration still describe the
@@ -283,29 +305,40 @@ impl Hyp {
             return;
         };
         // The private configuration is 64 lookups: kept while it cannot have changed, and
-        // only wanted where interrupts are posted (pinned exclusive).
+        // only wanted where interrupts are posted to the loaded vCPU on the fast path
+        // (pinned exclusive, or shared and alone).
         let kept = local
             .loaded
             .as_ref()
-            .is_some_and(|old| old.key == key && old.epoch == epoch);
+            .is_some_and(|old| old.key == key && old.epoch == epoch && old.has_private);
         let lv = local.loaded.get_or_insert_with(|| LoadedVcpu {
             key,
             lrs: [0; MAX_LRS],
             exclusive: false,
             vtimer_priority: None,
             private: PrivateCfg::default(),
+            has_private: false,
             epoch,
             nr_vcpus: 0,
+            spis: [FastSpi::default(); FAST_SPIS],
+            nr_spis: 0,
+            alone: false,
+            neighbours: [VcpuKey(0); NEIGHBOURS],
+            nr_neighbours: None,
         });
-        if !kept {
-            if vcpu.placement.exclusive {
+        lv.alone = !vcpu.placement.exclusive
+            && self.alone_on(cpu, key, &mut lv.neighbours, &mut lv.nr_neighbours);
+        if vcpu.placement.exclusive || lv.alone {
+            if !kept {
                 lv.private = private_cfg(d, v);
-            } else {
-                // Cleared field by field: a whole default value went through a `memcpy`.
-                lv.private.enabled = 0;
-                lv.private.eoi = 0;
-                lv.private.priority = [0; 32];
+                lv.has_private = true;
             }
+        } else if lv.has_private {
+            // Cleared field by field: a whole default value went through a `memcpy`.
+            lv.private.enabled = 0;
+            lv.private.eoi = 0;
+            lv.private.priority = [0; 32];
+            lv.has_private = false;
         }
         lv.key = key;
         copy_lrs(&mut lv.lrs[..local.nr_lrs], &vcpu.lrs);
@@ -313,6 +346,37 @@ impl Hyp {
         lv.vtimer_priority = d.vgic.enabled_priority(v, VTIMER_PPI);
         lv.epoch = epoch;
         lv.nr_vcpus = d.vgic.nr_vcpus();
+        // Every pass: whether an SPI is idle changes with each delivery.
+        lv.nr_spis = d.vgic.fast_spis(v, &mut lv.spis);
+    }
+
+    /// Whether no vCPU queued on `cpu` other than `key` is runnable; the others go into
+    /// `neighbours` and their count into `count` (`None` if more than fit).
+    fn alone_on(
+        &self,
+        cpu: usize,
+        key: VcpuKey,
+        neighbours: &mut [VcpuKey; NEIGHBOURS],
+        count: &mut Option<usize>,
+    ) -> bool {
+        let Some(rq) = self.runqueues.get(cpu) else {
+            *count = None;
+            return false;
+        };
+        let mut n = 0usize;
+        let mut alone = true;
+        for other in rq.keys().filter(|&k| k != key) {
+            let (id, v) = key_parts(other);
+            if self.domain(id).is_some_and(|d| d.vcpu_runnable(v)) {
+                alone = false;
+            }
+            if let Some(slot) = neighbours.get_mut(n) {
+                *slot = other;
+            }
+            n += 1;
+        }
+        *count = (n <= NEIGHBOURS).then_some(n);
+        alone
     }
 
     /// Moves everything posted to vCPU `key` into its domain's vGIC model, waking it if
@@ -367,24 +431,38 @@ impl super::domain::Domain {
     }
 
     /// The vGIC model takes over LR `slot` of vCPU `v`'s saved copy, which it does not track
-    /// yet: a posted interrupt, or the timer's LR once it is no longer hardware-linked.
-    /// False if it could not and the saved LR was emptied instead, its interrupt made
-    /// pending in the model if it still was: no INTID is ever in two LRs.
+    /// yet: a posted interrupt, a passthrough SPI the fast path delivered, or the timer's LR
+    /// once it is no longer hardware-linked. False if it could not and the saved LR was
+    /// emptied instead, its interrupt made pending in the model if it still was (a
+    /// passthrough SPI's with its physical interrupt held): no INTID is ever in two LRs.
     pub(super) fn adopt_lr(&mut self, v: usize, slot: usize) -> bool {
+        use crate::vgic::lr;
         let Some(lr) = self.vcpus.get_mut(v).and_then(|c| c.lrs.get_mut(slot)) else {
             return true;
         };
         let value = *lr;
+        let intid = lr::intid(value);
         // Free, or the timer's hardware-linked LR (never the model's): nothing to adopt.
-        if value & crate::vgic::lr::STATE_MASK == 0 || crate::vgic::lr::is_hw(value) {
+        if value & lr::STATE_MASK == 0 || (lr::is_hw(value) && intid < 32) {
             return true;
+        }
+        if lr::is_hw(value) {
+            if self.vgic.adopt_hw(v, value) {
+                return true;
+            }
+            *lr = 0;
+            if self.vgic.inject_hw(intid).is_none() {
+                // No longer linked: nobody else would end the physical interrupt.
+                crate::arch::gic::deactivate(lr::pintid(value));
+            }
+            return false;
         }
         if self.vgic.adopt(v, value) {
             return true;
         }
         *lr = 0;
-        if value & crate::vgic::lr::PENDING != 0 {
-            self.vgic.inject(v, crate::vgic::lr::intid(value));
+        if value & lr::PENDING != 0 {
+            self.vgic.inject(v, intid);
         }
         false
     }

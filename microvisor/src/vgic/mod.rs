@@ -55,6 +55,7 @@ mod diag;
 mod direct;
 mod dist;
 mod dist_v2;
+mod fast_spi;
 pub mod lr;
 mod redist;
 mod regs;
@@ -71,6 +72,7 @@ use protocol::layout::{GUEST_SPIS, MAX_VCPUS};
 use diag::Diagnostics;
 pub use diag::{VgicWarning, VMCR_VENG0, VMCR_VENG1, VMCR_VPMR_SHIFT};
 pub use dist_v2::sgir_targets;
+pub use fast_spi::{FastSpi, FAST_SPIS};
 pub use state::{CompletedSet, IrqSet};
 use state::{Irq, LrTrack, NO_OWNER, ROUTE_RESET, WAKER_CHILDREN_ASLEEP, WAKER_PROCESSOR_SLEEP};
 use window::{width_mask, Decoded};
@@ -147,6 +149,9 @@ pub struct VgicDomain {
     /// interrupt, [`Self::link_hw`]), or 0 for none. Kept beside `spis` rather than in
     /// [`state::Irq`]: only SPIs have one, and `Irq` is in every private bank too.
     spi_link: [u8; SPIS],
+    /// The SPIs (by INTID) with a hardware link, so that finding them
+    /// ([`Self::fast_spis`], every locked pass) costs nothing in a domain without one.
+    linked: IrqSet,
     /// Linked SPIs (by INTID) whose physical interrupt was acknowledged and priority-dropped
     /// at EL2 and is still active on their behalf while they are not in an LR: their
     /// pending state is the physical one's, so they go into a hardware-linked LR. Once one
@@ -193,6 +198,7 @@ impl VgicDomain {
             live_private: [0; MAX_VCPUS],
             live_spis: IrqSet::EMPTY,
             spi_link: [0; SPIS],
+            linked: IrqSet::EMPTY,
             hw_held: IrqSet::EMPTY,
             unlinked: IrqSet::EMPTY,
         }
@@ -300,6 +306,7 @@ impl VgicDomain {
             return false;
         };
         *link = pintid as u8;
+        self.linked.insert(intid);
         if let Some(irq) = self.irq_mut(0, intid) {
             irq.eoi_notify = false;
         }
@@ -313,6 +320,7 @@ impl VgicDomain {
     /// the model's to see: the caller ends those when it switches the vCPU out.
     pub fn unlink_hw(&mut self, intid: u32) -> Option<u32> {
         let link = core::mem::replace(self.spi_link_mut(intid)?, 0);
+        self.linked.remove(intid);
         let held = self.hw_held.contains(intid);
         self.hw_held.remove(intid);
         self.stale = VcpuMask::MAX;

@@ -271,13 +271,13 @@ fn a_gicv2_guest_gets_a_group0_hardware_lr() {
 
 /// The physical side of [`random_links_never_strand_or_double_end_a_physical_interrupt`]:
 /// which linked physical SPIs are active (acknowledged at EL2, not yet deactivated).
-struct Phys {
-    active: IrqSet,
+pub(super) struct Phys {
+    pub(super) active: IrqSet,
 }
 
 impl Phys {
     /// Deactivation of `p`, which must be active (else something ended it twice).
-    fn end(&mut self, p: u32, why: &str) {
+    pub(super) fn end(&mut self, p: u32, why: &str) {
         assert!(self.active.contains(p), "{why}: {p} ended while not active");
         self.active.remove(p);
     }
@@ -285,7 +285,7 @@ impl Phys {
 
 /// Checks that each active physical interrupt has exactly one holder: the model
 /// (`hw_held`) or one hardware LR; and that no hardware LR is pending+active.
-fn assert_one_holder(g: &VgicDomain, lrs: &[[u64; NR_LRS]], phys: &Phys) {
+pub(super) fn assert_one_holder(g: &VgicDomain, lrs: &[[u64; NR_LRS]], phys: &Phys) {
     for p in FIRST_SPI..FIRST_SPI + 8 {
         let in_lrs = lrs
             .iter()

@@ -6,6 +6,7 @@
 
 mod delivery;
 mod direct;
+mod fast_spi;
 mod fuzz;
 mod guest_setups;
 mod hwlink;

@@ -1,0 +1,120 @@
+//! Passthrough SPIs the per-CPU fast path delivers without the lock (`hyp::fastpath`).
+//!
+//! At the end of each locked pass the CPU asks the model which of the loaded vCPU's linked
+//! SPIs are idle ([`VgicDomain::fast_spis`]): enabled, routed to that vCPU, and neither
+//! pending, active, held nor in any vCPU's LRs. For one of those, an [`VgicDomain::inject_hw`]
+//! and a flush would place exactly a pending hardware-linked LR in a free slot, so when its
+//! physical interrupt fires on this CPU the fast path writes that LR itself
+//! (`crate::fastpath::spi_lr`) and the model takes it over at the CPU's next locked pass
+//! ([`VgicDomain::adopt_hw`]). Nothing else can change an idle SPI meanwhile: its physical
+//! interrupt fires only here (routed to the holder's vCPU 0, which this is) and stays
+//! active until the guest deactivates it, and every guest write to the vGIC makes the CPU's
+//! view stale (`hyp::percpu::VGIC_EPOCH`).
+
+use super::lr::{self, LrState};
+use super::state::NO_OWNER;
+use super::{VgicDomain, FIRST_SPI};
+
+/// How many linked SPIs of one vCPU the fast path is offered: a driver domain holds a device
+/// or two; further ones take the locked path.
+pub const FAST_SPIS: usize = 4;
+
+/// An idle hardware-linked SPI the fast path may put into an LR of the loaded vCPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastSpi {
+    /// The guest's INTID.
+    pub intid: u32,
+    /// The physical INTID it is linked to.
+    pub pintid: u32,
+    /// The priority the guest gave it.
+    pub priority: u8,
+    /// The LR the fast path put it in, while it is there and the model has not taken it
+    /// over: it is not idle then.
+    pub placed: Option<u8>,
+}
+
+impl VgicDomain {
+    /// Fills `out` with `vcpu`'s linked SPIs the fast path may deliver itself (see the
+    /// module doc), lowest INTID first, and returns how many. Costs one check in a domain
+    /// without a linked SPI.
+    pub fn fast_spis(&self, vcpu: usize, out: &mut [FastSpi]) -> usize {
+        if self.linked.is_empty() || vcpu >= self.nr_vcpus {
+            return 0;
+        }
+        let mut n = 0;
+        for intid in self.linked.iter() {
+            let Some(slot) = out.get_mut(n) else { break };
+            if let Some(spi) = self.idle_spi(vcpu, intid) {
+                *slot = spi;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Linked SPI `intid` as a [`FastSpi`] if it is idle and would be delivered to `vcpu`.
+    fn idle_spi(&self, vcpu: usize, intid: u32) -> Option<FastSpi> {
+        let pintid = self.hw_link(intid)?;
+        let irq = self.irq(vcpu, intid)?;
+        let spi = intid.checked_sub(FIRST_SPI)? as usize;
+        let in_any_lr = self
+            .lrs
+            .iter()
+            .take(self.nr_vcpus)
+            .any(|t| t.in_lr.contains(intid));
+        let idle = !irq.pending
+            && !irq.active
+            && irq.owner == NO_OWNER
+            && !in_any_lr
+            && !self.hw_held.contains(intid)
+            && !self.unlinked.contains(pintid);
+        let ours = self.spi_route_target(spi) == Some(vcpu);
+        (idle && ours && irq.enabled).then_some(FastSpi {
+            intid,
+            pintid,
+            priority: irq.priority,
+            placed: None,
+        })
+    }
+
+    /// Takes over hardware-linked LR `lr` of `vcpu`, which the fast path filled with an SPI
+    /// [`Self::fast_spis`] offered: from now on it is the model's, as if its flush had
+    /// placed it. False, changing nothing, if `lr` is not a valid hardware-linked LR of a
+    /// linked SPI, or the SPI is no longer idle (never expected: see the module doc); the
+    /// caller then empties the LR and hands the interrupt back ([`Self::inject_hw`]), so
+    /// it is never in two LRs and its physical interrupt is still ended exactly once.
+    pub fn adopt_hw(&mut self, vcpu: usize, lr: u64) -> bool {
+        let intid = lr::intid(lr);
+        let st = lr::state(lr);
+        let linked = lr::is_hw(lr) && self.hw_link(intid) == Some(lr::pintid(lr));
+        if vcpu >= self.nr_vcpus || st == LrState::Invalid || !linked {
+            return false;
+        }
+        let in_any_lr = self
+            .lrs
+            .iter()
+            .take(self.nr_vcpus)
+            .any(|t| t.in_lr.contains(intid));
+        let taken = self
+            .irq(vcpu, intid)
+            .is_none_or(|irq| irq.owner != NO_OWNER || irq.active);
+        if taken || in_any_lr {
+            return false;
+        }
+        let Some(t) = self.lrs.get_mut(vcpu) else {
+            return false;
+        };
+        t.in_lr.insert(intid);
+        if lr & lr::PENDING != 0 {
+            t.lr_pending.insert(intid);
+        }
+        if lr & lr::ACTIVE != 0 {
+            t.lr_active.insert(intid);
+        }
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.owner = vcpu as u8;
+        }
+        self.note_delivery(vcpu, intid);
+        true
+    }
+}
