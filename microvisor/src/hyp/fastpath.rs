@@ -462,7 +462,11 @@ fn take_irqs<G: Hot>(lv: &mut LoadedVcpu, n: usize, irqs: &mut u64, posted: &mut
                 vtimer_lr(&lv.lrs[..n], lv.vtimer_priority, group)
             })
             .flatten()
-            .or_else(|| take_spi::<G>(lv, n, intid, posted));
+            .or_else(|| {
+                (intid >= 32)
+                    .then(|| take_spi::<G>(lv, n, intid, posted))
+                    .flatten()
+            });
         let Some((slot, value)) = lr else {
             return Outcome::Slow {
                 first_irq: Some(intid),
@@ -487,7 +491,7 @@ fn take_spi<G: Hot>(
     intid: u32,
     posted: &mut u16,
 ) -> Option<(usize, u64)> {
-    if intid < 32 || lv.nr_spis == 0 || !lv.priority_fresh() {
+    if lv.nr_spis == 0 || !lv.priority_fresh() {
         return None;
     }
     let group = crate::vgic::lr::group_bit(G::VERSION);

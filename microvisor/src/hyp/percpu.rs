@@ -134,9 +134,12 @@ pub struct LoadedVcpu {
     pub exclusive: bool,
     /// The priority its guest gave the virtual timer PPI, if enabled.
     pub vtimer_priority: Option<u8>,
-    /// Its private-interrupt configuration, for posted interrupts (if `has_private`).
+    /// Its private-interrupt configuration, for posted interrupts: all of it if pinned
+    /// exclusive (`has_private`), else only the event-channel PPI's, and only while alone
+    /// (the rest reads as disabled, so anything else posted is left for the locked pass).
     pub private: PrivateCfg,
-    /// Whether `private` was read from its vGIC (only where it is posted to).
+    /// Whether `private` is the whole configuration read from its vGIC (kept across passes
+    /// while the key and the vGIC epoch stay the same).
     pub has_private: bool,
     /// [`VGIC_EPOCH`] of its domain when `vtimer_priority` and `private` were read.
     pub epoch: u32,
@@ -328,17 +331,32 @@ impl Hyp {
         });
         lv.alone = !vcpu.placement.exclusive
             && self.alone_on(cpu, key, &mut lv.neighbours, &mut lv.nr_neighbours);
-        if vcpu.placement.exclusive || lv.alone {
+        if vcpu.placement.exclusive {
             if !kept {
                 lv.private = private_cfg(d, v);
                 lv.has_private = true;
             }
-        } else if lv.has_private {
-            // Cleared field by field: a whole default value went through a `memcpy`.
+        } else {
+            // Only event-channel upcalls are posted to a shared vCPU (by another CPU's fast
+            // send), and its fast path places them only while it is alone: that one PPI's
+            // configuration, read each pass (the whole of it is 64 lookups, and a shared
+            // CPU's every switch would pay them).
+            let evtchn = protocol::layout::EVTCHN_PPI;
+            let bit = 1u32 << evtchn;
             lv.private.enabled = 0;
             lv.private.eoi = 0;
-            lv.private.priority = [0; 32];
             lv.has_private = false;
+            if lv.alone {
+                if let Some(p) = d.vgic.enabled_priority(v, evtchn) {
+                    lv.private.enabled = bit;
+                    if let Some(slot) = lv.private.priority.get_mut(evtchn as usize) {
+                        *slot = p;
+                    }
+                }
+                if d.vgic.eoi_notify(v, evtchn) {
+                    lv.private.eoi = bit;
+                }
+            }
         }
         lv.key = key;
         copy_lrs(&mut lv.lrs[..local.nr_lrs], &vcpu.lrs);
