@@ -121,15 +121,13 @@ impl Hyp {
         let vcpu = &mut d.vcpus[v];
         let lrs = &mut vcpu.lrs[..n];
         read_lrs(lrs);
+        // Each LR is cleared for the next vCPU here (an empty one is already clear).
+        gic::clear_lrs(lrs);
         // A hardware-linked LR still in flight: deactivate the physical interrupt now (the
-        // next vCPU here needs it) and keep only the virtual one. Each LR is cleared for the
-        // next vCPU here on the way (an empty one is already clear).
+        // next vCPU here needs it) and keep only the virtual one.
         let mut unlinked = 0u16;
         let mut timer_unlinked = false;
         for (i, slot) in lrs.iter_mut().enumerate() {
-            if *slot != 0 {
-                gic::write_lr(i, 0);
-            }
             if *slot & lr::HW != 0 {
                 let in_flight = *slot & lr::STATE_MASK != 0;
                 if in_flight {
