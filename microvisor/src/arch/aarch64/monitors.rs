@@ -13,9 +13,12 @@ const ALL_COUNTERS: u64 = 0xffff_ffff;
 /// Most event counters the architecture allows.
 const MAX_EVENT_COUNTERS: usize = 31;
 
-/// What this CPU's PMU can do.
+/// What this CPU's PMU can do. Read afresh on every vCPU load (a CPU's own registers need
+/// no per-CPU cache), with `ID_AA64DFR0_EL1` named directly: through
+/// [`read_id_group3`]'s dispatch on `(crm, op2)` it cost a dozen more instructions.
+#[inline(always)]
 pub fn pmu_hw() -> PmuHw {
-    let dfr0 = read_id_group3(5, 0);
+    let dfr0 = read_id_aa64dfr0_el1();
     // PMCR_EL0 is undefined without an architected PMU.
     let pmcr = if PmuHw::from_regs(dfr0, 0).present {
         read_pmcr_el0()
@@ -120,7 +123,7 @@ pub fn save(access: PmuAccess, pmu: &mut PmuState) {
 /// program only shadows, see [`crate::debugregs`]) and the OS lock clear; `MDCR_EL2` as
 /// for a domain without the PMU until a vCPU is loaded.
 pub fn init() {
-    let dfr0 = read_id_group3(5, 0);
+    let dfr0 = read_id_aa64dfr0_el1();
     let breakpoints = ((dfr0 >> 12) & 0xf) as usize + 1;
     let watchpoints = ((dfr0 >> 20) & 0xf) as usize + 1;
     (0..breakpoints).for_each(disarm_breakpoint);
