@@ -340,7 +340,7 @@ impl RunQueue {
     /// `now` is only read if [`Self::needs_clock`].
     pub fn pick(&mut self, now: u64) -> Option<VcpuKey> {
         if self.budgeted != 0 {
-            for e in self.entries.iter_mut().take(self.used).flatten() {
+            for e in self.occupied_mut().iter_mut().flatten() {
                 if let Some(b) = e.budget.as_mut() {
                     b.refresh(now);
                 }
@@ -352,7 +352,7 @@ impl RunQueue {
         // (nothing runnable ranks above it).
         let mut best: Option<(usize, u16, u64)> = None;
         let mut rivals = 0u32;
-        for (i, e) in self.entries.iter().enumerate().take(self.used) {
+        for (i, e) in self.occupied().iter().enumerate() {
             let Some(e) = e.as_ref().filter(|e| e.runnable) else {
                 continue;
             };
@@ -413,14 +413,24 @@ impl RunQueue {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().take(self.used).flatten()
+        self.occupied().iter().flatten()
+    }
+
+    /// The slots up to the highest occupied one (`used` never exceeds the capacity).
+    fn occupied(&self) -> &[Option<Entry>] {
+        &self.entries[..self.used.min(QUEUE_CAPACITY)]
+    }
+
+    /// As [`Self::occupied`], mutable.
+    fn occupied_mut(&mut self) -> &mut [Option<Entry>] {
+        let used = self.used.min(QUEUE_CAPACITY);
+        &mut self.entries[..used]
     }
 
     fn find(&self, key: VcpuKey) -> Option<usize> {
-        self.entries
+        self.occupied()
             .iter()
-            .take(self.used)
-            .position(|e| e.is_some_and(|e| e.key == key))
+            .position(|e| e.as_ref().is_some_and(|e| e.key == key))
     }
 }
 
