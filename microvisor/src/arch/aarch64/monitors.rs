@@ -100,6 +100,12 @@ impl PmuState {
 /// Sets `MDCR_EL2` for a vCPU of a domain with `access` about to run, and loads its PMU
 /// state if it has the PMU.
 pub fn load(access: PmuAccess, pmu: &PmuState) {
+    // A domain without the PMU after another (most switches): nothing to do. `MDCR_EL2`
+    // is written only here and by `init`, and only `mdcr_el2(Off, hw)` sets TPM, so with
+    // TPM set it holds exactly that value for this CPU already.
+    if access == PmuAccess::Off && read_mdcr_el2() & crate::pmu::mdcr::TPM != 0 {
+        return;
+    }
     let hw = pmu_hw();
     // The new MDCR_EL2 first: counters enabled under the previous vCPU's (an "el2" domain's
     // counts EL2) would count the microvisor's last instructions before the guest runs.
