@@ -37,6 +37,8 @@
 //! - an exclusive entry is the only entry of its queue, and has no budget;
 //! - a budgeted entry has `0 < budget <= period` and `left <= budget`;
 //! - `budgeted` is the number of entries with a budget.
+//! - `contended_memo`, when set, holds what [`RunQueue::contended`]'s scan would answer
+//!   for that key.
 #![forbid(unsafe_code)]
 
 /// Round-robin quantum for vCPUs that share a CPU with equal- or higher-priority work:
@@ -121,9 +123,10 @@ impl Entry {
         self.budget.is_some_and(|b| b.left == 0)
     }
 
-    /// Scheduling rank, higher first: within budget before exhausted, then priority.
-    fn rank(&self) -> (bool, u8) {
-        (!self.exhausted(), self.priority)
+    /// Scheduling rank, higher first: within budget before exhausted, then priority
+    /// (`(!exhausted, priority)` ordered as a pair, in one integer).
+    fn rank(&self) -> u16 {
+        (u16::from(!self.exhausted()) << 8) | u16::from(self.priority)
     }
 }
 
@@ -141,6 +144,11 @@ pub struct RunQueue {
     picks: u64,
     /// Entries with a budget: while 0, the budget code costs nothing (no clock needed).
     budgeted: usize,
+    /// [`Self::contended`] of the vCPU last picked, worked out by that pick's scan: the
+    /// caller asks it right after the pick (to arm the time slice), and a second scan
+    /// would find the same. Dropped by everything that could change the answer (runnable,
+    /// ranks, the entries), so it is only ever exact.
+    contended_memo: Option<(VcpuKey, bool)>,
 }
 
 impl Default for RunQueue {
@@ -159,6 +167,7 @@ impl RunQueue {
             exclusive: false,
             picks: 0,
             budgeted: 0,
+            contended_memo: None,
         }
     }
 
@@ -177,6 +186,7 @@ impl RunQueue {
             .position(|e| e.is_none())
             .ok_or(SchedError::Full)?;
         self.used = self.used.max(i + 1);
+        self.contended_memo = None;
         self.entries[i] = Some(Entry {
             key,
             priority,
@@ -195,6 +205,7 @@ impl RunQueue {
         if self.entries[i].is_some_and(|e| e.budget.is_some()) {
             self.budgeted -= 1;
         }
+        self.contended_memo = None;
         self.entries[i] = None;
         while self
             .used
@@ -213,8 +224,9 @@ impl RunQueue {
     /// Marks a vCPU runnable (woken) or not (blocked in WFI, paused).
     pub fn set_runnable(&mut self, key: VcpuKey, runnable: bool) -> Result<(), SchedError> {
         let i = self.find(key).ok_or(SchedError::NotQueued)?;
-        if let Some(e) = &mut self.entries[i] {
+        if let Some(e) = self.entries[i].as_mut().filter(|e| e.runnable != runnable) {
             e.runnable = runnable;
+            self.contended_memo = None;
         }
         Ok(())
     }
@@ -248,6 +260,7 @@ impl RunQueue {
                 overrun: 0,
             }),
         };
+        self.contended_memo = None;
         if let Some(e) = &mut self.entries[i] {
             match (e.budget.is_some(), budget.is_some()) {
                 (false, true) => self.budgeted += 1,
@@ -286,6 +299,8 @@ impl RunQueue {
             budget: Some(b), ..
         }) = &mut self.entries[i]
         {
+            // It may have run out (a change of rank).
+            self.contended_memo = None;
             if b.left > 0 && ticks > b.left {
                 b.overrun = b.overrun.saturating_add(ticks - b.left).min(b.period);
             }
@@ -325,29 +340,51 @@ impl RunQueue {
     /// `now` is only read if [`Self::needs_clock`].
     pub fn pick(&mut self, now: u64) -> Option<VcpuKey> {
         if self.budgeted != 0 {
-            for e in self.entries.iter_mut().take(self.used).flatten() {
+            for e in self.occupied_mut().iter_mut().flatten() {
                 if let Some(b) = e.budget.as_mut() {
                     b.refresh(now);
                 }
             }
         }
-        let best = self
-            .entries
-            .iter_mut()
-            .take(self.used)
-            .flatten()
-            .filter(|e| e.runnable)
-            // Order: rank descending, then least recently picked. min_by keeps the first
-            // of equals, so never-run newcomers go in slot order.
-            .min_by(|a, b| b.rank().cmp(&a.rank()).then(a.last_run.cmp(&b.last_run)))?;
+        // Order: rank descending, then least recently picked; the first of equals wins,
+        // so never-run newcomers go in slot order. `rivals` counts the other runnable
+        // entries of the best rank seen so far: the pick is contended iff there are any
+        // (nothing runnable ranks above it).
+        let mut best: Option<(usize, u16, u64)> = None;
+        let mut rivals = 0u32;
+        for (i, e) in self.occupied().iter().enumerate() {
+            let Some(e) = e.as_ref().filter(|e| e.runnable) else {
+                continue;
+            };
+            let rank = e.rank();
+            match best {
+                Some((_, top, last)) if rank == top => {
+                    rivals += 1;
+                    if e.last_run < last {
+                        best = Some((i, rank, e.last_run));
+                    }
+                }
+                Some((_, top, _)) if rank < top => {}
+                _ => {
+                    best = Some((i, rank, e.last_run));
+                    rivals = 0;
+                }
+            }
+        }
+        let (i, _, _) = best?;
+        let e = self.entries.get_mut(i)?.as_mut()?;
         self.picks += 1;
-        best.last_run = self.picks;
-        Some(best.key)
+        e.last_run = self.picks;
+        self.contended_memo = Some((e.key, rivals != 0));
+        Some(e.key)
     }
 
     /// Whether `key` needs a time slice: another runnable vCPU has the same or a higher
     /// rank (within budget or not, then priority). `false` if `key` is not queued.
     pub fn contended(&self, key: VcpuKey) -> bool {
+        if let Some((_, contended)) = self.contended_memo.filter(|m| m.0 == key) {
+            return contended;
+        }
         let Some(me) = self.find(key).and_then(|i| self.entries[i]) else {
             return false;
         };
@@ -376,14 +413,24 @@ impl RunQueue {
     }
 
     fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().take(self.used).flatten()
+        self.occupied().iter().flatten()
+    }
+
+    /// The slots up to the highest occupied one (`used` never exceeds the capacity).
+    fn occupied(&self) -> &[Option<Entry>] {
+        &self.entries[..self.used.min(QUEUE_CAPACITY)]
+    }
+
+    /// As [`Self::occupied`], mutable.
+    fn occupied_mut(&mut self) -> &mut [Option<Entry>] {
+        let used = self.used.min(QUEUE_CAPACITY);
+        &mut self.entries[..used]
     }
 
     fn find(&self, key: VcpuKey) -> Option<usize> {
-        self.entries
+        self.occupied()
             .iter()
-            .take(self.used)
-            .position(|e| e.is_some_and(|e| e.key == key))
+            .position(|e| e.as_ref().is_some_and(|e| e.key == key))
     }
 }
 

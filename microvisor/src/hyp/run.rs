@@ -121,15 +121,13 @@ impl Hyp {
         let vcpu = &mut d.vcpus[v];
         let lrs = &mut vcpu.lrs[..n];
         read_lrs(lrs);
+        // Each LR is cleared for the next vCPU here (an empty one is already clear).
+        gic::clear_lrs(lrs);
         // A hardware-linked LR still in flight: deactivate the physical interrupt now (the
-        // next vCPU here needs it) and keep only the virtual one. Each LR is cleared for the
-        // next vCPU here on the way (an empty one is already clear).
+        // next vCPU here needs it) and keep only the virtual one.
         let mut unlinked = 0u16;
         let mut timer_unlinked = false;
         for (i, slot) in lrs.iter_mut().enumerate() {
-            if *slot != 0 {
-                gic::write_lr(i, 0);
-            }
             if *slot & lr::HW != 0 {
                 let in_flight = *slot & lr::STATE_MASK != 0;
                 if in_flight {
@@ -156,29 +154,38 @@ impl Hyp {
         let joined = (usize::from(vcpu.placement.pcpu) == cpu)
             .then(|| super::vtimer::saved_deadline(vcpu))
             .flatten();
-        self.timer_earliest[cpu].joined(joined);
-        let d = self.domain_mut(id).expect("checked above");
         // The fast path's timer LR was never the model's; now that it is an ordinary LR the
         // model takes it over, so a timer that expires again while the vCPU is switched out
-        // is not placed in a second LR beside it.
-        for i in (0..n).filter(|&i| unlinked & (1 << i) != 0) {
+        // is not placed in a second LR beside it. (Bit by bit: usually there is none.)
+        let mut rest = unlinked;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
             d.adopt_lr(v, i);
         }
-        if d.vcpus[v].migrating {
+        let migrating = d.vcpus[v].migrating;
+        // Read here rather than looked up again: nothing below makes a domain die.
+        let dying = d.dying;
+        self.timer_earliest[cpu].joined(joined);
+        if migrating {
             // Re-pinned while it ran here: now that its state is saved it may run there.
             self.enqueue_moved(key, cpu);
         }
-        self.free_if_unloaded(id, cpu);
+        if dying {
+            self.free_if_unloaded(id, cpu);
+        }
     }
 
     /// Puts a vCPU's state into this CPU's hardware.
     fn load(&mut self, cpu: usize, key: VcpuKey, regs: &mut GuestRegs) {
         let (id, v) = key_parts(key);
-        let vttbr = self
-            .vttbr(id)
-            .expect("a picked vCPU's domain has its stage 2");
         let n = self.nr_lrs;
         let d = self.domain_mut(id).expect("a picked vCPU's domain exists");
+        let vttbr = d
+            .stage2
+            .as_ref()
+            .and_then(|s| s.vttbr(d.vmid))
+            .expect("a picked vCPU's domain has its stage 2");
         let vcpu = &d.vcpus[v];
         // No longer switched out (if it was counted here).
         let left = super::vtimer::saved_deadline(vcpu);

@@ -9,6 +9,7 @@ use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::{self};
 use crate::sched::{VcpuKey, TIME_SLICE_US};
 use crate::vgic::lr;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// `CNTV_CTL_EL0.IMASK`.
 pub(super) const CNTV_IMASK: u64 = 1 << 1;
@@ -22,6 +23,22 @@ pub(super) fn saved_deadline(vcpu: &super::domain::Vcpu) -> Option<u64> {
     (armed && vcpu.power == Power::On).then_some(vcpu.el1.cntv_cval)
 }
 
+/// [`TIME_SLICE_US`] in counter ticks, worked out on first use (0: not yet). The counter's
+/// frequency is fixed at boot; the division it takes is not worth repeating on every
+/// switch of a shared CPU.
+static SLICE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// [`TIME_SLICE_US`] in counter ticks.
+fn slice_ticks() -> u64 {
+    let known = SLICE_TICKS.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    let ticks = arch::counter_hz() * TIME_SLICE_US / 1_000_000;
+    SLICE_TICKS.store(ticks, Ordering::Relaxed);
+    ticks
+}
+
 impl Hyp {
     /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
     /// others share its rank), the moment a budget changes what runs here (this vCPU's
@@ -31,7 +48,7 @@ impl Hyp {
         let now = arch::counter_now();
         let mut deadline = self.runqueues[cpu].next_event(running, now);
         if running.is_some_and(|key| self.runqueues[cpu].contended(key)) {
-            let slice = now + arch::counter_hz() * TIME_SLICE_US / 1_000_000;
+            let slice = now + slice_ticks();
             deadline = Some(deadline.map_or(slice, |d: u64| d.min(slice)));
         }
         // Found by this pass's expired-timer scan and kept exact since, or scanned for.

@@ -408,3 +408,104 @@ fn keys_lists_every_queued_vcpu_runnable_or_not() {
     keys.sort_unstable();
     assert_eq!(keys, [1, 3, 9]);
 }
+
+/// The plain scans `pick` and `contended` replace: the runnable entry first by rank, then
+/// least recently picked (the first of equals), and whether another runnable entry ranks
+/// as high. Reads a copy of the queue with the budgets moved to `now`, as `pick` does.
+fn model_pick(q: &RunQueue, now: u64) -> Option<VcpuKey> {
+    let mut q = q.clone();
+    for b in q
+        .entries
+        .iter_mut()
+        .flatten()
+        .filter_map(|e| e.budget.as_mut())
+    {
+        b.refresh(now);
+    }
+    q.iter()
+        .filter(|e| e.runnable)
+        .min_by(|a, b| b.rank().cmp(&a.rank()).then(a.last_run.cmp(&b.last_run)))
+        .map(|e| e.key)
+}
+
+fn model_contended(q: &RunQueue, key: VcpuKey) -> bool {
+    let Some(me) = q.iter().find(|e| e.key == key) else {
+        return false;
+    };
+    q.iter()
+        .any(|e| e.key != key && e.runnable && e.rank() >= me.rank())
+}
+
+/// Random adds, removes, wake-ups, budgets, charges and picks: every pick chooses what the
+/// plain scan would, and `contended` (remembered from the pick or scanned) always answers
+/// as the plain scan does, for every key, queued or not.
+#[test]
+fn pick_and_contention_match_the_plain_scans() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut q = RunQueue::new();
+    let mut now = 0u64;
+    let mut contended_picks = 0;
+    for _ in 0..50_000 {
+        let key = VcpuKey(rand(6) as u32);
+        match rand(8) {
+            0 => {
+                let _ = q.add(key, rand(3) as u8, false);
+            }
+            1 if rand(4) == 0 => {
+                let _ = q.remove(key);
+            }
+            2 | 3 => {
+                let _ = q.set_runnable(key, rand(3) != 0);
+            }
+            4 => {
+                let budget = (rand(3) != 0).then(|| (1 + rand(50), 50 + rand(50)));
+                let _ = q.set_budget(key, budget, now);
+            }
+            5 => q.charge(key, rand(60)),
+            _ => {
+                now += rand(40);
+                let want = model_pick(&q, now);
+                let got = q.pick(now);
+                assert_eq!(got, want);
+                if got.is_some_and(|k| q.contended(k)) {
+                    contended_picks += 1;
+                }
+            }
+        }
+        for k in 0..7 {
+            assert_eq!(q.contended(VcpuKey(k)), model_contended(&q, VcpuKey(k)));
+        }
+    }
+    assert!(contended_picks > 1000, "the contended case was exercised");
+}
+
+/// `contended` right after a pick (the answer the pick remembered) follows every later
+/// change to the queue.
+#[test]
+fn remembered_contention_follows_changes() {
+    let mut q = RunQueue::new();
+    q.add(A, 5, false).unwrap();
+    q.add(B, 5, false).unwrap();
+    assert_eq!(q.pick(0), Some(A));
+    assert!(q.contended(A));
+    q.set_runnable(B, false).unwrap();
+    assert!(!q.contended(A), "its equal blocked");
+    q.set_runnable(B, true).unwrap();
+    assert!(q.contended(A), "and woke");
+    q.remove(B).unwrap();
+    assert!(!q.contended(A), "removed");
+    q.add(C, 5, false).unwrap();
+    assert!(q.contended(A), "an equal added");
+    q.set_budget(C, Some((10, 100)), 0).unwrap();
+    assert_eq!(q.pick(0), Some(C));
+    assert!(q.contended(C));
+    q.charge(C, 10);
+    assert!(q.contended(C), "exhausted, A still ranks above it");
+    assert!(!q.contended(A), "A now outranks the exhausted C");
+}

@@ -204,6 +204,17 @@ pub fn write_lrs(lrs: &[u64]) {
     }
 }
 
+/// Zeroes each of the first `lrs.len()` list registers whose value in `lrs` (as just read
+/// by [`read_lrs`]) is not zero: an empty one is already clear.
+#[inline]
+pub fn clear_lrs(lrs: &[u64]) {
+    if is_v2() {
+        v2::clear_lrs(lrs)
+    } else {
+        v3::clear_lrs(lrs)
+    }
+}
+
 /// Writes list register `n` (below [`nr_lrs`]).
 #[inline]
 pub fn write_lr(n: usize, value: u64) {

@@ -347,6 +347,15 @@ pub fn write_lr(n: usize, value: u64) {
     unsafe { mem::mmio_write32(lr_addr(n), to_gich(value)) };
 }
 
+/// Zeroes each of the first `lrs.len()` list registers whose value in `lrs` is not zero.
+#[cold]
+#[inline(never)]
+pub fn clear_lrs(lrs: &[u64]) {
+    for (i, _) in lrs.iter().enumerate().filter(|(_, lr)| **lr != 0) {
+        write_lr(i, 0);
+    }
+}
+
 /// Writes the first `lrs.len()` list registers.
 #[cold]
 #[inline(never)]

@@ -192,20 +192,72 @@ pub fn nr_lrs() -> usize {
     ((read_ich_vtr_el2() & 0x1f) + 1) as usize
 }
 
-/// Reads the first `lrs.len()` list registers.
+/// Reads the first `lrs.len()` list registers: straight-line reads, as [`lrs_match`] (a
+/// loop over [`read_ich_lr`] dispatched on the index for each one).
 #[inline]
 pub fn read_lrs(lrs: &mut [u64]) {
-    for (i, lr) in lrs.iter_mut().enumerate() {
-        *lr = read_ich_lr(i);
+    macro_rules! read {
+        ($($i:literal),*) => {
+            $(
+                let Some(slot) = lrs.get_mut($i) else { return };
+                // SAFETY: reading a list register has no side effects.
+                unsafe {
+                    core::arch::asm!(
+                        concat!("mrs {}, ich_lr", stringify!($i), "_el2"),
+                        out(reg) *slot,
+                        options(nomem, nostack, preserves_flags)
+                    )
+                };
+            )*
+        };
     }
+    read!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
-/// Writes the first `lrs.len()` list registers.
+/// Writes the first `lrs.len()` list registers (straight-line, as [`read_lrs`]).
 #[inline]
 pub fn write_lrs(lrs: &[u64]) {
-    for (i, lr) in lrs.iter().enumerate() {
-        write_ich_lr(i, *lr);
+    macro_rules! write {
+        ($($i:literal),*) => {
+            $(
+                let Some(&value) = lrs.get($i) else { return };
+                // SAFETY: a list register describes a virtual interrupt for the guest; it
+                // cannot affect EL2.
+                unsafe {
+                    core::arch::asm!(
+                        concat!("msr ich_lr", stringify!($i), "_el2, {}"),
+                        in(reg) value,
+                        options(nomem, nostack, preserves_flags)
+                    )
+                };
+            )*
+        };
     }
+    write!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+/// Zeroes each of the first `lrs.len()` list registers whose value in `lrs` (what they
+/// hold) is not zero (straight-line, as [`read_lrs`]).
+#[inline]
+pub fn clear_lrs(lrs: &[u64]) {
+    macro_rules! clear {
+        ($($i:literal),*) => {
+            $(
+                let Some(&value) = lrs.get($i) else { return };
+                if value != 0 {
+                    // SAFETY: an empty list register describes no virtual interrupt; it
+                    // cannot affect EL2.
+                    unsafe {
+                        core::arch::asm!(
+                            concat!("msr ich_lr", stringify!($i), "_el2, xzr"),
+                            options(nomem, nostack, preserves_flags)
+                        )
+                    };
+                }
+            )*
+        };
+    }
+    clear!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 /// Writes list register `n`.

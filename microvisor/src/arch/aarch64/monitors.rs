@@ -13,9 +13,12 @@ const ALL_COUNTERS: u64 = 0xffff_ffff;
 /// Most event counters the architecture allows.
 const MAX_EVENT_COUNTERS: usize = 31;
 
-/// What this CPU's PMU can do.
+/// What this CPU's PMU can do. Read afresh on every vCPU load (a CPU's own registers need
+/// no per-CPU cache), with `ID_AA64DFR0_EL1` named directly: through
+/// [`read_id_group3`]'s dispatch on `(crm, op2)` it cost a dozen more instructions.
+#[inline(always)]
 pub fn pmu_hw() -> PmuHw {
-    let dfr0 = read_id_group3(5, 0);
+    let dfr0 = read_id_aa64dfr0_el1();
     // PMCR_EL0 is undefined without an architected PMU.
     let pmcr = if PmuHw::from_regs(dfr0, 0).present {
         read_pmcr_el0()
@@ -97,6 +100,12 @@ impl PmuState {
 /// Sets `MDCR_EL2` for a vCPU of a domain with `access` about to run, and loads its PMU
 /// state if it has the PMU.
 pub fn load(access: PmuAccess, pmu: &PmuState) {
+    // A domain without the PMU after another (most switches): nothing to do. `MDCR_EL2`
+    // is written only here and by `init`, and only `mdcr_el2(Off, hw)` sets TPM, so with
+    // TPM set it holds exactly that value for this CPU already.
+    if access == PmuAccess::Off && read_mdcr_el2() & crate::pmu::mdcr::TPM != 0 {
+        return;
+    }
     let hw = pmu_hw();
     // The new MDCR_EL2 first: counters enabled under the previous vCPU's (an "el2" domain's
     // counts EL2) would count the microvisor's last instructions before the guest runs.
@@ -120,7 +129,7 @@ pub fn save(access: PmuAccess, pmu: &mut PmuState) {
 /// program only shadows, see [`crate::debugregs`]) and the OS lock clear; `MDCR_EL2` as
 /// for a domain without the PMU until a vCPU is loaded.
 pub fn init() {
-    let dfr0 = read_id_group3(5, 0);
+    let dfr0 = read_id_aa64dfr0_el1();
     let breakpoints = ((dfr0 >> 12) & 0xf) as usize + 1;
     let watchpoints = ((dfr0 >> 20) & 0xf) as usize + 1;
     (0..breakpoints).for_each(disarm_breakpoint);

@@ -53,6 +53,7 @@ read_sysreg!(read_ich_vtr_el2, "ich_vtr_el2");
 read_sysreg!(read_ich_eisr_el2, "ich_eisr_el2");
 read_sysreg!(read_ich_misr_el2, "ich_misr_el2");
 read_sysreg!(read_id_aa64mmfr0_el1, "id_aa64mmfr0_el1");
+read_sysreg!(read_id_aa64dfr0_el1, "id_aa64dfr0_el1");
 
 // Guest EL1/EL0 context.
 guest_sysreg!(read_sctlr_el1, write_sctlr_el1, "sctlr_el1");
@@ -192,6 +193,7 @@ macro_rules! write_el2_sysreg {
 
 write_el2_sysreg!(write_hcr_el2, "hcr_el2", "The value must keep EL2 in control: IMO/FMO routing and stage 2 must be consistent with the vCPU about to run.");
 read_sysreg!(read_vttbr_el2, "vttbr_el2");
+read_sysreg!(read_mdcr_el2, "mdcr_el2");
 write_el2_sysreg!(write_vttbr_el2, "vttbr_el2", "The base must point to a valid stage-2 table that maps only memory owned by the vCPU's domain.");
 write_el2_sysreg!(
     write_vtcr_el2,
