@@ -139,6 +139,9 @@ pub struct RunQueue {
     /// every switch, usually has two or three entries).
     used: usize,
     len: usize,
+    /// How many queued vCPUs are runnable (kept with every change of the flag), so
+    /// [`Self::alone`] costs no scan.
+    runnable: usize,
     exclusive: bool,
     /// Number of picks so far; a sequence, not a time.
     picks: u64,
@@ -164,6 +167,7 @@ impl RunQueue {
             entries: [None; QUEUE_CAPACITY],
             used: 0,
             len: 0,
+            runnable: 0,
             exclusive: false,
             picks: 0,
             budgeted: 0,
@@ -195,6 +199,7 @@ impl RunQueue {
             budget: None,
         });
         self.len += 1;
+        self.runnable += 1;
         self.exclusive = exclusive;
         Ok(())
     }
@@ -204,6 +209,9 @@ impl RunQueue {
         let i = self.find(key).ok_or(SchedError::NotQueued)?;
         if self.entries[i].is_some_and(|e| e.budget.is_some()) {
             self.budgeted -= 1;
+        }
+        if self.entries[i].is_some_and(|e| e.runnable) {
+            self.runnable -= 1;
         }
         self.contended_memo = None;
         self.entries[i] = None;
@@ -226,6 +234,11 @@ impl RunQueue {
         let i = self.find(key).ok_or(SchedError::NotQueued)?;
         if let Some(e) = self.entries[i].as_mut().filter(|e| e.runnable != runnable) {
             e.runnable = runnable;
+            if runnable {
+                self.runnable += 1;
+            } else {
+                self.runnable -= 1;
+            }
             self.contended_memo = None;
         }
         Ok(())
@@ -405,6 +418,26 @@ impl RunQueue {
     /// Whether `key` is queued here.
     pub fn contains(&self, key: VcpuKey) -> bool {
         self.find(key).is_some()
+    }
+
+    /// Whether no queued vCPU other than `key` is runnable (within its budget or not).
+    pub fn alone(&self, key: VcpuKey) -> bool {
+        match self.runnable {
+            0 => true,
+            1 => self
+                .find(key)
+                .and_then(|i| self.entries[i])
+                .is_some_and(|e| e.runnable),
+            _ => false,
+        }
+    }
+
+    /// The queued vCPUs other than `key`, each with whether it is runnable (within its
+    /// budget or not), in slot order.
+    pub fn others(&self, key: VcpuKey) -> impl Iterator<Item = (VcpuKey, bool)> + '_ {
+        self.iter()
+            .filter(move |e| e.key != key)
+            .map(|e| (e.key, e.runnable))
     }
 
     /// The queued vCPUs, runnable or not, in slot order.

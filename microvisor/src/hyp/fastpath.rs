@@ -335,8 +335,9 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
 /// The LRs differ from their shadow: usually the guest finishing the timer's or a
 /// passthrough SPI's hardware-linked LR, absorbed here ([`absorb_hw_lr_progress`]); the
 /// LRs it frees are zeroed in the hardware. False if the vGIC model must see the change
-/// under the lock. Out of line: the exits that find the LRs unchanged (every round trip)
-/// keep their registers.
+/// under the lock. Out of line: inlined, the round trips kept their registers no better,
+/// and the build moved `rtos_beside_linux`'s start-up lateness into a miss (see the README,
+/// "Global-lock holds").
 #[inline(never)]
 fn absorb_progress<G: Hot>(
     lv: &mut LoadedVcpu,

@@ -368,8 +368,10 @@ impl Hyp {
         lv.nr_spis = d.vgic.fast_spis(v, &mut lv.spis);
     }
 
-    /// Whether no vCPU queued on `cpu` other than `key` is runnable; the others go into
-    /// `neighbours` and their count into `count` (`None` if more than fit).
+    /// Whether no vCPU queued on `cpu` other than `key` is runnable (as its run queue sees
+    /// it: what the scheduler would pick); if so, the others go into `neighbours` and
+    /// their count into `count` (`None` if more than fit), which only an alone vCPU's fast
+    /// path reads.
     fn alone_on(
         &self,
         cpu: usize,
@@ -381,20 +383,18 @@ impl Hyp {
             *count = None;
             return false;
         };
+        if !rq.alone(key) {
+            return false;
+        }
         let mut n = 0usize;
-        let mut alone = true;
-        for other in rq.keys().filter(|&k| k != key) {
-            let (id, v) = key_parts(other);
-            if self.domain(id).is_some_and(|d| d.vcpu_runnable(v)) {
-                alone = false;
-            }
+        for (other, _) in rq.others(key) {
             if let Some(slot) = neighbours.get_mut(n) {
                 *slot = other;
             }
             n += 1;
         }
         *count = (n <= NEIGHBOURS).then_some(n);
-        alone
+        true
     }
 
     /// Moves everything posted to vCPU `key` into its domain's vGIC model, waking it if

@@ -437,8 +437,8 @@ fn model_contended(q: &RunQueue, key: VcpuKey) -> bool {
 }
 
 /// Random adds, removes, wake-ups, budgets, charges and picks: every pick chooses what the
-/// plain scan would, and `contended` (remembered from the pick or scanned) always answers
-/// as the plain scan does, for every key, queued or not.
+/// plain scan would, and `contended` (remembered from the pick or scanned) and `alone`
+/// always answer as the plain scans do, for every key, queued or not.
 #[test]
 fn pick_and_contention_match_the_plain_scans() {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -479,7 +479,10 @@ fn pick_and_contention_match_the_plain_scans() {
             }
         }
         for k in 0..7 {
-            assert_eq!(q.contended(VcpuKey(k)), model_contended(&q, VcpuKey(k)));
+            let key = VcpuKey(k);
+            assert_eq!(q.contended(key), model_contended(&q, key));
+            // The runnable count behind `alone` agrees with a scan of the others.
+            assert_eq!(q.alone(key), !q.others(key).any(|(_, runnable)| runnable));
         }
     }
     assert!(contended_picks > 1000, "the contended case was exercised");
@@ -508,4 +511,22 @@ fn remembered_contention_follows_changes() {
     q.charge(C, 10);
     assert!(q.contended(C), "exhausted, A still ranks above it");
     assert!(!q.contended(A), "A now outranks the exhausted C");
+}
+
+#[test]
+fn others_lists_the_rest_of_the_queue_with_whether_each_is_runnable() {
+    let mut q = RunQueue::new();
+    q.add(A, 1, false).unwrap();
+    q.add(B, 5, false).unwrap();
+    q.add(C, 3, false).unwrap();
+    q.set_runnable(C, false).unwrap();
+    assert_eq!(q.others(A).collect::<Vec<_>>(), [(B, true), (C, false)]);
+    q.remove(B).unwrap();
+    assert_eq!(q.others(A).collect::<Vec<_>>(), [(C, false)]);
+    assert_eq!(q.others(C).collect::<Vec<_>>(), [(A, true)]);
+    assert_eq!(q.others(VcpuKey(9)).count(), 2, "a key not queued: everyone");
+    assert!(q.alone(A));
+    assert!(!q.alone(C), "A is runnable");
+    q.set_runnable(A, false).unwrap();
+    assert!(q.alone(C) && q.alone(A), "nobody runnable");
 }
