@@ -524,7 +524,11 @@ fn others_lists_the_rest_of_the_queue_with_whether_each_is_runnable() {
     q.remove(B).unwrap();
     assert_eq!(q.others(A).collect::<Vec<_>>(), [(C, false)]);
     assert_eq!(q.others(C).collect::<Vec<_>>(), [(A, true)]);
-    assert_eq!(q.others(VcpuKey(9)).count(), 2, "a key not queued: everyone");
+    assert_eq!(
+        q.others(VcpuKey(9)).count(),
+        2,
+        "a key not queued: everyone"
+    );
     assert!(q.alone(A));
     assert!(!q.alone(C), "A is runnable");
     q.set_runnable(A, false).unwrap();
