@@ -339,17 +339,21 @@ fn budgets_never_starve_lower_priorities_under_random_wakeups() {
     }
 }
 
-/// Random adds and removes leave holes: the scans stop at `used`, so it must stay one past
-/// the highest occupied slot, and every queued vCPU must still be found and picked.
-#[test]
-fn scans_bounded_by_the_highest_slot_see_every_entry() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move |n: u64| {
+/// A xorshift generator from `seed`: each call gives a number below its argument.
+fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed % n
-    };
+    }
+}
+
+/// Random adds and removes leave holes: the scans stop at `used`, so it must stay one past
+/// the highest occupied slot, and every queued vCPU must still be found and picked.
+#[test]
+fn scans_bounded_by_the_highest_slot_see_every_entry() {
+    let mut rand = xorshift(0x2545_f491_4f6c_dd1du64);
     let mut q = RunQueue::new();
     let mut queued: Vec<VcpuKey> = Vec::new();
     for _ in 0..20_000 {
@@ -441,13 +445,7 @@ fn model_contended(q: &RunQueue, key: VcpuKey) -> bool {
 /// always answer as the plain scans do, for every key, queued or not.
 #[test]
 fn pick_and_contention_match_the_plain_scans() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rand = xorshift(0x9e37_79b9_7f4a_7c15u64);
     let mut q = RunQueue::new();
     let mut now = 0u64;
     let mut contended_picks = 0;

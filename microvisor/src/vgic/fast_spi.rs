@@ -104,13 +104,7 @@ impl VgicDomain {
         let Some(t) = self.lrs.get_mut(vcpu) else {
             return false;
         };
-        t.in_lr.insert(intid);
-        if lr & lr::PENDING != 0 {
-            t.lr_pending.insert(intid);
-        }
-        if lr & lr::ACTIVE != 0 {
-            t.lr_active.insert(intid);
-        }
+        t.take_over(intid, lr);
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.owner = vcpu as u8;
         }

@@ -386,13 +386,7 @@ impl VgicDomain {
         if t.in_lr.contains(intid) {
             return false;
         }
-        t.in_lr.insert(intid);
-        if lr & lr::PENDING != 0 {
-            t.lr_pending.insert(intid);
-        }
-        if lr & lr::ACTIVE != 0 {
-            t.lr_active.insert(intid);
-        }
+        t.take_over(intid, lr);
         self.note_delivery(vcpu, intid);
         true
     }

@@ -171,6 +171,18 @@ impl LrTrack {
         completed_carry: IrqSet::EMPTY,
         overflow: false,
     };
+
+    /// Records `intid` as held in an LR with value `lr` that the caller filled (the model
+    /// taking over an LR it did not place), with that LR's pending and active bits.
+    pub fn take_over(&mut self, intid: u32, lr: u64) {
+        self.in_lr.insert(intid);
+        if lr & super::lr::PENDING != 0 {
+            self.lr_pending.insert(intid);
+        }
+        if lr & super::lr::ACTIVE != 0 {
+            self.lr_active.insert(intid);
+        }
+    }
 }
 
 /// The Redistributor's `GICR_WAKER`: bit 1 ProcessorSleep (writable), bit 2 ChildrenAsleep

@@ -4,7 +4,7 @@
 //! guest register writes, routing, flushes and switch-outs, that every active physical
 //! interrupt still has exactly one holder and none is ended twice or left active.
 
-use super::hwlink::{assert_one_holder, Phys};
+use super::hwlink::{assert_one_holder, drain, switch_out_all, Phys};
 use super::*;
 use crate::fastpath::{spi_lr, spi_lrs_freed};
 
@@ -269,13 +269,7 @@ fn random_fast_deliveries_never_strand_or_double_end_a_physical_interrupt() {
                         cpu0.take(&mut g, &mut lrs[0]);
                         cpu0.view = None;
                     }
-                    for slot in lrs[v].iter_mut() {
-                        if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
-                            phys.end(lr::pintid(*slot), "switch-out");
-                            *slot = lr::unlinked(*slot);
-                            assert!(g.adopt(v, *slot));
-                        }
-                    }
+                    switch_out_all(&mut g, v, &mut lrs[v], &mut phys);
                 }
                 _ => {
                     g.sync_lrs(v, &lrs[v]);
@@ -290,36 +284,7 @@ fn random_fast_deliveries_never_strand_or_double_end_a_physical_interrupt() {
         // Drain: one last pass on vCPU 0, everything enabled and routed to vCPU 0, every
         // LR finished by the guest: no physical interrupt stays active.
         cpu0.take(&mut g, &mut lrs[0]);
-        for spi in spis.clone() {
-            route_spi(&mut g, spi, 0);
-        }
-        wr32(&mut g, GICD + 0x104, 0xFF);
-        for _ in 0..64 {
-            for (v, l) in lrs.iter_mut().enumerate().take(n) {
-                for slot in l.iter_mut() {
-                    if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
-                        phys.end(lr::pintid(*slot), "drain");
-                    }
-                    *slot = 0;
-                }
-                g.sync_lrs(v, l);
-                g.flush_lrs(v, l);
-                for p in g.take_unlinked().iter() {
-                    phys.end(p, "take_unlinked");
-                }
-            }
-            assert_one_holder(&g, &lrs, &phys);
-        }
-        for (v, l) in lrs.iter_mut().enumerate().take(n) {
-            for slot in l.iter_mut() {
-                if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
-                    phys.end(lr::pintid(*slot), "drain");
-                }
-                *slot = 0;
-            }
-            g.sync_lrs(v, l);
-        }
-        assert!(phys.active.is_empty(), "stranded: {:?}", phys.active);
+        drain(&mut g, &mut lrs, n, &mut phys);
         assert_eq!(
             offered(&g, 0).len(),
             4,

@@ -306,6 +306,53 @@ pub(super) fn assert_one_holder(g: &VgicDomain, lrs: &[[u64; NR_LRS]], phys: &Ph
     }
 }
 
+/// vCPU `v` switched out (`Hyp::unload`): each hardware LR in flight has its physical
+/// interrupt ended and its link stripped, and the model keeps the LR as an ordinary one.
+pub(super) fn switch_out_all(g: &mut VgicDomain, v: usize, l: &mut [u64; NR_LRS], phys: &mut Phys) {
+    for slot in l.iter_mut() {
+        if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
+            phys.end(lr::pintid(*slot), "switch-out");
+            *slot = lr::unlinked(*slot);
+            assert!(g.adopt(v, *slot));
+        }
+    }
+}
+
+/// The end of a randomized run: with the first eight SPIs enabled and routed to vCPU 0
+/// and every LR of the `n` vCPUs finished by the guest (a hardware LR's deactivation
+/// ending its physical interrupt), flush after flush until all settle, no physical
+/// interrupt stays active.
+pub(super) fn drain(g: &mut VgicDomain, lrs: &mut [[u64; NR_LRS]; 3], n: usize, phys: &mut Phys) {
+    fn finish_all(l: &mut [u64; NR_LRS], phys: &mut Phys) {
+        for slot in l.iter_mut() {
+            if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
+                phys.end(lr::pintid(*slot), "drain");
+            }
+            *slot = 0;
+        }
+    }
+    for spi in FIRST_SPI..FIRST_SPI + 8 {
+        route_spi(g, spi, 0);
+    }
+    wr32(g, GICD + 0x104, 0xFF);
+    for _ in 0..64 {
+        for (v, l) in lrs.iter_mut().enumerate().take(n) {
+            finish_all(l, phys);
+            g.sync_lrs(v, l);
+            g.flush_lrs(v, l);
+            for p in g.take_unlinked().iter() {
+                phys.end(p, "take_unlinked");
+            }
+        }
+        assert_one_holder(g, lrs, phys);
+    }
+    for (v, l) in lrs.iter_mut().enumerate().take(n) {
+        finish_all(l, phys);
+        g.sync_lrs(v, l);
+    }
+    assert!(phys.active.is_empty(), "stranded: {:?}", phys.active);
+}
+
 #[test]
 fn random_links_never_strand_or_double_end_a_physical_interrupt() {
     for seed in 1..=6u64 {
@@ -365,13 +412,7 @@ fn random_links_never_strand_or_double_end_a_physical_interrupt() {
                 }
                 9 => {
                     // Switched out: `unload` ends hardware LRs in flight and unlinks them.
-                    for slot in lrs[v].iter_mut() {
-                        if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
-                            phys.end(lr::pintid(*slot), "switch-out");
-                            *slot = lr::unlinked(*slot);
-                            assert!(g.adopt(v, *slot));
-                        }
-                    }
+                    switch_out_all(&mut g, v, &mut lrs[v], &mut phys);
                 }
                 _ => {
                     g.sync_lrs(v, &lrs[v]);
@@ -383,38 +424,7 @@ fn random_links_never_strand_or_double_end_a_physical_interrupt() {
             }
             assert_one_holder(&g, &lrs, &phys);
         }
-        // Drain: everything enabled and routed to vCPU 0, every LR finished by the guest:
-        // no physical interrupt stays active.
-        for spi in FIRST_SPI..FIRST_SPI + 8 {
-            route_spi(&mut g, spi, 0);
-        }
-        wr32(&mut g, GICD + 0x104, 0xFF);
-        for _ in 0..64 {
-            for (v, l) in lrs.iter_mut().enumerate().take(n) {
-                for slot in l.iter_mut() {
-                    if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
-                        phys.end(lr::pintid(*slot), "drain");
-                    }
-                    *slot = lr::with_state(*slot, lr::LrState::Invalid);
-                }
-                g.sync_lrs(v, l);
-                g.flush_lrs(v, l);
-                for p in g.take_unlinked().iter() {
-                    phys.end(p, "take_unlinked");
-                }
-            }
-            assert_one_holder(&g, &lrs, &phys);
-        }
-        for (v, l) in lrs.iter_mut().enumerate().take(n) {
-            for slot in l.iter_mut() {
-                if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
-                    phys.end(lr::pintid(*slot), "drain");
-                }
-                *slot = lr::with_state(*slot, lr::LrState::Invalid);
-            }
-            g.sync_lrs(v, l);
-        }
-        assert!(phys.active.is_empty(), "stranded: {:?}", phys.active);
+        drain(&mut g, &mut lrs, n, &mut phys);
     }
 }
 
