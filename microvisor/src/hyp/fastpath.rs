@@ -3,14 +3,16 @@
 //! the capability null call and `WhoAmI`, the calls about the caller itself
 //! (`ConsoleWrite`, `ConsoleRead`, `Heartbeat`, `IdleReport`, under its domain's own slot
 //! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, a WFI with an
-//! interrupt already pending in an LR, a pinned-exclusive vCPU's trapped WFI (waited out
-//! at EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt,
-//! the kick SGI, the virtual timer of the loaded vCPU and a passthrough SPI of its domain
-//! (each straight into a free hardware-linked LR; the SPI only while the vGIC model has it
-//! idle, and the model takes its LR over at the next locked pass). If nothing is in its mailbox it re-enters the guest at once:
-//! no lock, no scheduler. If the mailbox holds only [`POSTED`], it places the interrupts
-//! posted to its vCPU into free LRs itself ([`crate::posted`]) and re-enters. Everything
-//! else takes [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
+//! interrupt already pending in an LR, the trapped WFI of a pinned-exclusive vCPU or of a
+//! shared one with nothing else runnable on its pCPU ([`LoadedVcpu::alone`]; waited out at
+//! EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt, the
+//! kick SGI, the virtual timer of the loaded vCPU and a passthrough SPI of its domain (each
+//! straight into a free hardware-linked LR; the SPI only while the vGIC model has it idle,
+//! and the model takes its LR over at the next locked pass). If nothing is in its mailbox
+//! it re-enters the guest at once: no lock, no scheduler. If the mailbox holds only
+//! [`POSTED`], it places the interrupts posted to its vCPU (pinned exclusive, or shared and
+//! alone) into free LRs itself ([`crate::posted`]) and re-enters. Everything else takes
+//! [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
 //!
 //! The fast path never runs while the LRs differ from their shadow (the guest finished or
 //! took an interrupt the vGIC model must hear about first), so the slow path sees the same
