@@ -37,8 +37,9 @@ pub fn rtos_meets_deadlines_under_load(machine: Machine, first: Option<&str>) {
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|load)\) stopped"))
         .and_then(|e| e.forbid(r"\[(rtos|load)\] (FAIL|.*panic)"))
         .expect("markers");
-    // rtos_load.toml's CPUs: dom0, the RTOS, two load CPUs and the metronome's two.
-    const WITH_METRONOME: u16 = 6;
+    // rtos_load.toml's CPUs: dom0, an idle one (`IDLE_PCPU_BEFORE_RTOS`), the RTOS, two
+    // load CPUs and the metronome's two.
+    const WITH_METRONOME: u16 = 7;
     let name = if machine.max_cpus() < WITH_METRONOME {
         "rtos_load_4cpus"
     } else {
