@@ -8,6 +8,7 @@
 
 use crate::{system, Expect, Machine, BOOT_TIMEOUT, TAIL_LINES};
 use bulkhead_tools::qemu::{self, Outcome, RunOptions};
+use bulkhead_tools::system::{Overrides, System};
 
 /// Boots `tests/systems/rtos_load.toml` (with its metronome; `rtos_load_4cpus.toml`, whose
 /// load has one pCPU and whose metronome has one vCPU, on a machine of four CPUs) on
@@ -37,15 +38,18 @@ pub fn rtos_meets_deadlines_under_load(machine: Machine, first: Option<&str>) {
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|load)\) stopped"))
         .and_then(|e| e.forbid(r"\[(rtos|load)\] (FAIL|.*panic)"))
         .expect("markers");
-    // rtos_load.toml's CPUs: dom0, an idle one (`IDLE_PCPU_BEFORE_RTOS`), the RTOS, two
-    // load CPUs and the metronome's two.
-    const WITH_METRONOME: u16 = 7;
-    let name = if machine.max_cpus() < WITH_METRONOME {
-        "rtos_load_4cpus"
+    // rtos_load.toml when the machine has the CPUs it asks for, else the four-CPU layout.
+    let full = system("rtos_load");
+    let text = std::fs::read_to_string(&full).expect("rtos_load.toml");
+    let needs = System::parse(&full, &text, Overrides::default())
+        .expect("rtos_load.toml parses")
+        .smp;
+    let path = if machine.max_cpus() < needs {
+        system("rtos_load_4cpus")
     } else {
-        "rtos_load"
+        full
     };
-    let mut opts = RunOptions::test(system(name), expect, BOOT_TIMEOUT);
+    let mut opts = RunOptions::test(path, expect, BOOT_TIMEOUT);
     opts.icount = true;
     opts.overrides.machine = machine;
     let out = qemu::run(&opts).expect("boot rtos_load");

@@ -75,16 +75,17 @@ pub const METRONOME_BLOCK: &str = "[[domain]]\nname = \"metronome\"\nimage = \"t
 /// `rtos_load_4cpus.toml` carries this block): one vCPU, pinned exclusive on pCPU 1, its
 /// timer due every 40 µs. One timer is not due while its vCPU re-arms it, but that vCPU is
 /// the next to run once it fired, and it re-arms it first thing. It sits on pCPU 1, just
-/// before the RTOS's, because it idles almost all the time ([`IDLE_PCPU_BEFORE_RTOS`]).
+/// before the RTOS's, because it idles almost all the time ([`check_rtos_placement`]).
 /// (Tried and dropped: the two vCPUs shared on dom0's pCPU at a priority above dom0's.
 /// Every switch of a shared vCPU takes the microvisor's global lock, 50,000 a second, and
 /// the RTOS's own locked exits then waited behind them: 2 of 3 runs missed a release.)
 #[cfg(test)]
 const METRONOME_ONE_BLOCK: &str = "[[domain]]\nname = \"metronome\"\nimage = \"testguest\"\nmemory = 8\nvcpus = 1\ncpus = \"1\"\nexclusive = true\ncmdline = \"mode=metronome\"\n";
 
-/// The placement rule of every `-icount` test that times the RTOS: the pCPU just before
-/// the RTOS's (in QEMU's CPU order) holds no domain, or only the metronome, which idles
-/// almost all the time; pCPU 0 needs no such neighbour.
+/// Checks the placement rule of every `-icount` test that times the RTOS on the system file
+/// `path`: the pCPU just before the RTOS's (in QEMU's CPU order) holds no domain, or only
+/// the metronome, which idles almost all the time; pCPU 0 needs no such neighbour. `Err`
+/// names what is on that pCPU.
 ///
 /// Why (QEMU 7.2, `accel/tcg/tcg-accel-ops-rr.c` and `tcg-accel-ops-icount.c`, read as a
 /// specification): its single TCG thread runs the CPUs in index order, each for the
@@ -103,14 +104,11 @@ const METRONOME_ONE_BLOCK: &str = "[[domain]]\nname = \"metronome\"\nimage = \"t
 /// behind dom0's, 10–20 late entries over 150 µs per run, none of them in the fast path;
 /// with pCPU 1 idle and the RTOS on pCPU 2, none during the stress. Real hardware runs its
 /// CPUs in parallel; this is about the emulator only.
-pub const IDLE_PCPU_BEFORE_RTOS: &str = "the pCPU before the RTOS's is idle";
-
-/// Checks [`IDLE_PCPU_BEFORE_RTOS`] on a system file; `Err` says what is on that pCPU.
 pub fn check_rtos_placement(path: &Path) -> Result<(), String> {
-    use bulkhead_tools::system::{Image, Overrides, System};
+    use bulkhead_tools::system::{Domain, Image, Overrides, System};
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let sys = System::parse(path, &text, Overrides::default()).map_err(|e| e.to_string())?;
-    let is_rtos = |d: &&bulkhead_tools::system::Domain| matches!(&d.image.value, Image::Builtin(name) if name == "rtos");
+    let is_rtos = |d: &&Domain| matches!(&d.image.value, Image::Builtin(n) if n == "rtos");
     for rtos in sys.domains.iter().filter(is_rtos) {
         for &cpu in rtos.cpus.value.iter().filter(|&&c| c > 0) {
             let before: Vec<&str> = sys
@@ -121,7 +119,8 @@ pub fn check_rtos_placement(path: &Path) -> Result<(), String> {
                 .collect();
             if !before.is_empty() {
                 return Err(format!(
-                    "{}: {} runs on pCPU {cpu}, and pCPU {} holds {before:?}: {IDLE_PCPU_BEFORE_RTOS}",
+                    "{}: {} runs on pCPU {cpu} and pCPU {} holds {before:?}; under -icount the \
+                     pCPU before the RTOS's must be idle",
                     path.display(),
                     rtos.name.value,
                     cpu - 1
@@ -162,10 +161,7 @@ mod tests {
     #[test]
     fn every_timed_rtos_runs_behind_an_idle_pcpu() {
         for name in ["rtos_linux", "rtos_load", "rtos_load_4cpus"] {
-            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("systems")
-                .join(format!("{name}.toml"));
-            check_rtos_placement(&file).unwrap();
+            check_rtos_placement(&crate::system(name)).unwrap();
         }
     }
 

@@ -20,7 +20,7 @@
 //! timer deadline, so without it a CPU-bound dom0 or driver domain runs for milliseconds
 //! while the RTOS's CPU, its timer interrupt pending, waits its turn. That emulation effect
 //! alone cost the RTOS about 15 releases per restart; with the metronome, none. And the
-//! RTOS's pCPU follows one that holds nothing (`IDLE_PCPU_BEFORE_RTOS`): QEMU 7.2 gives
+//! RTOS's pCPU follows one that holds nothing (`check_rtos_placement`): QEMU 7.2 gives
 //! the CPU behind a busy one no instructions until the busy one idles, which cost this
 //! test a miss about once in 30 runs while the RTOS sat behind Linux's pCPU.
 
@@ -49,7 +49,7 @@ const RESTART_HOLD_BOUND_US: u64 = 400;
 
 fn system(dir: &Path) -> PathBuf {
     let restart = "on_crash = \"restart\"\ncrash_limit = \"10/60s\"\n";
-    // pCPU 3 holds nothing: see `IDLE_PCPU_BEFORE_RTOS`.
+    // pCPU 3 holds nothing: see `check_rtos_placement`.
     SystemToml::new("rtos_across_restarts", 7, "")
         .metronome((5, 6))
         .domain("[[domain]]\nname = \"rtos\"\nimage = \"rtos\"\nmemory = 8\ncpus = \"4\"\nexclusive = true\ncmdline = \"hz=1000\"\n")

@@ -12,7 +12,7 @@
 //! with the RTOS idle, and a hold past 1 ms was a miss (CI failed once on one, with an
 //! overrun). It was QEMU's: the RTOS sat on pCPU 1, right behind the pCPU of dom0 and the
 //! driver domains, and QEMU 7.2's single TCG thread gives the CPU behind a busy one no
-//! instructions until the busy one idles (`IDLE_PCPU_BEFORE_RTOS` in tests/src/systems.rs
+//! instructions until the busy one idles (`check_rtos_placement` in tests/src/systems.rs
 //! says how). pCPU 1 now holds nothing, and the RTOS runs on pCPU 2.
 //!
 //! Under `-icount` (time is virtual and deterministic), with the metronome
@@ -41,7 +41,7 @@ fn system(dir: &Path) -> PathBuf {
     std::fs::File::create(&disk)
         .and_then(|f| f.set_len(16 << 20))
         .expect("disk image");
-    // pCPU 1 holds nothing (`IDLE_PCPU_BEFORE_RTOS`); the metronome follows the RTOS, so
+    // pCPU 1 holds nothing (`check_rtos_placement`); the metronome follows the RTOS, so
     // neither of its vCPUs runs behind a busy pCPU either.
     SystemToml::new("rtos_beside_stress", 8, "")
         .metronome((3, 4))

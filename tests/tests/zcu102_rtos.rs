@@ -3,7 +3,7 @@
 //! answering through the Cadence UART. Under `-icount` (see [`bulkhead_tests::rtos_load`]),
 //! with a one-vCPU metronome on the second CPU, the RTOS on the third and the load's two
 //! vCPUs sharing the fourth (`rtos_load_4cpus.toml`; `METRONOME_ONE_BLOCK` and
-//! `IDLE_PCPU_BEFORE_RTOS` in tests/src/systems.rs say why). It was ignored until
+//! `check_rtos_placement` in tests/src/systems.rs say why). It was ignored until
 //! 2026-12-06: with the RTOS on the second CPU, right behind dom0's, it failed about one
 //! run in four (misses with the timer interrupts on time: QEMU gave the RTOS's CPU no
 //! instructions while dom0's was busy).
