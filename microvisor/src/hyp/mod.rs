@@ -32,27 +32,27 @@
 //!   [`crate::sync`]): everything in [`Hyp`] — domain table, run queues, the vGIC models,
 //!   grant tables, stage 2, capability tables, frames.
 //!
-//! The exits that concern only the running vCPU finish on the fast path
-//! ([`fastpath`]) without the global lock: capability `NullCall`/`WhoAmI`,
+//! The exits that concern only the running vCPU finish on the fast path ([`fastpath`])
+//! without the global lock: capability `NullCall`/`WhoAmI`,
 //! `ConsoleWrite`/`ConsoleRead`/`Heartbeat`/`IdleReport` (the domain's slot lock only),
 //! `xen_version(XENVER_version)`, WFI with an interrupt pending in an LR (and the WFI of a
-//! pinned-exclusive vCPU, or of a shared one with nothing else runnable on its pCPU,
-//! waited out at EL2 with it loaded), spurious interrupts, the kick SGI, the virtual timer of a loaded vCPU, a passthrough SPI of the
-//! loaded vCPU's domain that is idle in its vGIC model (into a hardware-linked LR the
-//! model takes over at the CPU's next locked pass, [`crate::vgic::FastSpi`]), and posted
-//! interrupts. Cross-CPU interrupts to a pinned-exclusive vCPU (and event-channel upcalls
-//! to any vCPU) are *posted*: the
-//! sender ORs the INTID into the target's word and posts `POSTED` to its CPU's mailbox;
-//! the target CPU's fast path puts them in free LRs (a shared target's only while it is
-//! alone on its pCPU; otherwise its CPU's next locked pass puts them in the model), and
-//! the vGIC model adopts those LRs at that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)
+//! pinned-exclusive vCPU, or of a shared one with nothing else runnable on its pCPU, waited
+//! out at EL2 with it loaded), spurious interrupts, the kick SGI, the virtual timer of a
+//! loaded vCPU, a passthrough SPI of the loaded vCPU's domain that is idle in its vGIC model
+//! (into a hardware-linked LR the model takes over at the CPU's next locked pass,
+//! [`crate::vgic::FastSpi`]), and posted interrupts. Cross-CPU interrupts to a
+//! pinned-exclusive vCPU (and event-channel upcalls to any vCPU) are *posted*: the sender ORs
+//! the INTID into the target's word and posts `POSTED` to its CPU's mailbox; the target CPU's
+//! fast path puts them in free LRs (a shared target's only while it is alone on its pCPU;
+//! otherwise its CPU's next locked pass puts them in the model), and the vGIC model adopts
+//! those LRs at that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)
 //! write whose targets are all pinned exclusive, on other CPUs or the sender itself, is
 //! emulated on the sender's fast path, and so is an `EVTCHNOP_send` to a vCPU on another
 //! pCPU, exclusive or shared (its bits raised under the event lock, PPI 31 posted to its
-//! word; a shared target's CPU places it as above); event-channel
-//! upcalls and SGIs raised under [`HYP`] post the same way when the target is exclusive,
-//! loaded elsewhere and runnable. Every other exit takes [`HYP`] once for both its handling
-//! and the scheduling decision.
+//! word; a shared target's CPU places it as above); event-channel upcalls and SGIs raised
+//! under [`HYP`] post the same way when the target is exclusive, loaded elsewhere and
+//! runnable. Every other exit takes [`HYP`] once for both its handling and the scheduling
+//! decision.
 //!
 //! Work under [`HYP`] is kept short (issue 12): memory scrubs and image copies are
 //! [`bulk`] jobs done outside it, and the frame bitmap and table walks go a word and a

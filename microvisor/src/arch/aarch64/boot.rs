@@ -15,7 +15,7 @@ use crate::reloc::Rela;
 /// stacks are adjacent with no guard page, so an overflow corrupts the next CPU's stack
 /// silently: 128 KiB keeps the margin at about 73 KiB for 512 KiB more BSS. (Raising it was
 /// tried twice before and dropped because `rtos_beside_linux` then missed a release; that
-/// was QEMU starving the RTOS's CPU behind a busy one, `IDLE_PCPU_BEFORE_RTOS` in
+/// was QEMU starving the RTOS's CPU behind a busy one, `check_rtos_placement` in
 /// tests/src/systems.rs, not the stack.)
 pub const STACK_SIZE: usize = 128 * 1024;
 /// Most physical CPUs the microvisor drives.
