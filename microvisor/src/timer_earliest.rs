@@ -60,6 +60,55 @@ impl EarliestTimer {
     }
 }
 
+/// What the EL2 timer's expiry does about one switched-out vCPU's virtual timer
+/// (`Hyp::deliver_expired_timers`; the lead is `hyp::vtimer`'s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchedOut {
+    /// Its deadline passed: its timer interrupt is injected.
+    Due,
+    /// It waits (a trapped WFI) for a timer due within the lead: it is woken now, without
+    /// an interrupt, so that its pCPU switches it in ahead of the deadline.
+    WakeAhead,
+    /// Later: the EL2 timer must fire by this time for it.
+    Later(u64),
+    /// Nothing (its timer is not armed, or it is powered off).
+    Idle,
+}
+
+/// When the EL2 timer must fire for a switched-out vCPU whose armed timer is due at
+/// `deadline`: `lead` ticks earlier while it waits for it (`blocked`), else at the
+/// deadline.
+pub fn wake_at(deadline: u64, blocked: bool, lead: u64) -> u64 {
+    if blocked {
+        deadline.saturating_sub(lead)
+    } else {
+        deadline
+    }
+}
+
+/// Classifies a switched-out vCPU's timer at `now`. An armed timer whose deadline passed is
+/// due even if its vCPU is powered off (it is injected all the same and seen when it
+/// powers on again).
+pub fn switched_out(
+    armed: bool,
+    powered: bool,
+    blocked: bool,
+    deadline: u64,
+    now: u64,
+    lead: u64,
+) -> SwitchedOut {
+    if armed && deadline <= now {
+        return SwitchedOut::Due;
+    }
+    if !armed || !powered {
+        return SwitchedOut::Idle;
+    }
+    match wake_at(deadline, blocked, lead) {
+        t if t <= now => SwitchedOut::WakeAhead,
+        t => SwitchedOut::Later(t),
+    }
+}
+
 #[cfg(test)]
 #[path = "timer_earliest_tests.rs"]
 mod tests;

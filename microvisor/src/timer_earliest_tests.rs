@@ -1,4 +1,4 @@
-use super::EarliestTimer;
+use super::{switched_out, wake_at, EarliestTimer, SwitchedOut};
 
 use crate::test_rng::Rng;
 
@@ -83,4 +83,35 @@ fn answers_are_exact_over_random_runs() {
     }
     // The property was exercised, not vacuously true.
     assert!(answered > 10_000, "only {answered} answers");
+}
+
+#[test]
+fn a_waiting_vcpu_is_woken_ahead_by_the_lead_and_a_runnable_one_at_its_deadline() {
+    let lead = 10;
+    // (armed, powered, blocked, deadline, now) -> what happens
+    let cases = [
+        ((true, true, true, 100, 100), SwitchedOut::Due),
+        ((true, true, false, 100, 150), SwitchedOut::Due),
+        // Powered off and armed: still injected once due, never woken ahead.
+        ((true, false, true, 100, 100), SwitchedOut::Due),
+        ((true, false, true, 100, 95), SwitchedOut::Idle),
+        ((false, true, true, 100, 200), SwitchedOut::Idle),
+        // Waiting: woken from `deadline - lead` on.
+        ((true, true, true, 100, 90), SwitchedOut::WakeAhead),
+        ((true, true, true, 100, 99), SwitchedOut::WakeAhead),
+        ((true, true, true, 100, 89), SwitchedOut::Later(90)),
+        // Runnable (not waiting for it): only at its deadline.
+        ((true, true, false, 100, 95), SwitchedOut::Later(100)),
+        // A lead longer than the time since zero does not wrap.
+        ((true, true, true, 5, 0), SwitchedOut::WakeAhead),
+    ];
+    for ((armed, powered, blocked, deadline, now), want) in cases {
+        assert_eq!(
+            switched_out(armed, powered, blocked, deadline, now, lead),
+            want,
+            "armed {armed} powered {powered} blocked {blocked} deadline {deadline} now {now}"
+        );
+    }
+    assert_eq!(wake_at(100, true, 10), 90);
+    assert_eq!(wake_at(100, false, 10), 100);
 }

@@ -1,5 +1,5 @@
 //! The `micro` benchmark guest on Bulkhead, briefly (20 samples per metric): each of the
-//! five `bench micro` systems boots under `-icount` and every metric line of that boot
+//! `bench micro` systems boots under `-icount` and every metric line of that boot
 //! appears with a sane summary (the right sample count, ordered percentiles, figures in a
 //! plausible range). Figures are not judged: benchmarks are measured, never asserted.
 
@@ -77,4 +77,9 @@ fn micro_evtchn_prints_the_event_channel_latency() {
 #[test]
 fn micro_evtchn_shared_prints_the_shared_event_channel_latency() {
     check(Boot::EvtchnShared, &[metric::EVTCHN_SHARED]);
+}
+
+#[test]
+fn micro_evtchn_switch_prints_the_switched_event_channel_latency() {
+    check(Boot::EvtchnSwitch, &[metric::EVTCHN_SWITCH]);
 }

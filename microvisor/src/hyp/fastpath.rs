@@ -291,13 +291,19 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     }
                 }
                 SyncAction::WfiReturn => regs.pc += 4,
-                SyncAction::WfiWait if lv.exclusive || lv.alone => {
+                SyncAction::WfiWait => {
+                    if !(lv.exclusive || lv.alone || own_timer_due_soon(lv)) {
+                        return SLOW;
+                    }
                     // An exclusive vCPU whose WFI traps (`run::traps_wfi`), or a shared one
                     // with nothing else runnable on its CPU: the CPU has nothing else to
                     // run, so it waits here with the vCPU loaded, and the wait is not the
                     // guest's time. What woke it is taken at once, as if it had arrived
                     // just after the guest's WFI completed. A shared CPU writes queued
-                    // console lines out first, as it would before idling.
+                    // console lines out first, as it would before idling. A shared vCPU
+                    // whose own timer is due within the lead waits here too, others
+                    // runnable or not (see `super::vtimer`), and writes nothing out: the
+                    // wait is shorter than switching it out and back.
                     if !lv.exclusive {
                         crate::log::drain();
                     }
@@ -320,7 +326,6 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                         other => other,
                     };
                 }
-                SyncAction::WfiWait => return SLOW,
                 // Out of line, re-reading the syndrome: the hypercall round trip keeps its
                 // registers.
                 SyncAction::Slow if send_sgi::<G>(lv.key, lv.nr_vcpus, local.cpu, regs) => {}
@@ -332,6 +337,20 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
         ExitKind::Irq | ExitKind::Fiq => take_irqs::<G>(lv, n, &mut local.irqs, &mut local.posted),
         ExitKind::SError => SLOW,
     }
+}
+
+/// Whether the loaded vCPU's own virtual timer is armed, enabled in its vGIC and due within
+/// [`super::vtimer::TIMER_LEAD_US`]: then a trapped WFI is waited out at EL2 even on a
+/// pCPU where others are runnable (it was switched in ahead of this timer, or its WFI
+/// came just before it), because switching it out and back in would take longer. Out of
+/// line: only a shared vCPU's WFI with others runnable asks.
+#[inline(never)]
+fn own_timer_due_soon(lv: &LoadedVcpu) -> bool {
+    use super::vtimer::{CNTV_ENABLE, CNTV_IMASK};
+    lv.vtimer_priority.is_some()
+        && arch::sysreg::read_cntv_ctl_el0() & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE
+        && arch::sysreg::read_cntv_cval_el0()
+            <= arch::counter_now().saturating_add(super::vtimer::lead_ticks())
 }
 
 /// The LRs differ from their shadow: usually the guest finishing the timer's or a

@@ -152,7 +152,7 @@ impl Hyp {
         }
         // Switched out here: the EL2 timer stands in for its timer from now on.
         let joined = (usize::from(vcpu.placement.pcpu) == cpu)
-            .then(|| super::vtimer::saved_deadline(vcpu))
+            .then(|| super::vtimer::wake_time(vcpu))
             .flatten();
         // The fast path's timer LR was never the model's; now that it is an ordinary LR the
         // model takes it over, so a timer that expires again while the vCPU is switched out
@@ -187,8 +187,10 @@ impl Hyp {
             .and_then(|s| s.vttbr(d.vmid))
             .expect("a picked vCPU's domain has its stage 2");
         let vcpu = &d.vcpus[v];
-        // No longer switched out (if it was counted here).
-        let left = super::vtimer::saved_deadline(vcpu);
+        // No longer switched out (if it was counted here). It may have been counted early
+        // (waiting when switched out: `vtimer::wake_time`), so the earlier of the two.
+        let left = super::vtimer::saved_deadline(vcpu)
+            .map(|t| t.saturating_sub(super::vtimer::lead_ticks()));
         regs.copy_from(&vcpu.regs);
         vcpu.el1.restore();
         vcpu.vgic_hw.restore();

@@ -14,7 +14,7 @@ use serde::Serialize;
 pub const SAMPLES: usize = 1000;
 
 /// The metrics, in table order: name, what it measures.
-pub const METRICS: [(&str, &str); 8] = [
+pub const METRICS: [(&str, &str); 9] = [
     (metric::XEN_VERSION, "xen_version round trip"),
     (metric::CAP_NULL, "capability null call round trip"),
     (
@@ -31,6 +31,10 @@ pub const METRICS: [(&str, &str); 8] = [
     (
         metric::EVTCHN_SHARED,
         "evtchn send -> upcall, 2 shared pCPUs",
+    ),
+    (
+        metric::EVTCHN_SWITCH,
+        "evtchn send -> upcall, switch needed",
     ),
 ];
 
@@ -57,7 +61,7 @@ pub fn bench(build: bool, xen: bool, machine: crate::machine::Machine) -> Result
 pub fn xen_cannot(name: &str) -> Option<&'static str> {
     match name {
         metric::CAP_NULL => Some("Bulkhead's capability ABI; Xen has none"),
-        metric::EVTCHN | metric::EVTCHN_SHARED => {
+        metric::EVTCHN | metric::EVTCHN_SHARED | metric::EVTCHN_SWITCH => {
             Some("needs 2 pCPUs; Xen runs with maxcpus=1 under -icount")
         }
         _ => None,

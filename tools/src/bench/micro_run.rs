@@ -16,6 +16,10 @@
 //! - `evtchn_shared`: the same pair placed shared (not exclusive), each alone on its pCPU:
 //!   the receiver's CPU idles in the microvisor and schedules the woken vCPU, the path a
 //!   driver domain and its guests take in the default system.
+//! - `evtchn_switch`: `role=ping` on pCPU 1, `role=pong_switch` sharing pCPU 2 with
+//!   `role=busy`: each send wakes a switched-out receiver, so its upcall pays a whole switch
+//!   that nothing foretold (unlike `shared`'s timer, which its pCPU switches in ahead; see
+//!   microvisor/src/hyp/vtimer.rs).
 
 use super::micro::Dist;
 use crate::machine::Machine;
@@ -38,16 +42,19 @@ pub enum Boot {
     Evtchn,
     /// `role=ping` and `role=pong_shared` on two pCPUs, placed shared.
     EvtchnShared,
+    /// `role=ping` on pCPU 1, `role=pong_switch` beside `role=busy` on pCPU 2.
+    EvtchnSwitch,
 }
 
 impl Boot {
     /// Every boot, in order.
-    pub const ALL: [Boot; 5] = [
+    pub const ALL: [Boot; 6] = [
         Boot::Solo,
         Boot::Shared,
         Boot::SharedRunning,
         Boot::Evtchn,
         Boot::EvtchnShared,
+        Boot::EvtchnSwitch,
     ];
 
     /// The system's file stem.
@@ -58,6 +65,7 @@ impl Boot {
             Self::SharedRunning => "micro_shared_running",
             Self::Evtchn => "micro_evtchn",
             Self::EvtchnShared => "micro_evtchn_shared",
+            Self::EvtchnSwitch => "micro_evtchn_switch",
         }
     }
 
@@ -69,6 +77,7 @@ impl Boot {
             Self::SharedRunning => "timer_spin",
             Self::Evtchn => "pong",
             Self::EvtchnShared => "pong_shared",
+            Self::EvtchnSwitch => "pong_switch",
         }
     }
 
@@ -118,6 +127,17 @@ impl Boot {
                         "",
                         &format!("role=pong_shared peer=1 n={samples}"),
                     ),
+            ),
+            Self::EvtchnSwitch => (
+                3,
+                dom("ping", "1", "exclusive = true\n", "role=ping peer=2")
+                    + &dom(
+                        "pong",
+                        "2",
+                        "",
+                        &format!("role=pong_switch peer=1 n={samples}"),
+                    )
+                    + &dom("busy", "2", "", "role=busy"),
             ),
         };
         format!(
@@ -173,7 +193,7 @@ pub fn run(boot: Boot, samples: usize, timeout: Duration, machine: Machine) -> R
     })
 }
 
-/// Every figure from the three Bulkhead boots on `machine`.
+/// Every figure from the Bulkhead boots ([`Boot::ALL`]) on `machine`.
 pub fn bulkhead(samples: usize, machine: Machine) -> Result<Vec<(String, Dist)>> {
     let mut all = Vec::new();
     for boot in Boot::ALL {
@@ -240,5 +260,10 @@ mod tests {
         assert_eq!(evs.domains[1].cmdline, "role=pong_shared peer=1 n=20");
         assert_ne!(evs.domains[0].cpus.value, evs.domains[1].cpus.value);
         assert!(evs.domains.iter().all(|d| !d.exclusive));
+        let sw = load(Boot::EvtchnSwitch);
+        assert_eq!(sw.domains[1].cmdline, "role=pong_switch peer=1 n=20");
+        assert_eq!(sw.domains[1].cpus.value, sw.domains[2].cpus.value);
+        assert_eq!(sw.domains[2].cmdline, "role=busy");
+        assert!(sw.domains[0].exclusive && !sw.domains[1].exclusive);
     }
 }

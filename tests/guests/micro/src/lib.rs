@@ -37,6 +37,9 @@ pub enum Role {
     /// The same on a pCPU placed shared, not pinned exclusive (`evtchn_shared`): the
     /// receiver's CPU waits idle and takes the upcall through its scheduler.
     PongShared,
+    /// The same on a pCPU shared with a `busy` domain (`evtchn_switch`): each upcall waits
+    /// for its CPU to switch the busy vCPU out, a wake nothing foretold.
+    PongSwitch,
 }
 
 impl Role {
@@ -51,6 +54,7 @@ impl Role {
             Self::Ping => "ping",
             Self::Pong => "pong",
             Self::PongShared => "pong_shared",
+            Self::PongSwitch => "pong_switch",
         }
     }
 
@@ -64,6 +68,7 @@ impl Role {
             Self::Ping,
             Self::Pong,
             Self::PongShared,
+            Self::PongSwitch,
         ]
         .into_iter()
         .find(|r| r.name() == s)
@@ -102,11 +107,11 @@ impl fmt::Display for ConfigError {
         f.write_str(match self {
             Self::NoRole => "no role= on the command line",
             Self::UnknownRole => {
-                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong or pong_shared"
+                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong, pong_shared or pong_switch"
             }
             Self::BadSamples => "n= must be a number from 1 to 4096",
             Self::BadPeer => "peer= must be a domain id",
-            Self::NoPeer => "role=ping, role=pong and role=pong_shared need peer=<domid>",
+            Self::NoPeer => "role=ping and the pong roles need peer=<domid>",
         })
     }
 }
@@ -129,7 +134,11 @@ pub fn parse_cmdline(line: &str) -> Result<Config, ConfigError> {
         }
     }
     let role = role.ok_or(ConfigError::NoRole)?;
-    if matches!(role, Role::Ping | Role::Pong | Role::PongShared) && peer.is_none() {
+    if matches!(
+        role,
+        Role::Ping | Role::Pong | Role::PongShared | Role::PongSwitch
+    ) && peer.is_none()
+    {
         return Err(ConfigError::NoPeer);
     }
     Ok(Config {
@@ -208,6 +217,9 @@ pub mod metric {
     pub const EVTCHN: &str = "evtchn";
     /// The same with both domains placed shared (each alone on its pCPU).
     pub const EVTCHN_SHARED: &str = "evtchn_shared";
+    /// The same with the receiver's pCPU shared with another domain's busy vCPU: the send
+    /// wakes a switched-out vCPU, so the upcall includes a whole switch.
+    pub const EVTCHN_SWITCH: &str = "evtchn_switch";
 }
 
 /// The marker that starts every line of ours.
@@ -282,6 +294,11 @@ mod tests {
             Ok((Role::PongShared, 7, Some(1)))
         );
         assert_eq!(parse_cmdline("role=pong_shared"), Err(ConfigError::NoPeer));
+        assert_eq!(
+            parse_cmdline("role=pong_switch peer=1").map(|c| c.role),
+            Ok(Role::PongSwitch)
+        );
+        assert_eq!(parse_cmdline("role=pong_switch"), Err(ConfigError::NoPeer));
         assert_eq!(
             parse_cmdline("role=timer_spin n=9").map(|c| (c.role, c.samples)),
             Ok((Role::TimerSpin, 9))

@@ -111,6 +111,7 @@ extern "C" fn micro_main(dtb: u64, loaded_at: u64) -> ! {
         Role::Ping => ping(&cfg),
         Role::Pong => pong(&cfg, samples, metric::EVTCHN),
         Role::PongShared => pong(&cfg, samples, metric::EVTCHN_SHARED),
+        Role::PongSwitch => pong(&cfg, samples, metric::EVTCHN_SWITCH),
     }
     say!("MICRO done role={}", cfg.role.name());
     halt();
