@@ -302,8 +302,8 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     // just after the guest's WFI completed. A shared CPU writes queued
                     // console lines out first, as it would before idling. A shared vCPU
                     // whose own timer is due within the lead waits here too, others
-                    // runnable or not (see `super::vtimer`), and writes nothing out: the
-                    // wait is shorter than switching it out and back.
+                    // runnable or not (see `super::vtimer`): the wait is shorter than
+                    // switching it out and back.
                     if !lv.exclusive {
                         crate::log::drain();
                     }
