@@ -12,7 +12,23 @@
 //! ends): within a pass only its own CPU's code runs, and the only changes to the CPU's
 //! switched-out timers between the scan and the re-arm are the switch-out and switch-in
 //! reported here. Never late: an answer is either exactly the earliest deadline or absent.
+//!
+//! Beside it, the pure rules about one virtual timer that the locked scan and the fast path
+//! share: whether it is armed ([`armed`]), when the EL2 timer must fire for a switched-out
+//! vCPU ([`wake_at`], a lead early while it waits for it: see `hyp::vtimer`), and what the
+//! scan does with it ([`switched_out`]).
 #![forbid(unsafe_code)]
+
+/// `CNTV_CTL_EL0.ENABLE`.
+pub const CNTV_ENABLE: u64 = 1 << 0;
+/// `CNTV_CTL_EL0.IMASK`.
+pub const CNTV_IMASK: u64 = 1 << 1;
+
+/// Whether a virtual timer with control register `ctl` will raise its interrupt: enabled
+/// and not masked.
+pub const fn armed(ctl: u64) -> bool {
+    ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE
+}
 
 /// What is known of one CPU's earliest switched-out virtual-timer deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +100,12 @@ pub fn wake_at(deadline: u64, blocked: bool, lead: u64) -> u64 {
     } else {
         deadline
     }
+}
+
+/// Whether a vCPU whose armed timer is due at `deadline` should wait for it rather than
+/// give up its pCPU: it is due within `lead` of `now` (or already due).
+pub fn due_within(deadline: u64, now: u64, lead: u64) -> bool {
+    wake_at(deadline, true, lead) <= now
 }
 
 /// Classifies a switched-out vCPU's timer at `now`. An armed timer whose deadline passed is

@@ -1,4 +1,6 @@
-use super::{switched_out, wake_at, EarliestTimer, SwitchedOut};
+use super::{
+    armed, due_within, switched_out, wake_at, EarliestTimer, SwitchedOut, CNTV_ENABLE, CNTV_IMASK,
+};
 
 use crate::test_rng::Rng;
 
@@ -114,4 +116,18 @@ fn a_waiting_vcpu_is_woken_ahead_by_the_lead_and_a_runnable_one_at_its_deadline(
     }
     assert_eq!(wake_at(100, true, 10), 90);
     assert_eq!(wake_at(100, false, 10), 100);
+}
+
+#[test]
+fn a_timer_is_armed_only_enabled_and_unmasked_and_due_within_the_lead_counts_from_it() {
+    assert!(armed(CNTV_ENABLE));
+    // ISTATUS (bit 2) is the hardware's, not part of the question.
+    assert!(armed(CNTV_ENABLE | 1 << 2));
+    assert!(!armed(CNTV_ENABLE | CNTV_IMASK));
+    assert!(!armed(0));
+    assert!(!armed(CNTV_IMASK));
+    assert!(due_within(100, 90, 10));
+    assert!(due_within(100, 150, 10));
+    assert!(!due_within(100, 89, 10));
+    assert!(due_within(5, 0, 10));
 }

@@ -346,11 +346,14 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
 /// line: only a shared vCPU's WFI with others runnable asks.
 #[inline(never)]
 fn own_timer_due_soon(lv: &LoadedVcpu) -> bool {
-    use super::vtimer::{CNTV_ENABLE, CNTV_IMASK};
+    use crate::timer_earliest::{armed, due_within};
     lv.vtimer_priority.is_some()
-        && arch::sysreg::read_cntv_ctl_el0() & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE
-        && arch::sysreg::read_cntv_cval_el0()
-            <= arch::counter_now().saturating_add(super::vtimer::lead_ticks())
+        && armed(arch::sysreg::read_cntv_ctl_el0())
+        && due_within(
+            arch::sysreg::read_cntv_cval_el0(),
+            arch::counter_now(),
+            super::vtimer::lead_ticks(),
+        )
 }
 
 /// The LRs differ from their shadow: usually the guest finishing the timer's or a

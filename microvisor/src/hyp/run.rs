@@ -190,7 +190,7 @@ impl Hyp {
         // No longer switched out (if it was counted here). It may have been counted early
         // (waiting when switched out: `vtimer::wake_time`), so the earlier of the two.
         let left = super::vtimer::saved_deadline(vcpu)
-            .map(|t| t.saturating_sub(super::vtimer::lead_ticks()));
+            .map(|t| crate::timer_earliest::wake_at(t, true, super::vtimer::lead_ticks()));
         regs.copy_from(&vcpu.regs);
         vcpu.el1.restore();
         vcpu.vgic_hw.restore();

@@ -18,20 +18,16 @@ use crate::arch::gic::{self, VTIMER_PPI};
 use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::{self};
 use crate::sched::{VcpuKey, TIME_SLICE_US};
-use crate::timer_earliest::{switched_out, wake_at, SwitchedOut};
+use crate::timer_earliest::{armed, switched_out, wake_at, SwitchedOut};
 use crate::vgic::lr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// `CNTV_CTL_EL0.IMASK`.
-pub(super) const CNTV_IMASK: u64 = 1 << 1;
-/// `CNTV_CTL_EL0.ENABLE`.
-pub(super) const CNTV_ENABLE: u64 = 1 << 0;
+pub(super) use crate::timer_earliest::CNTV_IMASK;
 
 /// The deadline of a vCPU's saved virtual timer if it is armed (enabled, not masked) and
 /// the vCPU is powered on: what the EL2 timer stands in for while it is switched out.
 pub(super) fn saved_deadline(vcpu: &super::domain::Vcpu) -> Option<u64> {
-    let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
-    (armed && vcpu.power == Power::On).then_some(vcpu.el1.cntv_cval)
+    (armed(vcpu.el1.cntv_ctl) && vcpu.power == Power::On).then_some(vcpu.el1.cntv_cval)
 }
 
 /// How long before a waiting vCPU's timer is due its pCPU switches it back in (see the
@@ -197,10 +193,10 @@ impl Hyp {
                     if !here || self.loaded[cpu] == Some(vcpu_key(d.id, v)) {
                         continue;
                     }
-                    let armed = vcpu.el1.cntv_ctl & (CNTV_ENABLE | CNTV_IMASK) == CNTV_ENABLE;
+                    let on = armed(vcpu.el1.cntv_ctl);
                     let powered = vcpu.power == Power::On;
                     let cval = vcpu.el1.cntv_cval;
-                    let due = match switched_out(armed, powered, vcpu.blocked, cval, now, lead) {
+                    let due = match switched_out(on, powered, vcpu.blocked, cval, now, lead) {
                         SwitchedOut::Due => true,
                         SwitchedOut::WakeAhead => false,
                         SwitchedOut::Later(t) => {
