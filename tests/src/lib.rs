@@ -20,7 +20,7 @@ pub mod rtos_load;
 pub mod rtos_reports;
 mod systems;
 pub mod terminal;
-pub use systems::{check_rtos_placement, disk_xvda, SystemToml};
+pub use systems::{check_rtos_placement, disk_xvda, PlacementError, SystemToml};
 
 pub use bulkhead_tools::machine::Machine;
 pub use bulkhead_tools::markers::Expect;

@@ -104,32 +104,70 @@ const METRONOME_ONE_BLOCK: &str = "[[domain]]\nname = \"metronome\"\nimage = \"t
 /// behind dom0's, 10–20 late entries over 150 µs per run, none of them in the fast path;
 /// with pCPU 1 idle and the RTOS on pCPU 2, none during the stress. Real hardware runs its
 /// CPUs in parallel; this is about the emulator only.
-pub fn check_rtos_placement(path: &Path) -> Result<(), String> {
+pub fn check_rtos_placement(path: &Path) -> Result<(), PlacementError> {
     use bulkhead_tools::system::{Domain, Image, Overrides, System};
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sys = System::parse(path, &text, Overrides::default()).map_err(|e| e.to_string())?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| PlacementError::Read(path.to_owned(), e))?;
+    let sys = System::parse(path, &text, Overrides::default()).map_err(PlacementError::Parse)?;
     let is_rtos = |d: &&Domain| matches!(&d.image.value, Image::Builtin(n) if n == "rtos");
     for rtos in sys.domains.iter().filter(is_rtos) {
-        for &cpu in rtos.cpus.value.iter().filter(|&&c| c > 0) {
-            let before: Vec<&str> = sys
+        for &pcpu in rtos.cpus.value.iter().filter(|&&c| c > 0) {
+            let holders: Vec<String> = sys
                 .domains
                 .iter()
-                .filter(|d| d.cpus.value.contains(&(cpu - 1)) && d.cmdline != "mode=metronome")
-                .map(|d| d.name.value.as_str())
+                .filter(|d| d.cpus.value.contains(&(pcpu - 1)) && d.cmdline != "mode=metronome")
+                .map(|d| d.name.value.clone())
                 .collect();
-            if !before.is_empty() {
-                return Err(format!(
-                    "{}: {} runs on pCPU {cpu} and pCPU {} holds {before:?}; under -icount the \
-                     pCPU before the RTOS's must be idle",
-                    path.display(),
-                    rtos.name.value,
-                    cpu - 1
-                ));
+            if !holders.is_empty() {
+                return Err(PlacementError::BehindBusy {
+                    rtos: rtos.name.value.clone(),
+                    pcpu,
+                    holders,
+                });
             }
         }
     }
     Ok(())
 }
+
+/// Why a system file fails [`check_rtos_placement`].
+#[derive(Debug)]
+pub enum PlacementError {
+    /// The file cannot be read.
+    Read(PathBuf, std::io::Error),
+    /// It is not a valid system (the tools' own error names file, line and key).
+    Parse(bulkhead_tools::system::ConfigError),
+    /// The pCPU just before an RTOS's holds other domains.
+    BehindBusy {
+        /// The RTOS domain's name.
+        rtos: String,
+        /// Its pCPU.
+        pcpu: u16,
+        /// The domains on `pcpu - 1` (the metronome does not count).
+        holders: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for PlacementError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(path, e) => write!(f, "cannot read {}: {e}", path.display()),
+            Self::Parse(e) => write!(f, "{e}"),
+            Self::BehindBusy {
+                rtos,
+                pcpu,
+                holders,
+            } => write!(
+                f,
+                "{rtos} runs on pCPU {pcpu} and pCPU {} holds {holders:?}; under -icount the \
+                 pCPU before the RTOS's must be idle",
+                pcpu - 1
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlacementError {}
 
 /// The `disk` key of one read-write raw disk `xvda` backed by `image`.
 pub fn disk_xvda(image: &Path) -> String {
@@ -174,8 +212,17 @@ mod tests {
             .domain(rtos)
             .domain("[[domain]]\nname = \"load\"\nimage = \"testguest\"\nmemory = 8\ncpus = \"1\"\ncmdline = \"mode=load\"\n")
             .write(&dir, "behind-load.toml");
-        let err = check_rtos_placement(&behind_load).unwrap_err();
-        assert!(err.contains("pCPU 1 holds [\"load\"]"), "{err}");
+        match check_rtos_placement(&behind_load) {
+            Err(PlacementError::BehindBusy {
+                rtos,
+                pcpu,
+                holders,
+            }) => assert_eq!(
+                (rtos.as_str(), pcpu, holders),
+                ("rtos", 2, vec!["load".into()])
+            ),
+            other => panic!("{other:?}"),
+        }
         let behind_metronome = SystemToml::new("demo", 4, "")
             .domain(rtos)
             .domain(METRONOME_ONE_BLOCK)
