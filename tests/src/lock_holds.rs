@@ -21,14 +21,28 @@ pub fn longest(log: &str) -> u64 {
     holds(log).iter().map(|h| h.0).max().unwrap_or(0)
 }
 
-/// The longest hold logged in `log` for a domain build (`(longest while dN was built)`:
-/// the building CPU's longest from the build to the load), 0 if none was.
-pub fn longest_of_builds(log: &str) -> u64 {
+/// The holds logged in `log` for domain builds (`(longest while dN was built)`: the
+/// building CPU's longest from the build to the load), in log order.
+pub fn of_builds(log: &str) -> Vec<u64> {
     holds(log)
         .iter()
         .filter(|h| h.1.contains(" was built)"))
         .map(|h| h.0)
-        .max()
+        .collect()
+}
+
+/// The longest of [`of_builds`], 0 if none was logged.
+pub fn longest_of_builds(log: &str) -> u64 {
+    of_builds(log).into_iter().max().unwrap_or(0)
+}
+
+/// The median of `values` (the lower middle one of an even count), 0 for none.
+pub fn median(values: &[u64]) -> u64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .get(sorted.len().saturating_sub(1) / 2)
+        .copied()
         .unwrap_or(0)
 }
 
@@ -63,6 +77,15 @@ mod tests {
         let builds = "bulkhead: HYP held 900 us on cpu1: scheduling (longest yet)\n\
                       bulkhead: HYP held 210 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainRestart) (longest while d3 was built)\n";
         assert_eq!(longest_of_builds(builds), 210);
+        assert_eq!(of_builds(builds), [210]);
         assert_eq!(longest_of_builds(log), 0);
+    }
+
+    #[test]
+    fn the_median_is_the_lower_middle() {
+        assert_eq!(median(&[]), 0);
+        assert_eq!(median(&[7]), 7);
+        assert_eq!(median(&[435, 222, 223, 201, 224, 222]), 222);
+        assert_eq!(median(&[3, 1, 2]), 2);
     }
 }

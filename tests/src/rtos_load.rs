@@ -49,8 +49,7 @@ pub fn rtos_meets_deadlines_under_load(machine: Machine, first: Option<&str>) {
     } else {
         full
     };
-    let mut opts = RunOptions::test(path, expect, BOOT_TIMEOUT);
-    opts.icount = true;
+    let mut opts = RunOptions::realtime_test(path, expect, BOOT_TIMEOUT);
     opts.overrides.machine = machine;
     let out = qemu::run(&opts).expect("boot rtos_load");
     assert!(

@@ -10,16 +10,18 @@
 //!
 //! Runs under `-icount` so time is virtual and deterministic: a slow or busy host cannot
 //! make a task miss its deadline, only the system under test can. What is asserted: the
-//! RTOS reports every second, and from a second with the guest's I/O running to two
-//! seconds after the last restart it misses no release and overruns no job. (Its misses
-//! while the whole system boots, six domains contending for the microvisor's lock, are
-//! printed, not asserted; `rtos_beside_linux` asserts none during a Linux boot.)
+//! RTOS reports every second, it misses no release and overruns no job while the whole
+//! system boots (six domains built by dom0), and from a second with the guest's I/O running
+//! to two seconds after the last restart it misses none either.
 //!
-//! The system's first domain is the metronome (`SystemToml::metronome`): under `-icount`
-//! QEMU emulates one CPU at a time, each for a share of the time to the machine's next
-//! timer deadline, so without it a CPU-bound dom0 or driver domain runs for milliseconds
-//! while the RTOS's CPU, its timer interrupt pending, waits its turn. That emulation effect
-//! alone cost the RTOS about 15 releases per restart; with the metronome, none. And the
+//! The system's first domain is the metronome (`SystemToml::metronome`), and the run has
+//! QEMU's own tick (`RunOptions::realtime_test`): under `-icount` QEMU emulates one CPU
+//! at a time, each until the machine's next timer deadline, so without them a CPU-bound
+//! dom0 or driver domain runs for milliseconds while the RTOS's CPU, its timer interrupt
+//! pending, waits its turn. That emulation effect alone cost the RTOS about 15 releases per
+//! restart; with the metronome, none. The metronome lapses while its own timer waits for
+//! its CPU's turn, and the boot then still cost the RTOS about 150 releases; with the tick
+//! as well, none. And the
 //! RTOS's pCPU follows one that holds nothing (`check_rtos_placement`): QEMU 7.2 gives
 //! the CPU behind a busy one no instructions until the busy one idles, which cost this
 //! test a miss about once in 30 runs while the RTOS sat behind Linux's pCPU.
@@ -36,16 +38,20 @@ use std::time::Duration;
 /// Crashes of each driver domain.
 const CRASHES: usize = 3;
 
-/// The longest the microvisor may hold its global lock (virtual µs) on the CPU rebuilding a
+/// How long the microvisor may hold its global lock (virtual µs) on the CPU rebuilding a
 /// driver domain, from the restart to the new instance's memory being loaded (its
-/// `bulkhead: HYP held … (longest while dN was built)` line), for each of the six restarts.
-/// Before issue 12's fixes the restart pass itself held it 480-760 µs (stage-2 teardown
-/// read a table entry at a time through a checked window, the frame bitmap was set and
-/// checked a page at a time); after, about 200-230 µs. Under `-icount` a pass that makes
-/// QEMU leave its CPU loop (a broadcast TLB invalidation, a device register access) also
-/// waits out a round of the other CPUs' slices, hence the margin over the 100 µs the
+/// `bulkhead: HYP held … (longest while dN was built)` line), in the median restart of
+/// the six. Before issue 12's fixes the restart pass itself held it 480-760 µs (stage-2
+/// teardown read a table entry at a time through a checked window, the frame bitmap was
+/// set and checked a page at a time); after, about 200-230 µs. Under `-icount` a pass that
+/// makes QEMU leave its CPU loop (a broadcast TLB invalidation, a device register access)
+/// also waits out a round of the other CPUs' turns, hence the margin over the 100 µs the
 /// microvisor aims for (`lock_holds::BUDGET_US`).
-const RESTART_HOLD_BOUND_US: u64 = 400;
+const RESTART_HOLD_MEDIAN_US: u64 = 300;
+/// The same for any one restart. A pass that QEMU splits across its turns counts the other
+/// CPUs' instructions in between (they share one virtual clock): with QEMU's tick, one
+/// restart of six took 435 µs where the others took 201-224.
+const RESTART_HOLD_BOUND_US: u64 = 800;
 
 fn system(dir: &Path) -> PathBuf {
     let restart = "on_crash = \"restart\"\ncrash_limit = \"10/60s\"\n";
@@ -77,8 +83,7 @@ fn rtos_keeps_deadlines_while_driver_domains_restart() {
         .expect("markers");
     let system = system(&dir);
     check_rtos_placement(&system).unwrap();
-    let mut opts = RunOptions::test(system, expect, Duration::from_secs(1500));
-    opts.icount = true;
+    let opts = RunOptions::realtime_test(system, expect, Duration::from_secs(1500));
     let boot = Boot::start(opts);
 
     let mut c = connect();
@@ -160,16 +165,20 @@ fn rtos_keeps_deadlines_while_driver_domains_restart() {
         .log
         .find(&format!("[rtos] uptime {}s ", baseline.0))
         .expect("the baseline report is in the log");
-    let restart_longest = bulkhead_tests::lock_holds::longest_of_builds(&out.log[from..]);
-    eprintln!("longest HYP hold while a driver domain was rebuilt: {restart_longest} us");
+    let restarts = bulkhead_tests::lock_holds::of_builds(&out.log[from..]);
+    let (median, longest) = (
+        bulkhead_tests::lock_holds::median(&restarts),
+        restarts.iter().copied().max().unwrap_or(0),
+    );
+    eprintln!("HYP holds while a driver domain was rebuilt: {restarts:?} us (median {median})");
     assert!(
-        restart_longest > 0,
+        !restarts.is_empty(),
         "no rebuild logged its longest lock hold: {}",
         out.log_path.display()
     );
     assert!(
-        restart_longest <= RESTART_HOLD_BOUND_US,
-        "the microvisor held its lock {restart_longest} us while rebuilding a driver domain (bound {RESTART_HOLD_BOUND_US} us): {}",
+        median <= RESTART_HOLD_MEDIAN_US && longest <= RESTART_HOLD_BOUND_US,
+        "the microvisor held its lock {restarts:?} us while rebuilding driver domains (bounds: median {RESTART_HOLD_MEDIAN_US} us, each {RESTART_HOLD_BOUND_US} us): {}",
         out.log_path.display()
     );
     let (missed, overran) = (end.1 - start.1, end.2 - start.2);
@@ -184,6 +193,14 @@ fn rtos_keeps_deadlines_while_driver_domains_restart() {
         (missed, overran),
         (0, 0),
         "the RTOS missed {missed} release(s) and overran {overran} job(s) during the restarts: {}",
+        out.log_path.display()
+    );
+    assert_eq!(
+        (start.1, start.2),
+        (0, 0),
+        "the RTOS missed {} release(s) and overran {} job(s) while the system booted: {}",
+        start.1,
+        start.2,
         out.log_path.display()
     );
 }

@@ -43,8 +43,7 @@ fn rtos_meets_deadlines_while_linux_boots_and_runs_commands() {
         .and_then(|e| e.forbid(r"\[rtos\] uptime .* (misses|overruns) [1-9]"))
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \((rtos|linux|metronome)\) stopped"))
         .expect("markers");
-    let mut opts = RunOptions::test(system("rtos_linux"), expect, BOOT_TIMEOUT * 3);
-    opts.icount = true;
+    let opts = RunOptions::realtime_test(system("rtos_linux"), expect, BOOT_TIMEOUT * 3);
     let out = qemu::run(&opts).expect("boot rtos_linux");
     assert!(
         out.outcome == Outcome::Matched,

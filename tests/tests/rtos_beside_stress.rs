@@ -73,8 +73,7 @@ fn rtos_keeps_deadlines_while_a_4_vcpu_linux_hammers_the_microvisor() {
         .expect("markers");
     let system = system(&dir);
     check_rtos_placement(&system).unwrap();
-    let mut opts = RunOptions::test(system, expect, Duration::from_secs(1500));
-    opts.icount = true;
+    let opts = RunOptions::realtime_test(system, expect, Duration::from_secs(1500));
     let boot = Boot::start(opts);
 
     let mut c = connect();

@@ -121,7 +121,8 @@ struct RunArgs {
     /// Exit 0 as soon as a console line matches this regex.
     #[arg(long)]
     until: Option<String>,
-    /// Deterministic instruction counting (-icount shift=0,sleep=off -seed 1).
+    /// Deterministic instruction counting (-icount shift=0,sleep=off -seed 1), with QEMU
+    /// handing its one emulating thread between CPUs at least every 100 µs of virtual time.
     #[arg(long)]
     icount: bool,
     /// How the microvisor is started: `direct` (QEMU loads everything), `u-boot` (Debian's
@@ -283,6 +284,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         expect,
         icount: args.icount,
         icount_io: false,
+        tick: args.icount,
         interactive: args.until.is_none(),
         echo: true,
     };
