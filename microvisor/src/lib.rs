@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod boot_options;
 pub mod captable;
 pub mod console_line;
 pub mod console_uart;
@@ -16,6 +17,7 @@ pub mod debugregs;
 pub mod device_reset;
 pub mod domid;
 pub mod dt_addr;
+pub mod el2_stack;
 pub mod fast_slot;
 pub mod fastpath;
 pub mod fdt_compact;

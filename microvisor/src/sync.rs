@@ -71,6 +71,12 @@ impl<T> Mutex<T> {
     }
 
     /// Waits until the lock is free and this CPU may take it (see the module docs).
+    ///
+    /// Never inlined: the wait loop inlined into a caller (the run loop's dispatcher, say)
+    /// costs that caller's paths that take no lock registers and stack spills, and whether
+    /// it happened depended on how the crate fell into codegen units (6 instructions on the
+    /// hypercall round trip, moved by an unrelated edit).
+    #[inline(never)]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         let mut lost = 0u32;
         let mut starving = false;

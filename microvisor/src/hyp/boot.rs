@@ -195,10 +195,15 @@ fn take_memory(
     (frames, (at.as_u64(), bytes))
 }
 
-/// Identity-maps RAM (normal memory, except `no-map` reserved ranges) and the devices EL2
-/// uses. The microvisor's own image is in that RAM wherever it was loaded (checked in
-/// `take_memory`), so the identity map covers it.
-pub fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
+/// Identity-maps RAM (normal memory, except `no-map` reserved ranges and the `holes`) and
+/// the devices EL2 uses. The microvisor's own image is in that RAM wherever it was loaded
+/// (checked in `take_memory`), so the identity map covers it; the holes are its stacks'
+/// guard pages ([`crate::el2_stack`]), left out so that an overflow faults.
+pub fn build_el2_map(
+    p: &Platform,
+    frames: &mut FrameAllocator,
+    holes: impl Iterator<Item = (u64, u64)>,
+) -> PageTable {
     let mut tables = FrameTables(frames);
     let mut pt = PageTable::new(&mut tables, Stage::El2Stage1).expect("EL2 root table");
     let normal = Attrs {
@@ -217,6 +222,11 @@ pub fn build_el2_map(p: &Platform, frames: &mut FrameAllocator) -> PageTable {
     for (base, pages) in ram.ranges() {
         pt.map(&mut tables, base.as_u64(), base, pages * PAGE_SIZE, normal)
             .expect("map RAM");
+    }
+    // The table is not live yet (the MMU is off), so cutting blocks needs no TLB care.
+    for (base, len) in holes {
+        pt.unmap(&mut tables, base, len)
+            .expect("a stack guard lies in mapped RAM, and table frames are free at boot");
     }
     let mut map_device = |r: Region| {
         if r.size == 0 {

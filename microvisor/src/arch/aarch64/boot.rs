@@ -5,19 +5,11 @@
 //! any 2 MiB-aligned base + `text_offset`). The image is linked at 0 as a position-independent
 //! executable: the boot CPU first applies its own relocations ([`crate::reloc`]), then zeroes
 //! BSS. Secondary CPUs enter `secondary_entry` through PSCI `CPU_ON` with `x0` = their index.
-//! Each CPU gets a fixed stack.
+//! Each CPU gets a fixed stack with an unmapped guard below it ([`crate::el2_stack`]).
 
+use crate::el2_stack;
 use crate::reloc::Rela;
 
-/// Bytes of stack per physical CPU. The deepest path known, a driver domain's restart in
-/// place on CPU 0 under the boot CPU's start-up frames, once reached 64,832 bytes (traced by
-/// painting the stack); frame cuts since left about 9 KiB of a 64 KiB stack unused. The
-/// stacks are adjacent with no guard page, so an overflow corrupts the next CPU's stack
-/// silently: 128 KiB keeps the margin at about 73 KiB for 512 KiB more BSS. (Raising it was
-/// tried twice before and dropped because `rtos_beside_linux` then missed a release; that
-/// was QEMU starving the RTOS's CPU behind a busy one, `check_rtos_placement` in
-/// tests/src/systems.rs, not the stack.)
-pub const STACK_SIZE: usize = 128 * 1024;
 /// Most physical CPUs the microvisor drives.
 pub const MAX_CPUS: usize = 8;
 
@@ -40,7 +32,8 @@ _start:
     /* Everything here is PC-relative (adr/adrp), so it works before relocation. */
     adrp    x1, {stacks}
     add     x1, x1, :lo12:{stacks}
-    mov     x2, #{stack_size}
+    movz    x2, #{stride_lo}
+    movk    x2, #{stride_hi}, lsl #16
     add     sp, x1, x2
     adr     x0, _start          /* where the boot loader put us */
     adrp    x1, __rela_start
@@ -71,10 +64,11 @@ _start:
 
     .global secondary_entry
 secondary_entry:
-    /* x0 = CPU index; stack = stacks + (index + 1) * STACK_SIZE */
+    /* x0 = CPU index; stack top = stacks + (index + 1) * stride (el2_stack::top) */
     adrp    x1, {stacks}
     add     x1, x1, :lo12:{stacks}
-    mov     x2, #{stack_size}
+    movz    x2, #{stride_lo}
+    movk    x2, #{stride_hi}, lsl #16
     madd    x1, x0, x2, x1
     add     sp, x1, x2
     bl      rust_boot_secondary
@@ -82,16 +76,62 @@ secondary_entry:
     b       5b
 "#,
     stacks = sym STACKS,
-    stack_size = const STACK_SIZE,
+    stride_lo = const el2_stack::STRIDE & 0xffff,
+    stride_hi = const el2_stack::STRIDE >> 16,
 );
 
-/// One stack per CPU, used from entry until the CPU stops.
-#[repr(C, align(16))]
-pub struct Stacks([u8; STACK_SIZE * MAX_CPUS]);
+const _: () = assert!(
+    el2_stack::STRIDE >> 32 == 0,
+    "the stride is loaded as 32 bits"
+);
+
+/// One slot per CPU, a guard under a stack ([`crate::el2_stack`]), used from entry until
+/// the CPU stops. Page-aligned, so that each guard is whole pages the EL2 map can leave out.
+#[repr(C, align(4096))]
+pub struct Stacks([u8; el2_stack::STRIDE as usize * MAX_CPUS]);
 
 /// The CPUs' stacks (in BSS; touched only through `sp`).
 #[unsafe(no_mangle)]
-pub static mut STACKS: Stacks = Stacks([0; STACK_SIZE * MAX_CPUS]);
+pub static mut STACKS: Stacks = Stacks([0; el2_stack::STRIDE as usize * MAX_CPUS]);
+
+/// One emergency stack per CPU: the vectors switch to it for an exception taken at EL2,
+/// whose own stack may be what failed ([`crate::el2_stack::emergency_slot`]).
+#[repr(C, align(16))]
+pub struct EmergencyStacks([u8; el2_stack::EMERGENCY_BYTES as usize * MAX_CPUS]);
+
+/// The emergency stacks (in BSS; touched only through `sp`, by the vectors).
+#[unsafe(no_mangle)]
+pub static mut EMERGENCY_STACKS: EmergencyStacks =
+    EmergencyStacks([0; el2_stack::EMERGENCY_BYTES as usize * MAX_CPUS]);
+
+/// Where the stack array starts (identity-mapped, so PA = VA).
+pub fn stacks_base() -> u64 {
+    core::ptr::addr_of!(STACKS) as u64
+}
+
+/// Each CPU's guard range (start, length), for the EL2 map to leave unmapped.
+pub fn stack_guards() -> impl Iterator<Item = (u64, u64)> {
+    let base = stacks_base();
+    (0..MAX_CPUS).map(move |cpu| el2_stack::guard(base, cpu))
+}
+
+/// Recurses until this CPU's stack runs into its guard (the `el2-stack-overflow`
+/// self-test, [`crate::boot_options::SelfTest`]): each level keeps 1 KiB live across the
+/// call, so the compiler can neither drop the frames nor turn the recursion into a loop.
+/// Returns only if the stack never faulted within two slots' depth, which the caller
+/// reports as a failure.
+#[inline(never)]
+pub fn overflow_stack(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    frame[0] = depth as u8;
+    core::hint::black_box(&mut frame);
+    if depth >= 2 * el2_stack::STRIDE / 1024 {
+        return depth;
+    }
+    let deeper = overflow_stack(depth + 1);
+    core::hint::black_box(&frame);
+    deeper + u64::from(frame[0])
+}
 
 unsafe extern "C" {
     static _start: u8;

@@ -7,6 +7,7 @@
 
 use super::context::GuestRegs;
 use super::{boot::MAX_CPUS, gic, mem, phys};
+use crate::boot_options::SelfTest;
 use crate::hyp::boot::{self as hyp_boot, Early};
 use crate::mm::pagetable::{MAIR_EL2_VALUE, TCR_EL2_VALUE, VTCR_EL2_VALUE};
 use crate::mm::reach::Layout;
@@ -101,7 +102,11 @@ fn bring_up(dtb: u64) -> &'static mut PerCpu {
     };
     phys::set_layout(layout(&early, heap.as_u64()));
 
-    let el2_map = hyp_boot::build_el2_map(&early.platform, &mut early.frames);
+    let el2_map = hyp_boot::build_el2_map(
+        &early.platform,
+        &mut early.frames,
+        super::boot::stack_guards(),
+    );
     let root = el2_map.root().as_u64();
     EL2_ROOT.store(root, Ordering::Release);
     // SAFETY: `root` identity-maps all RAM (this image, stacks, heap) and the devices.
@@ -109,8 +114,29 @@ fn bring_up(dtb: u64) -> &'static mut PerCpu {
     // SAFETY: the DT names the GIC's ranges, mapped as device memory above.
     let guest_gicc = unsafe { gic::init_distributor(&early.platform) };
     let pc = init_this_cpu(0);
+    run_selftest(blob);
     hyp_boot::start(early, el2_map, guest_gicc);
     pc
+}
+
+/// Runs the self-test the command line asks for ([`crate::boot_options`]), which ends the
+/// boot one way or another; reports an option it does not understand and goes on.
+fn run_selftest(blob: &[u8]) {
+    let Ok(fdt) = fdt::Fdt::new(blob) else {
+        return;
+    };
+    let options = crate::boot_options::from_fdt(&fdt);
+    if let Some(word) = options.not_understood {
+        crate::info!("boot option `{word}` not understood; ignored");
+    }
+    match options.selftest {
+        None => {}
+        Some(SelfTest::El2StackOverflow) => {
+            crate::info!("self-test: overflowing CPU 0's EL2 stack into its guard");
+            let depth = super::boot::overflow_stack(0);
+            panic!("self-test failed: CPU 0's EL2 stack grew {depth} KiB without a fault");
+        }
+    }
 }
 
 /// What windows may reach: all mapped RAM except this image, the device tree, the frame

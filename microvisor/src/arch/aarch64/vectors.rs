@@ -4,7 +4,8 @@
 //! and `eret`s. Any exception from the lower ELs lands in a vector that stores the guest
 //! registers back, restores the host stack and returns from `enter_guest` with the exit kind,
 //! so the run loop is ordinary Rust. EL2 itself runs with interrupts masked; an exception
-//! taken at EL2 is a microvisor bug and ends in `el2_panic`.
+//! taken at EL2 is a microvisor bug and ends in `el2_panic`,
+//! on the CPU's emergency stack (its own may be what failed: [`crate::el2_stack`]).
 //!
 //! # Why [`run_guest`] is safe
 //!
@@ -96,6 +97,23 @@ el2_vectors:
     .balign 128; stp x0, x1, [sp, #-16]!; mov x0, #3; b guest_exit
 
 el2_unexpected:
+    /* The stack may be what failed (a push into its guard): report on this CPU's
+       emergency stack, the slot SP is in or the last (el2_stack::emergency_slot). */
+    mov     x4, sp
+    adrp    x5, {stacks}
+    add     x5, x5, :lo12:{stacks}
+    sub     x5, x4, x5
+    movz    x6, #{stride_lo}
+    movk    x6, #{stride_hi}, lsl #16
+    udiv    x5, x5, x6
+    mov     x6, #{last_cpu}
+    cmp     x5, x6
+    csel    x5, x5, x6, lo
+    adrp    x6, {emergency}
+    add     x6, x6, :lo12:{emergency}
+    mov     x7, #{emergency_bytes}
+    madd    x6, x5, x7, x6
+    add     sp, x6, x7
     mrs     x1, esr_el2
     mrs     x2, elr_el2
     mrs     x3, far_el2
@@ -172,7 +190,13 @@ guest_exit:
     ldp     x27, x28, [sp, #80]
     ldp     x29, x30, [sp], #112
     ret
-"#
+"#,
+    stacks = sym super::boot::STACKS,
+    emergency = sym super::boot::EMERGENCY_STACKS,
+    stride_lo = const crate::el2_stack::STRIDE & 0xffff,
+    stride_hi = const crate::el2_stack::STRIDE >> 16,
+    last_cpu = const super::boot::MAX_CPUS - 1,
+    emergency_bytes = const crate::el2_stack::EMERGENCY_BYTES,
 );
 
 unsafe extern "C" {
@@ -203,8 +227,17 @@ pub fn run_guest(loaded: &GuestLoaded, regs: &mut GuestRegs) -> ExitKind {
     }
 }
 
-/// Called by the vectors on an exception taken at EL2: a microvisor bug.
+/// Called by the vectors, on the CPU's emergency stack, on an exception taken at EL2: a
+/// microvisor bug. `sp` is the stack pointer the exception was taken with; an overflow
+/// into a guard page is named as such.
 #[unsafe(no_mangle)]
-extern "C" fn el2_panic(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
-    panic!("exception at EL2: vector {kind} ESR {esr:#x} ELR {elr:#x} FAR {far:#x}");
+extern "C" fn el2_panic(kind: u64, esr: u64, elr: u64, far: u64, sp: u64) -> ! {
+    let base = super::boot::stacks_base();
+    if let Some(cpu) = crate::el2_stack::overflowed(base, super::boot::MAX_CPUS, far, sp) {
+        panic!(
+            "EL2 stack overflow on CPU {cpu}: SP {sp:#x} reached the guard at {:#x} (ESR {esr:#x} ELR {elr:#x} FAR {far:#x})",
+            crate::el2_stack::guard(base, cpu).0
+        );
+    }
+    panic!("exception at EL2: vector {kind} ESR {esr:#x} ELR {elr:#x} FAR {far:#x} SP {sp:#x}");
 }
