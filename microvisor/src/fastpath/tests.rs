@@ -386,6 +386,40 @@ fn serrors_are_charged_to_the_vcpu_whose_exit_found_them() {
 }
 
 #[test]
+fn a_notified_completion_the_caller_owns_is_absorbed_and_returned() {
+    let evt = lr::make(31, 0xa0, true);
+    let timer_ppi = lr::make(27, 0xa0, true);
+    let finished = |v: u64| v & !lr::STATE_MASK;
+    let own = 1 << 31;
+    // A posted event-channel upcall the guest finished: freed, and reported to the caller.
+    let mut shadow = [evt, 0];
+    let mut posted = 0b01;
+    assert_eq!(
+        absorb_lr_progress(&mut shadow, &[finished(evt), 0], &mut posted, &mut 0, own),
+        Some((0b01, own))
+    );
+    assert_eq!((shadow, posted), ([0, 0], 0));
+    // The same LR placed by the model (not posted): still the model's to report.
+    let mut shadow = [evt, 0];
+    assert_eq!(
+        absorb_lr_progress(&mut shadow, &[finished(evt), 0], &mut 0, &mut 0, own),
+        None
+    );
+    // Another notified INTID, posted: not the caller's.
+    let mut shadow = [timer_ppi];
+    assert_eq!(
+        absorb_lr_progress(&mut shadow, &[finished(timer_ppi)], &mut 1, &mut 0, own),
+        None
+    );
+    // Without `own_eoi` it is the old rule.
+    let mut shadow = [evt];
+    assert_eq!(
+        absorb_lr_progress(&mut shadow, &[finished(evt)], &mut 1, &mut 0, 0),
+        None
+    );
+}
+
+#[test]
 fn posted_lr_progress_is_absorbed_but_a_notified_completion_is_not() {
     let sgi = lr::make(1, 0xa0, false);
     let evt = lr::make(31, 0xa0, true);

@@ -32,8 +32,8 @@ use crate::arch::sysreg::{read_esr_el2, read_far_el2, read_hpfar_el2};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
-    absorb_hw_lr_progress, classify_sync, deferred_serror, sgi_homes, spi_lr, spi_lrs_freed,
-    vtimer_lr, SyncAction, XEN_VERSION,
+    absorb_hw_lr_progress, absorb_lr_progress, classify_sync, deferred_serror, sgi_homes, spi_lr,
+    spi_lrs_freed, vtimer_lr, SyncAction, XEN_VERSION,
 };
 use crate::lock_holds::Pass;
 use crate::mailbox::{Mailbox, POSTED};
@@ -42,7 +42,7 @@ use crate::sched::VcpuKey;
 use crate::trap::Exit;
 use crate::vgic::FAST_SPIS;
 use core::sync::atomic::Ordering;
-use protocol::layout::GicVersion;
+use protocol::layout::{GicVersion, EVTCHN_PPI};
 
 /// How an exit ended on the fast path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,10 +266,16 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
     let Some(lv) = local.loaded.as_mut() else {
         return SLOW;
     };
-    if !G::lrs_match(&lv.lrs[..n])
-        && !absorb_progress::<G>(lv, n, &mut local.posted, &mut local.retired)
-    {
-        return SLOW;
+    if !G::lrs_match(&lv.lrs[..n]) {
+        match absorb_progress::<G>(lv, n, &mut local.posted, &mut local.retired) {
+            None => return SLOW,
+            Some(0) => {}
+            Some(_) => {
+                if !reraise_upcall::<G>(lv, n, &mut local.posted, &mut local.irqs, local.cpu) {
+                    return SLOW;
+                }
+            }
+        }
     }
     match kind {
         ExitKind::Sync => {
@@ -357,32 +363,77 @@ fn own_timer_due_soon(lv: &LoadedVcpu) -> bool {
 }
 
 /// The LRs differ from their shadow: usually the guest finishing the timer's or a
-/// passthrough SPI's hardware-linked LR, absorbed here ([`absorb_hw_lr_progress`]); the
-/// LRs it frees are zeroed in the hardware. False if the vGIC model must see the change
-/// under the lock. Out of line: inlined, the round trips kept their registers no better,
-/// and the build moved `rtos_beside_linux`'s start-up lateness into a miss (see the README,
-/// "Global-lock holds").
+/// passthrough SPI's hardware-linked LR ([`absorb_hw_lr_progress`]), else perhaps an
+/// upcall this CPU placed ([`absorb_lr_progress`]); the LRs it frees are zeroed in the
+/// hardware. Returns the upcall completions the caller must follow up ([`reraise_upcall`]),
+/// or `None` if the vGIC model must see the change under the lock. The upcall's rule is
+/// asked second, only when the first finds something else. Out of line: inlined, the round
+/// trips kept their registers no better, and the build moved `rtos_beside_linux`'s start-up
+/// lateness into a miss (see the README, "Global-lock holds").
 #[inline(never)]
 fn absorb_progress<G: Hot>(
     lv: &mut LoadedVcpu,
     n: usize,
     posted: &mut u16,
     retired: &mut u16,
-) -> bool {
+) -> Option<u32> {
     let mut hw = [0u64; MAX_LRS];
     if G::VERSION == GicVersion::V2 {
         // A GICv2 LR is read against what was last written to it (see `gic::read_lrs`).
         hw = lv.lrs;
     }
     G::read_lrs(&mut hw[..n]);
-    let Some(freed) = absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], posted, retired) else {
-        return false;
+    let absorbed = match absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], posted, retired) {
+        Some(freed) => Some((freed, 0)),
+        None => {
+            let own_eoi = 1 << EVTCHN_PPI;
+            absorb_lr_progress(&mut lv.lrs[..n], &hw[..n], posted, retired, own_eoi)
+        }
     };
+    let (freed, completed) = absorbed?;
     for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
         G::write_lr(slot, 0);
     }
     spi_lrs_freed(&mut lv.spis[..lv.nr_spis.min(FAST_SPIS)], freed);
-    true
+    Some(completed)
+}
+
+/// The guest finished an event-channel upcall this CPU's fast path had placed (so the vGIC
+/// model never saw it): does what the model's completion report leads to
+/// (`Hyp::evtchn_eoi`): if events are still pending for the vCPU, the upcall goes into an
+/// LR again. False if it cannot be placed here (a stale configuration, no LR): it is then
+/// posted to the vCPU's word and this CPU's mailbox, for the locked pass to deliver.
+#[inline(never)]
+fn reraise_upcall<G: Hot>(
+    lv: &mut LoadedVcpu,
+    n: usize,
+    posted: &mut u16,
+    irqs: &mut u64,
+    cpu: usize,
+) -> bool {
+    if !super::xen::event_state::upcall_pending_fast(lv.key) {
+        return true;
+    }
+    let bit = 1u32 << EVTCHN_PPI;
+    if lv.priority_fresh() {
+        let group = crate::vgic::lr::group_bit(G::VERSION);
+        let (placed, left) = place_posted(bit, &mut lv.lrs[..n], &lv.private, group);
+        for slot in (0..n).filter(|&i| placed & (1 << i) != 0) {
+            G::write_lr(slot, lv.lrs[slot]);
+        }
+        *posted |= placed;
+        *irqs += u64::from(placed.count_ones());
+        if left == 0 {
+            return true;
+        }
+    }
+    if let Some(word) = posted_irqs(lv.key) {
+        word.post(bit);
+    }
+    if let Some(mailbox) = MAILBOX.get(cpu) {
+        mailbox.post(POSTED);
+    }
+    false
 }
 
 /// Serves capability call `op` about the caller itself from its domain's slot (see

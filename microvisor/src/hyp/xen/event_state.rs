@@ -145,6 +145,19 @@ pub fn quiesce() {
     drop(EVENTS.lock());
 }
 
+/// Whether vCPU `key`'s upcall is still pending (its `evtchn_upcall_pending`), read under
+/// this lock: what `Hyp::evtchn_eoi` asks when the guest finishes an upcall, for the fast
+/// path when it placed that upcall itself. False for a domain without event pages.
+pub fn upcall_pending_fast(key: VcpuKey) -> bool {
+    use crate::xen::EventBits;
+    let (id, v) = crate::hyp::key_parts(key);
+    let mut guard = lock();
+    guard
+        .get()
+        .and_then(|events| events.domain(id))
+        .is_some_and(|d| d.bits().upcall_pending(v as u32))
+}
+
 /// `EVTCHNOP_send` from the loaded vCPU `sender` on CPU `this_cpu`, whose argument
 /// (`struct evtchn_send`) is at guest-physical `arg_ipa`, served without the global lock.
 /// Returns the CPUs whose mailbox must get [`crate::mailbox::POSTED`] (bit n = CPU n;
