@@ -8,10 +8,10 @@
 //! then switch to a small per-CPU emergency stack (the faulting one cannot take a push) and
 //! panic, naming the CPU through [`overflowed`].
 //!
-//! Why a guard of 16 KiB and not one page: a function's frame is allocated by one `sub sp`
-//! and the compiler emits no stack probes for this target, so a frame larger than the guard
-//! could step over it. The largest frame in the microvisor today is under 4 KiB; four times
-//! that is margin for code not yet written.
+//! Why a guard of 16 KiB when one page would do for compiled code: this target has inline
+//! stack probes (rustc touches each 4 KiB of a frame larger than a page as it allocates
+//! it), so no compiled frame steps over a page-sized guard. The rest is margin for
+//! assembly that moves SP by hand (today only pushes of at most 112 bytes).
 #![forbid(unsafe_code)]
 
 use protocol::addr::PAGE_SIZE;
