@@ -47,6 +47,7 @@ pub mod test_explore;
 #[cfg(test)]
 pub mod test_rng;
 pub mod timer_earliest;
+pub mod tlb_reach;
 pub mod trap;
 pub mod uploads;
 pub mod vgic;

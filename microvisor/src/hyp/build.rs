@@ -10,6 +10,7 @@ use crate::hyp::{vcpu_key, Hyp};
 use crate::mm::frames::BLOCK_SIZE;
 use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
 use crate::mm::ram::RamMap;
+use crate::tlb_reach::TlbReach;
 use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -125,10 +126,13 @@ impl Hyp {
         };
 
         let mut budget = TableBudget::for_ram(pages);
+        // Not run anywhere yet (and with no VTTBR every invalidation is global anyway).
+        let mut reach = TlbReach::Nowhere;
         let mut tables = ChargedTables {
             frames: &mut self.frames,
             budget: &mut budget,
             vttbr: None,
+            reach: &mut reach,
         };
         let guest_gicc = self.guest_gicc;
         let built = PageTable::new(&mut tables, Stage::Stage2).and_then(|mut pt| {
@@ -216,6 +220,7 @@ impl Hyp {
             tables: budget,
             xen_frames: crate::mm::charged::FrameBudget::new(super::xen::setup::XEN_FRAME_PAGES),
             vmid: id.0 + 1,
+            tlb_reach: TlbReach::Nowhere,
             vcpus,
             vgic,
             caps,

@@ -113,6 +113,8 @@ pub struct Domain {
     pub xen_frames: FrameBudget,
     /// VMID (tags its TLB entries).
     pub vmid: u16,
+    /// The CPUs that may cache its translations (see [`crate::tlb_reach`]).
+    pub tlb_reach: crate::tlb_reach::TlbReach,
     /// vCPUs.
     pub vcpus: Vec<Vcpu>,
     /// Emulated GIC.

@@ -186,6 +186,8 @@ impl Hyp {
             .as_ref()
             .and_then(|s| s.vttbr(d.vmid))
             .expect("a picked vCPU's domain has its stage 2");
+        // Before its VTTBR is loaded here: this CPU may cache its translations from now on.
+        d.tlb_reach.loaded_on(cpu);
         let vcpu = &d.vcpus[v];
         // No longer switched out (if it was counted here). It may have been counted early
         // (waiting when switched out: `vtimer::wake_time`), so the earlier of the two.

@@ -13,6 +13,7 @@ use crate::arch::{self, phys::Window};
 use crate::mm::frames::{FrameAllocator, BLOCK_PAGES};
 use crate::mm::pagetable::PageTable;
 use crate::mm::pagetable::TableMemory;
+use crate::tlb_reach::TlbReach;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 
@@ -98,6 +99,9 @@ pub struct ChargedTables<'a> {
     /// Its VTTBR (root and VMID) once it has one: invalidations are scoped to its VMID.
     /// `None` while the table is being built (invalidate every guest's entries).
     pub vttbr: Option<u64>,
+    /// The CPUs that may cache its translations: one invalidation on this CPU is enough
+    /// when that is only this one.
+    pub reach: &'a mut TlbReach,
 }
 
 impl TableMemory for ChargedTables<'_> {
@@ -133,10 +137,20 @@ impl TableMemory for ChargedTables<'_> {
 
     fn flush_tlb(&mut self) {
         // Only this domain's translations can be stale: other guests' TLB entries survive.
-        match self.vttbr {
-            Some(vttbr) => arch::tlb_flush_guest(vttbr),
-            None => arch::tlb_flush_all_guests(),
+        let Some(vttbr) = self.vttbr else {
+            arch::tlb_flush_all_guests();
+            return;
+        };
+        let loaded_here = arch::vttbr_loaded(vttbr);
+        if self.reach.local_suffices(loaded_here) {
+            arch::tlb_flush_loaded_guest_here();
+            return;
         }
+        if !loaded_here {
+            // The broadcast loads its VTTBR here for the instant it takes.
+            self.reach.spread();
+        }
+        arch::tlb_flush_guest(vttbr);
     }
 }
 
@@ -163,6 +177,7 @@ pub fn stage2_of<'a>(
             frames,
             budget: &mut d.tables,
             vttbr: Some(vttbr),
+            reach: &mut d.tlb_reach,
         },
     ))
 }

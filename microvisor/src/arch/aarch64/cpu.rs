@@ -231,6 +231,30 @@ pub fn tlb_flush_guest(vttbr: u64) {
     };
 }
 
+/// Whether this CPU's `VTTBR_EL2` is `vttbr` (that guest's stage 2 is the one loaded here).
+pub fn vttbr_loaded(vttbr: u64) -> bool {
+    read_vttbr_el2() == vttbr
+}
+
+/// [`tlb_flush_guest`] on this CPU only, for the guest whose stage 2 is loaded here: when
+/// no other CPU can hold its translations (see [`crate::tlb_reach`]), a broadcast would
+/// only make every other CPU wait for nothing.
+#[inline(never)]
+pub fn tlb_flush_loaded_guest_here() {
+    // SAFETY: invalidation only drops cached translations; DSB ISHST first makes the
+    // caller's table writes visible to this CPU's walker, DSB NSH waits for this CPU's
+    // invalidation to complete.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1",
+            "dsb nsh",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// Whether this CPU implements FEAT_RAS (so ESB defers a pending SError into `DISR_EL1`);
 /// probed by [`probe_ras`] at boot. Without it, SErrors still reach EL2 as `SError` exits.
 static RAS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);

@@ -86,6 +86,7 @@ impl Hyp {
             frames: &mut self.frames,
             budget: &mut d.tables,
             vttbr: Some(vttbr),
+            reach: &mut d.tlb_reach,
         };
         stage2
             .map(

@@ -1,0 +1,25 @@
+use super::TlbReach;
+
+#[test]
+fn one_cpu_until_another_loads_it_or_a_swap_spreads_it() {
+    let mut r = TlbReach::default();
+    assert!(!r.local_suffices(true), "never ran: nothing says which CPU");
+    r.loaded_on(2);
+    r.loaded_on(2);
+    assert_eq!(r, TlbReach::One(2));
+    assert!(r.local_suffices(true));
+    assert!(
+        !r.local_suffices(false),
+        "not loaded here: another CPU's entries"
+    );
+    r.loaded_on(3);
+    assert_eq!(r, TlbReach::Many);
+    r.loaded_on(2);
+    assert_eq!(r, TlbReach::Many, "the set never shrinks");
+    assert!(!r.local_suffices(true));
+
+    let mut s = TlbReach::default();
+    s.loaded_on(0);
+    s.spread();
+    assert!(!s.local_suffices(true));
+}
