@@ -152,7 +152,7 @@ impl Hyp {
         }
         // Switched out here: the EL2 timer stands in for its timer from now on.
         let joined = (usize::from(vcpu.placement.pcpu) == cpu)
-            .then(|| super::vtimer::wake_time(vcpu))
+            .then(|| super::vtimer::wake_time(vcpu, &d.vgic, v))
             .flatten();
         // The fast path's timer LR was never the model's; now that it is an ordinary LR the
         // model takes it over, so a timer that expires again while the vCPU is switched out

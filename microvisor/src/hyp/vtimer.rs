@@ -37,10 +37,23 @@ pub(super) fn saved_deadline(vcpu: &super::domain::Vcpu) -> Option<u64> {
 pub const TIMER_LEAD_US: u64 = 5;
 
 /// The time at which the EL2 timer must stand in for a switched-out vCPU's timer: its
-/// deadline ([`saved_deadline`]), [`TIMER_LEAD_US`] earlier while it waits for it.
-pub(super) fn wake_time(vcpu: &super::domain::Vcpu) -> Option<u64> {
+/// deadline ([`saved_deadline`]), [`TIMER_LEAD_US`] earlier while it waits for it, which it
+/// does only if its vGIC has the timer's interrupt enabled ([`timer_enabled`]): a vCPU that
+/// waits with it disabled is not woken by its timer, so switching it in ahead would only
+/// see it block again.
+pub(super) fn wake_time(
+    vcpu: &super::domain::Vcpu,
+    vgic: &crate::vgic::VgicDomain,
+    v: usize,
+) -> Option<u64> {
     let deadline = saved_deadline(vcpu)?;
-    Some(wake_at(deadline, vcpu.blocked, lead_ticks()))
+    let waits = vcpu.blocked && timer_enabled(vgic, v);
+    Some(wake_at(deadline, waits, lead_ticks()))
+}
+
+/// Whether vCPU `v`'s vGIC has the virtual timer's interrupt enabled (see [`wake_time`]).
+pub(super) fn timer_enabled(vgic: &crate::vgic::VgicDomain, v: usize) -> bool {
+    vgic.enabled_priority(v, VTIMER_PPI).is_some()
 }
 
 /// [`TIMER_LEAD_US`] in ticks, divided each call: caching it moved the round trips' codegen.
@@ -98,7 +111,7 @@ impl Hyp {
             for (v, vcpu) in d.vcpus.iter().enumerate() {
                 let here = usize::from(vcpu.placement.pcpu) == cpu;
                 if here && self.loaded[cpu] != Some(vcpu_key(d.id, v)) {
-                    if let Some(t) = wake_time(vcpu) {
+                    if let Some(t) = wake_time(vcpu, &d.vgic, v) {
                         earliest = Some(earliest.map_or(t, |e| e.min(t)));
                     }
                 }
@@ -196,7 +209,8 @@ impl Hyp {
                     let on = armed(vcpu.el1.cntv_ctl);
                     let powered = vcpu.power == Power::On;
                     let cval = vcpu.el1.cntv_cval;
-                    let due = match switched_out(on, powered, vcpu.blocked, cval, now, lead) {
+                    let waits = vcpu.blocked && timer_enabled(&d.vgic, v);
+                    let due = match switched_out(on, powered, waits, cval, now, lead) {
                         SwitchedOut::Due => true,
                         SwitchedOut::WakeAhead => false,
                         SwitchedOut::Later(t) => {
