@@ -104,8 +104,15 @@ pub const ICOUNT_ARGS: [&str; 4] = ["-icount", "shift=0,sleep=off", "-seed", "1"
 /// in two runs. Here it costs the time the host really took, on both sides of a comparison.
 pub const ICOUNT_IO_ARGS: [&str; 4] = ["-icount", "shift=0,sleep=on", "-seed", "1"];
 
+/// The [`TICK_US`] literal, for [`TICK_ARGS`] to spell into its `const` strings.
+macro_rules! tick_us {
+    () => {
+        100
+    };
+}
+
 /// How often, in µs of virtual time, the [`TICK_ARGS`] timer fires.
-pub const TICK_US: u32 = 100;
+pub const TICK_US: u32 = tick_us!();
 
 /// A timer on QEMU's virtual clock that re-arms itself every [`TICK_US`] µs: the release
 /// timer of a `filter-buffer` on a network backend nothing is attached to (QEMU warns that
@@ -130,7 +137,10 @@ pub const TICK_ARGS: [&str; 4] = [
     "-netdev",
     "hubport,id=bulkhead-tick,hubid=255",
     "-object",
-    "filter-buffer,id=bulkhead-tick-timer,netdev=bulkhead-tick,interval=100",
+    concat!(
+        "filter-buffer,id=bulkhead-tick-timer,netdev=bulkhead-tick,interval=",
+        tick_us!()
+    ),
 ];
 
 impl RunOptions {
@@ -635,6 +645,9 @@ mod tests {
         let args = realtime.clock_args();
         assert_eq!(args[..4], ICOUNT_ARGS);
         assert_eq!(args[4..], TICK_ARGS);
-        assert!(args[7].ends_with(&format!("interval={TICK_US}")));
+        assert_eq!(
+            args[7],
+            "filter-buffer,id=bulkhead-tick-timer,netdev=bulkhead-tick,interval=100"
+        );
     }
 }
