@@ -53,12 +53,13 @@ pub fn parse(cmdline: &str) -> BootOptions<'_> {
         let Some(option) = word.strip_prefix(PREFIX) else {
             continue;
         };
-        let understood = match option.split_once('=') {
-            Some(("selftest", value)) => SelfTest::parse(value).map(|t| options.selftest = Some(t)),
+        let selftest = match option.split_once('=') {
+            Some(("selftest", value)) => SelfTest::parse(value),
             _ => None,
         };
-        if understood.is_none() && options.not_understood.is_none() {
-            options.not_understood = Some(word);
+        match selftest {
+            Some(t) => options.selftest = Some(t),
+            None => options.not_understood = options.not_understood.or(Some(word)),
         }
     }
     options
