@@ -38,7 +38,7 @@ pub const TIMER_LEAD_US: u64 = 5;
 
 /// The time at which the EL2 timer must stand in for a switched-out vCPU's timer: its
 /// deadline ([`saved_deadline`]), [`TIMER_LEAD_US`] earlier while it waits for it, which it
-/// does only if its vGIC has the timer's interrupt enabled ([`timer_enabled`]): a vCPU that
+/// does only if its vGIC has the timer's interrupt enabled ([`waits_for_timer`]): a vCPU that
 /// waits with it disabled is not woken by its timer, so switching it in ahead would only
 /// see it block again.
 pub(super) fn wake_time(
@@ -47,13 +47,17 @@ pub(super) fn wake_time(
     v: usize,
 ) -> Option<u64> {
     let deadline = saved_deadline(vcpu)?;
-    let waits = vcpu.blocked && timer_enabled(vgic, v);
-    Some(wake_at(deadline, waits, lead_ticks()))
+    Some(wake_at(
+        deadline,
+        waits_for_timer(vcpu, vgic, v),
+        lead_ticks(),
+    ))
 }
 
-/// Whether vCPU `v`'s vGIC has the virtual timer's interrupt enabled (see [`wake_time`]).
-pub(super) fn timer_enabled(vgic: &crate::vgic::VgicDomain, v: usize) -> bool {
-    vgic.enabled_priority(v, VTIMER_PPI).is_some()
+/// Whether switched-out vCPU `v` waits for its timer: blocked, and its vGIC has the
+/// timer's interrupt enabled (see [`wake_time`]). The vGIC is asked only for a blocked one.
+fn waits_for_timer(vcpu: &super::domain::Vcpu, vgic: &crate::vgic::VgicDomain, v: usize) -> bool {
+    vcpu.blocked && vgic.enabled_priority(v, VTIMER_PPI).is_some()
 }
 
 /// [`TIMER_LEAD_US`] in ticks, divided each call: caching it moved the round trips' codegen.
@@ -209,7 +213,7 @@ impl Hyp {
                     let on = armed(vcpu.el1.cntv_ctl);
                     let powered = vcpu.power == Power::On;
                     let cval = vcpu.el1.cntv_cval;
-                    let waits = vcpu.blocked && timer_enabled(&d.vgic, v);
+                    let waits = waits_for_timer(vcpu, &d.vgic, v);
                     let due = match switched_out(on, powered, waits, cval, now, lead) {
                         SwitchedOut::Due => true,
                         SwitchedOut::WakeAhead => false,
