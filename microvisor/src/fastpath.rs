@@ -232,16 +232,23 @@ pub fn spi_lr(
 }
 
 /// The guest finished the LRs in `freed` (bit n = LR n) before any locked pass saw them:
-/// an SPI [`spi_lr`] placed in one is idle again, as the model never knew it left.
-pub fn spi_lrs_freed(spis: &mut [crate::vgic::FastSpi], freed: u16) {
+/// an SPI placed in one is idle again, whether [`spi_lr`] placed it (the model never knew it
+/// left) or the model did ([`crate::vgic::FastSpi::by_model`]). Returns the slots of the
+/// latter, for the next locked pass to retire from the model before it takes over any LR
+/// the fast path fills meanwhile (`VgicDomain::retire_freed`).
+pub fn spi_lrs_freed(spis: &mut [crate::vgic::FastSpi], freed: u16) -> u16 {
+    let mut model = 0;
     for spi in spis.iter_mut() {
-        if spi
-            .placed
-            .is_some_and(|slot| slot < 16 && freed & (1 << slot) != 0)
-        {
-            spi.placed = None;
+        let Some(slot) = spi.placed.filter(|&s| s < 16 && freed & (1 << s) != 0) else {
+            continue;
+        };
+        if spi.by_model {
+            model |= 1 << slot;
         }
+        spi.placed = None;
+        spi.by_model = false;
     }
+    model
 }
 
 /// Brings the LR shadow `shadow` up to date with the hardware `hw` where the only change

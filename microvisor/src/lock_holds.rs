@@ -16,14 +16,14 @@
 //!
 //! The microvisor aims to hold the lock for at most [`BUDGET_US`] at a time.
 //!
-//! Each CPU's pass count and longest hold are what management shows (`ctl info`, through
+//! Each CPU's pass count (in all and by [`Reason`]) and longest hold are what management shows (`ctl info`, through
 //! `CapOp::LockHolds` and [`Record::summary`]), since boot or since the user last reset
 //! them ([`Record::reset`]); the log lines above stay since boot.
 
 use alloc::vec::Vec;
 use core::fmt;
-pub use protocol::lock_holds::Pass;
 use protocol::lock_holds::{CpuHolds, LockHolds};
+pub use protocol::lock_holds::{Pass, Reason};
 
 /// Holds shorter than this are never logged (but still recorded).
 pub const REPORT_FLOOR_US: u64 = 20;
@@ -47,6 +47,17 @@ pub struct CpuRecord {
     pub longest: Option<Hold>,
     /// How many passes it made.
     pub passes: u64,
+    /// Its passes by [`Reason`] (indexed as [`Reason::ALL`]).
+    pub by_reason: [u64; Reason::COUNT],
+}
+
+impl CpuRecord {
+    /// No pass yet.
+    const EMPTY: Self = Self {
+        longest: None,
+        passes: 0,
+        by_reason: [0; Reason::COUNT],
+    };
 }
 
 /// The longest holds seen, per CPU, and what has been reported.
@@ -71,10 +82,7 @@ impl<const CPUS: usize> Record<CPUS> {
     /// Nothing recorded yet; the counter runs at `counter_hz`.
     pub const fn new(counter_hz: u64) -> Self {
         Self {
-            per_cpu: [CpuRecord {
-                longest: None,
-                passes: 0,
-            }; CPUS],
+            per_cpu: [CpuRecord::EMPTY; CPUS],
             was_reset: false,
             window: None,
             threshold: floor_ticks(counter_hz),
@@ -89,6 +97,9 @@ impl<const CPUS: usize> Record<CPUS> {
         let slot = self.per_cpu.get_mut(cpu)?;
         let hold = Hold { ticks, pass };
         slot.passes = slot.passes.wrapping_add(1);
+        if let Some(n) = slot.by_reason.get_mut(pass.reason() as usize) {
+            *n = n.wrapping_add(1);
+        }
         if slot.longest.is_none_or(|h| h.ticks < ticks) {
             slot.longest = Some(hold);
         }
@@ -152,6 +163,7 @@ impl<const CPUS: usize> Record<CPUS> {
             .map(|(cpu, c)| CpuHolds {
                 cpu: u16::try_from(cpu).unwrap_or(u16::MAX),
                 passes: c.passes,
+                by_reason: c.by_reason,
                 longest: c.longest.map(|h| protocol::lock_holds::Hold {
                     ns: self.nanos(h.ticks),
                     pass: h.pass,
@@ -168,10 +180,7 @@ impl<const CPUS: usize> Record<CPUS> {
     /// line still needs a new longest since boot, and a build in progress keeps its window.
     pub fn reset(&mut self) {
         for c in &mut self.per_cpu {
-            *c = CpuRecord {
-                longest: None,
-                passes: 0,
-            };
+            *c = CpuRecord::EMPTY;
         }
         self.was_reset = true;
     }

@@ -142,6 +142,14 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
     r.note(0, 7, Pass::Schedule);
     r.note(2, 3, Pass::BulkFinish);
     let s = r.summary();
+    // Each CPU's passes by reason, in `Reason::ALL`'s order.
+    let by = |reasons: &[Reason]| {
+        let mut n = [0; Reason::COUNT];
+        for r in reasons {
+            n[Reason::ALL.iter().position(|a| a == r).unwrap()] += 1;
+        }
+        n
+    };
     // CPUs without a pass (1 and 3) are left out.
     assert_eq!(
         s.cpus,
@@ -149,6 +157,7 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
             CpuHolds {
                 cpu: 0,
                 passes: 3,
+                by_reason: by(&[Reason::Idle, Reason::CapabilityCall, Reason::Scheduling]),
                 longest: Some(protocol::lock_holds::Hold {
                     ns: 1_000_000,
                     pass: call
@@ -157,6 +166,7 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
             CpuHolds {
                 cpu: 2,
                 passes: 1,
+                by_reason: by(&[Reason::BulkFinish]),
                 longest: Some(protocol::lock_holds::Hold {
                     ns: 48,
                     pass: Pass::BulkFinish

@@ -6,12 +6,18 @@
 //! hold is therefore the longest such wait it has imposed on the others.
 
 use crate::control::CapOp;
+use crate::xen::Hypercall;
 use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The immediate of a Xen hypercall's HVC.
 const XEN_HVC_IMM: u32 = 0xea1;
+
+/// The Xen hypercalls [`Reason`] counts apart.
+const SCHED_OP: u64 = Hypercall::SchedOp as u64;
+const EVENT_CHANNEL_OP: u64 = Hypercall::EventChannelOp as u64;
+const GRANT_TABLE_OP: u64 = Hypercall::GrantTableOp as u64;
 
 /// What a locked pass was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +124,115 @@ impl fmt::Display for Pass {
     }
 }
 
+/// Why a locked pass was taken, coarsely: what each CPU's passes are counted by, so a
+/// user can see which exits still take the global lock on a busy CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Reason {
+    /// A trapped WFI or WFE.
+    Wfi,
+    /// Xen `sched_op` (block, poll, yield, shutdown).
+    XenSchedOp,
+    /// Xen `event_channel_op`.
+    XenEventChannelOp,
+    /// Xen `grant_table_op`.
+    XenGrantTableOp,
+    /// Any other Xen hypercall.
+    XenOther,
+    /// A capability call (`HVC #0`).
+    CapabilityCall,
+    /// Any other HVC.
+    OtherHvc,
+    /// An SMC (PSCI).
+    Smc,
+    /// A trapped system-register access.
+    SystemRegister,
+    /// A data abort: an emulated or trapped device access.
+    Mmio,
+    /// Any other synchronous exit.
+    OtherExit,
+    /// An interrupt or SError exit.
+    Interrupt,
+    /// A scheduling decision with no exit to handle.
+    Scheduling,
+    /// Finishing a bulk job.
+    BulkFinish,
+    /// Interrupts that woke an idle CPU.
+    Idle,
+}
+
+impl Reason {
+    /// How many there are.
+    pub const COUNT: usize = 15;
+
+    /// Every reason, in the order of [`CpuHolds::by_reason`].
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::Wfi,
+        Self::XenSchedOp,
+        Self::XenEventChannelOp,
+        Self::XenGrantTableOp,
+        Self::XenOther,
+        Self::CapabilityCall,
+        Self::OtherHvc,
+        Self::Smc,
+        Self::SystemRegister,
+        Self::Mmio,
+        Self::OtherExit,
+        Self::Interrupt,
+        Self::Scheduling,
+        Self::BulkFinish,
+        Self::Idle,
+    ];
+
+    /// Its word, for `ctl info` and JSON.
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Wfi => "wfi",
+            Self::XenSchedOp => "xen-sched-op",
+            Self::XenEventChannelOp => "xen-event-channel-op",
+            Self::XenGrantTableOp => "xen-grant-table-op",
+            Self::XenOther => "xen-other",
+            Self::CapabilityCall => "capability-call",
+            Self::OtherHvc => "hvc",
+            Self::Smc => "smc",
+            Self::SystemRegister => "system-register",
+            Self::Mmio => "mmio",
+            Self::OtherExit => "other-exit",
+            Self::Interrupt => "interrupt",
+            Self::Scheduling => "scheduling",
+            Self::BulkFinish => "bulk-finish",
+            Self::Idle => "idle",
+        }
+    }
+}
+
+impl Pass {
+    /// Why it was taken (see [`Reason`]).
+    pub const fn reason(&self) -> Reason {
+        match *self {
+            Self::Sync { esr, x16, .. } => match esr >> 26 {
+                0x01 => Reason::Wfi,
+                0x16 if esr & 0xffff == XEN_HVC_IMM => match x16 {
+                    SCHED_OP => Reason::XenSchedOp,
+                    EVENT_CHANNEL_OP => Reason::XenEventChannelOp,
+                    GRANT_TABLE_OP => Reason::XenGrantTableOp,
+                    _ => Reason::XenOther,
+                },
+                0x16 if esr & 0xffff == 0 => Reason::CapabilityCall,
+                0x16 => Reason::OtherHvc,
+                0x17 => Reason::Smc,
+                0x18 => Reason::SystemRegister,
+                0x24 => Reason::Mmio,
+                _ => Reason::OtherExit,
+            },
+            Self::Async { .. } => Reason::Interrupt,
+            Self::Schedule => Reason::Scheduling,
+            Self::BulkFinish => Reason::BulkFinish,
+            Self::Idle => Reason::Idle,
+        }
+    }
+}
+
 /// One hold of the lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
@@ -143,6 +258,22 @@ pub struct CpuHolds {
     pub passes: u64,
     /// Its longest (`None` before its first pass).
     pub longest: Option<Hold>,
+    /// Its passes by [`Reason`] (indexed as [`Reason::ALL`]).
+    pub by_reason: [u64; Reason::COUNT],
+}
+
+impl CpuHolds {
+    /// Its passes for each reason that had any, most first (ties in [`Reason::ALL`]'s order).
+    pub fn reasons(&self) -> Vec<(Reason, u64)> {
+        let mut r: Vec<(Reason, u64)> = Reason::ALL
+            .iter()
+            .zip(self.by_reason)
+            .filter(|(_, n)| *n != 0)
+            .map(|(r, n)| (*r, n))
+            .collect();
+        r.sort_by_key(|e| core::cmp::Reverse(e.1));
+        r
+    }
 }
 
 /// `CapOp::LockHolds`' reply: the record since boot, or since it was last reset.

@@ -30,11 +30,13 @@ fn cpu() -> impl Strategy<Value = CpuHolds> {
         any::<u16>(),
         any::<u64>(),
         proptest::option::of((any::<u64>(), pass())),
+        any::<[u64; Reason::COUNT]>(),
     )
-        .prop_map(|(cpu, passes, longest)| CpuHolds {
+        .prop_map(|(cpu, passes, longest, by_reason)| CpuHolds {
             cpu,
             passes,
             longest: longest.map(|(ns, pass)| Hold { ns, pass }),
+            by_reason,
         })
 }
 
@@ -60,11 +62,13 @@ fn the_encoding_is_pinned() {
                     ns: 1_000,
                     pass: Pass::Async { domid: 2, vcpu: 1 },
                 }),
+                by_reason: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 300, 0, 0, 0],
             },
             CpuHolds {
                 cpu: 3,
                 passes: 1,
                 longest: None,
+                by_reason: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             },
         ],
         since_reset: true,
@@ -75,7 +79,9 @@ fn the_encoding_is_pinned() {
             2, // two CPUs
             0, 0xac, 0x02, // cpu 0, 300 passes (varint)
             1, 0xe8, 0x07, 1, 2, 1, // Some: 1000 ns, Async { d2, vCPU1 }
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xac, 0x02, 0, 0, 0, // by reason: 300 interrupts
             3, 1, 0, // cpu 3, 1 pass, None
+            1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // by reason: 1 WFI
             1, // since_reset
         ]
     );
@@ -90,21 +96,25 @@ fn totals_over_cpus() {
                 cpu: 0,
                 passes: 10,
                 longest: hold(5_000, Pass::Idle),
+                by_reason: [0; Reason::COUNT],
             },
             CpuHolds {
                 cpu: 1,
                 passes: u64::MAX,
                 longest: None,
+                by_reason: [0; Reason::COUNT],
             },
             CpuHolds {
                 cpu: 2,
                 passes: 4,
                 longest: hold(9_999, Pass::Schedule),
+                by_reason: [0; Reason::COUNT],
             },
             CpuHolds {
                 cpu: 3,
                 passes: 4,
                 longest: hold(9_999, Pass::Idle),
+                by_reason: [0; Reason::COUNT],
             },
         ],
         since_reset: false,
@@ -135,4 +145,62 @@ fn each_pass_has_a_kind_and_words() {
     assert_eq!(Pass::BulkFinish.kind(), "bulk-finish");
     assert_eq!((Pass::Idle.kind(), Pass::Idle.vcpu()), ("idle", None));
     assert_eq!(Pass::Idle.to_string(), "interrupts while idle");
+}
+
+#[test]
+fn each_pass_is_counted_under_one_reason() {
+    let exit = |esr: u32, x16: u64| Pass::Sync {
+        domid: 1,
+        vcpu: 0,
+        esr,
+        x0: 0,
+        x16,
+        ipa: 0,
+    };
+    let xen = |nr: u64| exit(0x5a00_0ea1, nr);
+    assert_eq!(exit(0x0600_0000, 0).reason(), Reason::Wfi);
+    assert_eq!(xen(29).reason(), Reason::XenSchedOp);
+    assert_eq!(xen(32).reason(), Reason::XenEventChannelOp);
+    assert_eq!(xen(20).reason(), Reason::XenGrantTableOp);
+    assert_eq!(xen(17).reason(), Reason::XenOther);
+    let call = Pass::capability_call(0, 0, CapOp::NullCall);
+    assert_eq!(call.reason(), Reason::CapabilityCall);
+    assert_eq!(exit(0x5a00_0001, 0).reason(), Reason::OtherHvc);
+    assert_eq!(exit(0x5e00_0000, 0).reason(), Reason::Smc);
+    assert_eq!(exit(0x6200_0000, 0).reason(), Reason::SystemRegister);
+    assert_eq!(exit(0x9200_0046, 0).reason(), Reason::Mmio);
+    assert_eq!(exit(0x0000_0000, 0).reason(), Reason::OtherExit);
+    assert_eq!(
+        Pass::Async { domid: 1, vcpu: 0 }.reason(),
+        Reason::Interrupt
+    );
+    assert_eq!(Pass::Schedule.reason(), Reason::Scheduling);
+    assert_eq!(Pass::BulkFinish.reason(), Reason::BulkFinish);
+    assert_eq!(Pass::Idle.reason(), Reason::Idle);
+    // ALL lists each reason once, at its own index, with a word of its own.
+    for (i, r) in Reason::ALL.iter().enumerate() {
+        assert_eq!(*r as usize, i);
+        assert_eq!(
+            Reason::ALL.iter().filter(|o| o.word() == r.word()).count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn a_cpus_reasons_are_listed_most_first() {
+    let mut by_reason = [0; Reason::COUNT];
+    by_reason[Reason::Wfi as usize] = 5;
+    by_reason[Reason::Interrupt as usize] = 9;
+    by_reason[Reason::Idle as usize] = 5;
+    let c = CpuHolds {
+        cpu: 1,
+        passes: 19,
+        longest: None,
+        by_reason,
+    };
+    assert_eq!(
+        c.reasons(),
+        [(Reason::Interrupt, 9), (Reason::Wfi, 5), (Reason::Idle, 5)]
+    );
 }

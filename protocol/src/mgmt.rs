@@ -29,11 +29,10 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use upload::{UploadOp, UPLOAD_CHUNK};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
-/// The management-protocol version this tree speaks.
-pub const MGMT_VERSION: Version = Version {
-    major: 1,
-    minor: 12,
-};
+/// The management-protocol version this tree speaks. 2.0: [`Response::LockHolds`]' per-CPU
+/// record gained its passes by reason (its encoding changed, so a 1.x client could not
+/// decode it).
+pub const MGMT_VERSION: Version = Version { major: 2, minor: 0 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;

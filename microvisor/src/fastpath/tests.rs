@@ -134,7 +134,27 @@ fn spi48() -> [crate::vgic::FastSpi; 1] {
         pintid: 48,
         priority: 0xa0,
         placed: None,
+        by_model: false,
     }]
+}
+
+#[test]
+fn an_spi_the_model_placed_is_idle_once_freed_and_its_slot_is_retired() {
+    let mut spis = spi48();
+    spis[0].placed = Some(2);
+    spis[0].by_model = true;
+    let lrs = [0, 0, lr::build_hw(48, 48, 0xa0, true, lr::LrState::Active)];
+    assert_eq!(spi_lr(&mut spis, &lrs, 48, lr::GROUP1), None, "in its LR");
+    assert_eq!(spi_lrs_freed(&mut spis, 0b011), 0, "other slots");
+    assert_eq!(
+        spi_lrs_freed(&mut spis, 0b100),
+        0b100,
+        "the model's slot, to retire"
+    );
+    assert_eq!((spis[0].placed, spis[0].by_model), (None, false));
+    // Placed again by the fast path: its own from now on.
+    let (slot, _) = spi_lr(&mut spis, &[0, 0, 0], 48, lr::GROUP1).unwrap();
+    assert_eq!(spi_lrs_freed(&mut spis, 1 << slot), 0);
 }
 
 #[test]
@@ -156,10 +176,10 @@ fn a_passthrough_spi_goes_to_a_free_hw_lr_once_until_it_is_freed() {
     assert_eq!(spi_lr(&mut spis, &lrs, 48, lr::GROUP1), None);
     assert_eq!(spi_lr(&mut spis, &[0, 0, 0], 48, lr::GROUP1), None);
     // Another slot freed: still placed.
-    spi_lrs_freed(&mut spis, 1 << 2);
+    assert_eq!(spi_lrs_freed(&mut spis, 1 << 2), 0);
     assert_eq!(spis[0].placed, Some(1));
-    // Its own slot freed by the guest: idle again.
-    spi_lrs_freed(&mut spis, 1 << 1);
+    // Its own slot freed by the guest: idle again, and nothing for the model to retire.
+    assert_eq!(spi_lrs_freed(&mut spis, 1 << 1), 0);
     assert_eq!(spis[0].placed, None);
     assert_eq!(
         spi_lr(&mut spis, &[busy, 0, 0], 48, lr::GROUP1).map(|r| r.0),
@@ -641,7 +661,8 @@ fn a_finished_model_lr_is_retired_only_without_notification() {
         None
     );
     // A hardware-linked or posted LR finishing is freed but not retired (the model never
-    // owned it).
+    // owned it; a hardware-linked SPI the model placed is retired through
+    // `spi_lrs_freed`).
     let (_, timer) = vtimer_lr(&[0], Some(0x80), lr::GROUP1).unwrap();
     let (mut shadow, mut posted, mut retired) = ([timer, sgi], 0b10, 0);
     assert_eq!(

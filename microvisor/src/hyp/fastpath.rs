@@ -394,7 +394,9 @@ fn absorb_progress<G: Hot>(
     for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
         G::write_lr(slot, 0);
     }
-    spi_lrs_freed(&mut lv.spis[..lv.nr_spis.min(FAST_SPIS)], freed);
+    if lv.nr_spis != 0 {
+        *retired |= spi_lrs_freed(&mut lv.spis[..lv.nr_spis.min(FAST_SPIS)], freed);
+    }
     Some(completed)
 }
 

@@ -365,7 +365,7 @@ impl Hyp {
         lv.epoch = epoch;
         lv.nr_vcpus = d.vgic.nr_vcpus();
         // Every pass: whether an SPI is idle changes with each delivery.
-        lv.nr_spis = d.vgic.fast_spis(v, &mut lv.spis);
+        lv.nr_spis = d.vgic.fast_spis(v, &vcpu.lrs, &mut lv.spis);
     }
 
     /// Whether no vCPU queued on `cpu` other than `key` is runnable (as its run queue sees

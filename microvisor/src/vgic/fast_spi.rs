@@ -10,6 +10,16 @@
 //! interrupt fires only here (routed to the holder's vCPU 0, which this is) and stays
 //! active until the guest deactivates it, and every guest write to the vGIC makes the CPU's
 //! view stale (`hyp::percpu::VGIC_EPOCH`).
+//!
+//! An SPI the model itself put into one of the loaded vCPU's LRs, hardware-linked, is offered
+//! too, as already placed in that LR ([`FastSpi::placed`]): the fast path finishing that LR
+//! (the guest's deactivation, which ends the physical interrupt) makes it idle, exactly as
+//! for an LR the fast path filled, and the next locked pass retires that LR from the model
+//! (`VgicDomain::retire_freed`) before any take-over (`crate::fastpath::spi_lrs_freed`
+//! returns the slot, which joins the CPU's `retired` LRs). Without this, an SPI the model
+//! delivered once stayed off the fast path until some other exit took the lock between its
+//! deactivation and its next firing, and a driver domain whose only locked exits were its
+//! device's interrupts (blkdom waiting for its disk) took the lock for every one of them.
 
 use super::lr::{self, LrState};
 use super::state::NO_OWNER;
@@ -28,28 +38,85 @@ pub struct FastSpi {
     pub pintid: u32,
     /// The priority the guest gave it.
     pub priority: u8,
-    /// The LR the fast path put it in, while it is there and the model has not taken it
-    /// over: it is not idle then.
+    /// The LR it is in (the fast path put it there and the model has not taken it over, or
+    /// [`Self::by_model`]): it is not idle then.
     pub placed: Option<u8>,
+    /// The model placed it in that LR: when the guest finishes it the model must be told
+    /// (it retires the LR) before it takes over another LR holding the SPI.
+    pub by_model: bool,
 }
 
 impl VgicDomain {
     /// Fills `out` with `vcpu`'s linked SPIs the fast path may deliver itself (see the
     /// module doc), lowest INTID first, and returns how many. Costs one check in a domain
     /// without a linked SPI.
-    pub fn fast_spis(&self, vcpu: usize, out: &mut [FastSpi]) -> usize {
+    /// `lrs` are the vCPU's LRs as the model last saw them (its saved copy).
+    #[inline]
+    pub fn fast_spis(&self, vcpu: usize, lrs: &[u64], out: &mut [FastSpi]) -> usize {
         if self.linked.is_empty() || vcpu >= self.nr_vcpus {
             return 0;
         }
+        self.collect_fast_spis(vcpu, lrs, out)
+    }
+
+    /// [`Self::fast_spis`] for a domain with linked SPIs. Out of line: every locked pass
+    /// asks, and the passes of domains without a device stay as short as they were.
+    #[inline(never)]
+    fn collect_fast_spis(&self, vcpu: usize, lrs: &[u64], out: &mut [FastSpi]) -> usize {
         let mut n = 0;
         for intid in self.linked.iter() {
             let Some(slot) = out.get_mut(n) else { break };
-            if let Some(spi) = self.idle_spi(vcpu, intid) {
+            let spi = self
+                .idle_spi(vcpu, intid)
+                .or_else(|| self.spi_in_own_lr(vcpu, intid, lrs));
+            if let Some(spi) = spi {
                 *slot = spi;
                 n += 1;
             }
         }
         n
+    }
+
+    /// Linked SPI `intid` as a [`FastSpi`] placed in LR `i` of `lrs`, if the model put it
+    /// there hardware-linked and, but for that LR, it is idle and would be delivered to
+    /// `vcpu` (no other vCPU's LRs hold it, no register write waits to be applied to it):
+    /// once the guest finishes that LR it is idle (see the module doc).
+    fn spi_in_own_lr(&self, vcpu: usize, intid: u32, lrs: &[u64]) -> Option<FastSpi> {
+        let pintid = self.hw_link(intid)?;
+        let irq = self.irq(vcpu, intid)?;
+        let spi = intid.checked_sub(FIRST_SPI)? as usize;
+        let own = self.lrs.get(vcpu)?;
+        let only_here = own.in_lr.contains(intid)
+            && !own.unpend_req.contains(intid)
+            && !own.deact_req.contains(intid)
+            && !self
+                .lrs
+                .iter()
+                .take(self.nr_vcpus)
+                .enumerate()
+                .any(|(v, t)| v != vcpu && t.in_lr.contains(intid));
+        let settled = !irq.pending
+            && !irq.active
+            && usize::from(irq.owner) == vcpu
+            && !self.hw_held.contains(intid)
+            && !self.unlinked.contains(pintid);
+        let ours = self.spi_route_target(spi) == Some(vcpu);
+        if !(only_here && settled && ours && irq.enabled) {
+            return None;
+        }
+        let slot = lrs.iter().position(|&l| {
+            lr::state(l) != LrState::Invalid
+                && lr::intid(l) == intid
+                && lr::is_hw(l)
+                && lr::pintid(l) == pintid
+        })?;
+        Some(FastSpi {
+            intid,
+            pintid,
+            priority: irq.priority,
+            placed: Some(u8::try_from(slot).ok()?),
+            by_model: true,
+        })
     }
 
     /// Linked SPI `intid` as a [`FastSpi`] if it is idle and would be delivered to `vcpu`.
@@ -74,6 +141,7 @@ impl VgicDomain {
             pintid,
             priority: irq.priority,
             placed: None,
+            by_model: false,
         })
     }
 

@@ -194,6 +194,7 @@ fn response() -> impl Strategy<Value = Response> {
                     cpu,
                     passes,
                     longest,
+                    by_reason: [passes; crate::lock_holds::Reason::COUNT],
                 }],
                 since_reset,
             })
@@ -448,7 +449,7 @@ fn words_and_verbs() {
         postcard::to_allocvec(&Response::Vifs(Vec::new())).unwrap()[0],
         7
     );
-    assert_eq!(MGMT_VERSION.major, 1);
+    assert_eq!(MGMT_VERSION.major, 2);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! How `ctl info` shows the microvisor's global-lock holds (`protocol::lock_holds`): the
-//! longest hold of any CPU and each CPU's passes and longest, as text and JSON.
+//! longest hold of any CPU and each CPU's passes (in all and by reason) and longest, as text
+//! and JSON.
 
-use protocol::lock_holds::{Hold, LockHolds};
+use protocol::lock_holds::{CpuHolds, Hold, LockHolds, Reason};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -48,6 +49,14 @@ pub fn holds_text(h: &LockHolds, reset: bool) -> String {
             ),
             None => writeln!(s, "  {cpu:<17} : {} passes", c.passes),
         };
+        let reasons: Vec<String> = c
+            .reasons()
+            .iter()
+            .map(|(r, n)| format!("{} {n}", r.word()))
+            .collect();
+        if !reasons.is_empty() {
+            let _ = writeln!(s, "  {:<17} : {}", "  by reason", reasons.join(", "));
+        }
     }
     if reset {
         s.push_str("lock-hold record    : reset (the figures above were read just before)\n");
@@ -69,6 +78,16 @@ fn hold_json(l: &Hold) -> Value {
     })
 }
 
+/// A CPU's passes by reason as JSON: every reason's word, with its count (0 included).
+fn by_reason_json(c: &CpuHolds) -> Value {
+    let map: serde_json::Map<String, Value> = Reason::ALL
+        .iter()
+        .zip(c.by_reason)
+        .map(|(r, n)| (r.word().to_string(), json!(n)))
+        .collect();
+    Value::Object(map)
+}
+
 /// `ctl info --json`'s `lock_holds`.
 pub fn holds_json(h: &LockHolds, reset: bool) -> Value {
     let longest = h.longest().map(|(cpu, l)| {
@@ -83,6 +102,7 @@ pub fn holds_json(h: &LockHolds, reset: bool) -> Value {
             json!({
                 "cpu": c.cpu,
                 "passes": c.passes,
+                "by_reason": by_reason_json(c),
                 "longest": c.longest.as_ref().map(hold_json),
             })
         })

@@ -91,11 +91,34 @@ fn system() -> SystemInfo {
     }
 }
 
+/// Passes by reason, as the microvisor counts them.
+fn reasons(
+    counts: &[(protocol::lock_holds::Reason, u64)],
+) -> [u64; protocol::lock_holds::Reason::COUNT] {
+    let mut by = [0; protocol::lock_holds::Reason::COUNT];
+    for (r, n) in counts {
+        by[*r as usize] = *n;
+    }
+    by
+}
+
+/// `ctl info --json`'s passes by reason: every reason's word, 0 but for `counts`.
+fn by_reason(counts: &[(&str, u64)]) -> serde_json::Value {
+    let mut v = json!({});
+    for r in protocol::lock_holds::Reason::ALL {
+        v[r.word()] = json!(0);
+    }
+    for (word, n) in counts {
+        v[*word] = json!(n);
+    }
+    v
+}
+
 /// The microvisor's lock holds: CPU 0 built a domain (a 269 µs capability call), CPU 2
 /// idled; CPU 1 made no locked pass.
 fn holds() -> LockHolds {
     use protocol::control::CapOp;
-    use protocol::lock_holds::{CpuHolds, Hold, Pass};
+    use protocol::lock_holds::{CpuHolds, Hold, Pass, Reason};
     LockHolds {
         cpus: vec![
             CpuHolds {
@@ -105,6 +128,11 @@ fn holds() -> LockHolds {
                     ns: 269_345,
                     pass: Pass::capability_call(0, 0, CapOp::DomainCreate),
                 }),
+                by_reason: reasons(&[
+                    (Reason::XenEventChannelOp, 100_000),
+                    (Reason::Interrupt, 19_999),
+                    (Reason::CapabilityCall, 1),
+                ]),
             },
             CpuHolds {
                 cpu: 2,
@@ -113,6 +141,7 @@ fn holds() -> LockHolds {
                     ns: 12_999,
                     pass: Pass::Idle,
                 }),
+                by_reason: reasons(&[(Reason::Idle, 3_456)]),
             },
         ],
         since_reset: false,
@@ -225,7 +254,9 @@ largest free block  : 512 MiB (131072 pages)
 locked passes       : 123456 since boot
 longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
   cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
+    by reason       : xen-event-channel-op 100000, interrupt 19999, capability-call 1
   cpu2              : 3456 passes, longest 12.9 us: interrupts while idle
+    by reason       : idle 3456
 "
         )
     );
@@ -255,10 +286,20 @@ longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability
                 "passes": 123_456,
                 "longest": longest,
                 "cpus": [
-                    { "cpu": 0, "passes": 120_000, "longest": call },
+                    {
+                        "cpu": 0,
+                        "passes": 120_000,
+                        "by_reason": by_reason(&[
+                            ("xen-event-channel-op", 100_000),
+                            ("interrupt", 19_999),
+                            ("capability-call", 1),
+                        ]),
+                        "longest": call,
+                    },
                     {
                         "cpu": 2,
                         "passes": 3_456,
+                        "by_reason": by_reason(&[("idle", 3_456)]),
                         "longest": {
                             "us": 12,
                             "ns": 12_999,
@@ -287,7 +328,9 @@ fn lock_holds_after_a_reset() {
 locked passes       : 123456 since the last reset
 longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
   cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
+    by reason       : xen-event-channel-op 100000, interrupt 19999, capability-call 1
   cpu2              : 3456 passes
+    by reason       : idle 3456
 lock-hold record    : reset (the figures above were read just before)
 "
     );

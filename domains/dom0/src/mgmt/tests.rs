@@ -355,6 +355,7 @@ fn fake_holds(since_reset: bool) -> LockHolds {
                 ns: 269_000,
                 pass: Pass::capability_call(0, 0, CapOp::DomainCreate),
             }),
+            by_reason: [3; protocol::lock_holds::Reason::COUNT],
         }],
         since_reset,
     }
