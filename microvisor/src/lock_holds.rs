@@ -16,9 +16,9 @@
 //!
 //! The microvisor aims to hold the lock for at most [`BUDGET_US`] at a time.
 //!
-//! Each CPU's pass count (in all and by [`Reason`]) and longest hold are what management shows (`ctl info`, through
-//! `CapOp::LockHolds` and [`Record::summary`]), since boot or since the user last reset
-//! them ([`Record::reset`]); the log lines above stay since boot.
+//! Each CPU's pass count (in all and by [`Reason`]) and longest hold are what management
+//! shows (`ctl info`, through `CapOp::LockHolds` and [`Record::summary`]), since boot or
+//! since the user last reset them ([`Record::reset`]); the log lines above stay since boot.
 
 use alloc::vec::Vec;
 use core::fmt;

@@ -48,9 +48,9 @@ pub struct FastSpi {
 
 impl VgicDomain {
     /// Fills `out` with `vcpu`'s linked SPIs the fast path may deliver itself (see the
-    /// module doc), lowest INTID first, and returns how many. Costs one check in a domain
-    /// without a linked SPI.
-    /// `lrs` are the vCPU's LRs as the model last saw them (its saved copy).
+    /// module doc), lowest INTID first, and returns how many; `lrs` are the vCPU's LRs as
+    /// the model last saw them (its saved copy). Costs one check in a domain without a
+    /// linked SPI.
     #[inline]
     pub fn fast_spis(&self, vcpu: usize, lrs: &[u64], out: &mut [FastSpi]) -> usize {
         if self.linked.is_empty() || vcpu >= self.nr_vcpus {
@@ -77,7 +77,7 @@ impl VgicDomain {
         n
     }
 
-    /// Linked SPI `intid` as a [`FastSpi`] placed in LR `i` of `lrs`, if the model put it
+    /// Linked SPI `intid` as a [`FastSpi`] placed in its LR of `lrs`, if the model put it
     /// there hardware-linked and, but for that LR, it is idle and would be delivered to
     /// `vcpu` (no other vCPU's LRs hold it, no register write waits to be applied to it):
     /// once the guest finishes that LR it is idle (see the module doc).

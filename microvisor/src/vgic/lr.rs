@@ -342,7 +342,8 @@ impl VgicDomain {
 
     /// The caller freed LRs of `vcpu` this model placed without a sync (the per-CPU fast
     /// path retiring a private interrupt the guest finished, one without EOI notification,
-    /// so that the guest's completion alone does not need the lock): forgets every INTID
+    /// or a hardware-linked SPI the guest finished, so that the guest's completion alone
+    /// does not need the lock; see `super::fast_spi`): forgets every INTID
     /// of `in_lr` that no LR in `lrs` holds any more, as [`Self::sync_lrs`] would, and
     /// carries any completion to the next sync. Must run before [`Self::adopt`] takes an
     /// LR the fast path filled since, which may hold the same INTID again; `lrs` must not
