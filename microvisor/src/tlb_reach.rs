@@ -48,6 +48,28 @@ impl TlbReach {
     pub fn local_suffices(self, loaded_here: bool) -> bool {
         loaded_here && matches!(self, Self::One(_))
     }
+
+    /// How to invalidate after an edit of the domain's stage 2, from a CPU that has its
+    /// `VTTBR_EL2` loaded or not (`loaded_here`). A broadcast from a CPU that does not have
+    /// it loaded borrows it for the instant it takes, so the set spreads.
+    pub fn invalidation(&mut self, loaded_here: bool) -> Invalidation {
+        if self.local_suffices(loaded_here) {
+            return Invalidation::Local;
+        }
+        if !loaded_here {
+            self.spread();
+        }
+        Invalidation::Broadcast
+    }
+}
+
+/// How an edit of a domain's stage 2 is invalidated ([`TlbReach::invalidation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    /// On this CPU alone (`TLBI VMALLS12E1`).
+    Local,
+    /// On every CPU, scoped to the domain's VMID.
+    Broadcast,
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-use super::TlbReach;
+use super::{Invalidation, TlbReach};
 
 #[test]
 fn one_cpu_until_another_loads_it_or_a_swap_spreads_it() {
@@ -22,4 +22,27 @@ fn one_cpu_until_another_loads_it_or_a_swap_spreads_it() {
     s.loaded_on(0);
     s.spread();
     assert!(!s.local_suffices(true));
+}
+
+#[test]
+fn a_broadcast_from_a_cpu_not_running_the_domain_spreads_the_set() {
+    let mut r = TlbReach::default();
+    assert_eq!(r.invalidation(false), Invalidation::Broadcast);
+    assert_eq!(r, TlbReach::Many, "the swap loaded its VTTBR on this CPU");
+    let mut r = TlbReach::default();
+    r.loaded_on(1);
+    assert_eq!(r.invalidation(true), Invalidation::Local);
+    assert_eq!(r, TlbReach::One(1), "a local invalidation changes nothing");
+    assert_eq!(r.invalidation(false), Invalidation::Broadcast);
+    assert_eq!(r, TlbReach::Many);
+    assert_eq!(
+        r.invalidation(true),
+        Invalidation::Broadcast,
+        "once spread, always"
+    );
+    // Never ran, but loaded here (cannot happen: loading records the CPU): broadcast.
+    assert_eq!(
+        TlbReach::default().invalidation(true),
+        Invalidation::Broadcast
+    );
 }

@@ -101,18 +101,22 @@ impl fmt::Display for Pass {
                 ipa,
             } => {
                 write!(f, "d{domid} vCPU{vcpu} exit ESR {esr:#010x}")?;
-                match esr >> 26 {
-                    0x01 => f.write_str(" (WFI/WFE)"),
-                    0x16 if esr & 0xffff == XEN_HVC_IMM => {
-                        write!(f, " (Xen hypercall {x16} x0 {x0:#x})")
+                // The exit's words follow its reason (one classification for both).
+                match self.reason() {
+                    Reason::Wfi => f.write_str(" (WFI/WFE)"),
+                    Reason::XenSchedOp
+                    | Reason::XenEventChannelOp
+                    | Reason::XenGrantTableOp
+                    | Reason::XenOther => write!(f, " (Xen hypercall {x16} x0 {x0:#x})"),
+                    Reason::CapabilityCall | Reason::OtherHvc => {
+                        match CapOp::from_function_id(x0) {
+                            Some(Ok(op)) => write!(f, " (capability call {op:?})"),
+                            _ => write!(f, " (HVC x0 {x0:#x})"),
+                        }
                     }
-                    0x16 => match CapOp::from_function_id(x0) {
-                        Some(Ok(op)) => write!(f, " (capability call {op:?})"),
-                        _ => write!(f, " (HVC x0 {x0:#x})"),
-                    },
-                    0x17 => write!(f, " (SMC x0 {x0:#x})"),
-                    0x18 => f.write_str(" (system register)"),
-                    0x24 => write!(f, " (data abort: MMIO at {ipa:#x})"),
+                    Reason::Smc => write!(f, " (SMC x0 {x0:#x})"),
+                    Reason::SystemRegister => f.write_str(" (system register)"),
+                    Reason::Mmio => write!(f, " (data abort: MMIO at {ipa:#x})"),
                     _ => Ok(()),
                 }
             }

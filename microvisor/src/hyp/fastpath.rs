@@ -394,6 +394,8 @@ fn absorb_progress<G: Hot>(
     for slot in (0..n).filter(|&i| freed & (1 << i) != 0) {
         G::write_lr(slot, 0);
     }
+    // Asked only with SPIs in the view: without the check the event channel's and the
+    // IPI's paths (no device) paid a counter tick for the call.
     if lv.nr_spis != 0 {
         *retired |= spi_lrs_freed(&mut lv.spis[..lv.nr_spis.min(FAST_SPIS)], freed);
     }

@@ -13,7 +13,7 @@ use crate::arch::{self, phys::Window};
 use crate::mm::frames::{FrameAllocator, BLOCK_PAGES};
 use crate::mm::pagetable::PageTable;
 use crate::mm::pagetable::TableMemory;
-use crate::tlb_reach::TlbReach;
+use crate::tlb_reach::{Invalidation, TlbReach};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 
@@ -141,16 +141,10 @@ impl TableMemory for ChargedTables<'_> {
             arch::tlb_flush_all_guests();
             return;
         };
-        let loaded_here = arch::vttbr_loaded(vttbr);
-        if self.reach.local_suffices(loaded_here) {
-            arch::tlb_flush_loaded_guest_here();
-            return;
+        match self.reach.invalidation(arch::vttbr_loaded(vttbr)) {
+            Invalidation::Local => arch::tlb_flush_loaded_guest_here(),
+            Invalidation::Broadcast => arch::tlb_flush_guest(vttbr),
         }
-        if !loaded_here {
-            // The broadcast loads its VTTBR here for the instant it takes.
-            self.reach.spread();
-        }
-        arch::tlb_flush_guest(vttbr);
     }
 }
 

@@ -66,10 +66,7 @@ impl VgicDomain {
         let mut n = 0;
         for intid in self.linked.iter() {
             let Some(slot) = out.get_mut(n) else { break };
-            let spi = self
-                .idle_spi(vcpu, intid)
-                .or_else(|| self.spi_in_own_lr(vcpu, intid, lrs));
-            if let Some(spi) = spi {
+            if let Some(spi) = self.offered_spi(vcpu, intid, lrs) {
                 *slot = spi;
                 n += 1;
             }
@@ -77,31 +74,47 @@ impl VgicDomain {
         n
     }
 
-    /// Linked SPI `intid` as a [`FastSpi`] placed in its LR of `lrs`, if the model put it
-    /// there hardware-linked and, but for that LR, it is idle and would be delivered to
-    /// `vcpu` (no other vCPU's LRs hold it, no register write waits to be applied to it):
-    /// once the guest finishes that LR it is idle (see the module doc).
-    fn spi_in_own_lr(&self, vcpu: usize, intid: u32, lrs: &[u64]) -> Option<FastSpi> {
+    /// Linked SPI `intid` as a [`FastSpi`] if the fast path may deliver it to `vcpu`: it is
+    /// enabled, routed to `vcpu`, neither pending nor active in the model, its physical
+    /// interrupt neither held nor unlinked, and no other vCPU's LRs hold it; and either it is
+    /// idle (no owner, in no LR) or the model put it hardware-linked into one of `vcpu`'s
+    /// LRs `lrs`, with no register write waiting to be applied to it (placed there, see the
+    /// module doc).
+    fn offered_spi(&self, vcpu: usize, intid: u32, lrs: &[u64]) -> Option<FastSpi> {
         let pintid = self.hw_link(intid)?;
         let irq = self.irq(vcpu, intid)?;
         let spi = intid.checked_sub(FIRST_SPI)? as usize;
         let own = self.lrs.get(vcpu)?;
-        let only_here = own.in_lr.contains(intid)
-            && !own.unpend_req.contains(intid)
-            && !own.deact_req.contains(intid)
-            && !self
-                .lrs
-                .iter()
-                .take(self.nr_vcpus)
-                .enumerate()
-                .any(|(v, t)| v != vcpu && t.in_lr.contains(intid));
-        let settled = !irq.pending
+        let elsewhere = self
+            .lrs
+            .iter()
+            .take(self.nr_vcpus)
+            .enumerate()
+            .any(|(v, t)| v != vcpu && t.in_lr.contains(intid));
+        let quiet = irq.enabled
+            && !irq.pending
             && !irq.active
-            && usize::from(irq.owner) == vcpu
+            && !elsewhere
             && !self.hw_held.contains(intid)
-            && !self.unlinked.contains(pintid);
-        let ours = self.spi_route_target(spi) == Some(vcpu);
-        if !(only_here && settled && ours && irq.enabled) {
+            && !self.unlinked.contains(pintid)
+            && self.spi_route_target(spi) == Some(vcpu);
+        if !quiet {
+            return None;
+        }
+        let offer = |placed: Option<u8>| FastSpi {
+            intid,
+            pintid,
+            priority: irq.priority,
+            placed,
+            by_model: placed.is_some(),
+        };
+        if !own.in_lr.contains(intid) {
+            return (irq.owner == NO_OWNER).then(|| offer(None));
+        }
+        let settled = usize::from(irq.owner) == vcpu
+            && !own.unpend_req.contains(intid)
+            && !own.deact_req.contains(intid);
+        if !settled {
             return None;
         }
         let slot = lrs.iter().position(|&l| {
@@ -110,39 +123,7 @@ impl VgicDomain {
                 && lr::is_hw(l)
                 && lr::pintid(l) == pintid
         })?;
-        Some(FastSpi {
-            intid,
-            pintid,
-            priority: irq.priority,
-            placed: Some(u8::try_from(slot).ok()?),
-            by_model: true,
-        })
-    }
-
-    /// Linked SPI `intid` as a [`FastSpi`] if it is idle and would be delivered to `vcpu`.
-    fn idle_spi(&self, vcpu: usize, intid: u32) -> Option<FastSpi> {
-        let pintid = self.hw_link(intid)?;
-        let irq = self.irq(vcpu, intid)?;
-        let spi = intid.checked_sub(FIRST_SPI)? as usize;
-        let in_any_lr = self
-            .lrs
-            .iter()
-            .take(self.nr_vcpus)
-            .any(|t| t.in_lr.contains(intid));
-        let idle = !irq.pending
-            && !irq.active
-            && irq.owner == NO_OWNER
-            && !in_any_lr
-            && !self.hw_held.contains(intid)
-            && !self.unlinked.contains(pintid);
-        let ours = self.spi_route_target(spi) == Some(vcpu);
-        (idle && ours && irq.enabled).then_some(FastSpi {
-            intid,
-            pintid,
-            priority: irq.priority,
-            placed: None,
-            by_model: false,
-        })
+        Some(offer(Some(u8::try_from(slot).ok()?)))
     }
 
     /// Takes over hardware-linked LR `lr` of `vcpu`, which the fast path filled with an SPI
