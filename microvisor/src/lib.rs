@@ -49,6 +49,7 @@ pub mod test_rng;
 pub mod timer_earliest;
 pub mod tlb_reach;
 pub mod trap;
+pub mod unfolded;
 pub mod uploads;
 pub mod vgic;
 pub mod xen;

@@ -592,7 +592,14 @@ impl Hyp {
 
     fn domain_info(&self, target: DomainId) -> Option<DomainInfo> {
         let d = self.domain(target)?;
-        let sum = |f: fn(&super::domain::Vcpu) -> u64| d.vcpus.iter().map(f).sum::<u64>();
+        let stats = |v: usize, c: &super::domain::Vcpu| self.live_stats(target, v, c.stats);
+        let sum = |f: fn(&super::domain::VcpuStats) -> u64| {
+            d.vcpus
+                .iter()
+                .enumerate()
+                .map(|(v, c)| f(&stats(v, c)))
+                .sum::<u64>()
+        };
         let idle = |v: usize| super::fast_slots::idle(target, v);
         Some(DomainInfo {
             domid: target.0,
@@ -609,10 +616,10 @@ impl Hyp {
                 .vcpus
                 .iter()
                 .enumerate()
-                .map(|(v, c)| c.stats.busy_ticks(c.placement.exclusive, idle(v)))
+                .map(|(v, c)| stats(v, c).busy_ticks(c.placement.exclusive, idle(v)))
                 .sum(),
-            exits: sum(|c| c.stats.exits),
-            irqs_injected: sum(|c| c.stats.irqs),
+            exits: sum(|s| s.exits),
+            irqs_injected: sum(|s| s.irqs),
             restarts: d.restarts,
         })
     }
@@ -623,13 +630,16 @@ impl Hyp {
         Some(
             (0u16..)
                 .zip(&d.vcpus)
-                .map(|(vcpu, c)| VcpuInfo {
-                    vcpu,
-                    placement: c.placement,
-                    state: VcpuState::of(c.power == super::domain::Power::On, c.blocked),
-                    cpu_ticks: c.stats.busy_ticks(c.placement.exclusive, idle(vcpu)),
-                    exits: c.stats.exits,
-                    budget_us: c.budget_us,
+                .map(|(vcpu, c)| {
+                    let stats = self.live_stats(target, usize::from(vcpu), c.stats);
+                    VcpuInfo {
+                        vcpu,
+                        placement: c.placement,
+                        state: VcpuState::of(c.power == super::domain::Power::On, c.blocked),
+                        cpu_ticks: stats.busy_ticks(c.placement.exclusive, idle(vcpu)),
+                        exits: stats.exits,
+                        budget_us: c.budget_us,
+                    }
                 })
                 .collect(),
         )

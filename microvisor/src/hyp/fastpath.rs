@@ -23,7 +23,9 @@
 //! so a GICv3 host's exits pay no version check.
 
 use super::bulk::Bulk;
-use super::percpu::{posted_irqs, LoadedVcpu, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, VCPU_HOME};
+use super::percpu::{
+    posted_irqs, LoadedVcpu, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, UNFOLDED, VCPU_HOME,
+};
 use super::{key_parts, Hyp, HYP};
 use crate::arch::context::GuestRegs;
 use crate::arch::context::MAX_LRS;
@@ -40,6 +42,7 @@ use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
 use crate::sched::VcpuKey;
 use crate::trap::Exit;
+use crate::unfolded::Counts;
 use crate::vgic::FAST_SPIS;
 use core::sync::atomic::Ordering;
 use protocol::layout::{GicVersion, EVTCHN_PPI};
@@ -58,14 +61,10 @@ enum Outcome {
     /// A WFI the fast path waited out at EL2 is complete, and the interrupt `first_irq`
     /// (acknowledged) that ended the wait needs the lock: handled as an interrupt exit.
     SlowIrq { first_irq: u32 },
-    /// Finished, but the CPU has waited out WFIs without the lock for a while: take it
-    /// once so the vCPU's CPU time is handed over (`ctl list`/`vcpu-list` read it there).
-    Publish,
 }
 
-/// How long a CPU runs a vCPU that keeps waiting out its own WFIs before it hands the
-/// vCPU's CPU time over: 100 ms, so a listing is never staler than that, and the locked
-/// pass is too rare to matter.
+/// How often a CPU whose vCPU keeps waiting out its own WFIs publishes the vCPU's counts
+/// for listings ([`crate::unfolded`]): 100 ms, so a listing is never staler than that.
 const PUBLISH_US: u64 = 100_000;
 
 /// An exit handed from the fast path to the next locked pass.
@@ -195,8 +194,7 @@ fn stay<G: Hot>(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Option
     let mailbox = &MAILBOX[local.cpu];
     // The fast path's own few instructions count as the guest's time: one pair of counter
     // reads per stay instead of per exit.
-    let start = arch::counter_now();
-    local.stay_start = start;
+    local.stay_start = arch::counter_now();
     local.waited = 0;
     let result = loop {
         let exit = run_until_mail::<G>(local, key, regs, mailbox);
@@ -205,8 +203,9 @@ fn stay<G: Hot>(local: &mut Local, key: VcpuKey, regs: &mut GuestRegs) -> Option
             break exit;
         }
     };
-    // Less the time its CPU waited at EL2 for a WFI of its own.
-    let ran = arch::counter_now().saturating_sub(start);
+    // Less the time its CPU waited at EL2 for a WFI of its own (both since the stay began,
+    // or since a publication counted the stay so far: `publish_counts`).
+    let ran = arch::counter_now().saturating_sub(local.stay_start);
     local.run_ticks += ran.saturating_sub(local.waited);
     result
 }
@@ -229,7 +228,7 @@ fn run_until_mail<G: Hot>(
         local.exits += 1;
         let exit = match handle::<G>(local, kind, regs) {
             Outcome::Done if !mailbox.pending() => continue,
-            Outcome::Done | Outcome::Publish => None,
+            Outcome::Done => None,
             Outcome::Slow { first_irq, serror } => Some(SlowExit {
                 key,
                 kind,
@@ -327,7 +326,8 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                             if woke.saturating_sub(local.stay_start)
                                 > arch::counter_hz() * PUBLISH_US / 1_000_000 =>
                         {
-                            Outcome::Publish
+                            publish_counts(local, woke);
+                            Outcome::Done
                         }
                         other => other,
                     };
@@ -343,6 +343,30 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
         ExitKind::Irq | ExitKind::Fiq => take_irqs::<G>(lv, n, &mut local.irqs, &mut local.posted),
         ExitKind::SError => SLOW,
     }
+}
+
+/// Publishes the loaded vCPU's counts not yet folded into its record, as of `now`, for
+/// listings to read without this CPU taking the lock ([`crate::unfolded`]). Out of line:
+/// only a long stay of WFIs waited out at EL2 publishes.
+#[inline(never)]
+fn publish_counts(local: &mut Local, now: u64) {
+    let Some(key) = local.loaded.as_ref().map(|lv| lv.key) else {
+        return;
+    };
+    // The stay so far is counted now, less its waits, and the stay goes on from here.
+    let ran = now.saturating_sub(local.stay_start);
+    local.run_ticks += ran.saturating_sub(local.waited);
+    local.stay_start = now;
+    local.waited = 0;
+    let counts = Counts {
+        exits: local.exits,
+        irqs: local.irqs,
+        run_ticks: local.run_ticks,
+    };
+    if let Some(u) = UNFOLDED.get(local.cpu) {
+        u.publish(key.0, counts);
+    }
+    local.published = true;
 }
 
 /// Whether the loaded vCPU's own virtual timer is armed, enabled in its vGIC and due within

@@ -18,7 +18,9 @@
 //!   it moves), and each CPU's [`percpu::CPU_MPIDR`] (written at boot);
 //!   and each domain's [`percpu::VGIC_EPOCH`] (bumped under [`HYP`] when its vGIC
 //!   configuration is written, read by the fast path to know its cached timer priority and
-//!   private-interrupt configuration are still good).
+//!   private-interrupt configuration are still good); and each CPU's [`percpu::UNFOLDED`]
+//!   (its loaded vCPU's counts not yet folded into the record, published by that CPU's
+//!   fast path while the vCPU waits out its WFIs at EL2, [`crate::unfolded`]).
 //! - **Per domain, behind its own small lock** ([`fast_slots`]): its debug console's line
 //!   assembly, rate limit and unread input, its heartbeats, its vCPUs' reported idle time
 //!   and the sub-page device windows it mapped, so `ConsoleWrite`, `ConsoleRead`,

@@ -19,6 +19,7 @@
 //! the lock never sees it. Only this CPU's run loop moves it (its own index,
 //! `Local::cpu`), so it never vouches for another CPU's registers.
 
+use super::domain::VcpuStats;
 use super::{key_parts, Hyp, MAX_DOMAINS};
 use crate::arch::boot::MAX_CPUS;
 use crate::arch::context::MAX_LRS;
@@ -28,8 +29,10 @@ use crate::fastpath::home_entry;
 use crate::mailbox::Mailbox;
 use crate::posted::{PostedIrqs, PrivateCfg};
 use crate::sched::VcpuKey;
+use crate::unfolded::Unfolded;
 use crate::vgic::{FastSpi, FAST_SPIS};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use protocol::ids::DomainId;
 use protocol::layout::MAX_VCPUS;
 
 /// Each CPU's incoming requests (see [`crate::mailbox`]).
@@ -64,6 +67,10 @@ pub static VCPU_HOME: [[AtomicU32; MAX_VCPUS]; MAX_DOMAINS] =
 /// placed there ([`Hyp::drain_posted`]); see `xen::event_state::send_fast`.
 pub static VCPU_CPU: [[AtomicU32; MAX_VCPUS]; MAX_DOMAINS] =
     [const { [const { AtomicU32::new(0) }; MAX_VCPUS] }; MAX_DOMAINS];
+
+/// Each CPU's snapshot of its loaded vCPU's counts not yet folded into the vCPU's record
+/// (see [`crate::unfolded`]): written by that CPU only, read by listings under the lock.
+pub static UNFOLDED: [Unfolded; MAX_CPUS] = [const { Unfolded::new() }; MAX_CPUS];
 
 /// Each physical CPU's MPIDR (affinity), for the kick SGI; written once at boot.
 pub static CPU_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -198,8 +205,11 @@ pub struct Local {
     /// Counter ticks this CPU waited at EL2 in the current stay for a WFI of the loaded
     /// vCPU (see the fast path's `SyncAction::WfiWait`): not the guest's time.
     pub waited: u64,
-    /// When the current stay in the fast path began (counter ticks).
+    /// When the current stay in the fast path began, or its time up to then was last
+    /// counted into `run_ticks` for a publication (counter ticks).
     pub stay_start: u64,
+    /// Whether [`UNFOLDED`] holds a snapshot of this CPU's, to clear at the next fold.
+    pub published: bool,
     /// List registers the fast path filled with posted interrupts since the last hand-over
     /// (bit n = LR n), for the vGIC model to adopt.
     pub posted: u16,
@@ -222,6 +232,7 @@ impl Local {
             run_ticks: 0,
             waited: 0,
             stay_start: 0,
+            published: false,
             posted: 0,
             retired: 0,
         }
@@ -242,6 +253,12 @@ impl Hyp {
         local.exits = 0;
         local.irqs = 0;
         local.run_ticks = 0;
+        // Folded below: a listing must not add the snapshot to the record as well.
+        if core::mem::take(&mut local.published) {
+            if let Some(u) = UNFOLDED.get(local.cpu) {
+                u.clear();
+            }
+        }
         let posted = core::mem::take(&mut local.posted);
         let retired = core::mem::take(&mut local.retired);
         let Some(lv) = local.loaded.as_ref() else {
@@ -279,6 +296,27 @@ impl Hyp {
         // Only pinned-exclusive vCPUs are posted to.
         if lv.exclusive {
             self.drain_posted(lv.key, local.cpu);
+        }
+    }
+
+    /// The counts of vCPU `v` of domain `id` whose record holds `record`: the record plus
+    /// whatever the CPU that has it loaded published and has not folded in yet
+    /// ([`UNFOLDED`]; a vCPU waiting out its WFIs at EL2 may not fold for minutes).
+    pub fn live_stats(&self, id: DomainId, v: usize, record: VcpuStats) -> VcpuStats {
+        let key = super::vcpu_key(id, v);
+        let published = self
+            .loaded
+            .iter()
+            .zip(&UNFOLDED)
+            .find(|(loaded, _)| **loaded == Some(key))
+            .and_then(|(_, u)| u.of(key.0));
+        match published {
+            Some(c) => VcpuStats {
+                exits: record.exits + c.exits,
+                irqs: record.irqs + c.irqs,
+                run_ticks: record.run_ticks + c.run_ticks,
+            },
+            None => record,
         }
     }
 
