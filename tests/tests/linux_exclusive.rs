@@ -103,6 +103,27 @@ fn exclusive_smp_linux_takes_posted_ipis_and_events() {
         "an idle exclusive Linux counted {:.2} s busy in {wall:.2} s on 2 vCPUs",
         after - before
     );
+    // Busy: a vCPU running a CPU-bound loop exits only for its timer, on the fast path, and
+    // its CPU publishes its time anyway (every 256th interrupt exit asks whether 100 ms
+    // have passed). Before, the listing stood still until the CPU next took the lock.
+    type_line(&mut c, "linux", "yes > /dev/null & echo SPIN=$((20+22))");
+    wait_count(&mut c, "[linux] SPIN=42", 1, "a busy loop started", 150);
+    let (before, t0) = (busy(&mut c), std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (after, wall) = (busy(&mut c), t0.elapsed().as_secs_f64());
+    type_line(&mut c, "linux", "kill $! ; echo UNSPIN=$((20+22))");
+    wait_count(&mut c, "[linux] UNSPIN=42", 1, "the busy loop stopped", 150);
+    eprintln!(
+        "linux: busy {:.3} s of 2 x {wall:.2} s spinning",
+        after - before
+    );
+    // The counter follows the host's clock, so a spinning vCPU's time is about the wall
+    // time however slowly QEMU runs it; a quarter leaves room for the listing's staleness.
+    assert!(
+        after - before > wall / 4.0,
+        "a spinning exclusive Linux counted {:.2} s busy in {wall:.2} s",
+        after - before
+    );
     // Each command is a console event to vCPU 0 and a shell that runs wherever Linux puts
     // it; the pipeline's processes spread over both CPUs and wake each other with IPIs.
     for round in 1..=5 {
