@@ -54,6 +54,9 @@ pub enum Mode {
     /// Back-to-back event-channel sends on every channel it has, forever (its neighbours
     /// must not notice).
     Evtstorm,
+    /// vCPU 0's virtual timer expires with its PPI disabled while it waits in WFI: not
+    /// delivered, not firing again and again, and delivered once when enabled.
+    Timeroff,
     /// A busy loop forever that makes no calls and enables no interrupt: pure CPU demand
     /// (the scheduler's budget test shares a pCPU between two of them).
     Spin,
@@ -89,6 +92,7 @@ pub fn parse_mode(cmdline: &str) -> Result<Mode, &str> {
         Some("hotplug") => Ok(Mode::Hotplug),
         Some("evtstorm") => Ok(Mode::Evtstorm),
         Some("spin") => Ok(Mode::Spin),
+        Some("timeroff") => Ok(Mode::Timeroff),
         Some("pmu") => Ok(Mode::Pmu),
         Some(other) => Err(other),
         None => Err(""),
@@ -321,6 +325,7 @@ mod tests {
         assert_eq!(parse_mode("mode=hotplug"), Ok(Mode::Hotplug));
         assert_eq!(parse_mode("mode=evtstorm"), Ok(Mode::Evtstorm));
         assert_eq!(parse_mode("mode=spin"), Ok(Mode::Spin));
+        assert_eq!(parse_mode("mode=timeroff"), Ok(Mode::Timeroff));
         assert_eq!(parse_mode("mode=zzz"), Err("zzz"));
         assert_eq!(
             (load_peer(0, 2), load_peer(1, 2), load_peer(0, 1)),

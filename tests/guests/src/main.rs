@@ -20,6 +20,8 @@ mod netfront;
 #[cfg(target_os = "none")]
 mod pmu;
 #[cfg(target_os = "none")]
+mod timeroff;
+#[cfg(target_os = "none")]
 mod xenbad;
 
 #[cfg(target_os = "none")]
@@ -49,6 +51,7 @@ mod shell {
             Ok(Mode::Neighbour) => crate::neighbour::run(info),
             Ok(Mode::Netfront) => crate::netfront::run(info),
             Ok(Mode::Hotplug) => crate::hotplug::run(),
+            Ok(Mode::Timeroff) => crate::timeroff::run(),
             Ok(Mode::Evtstorm) => crate::evtstorm::run(),
             Ok(Mode::Spin) => {
                 println!("spinning");
