@@ -45,6 +45,7 @@ use crate::trap::Exit;
 use crate::unfolded::Counts;
 use crate::vgic::FAST_SPIS;
 use core::sync::atomic::Ordering;
+use protocol::control::CapOp;
 use protocol::layout::{GicVersion, EVTCHN_PPI};
 
 /// How an exit ended on the fast path.
@@ -296,6 +297,9 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     if !slot_call(lv.key, op, regs) {
                         return SLOW;
                     }
+                    if op == CapOp::IdleReport {
+                        idle_reported(local);
+                    }
                 }
                 SyncAction::EvtchnSend => {
                     if !evtchn_send::<G>(lv.key, local.cpu, regs) {
@@ -366,10 +370,26 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
 #[cold]
 #[inline(never)]
 fn publish_if_due(local: &mut Local) {
+    // One that reports its idle time publishes with each report instead (see below).
+    if local.reports_idle.is_some() && local.reports_idle == local.loaded.as_ref().map(|l| l.key) {
+        return;
+    }
     let now = arch::counter_now();
     if now.saturating_sub(local.stay_start) > arch::counter_hz() * PUBLISH_US / 1_000_000 {
         publish_counts(local, now);
     }
+}
+
+/// The loaded vCPU reported its idle time (a running total, `CapOp::IdleReport`), served
+/// here. Its listed CPU time is its run time less that total, so its counts are published
+/// now, as of the same instant, and only at its reports from now on: a run time newer than
+/// the idle total would count the idle since the last report (up to a second for our
+/// runtime) as busy.
+#[cold]
+#[inline(never)]
+fn idle_reported(local: &mut Local) {
+    local.reports_idle = local.loaded.as_ref().map(|l| l.key);
+    publish_counts(local, arch::counter_now());
 }
 
 /// Publishes the loaded vCPU's counts not yet folded into its record, as of `now`, for

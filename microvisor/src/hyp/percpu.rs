@@ -210,6 +210,10 @@ pub struct Local {
     pub stay_start: u64,
     /// Whether [`UNFOLDED`] holds a snapshot of this CPU's, to clear at the next fold.
     pub published: bool,
+    /// The vCPU whose idle report this CPU's fast path served last: while it is the loaded
+    /// one, its counts are published at its reports only (see the fast path's
+    /// `idle_reported`).
+    pub reports_idle: Option<VcpuKey>,
     /// List registers the fast path filled with posted interrupts since the last hand-over
     /// (bit n = LR n), for the vGIC model to adopt.
     pub posted: u16,
@@ -233,6 +237,7 @@ impl Local {
             waited: 0,
             stay_start: 0,
             published: false,
+            reports_idle: None,
             posted: 0,
             retired: 0,
         }
