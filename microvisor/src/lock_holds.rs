@@ -16,14 +16,15 @@
 //!
 //! The microvisor aims to hold the lock for at most [`BUDGET_US`] at a time.
 //!
-//! Each CPU's pass count (in all and by [`Reason`]) and longest hold are what management
+//! Each CPU's pass count (in all, by [`Reason`], and its interrupt passes by INTID) and
+//! longest hold are what management
 //! shows (`ctl info`, through `CapOp::LockHolds` and [`Record::summary`]), since boot or
 //! since the user last reset them ([`Record::reset`]); the log lines above stay since boot.
 
 use alloc::vec::Vec;
 use core::fmt;
-use protocol::lock_holds::{CpuHolds, LockHolds};
-pub use protocol::lock_holds::{Pass, Reason};
+use protocol::lock_holds::{CpuHolds, IntidPasses, LockHolds, TRACKED_INTIDS};
+pub use protocol::lock_holds::{Pass, Reason, NO_INTID};
 
 /// Holds shorter than this are never logged (but still recorded).
 pub const REPORT_FLOOR_US: u64 = 20;
@@ -49,6 +50,8 @@ pub struct CpuRecord {
     pub passes: u64,
     /// Its passes by [`Reason`] (indexed as [`Reason::ALL`]).
     pub by_reason: [u64; Reason::COUNT],
+    /// Its interrupt passes by INTID (the first [`TRACKED_INTIDS`] it had).
+    pub by_intid: [IntidPasses; TRACKED_INTIDS],
 }
 
 impl CpuRecord {
@@ -57,6 +60,10 @@ impl CpuRecord {
         longest: None,
         passes: 0,
         by_reason: [0; Reason::COUNT],
+        by_intid: [IntidPasses {
+            intid: 0,
+            passes: 0,
+        }; TRACKED_INTIDS],
     };
 }
 
@@ -99,6 +106,9 @@ impl<const CPUS: usize> Record<CPUS> {
         slot.passes = slot.passes.wrapping_add(1);
         if let Some(n) = slot.by_reason.get_mut(pass.reason() as usize) {
             *n = n.wrapping_add(1);
+        }
+        if let Pass::Async { intid, .. } = pass {
+            IntidPasses::count(&mut slot.by_intid, intid);
         }
         if slot.longest.is_none_or(|h| h.ticks < ticks) {
             slot.longest = Some(hold);
@@ -164,6 +174,7 @@ impl<const CPUS: usize> Record<CPUS> {
                 cpu: u16::try_from(cpu).unwrap_or(u16::MAX),
                 passes: c.passes,
                 by_reason: c.by_reason,
+                by_intid: c.by_intid,
                 longest: c.longest.map(|h| protocol::lock_holds::Hold {
                     ns: self.nanos(h.ticks),
                     pass: h.pass,

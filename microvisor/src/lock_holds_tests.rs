@@ -4,6 +4,7 @@
 
 use super::*;
 use protocol::control::CapOp;
+use protocol::lock_holds::{IntidPasses, TRACKED_INTIDS};
 use std::string::ToString;
 
 /// A 1 MHz counter: one tick per microsecond.
@@ -141,6 +142,22 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
     r.note(0, 62_500, call);
     r.note(0, 7, Pass::Schedule);
     r.note(2, 3, Pass::BulkFinish);
+    let disk = Pass::Async {
+        domid: 1,
+        vcpu: 0,
+        intid: 78,
+    };
+    r.note(2, 2, disk);
+    r.note(2, 1, disk);
+    r.note(
+        2,
+        1,
+        Pass::Async {
+            domid: 1,
+            vcpu: 0,
+            intid: NO_INTID,
+        },
+    );
     let s = r.summary();
     // Each CPU's passes by reason, in `Reason::ALL`'s order.
     let by = |reasons: &[Reason]| {
@@ -158,6 +175,7 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
                 cpu: 0,
                 passes: 3,
                 by_reason: by(&[Reason::Idle, Reason::CapabilityCall, Reason::Scheduling]),
+                by_intid: [IntidPasses::default(); TRACKED_INTIDS],
                 longest: Some(protocol::lock_holds::Hold {
                     ns: 1_000_000,
                     pass: call
@@ -165,8 +183,25 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
             },
             CpuHolds {
                 cpu: 2,
-                passes: 1,
-                by_reason: by(&[Reason::BulkFinish]),
+                passes: 4,
+                by_reason: by(&[
+                    Reason::BulkFinish,
+                    Reason::Interrupt,
+                    Reason::Interrupt,
+                    Reason::Interrupt,
+                ]),
+                by_intid: [
+                    IntidPasses {
+                        intid: 78,
+                        passes: 2
+                    },
+                    IntidPasses {
+                        intid: NO_INTID,
+                        passes: 1
+                    },
+                    IntidPasses::default(),
+                    IntidPasses::default(),
+                ],
                 longest: Some(protocol::lock_holds::Hold {
                     ns: 48,
                     pass: Pass::BulkFinish
@@ -175,7 +210,7 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
         ]
     );
     assert!(!s.since_reset);
-    assert_eq!((s.passes(), s.longest().unwrap().0), (4, 0));
+    assert_eq!((s.passes(), s.longest().unwrap().0), (7, 0));
 }
 
 #[test]

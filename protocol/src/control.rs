@@ -54,11 +54,12 @@ impl Version {
     }
 }
 
-/// The version this tree speaks. 5.0: `LockHolds`' per-CPU record gained its passes by
-/// reason (its encoding changed); 4.1: `LockHolds`; 4.0: `DomainSpec` gained `pmu` (its
+/// The version this tree speaks. 6.0: `LockHolds`' interrupt passes name their INTID,
+/// and its per-CPU record counts them by INTID (its encoding changed); 5.0: `LockHolds`'
+/// per-CPU record gained its passes by reason (its encoding changed); 4.1: `LockHolds`; 4.0: `DomainSpec` gained `pmu` (its
 /// encoding changed, so a 3.x caller's `DomainCreate` would not decode); 3.4:
 /// `DomainVcpuBudget`.
-pub const PROTOCOL_VERSION: Version = Version { major: 5, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 6, minor: 0 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

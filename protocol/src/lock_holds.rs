@@ -19,6 +19,12 @@ const SCHED_OP: u64 = Hypercall::SchedOp as u64;
 const EVENT_CHANNEL_OP: u64 = Hypercall::EventChannelOp as u64;
 const GRANT_TABLE_OP: u64 = Hypercall::GrantTableOp as u64;
 
+/// [`Pass::Async`]'s INTID when the fast path acknowledged none: the GIC's spurious INTID.
+pub const NO_INTID: u16 = 1023;
+
+/// How many distinct INTIDs each CPU counts its interrupt passes by ([`CpuHolds::by_intid`]).
+pub const TRACKED_INTIDS: usize = 4;
+
 /// What a locked pass was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pass {
@@ -43,6 +49,9 @@ pub enum Pass {
         domid: u16,
         /// Its vCPU.
         vcpu: u8,
+        /// The interrupt the fast path acknowledged and left to the lock, or [`NO_INTID`]
+        /// (it took none: the exit needed the lock for its list registers, or an SError).
+        intid: u16,
     },
     /// A scheduling decision with no exit to handle (after mail, or a bulk job).
     Schedule,
@@ -83,7 +92,7 @@ impl Pass {
     /// The domain and vCPU whose exit it served, if any.
     pub const fn vcpu(&self) -> Option<(u16, u8)> {
         match *self {
-            Self::Sync { domid, vcpu, .. } | Self::Async { domid, vcpu } => Some((domid, vcpu)),
+            Self::Sync { domid, vcpu, .. } | Self::Async { domid, vcpu, .. } => Some((domid, vcpu)),
             Self::Schedule | Self::BulkFinish | Self::Idle => None,
         }
     }
@@ -120,7 +129,13 @@ impl fmt::Display for Pass {
                     _ => Ok(()),
                 }
             }
-            Self::Async { domid, vcpu } => write!(f, "d{domid} vCPU{vcpu} interrupt exit"),
+            Self::Async { domid, vcpu, intid } => {
+                write!(
+                    f,
+                    "d{domid} vCPU{vcpu} interrupt exit ({})",
+                    IntidWord(intid)
+                )
+            }
             Self::Schedule => f.write_str("scheduling"),
             Self::BulkFinish => f.write_str("finishing a bulk job"),
             Self::Idle => f.write_str("interrupts while idle"),
@@ -253,6 +268,42 @@ impl Hold {
     }
 }
 
+/// An INTID as `ctl info` words it: `INTID 78`, or `no INTID` for [`NO_INTID`].
+pub struct IntidWord(pub u16);
+
+impl fmt::Display for IntidWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            NO_INTID => f.write_str("no INTID"),
+            n => write!(f, "INTID {n}"),
+        }
+    }
+}
+
+/// Interrupt passes ([`Reason::Interrupt`]) of one INTID.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntidPasses {
+    /// The INTID ([`NO_INTID`]: none acknowledged).
+    pub intid: u16,
+    /// Passes for it (0: the entry is unused).
+    pub passes: u64,
+}
+
+impl IntidPasses {
+    /// Counts an interrupt pass for `intid` in `table`: in its entry, or the first unused
+    /// one; once every entry has an INTID, others are counted only under the reason.
+    pub fn count(table: &mut [Self], intid: u16) {
+        let entry = match table.iter().position(|e| e.passes != 0 && e.intid == intid) {
+            Some(i) => table.get_mut(i),
+            None => table.iter_mut().find(|e| e.passes == 0),
+        };
+        if let Some(e) = entry {
+            e.intid = intid;
+            e.passes = e.passes.saturating_add(1);
+        }
+    }
+}
+
 /// One physical CPU's locked passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuHolds {
@@ -264,9 +315,26 @@ pub struct CpuHolds {
     pub longest: Option<Hold>,
     /// Its passes by [`Reason`] (indexed as [`Reason::ALL`]).
     pub by_reason: [u64; Reason::COUNT],
+    /// Its interrupt passes by INTID, for the first [`TRACKED_INTIDS`] INTIDs it had
+    /// (unused entries have no passes).
+    pub by_intid: [IntidPasses; TRACKED_INTIDS],
 }
 
 impl CpuHolds {
+    /// Its interrupt passes by INTID, most first, and how many were of INTIDs not tracked.
+    pub fn intids(&self) -> (Vec<IntidPasses>, u64) {
+        let mut used: Vec<IntidPasses> = self
+            .by_intid
+            .iter()
+            .copied()
+            .filter(|e| e.passes != 0)
+            .collect();
+        used.sort_by_key(|e| core::cmp::Reverse(e.passes));
+        let tracked = used.iter().fold(0u64, |n, e| n.saturating_add(e.passes));
+        let all = self.by_reason[Reason::Interrupt as usize];
+        (used, all.saturating_sub(tracked))
+    }
+
     /// Its passes for each reason that had any, most first (ties in [`Reason::ALL`]'s order).
     pub fn reasons(&self) -> Vec<(Reason, u64)> {
         let mut r: Vec<(Reason, u64)> = Reason::ALL

@@ -18,7 +18,7 @@ fn pass() -> impl Strategy<Value = Pass> {
                 ipa,
             }
         }),
-        any::<(u16, u8)>().prop_map(|(domid, vcpu)| Pass::Async { domid, vcpu }),
+        any::<(u16, u8, u16)>().prop_map(|(domid, vcpu, intid)| Pass::Async { domid, vcpu, intid }),
         Just(Pass::Schedule),
         Just(Pass::BulkFinish),
         Just(Pass::Idle),
@@ -31,12 +31,14 @@ fn cpu() -> impl Strategy<Value = CpuHolds> {
         any::<u64>(),
         proptest::option::of((any::<u64>(), pass())),
         any::<[u64; Reason::COUNT]>(),
+        any::<[(u16, u64); TRACKED_INTIDS]>(),
     )
-        .prop_map(|(cpu, passes, longest, by_reason)| CpuHolds {
+        .prop_map(|(cpu, passes, longest, by_reason, intids)| CpuHolds {
             cpu,
             passes,
             longest: longest.map(|(ns, pass)| Hold { ns, pass }),
             by_reason,
+            by_intid: intids.map(|(intid, passes)| IntidPasses { intid, passes }),
         })
 }
 
@@ -60,15 +62,29 @@ fn the_encoding_is_pinned() {
                 passes: 300,
                 longest: Some(Hold {
                     ns: 1_000,
-                    pass: Pass::Async { domid: 2, vcpu: 1 },
+                    pass: Pass::Async {
+                        domid: 2,
+                        vcpu: 1,
+                        intid: 78,
+                    },
                 }),
                 by_reason: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 300, 0, 0, 0],
+                by_intid: [
+                    IntidPasses {
+                        intid: 78,
+                        passes: 300,
+                    },
+                    IntidPasses::default(),
+                    IntidPasses::default(),
+                    IntidPasses::default(),
+                ],
             },
             CpuHolds {
                 cpu: 3,
                 passes: 1,
                 longest: None,
                 by_reason: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                by_intid: [IntidPasses::default(); TRACKED_INTIDS],
             },
         ],
         since_reset: true,
@@ -78,10 +94,12 @@ fn the_encoding_is_pinned() {
         [
             2, // two CPUs
             0, 0xac, 0x02, // cpu 0, 300 passes (varint)
-            1, 0xe8, 0x07, 1, 2, 1, // Some: 1000 ns, Async { d2, vCPU1 }
+            1, 0xe8, 0x07, 1, 2, 1, 78, // Some: 1000 ns, Async { d2, vCPU1, INTID 78 }
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xac, 0x02, 0, 0, 0, // by reason: 300 interrupts
+            78, 0xac, 0x02, 0, 0, 0, 0, 0, 0, // by INTID: 300 of INTID 78, three unused
             3, 1, 0, // cpu 3, 1 pass, None
             1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // by reason: 1 WFI
+            0, 0, 0, 0, 0, 0, 0, 0, // by INTID: none
             1, // since_reset
         ]
     );
@@ -97,24 +115,28 @@ fn totals_over_cpus() {
                 passes: 10,
                 longest: hold(5_000, Pass::Idle),
                 by_reason: [0; Reason::COUNT],
+                by_intid: [IntidPasses::default(); TRACKED_INTIDS],
             },
             CpuHolds {
                 cpu: 1,
                 passes: u64::MAX,
                 longest: None,
                 by_reason: [0; Reason::COUNT],
+                by_intid: [IntidPasses::default(); TRACKED_INTIDS],
             },
             CpuHolds {
                 cpu: 2,
                 passes: 4,
                 longest: hold(9_999, Pass::Schedule),
                 by_reason: [0; Reason::COUNT],
+                by_intid: [IntidPasses::default(); TRACKED_INTIDS],
             },
             CpuHolds {
                 cpu: 3,
                 passes: 4,
                 longest: hold(9_999, Pass::Idle),
                 by_reason: [0; Reason::COUNT],
+                by_intid: [IntidPasses::default(); TRACKED_INTIDS],
             },
         ],
         since_reset: false,
@@ -136,11 +158,21 @@ fn each_pass_has_a_kind_and_words() {
         call.to_string(),
         "d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)"
     );
-    let irq = Pass::Async { domid: 4, vcpu: 2 };
+    let irq = Pass::Async {
+        domid: 4,
+        vcpu: 2,
+        intid: 78,
+    };
     assert_eq!(
         (irq.kind(), irq.to_string().as_str()),
-        ("interrupt", "d4 vCPU2 interrupt exit")
+        ("interrupt", "d4 vCPU2 interrupt exit (INTID 78)")
     );
+    let none = Pass::Async {
+        domid: 4,
+        vcpu: 2,
+        intid: NO_INTID,
+    };
+    assert_eq!(none.to_string(), "d4 vCPU2 interrupt exit (no INTID)");
     assert_eq!(Pass::Schedule.kind(), "scheduling");
     assert_eq!(Pass::BulkFinish.kind(), "bulk-finish");
     assert_eq!((Pass::Idle.kind(), Pass::Idle.vcpu()), ("idle", None));
@@ -171,7 +203,12 @@ fn each_pass_is_counted_under_one_reason() {
     assert_eq!(exit(0x9200_0046, 0).reason(), Reason::Mmio);
     assert_eq!(exit(0x0000_0000, 0).reason(), Reason::OtherExit);
     assert_eq!(
-        Pass::Async { domid: 1, vcpu: 0 }.reason(),
+        Pass::Async {
+            domid: 1,
+            vcpu: 0,
+            intid: 27
+        }
+        .reason(),
         Reason::Interrupt
     );
     assert_eq!(Pass::Schedule.reason(), Reason::Scheduling);
@@ -198,9 +235,30 @@ fn a_cpus_reasons_are_listed_most_first() {
         passes: 19,
         longest: None,
         by_reason,
+        by_intid: [IntidPasses::default(); TRACKED_INTIDS],
     };
     assert_eq!(
         c.reasons(),
         [(Reason::Interrupt, 9), (Reason::Wfi, 5), (Reason::Idle, 5)]
     );
+}
+
+#[test]
+fn interrupt_passes_are_counted_for_the_first_intids_and_listed_most_first() {
+    let mut c = CpuHolds {
+        cpu: 0,
+        passes: 0,
+        longest: None,
+        by_reason: [0; Reason::COUNT],
+        by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+    };
+    // Six INTIDs: the first four seen get an entry, the rest count only under the reason.
+    for intid in [78, 27, 78, NO_INTID, 0, 78, 33, 34, 27] {
+        IntidPasses::count(&mut c.by_intid, intid);
+        c.by_reason[Reason::Interrupt as usize] += 1;
+    }
+    let (tracked, others) = c.intids();
+    let pairs: Vec<(u16, u64)> = tracked.iter().map(|e| (e.intid, e.passes)).collect();
+    assert_eq!(pairs, [(78, 3), (27, 2), (NO_INTID, 1), (0, 1)]);
+    assert_eq!(others, 2, "INTIDs 33 and 34 came after the table was full");
 }

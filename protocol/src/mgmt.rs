@@ -29,10 +29,11 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use upload::{UploadOp, UPLOAD_CHUNK};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
-/// The management-protocol version this tree speaks. 2.0: [`Response::LockHolds`]' per-CPU
-/// record gained its passes by reason (its encoding changed, so a 1.x client could not
-/// decode it).
-pub const MGMT_VERSION: Version = Version { major: 2, minor: 0 };
+/// The management-protocol version this tree speaks. 3.0: [`Response::LockHolds`]'
+/// interrupt passes name their INTID and its per-CPU record counts them by INTID; 2.0: its
+/// per-CPU record gained its passes by reason (each changed its encoding, so an older
+/// client could not decode it).
+pub const MGMT_VERSION: Version = Version { major: 3, minor: 0 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;

@@ -128,7 +128,14 @@ fn pass_of(exit: Option<&SlowExit>, regs: &GuestRegs) -> Pass {
                 },
             }
         }
-        _ => Pass::Async { domid: id.0, vcpu },
+        _ => Pass::Async {
+            domid: id.0,
+            vcpu,
+            intid: e
+                .first_irq
+                .and_then(|i| u16::try_from(i).ok())
+                .unwrap_or(crate::lock_holds::NO_INTID),
+        },
     }
 }
 

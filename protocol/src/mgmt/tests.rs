@@ -195,6 +195,8 @@ fn response() -> impl Strategy<Value = Response> {
                     passes,
                     longest,
                     by_reason: [passes; crate::lock_holds::Reason::COUNT],
+                    by_intid: [crate::lock_holds::IntidPasses { intid: cpu, passes };
+                        crate::lock_holds::TRACKED_INTIDS],
                 }],
                 since_reset,
             })
@@ -449,7 +451,7 @@ fn words_and_verbs() {
         postcard::to_allocvec(&Response::Vifs(Vec::new())).unwrap()[0],
         7
     );
-    assert_eq!(MGMT_VERSION.major, 2);
+    assert_eq!(MGMT_VERSION.major, 3);
 }
 
 #[test]

@@ -118,7 +118,9 @@ fn by_reason(counts: &[(&str, u64)]) -> serde_json::Value {
 /// idled; CPU 1 made no locked pass.
 fn holds() -> LockHolds {
     use protocol::control::CapOp;
-    use protocol::lock_holds::{CpuHolds, Hold, Pass, Reason};
+    use protocol::lock_holds::{
+        CpuHolds, Hold, IntidPasses, Pass, Reason, NO_INTID, TRACKED_INTIDS,
+    };
     LockHolds {
         cpus: vec![
             CpuHolds {
@@ -133,6 +135,22 @@ fn holds() -> LockHolds {
                     (Reason::Interrupt, 19_999),
                     (Reason::CapabilityCall, 1),
                 ]),
+                // Two of the interrupt passes were of INTIDs after the table filled.
+                by_intid: [
+                    IntidPasses {
+                        intid: 27,
+                        passes: 4,
+                    },
+                    IntidPasses {
+                        intid: 78,
+                        passes: 19_990,
+                    },
+                    IntidPasses {
+                        intid: NO_INTID,
+                        passes: 3,
+                    },
+                    IntidPasses::default(),
+                ],
             },
             CpuHolds {
                 cpu: 2,
@@ -142,6 +160,7 @@ fn holds() -> LockHolds {
                     pass: Pass::Idle,
                 }),
                 by_reason: reasons(&[(Reason::Idle, 3_456)]),
+                by_intid: [IntidPasses::default(); TRACKED_INTIDS],
             },
         ],
         since_reset: false,
@@ -254,7 +273,7 @@ largest free block  : 512 MiB (131072 pages)
 locked passes       : 123456 since boot
 longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
   cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
-    by reason       : xen-event-channel-op 100000, interrupt 19999, capability-call 1
+    by reason       : xen-event-channel-op 100000, interrupt 19999 (INTID 78: 19990, INTID 27: 4, no INTID: 3, others: 2), capability-call 1
   cpu2              : 3456 passes, longest 12.9 us: interrupts while idle
     by reason       : idle 3456
 "
@@ -294,12 +313,21 @@ longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability
                             ("interrupt", 19_999),
                             ("capability-call", 1),
                         ]),
+                        "interrupts_by_intid": {
+                            "tracked": [
+                                { "intid": 78, "passes": 19_990 },
+                                { "intid": 27, "passes": 4 },
+                                { "intid": null, "passes": 3 },
+                            ],
+                            "others": 2,
+                        },
                         "longest": call,
                     },
                     {
                         "cpu": 2,
                         "passes": 3_456,
                         "by_reason": by_reason(&[("idle", 3_456)]),
+                        "interrupts_by_intid": { "tracked": [], "others": 0 },
                         "longest": {
                             "us": 12,
                             "ns": 12_999,
@@ -328,7 +356,7 @@ fn lock_holds_after_a_reset() {
 locked passes       : 123456 since the last reset
 longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
   cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
-    by reason       : xen-event-channel-op 100000, interrupt 19999, capability-call 1
+    by reason       : xen-event-channel-op 100000, interrupt 19999 (INTID 78: 19990, INTID 27: 4, no INTID: 3, others: 2), capability-call 1
   cpu2              : 3456 passes
     by reason       : idle 3456
 lock-hold record    : reset (the figures above were read just before)

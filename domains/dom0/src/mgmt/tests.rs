@@ -356,6 +356,10 @@ fn fake_holds(since_reset: bool) -> LockHolds {
                 pass: Pass::capability_call(0, 0, CapOp::DomainCreate),
             }),
             by_reason: [3; protocol::lock_holds::Reason::COUNT],
+            by_intid: [protocol::lock_holds::IntidPasses {
+                intid: 78,
+                passes: 3,
+            }; protocol::lock_holds::TRACKED_INTIDS],
         }],
         since_reset,
     }
