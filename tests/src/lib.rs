@@ -214,8 +214,9 @@ pub fn wait_until(
         }
         assert!(
             Instant::now() < deadline,
-            "{what}: no {needle}; history tail:\n{}",
-            h.lines().rev().take(60).collect::<Vec<_>>().join("\n")
+            "{what}: no {needle}; history tail:\n{}\n{}",
+            h.lines().rev().take(60).collect::<Vec<_>>().join("\n"),
+            system_state(c)
         );
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -300,6 +301,32 @@ pub fn history_tail(h: &str) -> String {
     let mut lines: Vec<&str> = h.lines().rev().take(60).collect();
     lines.reverse();
     lines.join("\n")
+}
+
+/// What a wait that timed out adds to its message: every vCPU's state, CPU time and exits
+/// (`ctl vcpu-list`, twice: the counts are published without the lock, every 100 ms to a
+/// second, so exits that stand still across the readings point at a vCPU that stopped) and
+/// the lock's passes by reason and INTID (`ctl info`).
+/// Best effort: a management port that does not answer is said so, not a second panic.
+fn system_state(c: &mut Client) -> String {
+    let mut out = String::from("system state at the timeout:\n");
+    for words in [&["vcpu-list"][..], &["info"], &["vcpu-list"]] {
+        c.release();
+        let args = bulkhead_tools::ctl::CtlArgs::from_words(words).expect("ctl words");
+        let mut text = Vec::new();
+        let r = bulkhead_tools::ctl::run(
+            &args,
+            &bulkhead_tools::ctl::default_socket(),
+            bulkhead_tools::ctl::client::REPLY_TIMEOUT,
+            false,
+            &mut text,
+        );
+        match r {
+            Ok(()) => out.push_str(&String::from_utf8_lossy(&text)),
+            Err(e) => out.push_str(&format!("ctl {words:?}: {e:#}\n")),
+        }
+    }
+    out
 }
 
 /// `cargo bulkhead ctl WORDS` as a user runs it, on the default socket; its standard
