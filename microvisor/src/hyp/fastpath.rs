@@ -14,6 +14,12 @@
 //! alone) into free LRs itself ([`crate::posted`]) and re-enters. Everything else takes
 //! [`HYP`] once: the exit is handled, `schedule` runs, and the CPU goes back in.
 //!
+//! A vCPU's exits, interrupts and CPU time stay in [`Local`] until the next locked pass
+//! folds them into its record; meanwhile the fast path publishes them for listings now and
+//! then ([`crate::unfolded`]): at a wake from a WFI waited out here or at every 256th
+//! interrupt exit, once 100 ms have passed since the last publication; or at each idle
+//! report of a vCPU that reports its idle time.
+//!
 //! The fast path never runs while the LRs differ from their shadow (the guest finished or
 //! took an interrupt the vGIC model must hear about first), so the slow path sees the same
 //! state it always did; the model LRs it freed itself (`Local::retired`) are retired in the
