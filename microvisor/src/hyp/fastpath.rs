@@ -71,8 +71,10 @@ enum Outcome {
 }
 
 /// How often a CPU publishes its loaded vCPU's counts for listings
-/// ([`crate::unfolded`]) while it runs the vCPU without the lock: 100 ms, so a listing is
-/// no staler than that (as long as the vCPU exits at all).
+/// ([`crate::unfolded`]) while it runs the vCPU without the lock: at most every 100 ms,
+/// when it asks (at a wake from a WFI waited out here, or every [`PUBLISH_EXITS`]
+/// interrupt exits), so a listing of an idling vCPU is no staler than that, and of a busy
+/// one by about 256 interrupts' worth (a second at 250 Hz).
 const PUBLISH_US: u64 = 100_000;
 
 /// At an interrupt exit that is a multiple of this many exits since the last fold, a CPU
