@@ -60,10 +60,7 @@ impl CpuRecord {
         longest: None,
         passes: 0,
         by_reason: [0; Reason::COUNT],
-        by_intid: [IntidPasses {
-            intid: 0,
-            passes: 0,
-        }; TRACKED_INTIDS],
+        by_intid: [IntidPasses::UNUSED; TRACKED_INTIDS],
     };
 }
 

@@ -16,7 +16,39 @@
 //! either before or after it, and a listing is at most one publication period stale.
 #![forbid(unsafe_code)]
 
+use crate::sched::VcpuKey;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// How often, at most, a CPU publishes its loaded vCPU's counts when it asks (at a wake
+/// from a WFI waited out at EL2, or every few hundred interrupt exits): 100 ms, so a
+/// listing of an idling vCPU is no staler than that.
+pub const PUBLISH_US: u64 = 100_000;
+
+/// Publications per second at most ([`PUBLISH_US`] divides a second).
+const PER_SECOND: u64 = 1_000_000 / PUBLISH_US;
+const _: () = assert!(1_000_000 % PUBLISH_US == 0);
+
+/// Whether a publication is due at `now` for counts last counted at `since` (counter
+/// ticks at `hz`). A division by a constant, no multiplication that could overflow: the
+/// WFI path asks it at every wake.
+#[inline]
+pub fn due(now: u64, since: u64, hz: u64) -> bool {
+    now.saturating_sub(since) > hz / PER_SECOND
+}
+
+/// The snapshot of vCPU `key` among the CPUs' records `unfolded`, from the CPU that has it
+/// loaded (`loaded`, per CPU): what a listing adds to the vCPU's record.
+pub fn published(
+    loaded: &[Option<VcpuKey>],
+    unfolded: &[Unfolded],
+    key: VcpuKey,
+) -> Option<Counts> {
+    loaded
+        .iter()
+        .zip(unfolded)
+        .find(|(l, _)| **l == Some(key))
+        .and_then(|(_, u)| u.of(key.0))
+}
 
 /// Counts a CPU has not yet folded into its loaded vCPU's record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -290,6 +290,12 @@ pub struct IntidPasses {
 }
 
 impl IntidPasses {
+    /// An unused entry.
+    pub const UNUSED: Self = Self {
+        intid: 0,
+        passes: 0,
+    };
+
     /// Counts an interrupt pass for `intid` in `table`: in its entry, or the first unused
     /// one; once every entry has an INTID, others are counted only under the reason.
     pub fn count(table: &mut [Self], intid: u16) {

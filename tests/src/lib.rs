@@ -311,18 +311,8 @@ pub fn history_tail(h: &str) -> String {
 fn system_state(c: &mut Client) -> String {
     let mut out = String::from("system state at the timeout:\n");
     for words in [&["vcpu-list"][..], &["info"], &["vcpu-list"]] {
-        c.release();
-        let args = bulkhead_tools::ctl::CtlArgs::from_words(words).expect("ctl words");
-        let mut text = Vec::new();
-        let r = bulkhead_tools::ctl::run(
-            &args,
-            &bulkhead_tools::ctl::default_socket(),
-            bulkhead_tools::ctl::client::REPLY_TIMEOUT,
-            false,
-            &mut text,
-        );
-        match r {
-            Ok(()) => out.push_str(&String::from_utf8_lossy(&text)),
+        match try_ctl(c, words) {
+            Ok(text) => out.push_str(&text),
             Err(e) => out.push_str(&format!("ctl {words:?}: {e:#}\n")),
         }
     }
@@ -333,6 +323,11 @@ fn system_state(c: &mut Client) -> String {
 /// output. `c` lets go of the port first (QEMU serves one connection at a time; `c`
 /// reconnects at its next call).
 pub fn ctl(c: &mut Client, words: &[&str]) -> String {
+    try_ctl(c, words).unwrap_or_else(|e| panic!("ctl {words:?}: {e:#}"))
+}
+
+/// [`ctl`], with its error returned.
+fn try_ctl(c: &mut Client, words: &[&str]) -> anyhow::Result<String> {
     c.release();
     let args = bulkhead_tools::ctl::CtlArgs::from_words(words).expect("ctl words");
     let mut out = Vec::new();
@@ -342,9 +337,8 @@ pub fn ctl(c: &mut Client, words: &[&str]) -> String {
         bulkhead_tools::ctl::client::REPLY_TIMEOUT,
         false,
         &mut out,
-    )
-    .unwrap_or_else(|e| panic!("ctl {words:?}: {e:#}"));
-    String::from_utf8(out).expect("utf-8")
+    )?;
+    Ok(String::from_utf8(out).expect("utf-8"))
 }
 
 /// Sends the request whose audit line ends the boot (its console marker is the test's last

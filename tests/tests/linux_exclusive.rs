@@ -20,22 +20,39 @@ use bulkhead_tools::qemu::RunOptions;
 /// them over).
 const IDLE_PASSES_MAX: u64 = 2;
 
-/// The RTOS's listed CPU time.
-fn rtos_seconds(c: &mut bulkhead_tools::ctl::client::Client) -> f64 {
-    let out = ctl(c, &["vcpu-list", "rtos", "--json"]);
+type Client = bulkhead_tools::ctl::client::Client;
+
+/// `ctl vcpu-list DOMAIN --json`'s rows, each vCPU's field `key`.
+fn vcpu_field(c: &mut Client, domain: &str, key: &str) -> Vec<serde_json::Value> {
+    let out = ctl(c, &["vcpu-list", domain, "--json"]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("vcpu-list json");
-    rows[0]["cpu_seconds"].as_f64().expect("cpu_seconds")
+    let rows = rows.as_array().expect("rows");
+    rows.iter().map(|r| r[key].clone()).collect()
+}
+
+/// The RTOS's listed CPU time.
+fn rtos_seconds(c: &mut Client) -> f64 {
+    vcpu_field(c, "rtos", "cpu_seconds")[0]
+        .as_f64()
+        .expect("cpu_seconds")
 }
 
 /// Each of Linux's vCPUs' exits, as listed.
-fn exits(c: &mut bulkhead_tools::ctl::client::Client) -> Vec<u64> {
-    let out = ctl(c, &["vcpu-list", "linux", "--json"]);
-    let rows: serde_json::Value = serde_json::from_str(&out).expect("vcpu-list json");
-    rows.as_array()
-        .expect("rows")
+fn exits(c: &mut Client) -> Vec<u64> {
+    vcpu_field(c, "linux", "exits")
         .iter()
-        .map(|r| r["exits"].as_u64().expect("exits"))
+        .map(|e| e.as_u64().expect("exits"))
         .collect()
+}
+
+/// Linux's listed CPU time, its vCPUs together (each of them pinned exclusive).
+fn busy(c: &mut Client) -> f64 {
+    let exclusive = vcpu_field(c, "linux", "exclusive");
+    assert!(exclusive.iter().all(|e| *e == true), "{exclusive:?}");
+    vcpu_field(c, "linux", "cpu_seconds")
+        .iter()
+        .map(|s| s.as_f64().expect("cpu_seconds"))
+        .sum()
 }
 
 #[test]
@@ -61,15 +78,6 @@ fn exclusive_smp_linux_takes_posted_ipis_and_events() {
     // Idle at its shell prompt: its vCPUs are busy for far less than the wall time. The
     // command at the end makes the shell's vCPU take the locked path (a hypercall), which
     // hands over whatever CPU time the fast path had not yet.
-    let busy = |c: &mut bulkhead_tools::ctl::client::Client| -> f64 {
-        let out = ctl(c, &["vcpu-list", "linux", "--json"]);
-        let rows: serde_json::Value = serde_json::from_str(&out).expect("vcpu-list json");
-        let rows = rows.as_array().expect("rows");
-        assert!(rows.iter().all(|r| r["exclusive"] == true), "{out}");
-        rows.iter()
-            .map(|r| r["cpu_seconds"].as_f64().expect("cpu_seconds"))
-            .sum()
-    };
     let (before, t0) = (busy(&mut c), std::time::Instant::now());
     let exits_before = exits(&mut c);
     ctl(&mut c, &["info", "--reset-holds"]);

@@ -48,7 +48,7 @@ use crate::mailbox::{Mailbox, POSTED};
 use crate::posted::place_posted;
 use crate::sched::VcpuKey;
 use crate::trap::Exit;
-use crate::unfolded::Counts;
+use crate::unfolded::{self, Counts};
 use crate::vgic::FAST_SPIS;
 use core::sync::atomic::Ordering;
 use protocol::control::CapOp;
@@ -70,17 +70,11 @@ enum Outcome {
     SlowIrq { first_irq: u32 },
 }
 
-/// How often a CPU publishes its loaded vCPU's counts for listings
-/// ([`crate::unfolded`]) while it runs the vCPU without the lock: at most every 100 ms,
-/// when it asks (at a wake from a WFI waited out here, or every [`PUBLISH_EXITS`]
-/// interrupt exits), so a listing of an idling vCPU is no staler than that, and of a busy
-/// one by about 256 interrupts' worth (a second at 250 Hz).
-const PUBLISH_US: u64 = 100_000;
-
 /// At an interrupt exit that is a multiple of this many exits since the last fold, a CPU
 /// asks whether its publication is due (a counter read); a vCPU waiting out its WFIs at
 /// EL2 asks at every wake as well. Rare enough that the ask stays out of `bench micro`'s
-/// p99 (one exit in 256), often enough for a guest ticking at 250 Hz or more.
+/// p99 (one exit in 256), often enough for a guest ticking at 250 Hz or more: a busy
+/// vCPU's listing is about 256 interrupts' worth stale (a second at 250 Hz).
 const PUBLISH_EXITS: u64 = 256;
 
 /// An exit handed from the fast path to the next locked pass.
@@ -349,8 +343,7 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                             ..
                         } => Outcome::SlowIrq { first_irq },
                         Outcome::Done
-                            if woke.saturating_sub(local.stay_start)
-                                > arch::counter_hz() * PUBLISH_US / 1_000_000 =>
+                            if unfolded::due(woke, local.stay_start, arch::counter_hz()) =>
                         {
                             publish_counts(local, woke);
                             Outcome::Done
@@ -380,17 +373,18 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
 }
 
 /// Publishes the loaded vCPU's counts ([`publish_counts`]) if the last publication, or the
-/// stay's start, is more than [`PUBLISH_US`] ago. Out of line: asked every
+/// stay's start, is more than [`unfolded::PUBLISH_US`] ago. Out of line: asked every
 /// [`PUBLISH_EXITS`] exits.
 #[cold]
 #[inline(never)]
 fn publish_if_due(local: &mut Local) {
     // One that reports its idle time publishes with each report instead (see below).
-    if local.reports_idle.is_some() && local.reports_idle == local.loaded.as_ref().map(|l| l.key) {
+    let loaded = local.loaded.as_ref().map(|l| l.key);
+    if loaded.is_some() && local.reports_idle == loaded {
         return;
     }
     let now = arch::counter_now();
-    if now.saturating_sub(local.stay_start) > arch::counter_hz() * PUBLISH_US / 1_000_000 {
+    if unfolded::due(now, local.stay_start, arch::counter_hz()) {
         publish_counts(local, now);
     }
 }

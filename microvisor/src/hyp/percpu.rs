@@ -308,14 +308,7 @@ impl Hyp {
     /// whatever the CPU that has it loaded published and has not folded in yet
     /// ([`UNFOLDED`]; a vCPU waiting out its WFIs at EL2 may not fold for minutes).
     pub fn live_stats(&self, id: DomainId, v: usize, record: VcpuStats) -> VcpuStats {
-        let key = super::vcpu_key(id, v);
-        let published = self
-            .loaded
-            .iter()
-            .zip(&UNFOLDED)
-            .find(|(loaded, _)| **loaded == Some(key))
-            .and_then(|(_, u)| u.of(key.0));
-        match published {
+        match crate::unfolded::published(&self.loaded, &UNFOLDED, super::vcpu_key(id, v)) {
             Some(c) => VcpuStats {
                 exits: record.exits + c.exits,
                 irqs: record.irqs + c.irqs,

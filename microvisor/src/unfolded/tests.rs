@@ -1,4 +1,5 @@
-use super::{Counts, Unfolded};
+use super::{due, published, Counts, Unfolded};
+use crate::sched::VcpuKey;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -94,4 +95,41 @@ fn a_listing_never_counts_twice_nor_goes_backwards() {
             }
         });
     });
+}
+
+#[test]
+fn due_after_the_period_at_the_counters_rate() {
+    let hz = 62_500_000; // 100 ms = 6,250,000 ticks
+    assert!(!due(6_250_000, 0, hz), "exactly the period: not yet");
+    assert!(due(6_250_001, 0, hz));
+    assert!(!due(5, 10, hz), "a counter behind the start is no time");
+    assert!(
+        due(1, 0, 0) && !due(0, 0, 0),
+        "no counter frequency: a period of 0 ticks"
+    );
+    assert!(
+        !due(1 << 40, 0, u64::MAX),
+        "a huge frequency does not overflow"
+    );
+}
+
+#[test]
+fn a_listing_reads_the_cpu_that_has_the_vcpu_loaded() {
+    let cpus = [Unfolded::new(), Unfolded::new(), Unfolded::new()];
+    let (a, b) = (VcpuKey(0x0100), VcpuKey(0x0201));
+    cpus[1].publish(a.0, counts(3));
+    // A stale snapshot of `a` on a CPU that no longer has it loaded is not read.
+    cpus[2].publish(a.0, counts(99));
+    let loaded = [None, Some(a), Some(b)];
+    assert_eq!(published(&loaded, &cpus, a), Some(counts(3)));
+    assert_eq!(
+        published(&loaded, &cpus, b),
+        None,
+        "loaded, nothing published"
+    );
+    assert_eq!(
+        published(&loaded, &cpus, VcpuKey(7)),
+        None,
+        "loaded nowhere"
+    );
 }

@@ -54,7 +54,7 @@ fn vcpu1() {
 
 /// Ticks in `ms` milliseconds.
 fn ms(ms: u64) -> u64 {
-    timer::freq() / 1000 * ms
+    timer::ms_to_ticks(ms, timer::freq())
 }
 
 /// Runs the mode on vCPU 0.
