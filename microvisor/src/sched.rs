@@ -440,9 +440,15 @@ impl RunQueue {
             .map(|e| (e.key, e.runnable))
     }
 
-    /// The queued vCPUs, runnable or not, in slot order.
-    pub fn keys(&self) -> impl Iterator<Item = VcpuKey> + '_ {
-        self.iter().map(|e| e.key)
+    /// How many slots [`Self::key_in`] may find a vCPU in (up to the highest occupied).
+    pub fn slots(&self) -> usize {
+        self.occupied().len()
+    }
+
+    /// The vCPU queued in `slot`, if any (slots keep their vCPU while others come and go,
+    /// so a walk by slot may change the queue's flags on the way).
+    pub fn key_in(&self, slot: usize) -> Option<VcpuKey> {
+        self.occupied().get(slot)?.as_ref().map(|e| e.key)
     }
 
     fn iter(&self) -> impl Iterator<Item = &Entry> {

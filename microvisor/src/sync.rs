@@ -113,6 +113,8 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 }
 
 impl<T> Drop for MutexGuard<'_, T> {
+    // A store and an event on every locked pass: not worth a call.
+    #[inline]
     fn drop(&mut self) {
         // Unlock first, then wake the CPUs waiting in WFE.
         self.mutex.locked.store(false, Ordering::Release);

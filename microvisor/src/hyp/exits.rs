@@ -89,8 +89,7 @@ impl Hyp {
         let (id, v) = key_parts(key);
         let n = self.nr_lrs;
         let Some(d) = self.domain_mut(id) else { return };
-        let lrs = d.vcpus[v].lrs;
-        if d.vgic.has_deliverable(v, &lrs[..n]) {
+        if d.vgic.has_deliverable(v, &d.vcpus[v].lrs[..n]) {
             return;
         }
         // The interface state is live in hardware until the vCPU is switched out.

@@ -90,16 +90,20 @@ impl Hyp {
     }
 
     /// Drains the posted-interrupt words of every vCPU placed on `cpu` (its run queue,
-    /// runnable or not).
+    /// runnable or not). Slot by slot rather than through a copied list of keys: this runs
+    /// on every wake a sibling posts, and most words are empty (only a non-empty one is
+    /// taken and reaches the model).
     fn drain_homed(&mut self, cpu: usize) {
-        let mut homed = [None; crate::sched::QUEUE_CAPACITY];
-        if let Some(rq) = self.runqueues.get(cpu) {
-            for (slot, key) in homed.iter_mut().zip(rq.keys()) {
-                *slot = Some(key);
+        let slots = self
+            .runqueues
+            .get(cpu)
+            .map_or(0, crate::sched::RunQueue::slots);
+        for slot in 0..slots {
+            let key = self.runqueues.get(cpu).and_then(|rq| rq.key_in(slot));
+            let posted = key.and_then(super::percpu::posted_irqs);
+            if let (Some(key), Some(false)) = (key, posted.map(|w| w.is_empty())) {
+                self.drain_posted(key, cpu);
             }
-        }
-        for key in homed.into_iter().flatten() {
-            self.drain_posted(key, cpu);
         }
     }
 

@@ -396,21 +396,29 @@ fn scans_bounded_by_the_highest_slot_see_every_entry() {
 }
 
 #[test]
-fn keys_lists_every_queued_vcpu_runnable_or_not() {
+fn a_walk_by_slot_finds_every_queued_vcpu_runnable_or_not() {
+    let queued = |q: &RunQueue| -> Vec<u32> {
+        let mut keys: Vec<u32> = (0..q.slots())
+            .filter_map(|s| q.key_in(s))
+            .map(|k| k.0)
+            .collect();
+        keys.sort_unstable();
+        keys
+    };
     let mut q = RunQueue::new();
     let k = VcpuKey;
+    assert_eq!(q.slots(), 0);
     for n in [1, 2, 3, 4] {
         q.add(k(n), 1, false).unwrap();
     }
     q.set_runnable(k(3), false).unwrap();
     q.remove(k(2)).unwrap();
-    let keys: Vec<VcpuKey> = q.keys().collect();
-    assert_eq!(keys, [k(1), k(3), k(4)]);
+    assert_eq!(queued(&q), [1, 3, 4]);
+    assert_eq!(q.key_in(q.slots()), None);
+    assert_eq!(q.key_in(usize::MAX), None);
     q.remove(k(4)).unwrap();
     q.add(k(9), 1, false).unwrap();
-    let mut keys: Vec<u32> = q.keys().map(|x| x.0).collect();
-    keys.sort_unstable();
-    assert_eq!(keys, [1, 3, 9]);
+    assert_eq!(queued(&q), [1, 3, 9]);
 }
 
 /// The plain scans `pick` and `contended` replace: the runnable entry first by rank, then

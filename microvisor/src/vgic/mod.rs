@@ -496,8 +496,15 @@ impl VgicDomain {
     /// Whether the model (ignoring LR contents) has something deliverable for `vcpu`.
     /// Only a pending interrupt can be, and every pending one is live.
     fn model_deliverable(&self, vcpu: usize) -> bool {
-        self.live(vcpu)
-            .any(|intid| self.deliverable_mask(vcpu, intid) & (1 << vcpu) != 0)
+        // The INTIDs that may be pending or active for it: its own private ones, then every
+        // live SPI, whoever it is routed to. The SPI set is walked only when it is not empty
+        // (walking it copies the set), since every blocking WFI asks this.
+        let deliverable = |intid| self.deliverable_mask(vcpu, intid) & (1 << vcpu) != 0;
+        let private = self.live_private.get(vcpu).copied().unwrap_or(0);
+        state::bits(private).any(deliverable)
+            || (vcpu < self.nr_vcpus
+                && !self.live_spis.is_empty()
+                && self.live_spis.iter().any(deliverable))
     }
 
     /// Notes that `intid` (banked on `vcpu` if private) may now be pending or active in the
@@ -508,14 +515,6 @@ impl VgicDomain {
         } else if let Some(w) = self.live_private.get_mut(vcpu) {
             *w |= 1 << intid;
         }
-    }
-
-    /// The INTIDs that may be pending or active in the model for `vcpu` (its own private
-    /// ones, and every SPI, whoever it is routed to), ascending. Nothing for an absent vCPU.
-    fn live(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
-        let private = self.live_private.get(vcpu).copied().unwrap_or(0);
-        let spis = (vcpu < self.nr_vcpus).then_some(self.live_spis.iter());
-        state::bits(private).chain(spis.into_iter().flatten())
     }
 }
 

@@ -98,7 +98,8 @@ impl PmuState {
 }
 
 /// Sets `MDCR_EL2` for a vCPU of a domain with `access` about to run, and loads its PMU
-/// state if it has the PMU.
+/// state if it has the PMU. Inlined into every switch: usually only the first test runs.
+#[inline]
 pub fn load(access: PmuAccess, pmu: &PmuState) {
     // A domain without the PMU after another (most switches): nothing to do. `MDCR_EL2`
     // is written only here and by `init`, and only `mdcr_el2(Off, hw)` sets TPM, so with
@@ -119,6 +120,7 @@ pub fn load(access: PmuAccess, pmu: &PmuState) {
 }
 
 /// Saves the PMU state of the loaded vCPU (of a domain with `access`) and stops the PMU.
+#[inline]
 pub fn save(access: PmuAccess, pmu: &mut PmuState) {
     if access != PmuAccess::Off && pmu_hw().present {
         pmu.save_and_stop();
