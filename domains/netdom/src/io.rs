@@ -6,7 +6,9 @@
 //! [`Io::uplink_send`]. Host tests implement all of it over plain memory.
 
 use crate::vif::VifId;
-pub use protocol::xen::copy::{copy_pieces_packed as copy_pieces, CopyPiece, GrantError, GrantSeg};
+pub use protocol::xen::copy::{
+    copy_pieces, copy_pieces_packed, CopyPiece, GrantError, GrantSeg, Placed,
+};
 use protocol::xen::structs::DomId;
 
 /// One mapped netif ring page (TX or RX), addressed by byte offset within the page.
@@ -39,15 +41,16 @@ pub enum Which {
 pub trait Io {
     /// The mapped `which` ring of vif `id`, if it is mapped.
     fn ring(&mut self, id: VifId, which: Which) -> Option<&mut dyn RingMem>;
-    /// Copies from the frontend's pages into `dst`; `segs` are laid end to end in `dst`,
-    /// which is exactly as long as all of them.
+    /// Copies from the frontend's pages into `dst`, each piece to `dst[at..at + seg.len]`
+    /// (all inside `dst`), in one batch; on failure `dst` is unspecified.
     fn copy_in(
         &mut self,
         domid: DomId,
-        segs: &[GrantSeg],
+        pieces: &[Placed],
         dst: &mut [u8],
     ) -> Result<(), GrantError>;
-    /// Copies `src` into the frontend's pages, laid out as in [`Io::copy_in`].
+    /// Copies `src` into the frontend's pages; `segs` are laid end to end in `src`, which
+    /// is exactly as long as all of them.
     fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError>;
     /// Sends a frame on the uplink NIC; `false` if it could not be queued (dropped).
     fn uplink_send(&mut self, frame: &[u8]) -> bool;

@@ -6,7 +6,8 @@
 //!
 //! * [`io`]: what the shell provides ([`RingMem`], [`Io`]).
 //! * [`ring`]: the back half of a netif ring (indexes, notify rules, restart attach).
-//! * [`tx`]: each TX packet's slots copied out once and validated.
+//! * [`tx`]: each TX packet's slots copied out once and validated; [`tx_batch`]: the TX
+//!   path, packets brought in by one grant copy per batch.
 //! * [`checksum`]: completing a checksum netfront left blank.
 //! * [`switch`]: the learning switch.
 //! * [`vif`]: per-vif state and counters; [`netback`]: the TX and RX paths.
@@ -34,6 +35,7 @@ pub mod ring;
 mod rx;
 pub mod switch;
 pub mod tx;
+pub mod tx_batch;
 pub mod vif;
 pub mod xenbus;
 

@@ -1,9 +1,9 @@
 //! The engine: every vif, the switch between them and the uplink, and the TX and RX paths.
 //!
 //! TX (from a guest): [`Netback::poll_tx`] reads whole packets out of a vif's TX ring
-//! ([`crate::tx::parse`]), grant-copies their data into one bounce buffer, answers every
-//! slot, completes a blank checksum ([`crate::checksum`]), and hands the frame to the
-//! switch. A malformed packet halts that vif only (counted in `tx_errors`, reported once
+//! ([`crate::tx::parse`]), grant-copies the data of up to [`crate::tx_batch::TX_BATCH`] of
+//! them into one bounce buffer at once, answers every slot, completes a blank checksum
+//! ([`crate::checksum`]), and hands each frame to the switch. A malformed packet halts that vif only (counted in `tx_errors`, reported once
 //! through [`Netback::take_halts`]). Anti-spoofing: a frame whose source MAC is not the
 //! vif's configured `mac` is dropped and counted in `tx_drops`.
 //!
@@ -13,23 +13,20 @@
 //! Each vif's event channel serves both its rings; [`Netback::take_notify`] lists the vifs
 //! that asked to hear of new responses.
 
-use crate::checksum;
 use crate::io::{GrantSeg, Io, Which};
 use crate::ring::{BackRing, Kind};
 use crate::rx;
 use crate::switch::{Mac, Port, Route, Switch, UPLINK};
-use crate::tx::{self, Malformed, TxPacket, Verdict};
+use crate::tx::{self, TxPacket};
+use crate::tx_batch::TxBatch;
 use crate::vif::{HaltReason, Resumed, Vif, VifConfig, VifId, VifState};
 use crate::xenbus::Step;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use protocol::xen::blkif::XEN_PAGE_BYTES;
-use protocol::xen::netif::{
-    NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, XEN_NETIF_MAX_TX_SIZE,
-};
+use protocol::xen::netif::XEN_NETIF_MAX_TX_SIZE;
 use protocol::xen::xenbus::XenbusState;
-use zerocopy::IntoBytes;
 
 /// Bytes from `address` to the next page boundary (0 on a boundary).
 pub(crate) fn page_gap(address: usize) -> usize {
@@ -74,6 +71,7 @@ pub struct Netback {
     /// Uplink counters.
     pub uplink: UplinkCounters,
     pub(crate) pkt: TxPacket,
+    pub(crate) batch: TxBatch,
     pub(crate) frame: Vec<u8>,
     pub(crate) segs: Vec<GrantSeg>,
     pub(crate) notify: Vec<VifId>,
@@ -89,6 +87,7 @@ impl Netback {
             vifs: Vec::new(),
             uplink: UplinkCounters::default(),
             pkt: TxPacket::default(),
+            batch: TxBatch::default(),
             // One page more than a packet, so that it can start on a page (see `poll_tx`).
             frame: vec![0; XEN_NETIF_MAX_TX_SIZE + XEN_PAGE_BYTES],
             segs: Vec::new(),
@@ -304,97 +303,6 @@ impl Netback {
         self.halts.push((id, reason, step));
     }
 
-    /// Serves vif `id`'s TX ring: at most [`Config::tx_budget`] packets, each answered and
-    /// forwarded; re-arms `req_event` when the ring is empty.
-    pub fn poll_tx<I: Io + ?Sized>(&mut self, id: VifId, io: &mut I, now: u64) -> Poll {
-        let mut budget = self.config.tx_budget;
-        let mut buffer = core::mem::take(&mut self.frame);
-        // The packet starts on a page of the bounce buffer: a grant copy that crossed a page
-        // of ours would be split in two, and each copy costs the microvisor far more than
-        // its bytes do. (The buffer's heap block never moves.)
-        let start = page_gap(buffer.as_ptr() as usize);
-        let frame = &mut buffer[start..];
-        let poll = loop {
-            let v = &mut self.vifs[id.0];
-            let (VifState::Connected, Some(ring)) = (v.state, v.tx.as_mut()) else {
-                break Poll::default();
-            };
-            let Some(mem) = io.ring(id, Which::Tx) else {
-                break Poll::default();
-            };
-            let avail = match ring.final_check(mem) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.halt(id, HaltReason::Ring(e));
-                    break Poll::default();
-                }
-            };
-            if avail == 0 {
-                break Poll::default();
-            }
-            if budget == 0 {
-                break Poll { more: true };
-            }
-            budget -= 1;
-            let verdict = match tx::parse(ring, mem, avail, &mut self.pkt) {
-                Ok(v) => v,
-                Err(m) => {
-                    self.halt(id, HaltReason::Malformed(m));
-                    break Poll::default();
-                }
-            };
-            ring.consume(self.pkt.slots.len() as u32);
-            let len = self.pkt.len;
-            let frontend = v.config.frontend;
-            if verdict == Verdict::Forward
-                && io
-                    .copy_in(frontend, &self.pkt.segs, &mut frame[..len])
-                    .is_err()
-            {
-                self.halt(id, HaltReason::Malformed(Malformed::BadGrant));
-                break Poll::default();
-            }
-            if self.respond_tx(id, io, verdict) {
-                self.wants_notify(id);
-            }
-            let v = &mut self.vifs[id.0];
-            if verdict == Verdict::Drop || frame[6..12] != v.config.mac {
-                v.counters.tx_drops += 1;
-                continue;
-            }
-            if self.pkt.csum_blank {
-                checksum::complete(&mut frame[..len]);
-            }
-            let taken = self.forward(id.port(), &frame[..len], io, now);
-            let c = &mut self.vifs[id.0].counters;
-            if taken {
-                c.tx_packets += 1;
-                c.tx_bytes += len as u64;
-            } else {
-                c.tx_drops += 1;
-            }
-        };
-        self.frame = buffer;
-        poll
-    }
-
-    /// Answers every slot of the packet just consumed; true if the frontend wants an event.
-    fn respond_tx<I: Io + ?Sized>(&mut self, id: VifId, io: &mut I, verdict: Verdict) -> bool {
-        let (Some(ring), Some(mem)) = (self.vifs[id.0].tx.as_mut(), io.ring(id, Which::Tx)) else {
-            return false;
-        };
-        let data = if verdict == Verdict::Forward {
-            NETIF_RSP_OKAY
-        } else {
-            NETIF_RSP_ERROR
-        };
-        for &(rid, extra) in &self.pkt.slots {
-            let status = if extra { NETIF_RSP_NULL } else { data };
-            ring.respond(mem, NetifTxResponse { id: rid, status }.as_bytes());
-        }
-        ring.push(mem)
-    }
-
     /// A frame arrived on the uplink NIC.
     pub fn from_uplink<I: Io + ?Sized>(&mut self, frame: &[u8], io: &mut I, now: u64) {
         self.uplink.received += 1;
@@ -405,7 +313,7 @@ impl Netback {
 
     /// Learns the source and sends `frame` where the switch says; true if at least one
     /// destination took it.
-    fn forward<I: Io + ?Sized>(
+    pub(crate) fn forward<I: Io + ?Sized>(
         &mut self,
         ingress: Port,
         frame: &[u8],

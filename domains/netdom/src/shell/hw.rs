@@ -5,7 +5,9 @@ use super::conn::Conn;
 use alloc::vec::Vec;
 use bulkhead_runtime::arch::virtio_net::Net;
 use bulkhead_runtime::xen::{self, MappedPage};
-use netdom::io::{copy_pieces, CopyPiece, GrantError, GrantSeg, Io, RingMem, Which};
+use netdom::io::{
+    copy_pieces, copy_pieces_packed, CopyPiece, GrantError, GrantSeg, Io, Placed, RingMem, Which,
+};
 use netdom::VifId;
 use protocol::xen::structs::{gntcopy, DomId, GnttabCopy, GnttabCopyPtr, DOMID_SELF};
 
@@ -71,9 +73,9 @@ pub struct GrantCopier {
 }
 
 impl GrantCopier {
-    /// Plans the copies of `segs` against the local buffer at `local` (our RAM is
-    /// identity-mapped: VA = IPA, so a local frame is `address / 4096`) and runs them.
-    fn copy(
+    /// Copies `segs` laid end to end in the local buffer at `local` (our RAM is
+    /// identity-mapped: VA = IPA, so a local frame is `address / 4096`).
+    fn copy_packed(
         &mut self,
         domid: DomId,
         segs: &[GrantSeg],
@@ -81,7 +83,25 @@ impl GrantCopier {
         inbound: bool,
     ) -> Result<(), GrantError> {
         self.pieces.clear();
-        copy_pieces(segs, local, &mut self.pieces);
+        copy_pieces_packed(segs, local, &mut self.pieces);
+        self.run(domid, inbound)
+    }
+
+    /// Copies `placed` against the local buffer at `local`, each at its own offset.
+    fn copy_placed(
+        &mut self,
+        domid: DomId,
+        placed: &[Placed],
+        local: usize,
+        inbound: bool,
+    ) -> Result<(), GrantError> {
+        self.pieces.clear();
+        copy_pieces(placed, local, &mut self.pieces);
+        self.run(domid, inbound)
+    }
+
+    /// Issues the planned pieces as one `GNTTABOP_copy` batch.
+    fn run(&mut self, domid: DomId, inbound: bool) -> Result<(), GrantError> {
         self.ops.clear();
         for p in &self.pieces {
             let remote = GnttabCopyPtr {
@@ -141,15 +161,23 @@ impl Io for ShellIo<'_> {
     fn copy_in(
         &mut self,
         domid: DomId,
-        segs: &[GrantSeg],
+        pieces: &[Placed],
         dst: &mut [u8],
     ) -> Result<(), GrantError> {
+        // Checked here because the copy writes through the address, not the slice.
+        if pieces
+            .iter()
+            .any(|p| p.at + usize::from(p.seg.len) > dst.len())
+        {
+            return Err(GrantError::Failed);
+        }
         self.grants
-            .copy(domid, segs, dst.as_mut_ptr() as usize, true)
+            .copy_placed(domid, pieces, dst.as_mut_ptr() as usize, true)
     }
 
     fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
-        self.grants.copy(domid, segs, src.as_ptr() as usize, false)
+        self.grants
+            .copy_packed(domid, segs, src.as_ptr() as usize, false)
     }
 
     fn uplink_send(&mut self, frame: &[u8]) -> bool {

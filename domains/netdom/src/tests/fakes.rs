@@ -1,7 +1,7 @@
 //! Fakes: ring pages in Vecs, grants over a map of pages, an uplink that records frames,
 //! and a frontend that posts TX packets and RX buffers the way netfront does.
 
-use crate::io::{GrantError, GrantSeg, Io, RingMem, Which};
+use crate::io::{GrantError, GrantSeg, Io, Placed, RingMem, Which};
 use crate::{Config, Netback, VifConfig, VifId};
 use protocol::xen::blkif::{RING_REQ_EVENT, RING_REQ_PROD, RING_RSP_EVENT, RING_RSP_PROD};
 use protocol::xen::netif::*;
@@ -207,6 +207,8 @@ impl Front {
 /// The shell, faked: frontends by vif, and the uplink.
 pub struct Fake {
     pub fronts: Vec<Front>,
+    /// Grant copies in (one per batch of TX packets).
+    pub copies_in: usize,
     pub uplink: Vec<Vec<u8>>,
     pub uplink_full: bool,
 }
@@ -222,25 +224,21 @@ impl Io for Fake {
     fn copy_in(
         &mut self,
         domid: DomId,
-        segs: &[GrantSeg],
+        pieces: &[Placed],
         dst: &mut [u8],
     ) -> Result<(), GrantError> {
+        self.copies_in += 1;
         let f = self
             .fronts
             .iter()
             .find(|f| f.domid == domid)
             .ok_or(GrantError::BadDomain)?;
-        assert_eq!(
-            segs.iter().map(|s| usize::from(s.len)).sum::<usize>(),
-            dst.len()
-        );
-        let mut at = 0;
-        for s in segs {
+        for p in pieces {
+            let s = p.seg;
             assert!(usize::from(s.offset) + usize::from(s.len) <= 4096);
             let page = f.pages.get(&s.gref).ok_or(GrantError::BadRef)?;
             let (o, n) = (usize::from(s.offset), usize::from(s.len));
-            dst[at..at + n].copy_from_slice(&page[o..o + n]);
-            at += n;
+            dst[p.at..p.at + n].copy_from_slice(&page[o..o + n]);
         }
         Ok(())
     }
@@ -295,6 +293,7 @@ pub fn connected_at(n: usize, sg: bool, start: u32) -> (Netback, Fake) {
     let mut nb = Netback::new(config());
     let mut io = Fake {
         fronts: Vec::new(),
+        copies_in: 0,
         uplink: Vec::new(),
         uplink_full: false,
     };
