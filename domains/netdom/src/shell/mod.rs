@@ -2,15 +2,16 @@
 //!
 //! Wake-ups come from the event-channel upcall (a frontend posted TX packets or RX
 //! buffers, or xenstore has news), the NIC's interrupt (frames arrived) and a safety poll.
-//! The NIC's SPI is level-triggered: the handler masks it and the loop acknowledges the
-//! device, drains the receive queue and unmasks it, so an idle netdom sleeps in WFI.
+//! The NIC's SPI is level-triggered: the handler acknowledges the device (lowering the
+//! line, [`virtio_irq`]) and the loop drains the receive queue, so an idle netdom sleeps
+//! in WFI.
 
 mod conn;
 mod hw;
 
 use alloc::vec::Vec;
-use bulkhead_runtime::arch::virtio;
 use bulkhead_runtime::arch::virtio_net::Net;
+use bulkhead_runtime::arch::{virtio, virtio_irq};
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
 use conn::Conns;
@@ -123,13 +124,9 @@ fn main(_info: &'static StartInfo) {
             more |= nb.poll_tx(VifId(i), &mut io, now).more;
         }
         if let Some(n) = nic.as_mut() {
-            // Acknowledging and unmasking are traps to the microvisor (the transport and
-            // the distributor are emulated): only after an interrupt. Looking for frames
-            // reads our own memory, so every turn does.
-            let fired = NIC_EVENT.swap(false, Ordering::AcqRel);
-            if fired {
-                n.ack_interrupt();
-            }
+            // The handler lowered the line; looking for frames reads our own memory, so
+            // every turn does, interrupt or not.
+            NIC_EVENT.store(false, Ordering::Release);
             let mut taken = 0;
             while taken < RX_BATCH {
                 let Some(len) = n.receive(|f| {
@@ -148,9 +145,6 @@ fn main(_info: &'static StartInfo) {
                 nb.from_uplink(&rx_buf[rx_at..rx_at + len], &mut io, now);
             }
             more |= taken == RX_BATCH;
-            if fired && nic_irq != 0 {
-                gic::unmask_spi(nic_irq);
-            }
         }
         conns.after(&mut nb, &mut xs, &mut grants);
         conns.publish(&nb, &mut xs);
@@ -183,8 +177,9 @@ fn on_irq(intid: u32) {
         }
         VTIMER_PPI => timer::stop(),
         i if i != 0 && i == NIC_IRQ.load(Ordering::Acquire) => {
-            // Level-triggered: masked until the loop has drained the device.
-            gic::disable_spi(i);
+            // Level-triggered: lowered here; the loop drains the queues after this, so a
+            // frame that arrives later raises the line again.
+            let _ = virtio_irq::ack(i);
             NIC_EVENT.store(true, Ordering::Release);
         }
         _ => {}
@@ -227,9 +222,10 @@ fn open_nic() -> Option<Net> {
                 continue;
             }
         };
-        if let Some(&irq) = irqs.first() {
-            NIC_IRQ.store(irq, Ordering::Release);
-            net.enable_interrupts();
+        match irqs.first() {
+            Some(&irq) if net.use_interrupt(irq) => NIC_IRQ.store(irq, Ordering::Release),
+            Some(&irq) => println!("no room to register SPI {irq}: polling the NIC"),
+            None => {}
         }
         println!("nic {} at {base:#x}", MacText(net.mac()));
         return Some(net);

@@ -208,15 +208,6 @@ mod hw {
         }
     }
 
-    /// Unmasks SPI `intid` that [`enable_spi`] set up and [`disable_spi`] masked: one
-    /// distributor write (each is a trap to the microvisor), for a loop that unmasks after
-    /// every service. Out-of-range ids are ignored.
-    pub fn unmask_spi(intid: u32) {
-        if super::is_spi(intid) {
-            spi_set_enable(intid);
-        }
-    }
-
     /// Masks SPI `intid` at the distributor (a threaded handler masks a level-triggered
     /// device interrupt until the device has been serviced outside interrupt context).
     /// Out-of-range ids are ignored.

@@ -206,13 +206,19 @@ impl Net {
         }
     }
 
-    /// Acknowledges the device's interrupt.
-    pub fn ack_interrupt(&mut self) {
-        let _ = self.raw.ack_interrupt();
-    }
-
-    /// Lets the device interrupt when frames arrive.
-    pub fn enable_interrupts(&mut self) {
+    /// Makes the device interrupt on SPI `intid` when frames arrive or sends complete. The
+    /// domain's IRQ handler must call [`super::virtio_irq::ack`] for `intid` (which lowers
+    /// the level-triggered line: no masking at the distributor, whose every access is a
+    /// locked exit of the microvisor). Returns false (interrupts stay off: poll) if the
+    /// interrupt cannot be registered.
+    pub fn use_interrupt(&mut self, intid: u32) -> bool {
+        // SAFETY: `base` is the transport `DeviceMap` gave us (see `open`), mapped for the
+        // domain's life; only `virtio_irq` touches its interrupt status registers (the
+        // transport's `ack_interrupt` is never called).
+        if !unsafe { super::virtio_irq::register(intid, self.base) } {
+            return false;
+        }
         self.raw.enable_interrupts();
+        true
     }
 }
