@@ -27,6 +27,7 @@ pub mod guest_dt_extra;
 pub mod guestcopy;
 #[cfg(target_os = "none")]
 pub mod hyp;
+pub mod idle_wake;
 pub mod idregs;
 pub mod linux_image;
 pub mod lock_holds;

@@ -159,12 +159,23 @@ pub fn run_cpu(cpu: usize, regs: &mut GuestRegs) -> ! {
         // Taken out of the lock only when there is some: moving the (usually empty) queue
         // out and back through the closure's result cost two `memcpy` calls a pass.
         let mut work = Bulk::default();
+        // Read before the pass folds the exit count (see `crate::idle_wake`).
+        let idle = match (local.idle_wake.take(local.exits), &local.loaded) {
+            (true, Some(lv)) if !lv.exclusive => Some(lv.key),
+            _ => None,
+        };
         let next = locked(&mut local, pass, |hyp| {
             if core::mem::take(&mut woke) {
                 hyp.handle_physical_irqs(cpu, None);
             }
             if let Some(e) = exit.take() {
                 hyp.after_exit(cpu, e.key, e.kind, regs, e.first_irq, e.serror);
+            }
+            if let Some(key) = idle {
+                // A shared vCPU whose WFI was waited out here, then the lock was needed: it
+                // is blocked as a trapped WFI is, unless something is deliverable to it now
+                // (the wake was its own, or the exit just handled made one).
+                hyp.wfi(cpu, key);
             }
             let next = hyp.schedule(cpu, regs);
             if let Some(queued) = hyp.bulk.get_mut(cpu).filter(|b| !b.is_empty()) {
@@ -337,6 +348,9 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     let woke = arch::counter_now();
                     local.waited += woke.saturating_sub(t);
                     regs.pc += 4;
+                    // If the lock is next, its pass blocks this vCPU unless the wake was
+                    // for it (see `crate::idle_wake`).
+                    local.idle_wake.note(local.exits);
                     return match take_irqs::<G>(lv, n, &mut local.irqs, &mut local.posted) {
                         Outcome::Slow {
                             first_irq: Some(first_irq),

@@ -221,6 +221,10 @@ pub struct Local {
     /// hand-over (the guest finished a private interrupt without EOI notification; bit n =
     /// LR n), for the model to retire before it adopts anything.
     pub retired: u16,
+    /// The exit at which the loaded vCPU's WFI, waited out at EL2, ended: a locked pass
+    /// right after it blocks a shared vCPU that has nothing to take (see
+    /// [`crate::idle_wake`]).
+    pub idle_wake: crate::idle_wake::IdleWake,
 }
 
 impl Local {
@@ -240,6 +244,7 @@ impl Local {
             reports_idle: None,
             posted: 0,
             retired: 0,
+            idle_wake: crate::idle_wake::IdleWake::default(),
         }
     }
 }
