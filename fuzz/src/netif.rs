@@ -16,7 +16,7 @@
 //!   (anti-spoofing: a guest cannot send as someone else, uplink frames never loop back).
 
 use crate::input::{Input, Script};
-use netdom::io::{GrantError, GrantSeg, Io, RingMem, Which};
+use netdom::io::{GrantError, GrantSeg, Io, Placed, RingMem, Which};
 use netdom::{Config, Netback, VifConfig, VifId, VifState};
 use protocol::xen::blkif::{RING_REQ_EVENT, RING_REQ_PROD, RING_RSP_EVENT, RING_RSP_PROD};
 use protocol::xen::netif::{
@@ -139,6 +139,29 @@ fn check_segs(segs: &[GrantSeg], len: usize) {
     }
 }
 
+/// Checks the pieces of a copy into a local buffer of `len` bytes: each inside its page
+/// and inside the buffer, none overlapping another (a TX batch lays its packets apart).
+fn check_placed(pieces: &[Placed], len: usize) {
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for p in pieces {
+        let s = p.seg;
+        assert!(
+            usize::from(s.offset) + usize::from(s.len) <= 4096,
+            "a segment crosses its page: {s:?}"
+        );
+        let end = p.at + usize::from(s.len);
+        assert!(
+            end <= len,
+            "a piece ends at {end}, past the {len}-byte buffer"
+        );
+        spans.push((p.at, end));
+    }
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "pieces overlap in the buffer: {w:?}");
+    }
+}
+
 impl Io for Fake {
     fn ring(&mut self, id: VifId, which: Which) -> Option<&mut dyn RingMem> {
         let f = self.fronts.get_mut(id.0)?;
@@ -150,17 +173,16 @@ impl Io for Fake {
     fn copy_in(
         &mut self,
         domid: DomId,
-        segs: &[GrantSeg],
+        pieces: &[Placed],
         dst: &mut [u8],
     ) -> Result<(), GrantError> {
-        check_segs(segs, dst.len());
+        check_placed(pieces, dst.len());
         let pages = self.pages(domid)?;
-        let mut at = 0;
-        for s in segs {
+        for p in pieces {
+            let s = p.seg;
             let page = pages.get(s.gref as usize).ok_or(GrantError::BadRef)?;
             let (o, n) = (usize::from(s.offset), usize::from(s.len));
-            dst[at..at + n].copy_from_slice(&page[o..o + n]);
-            at += n;
+            dst[p.at..p.at + n].copy_from_slice(&page[o..o + n]);
         }
         Ok(())
     }
