@@ -6,9 +6,7 @@
 //! [`Io::uplink_send`]. Host tests implement all of it over plain memory.
 
 use crate::vif::VifId;
-pub use protocol::xen::copy::{
-    copy_pieces, copy_pieces_packed, CopyPiece, GrantError, GrantSeg, Placed,
-};
+pub use protocol::xen::copy::{copy_pieces, CopyPiece, GrantError, GrantSeg, Placed};
 use protocol::xen::structs::DomId;
 
 /// One mapped netif ring page (TX or RX), addressed by byte offset within the page.
@@ -49,9 +47,9 @@ pub trait Io {
         pieces: &[Placed],
         dst: &mut [u8],
     ) -> Result<(), GrantError>;
-    /// Copies `src` into the frontend's pages; `segs` are laid end to end in `src`, which
-    /// is exactly as long as all of them.
-    fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError>;
+    /// Copies `src` into the frontend's pages, each piece from `src[at..at + seg.len]` (all
+    /// inside `src`), in one batch; on failure the pages are unspecified.
+    fn copy_out(&mut self, domid: DomId, pieces: &[Placed], src: &[u8]) -> Result<(), GrantError>;
     /// Sends a frame on the uplink NIC; `false` if it could not be queued (dropped).
     fn uplink_send(&mut self, frame: &[u8]) -> bool;
 }

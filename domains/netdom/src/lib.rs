@@ -20,7 +20,7 @@
 //! (calling [`Netback::connect`] after mapping the rings); when a vif's own `state` reads
 //! [`Netback::rewritten`] (dom0 wrote it afresh for a guest restarted in place) perform
 //! [`Netback::reincarnate`]; on an event call
-//! [`Netback::poll_tx`] for each vif, on a NIC frame [`Netback::from_uplink`]; then send an
+//! [`Netback::poll_tx`] for each vif, on NIC frames [`Netback::from_uplink_batch`]; then send an
 //! event to every vif of [`Netback::take_notify`] and log and perform each
 //! [`Netback::take_halts`].
 #![cfg_attr(not(test), no_std)]
@@ -42,6 +42,7 @@ pub mod xenbus;
 pub use io::{GrantError, GrantSeg, Io, RingMem, Which};
 pub use netback::{Config, Netback, Poll, UplinkCounters};
 pub use ring::{BackRing, RingError};
+pub use rx::RUN_FRAMES;
 pub use switch::{Mac, Port, Route, Switch};
 pub use tx::Malformed;
 pub use vif::{parse_mac, HaltReason, MacText, Resumed, Vif, VifConfig, VifId, VifState};

@@ -13,9 +13,9 @@
 //! Each vif's event channel serves both its rings; [`Netback::take_notify`] lists the vifs
 //! that asked to hear of new responses.
 
-use crate::io::{GrantSeg, Io, Which};
+use crate::io::{Io, Which};
 use crate::ring::{BackRing, Kind};
-use crate::rx;
+use crate::rx::{self, RxPlan};
 use crate::switch::{Mac, Port, Route, Switch, UPLINK};
 use crate::tx::{self, TxPacket};
 use crate::tx_batch::TxBatch;
@@ -24,6 +24,7 @@ use crate::xenbus::Step;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::Range;
 use protocol::xen::blkif::XEN_PAGE_BYTES;
 use protocol::xen::netif::XEN_NETIF_MAX_TX_SIZE;
 use protocol::xen::xenbus::XenbusState;
@@ -73,7 +74,9 @@ pub struct Netback {
     pub(crate) pkt: TxPacket,
     pub(crate) batch: TxBatch,
     pub(crate) frame: Vec<u8>,
-    pub(crate) segs: Vec<GrantSeg>,
+    pub(crate) rx_plan: RxPlan,
+    /// Uplink frames held for one grant copy (see `rx`).
+    pub(crate) run: Vec<Range<usize>>,
     pub(crate) notify: Vec<VifId>,
     pub(crate) halts: Vec<(VifId, HaltReason, Step)>,
 }
@@ -90,7 +93,8 @@ impl Netback {
             batch: TxBatch::default(),
             // One page more than a packet, so that it can start on a page (see `poll_tx`).
             frame: vec![0; XEN_NETIF_MAX_TX_SIZE + XEN_PAGE_BYTES],
-            segs: Vec::new(),
+            rx_plan: RxPlan::default(),
+            run: Vec::new(),
             notify: Vec::new(),
             halts: Vec::new(),
         }
@@ -305,10 +309,8 @@ impl Netback {
 
     /// A frame arrived on the uplink NIC.
     pub fn from_uplink<I: Io + ?Sized>(&mut self, frame: &[u8], io: &mut I, now: u64) {
-        self.uplink.received += 1;
-        if frame.len() >= 14 {
-            self.forward(UPLINK, frame, io, now);
-        }
+        let whole = 0..frame.len();
+        self.from_uplink_batch(frame, core::slice::from_ref(&whole), io, now);
     }
 
     /// Learns the source and sends `frame` where the switch says; true if at least one

@@ -5,9 +5,7 @@ use super::conn::Conn;
 use alloc::vec::Vec;
 use bulkhead_runtime::arch::virtio_net::Net;
 use bulkhead_runtime::xen::{self, MappedPage};
-use netdom::io::{
-    copy_pieces, copy_pieces_packed, CopyPiece, GrantError, GrantSeg, Io, Placed, RingMem, Which,
-};
+use netdom::io::{copy_pieces, CopyPiece, GrantError, Io, Placed, RingMem, Which};
 use netdom::VifId;
 use protocol::xen::structs::{gntcopy, DomId, GnttabCopy, GnttabCopyPtr, DOMID_SELF};
 
@@ -73,21 +71,8 @@ pub struct GrantCopier {
 }
 
 impl GrantCopier {
-    /// Copies `segs` laid end to end in the local buffer at `local` (our RAM is
-    /// identity-mapped: VA = IPA, so a local frame is `address / 4096`).
-    fn copy_packed(
-        &mut self,
-        domid: DomId,
-        segs: &[GrantSeg],
-        local: usize,
-        inbound: bool,
-    ) -> Result<(), GrantError> {
-        self.pieces.clear();
-        copy_pieces_packed(segs, local, &mut self.pieces);
-        self.run(domid, inbound)
-    }
-
-    /// Copies `placed` against the local buffer at `local`, each at its own offset.
+    /// Copies `placed` against the local buffer at `local`, each at its own offset (our RAM
+    /// is identity-mapped: VA = IPA, so a local frame is `address / 4096`).
     fn copy_placed(
         &mut self,
         domid: DomId,
@@ -175,9 +160,16 @@ impl Io for ShellIo<'_> {
             .copy_placed(domid, pieces, dst.as_mut_ptr() as usize, true)
     }
 
-    fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
+    fn copy_out(&mut self, domid: DomId, pieces: &[Placed], src: &[u8]) -> Result<(), GrantError> {
+        // Checked here because the copy reads through the address, not the slice.
+        if pieces
+            .iter()
+            .any(|p| p.at + usize::from(p.seg.len) > src.len())
+        {
+            return Err(GrantError::Failed);
+        }
         self.grants
-            .copy_packed(domid, segs, src.as_ptr() as usize, false)
+            .copy_placed(domid, pieces, src.as_ptr() as usize, false)
     }
 
     fn uplink_send(&mut self, frame: &[u8]) -> bool {

@@ -1,7 +1,7 @@
 //! Fakes: ring pages in Vecs, grants over a map of pages, an uplink that records frames,
 //! and a frontend that posts TX packets and RX buffers the way netfront does.
 
-use crate::io::{GrantError, GrantSeg, Io, Placed, RingMem, Which};
+use crate::io::{GrantError, Io, Placed, RingMem, Which};
 use crate::{Config, Netback, VifConfig, VifId};
 use protocol::xen::blkif::{RING_REQ_EVENT, RING_REQ_PROD, RING_RSP_EVENT, RING_RSP_PROD};
 use protocol::xen::netif::*;
@@ -209,6 +209,8 @@ pub struct Fake {
     pub fronts: Vec<Front>,
     /// Grant copies in (one per batch of TX packets).
     pub copies_in: usize,
+    /// Grant copies out (one per run of uplink frames for one vif, plus retries).
+    pub copies_out: usize,
     pub uplink: Vec<Vec<u8>>,
     pub uplink_full: bool,
 }
@@ -242,23 +244,19 @@ impl Io for Fake {
         }
         Ok(())
     }
-    fn copy_out(&mut self, domid: DomId, segs: &[GrantSeg], src: &[u8]) -> Result<(), GrantError> {
+    fn copy_out(&mut self, domid: DomId, pieces: &[Placed], src: &[u8]) -> Result<(), GrantError> {
+        self.copies_out += 1;
         let f = self
             .fronts
             .iter_mut()
             .find(|f| f.domid == domid)
             .ok_or(GrantError::BadDomain)?;
-        assert_eq!(
-            segs.iter().map(|s| usize::from(s.len)).sum::<usize>(),
-            src.len()
-        );
-        let mut at = 0;
-        for s in segs {
+        for p in pieces {
+            let s = p.seg;
             assert!(usize::from(s.offset) + usize::from(s.len) <= 4096);
             let page = f.pages.get_mut(&s.gref).ok_or(GrantError::BadRef)?;
             let (o, n) = (usize::from(s.offset), usize::from(s.len));
-            page[o..o + n].copy_from_slice(&src[at..at + n]);
-            at += n;
+            page[o..o + n].copy_from_slice(&src[p.at..p.at + n]);
         }
         Ok(())
     }
@@ -294,6 +292,7 @@ pub fn connected_at(n: usize, sg: bool, start: u32) -> (Netback, Fake) {
     let mut io = Fake {
         fronts: Vec::new(),
         copies_in: 0,
+        copies_out: 0,
         uplink: Vec::new(),
         uplink_full: false,
     };
