@@ -71,15 +71,20 @@ pub struct GrantCopier {
 }
 
 impl GrantCopier {
-    /// Copies `placed` against the local buffer at `local`, each at its own offset (our RAM
-    /// is identity-mapped: VA = IPA, so a local frame is `address / 4096`).
+    /// Copies `placed` against the local buffer of `len` bytes at `local`, each at its own
+    /// offset (our RAM is identity-mapped: VA = IPA, so a local frame is `address / 4096`);
+    /// a piece outside the buffer fails the call before anything is copied.
     fn copy_placed(
         &mut self,
         domid: DomId,
         placed: &[Placed],
-        local: usize,
+        (local, len): (usize, usize),
         inbound: bool,
     ) -> Result<(), GrantError> {
+        // Checked here because the copy goes through the address, not a slice.
+        if placed.iter().any(|p| p.at + usize::from(p.seg.len) > len) {
+            return Err(GrantError::Failed);
+        }
         self.pieces.clear();
         copy_pieces(placed, local, &mut self.pieces);
         self.run(domid, inbound)
@@ -149,27 +154,13 @@ impl Io for ShellIo<'_> {
         pieces: &[Placed],
         dst: &mut [u8],
     ) -> Result<(), GrantError> {
-        // Checked here because the copy writes through the address, not the slice.
-        if pieces
-            .iter()
-            .any(|p| p.at + usize::from(p.seg.len) > dst.len())
-        {
-            return Err(GrantError::Failed);
-        }
         self.grants
-            .copy_placed(domid, pieces, dst.as_mut_ptr() as usize, true)
+            .copy_placed(domid, pieces, (dst.as_mut_ptr() as usize, dst.len()), true)
     }
 
     fn copy_out(&mut self, domid: DomId, pieces: &[Placed], src: &[u8]) -> Result<(), GrantError> {
-        // Checked here because the copy reads through the address, not the slice.
-        if pieces
-            .iter()
-            .any(|p| p.at + usize::from(p.seg.len) > src.len())
-        {
-            return Err(GrantError::Failed);
-        }
         self.grants
-            .copy_placed(domid, pieces, src.as_ptr() as usize, false)
+            .copy_placed(domid, pieces, (src.as_ptr() as usize, src.len()), false)
     }
 
     fn uplink_send(&mut self, frame: &[u8]) -> bool {
