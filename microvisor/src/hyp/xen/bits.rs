@@ -3,6 +3,7 @@
 
 use crate::arch::phys::Window;
 use crate::xen::{EventBits, GrantMemory};
+use core::cell::Cell;
 use protocol::addr::PhysAddr;
 use protocol::layout::MAX_VCPUS;
 use protocol::xen::structs::{EvtchnPort, GrantEntryV1, SharedInfo, EVTCHN_2L_NR_CHANNELS};
@@ -90,21 +91,43 @@ impl EventBits for DomainBits<'_> {
     }
 }
 
-/// Grant-table frames in host memory.
-pub struct HostGrants;
+/// Grant-table frames in host memory, for one hypercall (made fresh by each, under the
+/// global lock).
+#[derive(Default)]
+pub struct HostGrants {
+    /// The grant-table page opened last. One operation reads, claims and releases entries
+    /// of the same page, and a batch's entries mostly share pages; opening a window is a
+    /// search of the memory layout and the sealed set (about 70 instructions), four times
+    /// an operation before. A window stays good for the whole locked pass that opened it:
+    /// the layout is fixed at boot, and pages are sealed and grant frames freed only
+    /// under the same lock.
+    last: Cell<Option<Window>>,
+}
 
-/// The window onto grant-table frame `frame` and the offset of entry `index` in it.
-/// `frame` is a grant-table frame the microvisor allocated for a live domain (the core
-/// only passes frames from its tables); `index` is reduced modulo the 512 entries.
-fn entry(frame: PhysAddr, index: usize) -> Option<(Window, u64)> {
-    Some((Window::page(frame)?, (index as u64 % 512) * 8))
+impl HostGrants {
+    /// The window onto grant-table frame `frame` and the offset of entry `index` in it.
+    /// `frame` is a grant-table frame the microvisor allocated for a live domain (the core
+    /// only passes frames from its tables); `index` is reduced modulo the 512 entries.
+    fn entry(&self, frame: PhysAddr, index: usize) -> Option<(Window, u64)> {
+        let window = match self.last.get() {
+            Some(w) if w.base() == frame => w,
+            _ => {
+                let w = Window::page(frame)?;
+                self.last.set(Some(w));
+                w
+            }
+        };
+        Some((window, (index as u64 % 512) * 8))
+    }
 }
 
 // A grant frame the doorway refuses would be a microvisor bug: its entries read as empty
 // (no access granted) and writes to it are dropped.
 impl GrantMemory for HostGrants {
     fn read_entry(&self, frame: PhysAddr, index: usize) -> GrantEntryV1 {
-        let raw = entry(frame, index).map_or(0, |(w, off)| w.load_u64(off).unwrap_or(0));
+        let raw = self
+            .entry(frame, index)
+            .map_or(0, |(w, off)| w.load_u64(off).unwrap_or(0));
         GrantEntryV1 {
             flags: raw as u16,
             domid: (raw >> 16) as u16,
@@ -113,16 +136,17 @@ impl GrantMemory for HostGrants {
     }
     fn cas_flags_domid(&mut self, frame: PhysAddr, index: usize, old: u32, new: u32) -> u32 {
         // A refused frame reads as an entry that changed under us: the core gives up.
-        entry(frame, index).map_or(!old, |(w, off)| w.cas_u32(off, old, new).unwrap_or(!old))
+        self.entry(frame, index)
+            .map_or(!old, |(w, off)| w.cas_u32(off, old, new).unwrap_or(!old))
     }
     fn clear_flags(&mut self, frame: PhysAddr, index: usize, bits: u16) {
-        if let Some((w, off)) = entry(frame, index) {
+        if let Some((w, off)) = self.entry(frame, index) {
             let _ = w.clear_u16(off, bits);
         }
     }
     fn write_entry(&mut self, frame: PhysAddr, index: usize, e: GrantEntryV1) {
         let raw = u64::from(e.flags) | (u64::from(e.domid) << 16) | (u64::from(e.frame) << 32);
-        if let Some((w, off)) = entry(frame, index) {
+        if let Some((w, off)) = self.entry(frame, index) {
             let _ = w.write_u64(off, raw);
         }
     }

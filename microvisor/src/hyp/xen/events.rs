@@ -66,7 +66,7 @@ impl Hyp {
         with_events(|ev| ev.close(d.id));
         let Ok(closed) = self
             .grants
-            .close_domain(&mut super::bits::HostGrants, d.id.0)
+            .close_domain(&mut super::bits::HostGrants::default(), d.id.0)
         else {
             return;
         };
@@ -110,7 +110,7 @@ impl Hyp {
         d.xen.params.console_evtchn = u64::from(console);
         d.xen.params.store_evtchn = u64::from(store);
         let (frames, budget) = (&mut self.frames, &mut d.xen_frames);
-        let mut mem = super::bits::HostGrants;
+        let mut mem = super::bits::HostGrants::default();
         self.grants
             .frame(&mut mem, id, 0, || budget.alloc(frames, 1))
             .map_err(|_| CapError::NoMemory)?;

@@ -63,23 +63,24 @@ pub(super) enum GrantCall {
 struct HostBatch<'a> {
     stage2: &'a mut PageTable,
     tables: ChargedTables<'a>,
+    grants: HostGrants,
 }
 
 impl GrantMemory for HostBatch<'_> {
     fn read_entry(&self, frame: PhysAddr, index: usize) -> GrantEntryV1 {
-        HostGrants.read_entry(frame, index)
+        self.grants.read_entry(frame, index)
     }
     fn cas_flags_domid(&mut self, frame: PhysAddr, index: usize, old: u32, new: u32) -> u32 {
-        HostGrants.cas_flags_domid(frame, index, old, new)
+        self.grants.cas_flags_domid(frame, index, old, new)
     }
     fn clear_flags(&mut self, frame: PhysAddr, index: usize, bits: u16) {
-        HostGrants.clear_flags(frame, index, bits)
+        self.grants.clear_flags(frame, index, bits)
     }
     fn write_entry(&mut self, frame: PhysAddr, index: usize, entry: GrantEntryV1) {
-        HostGrants.write_entry(frame, index, entry)
+        self.grants.write_entry(frame, index, entry)
     }
     fn copy(&mut self, src: PhysAddr, dst: PhysAddr, len: usize) {
-        HostGrants.copy(src, dst, len)
+        self.grants.copy(src, dst, len)
     }
 }
 
@@ -113,7 +114,9 @@ impl Hyp {
             .ok_or(XenErrno::ESRCH)?;
         let (frames, budget) = (&mut self.frames, &mut d.xen_frames);
         self.grants
-            .frame(&mut HostGrants, id.0, idx, || budget.alloc(frames, 1))
+            .frame(&mut HostGrants::default(), id.0, idx, || {
+                budget.alloc(frames, 1)
+            })
     }
 
     /// `grant_table_op(cmd, uop, count)`: one entry of it (see the module docs).
@@ -220,13 +223,14 @@ impl Hyp {
     /// write-back replaces what it wrote there), and if the guest unmaps the array while the
     /// chunk is served, the call ends in `EFAULT` with every operation of the chunk done.
     fn copy_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
-        // The array is zeroed before it is read into, at a few instructions per 16 bytes;
-        // most calls (one network packet) carry only a few operations.
-        const FEW: usize = 4;
-        if n <= FEW as u64 {
-            self.copy_buffered::<FEW>(id, uop, n)
-        } else {
-            self.copy_buffered::<GRANT_CHUNK>(id, uop, n)
+        // The array is zeroed before it is read into, at a few instructions per 16 bytes
+        // (a whole chunk's was 500 instructions for a call of five operations): sized to
+        // the call, as most carry a handful (one network packet, or a few).
+        match n {
+            0..=4 => self.copy_buffered::<4>(id, uop, n),
+            5..=8 => self.copy_buffered::<8>(id, uop, n),
+            9..=16 => self.copy_buffered::<16>(id, uop, n),
+            _ => self.copy_buffered::<GRANT_CHUNK>(id, uop, n),
         }
     }
 
@@ -248,7 +252,7 @@ impl Hyp {
         let domains = &self.domains;
         let cache = FrameCache::new();
         self.grants
-            .copy_batch(&mut HostGrants, id.0, ops, |dom, gfn| {
+            .copy_batch(&mut HostGrants::default(), id.0, ops, |dom, gfn| {
                 cache.get(dom, gfn, || gfn_to_pa(domains, dom, gfn))
             });
         let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
@@ -261,9 +265,11 @@ impl Hyp {
             let va = uop + i * size_of::<GnttabCopy>() as u64;
             let mut c: GnttabCopy = self.read_arg(id, va)?;
             let domains = &self.domains;
-            c.status = self.grants.copy(&mut HostGrants, id.0, &c, |dom, gfn| {
-                gfn_to_pa(domains, dom, gfn)
-            });
+            c.status = self
+                .grants
+                .copy(&mut HostGrants::default(), id.0, &c, |dom, gfn| {
+                    gfn_to_pa(domains, dom, gfn)
+                });
             self.write_arg(id, va, &c)?;
         }
         Ok(())
@@ -302,8 +308,15 @@ impl Hyp {
         let ops = &mut ops[..read];
         let (stage2, tables) =
             stage2_of(&mut self.domains, &mut self.frames, id).ok_or(XenErrno::ESRCH)?;
-        self.grants
-            .unmap_batch(&mut HostBatch { stage2, tables }, id.0, ops);
+        self.grants.unmap_batch(
+            &mut HostBatch {
+                stage2,
+                tables,
+                grants: HostGrants::default(),
+            },
+            id.0,
+            ops,
+        );
         // A dead granter may have been waiting for these device maps to go.
         self.free_dma_waiters(cpu);
         if whole {
@@ -323,17 +336,18 @@ impl Hyp {
         // Host-physical addresses go only to a domain that could DMA anywhere anyway.
         m.dev_bus_addr = 0;
         let domains = &self.domains;
-        let mapped = match self
-            .grants
-            .map_dma(&mut HostGrants, id.0, m, dma, |dom, gfn| {
-                gfn_to_pa(domains, dom, gfn)
-            }) {
-            Ok(mapped) => mapped,
-            Err(status) => {
-                m.status = status;
-                return;
-            }
-        };
+        let mapped =
+            match self
+                .grants
+                .map_dma(&mut HostGrants::default(), id.0, m, dma, |dom, gfn| {
+                    gfn_to_pa(domains, dom, gfn)
+                }) {
+                Ok(mapped) => mapped,
+                Err(status) => {
+                    m.status = status;
+                    return;
+                }
+            };
         let attrs = Attrs {
             mem: MemType::Normal,
             read: true,
@@ -361,7 +375,7 @@ impl Hyp {
                 status: 0,
                 _pad0: 0,
             };
-            let _ = self.grants.unmap(&mut HostGrants, id.0, &undo);
+            let _ = self.grants.unmap(&mut HostGrants::default(), id.0, &undo);
             m.status = gntst::GENERAL_ERROR;
         }
     }
