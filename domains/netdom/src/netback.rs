@@ -322,10 +322,29 @@ impl Netback {
         io: &mut I,
         now: u64,
     ) -> bool {
+        let route = self.learn_route(ingress, frame, now);
+        self.send_routed(ingress, route, frame, io)
+    }
+
+    /// Learns `frame`'s source MAC on `ingress` and asks the switch where it goes. The frame
+    /// is at least an Ethernet header (the callers drop shorter ones).
+    pub(crate) fn learn_route(&mut self, ingress: Port, frame: &[u8], now: u64) -> Route {
         let mac = |b: &[u8]| -> Mac { [b[0], b[1], b[2], b[3], b[4], b[5]] };
         let (dst, src) = (mac(&frame[0..6]), mac(&frame[6..12]));
         self.switch.learn(&src, ingress, now);
-        match self.switch.route(&dst, ingress, now) {
+        self.switch.route(&dst, ingress, now)
+    }
+
+    /// Sends `frame`, which came in on `ingress`, along `route`; true if at least one
+    /// destination took it.
+    pub(crate) fn send_routed<I: Io + ?Sized>(
+        &mut self,
+        ingress: Port,
+        route: Route,
+        frame: &[u8],
+        io: &mut I,
+    ) -> bool {
+        match route {
             Route::Hairpin => false,
             Route::One(p) => self.send_to(p, frame, io),
             Route::Flood => {

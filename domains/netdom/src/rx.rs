@@ -18,7 +18,7 @@
 use crate::io::{GrantSeg, Io, Placed, RingMem, Which};
 use crate::netback::Netback;
 use crate::ring::{BackRing, Journal, RingError};
-use crate::switch::{Mac, Port, Route, UPLINK};
+use crate::switch::{Port, Route, UPLINK};
 use crate::vif::{HaltReason, VifId, VifState};
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -69,29 +69,22 @@ impl Netback {
             let Some(frame) = buf.get(f.clone()).filter(|fr| fr.len() >= 14) else {
                 continue;
             };
-            let mac = |b: &[u8]| -> Mac { [b[0], b[1], b[2], b[3], b[4], b[5]] };
-            let (dst, src) = (mac(&frame[0..6]), mac(&frame[6..12]));
-            self.switch.learn(&src, UPLINK, now);
-            let vif = match self.switch.route(&dst, UPLINK, now) {
+            let route = self.learn_route(UPLINK, frame, now);
+            let vif = match route {
                 Route::One(p) => VifId::of_port(p),
                 _ => None,
             };
             // A frame for another destination, or a full run, sends the run first: frames
             // leave in the order they came.
-            if to.is_some() && (vif != to || run.len() == RUN_FRAMES) {
-                if let Some(id) = to {
-                    self.deliver_run(id, buf, &run, io);
-                }
+            if let Some(id) = to.filter(|&t| vif != Some(t) || run.len() == RUN_FRAMES) {
+                self.deliver_run(id, buf, &run, io);
                 run.clear();
             }
+            to = vif;
             match vif {
-                Some(id) => {
-                    to = Some(id);
-                    run.push(f.clone());
-                }
+                Some(_) => run.push(f.clone()),
                 None => {
-                    to = None;
-                    self.forward(UPLINK, frame, io, now);
+                    self.send_routed(UPLINK, route, frame, io);
                 }
             }
         }

@@ -10,7 +10,8 @@
 //! page of ours would be split in two, and each piece costs the microvisor far more than
 //! its bytes do. A packet that does not fit behind the ones gathered is left in the ring
 //! (parsing consumes nothing) and starts the next batch; the first always fits, since the
-//! buffer holds a packet of [`XEN_NETIF_MAX_TX_SIZE`] bytes and a page more.
+//! buffer holds a packet of [`protocol::xen::netif::XEN_NETIF_MAX_TX_SIZE`] bytes and a
+//! page more.
 //!
 //! A failed copy halts the vif (a bad grant, [`Malformed::BadGrant`]) without answering
 //! the batch, as a failed packet was never answered before; the vif's rings are done with
@@ -26,9 +27,6 @@ use core::ops::Range;
 use protocol::xen::blkif::XEN_PAGE_BYTES;
 use protocol::xen::netif::{NetifTxResponse, NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY};
 use zerocopy::IntoBytes;
-
-#[cfg(doc)]
-use protocol::xen::netif::XEN_NETIF_MAX_TX_SIZE;
 
 /// Most packets brought in by one grant copy. Sixteen full-size Ethernet frames fill the
 /// bounce buffer (one page each).
