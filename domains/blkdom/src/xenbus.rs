@@ -13,8 +13,9 @@
 //!   `ring-ref` or `ring-ref0..N`, `event-channel`, `protocol` → map the ring, bind the port,
 //!   publish the device properties → `Connected`.
 //! * frontend `Closing` → `Closing`; frontend `Closed` or gone (`Unknown`) → disconnect →
-//!   `Closed`; frontend `Initialising`/`InitWait` after that (it reinitialises) →
-//!   `InitWait` again, and the cycle repeats with fresh rings.
+//!   `Closed`; frontend `Initialising`/`InitWait` after that, or while connected (it
+//!   reinitialised) → disconnect, features published again → `InitWait`, and the cycle
+//!   repeats with fresh rings.
 //! * a halted ring ([`Handshake::halt`]) → `Closing`, then the frontend's close as above.
 //!
 //! `feature-persistent` is offered unless configured off; a frontend that writes its own
@@ -307,9 +308,17 @@ impl Handshake {
         let a = &mut step.actions;
         match fe {
             XenbusState::Initialising | XenbusState::InitWait => {
-                if self.state == XenbusState::Closed {
-                    // The frontend reinitialised after a close: offer a fresh connection.
-                    self.set(XenbusState::InitWait, a);
+                if self.state != XenbusState::InitWait && self.state != XenbusState::Initialising {
+                    // The frontend reinitialised (after a close, a kexec, or a restart in
+                    // place that the toolstack's rewrite of our directory raced with): offer
+                    // a fresh connection with every feature published again. The directory
+                    // may be a fresh one without them, and a frontend that read no
+                    // `feature-persistent` from us ends its grants after each request.
+                    if self.connected {
+                        self.connected = false;
+                        a.push(Action::Disconnect);
+                    }
+                    a.extend(self.start().actions);
                 }
             }
             XenbusState::Initialised | XenbusState::Connected => {

@@ -251,6 +251,14 @@ impl Conns {
         let state = xs.xenbus_state(&dir);
         let id = self.conns[i].id;
         let step = table.frontend_changed(id, state, |k| xs.text(&format!("{dir}/{k}")));
+        if step
+            .actions
+            .contains(&Action::SetState(XenbusState::InitWait))
+        {
+            println!(
+                "vbd d{frontend}/{devid}: its frontend reinitialised: offering a fresh connection"
+            );
+        }
         self.perform(i, step, xs, table);
     }
 

@@ -185,11 +185,10 @@ fn close_and_reconnect_cycle() {
         h.frontend_changed(S::Closed, fe()).actions,
         [Action::Disconnect, Action::SetState(S::Closed)]
     );
-    // The frontend reinitialises (module reload, kexec): offer a fresh connection.
-    assert_eq!(
-        h.frontend_changed(S::Initialising, fe()).actions,
-        [Action::SetState(S::InitWait)]
-    );
+    // The frontend reinitialises (module reload, kexec): offer a fresh connection, with the
+    // features published again.
+    let fresh = Handshake::new(publish()).start().actions;
+    assert_eq!(h.frontend_changed(S::Initialising, fe()).actions, fresh);
     let s = h.frontend_changed(S::Initialised, fe());
     assert_eq!(s.actions.last(), Some(&Action::SetState(S::Connected)));
     // The frontend vanishing (node removed) disconnects too.
@@ -197,6 +196,48 @@ fn close_and_reconnect_cycle() {
         h.frontend_changed(S::Unknown, fe()).actions,
         [Action::Disconnect, Action::SetState(S::Closed)]
     );
+}
+
+/// A guest restarted in place while blkdom reads its vanished frontend directory: our
+/// `Closed` may land over the toolstack's fresh backend directory (which holds none of our
+/// features), and the new frontend's `Initialising` is then the only sign. The offer must
+/// publish `feature-persistent` again: a frontend that reads none from us ends its grants
+/// after each request, and kept maps would break it (Linux: "backed has not unmapped grant").
+#[test]
+fn a_frontend_reinitialising_gets_every_feature_again() {
+    let on = Published {
+        persistent: true,
+        ..publish()
+    };
+    let fe = || {
+        keys(&[
+            ("ring-ref", "8"),
+            ("event-channel", "5"),
+            ("feature-persistent", "1"),
+        ])
+    };
+    let offer = Handshake::new(on).start().actions;
+    assert!(offer.contains(&w("feature-persistent", "1")));
+    // Gone, then back.
+    let mut h = Handshake::new(on);
+    h.start();
+    h.frontend_changed(S::Initialised, fe());
+    assert!(h.persistent());
+    h.frontend_changed(S::Unknown, fe());
+    assert_eq!(h.frontend_changed(S::Initialising, fe()).actions, offer);
+    // Back without ever being seen gone (the rewrite came between two reads).
+    let mut h = Handshake::new(on);
+    h.start();
+    h.frontend_changed(S::Initialised, fe());
+    let mut want = vec![Action::Disconnect];
+    want.extend(offer.iter().cloned());
+    assert_eq!(h.frontend_changed(S::Initialising, fe()).actions, want);
+    assert!(!h.persistent());
+    // Waiting already: nothing to do.
+    assert!(h.frontend_changed(S::Initialising, fe()).actions.is_empty());
+    let s = h.frontend_changed(S::Initialised, fe());
+    assert_eq!(s.actions.last(), Some(&Action::SetState(S::Connected)));
+    assert!(h.persistent());
 }
 
 #[test]
