@@ -4,14 +4,15 @@
 //!
 //! An exit qualifies only if it reads and writes nothing but the caller's registers, its
 //! own CPU's list registers and its domain's fast slot (`hyp::fast_slots`, under that
-//! slot's own lock); everything else (memory, another vCPU, a domain's vGIC model,
+//! slot's own lock), or is one of the two Xen calls served under a lock of their own
+//! (an event-channel send, a grant copy); everything else (memory, another vCPU, a domain's vGIC model,
 //! the scheduler) is the slow path's. `hyp::fastpath` applies these decisions.
 #![forbid(unsafe_code)]
 
 use crate::trap::{self, QuickExit};
 use crate::vgic::lr;
 use protocol::control::{CapOp, FN_BASE};
-use protocol::xen::{EvtchnOp, Hypercall, XenVersionOp};
+use protocol::xen::{EvtchnOp, GnttabOp, Hypercall, XenVersionOp};
 
 /// Xen's hypercall immediate (`HVC #0xEA1`).
 pub const XEN_HVC_IMM: u16 = 0xEA1;
@@ -34,6 +35,9 @@ pub enum SyncAction {
     /// `event_channel_op(EVTCHNOP_send, arg)`: tried on the sender's CPU under the event
     /// channels' own lock (`hyp::xen::event_state::send_fast`), else slow.
     EvtchnSend,
+    /// `grant_table_op(GNTTABOP_copy, uop, count)`: tried on the caller's CPU under the
+    /// grant tables' own lock (`hyp::xen::grant_state::copy_fast`), else slow.
+    GrantCopy,
     /// A trapped WFI while a list register already holds a pending interrupt: step over it
     /// (the guest would wake at once anyway).
     WfiReturn,
@@ -61,6 +65,10 @@ const IDLE_REPORT_FID: u64 = fid(CapOp::IdleReport);
 const EVENT_CHANNEL_OP_NR: u64 = Hypercall::EventChannelOp as u64;
 /// `x0` of `EVTCHNOP_send`.
 const EVTCHNOP_SEND: u64 = EvtchnOp::Send as u64;
+/// `x16` of `grant_table_op`.
+const GRANT_TABLE_OP_NR: u64 = Hypercall::GrantTableOp as u64;
+/// `x0` of `GNTTABOP_copy`.
+const GNTTABOP_COPY: u64 = GnttabOp::Copy as u64;
 /// `x16` of `xen_version`.
 const XEN_VERSION_NR: u64 = Hypercall::XenVersion as u64;
 /// `x0` of `XENVER_version`.
@@ -85,6 +93,9 @@ pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
         }
         QuickExit::Hvc(XEN_HVC_IMM) if x16 == EVENT_CHANNEL_OP_NR && x0 == EVTCHNOP_SEND => {
             SyncAction::EvtchnSend
+        }
+        QuickExit::Hvc(XEN_HVC_IMM) if x16 == GRANT_TABLE_OP_NR && x0 == GNTTABOP_COPY => {
+            SyncAction::GrantCopy
         }
         QuickExit::Wfi if lrs.iter().any(|&l| l & lr::PENDING != 0) => SyncAction::WfiReturn,
         QuickExit::Wfi => SyncAction::WfiWait,

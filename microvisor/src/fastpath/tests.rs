@@ -262,10 +262,17 @@ fn agrees_with_the_slow_path_decoders() {
                     .ok()
                     .and_then(|c| protocol::xen::EvtchnOp::try_from(c).ok())
                     == Some(protocol::xen::EvtchnOp::Send);
+            let copy = Hypercall::from_reg(x16) == Some(Hypercall::GrantTableOp)
+                && u32::try_from(x0)
+                    .ok()
+                    .and_then(|c| protocol::xen::GnttabOp::try_from(c).ok())
+                    == Some(protocol::xen::GnttabOp::Copy);
             let want = if version {
                 SyncAction::XenVersion
             } else if send {
                 SyncAction::EvtchnSend
+            } else if copy {
+                SyncAction::GrantCopy
             } else {
                 SyncAction::Slow
             };
@@ -538,6 +545,30 @@ fn an_sgi_is_posted_only_when_every_target_is_exclusive_elsewhere() {
     assert_eq!(sgi_homes(0b1000, &homes), None);
     // Nobody named: nothing to do.
     assert_eq!(sgi_homes(0, &homes), Some(0));
+}
+
+#[test]
+fn only_the_copy_subop_of_grant_table_op_is_tried_without_the_lock() {
+    assert_eq!(
+        classify_sync(hvc(XEN_HVC_IMM), 5, 20, &[]),
+        SyncAction::GrantCopy
+    );
+    // Map, unmap, setup, query and the rest change stage 2 or read tables: slow. So is a
+    // copy with another immediate, or the upper half of x0 set.
+    for (x0, x16) in [
+        (0, 20),
+        (1, 20),
+        (2, 20),
+        (6, 20),
+        (5 | (1 << 32), 20),
+        (5, 32),
+    ] {
+        assert_ne!(
+            classify_sync(hvc(XEN_HVC_IMM), x0, x16, &[]),
+            SyncAction::GrantCopy
+        );
+    }
+    assert_eq!(classify_sync(hvc(0), 5, 20, &[]), SyncAction::Slow);
 }
 
 #[test]

@@ -89,6 +89,7 @@ pub fn start(early: Early, el2_map: PageTable, guest_gicc: Option<Region>) {
         platform, frames, ..
     } = early;
     super::xen::event_state::init();
+    super::xen::grant_state::init();
     let mut hyp = Hyp {
         platform,
         frames,
@@ -109,7 +110,6 @@ pub fn start(early: Early, el2_map: PageTable, guest_gicc: Option<Region>) {
         devices: Vec::new(),
         guest_dts: [None; MAX_DOMAINS],
         el2_map,
-        grants: crate::xen::GrantTables::new(MAX_DOMAINS),
         bulk: core::array::from_fn(|_| Default::default()),
         uploads: Default::default(),
         holds: crate::lock_holds::Record::new(crate::arch::counter_hz()),

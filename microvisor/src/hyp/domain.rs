@@ -306,6 +306,7 @@ impl Hyp {
     pub fn destroy_domain(&mut self, id: DomainId, this_cpu: usize) {
         let Some(d) = self.domain_mut(id) else { return };
         d.dying = true;
+        super::xen::grant_state::with_grants(|g| g.retire(id));
         let instance = d.instance;
         // Destroying a domain whose restart is pending cancels the rebuild.
         let pending = d.restart_pending.take();
@@ -357,6 +358,7 @@ impl Hyp {
             d.state = DomainState::Stopped(StopReason::Reboot);
         }
         d.dying = true;
+        super::xen::grant_state::with_grants(|g| g.retire(id));
         d.restart_pending = Some(new);
         for slot in self.domains.iter_mut().flatten() {
             slot.caps.revoke(|c| matches!(c.object, Object::Domain { domid, instance: i } if domid == id && i == old));
@@ -437,7 +439,7 @@ impl Hyp {
             .iter()
             .flatten()
             .any(|k| super::key_parts(*k).0 == id);
-        if held || self.grants.device_mapped(id.0) {
+        if held || device_mapped(id) {
             return;
         }
         self.release_devices(id);
@@ -484,7 +486,7 @@ impl Hyp {
             .map(|d| d.id)
             .collect();
         for id in waiting {
-            if !self.grants.device_mapped(id.0) {
+            if !device_mapped(id) {
                 self.free_if_unloaded(id, this_cpu);
             }
         }
@@ -495,6 +497,11 @@ impl Hyp {
         let d = self.domain(id)?;
         d.stage2.as_ref()?.vttbr(d.vmid)
     }
+}
+
+/// Whether another domain holds a device map of one of `id`'s grants.
+fn device_mapped(id: DomainId) -> bool {
+    super::xen::grant_state::with_grants(|g| g.tables.device_mapped(id.0)).unwrap_or(false)
 }
 
 /// Formats a stop reason for logs.

@@ -2,7 +2,8 @@
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
 //! the capability null call and `WhoAmI`, the calls about the caller itself
 //! (`ConsoleWrite`, `ConsoleRead`, `Heartbeat`, `IdleReport`, under its domain's own slot
-//! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, a WFI with an
+//! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, `EVTCHNOP_send` and `GNTTABOP_copy` (each under a lock
+//! of its own, [`super::xen::event_state`], [`super::xen::grant_state`]), a WFI with an
 //! interrupt already pending in an LR, the trapped WFI of a pinned-exclusive vCPU or of a
 //! shared one with nothing else runnable on its pCPU ([`LoadedVcpu::alone`]; waited out at
 //! EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt, the
@@ -323,6 +324,11 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                 }
                 SyncAction::EvtchnSend => {
                     if !evtchn_send::<G>(lv.key, local.cpu, regs) {
+                        return SLOW;
+                    }
+                }
+                SyncAction::GrantCopy => {
+                    if !super::xen::grant_state::copy_fast(key_parts(lv.key).0, regs) {
                         return SLOW;
                     }
                 }

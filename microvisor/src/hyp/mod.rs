@@ -172,8 +172,6 @@ pub struct Hyp {
     /// On a GICv2 host: the virtual CPU interface window (alias-corrected, 8 KiB) every
     /// domain gets at `GUEST_GICV2_GICC_BASE`.
     pub guest_gicc: Option<Region>,
-    /// Every domain's grant table and grant mappings (Xen ABI).
-    pub grants: crate::xen::GrantTables,
     /// Per-CPU memory work to do outside the lock (see [`bulk`]).
     pub bulk: [bulk::Bulk; MAX_CPUS],
     /// Modules uploaded at run time, with the memory doorway's seal of each sealed one

@@ -23,6 +23,7 @@
 mod evtchn;
 mod frame_cache;
 mod grant;
+pub mod physmap;
 mod runstate;
 
 pub use evtchn::{

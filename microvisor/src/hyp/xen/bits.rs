@@ -92,15 +92,15 @@ impl EventBits for DomainBits<'_> {
 }
 
 /// Grant-table frames in host memory, for one hypercall (made fresh by each, under the
-/// global lock).
+/// grant lock, [`super::grant_state`]).
 #[derive(Default)]
 pub struct HostGrants {
     /// The grant-table page opened last. One operation reads, claims and releases entries
     /// of the same page, and a batch's entries mostly share pages; opening a window is a
     /// search of the memory layout and the sealed set (about 70 instructions), four times
-    /// an operation before. A window stays good for the whole locked pass that opened it:
-    /// the layout is fixed at boot, and pages are sealed and grant frames freed only
-    /// under the same lock.
+    /// an operation before. A window stays good while the grant lock that was held when it
+    /// opened is: the layout is fixed at boot, grant frames are freed only after their
+    /// table closed under that lock, and a grant frame is never sealed (only uploads are).
     last: Cell<Option<Window>>,
 }
 

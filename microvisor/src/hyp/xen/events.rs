@@ -5,6 +5,7 @@
 //! served before any of this, on the sender's fast path (`event_state::send_fast`).
 
 use super::event_state::{self, Events};
+use super::grant_state;
 use super::guest::Loaded;
 use super::XenResult;
 use crate::guestcopy;
@@ -51,9 +52,11 @@ impl Hyp {
                 pages.vcpu_info[0] = d.xen.shared_info.and_then(super::vcpu_info_window);
             }
         });
-        let _ = self
-            .grants
-            .open_domain(d.id.0, MAX_GRANT_FRAMES, MAX_MAPTRACK);
+        // Not live until its Xen pages are set up (`xen_setup`, which mirrors it then).
+        grant_state::with_grants(|g| {
+            let _ = g.tables.open_domain(d.id.0, MAX_GRANT_FRAMES, MAX_MAPTRACK);
+            g.forget(d.id);
+        });
         for v in 0..d.vcpus.len() {
             d.vgic.set_eoi_notify(v, EVTCHN_PPI, true);
         }
@@ -64,10 +67,12 @@ impl Hyp {
     /// others held of its pages are removed from their stage 2.
     pub(super) fn xen_tables_close(&mut self, d: &mut Domain) {
         with_events(|ev| ev.close(d.id));
-        let Ok(closed) = self
-            .grants
-            .close_domain(&mut super::bits::HostGrants::default(), d.id.0)
-        else {
+        let closed = grant_state::with_grants(|g| {
+            g.forget(d.id);
+            g.tables
+                .close_domain(&mut super::bits::HostGrants::default(), d.id.0)
+        });
+        let Some(Ok(closed)) = closed else {
             return;
         };
         for m in closed.revoked {
@@ -111,19 +116,22 @@ impl Hyp {
         d.xen.params.store_evtchn = u64::from(store);
         let (frames, budget) = (&mut self.frames, &mut d.xen_frames);
         let mut mem = super::bits::HostGrants::default();
-        self.grants
-            .frame(&mut mem, id, 0, || budget.alloc(frames, 1))
-            .map_err(|_| CapError::NoMemory)?;
         let gfns = [
             (super::setup::GREF_CONSOLE, super::setup::CONSOLE_GFN),
             (super::setup::GREF_XENSTORE, super::setup::XENSTORE_GFN),
         ];
-        for (gref, gfn) in gfns {
-            self.grants
-                .reserve(&mut mem, id, gref, dom0, gfn, false)
+        grant_state::with_grants(|g| {
+            g.tables
+                .frame(&mut mem, id, 0, || budget.alloc(frames, 1))
                 .map_err(|_| CapError::NoMemory)?;
-        }
-        Ok(())
+            for (gref, gfn) in gfns {
+                g.tables
+                    .reserve(&mut mem, id, gref, dom0, gfn, false)
+                    .map_err(|_| CapError::NoMemory)?;
+            }
+            Ok(())
+        })
+        .unwrap_or(Err(CapError::NoMemory))
     }
 
     /// Raises `n` if its target is live, with the event state `ev` held (so the port it

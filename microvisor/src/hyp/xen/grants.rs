@@ -18,15 +18,14 @@
 //! [`Hyp::free_if_unloaded`] and [`crate::xen::GrantTables::device_mapped`]).
 
 use super::bits::HostGrants;
+use super::grant_state::with_grants;
 use super::guest::Loaded;
 use super::XenResult;
 use crate::guestcopy;
-use crate::hyp::domain::Domain;
 use crate::hyp::tables::{stage2_of, ChargedTables};
 use crate::hyp::Hyp;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, TableMemory};
 use crate::xen::{split, FrameCache, GrantMemory, Stage2Batch, GRANT_CHUNK};
-use alloc::boxed::Box;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 use protocol::xen::structs::{
@@ -35,15 +34,6 @@ use protocol::xen::structs::{
 };
 use protocol::xen::{GnttabOp, XenErrno};
 use zerocopy::{FromZeros, IntoBytes};
-
-/// Host-physical page of guest frame `gfn` of a live domain ([`Domain::own_page`]).
-fn gfn_to_pa(domains: &[Option<Box<Domain>>], dom: u16, gfn: u64) -> Option<PhysAddr> {
-    let d = domains.get(usize::from(dom))?.as_deref()?;
-    if d.dying {
-        return None;
-    }
-    d.own_page(gfn.checked_mul(PAGE_SIZE)?)
-}
 
 /// What one entry of `grant_table_op` leaves for the guest.
 pub(super) enum GrantCall {
@@ -113,10 +103,12 @@ impl Hyp {
             .and_then(|d| d.as_deref_mut())
             .ok_or(XenErrno::ESRCH)?;
         let (frames, budget) = (&mut self.frames, &mut d.xen_frames);
-        self.grants
-            .frame(&mut HostGrants::default(), id.0, idx, || {
+        with_grants(|g| {
+            g.tables.frame(&mut HostGrants::default(), id.0, idx, || {
                 budget.alloc(frames, 1)
             })
+        })
+        .unwrap_or(Err(XenErrno::ENOMEM))
     }
 
     /// `grant_table_op(cmd, uop, count)`: one entry of it (see the module docs).
@@ -155,7 +147,8 @@ impl Hyp {
     /// `GNTTABOP_query_size`.
     fn grant_query_size(&mut self, id: DomainId, uop: u64) -> XenResult {
         let mut q: GnttabQuerySize = self.read_arg(id, uop)?;
-        match self.grants.query_size(id.0, q.dom, id == DomainId::DOM0) {
+        let size = with_grants(|g| g.tables.query_size(id.0, q.dom, id == DomainId::DOM0));
+        match size.unwrap_or(Err(gntst::GENERAL_ERROR)) {
             Ok(s) => {
                 q.nr_frames = s.nr_frames;
                 q.max_nr_frames = s.max_frames;
@@ -249,12 +242,13 @@ impl Hyp {
         if guestcopy::read_for_update(&mut Loaded(d), uop, ops.as_mut_bytes()).is_err() {
             return self.copy_each(id, uop, n);
         }
-        let domains = &self.domains;
-        let cache = FrameCache::new();
-        self.grants
-            .copy_batch(&mut HostGrants::default(), id.0, ops, |dom, gfn| {
-                cache.get(dom, gfn, || gfn_to_pa(domains, dom, gfn))
+        with_grants(|g| {
+            let (tables, frame) = g.split();
+            let cache = FrameCache::new();
+            tables.copy_batch(&mut HostGrants::default(), id.0, ops, |dom, gfn| {
+                cache.get(dom, gfn, || frame(dom, gfn))
             });
+        });
         let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
         guestcopy::write(&mut Loaded(d), uop, ops.as_bytes()).map_err(|_| XenErrno::EFAULT)
     }
@@ -264,12 +258,11 @@ impl Hyp {
         for i in 0..n {
             let va = uop + i * size_of::<GnttabCopy>() as u64;
             let mut c: GnttabCopy = self.read_arg(id, va)?;
-            let domains = &self.domains;
-            c.status = self
-                .grants
-                .copy(&mut HostGrants::default(), id.0, &c, |dom, gfn| {
-                    gfn_to_pa(domains, dom, gfn)
-                });
+            c.status = with_grants(|g| {
+                let (tables, frame) = g.split();
+                tables.copy(&mut HostGrants::default(), id.0, &c, frame)
+            })
+            .unwrap_or(gntst::GENERAL_ERROR);
             self.write_arg(id, va, &c)?;
         }
         Ok(())
@@ -308,15 +301,14 @@ impl Hyp {
         let ops = &mut ops[..read];
         let (stage2, tables) =
             stage2_of(&mut self.domains, &mut self.frames, id).ok_or(XenErrno::ESRCH)?;
-        self.grants.unmap_batch(
-            &mut HostBatch {
+        with_grants(|g| {
+            let mut batch = HostBatch {
                 stage2,
                 tables,
                 grants: HostGrants::default(),
-            },
-            id.0,
-            ops,
-        );
+            };
+            g.tables.unmap_batch(&mut batch, id.0, ops);
+        });
         // A dead granter may have been waiting for these device maps to go.
         self.free_dma_waiters(cpu);
         if whole {
@@ -335,19 +327,17 @@ impl Hyp {
     fn map_one(&mut self, id: DomainId, m: &mut GnttabMapGrantRef, dma: bool) {
         // Host-physical addresses go only to a domain that could DMA anywhere anyway.
         m.dev_bus_addr = 0;
-        let domains = &self.domains;
-        let mapped =
-            match self
-                .grants
-                .map_dma(&mut HostGrants::default(), id.0, m, dma, |dom, gfn| {
-                    gfn_to_pa(domains, dom, gfn)
-                }) {
-                Ok(mapped) => mapped,
-                Err(status) => {
-                    m.status = status;
-                    return;
-                }
-            };
+        let mapped = with_grants(|g| {
+            let (tables, frame) = g.split();
+            tables.map_dma(&mut HostGrants::default(), id.0, m, dma, frame)
+        });
+        let mapped = match mapped.unwrap_or(Err(gntst::GENERAL_ERROR)) {
+            Ok(mapped) => mapped,
+            Err(status) => {
+                m.status = status;
+                return;
+            }
+        };
         let attrs = Attrs {
             mem: MemType::Normal,
             read: true,
@@ -375,7 +365,9 @@ impl Hyp {
                 status: 0,
                 _pad0: 0,
             };
-            let _ = self.grants.unmap(&mut HostGrants::default(), id.0, &undo);
+            with_grants(|g| {
+                let _ = g.tables.unmap(&mut HostGrants::default(), id.0, &undo);
+            });
             m.status = gntst::GENERAL_ERROR;
         }
     }

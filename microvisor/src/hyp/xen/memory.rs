@@ -78,6 +78,9 @@ impl Hyp {
                 pages.vcpu_info[0] = super::vcpu_info_window(frame);
             }
         }
+        if let Some(d) = self.domain(id) {
+            super::grant_state::with_grants(|g| g.mirror(d));
+        }
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Pointer arguments are guest virtual addresses, copied once through [`guest::Loaded`]
 //! (a bad pointer is -EFAULT). Each call is served under the global lock, except the
-//! event-channel send to a pinned-exclusive vCPU ([`event_state::send_fast`]).
+//! event-channel send ([`event_state::send_fast`]) and the grant copy
+//! ([`grant_state::copy_fast`]), each under a lock of its own.
 //! The event-channel and grant-table state machines live in the host-tested
 //! [`crate::xen`] module; this module copies arguments, applies results to stage 2 and the
 //! vGIC, and keeps each domain's Xen-facing pages.
@@ -12,6 +13,7 @@ pub mod basic;
 pub mod bits;
 pub mod event_state;
 pub mod events;
+pub mod grant_state;
 pub mod grants;
 pub mod guest;
 pub mod memory;
@@ -76,24 +78,22 @@ pub fn vcpu_info_window(pa: PhysAddr) -> Option<crate::arch::phys::Window> {
 
 impl super::domain::Domain {
     /// Host address of guest-physical `ipa` if it is in memory the domain owns as seen
-    /// through its physmap: its shared_info frame where it put it, its magic pages, its
-    /// grant-table frames where it mapped them, else its RAM. Never a device, a page
-    /// another domain granted it, or anything of the microvisor's.
+    /// through its physmap: its shared_info frame where it put it, its magic pages, else
+    /// its RAM. Never a device, a page another domain granted it, its grant-table frames
+    /// (mapped outside its RAM), or anything of the microvisor's.
     pub fn own_page(&self, ipa: u64) -> Option<PhysAddr> {
-        let gfn = ipa / protocol::addr::PAGE_SIZE;
-        let offset = ipa % protocol::addr::PAGE_SIZE;
-        let frame = if self.xen.shared_info_gfn == Some(gfn) {
-            self.xen.shared_info
-        } else if let Some(magic) = self
-            .xen
-            .magic
-            .filter(|_| (setup::CONSOLE_GFN..=setup::XENSTORE_GFN).contains(&gfn))
-        {
-            magic.checked_add((gfn - setup::CONSOLE_GFN) * protocol::addr::PAGE_SIZE)
-        } else {
-            return self.ram_to_phys(ipa, 1).ok();
-        };
-        frame.and_then(|f| f.checked_add(offset))
+        crate::xen::physmap::own_page(&self.ram, self.xen.own_pages(), ipa)
+    }
+}
+
+impl XenDomain {
+    /// The pages that sit on top of its RAM in its physmap.
+    pub fn own_pages(&self) -> crate::xen::physmap::OwnPages {
+        crate::xen::physmap::OwnPages {
+            shared_info: self.shared_info,
+            shared_info_gfn: self.shared_info_gfn,
+            magic: self.magic,
+        }
     }
 }
 

@@ -18,10 +18,7 @@ use protocol::control::CapError;
 use protocol::ids::DomainId;
 use protocol::layout::GUEST_MAGIC_BASE;
 
-/// Guest frame of the PV console ring (Xen's CONSOLE_PFN_OFFSET 0).
-pub const CONSOLE_GFN: u64 = GUEST_MAGIC_BASE.as_u64() / PAGE_SIZE;
-/// Guest frame of the xenstore ring (Xen's XENSTORE_PFN_OFFSET 1).
-pub const XENSTORE_GFN: u64 = CONSOLE_GFN + 1;
+pub use crate::xen::physmap::{CONSOLE_GFN, XENSTORE_GFN};
 /// `GNTTAB_RESERVED_CONSOLE`.
 pub const GREF_CONSOLE: u32 = 0;
 /// `GNTTAB_RESERVED_XENSTORE`.
@@ -60,12 +57,17 @@ impl Hyp {
         let shared = self.zeroed_frames(&mut d.xen_frames, 1)?;
         d.xen.shared_info = Some(shared);
         self.xen_tables_open(d);
-        if d.id == DomainId::DOM0 {
-            return Ok(());
-        }
-        let result = self.magic_pages(d);
-        if result.is_err() {
-            self.xen_release(d);
+        let result = if d.id == DomainId::DOM0 {
+            Ok(())
+        } else {
+            self.magic_pages(d)
+        };
+        match result {
+            // Its frames may be granted and copied from now on.
+            Ok(()) => {
+                super::grant_state::with_grants(|g| g.mirror(d));
+            }
+            Err(_) => self.xen_release(d),
         }
         result
     }
