@@ -4,14 +4,15 @@
 //!
 //! An exit qualifies only if it reads and writes nothing but the caller's registers, its
 //! own CPU's list registers and its domain's fast slot (`hyp::fast_slots`, under that
-//! slot's own lock), or is one of the two Xen calls served under a lock of their own
-//! (an event-channel send, a grant copy); everything else (memory, another vCPU, a domain's vGIC model,
+//! slot's own lock), or is one of the Xen calls served under a lock of their own (an
+//! event-channel send or unmask, a grant copy); everything else (memory, another vCPU, a domain's vGIC model,
 //! the scheduler) is the slow path's. `hyp::fastpath` applies these decisions.
 #![forbid(unsafe_code)]
 
 use crate::trap::{self, QuickExit};
 use crate::vgic::lr;
 use protocol::control::{CapOp, FN_BASE};
+use protocol::layout::EVTCHN_PPI;
 use protocol::xen::{EvtchnOp, GnttabOp, Hypercall, XenVersionOp};
 
 /// Xen's hypercall immediate (`HVC #0xEA1`).
@@ -35,6 +36,9 @@ pub enum SyncAction {
     /// `event_channel_op(EVTCHNOP_send, arg)`: tried on the sender's CPU under the event
     /// channels' own lock (`hyp::xen::event_state::send_fast`), else slow.
     EvtchnSend,
+    /// `event_channel_op(EVTCHNOP_unmask, arg)`: tried on the caller's CPU under the event
+    /// channels' own lock (`hyp::xen::event_state::unmask_fast`), else slow.
+    EvtchnUnmask,
     /// `grant_table_op(GNTTABOP_copy, uop, count)`: tried on the caller's CPU under the
     /// grant tables' own lock (`hyp::xen::grant_state::copy_fast`), else slow.
     GrantCopy,
@@ -65,6 +69,8 @@ const IDLE_REPORT_FID: u64 = fid(CapOp::IdleReport);
 const EVENT_CHANNEL_OP_NR: u64 = Hypercall::EventChannelOp as u64;
 /// `x0` of `EVTCHNOP_send`.
 const EVTCHNOP_SEND: u64 = EvtchnOp::Send as u64;
+/// `x0` of `EVTCHNOP_unmask`.
+const EVTCHNOP_UNMASK: u64 = EvtchnOp::Unmask as u64;
 /// `x16` of `grant_table_op`.
 const GRANT_TABLE_OP_NR: u64 = Hypercall::GrantTableOp as u64;
 /// `x0` of `GNTTABOP_copy`.
@@ -93,6 +99,9 @@ pub fn classify_sync(esr: u64, x0: u64, x16: u64, lrs: &[u64]) -> SyncAction {
         }
         QuickExit::Hvc(XEN_HVC_IMM) if x16 == EVENT_CHANNEL_OP_NR && x0 == EVTCHNOP_SEND => {
             SyncAction::EvtchnSend
+        }
+        QuickExit::Hvc(XEN_HVC_IMM) if x16 == EVENT_CHANNEL_OP_NR && x0 == EVTCHNOP_UNMASK => {
+            SyncAction::EvtchnUnmask
         }
         QuickExit::Hvc(XEN_HVC_IMM) if x16 == GRANT_TABLE_OP_NR && x0 == GNTTABOP_COPY => {
             SyncAction::GrantCopy
@@ -205,6 +214,32 @@ pub fn vtimer_lr(lrs: &[u64], priority: Option<u8>, group: u64) -> Option<(usize
         lr::LrState::Pending,
     );
     Some((slot, value))
+}
+
+/// Whether the loaded vCPU's list registers `lrs` (equal to the hardware's) already hold
+/// its event-channel upcall (PPI 31) so that an upcall raised now needs no new injection:
+/// pending (the guest has yet to take it, and will find every pending port), or active with
+/// its EOI notified (its completion asks again whether the upcall is pending, in the vGIC
+/// model's `Hyp::evtchn_eoi` or the fast path's re-raise, and injects it then).
+pub fn upcall_in_lr(lrs: &[u64]) -> bool {
+    lrs.iter().any(|&l| {
+        lr::intid(l) == EVTCHN_PPI
+            && (l & lr::PENDING != 0 || (l & lr::ACTIVE != 0 && lr::eoi_notify(l)))
+    })
+}
+
+/// The posted INTIDs `left` that the fast path could not place, less the event-channel
+/// upcall if the vCPU's list registers `lrs` hold it already ([`upcall_in_lr`]): an upcall
+/// posted means only that its upcall-pending flag is set, which the guest reads when it
+/// takes the one in the LR, or the completion of that one asks about. (Left for the locked
+/// pass, the model would find it in the LR and coalesce it all the same.)
+pub fn drop_held_upcall(left: u32, lrs: &[u64]) -> u32 {
+    let bit = 1u32 << EVTCHN_PPI;
+    if left & bit != 0 && upcall_in_lr(lrs) {
+        left & !bit
+    } else {
+        left
+    }
 }
 
 /// Where physical SPI `pintid`, just acknowledged, goes without the lock: `(slot, LR

@@ -262,6 +262,11 @@ fn agrees_with_the_slow_path_decoders() {
                     .ok()
                     .and_then(|c| protocol::xen::EvtchnOp::try_from(c).ok())
                     == Some(protocol::xen::EvtchnOp::Send);
+            let unmask = Hypercall::from_reg(x16) == Some(Hypercall::EventChannelOp)
+                && u32::try_from(x0)
+                    .ok()
+                    .and_then(|c| protocol::xen::EvtchnOp::try_from(c).ok())
+                    == Some(protocol::xen::EvtchnOp::Unmask);
             let copy = Hypercall::from_reg(x16) == Some(Hypercall::GrantTableOp)
                 && u32::try_from(x0)
                     .ok()
@@ -271,6 +276,8 @@ fn agrees_with_the_slow_path_decoders() {
                 SyncAction::XenVersion
             } else if send {
                 SyncAction::EvtchnSend
+            } else if unmask {
+                SyncAction::EvtchnUnmask
             } else if copy {
                 SyncAction::GrantCopy
             } else {
@@ -572,20 +579,25 @@ fn only_the_copy_subop_of_grant_table_op_is_tried_without_the_lock() {
 }
 
 #[test]
-fn only_the_send_subop_of_event_channel_op_is_tried_without_the_lock() {
+fn only_send_and_unmask_of_event_channel_op_are_tried_without_the_lock() {
     assert_eq!(
         classify_sync(hvc(XEN_HVC_IMM), 4, 32, &[]),
         SyncAction::EvtchnSend
     );
-    // Alloc, bind, close, status, unmask and the rest change tables: slow. So is a send
-    // with another immediate, or the upper half of x0 set.
+    assert_eq!(
+        classify_sync(hvc(XEN_HVC_IMM), 9, 32, &[]),
+        SyncAction::EvtchnUnmask
+    );
+    // Alloc, bind, close, status and the rest change tables: slow. So is a send or an
+    // unmask with another immediate, or the upper half of x0 set.
     for (x0, x16) in [
         (0, 32),
         (1, 32),
         (3, 32),
         (5, 32),
-        (9, 32),
+        (8, 32),
         (4 | (1 << 32), 32),
+        (9 | (1 << 32), 32),
     ] {
         assert_eq!(
             classify_sync(hvc(XEN_HVC_IMM), x0, x16, &[]),
@@ -594,6 +606,7 @@ fn only_the_send_subop_of_event_channel_op_is_tried_without_the_lock() {
         );
     }
     assert_eq!(classify_sync(hvc(0), 4, 32, &[]), SyncAction::Slow);
+    assert_eq!(classify_sync(hvc(0), 9, 32, &[]), SyncAction::Slow);
 }
 
 #[test]
@@ -721,4 +734,44 @@ fn the_vgic_windows_are_never_taken_for_a_device() {
     // QEMU virt's virtio-mmio transports and its UART are clear of them.
     assert!(!in_vgic_window(0x0a00_0000));
     assert!(!in_vgic_window(0x0900_0000));
+}
+
+#[test]
+fn an_upcall_in_an_lr_is_one_that_will_be_asked_about_again() {
+    use crate::vgic::lr::{build, LrState};
+    use protocol::layout::EVTCHN_PPI;
+    let up = |st, notify| build(EVTCHN_PPI, 0xa0, true, notify, st);
+    assert!(!upcall_in_lr(&[]));
+    assert!(!upcall_in_lr(&[0, 0]));
+    // Pending: the guest takes it and reads every pending port.
+    assert!(upcall_in_lr(&[0, up(LrState::Pending, false)]));
+    assert!(upcall_in_lr(&[up(LrState::PendingActive, true)]));
+    // Active: only if its EOI is notified, so its completion asks again.
+    assert!(upcall_in_lr(&[up(LrState::Active, true)]));
+    assert!(!upcall_in_lr(&[up(LrState::Active, false)]));
+    // A finished LR, or another interrupt: no.
+    assert!(!upcall_in_lr(&[up(LrState::Invalid, true)]));
+    assert!(!upcall_in_lr(&[build(
+        30,
+        0xa0,
+        true,
+        true,
+        LrState::Pending
+    )]));
+}
+
+#[test]
+fn a_posted_upcall_already_held_in_an_lr_is_not_left_for_the_lock() {
+    use crate::vgic::lr::{build, LrState};
+    use protocol::layout::EVTCHN_PPI;
+    let up = 1u32 << EVTCHN_PPI;
+    let held = [build(EVTCHN_PPI, 0xa0, true, true, LrState::Active)];
+    let not_notified = [build(EVTCHN_PPI, 0xa0, true, false, LrState::Active)];
+    assert_eq!(drop_held_upcall(up, &held), 0);
+    assert_eq!(drop_held_upcall(up | 1 << 3, &held), 1 << 3);
+    // Not held (or held without its completion noticed), or not an upcall: left.
+    assert_eq!(drop_held_upcall(up, &[0; 4]), up);
+    assert_eq!(drop_held_upcall(up, &not_notified), up);
+    assert_eq!(drop_held_upcall(1 << 3, &held), 1 << 3);
+    assert_eq!(drop_held_upcall(0, &held), 0);
 }

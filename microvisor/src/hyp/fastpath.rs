@@ -2,8 +2,8 @@
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
 //! the capability null call and `WhoAmI`, the calls about the caller itself
 //! (`ConsoleWrite`, `ConsoleRead`, `Heartbeat`, `IdleReport`, under its domain's own slot
-//! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, `EVTCHNOP_send` and `GNTTABOP_copy` (each under a lock
-//! of its own, [`super::xen::event_state`], [`super::xen::grant_state`]), a WFI with an
+//! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, `EVTCHNOP_send`, `EVTCHNOP_unmask` and `GNTTABOP_copy`
+//! (each under a lock of its own, [`super::xen::event_state`], [`super::xen::grant_state`]), a WFI with an
 //! interrupt already pending in an LR, the trapped WFI of a pinned-exclusive vCPU or of a
 //! shared one with nothing else runnable on its pCPU ([`LoadedVcpu::alone`]; waited out at
 //! EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt, the
@@ -41,8 +41,8 @@ use crate::arch::sysreg::{read_esr_el2, read_far_el2, read_hpfar_el2};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self};
 use crate::fastpath::{
-    absorb_hw_lr_progress, absorb_lr_progress, classify_sync, deferred_serror, sgi_homes, spi_lr,
-    spi_lrs_freed, vtimer_lr, SyncAction, XEN_VERSION,
+    absorb_hw_lr_progress, absorb_lr_progress, classify_sync, deferred_serror, drop_held_upcall,
+    sgi_homes, spi_lr, spi_lrs_freed, upcall_in_lr, vtimer_lr, SyncAction, XEN_VERSION,
 };
 use crate::lock_holds::Pass;
 use crate::mailbox::{Mailbox, POSTED};
@@ -324,6 +324,12 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                 }
                 SyncAction::EvtchnSend => {
                     if !evtchn_send::<G>(lv.key, local.cpu, regs) {
+                        return SLOW;
+                    }
+                }
+                SyncAction::EvtchnUnmask => {
+                    let held = upcall_in_lr(&lv.lrs[..n]);
+                    if !evtchn_unmask::<G>(lv.key, local.cpu, held, regs) {
                         return SLOW;
                     }
                 }
@@ -610,6 +616,23 @@ fn evtchn_send<G: Hot>(key: VcpuKey, this_cpu: usize, regs: &mut GuestRegs) -> b
     true
 }
 
+/// Serves `EVTCHNOP_unmask` (argument at `x1`) from vCPU `key` under the event channels'
+/// own lock ([`super::xen::event_state::unmask_fast`]), then notifies the CPU of the port's
+/// vCPU as [`evtchn_send`] does; false (nothing done) if the locked path must serve it.
+/// `held`: the caller's LRs hold its upcall already ([`upcall_in_lr`]).
+#[inline(never)]
+fn evtchn_unmask<G: Hot>(key: VcpuKey, this_cpu: usize, held: bool, regs: &mut GuestRegs) -> bool {
+    let Some(ipa) = arch::translate_guest_va(regs.x[1], false) else {
+        return false;
+    };
+    let Some(cpus) = super::xen::event_state::unmask_fast(key, this_cpu, ipa, held) else {
+        return false;
+    };
+    notify_cpus::<G>(cpus, this_cpu);
+    regs.x[0] = 0;
+    true
+}
+
 /// Posts [`POSTED`] to the mailbox of each CPU in `cpus` (bit n = CPU n), kicking another
 /// CPU on the empty-to-non-empty edge (this CPU's own run loop looks right after the exit).
 fn notify_cpus<G: Hot>(cpus: u64, this_cpu: usize) {
@@ -738,6 +761,12 @@ fn place_own_posts<G: Hot>(local: &mut Local) -> bool {
     }
     local.posted |= placed;
     local.irqs += u64::from(placed.count_ones());
+    // Only when something was left: the placed path pays nothing for this.
+    let left = if left != 0 {
+        drop_held_upcall(left, &lv.lrs[..n])
+    } else {
+        0
+    };
     if left != 0 {
         word.post(left);
         return false;

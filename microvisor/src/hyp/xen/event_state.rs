@@ -10,8 +10,10 @@
 //! its CPU notified. That CPU places it in a list register on its own fast path if the
 //! target is loaded there and pinned exclusive, or puts it in the vGIC model at its next
 //! locked pass (which takes the word of every vCPU placed there), waking the target and
-//! deciding what runs, as the sender's locked pass used to. Everything else about event
-//! channels still runs under the global lock, which takes this one inside it.
+//! deciding what runs, as the sender's locked pass used to. `EVTCHNOP_unmask`, which Linux
+//! issues for its own ports whenever one became pending while masked, is served the same
+//! way ([`unmask_fast`]). Everything else about event channels still runs under the global
+//! lock, which takes this one inside it.
 //!
 //! Lock order: [`HYP`](crate::hyp::HYP) (if held), then [`EVENTS`], then the heap's. Code
 //! holding `EVENTS` takes no other lock and never waits for another CPU.
@@ -194,6 +196,51 @@ pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> 
     }
     let word = posted_irqs(target)?;
     if !events.raise(n) {
+        return Some(0);
+    }
+    // Still under the lock: a move of the target waits for it (`quiesce`).
+    word.post(1 << EVTCHN_PPI);
+    Some(1 << cpu)
+}
+
+/// `EVTCHNOP_unmask` from the loaded vCPU `caller` on CPU `this_cpu`, whose argument
+/// (`struct evtchn_unmask`) is at guest-physical `arg_ipa`, served without the global lock
+/// as [`send_fast`] serves a send: the mask bit cleared and, if the port is pending, its
+/// notify vCPU's selector and upcall bits raised and PPI 31 posted to it. Returns the CPUs
+/// to notify, or `None`, having done nothing, if the locked path must serve it: an
+/// argument outside the caller's plain RAM, a port the caller does not have (the locked
+/// path's `EINVAL`), or a notify vCPU that is moving or is another vCPU of this CPU.
+/// `upcall_held`: the caller's list registers hold its upcall already
+/// ([`crate::fastpath::upcall_in_lr`]); a port of its own raised then needs no post, which
+/// would only cost its CPU a locked pass to find the upcall in an LR.
+///
+/// Linux calls it whenever it unmasks a port that became pending meanwhile (every
+/// late-EOI interrupt of a busy netfront or blkfront), always for its own ports.
+pub fn unmask_fast(
+    caller: VcpuKey,
+    this_cpu: usize,
+    arg_ipa: u64,
+    upcall_held: bool,
+) -> Option<u64> {
+    let (caller_id, _) = crate::hyp::key_parts(caller);
+    let mut guard = lock();
+    let events = guard.get()?;
+    let mut port = [0u8; 4];
+    let d = events.domain(caller_id)?;
+    d.ram_window(arg_ipa, 4)?.read(0, &mut port).ok()?;
+    let port = u32::from_le_bytes(port);
+    let vcpu = events.channels.notify_vcpu(caller_id.0, port)?;
+    let target = crate::hyp::vcpu_key(caller_id, vcpu as usize);
+    let placed = VCPU_CPU
+        .get(usize::from(caller_id.0))?
+        .get(vcpu as usize)?
+        .load(Ordering::Acquire);
+    let cpu = crate::fastpath::exclusive_home(placed)?;
+    if cpu == this_cpu && target != caller {
+        return None;
+    }
+    let word = posted_irqs(target)?;
+    if !xen::unmask(&mut d.bits(), port, vcpu) || (target == caller && upcall_held) {
         return Some(0);
     }
     // Still under the lock: a move of the target waits for it (`quiesce`).

@@ -3,8 +3,8 @@
 //!
 //! Pointer arguments are guest virtual addresses, copied once through [`guest::Loaded`]
 //! (a bad pointer is -EFAULT). Each call is served under the global lock, except the
-//! event-channel send ([`event_state::send_fast`]) and the grant copy
-//! ([`grant_state::copy_fast`]), each under a lock of its own.
+//! event-channel send and unmask ([`event_state::send_fast`], [`event_state::unmask_fast`])
+//! and the grant copy ([`grant_state::copy_fast`]), each under a lock of its own.
 //! The event-channel and grant-table state machines live in the host-tested
 //! [`crate::xen`] module; this module copies arguments, applies results to stage 2 and the
 //! vGIC, and keeps each domain's Xen-facing pages.
