@@ -28,11 +28,17 @@
 //!   on the fast path; whether a slot serves its domain is set under [`HYP`].
 //! - **Event channels, behind their own lock** ([`xen::event_state`]): every domain's
 //!   port table, the windows onto its shared_info and vcpu_infos, and a copy of its RAM
-//!   map, so an `EVTCHNOP_send` to a vCPU on another pCPU finishes on the sender's fast
-//!   path; the rest of `event_channel_op` takes this lock inside [`HYP`].
+//!   map, so an `EVTCHNOP_send` to a vCPU on another pCPU and an `EVTCHNOP_unmask` finish
+//!   on the caller's fast path; the rest of `event_channel_op` takes this lock inside
+//!   [`HYP`].
+//! - **Grant tables, behind their own lock** ([`xen::grant_state`]): every domain's grant
+//!   table and maptrack, and a mirror of each domain's physmap (RAM map, shared_info and
+//!   magic pages, whether it is live), so a `GNTTABOP_copy` finishes on the caller's fast
+//!   path; maps, unmaps, setup and teardown take this lock inside [`HYP`] for the grant
+//!   core's part (their stage-2 edits stay under [`HYP`]).
 //! - **Global, behind [`HYP`]** (a test-and-set lock with bounded unfairness,
 //!   [`crate::sync`]): everything in [`Hyp`] — domain table, run queues, the vGIC models,
-//!   grant tables, stage 2, capability tables, frames.
+//!   stage 2, capability tables, frames.
 //!
 //! The exits that concern only the running vCPU finish on the fast path ([`fastpath`])
 //! without the global lock: capability `NullCall`/`WhoAmI`,
@@ -51,7 +57,10 @@
 //! write whose targets are all pinned exclusive, on other CPUs or the sender itself, is
 //! emulated on the sender's fast path, and so is an `EVTCHNOP_send` to a vCPU on another
 //! pCPU, exclusive or shared (its bits raised under the event lock, PPI 31 posted to its
-//! word; a shared target's CPU places it as above); event-channel upcalls and SGIs raised
+//! word; a shared target's CPU places it as above), an `EVTCHNOP_unmask` the same way, and
+//! a `GNTTABOP_copy` (under the grant lock); a posted upcall whose vCPU's LRs hold one
+//! already is dropped rather than left for a locked pass
+//! ([`crate::fastpath::drop_held_upcall`]); event-channel upcalls and SGIs raised
 //! under [`HYP`] post the same way when the target is exclusive, loaded elsewhere and
 //! runnable. Every other exit takes [`HYP`] once for both its handling and the scheduling
 //! decision.
@@ -71,9 +80,13 @@
 //! 3. The event lock ([`xen::event_state`]), held to look a port up, raise or clear its
 //!    bits, or change a table or a domain's event pages; may be taken inside [`HYP`], and
 //!    by the fast path without it; never together with a slot lock.
-//! 4. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
+//! 4. The grant lock ([`xen::grant_state`]), held to serve a grant operation's table part
+//!    (a whole copy of up to 32 operations, bytes included) or to open, mirror, retire or
+//!    close a domain's grant state; may be taken inside [`HYP`], and by the fast path
+//!    without it; never together with a slot lock or the event lock.
+//! 5. The log lock (`log::LOG`), held only to copy a line in or a piece out; may be taken
 //!    inside [`HYP`] or a slot lock.
-//! 5. The heap allocator's lock, innermost (any allocation).
+//! 6. The heap allocator's lock, innermost (any allocation).
 //!
 //! The console drain token (`log::DRAINING`) is only ever tried, never waited for, and is
 //! held while the UART is written with neither [`HYP`] nor the log lock held. Mailboxes,
