@@ -32,8 +32,13 @@ mod shell {
 
     /// Set by the control-event PPI: some child changed state.
     static EVENT: AtomicBool = AtomicBool::new(false);
-    /// Set by the management port's interrupt: bytes arrived from the host.
+    /// Set by the management port's interrupt: bytes arrived from the host (or the device
+    /// took our output).
     static PORT_INPUT: AtomicBool = AtomicBool::new(false);
+    /// Set by the management port's interrupt when it masked the SPI at the distributor:
+    /// the loop unmasks it once it has serviced the device, and only then (each
+    /// distributor access is a locked exit of the microvisor).
+    static PORT_MASKED: AtomicBool = AtomicBool::new(false);
     /// The management port's interrupt (0: none).
     static PORT_IRQ: AtomicU32 = AtomicU32::new(0);
     /// Poll of the management port in case its interrupt is lost.
@@ -182,6 +187,7 @@ mod shell {
             i if i == PORT_IRQ.load(Ordering::Acquire) => {
                 // Level-triggered: keep it masked until the loop has serviced the device.
                 gic::disable_spi(i);
+                PORT_MASKED.store(true, Ordering::Release);
                 PORT_INPUT.store(true, Ordering::Release);
             }
             _ => {}
@@ -216,6 +222,7 @@ mod shell {
         let mut events_error: Option<CapError> = None;
         let mut next_poll = timer::now().saturating_add(poll);
         let port_poll = timer::ms_to_ticks(PORT_POLL_MS, hz);
+        let mut next_port_poll = timer::now();
         let pv_poll = timer::ms_to_ticks(PV_POLL_MS, hz);
         let beat_poll = timer::ms_to_ticks(BEAT_POLL_MS, hz);
         let mut next_beats = timer::now();
@@ -253,16 +260,28 @@ mod shell {
                 }
             }
             if let Some(p) = port.as_mut() {
-                PORT_INPUT.store(false, Ordering::Release);
-                let mut ops = crate::ops::Ops {
-                    sup: &mut sup,
-                    info,
-                    pv: &mut pv,
-                    uploads: &mut uploads,
-                };
-                p.poll(&mut ops);
-                if let Some(irq) = p.irq {
-                    gic::enable_spi(irq);
+                // Only when it has something for us, or owes the host output, or the safety
+                // poll is due: reading an idle port is several trapped register accesses,
+                // which dom0's PV poll would otherwise repeat 50 times a second.
+                let input = PORT_INPUT.swap(false, Ordering::AcqRel);
+                let now = timer::now();
+                if input || p.pending() != 0 || now >= next_port_poll {
+                    next_port_poll = now.saturating_add(port_poll);
+                    let mut ops = crate::ops::Ops {
+                        sup: &mut sup,
+                        info,
+                        pv: &mut pv,
+                        uploads: &mut uploads,
+                    };
+                    if p.poll(&mut ops) >= dom0::mgmt::link::READ_PER_POLL {
+                        // Input left behind the bound raises no new interrupt: go round.
+                        PORT_INPUT.store(true, Ordering::Release);
+                    }
+                }
+                if PORT_MASKED.swap(false, Ordering::AcqRel) {
+                    if let Some(irq) = p.irq {
+                        gic::enable_spi(irq);
+                    }
                 }
             }
             let now = timer::now();

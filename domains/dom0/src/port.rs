@@ -146,6 +146,12 @@ impl Port {
         })
     }
 
+    /// Reply bytes still waiting for the device (the host is not reading, or a reply is
+    /// larger than one transmit).
+    pub fn pending(&self) -> usize {
+        self.link.pending()
+    }
+
     /// Serves what the port holds, within the link's bounds; returns how many bytes it
     /// read.
     pub fn poll(&mut self, ops: &mut impl DomainOps) -> usize {
