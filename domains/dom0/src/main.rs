@@ -45,8 +45,12 @@ mod shell {
     const PORT_POLL_MS: u64 = 200;
     /// Set by the event-channel upcall: a PV ring has news.
     static PV_EVENT: AtomicBool = AtomicBool::new(false);
-    /// Poll of the PV rings (console input has no event of its own).
-    const PV_POLL_MS: u64 = 20;
+    /// Safety poll of the PV rings. Every ring change comes with an event (a guest notifies
+    /// after it writes or consumes), and console input typed on the UART raises our
+    /// control event (the microvisor tells the focus's controller); this only bounds what a
+    /// lost notification could delay. It was 20 ms while UART input had no event: 50 idle
+    /// wake-ups a second, each a `ConsoleReadFor` per guest and a switch on a shared pCPU.
+    const PV_POLL_MS: u64 = 200;
     /// How often watched domains' heartbeats are read. The microvisor stamps each beat, so
     /// this only bounds how late a silence is noticed, not how it is measured.
     const BEAT_POLL_MS: u64 = 500;

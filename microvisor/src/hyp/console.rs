@@ -1,5 +1,8 @@
 //! Console input: bytes typed on the UART go to one domain at a time (the focus). Three
-//! Ctrl-A in a row move the focus to the next domain, as on Xen's console.
+//! Ctrl-A in a row move the focus to the next domain, as on Xen's console. Whoever reads
+//! the focus's input is told with its control-event PPI: dom0 for its own prompt, the
+//! focus's controller (dom0) for a guest whose PV console it serves, so neither has to
+//! poll for input that has no event of its own.
 
 use super::Hyp;
 use crate::arch::uart;
@@ -9,9 +12,12 @@ use protocol::ids::DomainId;
 const SWITCH_BYTE: u8 = 0x01;
 
 impl Hyp {
-    /// Drains the UART's receive FIFO into the focused domain's input.
-    pub fn console_input(&mut self) {
+    /// Drains the UART's receive FIFO into the focused domain's input, then tells the
+    /// domain that reads it (see the module docs).
+    pub fn console_input(&mut self, cpu: usize) {
+        let mut typed = false;
         while let Some(b) = uart::read_byte() {
+            typed = true;
             if b == SWITCH_BYTE {
                 self.switch_presses += 1;
                 if self.switch_presses == 3 {
@@ -25,6 +31,22 @@ impl Hyp {
                 self.push_input(SWITCH_BYTE);
             }
             self.push_input(b);
+        }
+        if typed {
+            self.tell_input_reader(cpu);
+        }
+    }
+
+    /// Raises the control-event PPI of the domain that reads the focus's console input:
+    /// the focus's controller if it has one (its PV console is served there), else the
+    /// focus itself (dom0's prompt). A spurious event costs the reader one look.
+    fn tell_input_reader(&mut self, cpu: usize) {
+        let Some(d) = self.domain(self.focus) else {
+            return;
+        };
+        let reader = d.parent.map_or(self.focus, |(p, _)| p);
+        if self.domain(reader).is_some() {
+            self.inject(reader, 0, protocol::layout::CONTROL_EVENT_PPI, cpu);
         }
     }
 

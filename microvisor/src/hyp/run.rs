@@ -342,7 +342,7 @@ impl Hyp {
                 }
                 KICK_SGI => self.resched[cpu] = true,
                 other if other == gic::maintenance_irq() => {}
-                other if Some(other) == self.platform.uart_irq => self.console_input(),
+                other if Some(other) == self.platform.uart_irq => self.console_input(cpu),
                 // Forwarded: ended there (left active for a hardware-linked LR).
                 other if self.forward_spi(other, cpu) => continue,
                 other => crate::info!("unexpected physical interrupt {other} on CPU {cpu}"),
