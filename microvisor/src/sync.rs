@@ -122,9 +122,47 @@ impl<T> Drop for MutexGuard<'_, T> {
     }
 }
 
+/// State built at boot behind its own [`Mutex`]: `None` until [`LateLock::init`]. The
+/// event-channel and grant-table states are kept this way (`hyp::xen::event_state`,
+/// `hyp::xen::grant_state`), so a caller that finds nothing is told, not panicked.
+pub struct LateLock<T>(Mutex<Option<T>>);
+
+impl<T> LateLock<T> {
+    /// Not built yet.
+    pub const fn new() -> Self {
+        Self(Mutex::new(None))
+    }
+
+    /// Builds it (at boot, before any CPU reads it).
+    pub fn init(&self, value: T) {
+        *self.0.lock() = Some(value);
+    }
+
+    /// Takes the lock.
+    pub fn lock(&self) -> LateGuard<'_, T> {
+        LateGuard(self.0.lock())
+    }
+}
+
+impl<T> Default for LateLock<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A [`LateLock`] held.
+pub struct LateGuard<'a, T>(MutexGuard<'a, Option<T>>);
+
+impl<T> LateGuard<'_, T> {
+    /// The state (`None` only before it was built).
+    pub fn get(&mut self) -> Option<&mut T> {
+        self.0.as_mut()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Mutex;
+    use super::{LateLock, Mutex};
     use core::sync::atomic::Ordering;
 
     #[test]
@@ -165,6 +203,15 @@ mod tests {
         assert_eq!(*m.lock(), 1);
         // It counted itself in and out; the other starving CPU is still counted.
         assert_eq!(m.starving.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_late_lock_is_empty_until_built() {
+        static L: LateLock<u32> = LateLock::new();
+        assert!(L.lock().get().is_none());
+        L.init(7);
+        *L.lock().get().unwrap() += 1;
+        assert_eq!(L.lock().get().copied(), Some(8));
     }
 
     #[test]

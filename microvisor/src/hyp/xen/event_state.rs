@@ -29,7 +29,7 @@ use crate::hyp::percpu::{posted_irqs, VCPU_CPU};
 use crate::hyp::MAX_DOMAINS;
 use crate::mm::ram::RamMap;
 use crate::sched::VcpuKey;
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{LateGuard, LateLock};
 use crate::xen::{self, EventChannels, Notify};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -116,11 +116,11 @@ impl Events {
 }
 
 /// The event-channel state ([`Events`]); `None` until boot builds it.
-static EVENTS: Mutex<Option<Events>> = Mutex::new(None);
+static EVENTS: LateLock<Events> = LateLock::new();
 
 /// Builds the (empty) state: at boot, before any domain exists.
 pub fn init() {
-    *EVENTS.lock() = Some(Events {
+    EVENTS.init(Events {
         channels: EventChannels::new(MAX_DOMAINS),
         domains: (0..MAX_DOMAINS).map(|_| EventDomain::default()).collect(),
     });
@@ -128,18 +128,11 @@ pub fn init() {
 
 /// The state, locked (see the module docs for the order).
 pub fn lock() -> EventsGuard {
-    EventsGuard(EVENTS.lock())
+    EVENTS.lock()
 }
 
 /// [`EVENTS`] held.
-pub struct EventsGuard(MutexGuard<'static, Option<Events>>);
-
-impl EventsGuard {
-    /// The state (`None` only before boot built it).
-    pub fn get(&mut self) -> Option<&mut Events> {
-        self.0.as_mut()
-    }
-}
+pub type EventsGuard = LateGuard<'static, Events>;
 
 /// Waits until no fast send is under way: one that read a vCPU's placement before the
 /// caller changed it has posted by then. Under the global lock.

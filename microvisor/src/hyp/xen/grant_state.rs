@@ -28,7 +28,7 @@ use crate::arch::{self, phys::Window};
 use crate::guestcopy::{self, GuestMemory};
 use crate::hyp::domain::Domain;
 use crate::hyp::MAX_DOMAINS;
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{LateGuard, LateLock};
 use crate::xen::physmap::DomainFrames;
 use crate::xen::{split, FrameCache, GrantTables, GRANT_CHUNK};
 use alloc::vec::Vec;
@@ -91,11 +91,11 @@ impl Grants {
 }
 
 /// The grant state ([`Grants`]); `None` until boot builds it.
-static GRANTS: Mutex<Option<Grants>> = Mutex::new(None);
+static GRANTS: LateLock<Grants> = LateLock::new();
 
 /// Builds the (empty) state: at boot, before any domain exists.
 pub fn init() {
-    *GRANTS.lock() = Some(Grants {
+    GRANTS.init(Grants {
         tables: GrantTables::new(MAX_DOMAINS),
         domains: (0..MAX_DOMAINS).map(|_| DomainFrames::default()).collect(),
     });
@@ -103,18 +103,11 @@ pub fn init() {
 
 /// The state, locked (see the module docs for the order).
 pub fn lock() -> GrantsGuard {
-    GrantsGuard(GRANTS.lock())
+    GRANTS.lock()
 }
 
 /// [`GRANTS`] held.
-pub struct GrantsGuard(MutexGuard<'static, Option<Grants>>);
-
-impl GrantsGuard {
-    /// The state (`None` only before boot built it).
-    pub fn get(&mut self) -> Option<&mut Grants> {
-        self.0.as_mut()
-    }
-}
+pub type GrantsGuard = LateGuard<'static, Grants>;
 
 /// Runs `f` on the grant state (under [`GRANTS`]); `None` only before boot built it.
 pub fn with_grants<R>(f: impl FnOnce(&mut Grants) -> R) -> Option<R> {
