@@ -264,9 +264,9 @@ mod shell {
                 }
             }
             if let Some(p) = port.as_mut() {
-                // Only when it has something for us, or owes the host output, or the safety
+                // Only when it has something for us, owes the host output, or the safety
                 // poll is due: reading an idle port is several trapped register accesses,
-                // which dom0's PV poll would otherwise repeat 50 times a second.
+                // each a locked exit of the microvisor, at every turn of this loop.
                 let input = PORT_INPUT.swap(false, Ordering::AcqRel);
                 let now = timer::now();
                 if input || p.pending() != 0 || now >= next_port_poll {

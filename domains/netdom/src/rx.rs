@@ -52,8 +52,8 @@ impl Netback {
     /// Frames that arrived on the uplink NIC, at `frames` in `buf`, in arrival order: each
     /// goes where the switch says, as [`Netback::from_uplink`] sends one, but a run of
     /// consecutive frames for the same vif (up to [`RUN_FRAMES`]) reaches its buffers by one
-    /// grant copy. Every grant copy is a hypercall the microvisor serves under its global
-    /// lock, and a download arrives as bursts of frames for one guest.
+    /// grant copy. Every grant copy is a hypercall (an exit), and a download arrives as
+    /// bursts of frames for one guest.
     pub fn from_uplink_batch<I: Io + ?Sized>(
         &mut self,
         buf: &[u8],

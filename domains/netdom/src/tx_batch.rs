@@ -2,9 +2,9 @@
 //! their data brought in with one grant copy, then answered together and forwarded in
 //! ring order.
 //!
-//! Why batches: every grant copy is a hypercall, and the microvisor serves it under its
-//! global lock. One copy per packet made a guest's upload cost netdom's CPU one locked pass
-//! per frame (Xen's netback batches its copies for the same reason).
+//! Why batches: every grant copy is a hypercall, an exit to the microvisor that reads the
+//! operation array in and writes the statuses back. One copy per packet cost netdom's CPU
+//! an exit per frame (Xen's netback batches its copies for the same reason).
 //!
 //! Each packet's data starts on a page of the bounce buffer: a grant copy that crossed a
 //! page of ours would be split in two, and each piece costs the microvisor far more than

@@ -2,9 +2,10 @@
 //! it alone, touching only the guest's registers, its own list registers and [`Local`]:
 //! the capability null call and `WhoAmI`, the calls about the caller itself
 //! (`ConsoleWrite`, `ConsoleRead`, `Heartbeat`, `IdleReport`, under its domain's own slot
-//! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, `EVTCHNOP_send`, `EVTCHNOP_unmask` and `GNTTABOP_copy`
-//! (each under a lock of its own, [`super::xen::event_state`], [`super::xen::grant_state`]), a WFI with an
-//! interrupt already pending in an LR, the trapped WFI of a pinned-exclusive vCPU or of a
+//! lock, [`super::fast_slots`]), `xen_version(XENVER_version)`, `EVTCHNOP_send`,
+//! `EVTCHNOP_unmask` and `GNTTABOP_copy` (each under a lock of its own,
+//! [`super::xen::event_state`], [`super::xen::grant_state`]), a WFI with an interrupt
+//! already pending in an LR, the trapped WFI of a pinned-exclusive vCPU or of a
 //! shared one with nothing else runnable on its pCPU ([`LoadedVcpu::alone`]; waited out at
 //! EL2 with the vCPU loaded, the wait left out of its CPU time), a spurious interrupt, the
 //! kick SGI, the virtual timer of the loaded vCPU and a passthrough SPI of its domain (each
@@ -323,13 +324,17 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                     }
                 }
                 SyncAction::EvtchnSend => {
-                    if !evtchn_send::<G>(lv.key, local.cpu, regs) {
+                    let (key, cpu) = (lv.key, local.cpu);
+                    let serve = |ipa| super::xen::event_state::send_fast(key, cpu, ipa);
+                    if !evtchn_fast::<G>(cpu, regs, serve) {
                         return SLOW;
                     }
                 }
                 SyncAction::EvtchnUnmask => {
+                    let (key, cpu) = (lv.key, local.cpu);
                     let held = upcall_in_lr(&lv.lrs[..n]);
-                    if !evtchn_unmask::<G>(lv.key, local.cpu, held, regs) {
+                    let serve = |ipa| super::xen::event_state::unmask_fast(key, cpu, ipa, held);
+                    if !evtchn_fast::<G>(cpu, regs, serve) {
                         return SLOW;
                     }
                 }
@@ -599,33 +604,22 @@ fn device_access(key: VcpuKey, regs: &mut GuestRegs) -> bool {
     true
 }
 
-/// Serves `EVTCHNOP_send` (argument at `x1`) from vCPU `key` under the event channels' own
-/// lock ([`super::xen::event_state::send_fast`]), then notifies the target's CPU as
-/// [`post_sgi`] does; false (nothing done) if the locked path must serve it.
+/// Serves an `event_channel_op` whose argument is at guest VA `x1` with `serve`, which
+/// gets its guest-physical address and, under the event channels' own lock
+/// ([`super::xen::event_state::send_fast`], [`super::xen::event_state::unmask_fast`]),
+/// returns the CPUs to notify; then notifies them as [`post_sgi`] does. False (nothing
+/// done) if the locked path must serve it.
 #[inline(never)]
-fn evtchn_send<G: Hot>(key: VcpuKey, this_cpu: usize, regs: &mut GuestRegs) -> bool {
+fn evtchn_fast<G: Hot>(
+    this_cpu: usize,
+    regs: &mut GuestRegs,
+    serve: impl FnOnce(u64) -> Option<u64>,
+) -> bool {
     // Translated with the caller's EL1 context, loaded here.
     let Some(ipa) = arch::translate_guest_va(regs.x[1], false) else {
         return false;
     };
-    let Some(cpus) = super::xen::event_state::send_fast(key, this_cpu, ipa) else {
-        return false;
-    };
-    notify_cpus::<G>(cpus, this_cpu);
-    regs.x[0] = 0;
-    true
-}
-
-/// Serves `EVTCHNOP_unmask` (argument at `x1`) from vCPU `key` under the event channels'
-/// own lock ([`super::xen::event_state::unmask_fast`]), then notifies the CPU of the port's
-/// vCPU as [`evtchn_send`] does; false (nothing done) if the locked path must serve it.
-/// `held`: the caller's LRs hold its upcall already ([`upcall_in_lr`]).
-#[inline(never)]
-fn evtchn_unmask<G: Hot>(key: VcpuKey, this_cpu: usize, held: bool, regs: &mut GuestRegs) -> bool {
-    let Some(ipa) = arch::translate_guest_va(regs.x[1], false) else {
-        return false;
-    };
-    let Some(cpus) = super::xen::event_state::unmask_fast(key, this_cpu, ipa, held) else {
+    let Some(cpus) = serve(ipa) else {
         return false;
     };
     notify_cpus::<G>(cpus, this_cpu);

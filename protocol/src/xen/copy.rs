@@ -98,14 +98,5 @@ pub fn copy_pieces(pieces: &[Placed], local: usize, out: &mut Vec<CopyPiece>) {
     }
 }
 
-/// The grant copies for `segs` laid end to end in a local buffer at `local`.
-pub fn copy_pieces_packed(segs: &[GrantSeg], local: usize, out: &mut Vec<CopyPiece>) {
-    let mut at = local;
-    for s in segs {
-        split(*s, at, out);
-        at += usize::from(s.len);
-    }
-}
-
 #[cfg(test)]
 mod tests;

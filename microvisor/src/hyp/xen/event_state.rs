@@ -28,6 +28,7 @@ use crate::arch::phys::Window;
 use crate::hyp::percpu::{posted_irqs, VCPU_CPU};
 use crate::hyp::MAX_DOMAINS;
 use crate::mm::ram::RamMap;
+use crate::posted::PostedIrqs;
 use crate::sched::VcpuKey;
 use crate::sync::{LateGuard, LateLock};
 use crate::xen::{self, EventChannels, Notify};
@@ -65,6 +66,14 @@ impl EventDomain {
     fn ram_window(&self, ipa: u64, len: u64) -> Option<Window> {
         let off = crate::fastpath::plain_ram_offset(ipa, len, self.shared_gfn)?;
         Window::new(self.ram.to_phys(off, len)?, len)
+    }
+
+    /// The port an `EVTCHNOP_send` or `EVTCHNOP_unmask` argument at guest-physical `ipa`
+    /// names (its first field), if it lies in plain RAM.
+    fn port_arg(&self, ipa: u64) -> Option<u32> {
+        let mut port = [0u8; 4];
+        self.ram_window(ipa, 4)?.read(0, &mut port).ok()?;
+        Some(u32::from_le_bytes(port))
     }
 }
 
@@ -153,6 +162,27 @@ pub fn upcall_pending_fast(key: VcpuKey) -> bool {
         .is_some_and(|d| d.bits().upcall_pending(v as u32))
 }
 
+/// Where a fast path on CPU `this_cpu`, serving vCPU `caller`, may post PPI 31 to vCPU
+/// `target`: its CPU and posted word. `None` (the locked path must serve the call) if the
+/// target is moving, or is another vCPU of this CPU (a shared pCPU: the locked path
+/// injects and decides what runs). Read under [`EVENTS`], so a move waits (`quiesce`).
+fn fast_target(
+    target: VcpuKey,
+    caller: VcpuKey,
+    this_cpu: usize,
+) -> Option<(usize, &'static PostedIrqs)> {
+    let (id, v) = crate::hyp::key_parts(target);
+    let placed = VCPU_CPU
+        .get(usize::from(id.0))?
+        .get(v)?
+        .load(Ordering::Acquire);
+    let cpu = crate::fastpath::exclusive_home(placed)?;
+    if cpu == this_cpu && target != caller {
+        return None;
+    }
+    Some((cpu, posted_irqs(target)?))
+}
+
 /// `EVTCHNOP_send` from the loaded vCPU `sender` on CPU `this_cpu`, whose argument
 /// (`struct evtchn_send`) is at guest-physical `arg_ipa`, served without the global lock.
 /// Returns the CPUs whose mailbox must get [`crate::mailbox::POSTED`] (bit n = CPU n;
@@ -167,27 +197,13 @@ pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> 
     let (sender_id, _) = crate::hyp::key_parts(sender);
     let mut guard = lock();
     let events = guard.get()?;
-    let mut port = [0u8; 4];
-    let arg = events.domain(sender_id)?.ram_window(arg_ipa, 4)?;
-    arg.read(0, &mut port).ok()?;
-    let Some(n) = events
-        .channels
-        .send(sender_id.0, u32::from_le_bytes(port))
-        .ok()?
-    else {
+    let port = events.domain(sender_id)?.port_arg(arg_ipa)?;
+    let Some(n) = events.channels.send(sender_id.0, port).ok()? else {
         // Unbound: dropped, as in Xen.
         return Some(0);
     };
     let target = crate::hyp::vcpu_key(DomainId(n.dom), n.vcpu as usize);
-    let placed = VCPU_CPU
-        .get(usize::from(n.dom))?
-        .get(n.vcpu as usize)?
-        .load(Ordering::Acquire);
-    let cpu = crate::fastpath::exclusive_home(placed)?;
-    if cpu == this_cpu && target != sender {
-        return None;
-    }
-    let word = posted_irqs(target)?;
+    let (cpu, word) = fast_target(target, sender, this_cpu)?;
     if !events.raise(n) {
         return Some(0);
     }
@@ -218,21 +234,11 @@ pub fn unmask_fast(
     let (caller_id, _) = crate::hyp::key_parts(caller);
     let mut guard = lock();
     let events = guard.get()?;
-    let mut port = [0u8; 4];
     let d = events.domain(caller_id)?;
-    d.ram_window(arg_ipa, 4)?.read(0, &mut port).ok()?;
-    let port = u32::from_le_bytes(port);
+    let port = d.port_arg(arg_ipa)?;
     let vcpu = events.channels.notify_vcpu(caller_id.0, port)?;
     let target = crate::hyp::vcpu_key(caller_id, vcpu as usize);
-    let placed = VCPU_CPU
-        .get(usize::from(caller_id.0))?
-        .get(vcpu as usize)?
-        .load(Ordering::Acquire);
-    let cpu = crate::fastpath::exclusive_home(placed)?;
-    if cpu == this_cpu && target != caller {
-        return None;
-    }
-    let word = posted_irqs(target)?;
+    let (cpu, word) = fast_target(target, caller, this_cpu)?;
     if !xen::unmask(&mut d.bits(), port, vcpu) || (target == caller && upcall_held) {
         return Some(0);
     }

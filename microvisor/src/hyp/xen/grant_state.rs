@@ -66,6 +66,16 @@ impl Grants {
         })
     }
 
+    /// Performs `caller`'s copy operations `ops` ([`GrantTables::copy_batch`]) with the
+    /// frames' translations memoised for the batch.
+    pub fn copy_batch(&mut self, caller: DomId, ops: &mut [GnttabCopy]) {
+        let (tables, frame) = self.split();
+        let cache = FrameCache::new();
+        tables.copy_batch(&mut HostGrants::default(), caller, ops, |dom, gfn| {
+            cache.get(dom, gfn, || frame(dom, gfn))
+        });
+    }
+
     /// Mirrors `d`'s RAM and Xen pages, live unless it is dying (at build, and when it
     /// moves its shared_info).
     pub fn mirror(&mut self, d: &Domain) {
@@ -155,12 +165,7 @@ pub fn copy_fast(caller: DomainId, regs: &mut GuestRegs) -> bool {
     let Some(s) = split(uop, count, size_of::<GnttabCopy>() as u64) else {
         return false;
     };
-    let result = match s.now {
-        1..=4 => copy_chunk::<4>(caller, uop, s.now),
-        5..=8 => copy_chunk::<8>(caller, uop, s.now),
-        9..=16 => copy_chunk::<16>(caller, uop, s.now),
-        _ => copy_chunk::<GRANT_CHUNK>(caller, uop, s.now),
-    };
+    let result = copy_ops(s.now, |ops| copy_chunk(caller, uop, ops)).flatten();
     match (result, s.rest) {
         (None, _) => return false,
         (Some(Ok(())), Some((uop, count))) => {
@@ -174,20 +179,35 @@ pub fn copy_fast(caller: DomainId, regs: &mut GuestRegs) -> bool {
     true
 }
 
-/// [`copy_fast`] with room for `N` operations; `None` if the locked path must serve it.
-fn copy_chunk<const N: usize>(caller: DomainId, uop: u64, n: u64) -> Option<Result<(), XenErrno>> {
-    let mut buf = [GnttabCopy::new_zeroed(); N];
-    let ops = buf.get_mut(..usize::try_from(n).ok()?)?;
+/// [`copy_fast`]'s one chunk, `ops` to be read from `uop`; `None` if the locked path must
+/// serve it.
+fn copy_chunk(caller: DomainId, uop: u64, ops: &mut [GnttabCopy]) -> Option<Result<(), XenErrno>> {
     let mut guard = lock();
-    let Grants { tables, domains } = guard.get()?;
-    let me = domains.get(usize::from(caller.0))?;
+    let grants = guard.get()?;
+    let me = grants.domains.get(usize::from(caller.0))?;
     if !me.live() {
         return None;
     }
     guestcopy::read_for_update(&mut LoadedMirror(me), uop, ops.as_mut_bytes()).ok()?;
-    let cache = FrameCache::new();
-    tables.copy_batch(&mut HostGrants::default(), caller.0, ops, |dom, gfn| {
-        cache.get(dom, gfn, || frame_of(domains, dom, gfn))
-    });
+    grants.copy_batch(caller.0, ops);
+    let me = grants.domains.get(usize::from(caller.0))?;
     Some(guestcopy::write(&mut LoadedMirror(me), uop, ops.as_bytes()).map_err(|_| XenErrno::EFAULT))
+}
+
+/// Runs `f` on a zeroed array of `n` (at most [`GRANT_CHUNK`]) copy operations; `None` for
+/// more. The array is zeroed before the guest's is read into it, at a few instructions per
+/// 16 bytes (a whole chunk's was 500 instructions for a call of five operations), so it is
+/// sized to the call: most carry a handful (one network packet, or a few).
+pub fn copy_ops<R>(n: u64, f: impl FnOnce(&mut [GnttabCopy]) -> R) -> Option<R> {
+    fn sized<const N: usize, R>(n: usize, f: impl FnOnce(&mut [GnttabCopy]) -> R) -> Option<R> {
+        let mut buf = [GnttabCopy::new_zeroed(); N];
+        Some(f(buf.get_mut(..n)?))
+    }
+    let n = usize::try_from(n).ok()?;
+    match n {
+        0..=4 => sized::<4, R>(n, f),
+        5..=8 => sized::<8, R>(n, f),
+        9..=16 => sized::<16, R>(n, f),
+        _ => sized::<GRANT_CHUNK, R>(n, f),
+    }
 }

@@ -18,14 +18,14 @@
 //! [`Hyp::free_if_unloaded`] and [`crate::xen::GrantTables::device_mapped`]).
 
 use super::bits::HostGrants;
-use super::grant_state::with_grants;
+use super::grant_state::{copy_ops, with_grants};
 use super::guest::Loaded;
 use super::XenResult;
 use crate::guestcopy;
 use crate::hyp::tables::{stage2_of, ChargedTables};
 use crate::hyp::Hyp;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, TableMemory};
-use crate::xen::{split, FrameCache, GrantMemory, Stage2Batch, GRANT_CHUNK};
+use crate::xen::{split, GrantMemory, Stage2Batch, GRANT_CHUNK};
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 use protocol::xen::structs::{
@@ -216,41 +216,18 @@ impl Hyp {
     /// write-back replaces what it wrote there), and if the guest unmaps the array while the
     /// chunk is served, the call ends in `EFAULT` with every operation of the chunk done.
     fn copy_chunk(&mut self, id: DomainId, uop: u64, n: u64) -> Result<(), XenErrno> {
-        // The array is zeroed before it is read into, at a few instructions per 16 bytes
-        // (a whole chunk's was 500 instructions for a call of five operations): sized to
-        // the call, as most carry a handful (one network packet, or a few).
-        match n {
-            0..=4 => self.copy_buffered::<4>(id, uop, n),
-            5..=8 => self.copy_buffered::<8>(id, uop, n),
-            9..=16 => self.copy_buffered::<16>(id, uop, n),
-            _ => self.copy_buffered::<GRANT_CHUNK>(id, uop, n),
-        }
-    }
-
-    /// [`Hyp::copy_chunk`] with room for `N` operations.
-    fn copy_buffered<const N: usize>(
-        &mut self,
-        id: DomainId,
-        uop: u64,
-        n: u64,
-    ) -> Result<(), XenErrno> {
-        let mut buf = [GnttabCopy::new_zeroed(); N];
-        let Some(ops) = usize::try_from(n).ok().and_then(|n| buf.get_mut(..n)) else {
-            return self.copy_each(id, uop, n);
-        };
-        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
-        if guestcopy::read_for_update(&mut Loaded(d), uop, ops.as_mut_bytes()).is_err() {
-            return self.copy_each(id, uop, n);
-        }
-        with_grants(|g| {
-            let (tables, frame) = g.split();
-            let cache = FrameCache::new();
-            tables.copy_batch(&mut HostGrants::default(), id.0, ops, |dom, gfn| {
-                cache.get(dom, gfn, || frame(dom, gfn))
-            });
+        let served = copy_ops(n, |ops| {
+            let d = self.domain(id)?;
+            guestcopy::read_for_update(&mut Loaded(d), uop, ops.as_mut_bytes()).ok()?;
+            with_grants(|g| g.copy_batch(id.0, ops));
+            let d = self.domain(id)?;
+            Some(
+                guestcopy::write(&mut Loaded(d), uop, ops.as_bytes()).map_err(|_| XenErrno::EFAULT),
+            )
         });
-        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
-        guestcopy::write(&mut Loaded(d), uop, ops.as_bytes()).map_err(|_| XenErrno::EFAULT)
+        served
+            .flatten()
+            .unwrap_or_else(|| self.copy_each(id, uop, n))
     }
 
     /// `n` `GNTTABOP_copy`s at `uop`, each read, served and written back on its own.

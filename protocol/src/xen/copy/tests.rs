@@ -63,7 +63,7 @@ fn pieces_split_at_local_page_boundaries_only() {
 }
 
 #[test]
-fn packed_segments_split_at_local_page_boundaries_only() {
+fn pieces_end_to_end_split_at_local_page_boundaries_only() {
     let segs = [
         GrantSeg {
             gref: 7,
@@ -81,8 +81,18 @@ fn packed_segments_split_at_local_page_boundaries_only() {
             len: 4096,
         },
     ];
+    // Laid end to end, as netfront's TX fragments once were.
+    let mut at = 0;
+    let placed: Vec<Placed> = segs
+        .iter()
+        .map(|&seg| {
+            let p = Placed { seg, at };
+            at += usize::from(seg.len);
+            p
+        })
+        .collect();
     let mut out = Vec::new();
-    copy_pieces_packed(&segs, 0x1_0F00, &mut out);
+    copy_pieces(&placed, 0x1_0F00, &mut out);
     let got: Vec<_> = out
         .iter()
         .map(|p| (p.gref, p.remote_offset, p.local, p.len))
