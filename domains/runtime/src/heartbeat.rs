@@ -42,7 +42,7 @@ impl Pacer {
 }
 
 #[cfg(target_os = "none")]
-pub use hw::{armed, beat, idle};
+pub use hw::{armed, beat, idle, next_due};
 
 #[cfg(target_os = "none")]
 mod hw {
@@ -64,6 +64,14 @@ mod hw {
     pub fn idle() {
         ARMED.store(true, Ordering::Release);
         beat();
+    }
+
+    /// When the next beat is due (counter ticks); `u64::MAX` until beats have started.
+    pub fn next_due() -> u64 {
+        if !armed() {
+            return u64::MAX;
+        }
+        NEXT.load(Ordering::Acquire)
     }
 
     /// Beats if armed and due (at most once per [`PERIOD_MS`], whichever vCPU asks).

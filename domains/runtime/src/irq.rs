@@ -37,6 +37,23 @@ mod hw {
         }) {}
     }
 
+    /// An event loop's idle wait: sleeps until `woken()` holds or the counter reaches
+    /// `deadline`, with the virtual timer armed for the earlier of `deadline` and the next
+    /// heartbeat's due time, so a loop that has nothing to do for longer than a heartbeat
+    /// period still goes round to beat on time (a later deadline is the caller's to keep:
+    /// it calls again). Returns whether `woken()` held.
+    pub fn idle_until(deadline: u64, mut woken: impl FnMut() -> bool) -> bool {
+        crate::heartbeat::idle();
+        let wake = deadline.min(crate::heartbeat::next_due());
+        if woken() || timer::now() >= wake {
+            return woken();
+        }
+        timer::set_deadline(wake);
+        wait_until(|| woken() || timer::now() >= wake);
+        timer::stop();
+        woken()
+    }
+
     /// Waits in WFI until `cond` holds, as [`wait_until`] does, but without counting as going
     /// idle: no heartbeat and no readiness. For a driver waiting on its device in the middle
     /// of serving requests: a device that never answers must leave the domain silent, so

@@ -29,6 +29,7 @@ pub mod mmu;
 pub mod netfront;
 pub mod pmu;
 pub mod psci;
+pub mod publish;
 pub mod smp;
 pub mod start;
 pub mod threads;

@@ -7,6 +7,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use blkdom::{Action, Counters, Step, VbdConfig, VbdId, VbdState, VbdTable};
+use bulkhead_runtime::publish::{Due, Published};
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{println, timer, xen};
 use protocol::mgmt::{VbdCounters, VBD_COUNTERS_KEY};
@@ -34,8 +35,8 @@ struct Conn {
     port: Option<u32>,
     /// Its directory vanished (the guest went): ring and port released.
     gone: bool,
-    /// The counters last published, and when (counter ticks).
-    published: (Counters, u64),
+    /// The counters last published, and when.
+    published: Published<Counters>,
 }
 
 /// Every vbd, and the grant engine their rings' data moves through.
@@ -171,7 +172,7 @@ impl Conns {
                     ring: None,
                     port: None,
                     gone: false,
-                    published: (Counters::default(), 0),
+                    published: Published::as_if(Counters::default(), 0),
                 });
                 (self.conns.len() - 1, id)
             }
@@ -353,7 +354,6 @@ impl Conns {
                 self.halted(i, reason, p.step, xs, table, &*disks);
             }
         }
-        self.publish(table, xs);
         more
     }
 
@@ -388,20 +388,28 @@ impl Conns {
     }
 
     /// Writes each vbd's counters to xenstore when they changed, at most once per
-    /// [`PUBLISH_MS`].
-    fn publish(&mut self, table: &VbdTable, xs: &mut XsClient) {
+    /// [`PUBLISH_MS`]. Returns when a change held back by that limit is due (`u64::MAX`:
+    /// none), for the loop to wake then.
+    pub fn publish(&mut self, table: &VbdTable, xs: &mut XsClient) -> u64 {
         let now = timer::now();
         let period = timer::ms_to_ticks(PUBLISH_MS, timer::freq());
+        let mut owed = u64::MAX;
         for c in self.conns.iter_mut().filter(|c| !c.gone) {
             let Some(v) = table.get(c.id) else { continue };
-            if v.counters == c.published.0 || now < c.published.1.saturating_add(period) {
-                continue;
+            match c.published.due(&v.counters, now, period) {
+                Due::Now => {}
+                Due::At(t) => {
+                    owed = owed.min(t);
+                    continue;
+                }
+                Due::Unchanged => continue,
             }
             let k = v.counters;
             let text = VbdCounters::from(k).encode();
             let _ = xs.write(&format!("{}/{VBD_COUNTERS_KEY}", c.dir), text.as_bytes());
-            c.published = (k, now);
+            c.published.record(k, now);
         }
+        owed
     }
 }
 

@@ -20,11 +20,13 @@ use protocol::layout::{EVTCHN_PPI, VTIMER_PPI};
 
 /// virtio device type of a block device.
 const VIRTIO_BLOCK: u32 = 2;
-/// Safety-net poll of xenstore and the rings when no event arrives.
-const POLL_MS: u64 = 100;
-/// How often `backend/vbd` is listed again without its watch firing. A scan is several
-/// xenstore round trips per vbd, so it is not done at every safety-net poll.
-const SCAN_MS: u64 = 500;
+/// How often `backend/vbd` is listed again without its watch firing: a safety net for a
+/// watch event dom0 dropped (its quota), so it can be rare. A scan is several xenstore
+/// round trips per vbd. Otherwise an idle blkdom wakes only to beat once a second
+/// (`irq::idle_until`) and to publish counters it held back.
+const SCAN_MS: u64 = 5000;
+/// How often the rings are polled when no event can wake us (shared_info unmapped).
+const FALLBACK_POLL_MS: u64 = 100;
 
 /// Set by the event-channel upcall: a ring or the store has news.
 static EVENT: AtomicBool = AtomicBool::new(false);
@@ -41,9 +43,13 @@ rt::entry!(main);
 
 fn main(_info: &'static StartInfo) {
     println!("blkdom up");
-    if let Err(e) = xen::map_shared_info() {
-        println!("cannot map shared_info ({e}): polling every {POLL_MS} ms");
-    }
+    let fallback = match xen::map_shared_info() {
+        Ok(()) => u64::MAX,
+        Err(e) => {
+            println!("cannot map shared_info ({e}): polling every {FALLBACK_POLL_MS} ms");
+            timer::ms_to_ticks(FALLBACK_POLL_MS, timer::freq())
+        }
+    };
     let config = Config::default();
     // Room for a full batch of the largest requests the table accepts.
     let staging = VbdTable::new(config).max_request_bytes() * virtio::BLOCK_DEPTH;
@@ -83,7 +89,6 @@ fn main(_info: &'static StartInfo) {
     );
     let mut table = VbdTable::new(config);
     let mut conns = Conns::default();
-    let poll = timer::ms_to_ticks(POLL_MS, timer::freq());
     let scan = timer::ms_to_ticks(SCAN_MS, timer::freq());
     let mut next_scan = 0;
     loop {
@@ -104,15 +109,12 @@ fn main(_info: &'static StartInfo) {
             conns.frontend_event(&e.token, &mut xs, &mut table);
         }
         let more = conns.serve(&mut table, &mut disks, &mut xs);
+        let publish = conns.publish(&table, &mut xs);
         if more {
             continue;
         }
-        let wake = now.saturating_add(poll);
-        if !EVENT.load(Ordering::Acquire) && timer::now() < wake {
-            timer::set_deadline(wake);
-            irq::wait_until(|| EVENT.load(Ordering::Acquire) || timer::now() >= wake);
-            timer::stop();
-        }
+        let wake = publish.min(next_scan).min(now.saturating_add(fallback));
+        irq::idle_until(wake, || EVENT.load(Ordering::Acquire));
     }
 }
 

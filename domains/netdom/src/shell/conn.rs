@@ -8,6 +8,7 @@ use super::hw::{GrantCopier, RingPage, Rings, ShellIo};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use bulkhead_runtime::publish::{Due, Published};
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{println, timer, xen};
 use netdom::{parse_mac, Action, MacText, Netback, Step, VifConfig, VifId, VifState};
@@ -30,8 +31,8 @@ pub struct Conn {
     port: Option<u32>,
     /// Its directory vanished (the guest went): rings and port released.
     gone: bool,
-    /// The counters last published, and when (counter ticks); none yet for a new vif.
-    published: Option<(VifCounters, u64)>,
+    /// The counters last published, and when; none yet for a new vif.
+    published: Published<VifCounters>,
 }
 
 /// Every vif.
@@ -158,7 +159,7 @@ impl Conns {
                     rings: None,
                     port: None,
                     gone: false,
-                    published: None,
+                    published: Published::new(),
                 });
                 debug_assert_eq!(id.0, self.conns.len() - 1);
                 id.0
@@ -168,7 +169,7 @@ impl Conns {
         c.gone = false;
         c.dir = dir;
         c.frontend_dir = frontend_dir.clone();
-        c.published = None;
+        c.published = Published::new();
         println!("vif {frontend}/{devid}: mac {}", MacText(mac));
         let backend = XenbusState::parse(state.as_bytes());
         let id = VifId(i);
@@ -349,20 +350,26 @@ impl Conns {
     }
 
     /// Writes each vif's counters to xenstore: once when it appears, then when they
-    /// changed, at most once per [`PUBLISH_MS`].
-    pub fn publish(&mut self, nb: &Netback, xs: &mut XsClient) {
+    /// changed, at most once per [`PUBLISH_MS`]. Returns when a change held back by that
+    /// limit is due (`u64::MAX`: none), for the loop to wake then.
+    pub fn publish(&mut self, nb: &Netback, xs: &mut XsClient) -> u64 {
         let now = timer::now();
         let period = timer::ms_to_ticks(PUBLISH_MS, timer::freq());
+        let mut owed = u64::MAX;
         for (i, c) in self.conns.iter_mut().enumerate().filter(|(_, c)| !c.gone) {
             let Some(v) = nb.get(VifId(i)) else { continue };
-            if let Some((last, at)) = c.published {
-                if v.counters == last || now < at.saturating_add(period) {
+            match c.published.due(&v.counters, now, period) {
+                Due::Now => {}
+                Due::At(t) => {
+                    owed = owed.min(t);
                     continue;
                 }
+                Due::Unchanged => continue,
             }
             let text = v.counters.encode();
             let _ = xs.write(&format!("{}/{VIF_COUNTERS_KEY}", c.dir), text.as_bytes());
-            c.published = Some((v.counters, now));
+            c.published.record(v.counters, now);
         }
+        owed
     }
 }

@@ -1,7 +1,8 @@
 //! The event loop: the NIC, xenstore watches, the vifs' rings.
 //!
 //! Wake-ups come from the event-channel upcall (a frontend posted TX packets or RX
-//! buffers, or xenstore has news), the NIC's interrupt (frames arrived) and a safety poll.
+//! buffers, or xenstore has news), the NIC's interrupt (frames arrived), and timers for
+//! what the loop owes: a NIC flush, held-back counters, a heartbeat, a rare rescan.
 //! The NIC's SPI is level-triggered: the handler acknowledges the device (lowering the
 //! line, [`virtio_irq`]) and the loop drains the receive queue, so an idle netdom sleeps
 //! in WFI.
@@ -24,10 +25,16 @@ use protocol::layout::{EVTCHN_PPI, VTIMER_PPI};
 
 /// virtio device type of a network card.
 const VIRTIO_NET: u32 = 1;
-/// Safety-net poll of xenstore, the rings and the NIC when no interrupt arrives.
-const POLL_MS: u64 = 50;
-/// How often `backend/vif` is listed again without a watch firing.
-const SCAN_MS: u64 = 500;
+/// How soon buffers added to the NIC's queues are made sure of ([`Net::flush`]): a
+/// notification the device missed holds a frame up this long at most.
+const FLUSH_MS: u64 = 50;
+/// How often `backend/vif` is listed again without a watch firing: a safety net for a
+/// watch event dom0 dropped (its quota), so it can be rare. A scan is several xenstore
+/// round trips per vif. Otherwise an idle netdom wakes only to beat once a second
+/// (`irq::idle_until`), to flush the NIC and to publish counters it held back.
+const SCAN_MS: u64 = 5000;
+/// How often the rings are polled when no event can wake us (shared_info unmapped).
+const FALLBACK_POLL_MS: u64 = 50;
 /// Seconds a learned MAC address stays without being seen.
 const AGING_S: u64 = 300;
 /// Bytes per page.
@@ -46,9 +53,14 @@ rt::entry!(main);
 
 fn main(_info: &'static StartInfo) {
     println!("up");
-    if let Err(e) = xen::map_shared_info() {
-        println!("cannot map shared_info ({e}): polling every {POLL_MS} ms");
-    }
+    let hz = timer::freq();
+    let fallback = match xen::map_shared_info() {
+        Ok(()) => u64::MAX,
+        Err(e) => {
+            println!("cannot map shared_info ({e}): polling every {FALLBACK_POLL_MS} ms");
+            timer::ms_to_ticks(FALLBACK_POLL_MS, hz)
+        }
+    };
     let mut nic = open_nic();
     let mut xs = match XsClient::open() {
         Ok(x) => x,
@@ -81,7 +93,6 @@ fn main(_info: &'static StartInfo) {
         Some(n) => println!("ready nic={}", MacText(n.mac())),
         None => println!("ready nic=none"),
     }
-    let hz = timer::freq();
     let mut nb = Netback::new(Config {
         mac_capacity: 256,
         aging: AGING_S.saturating_mul(hz),
@@ -95,7 +106,7 @@ fn main(_info: &'static StartInfo) {
     let mut rx_buf = alloc::vec![0u8; (netdom::RUN_FRAMES + 1) * PAGE];
     let rx_at = (PAGE - rx_buf.as_ptr() as usize % PAGE) % PAGE;
     let mut staged: Vec<core::ops::Range<usize>> = Vec::with_capacity(netdom::RUN_FRAMES);
-    let poll = timer::ms_to_ticks(POLL_MS, hz);
+    let flush_period = timer::ms_to_ticks(FLUSH_MS, hz);
     let scan = timer::ms_to_ticks(SCAN_MS, hz);
     let mut next_scan = 0;
     let mut next_flush = 0;
@@ -161,25 +172,25 @@ fn main(_info: &'static StartInfo) {
             more |= taken == RX_BATCH;
         }
         conns.after(&mut nb, &mut xs, &mut grants);
-        conns.publish(&nb, &mut xs);
+        let publish = conns.publish(&nb, &mut xs);
         if more {
             continue;
         }
-        let wake = now.saturating_add(poll);
-        let woken = || EVENT.load(Ordering::Acquire) || NIC_EVENT.load(Ordering::Acquire);
-        // A notification the NIC missed (see `Net::flush`) holds a frame up for one poll
-        // period at most; flushing at every sleep would cost a trap per queue each time.
-        if now >= next_flush {
-            if let Some(n) = nic.as_mut() {
+        let mut wake = publish.min(next_scan).min(now.saturating_add(fallback));
+        // A notification the NIC missed (see `Net::flush`) holds a frame up for one flush
+        // period at most; flushing at every sleep would cost a trap per queue each time, and
+        // with nothing added since the last flush there is nothing to wake for.
+        if let Some(n) = nic.as_mut().filter(|n| n.owes_flush()) {
+            if now >= next_flush {
                 n.flush();
+                next_flush = now.saturating_add(flush_period);
+            } else {
+                wake = wake.min(next_flush);
             }
-            next_flush = now.saturating_add(poll);
         }
-        if !woken() && timer::now() < wake {
-            timer::set_deadline(wake);
-            irq::wait_until(|| woken() || timer::now() >= wake);
-            timer::stop();
-        }
+        irq::idle_until(wake, || {
+            EVENT.load(Ordering::Acquire) || NIC_EVENT.load(Ordering::Acquire)
+        });
     }
 }
 

@@ -206,6 +206,11 @@ impl Net {
         }
     }
 
+    /// Whether buffers were added since the last [`Net::flush`]: a flush is owed.
+    pub fn owes_flush(&self) -> bool {
+        self.tx_added || self.rx_added
+    }
+
     /// Makes the device interrupt on SPI `intid` when frames arrive or sends complete. The
     /// domain's IRQ handler must call [`super::virtio_irq::ack`] for `intid` (which lowers
     /// the level-triggered line: no masking at the distributor, whose every access is a
