@@ -164,6 +164,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         }],
         device_tree: None,
         pmu: protocol::control::PmuAccess::Off,
+        budgets: vec![(2_000, 10_000)],
     };
     let start = StartInfo {
         version: PROTOCOL_VERSION,
@@ -237,6 +238,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         nics: vec![],
         watchdogs: vec![],
         crash_limits: vec![],
+        budgets: vec![],
     };
     let mut regs = Vec::new();
     for w in [

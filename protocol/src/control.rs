@@ -54,12 +54,13 @@ impl Version {
     }
 }
 
-/// The version this tree speaks. 6.0: `LockHolds`' interrupt passes name their INTID,
+/// The version this tree speaks. 7.0: `DomainSpec` gained `budgets` (its encoding
+/// changed); 6.0: `LockHolds`' interrupt passes name their INTID,
 /// and its per-CPU record counts them by INTID (its encoding changed); 5.0: `LockHolds`'
 /// per-CPU record gained its passes by reason (its encoding changed); 4.1: `LockHolds`; 4.0: `DomainSpec` gained `pmu` (its
 /// encoding changed, so a 3.x caller's `DomainCreate` would not decode); 3.4:
 /// `DomainVcpuBudget`.
-pub const PROTOCOL_VERSION: Version = Version { major: 6, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 7, minor: 0 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,7 +213,8 @@ pub enum CapOp {
     /// used (a deferrable server, see the microvisor's `sched` module). `0`/`0` removes the
     /// budget. `InvalidArgument` unless `BUDGET_MIN_US <= budget <= period <=
     /// BUDGET_PERIOD_MAX_US` (or both 0), `WrongState` for an exclusive vCPU. The periods
-    /// start when it is set. Kept while the vCPU is re-pinned; not across a restart.
+    /// start when it is set. Kept while the vCPU is re-pinned; a restart in place gives it
+    /// its configured budget again ([`DomainSpec::budgets`]).
     /// Idempotent (setting it again restarts the windows). (Protocol 3.4.)
     DomainVcpuBudget = 34,
     /// Holder of a Console cap with READ (dom0), as for [`CapOp::LogRead`]. `x1` = 0 to
@@ -237,6 +239,17 @@ pub const fn budget_valid(budget_us: u32, period_us: u32) -> bool {
         || (budget_us >= BUDGET_MIN_US
             && budget_us <= period_us
             && period_us <= BUDGET_PERIOD_MAX_US)
+}
+
+/// Whether `budgets` fits `vcpus` as [`DomainSpec::budgets`] must: empty, or one valid
+/// budget per vCPU ([`budget_valid`]) with none on an exclusive one.
+pub fn budgets_valid(vcpus: &[VcpuPlacement], budgets: &[(u32, u32)]) -> bool {
+    budgets.is_empty()
+        || (budgets.len() == vcpus.len()
+            && vcpus
+                .iter()
+                .zip(budgets)
+                .all(|(v, &(b, p))| budget_valid(b, p) && (!v.exclusive || (b, p) == (0, 0))))
 }
 
 /// In `x1` of [`CapOp::DomainQuery`] and [`CapOp::DomainVcpus`]: the caller itself. It has
@@ -578,6 +591,11 @@ pub struct DomainSpec {
     pub device_tree: Option<CapHandle>,
     /// Its access to the performance monitors. Since 4.0.
     pub pmu: PmuAccess,
+    /// Each vCPU's budget per period in µs (`(0, 0)`: none), as [`CapOp::DomainVcpuBudget`]
+    /// gives one, and given again at each restart in place (the domain comes back as it was
+    /// configured); empty: none. Otherwise one per vCPU, each valid ([`budget_valid`]) and
+    /// none on an exclusive vCPU, or `DomainCreate` fails with `InvalidArgument`. Since 7.0.
+    pub budgets: Vec<(u32, u32)>,
 }
 
 /// Host pages of a passed-through device and the guest address they appear at.
@@ -727,6 +745,23 @@ mod tests {
     }
 
     #[test]
+    fn budgets_fit_their_vcpus_or_are_refused() {
+        let at = |exclusive| VcpuPlacement {
+            pcpu: 1,
+            priority: 10,
+            exclusive,
+        };
+        let (shared, exclusive) = ([at(false), at(false)], [at(true)]);
+        assert!(budgets_valid(&shared, &[]));
+        assert!(budgets_valid(&shared, &[(2_000, 10_000), (0, 0)]));
+        assert!(!budgets_valid(&shared, &[(2_000, 10_000)]), "one per vCPU");
+        assert!(!budgets_valid(&shared, &[(20_000, 10_000), (0, 0)]));
+        assert!(!budgets_valid(&shared, &[(0, 10_000), (0, 0)]));
+        assert!(budgets_valid(&exclusive, &[(0, 0)]));
+        assert!(!budgets_valid(&exclusive, &[(2_000, 10_000)]));
+    }
+
+    #[test]
     fn domain_spec_encodes() {
         let spec = DomainSpec {
             name: "rtos".into(),
@@ -760,6 +795,7 @@ mod tests {
                 generation: 1,
             }),
             pmu: PmuAccess::Guest,
+            budgets: alloc::vec![(0, 0)],
         };
         let bytes = postcard::to_allocvec(&spec).unwrap();
         assert_eq!(postcard::from_bytes::<DomainSpec>(&bytes).unwrap(), spec);

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Manifest format version; dom0 rejects any other.
-pub const MANIFEST_VERSION: u32 = 9;
+pub const MANIFEST_VERSION: u32 = 10;
 
 /// The whole system, in start order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +30,23 @@ pub struct SystemManifest {
     /// `crash_limit` key); kept out of [`ManifestDomain`] for the same reason as
     /// [`SystemManifest::watchdogs`].
     pub crash_limits: Vec<ManifestCrashLimit>,
+    /// Budgets of domains' shared vCPUs (the system description's `budget_us` and
+    /// `period_us`); kept out of [`ManifestDomain`] for the same reason as
+    /// [`SystemManifest::watchdogs`]. Since version 10.
+    pub budgets: Vec<ManifestBudget>,
+}
+
+/// The budget every vCPU of one domain gets on its shared pCPU: `budget_us` of guest time
+/// per `period_us` at its priority (`ctl sched-fp --budget-us/--period-us`), at creation
+/// and again at each restart in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestBudget {
+    /// The domain.
+    pub domain: String,
+    /// Guest time per period, in microseconds.
+    pub budget_us: u32,
+    /// The period, in microseconds.
+    pub period_us: u32,
 }
 
 /// A domain's crash-loop limit: once it has been restarted `max_restarts` times after
@@ -283,6 +300,11 @@ mod tests {
                 domain: "netdom".into(),
                 max_restarts: 10,
                 window_ms: 60_000,
+            }],
+            budgets: alloc::vec![ManifestBudget {
+                domain: "linux".into(),
+                budget_us: 2_000,
+                period_us: 10_000,
             }],
         };
         let bytes = m.encode().unwrap();

@@ -1,15 +1,21 @@
 //! A budget per period for a shared vCPU (`ctl sched-fp --budget-us B --period-us P`): two
 //! busy guests share pCPU 1, `hi` at a higher fixed priority than `lo`. Without a budget
 //! `lo` gets nothing; with 2 ms per 10 ms for `hi`, `hi` gets about its 20% and `lo` the
-//! rest; with the budget removed, `lo` is starved again. Shares are of guest CPU time as
-//! `ctl vcpu-list` counts it, not of wall-clock time.
+//! rest; with the budget removed, `lo` is starved again. A budget given in the system
+//! description holds from the start and comes back with each restart in place. Shares are
+//! of guest CPU time as `ctl vcpu-list` counts it, not of wall-clock time.
 
 use bulkhead_tests::{connect, ctl, last_call, system, wait_count, Boot, Expect, BOOT_TIMEOUT};
 use bulkhead_tools::ctl::client::Client;
 use bulkhead_tools::ctl::default_socket;
 use bulkhead_tools::qemu::RunOptions;
 use protocol::mgmt::{DomainRef, Request};
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// The two tests boot one QEMU each, never both at once (one image directory, one
+/// management socket).
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// `name`'s CPU time so far, in seconds.
 fn cpu_seconds(c: &mut Client, name: &str) -> f64 {
@@ -18,6 +24,31 @@ fn cpu_seconds(c: &mut Client, name: &str) -> f64 {
     rows[0]["cpu_seconds"]
         .as_f64()
         .unwrap_or_else(|| panic!("no cpu_seconds: {out}"))
+}
+
+/// `hi`'s priority, budget and period as `ctl sched-fp --json` lists them.
+fn hi_budget(c: &mut Client) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let listed = ctl(c, &["sched-fp", "hi", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&listed).expect("sched-fp json");
+    (
+        rows[0]["priority"].as_u64(),
+        rows[0]["budget_us"].as_u64(),
+        rows[0]["period_us"].as_u64(),
+    )
+}
+
+/// Asserts that `lo` gets most of pCPU 1 beside a busy `hi` on a 20% budget.
+fn assert_shares(c: &mut Client) {
+    let (hi, lo) = ran(c, 5);
+    let total = hi + lo;
+    assert!(total > 1.0, "pCPU 1 ran {total:.3} s of guests in 5 s");
+    let (hi, lo) = (hi / total, lo / total);
+    assert!(
+        lo >= 0.7 && hi >= 0.1,
+        "with a 20% budget on hi: hi {:.1}%, lo {:.1}%",
+        hi * 100.0,
+        lo * 100.0
+    );
 }
 
 /// The CPU time `hi` and `lo` get over `secs` seconds.
@@ -35,6 +66,7 @@ fn ran(c: &mut Client, secs: u64) -> (f64, f64) {
 
 #[test]
 fn a_budget_bounds_a_high_priority_vcpu_and_the_lower_one_gets_the_rest() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _ = std::fs::remove_file(default_socket());
     let expect = Expect::new()
         .then(r"\[hi\] spinning")
@@ -76,27 +108,8 @@ fn a_budget_bounds_a_high_priority_vcpu_and_the_lower_one_gets_the_rest() {
         "lo running beside a budgeted hi",
         60,
     );
-    let (hi, lo) = ran(&mut c, 5);
-    let total = hi + lo;
-    assert!(total > 1.0, "pCPU 1 ran {total:.3} s of guests in 5 s");
-    let (hi, lo) = (hi / total, lo / total);
-    assert!(
-        lo >= 0.7 && hi >= 0.1,
-        "with a 20% budget on hi: hi {:.1}%, lo {:.1}%",
-        hi * 100.0,
-        lo * 100.0
-    );
-    let listed = ctl(&mut c, &["sched-fp", "hi", "--json"]);
-    let rows: serde_json::Value = serde_json::from_str(&listed).expect("sched-fp json");
-    assert_eq!(
-        (
-            rows[0]["priority"].as_u64(),
-            rows[0]["budget_us"].as_u64(),
-            rows[0]["period_us"].as_u64()
-        ),
-        (Some(20), Some(2000), Some(10000)),
-        "{listed}"
-    );
+    assert_shares(&mut c);
+    assert_eq!(hi_budget(&mut c), (Some(20), Some(2000), Some(10000)));
     let table = ctl(&mut c, &["sched-fp", "lo"]);
     assert!(
         table.lines().nth(1).is_some_and(|l| l.ends_with(" -")),
@@ -120,4 +133,59 @@ fn a_budget_bounds_a_high_priority_vcpu_and_the_lower_one_gets_the_rest() {
         },
     );
     boot.finish("system `sched_budget`");
+}
+
+#[test]
+fn a_configured_budget_holds_from_the_start_and_across_a_restart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = std::fs::remove_file(default_socket());
+    let configured = r"bulkhead: d\d+ \(hi\) vCPU 0: budget 2000 us per 10000 us \(configured\)";
+    let expect = Expect::new()
+        .then(configured)
+        .and_then(|e| e.then(r"\[lo\] spinning"))
+        .and_then(|e| e.then(r"bulkhead: d\d+ \(hi\) vCPU 0: no budget"))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: restart: hi \(d\d+\): restarted"))
+        .and_then(|e| e.then(configured))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: destroy lo: done"))
+        .and_then(|e| e.forbid(r"bulkhead: d\d+ \((hi|lo|dom0)\) stopped"))
+        .expect("markers");
+    let boot = Boot::start(RunOptions::test(
+        system("sched_budget_config"),
+        expect,
+        BOOT_TIMEOUT,
+    ));
+
+    let mut c = connect();
+    // Without its budget `hi` (higher priority, busy) would starve `lo` from the start.
+    wait_count(&mut c, "[hi] spinning", 1, "hi running", 120);
+    wait_count(
+        &mut c,
+        "[lo] spinning",
+        1,
+        "lo running beside a budgeted hi",
+        60,
+    );
+    assert_eq!(hi_budget(&mut c), (Some(20), Some(2000), Some(10000)));
+    assert_shares(&mut c);
+
+    // Removed at run time, it comes back with the restart: the domain returns as configured.
+    let cleared = ctl(
+        &mut c,
+        &["sched-fp", "hi", "--budget-us", "0", "--period-us", "0"],
+    );
+    assert!(cleared.contains("no budget"), "{cleared}");
+    assert_eq!(hi_budget(&mut c).1, Some(0));
+    let restarted = ctl(&mut c, &["restart", "hi"]);
+    assert!(restarted.contains("restart"), "{restarted}");
+    wait_count(&mut c, "[hi] spinning", 2, "hi restarted", 120);
+    assert_eq!(hi_budget(&mut c), (Some(20), Some(2000), Some(10000)));
+    assert_shares(&mut c);
+
+    last_call(
+        &mut c,
+        &Request::Destroy {
+            domain: DomainRef::Name("lo".into()),
+        },
+    );
+    boot.finish("system `sched_budget_config`");
 }

@@ -18,8 +18,8 @@ use anyhow::{bail, Context, Result};
 use protocol::boot::{DOM0_LABEL, MANIFEST_LABEL, MAX_NAME_LEN};
 use protocol::control::VcpuPlacement;
 use protocol::manifest::{
-    ManifestCrashLimit, ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd, ManifestVif,
-    ManifestWatchdog, SystemManifest, MANIFEST_VERSION,
+    ManifestBudget, ManifestCrashLimit, ManifestDisk, ManifestDomain, ManifestNic, ManifestVbd,
+    ManifestVif, ManifestWatchdog, SystemManifest, MANIFEST_VERSION,
 };
 use std::path::{Path, PathBuf};
 
@@ -160,6 +160,16 @@ pub fn manifest(
                         timeout_ms: s.saturating_mul(1000),
                         first_beat_ms: first.saturating_mul(1000),
                     })
+                })
+                .collect(),
+            budgets: system
+                .domains
+                .iter()
+                .filter(|d| d.budget_us != (0, 0))
+                .map(|d| ManifestBudget {
+                    domain: d.name.value.clone(),
+                    budget_us: d.budget_us.0,
+                    period_us: d.budget_us.1,
                 })
                 .collect(),
             crash_limits: system

@@ -93,6 +93,7 @@ pub(crate) mod tests {
             nics: vec![],
             watchdogs: vec![],
             crash_limits: vec![],
+            budgets: vec![],
         };
         let sizes = [("k".to_string(), 40 * MIB), ("i".to_string(), 30 * MIB)];
         check_fits(&m, &sizes, 1024).unwrap();

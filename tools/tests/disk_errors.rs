@@ -63,7 +63,7 @@ toml!(disk_shared_rw, "17: key `disk`: target \"disks/a.img\" is already \"one\"
 toml!(disk_string, "11: key `disk`: found a string, expected an array of xl disk specifications such as \"disk.img,raw,xvda,rw\"");
 toml!(disk_missing_target, "12: key `disk`: disk \"vdev=xvdb, target=disks/nope.img\": target \"disks/nope.img\" (tests/fixtures/disks/nope.img) cannot be opened for reading and writing: No such file or directory (os error 2), expected an existing raw disk image (a relative path starts from this file's folder)");
 toml!(disk_target_not_last, "12: key `disk`: disk \"target=disks/nope.img, vdev=xvdb\": no `vdev`, expected the guest's device name such as xvda (third positional parameter or vdev=)");
-toml!(disk_beside_config, "9: key `disk`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu)");
+toml!(disk_beside_config, "9: key `disk`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu, budget_us, period_us)");
 
 /// The error is located in the xl.cfg that writes what the TOML shares read-only, though
 /// it spells the path differently.

@@ -24,7 +24,7 @@ macro_rules! fixture {
     };
 }
 
-fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, watchdog, crash_limit, disk, vif, pmu");
+fixture!(unknown_key, "9: key `colour`: unknown key in [[domain]], expected one of name, image, ramdisk, memory, vcpus, cpus, exclusive, priority, cmdline, depends_on, config, on_poweroff, on_reboot, on_crash, watchdog, crash_limit, disk, vif, pmu, budget_us, period_us");
 fixture!(
     missing_name,
     "5: key `name`: missing in [[domain]], expected a domain name (or `config`, an xl.cfg file)"
@@ -104,7 +104,7 @@ fixture!(
     "9: key `pmu`: \"on\" is not a PMU access, expected \"off\", \"guest\" (its own counters) or \"el2\" (also counting the microvisor, for benchmarks)"
 );
 fixture!(config_missing, "6: key `config`: \"xl/no-such.cfg\" does not exist (tests/fixtures/xl/no-such.cfg), expected a path to an xl.cfg file relative to this file");
-fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu)");
+fixture!(config_with_memory, "7: key `memory`: comes from the xl.cfg file when `config` is set, expected it in xl/guest.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu, budget_us, period_us)");
 
 /// Errors about values from an xl.cfg name the .cfg file and line, not the TOML.
 macro_rules! cfg_fixture {
@@ -286,7 +286,7 @@ fn xl_ramdisks_reach_the_manifest() {
     );
     assert_eq!(
         e.unwrap_err().to_string(),
-        "tests/fixtures/x.toml:3: key `ramdisk`: comes from the xl.cfg file when `config` is set, expected it in xl/linux.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu)"
+        "tests/fixtures/x.toml:3: key `ramdisk`: comes from the xl.cfg file when `config` is set, expected it in xl/linux.cfg (beside `config`, a [[domain]] may set cpus, exclusive, priority, depends_on, on_poweroff, on_reboot, on_crash, crash_limit, pmu, budget_us, period_us)"
     );
 }
 
@@ -470,6 +470,36 @@ fn crash_limits_flow_into_the_manifest() {
         .map(|l| (l.domain.as_str(), l.max_restarts, l.window_ms))
         .collect();
     assert_eq!(got, [("netdom", 10, 60_000), ("guest", 0, 1_000)]);
+}
+
+fixture!(
+    budget_alone,
+    "8: key `period_us`: is given without `budget_us`, expected both (a budget per period) or neither"
+);
+fixture!(
+    budget_over_period,
+    "8: key `budget_us`: 20000 us per 10000 us, expected 100 <= budget_us <= period_us <= 10000000"
+);
+fixture!(
+    budget_range,
+    "9: key `period_us`: 20000000 is out of range, expected microseconds in 0..=10000000"
+);
+fixture!(budget_exclusive, "10: key `budget_us`: is set on an exclusive domain, whose vCPUs have their pCPUs to themselves (nothing to protect), expected no budget or `exclusive = false`");
+
+#[test]
+fn budgets_reach_the_manifest() {
+    let system = System::load(
+        Path::new("tests/fixtures/budget_valid.toml"),
+        Overrides::default(),
+    )
+    .unwrap();
+    let (m, _) = manifest(&system).unwrap();
+    let got: Vec<(&str, u32, u32)> = m
+        .budgets
+        .iter()
+        .map(|b| (b.domain.as_str(), b.budget_us, b.period_us))
+        .collect();
+    assert_eq!(got, [("netdom", 2_000, 10_000), ("guest", 500, 1_000)]);
 }
 
 fixture!(mgmt_port_bad, "4: key `mgmt_port`: \"serial2\" is not a management port, expected \"serial1\" (the ZCU102's second UART, the default there) or \"none\" (no management port: the UART is free for a guest)");

@@ -28,7 +28,7 @@ use core::fmt;
 use protocol::boot::MAX_NAME_LEN;
 use protocol::cap::{CapHandle, CapInfo, CapKind};
 use protocol::control::{CapError, DomainSpec, VcpuPlacement};
-use protocol::manifest::{ManifestDomain, SystemManifest, MANIFEST_VERSION};
+use protocol::manifest::{ManifestBudget, ManifestDomain, SystemManifest, MANIFEST_VERSION};
 
 /// Why the manifest cannot be used at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,7 +194,29 @@ pub fn plan_domain(
         windows,
         device_tree,
         pmu: d.pmu,
+        // The system's budgets are kept beside the domains (`SystemManifest::budgets`):
+        // the caller adds them.
+        budgets: Vec::new(),
     })
+}
+
+/// The budget of each of `d`'s vCPUs for its `DomainCreate` ([`DomainSpec::budgets`]):
+/// the system's budget for it on every shared vCPU, none on an exclusive one; empty when
+/// the system gives it none.
+pub fn vcpu_budgets(budgets: &[ManifestBudget], d: &ManifestDomain) -> Vec<(u32, u32)> {
+    let Some(b) = budgets.iter().find(|b| b.domain == d.name) else {
+        return Vec::new();
+    };
+    d.vcpus
+        .iter()
+        .map(|v| {
+            if v.exclusive {
+                (0, 0)
+            } else {
+                (b.budget_us, b.period_us)
+            }
+        })
+        .collect()
 }
 
 /// For a domain whose pCPUs the tools chose (`auto_cpus`), created while others run on a
@@ -331,6 +353,38 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_goes_to_every_shared_vcpu_of_its_domain_only() {
+        let shared = |pcpu| VcpuPlacement {
+            pcpu,
+            priority: 10,
+            exclusive: false,
+        };
+        let mut linux = domain("linux", "linux", &[]);
+        linux.vcpus = vec![shared(1), shared(2)];
+        let rtos = domain("rtos", "rtos", &[]);
+        let budgets = [
+            ManifestBudget {
+                domain: "linux".into(),
+                budget_us: 2_000,
+                period_us: 10_000,
+            },
+            ManifestBudget {
+                domain: "rtos".into(),
+                budget_us: 500,
+                period_us: 1_000,
+            },
+        ];
+        assert_eq!(
+            vcpu_budgets(&budgets, &linux),
+            [(2_000, 10_000), (2_000, 10_000)]
+        );
+        // The tools refuse a budget on an exclusive domain; should one come, its vCPU
+        // gets none rather than a refused DomainCreate.
+        assert_eq!(vcpu_budgets(&budgets, &rtos), [(0, 0)]);
+        assert!(vcpu_budgets(&budgets[1..], &linux).is_empty());
+    }
+
+    #[test]
     fn manifest_checks() {
         let m = SystemManifest {
             version: MANIFEST_VERSION,
@@ -339,6 +393,7 @@ mod tests {
             nics: vec![],
             watchdogs: vec![],
             crash_limits: vec![],
+            budgets: vec![],
         };
         assert_eq!(decode_manifest(&m.encode().unwrap()), Ok(m));
         let bad = SystemManifest {
@@ -348,11 +403,12 @@ mod tests {
             nics: vec![],
             watchdogs: vec![],
             crash_limits: vec![],
+            budgets: vec![],
         }
         .encode()
         .unwrap();
         let e = decode_manifest(&bad).unwrap_err();
-        assert_eq!(e.to_string(), "manifest version 7, expected 9");
+        assert_eq!(e.to_string(), "manifest version 7, expected 10");
         assert_eq!(
             decode_manifest(&[0xFF, 0xFF]),
             Err(ManifestError::Malformed)

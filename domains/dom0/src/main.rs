@@ -105,6 +105,7 @@ mod shell {
                         .extend(dom0::vbd::backend_devices(&d.name, &manifest.disks, caps));
                     s.devices
                         .extend(dom0::vif::backend_devices(&d.name, &manifest.nics, caps));
+                    s.budgets = dom0::vcpu_budgets(&manifest.budgets, d);
                     s
                 }
                 Err(e) => {

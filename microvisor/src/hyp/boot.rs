@@ -402,6 +402,7 @@ fn build_dom0(hyp: &mut Hyp) {
         ramdisk: None,
         extra_dt: &[],
         pmu: protocol::control::PmuAccess::Off,
+        budgets: &[],
     };
     let id = hyp
         .build_domain(&req, 0)

@@ -46,6 +46,9 @@ pub struct BuildRequest<'a> {
     pub extra_dt: &'a [u8],
     /// Its access to the performance monitors.
     pub pmu: protocol::control::PmuAccess,
+    /// Each vCPU's budget per period in µs, checked by the caller
+    /// ([`protocol::control::budgets_valid`]); empty: none.
+    pub budgets: &'a [(u32, u32)],
 }
 
 impl Hyp {
@@ -199,7 +202,7 @@ impl Hyp {
                 stats: VcpuStats::default(),
                 fault_pending: false,
                 migrating: false,
-                budget_us: (0, 0),
+                budget_us: req.budgets.get(i).copied().unwrap_or((0, 0)),
             })
             .collect();
         super::percpu::domain_created(
@@ -239,6 +242,7 @@ impl Hyp {
                 cmdline: String::from(req.cmdline),
                 pmu: req.pmu,
                 caps: req.caps.to_vec(),
+                budgets: req.budgets.to_vec(),
             },
             restart_pending: None,
             child_events: 0,
@@ -252,10 +256,31 @@ impl Hyp {
             self.release_memory(&domain.ram, stage2, cpu);
             return Err(e);
         }
-        // Queue the vCPUs (not runnable yet); undo everything on a placement conflict.
+        // Queue the vCPUs (not runnable yet) with their budgets; undo everything on a
+        // placement conflict.
+        let now = crate::arch::counter_now();
         for (i, p) in req.vcpus.iter().enumerate() {
             let rq = &mut self.runqueues[usize::from(p.pcpu)];
-            if rq.add(vcpu_key(id, i), p.priority, p.exclusive).is_err() {
+            let key = vcpu_key(id, i);
+            let budget = req.budgets.get(i).copied().unwrap_or((0, 0));
+            let queued = rq.add(key, p.priority, p.exclusive).and_then(|()| {
+                let Some(b) = super::migrate::budget_ticks(budget) else {
+                    return Ok(());
+                };
+                // Checked with the request; should it be refused, it leaves the queue too.
+                rq.set_budget(key, Some(b), now).inspect_err(|_| {
+                    let _ = rq.remove(key);
+                })
+            });
+            if queued.is_ok() && budget != (0, 0) {
+                crate::info!(
+                    "{id} ({}) vCPU {i}: budget {} us per {} us (configured)",
+                    req.name,
+                    budget.0,
+                    budget.1
+                );
+            }
+            if queued.is_err() {
                 for (j, q) in req.vcpus.iter().enumerate().take(i) {
                     let _ = self.runqueues[usize::from(q.pcpu)].remove(vcpu_key(id, j));
                 }
@@ -374,6 +399,7 @@ impl Hyp {
             caps: &spec.caps,
             module: spec.module,
             pmu: spec.pmu,
+            budgets: &spec.budgets,
         };
         match self.build_domain_at(&req, id, instance, cpu) {
             Ok(_) => {

@@ -456,6 +456,9 @@ impl Hyp {
         d.caps.holds(CapKind::Memory, Rights::WRITE)?;
         let bytes = self.request_bytes(id, v, len)?;
         let spec: DomainSpec = postcard::from_bytes(&bytes).map_err(|_| CapError::BadMessage)?;
+        if !protocol::control::budgets_valid(&spec.vcpus, &spec.budgets) {
+            return Err(CapError::InvalidArgument);
+        }
         let image = self.module_cap(id, spec.image.to_raw())?;
         let ramdisk = match spec.ramdisk {
             Some(h) => Some(self.module_cap(id, h.to_raw())?),
@@ -536,6 +539,7 @@ impl Hyp {
             ramdisk,
             extra_dt,
             pmu: spec.pmu,
+            budgets: &spec.budgets,
         };
         let child = self.build_domain(&req, cpu)?;
         self.guest_dts[usize::from(child.0)] = device_tree.map(|i| i as u16);

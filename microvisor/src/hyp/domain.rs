@@ -166,6 +166,9 @@ pub struct OwnedSpec {
     pub cmdline: String,
     /// Its access to the performance monitors.
     pub pmu: protocol::control::PmuAccess,
+    /// Each vCPU's configured budget per period in µs (empty: none), given again at each
+    /// restart in place.
+    pub budgets: Vec<(u32, u32)>,
     /// Capabilities it was granted at creation.
     pub caps: Vec<Capability>,
 }

@@ -177,7 +177,7 @@ impl Hyp {
 
 /// A budget in microseconds as counter ticks for [`crate::sched::RunQueue::set_budget`]
 /// (`None` for `0`/`0`).
-fn budget_ticks((budget_us, period_us): (u32, u32)) -> Option<(u64, u64)> {
+pub(super) fn budget_ticks((budget_us, period_us): (u32, u32)) -> Option<(u64, u64)> {
     if period_us == 0 {
         return None;
     }

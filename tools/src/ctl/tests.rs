@@ -967,6 +967,7 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
             nics: vec![],
             watchdogs: vec![],
             crash_limits: vec![],
+            budgets: vec![],
         };
         std::fs::write(packed.join("manifest.bin"), m.encode().unwrap()).unwrap();
     };

@@ -152,6 +152,9 @@ pub struct Domain {
     pub exclusive: bool,
     /// Scheduling priority.
     pub priority: u8,
+    /// Each shared vCPU's budget per period in µs (`budget_us`, `period_us`; `(0, 0)`:
+    /// none).
+    pub budget_us: (u32, u32),
     /// Start arguments; a Linux kernel's command line ([`LINUX_DEFAULT_CMDLINE`] if none
     /// was given).
     pub cmdline: String,

@@ -20,6 +20,8 @@ use toml::Spanned;
 #[path = "parse_net.rs"]
 mod net;
 use net::{hostfwd_rules, vif_lines};
+#[path = "parse_budget.rs"]
+mod budget;
 #[path = "parse_limit.rs"]
 mod limit;
 
@@ -44,6 +46,8 @@ const DOMAIN_KEYS: &[&str] = &[
     "disk",
     "vif",
     "pmu",
+    "budget_us",
+    "period_us",
 ];
 /// Keys a `[[domain]]` with `config` may still set (they override the xl.cfg).
 const CONFIG_KEYS: &[&str] = &[
@@ -57,6 +61,8 @@ const CONFIG_KEYS: &[&str] = &[
     "on_crash",
     "crash_limit",
     "pmu",
+    "budget_us",
+    "period_us",
 ];
 const DEFAULT_SMP: u16 = 4;
 const DEFAULT_MEMORY_MIB: u32 = 1024;
@@ -436,6 +442,7 @@ fn domain(
                 _ => {}
             }
         }
+        d.budget_us = budget::budget(cx, &entries, d.exclusive)?;
         return Ok((d, except));
     }
     let mut name = None;
@@ -456,7 +463,7 @@ fn domain(
     let mut disks = Vec::new();
     let mut vifs = Vec::new();
     let mut pmu = PmuAccess::Off;
-    for (key, v) in entries {
+    for &(key, v) in &entries {
         let at = cx.line(v.span());
         match key {
             "name" => {
@@ -518,6 +525,8 @@ fn domain(
             "disk" => disks = disk_lines(cx, v)?,
             "vif" => vifs = vif_lines(cx, v, system)?,
             "pmu" => pmu = cx.pmu(key, v)?,
+            // Read together below: each needs the other.
+            "budget_us" | "period_us" => {}
             _ => depends_on = At::new(cx.strings(key, v, "domain names")?, at),
         }
     }
@@ -543,6 +552,7 @@ fn domain(
             return Err(cx.err(span.clone(), "ramdisk", problem));
         }
     }
+    let budget_us = budget::budget(cx, &entries, exclusive)?;
     let vifs = super::nics::settle(&name.value, vifs);
     let watchdog_s = match watchdog {
         Some((0, _)) => None,
@@ -568,6 +578,7 @@ fn domain(
         auto_cpus: false,
         exclusive,
         priority,
+        budget_us,
         depends_on,
         on_poweroff,
         on_reboot,

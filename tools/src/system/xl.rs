@@ -82,6 +82,9 @@ pub(super) fn from_xl(xl: XlDomain, line: usize, system: &mut System) -> (Domain
         auto_cpus: false,
         exclusive: false,
         priority: DEFAULT_PRIORITY,
+        // xl.cfg has no budget key (Xen sets RTDS budgets with `xl sched-rtds` only); the
+        // TOML's `budget_us`/`period_us` beside `config` set one.
+        budget_us: (0, 0),
         cmdline: xl.cmdline,
         depends_on: At::in_file(Vec::new(), line, &xl.file),
         on_poweroff: xl.on_poweroff,
