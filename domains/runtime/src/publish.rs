@@ -50,6 +50,19 @@ impl<T: PartialEq + Copy> Published<T> {
         }
     }
 
+    /// Whether `current` is due now ([`Published::due`]); if it is owed later, `owed`
+    /// comes down to when (an event loop's next wake-up).
+    pub fn due_now(&self, current: &T, now: u64, period: u64, owed: &mut u64) -> bool {
+        match self.due(current, now, period) {
+            Due::Now => true,
+            Due::At(t) => {
+                *owed = (*owed).min(t);
+                false
+            }
+            Due::Unchanged => false,
+        }
+    }
+
     /// Records that `value` was published at `now`.
     pub fn record(&mut self, value: T, now: u64) {
         self.last = Some((value, now));
@@ -84,6 +97,21 @@ mod tests {
         assert_eq!(p.due(&0, 5, 100), Due::Unchanged);
         assert_eq!(p.due(&1, 5, 100), Due::At(100));
         assert_eq!(p.due(&1, 100, 100), Due::Now);
+    }
+
+    #[test]
+    fn what_is_owed_later_lowers_the_wake_up() {
+        let mut p = Published::new();
+        let mut owed = u64::MAX;
+        assert!(p.due_now(&1u32, 10, 100, &mut owed));
+        p.record(1, 10);
+        assert!(!p.due_now(&1, 20, 100, &mut owed));
+        assert_eq!(owed, u64::MAX, "nothing changed, nothing owed");
+        assert!(!p.due_now(&2, 20, 100, &mut owed));
+        assert_eq!(owed, 110);
+        let mut sooner = 50;
+        assert!(!p.due_now(&2, 20, 100, &mut sooner));
+        assert_eq!(sooner, 50, "an earlier wake-up stays");
     }
 
     #[test]

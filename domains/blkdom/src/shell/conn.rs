@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use blkdom::{Action, Counters, Step, VbdConfig, VbdId, VbdState, VbdTable};
-use bulkhead_runtime::publish::{Due, Published};
+use bulkhead_runtime::publish::Published;
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{println, timer, xen};
 use protocol::mgmt::{VbdCounters, VBD_COUNTERS_KEY};
@@ -396,13 +396,8 @@ impl Conns {
         let mut owed = u64::MAX;
         for c in self.conns.iter_mut().filter(|c| !c.gone) {
             let Some(v) = table.get(c.id) else { continue };
-            match c.published.due(&v.counters, now, period) {
-                Due::Now => {}
-                Due::At(t) => {
-                    owed = owed.min(t);
-                    continue;
-                }
-                Due::Unchanged => continue,
+            if !c.published.due_now(&v.counters, now, period, &mut owed) {
+                continue;
             }
             let k = v.counters;
             let text = VbdCounters::from(k).encode();

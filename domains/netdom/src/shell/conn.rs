@@ -8,7 +8,7 @@ use super::hw::{GrantCopier, RingPage, Rings, ShellIo};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use bulkhead_runtime::publish::{Due, Published};
+use bulkhead_runtime::publish::Published;
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{println, timer, xen};
 use netdom::{parse_mac, Action, MacText, Netback, Step, VifConfig, VifId, VifState};
@@ -358,13 +358,8 @@ impl Conns {
         let mut owed = u64::MAX;
         for (i, c) in self.conns.iter_mut().enumerate().filter(|(_, c)| !c.gone) {
             let Some(v) = nb.get(VifId(i)) else { continue };
-            match c.published.due(&v.counters, now, period) {
-                Due::Now => {}
-                Due::At(t) => {
-                    owed = owed.min(t);
-                    continue;
-                }
-                Due::Unchanged => continue,
+            if !c.published.due_now(&v.counters, now, period, &mut owed) {
+                continue;
             }
             let text = v.counters.encode();
             let _ = xs.write(&format!("{}/{VIF_COUNTERS_KEY}", c.dir), text.as_bytes());
