@@ -331,12 +331,16 @@ pub fn absorb_hw_lr_progress(
     absorb_lr_progress(shadow, hw, posted, retired, 0).map(|(freed, _)| freed)
 }
 
-/// [`absorb_hw_lr_progress`], where the caller also handles the guest finishing a posted
-/// LR that asks for EOI notification if its INTID is in `own_eoi` (bit n = INTID n, private
-/// interrupts only): such an LR is freed like any posted one, and its INTID is returned in
-/// the second value, for the caller to do what the model's completion report would have
-/// (the event-channel PPI: re-raise the upcall if events are still pending,
-/// `Hyp::evtchn_eoi`). The model never knew that LR, so it has nothing to report.
+/// [`absorb_hw_lr_progress`], where the caller also handles the guest finishing an LR
+/// that asks for EOI notification if its INTID is in `own_eoi` (bit n = INTID n, private
+/// interrupts only): such an LR is freed, and its INTID is returned in the second value,
+/// for the caller to do what the model's completion report would have (the event-channel
+/// PPI: re-raise the upcall if events are still pending, `Hyp::evtchn_eoi`). A posted one
+/// the model never knew; one the model placed (a vCPU woken under the lock gets its upcall
+/// from the model) is also added to `retired`, and the model's own report of it at the next
+/// locked pass finds the upcall already back in an LR if it was still owed (a second
+/// re-check, never a lost one). Without this, on a shared pCPU, where a vCPU's wake-up goes
+/// through the lock, the guest's completion of each such upcall took a locked pass too.
 /// Always inlined, so that [`absorb_hw_lr_progress`] (no `own_eoi`) is its own copy with the
 /// extra rule folded away: out of line, the timer's and the IPI's paths paid 32
 /// instructions for it.
@@ -360,7 +364,7 @@ pub fn absorb_lr_progress(
         s & lr::HW != 0
             || acknowledged
             || (is_posted(i) && (!(finished && notified) || owned(s)))
-            || (finished && !notified && private)
+            || (finished && private && (!notified || owned(s)))
     };
     let only_our_progress = shadow
         .iter()
@@ -381,7 +385,7 @@ pub fn absorb_lr_progress(
             if *s & lr::HW == 0 && !is_posted(i) {
                 model |= 1 << i;
             }
-            if is_posted(i) && lr::eoi_notify(*s) {
+            if lr::eoi_notify(*s) && owned(*s) {
                 completed |= 1 << (lr::intid(*s) % 32);
             }
             *s = 0;

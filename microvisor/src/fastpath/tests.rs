@@ -433,10 +433,19 @@ fn a_notified_completion_the_caller_owns_is_absorbed_and_returned() {
         Some((0b01, own))
     );
     assert_eq!((shadow, posted), ([0, 0], 0));
-    // The same LR placed by the model (not posted): still the model's to report.
+    // The same LR placed by the model (not posted): freed and reported to the caller too,
+    // and retired, so the model forgets it at the next locked pass.
+    let mut shadow = [evt, 0];
+    let mut retired = 0;
+    assert_eq!(
+        absorb_lr_progress(&mut shadow, &[finished(evt), 0], &mut 0, &mut retired, own),
+        Some((0b01, own))
+    );
+    assert_eq!((shadow, retired), ([0, 0], 0b01));
+    // Without `own_eoi` a notified completion of the model's is still the model's.
     let mut shadow = [evt, 0];
     assert_eq!(
-        absorb_lr_progress(&mut shadow, &[finished(evt), 0], &mut 0, &mut 0, own),
+        absorb_lr_progress(&mut shadow, &[finished(evt), 0], &mut 0, &mut 0, 0),
         None
     );
     // Another notified INTID, posted: not the caller's.
