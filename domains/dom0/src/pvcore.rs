@@ -91,6 +91,9 @@ pub struct Child<R, X> {
     pub failed: bool,
     /// Console output refusal was reported.
     refused_reported: bool,
+    /// Requests were taken from its xenstore ring in this pass: it is notified once, with
+    /// the replies ([`Pv::poll`]), not once for each.
+    consumed_requests: bool,
     /// Its raw console output, for `ctl console` as a terminal.
     pub output: crate::bytelog::ByteLog,
 }
@@ -107,6 +110,7 @@ impl<R, X> Child<R, X> {
             console_used: false,
             failed: false,
             refused_reported: false,
+            consumed_requests: false,
             output: crate::bytelog::ByteLog::default(),
         }
     }
@@ -142,7 +146,7 @@ impl<R: SharedRing, X> Pv<R, X> {
                 self.fail(i, Ring::Console, error, &mut events);
                 continue;
             }
-            if let Err(error) = self.store_input(i, host) {
+            if let Err(error) = self.store_input(i) {
                 self.fail(i, Ring::Store, error, &mut events);
             }
         }
@@ -223,7 +227,7 @@ impl<R: SharedRing, X> Pv<R, X> {
         Ok(())
     }
 
-    fn store_input(&mut self, i: usize, host: &mut impl PvHost<X>) -> Result<(), RingError> {
+    fn store_input(&mut self, i: usize) -> Result<(), RingError> {
         let c = &mut self.children[i];
         let mut buf = [0u8; XENSTORE_RING_SIZE];
         let mut moved = 0;
@@ -244,9 +248,10 @@ impl<R: SharedRing, X> Pv<R, X> {
                 Err(_) => break,
             }
         }
-        if moved > 0 {
-            host.notify(&c.extra, Ring::Store);
-        }
+        // Told with the replies, in the second half of the pass (`store_output`): a send
+        // to a domain on dom0's own pCPU is a locked pass of the microvisor, and one
+        // notification says "look at both rings" as well as two.
+        c.consumed_requests |= moved > 0;
         Ok(())
     }
 
@@ -266,7 +271,8 @@ impl<R: SharedRing, X> Pv<R, X> {
             self.xs.advance_output(c.domid, n);
             moved += n;
         }
-        if moved > 0 {
+        let consumed = core::mem::take(&mut c.consumed_requests);
+        if moved > 0 || consumed {
             host.notify(&c.extra, Ring::Store);
         }
         Ok(())

@@ -50,6 +50,14 @@ pub struct WatchEvent {
     pub token: String,
 }
 
+impl WatchEvent {
+    /// The last component of the changed node's path (`counters` of
+    /// `backend/vbd/3/51712/counters`).
+    pub fn leaf(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or("")
+    }
+}
+
 /// A connection to xenstore.
 pub struct XsClient {
     page: MappedPage,

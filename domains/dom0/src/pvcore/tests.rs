@@ -100,6 +100,26 @@ fn reply(page: &mut Page) -> Option<(u32, Vec<u8>)> {
 }
 
 #[test]
+fn a_request_and_its_reply_in_one_pass_cost_one_notification() {
+    let mut pv = two_children();
+    request(&mut pv.children[1].store);
+    let mut host = Host::default();
+    pv.poll(&mut host);
+    assert!(reply(&mut pv.children[1].store).is_some());
+    let store = |h: &Host| {
+        h.notified
+            .iter()
+            .filter(|&&n| n == (GOOD, Ring::Store))
+            .count()
+    };
+    assert_eq!(store(&host), 1, "{:?}", host.notified);
+    // Nothing new: no notification owed from the last pass.
+    host.notified.clear();
+    pv.poll(&mut host);
+    assert_eq!(store(&host), 0, "{:?}", host.notified);
+}
+
+#[test]
 fn a_producer_that_never_stops_gets_one_ring_per_pass_and_the_others_are_served() {
     let mut pv = two_children();
     pv.children[0].console.rearm = true;
