@@ -373,6 +373,9 @@ mod shell {
             pv.close_held(&mut sup);
             pv.sync(&sup);
             pv.poll();
+            if pv.output_left() {
+                PV_EVENT.store(true, Ordering::Release);
+            }
         }
     }
 }

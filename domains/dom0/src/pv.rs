@@ -357,6 +357,12 @@ impl Backends {
         self.core.children.iter().any(|c| !c.failed)
     }
 
+    /// Whether the last [`Backends::poll`] left xenstore replies to write: poll again
+    /// without waiting.
+    pub fn output_left(&self) -> bool {
+        self.core.output_left()
+    }
+
     /// One bounded pass over every child's rings ([`Pv::poll`]); a child whose ring is
     /// corrupt is reported here once and served no more (its pages stay mapped until its
     /// domain goes, so `sync` does not attach it again).

@@ -94,6 +94,10 @@ pub struct Child<R, X> {
     /// Requests were taken from its xenstore ring in this pass: it is notified once, with
     /// the replies ([`Pv::poll`]), not once for each.
     consumed_requests: bool,
+    /// The last pass stopped writing its xenstore replies at [`STORE_PER_PASS`] with more
+    /// to write and room perhaps left: the next pass must come without waiting for it
+    /// (a client tells us it made room only when it found its ring full, as Linux's does).
+    output_left: bool,
     /// Its raw console output, for `ctl console` as a terminal.
     pub output: crate::bytelog::ByteLog,
 }
@@ -111,6 +115,7 @@ impl<R, X> Child<R, X> {
             failed: false,
             refused_reported: false,
             consumed_requests: false,
+            output_left: false,
             output: crate::bytelog::ByteLog::default(),
         }
     }
@@ -161,6 +166,12 @@ impl<R: SharedRing, X> Pv<R, X> {
             }
         }
         events
+    }
+
+    /// Whether a child's replies stopped at the per-pass bound with more to write: poll
+    /// again without waiting for an event.
+    pub fn output_left(&self) -> bool {
+        self.children.iter().any(|c| !c.failed && c.output_left)
     }
 
     fn fail(&mut self, i: usize, ring: Ring, error: RingError, events: &mut Vec<Event>) {
@@ -271,6 +282,7 @@ impl<R: SharedRing, X> Pv<R, X> {
             self.xs.advance_output(c.domid, n);
             moved += n;
         }
+        c.output_left = moved == STORE_PER_PASS && !self.xs.output(c.domid).is_empty();
         let consumed = core::mem::take(&mut c.consumed_requests);
         if moved > 0 || consumed {
             host.notify(&c.extra, Ring::Store);

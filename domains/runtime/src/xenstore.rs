@@ -132,19 +132,29 @@ impl XsClient {
         self.port
     }
 
-    /// Moves whatever the response ring holds into the inbox.
+    /// Moves whatever the response ring holds into the inbox. The store is told that room
+    /// was made only if the ring was full, as Linux's xenbus does: only then can it be
+    /// waiting for room (it writes until the ring is full, and comes back by itself when it
+    /// stopped at its own per-pass bound). Telling it after every read cost a send, on a
+    /// shared pCPU a locked pass and a switch to dom0, for each reply.
     fn pump(&mut self) -> Result<(), XsError> {
+        let mut made_room = false;
         loop {
+            let full = XS_RSP.fill(&self.page).map_err(|_| XsError::Ring)? == XS_RSP.size();
             let mut buf = [0u8; 256];
             let n = XS_RSP
                 .consume(&mut self.page, &mut buf)
                 .map_err(|_| XsError::Ring)?;
             if n == 0 {
-                return Ok(());
+                break;
             }
+            made_room |= full;
             self.inbox.extend_from_slice(&buf[..n]);
+        }
+        if made_room {
             let _ = xen::evtchn_send(self.port);
         }
+        Ok(())
     }
 
     /// Splits the next whole message off the inbox, if there is one.

@@ -3,7 +3,7 @@
 //! served in the same pass.
 
 use super::*;
-use crate::xenstore::Quotas;
+use crate::xenstore::{Access, Perm, Quotas};
 use alloc::vec;
 use protocol::xen::ring::{xs_message, XsType, XsdSockmsg, XS_HEADER_LEN};
 
@@ -117,6 +117,41 @@ fn a_request_and_its_reply_in_one_pass_cost_one_notification() {
     host.notified.clear();
     pv.poll(&mut host);
     assert_eq!(store(&host), 0, "{:?}", host.notified);
+}
+
+#[test]
+fn replies_left_at_the_per_pass_bound_ask_for_another_pass_and_a_full_ring_does_not() {
+    let mut pv = two_children();
+    let watch = xs_message(XsType::Watch, 1, 0, b"/a\0tok\0");
+    assert_eq!(
+        XS_REQ.produce(&mut pv.children[1].store, &watch),
+        Ok(watch.len())
+    );
+    let mut host = Host::default();
+    pv.poll(&mut host);
+    assert!(!pv.output_left(), "the watch's answer fits");
+    while reply(&mut pv.children[1].store).is_some() {}
+    // Enough watch events for two rings' worth, on nodes the watcher may read (events for
+    // others are not sent).
+    let readable = [Perm::new(0, Access::None), Perm::new(GOOD, Access::Read)];
+    for i in 0..64 {
+        pv.xs
+            .set_node(&alloc::format!("/a/node{i}"), b"x", &readable)
+            .unwrap();
+    }
+    pv.poll(&mut host);
+    assert!(pv.output_left(), "one ring's worth written, more to come");
+    // The guest has not read: the next pass finds the ring full and writes nothing, so it
+    // waits for the guest's word that it made room.
+    pv.poll(&mut host);
+    assert!(!pv.output_left());
+    while reply(&mut pv.children[1].store).is_some() {}
+    pv.poll(&mut host);
+    assert!(
+        reply(&mut pv.children[1].store).is_some(),
+        "the guest read: the rest flows"
+    );
+    assert!(!pv.output_left(), "and it all fit");
 }
 
 #[test]
