@@ -29,6 +29,7 @@
 extern crate alloc;
 
 pub mod checksum;
+pub mod flush;
 pub mod io;
 pub mod netback;
 pub mod ring;

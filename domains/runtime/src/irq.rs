@@ -41,17 +41,16 @@ mod hw {
     /// `deadline`, with the virtual timer armed for the earlier of `deadline` and the next
     /// heartbeat's due time, so a loop that has nothing to do for longer than a heartbeat
     /// period still goes round to beat on time (a later deadline is the caller's to keep:
-    /// it calls again). Returns whether `woken()` held.
-    pub fn idle_until(deadline: u64, mut woken: impl FnMut() -> bool) -> bool {
+    /// it calls again).
+    pub fn idle_until(deadline: u64, mut woken: impl FnMut() -> bool) {
         crate::heartbeat::idle();
         let wake = deadline.min(crate::heartbeat::next_due());
         if woken() || timer::now() >= wake {
-            return woken();
+            return;
         }
         timer::set_deadline(wake);
         wait_until(|| woken() || timer::now() >= wake);
         timer::stop();
-        woken()
     }
 
     /// Waits in WFI until `cond` holds, as [`wait_until`] does, but without counting as going

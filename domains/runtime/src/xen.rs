@@ -85,6 +85,19 @@ pub fn map_shared_info() -> Result<(), XenError> {
     .map(|_| ())
 }
 
+/// Maps our shared_info ([`map_shared_info`]) so that events wake the caller's event loop.
+/// If it cannot, says so and returns the period in counter ticks at which the loop must
+/// poll instead of waiting for events; `u64::MAX` (no poll) when events work.
+pub fn events_or_poll(poll_ms: u64) -> u64 {
+    match map_shared_info() {
+        Ok(()) => u64::MAX,
+        Err(e) => {
+            crate::println!("cannot map shared_info ({e}): polling every {poll_ms} ms");
+            crate::timer::ms_to_ticks(poll_ms, crate::timer::freq())
+        }
+    }
+}
+
 /// Reads HVM parameter `param` of domain `dom` (dom0 may read any domain's).
 pub fn hvm_get_param(dom: u16, param: HvmParam) -> Result<u64, XenError> {
     let mut p = XenHvmParam {

@@ -51,10 +51,11 @@ pub struct WatchEvent {
 }
 
 impl WatchEvent {
-    /// The last component of the changed node's path (`counters` of
-    /// `backend/vbd/3/51712/counters`).
-    pub fn leaf(&self) -> &str {
-        self.path.rsplit('/').next().unwrap_or("")
+    /// Whether this event of the watch `token` is news to a watcher that itself writes
+    /// nodes named `own_leaf` under the watched tree (a backend's published counters): a
+    /// watch fires for the watcher's own writes too, and those tell it nothing.
+    pub fn is_news(&self, token: &str, own_leaf: &str) -> bool {
+        self.token == token && self.path.rsplit('/').next() != Some(own_leaf)
     }
 }
 

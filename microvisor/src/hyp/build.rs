@@ -10,6 +10,7 @@ use crate::hyp::{vcpu_key, Hyp};
 use crate::mm::frames::BLOCK_SIZE;
 use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
 use crate::mm::ram::RamMap;
+use crate::sched::{RunQueue, SchedError, VcpuKey};
 use crate::tlb_reach::TlbReach;
 use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
@@ -261,23 +262,13 @@ impl Hyp {
         let now = crate::arch::counter_now();
         for (i, p) in req.vcpus.iter().enumerate() {
             let rq = &mut self.runqueues[usize::from(p.pcpu)];
-            let key = vcpu_key(id, i);
             let budget = req.budgets.get(i).copied().unwrap_or((0, 0));
-            let queued = rq.add(key, p.priority, p.exclusive).and_then(|()| {
-                let Some(b) = super::migrate::budget_ticks(budget) else {
-                    return Ok(());
-                };
-                // Checked with the request; should it be refused, it leaves the queue too.
-                rq.set_budget(key, Some(b), now).inspect_err(|_| {
-                    let _ = rq.remove(key);
-                })
-            });
+            let queued = queue_vcpu(rq, vcpu_key(id, i), p, budget, now);
             if queued.is_ok() && budget != (0, 0) {
+                let (b, per) = budget;
                 crate::info!(
-                    "{id} ({}) vCPU {i}: budget {} us per {} us (configured)",
-                    req.name,
-                    budget.0,
-                    budget.1
+                    "{id} ({}) vCPU {i}: budget {b} us per {per} us (configured)",
+                    req.name
                 );
             }
             if queued.is_err() {
@@ -421,4 +412,23 @@ impl Hyp {
             self.inject(p, 0, protocol::layout::CONTROL_EVENT_PPI, cpu);
         }
     }
+}
+
+/// Adds vCPU `key` placed at `p` to its pCPU's run queue `rq` with its budget in µs
+/// (`(0, 0)`: none) counted from `now`; on a refusal the queue is left as it was. The budget
+/// was checked with the request ([`protocol::control::budgets_valid`]).
+fn queue_vcpu(
+    rq: &mut RunQueue,
+    key: VcpuKey,
+    p: &VcpuPlacement,
+    budget: (u32, u32),
+    now: u64,
+) -> Result<(), SchedError> {
+    rq.add(key, p.priority, p.exclusive)?;
+    let Some(ticks) = super::migrate::budget_ticks(budget) else {
+        return Ok(());
+    };
+    rq.set_budget(key, Some(ticks), now).inspect_err(|_| {
+        let _ = rq.remove(key);
+    })
 }

@@ -6,8 +6,8 @@
 use super::{ConfigError, Ctx, Value};
 use protocol::control::{budget_valid, BUDGET_MIN_US, BUDGET_PERIOD_MAX_US};
 
-/// The two keys, in the order a message names them.
-pub(super) const KEYS: [&str; 2] = ["budget_us", "period_us"];
+/// The two keys.
+const KEYS: [&str; 2] = ["budget_us", "period_us"];
 
 /// The budget `entries` give (`(0, 0)`: none), for a domain that is `exclusive` or not.
 pub(super) fn budget(
@@ -16,23 +16,18 @@ pub(super) fn budget(
     exclusive: bool,
 ) -> Result<(u32, u32), ConfigError> {
     let find = |key: &str| entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let alone = |v: &Value<'_>, given: &str, other: &str| {
+        cx.err(
+            v.span(),
+            given,
+            format!("is given without `{other}`, expected both (a budget per period) or neither"),
+        )
+    };
     let (b, p) = match (find(KEYS[0]), find(KEYS[1])) {
         (None, None) => return Ok((0, 0)),
         (Some(b), Some(p)) => (b, p),
-        (Some(v), None) | (None, Some(v)) => {
-            let (given, other) = if find(KEYS[0]).is_some() {
-                (KEYS[0], KEYS[1])
-            } else {
-                (KEYS[1], KEYS[0])
-            };
-            return Err(cx.err(
-                v.span(),
-                given,
-                format!(
-                    "is given without `{other}`, expected both (a budget per period) or neither"
-                ),
-            ));
-        }
+        (Some(b), None) => return Err(alone(b, KEYS[0], KEYS[1])),
+        (None, Some(p)) => return Err(alone(p, KEYS[1], KEYS[0])),
     };
     let range = 0..i128::from(BUDGET_PERIOD_MAX_US) + 1;
     let budget = cx.int(KEYS[0], b, range.clone(), "microseconds")?;

@@ -9,7 +9,7 @@ use blkdom::io::Disk as _;
 use blkdom::{Config, VbdTable};
 use bulkhead_runtime::arch::virtio::{self, Block};
 use bulkhead_runtime::arch::virtio_irq;
-use bulkhead_runtime::xenstore::{WatchEvent, XsClient, XsError};
+use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
 use conn::Conns;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -44,13 +44,7 @@ rt::entry!(main);
 
 fn main(_info: &'static StartInfo) {
     println!("blkdom up");
-    let fallback = match xen::map_shared_info() {
-        Ok(()) => u64::MAX,
-        Err(e) => {
-            println!("cannot map shared_info ({e}): polling every {FALLBACK_POLL_MS} ms");
-            timer::ms_to_ticks(FALLBACK_POLL_MS, timer::freq())
-        }
-    };
+    let fallback = xen::events_or_poll(FALLBACK_POLL_MS);
     let config = Config::default();
     // Room for a full batch of the largest requests the table accepts.
     let staging = VbdTable::new(config).max_request_bytes() * virtio::BLOCK_DEPTH;
@@ -102,10 +96,9 @@ fn main(_info: &'static StartInfo) {
             }
         };
         let now = timer::now();
-        // Our own counters' publication fires our watch on the whole tree too: that is no
-        // news, and rescanning for it cost several round trips to dom0 a second under I/O.
-        let news = |e: &WatchEvent| e.token == "vbd" && e.leaf() != VBD_COUNTERS_KEY;
-        if events.iter().any(news) || now >= next_scan {
+        // Not for our own counters' publication: rescanning for it cost several round trips
+        // to dom0 a second under I/O.
+        if events.iter().any(|e| e.is_news("vbd", VBD_COUNTERS_KEY)) || now >= next_scan {
             conns.scan(&mut xs, &mut table, &disks);
             next_scan = now.saturating_add(scan);
         }

@@ -13,11 +13,12 @@ mod hw;
 use alloc::vec::Vec;
 use bulkhead_runtime::arch::virtio_net::Net;
 use bulkhead_runtime::arch::{virtio, virtio_irq};
-use bulkhead_runtime::xenstore::{WatchEvent, XsClient, XsError};
+use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
 use conn::Conns;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use hw::{GrantCopier, ShellIo};
+use netdom::flush::{flush_step, FlushStep};
 use netdom::{Config, MacText, Netback, VifId};
 use protocol::cap::{CapDetail, CapKind};
 use protocol::control::CapOp;
@@ -54,14 +55,7 @@ rt::entry!(main);
 
 fn main(_info: &'static StartInfo) {
     println!("up");
-    let hz = timer::freq();
-    let fallback = match xen::map_shared_info() {
-        Ok(()) => u64::MAX,
-        Err(e) => {
-            println!("cannot map shared_info ({e}): polling every {FALLBACK_POLL_MS} ms");
-            timer::ms_to_ticks(FALLBACK_POLL_MS, hz)
-        }
-    };
+    let fallback = xen::events_or_poll(FALLBACK_POLL_MS);
     let mut nic = open_nic();
     let mut xs = match XsClient::open() {
         Ok(x) => x,
@@ -94,6 +88,7 @@ fn main(_info: &'static StartInfo) {
         Some(n) => println!("ready nic={}", MacText(n.mac())),
         None => println!("ready nic=none"),
     }
+    let hz = timer::freq();
     let mut nb = Netback::new(Config {
         mac_capacity: 256,
         aging: AGING_S.saturating_mul(hz),
@@ -118,10 +113,9 @@ fn main(_info: &'static StartInfo) {
             Vec::new()
         });
         let now = timer::now();
-        // Our own counters' publication fires our watch on the whole tree too: that is no
-        // news, and rescanning for it cost several round trips to dom0 a second under load.
-        let news = |e: &WatchEvent| e.token == "vif" && e.leaf() != VIF_COUNTERS_KEY;
-        if events.iter().any(news) || now >= next_scan {
+        // Not for our own counters' publication: rescanning for it cost several round trips
+        // to dom0 a second under load.
+        if events.iter().any(|e| e.is_news("vif", VIF_COUNTERS_KEY)) || now >= next_scan {
             conns.scan(&mut xs, &mut nb, &mut grants);
             next_scan = now.saturating_add(scan);
         }
@@ -184,12 +178,14 @@ fn main(_info: &'static StartInfo) {
         // A notification the NIC missed (see `Net::flush`) holds a frame up for one flush
         // period at most; flushing at every sleep would cost a trap per queue each time, and
         // with nothing added since the last flush there is nothing to wake for.
-        if let Some(n) = nic.as_mut().filter(|n| n.owes_flush()) {
-            if now >= next_flush {
-                n.flush();
-                next_flush = now.saturating_add(flush_period);
-            } else {
-                wake = wake.min(next_flush);
+        if let Some(n) = nic.as_mut() {
+            match flush_step(n.owes_flush(), now, next_flush, flush_period) {
+                FlushStep::Now { next } => {
+                    n.flush();
+                    next_flush = next;
+                }
+                FlushStep::WakeAt(t) => wake = wake.min(t),
+                FlushStep::Nothing => {}
             }
         }
         irq::idle_until(wake, || {
