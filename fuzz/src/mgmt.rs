@@ -252,6 +252,9 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         Request::Vifs {
             domain: name("netdom"),
         },
+        Request::Uplink {
+            domain: name("netdom"),
+        },
     ];
     let mut out = Vec::new();
     let mut s = Script::new();

@@ -585,7 +585,7 @@ mod tests {
         // twice (its length picks how many times), vif 1 once: it posted two buffers, so
         // the second copy is dropped and counted.
         let (up, c, _) = counters(0);
-        assert_eq!((c[0].tx_packets, up.sent, up.received), (1, 1, 2));
+        assert_eq!((c[0].tx_packets, up.tx_frames, up.rx_frames), (1, 1, 2));
         assert_eq!((c[1].rx_packets, c[1].rx_drops), (2, 1));
         // fragments-wrap: one 3000-byte packet from three slots across the wrap.
         let (_, c, _) = counters(1);

@@ -29,11 +29,11 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use upload::{UploadOp, UPLOAD_CHUNK};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
-/// The management-protocol version this tree speaks. 3.0: [`Response::LockHolds`]'
+/// The management-protocol version this tree speaks. 3.1: [`Request::Uplink`]; 3.0: [`Response::LockHolds`]'
 /// interrupt passes name their INTID and its per-CPU record counts them by INTID; 2.0: its
 /// per-CPU record gained its passes by reason (each changed its encoding, so an older
 /// client could not decode it).
-pub const MGMT_VERSION: Version = Version { major: 3, minor: 0 };
+pub const MGMT_VERSION: Version = Version { major: 3, minor: 1 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -244,6 +244,12 @@ pub enum Request {
         /// Start the record again after reading it.
         reset: bool,
     },
+    /// The uplink counters a network backend domain published (`ctl info NAME`). Answer:
+    /// [`Response::Uplink`]. Since 3.1.
+    Uplink {
+        /// Which domain.
+        domain: DomainRef,
+    },
 }
 
 impl Request {
@@ -273,7 +279,7 @@ impl Request {
             Self::VcpuPin { .. } => "vcpu-pin",
             Self::VcpuBudget { .. } => "sched-fp",
             Self::Upload { .. } => "create",
-            Self::LockHolds { .. } => "info",
+            Self::LockHolds { .. } | Self::Uplink { .. } => "info",
         }
     }
 
@@ -292,6 +298,7 @@ impl Request {
             | Self::ConsoleOutput { domain, .. }
             | Self::Vbds { domain }
             | Self::Vifs { domain }
+            | Self::Uplink { domain }
             | Self::Devices { domain }
             | Self::VcpuSet { domain, .. }
             | Self::VcpuPin { domain, .. }
@@ -365,6 +372,9 @@ pub enum Response {
     },
     /// The answer to [`Request::LockHolds`] (what it read, before any reset). Since 1.12.
     LockHolds(LockHolds),
+    /// The answer to [`Request::Uplink`]: the counters, if the domain published any (it is
+    /// a network backend with a NIC). Since 3.1.
+    Uplink(Option<UplinkCounters>),
 }
 
 /// One domain in a listing.
@@ -536,12 +546,14 @@ pub fn state_word(s: &DomainState) -> &'static str {
 mod counters;
 mod device;
 mod health;
+mod uplink;
 mod upload;
 mod vbd;
 mod vcpu;
 mod vif;
 pub use device::DeviceRow;
 pub use health::{crash_code_text, HealthRow, RestartReason, RestartRecord};
+pub use uplink::{UplinkCounters, UPLINK_COUNTERS_KEY};
 pub use vbd::{VbdCounters, VbdRow, VBD_COUNTERS_KEY};
 pub use vcpu::{state_letter, VcpuRow};
 pub use vif::{VifCounters, VifRow, VIF_COUNTERS_KEY};

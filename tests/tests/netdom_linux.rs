@@ -166,6 +166,33 @@ fn stock_linux_reaches_the_host_through_netdom() {
     let k = row.counters.expect("netdom publishes counters");
     assert!(k.rx_bytes >= 1 << 20 && k.tx_packets > 0, "{k:?}");
     assert_eq!((k.tx_errors, k.tx_drops), (0, 0), "{k:?}");
+    // The uplink's side of the same traffic: the megabyte came in over the NIC (at least
+    // one frame per 1,514 bytes), each burst announced by the NIC's interrupt, and the
+    // guest's requests went out on it. A guest has no uplink.
+    let uplink = |c: &mut bulkhead_tools::ctl::client::Client, name: &str| match c
+        .call(&Request::Uplink {
+            domain: DomainRef::Name(name.into()),
+        })
+        .expect("uplink")
+    {
+        Response::Uplink(u) => u,
+        other => panic!("uplink answered {other:?}"),
+    };
+    let mut u = None;
+    for _ in 0..20 {
+        u = uplink(&mut c, "netdom");
+        if u.is_some_and(|u| u.rx_frames >= (1 << 20) / 1514) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let u = u.expect("netdom publishes its uplink's counters");
+    assert!(u.rx_frames >= (1 << 20) / 1514 && u.tx_frames > 0, "{u:?}");
+    assert!(
+        u.interrupts > 0 && u.interrupts <= u.rx_frames + u.tx_frames + 8,
+        "{u:?}"
+    );
+    assert_eq!(uplink(&mut c, "linux"), None);
     type_line(&mut c, "linux", "poweroff -f");
 
     boot.finish("system netdom_linux");

@@ -18,7 +18,8 @@ use protocol::lock_holds::LockHolds;
 use protocol::manifest::ManifestDomain;
 use protocol::mgmt::{
     decode, encode, DeviceRow, DomainRef, DomainRow, FrameDecoder, HealthRow, MgmtError, Request,
-    Response, SystemInfo, UploadOp, VbdRow, VcpuRow, VifRow, XenstoreOp, MGMT_VERSION,
+    Response, SystemInfo, UplinkCounters, UploadOp, VbdRow, VcpuRow, VifRow, XenstoreOp,
+    MGMT_VERSION,
 };
 
 /// A domain the service can name: every child dom0 controls, and dom0 itself.
@@ -107,6 +108,13 @@ pub trait DomainOps {
         let _ = id;
         Err(MgmtError::NotSupported {
             what: "virtual network interfaces".into(),
+        })
+    }
+    /// The uplink counters domain `id` published as a network backend, if any.
+    fn uplink(&mut self, id: u16) -> Result<Option<UplinkCounters>, MgmtError> {
+        let _ = id;
+        Err(MgmtError::NotSupported {
+            what: "uplink counters".into(),
         })
     }
     /// The host devices domain `id` holds (every device for dom0), in address order.
@@ -227,6 +235,10 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
         Request::Vifs { domain } => {
             let id = resolve(ops, domain)?;
             ops.vifs(id).map(Response::Vifs)
+        }
+        Request::Uplink { domain } => {
+            let id = resolve(ops, domain)?;
+            ops.uplink(id).map(Response::Uplink)
         }
         Request::ConsoleInput { domain, bytes } => {
             let id = resolve(ops, domain)?;

@@ -309,6 +309,10 @@ impl DomainOps for Ops<'_> {
         Ok(self.pv.vif_rows(id))
     }
 
+    fn uplink(&mut self, id: u16) -> Result<Option<protocol::mgmt::UplinkCounters>, MgmtError> {
+        Ok(self.pv.uplink(id))
+    }
+
     fn devices(&mut self, id: u16) -> Result<Vec<protocol::mgmt::DeviceRow>, MgmtError> {
         let caps = cap::cap_list().map_err(MgmtError::Capability)?;
         Ok(dom0::passthrough::device_rows(&caps, id))

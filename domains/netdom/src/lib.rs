@@ -41,7 +41,8 @@ pub mod vif;
 pub mod xenbus;
 
 pub use io::{GrantError, GrantSeg, Io, RingMem, Which};
-pub use netback::{Config, Netback, Poll, UplinkCounters};
+pub use netback::{Config, Netback, Poll};
+pub use protocol::mgmt::UplinkCounters;
 pub use ring::{BackRing, RingError};
 pub use rx::RUN_FRAMES;
 pub use switch::{Mac, Port, Route, Switch};

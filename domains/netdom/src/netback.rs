@@ -25,6 +25,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
+use protocol::mgmt::UplinkCounters;
 use protocol::xen::blkif::XEN_PAGE_BYTES;
 use protocol::xen::netif::XEN_NETIF_MAX_TX_SIZE;
 use protocol::xen::xenbus::XenbusState;
@@ -45,17 +46,6 @@ pub struct Config {
     pub tx_budget: u32,
 }
 
-/// Frames the uplink moved.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UplinkCounters {
-    /// Frames received from the NIC.
-    pub received: u64,
-    /// Frames sent on the NIC.
-    pub sent: u64,
-    /// Frames the NIC could not take.
-    pub drops: u64,
-}
-
 /// The outcome of one [`Netback::poll_tx`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Poll {
@@ -69,7 +59,8 @@ pub struct Netback {
     pub(crate) config: Config,
     pub(crate) switch: Switch,
     pub(crate) vifs: Vec<Vif>,
-    /// Uplink counters.
+    /// What the uplink moved (published for `ctl info`; the shell counts the NIC's
+    /// interrupts).
     pub uplink: UplinkCounters,
     pub(crate) pkt: TxPacket,
     pub(crate) batch: TxBatch,

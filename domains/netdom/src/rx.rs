@@ -39,9 +39,9 @@ impl Netback {
             None => {
                 let ok = io.uplink_send(frame);
                 if ok {
-                    self.uplink.sent += 1;
+                    self.uplink.tx_frames += 1;
                 } else {
-                    self.uplink.drops += 1;
+                    self.uplink.tx_drops += 1;
                 }
                 ok
             }
@@ -65,7 +65,7 @@ impl Netback {
         run.clear();
         let mut to = None;
         for f in frames {
-            self.uplink.received += 1;
+            self.uplink.rx_frames += 1;
             let Some(frame) = buf.get(f.clone()).filter(|fr| fr.len() >= 14) else {
                 continue;
             };

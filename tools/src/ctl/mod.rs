@@ -346,6 +346,13 @@ pub fn run(
                 Response::Error(e) => bail!("{e}"),
                 _ => bail!("unexpected reply from dom0 to info"),
             };
+            let uplink = match c.call(&Request::Uplink {
+                domain: target.clone(),
+            })? {
+                Response::Uplink(u) => u,
+                Response::Error(e) => bail!("{e}"),
+                _ => bail!("unexpected reply from dom0 to info"),
+            };
             let devices = match c.call(&Request::Devices { domain: target })? {
                 Response::Devices(d) => d,
                 _ => bail!("unexpected reply from dom0 to info"),
@@ -357,6 +364,7 @@ pub fn run(
                 show_health::merge(&mut j, h);
                 j["vbds"] = show_vbd::vbds_json(&vbds);
                 j["vifs"] = show_vif::vifs_json(&vifs);
+                j["uplink"] = show_vif::uplink_json(uplink.as_ref());
                 j["devices"] = show_dev::devices_json(&devices);
                 writeln!(out, "{j:#}")?;
             } else {
@@ -367,6 +375,7 @@ pub fn run(
                 }
                 write!(out, "{}", show_vbd::vbds_text(&vbds))?;
                 write!(out, "{}", show_vif::vifs_text(&vifs))?;
+                write!(out, "{}", show_vif::uplink_text(uplink.as_ref()))?;
                 write!(out, "{}", show_dev::devices_text(&devices))?;
             }
         }

@@ -1,8 +1,9 @@
 //! `ctl info NAME`: the virtual network interfaces a domain uses or serves, with both ends'
-//! xenbus states and the counters the network backend publishes.
+//! xenbus states and the counters the network backend publishes, and a network backend's
+//! uplink.
 
 use super::show_vbd::state_name;
-use protocol::mgmt::VifRow;
+use protocol::mgmt::{UplinkCounters, VifRow};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -80,6 +81,29 @@ pub fn vifs_json(rows: &[VifRow]) -> Value {
     )
 }
 
+/// A network backend's uplink line (empty string if it published none): `rx` is from the
+/// wire, `tx` to it.
+pub fn uplink_text(uplink: Option<&UplinkCounters>) -> String {
+    uplink.map_or_else(String::new, |u| {
+        format!(
+            "Uplink NIC: RX {} frames, TX {} frames, TX drop {}, {} interrupts\n",
+            u.rx_frames, u.tx_frames, u.tx_drops, u.interrupts
+        )
+    })
+}
+
+/// The uplink as JSON (null if the domain published none).
+pub fn uplink_json(uplink: Option<&UplinkCounters>) -> Value {
+    uplink.map_or(Value::Null, |u| {
+        json!({
+            "rx_frames": u.rx_frames,
+            "tx_frames": u.tx_frames,
+            "tx_drops": u.tx_drops,
+            "interrupts": u.interrupts,
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +151,22 @@ Frontend Backend Devid MAC               Bridge   BE state     FE state      RX 
         };
         assert!(vifs_text(std::slice::from_ref(&quiet)).contains(" 0       0\n"));
         assert!(vifs_json(&[quiet])[0]["counters"].is_null());
+    }
+
+    #[test]
+    fn uplink_line_and_json() {
+        let u = UplinkCounters {
+            rx_frames: 5,
+            tx_frames: 7,
+            tx_drops: 1,
+            interrupts: 4,
+        };
+        assert_eq!(
+            uplink_text(Some(&u)),
+            "Uplink NIC: RX 5 frames, TX 7 frames, TX drop 1, 4 interrupts\n"
+        );
+        assert_eq!(uplink_json(Some(&u))["interrupts"], 4);
+        assert_eq!(uplink_text(None), "");
+        assert!(uplink_json(None).is_null());
     }
 }

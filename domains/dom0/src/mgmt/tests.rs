@@ -199,6 +199,12 @@ impl DomainOps for Fake {
             .into_iter()
             .collect())
     }
+    fn uplink(&mut self, id: u16) -> Result<Option<protocol::mgmt::UplinkCounters>, MgmtError> {
+        Ok((id == 2).then_some(protocol::mgmt::UplinkCounters {
+            rx_frames: 7,
+            ..Default::default()
+        }))
+    }
     fn vifs(&mut self, id: u16) -> Result<Vec<protocol::mgmt::VifRow>, MgmtError> {
         Ok((id == 2)
             .then(|| protocol::mgmt::VifRow {
@@ -762,6 +768,19 @@ fn vifs_are_asked_of_the_named_domain() {
         )),
         MgmtError::UnknownDomain
     );
+}
+
+#[test]
+fn uplink_counters_are_asked_of_the_named_domain() {
+    let mut f = Fake::new();
+    let ask = |f: &mut Fake, domain| serve(&Request::Uplink { domain }, f);
+    match ask(&mut f, DomainRef::Id(2)) {
+        Response::Uplink(Some(c)) => assert_eq!(c.rx_frames, 7),
+        other => panic!("expected the backend's counters, got {other:?}"),
+    }
+    // A domain that is no network backend has none; an unknown one is an error.
+    assert_eq!(ask(&mut f, DomainRef::Id(0)), Response::Uplink(None));
+    assert_eq!(err(ask(&mut f, name("nosuch"))), MgmtError::UnknownDomain);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use bulkhead_runtime::println;
 use dom0::vif::{self, Vif};
 use dom0::Supervisor;
 use protocol::manifest::ManifestDomain;
-use protocol::mgmt::{VifCounters, VifRow, VIF_COUNTERS_KEY};
+use protocol::mgmt::{UplinkCounters, VifCounters, VifRow, UPLINK_COUNTERS_KEY, VIF_COUNTERS_KEY};
 
 /// What dom0 knows about vifs: each domain's description and the vifs already written.
 #[derive(Default)]
@@ -107,6 +107,14 @@ impl Backends {
             }
         }
         self.vifs.written = kept;
+    }
+
+    /// The uplink counters domain `domid` published as a network backend (read from dom0's
+    /// own store; `None` if it published none or they do not parse).
+    pub fn uplink(&self, domid: u16) -> Option<UplinkCounters> {
+        let path = format!("/local/domain/{domid}/{UPLINK_COUNTERS_KEY}");
+        let text = self.core.xs.read_node(&path)?;
+        UplinkCounters::decode(core::str::from_utf8(text).ok()?)
     }
 
     /// The vifs domain `domid` uses or serves, as written, with both ends' states and the

@@ -12,7 +12,7 @@ use bulkhead_runtime::publish::Published;
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{println, timer, xen};
 use netdom::{parse_mac, Action, MacText, Netback, Step, VifConfig, VifId, VifState};
-use protocol::mgmt::{VifCounters, VIF_COUNTERS_KEY};
+use protocol::mgmt::{UplinkCounters, VifCounters, UPLINK_COUNTERS_KEY, VIF_COUNTERS_KEY};
 use protocol::xen::xenbus::XenbusState;
 
 /// How often a vif's counters are published at most (`ctl info` reads them).
@@ -39,6 +39,8 @@ pub struct Conn {
 #[derive(Default)]
 pub struct Conns {
     pub conns: Vec<Conn>,
+    /// The uplink's counters last published, and when.
+    uplink: Published<UplinkCounters>,
 }
 
 impl Conns {
@@ -295,7 +297,7 @@ impl Conns {
                     let u = nb.uplink;
                     println!(
                         "vif {frontend}/{devid} disconnected (uplink so far: {} in, {} out, {} dropped)",
-                        u.received, u.sent, u.drops
+                        u.rx_frames, u.tx_frames, u.tx_drops
                     );
                 }
             }
@@ -349,13 +351,24 @@ impl Conns {
         }
     }
 
-    /// Writes each vif's counters to xenstore: once when it appears, then when they
-    /// changed, at most once per [`PUBLISH_MS`]. Returns when a change held back by that
-    /// limit is due (`u64::MAX`: none), for the loop to wake then.
-    pub fn publish(&mut self, nb: &Netback, xs: &mut XsClient) -> u64 {
+    /// Writes each vif's counters to xenstore, and the uplink's if there is a NIC
+    /// (`uplink`): once when it appears, then when they changed, at most once per
+    /// [`PUBLISH_MS`]. Returns when a change held back by that limit is due (`u64::MAX`:
+    /// none), for the loop to wake then.
+    pub fn publish(
+        &mut self,
+        nb: &Netback,
+        uplink: Option<&UplinkCounters>,
+        xs: &mut XsClient,
+    ) -> u64 {
         let now = timer::now();
         let period = timer::ms_to_ticks(PUBLISH_MS, timer::freq());
         let mut owed = u64::MAX;
+        if let Some(u) = uplink.filter(|u| self.uplink.due_now(u, now, period, &mut owed)) {
+            // Under our own home's `data`, outside the `backend/vif` tree we watch.
+            let _ = xs.write(UPLINK_COUNTERS_KEY, u.encode().as_bytes());
+            self.uplink.record(*u, now);
+        }
         for (i, c) in self.conns.iter_mut().enumerate().filter(|(_, c)| !c.gone) {
             let Some(v) = nb.get(VifId(i)) else { continue };
             if !c.published.due_now(&v.counters, now, period, &mut owed) {

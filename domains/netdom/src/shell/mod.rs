@@ -16,7 +16,7 @@ use bulkhead_runtime::arch::{virtio, virtio_irq};
 use bulkhead_runtime::xenstore::{XsClient, XsError};
 use bulkhead_runtime::{self as rt, cap, gic, irq, println, timer, xen, StartInfo};
 use conn::Conns;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use hw::{GrantCopier, ShellIo};
 use netdom::flush::{flush_step, FlushStep};
 use netdom::{Config, MacText, Netback, VifId};
@@ -50,6 +50,8 @@ static EVENT: AtomicBool = AtomicBool::new(false);
 static NIC_EVENT: AtomicBool = AtomicBool::new(false);
 /// The NIC's SPI (0: none).
 static NIC_IRQ: AtomicU32 = AtomicU32::new(0);
+/// The NIC's interrupts taken (published with the uplink's counters).
+static NIC_IRQS: AtomicU64 = AtomicU64::new(0);
 
 rt::entry!(main);
 
@@ -170,7 +172,8 @@ fn main(_info: &'static StartInfo) {
             more |= taken == RX_BATCH;
         }
         conns.after(&mut nb, &mut xs, &mut grants);
-        let publish = conns.publish(&nb, &mut xs);
+        nb.uplink.interrupts = NIC_IRQS.load(Ordering::Relaxed);
+        let publish = conns.publish(&nb, nic.as_ref().map(|_| &nb.uplink), &mut xs);
         if more {
             continue;
         }
@@ -205,6 +208,7 @@ fn on_irq(intid: u32) {
             // Level-triggered: lowered here; the loop drains the queues after this, so a
             // frame that arrives later raises the line again.
             let _ = virtio_irq::ack(i);
+            NIC_IRQS.fetch_add(1, Ordering::Relaxed);
             NIC_EVENT.store(true, Ordering::Release);
         }
         _ => {}

@@ -189,7 +189,7 @@ fn uplink_frames_for_one_vif_reach_it_by_one_copy_per_run_in_order() {
     assert_eq!(io.copies_out, n.div_ceil(RUN_FRAMES));
     let c = nb.get(V1).unwrap().counters;
     assert_eq!((c.rx_packets, c.rx_drops), (n as u64, 0));
-    assert_eq!(nb.uplink.received, n as u64);
+    assert_eq!(nb.uplink.rx_frames, n as u64);
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn a_frame_for_another_destination_ends_the_run_and_order_holds() {
     assert_eq!(two, [3, 4]);
     // [1, 2], [3], flood to each (2), [5, 6]: the runt does not end a run.
     assert_eq!(io.copies_out, 5);
-    assert_eq!(nb.uplink.received, 7);
+    assert_eq!(nb.uplink.rx_frames, 7);
 }
 
 #[test]

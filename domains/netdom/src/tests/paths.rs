@@ -312,7 +312,7 @@ fn a_full_uplink_drops_and_counts() {
     io.uplink_full = true;
     io.fronts[0].send(&frame(HOST, MAC1, 60), 4096, 0, 0);
     nb.poll_tx(V1, &mut io, 0);
-    assert_eq!(nb.uplink.drops, 1);
+    assert_eq!(nb.uplink.tx_drops, 1);
     let c = nb.get(V1).unwrap().counters;
     assert_eq!((c.tx_packets, c.tx_drops), (0, 1));
     // Every slot is still answered: a full uplink never stalls the guest's ring.
