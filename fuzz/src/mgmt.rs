@@ -125,7 +125,12 @@ impl DomainOps for Model {
         self.log.extend_from_slice(&bytes[..bytes.len().min(64)]);
         Ok(())
     }
-    fn create(&mut self, domain: &ManifestDomain) -> Result<u16, MgmtError> {
+    fn create(
+        &mut self,
+        domain: &ManifestDomain,
+        budget: Option<(u32, u32)>,
+    ) -> Result<u16, MgmtError> {
+        let _ = budget;
         if self.doms.len() >= MAX_DOMAINS {
             return Err(MgmtError::Capability(CapError::NoMemory));
         }
@@ -240,7 +245,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             domain: name("dom0"),
         },
         Request::Top,
-        Request::Create { domain },
+        Request::Create {
+            domain: Box::new(domain),
+            budget: Some((2_000, 10_000)),
+        },
         Request::Dmesg { from: 3 },
         Request::ConsoleInput {
             domain: name("rtos"),

@@ -20,6 +20,7 @@ pub mod xenstore;
 use crate::control::{CapError, DomainInfo, DomainState, StopReason, Version};
 use crate::lock_holds::LockHolds;
 use crate::manifest::ManifestDomain;
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -29,11 +30,12 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use upload::{UploadOp, UPLOAD_CHUNK};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
-/// The management-protocol version this tree speaks. 3.1: [`Request::Uplink`]; 3.0: [`Response::LockHolds`]'
+/// The management-protocol version this tree speaks. 4.0: [`Request::Create`] carries a
+/// budget (its encoding changed); 3.1: [`Request::Uplink`]; 3.0: [`Response::LockHolds`]'
 /// interrupt passes name their INTID and its per-CPU record counts them by INTID; 2.0: its
 /// per-CPU record gained its passes by reason (each changed its encoding, so an older
 /// client could not decode it).
-pub const MGMT_VERSION: Version = Version { major: 3, minor: 1 };
+pub const MGMT_VERSION: Version = Version { major: 4, minor: 0 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;
@@ -115,8 +117,13 @@ pub enum Request {
     /// Builds and starts a domain from an image already loaded as a boot module, then
     /// supervises it with its lifecycle policies (`xl create`). Answer: [`Response::Done`].
     Create {
-        /// The domain, as the tools resolved it from an xl.cfg file.
-        domain: ManifestDomain,
+        /// The domain, as the tools resolved it from an xl.cfg file (boxed: it is by far
+        /// the largest request; the encoding is the same).
+        domain: Box<ManifestDomain>,
+        /// The budget of each of its shared vCPUs, `(budget_us, period_us)` (`ctl create
+        /// --budget-us/--period-us`), kept across its restarts in place like one given in
+        /// the system description. Since 4.0.
+        budget: Option<(u32, u32)>,
     },
     /// The microvisor's console history (`xl dmesg`): its own log and every domain's lines,
     /// from byte offset `from`. Answer: [`Response::Log`].

@@ -2,7 +2,8 @@
 //! busy guests share pCPU 1, `hi` at a higher fixed priority than `lo`. Without a budget
 //! `lo` gets nothing; with 2 ms per 10 ms for `hi`, `hi` gets about its 20% and `lo` the
 //! rest; with the budget removed, `lo` is starved again. A budget given in the system
-//! description holds from the start and comes back with each restart in place. Shares are
+//! description holds from the start and comes back with each restart in place, and one
+//! given to `ctl create` holds from the start. Shares are
 //! of guest CPU time as `ctl vcpu-list` counts it, not of wall-clock time.
 
 use bulkhead_tests::{connect, ctl, last_call, system, wait_count, Boot, Expect, BOOT_TIMEOUT};
@@ -39,13 +40,20 @@ fn hi_budget(c: &mut Client) -> (Option<u64>, Option<u64>, Option<u64>) {
 
 /// Asserts that `lo` gets most of pCPU 1 beside a busy `hi` on a 20% budget.
 fn assert_shares(c: &mut Client) {
+    assert_shares_with(c, 20);
+}
+
+/// Asserts that `lo` gets most of pCPU 1 beside a busy `hi` on a `percent`% budget: all
+/// but that share and a tenth, and `hi` at least half its share.
+fn assert_shares_with(c: &mut Client, percent: u32) {
     let (hi, lo) = ran(c, 5);
     let total = hi + lo;
     assert!(total > 1.0, "pCPU 1 ran {total:.3} s of guests in 5 s");
     let (hi, lo) = (hi / total, lo / total);
+    let share = f64::from(percent) / 100.0;
     assert!(
-        lo >= 0.7 && hi >= 0.1,
-        "with a 20% budget on hi: hi {:.1}%, lo {:.1}%",
+        lo >= 0.9 - share && hi >= share / 2.0,
+        "with a {percent}% budget on hi: hi {:.1}%, lo {:.1}%",
         hi * 100.0,
         lo * 100.0
     );
@@ -140,12 +148,15 @@ fn a_configured_budget_holds_from_the_start_and_across_a_restart() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _ = std::fs::remove_file(default_socket());
     let configured = r"bulkhead: d\d+ \(hi\) vCPU 0: budget 2000 us per 10000 us \(configured\)";
+    let created = r"bulkhead: d\d+ \(hi\) vCPU 0: budget 1500 us per 10000 us \(configured\)";
     let expect = Expect::new()
         .then(configured)
         .and_then(|e| e.then(r"\[lo\] spinning"))
         .and_then(|e| e.then(r"bulkhead: d\d+ \(hi\) vCPU 0: no budget"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: restart: hi \(d\d+\): restarted"))
         .and_then(|e| e.then(configured))
+        .and_then(|e| e.then(created))
+        .and_then(|e| e.then(r"\[dom0\] mgmt: create hi: started"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: destroy lo: done"))
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \((hi|lo|dom0)\) stopped"))
         .expect("markers");
@@ -180,6 +191,32 @@ fn a_configured_budget_holds_from_the_start_and_across_a_restart() {
     wait_count(&mut c, "[hi] spinning", 2, "hi restarted", 120);
     assert_eq!(hi_budget(&mut c), (Some(20), Some(2000), Some(10000)));
     assert_shares(&mut c);
+
+    // `ctl create --budget-us/--period-us`: a domain added at run time from an xl.cfg gets
+    // its budget from the start too. At `lo`'s priority (an xl.cfg has none) a busy `hi`
+    // would take half of pCPU 1; on a 15% budget it gets that, and `lo` the rest.
+    ctl(&mut c, &["destroy", "hi"]);
+    let cfg = bulkhead_tests::scratch_dir("sched-budget").join("hi.cfg");
+    std::fs::write(
+        &cfg,
+        "name = \"hi\"\nkernel = \"testguest\"\nmemory = 8\ncpus = \"1\"\nextra = \"mode=spin\"\n",
+    )
+    .expect("write hi.cfg");
+    let cfg = cfg.display().to_string();
+    ctl(
+        &mut c,
+        &[
+            "create",
+            &cfg,
+            "--budget-us",
+            "1500",
+            "--period-us",
+            "10000",
+        ],
+    );
+    wait_count(&mut c, "[hi] spinning", 3, "hi created", 120);
+    assert_eq!(hi_budget(&mut c), (Some(10), Some(1500), Some(10000)));
+    assert_shares_with(&mut c, 15);
 
     last_call(
         &mut c,

@@ -162,8 +162,13 @@ pub trait DomainOps {
         })
     }
     /// Builds, starts and supervises a new domain from a boot-module image; its id.
-    fn create(&mut self, domain: &ManifestDomain) -> Result<u16, MgmtError> {
-        let _ = domain;
+    /// `budget`: every shared vCPU's, at creation and at each restart in place.
+    fn create(
+        &mut self,
+        domain: &ManifestDomain,
+        budget: Option<(u32, u32)>,
+    ) -> Result<u16, MgmtError> {
+        let _ = (domain, budget);
         Err(MgmtError::NotSupported {
             what: "creating domains".into(),
         })
@@ -257,13 +262,13 @@ fn handle(req: &Request, ops: &mut impl DomainOps) -> Result<Response, MgmtError
             let (bytes, start, end) = ops.log_read(*from).map_err(MgmtError::Capability)?;
             Ok(Response::Log { bytes, start, end })
         }
-        Request::Create { domain } => {
+        Request::Create { domain, budget } => {
             if ops.domains().iter().any(|d| d.name == domain.name) {
                 return Err(MgmtError::Refused {
                     why: format!("a domain named `{}` already exists", domain.name),
                 });
             }
-            ops.create(domain).map(|_| Response::Done)
+            ops.create(domain, *budget).map(|_| Response::Done)
         }
         Request::Shutdown { domain } => {
             lifecycle(ops, domain, Some(DomainState::Running), |o, id| {

@@ -12,7 +12,7 @@ use protocol::cap::{CapDetail, CapHandle, CapKind};
 use protocol::control::{
     CapError, CapOp, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo, VcpuPlacement,
 };
-use protocol::manifest::ManifestDomain;
+use protocol::manifest::{ManifestBudget, ManifestDomain};
 use protocol::mgmt::MgmtError;
 use protocol::mgmt::{Response, UploadOp};
 
@@ -53,7 +53,11 @@ impl ModuleStore for CapStore {
 
 impl Ops<'_> {
     /// `ctl create`: builds, starts and supervises the domain; its id.
-    fn create_domain(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {
+    fn create_domain(
+        &mut self,
+        d: &ManifestDomain,
+        budget: Option<(u32, u32)>,
+    ) -> Result<u16, MgmtError> {
         let caps = cap::cap_list().map_err(MgmtError::Capability)?;
         let running: Vec<String> = self
             .sup
@@ -79,9 +83,16 @@ impl Ops<'_> {
                 why: format!("cannot create {}: {why}", d.name),
             });
         }
-        let spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
+        let mut spec = plan_domain(d, &caps, &running).map_err(|e| MgmtError::Refused {
             why: format!("cannot create {}: {e}", d.name),
         })?;
+        // Against the placement made above: a vCPU that ended up exclusive gets none.
+        let budget = budget.map(|(budget_us, period_us)| ManifestBudget {
+            domain: d.name.clone(),
+            budget_us,
+            period_us,
+        });
+        spec.budgets = dom0::vcpu_budgets(budget.as_slice(), d);
         let (handle, domid) = cap::domain_create(&spec).map_err(MgmtError::Capability)?;
         if let Err(e) = cap::domain_start(handle) {
             let _ = cap::domain_destroy(handle);
@@ -275,9 +286,9 @@ impl DomainOps for Ops<'_> {
         r
     }
 
-    fn create(&mut self, d: &ManifestDomain) -> Result<u16, MgmtError> {
+    fn create(&mut self, d: &ManifestDomain, budget: Option<(u32, u32)>) -> Result<u16, MgmtError> {
         // A refusal is on dom0's console too, like every other management action's outcome.
-        self.create_domain(d).inspect_err(|e| {
+        self.create_domain(d, budget).inspect_err(|e| {
             println!("mgmt: create {}: refused: {e}", d.name);
         })
     }

@@ -451,7 +451,25 @@ fn words_and_verbs() {
         postcard::to_allocvec(&Response::Vifs(Vec::new())).unwrap()[0],
         7
     );
-    assert_eq!(MGMT_VERSION.major, 3);
+    // 3.1 appended Uplink after LockHolds, request and response alike.
+    let index = |r: &Request| postcard::to_allocvec(r).unwrap()[0];
+    let uplink = Request::Uplink {
+        domain: DomainRef::Id(1),
+    };
+    assert_eq!(
+        index(&uplink),
+        index(&Request::LockHolds { reset: false }) + 1
+    );
+    assert_eq!(
+        (uplink.verb(), uplink.domain()),
+        ("info", Some(&DomainRef::Id(1)))
+    );
+    let answer = |r: &Response| postcard::to_allocvec(r).unwrap()[0];
+    assert_eq!(
+        answer(&Response::Uplink(None)),
+        answer(&Response::LockHolds(Default::default())) + 1
+    );
+    assert_eq!(MGMT_VERSION.major, 4);
 }
 
 #[test]

@@ -104,6 +104,14 @@ pub enum CtlVerb {
         /// Attach to the new domain's console, from its first line (`xl create -c`).
         #[arg(short = 'c')]
         console: bool,
+        /// Guest time each of its shared vCPUs may use at its priority per period, in µs,
+        /// from its start and again after each restart in place (as `budget_us` in a system
+        /// description; `sched-fp` changes it later). Needs --period-us.
+        #[arg(long, requires = "period_us")]
+        budget_us: Option<u32>,
+        /// The budget's period in µs. Needs --budget-us.
+        #[arg(long, requires = "budget_us")]
+        period_us: Option<u32>,
     },
     /// The microvisor's console history: its log and every domain's lines (`xl dmesg`).
     Dmesg,
@@ -403,10 +411,16 @@ pub fn run(
                 write!(out, "{text}")?;
             }
         }
-        CtlVerb::Create { file, console } => {
+        CtlVerb::Create {
+            file,
+            console,
+            budget_us,
+            period_us,
+        } => {
             let dir = crate::paths::image_dir();
-            let (mut req, images) = create_parts(file, &dir)?;
-            let Request::Create { domain } = &mut req else {
+            let budget = budget_us.zip(*period_us);
+            let (mut req, images) = create_parts(file, &dir, budget)?;
+            let Request::Create { domain, .. } = &mut req else {
                 bail!("internal error: not a create request");
             };
             upload::send_new_files(&mut c, domain, &images, &dir)?;
@@ -553,12 +567,26 @@ fn xenstore(c: &mut Client, verb: &show_xs::XsVerb, json: bool, out: &mut dyn Wr
 /// The `Create` request for an xl.cfg file, validated exactly as a system description's
 /// `config = "…"` domain (errors name the .cfg file, line and key).
 pub fn create_request(file: &Path) -> Result<Request> {
-    create_parts(file, &crate::paths::image_dir()).map(|(req, _)| req)
+    create_parts(file, &crate::paths::image_dir(), None).map(|(req, _)| req)
 }
 
-/// [`create_request`], and the (label, image) of each boot module the request names; the
-/// devices it is given are checked against the running system packed in `dir`.
-fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate::system::Image)>)> {
+/// [`create_request`] with a `(budget_us, period_us)` for the domain's shared vCPUs (as
+/// `ctl create --budget-us B --period-us P`), and the (label, image) of each boot module
+/// the request names; the devices it is given are checked against the running system
+/// packed in `dir`.
+fn create_parts(
+    file: &Path,
+    dir: &Path,
+    budget: Option<(u32, u32)>,
+) -> Result<(Request, Vec<(String, crate::system::Image)>)> {
+    if let Some((b, p)) = budget.filter(|&(b, p)| !protocol::control::budget_valid(b, p) || b == 0)
+    {
+        bail!(
+            "--budget-us {b} --period-us {p}: expected {} <= budget <= period <= {} (µs)",
+            protocol::control::BUDGET_MIN_US,
+            protocol::control::BUDGET_PERIOD_MAX_US
+        );
+    }
     let file =
         std::fs::canonicalize(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // Checked before the system is resolved: its disks' backend is not part of a one-domain
@@ -595,6 +623,11 @@ fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate:
     }
     let holder = file.with_extension("ctl-create.toml");
     let mut text = format!("[[domain]]\nconfig = {:?}\n", file.display().to_string());
+    if let Some((b, p)) = budget {
+        // Checked with the domain as a system description's would be (an exclusive
+        // domain is refused one).
+        text.push_str(&format!("budget_us = {b}\nperiod_us = {p}\n"));
+    }
     for (b, image) in &backends {
         text.push_str(&format!(
             "[[domain]]\nname = {b:?}\nimage = \"{image}\"\nmemory = 16\n"
@@ -619,7 +652,18 @@ fn create_parts(file: &Path, dir: &Path) -> Result<(Request, Vec<(String, crate:
         .find(|d| !backends.iter().any(|(b, _)| *b == d.name))
         .ok_or_else(|| anyhow::anyhow!("{}: no domain", file.display()))?;
     disks::renumber(&mut domain, &created_disks, &running)?;
-    Ok((Request::Create { domain }, images))
+    let budget = manifest
+        .budgets
+        .iter()
+        .find(|b| b.domain == domain.name)
+        .map(|b| (b.budget_us, b.period_us));
+    Ok((
+        Request::Create {
+            domain: Box::new(domain),
+            budget,
+        },
+        images,
+    ))
 }
 
 fn health(c: &mut Client) -> Result<Vec<protocol::mgmt::HealthRow>> {

@@ -915,6 +915,36 @@ fn no_running_system() {
 }
 
 #[test]
+fn create_carries_a_checked_budget() {
+    let dir = std::env::temp_dir().join(format!("bulkhead-ctl-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("paced.cfg");
+    std::fs::write(
+        &cfg,
+        "name = \"paced\"\nkernel = \"testguest\"\nmemory = 8\n",
+    )
+    .unwrap();
+    let packed = dir.join("image");
+    let budget_of = |budget| match super::create_parts(&cfg, &packed, budget) {
+        Ok((Request::Create { budget, .. }, _)) => Ok(budget),
+        Ok((other, _)) => panic!("{other:?}"),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    assert_eq!(
+        budget_of(Some((2_000, 10_000))).unwrap(),
+        Some((2_000, 10_000))
+    );
+    assert_eq!(budget_of(None).unwrap(), None);
+    for (b, p) in [(20_000, 10_000), (50, 10_000), (0, 0), (1_000, 20_000_000)] {
+        let e = budget_of(Some((b, p))).unwrap_err();
+        assert!(
+            e.contains(&format!("--budget-us {b} --period-us {p}")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn create_resolves_an_xl_cfg_like_a_system_description() {
     let dir = std::env::temp_dir().join(format!("bulkhead-ctl-create-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -925,7 +955,7 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     )
     .unwrap();
     match super::create_request(&good).unwrap() {
-        Request::Create { domain } => {
+        Request::Create { domain, .. } => {
             assert_eq!(domain.name, "late");
             assert_eq!(domain.image, "testguest");
             assert_eq!(domain.mem_mib, 8);
@@ -949,7 +979,10 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     .unwrap();
     let packed = dir.join("image");
     std::fs::create_dir_all(&packed).unwrap();
-    let e = format!("{:#}", super::create_parts(&disk, &packed).unwrap_err());
+    let e = format!(
+        "{:#}",
+        super::create_parts(&disk, &packed, None).unwrap_err()
+    );
     assert!(e.contains("no packed system to attach disks from"), "{e}");
     let host = |index: u32, name: &std::path::Path| protocol::manifest::ManifestDisk {
         index,
@@ -973,7 +1006,10 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     };
     let other = dir.join("other.img");
     pack(vec![host(0, &other)]);
-    let e = format!("{:#}", super::create_parts(&disk, &packed).unwrap_err());
+    let e = format!(
+        "{:#}",
+        super::create_parts(&disk, &packed, None).unwrap_err()
+    );
     assert!(
         e.contains("disk.cfg:4: key `disk`: target \"d.img\"")
             && e.contains("is not a disk of the running system, expected one it was booted with")
@@ -984,7 +1020,8 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
         host(0, &other),
         host(1, &std::fs::canonicalize(&img).unwrap()),
     ]);
-    let (Request::Create { domain }, _) = super::create_parts(&disk, &packed).unwrap() else {
+    let (Request::Create { domain, .. }, _) = super::create_parts(&disk, &packed, None).unwrap()
+    else {
         panic!("not a create")
     };
     assert_eq!(domain.vbds.len(), 1);
@@ -1005,7 +1042,7 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     )
     .unwrap();
     match super::create_request(&net).unwrap() {
-        Request::Create { domain } => {
+        Request::Create { domain, .. } => {
             assert_eq!(domain.name, "netty");
             assert_eq!(domain.depends_on, ["netdom"]);
             let got: Vec<(u32, &str, &str)> = domain
@@ -1039,8 +1076,8 @@ fn create_uploads_a_kernel_file_that_is_not_the_packed_one() {
         std::fs::write(&f, "name = \"g\"\nkernel = \"Image\"\nmemory = 8\n").unwrap();
         f
     };
-    let (req, images) = super::create_parts(&cfg(&a), &packed).unwrap();
-    let Request::Create { mut domain } = req else {
+    let (req, images) = super::create_parts(&cfg(&a), &packed, None).unwrap();
+    let Request::Create { mut domain, .. } = req else {
         panic!("not a create")
     };
     assert_eq!(images.len(), 1);
