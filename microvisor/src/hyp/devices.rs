@@ -383,22 +383,25 @@ impl Hyp {
         // served them under the slot's lock), so none reaches one being reset below.
         super::fast_slots::clear_windows(id);
         let restarting = self.domain(id).is_some_and(|d| d.restart_pending.is_some());
-        let mut vgic = self
+        let mut domain = self
             .domains
             .get_mut(usize::from(id.0))
-            .and_then(|d| d.as_deref_mut())
-            .map(|d| &mut d.vgic);
+            .and_then(|d| d.as_deref_mut());
         for d in self.devices.iter_mut() {
             if !d.holding.release(id, restarting) {
                 continue;
             }
             if let Some(irq) = d.node.irq {
                 gic::mask_spi(irq);
-                // Its vCPUs are all switched out (`free_if_unloaded`), and switching one
-                // out ends its hardware-linked LRs in flight; one the vGIC still holds
-                // (fired, not yet delivered) is ended here, so the next holder gets
-                // interrupts.
-                if let Some(pintid) = vgic.as_mut().and_then(|g| g.unlink_hw(irq)) {
+                // Its vCPUs are all switched out (`free_if_unloaded`), but a switched-out
+                // vCPU keeps a passthrough SPI's hardware-linked LR in flight, and the vGIC
+                // may hold one fired but not yet delivered: each is ended here, so the next
+                // holder gets interrupts.
+                let Some(held) = domain.as_deref_mut() else {
+                    continue;
+                };
+                let in_lr = held.end_linked_lrs(irq);
+                if let Some(pintid) = held.vgic.unlink_hw(irq).or(in_lr) {
                     gic::deactivate(pintid);
                 }
             }

@@ -489,6 +489,23 @@ impl super::domain::Domain {
         }
     }
 
+    /// Clears every switched-out vCPU's hardware-linked LR in flight for physical
+    /// interrupt `pintid` (they stay linked while switched out: see `run.rs`'s `unload`);
+    /// returns `pintid` if there was one, for the caller to deactivate. Only for a domain
+    /// whose vCPUs are all switched out, giving its device up.
+    pub(super) fn end_linked_lrs(&mut self, pintid: u32) -> Option<u32> {
+        use crate::vgic::lr;
+        let mut found = None;
+        for slot in self.vcpus.iter_mut().flat_map(|c| c.lrs.iter_mut()) {
+            let linked = lr::is_hw(*slot) && lr::pintid(*slot) == pintid;
+            if linked && *slot & lr::STATE_MASK != 0 {
+                *slot = 0;
+                found = Some(pintid);
+            }
+        }
+        found
+    }
+
     /// The vGIC model takes over LR `slot` of vCPU `v`'s saved copy, which it does not track
     /// yet: a posted interrupt, a passthrough SPI the fast path delivered, or the timer's LR
     /// once it is no longer hardware-linked. False if it could not and the saved LR was

@@ -127,12 +127,16 @@ impl Hyp {
         read_lrs(lrs);
         // Each LR is cleared for the next vCPU here (an empty one is already clear).
         gic::clear_lrs(lrs);
-        // A hardware-linked LR still in flight: deactivate the physical interrupt now (the
-        // next vCPU here needs it) and keep only the virtual one.
+        // The virtual timer's hardware-linked LR still in flight: deactivate the physical
+        // interrupt now (the next vCPU here needs it) and keep only the virtual one. A
+        // passthrough SPI's stays linked until the guest ends it (`stays_linked_switched_out`):
+        // deactivated here, a level-triggered line still asserted fired again at once, and a
+        // driver domain switched out before it took its interrupt could be kept from
+        // running by that storm for seconds.
         let mut unlinked = 0u16;
         let mut timer_unlinked = false;
         for (i, slot) in lrs.iter_mut().enumerate() {
-            if *slot & lr::HW != 0 {
+            if *slot & lr::HW != 0 && !lr::stays_linked_switched_out(*slot) {
                 let in_flight = *slot & lr::STATE_MASK != 0;
                 if in_flight {
                     gic::deactivate(lr::pintid(*slot));

@@ -98,6 +98,17 @@ pub const fn unlinked(lr: u64) -> u64 {
     lr & !(HW | PINTID_MASK)
 }
 
+/// Whether a hardware-linked LR in flight stays linked, its physical interrupt active,
+/// while its vCPU is switched out (`hyp::run`'s `unload`): a passthrough SPI's does, until
+/// the guest ends it once loaded again. The SPI is its domain's alone, and a level-triggered
+/// device still asserting its line would fire again at once if it were deactivated there,
+/// interrupting whoever runs next only to pend what the vCPU already has pending. A private
+/// interrupt's (the virtual timer's PPI) does not: it is banked per CPU, and the next vCPU
+/// here needs it, so it is deactivated and the LR kept as an ordinary one ([`unlinked`]).
+pub const fn stays_linked_switched_out(lr: u64) -> bool {
+    intid(lr) >= 32
+}
+
 /// [`unlinked`] with the EOI-maintenance bit, so the guest's finishing it is reported. The
 /// bit is set after the unlink: it lies inside the pINTID field the unlink clears.
 pub const fn unlinked_notified(lr: u64) -> u64 {

@@ -182,8 +182,10 @@ fn isactiver_on_a_held_spi_places_a_software_lr_and_ends_the_physical() {
     assert_eq!(unlinked(&mut g), [SPI]);
 }
 
-/// What `hyp::run::unload` does to a hardware-linked LR in flight: deactivates the
-/// physical interrupt, clears HW and pINTID, and hands the LR to the model.
+/// A caller that ends a hardware-linked LR in flight itself: deactivates the physical
+/// interrupt, clears HW and pINTID, and hands the LR to the model (`hyp::run::unload` did
+/// so for SPIs until they stayed linked, `lr::stays_linked_switched_out`; it still does
+/// for the virtual timer's PPI). The model must cope with either.
 fn switch_out(g: &mut VgicDomain, l: &mut u64) {
     assert!(lr::is_hw(*l));
     *l = lr::unlinked(*l);
@@ -212,6 +214,34 @@ fn switched_out_while_active_the_virtual_one_finishes_and_a_refire_waits() {
         "then delivered linked"
     );
     assert!(unlinked(&mut g).is_empty());
+}
+
+#[test]
+fn a_passthrough_spi_stays_linked_across_a_switch_and_the_guest_ends_it_after() {
+    let (mut g, mut lrs) = fired_and_flushed();
+    assert!(lr::stays_linked_switched_out(lrs[0]));
+    let timer = lr::build_hw(27, 27, 0xa0, true, lr::LrState::Pending);
+    assert!(
+        !lr::stays_linked_switched_out(timer),
+        "a banked PPI is ended"
+    );
+    // Switched out and back in: the LR is saved and restored as it was, the physical
+    // interrupt active all along, so it cannot fire again meanwhile.
+    g.sync_lrs(0, &lrs);
+    g.flush_lrs(0, &mut lrs);
+    assert_eq!(
+        lrs[0],
+        lr::build_hw(SPI, SPI, 0xa0, true, lr::LrState::Pending)
+    );
+    ack(&mut lrs[0]);
+    eoi(&mut lrs[0]);
+    g.sync_lrs(0, &lrs);
+    g.flush_lrs(0, &mut lrs);
+    assert!(lr_intids(&lrs).is_empty());
+    assert!(
+        unlinked(&mut g).is_empty(),
+        "the guest's EOI ended the physical one"
+    );
 }
 
 #[test]
@@ -306,11 +336,14 @@ pub(super) fn assert_one_holder(g: &VgicDomain, lrs: &[[u64; NR_LRS]], phys: &Ph
     }
 }
 
-/// vCPU `v` switched out (`Hyp::unload`): each hardware LR in flight has its physical
-/// interrupt ended and its link stripped, and the model keeps the LR as an ordinary one.
+/// vCPU `v` switched out (`Hyp::unload`): a hardware LR in flight that does not stay
+/// linked (`lr::stays_linked_switched_out`) has its physical interrupt ended and its link
+/// stripped, and the model keeps the LR as an ordinary one; a passthrough SPI's stays as
+/// it is, its physical interrupt active, until the guest ends it.
 pub(super) fn switch_out_all(g: &mut VgicDomain, v: usize, l: &mut [u64; NR_LRS], phys: &mut Phys) {
     for slot in l.iter_mut() {
-        if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid {
+        let ends = !lr::stays_linked_switched_out(*slot);
+        if lr::is_hw(*slot) && lr::state(*slot) != lr::LrState::Invalid && ends {
             phys.end(lr::pintid(*slot), "switch-out");
             *slot = lr::unlinked(*slot);
             assert!(g.adopt(v, *slot));
@@ -411,7 +444,7 @@ fn random_links_never_strand_or_double_end_a_physical_interrupt() {
                     g.sync_lrs(v, &lrs[v]);
                 }
                 9 => {
-                    // Switched out: `unload` ends hardware LRs in flight and unlinks them.
+                    // Switched out (`unload`).
                     switch_out_all(&mut g, v, &mut lrs[v], &mut phys);
                 }
                 _ => {
