@@ -54,13 +54,13 @@ impl Version {
     }
 }
 
-/// The version this tree speaks. 7.0: `DomainSpec` gained `budgets` (its encoding
-/// changed); 6.0: `LockHolds`' interrupt passes name their INTID,
+/// The version this tree speaks. 7.1: `DomainBeatsMany`; 7.0: `DomainSpec` gained
+/// `budgets` (its encoding changed); 6.0: `LockHolds`' interrupt passes name their INTID,
 /// and its per-CPU record counts them by INTID (its encoding changed); 5.0: `LockHolds`'
 /// per-CPU record gained its passes by reason (its encoding changed); 4.1: `LockHolds`; 4.0: `DomainSpec` gained `pmu` (its
 /// encoding changed, so a 3.x caller's `DomainCreate` would not decode); 3.4:
 /// `DomainVcpuBudget`.
-pub const PROTOCOL_VERSION: Version = Version { major: 7, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 7, minor: 1 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,6 +223,28 @@ pub enum CapOp {
     /// longest global-lock hold with what it was for, since boot or the last reset); `x1` =
     /// length. `InvalidArgument` for another `x1`. Idempotent with `x1` = 0. (Protocol 4.1.)
     LockHolds = 35,
+    /// Holder of Domain caps (READ): [`CapOp::DomainBeats`] for several domains in one call,
+    /// each with its CPU time, so a controller's watchdog reads all it watches in one exit.
+    /// The message page holds a postcard `Vec<u64>` of raw handles (at most
+    /// [`BEATS_MANY_MAX`]) of `x1` bytes; writes a postcard `Vec<Result<`[`BeatsReading`]`,
+    /// CapError>>` (one per handle, in order: a handle that is no Domain cap with READ, or
+    /// names a gone incarnation, gets its error) to the message page; `x1` = length.
+    /// `TooLarge` for more handles, `BadMessage` for an undecodable list. Idempotent.
+    /// (Protocol 7.1.)
+    DomainBeatsMany = 36,
+}
+
+/// Most handles one [`CapOp::DomainBeatsMany`] takes.
+pub const BEATS_MANY_MAX: usize = 32;
+
+/// One domain's answer in [`CapOp::DomainBeatsMany`]: its current incarnation's beats (as
+/// [`CapOp::DomainBeats`]) and its CPU time (as [`DomainInfo::cpu_ticks`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeatsReading {
+    /// Its heartbeats.
+    pub beats: Beats,
+    /// Time spent running guest code, summed over vCPUs, in counter ticks.
+    pub cpu_ticks: u64,
 }
 
 /// The smallest budget [`CapOp::DomainVcpuBudget`] takes: 100 µs, well above the cost of
@@ -404,6 +426,7 @@ impl TryFrom<u32> for CapOp {
             33 => Self::IdleReport,
             34 => Self::DomainVcpuBudget,
             35 => Self::LockHolds,
+            36 => Self::DomainBeatsMany,
             _ => return Err(CapError::UnknownCall),
         })
     }
@@ -696,7 +719,8 @@ mod tests {
         assert!(!budget_valid(0, 10_000) && !budget_valid(99, 10_000));
         assert!(!budget_valid(20_000, 10_000) && !budget_valid(1_000, 10_000_001));
         assert_eq!(CapOp::try_from(35), Ok(CapOp::LockHolds));
-        assert_eq!(CapOp::try_from(36), Err(CapError::UnknownCall));
+        assert_eq!(CapOp::try_from(36), Ok(CapOp::DomainBeatsMany));
+        assert_eq!(CapOp::try_from(37), Err(CapError::UnknownCall));
     }
 
     #[test]

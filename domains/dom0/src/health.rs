@@ -1,7 +1,8 @@
 //! A domain's health as dom0 supervises it: its heartbeat watchdog and the record of its
 //! latest restart (why, when, how long it took to come back). Pure and host-tested; the
 //! supervisor ([`crate::supervise`]) owns one [`Health`] per domain and the shell feeds it
-//! `CapOp::DomainBeats` readings (with the domain's CPU time from `DomainQuery`).
+//! readings of every watched domain's beats and CPU time, all in one
+//! `CapOp::DomainBeatsMany` call ([`readings`]).
 //!
 //! Watchdog rules (times are counter ticks):
 //! - Each incarnation starts silent. It must send its first beat within `first_beat` of its
@@ -24,7 +25,8 @@
 //! - A paused domain does not beat and is not judged; silence restarts when it resumes.
 //! - The watchdog fires once per incarnation; the restart that follows re-arms it.
 
-use protocol::control::Beats;
+use alloc::vec::Vec;
+use protocol::control::{Beats, BeatsReading, CapError};
 use protocol::mgmt::{RestartReason, RestartRecord};
 
 /// `ticks` of a counter running at `hz` in whole milliseconds (0 Hz counts as 1 Hz, so a
@@ -210,6 +212,23 @@ impl Health {
                 recovery_ms: recovery.map(ms),
             })
     }
+}
+
+/// One watchdog reading per domain asked about, from a `DomainBeatsMany` answer for `asked`
+/// domains: each its beats and CPU time, or its own error. `None` if the call as a whole
+/// failed or answered for a different number of domains: the caller then reads them one
+/// by one (`DomainBeats` and `DomainQuery`).
+pub fn readings(
+    asked: usize,
+    answer: Result<Vec<Result<BeatsReading, CapError>>, CapError>,
+) -> Option<Vec<Result<(Beats, u64), CapError>>> {
+    let answer = answer.ok().filter(|a| a.len() == asked)?;
+    Some(
+        answer
+            .into_iter()
+            .map(|r| r.map(|b| (b.beats, b.cpu_ticks)))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

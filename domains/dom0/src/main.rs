@@ -41,16 +41,21 @@ mod shell {
     static PORT_MASKED: AtomicBool = AtomicBool::new(false);
     /// The management port's interrupt (0: none).
     static PORT_IRQ: AtomicU32 = AtomicU32::new(0);
-    /// Poll of the management port in case its interrupt is lost.
+    /// Poll of a management port that has no interrupt (dom0 finds its input only so).
     const PORT_POLL_MS: u64 = 200;
+    /// Poll of a management port that has one, in case an interrupt is lost: a safety net,
+    /// so rare (each poll is several trapped register accesses, each a locked exit of the
+    /// microvisor and a wake-up of an idle system).
+    const PORT_SAFETY_POLL_MS: u64 = 1000;
     /// Set by the event-channel upcall: a PV ring has news.
     static PV_EVENT: AtomicBool = AtomicBool::new(false);
     /// Safety poll of the PV rings. Every ring change comes with an event (a guest notifies
     /// after it writes or consumes), and console input typed on the UART raises our
     /// control event (the microvisor tells the focus's controller); this only bounds what a
-    /// lost notification could delay. It was 20 ms while UART input had no event: 50 idle
-    /// wake-ups a second, each a `ConsoleReadFor` per guest and a switch on a shared pCPU.
-    const PV_POLL_MS: u64 = 200;
+    /// lost notification could delay (Xen has no such net at all). It was 20 ms while UART
+    /// input had no event: 50 idle wake-ups a second, each a `ConsoleReadFor` per guest and
+    /// a switch on a shared pCPU; then 200 ms.
+    const PV_POLL_MS: u64 = 1000;
     /// How often watched domains' heartbeats are read. The microvisor stamps each beat, so
     /// this only bounds how late a silence is noticed, not how it is measured.
     const BEAT_POLL_MS: u64 = 500;
@@ -226,7 +231,10 @@ mod shell {
         let mut events_ok = true;
         let mut events_error: Option<CapError> = None;
         let mut next_poll = timer::now().saturating_add(poll);
-        let port_poll = timer::ms_to_ticks(PORT_POLL_MS, hz);
+        let port_poll = match port.as_ref().and_then(|p| p.irq) {
+            Some(_) => timer::ms_to_ticks(PORT_SAFETY_POLL_MS, hz),
+            None => timer::ms_to_ticks(PORT_POLL_MS, hz),
+        };
         let mut next_port_poll = timer::now();
         let pv_poll = timer::ms_to_ticks(PV_POLL_MS, hz);
         let beat_poll = timer::ms_to_ticks(BEAT_POLL_MS, hz);
@@ -337,10 +345,16 @@ mod shell {
             }
             if now >= next_beats {
                 next_beats = now.saturating_add(beat_poll);
-                for i in sup.beat_watch() {
-                    let h = sup.domains()[i].handle;
-                    let reading = cap::domain_beats(h)
-                        .and_then(|b| cap::domain_query(h).map(|q| (b, q.cpu_ticks)));
+                let watched = sup.beat_watch();
+                let handles: Vec<_> = watched.iter().map(|&i| sup.domains()[i].handle).collect();
+                // All in one call (one locked pass); one by one if that fails.
+                let batch = dom0::health::readings(handles.len(), cap::domain_beats_many(&handles));
+                let one = |h| {
+                    cap::domain_beats(h)
+                        .and_then(|b| cap::domain_query(h).map(|q| (b, q.cpu_ticks)))
+                };
+                let readings = batch.unwrap_or_else(|| handles.iter().map(|&h| one(h)).collect());
+                for (i, reading) in watched.into_iter().zip(readings) {
                     let (line, command) = sup.beats(i, reading, timer::now());
                     if let Some(line) = line {
                         println!("{line}");

@@ -317,8 +317,8 @@ impl Supervisor {
             .collect()
     }
 
-    /// Records a reading of domain `i` taken at `now` (`DomainBeats`, and its CPU time from
-    /// `DomainQuery`); returns the line to
+    /// Records a reading of domain `i` taken at `now` (its beats and CPU time,
+    /// [`crate::health::readings`]); returns the line to
     /// print and the command to carry out, as [`Supervisor::observe`] does. A watchdog that
     /// fires is a crash: the `on_crash` policy applies, with its backoff and crash-loop
     /// hold. A failed reading is ignored (the domain may be restarting; `observe` reports

@@ -20,7 +20,7 @@ use protocol::control::{
 use protocol::ids::DomainId;
 
 /// Results of a successful call, placed in x1..x3.
-type Reply = [u64; 3];
+pub(super) type Reply = [u64; 3];
 
 impl Hyp {
     /// Serves one capability-protocol call; results go back in the caller's registers.
@@ -209,6 +209,7 @@ impl Hyp {
                 page.write(0, &buf[..n]).map_err(|_| CapError::NoMsgPage)?;
                 Ok([n as u64, start, total])
             }
+            CapOp::DomainBeatsMany => self.beats_many(id, v, a[0]),
             CapOp::LockHolds => {
                 let reset = match a[0] {
                     0 => false,
@@ -291,7 +292,12 @@ impl Hyp {
     }
 
     /// Resolves a Domain capability to a live domain of the right incarnation.
-    fn domain_cap(&self, holder: DomainId, raw: u64, needed: Rights) -> Result<DomainId, CapError> {
+    pub(super) fn domain_cap(
+        &self,
+        holder: DomainId,
+        raw: u64,
+        needed: Rights,
+    ) -> Result<DomainId, CapError> {
         let h = CapHandle::from_raw(raw).ok_or(CapError::InvalidHandle)?;
         let d = self.domain(holder).ok_or(CapError::Stale)?;
         let cap = d.caps.lookup(h, CapKind::Domain, needed)?;
@@ -318,7 +324,7 @@ impl Hyp {
     }
 
     /// Encodes `value` into the calling vCPU's message page; returns the length.
-    fn reply_message<T: serde::Serialize>(
+    pub(super) fn reply_message<T: serde::Serialize>(
         &self,
         id: DomainId,
         v: usize,
@@ -594,7 +600,7 @@ impl Hyp {
         Ok(())
     }
 
-    fn domain_info(&self, target: DomainId) -> Option<DomainInfo> {
+    pub(super) fn domain_info(&self, target: DomainId) -> Option<DomainInfo> {
         let d = self.domain(target)?;
         let stats = |v: usize, c: &super::domain::Vcpu| self.live_stats(target, v, c.stats);
         let sum = |f: fn(&super::domain::VcpuStats) -> u64| {

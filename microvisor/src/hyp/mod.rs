@@ -97,6 +97,7 @@
 // through `arch::vectors::run_guest` with the proof `load` made (DESIGN §2).
 #![forbid(unsafe_code)]
 
+pub mod beats;
 pub mod boot;
 pub mod build;
 pub mod bulk;

@@ -337,3 +337,27 @@ fn a_crash_records_its_exception_and_a_paused_domain_is_not_judged() {
         (None, None)
     );
 }
+
+#[test]
+fn a_batched_reading_is_one_per_domain_or_none_at_all() {
+    use super::readings;
+    use protocol::control::{BeatsReading, CapError};
+    let beats = Beats {
+        count: 3,
+        first: 10,
+        last: 30,
+    };
+    let ok = BeatsReading {
+        beats,
+        cpu_ticks: 7,
+    };
+    assert_eq!(
+        readings(2, Ok(vec![Ok(ok), Err(CapError::Stale)])),
+        Some(vec![Ok((beats, 7)), Err(CapError::Stale)])
+    );
+    // The call itself failed (an older microvisor), or answered for other domains than
+    // asked: read them one by one.
+    assert_eq!(readings(1, Err(CapError::UnknownCall)), None);
+    assert_eq!(readings(2, Ok(vec![Ok(ok)])), None);
+    assert_eq!(readings(0, Ok(Vec::new())), Some(Vec::new()));
+}
