@@ -204,18 +204,22 @@ pub fn plan_domain(
 /// the system's budget for it on every shared vCPU, none on an exclusive one; empty when
 /// the system gives it none.
 pub fn vcpu_budgets(budgets: &[ManifestBudget], d: &ManifestDomain) -> Vec<(u32, u32)> {
-    let Some(b) = budgets.iter().find(|b| b.domain == d.name) else {
+    let budget = budgets
+        .iter()
+        .find(|b| b.domain == d.name)
+        .map(|b| (b.budget_us, b.period_us));
+    vcpu_budget_each(budget, d)
+}
+
+/// `budget` (`(budget_us, period_us)`) on each of `d`'s shared vCPUs and none on an
+/// exclusive one; empty without a budget (`ctl create --budget-us`, or the system's).
+pub fn vcpu_budget_each(budget: Option<(u32, u32)>, d: &ManifestDomain) -> Vec<(u32, u32)> {
+    let Some(budget) = budget else {
         return Vec::new();
     };
     d.vcpus
         .iter()
-        .map(|v| {
-            if v.exclusive {
-                (0, 0)
-            } else {
-                (b.budget_us, b.period_us)
-            }
-        })
+        .map(|v| if v.exclusive { (0, 0) } else { budget })
         .collect()
 }
 

@@ -12,7 +12,7 @@ use protocol::cap::{CapDetail, CapHandle, CapKind};
 use protocol::control::{
     CapError, CapOp, DomainInfo, DomainState, FaultKind, ShutdownKind, VcpuInfo, VcpuPlacement,
 };
-use protocol::manifest::{ManifestBudget, ManifestDomain};
+use protocol::manifest::ManifestDomain;
 use protocol::mgmt::MgmtError;
 use protocol::mgmt::{Response, UploadOp};
 
@@ -87,12 +87,7 @@ impl Ops<'_> {
             why: format!("cannot create {}: {e}", d.name),
         })?;
         // Against the placement made above: a vCPU that ended up exclusive gets none.
-        let budget = budget.map(|(budget_us, period_us)| ManifestBudget {
-            domain: d.name.clone(),
-            budget_us,
-            period_us,
-        });
-        spec.budgets = dom0::vcpu_budgets(budget.as_slice(), d);
+        spec.budgets = dom0::vcpu_budget_each(budget, d);
         let (handle, domid) = cap::domain_create(&spec).map_err(MgmtError::Capability)?;
         if let Err(e) = cap::domain_start(handle) {
             let _ = cap::domain_destroy(handle);
