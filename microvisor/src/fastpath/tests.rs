@@ -460,6 +460,22 @@ fn a_notified_completion_the_caller_owns_is_absorbed_and_returned() {
         absorb_lr_progress(&mut shadow, &[finished(evt)], &mut 1, &mut 0, 0),
         None
     );
+    // The run loop owns the timer's too: the model's timer LR and an upcall finished in
+    // the same exit are both freed, retired and reported.
+    let both = (1 << 31) | (1 << 27);
+    let mut shadow = [timer_ppi, evt];
+    let mut retired = 0;
+    assert_eq!(
+        absorb_lr_progress(
+            &mut shadow,
+            &[finished(timer_ppi), finished(evt)],
+            &mut 0,
+            &mut retired,
+            both
+        ),
+        Some((0b11, both))
+    );
+    assert_eq!((shadow, retired), ([0, 0], 0b11));
 }
 
 #[test]

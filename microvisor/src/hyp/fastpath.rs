@@ -299,8 +299,14 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
         match absorb_progress::<G>(lv, n, &mut local.posted, &mut local.retired) {
             None => return SLOW,
             Some(0) => {}
-            Some(_) => {
-                if !reraise_upcall::<G>(lv, n, &mut local.posted, &mut local.irqs, local.cpu) {
+            Some(done) => {
+                if done & (1 << VTIMER_PPI) != 0 {
+                    timer_finished(lv);
+                }
+                let upcall = done & (1 << EVTCHN_PPI) != 0;
+                if upcall
+                    && !reraise_upcall::<G>(lv, n, &mut local.posted, &mut local.irqs, local.cpu)
+                {
                     return SLOW;
                 }
             }
@@ -498,7 +504,7 @@ fn absorb_progress<G: Hot>(
     let absorbed = match absorb_hw_lr_progress(&mut lv.lrs[..n], &hw[..n], posted, retired) {
         Some(freed) => Some((freed, 0)),
         None => {
-            let own_eoi = 1 << EVTCHN_PPI;
+            let own_eoi = (1 << EVTCHN_PPI) | (1 << VTIMER_PPI);
             absorb_lr_progress(&mut lv.lrs[..n], &hw[..n], posted, retired, own_eoi)
         }
     };
@@ -512,6 +518,20 @@ fn absorb_progress<G: Hot>(
         *retired |= spi_lrs_freed(&mut lv.spis[..lv.nr_spis.min(FAST_SPIS)], freed);
     }
     Some(completed)
+}
+
+/// The guest finished the virtual timer's list register that the vGIC model placed (a
+/// switched-out vCPU's expired timer, delivered into its saved list registers with EOI
+/// notification and the timer masked until then): does what the model's completion report
+/// leads to under the lock, unmasking the timer if the microvisor masked it. Without this,
+/// each such completion sent the vCPU's next exit to the locked path (a "no INTID"
+/// interrupt pass after every timer a switched-out vCPU got).
+#[inline(never)]
+fn timer_finished(lv: &mut LoadedVcpu) {
+    if core::mem::take(&mut lv.vtimer_masked) {
+        let ctl = arch::sysreg::read_cntv_ctl_el0();
+        arch::sysreg::write_cntv_ctl_el0(ctl & !crate::timer_earliest::CNTV_IMASK);
+    }
 }
 
 /// The guest finished an event-channel upcall this CPU's fast path had placed (so the vGIC

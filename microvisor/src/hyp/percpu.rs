@@ -168,6 +168,10 @@ pub struct LoadedVcpu {
     pub neighbours: [VcpuKey; NEIGHBOURS],
     /// How many of `neighbours` there are, if all fit.
     pub nr_neighbours: Option<usize>,
+    /// The microvisor masked its virtual timer until the guest finishes the timer's list
+    /// register (the record's `vtimer_masked`, read at each hand-back). The fast path
+    /// unmasks it when it frees that list register, and the hand-over writes it back.
+    pub vtimer_masked: bool,
 }
 
 /// How many other vCPUs queued on a shared CPU [`LoadedVcpu::neighbours`] holds.
@@ -280,6 +284,8 @@ impl Hyp {
             if let Some(vcpu) = d.vcpus.get_mut(v) {
                 // The implemented ones (the rest stay zero in both copies).
                 copy_lrs(&mut vcpu.lrs[..local.nr_lrs], &lv.lrs);
+                // Only this CPU changes a loaded vCPU's: the fast path may have unmasked it.
+                vcpu.vtimer_masked = lv.vtimer_masked;
                 vcpu.stats.exits += exits;
                 vcpu.stats.irqs += irqs;
                 vcpu.stats.run_ticks += ticks;
@@ -369,6 +375,7 @@ impl Hyp {
             alone: false,
             neighbours: [VcpuKey(0); NEIGHBOURS],
             nr_neighbours: None,
+            vtimer_masked: false,
         });
         lv.alone = !vcpu.placement.exclusive
             && self.alone_on(cpu, key, &mut lv.neighbours, &mut lv.nr_neighbours);
@@ -402,6 +409,7 @@ impl Hyp {
         lv.key = key;
         copy_lrs(&mut lv.lrs[..local.nr_lrs], &vcpu.lrs);
         lv.exclusive = vcpu.placement.exclusive;
+        lv.vtimer_masked = vcpu.vtimer_masked;
         lv.vtimer_priority = d.vgic.enabled_priority(v, VTIMER_PPI);
         lv.epoch = epoch;
         lv.nr_vcpus = d.vgic.nr_vcpus();
