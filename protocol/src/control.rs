@@ -263,6 +263,13 @@ pub const fn budget_valid(budget_us: u32, period_us: u32) -> bool {
             && period_us <= BUDGET_PERIOD_MAX_US)
 }
 
+/// Whether `budget_us`/`period_us` is a budget a domain may be given at creation (the
+/// system description's `budget_us`/`period_us`, `ctl create --budget-us/--period-us`): one
+/// [`budget_valid`] takes, and not `0`/`0` (giving none is leaving the keys out).
+pub const fn budget_givable(budget_us: u32, period_us: u32) -> bool {
+    budget_us != 0 && budget_valid(budget_us, period_us)
+}
+
 /// Whether `budgets` fits `vcpus` as [`DomainSpec::budgets`] must: empty, or one valid
 /// budget per vCPU ([`budget_valid`]) with none on an exclusive one.
 pub fn budgets_valid(vcpus: &[VcpuPlacement], budgets: &[(u32, u32)]) -> bool {
@@ -715,6 +722,8 @@ mod tests {
         assert_eq!(CapOp::try_from(33), Ok(CapOp::IdleReport));
         assert_eq!(CapOp::try_from(34), Ok(CapOp::DomainVcpuBudget));
         assert!(budget_valid(0, 0) && budget_valid(2_000, 10_000));
+        assert!(!budget_givable(0, 0) && budget_givable(2_000, 10_000));
+        assert!(!budget_givable(99, 10_000) && !budget_givable(0, 10_000));
         assert!(budget_valid(BUDGET_MIN_US, BUDGET_MIN_US));
         assert!(!budget_valid(0, 10_000) && !budget_valid(99, 10_000));
         assert!(!budget_valid(20_000, 10_000) && !budget_valid(1_000, 10_000_001));

@@ -215,20 +215,21 @@ impl Health {
 }
 
 /// One watchdog reading per domain asked about, from a `DomainBeatsMany` answer for `asked`
-/// domains: each its beats and CPU time, or its own error. `None` if the call as a whole
-/// failed or answered for a different number of domains: the caller then reads them one
-/// by one (`DomainBeats` and `DomainQuery`).
+/// domains: each its beats and CPU time, or its own error. A call that failed as a whole,
+/// or answered for a different number of domains, fails every reading (the supervisor
+/// ignores a failed reading: the next one counts the time since the last good one).
 pub fn readings(
     asked: usize,
     answer: Result<Vec<Result<BeatsReading, CapError>>, CapError>,
-) -> Option<Vec<Result<(Beats, u64), CapError>>> {
-    let answer = answer.ok().filter(|a| a.len() == asked)?;
-    Some(
-        answer
+) -> Vec<Result<(Beats, u64), CapError>> {
+    match answer {
+        Ok(each) if each.len() == asked => each
             .into_iter()
             .map(|r| r.map(|b| (b.beats, b.cpu_ticks)))
             .collect(),
-    )
+        Ok(_) => alloc::vec![Err(CapError::BadMessage); asked],
+        Err(e) => alloc::vec![Err(e); asked],
+    }
 }
 
 #[cfg(test)]

@@ -347,13 +347,9 @@ mod shell {
                 next_beats = now.saturating_add(beat_poll);
                 let watched = sup.beat_watch();
                 let handles: Vec<_> = watched.iter().map(|&i| sup.domains()[i].handle).collect();
-                // All in one call (one locked pass); one by one if that fails.
-                let batch = dom0::health::readings(handles.len(), cap::domain_beats_many(&handles));
-                let one = |h| {
-                    cap::domain_beats(h)
-                        .and_then(|b| cap::domain_query(h).map(|q| (b, q.cpu_ticks)))
-                };
-                let readings = batch.unwrap_or_else(|| handles.iter().map(|&h| one(h)).collect());
+                // All in one call: one locked pass of the microvisor.
+                let readings =
+                    dom0::health::readings(handles.len(), cap::domain_beats_many(&handles));
                 for (i, reading) in watched.into_iter().zip(readings) {
                     let (line, command) = sup.beats(i, reading, timer::now());
                     if let Some(line) = line {

@@ -114,6 +114,15 @@ mod hw {
     }
 
     /// Runs `op` and decodes the postcard reply whose length comes back in `x1`.
+    /// `value` encoded for the message page (postcard): `TooLarge` if it does not fit.
+    fn message<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CapError> {
+        let bytes = postcard::to_allocvec(value).map_err(|_| CapError::InvalidArgument)?;
+        if bytes.len() > MSG_PAGE_SIZE {
+            return Err(CapError::TooLarge);
+        }
+        Ok(bytes)
+    }
+
     fn query<T: serde::de::DeserializeOwned>(op: CapOp, args: [u64; 6]) -> Result<T, CapError> {
         ready()?;
         let bytes = arch::without_interrupts(|| {
@@ -177,10 +186,7 @@ mod hw {
     ) -> Result<Vec<Result<BeatsReading, CapError>>, CapError> {
         ready()?;
         let raw: Vec<u64> = domains.iter().map(|h| h.to_raw()).collect();
-        let bytes = postcard::to_allocvec(&raw).map_err(|_| CapError::InvalidArgument)?;
-        if bytes.len() > MSG_PAGE_SIZE {
-            return Err(CapError::TooLarge);
-        }
+        let bytes = message(&raw)?;
         let reply = arch::without_interrupts(|| {
             arch::msg_write(&bytes);
             let r = call(CapOp::DomainBeatsMany, [bytes.len() as u64, 0, 0, 0, 0, 0])?;
@@ -325,7 +331,7 @@ mod hw {
     /// `memory` quota; its Module cap (READ, WRITE).
     pub fn module_create(memory: CapHandle, label: &str, size: u64) -> Result<CapHandle, CapError> {
         ready()?;
-        let bytes = postcard::to_allocvec(label).map_err(|_| CapError::InvalidArgument)?;
+        let bytes = message(label)?;
         let r = arch::without_interrupts(|| {
             arch::msg_write(&bytes);
             call(
@@ -362,10 +368,7 @@ mod hw {
     /// `DomainCreate`: builds a paused domain; returns its Domain cap and domain id.
     pub fn domain_create(spec: &DomainSpec) -> Result<(CapHandle, u16), CapError> {
         ready()?;
-        let bytes = postcard::to_allocvec(spec).map_err(|_| CapError::InvalidArgument)?;
-        if bytes.len() > MSG_PAGE_SIZE {
-            return Err(CapError::TooLarge);
-        }
+        let bytes = message(spec)?;
         let r = arch::without_interrupts(|| {
             arch::msg_write(&bytes);
             call(CapOp::DomainCreate, [bytes.len() as u64, 0, 0, 0, 0, 0])

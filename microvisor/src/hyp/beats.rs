@@ -6,7 +6,7 @@ use super::capcall::Reply;
 use super::Hyp;
 use alloc::vec::Vec;
 use protocol::cap::Rights;
-use protocol::control::{BeatsReading, CapError, BEATS_MANY_MAX};
+use protocol::control::{Beats, BeatsReading, CapError, BEATS_MANY_MAX};
 use protocol::ids::DomainId;
 
 impl Hyp {
@@ -29,14 +29,36 @@ impl Hyp {
     /// One domain's reading, through `holder`'s Domain cap `raw` (READ).
     fn beats_reading(&self, holder: DomainId, raw: u64) -> Result<BeatsReading, CapError> {
         let target = self.domain_cap(holder, raw, Rights::READ)?;
+        let beats = self.incarnation_beats(target)?;
+        let cpu_ticks = self.cpu_ticks(target).ok_or(CapError::Stale)?;
+        Ok(BeatsReading { beats, cpu_ticks })
+    }
+
+    /// The heartbeats of `target`'s current incarnation (`DomainBeats`): none while it
+    /// restarts in place, the old incarnation's beats not being the new one's.
+    pub(super) fn incarnation_beats(&self, target: DomainId) -> Result<Beats, CapError> {
         let t = self.domain(target).ok_or(CapError::Stale)?;
-        // Restarting in place: the old incarnation's beats are not the new one's.
-        let beats = if t.dying {
-            Default::default()
+        Ok(if t.dying {
+            Beats::default()
         } else {
             super::fast_slots::beats(target)
-        };
-        let cpu_ticks = self.domain_info(target).ok_or(CapError::Stale)?.cpu_ticks;
-        Ok(BeatsReading { beats, cpu_ticks })
+        })
+    }
+
+    /// `target`'s CPU time in counter ticks, summed over its vCPUs, as `DomainQuery`
+    /// reports it (an exclusive vCPU's reported idle time left out).
+    pub(super) fn cpu_ticks(&self, target: DomainId) -> Option<u64> {
+        let d = self.domain(target)?;
+        let idle = |v: usize| super::fast_slots::idle(target, v);
+        Some(
+            d.vcpus
+                .iter()
+                .enumerate()
+                .map(|(v, c)| {
+                    self.live_stats(target, v, c.stats)
+                        .busy_ticks(c.placement.exclusive, idle(v))
+                })
+                .sum(),
+        )
     }
 }

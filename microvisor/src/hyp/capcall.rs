@@ -161,13 +161,7 @@ impl Hyp {
             }
             CapOp::DomainBeats => {
                 let target = self.domain_cap(id, a[0], Rights::READ)?;
-                let t = self.domain(target).ok_or(CapError::Stale)?;
-                // Restarting in place: the old incarnation's beats are not the new one's.
-                let b = if t.dying {
-                    Default::default()
-                } else {
-                    super::fast_slots::beats(target)
-                };
+                let b = self.incarnation_beats(target)?;
                 Ok([b.count, b.first, b.last])
             }
             CapOp::DeviceMap => self.device_map(id, a[0]),
@@ -600,7 +594,7 @@ impl Hyp {
         Ok(())
     }
 
-    pub(super) fn domain_info(&self, target: DomainId) -> Option<DomainInfo> {
+    fn domain_info(&self, target: DomainId) -> Option<DomainInfo> {
         let d = self.domain(target)?;
         let stats = |v: usize, c: &super::domain::Vcpu| self.live_stats(target, v, c.stats);
         let sum = |f: fn(&super::domain::VcpuStats) -> u64| {
@@ -610,7 +604,6 @@ impl Hyp {
                 .map(|(v, c)| f(&stats(v, c)))
                 .sum::<u64>()
         };
-        let idle = |v: usize| super::fast_slots::idle(target, v);
         Some(DomainInfo {
             domid: target.0,
             name: d.name.clone(),
@@ -622,12 +615,7 @@ impl Hyp {
                 .filter(|c| c.power == super::domain::Power::On)
                 .count() as u16,
             mem_mib: (d.ram.size() >> 20) as u32,
-            cpu_ticks: d
-                .vcpus
-                .iter()
-                .enumerate()
-                .map(|(v, c)| stats(v, c).busy_ticks(c.placement.exclusive, idle(v)))
-                .sum(),
+            cpu_ticks: self.cpu_ticks(target)?,
             exits: sum(|s| s.exits),
             irqs_injected: sum(|s| s.irqs),
             restarts: d.restarts,

@@ -400,7 +400,7 @@ impl Hyp {
                 let Some(held) = domain.as_deref_mut() else {
                     continue;
                 };
-                let in_lr = held.end_linked_lrs(irq);
+                let in_lr = held.end_linked_lrs(irq).then_some(irq);
                 if let Some(pintid) = held.vgic.unlink_hw(irq).or(in_lr) {
                     gic::deactivate(pintid);
                 }

@@ -499,16 +499,16 @@ impl super::domain::Domain {
 
     /// Clears every switched-out vCPU's hardware-linked LR in flight for physical
     /// interrupt `pintid` (they stay linked while switched out: see `run.rs`'s `unload`);
-    /// returns `pintid` if there was one, for the caller to deactivate. Only for a domain
-    /// whose vCPUs are all switched out, giving its device up.
-    pub(super) fn end_linked_lrs(&mut self, pintid: u32) -> Option<u32> {
+    /// whether there was one, for the caller to deactivate it. Only for a domain whose
+    /// vCPUs are all switched out, giving its device up.
+    pub(super) fn end_linked_lrs(&mut self, pintid: u32) -> bool {
         use crate::vgic::lr;
-        let mut found = None;
+        let mut found = false;
         for slot in self.vcpus.iter_mut().flat_map(|c| c.lrs.iter_mut()) {
             let linked = lr::is_hw(*slot) && lr::pintid(*slot) == pintid;
             if linked && *slot & lr::STATE_MASK != 0 {
                 *slot = 0;
-                found = Some(pintid);
+                found = true;
             }
         }
         found

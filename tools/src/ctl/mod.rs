@@ -579,8 +579,7 @@ fn create_parts(
     dir: &Path,
     budget: Option<(u32, u32)>,
 ) -> Result<(Request, Vec<(String, crate::system::Image)>)> {
-    if let Some((b, p)) = budget.filter(|&(b, p)| !protocol::control::budget_valid(b, p) || b == 0)
-    {
+    if let Some((b, p)) = budget.filter(|&(b, p)| !protocol::control::budget_givable(b, p)) {
         bail!(
             "--budget-us {b} --period-us {p}: expected {} <= budget <= period <= {} (µs)",
             protocol::control::BUDGET_MIN_US,

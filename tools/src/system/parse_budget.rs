@@ -4,7 +4,7 @@
 //! neither; an exclusive domain has no budget (nothing else runs on its pCPU).
 
 use super::{ConfigError, Ctx, Value};
-use protocol::control::{budget_valid, BUDGET_MIN_US, BUDGET_PERIOD_MAX_US};
+use protocol::control::{budget_givable, BUDGET_MIN_US, BUDGET_PERIOD_MAX_US};
 
 /// The two keys.
 const KEYS: [&str; 2] = ["budget_us", "period_us"];
@@ -34,7 +34,7 @@ pub(super) fn budget(
     let period = cx.int(KEYS[1], p, range, "microseconds")?;
     // In range, so both fit.
     let (budget, period) = (budget as u32, period as u32);
-    if !budget_valid(budget, period) || budget == 0 {
+    if !budget_givable(budget, period) {
         return Err(cx.err(
             b.span(),
             KEYS[0],

@@ -339,7 +339,7 @@ fn a_crash_records_its_exception_and_a_paused_domain_is_not_judged() {
 }
 
 #[test]
-fn a_batched_reading_is_one_per_domain_or_none_at_all() {
+fn a_batched_reading_is_one_per_domain_and_a_failed_call_fails_each() {
     use super::readings;
     use protocol::control::{BeatsReading, CapError};
     let beats = Beats {
@@ -353,11 +353,16 @@ fn a_batched_reading_is_one_per_domain_or_none_at_all() {
     };
     assert_eq!(
         readings(2, Ok(vec![Ok(ok), Err(CapError::Stale)])),
-        Some(vec![Ok((beats, 7)), Err(CapError::Stale)])
+        vec![Ok((beats, 7)), Err(CapError::Stale)]
     );
-    // The call itself failed (an older microvisor), or answered for other domains than
-    // asked: read them one by one.
-    assert_eq!(readings(1, Err(CapError::UnknownCall)), None);
-    assert_eq!(readings(2, Ok(vec![Ok(ok)])), None);
-    assert_eq!(readings(0, Ok(Vec::new())), Some(Vec::new()));
+    assert_eq!(
+        readings(2, Err(CapError::NoMsgPage)),
+        vec![Err(CapError::NoMsgPage); 2]
+    );
+    // An answer for other domains than asked is no reading of any.
+    assert_eq!(
+        readings(2, Ok(vec![Ok(ok)])),
+        vec![Err(CapError::BadMessage); 2]
+    );
+    assert!(readings(0, Ok(Vec::new())).is_empty());
 }

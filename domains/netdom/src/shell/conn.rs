@@ -351,23 +351,19 @@ impl Conns {
         }
     }
 
-    /// Writes each vif's counters to xenstore, and the uplink's if there is a NIC
-    /// (`uplink`): once when it appears, then when they changed, at most once per
-    /// [`PUBLISH_MS`]. Returns when a change held back by that limit is due (`u64::MAX`:
-    /// none), for the loop to wake then.
-    pub fn publish(
-        &mut self,
-        nb: &Netback,
-        uplink: Option<&UplinkCounters>,
-        xs: &mut XsClient,
-    ) -> u64 {
+    /// Writes each vif's counters to xenstore, and the uplink's if there is a `nic`: once
+    /// when it appears, then when they changed, at most once per [`PUBLISH_MS`]. Returns
+    /// when a change held back by that limit is due (`u64::MAX`: none), for the loop to
+    /// wake then.
+    pub fn publish(&mut self, nb: &Netback, nic: bool, xs: &mut XsClient) -> u64 {
         let now = timer::now();
         let period = timer::ms_to_ticks(PUBLISH_MS, timer::freq());
         let mut owed = u64::MAX;
-        if let Some(u) = uplink.filter(|u| self.uplink.due_now(u, now, period, &mut owed)) {
+        let u = nb.uplink;
+        if nic && self.uplink.due_now(&u, now, period, &mut owed) {
             // Under our own home's `data`, outside the `backend/vif` tree we watch.
             let _ = xs.write(UPLINK_COUNTERS_KEY, u.encode().as_bytes());
-            self.uplink.record(*u, now);
+            self.uplink.record(u, now);
         }
         for (i, c) in self.conns.iter_mut().enumerate().filter(|(_, c)| !c.gone) {
             let Some(v) = nb.get(VifId(i)) else { continue };
