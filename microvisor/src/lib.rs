@@ -38,6 +38,7 @@ pub mod mm;
 pub mod passthrough;
 pub mod platform;
 pub mod pmu;
+pub mod poll_wait;
 pub mod posted;
 pub mod ratelimit;
 pub mod reloc;

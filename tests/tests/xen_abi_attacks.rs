@@ -15,6 +15,8 @@ fn xen_abi_attacks_get_defined_errors() {
         .all(&[
             r"\[xenbad\] xenbad: attacking as d\d+",
             r"\[xenbad\] xenbad: loopback event ok",
+            r"\[xenbad\] xenbad: poll ends at its timeout ok",
+            r"\[xenbad\] xenbad: poll woken by its masked port ok",
             r"\[xenbad\] xenbad: gnttab map own grant ok",
             r"\[xenbad\] xenbad: no pin left behind ok",
             r"\[smp\] PASS",

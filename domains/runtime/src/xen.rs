@@ -14,7 +14,7 @@ use protocol::xen::structs::{
 };
 use protocol::xen::{EvtchnOp, GnttabOp, HvmOp, HvmParam, Hypercall, MapSpace, MemoryOp, XenErrno};
 
-pub use arch::{take_pending_ports, MappedPage};
+pub use arch::{clear_port_pending, port_pending, set_port_masked, take_pending_ports, MappedPage};
 
 /// A mapped ring page as the xenstore/console ring logic sees it.
 impl protocol::xen::ring_io::SharedRing for MappedPage {

@@ -100,6 +100,7 @@ pub fn start(early: Early, el2_map: PageTable, guest_gicc: Option<Region>) {
         guest_loaded: [const { None }; MAX_CPUS],
         resched: [false; MAX_CPUS],
         timer_earliest: [EarliestTimer::UNKNOWN; MAX_CPUS],
+        poll_timed: 0,
         instances: [0; MAX_DOMAINS],
         // dom0 (id 0) is built first; children start after it.
         last_domid: (MAX_DOMAINS - 1) as u16,

@@ -204,6 +204,7 @@ impl Hyp {
                 fault_pending: false,
                 migrating: false,
                 budget_us: req.budgets.get(i).copied().unwrap_or((0, 0)),
+                poll: None,
             })
             .collect();
         super::percpu::domain_created(

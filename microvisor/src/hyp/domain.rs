@@ -90,6 +90,9 @@ pub struct Vcpu {
     /// Its budget and period in microseconds (`CapOp::DomainVcpuBudget`), `(0, 0)` for
     /// none: kept here so a re-pin can give it to the vCPU's new run queue.
     pub budget_us: (u32, u32),
+    /// The `SCHEDOP_poll` it is blocked in, if any: cleared whenever it is woken
+    /// ([`Hyp::wake_mask`](super::Hyp::wake_mask)).
+    pub poll: Option<crate::poll_wait::PollWait>,
 }
 
 /// One domain.

@@ -165,6 +165,11 @@ pub struct Hyp {
     /// expired-timer scan found it, for the re-arm later in the same locked pass (see
     /// [`crate::timer_earliest`]; unknown outside a pass).
     pub timer_earliest: [EarliestTimer; MAX_CPUS],
+    /// The domain ids (bit n = id n) that may have a vCPU blocked in a `SCHEDOP_poll` with
+    /// a timeout: set when one starts, cleared when a scan finds none left (see
+    /// [`xen::poll`]). A superset, so the EL2 timer's passes look for poll deadlines only while
+    /// some domain polls with one (never, for a stock arm64 Linux).
+    pub poll_timed: u32,
     /// Incarnation counters per domain id.
     pub instances: [u32; MAX_DOMAINS],
     /// The id given to the last new domain (ids are handed out round-robin after it).

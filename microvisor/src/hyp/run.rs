@@ -343,6 +343,9 @@ impl Hyp {
                     arch::set_hyp_timer(None);
                     self.resched[cpu] = true;
                     self.deliver_expired_timers(cpu);
+                    if self.poll_timed != 0 {
+                        self.end_expired_polls(cpu);
+                    }
                 }
                 KICK_SGI => self.resched[cpu] = true,
                 other if other == gic::maintenance_irq() => {}
@@ -426,6 +429,12 @@ impl Hyp {
                 break;
             };
             vcpu.blocked = false;
+            if vcpu.poll.is_some() {
+                // Whatever woke it ended its `SCHEDOP_poll` (see `xen::poll`). Tested
+                // before it is cleared: this is every injection's path.
+                vcpu.poll = None;
+                Self::poll_withdraw(id, v);
+            }
             let cpu = usize::from(vcpu.placement.pcpu);
             let runnable = d.vcpu_runnable(v);
             let key = vcpu_key(id, v);

@@ -84,8 +84,9 @@ fn slice_ticks() -> u64 {
 impl Hyp {
     /// Arms the EL2 timer for the earliest of: the end of this vCPU's time slice (if
     /// others share its rank), the moment a budget changes what runs here (this vCPU's
-    /// running out, an exhausted one's refill: see [`crate::sched`]), and the
-    /// [`wake_time`] of any vCPU queued here but not loaded.
+    /// running out, an exhausted one's refill: see [`crate::sched`]), the
+    /// [`wake_time`] of any vCPU queued here but not loaded, and the timeout of any
+    /// `SCHEDOP_poll` a vCPU placed here is blocked in.
     pub(super) fn arm_hyp_timer(&mut self, cpu: usize, running: Option<VcpuKey>) {
         let now = arch::counter_now();
         let mut deadline = self.runqueues[cpu].next_event(running, now);
@@ -100,6 +101,10 @@ impl Hyp {
         };
         if let Some(t) = saved {
             deadline = Some(deadline.map_or(t, |d: u64| d.min(t)));
+        }
+        if self.poll_timed != 0 {
+            // A vCPU blocked in a poll with a timeout, loaded here or not (`xen::poll`).
+            deadline = crate::poll_wait::earlier(deadline, self.earliest_poll_deadline(cpu));
         }
         arch::set_hyp_timer(deadline);
     }

@@ -207,13 +207,7 @@ impl Hyp {
                     .chunks_exact(4)
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                     .collect();
-                if self.any_port_pending(id, &ports)? {
-                    return Ok(0);
-                }
-                // Wake on the next interrupt (an upcall included); the timeout is not
-                // modelled separately: the guest's own timer also wakes it.
-                self.wfi(cpu, key);
-                Ok(0)
+                self.sched_poll(cpu, key, ports, poll.timeout)
             }
             Some(SchedOp::Shutdown) => {
                 let d = self.domain(id).ok_or(XenErrno::ESRCH)?;

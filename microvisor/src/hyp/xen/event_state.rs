@@ -31,7 +31,7 @@ use crate::mm::ram::RamMap;
 use crate::posted::PostedIrqs;
 use crate::sched::VcpuKey;
 use crate::sync::{LateGuard, LateLock};
-use crate::xen::{self, EventChannels, Notify};
+use crate::xen::{self, EventChannels};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use protocol::ids::DomainId;
@@ -50,6 +50,10 @@ pub struct EventDomain {
     pub vcpu_info: [Option<Window>; MAX_VCPUS],
     /// Its RAM (the domain's map does not change while it lives), for a sender's argument.
     ram: RamMap,
+    /// Its vCPUs blocked in `SCHEDOP_poll` (bit n = vCPU n), noted under the global lock
+    /// (`Hyp::poll_announce`): a send that raises a port of a domain with pollers is left
+    /// to the locked path, which wakes them ([`send_fast`]).
+    pub pollers: u32,
 }
 
 impl EventDomain {
@@ -94,12 +98,6 @@ impl Events {
     /// Domain `id`'s pages, to change.
     pub fn domain_mut(&mut self, id: DomainId) -> Option<&mut EventDomain> {
         self.domains.get_mut(usize::from(id.0))
-    }
-
-    /// Raises `n` in its target's pages; whether PPI 31 must be injected.
-    pub fn raise(&self, n: Notify) -> bool {
-        self.domain(DomainId(n.dom))
-            .is_some_and(|d| xen::raise(&mut d.bits(), n.port, n.vcpu).inject)
     }
 
     /// Domain `id`'s tables open (at build, with its vCPU count and RAM), windows empty
@@ -189,7 +187,8 @@ fn fast_target(
 /// empty if nothing was raised), or `None`, having done nothing, if the locked path must
 /// serve it: an argument outside the sender's plain RAM, an error (the locked path
 /// reports it), a target vCPU that is moving, or one on this CPU other than the sender
-/// (a shared pCPU: the locked path injects and decides what runs).
+/// (a shared pCPU: the locked path injects and decides what runs), or a target domain
+/// with a vCPU blocked in `SCHEDOP_poll` (the locked path wakes it).
 ///
 /// The target's CPU takes the posted PPI 31 on its fast path if the target is loaded
 /// there and pinned exclusive, else at its next locked pass ([`VCPU_CPU`]).
@@ -204,7 +203,12 @@ pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> 
     };
     let target = crate::hyp::vcpu_key(DomainId(n.dom), n.vcpu as usize);
     let (cpu, word) = fast_target(target, sender, this_cpu)?;
-    if !events.raise(n) {
+    let d = events.domain(DomainId(n.dom))?;
+    if d.pollers != 0 {
+        // A port raised may end a poll: waking a blocked vCPU is the locked path's.
+        return None;
+    }
+    if !xen::raise(&mut d.bits(), n.port, n.vcpu).inject {
         return Some(0);
     }
     // Still under the lock: a move of the target waits for it (`quiesce`).

@@ -29,6 +29,18 @@ pub(super) const MAX_GRANT_FRAMES: u32 = 32;
 /// Grant mappings one domain may hold at once.
 const MAX_MAPTRACK: u32 = 1024;
 
+/// What raising an event owes its target once the event lock is dropped.
+struct Owed {
+    /// The target domain.
+    id: DomainId,
+    /// The vCPU its port notifies.
+    vcpu: usize,
+    /// PPI 31 must be injected into that vCPU.
+    upcall: bool,
+    /// This port became pending while the domain has pollers: wake those polling it.
+    poll_port: Option<u32>,
+}
+
 /// Runs `f` on the event-channel state (under its lock); `None` only before boot built it.
 fn with_events<R>(f: impl FnOnce(&mut Events) -> R) -> Option<R> {
     event_state::lock().get().map(f)
@@ -135,18 +147,31 @@ impl Hyp {
     }
 
     /// Raises `n` if its target is live, with the event state `ev` held (so the port it
-    /// was looked up on cannot change in between); then PPI 31 must be injected into what
-    /// it returns, after the event lock is dropped ([`Self::inject_upcall`]).
-    fn raise_live(&self, ev: &Events, n: Notify) -> Option<(DomainId, usize)> {
+    /// was looked up on cannot change in between); what it owes the target (PPI 31, a
+    /// poller woken) is delivered after the event lock is dropped ([`Self::deliver`]).
+    fn raise_live(&self, ev: &Events, n: Notify) -> Option<Owed> {
         let target = DomainId(n.dom);
         self.live(target)?;
-        ev.raise(n).then_some((target, n.vcpu as usize))
+        let d = ev.domain(target)?;
+        let raised = xen::raise(&mut d.bits(), n.port, n.vcpu);
+        Some(Owed {
+            id: target,
+            vcpu: n.vcpu as usize,
+            upcall: raised.inject,
+            // As Xen's `evtchn_check_pollers`: a newly pending port, masked or not.
+            poll_port: (raised.newly_pending && d.pollers != 0).then_some(n.port),
+        })
     }
 
-    /// Injects PPI 31 into vCPU `v` of `id` if [`Self::raise_live`] said so.
-    fn inject_upcall(&mut self, upcall: Option<(DomainId, usize)>, cpu: usize) {
-        if let Some((id, v)) = upcall {
-            self.inject(id, v, EVTCHN_PPI, cpu);
+    /// Injects PPI 31 and wakes the pollers that [`Self::raise_live`] (or an unmask) said
+    /// are owed.
+    fn deliver(&mut self, owed: Option<Owed>, cpu: usize) {
+        let Some(o) = owed else { return };
+        if o.upcall {
+            self.inject(o.id, o.vcpu, EVTCHN_PPI, cpu);
+        }
+        if let Some(port) = o.poll_port {
+            self.wake_pollers(o.id, port, cpu);
         }
     }
 
@@ -164,21 +189,45 @@ impl Hyp {
         }
     }
 
-    /// Whether any of `ports` (the caller's) is pending; an invalid port is EINVAL.
-    pub(super) fn any_port_pending(&self, id: DomainId, ports: &[u32]) -> Result<bool, XenErrno> {
+    /// vCPU `v` of `id` is about to block in `SCHEDOP_poll` on `ports` (the caller's): if
+    /// none is pending it is noted as a poller, so a send from now on raising one wakes it
+    /// (a fast send leaves that to the locked path, `event_state::send_fast`), and this
+    /// returns true; false if one is pending already. An invalid port is EINVAL. The check
+    /// and the note are one step under the event lock, so no send falls between them.
+    pub(super) fn poll_announce(
+        &self,
+        id: DomainId,
+        v: usize,
+        ports: &[u32],
+    ) -> Result<bool, XenErrno> {
         self.live(id).ok_or(XenErrno::ESRCH)?;
+        let bit = 1u32.checked_shl(v as u32).ok_or(XenErrno::EINVAL)?;
         with_events(|ev| {
-            let bits = ev.domain(id).ok_or(XenErrno::ESRCH)?.bits();
             let mut any = false;
             for &p in ports {
                 if ev.channels.notify_vcpu(id.0, p).is_none() {
                     return Err(XenErrno::EINVAL);
                 }
-                any |= bits.pending_test(p);
+                any |= ev.domain(id).ok_or(XenErrno::ESRCH)?.bits().pending_test(p);
             }
-            Ok(any)
+            let d = ev.domain_mut(id).ok_or(XenErrno::ESRCH)?;
+            if !any {
+                d.pollers |= bit;
+            }
+            Ok(!any)
         })
         .unwrap_or(Err(XenErrno::ESRCH))
+    }
+
+    /// vCPU `v` of `id` no longer polls (woken, or it never blocked): sends to its domain
+    /// need not look for it any more.
+    pub(in crate::hyp) fn poll_withdraw(id: DomainId, v: usize) {
+        let bit = 1u32.checked_shl(v as u32).unwrap_or(0);
+        with_events(|ev| {
+            if let Some(d) = ev.domain_mut(id) {
+                d.pollers &= !bit;
+            }
+        });
     }
 
     /// `event_channel_op(cmd, arg)`.
@@ -215,7 +264,7 @@ impl Hyp {
                     Ok((bound, self.raise_live(ev, bound.notify)))
                 })
                 .unwrap_or(Err(XenErrno::ESRCH))?;
-                self.inject_upcall(upcall, cpu);
+                self.deliver(upcall, cpu);
                 x.local_port = bound.port;
                 self.write_arg(id, a[1], &x)?;
                 Ok(0)
@@ -227,7 +276,7 @@ impl Hyp {
                     Ok(n.and_then(|n| self.raise_live(ev, n)))
                 })
                 .unwrap_or(Err(XenErrno::ESRCH))?;
-                self.inject_upcall(upcall, cpu);
+                self.deliver(upcall, cpu);
                 Ok(0)
             }
             Some(EvtchnOp::Close) => {
@@ -264,10 +313,15 @@ impl Hyp {
                         .ok_or(XenErrno::EINVAL)?;
                     let d = ev.domain(id).ok_or(XenErrno::ESRCH)?;
                     let raised = xen::unmask(&mut d.bits(), x.port, vcpu);
-                    Ok(raised.then_some((id, vcpu as usize)))
+                    Ok(raised.then_some(Owed {
+                        id,
+                        vcpu: vcpu as usize,
+                        upcall: true,
+                        poll_port: None,
+                    }))
                 })
                 .unwrap_or(Err(XenErrno::ESRCH))?;
-                self.inject_upcall(upcall, cpu);
+                self.deliver(upcall, cpu);
                 Ok(0)
             }
             // FIFO event channels are not offered: Linux falls back to 2-level.

@@ -17,6 +17,7 @@ pub mod grant_state;
 pub mod grants;
 pub mod guest;
 pub mod memory;
+pub mod poll;
 pub mod runstate;
 pub mod setup;
 

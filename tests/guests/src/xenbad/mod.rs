@@ -7,6 +7,7 @@
 
 mod calls;
 mod grants;
+mod poll;
 mod ports;
 pub(crate) use ports::loopback_port;
 mod selfgrant;
@@ -136,6 +137,7 @@ pub fn run(info: &StartInfo) {
     ports::bad_ports(&mut cx);
     ports::exhaustion(&mut cx);
     ports::loopback(&mut cx);
+    poll::run(&mut cx);
     grants::bad_grants(&mut cx);
     selfgrant::run(&mut cx);
     calls::arg_in_shared_info(&mut cx);

@@ -27,4 +27,7 @@ pub use mem::{gic_read32, gic_write32, msg_page_ipa, msg_read, msg_write, probe_
 #[cfg(feature = "native")]
 pub use native::{native_cmdline, uart_getc, uart_putc};
 pub use regs::*;
-pub use shared::{shared_info_addr, take_pending_ports, MappedPage};
+pub use shared::{
+    clear_port_pending, port_pending, set_port_masked, shared_info_addr, take_pending_ports,
+    MappedPage,
+};

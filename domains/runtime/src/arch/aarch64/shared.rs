@@ -25,6 +25,40 @@ fn word(offset: usize) -> &'static AtomicU64 {
     unsafe { AtomicU64::from_ptr(addr as *mut u64) }
 }
 
+/// The bit of event-channel `port` in shared_info's `evtchn_pending` or `evtchn_mask`
+/// (`array` is that array's offset): its word and mask, `None` past the 2-level ABI's
+/// 4,096 ports.
+fn port_bit(array: usize, port: u32) -> Option<(&'static AtomicU64, u64)> {
+    let w = usize::try_from(port / 64).ok().filter(|&w| w < 64)?;
+    Some((word(array + w * 8), 1 << (port % 64)))
+}
+
+/// Masks (`true`) or unmasks event-channel `port` in our shared_info, as a guest does
+/// before and after it polls a port it handles without an upcall. Unmasking here delivers
+/// nothing that became pending meanwhile (`EVTCHNOP_unmask` does).
+pub fn set_port_masked(port: u32, masked: bool) {
+    if let Some((w, bit)) = port_bit(core::mem::offset_of!(SharedInfo, evtchn_mask), port) {
+        if masked {
+            w.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            w.fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Whether event-channel `port` is pending in our shared_info, masked or not.
+pub fn port_pending(port: u32) -> bool {
+    port_bit(core::mem::offset_of!(SharedInfo, evtchn_pending), port)
+        .is_some_and(|(w, bit)| w.load(Ordering::Acquire) & bit != 0)
+}
+
+/// Clears event-channel `port`'s pending bit in our shared_info.
+pub fn clear_port_pending(port: u32) {
+    if let Some((w, bit)) = port_bit(core::mem::offset_of!(SharedInfo, evtchn_pending), port) {
+        w.fetch_and(!bit, Ordering::AcqRel);
+    }
+}
+
 /// Takes every pending, unmasked event-channel port of vCPU 0 (2-level ABI): clears
 /// `evtchn_upcall_pending`, then each word flagged in `evtchn_pending_sel`, and calls `f`
 /// with each port found. The shared_info page must have been registered.
