@@ -3,7 +3,7 @@
 //! `lo` gets nothing; with 2 ms per 10 ms for `hi`, `hi` gets about its 20% and `lo` the
 //! rest; with the budget removed, `lo` is starved again. A budget given in the system
 //! description holds from the start and comes back with each restart in place, and one
-//! given to `ctl create` holds from the start. Shares are
+//! given to `ctl create` (with a priority, which an xl.cfg cannot give) holds from the start. Shares are
 //! of guest CPU time as `ctl vcpu-list` counts it, not of wall-clock time.
 
 use bulkhead_tests::{connect, ctl, last_call, system, wait_count, Boot, Expect, BOOT_TIMEOUT};
@@ -192,9 +192,10 @@ fn a_configured_budget_holds_from_the_start_and_across_a_restart() {
     assert_eq!(hi_budget(&mut c), (Some(20), Some(2000), Some(10000)));
     assert_shares(&mut c);
 
-    // `ctl create --budget-us/--period-us`: a domain added at run time from an xl.cfg gets
-    // its budget from the start too. At `lo`'s priority (an xl.cfg has none) a busy `hi`
-    // would take half of pCPU 1; on a 15% budget it gets that, and `lo` the rest.
+    // `ctl create --priority --budget-us/--period-us`: a domain added at run time from an
+    // xl.cfg (which has no priority key) gets its priority and budget from the start too.
+    // Above `lo` a busy `hi` would starve it; on a 15% budget it gets that, and `lo` the
+    // rest.
     ctl(&mut c, &["destroy", "hi"]);
     let cfg = bulkhead_tests::scratch_dir("sched-budget").join("hi.cfg");
     std::fs::write(
@@ -208,6 +209,8 @@ fn a_configured_budget_holds_from_the_start_and_across_a_restart() {
         &[
             "create",
             &cfg,
+            "--priority",
+            "20",
             "--budget-us",
             "1500",
             "--period-us",
@@ -215,7 +218,7 @@ fn a_configured_budget_holds_from_the_start_and_across_a_restart() {
         ],
     );
     wait_count(&mut c, "[hi] spinning", 3, "hi created", 120);
-    assert_eq!(hi_budget(&mut c), (Some(10), Some(1500), Some(10000)));
+    assert_eq!(hi_budget(&mut c), (Some(20), Some(1500), Some(10000)));
     assert_shares_with(&mut c, 15);
 
     last_call(

@@ -112,6 +112,11 @@ pub enum CtlVerb {
         /// The budget's period in µs. Needs --budget-us.
         #[arg(long, requires = "budget_us")]
         period_us: Option<u32>,
+        /// The fixed priority of its shared vCPUs (higher runs first; default 10), from
+        /// its start and again after each restart in place (as `priority` in a system
+        /// description; `sched-fp` changes it later).
+        #[arg(long)]
+        priority: Option<u8>,
     },
     /// The microvisor's console history: its log and every domain's lines (`xl dmesg`).
     Dmesg,
@@ -416,10 +421,14 @@ pub fn run(
             console,
             budget_us,
             period_us,
+            priority,
         } => {
             let dir = crate::paths::image_dir();
-            let budget = budget_us.zip(*period_us);
-            let (mut req, images) = create_parts(file, &dir, budget)?;
+            let given = CreateOptions {
+                budget: budget_us.zip(*period_us),
+                priority: *priority,
+            };
+            let (mut req, images) = create_parts(file, &dir, &given)?;
             let Request::Create { domain, .. } = &mut req else {
                 bail!("internal error: not a create request");
             };
@@ -567,19 +576,30 @@ fn xenstore(c: &mut Client, verb: &show_xs::XsVerb, json: bool, out: &mut dyn Wr
 /// The `Create` request for an xl.cfg file, validated exactly as a system description's
 /// `config = "…"` domain (errors name the .cfg file, line and key).
 pub fn create_request(file: &Path) -> Result<Request> {
-    create_parts(file, &crate::paths::image_dir(), None).map(|(req, _)| req)
+    create_parts(file, &crate::paths::image_dir(), &CreateOptions::default()).map(|(req, _)| req)
 }
 
-/// [`create_request`] with a `(budget_us, period_us)` for the domain's shared vCPUs (as
-/// `ctl create --budget-us B --period-us P`), and the (label, image) of each boot module
-/// the request names; the devices it is given are checked against the running system
-/// packed in `dir`.
+/// What `ctl create` adds to the xl.cfg for the domain's shared vCPUs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CreateOptions {
+    /// `(budget_us, period_us)`: `--budget-us B --period-us P`.
+    pub budget: Option<(u32, u32)>,
+    /// `--priority P`.
+    pub priority: Option<u8>,
+}
+
+/// [`create_request`] with what `ctl create`'s options give the domain's shared vCPUs
+/// (`given`), and the (label, image) of each boot module the request names; the devices
+/// it is given are checked against the running system packed in `dir`.
 fn create_parts(
     file: &Path,
     dir: &Path,
-    budget: Option<(u32, u32)>,
+    given: &CreateOptions,
 ) -> Result<(Request, Vec<(String, crate::system::Image)>)> {
-    if let Some((b, p)) = budget.filter(|&(b, p)| !protocol::control::budget_givable(b, p)) {
+    if let Some((b, p)) = given
+        .budget
+        .filter(|&(b, p)| !protocol::control::budget_givable(b, p))
+    {
         bail!(
             "--budget-us {b} --period-us {p}: expected {} <= budget <= period <= {} (µs)",
             protocol::control::BUDGET_MIN_US,
@@ -622,10 +642,14 @@ fn create_parts(
     }
     let holder = file.with_extension("ctl-create.toml");
     let mut text = format!("[[domain]]\nconfig = {:?}\n", file.display().to_string());
-    if let Some((b, p)) = budget {
+    if let Some((b, p)) = given.budget {
         // Checked with the domain as a system description's would be (an exclusive
         // domain is refused one).
         text.push_str(&format!("budget_us = {b}\nperiod_us = {p}\n"));
+    }
+    if let Some(priority) = given.priority {
+        // Overrides the xl.cfg's default, as beside `config` in a system description.
+        text.push_str(&format!("priority = {priority}\n"));
     }
     for (b, image) in &backends {
         text.push_str(&format!(

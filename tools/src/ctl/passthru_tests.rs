@@ -47,7 +47,10 @@ fn cfg(dir: &Path, name: &str, keys: &str) -> std::path::PathBuf {
 }
 
 fn err(file: &Path, image: &Path) -> String {
-    format!("{:#}", create_parts(file, image, None).unwrap_err())
+    format!(
+        "{:#}",
+        create_parts(file, image, &Default::default()).unwrap_err()
+    )
 }
 
 #[test]
@@ -61,7 +64,7 @@ fn a_device_reserved_at_boot_is_given_with_its_packed_tree() {
         "late",
         &format!("{rtc}device_tree = \"rtc.dtb\"\n"),
     );
-    let (req, _) = create_parts(&f, &image, None).unwrap();
+    let (req, _) = create_parts(&f, &image, &Default::default()).unwrap();
     let Request::Create { domain, .. } = req else {
         panic!("not a create")
     };
@@ -72,7 +75,9 @@ fn a_device_reserved_at_boot_is_given_with_its_packed_tree() {
     assert_eq!(domain.device_tree.as_deref(), Some("rtcguest-dt"));
     // Without a partial tree: the device, and no tree.
     let f = cfg(dir.path(), "bare", rtc);
-    let (Request::Create { domain, .. }, _) = create_parts(&f, &image, None).unwrap() else {
+    let (Request::Create { domain, .. }, _) =
+        create_parts(&f, &image, &Default::default()).unwrap()
+    else {
         panic!("not a create")
     };
     assert_eq!(domain.devices.len(), 1);
@@ -90,7 +95,9 @@ fn a_partial_tree_the_system_was_not_packed_with_is_uploaded() {
         "newdt",
         "dtdev = [ \"/pl031@9010000\" ]\ndevice_tree = \"other.dtb\"\n",
     );
-    let (Request::Create { domain, .. }, images) = create_parts(&f, &image, None).unwrap() else {
+    let (Request::Create { domain, .. }, images) =
+        create_parts(&f, &image, &Default::default()).unwrap()
+    else {
         panic!("not a create")
     };
     let label = domain.device_tree.clone().expect("a device tree");

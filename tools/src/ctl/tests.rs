@@ -925,7 +925,14 @@ fn create_carries_a_checked_budget() {
     )
     .unwrap();
     let packed = dir.join("image");
-    let budget_of = |budget| match super::create_parts(&cfg, &packed, budget) {
+    let budget_of = |budget| match super::create_parts(
+        &cfg,
+        &packed,
+        &super::CreateOptions {
+            budget,
+            priority: None,
+        },
+    ) {
         Ok((Request::Create { budget, .. }, _)) => Ok(budget),
         Ok((other, _)) => panic!("{other:?}"),
         Err(e) => Err(format!("{e:#}")),
@@ -942,6 +949,41 @@ fn create_carries_a_checked_budget() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn create_gives_every_vcpu_its_priority() {
+    let dir = std::env::temp_dir().join(format!("bulkhead-ctl-prio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("ranked.cfg");
+    std::fs::write(
+        &cfg,
+        "name = \"ranked\"\nkernel = \"testguest\"\nmemory = 8\nvcpus = 2\n",
+    )
+    .unwrap();
+    let packed = dir.join("image");
+    let priorities = |priority| {
+        let given = super::CreateOptions {
+            budget: None,
+            priority,
+        };
+        match super::create_parts(&cfg, &packed, &given).unwrap() {
+            (Request::Create { domain, .. }, _) => {
+                domain.vcpus.iter().map(|v| v.priority).collect::<Vec<_>>()
+            }
+            (other, _) => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(priorities(Some(42)), vec![42, 42]);
+    assert_eq!(priorities(Some(0)), vec![0, 0]);
+    let default = priorities(None);
+    assert_eq!(default, vec![10, 10]);
+    // And from the command line, where clap bounds it to a byte.
+    match parse(&["create", "ranked.cfg", "--priority", "200"]).verb {
+        CtlVerb::Create { priority, .. } => assert_eq!(priority, Some(200)),
+        other => panic!("{other:?}"),
+    }
+    assert!(Cmd::try_parse_from(["ctl", "create", "ranked.cfg", "--priority", "256"]).is_err());
 }
 
 #[test]
@@ -981,7 +1023,7 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     std::fs::create_dir_all(&packed).unwrap();
     let e = format!(
         "{:#}",
-        super::create_parts(&disk, &packed, None).unwrap_err()
+        super::create_parts(&disk, &packed, &Default::default()).unwrap_err()
     );
     assert!(e.contains("no packed system to attach disks from"), "{e}");
     let host = |index: u32, name: &std::path::Path| protocol::manifest::ManifestDisk {
@@ -1008,7 +1050,7 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
     pack(vec![host(0, &other)]);
     let e = format!(
         "{:#}",
-        super::create_parts(&disk, &packed, None).unwrap_err()
+        super::create_parts(&disk, &packed, &Default::default()).unwrap_err()
     );
     assert!(
         e.contains("disk.cfg:4: key `disk`: target \"d.img\"")
@@ -1020,7 +1062,8 @@ fn create_resolves_an_xl_cfg_like_a_system_description() {
         host(0, &other),
         host(1, &std::fs::canonicalize(&img).unwrap()),
     ]);
-    let (Request::Create { domain, .. }, _) = super::create_parts(&disk, &packed, None).unwrap()
+    let (Request::Create { domain, .. }, _) =
+        super::create_parts(&disk, &packed, &Default::default()).unwrap()
     else {
         panic!("not a create")
     };
@@ -1076,7 +1119,7 @@ fn create_uploads_a_kernel_file_that_is_not_the_packed_one() {
         std::fs::write(&f, "name = \"g\"\nkernel = \"Image\"\nmemory = 8\n").unwrap();
         f
     };
-    let (req, images) = super::create_parts(&cfg(&a), &packed, None).unwrap();
+    let (req, images) = super::create_parts(&cfg(&a), &packed, &Default::default()).unwrap();
     let Request::Create { mut domain, .. } = req else {
         panic!("not a create")
     };
