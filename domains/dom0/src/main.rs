@@ -25,8 +25,12 @@ mod shell {
     use protocol::layout::{CONTROL_EVENT_PPI, EVTCHN_PPI, VTIMER_PPI};
     use protocol::manifest::SystemManifest;
 
-    /// Safety-net poll of every domain when control events work.
-    const POLL_MS: u64 = 2000;
+    /// Safety-net poll of every domain when control events work. `DomainEvents`' answer
+    /// is the microvisor's record of which children changed (kept until read), so a lost
+    /// event is caught at the next event or `DomainEvents` anyway; this looks at everyone
+    /// in case the record itself missed one. It was 2 s: a `DomainEvents` and a
+    /// `DomainQuery` per domain, each a locked call, every 2 s of an idle system.
+    const POLL_MS: u64 = 10_000;
     /// Poll period when the microvisor has no `DomainEvents`.
     const FALLBACK_POLL_MS: u64 = 250;
 
@@ -237,6 +241,7 @@ mod shell {
         };
         let mut next_port_poll = timer::now();
         let pv_poll = timer::ms_to_ticks(PV_POLL_MS, hz);
+        let mut next_pv_poll = timer::now();
         let beat_poll = timer::ms_to_ticks(BEAT_POLL_MS, hz);
         let mut next_beats = timer::now();
         let mut prompt = dom0::prompt::LineReader::default();
@@ -246,7 +251,7 @@ mod shell {
             // The management port and the console prompt are polled at least this often.
             wake = wake.min(timer::now().saturating_add(port_poll));
             if pv.any() {
-                wake = wake.min(timer::now().saturating_add(pv_poll));
+                wake = wake.min(next_pv_poll);
             }
             let woken = || {
                 EVENT.load(Ordering::Acquire)
@@ -299,7 +304,16 @@ mod shell {
             }
             let now = timer::now();
             let mut mask = 0;
-            if EVENT.swap(false, Ordering::AcqRel) || now >= next_poll {
+            let event = EVENT.swap(false, Ordering::AcqRel);
+            if event {
+                // It may be console input for a guest whose PV console we serve.
+                pv.input_arrived();
+            }
+            if now >= next_pv_poll {
+                pv.input_arrived();
+                next_pv_poll = now.saturating_add(pv_poll);
+            }
+            if event || now >= next_poll {
                 mask = match cap::domain_events() {
                     Ok(m) => m,
                     Err(CapError::UnknownCall) if events_ok => {

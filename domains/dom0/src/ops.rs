@@ -349,6 +349,8 @@ impl DomainOps for Ops<'_> {
         for chunk in bytes.chunks(protocol::control::CONSOLE_READ_BYTES) {
             cap::console_inject(handle, chunk)?;
         }
+        // A PV-console guest's input is taken from the microvisor by the next PV pass.
+        self.pv.input_arrived();
         Ok(())
     }
 

@@ -85,6 +85,9 @@ pub struct Backends {
     vifs: vif::Wiring,
     /// Held domains whose served connections are closed (see [`Backends::close_held`]).
     closed: Vec<u16>,
+    /// Console input may have arrived for a child since the last pass
+    /// ([`Backends::input_arrived`]).
+    input_due: bool,
 }
 
 impl Backends {
@@ -100,6 +103,7 @@ impl Backends {
             vbds: vbd::Wiring::default(),
             vifs: vif::Wiring::default(),
             closed: Vec::new(),
+            input_due: false,
         }
     }
 
@@ -357,17 +361,26 @@ impl Backends {
         self.core.children.iter().any(|c| !c.failed)
     }
 
-    /// Whether the last [`Backends::poll`] left xenstore replies to write: poll again
-    /// without waiting.
+    /// Whether the last [`Backends::poll`] left xenstore replies to write or typed input
+    /// to give: poll again without waiting.
     pub fn output_left(&self) -> bool {
-        self.core.output_left()
+        self.core.output_left() || self.core.input_left()
+    }
+
+    /// Console input may have come for a child: the UART's (the microvisor raised our
+    /// control event), one injected for `ctl console`, or the safety poll is due. The
+    /// next [`Backends::poll`] asks the microvisor for it; other passes do not (each ask is
+    /// a locked call, and the loop turns several times a second when idle).
+    pub fn input_arrived(&mut self) {
+        self.input_due = true;
     }
 
     /// One bounded pass over every child's rings ([`Pv::poll`]); a child whose ring is
     /// corrupt is reported here once and served no more (its pages stay mapped until its
     /// domain goes, so `sync` does not attach it again).
     pub fn poll(&mut self) {
-        for event in self.core.poll(&mut Host) {
+        let input = core::mem::take(&mut self.input_due);
+        for event in self.core.poll(&mut Host, input) {
             match event {
                 Event::Failed { domid, ring, error } => {
                     let what = match ring {

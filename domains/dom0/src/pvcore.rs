@@ -1,7 +1,8 @@
 //! The PV backends' byte moving, host-testable: one pass over every served child's console
 //! and xenstore rings, generic over the mapped page ([`SharedRing`]) and the hypercalls
 //! ([`PvHost`]). The shell (`main.rs`'s `pv` module) maps the pages, binds the channels and
-//! calls [`Pv::poll`] once per loop iteration.
+//! calls [`Pv::poll`] once per loop iteration, asking for console input only when some may
+//! have arrived.
 //!
 //! Invariants (security review F2, F3):
 //! - **Bounded passes.** One pass moves at most one ring's worth of bytes per ring and child
@@ -98,6 +99,9 @@ pub struct Child<R, X> {
     /// to write and room perhaps left: the next pass must come without waiting for it
     /// (a client tells us it made room only when it found its ring full, as Linux's does).
     output_left: bool,
+    /// The last pass gave it a whole pass's worth of typed input (or filled its ring), so
+    /// more may be queued: the next pass reads its input without being told of any.
+    input_left: bool,
     /// Its raw console output, for `ctl console` as a terminal.
     pub output: crate::bytelog::ByteLog,
 }
@@ -116,6 +120,7 @@ impl<R, X> Child<R, X> {
             refused_reported: false,
             consumed_requests: false,
             output_left: false,
+            input_left: false,
             output: crate::bytelog::ByteLog::default(),
         }
     }
@@ -140,13 +145,16 @@ impl<R: SharedRing, X> Pv<R, X> {
     }
 
     /// One bounded pass over every child (see the module docs); returns what to report.
-    pub fn poll(&mut self, host: &mut impl PvHost<X>) -> Vec<Event> {
+    /// Typed console input is asked of the microvisor (`ConsoleReadFor`, a locked call)
+    /// only when `input` says some may have arrived (its event, an injection, the safety
+    /// poll) or the last pass left some behind ([`Pv::input_left`]).
+    pub fn poll(&mut self, host: &mut impl PvHost<X>, input: bool) -> Vec<Event> {
         let mut events = Vec::new();
         for i in 0..self.children.len() {
             if self.children[i].failed {
                 continue;
             }
-            let r = self.console_pass(i, host, &mut events);
+            let r = self.console_pass(i, host, input, &mut events);
             if let Err(error) = r {
                 self.fail(i, Ring::Console, error, &mut events);
                 continue;
@@ -174,6 +182,12 @@ impl<R: SharedRing, X> Pv<R, X> {
         self.children.iter().any(|c| !c.failed && c.output_left)
     }
 
+    /// Whether a child may have typed input left behind the last pass's bound: poll again
+    /// with its input read.
+    pub fn input_left(&self) -> bool {
+        self.children.iter().any(|c| !c.failed && c.input_left)
+    }
+
     fn fail(&mut self, i: usize, ring: Ring, error: RingError, events: &mut Vec<Event>) {
         let c = &mut self.children[i];
         c.failed = true;
@@ -190,6 +204,7 @@ impl<R: SharedRing, X> Pv<R, X> {
         &mut self,
         i: usize,
         host: &mut impl PvHost<X>,
+        input: bool,
         events: &mut Vec<Event>,
     ) -> Result<(), RingError> {
         let c = &mut self.children[i];
@@ -215,7 +230,7 @@ impl<R: SharedRing, X> Pv<R, X> {
         // written to it, as Linux's hvc0 does from boot). Speaking xenstore is no sign of
         // that: our Rust domains speak it (netfront, backends) and read their input with
         // `ConsoleRead`, which this pass would otherwise starve.
-        if c.console_used {
+        if c.console_used && (input || c.input_left) {
             let room = CONS_IN.space(&c.console)?.min(CONSOLE_IN_PER_PASS);
             let mut typed = [0u8; CONSOLE_READ_BYTES];
             let mut left = room;
@@ -231,6 +246,8 @@ impl<R: SharedRing, X> Pv<R, X> {
                 left -= n;
                 notify = true;
             }
+            // Stopped by the bound or a full ring rather than by running dry.
+            c.input_left = left == 0;
         }
         if notify {
             host.notify(&c.extra, Ring::Console);

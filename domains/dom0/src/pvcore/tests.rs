@@ -104,7 +104,7 @@ fn a_request_and_its_reply_in_one_pass_cost_one_notification() {
     let mut pv = two_children();
     request(&mut pv.children[1].store);
     let mut host = Host::default();
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     assert!(reply(&mut pv.children[1].store).is_some());
     let store = |h: &Host| {
         h.notified
@@ -115,7 +115,7 @@ fn a_request_and_its_reply_in_one_pass_cost_one_notification() {
     assert_eq!(store(&host), 1, "{:?}", host.notified);
     // Nothing new: no notification owed from the last pass.
     host.notified.clear();
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     assert_eq!(store(&host), 0, "{:?}", host.notified);
 }
 
@@ -128,7 +128,7 @@ fn replies_left_at_the_per_pass_bound_ask_for_another_pass_and_a_full_ring_does_
         Ok(watch.len())
     );
     let mut host = Host::default();
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     assert!(!pv.output_left(), "the watch's answer fits");
     while reply(&mut pv.children[1].store).is_some() {}
     // Enough watch events for two rings' worth, on nodes the watcher may read (events for
@@ -139,14 +139,14 @@ fn replies_left_at_the_per_pass_bound_ask_for_another_pass_and_a_full_ring_does_
             .set_node(&alloc::format!("/a/node{i}"), b"x", &readable)
             .unwrap();
     }
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     assert!(pv.output_left(), "one ring's worth written, more to come");
     // The guest has not read: the next pass finds the ring full and writes nothing, so it
     // waits for the guest's word that it made room.
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     assert!(!pv.output_left());
     while reply(&mut pv.children[1].store).is_some() {}
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     assert!(
         reply(&mut pv.children[1].store).is_some(),
         "the guest read: the rest flows"
@@ -160,7 +160,7 @@ fn a_producer_that_never_stops_gets_one_ring_per_pass_and_the_others_are_served(
     pv.children[0].console.rearm = true;
     request(&mut pv.children[1].store);
     let mut host = Host::default();
-    let events = pv.poll(&mut host);
+    let events = pv.poll(&mut host, true);
     assert_eq!(events, vec![]);
     let taken: usize = host
         .written
@@ -177,7 +177,7 @@ fn a_producer_that_never_stops_gets_one_ring_per_pass_and_the_others_are_served(
     assert!(host.notified.contains(&(GOOD, Ring::Store)));
     // The next pass takes the same bound again: still never stuck.
     host.written.clear();
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     let taken: usize = host.written.iter().map(|(_, n)| n).sum();
     assert_eq!(taken, CONSOLE_OUT_PER_PASS);
 }
@@ -192,7 +192,7 @@ fn a_corrupt_response_ring_stops_that_child_only() {
     pv.children[0].store.store_index(rsp_cons, 0);
     request(&mut pv.children[1].store);
     let mut host = Host::default();
-    let events = pv.poll(&mut host);
+    let events = pv.poll(&mut host, true);
     assert_eq!(
         events,
         vec![Event::Failed {
@@ -213,7 +213,7 @@ fn a_corrupt_response_ring_stops_that_child_only() {
     assert!(!pv.xs.accepts_input(BAD), "its connection is shut down");
     // Reported once; later passes skip it and keep serving the other.
     request(&mut pv.children[1].store);
-    assert_eq!(pv.poll(&mut host), vec![]);
+    assert_eq!(pv.poll(&mut host, true), vec![]);
     assert!(reply(&mut pv.children[1].store).is_some());
 }
 
@@ -225,7 +225,7 @@ fn a_corrupt_console_ring_stops_that_child_only() {
     request(&mut pv.children[0].store);
     request(&mut pv.children[1].store);
     let mut host = Host::default();
-    let events = pv.poll(&mut host);
+    let events = pv.poll(&mut host, true);
     assert!(matches!(
         events.as_slice(),
         [Event::Failed {
@@ -249,7 +249,7 @@ fn an_oversized_request_sets_the_protocol_error_and_the_other_child_is_served() 
     assert_eq!(XS_REQ.produce(&mut pv.children[0].store, &header), Ok(16));
     request(&mut pv.children[1].store);
     let mut host = Host::default();
-    assert_eq!(pv.poll(&mut host), vec![]);
+    assert_eq!(pv.poll(&mut host, true), vec![]);
     let error_at = offset_of!(XenstoreDomainInterface, error);
     assert_eq!(pv.children[0].store.raw(error_at), XENSTORE_ERROR_PROTO);
     assert!(reply(&mut pv.children[1].store).is_some());
@@ -264,8 +264,8 @@ fn input_is_left_to_a_child_that_speaks_xenstore_but_never_used_its_pv_console()
         ..Host::default()
     };
     // Two passes: the first one learns it speaks xenstore.
-    pv.poll(&mut host);
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
+    pv.poll(&mut host, true);
     assert!(pv.children[0].frontend);
     assert_eq!(
         host.typed, b"help\r",
@@ -275,11 +275,44 @@ fn input_is_left_to_a_child_that_speaks_xenstore_but_never_used_its_pv_console()
     assert!(CONS_OUT
         .produce(&mut pv.children[0].console, b"login: ")
         .is_ok());
-    pv.poll(&mut host);
+    pv.poll(&mut host, true);
     assert!(host.typed.is_empty());
     let mut got = [0u8; 8];
     let n = CONS_IN
         .consume(&mut pv.children[0].console, &mut got)
         .unwrap();
     assert_eq!(&got[..n], b"help\r");
+}
+
+#[test]
+fn input_is_asked_for_only_when_some_may_have_come_or_was_left_behind() {
+    let mut pv = two_children();
+    assert!(CONS_OUT
+        .produce(&mut pv.children[1].console, b"login: ")
+        .is_ok());
+    let mut host = Host {
+        typed: b"root\r".to_vec(),
+        ..Host::default()
+    };
+    // No sign of input: the microvisor is not asked (each ask is a locked call).
+    pv.poll(&mut host, false);
+    assert_eq!(host.typed, b"root\r");
+    pv.poll(&mut host, true);
+    assert!(host.typed.is_empty());
+    assert!(!pv.input_left());
+    let mut got = [0u8; 8];
+    let n = CONS_IN
+        .consume(&mut pv.children[1].console, &mut got)
+        .unwrap();
+    assert_eq!(&got[..n], b"root\r");
+    // More than a pass's worth: the rest is read by the next passes without a new sign.
+    host.typed = vec![b'x'; CONSOLE_IN_PER_PASS + 7];
+    pv.poll(&mut host, true);
+    assert!(pv.input_left());
+    assert_eq!(host.typed.len(), 7);
+    let mut drain = vec![0u8; CONSOLE_IN_PER_PASS];
+    let _ = CONS_IN.consume(&mut pv.children[1].console, &mut drain);
+    pv.poll(&mut host, false);
+    assert!(host.typed.is_empty());
+    assert!(!pv.input_left());
 }
