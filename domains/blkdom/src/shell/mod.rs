@@ -21,11 +21,13 @@ use protocol::mgmt::VBD_COUNTERS_KEY;
 
 /// virtio device type of a block device.
 const VIRTIO_BLOCK: u32 = 2;
-/// How often `backend/vbd` is listed again without its watch firing: a safety net for a
-/// watch event dom0 dropped (its quota), so it can be rare. A scan is several xenstore
-/// round trips per vbd. Otherwise an idle blkdom wakes only to beat once a second
+/// How often `backend/vbd` is listed again without its watch firing: a last resort. dom0's
+/// xenstore drops a watch event only when the watcher's queue is over its quota, and then
+/// owes the watch one event on its own path once the queue drains, which sets off the same
+/// scan. A scan is several xenstore round trips per vbd (each a switch to dom0 on a shared
+/// pCPU); it was every 5 s. Otherwise an idle blkdom wakes only to beat once a second
 /// (`irq::idle_until`) and to publish counters it held back.
-const SCAN_MS: u64 = 5000;
+const SCAN_MS: u64 = 60_000;
 /// How often the rings are polled when no event can wake us (shared_info unmapped).
 const FALLBACK_POLL_MS: u64 = 100;
 

@@ -32,6 +32,10 @@ pub struct Outbox {
     held: usize,
     /// Watch events dropped because the queue was over its limit.
     pub dropped_events: u64,
+    /// For each watch that lost an event, one event on the watch's own path, queued as
+    /// soon as the queue has room again ([`Outbox::pay_owed`]): the watcher learns that
+    /// something under it changed and looks again, rather than never hearing of it.
+    owed: Vec<Vec<u8>>,
 }
 
 impl Outbox {
@@ -44,17 +48,41 @@ impl Outbox {
     /// Queues a watch event unless an identical one is already queued (as xenstored, this
     /// does not apply to `@` special events), the queue holds more than `limit` bytes
     /// (0 = no limit), or it would cost more than `room` bytes of the domain's memory quota.
-    pub fn push_event(&mut self, bytes: Vec<u8>, limit: usize, room: usize) {
+    /// A dropped event is counted and `catch_up` (the same watch's event on its own path)
+    /// is owed instead, once per watch, if the quota has room for it.
+    pub fn push_event(&mut self, bytes: Vec<u8>, limit: usize, room: usize, catch_up: Vec<u8>) {
         let special = bytes.get(HEADER_LEN) == Some(&b'@');
         if !special && self.queue.iter().any(|q| q.event && q.bytes == bytes) {
             return;
         }
         if (limit != 0 && self.bytes + bytes.len() > limit) || cost(&bytes) > room {
             self.dropped_events += 1;
+            let owable = !catch_up.is_empty() && cost(&catch_up) <= room;
+            if owable && !self.owed.contains(&catch_up) {
+                self.held += cost(&catch_up);
+                self.owed.push(catch_up);
+            }
             return;
         }
         self.push(bytes, true);
     }
+
+    /// Queues the owed catch-up events that fit under `limit` (0 = no limit), oldest
+    /// first; each is already charged. One identical to a queued event is dropped: that
+    /// event tells the watcher the same.
+    pub fn pay_owed(&mut self, limit: usize) {
+        while let Some(first) = self.owed.first() {
+            if limit != 0 && self.bytes + first.len() > limit {
+                return;
+            }
+            let bytes = self.owed.remove(0);
+            self.held -= cost(&bytes);
+            if !self.queue.iter().any(|q| q.event && q.bytes == bytes) {
+                self.push(bytes, true);
+            }
+        }
+    }
+
 
     fn push(&mut self, bytes: Vec<u8>, event: bool) {
         self.bytes += bytes.len();
@@ -121,8 +149,9 @@ impl Outbox {
         self.held
     }
 
-    /// Drops everything queued (counters are kept).
+    /// Drops everything queued and owed (counters are kept).
     pub fn clear(&mut self) {
+        self.owed.clear();
         self.queue.clear();
         self.bytes = 0;
         self.replies = 0;

@@ -76,7 +76,9 @@ impl Xenstore {
         if let Some(ev) = then {
             let room = self.room(domid);
             if let Some(conn) = self.conns.get_mut(&domid) {
-                conn.out.push_event(ev, limit, room);
+                // The registration's own event is on the watch's path: owed as it is.
+                let catch_up = ev.clone();
+                conn.out.push_event(ev, limit, room, catch_up);
             }
         }
     }

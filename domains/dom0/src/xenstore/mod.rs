@@ -225,18 +225,25 @@ impl Xenstore {
         self.conns.get(&conn).map_or(&[], |c| c.out.head())
     }
 
-    /// Records that the first `n` queued bytes of `conn` went into its ring.
+    /// Records that the first `n` queued bytes of `conn` went into its ring; catch-up
+    /// events it is owed are queued as room allows.
     pub fn advance_output(&mut self, conn: DomId, n: usize) {
+        let limit = self.event_limit(conn);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.out.advance(n);
+            c.out.pay_owed(limit);
         }
     }
 
-    /// Removes and returns up to `max` queued bytes of `conn`.
+    /// Removes and returns up to `max` queued bytes of `conn` (catch-up events it is owed
+    /// are queued as room allows).
     pub fn take_output(&mut self, conn: DomId, max: usize) -> Vec<u8> {
-        self.conns
-            .get_mut(&conn)
-            .map_or_else(Vec::new, |c| c.out.take(max))
+        let limit = self.event_limit(conn);
+        self.conns.get_mut(&conn).map_or_else(Vec::new, |c| {
+            let out = c.out.take(max);
+            c.out.pay_owed(limit);
+            out
+        })
     }
 
     /// Connections with queued output.
@@ -358,7 +365,9 @@ impl Xenstore {
     }
 
     /// Queues the events `changes` cause on every connection's watches; an event that
-    /// would take its watcher past its memory quota is dropped (and counted).
+    /// would take its watcher past its memory quota is dropped (and counted), and the
+    /// watch is owed one event on its own path once its queue drains (see
+    /// `conn::Outbox::pay_owed`).
     fn fire(&mut self, changes: &[Change]) {
         for change in changes {
             for (&domid, c) in self.conns.iter_mut() {
@@ -382,7 +391,11 @@ impl Xenstore {
                         } else {
                             quota::left(self.quotas.memory, nodes + c.held())
                         };
-                        c.out.push_event(ev, limit, room);
+                        // Owed if `ev` is dropped: the watch's own path (registered, so it
+                        // fits a message).
+                        let catch_up =
+                            dispatch::event(w.reported(&w.path), &w.token).unwrap_or_default();
+                        c.out.push_event(ev, limit, room, catch_up);
                     }
                 }
             }

@@ -30,11 +30,13 @@ const VIRTIO_NET: u32 = 1;
 /// How soon buffers added to the NIC's queues are made sure of ([`Net::flush`]): a
 /// notification the device missed holds a frame up this long at most.
 const FLUSH_MS: u64 = 50;
-/// How often `backend/vif` is listed again without a watch firing: a safety net for a
-/// watch event dom0 dropped (its quota), so it can be rare. A scan is several xenstore
-/// round trips per vif. Otherwise an idle netdom wakes only to beat once a second
+/// How often `backend/vif` is listed again without a watch firing: a last resort. dom0's
+/// xenstore drops a watch event only when the watcher's queue is over its quota, and then
+/// owes the watch one event on its own path once the queue drains, which sets off the same
+/// scan. A scan is several xenstore round trips per vif (each a switch to dom0 on a shared
+/// pCPU); it was every 5 s. Otherwise an idle netdom wakes only to beat once a second
 /// (`irq::idle_until`), to flush the NIC and to publish counters it held back.
-const SCAN_MS: u64 = 5000;
+const SCAN_MS: u64 = 60_000;
 /// How often the rings are polled when no event can wake us (shared_info unmapped).
 const FALLBACK_POLL_MS: u64 = 50;
 /// Seconds a learned MAC address stays without being seen.

@@ -177,6 +177,36 @@ fn queued_duplicate_events_collapse_and_overflow_drops_events() {
     let got = h.events(3);
     assert!(got.len() < 20 && !got.is_empty());
     assert_eq!(h.xs.dropped_events(3), 20 - got.len() as u64);
+    // What was dropped is not lost on the watcher: once its queue drained, one event on
+    // the watch's own path tells it to look again (once, however many were dropped).
+    assert_eq!(h.events(3), vec![ev("x", "t")]);
+    assert_eq!(h.events(3), vec![]);
+}
+
+#[test]
+fn a_dropped_event_is_owed_per_watch_until_there_is_room() {
+    let mut h = Harness::with_quotas(
+        &[3],
+        Quotas {
+            output_bytes: 200,
+            ..Quotas::default()
+        },
+    );
+    assert_eq!(h.watch(3, "a", "ta"), okr());
+    assert_eq!(h.watch(3, "b", "tb"), okr());
+    h.events(3);
+    for i in 0..20 {
+        for w in ["a", "b"] {
+            let p = alloc::format!("/local/domain/3/{w}/{i}");
+            assert_eq!(h.write(0, &p, "v"), okr());
+        }
+    }
+    assert!(h.xs.dropped_events(3) > 2);
+    let first = h.events(3);
+    assert!(!first.is_empty());
+    // Each watch that lost events is owed one catch-up on its own path, in order.
+    assert_eq!(h.events(3), vec![ev("a", "ta"), ev("b", "tb")]);
+    assert_eq!(h.events(3), vec![]);
 }
 
 #[test]
