@@ -291,7 +291,7 @@ mod shell {
                         pv: &mut pv,
                         uploads: &mut uploads,
                     };
-                    if p.poll(&mut ops) >= dom0::mgmt::link::READ_PER_POLL {
+                    if p.poll(&mut ops, input) >= dom0::mgmt::link::READ_PER_POLL {
                         // Input left behind the bound raises no new interrupt: go round.
                         PORT_INPUT.store(true, Ordering::Release);
                     }

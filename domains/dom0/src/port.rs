@@ -153,10 +153,16 @@ impl Port {
     }
 
     /// Serves what the port holds, within the link's bounds; returns how many bytes it
-    /// read.
-    pub fn poll(&mut self, ops: &mut impl DomainOps) -> usize {
+    /// read. `interrupted`: its interrupt fired (or input was left behind), so a virtio
+    /// console's interrupt status is acknowledged. A safety poll without one leaves the
+    /// device's registers alone (each access traps to the microvisor's lock) and looks
+    /// only at the queues in RAM: an unacknowledged status holds the level interrupt
+    /// asserted, so its handler still runs.
+    pub fn poll(&mut self, ops: &mut impl DomainOps, interrupted: bool) -> usize {
         if let Dev::Virtio(c) = &mut self.dev {
-            c.ack_interrupt();
+            if interrupted {
+                c.ack_interrupt();
+            }
         }
         let polled = self.link.poll(&mut self.dev, ops);
         if let Dev::Cadence(u) = &mut self.dev {

@@ -83,7 +83,6 @@ impl Outbox {
         }
     }
 
-
     fn push(&mut self, bytes: Vec<u8>, event: bool) {
         self.bytes += bytes.len();
         self.held += cost(&bytes);
