@@ -3,8 +3,11 @@
 //! with an error), five malformed TX requests that must each halt that vif (backend
 //! Closing, no response, one line in netdom's log), reconnecting in between, and a valid
 //! frame on a last fresh connection — while a stock Linux guest on the same switch keeps
-//! pinging the gateway. (No event storm: the testguest's `netfront.rs` says why.) Linux's pings must go on after the attack, and netdom must still
-//! be running.
+//! pinging the gateway. Then it storms netdom with back-to-back sends on its vif's event
+//! channel until told to stop: Linux must keep pinging through the storm, netdom must keep
+//! its heartbeat (no watchdog restart), and the attacker's vif must still carry a frame
+//! afterwards. Linux's pings must go on after the attack, and netdom must still be
+//! running.
 
 use bulkhead_tests::SystemToml;
 use bulkhead_tests::{
@@ -39,6 +42,13 @@ fn ping_count(h: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// How many `netfront: storm <n> sends` progress lines the attacker has printed.
+fn storm_lines(h: &str) -> usize {
+    h.lines()
+        .filter(|l| l.starts_with("[netfront] netfront: storm ") && l.ends_with(" sends"))
+        .count()
+}
+
 fn wait_pings(c: &mut Client, n: u64, what: &str) -> String {
     wait_until(
         c,
@@ -63,6 +73,7 @@ fn malicious_netfront_is_cut_off_while_linux_keeps_pinging() {
         .and_then(|e| e.then(r"\[dom0\] linux \(d\d+\): powered off -> destroy"))
         .and_then(|e| e.forbid(&linux_failures(r"linux", &[])))
         .and_then(|e| e.forbid(r"bulkhead: d\d+ \(netdom\) stopped"))
+        .and_then(|e| e.forbid(r"\[dom0\] netdom .*no heartbeat"))
         .and_then(|e| e.forbid(r"\[linux\] PINGLOOP-END"))
         .expect("markers");
     let sys = system(&dir);
@@ -86,6 +97,30 @@ fn malicious_netfront_is_cut_off_while_linux_keeps_pinging() {
     wait_pings(&mut c, 3, "linux ping loop");
 
     type_line(&mut c, "netfront", "go");
+    let h = wait_for_text(&mut c, "[netfront] netfront: storming", "attack", 300);
+    // The storm runs until told to stop: Linux must get five more pings through netdom
+    // meanwhile, with the storm still going (three more progress lines after them).
+    let (pings, storm) = (ping_count(&h), storm_lines(&h));
+    let h = wait_until(
+        &mut c,
+        |h| ping_count(h) >= pings + 5,
+        &format!("PINGLOOP {}", pings + 5),
+        "linux pings during the storm",
+        180,
+    );
+    let during = storm_lines(&h);
+    wait_until(
+        &mut c,
+        |h| storm_lines(h) >= during + 3,
+        "three more storm lines",
+        "the storm still going",
+        180,
+    );
+    assert!(
+        during > storm,
+        "the storm made no progress while Linux pinged"
+    );
+    type_line(&mut c, "netfront", "stop");
     let h = wait_for_text(&mut c, "[netfront] netfront: done", "attack", 300);
     let at_end = ping_count(&h);
     let h = wait_pings(&mut c, at_end + 3, "linux pings after the attack");

@@ -35,22 +35,23 @@ impl Report {
 /// wait in the microvisor's queue if we ask first, so both are polled.
 pub fn wait_for_go(mode: &str) {
     println!("{mode}: waiting for go");
+    while !typed() {
+        timer::sleep_ms(50);
+    }
+}
+
+/// Whether anything was typed on our console since the last look (never waits): see
+/// [`wait_for_go`] for where it can be.
+pub fn typed() -> bool {
+    let mut buf = [0u8; 16];
+    if matches!(cap::console_read(&mut buf), Ok(n) if n > 0) {
+        return true;
+    }
     let ring = xen::hvm_get_param(DOMID_SELF, HvmParam::ConsolePfn)
         .ok()
         .filter(|&pfn| pfn != 0)
         .map(|pfn| MappedPage::new(pfn * 4096));
-    let mut buf = [0u8; 16];
-    loop {
-        if matches!(cap::console_read(&mut buf), Ok(n) if n > 0) {
-            return;
-        }
-        if let Some(mut page) = ring {
-            if matches!(CONS_IN.consume(&mut page, &mut buf), Ok(n) if n > 0) {
-                return;
-            }
-        }
-        timer::sleep_ms(50);
-    }
+    ring.is_some_and(|mut page| matches!(CONS_IN.consume(&mut page, &mut buf), Ok(n) if n > 0))
 }
 
 /// Runs `attack` with a xenstore client, prints `<mode>: done N checks, M failures`,

@@ -8,26 +8,33 @@
 //! After each it closes and reconnects as netfront does, and a last valid frame on a
 //! fresh connection must be answered OKAY.
 //!
-//! No event storm here: 20 000 back-to-back `EVTCHNOP_send`s once stalled a Linux guest on
-//! another vCPU for minutes. The cause was the microvisor's ticket lock on a host with
-//! fewer cores than QEMU CPUs (microvisor/src/sync.rs); storms are now tested on their own
-//! (`mode=evtstorm`, test `evtchn_storm`). netdom itself only wakes once per event.
+//! Last, an event storm at netdom itself: back-to-back `EVTCHNOP_send`s on the vif's
+//! channel (every one must be answered) until anything is typed on our console, then one
+//! more valid frame that must be answered OKAY. Meanwhile the test checks that a stock
+//! Linux guest on the same switch keeps pinging and that netdom keeps its heartbeat.
+//! (20 000 back-to-back sends once stalled a Linux guest on another vCPU for minutes: the
+//! microvisor's ticket lock on a host with fewer cores than QEMU CPUs, microvisor/src/
+//! sync.rs; `evtchn_storm` storms dom0's channels.)
 //!
 //! It starts when anything is typed on its console. Markers: `netfront: waiting for go`,
 //! one `netfront: <check> PASS` or `netfront: <check> FAIL got <g> want <w>` per check,
-//! then `netfront: done <N> checks, <M> failures`.
+//! `netfront: storming port <p>` and `netfront: storm <n> sends` every [`STORM_REPORT`]
+//! sends, then `netfront: done <N> checks, <M> failures`.
 
-use crate::frontend_attack::{wait_for_go, Report};
+use crate::frontend_attack::{typed, wait_for_go, Report};
 use alloc::format;
 use alloc::string::String;
 use bulkhead_runtime::frontend;
 use bulkhead_runtime::xen::{self, MappedPage};
 use bulkhead_runtime::xenstore::XsClient;
-use bulkhead_runtime::{timer, StartInfo};
+use bulkhead_runtime::{println, timer, StartInfo};
 use protocol::xen::netif::{
     tx_slot_offset, NETIF_RSP_ERROR, NETIF_RSP_OKAY, NETTXF_MORE_DATA, NET_TX_RING_SIZE,
     XEN_NETBK_LEGACY_SLOTS_MAX,
 };
+
+/// Sends between two progress lines of the storm.
+const STORM_REPORT: u64 = 20_000;
 
 /// Shared ring header offsets (`req_prod`, `req_event`, `rsp_prod`, `rsp_event`).
 const REQ_PROD: usize = 0;
@@ -322,4 +329,24 @@ fn attack(rep: &mut Report, xs: &mut XsClient) {
         60,
         NETIF_RSP_OKAY,
     );
+    storm(rep, &v, &mut c);
+}
+
+/// Sends on our vif's channel back to back until anything is typed on our console; every
+/// send must be answered, and the vif must still work after it.
+fn storm(rep: &mut Report, v: &Vif, c: &mut Conn) {
+    println!("netfront: storming port {}", c.port);
+    let (mut sent, mut refused) = (0u64, 0u64);
+    loop {
+        for _ in 0..STORM_REPORT {
+            refused += u64::from(xen::evtchn_send(c.port).is_err());
+        }
+        sent += STORM_REPORT;
+        println!("netfront: storm {sent} sends");
+        if typed() {
+            break;
+        }
+    }
+    rep.check("storm: every send answered", refused == 0, refused, "0");
+    send(rep, v, c, "valid frame after the storm", 60, NETIF_RSP_OKAY);
 }
