@@ -27,10 +27,11 @@
 //!   `Heartbeat`, `IdleReport` and its accesses to its own trapped device registers finish
 //!   on the fast path; whether a slot serves its domain is set under [`HYP`].
 //! - **Event channels, behind their own lock** ([`xen::event_state`]): every domain's
-//!   port table, the windows onto its shared_info and vcpu_infos, and a copy of its RAM
-//!   map, so an `EVTCHNOP_send` to a vCPU on another pCPU and an `EVTCHNOP_unmask` finish
-//!   on the caller's fast path; the rest of `event_channel_op` takes this lock inside
-//!   [`HYP`].
+//!   port table, the windows onto its shared_info and vcpu_infos, a copy of its RAM
+//!   map and which of its vCPUs are blocked in `SCHEDOP_poll` ([`xen::poll`]), so an
+//!   `EVTCHNOP_send` to a vCPU on another pCPU and an `EVTCHNOP_unmask` finish on the
+//!   caller's fast path (a send to a domain with pollers is left to the locked path, which
+//!   wakes them); the rest of `event_channel_op` takes this lock inside [`HYP`].
 //! - **Grant tables, behind their own lock** ([`xen::grant_state`]): every domain's grant
 //!   table and maptrack, and a mirror of each domain's physmap (RAM map, shared_info and
 //!   magic pages, whether it is live), so a `GNTTABOP_copy` finishes on the caller's fast
