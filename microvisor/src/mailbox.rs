@@ -17,6 +17,10 @@ pub const RESCHED: u32 = 1 << 0;
 /// Request bit: interrupts were posted to the loaded vCPU ([`crate::posted`]); the fast
 /// path may deliver them itself when this is the only bit.
 pub const POSTED: u32 = 1 << 1;
+/// Request bit: a port became pending in a domain with a vCPU placed here blocked in
+/// `SCHEDOP_poll` (a fast send raised it); the slow path wakes those whose ports are
+/// pending (`Hyp::wake_ready_pollers`).
+pub const POLL: u32 = 1 << 2;
 
 /// One CPU's incoming requests.
 #[derive(Debug, Default)]

@@ -29,6 +29,11 @@ impl PollWait {
         self.ports.contains(&port)
     }
 
+    /// The ports it named.
+    pub fn ports(&self) -> &[u32] {
+        &self.ports
+    }
+
     /// When the wait ends by itself, if it has a timeout.
     pub fn deadline(&self) -> Option<u64> {
         self.deadline

@@ -11,7 +11,7 @@ use crate::arch::gic::{self, read_lrs, write_lrs, HYP_TIMER_PPI, KICK_SGI, SPURI
 use crate::arch::sysreg::{read_cntv_ctl_el0, write_cntv_ctl_el0};
 use crate::arch::vectors::ExitKind;
 use crate::arch::{self, cpu::hcr};
-use crate::mailbox::{POSTED, RESCHED};
+use crate::mailbox::{POLL, POSTED, RESCHED};
 use crate::sched::VcpuKey;
 use crate::vgic::lr;
 use protocol::control::StopReason;
@@ -48,6 +48,10 @@ impl Hyp {
             // blocked in CPU_SUSPEND and was switched out), and another domain's fast
             // event-channel send to any vCPU placed here: the model wakes it.
             self.drain_homed(cpu);
+        }
+        if requests & POLL != 0 {
+            // A fast send made a port pending in a domain with a poller placed here.
+            self.wake_ready_pollers(cpu);
         }
         let repick = self.resched[cpu];
         let keep = current.filter(|&k| {

@@ -51,8 +51,8 @@ pub struct EventDomain {
     /// Its RAM (the domain's map does not change while it lives), for a sender's argument.
     ram: RamMap,
     /// Its vCPUs blocked in `SCHEDOP_poll` (bit n = vCPU n), noted under the global lock
-    /// (`Hyp::poll_announce`): a send that raises a port of a domain with pollers is left
-    /// to the locked path, which wakes them ([`send_fast`]).
+    /// (`Hyp::poll_announce`): a send that makes a port of a domain with pollers pending
+    /// wakes them, or asks their CPUs to ([`send_fast`]).
     pub pollers: u32,
 }
 
@@ -187,8 +187,9 @@ fn fast_target(
 /// empty if nothing was raised), or `None`, having done nothing, if the locked path must
 /// serve it: an argument outside the sender's plain RAM, an error (the locked path
 /// reports it), a target vCPU that is moving, or one on this CPU other than the sender
-/// (a shared pCPU: the locked path injects and decides what runs), or a target domain
-/// with a vCPU blocked in `SCHEDOP_poll` (the locked path wakes it).
+/// (a shared pCPU: the locked path injects and decides what runs). A port newly pending
+/// in a domain with pollers (masked or not, as Xen's `evtchn_check_pollers`) asks each
+/// poller's CPU to look at them ([`ask_pollers`]).
 ///
 /// The target's CPU takes the posted PPI 31 on its fast path if the target is loaded
 /// there and pinned exclusive, else at its next locked pass ([`VCPU_CPU`]).
@@ -204,11 +205,12 @@ pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> 
     let target = crate::hyp::vcpu_key(DomainId(n.dom), n.vcpu as usize);
     let (cpu, word) = fast_target(target, sender, this_cpu)?;
     let d = events.domain(DomainId(n.dom))?;
-    if d.pollers != 0 {
-        // A port raised may end a poll: waking a blocked vCPU is the locked path's.
-        return None;
-    }
-    if !xen::raise(&mut d.bits(), n.port, n.vcpu).inject {
+    let inject = if d.pollers == 0 {
+        xen::raise(&mut d.bits(), n.port, n.vcpu).inject
+    } else {
+        raise_for_pollers(d, n, this_cpu)
+    };
+    if !inject {
         return Some(0);
     }
     // Still under the lock: a move of the target waits for it (`quiesce`).
@@ -216,11 +218,46 @@ pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> 
     Some(1 << cpu)
 }
 
+/// Raises `n` in `d`, a domain with a vCPU blocked in `SCHEDOP_poll`, and if the port
+/// became pending asks the pollers' CPUs to look ([`ask_pollers`]); whether PPI 31 must be
+/// injected. Out of line, so the usual send pays one test for it.
+#[cold]
+#[inline(never)]
+fn raise_for_pollers(d: &EventDomain, n: xen::Notify, this_cpu: usize) -> bool {
+    let raised = xen::raise(&mut d.bits(), n.port, n.vcpu);
+    if raised.newly_pending {
+        ask_pollers(DomainId(n.dom), d.pollers, this_cpu);
+    }
+    raised.inject
+}
+
+/// Posts [`crate::mailbox::POLL`] to the CPU of each vCPU of domain `id` in `pollers`
+/// (bit n = vCPU n, [`EventDomain::pollers`]), to every CPU for one that is moving, kicking
+/// another CPU on the empty-to-non-empty edge: their next locked pass wakes the pollers
+/// whose ports are pending. Out of line: only a domain blocked in `SCHEDOP_poll` gets
+/// here. The caller holds [`EVENTS`]; posting and kicking wait for nobody.
+fn ask_pollers(id: DomainId, pollers: u32, this_cpu: usize) {
+    use crate::hyp::percpu::{CPU_MPIDR, MAILBOX};
+    let Some(placed) = VCPU_CPU.get(usize::from(id.0)) else {
+        return;
+    };
+    let mut cpus = 0u64;
+    for v in crate::hyp::domain_slots(pollers) {
+        let home = placed.get(v).map_or(0, |p| p.load(Ordering::Acquire));
+        cpus |= crate::fastpath::exclusive_home(home).map_or(u64::MAX, |cpu| 1 << cpu);
+    }
+    for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
+        if cpus & (1 << cpu) != 0 && mailbox.post(crate::mailbox::POLL) && cpu != this_cpu {
+            crate::arch::gic::kick(mpidr.load(Ordering::Acquire));
+        }
+    }
+}
+
 /// `EVTCHNOP_unmask` from the loaded vCPU `caller` on CPU `this_cpu`, whose argument
 /// (`struct evtchn_unmask`) is at guest-physical `arg_ipa`, served without the global lock
 /// as [`send_fast`] serves a send: the mask bit cleared and, if the port is pending, its
 /// notify vCPU's selector and upcall bits raised and PPI 31 posted to it. Returns the CPUs
-/// to notify, or `None`, having done nothing, if the locked path must serve it: an
+/// to notify (an unmask makes nothing newly pending, so no poller is asked), or `None`, having done nothing, if the locked path must serve it: an
 /// argument outside the caller's plain RAM, a port the caller does not have (the locked
 /// path's `EINVAL`), or a notify vCPU that is moving or is another vCPU of this CPU.
 /// `upcall_held`: the caller's list registers hold its upcall already

@@ -219,6 +219,15 @@ impl Hyp {
         .unwrap_or(Err(XenErrno::ESRCH))
     }
 
+    /// Whether one of the ports `poll` (of domain `id`) names is pending.
+    pub(in crate::hyp) fn poll_ready(id: DomainId, poll: &crate::poll_wait::PollWait) -> bool {
+        with_events(|ev| {
+            ev.domain(id)
+                .is_some_and(|d| poll.ports().iter().any(|&p| d.bits().pending_test(p)))
+        })
+        .unwrap_or(false)
+    }
+
     /// vCPU `v` of `id` no longer polls (woken, or it never blocked): sends to its domain
     /// need not look for it any more.
     pub(in crate::hyp) fn poll_withdraw(id: DomainId, v: usize) {

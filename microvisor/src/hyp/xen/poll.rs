@@ -6,7 +6,9 @@
 //! - **Ports.** The vCPU is announced as a poller in its domain's event state in the same
 //!   step as the last look at its ports ([`Hyp::poll_announce`]), so a send either
 //!   happened before (the poll returns at once) or sees the poller: a send under the global
-//!   lock wakes it ([`Hyp::wake_pollers`]), a fast send defers to the locked path.
+//!   lock wakes it ([`Hyp::wake_pollers`]); a fast send that made a port pending posts
+//!   [`crate::mailbox::POLL`] to the poller's CPU, whose next locked pass wakes it if one
+//!   of its ports is pending ([`Hyp::wake_ready_pollers`]).
 //! - **Timeout.** While some domain polls with a timeout ([`Hyp::poll_timed`]), the EL2
 //!   timer of each CPU is also armed for the earliest deadline of its vCPUs blocked in a
 //!   poll, loaded or not ([`Hyp::earliest_poll_deadline`]), and its expiry wakes those
@@ -70,6 +72,27 @@ impl Hyp {
             }
         }
         self.wake_mask(id, mask, cpu);
+    }
+
+    /// Wakes the vCPUs placed on `cpu` blocked in a poll one of whose ports is pending
+    /// (a fast send on another CPU raised it and posted [`crate::mailbox::POLL`] here).
+    pub(in crate::hyp) fn wake_ready_pollers(&mut self, cpu: usize) {
+        for slot in domain_slots(self.placed_on(cpu)) {
+            let Some(d) = self.domains.get(slot).and_then(|d| d.as_deref()) else {
+                continue;
+            };
+            let mut ready = 0u32;
+            for (v, vcpu) in d.vcpus.iter().enumerate() {
+                let Some(p) = vcpu.poll.as_ref() else {
+                    continue;
+                };
+                if usize::from(vcpu.placement.pcpu) == cpu && Self::poll_ready(d.id, p) {
+                    ready |= 1u32.checked_shl(v as u32).unwrap_or(0);
+                }
+            }
+            let id = d.id;
+            self.wake_mask(id, ready, cpu);
+        }
     }
 
     /// The earliest poll deadline of the vCPUs placed on `cpu` (loaded there or not), if
