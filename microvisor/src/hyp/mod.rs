@@ -11,7 +11,7 @@
 //!   interrupts, and exit/IRQ/run-time counts not yet folded into its domain record. Never
 //!   shared, so never locked; handed to the domain record while the CPU holds [`HYP`].
 //! - **Cross-CPU, lock-free** (atomics): each CPU's [`percpu::MAILBOX`] (requests from
-//!   other CPUs — `RESCHED`, `POSTED` — announced with the kick SGI only on the
+//!   other CPUs — `RESCHED`, `POSTED`, `POLL` — announced with the kick SGI only on the
 //!   empty-to-non-empty edge); each vCPU's [`percpu::POSTED_IRQS`] word (private interrupts
 //!   posted to it, [`crate::posted`]); each vCPU's [`percpu::VCPU_HOME`] (its pCPU if pinned
 //!   exclusive, written at build) and [`percpu::VCPU_CPU`] (its pCPU, either kind, 0 while
@@ -30,8 +30,9 @@
 //!   port table, the windows onto its shared_info and vcpu_infos, a copy of its RAM
 //!   map and which of its vCPUs are blocked in `SCHEDOP_poll` ([`xen::poll`]), so an
 //!   `EVTCHNOP_send` to a vCPU on another pCPU and an `EVTCHNOP_unmask` finish on the
-//!   caller's fast path (a send to a domain with pollers is left to the locked path, which
-//!   wakes them); the rest of `event_channel_op` takes this lock inside [`HYP`].
+//!   caller's fast path (one that makes a port of a domain with pollers pending asks the
+//!   pollers' CPUs to look, `POLL`); the rest of `event_channel_op` takes this lock inside
+//!   [`HYP`].
 //! - **Grant tables, behind their own lock** ([`xen::grant_state`]): every domain's grant
 //!   table and maptrack, and a mirror of each domain's physmap (RAM map, shared_info and
 //!   magic pages, whether it is live), so a `GNTTABOP_copy` finishes on the caller's fast
