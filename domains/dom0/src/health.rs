@@ -9,7 +9,8 @@
 //!   start (boot and getting ready take longer than one loop round), then never stay silent
 //!   longer than `timeout`.
 //! - Silence is counted in dom0's own observed time: each reading adds the time since the
-//!   previous one, but at most `max_step`. dom0 reads twice a second, so on a machine that
+//!   previous one, but at most `max_step` (two reading periods). dom0 reads every
+//!   [`reading_period_ms`] (0.5 to 1 s), so on a machine that
 //!   runs its CPUs this is wall time; when the host stops running the emulated machine
 //!   (a loaded 2-core CI host running TCG can leave every vCPU unscheduled for many
 //!   seconds, dom0's included, while the counter runs on), the gap is credited as one step,
@@ -37,6 +38,23 @@ pub fn ticks_to_ms(ticks: u64, hz: u64) -> u64 {
 
 /// The share of time counted as silence while the domain did not run (1 in 4).
 pub const IDLE_SHARE: u64 = 4;
+
+/// Shortest period between two heartbeat readings, in milliseconds.
+pub const READ_MIN_MS: u32 = 500;
+/// Longest period between two heartbeat readings, in milliseconds.
+pub const READ_MAX_MS: u32 = 1000;
+
+/// How often dom0 reads the heartbeats of domains whose watchdog timeouts are
+/// `timeouts_ms`: a tenth of the shortest, within [`READ_MIN_MS`]..=[`READ_MAX_MS`], so a
+/// silence is caught at most a tenth of its timeout late (half a second for a 1 s one),
+/// and an idle system with the default 10 s watchdogs wakes dom0 once a second for them,
+/// not twice (each reading is a locked call and a switch on a shared pCPU).
+pub fn reading_period_ms(timeouts_ms: impl IntoIterator<Item = u32>) -> u32 {
+    timeouts_ms
+        .into_iter()
+        .min()
+        .map_or(READ_MAX_MS, |t| (t / 10).clamp(READ_MIN_MS, READ_MAX_MS))
+}
 
 /// What a heartbeat reading means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

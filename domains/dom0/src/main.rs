@@ -60,13 +60,14 @@ mod shell {
     /// input had no event: 50 idle wake-ups a second, each a `ConsoleReadFor` per guest and
     /// a switch on a shared pCPU; then 200 ms.
     const PV_POLL_MS: u64 = 1000;
-    /// How often watched domains' heartbeats are read. The microvisor stamps each beat, so
-    /// this only bounds how late a silence is noticed, not how it is measured.
-    const BEAT_POLL_MS: u64 = 500;
-    /// Most silence one heartbeat reading may add: two reading periods. A later reading
-    /// means dom0 itself did not run (the host starved the machine), which is no evidence
-    /// against the watched domain (see `dom0::health`).
-    const MAX_SILENCE_STEP_MS: u32 = 1000;
+    /// How often watched domains' heartbeats are read (`dom0::health::reading_period_ms`
+    /// of their timeouts). The microvisor stamps each beat, so this only bounds how late a
+    /// silence is noticed, not how it is measured. Most silence one reading may add is two
+    /// such periods: a later reading means dom0 itself did not run (the host starved the
+    /// machine), which is no evidence against the watched domain (see `dom0::health`).
+    fn beat_period_ms(manifest: &SystemManifest) -> u32 {
+        dom0::health::reading_period_ms(manifest.watchdogs.iter().map(|w| w.timeout_ms))
+    }
 
     rt::entry!(main);
 
@@ -139,7 +140,7 @@ mod shell {
                     if let Some(w) = manifest.watchdogs.iter().find(|w| w.domain == d.name) {
                         let hz = timer::freq();
                         let ticks = |ms: u32| timer::ms_to_ticks(u64::from(ms), hz);
-                        let step = ticks(MAX_SILENCE_STEP_MS);
+                        let step = ticks(2 * beat_period_ms(manifest));
                         let (timeout, first) = (ticks(w.timeout_ms), ticks(w.first_beat_ms));
                         sup.guard(timeout, first, step, timer::now());
                         println!(
@@ -242,7 +243,7 @@ mod shell {
         let mut next_port_poll = timer::now();
         let pv_poll = timer::ms_to_ticks(PV_POLL_MS, hz);
         let mut next_pv_poll = timer::now();
-        let beat_poll = timer::ms_to_ticks(BEAT_POLL_MS, hz);
+        let beat_poll = timer::ms_to_ticks(u64::from(beat_period_ms(manifest)), hz);
         let mut next_beats = timer::now();
         let mut prompt = dom0::prompt::LineReader::default();
         loop {

@@ -366,3 +366,13 @@ fn a_batched_reading_is_one_per_domain_and_a_failed_call_fails_each() {
     );
     assert!(readings(0, Ok(Vec::new())).is_empty());
 }
+
+#[test]
+fn readings_come_a_tenth_of_the_shortest_timeout_apart_within_bounds() {
+    use super::{reading_period_ms, READ_MAX_MS, READ_MIN_MS};
+    assert_eq!(reading_period_ms([]), READ_MAX_MS, "nothing watched");
+    assert_eq!(reading_period_ms([10_000, 30_000]), 1000);
+    assert_eq!(reading_period_ms([8_000]), 800);
+    assert_eq!(reading_period_ms([10_000, 1_000]), READ_MIN_MS);
+    assert_eq!(reading_period_ms([3_600_000]), READ_MAX_MS);
+}

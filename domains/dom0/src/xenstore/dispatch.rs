@@ -78,7 +78,7 @@ impl Xenstore {
             if let Some(conn) = self.conns.get_mut(&domid) {
                 // The registration's own event is on the watch's path: owed as it is.
                 let catch_up = ev.clone();
-                conn.out.push_event(ev, limit, room, catch_up);
+                conn.out.push_event(ev, limit, room, || Some(catch_up));
             }
         }
     }

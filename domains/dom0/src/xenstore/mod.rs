@@ -391,10 +391,8 @@ impl Xenstore {
                         } else {
                             quota::left(self.quotas.memory, nodes + c.held())
                         };
-                        // Owed if `ev` is dropped: the watch's own path (registered, so it
-                        // fits a message).
-                        let catch_up =
-                            dispatch::event(w.reported(&w.path), &w.token).unwrap_or_default();
+                        // Owed if `ev` is dropped: the watch's own path.
+                        let catch_up = || dispatch::event(w.reported(&w.path), &w.token);
                         c.out.push_event(ev, limit, room, catch_up);
                     }
                 }
