@@ -394,7 +394,10 @@ mod shell {
             }
             // Last, so a domain destroyed or restarted above is detached before its rings are
             // touched again.
-            PV_EVENT.store(false, Ordering::Release);
+            if PV_EVENT.swap(false, Ordering::AcqRel) {
+                // A guest that consumed its console input ring says so this way too.
+                pv.input_arrived();
+            }
             pv.close_held(&mut sup);
             pv.sync(&sup);
             pv.poll();

@@ -246,8 +246,10 @@ impl<R: SharedRing, X> Pv<R, X> {
                 left -= n;
                 notify = true;
             }
-            // Stopped by the bound or a full ring rather than by running dry.
-            c.input_left = left == 0;
+            // Stopped by the bound or by filling the ring rather than by running dry. Not
+            // for a ring that was full already: a guest that never reads its input must
+            // not keep dom0 polling (its next notification says it made room).
+            c.input_left = room > 0 && left == 0;
         }
         if notify {
             host.notify(&c.extra, Ring::Console);

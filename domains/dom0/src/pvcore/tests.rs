@@ -316,3 +316,22 @@ fn input_is_asked_for_only_when_some_may_have_come_or_was_left_behind() {
     assert!(host.typed.is_empty());
     assert!(!pv.input_left());
 }
+
+#[test]
+fn a_guest_that_never_reads_its_input_does_not_keep_dom0_polling() {
+    let mut pv = two_children();
+    assert!(CONS_OUT
+        .produce(&mut pv.children[1].console, b"login: ")
+        .is_ok());
+    let mut host = Host {
+        typed: vec![b'y'; 3 * CONSOLE_IN_PER_PASS],
+        ..Host::default()
+    };
+    // The first pass fills the ring: more may come once there is room.
+    pv.poll(&mut host, true);
+    assert!(pv.input_left());
+    // The ring is still full: nothing is read and nothing more is owed.
+    pv.poll(&mut host, false);
+    assert!(!pv.input_left());
+    assert_eq!(host.typed.len(), 2 * CONSOLE_IN_PER_PASS);
+}

@@ -191,8 +191,8 @@ impl Hyp {
 
     /// vCPU `v` of `id` is about to block in `SCHEDOP_poll` on `ports` (the caller's): if
     /// none is pending it is noted as a poller, so a send from now on raising one wakes it
-    /// (a fast send leaves that to the locked path, `event_state::send_fast`), and this
-    /// returns true; false if one is pending already. An invalid port is EINVAL. The check
+    /// (a fast send asks the poller's CPU to, `event_state::send_fast`), and this returns
+    /// true; false if one is pending already. An invalid port is EINVAL. The check
     /// and the note are one step under the event lock, so no send falls between them.
     pub(super) fn poll_announce(
         &self,
@@ -203,12 +203,13 @@ impl Hyp {
         self.live(id).ok_or(XenErrno::ESRCH)?;
         let bit = 1u32.checked_shl(v as u32).ok_or(XenErrno::EINVAL)?;
         with_events(|ev| {
+            let bits = ev.domain(id).ok_or(XenErrno::ESRCH)?.bits();
             let mut any = false;
             for &p in ports {
                 if ev.channels.notify_vcpu(id.0, p).is_none() {
                     return Err(XenErrno::EINVAL);
                 }
-                any |= ev.domain(id).ok_or(XenErrno::ESRCH)?.bits().pending_test(p);
+                any |= bits.pending_test(p);
             }
             let d = ev.domain_mut(id).ok_or(XenErrno::ESRCH)?;
             if !any {

@@ -14,7 +14,7 @@
 //!   poll, loaded or not ([`Hyp::earliest_poll_deadline`]), and its expiry wakes those
 //!   whose deadline passed ([`Hyp::end_expired_polls`]).
 //! - **Wake.** Whatever wakes the vCPU ends the poll ([`Hyp::wake_mask`] forgets it and
-//!   withdraws the poller), so a later send to that domain takes the fast path again.
+//!   withdraws the poller), so later sends to that domain ask nobody to look.
 
 use super::XenResult;
 use crate::arch;
