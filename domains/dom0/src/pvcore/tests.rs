@@ -284,16 +284,23 @@ fn input_is_left_to_a_child_that_speaks_xenstore_but_never_used_its_pv_console()
     assert_eq!(&got[..n], b"help\r");
 }
 
-#[test]
-fn input_is_asked_for_only_when_some_may_have_come_or_was_left_behind() {
+/// Two children, the second using its PV console (it wrote a prompt), and `typed` waiting
+/// for it in the microvisor.
+fn console_user(typed: Vec<u8>) -> (Pv<Page, u16>, Host) {
     let mut pv = two_children();
     assert!(CONS_OUT
         .produce(&mut pv.children[1].console, b"login: ")
         .is_ok());
-    let mut host = Host {
-        typed: b"root\r".to_vec(),
+    let host = Host {
+        typed,
         ..Host::default()
     };
+    (pv, host)
+}
+
+#[test]
+fn input_is_asked_for_only_when_some_may_have_come_or_was_left_behind() {
+    let (mut pv, mut host) = console_user(b"root\r".to_vec());
     // No sign of input: the microvisor is not asked (each ask is a locked call).
     pv.poll(&mut host, false);
     assert_eq!(host.typed, b"root\r");
@@ -319,14 +326,7 @@ fn input_is_asked_for_only_when_some_may_have_come_or_was_left_behind() {
 
 #[test]
 fn a_guest_that_never_reads_its_input_does_not_keep_dom0_polling() {
-    let mut pv = two_children();
-    assert!(CONS_OUT
-        .produce(&mut pv.children[1].console, b"login: ")
-        .is_ok());
-    let mut host = Host {
-        typed: vec![b'y'; 3 * CONSOLE_IN_PER_PASS],
-        ..Host::default()
-    };
+    let (mut pv, mut host) = console_user(vec![b'y'; 3 * CONSOLE_IN_PER_PASS]);
     // The first pass fills the ring: more may come once there is room.
     pv.poll(&mut host, true);
     assert!(pv.input_left());
