@@ -14,9 +14,10 @@
 //! (`sleep=off` jumps to the next timer deadline), which is boot time as the guest sees it.
 //!
 //! The Bulkhead figure includes the microvisor's and dom0's own boot and the building of the
-//! domain, and its initramfs loads the Xen front-end modules, which natively fail with
-//! ENODEV. Both kernels run with `quiet`: every console line costs the PV guest far more
-//! than a PL011 write does natively.
+//! domain, and its initramfs loads the Xen front-end modules; the native one leaves them
+//! out (`guest::initramfs::XEN_FRONTENDS`: their failed init cost the native boot RCU grace
+//! periods, 150 ms of virtual time). Both kernels run with `quiet`: every console line
+//! costs the PV guest far more than a PL011 write does natively.
 
 use crate::machine::Machine;
 use crate::markers::Expect;

@@ -313,6 +313,34 @@ fn initramfs_build_includes_dependencies_and_is_reused_until_inputs_change() {
 }
 
 #[test]
+fn a_native_archive_does_not_load_the_xen_frontends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kernel, _) = fake_trees(dir.path());
+    let mods = kernel.join("lib/modules").join(VERSION);
+    let names = |console| {
+        let plan = initramfs::plan(&mods, VERSION, console).unwrap();
+        plan.modules
+            .iter()
+            .map(|m| match m {
+                ModuleStep::Load { name, .. } | ModuleStep::BuiltIn { name } => name.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let guest = names("hvc0");
+    let native = names("ttyAMA0");
+    for xen in initramfs::XEN_FRONTENDS {
+        assert!(guest.iter().any(|n| n == xen), "{guest:?}");
+        assert!(!native.iter().any(|n| n == xen), "{native:?}");
+    }
+    // The rest is the same, dependencies of the front-ends (here `helper`) aside.
+    assert!(
+        native.iter().all(|n| guest.contains(n)),
+        "{guest:?} {native:?}"
+    );
+    assert!(native.iter().any(|n| n == "virtio_blk"), "{native:?}");
+}
+
+#[test]
 fn plan_reports_builtin_and_missing_modules() {
     let dir = tempfile::tempdir().unwrap();
     let (kernel, _) = fake_trees(dir.path());
