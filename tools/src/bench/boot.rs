@@ -15,8 +15,8 @@
 //!
 //! The Bulkhead figure includes the microvisor's and dom0's own boot and the building of the
 //! domain, and its initramfs loads the Xen front-end modules; the native one leaves them
-//! out (`guest::initramfs::XEN_FRONTENDS`: their failed init cost the native boot RCU grace
-//! periods, 150 ms of virtual time). Both kernels run with `quiet`: every console line
+//! out (`guest::initramfs::XEN_FRONTENDS`: their failed loads cost the native boot about
+//! 150 ms of virtual time). Both kernels run with `quiet`: every console line
 //! costs the PV guest far more than a PL011 write does natively.
 
 use crate::machine::Machine;

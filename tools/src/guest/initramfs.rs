@@ -39,9 +39,10 @@ pub const WANTED_MODULES: [&str; 6] = [
 
 /// The Xen front-end drivers among [`WANTED_MODULES`]: only an archive for Xen's PV
 /// console ([`DEFAULT_CONSOLE`], a guest of the microvisor) loads them. On a native boot
-/// (any other console) their init fails with ENODEV, and a module whose init fails costs
-/// the kernel RCU grace periods on the way out: about 85 ms of virtual time each under
-/// `-icount`, which made `bench boot`'s native baseline 150 ms slower than the guest.
+/// (any other console) their init fails with ENODEV, and each failed `insmod` took about
+/// 85 ms of virtual time under `-icount` (the unload after a failed init waits for RCU
+/// grace periods, the likely cause), which made `bench boot`'s native baseline 150 ms
+/// slower than the guest.
 pub const XEN_FRONTENDS: [&str; 2] = ["xen-blkfront", "xen-netfront"];
 
 /// The modules an archive for `console` loads: [`WANTED_MODULES`], less
