@@ -15,6 +15,7 @@ use crate::tlb_reach::TlbReach;
 use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec::Vec;
 use protocol::addr::PAGE_SIZE;
 use protocol::cap::{CapHandle, CapKind, Rights};
 use protocol::control::{CapError, DomainState, VcpuPlacement};
@@ -282,20 +283,22 @@ impl Hyp {
                 return Err(CapError::CpuUnavailable);
             }
         }
-        // Zero, load, then clean: the guest starts with its MMU off (uncached accesses).
+        // Zero and clean, load, then clean what was loaded: the guest starts with its MMU
+        // off (uncached accesses), so all of its RAM must be at the point of coherency.
         let q = &mut self.bulk[cpu];
         for e in domain.ram.extents() {
-            q.ops.push(super::bulk::Op::Zero {
+            q.ops.push(super::bulk::Op::ZeroToPoc {
                 pa: e.pa.as_u64(),
                 len: e.bytes(),
             });
         }
+        let loaded: Vec<(u64, u64)> = load_ops
+            .iter()
+            .filter_map(super::bulk::Op::written)
+            .collect();
         q.ops.extend(load_ops);
-        for e in domain.ram.extents() {
-            q.ops.push(super::bulk::Op::Clean {
-                pa: e.pa.as_u64(),
-                len: e.bytes(),
-            });
+        for (pa, len) in loaded {
+            q.ops.push(super::bulk::Op::Clean { pa, len });
         }
         q.finish.push(super::bulk::Finish::Ready(id, instance));
         let writable = domain.caps.holds(CapKind::Console, Rights::WRITE).is_ok();

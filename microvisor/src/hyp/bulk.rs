@@ -29,11 +29,30 @@ use alloc::vec::Vec;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 
+impl Op {
+    /// The range a `Copy` or `Bytes` writes, `(start, length)`.
+    pub fn written(&self) -> Option<(u64, u64)> {
+        match self {
+            Op::Copy { dst, len, .. } => Some((*dst, *len)),
+            Op::Bytes { dst, bytes } => Some((*dst, bytes.len() as u64)),
+            _ => None,
+        }
+    }
+}
+
 /// One memory operation (host-physical addresses).
 #[derive(Debug)]
 pub enum Op {
     /// Zero `[pa, pa + len)`.
     Zero {
+        /// Start.
+        pa: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Zero `[pa, pa + len)` and clean it to the point of coherency, in one pass (a new
+    /// domain's RAM: it starts with its MMU off).
+    ZeroToPoc {
         /// Start.
         pa: u64,
         /// Length.
@@ -103,6 +122,7 @@ impl Bulk {
         for op in &self.ops {
             let done = match op {
                 Op::Zero { pa, len } => window(*pa, *len).map(|w| w.zero()),
+                Op::ZeroToPoc { pa, len } => window(*pa, *len).map(|w| w.zero_to_poc()),
                 Op::Copy { dst, src, len } => {
                     phys::copy_module(PhysAddr::new(*dst), PhysAddr::new(*src), *len)
                 }

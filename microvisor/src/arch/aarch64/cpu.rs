@@ -152,10 +152,32 @@ pub fn psci_system_off() -> ! {
 
 /// Cleans data-cache lines covering `[pa, pa + len)` to the point of coherency, so a guest
 /// running with its MMU off (non-cacheable accesses) sees what the microvisor wrote.
+///
+/// Four lines per round while they fit, as `mem::zero` does with `DC ZVA`: a domain's
+/// build cleans its whole RAM, and under `-icount` the loop's own instructions are boot
+/// time (one round per line was a third of a 512 MiB Linux guest's build).
 pub fn clean_dcache_range(pa: u64, len: u64) {
-    let line = 64;
+    let line: u64 = 64;
     let mut addr = pa & !(line - 1);
     let end = pa.saturating_add(len);
+    while addr.saturating_add(4 * line) <= end {
+        // SAFETY: as below, for the four lines from `addr`, all below `end`.
+        unsafe {
+            asm!(
+                "dc cvac, {a}",
+                "add {a}, {a}, {l}",
+                "dc cvac, {a}",
+                "add {a}, {a}, {l}",
+                "dc cvac, {a}",
+                "add {a}, {a}, {l}",
+                "dc cvac, {a}",
+                "add {a}, {a}, {l}",
+                a = inout(reg) addr,
+                l = in(reg) line,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
     while addr < end {
         // SAFETY: cleaning a line writes back data, never changes its value; the address is
         // identity-mapped RAM.

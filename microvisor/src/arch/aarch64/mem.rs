@@ -56,6 +56,73 @@ pub unsafe fn zero(pa: u64, len: u64) {
     }
 }
 
+/// Zeroes `[pa, pa + len)` and cleans it to the point of coherency in one pass: each
+/// `DC ZVA` block is cleaned (`DC CVAC`) right after it is zeroed, so a guest reading its
+/// new RAM with caches off sees zeroes, not what DRAM held before. One pass instead of
+/// [`zero`] then `cpu::clean_dcache_range` over a whole domain's RAM: under `-icount` the
+/// second loop was a fifth of a 512 MiB Linux guest's build. Where the block is not one
+/// cache line (64 bytes assumed, as by `clean_dcache_range`), it does exactly that pair.
+///
+/// # Safety
+/// As [`zero`].
+pub unsafe fn zero_to_poc(pa: u64, len: u64) {
+    const LINE: u64 = 64;
+    let Some(block) = zva_block().filter(|&b| b == LINE) else {
+        // SAFETY: per the contract.
+        unsafe { zero(pa, len) };
+        super::cpu::clean_dcache_range(pa, len);
+        return;
+    };
+    let end = pa.saturating_add(len);
+    let first = pa.next_multiple_of(block).min(end);
+    let last = (end & !(block - 1)).max(first);
+    // SAFETY: per the contract `[pa, end)` is owned, mapped RAM; the head `[pa, first)` and
+    // tail `[last, end)` lie inside it.
+    unsafe {
+        core::ptr::write_bytes(pa as *mut u8, 0, (first - pa) as usize);
+        core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
+    }
+    super::cpu::clean_dcache_range(pa, first - pa);
+    super::cpu::clean_dcache_range(last, end - last);
+    let mut at = first;
+    while at + 4 * block <= last {
+        // SAFETY: four whole blocks inside the owned range (Normal memory in the EL2 map,
+        // which DC ZVA requires); cleaning a line writes back data, never changes it.
+        unsafe {
+            asm!(
+                "dc zva, {a}",
+                "dc cvac, {a}",
+                "add {a}, {a}, {b}",
+                "dc zva, {a}",
+                "dc cvac, {a}",
+                "add {a}, {a}, {b}",
+                "dc zva, {a}",
+                "dc cvac, {a}",
+                "add {a}, {a}, {b}",
+                "dc zva, {a}",
+                "dc cvac, {a}",
+                "add {a}, {a}, {b}",
+                a = inout(reg) at,
+                b = in(reg) block,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+    while at < last {
+        // SAFETY: one whole block inside the owned range, as above.
+        unsafe {
+            asm!(
+                "dc zva, {a}",
+                "dc cvac, {a}",
+                a = in(reg) at,
+                options(nostack, preserves_flags)
+            )
+        };
+        at += block;
+    }
+    super::cpu::dsb_sy();
+}
+
 /// The `DC ZVA` block size in bytes, or `None` if the instruction is prohibited.
 fn zva_block() -> Option<u64> {
     let dczid: u64;

@@ -137,6 +137,13 @@ impl Window {
         unsafe { mem::zero(self.base, self.len) };
     }
 
+    /// Zeroes the whole window and cleans it to the point of coherency
+    /// ([`mem::zero_to_poc`]).
+    pub fn zero_to_poc(&self) {
+        // SAFETY: as for `zero`.
+        unsafe { mem::zero_to_poc(self.base, self.len) };
+    }
+
     /// Reads the aligned 64-bit word at `off` (translation-table entries).
     #[inline]
     pub fn read_u64(&self, off: u64) -> Result<u64, OutOfWindow> {
