@@ -19,41 +19,8 @@ pub unsafe fn zero(pa: u64, len: u64) {
         // SAFETY: per the contract the range is owned, mapped RAM.
         return unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
     };
-    let end = pa.saturating_add(len);
-    let first = pa.next_multiple_of(block).min(end);
-    let last = (end & !(block - 1)).max(first);
-    // SAFETY: per the contract `[pa, end)` is owned, mapped RAM; the head `[pa, first)` and
-    // tail `[last, end)` lie inside it.
-    unsafe {
-        core::ptr::write_bytes(pa as *mut u8, 0, (first - pa) as usize);
-        core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
-    }
-    let mut at = first;
-    // Four blocks per round while they fit, then one.
-    while at + 4 * block <= last {
-        // SAFETY: four whole blocks inside the owned range (RAM is Normal memory in the
-        // EL2 map, which DC ZVA requires).
-        unsafe {
-            asm!(
-                "dc zva, {a}",
-                "add {a}, {a}, {b}",
-                "dc zva, {a}",
-                "add {a}, {a}, {b}",
-                "dc zva, {a}",
-                "add {a}, {a}, {b}",
-                "dc zva, {a}",
-                "add {a}, {a}, {b}",
-                a = inout(reg) at,
-                b = in(reg) block,
-                options(nostack, preserves_flags),
-            );
-        }
-    }
-    while at < last {
-        // SAFETY: one whole block inside the owned range, as above.
-        unsafe { asm!("dc zva, {a}", a = in(reg) at, options(nostack, preserves_flags)) };
-        at += block;
-    }
+    // SAFETY: per the contract.
+    unsafe { zero_blocks::<false>(pa, len, block) };
 }
 
 /// Zeroes `[pa, pa + len)` and cleans it to the point of coherency in one pass: each
@@ -67,12 +34,25 @@ pub unsafe fn zero(pa: u64, len: u64) {
 /// As [`zero`].
 pub unsafe fn zero_to_poc(pa: u64, len: u64) {
     const LINE: u64 = 64;
-    let Some(block) = zva_block().filter(|&b| b == LINE) else {
+    match zva_block() {
         // SAFETY: per the contract.
-        unsafe { zero(pa, len) };
-        super::cpu::clean_dcache_range(pa, len);
-        return;
-    };
+        Some(LINE) => unsafe { zero_blocks::<true>(pa, len, LINE) },
+        _ => {
+            // SAFETY: per the contract.
+            unsafe { zero(pa, len) };
+            super::cpu::clean_dcache_range(pa, len);
+        }
+    }
+}
+
+/// [`zero`]'s body for a `DC ZVA` block of `block` bytes: the unaligned head and tail with
+/// plain stores, whole blocks with `DC ZVA`, four per round while they fit, then one.
+/// `CLEAN`: each block, and the head and tail, also cleaned to the point of coherency
+/// ([`zero_to_poc`], whose caller made sure a block is one cache line).
+///
+/// # Safety
+/// As [`zero`].
+unsafe fn zero_blocks<const CLEAN: bool>(pa: u64, len: u64, block: u64) {
     let end = pa.saturating_add(len);
     let first = pa.next_multiple_of(block).min(end);
     let last = (end & !(block - 1)).max(first);
@@ -82,45 +62,52 @@ pub unsafe fn zero_to_poc(pa: u64, len: u64) {
         core::ptr::write_bytes(pa as *mut u8, 0, (first - pa) as usize);
         core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
     }
-    super::cpu::clean_dcache_range(pa, first - pa);
-    super::cpu::clean_dcache_range(last, end - last);
+    if CLEAN {
+        super::cpu::clean_dcache_range(pa, first - pa);
+        super::cpu::clean_dcache_range(last, end - last);
+    }
     let mut at = first;
     while at + 4 * block <= last {
-        // SAFETY: four whole blocks inside the owned range (Normal memory in the EL2 map,
-        // which DC ZVA requires); cleaning a line writes back data, never changes it.
+        // SAFETY: four whole blocks inside the owned range (RAM is Normal memory in the
+        // EL2 map, which DC ZVA requires); cleaning a line writes back data, never changes
+        // it.
         unsafe {
-            asm!(
-                "dc zva, {a}",
-                "dc cvac, {a}",
-                "add {a}, {a}, {b}",
-                "dc zva, {a}",
-                "dc cvac, {a}",
-                "add {a}, {a}, {b}",
-                "dc zva, {a}",
-                "dc cvac, {a}",
-                "add {a}, {a}, {b}",
-                "dc zva, {a}",
-                "dc cvac, {a}",
-                "add {a}, {a}, {b}",
-                a = inout(reg) at,
-                b = in(reg) block,
-                options(nostack, preserves_flags),
-            );
+            if CLEAN {
+                asm!(
+                    "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, {b}",
+                    "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, {b}",
+                    "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, {b}",
+                    "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, {b}",
+                    a = inout(reg) at,
+                    b = in(reg) block,
+                    options(nostack, preserves_flags),
+                );
+            } else {
+                asm!(
+                    "dc zva, {a}", "add {a}, {a}, {b}",
+                    "dc zva, {a}", "add {a}, {a}, {b}",
+                    "dc zva, {a}", "add {a}, {a}, {b}",
+                    "dc zva, {a}", "add {a}, {a}, {b}",
+                    a = inout(reg) at,
+                    b = in(reg) block,
+                    options(nostack, preserves_flags),
+                );
+            }
         }
     }
     while at < last {
         // SAFETY: one whole block inside the owned range, as above.
         unsafe {
-            asm!(
-                "dc zva, {a}",
-                "dc cvac, {a}",
-                a = in(reg) at,
-                options(nostack, preserves_flags)
-            )
-        };
+            asm!("dc zva, {a}", a = in(reg) at, options(nostack, preserves_flags));
+            if CLEAN {
+                asm!("dc cvac, {a}", a = in(reg) at, options(nostack, preserves_flags));
+            }
+        }
         at += block;
     }
-    super::cpu::dsb_sy();
+    if CLEAN {
+        super::cpu::dsb_sy();
+    }
 }
 
 /// The `DC ZVA` block size in bytes, or `None` if the instruction is prohibited.
