@@ -4,6 +4,7 @@
 //! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore; a host
 //! `ctl xenstore write` fires Linux's own control/sysrq watch. Then a user's
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
+//! Its RAM, scrubbed on first touch, holds 64 MiB written by both vCPUs at once intact.
 
 use bulkhead_tests::terminal::Terminal;
 use bulkhead_tests::{
@@ -25,6 +26,12 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     let expect = Expect::new()
         .then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2")
         .and_then(|e| e.then(r"\[dom0\] linux \(d2\): reboot requested -> restart"))
+        // Its RAM was scrubbed on first touch: the 64 MiB filled below, at least 32 blocks.
+        .and_then(|e| {
+            e.then(
+                r"bulkhead: d2 \(linux\): RAM blocks \(2 MiB\) scrubbed at build \d+, on first touch (3[2-9]|[4-9]\d|1\d\d), never touched \d+",
+            )
+        })
         .and_then(|e| e.then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: xenstore /local/domain/2/control/sysrq: done"))
         .and_then(|e| e.then(r"\[dom0\] mgmt: shutdown linux: requested"))
@@ -46,6 +53,18 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
         "echo CPUS=$(grep -c ^processor /proc/cpuinfo) ANSWER=$((6*7))",
     );
     wait_count(&mut c, "[linux] CPUS=2 ANSWER=42", 1, "shell answer", 150);
+    // Linux's RAM is scrubbed block by block as it first touches it (`mm::lazy_ram`): both
+    // vCPUs fill 32 MiB of tmpfs each at once (a random 1 MiB, 32 times) and read it back.
+    type_line(
+        &mut c,
+        "linux",
+        "mkdir -p /tmp; dd if=/dev/urandom of=/tmp/p bs=64k count=16 2>/dev/null; \
+         for i in 1 2; do (g() { for j in $(seq 32); do cat /tmp/p; done; echo $i; }; \
+         g > /tmp/f$i; [ \"$(md5sum < /tmp/f$i)\" = \"$(g | md5sum)\" ] && echo FILL$i-$((40+2))) & \
+         done; wait; rm -f /tmp/p /tmp/f1 /tmp/f2",
+    );
+    wait_count(&mut c, "[linux] FILL1-42", 1, "first fill read back", 300);
+    wait_count(&mut c, "[linux] FILL2-42", 1, "second fill read back", 300);
     // `ctl vcpu-set` (xl vcpu-set): Linux's own Xen CPU-hotplug watcher takes vCPU 1
     // offline (PSCI CPU_OFF). Given back, it is only marked present again: as on Xen,
     // userspace (a udev rule there) brings it online, and PSCI CPU_ON starts it.

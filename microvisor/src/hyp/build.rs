@@ -16,7 +16,7 @@ use crate::vgic::VgicDomain;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use protocol::addr::PAGE_SIZE;
+use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::cap::{CapHandle, CapKind, Rights};
 use protocol::control::{CapError, DomainState, VcpuPlacement};
 use protocol::ids::DomainId;
@@ -109,7 +109,7 @@ impl Hyp {
         let ram_size = u64::from(req.mem_mib) * 1024 * 1024;
         let pages = ram_size / PAGE_SIZE;
         let contiguous = super::loader::needs_contiguous_ram(req.image);
-        let ram = self.alloc_ram(req.name, pages, contiguous)?;
+        let mut ram = self.alloc_ram(req.name, pages, contiguous)?;
         let load = super::loader::LoadSpec {
             id,
             name: req.name,
@@ -130,6 +130,23 @@ impl Hyp {
             }
         };
 
+        // What the build scrubs and maps itself: all of the RAM, or for a domain scrubbed
+        // on first touch only the blocks the load writes (see `super::lazy`).
+        let lazy = super::lazy::lazily_scrubbed(contiguous)
+            .then(|| ram.make_lazy(super::lazy::scrub_block));
+        let spans = built_spans(&ram, &load_ops);
+        if let Some(lazy) = &lazy {
+            for b in 0..lazy.len() {
+                let (start, len) = ram.block_range(b);
+                if spans
+                    .iter()
+                    .any(|&(o, _, n)| o < start + len && start < o + n)
+                {
+                    lazy.set_built(b);
+                }
+            }
+        }
+
         let mut budget = TableBudget::for_ram(pages);
         // Not run anywhere yet (and with no VTTBR every invalidation is global anyway).
         let mut reach = TlbReach::Nowhere;
@@ -147,9 +164,9 @@ impl Hyp {
                 write: true,
                 exec: true,
             };
-            for e in ram.extents() {
-                let ipa = GUEST_RAM_BASE.as_u64() + e.offset;
-                if let Err(err) = pt.map(&mut tables, ipa, e.pa, e.bytes(), attrs) {
+            for &(offset, pa, len) in &spans {
+                let ipa = GUEST_RAM_BASE.as_u64() + offset;
+                if let Err(err) = pt.map(&mut tables, ipa, pa, len, attrs) {
                     pt.destroy(&mut tables);
                     return Err(err);
                 }
@@ -286,10 +303,10 @@ impl Hyp {
         // Zero and clean, load, then clean what was loaded: the guest starts with its MMU
         // off (uncached accesses), so all of its RAM must be at the point of coherency.
         let q = &mut self.bulk[cpu];
-        for e in domain.ram.extents() {
+        for &(_, pa, len) in &spans {
             q.ops.push(super::bulk::Op::ZeroToPoc {
-                pa: e.pa.as_u64(),
-                len: e.bytes(),
+                pa: pa.as_u64(),
+                len,
             });
         }
         let loaded: Vec<(u64, u64)> = load_ops
@@ -356,6 +373,13 @@ impl Hyp {
     pub(super) fn release_memory(&mut self, ram: &RamMap, stage2: Option<PageTable>, cpu: usize) {
         if let Some(pt) = stage2 {
             pt.destroy(&mut FrameTables(&mut self.frames));
+        }
+        if let Some(lazy) = ram.lazy() {
+            // In the queue ahead of the scrub: no first-touch scrub may still be writing
+            // these frames once they are freed.
+            self.bulk[cpu]
+                .ops
+                .push(super::bulk::Op::RetireLazy(lazy.clone()));
         }
         for e in ram.extents() {
             self.queue_scrub_and_free(e.pa, e.pages, cpu);
@@ -435,4 +459,34 @@ fn queue_vcpu(
     rq.set_budget(key, Some(ticks), now).inspect_err(|_| {
         let _ = rq.remove(key);
     })
+}
+
+/// The parts of `ram` its build scrubs and maps, as `(guest offset, host address, length)`:
+/// every extent, or for RAM scrubbed on first touch each block a `load` op writes.
+fn built_spans(ram: &RamMap, load: &[super::bulk::Op]) -> Vec<(u64, PhysAddr, u64)> {
+    let Some(lazy) = ram.lazy() else {
+        return ram
+            .extents()
+            .iter()
+            .map(|e| (e.offset, e.pa, e.bytes()))
+            .collect();
+    };
+    let written: Vec<(u64, u64)> = load.iter().filter_map(super::bulk::Op::written).collect();
+    let mut spans = Vec::new();
+    for b in 0..lazy.len() {
+        let (mut offset, _) = ram.block_range(b);
+        let pieces = ram.block_pieces(b);
+        let hit = pieces.iter().any(|&(pa, n)| {
+            let pa = pa.as_u64();
+            written.iter().any(|&(w, wn)| w < pa + n && pa < w + wn)
+        });
+        if !hit {
+            continue;
+        }
+        for (pa, n) in pieces {
+            spans.push((offset, pa, n));
+            offset += n;
+        }
+    }
+    spans
 }

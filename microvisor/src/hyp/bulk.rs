@@ -86,6 +86,19 @@ pub enum Op {
         /// Length.
         len: u64,
     },
+    /// Scrub block `block` of a running domain's lazily scrubbed RAM `ram`, which its guest
+    /// touched ([`super::lazy`]; nothing if it was scrubbed meanwhile or its frames are
+    /// being freed).
+    LazyScrub {
+        /// The domain's RAM (a copy sharing its scrub state).
+        ram: crate::mm::ram::RamMap,
+        /// Block index.
+        block: usize,
+    },
+    /// The domain owning this scrub state is being freed: no first-touch scrub may start
+    /// any more, and those in progress (on any CPU) are waited for. Queued before the
+    /// frames' own scrub, which it must precede.
+    RetireLazy(alloc::sync::Arc<crate::mm::lazy_ram::LazyRam>),
 }
 
 /// What to do under the lock once the ops are done.
@@ -95,6 +108,9 @@ pub enum Finish {
     Ready(DomainId, u32),
     /// Return `pages` frames at `pa` to the allocator.
     Free(PhysAddr, u64),
+    /// Map block `block` of incarnation `instance` of domain `id`, scrubbed by a `LazyScrub`
+    /// (its vCPU then retries the access that faulted).
+    LazyMap(DomainId, u32, usize),
 }
 
 /// One CPU's queued work.
@@ -131,6 +147,17 @@ impl Bulk {
                 }
                 Op::Clean { pa, len } => {
                     arch::clean_dcache_range(*pa, *len);
+                    Some(())
+                }
+                Op::LazyScrub { ram, block } => {
+                    // False only if the domain is being freed: its frames get scrubbed then.
+                    let _ = ram
+                        .lazy()
+                        .map(|lazy| lazy.ensure_clean(*block, || ram.block_pieces(*block)));
+                    Some(())
+                }
+                Op::RetireLazy(lazy) => {
+                    lazy.retire();
                     Some(())
                 }
                 // Not yet: below.
@@ -179,6 +206,14 @@ impl Hyp {
                         if let Some(line) = self.holds.build_done(id.0) {
                             crate::info!("{}", line);
                         }
+                    }
+                }
+                Finish::LazyMap(id, instance, block) => {
+                    if self
+                        .domain(id)
+                        .is_some_and(|d| d.instance == instance && !d.dying)
+                    {
+                        self.lazy_map(id, block);
                     }
                 }
                 Finish::Free(pa, pages) => {

@@ -187,7 +187,9 @@ impl Domain {
 
     /// Whether `ipa` is inside this domain's RAM.
     pub fn in_ram(&self, ipa: u64) -> bool {
-        self.ram_to_phys(ipa, 1).is_ok()
+        // Asking is not touching: no block is scrubbed for it (`RamMap::contains`).
+        ipa.checked_sub(GUEST_RAM_BASE.as_u64())
+            .is_some_and(|off| self.ram.contains(off, 1))
     }
 
     /// Logs `msg` once per `cause` bit for this domain.
@@ -458,6 +460,18 @@ impl Hyp {
             let d = *d;
             // A load still in flight on some CPU finishes before the scrub: queue it there.
             let scrubber = d.loading.unwrap_or(this_cpu);
+            if let Some(lazy) = d.ram.lazy() {
+                let (touched, never) = (lazy.scrubbed(), lazy.pending());
+                let built = lazy.len() - never - touched as usize;
+                crate::info!(
+                    "{} ({}): RAM blocks (2 MiB) scrubbed at build {}, on first touch {}, never touched {}",
+                    d.id,
+                    d.name,
+                    built,
+                    touched,
+                    never
+                );
+            }
             self.release_memory(&d.ram, d.stage2, scrubber);
             // The VMID will be reused: drop every cached translation tagged with it.
             arch::tlb_flush_all_guests();

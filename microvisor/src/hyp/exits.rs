@@ -47,14 +47,12 @@ impl Hyp {
             }
             Exit::SysReg(access) => self.sysreg(cpu, key, regs, access),
             Exit::DataAbort(abort) => self.data_abort(cpu, key, regs, abort, esr),
-            Exit::InstructionAbort(abort) => self.stop_domain(
-                id,
-                StopReason::Stage2Fault {
-                    ipa: abort.ipa.as_u64(),
-                    esr,
-                },
-                cpu,
-            ),
+            Exit::InstructionAbort(abort) => {
+                if !self.lazy_fault(id, abort.ipa.as_u64(), abort.fault, cpu) {
+                    let ipa = abort.ipa.as_u64();
+                    self.stop_domain(id, StopReason::Stage2Fault { ipa, esr }, cpu);
+                }
+            }
             Exit::FpAccess | Exit::Unknown { .. } => {
                 self.stop_domain(id, StopReason::UnhandledTrap { esr, pc: regs.pc }, cpu)
             }
@@ -182,6 +180,10 @@ impl Hyp {
         esr: u64,
     ) {
         let (id, v) = key_parts(key);
+        if self.lazy_fault(id, abort.ipa.as_u64(), abort.fault, cpu) {
+            // Its first touch of a RAM block: retried once the block is scrubbed and mapped.
+            return;
+        }
         let stop = StopReason::Stage2Fault {
             ipa: abort.ipa.as_u64(),
             esr,

@@ -68,7 +68,8 @@
 //! decision.
 //!
 //! Work under [`HYP`] is kept short (issue 12): memory scrubs and image copies are
-//! [`bulk`] jobs done outside it, and the frame bitmap and table walks go a word and a
+//! [`bulk`] jobs done outside it (a Linux guest's RAM block by block as it first touches
+//! it, [`lazy`]), and the frame bitmap and table walks go a word and a
 //! table page at a time. Every locked pass is timed; its CPU's longest hold and what it was
 //! for are in [`Hyp::holds`], and long ones are logged ([`crate::lock_holds`]).
 //!
@@ -90,6 +91,10 @@
 //!    inside [`HYP`] or a slot lock.
 //! 6. The heap allocator's lock, innermost (any allocation).
 //!
+//! A first-touch scrub of a guest's RAM block ([`crate::mm::lazy_ram`]) holds no lock: a
+//! CPU that finds one in progress waits for it, under whatever lock it holds, and the
+//! scrubbing CPU needs none of them to finish.
+//!
 //! The console drain token (`log::DRAINING`) is only ever tried, never waited for, and is
 //! held while the UART is written with neither [`HYP`] nor the log lock held. Mailboxes,
 //! posted words, homes and epochs are atomics, written under any lock or none; every locked
@@ -110,6 +115,7 @@ pub mod domain;
 pub mod exits;
 pub mod fast_slots;
 pub mod fastpath;
+pub mod lazy;
 pub mod loader;
 pub mod migrate;
 pub mod monitors;

@@ -5,6 +5,7 @@
 pub mod boot_ranges;
 pub mod charged;
 pub mod frames;
+pub mod lazy_ram;
 pub mod pagetable;
 pub mod ram;
 pub mod reach;

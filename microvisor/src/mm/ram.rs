@@ -10,6 +10,9 @@
 //! [`crate::hyp::loader::needs_contiguous_ram`].
 #![forbid(unsafe_code)]
 
+use super::frames::BLOCK_SIZE;
+use super::lazy_ram::{LazyRam, ScrubFn};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 
@@ -36,7 +39,25 @@ impl Extent {
 pub struct RamMap {
     extents: Vec<Extent>,
     size: u64,
+    lazy: Lazy,
 }
+
+/// The first-touch scrub state of a map's RAM, shared by every copy of the map (the grant
+/// and event mirrors resolve frames too): `None` if the build scrubbed all of it.
+#[derive(Clone, Debug, Default)]
+struct Lazy(Option<Arc<LazyRam>>);
+
+impl PartialEq for Lazy {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Lazy {}
 
 impl RamMap {
     /// No RAM.
@@ -81,8 +102,19 @@ impl RamMap {
     }
 
     /// Host-physical address of RAM offset `offset`, if `[offset, offset + len)` lies inside
-    /// one extent (a page never straddles two).
+    /// one extent (a page never straddles two). A block not yet scrubbed
+    /// ([`crate::mm::lazy_ram`]) is scrubbed first: whoever gets the address may read it
+    /// or write it, and neither may meet an earlier owner's data or be wiped afterwards.
+    /// `None` also once the domain's frames are being freed and the block was never
+    /// scrubbed.
+    #[inline]
     pub fn to_phys(&self, offset: u64, len: u64) -> Option<PhysAddr> {
+        let pa = self.raw_phys(offset, len)?;
+        self.ensure_clean(offset, len).then_some(pa)
+    }
+
+    /// [`Self::to_phys`] without the scrub.
+    fn raw_phys(&self, offset: u64, len: u64) -> Option<PhysAddr> {
         let end = offset.checked_add(len)?;
         if end > self.size {
             return None;
@@ -95,10 +127,23 @@ impl RamMap {
         e.pa.checked_add(offset - e.offset)
     }
 
+    /// Whether `[offset, offset + len)` lies inside the RAM (nothing is scrubbed).
+    pub fn contains(&self, offset: u64, len: u64) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.size)
+    }
+
     /// Splits `[offset, offset + len)` of the RAM at extent boundaries: `(host address,
     /// position inside the requested range, length)` for each piece, in order. Empty if the
-    /// range is not wholly inside the RAM.
+    /// range is not wholly inside the RAM, or (as for [`Self::to_phys`]) if a block of it
+    /// could not be scrubbed.
     pub fn pieces(&self, offset: u64, len: u64) -> Vec<(PhysAddr, u64, u64)> {
+        if !self.contains(offset, len) || !self.ensure_clean(offset, len) {
+            return Vec::new();
+        }
+        self.raw_pieces(offset, len)
+    }
+
+    fn raw_pieces(&self, offset: u64, len: u64) -> Vec<(PhysAddr, u64, u64)> {
         let mut out = Vec::new();
         let Some(end) = offset.checked_add(len).filter(|&e| e <= self.size) else {
             return out;
@@ -114,6 +159,56 @@ impl RamMap {
             }
         }
         out
+    }
+
+    /// Makes the RAM scrubbed on first touch, 2 MiB block by block, with `scrub`: every
+    /// block starts pending (the build marks what it scrubs itself,
+    /// [`LazyRam::set_built`]). Call before the map is copied anywhere.
+    pub fn make_lazy(&mut self, scrub: ScrubFn) -> Arc<LazyRam> {
+        let blocks = self.size.div_ceil(BLOCK_SIZE) as usize;
+        let lazy = Arc::new(LazyRam::new(blocks, scrub));
+        self.lazy = Lazy(Some(lazy.clone()));
+        lazy
+    }
+
+    /// Its first-touch scrub state, if it has one.
+    pub fn lazy(&self) -> Option<&Arc<LazyRam>> {
+        self.lazy.0.as_ref()
+    }
+
+    /// The RAM offset and length of block `b` (the last may be short).
+    pub fn block_range(&self, b: usize) -> (u64, u64) {
+        let start = b as u64 * BLOCK_SIZE;
+        (start, BLOCK_SIZE.min(self.size.saturating_sub(start)))
+    }
+
+    /// The host pieces `(address, length)` of block `b`.
+    pub fn block_pieces(&self, b: usize) -> Vec<(PhysAddr, u64)> {
+        let (start, len) = self.block_range(b);
+        self.raw_pieces(start, len)
+            .into_iter()
+            .map(|(pa, _, n)| (pa, n))
+            .collect()
+    }
+
+    /// Scrubs every not yet scrubbed block `[offset, offset + len)` touches; false if one
+    /// could not be (its domain's frames are being freed).
+    #[inline]
+    pub fn ensure_clean(&self, offset: u64, len: u64) -> bool {
+        let Some(lazy) = self.lazy() else {
+            return true;
+        };
+        let first = (offset / BLOCK_SIZE) as usize;
+        let last = ((offset.saturating_add(len.max(1)) - 1) / BLOCK_SIZE) as usize;
+        // Every resolved frame asks (an event-channel send's argument, each time): one
+        // load when its block is clean, the scrub out of line.
+        (first == last && lazy.is_clean(first)) || self.scrub_blocks(lazy, first, last)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn scrub_blocks(&self, lazy: &LazyRam, first: usize, last: usize) -> bool {
+        (first..=last).all(|b| lazy.ensure_clean(b, || self.block_pieces(b)))
     }
 }
 
@@ -155,5 +250,56 @@ mod tests {
         let mut one = RamMap::new();
         one.push(pa(0x4020_0000), 4);
         assert_eq!(one.contiguous_base(), Some(pa(0x4020_0000)));
+    }
+
+    static SCRUBBED: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+    fn record(pa: PhysAddr, len: u64) {
+        SCRUBBED.lock().unwrap().push((pa.as_u64(), len));
+    }
+
+    #[test]
+    fn a_lazy_map_scrubs_a_block_before_handing_out_any_address_in_it() {
+        let mut m = RamMap::new();
+        m.push(pa(0x8000_0000), 512); // block 0
+        m.push(pa(0x9000_0000), 256); // block 1, in two extents
+        m.push(pa(0xa000_0000), 256);
+        m.push(pa(0xb000_0000), 16); // block 2, short
+        let lazy = m.make_lazy(record);
+        assert_eq!(lazy.len(), 3);
+        let copy = m.clone();
+        assert_eq!(copy, m, "copies share the scrub state");
+        assert!(m.contains(0x40_0000, 0x1000));
+        assert!(
+            SCRUBBED.lock().unwrap().is_empty(),
+            "asking is not touching"
+        );
+        assert_eq!(copy.to_phys(0x30_1000, 8), Some(pa(0xa000_1000)));
+        assert_eq!(
+            *SCRUBBED.lock().unwrap(),
+            [(0x9000_0000, 0x10_0000), (0xa000_0000, 0x10_0000)],
+            "block 1, every piece of it, scrubbed through the copy"
+        );
+        assert_eq!(m.to_phys(0x20_0000, 8), Some(pa(0x9000_0000)), "not twice");
+        assert_eq!(SCRUBBED.lock().unwrap().len(), 2);
+        assert_eq!(m.block_range(2), (0x40_0000, 0x1_0000));
+        let p = m.pieces(0x1f_f000, 0x2000);
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            SCRUBBED.lock().unwrap()[2],
+            (0x8000_0000, 0x20_0000),
+            "block 0 too"
+        );
+        lazy.retire();
+        assert_eq!(
+            m.to_phys(0x40_0000, 8),
+            None,
+            "a retired block is never handed out"
+        );
+        assert_eq!(
+            m.to_phys(0x10, 8),
+            Some(pa(0x8000_0010)),
+            "a clean one still is"
+        );
+        assert_eq!(SCRUBBED.lock().unwrap().len(), 3);
     }
 }

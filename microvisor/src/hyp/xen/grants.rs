@@ -322,11 +322,15 @@ impl Hyp {
             exec: false,
         };
         let gpa = mapped.host_addr.as_u64();
+        // RAM is never a grant's host address, even a block not mapped yet because it is
+        // scrubbed on first touch (`super::super::lazy`).
+        let in_ram = self.domain(id).is_none_or(|d| d.in_ram(gpa));
         let ok = !mapped.host
-            || self.stage2_mut(id).is_some_and(|(s2, mut tables)| {
-                s2.map(&mut tables, gpa, mapped.frame_pa, PAGE_SIZE, attrs)
-                    .is_ok()
-            });
+            || !in_ram
+                && self.stage2_mut(id).is_some_and(|(s2, mut tables)| {
+                    s2.map(&mut tables, gpa, mapped.frame_pa, PAGE_SIZE, attrs)
+                        .is_ok()
+                });
         if ok {
             m.handle = mapped.handle;
             m.status = gntst::OKAY;

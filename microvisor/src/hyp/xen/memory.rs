@@ -54,6 +54,12 @@ impl Hyp {
         let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
         d.ram_to_phys(gpa, PAGE_SIZE)
             .map_err(|_| XenErrno::EINVAL)?;
+        // A block scrubbed on first touch is mapped whole first, so the page replaced
+        // below is cut out of a mapped block as for any other domain.
+        if !self.lazy_materialize(id, gpa) {
+            return Err(XenErrno::ENOMEM);
+        }
+        let d = self.domain(id).ok_or(XenErrno::ESRCH)?;
         let frame = d.xen.shared_info.ok_or(XenErrno::EINVAL)?;
         if let Some(old) = d.xen.shared_info_gfn {
             if old == gfn {
