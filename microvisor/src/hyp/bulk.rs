@@ -165,7 +165,17 @@ impl Bulk {
             };
             if done.is_none() {
                 crate::info!("bulk op refused by the memory doorway: {op:?}");
+                // A load's range was not zeroed first (`Hyp::build_domain_at`): never
+                // leave it holding what an earlier owner wrote.
+                if let Some((pa, len)) = op.written() {
+                    let _ = window(pa, len).map(|w| w.zero_to_poc());
+                }
             }
+        }
+        // A domain's image was written where other code may have run: no instruction
+        // cache may still hold that.
+        if self.ops.iter().any(|op| op.written().is_some()) {
+            arch::coherence::invalidate_icache_for_new_code();
         }
         // Every copy this CPU queued is done (module docs): the sealed uploads given back
         // can be written again, scrubbed, and freed at the finish.

@@ -44,6 +44,16 @@ pub fn scrub_block(pa: PhysAddr, len: u64) {
     }
 }
 
+/// Zeroes `[pa, pa + len)`: a block of a guest whose RAM stage 2 forces write-back
+/// ([`crate::mm::pagetable::Stage::Stage2ForcedWb`]), so its accesses always meet the
+/// cache the zeroes are in.
+pub fn scrub_block_forced_wb(pa: PhysAddr, len: u64) {
+    match crate::arch::phys::Window::new(pa, len) {
+        Some(w) => w.zero(),
+        None => crate::info!("lazy scrub refused by the memory doorway: {pa} + {len:#x}"),
+    }
+}
+
 impl Hyp {
     /// A stage-2 abort of domain `id` at `ipa` with status `fault`: true if it is the first
     /// touch of a block not scrubbed yet, or a touch racing with its mapping, in which case

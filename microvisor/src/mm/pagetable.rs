@@ -43,6 +43,11 @@ pub const ENTRIES: usize = 512;
 pub enum Stage {
     /// A domain's stage-2 (IPA to PA) table, installed in `VTTBR_EL2`.
     Stage2,
+    /// A domain's stage-2 table whose normal memory is forced write-back (FEAT_S2FWB):
+    /// `HCR_EL2.FWB` is set while it is installed ([`Vttbr::forced_wb`]), so what the
+    /// guest's stage 1 says cannot make its RAM non-cacheable and no cache maintenance is
+    /// needed to show it what the microvisor wrote. Device mappings are as in [`Stage::Stage2`].
+    Stage2ForcedWb,
     /// The microvisor's own EL2 stage-1 table, installed in `TTBR0_EL2`.
     El2Stage1,
 }
@@ -128,19 +133,27 @@ pub struct PageTable {
 /// [`PageTable::vttbr`] makes one, so the arch layer can load it without trusting a bare
 /// number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Vttbr(u64);
+pub struct Vttbr(u64, bool);
 
 impl Vttbr {
     /// The register value.
     pub fn raw(self) -> u64 {
         self.0
     }
+
+    /// Whether the table encodes normal memory for `HCR_EL2.FWB` set
+    /// ([`Stage::Stage2ForcedWb`]), which loading it must then set.
+    pub fn forced_wb(self) -> bool {
+        self.1
+    }
 }
 
 impl PageTable {
     /// The `VTTBR_EL2` value for this table under `vmid`; `None` for an EL2 table.
     pub fn vttbr(&self, vmid: u16) -> Option<Vttbr> {
-        (self.stage == Stage::Stage2).then(|| Vttbr(self.root.as_u64() | (u64::from(vmid) << 48)))
+        let forced_wb = self.stage == Stage::Stage2ForcedWb;
+        (self.stage != Stage::El2Stage1)
+            .then(|| Vttbr(self.root.as_u64() | (u64::from(vmid) << 48), forced_wb))
     }
 
     /// An empty table (a zeroed root page).

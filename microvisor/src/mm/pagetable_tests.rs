@@ -216,6 +216,34 @@ fn stage2_attribute_bits() {
 }
 
 #[test]
+fn a_forced_write_back_stage2_encodes_normal_memory_for_fwb_and_says_so() {
+    let (mut mem, mut pt) = setup(Stage::Stage2ForcedWb);
+    pt.map(&mut mem, 0, pa(0x4000_0000), PAGE_SIZE, RAM_RWX)
+        .unwrap();
+    pt.map(&mut mem, 0x1000, pa(0x0900_0000), PAGE_SIZE, MMIO)
+        .unwrap();
+    let l3 = {
+        let l2 = PhysAddr::new(mem.read_entry(pt.root(), 0) & OA_MASK);
+        PhysAddr::new(mem.read_entry(l2, 0) & OA_MASK)
+    };
+    // MemAttr=0110 (forced write-back) where a plain stage 2 has 1111; device unchanged.
+    assert_eq!((mem.read_entry(l3, 0) >> 2) & 0b1111, 0b0110);
+    assert_eq!((mem.read_entry(l3, 1) >> 2) & 0b1111, 0b0001);
+    for (i, a) in all_attrs().enumerate() {
+        let ipa = 0x100_0000 + i as u64 * PAGE_SIZE;
+        pt.map(&mut mem, ipa, pa(ipa), PAGE_SIZE, a).unwrap();
+        assert_eq!(pt.translate(&mem, ipa), Some((pa(ipa), a)));
+    }
+    let v = pt.vttbr(5).expect("a stage 2 has a VTTBR");
+    assert!(v.forced_wb(), "loading it must set HCR_EL2.FWB");
+    assert_eq!(v.raw(), pt.root().as_u64() | 5 << 48);
+    let (_, plain) = setup(Stage::Stage2);
+    assert!(!plain.vttbr(5).unwrap().forced_wb());
+    let (_, el2) = setup(Stage::El2Stage1);
+    assert_eq!(el2.vttbr(5), None);
+}
+
+#[test]
 fn el2_stage1_attribute_bits() {
     let (mut mem, mut pt) = setup(Stage::El2Stage1);
     let ro_nx = Attrs {

@@ -191,6 +191,47 @@ impl RamMap {
             .collect()
     }
 
+    /// The parts of the RAM its build scrubs and maps, as `(guest offset, host address,
+    /// length)`: every extent, or for RAM scrubbed on first touch every block that a host
+    /// range in `written` (`(address, length)`, what the load writes) overlaps, whole.
+    pub fn built_spans(&self, written: &[(u64, u64)]) -> Vec<(u64, PhysAddr, u64)> {
+        let Some(lazy) = self.lazy() else {
+            return self
+                .extents
+                .iter()
+                .map(|e| (e.offset, e.pa, e.bytes()))
+                .collect();
+        };
+        // Each written range against each extent (a load is split at extents, so both
+        // lists can be long; no block-by-block rescan of either).
+        let mut hit = alloc::vec![false; lazy.len()];
+        for &(w, n) in written {
+            let w_end = w.saturating_add(n);
+            for e in &self.extents {
+                let (pa, end) = (e.pa.as_u64(), e.pa.as_u64() + e.bytes());
+                let (lo, hi) = (w.max(pa), w_end.min(end));
+                if lo < hi {
+                    let first = (e.offset + (lo - pa)) / BLOCK_SIZE;
+                    let last = (e.offset + (hi - pa) - 1) / BLOCK_SIZE;
+                    for b in first..=last {
+                        if let Some(h) = hit.get_mut(b as usize) {
+                            *h = true;
+                        }
+                    }
+                }
+            }
+        }
+        let mut spans = Vec::new();
+        for (b, _) in hit.iter().enumerate().filter(|(_, &h)| h) {
+            let (mut offset, _) = self.block_range(b);
+            for (pa, n) in self.block_pieces(b) {
+                spans.push((offset, pa, n));
+                offset += n;
+            }
+        }
+        spans
+    }
+
     /// Scrubs every not yet scrubbed block `[offset, offset + len)` touches; false if one
     /// could not be (its domain's frames are being freed).
     #[inline]
@@ -210,6 +251,29 @@ impl RamMap {
     fn scrub_blocks(&self, lazy: &LazyRam, first: usize, last: usize) -> bool {
         (first..=last).all(|b| lazy.ensure_clean(b, || self.block_pieces(b)))
     }
+}
+
+/// `[start, start + len)` less every range `(start, length)` of `holes`: what is left, as
+/// `(start, length)` ranges in address order.
+pub fn subtract(start: u64, len: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut left = alloc::vec![(start, start.saturating_add(len))];
+    for &(h, n) in holes {
+        let he = h.saturating_add(n);
+        left = left
+            .into_iter()
+            .flat_map(|(s, e)| {
+                if he <= s || e <= h {
+                    return [Some((s, e)), None];
+                }
+                [(s < h).then_some((s, h)), (he < e).then_some((he, e))]
+            })
+            .flatten()
+            .collect();
+    }
+    left.into_iter()
+        .filter(|&(s, e)| e > s)
+        .map(|(s, e)| (s, e - s))
+        .collect()
 }
 
 #[cfg(test)]
@@ -301,5 +365,58 @@ mod tests {
             "a clean one still is"
         );
         assert_eq!(SCRUBBED.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn the_build_takes_whole_blocks_the_load_writes_and_every_extent_otherwise() {
+        let mut m = RamMap::new();
+        m.push(pa(0x8000_0000), 512); // block 0
+        m.push(pa(0x9000_0000), 256); // block 1, in two extents
+        m.push(pa(0xa000_0000), 256);
+        m.push(pa(0xb000_0000), 512); // block 2
+        let eager = m.built_spans(&[]);
+        assert_eq!(eager.len(), 4, "not lazy: every extent");
+        let _lazy = m.make_lazy(record_nothing);
+        // A write straddling the two extents of block 1's second half and block 2's start
+        // is not possible (they are apart); one ending in block 1's second extent and one
+        // a byte into block 2 take both blocks, whole.
+        let spans = m.built_spans(&[(0xa000_0ff0, 0x20), (0xb000_0000, 1)]);
+        assert_eq!(
+            spans,
+            [
+                (0x20_0000, pa(0x9000_0000), 0x10_0000),
+                (0x30_0000, pa(0xa000_0000), 0x10_0000),
+                (0x40_0000, pa(0xb000_0000), 0x20_0000),
+            ]
+        );
+        assert!(
+            m.built_spans(&[(0xc000_0000, 0x1000)]).is_empty(),
+            "not RAM: nothing"
+        );
+    }
+
+    fn record_nothing(_: PhysAddr, _: u64) {}
+
+    #[test]
+    fn subtracting_leaves_what_no_hole_covers_in_order() {
+        assert_eq!(subtract(0x1000, 0x1000, &[]), [(0x1000, 0x1000)]);
+        assert_eq!(
+            subtract(0x1000, 0x1000, &[(0x1100, 0x100), (0x1800, 0x10)]),
+            [(0x1000, 0x100), (0x1200, 0x600), (0x1810, 0x7f0)]
+        );
+        assert_eq!(
+            subtract(0x1000, 0x1000, &[(0x800, 0x900), (0x1f00, 0x1000)]),
+            [(0x1100, 0xe00)],
+            "holes over either end"
+        );
+        assert!(
+            subtract(0x1000, 0x1000, &[(0, 0x3000)]).is_empty(),
+            "all covered"
+        );
+        assert_eq!(
+            subtract(0x1000, 0x1000, &[(0x3000, 0x10), (0x1000, 0)]),
+            [(0x1000, 0x1000)],
+            "outside or empty: nothing taken"
+        );
     }
 }

@@ -53,10 +53,21 @@ _start:
     add     x1, x1, :lo12:__bss_start
     adrp    x2, __bss_end
     add     x2, x2, :lo12:__bss_end
-2:  cmp     x1, x2
+    /* 64 bytes a round while they fit (BSS is 1.3 MiB, and under -icount every
+       instruction is boot time), then 8 at a time: BSS is 8-byte aligned and sized. */
+2:  sub     x3, x2, x1
+    cmp     x3, #64
+    b.lo    5f
+    stp     xzr, xzr, [x1]
+    stp     xzr, xzr, [x1, #16]
+    stp     xzr, xzr, [x1, #32]
+    stp     xzr, xzr, [x1, #48]
+    add     x1, x1, #64
+    b       2b
+5:  cmp     x1, x2
     b.hs    3f
     str     xzr, [x1], #8
-    b       2b
+    b       5b
 3:  mov     x0, x19
     bl      rust_boot_primary
 4:  wfe

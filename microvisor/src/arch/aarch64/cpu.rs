@@ -29,6 +29,9 @@ pub mod hcr {
     pub const TSC: u64 = 1 << 19;
     /// EL1 is AArch64.
     pub const RW: u64 = 1 << 31;
+    /// Stage 2 may force normal memory write-back (FEAT_S2FWB): set exactly while a table
+    /// encoded for it is installed (`Vttbr::forced_wb`).
+    pub const FWB: u64 = 1 << 46;
     /// Every guest gets these.
     pub const GUEST_BASE: u64 = VM | SWIO | FMO | IMO | AMO | FB | BSU_IS | TID3 | TSC | RW;
 }
@@ -56,6 +59,7 @@ pub unsafe fn init_el2(vtcr: u64) {
     // Debug and PMU traps (`MDCR_EL2`), then per vCPU as it is loaded.
     super::monitors::init();
     probe_ras();
+    super::coherence::probe();
 }
 
 /// Loads the stage-2 table and trap configuration for the vCPU about to run; the result
@@ -63,12 +67,13 @@ pub unsafe fn init_el2(vtcr: u64) {
 /// it while the vCPU stays loaded and `vttbr`'s table stays live, and drops it before the
 /// table can be freed.
 pub fn load_guest_config(hcr_value: u64, vttbr: crate::mm::pagetable::Vttbr) -> GuestLoaded {
+    let fwb = if vttbr.forced_wb() { hcr::FWB } else { 0 };
     // SAFETY: `vttbr` is a stage-2 table the table builder made (only it makes a `Vttbr`),
     // so the guest reaches only what its domain was given; `hcr::GUEST_BASE` is always set
     // (stage 2 on, interrupts routed to EL2, the traps EL2 relies on), the caller may only
-    // add traps.
+    // add traps; FWB follows the table's own encoding of normal memory.
     unsafe {
-        write_hcr_el2(hcr_value | hcr::GUEST_BASE);
+        write_hcr_el2(hcr_value | hcr::GUEST_BASE | fwb);
         write_vttbr_el2(vttbr.raw());
     }
     isb();

@@ -126,6 +126,47 @@ fn zva_block() -> Option<u64> {
 /// loop (one round is 128 bytes).
 const LARGE_COPY: usize = 128;
 
+/// From this many bytes on (a domain's kernel or initramfs), [`copy_to`] copies through
+/// the vector registers: 128 bytes per 10 instructions instead of 18, for 128 bytes of
+/// saving and restoring them (the microvisor is soft-float; they hold a guest's values).
+const VECTOR_COPY: usize = 64 * 1024;
+
+core::arch::global_asm!(
+    r#"
+    .arch_extension fp
+    .arch_extension simd
+    .global bulkhead_copy_vectors
+bulkhead_copy_vectors:
+    /* x0 = destination, x1 = source, x2 = length, a non-zero multiple of 128. q0-q7 are
+       a guest's (SVE is trapped, so there are no wider registers to lose): kept. */
+    sub     sp, sp, #128
+    stp     q0, q1, [sp]
+    stp     q2, q3, [sp, #32]
+    stp     q4, q5, [sp, #64]
+    stp     q6, q7, [sp, #96]
+1:  ldp     q0, q1, [x1], #128
+    ldp     q2, q3, [x1, #-96]
+    ldp     q4, q5, [x1, #-64]
+    ldp     q6, q7, [x1, #-32]
+    stp     q0, q1, [x0], #128
+    stp     q2, q3, [x0, #-96]
+    stp     q4, q5, [x0, #-64]
+    stp     q6, q7, [x0, #-32]
+    subs    x2, x2, #128
+    b.ne    1b
+    ldp     q0, q1, [sp]
+    ldp     q2, q3, [sp, #32]
+    ldp     q4, q5, [sp, #64]
+    ldp     q6, q7, [sp, #96]
+    add     sp, sp, #128
+    ret
+"#
+);
+
+unsafe extern "C" {
+    fn bulkhead_copy_vectors(dst: u64, src: u64, len: u64);
+}
+
 /// Copies `src` to `[pa, pa + src.len())`.
 ///
 /// # Safety
@@ -139,6 +180,17 @@ pub unsafe fn copy_to(pa: u64, src: &[u8]) {
     if src.len() < LARGE_COPY {
         // SAFETY: per the contract.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), pa as *mut u8, src.len()) };
+    } else if src.len() >= VECTOR_COPY {
+        let bulk = src.len() & !127;
+        let (from, to) = (src.as_ptr() as u64, pa);
+        // SAFETY: per the contract both ranges are RAM (Normal memory in the EL2 map, so
+        // the vector loads and stores need no alignment) and disjoint; `bulk` is a non-zero
+        // multiple of 128 inside both; FP/SIMD is not trapped at EL2 (CPTR_EL2.TFP = 0) and
+        // the routine restores the registers it uses. The rest goes as below.
+        unsafe {
+            bulkhead_copy_vectors(to, from, bulk as u64);
+            move_bytes(from + bulk as u64, to + bulk as u64, src.len() - bulk);
+        }
     } else {
         // SAFETY: per the contract (disjoint, so `move_bytes` takes its unrolled loop).
         unsafe { move_bytes(src.as_ptr() as u64, pa, src.len()) };

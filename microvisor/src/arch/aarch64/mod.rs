@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod bringup;
+pub mod coherence;
 pub mod context;
 pub mod cpu;
 pub mod fpsimd;

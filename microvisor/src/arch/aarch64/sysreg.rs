@@ -54,6 +54,7 @@ read_sysreg!(read_ich_eisr_el2, "ich_eisr_el2");
 read_sysreg!(read_ich_misr_el2, "ich_misr_el2");
 read_sysreg!(read_id_aa64mmfr0_el1, "id_aa64mmfr0_el1");
 read_sysreg!(read_id_aa64dfr0_el1, "id_aa64dfr0_el1");
+read_sysreg!(read_ctr_el0, "ctr_el0");
 
 // Guest EL1/EL0 context.
 guest_sysreg!(read_sctlr_el1, write_sctlr_el1, "sctlr_el1");

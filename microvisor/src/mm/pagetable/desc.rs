@@ -79,6 +79,9 @@ const S2_MEMATTR_SHIFT: u64 = 2;
 const S2_MEMATTR_MASK: u64 = 0b1111 << S2_MEMATTR_SHIFT;
 const S2_MEMATTR_NORMAL_WB: u64 = 0b1111 << S2_MEMATTR_SHIFT;
 const S2_MEMATTR_DEVICE_NGNRE: u64 = 0b0001 << S2_MEMATTR_SHIFT;
+/// With `HCR_EL2.FWB` set (FEAT_S2FWB), MemAttr 0b0110: Normal write-back whatever stage 1
+/// says. Device-nGnRE keeps its encoding.
+const S2_MEMATTR_FWB_NORMAL_WB: u64 = 0b0110 << S2_MEMATTR_SHIFT;
 const S2AP_READ: u64 = 1 << 6;
 const S2AP_WRITE: u64 = 1 << 7;
 const S2_XN_MASK: u64 = 0b11 << 53;
@@ -118,13 +121,22 @@ pub(super) const fn is_leaf(desc: u64, level: u8) -> bool {
     }
 }
 
+/// A stage-2 table's encoding of normal (write-back) memory.
+fn s2_normal(stage: Stage) -> u64 {
+    if stage == Stage::Stage2ForcedWb {
+        S2_MEMATTR_FWB_NORMAL_WB
+    } else {
+        S2_MEMATTR_NORMAL_WB
+    }
+}
+
 /// Leaf descriptor bits for `a` in `stage`, other than the address and the type bits.
 pub(super) fn encode_leaf(stage: Stage, a: Attrs) -> u64 {
     let mut d = AF;
     match stage {
-        Stage::Stage2 => {
+        Stage::Stage2 | Stage::Stage2ForcedWb => {
             d |= match a.mem {
-                MemType::Normal => S2_MEMATTR_NORMAL_WB | SH_INNER,
+                MemType::Normal => s2_normal(stage) | SH_INNER,
                 MemType::Device => S2_MEMATTR_DEVICE_NGNRE,
             };
             if a.read {
@@ -156,8 +168,8 @@ pub(super) fn encode_leaf(stage: Stage, a: Attrs) -> u64 {
 /// The attributes a leaf descriptor of `stage` grants.
 pub(super) fn decode_leaf(stage: Stage, d: u64) -> Attrs {
     match stage {
-        Stage::Stage2 => Attrs {
-            mem: if d & S2_MEMATTR_MASK == S2_MEMATTR_NORMAL_WB {
+        Stage::Stage2 | Stage::Stage2ForcedWb => Attrs {
+            mem: if d & S2_MEMATTR_MASK == s2_normal(stage) {
                 MemType::Normal
             } else {
                 MemType::Device
