@@ -260,7 +260,11 @@ pub fn gic_intid(cells: &[u8]) -> Option<u32> {
 /// Fills `p.reserved` from `/memreserve/` and the fixed (`reg`) children of
 /// `/reserved-memory`; dynamically placed children (`size` only) are a request to the OS,
 /// which the microvisor does not serve, so they reserve nothing.
-fn read_reserved(fdt: &fdt::Fdt<'_>, p: &mut Platform) -> Result<(), PlatformError> {
+fn read_reserved(
+    fdt: &fdt::Fdt<'_>,
+    p: &mut Platform,
+    reserved_named: bool,
+) -> Result<(), PlatformError> {
     let mut push = |base: u64, size: u64, no_map: bool| {
         if size == 0 {
             return Ok(());
@@ -278,7 +282,10 @@ fn read_reserved(fdt: &fdt::Fdt<'_>, p: &mut Platform) -> Result<(), PlatformErr
     for r in fdt.memory_reservations() {
         push(r.address() as u64, r.size() as u64, false)?;
     }
-    if let Some(node) = fdt.find_node("/reserved-memory") {
+    if let Some(node) = reserved_named
+        .then(|| fdt.find_node("/reserved-memory"))
+        .flatten()
+    {
         for child in node.children() {
             let disabled = child.property("status").and_then(|s| s.as_str()) == Some("disabled");
             if disabled {
@@ -349,9 +356,24 @@ impl Platform {
 
     /// Reads the board from a flattened device tree.
     pub fn from_fdt(blob: &[u8]) -> Result<Self, PlatformError> {
+        Self::from_fdt_with(blob, crate::console_uart::find)
+    }
+
+    /// [`Self::from_fdt`], the console UART found by `console` (the boot CPU found it
+    /// already, to log with: each lookup is a walk of the tree, which under `-icount` is
+    /// boot time).
+    pub fn from_fdt_with(
+        blob: &[u8],
+        console: impl FnOnce(&fdt::Fdt<'_>) -> Option<crate::console_uart::ConsoleUart>,
+    ) -> Result<Self, PlatformError> {
         let fdt = fdt::Fdt::new(blob).map_err(|_| PlatformError::BadDeviceTree)?;
         let mut p = Platform::default();
+        // Whether a node of each name exists anywhere: a lookup of one that does not walks
+        // the whole tree for nothing (under `-icount` each walk is 0.1-0.2 ms of boot).
+        let (mut cpus_named, mut reserved_named) = (false, false);
         for node in fdt.all_nodes() {
+            cpus_named |= node.name == "cpus";
+            reserved_named |= node.name == "reserved-memory";
             let is_memory = node.name.starts_with("memory")
                 && node.property("device_type").and_then(|d| d.as_str()) == Some("memory");
             if is_memory {
@@ -369,15 +391,15 @@ impl Platform {
         if p.ram.is_empty() {
             return Err(PlatformError::NoMemory);
         }
-        read_reserved(&fdt, &mut p)?;
+        read_reserved(&fdt, &mut p, reserved_named)?;
         // The fdt crate's `cpus()` and `chosen()` panic when the node is missing: ask first.
-        if fdt.find_node("/cpus").is_some() {
+        if cpus_named && fdt.find_node("/cpus").is_some() {
             for cpu in fdt.cpus() {
                 p.cpus.push(cpu.ids().first() as u64);
             }
         }
         read_gic(&fdt, &mut p)?;
-        p.console = crate::console_uart::find(&fdt);
+        p.console = console(&fdt);
         p.uart = p.console.map(|c| c.region);
         p.uart_irq = p.console.and_then(|c| c.irq);
         // Everything the microvisor keeps, and RAM: no device it hands out may overlap it.

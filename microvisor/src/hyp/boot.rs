@@ -42,14 +42,17 @@ pub struct Early {
     pub bitmap: (u64, u64),
 }
 
-/// Reads the device tree and takes over memory. `claim(base, len)` turns the pages chosen
-/// for the frame bitmap into its storage (`arch` does, as the MMU is still off).
+/// Reads the device tree and takes over memory. `console` is the console UART the tree
+/// names (found before, to log with); `claim(base, len)` turns the pages chosen for the
+/// frame bitmap into its storage (`arch` does, as the MMU is still off).
 pub fn early(
     blob: &'static [u8],
     dtb: u64,
+    console: Option<crate::console_uart::ConsoleUart>,
     claim: impl FnOnce(u64, usize) -> &'static mut [u8],
 ) -> Early {
-    let platform = match Platform::from_fdt(blob) {
+    // The console the boot CPU already found in this same tree (`console_uart::find_in`).
+    let platform = match Platform::from_fdt_with(blob, |_| console) {
         Ok(p) => p,
         Err(e) => panic!("unusable device tree at {dtb:#x}: {e:?}"),
     };

@@ -78,13 +78,14 @@ fn bring_up(dtb: u64) -> &'static mut PerCpu {
     let len = crate::fdt_compact::compact(blob).unwrap_or(blob.len());
     let blob: &'static [u8] = &blob[..len];
     // The console first, so that a device tree the microvisor cannot use is reported.
-    if let Some(uart) = crate::console_uart::find_in(blob) {
+    let console = crate::console_uart::find_in(blob);
+    if let Some(uart) = console {
         // SAFETY: the DT names this UART; the MMU is off, so its address is reachable, and
         // `build_el2_map` maps `platform.uart` (the same registers) before the MMU goes on.
         unsafe { super::uart::init(uart) };
         crate::info!("console: {uart}");
     }
-    let mut early = hyp_boot::early(blob, dtb, |at, bytes| {
+    let mut early = hyp_boot::early(blob, dtb, console, |at, bytes| {
         // SAFETY: the pages were just taken from the boot range list, which never hands
         // them out again, and are identity-mapped (the MMU is off); they hold the frame
         // bitmap for ever and the layout makes them private.
