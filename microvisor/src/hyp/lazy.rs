@@ -117,6 +117,9 @@ impl Hyp {
             return false;
         };
         let mut ipa = GUEST_RAM_BASE.as_u64() + start;
+        // The block's zeroes (this CPU's or, read through its state, another's) reach every
+        // observer before the entries that expose them.
+        crate::arch::dsb_ishst();
         for (pa, len) in pieces {
             // Invalid to valid: no TLB holds a translation fault, so nothing to invalidate.
             if let Err(e) = map_around(stage2, &mut tables, ipa, pa, len) {
@@ -125,6 +128,8 @@ impl Hyp {
             }
             ipa += len;
         }
+        // And the entries reach the table walkers before the vCPU retries its access.
+        crate::arch::dsb_ishst();
         lazy.set_mapped(block);
         true
     }

@@ -96,6 +96,14 @@ pub fn dsb_sy() {
     unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
 }
 
+/// Inner-shareable store barrier: earlier stores (a block's zeroes, a table entry) are
+/// visible to every CPU and table walker before later ones.
+#[inline(always)]
+pub fn dsb_ishst() {
+    // SAFETY: a barrier has no memory-safety effect.
+    unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
+}
+
 /// Waits for an interrupt (taken or pending, even while masked at EL2).
 pub fn wait_for_interrupt() {
     // SAFETY: WFI only suspends the CPU.
