@@ -72,6 +72,8 @@ pub struct GuestDtParams<'a> {
     /// A device-tree fragment whose root's children are added to the guest's root (xl
     /// `device_tree`, see [`crate::guest_dt_extra`]); empty for none.
     pub extra: &'a [u8],
+    /// `/chosen/rng-seed` and `kaslr-seed` ([`crate::seeds`]); `None`: neither.
+    pub seed: Option<crate::seeds::GuestSeed>,
 }
 
 /// Why a guest device tree could not be built.
@@ -186,6 +188,10 @@ fn write(p: &GuestDtParams<'_>) -> Result<Vec<u8>, GuestDtError> {
     if let Some((start, end)) = p.initrd {
         w.property_u64("linux,initrd-start", start)?;
         w.property_u64("linux,initrd-end", end)?;
+    }
+    if let Some(seed) = p.seed {
+        w.property("rng-seed", &seed.rng)?;
+        w.property_u64("kaslr-seed", seed.kaslr)?;
     }
     w.end_node(chosen)?;
 

@@ -18,6 +18,7 @@ fn params(vcpus: u32, initrd: Option<(u64, u64)>) -> GuestDtParams<'static> {
         bootargs: "console=hvc0 earlycon=xenboot root=/dev/xvda rw",
         initrd,
         extra: &[],
+        seed: None,
     }
 }
 
@@ -315,3 +316,27 @@ fn a_fragment_joins_the_root() {
 
 #[path = "guest_dt_v2_tests.rs"]
 mod v2;
+
+#[test]
+fn a_seed_goes_into_chosen_and_none_leaves_it_out() {
+    let seed = crate::seeds::GuestSeed {
+        rng: [0xa5; 32],
+        kaslr: 0x0123_4567_89ab_cdef,
+    };
+    let blob = build(&GuestDtParams {
+        seed: Some(seed),
+        ..params(1, None)
+    })
+    .unwrap();
+    let fdt = Fdt::new(&blob).unwrap();
+    let chosen = node(&fdt, "/chosen");
+    assert_eq!(chosen.property("rng-seed").unwrap().value, &[0xa5; 32]);
+    assert_eq!(
+        chosen.property("kaslr-seed").unwrap().value,
+        0x0123_4567_89ab_cdef_u64.to_be_bytes()
+    );
+    let plain = build(&params(1, None)).unwrap();
+    let fdt = Fdt::new(&plain).unwrap();
+    assert!(node(&fdt, "/chosen").property("rng-seed").is_none());
+    assert!(node(&fdt, "/chosen").property("kaslr-seed").is_none());
+}

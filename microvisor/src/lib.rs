@@ -43,6 +43,7 @@ pub mod posted;
 pub mod ratelimit;
 pub mod reloc;
 pub mod sched;
+pub mod seeds;
 pub mod sync;
 #[cfg(test)]
 pub mod test_explore;

@@ -106,6 +106,10 @@ pub struct Platform {
     pub mgmt_uart: Option<crate::console_uart::ConsoleUart>,
     /// Why the tree's management UART was refused, if it was.
     pub mgmt_refused: Option<crate::mgmt_port::Refused>,
+    /// The boot loader's randomness (`/chosen/rng-seed` and `kaslr-seed`, folded into 32
+    /// bytes), if it gave any: keys the seeds each Linux guest's tree gets
+    /// ([`crate::seeds`]).
+    pub boot_entropy: Option<[u8; 32]>,
 }
 
 /// `compatible` strings of the GICv2 implementations the microvisor drives.
@@ -469,6 +473,8 @@ impl Platform {
             }
         });
         if let Some(chosen) = fdt.find_node("/chosen") {
+            let seeds = ["rng-seed", "kaslr-seed"].map(|n| chosen.property(n).map(|p| p.value));
+            p.boot_entropy = crate::seeds::fold(seeds.iter().flatten().copied());
             for child in chosen.children() {
                 let is_module = child
                     .compatible()

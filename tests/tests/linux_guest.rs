@@ -4,7 +4,8 @@
 //! domain's policy (restart, destroy) through SCHEDOP_shutdown and xenstore; a host
 //! `ctl xenstore write` fires Linux's own control/sysrq watch. Then a user's
 //! xl.cfg for a Linux guest (`systems/xl/linux-guest.cfg`) is started with `ctl create`.
-//! Its RAM, scrubbed on first touch, holds 64 MiB written by both vCPUs at once intact.
+//! Its RAM, scrubbed on first touch, holds 64 MiB written by both vCPUs at once intact, and
+//! its device tree carried the seeds it used.
 
 use bulkhead_tests::terminal::Terminal;
 use bulkhead_tests::{
@@ -24,7 +25,8 @@ fn linux() -> DomainRef {
 fn stock_linux_boots_runs_commands_and_follows_policy() {
     let _ = std::fs::remove_file(default_socket());
     let expect = Expect::new()
-        .then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2")
+        .then(r"bulkhead: guest seeds: keyed from the boot loader's rng-seed and RNDR")
+        .and_then(|e| e.then(r"\[linux\] BULKHEAD-LINUX-USERSPACE kernel=\S+ cpus=2"))
         .and_then(|e| e.then(r"\[dom0\] linux \(d2\): reboot requested -> restart"))
         // Its RAM was scrubbed on first touch: the 64 MiB filled below, at least 32 blocks.
         .and_then(|e| {
@@ -65,6 +67,21 @@ fn stock_linux_boots_runs_commands_and_follows_policy() {
     );
     wait_count(&mut c, "[linux] FILL1-42", 1, "first fill read back", 300);
     wait_count(&mut c, "[linux] FILL2-42", 1, "second fill read back", 300);
+    // Its tree carried a kaslr-seed and an rng-seed (`microvisor::seeds`): Linux zeroes the
+    // first once it has used it and takes the second out of the tree.
+    type_line(
+        &mut c,
+        "linux",
+        "echo SEED=$(od -An -tx1 /proc/device-tree/chosen/kaslr-seed | tr -d ' \n') \
+         RNG=$(ls /proc/device-tree/chosen | grep -c rng-seed)",
+    );
+    wait_count(
+        &mut c,
+        "[linux] SEED=0000000000000000 RNG=0",
+        1,
+        "the seeds Linux used",
+        150,
+    );
     // `ctl vcpu-set` (xl vcpu-set): Linux's own Xen CPU-hotplug watcher takes vCPU 1
     // offline (PSCI CPU_OFF). Given back, it is only marked present again: as on Xen,
     // userspace (a udev rule there) brings it online, and PSCI CPU_ON starts it.

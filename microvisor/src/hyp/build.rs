@@ -120,6 +120,10 @@ impl Hyp {
             vcpus: nvcpus as u16,
             gic: self.platform.gic_version(),
             pcpus: ncpus as u16,
+            seed: self.seeds.as_ref().map(|s| {
+                self.builds += 1;
+                s.for_build(self.builds)
+            }),
         };
         let (entry, load_ops) = match super::loader::load(&ram, &load) {
             Ok(planned) => planned,

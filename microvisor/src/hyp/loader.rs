@@ -45,6 +45,8 @@ pub struct LoadSpec<'a> {
     pub gic: guest_dt::GicVersion,
     /// Physical CPUs of the machine (told to the domain in its start info).
     pub pcpus: u16,
+    /// A Linux kernel's `rng-seed` and `kaslr-seed` ([`crate::seeds`]).
+    pub seed: Option<crate::seeds::GuestSeed>,
 }
 
 /// Whether a domain built from `image` must get physically contiguous RAM (one extent).
@@ -111,6 +113,7 @@ pub fn load(ram: &RamMap, spec: &LoadSpec<'_>) -> Result<(Entry, Vec<Op>), CapEr
                 bootargs: spec.cmdline,
                 initrd,
                 extra: spec.extra_dt,
+                seed: spec.seed,
             })
             .map_err(|_| CapError::InvalidArgument)
         };

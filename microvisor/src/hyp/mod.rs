@@ -208,6 +208,11 @@ pub struct Hyp {
     /// a new longest and each domain build's longest are logged: see
     /// [`crate::lock_holds`]).
     pub holds: crate::lock_holds::Record<MAX_CPUS>,
+    /// The key Linux guests' `rng-seed`/`kaslr-seed` are drawn from, if there was any
+    /// randomness to key it with ([`crate::seeds`]).
+    pub seeds: Option<crate::seeds::Seeds>,
+    /// Domain builds so far: each draws its seeds with the next number.
+    pub builds: u64,
 }
 
 /// The global state; `None` until the boot CPU has built it.

@@ -13,6 +13,7 @@ pub mod gic_v3;
 pub mod mem;
 pub mod monitors;
 pub mod phys;
+pub mod rng;
 pub mod sysreg;
 pub mod uart;
 pub mod vectors;

@@ -1,0 +1,40 @@
+use super::{fold, Seeds};
+
+#[test]
+fn boot_loader_seeds_fold_into_a_key_and_absence_is_none() {
+    assert_eq!(fold([].into_iter()), None, "no property, no entropy");
+    let a = [1u8; 32];
+    let b = [0x10u8; 8];
+    let folded = fold([&a[..], &b[..]]).unwrap();
+    assert_eq!(
+        folded[..8],
+        [0x11; 8],
+        "the kaslr-seed bytes land on the first eight"
+    );
+    assert_eq!(folded[8..], [1; 24]);
+    let long: Vec<u8> = (0..64).collect();
+    let f = fold([&long[..]]).unwrap();
+    assert_eq!(f[0], 32, "byte 32 wraps onto byte 0");
+}
+
+#[test]
+fn every_build_gets_its_own_seeds_and_no_source_gives_none() {
+    assert!(
+        Seeds::new(None, None).is_none(),
+        "nothing predictable is handed out"
+    );
+    let s = Seeds::new(Some([7; 32]), None).unwrap();
+    let (one, two) = (s.for_build(1), s.for_build(2));
+    assert_ne!(one, two);
+    assert_eq!(one, s.for_build(1), "a function of the key and the build");
+    assert_ne!(one.rng, [0; 32]);
+    assert_ne!(one.rng, [7; 32], "the source itself is never handed on");
+    let with_cpu = Seeds::new(Some([7; 32]), Some([9; 32])).unwrap();
+    assert_ne!(
+        with_cpu.for_build(1),
+        one,
+        "the CPU's randomness changes the key"
+    );
+    let cpu_only = Seeds::new(None, Some([9; 32])).unwrap();
+    assert_ne!(cpu_only.for_build(1), with_cpu.for_build(1));
+}
