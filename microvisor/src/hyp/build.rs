@@ -403,12 +403,15 @@ impl Hyp {
         if let Some(pt) = stage2 {
             pt.destroy(&mut FrameTables(&mut self.frames));
         }
-        if let Some(lazy) = ram.lazy() {
-            // In the queue ahead of the scrub: no first-touch scrub may still be writing
-            // these frames once they are freed.
-            self.bulk[cpu]
-                .ops
-                .push(super::bulk::Op::RetireLazy(lazy.clone()));
+        if ram.lazy().is_some() {
+            // Retired, then only the blocks it ever exposed zeroed (`Op::ReleaseLazy`): of a
+            // 512 MiB Linux guest that touched 40 blocks, 432 MiB go back unwritten.
+            let q = &mut self.bulk[cpu];
+            q.ops.push(super::bulk::Op::ReleaseLazy(ram.clone()));
+            for e in ram.extents() {
+                q.finish.push(super::bulk::Finish::Free(e.pa, e.pages));
+            }
+            return;
         }
         for e in ram.extents() {
             self.queue_scrub_and_free(e.pa, e.pages, cpu);

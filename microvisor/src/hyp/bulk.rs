@@ -25,6 +25,7 @@
 
 use super::Hyp;
 use crate::arch::{self, phys};
+use crate::mm::lazy_ram::State;
 use alloc::vec::Vec;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
@@ -95,10 +96,12 @@ pub enum Op {
         /// Block index.
         block: usize,
     },
-    /// The domain owning this scrub state is being freed: no first-touch scrub may start
-    /// any more, and those in progress (on any CPU) are waited for. Queued before the
-    /// frames' own scrub, which it must precede.
-    RetireLazy(alloc::sync::Arc<crate::mm::lazy_ram::LazyRam>),
+    /// Release a dying domain's lazily scrubbed RAM: no first-touch scrub may start any
+    /// more, those in progress (on any CPU) are waited for, then every block it could ever
+    /// have seen is zeroed. A block still pending was never exposed to anyone and holds
+    /// nothing of this domain's; it goes back as it came (every later owner scrubs before
+    /// it exposes a frame, as for memory at boot).
+    ReleaseLazy(crate::mm::ram::RamMap),
 }
 
 /// What to do under the lock once the ops are done.
@@ -156,8 +159,16 @@ impl Bulk {
                         .map(|lazy| lazy.ensure_clean(*block, || ram.block_pieces(*block)));
                     Some(())
                 }
-                Op::RetireLazy(lazy) => {
-                    lazy.retire();
+                Op::ReleaseLazy(ram) => {
+                    if let Some(lazy) = ram.lazy() {
+                        lazy.retire();
+                        let exposed = (0..lazy.len()).filter(|&b| lazy.state(b) != State::Pending);
+                        for (pa, len) in exposed.flat_map(|b| ram.block_pieces(b)) {
+                            if window(pa.as_u64(), len).map(|w| w.zero()).is_none() {
+                                crate::info!("release scrub refused by the memory doorway: {pa}");
+                            }
+                        }
+                    }
                     Some(())
                 }
                 // Not yet: below.

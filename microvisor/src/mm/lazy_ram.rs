@@ -20,7 +20,10 @@
 //! anyone else finding it Scrubbing waits for Clean, which takes a bounded time (the winner
 //! zeroes 2 MiB and touches no lock). Freeing the domain's frames first [`LazyRam::retire`]s
 //! it: no scrub may start afterwards, and it waits out any in progress, so a late scrub can
-//! never write frames that already went to their next owner. That is a store-then-load
+//! never write frames that already went to their next owner. Then only the blocks that
+//! left [`State::Pending`] are zeroed: a pending block was never exposed and holds nothing
+//! of the domain's (its next owner scrubs it before exposing it, as every owner of a frame
+//! from the pool does). That is a store-then-load
 //! handshake on each side (`dead` then `inflight` against `inflight` then `dead`), both
 //! sequentially consistent, so at least one side sees the other.
 #![forbid(unsafe_code)]
