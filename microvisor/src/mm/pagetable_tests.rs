@@ -181,23 +181,28 @@ fn translate_keeps_offsets_in_pages() {
     assert_eq!(pt.translate(&mem, 1 << 39), None);
 }
 
+/// A `stage` table with a RAM page mapped `ram` at IPA 0 and an MMIO page at 0x1000, and
+/// the level-3 table holding both.
+fn ram_and_mmio_pages(stage: Stage, ram: Attrs) -> (FakeMem, PageTable, PhysAddr) {
+    let (mut mem, mut pt) = setup(stage);
+    pt.map(&mut mem, 0, pa(0x4000_0000), PAGE_SIZE, ram)
+        .unwrap();
+    pt.map(&mut mem, 0x1000, pa(0x0900_0000), PAGE_SIZE, MMIO)
+        .unwrap();
+    let l2 = PhysAddr::new(mem.read_entry(pt.root(), 0) & OA_MASK);
+    let l3 = PhysAddr::new(mem.read_entry(l2, 0) & OA_MASK);
+    (mem, pt, l3)
+}
+
 #[test]
 fn stage2_attribute_bits() {
-    let (mut mem, mut pt) = setup(Stage::Stage2);
     let ro_nx = Attrs {
         mem: MemType::Normal,
         read: true,
         write: false,
         exec: false,
     };
-    pt.map(&mut mem, 0, pa(0x4000_0000), PAGE_SIZE, ro_nx)
-        .unwrap();
-    pt.map(&mut mem, 0x1000, pa(0x0900_0000), PAGE_SIZE, MMIO)
-        .unwrap();
-    let l3 = {
-        let l2 = PhysAddr::new(mem.read_entry(pt.root(), 0) & OA_MASK);
-        PhysAddr::new(mem.read_entry(l2, 0) & OA_MASK)
-    };
+    let (mut mem, mut pt, l3) = ram_and_mmio_pages(Stage::Stage2, ro_nx);
     // AF | SH=11 | S2AP=01 | MemAttr=1111 | page, XN=10.
     assert_eq!(
         mem.read_entry(l3, 0),
@@ -217,15 +222,7 @@ fn stage2_attribute_bits() {
 
 #[test]
 fn a_forced_write_back_stage2_encodes_normal_memory_for_fwb_and_says_so() {
-    let (mut mem, mut pt) = setup(Stage::Stage2ForcedWb);
-    pt.map(&mut mem, 0, pa(0x4000_0000), PAGE_SIZE, RAM_RWX)
-        .unwrap();
-    pt.map(&mut mem, 0x1000, pa(0x0900_0000), PAGE_SIZE, MMIO)
-        .unwrap();
-    let l3 = {
-        let l2 = PhysAddr::new(mem.read_entry(pt.root(), 0) & OA_MASK);
-        PhysAddr::new(mem.read_entry(l2, 0) & OA_MASK)
-    };
+    let (mut mem, mut pt, l3) = ram_and_mmio_pages(Stage::Stage2ForcedWb, RAM_RWX);
     // MemAttr=0110 (forced write-back) where a plain stage 2 has 1111; device unchanged.
     assert_eq!((mem.read_entry(l3, 0) >> 2) & 0b1111, 0b0110);
     assert_eq!((mem.read_entry(l3, 1) >> 2) & 0b1111, 0b0001);

@@ -321,13 +321,19 @@ mod tests {
         SCRUBBED.lock().unwrap().push((pa.as_u64(), len));
     }
 
+    /// Block 0 in one extent, block 1 in two, block 2 of `last` pages.
+    fn three_blocks(last: u64) -> RamMap {
+        let mut m = RamMap::new();
+        m.push(pa(0x8000_0000), 512);
+        m.push(pa(0x9000_0000), 256);
+        m.push(pa(0xa000_0000), 256);
+        m.push(pa(0xb000_0000), last);
+        m
+    }
+
     #[test]
     fn a_lazy_map_scrubs_a_block_before_handing_out_any_address_in_it() {
-        let mut m = RamMap::new();
-        m.push(pa(0x8000_0000), 512); // block 0
-        m.push(pa(0x9000_0000), 256); // block 1, in two extents
-        m.push(pa(0xa000_0000), 256);
-        m.push(pa(0xb000_0000), 16); // block 2, short
+        let mut m = three_blocks(16); // block 2 short
         let lazy = m.make_lazy(record);
         assert_eq!(lazy.len(), 3);
         let copy = m.clone();
@@ -369,11 +375,7 @@ mod tests {
 
     #[test]
     fn the_build_takes_whole_blocks_the_load_writes_and_every_extent_otherwise() {
-        let mut m = RamMap::new();
-        m.push(pa(0x8000_0000), 512); // block 0
-        m.push(pa(0x9000_0000), 256); // block 1, in two extents
-        m.push(pa(0xa000_0000), 256);
-        m.push(pa(0xb000_0000), 512); // block 2
+        let mut m = three_blocks(512);
         let eager = m.built_spans(&[]);
         assert_eq!(eager.len(), 4, "not lazy: every extent");
         let _lazy = m.make_lazy(record_nothing);
