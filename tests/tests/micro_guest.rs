@@ -2,6 +2,7 @@
 //! `bench micro` systems boots under `-icount` and every metric line of that boot
 //! appears with a sane summary (the right sample count, ordered percentiles, figures in a
 //! plausible range). Figures are not judged: benchmarks are measured, never asserted.
+//! One more boot checks the RAM of an `Image` guest, scrubbed on first touch.
 
 use bulkhead_tests::{Machine, TAIL_LINES};
 use bulkhead_tools::bench::micro::parse;
@@ -82,4 +83,23 @@ fn micro_evtchn_shared_prints_the_shared_event_channel_latency() {
 #[test]
 fn micro_evtchn_switch_prints_the_switched_event_channel_latency() {
     check(Boot::EvtchnSwitch, &[metric::EVTCHN_SWITCH]);
+}
+
+#[test]
+fn micro_lazy_ram_sees_zeroes_first_and_keeps_what_anyone_wrote() {
+    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let out = run(
+        Boot::LazyRam,
+        SAMPLES,
+        Duration::from_secs(300),
+        Machine::Virt,
+    )
+    .unwrap_or_else(|e| panic!("micro {}: {e:#}", Boot::LazyRam.name()));
+    assert!(
+        out.log.contains(
+            "MICRO lazy_ram ok: first load, hypervisor write, grant copy and first fetch"
+        ),
+        "{}",
+        out.report(TAIL_LINES)
+    );
 }

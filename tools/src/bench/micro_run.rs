@@ -44,6 +44,9 @@ pub enum Boot {
     EvtchnShared,
     /// `role=ping` on pCPU 1, `role=pong_switch` beside `role=busy` on pCPU 2.
     EvtchnSwitch,
+    /// `role=lazy_ram` alone: no figure, a check of RAM scrubbed on first touch (the
+    /// integration tests boot it; not in [`Boot::ALL`]).
+    LazyRam,
 }
 
 impl Boot {
@@ -66,6 +69,7 @@ impl Boot {
             Self::Evtchn => "micro_evtchn",
             Self::EvtchnShared => "micro_evtchn_shared",
             Self::EvtchnSwitch => "micro_evtchn_switch",
+            Self::LazyRam => "micro_lazy_ram",
         }
     }
 
@@ -78,6 +82,7 @@ impl Boot {
             Self::Evtchn => "pong",
             Self::EvtchnShared => "pong_shared",
             Self::EvtchnSwitch => "pong_switch",
+            Self::LazyRam => "lazy_ram",
         }
     }
 
@@ -139,6 +144,7 @@ impl Boot {
                     )
                     + &dom("busy", "2", "", "role=busy"),
             ),
+            Self::LazyRam => (2, dom("lazy", "1", "", "role=lazy_ram")),
         };
         format!(
             "# Written by `cargo bulkhead bench micro` ({}); see tools/src/bench/micro_run.rs.\n[system]\nsmp = {smp}\nmemory = 512\n{domains}",

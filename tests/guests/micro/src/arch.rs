@@ -194,6 +194,20 @@ pub fn irq_enable() {
     unsafe { asm!("msr daifclr, #2", "isb", options(nomem, nostack)) };
 }
 
+/// Makes instructions this guest (or its hypervisor) wrote visible to its fetches.
+pub fn sync_icache() {
+    // SAFETY: invalidating the instruction cache and barriers have no memory effects.
+    unsafe {
+        asm!(
+            "dsb ish",
+            "ic iallu",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// Waits for an interrupt (the hypervisor deschedules the vCPU; under `sleep=off` an idle
 /// QEMU skips virtual time to the next deadline).
 pub fn wfi() {

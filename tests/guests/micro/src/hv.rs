@@ -7,10 +7,10 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
 use protocol::psci::PsciFn;
 use protocol::xen::structs::{
-    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnSend, EvtchnUnmask, SharedInfo,
-    XenAddToPhysmap, DOMID_SELF,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnSend, EvtchnUnmask, GnttabCopy, GnttabCopyPtr,
+    SharedInfo, XenAddToPhysmap, DOMID_SELF,
 };
-use protocol::xen::{ConsoleIoOp, EvtchnOp, Hypercall, MapSpace, MemoryOp, XenVersionOp};
+use protocol::xen::{ConsoleIoOp, EvtchnOp, GnttabOp, Hypercall, MapSpace, MemoryOp, XenVersionOp};
 use zerocopy::IntoBytes;
 
 /// Xen's vpl011 for dom0less guests (GUEST_PL011_BASE), used only when `console_io` is
@@ -97,17 +97,49 @@ macro_rules! say {
 /// `XENVER_extraversion` (e.g. `-bulkhead`, or Debian's `.7+13-g…`-style suffix).
 pub fn extraversion() -> [u8; 16] {
     let mut buf = [0u8; 16];
-    let _ = arch::xen_hypercall(
+    extraversion_into(buf.as_mut_ptr() as u64);
+    buf
+}
+
+/// `XENVER_extraversion` written by the hypervisor at `addr` (16 bytes of this guest's RAM).
+pub fn extraversion_into(addr: u64) -> i64 {
+    arch::xen_hypercall(
         Hypercall::XenVersion as u64,
+        [XenVersionOp::Extraversion as u64, addr, 0, 0, 0],
+    )
+}
+
+/// `GNTTABOP_copy` of `len` bytes between two frames of this guest (addresses inside one
+/// page each): the operation's status (0: done).
+pub fn copy_own(src: u64, dst: u64, len: u16) -> i16 {
+    let side = |addr: u64| GnttabCopyPtr {
+        u: addr >> 12,
+        domid: DOMID_SELF,
+        offset: (addr & 0xfff) as u16,
+        _pad0: 0,
+    };
+    let mut op = GnttabCopy {
+        source: side(src),
+        dest: side(dst),
+        len,
+        flags: 0,
+        status: 1,
+        _pad0: 0,
+    };
+    let rc = arch::xen_hypercall(
+        Hypercall::GrantTableOp as u64,
         [
-            XenVersionOp::Extraversion as u64,
-            buf.as_mut_ptr() as u64,
-            0,
+            GnttabOp::Copy as u64,
+            op.as_mut_bytes().as_mut_ptr() as u64,
+            1,
             0,
             0,
         ],
     );
-    buf
+    if rc != 0 {
+        return rc as i16;
+    }
+    op.status
 }
 
 /// Starts vCPU `mpidr` at [`arch::secondary_entry`] with its stack; the PSCI return code.

@@ -40,6 +40,10 @@ pub enum Role {
     /// The same on a pCPU shared with a `busy` domain (`evtchn_switch`): each upcall waits
     /// for its CPU to switch the busy vCPU out, a wake nothing foretold.
     PongSwitch,
+    /// No figure: checks RAM its build did not scrub (Bulkhead scrubs an `Image`'s RAM on
+    /// first touch), through a first load, a hypervisor write, a grant copy and a first
+    /// instruction fetch, each into a block nobody touched before.
+    LazyRam,
 }
 
 impl Role {
@@ -55,6 +59,7 @@ impl Role {
             Self::Pong => "pong",
             Self::PongShared => "pong_shared",
             Self::PongSwitch => "pong_switch",
+            Self::LazyRam => "lazy_ram",
         }
     }
 
@@ -69,6 +74,7 @@ impl Role {
             Self::Pong,
             Self::PongShared,
             Self::PongSwitch,
+            Self::LazyRam,
         ]
         .into_iter()
         .find(|r| r.name() == s)
@@ -107,7 +113,7 @@ impl fmt::Display for ConfigError {
         f.write_str(match self {
             Self::NoRole => "no role= on the command line",
             Self::UnknownRole => {
-                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong, pong_shared or pong_switch"
+                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong, pong_shared, pong_switch or lazy_ram"
             }
             Self::BadSamples => "n= must be a number from 1 to 4096",
             Self::BadPeer => "peer= must be a domain id",
@@ -299,6 +305,11 @@ mod tests {
             Ok(Role::PongSwitch)
         );
         assert_eq!(parse_cmdline("role=pong_switch"), Err(ConfigError::NoPeer));
+        assert_eq!(
+            parse_cmdline("role=lazy_ram").map(|c| c.role),
+            Ok(Role::LazyRam),
+            "no peer needed"
+        );
         assert_eq!(
             parse_cmdline("role=timer_spin n=9").map(|c| (c.role, c.samples)),
             Ok((Role::TimerSpin, 9))
