@@ -170,10 +170,31 @@ fn scattered_ram_uses_blocks_then_pages() {
     let mut runs = Vec::new();
     b.alloc_scattered(2 * BLOCK_PAGES + 3, |p, n| runs.push((p, n)))
         .unwrap();
-    // Two whole aligned blocks first, then a 3-page run.
-    assert_eq!(runs[0], (pa(BASE + 6 * MIB), BLOCK_PAGES));
-    assert_eq!(runs[1], (pa(BASE + 4 * MIB), BLOCK_PAGES));
-    assert_eq!(runs[2].1, 3);
+    // The top two whole blocks, adjacent, as one run from the lower one; then a 3-page
+    // run.
+    assert_eq!(runs[0], (pa(BASE + 4 * MIB), 2 * BLOCK_PAGES));
+    assert_eq!(runs[1].1, 3);
+    assert_eq!(runs.len(), 2);
+    // Runs of whole blocks split by a taken one: the top run first, then the next, each no
+    // longer than still wanted.
+    let mut c = with_ram(BASE, 12 * MIB);
+    let mut top = Vec::new();
+    c.alloc_scattered(2 * BLOCK_PAGES, |p, n| top.push((p, n)))
+        .unwrap();
+    assert_eq!(top, [(pa(BASE + 8 * MIB), 2 * BLOCK_PAGES)]);
+    c.free(pa(BASE + 10 * MIB), BLOCK_PAGES).unwrap(); // block 5 back, 4 still taken
+    let mut runs = Vec::new();
+    c.alloc_scattered(3 * BLOCK_PAGES, |p, n| runs.push((p, n)))
+        .unwrap();
+    assert_eq!(
+        runs,
+        [
+            (pa(BASE + 10 * MIB), BLOCK_PAGES),
+            (pa(BASE + 4 * MIB), 2 * BLOCK_PAGES)
+        ],
+        "block 5, then blocks 2-3"
+    );
+    check_invariants(&c);
 }
 
 use crate::test_rng::Rng;
