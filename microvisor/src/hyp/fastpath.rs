@@ -31,9 +31,7 @@
 //! so a GICv3 host's exits pay no version check.
 
 use super::bulk::Bulk;
-use super::percpu::{
-    posted_irqs, LoadedVcpu, Local, CPU_MPIDR, MAILBOX, POSTED_IRQS, UNFOLDED, VCPU_HOME,
-};
+use super::percpu::{posted_irqs, LoadedVcpu, Local, MAILBOX, POSTED_IRQS, UNFOLDED, VCPU_HOME};
 use super::{key_parts, Hyp, HYP};
 use crate::arch::context::GuestRegs;
 use crate::arch::context::MAX_LRS;
@@ -647,14 +645,9 @@ fn evtchn_fast<G: Hot>(
     true
 }
 
-/// Posts [`POSTED`] to the mailbox of each CPU in `cpus` (bit n = CPU n), kicking another
-/// CPU on the empty-to-non-empty edge (this CPU's own run loop looks right after the exit).
+/// Posts [`POSTED`] to the CPUs in `cpus` ([`super::percpu::post_to_cpus`]).
 fn notify_cpus<G: Hot>(cpus: u64, this_cpu: usize) {
-    for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
-        if cpus & (1 << cpu) != 0 && mailbox.post(POSTED) && cpu != this_cpu {
-            G::kick(mpidr.load(Ordering::Acquire));
-        }
-    }
+    super::percpu::post_to_cpus(cpus, POSTED, this_cpu, G::kick);
 }
 
 /// Acknowledges and finishes this CPU's pending physical interrupts without the lock: the

@@ -282,14 +282,8 @@ impl Hyp {
 
     /// Posts `bits` to another CPU's mailbox, interrupting it if the mailbox was empty.
     pub fn post_to_cpu(&self, cpu: usize, bits: u32) {
-        let Some(mailbox) = percpu::MAILBOX.get(cpu) else {
-            return;
-        };
-        if mailbox.post(bits) {
-            if let Some(&mpidr) = self.platform.cpus.as_slice().get(cpu) {
-                crate::arch::gic::kick(mpidr);
-            }
-        }
+        let one = 1u64.checked_shl(cpu as u32).unwrap_or(0);
+        percpu::post_to_cpus(one, bits, usize::MAX, crate::arch::gic::kick);
     }
 }
 

@@ -75,6 +75,18 @@ pub static UNFOLDED: [Unfolded; MAX_CPUS] = [const { Unfolded::new() }; MAX_CPUS
 /// Each physical CPU's MPIDR (affinity), for the kick SGI; written once at boot.
 pub static CPU_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
+/// Posts `bits` to the mailbox of each CPU in `cpus` (bit n = CPU n), kicking another CPU
+/// with `kick(mpidr)` on the empty-to-non-empty edge (this CPU's own run loop looks right
+/// after the exit). Lock-free: callers on the fast path and under the event lock alike.
+#[inline]
+pub fn post_to_cpus(cpus: u64, bits: u32, this_cpu: usize, kick: impl Fn(u64)) {
+    for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
+        if cpus & (1 << cpu) != 0 && mailbox.post(bits) && cpu != this_cpu {
+            kick(mpidr.load(Ordering::Acquire));
+        }
+    }
+}
+
 /// Publishes the CPUs' affinities (boot, before any secondary CPU runs).
 pub fn publish_cpus(mpidrs: &[u64]) {
     for (slot, &m) in CPU_MPIDR.iter().zip(mpidrs) {

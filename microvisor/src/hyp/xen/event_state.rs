@@ -237,7 +237,6 @@ fn raise_for_pollers(d: &EventDomain, n: xen::Notify, this_cpu: usize) -> bool {
 /// whose ports are pending. Out of line: only a domain blocked in `SCHEDOP_poll` gets
 /// here. The caller holds [`EVENTS`]; posting and kicking wait for nobody.
 fn ask_pollers(id: DomainId, pollers: u32, this_cpu: usize) {
-    use crate::hyp::percpu::{CPU_MPIDR, MAILBOX};
     let Some(placed) = VCPU_CPU.get(usize::from(id.0)) else {
         return;
     };
@@ -246,18 +245,16 @@ fn ask_pollers(id: DomainId, pollers: u32, this_cpu: usize) {
         let home = placed.get(v).map_or(0, |p| p.load(Ordering::Acquire));
         cpus |= crate::fastpath::exclusive_home(home).map_or(u64::MAX, |cpu| 1 << cpu);
     }
-    for (cpu, (mailbox, mpidr)) in MAILBOX.iter().zip(&CPU_MPIDR).enumerate() {
-        if cpus & (1 << cpu) != 0 && mailbox.post(crate::mailbox::POLL) && cpu != this_cpu {
-            crate::arch::gic::kick(mpidr.load(Ordering::Acquire));
-        }
-    }
+    let poll = crate::mailbox::POLL;
+    crate::hyp::percpu::post_to_cpus(cpus, poll, this_cpu, crate::arch::gic::kick);
 }
 
 /// `EVTCHNOP_unmask` from the loaded vCPU `caller` on CPU `this_cpu`, whose argument
 /// (`struct evtchn_unmask`) is at guest-physical `arg_ipa`, served without the global lock
 /// as [`send_fast`] serves a send: the mask bit cleared and, if the port is pending, its
 /// notify vCPU's selector and upcall bits raised and PPI 31 posted to it. Returns the CPUs
-/// to notify (an unmask makes nothing newly pending, so no poller is asked), or `None`, having done nothing, if the locked path must serve it: an
+/// to notify (an unmask makes nothing newly pending, so no poller is asked), or `None`,
+/// having done nothing, if the locked path must serve it: an
 /// argument outside the caller's plain RAM, a port the caller does not have (the locked
 /// path's `EINVAL`), or a notify vCPU that is moving or is another vCPU of this CPU.
 /// `upcall_held`: the caller's list registers hold its upcall already
