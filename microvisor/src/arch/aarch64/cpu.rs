@@ -173,18 +173,16 @@ pub fn clean_dcache_range(pa: u64, len: u64) {
     let line: u64 = 64;
     let mut addr = pa & !(line - 1);
     let end = pa.saturating_add(len);
-    while addr.saturating_add(4 * line) <= end {
-        // SAFETY: as below, for the four lines from `addr`, all below `end`.
+    const ROUND: u64 = 4;
+    while addr.saturating_add(ROUND * line) <= end {
+        // SAFETY: as below, for the `ROUND` lines from `addr`, all below `end`.
         unsafe {
             asm!(
+                ".rept {n}",
                 "dc cvac, {a}",
                 "add {a}, {a}, {l}",
-                "dc cvac, {a}",
-                "add {a}, {a}, {l}",
-                "dc cvac, {a}",
-                "add {a}, {a}, {l}",
-                "dc cvac, {a}",
-                "add {a}, {a}, {l}",
+                ".endr",
+                n = const ROUND,
                 a = inout(reg) addr,
                 l = in(reg) line,
                 options(nostack, preserves_flags),

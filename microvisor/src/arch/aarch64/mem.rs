@@ -79,18 +79,20 @@ unsafe fn zero_blocks<const CLEAN: bool>(pa: u64, len: u64, block: u64) {
         unsafe {
             if CLEAN {
                 asm!(
-                    ".rept 16",
+                    ".rept {n}",
                     "dc zva, {a}", "dc cvac, {a}", "add {a}, {a}, {b}",
                     ".endr",
+                    n = const ROUND,
                     a = inout(reg) at,
                     b = in(reg) block,
                     options(nostack, preserves_flags),
                 );
             } else {
                 asm!(
-                    ".rept 16",
+                    ".rept {n}",
                     "dc zva, {a}", "add {a}, {a}, {b}",
                     ".endr",
+                    n = const ROUND,
                     a = inout(reg) at,
                     b = in(reg) block,
                     options(nostack, preserves_flags),
@@ -172,11 +174,11 @@ unsafe extern "C" {
 /// # Safety
 /// The destination must be RAM owned by the microvisor or a guest, not overlapping `src`.
 pub unsafe fn copy_to(pa: u64, src: &[u8]) {
-    // Loading a domain copies its kernel and initramfs (tens of MiB) through here: the
-    // compiler's memcpy spends four instructions per 8 bytes, `move_bytes` 18 per 128, and
-    // under `-icount` that was 18 ms of a Linux guest's build.
-    // A small copy of a known size (a hypercall's structure) stays the compiler's: inlined,
-    // it is a load and a store or two.
+    // Three sizes. A small copy of a known size (a hypercall's structure) stays the
+    // compiler's: inlined, it is a load and a store or two. Larger ones take `move_bytes`
+    // (18 instructions per 128 bytes where the compiler's memcpy spends four per 8), and
+    // a domain's kernel or initramfs the vector loop: under `-icount` the compiler's copy
+    // was 18 ms of a Linux guest's build.
     if src.len() < LARGE_COPY {
         // SAFETY: per the contract.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), pa as *mut u8, src.len()) };
