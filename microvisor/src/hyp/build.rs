@@ -141,29 +141,18 @@ impl Hyp {
         // its stage 1 says, as KVM's guests are: nothing written for it needs cleaning to
         // the point of coherency first (a guest starts with its MMU off).
         let forced_wb = lazily && crate::arch::coherence::has_forced_wb();
-        let lazy = lazily.then(|| {
+        if lazily {
             ram.make_lazy(if forced_wb {
                 super::lazy::scrub_block_forced_wb
             } else {
                 super::lazy::scrub_block
-            })
-        });
+            });
+        }
         let written: Vec<(u64, u64)> = load_ops
             .iter()
             .filter_map(super::bulk::Op::written)
             .collect();
         let spans = ram.built_spans(&written);
-        if let Some(lazy) = &lazy {
-            for b in 0..lazy.len() {
-                let (start, len) = ram.block_range(b);
-                if spans
-                    .iter()
-                    .any(|&(o, _, n)| o < start + len && start < o + n)
-                {
-                    lazy.set_built(b);
-                }
-            }
-        }
 
         let mut budget = TableBudget::for_ram(pages);
         // Not run anywhere yet (and with no VTTBR every invalidation is global anyway).
@@ -181,15 +170,9 @@ impl Hyp {
             Stage::Stage2
         };
         let built = PageTable::new(&mut tables, stage).and_then(|mut pt| {
-            let attrs = Attrs {
-                mem: MemType::Normal,
-                read: true,
-                write: true,
-                exec: true,
-            };
             for &(offset, pa, len) in &spans {
                 let ipa = GUEST_RAM_BASE.as_u64() + offset;
-                if let Err(err) = pt.map(&mut tables, ipa, pa, len, attrs) {
+                if let Err(err) = pt.map(&mut tables, ipa, pa, len, super::lazy::RAM) {
                     pt.destroy(&mut tables);
                     return Err(err);
                 }

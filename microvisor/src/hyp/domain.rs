@@ -460,16 +460,14 @@ impl Hyp {
             let d = *d;
             // A load still in flight on some CPU finishes before the scrub: queue it there.
             let scrubber = d.loading.unwrap_or(this_cpu);
-            if let Some(lazy) = d.ram.lazy() {
-                let (touched, never) = (lazy.scrubbed(), lazy.pending());
-                let built = lazy.len() - never - touched as usize;
+            if let Some(c) = d.ram.lazy().map(|l| l.census()) {
                 crate::info!(
                     "{} ({}): RAM blocks (2 MiB) scrubbed at build {}, on first touch {}, never touched {}",
                     d.id,
                     d.name,
-                    built,
-                    touched,
-                    never
+                    c.built,
+                    c.touched,
+                    c.never
                 );
             }
             self.release_memory(&d.ram, d.stage2, scrubber);

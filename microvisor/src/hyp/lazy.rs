@@ -6,6 +6,7 @@
 
 use super::bulk::{Finish, Op};
 use super::Hyp;
+use crate::arch::phys::Window;
 use crate::mm::frames::BLOCK_SIZE;
 use crate::mm::lazy_ram::State;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, TableMemory};
@@ -14,7 +15,7 @@ use protocol::addr::{PhysAddr, PAGE_SIZE};
 use protocol::ids::DomainId;
 use protocol::layout::GUEST_RAM_BASE;
 
-/// Guest RAM in stage 2: normal memory, read, write, execute (as the build maps it).
+/// Guest RAM in stage 2: normal memory, read, write, execute (the build maps it so too).
 pub const RAM: Attrs = Attrs {
     mem: MemType::Normal,
     read: true,
@@ -37,19 +38,20 @@ pub fn lazily_scrubbed(contiguous: bool) -> bool {
 /// Zeroes `[pa, pa + len)` and cleans it to the point of coherency: a guest's block on
 /// first touch (the domain is running; its caches may be off).
 pub fn scrub_block(pa: PhysAddr, len: u64) {
-    match crate::arch::phys::Window::new(pa, len) {
-        Some(w) => w.zero_to_poc(),
-        // A microvisor bug: the block belongs to a live domain.
-        None => crate::info!("lazy scrub refused by the memory doorway: {pa} + {len:#x}"),
-    }
+    scrub_with(pa, len, Window::zero_to_poc);
 }
 
 /// Zeroes `[pa, pa + len)`: a block of a guest whose RAM stage 2 forces write-back
 /// ([`crate::mm::pagetable::Stage::Stage2ForcedWb`]), so its accesses always meet the
 /// cache the zeroes are in.
 pub fn scrub_block_forced_wb(pa: PhysAddr, len: u64) {
-    match crate::arch::phys::Window::new(pa, len) {
-        Some(w) => w.zero(),
+    scrub_with(pa, len, Window::zero);
+}
+
+fn scrub_with(pa: PhysAddr, len: u64, scrub: fn(&Window)) {
+    match Window::new(pa, len) {
+        Some(w) => scrub(&w),
+        // A microvisor bug: the block belongs to a live domain.
         None => crate::info!("lazy scrub refused by the memory doorway: {pa} + {len:#x}"),
     }
 }

@@ -20,12 +20,12 @@
 //! anyone else finding it Scrubbing waits for Clean, which takes a bounded time (the winner
 //! zeroes 2 MiB and touches no lock). Freeing the domain's frames first [`LazyRam::retire`]s
 //! it: no scrub may start afterwards, and it waits out any in progress, so a late scrub can
-//! never write frames that already went to their next owner. Then only the blocks that
-//! left [`State::Pending`] are zeroed: a pending block was never exposed and holds nothing
-//! of the domain's (its next owner scrubs it before exposing it, as every owner of a frame
-//! from the pool does). That is a store-then-load
+//! never write frames that already went to their next owner. That is a store-then-load
 //! handshake on each side (`dead` then `inflight` against `inflight` then `dead`), both
-//! sequentially consistent, so at least one side sees the other.
+//! sequentially consistent, so at least one side sees the other. Then only the blocks
+//! that left [`State::Pending`] are zeroed: a pending block was never exposed and holds
+//! nothing of the domain's (its next owner scrubs it before exposing it, as every owner of
+//! a frame from the pool does).
 #![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
@@ -57,8 +57,20 @@ impl State {
     }
 }
 
-/// Zeroes `len` bytes at host address `pa` and cleans them to the point of coherency.
+/// Zeroes `len` bytes at host address `pa` so that the domain sees zeroes (cleaned to the
+/// point of coherency unless its stage 2 forces write-back).
 pub type ScrubFn = fn(PhysAddr, u64);
+
+/// What became of a domain's blocks, for the log line when it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Census {
+    /// Scrubbed and mapped by the build (what its load wrote).
+    pub built: usize,
+    /// Scrubbed when the guest or the microvisor first touched them.
+    pub touched: usize,
+    /// Never touched by anyone.
+    pub never: usize,
+}
 
 /// One domain incarnation's first-touch scrub state.
 #[derive(Debug)]
@@ -114,11 +126,18 @@ impl LazyRam {
         self.scrubbed.load(Ordering::Relaxed)
     }
 
-    /// Blocks still [`State::Pending`]: never touched by anyone.
-    pub fn pending(&self) -> usize {
-        (0..self.blocks.len())
+    /// How many blocks were built, touched later, or never touched (a block being
+    /// scrubbed right now counts as built).
+    pub fn census(&self) -> Census {
+        let never = (0..self.blocks.len())
             .filter(|&b| self.state(b) == State::Pending)
-            .count()
+            .count();
+        let touched = self.scrubbed() as usize;
+        Census {
+            built: self.blocks.len().saturating_sub(never + touched),
+            touched,
+            never,
+        }
     }
 
     /// Marks block `b` scrubbed and mapped by the build itself (before anything can see

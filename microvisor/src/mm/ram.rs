@@ -193,7 +193,8 @@ impl RamMap {
 
     /// The parts of the RAM its build scrubs and maps, as `(guest offset, host address,
     /// length)`: every extent, or for RAM scrubbed on first touch every block that a host
-    /// range in `written` (`(address, length)`, what the load writes) overlaps, whole.
+    /// range in `written` (`(address, length)`, what the load writes) overlaps, whole,
+    /// each recorded as built ([`LazyRam::set_built`]).
     pub fn built_spans(&self, written: &[(u64, u64)]) -> Vec<(u64, PhysAddr, u64)> {
         let Some(lazy) = self.lazy() else {
             return self
@@ -223,6 +224,7 @@ impl RamMap {
         }
         let mut spans = Vec::new();
         for (b, _) in hit.iter().enumerate().filter(|(_, &h)| h) {
+            lazy.set_built(b);
             let (mut offset, _) = self.block_range(b);
             for (pa, n) in self.block_pieces(b) {
                 spans.push((offset, pa, n));
@@ -279,6 +281,7 @@ pub fn subtract(start: u64, len: u64, holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mm::lazy_ram::State;
 
     fn pa(x: u64) -> PhysAddr {
         PhysAddr::new(x)
@@ -378,7 +381,7 @@ mod tests {
         let mut m = three_blocks(512);
         let eager = m.built_spans(&[]);
         assert_eq!(eager.len(), 4, "not lazy: every extent");
-        let _lazy = m.make_lazy(record_nothing);
+        let lazy = m.make_lazy(record_nothing);
         // A write straddling the two extents of block 1's second half and block 2's start
         // is not possible (they are apart); one ending in block 1's second extent and one
         // a byte into block 2 take both blocks, whole.
@@ -390,6 +393,12 @@ mod tests {
                 (0x30_0000, pa(0xa000_0000), 0x10_0000),
                 (0x40_0000, pa(0xb000_0000), 0x20_0000),
             ]
+        );
+        let states: Vec<State> = (0..3).map(|b| lazy.state(b)).collect();
+        assert_eq!(
+            states,
+            [State::Pending, State::Mapped, State::Mapped],
+            "what the build maps is recorded"
         );
         assert!(
             m.built_spans(&[(0xc000_0000, 0x1000)]).is_empty(),
