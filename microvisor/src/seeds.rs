@@ -23,10 +23,11 @@ pub struct GuestSeed {
     pub kaslr: u64,
 }
 
-/// The key guests' seeds are drawn from.
+/// The key guests' seeds are drawn from, and how many builds drew from it.
 #[derive(Clone)]
 pub struct Seeds {
     key: [u8; 32],
+    builds: u64,
 }
 
 impl core::fmt::Debug for Seeds {
@@ -56,11 +57,27 @@ impl Seeds {
                 *k ^= b;
             }
         }
-        (boot.is_some() || cpu.is_some()).then_some(Self { key })
+        (boot.is_some() || cpu.is_some()).then_some(Self { key, builds: 0 })
     }
 
-    /// The seeds of build number `build` (never reused within one boot).
-    pub fn for_build(&self, build: u64) -> GuestSeed {
+    /// What keys the seeds, for the boot log, given which sources exist.
+    pub fn describe(boot: bool, cpu: bool) -> &'static str {
+        match (boot, cpu) {
+            (true, true) => "keyed from the boot loader's rng-seed and RNDR",
+            (true, false) => "keyed from the boot loader's rng-seed",
+            (false, true) => "keyed from RNDR",
+            (false, false) => "none (no rng-seed from the boot loader, no RNDR)",
+        }
+    }
+
+    /// The next build's seeds (no two builds of one boot get the same).
+    pub fn draw(&mut self) -> GuestSeed {
+        self.builds += 1;
+        self.for_build(self.builds)
+    }
+
+    /// The seeds of build number `build`.
+    fn for_build(&self, build: u64) -> GuestSeed {
         let mut nonce = [0u8; 12];
         nonce[..8].copy_from_slice(&build.to_le_bytes());
         let mut out = [0u8; 40];

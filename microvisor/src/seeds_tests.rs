@@ -23,18 +23,33 @@ fn every_build_gets_its_own_seeds_and_no_source_gives_none() {
         Seeds::new(None, None).is_none(),
         "nothing predictable is handed out"
     );
-    let s = Seeds::new(Some([7; 32]), None).unwrap();
-    let (one, two) = (s.for_build(1), s.for_build(2));
-    assert_ne!(one, two);
-    assert_eq!(one, s.for_build(1), "a function of the key and the build");
+    let mut s = Seeds::new(Some([7; 32]), None).unwrap();
+    let mut again = s.clone();
+    let (one, two) = (s.draw(), s.draw());
+    assert_ne!(one, two, "each build its own");
+    assert_eq!(
+        one,
+        again.draw(),
+        "a function of the key and the build number"
+    );
     assert_ne!(one.rng, [0; 32]);
     assert_ne!(one.rng, [7; 32], "the source itself is never handed on");
-    let with_cpu = Seeds::new(Some([7; 32]), Some([9; 32])).unwrap();
-    assert_ne!(
-        with_cpu.for_build(1),
-        one,
-        "the CPU's randomness changes the key"
+    let mut with_cpu = Seeds::new(Some([7; 32]), Some([9; 32])).unwrap();
+    let first = with_cpu.draw();
+    assert_ne!(first, one, "the CPU's randomness changes the key");
+    let mut cpu_only = Seeds::new(None, Some([9; 32])).unwrap();
+    assert_ne!(cpu_only.draw(), first);
+}
+
+#[test]
+fn the_boot_log_names_the_sources() {
+    assert_eq!(
+        Seeds::describe(true, true),
+        "keyed from the boot loader's rng-seed and RNDR"
     );
-    let cpu_only = Seeds::new(None, Some([9; 32])).unwrap();
-    assert_ne!(cpu_only.for_build(1), with_cpu.for_build(1));
+    assert_eq!(Seeds::describe(false, true), "keyed from RNDR");
+    assert_eq!(
+        Seeds::describe(false, false),
+        "none (no rng-seed from the boot loader, no RNDR)"
+    );
 }

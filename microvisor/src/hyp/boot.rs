@@ -13,6 +13,7 @@ use crate::mm::frames::FrameAllocator;
 use crate::mm::pagetable::{Attrs, MemType, PageTable, Stage};
 use crate::platform::{heapless_vec, Platform, Region, MAX_MODULES};
 use crate::sched::RunQueue;
+use crate::seeds::Seeds;
 use crate::timer_earliest::EarliestTimer;
 use alloc::vec::Vec;
 use protocol::addr::{PhysAddr, PAGE_SIZE};
@@ -118,20 +119,11 @@ pub fn start(early: Early, el2_map: PageTable, guest_gicc: Option<Region>) {
         uploads: Default::default(),
         holds: crate::lock_holds::Record::new(crate::arch::counter_hz()),
         seeds: None,
-        builds: 0,
     };
-    let boot_entropy = hyp.platform.boot_entropy.take();
-    let cpu_entropy = arch::rng::random_32();
-    hyp.seeds = crate::seeds::Seeds::new(boot_entropy, cpu_entropy);
-    crate::info!(
-        "guest seeds: {}",
-        match (boot_entropy.is_some(), cpu_entropy.is_some()) {
-            (true, true) => "keyed from the boot loader's rng-seed and RNDR",
-            (true, false) => "keyed from the boot loader's rng-seed",
-            (false, true) => "keyed from RNDR",
-            (false, false) => "none (no rng-seed from the boot loader, no RNDR)",
-        }
-    );
+    let (boot_entropy, cpu_entropy) = (hyp.platform.boot_entropy.take(), arch::rng::random_32());
+    hyp.seeds = Seeds::new(boot_entropy, cpu_entropy);
+    let sources = Seeds::describe(boot_entropy.is_some(), cpu_entropy.is_some());
+    crate::info!("guest seeds: {sources}");
     hyp.devices = probe_devices(&mut hyp);
     // Console input arrives on CPU 0 and goes to the focused domain.
     if let Some(irq) = hyp.platform.uart_irq {

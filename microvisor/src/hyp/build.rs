@@ -120,10 +120,7 @@ impl Hyp {
             vcpus: nvcpus as u16,
             gic: self.platform.gic_version(),
             pcpus: ncpus as u16,
-            seed: self.seeds.as_ref().map(|s| {
-                self.builds += 1;
-                s.for_build(self.builds)
-            }),
+            seed: self.seeds.as_mut().map(crate::seeds::Seeds::draw),
         };
         let (entry, load_ops) = match super::loader::load(&ram, &load) {
             Ok(planned) => planned,

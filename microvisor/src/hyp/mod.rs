@@ -211,8 +211,6 @@ pub struct Hyp {
     /// The key Linux guests' `rng-seed`/`kaslr-seed` are drawn from, if there was any
     /// randomness to key it with ([`crate::seeds`]).
     pub seeds: Option<crate::seeds::Seeds>,
-    /// Domain builds so far: each draws its seeds with the next number.
-    pub builds: u64,
 }
 
 /// The global state; `None` until the boot CPU has built it.
