@@ -48,14 +48,14 @@ impl Outbox {
     /// Queues a watch event unless an identical one is already queued (as xenstored, this
     /// does not apply to `@` special events), the queue holds more than `limit` bytes
     /// (0 = no limit), or it would cost more than `room` bytes of the domain's memory quota.
-    /// A dropped event is counted and `catch_up()` (the same watch's event on its own path,
-    /// made only then) is owed instead, once per watch, if the quota has room for it.
+    /// A dropped event is counted and `catch_up(&bytes)` (the same watch's event on its own
+    /// path, made only then) is owed instead, once per watch, if the quota has room for it.
     pub fn push_event(
         &mut self,
         bytes: Vec<u8>,
         limit: usize,
         room: usize,
-        catch_up: impl FnOnce() -> Option<Vec<u8>>,
+        catch_up: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
     ) {
         let special = bytes.get(HEADER_LEN) == Some(&b'@');
         if !special && self.queue.iter().any(|q| q.event && q.bytes == bytes) {
@@ -63,7 +63,7 @@ impl Outbox {
         }
         if (limit != 0 && self.bytes + bytes.len() > limit) || cost(&bytes) > room {
             self.dropped_events += 1;
-            let Some(catch_up) = catch_up().filter(|c| cost(c) <= room) else {
+            let Some(catch_up) = catch_up(&bytes).filter(|c| cost(c) <= room) else {
                 return;
             };
             if !self.owed.contains(&catch_up) {

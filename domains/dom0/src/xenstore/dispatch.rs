@@ -77,8 +77,8 @@ impl Xenstore {
             let room = self.room(domid);
             if let Some(conn) = self.conns.get_mut(&domid) {
                 // The registration's own event is on the watch's path: owed as it is.
-                let catch_up = ev.clone();
-                conn.out.push_event(ev, limit, room, || Some(catch_up));
+                conn.out
+                    .push_event(ev, limit, room, |dropped| Some(dropped.to_vec()));
             }
         }
     }

@@ -392,7 +392,7 @@ impl Xenstore {
                             quota::left(self.quotas.memory, nodes + c.held())
                         };
                         // Owed if `ev` is dropped: the watch's own path.
-                        let catch_up = || dispatch::event(w.reported(&w.path), &w.token);
+                        let catch_up = |_: &[u8]| dispatch::event(w.reported(&w.path), &w.token);
                         c.out.push_event(ev, limit, room, catch_up);
                     }
                 }
