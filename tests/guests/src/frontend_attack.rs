@@ -35,23 +35,39 @@ impl Report {
 /// wait in the microvisor's queue if we ask first, so both are polled.
 pub fn wait_for_go(mode: &str) {
     println!("{mode}: waiting for go");
-    while !typed() {
+    let console = Console::find();
+    while !console.typed() {
         timer::sleep_ms(50);
     }
 }
 
-/// Whether anything was typed on our console since the last look (never waits): see
-/// [`wait_for_go`] for where it can be.
-pub fn typed() -> bool {
-    let mut buf = [0u8; 16];
-    if matches!(cap::console_read(&mut buf), Ok(n) if n > 0) {
-        return true;
+/// Where typed input reaches us: the microvisor's queue, and our Xen console ring if we
+/// have one (looked up once).
+#[derive(Clone, Copy, Debug)]
+pub struct Console {
+    ring: Option<MappedPage>,
+}
+
+impl Console {
+    /// Our console, its ring looked up from the `CONSOLE_PFN` parameter.
+    pub fn find() -> Self {
+        let ring = xen::hvm_get_param(DOMID_SELF, HvmParam::ConsolePfn)
+            .ok()
+            .filter(|&pfn| pfn != 0)
+            .map(|pfn| MappedPage::new(pfn * 4096));
+        Self { ring }
     }
-    let ring = xen::hvm_get_param(DOMID_SELF, HvmParam::ConsolePfn)
-        .ok()
-        .filter(|&pfn| pfn != 0)
-        .map(|pfn| MappedPage::new(pfn * 4096));
-    ring.is_some_and(|mut page| matches!(CONS_IN.consume(&mut page, &mut buf), Ok(n) if n > 0))
+
+    /// Whether anything was typed since the last look (never waits): see [`wait_for_go`]
+    /// for where it can be.
+    pub fn typed(&self) -> bool {
+        let mut buf = [0u8; 16];
+        if matches!(cap::console_read(&mut buf), Ok(n) if n > 0) {
+            return true;
+        }
+        self.ring
+            .is_some_and(|mut page| matches!(CONS_IN.consume(&mut page, &mut buf), Ok(n) if n > 0))
+    }
 }
 
 /// Runs `attack` with a xenstore client, prints `<mode>: done N checks, M failures`,

@@ -21,7 +21,7 @@
 //! `netfront: storming port <p>` and `netfront: storm <n> sends` every [`STORM_REPORT`]
 //! sends, then `netfront: done <N> checks, <M> failures`.
 
-use crate::frontend_attack::{typed, wait_for_go, Report};
+use crate::frontend_attack::{wait_for_go, Console, Report};
 use alloc::format;
 use alloc::string::String;
 use bulkhead_runtime::frontend;
@@ -336,6 +336,7 @@ fn attack(rep: &mut Report, xs: &mut XsClient) {
 /// send must be answered, and the vif must still work after it.
 fn storm(rep: &mut Report, v: &Vif, c: &mut Conn) {
     println!("netfront: storming port {}", c.port);
+    let console = Console::find();
     let (mut sent, mut refused) = (0u64, 0u64);
     loop {
         for _ in 0..STORM_REPORT {
@@ -343,7 +344,7 @@ fn storm(rep: &mut Report, v: &Vif, c: &mut Conn) {
         }
         sent += STORM_REPORT;
         println!("netfront: storm {sent} sends");
-        if typed() {
+        if console.typed() {
             break;
         }
     }

@@ -109,9 +109,18 @@ pub fn extraversion_into(addr: u64) -> i64 {
     )
 }
 
+/// Why a [`copy_own`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFailed {
+    /// The hypercall itself returned this (negative) errno.
+    Hypercall(i64),
+    /// The operation's `GNTST_*` status.
+    Status(i16),
+}
+
 /// `GNTTABOP_copy` of `len` bytes between two frames of this guest (addresses inside one
-/// page each): the operation's status (0: done).
-pub fn copy_own(src: u64, dst: u64, len: u16) -> i16 {
+/// page each).
+pub fn copy_own(src: u64, dst: u64, len: u16) -> Result<(), CopyFailed> {
     let side = |addr: u64| GnttabCopyPtr {
         u: addr >> 12,
         domid: DOMID_SELF,
@@ -137,9 +146,12 @@ pub fn copy_own(src: u64, dst: u64, len: u16) -> i16 {
         ],
     );
     if rc != 0 {
-        return rc as i16;
+        return Err(CopyFailed::Hypercall(rc));
     }
-    op.status
+    match op.status {
+        0 => Ok(()),
+        status => Err(CopyFailed::Status(status)),
+    }
 }
 
 /// Starts vCPU `mpidr` at [`arch::secondary_entry`] with its stack; the PSCI return code.

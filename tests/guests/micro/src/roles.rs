@@ -144,9 +144,9 @@ fn lazy_ram() {
     // call below is the block's first fetch of.
     static RET: [u32; 1] = [0xd65f_03c0];
     let code = base + 2 * BLOCK + 0x1000;
-    let status = hv::copy_own(RET.as_ptr() as u64, code, 4);
-    if rc < 0 || status != 0 {
-        say!("MICRO error lazy_ram xen_version {rc}, grant copy status {status}");
+    let copied = hv::copy_own(RET.as_ptr() as u64, code, 4);
+    if rc < 0 || copied.is_err() {
+        say!("MICRO error lazy_ram xen_version {rc}, grant copy {copied:?}");
         return;
     }
     arch::sync_icache();
