@@ -86,6 +86,11 @@ fn micro_evtchn_switch_prints_the_switched_event_channel_latency() {
 }
 
 #[test]
+fn micro_evtchn_same_prints_the_same_pcpu_event_channel_latency() {
+    check(Boot::EvtchnSame, &[metric::EVTCHN_SAME]);
+}
+
+#[test]
 fn micro_lazy_ram_sees_zeroes_first_and_keeps_what_anyone_wrote() {
     let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
     let out = run(

@@ -337,7 +337,7 @@ fn handle<G: Hot>(local: &mut Local, kind: ExitKind, regs: &mut GuestRegs) -> Ou
                 SyncAction::EvtchnUnmask => {
                     let (key, cpu) = (lv.key, local.cpu);
                     let held = upcall_in_lr(&lv.lrs[..n]);
-                    let serve = |ipa| super::xen::event_state::unmask_fast(key, cpu, ipa, held);
+                    let serve = |ipa| super::xen::event_state::unmask_fast(key, ipa, held);
                     if !evtchn_fast::<G>(cpu, regs, serve) {
                         return SLOW;
                     }

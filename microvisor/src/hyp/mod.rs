@@ -29,7 +29,7 @@
 //! - **Event channels, behind their own lock** ([`xen::event_state`]): every domain's
 //!   port table, the windows onto its shared_info and vcpu_infos, a copy of its RAM
 //!   map and which of its vCPUs are blocked in `SCHEDOP_poll` ([`xen::poll`]), so an
-//!   `EVTCHNOP_send` to a vCPU on another pCPU and an `EVTCHNOP_unmask` finish on the
+//!   `EVTCHNOP_send` to any vCPU and an `EVTCHNOP_unmask` finish on the
 //!   caller's fast path (one that makes a port of a domain with pollers pending asks the
 //!   pollers' CPUs to look, `POLL`); the rest of `event_channel_op` takes this lock inside
 //!   [`HYP`].
@@ -57,9 +57,11 @@
 //! otherwise its CPU's next locked pass puts them in the model), and the vGIC model adopts
 //! those LRs at that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)
 //! write whose targets are all pinned exclusive, on other CPUs or the sender itself, is
-//! emulated on the sender's fast path, and so is an `EVTCHNOP_send` to a vCPU on another
-//! pCPU, exclusive or shared (its bits raised under the event lock, PPI 31 posted to its
-//! word; a shared target's CPU places it as above), an `EVTCHNOP_unmask` the same way, and
+//! emulated on the sender's fast path, and so is an `EVTCHNOP_send` to any vCPU,
+//! exclusive or shared, on another pCPU or the sender's own (its bits raised under the
+//! event lock, PPI 31 posted to its word; a shared target's CPU places it as above, and a
+//! target switched out on the sender's own pCPU is woken by the sender's CPU's next
+//! locked pass, the scheduling decision its wake needs), an `EVTCHNOP_unmask` the same way, and
 //! a `GNTTABOP_copy` (under the grant lock); a posted upcall whose vCPU's LRs hold one
 //! already is dropped rather than left for a locked pass
 //! ([`crate::fastpath::drop_held_upcall`]); event-channel upcalls and SGIs raised

@@ -20,6 +20,9 @@
 //!   `role=busy`: each send wakes a switched-out receiver, so its upcall pays a whole switch
 //!   that nothing foretold (unlike `shared`'s timer, which its pCPU switches in ahead; see
 //!   microvisor/src/hyp/vtimer.rs).
+//! - `evtchn_same`: `role=ping` and `role=pong_same` sharing pCPU 1: each send wakes the
+//!   receiver, switched out on the sender's own pCPU (dom0 and a driver domain sharing
+//!   pCPU 0 in the default system).
 
 use super::micro::Dist;
 use crate::machine::Machine;
@@ -44,6 +47,8 @@ pub enum Boot {
     EvtchnShared,
     /// `role=ping` on pCPU 1, `role=pong_switch` beside `role=busy` on pCPU 2.
     EvtchnSwitch,
+    /// `role=ping` and `role=pong_same` sharing pCPU 1.
+    EvtchnSame,
     /// `role=lazy_ram` alone: no figure, a check of RAM scrubbed on first touch (the
     /// integration tests boot it; not in [`Boot::ALL`]).
     LazyRam,
@@ -51,13 +56,14 @@ pub enum Boot {
 
 impl Boot {
     /// Every boot, in order.
-    pub const ALL: [Boot; 6] = [
+    pub const ALL: [Boot; 7] = [
         Boot::Solo,
         Boot::Shared,
         Boot::SharedRunning,
         Boot::Evtchn,
         Boot::EvtchnShared,
         Boot::EvtchnSwitch,
+        Boot::EvtchnSame,
     ];
 
     /// The system's file stem.
@@ -69,6 +75,7 @@ impl Boot {
             Self::Evtchn => "micro_evtchn",
             Self::EvtchnShared => "micro_evtchn_shared",
             Self::EvtchnSwitch => "micro_evtchn_switch",
+            Self::EvtchnSame => "micro_evtchn_same",
             Self::LazyRam => "micro_lazy_ram",
         }
     }
@@ -82,6 +89,7 @@ impl Boot {
             Self::Evtchn => "pong",
             Self::EvtchnShared => "pong_shared",
             Self::EvtchnSwitch => "pong_switch",
+            Self::EvtchnSame => "pong_same",
             Self::LazyRam => "lazy_ram",
         }
     }
@@ -143,6 +151,16 @@ impl Boot {
                         &format!("role=pong_switch peer=1 n={samples}"),
                     )
                     + &dom("busy", "2", "", "role=busy"),
+            ),
+            Self::EvtchnSame => (
+                2,
+                dom("ping", "1", "", "role=ping peer=2")
+                    + &dom(
+                        "pong",
+                        "1",
+                        "",
+                        &format!("role=pong_same peer=1 n={samples}"),
+                    ),
             ),
             Self::LazyRam => (2, dom("lazy", "1", "", "role=lazy_ram")),
         };
@@ -270,6 +288,10 @@ mod tests {
         assert_eq!(sw.domains[1].cmdline, "role=pong_switch peer=1 n=20");
         assert_eq!(sw.domains[1].cpus.value, sw.domains[2].cpus.value);
         assert_eq!(sw.domains[2].cmdline, "role=busy");
+        let same = load(Boot::EvtchnSame);
+        assert_eq!(same.domains[1].cmdline, "role=pong_same peer=1 n=20");
+        assert_eq!(same.domains[0].cpus.value, same.domains[1].cpus.value);
+        assert!(same.domains.iter().all(|d| !d.exclusive));
         assert!(sw.domains[0].exclusive && !sw.domains[1].exclusive);
     }
 }

@@ -3,8 +3,9 @@
 //! copy of its RAM map, in [`EVENTS`].
 //!
 //! Why here and not in [`Hyp`](crate::hyp::Hyp): `EVTCHNOP_send` is every split driver's
-//! doorbell (a frontend's request, a backend's response), and a send to a vCPU on another
-//! pCPU (or to the sender itself) is served on the sender's CPU without the global lock
+//! doorbell (a frontend's request, a backend's response), and a send to any vCPU (on
+//! another pCPU, on the sender's own, or the sender itself) is served on the sender's CPU
+//! without the global lock
 //! ([`send_fast`]): the argument read from the sender's RAM, the port looked up, the
 //! target's bits raised and PPI 31 posted to the target vCPU's word ([`crate::posted`]),
 //! its CPU notified. That CPU places it in a list register on its own fast path if the
@@ -160,24 +161,22 @@ pub fn upcall_pending_fast(key: VcpuKey) -> bool {
         .is_some_and(|d| d.bits().upcall_pending(v as u32))
 }
 
-/// Where a fast path on CPU `this_cpu`, serving vCPU `caller`, may post PPI 31 to vCPU
-/// `target`: its CPU and posted word. `None` (the locked path must serve the call) if the
-/// target is moving, or is another vCPU of this CPU (a shared pCPU: the locked path
-/// injects and decides what runs). Read under [`EVENTS`], so a move waits (`quiesce`).
-fn fast_target(
-    target: VcpuKey,
-    caller: VcpuKey,
-    this_cpu: usize,
-) -> Option<(usize, &'static PostedIrqs)> {
+/// Where a fast path may post PPI 31 to vCPU `target`: its CPU and posted word. `None`
+/// (the locked path must serve the call) if the target is moving. A target on the
+/// caller's own CPU is posted to like any other: the caller's CPU finds [`POSTED`] in its
+/// own mailbox before it re-enters the guest, and unless the target is the loaded vCPU
+/// itself, its locked pass puts the upcall in the model, wakes the target and decides
+/// what runs (the scheduler runs only because something may have become runnable). Read
+/// under [`EVENTS`], so a move waits (`quiesce`).
+///
+/// [`POSTED`]: crate::mailbox::POSTED
+fn fast_target(target: VcpuKey) -> Option<(usize, &'static PostedIrqs)> {
     let (id, v) = crate::hyp::key_parts(target);
     let placed = VCPU_CPU
         .get(usize::from(id.0))?
         .get(v)?
         .load(Ordering::Acquire);
     let cpu = crate::fastpath::exclusive_home(placed)?;
-    if cpu == this_cpu && target != caller {
-        return None;
-    }
     Some((cpu, posted_irqs(target)?))
 }
 
@@ -186,13 +185,15 @@ fn fast_target(
 /// Returns the CPUs whose mailbox must get [`crate::mailbox::POSTED`] (bit n = CPU n;
 /// empty if nothing was raised), or `None`, having done nothing, if the locked path must
 /// serve it: an argument outside the sender's plain RAM, an error (the locked path
-/// reports it), a target vCPU that is moving, or one on this CPU other than the sender
-/// (a shared pCPU: the locked path injects and decides what runs). A port newly pending
+/// reports it), or a target vCPU that is moving. A port newly pending
 /// in a domain with pollers (masked or not, as Xen's `evtchn_check_pollers`) asks each
 /// poller's CPU to look at them ([`ask_pollers`]).
 ///
 /// The target's CPU takes the posted PPI 31 on its fast path if the target is loaded
-/// there and pinned exclusive, else at its next locked pass ([`VCPU_CPU`]).
+/// there and pinned exclusive (or shared and alone), else at its next locked pass
+/// ([`VCPU_CPU`]). So a send to another vCPU of the sender's own pCPU (dom0 and a driver
+/// domain sharing one) takes no global lock; the wake it causes is the locked pass's, as
+/// a send from another pCPU's is ([`fast_target`]).
 pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> {
     let (sender_id, _) = crate::hyp::key_parts(sender);
     let mut guard = lock();
@@ -203,7 +204,7 @@ pub fn send_fast(sender: VcpuKey, this_cpu: usize, arg_ipa: u64) -> Option<u64> 
         return Some(0);
     };
     let target = crate::hyp::vcpu_key(DomainId(n.dom), n.vcpu as usize);
-    let (cpu, word) = fast_target(target, sender, this_cpu)?;
+    let (cpu, word) = fast_target(target)?;
     let d = events.domain(DomainId(n.dom))?;
     let inject = if d.pollers == 0 {
         xen::raise(&mut d.bits(), n.port, n.vcpu).inject
@@ -249,26 +250,21 @@ fn ask_pollers(id: DomainId, pollers: u32, this_cpu: usize) {
     crate::hyp::percpu::post_to_cpus(cpus, poll, this_cpu, crate::arch::gic::kick);
 }
 
-/// `EVTCHNOP_unmask` from the loaded vCPU `caller` on CPU `this_cpu`, whose argument
+/// `EVTCHNOP_unmask` from the loaded vCPU `caller`, whose argument
 /// (`struct evtchn_unmask`) is at guest-physical `arg_ipa`, served without the global lock
 /// as [`send_fast`] serves a send: the mask bit cleared and, if the port is pending, its
 /// notify vCPU's selector and upcall bits raised and PPI 31 posted to it. Returns the CPUs
 /// to notify (an unmask makes nothing newly pending, so no poller is asked), or `None`,
 /// having done nothing, if the locked path must serve it: an
 /// argument outside the caller's plain RAM, a port the caller does not have (the locked
-/// path's `EINVAL`), or a notify vCPU that is moving or is another vCPU of this CPU.
+/// path's `EINVAL`), or a notify vCPU that is moving.
 /// `upcall_held`: the caller's list registers hold its upcall already
 /// ([`crate::fastpath::upcall_in_lr`]); a port of its own raised then needs no post, which
 /// would only cost its CPU a locked pass to find the upcall in an LR.
 ///
 /// Linux calls it whenever it unmasks a port that became pending meanwhile (every
 /// late-EOI interrupt of a busy netfront or blkfront), always for its own ports.
-pub fn unmask_fast(
-    caller: VcpuKey,
-    this_cpu: usize,
-    arg_ipa: u64,
-    upcall_held: bool,
-) -> Option<u64> {
+pub fn unmask_fast(caller: VcpuKey, arg_ipa: u64, upcall_held: bool) -> Option<u64> {
     let (caller_id, _) = crate::hyp::key_parts(caller);
     let mut guard = lock();
     let events = guard.get()?;
@@ -276,7 +272,7 @@ pub fn unmask_fast(
     let port = d.port_arg(arg_ipa)?;
     let vcpu = events.channels.notify_vcpu(caller_id.0, port)?;
     let target = crate::hyp::vcpu_key(caller_id, vcpu as usize);
-    let (cpu, word) = fast_target(target, caller, this_cpu)?;
+    let (cpu, word) = fast_target(target)?;
     if !xen::unmask(&mut d.bits(), port, vcpu) || (target == caller && upcall_held) {
         return Some(0);
     }

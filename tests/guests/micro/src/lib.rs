@@ -40,6 +40,9 @@ pub enum Role {
     /// The same on a pCPU shared with a `busy` domain (`evtchn_switch`): each upcall waits
     /// for its CPU to switch the busy vCPU out, a wake nothing foretold.
     PongSwitch,
+    /// The same with the sender beside it on one pCPU, placed shared (`evtchn_same_pcpu`):
+    /// each send wakes the receiver, switched out on the sender's own pCPU.
+    PongSame,
     /// No figure: checks RAM its build did not scrub (Bulkhead scrubs an `Image`'s RAM on
     /// first touch), through a first load, a hypervisor write, a grant copy and a first
     /// instruction fetch, each into a block nobody touched before.
@@ -59,6 +62,7 @@ impl Role {
             Self::Pong => "pong",
             Self::PongShared => "pong_shared",
             Self::PongSwitch => "pong_switch",
+            Self::PongSame => "pong_same",
             Self::LazyRam => "lazy_ram",
         }
     }
@@ -74,6 +78,7 @@ impl Role {
             Self::Pong,
             Self::PongShared,
             Self::PongSwitch,
+            Self::PongSame,
             Self::LazyRam,
         ]
         .into_iter()
@@ -113,7 +118,7 @@ impl fmt::Display for ConfigError {
         f.write_str(match self {
             Self::NoRole => "no role= on the command line",
             Self::UnknownRole => {
-                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong, pong_shared, pong_switch or lazy_ram"
+                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong, pong_shared, pong_switch, pong_same or lazy_ram"
             }
             Self::BadSamples => "n= must be a number from 1 to 4096",
             Self::BadPeer => "peer= must be a domain id",
@@ -226,6 +231,9 @@ pub mod metric {
     /// The same with the receiver's pCPU shared with another domain's busy vCPU: the send
     /// wakes a switched-out vCPU, so the upcall includes a whole switch.
     pub const EVTCHN_SWITCH: &str = "evtchn_switch";
+    /// The same with sender and receiver sharing one pCPU: the send wakes the receiver,
+    /// switched out on the sender's own pCPU, so the upcall includes a whole switch.
+    pub const EVTCHN_SAME: &str = "evtchn_same_pcpu";
 }
 
 /// The marker that starts every line of ours.
@@ -305,6 +313,10 @@ mod tests {
             Ok(Role::PongSwitch)
         );
         assert_eq!(parse_cmdline("role=pong_switch"), Err(ConfigError::NoPeer));
+        assert_eq!(
+            parse_cmdline("role=pong_same peer=1").map(|c| c.role),
+            Ok(Role::PongSame)
+        );
         assert_eq!(
             parse_cmdline("role=lazy_ram").map(|c| c.role),
             Ok(Role::LazyRam),

@@ -112,6 +112,7 @@ extern "C" fn micro_main(dtb: u64, loaded_at: u64) -> ! {
         Role::Pong => pong(&cfg, samples, metric::EVTCHN),
         Role::PongShared => pong(&cfg, samples, metric::EVTCHN_SHARED),
         Role::PongSwitch => pong(&cfg, samples, metric::EVTCHN_SWITCH),
+        Role::PongSame => pong(&cfg, samples, metric::EVTCHN_SAME),
         Role::LazyRam => lazy_ram(),
     }
     say!("MICRO done role={}", cfg.role.name());
