@@ -308,8 +308,10 @@ impl Hyp {
         // point of coherency. What the load writes is not zeroed first (a third of a
         // Linux guest's build was zeroing its kernel and initramfs just to overwrite them);
         // a load op that fails zeroes its range instead (`Bulk::execute`).
-        // Forced write-back RAM needs neither clean, except the image's where instruction
-        // fetches do not see data writes (`CTR_EL0.IDC`).
+        // Forced write-back RAM needs neither clean: the guest's accesses are cacheable
+        // whatever its MMU says, and FEAT_S2FWB implies that instruction fetches see data
+        // writes without one (`arch::coherence`); only the instruction caches are
+        // invalidated after the load (`Bulk::execute`).
         let q = &mut self.bulk[cpu];
         for &(_, pa, len) in &spans {
             for (pa, len) in crate::mm::ram::subtract(pa.as_u64(), len, &written) {
@@ -321,7 +323,7 @@ impl Hyp {
             }
         }
         q.ops.extend(load_ops);
-        if !forced_wb || crate::arch::coherence::code_needs_clean() {
+        if !forced_wb {
             for &(pa, len) in &written {
                 q.ops.push(super::bulk::Op::Clean { pa, len });
             }

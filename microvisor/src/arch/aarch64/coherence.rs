@@ -1,6 +1,11 @@
 //! What this CPU's caches need from the microvisor when it hands memory to a guest:
 //! whether stage 2 can force guest RAM write-back (FEAT_S2FWB), and whether instruction
-//! fetches see data writes without cleaning (`CTR_EL0.IDC`) or invalidating (`DIC`).
+//! fetches need the instruction caches invalidated (no `CTR_EL0.DIC`).
+//!
+//! With FEAT_S2FWB no data-cache clean is needed for instruction fetches either: the
+//! architecture then requires `CLIDR_EL1.{LoUU, LoUIS}` to be 0 (no level of data cache to
+//! clean to the point of unification), whatever `CTR_EL0.IDC` says, and KVM relies on the
+//! same. QEMU's `max` CPU reports FWB with `IDC` 0.
 //! Probed once per CPU at bring-up; every CPU of a board reports the same.
 
 use super::sysreg::{read_ctr_el0, read_id_group3};
@@ -9,8 +14,6 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 /// FEAT_S2FWB (`ID_AA64MMFR2_EL1.FWB`, bits \[43:40\]).
 const FORCED_WB: u8 = 1 << 0;
-/// `CTR_EL0.IDC` (bit 28): data written is visible to instruction fetches without a clean.
-const IDC: u8 = 1 << 1;
 /// `CTR_EL0.DIC` (bit 29): no instruction-cache invalidation needed either.
 const DIC: u8 = 1 << 2;
 
@@ -22,11 +25,7 @@ pub fn probe() {
     if (read_id_group3(7, 2) >> 40) & 0xf != 0 {
         f |= FORCED_WB;
     }
-    let ctr = read_ctr_el0();
-    if ctr & (1 << 28) != 0 {
-        f |= IDC;
-    }
-    if ctr & (1 << 29) != 0 {
+    if read_ctr_el0() & (1 << 29) != 0 {
         f |= DIC;
     }
     FEATURES.store(f, Ordering::Relaxed);
@@ -39,12 +38,6 @@ fn has(bit: u8) -> bool {
 /// Whether stage 2 can force guest RAM write-back cacheable (`HCR_EL2.FWB`).
 pub fn has_forced_wb() -> bool {
     has(FORCED_WB)
-}
-
-/// Whether an image written for a guest must be cleaned from the data cache before the
-/// guest can fetch it as instructions (no `CTR_EL0.IDC`).
-pub fn code_needs_clean() -> bool {
-    !has(IDC)
 }
 
 /// Invalidates every instruction cache of the inner shareable domain, unless the CPU needs
