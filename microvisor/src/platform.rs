@@ -110,6 +110,9 @@ pub struct Platform {
     /// bytes), if it gave any: keys the seeds each Linux guest's tree gets
     /// ([`crate::seeds`]).
     pub boot_entropy: Option<[u8; 32]>,
+    /// Where those properties' values lie in the tree (offset, length), for the boot CPU to
+    /// wipe once they are read ([`crate::seeds::wipe`]).
+    pub seed_spans: [Option<(usize, usize)>; 2],
 }
 
 /// `compatible` strings of the GICv2 implementations the microvisor drives.
@@ -475,6 +478,8 @@ impl Platform {
         if let Some(chosen) = fdt.find_node("/chosen") {
             let seeds = ["rng-seed", "kaslr-seed"].map(|n| chosen.property(n).map(|p| p.value));
             p.boot_entropy = crate::seeds::fold(seeds.iter().flatten().copied());
+            let start = blob.as_ptr() as usize;
+            p.seed_spans = seeds.map(|v| v.map(|v| (v.as_ptr() as usize - start, v.len())));
             for child in chosen.children() {
                 let is_module = child
                     .compatible()

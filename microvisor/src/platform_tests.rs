@@ -386,3 +386,49 @@ fn garbage_is_a_typed_error() {
         Some(PlatformError::BadDeviceTree)
     );
 }
+
+/// The boot loader's `rng-seed` and `kaslr-seed` are read (folded) and located, so the boot
+/// CPU can wipe them from the tree it keeps; the wiped tree reads the same otherwise.
+#[test]
+fn boot_loader_seeds_are_read_then_wiped_in_place() {
+    let mut w = vm_fdt::FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    ram_1g(&mut w);
+    gicv3(&mut w);
+    let chosen = w.begin_node("chosen").unwrap();
+    w.property("rng-seed", &[0x5a; 32]).unwrap();
+    w.property_u64("kaslr-seed", 0x0102_0304_0506_0708).unwrap();
+    w.property_string("bootargs", "console=ttyAMA0").unwrap();
+    w.end_node(chosen).unwrap();
+    w.end_node(root).unwrap();
+    let mut blob = w.finish().unwrap();
+
+    let p = Platform::from_fdt(&blob).unwrap();
+    let mut want = [0x5a; 32];
+    for (b, k) in want.iter_mut().zip([1u8, 2, 3, 4, 5, 6, 7, 8]) {
+        *b ^= k;
+    }
+    assert_eq!(p.boot_entropy, Some(want));
+    let [Some((rng_at, 32)), Some((kaslr_at, 8))] = p.seed_spans else {
+        panic!("both values located: {:?}", p.seed_spans);
+    };
+    assert_eq!(blob[rng_at..rng_at + 32], [0x5a; 32]);
+    assert_eq!(blob[kaslr_at..kaslr_at + 8], [1, 2, 3, 4, 5, 6, 7, 8]);
+
+    crate::seeds::wipe(&mut blob, &p.seed_spans);
+    let fdt = fdt::Fdt::new(&blob).unwrap();
+    let chosen = fdt.find_node("/chosen").unwrap();
+    assert_eq!(chosen.property("rng-seed").unwrap().value, &[0; 32]);
+    assert_eq!(chosen.property("kaslr-seed").unwrap().value, &[0; 8]);
+    assert_eq!(
+        chosen.property("bootargs").and_then(|b| b.as_str()),
+        Some("console=ttyAMA0"),
+        "nothing else is touched"
+    );
+    assert_eq!(
+        Platform::from_fdt(&blob).unwrap().ram.as_slice(),
+        p.ram.as_slice()
+    );
+}

@@ -48,6 +48,18 @@ pub fn fold<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Option<[u8; 32]> {
     any.then_some(out)
 }
 
+/// Zeroes the boot loader's seeds in the host tree `blob` once they are read (`spans`:
+/// offset and length of each value, [`crate::platform::Platform::seed_spans`]), as Linux
+/// wipes its own tree's: the microvisor keeps that tree for its whole life, and no later
+/// bug reading it should find them. A span outside the tree is left alone.
+pub fn wipe(blob: &mut [u8], spans: &[Option<(usize, usize)>]) {
+    for &(at, len) in spans.iter().flatten() {
+        if let Some(value) = at.checked_add(len).and_then(|end| blob.get_mut(at..end)) {
+            value.fill(0);
+        }
+    }
+}
+
 impl Seeds {
     /// A key from the boot loader's randomness and the CPU's, whichever exist.
     pub fn new(boot: Option<[u8; 32]>, cpu: Option<[u8; 32]>) -> Option<Self> {

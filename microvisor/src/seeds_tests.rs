@@ -53,3 +53,15 @@ fn the_boot_log_names_the_sources() {
         "none (no rng-seed from the boot loader, no RNDR)"
     );
 }
+
+#[test]
+fn wiping_zeroes_only_the_spans_inside_the_tree() {
+    let mut blob = [0xffu8; 16];
+    super::wipe(
+        &mut blob,
+        &[Some((2, 3)), None, Some((14, 4)), Some((usize::MAX, 2))],
+    );
+    assert_eq!(blob[..2], [0xff; 2]);
+    assert_eq!(blob[2..5], [0; 3]);
+    assert_eq!(blob[5..], [0xff; 11], "a span past the end is left alone");
+}

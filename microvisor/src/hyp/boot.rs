@@ -47,7 +47,7 @@ pub struct Early {
 /// names (found before, to log with); `claim(base, len)` turns the pages chosen for the
 /// frame bitmap into its storage (`arch` does, as the MMU is still off).
 pub fn early(
-    blob: &'static [u8],
+    blob: &[u8],
     dtb: u64,
     console: Option<crate::console_uart::ConsoleUart>,
     claim: impl FnOnce(u64, usize) -> &'static mut [u8],

@@ -76,21 +76,24 @@ fn bring_up(dtb: u64) -> &'static mut PerCpu {
         mem::boot_blob_mut(dtb, size.min(2 * 1024 * 1024))
     };
     let len = crate::fdt_compact::compact(blob).unwrap_or(blob.len());
-    let blob: &'static [u8] = &blob[..len];
+    let blob: &'static mut [u8] = &mut blob[..len];
     // The console first, so that a device tree the microvisor cannot use is reported.
-    let console = crate::console_uart::find_in(blob);
+    let console = crate::console_uart::find_in(&*blob);
     if let Some(uart) = console {
         // SAFETY: the DT names this UART; the MMU is off, so its address is reachable, and
         // `build_el2_map` maps `platform.uart` (the same registers) before the MMU goes on.
         unsafe { super::uart::init(uart) };
         crate::info!("console: {uart}");
     }
-    let mut early = hyp_boot::early(blob, dtb, console, |at, bytes| {
+    let mut early = hyp_boot::early(&*blob, dtb, console, |at, bytes| {
         // SAFETY: the pages were just taken from the boot range list, which never hands
         // them out again, and are identity-mapped (the MMU is off); they hold the frame
         // bitmap for ever and the layout makes them private.
         unsafe { mem::boot_blob_mut(at, bytes) }
     });
+    // Read into the platform: gone from the tree the microvisor keeps.
+    crate::seeds::wipe(blob, &early.platform.seed_spans);
+    let blob: &'static [u8] = blob;
     let heap = early
         .frames
         .alloc(HEAP_BYTES / PAGE_SIZE, PAGE_SIZE)
