@@ -462,12 +462,13 @@ impl Hyp {
             let scrubber = d.loading.unwrap_or(this_cpu);
             if let Some(c) = d.ram.lazy().map(|l| l.census()) {
                 crate::info!(
-                    "{} ({}): RAM blocks (2 MiB) scrubbed at build {}, on first touch {}, never touched {}",
+                    "{} ({}): RAM blocks (2 MiB) scrubbed at build {}, on first touch {}, never touched {} (first touches the microvisor's own, under a lock: {})",
                     d.id,
                     d.name,
                     c.built,
                     c.touched,
-                    c.never
+                    c.never,
+                    c.resolved
                 );
             }
             self.release_memory(&d.ram, d.stage2, scrubber);

@@ -68,6 +68,10 @@ pub struct Census {
     pub built: usize,
     /// Scrubbed when the guest or the microvisor first touched them.
     pub touched: usize,
+    /// Of those, the ones the microvisor scrubbed itself, resolving a frame of the block
+    /// for a hypercall or a grant (under the caller's lock), rather than the guest's
+    /// first access (on its CPU's bulk queue, under no lock).
+    pub resolved: usize,
     /// Never touched by anyone.
     pub never: usize,
 }
@@ -79,6 +83,7 @@ pub struct LazyRam {
     inflight: AtomicU32,
     dead: AtomicBool,
     scrubbed: AtomicU32,
+    resolved: AtomicU32,
     scrub: ScrubFn,
 }
 
@@ -92,6 +97,7 @@ impl LazyRam {
             inflight: AtomicU32::new(0),
             dead: AtomicBool::new(false),
             scrubbed: AtomicU32::new(0),
+            resolved: AtomicU32::new(0),
             scrub,
         }
     }
@@ -136,6 +142,7 @@ impl LazyRam {
         Census {
             built: self.blocks.len().saturating_sub(never + touched),
             touched,
+            resolved: self.resolved.load(Ordering::Relaxed) as usize,
             never,
         }
     }
@@ -152,6 +159,25 @@ impl LazyRam {
     /// for the scrub in progress. False if the domain's frames are being freed (nothing is
     /// scrubbed then).
     pub fn ensure_clean(&self, b: usize, pieces: impl FnOnce() -> Vec<(PhysAddr, u64)>) -> bool {
+        self.ensure(b, pieces, false)
+    }
+
+    /// [`Self::ensure_clean`] for a frame the microvisor resolves (a hypercall's argument,
+    /// a granted page): a scrub it does is counted in [`Census::resolved`] too.
+    pub fn ensure_clean_resolving(
+        &self,
+        b: usize,
+        pieces: impl FnOnce() -> Vec<(PhysAddr, u64)>,
+    ) -> bool {
+        self.ensure(b, pieces, true)
+    }
+
+    fn ensure(
+        &self,
+        b: usize,
+        pieces: impl FnOnce() -> Vec<(PhysAddr, u64)>,
+        resolving: bool,
+    ) -> bool {
         let Some(slot) = self.blocks.get(b) else {
             return true;
         };
@@ -177,6 +203,9 @@ impl LazyRam {
                         (self.scrub)(pa, len);
                     }
                     self.scrubbed.fetch_add(1, Ordering::Relaxed);
+                    if resolving {
+                        self.resolved.fetch_add(1, Ordering::Relaxed);
+                    }
                     slot.store(State::Clean as u8, Ordering::Release);
                     break;
                 }

@@ -47,6 +47,7 @@ fn a_block_is_scrubbed_once_piece_by_piece_and_its_state_only_moves_forwards() {
         Census {
             built: 1,
             touched: 1,
+            resolved: 0,
             never: 2
         }
     );

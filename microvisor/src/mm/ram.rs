@@ -251,7 +251,7 @@ impl RamMap {
     #[cold]
     #[inline(never)]
     fn scrub_blocks(&self, lazy: &LazyRam, first: usize, last: usize) -> bool {
-        (first..=last).all(|b| lazy.ensure_clean(b, || self.block_pieces(b)))
+        (first..=last).all(|b| lazy.ensure_clean_resolving(b, || self.block_pieces(b)))
     }
 }
 
@@ -361,6 +361,11 @@ mod tests {
             SCRUBBED.lock().unwrap()[2],
             (0x8000_0000, 0x20_0000),
             "block 0 too"
+        );
+        assert_eq!(
+            lazy.census().resolved,
+            2,
+            "both scrubbed resolving a frame, not by a guest's fault"
         );
         lazy.retire();
         assert_eq!(
