@@ -129,6 +129,14 @@ impl Hyp {
         }
         super::percpu::set_home(id, v, crate::fastpath::home_entry(p.exclusive, cpu));
         super::percpu::set_cpu(id, v, Some(cpu));
+        // Blocked in `SCHEDOP_poll`: a fast send that made one of its ports pending before
+        // the move (before `pin_vcpu`'s `quiesce`) asked its old CPU to look (`POLL`), which
+        // looks only at the vCPUs placed there now. Sends from now on ask this CPU; the
+        // ports are looked at here for the ones before.
+        let polled = self.domain(id).and_then(|d| d.vcpus.get(v)?.poll.as_ref());
+        if polled.is_some_and(|poll| Self::poll_ready(id, poll)) {
+            self.wake_mask(id, 1u32.checked_shl(v as u32).unwrap_or(0), this_cpu);
+        }
         // Whatever was posted to it before it left went to its old CPU, which no longer
         // drains its word: into the model now.
         self.drain_posted(key, this_cpu);

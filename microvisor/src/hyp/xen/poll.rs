@@ -8,7 +8,9 @@
 //!   happened before (the poll returns at once) or sees the poller: a send under the global
 //!   lock wakes it ([`Hyp::wake_pollers`]); a fast send that made a port pending posts
 //!   [`crate::mailbox::POLL`] to the poller's CPU, whose next locked pass wakes it if one
-//!   of its ports is pending ([`Hyp::wake_ready_pollers`]).
+//!   of its ports is pending ([`Hyp::wake_ready_pollers`]). A poller moved to another
+//!   pCPU has its ports looked at when it arrives there (`Hyp::enqueue_moved`): a send
+//!   just before the move asked its old CPU, which no longer looks at it.
 //! - **Timeout.** While some domain polls with a timeout ([`Hyp::poll_timed`]), the EL2
 //!   timer of each CPU is also armed for the earliest deadline of its vCPUs blocked in a
 //!   poll, loaded or not ([`Hyp::earliest_poll_deadline`]), and its expiry wakes those
