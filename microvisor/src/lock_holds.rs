@@ -52,6 +52,10 @@ pub struct CpuRecord {
     pub by_reason: [u64; Reason::COUNT],
     /// Its interrupt passes by INTID (the first [`TRACKED_INTIDS`] it had).
     pub by_intid: [IntidPasses; TRACKED_INTIDS],
+    /// Its longest wait for the lock (in ticks) and the pass it waited to make.
+    pub longest_wait: Option<Hold>,
+    /// All its waits together, in ticks.
+    pub waited: u64,
 }
 
 impl CpuRecord {
@@ -61,6 +65,8 @@ impl CpuRecord {
         passes: 0,
         by_reason: [0; Reason::COUNT],
         by_intid: [IntidPasses::UNUSED; TRACKED_INTIDS],
+        longest_wait: None,
+        waited: 0,
     };
 }
 
@@ -95,11 +101,20 @@ impl<const CPUS: usize> Record<CPUS> {
         }
     }
 
-    /// Notes a pass of `ticks` on `cpu`; the line to log about it, if it is a new longest
-    /// worth one (see the module docs).
-    pub fn note(&mut self, cpu: usize, ticks: u64, pass: Pass) -> Option<Line> {
+    /// Notes a pass of `ticks` on `cpu`, which waited `waited` ticks for the lock first;
+    /// the line to log about it, if it is a new longest hold worth one (see the module
+    /// docs). Waits are recorded, never logged: a long one is another CPU's long hold,
+    /// which is.
+    pub fn note(&mut self, cpu: usize, ticks: u64, waited: u64, pass: Pass) -> Option<Line> {
         let slot = self.per_cpu.get_mut(cpu)?;
         let hold = Hold { ticks, pass };
+        slot.waited = slot.waited.saturating_add(waited);
+        if slot.longest_wait.is_none_or(|w| w.ticks < waited) {
+            slot.longest_wait = Some(Hold {
+                ticks: waited,
+                pass,
+            });
+        }
         slot.passes = slot.passes.wrapping_add(1);
         if let Some(n) = slot.by_reason.get_mut(pass.reason() as usize) {
             *n = n.wrapping_add(1);
@@ -176,6 +191,11 @@ impl<const CPUS: usize> Record<CPUS> {
                     ns: self.nanos(h.ticks),
                     pass: h.pass,
                 }),
+                longest_wait: c.longest_wait.map(|h| protocol::lock_holds::Hold {
+                    ns: self.nanos(h.ticks),
+                    pass: h.pass,
+                }),
+                waited_ns: self.nanos(c.waited),
             })
             .collect();
         LockHolds {

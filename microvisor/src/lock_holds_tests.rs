@@ -13,12 +13,12 @@ const HZ: u64 = 1_000_000;
 #[test]
 fn a_longer_pass_is_a_record_a_shorter_one_is_not() {
     let mut r = Record::<2>::new(HZ);
-    assert!(r.note(0, 5, Pass::Idle).is_none());
-    assert!(r.note(0, 3, Pass::Schedule).is_none());
+    assert!(r.note(0, 5, 0, Pass::Idle).is_none());
+    assert!(r.note(0, 3, 0, Pass::Schedule).is_none());
     assert_eq!(r.per_cpu[0].longest.unwrap().ticks, 5);
     assert_eq!(r.per_cpu[0].longest.unwrap().pass, Pass::Idle);
     // Another CPU keeps its own record; the longest is the system's.
-    assert!(r.note(1, 4, Pass::Schedule).is_none());
+    assert!(r.note(1, 4, 0, Pass::Schedule).is_none());
     assert_eq!(r.per_cpu[1].longest.unwrap().ticks, 4);
     assert_eq!(r.longest().unwrap(), (0, r.per_cpu[0].longest.unwrap()));
 }
@@ -26,18 +26,18 @@ fn a_longer_pass_is_a_record_a_shorter_one_is_not() {
 #[test]
 fn only_a_doubled_longest_from_the_floor_is_logged() {
     let mut r = Record::<1>::new(HZ);
-    assert!(r.note(0, REPORT_FLOOR_US - 1, Pass::Idle).is_none());
-    let line = r.note(0, REPORT_FLOOR_US, Pass::Idle).unwrap();
+    assert!(r.note(0, REPORT_FLOOR_US - 1, 0, Pass::Idle).is_none());
+    let line = r.note(0, REPORT_FLOOR_US, 0, Pass::Idle).unwrap();
     assert_eq!(line.why, Why::Longest);
     // Recorded, but not twice the last line.
     assert!(r
-        .note(0, REPORT_FLOOR_US * 2 - 1, Pass::BulkFinish)
+        .note(0, REPORT_FLOOR_US * 2 - 1, 0, Pass::BulkFinish)
         .is_none());
     assert_eq!(r.per_cpu[0].longest.unwrap().pass, Pass::BulkFinish);
-    assert!(r.note(0, REPORT_FLOOR_US * 2, Pass::Schedule).is_some());
+    assert!(r.note(0, REPORT_FLOOR_US * 2, 0, Pass::Schedule).is_some());
     // However many long holds follow, a line needs another doubling.
     let lines = (0..1000)
-        .filter_map(|_| r.note(0, 70, Pass::Schedule))
+        .filter_map(|_| r.note(0, 70, 0, Pass::Schedule))
         .count();
     assert_eq!(lines, 0);
 }
@@ -47,12 +47,12 @@ fn a_build_reports_the_longest_hold_since_it_began() {
     let mut r = Record::<2>::new(HZ);
     // No build yet: nothing to report.
     assert!(r.build_done(3).is_none());
-    r.note(0, 500, Pass::Idle);
+    r.note(0, 500, 0, Pass::Idle);
     r.build_began(0);
     let call = dom0_call(0, CapOp::DomainRestart);
-    r.note(0, 200, call);
+    r.note(0, 200, 0, call);
     // Another CPU's hold is not the build's, however long.
-    r.note(1, 900, Pass::Schedule);
+    r.note(1, 900, 0, Pass::Schedule);
     let line = r.build_done(3).unwrap();
     // The 500 us hold came before the build: not in its window.
     assert_eq!((line.us, line.cpu, line.pass), (200, 0, call));
@@ -62,14 +62,14 @@ fn a_build_reports_the_longest_hold_since_it_began() {
     );
     // A build whose window stayed under the floor logs nothing.
     r.build_began(1);
-    r.note(1, REPORT_FLOOR_US - 1, Pass::Schedule);
+    r.note(1, REPORT_FLOOR_US - 1, 0, Pass::Schedule);
     assert!(r.build_done(4).is_none());
 }
 
 #[test]
 fn an_unknown_cpu_is_ignored() {
     let mut r = Record::<1>::new(HZ);
-    assert!(r.note(1, 1_000_000, Pass::Idle).is_none());
+    assert!(r.note(1, 1_000_000, 0, Pass::Idle).is_none());
     assert!(r.longest().is_none());
 }
 
@@ -79,7 +79,7 @@ fn the_line_names_the_time_cpu_and_exit() {
     let mut r = Record::<4>::new(62_500_000);
     let call = dom0_call(1, CapOp::DomainCreate);
     assert_eq!(
-        r.note(2, 62_500, call).unwrap().to_string(),
+        r.note(2, 62_500, 0, call).unwrap().to_string(),
         "HYP held 1000 us on cpu2: d0 vCPU1 exit ESR 0x5a000000 (capability call DomainCreate) (longest yet)"
     );
     let mmio = Pass::Sync {
@@ -138,20 +138,21 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
     let mut r = Record::<4>::new(62_500_000);
     assert_eq!(r.summary(), LockHolds::default(), "nothing yet");
     let call = dom0_call(0, CapOp::DomainCreate);
-    r.note(0, 100, Pass::Idle);
-    r.note(0, 62_500, call);
-    r.note(0, 7, Pass::Schedule);
-    r.note(2, 3, Pass::BulkFinish);
+    r.note(0, 100, 0, Pass::Idle);
+    r.note(0, 62_500, 10, call);
+    r.note(0, 7, 3, Pass::Schedule);
+    r.note(2, 3, 0, Pass::BulkFinish);
     let disk = Pass::Async {
         domid: 1,
         vcpu: 0,
         intid: 78,
     };
-    r.note(2, 2, disk);
-    r.note(2, 1, disk);
+    r.note(2, 2, 0, disk);
+    r.note(2, 1, 0, disk);
     r.note(
         2,
         1,
+        0,
         Pass::Async {
             domid: 1,
             vcpu: 0,
@@ -180,6 +181,11 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
                     ns: 1_000_000,
                     pass: call
                 }),
+                longest_wait: Some(protocol::lock_holds::Hold {
+                    ns: 160,
+                    pass: call
+                }),
+                waited_ns: 208,
             },
             CpuHolds {
                 cpu: 2,
@@ -206,6 +212,11 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
                     ns: 48,
                     pass: Pass::BulkFinish
                 }),
+                longest_wait: Some(protocol::lock_holds::Hold {
+                    ns: 0,
+                    pass: Pass::BulkFinish
+                }),
+                waited_ns: 0,
             },
         ]
     );
@@ -216,17 +227,17 @@ fn the_summary_counts_passes_and_gives_each_cpus_longest_in_nanoseconds() {
 #[test]
 fn a_reset_starts_the_summary_again_but_not_the_log() {
     let mut r = Record::<2>::new(HZ);
-    assert!(r.note(0, 100, Pass::Idle).is_some());
+    assert!(r.note(0, 100, 0, Pass::Idle).is_some());
     r.build_began(1);
-    r.note(1, 30, Pass::Schedule);
+    r.note(1, 30, 0, Pass::Schedule);
     r.reset();
     let s = r.summary();
     assert!(s.cpus.is_empty() && s.since_reset);
     // A shorter hold is the new longest for management, but the log still waits for a
     // new record since boot (twice the 100 us it logged).
-    assert!(r.note(0, 150, Pass::Schedule).is_none());
+    assert!(r.note(0, 150, 0, Pass::Schedule).is_none());
     assert_eq!(r.summary().longest().unwrap().1.us(), 150);
-    assert!(r.note(0, 200, Pass::Schedule).is_some());
+    assert!(r.note(0, 200, 0, Pass::Schedule).is_some());
     // The build's window was kept.
     assert_eq!(r.build_done(5).unwrap().us, 30);
     assert_eq!(r.summary().passes(), 2);

@@ -54,13 +54,14 @@ impl Version {
     }
 }
 
-/// The version this tree speaks. 7.1: `DomainBeatsMany`; 7.0: `DomainSpec` gained
+/// The version this tree speaks. 8.0: `LockHolds`' per-CPU record gained its waits for
+/// the lock (its encoding changed); 7.1: `DomainBeatsMany`; 7.0: `DomainSpec` gained
 /// `budgets` (its encoding changed); 6.0: `LockHolds`' interrupt passes name their INTID,
 /// and its per-CPU record counts them by INTID (its encoding changed); 5.0: `LockHolds`'
 /// per-CPU record gained its passes by reason (its encoding changed); 4.1: `LockHolds`; 4.0: `DomainSpec` gained `pmu` (its
 /// encoding changed, so a 3.x caller's `DomainCreate` would not decode); 3.4:
 /// `DomainVcpuBudget`.
-pub const PROTOCOL_VERSION: Version = Version { major: 7, minor: 1 };
+pub const PROTOCOL_VERSION: Version = Version { major: 8, minor: 0 };
 
 /// Capability-protocol operations (`x0 = FN_BASE + op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

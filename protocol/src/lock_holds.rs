@@ -324,6 +324,11 @@ pub struct CpuHolds {
     /// Its interrupt passes by INTID, for the first [`TRACKED_INTIDS`] INTIDs it had
     /// (unused entries have no passes).
     pub by_intid: [IntidPasses; TRACKED_INTIDS],
+    /// Its longest wait for the lock, with the pass it was waiting to make (`None` before
+    /// its first pass): what the other CPUs' holds cost it.
+    pub longest_wait: Option<Hold>,
+    /// All its waits for the lock together, in nanoseconds.
+    pub waited_ns: u64,
 }
 
 impl CpuHolds {

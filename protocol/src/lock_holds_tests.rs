@@ -32,14 +32,20 @@ fn cpu() -> impl Strategy<Value = CpuHolds> {
         proptest::option::of((any::<u64>(), pass())),
         any::<[u64; Reason::COUNT]>(),
         any::<[(u16, u64); TRACKED_INTIDS]>(),
+        proptest::option::of((any::<u64>(), pass())),
+        any::<u64>(),
     )
-        .prop_map(|(cpu, passes, longest, by_reason, intids)| CpuHolds {
-            cpu,
-            passes,
-            longest: longest.map(|(ns, pass)| Hold { ns, pass }),
-            by_reason,
-            by_intid: intids.map(|(intid, passes)| IntidPasses { intid, passes }),
-        })
+        .prop_map(
+            |(cpu, passes, longest, by_reason, intids, wait, waited_ns)| CpuHolds {
+                cpu,
+                passes,
+                longest: longest.map(|(ns, pass)| Hold { ns, pass }),
+                by_reason,
+                by_intid: intids.map(|(intid, passes)| IntidPasses { intid, passes }),
+                longest_wait: wait.map(|(ns, pass)| Hold { ns, pass }),
+                waited_ns,
+            },
+        )
 }
 
 proptest! {
@@ -78,6 +84,11 @@ fn the_encoding_is_pinned() {
                     IntidPasses::default(),
                     IntidPasses::default(),
                 ],
+                longest_wait: Some(Hold {
+                    ns: 200,
+                    pass: Pass::Schedule,
+                }),
+                waited_ns: 300,
             },
             CpuHolds {
                 cpu: 3,
@@ -85,6 +96,8 @@ fn the_encoding_is_pinned() {
                 longest: None,
                 by_reason: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                 by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+                longest_wait: None,
+                waited_ns: 0,
             },
         ],
         since_reset: true,
@@ -97,9 +110,13 @@ fn the_encoding_is_pinned() {
             1, 0xe8, 0x07, 1, 2, 1, 78, // Some: 1000 ns, Async { d2, vCPU1, INTID 78 }
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xac, 0x02, 0, 0, 0, // by reason: 300 interrupts
             78, 0xac, 0x02, 0, 0, 0, 0, 0, 0, // by INTID: 300 of INTID 78, three unused
+            1, 0xc8, 0x01,
+            2, // longest wait: Some: 200 ns, before a scheduling pass (variant 2)
+            0xac, 0x02, // 300 ns of waits in all
             3, 1, 0, // cpu 3, 1 pass, None
             1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // by reason: 1 WFI
             0, 0, 0, 0, 0, 0, 0, 0, // by INTID: none
+            0, 0, // no wait
             1, // since_reset
         ]
     );
@@ -116,6 +133,8 @@ fn totals_over_cpus() {
                 longest: hold(5_000, Pass::Idle),
                 by_reason: [0; Reason::COUNT],
                 by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+                longest_wait: None,
+                waited_ns: 0,
             },
             CpuHolds {
                 cpu: 1,
@@ -123,6 +142,8 @@ fn totals_over_cpus() {
                 longest: None,
                 by_reason: [0; Reason::COUNT],
                 by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+                longest_wait: None,
+                waited_ns: 0,
             },
             CpuHolds {
                 cpu: 2,
@@ -130,6 +151,8 @@ fn totals_over_cpus() {
                 longest: hold(9_999, Pass::Schedule),
                 by_reason: [0; Reason::COUNT],
                 by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+                longest_wait: None,
+                waited_ns: 0,
             },
             CpuHolds {
                 cpu: 3,
@@ -137,6 +160,8 @@ fn totals_over_cpus() {
                 longest: hold(9_999, Pass::Idle),
                 by_reason: [0; Reason::COUNT],
                 by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+                longest_wait: None,
+                waited_ns: 0,
             },
         ],
         since_reset: false,
@@ -236,6 +261,8 @@ fn a_cpus_reasons_are_listed_most_first() {
         longest: None,
         by_reason,
         by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+        longest_wait: None,
+        waited_ns: 0,
     };
     assert_eq!(
         c.reasons(),
@@ -251,6 +278,8 @@ fn interrupt_passes_are_counted_for_the_first_intids_and_listed_most_first() {
         longest: None,
         by_reason: [0; Reason::COUNT],
         by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+        longest_wait: None,
+        waited_ns: 0,
     };
     // Six INTIDs: the first four seen get an entry, the rest count only under the reason.
     for intid in [78, 27, 78, NO_INTID, 0, 78, 33, 34, 27] {

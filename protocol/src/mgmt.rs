@@ -30,12 +30,14 @@ pub use frame::{decode, encode, FrameDecoder, FrameError, MAX_FRAME};
 pub use upload::{UploadOp, UPLOAD_CHUNK};
 pub use xenstore::{XenstoreAnswer, XenstoreNode, XenstoreOp};
 
-/// The management-protocol version this tree speaks. 4.0: [`Request::Create`] carries a
+/// The management-protocol version this tree speaks. 5.0: [`Response::LockHolds`]'
+/// per-CPU record gained its waits for the lock (its encoding changed); 4.0:
+/// [`Request::Create`] carries a
 /// budget (its encoding changed); 3.1: [`Request::Uplink`]; 3.0: [`Response::LockHolds`]'
 /// interrupt passes name their INTID and its per-CPU record counts them by INTID; 2.0: its
 /// per-CPU record gained its passes by reason (each changed its encoding, so an older
 /// client could not decode it).
-pub const MGMT_VERSION: Version = Version { major: 4, minor: 0 };
+pub const MGMT_VERSION: Version = Version { major: 5, minor: 0 };
 
 /// Bytes per page in [`SystemInfo::free_pages`].
 pub const PAGE_SIZE: u64 = 4096;

@@ -87,8 +87,9 @@ struct SlowExit {
 }
 
 /// Takes the global lock with this CPU's private state handed over for the duration, and
-/// notes how long it held it for `pass` ([`crate::lock_holds`]).
+/// notes how long it waited for it and held it for `pass` ([`crate::lock_holds`]).
 fn locked<R>(local: &mut Local, pass: Pass, f: impl FnOnce(&mut Hyp) -> R) -> R {
+    let asked = arch::counter_now();
     let mut guard = HYP.lock();
     let start = arch::counter_now();
     let hyp = guard
@@ -98,7 +99,8 @@ fn locked<R>(local: &mut Local, pass: Pass, f: impl FnOnce(&mut Hyp) -> R) -> R 
     let result = f(hyp);
     hyp.give_local(local);
     let held = arch::counter_now().saturating_sub(start);
-    if let Some(line) = hyp.holds.note(local.cpu, held, pass) {
+    let waited = start.saturating_sub(asked);
+    if let Some(line) = hyp.holds.note(local.cpu, held, waited, pass) {
         crate::info!("{}", line);
     }
     result

@@ -197,6 +197,8 @@ fn response() -> impl Strategy<Value = Response> {
                     by_reason: [passes; crate::lock_holds::Reason::COUNT],
                     by_intid: [crate::lock_holds::IntidPasses { intid: cpu, passes };
                         crate::lock_holds::TRACKED_INTIDS],
+                    longest_wait: longest,
+                    waited_ns: ns,
                 }],
                 since_reset,
             })
@@ -469,7 +471,7 @@ fn words_and_verbs() {
         answer(&Response::Uplink(None)),
         answer(&Response::LockHolds(Default::default())) + 1
     );
-    assert_eq!(MGMT_VERSION.major, 4);
+    assert_eq!(MGMT_VERSION.major, 5);
 }
 
 #[test]

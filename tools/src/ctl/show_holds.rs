@@ -1,6 +1,6 @@
 //! How `ctl info` shows the microvisor's global-lock holds (`protocol::lock_holds`): the
 //! longest hold of any CPU and each CPU's passes (in all, by reason, and its interrupt
-//! passes by INTID) and longest, as text and JSON.
+//! passes by INTID), longest hold and waits for the lock, as text and JSON.
 
 use protocol::lock_holds::{CpuHolds, Hold, IntidWord, LockHolds, Reason, NO_INTID};
 use serde_json::{json, Value};
@@ -8,7 +8,12 @@ use std::fmt::Write as _;
 
 /// A hold's length as `269.0 us` (to a tenth of a microsecond, rounded down).
 fn us_text(h: &Hold) -> String {
-    format!("{}.{} us", h.ns / 1000, h.ns % 1000 / 100)
+    ns_text(h.ns)
+}
+
+/// `ns` nanoseconds as `269.0 us` (to a tenth of a microsecond, rounded down).
+fn ns_text(ns: u64) -> String {
+    format!("{}.{} us", ns / 1000, ns % 1000 / 100)
 }
 
 fn since_word(h: &LockHolds) -> &'static str {
@@ -59,6 +64,16 @@ pub fn holds_text(h: &LockHolds, reset: bool) -> String {
             .collect();
         if !reasons.is_empty() {
             let _ = writeln!(s, "  {:<17} : {}", "  by reason", reasons.join(", "));
+        }
+        if let Some(w) = c.longest_wait.filter(|_| c.waited_ns != 0) {
+            let _ = writeln!(
+                s,
+                "  {:<17} : {} in all, longest {} before: {}",
+                "  lock waits",
+                ns_text(c.waited_ns),
+                us_text(&w),
+                w.pass
+            );
         }
     }
     if reset {
@@ -137,6 +152,8 @@ pub fn holds_json(h: &LockHolds, reset: bool) -> Value {
                 "by_reason": by_reason_json(c),
                 "interrupts_by_intid": by_intid_json(c),
                 "longest": c.longest.as_ref().map(hold_json),
+                "waited_ns": c.waited_ns,
+                "longest_wait": c.longest_wait.as_ref().map(hold_json),
             })
         })
         .collect();

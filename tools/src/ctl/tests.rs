@@ -151,6 +151,11 @@ fn holds() -> LockHolds {
                     },
                     IntidPasses::default(),
                 ],
+                longest_wait: Some(Hold {
+                    ns: 41_250,
+                    pass: Pass::Schedule,
+                }),
+                waited_ns: 1_234_567,
             },
             CpuHolds {
                 cpu: 2,
@@ -161,6 +166,8 @@ fn holds() -> LockHolds {
                 }),
                 by_reason: reasons(&[(Reason::Idle, 3_456)]),
                 by_intid: [IntidPasses::default(); TRACKED_INTIDS],
+                longest_wait: None,
+                waited_ns: 0,
             },
         ],
         since_reset: false,
@@ -274,6 +281,7 @@ locked passes       : 123456 since boot
 longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
   cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
     by reason       : xen-event-channel-op 100000, interrupt 19999 (INTID 78: 19990, INTID 27: 4, no INTID: 3, others: 2), capability-call 1
+    lock waits      : 1234.5 us in all, longest 41.2 us before: scheduling
   cpu2              : 3456 passes, longest 12.9 us: interrupts while idle
     by reason       : idle 3456
 "
@@ -322,6 +330,15 @@ longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability
                             "others": 2,
                         },
                         "longest": call,
+                        "waited_ns": 1_234_567,
+                        "longest_wait": {
+                            "us": 41,
+                            "ns": 41_250,
+                            "kind": "scheduling",
+                            "what": "scheduling",
+                            "domain": null,
+                            "vcpu": null,
+                        },
                     },
                     {
                         "cpu": 2,
@@ -336,6 +353,8 @@ longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability
                             "domain": null,
                             "vcpu": null,
                         },
+                        "waited_ns": 0,
+                        "longest_wait": null,
                     },
                 ],
                 "reset": false,
@@ -357,6 +376,7 @@ locked passes       : 123456 since the last reset
 longest lock hold   : 269.3 us on cpu0: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
   cpu0              : 120000 passes, longest 269.3 us: d0 vCPU0 exit ESR 0x5a000000 (capability call DomainCreate)
     by reason       : xen-event-channel-op 100000, interrupt 19999 (INTID 78: 19990, INTID 27: 4, no INTID: 3, others: 2), capability-call 1
+    lock waits      : 1234.5 us in all, longest 41.2 us before: scheduling
   cpu2              : 3456 passes
     by reason       : idle 3456
 lock-hold record    : reset (the figures above were read just before)

@@ -366,6 +366,8 @@ fn fake_holds(since_reset: bool) -> LockHolds {
                 intid: 78,
                 passes: 3,
             }; protocol::lock_holds::TRACKED_INTIDS],
+            longest_wait: None,
+            waited_ns: 0,
         }],
         since_reset,
     }
