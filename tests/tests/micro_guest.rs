@@ -61,6 +61,11 @@ fn micro_solo_prints_round_trips_timer_and_ipi() {
 }
 
 #[test]
+fn micro_vipi_shared_prints_the_shared_virtual_ipi() {
+    check(Boot::SoloShared, &[metric::VIPI_SHARED]);
+}
+
+#[test]
 fn micro_shared_prints_the_shared_timer() {
     check(Boot::Shared, &[metric::TIMER_SHARED]);
 }

@@ -825,11 +825,15 @@ fn send_sgi<G: Hot>(key: VcpuKey, nr_vcpus: usize, this_cpu: usize, regs: &mut G
     true
 }
 
-/// Delivers SGI `intid` from vCPU `key` to the vCPUs in `targets` without the lock when
-/// every target is pinned exclusive (on another CPU, or the sender itself on this one):
-/// posts the SGI to each target's word, then [`POSTED`] to each target CPU's mailbox,
-/// kicking another CPU on the empty-to-non-empty edge (see [`crate::posted`]). Returns
-/// false, having done nothing, if any target is not postable.
+/// Delivers SGI `intid` from vCPU `key` to the vCPUs in `targets` without the global
+/// lock: posts the SGI to each target's word, then [`POSTED`] to each target CPU's
+/// mailbox, kicking another CPU on the empty-to-non-empty edge (see [`crate::posted`]).
+/// When every target is pinned exclusive (on another CPU, or the sender itself on this
+/// one) no lock at all; otherwise under the event lock, which a move waits for
+/// ([`super::xen::event_state::post_private`]): a shared target's CPU places it on its fast
+/// path if the target is loaded there and alone, and otherwise wakes it at its next locked
+/// pass (the sender's own CPU too, for a sibling sharing its pCPU). Returns false, having
+/// done nothing, if a target is moving.
 fn post_sgi<G: Hot>(
     key: VcpuKey,
     nr_vcpus: usize,
@@ -845,16 +849,23 @@ fn post_sgi<G: Hot>(
     for (e, h) in entries.iter_mut().zip(homes) {
         *e = h.load(Ordering::Acquire);
     }
-    let Some(cpus) = sgi_homes(targets, &entries[..nr_vcpus.min(entries.len())]) else {
-        return false;
+    let cpus = match sgi_homes(targets, &entries[..nr_vcpus.min(entries.len())]) {
+        Some(cpus) => {
+            for w in words
+                .iter()
+                .enumerate()
+                .filter(|&(t, _)| targets & (1 << t) != 0)
+            {
+                w.1.post(1 << intid);
+            }
+            cpus
+        }
+        // A target placed shared: posted wherever it is, under the event lock.
+        None => match super::xen::event_state::post_private(key_parts(key).0, targets, intid) {
+            Some(cpus) => cpus,
+            None => return false,
+        },
     };
-    for w in words
-        .iter()
-        .enumerate()
-        .filter(|&(t, _)| targets & (1 << t) != 0)
-    {
-        w.1.post(1 << intid);
-    }
     notify_cpus::<G>(cpus, this_cpu);
     true
 }

@@ -56,8 +56,10 @@
 //! fast path puts them in free LRs (a shared target's only while it is alone on its pCPU;
 //! otherwise its CPU's next locked pass puts them in the model), and the vGIC model adopts
 //! those LRs at that CPU's next locked pass. A guest's `ICC_SGI1R_EL1` (or GICv2 `GICD_SGIR`)
-//! write whose targets are all pinned exclusive, on other CPUs or the sender itself, is
-//! emulated on the sender's fast path, and so is an `EVTCHNOP_send` to any vCPU,
+//! write is emulated on the sender's fast path, with no lock when its targets are all
+//! pinned exclusive (on other CPUs or the sender itself), else under the event lock (which
+//! a move waits for), posted to each target wherever it is placed as an upcall is; and so
+//! is an `EVTCHNOP_send` to any vCPU,
 //! exclusive or shared, on another pCPU or the sender's own (its bits raised under the
 //! event lock, PPI 31 posted to its word; a shared target's CPU places it as above, and a
 //! target switched out on the sender's own pCPU is woken by the sender's CPU's next

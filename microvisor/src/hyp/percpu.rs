@@ -154,8 +154,8 @@ pub struct LoadedVcpu {
     /// The priority its guest gave the virtual timer PPI, if enabled.
     pub vtimer_priority: Option<u8>,
     /// Its private-interrupt configuration, for posted interrupts: all of it if pinned
-    /// exclusive (`has_private`), else only the event-channel PPI's, and only while alone
-    /// (the rest reads as disabled, so anything else posted is left for the locked pass).
+    /// exclusive or shared and alone (`has_private`), else none (everything reads as
+    /// disabled, so what is posted is left for the locked pass).
     pub private: PrivateCfg,
     /// Whether `private` is the whole configuration read from its vGIC (kept across passes
     /// while the key and the vGIC epoch stay the same).
@@ -391,32 +391,18 @@ impl Hyp {
         });
         lv.alone = !vcpu.placement.exclusive
             && self.alone_on(cpu, key, &mut lv.neighbours, &mut lv.nr_neighbours);
-        if vcpu.placement.exclusive {
+        if vcpu.placement.exclusive || lv.alone {
             if !kept {
                 lv.private = private_cfg(d, v);
                 lv.has_private = true;
             }
         } else {
-            // Only event-channel upcalls are posted to a shared vCPU (by another CPU's fast
-            // send), and its fast path places them only while it is alone: that one PPI's
-            // configuration, read each pass (the whole of it is 64 lookups, and a shared
-            // CPU's every switch would pay them).
-            let evtchn = protocol::layout::EVTCHN_PPI;
-            let bit = 1u32 << evtchn;
+            // Shared with others runnable: what is posted to it waits for a locked pass
+            // (`neighbours_quiet`), so nothing reads as enabled (the priorities are then
+            // never read), and a CPU switching between its vCPUs pays no lookups for it.
             lv.private.enabled = 0;
             lv.private.eoi = 0;
             lv.has_private = false;
-            if lv.alone {
-                if let Some(p) = d.vgic.enabled_priority(v, evtchn) {
-                    lv.private.enabled = bit;
-                    if let Some(slot) = lv.private.priority.get_mut(evtchn as usize) {
-                        *slot = p;
-                    }
-                }
-                if d.vgic.eoi_notify(v, evtchn) {
-                    lv.private.eoi = bit;
-                }
-            }
         }
         lv.key = key;
         copy_lrs(&mut lv.lrs[..local.nr_lrs], &vcpu.lrs);

@@ -14,7 +14,7 @@ use serde::Serialize;
 pub const SAMPLES: usize = 1000;
 
 /// The metrics, in table order: name, what it measures.
-pub const METRICS: [(&str, &str); 10] = [
+pub const METRICS: [(&str, &str); 11] = [
     (metric::XEN_VERSION, "xen_version round trip"),
     (metric::CAP_NULL, "capability null call round trip"),
     (
@@ -27,6 +27,7 @@ pub const METRICS: [(&str, &str); 10] = [
         "vtimer IRQ, shared pCPU, vCPU running",
     ),
     (metric::VIPI, "virtual IPI, vCPU 0 -> vCPU 1"),
+    (metric::VIPI_SHARED, "virtual IPI, shared pCPUs"),
     (metric::EVTCHN, "evtchn send -> upcall, 2 pCPUs"),
     (
         metric::EVTCHN_SHARED,
@@ -68,6 +69,7 @@ pub fn xen_cannot(name: &str) -> Option<&'static str> {
         // Tried: Xen 4.17 answers the sender's EVTCHNOP_alloc_unbound for the other domU
         // with -EPERM (-1), so the pair never connects.
         metric::EVTCHN_SAME => Some("Xen 4.17 refuses a dom0less domU's alloc_unbound"),
+        metric::VIPI_SHARED => Some("needs 2 pCPUs; Xen's row above has both vCPUs on its one"),
         _ => None,
     }
 }

@@ -9,6 +9,8 @@
 //!
 //! - `solo`: one domain, 2 vCPUs on pCPUs 1-2, exclusive (`role=main`): round trips, the
 //!   exclusive timer, the virtual IPI.
+//! - `vipi_shared`: the same domain's virtual IPI alone (`role=vipi_shared`), its 2 vCPUs
+//!   on pCPUs 1-2 placed shared (each alone there, not pinned exclusive).
 //! - `shared`: `role=timer` and `role=busy` sharing pCPU 1.
 //! - `shared_running`: `role=timer_spin` alone on pCPU 1, placed shared (not exclusive).
 //! - `evtchn`: `role=ping` (d1) on pCPU 1 and `role=pong` (d2) on pCPU 2, exclusive; each
@@ -37,6 +39,8 @@ use std::time::Duration;
 pub enum Boot {
     /// `role=main`, exclusive, 2 vCPUs.
     Solo,
+    /// `role=vipi_shared`, 2 vCPUs placed shared.
+    SoloShared,
     /// `role=timer` beside `role=busy` on one pCPU.
     Shared,
     /// `role=timer_spin` on a pCPU placed shared.
@@ -56,8 +60,9 @@ pub enum Boot {
 
 impl Boot {
     /// Every boot, in order.
-    pub const ALL: [Boot; 7] = [
+    pub const ALL: [Boot; 8] = [
         Boot::Solo,
+        Boot::SoloShared,
         Boot::Shared,
         Boot::SharedRunning,
         Boot::Evtchn,
@@ -70,6 +75,7 @@ impl Boot {
     pub fn name(self) -> &'static str {
         match self {
             Self::Solo => "micro_solo",
+            Self::SoloShared => "micro_vipi_shared",
             Self::Shared => "micro_shared",
             Self::SharedRunning => "micro_shared_running",
             Self::Evtchn => "micro_evtchn",
@@ -84,6 +90,7 @@ impl Boot {
     pub fn measuring_role(self) -> &'static str {
         match self {
             Self::Solo => "main",
+            Self::SoloShared => "vipi_shared",
             Self::Shared => "timer",
             Self::SharedRunning => "timer_spin",
             Self::Evtchn => "pong",
@@ -110,6 +117,15 @@ impl Boot {
                     "1-2",
                     "vcpus = 2\nexclusive = true\n",
                     &format!("role=main n={samples}"),
+                ),
+            ),
+            Self::SoloShared => (
+                3,
+                dom(
+                    "micro",
+                    "1-2",
+                    "vcpus = 2\n",
+                    &format!("role=vipi_shared n={samples}"),
                 ),
             ),
             Self::Shared => (
@@ -256,6 +272,11 @@ mod tests {
         assert_eq!(main.cpus.value, [1, 2]);
         assert_eq!(main.cmdline, "role=main n=20");
         assert!(main.image.value.is_linux());
+
+        let vs = load(Boot::SoloShared);
+        assert_eq!((vs.domains[0].vcpus, vs.domains[0].exclusive), (2, false));
+        assert_eq!(vs.domains[0].cpus.value, [1, 2]);
+        assert_eq!(vs.domains[0].cmdline, "role=vipi_shared n=20");
 
         let shared = load(Boot::Shared);
         let cpus: Vec<_> = shared

@@ -148,6 +148,29 @@ pub fn quiesce() {
     drop(EVENTS.lock());
 }
 
+/// Posts private interrupt `intid` to the vCPUs of domain `id` in `targets` (bit n =
+/// vCPU n) wherever each is placed, pinned exclusive or shared: an SGI a guest's vCPU
+/// sends its siblings when not all of them are pinned exclusive (those the sender's fast
+/// path posts to without this lock, `fastpath::post_sgi`). Under [`EVENTS`] for the reason
+/// a fast send reads placements under it: a move (`quiesce`) waits, so nothing is posted
+/// to a vCPU's old CPU after it left. Returns the CPUs to notify (bit n = CPU n), or
+/// `None`, having posted nothing, if a target is moving or out of range. Each target's
+/// CPU places it on its fast path if the target is loaded there and alone, else puts it in
+/// the vGIC model at its next locked pass, waking the target, as for an upcall.
+pub fn post_private(id: DomainId, targets: u32, intid: u32) -> Option<u64> {
+    let _guard = lock();
+    let placed = VCPU_CPU.get(usize::from(id.0))?;
+    let mut cpus = 0u64;
+    for v in crate::hyp::domain_slots(targets) {
+        let home = placed.get(v)?.load(Ordering::Acquire);
+        cpus |= 1u64 << crate::fastpath::exclusive_home(home)?;
+    }
+    for v in crate::hyp::domain_slots(targets) {
+        posted_irqs(crate::hyp::vcpu_key(id, v))?.post(1 << intid);
+    }
+    Some(cpus)
+}
+
 /// Whether vCPU `key`'s upcall is still pending (its `evtchn_upcall_pending`), read under
 /// this lock: what `Hyp::evtchn_eoi` asks when the guest finishes an upcall, for the fast
 /// path when it placed that upcall itself. False for a domain without event pages.

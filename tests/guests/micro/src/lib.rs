@@ -43,6 +43,9 @@ pub enum Role {
     /// The same with the sender beside it on one pCPU, placed shared (`evtchn_same_pcpu`):
     /// each send wakes the receiver, switched out on the sender's own pCPU.
     PongSame,
+    /// The virtual IPI only, the domain's two vCPUs placed shared (each alone on its pCPU,
+    /// not pinned exclusive): `vipi_shared`.
+    VipiShared,
     /// No figure: checks RAM its build did not scrub (Bulkhead scrubs an `Image`'s RAM on
     /// first touch), through a first load, a hypervisor write, a grant copy and a first
     /// instruction fetch, each into a block nobody touched before.
@@ -63,6 +66,7 @@ impl Role {
             Self::PongShared => "pong_shared",
             Self::PongSwitch => "pong_switch",
             Self::PongSame => "pong_same",
+            Self::VipiShared => "vipi_shared",
             Self::LazyRam => "lazy_ram",
         }
     }
@@ -79,6 +83,7 @@ impl Role {
             Self::PongShared,
             Self::PongSwitch,
             Self::PongSame,
+            Self::VipiShared,
             Self::LazyRam,
         ]
         .into_iter()
@@ -118,7 +123,7 @@ impl fmt::Display for ConfigError {
         f.write_str(match self {
             Self::NoRole => "no role= on the command line",
             Self::UnknownRole => {
-                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong, pong_shared, pong_switch, pong_same or lazy_ram"
+                "role= must be main, exclusive, timer, busy, timer_spin, ping, pong, pong_shared, pong_switch, pong_same, vipi_shared or lazy_ram"
             }
             Self::BadSamples => "n= must be a number from 1 to 4096",
             Self::BadPeer => "peer= must be a domain id",
@@ -224,6 +229,8 @@ pub mod metric {
     pub const TIMER_SHARED_RUNNING: &str = "timer_shared_running";
     /// SGI from vCPU 0 to vCPU 1 of one domain.
     pub const VIPI: &str = "vipi";
+    /// The same with both vCPUs placed shared, each alone on its pCPU.
+    pub const VIPI_SHARED: &str = "vipi_shared";
     /// Event-channel send to the other domain's upcall, the two on different pCPUs.
     pub const EVTCHN: &str = "evtchn";
     /// The same with both domains placed shared (each alone on its pCPU).
@@ -316,6 +323,10 @@ mod tests {
         assert_eq!(
             parse_cmdline("role=pong_same peer=1").map(|c| c.role),
             Ok(Role::PongSame)
+        );
+        assert_eq!(
+            parse_cmdline("role=vipi_shared n=9").map(|c| (c.role, c.samples)),
+            Ok((Role::VipiShared, 9))
         );
         assert_eq!(
             parse_cmdline("role=lazy_ram").map(|c| c.role),

@@ -91,7 +91,12 @@ extern "C" fn micro_main(dtb: u64, loaded_at: u64) -> ! {
         Role::Main => {
             round_trips(samples, bulkhead);
             timer(samples, metric::TIMER_EXCLUSIVE);
-            vipi(samples);
+            vipi(samples, metric::VIPI);
+        }
+        Role::VipiShared => {
+            // As `timer`: let dom0 finish attaching this domain first.
+            sleep_ticks(200_000);
+            vipi(samples, metric::VIPI_SHARED);
         }
         Role::Exclusive => timer(samples, metric::TIMER_EXCLUSIVE),
         Role::Timer => {
@@ -251,8 +256,9 @@ fn timer_waiting_with(samples: &mut [u64], metric: &str, wait: fn()) {
     report(metric, samples);
 }
 
-/// Virtual IPI: vCPU 0's counter before `ICC_SGI1R` to vCPU 1's handler entry.
-fn vipi(samples: &mut [u64]) {
+/// Virtual IPI: vCPU 0's counter before `ICC_SGI1R` to vCPU 1's handler entry, reported
+/// as `name`.
+fn vipi(samples: &mut [u64], name: &str) {
     let r = hv::cpu_on(1);
     if r != 0 {
         say!("MICRO error PSCI CPU_ON of vCPU 1 returned {r}");
@@ -272,7 +278,7 @@ fn vipi(samples: &mut [u64]) {
         }
         *s = ticks_to_instructions(IPI_LAT.load(Ordering::Acquire));
     }
-    report(metric::VIPI, samples);
+    report(name, samples);
 }
 
 /// vCPU 1: answers [`SGI_PING`] forever.
