@@ -299,7 +299,7 @@ mod shell {
                 }
                 if PORT_MASKED.swap(false, Ordering::AcqRel) {
                     if let Some(irq) = p.irq {
-                        gic::enable_spi(irq);
+                        gic::unmask_spi(irq);
                     }
                 }
             }

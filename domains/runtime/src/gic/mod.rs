@@ -218,6 +218,15 @@ mod hw {
         }
     }
 
+    /// Unmasks SPI `intid` that [`disable_spi`] masked: one distributor write, where
+    /// [`enable_spi`] also sets its priority and routing again (four accesses more, each a
+    /// trap to the microvisor). Out-of-range ids are ignored.
+    pub fn unmask_spi(intid: u32) {
+        if super::is_spi(intid) {
+            spi_set_enable(intid);
+        }
+    }
+
     /// Sets SPI `intid`'s priority byte in the distributor (same layout in both versions).
     pub(super) fn spi_set_priority(intid: u32) {
         let (off, _) = priority_word(intid, 0);
