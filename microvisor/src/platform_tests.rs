@@ -18,6 +18,18 @@ fn ram_1g(w: &mut vm_fdt::FdtWriter) {
     w.end_node(mem).unwrap();
 }
 
+/// A tree begun with its root (two-cell addresses and sizes), 1 GiB of RAM and a GICv3:
+/// what every board needs; the caller adds the rest and ends `root`.
+fn root_with_ram_and_gic() -> (vm_fdt::FdtWriter, vm_fdt::FdtWriterNode) {
+    let mut w = vm_fdt::FdtWriter::new().unwrap();
+    let root = w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    ram_1g(&mut w);
+    gicv3(&mut w);
+    (w, root)
+}
+
 /// A QEMU-virt-like board: 2 CPUs, 1 GiB RAM, GICv3, a PL011 and two boot modules.
 fn board(with_gic: bool) -> std::vec::Vec<u8> {
     let mut w = vm_fdt::FdtWriter::new().unwrap();
@@ -85,12 +97,7 @@ fn board(with_gic: bool) -> std::vec::Vec<u8> {
 /// `ranges` is not a device the microvisor can give.
 #[test]
 fn passthrough_nodes_below_buses_are_translated() {
-    let mut w = vm_fdt::FdtWriter::new().unwrap();
-    let root = w.begin_node("").unwrap();
-    w.property_u32("#address-cells", 2).unwrap();
-    w.property_u32("#size-cells", 2).unwrap();
-    ram_1g(&mut w);
-    gicv3(&mut w);
+    let (mut w, root) = root_with_ram_and_gic();
     let axi = w.begin_node("axi").unwrap();
     w.property_u32("#address-cells", 2).unwrap();
     w.property_u32("#size-cells", 2).unwrap();
@@ -391,12 +398,7 @@ fn garbage_is_a_typed_error() {
 /// CPU can wipe them from the tree it keeps; the wiped tree reads the same otherwise.
 #[test]
 fn boot_loader_seeds_are_read_then_wiped_in_place() {
-    let mut w = vm_fdt::FdtWriter::new().unwrap();
-    let root = w.begin_node("").unwrap();
-    w.property_u32("#address-cells", 2).unwrap();
-    w.property_u32("#size-cells", 2).unwrap();
-    ram_1g(&mut w);
-    gicv3(&mut w);
+    let (mut w, root) = root_with_ram_and_gic();
     let chosen = w.begin_node("chosen").unwrap();
     w.property("rng-seed", &[0x5a; 32]).unwrap();
     w.property_u64("kaslr-seed", 0x0102_0304_0506_0708).unwrap();
