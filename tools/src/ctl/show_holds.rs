@@ -65,7 +65,8 @@ pub fn holds_text(h: &LockHolds, reset: bool) -> String {
         if !reasons.is_empty() {
             let _ = writeln!(s, "  {:<17} : {}", "  by reason", reasons.join(", "));
         }
-        if let Some(w) = c.longest_wait.filter(|_| c.waited_ns != 0) {
+        // Waits that would read `0.0 us` in all are left out.
+        if let Some(w) = c.longest_wait.filter(|_| c.waited_ns >= 100) {
             let _ = writeln!(
                 s,
                 "  {:<17} : {} in all, longest {} before: {}",

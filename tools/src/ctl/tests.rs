@@ -368,6 +368,12 @@ fn lock_holds_after_a_reset() {
     let mut h = holds();
     h.since_reset = true;
     h.cpus[1].longest = None;
+    // Waits that would read 0.0 us in all get no line.
+    h.cpus[1].waited_ns = 99;
+    h.cpus[1].longest_wait = Some(protocol::lock_holds::Hold {
+        ns: 99,
+        pass: protocol::lock_holds::Pass::Idle,
+    });
     let text = show_holds::holds_text(&h, true);
     assert_eq!(
         text,
