@@ -159,14 +159,14 @@ pub fn quiesce() {
 /// the vGIC model at its next locked pass, waking the target, as for an upcall.
 pub fn post_private(id: DomainId, targets: u32, intid: u32) -> Option<u64> {
     let _guard = lock();
-    let placed = VCPU_CPU.get(usize::from(id.0))?;
+    let target = |v| fast_target(crate::hyp::vcpu_key(id, v));
+    // Every target first, so that a moving one leaves nothing posted.
     let mut cpus = 0u64;
     for v in crate::hyp::domain_slots(targets) {
-        let home = placed.get(v)?.load(Ordering::Acquire);
-        cpus |= 1u64 << crate::fastpath::exclusive_home(home)?;
+        cpus |= 1u64 << target(v)?.0;
     }
     for v in crate::hyp::domain_slots(targets) {
-        posted_irqs(crate::hyp::vcpu_key(id, v))?.post(1 << intid);
+        target(v)?.1.post(1 << intid);
     }
     Some(cpus)
 }
@@ -184,8 +184,9 @@ pub fn upcall_pending_fast(key: VcpuKey) -> bool {
         .is_some_and(|d| d.bits().upcall_pending(v as u32))
 }
 
-/// Where a fast path may post PPI 31 to vCPU `target`: its CPU and posted word. `None`
-/// (the locked path must serve the call) if the target is moving. A target on the
+/// Where a fast path may post a private interrupt (PPI 31, or an SGI: [`post_private`]) to
+/// vCPU `target`: its CPU and posted word. `None` (the locked path must serve the call) if
+/// the target is moving. A target on the
 /// caller's own CPU is posted to like any other: the caller's CPU finds [`POSTED`] in its
 /// own mailbox before it re-enters the guest, and unless the target is the loaded vCPU
 /// itself, its locked pass puts the upcall in the model, wakes the target and decides
