@@ -731,7 +731,7 @@ fn deliver_posted<G: Hot>(local: &mut Local, mailbox: &Mailbox) -> bool {
     let Some(exclusive) = local
         .loaded
         .as_ref()
-        .filter(|lv| lv.exclusive || lv.alone)
+        .filter(|lv| lv.places_posts())
         .map(|lv| lv.exclusive)
     else {
         return false;

@@ -153,13 +153,12 @@ pub struct LoadedVcpu {
     pub exclusive: bool,
     /// The priority its guest gave the virtual timer PPI, if enabled.
     pub vtimer_priority: Option<u8>,
-    /// Its private-interrupt configuration, for posted interrupts: all of it if pinned
-    /// exclusive or shared and alone (`has_private`), else none (everything reads as
-    /// disabled, so what is posted is left for the locked pass).
+    /// Its private-interrupt configuration, for posted interrupts: all of it read from its
+    /// vGIC if its fast path places what is posted to it ([`Self::places_posts`]; kept
+    /// across passes while that stays so and the key and the vGIC epoch stay the same),
+    /// else none (everything reads as disabled, so what is posted is left for the locked
+    /// pass).
     pub private: PrivateCfg,
-    /// Whether `private` is the whole configuration read from its vGIC (kept across passes
-    /// while the key and the vGIC epoch stay the same).
-    pub has_private: bool,
     /// [`VGIC_EPOCH`] of its domain when `vtimer_priority` and `private` were read.
     pub epoch: u32,
     /// vCPUs in its domain.
@@ -197,6 +196,12 @@ impl LoadedVcpu {
         VGIC_EPOCH
             .get(usize::from(id.0))
             .is_some_and(|e| e.load(Ordering::Acquire) == self.epoch)
+    }
+
+    /// Whether its fast path places what is posted to it (pinned exclusive, or shared and
+    /// alone on its pCPU), so that [`Self::private`] holds its configuration.
+    pub fn places_posts(&self) -> bool {
+        self.exclusive || self.alone
     }
 }
 
@@ -372,14 +377,13 @@ impl Hyp {
         let kept = local
             .loaded
             .as_ref()
-            .is_some_and(|old| old.key == key && old.epoch == epoch && old.has_private);
+            .is_some_and(|old| old.key == key && old.epoch == epoch && old.places_posts());
         let lv = local.loaded.get_or_insert_with(|| LoadedVcpu {
             key,
             lrs: [0; MAX_LRS],
             exclusive: false,
             vtimer_priority: None,
             private: PrivateCfg::default(),
-            has_private: false,
             epoch,
             nr_vcpus: 0,
             spis: [FastSpi::default(); FAST_SPIS],
@@ -394,7 +398,6 @@ impl Hyp {
         if vcpu.placement.exclusive || lv.alone {
             if !kept {
                 lv.private = private_cfg(d, v);
-                lv.has_private = true;
             }
         } else {
             // Shared with others runnable: what is posted to it waits for a locked pass
@@ -402,7 +405,6 @@ impl Hyp {
             // never read), and a CPU switching between its vCPUs pays no lookups for it.
             lv.private.enabled = 0;
             lv.private.eoi = 0;
-            lv.has_private = false;
         }
         lv.key = key;
         copy_lrs(&mut lv.lrs[..local.nr_lrs], &vcpu.lrs);
