@@ -478,8 +478,10 @@ impl Platform {
         if let Some(chosen) = fdt.find_node("/chosen") {
             let seeds = ["rng-seed", "kaslr-seed"].map(|n| chosen.property(n).map(|p| p.value));
             p.boot_entropy = crate::seeds::fold(seeds.iter().flatten().copied());
+            // Each value is a slice of `blob`: its offset cannot underflow, but is checked.
             let start = blob.as_ptr() as usize;
-            p.seed_spans = seeds.map(|v| v.map(|v| (v.as_ptr() as usize - start, v.len())));
+            let at = |v: &[u8]| Some(((v.as_ptr() as usize).checked_sub(start)?, v.len()));
+            p.seed_spans = seeds.map(|v| v.and_then(at));
             for child in chosen.children() {
                 let is_module = child
                     .compatible()
